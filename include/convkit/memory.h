@@ -1,0 +1,28 @@
+#pragma once
+// Statistics and control of the CUDA caching allocator. Device memory freed by a tensor goes
+// back to a per-device, per-stream cache and is reused by later allocations of the same size
+// class, so a training step does not call cudaMalloc.
+#include <cstddef>
+#include <cstdint>
+
+namespace convkit {
+
+struct MemoryStats {
+    std::size_t allocated_bytes = 0;   // held by live tensors
+    std::size_t reserved_bytes = 0;    // obtained from the driver (live + cached)
+    std::size_t peak_allocated_bytes = 0;
+    std::uint64_t device_mallocs = 0;  // calls to the driver's allocator so far
+    std::uint64_t cache_hits = 0;      // allocations served from the cache
+};
+
+MemoryStats cuda_memory_stats(int device = 0);
+// Returns every cached, unused block to the driver.
+void cuda_empty_cache();
+
+// Marks that the tensor's memory is used by work on `stream` besides the stream it was
+// allocated on; the block is not reused until that work has finished.
+class Tensor;
+struct Stream;
+void record_stream(const Tensor& tensor, Stream stream);
+
+}  // namespace convkit

@@ -1,0 +1,38 @@
+#pragma once
+// Convolution and transposed convolution, 1-D to 3-D, forward and backward.
+//
+// Layouts: input [N, C_in, (D,) (H,) W]; convolution weight [C_out, C_in / groups, kernel...];
+// transposed-convolution weight [C_in, C_out / groups, kernel...] (as PyTorch); bias [C_out].
+// The spatial rank comes from params.spatial_rank and must match the tensors' rank - 2.
+// An undefined Tensor() as bias means no bias.
+#include "convkit/conv_params.h"
+#include "convkit/tensor.h"
+
+namespace convkit {
+
+Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params);
+inline Tensor conv_forward(const Tensor& input, const Tensor& weight, const ConvParams& params) {
+    return conv_forward(input, weight, Tensor(), params);
+}
+// Gradient with respect to the input, given the gradient of the output.
+Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+                          const ConvParams& params);
+// Gradient with respect to the weight.
+Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
+                            const ConvParams& params);
+// Gradient with respect to the bias: grad_output summed over batch and space, shape [C_out].
+Tensor conv_backward_bias(const Tensor& grad_output);
+
+// Transposed convolution: the adjoint of convolution with the same parameters (padding_mode
+// must be Zeros), with output_padding to pick among the input sizes a strided conv maps alike.
+Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                              const ConvParams& params);
+inline Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const ConvParams& params) {
+    return conv_transpose_forward(input, weight, Tensor(), params);
+}
+Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+                                    const ConvParams& params);
+Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
+                                      const ConvParams& params);
+
+}  // namespace convkit

@@ -1,0 +1,108 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "convkit/device.h"
+#include "convkit/dtype.h"
+#include "convkit/error.h"
+#include "convkit/shape.h"
+
+namespace convkit {
+
+// A block of memory on one device, shared by the tensors that view it. Released to its
+// allocator (the caching allocator for CUDA) when the last tensor lets go of it.
+class Storage {
+public:
+    Storage(std::shared_ptr<void> data, std::size_t nbytes, Device device)
+        : data_(std::move(data)), nbytes_(nbytes), device_(device) {}
+    void* data() const { return data_.get(); }
+    std::size_t nbytes() const { return nbytes_; }
+    Device device() const { return device_; }
+
+private:
+    std::shared_ptr<void> data_;
+    std::size_t nbytes_;
+    Device device_;
+};
+
+// A dense, contiguous N C [D] [H] W array of float32 or float64 on the host or a CUDA device.
+// Copying a Tensor shares its storage (as in LibTorch); clone() copies the data.
+class Tensor {
+public:
+    Tensor() = default;
+
+    // Factories. Random fills draw element i from a counter-based generator keyed by (seed, i),
+    // so the same seed gives the same values on every device and for every thread count.
+    static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host());
+    static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host());
+    static Tensor full(const Shape& shape, double value, DType dtype = DType::Float32,
+                       Device device = Device::host());
+    static Tensor uniform(const Shape& shape, double low, double high, std::uint64_t seed,
+                          DType dtype = DType::Float32, Device device = Device::host());
+    static Tensor normal(const Shape& shape, double mean, double stddev, std::uint64_t seed,
+                         DType dtype = DType::Float32, Device device = Device::host());
+    // Copies `values` (row-major, numel() of them) into a new tensor.
+    static Tensor from_vector(const Shape& shape, const std::vector<float>& values, Device device = Device::host());
+    static Tensor from_vector(const Shape& shape, const std::vector<double>& values,
+                              Device device = Device::host());
+
+    bool defined() const { return storage_ != nullptr; }
+    const Shape& shape() const { return shape_; }
+    int rank() const { return shape_.rank(); }
+    std::int64_t size(int dim) const;  // negative dims count from the end
+    std::int64_t numel() const { return shape_.numel(); }
+    DType dtype() const { return dtype_; }
+    Device device() const;
+    std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+
+    // Pointer to the first element, on the tensor's device. Throws InvalidArgument if T does not
+    // match dtype() or the tensor is undefined.
+    template <typename T>
+    T* data() const {
+        check_element_type(dtype_of<T>, "data");
+        return static_cast<T*>(raw_data());
+    }
+    void* raw_data() const;
+
+    // Host element access by multi-index, bounds-checked.
+    template <typename T>
+    T& at(std::initializer_list<std::int64_t> index) const {
+        check_element_type(dtype_of<T>, "at");
+        return static_cast<T*>(raw_data())[flat_index(index)];
+    }
+    // Host element i (row-major) converted to double, whatever the dtype.
+    double item(std::int64_t flat_index) const;
+
+    // In-place fills, on any device.
+    Tensor& fill_(double value);
+    Tensor& fill_uniform_(double low, double high, std::uint64_t seed);
+    Tensor& fill_normal_(double mean, double stddev, std::uint64_t seed);
+
+    // Copies into a tensor of the same shape and dtype, across devices if needed.
+    Tensor& copy_(const Tensor& source);
+    Tensor to(Device device) const;  // shares storage if already there
+    Tensor to(DType dtype) const;    // converts; shares storage if already that dtype
+    Tensor clone() const;
+    // A view of the same storage with another shape of the same element count.
+    Tensor reshape(const Shape& shape) const;
+    // All elements as doubles (copied to the host first if needed).
+    std::vector<double> to_vector() const;
+
+    // Readable printout; at most `max_elements` values, then "...".
+    std::string to_string(std::int64_t max_elements = 64) const;
+
+private:
+    Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
+    void check_element_type(DType requested, const char* accessor) const;
+    std::int64_t flat_index(std::initializer_list<std::int64_t> index) const;
+
+    std::shared_ptr<Storage> storage_;
+    Shape shape_;
+    DType dtype_ = DType::Float32;
+};
+
+}  // namespace convkit

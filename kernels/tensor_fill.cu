@@ -1,0 +1,71 @@
+// Elementwise fill and dtype conversion: the kernels the tensor class itself needs (poisoning
+// buffers with NaN before a test, zeroing gradients, float32 <-> float64).
+#include "kernels/tensor_fill.h"
+
+#include <algorithm>
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_runtime.h"
+
+namespace convkit::kernels {
+
+namespace {
+constexpr int kThreads = 256;
+
+// A grid-stride loop with 64-bit indices: tensors may hold more than 2^31 elements.
+template <typename T>
+__global__ void fill_constant_kernel(T* data, std::int64_t count, T value) {
+    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+        data[i] = value;
+    }
+}
+
+template <typename From, typename To>
+__global__ void convert_kernel(const From* source, To* destination, std::int64_t count) {
+    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+        destination[i] = static_cast<To>(source[i]);
+    }
+}
+
+// Enough blocks to fill the GPU several times over; the grid-stride loop covers the rest.
+unsigned blocks_for(std::int64_t count) {
+    const std::int64_t needed = (count + kThreads - 1) / kThreads;
+    return static_cast<unsigned>(std::clamp<std::int64_t>(needed, 1, 65535));
+}
+}  // namespace
+
+void fill_constant(void* data, DType dtype, std::int64_t count, double value, Stream stream) {
+    if (count == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    const cudaStream_t s = detail::to_cuda(stream);
+    if (dtype == DType::Float32) {
+        fill_constant_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<float*>(data), count,
+                                                                   static_cast<float>(value));
+    } else {
+        fill_constant_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<double*>(data), count, value);
+    }
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+}
+
+void convert(const void* source, DType source_dtype, void* destination, DType destination_dtype, std::int64_t count,
+             Stream stream) {
+    if (count == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    const cudaStream_t s = detail::to_cuda(stream);
+    if (source_dtype == DType::Float32 && destination_dtype == DType::Float64) {
+        convert_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<const float*>(source),
+                                                             static_cast<double*>(destination), count);
+    } else if (source_dtype == DType::Float64 && destination_dtype == DType::Float32) {
+        convert_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<const double*>(source),
+                                                             static_cast<float*>(destination), count);
+    } else {
+        CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, count * dtype_size(source_dtype),
+                                           cudaMemcpyDeviceToDevice, s));
+        return;
+    }
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+}
+
+}  // namespace convkit::kernels

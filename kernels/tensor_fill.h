@@ -1,0 +1,15 @@
+#pragma once
+// Launchers for the tensor fill and conversion kernels (kernels/tensor_fill.cu). Plain C++, so
+// host code can call them without CUDA headers. Work is enqueued on `stream`; errors throw.
+#include <cstdint>
+
+#include "convkit/device.h"
+#include "convkit/dtype.h"
+
+namespace convkit::kernels {
+
+void fill_constant(void* data, DType dtype, std::int64_t count, double value, Stream stream);
+void convert(const void* source, DType source_dtype, void* destination, DType destination_dtype, std::int64_t count,
+             Stream stream);
+
+}  // namespace convkit::kernels

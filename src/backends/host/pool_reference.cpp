@@ -1,0 +1,167 @@
+#include "backends/host/pool_reference.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace convkit::host {
+
+namespace {
+using detail::PoolGeometry;
+
+// The input range [begin, end) of one window along one dim, and how much it counts for the
+// divisor of average pooling.
+struct Span {
+    std::int64_t begin;
+    std::int64_t end;
+    std::int64_t divisor_length;
+};
+
+// Average pooling, PyTorch's rule: the window is clipped to input + padding for the divisor
+// (count_include_pad), then to the input for the elements summed.
+Span average_span(const PoolGeometry& g, int s, std::int64_t o) {
+    const std::int64_t start = o * g.stride[s] - g.padding[s];
+    const std::int64_t stop = std::min(start + g.kernel[s], g.input[s] + g.padding[s]);
+    const std::int64_t begin = std::max<std::int64_t>(start, 0);
+    const std::int64_t end = std::min(stop, g.input[s]);
+    return {begin, end, g.count_include_pad ? stop - start : end - begin};
+}
+
+// Adaptive pooling: window o of `out` over `in` covers [floor(o * in / out), ceil((o + 1) * in / out)).
+Span adaptive_span(const PoolGeometry& g, int s, std::int64_t o) {
+    const std::int64_t begin = o * g.input[s] / g.output[s];
+    const std::int64_t end = ((o + 1) * g.input[s] + g.output[s] - 1) / g.output[s];
+    return {begin, end, end - begin};
+}
+
+template <typename F>
+void for_each_output(const PoolGeometry& g, F&& f) {
+    for (std::int64_t plane = 0; plane < g.planes(); ++plane)
+        for (std::int64_t od = 0; od < g.output[0]; ++od)
+            for (std::int64_t oh = 0; oh < g.output[1]; ++oh)
+                for (std::int64_t ow = 0; ow < g.output[2]; ++ow) {
+                    const std::int64_t out_index = ((plane * g.output[0] + od) * g.output[1] + oh) * g.output[2] + ow;
+                    f(plane, std::array<std::int64_t, 3>{od, oh, ow}, out_index);
+                }
+}
+
+std::int64_t input_index(const PoolGeometry& g, std::int64_t plane, std::int64_t d, std::int64_t h, std::int64_t w) {
+    return ((plane * g.input[0] + d) * g.input[1] + h) * g.input[2] + w;
+}
+
+// Index of the first maximal in-bounds element of the window of output position `o` (NaN
+// counts as maximal), or -1 if the window holds no input element (possible only with dilation).
+template <typename T>
+std::int64_t max_window_argmax(const PoolGeometry& g, const T* input, std::int64_t plane,
+                               const std::array<std::int64_t, 3>& o) {
+    std::int64_t best = -1;
+    double best_value = -std::numeric_limits<double>::infinity();
+    for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+        const std::int64_t d = o[0] * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+        if (d < 0 || d >= g.input[0]) continue;
+        for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+            const std::int64_t h = o[1] * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+            if (h < 0 || h >= g.input[1]) continue;
+            for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+                const std::int64_t w = o[2] * g.stride[2] - g.padding[2] + kw * g.dilation[2];
+                if (w < 0 || w >= g.input[2]) continue;
+                const std::int64_t i = input_index(g, plane, d, h, w);
+                const double v = static_cast<double>(input[i]);
+                if (best < 0 || (!std::isnan(best_value) && (v > best_value || std::isnan(v)))) {
+                    best = i;
+                    best_value = v;
+                }
+            }
+        }
+    }
+    return best;
+}
+
+// Calls f(input_index) for every element of the box spans[0] x spans[1] x spans[2].
+template <typename F>
+void for_each_in_box(const PoolGeometry& g, std::int64_t plane, const std::array<Span, 3>& spans, F&& f) {
+    for (std::int64_t d = spans[0].begin; d < spans[0].end; ++d)
+        for (std::int64_t h = spans[1].begin; h < spans[1].end; ++h)
+            for (std::int64_t w = spans[2].begin; w < spans[2].end; ++w) f(input_index(g, plane, d, h, w));
+}
+
+template <typename SpanOf>
+std::array<Span, 3> spans_of(const PoolGeometry& g, const std::array<std::int64_t, 3>& o, SpanOf span_of) {
+    return {span_of(g, 0, o[0]), span_of(g, 1, o[1]), span_of(g, 2, o[2])};
+}
+
+double divisor_of(const std::array<Span, 3>& spans) {
+    return static_cast<double>(spans[0].divisor_length * spans[1].divisor_length * spans[2].divisor_length);
+}
+
+template <typename T, typename SpanOf>
+void mean_pool_forward(const PoolGeometry& g, const T* input, T* output, SpanOf span_of) {
+    for_each_output(g, [&](std::int64_t plane, const std::array<std::int64_t, 3>& o, std::int64_t out_index) {
+        const auto spans = spans_of(g, o, span_of);
+        double sum = 0.0;
+        for_each_in_box(g, plane, spans, [&](std::int64_t i) { sum += static_cast<double>(input[i]); });
+        output[out_index] = static_cast<T>(sum / divisor_of(spans));
+    });
+}
+
+template <typename T, typename SpanOf>
+void mean_pool_backward(const PoolGeometry& g, const T* grad_output, T* grad_input, SpanOf span_of) {
+    std::vector<double> acc(static_cast<std::size_t>(g.planes() * g.input_spatial()), 0.0);
+    for_each_output(g, [&](std::int64_t plane, const std::array<std::int64_t, 3>& o, std::int64_t out_index) {
+        const auto spans = spans_of(g, o, span_of);
+        const double share = static_cast<double>(grad_output[out_index]) / divisor_of(spans);
+        for_each_in_box(g, plane, spans, [&](std::int64_t i) { acc[static_cast<std::size_t>(i)] += share; });
+    });
+    for (std::size_t i = 0; i < acc.size(); ++i) grad_input[i] = static_cast<T>(acc[i]);
+}
+}  // namespace
+
+template <typename T>
+void max_pool_forward_reference(const PoolGeometry& g, const T* input, T* output) {
+    for_each_output(g, [&](std::int64_t plane, const std::array<std::int64_t, 3>& o, std::int64_t out_index) {
+        const std::int64_t best = max_window_argmax(g, input, plane, o);
+        output[out_index] = best >= 0 ? input[best] : -std::numeric_limits<T>::infinity();
+    });
+}
+
+template <typename T>
+void max_pool_backward_reference(const PoolGeometry& g, const T* grad_output, const T* input, T* grad_input) {
+    std::vector<double> acc(static_cast<std::size_t>(g.planes() * g.input_spatial()), 0.0);
+    for_each_output(g, [&](std::int64_t plane, const std::array<std::int64_t, 3>& o, std::int64_t out_index) {
+        const std::int64_t best = max_window_argmax(g, input, plane, o);
+        if (best >= 0) acc[static_cast<std::size_t>(best)] += static_cast<double>(grad_output[out_index]);
+    });
+    for (std::size_t i = 0; i < acc.size(); ++i) grad_input[i] = static_cast<T>(acc[i]);
+}
+
+template <typename T>
+void avg_pool_forward_reference(const PoolGeometry& g, const T* input, T* output) {
+    mean_pool_forward(g, input, output, average_span);
+}
+
+template <typename T>
+void avg_pool_backward_reference(const PoolGeometry& g, const T* grad_output, T* grad_input) {
+    mean_pool_backward(g, grad_output, grad_input, average_span);
+}
+
+template <typename T>
+void adaptive_avg_pool_forward_reference(const PoolGeometry& g, const T* input, T* output) {
+    mean_pool_forward(g, input, output, adaptive_span);
+}
+
+template <typename T>
+void adaptive_avg_pool_backward_reference(const PoolGeometry& g, const T* grad_output, T* grad_input) {
+    mean_pool_backward(g, grad_output, grad_input, adaptive_span);
+}
+
+#define CONVKIT_INSTANTIATE_POOL_REFERENCE(T)                                                        \
+    template void max_pool_forward_reference<T>(const PoolGeometry&, const T*, T*);                 \
+    template void max_pool_backward_reference<T>(const PoolGeometry&, const T*, const T*, T*);      \
+    template void avg_pool_forward_reference<T>(const PoolGeometry&, const T*, T*);                 \
+    template void avg_pool_backward_reference<T>(const PoolGeometry&, const T*, T*);                \
+    template void adaptive_avg_pool_forward_reference<T>(const PoolGeometry&, const T*, T*);        \
+    template void adaptive_avg_pool_backward_reference<T>(const PoolGeometry&, const T*, T*);
+CONVKIT_INSTANTIATE_POOL_REFERENCE(float)
+CONVKIT_INSTANTIATE_POOL_REFERENCE(double)
+
+}  // namespace convkit::host

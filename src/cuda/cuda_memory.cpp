@@ -1,0 +1,100 @@
+#include "cuda/cuda_memory.h"
+
+#include <cstring>
+
+#include "convkit/memory.h"
+#include "convkit/tensor.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_runtime.h"
+#include "memory/caching_allocator.h"
+
+namespace convkit {
+namespace detail {
+
+namespace {
+class CudaMemoryBackend final : public DeviceMemoryBackend {
+public:
+    void* malloc(std::size_t bytes, int device) override {
+        CudaDeviceGuard guard(device);
+        void* pointer = nullptr;
+        const cudaError_t status = cudaMalloc(&pointer, bytes);
+        if (status == cudaErrorMemoryAllocation) {
+            cudaGetLastError();  // not sticky: clear it and let the cache release blocks and retry
+            return nullptr;
+        }
+        CONVKIT_CHECK_CUDA(status);
+        return pointer;
+    }
+    void free(void* pointer, int device) override {
+        CudaDeviceGuard guard(device);
+        CONVKIT_CHECK_CUDA(cudaFree(pointer));
+    }
+    void* record_event(void* stream, int device) override {
+        CudaDeviceGuard guard(device);
+        cudaEvent_t event = nullptr;
+        CONVKIT_CHECK_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+        CONVKIT_CHECK_CUDA(cudaEventRecord(event, static_cast<cudaStream_t>(stream)));
+        return event;
+    }
+    bool event_done(void* event, int device) override {
+        CudaDeviceGuard guard(device);
+        const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
+        if (status == cudaErrorNotReady) {
+            cudaGetLastError();
+            return false;
+        }
+        CONVKIT_CHECK_CUDA(status);
+        return true;
+    }
+    void destroy_event(void* event, int device) override {
+        CudaDeviceGuard guard(device);
+        CONVKIT_CHECK_CUDA(cudaEventDestroy(static_cast<cudaEvent_t>(event)));
+    }
+};
+
+// Never destroyed: tensors may be released during static destruction, after the CUDA runtime
+// has begun to shut down, and freeing through a dead context would fail.
+CachingAllocator& cuda_allocator() {
+    static auto* backend = new CudaMemoryBackend();
+    static auto* allocator = new CachingAllocator(*backend);
+    return *allocator;
+}
+}  // namespace
+
+std::shared_ptr<void> allocate_cuda(std::size_t bytes, int device) {
+    require_cuda_device(device, "allocate on " + Device::cuda(device).to_string());
+    void* pointer = cuda_allocator().allocate(bytes, device, current_stream(device).handle);
+    return std::shared_ptr<void>(pointer, [](void* p) { cuda_allocator().deallocate(p); });
+}
+
+void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
+                std::size_t bytes) {
+    if (bytes == 0) return;
+    if (destination_device.is_host() && source_device.is_host()) {
+        std::memcpy(destination, source, bytes);
+        return;
+    }
+    const int device = destination_device.is_cuda() ? destination_device.index : source_device.index;
+    CudaDeviceGuard guard(device);
+    const cudaStream_t stream = to_cuda(current_stream(device));
+    CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDefault, stream));
+    if (destination_device.is_host() || source_device.is_host()) CONVKIT_CHECK_CUDA(cudaStreamSynchronize(stream));
+}
+
+}  // namespace detail
+
+MemoryStats cuda_memory_stats(int device) { return detail::cuda_allocator().stats(device); }
+
+void cuda_empty_cache() {
+    if (cuda_device_count() > 0) detail::cuda_allocator().empty_cache();
+}
+
+void record_stream(const Tensor& tensor, Stream stream) {
+    if (!tensor.defined() || !tensor.device().is_cuda()) {
+        throw InvalidArgument("record_stream: the tensor is not on a CUDA device (it is on " +
+                              (tensor.defined() ? tensor.device().to_string() : std::string("no device: undefined")) + ")");
+    }
+    detail::cuda_allocator().record_stream(tensor.raw_data(), stream.handle);
+}
+
+}  // namespace convkit

@@ -1,0 +1,19 @@
+#pragma once
+// Device memory for tensors (through the caching allocator) and copies between devices.
+#include <cstddef>
+#include <memory>
+
+#include "convkit/device.h"
+
+namespace convkit::detail {
+
+// A block on `device` for use on its current stream; freed back to the cache.
+std::shared_ptr<void> allocate_cuda(std::size_t bytes, int device);
+
+// Copies `bytes` between any two devices. Copies that involve the host wait for completion, so
+// the host side can be read or released at once; device-to-device copies stay asynchronous on
+// the destination device's current stream.
+void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
+                std::size_t bytes);
+
+}  // namespace convkit::detail

@@ -1,0 +1,96 @@
+#include "cuda/cuda_runtime.h"
+
+#include <mutex>
+
+#include "core/check.h"
+#include "cuda/cuda_check.h"
+
+namespace convkit {
+
+namespace {
+struct DeviceProbe {
+    int count = 0;
+    std::string reason;
+};
+
+// Asked once: the answer cannot change while the process runs, and a failed probe is costly.
+const DeviceProbe& probe() {
+    static const DeviceProbe result = [] {
+        DeviceProbe p;
+        int count = 0;
+        const cudaError_t status = cudaGetDeviceCount(&count);
+        if (status != cudaSuccess) {
+            cudaGetLastError();  // the probe's failure must not leak into later calls
+            p.reason = detail::concat("no CUDA device is present (cudaGetDeviceCount: ", cudaGetErrorString(status), ")");
+        } else if (count == 0) {
+            p.reason = "no CUDA device is present (cudaGetDeviceCount found 0 devices)";
+        }
+        p.count = status == cudaSuccess ? count : 0;
+        return p;
+    }();
+    return result;
+}
+
+thread_local Stream current_streams[16];
+}  // namespace
+
+std::string Device::to_string() const {
+    return is_host() ? std::string("host") : detail::concat("cuda:", index);
+}
+
+int cuda_device_count() { return probe().count; }
+
+std::string cuda_unavailable_reason() { return probe().reason; }
+
+Stream current_stream(int device) {
+    CONVKIT_REQUIRE(device >= 0 && device < 16, "current_stream", "device index ", device, " is out of range [0, 16)");
+    Stream s = current_streams[device];
+    s.device = device;
+    return s;
+}
+
+void set_current_stream(Stream stream) {
+    CONVKIT_REQUIRE(stream.device >= 0 && stream.device < 16, "set_current_stream", "device index ", stream.device,
+                    " is out of range [0, 16)");
+    current_streams[stream.device] = stream;
+}
+
+StreamGuard::StreamGuard(Stream stream) : previous_(current_stream(stream.device)) { set_current_stream(stream); }
+StreamGuard::~StreamGuard() { set_current_stream(previous_); }
+
+void synchronize(int device) {
+    detail::require_cuda_device(device, "synchronize");
+    detail::CudaDeviceGuard guard(device);
+    CONVKIT_CHECK_CUDA(cudaStreamSynchronize(detail::to_cuda(current_stream(device))));
+}
+
+namespace detail {
+
+void throw_cuda_error(cudaError_t error, const char* expression, const char* file, int line) {
+    cudaGetLastError();  // clear a non-sticky error so the library stays usable
+    const std::string message =
+        concat(expression, " failed: ", cudaGetErrorName(error), " (", cudaGetErrorString(error), ") at ", file, ":", line);
+    if (error == cudaErrorMemoryAllocation) throw OutOfMemory(message);
+    throw CudaError(message);
+}
+
+void require_cuda_device(int index, const std::string& what) {
+    const int count = cuda_device_count();
+    if (count == 0) throw NotSupported(concat(what, ": ", cuda_unavailable_reason()));
+    if (index < 0 || index >= count) {
+        throw NotSupported(concat(what, ": CUDA device ", index, " does not exist (", count, " device(s) present)"));
+    }
+}
+
+CudaDeviceGuard::CudaDeviceGuard(int device) {
+    CONVKIT_CHECK_CUDA(cudaGetDevice(&previous_));
+    if (previous_ != device) CONVKIT_CHECK_CUDA(cudaSetDevice(device));
+}
+
+CudaDeviceGuard::~CudaDeviceGuard() {
+    int now = -1;
+    if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+}
+
+}  // namespace detail
+}  // namespace convkit

@@ -1,0 +1,29 @@
+#pragma once
+// Private CUDA helpers shared by the tensor code, the allocator and the kernel launchers.
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "convkit/device.h"
+
+namespace convkit::detail {
+
+// Throws NotSupported naming `what` when device `index` does not exist (no GPU, no driver, or
+// an index past the last device).
+void require_cuda_device(int index, const std::string& what);
+
+// Makes `device` current for a scope, restoring the previous device afterwards.
+class CudaDeviceGuard {
+public:
+    explicit CudaDeviceGuard(int device);
+    ~CudaDeviceGuard();
+    CudaDeviceGuard(const CudaDeviceGuard&) = delete;
+    CudaDeviceGuard& operator=(const CudaDeviceGuard&) = delete;
+
+private:
+    int previous_ = -1;
+};
+
+inline cudaStream_t to_cuda(Stream stream) { return static_cast<cudaStream_t>(stream.handle); }
+
+}  // namespace convkit::detail

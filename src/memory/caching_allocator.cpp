@@ -1,0 +1,136 @@
+#include "memory/caching_allocator.h"
+
+#include "core/check.h"
+
+namespace convkit::detail {
+
+CachingAllocator::~CachingAllocator() {
+    for (const auto& [pointer, block] : cached_) backend_.free(pointer, block.device);
+}
+
+bool CachingAllocator::fits(std::size_t block_size, std::size_t request) {
+    return block_size >= request && block_size - request <= block_size / 4;
+}
+
+void* CachingAllocator::take_cached(std::size_t rounded, int device, void* stream) {
+    auto pool = pools_.find({device, stream});
+    if (pool == pools_.end()) return nullptr;
+    auto it = pool->second.lower_bound(rounded);  // the smallest block that is large enough
+    if (it == pool->second.end() || !fits(it->first, rounded)) return nullptr;
+    void* pointer = it->second;
+    pool->second.erase(it);
+    live_[pointer] = cached_.at(pointer);
+    cached_.erase(pointer);
+    return pointer;
+}
+
+void CachingAllocator::cache(void* pointer, const Block& block) {
+    Block cached = block;
+    cached.other_streams.clear();
+    pools_[{block.device, block.stream}].emplace(block.size, pointer);
+    cached_[pointer] = cached;
+}
+
+void CachingAllocator::collect_finished_pending() {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        bool done = true;
+        for (void* event : it->events) done = done && backend_.event_done(event, it->block.device);
+        if (!done) {
+            ++it;
+            continue;
+        }
+        for (void* event : it->events) backend_.destroy_event(event, it->block.device);
+        cache(it->pointer, it->block);
+        it = pending_.erase(it);
+    }
+}
+
+void CachingAllocator::release_cached(int device) {
+    auto& stats = stats_[device];
+    for (auto it = cached_.begin(); it != cached_.end();) {
+        if (it->second.device != device) {
+            ++it;
+            continue;
+        }
+        backend_.free(it->first, device);
+        stats.reserved_bytes -= it->second.size;
+        it = cached_.erase(it);
+    }
+    for (auto it = pools_.begin(); it != pools_.end();) {
+        it = it->first.first == device ? pools_.erase(it) : std::next(it);
+    }
+}
+
+void* CachingAllocator::allocate(std::size_t bytes, int device, void* stream) {
+    const std::size_t rounded = (bytes + kGranularity - 1) / kGranularity * kGranularity + (bytes == 0 ? kGranularity : 0);
+    std::lock_guard lock(mutex_);
+    auto& stats = stats_[device];
+    collect_finished_pending();
+    void* pointer = take_cached(rounded, device, stream);
+    if (pointer != nullptr) {
+        ++stats.cache_hits;
+    } else {
+        pointer = backend_.malloc(rounded, device);
+        if (pointer == nullptr) {
+            // Blocks cached for other sizes or streams are memory the driver can give again.
+            release_cached(device);
+            pointer = backend_.malloc(rounded, device);
+        }
+        if (pointer == nullptr) {
+            throw OutOfMemory(concat("cuda:", device, ": out of memory allocating ", bytes, " bytes (",
+                                     stats.allocated_bytes, " bytes in use by tensors, ", stats.reserved_bytes,
+                                     " reserved by convkit)"));
+        }
+        ++stats.device_mallocs;
+        stats.reserved_bytes += rounded;
+        live_[pointer] = Block{rounded, device, stream, {}};
+    }
+    stats.allocated_bytes += rounded;
+    if (stats.allocated_bytes > stats.peak_allocated_bytes) stats.peak_allocated_bytes = stats.allocated_bytes;
+    return pointer;
+}
+
+void CachingAllocator::deallocate(void* pointer) {
+    if (pointer == nullptr) return;
+    std::lock_guard lock(mutex_);
+    auto it = live_.find(pointer);
+    CONVKIT_REQUIRE(it != live_.end(), "CachingAllocator::deallocate", "pointer ", pointer,
+                    " was not allocated by this allocator or was freed twice");
+    Block block = std::move(it->second);
+    live_.erase(it);
+    stats_[block.device].allocated_bytes -= block.size;
+    if (block.other_streams.empty()) {
+        cache(pointer, block);
+        return;
+    }
+    PendingBlock pending{pointer, block, {}};
+    for (void* other : block.other_streams) pending.events.push_back(backend_.record_event(other, block.device));
+    pending_.push_back(std::move(pending));
+}
+
+void CachingAllocator::record_stream(void* pointer, void* stream) {
+    std::lock_guard lock(mutex_);
+    auto it = live_.find(pointer);
+    CONVKIT_REQUIRE(it != live_.end(), "record_stream", "pointer ", pointer, " is not a live CUDA allocation");
+    Block& block = it->second;
+    if (stream == block.stream) return;
+    for (void* known : block.other_streams)
+        if (known == stream) return;
+    block.other_streams.push_back(stream);
+}
+
+void CachingAllocator::empty_cache() {
+    std::lock_guard lock(mutex_);
+    collect_finished_pending();
+    std::vector<int> devices;
+    for (const auto& [device, stats] : stats_) devices.push_back(device);
+    for (int device : devices) release_cached(device);
+}
+
+MemoryStats CachingAllocator::stats(int device) const {
+    std::lock_guard lock(mutex_);
+    auto it = stats_.find(device);
+    return it == stats_.end() ? MemoryStats{} : it->second;
+}
+
+}  // namespace convkit::detail

@@ -1,0 +1,79 @@
+#pragma once
+// The policy of the CUDA caching allocator, kept apart from the CUDA calls so that it can be
+// tested on a machine without a GPU (tests substitute a fake DeviceMemoryBackend).
+//
+// Blocks are cached per (device, stream): a block freed by work on stream S is handed out again
+// only for allocations on S, where stream order makes the reuse safe without synchronisation.
+// A block that was also used on other streams (record_stream) waits for an event on each of
+// them before it returns to its pool.
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "convkit/memory.h"
+
+namespace convkit::detail {
+
+class DeviceMemoryBackend {
+public:
+    virtual ~DeviceMemoryBackend() = default;
+    // Returns nullptr when the device is out of memory; throws on any other failure.
+    virtual void* malloc(std::size_t bytes, int device) = 0;
+    virtual void free(void* pointer, int device) = 0;
+    // An event recorded now on `stream`, and a query whether the work before it has finished.
+    virtual void* record_event(void* stream, int device) = 0;
+    virtual bool event_done(void* event, int device) = 0;
+    virtual void destroy_event(void* event, int device) = 0;
+};
+
+class CachingAllocator {
+public:
+    explicit CachingAllocator(DeviceMemoryBackend& backend) : backend_(backend) {}
+    ~CachingAllocator();
+    CachingAllocator(const CachingAllocator&) = delete;
+    CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+    // Throws OutOfMemory if the backend fails even after every cached block was released.
+    void* allocate(std::size_t bytes, int device, void* stream);
+    void deallocate(void* pointer);
+    void record_stream(void* pointer, void* stream);
+    void empty_cache();
+    MemoryStats stats(int device) const;
+
+    // Requests are rounded up to this granularity, which keeps size classes few.
+    static constexpr std::size_t kGranularity = 512;
+    // A cached block is reused for a request only if it wastes at most a quarter of the block.
+    static bool fits(std::size_t block_size, std::size_t request);
+
+private:
+    struct Block {
+        std::size_t size = 0;
+        int device = 0;
+        void* stream = nullptr;
+        std::vector<void*> other_streams;
+    };
+    struct PendingBlock {
+        void* pointer;
+        Block block;
+        std::vector<void*> events;
+    };
+    using PoolKey = std::pair<int, void*>;  // (device, stream)
+
+    void* take_cached(std::size_t rounded, int device, void* stream);
+    void collect_finished_pending();
+    void release_cached(int device);  // every cached block of the device back to the backend
+    void cache(void* pointer, const Block& block);
+
+    DeviceMemoryBackend& backend_;
+    mutable std::mutex mutex_;
+    std::map<PoolKey, std::multimap<std::size_t, void*>> pools_;
+    std::unordered_map<void*, Block> cached_;
+    std::unordered_map<void*, Block> live_;
+    std::vector<PendingBlock> pending_;
+    std::map<int, MemoryStats> stats_;
+};
+
+}  // namespace convkit::detail

@@ -1,0 +1,140 @@
+// Convolution and transposed convolution entry points: checks, geometry, dispatch.
+// A transposed convolution runs as the adjoint of the convolution its geometry describes, so
+// each backend implements three convolution passes and gets all six ops from them.
+#include "convkit/ops/conv.h"
+
+#include "backends/host/conv_reference.h"
+#include "core/check.h"
+#include "ops/geometry.h"
+#include "ops/op_support.h"
+
+namespace convkit {
+
+namespace {
+using detail::ConvGeometry;
+
+std::string pass_name(const ConvParams& params, bool transposed, const char* pass) {
+    return conv_op_name(params.spatial_rank, transposed) + pass;
+}
+
+void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected) {
+    CONVKIT_REQUIRE(grad_output.shape() == expected, op, "grad_output has shape ", grad_output.shape().to_string(),
+                    " but the op's output has shape ", expected.to_string());
+}
+
+// The three convolution passes on the host reference, for any dtype.
+Tensor run_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
+    Tensor y = Tensor::empty(g.output_shape(), x.dtype(), x.device());
+    detail::dispatch_dtype(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        host::conv_forward_reference<T>(g, x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
+                                        y.data<T>());
+    });
+    return y;
+}
+
+Tensor run_backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w) {
+    Tensor dx = Tensor::empty(g.input_shape(), dy.dtype(), dy.device());
+    detail::dispatch_dtype(dy.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        host::conv_backward_data_reference<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+    });
+    return dx;
+}
+
+Tensor run_backward_filter(const ConvGeometry& g, const Tensor& dy, const Tensor& x) {
+    Tensor dw = Tensor::empty(g.weight_shape(), dy.dtype(), dy.device());
+    detail::dispatch_dtype(dy.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        host::conv_backward_filter_reference<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>());
+    });
+    return dw;
+}
+}  // namespace
+
+Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
+    const std::string op = conv_op_name(params.spatial_rank);
+    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
+    const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
+    detail::check_bias(op, bias, g.out_channels, input);
+    detail::require_host_backend(op, input);
+    return run_forward(g, input, weight, bias);
+}
+
+Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+                          const ConvParams& params) {
+    const std::string op = pass_name(params, false, "_backward_data");
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
+    const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
+    check_grad_output(op, grad_output, g.output_shape());
+    detail::require_host_backend(op, grad_output);
+    return run_backward_data(g, grad_output, weight);
+}
+
+Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
+                            const ConvParams& params) {
+    const std::string op = pass_name(params, false, "_backward_filter");
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
+    const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
+    check_grad_output(op, grad_output, g.output_shape());
+    detail::require_host_backend(op, grad_output);
+    return run_backward_filter(g, grad_output, input);
+}
+
+Tensor conv_backward_bias(const Tensor& grad_output) {
+    const std::string op = "conv_backward_bias";
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
+    CONVKIT_REQUIRE(grad_output.rank() >= 2, op, "grad_output must be [N, C, ...], got shape ",
+                    grad_output.shape().to_string());
+    detail::require_host_backend(op, grad_output);
+    const std::int64_t batch = grad_output.size(0);
+    const std::int64_t channels = grad_output.size(1);
+    const std::int64_t spatial = channels == 0 || batch == 0 ? 0 : grad_output.numel() / (batch * channels);
+    Tensor grad_bias = Tensor::empty(Shape{channels}, grad_output.dtype(), grad_output.device());
+    detail::dispatch_dtype(grad_output.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        host::conv_backward_bias_reference<T>(batch, channels, spatial, grad_output.data<T>(), grad_bias.data<T>());
+    });
+    return grad_bias;
+}
+
+Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                              const ConvParams& params) {
+    const std::string op = conv_op_name(params.spatial_rank, true);
+    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
+    const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
+    detail::check_bias(op, bias, g.in_channels, input);
+    detail::require_host_backend(op, input);
+    Tensor output = run_backward_data(g, input, weight);
+    if (bias.defined()) {
+        detail::dispatch_dtype(output.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            host::add_channel_bias_reference<T>(g.batch, g.in_channels, g.input_spatial(), bias.data<T>(),
+                                                output.data<T>());
+        });
+    }
+    return output;
+}
+
+Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+                                    const ConvParams& params) {
+    const std::string op = pass_name(params, true, "_backward_data");
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
+    const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
+    check_grad_output(op, grad_output, g.input_shape());
+    detail::require_host_backend(op, grad_output);
+    return run_forward(g, grad_output, weight, Tensor());
+}
+
+Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
+                                      const ConvParams& params) {
+    const std::string op = pass_name(params, true, "_backward_filter");
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
+    const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
+    check_grad_output(op, grad_output, g.input_shape());
+    detail::require_host_backend(op, grad_output);
+    // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
+    return run_backward_filter(g, input, grad_output);
+}
+
+}  // namespace convkit

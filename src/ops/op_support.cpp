@@ -1,0 +1,36 @@
+#include "ops/op_support.h"
+
+#include "core/check.h"
+
+namespace convkit::detail {
+
+void check_same_device_and_dtype(const std::string& op, std::initializer_list<NamedTensor> tensors) {
+    const NamedTensor* first = nullptr;
+    for (const NamedTensor& t : tensors) {
+        CONVKIT_REQUIRE(t.tensor.defined(), op, t.name, " is undefined");
+        if (first == nullptr) {
+            first = &t;
+            continue;
+        }
+        CONVKIT_REQUIRE(t.tensor.device() == first->tensor.device(), op, t.name, " is on ",
+                        t.tensor.device().to_string(), " but ", first->name, " is on ",
+                        first->tensor.device().to_string());
+        CONVKIT_REQUIRE(t.tensor.dtype() == first->tensor.dtype(), op, t.name, " is ", dtype_name(t.tensor.dtype()),
+                        " but ", first->name, " is ", dtype_name(first->tensor.dtype()));
+    }
+}
+
+void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels, const Tensor& like) {
+    if (!bias.defined()) return;
+    check_same_device_and_dtype(op, {{"input", like}, {"bias", bias}});
+    CONVKIT_REQUIRE(bias.rank() == 1 && bias.size(0) == channels, op, "bias must have shape [", channels,
+                    "] (one value per output channel), got ", bias.shape().to_string());
+}
+
+void require_host_backend(const std::string& op, const Tensor& tensor) {
+    if (tensor.device().is_host()) return;
+    throw NotSupported(concat(op, ": no backend in this build runs it on ", tensor.device().to_string(),
+                              " (only the host reference is built); copy the tensors to the host with .to(Device::host())"));
+}
+
+}  // namespace convkit::detail

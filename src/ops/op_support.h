@@ -1,0 +1,34 @@
+#pragma once
+// What every op entry point does before its arithmetic: check that the tensors are defined and
+// agree on device and dtype, pick the backend, and dispatch on dtype.
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "convkit/tensor.h"
+
+namespace convkit::detail {
+
+struct NamedTensor {
+    const char* name;
+    const Tensor& tensor;
+};
+
+// All tensors defined, on one device, of one dtype; throws InvalidArgument naming the culprit.
+void check_same_device_and_dtype(const std::string& op, std::initializer_list<NamedTensor> tensors);
+
+// A bias must be undefined (no bias) or a vector [channels] like `like`.
+void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels, const Tensor& like);
+
+// The host reference is the only backend in this build: a tensor on another device gets a
+// NotSupported that says where it is and what to do.
+void require_host_backend(const std::string& op, const Tensor& tensor);
+
+// Calls f with a value of the C++ type matching `dtype` (float or double).
+template <typename F>
+decltype(auto) dispatch_dtype(DType dtype, F&& f) {
+    if (dtype == DType::Float32) return std::forward<F>(f)(float{});
+    return std::forward<F>(f)(double{});
+}
+
+}  // namespace convkit::detail

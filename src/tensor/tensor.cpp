@@ -1,0 +1,210 @@
+#include "convkit/tensor.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/check.h"
+#include "core/random.h"
+#include "cuda/cuda_memory.h"
+#include "kernels/tensor_fill.h"
+#include "memory/host_allocator.h"
+
+namespace convkit {
+
+namespace {
+void check_shape(const Shape& shape, const char* op) {
+    CONVKIT_REQUIRE(shape.rank() >= 1 && shape.rank() <= Shape::kMaxRank, op, "rank must be 1 to ",
+                    Shape::kMaxRank, ", got shape ", shape.to_string());
+    for (std::int64_t d : shape) {
+        CONVKIT_REQUIRE(d >= 0, op, "dimensions must not be negative, got shape ", shape.to_string());
+    }
+}
+
+std::shared_ptr<void> allocate(std::size_t bytes, Device device) {
+    return device.is_host() ? detail::allocate_host(bytes) : detail::allocate_cuda(bytes, device.index);
+}
+
+template <typename T>
+Tensor from_values(const Shape& shape, const std::vector<T>& values, Device device) {
+    CONVKIT_REQUIRE(static_cast<std::int64_t>(values.size()) == shape.numel(), "Tensor::from_vector", "shape ",
+                    shape.to_string(), " holds ", shape.numel(), " elements but ", values.size(), " values were given");
+    Tensor t = Tensor::empty(shape, dtype_of<T>, device);
+    detail::copy_bytes(t.raw_data(), device, values.data(), Device::host(), t.nbytes());
+    return t;
+}
+
+// Random fills are generated on the host and uploaded: the counter-based generator makes the
+// values device-independent, and fills are rare enough (initialisation, tests) not to matter.
+template <typename FillHost>
+void fill_random(Tensor& t, FillHost fill_host) {
+    if (t.device().is_host()) {
+        fill_host(t.raw_data());
+        return;
+    }
+    Tensor staging = Tensor::empty(t.shape(), t.dtype(), Device::host());
+    fill_host(staging.raw_data());
+    t.copy_(staging);
+}
+}  // namespace
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
+    : storage_(std::move(storage)), shape_(shape), dtype_(dtype) {}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+    check_shape(shape, "Tensor::empty");
+    const std::size_t bytes = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
+    return Tensor(std::make_shared<Storage>(allocate(bytes, device), bytes, device), shape, dtype);
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
+    Tensor t = empty(shape, dtype, device);
+    t.fill_(value);
+    return t;
+}
+
+Tensor Tensor::uniform(const Shape& shape, double low, double high, std::uint64_t seed, DType dtype, Device device) {
+    Tensor t = empty(shape, dtype, device);
+    t.fill_uniform_(low, high, seed);
+    return t;
+}
+
+Tensor Tensor::normal(const Shape& shape, double mean, double stddev, std::uint64_t seed, DType dtype, Device device) {
+    Tensor t = empty(shape, dtype, device);
+    t.fill_normal_(mean, stddev, seed);
+    return t;
+}
+
+Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values, Device device) {
+    return from_values(shape, values, device);
+}
+
+Tensor Tensor::from_vector(const Shape& shape, const std::vector<double>& values, Device device) {
+    return from_values(shape, values, device);
+}
+
+std::int64_t Tensor::size(int dim) const {
+    const int resolved = dim < 0 ? dim + rank() : dim;
+    CONVKIT_REQUIRE(resolved >= 0 && resolved < rank(), "Tensor::size", "dim ", dim, " is out of range for shape ",
+                    shape_.to_string());
+    return shape_[resolved];
+}
+
+Device Tensor::device() const {
+    CONVKIT_REQUIRE(defined(), "Tensor::device", "the tensor is undefined");
+    return storage_->device();
+}
+
+void* Tensor::raw_data() const {
+    CONVKIT_REQUIRE(defined(), "Tensor::data", "the tensor is undefined");
+    return storage_->data();
+}
+
+void Tensor::check_element_type(DType requested, const char* accessor) const {
+    CONVKIT_REQUIRE(defined(), detail::concat("Tensor::", accessor), "the tensor is undefined");
+    CONVKIT_REQUIRE(requested == dtype_, detail::concat("Tensor::", accessor), "requested ", dtype_name(requested),
+                    " elements from a ", dtype_name(dtype_), " tensor");
+}
+
+std::int64_t Tensor::flat_index(std::initializer_list<std::int64_t> index) const {
+    CONVKIT_REQUIRE(device().is_host(), "Tensor::at", "element access needs a host tensor, this one is on ",
+                    device().to_string());
+    CONVKIT_REQUIRE(static_cast<int>(index.size()) == rank(), "Tensor::at", "got ", index.size(),
+                    " indices for a tensor of shape ", shape_.to_string());
+    std::int64_t flat = 0;
+    int dim = 0;
+    for (std::int64_t i : index) {
+        CONVKIT_REQUIRE(i >= 0 && i < shape_[dim], "Tensor::at", "index ", i, " is out of range for dim ", dim,
+                        " of shape ", shape_.to_string());
+        flat = flat * shape_[dim] + i;
+        ++dim;
+    }
+    return flat;
+}
+
+double Tensor::item(std::int64_t index) const {
+    CONVKIT_REQUIRE(device().is_host(), "Tensor::item", "element access needs a host tensor, this one is on ",
+                    device().to_string());
+    CONVKIT_REQUIRE(index >= 0 && index < numel(), "Tensor::item", "index ", index, " is out of range for ", numel(),
+                    " elements");
+    return dtype_ == DType::Float32 ? static_cast<const float*>(raw_data())[index]
+                                    : static_cast<const double*>(raw_data())[index];
+}
+
+Tensor& Tensor::fill_(double value) {
+    if (device().is_cuda()) {
+        kernels::fill_constant(raw_data(), dtype_, numel(), value, current_stream(device().index));
+    } else if (dtype_ == DType::Float32) {
+        std::fill_n(data<float>(), numel(), static_cast<float>(value));
+    } else {
+        std::fill_n(data<double>(), numel(), value);
+    }
+    return *this;
+}
+
+Tensor& Tensor::fill_uniform_(double low, double high, std::uint64_t seed) {
+    CONVKIT_REQUIRE(low <= high, "Tensor::fill_uniform_", "low ", low, " is greater than high ", high);
+    fill_random(*this, [&](void* p) { detail::fill_uniform_host(p, dtype_, numel(), low, high, seed); });
+    return *this;
+}
+
+Tensor& Tensor::fill_normal_(double mean, double stddev, std::uint64_t seed) {
+    CONVKIT_REQUIRE(stddev >= 0, "Tensor::fill_normal_", "stddev ", stddev, " is negative");
+    fill_random(*this, [&](void* p) { detail::fill_normal_host(p, dtype_, numel(), mean, stddev, seed); });
+    return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& source) {
+    CONVKIT_REQUIRE(defined() && source.defined(), "Tensor::copy_", "both tensors must be defined");
+    CONVKIT_REQUIRE(source.shape() == shape_, "Tensor::copy_", "source shape ", source.shape().to_string(),
+                    " differs from destination shape ", shape_.to_string());
+    CONVKIT_REQUIRE(source.dtype() == dtype_, "Tensor::copy_", "source dtype ", dtype_name(source.dtype()),
+                    " differs from destination dtype ", dtype_name(dtype_), " (use to(dtype) to convert)");
+    if (source.raw_data() != raw_data()) {
+        detail::copy_bytes(raw_data(), device(), source.raw_data(), source.device(), nbytes());
+    }
+    return *this;
+}
+
+Tensor Tensor::to(Device target) const {
+    if (target == device()) return *this;
+    Tensor result = empty(shape_, dtype_, target);
+    result.copy_(*this);
+    return result;
+}
+
+Tensor Tensor::to(DType target) const {
+    if (target == dtype_) return *this;
+    Tensor result = empty(shape_, target, device());
+    if (device().is_cuda()) {
+        kernels::convert(raw_data(), dtype_, result.raw_data(), target, numel(), current_stream(device().index));
+    } else if (dtype_ == DType::Float32) {
+        std::copy_n(data<float>(), numel(), result.data<double>());
+    } else {
+        std::copy_n(data<double>(), numel(), result.data<float>());
+    }
+    return result;
+}
+
+Tensor Tensor::clone() const {
+    Tensor result = empty(shape_, dtype_, device());
+    result.copy_(*this);
+    return result;
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+    check_shape(shape, "Tensor::reshape");
+    CONVKIT_REQUIRE(shape.numel() == numel(), "Tensor::reshape", "cannot view shape ", shape_.to_string(), " (",
+                    numel(), " elements) as ", shape.to_string(), " (", shape.numel(), " elements)");
+    return Tensor(storage_, shape, dtype_);
+}
+
+std::vector<double> Tensor::to_vector() const {
+    const Tensor host = to(Device::host());
+    std::vector<double> values(static_cast<std::size_t>(numel()));
+    for (std::int64_t i = 0; i < numel(); ++i) values[static_cast<std::size_t>(i)] = host.item(i);
+    return values;
+}
+
+}  // namespace convkit
