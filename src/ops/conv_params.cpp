@@ -2,6 +2,7 @@
 // checked geometry every convolution call goes through.
 #include <algorithm>
 #include <sstream>
+#include <string_view>
 
 #include "convkit/conv_params.h"
 #include "core/check.h"
@@ -159,9 +160,14 @@ const char* spatial_dim_name(int spatial_rank, int dim) {
 }
 
 void check_image_shape(const std::string& op, const char* what, const Shape& shape, int spatial_rank) {
-    static const char* layouts[] = {"", "[N, C, W]", "[N, C, H, W]", "[N, C, D, H, W]"};
-    CONVKIT_REQUIRE(shape.rank() == spatial_rank + 2, op, what, " must have rank ", spatial_rank + 2, " (",
-                    layouts[spatial_rank], "), got shape ", shape.to_string());
+    static const char* data_layouts[] = {"", "[N, C, W]", "[N, C, H, W]", "[N, C, D, H, W]"};
+    static const char* kernel_dims[] = {"", "kW", "kH, kW", "kD, kH, kW"};
+    const std::string_view name(what);
+    const std::string layout = name == "weight"              ? concat("[C_out, C_in / groups, ", kernel_dims[spatial_rank], "]")
+                               : name == "transposed weight" ? concat("[C_in, C_out / groups, ", kernel_dims[spatial_rank], "]")
+                                                             : std::string(data_layouts[spatial_rank]);
+    CONVKIT_REQUIRE(shape.rank() == spatial_rank + 2, op, what, " must have rank ", spatial_rank + 2, " (", layout,
+                    "), got shape ", shape.to_string());
     for (std::int64_t d : shape) {
         CONVKIT_REQUIRE(d >= 1, op, what, " shape ", shape.to_string(), " has a zero or negative dimension");
     }
@@ -189,11 +195,11 @@ namespace {
 // Checks shared by convolution and transposed convolution; fills rank, batch, groups, kernel,
 // stride and dilation of `g`.
 void check_common(const std::string& op, const Shape& input, const Shape& weight, const ConvParams& params,
-                  ConvGeometry& g) {
+                  bool transposed, ConvGeometry& g) {
     const int r = params.spatial_rank;
     CONVKIT_REQUIRE(r >= 1 && r <= 3, op, "spatial_rank must be 1, 2 or 3, got ", r);
     check_image_shape(op, "input", input, r);
-    check_image_shape(op, "weight", weight, r);
+    check_image_shape(op, transposed ? "transposed weight" : "weight", weight, r);
     CONVKIT_REQUIRE(params.groups >= 1, op, "groups must be at least 1, got ", params.groups);
     g.spatial_rank = r;
     g.batch = input[0];
@@ -230,7 +236,7 @@ void check_padding_mode_limits(const std::string& op, const ConvGeometry& g) {
 
 ConvGeometry conv_geometry(const std::string& op, const Shape& input, const Shape& weight, const ConvParams& params) {
     ConvGeometry g;
-    check_common(op, input, weight, params, g);
+    check_common(op, input, weight, params, false, g);
     const int r = g.spatial_rank;
     g.in_channels = input[1];
     g.out_channels = weight[0];
@@ -270,7 +276,7 @@ ConvGeometry conv_geometry(const std::string& op, const Shape& input, const Shap
 ConvGeometry conv_transpose_geometry(const std::string& op, const Shape& input, const Shape& weight,
                                      const ConvParams& params) {
     ConvGeometry g;
-    check_common(op, input, weight, params, g);
+    check_common(op, input, weight, params, true, g);
     const int r = g.spatial_rank;
     CONVKIT_REQUIRE(params.padding_mode == PaddingMode::Zeros, op, "only zeros padding is supported, got ",
                     padding_mode_name(params.padding_mode));

@@ -1,0 +1,93 @@
+#include "test_util.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+namespace convkit::testing {
+
+std::uint64_t fresh_seed() {
+    if (const char* fixed = std::getenv("CONVKIT_TEST_SEED")) return std::strtoull(fixed, nullptr, 10);
+    static std::random_device device;
+    return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+
+namespace {
+void check_same_shape(const Tensor& a, const Tensor& b) {
+    if (!(a.shape() == b.shape())) {
+        throw InvalidArgument("test comparison: shapes " + a.shape().to_string() + " and " + b.shape().to_string() +
+                              " differ");
+    }
+}
+}  // namespace
+
+double relative_error(const Tensor& a, const Tensor& b) {
+    check_same_shape(a, b);
+    const auto va = a.to_vector();
+    const auto vb = b.to_vector();
+    double diff = 0.0;
+    double norm = 0.0;
+    for (std::size_t i = 0; i < va.size(); ++i) {
+        diff += (va[i] - vb[i]) * (va[i] - vb[i]);
+        norm += vb[i] * vb[i];
+    }
+    return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+double max_abs_difference(const Tensor& a, const Tensor& b) {
+    check_same_shape(a, b);
+    const auto va = a.to_vector();
+    const auto vb = b.to_vector();
+    double worst = 0.0;
+    for (std::size_t i = 0; i < va.size(); ++i) {
+        const double d = std::fabs(va[i] - vb[i]);
+        if (std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
+        worst = std::max(worst, d);
+    }
+    return worst;
+}
+
+double dot(const Tensor& a, const Tensor& b) {
+    check_same_shape(a, b);
+    const auto va = a.to_vector();
+    const auto vb = b.to_vector();
+    double sum = 0.0;
+    for (std::size_t i = 0; i < va.size(); ++i) sum += va[i] * vb[i];
+    return sum;
+}
+
+bool exactly_equal(const Tensor& a, const Tensor& b) {
+    if (!(a.shape() == b.shape())) return false;
+    return a.to_vector() == b.to_vector();
+}
+
+Tensor nan_tensor(const Shape& shape, DType dtype, Device device) {
+    return Tensor::full(shape, std::numeric_limits<double>::quiet_NaN(), dtype, device);
+}
+
+Tensor small_integer_tensor(const Shape& shape, std::uint64_t seed, int range, DType dtype) {
+    Tensor t = Tensor::uniform(shape, 0.0, 1.0, seed, DType::Float64);
+    std::vector<double> values = t.to_vector();
+    for (double& v : values) v = std::floor(v * (2 * range + 1)) - range;
+    Tensor result = Tensor::from_vector(shape, values);
+    return result.to(dtype);
+}
+
+Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Tensor& x, double eps) {
+    Tensor probe = x.clone();
+    Tensor grad = Tensor::zeros(x.shape(), DType::Float64);
+    double* p = probe.data<double>();
+    double* g = grad.data<double>();
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+        const double saved = p[i];
+        p[i] = saved + eps;
+        const double up = f(probe);
+        p[i] = saved - eps;
+        const double down = f(probe);
+        p[i] = saved;
+        g[i] = (up - down) / (2 * eps);
+    }
+    return grad;
+}
+
+}  // namespace convkit::testing

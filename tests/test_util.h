@@ -1,0 +1,51 @@
+#pragma once
+// Helpers shared by the test suites: fresh seeds (printed on failure), relative error, NaN
+// poisoning, and finite-difference gradients in float64.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+
+#include "convkit/convkit.h"
+
+namespace convkit::testing {
+
+// A fresh seed per call, so every run tests new inputs; CONVKIT_TEST_SEED=<n> replays a run.
+std::uint64_t fresh_seed();
+
+// Puts "seed=<n> (replay with CONVKIT_TEST_SEED=<n>)" on every failure in the scope.
+#define CONVKIT_SEED_TRACE(seed) \
+    SCOPED_TRACE(::testing::Message() << "seed=" << (seed) << " (replay with CONVKIT_TEST_SEED=" << (seed) << ")")
+
+// ||a - b|| / ||b|| over all elements (in double); ||a - b|| when b is all zeros. Tensors on any
+// device; shapes must match. A NaN anywhere makes the result NaN, so a comparison `< tol` fails.
+double relative_error(const Tensor& a, const Tensor& b);
+
+// Largest |a_i - b_i|; NaN if any element is NaN.
+double max_abs_difference(const Tensor& a, const Tensor& b);
+
+// Sum of a_i * b_i in double.
+double dot(const Tensor& a, const Tensor& b);
+
+// True if every element equals exactly (bit-for-bit comparison of values, NaN != NaN).
+bool exactly_equal(const Tensor& a, const Tensor& b);
+
+// A tensor of NaN: outputs are poisoned with it before a kernel runs so unwritten elements fail.
+Tensor nan_tensor(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host());
+
+// Small integers in [-range, range]: products and sums of them are exact in float32 and float64,
+// so results can be compared bit for bit.
+Tensor small_integer_tensor(const Shape& shape, std::uint64_t seed, int range = 3, DType dtype = DType::Float64);
+
+// Central-difference gradient of the scalar function f at x (float64 host tensor), one element
+// at a time: (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
+Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Tensor& x, double eps = 1e-6);
+
+// Uniform integer in [low, high] from a test's generator.
+inline std::int64_t pick(std::mt19937_64& rng, std::int64_t low, std::int64_t high) {
+    return std::uniform_int_distribution<std::int64_t>(low, high)(rng);
+}
+
+}  // namespace convkit::testing
