@@ -96,7 +96,8 @@ std::int64_t conv_transpose_output_size(std::int64_t input, std::int64_t kernel,
                                         std::int64_t output_padding = 0, const char* op = "conv_transpose");
 
 // As conv_output_size, rounding up when ceil_mode is set; a last window that would start in
-// the right padding (past input + padding) is dropped, as in PyTorch.
+// the right padding (past input + padding) is dropped, as in PyTorch. In ceil mode the last
+// window may overhang the padded input, so a kernel larger than it can still give one output.
 std::int64_t pool_output_size(std::int64_t input, std::int64_t kernel, std::int64_t stride,
                               std::int64_t padding = 0, std::int64_t dilation = 1, bool ceil_mode = false,
                               const char* op = "pool");

@@ -110,13 +110,19 @@ std::int64_t conv_transpose_output_size(std::int64_t input, std::int64_t kernel,
 
 std::int64_t pool_output_size(std::int64_t input, std::int64_t kernel, std::int64_t stride, std::int64_t padding,
                               std::int64_t dilation, bool ceil_mode, const char* op) {
-    // Checks the arguments and gives the floor-mode answer.
-    const std::int64_t floor_out = conv_output_size(input, kernel, stride, padding, dilation, op);
-    if (!ceil_mode) return floor_out;
+    CONVKIT_REQUIRE(input >= 1, op, "input size must be at least 1, got ", input);
+    CONVKIT_REQUIRE(kernel >= 1, op, "kernel size must be at least 1, got ", kernel);
+    CONVKIT_REQUIRE(stride >= 1, op, "stride must be at least 1, got ", stride);
+    CONVKIT_REQUIRE(dilation >= 1, op, "dilation must be at least 1, got ", dilation);
+    CONVKIT_REQUIRE(padding >= 0, op, "padding must not be negative, got ", padding);
     const std::int64_t span = input + 2 * padding - dilation * (kernel - 1) - 1;
-    std::int64_t out = -floor_div(-span, stride) + 1;  // ceil
-    // The last window must start inside the input or the left padding.
-    if ((out - 1) * stride >= input + padding) --out;
+    std::int64_t out = (ceil_mode ? -floor_div(-span, stride) : floor_div(span, stride)) + 1;
+    // The last window must start inside the input or the left padding (PyTorch's rule).
+    if (ceil_mode && (out - 1) * stride >= input + padding) --out;
+    // In ceil mode a window may overhang the padded input (PyTorch allows it); at least one must exist.
+    CONVKIT_REQUIRE(out >= 1, op, "kernel ", kernel, " (extent ", dilation * (kernel - 1) + 1, " with dilation ",
+                    dilation, ") is larger than the padded input ", input + 2 * padding, " (input ", input,
+                    " + padding ", padding, " + ", padding, ")");
     return out;
 }
 

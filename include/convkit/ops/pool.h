@@ -10,7 +10,8 @@
 namespace convkit {
 
 // Windows that lie partly in the padding take the max over their in-bounds elements. The
-// gradient flows to the first maximum of each window in scan order (NaN counts as maximal).
+// gradient flows to the first maximum of each window in scan order; NaN propagates and, as in
+// PyTorch, the last NaN of a window takes the gradient.
 Tensor max_pool_forward(const Tensor& input, const PoolParams& params);
 Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params);
 

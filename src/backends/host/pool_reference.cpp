@@ -49,8 +49,9 @@ std::int64_t input_index(const PoolGeometry& g, std::int64_t plane, std::int64_t
     return ((plane * g.input[0] + d) * g.input[1] + h) * g.input[2] + w;
 }
 
-// Index of the first maximal in-bounds element of the window of output position `o` (NaN
-// counts as maximal), or -1 if the window holds no input element (possible only with dilation).
+// Index of the maximal in-bounds element of the window of output position `o`: the first on
+// ties, and the last NaN if there is one (PyTorch's `v > max || isnan(v)` scan). -1 if the window
+// holds no input element (possible only with dilation).
 template <typename T>
 std::int64_t max_window_argmax(const PoolGeometry& g, const T* input, std::int64_t plane,
                                const std::array<std::int64_t, 3>& o) {
@@ -67,7 +68,7 @@ std::int64_t max_window_argmax(const PoolGeometry& g, const T* input, std::int64
                 if (w < 0 || w >= g.input[2]) continue;
                 const std::int64_t i = input_index(g, plane, d, h, w);
                 const double v = static_cast<double>(input[i]);
-                if (best < 0 || (!std::isnan(best_value) && (v > best_value || std::isnan(v)))) {
+                if (best < 0 || v > best_value || std::isnan(v)) {
                     best = i;
                     best_value = v;
                 }

@@ -10,7 +10,7 @@ namespace convkit::host {
 // Max over the in-bounds elements of each (dilated) window; NaN propagates.
 template <typename T>
 void max_pool_forward_reference(const detail::PoolGeometry& g, const T* input, T* output);
-// The gradient of each output goes to its window's first maximal element.
+// The gradient of each output goes to its window's first maximal element (its last NaN, if any).
 template <typename T>
 void max_pool_backward_reference(const detail::PoolGeometry& g, const T* grad_output, const T* input, T* grad_input);
 
