@@ -33,11 +33,13 @@ Tensor run_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, cons
     return y;
 }
 
-Tensor run_backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w) {
+// `bias` (or an undefined tensor) is added per channel of the result: a transposed convolution's bias.
+Tensor run_backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, const Tensor& bias) {
     Tensor dx = Tensor::empty(g.input_shape(), dy.dtype(), dy.device());
     detail::dispatch_dtype(dy.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        host::conv_backward_data_reference<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+        host::conv_backward_data_reference<T>(g, dy.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
+                                              dx.data<T>());
     });
     return dx;
 }
@@ -68,7 +70,7 @@ Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
     check_grad_output(op, grad_output, g.output_shape());
     detail::require_host_backend(op, grad_output);
-    return run_backward_data(g, grad_output, weight);
+    return run_backward_data(g, grad_output, weight, Tensor());
 }
 
 Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
@@ -105,15 +107,7 @@ Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const T
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
     detail::require_host_backend(op, input);
-    Tensor output = run_backward_data(g, input, weight);
-    if (bias.defined()) {
-        detail::dispatch_dtype(output.dtype(), [&](auto tag) {
-            using T = decltype(tag);
-            host::add_channel_bias_reference<T>(g.batch, g.in_channels, g.input_spatial(), bias.data<T>(),
-                                                output.data<T>());
-        });
-    }
-    return output;
+    return run_backward_data(g, input, weight, bias);
 }
 
 Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,

@@ -44,6 +44,10 @@ ConvGeometry conv_geometry(const std::string& op, const Shape& input, const Shap
 // A transposed convolution, described as the convolution it is the adjoint of: that
 // convolution's input is the transposed convolution's output and vice versa, and the weight
 // [C_in, C_out / groups, kernel...] reads as that convolution's [C_out', C_in' / groups, ...].
+// Backends must use the stored sizes: when output_padding >= stride (allowed below the
+// dilation), `output` is smaller than conv_output_size(`input`), i.e. the adjoint convolution
+// is evaluated at its first `output` positions only (e.g. in 5, k 2, d 3, p 1, op 2: the
+// transposed output is 8, and a convolution of 8 would give 7 positions, not 5).
 ConvGeometry conv_transpose_geometry(const std::string& op, const Shape& input, const Shape& weight,
                                      const ConvParams& params);
 

@@ -69,7 +69,8 @@ void conv_forward_reference(const ConvGeometry& g, const T* input, const T* weig
 }
 
 template <typename T>
-void conv_backward_data_reference(const ConvGeometry& g, const T* grad_output, const T* weight, T* grad_input) {
+void conv_backward_data_reference(const ConvGeometry& g, const T* grad_output, const T* weight, const T* bias,
+                                  T* grad_input) {
     const Layout5 x{g.in_channels, g.input};
     const Layout5 y{g.out_channels, g.output};
     const Layout5 w{g.in_channels_per_group(), g.kernel};
@@ -86,7 +87,11 @@ void conv_backward_data_reference(const ConvGeometry& g, const T* grad_output, c
             }
         }
     }
-    for (std::size_t i = 0; i < acc.size(); ++i) grad_input[i] = static_cast<T>(acc[i]);
+    const auto per_channel = static_cast<std::size_t>(g.input_spatial());
+    for (std::size_t i = 0; i < acc.size(); ++i) {
+        const std::size_t channel = i / per_channel % static_cast<std::size_t>(g.in_channels);
+        grad_input[i] = static_cast<T>(acc[i] + (bias != nullptr ? static_cast<double>(bias[channel]) : 0.0));
+    }
 }
 
 template <typename T>
@@ -123,23 +128,11 @@ void conv_backward_bias_reference(std::int64_t batch, std::int64_t channels, std
     }
 }
 
-template <typename T>
-void add_channel_bias_reference(std::int64_t batch, std::int64_t channels, std::int64_t spatial, const T* bias,
-                                T* output) {
-    for (std::int64_t n = 0; n < batch; ++n)
-        for (std::int64_t c = 0; c < channels; ++c)
-            for (std::int64_t i = 0; i < spatial; ++i) {
-                T& v = output[(n * channels + c) * spatial + i];
-                v = static_cast<T>(static_cast<double>(v) + static_cast<double>(bias[c]));
-            }
-}
-
 #define CONVKIT_INSTANTIATE_CONV_REFERENCE(T)                                                                    \
     template void conv_forward_reference<T>(const ConvGeometry&, const T*, const T*, const T*, T*);            \
-    template void conv_backward_data_reference<T>(const ConvGeometry&, const T*, const T*, T*);                \
+    template void conv_backward_data_reference<T>(const ConvGeometry&, const T*, const T*, const T*, T*);      \
     template void conv_backward_filter_reference<T>(const ConvGeometry&, const T*, const T*, T*);              \
-    template void conv_backward_bias_reference<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);     \
-    template void add_channel_bias_reference<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);
+    template void conv_backward_bias_reference<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);
 CONVKIT_INSTANTIATE_CONV_REFERENCE(float)
 CONVKIT_INSTANTIATE_CONV_REFERENCE(double)
 

@@ -14,10 +14,12 @@ namespace convkit::host {
 template <typename T>
 void conv_forward_reference(const detail::ConvGeometry& g, const T* input, const T* weight, const T* bias, T* output);
 
-// grad_input[n, ci, i] = sum over every (co, o, k) whose tap reads i of grad_output[n, co, o] * w[co, ci, k].
+// grad_input[n, ci, i] = sum over every (co, o, k) whose tap reads i of grad_output[n, co, o] * w[co, ci, k],
+// plus bias[ci] when a bias is given: the forward pass of a transposed convolution, whose bias
+// is added before the one rounding to T.
 template <typename T>
 void conv_backward_data_reference(const detail::ConvGeometry& g, const T* grad_output, const T* weight,
-                                  T* grad_input);
+                                  const T* bias, T* grad_input);
 
 // grad_weight[co, ci, k] = sum_{n, o} grad_output[n, co, o] * x[n, ci, in(o, k)].
 template <typename T>
@@ -28,10 +30,5 @@ void conv_backward_filter_reference(const detail::ConvGeometry& g, const T* grad
 template <typename T>
 void conv_backward_bias_reference(std::int64_t batch, std::int64_t channels, std::int64_t spatial,
                                   const T* grad_output, T* grad_bias);
-
-// output[n, c, spatial] += bias[c]: the bias of a transposed convolution.
-template <typename T>
-void add_channel_bias_reference(std::int64_t batch, std::int64_t channels, std::int64_t spatial, const T* bias,
-                                T* output);
 
 }  // namespace convkit::host
