@@ -20,6 +20,10 @@ namespace convkit {
 namespace {
 
 using testing::dot;
+using testing::inner_product_mismatch;
+using testing::norm;
+using testing::random_tensor;
+using testing::to_float32;
 using testing::exactly_equal;
 using testing::fresh_seed;
 using testing::max_abs_difference;
@@ -263,10 +267,6 @@ Tensor conv_by_im2col(const ConvCase& c, const Tensor& x, const Tensor& w, const
 
 // ---- Inputs ------------------------------------------------------------------------------------
 
-Tensor random_tensor(const Shape& shape, std::mt19937_64& rng) {
-    return Tensor::uniform(shape, -1.0, 1.0, rng(), DType::Float64);
-}
-
 struct ConvInputs {
     Tensor x, w, b;  // b undefined when the case has no bias
 };
@@ -275,19 +275,6 @@ ConvInputs random_inputs(const ConvCase& c, std::mt19937_64& rng) {
     ConvInputs in{random_tensor(c.input_shape(), rng), random_tensor(c.weight_shape(), rng), Tensor()};
     if (c.bias) in.b = random_tensor(Shape{c.out_channels}, rng);
     return in;
-}
-
-Tensor to_float32(const Tensor& t) { return t.defined() ? t.to(DType::Float32) : Tensor(); }
-
-double norm(const Tensor& t) { return std::sqrt(dot(t, t)); }
-
-// |<u1, v1> - <u2, v2>| relative to the larger of ||u1|| ||v1|| and ||u2|| ||v2||: the natural
-// size of an inner product by Cauchy-Schwarz, which unlike |<u, v>| is not near zero by chance.
-// Absolute when both are zero (a problem whose every tap reads zero padding), as relative_error.
-double inner_product_mismatch(const Tensor& u1, const Tensor& v1, const Tensor& u2, const Tensor& v2) {
-    const double scale = std::max(norm(u1) * norm(v1), norm(u2) * norm(v2));
-    const double difference = std::fabs(dot(u1, v1) - dot(u2, v2));
-    return scale > 0 ? difference / scale : difference;
 }
 
 // The reference sums in double and rounds once at the end, and a product of two floats is exact

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -88,6 +89,20 @@ Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Ten
         g[i] = (up - down) / (2 * eps);
     }
     return grad;
+}
+
+Tensor random_tensor(const Shape& shape, std::mt19937_64& rng) {
+    return Tensor::uniform(shape, -1.0, 1.0, rng(), DType::Float64);
+}
+
+Tensor to_float32(const Tensor& t) { return t.defined() ? t.to(DType::Float32) : Tensor(); }
+
+double norm(const Tensor& t) { return std::sqrt(dot(t, t)); }
+
+double inner_product_mismatch(const Tensor& u1, const Tensor& v1, const Tensor& u2, const Tensor& v2) {
+    const double scale = std::max(norm(u1) * norm(v1), norm(u2) * norm(v2));
+    const double difference = std::fabs(dot(u1, v1) - dot(u2, v2));
+    return scale > 0 ? difference / scale : difference;
 }
 
 }  // namespace convkit::testing

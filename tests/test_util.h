@@ -43,6 +43,20 @@ Tensor small_integer_tensor(const Shape& shape, std::uint64_t seed, int range = 
 // at a time: (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
 Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Tensor& x, double eps = 1e-6);
 
+// Uniform in [-1, 1), float64, seeded from the test's generator.
+Tensor random_tensor(const Shape& shape, std::mt19937_64& rng);
+
+// t converted to float32; an undefined tensor (no bias) stays undefined.
+Tensor to_float32(const Tensor& t);
+
+// Euclidean norm over all elements.
+double norm(const Tensor& t);
+
+// |<u1, v1> - <u2, v2>| relative to the larger of ||u1|| ||v1|| and ||u2|| ||v2||: the natural
+// size of an inner product by Cauchy-Schwarz, which unlike |<u, v>| is not near zero by chance.
+// Absolute when both are zero (a problem whose every tap reads zero padding), as relative_error.
+double inner_product_mismatch(const Tensor& u1, const Tensor& v1, const Tensor& u2, const Tensor& v2);
+
 // Uniform integer in [low, high] from a test's generator.
 inline std::int64_t pick(std::mt19937_64& rng, std::int64_t low, std::int64_t high) {
     return std::uniform_int_distribution<std::int64_t>(low, high)(rng);
