@@ -36,7 +36,11 @@ public:
         delete[] static_cast<char*>(p);
         ++frees;
     }
-    void* record_event(void*, int) override { return reinterpret_cast<void*>(static_cast<std::intptr_t>(next_event++)); }
+    bool fail_events = false;
+    void* record_event(void*, int) override {
+        if (fail_events) throw CudaError("cudaEventRecord failed (fake)");
+        return reinterpret_cast<void*>(static_cast<std::intptr_t>(next_event++));
+    }
     bool event_done(void* event, int) override { return finished_events.count(event) > 0; }
     void destroy_event(void*, int) override {}
 };
@@ -139,6 +143,41 @@ TEST(CachingAllocator, EmptyCacheReturnsEverythingUnused) {
     EXPECT_EQ(cache.stats(1).reserved_bytes, 0u);
     EXPECT_EQ(cache.stats(0).peak_allocated_bytes, 2048u);
     cache.deallocate(live);
+}
+
+TEST(CachingAllocator, ReleaseStreamFreesOnlyThatStreamsCache) {
+    FakeDevice device;
+    CachingAllocator cache(device);
+    void* a = cache.allocate(1024, 0, kStreamA);
+    void* b = cache.allocate(1024, 0, kStreamB);
+    cache.deallocate(a);
+    cache.deallocate(b);
+    void* marked = cache.allocate(4096, 0, kStreamA);
+    cache.record_stream(marked, kStreamB);
+    cache.release_stream(0, kStreamB);
+    EXPECT_EQ(device.frees, 1);
+    EXPECT_EQ(device.blocks.count(b), 0u);
+    EXPECT_EQ(cache.allocate(1024, 0, kStreamA), a);  // stream A's block is still cached
+    cache.deallocate(a);
+    // B is gone: freeing the block it was marked with records no event and caches it at once.
+    device.fail_events = true;
+    cache.deallocate(marked);
+    EXPECT_EQ(cache.allocate(4096, 0, kStreamA), marked);
+    cache.deallocate(marked);
+}
+
+TEST(CachingAllocator, AFailedReleaseLeavesTheBlockLiveAndNeverReused) {
+    FakeDevice device;
+    CachingAllocator cache(device);
+    void* p = cache.allocate(2048, 0, kStreamA);
+    cache.record_stream(p, kStreamB);
+    device.fail_events = true;
+    EXPECT_THROW(cache.deallocate(p), CudaError);
+    device.fail_events = false;
+    EXPECT_EQ(cache.stats(0).allocated_bytes, 2048u);
+    void* q = cache.allocate(2048, 0, kStreamA);
+    EXPECT_NE(q, p);
+    cache.deallocate(q);
 }
 
 TEST(CachingAllocator, ForeignOrDoubleFreeIsAnError) {

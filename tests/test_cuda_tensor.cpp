@@ -106,6 +106,30 @@ TEST_F(Cuda, StreamGuardRestoresThePreviousStream) {
     EXPECT_EQ(current_stream(0), before);
 }
 
+TEST_F(Cuda, WorkOnACreatedStreamAndItsCacheGoesWithIt) {
+    const Stream stream = create_stream(0);
+    {
+        StreamGuard guard(stream);
+        Tensor t = Tensor::empty(Shape{4096}, DType::Float32, Device::cuda());
+        t.fill_(5.0);
+        synchronize(0);
+        EXPECT_EQ(t.to_vector()[4095], 5.0);
+    }
+    const std::size_t reserved = cuda_memory_stats(0).reserved_bytes;
+    destroy_stream(stream);
+    EXPECT_LT(cuda_memory_stats(0).reserved_bytes, reserved);
+    EXPECT_THROW(destroy_stream(Stream{}), InvalidArgument);
+}
+
+TEST_F(Cuda, RecordStreamChecksTheDevice) {
+    const Tensor t = Tensor::zeros(Shape{16}, DType::Float32, Device::cuda());
+    EXPECT_THROW(record_stream(t, Stream{nullptr, 1}), InvalidArgument);
+    EXPECT_THROW(record_stream(Tensor::zeros(Shape{4}), Stream{}), InvalidArgument);
+    const Stream other = create_stream(0);
+    record_stream(t, other);  // now waits for `other` before reuse
+    destroy_stream(other);
+}
+
 TEST_F(Cuda, BuildInfoNamesTheGpu) {
     const std::string info = build_info();
     EXPECT_NE(info.find("GPU cuda:0"), std::string::npos) << info;

@@ -70,7 +70,7 @@ TEST(OpErrors, ZeroOrNegativeSizes) {
     EXPECT_MESSAGE(InvalidArgument, avg_pool_forward(zeros({1, 1, 4, 4}), PoolParams(2, 2).set_stride(0)),
                    "stride must be at least 1, got 0");
     EXPECT_MESSAGE(InvalidArgument, adaptive_avg_pool_forward(zeros({1, 1, 4, 4}), {2, 0}),
-                   "adaptive_avg_pool: output size must be at least 1, got 0 in dim W");
+                   "adaptive_avg_pool2d: output size must be at least 1, got 0 in dim W");
     EXPECT_MESSAGE(InvalidArgument, Tensor::zeros(Shape{2, -3}), "dimensions must not be negative, got shape [2, -3]");
 }
 
@@ -132,6 +132,18 @@ TEST(OpErrors, ParameterCombinationsThatHaveNoMeaning) {
                    "max_pool2d: padding 2 must be between 0 and half the kernel size 3 in dim H");
     EXPECT_MESSAGE(InvalidArgument, avg_pool_forward(zeros({1, 1, 8, 8}), PoolParams(2, 2).set_dilation(2)),
                    "avg_pool2d: dilation applies to max pooling only, got 2x2");
+}
+
+TEST(OpErrors, GlobalPoolingGradientHasOneValuePerPlane) {
+    EXPECT_MESSAGE(InvalidArgument, global_avg_pool_backward(zeros({1, 2, 2, 2}), Shape{1, 2, 4, 4}),
+                   "global_avg_pool2d_backward: grad_output must be [N, C, 1...] (one value per plane), got [1, 2, 2, 2]");
+}
+
+TEST(OpErrors, OnlyTheOpsOwnDimsOfAParameterCount) {
+    // A scalar setter fills all three entries; a later per-dim setter for a 2-D op leaves the third.
+    const ConvParams params = ConvParams(2).set_output_padding(1).set_output_padding({0, 0});
+    EXPECT_NO_THROW(conv_forward(zeros({1, 1, 4, 4}), zeros({1, 1, 3, 3}), params));
+    EXPECT_EQ(params.to_string(), "s1x1_p0x0_d1x1_g1");
 }
 
 TEST(OpErrors, EveryErrorIsAConvkitError) {

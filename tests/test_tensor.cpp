@@ -175,6 +175,38 @@ TEST(Tensor, CudaRequestsWithoutAGpuSayThatNoneIsPresent) {
     EXPECT_FALSE(cuda_unavailable_reason().empty());
 }
 
+TEST(Tensor, ShapesTooLargeToAddressAreErrorsNotSmallBuffers) {
+    // 2^62 elements count in 64 bits but their bytes do not; 2^80 does not even count.
+    EXPECT_THROW(Tensor::empty(Shape{std::int64_t{1} << 31, std::int64_t{1} << 31}), InvalidArgument);
+    EXPECT_THROW(Tensor::zeros(Shape{std::int64_t{1} << 40, std::int64_t{1} << 40}), InvalidArgument);
+    EXPECT_THROW((Shape{std::int64_t{1} << 40, std::int64_t{1} << 40}.numel()), InvalidArgument);
+}
+
+TEST(Tensor, UndefinedTensorHasNoElementsAndNoViews) {
+    const Tensor t;
+    EXPECT_FALSE(t.defined());
+    EXPECT_EQ(t.numel(), 0);
+    EXPECT_EQ(t.nbytes(), 0u);
+    EXPECT_THROW(t.reshape(Shape{1}), InvalidArgument);
+    EXPECT_THROW(t.device(), InvalidArgument);
+}
+
+TEST(Tensor, FromValuesTakesABracedList) {
+    const Tensor f = Tensor::from_values(Shape{2, 2}, {1, 2, 3.5, 4});
+    EXPECT_EQ(f.dtype(), DType::Float32);
+    EXPECT_EQ(f.to_vector(), (std::vector<double>{1, 2, 3.5, 4}));
+    const Tensor d = Tensor::from_values(Shape{3}, {0.1, 0.2, 0.3}, DType::Float64);
+    EXPECT_EQ(d.item(0), 0.1);
+    EXPECT_THROW(Tensor::from_values(Shape{3}, {1, 2}), InvalidArgument);
+}
+
+TEST(Tensor, Float32UniformStaysBelowHigh) {
+    // One float32 step wide: half of the doubles drawn in [1, 1 + 2^-23) round up to the top.
+    const double high = 1.0 + 0x1.0p-23;
+    const Tensor t = Tensor::uniform(Shape{10000}, 1.0, high, testing::fresh_seed(), DType::Float32);
+    for (double v : t.to_vector()) ASSERT_LT(v, high);
+}
+
 TEST(Version, StringAndBuildInfo) {
     EXPECT_EQ(version_string(), "0.1.0");
     const std::string info = build_info();

@@ -34,6 +34,12 @@ struct Stream {
     friend bool operator==(const Stream&, const Stream&) = default;
 };
 
+// A new non-blocking stream on `device`. Destroy it with destroy_stream, not with the CUDA API:
+// that also returns the memory cached for it.
+Stream create_stream(int device = 0);
+// Waits for the stream's work, returns its cached blocks to the driver, and destroys it.
+void destroy_stream(Stream stream);
+
 // The stream this thread enqueues work on for a device (default stream unless set).
 Stream current_stream(int device = 0);
 void set_current_stream(Stream stream);

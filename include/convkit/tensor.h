@@ -49,12 +49,15 @@ public:
     static Tensor from_vector(const Shape& shape, const std::vector<float>& values, Device device = Device::host());
     static Tensor from_vector(const Shape& shape, const std::vector<double>& values,
                               Device device = Device::host());
+    // From a braced list, e.g. Tensor::from_values(Shape{2, 2}, {1, 2, 3, 4}) (float32 by default).
+    static Tensor from_values(const Shape& shape, std::initializer_list<double> values,
+                              DType dtype = DType::Float32, Device device = Device::host());
 
     bool defined() const { return storage_ != nullptr; }
     const Shape& shape() const { return shape_; }
     int rank() const { return shape_.rank(); }
     std::int64_t size(int dim) const;  // negative dims count from the end
-    std::int64_t numel() const { return shape_.numel(); }
+    std::int64_t numel() const { return defined() ? shape_.numel() : 0; }
     DType dtype() const { return dtype_; }
     Device device() const;
     std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }

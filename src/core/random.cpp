@@ -24,6 +24,14 @@ void fill_any(void* data, DType dtype, std::int64_t n, Generate generate) {
 
 void fill_uniform_host(void* data, DType dtype, std::int64_t n, double low, double high, std::uint64_t seed) {
     fill_any(data, dtype, n, [&](std::uint64_t i) { return low + (high - low) * uniform01(seed, i); });
+    // Rounding to float32 can land a value just below `high` on `high`; keep the range half-open.
+    if (dtype == DType::Float32 && low < high) {
+        float* out = static_cast<float*>(data);
+        const float top = static_cast<float>(high);
+        const float below_top = std::nextafter(top, static_cast<float>(low));
+        for (std::int64_t i = 0; i < n; ++i)
+            if (out[i] >= top) out[i] = below_top;
+    }
 }
 
 void fill_normal_host(void* data, DType dtype, std::int64_t n, double mean, double stddev, std::uint64_t seed) {

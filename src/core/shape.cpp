@@ -33,7 +33,10 @@ std::int64_t& Shape::operator[](int dim) {
 
 std::int64_t Shape::numel() const {
     std::int64_t n = 1;
-    for (int i = 0; i < rank_; ++i) n *= dims_[i];
+    for (int i = 0; i < rank_; ++i) {
+        CONVKIT_REQUIRE(!__builtin_mul_overflow(n, dims_[i], &n), "Shape", "the element count of ", to_string(),
+                        " overflows 64 bits");
+    }
     return n;
 }
 

@@ -4,6 +4,7 @@
 
 #include "convkit/memory.h"
 #include "convkit/tensor.h"
+#include "core/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
 #include "memory/caching_allocator.h"
@@ -64,7 +65,14 @@ CachingAllocator& cuda_allocator() {
 std::shared_ptr<void> allocate_cuda(std::size_t bytes, int device) {
     require_cuda_device(device, "allocate on " + Device::cuda(device).to_string());
     void* pointer = cuda_allocator().allocate(bytes, device, current_stream(device).handle);
-    return std::shared_ptr<void>(pointer, [](void* p) { cuda_allocator().deallocate(p); });
+    return std::shared_ptr<void>(pointer, [](void* p) noexcept {
+        try {
+            cuda_allocator().deallocate(p);
+        } catch (...) {
+            // A destructor must not throw, and a block whose release failed (the CUDA context is
+            // broken, or shutting down) stays counted as in use: lost, but never reused unsafely.
+        }
+    });
 }
 
 void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
@@ -75,6 +83,12 @@ void copy_bytes(void* destination, Device destination_device, const void* source
         return;
     }
     const int device = destination_device.is_cuda() ? destination_device.index : source_device.index;
+    if (destination_device.is_cuda() && source_device.is_cuda() && destination_device != source_device) {
+        // The copy runs on the destination's stream, which knows nothing of pending writes to the
+        // source on its own device: wait for them first.
+        CudaDeviceGuard source_guard(source_device.index);
+        CONVKIT_CHECK_CUDA(cudaStreamSynchronize(to_cuda(current_stream(source_device.index))));
+    }
     CudaDeviceGuard guard(device);
     const cudaStream_t stream = to_cuda(current_stream(device));
     CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDefault, stream));
@@ -85,6 +99,24 @@ void copy_bytes(void* destination, Device destination_device, const void* source
 
 MemoryStats cuda_memory_stats(int device) { return detail::cuda_allocator().stats(device); }
 
+Stream create_stream(int device) {
+    detail::require_cuda_device(device, "create_stream");
+    detail::CudaDeviceGuard guard(device);
+    cudaStream_t stream = nullptr;
+    CONVKIT_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    return Stream{stream, device};
+}
+
+void destroy_stream(Stream stream) {
+    if (stream.handle == nullptr) throw InvalidArgument("destroy_stream: the default stream cannot be destroyed");
+    detail::require_cuda_device(stream.device, "destroy_stream");
+    detail::CudaDeviceGuard guard(stream.device);
+    CONVKIT_CHECK_CUDA(cudaStreamSynchronize(detail::to_cuda(stream)));
+    // Its cached blocks go back before the handle can be reused by a new stream.
+    detail::cuda_allocator().release_stream(stream.device, stream.handle);
+    CONVKIT_CHECK_CUDA(cudaStreamDestroy(detail::to_cuda(stream)));
+}
+
 void cuda_empty_cache() {
     if (cuda_device_count() > 0) detail::cuda_allocator().empty_cache();
 }
@@ -93,6 +125,10 @@ void record_stream(const Tensor& tensor, Stream stream) {
     if (!tensor.defined() || !tensor.device().is_cuda()) {
         throw InvalidArgument("record_stream: the tensor is not on a CUDA device (it is on " +
                               (tensor.defined() ? tensor.device().to_string() : std::string("no device: undefined")) + ")");
+    }
+    if (stream.device != tensor.device().index) {
+        throw InvalidArgument(detail::concat("record_stream: the stream belongs to cuda:", stream.device,
+                                             " but the tensor is on ", tensor.device().to_string()));
     }
     detail::cuda_allocator().record_stream(tensor.raw_data(), stream.handle);
 }

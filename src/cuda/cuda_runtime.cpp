@@ -31,27 +31,27 @@ const DeviceProbe& probe() {
     return result;
 }
 
-thread_local Stream current_streams[16];
+// Current streams are per thread and per device; a fixed table keeps the lookup free of locks
+// and allocation. Far more devices than one machine holds.
+constexpr int kMaxDevices = 64;
+thread_local Stream current_streams[kMaxDevices];
 }  // namespace
-
-std::string Device::to_string() const {
-    return is_host() ? std::string("host") : detail::concat("cuda:", index);
-}
 
 int cuda_device_count() { return probe().count; }
 
 std::string cuda_unavailable_reason() { return probe().reason; }
 
 Stream current_stream(int device) {
-    CONVKIT_REQUIRE(device >= 0 && device < 16, "current_stream", "device index ", device, " is out of range [0, 16)");
+    CONVKIT_REQUIRE(device >= 0 && device < kMaxDevices, "current_stream", "device index ", device,
+                    " is out of range [0, ", kMaxDevices, ")");
     Stream s = current_streams[device];
     s.device = device;
     return s;
 }
 
 void set_current_stream(Stream stream) {
-    CONVKIT_REQUIRE(stream.device >= 0 && stream.device < 16, "set_current_stream", "device index ", stream.device,
-                    " is out of range [0, 16)");
+    CONVKIT_REQUIRE(stream.device >= 0 && stream.device < kMaxDevices, "set_current_stream", "device index ",
+                    stream.device, " is out of range [0, ", kMaxDevices, ")");
     current_streams[stream.device] = stream;
 }
 
@@ -75,6 +75,7 @@ void throw_cuda_error(cudaError_t error, const char* expression, const char* fil
 }
 
 void require_cuda_device(int index, const std::string& what) {
+    CONVKIT_REQUIRE(index >= 0, what, "CUDA device index must not be negative, got ", index);
     const int count = cuda_device_count();
     if (count == 0) throw NotSupported(concat(what, ": ", cuda_unavailable_reason()));
     if (index < 0 || index >= count) {
@@ -88,8 +89,12 @@ CudaDeviceGuard::CudaDeviceGuard(int device) {
 }
 
 CudaDeviceGuard::~CudaDeviceGuard() {
+    // A destructor cannot throw; a failure to restore is cleared so that the next checked call
+    // does not report it as its own.
     int now = -1;
-    if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+    if (cudaGetDevice(&now) != cudaSuccess || (now != previous_ && cudaSetDevice(previous_) != cudaSuccess)) {
+        cudaGetLastError();
+    }
 }
 
 }  // namespace detail

@@ -96,16 +96,23 @@ void CachingAllocator::deallocate(void* pointer) {
     auto it = live_.find(pointer);
     CONVKIT_REQUIRE(it != live_.end(), "CachingAllocator::deallocate", "pointer ", pointer,
                     " was not allocated by this allocator or was freed twice");
+    // Events first: if recording one fails, the block stays live (counted, never reused) and the
+    // state is as before the call.
+    std::vector<void*> events;
+    try {
+        for (void* other : it->second.other_streams) events.push_back(backend_.record_event(other, it->second.device));
+    } catch (...) {
+        for (void* event : events) backend_.destroy_event(event, it->second.device);
+        throw;
+    }
     Block block = std::move(it->second);
     live_.erase(it);
     stats_[block.device].allocated_bytes -= block.size;
-    if (block.other_streams.empty()) {
+    if (events.empty()) {
         cache(pointer, block);
-        return;
+    } else {
+        pending_.push_back(PendingBlock{pointer, std::move(block), std::move(events)});
     }
-    PendingBlock pending{pointer, block, {}};
-    for (void* other : block.other_streams) pending.events.push_back(backend_.record_event(other, block.device));
-    pending_.push_back(std::move(pending));
 }
 
 void CachingAllocator::record_stream(void* pointer, void* stream) {
@@ -125,6 +132,24 @@ void CachingAllocator::empty_cache() {
     std::vector<int> devices;
     for (const auto& [device, stats] : stats_) devices.push_back(device);
     for (int device : devices) release_cached(device);
+}
+
+void CachingAllocator::release_stream(int device, void* stream) {
+    std::lock_guard lock(mutex_);
+    // The stream's work has finished: live blocks need not wait for it any more, and must not try
+    // to record an event on it once it is destroyed.
+    for (auto& [pointer, block] : live_) {
+        if (block.device != device) continue;
+        std::erase(block.other_streams, stream);
+    }
+    auto pool = pools_.find({device, stream});
+    if (pool == pools_.end()) return;
+    for (const auto& [size, pointer] : pool->second) {
+        backend_.free(pointer, device);
+        stats_[device].reserved_bytes -= size;
+        cached_.erase(pointer);
+    }
+    pools_.erase(pool);
 }
 
 MemoryStats CachingAllocator::stats(int device) const {

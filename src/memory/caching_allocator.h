@@ -38,9 +38,15 @@ public:
 
     // Throws OutOfMemory if the backend fails even after every cached block was released.
     void* allocate(std::size_t bytes, int device, void* stream);
+    // Returns a block to its pool. If the backend fails (recording an event for another stream),
+    // throws and leaves the block live: it is never handed out again, which is safe.
     void deallocate(void* pointer);
     void record_stream(void* pointer, void* stream);
     void empty_cache();
+    // Frees the cached blocks of a stream that is about to be destroyed (its work has finished)
+    // and forgets it in the record_stream marks of live blocks. Live blocks allocated on it keep
+    // it as their pool key and are released by empty_cache.
+    void release_stream(int device, void* stream);
     MemoryStats stats(int device) const;
 
     // Requests are rounded up to this granularity, which keeps size classes few.

@@ -17,11 +17,6 @@ std::string pass_name(const ConvParams& params, bool transposed, const char* pas
     return conv_op_name(params.spatial_rank, transposed) + pass;
 }
 
-void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected) {
-    CONVKIT_REQUIRE(grad_output.shape() == expected, op, "grad_output has shape ", grad_output.shape().to_string(),
-                    " but the op's output has shape ", expected.to_string());
-}
-
 // The three convolution passes on the host reference, for any dtype.
 Tensor run_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
     Tensor y = Tensor::empty(g.output_shape(), x.dtype(), x.device());
@@ -68,7 +63,7 @@ Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const
     const std::string op = pass_name(params, false, "_backward_data");
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
-    check_grad_output(op, grad_output, g.output_shape());
+    detail::check_grad_output(op, grad_output, g.output_shape());
     detail::require_host_backend(op, grad_output);
     return run_backward_data(g, grad_output, weight, Tensor());
 }
@@ -78,7 +73,7 @@ Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, cons
     const std::string op = pass_name(params, false, "_backward_filter");
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
-    check_grad_output(op, grad_output, g.output_shape());
+    detail::check_grad_output(op, grad_output, g.output_shape());
     detail::require_host_backend(op, grad_output);
     return run_backward_filter(g, grad_output, input);
 }
@@ -115,7 +110,7 @@ Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& wei
     const std::string op = pass_name(params, true, "_backward_data");
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
-    check_grad_output(op, grad_output, g.input_shape());
+    detail::check_grad_output(op, grad_output, g.input_shape());
     detail::require_host_backend(op, grad_output);
     return run_forward(g, grad_output, weight, Tensor());
 }
@@ -125,7 +120,7 @@ Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& i
     const std::string op = pass_name(params, true, "_backward_filter");
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
-    check_grad_output(op, grad_output, g.input_shape());
+    detail::check_grad_output(op, grad_output, g.input_shape());
     detail::require_host_backend(op, grad_output);
     // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
     return run_backward_filter(g, input, grad_output);

@@ -62,7 +62,9 @@ std::string ConvParams::to_string() const {
     std::ostringstream s;
     s << "s" << dims_text(stride, r) << "_p" << (same_padding ? std::string("same") : dims_text(padding, r)) << "_d"
       << dims_text(dilation, r) << "_g" << groups;
-    if (output_padding != SpatialDims{0, 0, 0}) s << "_op" << dims_text(output_padding, r);
+    if (std::any_of(output_padding.begin(), output_padding.begin() + r, [](std::int64_t v) { return v != 0; })) {
+        s << "_op" << dims_text(output_padding, r);
+    }
     if (padding_mode != PaddingMode::Zeros) s << "_" << padding_mode_name(padding_mode);
     return s.str();
 }
@@ -147,56 +149,6 @@ Shape conv_transpose_output_shape(const Shape& input, const Shape& weight, const
 
 namespace detail {
 
-std::string spatial_dims_text(const SpatialDims& dims, int spatial_rank) {
-    std::ostringstream s;
-    for (int i = 0; i < spatial_rank; ++i) s << (i ? "x" : "") << dims[static_cast<std::size_t>(i)];
-    return s.str();
-}
-
-void assign_per_dim(SpatialDims& dims, std::initializer_list<std::int64_t> values, int spatial_rank,
-                    const char* owner, const char* what) {
-    CONVKIT_REQUIRE(static_cast<int>(values.size()) == spatial_rank, owner, what, " needs ", spatial_rank,
-                    " values (one per spatial dim), got ", values.size());
-    std::copy(values.begin(), values.end(), dims.begin());
-}
-
-const char* spatial_dim_name(int spatial_rank, int dim) {
-    static const char* names[] = {"D", "H", "W"};
-    return names[3 - spatial_rank + dim];
-}
-
-void check_image_shape(const std::string& op, const char* what, const Shape& shape, int spatial_rank) {
-    static const char* data_layouts[] = {"", "[N, C, W]", "[N, C, H, W]", "[N, C, D, H, W]"};
-    static const char* kernel_dims[] = {"", "kW", "kH, kW", "kD, kH, kW"};
-    const std::string_view name(what);
-    const std::string layout = name == "weight"              ? concat("[C_out, C_in / groups, ", kernel_dims[spatial_rank], "]")
-                               : name == "transposed weight" ? concat("[C_in, C_out / groups, ", kernel_dims[spatial_rank], "]")
-                                                             : std::string(data_layouts[spatial_rank]);
-    CONVKIT_REQUIRE(shape.rank() == spatial_rank + 2, op, what, " must have rank ", spatial_rank + 2, " (", layout,
-                    "), got shape ", shape.to_string());
-    for (std::int64_t d : shape) {
-        CONVKIT_REQUIRE(d >= 1, op, what, " shape ", shape.to_string(), " has a zero or negative dimension");
-    }
-}
-
-Shape ConvGeometry::input_shape() const {
-    std::vector<std::int64_t> dims{batch, in_channels};
-    for (int i = 3 - spatial_rank; i < 3; ++i) dims.push_back(input[static_cast<std::size_t>(i)]);
-    return Shape(dims);
-}
-
-Shape ConvGeometry::output_shape() const {
-    std::vector<std::int64_t> dims{batch, out_channels};
-    for (int i = 3 - spatial_rank; i < 3; ++i) dims.push_back(output[static_cast<std::size_t>(i)]);
-    return Shape(dims);
-}
-
-Shape ConvGeometry::weight_shape() const {
-    std::vector<std::int64_t> dims{out_channels, in_channels_per_group()};
-    for (int i = 3 - spatial_rank; i < 3; ++i) dims.push_back(kernel[static_cast<std::size_t>(i)]);
-    return Shape(dims);
-}
-
 namespace {
 // Checks shared by convolution and transposed convolution; fills rank, batch, groups, kernel,
 // stride and dilation of `g`.
@@ -255,8 +207,9 @@ ConvGeometry conv_geometry(const std::string& op, const Shape& input, const Shap
                     " channels but weight expects ", weight[1] * g.groups,
                     g.groups > 1 ? concat(" (", weight[1], " per group x ", g.groups, " groups)") : std::string(),
                     " (weight shape ", weight.to_string(), ")");
-    CONVKIT_REQUIRE(params.output_padding == (SpatialDims{0, 0, 0}), op,
-                    "output_padding applies to transposed convolution only, got ",
+    CONVKIT_REQUIRE(std::all_of(params.output_padding.begin(), params.output_padding.begin() + r,
+                                [](std::int64_t v) { return v == 0; }),
+                    op, "output_padding applies to transposed convolution only, got ",
                     dims_text(params.output_padding, r));
     for (int i = 0; i < r; ++i) {
         const auto s = static_cast<std::size_t>(3 - r + i);

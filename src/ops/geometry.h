@@ -3,6 +3,11 @@
 // once, padding resolved, and spatial dims widened to three (unused dims have size 1, kernel 1,
 // stride 1, padding 0) so that every backend writes one loop nest for 1-D, 2-D and 3-D.
 // Computed in src/ops and handed to whichever backend runs the call.
+//
+// Alignment: in ConvParams/PoolParams, SpatialDims index 0 is the op's first spatial dim (H of a
+// 2-D op). In the geometries they are right-aligned: index 0 is always D, 1 is H, 2 is W, so a
+// 2-D op has D = 1. The index math below is shared by every backend (constexpr, so CUDA kernels
+// compiled with --expt-relaxed-constexpr call it too): backends write only the arithmetic.
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -89,6 +94,9 @@ void assign_per_dim(SpatialDims& dims, std::initializer_list<std::int64_t> value
 // "W" / "H" / "D" for spatial dim `dim` of a tensor with `spatial_rank` spatial dims.
 const char* spatial_dim_name(int spatial_rank, int dim);
 
+// [N, C, spatial...] from right-aligned spatial dims: the last `spatial_rank` entries of `dims`.
+Shape image_shape(std::int64_t batch, std::int64_t channels, const SpatialDims& dims, int spatial_rank);
+
 // Where position `position` of a dim of `size`, padded on both sides, reads its value from:
 // an index in [0, size), or -1 for a zero. Valid for positions within one size of the edges,
 // which the padding limits checked in conv_geometry guarantee.
@@ -101,6 +109,45 @@ constexpr std::int64_t padded_source_index(std::int64_t position, std::int64_t s
         case PaddingMode::Circular: return position < 0 ? position + size : position - size;
     }
     return -1;
+}
+
+// The input position that tap k of output position o reads along geometry dim s, or -1 where
+// it reads a zero of the padding.
+constexpr std::int64_t conv_tap_source(const ConvGeometry& g, int s, std::int64_t o, std::int64_t k) {
+    const std::int64_t position = o * g.stride[s] - g.pad_begin[s] + k * g.dilation[s];
+    return padded_source_index(position, g.input[s], g.padding_mode);
+}
+
+// The input position that tap k of a max-pooling window at output o covers along dim s; it may
+// lie outside [0, input) (in the padding, or past it in ceil mode).
+constexpr std::int64_t pool_tap_position(const PoolGeometry& g, int s, std::int64_t o, std::int64_t k) {
+    return o * g.stride[s] - g.padding[s] + k * g.dilation[s];
+}
+
+// The input range [begin, end) of one averaging window along one dim, and its length as it
+// counts in the divisor.
+struct WindowSpan {
+    std::int64_t begin;
+    std::int64_t end;
+    std::int64_t divisor_length;
+};
+
+// Average pooling, PyTorch's rule: the window is clipped to input + padding for the divisor
+// (count_include_pad), then to the input for the elements summed.
+constexpr WindowSpan average_pool_span(const PoolGeometry& g, int s, std::int64_t o) {
+    const std::int64_t start = o * g.stride[s] - g.padding[s];
+    const std::int64_t stop = start + g.kernel[s] < g.input[s] + g.padding[s] ? start + g.kernel[s]
+                                                                              : g.input[s] + g.padding[s];
+    const std::int64_t begin = start > 0 ? start : 0;
+    const std::int64_t end = stop < g.input[s] ? stop : g.input[s];
+    return {begin, end, g.count_include_pad ? stop - start : end - begin};
+}
+
+// Adaptive pooling: window o of `out` over `in` covers [floor(o * in / out), ceil((o + 1) * in / out)).
+constexpr WindowSpan adaptive_pool_span(const PoolGeometry& g, int s, std::int64_t o) {
+    const std::int64_t begin = o * g.input[s] / g.output[s];
+    const std::int64_t end = ((o + 1) * g.input[s] + g.output[s] - 1) / g.output[s];
+    return {begin, end, end - begin};
 }
 
 }  // namespace convkit::detail

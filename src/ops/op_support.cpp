@@ -27,6 +27,11 @@ void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels
                     "] (one value per output channel), got ", bias.shape().to_string());
 }
 
+void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected) {
+    CONVKIT_REQUIRE(grad_output.shape() == expected, op, "grad_output has shape ", grad_output.shape().to_string(),
+                    " but the op's output has shape ", expected.to_string());
+}
+
 void require_host_backend(const std::string& op, const Tensor& tensor) {
     if (tensor.device().is_host()) return;
     throw NotSupported(concat(op, ": no backend in this build runs it on ", tensor.device().to_string(),

@@ -20,6 +20,9 @@ void check_same_device_and_dtype(const std::string& op, std::initializer_list<Na
 // A bias must be undefined (no bias) or a vector [channels] like `like`.
 void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels, const Tensor& like);
 
+// A backward pass's grad_output must have the shape of the forward op's output.
+void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected);
+
 // The host reference is the only backend in this build: a tensor on another device gets a
 // NotSupported that says where it is and what to do.
 void require_host_backend(const std::string& op, const Tensor& tensor);

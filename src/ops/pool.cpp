@@ -1,6 +1,8 @@
 // Pooling entry points: checks, geometry, dispatch.
 #include "convkit/ops/pool.h"
 
+#include <algorithm>
+
 #include "backends/host/pool_reference.h"
 #include "core/check.h"
 #include "ops/geometry.h"
@@ -10,11 +12,6 @@ namespace convkit {
 
 namespace {
 using detail::PoolGeometry;
-
-void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected) {
-    CONVKIT_REQUIRE(grad_output.shape() == expected, op, "grad_output has shape ", grad_output.shape().to_string(),
-                    " but the op's output has shape ", expected.to_string());
-}
 
 // Runs `pass(geometry, typed pointers...)` into a new tensor of `shape` on `like`'s device.
 template <typename Pass>
@@ -46,7 +43,7 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
     const std::string op = pool_op_name(params.spatial_rank, PoolKind::Max) + "_backward";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
-    check_grad_output(op, grad_output, g.output_shape());
+    detail::check_grad_output(op, grad_output, g.output_shape());
     detail::require_host_backend(op, input);
     return run(input.shape(), input, [&](auto tag, Tensor& out) {
         using T = decltype(tag);
@@ -69,7 +66,7 @@ Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, co
     const std::string op = pool_op_name(params.spatial_rank, PoolKind::Average) + "_backward";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
-    check_grad_output(op, grad_output, g.output_shape());
+    detail::check_grad_output(op, grad_output, g.output_shape());
     detail::require_host_backend(op, grad_output);
     return run(input_shape, grad_output, [&](auto tag, Tensor& out) {
         using T = decltype(tag);
@@ -77,8 +74,16 @@ Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, co
     });
 }
 
+namespace {
+// "adaptive_avg_pool2d"; the rank comes from the tensor, so a tensor of no image rank names none.
+std::string rank_op_name(const char* family, const Tensor& t, const char* pass = "") {
+    const int r = t.defined() ? t.rank() - 2 : 0;
+    return r >= 1 && r <= 3 ? detail::concat(family, r, "d", pass) : detail::concat(family, pass);
+}
+}  // namespace
+
 Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int64_t>& output_size) {
-    const std::string op = "adaptive_avg_pool";
+    const std::string op = rank_op_name("adaptive_avg_pool", input);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
     detail::require_host_backend(op, input);
@@ -89,14 +94,14 @@ Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int
 }
 
 Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
-    const std::string op = "adaptive_avg_pool_backward";
+    const std::string op = rank_op_name("adaptive_avg_pool", grad_output, "_backward");
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 3 && grad_output.rank() == input_shape.rank(), op, "grad_output shape ",
                     grad_output.shape().to_string(), " and input shape ", input_shape.to_string(),
                     " must both be [N, C, spatial...] of one rank");
     const PoolGeometry g =
         detail::adaptive_pool_geometry(op, input_shape, spatial_sizes_of(grad_output.shape()).to_vector());
-    check_grad_output(op, grad_output, g.output_shape());
+    detail::check_grad_output(op, grad_output, g.output_shape());
     detail::require_host_backend(op, grad_output);
     return run(input_shape, grad_output, [&](auto tag, Tensor& out) {
         using T = decltype(tag);
@@ -106,12 +111,20 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
 
 // Global average pooling is adaptive pooling to one element per dim.
 Tensor global_avg_pool_forward(const Tensor& input) {
-    CONVKIT_REQUIRE(input.defined() && input.rank() >= 3, "global_avg_pool", "input must be [N, C, spatial...], got ",
+    const std::string op = rank_op_name("global_avg_pool", input);
+    CONVKIT_REQUIRE(input.defined() && input.rank() >= 3, op, "input must be [N, C, spatial...], got ",
                     input.defined() ? input.shape().to_string() : std::string("an undefined tensor"));
     return adaptive_avg_pool_forward(input, ones(input.rank() - 2));
 }
 
 Tensor global_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
+    const std::string op = rank_op_name("global_avg_pool", grad_output, "_backward");
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
+    const bool one_per_plane = grad_output.rank() >= 3 &&
+                               std::all_of(grad_output.shape().begin() + 2, grad_output.shape().end(),
+                                           [](std::int64_t d) { return d == 1; });
+    CONVKIT_REQUIRE(one_per_plane, op, "grad_output must be [N, C, 1...] (one value per plane), got ",
+                    grad_output.shape().to_string());
     return adaptive_avg_pool_backward(grad_output, input_shape);
 }
 

@@ -47,7 +47,9 @@ std::string PoolParams::to_string() const {
     const int r = spatial_rank;
     std::ostringstream s;
     s << "k" << dims_text(kernel, r) << "_s" << dims_text(stride, r) << "_p" << dims_text(padding, r);
-    if (dilation != SpatialDims{1, 1, 1}) s << "_d" << dims_text(dilation, r);
+    if (std::any_of(dilation.begin(), dilation.begin() + r, [](std::int64_t v) { return v != 1; })) {
+        s << "_d" << dims_text(dilation, r);
+    }
     if (ceil_mode) s << "_ceil";
     if (!count_include_pad) s << "_excludepad";
     return s.str();
@@ -62,12 +64,6 @@ Shape pool_output_shape(const Shape& input, const PoolParams& params, PoolKind k
 }
 
 namespace detail {
-
-Shape PoolGeometry::output_shape() const {
-    std::vector<std::int64_t> dims{batch, channels};
-    for (int i = 3 - spatial_rank; i < 3; ++i) dims.push_back(output[static_cast<std::size_t>(i)]);
-    return Shape(dims);
-}
 
 PoolGeometry pool_geometry(const std::string& op, const Shape& input, const PoolParams& params, PoolKind kind) {
     const int r = params.spatial_rank;

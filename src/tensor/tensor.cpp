@@ -1,6 +1,8 @@
 #include "convkit/tensor.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/check.h"
@@ -20,12 +22,27 @@ void check_shape(const Shape& shape, const char* op) {
     }
 }
 
+// The byte size of a new tensor; a shape too large to address is an argument error, never a
+// wrapped-around small allocation.
+std::size_t checked_nbytes(const Shape& shape, DType dtype, const char* op) {
+    check_shape(shape, op);
+    std::int64_t count = 1;
+    for (std::int64_t d : shape) {
+        CONVKIT_REQUIRE(!__builtin_mul_overflow(count, d, &count), op, "shape ", shape.to_string(),
+                        " has more elements than 64 bits can count");
+    }
+    const auto limit = static_cast<std::int64_t>(PTRDIFF_MAX / static_cast<std::ptrdiff_t>(dtype_size(dtype)));
+    CONVKIT_REQUIRE(count <= limit, op, "shape ", shape.to_string(), " of ", dtype_name(dtype),
+                    " needs more bytes than can be addressed");
+    return static_cast<std::size_t>(count) * dtype_size(dtype);
+}
+
 std::shared_ptr<void> allocate(std::size_t bytes, Device device) {
     return device.is_host() ? detail::allocate_host(bytes) : detail::allocate_cuda(bytes, device.index);
 }
 
 template <typename T>
-Tensor from_values(const Shape& shape, const std::vector<T>& values, Device device) {
+Tensor copy_to_new_tensor(const Shape& shape, const std::vector<T>& values, Device device) {
     CONVKIT_REQUIRE(static_cast<std::int64_t>(values.size()) == shape.numel(), "Tensor::from_vector", "shape ",
                     shape.to_string(), " holds ", shape.numel(), " elements but ", values.size(), " values were given");
     Tensor t = Tensor::empty(shape, dtype_of<T>, device);
@@ -51,8 +68,7 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype
     : storage_(std::move(storage)), shape_(shape), dtype_(dtype) {}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-    check_shape(shape, "Tensor::empty");
-    const std::size_t bytes = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
+    const std::size_t bytes = checked_nbytes(shape, dtype, "Tensor::empty");
     return Tensor(std::make_shared<Storage>(allocate(bytes, device), bytes, device), shape, dtype);
 }
 
@@ -77,11 +93,15 @@ Tensor Tensor::normal(const Shape& shape, double mean, double stddev, std::uint6
 }
 
 Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values, Device device) {
-    return from_values(shape, values, device);
+    return copy_to_new_tensor(shape, values, device);
 }
 
 Tensor Tensor::from_vector(const Shape& shape, const std::vector<double>& values, Device device) {
-    return from_values(shape, values, device);
+    return copy_to_new_tensor(shape, values, device);
+}
+
+Tensor Tensor::from_values(const Shape& shape, std::initializer_list<double> values, DType dtype, Device device) {
+    return copy_to_new_tensor(shape, std::vector<double>(values), Device::host()).to(dtype).to(device);
 }
 
 std::int64_t Tensor::size(int dim) const {
@@ -194,6 +214,7 @@ Tensor Tensor::clone() const {
 }
 
 Tensor Tensor::reshape(const Shape& shape) const {
+    CONVKIT_REQUIRE(defined(), "Tensor::reshape", "the tensor is undefined");
     check_shape(shape, "Tensor::reshape");
     CONVKIT_REQUIRE(shape.numel() == numel(), "Tensor::reshape", "cannot view shape ", shape_.to_string(), " (",
                     numel(), " elements) as ", shape.to_string(), " (", shape.numel(), " elements)");

@@ -16,12 +16,6 @@ struct Layout5 {
     }
 };
 
-// The input position that tap k of output position o reads in spatial dim s, or -1 for a zero.
-std::int64_t tap_source(const ConvGeometry& g, int s, std::int64_t o, std::int64_t k) {
-    const std::int64_t position = o * g.stride[s] - g.pad_begin[s] + k * g.dilation[s];
-    return detail::padded_source_index(position, g.input[s], g.padding_mode);
-}
-
 // Calls f(od, oh, ow, kd, kh, kw, id, ih, iw) for every output position and kernel tap that
 // reads an input element (taps that fall on zero padding are skipped).
 template <typename F>
@@ -30,13 +24,13 @@ void for_each_tap(const ConvGeometry& g, F&& f) {
         for (std::int64_t oh = 0; oh < g.output[1]; ++oh)
             for (std::int64_t ow = 0; ow < g.output[2]; ++ow)
                 for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-                    const std::int64_t id = tap_source(g, 0, od, kd);
+                    const std::int64_t id = detail::conv_tap_source(g, 0, od, kd);
                     if (id < 0) continue;
                     for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-                        const std::int64_t ih = tap_source(g, 1, oh, kh);
+                        const std::int64_t ih = detail::conv_tap_source(g, 1, oh, kh);
                         if (ih < 0) continue;
                         for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-                            const std::int64_t iw = tap_source(g, 2, ow, kw);
+                            const std::int64_t iw = detail::conv_tap_source(g, 2, ow, kw);
                             if (iw < 0) continue;
                             f(od, oh, ow, kd, kh, kw, id, ih, iw);
                         }

@@ -8,31 +8,7 @@ namespace convkit::host {
 
 namespace {
 using detail::PoolGeometry;
-
-// The input range [begin, end) of one window along one dim, and how much it counts for the
-// divisor of average pooling.
-struct Span {
-    std::int64_t begin;
-    std::int64_t end;
-    std::int64_t divisor_length;
-};
-
-// Average pooling, PyTorch's rule: the window is clipped to input + padding for the divisor
-// (count_include_pad), then to the input for the elements summed.
-Span average_span(const PoolGeometry& g, int s, std::int64_t o) {
-    const std::int64_t start = o * g.stride[s] - g.padding[s];
-    const std::int64_t stop = std::min(start + g.kernel[s], g.input[s] + g.padding[s]);
-    const std::int64_t begin = std::max<std::int64_t>(start, 0);
-    const std::int64_t end = std::min(stop, g.input[s]);
-    return {begin, end, g.count_include_pad ? stop - start : end - begin};
-}
-
-// Adaptive pooling: window o of `out` over `in` covers [floor(o * in / out), ceil((o + 1) * in / out)).
-Span adaptive_span(const PoolGeometry& g, int s, std::int64_t o) {
-    const std::int64_t begin = o * g.input[s] / g.output[s];
-    const std::int64_t end = ((o + 1) * g.input[s] + g.output[s] - 1) / g.output[s];
-    return {begin, end, end - begin};
-}
+using detail::WindowSpan;
 
 template <typename F>
 void for_each_output(const PoolGeometry& g, F&& f) {
@@ -58,13 +34,13 @@ std::int64_t max_window_argmax(const PoolGeometry& g, const T* input, std::int64
     std::int64_t best = -1;
     double best_value = -std::numeric_limits<double>::infinity();
     for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-        const std::int64_t d = o[0] * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+        const std::int64_t d = detail::pool_tap_position(g, 0, o[0], kd);
         if (d < 0 || d >= g.input[0]) continue;
         for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-            const std::int64_t h = o[1] * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+            const std::int64_t h = detail::pool_tap_position(g, 1, o[1], kh);
             if (h < 0 || h >= g.input[1]) continue;
             for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-                const std::int64_t w = o[2] * g.stride[2] - g.padding[2] + kw * g.dilation[2];
+                const std::int64_t w = detail::pool_tap_position(g, 2, o[2], kw);
                 if (w < 0 || w >= g.input[2]) continue;
                 const std::int64_t i = input_index(g, plane, d, h, w);
                 const double v = static_cast<double>(input[i]);
@@ -80,18 +56,18 @@ std::int64_t max_window_argmax(const PoolGeometry& g, const T* input, std::int64
 
 // Calls f(input_index) for every element of the box spans[0] x spans[1] x spans[2].
 template <typename F>
-void for_each_in_box(const PoolGeometry& g, std::int64_t plane, const std::array<Span, 3>& spans, F&& f) {
+void for_each_in_box(const PoolGeometry& g, std::int64_t plane, const std::array<WindowSpan, 3>& spans, F&& f) {
     for (std::int64_t d = spans[0].begin; d < spans[0].end; ++d)
         for (std::int64_t h = spans[1].begin; h < spans[1].end; ++h)
             for (std::int64_t w = spans[2].begin; w < spans[2].end; ++w) f(input_index(g, plane, d, h, w));
 }
 
 template <typename SpanOf>
-std::array<Span, 3> spans_of(const PoolGeometry& g, const std::array<std::int64_t, 3>& o, SpanOf span_of) {
+std::array<WindowSpan, 3> spans_of(const PoolGeometry& g, const std::array<std::int64_t, 3>& o, SpanOf span_of) {
     return {span_of(g, 0, o[0]), span_of(g, 1, o[1]), span_of(g, 2, o[2])};
 }
 
-double divisor_of(const std::array<Span, 3>& spans) {
+double divisor_of(const std::array<WindowSpan, 3>& spans) {
     return static_cast<double>(spans[0].divisor_length * spans[1].divisor_length * spans[2].divisor_length);
 }
 
@@ -137,22 +113,22 @@ void max_pool_backward_reference(const PoolGeometry& g, const T* grad_output, co
 
 template <typename T>
 void avg_pool_forward_reference(const PoolGeometry& g, const T* input, T* output) {
-    mean_pool_forward(g, input, output, average_span);
+    mean_pool_forward(g, input, output, detail::average_pool_span);
 }
 
 template <typename T>
 void avg_pool_backward_reference(const PoolGeometry& g, const T* grad_output, T* grad_input) {
-    mean_pool_backward(g, grad_output, grad_input, average_span);
+    mean_pool_backward(g, grad_output, grad_input, detail::average_pool_span);
 }
 
 template <typename T>
 void adaptive_avg_pool_forward_reference(const PoolGeometry& g, const T* input, T* output) {
-    mean_pool_forward(g, input, output, adaptive_span);
+    mean_pool_forward(g, input, output, detail::adaptive_pool_span);
 }
 
 template <typename T>
 void adaptive_avg_pool_backward_reference(const PoolGeometry& g, const T* grad_output, T* grad_input) {
-    mean_pool_backward(g, grad_output, grad_input, adaptive_span);
+    mean_pool_backward(g, grad_output, grad_input, detail::adaptive_pool_span);
 }
 
 #define CONVKIT_INSTANTIATE_POOL_REFERENCE(T)                                                        \

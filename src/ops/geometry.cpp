@@ -1,0 +1,57 @@
+// Shape helpers shared by every op family: the geometries' shapes, the checks of image-shaped
+// tensors, and the per-dimension text of messages and test names.
+#include <algorithm>
+#include <sstream>
+#include <string_view>
+
+#include "core/check.h"
+#include "ops/geometry.h"
+
+namespace convkit::detail {
+
+std::string spatial_dims_text(const SpatialDims& dims, int spatial_rank) {
+    std::ostringstream s;
+    for (int i = 0; i < spatial_rank; ++i) s << (i ? "x" : "") << dims[static_cast<std::size_t>(i)];
+    return s.str();
+}
+
+void assign_per_dim(SpatialDims& dims, std::initializer_list<std::int64_t> values, int spatial_rank,
+                    const char* owner, const char* what) {
+    CONVKIT_REQUIRE(static_cast<int>(values.size()) == spatial_rank, owner, what, " needs ", spatial_rank,
+                    " values (one per spatial dim), got ", values.size());
+    std::copy(values.begin(), values.end(), dims.begin());
+}
+
+const char* spatial_dim_name(int spatial_rank, int dim) {
+    static const char* names[] = {"D", "H", "W"};
+    return names[3 - spatial_rank + dim];
+}
+
+void check_image_shape(const std::string& op, const char* what, const Shape& shape, int spatial_rank) {
+    static const char* data_layouts[] = {"", "[N, C, W]", "[N, C, H, W]", "[N, C, D, H, W]"};
+    static const char* kernel_dims[] = {"", "kW", "kH, kW", "kD, kH, kW"};
+    const std::string_view name(what);
+    const std::string layout = name == "weight"              ? concat("[C_out, C_in / groups, ", kernel_dims[spatial_rank], "]")
+                               : name == "transposed weight" ? concat("[C_in, C_out / groups, ", kernel_dims[spatial_rank], "]")
+                                                             : std::string(data_layouts[spatial_rank]);
+    CONVKIT_REQUIRE(shape.rank() == spatial_rank + 2, op, what, " must have rank ", spatial_rank + 2, " (", layout,
+                    "), got shape ", shape.to_string());
+    for (std::int64_t d : shape) {
+        CONVKIT_REQUIRE(d >= 1, op, what, " shape ", shape.to_string(), " has a zero or negative dimension");
+    }
+}
+
+Shape image_shape(std::int64_t batch, std::int64_t channels, const SpatialDims& dims, int spatial_rank) {
+    std::vector<std::int64_t> shape{batch, channels};
+    for (int i = 3 - spatial_rank; i < 3; ++i) shape.push_back(dims[static_cast<std::size_t>(i)]);
+    return Shape(shape);
+}
+
+Shape ConvGeometry::input_shape() const { return image_shape(batch, in_channels, input, spatial_rank); }
+Shape ConvGeometry::output_shape() const { return image_shape(batch, out_channels, output, spatial_rank); }
+Shape ConvGeometry::weight_shape() const {
+    return image_shape(out_channels, in_channels_per_group(), kernel, spatial_rank);
+}
+Shape PoolGeometry::output_shape() const { return image_shape(batch, channels, output, spatial_rank); }
+
+}  // namespace convkit::detail
