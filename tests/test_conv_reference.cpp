@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tolerances.h"
 
 namespace convkit {
 namespace {
@@ -32,16 +33,11 @@ using testing::pick;
 using testing::relative_error;
 using testing::small_integer_tensor;
 
-// Tolerances of the issue: float64 against an independent float64 definition differs only by
-// summation order; float32 differs from float64 by the final rounding of each element, since the
-// reference accumulates in double; finite differences of a linear loss lose only rounding.
-constexpr double kFloat64Tolerance = 1e-12;
-constexpr double kFloat32VsIndependentTolerance = 1e-5;
-constexpr double kFloat32VsFloat64Tolerance = 1e-6;
-constexpr double kGradientTolerance = 1e-7;
-// The loss is linear in every argument, so the central difference has no truncation error and a
-// larger step only shrinks the rounding error of (f(x + eps) - f(x - eps)).
-constexpr double kFiniteDifferenceStep = 1e-3;
+using testing::kFiniteDifferenceStep;
+using testing::kFloat32VsFloat64Tolerance;
+using testing::kFloat64Tolerance;
+using testing::kGradientTolerance;
+using testing::kFloat32VsIndependentTolerance;
 
 // ---- The problem description -------------------------------------------------------------------
 

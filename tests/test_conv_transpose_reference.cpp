@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tolerances.h"
 
 namespace convkit {
 namespace {
@@ -31,13 +32,10 @@ using testing::pick;
 using testing::relative_error;
 using testing::small_integer_tensor;
 
-// As in test_conv_reference.cpp: float64 differs from an independent float64 definition only by
-// summation order, float32 from float64 by the final rounding (the reference sums in double).
-constexpr double kFloat64Tolerance = 1e-12;
-constexpr double kFloat32VsFloat64Tolerance = 1e-6;
-constexpr double kGradientTolerance = 1e-7;
-// The loss is linear in every argument: no truncation error, so a larger step only helps.
-constexpr double kFiniteDifferenceStep = 1e-3;
+using testing::kFiniteDifferenceStep;
+using testing::kFloat32VsFloat64Tolerance;
+using testing::kFloat64Tolerance;
+using testing::kGradientTolerance;
 
 using Dims3 = std::array<std::int64_t, 3>;
 

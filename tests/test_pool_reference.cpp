@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tolerances.h"
 
 namespace convkit {
 namespace {
@@ -27,13 +28,9 @@ using Index = std::vector<std::int64_t>;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Tolerances of the average-type ops against the float64 definitions: float64 keeps only the
-// rounding of a short sum and one division; float32 adds the rounding of the stored result.
-constexpr double kTolFloat64 = 1e-12;
-constexpr double kTolFloat32 = 1e-6;
-// Central differences of a piecewise-linear loss at eps = 1e-6 are exact but for rounding of the
-// loss, which leaves relative errors of about 1e-9 here: 1e-7 keeps a wide margin.
-constexpr double kTolGradient = 1e-7;
+using testing::kFloat32VsFloat64Tolerance;
+using testing::kFloat64Tolerance;
+using testing::kGradientTolerance;
 
 // ---- Small N-D helpers --------------------------------------------------------------------------
 
@@ -500,7 +497,7 @@ TEST_P(AvgPoolReference, ForwardMatchesDefinition) {
         const Tensor y = avg_pool_forward(x, c.params);
         ASSERT_EQ(y.shape(), Shape(w.output_shape(c.shape)));
         EXPECT_LT(relative_error(values_of(y), avg_pool_definition(values_of(x), w)),
-                  dtype == DType::Float64 ? kTolFloat64 : kTolFloat32);
+                  dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
     }
 }
 
@@ -515,7 +512,7 @@ TEST_P(AvgPoolReference, BackwardMatchesDefinition) {
         const Tensor grad = avg_pool_backward(g, Shape(c.shape), c.params);
         ASSERT_EQ(grad.shape(), Shape(c.shape));
         EXPECT_LT(relative_error(values_of(grad), avg_pool_backward_definition(values_of(g), w)),
-                  dtype == DType::Float64 ? kTolFloat64 : kTolFloat32);
+                  dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
     }
 }
 
@@ -554,7 +551,7 @@ TEST_P(AdaptiveAvgPoolReference, ForwardAndBackwardMatchDefinition) {
     out_shape.insert(out_shape.end(), c.out.begin(), c.out.end());
     for (DType dtype : {DType::Float64, DType::Float32}) {
         SCOPED_TRACE(dtype_name(dtype));
-        const double tol = dtype == DType::Float64 ? kTolFloat64 : kTolFloat32;
+        const double tol = dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance;
         const Tensor x = Tensor::uniform(Shape(c.shape), 0.5, 2.0, seed, dtype);
         const Tensor y = adaptive_avg_pool_forward(x, c.out);
         ASSERT_EQ(y.shape(), Shape(out_shape));
@@ -606,7 +603,7 @@ TEST(GlobalAvgPool, EqualsThePlainMeanOverSpatialDims) {
                 const auto first = v.begin() + plane * spatial;
                 mean.push_back(std::accumulate(first, first + spatial, 0.0) / static_cast<double>(spatial));
             }
-            EXPECT_LT(relative_error(values_of(y), mean), dtype == DType::Float64 ? kTolFloat64 : kTolFloat32);
+            EXPECT_LT(relative_error(values_of(y), mean), dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
             // Backward spreads each plane's gradient evenly.
             const Tensor g = Tensor::uniform(Shape(out_shape), -1.0, 1.0, seed + 1, dtype);
             const std::vector<double> gv = values_of(g);
@@ -616,7 +613,7 @@ TEST(GlobalAvgPool, EqualsThePlainMeanOverSpatialDims) {
                                 gv[static_cast<std::size_t>(plane)] / static_cast<double>(spatial));
             }
             EXPECT_LT(relative_error(values_of(global_avg_pool_backward(g, Shape(shape))), expected),
-                      dtype == DType::Float64 ? kTolFloat64 : kTolFloat32);
+                      dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
         }
     }
 }
@@ -666,11 +663,11 @@ TEST(PoolRandomSweep, MaxAndAverageMatchDefinitionsOnFreshGeometry) {
             } else {
                 const Tensor y = avg_pool_forward(x, c.params);
                 ASSERT_EQ(y.shape(), Shape(w.output_shape(c.shape)));
-                EXPECT_LT(relative_error(values_of(y), avg_pool_definition(values_of(x), w)), kTolFloat32);
+                EXPECT_LT(relative_error(values_of(y), avg_pool_definition(values_of(x), w)), kFloat32VsFloat64Tolerance);
                 const Tensor g = Tensor::uniform(y.shape(), 0.5, 2.0, seed + 3 * trial, DType::Float64);
                 EXPECT_LT(relative_error(values_of(avg_pool_backward(g, Shape(c.shape), c.params)),
                                          avg_pool_backward_definition(values_of(g), w)),
-                          kTolFloat64);
+                          kFloat64Tolerance);
             }
             if (::testing::Test::HasFailure()) return;  // one failing geometry is enough to read
         }
@@ -694,13 +691,13 @@ TEST(PoolRandomSweep, AdaptiveMatchesDefinitionOnFreshGeometry) {
                                          DType::Float64);
         EXPECT_LT(relative_error(values_of(adaptive_avg_pool_forward(x, out)),
                                  adaptive_avg_pool_definition(values_of(x), shape, out)),
-                  kTolFloat64);
+                  kFloat64Tolerance);
         Index out_shape{shape[0], shape[1]};
         out_shape.insert(out_shape.end(), out.begin(), out.end());
         const Tensor g = Tensor::uniform(Shape(out_shape), 0.5, 2.0, seed + 5 * trial, DType::Float64);
         EXPECT_LT(relative_error(values_of(adaptive_avg_pool_backward(g, Shape(shape))),
                                  adaptive_avg_pool_backward_definition(values_of(g), shape, out)),
-                  kTolFloat64);
+                  kFloat64Tolerance);
         if (::testing::Test::HasFailure()) return;
     }
 }
@@ -716,7 +713,7 @@ void expect_gradient_matches(const std::function<Tensor(const Tensor&)>& forward
         testing::numeric_gradient([&](const Tensor& probe) { return testing::dot(forward(probe), r); }, x, 1e-6);
     const Tensor analytic = backward(r);
     ASSERT_EQ(analytic.shape(), x.shape());
-    EXPECT_LT(testing::relative_error(analytic, numeric), kTolGradient);
+    EXPECT_LT(testing::relative_error(analytic, numeric), kGradientTolerance);
     EXPECT_GT(testing::dot(numeric, numeric), 0.0);  // a vacuous all-zero gradient proves nothing
 }
 
@@ -1066,7 +1063,7 @@ TEST(PoolDTypes, Float32AndFloat64Agree) {
     const Tensor x32 = x64.to(DType::Float32);
     const auto agree = [](const Tensor& a32, const Tensor& a64, const char* what) {
         EXPECT_EQ(a32.dtype(), DType::Float32) << what;
-        EXPECT_LT(testing::relative_error(a32, a64), kTolFloat32) << what;
+        EXPECT_LT(testing::relative_error(a32, a64), kFloat32VsFloat64Tolerance) << what;
     };
     const PoolParams max_params = P(2, {3, 3}).set_stride(2).set_padding(1).set_dilation({1, 2}).set_ceil_mode();
     const PoolParams avg_params =

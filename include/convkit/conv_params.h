@@ -48,7 +48,8 @@ struct ConvParams {
     ConvParams& set_padding_mode(PaddingMode mode);
     ConvParams& set_same_padding(bool enabled = true);
 
-    // "s=2x2 p=1x1 d=1x1 g=1" plus the non-default extras (op=..., mode, same); usable in test names.
+    // "s2x2_p1x1_d1x1_g1", plus "_op1x1" (output_padding), "_reflect" (mode) and "psame" where
+    // set: letters, digits and '_' only, so it serves as a test or benchmark name.
     std::string to_string() const;
 };
 
@@ -76,7 +77,7 @@ struct PoolParams {
     PoolParams& set_ceil_mode(bool enabled = true);
     PoolParams& set_count_include_pad(bool enabled);
 
-    std::string to_string() const;  // "k=3x3 s=2x2 p=1x1 d=1x1" plus ceil / exclude_pad
+    std::string to_string() const;  // "k3x3_s2x2_p1x1", plus "_d2x2", "_ceil", "_excludepad" where set
 };
 
 // ---- Output-size arithmetic, one spatial dimension at a time ----------------------------------

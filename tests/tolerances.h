@@ -1,0 +1,24 @@
+#pragma once
+// The tolerance policy of the test suites, in one place (docs/testing.md explains it). Errors
+// are relative, ||a - b|| / ||b|| over all elements (testing::relative_error); NaN always fails.
+// The GPU backends add their own rows here (strict float32, TF32) when they arrive.
+
+namespace convkit::testing {
+
+// A float64 result against an independent float64 definition: they differ only in summation
+// order and a few roundings.
+inline constexpr double kFloat64Tolerance = 1e-12;
+// A float32 result against the same inputs' float64 result: the host reference accumulates in
+// double and rounds once, so only that final rounding (2^-24 relative) separates them.
+inline constexpr double kFloat32VsFloat64Tolerance = 1e-6;
+// A float32 result against an independent float64 definition on float64 inputs: the rounding
+// of the inputs to float32 adds to that of the result.
+inline constexpr double kFloat32VsIndependentTolerance = 1e-5;
+// Central differences in float64. The losses are linear (or piecewise linear away from kinks),
+// so there is no truncation error and rounding leaves about 1e-9.
+inline constexpr double kGradientTolerance = 1e-7;
+// Step of the central differences for linear losses: larger steps only shrink the rounding
+// error of f(x + eps) - f(x - eps). Losses with kinks (max pooling) use testing's default 1e-6.
+inline constexpr double kFiniteDifferenceStep = 1e-3;
+
+}  // namespace convkit::testing
