@@ -441,9 +441,7 @@ ConvCase random_case(std::mt19937_64& rng, int rank) {
 class ConvReference : public ::testing::TestWithParam<ConvCase> {};
 
 TEST_P(ConvReference, ForwardMatchesIm2colDefinition) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     expect_forward_matches_im2col(GetParam(), rng);
 }
 
@@ -451,9 +449,7 @@ TEST_P(ConvReference, ForwardMatchesIm2colDefinition) {
 // definition must agree bit for bit whatever their summation order.
 TEST_P(ConvReference, ExactOnSmallIntegers) {
     const ConvCase& c = GetParam();
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     const Tensor x = small_integer_tensor(c.input_shape(), rng());
     const Tensor w = small_integer_tensor(c.weight_shape(), rng());
     const Tensor b = c.bias ? small_integer_tensor(Shape{c.out_channels}, rng()) : Tensor();
@@ -467,16 +463,12 @@ TEST_P(ConvReference, ExactOnSmallIntegers) {
 }
 
 TEST_P(ConvReference, GradientsMatchFiniteDifferences) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     expect_gradients_match_finite_differences(GetParam(), rng);
 }
 
 TEST_P(ConvReference, BackwardPassesAreAdjointsOfForward) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     expect_adjoint_identities(GetParam(), rng);
 }
 
@@ -484,9 +476,7 @@ TEST_P(ConvReference, BackwardPassesAreAdjointsOfForward) {
 // inputs the only difference is the final rounding of each element.
 TEST_P(ConvReference, Float32MatchesFloat64ForEveryPass) {
     const ConvCase& c = GetParam();
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     const Tensor x32 = random_tensor(c.input_shape(), rng).to(DType::Float32);
     const Tensor w32 = random_tensor(c.weight_shape(), rng).to(DType::Float32);
     const Tensor b32 = random_tensor(Shape{c.out_channels}, rng).to(DType::Float32);
@@ -525,37 +515,27 @@ INSTANTIATE_TEST_SUITE_P(Cases, ConvReference, ::testing::ValuesIn(fixed_cases()
 // Cycled through spatial ranks 1, 2, 3 so that every rank gets a third of them.
 constexpr int kRandomConfigurations = 99;
 
-TEST(ConvReferenceRandom, ForwardMatchesIm2colDefinition) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+// Runs `check(case, rng)` on kRandomConfigurations fresh problems, naming each on failure.
+template <typename Check>
+void check_random_cases(Check check) {
+    CONVKIT_SEEDED_RNG(rng);
     for (int i = 0; i < kRandomConfigurations; ++i) {
         const ConvCase c = random_case(rng, 1 + i % 3);
         SCOPED_TRACE(c.name());
-        expect_forward_matches_im2col(c, rng);
+        check(c, rng);
     }
+}
+
+TEST(ConvReferenceRandom, ForwardMatchesIm2colDefinition) {
+    check_random_cases(expect_forward_matches_im2col);
 }
 
 TEST(ConvReferenceRandom, GradientsMatchFiniteDifferences) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
-    for (int i = 0; i < kRandomConfigurations; ++i) {
-        const ConvCase c = random_case(rng, 1 + i % 3);
-        SCOPED_TRACE(c.name());
-        expect_gradients_match_finite_differences(c, rng);
-    }
+    check_random_cases(expect_gradients_match_finite_differences);
 }
 
 TEST(ConvReferenceRandom, BackwardPassesAreAdjointsOfForward) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
-    for (int i = 0; i < kRandomConfigurations; ++i) {
-        const ConvCase c = random_case(rng, 1 + i % 3);
-        SCOPED_TRACE(c.name());
-        expect_adjoint_identities(c, rng);
-    }
+    check_random_cases(expect_adjoint_identities);
 }
 
 // ---- Hand-computed values ----------------------------------------------------------------------

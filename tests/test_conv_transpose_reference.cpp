@@ -357,18 +357,14 @@ AdjointPair random_adjoint_pair(std::mt19937_64& rng, int rank) {
 class ConvTransposeReference : public ::testing::TestWithParam<TransposeCase> {};
 
 TEST_P(ConvTransposeReference, ForwardMatchesZeroInsertionDefinition) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     expect_forward_matches_zero_insertion(GetParam(), rng);
 }
 
 // Small integers make every product and sum exact in both dtypes: bit-for-bit agreement.
 TEST_P(ConvTransposeReference, ExactOnSmallIntegers) {
     const TransposeCase& c = GetParam();
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     const Tensor x = small_integer_tensor(c.input_shape(), rng());
     const Tensor w = small_integer_tensor(c.weight_shape(), rng());
     const Tensor b = c.bias ? small_integer_tensor(Shape{c.out_channels}, rng()) : Tensor();
@@ -381,18 +377,14 @@ TEST_P(ConvTransposeReference, ExactOnSmallIntegers) {
 }
 
 TEST_P(ConvTransposeReference, GradientsMatchFiniteDifferences) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     expect_gradients_match_finite_differences(GetParam(), rng);
 }
 
 // On the same (float32-rounded) inputs, float32 differs from float64 by the final rounding only.
 TEST_P(ConvTransposeReference, Float32MatchesFloat64ForEveryPass) {
     const TransposeCase& c = GetParam();
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     const Tensor x32 = random_tensor(c.input_shape(), rng).to(DType::Float32);
     const Tensor w32 = random_tensor(c.weight_shape(), rng).to(DType::Float32);
     const Tensor b32 = random_tensor(Shape{c.out_channels}, rng).to(DType::Float32);
@@ -431,37 +423,29 @@ INSTANTIATE_TEST_SUITE_P(Cases, ConvTransposeReference, ::testing::ValuesIn(fixe
 // Cycled through spatial ranks 1, 2, 3 so that every rank gets a third of them.
 constexpr int kRandomConfigurations = 99;
 
-TEST(ConvTransposeReferenceRandom, ForwardMatchesZeroInsertionDefinition) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+// Runs `check(case, rng)` on kRandomConfigurations fresh problems, naming each on failure.
+template <typename Check>
+void check_random_cases(Check check) {
+    CONVKIT_SEEDED_RNG(rng);
     for (int i = 0; i < kRandomConfigurations; ++i) {
         const TransposeCase c = random_transpose_case(rng, 1 + i % 3);
         SCOPED_TRACE(c.name());
-        expect_forward_matches_zero_insertion(c, rng);
+        check(c, rng);
     }
 }
 
+TEST(ConvTransposeReferenceRandom, ForwardMatchesZeroInsertionDefinition) {
+    check_random_cases(expect_forward_matches_zero_insertion);
+}
+
 TEST(ConvTransposeReferenceRandom, GradientsMatchFiniteDifferences) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
-    for (int i = 0; i < kRandomConfigurations; ++i) {
-        const TransposeCase c = random_transpose_case(rng, 1 + i % 3);
-        SCOPED_TRACE(c.name());
-        expect_gradients_match_finite_differences(c, rng);
-    }
+    check_random_cases(expect_gradients_match_finite_differences);
 }
 
 // Output size (in - 1) s - 2p + d (k - 1) + op + 1 per dim and C_out = weight.size(1) * groups,
 // from the shape function and from the op itself.
 TEST(ConvTransposeReferenceRandom, OutputShapeFollowsTheFormula) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
-    for (int i = 0; i < kRandomConfigurations; ++i) {
-        const TransposeCase c = random_transpose_case(rng, 1 + i % 3);
-        SCOPED_TRACE(c.name());
+    check_random_cases([](const TransposeCase& c, std::mt19937_64&) {
         const Tensor x = Tensor::zeros(c.input_shape(), DType::Float64);
         const Tensor w = Tensor::zeros(c.weight_shape(), DType::Float64);
         std::vector<std::int64_t> expected{c.batch, w.size(1) * c.params.groups};
@@ -472,15 +456,13 @@ TEST(ConvTransposeReferenceRandom, OutputShapeFollowsTheFormula) {
         }
         EXPECT_EQ(conv_transpose_output_shape(x.shape(), w.shape(), c.params), Shape(expected));
         EXPECT_EQ(conv_transpose_forward(x, w, c.params).shape(), Shape(expected));
-    }
+    });
 }
 
 // <conv(x), y> = <x, conv_transpose(y)> with the same weight and parameters: transposed
 // convolution is the adjoint of convolution, the definition the library is built on.
 TEST(ConvTransposeReferenceRandom, IsTheAdjointOfConvolution) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     for (int i = 0; i < kRandomConfigurations; ++i) {
         const AdjointPair pair = random_adjoint_pair(rng, 1 + i % 3);
         SCOPED_TRACE(pair.name);

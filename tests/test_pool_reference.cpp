@@ -644,27 +644,25 @@ PoolCase random_case(std::mt19937_64& rng, PoolKind kind) {
 }
 
 TEST(PoolRandomSweep, MaxAndAverageMatchDefinitionsOnFreshGeometry) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     for (int trial = 0; trial < 400; ++trial) {
         for (PoolKind kind : {PoolKind::Max, PoolKind::Average}) {
             const PoolCase c = random_case(rng, kind);
             SCOPED_TRACE(case_name(c) + (kind == PoolKind::Max ? " max" : " avg"));
             const Windows w = windows_of(c);
-            const Tensor x = Tensor::uniform(Shape(c.shape), 0.5, 2.0, seed + static_cast<std::uint64_t>(trial));
+            const Tensor x = Tensor::uniform(Shape(c.shape), 0.5, 2.0, rng_seed + static_cast<std::uint64_t>(trial));
             if (kind == PoolKind::Max) {
                 expect_same_values(values_of(max_pool_forward(x, c.params)), max_pool_definition(values_of(x), w),
                                    "max_pool_forward");
-                const Tensor xi = testing::small_integer_tensor(Shape(c.shape), seed + 7 * trial, 1);
-                const Tensor g = testing::small_integer_tensor(Shape(w.output_shape(c.shape)), seed + 13 * trial, 4);
+                const Tensor xi = testing::small_integer_tensor(Shape(c.shape), rng_seed + 7 * trial, 1);
+                const Tensor g = testing::small_integer_tensor(Shape(w.output_shape(c.shape)), rng_seed + 13 * trial, 4);
                 expect_same_values(values_of(max_pool_backward(g, xi, c.params)),
                                    max_pool_backward_definition(values_of(xi), values_of(g), w), "max_pool_backward");
             } else {
                 const Tensor y = avg_pool_forward(x, c.params);
                 ASSERT_EQ(y.shape(), Shape(w.output_shape(c.shape)));
                 EXPECT_LT(relative_error(values_of(y), avg_pool_definition(values_of(x), w)), kFloat32VsFloat64Tolerance);
-                const Tensor g = Tensor::uniform(y.shape(), 0.5, 2.0, seed + 3 * trial, DType::Float64);
+                const Tensor g = Tensor::uniform(y.shape(), 0.5, 2.0, rng_seed + 3 * trial, DType::Float64);
                 EXPECT_LT(relative_error(values_of(avg_pool_backward(g, Shape(c.shape), c.params)),
                                          avg_pool_backward_definition(values_of(g), w)),
                           kFloat64Tolerance);
@@ -675,9 +673,7 @@ TEST(PoolRandomSweep, MaxAndAverageMatchDefinitionsOnFreshGeometry) {
 }
 
 TEST(PoolRandomSweep, AdaptiveMatchesDefinitionOnFreshGeometry) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     for (int trial = 0; trial < 200; ++trial) {
         const int rank = static_cast<int>(pick(rng, 1, 3));
         Index shape{pick(rng, 1, 2), pick(rng, 1, 4)};
@@ -687,14 +683,14 @@ TEST(PoolRandomSweep, AdaptiveMatchesDefinitionOnFreshGeometry) {
             out.push_back(pick(rng, 1, rank == 3 ? 7 : 13));  // smaller, equal or larger than the input
         }
         SCOPED_TRACE(adaptive_name({shape, out}));
-        const Tensor x = Tensor::uniform(Shape(shape), 0.5, 2.0, seed + static_cast<std::uint64_t>(trial),
+        const Tensor x = Tensor::uniform(Shape(shape), 0.5, 2.0, rng_seed + static_cast<std::uint64_t>(trial),
                                          DType::Float64);
         EXPECT_LT(relative_error(values_of(adaptive_avg_pool_forward(x, out)),
                                  adaptive_avg_pool_definition(values_of(x), shape, out)),
                   kFloat64Tolerance);
         Index out_shape{shape[0], shape[1]};
         out_shape.insert(out_shape.end(), out.begin(), out.end());
-        const Tensor g = Tensor::uniform(Shape(out_shape), 0.5, 2.0, seed + 5 * trial, DType::Float64);
+        const Tensor g = Tensor::uniform(Shape(out_shape), 0.5, 2.0, rng_seed + 5 * trial, DType::Float64);
         EXPECT_LT(relative_error(values_of(adaptive_avg_pool_backward(g, Shape(shape))),
                                  adaptive_avg_pool_backward_definition(values_of(g), shape, out)),
                   kFloat64Tolerance);
@@ -856,9 +852,7 @@ TEST(MaxPoolBackward, TiesSendTheGradientToTheFirstMaximumInScanOrder) {
 // ---- NaN ----------------------------------------------------------------------------------------
 
 TEST(MaxPoolNaN, PropagatesToEveryWindowContainingItAndTakesTheGradient) {
-    const std::uint64_t seed = fresh_seed();
-    CONVKIT_SEED_TRACE(seed);
-    std::mt19937_64 rng(seed);
+    CONVKIT_SEEDED_RNG(rng);
     const std::vector<PoolCase> cases = {
         {{1, 3, 7, 8}, P(2, {3, 3}).set_stride(1).set_padding(1)},
         // Dilation 2 with stride 2 reads only the odd rows: a NaN on an even row reaches no window.

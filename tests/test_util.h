@@ -19,6 +19,12 @@ std::uint64_t fresh_seed();
 #define CONVKIT_SEED_TRACE(seed) \
     SCOPED_TRACE(::testing::Message() << "seed=" << (seed) << " (replay with CONVKIT_TEST_SEED=" << (seed) << ")")
 
+// Declares `rng`, a generator freshly seeded for this test, whose seed is printed on failure.
+#define CONVKIT_SEEDED_RNG(rng)                                          \
+    const std::uint64_t rng##_seed = ::convkit::testing::fresh_seed(); \
+    CONVKIT_SEED_TRACE(rng##_seed);                                    \
+    std::mt19937_64 rng(rng##_seed)
+
 // ||a - b|| / ||b|| over all elements (in double); ||a - b|| when b is all zeros. Tensors on any
 // device; shapes must match. A NaN anywhere makes the result NaN, so a comparison `< tol` fails.
 double relative_error(const Tensor& a, const Tensor& b);
