@@ -42,6 +42,11 @@ public:
         return reinterpret_cast<void*>(static_cast<std::intptr_t>(next_event++));
     }
     bool event_done(void* event, int) override { return finished_events.count(event) > 0; }
+    int waits = 0;
+    void wait_event(void* event, int) override {
+        ++waits;
+        finished_events.insert(event);
+    }
     void destroy_event(void*, int) override {}
 };
 
@@ -127,6 +132,20 @@ TEST(CachingAllocator, OutOfMemoryReleasesTheCacheThenThrowsAndStaysUsable) {
     EXPECT_EQ(again, p);
     cache.deallocate(again);
     cache.deallocate(held);
+}
+
+TEST(CachingAllocator, OutOfMemoryWaitsForBlocksInUseOnOtherStreams) {
+    FakeDevice device;
+    device.capacity = 4096;
+    CachingAllocator cache(device);
+    void* p = cache.allocate(4096, 0, kStreamA);
+    cache.record_stream(p, kStreamB);
+    cache.deallocate(p);  // pending: stream B may still read it
+    void* q = cache.allocate(2048, 0, kStreamB);
+    EXPECT_EQ(device.waits, 1);
+    EXPECT_EQ(device.frees, 1);
+    EXPECT_EQ(cache.stats(0).reserved_bytes, 2048u);
+    cache.deallocate(q);
 }
 
 TEST(CachingAllocator, EmptyCacheReturnsEverythingUnused) {

@@ -47,6 +47,10 @@ public:
         CONVKIT_CHECK_CUDA(status);
         return true;
     }
+    void wait_event(void* event, int device) override {
+        CudaDeviceGuard guard(device);
+        CONVKIT_CHECK_CUDA(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+    }
     void destroy_event(void* event, int device) override {
         CudaDeviceGuard guard(device);
         CONVKIT_CHECK_CUDA(cudaEventDestroy(static_cast<cudaEvent_t>(event)));

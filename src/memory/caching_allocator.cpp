@@ -45,6 +45,14 @@ void CachingAllocator::collect_finished_pending() {
     }
 }
 
+void CachingAllocator::wait_for_pending(int device) {
+    for (const PendingBlock& pending : pending_) {
+        if (pending.block.device != device) continue;
+        for (void* event : pending.events) backend_.wait_event(event, device);
+    }
+    collect_finished_pending();
+}
+
 void CachingAllocator::release_cached(int device) {
     auto& stats = stats_[device];
     for (auto it = cached_.begin(); it != cached_.end();) {
@@ -72,7 +80,9 @@ void* CachingAllocator::allocate(std::size_t bytes, int device, void* stream) {
     } else {
         pointer = backend_.malloc(rounded, device);
         if (pointer == nullptr) {
-            // Blocks cached for other sizes or streams are memory the driver can give again.
+            // Blocks cached for other sizes or streams are memory the driver can give again, and
+            // so are blocks waiting for other streams' work, once that work is done.
+            wait_for_pending(device);
             release_cached(device);
             pointer = backend_.malloc(rounded, device);
         }

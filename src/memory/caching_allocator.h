@@ -26,6 +26,7 @@ public:
     // An event recorded now on `stream`, and a query whether the work before it has finished.
     virtual void* record_event(void* stream, int device) = 0;
     virtual bool event_done(void* event, int device) = 0;
+    virtual void wait_event(void* event, int device) = 0;
     virtual void destroy_event(void* event, int device) = 0;
 };
 
@@ -36,7 +37,8 @@ public:
     CachingAllocator(const CachingAllocator&) = delete;
     CachingAllocator& operator=(const CachingAllocator&) = delete;
 
-    // Throws OutOfMemory if the backend fails even after every cached block was released.
+    // Throws OutOfMemory if the backend fails even after every cached block was released and
+    // every block waiting on another stream's work was waited for.
     void* allocate(std::size_t bytes, int device, void* stream);
     // Returns a block to its pool. If the backend fails (recording an event for another stream),
     // throws and leaves the block live: it is never handed out again, which is safe.
@@ -70,6 +72,7 @@ private:
 
     void* take_cached(std::size_t rounded, int device, void* stream);
     void collect_finished_pending();
+    void wait_for_pending(int device);  // blocks until the device's pending blocks are free
     void release_cached(int device);  // every cached block of the device back to the backend
     void cache(void* pointer, const Block& block);
 

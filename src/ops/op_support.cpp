@@ -27,6 +27,10 @@ void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels
                     "] (one value per output channel), got ", bias.shape().to_string());
 }
 
+void throw_host_out_of_memory() {
+    throw OutOfMemory("host: out of memory for the scratch space of a host op (std::bad_alloc)");
+}
+
 void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected) {
     CONVKIT_REQUIRE(grad_output.shape() == expected, op, "grad_output has shape ", grad_output.shape().to_string(),
                     " but the op's output has shape ", expected.to_string());

@@ -2,6 +2,7 @@
 // What every op entry point does before its arithmetic: check that the tensors are defined and
 // agree on device and dtype, pick the backend, and dispatch on dtype.
 #include <initializer_list>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -27,11 +28,18 @@ void check_grad_output(const std::string& op, const Tensor& grad_output, const S
 // NotSupported that says where it is and what to do.
 void require_host_backend(const std::string& op, const Tensor& tensor);
 
-// Calls f with a value of the C++ type matching `dtype` (float or double).
+[[noreturn]] void throw_host_out_of_memory();
+
+// Calls f with a value of the C++ type matching `dtype` (float or double). Host backends
+// allocate scratch space (accumulators); running out of it is an OutOfMemory like any other.
 template <typename F>
 decltype(auto) dispatch_dtype(DType dtype, F&& f) {
-    if (dtype == DType::Float32) return std::forward<F>(f)(float{});
-    return std::forward<F>(f)(double{});
+    try {
+        if (dtype == DType::Float32) return std::forward<F>(f)(float{});
+        return std::forward<F>(f)(double{});
+    } catch (const std::bad_alloc&) {
+        throw_host_out_of_memory();
+    }
 }
 
 }  // namespace convkit::detail
