@@ -22,6 +22,15 @@ public:
     std::set<void*> finished_events;
     int next_event = 1;
 
+    FakeDevice() = default;
+    FakeDevice(const FakeDevice&) = delete;
+    FakeDevice& operator=(const FakeDevice&) = delete;
+    // Like a CUDA context's teardown, frees whatever the allocator still holds (a block whose
+    // release failed is deliberately never returned).
+    ~FakeDevice() override {
+        for (const auto& [pointer, bytes] : blocks) delete[] static_cast<char*>(pointer);
+    }
+
     void* malloc(std::size_t bytes, int) override {
         if (in_use + bytes > capacity) return nullptr;
         void* p = new char[bytes];

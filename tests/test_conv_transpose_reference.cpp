@@ -307,6 +307,9 @@ TransposeCase random_transpose_case(std::mt19937_64& rng, int rank) {
         c.params.padding[d] = pick(rng, 0, 2);
         c.params.output_padding[d] = pick(rng, 0, std::max(c.params.stride[d], c.params.dilation[d]) - 1);
         c.input.push_back(pick(rng, 1, rank == 3 ? 3 : 5));
+    }
+    // Only once every dim has its input size can output() be evaluated.
+    for (std::size_t d = 0; d < c.input.size(); ++d) {
         while (c.output()[d] < 1) ++c.input[d];
     }
     return c;
