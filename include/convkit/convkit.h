@@ -1,5 +1,6 @@
 #pragma once
 // Everything public in one include. Plain C++20: no CUDA header is pulled in.
+#include "convkit/backend.h"
 #include "convkit/conv_params.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"

@@ -33,11 +33,11 @@ struct ConvGeometry {
     SpatialDims pad_end{0, 0, 0};
     PaddingMode padding_mode = PaddingMode::Zeros;
 
-    std::int64_t in_channels_per_group() const { return in_channels / groups; }
-    std::int64_t out_channels_per_group() const { return out_channels / groups; }
-    std::int64_t input_spatial() const { return input[0] * input[1] * input[2]; }
-    std::int64_t output_spatial() const { return output[0] * output[1] * output[2]; }
-    std::int64_t kernel_spatial() const { return kernel[0] * kernel[1] * kernel[2]; }
+    constexpr std::int64_t in_channels_per_group() const { return in_channels / groups; }
+    constexpr std::int64_t out_channels_per_group() const { return out_channels / groups; }
+    constexpr std::int64_t input_spatial() const { return input[0] * input[1] * input[2]; }
+    constexpr std::int64_t output_spatial() const { return output[0] * output[1] * output[2]; }
+    constexpr std::int64_t kernel_spatial() const { return kernel[0] * kernel[1] * kernel[2]; }
     Shape input_shape() const;   // [N, C_in, spatial...]
     Shape output_shape() const;  // [N, C_out, spatial...]
     Shape weight_shape() const;  // [C_out, C_in / groups, kernel...]
@@ -68,9 +68,9 @@ struct PoolGeometry {
     SpatialDims dilation{1, 1, 1};
     bool count_include_pad = true;
 
-    std::int64_t planes() const { return batch * channels; }
-    std::int64_t input_spatial() const { return input[0] * input[1] * input[2]; }
-    std::int64_t output_spatial() const { return output[0] * output[1] * output[2]; }
+    constexpr std::int64_t planes() const { return batch * channels; }
+    constexpr std::int64_t input_spatial() const { return input[0] * input[1] * input[2]; }
+    constexpr std::int64_t output_spatial() const { return output[0] * output[1] * output[2]; }
     Shape output_shape() const;
 };
 

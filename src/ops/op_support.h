@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "convkit/backend.h"
 #include "convkit/tensor.h"
 
 namespace convkit::detail {
@@ -24,9 +25,13 @@ void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels
 // A backward pass's grad_output must have the shape of the forward op's output.
 void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected);
 
-// The host reference is the only backend in this build: a tensor on another device gets a
-// NotSupported that says where it is and what to do.
-void require_host_backend(const std::string& op, const Tensor& tensor);
+// The backend that runs an op on `tensor`'s device: the host reference for host tensors, the
+// thread's default_backend() for CUDA tensors. Choosing the host backend for CUDA tensors is a
+// NotSupported that says where the tensors are and what to do; nothing falls back silently.
+Backend select_backend(const std::string& op, const Tensor& tensor);
+
+// The stream an op on `tensor` enqueues its kernels on.
+Stream stream_of(const Tensor& tensor);
 
 [[noreturn]] void throw_host_out_of_memory();
 

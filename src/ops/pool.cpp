@@ -5,6 +5,7 @@
 
 #include "backends/host/pool_reference.h"
 #include "core/check.h"
+#include "kernels/pool.h"
 #include "ops/geometry.h"
 #include "ops/op_support.h"
 
@@ -13,15 +14,23 @@ namespace convkit {
 namespace {
 using detail::PoolGeometry;
 
-// Runs `pass(geometry, typed pointers...)` into a new tensor of `shape` on `like`'s device.
-template <typename Pass>
-Tensor run(const Shape& shape, const Tensor& like, Pass pass) {
+// Runs a pass into a new tensor of `shape` on `like`'s device, on the backend chosen for `op`:
+// on_cuda(result, stream), or on_host(dtype tag, result) on the host reference.
+template <typename OnCuda, typename OnHost>
+Tensor run(const std::string& op, const Shape& shape, const Tensor& like, OnCuda on_cuda, OnHost on_host) {
+    const Backend backend = detail::select_backend(op, like);
     Tensor result = Tensor::empty(shape, like.dtype(), like.device());
-    detail::dispatch_dtype(like.dtype(), [&](auto tag) { pass(tag, result); });
+    if (backend == Backend::Cuda) {
+        on_cuda(result, detail::stream_of(like));
+    } else {
+        detail::dispatch_dtype(like.dtype(), [&](auto tag) { on_host(tag, result); });
+    }
     return result;
 }
 
-std::vector<std::int64_t> ones(int count) { return std::vector<std::int64_t>(static_cast<std::size_t>(count), 1); }
+std::vector<std::int64_t> ones(int count) {
+    return std::vector<std::int64_t>(static_cast<std::size_t>(count), 1);
+}
 
 Shape spatial_sizes_of(const Shape& shape) {
     return Shape(std::vector<std::int64_t>(shape.begin() + 2, shape.end()));
@@ -32,11 +41,15 @@ Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string op = pool_op_name(params.spatial_rank, PoolKind::Max);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
-    detail::require_host_backend(op, input);
-    return run(g.output_shape(), input, [&](auto tag, Tensor& out) {
-        using T = decltype(tag);
-        host::max_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
-    });
+    return run(
+        op, g.output_shape(), input,
+        [&](Tensor& out, Stream stream) {
+            kernels::max_pool_forward(g, input.dtype(), input.raw_data(), out.raw_data(), stream);
+        },
+        [&](auto tag, Tensor& out) {
+            using T = decltype(tag);
+            host::max_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
+        });
 }
 
 Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params) {
@@ -44,22 +57,31 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    detail::require_host_backend(op, input);
-    return run(input.shape(), input, [&](auto tag, Tensor& out) {
-        using T = decltype(tag);
-        host::max_pool_backward_reference<T>(g, grad_output.data<T>(), input.data<T>(), out.data<T>());
-    });
+    return run(
+        op, input.shape(), input,
+        [&](Tensor& out, Stream stream) {
+            kernels::max_pool_backward(g, input.dtype(), grad_output.raw_data(), input.raw_data(), out.raw_data(),
+                                       stream);
+        },
+        [&](auto tag, Tensor& out) {
+            using T = decltype(tag);
+            host::max_pool_backward_reference<T>(g, grad_output.data<T>(), input.data<T>(), out.data<T>());
+        });
 }
 
 Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string op = pool_op_name(params.spatial_rank, PoolKind::Average);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
-    detail::require_host_backend(op, input);
-    return run(g.output_shape(), input, [&](auto tag, Tensor& out) {
-        using T = decltype(tag);
-        host::avg_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
-    });
+    return run(
+        op, g.output_shape(), input,
+        [&](Tensor& out, Stream stream) {
+            kernels::avg_pool_forward(g, input.dtype(), input.raw_data(), out.raw_data(), stream);
+        },
+        [&](auto tag, Tensor& out) {
+            using T = decltype(tag);
+            host::avg_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
+        });
 }
 
 Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, const PoolParams& params) {
@@ -67,11 +89,15 @@ Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, co
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    detail::require_host_backend(op, grad_output);
-    return run(input_shape, grad_output, [&](auto tag, Tensor& out) {
-        using T = decltype(tag);
-        host::avg_pool_backward_reference<T>(g, grad_output.data<T>(), out.data<T>());
-    });
+    return run(
+        op, input_shape, grad_output,
+        [&](Tensor& out, Stream stream) {
+            kernels::avg_pool_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(), stream);
+        },
+        [&](auto tag, Tensor& out) {
+            using T = decltype(tag);
+            host::avg_pool_backward_reference<T>(g, grad_output.data<T>(), out.data<T>());
+        });
 }
 
 namespace {
@@ -86,11 +112,15 @@ Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int
     const std::string op = rank_op_name("adaptive_avg_pool", input);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
-    detail::require_host_backend(op, input);
-    return run(g.output_shape(), input, [&](auto tag, Tensor& out) {
-        using T = decltype(tag);
-        host::adaptive_avg_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
-    });
+    return run(
+        op, g.output_shape(), input,
+        [&](Tensor& out, Stream stream) {
+            kernels::adaptive_avg_pool_forward(g, input.dtype(), input.raw_data(), out.raw_data(), stream);
+        },
+        [&](auto tag, Tensor& out) {
+            using T = decltype(tag);
+            host::adaptive_avg_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
+        });
 }
 
 Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
@@ -102,11 +132,15 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
     const PoolGeometry g =
         detail::adaptive_pool_geometry(op, input_shape, spatial_sizes_of(grad_output.shape()).to_vector());
     detail::check_grad_output(op, grad_output, g.output_shape());
-    detail::require_host_backend(op, grad_output);
-    return run(input_shape, grad_output, [&](auto tag, Tensor& out) {
-        using T = decltype(tag);
-        host::adaptive_avg_pool_backward_reference<T>(g, grad_output.data<T>(), out.data<T>());
-    });
+    return run(
+        op, input_shape, grad_output,
+        [&](Tensor& out, Stream stream) {
+            kernels::adaptive_avg_pool_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(), stream);
+        },
+        [&](auto tag, Tensor& out) {
+            using T = decltype(tag);
+            host::adaptive_avg_pool_backward_reference<T>(g, grad_output.data<T>(), out.data<T>());
+        });
 }
 
 // Global average pooling is adaptive pooling to one element per dim.
@@ -120,9 +154,9 @@ Tensor global_avg_pool_forward(const Tensor& input) {
 Tensor global_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
     const std::string op = rank_op_name("global_avg_pool", grad_output, "_backward");
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
-    const bool one_per_plane = grad_output.rank() >= 3 &&
-                               std::all_of(grad_output.shape().begin() + 2, grad_output.shape().end(),
-                                           [](std::int64_t d) { return d == 1; });
+    const bool one_per_plane =
+        grad_output.rank() >= 3 &&
+        std::all_of(grad_output.shape().begin() + 2, grad_output.shape().end(), [](std::int64_t d) { return d == 1; });
     CONVKIT_REQUIRE(one_per_plane, op, "grad_output must be [N, C, 1...] (one value per plane), got ",
                     grad_output.shape().to_string());
     return adaptive_avg_pool_backward(grad_output, input_shape);

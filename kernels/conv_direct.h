@@ -1,0 +1,30 @@
+#pragma once
+// Launchers of the direct convolution kernels (kernels/conv_direct.cu): one thread per output
+// element, written for correctness on every geometry the host reference accepts; the fast,
+// shape-specialised kernels come later and are chosen beside these. Plain C++: host code calls
+// them without CUDA headers. Pointers are device pointers of `dtype`; work goes on `stream`.
+#include "convkit/device.h"
+#include "convkit/dtype.h"
+#include "ops/geometry.h"
+
+namespace convkit::kernels {
+
+// y = conv(x, w) + bias (bias may be null).
+void conv_forward_direct(const detail::ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias,
+                         void* y, Stream stream);
+
+// dx = conv^T(dy, w) + bias per channel of dx (bias may be null: the transposed forward's bias).
+// Padding modes other than zeros fold the gradient of the padded input back onto the elements
+// it was read from, without atomics.
+void conv_backward_data_direct(const detail::ConvGeometry& g, DType dtype, const void* dy, const void* w,
+                               const void* bias, void* dx, Stream stream);
+
+// dw = sum over batch and output of dy x; one block per weight element, a fixed-order reduction.
+void conv_backward_filter_direct(const detail::ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw,
+                                 Stream stream);
+
+// db[c] = sum over batch and space of dy[n, c, ...]; one block per channel.
+void conv_backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype,
+                        const void* dy, void* db, Stream stream);
+
+}  // namespace convkit::kernels

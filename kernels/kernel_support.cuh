@@ -1,0 +1,50 @@
+#pragma once
+// Small helpers shared by the .cu files: launch sizes, a grid-stride loop with 64-bit indices,
+// a deterministic block reduction, and dtype dispatch for launchers.
+#include <algorithm>
+#include <cstdint>
+
+#include "convkit/dtype.h"
+
+namespace convkit::kernels {
+
+inline constexpr int kThreadsPerBlock = 256;
+
+// Enough blocks to fill the GPU several times over; grid-stride loops cover the rest.
+inline unsigned grid_for(std::int64_t count) {
+    const std::int64_t needed = (count + kThreadsPerBlock - 1) / kThreadsPerBlock;
+    return static_cast<unsigned>(std::clamp<std::int64_t>(needed, 1, 65535));
+}
+
+__device__ inline std::int64_t global_thread_index() {
+    return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ inline std::int64_t global_thread_count() { return static_cast<std::int64_t>(gridDim.x) * blockDim.x; }
+
+// Sum of every thread's `value` in a block of kThreadsPerBlock threads, in a fixed tree order
+// (so the result is the same run to run). Valid in thread 0.
+// Every thread of the block must call it (it synchronises); it may be called repeatedly.
+template <typename T>
+__device__ T block_sum(T value) {
+    __shared__ T partial[kThreadsPerBlock];
+    __syncthreads();  // the previous call's result has been read
+    partial[threadIdx.x] = value;
+    __syncthreads();
+    for (int half = kThreadsPerBlock / 2; half > 0; half /= 2) {
+        if (static_cast<int>(threadIdx.x) < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+        __syncthreads();
+    }
+    return threadIdx.x == 0 ? partial[0] : T(0);
+}
+
+// Calls f(float{}) or f(double{}) by dtype.
+template <typename F>
+void dispatch_float_types(DType dtype, F&& f) {
+    if (dtype == DType::Float32) {
+        f(float{});
+    } else {
+        f(double{});
+    }
+}
+
+}  // namespace convkit::kernels

@@ -1,0 +1,19 @@
+#pragma once
+// Launchers of the pooling kernels (kernels/pool.cu): max, average and adaptive average,
+// forward and backward, 1-D to 3-D through the widened geometry. Backward passes are gathers
+// (each input element sums the outputs whose windows hold it): deterministic, no atomics.
+#include "convkit/device.h"
+#include "convkit/dtype.h"
+#include "ops/geometry.h"
+
+namespace convkit::kernels {
+
+void max_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream);
+void max_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx,
+                       Stream stream);
+void avg_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream);
+void avg_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream);
+void adaptive_avg_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream);
+void adaptive_avg_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream);
+
+}  // namespace convkit::kernels

@@ -1,0 +1,158 @@
+// The CUDA pooling kernels against the host reference (label gpu): max, average (both
+// count_include_pad settings, ceil mode), adaptive and global average, forward and backward,
+// written into NaN-filled buffers. float64 to 1e-12; float32 to 1e-5.
+#include <cctype>
+
+#include "kernels/pool.h"
+#include "ops/geometry.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+
+constexpr double kCudaFloat32Tolerance = 1e-5;
+
+struct PoolCase {
+    PoolParams params{2, 2};
+    Shape input;
+    std::string name() const {
+        std::string text = params.to_string() + "_x" + input.to_string();
+        for (char& c : text) {
+            if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+        }
+        return text;
+    }
+};
+
+std::vector<PoolCase> cases() {
+    using P = PoolParams;
+    return {
+        {P(1, 3).set_stride(2).set_padding(1), Shape{2, 3, 17}},
+        {P(1, 2).set_ceil_mode(), Shape{1, 5, 9}},
+        {P(1, 3).set_stride(1).set_dilation(2).set_padding(1), Shape{2, 2, 12}},
+        {P(2, 2), Shape{2, 3, 8, 8}},
+        {P(2, 3).set_stride(2).set_padding(1), Shape{1, 7, 11, 9}},
+        {P(2, {3, 2}).set_stride({2, 1}).set_ceil_mode().set_count_include_pad(false).set_padding({1, 0}),
+         Shape{2, 5, 10, 7}},
+        {P(2, 3).set_stride(2).set_ceil_mode(), Shape{1, 3, 6, 7}},  // windows overhang the input
+        {P(2, 3).set_stride(1).set_dilation({1, 2}), Shape{1, 4, 7, 9}},
+        {P(3, 2), Shape{1, 2, 4, 6, 8}},
+        {P(3, {3, 3, 2}).set_stride(2).set_padding({1, 1, 0}).set_ceil_mode(), Shape{2, 3, 5, 7, 6}},
+    };
+}
+
+std::string case_name(const ::testing::TestParamInfo<PoolCase>& info) {
+    return info.param.name() + "_" + std::to_string(info.index);
+}
+
+class CudaPool : public ::testing::TestWithParam<PoolCase> {
+protected:
+    void SetUp() override {
+        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
+    }
+};
+
+// Runs kernel(out) into a NaN-filled tensor of `shape` and checks it against `reference`.
+template <typename Launch>
+void expect_matches(const Shape& shape, DType dtype, const Tensor& reference, const char* what, Launch launch) {
+    Tensor out = testing::nan_tensor(shape, dtype, Device::cuda());
+    launch(out);
+    const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : kCudaFloat32Tolerance;
+    EXPECT_LT(testing::relative_error(out, reference), tolerance) << what;
+}
+
+TEST_P(CudaPool, MaxAndAverageMatchTheHostReference) {
+    const PoolCase& c = GetParam();
+    CONVKIT_SEEDED_RNG(rng);
+    // Rounded to float32 first, so that both dtypes see the same values and the same argmax.
+    const Tensor x_rounded = testing::random_tensor(c.input, rng).to(DType::Float32).to(DType::Float64);
+    for (PoolKind kind : {PoolKind::Max, PoolKind::Average}) {
+        if (kind == PoolKind::Average && c.params.dilation != SpatialDims{1, 1, 1}) continue;
+        SCOPED_TRACE(kind == PoolKind::Max ? "max" : "average");
+        const std::string op = pool_op_name(c.params.spatial_rank, kind);
+        const detail::PoolGeometry g = detail::pool_geometry(op, c.input, c.params, kind);
+        const Tensor dy = testing::random_tensor(g.output_shape(), rng);
+        const bool is_max = kind == PoolKind::Max;
+        const Tensor ref_y = is_max ? max_pool_forward(x_rounded, c.params) : avg_pool_forward(x_rounded, c.params);
+        const Tensor ref_dx = is_max ? max_pool_backward(dy, x_rounded, c.params) : avg_pool_backward(dy, c.input, c.params);
+        for (DType dtype : {DType::Float64, DType::Float32}) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const Tensor xd = x_rounded.to(dtype).to(Device::cuda());
+            const Tensor dyd = dy.to(dtype).to(Device::cuda());
+            const Stream stream = current_stream(0);
+            expect_matches(g.output_shape(), dtype, ref_y, "forward", [&](Tensor& out) {
+                if (is_max) {
+                    kernels::max_pool_forward(g, dtype, xd.raw_data(), out.raw_data(), stream);
+                } else {
+                    kernels::avg_pool_forward(g, dtype, xd.raw_data(), out.raw_data(), stream);
+                }
+            });
+            expect_matches(c.input, dtype, ref_dx, "backward", [&](Tensor& out) {
+                if (is_max) {
+                    kernels::max_pool_backward(g, dtype, dyd.raw_data(), xd.raw_data(), out.raw_data(), stream);
+                } else {
+                    kernels::avg_pool_backward(g, dtype, dyd.raw_data(), out.raw_data(), stream);
+                }
+            });
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, CudaPool, ::testing::ValuesIn(cases()), case_name);
+
+class CudaPoolOps : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
+    }
+};
+
+TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<std::pair<Shape, std::vector<std::int64_t>>> problems = {
+        {Shape{2, 3, 10}, {4}}, {Shape{1, 2, 7, 5}, {3, 3}}, {Shape{2, 3, 3, 4}, {5, 6}}, {Shape{1, 2, 5, 4, 6}, {2, 3, 4}}};
+    for (const auto& [shape, out] : problems) {
+        SCOPED_TRACE(shape.to_string());
+        const Tensor x = testing::random_tensor(shape, rng);
+        const Tensor y = adaptive_avg_pool_forward(x, out);
+        const Tensor dy = testing::random_tensor(y.shape(), rng);
+        const Tensor gpu_y = adaptive_avg_pool_forward(x.to(Device::cuda()), out);
+        EXPECT_LT(testing::relative_error(gpu_y, y), testing::kFloat64Tolerance);
+        const Tensor gpu_dx = adaptive_avg_pool_backward(dy.to(Device::cuda()), shape);
+        EXPECT_LT(testing::relative_error(gpu_dx, adaptive_avg_pool_backward(dy, shape)), testing::kFloat64Tolerance);
+        const Tensor global = global_avg_pool_forward(x.to(Device::cuda()));
+        EXPECT_LT(testing::relative_error(global, global_avg_pool_forward(x)), testing::kFloat64Tolerance);
+        // Poisoned buffers through the kernel launchers, float32.
+        const detail::PoolGeometry g = detail::adaptive_pool_geometry("adaptive_avg_pool", shape, out);
+        const Tensor xf = x.to(DType::Float32).to(Device::cuda());
+        const Tensor dyf = dy.to(DType::Float32).to(Device::cuda());
+        expect_matches(y.shape(), DType::Float32, y, "adaptive forward", [&](Tensor& o) {
+            kernels::adaptive_avg_pool_forward(g, DType::Float32, xf.raw_data(), o.raw_data(), current_stream(0));
+        });
+        expect_matches(shape, DType::Float32, adaptive_avg_pool_backward(dy, shape), "adaptive backward", [&](Tensor& o) {
+            kernels::adaptive_avg_pool_backward(g, DType::Float32, dyf.raw_data(), o.raw_data(), current_stream(0));
+        });
+    }
+}
+
+// More than 2^31 input elements: 2-wide max pooling of a ramp has a closed form at every index.
+TEST_F(CudaPoolOps, MaxPoolingPastTwoToTheThirtyOneElements) {
+    const std::int64_t n = (std::int64_t{1} << 31) + 6;
+    std::vector<float> ramp(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i % 1000);
+    const Tensor x = Tensor::from_vector(Shape{1, 1, n}, ramp, Device::cuda());
+    ramp = {};
+    const Tensor y = max_pool_forward(x, PoolParams(1, 2)).to(Device::host());
+    ASSERT_EQ(y.numel(), n / 2);
+    const float* values = y.data<float>();
+    std::int64_t wrong = 0;
+    for (std::int64_t j = 0; j < n / 2; ++j) {
+        const float expected = static_cast<float>(std::max((2 * j) % 1000, (2 * j + 1) % 1000));
+        wrong += values[j] != expected;
+    }
+    EXPECT_EQ(wrong, 0);
+}
+
+}  // namespace
+}  // namespace convkit
