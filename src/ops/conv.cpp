@@ -1,11 +1,10 @@
-// Convolution and transposed convolution entry points: checks, geometry, dispatch.
+// Convolution and transposed convolution entry points: checks, geometry, backend, call.
 // A transposed convolution runs as the adjoint of the convolution its geometry describes, so
 // each backend implements three convolution passes and gets all six ops from them.
 #include "convkit/ops/conv.h"
 
-#include "backends/host/conv_reference.h"
-#include "kernels/conv_direct.h"
 #include "core/check.h"
+#include "ops/backend_registry.h"
 #include "ops/geometry.h"
 #include "ops/op_support.h"
 
@@ -20,50 +19,29 @@ std::string pass_name(const ConvParams& params, bool transposed, const char* pas
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
-// The three convolution passes, on the backend chosen for the call. `bias` (or an undefined
-// tensor) is added per channel of the result.
-Tensor run_forward(const ConvGeometry& g, Backend backend, const Tensor& x, const Tensor& w, const Tensor& bias) {
+// The three convolution passes, each into a new tensor, on the backend chosen for `op`.
+// `bias` (or an undefined tensor) is added per channel of the result.
+Tensor run_forward(const std::string& op, const ConvGeometry& g, const Tensor& x, const Tensor& w,
+                   const Tensor& bias) {
+    const auto& backend = detail::conv_backend_for(op, g, x.dtype(), x.device());
     Tensor y = Tensor::empty(g.output_shape(), x.dtype(), x.device());
-    if (backend == Backend::Cuda) {
-        kernels::conv_forward_direct(g, x.dtype(), x.raw_data(), w.raw_data(), data_or_null(bias), y.raw_data(),
-                                     detail::stream_of(x));
-        return y;
-    }
-    detail::dispatch_dtype(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_forward_reference<T>(g, x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
-                                        y.data<T>());
-    });
+    backend.forward(g, x.dtype(), x.raw_data(), w.raw_data(), data_or_null(bias), y.raw_data(), detail::stream_of(x));
     return y;
 }
 
-Tensor run_backward_data(const ConvGeometry& g, Backend backend, const Tensor& dy, const Tensor& w,
+Tensor run_backward_data(const std::string& op, const ConvGeometry& g, const Tensor& dy, const Tensor& w,
                          const Tensor& bias) {
+    const auto& backend = detail::conv_backend_for(op, g, dy.dtype(), dy.device());
     Tensor dx = Tensor::empty(g.input_shape(), dy.dtype(), dy.device());
-    if (backend == Backend::Cuda) {
-        kernels::conv_backward_data_direct(g, dy.dtype(), dy.raw_data(), w.raw_data(), data_or_null(bias),
-                                           dx.raw_data(), detail::stream_of(dy));
-        return dx;
-    }
-    detail::dispatch_dtype(dy.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_data_reference<T>(g, dy.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
-                                              dx.data<T>());
-    });
+    backend.backward_data(g, dy.dtype(), dy.raw_data(), w.raw_data(), data_or_null(bias), dx.raw_data(),
+                          detail::stream_of(dy));
     return dx;
 }
 
-Tensor run_backward_filter(const ConvGeometry& g, Backend backend, const Tensor& dy, const Tensor& x) {
+Tensor run_backward_filter(const std::string& op, const ConvGeometry& g, const Tensor& dy, const Tensor& x) {
+    const auto& backend = detail::conv_backend_for(op, g, dy.dtype(), dy.device());
     Tensor dw = Tensor::empty(g.weight_shape(), dy.dtype(), dy.device());
-    if (backend == Backend::Cuda) {
-        kernels::conv_backward_filter_direct(g, dy.dtype(), dy.raw_data(), x.raw_data(), dw.raw_data(),
-                                             detail::stream_of(dy));
-        return dw;
-    }
-    detail::dispatch_dtype(dy.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_filter_reference<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>());
-    });
+    backend.backward_filter(g, dy.dtype(), dy.raw_data(), x.raw_data(), dw.raw_data(), detail::stream_of(dy));
     return dw;
 }
 }  // namespace
@@ -73,7 +51,7 @@ Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bia
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
-    return run_forward(g, detail::select_backend(op, input), input, weight, bias);
+    return run_forward(op, g, input, weight, bias);
 }
 
 Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
@@ -82,7 +60,7 @@ Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    return run_backward_data(g, detail::select_backend(op, grad_output), grad_output, weight, Tensor());
+    return run_backward_data(op, g, grad_output, weight, Tensor());
 }
 
 Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
@@ -91,7 +69,7 @@ Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, cons
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    return run_backward_filter(g, detail::select_backend(op, grad_output), grad_output, input);
+    return run_backward_filter(op, g, grad_output, input);
 }
 
 Tensor conv_backward_bias(const Tensor& grad_output) {
@@ -99,20 +77,14 @@ Tensor conv_backward_bias(const Tensor& grad_output) {
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 2, op, "grad_output must be [N, C, ...], got shape ",
                     grad_output.shape().to_string());
-    const Backend backend = detail::select_backend(op, grad_output);
     const std::int64_t batch = grad_output.size(0);
     const std::int64_t channels = grad_output.size(1);
     const std::int64_t spatial = channels == 0 || batch == 0 ? 0 : grad_output.numel() / (batch * channels);
+    // Any geometry will do for choosing: the bias gradient depends on none of it.
+    const auto& backend = detail::conv_backend_for(op, ConvGeometry{}, grad_output.dtype(), grad_output.device());
     Tensor grad_bias = Tensor::empty(Shape{channels}, grad_output.dtype(), grad_output.device());
-    if (backend == Backend::Cuda) {
-        kernels::conv_backward_bias(batch, channels, spatial, grad_output.dtype(), grad_output.raw_data(),
-                                    grad_bias.raw_data(), detail::stream_of(grad_output));
-        return grad_bias;
-    }
-    detail::dispatch_dtype(grad_output.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_bias_reference<T>(batch, channels, spatial, grad_output.data<T>(), grad_bias.data<T>());
-    });
+    backend.backward_bias(batch, channels, spatial, grad_output.dtype(), grad_output.raw_data(), grad_bias.raw_data(),
+                          detail::stream_of(grad_output));
     return grad_bias;
 }
 
@@ -122,7 +94,7 @@ Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const T
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
-    return run_backward_data(g, detail::select_backend(op, input), input, weight, bias);
+    return run_backward_data(op, g, input, weight, bias);
 }
 
 Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
@@ -131,7 +103,7 @@ Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& wei
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.input_shape());
-    return run_forward(g, detail::select_backend(op, grad_output), grad_output, weight, Tensor());
+    return run_forward(op, g, grad_output, weight, Tensor());
 }
 
 Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
@@ -141,7 +113,7 @@ Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& i
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.input_shape());
     // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
-    return run_backward_filter(g, detail::select_backend(op, grad_output), input, grad_output);
+    return run_backward_filter(op, g, input, grad_output);
 }
 
 }  // namespace convkit

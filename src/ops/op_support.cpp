@@ -36,17 +36,6 @@ void check_grad_output(const std::string& op, const Tensor& grad_output, const S
                     " but the op's output has shape ", expected.to_string());
 }
 
-Backend select_backend(const std::string& op, const Tensor& tensor) {
-    if (tensor.device().is_host()) return Backend::Host;
-    const Backend backend = default_backend();
-    if (backend == Backend::Host) {
-        throw NotSupported(concat(op, ": the host backend was chosen (set_default_backend or CONVKIT_BACKEND) but the ",
-                                  "tensors are on ", tensor.device().to_string(),
-                                  "; move them with .to(Device::host()) or choose the cuda backend"));
-    }
-    return backend;
-}
-
 Stream stream_of(const Tensor& tensor) { return current_stream(tensor.device().index); }
 
 }  // namespace convkit::detail

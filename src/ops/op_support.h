@@ -6,7 +6,6 @@
 #include <string>
 #include <utility>
 
-#include "convkit/backend.h"
 #include "convkit/tensor.h"
 
 namespace convkit::detail {
@@ -24,11 +23,6 @@ void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels
 
 // A backward pass's grad_output must have the shape of the forward op's output.
 void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected);
-
-// The backend that runs an op on `tensor`'s device: the host reference for host tensors, the
-// thread's default_backend() for CUDA tensors. Choosing the host backend for CUDA tensors is a
-// NotSupported that says where the tensors are and what to do; nothing falls back silently.
-Backend select_backend(const std::string& op, const Tensor& tensor);
 
 // The stream an op on `tensor` enqueues its kernels on.
 Stream stream_of(const Tensor& tensor);

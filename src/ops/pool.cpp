@@ -3,9 +3,8 @@
 
 #include <algorithm>
 
-#include "backends/host/pool_reference.h"
 #include "core/check.h"
-#include "kernels/pool.h"
+#include "ops/backend_registry.h"
 #include "ops/geometry.h"
 #include "ops/op_support.h"
 
@@ -14,18 +13,9 @@ namespace convkit {
 namespace {
 using detail::PoolGeometry;
 
-// Runs a pass into a new tensor of `shape` on `like`'s device, on the backend chosen for `op`:
-// on_cuda(result, stream), or on_host(dtype tag, result) on the host reference.
-template <typename OnCuda, typename OnHost>
-Tensor run(const std::string& op, const Shape& shape, const Tensor& like, OnCuda on_cuda, OnHost on_host) {
-    const Backend backend = detail::select_backend(op, like);
-    Tensor result = Tensor::empty(shape, like.dtype(), like.device());
-    if (backend == Backend::Cuda) {
-        on_cuda(result, detail::stream_of(like));
-    } else {
-        detail::dispatch_dtype(like.dtype(), [&](auto tag) { on_host(tag, result); });
-    }
-    return result;
+// A new tensor of `shape` with `like`'s dtype and device.
+Tensor output_like(const Shape& shape, const Tensor& like) {
+    return Tensor::empty(shape, like.dtype(), like.device());
 }
 
 std::vector<std::int64_t> ones(int count) {
@@ -41,15 +31,10 @@ Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string op = pool_op_name(params.spatial_rank, PoolKind::Max);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
-    return run(
-        op, g.output_shape(), input,
-        [&](Tensor& out, Stream stream) {
-            kernels::max_pool_forward(g, input.dtype(), input.raw_data(), out.raw_data(), stream);
-        },
-        [&](auto tag, Tensor& out) {
-            using T = decltype(tag);
-            host::max_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
-        });
+    const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Max, input.dtype(), input.device());
+    Tensor out = output_like(g.output_shape(), input);
+    backend.max_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
+    return out;
 }
 
 Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params) {
@@ -57,31 +42,21 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    return run(
-        op, input.shape(), input,
-        [&](Tensor& out, Stream stream) {
-            kernels::max_pool_backward(g, input.dtype(), grad_output.raw_data(), input.raw_data(), out.raw_data(),
-                                       stream);
-        },
-        [&](auto tag, Tensor& out) {
-            using T = decltype(tag);
-            host::max_pool_backward_reference<T>(g, grad_output.data<T>(), input.data<T>(), out.data<T>());
-        });
+    const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Max, input.dtype(), input.device());
+    Tensor out = output_like(input.shape(), input);
+    backend.max_backward(g, input.dtype(), grad_output.raw_data(), input.raw_data(), out.raw_data(),
+                         detail::stream_of(input));
+    return out;
 }
 
 Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string op = pool_op_name(params.spatial_rank, PoolKind::Average);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
-    return run(
-        op, g.output_shape(), input,
-        [&](Tensor& out, Stream stream) {
-            kernels::avg_pool_forward(g, input.dtype(), input.raw_data(), out.raw_data(), stream);
-        },
-        [&](auto tag, Tensor& out) {
-            using T = decltype(tag);
-            host::avg_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
-        });
+    const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Average, input.dtype(), input.device());
+    Tensor out = output_like(g.output_shape(), input);
+    backend.avg_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
+    return out;
 }
 
 Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, const PoolParams& params) {
@@ -89,15 +64,12 @@ Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, co
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    return run(
-        op, input_shape, grad_output,
-        [&](Tensor& out, Stream stream) {
-            kernels::avg_pool_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(), stream);
-        },
-        [&](auto tag, Tensor& out) {
-            using T = decltype(tag);
-            host::avg_pool_backward_reference<T>(g, grad_output.data<T>(), out.data<T>());
-        });
+    const auto& backend =
+        detail::pool_backend_for(op, g, detail::PoolOp::Average, grad_output.dtype(), grad_output.device());
+    Tensor out = output_like(input_shape, grad_output);
+    backend.avg_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(),
+                         detail::stream_of(grad_output));
+    return out;
 }
 
 namespace {
@@ -112,15 +84,11 @@ Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int
     const std::string op = rank_op_name("adaptive_avg_pool", input);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
-    return run(
-        op, g.output_shape(), input,
-        [&](Tensor& out, Stream stream) {
-            kernels::adaptive_avg_pool_forward(g, input.dtype(), input.raw_data(), out.raw_data(), stream);
-        },
-        [&](auto tag, Tensor& out) {
-            using T = decltype(tag);
-            host::adaptive_avg_pool_forward_reference<T>(g, input.data<T>(), out.data<T>());
-        });
+    const auto& backend =
+        detail::pool_backend_for(op, g, detail::PoolOp::AdaptiveAverage, input.dtype(), input.device());
+    Tensor out = output_like(g.output_shape(), input);
+    backend.adaptive_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
+    return out;
 }
 
 Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
@@ -132,15 +100,12 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
     const PoolGeometry g =
         detail::adaptive_pool_geometry(op, input_shape, spatial_sizes_of(grad_output.shape()).to_vector());
     detail::check_grad_output(op, grad_output, g.output_shape());
-    return run(
-        op, input_shape, grad_output,
-        [&](Tensor& out, Stream stream) {
-            kernels::adaptive_avg_pool_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(), stream);
-        },
-        [&](auto tag, Tensor& out) {
-            using T = decltype(tag);
-            host::adaptive_avg_pool_backward_reference<T>(g, grad_output.data<T>(), out.data<T>());
-        });
+    const auto& backend =
+        detail::pool_backend_for(op, g, detail::PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
+    Tensor out = output_like(input_shape, grad_output);
+    backend.adaptive_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(),
+                              detail::stream_of(grad_output));
+    return out;
 }
 
 // Global average pooling is adaptive pooling to one element per dim.
