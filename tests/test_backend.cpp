@@ -8,12 +8,18 @@ namespace convkit {
 namespace {
 
 TEST(Backend, NamesRoundTrip) {
-    for (Backend b : {Backend::Host, Backend::Cuda}) EXPECT_EQ(parse_backend(backend_name(b)), b);
+    for (Backend b : {Backend::Host, Backend::Cuda, Backend::Cudnn}) EXPECT_EQ(parse_backend(backend_name(b)), b);
+    for (MathMode m : {MathMode::Strict, MathMode::AllowTF32}) EXPECT_EQ(parse_math_mode(math_mode_name(m)), m);
+    for (AlgorithmSearch a : {AlgorithmSearch::Heuristic, AlgorithmSearch::Timed}) {
+        EXPECT_EQ(parse_algorithm_search(algorithm_search_name(a)), a);
+    }
+    EXPECT_THROW(parse_math_mode("fp16"), InvalidArgument);
+    EXPECT_THROW(parse_algorithm_search("exhaustive"), InvalidArgument);
     try {
         parse_backend("cudnn9");
         FAIL() << "expected InvalidArgument";
     } catch (const InvalidArgument& e) {
-        EXPECT_STREQ(e.what(), "backend: unknown backend 'cudnn9' (choose host or cuda)");
+        EXPECT_STREQ(e.what(), "backend: unknown backend 'cudnn9' (choose host, cuda or cudnn)");
     }
 }
 

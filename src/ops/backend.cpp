@@ -8,20 +8,27 @@
 namespace convkit {
 
 namespace {
-Backend from_environment() {
-    const char* name = std::getenv("CONVKIT_BACKEND");
-    return name != nullptr && *name != '\0' ? parse_backend(name) : Backend::Cuda;
+// A per-thread setting, so that a test or a worker can pin it without affecting the others;
+// initialised from an environment variable on first use.
+template <typename T>
+T thread_setting(std::optional<T>& slot, const char* variable, T fallback, T (*parse)(const std::string&)) {
+    if (!slot) {
+        const char* text = std::getenv(variable);
+        slot = text != nullptr && *text != '\0' ? parse(text) : fallback;
+    }
+    return *slot;
 }
 
-// Per thread, so that a test or a worker can pin its backend without affecting the others;
-// initialised from the environment on first use.
 thread_local std::optional<Backend> thread_backend;
+thread_local std::optional<MathMode> thread_math_mode;
+thread_local std::optional<AlgorithmSearch> thread_algorithm_search;
 }  // namespace
 
 const char* backend_name(Backend backend) {
     switch (backend) {
         case Backend::Host: return "host";
         case Backend::Cuda: return "cuda";
+        case Backend::Cudnn: return "cudnn";
     }
     return "unknown";
 }
@@ -29,15 +36,42 @@ const char* backend_name(Backend backend) {
 Backend parse_backend(const std::string& name) {
     if (name == "host") return Backend::Host;
     if (name == "cuda") return Backend::Cuda;
-    throw InvalidArgument(detail::concat("backend: unknown backend '", name, "' (choose host or cuda)"));
+    if (name == "cudnn") return Backend::Cudnn;
+    throw InvalidArgument(detail::concat("backend: unknown backend '", name, "' (choose host, cuda or cudnn)"));
 }
 
-Backend default_backend() {
-    if (!thread_backend) thread_backend = from_environment();
-    return *thread_backend;
-}
-
+Backend default_backend() { return thread_setting(thread_backend, "CONVKIT_BACKEND", Backend::Cuda, parse_backend); }
 void set_default_backend(Backend backend) { thread_backend = backend; }
+
+const char* math_mode_name(MathMode mode) { return mode == MathMode::Strict ? "strict" : "tf32"; }
+
+MathMode parse_math_mode(const std::string& name) {
+    if (name == "strict") return MathMode::Strict;
+    if (name == "tf32") return MathMode::AllowTF32;
+    throw InvalidArgument(detail::concat("math mode: unknown mode '", name, "' (choose strict or tf32)"));
+}
+
+MathMode default_math_mode() {
+    return thread_setting(thread_math_mode, "CONVKIT_MATH", MathMode::Strict, parse_math_mode);
+}
+void set_default_math_mode(MathMode mode) { thread_math_mode = mode; }
+
+const char* algorithm_search_name(AlgorithmSearch search) {
+    return search == AlgorithmSearch::Heuristic ? "heuristic" : "timed";
+}
+
+AlgorithmSearch parse_algorithm_search(const std::string& name) {
+    if (name == "heuristic") return AlgorithmSearch::Heuristic;
+    if (name == "timed") return AlgorithmSearch::Timed;
+    throw InvalidArgument(
+        detail::concat("algorithm search: unknown search '", name, "' (choose heuristic or timed)"));
+}
+
+AlgorithmSearch default_algorithm_search() {
+    return thread_setting(thread_algorithm_search, "CONVKIT_CUDNN_SEARCH", AlgorithmSearch::Heuristic,
+                          parse_algorithm_search);
+}
+void set_default_algorithm_search(AlgorithmSearch search) { thread_algorithm_search = search; }
 
 BackendGuard::BackendGuard(Backend backend) : previous_(default_backend()) { set_default_backend(backend); }
 BackendGuard::~BackendGuard() { set_default_backend(previous_); }

@@ -18,6 +18,12 @@ Backend backend_for_device(const std::string& op, Device device) {
     return backend;
 }
 
+#ifndef CONVKIT_WITH_CUDNN
+[[noreturn]] void no_cudnn(const std::string& op) {
+    throw NotSupported(concat(op, ": this build has no cuDNN backend (configured with CONVKIT_WITH_CUDNN=OFF)"));
+}
+#endif
+
 template <typename Ops, typename... Args>
 const Ops& checked(const std::string& op, Backend backend, const Ops& ops, Args&&... args) {
     const std::string reason = ops.unsupported_reason(std::forward<Args>(args)...);
@@ -31,6 +37,12 @@ const ConvBackendOps& conv_backend_for(const std::string& op, const ConvGeometry
     switch (backend) {
         case Backend::Host: return checked(op, backend, host_conv_backend(), g, dtype);
         case Backend::Cuda: return checked(op, backend, cuda_conv_backend(), g, dtype);
+        case Backend::Cudnn:
+#ifdef CONVKIT_WITH_CUDNN
+            return checked(op, backend, cudnn_conv_backend(), g, dtype);
+#else
+            no_cudnn(op);
+#endif
     }
     throw NotSupported(concat(op, ": unknown backend"));
 }
@@ -41,6 +53,12 @@ const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry
     switch (backend) {
         case Backend::Host: return checked(op, backend, host_pool_backend(), g, pool_op, dtype);
         case Backend::Cuda: return checked(op, backend, cuda_pool_backend(), g, pool_op, dtype);
+        case Backend::Cudnn:
+#ifdef CONVKIT_WITH_CUDNN
+            return checked(op, backend, cudnn_pool_backend(), g, pool_op, dtype);
+#else
+            no_cudnn(op);
+#endif
     }
     throw NotSupported(concat(op, ": unknown backend"));
 }

@@ -44,6 +44,10 @@ const ConvBackendOps& host_conv_backend();
 const PoolBackendOps& host_pool_backend();
 const ConvBackendOps& cuda_conv_backend();
 const PoolBackendOps& cuda_pool_backend();
+#ifdef CONVKIT_WITH_CUDNN
+const ConvBackendOps& cudnn_conv_backend();
+const PoolBackendOps& cudnn_pool_backend();
+#endif
 
 // The backend that runs `op` on tensors on `device`: the host reference for host tensors, the
 // thread's default backend for CUDA tensors. Throws NotSupported naming the op, the backend and

@@ -1,0 +1,78 @@
+#include "backends/cudnn/cudnn_common.h"
+
+#include <map>
+#include <mutex>
+
+#include "core/check.h"
+#include "cuda/cuda_memory.h"
+#include "cuda/cuda_runtime.h"
+
+namespace convkit::detail {
+
+void throw_cudnn_error(cudnnStatus_t status, const char* expression, const char* file, int line) {
+    const std::string message = concat(expression, " failed: ", cudnnGetErrorString(status), " at ", file, ":", line);
+    if (status == CUDNN_STATUS_ALLOC_FAILED) throw OutOfMemory(message);
+    if (status == CUDNN_STATUS_NOT_SUPPORTED) throw NotSupported(message);
+    throw CudaError(message);
+}
+
+cudnnHandle_t cudnn_handle(Stream stream) {
+    // Handles are costly to create and bound to a stream; one per (device, stream), never freed
+    // (cuDNN's own teardown at exit would race with static destruction).
+    static std::mutex mutex;
+    static auto* handles = new std::map<std::pair<int, void*>, cudnnHandle_t>();
+    std::lock_guard lock(mutex);
+    auto& handle = (*handles)[{stream.device, stream.handle}];
+    if (handle == nullptr) {
+        CudaDeviceGuard guard(stream.device);
+        CONVKIT_CHECK_CUDNN(cudnnCreate(&handle));
+        CONVKIT_CHECK_CUDNN(cudnnSetStream(handle, to_cuda(stream)));
+    }
+    return handle;
+}
+
+cudnnDataType_t cudnn_type(DType dtype) { return dtype == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
+
+std::vector<int> cudnn_dims(std::int64_t n, std::int64_t c, const SpatialDims& spatial, int spatial_rank) {
+    std::vector<int> dims{static_cast<int>(n), static_cast<int>(c)};
+    for (int s = spatial_rank == 3 ? 0 : 1; s < 3; ++s) dims.push_back(static_cast<int>(spatial[static_cast<std::size_t>(s)]));
+    return dims;
+}
+
+namespace {
+std::vector<int> packed_strides(const std::vector<int>& dims) {
+    std::vector<int> strides(dims.size(), 1);
+    for (std::size_t i = dims.size() - 1; i > 0; --i) strides[i - 1] = strides[i] * dims[i];
+    return strides;
+}
+}  // namespace
+
+TensorDescriptor::TensorDescriptor(DType dtype, const std::vector<int>& dims) {
+    CONVKIT_CHECK_CUDNN(cudnnCreateTensorDescriptor(&descriptor_));
+    const std::vector<int> strides = packed_strides(dims);
+    const cudnnStatus_t status = cudnnSetTensorNdDescriptor(descriptor_, cudnn_type(dtype),
+                                                            static_cast<int>(dims.size()), dims.data(), strides.data());
+    if (status != CUDNN_STATUS_SUCCESS) {
+        cudnnDestroyTensorDescriptor(descriptor_);  // the destructor does not run for a throwing constructor
+        CONVKIT_CHECK_CUDNN(status);
+    }
+}
+
+TensorDescriptor::~TensorDescriptor() { cudnnDestroyTensorDescriptor(descriptor_); }
+
+FilterDescriptor::FilterDescriptor(DType dtype, const std::vector<int>& dims) {
+    CONVKIT_CHECK_CUDNN(cudnnCreateFilterDescriptor(&descriptor_));
+    const cudnnStatus_t status = cudnnSetFilterNdDescriptor(descriptor_, cudnn_type(dtype), CUDNN_TENSOR_NCHW,
+                                                            static_cast<int>(dims.size()), dims.data());
+    if (status != CUDNN_STATUS_SUCCESS) {
+        cudnnDestroyFilterDescriptor(descriptor_);
+        CONVKIT_CHECK_CUDNN(status);
+    }
+}
+
+FilterDescriptor::~FilterDescriptor() { cudnnDestroyFilterDescriptor(descriptor_); }
+
+Workspace::Workspace(std::size_t bytes, Stream stream)
+    : block_(bytes > 0 ? allocate_cuda(bytes, stream.device) : nullptr), bytes_(bytes) {}
+
+}  // namespace convkit::detail

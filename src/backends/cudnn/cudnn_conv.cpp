@@ -1,0 +1,260 @@
+// Convolution through cuDNN (its legacy convolution API, still shipped in cuDNN 9): the
+// comparison point for the hand-written kernels. Zeros padding with equal padding on both
+// sides only; anything else is NotSupported with the reason, never run differently.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "backends/cudnn/cudnn_common.h"
+#include "core/check.h"
+#include "cuda/cuda_check.h"
+#include "ops/backend_registry.h"
+
+namespace convkit::detail {
+
+namespace {
+enum class Pass { Forward, BackwardData, BackwardFilter };
+
+// Everything that makes two calls need the same algorithm.
+using AlgorithmKey = std::tuple<Pass, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>,
+                                std::vector<int>, std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int>;
+
+std::vector<int> spatial_of(const SpatialDims& dims, int rank) {
+    std::vector<int> values;
+    for (int s = rank == 3 ? 0 : 1; s < 3; ++s) values.push_back(static_cast<int>(dims[static_cast<std::size_t>(s)]));
+    return values;
+}
+
+// Descriptors of one convolution, in cuDNN's terms (x: the geometry's input, y: its output).
+struct ConvDescriptors {
+    TensorDescriptor x;
+    TensorDescriptor y;
+    FilterDescriptor w;
+    cudnnConvolutionDescriptor_t conv = nullptr;
+
+    ConvDescriptors(const ConvGeometry& g, DType dtype)
+        : x(dtype, cudnn_dims(g.batch, g.in_channels, g.input, g.spatial_rank)),
+          y(dtype, cudnn_dims(g.batch, g.out_channels, g.output, g.spatial_rank)),
+          w(dtype, cudnn_dims(g.out_channels, g.in_channels_per_group(), g.kernel, g.spatial_rank)) {
+        CONVKIT_CHECK_CUDNN(cudnnCreateConvolutionDescriptor(&conv));
+        const std::vector<int> pad = spatial_of(g.pad_begin, g.spatial_rank);
+        const std::vector<int> stride = spatial_of(g.stride, g.spatial_rank);
+        const std::vector<int> dilation = spatial_of(g.dilation, g.spatial_rank);
+        try {
+            CONVKIT_CHECK_CUDNN(cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(pad.size()), pad.data(),
+                                                                stride.data(), dilation.data(),
+                                                                CUDNN_CROSS_CORRELATION, cudnn_type(dtype)));
+            CONVKIT_CHECK_CUDNN(cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)));
+            // Strict float32 excludes TF32 tensor cores; float64 has no lower-precision path.
+            const bool strict = dtype == DType::Float64 || default_math_mode() == MathMode::Strict;
+            CONVKIT_CHECK_CUDNN(cudnnSetConvolutionMathType(conv, strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+        } catch (...) {
+            cudnnDestroyConvolutionDescriptor(conv);
+            throw;
+        }
+    }
+    ~ConvDescriptors() { cudnnDestroyConvolutionDescriptor(conv); }
+    ConvDescriptors(const ConvDescriptors&) = delete;
+    ConvDescriptors& operator=(const ConvDescriptors&) = delete;
+};
+
+AlgorithmKey key_of(Pass pass, const ConvGeometry& g, DType dtype, int device) {
+    const int r = g.spatial_rank;
+    return {pass,
+            {static_cast<int>(g.batch), static_cast<int>(g.in_channels), static_cast<int>(g.out_channels)},
+            spatial_of(g.input, r),
+            spatial_of(g.kernel, r),
+            spatial_of(g.stride, r),
+            spatial_of(g.dilation, r),
+            spatial_of(g.pad_begin, r),
+            g.groups,
+            dtype,
+            default_math_mode(),
+            default_algorithm_search(),
+            device};
+}
+
+// The algorithm and workspace size chosen for a key, found once.
+struct Choice {
+    int algorithm = 0;
+    std::size_t workspace = 0;
+};
+
+std::mutex cache_mutex;
+std::map<AlgorithmKey, Choice>& algorithm_cache() {
+    static auto* cache = new std::map<AlgorithmKey, Choice>();
+    return *cache;
+}
+
+// Picks from cuDNN's ranked list: the first that succeeded, preferring deterministic algorithms
+// (the same inputs give the same bits, as with the hand-written kernels).
+template <typename Perf>
+Choice pick(const Perf* results, int count, const char* what) {
+    for (int want_deterministic = 1; want_deterministic >= 0; --want_deterministic) {
+        for (int i = 0; i < count; ++i) {
+            if (results[i].status != CUDNN_STATUS_SUCCESS) continue;
+            if (want_deterministic && results[i].determinism != CUDNN_DETERMINISTIC) continue;
+            return {static_cast<int>(results[i].algo), results[i].memory};
+        }
+    }
+    throw NotSupported(concat("cudnn: no algorithm for ", what, " on this shape"));
+}
+
+// The timed search needs scratch space to try algorithms in; candidates needing more are skipped.
+constexpr std::size_t kSearchWorkspace = std::size_t{256} << 20;
+
+template <typename Find, typename Heuristic>
+Choice choose(const AlgorithmKey& key, Find find, Heuristic heuristic) {
+    {
+        std::lock_guard lock(cache_mutex);
+        auto it = algorithm_cache().find(key);
+        if (it != algorithm_cache().end()) return it->second;
+    }
+    const Choice choice = std::get<10>(key) == AlgorithmSearch::Timed ? find() : heuristic();
+    std::lock_guard lock(cache_mutex);
+    algorithm_cache()[key] = choice;
+    return choice;
+}
+
+std::string unsupported_reason(const ConvGeometry& g, DType) {
+    // The legacy API describes tensors with int dims and strides.
+    constexpr std::int64_t kIntMax = 2147483647;
+    const std::int64_t largest = std::max({g.batch * g.in_channels * g.input_spatial(),
+                                           g.batch * g.out_channels * g.output_spatial(),
+                                           g.out_channels * g.in_channels_per_group() * g.kernel_spatial()});
+    if (largest > kIntMax) return concat("handles tensors of at most 2^31 - 1 elements, not ", largest);
+    if (g.padding_mode != PaddingMode::Zeros) {
+        return concat("runs zeros padding only, not ", padding_mode_name(g.padding_mode));
+    }
+    for (int s = 0; s < 3; ++s) {
+        if (g.pad_begin[s] != g.pad_end[s]) {
+            return concat("needs equal padding on both sides ('same' with an even extent pads ", g.pad_begin[s], " and ",
+                          g.pad_end[s], ")");
+        }
+        const std::int64_t extent = g.dilation[s] * (g.kernel[s] - 1) + 1;
+        if ((g.input[s] + 2 * g.pad_begin[s] - extent) / g.stride[s] + 1 != g.output[s]) {
+            return "cannot express output_padding of at least the stride (an output no convolution maps to)";
+        }
+    }
+    return {};
+}
+
+void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias, void* y,
+             Stream stream) {
+    const cudnnHandle_t handle = cudnn_handle(stream);
+    const ConvDescriptors d(g, dtype);
+    const Choice choice = choose(
+        key_of(Pass::Forward, g, dtype, stream.device),
+        [&] {
+            const Workspace search(kSearchWorkspace, stream);
+            cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+            int count = 0;
+            CONVKIT_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithmEx(
+                handle, d.x.get(), x, d.w.get(), w, d.conv, d.y.get(), y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count,
+                results, search.get(), search.size()));
+            return pick(results, count, "forward");
+        },
+        [&] {
+            cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+            int count = 0;
+            CONVKIT_CHECK_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(
+                handle, d.x.get(), d.w.get(), d.conv, d.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, results));
+            return pick(results, count, "forward");
+        });
+    const Workspace workspace(choice.workspace, stream);
+    const Scale one(dtype, 1.0);
+    const Scale zero(dtype, 0.0);
+    CONVKIT_CHECK_CUDNN(cudnnConvolutionForward(handle, one.get(), d.x.get(), x, d.w.get(), w, d.conv,
+                                                static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm),
+                                                workspace.get(), workspace.size(), zero.get(), d.y.get(), y));
+    if (bias != nullptr) {
+        const TensorDescriptor b(dtype, cudnn_dims(1, g.out_channels, SpatialDims{1, 1, 1}, g.spatial_rank));
+        CONVKIT_CHECK_CUDNN(cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), d.y.get(), y));
+    }
+}
+
+void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const void* w, const void* bias, void* dx,
+                   Stream stream) {
+    const cudnnHandle_t handle = cudnn_handle(stream);
+    const ConvDescriptors d(g, dtype);
+    const Choice choice = choose(
+        key_of(Pass::BackwardData, g, dtype, stream.device),
+        [&] {
+            const Workspace search(kSearchWorkspace, stream);
+            cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+            int count = 0;
+            CONVKIT_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithmEx(
+                handle, d.w.get(), w, d.y.get(), dy, d.conv, d.x.get(), dx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                &count, results, search.get(), search.size()));
+            return pick(results, count, "backward data");
+        },
+        [&] {
+            cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+            int count = 0;
+            CONVKIT_CHECK_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                handle, d.w.get(), d.y.get(), d.conv, d.x.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
+                results));
+            return pick(results, count, "backward data");
+        });
+    const Workspace workspace(choice.workspace, stream);
+    const Scale one(dtype, 1.0);
+    const Scale zero(dtype, 0.0);
+    CONVKIT_CHECK_CUDNN(cudnnConvolutionBackwardData(handle, one.get(), d.w.get(), w, d.y.get(), dy, d.conv,
+                                                     static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algorithm),
+                                                     workspace.get(), workspace.size(), zero.get(), d.x.get(), dx));
+    if (bias != nullptr) {
+        const TensorDescriptor b(dtype, cudnn_dims(1, g.in_channels, SpatialDims{1, 1, 1}, g.spatial_rank));
+        CONVKIT_CHECK_CUDNN(cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), d.x.get(), dx));
+    }
+}
+
+void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw, Stream stream) {
+    const cudnnHandle_t handle = cudnn_handle(stream);
+    const ConvDescriptors d(g, dtype);
+    const Choice choice = choose(
+        key_of(Pass::BackwardFilter, g, dtype, stream.device),
+        [&] {
+            const Workspace search(kSearchWorkspace, stream);
+            cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+            int count = 0;
+            CONVKIT_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                handle, d.x.get(), x, d.y.get(), dy, d.conv, d.w.get(), dw, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                &count, results, search.get(), search.size()));
+            return pick(results, count, "backward filter");
+        },
+        [&] {
+            cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+            int count = 0;
+            CONVKIT_CHECK_CUDNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                handle, d.x.get(), d.y.get(), d.conv, d.w.get(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
+                results));
+            return pick(results, count, "backward filter");
+        });
+    const Workspace workspace(choice.workspace, stream);
+    const Scale one(dtype, 1.0);
+    const Scale zero(dtype, 0.0);
+    CONVKIT_CHECK_CUDNN(cudnnConvolutionBackwardFilter(handle, one.get(), d.x.get(), x, d.y.get(), dy, d.conv,
+                                                       static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algorithm),
+                                                       workspace.get(), workspace.size(), zero.get(), d.w.get(), dw));
+}
+
+void backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype, const void* dy,
+                   void* db, Stream stream) {
+    const cudnnHandle_t handle = cudnn_handle(stream);
+    // The bias gradient does not care how space is shaped: [N, C, spatial, 1].
+    const TensorDescriptor gradient(dtype, {static_cast<int>(batch), static_cast<int>(channels),
+                                            static_cast<int>(spatial), 1});
+    const TensorDescriptor bias(dtype, {1, static_cast<int>(channels), 1, 1});
+    const Scale one(dtype, 1.0);
+    const Scale zero(dtype, 0.0);
+    CONVKIT_CHECK_CUDNN(cudnnConvolutionBackwardBias(handle, one.get(), gradient.get(), dy, zero.get(), bias.get(), db));
+}
+}  // namespace
+
+const ConvBackendOps& cudnn_conv_backend() {
+    static const ConvBackendOps ops{unsupported_reason, forward, backward_data, backward_filter, backward_bias};
+    return ops;
+}
+
+}  // namespace convkit::detail

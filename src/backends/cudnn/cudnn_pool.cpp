@@ -1,0 +1,127 @@
+// Max and average pooling through cuDNN, for comparison with the hand-written kernels. cuDNN
+// has no dilated windows, no ceil-mode windows and no adaptive pooling: those calls are
+// NotSupported with the reason.
+#include "backends/cudnn/cudnn_common.h"
+#include "core/check.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_memory.h"
+#include "cuda/cuda_runtime.h"
+#include "ops/backend_registry.h"
+
+namespace convkit::detail {
+
+namespace {
+std::vector<int> spatial_of(const SpatialDims& dims, int rank) {
+    std::vector<int> values;
+    for (int s = rank == 3 ? 0 : 1; s < 3; ++s) values.push_back(static_cast<int>(dims[static_cast<std::size_t>(s)]));
+    return values;
+}
+
+struct PoolDescriptors {
+    TensorDescriptor x;
+    TensorDescriptor y;
+    cudnnPoolingDescriptor_t pool = nullptr;
+
+    PoolDescriptors(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode)
+        : x(dtype, cudnn_dims(g.batch, g.channels, g.input, g.spatial_rank)),
+          y(dtype, cudnn_dims(g.batch, g.channels, g.output, g.spatial_rank)) {
+        CONVKIT_CHECK_CUDNN(cudnnCreatePoolingDescriptor(&pool));
+        const std::vector<int> window = spatial_of(g.kernel, g.spatial_rank);
+        const std::vector<int> padding = spatial_of(g.padding, g.spatial_rank);
+        const std::vector<int> stride = spatial_of(g.stride, g.spatial_rank);
+        const cudnnStatus_t status = cudnnSetPoolingNdDescriptor(pool, mode, CUDNN_PROPAGATE_NAN,
+                                                                 static_cast<int>(window.size()), window.data(),
+                                                                 padding.data(), stride.data());
+        if (status != CUDNN_STATUS_SUCCESS) {
+            cudnnDestroyPoolingDescriptor(pool);
+            CONVKIT_CHECK_CUDNN(status);
+        }
+    }
+    ~PoolDescriptors() { cudnnDestroyPoolingDescriptor(pool); }
+    PoolDescriptors(const PoolDescriptors&) = delete;
+    PoolDescriptors& operator=(const PoolDescriptors&) = delete;
+};
+
+cudnnPoolingMode_t average_mode(const PoolGeometry& g) {
+    return g.count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                               : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+}
+
+std::string unsupported_reason(const PoolGeometry& g, PoolOp op, DType) {
+    if (op == PoolOp::AdaptiveAverage) return "has no adaptive pooling";
+    constexpr std::int64_t kIntMax = 2147483647;
+    if (g.planes() * g.input_spatial() > kIntMax) return "handles tensors of at most 2^31 - 1 elements";
+    for (int s = 0; s < 3; ++s) {
+        if (g.dilation[s] != 1) return "has no dilated pooling windows";
+        if ((g.input[s] + 2 * g.padding[s] - g.kernel[s]) / g.stride[s] + 1 != g.output[s]) {
+            return "has no ceil_mode windows";
+        }
+    }
+    return {};
+}
+
+void run_forward(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode, const void* x, void* y, Stream stream) {
+    const PoolDescriptors d(g, dtype, mode);
+    const Scale one(dtype, 1.0);
+    const Scale zero(dtype, 0.0);
+    CONVKIT_CHECK_CUDNN(
+        cudnnPoolingForward(cudnn_handle(stream), d.pool, one.get(), d.x.get(), x, zero.get(), d.y.get(), y));
+}
+
+// cuDNN's backward wants the forward output too; the ops API does not keep it, so for max
+// pooling it is recomputed into scratch space.
+void max_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream) {
+    const PoolDescriptors d(g, dtype, CUDNN_POOLING_MAX_DETERMINISTIC);
+    const std::shared_ptr<void> y =
+        allocate_cuda(static_cast<std::size_t>(g.planes() * g.output_spatial()) * dtype_size(dtype), stream.device);
+    const Scale one(dtype, 1.0);
+    const Scale zero(dtype, 0.0);
+    const cudnnHandle_t handle = cudnn_handle(stream);
+    CONVKIT_CHECK_CUDNN(cudnnPoolingForward(handle, d.pool, one.get(), d.x.get(), x, zero.get(), d.y.get(), y.get()));
+    CONVKIT_CHECK_CUDNN(cudnnPoolingBackward(handle, d.pool, one.get(), d.y.get(), y.get(), d.y.get(), dy, d.x.get(),
+                                             x, zero.get(), d.x.get(), dx));
+}
+
+// Average pooling's gradient depends on neither x nor y, but the call takes both: dy stands in
+// for y, and dx (zeroed first, so nothing uninitialised is read) for x.
+void average_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
+    const PoolDescriptors d(g, dtype, average_mode(g));
+    const Scale one(dtype, 1.0);
+    const Scale zero(dtype, 0.0);
+    const std::size_t bytes = static_cast<std::size_t>(g.planes() * g.input_spatial()) * dtype_size(dtype);
+    {
+        CudaDeviceGuard guard(stream.device);
+        CONVKIT_CHECK_CUDA(cudaMemsetAsync(dx, 0, bytes, to_cuda(stream)));
+    }
+    CONVKIT_CHECK_CUDNN(cudnnPoolingBackward(cudnn_handle(stream), d.pool, one.get(), d.y.get(), dy, d.y.get(), dy,
+                                             d.x.get(), dx, zero.get(), d.x.get(), dx));
+}
+
+void max_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
+    run_forward(g, dtype, CUDNN_POOLING_MAX_DETERMINISTIC, x, y, stream);
+}
+
+void max_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream) {
+    max_pool_gradient(g, dtype, dy, x, dx, stream);
+}
+
+void avg_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
+    run_forward(g, dtype, average_mode(g), x, y, stream);
+}
+
+void avg_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
+    average_pool_gradient(g, dtype, dy, dx, stream);
+}
+
+void unsupported_adaptive(const PoolGeometry&, DType, const void*, void*, Stream) {
+    throw NotSupported("cudnn: adaptive pooling is not available");  // unsupported_reason refuses it first
+}
+}  // namespace
+
+const PoolBackendOps& cudnn_pool_backend() {
+    static const PoolBackendOps ops{unsupported_reason, max_forward,          max_backward,        avg_forward,
+                                    avg_backward,       unsupported_adaptive, unsupported_adaptive};
+    return ops;
+}
+
+}  // namespace convkit::detail

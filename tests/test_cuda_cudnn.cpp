@@ -1,0 +1,184 @@
+// The cuDNN backend against the host reference (label gpu), in strict float32, TF32 and
+// float64, with heuristic and timed algorithm choice, into NaN-filled buffers; and the calls it
+// cannot run answered with NotSupported and a reason.
+#include "ops/backend_registry.h"
+#include "ops/geometry.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+
+#ifdef CONVKIT_WITH_CUDNN
+
+// Bounds of docs/testing.md: strict float32 as the hand-written kernels; TF32 rounds each
+// product's inputs to 10 mantissa bits (relative 2^-11), which sums of random terms keep near
+// that size; float64 algorithms reorder sums only.
+constexpr double kStrictFloat32Tolerance = 1e-5;
+constexpr double kTf32Tolerance = 5e-3;
+constexpr double kFloat64Tolerance = 1e-11;
+
+class Cudnn : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
+    }
+};
+
+struct ConvProblem {
+    ConvParams params;
+    Shape input;
+    Shape weight;
+};
+
+std::vector<ConvProblem> supported_problems() {
+    using P = ConvParams;
+    return {
+        {P(1).set_stride(2).set_padding(1).set_dilation(2), Shape{2, 3, 21}, Shape{5, 3, 3}},
+        {P(2).set_padding(1), Shape{2, 5, 9, 11}, Shape{7, 5, 3, 3}},
+        {P(2).set_stride({2, 1}).set_padding({0, 2}).set_groups(3), Shape{1, 6, 12, 9}, Shape{9, 2, 3, 5}},
+        {P(2).set_groups(8).set_padding(1), Shape{2, 8, 10, 10}, Shape{8, 1, 3, 3}},  // depthwise
+        {P(2).set_same_padding(), Shape{1, 3, 8, 8}, Shape{4, 3, 3, 3}},             // odd kernel: symmetric
+        {P(3).set_stride(2).set_padding(1), Shape{1, 2, 6, 7, 8}, Shape{3, 2, 3, 3, 3}},
+    };
+}
+
+double tolerance_for(DType dtype, MathMode mode) {
+    if (dtype == DType::Float64) return kFloat64Tolerance;
+    return mode == MathMode::Strict ? kStrictFloat32Tolerance : kTf32Tolerance;
+}
+
+TEST_F(Cudnn, ConvolutionPassesMatchTheHostReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    const auto& cudnn = detail::cudnn_conv_backend();
+    for (const ConvProblem& p : supported_problems()) {
+        const std::string op = conv_op_name(p.params.spatial_rank);
+        const detail::ConvGeometry g = detail::conv_geometry(op, p.input, p.weight, p.params);
+        SCOPED_TRACE(op + " " + p.params.to_string() + " " + p.input.to_string());
+        ASSERT_EQ(cudnn.unsupported_reason(g, DType::Float32), "");
+        const Tensor x = testing::random_tensor(p.input, rng);
+        const Tensor w = testing::random_tensor(p.weight, rng);
+        const Tensor b = testing::random_tensor(Shape{g.out_channels}, rng);
+        const Tensor dy = testing::random_tensor(g.output_shape(), rng);
+        const Tensor ref_y = conv_forward(x, w, b, p.params);
+        const Tensor ref_dx = conv_backward_data(dy, w, p.input, p.params);
+        const Tensor ref_dw = conv_backward_filter(dy, x, p.weight, p.params);
+        const Tensor ref_db = conv_backward_bias(dy);
+        for (DType dtype : {DType::Float64, DType::Float32}) {
+            for (MathMode mode : {MathMode::Strict, MathMode::AllowTF32}) {
+                for (AlgorithmSearch search : {AlgorithmSearch::Heuristic, AlgorithmSearch::Timed}) {
+                    if (dtype == DType::Float64 && mode == MathMode::AllowTF32) continue;
+                    SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + math_mode_name(mode) + " " +
+                                 algorithm_search_name(search));
+                    set_default_math_mode(mode);
+                    set_default_algorithm_search(search);
+                    const double tol = tolerance_for(dtype, mode);
+                    const Stream stream = current_stream(0);
+                    const Tensor xd = x.to(dtype).to(Device::cuda());
+                    const Tensor wd = w.to(dtype).to(Device::cuda());
+                    const Tensor bd = b.to(dtype).to(Device::cuda());
+                    const Tensor dyd = dy.to(dtype).to(Device::cuda());
+                    Tensor y = testing::nan_tensor(ref_y.shape(), dtype, Device::cuda());
+                    cudnn.forward(g, dtype, xd.raw_data(), wd.raw_data(), bd.raw_data(), y.raw_data(), stream);
+                    EXPECT_LT(testing::relative_error(y, ref_y), tol) << "forward";
+                    Tensor dx = testing::nan_tensor(p.input, dtype, Device::cuda());
+                    cudnn.backward_data(g, dtype, dyd.raw_data(), wd.raw_data(), nullptr, dx.raw_data(), stream);
+                    EXPECT_LT(testing::relative_error(dx, ref_dx), tol) << "backward data";
+                    Tensor dw = testing::nan_tensor(p.weight, dtype, Device::cuda());
+                    cudnn.backward_filter(g, dtype, dyd.raw_data(), xd.raw_data(), dw.raw_data(), stream);
+                    EXPECT_LT(testing::relative_error(dw, ref_dw), tol) << "backward filter";
+                    Tensor db = testing::nan_tensor(Shape{g.out_channels}, dtype, Device::cuda());
+                    cudnn.backward_bias(g.batch, g.out_channels, g.output_spatial(), dtype, dyd.raw_data(),
+                                        db.raw_data(), stream);
+                    EXPECT_LT(testing::relative_error(db, ref_db), tol) << "bias";
+                }
+            }
+        }
+    }
+    set_default_math_mode(MathMode::Strict);
+    set_default_algorithm_search(AlgorithmSearch::Heuristic);
+}
+
+TEST_F(Cudnn, TransposedConvolutionThroughThePublicOps) {
+    CONVKIT_SEEDED_RNG(rng);
+    BackendGuard guard(Backend::Cudnn);
+    const ConvParams p = ConvParams(2).set_stride(2).set_padding(1).set_output_padding(1);
+    const Tensor x = testing::random_tensor(Shape{2, 4, 5, 6}, rng);
+    const Tensor w = testing::random_tensor(Shape{4, 3, 3, 3}, rng);
+    const Tensor b = testing::random_tensor(Shape{3}, rng);
+    const Tensor y = conv_transpose_forward(x.to(Device::cuda()), w.to(Device::cuda()), b.to(Device::cuda()), p);
+    EXPECT_LT(testing::relative_error(y, conv_transpose_forward(x, w, b, p)), kFloat64Tolerance);
+    const Tensor dy = testing::random_tensor(y.shape(), rng);
+    const Tensor dw = conv_transpose_backward_filter(dy.to(Device::cuda()), x.to(Device::cuda()), w.shape(), p);
+    EXPECT_LT(testing::relative_error(dw, conv_transpose_backward_filter(dy, x, w.shape(), p)), kFloat64Tolerance);
+}
+
+// Each refusal names the op, the backend and why; nothing runs on another backend instead.
+TEST_F(Cudnn, WhatCudnnCannotRunIsNotSupportedWithTheReason) {
+    BackendGuard guard(Backend::Cudnn);
+    const Tensor x = Tensor::zeros(Shape{1, 2, 8, 8}, DType::Float32, Device::cuda());
+    const Tensor w = Tensor::zeros(Shape{2, 2, 3, 3}, DType::Float32, Device::cuda());
+    const auto message = [](auto&& call) -> std::string {
+        try {
+            call();
+        } catch (const NotSupported& e) {
+            return e.what();
+        }
+        return "no NotSupported";
+    };
+    EXPECT_NE(message([&] { conv_forward(x, w, ConvParams(2).set_padding(1).set_padding_mode(PaddingMode::Reflect)); })
+                  .find("conv2d: the cudnn backend runs zeros padding only, not reflect"),
+              std::string::npos);
+    const Tensor w_even = Tensor::zeros(Shape{2, 2, 4, 4}, DType::Float32, Device::cuda());
+    EXPECT_NE(message([&] { conv_forward(x, w_even, ConvParams(2).set_same_padding()); })
+                  .find("needs equal padding on both sides"),
+              std::string::npos);
+    EXPECT_NE(message([&] { max_pool_forward(x, PoolParams(2, 3).set_stride(2).set_ceil_mode()); })
+                  .find("has no ceil_mode windows"),
+              std::string::npos);
+    EXPECT_NE(message([&] { max_pool_forward(x, PoolParams(2, 2).set_dilation(2)); }).find("no dilated"),
+              std::string::npos);
+    EXPECT_NE(message([&] { adaptive_avg_pool_forward(x, {3, 3}); }).find("has no adaptive pooling"),
+              std::string::npos);
+}
+
+TEST_F(Cudnn, PoolingMatchesTheHostReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    BackendGuard guard(Backend::Cudnn);
+    const std::vector<std::pair<PoolParams, Shape>> problems = {
+        {PoolParams(2, 2), Shape{2, 3, 8, 10}},
+        {PoolParams(2, 3).set_stride(2).set_padding(1), Shape{1, 4, 9, 9}},
+        {PoolParams(2, 3).set_stride(2).set_padding(1).set_count_include_pad(false), Shape{1, 4, 9, 7}},
+        {PoolParams(3, 2), Shape{1, 2, 4, 6, 8}},
+    };
+    for (const auto& [params, shape] : problems) {
+        SCOPED_TRACE(params.to_string() + " " + shape.to_string());
+        const Tensor x = testing::random_tensor(shape, rng);
+        const Tensor xd = x.to(Device::cuda());
+        const Tensor ymax = max_pool_forward(xd, params);
+        EXPECT_LT(testing::relative_error(ymax, max_pool_forward(x, params)), kFloat64Tolerance);
+        const Tensor dy = testing::random_tensor(ymax.shape(), rng);
+        EXPECT_LT(testing::relative_error(max_pool_backward(dy.to(Device::cuda()), xd, params),
+                                          max_pool_backward(dy, x, params)),
+                  kFloat64Tolerance);
+        const Tensor yavg = avg_pool_forward(xd, params);
+        EXPECT_LT(testing::relative_error(yavg, avg_pool_forward(x, params)), kFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(avg_pool_backward(dy.to(Device::cuda()), shape, params),
+                                          avg_pool_backward(dy, shape, params)),
+                  kFloat64Tolerance);
+    }
+}
+
+#else
+
+TEST(Cudnn, NotInThisBuild) {
+    BackendGuard guard(Backend::Cudnn);
+    if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
+    const Tensor x = Tensor::zeros(Shape{1, 1, 4, 4}, DType::Float32, Device::cuda());
+    EXPECT_THROW(conv_forward(x, x, ConvParams(2)), NotSupported);
+}
+
+#endif
+
+}  // namespace
+}  // namespace convkit
