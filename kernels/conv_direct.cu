@@ -233,10 +233,10 @@ void conv_backward_data_direct(const ConvGeometry& g, DType dtype, const void* d
     const SpatialDims padded{g.input[0] + g.pad_begin[0] + g.pad_end[0], g.input[1] + g.pad_begin[1] + g.pad_end[1],
                              g.input[2] + g.pad_begin[2] + g.pad_end[2]};
     const std::int64_t padded_count = g.batch * g.in_channels * padded[0] * padded[1] * padded[2];
-    // Freed right after the launches: the caching allocator only reuses it on this stream,
-    // behind the fold kernel.
+    // Freed right after the launches: allocated for `stream`, the caching allocator reuses it
+    // only behind the fold kernel.
     const std::shared_ptr<void> scratch =
-        detail::allocate_cuda(static_cast<std::size_t>(padded_count) * dtype_size(dtype), stream.device);
+        detail::allocate_cuda(static_cast<std::size_t>(padded_count) * dtype_size(dtype), stream);
     dispatch_float_types(dtype, [&](auto tag) {
         using T = decltype(tag);
         T* dpadded = static_cast<T*>(scratch.get());

@@ -24,8 +24,10 @@ __device__ inline std::int64_t global_thread_count() { return static_cast<std::i
 // Sum of every thread's `value` in a block of kThreadsPerBlock threads, in a fixed tree order
 // (so the result is the same run to run). Valid in thread 0.
 // Every thread of the block must call it (it synchronises); it may be called repeatedly.
+// Launches must use exactly kThreadsPerBlock threads; anything else traps rather than sums wrong.
 template <typename T>
 __device__ T block_sum(T value) {
+    if (blockDim.x != kThreadsPerBlock) __trap();
     __shared__ T partial[kThreadsPerBlock];
     __syncthreads();  // the previous call's result has been read
     partial[threadIdx.x] = value;

@@ -60,6 +60,15 @@ std::vector<ConvCase> cases() {
              Shape{5, 3, 2, 3, 3}),
         conv(P(3).set_groups(4).set_padding({0, 1, 2}).set_padding_mode(PaddingMode::Replicate), Shape{1, 4, 4, 5, 6},
              Shape{4, 1, 3, 3, 3}),
+        // Padding-mode corners: 'same' with an even kernel under reflect and circular, circular
+        // padding equal to the size, replicate padding larger than it.
+        conv(P(2).set_same_padding().set_padding_mode(PaddingMode::Reflect), Shape{1, 2, 6, 7}, Shape{3, 2, 4, 2}),
+        conv(P(1).set_same_padding().set_padding_mode(PaddingMode::Circular).set_dilation(2), Shape{2, 3, 8},
+             Shape{2, 3, 4}),
+        conv(P(1).set_padding(5).set_padding_mode(PaddingMode::Circular), Shape{1, 2, 5}, Shape{3, 2, 3}),
+        conv(P(2).set_padding({4, 1}).set_padding_mode(PaddingMode::Replicate), Shape{1, 2, 3, 4}, Shape{2, 2, 3, 3}),
+        // More weights (76,800) than blocks in one grid: the filter kernel's loop runs a second trip.
+        conv(P(2), Shape{1, 256, 2, 2}, Shape{300, 256, 1, 1}),
         transposed(P(1).set_stride(2).set_padding(1).set_output_padding(1), Shape{2, 3, 9}, Shape{3, 5, 4}),
         transposed(P(2).set_stride(2).set_padding(1), Shape{1, 4, 7, 6}, Shape{4, 3, 4, 4}),  // doubling
         transposed(P(2).set_stride({2, 3}).set_dilation({1, 2}).set_output_padding({1, 1}).set_groups(2),
@@ -175,7 +184,7 @@ TEST_F(CudaConvOps, ConvolutionPastTwoToTheThirtyOneElements) {
     std::vector<float> ramp(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i % 1021);
     const Tensor x = Tensor::from_vector(Shape{1, 1, n}, ramp, Device::cuda());
-    ramp = {};
+    std::vector<float>().swap(ramp);  // release the 8 GiB before the result comes back
     const Tensor w = Tensor::from_values(Shape{1, 1, 3}, {0, 1, 0}, DType::Float32, Device::cuda());
     const Tensor y = conv_forward(x, w, ConvParams(1).set_padding(1)).to(Device::host());
     ASSERT_EQ(y.numel(), n);

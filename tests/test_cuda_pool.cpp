@@ -2,6 +2,8 @@
 // count_include_pad settings, ceil mode), adaptive and global average, forward and backward,
 // written into NaN-filled buffers. float64 to 1e-12; float32 to 1e-5.
 #include <cctype>
+#include <cmath>
+#include <limits>
 
 #include "kernels/pool.h"
 #include "ops/geometry.h"
@@ -136,13 +138,45 @@ TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {
     }
 }
 
+// Ties, NaN and -inf, and dilated windows that miss the input: the GPU must pick the same
+// element as the host (first maximum, last NaN) and give the same bits.
+TEST_F(CudaPoolOps, MaxPoolingSpecialValuesMatchTheHostBitForBit) {
+    CONVKIT_SEEDED_RNG(rng);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::vector<std::pair<PoolParams, Shape>> problems = {
+        {PoolParams(2, 3).set_stride(1).set_padding(1), Shape{2, 3, 7, 6}},
+        {PoolParams(1, 2).set_stride(1).set_dilation(3).set_padding(1), Shape{1, 2, 2}},  // a window misses the input
+        {PoolParams(3, 2).set_stride(1), Shape{1, 2, 3, 4, 5}},
+    };
+    for (const auto& [params, shape] : problems) {
+        SCOPED_TRACE(params.to_string() + " " + shape.to_string());
+        std::vector<double> values = testing::small_integer_tensor(shape, rng(), 2).to_vector();  // many ties
+        for (std::size_t i = 0; i < values.size(); i += 7) values[i] = (i / 7) % 3 == 0 ? nan : -inf;
+        const Tensor x = Tensor::from_vector(shape, values);
+        const Tensor y = max_pool_forward(x, params);
+        const Tensor dy = testing::small_integer_tensor(y.shape(), rng(), 3);
+        for (DType dtype : {DType::Float64, DType::Float32}) {
+            const Tensor xd = x.to(dtype).to(Device::cuda());
+            const std::vector<double> gpu_y = max_pool_forward(xd, params).to_vector();
+            const std::vector<double> host_y = y.to_vector();
+            ASSERT_EQ(gpu_y.size(), host_y.size());
+            for (std::size_t i = 0; i < gpu_y.size(); ++i) {
+                EXPECT_TRUE((std::isnan(gpu_y[i]) && std::isnan(host_y[i])) || gpu_y[i] == host_y[i]) << "output " << i;
+            }
+            EXPECT_TRUE(testing::exactly_equal(max_pool_backward(dy.to(dtype).to(Device::cuda()), xd, params),
+                                               max_pool_backward(dy, x, params)));
+        }
+    }
+}
+
 // More than 2^31 input elements: 2-wide max pooling of a ramp has a closed form at every index.
 TEST_F(CudaPoolOps, MaxPoolingPastTwoToTheThirtyOneElements) {
     const std::int64_t n = (std::int64_t{1} << 31) + 6;
     std::vector<float> ramp(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) ramp[static_cast<std::size_t>(i)] = static_cast<float>(i % 1000);
     const Tensor x = Tensor::from_vector(Shape{1, 1, n}, ramp, Device::cuda());
-    ramp = {};
+    std::vector<float>().swap(ramp);  // release the 8 GiB before the result comes back
     const Tensor y = max_pool_forward(x, PoolParams(1, 2)).to(Device::host());
     ASSERT_EQ(y.numel(), n / 2);
     const float* values = y.data<float>();

@@ -79,7 +79,7 @@ TEST_F(Cuda, OutOfMemoryIsAnExceptionAndTheLibraryStaysUsable) {
     EXPECT_EQ(Tensor::full(Shape{10}, 1.0, DType::Float64, Device::cuda()).to_vector()[9], 1.0);
 }
 
-TEST_F(Cuda, FillAndConvertIndexPastTwoToTheThirtyOne) {
+TEST_F(Cuda, FillIndexesPastTwoToTheThirtyOne) {
     // 2^31 + 3 float32 elements (8 GiB): indices that overflow 32 bits must still be written.
     const std::int64_t n = (std::int64_t{1} << 31) + 3;
     Tensor t = Tensor::empty(Shape{n}, DType::Float32, Device::cuda());

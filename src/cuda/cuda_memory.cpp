@@ -66,9 +66,11 @@ CachingAllocator& cuda_allocator() {
 }
 }  // namespace
 
-std::shared_ptr<void> allocate_cuda(std::size_t bytes, int device) {
-    require_cuda_device(device, "allocate on " + Device::cuda(device).to_string());
-    void* pointer = cuda_allocator().allocate(bytes, device, current_stream(device).handle);
+std::shared_ptr<void> allocate_cuda(std::size_t bytes, int device) { return allocate_cuda(bytes, current_stream(device)); }
+
+std::shared_ptr<void> allocate_cuda(std::size_t bytes, Stream stream) {
+    require_cuda_device(stream.device, "allocate on " + Device::cuda(stream.device).to_string());
+    void* pointer = cuda_allocator().allocate(bytes, stream.device, stream.handle);
     return std::shared_ptr<void>(pointer, [](void* p) noexcept {
         try {
             cuda_allocator().deallocate(p);

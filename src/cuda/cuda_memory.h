@@ -9,6 +9,9 @@ namespace convkit::detail {
 
 // A block on `device` for use on its current stream; freed back to the cache.
 std::shared_ptr<void> allocate_cuda(std::size_t bytes, int device);
+// A block for work on `stream`: when freed it is reused only behind that stream's queued work,
+// so scratch space may be released as soon as the kernels using it are enqueued on `stream`.
+std::shared_ptr<void> allocate_cuda(std::size_t bytes, Stream stream);
 
 // Copies `bytes` between any two devices. Copies that involve the host wait for completion, so
 // the host side can be read or released at once; device-to-device copies stay asynchronous on

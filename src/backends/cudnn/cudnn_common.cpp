@@ -73,6 +73,6 @@ FilterDescriptor::FilterDescriptor(DType dtype, const std::vector<int>& dims) {
 FilterDescriptor::~FilterDescriptor() { cudnnDestroyFilterDescriptor(descriptor_); }
 
 Workspace::Workspace(std::size_t bytes, Stream stream)
-    : block_(bytes > 0 ? allocate_cuda(bytes, stream.device) : nullptr), bytes_(bytes) {}
+    : block_(bytes > 0 ? allocate_cuda(bytes, stream) : nullptr), bytes_(bytes) {}
 
 }  // namespace convkit::detail

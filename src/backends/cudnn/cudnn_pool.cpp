@@ -73,7 +73,7 @@ void run_forward(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode, co
 void max_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream) {
     const PoolDescriptors d(g, dtype, CUDNN_POOLING_MAX_DETERMINISTIC);
     const std::shared_ptr<void> y =
-        allocate_cuda(static_cast<std::size_t>(g.planes() * g.output_spatial()) * dtype_size(dtype), stream.device);
+        allocate_cuda(static_cast<std::size_t>(g.planes() * g.output_spatial()) * dtype_size(dtype), stream);
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
     const cudnnHandle_t handle = cudnn_handle(stream);
