@@ -30,40 +30,13 @@ __device__ inline std::int64_t split_plane(std::int64_t index, const SpatialDims
     return index / size[0];
 }
 
-// The flat input index of the window's maximum, by the host reference's rule (first maximum in
-// scan order, the last NaN wins), or -1 if the window holds no input element.
-template <typename T>
-__device__ std::int64_t window_argmax(const PoolGeometry& g, const T* x, std::int64_t plane, const Position& o) {
-    std::int64_t best = -1;
-    T best_value = T(0);
-    for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-        const std::int64_t d = detail::pool_tap_position(g, 0, o[0], kd);
-        if (d < 0 || d >= g.input[0]) continue;
-        for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-            const std::int64_t h = detail::pool_tap_position(g, 1, o[1], kh);
-            if (h < 0 || h >= g.input[1]) continue;
-            for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-                const std::int64_t w = detail::pool_tap_position(g, 2, o[2], kw);
-                if (w < 0 || w >= g.input[2]) continue;
-                const std::int64_t i = plane_offset(g.input, plane, {d, h, w});
-                const T v = x[i];
-                if (best < 0 || v > best_value || isnan(v)) {
-                    best = i;
-                    best_value = v;
-                }
-            }
-        }
-    }
-    return best;
-}
-
 template <typename T>
 __global__ void max_pool_forward_kernel(PoolGeometry g, const T* x, T* y) {
     const std::int64_t total = g.planes() * g.output_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position o{};
         const std::int64_t plane = split_plane(index, g.output, o);
-        const std::int64_t best = window_argmax(g, x, plane, o);
+        const std::int64_t best = detail::max_pool_window_argmax(g, x, plane, o);
         y[index] = best >= 0 ? x[best] : -INFINITY;
     }
 }
@@ -90,7 +63,7 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, const T* dy, const T* x
             for_each_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t) {
                 for_each_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t) {
                     const Position o{od, oh, ow};
-                    if (window_argmax(g, x, plane, o) == index) acc += dy[plane_offset(g.output, plane, o)];
+                    if (detail::max_pool_window_argmax(g, x, plane, o) == index) acc += dy[plane_offset(g.output, plane, o)];
                 });
             });
         });

@@ -8,6 +8,7 @@
 // 2-D op). In the geometries they are right-aligned: index 0 is always D, 1 is H, 2 is W, so a
 // 2-D op has D = 1. The index math below is shared by every backend (constexpr, so CUDA kernels
 // compiled with --expt-relaxed-constexpr call it too): backends write only the arithmetic.
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -122,6 +123,37 @@ constexpr std::int64_t conv_tap_source(const ConvGeometry& g, int s, std::int64_
 // lie outside [0, input) (in the padding, or past it in ceil mode).
 constexpr std::int64_t pool_tap_position(const PoolGeometry& g, int s, std::int64_t o, std::int64_t k) {
     return o * g.stride[s] - g.padding[s] + k * g.dilation[s];
+}
+
+// The flat index, over [planes, D, H, W], of the maximum of the window of output position `o`
+// in `plane`: the first on ties and the last NaN if there is one (PyTorch's scan,
+// `v > max || isnan(v)`); -1 if the window holds no input element (possible only with dilation).
+// Shared by every backend so that all of them send a max-pool gradient to the same element.
+template <typename T>
+constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const T* x, std::int64_t plane,
+                                              const std::array<std::int64_t, 3>& o) {
+    std::int64_t best = -1;
+    T best_value = T(0);
+    for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+        const std::int64_t d = pool_tap_position(g, 0, o[0], kd);
+        if (d < 0 || d >= g.input[0]) continue;
+        for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+            const std::int64_t h = pool_tap_position(g, 1, o[1], kh);
+            if (h < 0 || h >= g.input[1]) continue;
+            for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+                const std::int64_t w = pool_tap_position(g, 2, o[2], kw);
+                if (w < 0 || w >= g.input[2]) continue;
+                const std::int64_t i = ((plane * g.input[0] + d) * g.input[1] + h) * g.input[2] + w;
+                const T v = x[i];
+                const bool is_nan = v != v;
+                if (best < 0 || v > best_value || is_nan) {
+                    best = i;
+                    best_value = v;
+                }
+            }
+        }
+    }
+    return best;
 }
 
 // The input range [begin, end) of one averaging window along one dim, and its length as it

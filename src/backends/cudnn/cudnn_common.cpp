@@ -33,9 +33,16 @@ cudnnHandle_t cudnn_handle(Stream stream) {
 
 cudnnDataType_t cudnn_type(DType dtype) { return dtype == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
 
+std::vector<int> cudnn_spatial(const SpatialDims& dims, int spatial_rank) {
+    std::vector<int> values;
+    for (int s = spatial_rank == 3 ? 0 : 1; s < 3; ++s) values.push_back(static_cast<int>(dims[static_cast<std::size_t>(s)]));
+    return values;
+}
+
 std::vector<int> cudnn_dims(std::int64_t n, std::int64_t c, const SpatialDims& spatial, int spatial_rank) {
     std::vector<int> dims{static_cast<int>(n), static_cast<int>(c)};
-    for (int s = spatial_rank == 3 ? 0 : 1; s < 3; ++s) dims.push_back(static_cast<int>(spatial[static_cast<std::size_t>(s)]));
+    const std::vector<int> rest = cudnn_spatial(spatial, spatial_rank);
+    dims.insert(dims.end(), rest.begin(), rest.end());
     return dims;
 }
 

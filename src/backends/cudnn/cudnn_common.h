@@ -46,6 +46,10 @@ private:
 // (1-D runs as H = 1), 5-D for 3.
 std::vector<int> cudnn_dims(std::int64_t n, std::int64_t c, const SpatialDims& spatial, int spatial_rank);
 
+// The op's spatial entries of widened dims, as cuDNN's int arrays: H, W for ranks 1 and 2
+// (1-D runs as H = 1), D, H, W for 3.
+std::vector<int> cudnn_spatial(const SpatialDims& dims, int spatial_rank);
+
 class TensorDescriptor {
 public:
     TensorDescriptor(DType dtype, const std::vector<int>& dims);

@@ -20,12 +20,6 @@ enum class Pass { Forward, BackwardData, BackwardFilter };
 using AlgorithmKey = std::tuple<Pass, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>,
                                 std::vector<int>, std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int>;
 
-std::vector<int> spatial_of(const SpatialDims& dims, int rank) {
-    std::vector<int> values;
-    for (int s = rank == 3 ? 0 : 1; s < 3; ++s) values.push_back(static_cast<int>(dims[static_cast<std::size_t>(s)]));
-    return values;
-}
-
 // Descriptors of one convolution, in cuDNN's terms (x: the geometry's input, y: its output).
 struct ConvDescriptors {
     TensorDescriptor x;
@@ -38,9 +32,9 @@ struct ConvDescriptors {
           y(dtype, cudnn_dims(g.batch, g.out_channels, g.output, g.spatial_rank)),
           w(dtype, cudnn_dims(g.out_channels, g.in_channels_per_group(), g.kernel, g.spatial_rank)) {
         CONVKIT_CHECK_CUDNN(cudnnCreateConvolutionDescriptor(&conv));
-        const std::vector<int> pad = spatial_of(g.pad_begin, g.spatial_rank);
-        const std::vector<int> stride = spatial_of(g.stride, g.spatial_rank);
-        const std::vector<int> dilation = spatial_of(g.dilation, g.spatial_rank);
+        const std::vector<int> pad = cudnn_spatial(g.pad_begin, g.spatial_rank);
+        const std::vector<int> stride = cudnn_spatial(g.stride, g.spatial_rank);
+        const std::vector<int> dilation = cudnn_spatial(g.dilation, g.spatial_rank);
         try {
             CONVKIT_CHECK_CUDNN(cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(pad.size()), pad.data(),
                                                                 stride.data(), dilation.data(),
@@ -63,11 +57,11 @@ AlgorithmKey key_of(Pass pass, const ConvGeometry& g, DType dtype, int device) {
     const int r = g.spatial_rank;
     return {pass,
             {static_cast<int>(g.batch), static_cast<int>(g.in_channels), static_cast<int>(g.out_channels)},
-            spatial_of(g.input, r),
-            spatial_of(g.kernel, r),
-            spatial_of(g.stride, r),
-            spatial_of(g.dilation, r),
-            spatial_of(g.pad_begin, r),
+            cudnn_spatial(g.input, r),
+            cudnn_spatial(g.kernel, r),
+            cudnn_spatial(g.stride, r),
+            cudnn_spatial(g.dilation, r),
+            cudnn_spatial(g.pad_begin, r),
             g.groups,
             dtype,
             default_math_mode(),

@@ -11,12 +11,6 @@
 namespace convkit::detail {
 
 namespace {
-std::vector<int> spatial_of(const SpatialDims& dims, int rank) {
-    std::vector<int> values;
-    for (int s = rank == 3 ? 0 : 1; s < 3; ++s) values.push_back(static_cast<int>(dims[static_cast<std::size_t>(s)]));
-    return values;
-}
-
 struct PoolDescriptors {
     TensorDescriptor x;
     TensorDescriptor y;
@@ -26,9 +20,9 @@ struct PoolDescriptors {
         : x(dtype, cudnn_dims(g.batch, g.channels, g.input, g.spatial_rank)),
           y(dtype, cudnn_dims(g.batch, g.channels, g.output, g.spatial_rank)) {
         CONVKIT_CHECK_CUDNN(cudnnCreatePoolingDescriptor(&pool));
-        const std::vector<int> window = spatial_of(g.kernel, g.spatial_rank);
-        const std::vector<int> padding = spatial_of(g.padding, g.spatial_rank);
-        const std::vector<int> stride = spatial_of(g.stride, g.spatial_rank);
+        const std::vector<int> window = cudnn_spatial(g.kernel, g.spatial_rank);
+        const std::vector<int> padding = cudnn_spatial(g.padding, g.spatial_rank);
+        const std::vector<int> stride = cudnn_spatial(g.stride, g.spatial_rank);
         const cudnnStatus_t status = cudnnSetPoolingNdDescriptor(pool, mode, CUDNN_PROPAGATE_NAN,
                                                                  static_cast<int>(window.size()), window.data(),
                                                                  padding.data(), stride.data());

@@ -25,35 +25,6 @@ std::int64_t input_index(const PoolGeometry& g, std::int64_t plane, std::int64_t
     return ((plane * g.input[0] + d) * g.input[1] + h) * g.input[2] + w;
 }
 
-// Index of the maximal in-bounds element of the window of output position `o`: the first on
-// ties, and the last NaN if there is one (PyTorch's `v > max || isnan(v)` scan). -1 if the window
-// holds no input element (possible only with dilation).
-template <typename T>
-std::int64_t max_window_argmax(const PoolGeometry& g, const T* input, std::int64_t plane,
-                               const std::array<std::int64_t, 3>& o) {
-    std::int64_t best = -1;
-    double best_value = -std::numeric_limits<double>::infinity();
-    for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-        const std::int64_t d = detail::pool_tap_position(g, 0, o[0], kd);
-        if (d < 0 || d >= g.input[0]) continue;
-        for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-            const std::int64_t h = detail::pool_tap_position(g, 1, o[1], kh);
-            if (h < 0 || h >= g.input[1]) continue;
-            for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-                const std::int64_t w = detail::pool_tap_position(g, 2, o[2], kw);
-                if (w < 0 || w >= g.input[2]) continue;
-                const std::int64_t i = input_index(g, plane, d, h, w);
-                const double v = static_cast<double>(input[i]);
-                if (best < 0 || v > best_value || std::isnan(v)) {
-                    best = i;
-                    best_value = v;
-                }
-            }
-        }
-    }
-    return best;
-}
-
 // Calls f(input_index) for every element of the box spans[0] x spans[1] x spans[2].
 template <typename F>
 void for_each_in_box(const PoolGeometry& g, std::int64_t plane, const std::array<WindowSpan, 3>& spans, F&& f) {
@@ -96,7 +67,7 @@ void mean_pool_backward(const PoolGeometry& g, const T* grad_output, T* grad_inp
 template <typename T>
 void max_pool_forward_reference(const PoolGeometry& g, const T* input, T* output) {
     for_each_output(g, [&](std::int64_t plane, const std::array<std::int64_t, 3>& o, std::int64_t out_index) {
-        const std::int64_t best = max_window_argmax(g, input, plane, o);
+        const std::int64_t best = detail::max_pool_window_argmax(g, input, plane, o);
         output[out_index] = best >= 0 ? input[best] : -std::numeric_limits<T>::infinity();
     });
 }
@@ -105,7 +76,7 @@ template <typename T>
 void max_pool_backward_reference(const PoolGeometry& g, const T* grad_output, const T* input, T* grad_input) {
     std::vector<double> acc(static_cast<std::size_t>(g.planes() * g.input_spatial()), 0.0);
     for_each_output(g, [&](std::int64_t plane, const std::array<std::int64_t, 3>& o, std::int64_t out_index) {
-        const std::int64_t best = max_window_argmax(g, input, plane, o);
+        const std::int64_t best = detail::max_pool_window_argmax(g, input, plane, o);
         if (best >= 0) acc[static_cast<std::size_t>(best)] += static_cast<double>(grad_output[out_index]);
     });
     for (std::size_t i = 0; i < acc.size(); ++i) grad_input[i] = static_cast<T>(acc[i]);
