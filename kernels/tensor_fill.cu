@@ -2,37 +2,24 @@
 // buffers with NaN before a test, zeroing gradients, float32 <-> float64).
 #include "kernels/tensor_fill.h"
 
-#include <algorithm>
-
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/kernel_support.cuh"
 
 namespace convkit::kernels {
 
 namespace {
-constexpr int kThreads = 256;
-
-// A grid-stride loop with 64-bit indices: tensors may hold more than 2^31 elements.
+// Grid-stride loops with 64-bit indices: tensors may hold more than 2^31 elements.
 template <typename T>
 __global__ void fill_constant_kernel(T* data, std::int64_t count, T value) {
-    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-        data[i] = value;
-    }
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) data[i] = value;
 }
 
 template <typename From, typename To>
 __global__ void convert_kernel(const From* source, To* destination, std::int64_t count) {
-    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
         destination[i] = static_cast<To>(source[i]);
     }
-}
-
-// Enough blocks to fill the GPU several times over; the grid-stride loop covers the rest.
-unsigned blocks_for(std::int64_t count) {
-    const std::int64_t needed = (count + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(std::clamp<std::int64_t>(needed, 1, 65535));
 }
 }  // namespace
 
@@ -41,10 +28,10 @@ void fill_constant(void* data, DType dtype, std::int64_t count, double value, St
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     if (dtype == DType::Float32) {
-        fill_constant_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<float*>(data), count,
+        fill_constant_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<float*>(data), count,
                                                                    static_cast<float>(value));
     } else {
-        fill_constant_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<double*>(data), count, value);
+        fill_constant_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<double*>(data), count, value);
     }
     CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
@@ -55,10 +42,10 @@ void convert(const void* source, DType source_dtype, void* destination, DType de
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     if (source_dtype == DType::Float32 && destination_dtype == DType::Float64) {
-        convert_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<const float*>(source),
+        convert_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<const float*>(source),
                                                              static_cast<double*>(destination), count);
     } else if (source_dtype == DType::Float64 && destination_dtype == DType::Float32) {
-        convert_kernel<<<blocks_for(count), kThreads, 0, s>>>(static_cast<const double*>(source),
+        convert_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<const double*>(source),
                                                              static_cast<float*>(destination), count);
     } else {
         CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, count * dtype_size(source_dtype),

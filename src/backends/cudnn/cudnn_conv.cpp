@@ -8,7 +8,6 @@
 
 #include "backends/cudnn/cudnn_common.h"
 #include "core/check.h"
-#include "cuda/cuda_check.h"
 #include "ops/backend_registry.h"
 
 namespace convkit::detail {
@@ -105,10 +104,19 @@ Choice choose(const AlgorithmKey& key, Find find, Heuristic heuristic) {
         auto it = algorithm_cache().find(key);
         if (it != algorithm_cache().end()) return it->second;
     }
-    const Choice choice = std::get<10>(key) == AlgorithmSearch::Timed ? find() : heuristic();
+    // The key was made with this thread's setting, so this is the search it names.
+    const Choice choice = default_algorithm_search() == AlgorithmSearch::Timed ? find() : heuristic();
     std::lock_guard lock(cache_mutex);
     algorithm_cache()[key] = choice;
     return choice;
+}
+
+// data[n, c, ...] += bias[c] over a tensor described by `data_descriptor`.
+void add_channel_bias(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, std::int64_t channels,
+                      const void* bias, const TensorDescriptor& data_descriptor, void* data) {
+    const TensorDescriptor b(dtype, cudnn_dims(1, channels, SpatialDims{1, 1, 1}, g.spatial_rank));
+    const Scale one(dtype, 1.0);
+    CONVKIT_CHECK_CUDNN(cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), data_descriptor.get(), data));
 }
 
 std::string unsupported_reason(const ConvGeometry& g, DType) {
@@ -162,10 +170,7 @@ void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, c
     CONVKIT_CHECK_CUDNN(cudnnConvolutionForward(handle, one.get(), d.x.get(), x, d.w.get(), w, d.conv,
                                                 static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm),
                                                 workspace.get(), workspace.size(), zero.get(), d.y.get(), y));
-    if (bias != nullptr) {
-        const TensorDescriptor b(dtype, cudnn_dims(1, g.out_channels, SpatialDims{1, 1, 1}, g.spatial_rank));
-        CONVKIT_CHECK_CUDNN(cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), d.y.get(), y));
-    }
+    if (bias != nullptr) add_channel_bias(handle, g, dtype, g.out_channels, bias, d.y, y);
 }
 
 void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const void* w, const void* bias, void* dx,
@@ -197,10 +202,7 @@ void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const voi
     CONVKIT_CHECK_CUDNN(cudnnConvolutionBackwardData(handle, one.get(), d.w.get(), w, d.y.get(), dy, d.conv,
                                                      static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algorithm),
                                                      workspace.get(), workspace.size(), zero.get(), d.x.get(), dx));
-    if (bias != nullptr) {
-        const TensorDescriptor b(dtype, cudnn_dims(1, g.in_channels, SpatialDims{1, 1, 1}, g.spatial_rank));
-        CONVKIT_CHECK_CUDNN(cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), d.x.get(), dx));
-    }
+    if (bias != nullptr) add_channel_bias(handle, g, dtype, g.in_channels, bias, d.x, dx);
 }
 
 void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw, Stream stream) {
