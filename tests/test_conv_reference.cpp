@@ -20,7 +20,9 @@
 namespace convkit {
 namespace {
 
+using testing::dims_text;
 using testing::dot;
+using testing::image_shape;
 using testing::inner_product_mismatch;
 using testing::norm;
 using testing::random_tensor;
@@ -55,30 +57,12 @@ struct ConvCase {
     Shape input_shape() const { return image_shape(batch, in_channels, input); }
     Shape weight_shape() const { return image_shape(out_channels, in_channels / params.groups, kernel); }
 
-    static Shape image_shape(std::int64_t n, std::int64_t c, const std::vector<std::int64_t>& spatial) {
-        std::vector<std::int64_t> dims{n, c};
-        dims.insert(dims.end(), spatial.begin(), spatial.end());
-        return Shape(dims);
-    }
-
     // Usable as a gtest name: "conv2d_s2x1_p0x1_d1x2_g1_n2_c3_o4_i7x6_k1x3".
     std::string name() const {
         std::ostringstream s;
         s << "conv" << rank() << "d_" << params.to_string() << "_n" << batch << "_c" << in_channels << "_o"
           << out_channels << "_i" << dims_text(input) << "_k" << dims_text(kernel) << (bias ? "" : "_nobias");
-        std::string text = s.str();
-        for (char& ch : text) {
-            const bool keep = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-            if (!keep) ch = '_';
-        }
-        return text;
-    }
-
-    static std::string dims_text(const std::vector<std::int64_t>& dims) {
-        // A stream, not string operator+: GCC 12 raises a false -Wrestrict on the latter.
-        std::ostringstream text;
-        for (std::size_t i = 0; i < dims.size(); ++i) text << (i ? "x" : "") << dims[i];
-        return text.str();
+        return testing::test_name(s.str());
     }
 };
 
@@ -258,7 +242,7 @@ Tensor conv_by_im2col(const ConvCase& c, const Tensor& x, const Tensor& w, const
             }
         }
     }
-    return Tensor::from_vector(ConvCase::image_shape(c.batch, c.out_channels, out_sizes), result.values);
+    return Tensor::from_vector(image_shape(c.batch, c.out_channels, out_sizes), result.values);
 }
 
 // ---- Inputs ------------------------------------------------------------------------------------
@@ -453,13 +437,9 @@ TEST_P(ConvReference, ExactOnSmallIntegers) {
     const Tensor x = small_integer_tensor(c.input_shape(), rng());
     const Tensor w = small_integer_tensor(c.weight_shape(), rng());
     const Tensor b = c.bias ? small_integer_tensor(Shape{c.out_channels}, rng()) : Tensor();
-    const Tensor expected = conv_by_im2col(c, x, w, b);
-
-    const Tensor y64 = conv_forward(x, w, b, c.params);
-    EXPECT_TRUE(exactly_equal(y64, expected)) << "float64, max difference " << max_abs_difference(y64, expected);
-    const Tensor y32 = conv_forward(to_float32(x), to_float32(w), to_float32(b), c.params);
-    ASSERT_EQ(y32.dtype(), DType::Float32);
-    EXPECT_TRUE(exactly_equal(y32, expected)) << "float32, max difference " << max_abs_difference(y32, expected);
+    testing::expect_exact_in_both_dtypes(
+        [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) { return conv_forward(xi, wi, bi, c.params); }, x, w,
+        b, conv_by_im2col(c, x, w, b));
 }
 
 TEST_P(ConvReference, GradientsMatchFiniteDifferences) {

@@ -19,7 +19,9 @@
 namespace convkit {
 namespace {
 
+using testing::dims_text;
 using testing::dot;
+using testing::image_shape;
 using testing::inner_product_mismatch;
 using testing::norm;
 using testing::random_tensor;
@@ -67,30 +69,12 @@ struct TransposeCase {
     }
     Shape output_shape() const { return image_shape(batch, out_channels, output()); }
 
-    static Shape image_shape(std::int64_t n, std::int64_t c, const std::vector<std::int64_t>& spatial) {
-        std::vector<std::int64_t> dims{n, c};
-        dims.insert(dims.end(), spatial.begin(), spatial.end());
-        return Shape(dims);
-    }
-
     // Usable as a gtest name: "conv_transpose2d_s2x1_p1x0_d1x1_g1_op1x0_n1_c3_o4_i5x4_k3x2".
     std::string name() const {
         std::ostringstream s;
         s << "conv_transpose" << rank() << "d_" << params.to_string() << "_n" << batch << "_c" << in_channels << "_o"
           << out_channels << "_i" << dims_text(input) << "_k" << dims_text(kernel) << (bias ? "" : "_nobias");
-        std::string text = s.str();
-        for (char& ch : text) {
-            const bool keep = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-            if (!keep) ch = '_';
-        }
-        return text;
-    }
-
-    static std::string dims_text(const std::vector<std::int64_t>& dims) {
-        // A stream, not string operator+: GCC 12 raises a false -Wrestrict on the latter.
-        std::ostringstream text;
-        for (std::size_t i = 0; i < dims.size(); ++i) text << (i ? "x" : "") << dims[i];
-        return text.str();
+        return testing::test_name(s.str());
     }
 };
 
@@ -201,7 +185,7 @@ Tensor conv_transpose_by_zero_insertion(const TransposeCase& c, const Tensor& x,
                         y[offset(c.out_channels, out, n, co, o0, o1, o2)] = sum;
                     }
     std::vector<std::int64_t> out_sizes(out.begin() + (3 - r), out.end());
-    return Tensor::from_vector(TransposeCase::image_shape(c.batch, c.out_channels, out_sizes), y);
+    return Tensor::from_vector(image_shape(c.batch, c.out_channels, out_sizes), y);
 }
 
 // ---- Inputs and shared checks ------------------------------------------------------------------
@@ -371,12 +355,9 @@ TEST_P(ConvTransposeReference, ExactOnSmallIntegers) {
     const Tensor x = small_integer_tensor(c.input_shape(), rng());
     const Tensor w = small_integer_tensor(c.weight_shape(), rng());
     const Tensor b = c.bias ? small_integer_tensor(Shape{c.out_channels}, rng()) : Tensor();
-    const Tensor expected = conv_transpose_by_zero_insertion(c, x, w, b);
-    const Tensor y64 = conv_transpose_forward(x, w, b, c.params);
-    EXPECT_TRUE(exactly_equal(y64, expected)) << "float64, max difference " << max_abs_difference(y64, expected);
-    const Tensor y32 = conv_transpose_forward(to_float32(x), to_float32(w), to_float32(b), c.params);
-    ASSERT_EQ(y32.dtype(), DType::Float32);
-    EXPECT_TRUE(exactly_equal(y32, expected)) << "float32, max difference " << max_abs_difference(y32, expected);
+    testing::expect_exact_in_both_dtypes(
+        [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) { return conv_transpose_forward(xi, wi, bi, c.params); },
+        x, w, b, conv_transpose_by_zero_insertion(c, x, w, b));
 }
 
 TEST_P(ConvTransposeReference, GradientsMatchFiniteDifferences) {

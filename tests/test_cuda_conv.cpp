@@ -1,7 +1,6 @@
 // The hand-written CUDA convolution kernels against the host reference (label gpu).
 // Each kernel writes into buffers filled with NaN beforehand, so an element it leaves unwritten
 // fails; float64 must match the reference to 1e-12, strict float32 to 1e-5 (relative error).
-#include <cctype>
 #include <limits>
 
 #include "kernels/conv_direct.h"
@@ -22,10 +21,7 @@ struct ConvCase {
     std::string name() const {
         std::string text = conv_op_name(params.spatial_rank, transposed) + "_" + params.to_string() + "_x" +
                            input.to_string() + "_w" + weight.to_string();
-        for (char& c : text) {
-            if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-        }
-        return text;
+        return testing::test_name(text);
     }
 };
 
@@ -82,12 +78,7 @@ std::string case_name(const ::testing::TestParamInfo<ConvCase>& info) {
     return info.param.name() + "_" + std::to_string(info.index);
 }
 
-class CudaConv : public ::testing::TestWithParam<ConvCase> {
-protected:
-    void SetUp() override {
-        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
-    }
-};
+class CudaConv : public testing::WithCuda<::testing::TestWithParam<ConvCase>> {};
 
 // Each pass computed once on the host in float64, then by the kernels in float64 and float32
 // into NaN-filled buffers.
@@ -149,12 +140,7 @@ TEST_P(CudaConv, EveryPassMatchesTheHostReference) {
 
 INSTANTIATE_TEST_SUITE_P(Sweep, CudaConv, ::testing::ValuesIn(cases()), case_name);
 
-class CudaConvOps : public ::testing::Test {
-protected:
-    void SetUp() override {
-        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
-    }
-};
+class CudaConvOps : public testing::WithCuda<> {};
 
 // The public ops on CUDA tensors run the CUDA backend by default and give the host's answer.
 TEST_F(CudaConvOps, PublicOpsRunOnTheGpuByDefault) {

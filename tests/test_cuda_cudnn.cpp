@@ -18,12 +18,7 @@ constexpr double kStrictFloat32Tolerance = 1e-5;
 constexpr double kTf32Tolerance = 5e-3;
 constexpr double kFloat64Tolerance = 1e-11;
 
-class Cudnn : public ::testing::Test {
-protected:
-    void SetUp() override {
-        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
-    }
-};
+class Cudnn : public testing::WithCuda<> {};
 
 struct ConvProblem {
     ConvParams params;

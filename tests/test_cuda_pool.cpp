@@ -1,7 +1,6 @@
 // The CUDA pooling kernels against the host reference (label gpu): max, average (both
 // count_include_pad settings, ceil mode), adaptive and global average, forward and backward,
 // written into NaN-filled buffers. float64 to 1e-12; float32 to 1e-5.
-#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -20,10 +19,7 @@ struct PoolCase {
     Shape input;
     std::string name() const {
         std::string text = params.to_string() + "_x" + input.to_string();
-        for (char& c : text) {
-            if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-        }
-        return text;
+        return testing::test_name(text);
     }
 };
 
@@ -48,12 +44,7 @@ std::string case_name(const ::testing::TestParamInfo<PoolCase>& info) {
     return info.param.name() + "_" + std::to_string(info.index);
 }
 
-class CudaPool : public ::testing::TestWithParam<PoolCase> {
-protected:
-    void SetUp() override {
-        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
-    }
-};
+class CudaPool : public testing::WithCuda<::testing::TestWithParam<PoolCase>> {};
 
 // Runs kernel(out) into a NaN-filled tensor of `shape` and checks it against `reference`.
 template <typename Launch>
@@ -103,12 +94,7 @@ TEST_P(CudaPool, MaxAndAverageMatchTheHostReference) {
 
 INSTANTIATE_TEST_SUITE_P(Sweep, CudaPool, ::testing::ValuesIn(cases()), case_name);
 
-class CudaPoolOps : public ::testing::Test {
-protected:
-    void SetUp() override {
-        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
-    }
-};
+class CudaPoolOps : public testing::WithCuda<> {};
 
 TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {
     CONVKIT_SEEDED_RNG(rng);

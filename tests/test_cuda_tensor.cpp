@@ -8,12 +8,7 @@
 namespace convkit {
 namespace {
 
-class Cuda : public ::testing::Test {
-protected:
-    void SetUp() override {
-        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
-    }
-};
+class Cuda : public testing::WithCuda<> {};
 
 TEST_F(Cuda, RoundTripKeepsEveryValue) {
     const std::uint64_t seed = testing::fresh_seed();

@@ -70,13 +70,6 @@ std::string join(const Index& dims, const char* separator) {
     return s.str();
 }
 
-// GoogleTest accepts only [A-Za-z0-9_] in parameter names.
-std::string sanitize(std::string s) {
-    for (char& ch : s) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-    }
-    return s;
-}
 
 std::vector<double> values_of(const Tensor& t) { return t.to_vector(); }
 
@@ -119,7 +112,7 @@ std::string shape_text(const Index& shape) {
     return s.str();
 }
 
-std::string case_name(const PoolCase& c) { return sanitize(shape_text(c.shape) + "_" + c.params.to_string()); }
+std::string case_name(const PoolCase& c) { return testing::test_name(shape_text(c.shape) + "_" + c.params.to_string()); }
 
 void PrintTo(const PoolCase& c, std::ostream* os) { *os << case_name(c); }
 
@@ -526,7 +519,7 @@ struct AdaptiveCase {
     Index out;    // output spatial sizes
 };
 
-std::string adaptive_name(const AdaptiveCase& c) { return sanitize(shape_text(c.shape) + "_out" + join(c.out, "x")); }
+std::string adaptive_name(const AdaptiveCase& c) { return testing::test_name(shape_text(c.shape) + "_out" + join(c.out, "x")); }
 void PrintTo(const AdaptiveCase& c, std::ostream* os) { *os << adaptive_name(c); }
 
 // Smaller, equal and larger outputs, with sizes that do not divide (7 -> 3, 5 -> 3, 10 -> 4)

@@ -1,6 +1,8 @@
 #include "test_util.h"
 
 #include <algorithm>
+#include <cctype>
+#include <sstream>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -89,6 +91,26 @@ Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Ten
         g[i] = (up - down) / (2 * eps);
     }
     return grad;
+}
+
+std::string test_name(std::string text) {
+    for (char& ch : text) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    }
+    return text;
+}
+
+std::string dims_text(const std::vector<std::int64_t>& dims) {
+    // A stream, not string operator+: GCC 12 raises a false -Wrestrict on the latter.
+    std::ostringstream text;
+    for (std::size_t i = 0; i < dims.size(); ++i) text << (i ? "x" : "") << dims[i];
+    return text.str();
+}
+
+Shape image_shape(std::int64_t n, std::int64_t c, const std::vector<std::int64_t>& spatial) {
+    std::vector<std::int64_t> dims{n, c};
+    dims.insert(dims.end(), spatial.begin(), spatial.end());
+    return Shape(dims);
 }
 
 Tensor random_tensor(const Shape& shape, std::mt19937_64& rng) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "convkit/convkit.h"
 
@@ -24,6 +25,16 @@ std::uint64_t fresh_seed();
     const std::uint64_t rng##_seed = ::convkit::testing::fresh_seed(); \
     CONVKIT_SEED_TRACE(rng##_seed);                                    \
     std::mt19937_64 rng(rng##_seed)
+
+// A fixture (over ::testing::Test or ::testing::TestWithParam<P>) whose tests skip, saying why,
+// where no CUDA device is usable: the gpu-labelled suites derive from it.
+template <typename Base = ::testing::Test>
+class WithCuda : public Base {
+protected:
+    void SetUp() override {
+        if (!cuda_is_available()) GTEST_SKIP() << "needs a CUDA device: " << cuda_unavailable_reason();
+    }
+};
 
 // ||a - b|| / ||b|| over all elements (in double); ||a - b|| when b is all zeros. Tensors on any
 // device; shapes must match. A NaN anywhere makes the result NaN, so a comparison `< tol` fails.
@@ -45,9 +56,24 @@ Tensor nan_tensor(const Shape& shape, DType dtype = DType::Float32, Device devic
 // so results can be compared bit for bit.
 Tensor small_integer_tensor(const Shape& shape, std::uint64_t seed, int range = 3, DType dtype = DType::Float64);
 
+// Runs op(x, w, b) on float64 inputs and again on their float32 copies, and expects both
+// results to equal `expected` bit for bit: for small-integer data, where all arithmetic is exact.
+template <typename Op>
+void expect_exact_in_both_dtypes(Op op, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& expected);
+
 // Central-difference gradient of the scalar function f at x (float64 host tensor), one element
 // at a time: (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
 Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Tensor& x, double eps = 1e-6);
+
+// `text` with every character GoogleTest does not accept in a parameter name ([A-Za-z0-9_])
+// replaced by '_'.
+std::string test_name(std::string text);
+
+// "7x6": spatial sizes for names and traces.
+std::string dims_text(const std::vector<std::int64_t>& dims);
+
+// [n, c, spatial...].
+Shape image_shape(std::int64_t n, std::int64_t c, const std::vector<std::int64_t>& spatial);
 
 // Uniform in [-1, 1), float64, seeded from the test's generator.
 Tensor random_tensor(const Shape& shape, std::mt19937_64& rng);
@@ -66,6 +92,15 @@ double inner_product_mismatch(const Tensor& u1, const Tensor& v1, const Tensor& 
 // Uniform integer in [low, high] from a test's generator.
 inline std::int64_t pick(std::mt19937_64& rng, std::int64_t low, std::int64_t high) {
     return std::uniform_int_distribution<std::int64_t>(low, high)(rng);
+}
+
+template <typename Op>
+void expect_exact_in_both_dtypes(Op op, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& expected) {
+    const Tensor y64 = op(x, w, b);
+    EXPECT_TRUE(exactly_equal(y64, expected)) << "float64, max difference " << max_abs_difference(y64, expected);
+    const Tensor y32 = op(to_float32(x), to_float32(w), to_float32(b));
+    ASSERT_EQ(y32.dtype(), DType::Float32);
+    EXPECT_TRUE(exactly_equal(y32, expected)) << "float32, max difference " << max_abs_difference(y32, expected);
 }
 
 }  // namespace convkit::testing
