@@ -49,4 +49,14 @@ void dispatch_float_types(DType dtype, F&& f) {
     }
 }
 
+// Calls f with a value of the element type of any dtype.
+template <typename F>
+void dispatch_all_types(DType dtype, F&& f) {
+    switch (dtype) {
+        case DType::Float32: f(float{}); return;
+        case DType::Float64: f(double{}); return;
+        case DType::Int64: f(std::int64_t{}); return;
+    }
+}
+
 }  // namespace convkit::kernels

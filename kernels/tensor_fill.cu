@@ -27,12 +27,11 @@ void fill_constant(void* data, DType dtype, std::int64_t count, double value, St
     if (count == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    if (dtype == DType::Float32) {
-        fill_constant_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<float*>(data), count,
-                                                                   static_cast<float>(value));
-    } else {
-        fill_constant_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<double*>(data), count, value);
-    }
+    dispatch_all_types(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        fill_constant_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<T*>(data), count,
+                                                                          static_cast<T>(value));
+    });
     CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
@@ -41,17 +40,17 @@ void convert(const void* source, DType source_dtype, void* destination, DType de
     if (count == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    if (source_dtype == DType::Float32 && destination_dtype == DType::Float64) {
-        convert_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<const float*>(source),
-                                                             static_cast<double*>(destination), count);
-    } else if (source_dtype == DType::Float64 && destination_dtype == DType::Float32) {
-        convert_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<const double*>(source),
-                                                             static_cast<float*>(destination), count);
-    } else {
+    if (source_dtype == destination_dtype) {
         CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, count * dtype_size(source_dtype),
                                            cudaMemcpyDeviceToDevice, s));
         return;
     }
+    dispatch_all_types(source_dtype, [&](auto from) {
+        dispatch_all_types(destination_dtype, [&](auto to) {
+            convert_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(
+                static_cast<const decltype(from)*>(source), static_cast<decltype(to)*>(destination), count);
+        });
+    });
     CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 

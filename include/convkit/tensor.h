@@ -29,7 +29,7 @@ private:
     Device device_;
 };
 
-// A dense, contiguous N C [D] [H] W array of float32 or float64 on the host or a CUDA device.
+// A dense, contiguous N C [D] [H] W array of float32, float64 or int64 on the host or a CUDA device.
 // Copying a Tensor shares its storage (as in LibTorch); clone() copies the data.
 class Tensor {
 public:
@@ -48,6 +48,8 @@ public:
     // Copies `values` (row-major, numel() of them) into a new tensor.
     static Tensor from_vector(const Shape& shape, const std::vector<float>& values, Device device = Device::host());
     static Tensor from_vector(const Shape& shape, const std::vector<double>& values,
+                              Device device = Device::host());
+    static Tensor from_vector(const Shape& shape, const std::vector<std::int64_t>& values,
                               Device device = Device::host());
     // From a braced list, e.g. Tensor::from_values(Shape{2, 2}, {1, 2, 3, 4}) (float32 by default).
     static Tensor from_values(const Shape& shape, std::initializer_list<double> values,

@@ -8,6 +8,8 @@ void check_same_device_and_dtype(const std::string& op, std::initializer_list<Na
     const NamedTensor* first = nullptr;
     for (const NamedTensor& t : tensors) {
         CONVKIT_REQUIRE(t.tensor.defined(), op, t.name, " is undefined");
+        CONVKIT_REQUIRE(is_floating_point(t.tensor.dtype()), op, t.name, " must be float32 or float64, got ",
+                        dtype_name(t.tensor.dtype()));
         if (first == nullptr) {
             first = &t;
             continue;

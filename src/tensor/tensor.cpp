@@ -50,6 +50,22 @@ Tensor copy_to_new_tensor(const Shape& shape, const std::vector<T>& values, Devi
     return t;
 }
 
+// Calls f with a value of the element type of `dtype`.
+template <typename F>
+decltype(auto) visit_element_type(DType dtype, F&& f) {
+    switch (dtype) {
+        case DType::Float32: return f(float{});
+        case DType::Float64: return f(double{});
+        case DType::Int64: break;
+    }
+    return f(std::int64_t{});
+}
+
+void check_floating(const Tensor& t, const char* op) {
+    CONVKIT_REQUIRE(is_floating_point(t.dtype()), op, "needs a floating-point tensor, this one is ",
+                    dtype_name(t.dtype()));
+}
+
 // Random fills are generated on the host and uploaded: the counter-based generator makes the
 // values device-independent, and fills are rare enough (initialisation, tests) not to matter.
 template <typename FillHost>
@@ -97,6 +113,10 @@ Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values,
 }
 
 Tensor Tensor::from_vector(const Shape& shape, const std::vector<double>& values, Device device) {
+    return copy_to_new_tensor(shape, values, device);
+}
+
+Tensor Tensor::from_vector(const Shape& shape, const std::vector<std::int64_t>& values, Device device) {
     return copy_to_new_tensor(shape, values, device);
 }
 
@@ -148,28 +168,32 @@ double Tensor::item(std::int64_t index) const {
                     device().to_string());
     CONVKIT_REQUIRE(index >= 0 && index < numel(), "Tensor::item", "index ", index, " is out of range for ", numel(),
                     " elements");
-    return dtype_ == DType::Float32 ? static_cast<const float*>(raw_data())[index]
-                                    : static_cast<const double*>(raw_data())[index];
+    return visit_element_type(dtype_, [&](auto zero) {
+        return static_cast<double>(static_cast<const decltype(zero)*>(raw_data())[index]);
+    });
 }
 
 Tensor& Tensor::fill_(double value) {
     if (device().is_cuda()) {
         kernels::fill_constant(raw_data(), dtype_, numel(), value, current_stream(device().index));
-    } else if (dtype_ == DType::Float32) {
-        std::fill_n(data<float>(), numel(), static_cast<float>(value));
     } else {
-        std::fill_n(data<double>(), numel(), value);
+        visit_element_type(dtype_, [&](auto zero) {
+            using T = decltype(zero);
+            std::fill_n(data<T>(), numel(), static_cast<T>(value));
+        });
     }
     return *this;
 }
 
 Tensor& Tensor::fill_uniform_(double low, double high, std::uint64_t seed) {
+    check_floating(*this, "Tensor::fill_uniform_");
     CONVKIT_REQUIRE(low <= high, "Tensor::fill_uniform_", "low ", low, " is greater than high ", high);
     fill_random(*this, [&](void* p) { detail::fill_uniform_host(p, dtype_, numel(), low, high, seed); });
     return *this;
 }
 
 Tensor& Tensor::fill_normal_(double mean, double stddev, std::uint64_t seed) {
+    check_floating(*this, "Tensor::fill_normal_");
     CONVKIT_REQUIRE(stddev >= 0, "Tensor::fill_normal_", "stddev ", stddev, " is negative");
     fill_random(*this, [&](void* p) { detail::fill_normal_host(p, dtype_, numel(), mean, stddev, seed); });
     return *this;
@@ -199,10 +223,12 @@ Tensor Tensor::to(DType target) const {
     Tensor result = empty(shape_, target, device());
     if (device().is_cuda()) {
         kernels::convert(raw_data(), dtype_, result.raw_data(), target, numel(), current_stream(device().index));
-    } else if (dtype_ == DType::Float32) {
-        std::copy_n(data<float>(), numel(), result.data<double>());
     } else {
-        std::copy_n(data<double>(), numel(), result.data<float>());
+        visit_element_type(dtype_, [&](auto from) {
+            visit_element_type(target, [&](auto to) {
+                std::copy_n(data<decltype(from)>(), numel(), result.data<decltype(to)>());
+            });
+        });
     }
     return result;
 }
