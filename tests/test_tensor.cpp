@@ -19,15 +19,28 @@ TEST(Tensor, EmptyHasShapeDtypeAndDevice) {
     EXPECT_TRUE(t.device().is_host());
 }
 
-TEST(Tensor, RankOneToFiveAccepted) {
+TEST(Tensor, RankZeroToFiveAccepted) {
+    const Tensor scalar = Tensor::full(Shape{}, 4.0);
+    EXPECT_EQ(scalar.rank(), 0);
+    EXPECT_EQ(scalar.numel(), 1);
+    EXPECT_EQ(scalar.item(0), 4.0);
     for (int rank = 1; rank <= 5; ++rank) {
         const Tensor t = Tensor::zeros(Shape(std::vector<std::int64_t>(static_cast<std::size_t>(rank), 2)));
         EXPECT_EQ(t.rank(), rank);
         EXPECT_EQ(t.numel(), std::int64_t{1} << rank);
     }
     EXPECT_THROW(Tensor::zeros(Shape(std::vector<std::int64_t>(6, 2))), InvalidArgument);
-    EXPECT_THROW(Tensor::zeros(Shape{}), InvalidArgument);
     EXPECT_THROW(Tensor::zeros(Shape{2, -1}), InvalidArgument);
+}
+
+TEST(Tensor, Int64HoldsExactIndicesAndConvertsToFloat) {
+    const std::int64_t big = (std::int64_t{1} << 53) + 1;  // not representable in a double
+    const Tensor labels = Tensor::from_vector(Shape{3}, std::vector<std::int64_t>{0, 9, big});
+    EXPECT_EQ(labels.dtype(), DType::Int64);
+    EXPECT_EQ(labels.data<std::int64_t>()[2], big);
+    EXPECT_EQ(labels.to(DType::Float32).item(1), 9.0);
+    EXPECT_EQ(Tensor::full(Shape{2}, 7, DType::Int64).data<std::int64_t>()[1], 7);
+    EXPECT_THROW(Tensor::uniform(Shape{2}, 0, 1, 1, DType::Int64), InvalidArgument);
 }
 
 TEST(Tensor, FullAndFillSetEveryElement) {

@@ -7,7 +7,7 @@
 
 namespace convkit {
 
-// The dimensions of a tensor: rank 1 to 5. For the image ops the layout is N, C, then up to
+// The dimensions of a tensor: rank 0 (a scalar, one element) to 5. For the image ops the layout is N, C, then up to
 // three spatial dims (D, H, W), contiguous with W fastest.
 class Shape {
 public:

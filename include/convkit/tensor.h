@@ -29,7 +29,7 @@ private:
     Device device_;
 };
 
-// A dense, contiguous N C [D] [H] W array of float32, float64 or int64 on the host or a CUDA device.
+// A dense, contiguous array (a scalar, or up to N C [D] [H] W) of float32, float64 or int64 on the host or a CUDA device.
 // Copying a Tensor shares its storage (as in LibTorch); clone() copies the data.
 class Tensor {
 public:

@@ -15,7 +15,7 @@ namespace convkit {
 
 namespace {
 void check_shape(const Shape& shape, const char* op) {
-    CONVKIT_REQUIRE(shape.rank() >= 1 && shape.rank() <= Shape::kMaxRank, op, "rank must be 1 to ",
+    CONVKIT_REQUIRE(shape.rank() >= 0 && shape.rank() <= Shape::kMaxRank, op, "rank must be 0 to ",
                     Shape::kMaxRank, ", got shape ", shape.to_string());
     for (std::int64_t d : shape) {
         CONVKIT_REQUIRE(d >= 0, op, "dimensions must not be negative, got shape ", shape.to_string());
