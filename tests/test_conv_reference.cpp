@@ -41,6 +41,9 @@ using testing::kFloat64Tolerance;
 using testing::kGradientTolerance;
 using testing::kFloat32VsIndependentTolerance;
 
+// This executable tests the reference itself (both of its files): host tensors run on it.
+const auto* const pinned = ::testing::AddGlobalTestEnvironment(new testing::PinHostReference);
+
 // ---- The problem description -------------------------------------------------------------------
 
 // One convolution problem. Spatial vectors hold one entry per spatial dim, in D, H, W order.

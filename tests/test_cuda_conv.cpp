@@ -13,6 +13,9 @@ namespace {
 
 constexpr double kCudaFloat32Tolerance = 1e-5;  // strict float32 (FMA, no TF32) vs float64 reference
 
+// The host results every GPU suite of this executable compares with come from the reference.
+const auto* const pinned = ::testing::AddGlobalTestEnvironment(new testing::PinHostReference);
+
 struct ConvCase {
     ConvParams params{2};
     Shape input;
@@ -156,11 +159,18 @@ TEST_F(CudaConvOps, PublicOpsRunOnTheGpuByDefault) {
               testing::kFloat64Tolerance);
 }
 
-TEST_F(CudaConvOps, ChoosingTheHostBackendForGpuTensorsIsAnError) {
-    const Tensor x = Tensor::zeros(Shape{1, 1, 4, 4}, DType::Float32, Device::cuda());
-    const Tensor w = Tensor::zeros(Shape{1, 1, 3, 3}, DType::Float32, Device::cuda());
-    BackendGuard guard(Backend::Host);
-    EXPECT_THROW(conv_forward(x, w, ConvParams(2)), NotSupported);
+// Host backends have their own slot: choosing one leaves CUDA tensors on the GPU backend.
+TEST_F(CudaConvOps, ChoosingAHostBackendLeavesGpuTensorsOnTheGpu) {
+    const Tensor x = Tensor::full(Shape{1, 1, 4, 4}, 1.0, DType::Float32, Device::cuda());
+    const Tensor w = Tensor::full(Shape{1, 1, 3, 3}, 1.0, DType::Float32, Device::cuda());
+    const Backend gpu_backend = default_backend();
+    for (Backend host : {Backend::Host, Backend::HostBlas}) {
+        BackendGuard guard(host);
+        EXPECT_EQ(default_backend(), gpu_backend);
+        const Tensor y = conv_forward(x, w, ConvParams(2));
+        EXPECT_TRUE(y.device().is_cuda());
+        EXPECT_EQ(y.to(Device::host()).to_vector(), std::vector<double>(4, 9.0));
+    }
 }
 
 // More than 2^31 elements through the convolution path: an identity kernel [0, 1, 0] on a

@@ -14,3 +14,10 @@ TEST(PublicHeaders, BuildWithoutCudaAndRunAnOp) {
     const Tensor w = Tensor::full(Shape{1, 1, 3, 3}, 2.0);
     EXPECT_EQ(conv_forward(x, w, ConvParams(2)).item(0), 18.0);
 }
+
+TEST(PublicHeaders, MatrixProductThroughThePublicHeader) {
+    using namespace convkit;
+    const Tensor a = Tensor::full(Shape{2, 3}, 1.0);
+    const Tensor b = Tensor::full(Shape{3, 4}, 2.0);
+    EXPECT_EQ(matmul(a, b).item(0), 6.0);
+}

@@ -36,6 +36,15 @@ protected:
     }
 };
 
+// Makes host tensors run on the reference (Backend::Host) for the whole executable, whatever the
+// default host backend (host-blas) or CONVKIT_HOST_BACKEND says: for suites whose host results
+// are the oracle. Register once per executable, at namespace scope:
+//   const auto* const pinned = ::testing::AddGlobalTestEnvironment(new testing::PinHostReference);
+class PinHostReference : public ::testing::Environment {
+public:
+    void SetUp() override { set_default_host_backend(Backend::Host); }
+};
+
 // ||a - b|| / ||b|| over all elements (in double); ||a - b|| when b is all zeros. Tensors on any
 // device; shapes must match. A NaN anywhere makes the result NaN, so a comparison `< tol` fails.
 double relative_error(const Tensor& a, const Tensor& b);

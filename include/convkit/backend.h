@@ -1,32 +1,53 @@
 #pragma once
-// Which implementation runs an op on CUDA tensors. Host tensors always run on the host
-// reference; the choice matters for tensors on a GPU.
+// Which implementation runs an op. Each thread has two settings, one per kind of tensor:
 //
-//   the per-thread default         set_default_backend(Backend::Cuda)
-//   one call or scope              BackendGuard guard(Backend::Cuda); conv_forward(...);
-//   the process, from outside      CONVKIT_BACKEND=host|cuda|cudnn (read when a thread first asks)
+//   host tensors      default_host_backend(): Host (the reference) or HostBlas (the default)
+//   CUDA tensors      default_backend():      Cuda (the default) or Cudnn
 //
-// Without any of these, CUDA tensors run on the hand-written CUDA kernels.
+// A host backend never runs CUDA tensors and a GPU backend never runs host tensors, so choosing
+// one kind leaves the other alone.
+//
+//   the per-thread default         set_default_backend(Backend::Cudnn)     (sets the slot of its kind)
+//   one call or scope              BackendGuard guard(Backend::Host); conv_forward(...);
+//   the process, from outside      CONVKIT_HOST_BACKEND=host|host-blas   CONVKIT_BACKEND=cuda|cudnn
+//                                  (read when a thread first asks; a name of the other kind is an error)
+//
+// `BackendGuard guard(Backend::Host)` thus forces the reference for host tensors, which is how
+// the tests use the reference as the oracle of the fast host path.
 #include <string>
 
 namespace convkit {
 
 enum class Backend {
-    Host,   // the reference; cannot run on CUDA tensors (asking for it there is an error)
-    Cuda,   // hand-written CUDA kernels (kernels/)
-    Cudnn,  // NVIDIA cuDNN, for comparison; NotSupported (with the reason) where it cannot run a call
+    Host,      // the reference: loops straight from the definitions, double accumulation
+    HostBlas,  // host: convolution as unfolded patches times an OpenBLAS matrix product (OpenMP
+               // over images); the matrix product through OpenBLAS; pooling has no BLAS variant
+               // and runs the reference. NotSupported in a build without OpenBLAS.
+    Cuda,      // hand-written CUDA kernels (kernels/); the matrix product through cuBLAS
+    Cudnn,     // NVIDIA cuDNN, for comparison; NotSupported (with the reason) where it cannot run a
+               // call; the matrix product through cuBLAS
 };
 
-const char* backend_name(Backend backend);       // "host", "cuda", "cudnn"
+const char* backend_name(Backend backend);       // "host", "host-blas", "cuda", "cudnn"
 Backend parse_backend(const std::string& name);  // throws InvalidArgument naming the choices
+constexpr bool is_host_backend(Backend backend) { return backend == Backend::Host || backend == Backend::HostBlas; }
 
+// The backend for host tensors. Initially CONVKIT_HOST_BACKEND, else HostBlas (Host in a build
+// without OpenBLAS, whose HostBlas could not run anything). Setting a GPU backend here throws
+// InvalidArgument.
+Backend default_host_backend();
+void set_default_host_backend(Backend backend);
+
+// The backend for CUDA tensors. Initially CONVKIT_BACKEND, else Cuda.
 Backend default_backend();
+// Sets the slot of the backend's kind: Host/HostBlas the host slot, Cuda/Cudnn the GPU slot.
 void set_default_backend(Backend backend);
 
-// Arithmetic allowed to float32 convolutions on the GPU. Strict: float32 multiply-adds only, as
-// the hand-written kernels do (compare like with like). AllowTF32: cuDNN may use TF32 tensor
-// cores (10-bit mantissa products, float32 accumulation). Per thread, like the backend;
-// CONVKIT_MATH=strict|tf32 sets the initial value. float64 is always exact float64.
+// Arithmetic allowed to float32 convolutions and matrix products on the GPU. Strict: float32
+// multiply-adds only, as the hand-written kernels do (compare like with like). AllowTF32: cuDNN
+// and cuBLAS may use TF32 tensor cores (10-bit mantissa products, float32 accumulation). Per
+// thread, like the backend; CONVKIT_MATH=strict|tf32 sets the initial value. float64 is always
+// exact float64.
 enum class MathMode { Strict, AllowTF32 };
 const char* math_mode_name(MathMode mode);  // "strict", "tf32"
 MathMode parse_math_mode(const std::string& name);
@@ -42,6 +63,7 @@ AlgorithmSearch parse_algorithm_search(const std::string& name);
 AlgorithmSearch default_algorithm_search();
 void set_default_algorithm_search(AlgorithmSearch search);
 
+// Sets the slot of `backend`'s kind for a scope and restores that slot afterwards.
 class BackendGuard {
 public:
     explicit BackendGuard(Backend backend);

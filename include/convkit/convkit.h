@@ -7,6 +7,7 @@
 #include "convkit/error.h"
 #include "convkit/memory.h"
 #include "convkit/ops/conv.h"
+#include "convkit/ops/linear.h"
 #include "convkit/ops/pool.h"
 #include "convkit/shape.h"
 #include "convkit/tensor.h"

@@ -19,7 +19,31 @@ T thread_setting(std::optional<T>& slot, const char* variable, T fallback, T (*p
     return *slot;
 }
 
-thread_local std::optional<Backend> thread_backend;
+thread_local std::optional<Backend> thread_host_backend;
+thread_local std::optional<Backend> thread_device_backend;
+
+// The fast host path is the default where the build has it: training without a GPU should be
+// practical without any setting. A build without OpenBLAS defaults to the reference instead of
+// to a backend that refuses every call.
+#ifdef CONVKIT_WITH_OPENBLAS
+constexpr Backend kDefaultHostBackend = Backend::HostBlas;
+#else
+constexpr Backend kDefaultHostBackend = Backend::Host;
+#endif
+
+Backend parse_host_backend(const std::string& name) {
+    const Backend backend = parse_backend(name);
+    CONVKIT_REQUIRE(is_host_backend(backend), "CONVKIT_HOST_BACKEND", "'", name,
+                    "' is not a host backend (choose host or host-blas; CONVKIT_BACKEND chooses the GPU backend)");
+    return backend;
+}
+
+Backend parse_device_backend(const std::string& name) {
+    const Backend backend = parse_backend(name);
+    CONVKIT_REQUIRE(!is_host_backend(backend), "CONVKIT_BACKEND", "'", name,
+                    "' is not a GPU backend (choose cuda or cudnn; CONVKIT_HOST_BACKEND chooses the host backend)");
+    return backend;
+}
 thread_local std::optional<MathMode> thread_math_mode;
 thread_local std::optional<AlgorithmSearch> thread_algorithm_search;
 }  // namespace
@@ -27,6 +51,7 @@ thread_local std::optional<AlgorithmSearch> thread_algorithm_search;
 const char* backend_name(Backend backend) {
     switch (backend) {
         case Backend::Host: return "host";
+        case Backend::HostBlas: return "host-blas";
         case Backend::Cuda: return "cuda";
         case Backend::Cudnn: return "cudnn";
     }
@@ -35,13 +60,33 @@ const char* backend_name(Backend backend) {
 
 Backend parse_backend(const std::string& name) {
     if (name == "host") return Backend::Host;
+    if (name == "host-blas") return Backend::HostBlas;
     if (name == "cuda") return Backend::Cuda;
     if (name == "cudnn") return Backend::Cudnn;
-    throw InvalidArgument(detail::concat("backend: unknown backend '", name, "' (choose host, cuda or cudnn)"));
+    throw InvalidArgument(detail::concat("backend: unknown backend '", name, "' (choose host, host-blas, cuda or cudnn)"));
 }
 
-Backend default_backend() { return thread_setting(thread_backend, "CONVKIT_BACKEND", Backend::Cuda, parse_backend); }
-void set_default_backend(Backend backend) { thread_backend = backend; }
+Backend default_host_backend() {
+    return thread_setting(thread_host_backend, "CONVKIT_HOST_BACKEND", kDefaultHostBackend, parse_host_backend);
+}
+
+void set_default_host_backend(Backend backend) {
+    CONVKIT_REQUIRE(is_host_backend(backend), "set_default_host_backend", backend_name(backend),
+                    " is not a host backend (choose host or host-blas)");
+    thread_host_backend = backend;
+}
+
+Backend default_backend() {
+    return thread_setting(thread_device_backend, "CONVKIT_BACKEND", Backend::Cuda, parse_device_backend);
+}
+
+void set_default_backend(Backend backend) {
+    if (is_host_backend(backend)) {
+        thread_host_backend = backend;
+    } else {
+        thread_device_backend = backend;
+    }
+}
 
 const char* math_mode_name(MathMode mode) { return mode == MathMode::Strict ? "strict" : "tf32"; }
 
@@ -73,7 +118,10 @@ AlgorithmSearch default_algorithm_search() {
 }
 void set_default_algorithm_search(AlgorithmSearch search) { thread_algorithm_search = search; }
 
-BackendGuard::BackendGuard(Backend backend) : previous_(default_backend()) { set_default_backend(backend); }
+BackendGuard::BackendGuard(Backend backend)
+    : previous_(is_host_backend(backend) ? default_host_backend() : default_backend()) {
+    set_default_backend(backend);
+}
 BackendGuard::~BackendGuard() { set_default_backend(previous_); }
 
 }  // namespace convkit

@@ -5,18 +5,15 @@
 namespace convkit::detail {
 
 namespace {
-// Host tensors always run the reference; CUDA tensors the thread's default backend, which must
-// be one that runs on a GPU.
-Backend backend_for_device(const std::string& op, Device device) {
-    if (device.is_host()) return Backend::Host;
-    const Backend backend = default_backend();
-    if (backend == Backend::Host) {
-        throw NotSupported(concat(op, ": the host backend was chosen (set_default_backend or CONVKIT_BACKEND) but the ",
-                                  "tensors are on ", device.to_string(),
-                                  "; move them with .to(Device::host()) or choose a GPU backend"));
-    }
-    return backend;
+// Each kind of tensor has its own slot, which can only hold a backend of that kind.
+Backend backend_for_device(Device device) { return device.is_host() ? default_host_backend() : default_backend(); }
+
+#ifndef CONVKIT_WITH_OPENBLAS
+[[noreturn]] void no_openblas(const std::string& op) {
+    throw NotSupported(concat(op, ": this build has no host-blas backend (configured with CONVKIT_WITH_OPENBLAS=OFF; ",
+                              "choose the host backend)"));
 }
+#endif
 
 #ifndef CONVKIT_WITH_CUDNN
 [[noreturn]] void no_cudnn(const std::string& op) {
@@ -33,9 +30,15 @@ const Ops& checked(const std::string& op, Backend backend, const Ops& ops, Args&
 }  // namespace
 
 const ConvBackendOps& conv_backend_for(const std::string& op, const ConvGeometry& g, DType dtype, Device device) {
-    const Backend backend = backend_for_device(op, device);
+    const Backend backend = backend_for_device(device);
     switch (backend) {
         case Backend::Host: return checked(op, backend, host_conv_backend(), g, dtype);
+        case Backend::HostBlas:
+#ifdef CONVKIT_WITH_OPENBLAS
+            return checked(op, backend, host_blas_conv_backend(), g, dtype);
+#else
+            no_openblas(op);
+#endif
         case Backend::Cuda: return checked(op, backend, cuda_conv_backend(), g, dtype);
         case Backend::Cudnn:
 #ifdef CONVKIT_WITH_CUDNN
@@ -49,9 +52,11 @@ const ConvBackendOps& conv_backend_for(const std::string& op, const ConvGeometry
 
 const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry& g, PoolOp pool_op, DType dtype,
                                        Device device) {
-    const Backend backend = backend_for_device(op, device);
+    const Backend backend = backend_for_device(device);
     switch (backend) {
-        case Backend::Host: return checked(op, backend, host_pool_backend(), g, pool_op, dtype);
+        // Pooling is memory-bound with no matrix product to hand to BLAS: HostBlas runs the reference.
+        case Backend::Host:
+        case Backend::HostBlas: return checked(op, backend, host_pool_backend(), g, pool_op, dtype);
         case Backend::Cuda: return checked(op, backend, cuda_pool_backend(), g, pool_op, dtype);
         case Backend::Cudnn:
 #ifdef CONVKIT_WITH_CUDNN
@@ -59,6 +64,23 @@ const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry
 #else
             no_cudnn(op);
 #endif
+    }
+    throw NotSupported(concat(op, ": unknown backend"));
+}
+
+const GemmBackendOps& gemm_backend_for(const std::string& op, const GemmShape& shape, DType dtype, Device device) {
+    const Backend backend = backend_for_device(device);
+    switch (backend) {
+        case Backend::Host: return checked(op, backend, host_gemm_backend(), shape, dtype);
+        case Backend::HostBlas:
+#ifdef CONVKIT_WITH_OPENBLAS
+            return checked(op, backend, host_blas_gemm_backend(), shape, dtype);
+#else
+            no_openblas(op);
+#endif
+        // Neither the hand-written kernels nor cuDNN have a matrix product of their own.
+        case Backend::Cuda:
+        case Backend::Cudnn: return checked(op, backend, cublas_gemm_backend(), shape, dtype);
     }
     throw NotSupported(concat(op, ": unknown backend"));
 }

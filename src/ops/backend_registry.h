@@ -8,6 +8,7 @@
 #include "convkit/backend.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "ops/gemm_shape.h"
 #include "ops/geometry.h"
 
 namespace convkit::detail {
@@ -39,9 +40,21 @@ struct PoolBackendOps {
     void (*adaptive_backward)(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream);
 };
 
+struct GemmBackendOps {
+    std::string (*unsupported_reason)(const GemmShape& shape, DType dtype);
+    void (*gemm)(const GemmShape& shape, DType dtype, const void* a, const void* b, const void* bias, void* c,
+                 Stream stream);
+};
+
 // The tables of each backend (defined beside its code).
 const ConvBackendOps& host_conv_backend();
 const PoolBackendOps& host_pool_backend();
+const GemmBackendOps& host_gemm_backend();
+#ifdef CONVKIT_WITH_OPENBLAS
+const ConvBackendOps& host_blas_conv_backend();
+const GemmBackendOps& host_blas_gemm_backend();
+#endif
+const GemmBackendOps& cublas_gemm_backend();
 const ConvBackendOps& cuda_conv_backend();
 const PoolBackendOps& cuda_pool_backend();
 #ifdef CONVKIT_WITH_CUDNN
@@ -49,11 +62,14 @@ const ConvBackendOps& cudnn_conv_backend();
 const PoolBackendOps& cudnn_pool_backend();
 #endif
 
-// The backend that runs `op` on tensors on `device`: the host reference for host tensors, the
-// thread's default backend for CUDA tensors. Throws NotSupported naming the op, the backend and
-// the reason when that backend cannot run this geometry: there is no silent fallback.
+// The backend that runs `op` on tensors on `device`: the thread's default_host_backend() for
+// host tensors, its default_backend() for CUDA tensors. Throws NotSupported naming the op, the
+// backend and the reason when that backend cannot run this geometry: there is no silent
+// fallback. Pooling has no BLAS variant: HostBlas runs the pooling reference. The matrix product
+// has one GPU implementation, cuBLAS, whichever GPU backend is chosen.
 const ConvBackendOps& conv_backend_for(const std::string& op, const ConvGeometry& g, DType dtype, Device device);
 const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry& g, PoolOp pool_op, DType dtype,
                                        Device device);
+const GemmBackendOps& gemm_backend_for(const std::string& op, const GemmShape& shape, DType dtype, Device device);
 
 }  // namespace convkit::detail

@@ -1,6 +1,7 @@
 // The host reference behind the backend tables: untyped entry points that dispatch on dtype
 // to the templated reference code.
 #include "backends/host/conv_reference.h"
+#include "backends/host/linear_reference.h"
 #include "backends/host/pool_reference.h"
 #include "ops/backend_registry.h"
 #include "ops/op_support.h"
@@ -19,6 +20,7 @@ T* typed(void* p) {
 
 std::string always_supported(const ConvGeometry&, DType) { return {}; }
 std::string always_supported_pool(const PoolGeometry&, PoolOp, DType) { return {}; }
+std::string always_supported_gemm(const GemmShape&, DType) { return {}; }
 
 void conv_forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias, void* y,
                   Stream) {
@@ -72,6 +74,13 @@ void max_backward(const PoolGeometry& g, DType dtype, const void* dy, const void
         host::max_pool_backward_reference<T>(g, typed<T>(dy), typed<T>(x), typed<T>(dx));
     });
 }
+
+void gemm(const GemmShape& shape, DType dtype, const void* a, const void* b, const void* bias, void* c, Stream) {
+    dispatch_dtype(dtype, [&](auto tag) {
+        using T = decltype(tag);
+        host::gemm_reference<T>(shape, typed<T>(a), typed<T>(b), typed<T>(bias), typed<T>(c));
+    });
+}
 }  // namespace
 
 const ConvBackendOps& host_conv_backend() {
@@ -83,6 +92,11 @@ const ConvBackendOps& host_conv_backend() {
 const PoolBackendOps& host_pool_backend() {
     static const PoolBackendOps ops{always_supported_pool, max_forward,      max_backward,     avg_forward,
                                     avg_backward,          adaptive_forward, adaptive_backward};
+    return ops;
+}
+
+const GemmBackendOps& host_gemm_backend() {
+    static const GemmBackendOps ops{always_supported_gemm, gemm};
     return ops;
 }
 

@@ -1,0 +1,151 @@
+// The cuBLAS matrix product against the host reference (label gpu): every transpose
+// combination, with and without bias, odd sizes, float64 (1e-12), strict float32 (1e-5) and
+// TF32 (5e-3), into NaN-filled outputs; the public ops on CUDA tensors; the cuBLAS error check.
+#include <array>
+#include <random>
+#include <vector>
+
+#include "cuda/cublas_check.h"
+#include "ops/backend_registry.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+
+using detail::GemmShape;
+
+// As docs/testing.md: strict float32 like the hand-written kernels; TF32 rounds each product's
+// inputs to 10 mantissa bits (2^-11 relative).
+constexpr double kStrictFloat32Tolerance = 1e-5;
+constexpr double kTf32Tolerance = 5e-3;
+
+class CudaLinear : public testing::WithCuda<> {
+protected:
+    void TearDown() override { set_default_math_mode(MathMode::Strict); }
+};
+
+// Sets the thread's math mode for a scope.
+class MathModeGuard {
+public:
+    explicit MathModeGuard(MathMode mode) : previous_(default_math_mode()) { set_default_math_mode(mode); }
+    ~MathModeGuard() { set_default_math_mode(previous_); }
+    MathModeGuard(const MathModeGuard&) = delete;
+    MathModeGuard& operator=(const MathModeGuard&) = delete;
+
+private:
+    MathMode previous_;
+};
+
+// The table's product on the device into a NaN-filled [m, n], brought back to the host.
+Tensor run_on(const detail::GemmBackendOps& ops, const GemmShape& s, const Tensor& a, const Tensor& b,
+              const Tensor& bias, DType dtype, Device device) {
+    const Tensor ad = a.to(dtype).to(device), bd = b.to(dtype).to(device);
+    const Tensor biasd = bias.defined() ? bias.to(dtype).to(device) : Tensor();
+    Tensor c = testing::nan_tensor(Shape{s.m, s.n}, dtype, device);
+    ops.gemm(s, dtype, ad.raw_data(), bd.raw_data(), biasd.defined() ? biasd.raw_data() : nullptr, c.raw_data(),
+             device.is_cuda() ? current_stream(device.index) : Stream{});
+    return c.to(Device::host());
+}
+
+TEST_F(CudaLinear, CublasMatchesTheHostReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    // Odd sizes, a vector-like product, and one large enough for tensor-core tiles.
+    const std::vector<std::array<std::int64_t, 3>> sizes = {{1, 1, 1}, {7, 5, 3}, {33, 1, 65}, {1, 129, 17},
+                                                            {257, 129, 300}};
+    for (const auto& [m, n, k] : sizes)
+        for (bool ta : {false, true})
+            for (bool tb : {false, true})
+                for (bool with_bias : {false, true}) {
+                    const GemmShape s{m, n, k, ta, tb};
+                    SCOPED_TRACE(::testing::Message() << "m=" << m << " n=" << n << " k=" << k << (ta ? " A^T" : "")
+                                                    << (tb ? " B^T" : "") << (with_bias ? " +bias" : ""));
+                    const Tensor a = testing::random_tensor(ta ? Shape{k, m} : Shape{m, k}, rng);
+                    const Tensor b = testing::random_tensor(tb ? Shape{n, k} : Shape{k, n}, rng);
+                    const Tensor bias = with_bias ? testing::random_tensor(Shape{n}, rng) : Tensor();
+                    const Tensor reference =
+                        run_on(detail::host_gemm_backend(), s, a, b, bias, DType::Float64, Device::host());
+                    const auto& cublas = detail::cublas_gemm_backend();
+                    EXPECT_LT(testing::relative_error(run_on(cublas, s, a, b, bias, DType::Float64, Device::cuda()),
+                                                      reference),
+                              testing::kFloat64Tolerance)
+                        << "float64";
+                    {
+                        MathModeGuard strict(MathMode::Strict);
+                        EXPECT_LT(testing::relative_error(
+                                      run_on(cublas, s, a, b, bias, DType::Float32, Device::cuda()), reference),
+                                  kStrictFloat32Tolerance)
+                            << "strict float32";
+                    }
+                    MathModeGuard tf32(MathMode::AllowTF32);
+                    EXPECT_LT(testing::relative_error(run_on(cublas, s, a, b, bias, DType::Float32, Device::cuda()),
+                                                      reference),
+                              kTf32Tolerance)
+                        << "tf32";
+                }
+}
+
+// Small integers are exact in TF32 as well (|v| <= 3 needs 2 bits), so even the TF32 path and
+// its bias must agree bit for bit; any index or transpose error would show.
+TEST_F(CudaLinear, ExactOnSmallIntegersInEveryMode) {
+    CONVKIT_SEEDED_RNG(rng);
+    const GemmShape s{45, 37, 29, true, false};
+    const Tensor a = testing::small_integer_tensor(Shape{s.k, s.m}, rng());
+    const Tensor b = testing::small_integer_tensor(Shape{s.k, s.n}, rng());
+    const Tensor bias = testing::small_integer_tensor(Shape{s.n}, rng());
+    const Tensor reference = run_on(detail::host_gemm_backend(), s, a, b, bias, DType::Float64, Device::host());
+    for (MathMode mode : {MathMode::Strict, MathMode::AllowTF32}) {
+        MathModeGuard guard(mode);
+        for (DType dtype : {DType::Float64, DType::Float32}) {
+            EXPECT_TRUE(testing::exactly_equal(
+                run_on(detail::cublas_gemm_backend(), s, a, b, bias, dtype, Device::cuda()), reference))
+                << math_mode_name(mode) << " " << dtype_name(dtype);
+        }
+    }
+}
+
+// The public ops on CUDA tensors run cuBLAS (whichever GPU backend is chosen) and give the host's answers.
+TEST_F(CudaLinear, PublicOpsOnCudaTensors) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = testing::random_tensor(Shape{9, 20}, rng);
+    const Tensor w = testing::random_tensor(Shape{6, 20}, rng);
+    const Tensor b = testing::random_tensor(Shape{6}, rng);
+    const Tensor dy = testing::random_tensor(Shape{9, 6}, rng);
+    const Device gpu = Device::cuda();
+    const Tensor m = testing::random_tensor(Shape{20, 3}, rng);
+    std::vector<Tensor> reference;
+    {
+        BackendGuard host(Backend::Host);
+        reference = {linear(x, w, b), linear_backward_input(dy, w), linear_backward_weight(dy, x),
+                     linear_backward_bias(dy), matmul(x, m)};
+    }
+    for (Backend backend : {Backend::Cuda, Backend::Cudnn}) {
+#ifndef CONVKIT_WITH_CUDNN
+        if (backend == Backend::Cudnn) continue;
+#endif
+        BackendGuard guard(backend);
+        const Tensor y = linear(x.to(gpu), w.to(gpu), b.to(gpu));
+        EXPECT_TRUE(y.device().is_cuda());
+        EXPECT_LT(testing::relative_error(y, reference[0]), testing::kFloat64Tolerance) << backend_name(backend);
+        EXPECT_LT(testing::relative_error(linear_backward_input(dy.to(gpu), w.to(gpu)), reference[1]),
+                  testing::kFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(linear_backward_weight(dy.to(gpu), x.to(gpu)), reference[2]),
+                  testing::kFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(linear_backward_bias(dy.to(gpu)), reference[3]), testing::kFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(matmul(x.to(gpu), m.to(gpu)), reference[4]), testing::kFloat64Tolerance);
+    }
+}
+
+TEST_F(CudaLinear, CublasFailuresThrowCudaErrorNamingTheCall) {
+    try {
+        CONVKIT_CHECK_CUBLAS(cublasSgemm(nullptr, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, nullptr, nullptr, 1, nullptr, 1,
+                                         nullptr, nullptr, 1));
+        FAIL() << "expected CudaError";
+    } catch (const CudaError& e) {
+        EXPECT_NE(std::string(e.what()).find("cublasSgemm"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("failed: CUBLAS_STATUS_"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace convkit

@@ -1,0 +1,262 @@
+// matmul and linear: the host reference against hand-computed values and an explicit
+// transpose-then-multiply written here; the host-blas path against the reference (float64 to
+// 1e-12, float32 to kHostBlasFloat32Tolerance, small integers bit for bit) into NaN-filled
+// outputs; every gradient against central differences in float64 on both host backends; the
+// shape errors, which name the op and the shapes.
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/backend_registry.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+
+using detail::GemmShape;
+using testing::dot;
+using testing::exactly_equal;
+using testing::nan_tensor;
+using testing::numeric_gradient;
+using testing::pick;
+using testing::random_tensor;
+using testing::relative_error;
+
+// ---- An independent definition: transpose explicitly, then the textbook triple loop ------------
+
+Tensor transpose(const Tensor& m) {
+    const std::int64_t rows = m.size(0), cols = m.size(1);
+    const std::vector<double> v = m.to_vector();
+    std::vector<double> t(v.size());
+    for (std::int64_t i = 0; i < rows; ++i)
+        for (std::int64_t j = 0; j < cols; ++j) t[static_cast<std::size_t>(j * rows + i)] = v[static_cast<std::size_t>(i * cols + j)];
+    return Tensor::from_vector(Shape{cols, rows}, t);
+}
+
+// a [m, k] x b [k, n] (+ bias [n]), in double.
+Tensor product(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor()) {
+    const std::int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+    const std::vector<double> va = a.to_vector(), vb = b.to_vector();
+    const std::vector<double> vbias = bias.defined() ? bias.to_vector() : std::vector<double>(static_cast<std::size_t>(n));
+    std::vector<double> c(static_cast<std::size_t>(m * n));
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+            double sum = vbias[static_cast<std::size_t>(j)];
+            for (std::int64_t l = 0; l < k; ++l)
+                sum += va[static_cast<std::size_t>(i * k + l)] * vb[static_cast<std::size_t>(l * n + j)];
+            c[static_cast<std::size_t>(i * n + j)] = sum;
+        }
+    return Tensor::from_vector(Shape{m, n}, c);
+}
+
+// ---- Backend tables ----------------------------------------------------------------------------
+
+struct GemmOperands {
+    GemmShape shape;
+    Tensor a, b, bias;  // float64, stored as the shape says; bias may be undefined
+};
+
+GemmOperands random_operands(std::mt19937_64& rng, bool transpose_a, bool transpose_b, bool with_bias) {
+    GemmShape s{pick(rng, 1, 40), pick(rng, 1, 40), pick(rng, 1, 300), transpose_a, transpose_b};
+    GemmOperands o{s, random_tensor(transpose_a ? Shape{s.k, s.m} : Shape{s.m, s.k}, rng),
+                   random_tensor(transpose_b ? Shape{s.n, s.k} : Shape{s.k, s.n}, rng), Tensor()};
+    if (with_bias) o.bias = random_tensor(Shape{s.n}, rng);
+    return o;
+}
+
+// The table's product into a NaN-filled [m, n].
+Tensor run_gemm(const detail::GemmBackendOps& ops, const GemmOperands& o, DType dtype) {
+    const Tensor a = o.a.to(dtype), b = o.b.to(dtype);
+    const Tensor bias = o.bias.defined() ? o.bias.to(dtype) : Tensor();
+    Tensor c = nan_tensor(Shape{o.shape.m, o.shape.n}, dtype);
+    ops.gemm(o.shape, dtype, a.raw_data(), b.raw_data(), bias.defined() ? bias.raw_data() : nullptr, c.raw_data(),
+             Stream{});
+    return c;
+}
+
+std::string flags(const GemmShape& s, bool bias) {
+    return std::string(s.transpose_a ? "A^T" : "A") + (s.transpose_b ? " B^T" : " B") + (bias ? " +bias" : "") +
+           " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k);
+}
+
+TEST(LinearReference, MatchesExplicitTransposeAndProduct) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (bool ta : {false, true})
+        for (bool tb : {false, true})
+            for (bool with_bias : {false, true}) {
+                const GemmOperands o = random_operands(rng, ta, tb, with_bias);
+                SCOPED_TRACE(flags(o.shape, with_bias));
+                const Tensor expected = product(ta ? transpose(o.a) : o.a, tb ? transpose(o.b) : o.b, o.bias);
+                EXPECT_LT(relative_error(run_gemm(detail::host_gemm_backend(), o, DType::Float64), expected),
+                          testing::kFloat64Tolerance);
+                EXPECT_LT(relative_error(run_gemm(detail::host_gemm_backend(), o, DType::Float32), expected),
+                          testing::kFloat32VsIndependentTolerance);
+            }
+}
+
+TEST(LinearReference, KnownValues) {
+    BackendGuard guard(Backend::Host);
+    const Tensor a = Tensor::from_values(Shape{2, 3}, {1, 2, 3, 4, 5, 6}, DType::Float64);
+    const Tensor b = Tensor::from_values(Shape{3, 2}, {7, 8, 9, 10, 11, 12}, DType::Float64);
+    EXPECT_EQ(matmul(a, b).to_vector(), (std::vector<double>{58, 64, 139, 154}));
+    // linear: weight [out = 2, in = 3] is b^T, bias [2].
+    const Tensor w = Tensor::from_values(Shape{2, 3}, {7, 9, 11, 8, 10, 12}, DType::Float64);
+    const Tensor bias = Tensor::from_values(Shape{2}, {0.5, -1}, DType::Float64);
+    EXPECT_EQ(linear(a, w, bias).to_vector(), (std::vector<double>{58.5, 63, 139.5, 153}));
+    EXPECT_EQ(linear_backward_bias(a).to_vector(), (std::vector<double>{5, 7, 9}));
+}
+
+#ifdef CONVKIT_WITH_OPENBLAS
+TEST(LinearBlas, EveryTransposeAndBiasMatchesTheReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (int round = 0; round < 3; ++round)
+        for (bool ta : {false, true})
+            for (bool tb : {false, true})
+                for (bool with_bias : {false, true}) {
+                    const GemmOperands o = random_operands(rng, ta, tb, with_bias);
+                    SCOPED_TRACE(flags(o.shape, with_bias));
+                    const Tensor reference = run_gemm(detail::host_gemm_backend(), o, DType::Float64);
+                    EXPECT_LT(relative_error(run_gemm(detail::host_blas_gemm_backend(), o, DType::Float64), reference),
+                              testing::kFloat64Tolerance);
+                    EXPECT_LT(relative_error(run_gemm(detail::host_blas_gemm_backend(), o, DType::Float32), reference),
+                              testing::kHostBlasFloat32Tolerance);
+                }
+}
+
+TEST(LinearBlas, ExactOnSmallIntegers) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+            GemmOperands o = random_operands(rng, ta, tb, true);
+            o.a = testing::small_integer_tensor(o.a.shape(), rng());
+            o.b = testing::small_integer_tensor(o.b.shape(), rng());
+            o.bias = testing::small_integer_tensor(o.bias.shape(), rng());
+            SCOPED_TRACE(flags(o.shape, true));
+            const Tensor reference = run_gemm(detail::host_gemm_backend(), o, DType::Float64);
+            for (DType dtype : {DType::Float64, DType::Float32}) {
+                EXPECT_TRUE(exactly_equal(run_gemm(detail::host_blas_gemm_backend(), o, dtype), reference))
+                    << dtype_name(dtype);
+            }
+        }
+}
+#endif
+
+// ---- Public ops --------------------------------------------------------------------------------
+
+// Runs `check` once per host backend this build has.
+template <typename Check>
+void for_each_host_backend(Check check) {
+#ifdef CONVKIT_WITH_OPENBLAS
+    for (Backend backend : {Backend::Host, Backend::HostBlas}) {
+#else
+    for (Backend backend : {Backend::Host}) {
+#endif
+        SCOPED_TRACE(backend_name(backend));
+        BackendGuard guard(backend);
+        check();
+    }
+}
+
+// linear is matmul with the weight transposed plus the bias, and matmul's gradients are
+// linear's with the roles of the operands exchanged: cross-checks of the transpose flags.
+TEST(Linear, AgreesWithMatmulOfTheTransposedWeight) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = random_tensor(Shape{7, 13}, rng);
+    const Tensor w = random_tensor(Shape{5, 13}, rng);
+    const Tensor b = random_tensor(Shape{5}, rng);
+    const Tensor dy = random_tensor(Shape{7, 5}, rng);
+    for_each_host_backend([&] {
+        EXPECT_LT(relative_error(linear(x, w, b), product(x, transpose(w), b)), testing::kFloat64Tolerance);
+        EXPECT_LT(relative_error(linear(x, w), matmul(x, transpose(w))), testing::kFloat64Tolerance);
+        EXPECT_LT(relative_error(matmul_backward_a(dy, transpose(w)), linear_backward_input(dy, w)),
+                  testing::kFloat64Tolerance);
+        EXPECT_LT(relative_error(matmul_backward_b(dy, x), transpose(linear_backward_weight(dy, x))),
+                  testing::kFloat64Tolerance);
+    });
+}
+
+// Central differences of the linear losses <op(...), r> in float64, for every operand.
+TEST(Linear, GradientsMatchFiniteDifferences) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = random_tensor(Shape{6, 9}, rng);
+    const Tensor w = random_tensor(Shape{4, 9}, rng);
+    const Tensor b = random_tensor(Shape{4}, rng);
+    const Tensor r = random_tensor(Shape{6, 4}, rng);
+    const Tensor m = random_tensor(Shape{9, 4}, rng);  // matmul's b
+    const double eps = testing::kFiniteDifferenceStep;
+    for_each_host_backend([&] {
+        const auto loss_x = [&](const Tensor& p) { return dot(linear(p, w, b), r); };
+        const auto loss_w = [&](const Tensor& p) { return dot(linear(x, p, b), r); };
+        const auto loss_b = [&](const Tensor& p) { return dot(linear(x, w, p), r); };
+        EXPECT_LT(relative_error(linear_backward_input(r, w), numeric_gradient(loss_x, x, eps)),
+                  testing::kGradientTolerance);
+        EXPECT_LT(relative_error(linear_backward_weight(r, x), numeric_gradient(loss_w, w, eps)),
+                  testing::kGradientTolerance);
+        EXPECT_LT(relative_error(linear_backward_bias(r), numeric_gradient(loss_b, b, eps)),
+                  testing::kGradientTolerance);
+        const auto loss_a = [&](const Tensor& p) { return dot(matmul(p, m), r); };
+        const auto loss_m = [&](const Tensor& p) { return dot(matmul(x, p), r); };
+        EXPECT_LT(relative_error(matmul_backward_a(r, m), numeric_gradient(loss_a, x, eps)),
+                  testing::kGradientTolerance);
+        EXPECT_LT(relative_error(matmul_backward_b(r, x), numeric_gradient(loss_m, m, eps)),
+                  testing::kGradientTolerance);
+    });
+}
+
+TEST(Linear, Float32ResultsAndTheirDtype) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = random_tensor(Shape{33, 257}, rng);
+    const Tensor w = random_tensor(Shape{17, 257}, rng);
+    const Tensor b = random_tensor(Shape{17}, rng);
+    const Tensor expected = product(x, transpose(w), b);
+    for_each_host_backend([&] {
+        const Tensor y = linear(x.to(DType::Float32), w.to(DType::Float32), b.to(DType::Float32));
+        EXPECT_EQ(y.dtype(), DType::Float32);
+        EXPECT_LT(relative_error(y, expected), testing::kHostBlasFloat32Tolerance);
+    });
+}
+
+// ---- Errors ------------------------------------------------------------------------------------
+
+template <typename F>
+std::string message_of(F&& f) {
+    try {
+        f();
+    } catch (const InvalidArgument& e) {
+        return e.what();
+    }
+    return "no InvalidArgument";
+}
+
+TEST(LinearErrors, NameTheOpAndTheShapes) {
+    const auto t = [](Shape s, DType dtype = DType::Float32) { return Tensor::zeros(s, dtype); };
+    EXPECT_EQ(message_of([&] { matmul(t({2, 3}), t({4, 5})); }),
+              "matmul: a [M, K] is [2, 3] and b [K, N] is [4, 5]: K differs (3 vs 4)");
+    EXPECT_EQ(message_of([&] { matmul(t({2, 3, 1}), t({3, 5})); }), "matmul: a must be a matrix [M, K], got shape [2, 3, 1]");
+    EXPECT_EQ(message_of([&] { matmul(t({2, 0}), t({0, 5})); }),
+              "matmul: a [M, K] must have every size at least 1, got [2, 0]");
+    EXPECT_EQ(message_of([&] { matmul(t({2, 3}), t({3, 5}, DType::Float64)); }),
+              "matmul: b is float64 but a is float32");
+    EXPECT_EQ(message_of([&] { linear(t({8, 3}), t({4, 5})); }),
+              "linear: input [N, in] is [8, 3] and weight [out, in] is [4, 5]: in differs (3 vs 5)");
+    EXPECT_EQ(message_of([&] { linear(t({8, 5}), t({4, 5}), t({5})); }),
+              "linear: bias must have shape [out] = [4] (weight is [4, 5]), got [5]");
+    EXPECT_EQ(message_of([&] { linear_backward_input(t({8, 3}), t({4, 5})); }),
+              "linear_backward_input: grad_output [N, out] is [8, 3] and weight [out, in] is [4, 5]: out differs (3 vs "
+              "4)");
+    EXPECT_EQ(message_of([&] { linear_backward_weight(t({8, 4}), t({7, 5})); }),
+              "linear_backward_weight: grad_output [N, out] is [8, 4] and input [N, in] is [7, 5]: N differs (8 vs 7)");
+    EXPECT_EQ(message_of([&] { linear_backward_bias(t({8})); }),
+              "linear_backward_bias: grad_output must be a matrix [N, out], got shape [8]");
+    EXPECT_EQ(message_of([&] { matmul_backward_a(t({2, 5}), t({3, 4})); }),
+              "matmul_backward_a: grad_output [M, N] is [2, 5] and b [K, N] is [3, 4]: N differs (5 vs 4)");
+    EXPECT_EQ(message_of([&] { matmul_backward_b(t({2, 5}), t({3, 4})); }),
+              "matmul_backward_b: grad_output [M, N] is [2, 5] and a [M, K] is [3, 4]: M differs (2 vs 3)");
+    EXPECT_EQ(message_of([&] { matmul(t({2, 3}, DType::Int64), t({3, 5}, DType::Int64)); }),
+              "matmul: a must be float32 or float64, got int64");
+}
+
+}  // namespace
+}  // namespace convkit
