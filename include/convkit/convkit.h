@@ -1,5 +1,6 @@
 #pragma once
 // Everything public in one include. Plain C++20: no CUDA header is pulled in.
+#include "convkit/autograd.h"
 #include "convkit/backend.h"
 #include "convkit/conv_params.h"
 #include "convkit/device.h"
@@ -7,6 +8,7 @@
 #include "convkit/error.h"
 #include "convkit/memory.h"
 #include "convkit/ops/conv.h"
+#include "convkit/ops/elementwise.h"
 #include "convkit/ops/pool.h"
 #include "convkit/shape.h"
 #include "convkit/tensor.h"
