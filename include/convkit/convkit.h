@@ -6,6 +6,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "convkit/error.h"
+#include "convkit/io/safetensors.h"
 #include "convkit/memory.h"
 #include "convkit/nn.h"
 #include "convkit/ops/conv.h"
