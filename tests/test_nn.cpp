@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "convkit/convkit.h"
+#include "temp_dir.h"
 #include "test_util.h"
 
 namespace convkit {
@@ -139,6 +140,31 @@ TEST(Module, LoadingAMismatchedStateNamesTheTensorAndChangesNothing) {
     }
     missing.erase("extra");
     model->load_state_dict(missing, /*strict=*/false);  // a partial load is allowed when asked for
+}
+
+TEST(Module, CheckpointRoundTripGivesIdenticalOutputsAndMismatchesNameTheTensor) {
+    TempDir dir;
+    const std::string path = dir.path() + "/model.safetensors";
+    auto a = small_cnn();
+    nn::save(*a, path, {{"epoch", "3"}});
+    auto b = small_cnn();
+    std::map<std::string, std::string> metadata;
+    nn::load(*b, path, true, &metadata);
+    EXPECT_EQ(metadata.at("epoch"), "3");
+    const Tensor x = Tensor::uniform(Shape{2, 1, 8, 8}, -1, 1, fresh_seed());
+    EXPECT_TRUE(exactly_equal((*a)(x), (*b)(x)));
+
+    auto other = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Conv2d>(1, 5, 3, ConvParams(2).set_padding(1))});
+    try {
+        nn::load(*other, path);
+        FAIL() << "expected InvalidArgument";
+    } catch (const InvalidArgument& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find(path), std::string::npos) << message;
+        EXPECT_NE(message.find("'0.weight' has shape [4, 1, 3, 3] in the state but [5, 1, 3, 3]"), std::string::npos)
+            << message;
+    }
 }
 
 TEST(Module, TrainEvalReachesChildrenAndDtypeConversionKeepsParameters) {

@@ -1,5 +1,6 @@
 #pragma once
 // The layer API: modules, containers, initialisation and summary().
+#include "convkit/nn/checkpoint.h"
 #include "convkit/nn/conv.h"
 #include "convkit/nn/flatten.h"
 #include "convkit/nn/init.h"
