@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #if defined(__CUDA_RUNTIME_API_H__) || defined(__CUDA_RUNTIME_H__) || defined(CUDNN_MAJOR) || defined(__cuda_cuda_h__)
 #error "a public convkit header included a CUDA header"
 #endif
@@ -13,6 +15,17 @@ TEST(PublicHeaders, BuildWithoutCudaAndRunAnOp) {
     const Tensor x = Tensor::full(Shape{1, 1, 3, 3}, 1.0);
     const Tensor w = Tensor::full(Shape{1, 1, 3, 3}, 2.0);
     EXPECT_EQ(conv_forward(x, w, ConvParams(2)).item(0), 18.0);
+}
+
+TEST(PublicHeaders, SaveAndLoadSafetensors) {
+    using namespace convkit;
+    const std::string path = ::testing::TempDir() + "convkit-public-headers.safetensors";
+    save_safetensors(path, {{"w", Tensor::full(Shape{2}, 3.0)}}, {{"format", "pt"}});
+    std::map<std::string, std::string> metadata;
+    const TensorMap loaded = load_safetensors(path, &metadata);
+    std::remove(path.c_str());
+    EXPECT_EQ(loaded.at("w").item(1), 3.0);
+    EXPECT_EQ(metadata.at("format"), "pt");
 }
 
 TEST(PublicHeaders, MatrixProductThroughThePublicHeader) {

@@ -93,6 +93,38 @@ Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Ten
     return grad;
 }
 
+double gradcheck_error(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs,
+                       std::uint64_t seed, const std::vector<std::size_t>& constants) {
+    auto is_constant = [&](std::size_t i) {
+        return std::find(constants.begin(), constants.end(), i) != constants.end() ||
+               !is_floating_point(inputs[i].dtype());
+    };
+    std::vector<Tensor> leaves;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        leaves.push_back(inputs[i].detach().clone());
+        if (!is_constant(i)) leaves.back().set_requires_grad();
+    }
+    const Tensor output = f(leaves);
+    const Tensor weights = Tensor::uniform(output.shape(), -1, 1, seed, DType::Float64);
+    output.backward(weights);
+
+    double worst = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (is_constant(i)) continue;
+        const Tensor numeric = numeric_gradient(
+            [&](const Tensor& probe) {
+                NoGradGuard no_grad;
+                std::vector<Tensor> shifted = leaves;
+                shifted[i] = probe;
+                return dot(f(shifted), weights);
+            },
+            inputs[i].detach());
+        const Tensor analytic = leaves[i].grad().defined() ? leaves[i].grad() : Tensor::zeros(inputs[i].shape(), DType::Float64);
+        worst = std::max(worst, norm(numeric) == 0 ? norm(analytic) : relative_error(analytic, numeric));
+    }
+    return worst;
+}
+
 std::string test_name(std::string text) {
     for (char& ch : text) {
         if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';

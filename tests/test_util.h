@@ -74,6 +74,13 @@ void expect_exact_in_both_dtypes(Op op, const Tensor& x, const Tensor& w, const 
 // at a time: (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
 Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Tensor& x, double eps = 1e-6);
 
+// The worst relative error, over `inputs` (float64 host tensors), between the gradients autograd
+// computes for f and central differences. f's output is contracted with a fixed random tensor,
+// so every output element and every input element is checked. Inputs listed in `constants` get
+// no gradient (e.g. integer targets, or inputs at a kink).
+double gradcheck_error(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs,
+                       std::uint64_t seed, const std::vector<std::size_t>& constants = {});
+
 // `text` with every character GoogleTest does not accept in a parameter name ([A-Za-z0-9_])
 // replaced by '_'.
 std::string test_name(std::string text);

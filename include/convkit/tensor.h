@@ -13,6 +13,10 @@
 
 namespace convkit {
 
+namespace detail {
+struct AutogradMeta;
+}
+
 // A block of memory on one device, shared by the tensors that view it. Released to its
 // allocator (the caching allocator for CUDA) when the last tensor lets go of it.
 class Storage {
@@ -22,15 +26,20 @@ public:
     void* data() const { return data_.get(); }
     std::size_t nbytes() const { return nbytes_; }
     Device device() const { return device_; }
+    // Counts in-place writes, so autograd can tell that a tensor it saved has changed since.
+    std::uint64_t version() const { return version_; }
+    void bump_version() { ++version_; }
 
 private:
     std::shared_ptr<void> data_;
     std::size_t nbytes_;
     Device device_;
+    std::uint64_t version_ = 0;
 };
 
 // A dense, contiguous array (a scalar, or up to N C [D] [H] W) of float32, float64 or int64 on the host or a CUDA device.
-// Copying a Tensor shares its storage (as in LibTorch); clone() copies the data.
+// Copying a Tensor shares its storage and its autograd state (as in LibTorch); clone() copies
+// the data. reshape, to, and clone are differentiable (see convkit/autograd.h).
 class Tensor {
 public:
     Tensor() = default;
@@ -100,14 +109,39 @@ public:
     // Readable printout; at most `max_elements` values, then "...".
     std::string to_string(std::int64_t max_elements = 64) const;
 
+    // ---- Autograd (convkit/autograd.h) ----
+    bool requires_grad() const;
+    // Makes this leaf tensor a parameter: backward() accumulates its gradient into grad().
+    // Only leaves (tensors not computed by a recorded op) can be switched.
+    Tensor& set_requires_grad(bool requires_grad = true);
+    bool is_leaf() const;  // true unless computed by a recorded op
+    Tensor grad() const;   // undefined until a backward pass reaches this leaf
+    void set_grad(const Tensor& grad);
+    void clear_grad();  // grad() becomes undefined; the next backward() writes instead of adding
+    // Runs backward from this tensor. `gradient` is d(something)/d(this); it may be omitted for a
+    // one-element tensor (a loss), where it is 1.
+    void backward() const;
+    void backward(const Tensor& gradient, bool retain_graph = false) const;
+    // The same data, cut off from the graph: requires no grad.
+    Tensor detach() const;
+    // The op that computed this tensor ("conv2d", "relu", ...), empty for a leaf.
+    std::string grad_fn_name() const;
+
+    // Internal: the autograd state (src/autograd).
+    const std::shared_ptr<detail::AutogradMeta>& autograd_meta() const { return autograd_; }
+    std::uint64_t storage_version() const { return storage_ ? storage_->version() : 0; }
+
 private:
     Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
+    void check_in_place_write(const char* op) const;
     void check_element_type(DType requested, const char* accessor) const;
     std::int64_t flat_index(std::initializer_list<std::int64_t> index) const;
 
     std::shared_ptr<Storage> storage_;
     Shape shape_;
     DType dtype_ = DType::Float32;
+    // Shared by every copy of this handle, so set_requires_grad on one copy holds for all.
+    std::shared_ptr<detail::AutogradMeta> autograd_;
 };
 
 }  // namespace convkit

@@ -3,6 +3,7 @@
 // each backend implements three convolution passes and gets all six ops from them.
 #include "convkit/ops/conv.h"
 
+#include "autograd/graph.h"
 #include "core/check.h"
 #include "ops/backend_registry.h"
 #include "ops/geometry.h"
@@ -46,12 +47,44 @@ Tensor run_backward_filter(const std::string& op, const ConvGeometry& g, const T
 }
 }  // namespace
 
+namespace {
+// The backward of a (transposed) convolution y = op(x, w) + b: the data and filter passes of the
+// same op family, and the bias gradient. Each operand is saved only if the other's gradient
+// needs it.
+void record_conv(const std::string& op, Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
+                 const ConvParams& params, bool transposed) {
+    if (!autograd::should_record({x, w, bias})) return;
+    using autograd::SavedTensor;
+    const bool need_x = w.requires_grad();
+    const bool need_w = x.requires_grad();
+    autograd::record(
+        op, y, {x, w, bias},
+        [saved_x = need_x ? SavedTensor(x) : SavedTensor(), saved_w = need_w ? SavedTensor(w) : SavedTensor(),
+         x_shape = x.shape(), w_shape = w.shape(), params, transposed](const Tensor& dy,
+                                                                        const autograd::NeedsGrad& needs) {
+            std::vector<Tensor> grads(3);
+            if (needs[0]) {
+                grads[0] = transposed ? conv_transpose_backward_data(dy, saved_w.get(), x_shape, params)
+                                      : conv_backward_data(dy, saved_w.get(), x_shape, params);
+            }
+            if (needs[1]) {
+                grads[1] = transposed ? conv_transpose_backward_filter(dy, saved_x.get(), w_shape, params)
+                                      : conv_backward_filter(dy, saved_x.get(), w_shape, params);
+            }
+            if (needs[2]) grads[2] = conv_backward_bias(dy);
+            return grads;
+        });
+}
+}  // namespace
+
 Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
     const std::string op = conv_op_name(params.spatial_rank);
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
-    return run_forward(op, g, input, weight, bias);
+    Tensor y = run_forward(op, g, input, weight, bias);
+    record_conv(op, y, input, weight, bias, params, false);
+    return y;
 }
 
 Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
@@ -94,7 +127,9 @@ Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const T
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
-    return run_backward_data(op, g, input, weight, bias);
+    Tensor y = run_backward_data(op, g, input, weight, bias);
+    record_conv(op, y, input, weight, bias, params, true);
+    return y;
 }
 
 Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "autograd/graph.h"
 #include "core/check.h"
 #include "ops/backend_registry.h"
 #include "ops/geometry.h"
@@ -34,6 +35,10 @@ Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
     const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Max, input.dtype(), input.device());
     Tensor out = output_like(g.output_shape(), input);
     backend.max_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
+    autograd::record(op, out, {input},
+                     [x = autograd::SavedTensor(input), params](const Tensor& dy, const autograd::NeedsGrad&) {
+                         return std::vector<Tensor>{max_pool_backward(dy, x.get(), params)};
+                     });
     return out;
 }
 
@@ -56,6 +61,9 @@ Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
     const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Average, input.dtype(), input.device());
     Tensor out = output_like(g.output_shape(), input);
     backend.avg_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
+    autograd::record(op, out, {input}, [x_shape = input.shape(), params](const Tensor& dy, const autograd::NeedsGrad&) {
+        return std::vector<Tensor>{avg_pool_backward(dy, x_shape, params)};
+    });
     return out;
 }
 
@@ -88,6 +96,9 @@ Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int
         detail::pool_backend_for(op, g, detail::PoolOp::AdaptiveAverage, input.dtype(), input.device());
     Tensor out = output_like(g.output_shape(), input);
     backend.adaptive_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
+    autograd::record(op, out, {input}, [x_shape = input.shape()](const Tensor& dy, const autograd::NeedsGrad&) {
+        return std::vector<Tensor>{adaptive_avg_pool_backward(dy, x_shape)};
+    });
     return out;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autograd/graph.h"
 #include "core/check.h"
 #include "core/random.h"
 #include "cuda/cuda_memory.h"
@@ -81,7 +82,7 @@ void fill_random(Tensor& t, FillHost fill_host) {
 }  // namespace
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
-    : storage_(std::move(storage)), shape_(shape), dtype_(dtype) {}
+    : storage_(std::move(storage)), shape_(shape), dtype_(dtype), autograd_(std::make_shared<detail::AutogradMeta>()) {}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
     const std::size_t bytes = checked_nbytes(shape, dtype, "Tensor::empty");
@@ -174,6 +175,7 @@ double Tensor::item(std::int64_t index) const {
 }
 
 Tensor& Tensor::fill_(double value) {
+    check_in_place_write("Tensor::fill_");
     if (device().is_cuda()) {
         kernels::fill_constant(raw_data(), dtype_, numel(), value, current_stream(device().index));
     } else {
@@ -187,6 +189,7 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::fill_uniform_(double low, double high, std::uint64_t seed) {
     check_floating(*this, "Tensor::fill_uniform_");
+    check_in_place_write("Tensor::fill_uniform_");
     CONVKIT_REQUIRE(low <= high, "Tensor::fill_uniform_", "low ", low, " is greater than high ", high);
     fill_random(*this, [&](void* p) { detail::fill_uniform_host(p, dtype_, numel(), low, high, seed); });
     return *this;
@@ -194,6 +197,7 @@ Tensor& Tensor::fill_uniform_(double low, double high, std::uint64_t seed) {
 
 Tensor& Tensor::fill_normal_(double mean, double stddev, std::uint64_t seed) {
     check_floating(*this, "Tensor::fill_normal_");
+    check_in_place_write("Tensor::fill_normal_");
     CONVKIT_REQUIRE(stddev >= 0, "Tensor::fill_normal_", "stddev ", stddev, " is negative");
     fill_random(*this, [&](void* p) { detail::fill_normal_host(p, dtype_, numel(), mean, stddev, seed); });
     return *this;
@@ -201,6 +205,7 @@ Tensor& Tensor::fill_normal_(double mean, double stddev, std::uint64_t seed) {
 
 Tensor& Tensor::copy_(const Tensor& source) {
     CONVKIT_REQUIRE(defined() && source.defined(), "Tensor::copy_", "both tensors must be defined");
+    check_in_place_write("Tensor::copy_");
     CONVKIT_REQUIRE(source.shape() == shape_, "Tensor::copy_", "source shape ", source.shape().to_string(),
                     " differs from destination shape ", shape_.to_string());
     CONVKIT_REQUIRE(source.dtype() == dtype_, "Tensor::copy_", "source dtype ", dtype_name(source.dtype()),
@@ -214,7 +219,13 @@ Tensor& Tensor::copy_(const Tensor& source) {
 Tensor Tensor::to(Device target) const {
     if (target == device()) return *this;
     Tensor result = empty(shape_, dtype_, target);
-    result.copy_(*this);
+    {
+        NoGradGuard no_grad;
+        result.copy_(*this);
+    }
+    autograd::record("to_device", result, {*this}, [source = device()](const Tensor& dy, const autograd::NeedsGrad&) {
+        return std::vector<Tensor>{dy.to(source)};
+    });
     return result;
 }
 
@@ -230,12 +241,20 @@ Tensor Tensor::to(DType target) const {
             });
         });
     }
+    autograd::record("to_dtype", result, {*this}, [source = dtype_](const Tensor& dy, const autograd::NeedsGrad&) {
+        return std::vector<Tensor>{dy.to(source)};
+    });
     return result;
 }
 
 Tensor Tensor::clone() const {
     Tensor result = empty(shape_, dtype_, device());
-    result.copy_(*this);
+    {
+        NoGradGuard no_grad;
+        result.copy_(*this);
+    }
+    autograd::record("clone", result, {*this},
+                     [](const Tensor& dy, const autograd::NeedsGrad&) { return std::vector<Tensor>{dy}; });
     return result;
 }
 
@@ -244,7 +263,11 @@ Tensor Tensor::reshape(const Shape& shape) const {
     check_shape(shape, "Tensor::reshape");
     CONVKIT_REQUIRE(shape.numel() == numel(), "Tensor::reshape", "cannot view shape ", shape_.to_string(), " (",
                     numel(), " elements) as ", shape.to_string(), " (", shape.numel(), " elements)");
-    return Tensor(storage_, shape, dtype_);
+    Tensor view(storage_, shape, dtype_);
+    autograd::record("reshape", view, {*this}, [source = shape_](const Tensor& dy, const autograd::NeedsGrad&) {
+        return std::vector<Tensor>{dy.reshape(source)};
+    });
+    return view;
 }
 
 std::vector<double> Tensor::to_vector() const {

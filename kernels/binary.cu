@@ -1,0 +1,88 @@
+// Binary elementwise ops with broadcasting, and the sum that undoes a broadcast (their
+// gradient). The index math is shared with the host backend (ops/broadcast.h).
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_runtime.h"
+#include "kernels/binary.h"
+#include "kernels/kernel_support.cuh"
+
+namespace convkit::kernels {
+
+namespace {
+using detail::BinaryOp;
+
+// Same shapes: the offsets are the index, no division needed.
+template <BinaryOp op, typename T>
+__global__ void binary_same_shape_kernel(const T* a, const T* b, T* out, std::int64_t count) {
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
+        out[i] = detail::binary_value<op>(a[i], b[i]);
+    }
+}
+
+template <BinaryOp op, typename T>
+__global__ void binary_broadcast_kernel(detail::BroadcastGeometry g, const T* a, const T* b, T* out) {
+    for (std::int64_t i = global_thread_index(); i < g.count; i += global_thread_count()) {
+        const detail::OperandOffsets o = detail::broadcast_offsets(g, i);
+        out[i] = detail::binary_value<op>(a[o.a], b[o.b]);
+    }
+}
+
+// One thread per reduced element, summing its terms in order: deterministic, and the terms of
+// neighbouring threads are neighbours in memory when the summed dims are the leading ones
+// (bias-like shapes), the common case.
+template <typename T>
+__global__ void reduce_to_shape_kernel(detail::ReduceToShapeGeometry g, const T* full, T* reduced) {
+    for (std::int64_t j = global_thread_index(); j < g.count; j += global_thread_count()) {
+        double sum = 0;
+        for (std::int64_t t = 0; t < g.terms; ++t) sum += full[detail::reduce_to_shape_source(g, j, t)];
+        reduced[j] = static_cast<T>(sum);
+    }
+}
+
+bool same_shapes(const detail::BroadcastGeometry& g) {
+    std::int64_t stride = 1;
+    for (int d = detail::BroadcastGeometry::kRank - 1; d >= 0; --d) {
+        const auto i = static_cast<std::size_t>(d);
+        if (g.out[i] != 1 && (g.a_stride[i] != stride || g.b_stride[i] != stride)) return false;
+        stride *= g.out[i];
+    }
+    return true;
+}
+}  // namespace
+
+void binary_elementwise(BinaryOp op, const detail::BroadcastGeometry& g, DType dtype, const void* a, const void* b,
+                        void* out, Stream stream) {
+    if (g.count == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    const cudaStream_t s = detail::to_cuda(stream);
+    const bool plain = same_shapes(g);
+    dispatch_float_types(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        detail::dispatch_binary_op(op, [&](auto op_constant) {
+            constexpr BinaryOp kOp = decltype(op_constant)::value;
+            const T* pa = static_cast<const T*>(a);
+            const T* pb = static_cast<const T*>(b);
+            T* po = static_cast<T*>(out);
+            if (plain) {
+                binary_same_shape_kernel<kOp, T><<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(pa, pb, po, g.count);
+            } else {
+                binary_broadcast_kernel<kOp, T><<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(g, pa, pb, po);
+            }
+        });
+    });
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+}
+
+void reduce_to_shape(const detail::ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced,
+                     Stream stream) {
+    if (g.count == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    const cudaStream_t s = detail::to_cuda(stream);
+    dispatch_float_types(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        reduce_to_shape_kernel<T><<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(g, static_cast<const T*>(full),
+                                                                                 static_cast<T*>(reduced));
+    });
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+}
+
+}  // namespace convkit::kernels

@@ -1,0 +1,17 @@
+#pragma once
+// Launchers for the binary elementwise kernels (kernels/binary.cu); plain C++ for host callers.
+#include "convkit/device.h"
+#include "convkit/dtype.h"
+#include "ops/binary_math.h"
+#include "ops/broadcast.h"
+
+namespace convkit::kernels {
+
+// out[i] = op(a[offset_a(i)], b[offset_b(i)]) over the broadcast geometry.
+void binary_elementwise(detail::BinaryOp op, const detail::BroadcastGeometry& g, DType dtype, const void* a,
+                        const void* b, void* out, Stream stream);
+// reduced[j] = sum of the full elements that broadcast from j (accumulated in double).
+void reduce_to_shape(const detail::ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced,
+                     Stream stream);
+
+}  // namespace convkit::kernels

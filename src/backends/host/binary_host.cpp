@@ -1,0 +1,36 @@
+#include "backends/host/binary_host.h"
+
+#include "ops/op_support.h"
+
+namespace convkit::detail {
+
+void binary_elementwise_host(BinaryOp op, const BroadcastGeometry& g, DType dtype, const void* a, const void* b,
+                             void* out) {
+    dispatch_dtype(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        dispatch_binary_op(op, [&](auto op_constant) {
+            constexpr BinaryOp kOp = decltype(op_constant)::value;
+            const T* pa = static_cast<const T*>(a);
+            const T* pb = static_cast<const T*>(b);
+            T* po = static_cast<T*>(out);
+            for (std::int64_t i = 0; i < g.count; ++i) {
+                const OperandOffsets o = broadcast_offsets(g, i);
+                po[i] = binary_value<kOp>(pa[o.a], pb[o.b]);
+            }
+        });
+    });
+}
+
+void reduce_to_shape_host(const ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced) {
+    dispatch_dtype(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        const T* source = static_cast<const T*>(full);
+        for (std::int64_t j = 0; j < g.count; ++j) {
+            double sum = 0;
+            for (std::int64_t t = 0; t < g.terms; ++t) sum += source[reduce_to_shape_source(g, j, t)];
+            static_cast<T*>(reduced)[j] = static_cast<T>(sum);
+        }
+    });
+}
+
+}  // namespace convkit::detail

@@ -1,0 +1,13 @@
+#pragma once
+// Host implementations of the binary elementwise ops; the same entry points as kernels/binary.h.
+#include "convkit/dtype.h"
+#include "ops/binary_math.h"
+#include "ops/broadcast.h"
+
+namespace convkit::detail {
+
+void binary_elementwise_host(BinaryOp op, const BroadcastGeometry& g, DType dtype, const void* a, const void* b,
+                             void* out);
+void reduce_to_shape_host(const ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced);
+
+}  // namespace convkit::detail

@@ -1,0 +1,75 @@
+#include "convkit/nn/conv.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "convkit/nn/init.h"
+#include "convkit/ops/conv.h"
+#include "core/check.h"
+
+namespace convkit::nn {
+
+namespace {
+std::string layer_name(int spatial_rank, bool transposed) {
+    return (transposed ? "ConvTranspose" : "Conv") + std::to_string(spatial_rank) + "d";
+}
+
+// The weight shape: [out, in / groups, kernel...], or [in, out / groups, kernel...] transposed.
+Shape weight_shape(int spatial_rank, std::int64_t in, std::int64_t out, const KernelSize& kernel,
+                   const ConvParams& params, bool transposed) {
+    const std::string op = layer_name(spatial_rank, transposed);
+    CONVKIT_REQUIRE(params.spatial_rank == spatial_rank, op, "params.spatial_rank is ", params.spatial_rank,
+                    " but the layer has ", spatial_rank, " spatial dims");
+    CONVKIT_REQUIRE(in >= 1 && out >= 1, op, "channel counts must be positive, got in ", in, ", out ", out);
+    CONVKIT_REQUIRE(params.groups >= 1 && in % params.groups == 0 && out % params.groups == 0, op, "groups ",
+                    params.groups, " must divide in_channels ", in, " and out_channels ", out);
+    const auto& k = kernel.sizes;
+    CONVKIT_REQUIRE(k.size() == 1 || static_cast<int>(k.size()) == spatial_rank, op, "kernel size needs 1 or ",
+                    spatial_rank, " values, got ", k.size());
+    std::vector<std::int64_t> dims{transposed ? in : out, (transposed ? out : in) / params.groups};
+    for (int d = 0; d < spatial_rank; ++d) {
+        const std::int64_t size = k.size() == 1 ? k[0] : k[static_cast<std::size_t>(d)];
+        CONVKIT_REQUIRE(size >= 1, op, "kernel sizes must be positive, got ", size);
+        dims.push_back(size);
+    }
+    return Shape(dims);
+}
+}  // namespace
+
+Conv::Conv(int spatial_rank, std::int64_t in_channels, std::int64_t out_channels, const KernelSize& kernel,
+           const ConvParams& params, bool bias, bool transposed)
+    : in_channels_(in_channels),
+      out_channels_(out_channels),
+      params_(params),
+      transposed_(transposed),
+      weight_(register_parameter(
+          "weight", Tensor::empty(weight_shape(spatial_rank, in_channels, out_channels, kernel, params, transposed)))) {
+    // PyTorch's reset_parameters: kaiming_uniform(a = sqrt(5)) for the weight, and the bias
+    // uniform in +-1/sqrt(fan_in) with fan_in taken from the weight as stored.
+    init::kaiming_uniform_(weight_, std::sqrt(5.0));
+    if (bias) {
+        bias_ = &register_parameter("bias", Tensor::empty(Shape{out_channels}));
+        const double fan_in = static_cast<double>(init::fan_in_and_fan_out(weight_).first);
+        const double bound = 1.0 / std::sqrt(fan_in);
+        init::uniform_(*bias_, -bound, bound);
+    }
+}
+
+Tensor Conv::forward(const Tensor& input) {
+    return transposed_ ? conv_transpose_forward(input, weight_, bias(), params_)
+                       : conv_forward(input, weight_, bias(), params_);
+}
+
+std::string Conv::type_name() const { return layer_name(params_.spatial_rank, transposed_); }
+
+std::string Conv::extra_repr() const {
+    std::ostringstream out;
+    out << in_channels_ << ", " << out_channels_ << ", kernel_size=" << Shape(std::vector<std::int64_t>(
+                                                                           weight_.shape().begin() + 2,
+                                                                           weight_.shape().end()))
+                                                                           .to_string()
+        << ", " << params_.to_string() << (bias_ ? "" : ", bias=false");
+    return out.str();
+}
+
+}  // namespace convkit::nn

@@ -1,0 +1,81 @@
+#include "convkit/nn/summary.h"
+
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "convkit/autograd.h"
+#include "nn/summary_recorder.h"
+
+namespace convkit::nn {
+
+namespace detail {
+namespace {
+thread_local SummaryRecorder* tls_recorder = nullptr;
+}
+SummaryRecorder* active_summary_recorder() { return tls_recorder; }
+SummaryRecorderScope::SummaryRecorderScope(SummaryRecorder* recorder) : previous_(tls_recorder) {
+    tls_recorder = recorder;
+}
+SummaryRecorderScope::~SummaryRecorderScope() { tls_recorder = previous_; }
+}  // namespace detail
+
+namespace {
+std::string with_thousands(std::int64_t n) {
+    const std::string digits = std::to_string(n);
+    std::string grouped;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) grouped.push_back(',');
+        grouped.push_back(digits[i]);
+    }
+    return grouped;
+}
+
+class ModeRestorer {
+public:
+    explicit ModeRestorer(Module& model) : model_(model), training_(model.is_training()) { model.eval(); }
+    ~ModeRestorer() { model_.train(training_); }
+    ModeRestorer(const ModeRestorer&) = delete;
+    ModeRestorer& operator=(const ModeRestorer&) = delete;
+
+private:
+    Module& model_;
+    bool training_;
+};
+}  // namespace
+
+std::string summary(Module& model, const Shape& input_shape, DType dtype, Device device) {
+    std::map<const Module*, std::string> names{{&model, "(model)"}};
+    for (const auto& [name, module] : model.named_modules()) names[module] = name;
+
+    detail::SummaryRecorder recorder;
+    Shape output_shape;
+    {
+        ModeRestorer eval_mode(model);
+        NoGradGuard no_grad;
+        detail::SummaryRecorderScope scope(&recorder);
+        output_shape = model(Tensor::zeros(input_shape, dtype, device)).shape();
+    }
+
+    std::ostringstream out;
+    out << std::left << std::setw(40) << "Layer (type)" << std::setw(24) << "Output shape" << std::right
+        << std::setw(14) << "Param #" << "\n"
+        << std::string(78, '-') << "\n";
+    for (const detail::SummaryRow& row : recorder.rows()) {
+        const auto found = names.find(row.module);
+        const std::string name = found == names.end() ? "(unregistered)" : found->second;
+        std::ostringstream label;
+        label << std::setw(2 * row.depth) << "" << name << " (" << row.module->type_name() << ")";
+        std::int64_t own = 0;
+        for (const Tensor& p : row.module->parameters(false)) own += p.numel();
+        out << std::left << std::setw(40) << label.str() << std::setw(24) << row.output.to_string() << std::right
+            << std::setw(14) << with_thousands(own) << "\n";
+    }
+    out << std::string(78, '-') << "\n"
+        << "Input shape: " << input_shape.to_string() << "   Output shape: " << output_shape.to_string() << "\n"
+        << "Total params: " << with_thousands(model.parameter_count()) << "\n"
+        << "Trainable params: " << with_thousands(model.parameter_count(true)) << "\n";
+    return out.str();
+}
+
+}  // namespace convkit::nn

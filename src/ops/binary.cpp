@@ -1,0 +1,120 @@
+// Binary elementwise ops: checks, broadcast geometry, device dispatch, autograd.
+#include "autograd/graph.h"
+#include "backends/host/binary_host.h"
+#include "convkit/ops/elementwise.h"
+#include "kernels/binary.h"
+#include "ops/op_support.h"
+
+namespace convkit {
+
+namespace {
+using detail::BinaryOp;
+
+// op(a, b) over the broadcast of the two shapes, without recording.
+Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b) {
+    const std::string name = detail::binary_op_name(op);
+    detail::check_same_device_and_dtype(name, {{"a", a}, {"b", b}});
+    const detail::BroadcastGeometry g = detail::broadcast_geometry(name, a.shape(), b.shape());
+    Tensor out = Tensor::empty(detail::broadcast_shape(name, a.shape(), b.shape()), a.dtype(), a.device());
+    if (a.device().is_host()) {
+        detail::binary_elementwise_host(op, g, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data());
+    } else {
+        kernels::binary_elementwise(op, g, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), detail::stream_of(a));
+    }
+    return out;
+}
+
+// Records the op with the gradients of a and b computed from the output's gradient by `grads`.
+template <typename Gradients>
+void record_binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b, Gradients grads) {
+    autograd::record(detail::binary_op_name(op), out, {a, b},
+                     [grads = std::move(grads), a_shape = a.shape(), b_shape = b.shape()](
+                         const Tensor& dy, const autograd::NeedsGrad& needs) {
+                         auto [da, db] = grads(dy, needs);
+                         return std::vector<Tensor>{needs[0] ? sum_to_shape(da, a_shape) : Tensor(),
+                                                    needs[1] ? sum_to_shape(db, b_shape) : Tensor()};
+                     });
+}
+
+using autograd::SavedTensor;
+using GradientPair = std::pair<Tensor, Tensor>;
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+    Tensor out = binary_raw(BinaryOp::Add, a, b);
+    record_binary(BinaryOp::Add, out, a, b,
+                  [](const Tensor& dy, const autograd::NeedsGrad&) { return GradientPair{dy, dy}; });
+    return out;
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+    Tensor out = binary_raw(BinaryOp::Sub, a, b);
+    record_binary(BinaryOp::Sub, out, a, b, [](const Tensor& dy, const autograd::NeedsGrad& needs) {
+        // -dy as 0 - dy keeps this family self-contained.
+        return GradientPair{dy, needs[1] ? binary_raw(BinaryOp::Sub, Tensor::zeros(Shape{}, dy.dtype(), dy.device()), dy)
+                                         : Tensor()};
+    });
+    return out;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+    Tensor out = binary_raw(BinaryOp::Mul, a, b);
+    if (autograd::should_record({a, b})) {
+        record_binary(BinaryOp::Mul, out, a, b,
+                      [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensor& dy, const autograd::NeedsGrad& needs) {
+                          return GradientPair{needs[0] ? binary_raw(BinaryOp::Mul, dy, sb.get()) : Tensor(),
+                                              needs[1] ? binary_raw(BinaryOp::Mul, dy, sa.get()) : Tensor()};
+                      });
+    }
+    return out;
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+    Tensor out = binary_raw(BinaryOp::Div, a, b);
+    if (autograd::should_record({a, b})) {
+        record_binary(BinaryOp::Div, out, a, b,
+                      [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensor& dy, const autograd::NeedsGrad& needs) {
+                          Tensor db;
+                          if (needs[1]) {
+                              db = binary_raw(BinaryOp::Mul, dy,
+                                              binary_raw(BinaryOp::NegDivSquare, sa.get(), sb.get()));
+                          }
+                          return GradientPair{needs[0] ? binary_raw(BinaryOp::Div, dy, sb.get()) : Tensor(), db};
+                      });
+    }
+    return out;
+}
+
+Tensor sum_to_shape(const Tensor& gradient, const Shape& shape) {
+    const std::string op = "sum_to_shape";
+    detail::check_same_device_and_dtype(op, {{"gradient", gradient}});
+    if (gradient.shape() == shape) return gradient;
+    const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry(op, gradient.shape(), shape);
+    Tensor reduced = Tensor::empty(shape, gradient.dtype(), gradient.device());
+    if (gradient.device().is_host()) {
+        detail::reduce_to_shape_host(g, gradient.dtype(), gradient.raw_data(), reduced.raw_data());
+    } else {
+        kernels::reduce_to_shape(g, gradient.dtype(), gradient.raw_data(), reduced.raw_data(),
+                                 detail::stream_of(gradient));
+    }
+    // Differentiable too: its gradient is a broadcast back, i.e. adding to zeros of the full shape.
+    autograd::record(op, reduced, {gradient}, [full = gradient.shape()](const Tensor& dy, const autograd::NeedsGrad&) {
+        return std::vector<Tensor>{binary_raw(BinaryOp::Add, Tensor::zeros(full, dy.dtype(), dy.device()), dy)};
+    });
+    return reduced;
+}
+
+namespace detail {
+const char* binary_op_name(BinaryOp op) {
+    switch (op) {
+        case BinaryOp::Add: return "add";
+        case BinaryOp::Sub: return "sub";
+        case BinaryOp::Mul: return "mul";
+        case BinaryOp::Div: return "div";
+        case BinaryOp::NegDivSquare: return "neg_div_square";
+    }
+    return "binary";
+}
+}  // namespace detail
+
+}  // namespace convkit

@@ -1,0 +1,66 @@
+#include "ops/broadcast.h"
+
+#include "core/check.h"
+
+namespace convkit::detail {
+
+namespace {
+// `shape`'s dims right-aligned in kMaxRank slots, leading slots 1.
+std::array<std::int64_t, Shape::kMaxRank> right_aligned(const Shape& shape) {
+    std::array<std::int64_t, Shape::kMaxRank> dims{1, 1, 1, 1, 1};
+    const int offset = Shape::kMaxRank - shape.rank();
+    for (int d = 0; d < shape.rank(); ++d) dims[static_cast<std::size_t>(offset + d)] = shape[d];
+    return dims;
+}
+
+// Row-major strides of right-aligned dims, 0 where the dim is 1 and the result's is larger.
+std::array<std::int64_t, Shape::kMaxRank> broadcast_strides(const std::array<std::int64_t, Shape::kMaxRank>& dims,
+                                                            const std::array<std::int64_t, Shape::kMaxRank>& out) {
+    std::array<std::int64_t, Shape::kMaxRank> strides{};
+    std::int64_t stride = 1;
+    for (int d = Shape::kMaxRank - 1; d >= 0; --d) {
+        const auto i = static_cast<std::size_t>(d);
+        strides[i] = dims[i] == out[i] ? stride : 0;
+        stride *= dims[i];
+    }
+    return strides;
+}
+}  // namespace
+
+Shape broadcast_shape(const std::string& op, const Shape& a, const Shape& b) {
+    const int rank = std::max(a.rank(), b.rank());
+    const auto da = right_aligned(a);
+    const auto db = right_aligned(b);
+    std::vector<std::int64_t> dims;
+    for (int d = Shape::kMaxRank - rank; d < Shape::kMaxRank; ++d) {
+        const auto i = static_cast<std::size_t>(d);
+        CONVKIT_REQUIRE(da[i] == db[i] || da[i] == 1 || db[i] == 1, op, "shapes ", a.to_string(), " and ",
+                        b.to_string(), " cannot be broadcast together (dim ", d - (Shape::kMaxRank - rank), ": ",
+                        da[i], " vs ", db[i], ")");
+        dims.push_back(da[i] == 1 ? db[i] : da[i]);
+    }
+    return Shape(dims);
+}
+
+BroadcastGeometry broadcast_geometry(const std::string& op, const Shape& a, const Shape& b) {
+    const Shape out = broadcast_shape(op, a, b);
+    BroadcastGeometry g;
+    g.out = right_aligned(out);
+    g.a_stride = broadcast_strides(right_aligned(a), g.out);
+    g.b_stride = broadcast_strides(right_aligned(b), g.out);
+    g.count = out.numel();
+    return g;
+}
+
+ReduceToShapeGeometry reduce_to_shape_geometry(const std::string& op, const Shape& full, const Shape& reduced) {
+    CONVKIT_REQUIRE(broadcast_shape(op, full, reduced) == full, op, "shape ", reduced.to_string(),
+                    " does not broadcast to ", full.to_string());
+    ReduceToShapeGeometry g;
+    g.full = right_aligned(full);
+    g.reduced = right_aligned(reduced);
+    g.count = reduced.numel();
+    g.terms = g.count == 0 ? 0 : full.numel() / g.count;
+    return g;
+}
+
+}  // namespace convkit::detail
