@@ -205,6 +205,45 @@ TEST(Linear, GradientsMatchFiniteDifferences) {
     });
 }
 
+// Autograd records matmul and linear: every input's gradient against central differences.
+TEST(Linear, AutogradMatchesCentralDifferences) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = random_tensor(Shape{5, 7}, rng);
+    const Tensor w = random_tensor(Shape{3, 7}, rng);
+    const Tensor b = random_tensor(Shape{3}, rng);
+    const Tensor m = random_tensor(Shape{7, 4}, rng);
+    constexpr double kGradcheckTolerance = 1e-6;  // docs/autograd.md: float64, eps 1e-6
+    for_each_host_backend([&] {
+        EXPECT_LT(testing::gradcheck_error([](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); },
+                                           {x, w, b}, rng()),
+                  kGradcheckTolerance)
+            << "linear";
+        EXPECT_LT(testing::gradcheck_error([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); }, {x, w},
+                                           rng()),
+                  kGradcheckTolerance)
+            << "linear without bias";
+        EXPECT_LT(testing::gradcheck_error([](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); }, {x, m},
+                                           rng()),
+                  kGradcheckTolerance)
+            << "matmul";
+        // A chain: the second product's gradient flows through the first; x is a constant.
+        EXPECT_LT(testing::gradcheck_error(
+                      [](const std::vector<Tensor>& in) { return matmul(linear(in[0], in[1], in[2]), in[3]); },
+                      {x, w, b, random_tensor(Shape{3, 2}, rng)}, rng(), {0}),
+                  kGradcheckTolerance)
+            << "linear then matmul";
+    });
+    // The graph names its ops; nothing is recorded with grad mode off.
+    Tensor leaf_w = w.clone().set_requires_grad();
+    const Tensor y = matmul(x, m.clone().set_requires_grad());
+    EXPECT_EQ(y.grad_fn_name(), "matmul");
+    EXPECT_EQ(linear(x, leaf_w, b).grad_fn_name(), "linear");
+    {
+        NoGradGuard no_grad;
+        EXPECT_FALSE(linear(x, leaf_w, b).requires_grad());
+    }
+}
+
 TEST(Linear, Float32ResultsAndTheirDtype) {
     CONVKIT_SEEDED_RNG(rng);
     const Tensor x = random_tensor(Shape{33, 257}, rng);

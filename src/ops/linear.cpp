@@ -1,8 +1,9 @@
-// Matrix product and linear layer entry points: checks, shape, backend, call. All of them, and
-// all their gradients, are one backend entry point (ops/gemm_shape.h) with transposes and an
-// optional bias, so a backend implements one function.
+// Matrix product and linear layer entry points: checks, shape, backend, call, autograd. All of
+// them, and all their gradients, are one backend entry point (ops/gemm_shape.h) with transposes
+// and an optional bias, so a backend implements one function.
 #include "convkit/ops/linear.h"
 
+#include "autograd/graph.h"
 #include "core/check.h"
 #include "ops/backend_registry.h"
 #include "ops/op_support.h"
@@ -45,7 +46,19 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     require_matrix(op, "a", "[M, K]", a);
     require_matrix(op, "b", "[K, N]", b);
     require_same_size(op, "K", "a", "[M, K]", a, a.size(1), "b", "[K, N]", b, b.size(0));
-    return run_gemm(op, GemmShape{a.size(0), b.size(1), a.size(1), false, false}, a, b, Tensor());
+    Tensor c = run_gemm(op, GemmShape{a.size(0), b.size(1), a.size(1), false, false}, a, b, Tensor());
+    if (autograd::should_record({a, b})) {
+        // Each operand is saved only if the other's gradient needs it.
+        using autograd::SavedTensor;
+        autograd::record(op, c, {a, b},
+                         [saved_a = b.requires_grad() ? SavedTensor(a) : SavedTensor(),
+                          saved_b = a.requires_grad() ? SavedTensor(b) : SavedTensor()](
+                             const Tensor& dc, const autograd::NeedsGrad& needs) {
+                             return std::vector<Tensor>{needs[0] ? matmul_backward_a(dc, saved_b.get()) : Tensor(),
+                                                        needs[1] ? matmul_backward_b(dc, saved_a.get()) : Tensor()};
+                         });
+    }
+    return c;
 }
 
 Tensor matmul_backward_a(const Tensor& grad_output, const Tensor& b) {
@@ -79,7 +92,20 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
                         weight.size(0), "] (weight is ", weight.shape().to_string(), "), got ",
                         bias.shape().to_string());
     }
-    return run_gemm(op, GemmShape{input.size(0), weight.size(0), input.size(1), false, true}, input, weight, bias);
+    Tensor y = run_gemm(op, GemmShape{input.size(0), weight.size(0), input.size(1), false, true}, input, weight, bias);
+    if (autograd::should_record({input, weight, bias})) {
+        using autograd::SavedTensor;
+        autograd::record(op, y, {input, weight, bias},
+                         [saved_x = weight.requires_grad() ? SavedTensor(input) : SavedTensor(),
+                          saved_w = input.requires_grad() ? SavedTensor(weight) : SavedTensor()](
+                             const Tensor& dy, const autograd::NeedsGrad& needs) {
+                             return std::vector<Tensor>{
+                                 needs[0] ? linear_backward_input(dy, saved_w.get()) : Tensor(),
+                                 needs[1] ? linear_backward_weight(dy, saved_x.get()) : Tensor(),
+                                 needs[2] ? linear_backward_bias(dy) : Tensor()};
+                         });
+    }
+    return y;
 }
 
 Tensor linear_backward_input(const Tensor& grad_output, const Tensor& weight) {

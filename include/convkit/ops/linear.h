@@ -5,7 +5,8 @@
 // in_features] and its bias [out_features]. An undefined Tensor() as bias means no bias.
 // Host tensors run on default_host_backend() (the reference, or OpenBLAS for HostBlas); CUDA
 // tensors run on cuBLAS whichever GPU backend is chosen, float32 under default_math_mode()
-// (TF32 only when it is AllowTF32). Every size must be at least 1.
+// (TF32 only when it is AllowTF32). Every size must be at least 1. matmul and linear record
+// their backward for autograd (the functions below; they do not record themselves).
 #include "convkit/tensor.h"
 
 namespace convkit {
