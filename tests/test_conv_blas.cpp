@@ -3,8 +3,8 @@
 // adjoint geometry) on fixed corner cases and on fresh random geometries each run, in float64
 // (1e-12), float32 (kHostBlasFloat32Tolerance) and bit for bit on small integers. Outputs are
 // filled with NaN before each pass, so an element the backend leaves unwritten fails. The
-// scratch bound is exercised by running each case again with blocks of one column (images
-// split across blocks) and of one and a half images (several whole-image blocks).
+// scratch bound is exercised by running each case again with blocks of one column and of half
+// an image plus one (images split into uneven blocks).
 #include <algorithm>
 #include <cstdint>
 #include <random>
@@ -199,14 +199,12 @@ PassResults run_blas(const ConvGeometry& g, const PassInputs& in, std::size_t sc
     return r;
 }
 
-// Budgets that make blocks of one column (every image split across blocks), of one whole image
-// (one and a half images fit, rounded down), and the library's default (the whole batch here).
+// Per-thread budgets that make blocks of one column, of half an image plus one (two uneven
+// blocks per image), and the library's default (whole images here).
 std::vector<std::size_t> scratch_budgets(const ConvGeometry& g, std::size_t element_size) {
-    const std::size_t per_column = static_cast<std::size_t>(g.in_channels_per_group() * g.kernel_spatial() +
-                                                            g.out_channels_per_group()) *
-                                   element_size;
-    const auto image = static_cast<std::size_t>(g.output_spatial()) * per_column;
-    return {1, image + image / 2, host::kConvBlasScratchBytes};
+    const auto per_column = static_cast<std::size_t>(g.in_channels_per_group() * g.kernel_spatial()) * element_size;
+    const auto half_image = static_cast<std::size_t>(g.output_spatial() / 2 + 1);
+    return {1, half_image * per_column, host::kConvBlasScratchBytesPerThread};
 }
 
 void expect_close(const PassResults& got, const PassResults& expected, double tolerance) {
@@ -346,22 +344,23 @@ TEST(ConvBlasOps, PublicOpsOnHostBlasMatchTheReference) {
     }
 }
 
-// The scratch is bounded whatever the batch: a block holds whole images where one fits, never
-// more than the budget, and at least one column when not even one column fits.
+// The scratch is bounded whatever the batch: a block's patches fit the per-thread budget, hold
+// at most one image's positions, and at least one column when not even one fits.
 TEST(ConvBlasScratch, BlocksStayWithinTheBudget) {
-    ConvGeometry g = detail::conv_geometry("conv2d", Shape{1'000'000, 32, 14, 14}, Shape{64, 32, 3, 3},
-                                           ConvParams(2).set_padding(1));
-    const std::int64_t per_column = 32 * 9 + 64;
-    const std::int64_t columns = host::conv_blas_block_columns(g, sizeof(float), host::kConvBlasScratchBytes);
-    EXPECT_LE(static_cast<std::size_t>(columns * per_column) * sizeof(float), host::kConvBlasScratchBytes);
-    EXPECT_EQ(columns % (14 * 14), 0) << "whole images";
-    EXPECT_GT(columns, 14 * 14 * 50) << "but as many as fit";
-    EXPECT_EQ(host::conv_blas_block_columns(g, sizeof(float), 14 * 14 * per_column * sizeof(float) * 3 / 2), 14 * 14);
-    EXPECT_EQ(host::conv_blas_block_columns(g, sizeof(double), 100 * per_column * sizeof(double)), 100);
+    const ConvGeometry g = detail::conv_geometry("conv2d", Shape{1'000'000, 32, 112, 112}, Shape{64, 32, 3, 3},
+                                                 ConvParams(2).set_padding(1));
+    const std::int64_t rows = 32 * 9;
+    const std::int64_t columns = host::conv_blas_block_columns(g, sizeof(float), host::kConvBlasScratchBytesPerThread);
+    EXPECT_LE(static_cast<std::size_t>(columns * rows) * sizeof(float), host::kConvBlasScratchBytesPerThread);
+    EXPECT_GT(static_cast<std::size_t>((columns + 1) * rows) * sizeof(float), host::kConvBlasScratchBytesPerThread)
+        << "but as many as fit";
+    EXPECT_LT(columns, 112 * 112);
+    EXPECT_EQ(host::conv_blas_block_columns(g, sizeof(double), 100 * rows * sizeof(double)), 100);
     EXPECT_EQ(host::conv_blas_block_columns(g, sizeof(double), 1), 1);
-    // A small problem takes the whole batch in one block.
-    g.batch = 2;
-    EXPECT_EQ(host::conv_blas_block_columns(g, sizeof(float), host::kConvBlasScratchBytes), 2 * 14 * 14);
+    // A small image is one block.
+    const ConvGeometry small = detail::conv_geometry("conv2d", Shape{1'000'000, 32, 14, 14}, Shape{64, 32, 3, 3},
+                                                     ConvParams(2).set_padding(1));
+    EXPECT_EQ(host::conv_blas_block_columns(small, sizeof(float), host::kConvBlasScratchBytesPerThread), 14 * 14);
 }
 
 // A patch matrix past the BLAS integer is NotSupported with the reason, never a fallback.

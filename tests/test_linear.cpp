@@ -3,6 +3,7 @@
 // 1e-12, float32 to kHostBlasFloat32Tolerance, small integers bit for bit) into NaN-filled
 // outputs; every gradient against central differences in float64 on both host backends; the
 // shape errors, which name the op and the shapes.
+#include <array>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -58,8 +59,10 @@ struct GemmOperands {
     Tensor a, b, bias;  // float64, stored as the shape says; bias may be undefined
 };
 
-GemmOperands random_operands(std::mt19937_64& rng, bool transpose_a, bool transpose_b, bool with_bias) {
-    GemmShape s{pick(rng, 1, 40), pick(rng, 1, 40), pick(rng, 1, 300), transpose_a, transpose_b};
+GemmOperands random_operands(std::mt19937_64& rng, bool transpose_a, bool transpose_b, bool with_bias,
+                             std::int64_t m = 0, std::int64_t n = 0, std::int64_t k = 0) {
+    GemmShape s{m > 0 ? m : pick(rng, 1, 40), n > 0 ? n : pick(rng, 1, 40), k > 0 ? k : pick(rng, 1, 300),
+                transpose_a, transpose_b};
     GemmOperands o{s, random_tensor(transpose_a ? Shape{s.k, s.m} : Shape{s.m, s.k}, rng),
                    random_tensor(transpose_b ? Shape{s.n, s.k} : Shape{s.k, s.n}, rng), Tensor()};
     if (with_bias) o.bias = random_tensor(Shape{s.n}, rng);
@@ -109,13 +112,17 @@ TEST(LinearReference, KnownValues) {
 }
 
 #ifdef CONVKIT_WITH_OPENBLAS
+// Random sizes, then sizes that make the product parallel, split by rows (m > n) and by
+// columns (n > m), and one too small to split.
 TEST(LinearBlas, EveryTransposeAndBiasMatchesTheReference) {
     CONVKIT_SEEDED_RNG(rng);
-    for (int round = 0; round < 3; ++round)
+    const std::vector<std::array<std::int64_t, 3>> sizes = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0},
+                                                            {71, 50, 40}, {20, 93, 61}, {3, 4, 5}};
+    for (const auto& [m, n, k] : sizes)
         for (bool ta : {false, true})
             for (bool tb : {false, true})
                 for (bool with_bias : {false, true}) {
-                    const GemmOperands o = random_operands(rng, ta, tb, with_bias);
+                    const GemmOperands o = random_operands(rng, ta, tb, with_bias, m, n, k);
                     SCOPED_TRACE(flags(o.shape, with_bias));
                     const Tensor reference = run_gemm(detail::host_gemm_backend(), o, DType::Float64);
                     EXPECT_LT(relative_error(run_gemm(detail::host_blas_gemm_backend(), o, DType::Float64), reference),

@@ -1,8 +1,10 @@
 #include "backends/host/blas.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <limits>
+#include <mutex>
 
 namespace convkit::host {
 
@@ -27,11 +29,22 @@ void blas_gemm<double>(bool transpose_a, bool transpose_b, std::int64_t m, std::
                 to_blas(k), 1.0, a, to_blas(lda), b, to_blas(ldb), beta, c, to_blas(ldc));
 }
 
+void keep_blas_single_threaded() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (openblas_get_parallel() == OPENBLAS_THREAD) openblas_set_num_threads(1);
+    });
+}
+
 std::int64_t blas_index_limit() { return std::numeric_limits<blasint>::max(); }
 
 std::string blas_info() {
+    static constexpr const char* kinds[] = {"sequential", "pthreads", "OpenMP"};
+    const int parallel = openblas_get_parallel();
     return std::string(openblas_get_config()) + " " + openblas_get_corename() + ", " +
-           std::to_string(openblas_get_num_threads()) + " threads";
+           (parallel >= 0 && parallel <= 2 ? kinds[parallel] : "unknown") + " build, " +
+           std::to_string(openblas_get_num_threads()) + " BLAS thread(s); OpenMP " +
+           std::to_string(omp_get_max_threads()) + " thread(s)";
 }
 
 }  // namespace convkit::host

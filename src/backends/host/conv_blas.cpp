@@ -1,5 +1,7 @@
 #include "backends/host/conv_blas.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <array>
 #include <memory>
@@ -34,14 +36,7 @@ private:
     std::vector<std::int64_t> source_;
 };
 
-// A block of columns of the patch matrix: [first, first + count) of the flattened index
-// j = n * P + p over (image n, output position p), P = output positions per image.
-struct ColumnBlock {
-    std::int64_t first;
-    std::int64_t count;
-};
-
-// The geometry of one call with its tap tables and the per-group matrix sizes.
+// The geometry of one call with its tap tables and the matrix sizes of one group.
 class Unfolding {
 public:
     explicit Unfolding(const ConvGeometry& geometry)
@@ -50,7 +45,7 @@ public:
     const ConvGeometry& g;
     std::int64_t taps() const { return g.kernel_spatial(); }
     std::int64_t rows() const { return g.in_channels_per_group() * taps(); }  // of the patch matrix
-    std::int64_t positions() const { return g.output_spatial(); }             // P
+    std::int64_t positions() const { return g.output_spatial(); }             // P, of one image
 
     // Calls visit(k, p, source) for every tap k and output position p in [p_begin, p_end):
     // `source` is the offset of the element read within one input channel, or -1 for a zero of
@@ -85,192 +80,195 @@ private:
     std::array<TapSources, 3> taps_;
 };
 
-// Calls f(n, c, p_begin, p_end, offset) for every image n with columns in the block and every
-// c in [0, channels), where positions [p_begin, p_end) of image n are in the block and position
-// p is block column offset + p. The pairs run in parallel: every pass below touches a distinct
-// channel plane of one image per pair, so they never write the same element.
-template <typename F>
-void parallel_over_images_and_channels(const Unfolding& u, const ColumnBlock& block, std::int64_t channels, F&& f) {
-    const std::int64_t positions = u.positions();
-    const std::int64_t first_image = block.first / positions;
-    const std::int64_t end_image = (block.first + block.count - 1) / positions + 1;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (std::int64_t n = first_image; n < end_image; ++n) {
-        for (std::int64_t c = 0; c < channels; ++c) {
-            const std::int64_t offset = n * positions - block.first;
-            f(n, c, std::max<std::int64_t>(-offset, 0), std::min(block.count - offset, positions), offset);
-        }
-    }
-}
+// One work item: positions [begin, end) of image n, group `group`.
+struct Block {
+    std::int64_t image;
+    std::int64_t group;
+    std::int64_t begin;
+    std::int64_t end;
+    std::int64_t columns() const { return end - begin; }
+};
 
-// im2col: patches[(ci, k), column] for the block, over the group's input channels.
+// The work of one call: (image, group, block of positions) items, and one patch matrix of
+// `columns` columns per thread.
 template <typename T>
-void unfold(const Unfolding& u, const T* input, std::int64_t group, const ColumnBlock& block, T* patches) {
-    const ConvGeometry& g = u.g;
-    parallel_over_images_and_channels(u, block, g.in_channels_per_group(), [&](auto n, auto ci, auto p_begin,
-                                                                               auto p_end, auto offset) {
-        const T* plane = input + (n * g.in_channels + group * g.in_channels_per_group() + ci) * g.input_spatial();
-        T* rows = patches + ci * u.taps() * block.count + offset;
-        u.for_each_tap(p_begin, p_end, [&](std::int64_t k, std::int64_t p, std::int64_t source) {
-            rows[k * block.count + p] = source < 0 ? T(0) : plane[source];
+class Plan {
+public:
+    Plan(const Unfolding& unfolding, std::size_t scratch_bytes_per_thread)
+        : u(unfolding),
+          columns(conv_blas_block_columns(unfolding.g, sizeof(T), scratch_bytes_per_thread)),
+          blocks_per_image((unfolding.positions() + columns - 1) / columns),
+          threads(omp_get_max_threads()),
+          // Allocated before any parallel region, so running out is a bad_alloc the caller turns
+          // into OutOfMemory, never an exception inside OpenMP. Uninitialised: every entry is
+          // written before it is read.
+          patches_(std::make_unique_for_overwrite<T[]>(static_cast<std::size_t>(threads * u.rows() * columns))) {
+        keep_blas_single_threaded();
+    }
+
+    std::int64_t items() const { return u.g.batch * u.g.groups * blocks_per_image; }
+    Block block(std::int64_t item) const {
+        const std::int64_t b = item % blocks_per_image;
+        const std::int64_t image_group = item / blocks_per_image;
+        return {image_group / u.g.groups, image_group % u.g.groups, b * columns,
+                std::min(u.positions(), (b + 1) * columns)};
+    }
+    // The calling thread's patch matrix [rows, columns].
+    T* patches() const { return patches_.get() + static_cast<std::int64_t>(omp_get_thread_num()) * u.rows() * columns; }
+
+    const Unfolding& u;
+    const std::int64_t columns;
+    const std::int64_t blocks_per_image;
+    const int threads;
+
+private:
+    std::unique_ptr<T[]> patches_;
+};
+
+// Offsets of the tensors' pieces that one block reads or writes.
+struct Offsets {
+    const ConvGeometry& g;
+    // The first input channel of the block's group in its image.
+    std::int64_t input(const Block& b) const {
+        return (b.image * g.in_channels + b.group * g.in_channels_per_group()) * g.input_spatial();
+    }
+    // The block's first position in the first output channel of its group: a matrix
+    // [C_out / groups, columns] whose rows are P apart.
+    std::int64_t output(const Block& b) const {
+        return (b.image * g.out_channels + b.group * g.out_channels_per_group()) * g.output_spatial() + b.begin;
+    }
+    // The group's rows of a weight [C_out, C_in / groups, kernel...]: a [Og, Cg K] matrix.
+    std::int64_t weight(std::int64_t group) const {
+        return group * g.out_channels_per_group() * g.in_channels_per_group() * g.kernel_spatial();
+    }
+};
+
+// im2col: patches[(ci, k), p - begin] for the block's group of input channels, from `input`
+// at Offsets::input.
+template <typename T>
+void unfold(const Unfolding& u, const T* input, const Block& b, T* patches) {
+    const std::int64_t columns = b.columns();
+    for (std::int64_t ci = 0; ci < u.g.in_channels_per_group(); ++ci) {
+        const T* plane = input + ci * u.g.input_spatial();
+        T* rows = patches + ci * u.taps() * columns - b.begin;
+        u.for_each_tap(b.begin, b.end, [&](std::int64_t k, std::int64_t p, std::int64_t source) {
+            rows[k * columns + p] = source < 0 ? T(0) : plane[source];
         });
-    });
+    }
 }
 
 // col2im: adds every patch entry onto the input element it was read from. Several taps may
 // name one element (overlapping windows; reflect, replicate and circular padding); each adds.
 template <typename T>
-void fold(const Unfolding& u, const T* patches, std::int64_t group, const ColumnBlock& block, T* grad_input) {
-    const ConvGeometry& g = u.g;
-    parallel_over_images_and_channels(u, block, g.in_channels_per_group(), [&](auto n, auto ci, auto p_begin,
-                                                                               auto p_end, auto offset) {
-        T* plane = grad_input + (n * g.in_channels + group * g.in_channels_per_group() + ci) * g.input_spatial();
-        const T* rows = patches + ci * u.taps() * block.count + offset;
-        u.for_each_tap(p_begin, p_end, [&](std::int64_t k, std::int64_t p, std::int64_t source) {
-            if (source >= 0) plane[source] += rows[k * block.count + p];
+void fold(const Unfolding& u, const T* patches, const Block& b, T* grad_input) {
+    const std::int64_t columns = b.columns();
+    for (std::int64_t ci = 0; ci < u.g.in_channels_per_group(); ++ci) {
+        T* plane = grad_input + ci * u.g.input_spatial();
+        const T* rows = patches + ci * u.taps() * columns - b.begin;
+        u.for_each_tap(b.begin, b.end, [&](std::int64_t k, std::int64_t p, std::int64_t source) {
+            if (source >= 0) plane[source] += rows[k * columns + p];
         });
-    });
-}
-
-// The block's columns of the group's output channels: y[n, group * Og + co, p] <-> block[co, column].
-template <typename T>
-void scatter_output(const Unfolding& u, const T* block_values, const T* bias, std::int64_t group,
-                    const ColumnBlock& block, T* output) {
-    const ConvGeometry& g = u.g;
-    parallel_over_images_and_channels(u, block, g.out_channels_per_group(), [&](auto n, auto co, auto p_begin,
-                                                                                auto p_end, auto offset) {
-        const std::int64_t channel = group * g.out_channels_per_group() + co;
-        T* row = output + (n * g.out_channels + channel) * u.positions();
-        const T* values = block_values + co * block.count + offset;
-        const T b = bias != nullptr ? bias[channel] : T(0);
-        for (std::int64_t p = p_begin; p < p_end; ++p) row[p] = values[p] + b;
-    });
-}
-
-template <typename T>
-void gather_output(const Unfolding& u, const T* output, std::int64_t group, const ColumnBlock& block,
-                   T* block_values) {
-    const ConvGeometry& g = u.g;
-    parallel_over_images_and_channels(u, block, g.out_channels_per_group(), [&](auto n, auto co, auto p_begin,
-                                                                                auto p_end, auto offset) {
-        const std::int64_t channel = group * g.out_channels_per_group() + co;
-        const T* row = output + (n * g.out_channels + channel) * u.positions();
-        T* values = block_values + co * block.count + offset;
-        for (std::int64_t p = p_begin; p < p_end; ++p) values[p] = row[p];
-    });
-}
-
-// The scratch of one call: a patch matrix [rows, columns] and an output block [Og, columns],
-// with as many columns as fit in `scratch_bytes` (at least one; whole images where one fits,
-// so that blocks split the batch evenly).
-template <typename T>
-class Scratch {
-public:
-    Scratch(const Unfolding& u, std::size_t scratch_bytes)
-        : columns(conv_blas_block_columns(u.g, sizeof(T), scratch_bytes)) {
-        // Uninitialised: every entry is written before it is read.
-        patches = std::make_unique_for_overwrite<T[]>(static_cast<std::size_t>(u.rows() * columns));
-        outputs = std::make_unique_for_overwrite<T[]>(static_cast<std::size_t>(u.g.out_channels_per_group() * columns));
     }
-
-    template <typename F>
-    void for_each_block(const Unfolding& u, F&& f) const {
-        const std::int64_t total = u.g.batch * u.positions();
-        for (std::int64_t first = 0; first < total; first += columns) f(ColumnBlock{first, std::min(columns, total - first)});
-    }
-
-    std::int64_t columns;
-    std::unique_ptr<T[]> patches;
-    std::unique_ptr<T[]> outputs;
-};
-
-// The group's rows of a weight [C_out, C_in / groups, kernel...]: a [Og, rows] matrix.
-template <typename T>
-const T* group_weight(const Unfolding& u, const T* weight, std::int64_t group) {
-    return weight + group * u.g.out_channels_per_group() * u.rows();
 }
 }  // namespace
 
 std::int64_t conv_blas_block_columns(const ConvGeometry& g, std::size_t element_size, std::size_t scratch_bytes) {
-    const std::int64_t positions = g.output_spatial();
-    const std::int64_t total = g.batch * positions;
-    const std::int64_t rows = g.in_channels_per_group() * g.kernel_spatial() + g.out_channels_per_group();
-    const std::size_t per_column = static_cast<std::size_t>(rows) * element_size;
-    std::int64_t columns = static_cast<std::int64_t>(std::min<std::size_t>(scratch_bytes / per_column,
-                                                                           static_cast<std::size_t>(total)));
-    // Whole images keep the blocks of a batch alike and every (image, channel) task complete.
-    if (columns >= positions) columns -= columns % positions;
-    return std::clamp<std::int64_t>(columns, 1, blas_index_limit());
+    const auto per_column = static_cast<std::size_t>(g.in_channels_per_group() * g.kernel_spatial()) * element_size;
+    const auto fit = static_cast<std::int64_t>(
+        std::min<std::size_t>(scratch_bytes / per_column, static_cast<std::size_t>(g.output_spatial())));
+    return std::max<std::int64_t>(fit, 1);
 }
 
 std::string conv_blas_unsupported_reason(const ConvGeometry& g) {
     const std::int64_t rows = g.in_channels_per_group() * g.kernel_spatial();
     const std::int64_t limit = blas_index_limit();
-    if (rows > limit || g.out_channels_per_group() > limit) {
-        return detail::concat("cannot run this convolution: its matrix product would have ", rows,
-                              " rows of patches (C_in / groups x kernel taps) and ", g.out_channels_per_group(),
-                              " output channels per group, past the BLAS integer limit ", limit);
+    if (rows > limit || g.out_channels_per_group() > limit || g.output_spatial() > limit) {
+        return detail::concat("cannot run this convolution: its matrix products would have ", rows,
+                              " rows of patches (C_in / groups x kernel taps), ", g.out_channels_per_group(),
+                              " output channels per group and ", g.output_spatial(),
+                              " output positions per image, past the BLAS integer limit ", limit);
     }
     return {};
 }
 
 template <typename T>
 void conv_forward_blas(const ConvGeometry& g, const T* input, const T* weight, const T* bias, T* output,
-                       std::size_t scratch_bytes) {
+                       std::size_t scratch_bytes_per_thread) {
     const Unfolding u(g);
-    Scratch<T> scratch(u, scratch_bytes);
+    const Plan<T> plan(u, scratch_bytes_per_thread);
+    const Offsets at{g};
     const std::int64_t out_per_group = g.out_channels_per_group();
-    scratch.for_each_block(u, [&](const ColumnBlock& block) {
-        for (std::int64_t group = 0; group < g.groups; ++group) {
-            unfold(u, input, group, block, scratch.patches.get());
-            blas_gemm<T>(false, false, out_per_group, block.count, u.rows(), group_weight(u, weight, group), u.rows(),
-                         scratch.patches.get(), block.count, T(0), scratch.outputs.get(), block.count);
-            scatter_output(u, scratch.outputs.get(), bias, group, block, output);
+    const std::int64_t positions = u.positions();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t item = 0; item < plan.items(); ++item) {
+        const Block b = plan.block(item);
+        T* patches = plan.patches();
+        unfold(u, input + at.input(b), b, patches);
+        T* y = output + at.output(b);
+        blas_gemm<T>(false, false, out_per_group, b.columns(), u.rows(), weight + at.weight(b.group), u.rows(),
+                     patches, b.columns(), T(0), y, positions);
+        if (bias == nullptr) continue;
+        for (std::int64_t co = 0; co < out_per_group; ++co) {
+            const T value = bias[b.group * out_per_group + co];
+            for (std::int64_t p = 0; p < b.columns(); ++p) y[co * positions + p] += value;
         }
-    });
+    }
 }
 
 template <typename T>
 void conv_backward_data_blas(const ConvGeometry& g, const T* grad_output, const T* weight, const T* bias,
-                             T* grad_input, std::size_t scratch_bytes) {
+                             T* grad_input, std::size_t scratch_bytes_per_thread) {
     const Unfolding u(g);
-    Scratch<T> scratch(u, scratch_bytes);
-    // Every element starts at its bias (a transposed convolution's) or zero; the folds add the rest.
-    const std::int64_t planes = g.batch * g.in_channels;
+    const Plan<T> plan(u, scratch_bytes_per_thread);
+    const Offsets at{g};
+    const std::int64_t in_per_group = g.in_channels_per_group();
+    // One item per (image, group): the blocks of an image fold onto overlapping input elements,
+    // so one thread takes them all, in order. Different groups write different channels.
+    const std::int64_t items = g.batch * g.groups;
 #pragma omp parallel for schedule(static)
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
-        const T start = bias != nullptr ? bias[plane % g.in_channels] : T(0);
-        std::fill_n(grad_input + plane * g.input_spatial(), g.input_spatial(), start);
-    }
-    const std::int64_t out_per_group = g.out_channels_per_group();
-    scratch.for_each_block(u, [&](const ColumnBlock& block) {
-        for (std::int64_t group = 0; group < g.groups; ++group) {
-            gather_output(u, grad_output, group, block, scratch.outputs.get());
-            blas_gemm<T>(true, false, u.rows(), block.count, out_per_group, group_weight(u, weight, group), u.rows(),
-                         scratch.outputs.get(), block.count, T(0), scratch.patches.get(), block.count);
-            fold(u, scratch.patches.get(), group, block, grad_input);
+    for (std::int64_t item = 0; item < items; ++item) {
+        T* patches = plan.patches();
+        T* dx = grad_input + at.input(Block{item / g.groups, item % g.groups, 0, 0});
+        // Every element starts at its bias (a transposed convolution's) or zero; the folds add.
+        for (std::int64_t ci = 0; ci < in_per_group; ++ci) {
+            const T start = bias != nullptr ? bias[item % g.groups * in_per_group + ci] : T(0);
+            std::fill_n(dx + ci * g.input_spatial(), g.input_spatial(), start);
         }
-    });
+        for (std::int64_t block = 0; block < plan.blocks_per_image; ++block) {
+            const Block b = plan.block(item * plan.blocks_per_image + block);
+            blas_gemm<T>(true, false, u.rows(), b.columns(), g.out_channels_per_group(), weight + at.weight(b.group),
+                         u.rows(), grad_output + at.output(b), u.positions(), T(0), patches, b.columns());
+            fold(u, patches, b, dx);
+        }
+    }
 }
 
 template <typename T>
 void conv_backward_filter_blas(const ConvGeometry& g, const T* grad_output, const T* input, T* grad_weight,
-                               std::size_t scratch_bytes) {
+                               std::size_t scratch_bytes_per_thread) {
     const Unfolding u(g);
-    Scratch<T> scratch(u, scratch_bytes);
-    const std::int64_t out_per_group = g.out_channels_per_group();
-    bool first_block = true;
-    scratch.for_each_block(u, [&](const ColumnBlock& block) {
-        for (std::int64_t group = 0; group < g.groups; ++group) {
-            gather_output(u, grad_output, group, block, scratch.outputs.get());
-            unfold(u, input, group, block, scratch.patches.get());
-            // The first block overwrites (beta 0), the others add theirs.
-            blas_gemm<T>(false, true, out_per_group, u.rows(), block.count, scratch.outputs.get(), block.count,
-                         scratch.patches.get(), block.count, first_block ? T(0) : T(1),
-                         grad_weight + group * out_per_group * u.rows(), u.rows());
-        }
-        first_block = false;
-    });
+    const Plan<T> plan(u, scratch_bytes_per_thread);
+    const Offsets at{g};
+    // Each thread sums its items' products into its own weight-sized accumulator; the
+    // accumulators are then added in thread order. The static schedule gives each thread the
+    // same items every call, so the result is the same for the same thread count.
+    const std::int64_t weights = g.out_channels * u.rows();
+    std::vector<T> partial(static_cast<std::size_t>(plan.threads * weights), T(0));
+#pragma omp parallel for schedule(static)
+    for (std::int64_t item = 0; item < plan.items(); ++item) {
+        const Block b = plan.block(item);
+        T* patches = plan.patches();
+        unfold(u, input + at.input(b), b, patches);
+        T* dw = partial.data() + omp_get_thread_num() * weights + at.weight(b.group);
+        blas_gemm<T>(false, true, g.out_channels_per_group(), u.rows(), b.columns(), grad_output + at.output(b),
+                     u.positions(), patches, b.columns(), T(1), dw, u.rows());
+    }
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < weights; ++i) {
+        T sum = partial[static_cast<std::size_t>(i)];
+        for (int t = 1; t < plan.threads; ++t) sum += partial[static_cast<std::size_t>(t * weights + i)];
+        grad_weight[i] = sum;
+    }
 }
 
 #define CONVKIT_INSTANTIATE_CONV_BLAS(T)                                                                        \

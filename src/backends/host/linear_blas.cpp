@@ -1,5 +1,8 @@
-// The matrix product of the host-blas backend: one OpenBLAS call. OpenBLAS threads it (one
-// large product keeps its own thread pool busy; there is no OpenMP loop around it).
+// The matrix product of the host-blas backend: OpenMP splits C into one slice per thread, each
+// an independent single-threaded OpenBLAS product (blas.h says why OpenBLAS itself stays on
+// one thread).
+#include <omp.h>
+
 #include <algorithm>
 
 #include "backends/host/blas.h"
@@ -19,14 +22,35 @@ std::string unsupported_reason(const GemmShape& s, DType) {
     return {};
 }
 
+// Products smaller than this many multiply-adds run as one call: a parallel region costs more.
+constexpr std::int64_t kParallelWork = std::int64_t{1} << 16;
+
 template <typename T>
 void gemm_blas(const GemmShape& s, const T* a, const T* b, const T* bias, T* c) {
-    // With a bias, C starts as the bias in every row and the product is added (beta 1).
-    if (bias != nullptr) {
-        for (std::int64_t i = 0; i < s.m; ++i) std::copy(bias, bias + s.n, c + i * s.n);
+    host::keep_blas_single_threaded();
+    // Slices of the larger of C's dims: rows [begin, end) read rows of op(A), columns read
+    // columns of op(B); either way the other operand is read whole.
+    const bool split_rows = s.m >= s.n;
+    const std::int64_t extent = split_rows ? s.m : s.n;
+    const std::int64_t slices =
+        s.m * s.n * s.k < kParallelWork ? 1 : std::min<std::int64_t>(omp_get_max_threads(), extent);
+#pragma omp parallel for schedule(static) if (slices > 1)
+    for (std::int64_t slice = 0; slice < slices; ++slice) {
+        const std::int64_t begin = extent * slice / slices;
+        const std::int64_t end = extent * (slice + 1) / slices;
+        const std::int64_t rows = split_rows ? end - begin : s.m;
+        const std::int64_t cols = split_rows ? s.n : end - begin;
+        const T* a_slice = !split_rows ? a : s.transpose_a ? a + begin : a + begin * s.k;
+        const T* b_slice = split_rows ? b : s.transpose_b ? b + begin * s.k : b + begin;
+        T* c_slice = split_rows ? c + begin * s.n : c + begin;
+        // With a bias, C starts as the bias in every row and the product is added (beta 1).
+        if (bias != nullptr) {
+            const T* bias_slice = split_rows ? bias : bias + begin;
+            for (std::int64_t i = 0; i < rows; ++i) std::copy(bias_slice, bias_slice + cols, c_slice + i * s.n);
+        }
+        host::blas_gemm<T>(s.transpose_a, s.transpose_b, rows, cols, s.k, a_slice, s.lda(), b_slice, s.ldb(),
+                           bias != nullptr ? T(1) : T(0), c_slice, s.n);
     }
-    host::blas_gemm<T>(s.transpose_a, s.transpose_b, s.m, s.n, s.k, a, s.lda(), b, s.ldb(),
-                       bias != nullptr ? T(1) : T(0), c, s.n);
 }
 
 void gemm(const GemmShape& s, DType dtype, const void* a, const void* b, const void* bias, void* c, Stream) {
