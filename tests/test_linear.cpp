@@ -5,10 +5,12 @@
 // shape errors, which name the op and the shapes.
 #include <array>
 #include <cstdint>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "cuda/cublas_api.h"
 #include "ops/backend_registry.h"
 #include "test_util.h"
 #include "tolerances.h"
@@ -262,6 +264,35 @@ TEST(Linear, Float32ResultsAndTheirDtype) {
         EXPECT_EQ(y.dtype(), DType::Float32);
         EXPECT_LT(relative_error(y, expected), testing::kHostBlasFloat32Tolerance);
     });
+}
+
+// ---- cuBLAS, loaded on demand ------------------------------------------------------------------
+
+bool cublas_is_mapped() {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line))
+        if (line.find("libcublas") != std::string::npos) return true;
+    return false;
+}
+
+// A process that never multiplies CUDA tensors never loads cuBLAS (test_cuda_linear.cpp runs
+// it); when loaded, every function convkit calls resolves. Needs no GPU.
+TEST(CublasLoading, LoadedOnFirstUseWithEveryFunction) {
+    const bool mapped_before = cublas_is_mapped();
+    if (!mapped_before) {
+        (void)linear(Tensor::full(Shape{2, 3}, 1.0, DType::Float64), Tensor::full(Shape{4, 3}, 2.0, DType::Float64));
+        EXPECT_FALSE(cublas_is_mapped()) << "a host matrix product loaded cuBLAS";
+    }
+    const detail::CublasApi& api = detail::cublas_api();
+    EXPECT_TRUE(cublas_is_mapped());
+    EXPECT_NE(api.create, nullptr);
+    EXPECT_NE(api.set_stream, nullptr);
+    EXPECT_NE(api.set_math_mode, nullptr);
+    EXPECT_NE(api.sgemm, nullptr);
+    EXPECT_NE(api.dgemm, nullptr);
+    EXPECT_STREQ(api.status_name(CUBLAS_STATUS_NOT_INITIALIZED), "CUBLAS_STATUS_NOT_INITIALIZED");
+    EXPECT_NE(api.status_string(CUBLAS_STATUS_ALLOC_FAILED), nullptr);
 }
 
 // ---- Errors ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include "convkit/backend.h"
 #include "core/check.h"
+#include "cuda/cublas_api.h"
 #include "cuda/cublas_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
@@ -14,8 +15,9 @@
 namespace convkit::detail {
 
 void throw_cublas_error(cublasStatus_t status, const char* expression, const char* file, int line) {
-    const std::string message = concat(expression, " failed: ", cublasGetStatusName(status), " (",
-                                       cublasGetStatusString(status), ") at ", file, ":", line);
+    const CublasApi& api = cublas_api();  // loaded: the status came from a call into it
+    const std::string message = concat(expression, " failed: ", api.status_name(status), " (",
+                                       api.status_string(status), ") at ", file, ":", line);
     if (status == CUBLAS_STATUS_ALLOC_FAILED) throw OutOfMemory(message);
     throw CudaError(message);
 }
@@ -32,10 +34,11 @@ cublasHandle_t cublas_handle(Stream stream, MathMode mode) {
     std::lock_guard lock(mutex);
     auto& handle = (*handles)[{stream.device, stream.handle, mode}];
     if (handle == nullptr) {
+        const CublasApi& api = cublas_api();
         cublasHandle_t created = nullptr;
-        CONVKIT_CHECK_CUBLAS(cublasCreate(&created));
-        CONVKIT_CHECK_CUBLAS(cublasSetStream(created, to_cuda(stream)));
-        CONVKIT_CHECK_CUBLAS(cublasSetMathMode(
+        CONVKIT_CHECK_CUBLAS(api.create(&created));
+        CONVKIT_CHECK_CUBLAS(api.set_stream(created, to_cuda(stream)));
+        CONVKIT_CHECK_CUBLAS(api.set_math_mode(
             created, mode == MathMode::AllowTF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
         handle = created;  // only a fully set-up handle is cached
     }
@@ -50,12 +53,12 @@ void gemm_column_major(cublasHandle_t handle, DType dtype, cublasOperation_t op_
                        std::int64_t ldb, double beta, void* c, std::int64_t ldc) {
     if (dtype == DType::Float64) {
         const double one = 1.0;
-        CONVKIT_CHECK_CUBLAS(cublasDgemm_64(handle, op_a, op_b, m, n, k, &one, static_cast<const double*>(a), lda,
+        CONVKIT_CHECK_CUBLAS(cublas_api().dgemm(handle, op_a, op_b, m, n, k, &one, static_cast<const double*>(a), lda,
                                             static_cast<const double*>(b), ldb, &beta, static_cast<double*>(c), ldc));
     } else {
         const float one = 1.0f;
         const auto beta32 = static_cast<float>(beta);
-        CONVKIT_CHECK_CUBLAS(cublasSgemm_64(handle, op_a, op_b, m, n, k, &one, static_cast<const float*>(a), lda,
+        CONVKIT_CHECK_CUBLAS(cublas_api().sgemm(handle, op_a, op_b, m, n, k, &one, static_cast<const float*>(a), lda,
                                             static_cast<const float*>(b), ldb, &beta32, static_cast<float*>(c), ldc));
     }
 }
