@@ -89,16 +89,18 @@ struct Block {
     std::int64_t columns() const { return end - begin; }
 };
 
-// The work of one call: (image, group, block of positions) items, and one patch matrix of
-// `columns` columns per thread.
+// The work of one call: (image, group, block of positions) blocks, and one patch matrix of
+// `columns` columns per thread. A pass runs `items` work items (blocks, or whole images) on at
+// most that many threads, so a small call does not pay for idle threads' scratch.
 template <typename T>
 class Plan {
 public:
-    Plan(const Unfolding& unfolding, std::size_t scratch_bytes_per_thread)
+    Plan(const Unfolding& unfolding, std::size_t scratch_bytes_per_thread, bool items_are_images = false)
         : u(unfolding),
           columns(conv_blas_block_columns(unfolding.g, sizeof(T), scratch_bytes_per_thread)),
           blocks_per_image((unfolding.positions() + columns - 1) / columns),
-          threads(omp_get_max_threads()),
+          items(u.g.batch * u.g.groups * (items_are_images ? 1 : blocks_per_image)),
+          threads(static_cast<int>(std::clamp<std::int64_t>(omp_get_max_threads(), 1, items))),
           // Allocated before any parallel region, so running out is a bad_alloc the caller turns
           // into OutOfMemory, never an exception inside OpenMP. Uninitialised: every entry is
           // written before it is read.
@@ -106,7 +108,6 @@ public:
         keep_blas_single_threaded();
     }
 
-    std::int64_t items() const { return u.g.batch * u.g.groups * blocks_per_image; }
     Block block(std::int64_t item) const {
         const std::int64_t b = item % blocks_per_image;
         const std::int64_t image_group = item / blocks_per_image;
@@ -119,6 +120,7 @@ public:
     const Unfolding& u;
     const std::int64_t columns;
     const std::int64_t blocks_per_image;
+    const std::int64_t items;
     const int threads;
 
 private:
@@ -199,8 +201,8 @@ void conv_forward_blas(const ConvGeometry& g, const T* input, const T* weight, c
     const Offsets at{g};
     const std::int64_t out_per_group = g.out_channels_per_group();
     const std::int64_t positions = u.positions();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t item = 0; item < plan.items(); ++item) {
+#pragma omp parallel for schedule(static) num_threads(plan.threads)
+    for (std::int64_t item = 0; item < plan.items; ++item) {
         const Block b = plan.block(item);
         T* patches = plan.patches();
         unfold(u, input + at.input(b), b, patches);
@@ -219,14 +221,13 @@ template <typename T>
 void conv_backward_data_blas(const ConvGeometry& g, const T* grad_output, const T* weight, const T* bias,
                              T* grad_input, std::size_t scratch_bytes_per_thread) {
     const Unfolding u(g);
-    const Plan<T> plan(u, scratch_bytes_per_thread);
-    const Offsets at{g};
-    const std::int64_t in_per_group = g.in_channels_per_group();
     // One item per (image, group): the blocks of an image fold onto overlapping input elements,
     // so one thread takes them all, in order. Different groups write different channels.
-    const std::int64_t items = g.batch * g.groups;
-#pragma omp parallel for schedule(static)
-    for (std::int64_t item = 0; item < items; ++item) {
+    const Plan<T> plan(u, scratch_bytes_per_thread, true);
+    const Offsets at{g};
+    const std::int64_t in_per_group = g.in_channels_per_group();
+#pragma omp parallel for schedule(static) num_threads(plan.threads)
+    for (std::int64_t item = 0; item < plan.items; ++item) {
         T* patches = plan.patches();
         T* dx = grad_input + at.input(Block{item / g.groups, item % g.groups, 0, 0});
         // Every element starts at its bias (a transposed convolution's) or zero; the folds add.
@@ -254,8 +255,8 @@ void conv_backward_filter_blas(const ConvGeometry& g, const T* grad_output, cons
     // same items every call, so the result is the same for the same thread count.
     const std::int64_t weights = g.out_channels * u.rows();
     std::vector<T> partial(static_cast<std::size_t>(plan.threads * weights), T(0));
-#pragma omp parallel for schedule(static)
-    for (std::int64_t item = 0; item < plan.items(); ++item) {
+#pragma omp parallel for schedule(static) num_threads(plan.threads)
+    for (std::int64_t item = 0; item < plan.items; ++item) {
         const Block b = plan.block(item);
         T* patches = plan.patches();
         unfold(u, input + at.input(b), b, patches);
