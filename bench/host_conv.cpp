@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
             }
             const double difference = relative_difference(blas, reference);
             if (!(difference < 1e-5)) {
-                std::fprintf(stderr, "%s %s: host-blas differs from the reference by %g\n", layer.name, pass, difference);
+                std::fprintf(stderr, "%s %s: host-blas differs from the reference by %g\n", layer.name, pass,
+                             difference);
                 return 1;
             }
             double seconds[2];

@@ -34,7 +34,8 @@ Tensor transpose(const Tensor& m) {
     const std::vector<double> v = m.to_vector();
     std::vector<double> t(v.size());
     for (std::int64_t i = 0; i < rows; ++i)
-        for (std::int64_t j = 0; j < cols; ++j) t[static_cast<std::size_t>(j * rows + i)] = v[static_cast<std::size_t>(i * cols + j)];
+        for (std::int64_t j = 0; j < cols; ++j)
+            t[static_cast<std::size_t>(j * rows + i)] = v[static_cast<std::size_t>(i * cols + j)];
     return Tensor::from_vector(Shape{cols, rows}, t);
 }
 
@@ -42,7 +43,8 @@ Tensor transpose(const Tensor& m) {
 Tensor product(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor()) {
     const std::int64_t m = a.size(0), k = a.size(1), n = b.size(1);
     const std::vector<double> va = a.to_vector(), vb = b.to_vector();
-    const std::vector<double> vbias = bias.defined() ? bias.to_vector() : std::vector<double>(static_cast<std::size_t>(n));
+    const std::vector<double> vbias =
+        bias.defined() ? bias.to_vector() : std::vector<double>(static_cast<std::size_t>(n));
     std::vector<double> c(static_cast<std::size_t>(m * n));
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t j = 0; j < n; ++j) {
@@ -311,7 +313,8 @@ TEST(LinearErrors, NameTheOpAndTheShapes) {
     const auto t = [](Shape s, DType dtype = DType::Float32) { return Tensor::zeros(s, dtype); };
     EXPECT_EQ(message_of([&] { matmul(t({2, 3}), t({4, 5})); }),
               "matmul: a [M, K] is [2, 3] and b [K, N] is [4, 5]: K differs (3 vs 4)");
-    EXPECT_EQ(message_of([&] { matmul(t({2, 3, 1}), t({3, 5})); }), "matmul: a must be a matrix [M, K], got shape [2, 3, 1]");
+    EXPECT_EQ(message_of([&] { matmul(t({2, 3, 1}), t({3, 5})); }),
+              "matmul: a must be a matrix [M, K], got shape [2, 3, 1]");
     EXPECT_EQ(message_of([&] { matmul(t({2, 0}), t({0, 5})); }),
               "matmul: a [M, K] must have every size at least 1, got [2, 0]");
     EXPECT_EQ(message_of([&] { matmul(t({2, 3}), t({3, 5}, DType::Float64)); }),

@@ -63,7 +63,8 @@ Backend parse_backend(const std::string& name) {
     if (name == "host-blas") return Backend::HostBlas;
     if (name == "cuda") return Backend::Cuda;
     if (name == "cudnn") return Backend::Cudnn;
-    throw InvalidArgument(detail::concat("backend: unknown backend '", name, "' (choose host, host-blas, cuda or cudnn)"));
+    throw InvalidArgument(
+        detail::concat("backend: unknown backend '", name, "' (choose host, host-blas, cuda or cudnn)"));
 }
 
 Backend default_host_backend() {

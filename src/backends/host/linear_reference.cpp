@@ -9,7 +9,8 @@ void gemm_reference(const detail::GemmShape& s, const T* a, const T* b, const T*
     for (std::int64_t i = 0; i < s.m; ++i) {
         for (std::int64_t j = 0; j < s.n; ++j) {
             double acc = bias != nullptr ? static_cast<double>(bias[j]) : 0.0;
-            for (std::int64_t k = 0; k < s.k; ++k) acc += static_cast<double>(a_at(i, k)) * static_cast<double>(b_at(k, j));
+            for (std::int64_t k = 0; k < s.k; ++k)
+                acc += static_cast<double>(a_at(i, k)) * static_cast<double>(b_at(k, j));
             c[i * s.n + j] = static_cast<T>(acc);
         }
     }
