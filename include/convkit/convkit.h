@@ -10,6 +10,7 @@
 #include "convkit/ops/conv.h"
 #include "convkit/ops/elementwise.h"
 #include "convkit/ops/pool.h"
+#include "convkit/ops/shape_ops.h"
 #include "convkit/shape.h"
 #include "convkit/tensor.h"
 #include "convkit/version.h"
