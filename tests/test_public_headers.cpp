@@ -14,3 +14,12 @@ TEST(PublicHeaders, BuildWithoutCudaAndRunAnOp) {
     const Tensor w = Tensor::full(Shape{1, 1, 3, 3}, 2.0);
     EXPECT_EQ(conv_forward(x, w, ConvParams(2)).item(0), 18.0);
 }
+
+TEST(PublicHeaders, ShapeAndNormOps) {
+    using namespace convkit;
+    const Tensor a = Tensor::full(Shape{2, 1, 2, 2}, 1.0);
+    const Tensor skip = concat({a, upsample_nearest(Tensor::full(Shape{2, 1, 1, 1}, 3.0), {2})}, 1);
+    EXPECT_EQ(flatten(slice(skip, 1, 1, 2)).shape(), (Shape{2, 4}));
+    Tensor none;
+    EXPECT_EQ(batch_norm(skip, Tensor(), Tensor(), none, none, true).shape(), skip.shape());
+}

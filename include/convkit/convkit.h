@@ -9,6 +9,7 @@
 #include "convkit/memory.h"
 #include "convkit/ops/conv.h"
 #include "convkit/ops/elementwise.h"
+#include "convkit/ops/norm.h"
 #include "convkit/ops/pool.h"
 #include "convkit/ops/shape_ops.h"
 #include "convkit/shape.h"
