@@ -207,7 +207,7 @@ TEST(Module, BadLayerArgumentsNameTheLayer) {
     expect_message([] { nn::Conv2d(3, 8, nn::KernelSize{3, 3, 3}); }, "Conv2d: kernel size needs 1 or 2 values");
     expect_message([] { nn::Conv1d(3, 8, 3, ConvParams(2)); }, "Conv1d: params.spatial_rank is 2");
     expect_message([] { nn::MaxPool2d(PoolParams(3, 2)); }, "MaxPool2d: params.spatial_rank is 3");
-    expect_message([] { nn::Flatten(3)(Tensor::zeros(Shape{2, 3})); }, "Flatten: dims 3..-1");
+    expect_message([] { nn::Flatten(3)(Tensor::zeros(Shape{2, 3})); }, "flatten: start_dim 3 is out of range");
 }
 
 TEST(Module, FlattenMergesTheRequestedDims) {

@@ -27,3 +27,12 @@ TEST(PublicHeaders, SaveAndLoadSafetensors) {
     EXPECT_EQ(loaded.at("w").item(1), 3.0);
     EXPECT_EQ(metadata.at("format"), "pt");
 }
+
+TEST(PublicHeaders, ShapeAndNormOps) {
+    using namespace convkit;
+    const Tensor a = Tensor::full(Shape{2, 1, 2, 2}, 1.0);
+    const Tensor skip = concat({a, upsample_nearest(Tensor::full(Shape{2, 1, 1, 1}, 3.0), {2})}, 1);
+    EXPECT_EQ(flatten(slice(skip, 1, 1, 2)).shape(), (Shape{2, 4}));
+    Tensor none;
+    EXPECT_EQ(batch_norm(skip, Tensor(), Tensor(), none, none, true).shape(), skip.shape());
+}
