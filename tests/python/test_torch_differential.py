@@ -83,6 +83,9 @@ class Case:
         self.requires_grad = []
         self.expected = {}
         self.torch_error = None
+        # key -> the norm of the terms that cancel in that result, where it is computed by
+        # cancellation; the error is measured against the larger of it and the result's norm.
+        self.scale = {}
 
     def metadata(self):
         meta = {"op": self.op}
@@ -109,12 +112,13 @@ def case_rng(name):
 
 
 def randn(gen, shape):
-    return torch.randn(*shape, generator=gen, dtype=torch.float64)
+    return torch.randn(size=tuple(shape), generator=gen, dtype=torch.float64)
 
 
-def run_function(case, gen, inputs, differentiable, function, gradient=None):
+def run_function(case, gen, inputs, differentiable, function, gradient=None, after=()):
     """PyTorch's result of function(**inputs), and the gradients of `differentiable` inputs:
-    from torch's backward, or from gradient(leaves, grad_output) where that backward is unusable."""
+    from torch's backward, or from gradient(leaves, grad_output) where that backward is unusable.
+    `after` names inputs the op changes in place (running statistics): their final values too."""
     case.tensors.update({k: v.detach().clone().contiguous() for k, v in inputs.items() if v is not None})
     case.requires_grad = [k for k in differentiable if inputs.get(k) is not None]
     leaves = {k: (v.detach().clone().requires_grad_(k in case.requires_grad) if v is not None else None)
@@ -124,6 +128,9 @@ def run_function(case, gen, inputs, differentiable, function, gradient=None):
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
         case.torch_error = f"{type(e).__name__}: {e}".splitlines()[0]
         return case
+    for k in after:
+        if leaves.get(k) is not None:
+            case.expected["after." + k] = leaves[k].detach().clone()
     if gradient is not None:
         output = output.detach()
         backward(case, gen, output)
@@ -137,11 +144,19 @@ def run_function(case, gen, inputs, differentiable, function, gradient=None):
 
 
 def backward(case, gen, output):
-    grad_output = randn(gen, output.shape)
-    case.tensors["grad_output"] = grad_output.contiguous()
-    case.expected["output"] = output.detach()
-    if output.requires_grad:
-        output.backward(grad_output)
+    """A random grad_output per output (a list of outputs: output.<i>, grad_output.<i>), and backward."""
+    outputs = list(output) if isinstance(output, (list, tuple)) else [output]
+    suffixes = [f".{i}" for i in range(len(outputs))] if isinstance(output, (list, tuple)) else [""]
+    roots, grads = [], []
+    for suffix, out in zip(suffixes, outputs):
+        grad_output = randn(gen, out.shape)
+        case.tensors["grad_output" + suffix] = grad_output.contiguous()
+        case.expected["output" + suffix] = out.detach()
+        if out.requires_grad:
+            roots.append(out)
+            grads.append(grad_output)
+    if roots:
+        torch.autograd.backward(roots, grads)
 
 
 def torch_module(spec):
@@ -413,6 +428,138 @@ def adaptive_avg_pool_case(name, rank, rng, gen):
     return run_function(case, gen, {"input": randn(gen, shape)}, ["input"], lambda input: pool(input, output_size))
 
 
+# ---- batch norm and shape ops ----------------------------------------------------------------
+
+def batch_norm_case(name, rng, gen):
+    spatial = [rng.randint(1, 4) for _ in range(rng.randint(0, 3))]
+    shape = [rng.choice([1, 2, 3, 4]), rng.randint(1, 4)] + spatial
+    channels = shape[1]
+    training = rng.random() < 0.6
+    affine = rng.random() < 0.7
+    track = rng.random() < 0.7
+    momentum = rng.choice([0.1, 0.0, 1.0, round(rng.uniform(0.0, 1.0), 4)])
+    eps = rng.choice([1e-5, 1e-3, 0.1])
+    # Means away from zero and spreads away from one, so the normalization does something.
+    x = randn(gen, shape) * rng.uniform(0.1, 5.0) + rng.uniform(-10.0, 10.0)
+    inputs = {"input": x,
+              "weight": randn(gen, [channels]) if affine else None,
+              "bias": randn(gen, [channels]) if affine else None,
+              "running_mean": randn(gen, [channels]) if track else None,
+              "running_var": torch.rand(channels, generator=gen) + 0.5 if track else None}
+    params = {"training": training, "momentum": momentum, "eps": eps}
+    note = "" if track or training else "no running statistics in evaluation: batch statistics, as nn.BatchNorm"
+    case = Case(name, "batch_norm", params, note)
+
+    def f(input, weight, bias, running_mean, running_var):
+        # F.batch_norm refuses evaluation without running statistics; nn.BatchNorm (and convkit)
+        # then use the batch's.
+        use_batch = training or running_mean is None
+        return F.batch_norm(input, running_mean, running_var, weight, bias, use_batch, momentum, eps)
+    run_function(case, gen, inputs, ["input", "weight", "bias"], f, after=("running_mean", "running_var"))
+    if "grad.input" in case.expected:
+        # dx = w / sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat)) nearly cancels with few values
+        # per channel (for two it is 0 but for eps): measure against the terms, w / sigma * dy.
+        dims = [0] + list(range(2, x.dim()))
+        view = [1, channels] + [1] * (x.dim() - 2)
+        use_batch = training or not track
+        var = x.var(dim=dims, unbiased=False) if use_batch else inputs["running_var"]
+        w = inputs["weight"] if affine else torch.ones(channels)
+        terms = case.tensors["grad_output"] * (w / torch.sqrt(var + eps)).reshape(view)
+        case.scale["grad.input"] = torch.linalg.norm(terms).item()
+    return case
+
+
+def random_shape(rng, rank, low=1, high=3):
+    return [rng.randint(low, high) for _ in range(rank)]
+
+
+def flatten_case(name, rng, gen):
+    rank = rng.randint(0, 5)
+    r = max(rank, 1)
+    start, end = rng.randint(-r, r - 1), rng.randint(-r, r - 1)
+    case = Case(name, "flatten", {"start_dim": start, "end_dim": end})
+    return run_function(case, gen, {"input": randn(gen, random_shape(rng, rank))}, ["input"],
+                        lambda input: torch.flatten(input, start, end))
+
+
+def concat_case(name, rng, gen):
+    rank = rng.randint(1, 5)
+    dim = rng.randint(-rank, rank - 1)
+    base = random_shape(rng, rank)
+    shapes = []
+    for _ in range(rng.randint(1, 4)):
+        shape = list(base)
+        shape[dim] = rng.randint(1, 3)
+        shapes.append(shape)
+    note = ""
+    if rng.random() < 0.08 and rank > 1:  # another dim differs: both must refuse
+        other = (dim + 1) % rank
+        shapes[-1][other] += 1
+        note = "invalid: sizes differ outside dim"
+    inputs = {f"input.{i}": randn(gen, shape) for i, shape in enumerate(shapes)}
+    case = Case(name, "concat", {"count": len(shapes), "dim": dim}, note)
+    return run_function(case, gen, inputs, list(inputs),
+                        lambda **t: torch.cat([t[f"input.{i}"] for i in range(len(shapes))], dim))
+
+
+def torch_slice(x, dim, start, end):
+    """convkit's strict slice is torch.narrow (bounds checked), not Python slicing (clamped)."""
+    size = x.shape[dim]
+    stop = end + size if end < 0 else end
+    return x.narrow(dim, start, stop - (start + size if start < 0 else start))
+
+
+def slice_case(name, rng, gen):
+    rank = rng.randint(1, 5)
+    shape = random_shape(rng, rank, 1, 5)
+    dim = rng.randint(-rank, rank - 1)
+    size = shape[dim]
+    start = rng.randint(0, size)
+    end = rng.randint(start, size)  # start == end: an empty slice
+    # Either bound may be written from the end (negative), as in Python.
+    start = start - size if start < size and rng.random() < 0.3 else start
+    end = end - size if end < size and rng.random() < 0.3 else end
+    if rng.random() < 0.15:  # out of range or reversed: both must refuse
+        start, end = rng.choice([(end, start - 1), (0, size + 1), (-size - 1, size)])
+    case = Case(name, "slice", {"dim": dim, "start": start, "end": end})
+    return run_function(case, gen, {"input": randn(gen, shape)}, ["input"],
+                        lambda input: torch_slice(input, dim, start, end))
+
+
+def split_case(name, rng, gen):
+    rank = rng.randint(1, 5)
+    shape = random_shape(rng, rank, 1, 5)
+    dim = rng.randint(-rank, rank - 1)
+    remaining, sizes = shape[dim], []
+    while remaining > 0:
+        sizes.append(rng.randint(1, remaining))
+        remaining -= sizes[-1]
+    note = ""
+    if rng.random() < 0.1:
+        sizes[-1] += 1
+        note = "invalid: sizes do not add up"
+    case = Case(name, "split", {"dim": dim, "sizes": sizes}, note)
+    return run_function(case, gen, {"input": randn(gen, shape)}, ["input"],
+                        lambda input: torch.split(input, sizes, dim))
+
+
+def upsample_case(name, rng, gen):
+    rank = rng.randint(1, 3)
+    shape = [rng.randint(1, 2), rng.randint(1, 3)] + random_shape(rng, rank, 1, 6 - rank)
+    one = rng.random() < 0.3
+    if rng.random() < 0.5:
+        factors = [rng.randint(1, 3) for _ in range(1 if one else rank)]
+        params = {"scale_factor": factors}
+        f = lambda input: F.interpolate(input, scale_factor=float(factors[0]) if one else [float(v) for v in factors],
+                                        mode="nearest")
+    else:
+        size = [rng.randint(1, 10 - 2 * rank) for _ in range(1 if one else rank)]
+        params = {"size": size}
+        f = lambda input: F.interpolate(input, size=size[0] if one else size, mode="nearest")
+    case = Case(name, "upsample_nearest", params)
+    return run_function(case, gen, {"input": randn(gen, shape)}, ["input"], f)
+
+
 # ---- modules -----------------------------------------------------------------------------------
 
 def conv_module_spec(rng, rank, transposed):
@@ -608,6 +755,40 @@ def edge_cases():
     module_fixed("edge_module_conv2d_same_reflect_even", {"type": "Conv2d", "in_channels": 2, "out_channels": 4,
                  "kernel_size": [2, 4], "padding": "same", "padding_mode": "reflect", "groups": 2,
                  "dilation": [1, 2]}, [1, 2, 5, 7])
+
+    def batch_norm_fixed(name, shape, training, track, note):
+        def build(rng, gen, seed):
+            channels = shape[1]
+            inputs = {"input": randn(gen, shape) * 2 + 1, "weight": randn(gen, [channels]),
+                      "bias": randn(gen, [channels]),
+                      "running_mean": randn(gen, [channels]) if track else None,
+                      "running_var": torch.rand(channels, generator=gen) + 0.5 if track else None}
+            case = Case(name, "batch_norm", {"training": training, "momentum": 0.1, "eps": 1e-5}, note)
+            f = lambda input, weight, bias, running_mean, running_var: F.batch_norm(
+                input, running_mean, running_var, weight, bias, training or not track, 0.1, 1e-5)
+            return run_function(case, gen, inputs, ["input", "weight", "bias"], f,
+                                after=("running_mean", "running_var"))
+        add(name, build)
+
+    batch_norm_fixed("edge_batch_norm_one_value_training", [1, 3], True, True, "invalid: one value per channel")
+    batch_norm_fixed("edge_batch_norm_one_value_spatial", [1, 2, 1, 1], True, False, "invalid: one value per channel")
+    batch_norm_fixed("edge_batch_norm_one_value_eval", [1, 3], False, True, "one value per channel, evaluation")
+    batch_norm_fixed("edge_batch_norm3d_training", [2, 3, 2, 3, 2], True, True, "3d, running statistics")
+
+    def shape_fixed(name, op, params, shapes, function, note):
+        def build(rng, gen, seed):
+            inputs = {k: randn(gen, v) for k, v in shapes.items()}
+            return run_function(Case(name, op, params, note), gen, inputs, list(inputs), function)
+        add(name, build)
+
+    shape_fixed("edge_concat_empty_part", "concat", {"count": 2, "dim": 1}, {"input.0": [2, 0], "input.1": [2, 3]},
+                lambda **t: torch.cat([t["input.0"], t["input.1"]], 1), "an input of size 0 along dim")
+    shape_fixed("edge_split_empty_part", "split", {"dim": 1, "sizes": [0, 3]}, {"input": [2, 3]},
+                lambda input: torch.split(input, [0, 3], 1), "a part of size 0")
+    shape_fixed("edge_slice_empty", "slice", {"dim": 0, "start": 2, "end": 2}, {"input": [3, 2]},
+                lambda input: torch_slice(input, 0, 2, 2), "start == end")
+    shape_fixed("edge_flatten_scalar", "flatten", {"start_dim": 0, "end_dim": -1}, {"input": []},
+                lambda input: torch.flatten(input, 0, -1), "a scalar becomes [1]")
     return cases
 
 
@@ -629,6 +810,10 @@ def plan():
         families.append((f"avg_pool{rank}d", count, lambda r, g, s, n, rank=rank: avg_pool_case(n, rank, r, g)))
         families.append((f"adaptive_avg_pool{rank}d", 12,
                          lambda r, g, s, n, rank=rank: adaptive_avg_pool_case(n, rank, r, g)))
+    for family, count, build in (("batch_norm", 60, batch_norm_case), ("flatten", 15, flatten_case),
+                                 ("concat", 20, concat_case), ("slice", 25, slice_case), ("split", 20, split_case),
+                                 ("upsample_nearest", 30, upsample_case)):
+        families.append((family, count, lambda r, g, s, n, build=build: build(n, r, g)))
     for kind, count in (("conv", 30), ("pool", 20), ("adaptive", 8), ("flatten", 10), ("sequential", 15)):
         families.append((f"module_{kind}", count, lambda r, g, s, n, kind=kind: module_case(n, r, g, s, kind)))
     entries = []
@@ -642,8 +827,9 @@ def plan():
 
 # ---- comparison --------------------------------------------------------------------------------
 
-def relative_error(actual, expected):
-    """||a - b|| / ||b|| over the finite elements; non-finite ones (a max pool's -inf) must match exactly."""
+def relative_error(actual, expected, scale=0.0):
+    """||a - b|| / max(||b||, scale) over the finite elements; non-finite ones (a max pool's -inf)
+    must match exactly."""
     if actual.shape != expected.shape:
         return math.inf, f"shape {list(actual.shape)} != {list(expected.shape)}"
     finite = torch.isfinite(expected)
@@ -651,7 +837,7 @@ def relative_error(actual, expected):
         return math.inf, "non-finite values differ"
     a, b = actual[finite], expected[finite]
     diff = torch.linalg.norm(a - b).item()
-    norm = torch.linalg.norm(b).item()
+    norm = max(torch.linalg.norm(b).item(), scale)
     if norm == 0.0:
         return (0.0 if diff == 0.0 else math.inf), ""
     return diff / norm, ""
@@ -694,7 +880,8 @@ def compare(case, result, status):
         if key not in result:
             failures.append((key, "missing from convkit's result"))
             continue
-        error, why = relative_error(result[key].to(torch.float64), expected.to(torch.float64))
+        error, why = relative_error(result[key].to(torch.float64), expected.to(torch.float64),
+                                    case.scale.get(key, 0.0))
         if not error <= TOLERANCE:
             failures.append((key, f"relative error {error:.3g}" + (f" ({why})" if why else "")))
     return failures

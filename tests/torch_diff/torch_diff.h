@@ -98,5 +98,6 @@ convkit::PoolParams pool_params_from(const Case& c, const std::string& prefix, i
 // Each family adds its ops to the table.
 void register_conv_pool_ops(OpTable& table);
 void register_module_ops(OpTable& table);
+void register_norm_shape_ops(OpTable& table);
 
 }  // namespace torch_diff

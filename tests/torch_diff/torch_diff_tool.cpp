@@ -25,6 +25,7 @@ const torch_diff::OpTable& ops() {
         torch_diff::OpTable t;
         torch_diff::register_conv_pool_ops(t);
         torch_diff::register_module_ops(t);
+        torch_diff::register_norm_shape_ops(t);
         return t;
     }();
     return table;
