@@ -10,7 +10,8 @@
 // step); step() advances the epoch (or batch, for OneCycleLR) and sets the rate for it. The
 // base rate is the optimizer's learning rate at construction (PyTorch's initial_lr). Being
 // closed forms, the schedules do not compose with other changes to the learning rate made
-// between steps: each step overwrites it.
+// between steps: each step overwrites it. A scheduler refers to its optimizer, which must
+// outlive it.
 #include <cstdint>
 #include <map>
 #include <string>
