@@ -36,3 +36,15 @@ TEST(PublicHeaders, ShapeAndNormOps) {
     Tensor none;
     EXPECT_EQ(batch_norm(skip, Tensor(), Tensor(), none, none, true).shape(), skip.shape());
 }
+
+TEST(PublicHeaders, BuildWithoutCudaAndStepAnOptimizer) {
+    using namespace convkit;
+    Tensor p = Tensor::full(Shape{2}, 1.0).set_requires_grad();
+    p.set_grad(Tensor::full(Shape{2}, 4.0));
+    optim::SGD opt({p}, {.lr = 0.25});
+    optim::StepLR schedule(opt, 1, 0.5);
+    opt.step();
+    schedule.step();
+    EXPECT_EQ(p.item(0), 0.0);
+    EXPECT_EQ(opt.learning_rate(), 0.125);
+}
