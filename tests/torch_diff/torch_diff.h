@@ -95,9 +95,15 @@ std::vector<std::int64_t> per_dim(const std::string& key, std::vector<std::int64
 convkit::ConvParams conv_params_from(const Case& c, const std::string& prefix, int rank);
 convkit::PoolParams pool_params_from(const Case& c, const std::string& prefix, int rank);
 
+// The convkit module described under "module.", in float64, in the mode "module.training" asks
+// for, holding the case's "state.<name>" tensors; its parameters are reported as differentiable
+// ("grad.state.<name>"). Defined in torch_modules.cpp.
+std::shared_ptr<convkit::nn::Module> prepared_module(Case& c);
+
 // Each family adds its ops to the table.
 void register_conv_pool_ops(OpTable& table);
 void register_module_ops(OpTable& table);
 void register_norm_shape_ops(OpTable& table);
+void register_optim_ops(OpTable& table);
 
 }  // namespace torch_diff

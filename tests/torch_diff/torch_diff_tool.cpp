@@ -26,6 +26,7 @@ const torch_diff::OpTable& ops() {
         torch_diff::register_conv_pool_ops(t);
         torch_diff::register_module_ops(t);
         torch_diff::register_norm_shape_ops(t);
+        torch_diff::register_optim_ops(t);
         return t;
     }();
     return table;

@@ -88,8 +88,12 @@ ModulePtr build_module(const Case& c, const std::string& prefix) {
 
 const std::string kStatePrefix = "state.";
 
-// The module in float64, in the mode the case asks for, holding the PyTorch module's values;
-// its parameters' gradients are reported as "grad.state.<name>".
+// Buffers (BatchNorm's running statistics) as the forward pass left them.
+void add_buffers(const nn::Module& module, convkit::TensorMap& extras) {
+    for (const auto& [name, buffer] : module.named_buffers()) extras["after." + kStatePrefix + name] = buffer.clone();
+}
+}  // namespace
+
 ModulePtr prepared_module(Case& c) {
     ModulePtr module = build_module(c, "module.");
     module->to(convkit::DType::Float64);
@@ -103,11 +107,7 @@ ModulePtr prepared_module(Case& c) {
     return module;
 }
 
-// Buffers (BatchNorm's running statistics) as the forward pass left them.
-void add_buffers(const nn::Module& module, convkit::TensorMap& extras) {
-    for (const auto& [name, buffer] : module.named_buffers()) extras["after." + kStatePrefix + name] = buffer.clone();
-}
-
+namespace {
 Run module_forward(Case& c) {
     ModulePtr module = prepared_module(c);
     Run run{(*module)(c.input("input")), {}};
