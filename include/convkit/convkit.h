@@ -10,6 +10,7 @@
 #include "convkit/ops/conv.h"
 #include "convkit/ops/elementwise.h"
 #include "convkit/ops/pool.h"
+#include "convkit/ops/softmax.h"
 #include "convkit/shape.h"
 #include "convkit/tensor.h"
 #include "convkit/version.h"
