@@ -5,6 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+}
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
 
 #if defined(__CUDA_RUNTIME_API_H__) || defined(__CUDA_RUNTIME_H__) || defined(CUDNN_MAJOR) || defined(__cuda_cuda_h__)
 #error "a public convkit header included a CUDA header"
@@ -47,4 +52,13 @@ TEST(PublicHeaders, BuildWithoutCudaAndStepAnOptimizer) {
     schedule.step();
     EXPECT_EQ(p.item(0), 0.0);
     EXPECT_EQ(opt.learning_rate(), 0.125);
+}
+
+TEST(PublicHeaders, SoftmaxLossesAndMetricsAreReachable) {
+    using namespace convkit;
+    const Tensor logits = Tensor::zeros(Shape{2, 4});
+    const Tensor targets = Tensor::from_vector(Shape{2}, std::vector<std::int64_t>{1, 3});
+    EXPECT_EQ(softmax(logits, -1).item(0), 0.25);
+    EXPECT_NEAR(cross_entropy(logits, targets, 0.0, Reduction::Mean).item(0), std::log(4.0), 1e-6);
+    EXPECT_EQ(confusion_matrix(logits, targets, 4).shape(), (Shape{4, 4}));
 }
