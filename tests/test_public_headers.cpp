@@ -4,10 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-}
-
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <vector>
 
