@@ -7,6 +7,7 @@
 #include "convkit/dtype.h"
 #include "convkit/error.h"
 #include "convkit/memory.h"
+#include "convkit/ops/activation.h"
 #include "convkit/ops/conv.h"
 #include "convkit/ops/elementwise.h"
 #include "convkit/ops/pool.h"
