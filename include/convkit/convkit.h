@@ -11,6 +11,7 @@
 #include "convkit/ops/conv.h"
 #include "convkit/ops/elementwise.h"
 #include "convkit/ops/pool.h"
+#include "convkit/ops/reduce.h"
 #include "convkit/shape.h"
 #include "convkit/tensor.h"
 #include "convkit/version.h"
