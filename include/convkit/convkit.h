@@ -9,6 +9,7 @@
 #include "convkit/memory.h"
 #include "convkit/ops/activation.h"
 #include "convkit/ops/conv.h"
+#include "convkit/ops/dropout.h"
 #include "convkit/ops/elementwise.h"
 #include "convkit/ops/pool.h"
 #include "convkit/ops/reduce.h"
