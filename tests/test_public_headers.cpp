@@ -14,3 +14,12 @@ TEST(PublicHeaders, BuildWithoutCudaAndRunAnOp) {
     const Tensor w = Tensor::full(Shape{1, 1, 3, 3}, 2.0);
     EXPECT_EQ(conv_forward(x, w, ConvParams(2)).item(0), 18.0);
 }
+
+TEST(PublicHeaders, ElementwiseActivationReductionAndDropoutOps) {
+    using namespace convkit;
+    const Tensor x = Tensor::from_values(Shape{2, 2}, {-1, 2, 3, -4});
+    EXPECT_EQ(sum(relu(x) * 2.0 + 1.0).item(0), 14.0);
+    EXPECT_EQ(max(abs(x), 1).item(1), 4.0);
+    EXPECT_EQ(argmax(x, 0).item(1), 0.0);
+    EXPECT_EQ(dropout(x, 0.5, false, 1).raw_data(), x.raw_data());
+}
