@@ -60,3 +60,12 @@ TEST(PublicHeaders, SoftmaxLossesAndMetricsAreReachable) {
     EXPECT_NEAR(cross_entropy(logits, targets, 0.0, Reduction::Mean).item(0), std::log(4.0), 1e-6);
     EXPECT_EQ(confusion_matrix(logits, targets, 4).shape(), (Shape{4, 4}));
 }
+
+TEST(PublicHeaders, ElementwiseActivationReductionAndDropoutOps) {
+    using namespace convkit;
+    const Tensor x = Tensor::from_values(Shape{2, 2}, {-1, 2, 3, -4});
+    EXPECT_EQ(sum(relu(x) * 2.0 + 1.0).item(0), 14.0);
+    EXPECT_EQ(max(abs(x), 1).item(1), 4.0);
+    EXPECT_EQ(argmax(x, 0).item(1), 0.0);
+    EXPECT_EQ(dropout(x, 0.5, false, 1).raw_data(), x.raw_data());
+}
