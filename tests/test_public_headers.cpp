@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdint>
+#include <vector>
 
 #if defined(__CUDA_RUNTIME_API_H__) || defined(__CUDA_RUNTIME_H__) || defined(CUDNN_MAJOR) || defined(__cuda_cuda_h__)
 #error "a public convkit header included a CUDA header"
@@ -47,4 +50,22 @@ TEST(PublicHeaders, BuildWithoutCudaAndStepAnOptimizer) {
     schedule.step();
     EXPECT_EQ(p.item(0), 0.0);
     EXPECT_EQ(opt.learning_rate(), 0.125);
+}
+
+TEST(PublicHeaders, SoftmaxLossesAndMetricsAreReachable) {
+    using namespace convkit;
+    const Tensor logits = Tensor::zeros(Shape{2, 4});
+    const Tensor targets = Tensor::from_vector(Shape{2}, std::vector<std::int64_t>{1, 3});
+    EXPECT_EQ(softmax(logits, -1).item(0), 0.25);
+    EXPECT_NEAR(cross_entropy(logits, targets, 0.0, Reduction::Mean).item(0), std::log(4.0), 1e-6);
+    EXPECT_EQ(confusion_matrix(logits, targets, 4).shape(), (Shape{4, 4}));
+}
+
+TEST(PublicHeaders, ElementwiseActivationReductionAndDropoutOps) {
+    using namespace convkit;
+    const Tensor x = Tensor::from_values(Shape{2, 2}, {-1, 2, 3, -4});
+    EXPECT_EQ(sum(relu(x) * 2.0 + 1.0).item(0), 14.0);
+    EXPECT_EQ(max(abs(x), 1).item(1), 4.0);
+    EXPECT_EQ(argmax(x, 0).item(1), 0.0);
+    EXPECT_EQ(dropout(x, 0.5, false, 1).raw_data(), x.raw_data());
 }
