@@ -87,6 +87,7 @@ class Case:
         # cancellation; the error is measured against the larger of it and the result's norm.
         self.scale = {}
         self.known = []  # known differences this case leaves out of the comparison
+        self.check = None  # check(result) -> failures, where no torch result can be compared
 
     def metadata(self):
         meta = {"op": self.op}
@@ -566,6 +567,256 @@ def upsample_case(name, rng, gen):
     return run_function(case, gen, {"input": randn(gen, shape)}, ["input"], f)
 
 
+# ---- elementwise ops, activations, reductions, dropout ------------------------------------------
+
+UNARY = {
+    # name: (torch function of (x, params), parameter draw, input kind)
+    "neg": (lambda x, p: -x, lambda rng: {}, "any"),
+    "exp": (lambda x, p: torch.exp(x), lambda rng: {}, "any"),
+    "log": (lambda x, p: torch.log(x), lambda rng: {}, "positive"),
+    "sqrt": (lambda x, p: torch.sqrt(x), lambda rng: {}, "positive"),
+    "square": (lambda x, p: torch.square(x), lambda rng: {}, "any"),
+    "abs": (lambda x, p: torch.abs(x), lambda rng: {}, "zeros"),
+    "add_scalar": (lambda x, p: x + p["value"], lambda rng: {"value": round(rng.uniform(-3, 3), 3)}, "any"),
+    "mul_scalar": (lambda x, p: x * p["value"], lambda rng: {"value": rng.choice([0.0, -1.5, 2.25, 1e-3])}, "any"),
+    "div_scalar": (lambda x, p: x / p["value"], lambda rng: {"value": rng.choice([-1.5, 3.0, 1e-3, 7.0])}, "any"),
+    "pow_scalar": (lambda x, p: torch.pow(x, p["exponent"]),
+                   lambda rng: {"exponent": rng.choice([0.0, 1.0, 2.0, 3.0, 0.5, -1.0, 1.5, -2.5])}, "positive"),
+    "clamp": (lambda x, p: torch.clamp(x, p["min"], p["max"]),
+              lambda rng: rng.choice([{"min": -0.5, "max": 0.5}, {"min": 0.0, "max": 1.0}, {"min": 1.0, "max": -1.0}]),
+              "edges"),
+    "relu": (lambda x, p: F.relu(x), lambda rng: {}, "zeros"),
+    "leaky_relu": (lambda x, p: F.leaky_relu(x, p["negative_slope"]),
+                   lambda rng: {"negative_slope": rng.choice([0.01, 0.2, -0.5, 1.5])}, "zeros"),
+    "sigmoid": (lambda x, p: torch.sigmoid(x), lambda rng: {}, "any"),
+    "tanh": (lambda x, p: torch.tanh(x), lambda rng: {}, "any"),
+    "gelu": (lambda x, p: F.gelu(x, approximate=p["approximate"]),
+             lambda rng: {"approximate": rng.choice(["none", "tanh"])}, "any"),
+}
+
+
+def unary_input(rng, gen, shape, kind):
+    x = randn(gen, shape) * 2
+    if kind == "positive" and rng.random() < 0.85:  # else negatives too: NaN where both must give NaN
+        x = x.abs() + 0.1
+    if kind in ("zeros", "edges") and x.numel() > 1:  # the kinks: gradient conventions at 0 and at the bounds
+        flat = x.reshape(-1)
+        for i in range(0, flat.numel(), 3):
+            flat[i] = rng.choice([0.0, -0.5, 0.5, 1.0, -1.0])
+    return x
+
+
+def unary_case(name, rng, gen):
+    function = rng.choice(sorted(UNARY))
+    torch_function, draw, kind = UNARY[function]
+    params = dict(function=function, **draw(rng))
+    x = unary_input(rng, gen, random_shape(rng, rng.randint(0, 4), 1, 5), kind)
+    case = Case(name, "unary", params)
+    return run_function(case, gen, {"input": x}, ["input"], lambda input: torch_function(input, params))
+
+
+def broadcast_pair(rng):
+    """Two shapes that broadcast: dims dropped from the front or set to 1 in either."""
+    full = random_shape(rng, rng.randint(0, 4), 2, 4)
+
+    def thin(shape):
+        shape = shape[rng.randint(0, len(shape)):] if shape and rng.random() < 0.3 else list(shape)
+        return [1 if rng.random() < 0.3 else d for d in shape]
+    return thin(full), thin(full)
+
+
+def binary_case(name, rng, gen):
+    function = rng.choice(["add", "sub", "mul", "div"])
+    shape_a, shape_b = broadcast_pair(rng)
+    note = ""
+    if rng.random() < 0.06 and shape_a:  # sizes that do not broadcast
+        shape_b = list(shape_b[:-1]) + [shape_a[-1] + 1] if shape_b else [shape_a[-1] + 1]
+        shape_a[-1] = max(shape_a[-1], 2)
+        note = "invalid: shapes do not broadcast"
+    a = randn(gen, shape_a)
+    b = randn(gen, shape_b)
+    if function == "div":
+        b = torch.sign(b) * (b.abs() + 0.5)
+    case = Case(name, "binary", {"function": function}, note)
+    f = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}[function]
+    return run_function(case, gen, {"a": a, "b": b}, ["a", "b"], lambda a, b: f(a, b))
+
+
+def reduction_case(name, rng, gen):
+    op = rng.choice(["sum", "mean", "max", "argmax"])
+    rank = rng.randint(0, 4)
+    shape = random_shape(rng, rank, 1, 4)
+    r = max(rank, 1)
+    x = randn(gen, shape)
+    params, note = {}, ""
+    if op in ("sum", "mean"):
+        choice = rng.random()
+        if choice < 0.2:
+            f = lambda input: getattr(torch, op)(input)
+        elif choice < 0.3:
+            keepdim = rng.random() < 0.5
+            params = {"dims": "all", "keepdim": keepdim}  # the empty list: every dim, as in PyTorch
+            f = lambda input: getattr(torch, op)(input, dim=[], keepdim=keepdim)
+        else:
+            dims = rng.sample(range(r), rng.randint(1, r))
+            dims = [d - r if rng.random() < 0.3 else d for d in dims]
+            if rng.random() < 0.06:
+                dims.append(dims[0] % r)
+                note = "invalid: a dim twice"
+            keepdim = rng.random() < 0.5
+            params = {"dims": dims, "keepdim": keepdim}
+            f = lambda input: getattr(torch, op)(input, dim=dims, keepdim=keepdim)
+    elif op == "max" and rng.random() < 0.3:
+        f = lambda input: torch.max(input)
+    else:
+        dim = rng.randint(-r, r - 1)
+        keepdim = rng.random() < 0.5
+        params = {"dim": dim, "keepdim": keepdim}
+        if op == "max":
+            f = lambda input: torch.max(input, dim, keepdim).values
+        else:
+            f = lambda input: torch.argmax(input, dim, keepdim)
+    case = Case(name, op, params, note)
+    return run_function(case, gen, {"input": x}, [] if op == "argmax" else ["input"], f)
+
+
+def dropout_case(name, rng, gen):
+    """The masks come from different generators, so this checks properties: every output is 0 or
+    x / (1 - p), the gradient goes through the same mask, and the share dropped is near p."""
+    p = rng.choice([0.0, 0.1, 0.5, 0.9, 1.0])
+    training = rng.random() < 0.8
+    shape = random_shape(rng, rng.randint(1, 4), 1, 12)
+    params = {"p": p, "training": training, "seed": rng.randrange(1 << 40)}
+    case = Case(name, "dropout", params)
+    x = randn(gen, shape)
+    if not training or p in (0.0, 1.0):  # deterministic: compare with torch
+        return run_function(case, gen, {"input": x}, ["input"], lambda input: F.dropout(input, p, training))
+    case.tensors["input"] = x
+    case.requires_grad = ["input"]
+    grad_output = randn(gen, shape)
+    case.tensors["grad_output"] = grad_output
+
+    def check(result):
+        out, grad = result.get("output"), result.get("grad.input")
+        if out is None or grad is None:
+            return [("output", "missing output or gradient")]
+        kept = out != 0
+        failures = []
+        scale = 1.0 / (1.0 - p)
+        error, _ = relative_error(out, torch.where(kept, x * scale, torch.zeros(())))
+        if not error <= TOLERANCE:
+            failures.append(("output", f"kept elements are not x / (1 - p): relative error {error:.3g}"))
+        error, _ = relative_error(grad, torch.where(kept, grad_output * scale, torch.zeros(())))
+        if not error <= TOLERANCE:
+            failures.append(("grad.input", f"not the output's mask: relative error {error:.3g}"))
+        n = x.numel()
+        dropped = 1.0 - kept.double().mean().item()
+        bound = 5 * math.sqrt(p * (1 - p) / n) + 1.0 / n  # five standard deviations
+        if abs(dropped - p) > bound:
+            failures.append(("output", f"dropped {dropped:.3f} of {n}, p = {p} (bound {bound:.3f})"))
+        return failures
+    case.check = check
+    return case
+
+
+# ---- softmax and losses -------------------------------------------------------------------------
+
+def softmax_case(name, rng, gen):
+    op = rng.choice(["softmax", "log_softmax"])
+    rank = rng.randint(1, 4)
+    shape = random_shape(rng, rank, 1, 5)
+    dim = rng.randint(-rank, rank - 1)
+    x = randn(gen, shape) * rng.choice([1.0, 5.0, 30.0])
+    note = ""
+    if rng.random() < 0.15:  # -inf entries: 0 (or -inf) where others are finite, NaN for a row of -inf
+        flat = x.reshape(-1)
+        for i in range(0, flat.numel(), rng.randint(2, 4)):
+            flat[i] = -math.inf
+        note = "-inf entries"
+    case = Case(name, op, {"dim": dim}, note)
+    f = getattr(F, op)
+    run_function(case, gen, {"input": x}, ["input"], lambda input: f(input, dim))
+    if "grad.input" in case.expected:
+        # softmax: dx = y (dy - sum(dy y)), log_softmax: dx = dy - exp(y) sum(dy), both cancel where
+        # one entry dominates a row (y near 1): measure against the terms, not the difference.
+        y, dy = case.expected["output"], case.tensors["grad_output"]
+        if op == "softmax":
+            terms = y * (dy.abs() + (dy * y).sum(dim, keepdim=True).abs())
+        else:
+            terms = dy.abs() + torch.exp(y) * dy.sum(dim, keepdim=True).abs()
+        case.scale["grad.input"] = torch.linalg.norm(torch.nan_to_num(terms, nan=0.0, posinf=0.0)).item()
+    return case
+
+
+def cross_entropy_case(name, rng, gen):
+    classes = rng.randint(1, 6)
+    layout = rng.choice(["C", "NC", "NC", "NCd", "NCdd"])
+    batch = rng.randint(1, 4)
+    spatial = {"C": [], "NC": [], "NCd": [rng.randint(1, 4)], "NCdd": [rng.randint(1, 3), rng.randint(1, 3)]}[layout]
+    logits_shape = [classes] if layout == "C" else [batch, classes] + spatial
+    target_shape = [] if layout == "C" else [batch] + spatial
+    ignore_index = rng.choice([-100, -100, -1, rng.randrange(classes)])
+    target = torch.randint(0, classes, target_shape, generator=gen, dtype=torch.int64)
+    if rng.random() < 0.3:  # some positions ignored (possibly all)
+        mask = torch.rand(target_shape, generator=gen) < rng.choice([0.3, 1.0])
+        target = torch.where(mask, torch.full_like(target, ignore_index), target)
+    note = ""
+    if rng.random() < 0.06:
+        target.reshape(-1)[0] = classes  # neither a class nor ignore_index
+        note = "invalid: target out of range"
+    params = {"label_smoothing": rng.choice([0.0, 0.0, 0.1, round(rng.uniform(0, 1), 3)]),
+              "reduction": rng.choice(["none", "mean", "sum"]), "ignore_index": ignore_index}
+    case = Case(name, "cross_entropy", params, note)
+    x = randn(gen, logits_shape) * 3
+    f = lambda input, target: F.cross_entropy(input, target, ignore_index=ignore_index,
+                                              reduction=params["reduction"],
+                                              label_smoothing=params["label_smoothing"])
+    run_function(case, gen, {"input": x, "target": target}, ["input"], f)
+    if "grad.input" in case.expected:
+        # dx = w (softmax(x) - q), q the smoothed one-hot target, cancels to ~0 where softmax is
+        # near q (one class: exactly 0): measure against the terms, w (softmax(x) + q).
+        class_dim = 0 if layout == "C" else 1
+        valid = target != ignore_index
+        smoothing = params["label_smoothing"]
+        q = F.one_hot(torch.where(valid, target, torch.zeros_like(target)), classes).double()
+        q = (1 - smoothing) * q + smoothing / classes
+        q = torch.movedim(q, -1, class_dim) * valid.unsqueeze(class_dim)
+        dy = case.tensors["grad_output"]
+        if params["reduction"] == "mean":
+            dy = dy / valid.sum()
+        weight = (dy * valid).unsqueeze(class_dim) if params["reduction"] == "none" else dy * valid.unsqueeze(class_dim)
+        terms = weight * (torch.softmax(x, class_dim) + q)
+        case.scale["grad.input"] = torch.linalg.norm(terms).item()
+    return case
+
+
+def mse_case(name, rng, gen):
+    shape = random_shape(rng, rng.randint(0, 4), 1, 4)
+    reduction = rng.choice(["none", "mean", "sum"])
+    case = Case(name, "mse_loss", {"reduction": reduction})
+    inputs = {"input": randn(gen, shape), "target": randn(gen, shape)}
+    return run_function(case, gen, inputs, ["input", "target"],
+                        lambda input, target: F.mse_loss(input, target, reduction=reduction))
+
+
+def bce_case(name, rng, gen):
+    rank = rng.randint(1, 4)
+    shape = random_shape(rng, rank, 1, 4)
+    reduction = rng.choice(["none", "mean", "sum"])
+    target = torch.rand(shape, generator=gen)
+    if rng.random() < 0.4:
+        target = (target > 0.5).double()  # hard labels
+    pos_weight = None
+    if rng.random() < 0.5:  # broadcast against the logits: [C] for [N, C], [C, 1, 1] for [N, C, H, W]
+        pw_shape = [shape[-1]] if rank <= 2 else [shape[1]] + [1] * (rank - 2)
+        pos_weight = torch.rand(pw_shape, generator=gen) * 3
+    case = Case(name, "binary_cross_entropy_with_logits", {"reduction": reduction})
+    inputs = {"input": randn(gen, shape) * 4, "target": target, "pos_weight": pos_weight}
+    f = lambda input, target, pos_weight: F.binary_cross_entropy_with_logits(
+        input, target, reduction=reduction, pos_weight=pos_weight)
+    return run_function(case, gen, inputs, ["input", "target"], f)
+
+
 # ---- optimizers and schedules ------------------------------------------------------------------
 
 def draw_optimizer(rng):
@@ -987,6 +1238,11 @@ def plan():
                                  ("concat", 20, concat_case), ("slice", 25, slice_case), ("split", 20, split_case),
                                  ("upsample_nearest", 30, upsample_case)):
         families.append((family, count, lambda r, g, s, n, build=build: build(n, r, g)))
+    for family, count, build in (("unary", 120, unary_case), ("binary", 40, binary_case),
+                                 ("reduction", 60, reduction_case), ("dropout", 20, dropout_case),
+                                 ("softmax", 40, softmax_case), ("cross_entropy", 50, cross_entropy_case),
+                                 ("mse_loss", 15, mse_case), ("bce_with_logits", 30, bce_case)):
+        families.append((family, count, lambda r, g, s, n, build=build: build(n, r, g)))
     families.append(("optim", 60, lambda r, g, s, n: optim_case(n, r, g)))
     families.append(("optim_invalid", 8, lambda r, g, s, n: optim_case(n, r, g, True)))
     families.append(("train", 12, lambda r, g, s, n: train_case(n, r, g, s)))
@@ -1009,7 +1265,10 @@ def relative_error(actual, expected, scale=0.0):
     if actual.shape != expected.shape:
         return math.inf, f"shape {list(actual.shape)} != {list(expected.shape)}"
     finite = torch.isfinite(expected)
-    if not torch.equal(torch.isfinite(actual), finite) or not torch.equal(actual[~finite], expected[~finite]):
+    nan = torch.isnan(expected)
+    infinite = ~finite & ~nan
+    if (not torch.equal(torch.isfinite(actual), finite) or not torch.equal(torch.isnan(actual), nan)
+            or not torch.equal(actual[infinite], expected[infinite])):
         return math.inf, "non-finite values differ"
     a, b = actual[finite], expected[finite]
     diff = torch.linalg.norm(a - b).item()
@@ -1047,6 +1306,8 @@ def compare(case, result, status):
         return [("accepts", f"torch raises ({case.torch_error}) but convkit returns a result")]
     if state != "ok":
         return [("throws", f"{status.get('error_type')}: {status.get('error_message')}")]
+    if case.check is not None:
+        return case.check(result)
     failures = []
     if "backward_error" in status:
         failures.append(("backward throws", status["backward_error"]))

@@ -105,5 +105,7 @@ void register_conv_pool_ops(OpTable& table);
 void register_module_ops(OpTable& table);
 void register_norm_shape_ops(OpTable& table);
 void register_optim_ops(OpTable& table);
+void register_elementwise_ops(OpTable& table);
+void register_softmax_loss_ops(OpTable& table);
 
 }  // namespace torch_diff

@@ -27,6 +27,8 @@ const torch_diff::OpTable& ops() {
         torch_diff::register_module_ops(t);
         torch_diff::register_norm_shape_ops(t);
         torch_diff::register_optim_ops(t);
+        torch_diff::register_elementwise_ops(t);
+        torch_diff::register_softmax_loss_ops(t);
         return t;
     }();
     return table;
