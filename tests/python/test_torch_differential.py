@@ -167,14 +167,17 @@ def backward(case, gen, output):
 
 
 def torch_module(spec):
-    kwargs = {k: v for k, v in spec.items() if k not in ("type", "children") and v is not None}
+    # Tuples, not lists: nn.Upsample takes a tuple of scale factors only.
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()
+              if k not in ("type", "children") and v is not None}
     if spec["type"] == "Sequential":
         return torch.nn.Sequential(*[torch_module(child) for child in spec["children"]])
     return getattr(torch.nn, spec["type"])(**kwargs)
 
 
-def run_module(case, gen, seed, input_tensor, training=True):
-    """The module in float64 from the spec, its state_dict for convkit, forward and backward."""
+def run_module(case, gen, seed, input_tensor, training=True, randomize_buffers=False):
+    """The module in float64 from the spec, its state_dict for convkit, forward and backward.
+    randomize_buffers: running statistics away from their initial 0 and 1, a batch count of 3."""
     case.params = dict(case.params, training=training)
     spec = {k: v for k, v in case.params.items() if k != "training"}
     case.tensors["input"] = input_tensor.contiguous()
@@ -182,6 +185,15 @@ def run_module(case, gen, seed, input_tensor, training=True):
     try:
         torch.manual_seed(seed)  # the module's initial values
         module = torch_module(spec).double().train(training)
+        if randomize_buffers:
+            with torch.no_grad():
+                for key, buffer in module.named_buffers():
+                    if key.endswith("running_mean"):
+                        buffer.copy_(randn(gen, buffer.shape))
+                    elif key.endswith("running_var"):
+                        buffer.copy_(torch.rand(buffer.shape, generator=gen) + 0.5)
+                    elif key.endswith("num_batches_tracked"):
+                        buffer.fill_(3)
         for key, value in module.state_dict().items():
             case.tensors["state." + key] = value.detach().clone().contiguous()
         x = input_tensor.detach().clone().requires_grad_(True)
@@ -1008,12 +1020,17 @@ def pool_module_spec(rng, rank, max_pool):
 
 
 def sequential_spec(rng, rank):
-    """A small CNN of the layers on main: conv, pool, conv (groups), avg pool, adaptive, flatten."""
+    """A small CNN: conv (a padding mode), batch norm, an activation, max pool, grouped strided conv,
+    avg pool with padding, adaptive pool, flatten."""
     c0, c1, c2 = rng.randint(1, 3), 2 * rng.randint(1, 2), 2 * rng.randint(1, 3)
     size = {1: 17, 2: 9, 3: 6}[rank] + rng.randint(0, 3)
     children = [
+        # No bias before batch norm: its gradient is zero but for rounding (the normalization
+        # removes per-channel constants), and Adam would amplify that noise into the trajectory.
         {"type": f"Conv{rank}d", "in_channels": c0, "out_channels": c1, "kernel_size": 3, "padding": 1,
-         "padding_mode": rng.choice(["zeros", "reflect", "replicate", "circular"])},
+         "padding_mode": rng.choice(["zeros", "reflect", "replicate", "circular"]), "bias": False},
+        {"type": f"BatchNorm{rank}d", "num_features": c1, "momentum": rng.choice([0.1, None])},
+        rng.choice([{"type": "ReLU"}, {"type": "LeakyReLU", "negative_slope": 0.1}, {"type": "GELU"}]),
         {"type": f"MaxPool{rank}d", "kernel_size": 2, "ceil_mode": rng.random() < 0.5},
         {"type": f"Conv{rank}d", "in_channels": c1, "out_channels": c2, "kernel_size": rng.choice([1, 3]),
          "groups": 2, "stride": rng.choice([1, 2]), "padding": 1, "bias": rng.random() < 0.5},
@@ -1034,6 +1051,26 @@ def module_case(name, rng, gen, seed, kind):
     elif kind == "adaptive":
         shape = [rng.randint(1, 2), rng.randint(1, 3)] + [rng.randint(1, 7) for _ in range(rank)]
         spec = {"type": f"AdaptiveAvgPool{rank}d", "output_size": [rng.randint(1, 7) for _ in range(rank)]}
+    elif kind == "batchnorm":
+        shape = [rng.randint(1, 4), rng.randint(1, 4)] + random_shape(rng, rank, 1, 4)
+        if rank == 1 and rng.random() < 0.3:
+            shape = shape[:2]  # BatchNorm1d also takes [N, C]
+        spec = {"type": f"BatchNorm{rank}d", "num_features": shape[1], "eps": rng.choice([1e-5, 1e-3]),
+                "momentum": rng.choice([0.1, 0.5, None]), "affine": rng.random() < 0.7,
+                "track_running_stats": rng.random() < 0.8}
+        return run_module(Case(name, "module", spec), gen, seed, randn(gen, shape) * 2 + 1,
+                          training=rng.random() < 0.6, randomize_buffers=True)
+    elif kind == "activation":
+        shape = [rng.randint(1, 3) for _ in range(rng.randint(1, 4))]
+        spec = rng.choice([{"type": "ReLU"}, {"type": "LeakyReLU", "negative_slope": rng.choice([0.01, 0.3])},
+                           {"type": "Sigmoid"}, {"type": "Tanh"},
+                           {"type": "GELU", "approximate": rng.choice(["none", "tanh"])},
+                           {"type": "Dropout", "p": rng.choice([0.0, 0.5])}])
+        training = spec["type"] != "Dropout" or spec["p"] == 0.0  # the masks differ: Dropout p > 0 in eval only
+        return run_module(Case(name, "module", spec), gen, seed, randn(gen, shape), training=training)
+    elif kind == "upsample":
+        shape = [rng.randint(1, 2), rng.randint(1, 3)] + random_shape(rng, rank, 1, 4)
+        spec = {"type": "Upsample", "scale_factor": [rng.randint(1, 3) for _ in range(rank)]}
     elif kind == "flatten":
         shape = [rng.randint(1, 3) for _ in range(rng.randint(2, 5))]
         start = rng.randint(-len(shape), len(shape) - 1)
@@ -1041,8 +1078,9 @@ def module_case(name, rng, gen, seed, kind):
         spec = {"type": "Flatten", "start_dim": start, "end_dim": end}
     else:
         spec, shape = sequential_spec(rng, rank)
-    case = Case(name, "module", spec)
-    return run_module(case, gen, seed, randn(gen, shape))
+        return run_module(Case(name, "module", spec), gen, seed, randn(gen, shape), training=rng.random() < 0.7,
+                          randomize_buffers=True)
+    return run_module(Case(name, "module", spec), gen, seed, randn(gen, shape))
 
 
 # ---- the cases PyTorch's bug history says are easy to get wrong ---------------------------------
@@ -1246,7 +1284,8 @@ def plan():
     families.append(("optim", 60, lambda r, g, s, n: optim_case(n, r, g)))
     families.append(("optim_invalid", 8, lambda r, g, s, n: optim_case(n, r, g, True)))
     families.append(("train", 12, lambda r, g, s, n: train_case(n, r, g, s)))
-    for kind, count in (("conv", 30), ("pool", 20), ("adaptive", 8), ("flatten", 10), ("sequential", 15)):
+    for kind, count in (("conv", 30), ("pool", 20), ("adaptive", 8), ("flatten", 10), ("sequential", 15),
+                        ("batchnorm", 30), ("activation", 15), ("upsample", 8)):
         families.append((f"module_{kind}", count, lambda r, g, s, n, kind=kind: module_case(n, r, g, s, kind)))
     entries = []
     for family, count, build in families:

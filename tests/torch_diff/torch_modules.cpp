@@ -49,6 +49,30 @@ ModulePtr flatten(const Case& c, const std::string& prefix) {
                                          static_cast<int>(c.integer_or(prefix + "end_dim", -1)));
 }
 
+template <typename Layer>
+Builder batch_norm_layer() {
+    return [](const Case& c, const std::string& prefix) -> ModulePtr {
+        nn::BatchNormOptions options;
+        options.eps = c.number_or(prefix + "eps", options.eps);
+        // PyTorch's momentum=None: a cumulative average.
+        if (c.text_or(prefix + "momentum", "0.1") == "None") {
+            options.momentum = std::nullopt;
+        } else {
+            options.momentum = c.number_or(prefix + "momentum", 0.1);
+        }
+        options.affine = c.flag(prefix + "affine", true);
+        options.track_running_stats = c.flag(prefix + "track_running_stats", true);
+        return std::make_shared<Layer>(c.integer(prefix + "num_features"), options);
+    };
+}
+
+ModulePtr gelu(const Case& c, const std::string& prefix) {
+    const std::string approximate = c.text_or(prefix + "approximate", "none");
+    if (approximate != "none" && approximate != "tanh") throw CaseError("unknown approximate '" + approximate + "'");
+    return std::make_shared<nn::GELU>(approximate == "tanh" ? convkit::GeluApproximation::Tanh
+                                                            : convkit::GeluApproximation::None);
+}
+
 ModulePtr sequential(const Case& c, const std::string& prefix) {
     auto model = std::make_shared<nn::Sequential>();
     const std::int64_t children = c.integer(prefix + "children");
@@ -74,6 +98,25 @@ const std::map<std::string, Builder>& builders() {
         {"AdaptiveAvgPool2d", adaptive_avg_pool_layer(2)},
         {"AdaptiveAvgPool3d", adaptive_avg_pool_layer(3)},
         {"Flatten", flatten},
+        {"BatchNorm1d", batch_norm_layer<nn::BatchNorm1d>()},
+        {"BatchNorm2d", batch_norm_layer<nn::BatchNorm2d>()},
+        {"BatchNorm3d", batch_norm_layer<nn::BatchNorm3d>()},
+        {"ReLU", [](const Case&, const std::string&) -> ModulePtr { return std::make_shared<nn::ReLU>(); }},
+        {"LeakyReLU",
+         [](const Case& c, const std::string& prefix) -> ModulePtr {
+             return std::make_shared<nn::LeakyReLU>(c.number_or(prefix + "negative_slope", 0.01));
+         }},
+        {"Sigmoid", [](const Case&, const std::string&) -> ModulePtr { return std::make_shared<nn::Sigmoid>(); }},
+        {"Tanh", [](const Case&, const std::string&) -> ModulePtr { return std::make_shared<nn::Tanh>(); }},
+        {"GELU", gelu},
+        {"Dropout",
+         [](const Case& c, const std::string& prefix) -> ModulePtr {
+             return std::make_shared<nn::Dropout>(c.number_or(prefix + "p", 0.5));
+         }},
+        {"Upsample",
+         [](const Case& c, const std::string& prefix) -> ModulePtr {
+             return std::make_shared<nn::Upsample>(c.integers(prefix + "scale_factor"));
+         }},
         {"Sequential", sequential},
     };
     return table;
