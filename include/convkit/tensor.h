@@ -130,6 +130,10 @@ public:
     // Internal: the autograd state (src/autograd).
     const std::shared_ptr<detail::AutogradMeta>& autograd_meta() const { return autograd_; }
     std::uint64_t storage_version() const { return storage_ ? storage_->version() : 0; }
+    // Internal: records an in-place write made through data pointers (an optimizer's kernel), as
+    // fill_ and copy_ do: refused while grad mode is on if the tensor requires grad, and bumps the
+    // storage's version so a SavedTensor of it fails loudly in backward. `op` names the writer.
+    void mark_written_in_place(const char* op) const { check_in_place_write(op); }
 
 private:
     Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);

@@ -17,4 +17,56 @@ void load(Module& module, const std::string& path, bool strict, std::map<std::st
     }
 }
 
+namespace {
+void add_prefixed(TensorMap& into, const std::string& prefix, const std::map<std::string, Tensor>& from) {
+    for (const auto& [name, t] : from) into[prefix + name] = t;
+}
+
+// The entries of `all` under `prefix`, with the prefix removed.
+TensorMap with_prefix(const TensorMap& all, const std::string& prefix) {
+    TensorMap part;
+    for (const auto& [name, t] : all) {
+        if (name.compare(0, prefix.size(), prefix) == 0) part[name.substr(prefix.size())] = t;
+    }
+    return part;
+}
+}  // namespace
+
+void save_training_checkpoint(const std::string& path, const Module& model, const optim::Optimizer& optimizer,
+                              const optim::LRScheduler* scheduler,
+                              const std::map<std::string, std::string>& metadata) {
+    TensorMap all;
+    add_prefixed(all, "model.", model.state_dict());
+    add_prefixed(all, "optimizer.", optimizer.state_dict());
+    if (scheduler != nullptr) add_prefixed(all, "scheduler.", scheduler->state_dict());
+    save_safetensors(path, all, metadata);
+}
+
+void load_training_checkpoint(const std::string& path, Module& model, optim::Optimizer& optimizer,
+                              optim::LRScheduler* scheduler, std::map<std::string, std::string>* metadata) {
+    const TensorMap all = load_safetensors(path, metadata);
+    for (const auto& [name, t] : all) {
+        const bool known = name.rfind("model.", 0) == 0 || name.rfind("optimizer.", 0) == 0 ||
+                           (scheduler != nullptr && name.rfind("scheduler.", 0) == 0);
+        if (!known) throw InvalidArgument("load_training_checkpoint: " + path + ": unexpected tensor '" + name + "'");
+    }
+    // The model's and the optimizer's loads each check everything before writing; snapshots
+    // undo the model if a later part fails, so a bad file changes nothing.
+    const TensorMap model_before = model.state_dict();
+    TensorMap model_snapshot;
+    for (const auto& [name, t] : model_before) model_snapshot[name] = t.clone();
+    const auto optimizer_snapshot = optimizer.state_dict();
+    std::map<std::string, Tensor> optimizer_copy;
+    for (const auto& [name, t] : optimizer_snapshot) optimizer_copy[name] = t.clone();
+    try {
+        model.load_state_dict(with_prefix(all, "model."));
+        optimizer.load_state_dict(with_prefix(all, "optimizer."));
+        if (scheduler != nullptr) scheduler->load_state_dict(with_prefix(all, "scheduler."));
+    } catch (const Error& e) {
+        model.load_state_dict(model_snapshot);
+        optimizer.load_state_dict(optimizer_copy);
+        throw InvalidArgument("load_training_checkpoint: " + path + ": " + e.what());
+    }
+}
+
 }  // namespace convkit::nn

@@ -154,6 +154,8 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
         if (it == state.end()) continue;
         target.copy_(it->second.to(target.dtype()).to(target.device()));
     }
+    state_loaded();
+    for (auto& [name, module] : named_modules()) module->state_loaded();
 }
 
 Tensor& Module::register_parameter(const std::string& name, Tensor tensor, bool requires_grad) {

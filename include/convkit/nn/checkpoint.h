@@ -6,6 +6,8 @@
 #include <string>
 
 #include "convkit/nn/module.h"
+#include "convkit/optim/optimizer.h"
+#include "convkit/optim/scheduler.h"
 
 namespace convkit::nn {
 
@@ -16,5 +18,18 @@ void save(const Module& module, const std::string& path, const std::map<std::str
 // file and the tensor, and leaves the module unchanged.
 void load(Module& module, const std::string& path, bool strict = true,
           std::map<std::string, std::string>* metadata = nullptr);
+
+// A training checkpoint: the model's state under "model.<name>", the optimizer's under
+// "optimizer.<key>" and, when given, the schedule's under "scheduler.<key>", plus `metadata`
+// (epoch, metrics...), in one atomically written file. Resuming from it continues training
+// exactly where it stopped.
+void save_training_checkpoint(const std::string& path, const Module& model, const optim::Optimizer& optimizer,
+                              const optim::LRScheduler* scheduler = nullptr,
+                              const std::map<std::string, std::string>& metadata = {});
+// Everything is checked before anything is written: on an error the model, optimizer and
+// schedule are as they were.
+void load_training_checkpoint(const std::string& path, Module& model, optim::Optimizer& optimizer,
+                              optim::LRScheduler* scheduler = nullptr,
+                              std::map<std::string, std::string>* metadata = nullptr);
 
 }  // namespace convkit::nn

@@ -77,6 +77,9 @@ protected:
         return module;
     }
     void register_child(const std::string& name, std::shared_ptr<Module> module);
+    // Called on every module of the tree after load_state_dict has written new values, for
+    // layers that keep a derived copy of a buffer.
+    virtual void state_loaded() {}
 
 private:
     struct Slot {

@@ -17,6 +17,33 @@ inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 
+// Unary ops, elementwise (as the torch functions of the same names). All differentiable; float32
+// tensors compute in float32 with the scalar arguments rounded to float32, as PyTorch does.
+Tensor neg(const Tensor& t);
+Tensor exp(const Tensor& t);
+Tensor log(const Tensor& t);   // NaN below 0, -inf at 0
+Tensor sqrt(const Tensor& t);  // NaN below 0
+Tensor square(const Tensor& t);
+Tensor abs(const Tensor& t);  // gradient sign(x), 0 at 0 (torch.abs)
+
+// With a scalar: t + value, t * value, t / value, t ^ exponent (torch.pow with a scalar
+// exponent; the gradient of a zero exponent is 0 everywhere).
+Tensor add_scalar(const Tensor& t, double value);
+Tensor mul_scalar(const Tensor& t, double value);
+Tensor div_scalar(const Tensor& t, double value);
+Tensor pow_scalar(const Tensor& t, double exponent);
+// min(max(t, lo), hi) as torch.clamp: NaN stays NaN, lo > hi gives hi everywhere, and the
+// gradient passes where lo <= t <= hi (edges included).
+Tensor clamp(const Tensor& t, double lo, double hi);
+
+inline Tensor operator-(const Tensor& t) { return neg(t); }
+inline Tensor operator+(const Tensor& t, double value) { return add_scalar(t, value); }
+inline Tensor operator+(double value, const Tensor& t) { return add_scalar(t, value); }
+inline Tensor operator-(const Tensor& t, double value) { return add_scalar(t, -value); }
+inline Tensor operator*(const Tensor& t, double value) { return mul_scalar(t, value); }
+inline Tensor operator*(double value, const Tensor& t) { return mul_scalar(t, value); }
+inline Tensor operator/(const Tensor& t, double value) { return div_scalar(t, value); }
+
 // The broadcast of `gradient` summed back to `shape` (which must broadcast to its shape): the
 // gradient of an operand that was broadcast. Returns `gradient` itself when the shapes agree.
 Tensor sum_to_shape(const Tensor& gradient, const Shape& shape);

@@ -1,0 +1,25 @@
+#pragma once
+// Batch normalization with PyTorch's semantics (torch.nn.functional.batch_norm and the
+// BatchNorm1d/2d/3d modules), differentiable, on host and CUDA tensors.
+#include "convkit/tensor.h"
+
+namespace convkit {
+
+// x is [N, C] or [N, C, L] (1d), [N, C, H, W] (2d) or [N, C, D, H, W] (3d); every channel is
+// normalized over the batch and spatial positions:
+//   y = (x - mean) / sqrt(var + eps) * weight + bias.
+// weight and bias are [C], or undefined for no affine parameters (affine=False).
+// running_mean and running_var are [C], or both undefined (track_running_stats=False).
+//
+// Training (or no running statistics): mean and var are the batch's, var biased (divisor
+// N * spatial), and there must be more than one value per channel. In training the running
+// statistics, when given, are updated in place (their storage version bumped) with the batch's
+// mean and UNBIASED variance (divisor N * spatial - 1):
+//   running = (1 - momentum) * running + momentum * batch statistic.
+// Evaluation with running statistics: mean and var are the running ones, and the op is an
+// affine map of x.
+// The gradient flows to x, weight and bias (never to the running statistics).
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean, Tensor& running_var,
+                  bool training, double momentum = 0.1, double eps = 1e-5);
+
+}  // namespace convkit

@@ -1,0 +1,13 @@
+#pragma once
+// Launcher for the dropout kernel (kernels/dropout.cu); plain C++ for host callers.
+#include <cstdint>
+
+#include "convkit/device.h"
+#include "convkit/dtype.h"
+
+namespace convkit::kernels {
+
+// y[i] = x[i] * (dropout_keeps(seed, i, p) ? 1 / (1 - p) : 0) for i < count (ops/dropout_math.h).
+void dropout(DType dtype, const void* x, void* y, std::int64_t count, double p, std::uint64_t seed, Stream stream);
+
+}  // namespace convkit::kernels

@@ -1,0 +1,81 @@
+// Shape-op kernels: the block copy behind concat/slice/split, and nearest-neighbour upsampling.
+// The index math is ops/shape_geometry.h, shared with the host backend.
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_runtime.h"
+#include "kernels/kernel_support.cuh"
+#include "kernels/shape_ops.h"
+
+namespace convkit::kernels {
+
+namespace {
+
+// Word is an unsigned integer of the element's size: the copy moves bits, whatever the dtype.
+template <typename Word>
+__global__ void block_copy_kernel(detail::BlockCopyGeometry g, const Word* source, Word* dest) {
+    const std::int64_t total = g.count();
+    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+        const detail::CopyOffsets o = detail::block_copy_offsets(g, index);
+        dest[o.dest] = source[o.source];
+    }
+}
+
+template <typename T>
+__global__ void upsample_nearest_forward_kernel(detail::UpsampleGeometry g, const T* x, T* y) {
+    const std::int64_t total = g.planes * g.output_spatial();
+    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+        y[index] = x[detail::upsample_source_offset(g, index)];
+    }
+}
+
+template <typename T>
+__global__ void upsample_nearest_backward_kernel(detail::UpsampleGeometry g, const T* dy, T* dx) {
+    const std::int64_t total = g.planes * g.input_spatial();
+    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+        dx[index] = static_cast<T>(detail::upsample_gradient_sum<double>(g, dy, index));
+    }
+}
+
+}  // namespace
+
+void block_copy(const detail::BlockCopyGeometry& g, std::size_t element_size, const void* source, void* dest,
+                Stream stream) {
+    if (g.count() == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    const cudaStream_t s = detail::to_cuda(stream);
+    if (element_size == 4) {
+        block_copy_kernel<std::uint32_t><<<grid_for(g.count()), kThreadsPerBlock, 0, s>>>(
+            g, static_cast<const std::uint32_t*>(source), static_cast<std::uint32_t*>(dest));
+    } else {
+        block_copy_kernel<std::uint64_t><<<grid_for(g.count()), kThreadsPerBlock, 0, s>>>(
+            g, static_cast<const std::uint64_t*>(source), static_cast<std::uint64_t*>(dest));
+    }
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+}
+
+void upsample_nearest_forward(const detail::UpsampleGeometry& g, DType dtype, const void* input, void* output,
+                              Stream stream) {
+    const std::int64_t total = g.planes * g.output_spatial();
+    if (total == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    dispatch_float_types(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        upsample_nearest_forward_kernel<T><<<grid_for(total), kThreadsPerBlock, 0, detail::to_cuda(stream)>>>(
+            g, static_cast<const T*>(input), static_cast<T*>(output));
+    });
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+}
+
+void upsample_nearest_backward(const detail::UpsampleGeometry& g, DType dtype, const void* grad_output,
+                               void* grad_input, Stream stream) {
+    const std::int64_t total = g.planes * g.input_spatial();
+    if (total == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    dispatch_float_types(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        upsample_nearest_backward_kernel<T><<<grid_for(total), kThreadsPerBlock, 0, detail::to_cuda(stream)>>>(
+            g, static_cast<const T*>(grad_output), static_cast<T*>(grad_input));
+    });
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+}
+
+}  // namespace convkit::kernels

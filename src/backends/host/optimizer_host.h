@@ -1,0 +1,24 @@
+#pragma once
+// The host loop of the optimizer updates: the same tables and per-element arithmetic
+// (optim/optimizer_math.h) as the fused CUDA kernel (kernels/optimizer.h), and its oracle.
+#include <vector>
+
+#include "optim/optimizer_math.h"
+
+namespace convkit::detail {
+
+template <typename T>
+void sgd_update_host(const SgdCoefficients<T>& c, const std::vector<SgdTensor<T>>& table) {
+    for (const SgdTensor<T>& t : table) {
+        for (std::int64_t i = 0; i < t.numel; ++i) sgd_update_element(c, t, i);
+    }
+}
+
+template <typename T>
+void adam_update_host(const AdamCoefficients<T>& c, const std::vector<AdamTensor<T>>& table) {
+    for (const AdamTensor<T>& t : table) {
+        for (std::int64_t i = 0; i < t.numel; ++i) adam_update_element(c, t, i);
+    }
+}
+
+}  // namespace convkit::detail

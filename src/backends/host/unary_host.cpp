@@ -1,0 +1,33 @@
+#include "backends/host/unary_host.h"
+
+#include "ops/op_support.h"
+
+namespace convkit::detail {
+
+void unary_forward_host(UnaryOp op, UnaryScalars scalars, DType dtype, const void* x, void* y, std::int64_t count) {
+    dispatch_dtype(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        dispatch_unary_op(op, [&](auto op_constant) {
+            const T* in = static_cast<const T*>(x);
+            T* out = static_cast<T*>(y);
+            for (std::int64_t i = 0; i < count; ++i) out[i] = unary_value<decltype(op_constant)::value>(in[i], scalars);
+        });
+    });
+}
+
+void unary_backward_host(UnaryOp op, UnaryScalars scalars, DType dtype, const void* dy, const void* saved, void* dx,
+                         std::int64_t count) {
+    dispatch_dtype(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        dispatch_unary_op(op, [&](auto op_constant) {
+            const T* gradient = static_cast<const T*>(dy);
+            const T* kept = static_cast<const T*>(saved);
+            T* out = static_cast<T*>(dx);
+            for (std::int64_t i = 0; i < count; ++i) {
+                out[i] = unary_gradient<decltype(op_constant)::value>(gradient[i], kept[i], scalars);
+            }
+        });
+    });
+}
+
+}  // namespace convkit::detail

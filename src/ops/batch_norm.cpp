@@ -1,0 +1,203 @@
+// Batch normalization: checks, geometry, the running-statistics update, device dispatch,
+// autograd. The arithmetic is ops/batch_norm_math.h on each backend.
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "autograd/graph.h"
+#include "backends/host/batch_norm_host.h"
+#include "convkit/autograd.h"
+#include "convkit/ops/norm.h"
+#include "core/check.h"
+#include "kernels/batch_norm.h"
+#include "ops/batch_norm_math.h"
+#include "ops/op_support.h"
+
+namespace convkit {
+
+namespace {
+using detail::BatchNormGeometry;
+
+// "batch_norm2d" for [N, C, H, W], as PyTorch names its modules; [N, C] and [N, C, L] are 1d.
+std::string batch_norm_op_name(const Tensor& x) {
+    if (!x.defined() || x.rank() < 2 || x.rank() > 5) return "batch_norm";
+    return detail::concat("batch_norm", x.rank() <= 3 ? 1 : x.rank() - 2, "d");
+}
+
+// weight, bias, running_mean, running_var: undefined or a vector [channels] like x.
+void check_channel_vector(const std::string& op, const char* name, const Tensor& t, const Tensor& x) {
+    if (!t.defined()) return;
+    detail::check_same_device_and_dtype(op, {{"input", x}, {name, t}});
+    CONVKIT_REQUIRE(t.rank() == 1 && t.size(0) == x.size(1), op, name, " must have shape [", x.size(1),
+                    "] (one value per channel of input ", x.shape().to_string(), "), got ", t.shape().to_string());
+}
+
+BatchNormGeometry check_batch_norm(const std::string& op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   const Tensor& running_mean, const Tensor& running_var, double momentum, double eps) {
+    detail::check_same_device_and_dtype(op, {{"input", x}});
+    CONVKIT_REQUIRE(x.rank() >= 2 && x.rank() <= 5, op, "input must be [N, C] or [N, C, spatial...] with up to 3 ",
+                    "spatial dims, got shape ", x.shape().to_string());
+    check_channel_vector(op, "weight", weight, x);
+    check_channel_vector(op, "bias", bias, x);
+    check_channel_vector(op, "running_mean", running_mean, x);
+    check_channel_vector(op, "running_var", running_var, x);
+    CONVKIT_REQUIRE(running_mean.defined() == running_var.defined(), op,
+                    "running_mean and running_var must both be given or both be undefined, got running_mean ",
+                    running_mean.defined() ? "defined" : "undefined", " and running_var ",
+                    running_var.defined() ? "defined" : "undefined");
+    CONVKIT_REQUIRE(std::isfinite(eps) && eps >= 0, op, "eps must be finite and >= 0, got ", eps);
+    CONVKIT_REQUIRE(std::isfinite(momentum), op, "momentum must be finite, got ", momentum);
+    BatchNormGeometry g;
+    g.batch = x.size(0);
+    g.channels = x.size(1);
+    for (int d = 2; d < x.rank(); ++d) g.spatial *= x.size(d);
+    return g;
+}
+
+const void* data_or_null(const Tensor& t) {
+    return t.defined() ? t.raw_data() : nullptr;
+}
+double* double_data(const Tensor& t) {
+    return t.data<double>();
+}
+
+// A float64 copy of a running statistic, so that the forward's values stay what the backward
+// pass uses even if the running statistics change in between (a later training step).
+Tensor double_copy(const Tensor& t) {
+    NoGradGuard no_grad;
+    return t.dtype() == DType::Float64 ? t.clone() : t.to(DType::Float64);
+}
+
+// The batch's mean and biased variance (float64 [C]); in training with running statistics, also
+// their in-place update.
+std::pair<Tensor, Tensor> batch_statistics(const BatchNormGeometry& g, const Tensor& x, Tensor& running_mean,
+                                           Tensor& running_var, bool update_running, double momentum) {
+    const Shape channels{g.channels};
+    Tensor mean = Tensor::empty(channels, DType::Float64, x.device());
+    Tensor var = Tensor::empty(channels, DType::Float64, x.device());
+    Tensor updated_mean;
+    Tensor updated_var;
+    detail::RunningStatistics running;
+    if (update_running) {
+        updated_mean = Tensor::empty(channels, x.dtype(), x.device());
+        updated_var = Tensor::empty(channels, x.dtype(), x.device());
+        running = {running_mean.raw_data(), running_var.raw_data(), updated_mean.raw_data(), updated_var.raw_data(),
+                   momentum};
+    }
+    if (x.device().is_host()) {
+        detail::batch_norm_statistics_host(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var), running);
+    } else {
+        kernels::batch_norm_statistics(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var), running,
+                                       detail::stream_of(x));
+    }
+    if (update_running) {
+        // copy_ bumps the storage versions (a backward pass that saved them notices) and refuses
+        // tensors that require grad unless grad mode is off, which it is here.
+        NoGradGuard no_grad;
+        running_mean.copy_(updated_mean);
+        running_var.copy_(updated_var);
+    }
+    return {mean, var};
+}
+
+struct BatchNormGradients {
+    Tensor input;
+    Tensor weight;
+    Tensor bias;
+};
+
+// What the backward pass needs from the forward one.
+struct BatchNormSaved {
+    BatchNormGeometry geometry;
+    autograd::SavedTensor x;
+    autograd::SavedTensor weight;
+    Tensor mean;  // float64 [C], the statistics used (batch or running); private to the op
+    Tensor var;
+    double eps;
+    bool batch_statistics;
+};
+
+BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor& dy,
+                                       const autograd::NeedsGrad& needs) {
+    const Tensor& x = saved.x.get();
+    const Tensor& weight = saved.weight.get();
+    const BatchNormGeometry& g = saved.geometry;
+    const bool need_sums = (needs[0] && saved.batch_statistics) || needs[1] || needs[2];
+    const Shape channels{g.channels};
+    Tensor sum_dy;
+    Tensor sum_dy_x_hat;
+    if (need_sums) {
+        sum_dy = Tensor::empty(channels, DType::Float64, x.device());
+        sum_dy_x_hat = Tensor::empty(channels, DType::Float64, x.device());
+        if (x.device().is_host()) {
+            detail::batch_norm_backward_reduce_host(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+                                                    double_data(saved.var), saved.eps, double_data(sum_dy),
+                                                    double_data(sum_dy_x_hat));
+        } else {
+            kernels::batch_norm_backward_reduce(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+                                                double_data(saved.var), saved.eps, double_data(sum_dy),
+                                                double_data(sum_dy_x_hat), detail::stream_of(x));
+        }
+    }
+    BatchNormGradients grads;
+    if (needs[0]) {
+        grads.input = Tensor::empty(x.shape(), x.dtype(), x.device());
+        const double* s_dy = sum_dy.defined() ? double_data(sum_dy) : nullptr;
+        const double* s_dy_x_hat = sum_dy_x_hat.defined() ? double_data(sum_dy_x_hat) : nullptr;
+        if (x.device().is_host()) {
+            detail::batch_norm_backward_input_host(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+                                                   double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
+                                                   saved.eps, saved.batch_statistics, grads.input.raw_data());
+        } else {
+            kernels::batch_norm_backward_input(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+                                               double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
+                                               saved.eps, saved.batch_statistics, grads.input.raw_data(),
+                                               detail::stream_of(x));
+        }
+    }
+    // dweight = sum(dy * x_hat), dbias = sum(dy), per channel.
+    if (needs[1]) grads.weight = sum_dy_x_hat.to(x.dtype());
+    if (needs[2]) grads.bias = sum_dy.to(x.dtype());
+    return grads;
+}
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean, Tensor& running_var,
+                  bool training, double momentum, double eps) {
+    const std::string op = batch_norm_op_name(x);
+    const BatchNormGeometry g = check_batch_norm(op, x, weight, bias, running_mean, running_var, momentum, eps);
+    // Without running statistics there is nothing else to normalize with, in evaluation too.
+    const bool use_batch_statistics = training || !running_mean.defined();
+    Tensor mean;
+    Tensor var;
+    if (use_batch_statistics) {
+        CONVKIT_REQUIRE(g.per_channel() > 1, op, "Expected more than 1 value per channel when training, got input ",
+                        "shape ", x.shape().to_string());
+        std::tie(mean, var) =
+            batch_statistics(g, x, running_mean, running_var, training && running_mean.defined(), momentum);
+    } else {
+        mean = double_copy(running_mean);
+        var = double_copy(running_var);
+    }
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+    if (x.device().is_host()) {
+        detail::batch_norm_forward_host(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var),
+                                        data_or_null(weight), data_or_null(bias), eps, y.raw_data());
+    } else {
+        kernels::batch_norm_forward(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var),
+                                    data_or_null(weight), data_or_null(bias), eps, y.raw_data(), detail::stream_of(x));
+    }
+    if (autograd::should_record({x, weight, bias})) {
+        BatchNormSaved saved{g,   autograd::SavedTensor(x), autograd::SavedTensor(weight), mean, var,
+                             eps, use_batch_statistics};
+        autograd::record(op, y, {x, weight, bias},
+                         [saved = std::move(saved)](const Tensor& dy, const autograd::NeedsGrad& needs) {
+                             BatchNormGradients grads = batch_norm_backward(saved, dy, needs);
+                             return std::vector<Tensor>{grads.input, grads.weight, grads.bias};
+                         });
+    }
+    return y;
+}
+
+}  // namespace convkit

@@ -1,0 +1,41 @@
+// Dropout: checks, device dispatch, autograd. The mask is recomputed from the seed in the
+// backward pass instead of being stored: drawing it costs a few integer multiplies per element,
+// while storing it would hold a tensor of the input's size until backward.
+#include "convkit/ops/dropout.h"
+
+#include <cmath>
+
+#include "autograd/graph.h"
+#include "backends/host/dropout_host.h"
+#include "core/check.h"
+#include "kernels/dropout.h"
+#include "ops/op_support.h"
+
+namespace convkit {
+
+namespace {
+// x through the mask of (seed, p); the forward pass on the input and the backward on dy.
+Tensor apply_mask(const Tensor& x, double p, std::uint64_t seed) {
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+    if (x.device().is_host()) {
+        detail::dropout_host(x.dtype(), x.raw_data(), y.raw_data(), x.numel(), p, seed);
+    } else {
+        kernels::dropout(x.dtype(), x.raw_data(), y.raw_data(), x.numel(), p, seed, detail::stream_of(x));
+    }
+    return y;
+}
+}  // namespace
+
+Tensor dropout(const Tensor& t, double p, bool training, std::uint64_t seed) {
+    const std::string op = "dropout";
+    detail::check_same_device_and_dtype(op, {{"input", t}});
+    CONVKIT_REQUIRE(p >= 0 && p <= 1, op, "p must be in [0, 1], got ", p);
+    if (!training || p == 0) return t;
+    Tensor y = apply_mask(t, p, seed);
+    autograd::record(op, y, {t}, [p, seed](const Tensor& dy, const autograd::NeedsGrad&) {
+        return std::vector<Tensor>{apply_mask(dy, p, seed)};
+    });
+    return y;
+}
+
+}  // namespace convkit

@@ -1,0 +1,199 @@
+// Losses: checks, geometry, device dispatch, autograd. The arithmetic is ops/loss_math.h's.
+#include "convkit/ops/loss.h"
+
+
+#include "autograd/graph.h"
+#include "backends/host/loss_host.h"
+#include "core/check.h"
+#include "ops/position_text.h"
+#include "cuda/cuda_memory.h"
+#include "kernels/loss.h"
+#include "ops/op_support.h"
+
+namespace convkit {
+
+const char* reduction_name(Reduction reduction) {
+    switch (reduction) {
+        case Reduction::None: return "none";
+        case Reduction::Mean: return "mean";
+        case Reduction::Sum: return "sum";
+    }
+    return "reduction";
+}
+
+namespace detail {
+const char* pointwise_loss_name(PointwiseLoss loss) {
+    return loss == PointwiseLoss::SquaredError ? "mse_loss" : "binary_cross_entropy_with_logits";
+}
+}  // namespace detail
+
+namespace {
+using autograd::SavedTensor;
+using detail::PointwiseLoss;
+
+Shape reduced_shape(Reduction reduction, const Shape& per_element) {
+    return reduction == Reduction::None ? per_element : Shape{};
+}
+
+// The gradient of each element is grad_output times this (per element for None).
+double gradient_scale(Reduction reduction, std::int64_t count) {
+    return reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0;
+}
+
+// ---- cross-entropy ----
+
+// logits without their class dim: [N, C, d...] -> [N, d...]; [C] -> [].
+Shape cross_entropy_target_shape(const Shape& logits) {
+    std::vector<std::int64_t> dims = logits.to_vector();
+    dims.erase(dims.begin() + (logits.rank() == 1 ? 0 : 1));
+    return Shape(dims);
+}
+
+std::int64_t element_of(const Tensor& targets, std::int64_t flat) {
+    std::int64_t value = 0;
+    detail::copy_bytes(&value, Device::host(), targets.data<std::int64_t>() + flat, targets.device(), sizeof(value));
+    return value;
+}
+
+detail::CrossEntropyParams cross_entropy_params(const std::string& op, const Tensor& logits, const Tensor& targets,
+                                                double label_smoothing, std::int64_t ignore_index) {
+    detail::check_same_device_and_dtype(op, {{"logits", logits}});
+    CONVKIT_REQUIRE(targets.defined(), op, "targets is undefined");
+    CONVKIT_REQUIRE(targets.dtype() == DType::Int64, op, "targets must be int64 class indices, got ",
+                    dtype_name(targets.dtype()));
+    CONVKIT_REQUIRE(targets.device() == logits.device(), op, "targets is on ", targets.device().to_string(),
+                    " but logits is on ", logits.device().to_string());
+    CONVKIT_REQUIRE(logits.rank() >= 1, op, "logits must be [C], [N, C] or [N, C, d1, ...], got a scalar");
+    const Shape target_shape = cross_entropy_target_shape(logits.shape());
+    CONVKIT_REQUIRE(targets.shape() == target_shape, op, "targets has shape ", targets.shape().to_string(),
+                    " but logits of shape ", logits.shape().to_string(), " need targets of shape ",
+                    target_shape.to_string(), " (one class index per sample and position)");
+    const int class_dim = logits.rank() == 1 ? 0 : 1;
+    CONVKIT_REQUIRE(logits.size(class_dim) > 0, op, "logits of shape ", logits.shape().to_string(), " have no classes");
+    CONVKIT_REQUIRE(label_smoothing >= 0 && label_smoothing <= 1, op, "label_smoothing must be in [0, 1], got ",
+                    label_smoothing);
+    return {detail::softmax_geometry(op, logits.shape(), class_dim), label_smoothing, ignore_index};
+}
+
+Tensor cross_entropy_backward_raw(const detail::CrossEntropyParams& p, Reduction reduction, double scale,
+                                  const Tensor& dy, const Tensor& logits, const Tensor& targets,
+                                  const Tensor& row_lse) {
+    Tensor dx = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+    const bool per_row = reduction == Reduction::None;
+    if (logits.device().is_host()) {
+        detail::cross_entropy_backward_host(p, logits.dtype(), dy.raw_data(), per_row, scale, logits.raw_data(),
+                                            targets.data<std::int64_t>(), row_lse.raw_data(), dx.raw_data());
+    } else {
+        kernels::cross_entropy_backward(p, logits.dtype(), dy.raw_data(), per_row, scale, logits.raw_data(),
+                                        targets.data<std::int64_t>(), row_lse.raw_data(), dx.raw_data(),
+                                        detail::stream_of(logits));
+    }
+    return dx;
+}
+
+// ---- pointwise losses ----
+
+Tensor pointwise_loss(PointwiseLoss loss, Reduction reduction, const Tensor& input, const Tensor& target,
+                      const Tensor& pos_weight) {
+    const std::string op = detail::pointwise_loss_name(loss);
+    const detail::BroadcastGeometry g =
+        detail::broadcast_geometry(op, input.shape(), pos_weight.defined() ? pos_weight.shape() : Shape{});
+    Tensor out = Tensor::empty(reduced_shape(reduction, input.shape()), input.dtype(), input.device());
+    const void* pw = pos_weight.defined() ? pos_weight.raw_data() : nullptr;
+    if (input.device().is_host()) {
+        detail::pointwise_loss_forward_host(loss, reduction, g, input.dtype(), input.raw_data(), target.raw_data(), pw,
+                                            out.raw_data());
+    } else {
+        kernels::pointwise_loss_forward(loss, reduction, g, input.dtype(), input.raw_data(), target.raw_data(), pw,
+                                        out.raw_data(), detail::stream_of(input));
+    }
+    if (!autograd::should_record({input, target})) return out;
+    autograd::record(
+        op, out, {input, target},
+        [loss, reduction, g, x = SavedTensor(input), t = SavedTensor(target), w = SavedTensor(pos_weight)](
+            const Tensor& dy, const autograd::NeedsGrad& needs) {
+            const Tensor& in = x.get();
+            Tensor dx = needs[0] ? Tensor::empty(in.shape(), in.dtype(), in.device()) : Tensor();
+            Tensor dt = needs[1] ? Tensor::empty(in.shape(), in.dtype(), in.device()) : Tensor();
+            const bool per_element = reduction == Reduction::None;
+            const double scale = gradient_scale(reduction, g.count);
+            const void* weights = w.defined() ? w.get().raw_data() : nullptr;
+            void* grad_input = dx.defined() ? dx.raw_data() : nullptr;
+            void* grad_target = dt.defined() ? dt.raw_data() : nullptr;
+            if (in.device().is_host()) {
+                detail::pointwise_loss_backward_host(loss, g, in.dtype(), dy.raw_data(), per_element, scale,
+                                                     in.raw_data(), t.get().raw_data(), weights, grad_input,
+                                                     grad_target);
+            } else {
+                kernels::pointwise_loss_backward(loss, g, in.dtype(), dy.raw_data(), per_element, scale, in.raw_data(),
+                                                 t.get().raw_data(), weights, grad_input, grad_target,
+                                                 detail::stream_of(in));
+            }
+            return std::vector<Tensor>{dx, dt};
+        });
+    return out;
+}
+
+void check_same_shape(const std::string& op, const char* a_name, const Tensor& a, const char* b_name, const Tensor& b) {
+    CONVKIT_REQUIRE(a.shape() == b.shape(), op, a_name, " has shape ", a.shape().to_string(), " but ", b_name,
+                    " has shape ", b.shape().to_string(), "; they must be equal (", op, " does not broadcast them)");
+}
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, double label_smoothing, Reduction reduction,
+                     std::int64_t ignore_index) {
+    const std::string op = "cross_entropy";
+    const detail::CrossEntropyParams p = cross_entropy_params(op, logits, targets, label_smoothing, ignore_index);
+    Tensor out = Tensor::empty(reduced_shape(reduction, targets.shape()), logits.dtype(), logits.device());
+    // Each row's log-sum-exp: the backward pass needs the softmax and rebuilds it from this.
+    Tensor row_lse = Tensor::empty(targets.shape(), logits.dtype(), logits.device());
+    const detail::CrossEntropyStatus status =
+        logits.device().is_host()
+            ? detail::cross_entropy_forward_host(p, reduction, logits.dtype(), logits.raw_data(),
+                                                 targets.data<std::int64_t>(), out.raw_data(), row_lse.raw_data())
+            : kernels::cross_entropy_forward(p, reduction, logits.dtype(), logits.raw_data(),
+                                             targets.data<std::int64_t>(), out.raw_data(), row_lse.raw_data(),
+                                             detail::stream_of(logits));
+    if (status.first_invalid_row >= 0) {
+        throw InvalidArgument(detail::concat(
+            op, ": targets", detail::position_text(targets.shape(), status.first_invalid_row), " = ",
+            element_of(targets, status.first_invalid_row), " is not a class index: logits of shape ",
+            logits.shape().to_string(), " have ", p.classes(), " classes, so targets must be in [0, ", p.classes(),
+            ") or ignore_index (", ignore_index, ")"));
+    }
+    if (autograd::should_record({logits})) {
+        const double scale = gradient_scale(reduction, status.counted_rows);
+        autograd::record(op, out, {logits, targets},
+                         [p, reduction, scale, x = SavedTensor(logits), t = SavedTensor(targets),
+                          lse = SavedTensor(row_lse)](const Tensor& dy, const autograd::NeedsGrad&) {
+                             return std::vector<Tensor>{
+                                 cross_entropy_backward_raw(p, reduction, scale, dy, x.get(), t.get(), lse.get()),
+                                 Tensor()};
+                         });
+    }
+    return out;
+}
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+    const std::string op = "mse_loss";
+    detail::check_same_device_and_dtype(op, {{"input", input}, {"target", target}});
+    check_same_shape(op, "input", input, "target", target);
+    return pointwise_loss(PointwiseLoss::SquaredError, reduction, input, target, Tensor());
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets, Reduction reduction,
+                                        const Tensor& pos_weight) {
+    const std::string op = "binary_cross_entropy_with_logits";
+    detail::check_same_device_and_dtype(op, {{"logits", logits}, {"targets", targets}});
+    check_same_shape(op, "logits", logits, "targets", targets);
+    if (pos_weight.defined()) {
+        detail::check_same_device_and_dtype(op, {{"logits", logits}, {"pos_weight", pos_weight}});
+        const Shape broadcast = detail::broadcast_shape(op, logits.shape(), pos_weight.shape());
+        CONVKIT_REQUIRE(broadcast == logits.shape(), op, "pos_weight of shape ", pos_weight.shape().to_string(),
+                        " must broadcast to logits of shape ", logits.shape().to_string(), " (it would make ",
+                        broadcast.to_string(), ")");
+    }
+    return pointwise_loss(PointwiseLoss::BinaryCrossEntropyWithLogits, reduction, logits, targets, pos_weight);
+}
+
+}  // namespace convkit

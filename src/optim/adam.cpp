@@ -1,0 +1,172 @@
+// Adam and AdamW: argument checks, per-parameter state, and the dispatch of one update table per
+// dtype to the host loop or the fused kernel. The arithmetic is optim/optimizer_math.h.
+#include "convkit/optim/adam.h"
+
+#include <cmath>
+#include <initializer_list>
+
+#include "backends/host/optimizer_host.h"
+#include "convkit/autograd.h"
+#include "core/check.h"
+#include "kernels/optimizer.h"
+#include "ops/op_support.h"
+#include "optim/state_dict_support.h"
+
+namespace convkit::optim {
+
+namespace {
+
+// PyTorch's checks, plus finiteness (a NaN hyperparameter would poison every parameter).
+void validate(const AdamOptions& o, const std::string& op) {
+    CONVKIT_REQUIRE(o.lr >= 0 && std::isfinite(o.lr), op, "invalid learning rate ", o.lr, " (must be finite and >= 0)");
+    CONVKIT_REQUIRE(o.beta1 >= 0 && o.beta1 < 1, op, "invalid beta1 ", o.beta1, " (must be in [0, 1))");
+    CONVKIT_REQUIRE(o.beta2 >= 0 && o.beta2 < 1, op, "invalid beta2 ", o.beta2, " (must be in [0, 1))");
+    CONVKIT_REQUIRE(o.eps >= 0 && std::isfinite(o.eps), op, "invalid eps ", o.eps, " (must be finite and >= 0)");
+    CONVKIT_REQUIRE(o.weight_decay >= 0 && std::isfinite(o.weight_decay), op, "invalid weight_decay ", o.weight_decay,
+                    " (must be finite and >= 0)");
+}
+
+AdamOptions as_adam_options(const AdamWOptions& o) {
+    return {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.amsgrad, o.maximize};
+}
+
+const char* const kHyperparameters[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize"};
+
+}  // namespace
+
+Adam::Adam(std::vector<Tensor> parameters, AdamOptions options) : Adam(std::move(parameters), options, false, "Adam") {}
+
+Adam::Adam(std::vector<Tensor> parameters, AdamOptions options, bool decoupled, const char* name)
+    : Optimizer(name, std::move(parameters), options.lr), options_(options), decoupled_(decoupled) {
+    validate(options_, this->name());
+    state_.resize(this->parameters().size());
+}
+
+AdamW::AdamW(std::vector<Tensor> parameters, AdamWOptions options)
+    : Adam(std::move(parameters), as_adam_options(options), true, "AdamW") {}
+
+AdamOptions Adam::options() const {
+    AdamOptions o = options_;
+    o.lr = learning_rate();
+    return o;
+}
+
+std::int64_t Adam::step_count(std::size_t i) const {
+    CONVKIT_REQUIRE(i < state_.size(), name(), "parameter index ", i, " is out of range for ", state_.size(),
+                    " parameters");
+    return state_[i].step;
+}
+
+void Adam::set_cycle_momentum(double beta1) {
+    AdamOptions o = options();
+    o.beta1 = beta1;
+    validate(o, name());
+    options_.beta1 = beta1;
+}
+
+void Adam::step() {
+    NoGradGuard no_grad;
+    const std::vector<std::size_t> active = parameters_with_grad();
+    if (active.empty()) return;
+    const std::vector<Tensor>& params = parameters();
+    const std::string op = name() + "::step";
+
+    // A parameter's first step makes its state: zero moments, as PyTorch's lazy initialisation.
+    for (const std::size_t i : active) {
+        const Tensor& p = params[i];
+        ParameterState& s = state_[i];
+        if (!s.exp_avg.defined()) {
+            s.exp_avg = Tensor::zeros(p.shape(), p.dtype(), p.device());
+            s.exp_avg_sq = Tensor::zeros(p.shape(), p.dtype(), p.device());
+        }
+        if (options_.amsgrad && !s.max_exp_avg_sq.defined()) {
+            s.max_exp_avg_sq = Tensor::zeros(p.shape(), p.dtype(), p.device());
+        }
+        ++s.step;
+        for (const Tensor* t : std::initializer_list<const Tensor*>{&p, &s.exp_avg, &s.exp_avg_sq, &s.max_exp_avg_sq}) {
+            if (t->defined()) t->mark_written_in_place(op.c_str());
+        }
+    }
+
+    // One table per dtype: on a GPU each is one launch for all its parameters.
+    const double lr = learning_rate();
+    const auto update = [&](auto zero) {
+        using T = decltype(zero);
+        std::vector<detail::AdamTensor<T>> table;
+        for (const std::size_t i : active) {
+            const Tensor& p = params[i];
+            if (p.dtype() != dtype_of<T> || p.numel() == 0) continue;
+            const ParameterState& s = state_[i];
+            detail::AdamTensor<T> entry{p.data<T>(),
+                                        p.grad().data<T>(),
+                                        s.exp_avg.data<T>(),
+                                        s.exp_avg_sq.data<T>(),
+                                        options_.amsgrad ? s.max_exp_avg_sq.data<T>() : nullptr,
+                                        p.numel(),
+                                        T(0),
+                                        T(0)};
+            detail::set_adam_step_scalars(entry, lr, options_.beta1, options_.beta2, s.step);
+            table.push_back(entry);
+        }
+        if (table.empty()) return;
+        const auto c = detail::make_adam_coefficients<T>(lr, options_.beta1, options_.beta2, options_.eps,
+                                                         options_.weight_decay, decoupled_, options_.maximize);
+        if (device().is_host()) {
+            detail::adam_update_host(c, table);
+        } else {
+            kernels::adam_multi_tensor_update(c, table, detail::stream_of(params[active.front()]));
+        }
+    };
+    update(float{});
+    update(double{});
+}
+
+std::map<std::string, Tensor> Adam::state_dict() const {
+    const AdamOptions o = options();
+    const double values[] = {
+        o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.amsgrad ? 1.0 : 0.0, o.maximize ? 1.0 : 0.0};
+    std::map<std::string, Tensor> state;
+    for (std::size_t k = 0; k < std::size(kHyperparameters); ++k) {
+        state.emplace(detail::hyperparameter_key(kHyperparameters[k]), detail::scalar_tensor(values[k]));
+    }
+    for (std::size_t i = 0; i < state_.size(); ++i) {
+        const ParameterState& s = state_[i];
+        if (!s.exp_avg.defined()) continue;
+        state.emplace(detail::state_key(i, "step"), detail::scalar_tensor(static_cast<double>(s.step)));
+        state.emplace(detail::state_key(i, "exp_avg"), s.exp_avg.detach());
+        state.emplace(detail::state_key(i, "exp_avg_sq"), s.exp_avg_sq.detach());
+        if (options_.amsgrad) state.emplace(detail::state_key(i, "max_exp_avg_sq"), s.max_exp_avg_sq.detach());
+    }
+    return state;
+}
+
+void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
+    const std::string op = name() + "::load_state_dict";
+    detail::StateDictReader reader(state, op);
+    AdamOptions o;
+    o.lr = reader.scalar(detail::hyperparameter_key("lr"));
+    o.beta1 = reader.scalar(detail::hyperparameter_key("beta1"));
+    o.beta2 = reader.scalar(detail::hyperparameter_key("beta2"));
+    o.eps = reader.scalar(detail::hyperparameter_key("eps"));
+    o.weight_decay = reader.scalar(detail::hyperparameter_key("weight_decay"));
+    o.amsgrad = reader.flag(detail::hyperparameter_key("amsgrad"));
+    o.maximize = reader.flag(detail::hyperparameter_key("maximize"));
+    validate(o, op);
+    std::vector<ParameterState> loaded(parameters().size());
+    for (std::size_t i = 0; i < loaded.size(); ++i) {
+        if (!reader.has_state(i)) continue;
+        const Tensor& p = parameters()[i];
+        ParameterState& s = loaded[i];
+        s.step = reader.count(detail::state_key(i, "step"));
+        s.exp_avg = reader.buffer(i, "exp_avg", p);
+        s.exp_avg_sq = reader.buffer(i, "exp_avg_sq", p);
+        if (o.amsgrad) s.max_exp_avg_sq = reader.buffer(i, "max_exp_avg_sq", p);
+    }
+    reader.finish();
+    // Everything checked: now commit.
+    set_learning_rate(o.lr);
+    options_ = o;
+    state_ = std::move(loaded);
+}
+
+}  // namespace convkit::optim

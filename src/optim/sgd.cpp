@@ -1,0 +1,136 @@
+// SGD: argument checks, state, and the dispatch of one update table per dtype to the host loop
+// or the fused kernel. The arithmetic is optim/optimizer_math.h.
+#include "convkit/optim/sgd.h"
+
+#include <cmath>
+
+#include "backends/host/optimizer_host.h"
+#include "convkit/autograd.h"
+#include "core/check.h"
+#include "kernels/optimizer.h"
+#include "ops/op_support.h"
+#include "optim/state_dict_support.h"
+
+namespace convkit::optim {
+
+namespace {
+
+// PyTorch's checks, plus finiteness (a NaN hyperparameter would poison every parameter).
+void validate(const SGDOptions& o, const std::string& op) {
+    CONVKIT_REQUIRE(o.lr.has_value(), op, "lr is required (it has no default)");
+    CONVKIT_REQUIRE(*o.lr >= 0 && std::isfinite(*o.lr), op, "invalid learning rate ", *o.lr,
+                    " (must be finite and >= 0)");
+    CONVKIT_REQUIRE(o.momentum >= 0 && std::isfinite(o.momentum), op, "invalid momentum ", o.momentum,
+                    " (must be finite and >= 0)");
+    CONVKIT_REQUIRE(std::isfinite(o.dampening), op, "invalid dampening ", o.dampening);
+    CONVKIT_REQUIRE(o.weight_decay >= 0 && std::isfinite(o.weight_decay), op, "invalid weight_decay ", o.weight_decay,
+                    " (must be finite and >= 0)");
+    CONVKIT_REQUIRE(!o.nesterov || (o.momentum > 0 && o.dampening == 0), op,
+                    "nesterov momentum requires momentum > 0 and dampening == 0, got momentum ", o.momentum,
+                    " and dampening ", o.dampening);
+}
+
+const char* const kHyperparameters[] = {"lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"};
+
+}  // namespace
+
+SGD::SGD(std::vector<Tensor> parameters, SGDOptions options)
+    : Optimizer("SGD", std::move(parameters), options.lr.value_or(0)), options_(options) {
+    validate(options_, name());
+    momentum_buffers_.resize(this->parameters().size());
+}
+
+SGDOptions SGD::options() const {
+    SGDOptions o = options_;
+    o.lr = learning_rate();
+    return o;
+}
+
+void SGD::set_cycle_momentum(double momentum) {
+    SGDOptions o = options();
+    o.momentum = momentum;
+    validate(o, name());
+    options_.momentum = momentum;
+}
+
+void SGD::step() {
+    NoGradGuard no_grad;
+    const std::vector<std::size_t> active = parameters_with_grad();
+    if (active.empty()) return;
+    const std::vector<Tensor>& params = parameters();
+    const bool use_momentum = options_.momentum != 0;
+
+    // A parameter's first step with momentum makes its buffer, which the update fills with d_p.
+    std::vector<bool> first_step(params.size(), false);
+    for (const std::size_t i : active) {
+        params[i].mark_written_in_place("SGD::step");
+        if (!use_momentum) continue;
+        if (!momentum_buffers_[i].defined()) {
+            momentum_buffers_[i] = Tensor::empty(params[i].shape(), params[i].dtype(), params[i].device());
+            first_step[i] = true;
+        }
+        momentum_buffers_[i].mark_written_in_place("SGD::step");
+    }
+
+    // One table per dtype: on a GPU each is one launch for all its parameters.
+    const auto update = [&](auto zero) {
+        using T = decltype(zero);
+        std::vector<detail::SgdTensor<T>> table;
+        for (const std::size_t i : active) {
+            if (params[i].dtype() != dtype_of<T> || params[i].numel() == 0) continue;
+            table.push_back({params[i].data<T>(), params[i].grad().data<T>(),
+                             use_momentum ? momentum_buffers_[i].data<T>() : nullptr, params[i].numel(),
+                             first_step[i]});
+        }
+        if (table.empty()) return;
+        const auto c = detail::make_sgd_coefficients<T>(learning_rate(), options_.momentum, options_.dampening,
+                                                        options_.weight_decay, options_.nesterov, options_.maximize);
+        if (device().is_host()) {
+            detail::sgd_update_host(c, table);
+        } else {
+            kernels::sgd_multi_tensor_update(c, table, detail::stream_of(params[active.front()]));
+        }
+    };
+    update(float{});
+    update(double{});
+}
+
+std::map<std::string, Tensor> SGD::state_dict() const {
+    const SGDOptions o = options();
+    const double values[] = {
+        *o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov ? 1.0 : 0.0, o.maximize ? 1.0 : 0.0};
+    std::map<std::string, Tensor> state;
+    for (std::size_t k = 0; k < std::size(kHyperparameters); ++k) {
+        state.emplace(detail::hyperparameter_key(kHyperparameters[k]), detail::scalar_tensor(values[k]));
+    }
+    for (std::size_t i = 0; i < momentum_buffers_.size(); ++i) {
+        if (momentum_buffers_[i].defined()) {
+            state.emplace(detail::state_key(i, "momentum_buffer"), momentum_buffers_[i].detach());
+        }
+    }
+    return state;
+}
+
+void SGD::load_state_dict(const std::map<std::string, Tensor>& state) {
+    const std::string op = name() + "::load_state_dict";
+    detail::StateDictReader reader(state, op);
+    SGDOptions o;
+    o.lr = reader.scalar(detail::hyperparameter_key("lr"));
+    o.momentum = reader.scalar(detail::hyperparameter_key("momentum"));
+    o.dampening = reader.scalar(detail::hyperparameter_key("dampening"));
+    o.weight_decay = reader.scalar(detail::hyperparameter_key("weight_decay"));
+    o.nesterov = reader.flag(detail::hyperparameter_key("nesterov"));
+    o.maximize = reader.flag(detail::hyperparameter_key("maximize"));
+    validate(o, op);
+    std::vector<Tensor> buffers(parameters().size());
+    for (std::size_t i = 0; i < buffers.size(); ++i) {
+        if (reader.has_state(i)) buffers[i] = reader.buffer(i, "momentum_buffer", parameters()[i]);
+    }
+    reader.finish();
+    // Everything checked: now commit.
+    set_learning_rate(*o.lr);
+    options_ = o;
+    momentum_buffers_ = std::move(buffers);
+}
+
+}  // namespace convkit::optim

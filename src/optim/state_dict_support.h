@@ -1,0 +1,47 @@
+#pragma once
+// Writing and reading the optimizers' and schedulers' state dicts: key names, rank-0 float64
+// scalars, and a reader that checks every key it is asked for and, at the end, that no key was
+// left over, so a wrong checkpoint fails naming the key instead of loading half.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+
+#include "convkit/tensor.h"
+
+namespace convkit::detail {
+
+std::string hyperparameter_key(const std::string& name);            // "param_groups.0.<name>"
+std::string state_key(std::size_t index, const std::string& name);  // "state.<index>.<name>"
+Tensor scalar_tensor(double value);                                 // rank-0 float64, host
+
+class StateDictReader {
+public:
+    // `op` prefixes the messages ("SGD::load_state_dict").
+    StateDictReader(const std::map<std::string, Tensor>& state, std::string op);
+
+    // A rank-0 tensor of any dtype, as a double.
+    double scalar(const std::string& key);
+    // A rank-0 tensor holding 0 or 1.
+    bool flag(const std::string& key);
+    // A rank-0 tensor holding a non-negative integer.
+    std::int64_t count(const std::string& key);
+    // A floating-point tensor of the shape of `parameter` (parameters()[index]), copied to the
+    // parameter's dtype and device: never sharing storage with the map's tensor.
+    Tensor buffer(std::size_t index, const std::string& name, const Tensor& parameter);
+    // Whether the map has any "state.<index>." key: a parameter with no state yet has none.
+    bool has_state(std::size_t index) const;
+    // Throws on the first key that no call above asked for.
+    void finish() const;
+
+private:
+    const Tensor& find(const std::string& key);
+    const Tensor& find_scalar(const std::string& key);
+
+    const std::map<std::string, Tensor>& state_;
+    std::string op_;
+    std::set<std::string> used_;
+};
+
+}  // namespace convkit::detail

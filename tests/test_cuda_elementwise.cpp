@@ -1,0 +1,384 @@
+// The CUDA elementwise and reduction kernels against the host implementations (label gpu):
+// binary ops with broadcasting, sum_to_shape, unary ops and activations forward and backward,
+// sums, means, max and argmax over every kernel path (CUB's one-output reduction, a block per
+// row, a thread per row), dropout's mask. Outputs are NaN-filled before each kernel runs; sizes
+// include ones that are not multiples of the block size, ones past 2^16 elements, and empty
+// tensors. Tolerances: float64 1e-12 (elementwise results are compared exactly where both
+// sides do the same correctly rounded IEEE operation); float32 transcendental functions 1e-5
+// (CUDA's math library and glibc differ by an ulp or two); float32 sums 1e-6 (both accumulate
+// in double and round once).
+#include <cmath>
+#include <limits>
+
+#include "backends/host/binary_host.h"
+#include "backends/host/dropout_host.h"
+#include "backends/host/reduce_host.h"
+#include "backends/host/unary_host.h"
+#include "kernels/binary.h"
+#include "kernels/dropout.h"
+#include "kernels/reduce.h"
+#include "kernels/unary.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+using namespace convkit::testing;
+
+constexpr double kCudaFloat32MathTolerance = 1e-5;
+const DType kDtypes[] = {DType::Float64, DType::Float32};
+
+class CudaElementwise : public WithCuda<> {};
+
+// Shapes for elementwise work: odd sizes, one past 2^16 elements, and an empty one.
+const std::vector<Shape>& elementwise_shapes() {
+    static const std::vector<Shape> shapes = {Shape{1},        Shape{255},  Shape{3, 7, 13},
+                                              Shape{257, 259}, Shape{0, 5}, Shape{}};
+    return shapes;
+}
+
+// What `launch` writes into a NaN-filled CUDA tensor of `shape`, copied to the host.
+template <typename Launch>
+Tensor run_poisoned(const Shape& shape, DType dtype, Launch launch) {
+    Tensor out = nan_tensor(shape, dtype, Device::cuda());
+    launch(out);
+    return out.to(Device::host());
+}
+
+Stream stream0() {
+    return current_stream(0);
+}
+
+// NaN exactly where `expected` has NaN (a mean of nothing, a maximum of a row holding NaN), and
+// the other elements within `tolerance` relative error (0: exactly equal).
+void expect_close_with_nan(const Tensor& got, const Tensor& expected, double tolerance) {
+    ASSERT_EQ(got.shape(), expected.shape());
+    std::vector<double> a = got.to_vector(), b = expected.to_vector();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (std::isnan(b[i])) {
+            EXPECT_TRUE(std::isnan(a[i])) << "element " << i << " is " << a[i] << ", expected NaN";
+            a[i] = b[i] = 0;
+        }
+    }
+    EXPECT_LE(relative_error(Tensor::from_vector(got.shape(), a), Tensor::from_vector(expected.shape(), b)), tolerance);
+}
+
+// ---- binary ----------------------------------------------------------------------------------
+
+TEST_F(CudaElementwise, BinaryOpsWithBroadcastingEqualTheHost) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<std::pair<Shape, Shape>> pairs = {
+        {Shape{257, 259}, Shape{257, 259}}, {Shape{257, 259}, Shape{259}}, {Shape{2, 3, 4, 5, 6}, Shape{3, 1, 1, 6}},
+        {Shape{300, 1}, Shape{1, 301}},     {Shape{5}, Shape{}},           {Shape{0, 4}, Shape{4}},
+        {Shape{1, 3, 1}, Shape{2, 1, 4}}};
+    using detail::BinaryOp;
+    for (const auto& [sa, sb] : pairs) {
+        SCOPED_TRACE(sa.to_string() + " op " + sb.to_string());
+        const Tensor a = random_tensor(sa, rng);
+        const Tensor b = Tensor::uniform(sb, 0.5, 2, rng(), DType::Float64);  // away from 0 for division
+        const detail::BroadcastGeometry g = detail::broadcast_geometry("test", sa, sb);
+        const Shape out_shape = detail::broadcast_shape("test", sa, sb);
+        for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::NegDivSquare}) {
+            SCOPED_TRACE(detail::binary_op_name(op));
+            for (DType dtype : kDtypes) {
+                const Tensor ah = a.to(dtype), bh = b.to(dtype);
+                Tensor expected = Tensor::empty(out_shape, dtype);
+                detail::binary_elementwise_host(op, g, dtype, ah.raw_data(), bh.raw_data(), expected.raw_data());
+                const Tensor ad = ah.to(Device::cuda()), bd = bh.to(Device::cuda());
+                const Tensor got = run_poisoned(out_shape, dtype, [&](Tensor& out) {
+                    kernels::binary_elementwise(op, g, dtype, ad.raw_data(), bd.raw_data(), out.raw_data(), stream0());
+                });
+                // One correctly rounded operation (two for neg_div_square) on both sides: exact.
+                EXPECT_TRUE(exactly_equal(got, expected))
+                    << dtype_name(dtype) << ", max difference " << max_abs_difference(got, expected);
+            }
+        }
+    }
+}
+
+TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<std::pair<Shape, Shape>> pairs = {
+        {Shape{257, 259}, Shape{259}}, {Shape{257, 259}, Shape{257, 1}},
+        {Shape{300, 301}, Shape{}},    {Shape{2, 3, 4, 5, 6}, Shape{3, 1, 1, 6}},
+        {Shape{0, 4}, Shape{4}},       {Shape{4, 0}, Shape{0}}};
+    for (const auto& [full, reduced] : pairs) {
+        SCOPED_TRACE(full.to_string() + " -> " + reduced.to_string());
+        const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry("test", full, reduced);
+        for (DType dtype : kDtypes) {
+            const Tensor x = random_tensor(full, rng).to(dtype);
+            Tensor expected = Tensor::empty(reduced, dtype);
+            detail::reduce_to_shape_host(g, dtype, x.raw_data(), expected.raw_data());
+            const Tensor xd = x.to(Device::cuda());
+            const Tensor got = run_poisoned(reduced, dtype, [&](Tensor& out) {
+                kernels::reduce_to_shape(g, dtype, xd.raw_data(), out.raw_data(), stream0());
+            });
+            EXPECT_LT(relative_error(got, expected),
+                      dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance)
+                << dtype_name(dtype);
+            // And through the public op.
+            EXPECT_LT(relative_error(sum_to_shape(xd, reduced), expected),
+                      dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
+        }
+    }
+}
+
+// ---- unary -----------------------------------------------------------------------------------
+
+struct UnaryCase {
+    detail::UnaryOp op;
+    detail::UnaryScalars scalars;
+    double low, high;  // the input's range: inside the op's domain
+};
+
+std::vector<UnaryCase> unary_cases() {
+    using U = detail::UnaryOp;
+    return {{U::Neg, {}, -3, 3},          {U::Exp, {}, -5, 5},
+            {U::Log, {}, 0.01, 10},       {U::Sqrt, {}, 0.01, 10},
+            {U::Square, {}, -3, 3},       {U::Abs, {}, -3, 3},
+            {U::AddScalar, {0.3}, -3, 3}, {U::MulScalar, {-1.7}, -3, 3},
+            {U::DivScalar, {3}, -3, 3},   {U::PowScalar, {2.5}, 0.01, 3},
+            {U::PowScalar, {-1}, 0.1, 3}, {U::Clamp, {-0.5, 0.75}, -1, 1},
+            {U::Relu, {}, -2, 2},         {U::LeakyRelu, {0.1}, -2, 2},
+            {U::Sigmoid, {}, -8, 8},      {U::Tanh, {}, -4, 4},
+            {U::Gelu, {}, -5, 5},         {U::GeluTanh, {}, -5, 5}};
+}
+
+TEST_F(CudaElementwise, UnaryOpsForwardAndBackwardMatchTheHost) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (const UnaryCase& c : unary_cases()) {
+        SCOPED_TRACE(detail::unary_op_name(c.op));
+        for (const Shape& shape : elementwise_shapes()) {
+            SCOPED_TRACE(shape.to_string());
+            const Tensor x64 = Tensor::uniform(shape, c.low, c.high, rng(), DType::Float64);
+            const Tensor dy64 = random_tensor(shape, rng);
+            for (DType dtype : kDtypes) {
+                SCOPED_TRACE(dtype_name(dtype));
+                const Tensor x = x64.to(dtype), dy = dy64.to(dtype);
+                const std::int64_t n = shape.numel();
+                Tensor y = Tensor::empty(shape, dtype);
+                detail::unary_forward_host(c.op, c.scalars, dtype, x.raw_data(), y.raw_data(), n);
+                // The backward reads the input or the output; give it the one it expects.
+                const Tensor& saved = detail::unary_gradient_source(c.op) == detail::GradientSource::Output ? y : x;
+                Tensor dx = Tensor::empty(shape, dtype);
+                detail::unary_backward_host(c.op, c.scalars, dtype, dy.raw_data(), saved.raw_data(), dx.raw_data(), n);
+
+                const Tensor xd = x.to(Device::cuda()), dyd = dy.to(Device::cuda()), savedd = saved.to(Device::cuda());
+                const Tensor got_y = run_poisoned(shape, dtype, [&](Tensor& out) {
+                    kernels::unary_forward(c.op, c.scalars, dtype, xd.raw_data(), out.raw_data(), n, stream0());
+                });
+                const Tensor got_dx = run_poisoned(shape, dtype, [&](Tensor& out) {
+                    kernels::unary_backward(c.op, c.scalars, dtype, dyd.raw_data(), savedd.raw_data(), out.raw_data(),
+                                            n, stream0());
+                });
+                const double tolerance = dtype == DType::Float64 ? kFloat64Tolerance : kCudaFloat32MathTolerance;
+                EXPECT_LT(relative_error(got_y, y), tolerance) << "forward";
+                EXPECT_LT(relative_error(got_dx, dx), tolerance) << "backward";
+            }
+        }
+    }
+}
+
+TEST_F(CudaElementwise, PublicOpsRunOnTheDeviceAndDifferentiate) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = Tensor::uniform(Shape{33, 65}, 0.1, 2, rng(), DType::Float64);
+    const Tensor w = random_tensor(Shape{65}, rng);
+    auto f = [&](const Tensor& input, const Tensor& weight) {
+        return mean(gelu(log(input) * weight) + sigmoid(input) * 2.0 - relu(input - 1.0), {1});
+    };
+    Tensor xh = x.clone().set_requires_grad();
+    const Tensor yh = f(xh, w);
+    yh.backward(Tensor::full(yh.shape(), 1.0, DType::Float64));
+    Tensor xd = x.to(Device::cuda()).set_requires_grad();
+    const Tensor yd = f(xd, w.to(Device::cuda()));
+    EXPECT_EQ(yd.device(), Device::cuda());
+    yd.backward(Tensor::full(yd.shape(), 1.0, DType::Float64, Device::cuda()));
+    EXPECT_LT(relative_error(yd, yh), kFloat64Tolerance);
+    EXPECT_LT(relative_error(xd.grad(), xh.grad()), kFloat64Tolerance);
+}
+
+// ---- reductions ------------------------------------------------------------------------------
+
+struct SumCase {
+    Shape shape;
+    std::vector<int> dims;  // reduced (empty: all)
+};
+
+// Chosen to reach every path: one output (CUB), rows of >= 256 terms (a block each), short rows
+// (a thread each); more than 2^16 elements; empty inputs and outputs.
+std::vector<SumCase> sum_cases() {
+    return {{Shape{257, 259}, {}},  {Shape{70001}, {0}},      {Shape{257, 259}, {1}},
+            {Shape{257, 259}, {0}}, {Shape{3, 1000, 7}, {1}}, {Shape{2, 3, 4, 5, 6}, {0, 2, 4}},
+            {Shape{300, 5}, {1}},   {Shape{5}, {0}},          {Shape{0, 7}, {}},
+            {Shape{4, 0}, {1}},     {Shape{0, 4}, {1}},       {Shape{}, {}}};
+}
+
+std::vector<bool> reduced_marks(const SumCase& c) {
+    std::vector<bool> reduced(static_cast<std::size_t>(c.shape.rank()), c.dims.empty());
+    for (int d : c.dims) reduced[static_cast<std::size_t>(d)] = true;
+    return reduced;
+}
+
+Shape kept_shape(const SumCase& c) {
+    std::vector<std::int64_t> dims;
+    const std::vector<bool> reduced = reduced_marks(c);
+    for (int d = 0; d < c.shape.rank(); ++d) dims.push_back(reduced[static_cast<std::size_t>(d)] ? 1 : c.shape[d]);
+    return Shape(dims);
+}
+
+TEST_F(CudaElementwise, SumsAndMeansMatchTheHostOnEveryPath) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (const SumCase& c : sum_cases()) {
+        const Shape kept = kept_shape(c);
+        SCOPED_TRACE(c.shape.to_string() + " -> " + kept.to_string());
+        const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry("test", c.shape, kept);
+        for (DType dtype : kDtypes) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const Tensor x = random_tensor(c.shape, rng).to(dtype);
+            const Tensor xd = x.to(Device::cuda());
+            for (double scale : {1.0, 1.0 / 3.0}) {
+                Tensor expected = Tensor::empty(kept, dtype);
+                detail::sum_dims_host(g, dtype, x.raw_data(), scale, expected.raw_data());
+                const Tensor got = run_poisoned(kept, dtype, [&](Tensor& out) {
+                    kernels::sum_dims(g, dtype, xd.raw_data(), scale, out.raw_data(), stream0());
+                });
+                EXPECT_LT(relative_error(got, expected),
+                          dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance)
+                    << "scale " << scale;
+                // The same order every run.
+                const Tensor again = run_poisoned(kept, dtype, [&](Tensor& out) {
+                    kernels::sum_dims(g, dtype, xd.raw_data(), scale, out.raw_data(), stream0());
+                });
+                EXPECT_TRUE(exactly_equal(again, got)) << "not deterministic";
+            }
+            // Through the public op, whose mean over no elements is NaN.
+            expect_close_with_nan(mean(xd, c.dims, true), mean(x, c.dims, true),
+                                  dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
+        }
+    }
+}
+
+TEST_F(CudaElementwise, Float32WholeSumsAccumulateInDouble) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = Tensor::uniform(Shape{1 << 22}, 0, 1, rng(), DType::Float32);
+    const Tensor exact = sum(x.to(DType::Float64));
+    EXPECT_LT(relative_error(sum(x.to(Device::cuda())), exact), kFloat32VsFloat64Tolerance);
+}
+
+struct MaxCase {
+    Shape shape;
+    int dim;
+    bool all = false;  // over all elements instead of along `dim`
+};
+
+TEST_F(CudaElementwise, MaxArgmaxAndTheirGradientEqualTheHostWithTiesAndNaN) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<MaxCase> cases = {{Shape{257, 259}, 0, true}, {Shape{70001}, 0, true}, {Shape{257, 259}, 1},
+                                        {Shape{257, 259}, 0},       {Shape{3, 1000, 7}, 1},  {Shape{300, 5}, 1},
+                                        {Shape{2, 3, 4, 5, 6}, 2},  {Shape{0, 5}, 1},        {Shape{1}, 0, true}};
+    for (const MaxCase& c : cases) {
+        detail::DimReduceGeometry g;
+        if (c.all) {
+            g.size = c.shape.numel();
+        } else {
+            for (int i = 0; i < c.shape.rank(); ++i) {
+                if (i < c.dim) g.outer *= c.shape[i];
+                if (i == c.dim) g.size = c.shape[i];
+                if (i > c.dim) g.inner *= c.shape[i];
+            }
+        }
+        SCOPED_TRACE(c.shape.to_string() + (c.all ? " all" : " dim " + std::to_string(c.dim)));
+        const Shape rows{g.rows()};
+        for (const auto& [dtype, with_nan] : {std::pair{DType::Float64, false}, std::pair{DType::Float64, true},
+                                              std::pair{DType::Float32, false}, std::pair{DType::Float32, true}}) {
+            SCOPED_TRACE(std::string(dtype_name(dtype)) + (with_nan ? " with NaN" : ""));
+            // Small integers: many ties. With NaN: one every 997 elements, from a random start.
+            std::vector<double> v = small_integer_tensor(c.shape, rng(), 3).to_vector();
+            if (with_nan) {
+                for (std::size_t i = static_cast<std::size_t>(pick(rng, 0, 996)); i < v.size(); i += 997) {
+                    v[i] = std::numeric_limits<double>::quiet_NaN();
+                }
+            }
+            const Tensor x = Tensor::from_vector(c.shape, v).to(dtype);
+            Tensor values = Tensor::empty(rows, dtype);
+            Tensor indices = Tensor::empty(rows, DType::Int64);
+            detail::max_dim_host(g, dtype, x.raw_data(), values.raw_data(), indices.data<std::int64_t>());
+            const Tensor xd = x.to(Device::cuda());
+            Tensor got_values = nan_tensor(rows, dtype, Device::cuda());
+            Tensor got_indices = Tensor::full(rows, -7, DType::Int64, Device::cuda());
+            kernels::max_dim(g, dtype, xd.raw_data(), got_values.raw_data(), got_indices.data<std::int64_t>(),
+                             stream0());
+            EXPECT_EQ(got_indices.to_vector(), indices.to_vector());
+            expect_close_with_nan(got_values, values, 0.0);  // a selection: exact
+            // Indices only (argmax): values may be null.
+            Tensor only_indices = Tensor::full(rows, -7, DType::Int64, Device::cuda());
+            kernels::max_dim(g, dtype, xd.raw_data(), nullptr, only_indices.data<std::int64_t>(), stream0());
+            EXPECT_EQ(only_indices.to_vector(), indices.to_vector());
+            // Backward: the gradient goes to the recorded maxima.
+            const Tensor dy = random_tensor(rows, rng).to(dtype);
+            Tensor dx = Tensor::empty(c.shape, dtype);
+            detail::max_backward_host(g, dtype, dy.raw_data(), indices.data<std::int64_t>(), dx.raw_data());
+            const Tensor dyd = dy.to(Device::cuda()), indicesd = indices.to(Device::cuda());
+            const Tensor got_dx = run_poisoned(c.shape, dtype, [&](Tensor& out) {
+                kernels::max_backward(g, dtype, dyd.raw_data(), indicesd.data<std::int64_t>(), out.raw_data(),
+                                      stream0());
+            });
+            EXPECT_TRUE(exactly_equal(got_dx, dx));
+        }
+    }
+}
+
+TEST_F(CudaElementwise, PublicReductionsRunOnTheDevice) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = random_tensor(Shape{4, 300, 3}, rng);
+    const Tensor xd = x.to(Device::cuda());
+    EXPECT_LT(relative_error(sum(xd), sum(x)), kFloat64Tolerance);
+    EXPECT_LT(relative_error(mean(xd, {0, 2}), mean(x, {0, 2})), kFloat64Tolerance);
+    EXPECT_TRUE(exactly_equal(max(xd), max(x)));
+    EXPECT_TRUE(exactly_equal(max(xd, 1, true), max(x, 1, true)));
+    const Tensor indices = argmax(xd, -2);
+    EXPECT_EQ(indices.device(), Device::cuda());
+    EXPECT_EQ(indices.dtype(), DType::Int64);
+    EXPECT_EQ(indices.to_vector(), argmax(x, -2).to_vector());
+    Tensor leaf = xd.clone().set_requires_grad();
+    max(leaf, 1).backward(Tensor::full(Shape{4, 3}, 1.0, DType::Float64, Device::cuda()));
+    Tensor host_leaf = x.clone().set_requires_grad();
+    max(host_leaf, 1).backward(Tensor::full(Shape{4, 3}, 1.0, DType::Float64));
+    EXPECT_TRUE(exactly_equal(leaf.grad(), host_leaf.grad()));
+    EXPECT_THROW((void)max(Tensor::zeros(Shape{0}, DType::Float32, Device::cuda())), InvalidArgument);
+}
+
+// ---- dropout ---------------------------------------------------------------------------------
+
+TEST_F(CudaElementwise, DropoutMaskEqualsTheHostMaskForTheSameSeed) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (const Shape& shape : elementwise_shapes()) {
+        SCOPED_TRACE(shape.to_string());
+        for (DType dtype : kDtypes) {
+            for (double p : {0.0, 0.3, 0.9, 1.0}) {
+                SCOPED_TRACE(p);
+                const Tensor x = Tensor::uniform(shape, 1, 2, rng(), dtype);
+                const std::uint64_t seed = rng();
+                Tensor expected = Tensor::empty(shape, dtype);
+                detail::dropout_host(dtype, x.raw_data(), expected.raw_data(), x.numel(), p, seed);
+                const Tensor xd = x.to(Device::cuda());
+                const Tensor got = run_poisoned(shape, dtype, [&](Tensor& out) {
+                    kernels::dropout(dtype, xd.raw_data(), out.raw_data(), x.numel(), p, seed, stream0());
+                });
+                EXPECT_TRUE(exactly_equal(got, expected)) << dtype_name(dtype);
+            }
+        }
+    }
+    // Through the public op, with its gradient.
+    const Tensor x = random_tensor(Shape{301, 257}, rng);
+    const std::uint64_t seed = rng();
+    Tensor leaf = x.to(Device::cuda()).set_requires_grad();
+    const Tensor y = dropout(leaf, 0.25, true, seed);
+    EXPECT_TRUE(exactly_equal(y, dropout(x, 0.25, true, seed)));
+    const Tensor dy = random_tensor(x.shape(), rng);
+    y.backward(dy.to(Device::cuda()));
+    EXPECT_TRUE(exactly_equal(leaf.grad(), dropout(dy, 0.25, true, seed)));
+}
+
+}  // namespace
+}  // namespace convkit

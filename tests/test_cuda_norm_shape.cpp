@@ -1,0 +1,288 @@
+// The CUDA shape-op and batch-normalization kernels against the host backend (label gpu):
+// launchers write into NaN-filled buffers so unwritten elements fail; odd sizes, many channels
+// (past the 65535-block grid), large spatial sizes, and a float32 input with a large mean.
+// Copies are exact; float64 arithmetic to 1e-12; float32 to 1e-5 of the host's double result.
+#include <cmath>
+
+#include "backends/host/batch_norm_host.h"
+#include "backends/host/shape_ops_host.h"
+#include "kernels/batch_norm.h"
+#include "kernels/shape_ops.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+using namespace convkit::testing;
+
+constexpr double kCudaFloat32Tolerance = 1e-5;
+
+double tolerance_for(DType dtype) {
+    return dtype == DType::Float64 ? kFloat64Tolerance : kCudaFloat32Tolerance;
+}
+
+class CudaShapeOps : public WithCuda<> {};
+
+TEST_F(CudaShapeOps, BlockCopiesMatchTheHostExactly) {
+    CONVKIT_SEEDED_RNG(rng);
+    // [outer, source_dim, inner] windows copied into a [outer, length, inner] buffer (a slice)
+    // and back into the window of a larger one (slice backward / concat).
+    struct Window {
+        std::int64_t outer, inner, source_dim, start, length;
+    };
+    const std::vector<Window> windows = {{1, 1, 7, 2, 3},   {3, 5, 4, 1, 2},     {2, 257, 9, 0, 9},
+                                         {5, 3, 11, 10, 1}, {1, 65537, 3, 1, 2}, {700, 2, 3, 0, 1}};
+    for (const Window& w : windows) {
+        SCOPED_TRACE(std::to_string(w.outer) + "x" + std::to_string(w.source_dim) + "x" + std::to_string(w.inner));
+        for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const Tensor source = small_integer_tensor(Shape{w.outer, w.source_dim, w.inner}, rng(), 100).to(dtype);
+            detail::BlockCopyGeometry g{w.outer, w.inner, w.length, w.source_dim, w.start, w.length, 0};
+            Tensor host = Tensor::zeros(Shape{w.outer, w.length, w.inner}, dtype);
+            detail::block_copy_host(g, dtype_size(dtype), source.raw_data(), host.raw_data());
+            const Tensor source_gpu = source.to(Device::cuda());
+            Tensor gpu = dtype == DType::Int64 ? Tensor::full(host.shape(), -7, dtype, Device::cuda())
+                                               : nan_tensor(host.shape(), dtype, Device::cuda());
+            kernels::block_copy(g, dtype_size(dtype), source_gpu.raw_data(), gpu.raw_data(), current_stream(0));
+            EXPECT_TRUE(exactly_equal(gpu, host)) << "slice";
+            // Back into the window of a tensor of the source's shape.
+            const detail::BlockCopyGeometry back{w.outer, w.inner, w.length, w.length, 0, w.source_dim, w.start};
+            Tensor host_back = Tensor::zeros(source.shape(), dtype);
+            detail::block_copy_host(back, dtype_size(dtype), host.raw_data(), host_back.raw_data());
+            Tensor gpu_back = Tensor::zeros(source.shape(), dtype, Device::cuda());
+            kernels::block_copy(back, dtype_size(dtype), gpu.raw_data(), gpu_back.raw_data(), current_stream(0));
+            EXPECT_TRUE(exactly_equal(gpu_back, host_back)) << "window";
+        }
+    }
+}
+
+TEST_F(CudaShapeOps, ConcatSliceSplitAndTheirGradientsMatchTheHost) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor a = random_tensor(Shape{3, 5, 17, 9}, rng);
+    const Tensor b = random_tensor(Shape{3, 3, 17, 9}, rng);  // cropped to channels 1..2
+    const Tensor dy = random_tensor(Shape{3, 7, 17, 9}, rng);
+    auto run = [&](Device device) {
+        Tensor la = a.to(device).detach().set_requires_grad();
+        Tensor lb = b.to(device).detach().set_requires_grad();
+        const Tensor y = concat({la, slice(lb, 1, 1, 3)}, 1);
+        const std::vector<Tensor> parts = split(y, 1, {4, 3});
+        concat({parts[1], parts[0]}, 1).backward(dy.to(device));
+        return std::vector<Tensor>{y, parts[0], la.grad(), lb.grad()};
+    };
+    const std::vector<Tensor> host = run(Device::host());
+    const std::vector<Tensor> gpu = run(Device::cuda());
+    for (std::size_t i = 0; i < host.size(); ++i) EXPECT_TRUE(exactly_equal(gpu[i], host[i])) << "result " << i;
+}
+
+struct UpsampleCase {
+    Shape input;
+    std::array<std::int64_t, 3> output;  // widened: index 0 is D
+};
+
+TEST_F(CudaShapeOps, NearestUpsamplingMatchesTheHostIntoPoisonedBuffers) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<UpsampleCase> cases = {
+        {Shape{2, 3, 7}, {1, 1, 21}},           {Shape{1, 2, 5}, {1, 1, 2}},         // 1d up, down
+        {Shape{2, 3, 5, 7}, {1, 10, 14}},       {Shape{1, 5, 7, 3}, {1, 9, 11}},     // 2d scale, odd size
+        {Shape{1, 2, 257, 263}, {1, 514, 789}},                                      // large spatial
+        {Shape{1, 2, 3, 5, 4}, {6, 10, 8}},     {Shape{2, 1, 4, 3, 5}, {7, 2, 13}},  // 3d
+    };
+    for (const UpsampleCase& c : cases) {
+        SCOPED_TRACE(c.input.to_string());
+        detail::UpsampleGeometry g;
+        g.planes = c.input[0] * c.input[1];
+        const int spatial = c.input.rank() - 2;
+        std::vector<std::int64_t> out_dims = {c.input[0], c.input[1]};
+        for (int s = 0; s < spatial; ++s) {
+            const auto widened = static_cast<std::size_t>(3 - spatial + s);
+            g.input[widened] = c.input[2 + s];
+            g.output[widened] = c.output[widened];
+            out_dims.push_back(c.output[widened]);
+        }
+        const Shape out_shape(out_dims);
+        const Tensor x = random_tensor(c.input, rng);
+        const Tensor dy = random_tensor(out_shape, rng);
+        Tensor ref_y = Tensor::empty(out_shape, DType::Float64);
+        Tensor ref_dx = Tensor::empty(c.input, DType::Float64);
+        detail::upsample_nearest_forward_host(g, DType::Float64, x.raw_data(), ref_y.raw_data());
+        detail::upsample_nearest_backward_host(g, DType::Float64, dy.raw_data(), ref_dx.raw_data());
+        for (DType dtype : {DType::Float64, DType::Float32}) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const Tensor xd = x.to(dtype).to(Device::cuda());
+            const Tensor dyd = dy.to(dtype).to(Device::cuda());
+            Tensor y = nan_tensor(out_shape, dtype, Device::cuda());
+            kernels::upsample_nearest_forward(g, dtype, xd.raw_data(), y.raw_data(), current_stream(0));
+            EXPECT_LT(relative_error(y, ref_y), tolerance_for(dtype)) << "forward";
+            Tensor dx = nan_tensor(c.input, dtype, Device::cuda());
+            kernels::upsample_nearest_backward(g, dtype, dyd.raw_data(), dx.raw_data(), current_stream(0));
+            EXPECT_LT(relative_error(dx, ref_dx), tolerance_for(dtype)) << "backward";
+        }
+        // The public ops on CUDA tensors, forward and backward, equal the host bit for bit in float64.
+        Tensor leaf = x.to(Device::cuda()).detach().set_requires_grad();
+        const Tensor y =
+            upsample_nearest_to_size(leaf, std::vector<std::int64_t>(out_dims.begin() + 2, out_dims.end()));
+        y.backward(dy.to(Device::cuda()));
+        EXPECT_TRUE(exactly_equal(y, ref_y));
+        EXPECT_LT(relative_error(leaf.grad(), ref_dx), kFloat64Tolerance);
+    }
+}
+
+// ---- batch normalization -----------------------------------------------------------------
+
+struct NormCase {
+    Shape shape;
+    double mean_offset = 0;  // added to every value: a large mean tests the variance's precision
+};
+
+class CudaBatchNorm : public WithCuda<> {};
+
+detail::BatchNormGeometry geometry_of(const Shape& shape) {
+    detail::BatchNormGeometry g{shape[0], shape[1], 1};
+    for (int d = 2; d < shape.rank(); ++d) g.spatial *= shape[d];
+    return g;
+}
+
+const std::vector<NormCase>& norm_cases() {
+    static const std::vector<NormCase> cases = {
+        {Shape{7, 5}},
+        {Shape{3, 5, 17}},
+        {Shape{2, 7, 33, 31}},
+        {Shape{2, 3, 5, 9, 11}},
+        {Shape{5, 1000}},         // many channels, few values each
+        {Shape{2, 70000}},        // more channels than blocks in the grid
+        {Shape{4, 2, 128, 129}},  // many values per channel (64 per thread)
+        {Shape{8, 3, 50}, 1e4},   // a large mean
+        {Shape{3, 4, 37, 41}, -3e3},
+    };
+    return cases;
+}
+
+// Every launcher of the family into NaN-filled buffers against the host backend, both dtypes.
+TEST_F(CudaBatchNorm, KernelsMatchTheHostBackendIntoPoisonedBuffers) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (const NormCase& c : norm_cases()) {
+        SCOPED_TRACE(c.shape.to_string() + " + " + std::to_string(c.mean_offset));
+        const detail::BatchNormGeometry g = geometry_of(c.shape);
+        const Shape channels{g.channels};
+        // Values rounded to float32 so that both dtypes see the same numbers.
+        const Tensor x = (Tensor::uniform(c.shape, -2, 2, rng(), DType::Float64) +
+                          Tensor::full(Shape{}, c.mean_offset, DType::Float64))
+                             .to(DType::Float32)
+                             .to(DType::Float64);
+        const Tensor w = Tensor::uniform(channels, 0.5, 2, rng(), DType::Float32).to(DType::Float64);
+        const Tensor b = Tensor::uniform(channels, -1, 1, rng(), DType::Float32).to(DType::Float64);
+        const Tensor dy = Tensor::uniform(c.shape, -1, 1, rng(), DType::Float32).to(DType::Float64);
+        const Tensor rm = Tensor::uniform(channels, -1, 1, rng(), DType::Float32).to(DType::Float64);
+        const Tensor rv = Tensor::uniform(channels, 0.5, 2, rng(), DType::Float32).to(DType::Float64);
+        const double eps = 1e-5;
+        const double momentum = 0.1;
+
+        // The host backend in float64: the oracle.
+        Tensor mean = Tensor::empty(channels, DType::Float64);
+        Tensor var = Tensor::empty(channels, DType::Float64);
+        Tensor new_rm = Tensor::empty(channels, DType::Float64);
+        Tensor new_rv = Tensor::empty(channels, DType::Float64);
+        detail::batch_norm_statistics_host(
+            g, DType::Float64, x.raw_data(), mean.data<double>(), var.data<double>(),
+            {rm.raw_data(), rv.raw_data(), new_rm.raw_data(), new_rv.raw_data(), momentum});
+        Tensor y = Tensor::empty(c.shape, DType::Float64);
+        detail::batch_norm_forward_host(g, DType::Float64, x.raw_data(), mean.data<double>(), var.data<double>(),
+                                        w.raw_data(), b.raw_data(), eps, y.raw_data());
+        Tensor sum_dy = Tensor::empty(channels, DType::Float64);
+        Tensor sum_dy_x_hat = Tensor::empty(channels, DType::Float64);
+        detail::batch_norm_backward_reduce_host(g, DType::Float64, dy.raw_data(), x.raw_data(), mean.data<double>(),
+                                                var.data<double>(), eps, sum_dy.data<double>(),
+                                                sum_dy_x_hat.data<double>());
+        Tensor dx_train = Tensor::empty(c.shape, DType::Float64);
+        Tensor dx_eval = Tensor::empty(c.shape, DType::Float64);
+        for (bool batch_statistics : {true, false}) {
+            detail::batch_norm_backward_input_host(g, DType::Float64, dy.raw_data(), x.raw_data(), mean.data<double>(),
+                                                   var.data<double>(), w.raw_data(), sum_dy.data<double>(),
+                                                   sum_dy_x_hat.data<double>(), eps, batch_statistics,
+                                                   (batch_statistics ? dx_train : dx_eval).raw_data());
+        }
+
+        for (DType dtype : {DType::Float64, DType::Float32}) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const Device gpu = Device::cuda();
+            const Stream s = current_stream(0);
+            const Tensor xd = x.to(dtype).to(gpu), wd = w.to(dtype).to(gpu), bd = b.to(dtype).to(gpu);
+            const Tensor dyd = dy.to(dtype).to(gpu), rmd = rm.to(dtype).to(gpu), rvd = rv.to(dtype).to(gpu);
+            Tensor gmean = nan_tensor(channels, DType::Float64, gpu);
+            Tensor gvar = nan_tensor(channels, DType::Float64, gpu);
+            Tensor grm = nan_tensor(channels, dtype, gpu);
+            Tensor grv = nan_tensor(channels, dtype, gpu);
+            kernels::batch_norm_statistics(g, dtype, xd.raw_data(), gmean.data<double>(), gvar.data<double>(),
+                                           {rmd.raw_data(), rvd.raw_data(), grm.raw_data(), grv.raw_data(), momentum},
+                                           s);
+            // Statistics accumulate in double from the same values: only the summation order differs.
+            EXPECT_LT(relative_error(gmean, mean), kFloat64Tolerance) << "mean";
+            EXPECT_LT(relative_error(gvar, var), 1e-11) << "variance";  // two-pass: no cancellation at large means
+            EXPECT_LT(relative_error(grm, new_rm), tolerance_for(dtype)) << "running mean";
+            EXPECT_LT(relative_error(grv, new_rv), tolerance_for(dtype)) << "running var";
+
+            // The rest from the host's statistics, so each kernel is checked on its own.
+            const Tensor hmean = mean.to(gpu);
+            const Tensor hvar = var.to(gpu);
+            Tensor gy = nan_tensor(c.shape, dtype, gpu);
+            kernels::batch_norm_forward(g, dtype, xd.raw_data(), hmean.data<double>(), hvar.data<double>(),
+                                        wd.raw_data(), bd.raw_data(), eps, gy.raw_data(), s);
+            EXPECT_LT(relative_error(gy, y), tolerance_for(dtype)) << "forward";
+            Tensor gsum_dy = nan_tensor(channels, DType::Float64, gpu);
+            Tensor gsum_dy_x_hat = nan_tensor(channels, DType::Float64, gpu);
+            kernels::batch_norm_backward_reduce(g, dtype, dyd.raw_data(), xd.raw_data(), hmean.data<double>(),
+                                                hvar.data<double>(), eps, gsum_dy.data<double>(),
+                                                gsum_dy_x_hat.data<double>(), s);
+            EXPECT_LT(relative_error(gsum_dy, sum_dy), 1e-11) << "sum dy";
+            EXPECT_LT(relative_error(gsum_dy_x_hat, sum_dy_x_hat), 1e-11) << "sum dy x_hat";
+            const Tensor hsum_dy = sum_dy.to(gpu);
+            const Tensor hsum_dy_x_hat = sum_dy_x_hat.to(gpu);
+            for (bool batch_statistics : {true, false}) {
+                SCOPED_TRACE(batch_statistics ? "batch statistics" : "running statistics");
+                Tensor gdx = nan_tensor(c.shape, dtype, gpu);
+                kernels::batch_norm_backward_input(
+                    g, dtype, dyd.raw_data(), xd.raw_data(), hmean.data<double>(), hvar.data<double>(), wd.raw_data(),
+                    hsum_dy.data<double>(), hsum_dy_x_hat.data<double>(), eps, batch_statistics, gdx.raw_data(), s);
+                EXPECT_LT(relative_error(gdx, batch_statistics ? dx_train : dx_eval), tolerance_for(dtype)) << "dx";
+            }
+        }
+    }
+}
+
+// The public op on CUDA tensors: outputs, running statistics and every gradient equal the host's.
+TEST_F(CudaBatchNorm, TheOpAndItsGradientsMatchTheHostInTrainingAndEvaluation) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (const Shape& shape : {Shape{6, 4}, Shape{3, 5, 19}, Shape{2, 3, 9, 7}, Shape{2, 2, 3, 5, 4}}) {
+        for (bool training : {true, false}) {
+            SCOPED_TRACE(shape.to_string() + (training ? " training" : " eval"));
+            const Shape channels{shape[1]};
+            const Tensor x = random_tensor(shape, rng), dy = random_tensor(shape, rng);
+            const Tensor w = random_tensor(channels, rng), b = random_tensor(channels, rng);
+            const Tensor rm = random_tensor(channels, rng);
+            const Tensor rv = Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64);
+            for (DType dtype : {DType::Float64, DType::Float32}) {
+                SCOPED_TRACE(dtype_name(dtype));
+                auto run = [&](Device device) {
+                    Tensor lx = x.to(dtype).to(device).detach().set_requires_grad();
+                    Tensor lw = w.to(dtype).to(device).detach().set_requires_grad();
+                    Tensor lb = b.to(dtype).to(device).detach().set_requires_grad();
+                    Tensor lrm = rm.to(dtype).to(device).clone();
+                    Tensor lrv = rv.to(dtype).to(device).clone();
+                    const Tensor y = batch_norm(lx, lw, lb, lrm, lrv, training, 0.2);
+                    y.backward(dy.to(dtype).to(device));
+                    return std::vector<Tensor>{y, lrm, lrv, lx.grad(), lw.grad(), lb.grad()};
+                };
+                // The host computes in double and rounds once: the float64 reference for both.
+                const std::vector<Tensor> host = run(Device::host());
+                const std::vector<Tensor> gpu = run(Device::cuda());
+                const char* names[] = {"y", "running_mean", "running_var", "dx", "dweight", "dbias"};
+                for (std::size_t i = 0; i < host.size(); ++i) {
+                    EXPECT_LT(relative_error(gpu[i], host[i]), tolerance_for(dtype)) << names[i];
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace convkit
