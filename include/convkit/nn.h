@@ -7,6 +7,7 @@
 #include "convkit/nn/dropout.h"
 #include "convkit/nn/flatten.h"
 #include "convkit/nn/init.h"
+#include "convkit/nn/linear.h"
 #include "convkit/nn/module.h"
 #include "convkit/nn/pooling.h"
 #include "convkit/nn/sequential.h"

@@ -1,0 +1,35 @@
+// The angle-finding CNN of test_training, trained on the GPU: the same accuracy, and its first
+// steps' losses follow the host's.
+#include <gtest/gtest.h>
+
+#include "angle_training.h"
+#include "convkit/convkit.h"
+#include "test_util.h"
+
+namespace convkit {
+namespace {
+using namespace convkit::testing;
+
+class CudaTraining : public WithCuda<> {};
+
+TEST_F(CudaTraining, SmallCnnReachesTheHostAccuracyAndItsFirstLossesMatch) {
+    AngleTrainingConfig config;
+    config.seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(config.seed));
+    const AngleTrainingResult gpu = train_angle_classifier(Device::cuda(0), config);
+    std::printf("angle task on the GPU: held-out accuracy %.4f\n", gpu.test_accuracy);
+    EXPECT_GE(gpu.test_accuracy, 0.95);
+
+    // Same data, initial weights and batches: float32 sums in another order drift apart slowly,
+    // so only the first steps are compared, and loosely.
+    AngleTrainingConfig short_run = config;
+    short_run.max_steps = 10;
+    const AngleTrainingResult host = train_angle_classifier(Device::host(), short_run);
+    ASSERT_EQ(host.losses.size(), 10u);
+    for (std::size_t step = 0; step < host.losses.size(); ++step) {
+        EXPECT_NEAR(gpu.losses[step], host.losses[step], 2e-3 * std::max(1.0, host.losses[step])) << "step " << step;
+    }
+}
+
+}  // namespace
+}  // namespace convkit
