@@ -38,6 +38,17 @@ std::pair<Tensor, Tensor> gather_batch(const LabelledImages& data, const std::ve
 }
 }  // namespace
 
+std::vector<Tensor> angle_classifier_gradients(Device device, std::uint64_t seed, std::int64_t batch) {
+    const LabelledImages data = make_angle_images(batch, 12, seed);
+    nn::init::manual_seed(seed);
+    auto model = make_angle_classifier();
+    model->to(device);
+    cross_entropy((*model)(data.images.to(device)), data.labels.to(device)).backward();
+    std::vector<Tensor> grads;
+    for (const Tensor& p : model->parameters()) grads.push_back(p.grad().to(Device::host()));
+    return grads;
+}
+
 AngleTrainingResult train_angle_classifier(Device device, const AngleTrainingConfig& config) {
     const LabelledImages train = make_angle_images(config.train_images, 12, config.seed);
     const LabelledImages test = make_angle_images(config.test_images, 12, config.seed + 1);

@@ -26,6 +26,10 @@ struct AngleTrainingConfig {
     std::uint64_t seed = 1;       // data, initial weights and shuffling
 };
 
+// The gradients of every parameter of the angle classifier (built with `seed`) for one batch of
+// `batch` images, on `device`, in the current backend and deterministic-mode settings.
+std::vector<Tensor> angle_classifier_gradients(Device device, std::uint64_t seed, std::int64_t batch = 64);
+
 // Builds the model (seeded), moves it to `device`, trains it with Adam and returns the losses
 // and the accuracy on the test images.
 AngleTrainingResult train_angle_classifier(Device device, const AngleTrainingConfig& config);

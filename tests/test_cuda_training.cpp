@@ -31,5 +31,24 @@ TEST_F(CudaTraining, SmallCnnReachesTheHostAccuracyAndItsFirstLossesMatch) {
     }
 }
 
+TEST_F(CudaTraining, DeterministicModeGivesBitIdenticalGradientsOnTheGpu) {
+    set_deterministic_mode(true);
+    const std::uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    for (Backend backend : {Backend::Cuda, Backend::Cudnn}) {
+#ifndef CONVKIT_WITH_CUDNN
+        if (backend == Backend::Cudnn) continue;
+#endif
+        SCOPED_TRACE(backend_name(backend));
+        BackendGuard guard(backend);
+        const std::vector<Tensor> first = angle_classifier_gradients(Device::cuda(0), seed);
+        const std::vector<Tensor> second = angle_classifier_gradients(Device::cuda(0), seed);
+        for (std::size_t i = 0; i < first.size(); ++i) {
+            EXPECT_TRUE(exactly_equal(first[i], second[i])) << "parameter " << i;
+        }
+    }
+    set_deterministic_mode(false);
+}
+
 }  // namespace
 }  // namespace convkit

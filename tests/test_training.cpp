@@ -1,6 +1,8 @@
 // A small CNN trained on the host, end to end through the layer API, must learn to find angles.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "angle_training.h"
 #include "convkit/convkit.h"
 #include "test_util.h"
@@ -23,6 +25,30 @@ TEST(Training, SmallCnnLearnsToFindAnglesOnTheHost) {
                 result.test_accuracy);
     EXPECT_GE(result.test_accuracy, 0.95);
     EXPECT_LT(last, first);
+}
+
+TEST(Training, DeterministicModeGivesBitIdenticalGradientsRunToRun) {
+    set_deterministic_mode(true);
+    const std::uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const std::vector<Tensor> first = angle_classifier_gradients(Device::host(), seed);
+    const std::vector<Tensor> second = angle_classifier_gradients(Device::host(), seed);
+    set_deterministic_mode(false);
+    ASSERT_EQ(first.size(), second.size());
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        EXPECT_TRUE(exactly_equal(first[i], second[i])) << "parameter " << i;
+        EXPECT_GT(norm(first[i]), 0) << "parameter " << i;
+    }
+}
+
+TEST(Training, DeterministicModeIsAPerThreadSettingWithAnEnvironmentDefault) {
+    EXPECT_FALSE(deterministic_mode());  // CONVKIT_DETERMINISTIC is not set in the test run
+    set_deterministic_mode(true);
+    bool other_thread = true;
+    std::thread([&] { other_thread = deterministic_mode(); }).join();
+    EXPECT_TRUE(deterministic_mode());
+    EXPECT_FALSE(other_thread);
+    set_deterministic_mode(false);
 }
 
 }  // namespace

@@ -64,6 +64,17 @@ AlgorithmSearch default_algorithm_search();
 void set_default_algorithm_search(AlgorithmSearch search);
 
 // Sets the slot of `backend`'s kind for a scope and restores that slot afterwards.
+// Deterministic mode: every op gives the same bits for the same inputs, run after run. convkit's
+// own kernels (hand-written CUDA, the host reference) always are: every sum has a fixed order
+// and no floating-point atomics are used. host-blas is too for a fixed OpenMP thread count (its
+// weight gradient adds per-thread partial sums in thread order). What the mode changes: cuDNN
+// may then use only algorithms it reports as deterministic, and a shape with none is a
+// NotSupported instead of a silent choice of a non-deterministic one. Off by default, where
+// cuDNN still prefers deterministic algorithms. Per thread; CONVKIT_DETERMINISTIC=1 sets the
+// initial value.
+bool deterministic_mode();
+void set_deterministic_mode(bool enabled);
+
 class BackendGuard {
 public:
     explicit BackendGuard(Backend backend);

@@ -119,6 +119,19 @@ AlgorithmSearch default_algorithm_search() {
 }
 void set_default_algorithm_search(AlgorithmSearch search) { thread_algorithm_search = search; }
 
+namespace {
+thread_local std::optional<bool> thread_deterministic;
+
+bool parse_flag(const std::string& text) {
+    if (text == "1" || text == "true" || text == "on") return true;
+    if (text == "0" || text == "false" || text == "off") return false;
+    throw InvalidArgument(detail::concat("CONVKIT_DETERMINISTIC: expected 1/0, true/false or on/off, got '", text, "'"));
+}
+}  // namespace
+
+bool deterministic_mode() { return thread_setting(thread_deterministic, "CONVKIT_DETERMINISTIC", false, parse_flag); }
+void set_deterministic_mode(bool enabled) { thread_deterministic = enabled; }
+
 BackendGuard::BackendGuard(Backend backend)
     : previous_(is_host_backend(backend) ? default_host_backend() : default_backend()) {
     set_default_backend(backend);

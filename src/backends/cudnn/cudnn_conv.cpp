@@ -17,7 +17,7 @@ enum class Pass { Forward, BackwardData, BackwardFilter };
 
 // Everything that makes two calls need the same algorithm.
 using AlgorithmKey = std::tuple<Pass, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>,
-                                std::vector<int>, std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int>;
+                                std::vector<int>, std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int, bool>;
 
 // Descriptors of one convolution, in cuDNN's terms (x: the geometry's input, y: its output).
 struct ConvDescriptors {
@@ -65,7 +65,8 @@ AlgorithmKey key_of(Pass pass, const ConvGeometry& g, DType dtype, int device) {
             dtype,
             default_math_mode(),
             default_algorithm_search(),
-            device};
+            device,
+            deterministic_mode()};
 }
 
 // The algorithm and workspace size chosen for a key, found once.
@@ -81,17 +82,20 @@ std::map<AlgorithmKey, Choice>& algorithm_cache() {
 }
 
 // Picks from cuDNN's ranked list: the first that succeeded, preferring deterministic algorithms
-// (the same inputs give the same bits, as with the hand-written kernels).
+// (the same inputs give the same bits, as with the hand-written kernels); in deterministic mode
+// only those.
 template <typename Perf>
 Choice pick(const Perf* results, int count, const char* what) {
-    for (int want_deterministic = 1; want_deterministic >= 0; --want_deterministic) {
+    const int last_pass = deterministic_mode() ? 1 : 0;
+    for (int want_deterministic = 1; want_deterministic >= last_pass; --want_deterministic) {
         for (int i = 0; i < count; ++i) {
             if (results[i].status != CUDNN_STATUS_SUCCESS) continue;
             if (want_deterministic && results[i].determinism != CUDNN_DETERMINISTIC) continue;
             return {static_cast<int>(results[i].algo), results[i].memory};
         }
     }
-    throw NotSupported(concat("cudnn: no algorithm for ", what, " on this shape"));
+    throw NotSupported(concat("cudnn: no ", deterministic_mode() ? "deterministic " : "", "algorithm for ", what,
+                              " on this shape", deterministic_mode() ? " (deterministic mode is on)" : ""));
 }
 
 // The timed search needs scratch space to try algorithms in; candidates needing more are skipped.
