@@ -9,47 +9,6 @@ namespace convkit {
 namespace {
 using namespace convkit::testing;
 
-// Relative error, or the absolute one where the true gradient is zero (a conv bias before a
-// training-mode BatchNorm has none: the normalisation removes any per-channel shift).
-double gradient_error(const Tensor& analytic, const Tensor& numeric) {
-    return norm(numeric) < 1e-7 ? norm(analytic) + norm(numeric) : relative_error(analytic, numeric);
-}
-
-// The worst relative error between autograd and central differences over the module's input
-// and every parameter, for the output contracted with a fixed random tensor.
-double module_gradcheck_error(nn::Module& module, const Tensor& input, std::uint64_t seed) {
-    Tensor x = input.detach().clone().set_requires_grad();
-    const Tensor y = module(x);
-    const Tensor weights = Tensor::uniform(y.shape(), -1, 1, seed, DType::Float64);
-    module.zero_grad();
-    y.backward(weights);
-    auto contracted = [&] {
-        NoGradGuard no_grad;
-        return dot(module(x), weights);
-    };
-    double worst = gradient_error(x.grad(), numeric_gradient(
-                                                [&](const Tensor& probe) {
-                                                    NoGradGuard no_grad;
-                                                    return dot(module(probe), weights);
-                                                },
-                                                input));
-    for (auto& [name, parameter] : module.named_parameters()) {
-        const Tensor original = parameter.detach().clone();
-        Tensor target = parameter;
-        const Tensor numeric = numeric_gradient(
-            [&](const Tensor& probe) {
-                NoGradGuard no_grad;
-                target.copy_(probe);
-                return contracted();
-            },
-            original);
-        NoGradGuard no_grad;
-        target.copy_(original);
-        worst = std::max(worst, gradient_error(parameter.grad(), numeric));
-    }
-    return worst;
-}
-
 class ConvBnReluPool : public nn::Module {
 public:
     ConvBnReluPool(std::int64_t in, std::int64_t out)
