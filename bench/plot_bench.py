@@ -37,6 +37,8 @@ def main(argv):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import FormatStrFormatter
     except ImportError:
         print("plot_bench: matplotlib is not installed; no charts drawn (the JSON holds every number)")
         return 0
@@ -51,6 +53,7 @@ def main(argv):
                 labels.append(label)
         directions = [d for d in ("fwd", "bwd_data", "bwd_filter") if any(r["direction"] == d for r in rows)]
         height = 0.8 / max(1, len(directions))
+        ratios, gaps = [], []
         fig, ax = plt.subplots(figsize=(11, 0.45 * len(labels) * max(1, len(directions)) / 1.5 + 1.8))
         for k, direction in enumerate(directions):
             for row in rows:
@@ -58,19 +61,28 @@ def main(argv):
                     continue
                 label = f"{row['op']} {short_name(row['name'])} [{row['dtype']}]"
                 y = labels.index(label) + (k - (len(directions) - 1) / 2) * height
-                if row["status"] == "ok" and row["ratio"] is not None:
-                    ax.barh(y, row["ratio"], height=height, color=colors[direction])
+                if row["status"] == "ok" and row["ratio"]:
+                    # From 1 to the ratio on a log axis: left of 1 convkit is slower, right faster.
+                    ax.barh(y, row["ratio"] - 1.0, left=1.0, height=height, color=colors[direction])
+                    ratios.append(row["ratio"])
                 else:
-                    ax.text(0.02, y, row["status"], va="center", fontsize=7, color="#c44e52")
-        for k, direction in enumerate(directions):
-            ax.barh([], [], color=colors[direction], label=direction)
+                    gaps.append((y, row["status"]))
+        low = min(ratios + [0.5]) / 1.3
+        high = max(ratios + [2.0]) * 1.3
+        for y, status in gaps:
+            ax.text(1.0, y, " " + status, va="center", fontsize=7, color="#c44e52")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_xlim(low, high)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.legend(handles=[Patch(color=colors[d], label=d) for d in directions], loc="lower right", fontsize=8)
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_yticks(range(len(labels)))
         ax.set_yticklabels(labels, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("cuDNN time / convkit time (above 1: convkit faster)")
+        ax.set_xlabel("cuDNN time / convkit time, log scale (above 1: convkit faster)")
         ax.set_title(f"{suite}: {report.get('gpu', '?')}, cuDNN {report.get('cudnn', '?')}, {report.get('date', '')}")
-        ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
         path = os.path.join(argv[2], f"ratio_{suite}.png")
         fig.savefig(path, dpi=110)

@@ -142,12 +142,15 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
     const bool has_weight = !is_pool(config.op);
     const std::size_t set_bytes =
         4 * static_cast<std::size_t>(config.input.numel() + out.numel() + (has_weight ? config.weight.numel() : 0));
+    // The previous configuration's blocks go back to the driver so its free memory is real.
+    cuda_empty_cache();
     std::size_t free_bytes = 0, total_bytes = 0;
     CONVKIT_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
     // Rotation may use at most a quarter of the free memory: the passes need room for outputs
     // and cuDNN workspaces.
-    const int affordable = static_cast<int>(std::max<std::size_t>(1, free_bytes / 4 / std::max<std::size_t>(1, set_bytes)));
-    const int count = rotation_count(set_bytes, l2_bytes, std::min(64, affordable));
+    constexpr std::size_t kMostSets = 64;
+    const std::size_t affordable = std::clamp<std::size_t>(free_bytes / 4 / std::max<std::size_t>(1, set_bytes), 1, kMostSets);
+    const int count = rotation_count(set_bytes, l2_bytes, static_cast<int>(affordable));
     std::vector<InputSet> sets;
     for (int i = 0; i < count; ++i) {
         const auto seed = static_cast<std::uint64_t>(3 * i + 1);
