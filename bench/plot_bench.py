@@ -13,9 +13,8 @@ import sys
 
 
 def short_name(name):
-    # "conv2d in=32x64x56x56 w=64x64x3x3 s1x1_p1x1_d1x1_g1" -> "32x64x56x56 w64x64x3x3 s1x1_p1x1_g1"
-    parts = name.split()
-    text = " ".join(p.replace("in=", "").replace("w=", "w") for p in parts[1:])
+    # "conv2d in=32x64x56x56 w=64x64x3x3 s1x1_p1x1_d1x1_g1" -> "conv2d 32x64x56x56 w64x64x3x3 s1x1_p1x1_g1"
+    text = " ".join(p.replace("in=", "").replace("w=", "w") for p in name.split())
     return text.replace("_d1x1x1", "").replace("_d1x1", "").replace("_d1_", "_")
 
 
@@ -48,7 +47,7 @@ def main(argv):
     for suite, rows in group_by_suite(report["results"]).items():
         labels = []
         for row in rows:
-            label = f"{row['op']} {short_name(row['name'])} [{row['dtype']}]"
+            label = f"{short_name(row['name'])} [{row['dtype']}]"
             if label not in labels:
                 labels.append(label)
         directions = [d for d in ("fwd", "bwd_data", "bwd_filter") if any(r["direction"] == d for r in rows)]
@@ -59,7 +58,7 @@ def main(argv):
             for row in rows:
                 if row["direction"] != direction:
                     continue
-                label = f"{row['op']} {short_name(row['name'])} [{row['dtype']}]"
+                label = f"{short_name(row['name'])} [{row['dtype']}]"
                 y = labels.index(label) + (k - (len(directions) - 1) / 2) * height
                 if row["status"] == "ok" and row["ratio"]:
                     # From 1 to the ratio on a log axis: left of 1 convkit is slower, right faster.
