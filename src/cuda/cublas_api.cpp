@@ -31,6 +31,7 @@ CublasApi load_cublas() {
     resolve(library, "cublasSetMathMode", api.set_math_mode, missing);
     resolve(library, "cublasSgemm_v2_64", api.sgemm, missing);
     resolve(library, "cublasDgemm_v2_64", api.dgemm, missing);
+    resolve(library, "cublasGemmEx_64", api.gemm_ex, missing);
     resolve(library, "cublasGetStatusName", api.status_name, missing);
     resolve(library, "cublasGetStatusString", api.status_string, missing);
     if (!missing.empty()) {

@@ -13,6 +13,7 @@ struct CublasApi {
     decltype(&::cublasSetMathMode) set_math_mode;
     decltype(&::cublasSgemm_v2_64) sgemm;
     decltype(&::cublasDgemm_v2_64) dgemm;
+    decltype(&::cublasGemmEx_64) gemm_ex;  // mixed precision (convkit-bench's bf16 peak)
     decltype(&::cublasGetStatusName) status_name;
     decltype(&::cublasGetStatusString) status_string;
 };

@@ -1,0 +1,66 @@
+#pragma once
+// One benchmark configuration (an op, its shapes and parameters) and its one-line text form,
+// which is also the `name` of every result row:
+//
+//   conv2d in=32x64x56x56 w=64x64x3x3 s1x1_p1x1_d1x1_g1
+//   conv_transpose2d in=32x512x4x4 w=512x256x4x4 s2x2_p1x1_d1x1_g1
+//   max_pool2d in=32x64x112x112 k3x3_s2x2_p1x1
+//
+// The op (conv, conv_transpose, max_pool, avg_pool with 1d/2d/3d) comes first; then `in=` (the
+// input shape N x C x spatial), `w=` (the weight, convolutions only, laid out as the op takes it)
+// and the parameters in ConvParams::to_string() / PoolParams::to_string() form, in any order.
+// Parameters left out take their defaults (stride 1, padding 0, dilation 1, groups 1; a pool's
+// stride is its kernel), and one number stands for every spatial dim ("p1" is "p1x1" in 2-D).
+// docs/benchmarks.md describes the format; parse_config_line(to_line()) gives back the same config.
+#include <string>
+#include <vector>
+
+#include "convkit/conv_params.h"
+#include "convkit/shape.h"
+
+namespace convkit::bench {
+
+enum class BenchOp { Conv, ConvTranspose, MaxPool, AvgPool };
+// What the result format calls the op family: "conv", "conv_transpose", "pool".
+const char* op_family_name(BenchOp op);
+constexpr bool is_pool(BenchOp op) { return op == BenchOp::MaxPool || op == BenchOp::AvgPool; }
+
+// Pooling has no filter: its backward is BackwardData.
+enum class Direction { Forward, BackwardData, BackwardFilter };
+const char* direction_name(Direction direction);  // "fwd", "bwd_data", "bwd_filter"
+Direction parse_direction(const std::string& name);
+
+struct BenchConfig {
+    BenchOp op = BenchOp::Conv;
+    Shape input;
+    Shape weight;  // convolutions only
+    ConvParams conv{2};
+    PoolParams pool{2, 1};
+
+    int spatial_rank() const { return is_pool(op) ? pool.spatial_rank : conv.spatial_rank; }
+    std::string op_name() const;  // "conv2d", "conv_transpose3d", "max_pool1d", ...
+    std::string to_line() const;
+    // The directions this op has: all three for convolutions, fwd and bwd_data for pooling.
+    std::vector<Direction> directions() const;
+    // The output's shape (the gradient of the output has it too); checks the whole geometry.
+    Shape output_shape() const;
+
+    friend bool operator==(const BenchConfig& a, const BenchConfig& b);
+};
+
+// "32x64x56x56" (and back). Dims must be positive.
+std::string shape_text(const Shape& shape);
+
+// Parses one line; `where` ("configs.txt:3", "--config") starts every error message, which
+// then names the field ("in", "w", "stride", ...) and what was expected. The geometry is checked
+// too (a kernel larger than the padded input is an error here, not in the middle of a run).
+// Throws InvalidArgument.
+BenchConfig parse_config_line(const std::string& line, const std::string& where);
+
+// One configuration per line; blank lines and text after '#' are ignored. Errors name
+// `source`:line.
+std::vector<BenchConfig> parse_config_text(const std::string& text, const std::string& source);
+// The same, from a file; throws InvalidArgument if it cannot be read.
+std::vector<BenchConfig> read_config_file(const std::string& path);
+
+}  // namespace convkit::bench

@@ -1,0 +1,334 @@
+#include "bench_gpu.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <regex>
+#include <sstream>
+
+#include "convkit/convkit.h"
+#include "cuda/cublas_api.h"
+#include "cuda/cublas_check.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_runtime.h"
+
+namespace convkit::bench {
+
+namespace {
+
+// Events recorded around each run on the current stream. All runs are enqueued before the one
+// synchronization, so the GPU runs them back to back and host-side gaps are not measured unless
+// the host cannot keep up (then they are part of the op's real cost).
+std::vector<double> time_runs(const std::function<void()>& run, int runs, cudaStream_t stream) {
+    std::vector<cudaEvent_t> events(2 * static_cast<std::size_t>(runs));
+    for (cudaEvent_t& event : events) CONVKIT_CHECK_CUDA(cudaEventCreate(&event));
+    std::vector<double> times;
+    try {
+        for (int i = 0; i < runs; ++i) {
+            CONVKIT_CHECK_CUDA(cudaEventRecord(events[2 * static_cast<std::size_t>(i)], stream));
+            run();
+            CONVKIT_CHECK_CUDA(cudaEventRecord(events[2 * static_cast<std::size_t>(i) + 1], stream));
+        }
+        CONVKIT_CHECK_CUDA(cudaEventSynchronize(events.back()));
+        for (int i = 0; i < runs; ++i) {
+            float ms = 0;
+            CONVKIT_CHECK_CUDA(cudaEventElapsedTime(&ms, events[2 * static_cast<std::size_t>(i)],
+                                                    events[2 * static_cast<std::size_t>(i) + 1]));
+            times.push_back(ms);
+        }
+    } catch (...) {
+        for (cudaEvent_t event : events) cudaEventDestroy(event);
+        throw;
+    }
+    for (cudaEvent_t event : events) CONVKIT_CHECK_CUDA(cudaEventDestroy(event));
+    return times;
+}
+
+cudaStream_t stream_of(int device) { return detail::to_cuda(current_stream(device)); }
+
+std::string utc_now() {
+    const std::time_t now = std::time(nullptr);
+    std::tm parts{};
+    gmtime_r(&now, &parts);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+    return text;
+}
+
+// The kernel module's version ("550.54.15"); the runtime only knows the CUDA version it supports.
+std::string driver_version() {
+    std::ifstream file("/proc/driver/nvidia/version");
+    std::string line;
+    std::getline(file, line);
+    std::smatch match;
+    if (std::regex_search(line, match, std::regex(R"(Kernel Module\s+(\S+))"))) return match[1];
+    int version = 0;
+    if (cudaDriverGetVersion(&version) != cudaSuccess) return "unknown";
+    return "supports CUDA " + std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
+std::string cudnn_version() {
+    // build_info() has "cuDNN compiled 9.1.0, loaded 9.1.0" (or why it is not built).
+    std::istringstream lines(build_info());
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("cuDNN ", 0) != 0) continue;
+        const auto loaded = line.find("loaded ");
+        return loaded == std::string::npos ? line.substr(6) : line.substr(loaded + 7);
+    }
+    return "unknown";
+}
+
+double median_of(std::vector<double> times) { return summarize(std::move(times)).median_ms; }
+
+// The inputs of one timed pass; several sets are rotated so the L2 cache holds none of them.
+struct InputSet {
+    Tensor x;   // the op's input
+    Tensor w;   // its weight (convolutions)
+    Tensor dy;  // the gradient of its output
+};
+
+Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s) {
+    switch (c.op) {
+        case BenchOp::Conv:
+            if (direction == Direction::Forward) return conv_forward(s.x, s.w, c.conv);
+            if (direction == Direction::BackwardData) return conv_backward_data(s.dy, s.w, c.input, c.conv);
+            return conv_backward_filter(s.dy, s.x, c.weight, c.conv);
+        case BenchOp::ConvTranspose:
+            if (direction == Direction::Forward) return conv_transpose_forward(s.x, s.w, c.conv);
+            if (direction == Direction::BackwardData) return conv_transpose_backward_data(s.dy, s.w, c.input, c.conv);
+            return conv_transpose_backward_filter(s.dy, s.x, c.weight, c.conv);
+        case BenchOp::MaxPool:
+            if (direction == Direction::Forward) return max_pool_forward(s.x, c.pool);
+            return max_pool_backward(s.dy, s.x, c.pool);
+        case BenchOp::AvgPool:
+            if (direction == Direction::Forward) return avg_pool_forward(s.x, c.pool);
+            return avg_pool_backward(s.dy, c.input, c.pool);
+    }
+    throw InvalidArgument("convkit-bench: unknown op");
+}
+
+// sum((a - b)^2) and sum(b^2) on the GPU with the hand-written kernels.
+double backends_difference(const Tensor& convkit_result, const Tensor& cudnn_result) {
+    BackendGuard guard(Backend::Cuda);
+    const double difference = sum(square(convkit_result - cudnn_result)).to_vector()[0];
+    const double reference = sum(square(cudnn_result)).to_vector()[0];
+    return relative_l2_error(difference, reference);
+}
+
+TimingStats time_backend(Backend backend, const std::function<Tensor(const InputSet&)>& pass,
+                         const std::vector<InputSet>& sets, const Options& options) {
+    BackendGuard guard(backend);
+    const cudaStream_t stream = stream_of(options.device);
+    std::size_t next = 0;
+    const auto run = [&] {
+        (void)pass(sets[next]);
+        next = (next + 1) % sets.size();
+    };
+    for (int i = 0; i < options.warmup; ++i) run();
+    const double first_ms = median_of(time_runs(run, 1, stream));
+    const int runs = repetitions_for(first_ms, options.budget_ms, options.min_repeat, options.repeat);
+    return summarize(time_runs(run, runs, stream));
+}
+
+std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes, int device) {
+    const Device gpu = Device::cuda(device);
+    const Shape out = config.output_shape();
+    const bool has_weight = !is_pool(config.op);
+    const std::size_t set_bytes =
+        4 * static_cast<std::size_t>(config.input.numel() + out.numel() + (has_weight ? config.weight.numel() : 0));
+    // The previous configuration's blocks go back to the driver so its free memory is real.
+    cuda_empty_cache();
+    std::size_t free_bytes = 0, total_bytes = 0;
+    CONVKIT_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+    // Rotation may use at most a quarter of the free memory: the passes need room for outputs
+    // and cuDNN workspaces.
+    constexpr std::size_t kMostSets = 64;
+    const std::size_t affordable = std::clamp<std::size_t>(free_bytes / 4 / std::max<std::size_t>(1, set_bytes), 1, kMostSets);
+    const int count = rotation_count(set_bytes, l2_bytes, static_cast<int>(affordable));
+    std::vector<InputSet> sets;
+    for (int i = 0; i < count; ++i) {
+        const auto seed = static_cast<std::uint64_t>(3 * i + 1);
+        InputSet s;
+        s.x = Tensor::uniform(config.input, -1, 1, seed, DType::Float32, gpu);
+        s.dy = Tensor::uniform(out, -1, 1, seed + 1, DType::Float32, gpu);
+        if (has_weight) s.w = Tensor::uniform(config.weight, -1, 1, seed + 2, DType::Float32, gpu);
+        sets.push_back(std::move(s));
+    }
+    return sets;
+}
+
+// Runs one pass with both backends, compares, and times the two if they agree.
+void measure(BenchResult& result, const std::vector<InputSet>& sets, const Options& options, double tolerance) {
+    const std::function<Tensor(const InputSet&)> pass = [&](const InputSet& s) {
+        return run_pass(result.config, result.direction, s);
+    };
+    Tensor ours, theirs;
+    try {
+        BackendGuard guard(Backend::Cuda);
+        ours = pass(sets[0]);
+    } catch (const NotSupported& error) {
+        result.status = Status::Unsupported;
+        result.note = std::string("convkit: ") + error.what();
+        return;
+    }
+    try {
+        BackendGuard guard(Backend::Cudnn);
+        theirs = pass(sets[0]);
+    } catch (const NotSupported& error) {
+        result.status = Status::Unsupported;
+        result.note = std::string("cudnn: ") + error.what();
+        return;
+    }
+    const double difference = backends_difference(ours, theirs);
+    ours = Tensor();
+    theirs = Tensor();
+    if (!(difference <= tolerance)) {
+        result.status = Status::Mismatch;
+        std::ostringstream note;
+        note << "relative L2 difference " << difference << " exceeds " << tolerance << " (not timed)";
+        result.note = note.str();
+        return;
+    }
+    result.convkit = time_backend(Backend::Cuda, pass, sets, options);
+    result.cudnn = time_backend(Backend::Cudnn, pass, sets, options);
+    result.status = Status::Ok;
+}
+
+}  // namespace
+
+RunInfo describe_machine(int device, std::size_t& l2_bytes) {
+    cudaDeviceProp properties{};
+    CONVKIT_CHECK_CUDA(cudaGetDeviceProperties(&properties, device));
+    l2_bytes = static_cast<std::size_t>(properties.l2CacheSize);
+    int runtime = 0;
+    CONVKIT_CHECK_CUDA(cudaRuntimeGetVersion(&runtime));
+    RunInfo info;
+    info.gpu = properties.name;
+    info.date = utc_now();
+    info.driver = driver_version();
+    info.cuda = std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10);
+    info.cudnn = cudnn_version();
+    return info;
+}
+
+Peak measure_peak(int device) {
+    const Device gpu = Device::cuda(device);
+    const cudaStream_t stream = stream_of(device);
+    Peak peak;
+    constexpr int kRuns = 10;
+    try {
+        std::size_t free_bytes = 0, total_bytes = 0;
+        CONVKIT_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+        const std::size_t bytes = std::min<std::size_t>(std::size_t{1} << 30, free_bytes / 4) / 4 * 4;
+        const Tensor source = Tensor::full(Shape{static_cast<std::int64_t>(bytes / 4)}, 1.0, DType::Float32, gpu);
+        const Tensor target = Tensor::empty(source.shape(), DType::Float32, gpu);
+        const auto copy = [&] {
+            CONVKIT_CHECK_CUDA(
+                cudaMemcpyAsync(target.raw_data(), source.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream));
+        };
+        (void)time_runs(copy, 2, stream);
+        // A copy reads and writes every byte.
+        peak.copy_gbps = 2.0 * static_cast<double>(bytes) / (median_of(time_runs(copy, kRuns, stream)) * 1e-3) / 1e9;
+    } catch (const Error& error) {
+        std::cerr << "convkit-bench: the copy bandwidth was not measured: " << error.what() << "\n";
+    }
+    try {
+        const detail::CublasApi& api = detail::cublas_api();
+        cublasHandle_t handle = nullptr;  // one per process, never destroyed (as the library's own)
+        CONVKIT_CHECK_CUBLAS(api.create(&handle));
+        CONVKIT_CHECK_CUBLAS(api.set_stream(handle, stream));
+        constexpr std::int64_t n = 8192;
+        const double flops = 2.0 * n * n * n;
+        const Tensor a = Tensor::uniform(Shape{n, n}, -1, 1, 11, DType::Float32, gpu);
+        const Tensor b = Tensor::uniform(Shape{n, n}, -1, 1, 12, DType::Float32, gpu);
+        const Tensor c = Tensor::zeros(Shape{n, n}, DType::Float32, gpu);
+        const float one = 1, zero = 0;
+        const auto sgemm = [&] {
+            CONVKIT_CHECK_CUBLAS(api.sgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a.data<float>(), n,
+                                           b.data<float>(), n, &zero, c.data<float>(), n));
+        };
+        const auto tflops_of = [&](const std::function<void()>& gemm) {
+            (void)time_runs(gemm, 2, stream);
+            return flops / (median_of(time_runs(gemm, kRuns, stream)) * 1e-3) / 1e12;
+        };
+        CONVKIT_CHECK_CUBLAS(api.set_math_mode(handle, CUBLAS_DEFAULT_MATH));
+        peak.fp32_tflops = tflops_of(sgemm);
+        CONVKIT_CHECK_CUBLAS(api.set_math_mode(handle, CUBLAS_TF32_TENSOR_OP_MATH));
+        peak.tf32_tflops = tflops_of(sgemm);
+        // bf16 in the float32 buffers' memory (half of each used): the float 0x3F803F80 is the
+        // bf16 pair (1.0, 1.0), so every operand is a valid number.
+        const float pair_of_ones = std::bit_cast<float>(0x3F803F80u);
+        Tensor(a).fill_(pair_of_ones);
+        Tensor(b).fill_(pair_of_ones);
+        const auto bf16_gemm = [&] {
+            CONVKIT_CHECK_CUBLAS(api.gemm_ex(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a.raw_data(),
+                                             CUDA_R_16BF, n, b.raw_data(), CUDA_R_16BF, n, &zero, c.raw_data(),
+                                             CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        };
+        CONVKIT_CHECK_CUBLAS(api.set_math_mode(handle, CUBLAS_DEFAULT_MATH));
+        peak.bf16_tflops = tflops_of(bf16_gemm);
+    } catch (const Error& error) {
+        std::cerr << "convkit-bench: the cuBLAS peaks were not (all) measured: " << error.what() << "\n";
+    }
+    return peak;
+}
+
+std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& options, std::size_t l2_bytes) {
+    std::vector<Direction> directions;
+    for (Direction d : entry.config.directions()) {
+        if (options.directions.empty() ||
+            std::find(options.directions.begin(), options.directions.end(), d) != options.directions.end()) {
+            directions.push_back(d);
+        }
+    }
+    std::vector<BenchResult> results;
+    std::vector<InputSet> sets;
+    std::string setup_error;
+    try {
+        sets = make_sets(entry.config, l2_bytes, options.device);
+    } catch (const Error& error) {
+        setup_error = error.what();
+    }
+    for (const std::string& dtype : options.dtypes) {
+        for (Direction direction : directions) {
+            BenchResult result;
+            result.suite = entry.suite;
+            result.config = entry.config;
+            result.direction = direction;
+            result.dtype = dtype;
+            result.work = work_counts(entry.config, direction);
+            if (dtype == "bf16" || dtype == "fp16") {
+                result.status = Status::Unsupported;
+                result.note = "convkit has no " + dtype + " tensors yet";
+            } else if (!setup_error.empty()) {
+                result.status = Status::Unsupported;
+                result.note = "inputs not allocated: " + setup_error;
+            } else {
+                set_default_math_mode(dtype == "tf32" ? MathMode::AllowTF32 : MathMode::Strict);
+                set_default_algorithm_search(AlgorithmSearch::Timed);
+                try {
+                    measure(result, sets, options, dtype == "tf32" ? options.tolerance_tf32 : options.tolerance_f32);
+                } catch (const OutOfMemory& error) {
+                    result.status = Status::Unsupported;
+                    result.note = std::string("out of memory: ") + error.what();
+                } catch (const Error& error) {
+                    // A failing kernel is a failed configuration, not one the backend declined.
+                    result.status = Status::Mismatch;
+                    result.convkit.reset();
+                    result.cudnn.reset();
+                    result.note = std::string("failed: ") + error.what();
+                }
+            }
+            results.push_back(std::move(result));
+        }
+    }
+    return results;
+}
+
+}  // namespace convkit::bench

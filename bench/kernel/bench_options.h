@@ -1,0 +1,40 @@
+#pragma once
+// convkit-bench's command line (usage() lists it). Parsed without a GPU so the host tests can
+// check it; every error names the option.
+#include <string>
+#include <vector>
+
+#include "bench_config.h"
+
+namespace convkit::bench {
+
+struct NamedConfig {
+    std::string suite;  // a standard suite's name, or "custom" for --config / --config-file
+    BenchConfig config;
+};
+
+struct Options {
+    bool help = false;
+    bool list = false;   // print the configurations and exit (no GPU needed)
+    bool quick = false;  // the quick subsets, fewer repetitions, a smaller time budget
+    std::vector<NamedConfig> configs;  // in run order
+    std::vector<std::string> dtypes{"f32"};  // f32 (strict float32), tf32; bf16/fp16 are reported unsupported
+    std::vector<Direction> directions;  // empty: every direction an op has
+    int warmup = 5;
+    int repeat = 50;       // most timed runs per pass
+    int min_repeat = 5;    // fewest timed runs per pass, however slow
+    double budget_ms = 2000;  // time per pass and backend that sets the number of runs
+    double tolerance_f32 = 1e-4;  // relative L2 difference allowed between the backends
+    double tolerance_tf32 = 1e-2;
+    bool measure_peak = true;
+    int device = 0;
+    std::string json_path;  // "-" is stdout
+    std::string csv_path;
+};
+
+// `arguments` excludes the program name. Without --suite, --config or --config-file, every
+// standard suite runs. Throws InvalidArgument naming the option and the bad value.
+Options parse_options(const std::vector<std::string>& arguments);
+std::string usage();
+
+}  // namespace convkit::bench

@@ -1,0 +1,190 @@
+#include "bench_suites.h"
+
+#include <map>
+
+#include "convkit/error.h"
+
+namespace convkit::bench {
+
+namespace {
+
+// A suite line and whether --quick keeps it. "{N}" stands for the batch size where a suite is
+// run at more than one.
+struct SuiteLine {
+    const char* line;
+    bool quick;
+};
+
+// ResNet-18's distinct convolutions (torchvision), 224x224 input.
+const std::vector<SuiteLine> kResnet18 = {
+    {"conv2d in={N}x3x224x224 w=64x3x7x7 s2_p3", true},  // conv1
+    {"conv2d in={N}x64x56x56 w=64x64x3x3 p1", true},     // layer1
+    {"conv2d in={N}x64x56x56 w=128x64x3x3 s2_p1", false},
+    {"conv2d in={N}x64x56x56 w=128x64x1x1 s2", false},  // downsample
+    {"conv2d in={N}x128x28x28 w=128x128x3x3 p1", true},
+    {"conv2d in={N}x128x28x28 w=256x128x3x3 s2_p1", false},
+    {"conv2d in={N}x128x28x28 w=256x128x1x1 s2", false},
+    {"conv2d in={N}x256x14x14 w=256x256x3x3 p1", true},
+    {"conv2d in={N}x256x14x14 w=512x256x3x3 s2_p1", false},
+    {"conv2d in={N}x256x14x14 w=512x256x1x1 s2", false},
+    {"conv2d in={N}x512x7x7 w=512x512x3x3 p1", true},
+};
+
+// ResNet-50's distinct convolutions (torchvision v1.5: the stride in the 3x3 of a bottleneck).
+const std::vector<SuiteLine> kResnet50 = {
+    {"conv2d in={N}x3x224x224 w=64x3x7x7 s2_p3", true},
+    {"conv2d in={N}x64x56x56 w=64x64x1x1", true},
+    {"conv2d in={N}x64x56x56 w=64x64x3x3 p1", false},
+    {"conv2d in={N}x64x56x56 w=256x64x1x1", false},
+    {"conv2d in={N}x256x56x56 w=64x256x1x1", false},
+    {"conv2d in={N}x256x56x56 w=128x256x1x1", false},
+    {"conv2d in={N}x128x56x56 w=128x128x3x3 s2_p1", true},
+    {"conv2d in={N}x128x28x28 w=512x128x1x1", false},
+    {"conv2d in={N}x256x56x56 w=512x256x1x1 s2", false},
+    {"conv2d in={N}x512x28x28 w=128x512x1x1", true},
+    {"conv2d in={N}x128x28x28 w=128x128x3x3 p1", false},
+    {"conv2d in={N}x512x28x28 w=256x512x1x1", false},
+    {"conv2d in={N}x256x28x28 w=256x256x3x3 s2_p1", false},
+    {"conv2d in={N}x256x14x14 w=1024x256x1x1", true},
+    {"conv2d in={N}x512x28x28 w=1024x512x1x1 s2", false},
+    {"conv2d in={N}x1024x14x14 w=256x1024x1x1", false},
+    {"conv2d in={N}x256x14x14 w=256x256x3x3 p1", false},
+    {"conv2d in={N}x1024x14x14 w=512x1024x1x1", false},
+    {"conv2d in={N}x512x14x14 w=512x512x3x3 s2_p1", false},
+    {"conv2d in={N}x512x7x7 w=2048x512x1x1", false},
+    {"conv2d in={N}x1024x14x14 w=2048x1024x1x1 s2", false},
+    {"conv2d in={N}x2048x7x7 w=512x2048x1x1", false},
+    {"conv2d in={N}x512x7x7 w=512x512x3x3 p1", true},
+};
+
+// U-Net with padded 3x3 convolutions on 256x256 images, batch 4: encoder, the 2x2 stride-2
+// transposed up-convolutions and decoder convolutions after the skip concatenation.
+const std::vector<SuiteLine> kUnet = {
+    {"conv2d in=4x3x256x256 w=64x3x3x3 p1", true},
+    {"conv2d in=4x64x256x256 w=64x64x3x3 p1", false},
+    {"conv2d in=4x64x128x128 w=128x64x3x3 p1", true},
+    {"conv2d in=4x128x64x64 w=256x128x3x3 p1", false},
+    {"conv2d in=4x256x32x32 w=512x256x3x3 p1", true},
+    {"conv2d in=4x512x16x16 w=1024x512x3x3 p1", false},
+    {"conv_transpose2d in=4x1024x16x16 w=1024x512x2x2 s2", true},
+    {"conv_transpose2d in=4x512x32x32 w=512x256x2x2 s2", false},
+    {"conv_transpose2d in=4x256x64x64 w=256x128x2x2 s2", true},
+    {"conv_transpose2d in=4x128x128x128 w=128x64x2x2 s2", false},
+    {"conv2d in=4x1024x32x32 w=512x1024x3x3 p1", false},
+    {"conv2d in=4x128x256x256 w=64x128x3x3 p1", true},
+    {"conv2d in=4x64x256x256 w=2x64x1x1", false},
+};
+
+// MobileNetV2-style depthwise 3x3 (groups = channels) and the pointwise 1x1 beside them, batch 32.
+const std::vector<SuiteLine> kDepthwise = {
+    {"conv2d in=32x32x112x112 w=32x1x3x3 p1_g32", true},
+    {"conv2d in=32x96x112x112 w=96x1x3x3 s2_p1_g96", false},
+    {"conv2d in=32x144x56x56 w=144x1x3x3 p1_g144", true},
+    {"conv2d in=32x192x28x28 w=192x1x3x3 p1_g192", false},
+    {"conv2d in=32x384x14x14 w=384x1x3x3 p1_g384", true},
+    {"conv2d in=32x576x14x14 w=576x1x3x3 s2_p1_g576", false},
+    {"conv2d in=32x960x7x7 w=960x1x3x3 p1_g960", true},
+    {"conv2d in=32x144x56x56 w=24x144x1x1", false},
+    {"conv2d in=32x384x14x14 w=64x384x1x1", true},
+};
+
+// WaveNet-style dilated kernel-2 convolutions (the gated pair as one 2x-wide output) and
+// wide-channel 1-D convolutions.
+const std::vector<SuiteLine> kConv1d = {
+    {"conv1d in=8x64x4096 w=128x64x2 d1", true},
+    {"conv1d in=8x64x4096 w=128x64x2 d8", false},
+    {"conv1d in=8x64x4096 w=128x64x2 d64", true},
+    {"conv1d in=8x64x4096 w=128x64x2 d512", false},
+    {"conv1d in=8x64x4096 w=64x64x1", false},
+    {"conv1d in=16x1024x512 w=1024x1024x3 p1", true},
+    {"conv1d in=16x512x1024 w=512x512x5 p2", false},
+    {"conv1d in=32x2048x128 w=2048x2048x1", false},
+};
+
+// C3D (16 frames of 112x112, batch 8) and 3D U-Net (64^3 volumes, batch 2).
+const std::vector<SuiteLine> kConv3d = {
+    {"conv3d in=8x3x16x112x112 w=64x3x3x3x3 p1", true},
+    {"conv3d in=8x64x16x56x56 w=128x64x3x3x3 p1", false},
+    {"conv3d in=8x128x8x28x28 w=256x128x3x3x3 p1", true},
+    {"conv3d in=8x256x4x14x14 w=512x256x3x3x3 p1", false},
+    {"conv3d in=8x512x2x7x7 w=512x512x3x3x3 p1", false},
+    {"conv3d in=2x1x64x64x64 w=32x1x3x3x3 p1", false},
+    {"conv3d in=2x32x64x64x64 w=64x32x3x3x3 p1", true},
+    {"conv3d in=2x128x16x16x16 w=256x128x3x3x3 p1", false},
+    {"conv_transpose3d in=2x256x16x16x16 w=256x256x2x2x2 s2", true},
+    {"conv_transpose3d in=2x128x32x32x32 w=128x128x2x2x2 s2", false},
+};
+
+// The DCGAN generator (nz 100, 64x64 output), batch 64.
+const std::vector<SuiteLine> kTransposed = {
+    {"conv_transpose2d in=64x100x1x1 w=100x512x4x4", true},
+    {"conv_transpose2d in=64x512x4x4 w=512x256x4x4 s2_p1", true},
+    {"conv_transpose2d in=64x256x8x8 w=256x128x4x4 s2_p1", false},
+    {"conv_transpose2d in=64x128x16x16 w=128x64x4x4 s2_p1", true},
+    {"conv_transpose2d in=64x64x32x32 w=64x3x4x4 s2_p1", false},
+};
+
+const std::vector<SuiteLine> kPooling = {
+    {"max_pool2d in=32x64x112x112 k3x3_s2x2_p1x1", true},  // ResNet stem
+    {"max_pool2d in=4x64x256x256 k2x2", true},             // U-Net
+    {"max_pool2d in=32x64x56x56 k2x2", false},
+    {"avg_pool2d in=32x256x56x56 k2x2", true},  // DenseNet transition
+    {"avg_pool2d in=32x512x7x7 k7x7", false},   // global average as a 7x7 window
+    {"avg_pool2d in=32x64x56x56 k3x3_s1x1_p1x1_excludepad", false},
+    {"max_pool1d in=16x256x4096 k3_s2_p1", false},
+    {"max_pool3d in=8x64x16x112x112 k1x2x2", true},  // C3D pool1
+    {"avg_pool3d in=2x64x64x64x64 k2x2x2", false},
+};
+
+struct SuiteSpec {
+    const std::vector<SuiteLine>* lines;
+    std::vector<int> batches;  // substituted for {N}; empty: the lines have none
+};
+
+const std::map<std::string, SuiteSpec>& suites() {
+    static const std::map<std::string, SuiteSpec> table = {
+        {"resnet18", {&kResnet18, {32, 1}}}, {"resnet50", {&kResnet50, {32, 1}}}, {"unet", {&kUnet, {}}},
+        {"depthwise", {&kDepthwise, {}}},    {"conv1d", {&kConv1d, {}}},          {"conv3d", {&kConv3d, {}}},
+        {"transposed", {&kTransposed, {}}},  {"pooling", {&kPooling, {}}},
+    };
+    return table;
+}
+
+std::string with_batch(std::string line, int batch) {
+    const std::string mark = "{N}";
+    for (auto at = line.find(mark); at != std::string::npos; at = line.find(mark)) {
+        line.replace(at, mark.size(), std::to_string(batch));
+    }
+    return line;
+}
+
+}  // namespace
+
+const std::vector<std::string>& standard_suite_names() {
+    static const std::vector<std::string> names = {"resnet18", "resnet50",   "unet",    "depthwise",
+                                                   "conv1d",   "conv3d",     "transposed", "pooling"};
+    return names;
+}
+
+std::vector<BenchConfig> suite_configs(const std::string& suite, bool quick) {
+    const auto found = suites().find(suite);
+    if (found == suites().end()) {
+        std::string choices;
+        for (const std::string& name : standard_suite_names()) choices += (choices.empty() ? "" : ", ") + name;
+        throw InvalidArgument("--suite: unknown suite '" + suite + "' (choose from " + choices + ")");
+    }
+    const SuiteSpec& spec = found->second;
+    const std::vector<int> batches = spec.batches.empty() ? std::vector<int>{0} : spec.batches;
+    std::vector<BenchConfig> configs;
+    for (int batch : batches) {
+        for (std::size_t i = 0; i < spec.lines->size(); ++i) {
+            const SuiteLine& entry = (*spec.lines)[i];
+            if (quick && !entry.quick) continue;
+            const std::string where = "suite " + suite + " line " + std::to_string(i + 1);
+            configs.push_back(parse_config_line(with_batch(entry.line, batch), where));
+        }
+    }
+    return configs;
+}
+
+}  // namespace convkit::bench

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""A short summary of a convkit-bench --json file, for the end of scripts/gpu-bench:
+the machine, the status counts, per suite the geometric mean of cuDNN time / convkit time,
+and the rows where convkit is furthest behind.
+
+    python3 bench/summarize_bench.py results.json [--worst N]
+"""
+import json
+import math
+import sys
+
+
+def summarize(report, worst=5):
+    lines = []
+    peak = report.get("peak", {})
+    fmt = lambda v, unit: "n/a" if v is None else f"{v:.0f} {unit}" if unit == "GB/s" else f"{v:.1f} {unit}"
+    lines.append(f"gpu: {report['gpu']} | driver {report['driver']} | CUDA {report['cuda']} | cuDNN {report['cudnn']}")
+    lines.append(
+        "peaks: copy {} | fp32 {} | tf32 {} | bf16 {}".format(
+            fmt(peak.get("copy_gbps"), "GB/s"), fmt(peak.get("fp32_tflops"), "TFLOP/s"),
+            fmt(peak.get("tf32_tflops"), "TFLOP/s"), fmt(peak.get("bf16_tflops"), "TFLOP/s")))
+    results = report["results"]
+    counts = {}
+    for row in results:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    lines.append("results: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    suites = {}
+    for row in results:
+        if row["status"] == "ok" and row["ratio"]:
+            suites.setdefault(row["suite"], []).append(row["ratio"])
+    for suite, ratios in suites.items():
+        geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        lines.append(f"  {suite:<11} cudnn/convkit geomean {geomean:6.3f}  (min {min(ratios):.3f}, "
+                     f"max {max(ratios):.3f}, {len(ratios)} rows)")
+    timed = sorted((r for r in results if r["status"] == "ok" and r["ratio"]), key=lambda r: r["ratio"])
+    if timed:
+        lines.append(f"convkit furthest behind (ratio, direction, config):")
+        for row in timed[:worst]:
+            lines.append(f"  {row['ratio']:.3f} {row['direction']:<10} {row['name']}")
+    failed = [r for r in results if r["status"] == "mismatch"]
+    for row in failed:
+        lines.append(f"  MISMATCH {row['direction']} {row['dtype']} {row['name']}")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    worst = int(argv[argv.index("--worst") + 1]) if "--worst" in argv else 5
+    with open(argv[1]) as f:
+        print(summarize(json.load(f), worst))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
