@@ -178,11 +178,12 @@ TEST(Idx, LargeGzipFileReadsAcrossManyBuffers) {
     EXPECT_TRUE(std::equal(big.begin(), big.end(), b.values<float>()));
 }
 
-TEST(Idx, ValuesOfTheWrongWidthAreRefused) {
+TEST(Idx, ValuesOfAnotherTypeAreRefused) {
     TempDir dir;
     write_bytes(dir.file("f"), idx_file<float>(IdxType::Float32, {2}, {1.0f, 2.0f}));
     const data::IdxArray array = data::read_idx_array(dir.file("f"));
     EXPECT_THROW((void)array.values<double>(), InvalidArgument);
+    EXPECT_THROW((void)array.values<std::int32_t>(), InvalidArgument);  // the same width, another type
     EXPECT_EQ(array.values<float>()[1], 2.0f);
 }
 

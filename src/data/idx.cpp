@@ -296,9 +296,9 @@ std::int64_t IdxArray::numel() const {
     return n;
 }
 
-void IdxArray::check_value_type(std::size_t value_size) const {
-    CONVKIT_REQUIRE(value_size == idx_type_size(type), "IdxArray::values", "the array holds ", idx_type_name(type),
-                    " values (", idx_type_size(type), " bytes each) but ", value_size, "-byte values were asked for");
+void IdxArray::check_value_type(IdxType requested) const {
+    CONVKIT_REQUIRE(requested == type, "IdxArray::values", "the array holds ", idx_type_name(type), " values but ",
+                    idx_type_name(requested), " values were asked for");
 }
 
 IdxArray read_idx_array(const std::string& path) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "convkit/tensor.h"
@@ -34,15 +35,28 @@ struct IdxArray {
     std::vector<std::uint8_t> bytes;  // numel() * idx_type_size(type) bytes
 
     std::int64_t numel() const;  // product of dims (1 for a file with no dims)
-    // The values reinterpreted, e.g. values<std::uint8_t>() of a u8 file; T must match the type.
+    // The values as their C++ type: std::uint8_t for u8, std::int8_t, std::int16_t,
+    // std::int32_t, float, double. Any other T than the file's is an InvalidArgument.
     template <typename T>
     const T* values() const {
-        check_value_type(sizeof(T));
+        check_value_type(idx_type_of<T>());
         return reinterpret_cast<const T*>(bytes.data());
     }
 
 private:
-    void check_value_type(std::size_t value_size) const;
+    template <typename T>
+    static constexpr IdxType idx_type_of() {
+        if constexpr (std::is_same_v<T, std::uint8_t>) return IdxType::UInt8;
+        else if constexpr (std::is_same_v<T, std::int8_t>) return IdxType::Int8;
+        else if constexpr (std::is_same_v<T, std::int16_t>) return IdxType::Int16;
+        else if constexpr (std::is_same_v<T, std::int32_t>) return IdxType::Int32;
+        else if constexpr (std::is_same_v<T, float>) return IdxType::Float32;
+        else {
+            static_assert(std::is_same_v<T, double>, "IDX values are uint8, int8, int16, int32, float or double");
+            return IdxType::Float64;
+        }
+    }
+    void check_value_type(IdxType requested) const;
 };
 
 // The whole file, checked: magic 0x00 0x00 <type> <ndims>, ndims big-endian uint32 dims, then
