@@ -76,3 +76,18 @@ TEST(PublicHeaders, ElementwiseActivationReductionAndDropoutOps) {
     EXPECT_EQ(argmax(x, 0).item(1), 0.0);
     EXPECT_EQ(dropout(x, 0.5, false, 1).raw_data(), x.raw_data());
 }
+
+TEST(PublicHeaders, DatasetLoaderTransformsAndPinnedMemory) {
+    using namespace convkit;
+    auto dataset = std::make_shared<data::TensorDataset>(Tensor::zeros(Shape{5, 1, 4, 4}),
+                                                         Tensor::zeros(Shape{5}, DType::Int64));
+    data::DataLoader loader(dataset, {.batch_size = 2,
+                                      .transform = data::compose({data::random_horizontal_flip(),
+                                                                  data::normalize({0.5}, {0.25})})});
+    std::int64_t examples = 0;
+    for (const data::Batch& batch : loader.epoch(0)) examples += batch.inputs.size(0);
+    EXPECT_EQ(examples, 5);
+    EXPECT_EQ(data::fashion_mnist_class_names().size(), 10u);
+    EXPECT_THROW((void)data::read_idx("/nonexistent/file-idx1-ubyte"), IoError);
+    EXPECT_EQ(empty_pinned(Shape{3}).numel(), 3);
+}

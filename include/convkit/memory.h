@@ -5,6 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "convkit/dtype.h"
+#include "convkit/shape.h"
+
 namespace convkit {
 
 struct MemoryStats {
@@ -24,5 +27,12 @@ void cuda_empty_cache();
 class Tensor;
 struct Stream;
 void record_stream(const Tensor& tensor, Stream stream);
+
+// A host tensor in page-locked (pinned) memory, which the GPU reads by DMA: copies from it are
+// faster, and can overlap other work. Without a usable GPU it is ordinary host memory. Pinning
+// is slow (it maps pages with the driver): allocate staging buffers once and reuse them.
+Tensor empty_pinned(const Shape& shape, DType dtype = DType::Float32);
+// Whether the tensor's memory is pinned host memory (false without a GPU).
+bool is_pinned(const Tensor& tensor);
 
 }  // namespace convkit

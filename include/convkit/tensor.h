@@ -136,6 +136,7 @@ public:
     void mark_written_in_place(const char* op) const { check_in_place_write(op); }
 
 private:
+    friend Tensor empty_pinned(const Shape& shape, DType dtype);  // convkit/memory.h
     Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
     void check_in_place_write(const char* op) const;
     void check_element_type(DType requested, const char* accessor) const;

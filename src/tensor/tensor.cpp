@@ -6,11 +6,13 @@
 #include <vector>
 
 #include "autograd/graph.h"
+#include "convkit/memory.h"
 #include "core/check.h"
 #include "core/random.h"
 #include "cuda/cuda_memory.h"
 #include "kernels/tensor_fill.h"
 #include "memory/host_allocator.h"
+#include "memory/pinned_memory.h"
 
 namespace convkit {
 
@@ -87,6 +89,11 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
     const std::size_t bytes = checked_nbytes(shape, dtype, "Tensor::empty");
     return Tensor(std::make_shared<Storage>(allocate(bytes, device), bytes, device), shape, dtype);
+}
+
+Tensor empty_pinned(const Shape& shape, DType dtype) {
+    const std::size_t bytes = checked_nbytes(shape, dtype, "empty_pinned");
+    return Tensor(std::make_shared<Storage>(detail::allocate_pinned_host(bytes), bytes, Device::host()), shape, dtype);
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
