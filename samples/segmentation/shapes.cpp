@@ -51,7 +51,7 @@ void draw_image(std::mt19937_64& rng, const ShapesConfig& config, float* image, 
     std::fill(mask, mask + size * size, kBackground);
 
     const auto shapes = 1 + static_cast<std::int64_t>(unit(rng) * static_cast<double>(config.max_shapes));
-    const double min_radius = static_cast<double>(size) / 8, max_radius = static_cast<double>(size) / 4.5;
+    const double min_radius = static_cast<double>(size) / 6, max_radius = static_cast<double>(size) / 3.5;
     for (std::int64_t s = 0; s < shapes; ++s) {
         const auto kind = static_cast<ShapeClass>(1 + static_cast<std::int64_t>(unit(rng) * 3) % 3);
         const double r = min_radius + (max_radius - min_radius) * unit(rng);

@@ -11,30 +11,37 @@
 // to the direction (moving_shapes.h). It can tell horizontal from vertical, not left from
 // right: about 50%, where the Conv3d network gets nearly 100%.
 //
-//   convkit_video_3d [--device cuda|cpu] [--seed N] [--out DIR] [--steps N] ...
-#include <chrono>
-#include <cstdio>
-#include <exception>
-#include <functional>
-#include <string>
-
+//   video_3d [--device cuda|cpu] [--seed N] [--out DIR] [--steps N] ...
+//
+// Writes DIR/metrics.json and DIR/clips.png (test clips, frame by frame, with both models'
+// answers). One default configuration for both devices.
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
 
+#include "common/image_grid.h"
+#include "common/metrics_json.h"
+#include "common/png_writer.h"
+#include "common/progress_bar.h"
+#include "common/sample_cli.h"
 #include "convkit/convkit.h"
 #include "video_3d/moving_shapes.h"
 
-using namespace convkit;
-using namespace convkit::samples;
-
 namespace {
 
-struct Config {
-    std::string device = cuda_is_available() ? "cuda" : "cpu";
-    std::uint64_t seed = 1;
-    std::string out = "video_3d_out";
-    std::int64_t steps = 400;
+using namespace convkit;
+using namespace convkit::samples;
+using Clock = std::chrono::steady_clock;
+
+struct TrainingConfig {
+    std::int64_t steps = 300;  // per model, one fresh batch each
     std::int64_t batch_size = 32;
-    double learning_rate = 3e-3;
+    double learning_rate = 3e-3;  // Adam, annealed to 0 by a cosine over the steps
     std::int64_t width = 8;
     std::int64_t test_clips = 512;
     ClipConfig clips;
@@ -102,15 +109,22 @@ private:
     std::int64_t feature_count_;
 };
 
-double train_and_test(const char* name, nn::Module& model, const Config& config, Device device) {
+struct Result {
+    double test_accuracy = 0;
+    Tensor predicted;  // int64 [test clips]
+    double train_loss = 0;
+    double train_clips_per_second = 0;
+};
+
+Result train_and_test(const char* label, nn::Module& model, const TrainingConfig& config, const ClipSet& test,
+                      std::uint64_t seed, Device device) {
     model.to(device);
-    std::printf("%s: %lld parameters\n", name, static_cast<long long>(model.parameter_count()));
     optim::Adam optimizer(model.parameters(), {.lr = config.learning_rate});
     optim::CosineAnnealingLR schedule(optimizer, config.steps);
-    const auto start = std::chrono::steady_clock::now();
+    ProgressBar bar(label, config.steps);
     for (std::int64_t step = 0; step < config.steps; ++step) {
         // Both models see the same stream of clips (same seed): a fair comparison.
-        const ClipSet batch = generate_clips(config.batch_size, config.clips, config.seed, step * config.batch_size);
+        const ClipSet batch = generate_clips(config.batch_size, config.clips, seed, step * config.batch_size);
         const Tensor clips = batch.clips.to(device), labels = batch.labels.to(device);
         const Tensor logits = model(clips);
         const Tensor loss = cross_entropy(logits, labels);
@@ -118,53 +132,115 @@ double train_and_test(const char* name, nn::Module& model, const Config& config,
         loss.backward();
         optimizer.step();
         schedule.step();
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if (step % 50 == 0 || step + 1 == config.steps)  // TODO(common): the progress bar
-            std::printf("  step %lld/%lld loss %.4f acc %.4f %.1f clips/s\n", static_cast<long long>(step + 1),
-                        static_cast<long long>(config.steps), loss.item(0), accuracy(logits.detach(), labels),
-                        static_cast<double>((step + 1) * config.batch_size) / seconds);
+        bar.step(config.batch_size, loss.to(Device::host()).item(0),
+                 std::llround(accuracy(logits.detach(), labels) * static_cast<double>(config.batch_size)));
     }
-    const ClipSet test = generate_clips(config.test_clips, config.clips, config.seed + 1000);
+    bar.finish();
     NoGradGuard no_grad;
     model.eval();
-    const Tensor logits = model(test.clips.to(device));
-    return accuracy(logits, test.labels.to(device));
+    const Tensor logits = model(test.clips.to(device)).to(Device::host());
+    return {accuracy(logits, test.labels), predicted_classes(logits), bar.mean_loss(), bar.images_per_second()};
 }
 
-int run(const Config& config) {
-    const Device device = config.device == "cuda" ? Device::cuda() : Device::host();
-    std::printf("clips of %lld frames of %lldx%lld, %s\n", static_cast<long long>(config.clips.frames),
-                static_cast<long long>(config.clips.frame_size), static_cast<long long>(config.clips.frame_size),
-                device.to_string().c_str());
+// A clip [1, T, H, W] as its frames side by side, 1 pixel apart.
+Image clip_strip(const Tensor& clip) {
+    const std::int64_t frames = clip.size(1), size = clip.size(2);
+    Image strip(static_cast<int>(frames * (size + 1) - 1), static_cast<int>(size), 3, kWhite);
+    for (std::int64_t t = 0; t < frames; ++t)
+        strip.paste(image_from_tensor(slice(clip, 1, t, t + 1).reshape(Shape{size, size}), -0.2, 1.3),
+                    static_cast<int>(t * (size + 1)), 0);
+    return strip.enlarged(3);
+}
+
+Image clips_picture(const ClipSet& test, const Result& conv3d, const Result& per_frame, std::int64_t count) {
+    std::vector<CaptionedImage> cells;
+    const auto& names = direction_names();
+    for (std::int64_t i = 0; i < std::min(count, test.clips.size(0)); ++i) {
+        const auto truth = static_cast<std::size_t>(test.labels.item(i));
+        const auto guess_3d = static_cast<std::size_t>(conv3d.predicted.item(i));
+        const auto guess_2d = static_cast<std::size_t>(per_frame.predicted.item(i));
+        const Tensor clip = slice(test.clips, 0, i, i + 1).reshape(
+            Shape{1, test.clips.size(2), test.clips.size(3), test.clips.size(4)});
+        cells.push_back({clip_strip(clip),
+                         {Caption{"true: " + names[truth], kBlack},
+                          Caption{"Conv3d: " + names[guess_3d], guess_3d == truth ? kGreen : kRed},
+                          Caption{"per-frame 2D: " + names[guess_2d], guess_2d == truth ? kGreen : kRed}}});
+    }
+    return with_title(captioned_image_grid(cells, 2), "frames left to right; answers green when right, red when wrong");
+}
+
+int train(const SampleOptions& common, const TrainingConfig& config) {
+    const auto start = Clock::now();
+    const Device device = sample_device(common);
+    if (config.clips.frame_size % 4 != 0 || config.clips.frame_size < config.clips.square_size + config.clips.frames - 1)
+        throw InvalidArgument("video_3d: --frame-size must be a multiple of 4 and leave the square room to travel, got " +
+                              std::to_string(config.clips.frame_size));
+    create_out_dir(common);
+    const std::string backend = backend_name(device.is_cuda() ? default_backend() : default_host_backend());
+    nn::init::manual_seed(common.seed);
     auto conv3d = make_conv3d_model(config.width);
-    const double accuracy_3d = train_and_test("Conv3d network", *conv3d, config, device);
-    FrameByFrameNet frame_net(config.width);
-    const double accuracy_2d = train_and_test("per-frame Conv2d network", frame_net, config, device);
-    std::printf("video_3d: direction accuracy Conv3d %.4f, per-frame Conv2d %.4f (chance 0.25) on %lld clips\n",
-                accuracy_3d, accuracy_2d, static_cast<long long>(config.test_clips));
+    FrameByFrameNet per_frame(config.width);
+    std::printf("video_3d: clips of %lld frames of %lldx%lld; Conv3d network %lld parameters, per-frame Conv2d "
+                "network %lld; %lld steps of %lld fresh clips each; on %s (%s)\n",
+                static_cast<long long>(config.clips.frames), static_cast<long long>(config.clips.frame_size),
+                static_cast<long long>(config.clips.frame_size), static_cast<long long>(conv3d->parameter_count()),
+                static_cast<long long>(per_frame.parameter_count()), static_cast<long long>(config.steps),
+                static_cast<long long>(config.batch_size), device.to_string().c_str(), backend.c_str());
+    std::fflush(stdout);
+    const ClipSet test = generate_clips(config.test_clips, config.clips, common.seed + 1000);
+    const Result result_3d = train_and_test("Conv3d", *conv3d, config, test, common.seed, device);
+    const Result result_2d = train_and_test("per-frame 2D", per_frame, config, test, common.seed, device);
+
+    const std::filesystem::path out(common.out_dir);
+    write_png((out / "clips.png").string(), clips_picture(test, result_3d, result_2d, 6));
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    write_metrics_json((out / "metrics.json").string(),
+                       {{"sample", "video_3d"},
+                        {"device", device.to_string()},
+                        {"backend", backend},
+                        {"seed", common.seed},
+                        {"config",
+                         {{"steps", config.steps},
+                          {"batch_size", config.batch_size},
+                          {"optimizer", "Adam"},
+                          {"schedule", "cosine"},
+                          {"lr", config.learning_rate},
+                          {"width", config.width},
+                          {"frames", config.clips.frames},
+                          {"frame_size", config.clips.frame_size},
+                          {"test_clips", config.test_clips}}},
+                        {"conv3d",
+                         {{"parameters", conv3d->parameter_count()},
+                          {"train_loss", result_3d.train_loss},
+                          {"train_clips_per_second", result_3d.train_clips_per_second},
+                          {"test_accuracy", result_3d.test_accuracy}}},
+                        {"per_frame_2d",
+                         {{"parameters", per_frame.parameter_count()},
+                          {"train_loss", result_2d.train_loss},
+                          {"train_clips_per_second", result_2d.train_clips_per_second},
+                          {"test_accuracy", result_2d.test_accuracy}}},
+                        {"class_names", direction_names()},
+                        {"seconds", seconds}});
+    std::printf("video_3d: direction accuracy Conv3d %.4f, per-frame Conv2d %.4f (chance 0.25) on %lld test clips, "
+                "in %.0f s\n",
+                result_3d.test_accuracy, result_2d.test_accuracy, static_cast<long long>(config.test_clips), seconds);
     return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    Config config;
-    CLI::App app{"Conv3d classification of the direction of motion in generated clips"};
-    app.add_option("--device", config.device)->check(CLI::IsMember({"cuda", "cpu"}));
-    app.add_option("--seed", config.seed);
-    app.add_option("--out", config.out);
-    app.add_option("--steps", config.steps, "training steps of each model (one fresh batch each)");
-    app.add_option("--batch-size", config.batch_size);
-    app.add_option("--lr", config.learning_rate);
-    app.add_option("--width", config.width);
-    app.add_option("--frames", config.clips.frames);
-    app.add_option("--frame-size", config.clips.frame_size, "a multiple of 4");
-    app.add_option("--test-clips", config.test_clips);
+    CLI::App app{"Conv3d classification of the direction of motion in generated clips, against a per-frame 2D network"};
+    SampleOptions common;
+    add_sample_options(app, common, "video_3d-out");
+    TrainingConfig config;
+    app.add_option("--steps", config.steps, "training steps of each model, one fresh batch each")->capture_default_str();
+    app.add_option("--batch-size", config.batch_size)->capture_default_str();
+    app.add_option("--lr", config.learning_rate, "Adam's initial learning rate")->capture_default_str();
+    app.add_option("--width", config.width, "channels of the first convolution")->capture_default_str();
+    app.add_option("--frames", config.clips.frames)->capture_default_str();
+    app.add_option("--frame-size", config.clips.frame_size, "a multiple of 4")->capture_default_str();
+    app.add_option("--test-clips", config.test_clips)->capture_default_str();
     CLI11_PARSE(app, argc, argv);
-    try {
-        return run(config);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    }
+    return run_sample("video_3d", [&] { return train(common, config); });
 }
