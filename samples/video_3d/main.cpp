@@ -8,8 +8,10 @@
 // is seen as a 3-D block of pixels. The 2-D network applies the very same kind of layers to
 // each frame on its own and averages the frames' features: whatever it computes is the same
 // for the frames in any order, and the clips are generated so that the order is the only clue
-// to the direction (moving_shapes.h). It can tell horizontal from vertical, not left from
-// right: about 50%, where the Conv3d network gets nearly 100%.
+// to the direction (moving_shapes.h). Its global average pooling per frame also forgets where
+// the square is, so it cannot even tell a horizontal path from a vertical one: it stays near
+// chance (25%), where the Conv3d network gets nearly 100%. (Without that pooling, a per-frame
+// network could at best learn the axis from the frames' spread: 50%.)
 //
 //   video_3d [--device cuda|cpu] [--seed N] [--out DIR] [--steps N] ...
 //

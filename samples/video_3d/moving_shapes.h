@@ -5,8 +5,8 @@
 // The trajectories are drawn so that no single frame gives the answer away: a clip moving
 // right from x = a to x = b and a clip moving left from b to a are equally likely, so the
 // SET of frames is the same for both directions and only their ORDER differs. A model that
-// looks at frames one at a time and pools them can at best tell a horizontal path from a
-// vertical one (the frames' spread), i.e. 50% accuracy; seeing the direction needs time.
+// looks at frames one at a time and pools them over time cannot tell left from right, nor up
+// from down; seeing the direction needs time.
 #include <cstdint>
 #include <string>
 #include <vector>
