@@ -8,7 +8,7 @@
 namespace convkit::samples {
 
 inline constexpr int kGlyphWidth = 5;
-inline constexpr int kGlyphHeight = 8;  // 7 above the baseline, 1 for descenders
+inline constexpr int kGlyphHeight = 8;                 // 7 above the baseline, 1 for descenders
 inline constexpr int kGlyphAdvance = kGlyphWidth + 1;  // one pixel between characters
 
 // Width in pixels of `text` drawn at `scale` (no trailing gap); its height is kGlyphHeight * scale.

@@ -28,7 +28,9 @@ Image confusion_matrix_image(const Tensor& confusion, const std::vector<std::str
                               std::to_string(classes) + "] matrix for " + std::to_string(classes) +
                               " class names, got " + confusion.shape().to_string());
     const std::vector<double> counts = confusion.to_vector();
-    const auto at = [&](std::int64_t row, std::int64_t col) { return counts[static_cast<std::size_t>(row * classes + col)]; };
+    const auto at = [&](std::int64_t row, std::int64_t col) {
+        return counts[static_cast<std::size_t>(row * classes + col)];
+    };
 
     std::vector<std::string> row_labels;
     int label_width = 0;

@@ -8,7 +8,6 @@
 namespace convkit::samples {
 
 namespace {
-constexpr int kGap = 2;
 
 // One tile: `channels` planes of kh x kw from `values` at `offset`, stretched to [0, 255].
 Image filter_tile(const std::vector<double>& values, std::size_t offset, int channels, int kh, int kw) {
@@ -46,11 +45,12 @@ Image filter_grid_image(const Tensor& weight, int zoom) {
     const int columns = rgb || inputs == 1 ? std::min(tiles, 8) : inputs;
     const int rows = (tiles + columns - 1) / columns;
     const int tile_w = kw * zoom, tile_h = kh * zoom;
-    Image grid(kGap + columns * (tile_w + kGap), kGap + rows * (tile_h + kGap), tile_channels, Rgb{200, 200, 200});
+    const int gap = std::max(2, zoom / 2);  // wide enough to tell tiles apart at any zoom
+    Image grid(gap + columns * (tile_w + gap), gap + rows * (tile_h + gap), tile_channels, kWhite);
     for (int t = 0; t < tiles; ++t) {
         const std::size_t offset = static_cast<std::size_t>(t) * static_cast<std::size_t>(tile_channels * kh * kw);
         const Image tile = filter_tile(values, offset, tile_channels, kh, kw).enlarged(zoom);
-        grid.paste(tile, kGap + (t % columns) * (tile_w + kGap), kGap + (t / columns) * (tile_h + kGap));
+        grid.paste(tile, gap + (t % columns) * (tile_w + gap), gap + (t / columns) * (tile_h + gap));
     }
     return grid;
 }

@@ -47,7 +47,8 @@ void Image::paste(const Image& source, int x, int y) {
 Image Image::enlarged(int factor) const {
     Image result(width_ * factor, height_ * factor, channels_);
     for (int row = 0; row < height_; ++row)
-        for (int col = 0; col < width_; ++col) result.fill_rect(col * factor, row * factor, factor, factor, get(col, row));
+        for (int col = 0; col < width_; ++col)
+            result.fill_rect(col * factor, row * factor, factor, factor, get(col, row));
     return result;
 }
 

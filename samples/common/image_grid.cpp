@@ -8,7 +8,7 @@
 namespace convkit::samples {
 
 namespace {
-constexpr int kGap = 4;          // between cells and around the grid
+constexpr int kGap = 4;  // between cells and around the grid
 constexpr int kLineHeight = kGlyphHeight + 2;
 }  // namespace
 
@@ -46,7 +46,8 @@ Image captioned_image_grid(const std::vector<CaptionedImage>& cells, int columns
 
 Image with_title(const Image& image, const std::string& title) {
     const int band = kGlyphHeight + 2 * kGap;
-    Image result(std::max(image.width(), text_width(title) + 2 * kGap), image.height() + band, image.channels(), kWhite);
+    Image result(std::max(image.width(), text_width(title) + 2 * kGap), image.height() + band, image.channels(),
+                 kWhite);
     draw_text(result, kGap, kGap, title, kBlack);
     result.paste(image, 0, band);
     return result;

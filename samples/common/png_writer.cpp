@@ -61,6 +61,8 @@ std::string encode_png(const Image& image) {
     return bytes;
 }
 
-void write_png(const std::string& path, const Image& image) { write_file_atomically(path, encode_png(image)); }
+void write_png(const std::string& path, const Image& image) {
+    write_file_atomically(path, encode_png(image));
+}
 
 }  // namespace convkit::samples

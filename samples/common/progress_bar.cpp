@@ -21,7 +21,9 @@ ProgressBar::ProgressBar(std::string label, std::int64_t total_steps, std::FILE*
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
-ProgressBar::~ProgressBar() { finish(); }
+ProgressBar::~ProgressBar() {
+    finish();
+}
 
 void ProgressBar::step(std::int64_t images, double mean_loss, std::int64_t correct) {
     ++steps_;
@@ -47,7 +49,9 @@ void ProgressBar::finish() {
     draw(true);
 }
 
-double ProgressBar::mean_loss() const { return images_ > 0 ? loss_sum_ / static_cast<double>(images_) : NAN; }
+double ProgressBar::mean_loss() const {
+    return images_ > 0 ? loss_sum_ / static_cast<double>(images_) : NAN;
+}
 double ProgressBar::accuracy() const {
     return images_ > 0 ? static_cast<double>(correct_) / static_cast<double>(images_) : NAN;
 }
