@@ -1,0 +1,12 @@
+#include "common/metrics_json.h"
+
+#include "common/atomic_write.h"
+
+namespace convkit::samples {
+
+void write_metrics_json(const std::string& path, const nlohmann::json& metrics) {
+    // nlohmann::json dumps NaN and infinities as null already.
+    write_file_atomically(path, metrics.dump(2) + "\n");
+}
+
+}  // namespace convkit::samples
