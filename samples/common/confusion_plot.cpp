@@ -13,9 +13,9 @@ constexpr int kMargin = 6;
 constexpr int kCellHeight = kGlyphHeight + 8;
 constexpr Rgb kDarkest{8, 48, 107};  // the end of the white-to-blue scale
 
-Rgb shade(double share) {
+Rgb shade(double darkness) {
     auto mix = [&](std::uint8_t dark) {
-        return static_cast<std::uint8_t>(std::lround(255.0 + (dark - 255.0) * std::clamp(share, 0.0, 1.0)));
+        return static_cast<std::uint8_t>(std::lround(255.0 + (dark - 255.0) * std::clamp(darkness, 0.0, 1.0)));
     };
     return {mix(kDarkest.r), mix(kDarkest.g), mix(kDarkest.b)};
 }
@@ -59,13 +59,14 @@ Image confusion_matrix_image(const Tensor& confusion, const std::vector<std::str
         double row_total = 0;
         for (int j = 0; j < grid; ++j) row_total += at(i, j);
         for (int j = 0; j < grid; ++j) {
-            const double share = row_total > 0 ? at(i, j) / row_total : 0.0;
+            // The square root lifts the small shares where the interesting confusions are.
+            const double darkness = std::sqrt(row_total > 0 ? at(i, j) / row_total : 0.0);
             const int x = left + j * cell_width;
             const int y = top + i * kCellHeight;
-            image.fill_rect(x, y, cell_width, kCellHeight, shade(share));
+            image.fill_rect(x, y, cell_width, kCellHeight, shade(darkness));
             const std::string count = std::to_string(static_cast<long long>(at(i, j)));
             draw_text(image, x + (cell_width - text_width(count)) / 2, y + (kCellHeight - kGlyphHeight) / 2, count,
-                      share > 0.5 ? kWhite : kBlack);
+                      darkness > 0.6 ? kWhite : kBlack);
         }
     }
     // A frame around the grid, so white (empty) cells at the edge still read as cells.

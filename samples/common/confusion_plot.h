@@ -9,8 +9,9 @@
 namespace convkit::samples {
 
 // `confusion`: int64 [C, C], row = true class, column = predicted class (convkit::confusion_matrix).
-// Each cell shows its count, shaded from white to dark blue by its share of its row (the recall
-// on the diagonal), so rows of different sizes compare. Rows are labelled "<index> <name>",
+// Each cell shows its count, shaded from white to dark blue by the square root of its share of
+// its row (the recall on the diagonal): rows of different sizes compare, and confusions of a few
+// percent still show. Rows are labelled "<index> <name>",
 // columns by index. `class_names` has C entries.
 Image confusion_matrix_image(const Tensor& confusion, const std::vector<std::string>& class_names);
 

@@ -32,7 +32,7 @@ public:
 
     // Writes one pixel; outside the image it is clipped. A gray image takes the colour's mean.
     void set(int x, int y, Rgb color);
-    Rgb get(int x, int y) const;
+    Rgb get(int x, int y) const;  // (x, y) must be inside the image
     void fill_rect(int x, int y, int width, int height, Rgb color);
     // Copies `source` with its top-left corner at (x, y), clipped; gray onto RGB is fine.
     void paste(const Image& source, int x, int y);
