@@ -56,7 +56,8 @@ struct TrainingConfig {
 };
 
 // Adam with a one-cycle schedule for both: robust to the batch size and needs no warm-up tuning.
-// GPU: the full-width model, long enough for augmentation to pay off (>= 92% is the target).
+// GPU: the full-width model, long enough for augmentation to pay off (>= 92% is the target; the
+// same configuration run on the CPU reached 92.6%, docs/samples.md).
 TrainingConfig gpu_defaults() {
     return {.width = 32, .epochs = 15, .batch_size = 128, .max_lr = 3e-3, .weight_decay = 5e-4, .augment = true};
 }
