@@ -120,6 +120,15 @@ TEST(Idx, EveryTypeCodeReadsBackPlainAndGzip) {
     expect_round_trip<double>(IdxType::Float64, {-1.5, 0.0, 3.25, 1e-300, -7e200, 0.1}, DType::Float64);
 }
 
+// Found by the IDX fuzzer: an empty float file made read_idx pass a null pointer to memcpy.
+TEST(Idx, EmptyFloatFilesReadAsEmptyTensors) {
+    TempDir dir;
+    write_bytes(dir.file("empty64"), idx_file<double>(IdxType::Float64, {1, 0}, {}));
+    write_bytes(dir.file("empty32"), idx_file<float>(IdxType::Float32, {0}, {}));
+    EXPECT_EQ(data::read_idx(dir.file("empty64")).shape(), (Shape{1, 0}));
+    EXPECT_EQ(data::read_idx(dir.file("empty32")).shape(), (Shape{0}));
+}
+
 TEST(Idx, ScalarAndRankFiveFilesAndTheRankLimit) {
     TempDir dir;
     write_bytes(dir.file("scalar"), idx_file<std::int32_t>(IdxType::Int32, {}, {-42}));

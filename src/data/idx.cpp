@@ -319,12 +319,13 @@ Tensor read_idx(const std::string& path) {
     switch (array.type) {
         case IdxType::Float32: {
             Tensor t = Tensor::empty(shape, DType::Float32);
-            std::memcpy(t.raw_data(), array.bytes.data(), array.bytes.size());
+            // An empty file's buffers may be null, and memcpy must not see a null pointer.
+            if (!array.bytes.empty()) std::memcpy(t.raw_data(), array.bytes.data(), array.bytes.size());
             return t;
         }
         case IdxType::Float64: {
             Tensor t = Tensor::empty(shape, DType::Float64);
-            std::memcpy(t.raw_data(), array.bytes.data(), array.bytes.size());
+            if (!array.bytes.empty()) std::memcpy(t.raw_data(), array.bytes.data(), array.bytes.size());
             return t;
         }
         default: break;
