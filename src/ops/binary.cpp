@@ -50,9 +50,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor sub(const Tensor& a, const Tensor& b) {
     Tensor out = binary_raw(BinaryOp::Sub, a, b);
     record_binary(BinaryOp::Sub, out, a, b, [](const Tensor& dy, const autograd::NeedsGrad& needs) {
-        // -dy as 0 - dy keeps this family self-contained.
-        return GradientPair{dy, needs[1] ? binary_raw(BinaryOp::Sub, Tensor::zeros(Shape{}, dy.dtype(), dy.device()), dy)
-                                         : Tensor()};
+        return GradientPair{dy, needs[1] ? neg(dy) : Tensor()};
     });
     return out;
 }
