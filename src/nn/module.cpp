@@ -14,7 +14,7 @@ namespace convkit::nn {
 Tensor Module::operator()(const Tensor& input) {
     detail::SummaryRecorder* recorder = detail::active_summary_recorder();
     if (recorder == nullptr) return forward(input);
-    const std::size_t entry = recorder->enter(this);
+    const std::size_t entry = recorder->enter(this, input.shape(), input.dtype());
     Tensor output = forward(input);
     recorder->leave(entry, output.shape());
     return output;
@@ -162,6 +162,8 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
     state_loaded();
     for (auto& [name, module] : named_modules()) module->state_loaded();
 }
+
+std::int64_t Module::flops(const Shape&, const Shape&) const { return 0; }
 
 Tensor& Module::register_parameter(const std::string& name, Tensor tensor, bool requires_grad) {
     CONVKIT_REQUIRE(!name.empty() && name.find('.') == std::string::npos, "Module::register_parameter",

@@ -40,6 +40,10 @@ public:
     // "Conv2d", and the arguments that describe it ("1, 32, kernel_size=[3, 3], padding=[1, 1]").
     virtual std::string type_name() const = 0;
     virtual std::string extra_repr() const { return ""; }
+    // Floating-point operations of one call that gave `output` from `input`, counting a
+    // multiply-add as two; only the layers whose arithmetic dominates (convolutions, linear
+    // layers) count, the others report 0. summary() adds them up.
+    virtual std::int64_t flops(const Shape& input, const Shape& output) const;
     std::string to_string() const;  // the module tree, one line per module
 
     std::vector<Tensor> parameters(bool recurse = true) const;
