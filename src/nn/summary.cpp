@@ -48,18 +48,28 @@ private:
 };
 }  // namespace
 
-std::string summary(Module& model, const Shape& input_shape, DType dtype, Device device) {
+std::vector<LayerCall> trace(Module& model, const Shape& input_shape, DType dtype, Device device) {
     std::map<const Module*, std::string> names{{&model, "(model)"}};
     for (const auto& [name, module] : model.named_modules()) names[module] = name;
-
     detail::SummaryRecorder recorder;
-    Shape output_shape;
     {
         ModeRestorer eval_mode(model);
         NoGradGuard no_grad;
         detail::SummaryRecorderScope scope(&recorder);
-        output_shape = model(Tensor::zeros(input_shape, dtype, device)).shape();
+        (void)model(Tensor::zeros(input_shape, dtype, device));
     }
+    std::vector<LayerCall> calls;
+    for (const detail::SummaryRow& row : recorder.rows()) {
+        const auto found = names.find(row.module);
+        calls.push_back({found == names.end() ? "(unregistered)" : found->second, row.module, row.depth, row.input,
+                         row.output, row.dtype});
+    }
+    return calls;
+}
+
+std::string summary(Module& model, const Shape& input_shape, DType dtype, Device device) {
+    const std::vector<LayerCall> calls = trace(model, input_shape, dtype, device);
+    const Shape output_shape = calls.empty() ? Shape{} : calls.front().output;
 
     // A leaf's output is what training keeps for backward (roughly: in-place ops aside); a
     // container's output is its last child's, so only leaves count toward activation memory.
@@ -74,9 +84,8 @@ std::string summary(Module& model, const Shape& input_shape, DType dtype, Device
         << std::string(90, '-') << "\n";
     std::int64_t total_flops = 0;
     std::int64_t activation_bytes = 0;
-    for (const detail::SummaryRow& row : recorder.rows()) {
-        const auto found = names.find(row.module);
-        const std::string name = found == names.end() ? "(unregistered)" : found->second;
+    for (const LayerCall& row : calls) {
+        const std::string& name = row.name;
         std::ostringstream label;
         label << std::setw(2 * row.depth) << "" << name << " (" << row.module->type_name() << ")";
         std::int64_t own = 0;
