@@ -22,8 +22,12 @@ std::string unsupported_reason(const GemmShape& s, DType) {
     return {};
 }
 
-// Products smaller than this many multiply-adds run as one call: a parallel region costs more.
-constexpr std::int64_t kParallelWork = std::int64_t{1} << 16;
+// Products smaller than this many multiply-adds (about 0.1 ms on one core) run as one call: a
+// parallel region costs more. On a shared machine a region whose second thread has been
+// descheduled waits out the scheduler's time slice (milliseconds), so the bar is set high: the
+// classifier's last layer (128 x 128 x 10) took 7 ms as a two-thread region on a busy 2-core
+// machine (bench/host_training_vs_torch.py) and 0.02 ms as one call.
+constexpr std::int64_t kParallelWork = std::int64_t{1} << 22;
 
 template <typename T>
 void gemm_blas(const GemmShape& s, const T* a, const T* b, const T* bias, T* c) {
