@@ -3,6 +3,7 @@
 
     python3 bench/host_training_vs_torch.py [--build-dir build] [--batch 128,64] [--threads 2]
                                             [--rounds 3] [--steps 20] [--epoch] [--json out.json]
+                                            [--baseline-build-dir other-build]
 
 The model is the main job's (samples/common/fashion_mnist_model.cpp) at --width 32:
 conv3x3(1->32, pad 1, no bias)-BN-ReLU-maxpool2, conv3x3(32->64)-BN-ReLU-maxpool2, flatten,
@@ -185,8 +186,8 @@ def run_json(command, env):
     return json.loads(text if text.startswith("{\"framework\": \"convkit\"") else text.splitlines()[-1])
 
 
-def convkit_command(args, batch, mode):
-    exe = os.path.join(args.build_dir, "bench", "bench_host_training_profile")
+def convkit_command(args, batch, mode, build_dir=None):
+    exe = os.path.join(build_dir or args.build_dir, "bench", "bench_host_training_profile")
     return [exe, "--mode", mode, "--width", str(args.width), "--batch", str(batch), "--steps", str(args.steps),
             "--profile-steps", str(args.profile_steps), "--data", args.data]
 
@@ -230,6 +231,7 @@ def main():
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--json", help="write every result here")
     p.add_argument("--python", default="/usr/bin/python3", help="a Python with torch (Debian's python3-torch)")
+    p.add_argument("--baseline-build-dir", help="also run the convkit of this build (e.g. the commit before a change)")
     p.add_argument("--torch-worker", choices=["steps", "epoch"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.torch_worker:
@@ -246,16 +248,25 @@ def main():
         ratios, last = [], None
         for r in range(args.rounds):
             order = [("convkit", convkit_command), ("pytorch", torch_command)]
-            if r % 2:
-                order.reverse()
+            if args.baseline_build_dir:
+                order.insert(1, ("baseline", lambda a, b, m: convkit_command(a, b, m, a.baseline_build_dir)))
+            order = order[r % len(order):] + order[:r % len(order)]  # rotate: each goes first in turn
             results = {name: run_json(make(args, batch, "steps"), env) for name, make in order}
             ck, pt = results["convkit"], results["pytorch"]
             ratio = ck["images_per_second"] / pt["images_per_second"]
             ratios.append(ratio)
             last = (ck, pt)
-            everything["runs"].append({"batch": batch, "round": r, "convkit": ck, "pytorch": pt, "ratio": ratio})
-            print(f"batch {batch:4d} round {r}: convkit {ck['images_per_second']:8.1f} img/s, "
-                  f"pytorch {pt['images_per_second']:8.1f} img/s, ratio {ratio:.2f}", flush=True)
+            run = {"batch": batch, "round": r, "convkit": ck, "pytorch": pt, "ratio": ratio}
+            line = (f"batch {batch:4d} round {r}: convkit {ck['images_per_second']:8.1f} img/s, "
+                    f"pytorch {pt['images_per_second']:8.1f} img/s, ratio {ratio:.2f}")
+            if "baseline" in results:
+                base = results["baseline"]
+                run["baseline"] = base
+                run["baseline_ratio"] = base["images_per_second"] / pt["images_per_second"]
+                line += (f"; baseline convkit {base['images_per_second']:8.1f} img/s, "
+                         f"ratio {run['baseline_ratio']:.2f}")
+            everything["runs"].append(run)
+            print(line, flush=True)
         print(f"batch {batch:4d}: ratio convkit/pytorch median {statistics.median(ratios):.2f} "
               f"(min {min(ratios):.2f}, max {max(ratios):.2f}); breakdown of the last round:")
         print(breakdown_table(*last), flush=True)

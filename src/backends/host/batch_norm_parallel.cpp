@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "backends/host/thread_pool.h"
 #include "ops/op_support.h"
 
 namespace convkit::detail {
@@ -37,8 +38,7 @@ void batch_norm_statistics_parallel(const BatchNormGeometry& g, DType dtype, con
         const T* values = static_cast<const T*>(x);
         const std::int64_t m = g.per_channel();
         const std::int64_t s = g.spatial;
-#pragma omp parallel for schedule(static)
-        for (std::int64_t c = 0; c < g.channels; ++c) {
+        host::parallel_for(g.channels, [&](std::int64_t c, int) {
             const double mu = channel_sum(g, [&](std::int64_t n) {
                                   const T* p = plane(g, values, n, c);
                                   double sum = 0;
@@ -66,7 +66,7 @@ void batch_norm_statistics_parallel(const BatchNormGeometry& g, DType dtype, con
                 static_cast<T*>(running.updated_var)[c] = static_cast<T>(running_average(
                     static_cast<const T*>(running.var)[c], unbiased_variance(var[c], m), running.momentum));
             }
-        }
+        });
     });
 }
 
@@ -75,8 +75,7 @@ void batch_norm_forward_parallel(const BatchNormGeometry& g, DType dtype, const 
     dispatch_dtype(dtype, [&](auto zero) {
         using T = decltype(zero);
         const std::int64_t s = g.spatial;
-#pragma omp parallel for schedule(static)
-        for (std::int64_t nc = 0; nc < g.batch * g.channels; ++nc) {
+        host::parallel_for(g.batch * g.channels, [&](std::int64_t nc, int) {
             const std::int64_t c = nc % g.channels;
             // y = (x - mean) * (weight * invstd) + bias, in double, rounded once (see batch_norm_math.h
             // on why x - mean is taken in double).
@@ -88,7 +87,7 @@ void batch_norm_forward_parallel(const BatchNormGeometry& g, DType dtype, const 
 #pragma omp simd
             for (std::int64_t t = 0; t < s; ++t)
                 out[t] = static_cast<T>((static_cast<double>(in[t]) - mu) * scale + shift);
-        }
+        });
     });
 }
 
@@ -100,8 +99,7 @@ void batch_norm_backward_reduce_parallel(const BatchNormGeometry& g, DType dtype
         const T* dy = static_cast<const T*>(grad_output);
         const T* in = static_cast<const T*>(x);
         const std::int64_t s = g.spatial;
-#pragma omp parallel for schedule(static)
-        for (std::int64_t c = 0; c < g.channels; ++c) {
+        host::parallel_for(g.channels, [&](std::int64_t c, int) {
             const double mu = mean[c];
             double s_dy = 0;
             double s_dy_centered = 0;
@@ -120,7 +118,7 @@ void batch_norm_backward_reduce_parallel(const BatchNormGeometry& g, DType dtype
             }
             sum_dy[c] = s_dy;
             sum_dy_x_hat[c] = s_dy_centered * inverse_std(var[c], eps);
-        }
+        });
     });
 }
 
@@ -132,8 +130,7 @@ void batch_norm_backward_input_parallel(const BatchNormGeometry& g, DType dtype,
         using T = decltype(zero);
         const auto m = static_cast<double>(g.per_channel());
         const std::int64_t s = g.spatial;
-#pragma omp parallel for schedule(static)
-        for (std::int64_t nc = 0; nc < g.batch * g.channels; ++nc) {
+        host::parallel_for(g.batch * g.channels, [&](std::int64_t nc, int) {
             const std::int64_t c = nc % g.channels;
             const double mu = mean[c];
             const double invstd = inverse_std(var[c], eps);
@@ -150,7 +147,7 @@ void batch_norm_backward_input_parallel(const BatchNormGeometry& g, DType dtype,
                                                                          weight_invstd, mean_dy, mean_dy_x_hat,
                                                                          batch_statistics));
             }
-        }
+        });
     });
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Batch normalization for the host-blas backend: the entry points of batch_norm_host.h (same
-// array conventions), run with OpenMP over channels (sums) or planes (per-element passes), the
+// array conventions), run in parallel (thread_pool.h) over channels (sums) or planes (per-element passes), the
 // per-channel sums in double with several partial sums at once (a vectorised reduction), the
 // per-element arithmetic in double rounded once, as the reference. Only the order of the
 // additions differs from the reference, so results agree to a few units in the last place of

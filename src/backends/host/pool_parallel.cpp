@@ -4,13 +4,12 @@
 // padding. A max is a selection, not a sum, and each plane's gradient is summed in the
 // reference's order, so the results are bit for bit the reference's (tests/test_pool_parallel.cpp).
 // Average and adaptive pooling run the reference: the training paths of the samples do not use them.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "backends/host/thread_pool.h"
 #include "ops/backend_registry.h"
 #include "ops/op_support.h"
 
@@ -107,19 +106,18 @@ bool windows_disjoint(const PoolGeometry& g) {
 template <typename T>
 void max_pool_forward_parallel(const PoolGeometry& g, const T* input, T* output) {
     const bool plain = is_plain_2x2(g);
-#pragma omp parallel for schedule(static)
-    for (std::int64_t plane = 0; plane < g.planes(); ++plane) {
+    parallel_for(g.planes(), [&](std::int64_t plane, int) {
         if (plain) {
             for_each_2x2_line(g, plane, [&](std::int64_t in, std::int64_t out) {
                 max_2x2_line(input + in, g.input[2], g.output[2], output + out);
             });
-            continue;
+            return;
         }
         for_each_output_of_plane(g, plane, [&](const std::array<std::int64_t, 3>& o, std::int64_t out) {
             const std::int64_t best = detail::max_pool_window_argmax(g, input, plane, o);
             output[out] = best >= 0 ? input[best] : -std::numeric_limits<T>::infinity();
         });
-    }
+    });
 }
 
 template <typename T>
@@ -128,10 +126,9 @@ void max_pool_backward_parallel(const PoolGeometry& g, const T* grad_output, con
     const bool disjoint = windows_disjoint(g);
     // Overlapping windows sum in double per plane, in the reference's order; the scratch is
     // allocated before the parallel region so running out is OutOfMemory, not a throw inside it.
-    const int threads = omp_get_max_threads();
+    const int threads = host_threads();
     std::vector<double> scratch(disjoint ? 0 : static_cast<std::size_t>(threads * g.input_spatial()));
-#pragma omp parallel for schedule(static)
-    for (std::int64_t plane = 0; plane < g.planes(); ++plane) {
+    parallel_for(g.planes(), threads, [&](std::int64_t plane, int thread) {
         T* dx = grad_input + plane * g.input_spatial();
         if (disjoint) {
             // A single term: double(dy) rounded back to T is dy itself, as in the reference.
@@ -144,16 +141,16 @@ void max_pool_backward_parallel(const PoolGeometry& g, const T* grad_output, con
                 for_each_2x2_line(g, plane, [&](std::int64_t in, std::int64_t out) {
                     max_2x2_line_backward(input + in, g.input[2], g.output[2], grad_output + out, grad_input + in);
                 });
-                continue;
+                return;
             }
             std::fill_n(dx, g.input_spatial(), T(0));
             for_each_output_of_plane(g, plane, [&](const std::array<std::int64_t, 3>& o, std::int64_t out) {
                 const std::int64_t best = detail::max_pool_window_argmax(g, input, plane, o);
                 if (best >= 0) grad_input[best] = grad_output[out];
             });
-            continue;
+            return;
         }
-        double* acc = scratch.data() + static_cast<std::int64_t>(omp_get_thread_num()) * g.input_spatial();
+        double* acc = scratch.data() + static_cast<std::int64_t>(thread) * g.input_spatial();
         std::fill_n(acc, g.input_spatial(), 0.0);
         const std::int64_t base = plane * g.input_spatial();
         for_each_output_of_plane(g, plane, [&](const std::array<std::int64_t, 3>& o, std::int64_t out) {
@@ -161,7 +158,7 @@ void max_pool_backward_parallel(const PoolGeometry& g, const T* grad_output, con
             if (best >= 0) acc[best - base] += static_cast<double>(grad_output[out]);
         });
         for (std::int64_t i = 0; i < g.input_spatial(); ++i) dx[i] = static_cast<T>(acc[i]);
-    }
+    });
 }
 
 template void max_pool_forward_parallel<float>(const PoolGeometry&, const float*, float*);
