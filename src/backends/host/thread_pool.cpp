@@ -28,6 +28,17 @@ inline void relax() {
 #endif
 }
 
+// Polls `done` for up to kSpin; the clock is read every 64 polls only (a clock read costs as
+// much as a few dozen polls).
+template <typename Done>
+void poll_until(Done&& done) {
+    const auto end = std::chrono::steady_clock::now() + kSpin;
+    for (int i = 1; !done(); ++i) {
+        relax();
+        if (i % 64 == 0 && std::chrono::steady_clock::now() >= end) return;
+    }
+}
+
 using Body = std::function<void(std::int64_t, int)>;
 
 // One loop: thread t runs the t-th chunk.
@@ -60,10 +71,7 @@ public:
         wake_.notify_all();
         job.run_chunk(0);
         // Wait for the workers: poll a little, then sleep until the last one signals.
-        const auto spin_end = std::chrono::steady_clock::now() + kSpin;
-        while (remaining_.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < spin_end) {
-            relax();
-        }
+        poll_until([&] { return remaining_.load(std::memory_order_acquire) == 0; });
         if (remaining_.load(std::memory_order_acquire) != 0) {
             std::unique_lock<std::mutex> lock(mutex_);
             done_.wait(lock, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
@@ -85,11 +93,7 @@ private:
 
     void work(int index, std::uint64_t seen) {
         for (;;) {
-            const auto spin_end = std::chrono::steady_clock::now() + kSpin;
-            while (generation_.load(std::memory_order_acquire) == seen &&
-                   std::chrono::steady_clock::now() < spin_end) {
-                relax();
-            }
+            poll_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
             Job job;
             {
                 // The job is read under the lock it was written under, with its generation: a
