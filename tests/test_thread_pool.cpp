@@ -1,7 +1,8 @@
 // The host-blas thread pool (src/backends/host/thread_pool.h): every index runs exactly once,
 // on the thread its fixed chunk names, for any count and thread count; loops nested in a loop
 // body and loops started by several threads at once run too (serially, same chunks), and
-// results of a host-blas convolution do not depend on whether the pool or a caller ran them.
+// results of a host-blas convolution do not depend on whether the pool or a caller ran them;
+// elementwise loops split over the pool give every element's value once.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -92,6 +93,28 @@ TEST(ThreadPool, ConvolutionFromSeveralThreadsEqualsOneThread) {
     }
     for (auto& t : callers) t.join();
     EXPECT_EQ(mismatches.load(), 0);
+}
+
+// Unary ops and Adam split tensors of 128 Ki elements and more over the pool
+// (backends/host/elementwise_split.h): each element's value is that of the same element in a
+// small tensor, which runs as one loop, so a piece left out or done twice shows.
+TEST(ElementwiseSplit, LargeUnaryOpsEqualTheirSmallSlices) {
+    constexpr std::int64_t kCount = 300001;  // several pieces and a short last one
+    const Tensor x0 = Tensor::uniform(Shape{kCount}, -2, 2, 5, DType::Float32);
+    const Tensor dy = Tensor::uniform(Shape{kCount}, -1, 1, 6, DType::Float32);
+    Tensor x = x0.clone().set_requires_grad();
+    const Tensor y = tanh(x);
+    y.backward(dy);
+    const Tensor e = exp(x0);
+    for (std::int64_t start : {std::int64_t{0}, std::int64_t{65535}, std::int64_t{131072}, kCount - 1000}) {
+        Tensor xs = slice(x0, 0, start, start + 1000).clone().set_requires_grad();
+        const Tensor ys = tanh(xs);
+        ys.backward(slice(dy, 0, start, start + 1000).clone());
+        EXPECT_TRUE(testing::exactly_equal(slice(y.detach(), 0, start, start + 1000), ys.detach())) << start;
+        EXPECT_TRUE(testing::exactly_equal(slice(x.grad(), 0, start, start + 1000), xs.grad())) << start;
+        EXPECT_TRUE(testing::exactly_equal(slice(e, 0, start, start + 1000), exp(slice(x0, 0, start, start + 1000))))
+            << start;
+    }
 }
 
 #endif
