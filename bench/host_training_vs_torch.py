@@ -224,7 +224,7 @@ def main():
     p.add_argument("--batch", default="128,64", help="comma-separated batch sizes")
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="0: no speed rounds (with --epoch: accuracy only)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--profile-steps", type=int, default=5)
     p.add_argument("--epoch", action="store_true", help="also one epoch of Fashion-MNIST in both: test accuracy")
@@ -244,7 +244,7 @@ def main():
           f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', '(unset)')}")
     everything = {"threads": args.threads, "width": args.width, "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
                   "runs": []}
-    for batch in [int(b) for b in args.batch.split(",")]:
+    for batch in [int(b) for b in args.batch.split(",")] if args.rounds > 0 else []:
         ratios, best_ratios, last = [], [], None
         for r in range(args.rounds):
             order = [("convkit", convkit_command), ("pytorch", torch_command)]
