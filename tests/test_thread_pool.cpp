@@ -3,6 +3,9 @@
 // body and loops started by several threads at once run too (serially, same chunks), and
 // results of a host-blas convolution do not depend on whether the pool or a caller ran them;
 // elementwise loops split over the pool give every element's value once.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -93,6 +96,22 @@ TEST(ThreadPool, ConvolutionFromSeveralThreadsEqualsOneThread) {
     }
     for (auto& t : callers) t.join();
     EXPECT_EQ(mismatches.load(), 0);
+}
+
+// A child made by fork() has no workers of its parent's pool: its loops start a pool of their
+// own instead of waiting forever for workers that are not there.
+TEST(ThreadPool, WorksInAForkedChild) {
+    parallel_for(8, 2, [](std::int64_t, int) {});  // the parent's pool exists and has a worker
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        std::atomic<int> count{0};
+        parallel_for(100, 2, [&](std::int64_t, int) { ++count; });
+        _exit(count.load() == 100 ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
 }
 
 // Unary ops and Adam split tensors of 128 Ki elements and more over the pool

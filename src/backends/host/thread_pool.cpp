@@ -1,6 +1,7 @@
 #include "backends/host/thread_pool.h"
 
 #include <omp.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -123,8 +124,25 @@ private:
     std::vector<std::thread> workers_;
 };
 
+// Never destroyed: its workers run until the process ends. A child process made by fork() has
+// none of its parent's workers (and maybe a lock held by a thread that is not there), so the
+// child starts a pool of its own at its first loop; the parent's is left behind, unused.
+std::atomic<ThreadPool*> current_pool{nullptr};
+
+void forget_pool_in_child() { current_pool.store(nullptr); }
+
 ThreadPool& pool() {
-    static auto* p = new ThreadPool();  // never destroyed: its workers run until the process ends
+    static const bool registered = [] { return pthread_atfork(nullptr, nullptr, forget_pool_in_child) == 0; }();
+    (void)registered;
+    ThreadPool* p = current_pool.load();
+    if (p == nullptr) {
+        auto* fresh = new ThreadPool();
+        if (current_pool.compare_exchange_strong(p, fresh)) {
+            p = fresh;
+        } else {
+            delete fresh;  // another thread made one first; no worker of `fresh` was started
+        }
+    }
     return *p;
 }
 }  // namespace
