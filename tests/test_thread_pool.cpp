@@ -50,6 +50,31 @@ TEST(ThreadPool, ManyShortLoopsInARow) {
     EXPECT_EQ(sum.load(), 2000 * 6);
 }
 
+// An exception in any chunk (a worker's or the caller's) reaches the caller once every chunk has
+// ended, instead of ending the process; the pool stays usable.
+TEST(ThreadPool, AnExceptionInAnyChunkReachesTheCaller) {
+    for (int thrower : {0, 1, 3}) {
+        std::atomic<int> ran{0};
+        try {
+            parallel_for(4, 4, [&](std::int64_t i, int) {
+                ++ran;
+                if (i == thrower) throw OutOfMemory("chunk " + std::to_string(i));
+            });
+            FAIL() << "expected the chunk's exception";
+        } catch (const OutOfMemory& e) {
+            EXPECT_EQ(std::string(e.what()), "chunk " + std::to_string(thrower));
+        }
+        EXPECT_EQ(ran.load(), 4);  // the other chunks ran to their end
+    }
+    std::atomic<std::int64_t> sum{0};
+    parallel_for(100, 4, [&](std::int64_t i, int) { sum += i; });
+    EXPECT_EQ(sum.load(), 4950);
+    // A nested loop after a thrown one runs in parallel again: the inside-a-loop mark was reset.
+    std::atomic<int> distinct{0};
+    parallel_for(2, 2, [&](std::int64_t, int thread) { distinct += thread == 1; });
+    EXPECT_EQ(distinct.load(), 1);
+}
+
 TEST(ThreadPool, NestedLoopsRunSerially) {
     std::atomic<int> total{0};
     parallel_for(4, 2, [&](std::int64_t, int) {

@@ -51,10 +51,13 @@ struct Job {
     void run_chunk(int thread) const {
         const std::int64_t begin = n * thread / threads;
         const std::int64_t end = n * (thread + 1) / threads;
-        const bool outer = tls_inside_loop;
-        tls_inside_loop = true;
+        // Restored however the chunk ends, an exception included.
+        struct InsideLoop {
+            bool outer = tls_inside_loop;
+            InsideLoop() { tls_inside_loop = true; }
+            ~InsideLoop() { tls_inside_loop = outer; }
+        } inside;
         for (std::int64_t i = begin; i < end; ++i) (*body)(i, thread);
-        tls_inside_loop = outer;
     }
 };
 
@@ -70,18 +73,37 @@ public:
             generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
-        job.run_chunk(0);
-        // Wait for the workers: poll a little, then sleep until the last one signals.
+        run_guarded(job, 0);
+        // Wait for the workers, also when this thread's chunk threw: they still read `job`'s
+        // body. Poll a little, then sleep until the last one signals.
         poll_until([&] { return remaining_.load(std::memory_order_acquire) == 0; });
         if (remaining_.load(std::memory_order_acquire) != 0) {
             std::unique_lock<std::mutex> lock(mutex_);
             done_.wait(lock, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
         }
+        // The first exception of any chunk reaches the caller (an error, e.g. out of memory,
+        // must not end the process from a worker thread).
+        std::exception_ptr error;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            std::swap(error, error_);
+        }
+        if (error) std::rethrow_exception(error);
     }
 
     std::mutex& busy() { return busy_; }
 
 private:
+    // Runs a chunk, keeping its exception (the first of the loop) for the caller.
+    void run_guarded(const Job& job, int thread) {
+        try {
+            job.run_chunk(thread);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!error_) error_ = std::current_exception();
+        }
+    }
+
     // Called before the loop's generation is published, so a new worker waits for that one.
     void ensure_workers(int count) {
         while (static_cast<int>(workers_.size()) < count) {
@@ -106,7 +128,7 @@ private:
             }
             // Workers past this loop's thread count sit it out; the caller does not wait for them.
             if (index >= job.threads) continue;
-            job.run_chunk(index);
+            run_guarded(job, index);
             if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lock(mutex_);
                 done_.notify_one();
@@ -121,6 +143,7 @@ private:
     std::atomic<std::uint64_t> generation_{0};
     std::atomic<int> remaining_{0};
     Job job_;
+    std::exception_ptr error_;  // under mutex_
     std::vector<std::thread> workers_;
 };
 
