@@ -2,25 +2,15 @@
 // touches the cudnn backend never maps it, and when it does, every function convkit calls
 // resolves. Needs no GPU. The library missing altogether is tested by
 // tests/install/run-relocated-test (a fresh process with every CUDA library hidden).
-#include <gtest/gtest.h>
-
-#include <convkit/convkit.h>
-
-#include <fstream>
 #include <string>
 
 #include "backends/cudnn/cudnn_api.h"
+#include "test_util.h"
 
 namespace convkit {
 namespace {
 
-bool cudnn_is_mapped() {
-    std::ifstream maps("/proc/self/maps");
-    std::string line;
-    while (std::getline(maps, line))
-        if (line.find("libcudnn.so") != std::string::npos) return true;
-    return false;
-}
+bool cudnn_is_mapped() { return testing::library_is_mapped("libcudnn.so"); }
 
 TEST(CudnnLoading, LoadedOnFirstUseWithEveryFunction) {
     if (!cudnn_is_mapped()) {

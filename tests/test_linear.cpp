@@ -270,13 +270,7 @@ TEST(Linear, Float32ResultsAndTheirDtype) {
 
 // ---- cuBLAS, loaded on demand ------------------------------------------------------------------
 
-bool cublas_is_mapped() {
-    std::ifstream maps("/proc/self/maps");
-    std::string line;
-    while (std::getline(maps, line))
-        if (line.find("libcublas") != std::string::npos) return true;
-    return false;
-}
+bool cublas_is_mapped() { return testing::library_is_mapped("libcublas"); }
 
 // A process that never multiplies CUDA tensors never loads cuBLAS (test_cuda_linear.cpp runs
 // it); when loaded, every function convkit calls resolves. Needs no GPU.

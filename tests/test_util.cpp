@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <algorithm>
+#include <fstream>
 #include <cctype>
 #include <sstream>
 #include <cmath>
@@ -57,6 +58,14 @@ double dot(const Tensor& a, const Tensor& b) {
     double sum = 0.0;
     for (std::size_t i = 0; i < va.size(); ++i) sum += va[i] * vb[i];
     return sum;
+}
+
+bool library_is_mapped(const std::string& name) {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line))
+        if (line.find(name) != std::string::npos) return true;
+    return false;
 }
 
 bool exactly_equal(const Tensor& a, const Tensor& b) {

@@ -55,6 +55,10 @@ double max_abs_difference(const Tensor& a, const Tensor& b);
 // Sum of a_i * b_i in double.
 double dot(const Tensor& a, const Tensor& b);
 
+// True if a shared library whose file name contains `name` ("libcublas", "libcudnn.so") is
+// mapped into this process (/proc/self/maps): for the tests of what is loaded on first use.
+bool library_is_mapped(const std::string& name);
+
 // True if every element equals exactly (bit-for-bit comparison of values, NaN != NaN).
 bool exactly_equal(const Tensor& a, const Tensor& b);
 

@@ -1,12 +1,12 @@
 #include "convkit/models/resnet.h"
 
-#include <cmath>
 #include <string>
 
 #include "convkit/ops/activation.h"
 #include "convkit/ops/elementwise.h"
 #include "convkit/ops/shape_ops.h"
 #include "core/check.h"
+#include "models/torchvision_init.h"
 
 namespace convkit::models {
 
@@ -28,21 +28,6 @@ Tensor shortcut_of(const std::shared_ptr<nn::Sequential>& downsample, const Tens
     return downsample ? (*downsample)(input) : input;
 }
 
-// torchvision's initialisation: Kaiming normal with fan_out for convolutions (the gradient's
-// variance is what the ReLU network must keep), ones and zeros for BatchNorm.
-void initialise(nn::Module& model) {
-    for (auto& [name, module] : model.named_modules()) {
-        if (auto* c = dynamic_cast<nn::Conv*>(module)) {
-            Tensor weight = c->weight();
-            const double fan_out = static_cast<double>(nn::init::fan_in_and_fan_out(weight).second);
-            nn::init::normal_(weight, 0.0, std::sqrt(2.0 / fan_out));
-        } else if (auto* b = dynamic_cast<nn::BatchNorm*>(module)) {
-            Tensor weight = b->weight(), bias = b->bias();
-            if (weight.defined()) nn::init::constant_(weight, 1.0);
-            if (bias.defined()) nn::init::constant_(bias, 0.0);
-        }
-    }
-}
 }  // namespace
 
 BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64_t stride)
@@ -99,7 +84,7 @@ ResNet::ResNet(ResNetBlock block, const std::array<int, 4>& blocks_per_stage, co
     feature_count_ = in_channels_;
     avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool>(std::vector<std::int64_t>{1, 1}));
     fc_ = register_module("fc", std::make_shared<nn::Linear>(feature_count_, options.num_classes));
-    initialise(*this);
+    detail::torchvision_initialise(*this, detail::LinearInit::PyTorchDefault);
     if (options.zero_init_residual) {
         for (auto& [name, module] : named_modules()) {
             Tensor weight;

@@ -1,35 +1,10 @@
 #include "convkit/models/vgg.h"
 
-#include <cmath>
-
 #include "convkit/ops/shape_ops.h"
 #include "core/check.h"
+#include "models/torchvision_init.h"
 
 namespace convkit::models {
-
-namespace {
-// torchvision's initialisation: Kaiming normal (fan_out) for convolutions with zero bias, N(0,
-// 0.01) for linear layers, ones and zeros for BatchNorm.
-void initialise(nn::Module& model) {
-    for (auto& [name, module] : model.named_modules()) {
-        if (auto* c = dynamic_cast<nn::Conv*>(module)) {
-            Tensor weight = c->weight();
-            const double fan_out = static_cast<double>(nn::init::fan_in_and_fan_out(weight).second);
-            nn::init::normal_(weight, 0.0, std::sqrt(2.0 / fan_out));
-            Tensor bias = c->bias();
-            if (bias.defined()) nn::init::constant_(bias, 0.0);
-        } else if (auto* l = dynamic_cast<nn::Linear*>(module)) {
-            Tensor weight = l->weight(), bias = l->bias();
-            nn::init::normal_(weight, 0.0, 0.01);
-            if (bias.defined()) nn::init::constant_(bias, 0.0);
-        } else if (auto* b = dynamic_cast<nn::BatchNorm*>(module)) {
-            Tensor weight = b->weight(), bias = b->bias();
-            if (weight.defined()) nn::init::constant_(weight, 1.0);
-            if (bias.defined()) nn::init::constant_(bias, 0.0);
-        }
-    }
-}
-}  // namespace
 
 Vgg::Vgg(const std::vector<std::int64_t>& layers, const VggOptions& options) {
     CONVKIT_REQUIRE(options.num_classes > 0 && options.in_channels > 0 && options.hidden > 0 && options.pool_size > 0,
@@ -61,7 +36,7 @@ Vgg::Vgg(const std::vector<std::int64_t>& layers, const VggOptions& options) {
                                           std::make_shared<nn::Linear>(options.hidden, options.hidden),
                                           std::make_shared<nn::ReLU>(), std::make_shared<nn::Dropout>(options.dropout),
                                           std::make_shared<nn::Linear>(options.hidden, options.num_classes)}));
-    initialise(*this);
+    detail::torchvision_initialise(*this, detail::LinearInit::Normal001);
 }
 
 Tensor Vgg::forward(const Tensor& input) {
