@@ -164,3 +164,39 @@ TEST(ActivationLayers, ApplyTheirFunctions) {
 
 }  // namespace
 }  // namespace convkit
+
+namespace convkit {
+namespace {
+
+// The LibTorch-style loss objects give exactly their functions' results, options included.
+TEST(LossModules, EqualTheirFunctions) {
+    const Tensor logits = Tensor::normal(Shape{6, 4}, 0.0, 1.0, 11, DType::Float64);
+    const Tensor targets = Tensor::from_vector(Shape{6}, std::vector<std::int64_t>{0, 3, 1, -100, 2, 3});
+    const nn::CrossEntropyLoss criterion({.label_smoothing = 0.2, .reduction = Reduction::Sum});
+    EXPECT_EQ(criterion(logits, targets).item(0), cross_entropy(logits, targets, 0.2, Reduction::Sum).item(0));
+    EXPECT_EQ(nn::CrossEntropyLoss()(logits, targets).item(0), cross_entropy(logits, targets).item(0));
+    const Tensor other = Tensor::normal(Shape{6, 4}, 0.0, 1.0, 12, DType::Float64);
+    EXPECT_EQ(nn::MSELoss(Reduction::Sum)(logits, other).item(0), mse_loss(logits, other, Reduction::Sum).item(0));
+    const Tensor probabilities = Tensor::uniform(Shape{6, 4}, 0.0, 1.0, 13, DType::Float64);
+    const Tensor pos_weight = Tensor::full(Shape{4}, 2.0, DType::Float64);
+    EXPECT_EQ(nn::BCEWithLogitsLoss({.pos_weight = pos_weight})(logits, probabilities).item(0),
+              binary_cross_entropy_with_logits(logits, probabilities, Reduction::Mean, pos_weight).item(0));
+}
+
+TEST(AdaptivePoolLayers, PyTorchNamesCheckTheirRank) {
+    nn::AdaptiveAvgPool2d pool(3);
+    EXPECT_EQ(pool.type_name(), "AdaptiveAvgPool2d");
+    EXPECT_EQ(pool(Tensor::zeros(Shape{2, 5, 7, 9})).shape(), (Shape{2, 5, 3, 3}));
+    EXPECT_EQ(nn::AdaptiveAvgPool1d(4)(Tensor::zeros(Shape{1, 2, 10})).shape(), (Shape{1, 2, 4}));
+    EXPECT_EQ(nn::AdaptiveAvgPool3d({1, 2, 3})(Tensor::zeros(Shape{1, 2, 4, 4, 4})).shape(), (Shape{1, 2, 1, 2, 3}));
+    try {
+        nn::AdaptiveAvgPool2d({1, 2, 3});
+        FAIL() << "expected InvalidArgument";
+    } catch (const InvalidArgument& e) {
+        EXPECT_NE(std::string(e.what()).find("AdaptiveAvgPool2d: output_size needs 2 values, got 3"), std::string::npos)
+            << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace convkit

@@ -8,6 +8,7 @@
 #include "convkit/nn/flatten.h"
 #include "convkit/nn/init.h"
 #include "convkit/nn/linear.h"
+#include "convkit/nn/loss.h"
 #include "convkit/nn/module.h"
 #include "convkit/nn/pooling.h"
 #include "convkit/nn/sequential.h"

@@ -82,7 +82,7 @@ ResNet::ResNet(ResNetBlock block, const std::array<int, 4>& blocks_per_stage, co
             make_stage(block, planes[s], blocks_per_stage[static_cast<std::size_t>(s)], s == 0 ? 1 : 2));
     }
     feature_count_ = in_channels_;
-    avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool>(std::vector<std::int64_t>{1, 1}));
+    avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool2d>(1));
     fc_ = register_module("fc", std::make_shared<nn::Linear>(feature_count_, options.num_classes));
     detail::torchvision_initialise(*this, detail::LinearInit::PyTorchDefault);
     if (options.zero_init_residual) {

@@ -26,8 +26,7 @@ Vgg::Vgg(const std::vector<std::int64_t>& layers, const VggOptions& options) {
         ++convolutions;
     }
     CONVKIT_REQUIRE(convolutions > 0, "VGG", "needs at least one convolution, got ", layers.size(), " layers");
-    avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool>(
-                                              std::vector<std::int64_t>{options.pool_size, options.pool_size}));
+    avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool2d>(options.pool_size));
     const std::int64_t flat = channels * options.pool_size * options.pool_size;
     classifier_ =
         register_module("classifier", std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{

@@ -38,6 +38,12 @@ AdaptiveAvgPool::AdaptiveAvgPool(std::vector<std::int64_t> output_size) : output
                     "output_size needs 1 to 3 values, got ", output_size_.size());
 }
 
+std::vector<std::int64_t> adaptive_output_size(const char* layer, int rank, std::vector<std::int64_t> output_size) {
+    CONVKIT_REQUIRE(static_cast<int>(output_size.size()) == rank, layer, "output_size needs ", rank, " values, got ",
+                    output_size.size());
+    return output_size;
+}
+
 Tensor AdaptiveAvgPool::forward(const Tensor& input) { return adaptive_avg_pool_forward(input, output_size_); }
 
 std::string AdaptiveAvgPool::type_name() const { return "AdaptiveAvgPool" + std::to_string(output_size_.size()) + "d"; }

@@ -57,6 +57,22 @@ private:
     std::vector<std::int64_t> output_size_;
 };
 
+// PyTorch's names, each checking its rank: AdaptiveAvgPool2d({7, 7}) or AdaptiveAvgPool2d(1).
+#define CONVKIT_ADAPTIVE_POOL_LAYER(Name, rank)                                                    \
+    class Name : public AdaptiveAvgPool {                                                         \
+    public:                                                                                       \
+        explicit Name(std::vector<std::int64_t> output_size)                                      \
+            : AdaptiveAvgPool(adaptive_output_size(#Name, rank, std::move(output_size))) {}       \
+        explicit Name(std::int64_t output_size)                                                   \
+            : AdaptiveAvgPool(std::vector<std::int64_t>(rank, output_size)) {}                    \
+    };
+// `output_size` unless its length is not `rank` (InvalidArgument naming the layer).
+std::vector<std::int64_t> adaptive_output_size(const char* layer, int rank, std::vector<std::int64_t> output_size);
+CONVKIT_ADAPTIVE_POOL_LAYER(AdaptiveAvgPool1d, 1)
+CONVKIT_ADAPTIVE_POOL_LAYER(AdaptiveAvgPool2d, 2)
+CONVKIT_ADAPTIVE_POOL_LAYER(AdaptiveAvgPool3d, 3)
+#undef CONVKIT_ADAPTIVE_POOL_LAYER
+
 // One value per channel: [N, C, spatial...] -> [N, C, 1, ...].
 class GlobalAvgPool : public Module {
 public:
