@@ -3,16 +3,19 @@
 // both writing into NaN-filled buffers: float64 to 1e-12, float32 to 1e-5.
 #include <cmath>
 #include <functional>
+#include <type_traits>
 
 #include "backends/host/batch_norm_host.h"
 #include "backends/host/dropout_host.h"
 #include "backends/host/loss_host.h"
+#include "backends/host/optimizer_host.h"
 #include "backends/host/shape_ops_host.h"
 #include "backends/host/unary_host.h"
 #include "emu_test_support.h"
 #include "kernels/batch_norm.h"
 #include "kernels/dropout.h"
 #include "kernels/loss.h"
+#include "kernels/optimizer.h"
 #include "kernels/shape_ops.h"
 #include "kernels/tensor_fill.h"
 #include "kernels/unary.h"
@@ -283,6 +286,74 @@ TEST(EmuShapeOps, NearestUpsamplingMatchesTheHost) {
             [&](void* dx) { detail::upsample_nearest_backward_host(g, dtype, dyd.raw_data(), dx); },
             [&](void* dx) { kernels::upsample_nearest_backward(g, dtype, dyd.raw_data(), dx, testing::kEmuStream); });
     }
+}
+
+TEST(EmuShapeOps, BlockCopyMatchesTheHost) {
+    CONVKIT_SEEDED_RNG(rng);
+    // Rows 2..6 of a [3, 8, 5] source into rows 1..5 of a [3, 9, 5] destination (a slice/concat).
+    const detail::BlockCopyGeometry g{3, 5, 5, 8, 2, 9, 1};
+    const Tensor source = testing::random_tensor(Shape{3, 8, 5}, rng);
+    for (DType dtype : kDtypes) {
+        SCOPED_TRACE(dtype_name(dtype));
+        const Tensor src = source.to(dtype);
+        Tensor expected = Tensor::zeros(Shape{3, 9, 5}, dtype), got = Tensor::zeros(Shape{3, 9, 5}, dtype);
+        detail::block_copy_host(g, dtype_size(dtype), src.raw_data(), expected.raw_data());
+        kernels::block_copy(g, dtype_size(dtype), src.raw_data(), got.raw_data(), testing::kEmuStream);
+        EXPECT_TRUE(testing::exactly_equal(got, expected));
+    }
+}
+
+// One step of the fused multi-tensor update against the host loop over the same table: the
+// same per-element arithmetic without contraction on either side, so bit for bit.
+template <typename T>
+void expect_optimizer_step_matches_host(std::mt19937_64& rng) {
+    const DType dtype = std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
+    const std::vector<std::int64_t> sizes = {5, 300, 1500};
+    auto tensors = [&](int per_size) {
+        std::vector<Tensor> t;
+        for (std::int64_t n : sizes)
+            for (int i = 0; i < per_size; ++i) t.push_back(testing::random_tensor(Shape{n}, rng).to(dtype));
+        return t;
+    };
+    std::vector<Tensor> state = tensors(5);  // per size: param, grad, momentum/exp_avg, exp_avg_sq, max
+    std::vector<Tensor> host_state, emu_state;
+    for (const Tensor& t : state) host_state.push_back(t.clone()), emu_state.push_back(t.clone());
+    auto sgd_table = [&](std::vector<Tensor>& s) {
+        std::vector<detail::SgdTensor<T>> table;
+        for (std::size_t k = 0; k < sizes.size(); ++k)
+            table.push_back({s[5 * k].template data<T>(), s[5 * k + 1].template data<T>(),
+                             s[5 * k + 2].template data<T>(), sizes[k], false});
+        return table;
+    };
+    const auto sgd = detail::make_sgd_coefficients<T>(0.1, 0.9, 0.1, 1e-2, true, false);
+    detail::sgd_update_host(sgd, sgd_table(host_state));
+    kernels::sgd_multi_tensor_update(sgd, sgd_table(emu_state), testing::kEmuStream);
+    for (std::size_t i = 0; i < state.size(); ++i)
+        EXPECT_TRUE(testing::exactly_equal(emu_state[i], host_state[i])) << "sgd " << i;
+    auto adam_table = [&](std::vector<Tensor>& s) {
+        std::vector<detail::AdamTensor<T>> table;
+        for (std::size_t k = 0; k < sizes.size(); ++k) {
+            T* exp_avg_sq = s[5 * k + 3].template data<T>();
+            for (std::int64_t i = 0; i < sizes[k]; ++i) exp_avg_sq[i] = std::abs(exp_avg_sq[i]);  // a variance
+            T* max_sq = s[5 * k + 4].template data<T>();
+            for (std::int64_t i = 0; i < sizes[k]; ++i) max_sq[i] = std::abs(max_sq[i]);
+            table.push_back({s[5 * k].template data<T>(), s[5 * k + 1].template data<T>(),
+                             s[5 * k + 2].template data<T>(), exp_avg_sq, max_sq, sizes[k], static_cast<T>(0.01),
+                             static_cast<T>(0.3)});
+        }
+        return table;
+    };
+    const detail::AdamCoefficients<T> adam{T(0.9), T(0.999), T(0.1), T(0.001), T(0.01), T(1), T(1e-8), false, false};
+    detail::adam_update_host(adam, adam_table(host_state));
+    kernels::adam_multi_tensor_update(adam, adam_table(emu_state), testing::kEmuStream);
+    for (std::size_t i = 0; i < state.size(); ++i)
+        EXPECT_TRUE(testing::exactly_equal(emu_state[i], host_state[i])) << "adam " << i;
+}
+
+TEST(EmuOptimizer, FusedStepsEqualTheHostLoopBitForBit) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_optimizer_step_matches_host<double>(rng);
+    expect_optimizer_step_matches_host<float>(rng);
 }
 
 TEST(EmuTensorFill, FillAndConversionWriteEveryElement) {
