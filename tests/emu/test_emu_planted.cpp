@@ -4,13 +4,12 @@
 // one must fail (a KernelFault or a wrong result) under the schedules listed, which
 // docs/testing.md records.
 #include <cmath>
-#include <cstring>
 #include <functional>
-#include <set>
 #include <vector>
 
 #include "emu/emulator.h"
 #include "emu_test_support.h"
+#include "gemm_problem.h"
 #include "test_kernels.h"
 
 namespace convkit {
@@ -71,50 +70,9 @@ void expect_caught(const std::function<bool(bool planted)>& run, const std::vect
 
 // ---- the bf16 GEMM ------------------------------------------------------------------------
 
-std::uint16_t bfloat16_bits(float value) {  // round to nearest even
-    std::uint32_t bits;
-    std::memcpy(&bits, &value, sizeof(bits));
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return static_cast<std::uint16_t>(bits >> 16);
-}
-
-float bfloat16_value(std::uint16_t bits) {
-    const std::uint32_t widened = std::uint32_t{bits} << 16;
-    float value;
-    std::memcpy(&value, &widened, sizeof(value));
-    return value;
-}
-
-struct GemmProblem {
-    int m, n, k;
-    std::vector<std::uint16_t> a, b;
-    std::vector<double> expected;  // the plain loop over the bf16 values, in double
-};
-
-GemmProblem gemm_problem(int m, int n, int k, std::mt19937_64& rng, bool small_integers) {
-    GemmProblem p{
-        m, n, k, std::vector<std::uint16_t>(m * k), std::vector<std::uint16_t>(k * n), std::vector<double>(m * n, 0.0)};
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-    auto draw = [&] { return small_integers ? static_cast<float>(testing::pick(rng, -3, 3)) : uniform(rng); };
-    for (auto& v : p.a) v = bfloat16_bits(draw());
-    for (auto& v : p.b) v = bfloat16_bits(draw());
-    for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j)
-            for (int l = 0; l < k; ++l)
-                p.expected[i * n + j] += double{bfloat16_value(p.a[i * k + l])} * bfloat16_value(p.b[l * n + j]);
-    return p;
-}
-
-// Worst |c - expected| relative to the largest |expected| (NaN if any element is NaN).
-double gemm_error(const GemmProblem& p, const std::vector<float>& c) {
-    double worst = 0, scale = 0;
-    for (std::size_t i = 0; i < c.size(); ++i) {
-        if (std::isnan(c[i])) return std::nan("");
-        worst = std::max(worst, std::abs(c[i] - p.expected[i]));
-        scale = std::max(scale, std::abs(p.expected[i]));
-    }
-    return worst / std::max(scale, 1.0);
-}
+using testing::gemm_error;
+using testing::gemm_problem;
+using testing::GemmProblem;
 
 std::vector<float> run_gemm(const GemmProblem& p, probes::GemmPlant plant) {
     std::vector<float> c(p.m * p.n, std::nanf(""));
