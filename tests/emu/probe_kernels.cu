@@ -129,6 +129,17 @@ __global__ void misuse_kernel(Misuse misuse, int* sink) {
         case Misuse::Trap:
             if (blockIdx.x == 1 && threadIdx.x == 9) __trap();
             break;
+        case Misuse::DifferentBarriers:
+            if (lane < 16) {
+                __syncthreads();
+            } else {
+                __syncthreads();
+            }
+            break;
+        case Misuse::SyncwarpWithoutALane:
+            if (lane == 7) return;
+            __syncwarp();
+            break;
     }
 }
 

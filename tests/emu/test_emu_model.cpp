@@ -22,7 +22,7 @@ TEST(EmuModel, WarpOperationsGiveCudasAnswers) {
     unsigned ballot = 0;
     for (int l = 0; l < 32; l += 3) ballot |= 1u << l;
     for (int l = 0; l < 32; ++l) {
-        SCOPED_TRACE("lane " + std::to_string(l));
+        SCOPED_TRACE(::testing::Message() << "lane " << l);
         EXPECT_EQ(out[0 * 32 + l], (l + 3) % 32 * 10);
         EXPECT_EQ(out[1 * 32 + l], l == 0 ? 0 : (l - 1) * 10);                // lane 0 keeps its own
         EXPECT_EQ(out[2 * 32 + l], l % 16 + 2 < 16 ? (l + 2) * 10 : l * 10);  // within 16-lane segments
@@ -69,7 +69,7 @@ TEST(EmuModel, LdmatrixFollowsThePtxLayout) {
     auto element = [&](int matrix, int row, int col) { return tile[(matrix * 8 + row) * stride + col]; };
     for (int matrices : {1, 2, 4}) {
         for (bool transpose : {false, true}) {
-            SCOPED_TRACE("x" + std::to_string(matrices) + (transpose ? ".trans" : ""));
+            SCOPED_TRACE(::testing::Message() << "x" << matrices << (transpose ? ".trans" : ""));
             std::vector<std::uint32_t> out(32 * 4, 0);
             probes::ldmatrix_probe(tile.data(), stride, matrices, transpose, out.data());
             for (int l = 0; l < 32; ++l) {
@@ -151,6 +151,10 @@ TEST(EmuModel, MisuseIsAFaultNamingKernelBlockAndThread) {
                  "block (0,0,0), thread (0,0,0)");
     expect_fault(probes::Misuse::MisalignedLdmatrix, "is not 16-byte aligned", "block (0,0,0), thread (3,0,0)");
     expect_fault(probes::Misuse::Trap, "__trap() at emu/probe_kernels.cu", "block (1,0,0), thread (9,0,0)");
+    expect_fault(probes::Misuse::DifferentBarriers,
+                 "threads wait at different barriers: thread 0 at emu/probe_kernels.cu", "block (0,0,0), thread");
+    expect_fault(probes::Misuse::SyncwarpWithoutALane, "threads 7 have returned", "block (0,0,0)");
+    expect_fault(probes::Misuse::SyncwarpWithoutALane, "wait at __syncwarp with mask 0xffffffff", "block (0,0,0)");
 }
 
 TEST(EmuModel, TheSameFaultUnderEverySchedule) {

@@ -43,6 +43,8 @@ enum class Misuse {
     SourceOutsideTheMask,      // mask 0x0000ffff, lanes read lane 20
     MisalignedLdmatrix,        // lane 3's row is 8 bytes off
     Trap,                      // thread 9 of block 1 calls __trap()
+    DifferentBarriers,         // threads 0-15 and 16-31 at two different __syncthreads
+    SyncwarpWithoutALane,      // lane 7 returns; the others __syncwarp() with the full mask
 };
 void misuse_probe(Misuse misuse);
 // A launch of `threads` threads (and `dynamic_bytes`) over `blocks` blocks that does nothing.
