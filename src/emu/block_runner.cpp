@@ -497,10 +497,6 @@ unsigned live_lanes_of_warp() {
     return mask;
 }
 
-int lane_id() {
-    return thread().rank % kWarpSize;
-}
-
 void switch_point() {
     suspend();  // stays runnable: the schedule decides who goes next
 }
@@ -515,10 +511,6 @@ void thread_fault(const std::string& what) {
 
 void* dynamic_shared_memory() {
     return block().dynamic_shared.data();
-}
-
-std::size_t dynamic_shared_bytes() {
-    return block().dynamic_shared.size();
 }
 
 }  // namespace convkit::emu

@@ -94,7 +94,6 @@ void warp_collective(const WarpArrival& arrival, WarpEvaluate evaluate);
 // Lanes of the calling thread's warp that have not exited (__activemask's approximation: the
 // emulator has no notion of divergence between switch points).
 unsigned live_lanes_of_warp();
-int lane_id();
 
 // A switch point that does not block (atomics): other threads may run first under the
 // forward, reverse and random schedules.
@@ -107,7 +106,6 @@ void switch_point();
 
 // The block's dynamic shared memory (poisoned at the start of every block).
 void* dynamic_shared_memory();
-std::size_t dynamic_shared_bytes();
 
 // The calling thread's index within its block (x fastest), and the block's cp.async records
 // (emu/async_copy.h).
