@@ -181,6 +181,8 @@ def main():
     parser.add_argument("--warmup-steps", type=int, default=50)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=1, help="epochs for the accuracies (with --data-dir)")
+    parser.add_argument("--train-limit", type=int, help="train both on the first N images only (plumbing checks)")
+    parser.add_argument("--test-limit", type=int, help="test both on the first N images only")
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument("--output", default="e2e.json")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke test of the script only")
@@ -208,6 +210,10 @@ def main():
                  to_labels(load_idx(find_idx(args.data_dir, "train-labels-idx1-ubyte"))))
         test = (to_images(load_idx(find_idx(args.data_dir, "t10k-images-idx3-ubyte"))),
                 to_labels(load_idx(find_idx(args.data_dir, "t10k-labels-idx1-ubyte"))))
+        if args.train_limit:
+            train = (train[0][: args.train_limit], train[1][: args.train_limit])
+        if args.test_limit:
+            test = (test[0][: args.test_limit], test[1][: args.test_limit])
     else:
         generator = torch.Generator(device=device).manual_seed(0)
         train = (torch.rand(60000, 1, 28, 28, device=device, generator=generator),
@@ -220,7 +226,14 @@ def main():
 
     trainer = args.trainer or find_trainer(args.build_dir)
     if trainer:
-        rate, accuracy, how = run_convkit(trainer, args.batch, max(2, args.epochs), args.trainer_args, args.timeout)
+        trainer_args = args.trainer_args
+        if args.data_dir:
+            trainer_args += f" --data-dir {shlex.quote(args.data_dir)}"
+        if args.train_limit:
+            trainer_args += f" --train-limit {args.train_limit}"
+        if args.test_limit:
+            trainer_args += f" --test-limit {args.test_limit}"
+        rate, accuracy, how = run_convkit(trainer, args.batch, max(2, args.epochs), trainer_args, args.timeout)
         result["convkit_img_s"], result["accuracies"]["convkit"] = rate, accuracy
         result["notes"]["convkit"] = how
     else:

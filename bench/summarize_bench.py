@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A short summary of a convkit-bench --json file, for the end of scripts/gpu-bench:
+"""A short summary of a convkit-bench --json file, for the end of scripts/gpu-all's bench phase:
 the machine, the status counts, per suite the geometric mean of cuDNN time / convkit time,
 and the rows where convkit is furthest behind.
 

@@ -148,6 +148,25 @@ TEST(BenchSuites, SuitesHoldWhatTheyPromise) {
     EXPECT_TRUE(has(suite_configs("conv1d", false), [](const BenchConfig& c) { return c.conv.dilation[0] > 1; }));
 }
 
+// The ResNet suites come from models::resnet18/50 (traced at 224x224): every distinct convolution
+// once per batch size, torchvision's v1.5 stride placement, and a quick subset of the stem plus
+// each stage's steady-state 3x3.
+TEST(BenchSuites, ResnetSuitesAreTheModelsConvolutions) {
+    const auto count_at = [](const std::vector<BenchConfig>& configs, std::int64_t batch) {
+        return std::count_if(configs.begin(), configs.end(), [&](const BenchConfig& c) { return c.input[0] == batch; });
+    };
+    EXPECT_EQ(count_at(suite_configs("resnet18", false), 32), 11);
+    EXPECT_EQ(count_at(suite_configs("resnet50", false), 32), 23);
+    EXPECT_EQ(count_at(suite_configs("resnet50", true), 32), 5);
+    const auto resnet50 = suite_configs("resnet50", false);
+    const auto v15 = parse_config_line("conv2d in=32x128x56x56 w=128x128x3x3 s2_p1", "t");  // layer2.0.conv2
+    const auto stem = parse_config_line("conv2d in=1x3x224x224 w=64x3x7x7 s2_p3", "t");
+    const auto projection = parse_config_line("conv2d in=32x1024x14x14 w=2048x1024x1x1 s2", "t");
+    for (const BenchConfig& expected : {v15, stem, projection}) {
+        EXPECT_NE(std::find(resnet50.begin(), resnet50.end(), expected), resnet50.end()) << expected.to_line();
+    }
+}
+
 // ---- FLOP and byte counts --------------------------------------------------------------------------
 
 TEST(BenchCounts, ConvolutionFlopsMatchHandComputedValues) {

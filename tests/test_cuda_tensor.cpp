@@ -1,5 +1,5 @@
 // Tensors and memory on a CUDA device. Label `gpu`: every test skips, saying why, where there
-// is no device; scripts/gpu-check runs them (and compute-sanitizer over them) on a GPU machine.
+// is no device; scripts/gpu-all runs them (and compute-sanitizer over them) on a GPU machine.
 #include <cmath>
 #include <limits>
 

@@ -2,9 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iomanip>
+#include <sstream>
 
 #include "convkit/convkit.h"
 #include "temp_dir.h"
+
 #include "test_util.h"
 
 namespace convkit {
@@ -21,7 +24,9 @@ std::shared_ptr<nn::Sequential> small_cnn() {
     });
 }
 
-Tensor scalar_loss(const Tensor& y) { return sum_to_shape(y * y, Shape{}); }
+Tensor scalar_loss(const Tensor& y) {
+    return sum_to_shape(y * y, Shape{});
+}
 
 TEST(Module, SequentialNamesParametersAsPyTorchDoes) {
     auto model = small_cnn();
@@ -137,8 +142,8 @@ TEST(Module, CheckpointRoundTripGivesIdenticalOutputsAndMismatchesNameTheTensor)
     const Tensor x = Tensor::uniform(Shape{2, 1, 8, 8}, -1, 1, fresh_seed());
     EXPECT_TRUE(exactly_equal((*a)(x), (*b)(x)));
 
-    auto other = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-        std::make_shared<nn::Conv2d>(1, 5, 3, ConvParams(2).set_padding(1))});
+    auto other = std::make_shared<nn::Sequential>(
+        std::vector<std::shared_ptr<nn::Module>>{std::make_shared<nn::Conv2d>(1, 5, 3, ConvParams(2).set_padding(1))});
     try {
         nn::load(*other, path);
         FAIL() << "expected InvalidArgument";
@@ -181,7 +186,8 @@ TEST(Module, ResumingFromATrainingCheckpointContinuesExactly) {
     nn::load_training_checkpoint(path, *resumed, resumed_adam, &resumed_schedule, &metadata);
     EXPECT_EQ(metadata.at("step"), "3");
     train_steps(*resumed, resumed_adam, resumed_schedule, 4);
-    for (const auto& [name, t] : model->state_dict()) EXPECT_TRUE(exactly_equal(t, resumed->state_dict().at(name))) << name;
+    for (const auto& [name, t] : model->state_dict())
+        EXPECT_TRUE(exactly_equal(t, resumed->state_dict().at(name))) << name;
     EXPECT_EQ(resumed_adam.learning_rate(), adam.learning_rate());
 }
 
@@ -228,6 +234,32 @@ TEST(Module, SummaryListsEveryLayerWithShapesAndCounts) {
     EXPECT_TRUE(model->is_training());  // restored
 }
 
+// FLOPs: 2 x outputs x weights per output channel for convolutions (inputs for transposed ones),
+// 2 x outputs x in_features for linear layers; activation memory: every leaf layer's output.
+TEST(Module, SummaryCountsFlopsAndActivationMemory) {
+    auto model = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Conv2d>(2, 4, 3, ConvParams(2).set_padding(1)),          // [5, 4, 6, 6]
+        std::make_shared<nn::ConvTranspose2d>(4, 2, 2, ConvParams(2).set_stride(2)),  // [5, 2, 12, 12]
+        std::make_shared<nn::ReLU>(), std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(2 * 12 * 12, 3)});
+    const std::int64_t conv = 2 * (5 * 4 * 6 * 6) * (2 * 3 * 3);
+    const std::int64_t transposed = 2 * (5 * 4 * 6 * 6) * (2 * 2 * 2);
+    const std::int64_t linear = 2 * (5 * 3) * (2 * 12 * 12);
+    EXPECT_EQ(model->flops(Shape{}, Shape{}), 0);  // a container's own: its children count
+    const auto& layers = *model;
+    EXPECT_EQ(layers[0]->flops(Shape{5, 2, 6, 6}, Shape{5, 4, 6, 6}), conv);
+    EXPECT_EQ(layers[1]->flops(Shape{5, 4, 6, 6}, Shape{5, 2, 12, 12}), transposed);
+    EXPECT_EQ(layers[4]->flops(Shape{5, 288}, Shape{5, 3}), linear);
+    model->to(DType::Float64);
+    const std::string text = nn::summary(*model, Shape{5, 2, 6, 6}, DType::Float64);
+    std::ostringstream gflops;
+    gflops << std::fixed << std::setprecision(3) << static_cast<double>(conv + transposed + linear) / 1e9;
+    EXPECT_NE(text.find("Forward GFLOPs: " + gflops.str()), std::string::npos) << text;
+    const std::int64_t bytes = 8 * (5 * 4 * 6 * 6 + 3 * 5 * 2 * 12 * 12 + 5 * 3);  // float64; ReLU, Flatten too
+    std::ostringstream mib;
+    mib << std::fixed << std::setprecision(2) << static_cast<double>(bytes) / (1 << 20);
+    EXPECT_NE(text.find("Activation memory: " + mib.str() + " MiB"), std::string::npos) << text;
+}
+
 TEST(Module, BadLayerArgumentsNameTheLayer) {
     auto expect_message = [](auto make, const std::string& part) {
         try {
@@ -237,7 +269,8 @@ TEST(Module, BadLayerArgumentsNameTheLayer) {
             EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
         }
     };
-    expect_message([] { nn::Conv2d(3, 8, 3, ConvParams(2).set_groups(2)); }, "Conv2d: groups 2 must divide in_channels 3");
+    expect_message([] { nn::Conv2d(3, 8, 3, ConvParams(2).set_groups(2)); },
+                   "Conv2d: groups 2 must divide in_channels 3");
     expect_message([] { nn::Conv2d(3, 8, nn::KernelSize{3, 3, 3}); }, "Conv2d: kernel size needs 1 or 2 values");
     expect_message([] { nn::Conv1d(3, 8, 3, ConvParams(2)); }, "Conv1d: params.spatial_rank is 2");
     expect_message([] { nn::MaxPool2d(PoolParams(3, 2)); }, "MaxPool2d: params.spatial_rank is 3");

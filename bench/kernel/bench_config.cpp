@@ -49,8 +49,8 @@ std::vector<std::int64_t> parse_dims(const std::string& text, int count, bool br
     }
     if (broadcast && values.size() == 1) values.assign(static_cast<std::size_t>(count), values[0]);
     if (static_cast<int>(values.size()) != count) {
-        fail(where, "field '", field, "': expected ", count, " sizes joined by 'x'", broadcast ? " (or one for all)" : "",
-             ", got '", text, "' (", values.size(), ")");
+        fail(where, "field '", field, "': expected ", count, " sizes joined by 'x'",
+             broadcast ? " (or one for all)" : "", ", got '", text, "' (", values.size(), ")");
     }
     return values;
 }
@@ -66,9 +66,9 @@ struct OpName {
 
 OpName parse_op_name(const std::string& name, const std::string& where) {
     static const std::pair<const char*, BenchOp> prefixes[] = {{"conv_transpose", BenchOp::ConvTranspose},
-                                                              {"conv", BenchOp::Conv},
-                                                              {"max_pool", BenchOp::MaxPool},
-                                                              {"avg_pool", BenchOp::AvgPool}};
+                                                               {"conv", BenchOp::Conv},
+                                                               {"max_pool", BenchOp::MaxPool},
+                                                               {"avg_pool", BenchOp::AvgPool}};
     for (const auto& [prefix, op] : prefixes) {
         const std::string p = prefix;
         if (name.size() == p.size() + 2 && name.compare(0, p.size(), p) == 0 && name.back() == 'd' &&
@@ -84,8 +84,8 @@ void parse_conv_params(const std::string& text, ConvParams& params, const std::s
     const int r = params.spatial_rank;
     for (const std::string& part : split(text, '_')) {
         if (part == "zeros" || part == "reflect" || part == "replicate" || part == "circular") {
-            params.padding_mode = part == "zeros"     ? PaddingMode::Zeros
-                                  : part == "reflect" ? PaddingMode::Reflect
+            params.padding_mode = part == "zeros"       ? PaddingMode::Zeros
+                                  : part == "reflect"   ? PaddingMode::Reflect
                                   : part == "replicate" ? PaddingMode::Replicate
                                                         : PaddingMode::Circular;
         } else if (part.rfind("op", 0) == 0) {
@@ -141,19 +141,25 @@ Shape parse_shape(const std::string& text, int rank, const std::string& where, c
 
 const char* op_family_name(BenchOp op) {
     switch (op) {
-        case BenchOp::Conv: return "conv";
-        case BenchOp::ConvTranspose: return "conv_transpose";
+        case BenchOp::Conv:
+            return "conv";
+        case BenchOp::ConvTranspose:
+            return "conv_transpose";
         case BenchOp::MaxPool:
-        case BenchOp::AvgPool: return "pool";
+        case BenchOp::AvgPool:
+            return "pool";
     }
     return "unknown";
 }
 
 const char* direction_name(Direction direction) {
     switch (direction) {
-        case Direction::Forward: return "fwd";
-        case Direction::BackwardData: return "bwd_data";
-        case Direction::BackwardFilter: return "bwd_filter";
+        case Direction::Forward:
+            return "fwd";
+        case Direction::BackwardData:
+            return "bwd_data";
+        case Direction::BackwardFilter:
+            return "bwd_filter";
     }
     return "unknown";
 }
@@ -167,10 +173,14 @@ Direction parse_direction(const std::string& name) {
 
 std::string BenchConfig::op_name() const {
     switch (op) {
-        case BenchOp::Conv: return conv_op_name(spatial_rank());
-        case BenchOp::ConvTranspose: return conv_op_name(spatial_rank(), true);
-        case BenchOp::MaxPool: return pool_op_name(spatial_rank(), PoolKind::Max);
-        case BenchOp::AvgPool: return pool_op_name(spatial_rank(), PoolKind::Average);
+        case BenchOp::Conv:
+            return conv_op_name(spatial_rank());
+        case BenchOp::ConvTranspose:
+            return conv_op_name(spatial_rank(), true);
+        case BenchOp::MaxPool:
+            return pool_op_name(spatial_rank(), PoolKind::Max);
+        case BenchOp::AvgPool:
+            return pool_op_name(spatial_rank(), PoolKind::Average);
     }
     return "unknown";
 }
@@ -193,10 +203,14 @@ std::vector<Direction> BenchConfig::directions() const {
 
 Shape BenchConfig::output_shape() const {
     switch (op) {
-        case BenchOp::Conv: return conv_output_shape(input, weight, conv);
-        case BenchOp::ConvTranspose: return conv_transpose_output_shape(input, weight, conv);
-        case BenchOp::MaxPool: return pool_output_shape(input, pool, PoolKind::Max);
-        case BenchOp::AvgPool: return pool_output_shape(input, pool, PoolKind::Average);
+        case BenchOp::Conv:
+            return conv_output_shape(input, weight, conv);
+        case BenchOp::ConvTranspose:
+            return conv_transpose_output_shape(input, weight, conv);
+        case BenchOp::MaxPool:
+            return pool_output_shape(input, pool, PoolKind::Max);
+        case BenchOp::AvgPool:
+            return pool_output_shape(input, pool, PoolKind::Average);
     }
     return Shape();
 }

@@ -23,7 +23,9 @@ namespace convkit::bench {
 enum class BenchOp { Conv, ConvTranspose, MaxPool, AvgPool };
 // What the result format calls the op family: "conv", "conv_transpose", "pool".
 const char* op_family_name(BenchOp op);
-constexpr bool is_pool(BenchOp op) { return op == BenchOp::MaxPool || op == BenchOp::AvgPool; }
+constexpr bool is_pool(BenchOp op) {
+    return op == BenchOp::MaxPool || op == BenchOp::AvgPool;
+}
 
 // Pooling has no filter: its backward is BackwardData.
 enum class Direction { Forward, BackwardData, BackwardFilter };

@@ -7,7 +7,9 @@
 namespace convkit::bench {
 
 namespace {
-double elements(const Shape& shape) { return static_cast<double>(shape.numel()); }
+double elements(const Shape& shape) {
+    return static_cast<double>(shape.numel());
+}
 }  // namespace
 
 WorkCounts work_counts(const BenchConfig& config, Direction direction, std::size_t element_size) {
@@ -34,9 +36,15 @@ WorkCounts work_counts(const BenchConfig& config, Direction direction, std::size
                  static_cast<double>(g.kernel_spatial());
     const double x = elements(config.input), w = elements(config.weight), y = elements(out);
     switch (direction) {
-        case Direction::Forward: work.bytes = (x + w + y) * size; break;
-        case Direction::BackwardData: work.bytes = (y + w + x) * size; break;
-        case Direction::BackwardFilter: work.bytes = (y + x + w) * size; break;
+        case Direction::Forward:
+            work.bytes = (x + w + y) * size;
+            break;
+        case Direction::BackwardData:
+            work.bytes = (y + w + x) * size;
+            break;
+        case Direction::BackwardFilter:
+            work.bytes = (y + x + w) * size;
+            break;
     }
     return work;
 }

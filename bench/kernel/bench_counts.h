@@ -21,7 +21,9 @@ WorkCounts work_counts(const BenchConfig& config, Direction direction, std::size
 
 // Convolutions are reported in TFLOP/s against the arithmetic peak, pooling in GB/s against the
 // copy bandwidth.
-constexpr bool reports_flops(BenchOp op) { return !is_pool(op); }
+constexpr bool reports_flops(BenchOp op) {
+    return !is_pool(op);
+}
 
 // max(flops / peak_flops, bytes / peak_bytes_per_s) in milliseconds; a peak <= 0 (not measured)
 // drops its term.

@@ -50,7 +50,9 @@ std::vector<double> time_runs(const std::function<void()>& run, int runs, cudaSt
     return times;
 }
 
-cudaStream_t stream_of(int device) { return detail::to_cuda(current_stream(device)); }
+cudaStream_t stream_of(int device) {
+    return detail::to_cuda(current_stream(device));
+}
 
 std::string utc_now() {
     const std::time_t now = std::time(nullptr);
@@ -84,7 +86,9 @@ std::string cudnn_version() {
     return "unknown";
 }
 
-double median_of(std::vector<double> times) { return summarize(std::move(times)).median_ms; }
+double median_of(std::vector<double> times) {
+    return summarize(std::move(times)).median_ms;
+}
 
 // The inputs of one timed pass; several sets are rotated so the L2 cache holds none of them.
 struct InputSet {
@@ -149,7 +153,8 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
     // Rotation may use at most a quarter of the free memory: the passes need room for outputs
     // and cuDNN workspaces.
     constexpr std::size_t kMostSets = 64;
-    const std::size_t affordable = std::clamp<std::size_t>(free_bytes / 4 / std::max<std::size_t>(1, set_bytes), 1, kMostSets);
+    const std::size_t affordable =
+        std::clamp<std::size_t>(free_bytes / 4 / std::max<std::size_t>(1, set_bytes), 1, kMostSets);
     const int count = rotation_count(set_bytes, l2_bytes, static_cast<int>(affordable));
     std::vector<InputSet> sets;
     for (int i = 0; i < count; ++i) {
@@ -267,9 +272,9 @@ Peak measure_peak(int device) {
         Tensor(a).fill_(pair_of_ones);
         Tensor(b).fill_(pair_of_ones);
         const auto bf16_gemm = [&] {
-            CONVKIT_CHECK_CUBLAS(api.gemm_ex(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a.raw_data(),
-                                             CUDA_R_16BF, n, b.raw_data(), CUDA_R_16BF, n, &zero, c.raw_data(),
-                                             CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            CONVKIT_CHECK_CUBLAS(api.gemm_ex(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a.raw_data(), CUDA_R_16BF,
+                                             n, b.raw_data(), CUDA_R_16BF, n, &zero, c.raw_data(), CUDA_R_16BF, n,
+                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         };
         CONVKIT_CHECK_CUBLAS(api.set_math_mode(handle, CUBLAS_DEFAULT_MATH));
         peak.bf16_tflops = tflops_of(bf16_gemm);

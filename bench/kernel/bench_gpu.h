@@ -20,4 +20,7 @@ Peak measure_peak(int device);
 // ones that agree. Never throws for a configuration that fails: the row says why.
 std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& options, std::size_t l2_bytes);
 
+// --model: the median time of one training step of `name` (bench_model.cpp).
+ModelStepResult time_model_step(const std::string& name, const Options& options);
+
 }  // namespace convkit::bench

@@ -125,6 +125,15 @@ Options parse_options(const std::vector<std::string>& arguments) {
             options.json_path = take_value();
         } else if (option == "--csv") {
             options.csv_path = take_value();
+        } else if (option == "--model") {
+            for (const std::string& name : split_list(take_value())) {
+                check_bench_model_name(name);  // throws, naming the choices, if unknown
+                options.models.push_back(name);
+            }
+        } else if (option == "--batch") {
+            options.model_batch = parse_int(option, take_value(), 1);
+        } else if (option == "--steps") {
+            options.model_steps = parse_int(option, take_value(), 1);
         } else {
             fail(option, "unknown option (see --help)");
         }
@@ -137,11 +146,14 @@ Options parse_options(const std::vector<std::string>& arguments) {
         if (!budget_given) options.budget_ms = 250;
     }
     if (options.min_repeat > options.repeat) {
-        fail("--min-repeat", std::to_string(options.min_repeat) + " exceeds --repeat " + std::to_string(options.repeat));
+        fail("--min-repeat",
+             std::to_string(options.min_repeat) + " exceeds --repeat " + std::to_string(options.repeat));
     }
-    if (suites.empty() && custom.empty()) suites = standard_suite_names();
+    // --model alone times the models only; with --suite or --config, both.
+    if (suites.empty() && custom.empty() && options.models.empty()) suites = standard_suite_names();
     for (const std::string& suite : suites) {
-        for (const BenchConfig& config : suite_configs(suite, options.quick)) options.configs.push_back({suite, config});
+        for (const BenchConfig& config : suite_configs(suite, options.quick))
+            options.configs.push_back({suite, config});
     }
     options.configs.insert(options.configs.end(), custom.begin(), custom.end());
     return options;
@@ -168,6 +180,11 @@ usage: convkit-bench [options]
   --device N            the CUDA device (default 0)
   --json PATH           write the results as JSON ("-": stdout, the table then goes to stderr)
   --csv PATH            write the results as CSV ("-": stdout)
+  --model NAMES         time whole training steps (forward, backward, SGD step; float32,
+                        3x224x224, 1000 classes) of resnet18, resnet34, resnet50, vgg11_bn,
+                        vgg16_bn from convkit's model zoo; alone, only these run
+  --batch N             images per model step (default 32)
+  --steps N             timed model steps, after --warmup untimed ones (default 20)
   --list                print the configurations that would run, and exit (needs no GPU)
   --help                this text
 exit status: 0 all compared results agree; 1 a mismatch; 2 bad arguments or no usable GPU

@@ -15,21 +15,25 @@ struct NamedConfig {
 
 struct Options {
     bool help = false;
-    bool list = false;   // print the configurations and exit (no GPU needed)
-    bool quick = false;  // the quick subsets, fewer repetitions, a smaller time budget
-    std::vector<NamedConfig> configs;  // in run order
+    bool list = false;                       // print the configurations and exit (no GPU needed)
+    bool quick = false;                      // the quick subsets, fewer repetitions, a smaller time budget
+    std::vector<NamedConfig> configs;        // in run order
     std::vector<std::string> dtypes{"f32"};  // f32 (strict float32), tf32; bf16/fp16 are reported unsupported
-    std::vector<Direction> directions;  // empty: every direction an op has
+    std::vector<Direction> directions;       // empty: every direction an op has
     int warmup = 5;
-    int repeat = 50;       // most timed runs per pass
-    int min_repeat = 5;    // fewest timed runs per pass, however slow
-    double budget_ms = 2000;  // time per pass and backend that sets the number of runs
+    int repeat = 50;              // most timed runs per pass
+    int min_repeat = 5;           // fewest timed runs per pass, however slow
+    double budget_ms = 2000;      // time per pass and backend that sets the number of runs
     double tolerance_f32 = 1e-4;  // relative L2 difference allowed between the backends
     double tolerance_tf32 = 1e-2;
     bool measure_peak = true;
     int device = 0;
     std::string json_path;  // "-" is stdout
     std::string csv_path;
+    // --model: time whole training steps of a model zoo network instead of (or with) layers.
+    std::vector<std::string> models;  // resnet18, resnet34, resnet50, vgg11_bn, vgg16_bn
+    int model_batch = 32;
+    int model_steps = 20;  // timed steps (after as many warm-up steps as --warmup)
 };
 
 // `arguments` excludes the program name. Without --suite, --config or --config-file, every

@@ -9,8 +9,12 @@ namespace convkit::bench {
 namespace {
 using Json = nlohmann::ordered_json;
 
-Json number_or_null(double value) { return value > 0 ? Json(value) : Json(nullptr); }
-Json optional_or_null(const std::optional<double>& value) { return value ? Json(*value) : Json(nullptr); }
+Json number_or_null(double value) {
+    return value > 0 ? Json(value) : Json(nullptr);
+}
+Json optional_or_null(const std::optional<double>& value) {
+    return value ? Json(*value) : Json(nullptr);
+}
 
 std::string format(const char* pattern, double value) {
     char text[64];
@@ -25,14 +29,19 @@ std::string csv_quote(const std::string& text) {
     return quoted + "\"";
 }
 
-std::string csv_number(const std::optional<double>& value) { return value ? format("%.6g", *value) : ""; }
+std::string csv_number(const std::optional<double>& value) {
+    return value ? format("%.6g", *value) : "";
+}
 }  // namespace
 
 const char* status_name(Status status) {
     switch (status) {
-        case Status::Ok: return "ok";
-        case Status::Mismatch: return "mismatch";
-        case Status::Unsupported: return "unsupported";
+        case Status::Ok:
+            return "ok";
+        case Status::Mismatch:
+            return "mismatch";
+        case Status::Unsupported:
+            return "unsupported";
     }
     return "unknown";
 }
@@ -56,7 +65,8 @@ double peak_for(const Peak& peak, const BenchResult& result) {
     return 0;
 }
 
-std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results) {
+std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results,
+                    const std::vector<ModelStepResult>& model_steps) {
     Json root;
     root["gpu"] = info.gpu;
     root["date"] = info.date;
@@ -84,7 +94,32 @@ std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results
         rows.push_back(std::move(row));
     }
     root["results"] = std::move(rows);
+    if (!model_steps.empty()) {
+        Json steps = Json::array();
+        for (const ModelStepResult& m : model_steps) {
+            steps.push_back({{"model", m.model},
+                             {"batch", m.batch},
+                             {"dtype", "f32"},
+                             {"steps", m.steps},
+                             {"median_ms", m.median_ms},
+                             {"min_ms", m.min_ms},
+                             {"max_ms", m.max_ms},
+                             {"images_per_second", m.images_per_second()}});
+        }
+        root["model_steps"] = std::move(steps);
+    }
     return root.dump(2) + "\n";
+}
+
+std::string model_steps_table(const std::vector<ModelStepResult>& model_steps) {
+    std::ostringstream out;
+    out << "model training steps (forward, backward, SGD; float32, 3x224x224):\n";
+    for (const ModelStepResult& m : model_steps) {
+        out << "  " << m.model << " batch " << m.batch << ": " << m.median_ms << " ms/step (min " << m.min_ms
+            << ", max " << m.max_ms << ", " << m.steps << " steps), " << static_cast<long long>(m.images_per_second())
+            << " images/s\n";
+    }
+    return out.str();
 }
 
 std::string to_csv(const RunInfo& info, const std::vector<BenchResult>& results) {
@@ -117,8 +152,7 @@ std::string to_csv(const RunInfo& info, const std::vector<BenchResult>& results)
             << csv_number(flops ? cudnn_rate : std::nullopt) << "," << csv_number(flops ? std::nullopt : cudnn_rate)
             << "," << csv_number(percent(rate)) << "," << csv_number(percent(cudnn_rate)) << ","
             << format("%.0f", r.work.flops) << "," << format("%.0f", r.work.bytes) << ","
-            << csv_number(floor_ms(r.work, flops ? peak : 0, info.peak.copy_gbps)) << "," << csv_quote(r.note)
-            << "\n";
+            << csv_number(floor_ms(r.work, flops ? peak : 0, info.peak.copy_gbps)) << "," << csv_quote(r.note) << "\n";
     }
     return out.str();
 }

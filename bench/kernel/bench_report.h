@@ -23,7 +23,7 @@ struct Peak {
 };
 
 struct RunInfo {
-    std::string gpu;  // the name the driver reports
+    std::string gpu;   // the name the driver reports
     std::string date;  // ISO 8601, UTC
     std::string driver;
     std::string cuda;
@@ -53,7 +53,20 @@ struct BenchResult {
 // bandwidth for pooling; 0 if not measured.
 double peak_for(const Peak& peak, const BenchResult& result);
 
-std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results);
+// One timed model of --model: whole training steps (forward, backward, optimizer) in float32.
+struct ModelStepResult {
+    std::string model;
+    int batch = 0;
+    int steps = 0;         // timed
+    double median_ms = 0;  // per step, the median over the timed steps
+    double min_ms = 0;
+    double max_ms = 0;
+    double images_per_second() const { return median_ms > 0 ? batch * 1000.0 / median_ms : 0; }
+};
+
+std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results,
+                    const std::vector<ModelStepResult>& model_steps = {});
+std::string model_steps_table(const std::vector<ModelStepResult>& model_steps);
 std::string to_csv(const RunInfo& info, const std::vector<BenchResult>& results);
 std::string to_table(const RunInfo& info, const std::vector<BenchResult>& results);
 

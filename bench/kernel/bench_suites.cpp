@@ -1,8 +1,12 @@
 #include "bench_suites.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 
 #include "convkit/error.h"
+#include "convkit/models.h"
+#include "convkit/nn/summary.h"
 
 namespace convkit::bench {
 
@@ -11,51 +15,63 @@ namespace {
 // A suite line and whether --quick keeps it. "{N}" stands for the batch size where a suite is
 // run at more than one.
 struct SuiteLine {
-    const char* line;
+    std::string line;
     bool quick;
 };
 
-// ResNet-18's distinct convolutions (torchvision), 224x224 input.
-const std::vector<SuiteLine> kResnet18 = {
-    {"conv2d in={N}x3x224x224 w=64x3x7x7 s2_p3", true},  // conv1
-    {"conv2d in={N}x64x56x56 w=64x64x3x3 p1", true},     // layer1
-    {"conv2d in={N}x64x56x56 w=128x64x3x3 s2_p1", false},
-    {"conv2d in={N}x64x56x56 w=128x64x1x1 s2", false},  // downsample
-    {"conv2d in={N}x128x28x28 w=128x128x3x3 p1", true},
-    {"conv2d in={N}x128x28x28 w=256x128x3x3 s2_p1", false},
-    {"conv2d in={N}x128x28x28 w=256x128x1x1 s2", false},
-    {"conv2d in={N}x256x14x14 w=256x256x3x3 p1", true},
-    {"conv2d in={N}x256x14x14 w=512x256x3x3 s2_p1", false},
-    {"conv2d in={N}x256x14x14 w=512x256x1x1 s2", false},
-    {"conv2d in={N}x512x7x7 w=512x512x3x3 p1", true},
-};
+// A model's distinct 2-D convolutions at 224x224, taken from the model itself (models::resnet18,
+// resnet50: torchvision's layers) by tracing one forward pass; the batch is left as {N}. --quick
+// keeps the stem and the 3x3 convolutions of each stage's last block (its steady state).
+std::vector<SuiteLine> model_convolutions(nn::Module& model) {
+    const std::vector<nn::LayerCall> calls = nn::trace(model, Shape{1, 3, 224, 224});
+    std::map<std::string, int> last_block;  // "layer2" -> index of its last block
+    for (const nn::LayerCall& call : calls) {
+        const auto dot = call.name.find('.');
+        if (call.name.rfind("layer", 0) == 0 && dot != std::string::npos) {
+            const int block = std::atoi(call.name.c_str() + dot + 1);
+            last_block[call.name.substr(0, dot)] = std::max(last_block[call.name.substr(0, dot)], block);
+        }
+    }
+    std::vector<SuiteLine> lines;
+    std::map<std::string, std::size_t> index;  // line -> its place in `lines`
+    for (const nn::LayerCall& call : calls) {
+        const auto* conv = dynamic_cast<const nn::Conv*>(call.module);
+        if (conv == nullptr || conv->transposed() || conv->params().spatial_rank != 2) continue;
+        const Shape& in = call.input;
+        const Shape& w = conv->weight().shape();
+        const std::string line = "conv2d in={N}x" + std::to_string(in[1]) + "x" + std::to_string(in[2]) + "x" +
+                                 std::to_string(in[3]) + " w=" + std::to_string(w[0]) + "x" + std::to_string(w[1]) +
+                                 "x" + std::to_string(w[2]) + "x" + std::to_string(w[3]) + " " +
+                                 conv->params().to_string();
+        const auto dot = call.name.find('.');
+        const bool in_last_block = dot != std::string::npos && last_block.count(call.name.substr(0, dot)) &&
+                                   std::atoi(call.name.c_str() + dot + 1) == last_block[call.name.substr(0, dot)];
+        const bool quick = lines.empty() || (in_last_block && w[2] == 3 && w[3] == 3);
+        const auto [at, added] = index.emplace(line, lines.size());
+        if (added) {
+            lines.push_back({line, quick});
+        } else {
+            lines[at->second].quick = lines[at->second].quick || quick;  // a repeat of an earlier block
+        }
+    }
+    return lines;
+}
 
-// ResNet-50's distinct convolutions (torchvision v1.5: the stride in the 3x3 of a bottleneck).
-const std::vector<SuiteLine> kResnet50 = {
-    {"conv2d in={N}x3x224x224 w=64x3x7x7 s2_p3", true},
-    {"conv2d in={N}x64x56x56 w=64x64x1x1", true},
-    {"conv2d in={N}x64x56x56 w=64x64x3x3 p1", false},
-    {"conv2d in={N}x64x56x56 w=256x64x1x1", false},
-    {"conv2d in={N}x256x56x56 w=64x256x1x1", false},
-    {"conv2d in={N}x256x56x56 w=128x256x1x1", false},
-    {"conv2d in={N}x128x56x56 w=128x128x3x3 s2_p1", true},
-    {"conv2d in={N}x128x28x28 w=512x128x1x1", false},
-    {"conv2d in={N}x256x56x56 w=512x256x1x1 s2", false},
-    {"conv2d in={N}x512x28x28 w=128x512x1x1", true},
-    {"conv2d in={N}x128x28x28 w=128x128x3x3 p1", false},
-    {"conv2d in={N}x512x28x28 w=256x512x1x1", false},
-    {"conv2d in={N}x256x28x28 w=256x256x3x3 s2_p1", false},
-    {"conv2d in={N}x256x14x14 w=1024x256x1x1", true},
-    {"conv2d in={N}x512x28x28 w=1024x512x1x1 s2", false},
-    {"conv2d in={N}x1024x14x14 w=256x1024x1x1", false},
-    {"conv2d in={N}x256x14x14 w=256x256x3x3 p1", false},
-    {"conv2d in={N}x1024x14x14 w=512x1024x1x1", false},
-    {"conv2d in={N}x512x14x14 w=512x512x3x3 s2_p1", false},
-    {"conv2d in={N}x512x7x7 w=2048x512x1x1", false},
-    {"conv2d in={N}x1024x14x14 w=2048x1024x1x1 s2", false},
-    {"conv2d in={N}x2048x7x7 w=512x2048x1x1", false},
-    {"conv2d in={N}x512x7x7 w=512x512x3x3 p1", true},
-};
+const std::vector<SuiteLine>& resnet18_lines() {
+    static const std::vector<SuiteLine> lines = [] {
+        auto model = models::resnet18();
+        return model_convolutions(*model);
+    }();
+    return lines;
+}
+
+const std::vector<SuiteLine>& resnet50_lines() {
+    static const std::vector<SuiteLine> lines = [] {
+        auto model = models::resnet50();
+        return model_convolutions(*model);
+    }();
+    return lines;
+}
 
 // U-Net with padded 3x3 convolutions on 256x256 images, batch 4: encoder, the 2x2 stride-2
 // transposed up-convolutions and decoder convolutions after the skip concatenation.
@@ -77,28 +93,20 @@ const std::vector<SuiteLine> kUnet = {
 
 // MobileNetV2-style depthwise 3x3 (groups = channels) and the pointwise 1x1 beside them, batch 32.
 const std::vector<SuiteLine> kDepthwise = {
-    {"conv2d in=32x32x112x112 w=32x1x3x3 p1_g32", true},
-    {"conv2d in=32x96x112x112 w=96x1x3x3 s2_p1_g96", false},
-    {"conv2d in=32x144x56x56 w=144x1x3x3 p1_g144", true},
-    {"conv2d in=32x192x28x28 w=192x1x3x3 p1_g192", false},
-    {"conv2d in=32x384x14x14 w=384x1x3x3 p1_g384", true},
-    {"conv2d in=32x576x14x14 w=576x1x3x3 s2_p1_g576", false},
-    {"conv2d in=32x960x7x7 w=960x1x3x3 p1_g960", true},
-    {"conv2d in=32x144x56x56 w=24x144x1x1", false},
+    {"conv2d in=32x32x112x112 w=32x1x3x3 p1_g32", true},  {"conv2d in=32x96x112x112 w=96x1x3x3 s2_p1_g96", false},
+    {"conv2d in=32x144x56x56 w=144x1x3x3 p1_g144", true}, {"conv2d in=32x192x28x28 w=192x1x3x3 p1_g192", false},
+    {"conv2d in=32x384x14x14 w=384x1x3x3 p1_g384", true}, {"conv2d in=32x576x14x14 w=576x1x3x3 s2_p1_g576", false},
+    {"conv2d in=32x960x7x7 w=960x1x3x3 p1_g960", true},   {"conv2d in=32x144x56x56 w=24x144x1x1", false},
     {"conv2d in=32x384x14x14 w=64x384x1x1", true},
 };
 
 // WaveNet-style dilated kernel-2 convolutions (the gated pair as one 2x-wide output) and
 // wide-channel 1-D convolutions.
 const std::vector<SuiteLine> kConv1d = {
-    {"conv1d in=8x64x4096 w=128x64x2 d1", true},
-    {"conv1d in=8x64x4096 w=128x64x2 d8", false},
-    {"conv1d in=8x64x4096 w=128x64x2 d64", true},
-    {"conv1d in=8x64x4096 w=128x64x2 d512", false},
-    {"conv1d in=8x64x4096 w=64x64x1", false},
-    {"conv1d in=16x1024x512 w=1024x1024x3 p1", true},
-    {"conv1d in=16x512x1024 w=512x512x5 p2", false},
-    {"conv1d in=32x2048x128 w=2048x2048x1", false},
+    {"conv1d in=8x64x4096 w=128x64x2 d1", true},     {"conv1d in=8x64x4096 w=128x64x2 d8", false},
+    {"conv1d in=8x64x4096 w=128x64x2 d64", true},    {"conv1d in=8x64x4096 w=128x64x2 d512", false},
+    {"conv1d in=8x64x4096 w=64x64x1", false},        {"conv1d in=16x1024x512 w=1024x1024x3 p1", true},
+    {"conv1d in=16x512x1024 w=512x512x5 p2", false}, {"conv1d in=32x2048x128 w=2048x2048x1", false},
 };
 
 // C3D (16 frames of 112x112, batch 8) and 3D U-Net (64^3 volumes, batch 2).
@@ -137,15 +145,25 @@ const std::vector<SuiteLine> kPooling = {
 };
 
 struct SuiteSpec {
-    const std::vector<SuiteLine>* lines;
-    std::vector<int> batches;  // substituted for {N}; empty: the lines have none
+    const std::vector<SuiteLine>& (*lines)();  // built on first use (the ResNets trace a model)
+    std::vector<int> batches;                  // substituted for {N}; empty: the lines have none
 };
+
+template <const std::vector<SuiteLine>& Lines>
+const std::vector<SuiteLine>& fixed() {
+    return Lines;
+}
 
 const std::map<std::string, SuiteSpec>& suites() {
     static const std::map<std::string, SuiteSpec> table = {
-        {"resnet18", {&kResnet18, {32, 1}}}, {"resnet50", {&kResnet50, {32, 1}}}, {"unet", {&kUnet, {}}},
-        {"depthwise", {&kDepthwise, {}}},    {"conv1d", {&kConv1d, {}}},          {"conv3d", {&kConv3d, {}}},
-        {"transposed", {&kTransposed, {}}},  {"pooling", {&kPooling, {}}},
+        {"resnet18", {resnet18_lines, {32, 1}}},
+        {"resnet50", {resnet50_lines, {32, 1}}},
+        {"unet", {fixed<kUnet>, {}}},
+        {"depthwise", {fixed<kDepthwise>, {}}},
+        {"conv1d", {fixed<kConv1d>, {}}},
+        {"conv3d", {fixed<kConv3d>, {}}},
+        {"transposed", {fixed<kTransposed>, {}}},
+        {"pooling", {fixed<kPooling>, {}}},
     };
     return table;
 }
@@ -161,8 +179,8 @@ std::string with_batch(std::string line, int batch) {
 }  // namespace
 
 const std::vector<std::string>& standard_suite_names() {
-    static const std::vector<std::string> names = {"resnet18", "resnet50",   "unet",    "depthwise",
-                                                   "conv1d",   "conv3d",     "transposed", "pooling"};
+    static const std::vector<std::string> names = {"resnet18", "resnet50", "unet",       "depthwise",
+                                                   "conv1d",   "conv3d",   "transposed", "pooling"};
     return names;
 }
 
@@ -177,14 +195,37 @@ std::vector<BenchConfig> suite_configs(const std::string& suite, bool quick) {
     const std::vector<int> batches = spec.batches.empty() ? std::vector<int>{0} : spec.batches;
     std::vector<BenchConfig> configs;
     for (int batch : batches) {
-        for (std::size_t i = 0; i < spec.lines->size(); ++i) {
-            const SuiteLine& entry = (*spec.lines)[i];
+        const std::vector<SuiteLine>& lines = spec.lines();
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            const SuiteLine& entry = lines[i];
             if (quick && !entry.quick) continue;
             const std::string where = "suite " + suite + " line " + std::to_string(i + 1);
             configs.push_back(parse_config_line(with_batch(entry.line, batch), where));
         }
     }
     return configs;
+}
+
+const std::vector<std::string>& bench_model_names() {
+    static const std::vector<std::string> names = {"resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg16_bn"};
+    return names;
+}
+
+void check_bench_model_name(const std::string& name) {
+    const auto& names = bench_model_names();
+    if (std::find(names.begin(), names.end(), name) != names.end()) return;
+    std::string choices;
+    for (const std::string& n : names) choices += (choices.empty() ? "" : ", ") + n;
+    throw InvalidArgument("--model: unknown model '" + name + "' (choose from " + choices + ")");
+}
+
+std::shared_ptr<nn::Module> make_bench_model(const std::string& name) {
+    check_bench_model_name(name);
+    if (name == "resnet18") return models::resnet18();
+    if (name == "resnet34") return models::resnet34();
+    if (name == "resnet50") return models::resnet50();
+    if (name == "vgg11_bn") return models::vgg11_bn();
+    return models::vgg16_bn();
 }
 
 }  // namespace convkit::bench

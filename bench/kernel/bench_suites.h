@@ -1,10 +1,12 @@
 #pragma once
 // The standard suites: layers of well-known networks, written in the one-line configuration
 // format (bench_config.h) and parsed like a user's file. --quick keeps a subset of each suite.
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "bench_config.h"
+#include "convkit/nn/module.h"
 
 namespace convkit::bench {
 
@@ -14,5 +16,11 @@ const std::vector<std::string>& standard_suite_names();
 // The configurations of a suite (all of them, or the quick subset). Throws InvalidArgument
 // naming the choices for an unknown suite.
 std::vector<BenchConfig> suite_configs(const std::string& suite, bool quick);
+
+// The networks --model times: resnet18, resnet34, resnet50, vgg11_bn, vgg16_bn (the model zoo,
+// 1000 classes). check_bench_model_name throws InvalidArgument naming the choices.
+const std::vector<std::string>& bench_model_names();
+void check_bench_model_name(const std::string& name);
+std::shared_ptr<nn::Module> make_bench_model(const std::string& name);
 
 }  // namespace convkit::bench

@@ -56,14 +56,22 @@ int run(const Options& options) {
         for (BenchResult& result : run_config(entry, options, l2_bytes)) results.push_back(std::move(result));
     }
 
-    if (!options.json_path.empty()) write_output(options.json_path, to_json(info, results));
+    std::vector<ModelStepResult> model_steps;
+    for (const std::string& model : options.models) {
+        std::cerr << "model " << model << ", batch " << options.model_batch << ": training steps" << std::endl;
+        model_steps.push_back(time_model_step(model, options));
+    }
+
+    if (!options.json_path.empty()) write_output(options.json_path, to_json(info, results, model_steps));
     if (!options.csv_path.empty()) write_output(options.csv_path, to_csv(info, results));
     human << to_table(info, results);
+    if (!model_steps.empty()) human << model_steps_table(model_steps);
     int ok = 0, mismatched = 0, unsupported = 0;
     for (const BenchResult& r : results) {
         (r.status == Status::Ok ? ok : r.status == Status::Mismatch ? mismatched : unsupported)++;
     }
-    human << "\n" << results.size() << " results: " << ok << " ok, " << mismatched << " mismatch, " << unsupported
+    human << "\n"
+          << results.size() << " results: " << ok << " ok, " << mismatched << " mismatch, " << unsupported
           << " unsupported\n";
     return mismatched > 0 ? 1 : 0;
 }
@@ -82,7 +90,11 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (options.list) {
-        for (const NamedConfig& entry : options.configs) std::cout << entry.suite << "\t" << entry.config.to_line() << "\n";
+        for (const NamedConfig& entry : options.configs)
+            std::cout << entry.suite << "\t" << entry.config.to_line() << "\n";
+        for (const std::string& model : options.models) {
+            std::cout << "model\t" << model << " batch " << options.model_batch << " training step\n";
+        }
         return 0;
     }
     try {

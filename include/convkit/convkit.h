@@ -26,6 +26,7 @@
 #include "convkit/ops/softmax.h"
 #include "convkit/optim/adam.h"
 #include "convkit/optim/optimizer.h"
+#include "convkit/models.h"
 #include "convkit/optim/scheduler.h"
 #include "convkit/optim/sgd.h"
 #include "convkit/shape.h"

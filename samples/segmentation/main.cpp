@@ -1,7 +1,7 @@
-// Sample 2: semantic segmentation with a U-Net (unet.h). Every pixel of a generated image is
-// labelled background, disk, square or triangle (shapes.h); the model is trained with a
-// per-pixel cross-entropy and judged by the mean intersection-over-union of the four classes on
-// held-out images.
+// Sample 2: semantic segmentation with a U-Net (models::UNet from convkit/models/unet.h). Every
+// pixel of a generated image is labelled background, disk, square or triangle (shapes.h); the
+// model is trained with a per-pixel cross-entropy and judged by the mean intersection-over-union
+// of the four classes on held-out images.
 //
 //   segmentation [--device cuda|cpu] [--seed N] [--out DIR] [--steps N] [--image-size S] ...
 //
@@ -10,6 +10,28 @@
 // Two default configurations, chosen by the device: on a GPU 48x48 images and a width-16 U-Net
 // for 3000 steps; on the CPU 32x32 images and a width-8 U-Net for 500 steps, which takes a few
 // minutes on two cores (docs/samples-more.md has the numbers of both).
+//
+// The U-Net (Ronneberger, Fischer and Brox, 2015), here three levels deep. Labelling every pixel needs two things at once: WHAT is here, which takes a wide view (a disk
+// and a square agree pixel by pixel in their interiors; only the outline tells them apart), and
+// exactly WHERE its edge is, which takes full resolution. The encoder buys the wide view by
+// max-pooling: after three 2x2 poolings a 3x3 convolution sees a 32x32 window of the image. But
+// pooling throws away position. The decoder brings the resolution back with transposed
+// convolutions (learned 2x upsampling), and the skip connections hand it the encoder's feature
+// maps of the same size, concatenated along channels, so the fine detail the pooling discarded
+// is available again where the edges are drawn.
+//
+//
+//   image 1xSxS
+//   enc1  conv-bn-relu x2 ------------------------------------ skip --> concat -> dec1 -> 1x1 conv -> classes
+//    | maxpool                                                              ^ up (transposed conv, x2)
+//   enc2  (2w) ----------------------------------- skip --> concat -> dec2 --'
+//    | maxpool                                               ^ up
+//   enc3  (4w) ------------------- skip --> concat -> dec3 --'
+//    | maxpool                              ^ up
+//   bottleneck (8w) at S/8 -----------------'
+//
+// (models::UNet names them encoders.0-2, bottleneck, ups.0-2 and decoders.0-2 from the deepest
+// level up, and head.)
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
@@ -26,7 +48,6 @@
 #include "common/sample_cli.h"
 #include "convkit/convkit.h"
 #include "segmentation/shapes.h"
-#include "segmentation/unet.h"
 
 namespace {
 
@@ -69,7 +90,7 @@ struct Evaluation {
 
 // The confusion matrix of the whole test set, then the IoU of each class from it. Summing the
 // batches' matrices (rather than averaging per-batch IoUs) weights every pixel the same.
-Evaluation evaluate(UNet& model, const SegmentationSet& test, Device device, std::int64_t batch_size) {
+Evaluation evaluate(models::UNet& model, const SegmentationSet& test, Device device, std::int64_t batch_size) {
     NoGradGuard no_grad;
     model.eval();  // BatchNorm uses its running statistics
     const std::int64_t count = test.images.size(0);
@@ -128,7 +149,8 @@ int train(const SampleOptions& common, const Overrides& overrides) {
     const ShapesConfig shapes{.image_size = config.image_size};
 
     nn::init::manual_seed(common.seed);
-    UNet model(1, kShapeClassCount, config.width);
+    // Three poolings: a 3x3 convolution at the bottleneck sees a 32x32 window of the image.
+    models::UNet model({.in_channels = 1, .num_classes = kShapeClassCount, .width = config.width, .depth = 3});
     model.to(device);  // before the optimizer: it keeps handles to the moved tensors
     optim::Adam optimizer(model.parameters(), {.lr = config.learning_rate});
     optim::CosineAnnealingLR schedule(optimizer, config.steps);

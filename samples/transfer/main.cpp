@@ -20,6 +20,11 @@
 //
 //   transfer [--device cuda|cpu] [--seed N] [--out DIR] [--data-dir DIR] [--labels-per-class N] ...
 //
+// With --weights PATH the features come from a ResNet-18 pretrained elsewhere instead (a
+// torchvision state dict in safetensors, e.g. from scripts/export-torchvision; docs/models.md):
+// step 1 is skipped, and the backbone sees each 28x28 gray image as three equal channels,
+// normalised with ImageNet's mean and standard deviation as torchvision's weights expect.
+//
 // Writes DIR/metrics.json and DIR/transfer.png (test images of the new classes with both
 // models' answers). Two default configurations, chosen by the device: on a GPU the width-32
 // network pretrained for 5 epochs; on the CPU the width-16 network pretrained for 1 epoch.
@@ -57,13 +62,19 @@ struct TrainingConfig {
     std::int64_t batch_size = 64;
     std::int64_t pretrain_limit = 0;  // images per old class (0: all 6000)
     std::int64_t test_limit = 0;      // test images per class (0: all 1000)
+    std::string weights{};            // a ResNet-18 state dict to take the features from ("": pretrain here)
 };
-TrainingConfig gpu_defaults() { return {.width = 32, .pretrain_epochs = 5}; }
-TrainingConfig cpu_defaults() { return {.width = 16, .pretrain_epochs = 1}; }
+TrainingConfig gpu_defaults() {
+    return {.width = 32, .pretrain_epochs = 5};
+}
+TrainingConfig cpu_defaults() {
+    return {.width = 16, .pretrain_epochs = 1};
+}
 
 struct Overrides {
     std::optional<std::int64_t> width, pretrain_epochs, labels_per_class, finetune_epochs, batch_size, pretrain_limit,
         test_limit;
+    std::string weights;
 };
 TrainingConfig resolve(const Overrides& o, Device device) {
     TrainingConfig c = device.is_cuda() ? gpu_defaults() : cpu_defaults();
@@ -74,6 +85,7 @@ TrainingConfig resolve(const Overrides& o, Device device) {
     c.batch_size = o.batch_size.value_or(c.batch_size);
     c.pretrain_limit = o.pretrain_limit.value_or(0);
     c.test_limit = o.test_limit.value_or(0);
+    c.weights = o.weights;
     return c;
 }
 
@@ -111,7 +123,7 @@ LabelledImages take_classes(const data::ImageClassificationSet& set, std::int64_
 // to the flattened 7x7 maps are the features; the two linear layers are the head, made anew
 // with 5 outputs for each task.
 struct SplitNetwork {
-    std::shared_ptr<nn::Sequential> features;
+    std::shared_ptr<nn::Module> features;
     std::shared_ptr<nn::Sequential> head;
 };
 constexpr std::size_t kFeatureLayers = 9;  // conv, bn, relu, pool, conv, bn, relu, pool, flatten
@@ -130,7 +142,46 @@ SplitNetwork new_network(std::int64_t width) {
     return {features, new_head(width)};
 }
 
-std::vector<Tensor> trainable(const std::vector<std::shared_ptr<nn::Sequential>>& parts) {
+// A ResNet-18 pretrained elsewhere as the feature extractor of 28x28 gray images: the gray
+// channel three times (the network was trained on colour), normalised as torchvision's ImageNet
+// weights expect, then everything up to the pooled 512 features.
+class ResNetFeatures : public nn::Module {
+public:
+    explicit ResNetFeatures(std::shared_ptr<models::ResNet> resnet)
+        : resnet_(register_module("resnet", std::move(resnet))) {}
+    Tensor forward(const Tensor& gray) override {
+        const Tensor mean = Tensor::from_vector(Shape{1, 3, 1, 1}, std::vector<float>{0.485f, 0.456f, 0.406f});
+        const Tensor stddev = Tensor::from_vector(Shape{1, 3, 1, 1}, std::vector<float>{0.229f, 0.224f, 0.225f});
+        const Tensor rgb = concat({gray, gray, gray}, 1);
+        return resnet_->features((rgb - mean.to(gray.device())) / stddev.to(gray.device()));
+    }
+    std::string type_name() const override { return "ResNetFeatures"; }
+    std::int64_t feature_count() const { return resnet_->feature_count(); }
+
+private:
+    std::shared_ptr<models::ResNet> resnet_;
+};
+
+// The ResNet-18 of `path` with as many classes as its fc has (strict load: every key, shape and
+// dtype checked), frozen, as features, and a new 5-class head.
+SplitNetwork pretrained_resnet_network(const std::string& path) {
+    const TensorMap state = load_safetensors(path);
+    const auto fc = state.find("fc.weight");
+    if (fc == state.end() || fc->second.rank() != 2) {
+        throw InvalidArgument("transfer: --weights " + path + " holds no ResNet-18 'fc.weight' [classes, 512]");
+    }
+    auto resnet = models::resnet18({.num_classes = fc->second.shape()[0]});
+    nn::StateDict dict(state.begin(), state.end());
+    resnet->load_state_dict(dict);
+    resnet->freeze_backbone();
+    for (Tensor& p : resnet->fc().parameters()) p.set_requires_grad(false);  // its fc is not used
+    auto features = std::make_shared<ResNetFeatures>(resnet);
+    auto head = std::make_shared<nn::Sequential>(
+        std::vector<std::shared_ptr<nn::Module>>{std::make_shared<nn::Linear>(features->feature_count(), 5)});
+    return {features, head};
+}
+
+std::vector<Tensor> trainable(const std::vector<std::shared_ptr<nn::Module>>& parts) {
     std::vector<Tensor> parameters;
     for (const auto& part : parts)
         for (const Tensor& p : part->parameters())
@@ -156,6 +207,7 @@ Result train_and_test(const char* label, SplitNetwork& net, bool features_frozen
     net.head->to(device);
     const std::vector<Tensor> parameters =
         features_frozen ? trainable({net.head}) : trainable({net.features, net.head});
+    if (parameters.empty()) throw InvalidArgument(std::string(label) + ": nothing to train");
     Result result;
     for (const Tensor& p : parameters) result.trainable_parameters += p.numel();
     std::printf("%s: %lld trainable parameters, %lld training images, %lld epochs\n", label,
@@ -164,7 +216,8 @@ Result train_and_test(const char* label, SplitNetwork& net, bool features_frozen
     std::fflush(stdout);
     optim::Adam optimizer(parameters, {.lr = 1e-3});
     auto dataset = std::make_shared<data::TensorDataset>(train_set.images, train_set.labels);
-    data::DataLoader loader(dataset, {.batch_size = config.batch_size, .shuffle = true, .seed = seed, .device = device});
+    data::DataLoader loader(dataset,
+                            {.batch_size = config.batch_size, .shuffle = true, .seed = seed, .device = device});
     ProgressBar bar(label, epochs * loader.batches_per_epoch());
     for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
         net.features->train(!features_frozen);  // frozen: BatchNorm keeps its pretrained statistics
@@ -194,8 +247,9 @@ Result train_and_test(const char* label, SplitNetwork& net, bool features_frozen
     const std::int64_t count = test_set.labels.size(0);
     for (std::int64_t begin = 0; begin < count; begin += 500) {
         const std::int64_t end = std::min(count, begin + 500);
-        predicted.push_back(predicted_classes((*net.head)((*net.features)(slice(test_set.images, 0, begin, end).to(device))))
-                                .to(Device::host()));
+        predicted.push_back(
+            predicted_classes((*net.head)((*net.features)(slice(test_set.images, 0, begin, end).to(device))))
+                .to(Device::host()));
     }
     result.predicted = concat(predicted, 0);
     std::int64_t correct = 0;
@@ -206,7 +260,8 @@ Result train_and_test(const char* label, SplitNetwork& net, bool features_frozen
 }
 
 // Test images of the new classes with the answers of both models.
-Image answers_picture(const LabelledImages& test, const Result& transferred, const Result& scratch, std::int64_t count) {
+Image answers_picture(const LabelledImages& test, const Result& transferred, const Result& scratch,
+                      std::int64_t count) {
     const auto& names = data::fashion_mnist_class_names();
     auto name = [&](std::int64_t label) { return names[static_cast<std::size_t>(label + 5)]; };
     std::vector<CaptionedImage> cells;
@@ -241,21 +296,31 @@ int run(const SampleOptions& common, const Overrides& overrides) {
     const LabelledImages old_test = take_classes(test_all, 0, config.test_limit, common.seed);
     const LabelledImages new_train = take_classes(train_all, 5, config.labels_per_class, common.seed);
     const LabelledImages new_test = take_classes(test_all, 5, config.test_limit, common.seed);
-    std::printf("transfer: width %lld; classes 0-4: %lld training images; classes 5-9: %lld labels per class, %lld "
-                "test images; on %s (%s)\n",
-                static_cast<long long>(config.width), static_cast<long long>(old_train.labels.size(0)),
+    const std::string backbone =
+        config.weights.empty() ? "pretrained here on classes 0-4" : "ResNet-18 from " + config.weights;
+    const std::string features_text =
+        config.weights.empty() ? "classes 0-4: " + std::to_string(old_train.labels.size(0)) + " training images"
+                               : "features: " + backbone;
+    std::printf("transfer: width %lld; %s; classes 5-9: %lld labels per class, %lld test images; on %s (%s)\n",
+                static_cast<long long>(config.width), features_text.c_str(),
                 static_cast<long long>(config.labels_per_class), static_cast<long long>(new_test.labels.size(0)),
                 device.to_string().c_str(), backend.c_str());
     nn::init::manual_seed(common.seed);
 
-    // 1. Pretraining on the old classes: features and head both learn.
-    SplitNetwork pretrained = new_network(config.width);
-    const Result old = train_and_test("pretrain 0-4", pretrained, false, old_train, old_test, config.pretrain_epochs,
-                                      config, common.seed, device);
-
-    // 2. Transfer: keep the features, freeze them, and put a new, untrained head on top.
-    for (Tensor& p : pretrained.features->parameters()) p.set_requires_grad(false);
-    SplitNetwork transferred{pretrained.features, new_head(config.width)};
+    // 1. Pretraining on the old classes: features and head both learn. With --weights the
+    // features were learned elsewhere, on other pictures altogether.
+    std::optional<Result> old;
+    SplitNetwork transferred;
+    if (config.weights.empty()) {
+        SplitNetwork pretrained = new_network(config.width);
+        old = train_and_test("pretrain 0-4", pretrained, false, old_train, old_test, config.pretrain_epochs, config,
+                             common.seed, device);
+        // 2. Transfer: keep the features, freeze them, and put a new, untrained head on top.
+        for (Tensor& p : pretrained.features->parameters()) p.set_requires_grad(false);
+        transferred = {pretrained.features, new_head(config.width)};
+    } else {
+        transferred = pretrained_resnet_network(config.weights);
+    }
     const Result transfer = train_and_test("frozen + new head 5-9", transferred, true, new_train, new_test,
                                            config.finetune_epochs, config, common.seed, device);
 
@@ -274,6 +339,7 @@ int run(const SampleOptions& common, const Overrides& overrides) {
                         {"seed", common.seed},
                         {"config",
                          {{"width", config.width},
+                          {"features", backbone},
                           {"pretrain_epochs", config.pretrain_epochs},
                           {"pretrain_images", old_train.labels.size(0)},
                           {"labels_per_class", config.labels_per_class},
@@ -282,14 +348,17 @@ int run(const SampleOptions& common, const Overrides& overrides) {
                           {"optimizer", "Adam"},
                           {"lr", 1e-3},
                           {"test_images", new_test.labels.size(0)}}},
-                        {"pretrain", result_json(old)},
+                        {"pretrain", old ? result_json(*old) : nlohmann::json(nullptr)},
                         {"frozen_features", result_json(transfer)},
                         {"from_scratch", result_json(scratch)},
                         {"seconds", seconds}});
-    std::printf("transfer: classes 5-9 with %lld labels each: frozen pretrained features %.4f, from scratch %.4f "
-                "(pretrained on classes 0-4: %.4f), in %.0f s\n",
-                static_cast<long long>(config.labels_per_class), transfer.test_accuracy, scratch.test_accuracy,
-                old.test_accuracy, seconds);
+    const std::string pretrain_text =
+        old ? "pretrained on classes 0-4: " + std::to_string(old->test_accuracy).substr(0, 6) : backbone;
+    std::printf(
+        "transfer: classes 5-9 with %lld labels each: frozen pretrained features %.4f, from scratch %.4f "
+        "(%s), in %.0f s\n",
+        static_cast<long long>(config.labels_per_class), transfer.test_accuracy, scratch.test_accuracy,
+        pretrain_text.c_str(), seconds);
     return 0;
 }
 
@@ -307,6 +376,10 @@ int main(int argc, char** argv) {
     app.add_option("--batch-size", o.batch_size, "(64)");
     app.add_option("--pretrain-limit", o.pretrain_limit, "images per old class for pretraining (0: all)");
     app.add_option("--test-limit", o.test_limit, "test images per class (0: all)");
+    app.add_option("--weights", o.weights,
+                   "a ResNet-18 state dict (safetensors, torchvision's names; scripts/export-torchvision) to take "
+                   "the frozen features from, instead of pretraining on classes 0-4")
+        ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
     return run_sample("transfer", [&] { return run(common, o); });
 }

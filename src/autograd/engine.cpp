@@ -2,10 +2,12 @@
 // then run nodes whose gradients are complete, latest-created first, summing the gradients of
 // outputs used more than once. Saved tensors are freed as each node finishes.
 #include <algorithm>
+#include <chrono>
 #include <queue>
 #include <unordered_map>
 
 #include "autograd/graph.h"
+#include "convkit/autograd_profiler.h"
 #include "convkit/ops/elementwise.h"
 #include "core/check.h"
 
@@ -16,7 +18,22 @@ thread_local bool tls_grad_mode = true;
 // The node running now, for the message of a SavedTensor changed in place.
 thread_local const autograd::Node* tls_running_node = nullptr;
 std::atomic<std::uint64_t> next_sequence_number{0};
+thread_local BackwardProfiler* tls_profiler = nullptr;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 }  // namespace
+
+BackwardProfiler::BackwardProfiler() : previous_(tls_profiler) { tls_profiler = this; }
+BackwardProfiler::~BackwardProfiler() { tls_profiler = previous_; }
+
+void BackwardProfiler::add(const std::string& name, double seconds) {
+    auto it = std::find_if(timings_.begin(), timings_.end(), [&](const NodeTiming& t) { return t.name == name; });
+    if (it == timings_.end()) it = timings_.insert(timings_.end(), NodeTiming{name, 0, 0});
+    it->seconds += seconds;
+    ++it->calls;
+}
 
 bool grad_mode_enabled() { return tls_grad_mode; }
 
@@ -223,14 +240,30 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
         std::vector<Tensor> grads;
         if (grad_output.defined()) {
             RunningNodeScope running(node);
-            grads = node->apply(grad_output);
+            if (tls_profiler == nullptr) {
+                grads = node->apply(grad_output);
+            } else {
+                const auto start = std::chrono::steady_clock::now();
+                grads = node->apply(grad_output);
+                tls_profiler->add(node->name(), seconds_since(start));
+            }
         }
         if (!retain_graph) node->release();
         for (std::size_t i = 0; i < node->next_edges().size(); ++i) {
             const std::shared_ptr<Node>& next = node->next_edges()[i].node;
             if (!next) continue;
             Tensor& slot = pending[next.get()];
-            if (i < grads.size() && grads[i].defined()) slot = slot.defined() ? add(slot, grads[i]) : grads[i];
+            if (i < grads.size() && grads[i].defined()) {
+                if (!slot.defined()) {
+                    slot = grads[i];
+                } else if (tls_profiler == nullptr) {
+                    slot = add(slot, grads[i]);
+                } else {
+                    const auto start = std::chrono::steady_clock::now();
+                    slot = add(slot, grads[i]);
+                    tls_profiler->add("(engine: gradient sums)", seconds_since(start));
+                }
+            }
             owners.try_emplace(next.get(), next);
             if (--consumers[next.get()] == 0) ready.push(next.get());
         }

@@ -13,6 +13,30 @@ struct DeviceProbe {
     std::string reason;
 };
 
+std::string cuda_version_text(int version) {
+    return detail::concat(version / 1000, ".", version % 1000 / 10);
+}
+
+// Why cudaGetDeviceCount failed, in the user's terms. The runtime is linked statically and opens
+// the driver (libcuda.so) itself: without one it answers "insufficient driver", and the driver
+// version it reports is 0.
+std::string no_device_reason(cudaError_t status) {
+    int driver = 0;
+    int runtime = 0;
+    const bool asked = cudaDriverGetVersion(&driver) == cudaSuccess && cudaRuntimeGetVersion(&runtime) == cudaSuccess;
+    cudaGetLastError();
+    if (status == cudaErrorInsufficientDriver && asked && driver == 0) {
+        return "no CUDA device is present: no NVIDIA driver was found (libcuda.so could not be loaded); "
+               "install the NVIDIA driver to use a GPU, the host backends need none";
+    }
+    if (status == cudaErrorInsufficientDriver && asked) {
+        return detail::concat("no CUDA device is present: the NVIDIA driver supports CUDA ", cuda_version_text(driver),
+                              ", older than convkit's CUDA runtime ", cuda_version_text(runtime),
+                              "; update the driver");
+    }
+    return detail::concat("no CUDA device is present (cudaGetDeviceCount: ", cudaGetErrorString(status), ")");
+}
+
 // Asked once: the answer cannot change while the process runs, and a failed probe is costly.
 const DeviceProbe& probe() {
     static const DeviceProbe result = [] {
@@ -21,7 +45,7 @@ const DeviceProbe& probe() {
         const cudaError_t status = cudaGetDeviceCount(&count);
         if (status != cudaSuccess) {
             cudaGetLastError();  // the probe's failure must not leak into later calls
-            p.reason = detail::concat("no CUDA device is present (cudaGetDeviceCount: ", cudaGetErrorString(status), ")");
+            p.reason = no_device_reason(status);
         } else if (count == 0) {
             p.reason = "no CUDA device is present (cudaGetDeviceCount found 0 devices)";
         }
@@ -37,9 +61,13 @@ constexpr int kMaxDevices = 64;
 thread_local Stream current_streams[kMaxDevices];
 }  // namespace
 
-int cuda_device_count() { return probe().count; }
+int cuda_device_count() {
+    return probe().count;
+}
 
-std::string cuda_unavailable_reason() { return probe().reason; }
+std::string cuda_unavailable_reason() {
+    return probe().reason;
+}
 
 Stream current_stream(int device) {
     CONVKIT_REQUIRE(device >= 0 && device < kMaxDevices, "current_stream", "device index ", device,
@@ -55,8 +83,12 @@ void set_current_stream(Stream stream) {
     current_streams[stream.device] = stream;
 }
 
-StreamGuard::StreamGuard(Stream stream) : previous_(current_stream(stream.device)) { set_current_stream(stream); }
-StreamGuard::~StreamGuard() { set_current_stream(previous_); }
+StreamGuard::StreamGuard(Stream stream) : previous_(current_stream(stream.device)) {
+    set_current_stream(stream);
+}
+StreamGuard::~StreamGuard() {
+    set_current_stream(previous_);
+}
 
 void synchronize(int device) {
     detail::require_cuda_device(device, "synchronize");
@@ -68,8 +100,8 @@ namespace detail {
 
 void throw_cuda_error(cudaError_t error, const char* expression, const char* file, int line) {
     cudaGetLastError();  // clear a non-sticky error so the library stays usable
-    const std::string message =
-        concat(expression, " failed: ", cudaGetErrorName(error), " (", cudaGetErrorString(error), ") at ", file, ":", line);
+    const std::string message = concat(expression, " failed: ", cudaGetErrorName(error), " (",
+                                       cudaGetErrorString(error), ") at ", file, ":", line);
     if (error == cudaErrorMemoryAllocation) throw OutOfMemory(message);
     throw CudaError(message);
 }

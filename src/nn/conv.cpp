@@ -60,15 +60,22 @@ Tensor Conv::forward(const Tensor& input) {
                        : conv_forward(input, weight_, bias(), params_);
 }
 
-std::string Conv::type_name() const { return layer_name(params_.spatial_rank, transposed_); }
+std::string Conv::type_name() const {
+    return layer_name(params_.spatial_rank, transposed_);
+}
+
+std::int64_t Conv::flops(const Shape& input, const Shape& output) const {
+    // Each output (forward) or input (transposed) element takes one multiply-add per weight of
+    // its group: [C_out, C_in/groups, k...] holds that many per output channel.
+    const std::int64_t per_channel = weight_.numel() / weight_.shape()[0];
+    return 2 * (transposed_ ? input.numel() : output.numel()) * per_channel;
+}
 
 std::string Conv::extra_repr() const {
     std::ostringstream out;
-    out << in_channels_ << ", " << out_channels_ << ", kernel_size=" << Shape(std::vector<std::int64_t>(
-                                                                           weight_.shape().begin() + 2,
-                                                                           weight_.shape().end()))
-                                                                           .to_string()
-        << ", " << params_.to_string() << (bias_ ? "" : ", bias=false");
+    out << in_channels_ << ", " << out_channels_ << ", kernel_size="
+        << Shape(std::vector<std::int64_t>(weight_.shape().begin() + 2, weight_.shape().end())).to_string() << ", "
+        << params_.to_string() << (bias_ ? "" : ", bias=false");
     return out.str();
 }
 

@@ -31,11 +31,18 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias)
     }
 }
 
-Tensor Linear::forward(const Tensor& input) { return linear(input, weight_, bias()); }
+Tensor Linear::forward(const Tensor& input) {
+    return linear(input, weight_, bias());
+}
+
+std::int64_t Linear::flops(const Shape&, const Shape& output) const {
+    return 2 * output.numel() * weight_.shape()[1];  // one multiply-add per input feature
+}
 
 std::string Linear::extra_repr() const {
     std::ostringstream out;
-    out << "in_features=" << in_features_ << ", out_features=" << out_features_ << ", bias=" << (bias_ ? "True" : "False");
+    out << "in_features=" << in_features_ << ", out_features=" << out_features_
+        << ", bias=" << (bias_ ? "True" : "False");
     return out.str();
 }
 

@@ -14,7 +14,7 @@ namespace convkit::nn {
 Tensor Module::operator()(const Tensor& input) {
     detail::SummaryRecorder* recorder = detail::active_summary_recorder();
     if (recorder == nullptr) return forward(input);
-    const std::size_t entry = recorder->enter(this);
+    const std::size_t entry = recorder->enter(this, input.shape(), input.dtype());
     Tensor output = forward(input);
     recorder->leave(entry, output.shape());
     return output;
@@ -135,6 +135,11 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
         CONVKIT_REQUIRE(it->second.shape() == target.shape(), "load_state_dict", "tensor '", name, "' has shape ",
                         it->second.shape().to_string(), " in the state but ", target.shape().to_string(),
                         " in the model");
+        // Float widths convert (as PyTorch's copy_ does); an integer tensor where a float one belongs,
+        // or the reverse, is a different tensor under the same name.
+        CONVKIT_REQUIRE(is_floating_point(it->second.dtype()) == is_floating_point(target.dtype()), "load_state_dict",
+                        "tensor '", name, "' has dtype ", dtype_name(it->second.dtype()), " in the state but ",
+                        dtype_name(target.dtype()), " in the model");
     }
     std::vector<std::string> unexpected;
     for (const auto& [name, t] : state) {
@@ -158,6 +163,8 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
     for (auto& [name, module] : named_modules()) module->state_loaded();
 }
 
+std::int64_t Module::flops(const Shape&, const Shape&) const { return 0; }
+
 Tensor& Module::register_parameter(const std::string& name, Tensor tensor, bool requires_grad) {
     CONVKIT_REQUIRE(!name.empty() && name.find('.') == std::string::npos, "Module::register_parameter",
                     "a name must be non-empty and contain no '.', got '", name, "'");
@@ -180,6 +187,17 @@ void Module::register_child(const std::string& name, std::shared_ptr<Module> mod
     CONVKIT_REQUIRE(!name.empty() && name.find('.') == std::string::npos, "Module::register_module",
                     "a name must be non-empty and contain no '.', got '", name, "'");
     children_.emplace_back(name, std::move(module));
+}
+
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> module) {
+    CONVKIT_REQUIRE(module != nullptr, "Module::replace_child", "module '", name, "' is null");
+    for (auto& [child_name, child] : children_) {
+        if (child_name == name) {
+            child = std::move(module);
+            return;
+        }
+    }
+    CONVKIT_REQUIRE(false, "Module::replace_child", "there is no child module '", name, "'");
 }
 
 }  // namespace convkit::nn

@@ -13,11 +13,15 @@ namespace detail {
 namespace {
 thread_local SummaryRecorder* tls_recorder = nullptr;
 }
-SummaryRecorder* active_summary_recorder() { return tls_recorder; }
+SummaryRecorder* active_summary_recorder() {
+    return tls_recorder;
+}
 SummaryRecorderScope::SummaryRecorderScope(SummaryRecorder* recorder) : previous_(tls_recorder) {
     tls_recorder = recorder;
 }
-SummaryRecorderScope::~SummaryRecorderScope() { tls_recorder = previous_; }
+SummaryRecorderScope::~SummaryRecorderScope() {
+    tls_recorder = previous_;
+}
 }  // namespace detail
 
 namespace {
@@ -44,37 +48,65 @@ private:
 };
 }  // namespace
 
-std::string summary(Module& model, const Shape& input_shape, DType dtype, Device device) {
+std::vector<LayerCall> trace(Module& model, const Shape& input_shape, DType dtype, Device device) {
     std::map<const Module*, std::string> names{{&model, "(model)"}};
     for (const auto& [name, module] : model.named_modules()) names[module] = name;
-
     detail::SummaryRecorder recorder;
-    Shape output_shape;
     {
         ModeRestorer eval_mode(model);
         NoGradGuard no_grad;
         detail::SummaryRecorderScope scope(&recorder);
-        output_shape = model(Tensor::zeros(input_shape, dtype, device)).shape();
+        (void)model(Tensor::zeros(input_shape, dtype, device));
     }
+    std::vector<LayerCall> calls;
+    for (const detail::SummaryRow& row : recorder.rows()) {
+        const auto found = names.find(row.module);
+        calls.push_back({found == names.end() ? "(unregistered)" : found->second, row.module, row.depth, row.input,
+                         row.output, row.dtype});
+    }
+    return calls;
+}
+
+std::string summary(Module& model, const Shape& input_shape, DType dtype, Device device) {
+    const std::vector<LayerCall> calls = trace(model, input_shape, dtype, device);
+    const Shape output_shape = calls.empty() ? Shape{} : calls.front().output;
+
+    // A leaf's output is what training keeps for backward (roughly: in-place ops aside); a
+    // container's output is its last child's, so only leaves count toward activation memory.
+    std::map<const Module*, bool> is_leaf;
+    for (const auto& [name, module] : model.named_modules()) is_leaf[module] = module->named_children().empty();
+    is_leaf[&model] = model.named_children().empty();
 
     std::ostringstream out;
     out << std::left << std::setw(40) << "Layer (type)" << std::setw(24) << "Output shape" << std::right
-        << std::setw(14) << "Param #" << "\n"
-        << std::string(78, '-') << "\n";
-    for (const detail::SummaryRow& row : recorder.rows()) {
-        const auto found = names.find(row.module);
-        const std::string name = found == names.end() ? "(unregistered)" : found->second;
+        << std::setw(14) << "Param #" << std::setw(12) << "MFLOPs"
+        << "\n"
+        << std::string(90, '-') << "\n";
+    std::int64_t total_flops = 0;
+    std::int64_t activation_bytes = 0;
+    for (const LayerCall& row : calls) {
+        const std::string& name = row.name;
         std::ostringstream label;
         label << std::setw(2 * row.depth) << "" << name << " (" << row.module->type_name() << ")";
         std::int64_t own = 0;
         for (const Tensor& p : row.module->parameters(false)) own += p.numel();
+        const std::int64_t flops = row.module->flops(row.input, row.output);
+        total_flops += flops;
+        if (is_leaf[row.module])
+            activation_bytes += row.output.numel() * static_cast<std::int64_t>(dtype_size(row.dtype));
+        std::ostringstream mflops;
+        if (flops > 0) mflops << std::fixed << std::setprecision(1) << static_cast<double>(flops) / 1e6;
         out << std::left << std::setw(40) << label.str() << std::setw(24) << row.output.to_string() << std::right
-            << std::setw(14) << with_thousands(own) << "\n";
+            << std::setw(14) << with_thousands(own) << std::setw(12) << mflops.str() << "\n";
     }
-    out << std::string(78, '-') << "\n"
+    out << std::string(90, '-') << "\n"
         << "Input shape: " << input_shape.to_string() << "   Output shape: " << output_shape.to_string() << "\n"
         << "Total params: " << with_thousands(model.parameter_count()) << "\n"
-        << "Trainable params: " << with_thousands(model.parameter_count(true)) << "\n";
+        << "Trainable params: " << with_thousands(model.parameter_count(true)) << "\n"
+        << std::fixed << std::setprecision(3) << "Forward GFLOPs: " << static_cast<double>(total_flops) / 1e9
+        << " (convolutions and linear layers, a multiply-add counted as 2)\n"
+        << std::setprecision(2) << "Activation memory: " << static_cast<double>(activation_bytes) / (1 << 20)
+        << " MiB (every layer's output at this batch size, kept for backward when training)\n";
     return out.str();
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // What summary() collects while it runs a model: each module call in call order, its depth in
-// the call tree and its output shape. Module::operator() reports to the recorder of its thread.
+// the call tree, its input shape and dtype and its output shape. Module::operator() reports to the recorder of its thread.
 #include <cstddef>
 #include <vector>
 
@@ -11,13 +11,15 @@ namespace convkit::nn::detail {
 struct SummaryRow {
     const Module* module = nullptr;
     int depth = 0;
+    Shape input;
+    DType dtype = DType::Float32;
     Shape output;
 };
 
 class SummaryRecorder {
 public:
-    std::size_t enter(const Module* module) {
-        rows_.push_back({module, depth_++, Shape{}});
+    std::size_t enter(const Module* module, const Shape& input, DType dtype) {
+        rows_.push_back({module, depth_++, input, dtype, Shape{}});
         return rows_.size() - 1;
     }
     void leave(std::size_t row, const Shape& output) {

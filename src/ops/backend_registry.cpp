@@ -54,9 +54,13 @@ const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry
                                        Device device) {
     const Backend backend = backend_for_device(device);
     switch (backend) {
-        // Pooling is memory-bound with no matrix product to hand to BLAS: HostBlas runs the reference.
-        case Backend::Host:
-        case Backend::HostBlas: return checked(op, backend, host_pool_backend(), g, pool_op, dtype);
+        case Backend::Host: return checked(op, backend, host_pool_backend(), g, pool_op, dtype);
+        case Backend::HostBlas:
+#ifdef CONVKIT_WITH_OPENBLAS
+            return checked(op, backend, host_blas_pool_backend(), g, pool_op, dtype);
+#else
+            no_openblas(op);
+#endif
         case Backend::Cuda: return checked(op, backend, cuda_pool_backend(), g, pool_op, dtype);
         case Backend::Cudnn:
 #ifdef CONVKIT_WITH_CUDNN

@@ -53,6 +53,7 @@ const GemmBackendOps& host_gemm_backend();
 #ifdef CONVKIT_WITH_OPENBLAS
 const ConvBackendOps& host_blas_conv_backend();
 const GemmBackendOps& host_blas_gemm_backend();
+const PoolBackendOps& host_blas_pool_backend();  // max pooling in parallel; average: the reference's
 #endif
 const GemmBackendOps& cublas_gemm_backend();
 const ConvBackendOps& cuda_conv_backend();
@@ -65,7 +66,7 @@ const PoolBackendOps& cudnn_pool_backend();
 // The backend that runs `op` on tensors on `device`: the thread's default_host_backend() for
 // host tensors, its default_backend() for CUDA tensors. Throws NotSupported naming the op, the
 // backend and the reason when that backend cannot run this geometry: there is no silent
-// fallback. Pooling has no BLAS variant: HostBlas runs the pooling reference. The matrix product
+// fallback. HostBlas pools with OpenMP over planes (max) or the reference (average). The matrix product
 // has one GPU implementation, cuBLAS, whichever GPU backend is chosen.
 const ConvBackendOps& conv_backend_for(const std::string& op, const ConvGeometry& g, DType dtype, Device device);
 const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry& g, PoolOp pool_op, DType dtype,

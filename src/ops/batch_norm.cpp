@@ -7,7 +7,9 @@
 
 #include "autograd/graph.h"
 #include "backends/host/batch_norm_host.h"
+#include "backends/host/batch_norm_parallel.h"
 #include "convkit/autograd.h"
+#include "convkit/backend.h"
 #include "convkit/ops/norm.h"
 #include "core/check.h"
 #include "kernels/batch_norm.h"
@@ -55,6 +57,25 @@ BatchNormGeometry check_batch_norm(const std::string& op, const Tensor& x, const
     return g;
 }
 
+// The host loops a host tensor runs: host-blas's parallel ones, or the reference's (the oracle).
+struct HostBatchNorm {
+    decltype(&detail::batch_norm_statistics_host) statistics;
+    decltype(&detail::batch_norm_forward_host) forward;
+    decltype(&detail::batch_norm_backward_reduce_host) backward_reduce;
+    decltype(&detail::batch_norm_backward_input_host) backward_input;
+};
+
+HostBatchNorm host_batch_norm() {
+#ifdef CONVKIT_WITH_OPENBLAS
+    if (default_host_backend() == Backend::HostBlas) {
+        return {detail::batch_norm_statistics_parallel, detail::batch_norm_forward_parallel,
+                detail::batch_norm_backward_reduce_parallel, detail::batch_norm_backward_input_parallel};
+    }
+#endif
+    return {detail::batch_norm_statistics_host, detail::batch_norm_forward_host,
+            detail::batch_norm_backward_reduce_host, detail::batch_norm_backward_input_host};
+}
+
 const void* data_or_null(const Tensor& t) {
     return t.defined() ? t.raw_data() : nullptr;
 }
@@ -86,7 +107,7 @@ std::pair<Tensor, Tensor> batch_statistics(const BatchNormGeometry& g, const Ten
                    momentum};
     }
     if (x.device().is_host()) {
-        detail::batch_norm_statistics_host(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var), running);
+        host_batch_norm().statistics(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var), running);
     } else {
         kernels::batch_norm_statistics(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var), running,
                                        detail::stream_of(x));
@@ -131,7 +152,7 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
         sum_dy = Tensor::empty(channels, DType::Float64, x.device());
         sum_dy_x_hat = Tensor::empty(channels, DType::Float64, x.device());
         if (x.device().is_host()) {
-            detail::batch_norm_backward_reduce_host(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+            host_batch_norm().backward_reduce(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
                                                     double_data(saved.var), saved.eps, double_data(sum_dy),
                                                     double_data(sum_dy_x_hat));
         } else {
@@ -146,7 +167,7 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
         const double* s_dy = sum_dy.defined() ? double_data(sum_dy) : nullptr;
         const double* s_dy_x_hat = sum_dy_x_hat.defined() ? double_data(sum_dy_x_hat) : nullptr;
         if (x.device().is_host()) {
-            detail::batch_norm_backward_input_host(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+            host_batch_norm().backward_input(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
                                                    double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
                                                    saved.eps, saved.batch_statistics, grads.input.raw_data());
         } else {
@@ -182,7 +203,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
     }
     Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
     if (x.device().is_host()) {
-        detail::batch_norm_forward_host(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var),
+        host_batch_norm().forward(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var),
                                         data_or_null(weight), data_or_null(bias), eps, y.raw_data());
     } else {
         kernels::batch_norm_forward(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var),

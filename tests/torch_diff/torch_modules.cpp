@@ -73,6 +73,41 @@ ModulePtr gelu(const Case& c, const std::string& prefix) {
                                                             : convkit::GeluApproximation::None);
 }
 
+// The model zoo, by torchvision's names where torchvision has the model (docs/models.md).
+template <typename Make>
+Builder resnet(Make make) {
+    return [make](const Case& c, const std::string& prefix) -> ModulePtr {
+        return make(convkit::models::ResNetOptions{.num_classes = c.integer_or(prefix + "num_classes", 1000)});
+    };
+}
+
+template <typename Make>
+Builder torchvision_vgg(Make make) {
+    return [make](const Case& c, const std::string& prefix) -> ModulePtr {
+        return make(convkit::models::VggOptions{.num_classes = c.integer_or(prefix + "num_classes", 1000)});
+    };
+}
+
+// A VGG-style network: convolution widths (0: max pooling) and a classifier of `hidden` units.
+ModulePtr vgg(const Case& c, const std::string& prefix) {
+    return convkit::models::vgg(c.integers(prefix + "layers"), {.num_classes = c.integer(prefix + "num_classes"),
+                                                                .hidden = c.integer(prefix + "hidden"),
+                                                                .pool_size = c.integer(prefix + "pool_size"),
+                                                                .dropout = c.number_or(prefix + "dropout", 0.5)});
+}
+
+ModulePtr unet(const Case& c, const std::string& prefix) {
+    const std::string decoder = c.text(prefix + "decoder");
+    if (decoder != "transposed" && decoder != "upsample") throw CaseError("unknown U-Net decoder '" + decoder + "'");
+    return std::make_shared<convkit::models::UNet>(
+        convkit::models::UNetOptions{.in_channels = c.integer(prefix + "in_channels"),
+                                     .num_classes = c.integer(prefix + "num_classes"),
+                                     .width = c.integer(prefix + "width"),
+                                     .depth = static_cast<int>(c.integer(prefix + "depth")),
+                                     .decoder = decoder == "transposed" ? convkit::models::UNetDecoder::TransposedConv
+                                                                        : convkit::models::UNetDecoder::Upsample});
+}
+
 ModulePtr sequential(const Case& c, const std::string& prefix) {
     auto model = std::make_shared<nn::Sequential>();
     const std::int64_t children = c.integer(prefix + "children");
@@ -118,6 +153,13 @@ const std::map<std::string, Builder>& builders() {
              return std::make_shared<nn::Upsample>(c.integers(prefix + "scale_factor"));
          }},
         {"Sequential", sequential},
+        {"resnet18", resnet(convkit::models::resnet18)},
+        {"resnet34", resnet(convkit::models::resnet34)},
+        {"resnet50", resnet(convkit::models::resnet50)},
+        {"vgg11_bn", torchvision_vgg(convkit::models::vgg11_bn)},
+        {"vgg16_bn", torchvision_vgg(convkit::models::vgg16_bn)},
+        {"VGG", vgg},
+        {"UNet", unet},
     };
     return table;
 }
@@ -139,14 +181,18 @@ void add_buffers(const nn::Module& module, convkit::TensorMap& extras) {
 
 ModulePtr prepared_module(Case& c) {
     ModulePtr module = build_module(c, "module.");
-    module->to(convkit::DType::Float64);
+    // float64 unless the case says float32 (its tensors are then float32 too).
+    const std::string dtype = c.text_or("module.dtype", "float64");
+    if (dtype != "float64" && dtype != "float32") throw CaseError("unknown module.dtype '" + dtype + "'");
+    module->to(dtype == "float32" ? convkit::DType::Float32 : convkit::DType::Float64);
     module->train(c.flag("module.training", true));
     nn::StateDict state;
     for (const auto& [name, tensor] : c.tensors()) {
         if (name.rfind(kStatePrefix, 0) == 0) state[name.substr(kStatePrefix.size())] = tensor;
     }
     module->load_state_dict(state, /*strict=*/true);
-    for (const auto& [name, parameter] : module->named_parameters()) c.add_differentiable(kStatePrefix + name, parameter);
+    for (const auto& [name, parameter] : module->named_parameters())
+        c.add_differentiable(kStatePrefix + name, parameter);
     return module;
 }
 
@@ -157,8 +203,44 @@ Run module_forward(Case& c) {
     add_buffers(*module, run.extras);
     return run;
 }
+
+// The names, shapes and dtypes of a module's state dict, without its values (a full-size VGG's
+// would be half a gigabyte): "layout.<name>", the shape as int64, and "dtype.<name>", an empty
+// tensor of the entry's dtype.
+Run module_layout(Case& c) {
+    ModulePtr module = build_module(c, "module.");
+    Run run{Tensor::zeros(convkit::Shape{1}, convkit::DType::Float64), {}};
+    for (const auto& [name, tensor] : module->state_dict()) {
+        std::vector<std::int64_t> dims;
+        for (int d = 0; d < tensor.rank(); ++d) dims.push_back(tensor.shape()[d]);
+        run.extras["layout." + name] =
+            Tensor::from_vector(convkit::Shape{static_cast<std::int64_t>(dims.size())}, dims);
+        run.extras["dtype." + name] = Tensor::zeros(convkit::Shape{0}, tensor.dtype());
+    }
+    return run;
+}
 }  // namespace
 
-void register_module_ops(OpTable& table) { table["module"] = module_forward; }
+namespace {
+// A module that meets PyTorch through a file, in float32 and evaluation mode: "load_path" (e.g.
+// scripts/export-torchvision's output) is read by nn::load, strictly; "save_path" is written by
+// nn::save, for PyTorch to load. The output on "input" is compared with PyTorch's on the same
+// weights. Without load_path the module keeps its own initialisation, seeded by "seed".
+Run module_file(Case& c) {
+    convkit::nn::init::manual_seed(static_cast<std::uint64_t>(c.integer_or("seed", 0)));
+    ModulePtr module = build_module(c, "module.");
+    module->eval();
+    if (c.has("load_path")) convkit::nn::load(*module, c.text("load_path"));
+    if (c.has("save_path")) convkit::nn::save(*module, c.text("save_path"));
+    convkit::NoGradGuard no_grad;
+    return Run{(*module)(c.input("input")), {}};
+}
+}  // namespace
+
+void register_module_ops(OpTable& table) {
+    table["module"] = module_forward;
+    table["module_layout"] = module_layout;
+    table["module_file"] = module_file;
+}
 
 }  // namespace torch_diff

@@ -13,6 +13,7 @@ public:
     Tensor forward(const Tensor& input) override;
     std::string type_name() const override { return "Linear"; }
     std::string extra_repr() const override;
+    std::int64_t flops(const Shape& input, const Shape& output) const override;
 
     const Tensor& weight() const { return weight_; }
     Tensor bias() const { return bias_ ? *bias_ : Tensor(); }

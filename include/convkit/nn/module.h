@@ -40,6 +40,10 @@ public:
     // "Conv2d", and the arguments that describe it ("1, 32, kernel_size=[3, 3], padding=[1, 1]").
     virtual std::string type_name() const = 0;
     virtual std::string extra_repr() const { return ""; }
+    // Floating-point operations of one call that gave `output` from `input`, counting a
+    // multiply-add as two; only the layers whose arithmetic dominates (convolutions, linear
+    // layers) count, the others report 0. summary() adds them up.
+    virtual std::int64_t flops(const Shape& input, const Shape& output) const;
     std::string to_string() const;  // the module tree, one line per module
 
     std::vector<Tensor> parameters(bool recurse = true) const;
@@ -62,8 +66,9 @@ public:
     // Parameters and buffers by dotted name.
     StateDict state_dict() const;
     // Copies values into the existing tensors (on their devices, converting dtype where needed).
-    // strict: a missing or unexpected key is an error; a shape mismatch always is. Every error
-    // names the tensor(s) concerned.
+    // strict: a missing or unexpected key is an error; a shape mismatch always is, and so is an
+    // integer tensor for a floating one or the reverse (float32 and float64 convert). Every
+    // error names the tensor(s) concerned, and nothing is written unless every check passes.
     void load_state_dict(const StateDict& state, bool strict = true);
 
 protected:
@@ -77,6 +82,9 @@ protected:
         return module;
     }
     void register_child(const std::string& name, std::shared_ptr<Module> module);
+    // Swaps the child registered as `name` for `module`, keeping its place in the order of names
+    // (PyTorch's `model.fc = nn.Linear(...)`). InvalidArgument if there is no such child.
+    void replace_child(const std::string& name, std::shared_ptr<Module> module);
     // Called on every module of the tree after load_state_dict has written new values, for
     // layers that keep a derived copy of a buffer.
     virtual void state_loaded() {}

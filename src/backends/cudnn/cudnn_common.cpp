@@ -10,7 +10,8 @@
 namespace convkit::detail {
 
 void throw_cudnn_error(cudnnStatus_t status, const char* expression, const char* file, int line) {
-    const std::string message = concat(expression, " failed: ", cudnnGetErrorString(status), " at ", file, ":", line);
+    const std::string message =
+        concat(expression, " failed: ", cudnn().cudnnGetErrorString(status), " at ", file, ":", line);
     if (status == CUDNN_STATUS_ALLOC_FAILED) throw OutOfMemory(message);
     if (status == CUDNN_STATUS_NOT_SUPPORTED) throw NotSupported(message);
     throw CudaError(message);
@@ -25,17 +26,20 @@ cudnnHandle_t cudnn_handle(Stream stream) {
     auto& handle = (*handles)[{stream.device, stream.handle}];
     if (handle == nullptr) {
         CudaDeviceGuard guard(stream.device);
-        CONVKIT_CHECK_CUDNN(cudnnCreate(&handle));
-        CONVKIT_CHECK_CUDNN(cudnnSetStream(handle, to_cuda(stream)));
+        CONVKIT_CHECK_CUDNN(cudnn().cudnnCreate(&handle));
+        CONVKIT_CHECK_CUDNN(cudnn().cudnnSetStream(handle, to_cuda(stream)));
     }
     return handle;
 }
 
-cudnnDataType_t cudnn_type(DType dtype) { return dtype == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
+cudnnDataType_t cudnn_type(DType dtype) {
+    return dtype == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+}
 
 std::vector<int> cudnn_spatial(const SpatialDims& dims, int spatial_rank) {
     std::vector<int> values;
-    for (int s = spatial_rank == 3 ? 0 : 1; s < 3; ++s) values.push_back(static_cast<int>(dims[static_cast<std::size_t>(s)]));
+    for (int s = spatial_rank == 3 ? 0 : 1; s < 3; ++s)
+        values.push_back(static_cast<int>(dims[static_cast<std::size_t>(s)]));
     return values;
 }
 
@@ -55,29 +59,33 @@ std::vector<int> packed_strides(const std::vector<int>& dims) {
 }  // namespace
 
 TensorDescriptor::TensorDescriptor(DType dtype, const std::vector<int>& dims) {
-    CONVKIT_CHECK_CUDNN(cudnnCreateTensorDescriptor(&descriptor_));
+    CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateTensorDescriptor(&descriptor_));
     const std::vector<int> strides = packed_strides(dims);
-    const cudnnStatus_t status = cudnnSetTensorNdDescriptor(descriptor_, cudnn_type(dtype),
-                                                            static_cast<int>(dims.size()), dims.data(), strides.data());
+    const cudnnStatus_t status = cudnn().cudnnSetTensorNdDescriptor(
+        descriptor_, cudnn_type(dtype), static_cast<int>(dims.size()), dims.data(), strides.data());
     if (status != CUDNN_STATUS_SUCCESS) {
-        cudnnDestroyTensorDescriptor(descriptor_);  // the destructor does not run for a throwing constructor
+        cudnn().cudnnDestroyTensorDescriptor(descriptor_);  // the destructor does not run for a throwing constructor
         CONVKIT_CHECK_CUDNN(status);
     }
 }
 
-TensorDescriptor::~TensorDescriptor() { cudnnDestroyTensorDescriptor(descriptor_); }
+TensorDescriptor::~TensorDescriptor() {
+    cudnn().cudnnDestroyTensorDescriptor(descriptor_);
+}
 
 FilterDescriptor::FilterDescriptor(DType dtype, const std::vector<int>& dims) {
-    CONVKIT_CHECK_CUDNN(cudnnCreateFilterDescriptor(&descriptor_));
-    const cudnnStatus_t status = cudnnSetFilterNdDescriptor(descriptor_, cudnn_type(dtype), CUDNN_TENSOR_NCHW,
-                                                            static_cast<int>(dims.size()), dims.data());
+    CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateFilterDescriptor(&descriptor_));
+    const cudnnStatus_t status = cudnn().cudnnSetFilterNdDescriptor(descriptor_, cudnn_type(dtype), CUDNN_TENSOR_NCHW,
+                                                                    static_cast<int>(dims.size()), dims.data());
     if (status != CUDNN_STATUS_SUCCESS) {
-        cudnnDestroyFilterDescriptor(descriptor_);
+        cudnn().cudnnDestroyFilterDescriptor(descriptor_);
         CONVKIT_CHECK_CUDNN(status);
     }
 }
 
-FilterDescriptor::~FilterDescriptor() { cudnnDestroyFilterDescriptor(descriptor_); }
+FilterDescriptor::~FilterDescriptor() {
+    cudnn().cudnnDestroyFilterDescriptor(descriptor_);
+}
 
 Workspace::Workspace(std::size_t bytes, Stream stream)
     : block_(bytes > 0 ? allocate_cuda(bytes, stream) : nullptr), bytes_(bytes) {}

@@ -1,8 +1,8 @@
 #pragma once
 // Shared pieces of the cuDNN backend: status checking, one handle per (device, stream), and
 // owning wrappers of descriptors built from a geometry. This directory is the only place that
-// includes cudnn.h.
-#include <cudnn.h>
+// includes cudnn.h (through cudnn_api.h, which loads the library on first use).
+#include "backends/cudnn/cudnn_api.h"
 
 #include <array>
 #include <memory>

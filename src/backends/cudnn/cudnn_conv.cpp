@@ -16,8 +16,9 @@ namespace {
 enum class Pass { Forward, BackwardData, BackwardFilter };
 
 // Everything that makes two calls need the same algorithm.
-using AlgorithmKey = std::tuple<Pass, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>,
-                                std::vector<int>, std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int, bool>;
+using AlgorithmKey =
+    std::tuple<Pass, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>,
+               std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int, bool>;
 
 // Descriptors of one convolution, in cuDNN's terms (x: the geometry's input, y: its output).
 struct ConvDescriptors {
@@ -30,24 +31,25 @@ struct ConvDescriptors {
         : x(dtype, cudnn_dims(g.batch, g.in_channels, g.input, g.spatial_rank)),
           y(dtype, cudnn_dims(g.batch, g.out_channels, g.output, g.spatial_rank)),
           w(dtype, cudnn_dims(g.out_channels, g.in_channels_per_group(), g.kernel, g.spatial_rank)) {
-        CONVKIT_CHECK_CUDNN(cudnnCreateConvolutionDescriptor(&conv));
+        CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateConvolutionDescriptor(&conv));
         const std::vector<int> pad = cudnn_spatial(g.pad_begin, g.spatial_rank);
         const std::vector<int> stride = cudnn_spatial(g.stride, g.spatial_rank);
         const std::vector<int> dilation = cudnn_spatial(g.dilation, g.spatial_rank);
         try {
-            CONVKIT_CHECK_CUDNN(cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(pad.size()), pad.data(),
-                                                                stride.data(), dilation.data(),
-                                                                CUDNN_CROSS_CORRELATION, cudnn_type(dtype)));
-            CONVKIT_CHECK_CUDNN(cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)));
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(pad.size()), pad.data(),
+                                                                        stride.data(), dilation.data(),
+                                                                        CUDNN_CROSS_CORRELATION, cudnn_type(dtype)));
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)));
             // Strict float32 excludes TF32 tensor cores; float64 has no lower-precision path.
             const bool strict = dtype == DType::Float64 || default_math_mode() == MathMode::Strict;
-            CONVKIT_CHECK_CUDNN(cudnnSetConvolutionMathType(conv, strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+            CONVKIT_CHECK_CUDNN(
+                cudnn().cudnnSetConvolutionMathType(conv, strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
         } catch (...) {
-            cudnnDestroyConvolutionDescriptor(conv);
+            cudnn().cudnnDestroyConvolutionDescriptor(conv);
             throw;
         }
     }
-    ~ConvDescriptors() { cudnnDestroyConvolutionDescriptor(conv); }
+    ~ConvDescriptors() { cudnn().cudnnDestroyConvolutionDescriptor(conv); }
     ConvDescriptors(const ConvDescriptors&) = delete;
     ConvDescriptors& operator=(const ConvDescriptors&) = delete;
 };
@@ -116,27 +118,29 @@ Choice choose(const AlgorithmKey& key, Find find, Heuristic heuristic) {
 }
 
 // data[n, c, ...] += bias[c] over a tensor described by `data_descriptor`.
-void add_channel_bias(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, std::int64_t channels,
-                      const void* bias, const TensorDescriptor& data_descriptor, void* data) {
+void add_channel_bias(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, std::int64_t channels, const void* bias,
+                      const TensorDescriptor& data_descriptor, void* data) {
     const TensorDescriptor b(dtype, cudnn_dims(1, channels, SpatialDims{1, 1, 1}, g.spatial_rank));
     const Scale one(dtype, 1.0);
-    CONVKIT_CHECK_CUDNN(cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), data_descriptor.get(), data));
+    CONVKIT_CHECK_CUDNN(
+        cudnn().cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), data_descriptor.get(), data));
 }
 
 std::string unsupported_reason(const ConvGeometry& g, DType) {
+    if (std::string reason = cudnn_unavailable_reason(); !reason.empty()) return concat("is not available: ", reason);
     // The legacy API describes tensors with int dims and strides.
     constexpr std::int64_t kIntMax = 2147483647;
-    const std::int64_t largest = std::max({g.batch * g.in_channels * g.input_spatial(),
-                                           g.batch * g.out_channels * g.output_spatial(),
-                                           g.out_channels * g.in_channels_per_group() * g.kernel_spatial()});
+    const std::int64_t largest =
+        std::max({g.batch * g.in_channels * g.input_spatial(), g.batch * g.out_channels * g.output_spatial(),
+                  g.out_channels * g.in_channels_per_group() * g.kernel_spatial()});
     if (largest > kIntMax) return concat("handles tensors of at most 2^31 - 1 elements, not ", largest);
     if (g.padding_mode != PaddingMode::Zeros) {
         return concat("runs zeros padding only, not ", padding_mode_name(g.padding_mode));
     }
     for (int s = 0; s < 3; ++s) {
         if (g.pad_begin[s] != g.pad_end[s]) {
-            return concat("needs equal padding on both sides ('same' with an even extent pads ", g.pad_begin[s], " and ",
-                          g.pad_end[s], ")");
+            return concat("needs equal padding on both sides ('same' with an even extent pads ", g.pad_begin[s],
+                          " and ", g.pad_end[s], ")");
         }
         const std::int64_t extent = g.dilation[s] * (g.kernel[s] - 1) + 1;
         if ((g.input[s] + 2 * g.pad_begin[s] - extent) / g.stride[s] + 1 != g.output[s]) {
@@ -156,7 +160,7 @@ void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, c
             const Workspace search(kSearchWorkspace, stream);
             cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
             int count = 0;
-            CONVKIT_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithmEx(
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnFindConvolutionForwardAlgorithmEx(
                 handle, d.x.get(), x, d.w.get(), w, d.conv, d.y.get(), y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count,
                 results, search.get(), search.size()));
             return pick(results, count, "forward");
@@ -164,16 +168,16 @@ void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, c
         [&] {
             cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
             int count = 0;
-            CONVKIT_CHECK_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnGetConvolutionForwardAlgorithm_v7(
                 handle, d.x.get(), d.w.get(), d.conv, d.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, results));
             return pick(results, count, "forward");
         });
     const Workspace workspace(choice.workspace, stream);
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
-    CONVKIT_CHECK_CUDNN(cudnnConvolutionForward(handle, one.get(), d.x.get(), x, d.w.get(), w, d.conv,
-                                                static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm),
-                                                workspace.get(), workspace.size(), zero.get(), d.y.get(), y));
+    CONVKIT_CHECK_CUDNN(cudnn().cudnnConvolutionForward(handle, one.get(), d.x.get(), x, d.w.get(), w, d.conv,
+                                                        static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm),
+                                                        workspace.get(), workspace.size(), zero.get(), d.y.get(), y));
     if (bias != nullptr) add_channel_bias(handle, g, dtype, g.out_channels, bias, d.y, y);
 }
 
@@ -187,7 +191,7 @@ void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const voi
             const Workspace search(kSearchWorkspace, stream);
             cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
             int count = 0;
-            CONVKIT_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithmEx(
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnFindConvolutionBackwardDataAlgorithmEx(
                 handle, d.w.get(), w, d.y.get(), dy, d.conv, d.x.get(), dx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                 &count, results, search.get(), search.size()));
             return pick(results, count, "backward data");
@@ -195,7 +199,7 @@ void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const voi
         [&] {
             cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
             int count = 0;
-            CONVKIT_CHECK_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnGetConvolutionBackwardDataAlgorithm_v7(
                 handle, d.w.get(), d.y.get(), d.conv, d.x.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
                 results));
             return pick(results, count, "backward data");
@@ -203,9 +207,10 @@ void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const voi
     const Workspace workspace(choice.workspace, stream);
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
-    CONVKIT_CHECK_CUDNN(cudnnConvolutionBackwardData(handle, one.get(), d.w.get(), w, d.y.get(), dy, d.conv,
-                                                     static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algorithm),
-                                                     workspace.get(), workspace.size(), zero.get(), d.x.get(), dx));
+    CONVKIT_CHECK_CUDNN(
+        cudnn().cudnnConvolutionBackwardData(handle, one.get(), d.w.get(), w, d.y.get(), dy, d.conv,
+                                             static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algorithm),
+                                             workspace.get(), workspace.size(), zero.get(), d.x.get(), dx));
     if (bias != nullptr) add_channel_bias(handle, g, dtype, g.in_channels, bias, d.x, dx);
 }
 
@@ -218,7 +223,7 @@ void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const v
             const Workspace search(kSearchWorkspace, stream);
             cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
             int count = 0;
-            CONVKIT_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnFindConvolutionBackwardFilterAlgorithmEx(
                 handle, d.x.get(), x, d.y.get(), dy, d.conv, d.w.get(), dw, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                 &count, results, search.get(), search.size()));
             return pick(results, count, "backward filter");
@@ -226,7 +231,7 @@ void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const v
         [&] {
             cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
             int count = 0;
-            CONVKIT_CHECK_CUDNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                 handle, d.x.get(), d.y.get(), d.conv, d.w.get(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
                 results));
             return pick(results, count, "backward filter");
@@ -234,21 +239,23 @@ void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const v
     const Workspace workspace(choice.workspace, stream);
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
-    CONVKIT_CHECK_CUDNN(cudnnConvolutionBackwardFilter(handle, one.get(), d.x.get(), x, d.y.get(), dy, d.conv,
-                                                       static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algorithm),
-                                                       workspace.get(), workspace.size(), zero.get(), d.w.get(), dw));
+    CONVKIT_CHECK_CUDNN(
+        cudnn().cudnnConvolutionBackwardFilter(handle, one.get(), d.x.get(), x, d.y.get(), dy, d.conv,
+                                               static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algorithm),
+                                               workspace.get(), workspace.size(), zero.get(), d.w.get(), dw));
 }
 
 void backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype, const void* dy,
                    void* db, Stream stream) {
     const cudnnHandle_t handle = cudnn_handle(stream);
     // The bias gradient does not care how space is shaped: [N, C, spatial, 1].
-    const TensorDescriptor gradient(dtype, {static_cast<int>(batch), static_cast<int>(channels),
-                                            static_cast<int>(spatial), 1});
+    const TensorDescriptor gradient(
+        dtype, {static_cast<int>(batch), static_cast<int>(channels), static_cast<int>(spatial), 1});
     const TensorDescriptor bias(dtype, {1, static_cast<int>(channels), 1, 1});
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
-    CONVKIT_CHECK_CUDNN(cudnnConvolutionBackwardBias(handle, one.get(), gradient.get(), dy, zero.get(), bias.get(), db));
+    CONVKIT_CHECK_CUDNN(
+        cudnn().cudnnConvolutionBackwardBias(handle, one.get(), gradient.get(), dy, zero.get(), bias.get(), db));
 }
 }  // namespace
 

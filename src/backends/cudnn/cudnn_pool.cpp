@@ -19,19 +19,19 @@ struct PoolDescriptors {
     PoolDescriptors(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode)
         : x(dtype, cudnn_dims(g.batch, g.channels, g.input, g.spatial_rank)),
           y(dtype, cudnn_dims(g.batch, g.channels, g.output, g.spatial_rank)) {
-        CONVKIT_CHECK_CUDNN(cudnnCreatePoolingDescriptor(&pool));
+        CONVKIT_CHECK_CUDNN(cudnn().cudnnCreatePoolingDescriptor(&pool));
         const std::vector<int> window = cudnn_spatial(g.kernel, g.spatial_rank);
         const std::vector<int> padding = cudnn_spatial(g.padding, g.spatial_rank);
         const std::vector<int> stride = cudnn_spatial(g.stride, g.spatial_rank);
-        const cudnnStatus_t status = cudnnSetPoolingNdDescriptor(pool, mode, CUDNN_PROPAGATE_NAN,
-                                                                 static_cast<int>(window.size()), window.data(),
-                                                                 padding.data(), stride.data());
+        const cudnnStatus_t status =
+            cudnn().cudnnSetPoolingNdDescriptor(pool, mode, CUDNN_PROPAGATE_NAN, static_cast<int>(window.size()),
+                                                window.data(), padding.data(), stride.data());
         if (status != CUDNN_STATUS_SUCCESS) {
-            cudnnDestroyPoolingDescriptor(pool);
+            cudnn().cudnnDestroyPoolingDescriptor(pool);
             CONVKIT_CHECK_CUDNN(status);
         }
     }
-    ~PoolDescriptors() { cudnnDestroyPoolingDescriptor(pool); }
+    ~PoolDescriptors() { cudnn().cudnnDestroyPoolingDescriptor(pool); }
     PoolDescriptors(const PoolDescriptors&) = delete;
     PoolDescriptors& operator=(const PoolDescriptors&) = delete;
 };
@@ -42,6 +42,7 @@ cudnnPoolingMode_t average_mode(const PoolGeometry& g) {
 }
 
 std::string unsupported_reason(const PoolGeometry& g, PoolOp op, DType) {
+    if (std::string reason = cudnn_unavailable_reason(); !reason.empty()) return concat("is not available: ", reason);
     if (op == PoolOp::AdaptiveAverage) return "has no adaptive pooling";
     constexpr std::int64_t kIntMax = 2147483647;
     if (g.planes() * g.input_spatial() > kIntMax) return "handles tensors of at most 2^31 - 1 elements";
@@ -59,7 +60,7 @@ void run_forward(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode, co
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
     CONVKIT_CHECK_CUDNN(
-        cudnnPoolingForward(cudnn_handle(stream), d.pool, one.get(), d.x.get(), x, zero.get(), d.y.get(), y));
+        cudnn().cudnnPoolingForward(cudnn_handle(stream), d.pool, one.get(), d.x.get(), x, zero.get(), d.y.get(), y));
 }
 
 // cuDNN's backward wants the forward output too; the ops API does not keep it, so for max
@@ -71,9 +72,10 @@ void max_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, const
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
     const cudnnHandle_t handle = cudnn_handle(stream);
-    CONVKIT_CHECK_CUDNN(cudnnPoolingForward(handle, d.pool, one.get(), d.x.get(), x, zero.get(), d.y.get(), y.get()));
-    CONVKIT_CHECK_CUDNN(cudnnPoolingBackward(handle, d.pool, one.get(), d.y.get(), y.get(), d.y.get(), dy, d.x.get(),
-                                             x, zero.get(), d.x.get(), dx));
+    CONVKIT_CHECK_CUDNN(
+        cudnn().cudnnPoolingForward(handle, d.pool, one.get(), d.x.get(), x, zero.get(), d.y.get(), y.get()));
+    CONVKIT_CHECK_CUDNN(cudnn().cudnnPoolingBackward(handle, d.pool, one.get(), d.y.get(), y.get(), d.y.get(), dy,
+                                                     d.x.get(), x, zero.get(), d.x.get(), dx));
 }
 
 // Average pooling's gradient depends on neither x nor y, but the call takes both: dy stands in
@@ -87,8 +89,8 @@ void average_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, v
         CudaDeviceGuard guard(stream.device);
         CONVKIT_CHECK_CUDA(cudaMemsetAsync(dx, 0, bytes, to_cuda(stream)));
     }
-    CONVKIT_CHECK_CUDNN(cudnnPoolingBackward(cudnn_handle(stream), d.pool, one.get(), d.y.get(), dy, d.y.get(), dy,
-                                             d.x.get(), dx, zero.get(), d.x.get(), dx));
+    CONVKIT_CHECK_CUDNN(cudnn().cudnnPoolingBackward(cudnn_handle(stream), d.pool, one.get(), d.y.get(), dy, d.y.get(),
+                                                     dy, d.x.get(), dx, zero.get(), d.x.get(), dx));
 }
 
 void max_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {

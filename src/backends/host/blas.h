@@ -3,17 +3,17 @@
 // includes cblas.h, so the rest of the host BLAS backend does not depend on which cblas.h the
 // system provides.
 //
-// Threading: convkit parallelises with OpenMP around single-threaded OpenBLAS calls, never in
-// both. Each thread of a parallel region unfolds its own images and multiplies them: one
-// parallel region per call, the unfolding (a large share of the time for few channels) runs in
-// parallel too, and the items are independent. OpenBLAS's own thread pool would be nested
-// inside that (threads x threads workers on the cores), and its pthread workers busy-wait after
-// each call, taking cores from the OpenMP threads that run next: on the 2-core development
-// machine that made a layer up to ten times slower than one thread. So the pthread build of
-// OpenBLAS is set to one thread, once, at the first host-blas call (a process-wide setting: a
-// program calling OpenBLAS itself gets single-threaded products too; OMP_NUM_THREADS sets
-// convkit's threads). The OpenMP build of OpenBLAS runs single-threaded inside a parallel region
-// by itself and is left alone.
+// Threading: convkit parallelises with its own thread pool (thread_pool.h) around
+// single-threaded OpenBLAS calls, never in both. Each thread of a parallel loop unfolds its own
+// images and multiplies them: one loop per call, the unfolding (a large share of the time for
+// few channels) runs in parallel too, and the items are independent. OpenBLAS's own thread pool
+// would be nested inside that (threads x threads workers on the cores), and its pthread workers
+// busy-wait after each call, taking cores from the threads that run next: on the 2-core
+// development machine that made a layer up to ten times slower than one thread. So the pthread
+// build of OpenBLAS is set to one thread, once, at the first host-blas call (a process-wide
+// setting: a program calling OpenBLAS itself gets single-threaded products too; OMP_NUM_THREADS
+// sets convkit's threads). The OpenMP build of OpenBLAS is left alone (not tried: outside an
+// OpenMP region it would start threads of its own inside each product).
 #include <cstdint>
 #include <string>
 

@@ -1,13 +1,12 @@
 #include "backends/host/conv_blas.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 #include <memory>
 #include <vector>
 
 #include "backends/host/blas.h"
+#include "backends/host/thread_pool.h"
 #include "core/check.h"
 #include "ops/backend_registry.h"
 #include "ops/op_support.h"
@@ -47,13 +46,18 @@ public:
     std::int64_t rows() const { return g.in_channels_per_group() * taps(); }  // of the patch matrix
     std::int64_t positions() const { return g.output_spatial(); }             // P, of one image
 
-    // Calls visit(k, p, source) for every tap k and output position p in [p_begin, p_end):
-    // `source` is the offset of the element read within one input channel, or -1 for a zero of
-    // the padding. Walks the positions in runs along W, looking D and H up once per run.
-    template <typename Visit>
-    void for_each_tap(std::int64_t p_begin, std::int64_t p_end, Visit&& visit) const {
+    // Calls segment(k, p, count, source) for every tap k over the output positions [p_begin,
+    // p_end), cut into segments of `count` consecutive positions from p whose sources are
+    // consecutive too: `source` is the offset, within one input channel, of the element the
+    // first of them reads, or -1 for `count` zeros of the padding. Walks the positions in runs
+    // along W, looking D and H up once per run. With zero padding and stride 1 along W (nearly
+    // every convolution) a run is at most three segments (padding, input, padding), which the
+    // unfold and fold then move as contiguous rows; otherwise segments are single positions.
+    template <typename Segment>
+    void for_each_segment(std::int64_t p_begin, std::int64_t p_end, Segment&& segment) const {
         const std::int64_t out_h = g.output[1];
         const std::int64_t out_w = g.output[2];
+        const bool contiguous_w = g.padding_mode == PaddingMode::Zeros && g.stride[2] == 1;
         std::int64_t k = 0;
         for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd)
             for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh)
@@ -64,13 +68,28 @@ public:
                         const std::int64_t id = taps_[0](kd, line / out_h);
                         const std::int64_t ih = taps_[1](kh, line % out_h);
                         if (id < 0 || ih < 0) {
-                            for (; p < run_end; ++p) visit(k, p, std::int64_t{-1});
+                            segment(k, p, run_end - p, std::int64_t{-1});
+                            p = run_end;
                             continue;
                         }
                         const std::int64_t line_start = (id * g.input[1] + ih) * g.input[2];
-                        for (std::int64_t ow = p - line * out_w; p < run_end; ++p, ++ow) {
+                        const std::int64_t ow_begin = p - line * out_w;
+                        const std::int64_t ow_end = ow_begin + (run_end - p);
+                        if (contiguous_w) {
+                            // Output column ow reads input column ow + shift where that is inside.
+                            const std::int64_t shift = kw * g.dilation[2] - g.pad_begin[2];
+                            const std::int64_t lo = std::clamp(-shift, ow_begin, ow_end);
+                            const std::int64_t hi = std::clamp(g.input[2] - shift, lo, ow_end);
+                            const std::int64_t base = line * out_w;
+                            if (lo > ow_begin) segment(k, p, lo - ow_begin, std::int64_t{-1});
+                            if (hi > lo) segment(k, base + lo, hi - lo, line_start + lo + shift);
+                            if (ow_end > hi) segment(k, base + hi, ow_end - hi, std::int64_t{-1});
+                            p = run_end;
+                            continue;
+                        }
+                        for (std::int64_t ow = ow_begin; p < run_end; ++p, ++ow) {
                             const std::int64_t iw = taps_[2](kw, ow);
-                            visit(k, p, iw < 0 ? std::int64_t{-1} : line_start + iw);
+                            segment(k, p, std::int64_t{1}, iw < 0 ? std::int64_t{-1} : line_start + iw);
                         }
                     }
                 }
@@ -100,7 +119,7 @@ public:
           columns(conv_blas_block_columns(unfolding.g, sizeof(T), scratch_bytes_per_thread)),
           blocks_per_image((unfolding.positions() + columns - 1) / columns),
           items(u.g.batch * u.g.groups * (items_are_images ? 1 : blocks_per_image)),
-          threads(static_cast<int>(std::clamp<std::int64_t>(omp_get_max_threads(), 1, items))),
+          threads(static_cast<int>(std::clamp<std::int64_t>(host_threads(), 1, items))),
           // Allocated before any parallel region, so running out is a bad_alloc the caller turns
           // into OutOfMemory, never an exception inside OpenMP. Uninitialised: every entry is
           // written before it is read.
@@ -114,8 +133,8 @@ public:
         return {image_group / u.g.groups, image_group % u.g.groups, b * columns,
                 std::min(u.positions(), (b + 1) * columns)};
     }
-    // The calling thread's patch matrix [rows, columns].
-    T* patches() const { return patches_.get() + static_cast<std::int64_t>(omp_get_thread_num()) * u.rows() * columns; }
+    // Thread `thread`'s patch matrix [rows, columns].
+    T* patches(int thread) const { return patches_.get() + static_cast<std::int64_t>(thread) * u.rows() * columns; }
 
     const Unfolding& u;
     const std::int64_t columns;
@@ -153,8 +172,13 @@ void unfold(const Unfolding& u, const T* input, const Block& b, T* patches) {
     for (std::int64_t ci = 0; ci < u.g.in_channels_per_group(); ++ci) {
         const T* plane = input + ci * u.g.input_spatial();
         T* rows = patches + ci * u.taps() * columns - b.begin;
-        u.for_each_tap(b.begin, b.end, [&](std::int64_t k, std::int64_t p, std::int64_t source) {
-            rows[k * columns + p] = source < 0 ? T(0) : plane[source];
+        u.for_each_segment(b.begin, b.end, [&](std::int64_t k, std::int64_t p, std::int64_t count, std::int64_t source) {
+            T* to = rows + k * columns + p;
+            if (source < 0) {
+                std::fill_n(to, count, T(0));
+            } else {
+                std::copy_n(plane + source, count, to);
+            }
         });
     }
 }
@@ -167,8 +191,11 @@ void fold(const Unfolding& u, const T* patches, const Block& b, T* grad_input) {
     for (std::int64_t ci = 0; ci < u.g.in_channels_per_group(); ++ci) {
         T* plane = grad_input + ci * u.g.input_spatial();
         const T* rows = patches + ci * u.taps() * columns - b.begin;
-        u.for_each_tap(b.begin, b.end, [&](std::int64_t k, std::int64_t p, std::int64_t source) {
-            if (source >= 0) plane[source] += rows[k * columns + p];
+        u.for_each_segment(b.begin, b.end, [&](std::int64_t k, std::int64_t p, std::int64_t count, std::int64_t source) {
+            if (source < 0) return;
+            const T* from = rows + k * columns + p;
+            T* to = plane + source;
+            for (std::int64_t i = 0; i < count; ++i) to[i] += from[i];
         });
     }
 }
@@ -201,20 +228,19 @@ void conv_forward_blas(const ConvGeometry& g, const T* input, const T* weight, c
     const Offsets at{g};
     const std::int64_t out_per_group = g.out_channels_per_group();
     const std::int64_t positions = u.positions();
-#pragma omp parallel for schedule(static) num_threads(plan.threads)
-    for (std::int64_t item = 0; item < plan.items; ++item) {
+    parallel_for(plan.items, plan.threads, [&](std::int64_t item, int thread) {
         const Block b = plan.block(item);
-        T* patches = plan.patches();
+        T* patches = plan.patches(thread);
         unfold(u, input + at.input(b), b, patches);
         T* y = output + at.output(b);
         blas_gemm<T>(false, false, out_per_group, b.columns(), u.rows(), weight + at.weight(b.group), u.rows(),
                      patches, b.columns(), T(0), y, positions);
-        if (bias == nullptr) continue;
+        if (bias == nullptr) return;
         for (std::int64_t co = 0; co < out_per_group; ++co) {
             const T value = bias[b.group * out_per_group + co];
             for (std::int64_t p = 0; p < b.columns(); ++p) y[co * positions + p] += value;
         }
-    }
+    });
 }
 
 template <typename T>
@@ -226,9 +252,8 @@ void conv_backward_data_blas(const ConvGeometry& g, const T* grad_output, const 
     const Plan<T> plan(u, scratch_bytes_per_thread, true);
     const Offsets at{g};
     const std::int64_t in_per_group = g.in_channels_per_group();
-#pragma omp parallel for schedule(static) num_threads(plan.threads)
-    for (std::int64_t item = 0; item < plan.items; ++item) {
-        T* patches = plan.patches();
+    parallel_for(plan.items, plan.threads, [&](std::int64_t item, int thread) {
+        T* patches = plan.patches(thread);
         T* dx = grad_input + at.input(Block{item / g.groups, item % g.groups, 0, 0});
         // Every element starts at its bias (a transposed convolution's) or zero; the folds add.
         for (std::int64_t ci = 0; ci < in_per_group; ++ci) {
@@ -241,7 +266,7 @@ void conv_backward_data_blas(const ConvGeometry& g, const T* grad_output, const 
                          u.rows(), grad_output + at.output(b), u.positions(), T(0), patches, b.columns());
             fold(u, patches, b, dx);
         }
-    }
+    });
 }
 
 template <typename T>
@@ -251,20 +276,19 @@ void conv_backward_filter_blas(const ConvGeometry& g, const T* grad_output, cons
     const Plan<T> plan(u, scratch_bytes_per_thread);
     const Offsets at{g};
     // Each thread sums its items' products into its own weight-sized accumulator; the
-    // accumulators are then added in thread order. The static schedule gives each thread the
-    // same items every call, so the result is the same for the same thread count.
+    // accumulators are then added in thread order. parallel_for gives each thread the same
+    // items every call, so the result is the same for the same thread count.
     const std::int64_t weights = g.out_channels * u.rows();
     std::vector<T> partial(static_cast<std::size_t>(plan.threads * weights), T(0));
-#pragma omp parallel for schedule(static) num_threads(plan.threads)
-    for (std::int64_t item = 0; item < plan.items; ++item) {
+    parallel_for(plan.items, plan.threads, [&](std::int64_t item, int thread) {
         const Block b = plan.block(item);
-        T* patches = plan.patches();
+        T* patches = plan.patches(thread);
         unfold(u, input + at.input(b), b, patches);
-        T* dw = partial.data() + omp_get_thread_num() * weights + at.weight(b.group);
+        T* dw = partial.data() + thread * weights + at.weight(b.group);
         blas_gemm<T>(false, true, g.out_channels_per_group(), u.rows(), b.columns(), grad_output + at.output(b),
                      u.positions(), patches, b.columns(), T(1), dw, u.rows());
-    }
-#pragma omp parallel for schedule(static)
+    });
+    // A weight-sized sum per thread: small next to the products, not worth a parallel loop.
     for (std::int64_t i = 0; i < weights; ++i) {
         T sum = partial[static_cast<std::size_t>(i)];
         for (int t = 1; t < plan.threads; ++t) sum += partial[static_cast<std::size_t>(t * weights + i)];

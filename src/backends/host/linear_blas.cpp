@@ -1,11 +1,10 @@
-// The matrix product of the host-blas backend: OpenMP splits C into one slice per thread, each
+// The matrix product of the host-blas backend: C is cut into one slice per thread (thread_pool.h), each
 // an independent single-threaded OpenBLAS product (blas.h says why OpenBLAS itself stays on
 // one thread).
-#include <omp.h>
-
 #include <algorithm>
 
 #include "backends/host/blas.h"
+#include "backends/host/thread_pool.h"
 #include "core/check.h"
 #include "ops/backend_registry.h"
 #include "ops/op_support.h"
@@ -22,8 +21,12 @@ std::string unsupported_reason(const GemmShape& s, DType) {
     return {};
 }
 
-// Products smaller than this many multiply-adds run as one call: a parallel region costs more.
-constexpr std::int64_t kParallelWork = std::int64_t{1} << 16;
+// Products smaller than this many multiply-adds (about 0.1 ms on one core) run as one call: a
+// parallel region costs more. On a shared machine a region whose second thread has been
+// descheduled waits out the scheduler's time slice (milliseconds), so the bar is set high: the
+// classifier's last layer (128 x 128 x 10) took 7 ms as a two-thread region on a busy 2-core
+// machine (bench/host_training_vs_torch.py) and 0.02 ms as one call.
+constexpr std::int64_t kParallelWork = std::int64_t{1} << 22;
 
 template <typename T>
 void gemm_blas(const GemmShape& s, const T* a, const T* b, const T* bias, T* c) {
@@ -33,9 +36,8 @@ void gemm_blas(const GemmShape& s, const T* a, const T* b, const T* bias, T* c) 
     const bool split_rows = s.m >= s.n;
     const std::int64_t extent = split_rows ? s.m : s.n;
     const std::int64_t slices =
-        s.m * s.n * s.k < kParallelWork ? 1 : std::min<std::int64_t>(omp_get_max_threads(), extent);
-#pragma omp parallel for schedule(static) if (slices > 1)
-    for (std::int64_t slice = 0; slice < slices; ++slice) {
+        s.m * s.n * s.k < kParallelWork ? 1 : std::min<std::int64_t>(host::host_threads(), extent);
+    host::parallel_for(slices, static_cast<int>(slices), [&](std::int64_t slice, int) {
         const std::int64_t begin = extent * slice / slices;
         const std::int64_t end = extent * (slice + 1) / slices;
         const std::int64_t rows = split_rows ? end - begin : s.m;
@@ -50,7 +52,7 @@ void gemm_blas(const GemmShape& s, const T* a, const T* b, const T* bias, T* c) 
         }
         host::blas_gemm<T>(s.transpose_a, s.transpose_b, rows, cols, s.k, a_slice, s.lda(), b_slice, s.ldb(),
                            bias != nullptr ? T(1) : T(0), c_slice, s.n);
-    }
+    });
 }
 
 void gemm(const GemmShape& s, DType dtype, const void* a, const void* b, const void* bias, void* c, Stream) {

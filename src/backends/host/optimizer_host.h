@@ -3,6 +3,7 @@
 // (optim/optimizer_math.h) as the fused CUDA kernel (kernels/optimizer.h), and its oracle.
 #include <vector>
 
+#include "backends/host/elementwise_split.h"
 #include "optim/optimizer_math.h"
 
 namespace convkit::detail {
@@ -17,7 +18,9 @@ void sgd_update_host(const SgdCoefficients<T>& c, const std::vector<SgdTensor<T>
 template <typename T>
 void adam_update_host(const AdamCoefficients<T>& c, const std::vector<AdamTensor<T>>& table) {
     for (const AdamTensor<T>& t : table) {
-        for (std::int64_t i = 0; i < t.numel; ++i) adam_update_element(c, t, i);
+        for_each_element_range(t.numel, [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t i = begin; i < end; ++i) adam_update_element(c, t, i);
+        });
     }
 }
 

@@ -1,5 +1,6 @@
 #include "backends/host/unary_host.h"
 
+#include "backends/host/elementwise_split.h"
 #include "ops/op_support.h"
 
 namespace convkit::detail {
@@ -10,7 +11,10 @@ void unary_forward_host(UnaryOp op, UnaryScalars scalars, DType dtype, const voi
         dispatch_unary_op(op, [&](auto op_constant) {
             const T* in = static_cast<const T*>(x);
             T* out = static_cast<T*>(y);
-            for (std::int64_t i = 0; i < count; ++i) out[i] = unary_value<decltype(op_constant)::value>(in[i], scalars);
+            for_each_element_range(count, [&](std::int64_t begin, std::int64_t end) {
+                for (std::int64_t i = begin; i < end; ++i)
+                    out[i] = unary_value<decltype(op_constant)::value>(in[i], scalars);
+            });
         });
     });
 }
@@ -23,9 +27,10 @@ void unary_backward_host(UnaryOp op, UnaryScalars scalars, DType dtype, const vo
             const T* gradient = static_cast<const T*>(dy);
             const T* kept = static_cast<const T*>(saved);
             T* out = static_cast<T*>(dx);
-            for (std::int64_t i = 0; i < count; ++i) {
-                out[i] = unary_gradient<decltype(op_constant)::value>(gradient[i], kept[i], scalars);
-            }
+            for_each_element_range(count, [&](std::int64_t begin, std::int64_t end) {
+                for (std::int64_t i = begin; i < end; ++i)
+                    out[i] = unary_gradient<decltype(op_constant)::value>(gradient[i], kept[i], scalars);
+            });
         });
     });
 }

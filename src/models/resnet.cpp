@@ -1,0 +1,164 @@
+#include "convkit/models/resnet.h"
+
+#include <cmath>
+#include <string>
+
+#include "convkit/ops/activation.h"
+#include "convkit/ops/elementwise.h"
+#include "convkit/ops/shape_ops.h"
+#include "core/check.h"
+
+namespace convkit::models {
+
+namespace {
+std::shared_ptr<nn::Conv2d> conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride) {
+    // No bias: the BatchNorm after each convolution supplies the shift.
+    return std::make_shared<nn::Conv2d>(in, out, kernel, ConvParams(2).set_stride(stride).set_padding(kernel / 2),
+                                        /*bias=*/false);
+}
+
+// The 1x1 projection of the shortcut where the block changes size or channels; else null.
+std::shared_ptr<nn::Sequential> shortcut(std::int64_t in_channels, std::int64_t out_channels, std::int64_t stride) {
+    if (stride == 1 && in_channels == out_channels) return nullptr;
+    return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+        conv(in_channels, out_channels, 1, stride), std::make_shared<nn::BatchNorm2d>(out_channels)});
+}
+
+Tensor shortcut_of(const std::shared_ptr<nn::Sequential>& downsample, const Tensor& input) {
+    return downsample ? (*downsample)(input) : input;
+}
+
+// torchvision's initialisation: Kaiming normal with fan_out for convolutions (the gradient's
+// variance is what the ReLU network must keep), ones and zeros for BatchNorm.
+void initialise(nn::Module& model) {
+    for (auto& [name, module] : model.named_modules()) {
+        if (auto* c = dynamic_cast<nn::Conv*>(module)) {
+            Tensor weight = c->weight();
+            const double fan_out = static_cast<double>(nn::init::fan_in_and_fan_out(weight).second);
+            nn::init::normal_(weight, 0.0, std::sqrt(2.0 / fan_out));
+        } else if (auto* b = dynamic_cast<nn::BatchNorm*>(module)) {
+            Tensor weight = b->weight(), bias = b->bias();
+            if (weight.defined()) nn::init::constant_(weight, 1.0);
+            if (bias.defined()) nn::init::constant_(bias, 0.0);
+        }
+    }
+}
+}  // namespace
+
+BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64_t stride)
+    : conv1_(register_module("conv1", conv(in_channels, planes, 3, stride))),
+      bn1_(register_module("bn1", std::make_shared<nn::BatchNorm2d>(planes))),
+      conv2_(register_module("conv2", conv(planes, planes, 3, 1))),
+      bn2_(register_module("bn2", std::make_shared<nn::BatchNorm2d>(planes))) {
+    if (auto projection = shortcut(in_channels, planes * kExpansion, stride)) {
+        downsample_ = register_module("downsample", projection);
+    }
+}
+
+Tensor BasicBlock::forward(const Tensor& input) {
+    const Tensor branch = (*bn2_)((*conv2_)(relu((*bn1_)((*conv1_)(input)))));
+    return relu(branch + shortcut_of(downsample_, input));
+}
+
+Bottleneck::Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64_t stride)
+    : conv1_(register_module("conv1", conv(in_channels, planes, 1, 1))),
+      bn1_(register_module("bn1", std::make_shared<nn::BatchNorm2d>(planes))),
+      conv2_(register_module("conv2", conv(planes, planes, 3, stride))),
+      bn2_(register_module("bn2", std::make_shared<nn::BatchNorm2d>(planes))),
+      conv3_(register_module("conv3", conv(planes, planes * kExpansion, 1, 1))),
+      bn3_(register_module("bn3", std::make_shared<nn::BatchNorm2d>(planes * kExpansion))) {
+    if (auto projection = shortcut(in_channels, planes * kExpansion, stride)) {
+        downsample_ = register_module("downsample", projection);
+    }
+}
+
+Tensor Bottleneck::forward(const Tensor& input) {
+    const Tensor reduced = relu((*bn1_)((*conv1_)(input)));
+    const Tensor spatial = relu((*bn2_)((*conv2_)(reduced)));
+    const Tensor branch = (*bn3_)((*conv3_)(spatial));
+    return relu(branch + shortcut_of(downsample_, input));
+}
+
+ResNet::ResNet(ResNetBlock block, const std::array<int, 4>& blocks_per_stage, const ResNetOptions& options) {
+    CONVKIT_REQUIRE(options.num_classes > 0 && options.in_channels > 0, "ResNet", "num_classes ", options.num_classes,
+                    " and in_channels ", options.in_channels, " must be positive");
+    for (int blocks : blocks_per_stage) {
+        CONVKIT_REQUIRE(blocks > 0, "ResNet", "every stage needs at least one block, got ", blocks);
+    }
+    conv1_ = register_module("conv1", conv(options.in_channels, 64, 7, 2));
+    bn1_ = register_module("bn1", std::make_shared<nn::BatchNorm2d>(64));
+    relu_ = register_module("relu", std::make_shared<nn::ReLU>());
+    maxpool_ =
+        register_module("maxpool", std::make_shared<nn::MaxPool2d>(PoolParams(2, 3).set_stride(2).set_padding(1)));
+    const std::int64_t planes[4] = {64, 128, 256, 512};
+    for (int s = 0; s < 4; ++s) {
+        stages_[static_cast<std::size_t>(s)] = register_module(
+            "layer" + std::to_string(s + 1),
+            make_stage(block, planes[s], blocks_per_stage[static_cast<std::size_t>(s)], s == 0 ? 1 : 2));
+    }
+    feature_count_ = in_channels_;
+    avgpool_ = register_module("avgpool", std::make_shared<nn::AdaptiveAvgPool>(std::vector<std::int64_t>{1, 1}));
+    fc_ = register_module("fc", std::make_shared<nn::Linear>(feature_count_, options.num_classes));
+    initialise(*this);
+    if (options.zero_init_residual) {
+        for (auto& [name, module] : named_modules()) {
+            Tensor weight;
+            if (auto* basic = dynamic_cast<BasicBlock*>(module)) weight = basic->last_norm().weight();
+            if (auto* bottleneck = dynamic_cast<Bottleneck*>(module)) weight = bottleneck->last_norm().weight();
+            if (weight.defined()) nn::init::constant_(weight, 0.0);
+        }
+    }
+}
+
+std::shared_ptr<nn::Sequential> ResNet::make_stage(ResNetBlock block, std::int64_t planes, int blocks,
+                                                   std::int64_t stride) {
+    auto stage = std::make_shared<nn::Sequential>();
+    for (int i = 0; i < blocks; ++i) {
+        const std::int64_t block_stride = i == 0 ? stride : 1;
+        if (block == ResNetBlock::Basic) {
+            stage->push_back(std::make_shared<BasicBlock>(in_channels_, planes, block_stride));
+            in_channels_ = planes * BasicBlock::kExpansion;
+        } else {
+            stage->push_back(std::make_shared<Bottleneck>(in_channels_, planes, block_stride));
+            in_channels_ = planes * Bottleneck::kExpansion;
+        }
+    }
+    return stage;
+}
+
+Tensor ResNet::features(const Tensor& input) {
+    Tensor x = (*maxpool_)((*relu_)((*bn1_)((*conv1_)(input))));
+    for (auto& stage : stages_) x = (*stage)(x);
+    return flatten((*avgpool_)(x), 1);
+}
+
+Tensor ResNet::forward(const Tensor& input) {
+    return (*fc_)(features(input));
+}
+
+void ResNet::reset_classifier(std::int64_t num_classes) {
+    CONVKIT_REQUIRE(num_classes > 0, "ResNet::reset_classifier", "num_classes must be positive, got ", num_classes);
+    auto fresh = std::make_shared<nn::Linear>(feature_count_, num_classes);
+    fresh->to(fc_->weight().dtype());
+    fresh->to(fc_->weight().device());
+    replace_child("fc", fresh);
+    fc_ = fresh;
+}
+
+void ResNet::freeze_backbone() {
+    for (auto& [name, parameter] : named_parameters()) {
+        if (name.rfind("fc.", 0) != 0) parameter.set_requires_grad(false);
+    }
+}
+
+std::shared_ptr<ResNet> resnet18(const ResNetOptions& options) {
+    return std::make_shared<ResNet>(ResNetBlock::Basic, std::array<int, 4>{2, 2, 2, 2}, options);
+}
+std::shared_ptr<ResNet> resnet34(const ResNetOptions& options) {
+    return std::make_shared<ResNet>(ResNetBlock::Basic, std::array<int, 4>{3, 4, 6, 3}, options);
+}
+std::shared_ptr<ResNet> resnet50(const ResNetOptions& options) {
+    return std::make_shared<ResNet>(ResNetBlock::Bottleneck, std::array<int, 4>{3, 4, 6, 3}, options);
+}
+
+}  // namespace convkit::models
