@@ -11,7 +11,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/kernel_support.cuh"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::BatchNormGeometry;
@@ -118,31 +118,29 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
 
 // Runs launch_typed(T{}, stream) for the dtype on the stream's device, then checks the launch.
 template <typename Launch>
-void launch(DType dtype, Stream stream, Launch&& launch_typed) {
+void on_stream_for_dtype(DType dtype, Stream stream, Launch&& launch_typed) {
     detail::CudaDeviceGuard guard(stream.device);
     dispatch_float_types(dtype, [&](auto tag) { launch_typed(tag, detail::to_cuda(stream)); });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 }  // namespace
 
 void batch_norm_statistics(const BatchNormGeometry& g, DType dtype, const void* x, double* mean, double* var,
                            const detail::RunningStatistics& running, Stream stream) {
     if (g.channels == 0) return;
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        statistics_kernel<T>
-            <<<channel_blocks(g), kThreadsPerBlock, 0, s>>>(g, static_cast<const T*>(x), mean, var, running);
+        launch<statistics_kernel<T>>({channel_blocks(g), kThreadsPerBlock}, s, g, static_cast<const T*>(x), mean, var,
+                                     running);
     });
 }
 
 void batch_norm_forward(const BatchNormGeometry& g, DType dtype, const void* x, const double* mean, const double* var,
                         const void* weight, const void* bias, double eps, void* y, Stream stream) {
     if (g.count() == 0) return;
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        forward_kernel<T><<<grid_for(g.count()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(x), mean, var, static_cast<const T*>(weight), static_cast<const T*>(bias), eps,
-            static_cast<T*>(y));
+        launch<forward_kernel<T>>({grid_for(g.count()), kThreadsPerBlock}, s, g, static_cast<const T*>(x), mean, var,
+                                  static_cast<const T*>(weight), static_cast<const T*>(bias), eps, static_cast<T*>(y));
     });
 }
 
@@ -150,10 +148,11 @@ void batch_norm_backward_reduce(const BatchNormGeometry& g, DType dtype, const v
                                 const double* mean, const double* var, double eps, double* sum_dy, double* sum_dy_x_hat,
                                 Stream stream) {
     if (g.channels == 0) return;
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        backward_reduce_kernel<T><<<channel_blocks(g), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var, eps, sum_dy, sum_dy_x_hat);
+        launch<backward_reduce_kernel<T>>({channel_blocks(g), kThreadsPerBlock}, s, g,
+                                          static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var, eps,
+                                          sum_dy, sum_dy_x_hat);
     });
 }
 
@@ -163,12 +162,13 @@ void batch_norm_backward_input(const BatchNormGeometry& g, DType dtype, const vo
                                Stream stream) {
     if (g.count() == 0) return;
     const double inverse_count = 1.0 / static_cast<double>(g.per_channel());
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        backward_input_kernel<T><<<grid_for(g.count()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var, static_cast<const T*>(weight),
-            sum_dy, sum_dy_x_hat, eps, inverse_count, batch_statistics, static_cast<T*>(grad_input));
+        launch<backward_input_kernel<T>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
+                                         static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var,
+                                         static_cast<const T*>(weight), sum_dy, sum_dy_x_hat, eps, inverse_count,
+                                         batch_statistics, static_cast<T*>(grad_input));
     });
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

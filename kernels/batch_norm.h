@@ -6,9 +6,10 @@
 // weight and bias may be null (no affine parameters: weight 1, bias 0).
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/batch_norm_math.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // Per channel, the mean and the biased variance of x over the batch and spatial positions:
 // two passes over the channel (the mean, then the sum of squared deviations from it), both
@@ -33,4 +34,4 @@ void batch_norm_backward_input(const detail::BatchNormGeometry& g, DType dtype, 
                                const double* sum_dy_x_hat, double eps, bool batch_statistics, void* grad_input,
                                Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

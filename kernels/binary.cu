@@ -5,7 +5,7 @@
 #include "kernels/binary.h"
 #include "kernels/kernel_support.cuh"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::BinaryOp;
@@ -63,13 +63,12 @@ void binary_elementwise(BinaryOp op, const detail::BroadcastGeometry& g, DType d
             const T* pb = static_cast<const T*>(b);
             T* po = static_cast<T*>(out);
             if (plain) {
-                binary_same_shape_kernel<kOp, T><<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(pa, pb, po, g.count);
+                launch<binary_same_shape_kernel<kOp, T>>({grid_for(g.count), kThreadsPerBlock}, s, pa, pb, po, g.count);
             } else {
-                binary_broadcast_kernel<kOp, T><<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(g, pa, pb, po);
+                launch<binary_broadcast_kernel<kOp, T>>({grid_for(g.count), kThreadsPerBlock}, s, g, pa, pb, po);
             }
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void reduce_to_shape(const detail::ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced,
@@ -79,10 +78,9 @@ void reduce_to_shape(const detail::ReduceToShapeGeometry& g, DType dtype, const 
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        reduce_to_shape_kernel<T><<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(g, static_cast<const T*>(full),
-                                                                                 static_cast<T*>(reduced));
+        launch<reduce_to_shape_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g, static_cast<const T*>(full),
+                                          static_cast<T*>(reduced));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -2,10 +2,11 @@
 // Launchers for the binary elementwise kernels (kernels/binary.cu); plain C++ for host callers.
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/binary_math.h"
 #include "ops/broadcast.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // out[i] = op(a[offset_a(i)], b[offset_b(i)]) over the broadcast geometry.
 void binary_elementwise(detail::BinaryOp op, const detail::BroadcastGeometry& g, DType dtype, const void* a,
@@ -14,4 +15,4 @@ void binary_elementwise(detail::BinaryOp op, const detail::BroadcastGeometry& g,
 void reduce_to_shape(const detail::ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced,
                      Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

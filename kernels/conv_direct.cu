@@ -11,14 +11,14 @@
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::ConvGeometry;
 
 // Row-major offset into a contiguous [*, C, D, H, W] tensor.
-__device__ inline std::int64_t offset5(std::int64_t n, std::int64_t c, std::int64_t channels,
-                                       const SpatialDims& size, std::int64_t d, std::int64_t h, std::int64_t w) {
+__device__ inline std::int64_t offset5(std::int64_t n, std::int64_t c, std::int64_t channels, const SpatialDims& size,
+                                       std::int64_t d, std::int64_t h, std::int64_t w) {
     return (((n * channels + c) * size[0] + d) * size[1] + h) * size[2] + w;
 }
 
@@ -108,8 +108,8 @@ __global__ void conv_backward_data_kernel(ConvGeometry g, const T* dy, const T* 
     const std::int64_t total = g.batch * g.in_channels * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         const Coordinates i = split5(index, g.in_channels, g.input);
-        T acc = padded_input_gradient(g, dy, w, i.n, i.c, i.d + g.pad_begin[0], i.h + g.pad_begin[1],
-                                      i.w + g.pad_begin[2]);
+        T acc =
+            padded_input_gradient(g, dy, w, i.n, i.c, i.d + g.pad_begin[0], i.h + g.pad_begin[1], i.w + g.pad_begin[2]);
         if (bias != nullptr) acc += bias[i.c];
         dx[index] = acc;
     }
@@ -185,8 +185,8 @@ __global__ void conv_backward_filter_kernel(ConvGeometry g, const T* dy, const T
 }
 
 template <typename T>
-__global__ void conv_backward_bias_kernel(std::int64_t batch, std::int64_t channels, std::int64_t spatial,
-                                          const T* dy, T* db) {
+__global__ void conv_backward_bias_kernel(std::int64_t batch, std::int64_t channels, std::int64_t spatial, const T* dy,
+                                          T* db) {
     for (std::int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
         T acc = T(0);
         for (std::int64_t term = threadIdx.x; term < batch * spatial; term += blockDim.x) {
@@ -208,11 +208,10 @@ void conv_forward_direct(const ConvGeometry& g, DType dtype, const void* x, cons
     detail::CudaDeviceGuard guard(stream.device);
     dispatch_float_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        conv_forward_kernel<T><<<grid_for(g.batch * g.out_channels * g.output_spatial()), kThreadsPerBlock, 0,
-                                 detail::to_cuda(stream)>>>(g, static_cast<const T*>(x), static_cast<const T*>(w),
-                                                            static_cast<const T*>(bias), static_cast<T*>(y));
+        launch<conv_forward_kernel<T>>({grid_for(g.batch * g.out_channels * g.output_spatial()), kThreadsPerBlock},
+                                       detail::to_cuda(stream), g, static_cast<const T*>(x), static_cast<const T*>(w),
+                                       static_cast<const T*>(bias), static_cast<T*>(y));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void conv_backward_data_direct(const ConvGeometry& g, DType dtype, const void* dy, const void* w, const void* bias,
@@ -223,11 +222,10 @@ void conv_backward_data_direct(const ConvGeometry& g, DType dtype, const void* d
     if (g.padding_mode == PaddingMode::Zeros) {
         dispatch_float_types(dtype, [&](auto tag) {
             using T = decltype(tag);
-            conv_backward_data_kernel<T><<<grid_for(inputs), kThreadsPerBlock, 0, s>>>(
-                g, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<const T*>(bias),
-                static_cast<T*>(dx));
+            launch<conv_backward_data_kernel<T>>({grid_for(inputs), kThreadsPerBlock}, s, g, static_cast<const T*>(dy),
+                                                 static_cast<const T*>(w), static_cast<const T*>(bias),
+                                                 static_cast<T*>(dx));
         });
-        CONVKIT_CHECK_CUDA(cudaGetLastError());
         return;
     }
     const SpatialDims padded{g.input[0] + g.pad_begin[0] + g.pad_end[0], g.input[1] + g.pad_begin[1] + g.pad_end[1],
@@ -240,12 +238,11 @@ void conv_backward_data_direct(const ConvGeometry& g, DType dtype, const void* d
     dispatch_float_types(dtype, [&](auto tag) {
         using T = decltype(tag);
         T* dpadded = static_cast<T*>(scratch.get());
-        padded_gradient_kernel<T><<<grid_for(padded_count), kThreadsPerBlock, 0, s>>>(
-            g, padded, static_cast<const T*>(dy), static_cast<const T*>(w), dpadded);
-        fold_padded_gradient_kernel<T><<<grid_for(inputs), kThreadsPerBlock, 0, s>>>(
-            g, padded, dpadded, static_cast<const T*>(bias), static_cast<T*>(dx));
+        launch<padded_gradient_kernel<T>>({grid_for(padded_count), kThreadsPerBlock}, s, g, padded,
+                                          static_cast<const T*>(dy), static_cast<const T*>(w), dpadded);
+        launch<fold_padded_gradient_kernel<T>>({grid_for(inputs), kThreadsPerBlock}, s, g, padded, dpadded,
+                                               static_cast<const T*>(bias), static_cast<T*>(dx));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void conv_backward_filter_direct(const ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw,
@@ -254,11 +251,10 @@ void conv_backward_filter_direct(const ConvGeometry& g, DType dtype, const void*
     const std::int64_t weights = g.out_channels * g.in_channels_per_group() * g.kernel_spatial();
     dispatch_float_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        conv_backward_filter_kernel<T><<<blocks_for_reduction(weights), kThreadsPerBlock, 0,
-                                         detail::to_cuda(stream)>>>(g, static_cast<const T*>(dy),
-                                                                    static_cast<const T*>(x), static_cast<T*>(dw));
+        launch<conv_backward_filter_kernel<T>>({blocks_for_reduction(weights), kThreadsPerBlock},
+                                               detail::to_cuda(stream), g, static_cast<const T*>(dy),
+                                               static_cast<const T*>(x), static_cast<T*>(dw));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void conv_backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype, const void* dy,
@@ -266,10 +262,10 @@ void conv_backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t 
     detail::CudaDeviceGuard guard(stream.device);
     dispatch_float_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        conv_backward_bias_kernel<T><<<blocks_for_reduction(channels), kThreadsPerBlock, 0, detail::to_cuda(stream)>>>(
-            batch, channels, spatial, static_cast<const T*>(dy), static_cast<T*>(db));
+        launch<conv_backward_bias_kernel<T>>({blocks_for_reduction(channels), kThreadsPerBlock},
+                                             detail::to_cuda(stream), batch, channels, spatial,
+                                             static_cast<const T*>(dy), static_cast<T*>(db));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

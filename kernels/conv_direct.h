@@ -5,9 +5,10 @@
 // them without CUDA headers. Pointers are device pointers of `dtype`; work goes on `stream`.
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/geometry.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // y = conv(x, w) + bias (bias may be null).
 void conv_forward_direct(const detail::ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias,
@@ -24,7 +25,7 @@ void conv_backward_filter_direct(const detail::ConvGeometry& g, DType dtype, con
                                  Stream stream);
 
 // db[c] = sum over batch and space of dy[n, c, ...]; one block per channel.
-void conv_backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype,
-                        const void* dy, void* db, Stream stream);
+void conv_backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype, const void* dy,
+                        void* db, Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -6,7 +6,7 @@
 #include "kernels/kernel_support.cuh"
 #include "ops/dropout_math.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 template <typename T>
@@ -23,10 +23,9 @@ void dropout(DType dtype, const void* x, void* y, std::int64_t count, double p, 
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        dropout_kernel<T><<<grid_for(count), kThreadsPerBlock, 0, s>>>(
-            static_cast<const T*>(x), static_cast<T*>(y), count, p, seed, static_cast<T>(detail::dropout_scale(p)));
+        launch<dropout_kernel<T>>({grid_for(count), kThreadsPerBlock}, s, static_cast<const T*>(x), static_cast<T*>(y),
+                                  count, p, seed, static_cast<T>(detail::dropout_scale(p)));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

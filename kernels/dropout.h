@@ -4,10 +4,11 @@
 
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // y[i] = x[i] * (dropout_keeps(seed, i, p) ? 1 / (1 - p) : 0) for i < count (ops/dropout_math.h).
 void dropout(DType dtype, const void* x, void* y, std::int64_t count, double p, std::uint64_t seed, Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

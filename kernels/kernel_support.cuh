@@ -1,12 +1,15 @@
 #pragma once
 // Small helpers shared by the .cu files: launch sizes, a grid-stride loop with 64-bit indices,
-// a deterministic block reduction, and dtype dispatch for launchers.
+// deterministic block reductions, and dtype dispatch for launchers. Every .cu launches through
+// kernels/launch.cuh, included from here.
 #include <algorithm>
 #include <cstdint>
 
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
+#include "kernels/launch.cuh"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 inline constexpr int kThreadsPerBlock = 256;
 
@@ -19,24 +22,43 @@ inline unsigned grid_for(std::int64_t count) {
 __device__ inline std::int64_t global_thread_index() {
     return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
-__device__ inline std::int64_t global_thread_count() { return static_cast<std::int64_t>(gridDim.x) * blockDim.x; }
+__device__ inline std::int64_t global_thread_count() {
+    return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+}
 
-// Sum of every thread's `value` in a block of kThreadsPerBlock threads, in a fixed tree order
-// (so the result is the same run to run). Valid in thread 0.
-// Every thread of the block must call it (it synchronises); it may be called repeatedly.
-// Launches must use exactly kThreadsPerBlock threads; anything else traps rather than sums wrong.
-template <typename T>
-__device__ T block_sum(T value) {
-    if (blockDim.x != kThreadsPerBlock) __trap();
+// op-combination of every thread's `value` in a block of kThreadsPerBlock threads, in a fixed
+// tree order (so the result is the same run to run; `op` need not be commutative in its
+// rounding). Valid in thread 0. Every thread of the block must call it (it synchronises); it
+// may be called repeatedly. Launches must use exactly kThreadsPerBlock threads; anything else
+// traps rather than reduces wrong. T must be trivially constructible (a __shared__ array of it).
+template <typename T, typename Op>
+__device__ T block_reduce(T value, Op op) {
+    if (blockDim.x * blockDim.y * blockDim.z != kThreadsPerBlock) __trap();
     __shared__ T partial[kThreadsPerBlock];
     __syncthreads();  // the previous call's result has been read
     partial[threadIdx.x] = value;
     __syncthreads();
     for (int half = kThreadsPerBlock / 2; half > 0; half /= 2) {
-        if (static_cast<int>(threadIdx.x) < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+        if (static_cast<int>(threadIdx.x) < half) {
+            partial[threadIdx.x] = op(partial[threadIdx.x], partial[threadIdx.x + half]);
+        }
         __syncthreads();
     }
-    return threadIdx.x == 0 ? partial[0] : T(0);
+    return threadIdx.x == 0 ? partial[0] : value;
+}
+
+struct SumOp {
+    template <typename T>
+    __device__ T operator()(T a, T b) const {
+        return a + b;
+    }
+};
+
+// Sum of every thread's `value` (block_reduce with +); valid in thread 0, T(0) elsewhere.
+template <typename T>
+__device__ T block_sum(T value) {
+    const T sum = block_reduce(value, SumOp{});
+    return threadIdx.x == 0 ? sum : T(0);
 }
 
 // Calls f(float{}) or f(double{}) by dtype.
@@ -53,10 +75,16 @@ void dispatch_float_types(DType dtype, F&& f) {
 template <typename F>
 void dispatch_all_types(DType dtype, F&& f) {
     switch (dtype) {
-        case DType::Float32: f(float{}); return;
-        case DType::Float64: f(double{}); return;
-        case DType::Int64: f(std::int64_t{}); return;
+        case DType::Float32:
+            f(float{});
+            return;
+        case DType::Float64:
+            f(double{});
+            return;
+        case DType::Int64:
+            f(std::int64_t{});
+            return;
     }
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -10,7 +10,7 @@
 #include "kernels/loss.h"
 #include "kernels/row_team.cuh"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::BroadcastGeometry;
@@ -26,11 +26,11 @@ struct CrossEntropyScratchHeader {
 
 template <typename Team, typename T>
 __global__ void cross_entropy_forward_kernel(CrossEntropyParams p, const T* x, const std::int64_t* targets,
-                                             T* row_losses, T* row_lse, double* partial_sums,
-                                             double* partial_counts, unsigned long long* first_invalid_row) {
+                                             T* row_losses, T* row_lse, double* partial_sums, double* partial_counts,
+                                             unsigned long long* first_invalid_row) {
     const Team team;
     const detail::SoftmaxGeometry& g = p.g;
-    double sum = 0;      // of this thread's rows (lane 0 of a team holds them all)
+    double sum = 0;  // of this thread's rows (lane 0 of a team holds them all)
     double counted = 0;
     for (std::int64_t row = team.first_row(); row < g.rows(); row += team.row_stride()) {
         const std::int64_t start = g.row_start(row);
@@ -73,8 +73,8 @@ __global__ void cross_entropy_forward_kernel(CrossEntropyParams p, const T* x, c
 }
 
 template <typename T>
-__global__ void cross_entropy_backward_kernel(CrossEntropyParams p, const T* dy, bool per_row, double scale,
-                                              const T* x, const std::int64_t* targets, const T* row_lse, T* dx) {
+__global__ void cross_entropy_backward_kernel(CrossEntropyParams p, const T* dy, bool per_row, double scale, const T* x,
+                                              const std::int64_t* targets, const T* row_lse, T* dx) {
     for (std::int64_t i = global_thread_index(); i < p.g.count(); i += global_thread_count()) {
         const std::int64_t row = p.g.row_of(i);
         const std::int64_t target = targets[row];
@@ -83,8 +83,8 @@ __global__ void cross_entropy_backward_kernel(CrossEntropyParams p, const T* dy,
             continue;
         }
         const T row_gradient = detail::element_gradient(dy, per_row, row, scale);
-        dx[i] = detail::cross_entropy_logit_gradient(p, row_gradient, x[i], row_lse[row],
-                                                     p.g.position_in_row(i) == target);
+        dx[i] =
+            detail::cross_entropy_logit_gradient(p, row_gradient, x[i], row_lse[row], p.g.position_in_row(i) == target);
     }
 }
 
@@ -160,15 +160,13 @@ detail::CrossEntropyStatus cross_entropy_forward(const CrossEntropyParams& p, Re
         T* result = static_cast<T*>(out);
         dispatch_row_team(team, [&](auto team_tag) {
             using Team = decltype(team_tag);
-            cross_entropy_forward_kernel<Team, T><<<blocks, kThreadsPerBlock, 0, s>>>(
-                p, x, targets, reduction == Reduction::None ? result : nullptr, static_cast<T*>(row_lse),
-                partial_sums, partial_counts, &header->first_invalid_row);
+            launch<cross_entropy_forward_kernel<Team, T>>(
+                {blocks, kThreadsPerBlock}, s, p, x, targets, reduction == Reduction::None ? result : nullptr,
+                static_cast<T*>(row_lse), partial_sums, partial_counts, &header->first_invalid_row);
         });
-        finish_reduction_kernel<T><<<1, kThreadsPerBlock, 0, s>>>(partial_sums, partial_counts, blocks, reduction, 0.0,
-                                                                  reduction == Reduction::None ? nullptr : result,
-                                                                  &header->counted_rows);
+        launch<finish_reduction_kernel<T>>({1, kThreadsPerBlock}, s, partial_sums, partial_counts, blocks, reduction,
+                                           0.0, reduction == Reduction::None ? nullptr : result, &header->counted_rows);
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
     CrossEntropyScratchHeader copied{};
     CONVKIT_CHECK_CUDA(cudaMemcpyAsync(&copied, header, sizeof(copied), cudaMemcpyDeviceToHost, s));
     CONVKIT_CHECK_CUDA(cudaStreamSynchronize(s));
@@ -187,11 +185,10 @@ void cross_entropy_backward(const CrossEntropyParams& p, DType dtype, const void
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        cross_entropy_backward_kernel<T><<<grid_for(p.g.count()), kThreadsPerBlock, 0, s>>>(
-            p, static_cast<const T*>(grad_output), per_row, scale, static_cast<const T*>(logits), targets,
-            static_cast<const T*>(row_lse), static_cast<T*>(grad_logits));
+        launch<cross_entropy_backward_kernel<T>>(
+            {grid_for(p.g.count()), kThreadsPerBlock}, s, p, static_cast<const T*>(grad_output), per_row, scale,
+            static_cast<const T*>(logits), targets, static_cast<const T*>(row_lse), static_cast<T*>(grad_logits));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void pointwise_loss_forward(PointwiseLoss loss, Reduction reduction, const BroadcastGeometry& g, DType dtype,
@@ -214,17 +211,16 @@ void pointwise_loss_forward(PointwiseLoss loss, Reduction reduction, const Broad
         detail::dispatch_pointwise_loss(loss, [&](auto loss_constant) {
             constexpr PointwiseLoss kLoss = decltype(loss_constant)::value;
             if (reduce) {
-                pointwise_loss_forward_kernel<kLoss, true, T>
-                    <<<blocks, kThreadsPerBlock, 0, s>>>(g, x, t, pw, nullptr, partial_sums);
-                finish_reduction_kernel<T><<<1, kThreadsPerBlock, 0, s>>>(
-                    partial_sums, nullptr, blocks, reduction, static_cast<double>(g.count), result, nullptr);
+                launch<pointwise_loss_forward_kernel<kLoss, true, T>>({blocks, kThreadsPerBlock}, s, g, x, t, pw,
+                                                                      nullptr, partial_sums);
+                launch<finish_reduction_kernel<T>>({1, kThreadsPerBlock}, s, partial_sums, nullptr, blocks, reduction,
+                                                   static_cast<double>(g.count), result, nullptr);
             } else {
-                pointwise_loss_forward_kernel<kLoss, false, T>
-                    <<<blocks, kThreadsPerBlock, 0, s>>>(g, x, t, pw, result, nullptr);
+                launch<pointwise_loss_forward_kernel<kLoss, false, T>>({blocks, kThreadsPerBlock}, s, g, x, t, pw,
+                                                                       result, nullptr);
             }
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void pointwise_loss_backward(PointwiseLoss loss, const BroadcastGeometry& g, DType dtype, const void* grad_output,
@@ -237,13 +233,12 @@ void pointwise_loss_backward(PointwiseLoss loss, const BroadcastGeometry& g, DTy
         using T = decltype(zero);
         detail::dispatch_pointwise_loss(loss, [&](auto loss_constant) {
             constexpr PointwiseLoss kLoss = decltype(loss_constant)::value;
-            pointwise_loss_backward_kernel<kLoss, T><<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(
-                g, static_cast<const T*>(grad_output), per_element, scale, static_cast<const T*>(input),
-                static_cast<const T*>(target), static_cast<const T*>(pos_weight), static_cast<T*>(grad_input),
-                static_cast<T*>(grad_target));
+            launch<pointwise_loss_backward_kernel<kLoss, T>>(
+                {grid_for(g.count), kThreadsPerBlock}, s, g, static_cast<const T*>(grad_output), per_element, scale,
+                static_cast<const T*>(input), static_cast<const T*>(target), static_cast<const T*>(pos_weight),
+                static_cast<T*>(grad_input), static_cast<T*>(grad_target));
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -10,8 +10,9 @@
 #include "backends/host/loss_host.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // Targets are checked inside the kernel: an out-of-range one marks the first such row in a
 // device flag, which is copied back with the count of rows once per call (so this waits for
@@ -31,4 +32,4 @@ void pointwise_loss_backward(detail::PointwiseLoss loss, const detail::Broadcast
                              const void* target, const void* pos_weight, void* grad_input, void* grad_target,
                              Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -12,7 +12,7 @@
 #include "kernels/optimizer.h"
 #include "optim/multi_tensor.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 
@@ -72,9 +72,8 @@ void launch_multi_tensor_update(const char* op, const Coefficients& c, const std
     const auto* entries = static_cast<const Entry*>(device_table.get());
     const auto* first_block =
         reinterpret_cast<const std::int64_t*>(static_cast<const unsigned char*>(device_table.get()) + table_bytes);
-    multi_tensor_update_kernel<Coefficients, Entry><<<static_cast<unsigned>(plan.blocks), kThreadsPerBlock, 0, s>>>(
-        c, entries, first_block, static_cast<int>(table.size()));
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
+    launch<multi_tensor_update_kernel<Coefficients, Entry>>({static_cast<unsigned>(plan.blocks), kThreadsPerBlock}, s,
+                                                            c, entries, first_block, static_cast<int>(table.size()));
     ++launches;
 }
 
@@ -104,4 +103,4 @@ std::uint64_t multi_tensor_update_launches() {
     return launches.load();
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

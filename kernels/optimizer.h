@@ -8,9 +8,10 @@
 #include <vector>
 
 #include "convkit/device.h"
+#include "kernels/kernels_namespace.h"
 #include "optim/optimizer_math.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 void sgd_multi_tensor_update(const detail::SgdCoefficients<float>& c,
                              const std::vector<detail::SgdTensor<float>>& table, Stream stream);
@@ -25,4 +26,4 @@ void adam_multi_tensor_update(const detail::AdamCoefficients<double>& c,
 // costs one per dtype, whatever the number of parameters.
 std::uint64_t multi_tensor_update_launches();
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -9,7 +9,7 @@
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::PoolGeometry;
@@ -63,7 +63,8 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, const T* dy, const T* x
             for_each_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t) {
                 for_each_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t) {
                     const Position o{od, oh, ow};
-                    if (detail::max_pool_window_argmax(g, x, plane, o) == index) acc += dy[plane_offset(g.output, plane, o)];
+                    if (detail::max_pool_window_argmax(g, x, plane, o) == index)
+                        acc += dy[plane_offset(g.output, plane, o)];
                 });
             });
         });
@@ -84,7 +85,8 @@ __global__ void mean_pool_forward_kernel(PoolGeometry g, const T* x, T* y) {
         T sum = T(0);
         for (std::int64_t d = span[0].begin; d < span[0].end; ++d)
             for (std::int64_t h = span[1].begin; h < span[1].end; ++h)
-                for (std::int64_t w = span[2].begin; w < span[2].end; ++w) sum += x[plane_offset(g.input, plane, {d, h, w})];
+                for (std::int64_t w = span[2].begin; w < span[2].end; ++w)
+                    sum += x[plane_offset(g.input, plane, {d, h, w})];
         y[index] = sum / static_cast<T>(span[0].divisor_length * span[1].divisor_length * span[2].divisor_length);
     }
 }
@@ -148,59 +150,58 @@ __global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, const T* dy, T
 
 // Launches `kernel` over `count` elements on `stream`, for the dtype's element type.
 template <typename Launch>
-void launch(DType dtype, Stream stream, Launch&& launch_typed) {
+void on_stream_for_dtype(DType dtype, Stream stream, Launch&& launch_typed) {
     detail::CudaDeviceGuard guard(stream.device);
     dispatch_float_types(dtype, [&](auto tag) { launch_typed(tag, detail::to_cuda(stream)); });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 }  // namespace
 
 void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        max_pool_forward_kernel<T><<<grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(x), static_cast<T*>(y));
+        launch<max_pool_forward_kernel<T>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+                                           static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
 void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream) {
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        max_pool_backward_kernel<T><<<grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx));
+        launch<max_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
+                                            static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx));
     });
 }
 
 void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        mean_pool_forward_kernel<T, false><<<grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(x), static_cast<T*>(y));
+        launch<mean_pool_forward_kernel<T, false>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+                                                   static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
 void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        avg_pool_backward_kernel<T><<<grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(dy), static_cast<T*>(dx));
+        launch<avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
+                                            static_cast<const T*>(dy), static_cast<T*>(dx));
     });
 }
 
 void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        mean_pool_forward_kernel<T, true><<<grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(x), static_cast<T*>(y));
+        launch<mean_pool_forward_kernel<T, true>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+                                                  static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
 void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
-    launch(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        adaptive_avg_pool_backward_kernel<T><<<grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const T*>(dy), static_cast<T*>(dx));
+        launch<adaptive_avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
+                                                     static_cast<const T*>(dy), static_cast<T*>(dx));
     });
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

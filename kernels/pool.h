@@ -4,9 +4,10 @@
 // (each input element sums the outputs whose windows hold it): deterministic, no atomics.
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/geometry.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 void max_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream);
 void max_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx,
@@ -16,4 +17,4 @@ void avg_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* d
 void adaptive_avg_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream);
 void adaptive_avg_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

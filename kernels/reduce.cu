@@ -1,19 +1,16 @@
-// Sum and max reductions. One output: CUB's device-wide reduction (sums accumulate in double
-// through a transform iterator, so float32 sums are as accurate as the host's; DeviceReduce
-// with a transform iterator rather than DeviceReduce::TransformReduce, which older CUBs lack). Several outputs: a block
-// per output when its row is long enough to keep a block busy, else a thread per output.
-// Every path reduces in an order fixed by the shape, so results are the same run to run.
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/iterator/transform_iterator.h>
-#include <cub/cub.cuh>
-
+// Sum and max reductions. One output: a grid reduction in two launches (blocks reduce strided
+// slices to partials, one block reduces the partials), the project's own so that every kernel
+// also runs in the emulator (CUB's device code cannot). Several outputs: a block per output
+// when its row is long enough to keep a block busy, else a thread per output. Sums accumulate
+// in double, so float32 sums are as accurate as the host's. Every path reduces in an order
+// fixed by the shape (block_reduce's tree), so results are the same run to run.
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
 #include "kernels/reduce.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::DimReduceGeometry;
@@ -22,27 +19,37 @@ using detail::ReduceToShapeGeometry;
 
 // Rows of at least one term per thread get a block each; shorter rows a thread each.
 constexpr std::int64_t kBlockPerRowMinTerms = kThreadsPerBlock;
-// The device-wide reductions write their one result at the start of the scratch block and CUB
-// uses the rest; this keeps CUB's part aligned for any type it stores.
-constexpr std::size_t kResultBytes = 256;
+// Blocks of the first pass of a grid reduction: enough to keep a GPU busy, few enough for one
+// block to finish them. A function of the count only, so the order is fixed by the shape.
+constexpr std::int64_t kGridReduceMaxBlocks = 1024;
 
 unsigned blocks_for_rows(std::int64_t rows) {
     return static_cast<unsigned>(std::min<std::int64_t>(rows, 65535));
 }
 
+unsigned blocks_for_grid_reduce(std::int64_t count) {
+    return static_cast<unsigned>(
+        std::clamp<std::int64_t>((count + kThreadsPerBlock - 1) / kThreadsPerBlock, 1, kGridReduceMaxBlocks));
+}
+
 // ---- sums ----------------------------------------------------------------------------------
 
+// Pass 1: block b sums elements b*256 + t, strided by the grid, into partials[b].
 template <typename T>
-struct ToDouble {
-    __host__ __device__ double operator()(T x) const { return static_cast<double>(x); }
-};
-struct Plus {
-    __host__ __device__ double operator()(double a, double b) const { return a + b; }
-};
+__global__ void sum_partials_kernel(const T* x, std::int64_t count, double* partials) {
+    double sum = 0;
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) sum += x[i];
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) partials[blockIdx.x] = sum;
+}
 
+// Pass 2, one block: the partials in a fixed order, scaled, in the output's type.
 template <typename T>
-__global__ void finish_sum_kernel(const double* sum, double scale, T* out) {
-    *out = static_cast<T>(*sum * scale);
+__global__ void finish_sum_kernel(const double* partials, std::int64_t blocks, double scale, T* out) {
+    double sum = 0;
+    for (std::int64_t b = threadIdx.x; b < blocks; b += blockDim.x) sum += partials[b];
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) *out = static_cast<T>(sum * scale);
 }
 
 template <typename T>
@@ -69,35 +76,43 @@ __global__ void sum_block_per_row_kernel(ReduceToShapeGeometry g, const T* x, do
 template <typename T>
 void sum_all(const T* x, std::int64_t count, double scale, T* out, Stream stream) {
     const cudaStream_t s = detail::to_cuda(stream);
-    const auto terms = thrust::make_transform_iterator(x, ToDouble<T>{});
-    std::size_t temp_bytes = 0;
-    CONVKIT_CHECK_CUDA(
-        cub::DeviceReduce::Reduce(nullptr, temp_bytes, terms, static_cast<double*>(nullptr), count, Plus{}, 0.0, s));
-    const std::shared_ptr<void> scratch = detail::allocate_cuda(kResultBytes + temp_bytes, stream);
-    double* sum = static_cast<double*>(scratch.get());
-    void* temp = static_cast<char*>(scratch.get()) + kResultBytes;
-    CONVKIT_CHECK_CUDA(cub::DeviceReduce::Reduce(temp, temp_bytes, terms, sum, count, Plus{}, 0.0, s));
-    finish_sum_kernel<<<1, 1, 0, s>>>(sum, scale, out);
+    const unsigned blocks = blocks_for_grid_reduce(count);
+    // Released on return: the caching allocator reuses it only behind this stream's work.
+    const std::shared_ptr<void> scratch = detail::allocate_cuda(blocks * sizeof(double), stream);
+    auto* partials = static_cast<double*>(scratch.get());
+    launch<sum_partials_kernel<T>>({blocks, kThreadsPerBlock}, s, x, count, partials);
+    launch<finish_sum_kernel<T>>({1, kThreadsPerBlock}, s, partials, static_cast<std::int64_t>(blocks), scale, out);
 }
 
 // ---- max -----------------------------------------------------------------------------------
 
 template <typename T>
 struct MaxOf {
-    __host__ __device__ IndexedValue<T> operator()(const IndexedValue<T>& a, const IndexedValue<T>& b) const {
+    __device__ IndexedValue<T> operator()(const IndexedValue<T>& a, const IndexedValue<T>& b) const {
         return detail::max_of(a, b);
     }
 };
-template <typename T>
-struct ElementAt {
-    const T* x;
-    __host__ __device__ IndexedValue<T> operator()(std::int64_t i) const { return {i, x[i]}; }
-};
 
+// Pass 1: block b's first maximum of its strided slice into partials[b].
 template <typename T>
-__global__ void finish_max_kernel(const IndexedValue<T>* best, T* values, std::int64_t* indices) {
-    if (values != nullptr) *values = best->value;
-    *indices = best->index;
+__global__ void max_partials_kernel(const T* x, std::int64_t count, IndexedValue<T>* partials) {
+    IndexedValue<T> best = detail::max_identity<T>();
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count())
+        best = detail::max_of(best, {i, x[i]});
+    best = block_reduce(best, MaxOf<T>{});
+    if (threadIdx.x == 0) partials[blockIdx.x] = best;
+}
+
+// Pass 2, one block: the first maximum of the partials.
+template <typename T>
+__global__ void finish_max_kernel(const IndexedValue<T>* partials, std::int64_t blocks, T* values,
+                                  std::int64_t* indices) {
+    IndexedValue<T> best = detail::max_identity<T>();
+    for (std::int64_t b = threadIdx.x; b < blocks; b += blockDim.x) best = detail::max_of(best, partials[b]);
+    best = block_reduce(best, MaxOf<T>{});
+    if (threadIdx.x != 0) return;
+    if (values != nullptr) *values = best.value;
+    *indices = best.index;
 }
 
 template <typename T>
@@ -113,35 +128,28 @@ __global__ void max_thread_per_row_kernel(DimReduceGeometry g, const T* x, T* va
 
 template <typename T>
 __global__ void max_block_per_row_kernel(DimReduceGeometry g, const T* x, T* values, std::int64_t* indices) {
-    using BlockReduce = cub::BlockReduce<IndexedValue<T>, kThreadsPerBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
     for (std::int64_t j = blockIdx.x; j < g.rows(); j += gridDim.x) {
         IndexedValue<T> partial = detail::max_identity<T>();
         for (std::int64_t k = threadIdx.x; k < g.size; k += blockDim.x) {
             partial = detail::max_of(partial, {k, x[detail::dim_reduce_source(g, j, k)]});
         }
-        const IndexedValue<T> best = BlockReduce(temp).Reduce(partial, MaxOf<T>{});
+        const IndexedValue<T> best = block_reduce(partial, MaxOf<T>{});
         if (threadIdx.x == 0) {
             if (values != nullptr) values[j] = best.value;
             indices[j] = best.index;
         }
-        __syncthreads();  // `temp` is reused for the next row
     }
 }
 
 template <typename T>
 void max_all(const T* x, std::int64_t count, T* values, std::int64_t* indices, Stream stream) {
     const cudaStream_t s = detail::to_cuda(stream);
-    const auto elements = thrust::make_transform_iterator(thrust::counting_iterator<std::int64_t>(0), ElementAt<T>{x});
-    const IndexedValue<T> identity = detail::max_identity<T>();
-    std::size_t temp_bytes = 0;
-    CONVKIT_CHECK_CUDA(cub::DeviceReduce::Reduce(nullptr, temp_bytes, elements, static_cast<IndexedValue<T>*>(nullptr),
-                                                 count, MaxOf<T>{}, identity, s));
-    const std::shared_ptr<void> scratch = detail::allocate_cuda(kResultBytes + temp_bytes, stream);
-    auto* best = static_cast<IndexedValue<T>*>(scratch.get());
-    void* temp = static_cast<char*>(scratch.get()) + kResultBytes;
-    CONVKIT_CHECK_CUDA(cub::DeviceReduce::Reduce(temp, temp_bytes, elements, best, count, MaxOf<T>{}, identity, s));
-    finish_max_kernel<<<1, 1, 0, s>>>(best, values, indices);
+    const unsigned blocks = blocks_for_grid_reduce(count);
+    const std::shared_ptr<void> scratch = detail::allocate_cuda(blocks * sizeof(IndexedValue<T>), stream);
+    auto* partials = static_cast<IndexedValue<T>*>(scratch.get());
+    launch<max_partials_kernel<T>>({blocks, kThreadsPerBlock}, s, x, count, partials);
+    launch<finish_max_kernel<T>>({1, kThreadsPerBlock}, s, partials, static_cast<std::int64_t>(blocks), values,
+                                 indices);
 }
 
 template <typename T>
@@ -165,12 +173,11 @@ void sum_dims(const ReduceToShapeGeometry& g, DType dtype, const void* x, double
         if (g.count == 1) {
             sum_all(in, g.terms, scale, result, stream);  // one output sums every element
         } else if (g.terms >= kBlockPerRowMinTerms) {
-            sum_block_per_row_kernel<<<blocks_for_rows(g.count), kThreadsPerBlock, 0, s>>>(g, in, scale, result);
+            launch<sum_block_per_row_kernel<T>>({blocks_for_rows(g.count), kThreadsPerBlock}, s, g, in, scale, result);
         } else {
-            sum_thread_per_row_kernel<<<grid_for(g.count), kThreadsPerBlock, 0, s>>>(g, in, scale, result);
+            launch<sum_thread_per_row_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g, in, scale, result);
         }
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void max_dim(const DimReduceGeometry& g, DType dtype, const void* x, void* values, std::int64_t* indices,
@@ -185,12 +192,11 @@ void max_dim(const DimReduceGeometry& g, DType dtype, const void* x, void* value
         if (g.rows() == 1) {
             max_all(in, g.size, best, indices, stream);
         } else if (g.size >= kBlockPerRowMinTerms) {
-            max_block_per_row_kernel<<<blocks_for_rows(g.rows()), kThreadsPerBlock, 0, s>>>(g, in, best, indices);
+            launch<max_block_per_row_kernel<T>>({blocks_for_rows(g.rows()), kThreadsPerBlock}, s, g, in, best, indices);
         } else {
-            max_thread_per_row_kernel<<<grid_for(g.rows()), kThreadsPerBlock, 0, s>>>(g, in, best, indices);
+            launch<max_thread_per_row_kernel<T>>({grid_for(g.rows()), kThreadsPerBlock}, s, g, in, best, indices);
         }
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void max_backward(const DimReduceGeometry& g, DType dtype, const void* dy, const std::int64_t* indices, void* dx,
@@ -201,10 +207,9 @@ void max_backward(const DimReduceGeometry& g, DType dtype, const void* dy, const
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        max_backward_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(g, static_cast<const T*>(dy), indices,
-                                                                         static_cast<T*>(dx));
+        launch<max_backward_kernel<T>>({grid_for(count), kThreadsPerBlock}, s, g, static_cast<const T*>(dy), indices,
+                                       static_cast<T*>(dx));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -1,17 +1,18 @@
 #pragma once
 // Launchers for the reduction kernels (kernels/reduce.cu); plain C++ for host callers. Each
-// launcher picks its kernel by shape: CUB's device-wide reduction when there is one output, a
+// launcher picks its kernel by shape: a two-pass grid reduction when there is one output, a
 // block per output for long rows, a thread per output for short ones. Every choice depends on
-// the shape only and reduces in a fixed order, so results are the same run to run (on one GPU
-// model: CUB tiles by architecture). Sums accumulate in double whatever the dtype.
+// the shape only and reduces in a fixed order, so results are the same run to run (and on any
+// GPU). Sums accumulate in double whatever the dtype.
 #include <cstdint>
 
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/broadcast.h"
 #include "ops/reduce_math.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // out[j] = scale * (sum of the input elements that reduce to j).
 void sum_dims(const detail::ReduceToShapeGeometry& g, DType dtype, const void* x, double scale, void* out,
@@ -24,4 +25,4 @@ void max_dim(const detail::DimReduceGeometry& g, DType dtype, const void* x, voi
 void max_backward(const detail::DimReduceGeometry& g, DType dtype, const void* dy, const std::int64_t* indices,
                   void* dx, Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -8,20 +8,15 @@
 #include <cstdint>
 
 #include "kernels/kernel_support.cuh"
+#include "kernels/kernels_namespace.h"
 #include "kernels/softmax.h"
 #include "ops/softmax_math.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 inline constexpr int kWarpSize = 32;
 inline constexpr int kWarpsPerBlock = kThreadsPerBlock / kWarpSize;
 
-struct SumOp {
-    template <typename T>
-    __device__ T operator()(T a, T b) const {
-        return a + b;
-    }
-};
 struct MaxOrNanOp {
     template <typename T>
     __device__ T operator()(T a, T b) const {
@@ -94,10 +89,13 @@ unsigned grid_for_rows(std::int64_t rows) {
 template <typename F>
 void dispatch_row_team(RowTeam team, F&& f) {
     switch (team) {
-        case RowTeam::Thread: return f(ThreadTeam{});
-        case RowTeam::Warp: return f(WarpTeam{});
-        case RowTeam::Block: return f(BlockTeam{});
+        case RowTeam::Thread:
+            return f(ThreadTeam{});
+        case RowTeam::Warp:
+            return f(WarpTeam{});
+        case RowTeam::Block:
+            return f(BlockTeam{});
     }
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -5,7 +5,7 @@
 #include "kernels/kernel_support.cuh"
 #include "kernels/shape_ops.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 
@@ -43,13 +43,14 @@ void block_copy(const detail::BlockCopyGeometry& g, std::size_t element_size, co
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     if (element_size == 4) {
-        block_copy_kernel<std::uint32_t><<<grid_for(g.count()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const std::uint32_t*>(source), static_cast<std::uint32_t*>(dest));
+        launch<block_copy_kernel<std::uint32_t>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
+                                                 static_cast<const std::uint32_t*>(source),
+                                                 static_cast<std::uint32_t*>(dest));
     } else {
-        block_copy_kernel<std::uint64_t><<<grid_for(g.count()), kThreadsPerBlock, 0, s>>>(
-            g, static_cast<const std::uint64_t*>(source), static_cast<std::uint64_t*>(dest));
+        launch<block_copy_kernel<std::uint64_t>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
+                                                 static_cast<const std::uint64_t*>(source),
+                                                 static_cast<std::uint64_t*>(dest));
     }
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void upsample_nearest_forward(const detail::UpsampleGeometry& g, DType dtype, const void* input, void* output,
@@ -59,10 +60,9 @@ void upsample_nearest_forward(const detail::UpsampleGeometry& g, DType dtype, co
     detail::CudaDeviceGuard guard(stream.device);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        upsample_nearest_forward_kernel<T><<<grid_for(total), kThreadsPerBlock, 0, detail::to_cuda(stream)>>>(
-            g, static_cast<const T*>(input), static_cast<T*>(output));
+        launch<upsample_nearest_forward_kernel<T>>({grid_for(total), kThreadsPerBlock}, detail::to_cuda(stream), g,
+                                                   static_cast<const T*>(input), static_cast<T*>(output));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void upsample_nearest_backward(const detail::UpsampleGeometry& g, DType dtype, const void* grad_output,
@@ -72,10 +72,9 @@ void upsample_nearest_backward(const detail::UpsampleGeometry& g, DType dtype, c
     detail::CudaDeviceGuard guard(stream.device);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        upsample_nearest_backward_kernel<T><<<grid_for(total), kThreadsPerBlock, 0, detail::to_cuda(stream)>>>(
-            g, static_cast<const T*>(grad_output), static_cast<T*>(grad_input));
+        launch<upsample_nearest_backward_kernel<T>>({grid_for(total), kThreadsPerBlock}, detail::to_cuda(stream), g,
+                                                    static_cast<const T*>(grad_output), static_cast<T*>(grad_input));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -5,9 +5,10 @@
 
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/shape_geometry.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // Copies the block described by `g` (concat, slice, slice backward); any dtype, as a bit copy of
 // elements of `element_size` (4 or 8) bytes.
@@ -22,4 +23,4 @@ void upsample_nearest_forward(const detail::UpsampleGeometry& g, DType dtype, co
 void upsample_nearest_backward(const detail::UpsampleGeometry& g, DType dtype, const void* grad_output,
                                void* grad_input, Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

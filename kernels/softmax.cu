@@ -6,7 +6,7 @@
 #include "kernels/row_team.cuh"
 #include "kernels/softmax.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::SoftmaxGeometry;
@@ -63,9 +63,12 @@ RowTeam row_team_for(const SoftmaxGeometry& g) {
 
 const char* row_team_name(RowTeam team) {
     switch (team) {
-        case RowTeam::Thread: return "thread";
-        case RowTeam::Warp: return "warp";
-        case RowTeam::Block: return "block";
+        case RowTeam::Thread:
+            return "thread";
+        case RowTeam::Warp:
+            return "warp";
+        case RowTeam::Block:
+            return "block";
     }
     return "team";
 }
@@ -78,11 +81,10 @@ void softmax_forward(SoftmaxKind kind, const SoftmaxGeometry& g, DType dtype, co
         using T = decltype(zero);
         dispatch_row_team(row_team_for(g), [&](auto team) {
             using Team = decltype(team);
-            softmax_forward_kernel<Team, T><<<grid_for_rows<Team>(g.rows()), kThreadsPerBlock, 0, s>>>(
-                kind, g, static_cast<const T*>(x), static_cast<T*>(y));
+            launch<softmax_forward_kernel<Team, T>>({grid_for_rows<Team>(g.rows()), kThreadsPerBlock}, s, kind, g,
+                                                    static_cast<const T*>(x), static_cast<T*>(y));
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void softmax_backward(SoftmaxKind kind, const SoftmaxGeometry& g, DType dtype, const void* dy, const void* y, void* dx,
@@ -94,11 +96,11 @@ void softmax_backward(SoftmaxKind kind, const SoftmaxGeometry& g, DType dtype, c
         using T = decltype(zero);
         dispatch_row_team(row_team_for(g), [&](auto team) {
             using Team = decltype(team);
-            softmax_backward_kernel<Team, T><<<grid_for_rows<Team>(g.rows()), kThreadsPerBlock, 0, s>>>(
-                kind, g, static_cast<const T*>(dy), static_cast<const T*>(y), static_cast<T*>(dx));
+            launch<softmax_backward_kernel<Team, T>>({grid_for_rows<Team>(g.rows()), kThreadsPerBlock}, s, kind, g,
+                                                     static_cast<const T*>(dy), static_cast<const T*>(y),
+                                                     static_cast<T*>(dx));
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -8,9 +8,10 @@
 
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/softmax_math.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 enum class RowTeam : std::uint8_t { Thread, Warp, Block };
 
@@ -22,4 +23,4 @@ void softmax_forward(detail::SoftmaxKind kind, const detail::SoftmaxGeometry& g,
 void softmax_backward(detail::SoftmaxKind kind, const detail::SoftmaxGeometry& g, DType dtype, const void* dy,
                       const void* y, void* dx, Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

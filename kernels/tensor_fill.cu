@@ -6,7 +6,7 @@
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 // Grid-stride loops with 64-bit indices: tensors may hold more than 2^31 elements.
@@ -29,10 +29,9 @@ void fill_constant(void* data, DType dtype, std::int64_t count, double value, St
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_all_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        fill_constant_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(static_cast<T*>(data), count,
-                                                                          static_cast<T>(value));
+        launch<fill_constant_kernel<T>>({grid_for(count), kThreadsPerBlock}, s, static_cast<T*>(data), count,
+                                        static_cast<T>(value));
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void convert(const void* source, DType source_dtype, void* destination, DType destination_dtype, std::int64_t count,
@@ -41,17 +40,17 @@ void convert(const void* source, DType source_dtype, void* destination, DType de
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     if (source_dtype == destination_dtype) {
-        CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, count * dtype_size(source_dtype),
-                                           cudaMemcpyDeviceToDevice, s));
+        CONVKIT_CHECK_CUDA(
+            cudaMemcpyAsync(destination, source, count * dtype_size(source_dtype), cudaMemcpyDeviceToDevice, s));
         return;
     }
     dispatch_all_types(source_dtype, [&](auto from) {
         dispatch_all_types(destination_dtype, [&](auto to) {
-            convert_kernel<<<grid_for(count), kThreadsPerBlock, 0, s>>>(
-                static_cast<const decltype(from)*>(source), static_cast<decltype(to)*>(destination), count);
+            launch<convert_kernel<decltype(from), decltype(to)>>({grid_for(count), kThreadsPerBlock}, s,
+                                                                 static_cast<const decltype(from)*>(source),
+                                                                 static_cast<decltype(to)*>(destination), count);
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

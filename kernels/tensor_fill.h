@@ -5,11 +5,12 @@
 
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 void fill_constant(void* data, DType dtype, std::int64_t count, double value, Stream stream);
 void convert(const void* source, DType source_dtype, void* destination, DType destination_dtype, std::int64_t count,
              Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

@@ -5,7 +5,7 @@
 #include "kernels/kernel_support.cuh"
 #include "kernels/unary.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::UnaryOp;
@@ -34,11 +34,10 @@ void unary_forward(UnaryOp op, detail::UnaryScalars scalars, DType dtype, const 
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
         detail::dispatch_unary_op(op, [&](auto op_constant) {
-            unary_forward_kernel<decltype(op_constant)::value, T><<<grid_for(count), kThreadsPerBlock, 0, s>>>(
-                static_cast<const T*>(x), static_cast<T*>(y), count, scalars);
+            launch<unary_forward_kernel<decltype(op_constant)::value, T>>(
+                {grid_for(count), kThreadsPerBlock}, s, static_cast<const T*>(x), static_cast<T*>(y), count, scalars);
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
 void unary_backward(UnaryOp op, detail::UnaryScalars scalars, DType dtype, const void* dy, const void* saved, void* dx,
@@ -49,11 +48,11 @@ void unary_backward(UnaryOp op, detail::UnaryScalars scalars, DType dtype, const
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
         detail::dispatch_unary_op(op, [&](auto op_constant) {
-            unary_backward_kernel<decltype(op_constant)::value, T><<<grid_for(count), kThreadsPerBlock, 0, s>>>(
-                static_cast<const T*>(dy), static_cast<const T*>(saved), static_cast<T*>(dx), count, scalars);
+            launch<unary_backward_kernel<decltype(op_constant)::value, T>>(
+                {grid_for(count), kThreadsPerBlock}, s, static_cast<const T*>(dy), static_cast<const T*>(saved),
+                static_cast<T*>(dx), count, scalars);
         });
     });
-    CONVKIT_CHECK_CUDA(cudaGetLastError());
 }
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

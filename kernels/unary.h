@@ -5,9 +5,10 @@
 
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "kernels/kernels_namespace.h"
 #include "ops/unary_math.h"
 
-namespace convkit::kernels {
+CONVKIT_KERNELS_BEGIN
 
 // y[i] = op(x[i]) for i < count.
 void unary_forward(detail::UnaryOp op, detail::UnaryScalars scalars, DType dtype, const void* x, void* y,
@@ -17,4 +18,4 @@ void unary_forward(detail::UnaryOp op, detail::UnaryScalars scalars, DType dtype
 void unary_backward(detail::UnaryOp op, detail::UnaryScalars scalars, DType dtype, const void* dy, const void* saved,
                     void* dx, std::int64_t count, Stream stream);
 
-}  // namespace convkit::kernels
+CONVKIT_KERNELS_END

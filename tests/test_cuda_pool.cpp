@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernel_sweeps.h"
 #include "kernels/pool.h"
 #include "ops/geometry.h"
 #include "test_util.h"
@@ -14,35 +15,7 @@ namespace {
 
 constexpr double kCudaFloat32Tolerance = 1e-5;
 
-struct PoolCase {
-    PoolParams params{2, 2};
-    Shape input;
-    std::string name() const {
-        std::string text = params.to_string() + "_x" + input.to_string();
-        return testing::test_name(text);
-    }
-};
-
-std::vector<PoolCase> cases() {
-    using P = PoolParams;
-    return {
-        {P(1, 3).set_stride(2).set_padding(1), Shape{2, 3, 17}},
-        {P(1, 2).set_ceil_mode(), Shape{1, 5, 9}},
-        {P(1, 3).set_stride(1).set_dilation(2).set_padding(1), Shape{2, 2, 12}},
-        {P(2, 2), Shape{2, 3, 8, 8}},
-        {P(2, 3).set_stride(2).set_padding(1), Shape{1, 7, 11, 9}},
-        {P(2, {3, 2}).set_stride({2, 1}).set_ceil_mode().set_count_include_pad(false).set_padding({1, 0}),
-         Shape{2, 5, 10, 7}},
-        {P(2, 3).set_stride(2).set_ceil_mode(), Shape{1, 3, 6, 7}},  // windows overhang the input
-        {P(2, 3).set_stride(1).set_dilation({1, 2}), Shape{1, 4, 7, 9}},
-        {P(3, 2), Shape{1, 2, 4, 6, 8}},
-        {P(3, {3, 3, 2}).set_stride(2).set_padding({1, 1, 0}).set_ceil_mode(), Shape{2, 3, 5, 7, 6}},
-    };
-}
-
-std::string case_name(const ::testing::TestParamInfo<PoolCase>& info) {
-    return info.param.name() + "_" + std::to_string(info.index);
-}
+using testing::PoolCase;
 
 class CudaPool : public testing::WithCuda<::testing::TestWithParam<PoolCase>> {};
 
@@ -68,7 +41,8 @@ TEST_P(CudaPool, MaxAndAverageMatchTheHostReference) {
         const Tensor dy = testing::random_tensor(g.output_shape(), rng);
         const bool is_max = kind == PoolKind::Max;
         const Tensor ref_y = is_max ? max_pool_forward(x_rounded, c.params) : avg_pool_forward(x_rounded, c.params);
-        const Tensor ref_dx = is_max ? max_pool_backward(dy, x_rounded, c.params) : avg_pool_backward(dy, c.input, c.params);
+        const Tensor ref_dx =
+            is_max ? max_pool_backward(dy, x_rounded, c.params) : avg_pool_backward(dy, c.input, c.params);
         for (DType dtype : {DType::Float64, DType::Float32}) {
             SCOPED_TRACE(dtype_name(dtype));
             const Tensor xd = x_rounded.to(dtype).to(Device::cuda());
@@ -92,14 +66,16 @@ TEST_P(CudaPool, MaxAndAverageMatchTheHostReference) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Sweep, CudaPool, ::testing::ValuesIn(cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Sweep, CudaPool, ::testing::ValuesIn(testing::pool_sweep()), testing::pool_case_name);
 
 class CudaPoolOps : public testing::WithCuda<> {};
 
 TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {
     CONVKIT_SEEDED_RNG(rng);
-    const std::vector<std::pair<Shape, std::vector<std::int64_t>>> problems = {
-        {Shape{2, 3, 10}, {4}}, {Shape{1, 2, 7, 5}, {3, 3}}, {Shape{2, 3, 3, 4}, {5, 6}}, {Shape{1, 2, 5, 4, 6}, {2, 3, 4}}};
+    const std::vector<std::pair<Shape, std::vector<std::int64_t>>> problems = {{Shape{2, 3, 10}, {4}},
+                                                                               {Shape{1, 2, 7, 5}, {3, 3}},
+                                                                               {Shape{2, 3, 3, 4}, {5, 6}},
+                                                                               {Shape{1, 2, 5, 4, 6}, {2, 3, 4}}};
     for (const auto& [shape, out] : problems) {
         SCOPED_TRACE(shape.to_string());
         const Tensor x = testing::random_tensor(shape, rng);
@@ -118,9 +94,10 @@ TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {
         expect_matches(y.shape(), DType::Float32, y, "adaptive forward", [&](Tensor& o) {
             kernels::adaptive_avg_pool_forward(g, DType::Float32, xf.raw_data(), o.raw_data(), current_stream(0));
         });
-        expect_matches(shape, DType::Float32, adaptive_avg_pool_backward(dy, shape), "adaptive backward", [&](Tensor& o) {
-            kernels::adaptive_avg_pool_backward(g, DType::Float32, dyf.raw_data(), o.raw_data(), current_stream(0));
-        });
+        expect_matches(
+            shape, DType::Float32, adaptive_avg_pool_backward(dy, shape), "adaptive backward", [&](Tensor& o) {
+                kernels::adaptive_avg_pool_backward(g, DType::Float32, dyf.raw_data(), o.raw_data(), current_stream(0));
+            });
     }
 }
 

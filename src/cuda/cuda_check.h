@@ -1,6 +1,9 @@
 #pragma once
 // Checking of CUDA runtime calls. Every call into CUDA goes through CONVKIT_CHECK_CUDA, which
 // turns a failure into CudaError (or OutOfMemory) naming the call, the error and the place.
+#ifdef CONVKIT_CPU_EMULATION
+#include "emu/host_runtime.h"  // the CPU build of kernels/: an emulated runtime on host memory
+#else
 #include <cuda_runtime_api.h>
 
 namespace convkit::detail {
@@ -8,6 +11,7 @@ namespace convkit::detail {
 [[noreturn]] void throw_cuda_error(cudaError_t error, const char* expression, const char* file, int line);
 
 }  // namespace convkit::detail
+#endif
 
 #define CONVKIT_CHECK_CUDA(expression)                                                        \
     do {                                                                                      \

@@ -1,5 +1,8 @@
 #pragma once
 // Device memory for tensors (through the caching allocator) and copies between devices.
+#ifdef CONVKIT_CPU_EMULATION
+#include "emu/host_runtime.h"  // the CPU build of kernels/: scratch is host memory
+#else
 #include <cstddef>
 #include <memory>
 
@@ -20,3 +23,4 @@ void copy_bytes(void* destination, Device destination_device, const void* source
                 std::size_t bytes);
 
 }  // namespace convkit::detail
+#endif  // CONVKIT_CPU_EMULATION

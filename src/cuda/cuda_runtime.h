@@ -1,5 +1,8 @@
 #pragma once
 // Private CUDA helpers shared by the tensor code, the allocator and the kernel launchers.
+#ifdef CONVKIT_CPU_EMULATION
+#include "emu/host_runtime.h"  // the CPU build of kernels/: an emulated runtime on host memory
+#else
 #include <cuda_runtime_api.h>
 
 #include <string>
@@ -27,3 +30,4 @@ private:
 inline cudaStream_t to_cuda(Stream stream) { return static_cast<cudaStream_t>(stream.handle); }
 
 }  // namespace convkit::detail
+#endif  // CONVKIT_CPU_EMULATION

@@ -1,0 +1,118 @@
+#pragma once
+// The one place kernels are launched from: `<<<>>>` appears nowhere else in kernels/ or src/.
+// launch<kernel>(shape, stream, args...) checks the configuration the same way in both builds
+// (an InvalidArgument naming the kernel), then under nvcc launches and checks the launch, and
+// in the CPU build (CONVKIT_CPU_EMULATION) runs the grid in the emulator (emu/emulator.h),
+// which has finished when launch returns. Dynamic shared memory is declared in the shape and
+// reached through dynamic_shared_memory<T>(), since `extern __shared__` has no C++ form.
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "convkit/error.h"
+#include "cuda/cuda_check.h"
+#include "kernels/kernels_namespace.h"
+#ifdef CONVKIT_CPU_EMULATION
+#include "emu/emulator.h"
+#endif
+
+CONVKIT_KERNELS_BEGIN
+
+struct LaunchShape {
+    dim3 grid;
+    dim3 block;
+    std::size_t dynamic_shared_bytes = 0;
+};
+
+inline constexpr unsigned kMaxThreadsPerBlock = 1024;
+// What every GPU from Turing on gives a block without cudaFuncSetAttribute's opt-in (which no
+// kernel uses yet).
+inline constexpr std::size_t kMaxDynamicSharedBytes = 48 * 1024;
+inline constexpr unsigned kMaxGridY = 65535, kMaxGridZ = 65535;
+
+// "conv_forward_kernel<float>": the kernel's name from the compiler's own spelling of the
+// template argument, without namespaces (for messages).
+template <auto Kernel>
+std::string kernel_name() {
+    const std::string_view pretty = __PRETTY_FUNCTION__;
+    const std::size_t begin = pretty.find("Kernel = ") + 9;
+    // GCC appends "; std::string = ..." after the argument; nvcc's host compiler may too.
+    const std::size_t end = std::min(pretty.find(';', begin), pretty.rfind(']'));
+    std::string_view name = pretty.substr(begin, end - begin);
+    if (!name.empty() && name.front() == '&') name.remove_prefix(1);
+    // Drop namespace qualifiers, which sit before the first '<'.
+    const std::size_t scope = name.substr(0, name.find('<')).rfind("::");
+    if (scope != std::string_view::npos) name.remove_prefix(scope + 2);
+    return std::string(name);
+}
+
+// The checks the GPU would make at launch, made before it so both builds raise the same error.
+template <auto Kernel>
+void check_launch_shape(const LaunchShape& s) {
+    const unsigned long long threads = 1ull * s.block.x * s.block.y * s.block.z;
+    const unsigned long long blocks = 1ull * s.grid.x * s.grid.y * s.grid.z;
+    auto refuse = [&](const std::string& why) {
+        throw InvalidArgument("launch of " + kernel_name<Kernel>() + ": " + why + " (grid " + std::to_string(s.grid.x) +
+                              "x" + std::to_string(s.grid.y) + "x" + std::to_string(s.grid.z) + ", block " +
+                              std::to_string(s.block.x) + "x" + std::to_string(s.block.y) + "x" +
+                              std::to_string(s.block.z) + ", " + std::to_string(s.dynamic_shared_bytes) +
+                              " bytes of dynamic shared memory)");
+    };
+    if (blocks == 0) refuse("empty grid");
+    if (threads == 0) refuse("empty block");
+    if (threads > kMaxThreadsPerBlock)
+        refuse(std::to_string(threads) + " threads per block, more than " + std::to_string(kMaxThreadsPerBlock));
+    if (s.block.z > 64) refuse("block z of " + std::to_string(s.block.z) + ", more than 64");
+    if (s.grid.y > kMaxGridY || s.grid.z > kMaxGridZ) refuse("grid y or z above 65535");
+    if (s.dynamic_shared_bytes > kMaxDynamicSharedBytes)
+        refuse(std::to_string(s.dynamic_shared_bytes) + " bytes of dynamic shared memory, more than the " +
+               std::to_string(kMaxDynamicSharedBytes) + " a block gets without opt-in");
+}
+
+#ifdef CONVKIT_CPU_EMULATION
+template <typename... Params>
+std::tuple<std::decay_t<Params>...> kernel_parameters_of(void (*)(Params...));
+
+template <auto Kernel, typename... Args>
+void run_in_emulator(const LaunchShape& s, Args&&... args) {
+    using Parameters = decltype(kernel_parameters_of(Kernel));
+    // Converted once, as the CUDA runtime does; each thread calls with its own copies.
+    const Parameters parameters(std::forward<Args>(args)...);
+    emu::GridLaunch launch{kernel_name<Kernel>(),
+                           {s.grid.x, s.grid.y, s.grid.z},
+                           {s.block.x, s.block.y, s.block.z},
+                           s.dynamic_shared_bytes};
+    emu::run_grid(launch, [&parameters] { std::apply(Kernel, parameters); });
+}
+#endif
+
+template <auto Kernel, typename... Args>
+void launch(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, Args&&... args) {
+    check_launch_shape<Kernel>(s);
+#ifdef CONVKIT_CPU_EMULATION
+    run_in_emulator<Kernel>(s, std::forward<Args>(args)...);
+#else
+    // clang-format takes .cuh for C++ and would split the launch chevrons.
+    // clang-format off
+    Kernel<<<s.grid, s.block, s.dynamic_shared_bytes, stream>>>(std::forward<Args>(args)...);
+    // clang-format on
+    CONVKIT_CHECK_CUDA(cudaGetLastError());
+#endif
+}
+
+// The block's dynamic shared memory, as many bytes as its launch shape asked for.
+template <typename T>
+__device__ inline T* dynamic_shared_memory() {
+#ifdef CONVKIT_CPU_EMULATION
+    return static_cast<T*>(emu::dynamic_shared_memory());
+#else
+    extern __shared__ __align__(16) unsigned char convkit_dynamic_shared[];
+    return reinterpret_cast<T*>(convkit_dynamic_shared);
+#endif
+}
+
+CONVKIT_KERNELS_END

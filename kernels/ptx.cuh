@@ -1,0 +1,159 @@
+#pragma once
+// The only place with inline PTX. Kernels call these wrappers, never asm: under nvcc each is
+// the instruction itself; in the CPU build (CONVKIT_CPU_EMULATION) each is an exact emulation
+// following the PTX ISA's per-lane fragment layouts (emu/ptx_emulation.h), so a kernel built on
+// them runs in the emulator and a wrong fragment index fails a test there.
+//
+// Architectures: ldmatrix needs sm_75, bf16/f16 m16n8k16 mma and cp.async sm_80. The build's
+// compute_75 PTX target therefore gets __trap() for the sm_80 ones; a launcher must only pick a
+// kernel built on them for devices of compute capability 8.0 or later.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels_namespace.h"
+#ifdef CONVKIT_CPU_EMULATION
+#include "emu/ptx_emulation.h"
+#endif
+
+CONVKIT_KERNELS_BEGIN
+namespace ptx {
+
+#if defined(__CUDA_ARCH__)
+__device__ inline unsigned shared_address(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+#endif
+
+// ---- mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 ---------------------
+// d = a * b + c for the warp: a is 16x16 (four registers of two 16-bit values per lane), b 16x8
+// (two), c and d 16x8 float (four). d may be c.
+
+__device__ inline void mma_m16n8k16_bf16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                                         const float (&c)[4]) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::mma_m16n8k16(emu::ptx::MmaInput::BFloat16, d, a, b, c, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%10, %11, %12, %13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+#elif defined(__CUDA_ARCH__)
+    (void)d, (void)a, (void)b, (void)c;
+    __trap();
+#else
+    (void)d, (void)a, (void)b, (void)c;
+#endif
+}
+
+__device__ inline void mma_m16n8k16_f16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                                        const float (&c)[4]) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::mma_m16n8k16(emu::ptx::MmaInput::Float16, d, a, b, c, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%10, %11, %12, %13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+#elif defined(__CUDA_ARCH__)
+    (void)d, (void)a, (void)b, (void)c;
+    __trap();
+#else
+    (void)d, (void)a, (void)b, (void)c;
+#endif
+}
+
+// ---- ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16 -------------------------------
+// Lanes 8i..8i+7 pass the 16-byte-aligned rows of matrix i (other lanes' addresses are
+// ignored but must be valid for x4); register i of lane l gets row l/4, columns 2(l%4) and
+// 2(l%4)+1 of matrix i (.trans: rows 2(l%4), 2(l%4)+1 of column l/4).
+
+template <int Matrices, bool Transpose>
+__device__ inline void ldmatrix(std::uint32_t (&r)[Matrices], const void* row) {
+    static_assert(Matrices == 1 || Matrices == 2 || Matrices == 4, "ldmatrix loads 1, 2 or 4 matrices");
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::ldmatrix(Matrices, Transpose, r, row, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+    const unsigned address = shared_address(row);
+    if constexpr (Matrices == 1 && !Transpose) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(address));
+    } else if constexpr (Matrices == 1) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(address));
+    } else if constexpr (Matrices == 2 && !Transpose) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+                     : "=r"(r[0]), "=r"(r[1])
+                     : "r"(address));
+    } else if constexpr (Matrices == 2) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                     : "=r"(r[0]), "=r"(r[1])
+                     : "r"(address));
+    } else if constexpr (!Transpose) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(address));
+    } else {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(address));
+    }
+#elif defined(__CUDA_ARCH__)
+    (void)r, (void)row;
+    __trap();
+#else
+    (void)r, (void)row;
+#endif
+}
+
+// ---- cp.async ------------------------------------------------------------------------------
+// Bytes (4, 8 or 16) from global to shared memory, asynchronously; the first source_bytes come
+// from `global`, the rest are zero. The destination must not be read before a
+// cp_async_wait_group that covers the group the copy was committed in (the emulator poisons
+// it until then and faults an ldmatrix of it).
+
+template <int Bytes>
+__device__ inline void cp_async(void* shared, const void* global, int source_bytes = Bytes) {
+    static_assert(Bytes == 4 || Bytes == 8 || Bytes == 16, "cp.async copies 4, 8 or 16 bytes");
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::cp_async(shared, global, Bytes, static_cast<std::size_t>(source_bytes));
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if constexpr (Bytes == 16) {
+        // .cg: cache at L2 only; streamed tiles gain nothing from L1 (16 bytes only).
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(shared)), "l"(global),
+                     "r"(source_bytes));
+    } else {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(shared_address(shared)), "l"(global),
+                     "n"(Bytes), "r"(source_bytes));
+    }
+#elif defined(__CUDA_ARCH__)
+    (void)shared, (void)global, (void)source_bytes;
+    __trap();
+#else
+    (void)shared, (void)global, (void)source_bytes;
+#endif
+}
+
+__device__ inline void cp_async_commit_group() {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::cp_async_commit_group();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+
+// Waits until at most Pending of this thread's committed groups are still in flight.
+template <int Pending>
+__device__ inline void cp_async_wait_group() {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::cp_async_wait_group(Pending);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+
+}  // namespace ptx
+CONVKIT_KERNELS_END

@@ -1,0 +1,55 @@
+#include "emu/async_copy.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace convkit::emu {
+
+void AsyncCopies::reset(std::size_t threads) {
+    pending_.clear();
+    committed_groups_.assign(threads, 0);
+}
+
+void AsyncCopies::issue(int thread, void* destination, const void* source, std::size_t bytes,
+                        std::size_t source_bytes) {
+    auto* d = static_cast<unsigned char*>(destination);
+    std::memset(d, 0xFF, bytes);  // poison until the wait
+    pending_.push_back(
+        {thread, -1, d, static_cast<const unsigned char*>(source), bytes, std::min(bytes, source_bytes)});
+}
+
+void AsyncCopies::commit(int thread) {
+    const int group = committed_groups_[static_cast<std::size_t>(thread)]++;
+    for (Copy& c : pending_)
+        if (c.thread == thread && c.group < 0) c.group = group;
+}
+
+void AsyncCopies::wait(int thread, int allowed) {
+    complete_if(thread, committed_groups_[static_cast<std::size_t>(thread)] - std::max(allowed, 0), false);
+}
+
+void AsyncCopies::complete_all(int thread) {
+    complete_if(thread, 0x7fffffff, true);
+}
+
+void AsyncCopies::complete_if(int thread, int below_group, bool uncommitted_too) {
+    auto done = [&](const Copy& c) {
+        return c.thread == thread && ((c.group >= 0 && c.group < below_group) || (c.group < 0 && uncommitted_too));
+    };
+    // Copies land in issue order, so a later copy to the same bytes wins as on the GPU.
+    for (const Copy& c : pending_) {
+        if (!done(c)) continue;
+        std::memcpy(c.destination, c.source, c.source_bytes);
+        std::memset(c.destination + c.source_bytes, 0, c.bytes - c.source_bytes);
+    }
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(), done), pending_.end());
+}
+
+int AsyncCopies::pending_writer(const void* p, std::size_t bytes) const {
+    const auto* begin = static_cast<const unsigned char*>(p);
+    for (const Copy& c : pending_)
+        if (begin < c.destination + c.bytes && c.destination < begin + bytes) return c.thread;
+    return -1;
+}
+
+}  // namespace convkit::emu

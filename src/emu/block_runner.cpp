@@ -1,0 +1,516 @@
+// The heart of the emulator: a launch's blocks one at a time, each block's threads as fibers
+// on this OS thread, resumed in the order of the schedule, with counted barriers and warp
+// operations completed when their last lane arrives.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include <boost/context/fiber.hpp>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_UNPOISON_MEMORY_REGION(address, size) ((void)(address), (void)(size))
+#endif
+
+#include "emu/async_copy.h"
+#include "emu/emulator.h"
+#include "emu/fiber_stack.h"
+
+// Every static __shared__ variable of the CPU build sits in this section (emu/device_api.h and
+// cmake/emu_shared_memory.ld), so one memset poisons them all. Weak: a program without
+// CPU-built kernels has no section.
+extern "C" {
+extern unsigned char __start_convkit_emu_shared[] __attribute__((weak));
+extern unsigned char __stop_convkit_emu_shared[] __attribute__((weak));
+}
+
+namespace convkit::emu {
+
+namespace {
+namespace ctx = boost::context;
+
+constexpr int kWarpSize = 32;
+constexpr unsigned char kPoison = 0xFF;  // NaN in every floating-point type
+
+enum class State { Runnable, AtBarrier, AtWarpOperation, Exited };
+
+// Unwinds a suspended thread's stack when its block is abandoned after a fault.
+struct AbandonBlock {};
+
+struct Thread {
+    int rank = 0;
+    ThreadPosition position;
+    State state = State::Runnable;
+    ctx::fiber fiber;  // the suspended thread (held by the scheduler)
+    ctx::fiber sink;   // the suspended scheduler (held by the running thread)
+    ctx::stack_context stack;
+    SanitizerSwitch sanitizer;
+    // At a barrier.
+    BarrierKind barrier_kind = BarrierKind::Sync;
+    int predicate = 0;
+    std::source_location barrier_site;
+    int barrier_result = 0;
+    // At a warp operation.
+    const WarpArrival* arrival = nullptr;
+    WarpEvaluate evaluate = nullptr;
+};
+
+struct Block {
+    const GridLaunch* launch = nullptr;
+    Extent index;
+    std::vector<Thread> threads;
+    int at_barrier = 0;
+    bool abandoned = false;
+    std::string fault;  // the first fault; the launch throws it
+    std::vector<unsigned char> dynamic_shared;
+    AsyncCopies async_copies;
+    SanitizerSwitch scheduler_sanitizer;
+    const void* scheduler_stack_bottom = nullptr;
+    std::size_t scheduler_stack_size = 0;
+};
+
+Block* current_block = nullptr;
+Thread* current_thread = nullptr;
+std::mutex launch_mutex;  // one launch at a time: __shared__ storage is process-wide
+std::optional<Schedule> schedule_override;
+
+std::string extent_text(const Extent& e) {
+    return "(" + std::to_string(e.x) + "," + std::to_string(e.y) + "," + std::to_string(e.z) + ")";
+}
+
+std::string site_text(const std::source_location& site) {
+    std::string file = site.file_name();
+    const std::size_t slash = file.find_last_of('/');
+    if (slash != std::string::npos) {
+        // Keep the folder: "kernels/pool.cu", "tests/emu/planted_kernels.cu".
+        const std::size_t before = file.find_last_of('/', slash - 1);
+        file = file.substr(before == std::string::npos ? 0 : before + 1);
+    }
+    return file + ":" + std::to_string(site.line());
+}
+
+std::string where(const Block& b, const Thread& t) {
+    return "kernel " + b.launch->kernel + ", block " + extent_text(b.index) + ", thread " +
+           extent_text(t.position.thread_index) + " [schedule " + schedule_name(current_schedule()) + "]";
+}
+
+[[noreturn]] void fault_at(const Block& b, const Thread& t, const std::string& what) {
+    throw KernelFault(where(b, t) + ": " + what);
+}
+
+Block& block() {
+    return *current_block;
+}
+Thread& thread() {
+    return *current_thread;
+}
+
+// Back to the scheduler; returns when this thread is resumed.
+void suspend() {
+    Block& b = block();
+    Thread& t = thread();
+    t.sanitizer.start(b.scheduler_stack_bottom, b.scheduler_stack_size);
+    t.sink = std::move(t.sink).resume();
+    t.sanitizer.finish(&b.scheduler_stack_bottom, &b.scheduler_stack_size);
+    if (b.abandoned) throw AbandonBlock{};
+}
+
+std::string mask_text(unsigned mask) {
+    std::ostringstream text;
+    text << "0x" << std::hex << mask;
+    return text.str();
+}
+
+// "3", "0-127", "0-31, 64-95": thread ranks, compactly.
+std::string ranks_text(const std::vector<int>& ranks) {
+    std::string text;
+    for (std::size_t i = 0; i < ranks.size();) {
+        std::size_t j = i;
+        while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1) ++j;
+        if (!text.empty()) text += ", ";
+        text += std::to_string(ranks[i]);
+        if (j > i) {
+            text += '-';  // appended piecewise: GCC 12's -Wrestrict misfires on "-" + string here
+            text += std::to_string(ranks[j]);
+        }
+        i = j + 1;
+    }
+    return text;
+}
+
+std::string waiting_place(const Thread& t) {
+    switch (t.state) {
+        case State::AtBarrier:
+            return "wait at __syncthreads (" + site_text(t.barrier_site) + ")";
+        case State::AtWarpOperation:
+            return std::string("wait at ") + t.arrival->operation + " with mask " + mask_text(t.arrival->mask) + " (" +
+                   site_text(t.arrival->site) + ")";
+        case State::Exited:
+            return "have returned";
+        case State::Runnable:
+            return "are runnable";
+    }
+    return "";
+}
+
+// No thread can run but some have not returned: say who waits where.
+[[noreturn]] void deadlock(const Block& b) {
+    std::map<std::string, std::vector<int>> groups;
+    const Thread* first_waiting = nullptr;
+    for (const Thread& t : b.threads) {
+        groups[waiting_place(t)].push_back(t.rank);
+        if (first_waiting == nullptr && t.state != State::Exited) first_waiting = &t;
+    }
+    std::string text = "deadlock:";
+    for (const auto& [place, ranks] : groups) text += " threads " + ranks_text(ranks) + " " + place + ";";
+    text.pop_back();
+    fault_at(b, *first_waiting, text);
+}
+
+void release_barrier(Block& b) {
+    const Thread& first = b.threads.front();
+    int count = 0;
+    for (const Thread& t : b.threads) {
+        if (t.barrier_kind != first.barrier_kind || t.barrier_site.line() != first.barrier_site.line() ||
+            std::strcmp(t.barrier_site.file_name(), first.barrier_site.file_name()) != 0) {
+            fault_at(b, t,
+                     "threads wait at different barriers: thread " + std::to_string(first.rank) + " at " +
+                         site_text(first.barrier_site) + ", thread " + std::to_string(t.rank) + " at " +
+                         site_text(t.barrier_site));
+        }
+        count += t.predicate != 0;
+    }
+    const int total = static_cast<int>(b.threads.size());
+    int result = 0;
+    switch (first.barrier_kind) {
+        case BarrierKind::Sync:
+            result = 0;
+            break;
+        case BarrierKind::Count:
+            result = count;
+            break;
+        case BarrierKind::And:
+            result = count == total;
+            break;
+        case BarrierKind::Or:
+            result = count > 0;
+            break;
+    }
+    for (Thread& t : b.threads) {
+        t.barrier_result = result;
+        t.state = State::Runnable;
+    }
+    b.at_barrier = 0;
+}
+
+unsigned existing_lanes(const Block& b, int warp) {
+    const int lanes = std::min(kWarpSize, static_cast<int>(b.threads.size()) - warp * kWarpSize);
+    return lanes >= kWarpSize ? 0xffffffffu : (1u << lanes) - 1;
+}
+
+void thread_main(const std::function<void()>& body) {
+    Block& b = block();
+    Thread& t = thread();
+    try {
+        if (!b.abandoned) body();
+    } catch (const AbandonBlock&) {
+    } catch (const std::exception& e) {
+        if (b.fault.empty()) {
+            b.fault = dynamic_cast<const KernelFault*>(&e) != nullptr ? e.what() : where(b, t) + ": " + e.what();
+        }
+        b.abandoned = true;
+    }
+    b.async_copies.complete_all(t.rank);
+    t.state = State::Exited;
+}
+
+Thread make_thread(const Block& b, int rank) {
+    Thread t;
+    t.rank = rank;
+    const Extent& dim = b.launch->block;
+    t.position.thread_index = {static_cast<unsigned>(rank) % dim.x, static_cast<unsigned>(rank) / dim.x % dim.y,
+                               static_cast<unsigned>(rank) / (dim.x * dim.y)};
+    t.position.block_index = b.index;
+    t.position.block_dim = dim;
+    t.position.grid_dim = b.launch->grid;
+    return t;
+}
+
+void start_fibers(Block& b, StackPool& stacks, const std::function<void()>& body) {
+    for (Thread& t : b.threads) {
+        Thread* self = &t;
+        Block* owner = &b;
+        t.fiber = ctx::fiber(
+            std::allocator_arg, PooledStackAllocator{&stacks, &t.stack}, [self, owner, &body](ctx::fiber&& sink) {
+                self->sink = std::move(sink);
+                self->sanitizer.finish(&owner->scheduler_stack_bottom, &owner->scheduler_stack_size);
+                thread_main(body);
+                self->sanitizer.start_final(owner->scheduler_stack_bottom, owner->scheduler_stack_size);
+                return std::move(self->sink);
+            });
+    }
+}
+
+// Resumes `t` (after telling ASan which stack comes next).
+void run_thread(Block& b, Thread& t) {
+    current_thread = &t;
+    b.scheduler_sanitizer.start(static_cast<const char*>(t.stack.sp) - t.stack.size, t.stack.size);
+    t.fiber = std::move(t.fiber).resume();
+    b.scheduler_sanitizer.finish(nullptr, nullptr);
+    current_thread = nullptr;
+}
+
+bool runnable(const Thread& t) {
+    return t.state == State::Runnable && static_cast<bool>(t.fiber);
+}
+
+// One pass of the schedule; false when no thread could run.
+bool schedule_pass(Block& b, Schedule schedule, std::mt19937_64& random) {
+    const int n = static_cast<int>(b.threads.size());
+    bool progressed = false;
+    auto step = [&](int i) {
+        Thread& t = b.threads[static_cast<std::size_t>(i)];
+        if (!runnable(t) || b.abandoned) return false;
+        run_thread(b, t);
+        progressed = true;
+        return true;
+    };
+    switch (schedule) {
+        case Schedule::Forward:
+            for (int i = 0; i < n; ++i) step(i);
+            break;
+        case Schedule::Reverse:
+            for (int i = n - 1; i >= 0; --i) step(i);
+            break;
+        case Schedule::RunToBlock:
+            for (int i = 0; i < n; ++i)
+                while (step(i)) {
+                }
+            break;
+        case Schedule::Random: {
+            std::vector<int> ready;
+            for (int i = 0; i < n; ++i)
+                if (runnable(b.threads[static_cast<std::size_t>(i)])) ready.push_back(i);
+            if (!ready.empty()) step(ready[random() % ready.size()]);
+            break;
+        }
+    }
+    return progressed;
+}
+
+void poison_shared_memory(Block& b) {
+    if (__start_convkit_emu_shared != nullptr) {
+        const auto bytes = static_cast<std::size_t>(__stop_convkit_emu_shared - __start_convkit_emu_shared);
+        // ASan's redzones between the gathered variables would report the memset.
+        ASAN_UNPOISON_MEMORY_REGION(__start_convkit_emu_shared, bytes);
+        std::memset(__start_convkit_emu_shared, kPoison, bytes);
+    }
+    std::fill(b.dynamic_shared.begin(), b.dynamic_shared.end(), kPoison);
+}
+
+std::uint64_t seed_from_environment() {
+    const char* text = std::getenv("CONVKIT_EMU_SEED");
+    return text != nullptr ? std::strtoull(text, nullptr, 10) : 1;
+}
+
+void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, Schedule schedule,
+               std::mt19937_64& random) {
+    const std::size_t n = static_cast<std::size_t>(b.launch->block.count());
+    b.threads.clear();
+    b.threads.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) b.threads.push_back(make_thread(b, static_cast<int>(i)));
+    b.at_barrier = 0;
+    b.abandoned = false;
+    b.async_copies.reset(n);
+    poison_shared_memory(b);
+    start_fibers(b, stacks, body);
+    while (!b.abandoned) {
+        if (schedule_pass(b, schedule, random)) continue;
+        const bool all_exited =
+            std::all_of(b.threads.begin(), b.threads.end(), [](const Thread& t) { return t.state == State::Exited; });
+        if (all_exited) break;
+        try {
+            deadlock(b);
+        } catch (const KernelFault& f) {
+            b.fault = f.what();
+            b.abandoned = true;
+        }
+    }
+    // Unwind every thread still suspended (they throw AbandonBlock from their switch point).
+    for (Thread& t : b.threads)
+        while (t.fiber) run_thread(b, t);
+}
+}  // namespace
+
+const char* schedule_name(Schedule schedule) {
+    switch (schedule) {
+        case Schedule::Forward:
+            return "forward";
+        case Schedule::Reverse:
+            return "reverse";
+        case Schedule::RunToBlock:
+            return "run-to-block";
+        case Schedule::Random:
+            return "random";
+    }
+    return "unknown";
+}
+
+Schedule schedule_from_environment() {
+    const char* text = std::getenv("CONVKIT_EMU_SCHEDULE");
+    if (text == nullptr || *text == '\0') return Schedule::Forward;
+    for (Schedule s : {Schedule::Forward, Schedule::Reverse, Schedule::RunToBlock, Schedule::Random})
+        if (std::strcmp(text, schedule_name(s)) == 0) return s;
+    throw InvalidArgument(std::string("CONVKIT_EMU_SCHEDULE: unknown schedule '") + text +
+                          "' (forward, reverse, run-to-block or random)");
+}
+
+Schedule current_schedule() {
+    return schedule_override ? *schedule_override : schedule_from_environment();
+}
+
+void set_schedule_override(std::optional<Schedule> schedule) {
+    schedule_override = schedule;
+}
+
+void run_grid(const GridLaunch& launch, const std::function<void()>& thread_body) {
+    const std::lock_guard<std::mutex> lock(launch_mutex);
+    const Schedule schedule = current_schedule();
+    std::mt19937_64 random(seed_from_environment());
+    static StackPool stacks;  // guarded by launch_mutex
+    Block b;
+    b.launch = &launch;
+    b.dynamic_shared.resize(launch.dynamic_shared_bytes);
+    current_block = &b;
+    struct ClearCurrent {
+        ~ClearCurrent() { current_block = nullptr; }
+    } clear;
+    for (unsigned z = 0; z < launch.grid.z; ++z)
+        for (unsigned y = 0; y < launch.grid.y; ++y)
+            for (unsigned x = 0; x < launch.grid.x; ++x) {
+                b.index = {x, y, z};
+                run_block(b, stacks, thread_body, schedule, random);
+                if (!b.fault.empty()) throw KernelFault(b.fault);
+            }
+}
+
+const ThreadPosition& position() {
+    return thread().position;
+}
+
+int thread_rank() {
+    return thread().rank;
+}
+
+AsyncCopies& block_async_copies() {
+    return block().async_copies;
+}
+
+int block_barrier(BarrierKind kind, int predicate, const std::source_location& site) {
+    Block& b = block();
+    Thread& t = thread();
+    t.state = State::AtBarrier;
+    t.barrier_kind = kind;
+    t.predicate = predicate;
+    t.barrier_site = site;
+    if (++b.at_barrier == static_cast<int>(b.threads.size())) release_barrier(b);
+    // Even the last to arrive goes back to the scheduler, which picks who runs first.
+    suspend();
+    return t.barrier_result;
+}
+
+void warp_collective(const WarpArrival& arrival, WarpEvaluate evaluate) {
+    Block& b = block();
+    Thread& t = thread();
+    const int lane = t.rank % kWarpSize;
+    const int warp = t.rank / kWarpSize;
+    if ((arrival.mask >> lane & 1u) == 0) {
+        fault_at(b, t,
+                 std::string(arrival.operation) + " with mask " + mask_text(arrival.mask) +
+                     ", which excludes the calling lane " + std::to_string(lane) + " (" + site_text(arrival.site) +
+                     ")");
+    }
+    const unsigned exist = existing_lanes(b, warp);
+    if ((arrival.mask & ~exist) != 0) {
+        fault_at(b, t,
+                 std::string(arrival.operation) + " with mask " + mask_text(arrival.mask) +
+                     " names lanes that do not exist in a block of " + std::to_string(b.threads.size()) + " threads (" +
+                     site_text(arrival.site) + ")");
+    }
+    unsigned arrived = 1u << lane;
+    for (int other = 0; other < kWarpSize; ++other) {
+        if (other == lane || ((exist >> other) & 1u) == 0) continue;
+        const Thread& o = b.threads[static_cast<std::size_t>(warp * kWarpSize + other)];
+        if (o.state != State::AtWarpOperation) continue;
+        const bool related = ((arrival.mask >> other) & 1u) != 0 || ((o.arrival->mask >> lane) & 1u) != 0;
+        if (!related) continue;
+        if (std::strcmp(o.arrival->operation, arrival.operation) != 0 || o.arrival->mask != arrival.mask) {
+            fault_at(b, t,
+                     "lanes of warp " + std::to_string(warp) + " at different warp operations: lane " +
+                         std::to_string(lane) + " at " + arrival.operation + " with mask " + mask_text(arrival.mask) +
+                         " (" + site_text(arrival.site) + "), lane " + std::to_string(other) + " at " +
+                         o.arrival->operation + " with mask " + mask_text(o.arrival->mask) + " (" +
+                         site_text(o.arrival->site) + ")");
+        }
+        arrived |= 1u << other;
+    }
+    t.state = State::AtWarpOperation;
+    t.arrival = &arrival;
+    t.evaluate = evaluate;
+    if (arrived == arrival.mask) {
+        WarpLanes lanes;
+        lanes.mask = arrival.mask;
+        lanes.warp = warp;
+        for (int l = 0; l < kWarpSize; ++l)
+            if ((arrival.mask >> l) & 1u)
+                lanes.lane[l] = b.threads[static_cast<std::size_t>(warp * kWarpSize + l)].arrival;
+        evaluate(lanes);
+        for (int l = 0; l < kWarpSize; ++l)
+            if ((arrival.mask >> l) & 1u)
+                b.threads[static_cast<std::size_t>(warp * kWarpSize + l)].state = State::Runnable;
+    }
+    suspend();
+}
+
+void lane_fault(const WarpLanes& lanes, int lane, const std::string& what) {
+    Block& b = block();
+    fault_at(b, b.threads[static_cast<std::size_t>(lanes.warp * kWarpSize + lane)], what);
+}
+
+unsigned live_lanes_of_warp() {
+    Block& b = block();
+    const int warp = thread().rank / kWarpSize;
+    unsigned mask = 0;
+    for (int l = 0; l < kWarpSize; ++l) {
+        const std::size_t r = static_cast<std::size_t>(warp * kWarpSize + l);
+        if (r < b.threads.size() && b.threads[r].state != State::Exited) mask |= 1u << l;
+    }
+    return mask;
+}
+
+void switch_point() {
+    suspend();  // stays runnable: the schedule decides who goes next
+}
+
+void trap(const std::source_location& site) {
+    thread_fault("__trap() at " + site_text(site));
+}
+
+void thread_fault(const std::string& what) {
+    fault_at(block(), thread(), what);
+}
+
+void* dynamic_shared_memory() {
+    return block().dynamic_shared.data();
+}
+
+}  // namespace convkit::emu

@@ -1,0 +1,116 @@
+#pragma once
+// The CUDA execution model on the CPU, for the CPU build of the kernel sources (issue #12).
+// A launch runs its blocks one after another on the calling OS thread; each block's threads are
+// fibers (Boost.Context) switched only at synchronisation points: barriers, warp operations,
+// atomics and the PTX operations of kernels/ptx.cuh. A barrier completes when every thread of
+// the block has arrived, a warp operation when every lane of its mask has; anything else
+// (a deadlock, lanes at different warp operations, a lane outside its mask, __trap) stops the
+// launch with a KernelFault naming the kernel, the block and the thread. Plain C++: the CPU
+// build of kernels/ reaches it through emu/device_api.h and kernels/launch.cuh.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <source_location>
+#include <string>
+
+#include "convkit/error.h"
+
+namespace convkit::emu {
+
+// What a kernel did wrong, found by the emulator (a GPU shows these as a hang, a launch
+// failure or silently wrong data). A CudaError, as the same kernel's failure on a GPU is.
+class KernelFault : public CudaError {
+public:
+    using CudaError::CudaError;
+};
+
+struct Extent {
+    unsigned x = 1, y = 1, z = 1;
+    std::uint64_t count() const { return std::uint64_t{x} * y * z; }
+};
+
+// The order in which a block's runnable threads are resumed. Threads run between
+// synchronisation points without interruption, so the schedule decides which side of a
+// missing barrier runs first.
+enum class Schedule {
+    Forward,     // sweeps in ascending thread index, each thread to its next switch point
+    Reverse,     // sweeps in descending thread index
+    RunToBlock,  // each thread as far as it can go (through atomics) before the next one
+    Random,      // a seeded random runnable thread at every switch (CONVKIT_EMU_SEED)
+};
+const char* schedule_name(Schedule schedule);
+// CONVKIT_EMU_SCHEDULE=forward|reverse|run-to-block|random (default forward); a bad value is an
+// InvalidArgument naming it.
+Schedule schedule_from_environment();
+// The schedule launches use: the override when set, else the environment's.
+Schedule current_schedule();
+// Sets (or, with nullopt, clears) a process-wide override, for tests that run one kernel under
+// every schedule.
+void set_schedule_override(std::optional<Schedule> schedule);
+
+struct GridLaunch {
+    std::string kernel;  // for messages: "conv_forward_kernel<float>"
+    Extent grid;
+    Extent block;
+    std::size_t dynamic_shared_bytes = 0;
+};
+
+// Runs `thread_body` once per thread of every block of the launch. Throws KernelFault. One
+// launch runs at a time in a process (static __shared__ variables are process-wide storage).
+void run_grid(const GridLaunch& launch, const std::function<void()>& thread_body);
+
+// ---- device side: called by the running thread (emu/device_api.h) -----------------------
+
+struct ThreadPosition {
+    Extent thread_index, block_index, block_dim, grid_dim;
+};
+const ThreadPosition& position();
+
+enum class BarrierKind { Sync, Count, And, Or };
+// __syncthreads and its counting forms; returns the count, or 0/1 for And/Or.
+int block_barrier(BarrierKind kind, int predicate, const std::source_location& site);
+
+// One lane's part in a warp operation. When every lane of `mask` has arrived at the same
+// operation with the same mask, `evaluate` runs once with all their arrivals and writes each
+// lane's output; it reports misuse through `lane_fault`.
+struct WarpArrival {
+    const char* operation = nullptr;
+    unsigned mask = 0;
+    std::source_location site;
+    const void* input = nullptr;
+    void* output = nullptr;
+};
+struct WarpLanes {
+    const WarpArrival* lane[32] = {};  // null for lanes outside the mask
+    unsigned mask = 0;
+    int warp = 0;
+};
+using WarpEvaluate = void (*)(const WarpLanes& lanes);
+void warp_collective(const WarpArrival& arrival, WarpEvaluate evaluate);
+// Throws the KernelFault of a misuse found while evaluating a warp operation, naming the lane.
+[[noreturn]] void lane_fault(const WarpLanes& lanes, int lane, const std::string& what);
+
+// Lanes of the calling thread's warp that have not exited (__activemask's approximation: the
+// emulator has no notion of divergence between switch points).
+unsigned live_lanes_of_warp();
+
+// A switch point that does not block (atomics): other threads may run first under the
+// forward, reverse and random schedules.
+void switch_point();
+
+// __trap(): stops the launch with a KernelFault naming this thread.
+[[noreturn]] void trap(const std::source_location& site);
+// A fault of the calling thread (misaligned ldmatrix, a pending cp.async read, ...).
+[[noreturn]] void thread_fault(const std::string& what);
+
+// The block's dynamic shared memory (poisoned at the start of every block).
+void* dynamic_shared_memory();
+
+// The calling thread's index within its block (x fastest), and the block's cp.async records
+// (emu/async_copy.h).
+int thread_rank();
+class AsyncCopies;
+AsyncCopies& block_async_copies();
+
+}  // namespace convkit::emu

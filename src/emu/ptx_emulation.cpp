@@ -1,0 +1,208 @@
+#include "emu/ptx_emulation.h"
+
+#include <cstring>
+#include <sstream>
+#include <string>
+
+#include "emu/async_copy.h"
+#include "emu/emulator.h"
+
+namespace convkit::emu::ptx {
+
+namespace {
+constexpr int kWarpSize = 32;
+constexpr unsigned kFullWarp = 0xffffffffu;
+
+float bfloat16_to_float(std::uint16_t bits) {
+    const std::uint32_t widened = std::uint32_t{bits} << 16;
+    float value;
+    std::memcpy(&value, &widened, sizeof(value));
+    return value;
+}
+
+float float16_to_float(std::uint16_t bits) {
+    const std::uint32_t sign = (bits >> 15) & 1u;
+    const int exponent = (bits >> 10) & 0x1f;
+    const std::uint32_t mantissa = bits & 0x3ffu;
+    float magnitude;
+    if (exponent == 0) {
+        magnitude = static_cast<float>(mantissa) * 0x1p-24f;  // subnormal
+    } else if (exponent == 31) {
+        magnitude = mantissa == 0 ? __builtin_inff() : __builtin_nanf("");
+    } else {
+        magnitude = static_cast<float>(mantissa | 0x400u) * static_cast<float>(1u << exponent) * 0x1p-25f;
+    }
+    return sign != 0 ? -magnitude : magnitude;
+}
+
+// Element `half` (0: low 16 bits, 1: high) of a packed register.
+std::uint16_t half_of(std::uint32_t reg, int half) {
+    return static_cast<std::uint16_t>(reg >> (16 * half));
+}
+
+struct MmaLane {
+    MmaInput input;
+    const std::uint32_t* a;
+    const std::uint32_t* b;
+    const float* c;
+};
+
+// The fragment layouts of m16n8k16 (PTX ISA), for lane l: group g = l / 4, t = l % 4.
+//   A (16x16, row): a_i (i = 0..7, two per register) at row g + 8 * ((i / 2) % 2), column
+//                   2t + (i % 2) + 8 * (i / 4).
+//   B (16x8, col):  b_i (i = 0..3) at row (k) 2t + (i % 2) + 8 * (i / 2), column g.
+//   C, D (16x8):    c_i (i = 0..3) at row g + 8 * (i / 2), column 2t + (i % 2).
+int a_row(int lane, int i) {
+    return lane / 4 + 8 * ((i / 2) % 2);
+}
+int a_col(int lane, int i) {
+    return 2 * (lane % 4) + (i % 2) + 8 * (i / 4);
+}
+int b_row(int lane, int i) {
+    return 2 * (lane % 4) + (i % 2) + 8 * (i / 2);
+}
+int b_col(int lane, int) {
+    return lane / 4;
+}
+int c_row(int lane, int i) {
+    return lane / 4 + 8 * (i / 2);
+}
+int c_col(int lane, int i) {
+    return 2 * (lane % 4) + (i % 2);
+}
+
+void evaluate_mma(const WarpLanes& lanes) {
+    double a[16][16], b[16][8], c[16][8];
+    for (int l = 0; l < kWarpSize; ++l) {
+        const auto& in = *static_cast<const MmaLane*>(lanes.lane[l]->input);
+        auto convert = [&](std::uint16_t bits) {
+            return static_cast<double>(in.input == MmaInput::BFloat16 ? bfloat16_to_float(bits)
+                                                                      : float16_to_float(bits));
+        };
+        for (int i = 0; i < 8; ++i) a[a_row(l, i)][a_col(l, i)] = convert(half_of(in.a[i / 2], i % 2));
+        for (int i = 0; i < 4; ++i) b[b_row(l, i)][b_col(l, i)] = convert(half_of(in.b[i / 2], i % 2));
+        for (int i = 0; i < 4; ++i) c[c_row(l, i)][c_col(l, i)] = in.c[i];
+    }
+    for (int l = 0; l < kWarpSize; ++l) {
+        auto* d = static_cast<float*>(lanes.lane[l]->output);
+        for (int i = 0; i < 4; ++i) {
+            const int row = c_row(l, i), col = c_col(l, i);
+            double sum = c[row][col];
+            for (int k = 0; k < 16; ++k) sum += a[row][k] * b[k][col];
+            d[i] = static_cast<float>(sum);
+        }
+    }
+}
+
+struct LdmatrixLane {
+    const unsigned char* row;
+};
+
+std::string address_text(const void* p) {
+    std::ostringstream text;
+    text << p;
+    return text.str();
+}
+
+template <int Matrices, bool Transpose>
+void evaluate_ldmatrix(const WarpLanes& lanes) {
+    const unsigned char* rows[4][8] = {};
+    for (int m = 0; m < Matrices; ++m) {
+        for (int r = 0; r < 8; ++r) {
+            const int lane = 8 * m + r;
+            const unsigned char* row = static_cast<const LdmatrixLane*>(lanes.lane[lane]->input)->row;
+            if (reinterpret_cast<std::uintptr_t>(row) % 16 != 0) {
+                lane_fault(lanes, lane,
+                           "ldmatrix row address " + address_text(row) + " of lane " + std::to_string(lane) +
+                               " is not 16-byte aligned");
+            }
+            const int writer = block_async_copies().pending_writer(row, 16);
+            if (writer >= 0) {
+                lane_fault(lanes, lane,
+                           "ldmatrix of lane " + std::to_string(lane) + " reads " + address_text(row) +
+                               ", the destination of a cp.async of thread " + std::to_string(writer) +
+                               " before that thread's cp.async.wait_group");
+            }
+            rows[m][r] = row;
+        }
+    }
+    auto element = [&](int m, int row, int col) {
+        std::uint16_t value;
+        std::memcpy(&value, rows[m][row] + 2 * col, sizeof(value));
+        return std::uint32_t{value};
+    };
+    for (int l = 0; l < kWarpSize; ++l) {
+        auto* out = static_cast<std::uint32_t*>(lanes.lane[l]->output);
+        for (int m = 0; m < Matrices; ++m) {
+            // Lane l holds (row l/4, columns 2(l%4), +1); transposed, (rows 2(l%4), +1, column l/4).
+            const int pair = 2 * (l % 4), single = l / 4;
+            out[m] = Transpose ? element(m, pair, single) | element(m, pair + 1, single) << 16
+                               : element(m, single, pair) | element(m, single, pair + 1) << 16;
+        }
+    }
+}
+
+template <int Matrices, bool Transpose>
+constexpr const char* ldmatrix_name() {
+    if constexpr (Matrices == 1) return Transpose ? "ldmatrix.x1.trans" : "ldmatrix.x1";
+    if constexpr (Matrices == 2) return Transpose ? "ldmatrix.x2.trans" : "ldmatrix.x2";
+    return Transpose ? "ldmatrix.x4.trans" : "ldmatrix.x4";
+}
+
+template <int Matrices, bool Transpose>
+void ldmatrix_of(std::uint32_t* registers, const void* row, const std::source_location& site) {
+    const LdmatrixLane in{static_cast<const unsigned char*>(row)};
+    warp_collective({ldmatrix_name<Matrices, Transpose>(), kFullWarp, site, &in, registers},
+                    evaluate_ldmatrix<Matrices, Transpose>);
+}
+}  // namespace
+
+void mma_m16n8k16(MmaInput input, float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                  const float (&c)[4], const std::source_location& site) {
+    const MmaLane in{input, a, b, c};
+    float out[4];
+    const char* name = input == MmaInput::BFloat16 ? "mma.sync.m16n8k16.f32.bf16" : "mma.sync.m16n8k16.f32.f16";
+    warp_collective({name, kFullWarp, site, &in, out}, evaluate_mma);
+    std::memcpy(d, out, sizeof(out));  // d may alias c
+}
+
+void ldmatrix(int matrices, bool transpose, std::uint32_t* registers, const void* row,
+              const std::source_location& site) {
+    switch (matrices * 2 + (transpose ? 1 : 0)) {
+        case 2:
+            return ldmatrix_of<1, false>(registers, row, site);
+        case 3:
+            return ldmatrix_of<1, true>(registers, row, site);
+        case 4:
+            return ldmatrix_of<2, false>(registers, row, site);
+        case 5:
+            return ldmatrix_of<2, true>(registers, row, site);
+        case 8:
+            return ldmatrix_of<4, false>(registers, row, site);
+        case 9:
+            return ldmatrix_of<4, true>(registers, row, site);
+        default:
+            thread_fault("ldmatrix of " + std::to_string(matrices) + " matrices (1, 2 or 4)");
+    }
+}
+
+void cp_async(void* shared_destination, const void* global_source, std::size_t bytes, std::size_t source_bytes) {
+    if (reinterpret_cast<std::uintptr_t>(shared_destination) % bytes != 0 ||
+        reinterpret_cast<std::uintptr_t>(global_source) % bytes != 0) {
+        thread_fault("cp.async of " + std::to_string(bytes) + " bytes from " + address_text(global_source) + " to " +
+                     address_text(shared_destination) + ": addresses must be aligned to the size");
+    }
+    switch_point();  // the copy is issued; others may run before it lands
+    block_async_copies().issue(thread_rank(), shared_destination, global_source, bytes, source_bytes);
+}
+
+void cp_async_commit_group() {
+    block_async_copies().commit(thread_rank());
+}
+
+void cp_async_wait_group(int allowed_pending) {
+    block_async_copies().wait(thread_rank(), allowed_pending);
+    switch_point();
+}
+
+}  // namespace convkit::emu::ptx

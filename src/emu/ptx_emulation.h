@@ -1,0 +1,28 @@
+#pragma once
+// The CPU side of kernels/ptx.cuh: mma.sync, ldmatrix and cp.async, following the PTX ISA's
+// per-lane fragment layouts ("Matrix Fragments for mma.m16n8k16 with floating point type",
+// "Warp-level matrix load instruction: ldmatrix").
+#include <cstddef>
+#include <cstdint>
+#include <source_location>
+
+namespace convkit::emu::ptx {
+
+enum class MmaInput { BFloat16, Float16 };
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32: d = a * b + c over the warp.
+// Each product is exact in double and the sum is rounded to float once; the GPU's order and
+// rounding of the sum are unspecified, so results may differ from it in the last bits.
+void mma_m16n8k16(MmaInput input, float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                  const float (&c)[4], const std::source_location& site);
+
+// ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: lanes 8i..8i+7 give the rows of
+// matrix i (16-byte aligned); every lane receives one 32-bit register per matrix.
+void ldmatrix(int matrices, bool transpose, std::uint32_t* registers, const void* row,
+              const std::source_location& site);
+
+// cp.async.{ca,cg}.shared.global with src-size; commit_group; wait_group.
+void cp_async(void* shared_destination, const void* global_source, std::size_t bytes, std::size_t source_bytes);
+void cp_async_commit_group();
+void cp_async_wait_group(int allowed_pending);
+
+}  // namespace convkit::emu::ptx

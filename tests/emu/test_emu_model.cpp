@@ -1,0 +1,203 @@
+// The emulator's model of CUDA (src/emu/), through kernels written for it (probe_kernels.cu):
+// warp and block operations give CUDA's answers, shared memory is per block and poisoned,
+// ldmatrix and mma.sync follow the PTX fragment layouts, and every misuse is a KernelFault
+// naming the kernel, the block and the thread. Launch-shape errors are InvalidArgument.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "emu/emulator.h"
+#include "emu_test_support.h"
+#include "test_kernels.h"
+
+namespace convkit {
+namespace {
+
+namespace probes = kernels::emu_tests;
+using emu::KernelFault;
+
+TEST(EmuModel, WarpOperationsGiveCudasAnswers) {
+    std::vector<int> out(32 * probes::kWarpProbeOperations, -1);
+    probes::warp_operations_probe(out.data());
+    unsigned ballot = 0;
+    for (int l = 0; l < 32; l += 3) ballot |= 1u << l;
+    for (int l = 0; l < 32; ++l) {
+        SCOPED_TRACE(::testing::Message() << "lane " << l);
+        EXPECT_EQ(out[0 * 32 + l], (l + 3) % 32 * 10);
+        EXPECT_EQ(out[1 * 32 + l], l == 0 ? 0 : (l - 1) * 10);                // lane 0 keeps its own
+        EXPECT_EQ(out[2 * 32 + l], l % 16 + 2 < 16 ? (l + 2) * 10 : l * 10);  // within 16-lane segments
+        EXPECT_EQ(out[3 * 32 + l], (l ^ 5) * 10);                             // xor stays in 8-lane segments
+        EXPECT_EQ(static_cast<unsigned>(out[4 * 32 + l]), ballot);
+        EXPECT_EQ(out[5 * 32 + l], 1);
+        EXPECT_EQ(out[6 * 32 + l], 1);
+        // __activemask promises only the calling lane (the emulator: the lanes not yet returned).
+        EXPECT_TRUE((static_cast<unsigned>(out[7 * 32 + l]) >> l) & 1u);
+    }
+}
+
+TEST(EmuModel, CountingBarriersAndAtomics) {
+    for (int threads : {32, 100, 256, 1024}) {
+        SCOPED_TRACE(std::to_string(threads) + " threads");
+        int out[4] = {-1, -1, -1, 0};
+        probes::block_operations_probe(threads, out);
+        EXPECT_EQ(out[0], (threads + 3) / 4);  // __syncthreads_count
+        EXPECT_EQ(out[1], 0);                  // __syncthreads_and
+        EXPECT_EQ(out[2], 1);                  // __syncthreads_or
+        EXPECT_EQ(out[3], threads);            // atomicAdd from every thread
+    }
+}
+
+TEST(EmuModel, DynamicSharedMemoryIsTheLaunchsSize) {
+    const int threads = 96;
+    std::vector<int> out(threads, -1);
+    probes::dynamic_shared_probe(threads, out.data(), threads * sizeof(int));
+    for (int t = 0; t < threads; ++t) EXPECT_EQ(out[t], (t + 1) % threads + 100) << t;
+}
+
+TEST(EmuModel, SharedMemoryIsPoisonedAtTheStartOfEveryBlock) {
+    std::vector<float> out(3, 0.0f);
+    probes::unwritten_shared_probe(3, out.data());
+    for (float v : out) EXPECT_TRUE(std::isnan(v)) << v;  // block 0's 42 never reaches block 1
+}
+
+// ldmatrix against the PTX ISA's statement of who gets what: register i of lane l holds row
+// l / 4, columns 2 (l % 4) and +1 of matrix i (transposed: rows 2 (l % 4), +1 of column l / 4).
+TEST(EmuModel, LdmatrixFollowsThePtxLayout) {
+    const int stride = 8;
+    std::vector<std::uint16_t> tile(32 * stride);
+    for (std::size_t i = 0; i < tile.size(); ++i) tile[i] = static_cast<std::uint16_t>(1000 + i);
+    auto element = [&](int matrix, int row, int col) { return tile[(matrix * 8 + row) * stride + col]; };
+    for (int matrices : {1, 2, 4}) {
+        for (bool transpose : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << "x" << matrices << (transpose ? ".trans" : ""));
+            std::vector<std::uint32_t> out(32 * 4, 0);
+            probes::ldmatrix_probe(tile.data(), stride, matrices, transpose, out.data());
+            for (int l = 0; l < 32; ++l) {
+                for (int i = 0; i < matrices; ++i) {
+                    const int pair = 2 * (l % 4), single = l / 4;
+                    const std::uint32_t low = transpose ? element(i, pair, single) : element(i, single, pair);
+                    const std::uint32_t high = transpose ? element(i, pair + 1, single) : element(i, single, pair + 1);
+                    EXPECT_EQ(out[l * 4 + i], low | high << 16) << "lane " << l << " register " << i;
+                }
+            }
+        }
+    }
+}
+
+std::uint16_t to_bfloat16(float value) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, sizeof(bits));
+    return static_cast<std::uint16_t>(bits >> 16);  // exact for the small integers used here
+}
+
+std::uint16_t to_float16(int value) {  // small integers only: exact in half
+    if (value == 0) return 0;
+    const std::uint16_t sign = value < 0 ? 0x8000 : 0;
+    int magnitude = std::abs(value), exponent = 0;
+    while ((magnitude >> exponent) > 1) ++exponent;
+    const int mantissa = (magnitude << (10 - exponent)) & 0x3ff;
+    return static_cast<std::uint16_t>(sign | (exponent + 15) << 10 | mantissa);
+}
+
+// One m16n8k16 on small integers (every sum exact) against a plain loop, in both input types;
+// the probe gathers fragments from the PTX figures, the emulator by its own formulas.
+TEST(EmuModel, MmaMatchesAPlainLoop) {
+    CONVKIT_SEEDED_RNG(rng);
+    std::vector<int> a(16 * 16), b(16 * 8);
+    std::vector<float> c(16 * 8);
+    for (int& v : a) v = static_cast<int>(testing::pick(rng, -4, 4));
+    for (int& v : b) v = static_cast<int>(testing::pick(rng, -4, 4));
+    for (float& v : c) v = static_cast<float>(testing::pick(rng, -20, 20));
+    for (bool bfloat16 : {true, false}) {
+        SCOPED_TRACE(bfloat16 ? "bf16" : "f16");
+        std::vector<std::uint16_t> a16(a.size()), b16(b.size());
+        for (std::size_t i = 0; i < a.size(); ++i)
+            a16[i] = bfloat16 ? to_bfloat16(static_cast<float>(a[i])) : to_float16(a[i]);
+        for (std::size_t i = 0; i < b.size(); ++i)
+            b16[i] = bfloat16 ? to_bfloat16(static_cast<float>(b[i])) : to_float16(b[i]);
+        std::vector<float> d(16 * 8, std::nanf(""));
+        probes::mma_probe(a16.data(), b16.data(), c.data(), bfloat16, d.data());
+        for (int row = 0; row < 16; ++row) {
+            for (int col = 0; col < 8; ++col) {
+                float expected = c[row * 8 + col];
+                for (int k = 0; k < 16; ++k) expected += static_cast<float>(a[row * 16 + k] * b[k * 8 + col]);
+                EXPECT_EQ(d[row * 8 + col], expected) << "row " << row << " col " << col;
+            }
+        }
+    }
+}
+
+// The fault's message must name what went wrong, the kernel, a block and a thread.
+void expect_fault(probes::Misuse misuse, const std::string& what, const std::string& block_and_thread) {
+    try {
+        probes::misuse_probe(misuse);
+        ADD_FAILURE() << "no KernelFault; expected: " << what;
+    } catch (const KernelFault& fault) {
+        const std::string message = fault.what();
+        EXPECT_NE(message.find(what), std::string::npos) << message;
+        EXPECT_NE(message.find("kernel misuse_kernel"), std::string::npos) << message;
+        EXPECT_NE(message.find(block_and_thread), std::string::npos) << message;
+    }
+}
+
+TEST(EmuModel, MisuseIsAFaultNamingKernelBlockAndThread) {
+    expect_fault(probes::Misuse::EarlyReturnBeforeBarrier,
+                 "threads 0-4, 6-31 wait at __syncthreads (emu/probe_kernels.cu", "block (0,0,0), thread (0,0,0)");
+    expect_fault(probes::Misuse::EarlyReturnBeforeBarrier, "deadlock: threads 5 have returned", "block (0,0,0)");
+    expect_fault(probes::Misuse::DifferentWarpOperations, "at different warp operations", "block (0,0,0), thread");
+    expect_fault(probes::Misuse::LaneOutsideItsMask, "which excludes the calling lane 20",
+                 "block (0,0,0), thread (20,0,0)");
+    expect_fault(probes::Misuse::SourceOutsideTheMask, "reads lane 20, which is outside its mask",
+                 "block (0,0,0), thread (0,0,0)");
+    expect_fault(probes::Misuse::MisalignedLdmatrix, "is not 16-byte aligned", "block (0,0,0), thread (3,0,0)");
+    expect_fault(probes::Misuse::Trap, "__trap() at emu/probe_kernels.cu", "block (1,0,0), thread (9,0,0)");
+    expect_fault(probes::Misuse::DifferentBarriers,
+                 "threads wait at different barriers: thread 0 at emu/probe_kernels.cu", "block (0,0,0), thread");
+    expect_fault(probes::Misuse::SyncwarpWithoutALane, "threads 7 have returned", "block (0,0,0)");
+    expect_fault(probes::Misuse::SyncwarpWithoutALane, "wait at __syncwarp with mask 0xffffffff", "block (0,0,0)");
+}
+
+TEST(EmuModel, TheSameFaultUnderEverySchedule) {
+    for (emu::Schedule s :
+         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+        SCOPED_TRACE(emu::schedule_name(s));
+        emu::set_schedule_override(s);
+        EXPECT_THROW(probes::misuse_probe(probes::Misuse::EarlyReturnBeforeBarrier), KernelFault);
+        EXPECT_THROW(probes::misuse_probe(probes::Misuse::Trap), KernelFault);
+    }
+    emu::set_schedule_override(std::nullopt);
+}
+
+// The launch helper's checks, the same InvalidArgument as on the GPU build.
+TEST(EmuModel, BadLaunchShapesAreInvalidArguments) {
+    auto expect_refused = [](unsigned blocks, unsigned threads, std::size_t bytes, const std::string& why) {
+        try {
+            probes::empty_kernel_launch(blocks, threads, bytes);
+            ADD_FAILURE() << "launch accepted; expected: " << why;
+        } catch (const InvalidArgument& e) {
+            EXPECT_NE(std::string(e.what()).find("launch of empty_kernel: " + why), std::string::npos) << e.what();
+        }
+    };
+    expect_refused(0, 32, 0, "empty grid");
+    expect_refused(1, 0, 0, "empty block");
+    expect_refused(1, 2048, 0, "2048 threads per block, more than 1024");
+    expect_refused(1, 32, 64 * 1024, "65536 bytes of dynamic shared memory, more than the 49152");
+    EXPECT_NO_THROW(probes::empty_kernel_launch(3, 1024, 48 * 1024));
+}
+
+TEST(EmuModel, ScheduleComesFromTheEnvironment) {
+    const char* saved = std::getenv("CONVKIT_EMU_SCHEDULE");
+    const std::string restore = saved != nullptr ? saved : "";
+    setenv("CONVKIT_EMU_SCHEDULE", "run-to-block", 1);
+    EXPECT_EQ(emu::schedule_from_environment(), emu::Schedule::RunToBlock);
+    setenv("CONVKIT_EMU_SCHEDULE", "sideways", 1);
+    EXPECT_THROW(emu::schedule_from_environment(), InvalidArgument);
+    if (saved != nullptr) {
+        setenv("CONVKIT_EMU_SCHEDULE", restore.c_str(), 1);
+    } else {
+        unsetenv("CONVKIT_EMU_SCHEDULE");
+    }
+}
+
+}  // namespace
+}  // namespace convkit

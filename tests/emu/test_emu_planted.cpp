@@ -1,0 +1,172 @@
+// Proof that the emulator catches bugs (issue #12, item 5): the bf16 tensor-core GEMM against a
+// plain loop, then five deliberately broken kernels (planted_kernels.cu, gemm_bf16_mma.cu),
+// each run under every schedule. The correct variant must pass under all of them; the broken
+// one must fail (a KernelFault or a wrong result) under the schedules listed, which
+// docs/testing.md records.
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "emu/emulator.h"
+#include "emu_test_support.h"
+#include "gemm_problem.h"
+#include "test_kernels.h"
+
+namespace convkit {
+namespace {
+
+namespace probes = kernels::emu_tests;
+using emu::Schedule;
+
+const std::vector<Schedule> kAllSchedules = {Schedule::Forward, Schedule::Reverse, Schedule::RunToBlock,
+                                             Schedule::Random};
+
+// Restores the environment's schedule when a test ends, whatever it set.
+struct ScheduleScope {
+    explicit ScheduleScope(Schedule s) { emu::set_schedule_override(s); }
+    ~ScheduleScope() { emu::set_schedule_override(std::nullopt); }
+};
+
+enum class Outcome { Correct, WrongResult, Fault };
+
+const char* outcome_name(Outcome o) {
+    switch (o) {
+        case Outcome::Correct:
+            return "correct";
+        case Outcome::WrongResult:
+            return "wrong result";
+        case Outcome::Fault:
+            return "KernelFault";
+    }
+    return "?";
+}
+
+// Runs `run` (which returns whether its output is right) under schedule s.
+Outcome outcome_under(Schedule s, const std::function<bool()>& run, std::string* fault = nullptr) {
+    const ScheduleScope scope(s);
+    try {
+        return run() ? Outcome::Correct : Outcome::WrongResult;
+    } catch (const emu::KernelFault& e) {
+        if (fault != nullptr) *fault = e.what();
+        return Outcome::Fault;
+    }
+}
+
+// The correct kernel passes under every schedule; the planted one gives `expected` under each.
+void expect_caught(const std::function<bool(bool planted)>& run, const std::vector<Outcome>& expected) {
+    for (std::size_t i = 0; i < kAllSchedules.size(); ++i) {
+        const Schedule s = kAllSchedules[i];
+        SCOPED_TRACE(emu::schedule_name(s));
+        std::string fault;
+        EXPECT_EQ(outcome_under(
+                      s, [&] { return run(false); }, &fault),
+                  Outcome::Correct)
+            << fault;
+        const Outcome planted = outcome_under(
+            s, [&] { return run(true); }, &fault);
+        EXPECT_EQ(outcome_name(planted), std::string(outcome_name(expected[i]))) << fault;
+    }
+}
+
+// ---- the bf16 GEMM ------------------------------------------------------------------------
+
+using testing::gemm_error;
+using testing::gemm_problem;
+using testing::GemmProblem;
+
+std::vector<float> run_gemm(const GemmProblem& p, probes::GemmPlant plant) {
+    std::vector<float> c(p.m * p.n, std::nanf(""));
+    probes::gemm_bf16_mma(p.m, p.n, p.k, p.a.data(), p.b.data(), c.data(), plant);
+    return c;
+}
+
+TEST(EmuGemm, SmallIntegersExactlyAsAPlainLoop) {
+    CONVKIT_SEEDED_RNG(rng);
+    const GemmProblem p = gemm_problem(64, 32, 96, rng, true);
+    EXPECT_EQ(gemm_error(p, run_gemm(p, probes::GemmPlant::None)), 0.0);
+}
+
+TEST(EmuGemm, RandomValuesWithinFloatRounding) {
+    CONVKIT_SEEDED_RNG(rng);
+    const GemmProblem p = gemm_problem(32, 64, 64, rng, false);
+    EXPECT_LT(gemm_error(p, run_gemm(p, probes::GemmPlant::None)), 1e-6);
+}
+
+TEST(EmuGemm, ShapesOffTheTileAreRefused) {
+    EXPECT_THROW(probes::gemm_bf16_mma(33, 32, 32, nullptr, nullptr, nullptr), InvalidArgument);
+}
+
+// ---- the five planted bugs ------------------------------------------------------------------
+
+std::vector<float> ramp(int count) {
+    std::vector<float> v(count);
+    for (int i = 0; i < count; ++i) v[i] = static_cast<float>(i % 251) + 0.5f;
+    return v;
+}
+
+TEST(EmuPlanted, MissingSyncthreadsIsCaught) {
+    const std::vector<float> in = ramp(512);
+    expect_caught(
+        [&](bool planted) {
+            std::vector<float> out(in.size(), std::nanf(""));
+            probes::reverse_blocks(in.data(), out.data(), 512,
+                                   planted ? probes::Planted::MissingSyncthreads : probes::Planted::None);
+            for (int i = 0; i < 512; ++i)
+                if (out[i] != in[i / 256 * 256 + 255 - i % 256]) return false;
+            return true;
+        },
+        {Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult});
+}
+
+TEST(EmuPlanted, MissingSyncwarpBeforeAShuffleIsCaught) {
+    const std::vector<float> in = ramp(32);
+    expect_caught(
+        [&](bool planted) {
+            std::vector<float> out(32, std::nanf(""));
+            probes::warp_pair_sums(in.data(), out.data(),
+                                   planted ? probes::Planted::MissingSyncwarp : probes::Planted::None);
+            for (int l = 0; l < 32; ++l)
+                if (out[l] != in[l ^ 1] + in[(l ^ 2) ^ 1]) return false;
+            return true;
+        },
+        {Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult});
+}
+
+TEST(EmuPlanted, WrongMmaAccumulatorFragmentIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    const GemmProblem p = gemm_problem(32, 32, 32, rng, true);
+    expect_caught(
+        [&](bool planted) {
+            return gemm_error(p, run_gemm(p, planted ? probes::GemmPlant::WrongAccumulatorFragment
+                                                     : probes::GemmPlant::None)) == 0.0;
+        },
+        {Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult});
+}
+
+TEST(EmuPlanted, OffByOneBoundIsCaught) {
+    const std::vector<float> in = ramp(300);
+    expect_caught(
+        [&](bool planted) {
+            std::vector<float> out(in.size(), std::nanf(""));
+            probes::double_elements(in.data(), out.data(), 300,
+                                    planted ? probes::Planted::OffByOneBound : probes::Planted::None);
+            for (std::size_t i = 0; i < in.size(); ++i)
+                if (out[i] != 2 * in[i]) return false;
+            return true;
+        },
+        {Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult, Outcome::WrongResult});
+}
+
+TEST(EmuPlanted, CpAsyncReadBeforeItsWaitIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    const GemmProblem p = gemm_problem(32, 32, 64, rng, true);
+    expect_caught(
+        [&](bool planted) {
+            return gemm_error(p, run_gemm(p, planted ? probes::GemmPlant::ReadBeforeWait : probes::GemmPlant::None)) ==
+                   0.0;
+        },
+        {Outcome::Fault, Outcome::Fault, Outcome::Fault, Outcome::Fault});
+}
+
+}  // namespace
+}  // namespace convkit

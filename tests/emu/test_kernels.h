@@ -1,0 +1,76 @@
+#pragma once
+// Launchers of the kernels written for the emulator's own tests (tests/emu/*.cu): probes of
+// the CUDA model's operations, a bf16 tensor-core GEMM, and deliberately broken kernels. The
+// .cu files are compiled twice: by nvcc for sm_90 and compute_75 (convkit_emu_cuda_check, so
+// they stay valid CUDA) and as C++ for the emulator (test_emu). Pointers are host pointers in
+// the emulator build.
+#include <cstdint>
+
+#include "kernels/kernels_namespace.h"
+
+CONVKIT_KERNELS_BEGIN
+namespace emu_tests {
+
+// ---- probes (probe_kernels.cu) -------------------------------------------------------------
+// One warp of 32 lanes; out holds 32 values per operation, in this order: __shfl_sync from lane
+// (l + 3) % 32, __shfl_up_sync by 1, __shfl_down_sync by 2 with width 16, __shfl_xor_sync 5
+// with width 8, __ballot_sync(l % 3 == 0), __any_sync(l == 7), __all_sync(l < 40),
+// __activemask().
+inline constexpr int kWarpProbeOperations = 8;
+void warp_operations_probe(int* out);
+// `threads` threads in one block: out[0..2] = __syncthreads_count/and/or of (t % 4 == 0), from
+// every thread; out[3] = the number of threads that atomically added one.
+void block_operations_probe(int threads, int* out);
+// Dynamic shared memory of `threads` ints: thread t writes t + 100, then reads its neighbour's.
+void dynamic_shared_probe(int threads, int* out, std::size_t dynamic_bytes);
+// out[b] = what block b reads from a static __shared__ float before anyone wrote it; block 0
+// then writes 42 to it (so a later block would see 42 if shared memory were not per block).
+void unwritten_shared_probe(int blocks, float* out);
+
+// ldmatrix of 1, 2 or 4 8x8 b16 matrices from `tile` (rows of 16 bytes at `row_stride_elements`
+// elements), transposed or not; out[lane * 4 + i] = register i of each lane.
+void ldmatrix_probe(const std::uint16_t* tile, int row_stride_elements, int matrices, bool transpose,
+                    std::uint32_t* out);
+// One m16n8k16 mma: a 16x16 row-major, b 16x8 row-major (bf16 or f16 bits), c and d 16x8
+// row-major float; fragments gathered per the PTX layouts.
+void mma_probe(const std::uint16_t* a, const std::uint16_t* b, const float* c, bool bfloat16, float* d);
+
+// Misuse, each must be a KernelFault naming the kernel, block and thread.
+enum class Misuse {
+    EarlyReturnBeforeBarrier,  // thread 5 returns; the others wait at __syncthreads
+    DifferentWarpOperations,   // lanes 0-15 at __ballot_sync, 16-31 at __shfl_sync
+    LaneOutsideItsMask,        // lane 20 shuffles with mask 0x0000ffff
+    SourceOutsideTheMask,      // mask 0x0000ffff, lanes read lane 20
+    MisalignedLdmatrix,        // lane 3's row is 8 bytes off
+    Trap,                      // thread 9 of block 1 calls __trap()
+    DifferentBarriers,         // threads 0-15 and 16-31 at two different __syncthreads
+    SyncwarpWithoutALane,      // lane 7 returns; the others __syncwarp() with the full mask
+};
+void misuse_probe(Misuse misuse);
+// A launch of `threads` threads (and `dynamic_bytes`) over `blocks` blocks that does nothing.
+void empty_kernel_launch(unsigned blocks, unsigned threads, std::size_t dynamic_bytes);
+
+// ---- bf16 GEMM on tensor cores (gemm_bf16_mma.cu) -----------------------------------------
+// c (m x n, float, row-major) = a (m x k) * b (k x n), bf16 bits, row-major; m, n, k multiples
+// of 32. mma.sync m16n8k16 with ldmatrix and a two-stage cp.async pipeline. Needs sm_80 on a GPU.
+enum class GemmPlant {
+    None,
+    WrongAccumulatorFragment,  // planted: the accumulator's registers 1 and 2 swapped on store
+    ReadBeforeWait,            // planted: no cp.async.wait_group before the tile is read
+};
+void gemm_bf16_mma(int m, int n, int k, const std::uint16_t* a, const std::uint16_t* b, float* c,
+                   GemmPlant plant = GemmPlant::None);
+
+// ---- deliberately broken kernels (planted_kernels.cu) --------------------------------------
+// Each computes, when correct, out[i] = in[i] reversed within blocks of 256 (MissingSyncthreads),
+// sums of lane pairs across a warp (MissingSyncwarp), or a copy (OffByOneBound).
+enum class Planted { None, MissingSyncthreads, MissingSyncwarp, OffByOneBound };
+// Block reversal: out[b*256 + t] = in[b*256 + 255 - t]; count a multiple of 256.
+void reverse_blocks(const float* in, float* out, int count, Planted plant);
+// One warp: out[l] = in[l ^ 1] + in[(l ^ 1) ^ 2] (a lane's neighbour, then a shuffle).
+void warp_pair_sums(const float* in, float* out, Planted plant);
+// out[i] = in[i] * 2 for i < count.
+void double_elements(const float* in, float* out, int count, Planted plant);
+
+}  // namespace emu_tests
+CONVKIT_KERNELS_END

@@ -1,0 +1,112 @@
+#pragma once
+// The geometry sweeps of the convolution and pooling kernel tests, shared by the GPU suites
+// (test_cuda_conv.cpp, test_cuda_pool.cpp) and the emulator's (emu/test_emu_conv_pool.cpp), so
+// the kernels meet the same shapes on a GPU and on the CPU. Names come from to_string() of the
+// parameters, so a failure names its shape.
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace convkit::testing {
+
+struct ConvCase {
+    ConvParams params{2};
+    Shape input;
+    Shape weight;
+    bool transposed = false;
+    std::string name() const {
+        std::string text = conv_op_name(params.spatial_rank, transposed) + "_" + params.to_string() + "_x" +
+                           input.to_string() + "_w" + weight.to_string();
+        return testing::test_name(text);
+    }
+};
+
+inline ConvCase conv(const ConvParams& p, Shape input, Shape weight) {
+    return {p, input, weight, false};
+}
+inline ConvCase transposed(const ConvParams& p, Shape input, Shape weight) {
+    return {p, input, weight, true};
+}
+
+// Rank, stride, padding, dilation, groups and depthwise, odd sizes, batch 1, non-square kernels,
+// channel counts that are not multiples of 4 or 8, every padding mode, 'same'.
+inline std::vector<ConvCase> conv_sweep() {
+    using P = ConvParams;
+    return {
+        conv(P(1), Shape{2, 3, 17}, Shape{5, 3, 3}),
+        conv(P(1).set_stride(2).set_padding(1).set_dilation(2), Shape{1, 5, 23}, Shape{7, 5, 4}),
+        conv(P(1).set_groups(5), Shape{2, 5, 19}, Shape{10, 1, 5}),  // depthwise, multiplier 2
+        conv(P(1).set_padding(2).set_padding_mode(PaddingMode::Reflect), Shape{1, 3, 9}, Shape{2, 3, 5}),
+        conv(P(1).set_padding(3).set_padding_mode(PaddingMode::Circular), Shape{2, 2, 7}, Shape{3, 2, 4}),
+        conv(P(2), Shape{1, 3, 8, 9}, Shape{4, 3, 3, 3}),
+        conv(P(2).set_stride({2, 1}).set_padding({1, 2}), Shape{2, 7, 11, 13}, Shape{5, 7, 3, 5}),
+        conv(P(2).set_stride(2).set_dilation({2, 3}).set_padding(2).set_groups(2), Shape{1, 6, 15, 14},
+             Shape{8, 3, 3, 2}),
+        conv(P(2).set_groups(6).set_padding(1), Shape{3, 6, 10, 7}, Shape{6, 1, 3, 3}),  // depthwise 3x3
+        conv(P(2).set_stride(2), Shape{2, 5, 9, 9}, Shape{3, 5, 1, 1}),                  // strided 1x1
+        conv(P(2).set_same_padding(), Shape{1, 3, 10, 11}, Shape{4, 3, 4, 2}),           // 'same', even kernel
+        conv(P(2).set_same_padding().set_dilation(2), Shape{1, 2, 9, 8}, Shape{3, 2, 3, 3}),
+        conv(P(2).set_padding({1, 2}).set_padding_mode(PaddingMode::Replicate), Shape{2, 3, 6, 5}, Shape{2, 3, 3, 4}),
+        conv(P(2).set_padding(2).set_padding_mode(PaddingMode::Reflect).set_stride({1, 2}), Shape{1, 4, 7, 9},
+             Shape{5, 4, 5, 3}),
+        conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Circular).set_groups(3), Shape{2, 9, 5, 6},
+             Shape{6, 3, 3, 3}),
+        conv(P(3), Shape{1, 2, 5, 6, 7}, Shape{3, 2, 3, 3, 3}),
+        conv(P(3).set_stride({1, 2, 2}).set_padding(1).set_dilation({2, 1, 1}), Shape{2, 3, 7, 8, 9},
+             Shape{5, 3, 2, 3, 3}),
+        conv(P(3).set_groups(4).set_padding({0, 1, 2}).set_padding_mode(PaddingMode::Replicate), Shape{1, 4, 4, 5, 6},
+             Shape{4, 1, 3, 3, 3}),
+        // Padding-mode corners: 'same' with an even kernel under reflect and circular, circular
+        // padding equal to the size, replicate padding larger than it.
+        conv(P(2).set_same_padding().set_padding_mode(PaddingMode::Reflect), Shape{1, 2, 6, 7}, Shape{3, 2, 4, 2}),
+        conv(P(1).set_same_padding().set_padding_mode(PaddingMode::Circular).set_dilation(2), Shape{2, 3, 8},
+             Shape{2, 3, 4}),
+        conv(P(1).set_padding(5).set_padding_mode(PaddingMode::Circular), Shape{1, 2, 5}, Shape{3, 2, 3}),
+        conv(P(2).set_padding({4, 1}).set_padding_mode(PaddingMode::Replicate), Shape{1, 2, 3, 4}, Shape{2, 2, 3, 3}),
+        // More weights (76,800) than blocks in one grid: the filter kernel's loop runs a second trip.
+        conv(P(2), Shape{1, 256, 2, 2}, Shape{300, 256, 1, 1}),
+        transposed(P(1).set_stride(2).set_padding(1).set_output_padding(1), Shape{2, 3, 9}, Shape{3, 5, 4}),
+        transposed(P(2).set_stride(2).set_padding(1), Shape{1, 4, 7, 6}, Shape{4, 3, 4, 4}),  // doubling
+        transposed(P(2).set_stride({2, 3}).set_dilation({1, 2}).set_output_padding({1, 1}).set_groups(2),
+                   Shape{2, 4, 5, 4}, Shape{4, 3, 3, 2}),
+        transposed(P(2).set_dilation(3).set_padding(1).set_output_padding(2), Shape{1, 2, 5, 5}, Shape{2, 2, 2, 2}),
+        transposed(P(3).set_stride(2).set_padding(1), Shape{1, 3, 3, 4, 5}, Shape{3, 2, 3, 3, 3}),
+    };
+}
+
+inline std::string conv_case_name(const ::testing::TestParamInfo<ConvCase>& info) {
+    return info.param.name() + "_" + std::to_string(info.index);
+}
+
+struct PoolCase {
+    PoolParams params{2, 2};
+    Shape input;
+    std::string name() const {
+        std::string text = params.to_string() + "_x" + input.to_string();
+        return testing::test_name(text);
+    }
+};
+
+inline std::vector<PoolCase> pool_sweep() {
+    using P = PoolParams;
+    return {
+        {P(1, 3).set_stride(2).set_padding(1), Shape{2, 3, 17}},
+        {P(1, 2).set_ceil_mode(), Shape{1, 5, 9}},
+        {P(1, 3).set_stride(1).set_dilation(2).set_padding(1), Shape{2, 2, 12}},
+        {P(2, 2), Shape{2, 3, 8, 8}},
+        {P(2, 3).set_stride(2).set_padding(1), Shape{1, 7, 11, 9}},
+        {P(2, {3, 2}).set_stride({2, 1}).set_ceil_mode().set_count_include_pad(false).set_padding({1, 0}),
+         Shape{2, 5, 10, 7}},
+        {P(2, 3).set_stride(2).set_ceil_mode(), Shape{1, 3, 6, 7}},  // windows overhang the input
+        {P(2, 3).set_stride(1).set_dilation({1, 2}), Shape{1, 4, 7, 9}},
+        {P(3, 2), Shape{1, 2, 4, 6, 8}},
+        {P(3, {3, 3, 2}).set_stride(2).set_padding({1, 1, 0}).set_ceil_mode(), Shape{2, 3, 5, 7, 6}},
+    };
+}
+
+inline std::string pool_case_name(const ::testing::TestParamInfo<PoolCase>& info) {
+    return info.param.name() + "_" + std::to_string(info.index);
+}
+
+}  // namespace convkit::testing
