@@ -624,7 +624,13 @@ def unary_case(name, rng, gen):
     params = dict(function=function, **draw(rng))
     x = unary_input(rng, gen, random_shape(rng, rng.randint(0, 4), 1, 5), kind)
     case = Case(name, "unary", params)
-    return run_function(case, gen, {"input": x}, ["input"], lambda input: torch_function(input, params))
+    case = run_function(case, gen, {"input": x}, ["input"], lambda input: torch_function(input, params))
+    if function == "gelu" and "grad_output" in case.tensors:
+        # 0.5 x (1 + tanh(u)) (or erf) far left: 1 + tanh(u) cancels to ~1e-9, and both sides' values
+        # are rounding of terms of size 0.5 |x| (output) and 0.5 |grad_output| (gradient).
+        case.scale["output"] = 0.5 * torch.linalg.norm(x).item()
+        case.scale["grad.input"] = 0.5 * torch.linalg.norm(case.tensors["grad_output"]).item()
+    return case
 
 
 def broadcast_pair(rng):
