@@ -58,11 +58,10 @@ std::vector<LayerCall> trace(Module& model, const Shape& input_shape, DType dtyp
         detail::SummaryRecorderScope scope(&recorder);
         (void)model(Tensor::zeros(input_shape, dtype, device));
     }
-    std::vector<LayerCall> calls;
-    for (const detail::SummaryRow& row : recorder.rows()) {
-        const auto found = names.find(row.module);
-        calls.push_back({found == names.end() ? "(unregistered)" : found->second, row.module, row.depth, row.input,
-                         row.output, row.dtype});
+    std::vector<LayerCall> calls = recorder.take_calls();
+    for (LayerCall& call : calls) {
+        const auto found = names.find(call.module);
+        call.name = found == names.end() ? "(unregistered)" : found->second;
     }
     return calls;
 }
@@ -70,12 +69,6 @@ std::vector<LayerCall> trace(Module& model, const Shape& input_shape, DType dtyp
 std::string summary(Module& model, const Shape& input_shape, DType dtype, Device device) {
     const std::vector<LayerCall> calls = trace(model, input_shape, dtype, device);
     const Shape output_shape = calls.empty() ? Shape{} : calls.front().output;
-
-    // A leaf's output is what training keeps for backward (roughly: in-place ops aside); a
-    // container's output is its last child's, so only leaves count toward activation memory.
-    std::map<const Module*, bool> is_leaf;
-    for (const auto& [name, module] : model.named_modules()) is_leaf[module] = module->named_children().empty();
-    is_leaf[&model] = model.named_children().empty();
 
     std::ostringstream out;
     out << std::left << std::setw(40) << "Layer (type)" << std::setw(24) << "Output shape" << std::right
@@ -85,15 +78,17 @@ std::string summary(Module& model, const Shape& input_shape, DType dtype, Device
     std::int64_t total_flops = 0;
     std::int64_t activation_bytes = 0;
     for (const LayerCall& row : calls) {
-        const std::string& name = row.name;
         std::ostringstream label;
-        label << std::setw(2 * row.depth) << "" << name << " (" << row.module->type_name() << ")";
+        label << std::setw(2 * row.depth) << "" << row.name << " (" << row.module->type_name() << ")";
         std::int64_t own = 0;
         for (const Tensor& p : row.module->parameters(false)) own += p.numel();
         const std::int64_t flops = row.module->flops(row.input, row.output);
         total_flops += flops;
-        if (is_leaf[row.module])
+        // A leaf's output is what training keeps for backward (roughly: in-place ops aside); a
+        // container's output is its last child's, so only leaves count toward activation memory.
+        if (row.module->named_children().empty()) {
             activation_bytes += row.output.numel() * static_cast<std::int64_t>(dtype_size(row.dtype));
+        }
         std::ostringstream mflops;
         if (flops > 0) mflops << std::fixed << std::setprecision(1) << static_cast<double>(flops) / 1e6;
         out << std::left << std::setw(40) << label.str() << std::setw(24) << row.output.to_string() << std::right

@@ -1,35 +1,29 @@
 #pragma once
-// What summary() collects while it runs a model: each module call in call order, its depth in
-// the call tree, its input shape and dtype and its output shape. Module::operator() reports to the recorder of its thread.
+// What nn::trace() collects while it runs a model: each module call in call order, with its
+// depth in the call tree, input shape and dtype and output shape (the name is filled in by
+// trace()). Module::operator() reports to the recorder of its thread.
 #include <cstddef>
 #include <vector>
 
 #include "convkit/nn/module.h"
+#include "convkit/nn/summary.h"
 
 namespace convkit::nn::detail {
-
-struct SummaryRow {
-    const Module* module = nullptr;
-    int depth = 0;
-    Shape input;
-    DType dtype = DType::Float32;
-    Shape output;
-};
 
 class SummaryRecorder {
 public:
     std::size_t enter(const Module* module, const Shape& input, DType dtype) {
-        rows_.push_back({module, depth_++, input, dtype, Shape{}});
-        return rows_.size() - 1;
+        calls_.push_back({.module = module, .depth = depth_++, .input = input, .output = Shape{}, .dtype = dtype});
+        return calls_.size() - 1;
     }
-    void leave(std::size_t row, const Shape& output) {
-        rows_[row].output = output;
+    void leave(std::size_t call, const Shape& output) {
+        calls_[call].output = output;
         --depth_;
     }
-    const std::vector<SummaryRow>& rows() const { return rows_; }
+    std::vector<LayerCall> take_calls() { return std::move(calls_); }
 
 private:
-    std::vector<SummaryRow> rows_;
+    std::vector<LayerCall> calls_;
     int depth_ = 0;
 };
 

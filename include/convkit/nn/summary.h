@@ -8,7 +8,7 @@ namespace convkit::nn {
 
 // One module call of a traced forward pass.
 struct LayerCall {
-    std::string name;  // the dotted name ("layer1.0.conv1"); "(model)" for the model itself
+    std::string name{};  // the dotted name ("layer1.0.conv1"); "(model)" for the model itself
     const Module* module = nullptr;
     int depth = 0;  // nesting in the call tree, 0 for the model
     Shape input;
