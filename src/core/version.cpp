@@ -5,6 +5,7 @@
 #include "convkit/device.h"
 #include "convkit_build_config.h"
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_runtime.h"
 
 namespace convkit {
 
@@ -15,13 +16,6 @@ std::string cudnn_version_info();  // backends/cudnn/cudnn_info.cpp
 static std::string cudnn_version_info() { return "not built (CONVKIT_WITH_CUDNN=OFF)"; }
 #endif
 }  // namespace detail
-
-namespace {
-std::string cuda_version_text(int version) {
-    if (version == 0) return "none";
-    return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
-}
-}  // namespace
 
 std::string version_string() { return CONVKIT_VERSION_STRING; }
 
@@ -34,7 +28,7 @@ std::string build_info() {
     if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
     cudaGetLastError();
     out << "convkit " << version_string() << "\n";
-    out << "CUDA runtime " << cuda_version_text(runtime) << ", driver supports CUDA " << cuda_version_text(driver)
+    out << "CUDA runtime " << detail::cuda_version_text(runtime) << ", driver supports CUDA " << detail::cuda_version_text(driver)
         << "\n";
     out << "compiled for CUDA architectures " << CONVKIT_CUDA_ARCHITECTURES << "\n";
     out << "cuDNN " << detail::cudnn_version_info() << "\n";

@@ -13,10 +13,6 @@ struct DeviceProbe {
     std::string reason;
 };
 
-std::string cuda_version_text(int version) {
-    return detail::concat(version / 1000, ".", version % 1000 / 10);
-}
-
 // Why cudaGetDeviceCount failed, in the user's terms. The runtime is linked statically and opens
 // the driver (libcuda.so) itself: without one it answers "insufficient driver", and the driver
 // version it reports is 0.
@@ -30,8 +26,8 @@ std::string no_device_reason(cudaError_t status) {
                "install the NVIDIA driver to use a GPU, the host backends need none";
     }
     if (status == cudaErrorInsufficientDriver && asked) {
-        return detail::concat("no CUDA device is present: the NVIDIA driver supports CUDA ", cuda_version_text(driver),
-                              ", older than convkit's CUDA runtime ", cuda_version_text(runtime),
+        return detail::concat("no CUDA device is present: the NVIDIA driver supports CUDA ", detail::cuda_version_text(driver),
+                              ", older than convkit's CUDA runtime ", detail::cuda_version_text(runtime),
                               "; update the driver");
     }
     return detail::concat("no CUDA device is present (cudaGetDeviceCount: ", cudaGetErrorString(status), ")");
@@ -97,6 +93,11 @@ void synchronize(int device) {
 }
 
 namespace detail {
+
+std::string cuda_version_text(int version) {
+    if (version == 0) return "none";
+    return concat(version / 1000, ".", version % 1000 / 10);
+}
 
 void throw_cuda_error(cudaError_t error, const char* expression, const char* file, int line) {
     cudaGetLastError();  // clear a non-sticky error so the library stays usable

@@ -29,5 +29,8 @@ private:
 
 inline cudaStream_t to_cuda(Stream stream) { return static_cast<cudaStream_t>(stream.handle); }
 
+// A CUDA version number as cudaRuntimeGetVersion gives it (13000) as text ("13.0"); 0 is "none".
+std::string cuda_version_text(int version);
+
 }  // namespace convkit::detail
 #endif  // CONVKIT_CPU_EMULATION
