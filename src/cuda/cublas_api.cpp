@@ -6,16 +6,11 @@
 #include <string>
 
 #include "core/check.h"
+#include "cuda/dynamic_library.h"
 
 namespace convkit::detail {
 
 namespace {
-template <typename Function>
-void resolve(void* library, const char* name, Function& function, std::string& missing) {
-    function = reinterpret_cast<Function>(dlsym(library, name));
-    if (function == nullptr) missing += concat(missing.empty() ? "" : ", ", name);
-}
-
 CublasApi load_cublas() {
     // Never closed: handles made from it live for the process.
     void* library = dlopen(CONVKIT_CUBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
@@ -26,17 +21,17 @@ CublasApi load_cublas() {
     }
     CublasApi api{};
     std::string missing;
-    resolve(library, "cublasCreate_v2", api.create, missing);
-    resolve(library, "cublasSetStream_v2", api.set_stream, missing);
-    resolve(library, "cublasSetMathMode", api.set_math_mode, missing);
-    resolve(library, "cublasSgemm_v2_64", api.sgemm, missing);
-    resolve(library, "cublasDgemm_v2_64", api.dgemm, missing);
-    resolve(library, "cublasGemmEx_64", api.gemm_ex, missing);
-    resolve(library, "cublasGetStatusName", api.status_name, missing);
-    resolve(library, "cublasGetStatusString", api.status_string, missing);
+    resolve_symbol(library, "cublasCreate_v2", api.create, missing);
+    resolve_symbol(library, "cublasSetStream_v2", api.set_stream, missing);
+    resolve_symbol(library, "cublasSetMathMode", api.set_math_mode, missing);
+    resolve_symbol(library, "cublasSgemm_v2_64", api.sgemm, missing);
+    resolve_symbol(library, "cublasDgemm_v2_64", api.dgemm, missing);
+    resolve_symbol(library, "cublasGemmEx_64", api.gemm_ex, missing);
+    resolve_symbol(library, "cublasGetStatusName", api.status_name, missing);
+    resolve_symbol(library, "cublasGetStatusString", api.status_string, missing);
     if (!missing.empty()) {
-        throw NotSupported(concat("cuBLAS: ", CONVKIT_CUBLAS_LIBRARY, " lacks ", missing,
-                                  " (convkit needs cuBLAS 12 or newer)"));
+        throw NotSupported(
+            concat("cuBLAS: ", CONVKIT_CUBLAS_LIBRARY, " lacks ", missing, " (convkit needs cuBLAS 12 or newer)"));
     }
     return api;
 }

@@ -4,10 +4,10 @@
 
 #include <cstdlib>
 #include <string>
-#include <type_traits>
 
 #include "convkit/error.h"
 #include "core/check.h"
+#include "cuda/dynamic_library.h"
 
 namespace convkit::detail {
 
@@ -46,11 +46,7 @@ Loaded load() {
         return loaded;
     }
     std::string missing;
-    auto resolve = [&](const char* symbol, auto& function) {
-        function = reinterpret_cast<std::remove_reference_t<decltype(function)>>(dlsym(library, symbol));
-        if (function == nullptr) missing += concat(missing.empty() ? "" : ", ", symbol);
-    };
-#define CONVKIT_CUDNN_RESOLVE(name) resolve(#name, loaded.api.name);
+#define CONVKIT_CUDNN_RESOLVE(name) resolve_symbol(library, #name, loaded.api.name, missing);
     CONVKIT_CUDNN_FUNCTIONS(CONVKIT_CUDNN_RESOLVE)
 #undef CONVKIT_CUDNN_RESOLVE
     if (!missing.empty()) {
