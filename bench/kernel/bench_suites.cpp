@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "convkit/error.h"
 #include "convkit/models.h"
@@ -22,14 +24,19 @@ struct SuiteLine {
 // A model's distinct 2-D convolutions at 224x224, taken from the model itself (models::resnet18,
 // resnet50: torchvision's layers) by tracing one forward pass; the batch is left as {N}. --quick
 // keeps the stem and the 3x3 convolutions of each stage's last block (its steady state).
+// "layer2.1.conv1" -> ("layer2", 1): a ResNet stage and the block in it; nothing for other names.
+std::optional<std::pair<std::string, int>> stage_and_block(const std::string& name) {
+    const auto dot = name.find('.');
+    if (name.rfind("layer", 0) != 0 || dot == std::string::npos) return std::nullopt;
+    return std::pair{name.substr(0, dot), std::atoi(name.c_str() + dot + 1)};
+}
+
 std::vector<SuiteLine> model_convolutions(nn::Module& model) {
     const std::vector<nn::LayerCall> calls = nn::trace(model, Shape{1, 3, 224, 224});
     std::map<std::string, int> last_block;  // "layer2" -> index of its last block
     for (const nn::LayerCall& call : calls) {
-        const auto dot = call.name.find('.');
-        if (call.name.rfind("layer", 0) == 0 && dot != std::string::npos) {
-            const int block = std::atoi(call.name.c_str() + dot + 1);
-            last_block[call.name.substr(0, dot)] = std::max(last_block[call.name.substr(0, dot)], block);
+        if (const auto at = stage_and_block(call.name)) {
+            last_block[at->first] = std::max(last_block[at->first], at->second);
         }
     }
     std::vector<SuiteLine> lines;
@@ -43,9 +50,8 @@ std::vector<SuiteLine> model_convolutions(nn::Module& model) {
                                  std::to_string(in[3]) + " w=" + std::to_string(w[0]) + "x" + std::to_string(w[1]) +
                                  "x" + std::to_string(w[2]) + "x" + std::to_string(w[3]) + " " +
                                  conv->params().to_string();
-        const auto dot = call.name.find('.');
-        const bool in_last_block = dot != std::string::npos && last_block.count(call.name.substr(0, dot)) &&
-                                   std::atoi(call.name.c_str() + dot + 1) == last_block[call.name.substr(0, dot)];
+        const auto stage = stage_and_block(call.name);
+        const bool in_last_block = stage && stage->second == last_block[stage->first];
         const bool quick = lines.empty() || (in_last_block && w[2] == 3 && w[3] == 3);
         const auto [at, added] = index.emplace(line, lines.size());
         if (added) {
@@ -206,26 +212,37 @@ std::vector<BenchConfig> suite_configs(const std::string& suite, bool quick) {
     return configs;
 }
 
-const std::vector<std::string>& bench_model_names() {
-    static const std::vector<std::string> names = {"resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg16_bn"};
-    return names;
+namespace {
+using ModelFactory = std::shared_ptr<nn::Module> (*)();
+template <auto Make>
+std::shared_ptr<nn::Module> make() {
+    return Make({});
 }
+// --model's networks and how to build each (1000 classes), in the order --help lists them.
+const std::vector<std::pair<std::string, ModelFactory>>& bench_models() {
+    static const std::vector<std::pair<std::string, ModelFactory>> table = {{"resnet18", make<models::resnet18>},
+                                                                            {"resnet34", make<models::resnet34>},
+                                                                            {"resnet50", make<models::resnet50>},
+                                                                            {"vgg11_bn", make<models::vgg11_bn>},
+                                                                            {"vgg16_bn", make<models::vgg16_bn>}};
+    return table;
+}
+ModelFactory bench_model_factory(const std::string& name) {
+    std::string choices;
+    for (const auto& [known, factory] : bench_models()) {
+        if (known == name) return factory;
+        choices += (choices.empty() ? "" : ", ") + known;
+    }
+    throw InvalidArgument("--model: unknown model '" + name + "' (choose from " + choices + ")");
+}
+}  // namespace
 
 void check_bench_model_name(const std::string& name) {
-    const auto& names = bench_model_names();
-    if (std::find(names.begin(), names.end(), name) != names.end()) return;
-    std::string choices;
-    for (const std::string& n : names) choices += (choices.empty() ? "" : ", ") + n;
-    throw InvalidArgument("--model: unknown model '" + name + "' (choose from " + choices + ")");
+    (void)bench_model_factory(name);
 }
 
 std::shared_ptr<nn::Module> make_bench_model(const std::string& name) {
-    check_bench_model_name(name);
-    if (name == "resnet18") return models::resnet18();
-    if (name == "resnet34") return models::resnet34();
-    if (name == "resnet50") return models::resnet50();
-    if (name == "vgg11_bn") return models::vgg11_bn();
-    return models::vgg16_bn();
+    return bench_model_factory(name)();
 }
 
 }  // namespace convkit::bench

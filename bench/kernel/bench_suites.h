@@ -18,8 +18,7 @@ const std::vector<std::string>& standard_suite_names();
 std::vector<BenchConfig> suite_configs(const std::string& suite, bool quick);
 
 // The networks --model times: resnet18, resnet34, resnet50, vgg11_bn, vgg16_bn (the model zoo,
-// 1000 classes). check_bench_model_name throws InvalidArgument naming the choices.
-const std::vector<std::string>& bench_model_names();
+// 1000 classes). Both throw InvalidArgument naming the choices for another name.
 void check_bench_model_name(const std::string& name);
 std::shared_ptr<nn::Module> make_bench_model(const std::string& name);
 
