@@ -147,19 +147,24 @@ SplitNetwork new_network(std::int64_t width) {
 // weights expect, then everything up to the pooled 512 features.
 class ResNetFeatures : public nn::Module {
 public:
+    // The statistics are buffers, so they move with the module (to(device)) once, not per batch.
     explicit ResNetFeatures(std::shared_ptr<models::ResNet> resnet)
-        : resnet_(register_module("resnet", std::move(resnet))) {}
+        : resnet_(register_module("resnet", std::move(resnet))),
+          mean_(register_buffer("mean",
+                                Tensor::from_vector(Shape{1, 3, 1, 1}, std::vector<float>{0.485f, 0.456f, 0.406f}))),
+          stddev_(register_buffer(
+              "stddev", Tensor::from_vector(Shape{1, 3, 1, 1}, std::vector<float>{0.229f, 0.224f, 0.225f}))) {}
     Tensor forward(const Tensor& gray) override {
-        const Tensor mean = Tensor::from_vector(Shape{1, 3, 1, 1}, std::vector<float>{0.485f, 0.456f, 0.406f});
-        const Tensor stddev = Tensor::from_vector(Shape{1, 3, 1, 1}, std::vector<float>{0.229f, 0.224f, 0.225f});
         const Tensor rgb = concat({gray, gray, gray}, 1);
-        return resnet_->features((rgb - mean.to(gray.device())) / stddev.to(gray.device()));
+        return resnet_->features((rgb - mean_) / stddev_);
     }
     std::string type_name() const override { return "ResNetFeatures"; }
     std::int64_t feature_count() const { return resnet_->feature_count(); }
 
 private:
     std::shared_ptr<models::ResNet> resnet_;
+    Tensor& mean_;
+    Tensor& stddev_;
 };
 
 // The ResNet-18 of `path` with as many classes as its fc has (strict load: every key, shape and
