@@ -211,8 +211,7 @@ Run module_layout(Case& c) {
     ModulePtr module = build_module(c, "module.");
     Run run{Tensor::zeros(convkit::Shape{1}, convkit::DType::Float64), {}};
     for (const auto& [name, tensor] : module->state_dict()) {
-        std::vector<std::int64_t> dims;
-        for (int d = 0; d < tensor.rank(); ++d) dims.push_back(tensor.shape()[d]);
+        const std::vector<std::int64_t> dims(tensor.shape().begin(), tensor.shape().end());
         run.extras["layout." + name] =
             Tensor::from_vector(convkit::Shape{static_cast<std::int64_t>(dims.size())}, dims);
         run.extras["dtype." + name] = Tensor::zeros(convkit::Shape{0}, tensor.dtype());
