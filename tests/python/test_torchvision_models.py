@@ -173,14 +173,15 @@ def forward_case(name, spec, input_shape, dtype, training):
         case.tensors["grad_output"] = grad_output
         output.backward(grad_output)
         case.expected["grad.input"] = x.grad
-        for key, parameter in model.named_parameters():
+        parameters = dict(model.named_parameters())
+        for key, parameter in parameters.items():
             case.expected["grad.state." + key] = parameter.grad
             # A bias followed by BatchNorm in training mode gets a gradient of exactly zero (the
             # batch mean removes it): both sides then hold rounding noise, measured against the
             # layer's weight gradient instead of its own norm.
             weight = key[: -len("bias")] + "weight"
-            if key.endswith(".bias") and dict(model.named_parameters()).get(weight) is not None:
-                case.scale["grad.state." + key] = torch.linalg.norm(dict(model.named_parameters())[weight].grad).item()
+            if key.endswith(".bias") and weight in parameters:
+                case.scale["grad.state." + key] = torch.linalg.norm(parameters[weight].grad).item()
         for key, buffer in model.named_buffers():
             case.expected["after.state." + key] = buffer.detach().clone()
     return case
