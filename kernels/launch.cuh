@@ -33,6 +33,15 @@ inline constexpr unsigned kMaxThreadsPerBlock = 1024;
 // kernel uses yet).
 inline constexpr std::size_t kMaxDynamicSharedBytes = 48 * 1024;
 inline constexpr unsigned kMaxGridY = 65535, kMaxGridZ = 65535;
+// The most blocks a grid-stride launch asks for (its loops cover the rest): 65535, plenty to fill
+// a GPU. The emulated CUDA device (CONVKIT_EMULATED_DEVICE, docs/testing.md) asks for 64, so that
+// every grid-stride loop strides on the small problems tests use, and emulated launches of large
+// ones stay quick.
+#ifdef CONVKIT_EMULATED_DEVICE
+inline constexpr unsigned kGridStrideBlocks = 64;
+#else
+inline constexpr unsigned kGridStrideBlocks = 65535;
+#endif
 
 // "conv_forward_kernel<float>": the kernel's name from the compiler's own spelling of the
 // template argument, without namespaces (for messages).

@@ -21,10 +21,10 @@ using detail::ReduceToShapeGeometry;
 constexpr std::int64_t kBlockPerRowMinTerms = kThreadsPerBlock;
 // Blocks of the first pass of a grid reduction: enough to keep a GPU busy, few enough for one
 // block to finish them. A function of the count only, so the order is fixed by the shape.
-constexpr std::int64_t kGridReduceMaxBlocks = 1024;
+constexpr std::int64_t kGridReduceMaxBlocks = std::min<std::int64_t>(1024, kGridStrideBlocks);
 
 unsigned blocks_for_rows(std::int64_t rows) {
-    return static_cast<unsigned>(std::min<std::int64_t>(rows, 65535));
+    return static_cast<unsigned>(std::min<std::int64_t>(rows, kGridStrideBlocks));
 }
 
 unsigned blocks_for_grid_reduce(std::int64_t count) {

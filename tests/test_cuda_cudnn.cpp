@@ -18,7 +18,15 @@ constexpr double kStrictFloat32Tolerance = 1e-5;
 constexpr double kTf32Tolerance = 5e-3;
 constexpr double kFloat64Tolerance = 1e-11;
 
-class Cudnn : public testing::WithCuda<> {};
+// Skips, saying why, without a CUDA device, and on the emulated one, which cannot run cuDNN.
+class Cudnn : public testing::WithCuda<> {
+protected:
+    void SetUp() override {
+        testing::WithCuda<>::SetUp();
+        if (IsSkipped()) return;
+        if (cuda_is_emulated()) GTEST_SKIP() << "cuDNN cannot run on the emulated CUDA device (it needs a GPU)";
+    }
+};
 
 struct ConvProblem {
     ConvParams params;

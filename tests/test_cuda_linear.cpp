@@ -1,6 +1,7 @@
-// The cuBLAS matrix product against the host reference (label gpu): every transpose
-// combination, with and without bias, odd sizes, float64 (1e-12), strict float32 (1e-5) and
-// TF32 (5e-3), into NaN-filled outputs; the public ops on CUDA tensors; the cuBLAS error check.
+// The GPU matrix products (cuBLAS, and convkit's own kernel that the emulated CUDA device uses)
+// against the host reference (label gpu): every transpose combination, with and without bias,
+// odd sizes, float64 (1e-12), strict float32 (1e-5) and TF32 (5e-3), into NaN-filled outputs;
+// the public ops on CUDA tensors; the cuBLAS error check.
 #include <array>
 #include <random>
 #include <vector>
@@ -38,6 +39,18 @@ private:
     MathMode previous_;
 };
 
+struct GpuProduct {
+    const char* name;
+    const detail::GemmBackendOps& ops;
+};
+
+// Every matrix product a CUDA tensor may get: cuBLAS's on a GPU, convkit's kernel everywhere.
+std::vector<GpuProduct> gpu_products() {
+    std::vector<GpuProduct> products = {{"convkit kernel", detail::cuda_gemm_backend()}};
+    if (!cuda_is_emulated()) products.push_back({"cuBLAS", detail::cublas_gemm_backend()});
+    return products;
+}
+
 // The table's product on the device into a NaN-filled [m, n], brought back to the host.
 Tensor run_on(const detail::GemmBackendOps& ops, const GemmShape& s, const Tensor& a, const Tensor& b,
               const Tensor& bias, DType dtype, Device device) {
@@ -49,7 +62,7 @@ Tensor run_on(const detail::GemmBackendOps& ops, const GemmShape& s, const Tenso
     return c.to(Device::host());
 }
 
-TEST_F(CudaLinear, CublasMatchesTheHostReference) {
+TEST_F(CudaLinear, EveryGpuProductMatchesTheHostReference) {
     CONVKIT_SEEDED_RNG(rng);
     // Odd sizes, a vector-like product, and one large enough for tensor-core tiles.
     const std::vector<std::array<std::int64_t, 3>> sizes = {{1, 1, 1}, {7, 5, 3}, {33, 1, 65}, {1, 129, 17},
@@ -66,23 +79,26 @@ TEST_F(CudaLinear, CublasMatchesTheHostReference) {
                     const Tensor bias = with_bias ? testing::random_tensor(Shape{n}, rng) : Tensor();
                     const Tensor reference =
                         run_on(detail::host_gemm_backend(), s, a, b, bias, DType::Float64, Device::host());
-                    const auto& cublas = detail::cublas_gemm_backend();
-                    EXPECT_LT(testing::relative_error(run_on(cublas, s, a, b, bias, DType::Float64, Device::cuda()),
-                                                      reference),
-                              testing::kFloat64Tolerance)
-                        << "float64";
-                    {
-                        MathModeGuard strict(MathMode::Strict);
+                    for (const GpuProduct& product : gpu_products()) {
+                        SCOPED_TRACE(product.name);
                         EXPECT_LT(testing::relative_error(
-                                      run_on(cublas, s, a, b, bias, DType::Float32, Device::cuda()), reference),
-                                  kStrictFloat32Tolerance)
-                            << "strict float32";
+                                      run_on(product.ops, s, a, b, bias, DType::Float64, Device::cuda()), reference),
+                                  testing::kFloat64Tolerance)
+                            << "float64";
+                        {
+                            MathModeGuard strict(MathMode::Strict);
+                            EXPECT_LT(testing::relative_error(
+                                          run_on(product.ops, s, a, b, bias, DType::Float32, Device::cuda()),
+                                          reference),
+                                      kStrictFloat32Tolerance)
+                                << "strict float32";
+                        }
+                        MathModeGuard tf32(MathMode::AllowTF32);
+                        EXPECT_LT(testing::relative_error(
+                                      run_on(product.ops, s, a, b, bias, DType::Float32, Device::cuda()), reference),
+                                  kTf32Tolerance)
+                            << "tf32";
                     }
-                    MathModeGuard tf32(MathMode::AllowTF32);
-                    EXPECT_LT(testing::relative_error(run_on(cublas, s, a, b, bias, DType::Float32, Device::cuda()),
-                                                      reference),
-                              kTf32Tolerance)
-                        << "tf32";
                 }
 }
 
@@ -97,15 +113,16 @@ TEST_F(CudaLinear, ExactOnSmallIntegersInEveryMode) {
     const Tensor reference = run_on(detail::host_gemm_backend(), s, a, b, bias, DType::Float64, Device::host());
     for (MathMode mode : {MathMode::Strict, MathMode::AllowTF32}) {
         MathModeGuard guard(mode);
-        for (DType dtype : {DType::Float64, DType::Float32}) {
-            EXPECT_TRUE(testing::exactly_equal(
-                run_on(detail::cublas_gemm_backend(), s, a, b, bias, dtype, Device::cuda()), reference))
-                << math_mode_name(mode) << " " << dtype_name(dtype);
-        }
+        for (DType dtype : {DType::Float64, DType::Float32})
+            for (const GpuProduct& product : gpu_products()) {
+                EXPECT_TRUE(testing::exactly_equal(run_on(product.ops, s, a, b, bias, dtype, Device::cuda()), reference))
+                    << product.name << " " << math_mode_name(mode) << " " << dtype_name(dtype);
+            }
     }
 }
 
-// The public ops on CUDA tensors run cuBLAS (whichever GPU backend is chosen) and give the host's answers.
+// The public ops on CUDA tensors (cuBLAS whichever GPU backend is chosen; convkit's kernel on the
+// emulated device) give the host's answers.
 TEST_F(CudaLinear, PublicOpsOnCudaTensors) {
     CONVKIT_SEEDED_RNG(rng);
     const Tensor x = testing::random_tensor(Shape{9, 20}, rng);
@@ -124,6 +141,7 @@ TEST_F(CudaLinear, PublicOpsOnCudaTensors) {
 #ifndef CONVKIT_WITH_CUDNN
         if (backend == Backend::Cudnn) continue;
 #endif
+        if (backend == Backend::Cudnn && cuda_is_emulated()) continue;  // cuDNN needs a GPU
         BackendGuard guard(backend);
         const Tensor y = linear(x.to(gpu), w.to(gpu), b.to(gpu));
         EXPECT_TRUE(y.device().is_cuda());
@@ -138,6 +156,7 @@ TEST_F(CudaLinear, PublicOpsOnCudaTensors) {
 }
 
 TEST_F(CudaLinear, CublasFailuresThrowCudaErrorNamingTheCall) {
+    if (cuda_is_emulated()) GTEST_SKIP() << "cuBLAS cannot run on the emulated CUDA device";
     try {
         CONVKIT_CHECK_CUBLAS(detail::cublas_api().sgemm(nullptr, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, nullptr, nullptr,
                                                         1, nullptr, 1, nullptr, nullptr, 1));

@@ -36,6 +36,18 @@ protected:
     }
 };
 
+// Skips a test, saying why, on the emulated CUDA device (docs/testing.md): for sizes a GPU handles
+// in seconds and the emulator could not (tensors past 2^31 elements), and for NVIDIA's libraries.
+#define CONVKIT_SKIP_ON_EMULATED_DEVICE(why) \
+    if (::convkit::cuda_is_emulated()) GTEST_SKIP() << "left to a real GPU: " << (why)
+
+// A size in a kernel test: `gpu` on a GPU, `emulated` on the emulated CUDA device, whose
+// grid-stride launches wrap at 64 blocks (kernels/launch.cuh), so the smaller size takes the same
+// paths (more rows or channels than blocks in a grid) at an emulator's speed.
+inline std::int64_t gpu_or_emulated(std::int64_t gpu, std::int64_t emulated) {
+    return cuda_is_emulated() ? emulated : gpu;
+}
+
 // Makes host tensors run on the reference (Backend::Host) for the whole executable, whatever the
 // default host backend (host-blas) or CONVKIT_HOST_BACKEND says: for suites whose host results
 // are the oracle. Register once per executable, at namespace scope:

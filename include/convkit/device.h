@@ -25,6 +25,9 @@ inline bool cuda_is_available() { return cuda_device_count() > 0; }
 
 // Why no CUDA device is usable (the runtime's own words), or "" when one is.
 std::string cuda_unavailable_reason();
+// True in a library built with CONVKIT_EMULATED_DEVICE: cuda:0 is then an emulated device whose
+// kernels run on the CPU (for testing without a GPU; slow, and without cuBLAS and cuDNN).
+bool cuda_is_emulated();
 
 // A CUDA stream, opaque so that public headers need no CUDA header. A null handle is the
 // device's default stream.

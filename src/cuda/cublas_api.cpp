@@ -12,6 +12,11 @@ namespace convkit::detail {
 
 namespace {
 CublasApi load_cublas() {
+#ifdef CONVKIT_EMULATED_DEVICE
+    throw NotSupported(
+        "cuBLAS: not available on the emulated CUDA device (a CONVKIT_EMULATED_DEVICE build runs convkit's own "
+        "kernels on the CPU; NVIDIA's libraries need a GPU)");
+#endif
     // Never closed: handles made from it live for the process.
     void* library = dlopen(CONVKIT_CUBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
     if (library == nullptr) {

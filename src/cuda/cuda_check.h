@@ -1,7 +1,7 @@
 #pragma once
 // Checking of CUDA runtime calls. Every call into CUDA goes through CONVKIT_CHECK_CUDA, which
 // turns a failure into CudaError (or OutOfMemory) naming the call, the error and the place.
-#ifdef CONVKIT_CPU_EMULATION
+#if defined(CONVKIT_CPU_EMULATION) && !defined(CONVKIT_EMULATED_DEVICE)
 #include "emu/host_runtime.h"  // the CPU build of kernels/: an emulated runtime on host memory
 #else
 #include <cuda_runtime_api.h>

@@ -1,6 +1,6 @@
 #pragma once
 // Device memory for tensors (through the caching allocator) and copies between devices.
-#ifdef CONVKIT_CPU_EMULATION
+#if defined(CONVKIT_CPU_EMULATION) && !defined(CONVKIT_EMULATED_DEVICE)
 #include "emu/host_runtime.h"  // the CPU build of kernels/: scratch is host memory
 #else
 #include <cstddef>

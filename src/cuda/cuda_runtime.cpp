@@ -65,6 +65,14 @@ std::string cuda_unavailable_reason() {
     return probe().reason;
 }
 
+bool cuda_is_emulated() {
+#ifdef CONVKIT_EMULATED_DEVICE
+    return true;
+#else
+    return false;
+#endif
+}
+
 Stream current_stream(int device) {
     CONVKIT_REQUIRE(device >= 0 && device < kMaxDevices, "current_stream", "device index ", device,
                     " is out of range [0, ", kMaxDevices, ")");

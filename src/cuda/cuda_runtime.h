@@ -1,6 +1,6 @@
 #pragma once
 // Private CUDA helpers shared by the tensor code, the allocator and the kernel launchers.
-#ifdef CONVKIT_CPU_EMULATION
+#if defined(CONVKIT_CPU_EMULATION) && !defined(CONVKIT_EMULATED_DEVICE)
 #include "emu/host_runtime.h"  // the CPU build of kernels/: an emulated runtime on host memory
 #else
 #include <cuda_runtime_api.h>

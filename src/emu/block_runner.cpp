@@ -453,7 +453,10 @@ void warp_collective(const WarpArrival& arrival, WarpEvaluate evaluate) {
         if (o.state != State::AtWarpOperation) continue;
         const bool related = ((arrival.mask >> other) & 1u) != 0 || ((o.arrival->mask >> lane) & 1u) != 0;
         if (!related) continue;
-        if (std::strcmp(o.arrival->operation, arrival.operation) != 0 || o.arrival->mask != arrival.mask) {
+        // Names are string literals: equal pointers are the common case, strcmp the fallback.
+        const bool same_operation =
+            o.arrival->operation == arrival.operation || std::strcmp(o.arrival->operation, arrival.operation) == 0;
+        if (!same_operation || o.arrival->mask != arrival.mask) {
             fault_at(b, t,
                      "lanes of warp " + std::to_string(warp) + " at different warp operations: lane " +
                          std::to_string(lane) + " at " + arrival.operation + " with mask " + mask_text(arrival.mask) +

@@ -19,6 +19,20 @@
 #include "emu/emulator.h"
 #include "emu/warp_operations.h"
 
+#ifdef CONVKIT_EMULATED_DEVICE
+// The emulated CUDA device (docs/testing.md): the launchers around the kernels use the real
+// runtime API, answered by src/emu/emulated_runtime.cpp, so the toolkit's header comes first and
+// brings dim3 and uint3; its qualifier macros are replaced by the emulator's below.
+#include <cuda_runtime_api.h>
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __noinline__
+#undef __launch_bounds__
+#undef __shared__
+#endif
+
 #define __global__
 #define __device__
 #define __host__
@@ -30,11 +44,13 @@
 // CUDA; `extern __shared__` cannot be expressed: use kernels::dynamic_shared_memory().
 #define __shared__ static __attribute__((section("convkit_emu_shared")))
 
+#ifndef CONVKIT_EMULATED_DEVICE
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
     constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 using uint3 = ::convkit::emu::Extent;
+#endif
 
 #define threadIdx (::convkit::emu::position().thread_index)
 #define blockIdx (::convkit::emu::position().block_index)

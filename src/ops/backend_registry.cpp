@@ -82,9 +82,15 @@ const GemmBackendOps& gemm_backend_for(const std::string& op, const GemmShape& s
 #else
             no_openblas(op);
 #endif
-        // Neither the hand-written kernels nor cuDNN have a matrix product of their own.
+        // cuDNN has no matrix product; cuBLAS serves both GPU backends, except on the emulated
+        // device, where only convkit's own kernels can run.
         case Backend::Cuda:
-        case Backend::Cudnn: return checked(op, backend, cublas_gemm_backend(), shape, dtype);
+        case Backend::Cudnn:
+#ifdef CONVKIT_EMULATED_DEVICE
+            return checked(op, backend, cuda_gemm_backend(), shape, dtype);
+#else
+            return checked(op, backend, cublas_gemm_backend(), shape, dtype);
+#endif
     }
     throw NotSupported(concat(op, ": unknown backend"));
 }

@@ -56,6 +56,9 @@ const GemmBackendOps& host_blas_gemm_backend();
 const PoolBackendOps& host_blas_pool_backend();  // max pooling in parallel; average: the reference's
 #endif
 const GemmBackendOps& cublas_gemm_backend();
+// convkit's own matrix product kernel (kernels/gemm.cu): the emulated CUDA device's, where cuBLAS
+// cannot run.
+const GemmBackendOps& cuda_gemm_backend();
 const ConvBackendOps& cuda_conv_backend();
 const PoolBackendOps& cuda_pool_backend();
 #ifdef CONVKIT_WITH_CUDNN
@@ -67,7 +70,7 @@ const PoolBackendOps& cudnn_pool_backend();
 // host tensors, its default_backend() for CUDA tensors. Throws NotSupported naming the op, the
 // backend and the reason when that backend cannot run this geometry: there is no silent
 // fallback. HostBlas pools with OpenMP over planes (max) or the reference (average). The matrix product
-// has one GPU implementation, cuBLAS, whichever GPU backend is chosen.
+// on a GPU is cuBLAS's, whichever GPU backend is chosen; on the emulated CUDA device, convkit's.
 const ConvBackendOps& conv_backend_for(const std::string& op, const ConvGeometry& g, DType dtype, Device device);
 const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry& g, PoolOp pool_op, DType dtype,
                                        Device device);

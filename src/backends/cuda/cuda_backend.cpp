@@ -1,6 +1,7 @@
 // The hand-written CUDA kernels behind the backend tables. They run every geometry the host
 // reference accepts, in float32 and float64.
 #include "kernels/conv_direct.h"
+#include "kernels/gemm.h"
 #include "kernels/pool.h"
 #include "ops/backend_registry.h"
 
@@ -9,6 +10,7 @@ namespace convkit::detail {
 namespace {
 std::string always_supported(const ConvGeometry&, DType) { return {}; }
 std::string always_supported_pool(const PoolGeometry&, PoolOp, DType) { return {}; }
+std::string always_supported_gemm(const GemmShape&, DType) { return {}; }
 }  // namespace
 
 const ConvBackendOps& cuda_conv_backend() {
@@ -22,6 +24,11 @@ const PoolBackendOps& cuda_pool_backend() {
                                     kernels::max_pool_backward,  kernels::avg_pool_forward,
                                     kernels::avg_pool_backward,  kernels::adaptive_avg_pool_forward,
                                     kernels::adaptive_avg_pool_backward};
+    return ops;
+}
+
+const GemmBackendOps& cuda_gemm_backend() {
+    static const GemmBackendOps ops{always_supported_gemm, kernels::gemm_tiled};
     return ops;
 }
 

@@ -36,6 +36,12 @@ struct Loaded {
 
 Loaded load() {
     Loaded loaded;
+#ifdef CONVKIT_EMULATED_DEVICE
+    loaded.error =
+        "cuDNN: not available on the emulated CUDA device (a CONVKIT_EMULATED_DEVICE build runs convkit's own "
+        "kernels on the CPU; NVIDIA's libraries need a GPU)";
+    return loaded;
+#endif
     const std::string name = library_name();
     // Never closed: handles made from it live for the process.
     void* library = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
