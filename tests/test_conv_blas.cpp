@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "backends/host/conv_blas.h"
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/geometry.h"
 #include "test_util.h"
 #include "tolerances.h"
 

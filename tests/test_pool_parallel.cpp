@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/geometry.h"
 #include "test_util.h"
 
 namespace convkit {

@@ -5,8 +5,8 @@
 
 #include "autograd/graph.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/geometry.h"
 #include "ops/op_support.h"
 
 namespace convkit {

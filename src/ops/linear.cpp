@@ -5,7 +5,7 @@
 
 #include "autograd/graph.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 #include "ops/op_support.h"
 
 namespace convkit {

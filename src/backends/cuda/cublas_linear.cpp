@@ -10,7 +10,7 @@
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/tensor_fill.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 
 namespace convkit::detail {
 

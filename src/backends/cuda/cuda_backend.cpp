@@ -2,7 +2,7 @@
 // reference accepts, in float32 and float64.
 #include "kernels/conv_direct.h"
 #include "kernels/pool.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 
 namespace convkit::detail {
 

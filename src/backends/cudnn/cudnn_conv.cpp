@@ -8,7 +8,7 @@
 
 #include "backends/cudnn/cudnn_common.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 
 namespace convkit::detail {
 

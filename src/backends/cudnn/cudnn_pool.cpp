@@ -6,7 +6,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 
 namespace convkit::detail {
 

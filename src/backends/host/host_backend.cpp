@@ -3,8 +3,8 @@
 #include "backends/host/conv_reference.h"
 #include "backends/host/linear_reference.h"
 #include "backends/host/pool_reference.h"
-#include "ops/backend_registry.h"
-#include "ops/op_support.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::detail {
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "backends/host/thread_pool.h"
-#include "ops/backend_registry.h"
-#include "ops/op_support.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::host {
 

@@ -1,4 +1,4 @@
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 
 #include "core/check.h"
 
