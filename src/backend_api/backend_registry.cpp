@@ -15,11 +15,6 @@ Backend backend_for_device(Device device) { return device.is_host() ? default_ho
 }
 #endif
 
-#ifndef CONVKIT_WITH_CUDNN
-[[noreturn]] void no_cudnn(const std::string& op) {
-    throw NotSupported(concat(op, ": this build has no cuDNN backend (configured with CONVKIT_WITH_CUDNN=OFF)"));
-}
-#endif
 
 template <typename Ops, typename... Args>
 const Ops& checked(const std::string& op, Backend backend, const Ops& ops, Args&&... args) {
@@ -28,49 +23,6 @@ const Ops& checked(const std::string& op, Backend backend, const Ops& ops, Args&
     return ops;
 }
 }  // namespace
-
-const ConvBackendOps& conv_backend_for(const std::string& op, const ConvGeometry& g, DType dtype, Device device) {
-    const Backend backend = backend_for_device(device);
-    switch (backend) {
-        case Backend::Host: return checked(op, backend, host_conv_backend(), g, dtype);
-        case Backend::HostBlas:
-#ifdef CONVKIT_WITH_OPENBLAS
-            return checked(op, backend, host_blas_conv_backend(), g, dtype);
-#else
-            no_openblas(op);
-#endif
-        case Backend::Cuda: return checked(op, backend, cuda_conv_backend(), g, dtype);
-        case Backend::Cudnn:
-#ifdef CONVKIT_WITH_CUDNN
-            return checked(op, backend, cudnn_conv_backend(), g, dtype);
-#else
-            no_cudnn(op);
-#endif
-    }
-    throw NotSupported(concat(op, ": unknown backend"));
-}
-
-const PoolBackendOps& pool_backend_for(const std::string& op, const PoolGeometry& g, PoolOp pool_op, DType dtype,
-                                       Device device) {
-    const Backend backend = backend_for_device(device);
-    switch (backend) {
-        case Backend::Host: return checked(op, backend, host_pool_backend(), g, pool_op, dtype);
-        case Backend::HostBlas:
-#ifdef CONVKIT_WITH_OPENBLAS
-            return checked(op, backend, host_blas_pool_backend(), g, pool_op, dtype);
-#else
-            no_openblas(op);
-#endif
-        case Backend::Cuda: return checked(op, backend, cuda_pool_backend(), g, pool_op, dtype);
-        case Backend::Cudnn:
-#ifdef CONVKIT_WITH_CUDNN
-            return checked(op, backend, cudnn_pool_backend(), g, pool_op, dtype);
-#else
-            no_cudnn(op);
-#endif
-    }
-    throw NotSupported(concat(op, ": unknown backend"));
-}
 
 const GemmBackendOps& gemm_backend_for(const std::string& op, const GemmShape& shape, DType dtype, Device device) {
     const Backend backend = backend_for_device(device);

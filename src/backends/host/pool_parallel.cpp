@@ -10,7 +10,8 @@
 #include <vector>
 
 #include "backends/host/thread_pool.h"
-#include "backend_api/backend_registry.h"
+#include "backend_api/variant.h"
+#include "backends/host/pool_reference.h"
 #include "backend_api/dtype_dispatch.h"
 
 namespace convkit::host {
@@ -171,29 +172,50 @@ template void max_pool_backward_parallel<double>(const PoolGeometry&, const doub
 namespace convkit::detail {
 
 namespace {
-void max_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::max_pool_forward_parallel<T>(g, static_cast<const T*>(x), static_cast<T*>(y));
-    });
-}
-
-void max_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::max_pool_backward_parallel<T>(g, static_cast<const T*>(dy), static_cast<const T*>(x),
-                                            static_cast<T*>(dx));
-    });
-}
+// `host.blas` pooling: max pooling in parallel over planes; average pooling has no faster
+// host path and runs the reference's loops.
+class HostBlasPool final : public PoolVariant {
+public:
+    const char* name() const override { return "host.blas"; }
+    DeviceType device_type() const override { return DeviceType::Host; }
+    std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
+        return p.all_contiguous() ? std::string() : std::string("runs contiguous layouts only");
+    }
+    void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream) const override {
+        const PoolGeometry& g = p.geometry;
+        dispatch_dtype(p.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            const auto in = [](const void* q) { return static_cast<const T*>(q); };
+            T* out = static_cast<T*>(o.out);
+            const bool forward = pass == PoolPass::Forward;
+            switch (p.op) {
+                case PoolOp::Max:
+                    if (forward) {
+                        host::max_pool_forward_parallel<T>(g, in(o.x), out);
+                    } else {
+                        host::max_pool_backward_parallel<T>(g, in(o.dy), in(o.x), out);
+                    }
+                    break;
+                case PoolOp::Average:
+                    if (forward) {
+                        host::avg_pool_forward_reference<T>(g, in(o.x), out);
+                    } else {
+                        host::avg_pool_backward_reference<T>(g, in(o.dy), out);
+                    }
+                    break;
+                case PoolOp::AdaptiveAverage:
+                    if (forward) {
+                        host::adaptive_avg_pool_forward_reference<T>(g, in(o.x), out);
+                    } else {
+                        host::adaptive_avg_pool_backward_reference<T>(g, in(o.dy), out);
+                    }
+                    break;
+            }
+        });
+    }
+};
 }  // namespace
 
-const PoolBackendOps& host_blas_pool_backend() {
-    const PoolBackendOps& reference = host_pool_backend();
-    static const PoolBackendOps ops{reference.unsupported_reason, max_forward,
-                                    max_backward,                 reference.avg_forward,
-                                    reference.avg_backward,       reference.adaptive_forward,
-                                    reference.adaptive_backward};
-    return ops;
-}
+CONVKIT_REGISTER_POOL_VARIANT(HostBlasPool);
 
 }  // namespace convkit::detail
