@@ -366,7 +366,7 @@ TEST(ConvBlasOps, SizesPastTheBlasIntegerAreNotSupported) {
     const detail::ConvProblem problem = detail::conv_problem(g, DType::Float32, Device::host());
     BackendGuard guard(Backend::HostBlas);
     try {
-        detail::choose_conv_variant("conv2d", problem, ConvPass::Forward);
+        detail::choose_variant("conv2d", problem, ConvPass::Forward);
         FAIL() << "expected NotSupported";
     } catch (const NotSupported& e) {
         EXPECT_NE(std::string(e.what()).find("conv2d: the host-blas backend cannot run this convolution"),
@@ -374,7 +374,7 @@ TEST(ConvBlasOps, SizesPastTheBlasIntegerAreNotSupported) {
             << e.what();
     }
     BackendGuard reference(Backend::Host);
-    EXPECT_NO_THROW(detail::choose_conv_variant("conv2d", problem, ConvPass::Forward));
+    EXPECT_NO_THROW(detail::choose_variant("conv2d", problem, ConvPass::Forward));
 }
 
 #endif  // CONVKIT_WITH_OPENBLAS

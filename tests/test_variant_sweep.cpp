@@ -7,6 +7,7 @@
 // (CONVKIT_SWEEP_CUDA, label gpu, skipped where no CUDA device is usable).
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <random>
 #include <string>
 #include <tuple>
@@ -18,6 +19,13 @@
 #include "variant_runner.h"
 
 namespace convkit {
+void PrintTo(DType dtype, std::ostream* os) { *os << dtype_name(dtype); }
+
+namespace testing {
+// gtest prints parameters with these instead of their bytes.
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
+}  // namespace testing
+
 namespace {
 
 #ifdef CONVKIT_SWEEP_CUDA
@@ -63,6 +71,21 @@ std::string test_name_of(const std::string& variant, const std::string& problem,
     return testing::test_name(variant + "_" + dtype_name(dtype) + "_" + problem) + "_" + std::to_string(index);
 }
 
+// Whether the variant refuses a pass of the problem; the refusal is recorded (test property
+// and output) as a result of its own, not skipped quietly.
+template <typename Variant, typename Problem, typename Pass, std::size_t N>
+bool refuses(const Variant& variant, const Problem& problem, const Pass (&passes)[N], const char* (*pass_name)(Pass)) {
+    for (Pass pass : passes) {
+        std::string reason;
+        if (!variant.supports(problem, pass, &reason)) {
+            ::testing::Test::RecordProperty(std::string("not_supported_") + pass_name(pass), reason);
+            std::cout << "[ NOT SUPPORTED ] " << variant.name() << " " << pass_name(pass) << ": " << reason << "\n";
+            return true;
+        }
+    }
+    return false;
+}
+
 // ---- convolution ----------------------------------------------------------------------------
 
 using ConvSweepParam = std::tuple<std::string, testing::ConvCase, DType>;
@@ -77,14 +100,7 @@ TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
                                                 : detail::conv_geometry(op, c.input, c.weight, c.params);
     detail::ConvProblem problem = detail::conv_problem(g, dtype, sweep_device());
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
-    for (ConvPass pass : kConvPasses) {
-        std::string reason;
-        if (!variant.supports(problem, pass, &reason)) {
-            RecordProperty(std::string("not_supported_") + conv_pass_name(pass), reason);
-            std::cout << "[ NOT SUPPORTED ] " << name << " " << conv_pass_name(pass) << ": " << reason << "\n";
-            return;
-        }
-    }
+    if (refuses(variant, problem, kConvPasses, conv_pass_name)) return;
     CONVKIT_SEEDED_RNG(rng);
     const testing::ConvPassInputs in{float32_exact(g.input_shape(), rng), float32_exact(g.weight_shape(), rng),
                                      float32_exact(g.output_shape(), rng),
@@ -148,6 +164,8 @@ std::vector<PoolSweepCase> pool_cases() {
     return cases;
 }
 
+void PrintTo(const PoolSweepCase& c, std::ostream* os) { *os << c.name(); }
+
 using PoolSweepParam = std::tuple<std::string, PoolSweepCase, DType>;
 
 class PoolVariantSweep : public SweepFixture<PoolSweepParam> {};
@@ -170,14 +188,7 @@ TEST_P(PoolVariantSweep, ForwardAndBackwardMatchTheFloat64Reference) {
     const detail::PoolVariant& variant = *detail::find_pool_variant(name);
     const detail::PoolGeometry g = s.geometry();
     const detail::PoolProblem problem = detail::pool_problem(g, s.op, dtype, sweep_device());
-    for (PoolPass pass : kPoolPasses) {
-        std::string reason;
-        if (!variant.supports(problem, pass, &reason)) {
-            RecordProperty(std::string("not_supported_") + pool_pass_name(pass), reason);
-            std::cout << "[ NOT SUPPORTED ] " << name << " " << pool_pass_name(pass) << ": " << reason << "\n";
-            return;
-        }
-    }
+    if (refuses(variant, problem, kPoolPasses, pool_pass_name)) return;
     CONVKIT_SEEDED_RNG(rng);
     // Small integers: no ties broken differently by rounding, exact sums in both dtypes.
     const Tensor x = testing::small_integer_tensor(s.c.input, rng(), 50, DType::Float64);

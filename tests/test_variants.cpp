@@ -207,13 +207,13 @@ TEST_F(Variants, TheDefaultFollowsTheThreadsBackend) {
                              Device::host());
     {
         BackendGuard g(Backend::Host);
-        EXPECT_STREQ(detail::choose_conv_variant("conv2d", problem, ConvPass::Forward).variant->name(),
+        EXPECT_STREQ(detail::choose_variant("conv2d", problem, ConvPass::Forward).variant->name(),
                      "host.reference");
     }
 #ifdef CONVKIT_WITH_OPENBLAS
     {
         BackendGuard g(Backend::HostBlas);
-        EXPECT_STREQ(detail::choose_conv_variant("conv2d", problem, ConvPass::Forward).variant->name(), "host.blas");
+        EXPECT_STREQ(detail::choose_variant("conv2d", problem, ConvPass::Forward).variant->name(), "host.blas");
     }
 #endif
     EXPECT_EQ(problem.math, default_math_mode());

@@ -26,28 +26,34 @@ struct BiasGradShape {
     std::int64_t spatial = 0;
 };
 
-// One convolution: the geometry is the convolution's (a transposed convolution is described by
-// the convolution it is the adjoint of, geometry.h), x its input, w its weight, y its output.
-struct ConvProblem {
-    ConvGeometry geometry;
-    BiasGradShape bias_grad;  // for ConvPass::BackwardBias
+// What every problem carries besides its shape: the input x and output y (dtype, layout), the
+// accumulation, the math allowed, determinism and the device.
+struct ProblemBase {
     DType x_dtype = DType::Float32;
-    DType w_dtype = DType::Float32;
     DType y_dtype = DType::Float32;
     // The narrowest accumulation the caller accepts; a variant may accumulate wider (the
     // reference accumulates in double), never narrower.
     DType accumulate_dtype = DType::Float32;
     Layout x_layout = Layout::Contiguous;
-    Layout w_layout = Layout::Contiguous;
     Layout y_layout = Layout::Contiguous;
     MathMode math = MathMode::Strict;
     bool deterministic = false;
-    // How a variant with algorithms of its own (cuDNN) picks one: its heuristics or by timing.
-    AlgorithmSearch algorithm_search = AlgorithmSearch::Heuristic;
     Device device;
 
     // The operands' common dtype (the op layer requires them to agree today).
     DType dtype() const { return x_dtype; }
+};
+
+// One convolution: the geometry is the convolution's (a transposed convolution is described by
+// the convolution it is the adjoint of, geometry.h), x its input, w its weight, y its output.
+struct ConvProblem : ProblemBase {
+    ConvGeometry geometry;
+    BiasGradShape bias_grad;  // for ConvPass::BackwardBias
+    DType w_dtype = DType::Float32;
+    Layout w_layout = Layout::Contiguous;
+    // How a variant with algorithms of its own (cuDNN) picks one: its heuristics or by timing.
+    AlgorithmSearch algorithm_search = AlgorithmSearch::Heuristic;
+
     bool all_contiguous() const {
         return x_layout == Layout::Contiguous && w_layout == Layout::Contiguous && y_layout == Layout::Contiguous;
     }
@@ -55,19 +61,10 @@ struct ConvProblem {
 
 enum class PoolOp : std::uint8_t { Max, Average, AdaptiveAverage };
 
-struct PoolProblem {
+struct PoolProblem : ProblemBase {
     PoolGeometry geometry;
     PoolOp op = PoolOp::Max;
-    DType x_dtype = DType::Float32;
-    DType y_dtype = DType::Float32;
-    DType accumulate_dtype = DType::Float32;
-    Layout x_layout = Layout::Contiguous;
-    Layout y_layout = Layout::Contiguous;
-    MathMode math = MathMode::Strict;
-    bool deterministic = false;
-    Device device;
 
-    DType dtype() const { return x_dtype; }
     bool all_contiguous() const { return x_layout == Layout::Contiguous && y_layout == Layout::Contiguous; }
 };
 

@@ -404,20 +404,20 @@ std::string named_for(int pass, DeviceType device) {
 
 }  // namespace
 
-ConvChoice choose_conv_variant(std::string_view op, const ConvProblem& problem, ConvPass pass) {
+ConvChoice choose_variant(std::string_view op, const ConvProblem& problem, ConvPass pass) {
     return choose<ConvVariant, ConvChoice>(op, problem, pass);
 }
 
-PoolChoice choose_pool_variant(std::string_view op, const PoolProblem& problem, PoolPass pass) {
+PoolChoice choose_variant(std::string_view op, const PoolProblem& problem, PoolPass pass) {
     return choose<PoolVariant, PoolChoice>(op, problem, pass);
 }
 
-void run_conv_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,
+void run_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,
                       const ConvOperands& operands, Stream stream) {
     run_choice<ConvVariant>(op, problem, pass, choice, operands, stream);
 }
 
-void run_pool_variant(std::string_view op, const PoolProblem& problem, PoolPass pass, PoolChoice& choice,
+void run_variant(std::string_view op, const PoolProblem& problem, PoolPass pass, PoolChoice& choice,
                       const PoolOperands& operands, Stream stream) {
     run_choice<PoolVariant>(op, problem, pass, choice, operands, stream);
 }

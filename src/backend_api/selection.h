@@ -22,13 +22,13 @@ struct PoolChoice {
 
 // Under the calling thread's policy. Throws NotSupported naming `op`, the variant (or backend)
 // and its reason when the chosen variant cannot run the problem: there is no fallback.
-ConvChoice choose_conv_variant(std::string_view op, const ConvProblem& problem, ConvPass pass);
-PoolChoice choose_pool_variant(std::string_view op, const PoolProblem& problem, PoolPass pass);
+ConvChoice choose_variant(std::string_view op, const ConvProblem& problem, ConvPass pass);
+PoolChoice choose_variant(std::string_view op, const PoolProblem& problem, PoolPass pass);
 
 // Runs the chosen variant (measuring first when the choice says so), with its workspace.
-void run_conv_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,
+void run_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,
                       const ConvOperands& operands, Stream stream);
-void run_pool_variant(std::string_view op, const PoolProblem& problem, PoolPass pass, PoolChoice& choice,
+void run_variant(std::string_view op, const PoolProblem& problem, PoolPass pass, PoolChoice& choice,
                       const PoolOperands& operands, Stream stream);
 
 }  // namespace convkit::detail

@@ -61,29 +61,34 @@ const char* layout_name(Layout layout) {
 namespace {
 // float64 problems accumulate in float64; float32 ones accept float32 accumulation.
 DType accumulation_of(DType dtype) { return dtype == DType::Float64 ? DType::Float64 : DType::Float32; }
+
+// Contiguous operands of `dtype` on `device`, with the calling thread's math mode and
+// determinism.
+ProblemBase problem_base(DType dtype, Device device) {
+    ProblemBase b;
+    b.x_dtype = b.y_dtype = dtype;
+    b.accumulate_dtype = accumulation_of(dtype);
+    b.math = default_math_mode();
+    b.deterministic = deterministic_mode();
+    b.device = device;
+    return b;
+}
 }  // namespace
 
 ConvProblem conv_problem(const ConvGeometry& geometry, DType dtype, Device device) {
     ConvProblem p;
+    static_cast<ProblemBase&>(p) = problem_base(dtype, device);
     p.geometry = geometry;
-    p.x_dtype = p.w_dtype = p.y_dtype = dtype;
-    p.accumulate_dtype = accumulation_of(dtype);
-    p.math = default_math_mode();
-    p.deterministic = deterministic_mode();
+    p.w_dtype = dtype;
     p.algorithm_search = default_algorithm_search();
-    p.device = device;
     return p;
 }
 
 PoolProblem pool_problem(const PoolGeometry& geometry, PoolOp op, DType dtype, Device device) {
     PoolProblem p;
+    static_cast<ProblemBase&>(p) = problem_base(dtype, device);
     p.geometry = geometry;
     p.op = op;
-    p.x_dtype = p.y_dtype = dtype;
-    p.accumulate_dtype = accumulation_of(dtype);
-    p.math = default_math_mode();
-    p.deterministic = deterministic_mode();
-    p.device = device;
     return p;
 }
 

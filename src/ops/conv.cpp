@@ -30,22 +30,17 @@ detail::BiasGradShape bias_grad_of(const Shape& dy) {
     return {batch, channels, spatial};
 }
 
-// Runs one pass into a new tensor of `shape` (like `like`), on the variant chosen for it.
+// One pass into a new tensor, on the variant of `choice` (chosen at forward time for autograd).
 Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice, const Shape& shape,
-                ConvOperands operands, const Tensor& like) {
-    // Chosen at forward time; a gradient the forward did not expect (requires_grad set since) is
-    // chosen now.
-    if (choice.variant == nullptr && !choice.measure) choice = detail::choose_conv_variant(op, problem, pass);
-    Tensor out = Tensor::empty(shape, like.dtype(), like.device());
-    operands.out = out.raw_data();
-    detail::run_conv_variant(op, problem, pass, choice, operands, detail::stream_of(like));
-    return out;
+                const ConvOperands& operands, const Tensor& like) {
+    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
 }
 
+// One pass into a new tensor, on the variant chosen now.
 Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, const Shape& shape,
                 const ConvOperands& operands, const Tensor& like) {
-    ConvChoice choice = detail::choose_conv_variant(op, problem, pass);
-    return run_pass(op, problem, pass, choice, shape, operands, like);
+    ConvChoice choice;
+    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
 }
 
 // The passes that compute each input's gradient. A convolution y = conv(x, w) + b takes dx from
@@ -90,9 +85,9 @@ void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& 
     const bool need_db = bias.defined() && bias.requires_grad();
     problem.bias_grad = bias_grad_of(y.shape());
     ConvBackward backward{problem, transposed, x.shape(), w.shape(), {}, {}, {}};
-    if (need_dx) backward.data = detail::choose_conv_variant(op, problem, data_pass(transposed));
-    if (need_dw) backward.filter = detail::choose_conv_variant(op, problem, ConvPass::BackwardFilter);
-    if (need_db) backward.bias = detail::choose_conv_variant(op, problem, ConvPass::BackwardBias);
+    if (need_dx) backward.data = detail::choose_variant(op, problem, data_pass(transposed));
+    if (need_dw) backward.filter = detail::choose_variant(op, problem, ConvPass::BackwardFilter);
+    if (need_db) backward.bias = detail::choose_variant(op, problem, ConvPass::BackwardBias);
     autograd::record(std::string(op), y, {x, w, bias},
                      [saved_x = need_dw ? SavedTensor(x) : SavedTensor(),
                       saved_w = need_dx ? SavedTensor(w) : SavedTensor(), backward = std::move(backward),

@@ -140,9 +140,9 @@ Tensor linear_backward_bias(const Tensor& grad_output) {
     detail::ConvProblem problem =
         detail::conv_problem(detail::ConvGeometry{}, grad_output.dtype(), grad_output.device());
     problem.bias_grad = {grad_output.size(0), grad_output.size(1), 1};
-    detail::ConvChoice choice = detail::choose_conv_variant(op, problem, ConvPass::BackwardBias);
+    detail::ConvChoice choice = detail::choose_variant(op, problem, ConvPass::BackwardBias);
     Tensor grad_bias = Tensor::empty(Shape{grad_output.size(1)}, grad_output.dtype(), grad_output.device());
-    detail::run_conv_variant(op, problem, ConvPass::BackwardBias, choice,
+    detail::run_variant(op, problem, ConvPass::BackwardBias, choice,
                              {.dy = grad_output.raw_data(), .out = grad_bias.raw_data()}, detail::stream_of(grad_output));
     return grad_bias;
 }

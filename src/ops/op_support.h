@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "backend_api/dtype_dispatch.h"
+#include "backend_api/selection.h"
 #include "core/check.h"
 #include "convkit/tensor.h"
 
@@ -49,5 +50,18 @@ std::int64_t size_in_dim(std::string_view op, const char* dim, F&& size) {
 
 // The stream an op on `tensor` enqueues its kernels on.
 Stream stream_of(const Tensor& tensor);
+
+// Runs one pass of a convolution or pooling problem into a new tensor of `shape` (`like`'s dtype
+// and device) on the variant of `choice`, choosing it first if it is still empty (a gradient
+// the forward call did not expect, requires_grad set since).
+template <typename Problem, typename Pass, typename Choice, typename Operands>
+Tensor run_pass_into(std::string_view op, const Problem& problem, Pass pass, Choice& choice, const Shape& shape,
+                     Operands operands, const Tensor& like) {
+    if (choice.variant == nullptr && !choice.measure) choice = choose_variant(op, problem, pass);
+    Tensor out = Tensor::empty(shape, like.dtype(), like.device());
+    operands.out = out.raw_data();
+    run_variant(op, problem, pass, choice, operands, stream_of(like));
+    return out;
+}
 
 }  // namespace convkit::detail

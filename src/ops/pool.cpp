@@ -27,20 +27,11 @@ Shape spatial_sizes_of(const Shape& shape) {
     return Shape(std::vector<std::int64_t>(shape.begin() + 2, shape.end()));
 }
 
-// Runs one pass into a new tensor of `shape` (like `like`), on the variant chosen for it.
-Tensor run_pass(std::string_view op, const PoolProblem& problem, PoolPass pass, PoolChoice& choice,
-                const Shape& shape, PoolOperands operands, const Tensor& like) {
-    if (choice.variant == nullptr && !choice.measure) choice = detail::choose_pool_variant(op, problem, pass);
-    Tensor out = Tensor::empty(shape, like.dtype(), like.device());
-    operands.out = out.raw_data();
-    detail::run_pool_variant(op, problem, pass, choice, operands, detail::stream_of(like));
-    return out;
-}
-
+// One pass into a new tensor, on the variant chosen now.
 Tensor run_pass(std::string_view op, const PoolProblem& problem, PoolPass pass, const Shape& shape,
                 const PoolOperands& operands, const Tensor& like) {
     PoolChoice choice;
-    return run_pass(op, problem, pass, choice, shape, operands, like);
+    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
 }
 
 // Runs the forward of `problem` and records its backward with the same problem and the backward
@@ -52,12 +43,12 @@ Tensor pool_forward(std::string_view op, const Tensor& input, const PoolProblem&
     const bool max = problem.op == PoolOp::Max;
     autograd::record(std::string(op), out, {input},
                      [x = max ? autograd::SavedTensor(input) : autograd::SavedTensor(), x_shape = input.shape(),
-                      problem, choice = detail::choose_pool_variant(op, problem, PoolPass::Backward),
+                      problem, choice = detail::choose_variant(op, problem, PoolPass::Backward),
                       op](const Tensor& dy, const autograd::NeedsGrad&) mutable {
                          const PoolOperands operands{.x = x.defined() ? x.get().raw_data() : nullptr,
                                                      .dy = dy.raw_data()};
                          return std::vector<Tensor>{
-                             run_pass(op, problem, PoolPass::Backward, choice, x_shape, operands, dy)};
+                             detail::run_pass_into(op, problem, PoolPass::Backward, choice, x_shape, operands, dy)};
                      });
     return out;
 }

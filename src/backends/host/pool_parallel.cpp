@@ -11,7 +11,6 @@
 
 #include "backends/host/thread_pool.h"
 #include "backend_api/variant.h"
-#include "backends/host/pool_reference.h"
 #include "backend_api/dtype_dispatch.h"
 
 namespace convkit::host {
@@ -173,45 +172,36 @@ namespace convkit::detail {
 
 namespace {
 // `host.blas` pooling: max pooling in parallel over planes; average pooling has no faster
-// host path and runs the reference's loops.
+// host path and runs the reference variant.
 class HostBlasPool final : public PoolVariant {
 public:
     const char* name() const override { return "host.blas"; }
     DeviceType device_type() const override { return DeviceType::Host; }
-    std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
-        return p.all_contiguous() ? std::string() : std::string("runs contiguous layouts only");
+    std::string unsupported_reason(const PoolProblem& p, PoolPass pass) const override {
+        return reference().unsupported_reason(p, pass);
     }
-    void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream) const override {
-        const PoolGeometry& g = p.geometry;
+    void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView workspace,
+             Stream stream) const override {
+        if (p.op != PoolOp::Max) {
+            reference().run(p, pass, o, workspace, stream);
+            return;
+        }
         dispatch_dtype(p.dtype(), [&](auto tag) {
             using T = decltype(tag);
             const auto in = [](const void* q) { return static_cast<const T*>(q); };
-            T* out = static_cast<T*>(o.out);
-            const bool forward = pass == PoolPass::Forward;
-            switch (p.op) {
-                case PoolOp::Max:
-                    if (forward) {
-                        host::max_pool_forward_parallel<T>(g, in(o.x), out);
-                    } else {
-                        host::max_pool_backward_parallel<T>(g, in(o.dy), in(o.x), out);
-                    }
-                    break;
-                case PoolOp::Average:
-                    if (forward) {
-                        host::avg_pool_forward_reference<T>(g, in(o.x), out);
-                    } else {
-                        host::avg_pool_backward_reference<T>(g, in(o.dy), out);
-                    }
-                    break;
-                case PoolOp::AdaptiveAverage:
-                    if (forward) {
-                        host::adaptive_avg_pool_forward_reference<T>(g, in(o.x), out);
-                    } else {
-                        host::adaptive_avg_pool_backward_reference<T>(g, in(o.dy), out);
-                    }
-                    break;
+            if (pass == PoolPass::Forward) {
+                host::max_pool_forward_parallel<T>(p.geometry, in(o.x), static_cast<T*>(o.out));
+            } else {
+                host::max_pool_backward_parallel<T>(p.geometry, in(o.dy), in(o.x), static_cast<T*>(o.out));
             }
         });
+    }
+
+private:
+    // Looked up on first use, once every file has registered (their order is unspecified).
+    static const PoolVariant& reference() {
+        static const PoolVariant& variant = *find_pool_variant("host.reference");
+        return variant;
     }
 };
 }  // namespace
