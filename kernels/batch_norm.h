@@ -7,7 +7,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "ops/batch_norm_math.h"
+#include "backend_api/batch_norm_math.h"
 
 CONVKIT_KERNELS_BEGIN
 

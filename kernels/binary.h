@@ -3,8 +3,8 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "ops/binary_math.h"
-#include "ops/broadcast.h"
+#include "backend_api/binary_math.h"
+#include "backend_api/broadcast.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -6,7 +6,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -4,7 +4,7 @@
 #include "cuda/cuda_runtime.h"
 #include "kernels/dropout.h"
 #include "kernels/kernel_support.cuh"
-#include "ops/dropout_math.h"
+#include "backend_api/dropout_math.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -1,11 +1,11 @@
 #pragma once
 // Launcher of convkit's own matrix product (kernels/gemm.cu): exactly the product of
-// ops/gemm_shape.h, row-major, optional transposes and bias, float32 and float64. The matrix
+// backend_api/gemm_shape.h, row-major, optional transposes and bias, float32 and float64. The matrix
 // product of the emulated CUDA device, where cuBLAS cannot run; on a GPU cuBLAS is used.
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "ops/gemm_shape.h"
+#include "backend_api/gemm_shape.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -9,8 +9,8 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "ops/broadcast.h"
-#include "ops/reduce_math.h"
+#include "backend_api/broadcast.h"
+#include "backend_api/reduce_math.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -10,7 +10,7 @@
 #include "kernels/kernel_support.cuh"
 #include "kernels/kernels_namespace.h"
 #include "kernels/softmax.h"
-#include "ops/softmax_math.h"
+#include "backend_api/softmax_math.h"
 
 CONVKIT_KERNELS_BEGIN
 

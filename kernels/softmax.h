@@ -9,7 +9,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "ops/softmax_math.h"
+#include "backend_api/softmax_math.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -6,7 +6,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "ops/unary_math.h"
+#include "backend_api/unary_math.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -12,9 +12,10 @@
 #include <vector>
 
 #include "backends/host/conv_blas.h"
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
+#include "backend_api/selection.h"
+#include "backend_api/geometry.h"
 #include "test_util.h"
+#include "variant_runner.h"
 #include "tolerances.h"
 
 namespace convkit {
@@ -147,10 +148,8 @@ ConvProblem random_problem(std::mt19937_64& rng) {
 
 // ---- Running the passes ------------------------------------------------------------------------
 
-// The inputs of the four passes in the geometry's terms, float64.
-struct PassInputs {
-    Tensor x, w, dy, bias_out, bias_in;
-};
+using PassInputs = testing::ConvPassInputs;
+using PassResults = testing::ConvPassResults;
 
 // float64 values that float32 holds exactly: the float32 runs then see the reference's inputs,
 // and only their arithmetic is measured. (With rounded inputs a short sum that nearly cancels,
@@ -171,23 +170,9 @@ PassInputs small_integer_inputs(const ConvGeometry& g, std::mt19937_64& rng) {
             small_integer_tensor(Shape{g.in_channels}, rng())};
 }
 
-// forward y = conv(x, w) + bias_out; backward data dx = conv^T(dy, w) + bias_in (a transposed
-// convolution's bias); backward filter dw; bias gradient db.
-struct PassResults {
-    Tensor y, dx, dw, db;
-};
-
-// The passes of a backend table, into NaN-filled outputs.
-PassResults run_table(const detail::ConvBackendOps& ops, const ConvGeometry& g, const PassInputs& in, DType dtype) {
-    const Tensor x = in.x.to(dtype), w = in.w.to(dtype), dy = in.dy.to(dtype);
-    const Tensor bias_out = in.bias_out.to(dtype), bias_in = in.bias_in.to(dtype);
-    PassResults r{nan_tensor(g.output_shape(), dtype), nan_tensor(g.input_shape(), dtype),
-                  nan_tensor(g.weight_shape(), dtype), nan_tensor(Shape{g.out_channels}, dtype)};
-    ops.forward(g, dtype, x.raw_data(), w.raw_data(), bias_out.raw_data(), r.y.raw_data(), Stream{});
-    ops.backward_data(g, dtype, dy.raw_data(), w.raw_data(), bias_in.raw_data(), r.dx.raw_data(), Stream{});
-    ops.backward_filter(g, dtype, dy.raw_data(), x.raw_data(), r.dw.raw_data(), Stream{});
-    ops.backward_bias(g.batch, g.out_channels, g.output_spatial(), dtype, dy.raw_data(), r.db.raw_data(), Stream{});
-    return r;
+// The four passes of a registered variant, into NaN-filled outputs.
+PassResults run_variant(const char* name, const ConvGeometry& g, const PassInputs& in, DType dtype) {
+    return testing::run_conv_passes(testing::conv_variant_named(name), g, in, dtype);
 }
 
 // The BLAS passes with a given scratch budget, into NaN-filled outputs (no bias gradient: the
@@ -238,15 +223,15 @@ void expect_exact(const PassResults& got, const PassResults& expected) {
 void expect_blas_matches_reference(const ConvProblem& p, std::mt19937_64& rng) {
     const ConvGeometry g = p.geometry();
     const PassInputs in = random_inputs(g, rng);
-    const PassResults reference = run_table(detail::host_conv_backend(), g, in, DType::Float64);
+    const PassResults reference = run_variant("host.reference", g, in, DType::Float64);
     {
-        SCOPED_TRACE("backend table, float64");
-        expect_close(run_table(detail::host_blas_conv_backend(), g, in, DType::Float64), reference,
+        SCOPED_TRACE("variant, float64");
+        expect_close(run_variant("host.blas", g, in, DType::Float64), reference,
                      testing::kFloat64Tolerance);
     }
     {
-        SCOPED_TRACE("backend table, float32");
-        expect_close(run_table(detail::host_blas_conv_backend(), g, in, DType::Float32), reference,
+        SCOPED_TRACE("variant, float32");
+        expect_close(run_variant("host.blas", g, in, DType::Float32), reference,
                      testing::kHostBlasFloat32Tolerance);
     }
     for (std::size_t budget : scratch_budgets(g, sizeof(double))) {
@@ -264,10 +249,10 @@ void expect_blas_matches_reference(const ConvProblem& p, std::mt19937_64& rng) {
 void expect_blas_exact_on_small_integers(const ConvProblem& p, std::mt19937_64& rng) {
     const ConvGeometry g = p.geometry();
     const PassInputs in = small_integer_inputs(g, rng);
-    const PassResults reference = run_table(detail::host_conv_backend(), g, in, DType::Float64);
+    const PassResults reference = run_variant("host.reference", g, in, DType::Float64);
     for (DType dtype : {DType::Float64, DType::Float32}) {
         SCOPED_TRACE(dtype_name(dtype));
-        expect_exact(run_table(detail::host_blas_conv_backend(), g, in, dtype), reference);
+        expect_exact(run_variant("host.blas", g, in, dtype), reference);
     }
     SCOPED_TRACE("float64, one-column blocks");
     expect_exact(run_blas<double>(g, in, 1), reference);
@@ -378,9 +363,10 @@ TEST(ConvBlasOps, SizesPastTheBlasIntegerAreNotSupported) {
     g.kernel = {1, 1 << 6, 1 << 6};  // 2^32 patch rows
     g.input = {1, 1 << 6, 1 << 6};
     EXPECT_NE(host::conv_blas_unsupported_reason(g), "");
+    const detail::ConvProblem problem = detail::conv_problem(g, DType::Float32, Device::host());
     BackendGuard guard(Backend::HostBlas);
     try {
-        detail::conv_backend_for("conv2d", g, DType::Float32, Device::host());
+        detail::choose_variant("conv2d", problem, ConvPass::Forward);
         FAIL() << "expected NotSupported";
     } catch (const NotSupported& e) {
         EXPECT_NE(std::string(e.what()).find("conv2d: the host-blas backend cannot run this convolution"),
@@ -388,7 +374,7 @@ TEST(ConvBlasOps, SizesPastTheBlasIntegerAreNotSupported) {
             << e.what();
     }
     BackendGuard reference(Backend::Host);
-    EXPECT_NO_THROW(detail::conv_backend_for("conv2d", g, DType::Float32, Device::host()));
+    EXPECT_NO_THROW(detail::choose_variant("conv2d", problem, ConvPass::Forward));
 }
 
 #endif  // CONVKIT_WITH_OPENBLAS

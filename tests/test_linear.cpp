@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cuda/cublas_api.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 #include "test_util.h"
 #include "tolerances.h"
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
+#include "backend_api/variant.h"
+#include "backend_api/geometry.h"
 #include "test_util.h"
 
 namespace convkit {
@@ -75,8 +75,8 @@ TEST_P(PoolParallel, MaxForwardAndBackwardMatchTheReferenceBitForBit) {
     const PoolCase& c = GetParam();
     const std::string op = pool_op_name(c.params.spatial_rank, PoolKind::Max);
     const detail::PoolGeometry g = detail::pool_geometry(op, c.input, c.params, PoolKind::Max);
-    const detail::PoolBackendOps& fast = detail::host_blas_pool_backend();
-    const detail::PoolBackendOps& reference = detail::host_pool_backend();
+    const detail::PoolVariant& fast = *detail::find_pool_variant("host.blas");
+    const detail::PoolVariant& reference = *detail::find_pool_variant("host.reference");
     for (DType dtype : {DType::Float32, DType::Float64}) {
         SCOPED_TRACE(dtype_name(dtype));
         for (std::uint64_t seed : {1u, 2u, 3u}) {
@@ -84,14 +84,17 @@ TEST_P(PoolParallel, MaxForwardAndBackwardMatchTheReferenceBitForBit) {
             const Tensor dy = testing::small_integer_tensor(g.output_shape(), seed + 10, 3, dtype);
             Tensor y = testing::nan_tensor(g.output_shape(), dtype);
             Tensor y_expected = testing::nan_tensor(g.output_shape(), dtype);
-            fast.max_forward(g, dtype, x.raw_data(), y.raw_data(), Stream{});
-            reference.max_forward(g, dtype, x.raw_data(), y_expected.raw_data(), Stream{});
+            const detail::PoolProblem problem = detail::pool_problem(g, detail::PoolOp::Max, dtype, Device::host());
+            fast.run(problem, PoolPass::Forward, {.x = x.raw_data(), .out = y.raw_data()}, {}, Stream{});
+            reference.run(problem, PoolPass::Forward, {.x = x.raw_data(), .out = y_expected.raw_data()}, {}, Stream{});
             EXPECT_TRUE(same_values(y, y_expected)) << "forward, seed " << seed;
 
             Tensor dx = testing::nan_tensor(c.input, dtype);
             Tensor dx_expected = testing::nan_tensor(c.input, dtype);
-            fast.max_backward(g, dtype, dy.raw_data(), x.raw_data(), dx.raw_data(), Stream{});
-            reference.max_backward(g, dtype, dy.raw_data(), x.raw_data(), dx_expected.raw_data(), Stream{});
+            fast.run(problem, PoolPass::Backward, {.x = x.raw_data(), .dy = dy.raw_data(), .out = dx.raw_data()}, {},
+                     Stream{});
+            reference.run(problem, PoolPass::Backward,
+                          {.x = x.raw_data(), .dy = dy.raw_data(), .out = dx_expected.raw_data()}, {}, Stream{});
             EXPECT_TRUE(same_values(dx, dx_expected)) << "backward, seed " << seed;
         }
     }

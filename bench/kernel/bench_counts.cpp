@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 
 namespace convkit::bench {
 

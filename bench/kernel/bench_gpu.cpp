@@ -125,9 +125,35 @@ double backends_difference(const Tensor& convkit_result, const Tensor& cudnn_res
     return relative_l2_error(difference, reference);
 }
 
-TimingStats time_backend(Backend backend, const std::function<Tensor(const InputSet&)>& pass,
+// One side of a comparison for a scope: cuDNN, or convkit's hand-written kernels (the Cuda
+// backend), or the variant --variant names for every convolution (and pooling, where that
+// variant pools) pass.
+enum class Side { Convkit, Cudnn };
+class SideGuard {
+public:
+    SideGuard(Side side, const Options& options) : backend_(side == Side::Convkit ? Backend::Cuda : Backend::Cudnn) {
+        // Nothing from the environment (CONVKIT_CONV_VARIANT, measured selection) may change a side.
+        set_conv_variant("");
+        set_pool_variant("");
+        set_variant_selection(VariantSelection::Default);
+        if (side != Side::Convkit || options.variant.empty()) return;
+        set_conv_variant(options.variant);
+        for (const VariantInfo& v : registered_variants()) {
+            if (v.family == "pool" && v.name == options.variant) {
+                set_pool_variant(options.variant);
+                break;
+            }
+        }
+    }
+
+private:
+    BackendGuard backend_;
+    VariantGuard variants_;
+};
+
+TimingStats time_backend(Side side, const std::function<Tensor(const InputSet&)>& pass,
                          const std::vector<InputSet>& sets, const Options& options) {
-    BackendGuard guard(backend);
+    SideGuard guard(side, options);
     const cudaStream_t stream = stream_of(options.device);
     std::size_t next = 0;
     const auto run = [&] {
@@ -175,7 +201,7 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
     };
     Tensor ours, theirs;
     try {
-        BackendGuard guard(Backend::Cuda);
+        SideGuard guard(Side::Convkit, options);
         ours = pass(sets[0]);
     } catch (const NotSupported& error) {
         result.status = Status::Unsupported;
@@ -183,7 +209,7 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
         return;
     }
     try {
-        BackendGuard guard(Backend::Cudnn);
+        SideGuard guard(Side::Cudnn, options);
         theirs = pass(sets[0]);
     } catch (const NotSupported& error) {
         result.status = Status::Unsupported;
@@ -200,8 +226,8 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
         result.note = note.str();
         return;
     }
-    result.convkit = time_backend(Backend::Cuda, pass, sets, options);
-    result.cudnn = time_backend(Backend::Cudnn, pass, sets, options);
+    result.convkit = time_backend(Side::Convkit, pass, sets, options);
+    result.cudnn = time_backend(Side::Cudnn, pass, sets, options);
     result.status = Status::Ok;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// convkit-bench's command line (usage() lists it). Parsed without a GPU so the host tests can
-// check it; every error names the option.
+// convkit-bench's command line (CLI11; usage() lists it). Parsed without a GPU so the host
+// tests can check it; every error names the option.
 #include <string>
 #include <vector>
 
@@ -16,6 +16,8 @@ struct NamedConfig {
 struct Options {
     bool help = false;
     bool list = false;                       // print the configurations and exit (no GPU needed)
+    bool list_variants = false;              // print the registered variants and exit (no GPU needed)
+    std::string variant;                     // --variant: convkit's side runs this variant (default cuda.direct)
     bool quick = false;                      // the quick subsets, fewer repetitions, a smaller time budget
     std::vector<NamedConfig> configs;        // in run order
     std::vector<std::string> dtypes{"f32"};  // f32 (strict float32), tf32; bf16/fp16 are reported unsupported
@@ -38,7 +40,12 @@ struct Options {
 
 // `arguments` excludes the program name. Without --suite, --config or --config-file, every
 // standard suite runs. Throws InvalidArgument naming the option and the bad value.
+// Values of repeated list options (--suite, --config, --config-file, --model) accumulate; a
+// repeated single-value option keeps its last value. --config lines come before
+// --config-file ones.
 Options parse_options(const std::vector<std::string>& arguments);
 std::string usage();
+// "conv\tforward\tcuda.direct\tcuda": one line per registered variant and pass (--list-variants).
+std::string variants_table();
 
 }  // namespace convkit::bench

@@ -45,7 +45,8 @@ int run(const Options& options) {
     std::size_t l2_bytes = 0;
     RunInfo info = describe_machine(options.device, l2_bytes);
     std::cerr << "convkit-bench: " << info.gpu << ", L2 " << l2_bytes / (1024 * 1024) << " MiB, cuDNN " << info.cudnn
-              << "; " << options.configs.size() << " configurations\n";
+              << "; " << options.configs.size() << " configurations; convkit's side: "
+              << (options.variant.empty() ? std::string("cuda.direct (the default)") : options.variant) << "\n";
     if (options.measure_peak) info.peak = measure_peak(options.device);
 
     std::vector<BenchResult> results;
@@ -87,6 +88,10 @@ int main(int argc, char** argv) {
     }
     if (options.help) {
         std::cout << usage();
+        return 0;
+    }
+    if (options.list_variants) {
+        std::cout << variants_table();
         return 0;
     }
     if (options.list) {

@@ -47,9 +47,10 @@ void set_default_backend(Backend backend);
 // multiply-adds only, as the hand-written kernels do (compare like with like). AllowTF32: cuDNN
 // and cuBLAS may use TF32 tensor cores (10-bit mantissa products, float32 accumulation). Per
 // thread, like the backend; CONVKIT_MATH=strict|tf32 sets the initial value. float64 is always
-// exact float64.
-enum class MathMode { Strict, AllowTF32 };
-const char* math_mode_name(MathMode mode);  // "strict", "tf32"
+// exact float64. AllowReduced: any reduced-precision product the library offers (cuDNN may
+// also convert float32 operands to half on tensor cores; cuBLAS as AllowTF32); CONVKIT_MATH=reduced.
+enum class MathMode { Strict, AllowTF32, AllowReduced };
+const char* math_mode_name(MathMode mode);  // "strict", "tf32", "reduced"
 MathMode parse_math_mode(const std::string& name);
 MathMode default_math_mode();
 void set_default_math_mode(MathMode mode);

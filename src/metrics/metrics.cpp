@@ -10,7 +10,7 @@
 
 #include "core/check.h"
 #include "ops/position_text.h"
-#include "ops/softmax_math.h"
+#include "backend_api/softmax_math.h"
 
 namespace convkit {
 

@@ -89,12 +89,20 @@ void set_default_backend(Backend backend) {
     }
 }
 
-const char* math_mode_name(MathMode mode) { return mode == MathMode::Strict ? "strict" : "tf32"; }
+const char* math_mode_name(MathMode mode) {
+    switch (mode) {
+        case MathMode::Strict: return "strict";
+        case MathMode::AllowTF32: return "tf32";
+        case MathMode::AllowReduced: return "reduced";
+    }
+    return "unknown";
+}
 
 MathMode parse_math_mode(const std::string& name) {
     if (name == "strict") return MathMode::Strict;
     if (name == "tf32") return MathMode::AllowTF32;
-    throw InvalidArgument(detail::concat("math mode: unknown mode '", name, "' (choose strict or tf32)"));
+    if (name == "reduced") return MathMode::AllowReduced;
+    throw InvalidArgument(detail::concat("math mode: unknown mode '", name, "' (choose strict, tf32 or reduced)"));
 }
 
 MathMode default_math_mode() {

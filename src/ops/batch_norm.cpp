@@ -13,7 +13,7 @@
 #include "convkit/ops/norm.h"
 #include "core/check.h"
 #include "kernels/batch_norm.h"
-#include "ops/batch_norm_math.h"
+#include "backend_api/batch_norm_math.h"
 #include "ops/op_support.h"
 
 namespace convkit {

@@ -1,154 +1,190 @@
-// Convolution and transposed convolution entry points: checks, geometry, backend, call.
+// Convolution and transposed convolution entry points: checks, problem, variant, call.
 // A transposed convolution runs as the adjoint of the convolution its geometry describes, so
-// each backend implements three convolution passes and gets all six ops from them.
+// each variant implements three convolution passes and gets all six ops from them.
+//
+// A forward call checks its arguments and builds its problem once; when it records for
+// autograd it also chooses the variants of the backward passes it will need, so the backward
+// runs them on the stored problem without checking or choosing again.
 #include "convkit/ops/conv.h"
 
 #include "autograd/graph.h"
+#include "backend_api/selection.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
 #include "ops/op_support.h"
 
 namespace convkit {
 
 namespace {
+using detail::ConvChoice;
 using detail::ConvGeometry;
-
-std::string pass_name(const ConvParams& params, bool transposed, const char* pass) {
-    return conv_op_name(params.spatial_rank, transposed) + pass;
-}
+using detail::ConvOperands;
+using detail::ConvProblem;
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
-// The three convolution passes, each into a new tensor, on the backend chosen for `op`.
-// `bias` (or an undefined tensor) is added per channel of the result.
-Tensor run_forward(const std::string& op, const ConvGeometry& g, const Tensor& x, const Tensor& w,
-                   const Tensor& bias) {
-    const auto& backend = detail::conv_backend_for(op, g, x.dtype(), x.device());
-    Tensor y = Tensor::empty(g.output_shape(), x.dtype(), x.device());
-    backend.forward(g, x.dtype(), x.raw_data(), w.raw_data(), data_or_null(bias), y.raw_data(), detail::stream_of(x));
-    return y;
+// dy viewed as [batch, channels, spatial] for the bias gradient.
+detail::BiasGradShape bias_grad_of(const Shape& dy) {
+    const std::int64_t batch = dy[0];
+    const std::int64_t channels = dy[1];
+    const std::int64_t spatial = channels == 0 || batch == 0 ? 0 : dy.numel() / (batch * channels);
+    return {batch, channels, spatial};
 }
 
-Tensor run_backward_data(const std::string& op, const ConvGeometry& g, const Tensor& dy, const Tensor& w,
-                         const Tensor& bias) {
-    const auto& backend = detail::conv_backend_for(op, g, dy.dtype(), dy.device());
-    Tensor dx = Tensor::empty(g.input_shape(), dy.dtype(), dy.device());
-    backend.backward_data(g, dy.dtype(), dy.raw_data(), w.raw_data(), data_or_null(bias), dx.raw_data(),
-                          detail::stream_of(dy));
-    return dx;
+// One pass into a new tensor, on the variant of `choice` (chosen at forward time for autograd).
+Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice, const Shape& shape,
+                const ConvOperands& operands, const Tensor& like) {
+    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
 }
 
-Tensor run_backward_filter(const std::string& op, const ConvGeometry& g, const Tensor& dy, const Tensor& x) {
-    const auto& backend = detail::conv_backend_for(op, g, dy.dtype(), dy.device());
-    Tensor dw = Tensor::empty(g.weight_shape(), dy.dtype(), dy.device());
-    backend.backward_filter(g, dy.dtype(), dy.raw_data(), x.raw_data(), dw.raw_data(), detail::stream_of(dy));
-    return dw;
+// One pass into a new tensor, on the variant chosen now.
+Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, const Shape& shape,
+                const ConvOperands& operands, const Tensor& like) {
+    ConvChoice choice;
+    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
 }
-}  // namespace
 
-namespace {
-// The backward of a (transposed) convolution y = op(x, w) + b: the data and filter passes of the
-// same op family, and the bias gradient. Each operand is saved only if the other's gradient
-// needs it.
-void record_conv(const std::string& op, Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
-                 const ConvParams& params, bool transposed) {
+// The passes that compute each input's gradient. A convolution y = conv(x, w) + b takes dx from
+// backward-data and dw from backward-filter; a transposed one is the adjoint: dx from forward,
+// and dw from backward-filter with the roles of x and dy swapped.
+struct ConvBackward {
+    ConvProblem problem;
+    bool transposed = false;
+    Shape x_shape;
+    Shape w_shape;
+    ConvChoice data;    // for dx
+    ConvChoice filter;  // for dw
+    ConvChoice bias;    // for db
+
+    Tensor grad_input(std::string_view op, const Tensor& dy, const Tensor& w) {
+        if (transposed) return run_pass(op, problem, ConvPass::Forward, data, x_shape, {.x = dy.raw_data(), .w = w.raw_data()}, dy);
+        return run_pass(op, problem, ConvPass::BackwardData, data, x_shape, {.w = w.raw_data(), .dy = dy.raw_data()}, dy);
+    }
+    Tensor grad_weight(std::string_view op, const Tensor& dy, const Tensor& x) {
+        // In the adjoint convolution the transposed input plays the gradient and dy the input.
+        const ConvOperands operands = transposed ? ConvOperands{.x = dy.raw_data(), .dy = x.raw_data()}
+                                                 : ConvOperands{.x = x.raw_data(), .dy = dy.raw_data()};
+        return run_pass(op, problem, ConvPass::BackwardFilter, filter, w_shape, operands, dy);
+    }
+    Tensor grad_bias(std::string_view op, const Tensor& dy) {
+        return run_pass(op, problem, ConvPass::BackwardBias, bias, Shape{problem.bias_grad.channels},
+                        {.dy = dy.raw_data()}, dy);
+    }
+};
+
+ConvPass data_pass(bool transposed) { return transposed ? ConvPass::Forward : ConvPass::BackwardData; }
+
+// Records the backward of y = op(x, w) + b with the problem of the forward call and the variants
+// chosen now for the passes whose gradients will be wanted. Each operand is saved only if the
+// other's gradient needs it.
+void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
+                 ConvProblem problem, bool transposed) {
     if (!autograd::should_record({x, w, bias})) return;
     using autograd::SavedTensor;
-    const bool need_x = w.requires_grad();
-    const bool need_w = x.requires_grad();
-    autograd::record(
-        op, y, {x, w, bias},
-        [saved_x = need_x ? SavedTensor(x) : SavedTensor(), saved_w = need_w ? SavedTensor(w) : SavedTensor(),
-         x_shape = x.shape(), w_shape = w.shape(), params, transposed](const Tensor& dy,
-                                                                        const autograd::NeedsGrad& needs) {
-            std::vector<Tensor> grads(3);
-            if (needs[0]) {
-                grads[0] = transposed ? conv_transpose_backward_data(dy, saved_w.get(), x_shape, params)
-                                      : conv_backward_data(dy, saved_w.get(), x_shape, params);
-            }
-            if (needs[1]) {
-                grads[1] = transposed ? conv_transpose_backward_filter(dy, saved_x.get(), w_shape, params)
-                                      : conv_backward_filter(dy, saved_x.get(), w_shape, params);
-            }
-            if (needs[2]) grads[2] = conv_backward_bias(dy);
-            return grads;
-        });
+    const bool need_dx = x.requires_grad();
+    const bool need_dw = w.requires_grad();
+    const bool need_db = bias.defined() && bias.requires_grad();
+    problem.bias_grad = bias_grad_of(y.shape());
+    ConvBackward backward{problem, transposed, x.shape(), w.shape(), {}, {}, {}};
+    if (need_dx) backward.data = detail::choose_variant(op, problem, data_pass(transposed));
+    if (need_dw) backward.filter = detail::choose_variant(op, problem, ConvPass::BackwardFilter);
+    if (need_db) backward.bias = detail::choose_variant(op, problem, ConvPass::BackwardBias);
+    autograd::record(std::string(op), y, {x, w, bias},
+                     [saved_x = need_dw ? SavedTensor(x) : SavedTensor(),
+                      saved_w = need_dx ? SavedTensor(w) : SavedTensor(), backward = std::move(backward),
+                      op](const Tensor& dy, const autograd::NeedsGrad& needs) mutable {
+                         std::vector<Tensor> grads(3);
+                         if (needs[0]) grads[0] = backward.grad_input(op, dy, saved_w.get());
+                         if (needs[1]) grads[1] = backward.grad_weight(op, dy, saved_x.get());
+                         if (needs[2]) grads[2] = backward.grad_bias(op, dy);
+                         return grads;
+                     });
+}
+
+// The forward of a convolution (or transposed convolution, as its adjoint's backward-data).
+Tensor forward(std::string_view op, const Tensor& input, const Tensor& weight, const Tensor& bias,
+               const ConvGeometry& g, bool transposed) {
+    const ConvProblem problem = detail::conv_problem(g, input.dtype(), input.device());
+    Tensor y = transposed ? run_pass(op, problem, ConvPass::BackwardData, g.input_shape(),
+                                     {.w = weight.raw_data(), .dy = input.raw_data(), .bias = data_or_null(bias)}, input)
+                          : run_pass(op, problem, ConvPass::Forward, g.output_shape(),
+                                     {.x = input.raw_data(), .w = weight.raw_data(), .bias = data_or_null(bias)}, input);
+    record_conv(op, y, input, weight, bias, problem, transposed);
+    return y;
 }
 }  // namespace
 
 Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
-    const std::string op = conv_op_name(params.spatial_rank);
+    const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::Forward);
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
-    Tensor y = run_forward(op, g, input, weight, bias);
-    record_conv(op, y, input, weight, bias, params, false);
-    return y;
+    return forward(op, input, weight, bias, g, false);
 }
 
 Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
                           const ConvParams& params) {
-    const std::string op = pass_name(params, false, "_backward_data");
+    const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::BackwardData);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    return run_backward_data(op, g, grad_output, weight, Tensor());
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
+    return run_pass(op, problem, ConvPass::BackwardData, g.input_shape(),
+                    {.w = weight.raw_data(), .dy = grad_output.raw_data()}, grad_output);
 }
 
 Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                             const ConvParams& params) {
-    const std::string op = pass_name(params, false, "_backward_filter");
+    const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::BackwardFilter);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    return run_backward_filter(op, g, grad_output, input);
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
+    return run_pass(op, problem, ConvPass::BackwardFilter, g.weight_shape(),
+                    {.x = input.raw_data(), .dy = grad_output.raw_data()}, grad_output);
 }
 
 Tensor conv_backward_bias(const Tensor& grad_output) {
-    const std::string op = "conv_backward_bias";
+    constexpr std::string_view op = "conv_backward_bias";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 2, op, "grad_output must be [N, C, ...], got shape ",
                     grad_output.shape().to_string());
-    const std::int64_t batch = grad_output.size(0);
-    const std::int64_t channels = grad_output.size(1);
-    const std::int64_t spatial = channels == 0 || batch == 0 ? 0 : grad_output.numel() / (batch * channels);
-    // Any geometry will do for choosing: the bias gradient depends on none of it.
-    const auto& backend = detail::conv_backend_for(op, ConvGeometry{}, grad_output.dtype(), grad_output.device());
-    Tensor grad_bias = Tensor::empty(Shape{channels}, grad_output.dtype(), grad_output.device());
-    backend.backward_bias(batch, channels, spatial, grad_output.dtype(), grad_output.raw_data(), grad_bias.raw_data(),
-                          detail::stream_of(grad_output));
-    return grad_bias;
+    // The bias gradient depends on no geometry, only on dy's shape.
+    ConvProblem problem = detail::conv_problem(ConvGeometry{}, grad_output.dtype(), grad_output.device());
+    problem.bias_grad = bias_grad_of(grad_output.shape());
+    return run_pass(op, problem, ConvPass::BackwardBias, Shape{problem.bias_grad.channels},
+                    {.dy = grad_output.raw_data()}, grad_output);
 }
 
 Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                               const ConvParams& params) {
-    const std::string op = conv_op_name(params.spatial_rank, true);
+    const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::Forward);
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
-    Tensor y = run_backward_data(op, g, input, weight, bias);
-    record_conv(op, y, input, weight, bias, params, true);
-    return y;
+    return forward(op, input, weight, bias, g, true);
 }
 
 Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
                                     const ConvParams& params) {
-    const std::string op = pass_name(params, true, "_backward_data");
+    const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::BackwardData);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.input_shape());
-    return run_forward(op, g, grad_output, weight, Tensor());
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
+    return run_pass(op, problem, ConvPass::Forward, g.output_shape(),
+                    {.x = grad_output.raw_data(), .w = weight.raw_data()}, grad_output);
 }
 
 Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                       const ConvParams& params) {
-    const std::string op = pass_name(params, true, "_backward_filter");
+    const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::BackwardFilter);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.input_shape());
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
-    return run_backward_filter(op, g, input, grad_output);
+    return run_pass(op, problem, ConvPass::BackwardFilter, g.weight_shape(),
+                    {.x = grad_output.raw_data(), .dy = input.raw_data()}, grad_output);
 }
 
 }  // namespace convkit

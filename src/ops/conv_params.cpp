@@ -6,7 +6,8 @@
 
 #include "convkit/conv_params.h"
 #include "core/check.h"
-#include "ops/geometry.h"
+#include "ops/op_support.h"
+#include "backend_api/geometry.h"
 
 namespace convkit {
 
@@ -152,7 +153,7 @@ namespace detail {
 namespace {
 // Checks shared by convolution and transposed convolution; fills rank, batch, groups, kernel,
 // stride and dilation of `g`.
-void check_common(const std::string& op, const Shape& input, const Shape& weight, const ConvParams& params,
+void check_common(std::string_view op, const Shape& input, const Shape& weight, const ConvParams& params,
                   bool transposed, ConvGeometry& g) {
     const int r = params.spatial_rank;
     CONVKIT_REQUIRE(r >= 1 && r <= 3, op, "spatial_rank must be 1, 2 or 3, got ", r);
@@ -177,7 +178,7 @@ void check_common(const std::string& op, const Shape& input, const Shape& weight
     }
 }
 
-void check_padding_mode_limits(const std::string& op, const ConvGeometry& g) {
+void check_padding_mode_limits(std::string_view op, const ConvGeometry& g) {
     if (g.padding_mode == PaddingMode::Zeros || g.padding_mode == PaddingMode::Replicate) return;
     for (int i = 0; i < g.spatial_rank; ++i) {
         const auto s = static_cast<std::size_t>(3 - g.spatial_rank + i);
@@ -192,7 +193,7 @@ void check_padding_mode_limits(const std::string& op, const ConvGeometry& g) {
 }
 }  // namespace
 
-ConvGeometry conv_geometry(const std::string& op, const Shape& input, const Shape& weight, const ConvParams& params) {
+ConvGeometry conv_geometry(std::string_view op, const Shape& input, const Shape& weight, const ConvParams& params) {
     ConvGeometry g;
     check_common(op, input, weight, params, false, g);
     const int r = g.spatial_rank;
@@ -224,15 +225,16 @@ ConvGeometry conv_geometry(const std::string& op, const Shape& input, const Shap
         } else {
             g.pad_begin[s] = g.pad_end[s] = params.padding[static_cast<std::size_t>(i)];
         }
-        const std::string where = concat(op, " (dim ", dim, ")");
-        g.output[s] = conv_output_size_asymmetric(g.input[s], g.kernel[s], g.stride[s], g.pad_begin[s], g.pad_end[s],
-                                                  g.dilation[s], where.c_str());
+        g.output[s] = size_in_dim(op, dim, [&](const char* where) {
+            return conv_output_size_asymmetric(g.input[s], g.kernel[s], g.stride[s], g.pad_begin[s], g.pad_end[s],
+                                               g.dilation[s], where);
+        });
     }
     check_padding_mode_limits(op, g);
     return g;
 }
 
-ConvGeometry conv_transpose_geometry(const std::string& op, const Shape& input, const Shape& weight,
+ConvGeometry conv_transpose_geometry(std::string_view op, const Shape& input, const Shape& weight,
                                      const ConvParams& params) {
     ConvGeometry g;
     check_common(op, input, weight, params, true, g);
@@ -249,11 +251,12 @@ ConvGeometry conv_transpose_geometry(const std::string& op, const Shape& input, 
     g.in_channels = weight[1] * g.groups;
     for (int i = 0; i < r; ++i) {
         const auto s = static_cast<std::size_t>(3 - r + i);
-        const std::string where = concat(op, " (dim ", spatial_dim_name(r, i), ")");
         g.output[s] = input[2 + i];
         g.pad_begin[s] = g.pad_end[s] = params.padding[static_cast<std::size_t>(i)];
-        g.input[s] = conv_transpose_output_size(g.output[s], g.kernel[s], g.stride[s], g.pad_begin[s], g.dilation[s],
-                                                params.output_padding[static_cast<std::size_t>(i)], where.c_str());
+        g.input[s] = size_in_dim(op, spatial_dim_name(r, i), [&](const char* where) {
+            return conv_transpose_output_size(g.output[s], g.kernel[s], g.stride[s], g.pad_begin[s], g.dilation[s],
+                                              params.output_padding[static_cast<std::size_t>(i)], where);
+        });
     }
     return g;
 }

@@ -5,7 +5,8 @@
 
 #include "autograd/graph.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/selection.h"
 #include "ops/op_support.h"
 
 namespace convkit {
@@ -136,11 +137,13 @@ Tensor linear_backward_bias(const Tensor& grad_output) {
     require_matrix(op, "grad_output", "[N, out]", grad_output);
     // The per-column sum is a convolution's bias gradient with one spatial position; every
     // backend has it.
-    const auto& backend =
-        detail::conv_backend_for(op, detail::ConvGeometry{}, grad_output.dtype(), grad_output.device());
+    detail::ConvProblem problem =
+        detail::conv_problem(detail::ConvGeometry{}, grad_output.dtype(), grad_output.device());
+    problem.bias_grad = {grad_output.size(0), grad_output.size(1), 1};
+    detail::ConvChoice choice = detail::choose_variant(op, problem, ConvPass::BackwardBias);
     Tensor grad_bias = Tensor::empty(Shape{grad_output.size(1)}, grad_output.dtype(), grad_output.device());
-    backend.backward_bias(grad_output.size(0), grad_output.size(1), 1, grad_output.dtype(), grad_output.raw_data(),
-                          grad_bias.raw_data(), detail::stream_of(grad_output));
+    detail::run_variant(op, problem, ConvPass::BackwardBias, choice,
+                             {.dy = grad_output.raw_data(), .out = grad_bias.raw_data()}, detail::stream_of(grad_output));
     return grad_bias;
 }
 

@@ -2,10 +2,12 @@
 // What every op entry point does before its arithmetic: check that the tensors are defined and
 // agree on device and dtype, pick the backend, and dispatch on dtype.
 #include <initializer_list>
-#include <new>
 #include <string>
-#include <utility>
+#include <string_view>
 
+#include "backend_api/dtype_dispatch.h"
+#include "backend_api/selection.h"
+#include "core/check.h"
 #include "convkit/tensor.h"
 
 namespace convkit::detail {
@@ -16,29 +18,50 @@ struct NamedTensor {
 };
 
 // All tensors defined, on one device, of one dtype; throws InvalidArgument naming the culprit.
-void check_same_device_and_dtype(const std::string& op, std::initializer_list<NamedTensor> tensors);
+void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors);
 
 // A bias must be undefined (no bias) or a vector [channels] like `like`.
-void check_bias(const std::string& op, const Tensor& bias, std::int64_t channels, const Tensor& like);
+void check_bias(std::string_view op, const Tensor& bias, std::int64_t channels, const Tensor& like);
 
 // A backward pass's grad_output must have the shape of the forward op's output.
-void check_grad_output(const std::string& op, const Tensor& grad_output, const Shape& expected);
+void check_grad_output(std::string_view op, const Tensor& grad_output, const Shape& expected);
+
+// Op names for messages, as literals for spatial ranks 1-3 so that naming the op formats nothing
+// on the success path ("conv2d", "conv_transpose3d_backward_data", "max_pool1d_backward",
+// "adaptive_avg_pool2d"); another rank (whose checks are about to throw) is formatted into a
+// per-thread buffer valid until the next call.
+enum class ConvOpPass { Forward, BackwardData, BackwardFilter };
+std::string_view conv_op_label(int spatial_rank, bool transposed, ConvOpPass pass);
+enum class PoolOpFamily { Max, Average, AdaptiveAverage, GlobalAverage };
+std::string_view pool_op_label(int spatial_rank, PoolOpFamily family, bool backward);
+
+// `size(where)` of one spatial dim, run with an empty `where`; only if that throws is it run
+// again with "<op> (dim <dim>)", so the message names the dim and the success path formats
+// nothing.
+template <typename F>
+std::int64_t size_in_dim(std::string_view op, const char* dim, F&& size) {
+    try {
+        return size("");
+    } catch (const InvalidArgument&) {
+    }
+    const std::string where = concat(op, " (dim ", dim, ")");
+    return size(where.c_str());
+}
 
 // The stream an op on `tensor` enqueues its kernels on.
 Stream stream_of(const Tensor& tensor);
 
-[[noreturn]] void throw_host_out_of_memory();
-
-// Calls f with a value of the C++ type matching `dtype` (float or double). Host backends
-// allocate scratch space (accumulators); running out of it is an OutOfMemory like any other.
-template <typename F>
-decltype(auto) dispatch_dtype(DType dtype, F&& f) {
-    try {
-        if (dtype == DType::Float32) return std::forward<F>(f)(float{});
-        return std::forward<F>(f)(double{});
-    } catch (const std::bad_alloc&) {
-        throw_host_out_of_memory();
-    }
+// Runs one pass of a convolution or pooling problem into a new tensor of `shape` (`like`'s dtype
+// and device) on the variant of `choice`, choosing it first if it is still empty (a gradient
+// the forward call did not expect, requires_grad set since).
+template <typename Problem, typename Pass, typename Choice, typename Operands>
+Tensor run_pass_into(std::string_view op, const Problem& problem, Pass pass, Choice& choice, const Shape& shape,
+                     Operands operands, const Tensor& like) {
+    if (choice.variant == nullptr && !choice.measure) choice = choose_variant(op, problem, pass);
+    Tensor out = Tensor::empty(shape, like.dtype(), like.device());
+    operands.out = out.raw_data();
+    run_variant(op, problem, pass, choice, operands, stream_of(like));
+    return out;
 }
 
 }  // namespace convkit::detail

@@ -1,23 +1,23 @@
-// Pooling entry points: checks, geometry, dispatch.
+// Pooling entry points: checks, problem, variant, call. A forward call that records for
+// autograd chooses its backward variant then; the backward runs it on the stored problem.
 #include "convkit/ops/pool.h"
 
 #include <algorithm>
 
 #include "autograd/graph.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
+#include "backend_api/selection.h"
 #include "ops/op_support.h"
 
 namespace convkit {
 
 namespace {
+using detail::PoolChoice;
 using detail::PoolGeometry;
-
-// A new tensor of `shape` with `like`'s dtype and device.
-Tensor output_like(const Shape& shape, const Tensor& like) {
-    return Tensor::empty(shape, like.dtype(), like.device());
-}
+using detail::PoolOp;
+using detail::PoolOperands;
+using detail::PoolProblem;
+using detail::PoolOpFamily;
 
 std::vector<std::int64_t> ones(int count) {
     return std::vector<std::int64_t>(static_cast<std::size_t>(count), 1);
@@ -26,84 +26,81 @@ std::vector<std::int64_t> ones(int count) {
 Shape spatial_sizes_of(const Shape& shape) {
     return Shape(std::vector<std::int64_t>(shape.begin() + 2, shape.end()));
 }
-}  // namespace
 
-Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
-    const std::string op = pool_op_name(params.spatial_rank, PoolKind::Max);
-    detail::check_same_device_and_dtype(op, {{"input", input}});
-    const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
-    const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Max, input.dtype(), input.device());
-    Tensor out = output_like(g.output_shape(), input);
-    backend.max_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
-    autograd::record(op, out, {input},
-                     [x = autograd::SavedTensor(input), params](const Tensor& dy, const autograd::NeedsGrad&) {
-                         return std::vector<Tensor>{max_pool_backward(dy, x.get(), params)};
+// One pass into a new tensor, on the variant chosen now.
+Tensor run_pass(std::string_view op, const PoolProblem& problem, PoolPass pass, const Shape& shape,
+                const PoolOperands& operands, const Tensor& like) {
+    PoolChoice choice;
+    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
+}
+
+// Runs the forward of `problem` and records its backward with the same problem and the backward
+// variant chosen now. Max pooling's backward reads x; the average poolings' do not.
+Tensor pool_forward(std::string_view op, const Tensor& input, const PoolProblem& problem) {
+    Tensor out = run_pass(op, problem, PoolPass::Forward, problem.geometry.output_shape(),
+                          {.x = input.raw_data()}, input);
+    if (!autograd::should_record({input})) return out;
+    const bool max = problem.op == PoolOp::Max;
+    autograd::record(std::string(op), out, {input},
+                     [x = max ? autograd::SavedTensor(input) : autograd::SavedTensor(), x_shape = input.shape(),
+                      problem, choice = detail::choose_variant(op, problem, PoolPass::Backward),
+                      op](const Tensor& dy, const autograd::NeedsGrad&) mutable {
+                         const PoolOperands operands{.x = x.defined() ? x.get().raw_data() : nullptr,
+                                                     .dy = dy.raw_data()};
+                         return std::vector<Tensor>{
+                             detail::run_pass_into(op, problem, PoolPass::Backward, choice, x_shape, operands, dy)};
                      });
     return out;
 }
+}  // namespace
+
+Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
+    const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, false);
+    detail::check_same_device_and_dtype(op, {{"input", input}});
+    const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
+    return pool_forward(op, input, detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device()));
+}
 
 Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params) {
-    const std::string op = pool_op_name(params.spatial_rank, PoolKind::Max) + "_backward";
+    const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Max, input.dtype(), input.device());
-    Tensor out = output_like(input.shape(), input);
-    backend.max_backward(g, input.dtype(), grad_output.raw_data(), input.raw_data(), out.raw_data(),
-                         detail::stream_of(input));
-    return out;
+    const PoolProblem problem = detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device());
+    return run_pass(op, problem, PoolPass::Backward, input.shape(),
+                    {.x = input.raw_data(), .dy = grad_output.raw_data()}, input);
 }
 
 Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
-    const std::string op = pool_op_name(params.spatial_rank, PoolKind::Average);
+    const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, false);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
-    const auto& backend = detail::pool_backend_for(op, g, detail::PoolOp::Average, input.dtype(), input.device());
-    Tensor out = output_like(g.output_shape(), input);
-    backend.avg_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
-    autograd::record(op, out, {input}, [x_shape = input.shape(), params](const Tensor& dy, const autograd::NeedsGrad&) {
-        return std::vector<Tensor>{avg_pool_backward(dy, x_shape, params)};
-    });
-    return out;
+    return pool_forward(op, input, detail::pool_problem(g, PoolOp::Average, input.dtype(), input.device()));
 }
 
 Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, const PoolParams& params) {
-    const std::string op = pool_op_name(params.spatial_rank, PoolKind::Average) + "_backward";
+    const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    const auto& backend =
-        detail::pool_backend_for(op, g, detail::PoolOp::Average, grad_output.dtype(), grad_output.device());
-    Tensor out = output_like(input_shape, grad_output);
-    backend.avg_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(),
-                         detail::stream_of(grad_output));
-    return out;
+    const PoolProblem problem = detail::pool_problem(g, PoolOp::Average, grad_output.dtype(), grad_output.device());
+    return run_pass(op, problem, PoolPass::Backward, input_shape, {.dy = grad_output.raw_data()}, grad_output);
 }
 
 namespace {
-// "adaptive_avg_pool2d"; the rank comes from the tensor, so a tensor of no image rank names none.
-std::string rank_op_name(const char* family, const Tensor& t, const char* pass = "") {
-    const int r = t.defined() ? t.rank() - 2 : 0;
-    return r >= 1 && r <= 3 ? detail::concat(family, r, "d", pass) : detail::concat(family, pass);
-}
+// The rank comes from the tensor, so a tensor of no image rank names none.
+int image_rank(const Tensor& t) { return t.defined() ? t.rank() - 2 : 0; }
 }  // namespace
 
 Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int64_t>& output_size) {
-    const std::string op = rank_op_name("adaptive_avg_pool", input);
+    const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::AdaptiveAverage, false);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
-    const auto& backend =
-        detail::pool_backend_for(op, g, detail::PoolOp::AdaptiveAverage, input.dtype(), input.device());
-    Tensor out = output_like(g.output_shape(), input);
-    backend.adaptive_forward(g, input.dtype(), input.raw_data(), out.raw_data(), detail::stream_of(input));
-    autograd::record(op, out, {input}, [x_shape = input.shape()](const Tensor& dy, const autograd::NeedsGrad&) {
-        return std::vector<Tensor>{adaptive_avg_pool_backward(dy, x_shape)};
-    });
-    return out;
+    return pool_forward(op, input, detail::pool_problem(g, PoolOp::AdaptiveAverage, input.dtype(), input.device()));
 }
 
 Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
-    const std::string op = rank_op_name("adaptive_avg_pool", grad_output, "_backward");
+    const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::AdaptiveAverage, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 3 && grad_output.rank() == input_shape.rank(), op, "grad_output shape ",
                     grad_output.shape().to_string(), " and input shape ", input_shape.to_string(),
@@ -111,24 +108,21 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
     const PoolGeometry g =
         detail::adaptive_pool_geometry(op, input_shape, spatial_sizes_of(grad_output.shape()).to_vector());
     detail::check_grad_output(op, grad_output, g.output_shape());
-    const auto& backend =
-        detail::pool_backend_for(op, g, detail::PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
-    Tensor out = output_like(input_shape, grad_output);
-    backend.adaptive_backward(g, grad_output.dtype(), grad_output.raw_data(), out.raw_data(),
-                              detail::stream_of(grad_output));
-    return out;
+    const PoolProblem problem =
+        detail::pool_problem(g, PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
+    return run_pass(op, problem, PoolPass::Backward, input_shape, {.dy = grad_output.raw_data()}, grad_output);
 }
 
 // Global average pooling is adaptive pooling to one element per dim.
 Tensor global_avg_pool_forward(const Tensor& input) {
-    const std::string op = rank_op_name("global_avg_pool", input);
+    const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::GlobalAverage, false);
     CONVKIT_REQUIRE(input.defined() && input.rank() >= 3, op, "input must be [N, C, spatial...], got ",
                     input.defined() ? input.shape().to_string() : std::string("an undefined tensor"));
     return adaptive_avg_pool_forward(input, ones(input.rank() - 2));
 }
 
 Tensor global_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
-    const std::string op = rank_op_name("global_avg_pool", grad_output, "_backward");
+    const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::GlobalAverage, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     const bool one_per_plane =
         grad_output.rank() >= 3 &&

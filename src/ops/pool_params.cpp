@@ -4,7 +4,8 @@
 
 #include "convkit/conv_params.h"
 #include "core/check.h"
-#include "ops/geometry.h"
+#include "ops/op_support.h"
+#include "backend_api/geometry.h"
 
 namespace convkit {
 
@@ -65,7 +66,7 @@ Shape pool_output_shape(const Shape& input, const PoolParams& params, PoolKind k
 
 namespace detail {
 
-PoolGeometry pool_geometry(const std::string& op, const Shape& input, const PoolParams& params, PoolKind kind) {
+PoolGeometry pool_geometry(std::string_view op, const Shape& input, const PoolParams& params, PoolKind kind) {
     const int r = params.spatial_rank;
     CONVKIT_REQUIRE(r >= 1 && r <= 3, op, "spatial_rank must be 1, 2 or 3, got ", r);
     check_image_shape(op, "input", input, r);
@@ -91,14 +92,15 @@ PoolGeometry pool_geometry(const std::string& op, const Shape& input, const Pool
         g.stride[s] = params.stride[p];
         g.padding[s] = params.padding[p];
         g.dilation[s] = params.dilation[p];
-        const std::string where = concat(op, " (dim ", dim, ")");
-        g.output[s] = pool_output_size(g.input[s], g.kernel[s], g.stride[s], g.padding[s], g.dilation[s],
-                                       params.ceil_mode, where.c_str());
+        g.output[s] = size_in_dim(op, dim, [&](const char* where) {
+            return pool_output_size(g.input[s], g.kernel[s], g.stride[s], g.padding[s], g.dilation[s],
+                                    params.ceil_mode, where);
+        });
     }
     return g;
 }
 
-PoolGeometry adaptive_pool_geometry(const std::string& op, const Shape& input,
+PoolGeometry adaptive_pool_geometry(std::string_view op, const Shape& input,
                                     const std::vector<std::int64_t>& output_size) {
     const int r = input.rank() - 2;
     CONVKIT_REQUIRE(r >= 1 && r <= 3, op, "input must have rank 3, 4 or 5 ([N, C, spatial...]), got shape ",

@@ -10,7 +10,7 @@
 #include "core/check.h"
 #include "kernels/shape_ops.h"
 #include "ops/op_support.h"
-#include "ops/shape_geometry.h"
+#include "backend_api/shape_geometry.h"
 
 namespace convkit {
 

@@ -2,7 +2,7 @@
 // The one entry point behind every unary elementwise op and activation: checks, device
 // dispatch and autograd recording, written once for the whole UnaryOp table.
 #include "convkit/tensor.h"
-#include "ops/unary_math.h"
+#include "backend_api/unary_math.h"
 
 namespace convkit::detail {
 

@@ -10,7 +10,7 @@
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/tensor_fill.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 
 namespace convkit::detail {
 
@@ -39,7 +39,7 @@ cublasHandle_t cublas_handle(Stream stream, MathMode mode) {
         CONVKIT_CHECK_CUBLAS(api.create(&created));
         CONVKIT_CHECK_CUBLAS(api.set_stream(created, to_cuda(stream)));
         CONVKIT_CHECK_CUBLAS(api.set_math_mode(
-            created, mode == MathMode::AllowTF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+            created, mode != MathMode::Strict ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
         handle = created;  // only a fully set-up handle is cached
     }
     return handle;

@@ -1,31 +1,81 @@
-// The hand-written CUDA kernels behind the backend tables. They run every geometry the host
-// reference accepts, in float32 and float64.
+// The hand-written CUDA kernels (kernels/) as the variant `cuda.direct`. They run every
+// geometry the host reference accepts, in float32 and float64, contiguous layouts. And the
+// matrix-product table of convkit's own GEMM kernel, the emulated CUDA device's.
+#include "backend_api/backend_registry.h"
+#include "backend_api/variant.h"
 #include "kernels/conv_direct.h"
 #include "kernels/gemm.h"
 #include "kernels/pool.h"
-#include "ops/backend_registry.h"
 
 namespace convkit::detail {
 
 namespace {
-std::string always_supported(const ConvGeometry&, DType) { return {}; }
-std::string always_supported_pool(const PoolGeometry&, PoolOp, DType) { return {}; }
 std::string always_supported_gemm(const GemmShape&, DType) { return {}; }
+
+class CudaDirectConv final : public ConvVariant {
+public:
+    const char* name() const override { return "cuda.direct"; }
+    DeviceType device_type() const override { return DeviceType::CUDA; }
+    std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
+        return p.all_contiguous() ? std::string() : std::string("runs contiguous layouts only");
+    }
+    void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView, Stream stream) const override {
+        const ConvGeometry& g = p.geometry;
+        switch (pass) {
+            case ConvPass::Forward: kernels::conv_forward_direct(g, p.dtype(), o.x, o.w, o.bias, o.out, stream); break;
+            case ConvPass::BackwardData:
+                kernels::conv_backward_data_direct(g, p.dtype(), o.dy, o.w, o.bias, o.out, stream);
+                break;
+            case ConvPass::BackwardFilter:
+                kernels::conv_backward_filter_direct(g, p.dtype(), o.dy, o.x, o.out, stream);
+                break;
+            case ConvPass::BackwardBias:
+                kernels::conv_backward_bias(p.bias_grad.batch, p.bias_grad.channels, p.bias_grad.spatial, p.dtype(),
+                                            o.dy, o.out, stream);
+                break;
+        }
+    }
+};
+
+class CudaDirectPool final : public PoolVariant {
+public:
+    const char* name() const override { return "cuda.direct"; }
+    DeviceType device_type() const override { return DeviceType::CUDA; }
+    std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
+        return p.all_contiguous() ? std::string() : std::string("runs contiguous layouts only");
+    }
+    void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream stream) const override {
+        const PoolGeometry& g = p.geometry;
+        const bool forward = pass == PoolPass::Forward;
+        switch (p.op) {
+            case PoolOp::Max:
+                if (forward) {
+                    kernels::max_pool_forward(g, p.dtype(), o.x, o.out, stream);
+                } else {
+                    kernels::max_pool_backward(g, p.dtype(), o.dy, o.x, o.out, stream);
+                }
+                break;
+            case PoolOp::Average:
+                if (forward) {
+                    kernels::avg_pool_forward(g, p.dtype(), o.x, o.out, stream);
+                } else {
+                    kernels::avg_pool_backward(g, p.dtype(), o.dy, o.out, stream);
+                }
+                break;
+            case PoolOp::AdaptiveAverage:
+                if (forward) {
+                    kernels::adaptive_avg_pool_forward(g, p.dtype(), o.x, o.out, stream);
+                } else {
+                    kernels::adaptive_avg_pool_backward(g, p.dtype(), o.dy, o.out, stream);
+                }
+                break;
+        }
+    }
+};
 }  // namespace
 
-const ConvBackendOps& cuda_conv_backend() {
-    static const ConvBackendOps ops{always_supported, kernels::conv_forward_direct, kernels::conv_backward_data_direct,
-                                    kernels::conv_backward_filter_direct, kernels::conv_backward_bias};
-    return ops;
-}
-
-const PoolBackendOps& cuda_pool_backend() {
-    static const PoolBackendOps ops{always_supported_pool,       kernels::max_pool_forward,
-                                    kernels::max_pool_backward,  kernels::avg_pool_forward,
-                                    kernels::avg_pool_backward,  kernels::adaptive_avg_pool_forward,
-                                    kernels::adaptive_avg_pool_backward};
-    return ops;
-}
+CONVKIT_REGISTER_CONV_VARIANT(CudaDirectConv);
+CONVKIT_REGISTER_POOL_VARIANT(CudaDirectPool);
 
 const GemmBackendOps& cuda_gemm_backend() {
     static const GemmBackendOps ops{always_supported_gemm, kernels::gemm_tiled};

@@ -11,7 +11,7 @@
 #include "convkit/backend.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 
 namespace convkit::detail {
 

@@ -8,7 +8,7 @@
 
 #include "backends/cudnn/cudnn_common.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
+#include "backend_api/variant.h"
 
 namespace convkit::detail {
 
@@ -20,6 +20,13 @@ using AlgorithmKey =
     std::tuple<Pass, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>,
                std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int, bool>;
 
+// The math type a problem allows: strict float32 excludes TF32 tensor cores, reduced precision
+// also lets cuDNN convert to half; float64 has no lower-precision path.
+cudnnMathType_t math_type(DType dtype, MathMode math) {
+    if (dtype == DType::Float64 || math == MathMode::Strict) return CUDNN_FMA_MATH;
+    return math == MathMode::AllowTF32 ? CUDNN_DEFAULT_MATH : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
 // Descriptors of one convolution, in cuDNN's terms (x: the geometry's input, y: its output).
 struct ConvDescriptors {
     TensorDescriptor x;
@@ -27,7 +34,7 @@ struct ConvDescriptors {
     FilterDescriptor w;
     cudnnConvolutionDescriptor_t conv = nullptr;
 
-    ConvDescriptors(const ConvGeometry& g, DType dtype)
+    ConvDescriptors(const ConvGeometry& g, DType dtype, MathMode math)
         : x(dtype, cudnn_dims(g.batch, g.in_channels, g.input, g.spatial_rank)),
           y(dtype, cudnn_dims(g.batch, g.out_channels, g.output, g.spatial_rank)),
           w(dtype, cudnn_dims(g.out_channels, g.in_channels_per_group(), g.kernel, g.spatial_rank)) {
@@ -40,10 +47,7 @@ struct ConvDescriptors {
                                                                         stride.data(), dilation.data(),
                                                                         CUDNN_CROSS_CORRELATION, cudnn_type(dtype)));
             CONVKIT_CHECK_CUDNN(cudnn().cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)));
-            // Strict float32 excludes TF32 tensor cores; float64 has no lower-precision path.
-            const bool strict = dtype == DType::Float64 || default_math_mode() == MathMode::Strict;
-            CONVKIT_CHECK_CUDNN(
-                cudnn().cudnnSetConvolutionMathType(conv, strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+            CONVKIT_CHECK_CUDNN(cudnn().cudnnSetConvolutionMathType(conv, math_type(dtype, math)));
         } catch (...) {
             cudnn().cudnnDestroyConvolutionDescriptor(conv);
             throw;
@@ -54,7 +58,8 @@ struct ConvDescriptors {
     ConvDescriptors& operator=(const ConvDescriptors&) = delete;
 };
 
-AlgorithmKey key_of(Pass pass, const ConvGeometry& g, DType dtype, int device) {
+AlgorithmKey key_of(Pass pass, const ConvProblem& p, int device) {
+    const ConvGeometry& g = p.geometry;
     const int r = g.spatial_rank;
     return {pass,
             {static_cast<int>(g.batch), static_cast<int>(g.in_channels), static_cast<int>(g.out_channels)},
@@ -64,11 +69,11 @@ AlgorithmKey key_of(Pass pass, const ConvGeometry& g, DType dtype, int device) {
             cudnn_spatial(g.dilation, r),
             cudnn_spatial(g.pad_begin, r),
             g.groups,
-            dtype,
-            default_math_mode(),
-            default_algorithm_search(),
+            p.dtype(),
+            p.math,
+            p.algorithm_search,
             device,
-            deterministic_mode()};
+            p.deterministic};
 }
 
 // The algorithm and workspace size chosen for a key, found once.
@@ -87,8 +92,8 @@ std::map<AlgorithmKey, Choice>& algorithm_cache() {
 // (the same inputs give the same bits, as with the hand-written kernels); in deterministic mode
 // only those.
 template <typename Perf>
-Choice pick(const Perf* results, int count, const char* what) {
-    const int last_pass = deterministic_mode() ? 1 : 0;
+Choice pick(const Perf* results, int count, const char* what, bool deterministic) {
+    const int last_pass = deterministic ? 1 : 0;
     for (int want_deterministic = 1; want_deterministic >= last_pass; --want_deterministic) {
         for (int i = 0; i < count; ++i) {
             if (results[i].status != CUDNN_STATUS_SUCCESS) continue;
@@ -96,22 +101,22 @@ Choice pick(const Perf* results, int count, const char* what) {
             return {static_cast<int>(results[i].algo), results[i].memory};
         }
     }
-    throw NotSupported(concat("cudnn: no ", deterministic_mode() ? "deterministic " : "", "algorithm for ", what,
-                              " on this shape", deterministic_mode() ? " (deterministic mode is on)" : ""));
+    throw NotSupported(concat("cudnn: no ", deterministic ? "deterministic " : "", "algorithm for ", what,
+                              " on this shape", deterministic ? " (deterministic mode is on)" : ""));
 }
 
 // The timed search needs scratch space to try algorithms in; candidates needing more are skipped.
 constexpr std::size_t kSearchWorkspace = std::size_t{256} << 20;
 
 template <typename Find, typename Heuristic>
-Choice choose(const AlgorithmKey& key, Find find, Heuristic heuristic) {
+Choice choose(const AlgorithmKey& key, AlgorithmSearch search, Find find, Heuristic heuristic) {
     {
         std::lock_guard lock(cache_mutex);
         auto it = algorithm_cache().find(key);
         if (it != algorithm_cache().end()) return it->second;
     }
-    // The key was made with this thread's setting, so this is the search it names.
-    const Choice choice = default_algorithm_search() == AlgorithmSearch::Timed ? find() : heuristic();
+    // The key holds the problem's search, so this is the search it names.
+    const Choice choice = search == AlgorithmSearch::Timed ? find() : heuristic();
     std::lock_guard lock(cache_mutex);
     algorithm_cache()[key] = choice;
     return choice;
@@ -126,10 +131,20 @@ void add_channel_bias(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, 
         cudnn().cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), data_descriptor.get(), data));
 }
 
-std::string unsupported_reason(const ConvGeometry& g, DType) {
+// The legacy API describes tensors with int dims and strides.
+constexpr std::int64_t kIntMax = 2147483647;
+
+std::string cudnn_unsupported_reason(const ConvProblem& p, ConvPass pass) {
     if (std::string reason = cudnn_unavailable_reason(); !reason.empty()) return concat("is not available: ", reason);
-    // The legacy API describes tensors with int dims and strides.
-    constexpr std::int64_t kIntMax = 2147483647;
+    if (!p.all_contiguous()) return "runs contiguous layouts only";
+    if (pass == ConvPass::BackwardBias) {
+        const BiasGradShape& s = p.bias_grad;
+        if (s.batch * s.channels * s.spatial > kIntMax) {
+            return concat("handles tensors of at most 2^31 - 1 elements, not ", s.batch * s.channels * s.spatial);
+        }
+        return {};
+    }
+    const ConvGeometry& g = p.geometry;
     const std::int64_t largest =
         std::max({g.batch * g.in_channels * g.input_spatial(), g.batch * g.out_channels * g.output_spatial(),
                   g.out_channels * g.in_channels_per_group() * g.kernel_spatial()});
@@ -150,12 +165,13 @@ std::string unsupported_reason(const ConvGeometry& g, DType) {
     return {};
 }
 
-void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias, void* y,
-             Stream stream) {
+void forward(const ConvProblem& p, const void* x, const void* w, const void* bias, void* y, Stream stream) {
+    const ConvGeometry& g = p.geometry;
+    const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
-    const ConvDescriptors d(g, dtype);
+    const ConvDescriptors d(g, dtype, p.math);
     const Choice choice = choose(
-        key_of(Pass::Forward, g, dtype, stream.device),
+        key_of(Pass::Forward, p, stream.device), p.algorithm_search,
         [&] {
             const Workspace search(kSearchWorkspace, stream);
             cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
@@ -163,14 +179,14 @@ void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, c
             CONVKIT_CHECK_CUDNN(cudnn().cudnnFindConvolutionForwardAlgorithmEx(
                 handle, d.x.get(), x, d.w.get(), w, d.conv, d.y.get(), y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count,
                 results, search.get(), search.size()));
-            return pick(results, count, "forward");
+            return pick(results, count, "forward", p.deterministic);
         },
         [&] {
             cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
             int count = 0;
             CONVKIT_CHECK_CUDNN(cudnn().cudnnGetConvolutionForwardAlgorithm_v7(
                 handle, d.x.get(), d.w.get(), d.conv, d.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, results));
-            return pick(results, count, "forward");
+            return pick(results, count, "forward", p.deterministic);
         });
     const Workspace workspace(choice.workspace, stream);
     const Scale one(dtype, 1.0);
@@ -181,12 +197,13 @@ void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, c
     if (bias != nullptr) add_channel_bias(handle, g, dtype, g.out_channels, bias, d.y, y);
 }
 
-void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const void* w, const void* bias, void* dx,
-                   Stream stream) {
+void backward_data(const ConvProblem& p, const void* dy, const void* w, const void* bias, void* dx, Stream stream) {
+    const ConvGeometry& g = p.geometry;
+    const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
-    const ConvDescriptors d(g, dtype);
+    const ConvDescriptors d(g, dtype, p.math);
     const Choice choice = choose(
-        key_of(Pass::BackwardData, g, dtype, stream.device),
+        key_of(Pass::BackwardData, p, stream.device), p.algorithm_search,
         [&] {
             const Workspace search(kSearchWorkspace, stream);
             cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -194,7 +211,7 @@ void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const voi
             CONVKIT_CHECK_CUDNN(cudnn().cudnnFindConvolutionBackwardDataAlgorithmEx(
                 handle, d.w.get(), w, d.y.get(), dy, d.conv, d.x.get(), dx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                 &count, results, search.get(), search.size()));
-            return pick(results, count, "backward data");
+            return pick(results, count, "backward data", p.deterministic);
         },
         [&] {
             cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -202,7 +219,7 @@ void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const voi
             CONVKIT_CHECK_CUDNN(cudnn().cudnnGetConvolutionBackwardDataAlgorithm_v7(
                 handle, d.w.get(), d.y.get(), d.conv, d.x.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
                 results));
-            return pick(results, count, "backward data");
+            return pick(results, count, "backward data", p.deterministic);
         });
     const Workspace workspace(choice.workspace, stream);
     const Scale one(dtype, 1.0);
@@ -214,11 +231,13 @@ void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const voi
     if (bias != nullptr) add_channel_bias(handle, g, dtype, g.in_channels, bias, d.x, dx);
 }
 
-void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw, Stream stream) {
+void backward_filter(const ConvProblem& p, const void* dy, const void* x, void* dw, Stream stream) {
+    const ConvGeometry& g = p.geometry;
+    const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
-    const ConvDescriptors d(g, dtype);
+    const ConvDescriptors d(g, dtype, p.math);
     const Choice choice = choose(
-        key_of(Pass::BackwardFilter, g, dtype, stream.device),
+        key_of(Pass::BackwardFilter, p, stream.device), p.algorithm_search,
         [&] {
             const Workspace search(kSearchWorkspace, stream);
             cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
@@ -226,7 +245,7 @@ void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const v
             CONVKIT_CHECK_CUDNN(cudnn().cudnnFindConvolutionBackwardFilterAlgorithmEx(
                 handle, d.x.get(), x, d.y.get(), dy, d.conv, d.w.get(), dw, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                 &count, results, search.get(), search.size()));
-            return pick(results, count, "backward filter");
+            return pick(results, count, "backward filter", p.deterministic);
         },
         [&] {
             cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
@@ -234,7 +253,7 @@ void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const v
             CONVKIT_CHECK_CUDNN(cudnn().cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                 handle, d.x.get(), d.y.get(), d.conv, d.w.get(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
                 results));
-            return pick(results, count, "backward filter");
+            return pick(results, count, "backward filter", p.deterministic);
         });
     const Workspace workspace(choice.workspace, stream);
     const Scale one(dtype, 1.0);
@@ -245,23 +264,37 @@ void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const v
                                                workspace.get(), workspace.size(), zero.get(), d.w.get(), dw));
 }
 
-void backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype, const void* dy,
-                   void* db, Stream stream) {
+void backward_bias(const BiasGradShape& s, DType dtype, const void* dy, void* db, Stream stream) {
+    // unsupported_reason has checked that every size fits in an int.
     const cudnnHandle_t handle = cudnn_handle(stream);
     // The bias gradient does not care how space is shaped: [N, C, spatial, 1].
     const TensorDescriptor gradient(
-        dtype, {static_cast<int>(batch), static_cast<int>(channels), static_cast<int>(spatial), 1});
-    const TensorDescriptor bias(dtype, {1, static_cast<int>(channels), 1, 1});
+        dtype, {static_cast<int>(s.batch), static_cast<int>(s.channels), static_cast<int>(s.spatial), 1});
+    const TensorDescriptor bias(dtype, {1, static_cast<int>(s.channels), 1, 1});
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
     CONVKIT_CHECK_CUDNN(
         cudnn().cudnnConvolutionBackwardBias(handle, one.get(), gradient.get(), dy, zero.get(), bias.get(), db));
 }
+
+class CudnnConv final : public ConvVariant {
+public:
+    const char* name() const override { return "cudnn"; }
+    DeviceType device_type() const override { return DeviceType::CUDA; }
+    std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
+        return cudnn_unsupported_reason(p, pass);
+    }
+    void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView, Stream stream) const override {
+        switch (pass) {
+            case ConvPass::Forward: forward(p, o.x, o.w, o.bias, o.out, stream); break;
+            case ConvPass::BackwardData: backward_data(p, o.dy, o.w, o.bias, o.out, stream); break;
+            case ConvPass::BackwardFilter: backward_filter(p, o.dy, o.x, o.out, stream); break;
+            case ConvPass::BackwardBias: backward_bias(p.bias_grad, p.dtype(), o.dy, o.out, stream); break;
+        }
+    }
+};
 }  // namespace
 
-const ConvBackendOps& cudnn_conv_backend() {
-    static const ConvBackendOps ops{unsupported_reason, forward, backward_data, backward_filter, backward_bias};
-    return ops;
-}
+CONVKIT_REGISTER_CONV_VARIANT(CudnnConv);
 
 }  // namespace convkit::detail

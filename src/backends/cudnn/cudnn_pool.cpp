@@ -6,7 +6,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
-#include "ops/backend_registry.h"
+#include "backend_api/variant.h"
 
 namespace convkit::detail {
 
@@ -41,9 +41,11 @@ cudnnPoolingMode_t average_mode(const PoolGeometry& g) {
                                : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
 }
 
-std::string unsupported_reason(const PoolGeometry& g, PoolOp op, DType) {
+std::string cudnn_unsupported_reason(const PoolProblem& p) {
     if (std::string reason = cudnn_unavailable_reason(); !reason.empty()) return concat("is not available: ", reason);
-    if (op == PoolOp::AdaptiveAverage) return "has no adaptive pooling";
+    if (p.op == PoolOp::AdaptiveAverage) return "has no adaptive pooling";
+    if (!p.all_contiguous()) return "runs contiguous layouts only";
+    const PoolGeometry& g = p.geometry;
     constexpr std::int64_t kIntMax = 2147483647;
     if (g.planes() * g.input_spatial() > kIntMax) return "handles tensors of at most 2^31 - 1 elements";
     for (int s = 0; s < 3; ++s) {
@@ -93,31 +95,27 @@ void average_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, v
                                                      dy, d.x.get(), dx, zero.get(), d.x.get(), dx));
 }
 
-void max_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
-    run_forward(g, dtype, CUDNN_POOLING_MAX_DETERMINISTIC, x, y, stream);
-}
-
-void max_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream) {
-    max_pool_gradient(g, dtype, dy, x, dx, stream);
-}
-
-void avg_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
-    run_forward(g, dtype, average_mode(g), x, y, stream);
-}
-
-void avg_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
-    average_pool_gradient(g, dtype, dy, dx, stream);
-}
-
-void unsupported_adaptive(const PoolGeometry&, DType, const void*, void*, Stream) {
-    throw NotSupported("cudnn: adaptive pooling is not available");  // unsupported_reason refuses it first
-}
+class CudnnPool final : public PoolVariant {
+public:
+    const char* name() const override { return "cudnn"; }
+    DeviceType device_type() const override { return DeviceType::CUDA; }
+    std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
+        return cudnn_unsupported_reason(p);
+    }
+    void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream stream) const override {
+        const PoolGeometry& g = p.geometry;
+        const bool max = p.op == PoolOp::Max;  // adaptive pooling is refused above
+        if (pass == PoolPass::Forward) {
+            run_forward(g, p.dtype(), max ? CUDNN_POOLING_MAX_DETERMINISTIC : average_mode(g), o.x, o.out, stream);
+        } else if (max) {
+            max_pool_gradient(g, p.dtype(), o.dy, o.x, o.out, stream);
+        } else {
+            average_pool_gradient(g, p.dtype(), o.dy, o.out, stream);
+        }
+    }
+};
 }  // namespace
 
-const PoolBackendOps& cudnn_pool_backend() {
-    static const PoolBackendOps ops{unsupported_reason, max_forward,          max_backward,        avg_forward,
-                                    avg_backward,       unsupported_adaptive, unsupported_adaptive};
-    return ops;
-}
+CONVKIT_REGISTER_POOL_VARIANT(CudnnPool);
 
 }  // namespace convkit::detail

@@ -3,7 +3,7 @@
 // double, rounded once to the data's dtype. The same entry points as kernels/batch_norm.h (see
 // there for the array conventions: double statistics and sums, nullable weight and bias).
 #include "convkit/dtype.h"
-#include "ops/batch_norm_math.h"
+#include "backend_api/batch_norm_math.h"
 
 namespace convkit::detail {
 

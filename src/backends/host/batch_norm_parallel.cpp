@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "backends/host/thread_pool.h"
-#include "ops/op_support.h"
+#include "backend_api/dtype_dispatch.h"
 
 // The per-plane loops below are compiled for AVX-512 and AVX2 besides the baseline x86-64 (SSE2)
 // the library is built for, and the best the CPU has is picked when the library loads: the

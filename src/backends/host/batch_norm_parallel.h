@@ -6,7 +6,7 @@
 // additions differs from the reference, so results agree to a few units in the last place of
 // double; tests/test_batch_norm_parallel.cpp checks them against it.
 #include "convkit/dtype.h"
-#include "ops/batch_norm_math.h"
+#include "backend_api/batch_norm_math.h"
 
 namespace convkit::detail {
 

@@ -1,8 +1,8 @@
 #pragma once
 // Host implementations of the binary elementwise ops; the same entry points as kernels/binary.h.
 #include "convkit/dtype.h"
-#include "ops/binary_math.h"
-#include "ops/broadcast.h"
+#include "backend_api/binary_math.h"
+#include "backend_api/broadcast.h"
 
 namespace convkit::detail {
 

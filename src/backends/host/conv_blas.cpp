@@ -8,8 +8,9 @@
 #include "backends/host/blas.h"
 #include "backends/host/thread_pool.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
-#include "ops/op_support.h"
+#include "backend_api/variant.h"
+#include "backends/host/conv_reference.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::host {
 
@@ -310,39 +311,38 @@ CONVKIT_INSTANTIATE_CONV_BLAS(double)
 namespace convkit::detail {
 
 namespace {
-std::string unsupported_reason(const ConvGeometry& g, DType) { return host::conv_blas_unsupported_reason(g); }
-
-void forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias, void* y, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_forward_blas<T>(g, static_cast<const T*>(x), static_cast<const T*>(w),
-                                   static_cast<const T*>(bias), static_cast<T*>(y));
-    });
-}
-
-void backward_data(const ConvGeometry& g, DType dtype, const void* dy, const void* w, const void* bias, void* dx,
-                   Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_data_blas<T>(g, static_cast<const T*>(dy), static_cast<const T*>(w),
-                                         static_cast<const T*>(bias), static_cast<T*>(dx));
-    });
-}
-
-void backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_filter_blas<T>(g, static_cast<const T*>(dy), static_cast<const T*>(x),
-                                           static_cast<T*>(dw));
-    });
-}
+// `host.blas`: convolution as unfolded patches times an OpenBLAS product. The bias gradient is
+// a plain sum with no matrix product in it: the reference's.
+class HostBlasConv final : public ConvVariant {
+public:
+    const char* name() const override { return "host.blas"; }
+    DeviceType device_type() const override { return DeviceType::Host; }
+    std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
+        if (!p.all_contiguous()) return "runs contiguous layouts only";
+        return host::conv_blas_unsupported_reason(p.geometry);
+    }
+    void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView, Stream) const override {
+        const ConvGeometry& g = p.geometry;
+        dispatch_dtype(p.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            const auto in = [](const void* q) { return static_cast<const T*>(q); };
+            T* out = static_cast<T*>(o.out);
+            switch (pass) {
+                case ConvPass::Forward: host::conv_forward_blas<T>(g, in(o.x), in(o.w), in(o.bias), out); break;
+                case ConvPass::BackwardData:
+                    host::conv_backward_data_blas<T>(g, in(o.dy), in(o.w), in(o.bias), out);
+                    break;
+                case ConvPass::BackwardFilter: host::conv_backward_filter_blas<T>(g, in(o.dy), in(o.x), out); break;
+                case ConvPass::BackwardBias:
+                    host::conv_backward_bias_reference<T>(p.bias_grad.batch, p.bias_grad.channels, p.bias_grad.spatial,
+                                                          in(o.dy), out);
+                    break;
+            }
+        });
+    }
+};
 }  // namespace
 
-const ConvBackendOps& host_blas_conv_backend() {
-    // The bias gradient is a plain sum with no matrix product in it: the reference's.
-    static const ConvBackendOps ops{unsupported_reason, forward, backward_data, backward_filter,
-                                    host_conv_backend().backward_bias};
-    return ops;
-}
+CONVKIT_REGISTER_CONV_VARIANT(HostBlasConv);
 
 }  // namespace convkit::detail

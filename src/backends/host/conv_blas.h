@@ -21,7 +21,7 @@
 #include <cstddef>
 #include <string>
 
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 
 namespace convkit::host {
 

@@ -7,7 +7,7 @@
 // through the padding mode:
 //   y[n, co, o] = bias[co] + sum_{ci in group(co), k} x[n, ci, in(o, k)] * w[co, ci - group start, k]
 // Tensors are contiguous [N, C, D, H, W] with unused spatial dims of size 1.
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 
 namespace convkit::host {
 

@@ -1,7 +1,7 @@
 #include "backends/host/dropout_host.h"
 
-#include "ops/dropout_math.h"
-#include "ops/op_support.h"
+#include "backend_api/dropout_math.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::detail {
 

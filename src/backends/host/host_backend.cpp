@@ -1,10 +1,12 @@
-// The host reference behind the backend tables: untyped entry points that dispatch on dtype
-// to the templated reference code.
+// The host reference as the variants `host.reference` (convolution and pooling) and the host
+// matrix-product table: untyped entry points that dispatch on dtype to the templated reference.
 #include "backends/host/conv_reference.h"
 #include "backends/host/linear_reference.h"
 #include "backends/host/pool_reference.h"
-#include "ops/backend_registry.h"
-#include "ops/op_support.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/variant.h"
+#include "core/check.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::detail {
 
@@ -18,62 +20,82 @@ T* typed(void* p) {
     return static_cast<T*>(p);
 }
 
-std::string always_supported(const ConvGeometry&, DType) { return {}; }
-std::string always_supported_pool(const PoolGeometry&, PoolOp, DType) { return {}; }
 std::string always_supported_gemm(const GemmShape&, DType) { return {}; }
 
-void conv_forward(const ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias, void* y,
-                  Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_forward_reference<T>(g, typed<T>(x), typed<T>(w), typed<T>(bias), typed<T>(y));
-    });
+// The oracle of every test: runs every geometry in float32 and float64, contiguous layouts.
+std::string reference_unsupported_reason(const char* name, bool contiguous) {
+    return contiguous ? std::string() : concat("runs contiguous layouts only (", name, ")");
 }
 
-void conv_backward_data(const ConvGeometry& g, DType dtype, const void* dy, const void* w, const void* bias, void* dx,
-                        Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_data_reference<T>(g, typed<T>(dy), typed<T>(w), typed<T>(bias), typed<T>(dx));
-    });
-}
-
-void conv_backward_filter(const ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_filter_reference<T>(g, typed<T>(dy), typed<T>(x), typed<T>(dw));
-    });
-}
-
-void conv_backward_bias(std::int64_t batch, std::int64_t channels, std::int64_t spatial, DType dtype, const void* dy,
-                        void* db, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::conv_backward_bias_reference<T>(batch, channels, spatial, typed<T>(dy), typed<T>(db));
-    });
-}
-
-// The pooling passes share one shape: (geometry, inputs..., output).
-#define CONVKIT_HOST_POOL_PASS(name, reference)                                                \
-    void name(const PoolGeometry& g, DType dtype, const void* in, void* out, Stream) {         \
-        dispatch_dtype(dtype, [&](auto tag) {                                                  \
-            using T = decltype(tag);                                                           \
-            host::reference<T>(g, typed<T>(in), typed<T>(out));                                \
-        });                                                                                    \
+class HostReferenceConv final : public ConvVariant {
+public:
+    const char* name() const override { return "host.reference"; }
+    DeviceType device_type() const override { return DeviceType::Host; }
+    std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
+        return reference_unsupported_reason(name(), p.all_contiguous());
     }
-CONVKIT_HOST_POOL_PASS(max_forward, max_pool_forward_reference)
-CONVKIT_HOST_POOL_PASS(avg_forward, avg_pool_forward_reference)
-CONVKIT_HOST_POOL_PASS(avg_backward, avg_pool_backward_reference)
-CONVKIT_HOST_POOL_PASS(adaptive_forward, adaptive_avg_pool_forward_reference)
-CONVKIT_HOST_POOL_PASS(adaptive_backward, adaptive_avg_pool_backward_reference)
-#undef CONVKIT_HOST_POOL_PASS
+    void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView, Stream) const override {
+        const ConvGeometry& g = p.geometry;
+        dispatch_dtype(p.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            switch (pass) {
+                case ConvPass::Forward:
+                    host::conv_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.w), typed<T>(o.bias), typed<T>(o.out));
+                    break;
+                case ConvPass::BackwardData:
+                    host::conv_backward_data_reference<T>(g, typed<T>(o.dy), typed<T>(o.w), typed<T>(o.bias),
+                                                          typed<T>(o.out));
+                    break;
+                case ConvPass::BackwardFilter:
+                    host::conv_backward_filter_reference<T>(g, typed<T>(o.dy), typed<T>(o.x), typed<T>(o.out));
+                    break;
+                case ConvPass::BackwardBias:
+                    host::conv_backward_bias_reference<T>(p.bias_grad.batch, p.bias_grad.channels, p.bias_grad.spatial,
+                                                          typed<T>(o.dy), typed<T>(o.out));
+                    break;
+            }
+        });
+    }
+};
 
-void max_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::max_pool_backward_reference<T>(g, typed<T>(dy), typed<T>(x), typed<T>(dx));
-    });
-}
+class HostReferencePool final : public PoolVariant {
+public:
+    const char* name() const override { return "host.reference"; }
+    DeviceType device_type() const override { return DeviceType::Host; }
+    std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
+        return reference_unsupported_reason(name(), p.all_contiguous());
+    }
+    void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream) const override {
+        const PoolGeometry& g = p.geometry;
+        dispatch_dtype(p.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            const bool forward = pass == PoolPass::Forward;
+            switch (p.op) {
+                case PoolOp::Max:
+                    if (forward) {
+                        host::max_pool_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.out));
+                    } else {
+                        host::max_pool_backward_reference<T>(g, typed<T>(o.dy), typed<T>(o.x), typed<T>(o.out));
+                    }
+                    break;
+                case PoolOp::Average:
+                    if (forward) {
+                        host::avg_pool_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.out));
+                    } else {
+                        host::avg_pool_backward_reference<T>(g, typed<T>(o.dy), typed<T>(o.out));
+                    }
+                    break;
+                case PoolOp::AdaptiveAverage:
+                    if (forward) {
+                        host::adaptive_avg_pool_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.out));
+                    } else {
+                        host::adaptive_avg_pool_backward_reference<T>(g, typed<T>(o.dy), typed<T>(o.out));
+                    }
+                    break;
+            }
+        });
+    }
+};
 
 void gemm(const GemmShape& shape, DType dtype, const void* a, const void* b, const void* bias, void* c, Stream) {
     dispatch_dtype(dtype, [&](auto tag) {
@@ -83,17 +105,8 @@ void gemm(const GemmShape& shape, DType dtype, const void* a, const void* b, con
 }
 }  // namespace
 
-const ConvBackendOps& host_conv_backend() {
-    static const ConvBackendOps ops{always_supported, conv_forward, conv_backward_data, conv_backward_filter,
-                                    conv_backward_bias};
-    return ops;
-}
-
-const PoolBackendOps& host_pool_backend() {
-    static const PoolBackendOps ops{always_supported_pool, max_forward,      max_backward,     avg_forward,
-                                    avg_backward,          adaptive_forward, adaptive_backward};
-    return ops;
-}
+CONVKIT_REGISTER_CONV_VARIANT(HostReferenceConv);
+CONVKIT_REGISTER_POOL_VARIANT(HostReferencePool);
 
 const GemmBackendOps& host_gemm_backend() {
     static const GemmBackendOps ops{always_supported_gemm, gemm};

@@ -6,8 +6,8 @@
 #include "backends/host/blas.h"
 #include "backends/host/thread_pool.h"
 #include "core/check.h"
-#include "ops/backend_registry.h"
-#include "ops/op_support.h"
+#include "backend_api/backend_registry.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::detail {
 

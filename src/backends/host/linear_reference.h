@@ -2,7 +2,7 @@
 // The host reference for the matrix product (ops/gemm_shape.h): one output element at a time,
 // straight from the definition, accumulating in double and rounding once. The oracle of the
 // OpenBLAS and cuBLAS paths.
-#include "ops/gemm_shape.h"
+#include "backend_api/gemm_shape.h"
 
 namespace convkit::host {
 

@@ -5,8 +5,8 @@
 
 #include "convkit/dtype.h"
 #include "convkit/ops/loss.h"
-#include "ops/broadcast.h"
-#include "ops/loss_math.h"
+#include "backend_api/broadcast.h"
+#include "backend_api/loss_math.h"
 
 namespace convkit::detail {
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "backends/host/thread_pool.h"
-#include "ops/backend_registry.h"
-#include "ops/op_support.h"
+#include "backend_api/variant.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::host {
 
@@ -171,29 +171,41 @@ template void max_pool_backward_parallel<double>(const PoolGeometry&, const doub
 namespace convkit::detail {
 
 namespace {
-void max_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::max_pool_forward_parallel<T>(g, static_cast<const T*>(x), static_cast<T*>(y));
-    });
-}
+// `host.blas` pooling: max pooling in parallel over planes; average pooling has no faster
+// host path and runs the reference variant.
+class HostBlasPool final : public PoolVariant {
+public:
+    const char* name() const override { return "host.blas"; }
+    DeviceType device_type() const override { return DeviceType::Host; }
+    std::string unsupported_reason(const PoolProblem& p, PoolPass pass) const override {
+        return reference().unsupported_reason(p, pass);
+    }
+    void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView workspace,
+             Stream stream) const override {
+        if (p.op != PoolOp::Max) {
+            reference().run(p, pass, o, workspace, stream);
+            return;
+        }
+        dispatch_dtype(p.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            const auto in = [](const void* q) { return static_cast<const T*>(q); };
+            if (pass == PoolPass::Forward) {
+                host::max_pool_forward_parallel<T>(p.geometry, in(o.x), static_cast<T*>(o.out));
+            } else {
+                host::max_pool_backward_parallel<T>(p.geometry, in(o.dy), in(o.x), static_cast<T*>(o.out));
+            }
+        });
+    }
 
-void max_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream) {
-    dispatch_dtype(dtype, [&](auto tag) {
-        using T = decltype(tag);
-        host::max_pool_backward_parallel<T>(g, static_cast<const T*>(dy), static_cast<const T*>(x),
-                                            static_cast<T*>(dx));
-    });
-}
+private:
+    // Looked up on first use, once every file has registered (their order is unspecified).
+    static const PoolVariant& reference() {
+        static const PoolVariant& variant = *find_pool_variant("host.reference");
+        return variant;
+    }
+};
 }  // namespace
 
-const PoolBackendOps& host_blas_pool_backend() {
-    const PoolBackendOps& reference = host_pool_backend();
-    static const PoolBackendOps ops{reference.unsupported_reason, max_forward,
-                                    max_backward,                 reference.avg_forward,
-                                    reference.avg_backward,       reference.adaptive_forward,
-                                    reference.adaptive_backward};
-    return ops;
-}
+CONVKIT_REGISTER_POOL_VARIANT(HostBlasPool);
 
 }  // namespace convkit::detail

@@ -3,7 +3,7 @@
 // semantics), accumulation in double. The oracle for every other backend.
 // Tensors are contiguous [N, C, D, H, W] with unused spatial dims of size 1; every plane (n, c)
 // is pooled alone.
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 
 namespace convkit::host {
 

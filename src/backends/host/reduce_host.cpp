@@ -1,6 +1,6 @@
 #include "backends/host/reduce_host.h"
 
-#include "ops/op_support.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::detail {
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 
 #include "convkit/dtype.h"
-#include "ops/broadcast.h"
-#include "ops/reduce_math.h"
+#include "backend_api/broadcast.h"
+#include "backend_api/reduce_math.h"
 
 namespace convkit::detail {
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "ops/op_support.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::detail {
 

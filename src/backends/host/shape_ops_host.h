@@ -3,7 +3,7 @@
 #include <cstddef>
 
 #include "convkit/dtype.h"
-#include "ops/shape_geometry.h"
+#include "backend_api/shape_geometry.h"
 
 namespace convkit::detail {
 

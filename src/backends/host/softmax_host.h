@@ -2,7 +2,7 @@
 // Host reference of softmax and log-softmax: a loop per row straight from the definition, in
 // double, rounded once. The same entry points as kernels/softmax.h.
 #include "convkit/dtype.h"
-#include "ops/softmax_math.h"
+#include "backend_api/softmax_math.h"
 
 namespace convkit::detail {
 

@@ -1,7 +1,7 @@
 #include "backends/host/unary_host.h"
 
 #include "backends/host/elementwise_split.h"
-#include "ops/op_support.h"
+#include "backend_api/dtype_dispatch.h"
 
 namespace convkit::detail {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "convkit/dtype.h"
-#include "ops/unary_math.h"
+#include "backend_api/unary_math.h"
 
 namespace convkit::detail {
 

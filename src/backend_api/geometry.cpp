@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "core/check.h"
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 
 namespace convkit::detail {
 
@@ -27,15 +27,18 @@ const char* spatial_dim_name(int spatial_rank, int dim) {
     return names[3 - spatial_rank + dim];
 }
 
-void check_image_shape(const std::string& op, const char* what, const Shape& shape, int spatial_rank) {
+void check_image_shape(std::string_view op, const char* what, const Shape& shape, int spatial_rank) {
     static const char* data_layouts[] = {"", "[N, C, W]", "[N, C, H, W]", "[N, C, D, H, W]"};
     static const char* kernel_dims[] = {"", "kW", "kH, kW", "kD, kH, kW"};
-    const std::string_view name(what);
-    const std::string layout = name == "weight"              ? concat("[C_out, C_in / groups, ", kernel_dims[spatial_rank], "]")
-                               : name == "transposed weight" ? concat("[C_in, C_out / groups, ", kernel_dims[spatial_rank], "]")
-                                                             : std::string(data_layouts[spatial_rank]);
-    CONVKIT_REQUIRE(shape.rank() == spatial_rank + 2, op, what, " must have rank ", spatial_rank + 2, " (", layout,
-                    "), got shape ", shape.to_string());
+    if (shape.rank() != spatial_rank + 2) {  // the layout text is built only for the message
+        const std::string_view name(what);
+        const std::string layout = name == "weight" ? concat("[C_out, C_in / groups, ", kernel_dims[spatial_rank], "]")
+                                   : name == "transposed weight"
+                                       ? concat("[C_in, C_out / groups, ", kernel_dims[spatial_rank], "]")
+                                       : std::string(data_layouts[spatial_rank]);
+        CONVKIT_REQUIRE(false, op, what, " must have rank ", spatial_rank + 2, " (", layout, "), got shape ",
+                        shape.to_string());
+    }
     for (std::int64_t d : shape) {
         CONVKIT_REQUIRE(d >= 1, op, what, " shape ", shape.to_string(), " has a zero or negative dimension");
     }

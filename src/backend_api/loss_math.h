@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "convkit/ops/loss.h"
-#include "ops/softmax_math.h"
+#include "backend_api/softmax_math.h"
 
 namespace convkit::detail {
 

@@ -1,4 +1,4 @@
-#include "ops/broadcast.h"
+#include "backend_api/broadcast.h"
 
 #include "core/check.h"
 

@@ -1,0 +1,186 @@
+#pragma once
+// The resolved geometry of one convolution or pooling call: every shape and parameter checked
+// once, padding resolved, and spatial dims widened to three (unused dims have size 1, kernel 1,
+// stride 1, padding 0) so that every backend writes one loop nest for 1-D, 2-D and 3-D.
+// Computed in src/ops and handed to whichever backend runs the call.
+//
+// Alignment: in ConvParams/PoolParams, SpatialDims index 0 is the op's first spatial dim (H of a
+// 2-D op). In the geometries they are right-aligned: index 0 is always D, 1 is H, 2 is W, so a
+// 2-D op has D = 1. The index math below is shared by every backend (constexpr, so CUDA kernels
+// compiled with --expt-relaxed-constexpr call it too): backends write only the arithmetic.
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "convkit/conv_params.h"
+#include "convkit/shape.h"
+
+namespace convkit::detail {
+
+struct ConvGeometry {
+    int spatial_rank = 2;
+    std::int64_t batch = 1;
+    std::int64_t in_channels = 1;   // of the convolution's input
+    std::int64_t out_channels = 1;  // of the convolution's output
+    std::int64_t groups = 1;
+    SpatialDims input{1, 1, 1};
+    SpatialDims output{1, 1, 1};
+    SpatialDims kernel{1, 1, 1};
+    SpatialDims stride{1, 1, 1};
+    SpatialDims dilation{1, 1, 1};
+    SpatialDims pad_begin{0, 0, 0};
+    SpatialDims pad_end{0, 0, 0};
+    PaddingMode padding_mode = PaddingMode::Zeros;
+
+    constexpr std::int64_t in_channels_per_group() const { return in_channels / groups; }
+    constexpr std::int64_t out_channels_per_group() const { return out_channels / groups; }
+    constexpr std::int64_t input_spatial() const { return input[0] * input[1] * input[2]; }
+    constexpr std::int64_t output_spatial() const { return output[0] * output[1] * output[2]; }
+    constexpr std::int64_t kernel_spatial() const { return kernel[0] * kernel[1] * kernel[2]; }
+    Shape input_shape() const;   // [N, C_in, spatial...]
+    Shape output_shape() const;  // [N, C_out, spatial...]
+    Shape weight_shape() const;  // [C_out, C_in / groups, kernel...]
+};
+
+// A convolution: input [N, C_in, in...], weight [C_out, C_in / groups, kernel...].
+ConvGeometry conv_geometry(std::string_view op, const Shape& input, const Shape& weight, const ConvParams& params);
+
+// A transposed convolution, described as the convolution it is the adjoint of: that
+// convolution's input is the transposed convolution's output and vice versa, and the weight
+// [C_in, C_out / groups, kernel...] reads as that convolution's [C_out', C_in' / groups, ...].
+// Backends must use the stored sizes: when output_padding >= stride (allowed below the
+// dilation), `output` is smaller than conv_output_size(`input`), i.e. the adjoint convolution
+// is evaluated at its first `output` positions only (e.g. in 5, k 2, d 3, p 1, op 2: the
+// transposed output is 8, and a convolution of 8 would give 7 positions, not 5).
+ConvGeometry conv_transpose_geometry(std::string_view op, const Shape& input, const Shape& weight,
+                                     const ConvParams& params);
+
+struct PoolGeometry {
+    int spatial_rank = 2;
+    std::int64_t batch = 1;
+    std::int64_t channels = 1;
+    SpatialDims input{1, 1, 1};
+    SpatialDims output{1, 1, 1};
+    SpatialDims kernel{1, 1, 1};
+    SpatialDims stride{1, 1, 1};
+    SpatialDims padding{0, 0, 0};
+    SpatialDims dilation{1, 1, 1};
+    bool count_include_pad = true;
+
+    constexpr std::int64_t planes() const { return batch * channels; }
+    constexpr std::int64_t input_spatial() const { return input[0] * input[1] * input[2]; }
+    constexpr std::int64_t output_spatial() const { return output[0] * output[1] * output[2]; }
+    Shape output_shape() const;
+};
+
+PoolGeometry pool_geometry(std::string_view op, const Shape& input, const PoolParams& params, PoolKind kind);
+
+// Adaptive pooling: only input and output sizes matter; kernel/stride/padding are unused.
+PoolGeometry adaptive_pool_geometry(std::string_view op, const Shape& input,
+                                    const std::vector<std::int64_t>& output_size);
+
+// Checks that `shape` is an image batch [N, C, spatial...] of the given spatial rank with every
+// dimension at least 1; `what` names the tensor in the message ("input", "grad_output").
+void check_image_shape(std::string_view op, const char* what, const Shape& shape, int spatial_rank);
+
+// "3x3": the first spatial_rank entries, for messages and test names.
+std::string spatial_dims_text(const SpatialDims& dims, int spatial_rank);
+
+// Copies one value per spatial dim into `dims`; `owner` and `what` name them in the message.
+void assign_per_dim(SpatialDims& dims, std::initializer_list<std::int64_t> values, int spatial_rank,
+                    const char* owner, const char* what);
+
+// "W" / "H" / "D" for spatial dim `dim` of a tensor with `spatial_rank` spatial dims.
+const char* spatial_dim_name(int spatial_rank, int dim);
+
+// [N, C, spatial...] from right-aligned spatial dims: the last `spatial_rank` entries of `dims`.
+Shape image_shape(std::int64_t batch, std::int64_t channels, const SpatialDims& dims, int spatial_rank);
+
+// Where position `position` of a dim of `size`, padded on both sides, reads its value from:
+// an index in [0, size), or -1 for a zero. Valid for positions within one size of the edges,
+// which the padding limits checked in conv_geometry guarantee.
+constexpr std::int64_t padded_source_index(std::int64_t position, std::int64_t size, PaddingMode mode) {
+    if (position >= 0 && position < size) return position;
+    switch (mode) {
+        case PaddingMode::Zeros: return -1;
+        case PaddingMode::Reflect: return position < 0 ? -position : 2 * (size - 1) - position;
+        case PaddingMode::Replicate: return position < 0 ? 0 : size - 1;
+        case PaddingMode::Circular: return position < 0 ? position + size : position - size;
+    }
+    return -1;
+}
+
+// The input position that tap k of output position o reads along geometry dim s, or -1 where
+// it reads a zero of the padding.
+constexpr std::int64_t conv_tap_source(const ConvGeometry& g, int s, std::int64_t o, std::int64_t k) {
+    const std::int64_t position = o * g.stride[s] - g.pad_begin[s] + k * g.dilation[s];
+    return padded_source_index(position, g.input[s], g.padding_mode);
+}
+
+// The input position that tap k of a max-pooling window at output o covers along dim s; it may
+// lie outside [0, input) (in the padding, or past it in ceil mode).
+constexpr std::int64_t pool_tap_position(const PoolGeometry& g, int s, std::int64_t o, std::int64_t k) {
+    return o * g.stride[s] - g.padding[s] + k * g.dilation[s];
+}
+
+// The flat index, over [planes, D, H, W], of the maximum of the window of output position `o`
+// in `plane`: the first on ties and the last NaN if there is one (PyTorch's scan,
+// `v > max || isnan(v)`); -1 if the window holds no input element (possible only with dilation).
+// Shared by every backend so that all of them send a max-pool gradient to the same element.
+template <typename T>
+constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const T* x, std::int64_t plane,
+                                              const std::array<std::int64_t, 3>& o) {
+    std::int64_t best = -1;
+    T best_value = T(0);
+    for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+        const std::int64_t d = pool_tap_position(g, 0, o[0], kd);
+        if (d < 0 || d >= g.input[0]) continue;
+        for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+            const std::int64_t h = pool_tap_position(g, 1, o[1], kh);
+            if (h < 0 || h >= g.input[1]) continue;
+            for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+                const std::int64_t w = pool_tap_position(g, 2, o[2], kw);
+                if (w < 0 || w >= g.input[2]) continue;
+                const std::int64_t i = ((plane * g.input[0] + d) * g.input[1] + h) * g.input[2] + w;
+                const T v = x[i];
+                const bool is_nan = v != v;
+                if (best < 0 || v > best_value || is_nan) {
+                    best = i;
+                    best_value = v;
+                }
+            }
+        }
+    }
+    return best;
+}
+
+// The input range [begin, end) of one averaging window along one dim, and its length as it
+// counts in the divisor.
+struct WindowSpan {
+    std::int64_t begin;
+    std::int64_t end;
+    std::int64_t divisor_length;
+};
+
+// Average pooling, PyTorch's rule: the window is clipped to input + padding for the divisor
+// (count_include_pad), then to the input for the elements summed.
+constexpr WindowSpan average_pool_span(const PoolGeometry& g, int s, std::int64_t o) {
+    const std::int64_t start = o * g.stride[s] - g.padding[s];
+    const std::int64_t stop = start + g.kernel[s] < g.input[s] + g.padding[s] ? start + g.kernel[s]
+                                                                              : g.input[s] + g.padding[s];
+    const std::int64_t begin = start > 0 ? start : 0;
+    const std::int64_t end = stop < g.input[s] ? stop : g.input[s];
+    return {begin, end, g.count_include_pad ? stop - start : end - begin};
+}
+
+// Adaptive pooling: window o of `out` over `in` covers [floor(o * in / out), ceil((o + 1) * in / out)).
+constexpr WindowSpan adaptive_pool_span(const PoolGeometry& g, int s, std::int64_t o) {
+    const std::int64_t begin = o * g.input[s] / g.output[s];
+    const std::int64_t end = ((o + 1) * g.input[s] + g.output[s] - 1) / g.output[s];
+    return {begin, end, end - begin};
+}
+
+}  // namespace convkit::detail

@@ -1,0 +1,513 @@
+// The choice of variant per pass: the thread's named variants, the measured winners (in memory
+// and in an optional file), and the default backend's variant.
+#include "backend_api/selection.h"
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+#include "convkit/tensor.h"
+#include "core/check.h"
+
+namespace convkit {
+
+const char* conv_pass_name(ConvPass pass) {
+    switch (pass) {
+        case ConvPass::Forward: return "forward";
+        case ConvPass::BackwardData: return "backward_data";
+        case ConvPass::BackwardFilter: return "backward_filter";
+        case ConvPass::BackwardBias: return "backward_bias";
+    }
+    return "unknown";
+}
+
+const char* pool_pass_name(PoolPass pass) { return pass == PoolPass::Forward ? "forward" : "backward"; }
+
+const char* variant_selection_name(VariantSelection selection) {
+    return selection == VariantSelection::Default ? "default" : "measured";
+}
+
+VariantSelection parse_variant_selection(const std::string& name) {
+    if (name == "default") return VariantSelection::Default;
+    if (name == "measured") return VariantSelection::Measured;
+    throw InvalidArgument(
+        detail::concat("variant selection: unknown selection '", name, "' (choose default or measured)"));
+}
+
+namespace detail {
+namespace {
+
+// Per family: its variant type, passes and environment variables.
+template <typename V>
+struct Family;
+
+template <>
+struct Family<ConvVariant> {
+    using Pass = ConvPass;
+    static constexpr int kPasses = 4;
+    static constexpr const char* kName = "conv";
+    static constexpr const char* kAllPassesVariable = "CONVKIT_CONV_VARIANT";
+    static constexpr std::array<const char*, 4> kPassVariables = {
+        "CONVKIT_CONV_FORWARD_VARIANT", "CONVKIT_CONV_BACKWARD_DATA_VARIANT", "CONVKIT_CONV_BACKWARD_FILTER_VARIANT",
+        "CONVKIT_CONV_BACKWARD_BIAS_VARIANT"};
+    static const std::vector<const ConvVariant*>& all() { return conv_variants(); }
+    static const ConvVariant* find(std::string_view name) { return find_conv_variant(name); }
+    static const char* pass_name(ConvPass pass) { return conv_pass_name(pass); }
+};
+
+template <>
+struct Family<PoolVariant> {
+    using Pass = PoolPass;
+    static constexpr int kPasses = 2;
+    static constexpr const char* kName = "pool";
+    static constexpr const char* kAllPassesVariable = "CONVKIT_POOL_VARIANT";
+    static constexpr std::array<const char*, 2> kPassVariables = {"CONVKIT_POOL_FORWARD_VARIANT",
+                                                                  "CONVKIT_POOL_BACKWARD_VARIANT"};
+    static const std::vector<const PoolVariant*>& all() { return pool_variants(); }
+    static const PoolVariant* find(std::string_view name) { return find_pool_variant(name); }
+    static const char* pass_name(PoolPass pass) { return pool_pass_name(pass); }
+};
+
+int kind_index(DeviceType type) { return type == DeviceType::Host ? 0 : 1; }
+
+// The named variants of one family: [device kind][pass], null where none is named.
+template <typename V>
+using Slots = std::array<std::array<const V*, Family<V>::kPasses>, 2>;
+
+template <typename V>
+std::string registered_names() {
+    std::string names;
+    for (const V* v : Family<V>::all()) names += concat(names.empty() ? "" : ", ", v->name());
+    return names.empty() ? std::string("none") : names;
+}
+
+template <typename V>
+const V* find_or_throw(std::string_view name, std::string_view where) {
+    const V* v = Family<V>::find(name);
+    if (v == nullptr) {
+        throw InvalidArgument(concat(where, ": unknown ", Family<V>::kName, " variant '", name, "' (registered: ",
+                                     registered_names<V>(), ")"));
+    }
+    return v;
+}
+
+// Names `text` (a comma-separated list, one per device kind) for the passes in [first, last).
+template <typename V>
+void name_variants(Slots<V>& slots, std::string_view text, int first, int last, std::string_view where) {
+    while (!text.empty()) {
+        const std::size_t comma = text.find(',');
+        const std::string_view name = text.substr(0, comma);
+        if (!name.empty()) {
+            const V* v = find_or_throw<V>(name, where);
+            for (int p = first; p < last; ++p) slots[kind_index(v->device_type())][p] = v;
+        }
+        text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    }
+}
+
+template <typename V>
+Slots<V> slots_from_environment() {
+    Slots<V> slots{};
+    if (const char* all = std::getenv(Family<V>::kAllPassesVariable)) {
+        name_variants<V>(slots, all, 0, Family<V>::kPasses, Family<V>::kAllPassesVariable);
+    }
+    for (int p = 0; p < Family<V>::kPasses; ++p) {
+        const char* variable = Family<V>::kPassVariables[static_cast<std::size_t>(p)];
+        if (const char* one = std::getenv(variable)) name_variants<V>(slots, one, p, p + 1, variable);
+    }
+    return slots;
+}
+
+thread_local std::optional<Slots<ConvVariant>> thread_conv_slots;
+thread_local std::optional<Slots<PoolVariant>> thread_pool_slots;
+thread_local std::optional<VariantSelection> thread_selection;
+
+template <typename V>
+std::optional<Slots<V>>& slot_storage();
+template <>
+std::optional<Slots<ConvVariant>>& slot_storage<ConvVariant>() {
+    return thread_conv_slots;
+}
+template <>
+std::optional<Slots<PoolVariant>>& slot_storage<PoolVariant>() {
+    return thread_pool_slots;
+}
+
+template <typename V>
+Slots<V>& named_slots() {
+    auto& slots = slot_storage<V>();
+    if (!slots) slots = slots_from_environment<V>();
+    return *slots;
+}
+
+// ---- measured winners ----------------------------------------------------------------------
+
+// Everything that can make two problems prefer different variants, as numbers.
+using ProblemKey = std::vector<std::int64_t>;
+
+void append_dims(ProblemKey& key, const SpatialDims& dims) { key.insert(key.end(), dims.begin(), dims.end()); }
+
+ProblemKey key_of(const ConvProblem& p, ConvPass pass) {
+    const ConvGeometry& g = p.geometry;
+    ProblemKey key{0, static_cast<int>(pass), static_cast<int>(p.device.type), p.device.index, g.spatial_rank,
+                   g.batch, g.in_channels, g.out_channels, g.groups, static_cast<int>(g.padding_mode)};
+    for (const SpatialDims* d : {&g.input, &g.output, &g.kernel, &g.stride, &g.dilation, &g.pad_begin, &g.pad_end}) {
+        append_dims(key, *d);
+    }
+    key.insert(key.end(), {p.bias_grad.batch, p.bias_grad.channels, p.bias_grad.spatial, static_cast<int>(p.x_dtype),
+                           static_cast<int>(p.w_dtype), static_cast<int>(p.y_dtype),
+                           static_cast<int>(p.accumulate_dtype), static_cast<int>(p.x_layout),
+                           static_cast<int>(p.w_layout), static_cast<int>(p.y_layout), static_cast<int>(p.math),
+                           p.deterministic ? 1 : 0, static_cast<int>(p.algorithm_search)});
+    return key;
+}
+
+ProblemKey key_of(const PoolProblem& p, PoolPass pass) {
+    const PoolGeometry& g = p.geometry;
+    ProblemKey key{1, static_cast<int>(pass), static_cast<int>(p.device.type), p.device.index, g.spatial_rank,
+                   g.batch, g.channels, static_cast<int>(p.op), g.count_include_pad ? 1 : 0};
+    for (const SpatialDims* d : {&g.input, &g.output, &g.kernel, &g.stride, &g.padding, &g.dilation}) {
+        append_dims(key, *d);
+    }
+    key.insert(key.end(), {static_cast<int>(p.x_dtype), static_cast<int>(p.y_dtype),
+                           static_cast<int>(p.accumulate_dtype), static_cast<int>(p.x_layout),
+                           static_cast<int>(p.y_layout), static_cast<int>(p.math), p.deterministic ? 1 : 0});
+    return key;
+}
+
+// The winners by problem, and the file they are kept in. Names, not pointers, so that a file
+// written by a build with other variants still reads (an unknown name is measured again).
+struct MeasuredCache {
+    std::mutex mutex;
+    std::map<ProblemKey, std::string> winners;
+    std::optional<std::string> file;  // unset until first asked: then CONVKIT_VARIANT_CACHE
+    bool file_loaded = false;
+};
+
+MeasuredCache& measured() {
+    static auto* cache = new MeasuredCache();
+    return *cache;
+}
+
+// Caller holds the mutex.
+const std::string& cache_file_locked(MeasuredCache& c) {
+    if (!c.file) {
+        const char* path = std::getenv("CONVKIT_VARIANT_CACHE");
+        c.file = path != nullptr ? path : "";
+    }
+    return *c.file;
+}
+
+// Lines "<key numbers...> <variant name>"; anything unreadable is skipped (a file from another
+// version is a cache, not an input).
+void load_file_locked(MeasuredCache& c) {
+    if (c.file_loaded) return;
+    c.file_loaded = true;
+    const std::string& path = cache_file_locked(c);
+    if (path.empty()) return;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::vector<std::string> words;
+        for (std::string w; fields >> w;) words.push_back(w);
+        if (words.size() < 2) continue;
+        ProblemKey key;
+        bool ok = true;
+        for (std::size_t i = 0; i + 1 < words.size() && ok; ++i) {
+            char* end = nullptr;
+            key.push_back(std::strtoll(words[i].c_str(), &end, 10));
+            ok = end != nullptr && *end == '\0';
+        }
+        if (ok) c.winners[key] = words.back();
+    }
+}
+
+void store_winner(const ProblemKey& key, const char* name) {
+    MeasuredCache& c = measured();
+    std::lock_guard lock(c.mutex);
+    c.winners[key] = name;
+    const std::string& path = cache_file_locked(c);
+    if (path.empty()) return;
+    std::ofstream out(path, std::ios::app);
+    for (std::int64_t k : key) out << k << ' ';
+    out << name << '\n';
+    if (!out) throw IoError(concat("variant cache: cannot append to '", path, "'"));
+}
+
+template <typename V>
+const V* cached_winner(const ProblemKey& key) {
+    MeasuredCache& c = measured();
+    std::lock_guard lock(c.mutex);
+    load_file_locked(c);
+    auto it = c.winners.find(key);
+    return it == c.winners.end() ? nullptr : Family<V>::find(it->second);
+}
+
+template <typename Problem>
+Tensor workspace_tensor(const Problem& problem, std::size_t bytes) {
+    const auto words = static_cast<std::int64_t>((bytes + 7) / 8);
+    return Tensor::empty(Shape{words}, DType::Int64, problem.device);
+}
+
+template <typename V, typename Problem, typename Pass, typename Operands>
+void run_with_workspace(const V& variant, const Problem& problem, Pass pass, const Operands& operands, Stream stream) {
+    const std::size_t bytes = variant.workspace(problem, pass);
+    if (bytes == 0) {
+        variant.run(problem, pass, operands, WorkspaceView{}, stream);
+        return;
+    }
+    Tensor scratch = workspace_tensor(problem, bytes);
+    variant.run(problem, pass, operands, WorkspaceView{scratch.raw_data(), bytes}, stream);
+}
+
+// Times every variant that supports the problem (one warm-up run, then one timed run, on the
+// call's own operands; every pass overwrites its output, so the winner's final run leaves its
+// result). A variant that refuses at run time (cuDNN finding no deterministic algorithm) drops
+// out. Host variants are timed with a steady clock; CUDA ones the same way, synchronising the
+// device before and after.
+template <typename V, typename Problem, typename Pass, typename Operands>
+const V* measure(std::string_view op, const Problem& problem, Pass pass, const Operands& operands, Stream stream) {
+    using Clock = std::chrono::steady_clock;
+    const bool cuda = problem.device.type == DeviceType::CUDA;
+    const V* best = nullptr;
+    auto best_time = Clock::duration::max();
+    std::string reasons;
+    for (const V* v : Family<V>::all()) {
+        if (v->device_type() != problem.device.type) continue;
+        std::string reason;
+        if (!v->supports(problem, pass, &reason)) {
+            reasons += concat("; ", v->name(), " ", reason);
+            continue;
+        }
+        try {
+            run_with_workspace(*v, problem, pass, operands, stream);
+            if (cuda) synchronize(problem.device.index);
+            const auto start = Clock::now();
+            run_with_workspace(*v, problem, pass, operands, stream);
+            if (cuda) synchronize(problem.device.index);
+            const auto elapsed = Clock::now() - start;
+            if (elapsed < best_time) {
+                best_time = elapsed;
+                best = v;
+            }
+        } catch (const NotSupported& e) {
+            reasons += concat("; ", v->name(), ": ", e.what());
+        }
+    }
+    if (best == nullptr) {
+        throw NotSupported(concat(op, ": no ", Family<V>::kName, " variant runs the ", Family<V>::pass_name(pass),
+                                  " pass of this problem (", reasons.empty() ? "none registered" : reasons.substr(2),
+                                  ")"));
+    }
+    store_winner(key_of(problem, pass), best->name());
+    return best;
+}
+
+// ---- default: the thread's backend -----------------------------------------------------------
+
+const char* default_variant_name(Backend backend) {
+    switch (backend) {
+        case Backend::Host: return "host.reference";
+        case Backend::HostBlas: return "host.blas";
+        case Backend::Cuda: return "cuda.direct";
+        case Backend::Cudnn: return "cudnn";
+    }
+    return "";
+}
+
+[[noreturn]] void backend_not_built(std::string_view op, Backend backend) {
+    if (backend == Backend::HostBlas) {
+        throw NotSupported(concat(op, ": this build has no host-blas backend (configured with ",
+                                  "CONVKIT_WITH_OPENBLAS=OFF; choose the host backend)"));
+    }
+    if (backend == Backend::Cudnn) {
+        throw NotSupported(concat(op, ": this build has no cuDNN backend (configured with CONVKIT_WITH_CUDNN=OFF)"));
+    }
+    throw NotSupported(concat(op, ": the ", backend_name(backend), " backend has no variant registered"));
+}
+
+template <typename V, typename Problem, typename Pass>
+const V& checked_default(std::string_view op, const Problem& problem, Pass pass) {
+    const Backend backend = problem.device.is_host() ? default_host_backend() : default_backend();
+    const V* v = Family<V>::find(default_variant_name(backend));
+    if (v == nullptr) backend_not_built(op, backend);
+    std::string reason;
+    if (!v->supports(problem, pass, &reason)) {
+        throw NotSupported(concat(op, ": the ", backend_name(backend), " backend ", reason));
+    }
+    return *v;
+}
+
+template <typename V, typename Problem, typename Pass>
+void check_named(std::string_view op, const V& v, const Problem& problem, Pass pass) {
+    std::string reason;
+    if (!v.supports(problem, pass, &reason)) {
+        throw NotSupported(concat(op, ": the variant ", v.name(), " named for the ", Family<V>::pass_name(pass),
+                                  " pass ", reason));
+    }
+}
+
+template <typename V, typename Choice, typename Problem, typename Pass>
+Choice choose(std::string_view op, const Problem& problem, Pass pass) {
+    const V* named = named_slots<V>()[kind_index(problem.device.type)][static_cast<std::size_t>(pass)];
+    if (named != nullptr) {
+        check_named(op, *named, problem, pass);
+        return {named, false};
+    }
+    if (variant_selection() == VariantSelection::Measured) {
+        const V* winner = cached_winner<V>(key_of(problem, pass));
+        if (winner != nullptr && winner->supports(problem, pass)) return {winner, false};
+        return {nullptr, true};
+    }
+    return {&checked_default<V>(op, problem, pass), false};
+}
+
+template <typename V, typename Choice, typename Problem, typename Pass, typename Operands>
+void run_choice(std::string_view op, const Problem& problem, Pass pass, Choice& choice, const Operands& operands,
+                Stream stream) {
+    if (choice.measure) {
+        // Another call of the same problem may have measured it since this choice was made.
+        const V* winner = cached_winner<V>(key_of(problem, pass));
+        choice.variant = winner != nullptr && winner->supports(problem, pass)
+                             ? winner
+                             : measure<V>(op, problem, pass, operands, stream);
+        choice.measure = false;
+    }
+    run_with_workspace(*choice.variant, problem, pass, operands, stream);
+}
+
+template <typename V>
+void set_named(std::string_view name, int first, int last, std::string_view where) {
+    Slots<V>& slots = named_slots<V>();
+    if (name.empty()) {
+        for (auto& kind : slots) {
+            for (int p = first; p < last; ++p) kind[static_cast<std::size_t>(p)] = nullptr;
+        }
+        return;
+    }
+    const V* v = find_or_throw<V>(name, where);
+    for (int p = first; p < last; ++p) slots[kind_index(v->device_type())][static_cast<std::size_t>(p)] = v;
+}
+
+template <typename V>
+std::string named_for(int pass, DeviceType device) {
+    const V* v = named_slots<V>()[kind_index(device)][static_cast<std::size_t>(pass)];
+    return v != nullptr ? v->name() : "";
+}
+
+}  // namespace
+
+ConvChoice choose_variant(std::string_view op, const ConvProblem& problem, ConvPass pass) {
+    return choose<ConvVariant, ConvChoice>(op, problem, pass);
+}
+
+PoolChoice choose_variant(std::string_view op, const PoolProblem& problem, PoolPass pass) {
+    return choose<PoolVariant, PoolChoice>(op, problem, pass);
+}
+
+void run_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,
+                      const ConvOperands& operands, Stream stream) {
+    run_choice<ConvVariant>(op, problem, pass, choice, operands, stream);
+}
+
+void run_variant(std::string_view op, const PoolProblem& problem, PoolPass pass, PoolChoice& choice,
+                      const PoolOperands& operands, Stream stream) {
+    run_choice<PoolVariant>(op, problem, pass, choice, operands, stream);
+}
+
+}  // namespace detail
+
+std::vector<VariantInfo> registered_variants() {
+    std::vector<VariantInfo> list;
+    for (ConvPass pass : kConvPasses) {
+        for (const detail::ConvVariant* v : detail::conv_variants()) {
+            if (v->implements(pass)) list.push_back({"conv", conv_pass_name(pass), v->name(), v->device_type()});
+        }
+    }
+    for (PoolPass pass : kPoolPasses) {
+        for (const detail::PoolVariant* v : detail::pool_variants()) {
+            if (v->implements(pass)) list.push_back({"pool", pool_pass_name(pass), v->name(), v->device_type()});
+        }
+    }
+    return list;
+}
+
+void set_conv_variant(std::string_view name) {
+    detail::set_named<detail::ConvVariant>(name, 0, 4, "set_conv_variant");
+}
+void set_conv_variant(ConvPass pass, std::string_view name) {
+    const int p = static_cast<int>(pass);
+    detail::set_named<detail::ConvVariant>(name, p, p + 1, "set_conv_variant");
+}
+void set_pool_variant(std::string_view name) {
+    detail::set_named<detail::PoolVariant>(name, 0, 2, "set_pool_variant");
+}
+void set_pool_variant(PoolPass pass, std::string_view name) {
+    const int p = static_cast<int>(pass);
+    detail::set_named<detail::PoolVariant>(name, p, p + 1, "set_pool_variant");
+}
+std::string conv_variant(ConvPass pass, DeviceType device) {
+    return detail::named_for<detail::ConvVariant>(static_cast<int>(pass), device);
+}
+std::string pool_variant(PoolPass pass, DeviceType device) {
+    return detail::named_for<detail::PoolVariant>(static_cast<int>(pass), device);
+}
+
+VariantSelection variant_selection() {
+    auto& slot = detail::thread_selection;
+    if (!slot) {
+        const char* text = std::getenv("CONVKIT_VARIANT_SELECTION");
+        slot = text != nullptr && *text != '\0' ? parse_variant_selection(text) : VariantSelection::Default;
+    }
+    return *slot;
+}
+void set_variant_selection(VariantSelection selection) { detail::thread_selection = selection; }
+
+void set_variant_cache_file(const std::string& path) {
+    detail::MeasuredCache& c = detail::measured();
+    std::lock_guard lock(c.mutex);
+    c.file = path;
+    c.file_loaded = false;
+    detail::load_file_locked(c);
+}
+
+std::string variant_cache_file() {
+    detail::MeasuredCache& c = detail::measured();
+    std::lock_guard lock(c.mutex);
+    return detail::cache_file_locked(c);
+}
+
+void clear_measured_variants() {
+    detail::MeasuredCache& c = detail::measured();
+    std::lock_guard lock(c.mutex);
+    c.winners.clear();
+}
+
+struct VariantGuard::Saved {
+    detail::Slots<detail::ConvVariant> conv;
+    detail::Slots<detail::PoolVariant> pool;
+    VariantSelection selection;
+};
+
+VariantGuard::VariantGuard()
+    : saved_(new Saved{detail::named_slots<detail::ConvVariant>(), detail::named_slots<detail::PoolVariant>(),
+                       variant_selection()}) {}
+
+// Delegating: should naming throw, the destructor restores and frees.
+VariantGuard::VariantGuard(std::string_view conv_variant) : VariantGuard() { set_conv_variant(conv_variant); }
+
+VariantGuard::~VariantGuard() {
+    detail::named_slots<detail::ConvVariant>() = saved_->conv;
+    detail::named_slots<detail::PoolVariant>() = saved_->pool;
+    detail::thread_selection = saved_->selection;
+    delete saved_;
+}
+
+}  // namespace convkit

@@ -1,0 +1,215 @@
+// Every registered variant that can run here × the kernel sweeps (tests/kernel_sweeps.h) ×
+// float32/float64, each pass run directly through the variant and compared with the host
+// reference computed in float64. A variant that does not support a problem records its reason
+// (NotSupported is a result, not a quiet skip).
+//
+// Built twice: the host variants (this file as is, label host) and the CUDA variants
+// (CONVKIT_SWEEP_CUDA, label gpu, skipped where no CUDA device is usable).
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernel_sweeps.h"
+#include "test_util.h"
+#include "tolerances.h"
+#include "variant_runner.h"
+
+namespace convkit {
+void PrintTo(DType dtype, std::ostream* os) { *os << dtype_name(dtype); }
+
+namespace testing {
+// gtest prints parameters with these instead of their bytes.
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
+}  // namespace testing
+
+namespace {
+
+#ifdef CONVKIT_SWEEP_CUDA
+constexpr DeviceType kSweepDevice = DeviceType::CUDA;
+template <typename P>
+using SweepFixture = testing::WithCuda<::testing::TestWithParam<P>>;
+Device sweep_device() { return Device::cuda(); }
+#else
+constexpr DeviceType kSweepDevice = DeviceType::Host;
+template <typename P>
+using SweepFixture = ::testing::TestWithParam<P>;
+Device sweep_device() { return Device::host(); }
+#endif
+
+// The variants of this executable's device kind, by name (the registry is filled when the
+// library loads, before the test's own initialisers run).
+std::vector<std::string> conv_variant_names() {
+    std::vector<std::string> names;
+    for (const detail::ConvVariant* v : detail::conv_variants()) {
+        if (v->device_type() == kSweepDevice) names.emplace_back(v->name());
+    }
+    return names;
+}
+
+std::vector<std::string> pool_variant_names() {
+    std::vector<std::string> names;
+    for (const detail::PoolVariant* v : detail::pool_variants()) {
+        if (v->device_type() == kSweepDevice) names.emplace_back(v->name());
+    }
+    return names;
+}
+
+double tolerance(DType dtype) {
+    return dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kHostBlasFloat32Tolerance;
+}
+
+// float64 values that float32 holds exactly, so float32 runs see the reference's inputs.
+Tensor float32_exact(const Shape& shape, std::mt19937_64& rng) {
+    return testing::random_tensor(shape, rng).to(DType::Float32).to(DType::Float64);
+}
+
+std::string test_name_of(const std::string& variant, const std::string& problem, DType dtype, std::size_t index) {
+    return testing::test_name(variant + "_" + dtype_name(dtype) + "_" + problem) + "_" + std::to_string(index);
+}
+
+// Whether the variant refuses a pass of the problem; the refusal is recorded (test property
+// and output) as a result of its own, not skipped quietly.
+template <typename Variant, typename Problem, typename Pass, std::size_t N>
+bool refuses(const Variant& variant, const Problem& problem, const Pass (&passes)[N], const char* (*pass_name)(Pass)) {
+    for (Pass pass : passes) {
+        std::string reason;
+        if (!variant.supports(problem, pass, &reason)) {
+            ::testing::Test::RecordProperty(std::string("not_supported_") + pass_name(pass), reason);
+            std::cout << "[ NOT SUPPORTED ] " << variant.name() << " " << pass_name(pass) << ": " << reason << "\n";
+            return true;
+        }
+    }
+    return false;
+}
+
+// ---- convolution ----------------------------------------------------------------------------
+
+using ConvSweepParam = std::tuple<std::string, testing::ConvCase, DType>;
+
+class ConvVariantSweep : public SweepFixture<ConvSweepParam> {};
+
+TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
+    const auto& [name, c, dtype] = GetParam();
+    const detail::ConvVariant& variant = testing::conv_variant_named(name);
+    const std::string op = conv_op_name(c.params.spatial_rank, c.transposed);
+    const detail::ConvGeometry g = c.transposed ? detail::conv_transpose_geometry(op, c.input, c.weight, c.params)
+                                                : detail::conv_geometry(op, c.input, c.weight, c.params);
+    detail::ConvProblem problem = detail::conv_problem(g, dtype, sweep_device());
+    problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
+    if (refuses(variant, problem, kConvPasses, conv_pass_name)) return;
+    CONVKIT_SEEDED_RNG(rng);
+    const testing::ConvPassInputs in{float32_exact(g.input_shape(), rng), float32_exact(g.weight_shape(), rng),
+                                     float32_exact(g.output_shape(), rng),
+                                     float32_exact(Shape{g.out_channels}, rng),
+                                     float32_exact(Shape{g.in_channels}, rng)};
+    const testing::ConvPassResults expected =
+        testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
+    const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, sweep_device());
+    const double tol = tolerance(dtype);
+    EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
+    EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
+    EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
+    EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, ConvVariantSweep,
+                         ::testing::Combine(::testing::ValuesIn(conv_variant_names()),
+                                            ::testing::ValuesIn(testing::conv_sweep()),
+                                            ::testing::Values(DType::Float32, DType::Float64)),
+                         [](const ::testing::TestParamInfo<ConvSweepParam>& info) {
+                             return test_name_of(std::get<0>(info.param), std::get<1>(info.param).name(),
+                                                 std::get<2>(info.param), info.index);
+                         });
+
+// ---- pooling ----------------------------------------------------------------------------------
+
+// One pooling problem of the sweep: max or average over a PoolCase, or adaptive average to
+// about half the input size.
+struct PoolSweepCase {
+    detail::PoolOp op;
+    testing::PoolCase c;
+    std::string name() const {
+        const char* kind = op == detail::PoolOp::Max ? "max" : op == detail::PoolOp::Average ? "avg" : "adaptive";
+        return std::string(kind) + "_" + c.name();
+    }
+    detail::PoolGeometry geometry() const {
+        if (op == detail::PoolOp::AdaptiveAverage) {
+            std::vector<std::int64_t> out;
+            for (int d = 2; d < c.input.rank(); ++d) out.push_back(c.input[d] / 2 + 1);
+            return detail::adaptive_pool_geometry("adaptive_avg_pool", c.input, out);
+        }
+        const PoolKind kind = op == detail::PoolOp::Max ? PoolKind::Max : PoolKind::Average;
+        return detail::pool_geometry(pool_op_name(c.params.spatial_rank, kind), c.input, c.params, kind);
+    }
+};
+
+// Every sweep case as max, average (where an average pool takes its parameters) and adaptive.
+std::vector<PoolSweepCase> pool_cases() {
+    std::vector<PoolSweepCase> cases;
+    for (const testing::PoolCase& c : testing::pool_sweep()) {
+        for (detail::PoolOp op : {detail::PoolOp::Max, detail::PoolOp::Average, detail::PoolOp::AdaptiveAverage}) {
+            try {
+                PoolSweepCase s{op, c};
+                s.geometry();
+                cases.push_back(s);
+            } catch (const InvalidArgument&) {
+                // average pooling has no dilation: not a problem of this op
+            }
+        }
+    }
+    return cases;
+}
+
+void PrintTo(const PoolSweepCase& c, std::ostream* os) { *os << c.name(); }
+
+using PoolSweepParam = std::tuple<std::string, PoolSweepCase, DType>;
+
+class PoolVariantSweep : public SweepFixture<PoolSweepParam> {};
+
+// The forward and backward of a pooling variant, into NaN-filled outputs brought to the host.
+std::pair<Tensor, Tensor> run_pool_passes(const detail::PoolVariant& variant, const detail::PoolProblem& problem,
+                                          const Tensor& x64, const Tensor& dy64, DType dtype, Device device) {
+    const Tensor x = x64.to(dtype).to(device), dy = dy64.to(dtype).to(device);
+    Tensor y = testing::nan_tensor(dy64.shape(), dtype, device);
+    Tensor dx = testing::nan_tensor(x64.shape(), dtype, device);
+    const Stream stream = testing::stream_for(device);
+    variant.run(problem, PoolPass::Forward, {.x = x.raw_data(), .out = y.raw_data()}, {}, stream);
+    variant.run(problem, PoolPass::Backward, {.x = x.raw_data(), .dy = dy.raw_data(), .out = dx.raw_data()}, {},
+                stream);
+    return {y.to(Device::host()), dx.to(Device::host())};
+}
+
+TEST_P(PoolVariantSweep, ForwardAndBackwardMatchTheFloat64Reference) {
+    const auto& [name, s, dtype] = GetParam();
+    const detail::PoolVariant& variant = *detail::find_pool_variant(name);
+    const detail::PoolGeometry g = s.geometry();
+    const detail::PoolProblem problem = detail::pool_problem(g, s.op, dtype, sweep_device());
+    if (refuses(variant, problem, kPoolPasses, pool_pass_name)) return;
+    CONVKIT_SEEDED_RNG(rng);
+    // Small integers: no ties broken differently by rounding, exact sums in both dtypes.
+    const Tensor x = testing::small_integer_tensor(s.c.input, rng(), 50, DType::Float64);
+    const Tensor dy = testing::small_integer_tensor(g.output_shape(), rng(), 3, DType::Float64);
+    const detail::PoolProblem reference_problem = detail::pool_problem(g, s.op, DType::Float64, Device::host());
+    const auto [y_ref, dx_ref] = run_pool_passes(*detail::find_pool_variant("host.reference"), reference_problem, x,
+                                                 dy, DType::Float64, Device::host());
+    const auto [y, dx] = run_pool_passes(variant, problem, x, dy, dtype, sweep_device());
+    const double tol = tolerance(dtype);
+    EXPECT_LT(testing::relative_error(y, y_ref), tol) << "forward";
+    EXPECT_LT(testing::relative_error(dx, dx_ref), tol) << "backward";
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, PoolVariantSweep,
+                         ::testing::Combine(::testing::ValuesIn(pool_variant_names()),
+                                            ::testing::ValuesIn(pool_cases()),
+                                            ::testing::Values(DType::Float32, DType::Float64)),
+                         [](const ::testing::TestParamInfo<PoolSweepParam>& info) {
+                             return test_name_of(std::get<0>(info.param), std::get<1>(info.param).name(),
+                                                 std::get<2>(info.param), info.index);
+                         });
+
+}  // namespace
+}  // namespace convkit

@@ -1,0 +1,52 @@
+#pragma once
+// Runs the passes of one registered variant directly (no op layer, no selection) on given
+// float64 inputs converted to a dtype and device, into NaN-filled outputs brought back to the
+// host: how the variant tests compare any variant with the host reference.
+#include <stdexcept>
+#include <string>
+
+#include "backend_api/variant.h"
+#include "test_util.h"
+
+namespace convkit::testing {
+
+// The inputs of the four convolution passes in the geometry's terms (float64, host).
+struct ConvPassInputs {
+    Tensor x, w, dy, bias_out, bias_in;
+};
+// forward y = conv(x, w) + bias_out; backward data dx = conv^T(dy, w) + bias_in (a transposed
+// convolution's bias); backward filter dw; bias gradient db.
+struct ConvPassResults {
+    Tensor y, dx, dw, db;
+};
+
+inline const detail::ConvVariant& conv_variant_named(const std::string& name) {
+    const detail::ConvVariant* v = detail::find_conv_variant(name);
+    if (v == nullptr) throw std::runtime_error("no conv variant " + name);
+    return *v;
+}
+
+inline Stream stream_for(Device device) { return device.is_host() ? Stream{} : current_stream(device.index); }
+
+inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const detail::ConvGeometry& g,
+                                       const ConvPassInputs& in, DType dtype, Device device = Device::host()) {
+    const auto on = [&](const Tensor& t) { return t.to(dtype).to(device); };
+    const Tensor x = on(in.x), w = on(in.w), dy = on(in.dy), bias_out = on(in.bias_out), bias_in = on(in.bias_in);
+    ConvPassResults r{nan_tensor(g.output_shape(), dtype, device), nan_tensor(g.input_shape(), dtype, device),
+                      nan_tensor(g.weight_shape(), dtype, device), nan_tensor(Shape{g.out_channels}, dtype, device)};
+    detail::ConvProblem problem = detail::conv_problem(g, dtype, device);
+    problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
+    const Stream stream = stream_for(device);
+    const auto run = [&](ConvPass pass, const detail::ConvOperands& operands) {
+        variant.run(problem, pass, operands, {}, stream);
+    };
+    run(ConvPass::Forward, {.x = x.raw_data(), .w = w.raw_data(), .bias = bias_out.raw_data(), .out = r.y.raw_data()});
+    run(ConvPass::BackwardData,
+        {.w = w.raw_data(), .dy = dy.raw_data(), .bias = bias_in.raw_data(), .out = r.dx.raw_data()});
+    run(ConvPass::BackwardFilter, {.x = x.raw_data(), .dy = dy.raw_data(), .out = r.dw.raw_data()});
+    run(ConvPass::BackwardBias, {.dy = dy.raw_data(), .out = r.db.raw_data()});
+    const auto back = [](const Tensor& t) { return t.to(Device::host()); };
+    return {back(r.y), back(r.dx), back(r.dw), back(r.db)};
+}
+
+}  // namespace convkit::testing
