@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "convkit/io/atomic_file.h"
 #include "io/atomic_file.h"
 #include "temp_dir.h"
 #include "test_util.h"
@@ -86,6 +87,21 @@ TEST(AtomicFile, ErrorsNameTheOpThePathAndTheReason) {
     const std::string message = testing::message_of<IoError>([&] { AtomicFile file(missing, "save_thing"); });
     EXPECT_EQ(message, "save_thing: cannot create a temporary file in '" + dir.file("missing") + "' to write '" +
                            missing + "': No such file or directory");
+}
+
+// The public one-call form (samples write their PNGs and metrics with it): whole contents in,
+// replaced whole, nothing left beside the target, failures naming the caller's op.
+TEST(WriteFileAtomically, WritesAndReplacesWholeFilesAndNamesTheOpOnFailure) {
+    TempDir dir;
+    const std::string path = dir.file("out.txt");
+    write_file_atomically(path, "first version\n");
+    EXPECT_EQ(testing::read_bytes(path), "first version\n");
+    write_file_atomically(path, std::string("x\0y", 3), "write_png");
+    EXPECT_EQ(testing::read_bytes(path), std::string("x\0y", 3));
+    EXPECT_EQ(dir.entries(), std::vector<std::string>{"out.txt"});
+    const std::string missing = dir.file("missing/out.txt");
+    const std::string message = testing::message_of<IoError>([&] { write_file_atomically(missing, "z", "write_png"); });
+    EXPECT_EQ(message.rfind("write_png: cannot create a temporary file in '", 0), 0u) << message;
 }
 
 }  // namespace

@@ -10,7 +10,6 @@
 #include <limits>
 #include <set>
 
-#include "common/atomic_write.h"
 #include "common/bitmap_font.h"
 #include "common/confusion_plot.h"
 #include "common/filter_grid.h"

@@ -6,7 +6,7 @@
 namespace convkit::samples {
 
 // Writes `metrics` pretty-printed (2-space indent, trailing newline) to `path`, atomically
-// (atomic_write.h). Non-finite numbers, which JSON cannot hold, are written as null.
+// (convkit/io/atomic_file.h). Non-finite numbers, which JSON cannot hold, are written as null.
 void write_metrics_json(const std::string& path, const nlohmann::json& metrics);
 
 }  // namespace convkit::samples

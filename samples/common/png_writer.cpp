@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "common/atomic_write.h"
+#include "convkit/io/atomic_file.h"
 #include "convkit/error.h"
 
 namespace convkit::samples {
@@ -62,7 +62,7 @@ std::string encode_png(const Image& image) {
 }
 
 void write_png(const std::string& path, const Image& image) {
-    write_file_atomically(path, encode_png(image));
+    write_file_atomically(path, encode_png(image), "write_png");
 }
 
 }  // namespace convkit::samples

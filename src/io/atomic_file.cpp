@@ -1,5 +1,7 @@
 #include "io/atomic_file.h"
 
+#include "convkit/io/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -99,3 +101,13 @@ void AtomicFile::commit() {
 }
 
 }  // namespace convkit::detail
+
+namespace convkit {
+
+void write_file_atomically(const std::string& path, std::string_view contents, const std::string& op) {
+    detail::AtomicFile file(path, op);
+    file.write(contents.data(), contents.size());
+    file.commit();
+}
+
+}  // namespace convkit
