@@ -12,7 +12,6 @@
 namespace convkit {
 namespace {
 
-constexpr double kCudaFloat32Tolerance = 1e-5;  // strict float32 (FMA, no TF32) vs float64 reference
 
 // The host results every GPU suite of this executable compares with come from the reference.
 const auto* const pinned = ::testing::AddGlobalTestEnvironment(new testing::PinHostReference);
@@ -49,7 +48,7 @@ TEST_P(CudaConv, EveryPassMatchesTheHostReference) {
 
     for (DType dtype : {DType::Float64, DType::Float32}) {
         SCOPED_TRACE(dtype_name(dtype));
-        const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : kCudaFloat32Tolerance;
+        const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
         const Device gpu = Device::cuda();
         const Tensor xd = x.to(dtype).to(gpu);
         const Tensor wd = w.to(dtype).to(gpu);

@@ -14,9 +14,6 @@ namespace {
 // Bounds of docs/testing.md: strict float32 as the hand-written kernels; TF32 rounds each
 // product's inputs to 10 mantissa bits (relative 2^-11), which sums of random terms keep near
 // that size; float64 algorithms reorder sums only.
-constexpr double kStrictFloat32Tolerance = 1e-5;
-constexpr double kTf32Tolerance = 5e-3;
-constexpr double kFloat64Tolerance = 1e-11;
 
 // Skips, saying why, without a CUDA device, and on the emulated one, which cannot run cuDNN.
 class Cudnn : public testing::WithCuda<> {
@@ -47,8 +44,8 @@ std::vector<ConvProblem> supported_problems() {
 }
 
 double tolerance_for(DType dtype, MathMode mode) {
-    if (dtype == DType::Float64) return kFloat64Tolerance;
-    return mode == MathMode::Strict ? kStrictFloat32Tolerance : kTf32Tolerance;
+    if (dtype == DType::Float64) return testing::kCudnnFloat64Tolerance;
+    return mode == MathMode::Strict ? testing::kCudaStrictFloat32Tolerance : testing::kTf32Tolerance;
 }
 
 TEST_F(Cudnn, ConvolutionPassesMatchTheHostReference) {
@@ -110,10 +107,10 @@ TEST_F(Cudnn, TransposedConvolutionThroughThePublicOps) {
     const Tensor w = testing::random_tensor(Shape{4, 3, 3, 3}, rng);
     const Tensor b = testing::random_tensor(Shape{3}, rng);
     const Tensor y = conv_transpose_forward(x.to(Device::cuda()), w.to(Device::cuda()), b.to(Device::cuda()), p);
-    EXPECT_LT(testing::relative_error(y, conv_transpose_forward(x, w, b, p)), kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(y, conv_transpose_forward(x, w, b, p)), testing::kCudnnFloat64Tolerance);
     const Tensor dy = testing::random_tensor(y.shape(), rng);
     const Tensor dw = conv_transpose_backward_filter(dy.to(Device::cuda()), x.to(Device::cuda()), w.shape(), p);
-    EXPECT_LT(testing::relative_error(dw, conv_transpose_backward_filter(dy, x, w.shape(), p)), kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(dw, conv_transpose_backward_filter(dy, x, w.shape(), p)), testing::kCudnnFloat64Tolerance);
 }
 
 // Each refusal names the op, the backend and why; nothing runs on another backend instead.
@@ -159,16 +156,16 @@ TEST_F(Cudnn, PoolingMatchesTheHostReference) {
         const Tensor x = testing::random_tensor(shape, rng);
         const Tensor xd = x.to(Device::cuda());
         const Tensor ymax = max_pool_forward(xd, params);
-        EXPECT_LT(testing::relative_error(ymax, max_pool_forward(x, params)), kFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(ymax, max_pool_forward(x, params)), testing::kCudnnFloat64Tolerance);
         const Tensor dy = testing::random_tensor(ymax.shape(), rng);
         EXPECT_LT(testing::relative_error(max_pool_backward(dy.to(Device::cuda()), xd, params),
                                           max_pool_backward(dy, x, params)),
-                  kFloat64Tolerance);
+                  testing::kCudnnFloat64Tolerance);
         const Tensor yavg = avg_pool_forward(xd, params);
-        EXPECT_LT(testing::relative_error(yavg, avg_pool_forward(x, params)), kFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(yavg, avg_pool_forward(x, params)), testing::kCudnnFloat64Tolerance);
         EXPECT_LT(testing::relative_error(avg_pool_backward(dy.to(Device::cuda()), shape, params),
                                           avg_pool_backward(dy, shape, params)),
-                  kFloat64Tolerance);
+                  testing::kCudnnFloat64Tolerance);
     }
 }
 

@@ -25,7 +25,6 @@ namespace convkit {
 namespace {
 using namespace convkit::testing;
 
-constexpr double kCudaFloat32MathTolerance = 1e-5;
 const DType kDtypes[] = {DType::Float64, DType::Float32};
 
 class CudaElementwise : public WithCuda<> {};
@@ -171,7 +170,7 @@ TEST_F(CudaElementwise, UnaryOpsForwardAndBackwardMatchTheHost) {
                     kernels::unary_backward(c.op, c.scalars, dtype, dyd.raw_data(), savedd.raw_data(), out.raw_data(),
                                             n, stream0());
                 });
-                const double tolerance = dtype == DType::Float64 ? kFloat64Tolerance : kCudaFloat32MathTolerance;
+                const double tolerance = dtype == DType::Float64 ? kFloat64Tolerance : testing::kCudaFloat32MathTolerance;
                 EXPECT_LT(relative_error(got_y, y), tolerance) << "forward";
                 EXPECT_LT(relative_error(got_dx, dx), tolerance) << "backward";
             }

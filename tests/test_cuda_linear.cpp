@@ -19,8 +19,6 @@ using detail::GemmShape;
 
 // As docs/testing.md: strict float32 like the hand-written kernels; TF32 rounds each product's
 // inputs to 10 mantissa bits (2^-11 relative).
-constexpr double kStrictFloat32Tolerance = 1e-5;
-constexpr double kTf32Tolerance = 5e-3;
 
 class CudaLinear : public testing::WithCuda<> {
 protected:
@@ -90,13 +88,13 @@ TEST_F(CudaLinear, EveryGpuProductMatchesTheHostReference) {
                             EXPECT_LT(testing::relative_error(
                                           run_on(product.ops, s, a, b, bias, DType::Float32, Device::cuda()),
                                           reference),
-                                      kStrictFloat32Tolerance)
+                                      testing::kCudaStrictFloat32Tolerance)
                                 << "strict float32";
                         }
                         MathModeGuard tf32(MathMode::AllowTF32);
                         EXPECT_LT(testing::relative_error(
                                       run_on(product.ops, s, a, b, bias, DType::Float32, Device::cuda()), reference),
-                                  kTf32Tolerance)
+                                  testing::kTf32Tolerance)
                             << "tf32";
                     }
                 }

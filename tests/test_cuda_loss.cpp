@@ -20,10 +20,9 @@ namespace {
 using detail::SoftmaxGeometry;
 using detail::SoftmaxKind;
 
-constexpr double kCudaFloat32Tolerance = 1e-5;
 
 double tolerance_for(DType dtype) {
-    return dtype == DType::Float64 ? testing::kFloat64Tolerance : kCudaFloat32Tolerance;
+    return dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
 }
 
 // Uniform in [low, high), rounded to float32 so that both dtypes see the same values.

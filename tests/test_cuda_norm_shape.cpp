@@ -15,10 +15,9 @@ namespace convkit {
 namespace {
 using namespace convkit::testing;
 
-constexpr double kCudaFloat32Tolerance = 1e-5;
 
 double tolerance_for(DType dtype) {
-    return dtype == DType::Float64 ? kFloat64Tolerance : kCudaFloat32Tolerance;
+    return dtype == DType::Float64 ? kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
 }
 
 class CudaShapeOps : public WithCuda<> {};
@@ -217,7 +216,7 @@ TEST_F(CudaBatchNorm, KernelsMatchTheHostBackendIntoPoisonedBuffers) {
                                            s);
             // Statistics accumulate in double from the same values: only the summation order differs.
             EXPECT_LT(relative_error(gmean, mean), kFloat64Tolerance) << "mean";
-            EXPECT_LT(relative_error(gvar, var), 1e-11) << "variance";  // two-pass: no cancellation at large means
+            EXPECT_LT(relative_error(gvar, var), testing::kCudaFloat64ReductionTolerance) << "variance";  // two-pass: no cancellation at large means
             EXPECT_LT(relative_error(grm, new_rm), tolerance_for(dtype)) << "running mean";
             EXPECT_LT(relative_error(grv, new_rv), tolerance_for(dtype)) << "running var";
 
@@ -233,8 +232,8 @@ TEST_F(CudaBatchNorm, KernelsMatchTheHostBackendIntoPoisonedBuffers) {
             kernels::batch_norm_backward_reduce(g, dtype, dyd.raw_data(), xd.raw_data(), hmean.data<double>(),
                                                 hvar.data<double>(), eps, gsum_dy.data<double>(),
                                                 gsum_dy_x_hat.data<double>(), s);
-            EXPECT_LT(relative_error(gsum_dy, sum_dy), 1e-11) << "sum dy";
-            EXPECT_LT(relative_error(gsum_dy_x_hat, sum_dy_x_hat), 1e-11) << "sum dy x_hat";
+            EXPECT_LT(relative_error(gsum_dy, sum_dy), testing::kCudaFloat64ReductionTolerance) << "sum dy";
+            EXPECT_LT(relative_error(gsum_dy_x_hat, sum_dy_x_hat), testing::kCudaFloat64ReductionTolerance) << "sum dy x_hat";
             const Tensor hsum_dy = sum_dy.to(gpu);
             const Tensor hsum_dy_x_hat = sum_dy_x_hat.to(gpu);
             for (bool batch_statistics : {true, false}) {

@@ -14,13 +14,12 @@
 #include "convkit/convkit.h"
 #include "kernels/optimizer.h"
 #include "test_util.h"
+#include "tolerances.h"
 
 namespace convkit {
 namespace {
 using namespace convkit::testing;
 
-constexpr double kFloat64Tolerance = 1e-12;
-constexpr double kFloat32Tolerance = 1e-6;
 
 using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(const std::vector<Tensor>&)>;
 
@@ -103,7 +102,7 @@ TEST_F(CudaOptim, FusedStepMatchesTheHostLoop) {
             }
             // One launch per step for all 130 parameters of the dtype.
             EXPECT_EQ(kernels::multi_tensor_update_launches() - launches, 4u);
-            const double tolerance = dtype == DType::Float64 ? kFloat64Tolerance : kFloat32Tolerance;
+            const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kFloat32VsFloat64Tolerance;
             for (std::size_t i = 0; i < shapes.size(); ++i) {
                 EXPECT_LT(relative_error(cuda[i], host[i]), tolerance)
                     << "parameter " << i << " " << shapes[i].to_string();
@@ -138,7 +137,7 @@ TEST_F(CudaOptim, MixedDtypesTakeOneLaunchEach) {
     cuda_opt.step();
     EXPECT_EQ(kernels::multi_tensor_update_launches() - launches, 2u);
     for (std::size_t i = 0; i < host.size(); ++i) {
-        const double tolerance = host[i].dtype() == DType::Float64 ? kFloat64Tolerance : kFloat32Tolerance;
+        const double tolerance = host[i].dtype() == DType::Float64 ? testing::kFloat64Tolerance : testing::kFloat32VsFloat64Tolerance;
         EXPECT_LT(relative_error(cuda[i], host[i]), tolerance) << "parameter " << i;
     }
 }
@@ -159,7 +158,7 @@ TEST_F(CudaOptim, StateDictMovesBetweenDevices) {
     cuda_p.set_grad(Tensor::full(Shape{7}, 1.0, DType::Float64, Device::cuda()));
     host_opt.step();
     cuda_opt.step();
-    EXPECT_LT(relative_error(cuda_p, host_p), kFloat64Tolerance);
+    EXPECT_LT(relative_error(cuda_p, host_p), testing::kFloat64Tolerance);
 }
 
 TEST_F(CudaOptim, ParametersOnTwoDevicesAreRejected) {

@@ -13,7 +13,6 @@
 namespace convkit {
 namespace {
 
-constexpr double kCudaFloat32Tolerance = 1e-5;
 
 using testing::PoolCase;
 
@@ -24,7 +23,7 @@ template <typename Launch>
 void expect_matches(const Shape& shape, DType dtype, const Tensor& reference, const char* what, Launch launch) {
     Tensor out = testing::nan_tensor(shape, dtype, Device::cuda());
     launch(out);
-    const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : kCudaFloat32Tolerance;
+    const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
     EXPECT_LT(testing::relative_error(out, reference), tolerance) << what;
 }
 

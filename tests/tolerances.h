@@ -1,7 +1,7 @@
 #pragma once
 // The tolerance policy of the test suites, in one place (docs/testing.md explains it). Errors
 // are relative, ||a - b|| / ||b|| over all elements (testing::relative_error); NaN always fails.
-// The GPU backends add their own rows here (strict float32, TF32) when they arrive.
+// The GPU suites' rows are here too, whichever device runs them (a GPU or the emulated one).
 
 namespace convkit::testing {
 
@@ -24,5 +24,19 @@ inline constexpr double kGradientTolerance = 1e-7;
 // Step of the central differences for linear losses: larger steps only shrink the rounding
 // error of f(x + eps) - f(x - eps). Losses with kinks (max pooling) use testing's default 1e-6.
 inline constexpr double kFiniteDifferenceStep = 1e-3;
+
+// ---- GPU kernels (tests/test_cuda_*.cpp) --------------------------------------------------
+// A strict-float32 GPU kernel (FMA contraction allowed, no TF32) against the float64 reference:
+// float32 sums over up to a few thousand terms, in another order.
+inline constexpr double kCudaStrictFloat32Tolerance = 1e-5;
+// float32 transcendental functions on the GPU against glibc's: an ulp or two apart.
+inline constexpr double kCudaFloat32MathTolerance = 1e-5;
+// TF32 tensor-core products: inputs rounded to 10 mantissa bits (2^-11 relative).
+inline constexpr double kTf32Tolerance = 5e-3;
+// cuDNN's float64 algorithms (FFT and Winograd among them) against the float64 reference.
+inline constexpr double kCudnnFloat64Tolerance = 1e-11;
+// float64 statistics reduced over many values in a fixed tree order (batch-norm variance and
+// gradient sums) against the host's sequential sums.
+inline constexpr double kCudaFloat64ReductionTolerance = 1e-11;
 
 }  // namespace convkit::testing
