@@ -1,0 +1,454 @@
+// Implicit-GEMM convolution forward on the tensor cores (kernels/conv_igemm.h has the layouts).
+// Per group, the GEMM D[M x Ng] = A[M x Kg] * B[Kg x Ng] with
+//   A(m, k) = x[n, o * stride - padding + tap * dilation, c]  (m = (n, o), k = (tap, c)), never
+//             materialised: each 16-byte vector of 8 channels is gathered by cp.async straight
+//             from x, zero-filled where the tap falls in the padding or past the edges;
+//   B(k, j) = w[j, tap, c], already k-contiguous per output channel: the "col" operand of mma.
+// Structure (the one CUTLASS's sm80 kernels made standard): a block computes a BM x BN tile of
+// D with 4 warps of WM x WN each; k advances 32 at a time through a Stages-deep cp.async ring in
+// shared memory; ldmatrix.x4 loads the m16n8k16 fragments (A and B both from [row][k] tiles,
+// no transpose); fp32 accumulators stay in registers to the fused epilogue.
+//
+// Shared memory: a stage holds BM + BN rows of 32 16-bit values (64 bytes = four 16-byte
+// chunks). ldmatrix reads one chunk of 8 consecutive rows at once; unswizzled, rows r and r + 2
+// fall on the same banks (64-byte stride, 128-byte bank cycle): a 4-way conflict. Chunk c of row
+// r is therefore stored at chunk c ^ ((r / 2) % 4): the 8 rows then cover all 8 16-byte bank
+// groups, and cp.async's row writes stay whole 128-byte lines.
+#include "kernels/conv_igemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "convkit/error.h"
+#include "cuda/cuda_runtime.h"
+#include "kernels/launch.cuh"
+#include "kernels/ptx.cuh"
+
+// Loops over fragments and passes must unroll so that the accumulators and fragments stay in
+// registers (an array indexed at run time goes to the stack). GCC (the CPU build) needs no hint.
+#if defined(__CUDACC__)
+#define CONVKIT_IGEMM_UNROLL _Pragma("unroll")
+#else
+#define CONVKIT_IGEMM_UNROLL
+#endif
+
+CONVKIT_KERNELS_BEGIN
+
+namespace {
+
+// Everything a block needs, by value. The spatial dims are always three: rank 1 and 2 are the
+// 3-D case with leading dims of size 1 (kernel 1, stride 1, padding 0).
+struct IgemmParams {
+    const std::uint16_t* x;
+    const std::uint16_t* w;
+    void* y;
+    const float* bias;
+    const void* residual;
+    int relu;
+    int in_d, in_h, in_w;
+    int out_d, out_h, out_w;
+    int kernel_h, kernel_w;  // kernel_d is implied by taps
+    int stride_d, stride_h, stride_w;
+    int pad_d, pad_h, pad_w;
+    int dil_d, dil_h, dil_w;
+    int channels, out_channels;  // C and K, all groups
+    int group_in, group_out;     // C / groups and K / groups
+    int gemm_m, gemm_k;          // N * output positions, taps * group_in
+};
+
+template <int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
+struct TileConfig {
+    static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN, kStages = Stages;
+    static constexpr int kBlockK = 32;  // 16-bit values: four 16-byte chunks per row
+    static constexpr int kChunks = kBlockK / 8;
+    static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
+    static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+    static constexpr int kMmaM = WarpM / 16, kMmaN = WarpN / 8;  // m16n8 tiles per warp
+    static constexpr int kRowsPerPass = kThreads / kChunks;       // rows one pass of cp.async covers
+    static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
+    static constexpr int kStageElements = (BlockM + BlockN) * kBlockK;
+    static constexpr std::size_t kSharedBytes = std::size_t{2} * kStageElements * Stages;
+    static_assert(BlockM % WarpM == 0 && BlockN % WarpN == 0 && WarpM % 16 == 0 && WarpN % 16 == 0);
+    static_assert(BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
+    static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
+};
+using LargeTile = TileConfig<128, 128, 64, 64, 4>;
+using SmallTile = TileConfig<64, 64, 32, 32, 3>;
+
+// Offset (in 16-bit elements) of chunk `chunk` of row `row` in a [rows][32] swizzled tile.
+__device__ inline int swizzled(int row, int chunk) {
+    return (row * 4 + (chunk ^ ((row >> 1) & 3))) * 8;
+}
+
+template <IgemmOperand Operand>
+__device__ inline void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+    if constexpr (Operand == IgemmOperand::BFloat16) {
+        ptx::mma_m16n8k16_bf16(d, a, b, d);
+    } else {
+        ptx::mma_m16n8k16_f16(d, a, b, d);
+    }
+}
+
+template <IgemmOutput Output>
+__device__ inline float load_output(const void* p, std::int64_t i) {
+    if constexpr (Output == IgemmOutput::Float32) {
+        return static_cast<const float*>(p)[i];
+    } else if constexpr (Output == IgemmOutput::BFloat16) {
+        const std::uint32_t widened = std::uint32_t{static_cast<const std::uint16_t*>(p)[i]} << 16;
+        float v;
+        memcpy(&v, &widened, sizeof(v));  // bf16 is float's top half
+        return v;
+    } else {
+        return ptx::float16_to_float(static_cast<const std::uint16_t*>(p)[i]);
+    }
+}
+
+template <IgemmOutput Output>
+__device__ inline void store_output(void* p, std::int64_t i, float v) {
+    if constexpr (Output == IgemmOutput::Float32) {
+        static_cast<float*>(p)[i] = v;
+    } else if constexpr (Output == IgemmOutput::BFloat16) {
+        static_cast<std::uint16_t*>(p)[i] = ptx::float_to_bfloat16(v);
+    } else {
+        static_cast<std::uint16_t*>(p)[i] = ptx::float_to_float16(v);
+    }
+}
+
+// The rows of A one thread copies: for each pass, where its output position's window starts.
+// A row past M gets a start no tap can bring into range, so its copies zero-fill.
+template <class Tile>
+struct ARows {
+    std::int64_t image[Tile::kPassesA];  // offset of x[n, 0, 0, 0, group's first channel]
+    int d0[Tile::kPassesA], h0[Tile::kPassesA], w0[Tile::kPassesA];
+};
+
+template <class Tile>
+__device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group, ARows<Tile>& rows) {
+    const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
+    CONVKIT_IGEMM_UNROLL
+    for (int pass = 0; pass < Tile::kPassesA; ++pass) {
+        const int m = block_m + first_row + pass * Tile::kRowsPerPass;
+        if (m < p.gemm_m) {
+            int rest = m;
+            const int ow = rest % p.out_w;
+            rest /= p.out_w;
+            const int oh = rest % p.out_h;
+            rest /= p.out_h;
+            const int od = rest % p.out_d;
+            const int n = rest / p.out_d;
+            rows.image[pass] = static_cast<std::int64_t>(n) * p.in_d * p.in_h * p.in_w * p.channels +
+                               static_cast<std::int64_t>(group) * p.group_in;
+            rows.d0[pass] = od * p.stride_d - p.pad_d;
+            rows.h0[pass] = oh * p.stride_h - p.pad_h;
+            rows.w0[pass] = ow * p.stride_w - p.pad_w;
+        } else {
+            rows.image[pass] = 0;
+            rows.d0[pass] = rows.h0[pass] = rows.w0[pass] = -(1 << 30);
+        }
+    }
+}
+
+// Issues the cp.async copies of k tile `kt` into `stage` (A rows first, then B rows).
+template <class Tile>
+__device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows, int block_n, int group, int kt,
+                                  std::uint16_t* stage) {
+    const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
+    const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
+    const int k = kt * Tile::kBlockK + chunk * 8;
+    const bool k_valid = k < p.gemm_k;
+    // k = tap * group_in + c; tap = (kd * kernel_h + kh) * kernel_w + kw. 8 channels never
+    // straddle two taps since group_in is a multiple of 8.
+    const int tap = k / p.group_in, c = k - tap * p.group_in;
+    const int kw = tap % p.kernel_w, kh = tap / p.kernel_w % p.kernel_h, kd = tap / p.kernel_w / p.kernel_h;
+    const int dd = kd * p.dil_d, dh = kh * p.dil_h, dw = kw * p.dil_w;
+    CONVKIT_IGEMM_UNROLL
+    for (int pass = 0; pass < Tile::kPassesA; ++pass) {
+        const int row = first_row + pass * Tile::kRowsPerPass;
+        const int id = rows.d0[pass] + dd, ih = rows.h0[pass] + dh, iw = rows.w0[pass] + dw;
+        const bool inside = k_valid && static_cast<unsigned>(id) < static_cast<unsigned>(p.in_d) &&
+                            static_cast<unsigned>(ih) < static_cast<unsigned>(p.in_h) &&
+                            static_cast<unsigned>(iw) < static_cast<unsigned>(p.in_w);
+        // Outside: zero-filled; the source address is then never read, x itself stands in.
+        const std::uint16_t* source =
+            inside ? p.x + rows.image[pass] + ((static_cast<std::int64_t>(id) * p.in_h + ih) * p.in_w + iw) *
+                                                  p.channels + c
+                   : p.x;
+        ptx::cp_async<16>(stage + swizzled(row, chunk), source, inside ? 16 : 0);
+    }
+    std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
+    CONVKIT_IGEMM_UNROLL
+    for (int pass = 0; pass < Tile::kPassesB; ++pass) {
+        const int row = first_row + pass * Tile::kRowsPerPass;
+        const int j = block_n + row;
+        const bool inside = k_valid && j < p.group_out;
+        const std::uint16_t* source =
+            inside ? p.w + static_cast<std::int64_t>(group * p.group_out + j) * p.gemm_k + k : p.w;
+        ptx::cp_async<16>(b_tile + swizzled(row, chunk), source, inside ? 16 : 0);
+    }
+}
+
+// acc += the warp's WM x WN piece of A(stage) * B(stage), two k16 steps.
+template <class Tile, IgemmOperand Operand>
+__device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, int warp_n,
+                                      float (&acc)[Tile::kMmaM][Tile::kMmaN][4]) {
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    const std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
+    CONVKIT_IGEMM_UNROLL
+    for (int kk = 0; kk < Tile::kBlockK / 16; ++kk) {
+        // A, x4: lanes 8i..8i+7 address matrix i = (rows 0-7 | 8-15) x (k 0-7 | 8-15), in the
+        // order of the fragment's registers a0..a3 (rows fastest).
+        std::uint32_t a[Tile::kMmaM][4];
+        CONVKIT_IGEMM_UNROLL
+        for (int i = 0; i < Tile::kMmaM; ++i) {
+            const int row = warp_m * Tile::kWarpM + i * 16 + lane % 16;
+            ptx::ldmatrix<4, false>(a[i], stage + swizzled(row, kk * 2 + lane / 16));
+        }
+        // B, x4 over two n8 tiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7),
+        // (n 8-15, k 8-15) are b0, b1 of tile 2j and b0, b1 of tile 2j + 1.
+        std::uint32_t b[Tile::kMmaN][2];
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN / 2; ++j) {
+            const int row = warp_n * Tile::kWarpN + j * 16 + lane / 16 * 8 + lane % 8;
+            std::uint32_t r[4];
+            ptx::ldmatrix<4, false>(r, b_tile + swizzled(row, kk * 2 + lane / 8 % 2));
+            b[2 * j][0] = r[0];
+            b[2 * j][1] = r[1];
+            b[2 * j + 1][0] = r[2];
+            b[2 * j + 1][1] = r[3];
+        }
+        CONVKIT_IGEMM_UNROLL
+        for (int i = 0; i < Tile::kMmaM; ++i)
+            CONVKIT_IGEMM_UNROLL
+            for (int j = 0; j < Tile::kMmaN; ++j) mma<Operand>(acc[i][j], a[i], b[j]);
+    }
+}
+
+// grid: x over M tiles, y over N tiles of a group, z over groups.
+template <class Tile, IgemmOperand Operand, IgemmOutput Output>
+__global__ void __launch_bounds__(Tile::kThreads) conv_igemm_forward_kernel(IgemmParams p) {
+    std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
+    const int block_m = static_cast<int>(blockIdx.x) * Tile::kBlockM;
+    const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
+    const int group = static_cast<int>(blockIdx.z);
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    const int warp_m = warp / Tile::kWarpsN, warp_n = warp % Tile::kWarpsN;
+
+    ARows<Tile> rows;
+    find_a_rows<Tile>(p, block_m, group, rows);
+    float acc[Tile::kMmaM][Tile::kMmaN][4];
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i)
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j)
+            CONVKIT_IGEMM_UNROLL
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+
+    // The ring: k tile kt lives in stage kt % Stages. Every iteration commits one group (empty
+    // past the end), so "all but Stages - 2 groups done" always means "tile kt has landed".
+    const int k_tiles = (p.gemm_k + Tile::kBlockK - 1) / Tile::kBlockK;
+    CONVKIT_IGEMM_UNROLL
+    for (int s = 0; s < Tile::kStages - 1; ++s) {
+        if (s < k_tiles) load_stage<Tile>(p, rows, block_n, group, s, shared + s * Tile::kStageElements);
+        ptx::cp_async_commit_group();
+    }
+    for (int kt = 0; kt < k_tiles; ++kt) {
+        ptx::cp_async_wait_group<Tile::kStages - 2>();
+        // Tile kt has landed for every thread, and every warp has finished tile kt - 1, whose
+        // stage the copy below refills.
+        __syncthreads();
+        const int next = kt + Tile::kStages - 1;
+        if (next < k_tiles)
+            load_stage<Tile>(p, rows, block_n, group, next, shared + next % Tile::kStages * Tile::kStageElements);
+        ptx::cp_async_commit_group();
+        multiply_stage<Tile, Operand>(shared + kt % Tile::kStages * Tile::kStageElements, warp_m, warp_n, acc);
+    }
+    ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+
+    // Epilogue straight from the accumulators: register r of an m16n8 tile is row g + 8 (r / 2),
+    // column 2t + r % 2 (g = lane / 4, t = lane % 4).
+    const int g = lane / 4, t = lane % 4;
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) {
+            CONVKIT_IGEMM_UNROLL
+            for (int r = 0; r < 4; ++r) {
+                const int m = block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * (r / 2);
+                const int col = block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r % 2;
+                if (m >= p.gemm_m || col >= p.group_out) continue;
+                const int channel = group * p.group_out + col;
+                const std::int64_t index = static_cast<std::int64_t>(m) * p.out_channels + channel;
+                float v = acc[i][j][r];
+                if (p.bias != nullptr) v += p.bias[channel];
+                if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
+                if (p.relu != 0) v = fmaxf(v, 0.0f);
+                store_output<Output>(p.y, index, v);
+            }
+        }
+    }
+}
+
+template <class Tile, IgemmOperand Operand, IgemmOutput Output>
+void launch_forward(const IgemmParams& p, int groups, cudaStream_t stream) {
+    const LaunchShape shape{dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
+                                 static_cast<unsigned>((p.group_out + Tile::kBlockN - 1) / Tile::kBlockN),
+                                 static_cast<unsigned>(groups)),
+                            dim3(Tile::kThreads), Tile::kSharedBytes, true};
+    launch<conv_igemm_forward_kernel<Tile, Operand, Output>>(shape, stream, p);
+}
+
+template <class Tile, IgemmOperand Operand>
+void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaStream_t stream) {
+    switch (output) {
+        case IgemmOutput::BFloat16:
+            return launch_forward<Tile, Operand, IgemmOutput::BFloat16>(p, groups, stream);
+        case IgemmOutput::Float16:
+            return launch_forward<Tile, Operand, IgemmOutput::Float16>(p, groups, stream);
+        case IgemmOutput::Float32:
+            return launch_forward<Tile, Operand, IgemmOutput::Float32>(p, groups, stream);
+    }
+}
+
+template <class Tile>
+void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output,
+                      cudaStream_t stream) {
+    if (operand == IgemmOperand::BFloat16) {
+        dispatch_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
+    } else {
+        dispatch_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+    }
+}
+
+// Appends "3x3" for the first `rank` entries. Appends only: GCC 12's -Wrestrict misfires on
+// `"literal" + std::string&&` at -O3.
+void append_dims(std::string& s, const char* prefix, const std::array<std::int64_t, 3>& v, int rank) {
+    s += prefix;
+    for (int i = 0; i < rank; ++i) {
+        if (i != 0) s += 'x';
+        s += std::to_string(v[static_cast<std::size_t>(i)]);
+    }
+}
+
+constexpr std::int64_t kIntMax = 0x7fffffff;
+}  // namespace
+
+std::array<std::int64_t, 3> IgemmConvShape::output() const {
+    std::array<std::int64_t, 3> out{1, 1, 1};
+    for (std::size_t i = 0; i < 3 && static_cast<int>(i) < rank; ++i) {
+        const std::int64_t span = input[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1;
+        out[i] = span < 0 || stride[i] <= 0 ? 0 : span / stride[i] + 1;
+    }
+    return out;
+}
+
+std::string IgemmConvShape::to_string() const {
+    std::string s = "n";
+    s += std::to_string(batch);
+    s += " c";
+    s += std::to_string(in_channels);
+    s += " k";
+    s += std::to_string(out_channels);
+    s += " g";
+    s += std::to_string(groups);
+    append_dims(s, " in ", input, rank);
+    append_dims(s, " k", kernel, rank);
+    append_dims(s, " s", stride, rank);
+    append_dims(s, " p", padding, rank);
+    append_dims(s, " d", dilation, rank);
+    return s;
+}
+
+std::string conv_igemm_unsupported_reason(const IgemmConvShape& s) {
+    if (s.rank < 1 || s.rank > 3) return "rank " + std::to_string(s.rank) + " (1, 2 or 3 spatial dims)";
+    if (s.batch <= 0 || s.in_channels <= 0 || s.out_channels <= 0 || s.groups <= 0)
+        return "batch, channels and groups must be positive";
+    if (s.in_channels % s.groups != 0 || s.out_channels % s.groups != 0)
+        return "channels " + std::to_string(s.in_channels) + " -> " + std::to_string(s.out_channels) +
+               " not divisible by groups " + std::to_string(s.groups);
+    const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
+    if (group_in % 8 != 0)
+        return "input channels per group " + std::to_string(group_in) +
+               " not a multiple of 8 (16-byte cp.async vectors of 8 channels)";
+    if (group_out % 8 != 0)
+        return "output channels per group " + std::to_string(group_out) + " not a multiple of 8";
+    const auto out = s.output();
+    std::int64_t positions = 1, in_elements = s.batch * s.in_channels, taps = 1;
+    for (int i = 0; i < s.rank; ++i) {
+        const auto d = static_cast<std::size_t>(i);
+        if (s.input[d] <= 0 || s.kernel[d] <= 0 || s.stride[d] <= 0 || s.dilation[d] <= 0 || s.padding[d] < 0)
+            return "sizes, strides and dilations must be positive, padding not negative";
+        if (out[d] <= 0) return "the kernel is larger than the padded input in dim " + std::to_string(i);
+        positions *= out[d];
+        in_elements *= s.input[d];
+        taps *= s.kernel[d];
+    }
+    if (s.batch * positions > kIntMax || taps * group_in > kIntMax || in_elements > (std::int64_t{1} << 62))
+        return "GEMM sizes past 32-bit indices (M = " + std::to_string(s.batch * positions) +
+               ", K = " + std::to_string(taps * group_in) + ")";
+    for (int i = 0; i < s.rank; ++i) {
+        const auto d = static_cast<std::size_t>(i);
+        if (s.input[d] + 2 * s.padding[d] + s.dilation[d] * s.kernel[d] > kIntMax / 2)
+            return "spatial extent past 32-bit coordinates in dim " + std::to_string(i);
+    }
+    if (s.groups > 65535) return "more than 65535 groups (the grid's z)";
+    if ((group_out + 63) / 64 > 65535) return "more than 65535 column tiles (the grid's y)";
+    return {};
+}
+
+std::size_t conv_igemm_shared_bytes(IgemmTile tile) {
+    return tile == IgemmTile::Large ? LargeTile::kSharedBytes : SmallTile::kSharedBytes;
+}
+
+IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
+    const auto out = s.output();
+    const std::int64_t m = s.batch * out[0] * out[1] * out[2];
+    const std::int64_t n = s.out_channels / std::max<std::int64_t>(s.groups, 1);
+    const std::int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128) * s.groups;
+    return large_blocks >= 2 * 132 ? IgemmTile::Large : IgemmTile::Small;
+}
+
+void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
+    if (const std::string why = conv_igemm_unsupported_reason(s); !why.empty())
+        throw NotSupported("conv_igemm_forward (" + s.to_string() + "): " + why);
+    if (x == nullptr || w == nullptr || y == nullptr)
+        throw InvalidArgument("conv_igemm_forward: x, w and y must not be null");
+    // Rank r's dims sit last: [1, ..., 1, dims].
+    std::array<std::int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1}, st{1, 1, 1}, pad{0, 0, 0}, dil{1, 1, 1};
+    const auto o = s.output();
+    for (int i = 0; i < s.rank; ++i) {
+        const auto from = static_cast<std::size_t>(i), to = static_cast<std::size_t>(3 - s.rank + i);
+        in[to] = s.input[from];
+        out[to] = o[from];
+        k[to] = s.kernel[from];
+        st[to] = s.stride[from];
+        pad[to] = s.padding[from];
+        dil[to] = s.dilation[from];
+    }
+    auto i32 = [](std::int64_t v) { return static_cast<int>(v); };
+    const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
+    const IgemmParams p{static_cast<const std::uint16_t*>(x),
+                        static_cast<const std::uint16_t*>(w),
+                        y,
+                        epilogue.bias,
+                        epilogue.residual,
+                        epilogue.relu ? 1 : 0,
+                        i32(in[0]), i32(in[1]), i32(in[2]),
+                        i32(out[0]), i32(out[1]), i32(out[2]),
+                        i32(k[1]), i32(k[2]),
+                        i32(st[0]), i32(st[1]), i32(st[2]),
+                        i32(pad[0]), i32(pad[1]), i32(pad[2]),
+                        i32(dil[0]), i32(dil[1]), i32(dil[2]),
+                        i32(s.in_channels), i32(s.out_channels),
+                        i32(group_in), i32(group_out),
+                        i32(s.batch * out[0] * out[1] * out[2]), i32(k[0] * k[1] * k[2] * group_in)};
+    const cudaStream_t cuda_stream = detail::to_cuda(stream);
+    if (tile == IgemmTile::Large) {
+        dispatch_operand<LargeTile>(p, i32(s.groups), operand, output, cuda_stream);
+    } else {
+        dispatch_operand<SmallTile>(p, i32(s.groups), operand, output, cuda_stream);
+    }
+}
+
+CONVKIT_KERNELS_END

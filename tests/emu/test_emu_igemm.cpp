@@ -1,0 +1,422 @@
+// The tensor-core implicit-GEMM convolution (kernels/conv_igemm.cu) executed on the CPU by the
+// emulator, against a float64 loop straight from the definition written here (channels-last x,
+// KRSC w): a sweep over rank 1-3, tile edges, strides, dilations, groups, batch 1, channel
+// counts off the tile, every epilogue option, both operand types, every output type and both
+// tiles; small integers bit for bit; refusals with their reasons; the cvt emulations.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convkit/error.h"
+#include "emu/ptx_emulation.h"
+#include "kernels/conv_igemm.h"
+#include "test_util.h"
+
+namespace convkit {
+namespace {
+
+using kernels::IgemmConvShape;
+using kernels::IgemmEpilogue;
+using kernels::IgemmOperand;
+using kernels::IgemmOutput;
+using kernels::IgemmTile;
+using testing::pick;
+
+// 16-bit encodings written here, independently of the emulator's cvt: values are drawn so that
+// they are exact in both formats (multiples of 1/64 up to 2 in magnitude, or small integers).
+std::uint16_t bfloat16_of_exact(double v) {
+    const auto f = static_cast<float>(v);
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, sizeof(bits));
+    return static_cast<std::uint16_t>(bits >> 16);
+}
+std::uint16_t float16_of_exact(double v) {  // |v| in [2^-14, 65504] or 0, exactly representable
+    if (v == 0) return 0;
+    const std::uint16_t sign = v < 0 ? 0x8000 : 0;
+    int exponent;
+    const double fraction = std::frexp(std::abs(v), &exponent);  // in [0.5, 1)
+    const auto significand = static_cast<std::uint32_t>(std::ldexp(fraction, 11));  // 11 bits, top set
+    return static_cast<std::uint16_t>(sign | (static_cast<std::uint32_t>(exponent + 14) << 10) |
+                                      (significand & 0x3ffu));
+}
+double float16_value(std::uint16_t bits) {
+    const int exponent = (bits >> 10) & 0x1f;
+    const double mantissa = bits & 0x3ff;
+    const double magnitude = exponent == 0    ? std::ldexp(mantissa, -24)
+                             : exponent == 31 ? (mantissa == 0 ? std::numeric_limits<double>::infinity()
+                                                               : std::numeric_limits<double>::quiet_NaN())
+                                              : std::ldexp(1024 + mantissa, exponent - 25);
+    return (bits & 0x8000) != 0 ? -magnitude : magnitude;
+}
+double bfloat16_value(std::uint16_t bits) {
+    const std::uint32_t widened = std::uint32_t{bits} << 16;
+    float f;
+    std::memcpy(&f, &widened, sizeof(f));
+    return f;
+}
+
+struct Case {
+    IgemmConvShape shape;
+    IgemmTile tile;
+    IgemmOperand operand;
+    IgemmOutput output;
+    bool bias, residual, relu;
+};
+
+std::string name_of(const Case& c) {
+    std::string n = c.shape.to_string();
+    n += c.tile == IgemmTile::Large ? " large" : " small";
+    n += c.operand == IgemmOperand::BFloat16 ? " bf16" : " f16";
+    n += c.output == IgemmOutput::BFloat16 ? " to bf16" : c.output == IgemmOutput::Float16 ? " to f16" : " to f32";
+    if (c.bias) n += " bias";
+    if (c.residual) n += " residual";
+    if (c.relu) n += " relu";
+    return n;
+}
+
+// gtest prints a failing parameter with this instead of its bytes.
+void PrintTo(const Case& c, std::ostream* out) {
+    *out << name_of(c);
+}
+
+IgemmConvShape shape(int rank, std::int64_t n, std::int64_t c, std::int64_t k, std::int64_t g,
+                     std::array<std::int64_t, 3> in, std::array<std::int64_t, 3> kernel,
+                     std::array<std::int64_t, 3> stride = {1, 1, 1}, std::array<std::int64_t, 3> pad = {0, 0, 0},
+                     std::array<std::int64_t, 3> dil = {1, 1, 1}) {
+    IgemmConvShape s;
+    s.rank = rank;
+    s.batch = n;
+    s.in_channels = c;
+    s.out_channels = k;
+    s.groups = g;
+    s.input = in;
+    s.kernel = kernel;
+    s.stride = stride;
+    s.padding = pad;
+    s.dilation = dil;
+    return s;
+}
+
+// Host data of one run: inputs as 16-bit bits and as doubles, the expected output.
+struct Problem {
+    std::vector<std::uint16_t> x, w;
+    std::vector<double> xv, wv;
+    std::vector<float> bias;
+    std::vector<double> residual;  // values, exact in the output type
+    std::vector<double> expected;
+    std::int64_t outputs = 0;
+};
+
+std::int64_t product(const std::array<std::int64_t, 3>& v, int rank) {
+    std::int64_t p = 1;
+    for (int i = 0; i < rank; ++i) p *= v[static_cast<std::size_t>(i)];
+    return p;
+}
+
+// y[n, o, k] = sum over taps t and channels c of the group: x[n, o*s - p + t*d, c] * w[k, t, c],
+// then + bias[k] + residual, then ReLU: the definition, in double.
+Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) {
+    const IgemmConvShape& s = cs.shape;
+    const auto out = s.output();
+    const int r = s.rank;
+    const std::int64_t positions = product(out, r), in_positions = product(s.input, r), taps = product(s.kernel, r);
+    const std::int64_t cg = s.in_channels / s.groups, kg = s.out_channels / s.groups;
+    Problem p;
+    auto draw = [&] {
+        return small_integers ? static_cast<double>(pick(rng, -2, 2)) : static_cast<double>(pick(rng, -64, 64)) / 64;
+    };
+    auto encode = [&](double v) {
+        return cs.operand == IgemmOperand::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v);
+    };
+    p.xv.resize(static_cast<std::size_t>(s.batch * in_positions * s.in_channels));
+    p.wv.resize(static_cast<std::size_t>(s.out_channels * taps * cg));
+    for (auto& v : p.xv) v = draw();
+    for (auto& v : p.wv) v = draw();
+    for (double v : p.xv) p.x.push_back(encode(v));
+    for (double v : p.wv) p.w.push_back(encode(v));
+    p.outputs = s.batch * positions * s.out_channels;
+    if (cs.bias) {
+        p.bias.resize(static_cast<std::size_t>(s.out_channels));
+        for (auto& v : p.bias) v = static_cast<float>(draw());
+    }
+    if (cs.residual) {
+        p.residual.resize(static_cast<std::size_t>(p.outputs));
+        for (auto& v : p.residual) v = draw();
+    }
+    p.expected.assign(static_cast<std::size_t>(p.outputs), 0.0);
+    // Coordinates as 3 dims with the rank's dims last.
+    std::array<std::int64_t, 3> in3{1, 1, 1}, out3{1, 1, 1}, k3{1, 1, 1}, s3{1, 1, 1}, p3{0, 0, 0}, d3{1, 1, 1};
+    for (int i = 0; i < r; ++i) {
+        const auto f = static_cast<std::size_t>(i), t = static_cast<std::size_t>(3 - r + i);
+        in3[t] = s.input[f];
+        out3[t] = out[f];
+        k3[t] = s.kernel[f];
+        s3[t] = s.stride[f];
+        p3[t] = s.padding[f];
+        d3[t] = s.dilation[f];
+    }
+    for (std::int64_t n = 0; n < s.batch; ++n)
+        for (std::int64_t od = 0; od < out3[0]; ++od)
+            for (std::int64_t oh = 0; oh < out3[1]; ++oh)
+                for (std::int64_t ow = 0; ow < out3[2]; ++ow)
+                    for (std::int64_t k = 0; k < s.out_channels; ++k) {
+                        const std::int64_t g = k / kg;
+                        double sum = 0;
+                        for (std::int64_t kd = 0; kd < k3[0]; ++kd)
+                            for (std::int64_t kh = 0; kh < k3[1]; ++kh)
+                                for (std::int64_t kw = 0; kw < k3[2]; ++kw) {
+                                    const std::int64_t id = od * s3[0] - p3[0] + kd * d3[0];
+                                    const std::int64_t ih = oh * s3[1] - p3[1] + kh * d3[1];
+                                    const std::int64_t iw = ow * s3[2] - p3[2] + kw * d3[2];
+                                    if (id < 0 || id >= in3[0] || ih < 0 || ih >= in3[1] || iw < 0 || iw >= in3[2])
+                                        continue;
+                                    const std::int64_t tap = (kd * k3[1] + kh) * k3[2] + kw;
+                                    for (std::int64_t c = 0; c < cg; ++c)
+                                        sum += p.xv[static_cast<std::size_t>(
+                                                   (((n * in3[0] + id) * in3[1] + ih) * in3[2] + iw) * s.in_channels +
+                                                   g * cg + c)] *
+                                               p.wv[static_cast<std::size_t>((k * taps + tap) * cg + c)];
+                                }
+                        const std::int64_t index = (((n * out3[0] + od) * out3[1] + oh) * out3[2] + ow) *
+                                                       s.out_channels + k;
+                        if (cs.bias) sum += p.bias[static_cast<std::size_t>(k)];
+                        if (cs.residual) sum += p.residual[static_cast<std::size_t>(index)];
+                        if (cs.relu) sum = std::max(sum, 0.0);
+                        p.expected[static_cast<std::size_t>(index)] = sum;
+                    }
+    return p;
+}
+
+// Runs the kernel into a NaN-poisoned buffer and returns its output as doubles.
+std::vector<double> run(const Case& cs, const Problem& p) {
+    const auto count = static_cast<std::size_t>(p.outputs);
+    std::vector<float> y32(count, std::numeric_limits<float>::quiet_NaN()), residual32;
+    const std::uint16_t nan16 = cs.output == IgemmOutput::BFloat16 ? 0x7fc0 : 0x7e00;
+    std::vector<std::uint16_t> y16(count, nan16), residual16;
+    const void* residual = nullptr;
+    if (cs.residual) {
+        if (cs.output == IgemmOutput::Float32) {
+            for (double v : p.residual) residual32.push_back(static_cast<float>(v));
+            residual = residual32.data();
+        } else {
+            for (double v : p.residual)
+                residual16.push_back(cs.output == IgemmOutput::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v));
+            residual = residual16.data();
+        }
+    }
+    const IgemmEpilogue epilogue{cs.bias ? p.bias.data() : nullptr, residual, cs.relu};
+    void* y = cs.output == IgemmOutput::Float32 ? static_cast<void*>(y32.data()) : static_cast<void*>(y16.data());
+    kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue, y,
+                                Stream{});
+    std::vector<double> result(count);
+    for (std::size_t i = 0; i < count; ++i)
+        result[i] = cs.output == IgemmOutput::Float32    ? y32[i]
+                    : cs.output == IgemmOutput::BFloat16 ? bfloat16_value(y16[i])
+                                                         : float16_value(y16[i]);
+    return result;
+}
+
+// ||y - expected|| / ||expected||; NaN if any element is NaN (an unwritten one).
+double relative_error(const std::vector<double>& y, const std::vector<double>& expected) {
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        if (std::isnan(y[i])) return std::numeric_limits<double>::quiet_NaN();
+        diff += (y[i] - expected[i]) * (y[i] - expected[i]);
+        norm += expected[i] * expected[i];
+    }
+    return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+// By output type: its rounding (bf16 8 bits, f16 11) dominates; float sums a few hundred exact
+// products in float32.
+double tolerance(IgemmOutput output) {
+    return output == IgemmOutput::BFloat16 ? 1e-2 : output == IgemmOutput::Float16 ? 1e-3 : 1e-5;
+}
+
+constexpr auto kBF = IgemmOperand::BFloat16;
+constexpr auto kF16 = IgemmOperand::Float16;
+constexpr auto kToBF = IgemmOutput::BFloat16;
+constexpr auto kToF16 = IgemmOutput::Float16;
+constexpr auto kToF32 = IgemmOutput::Float32;
+constexpr auto kLarge = IgemmTile::Large;
+constexpr auto kSmall = IgemmTile::Small;
+
+// Tile edges: the small tile is 64 x 64, the large 128 x 128 (GEMM rows M = N * output positions,
+// columns = output channels per group); k runs 32 at a time through 3 or 4 stages.
+const std::vector<Case>& sweep() {
+    static const std::vector<Case> cases = {
+        // 2-D, M = 64 exactly one small tile; then M = 65 just past it.
+        {shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, false, false, false},
+        {shape(2, 1, 16, 24, 1, {5, 13}, {3, 3}, {1, 1}, {1, 1}), kSmall, kF16, kToF16, true, false, false},
+        // M = 128 one large tile; 136 output channels, 8 past the large tile's 128 columns.
+        {shape(2, 2, 32, 136, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kLarge, kBF, kToBF, true, true, true},
+        // 1-D, M = 129 just past the large tile; 8 channels: K = 24 < one k tile.
+        {shape(1, 1, 8, 8, 1, {129}, {3}, {1}, {1}), kLarge, kF16, kToF32, false, false, true},
+        // Strides, dilations, both.
+        {shape(2, 2, 24, 16, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToBF, true, true, false},
+        {shape(2, 1, 16, 16, 1, {10, 10}, {3, 3}, {1, 1}, {2, 2}, {2, 2}), kSmall, kF16, kToBF, false, false, true},
+        {shape(2, 1, 8, 8, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kBF, kToF16, true, false, true},
+        // Groups: 2 of 16 -> 24, 4 of 8 -> 8 (cp.async vectors exactly one group wide), 3 of 8 -> 72.
+        {shape(2, 2, 32, 48, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, true, false, false},
+        {shape(2, 1, 32, 32, 4, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToF16, false, true, false},
+        {shape(2, 2, 24, 216, 3, {5, 5}, {3, 3}, {2, 2}, {1, 1}), kSmall, kF16, kToF32, true, false, true},
+        // 3-D: K = 27 taps x 8 channels; strided and dilated with an odd-shaped kernel.
+        {shape(3, 1, 8, 16, 1, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}), kSmall, kBF, kToBF, true, false, true},
+        {shape(3, 2, 16, 8, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kF16, kToF32, false,
+         true, false},
+        {shape(3, 1, 16, 32, 2, {3, 4, 4}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}), kSmall, kBF, kToF16, false, false, false},
+        // 1-D strided, dilated, every epilogue option at once.
+        {shape(1, 3, 40, 56, 1, {50}, {5}, {3}, {4}, {2}), kSmall, kBF, kToF16, true, true, true},
+        // 1x1 (ResNet's bottleneck ends), a 1x5 kernel with asymmetric stride.
+        {shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}), kLarge, kBF, kToBF, true, true, true},
+        {shape(2, 1, 16, 32, 1, {6, 11}, {1, 5}, {1, 2}, {0, 2}), kSmall, kF16, kToF16, true, false, false},
+        // Long K (1152 = 36 k tiles through the ring), output 4 positions.
+        {shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToF32, false, false, false},
+        {shape(2, 1, 96, 24, 1, {3, 3}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToF32, true, false, false},
+        // Padding wider than the kernel's reach in places, and a kernel as large as the input.
+        {shape(2, 1, 16, 16, 1, {3, 3}, {3, 3}, {1, 1}, {2, 2}), kSmall, kBF, kToBF, false, true, false},
+        {shape(2, 4, 24, 16, 1, {5, 5}, {5, 5}), kLarge, kF16, kToF16, true, true, true},
+    };
+    return cases;
+}
+
+class IgemmSweep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(IgemmSweep, MatchesTheDefinition) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Case& cs = GetParam();
+    const Problem p = make_problem(cs, rng, false);
+    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs.output)) << name_of(cs);
+}
+
+std::string test_name(const ::testing::TestParamInfo<Case>& info) {
+    std::string n = std::to_string(info.index) + "_" + name_of(info.param);
+    for (char& ch : n)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Emu, IgemmSweep, ::testing::ValuesIn(sweep()), test_name);
+
+// Small integers: every product and sum is exact in float, so the float output must equal the
+// definition bit for bit on every case of the sweep, with either tile.
+TEST(EmuIgemm, SmallIntegersBitForBitOnTheSweep) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (Case cs : sweep()) {
+        cs.output = kToF32;
+        for (IgemmTile tile : {kSmall, kLarge}) {
+            cs.tile = tile;
+            const Problem p = make_problem(cs, rng, true);
+            const std::vector<double> y = run(cs, p);
+            std::size_t wrong = 0;
+            for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != p.expected[i] ? 1 : 0;
+            EXPECT_EQ(wrong, 0u) << name_of(cs);
+        }
+    }
+}
+
+// Every combination of epilogue options, output type and operand on one shape past both tile
+// edges in M (M = 2 * 9 * 9 = 162).
+TEST(EmuIgemm, EveryEpilogueCombination) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (IgemmOperand operand : {kBF, kF16})
+        for (IgemmOutput output : {kToBF, kToF16, kToF32})
+            for (int options = 0; options < 8; ++options) {
+                const Case cs{shape(2, 2, 8, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
+                              options % 2 == 0 ? kSmall : kLarge,
+                              operand,
+                              output,
+                              (options & 1) != 0,
+                              (options & 2) != 0,
+                              (options & 4) != 0};
+                const Problem p = make_problem(cs, rng, false);
+                EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(output)) << name_of(cs);
+            }
+}
+
+// Refused before any pointer is touched, with the reason in the message.
+void expect_refused(const IgemmConvShape& s, const std::string& reason) {
+    EXPECT_NE(kernels::conv_igemm_unsupported_reason(s).find(reason), std::string::npos) << s.to_string();
+    try {
+        kernels::conv_igemm_forward(s, kBF, kToF32, kSmall, nullptr, nullptr, {}, nullptr, Stream{});
+        ADD_FAILURE() << "not refused: " << s.to_string();
+    } catch (const NotSupported& e) {
+        EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("conv_igemm_forward"), std::string::npos) << e.what();
+    }
+}
+
+TEST(EmuIgemm, UnsupportedShapesAreRefusedWithTheReason) {
+    expect_refused(shape(2, 1, 12, 16, 1, {5, 5}, {3, 3}), "input channels per group 12 not a multiple of 8");
+    expect_refused(shape(2, 1, 3, 64, 1, {8, 8}, {7, 7}), "input channels per group 3 not a multiple of 8");
+    expect_refused(shape(2, 1, 32, 32, 8, {5, 5}, {3, 3}), "input channels per group 4 not a multiple of 8");
+    expect_refused(shape(2, 1, 16, 20, 1, {5, 5}, {3, 3}), "output channels per group 20 not a multiple of 8");
+    expect_refused(shape(2, 1, 16, 16, 3, {5, 5}, {3, 3}), "not divisible by groups 3");
+    expect_refused(shape(2, 1, 16, 16, 1, {2, 2}, {3, 3}), "kernel is larger than the padded input");
+    IgemmConvShape rank4 = shape(2, 1, 16, 16, 1, {5, 5}, {3, 3});
+    rank4.rank = 4;
+    expect_refused(rank4, "rank 4");
+    expect_refused(shape(2, 1 << 16, 16, 16, 1, {256, 256}, {1, 1}), "past 32-bit indices");
+    EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 16, 16, 2, {5, 5}, {3, 3})), "");
+    EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, kSmall, nullptr,
+                                             nullptr, {}, nullptr, Stream{}),
+                 InvalidArgument);
+}
+
+// The large tile needs the opt-in above 48 KiB (its launch in the sweep passes the launch
+// checks only with it); both stay within sm_90's 227 KiB. The default tile by block count.
+TEST(EmuIgemm, SharedMemoryAndTileChoice) {
+    EXPECT_EQ(kernels::conv_igemm_shared_bytes(kLarge), 4u * (128 + 128) * 32 * 2);
+    EXPECT_EQ(kernels::conv_igemm_shared_bytes(kSmall), 3u * (64 + 64) * 32 * 2);
+    EXPECT_GT(kernels::conv_igemm_shared_bytes(kLarge), 48u * 1024);   // kernels/launch.cuh's limits
+    EXPECT_LE(kernels::conv_igemm_shared_bytes(kLarge), 227u * 1024);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 1, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})), kSmall);
+}
+
+// The cvt emulations against values worked out from the formats (PTX ISA: cvt.rn rounds to
+// nearest even; NaN stays NaN; overflow to infinity; f16 subnormals kept).
+TEST(EmuIgemm, ConversionsRoundToNearestEven) {
+    using emu::ptx::float_to_bfloat16;
+    using emu::ptx::float_to_float16;
+    EXPECT_EQ(float_to_bfloat16(1.0f), 0x3f80);
+    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f), 0x3f80);                // tie, to even
+    EXPECT_EQ(float_to_bfloat16(1.0f + 3 * 0x1p-8f), 0x3f82);            // tie, to even (up)
+    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);     // past the tie
+    EXPECT_EQ(float_to_bfloat16(-2.5f), 0xc020);
+    EXPECT_EQ(float_to_bfloat16(3.4e38f), 0x7f80);                       // overflow
+    EXPECT_EQ(float_to_bfloat16(std::numeric_limits<float>::quiet_NaN()) & 0x7fc0, 0x7fc0);
+    EXPECT_EQ(float_to_float16(1.0f), 0x3c00);
+    EXPECT_EQ(float_to_float16(0.1f), 0x2e66);
+    EXPECT_EQ(float_to_float16(-2.0f), 0xc000);
+    EXPECT_EQ(float_to_float16(65504.0f), 0x7bff);
+    EXPECT_EQ(float_to_float16(65519.0f), 0x7bff);
+    EXPECT_EQ(float_to_float16(65520.0f), 0x7c00);                       // the tie past the largest
+    EXPECT_EQ(float_to_float16(1.0f + 0x1p-11f), 0x3c00);                // tie, to even
+    EXPECT_EQ(float_to_float16(1.0f + 3 * 0x1p-11f), 0x3c02);
+    EXPECT_EQ(float_to_float16(0x1p-14f), 0x0400);                       // smallest normal
+    EXPECT_EQ(float_to_float16(0x1p-24f), 0x0001);                       // smallest subnormal
+    EXPECT_EQ(float_to_float16(0x1p-25f), 0x0000);                       // tie, to even (zero)
+    EXPECT_EQ(float_to_float16(3 * 0x1p-25f), 0x0002);                   // tie, to even (up)
+    EXPECT_EQ(float_to_float16(0x1p-14f - 0x1p-25f), 0x0400);            // rounds up into the normals
+    EXPECT_EQ(float_to_float16(-0.0f), 0x8000);
+    EXPECT_EQ(float_to_float16(std::numeric_limits<float>::infinity()), 0x7c00);
+    EXPECT_EQ(float_to_float16(std::numeric_limits<float>::quiet_NaN()) & 0x7e00, 0x7e00);
+    for (std::uint32_t bits = 0; bits < 0x7c00; bits += 7) {  // every f16 survives the round trip
+        const auto h = static_cast<std::uint16_t>(bits);
+        EXPECT_EQ(float_to_float16(emu::ptx::float16_to_float(h)), h);
+        EXPECT_EQ(emu::ptx::float16_to_float(h), static_cast<float>(float16_value(h)));
+    }
+}
+
+}  // namespace
+}  // namespace convkit
