@@ -1,13 +1,18 @@
-// Implicit-GEMM convolution forward on the tensor cores (kernels/conv_igemm.h has the layouts).
-// Per group, the GEMM D[M x Ng] = A[M x Kg] * B[Kg x Ng] with
+// Implicit-GEMM convolution on the tensor cores, forward and backward-data (kernels/conv_igemm.h
+// has the layouts). Forward, per group, the GEMM D[M x Ng] = A[M x Kg] * B[Kg x Ng] with
 //   A(m, k) = x[n, o * stride - padding + tap * dilation, c]  (m = (n, o), k = (tap, c)), never
 //             materialised: each 16-byte vector of 8 channels is gathered by cp.async straight
 //             from x, zero-filled where the tap falls in the padding or past the edges;
 //   B(k, j) = w[j, tap, c], already k-contiguous per output channel: the "col" operand of mma.
+// Backward-data (the forward of transposed convolution), rows over dx's positions i:
+//   A(m, k) = dy[n, o, kout] with o * stride = i + padding - tap * dilation  (k = (tap, kout)),
+//             zero where that o is not a whole position in range (stride > 1 wastes those);
+//   B(k, j) = w[kout, tap, j], j-contiguous: stored [k][j] and loaded with ldmatrix.trans.
 // Structure (the one CUTLASS's sm80 kernels made standard): a block computes a BM x BN tile of
 // D with 4 warps of WM x WN each; k advances 32 at a time through a Stages-deep cp.async ring in
-// shared memory; ldmatrix.x4 loads the m16n8k16 fragments (A and B both from [row][k] tiles,
-// no transpose); fp32 accumulators stay in registers to the fused epilogue.
+// shared memory; ldmatrix.x4 loads the m16n8k16 fragments (A from a [row][k] tile, B from
+// [n][k] forward or, transposed, [k][n]); fp32 accumulators stay in registers to the fused
+// epilogue.
 //
 // Shared memory: a stage holds BM + BN rows of 32 16-bit values (64 bytes = four 16-byte
 // chunks). ldmatrix reads one chunk of 8 consecutive rows at once; unswizzled, rows r and r + 2
@@ -37,40 +42,51 @@ CONVKIT_KERNELS_BEGIN
 
 namespace {
 
+// Which convolution pass a kernel computes; both are the same GEMM machinery with a different
+// gather for A and a different layout of B (see the file's head).
+enum class Pass { Forward, BackwardData };
+
 // Everything a block needs, by value. The spatial dims are always three: rank 1 and 2 are the
-// 3-D case with leading dims of size 1 (kernel 1, stride 1, padding 0).
+// 3-D case with leading dims of size 1 (kernel 1, stride 1, padding 0). "Source" is the tensor
+// A gathers from (x forward, dy backward-data); "rows" the dims the GEMM's rows run over, those
+// of the tensor written (y forward, dx backward-data).
 struct IgemmParams {
-    const std::uint16_t* x;
+    const std::uint16_t* source;
     const std::uint16_t* w;
     void* y;
     const float* bias;
     const void* residual;
     int relu;
-    int in_d, in_h, in_w;
-    int out_d, out_h, out_w;
+    int source_d, source_h, source_w;
+    int rows_d, rows_h, rows_w;
     int kernel_h, kernel_w;  // kernel_d is implied by taps
     int stride_d, stride_h, stride_w;
     int pad_d, pad_h, pad_w;
     int dil_d, dil_h, dil_w;
-    int channels, out_channels;  // C and K, all groups
-    int group_in, group_out;     // C / groups and K / groups
-    int gemm_m, gemm_k;          // N * output positions, taps * group_in
+    int source_channels, source_group;  // channels of the source, per group: the k chunks' channels
+    int out_channels, out_group;        // channels of the tensor written, per group: GEMM columns
+    int gemm_m, gemm_k;                 // N * row positions, taps * source_group
 };
 
 template <int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
 struct TileConfig {
     static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN, kStages = Stages;
-    static constexpr int kBlockK = 32;  // 16-bit values: four 16-byte chunks per row
+    static constexpr int kBlockK = 32;  // 16-bit values: four 16-byte chunks per A row
     static constexpr int kChunks = kBlockK / 8;
     static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
     static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
     static constexpr int kMmaM = WarpM / 16, kMmaN = WarpN / 8;  // m16n8 tiles per warp
     static constexpr int kRowsPerPass = kThreads / kChunks;       // rows one pass of cp.async covers
     static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
+    // Backward-data's B tile is [32 k][BlockN]: BlockN / 8 chunks per row.
+    static constexpr int kChunksKN = BlockN / 8;
+    static constexpr int kRowsPerPassKN = kThreads / kChunksKN;
+    static constexpr int kPassesKN = kBlockK / kRowsPerPassKN;
     static constexpr int kStageElements = (BlockM + BlockN) * kBlockK;
     static constexpr std::size_t kSharedBytes = std::size_t{2} * kStageElements * Stages;
     static_assert(BlockM % WarpM == 0 && BlockN % WarpN == 0 && WarpM % 16 == 0 && WarpN % 16 == 0);
     static_assert(BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
+    static_assert(kChunksKN >= 8 && kBlockK % kRowsPerPassKN == 0, "the [k][n] swizzle needs 8 chunks a row");
     static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
 };
 using LargeTile = TileConfig<128, 128, 64, 64, 4>;
@@ -79,6 +95,14 @@ using SmallTile = TileConfig<64, 64, 32, 32, 3>;
 // Offset (in 16-bit elements) of chunk `chunk` of row `row` in a [rows][32] swizzled tile.
 __device__ inline int swizzled(int row, int chunk) {
     return (row * 4 + (chunk ^ ((row >> 1) & 3))) * 8;
+}
+
+// The same for a [32 k][Tile::kBlockN] tile (backward-data's B): ldmatrix.trans reads one chunk
+// of 8 consecutive k rows, 128 or 256 bytes apart, all on the same banks unless chunk c of row r
+// sits at c ^ (r % 8).
+template <class Tile>
+__device__ inline int swizzled_kn(int row, int chunk) {
+    return (row * Tile::kChunksKN + (chunk ^ (row & 7))) * 8;
 }
 
 template <IgemmOperand Operand>
@@ -115,15 +139,17 @@ __device__ inline void store_output(void* p, std::int64_t i, float v) {
     }
 }
 
-// The rows of A one thread copies: for each pass, where its output position's window starts.
-// A row past M gets a start no tap can bring into range, so its copies zero-fill.
+// The rows of A one thread copies: for each pass, the source image's offset and where the row's
+// window starts along each dim (forward: o * stride - padding, plus tap * dilation per tap;
+// backward-data: i + padding, minus tap * dilation, then divided by the stride). A row past M
+// gets a start no tap brings into range, so its copies zero-fill.
 template <class Tile>
 struct ARows {
-    std::int64_t image[Tile::kPassesA];  // offset of x[n, 0, 0, 0, group's first channel]
+    std::int64_t image[Tile::kPassesA];  // offset of source[n, 0, 0, 0, group's first channel]
     int d0[Tile::kPassesA], h0[Tile::kPassesA], w0[Tile::kPassesA];
 };
 
-template <class Tile>
+template <class Tile, Pass P>
 __device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group, ARows<Tile>& rows) {
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
     CONVKIT_IGEMM_UNROLL
@@ -131,17 +157,24 @@ __device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group,
         const int m = block_m + first_row + pass * Tile::kRowsPerPass;
         if (m < p.gemm_m) {
             int rest = m;
-            const int ow = rest % p.out_w;
-            rest /= p.out_w;
-            const int oh = rest % p.out_h;
-            rest /= p.out_h;
-            const int od = rest % p.out_d;
-            const int n = rest / p.out_d;
-            rows.image[pass] = static_cast<std::int64_t>(n) * p.in_d * p.in_h * p.in_w * p.channels +
-                               static_cast<std::int64_t>(group) * p.group_in;
-            rows.d0[pass] = od * p.stride_d - p.pad_d;
-            rows.h0[pass] = oh * p.stride_h - p.pad_h;
-            rows.w0[pass] = ow * p.stride_w - p.pad_w;
+            const int rw = rest % p.rows_w;
+            rest /= p.rows_w;
+            const int rh = rest % p.rows_h;
+            rest /= p.rows_h;
+            const int rd = rest % p.rows_d;
+            const int n = rest / p.rows_d;
+            rows.image[pass] =
+                static_cast<std::int64_t>(n) * p.source_d * p.source_h * p.source_w * p.source_channels +
+                static_cast<std::int64_t>(group) * p.source_group;
+            if constexpr (P == Pass::Forward) {
+                rows.d0[pass] = rd * p.stride_d - p.pad_d;
+                rows.h0[pass] = rh * p.stride_h - p.pad_h;
+                rows.w0[pass] = rw * p.stride_w - p.pad_w;
+            } else {
+                rows.d0[pass] = rd + p.pad_d;
+                rows.h0[pass] = rh + p.pad_h;
+                rows.w0[pass] = rw + p.pad_w;
+            }
         } else {
             rows.image[pass] = 0;
             rows.d0[pass] = rows.h0[pass] = rows.w0[pass] = -(1 << 30);
@@ -149,47 +182,81 @@ __device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group,
     }
 }
 
-// Issues the cp.async copies of k tile `kt` into `stage` (A rows first, then B rows).
-template <class Tile>
+// The source coordinate along one dim that row start `start` reads at tap offset `reach`
+// (tap * dilation), or false when it reads padding. Forward: start + reach. Backward-data: the
+// output position o with o * stride = start - reach, when that is a whole position in range.
+template <Pass P>
+__device__ inline bool source_coordinate(int start, int reach, int stride, int size, int& at) {
+    if constexpr (P == Pass::Forward) {
+        at = start + reach;
+        return static_cast<unsigned>(at) < static_cast<unsigned>(size);
+    } else {
+        const int scaled = start - reach;
+        at = scaled / stride;
+        return scaled >= 0 && at * stride == scaled && at < size;
+    }
+}
+
+// Issues the cp.async copies of k tile `kt` into `stage` (A rows first, then B).
+template <class Tile, Pass P>
 __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows, int block_n, int group, int kt,
                                   std::uint16_t* stage) {
     const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
     const int k = kt * Tile::kBlockK + chunk * 8;
     const bool k_valid = k < p.gemm_k;
-    // k = tap * group_in + c; tap = (kd * kernel_h + kh) * kernel_w + kw. 8 channels never
-    // straddle two taps since group_in is a multiple of 8.
-    const int tap = k / p.group_in, c = k - tap * p.group_in;
+    // k = tap * source_group + c; tap = (kd * kernel_h + kh) * kernel_w + kw. 8 channels never
+    // straddle two taps since source_group is a multiple of 8.
+    const int tap = k / p.source_group, c = k - tap * p.source_group;
     const int kw = tap % p.kernel_w, kh = tap / p.kernel_w % p.kernel_h, kd = tap / p.kernel_w / p.kernel_h;
-    const int dd = kd * p.dil_d, dh = kh * p.dil_h, dw = kw * p.dil_w;
+    const int reach_d = kd * p.dil_d, reach_h = kh * p.dil_h, reach_w = kw * p.dil_w;
     CONVKIT_IGEMM_UNROLL
     for (int pass = 0; pass < Tile::kPassesA; ++pass) {
         const int row = first_row + pass * Tile::kRowsPerPass;
-        const int id = rows.d0[pass] + dd, ih = rows.h0[pass] + dh, iw = rows.w0[pass] + dw;
-        const bool inside = k_valid && static_cast<unsigned>(id) < static_cast<unsigned>(p.in_d) &&
-                            static_cast<unsigned>(ih) < static_cast<unsigned>(p.in_h) &&
-                            static_cast<unsigned>(iw) < static_cast<unsigned>(p.in_w);
-        // Outside: zero-filled; the source address is then never read, x itself stands in.
+        int sd, sh, sw;
+        const bool inside = k_valid && source_coordinate<P>(rows.d0[pass], reach_d, p.stride_d, p.source_d, sd) &&
+                            source_coordinate<P>(rows.h0[pass], reach_h, p.stride_h, p.source_h, sh) &&
+                            source_coordinate<P>(rows.w0[pass], reach_w, p.stride_w, p.source_w, sw);
+        // Outside: zero-filled; the source address is then never read, the tensor itself stands in.
         const std::uint16_t* source =
-            inside ? p.x + rows.image[pass] + ((static_cast<std::int64_t>(id) * p.in_h + ih) * p.in_w + iw) *
-                                                  p.channels + c
-                   : p.x;
+            inside ? p.source + rows.image[pass] +
+                         ((static_cast<std::int64_t>(sd) * p.source_h + sh) * p.source_w + sw) * p.source_channels + c
+                   : p.source;
         ptx::cp_async<16>(stage + swizzled(row, chunk), source, inside ? 16 : 0);
     }
     std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
-    CONVKIT_IGEMM_UNROLL
-    for (int pass = 0; pass < Tile::kPassesB; ++pass) {
-        const int row = first_row + pass * Tile::kRowsPerPass;
-        const int j = block_n + row;
-        const bool inside = k_valid && j < p.group_out;
-        const std::uint16_t* source =
-            inside ? p.w + static_cast<std::int64_t>(group * p.group_out + j) * p.gemm_k + k : p.w;
-        ptx::cp_async<16>(b_tile + swizzled(row, chunk), source, inside ? 16 : 0);
+    if constexpr (P == Pass::Forward) {
+        // B(k, j) = w[j, tap, c]: row j of the filter is k-contiguous; stored [j][k].
+        CONVKIT_IGEMM_UNROLL
+        for (int pass = 0; pass < Tile::kPassesB; ++pass) {
+            const int row = first_row + pass * Tile::kRowsPerPass;
+            const int j = block_n + row;
+            const bool inside = k_valid && j < p.out_group;
+            const std::uint16_t* source =
+                inside ? p.w + static_cast<std::int64_t>(group * p.out_group + j) * p.gemm_k + k : p.w;
+            ptx::cp_async<16>(b_tile + swizzled(row, chunk), source, inside ? 16 : 0);
+        }
+    } else {
+        // B(k, j) = w[kout, tap, j] with k = (tap, kout): j-contiguous for each k; stored [k][j].
+        const int j_chunk = static_cast<int>(threadIdx.x) % Tile::kChunksKN;
+        const int j = block_n + j_chunk * 8;
+        const int taps = p.gemm_k / p.source_group;
+        CONVKIT_IGEMM_UNROLL
+        for (int pass = 0; pass < Tile::kPassesKN; ++pass) {
+            const int row = static_cast<int>(threadIdx.x) / Tile::kChunksKN + pass * Tile::kRowsPerPassKN;
+            const int kb = kt * Tile::kBlockK + row;
+            const int tap_b = kb / p.source_group, kout = kb - tap_b * p.source_group;
+            const bool inside = kb < p.gemm_k && j < p.out_group;
+            const std::uint16_t* source =
+                inside ? p.w + (static_cast<std::int64_t>(group * p.source_group + kout) * taps + tap_b) * p.out_group + j
+                       : p.w;
+            ptx::cp_async<16>(b_tile + swizzled_kn<Tile>(row, j_chunk), source, inside ? 16 : 0);
+        }
     }
 }
 
 // acc += the warp's WM x WN piece of A(stage) * B(stage), two k16 steps.
-template <class Tile, IgemmOperand Operand>
+template <class Tile, Pass P, IgemmOperand Operand>
 __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, int warp_n,
                                       float (&acc)[Tile::kMmaM][Tile::kMmaN][4]) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
@@ -205,13 +272,20 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
             ptx::ldmatrix<4, false>(a[i], stage + swizzled(row, kk * 2 + lane / 16));
         }
         // B, x4 over two n8 tiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7),
-        // (n 8-15, k 8-15) are b0, b1 of tile 2j and b0, b1 of tile 2j + 1.
+        // (n 8-15, k 8-15) are b0, b1 of tile 2j and b0, b1 of tile 2j + 1. From a [n][k] tile
+        // as stored; from a [k][n] tile transposed.
         std::uint32_t b[Tile::kMmaN][2];
         CONVKIT_IGEMM_UNROLL
         for (int j = 0; j < Tile::kMmaN / 2; ++j) {
-            const int row = warp_n * Tile::kWarpN + j * 16 + lane / 16 * 8 + lane % 8;
             std::uint32_t r[4];
-            ptx::ldmatrix<4, false>(r, b_tile + swizzled(row, kk * 2 + lane / 8 % 2));
+            if constexpr (P == Pass::Forward) {
+                const int row = warp_n * Tile::kWarpN + j * 16 + lane / 16 * 8 + lane % 8;
+                ptx::ldmatrix<4, false>(r, b_tile + swizzled(row, kk * 2 + lane / 8 % 2));
+            } else {
+                const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
+                const int chunk = (warp_n * Tile::kWarpN + j * 16) / 8 + lane / 16;
+                ptx::ldmatrix<4, true>(r, b_tile + swizzled_kn<Tile>(row, chunk));
+            }
             b[2 * j][0] = r[0];
             b[2 * j][1] = r[1];
             b[2 * j + 1][0] = r[2];
@@ -225,8 +299,8 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
 }
 
 // grid: x over M tiles, y over N tiles of a group, z over groups.
-template <class Tile, IgemmOperand Operand, IgemmOutput Output>
-__global__ void __launch_bounds__(Tile::kThreads) conv_igemm_forward_kernel(IgemmParams p) {
+template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
+__global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams p) {
     std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
     const int block_m = static_cast<int>(blockIdx.x) * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
@@ -235,7 +309,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_forward_kernel(Igem
     const int warp_m = warp / Tile::kWarpsN, warp_n = warp % Tile::kWarpsN;
 
     ARows<Tile> rows;
-    find_a_rows<Tile>(p, block_m, group, rows);
+    find_a_rows<Tile, P>(p, block_m, group, rows);
     float acc[Tile::kMmaM][Tile::kMmaN][4];
     CONVKIT_IGEMM_UNROLL
     for (int i = 0; i < Tile::kMmaM; ++i)
@@ -249,19 +323,20 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_forward_kernel(Igem
     const int k_tiles = (p.gemm_k + Tile::kBlockK - 1) / Tile::kBlockK;
     CONVKIT_IGEMM_UNROLL
     for (int s = 0; s < Tile::kStages - 1; ++s) {
-        if (s < k_tiles) load_stage<Tile>(p, rows, block_n, group, s, shared + s * Tile::kStageElements);
+        if (s < k_tiles) load_stage<Tile, P>(p, rows, block_n, group, s, shared + s * Tile::kStageElements);
         ptx::cp_async_commit_group();
     }
     for (int kt = 0; kt < k_tiles; ++kt) {
         ptx::cp_async_wait_group<Tile::kStages - 2>();
         // Tile kt has landed for every thread, and every warp has finished tile kt - 1, whose
-        // stage the copy below refills.
+        // stage the copy below refills. (The emulator's schedules keep warps too close together
+        // to catch this barrier moved below the refill: docs/testing.md.)
         __syncthreads();
         const int next = kt + Tile::kStages - 1;
         if (next < k_tiles)
-            load_stage<Tile>(p, rows, block_n, group, next, shared + next % Tile::kStages * Tile::kStageElements);
+            load_stage<Tile, P>(p, rows, block_n, group, next, shared + next % Tile::kStages * Tile::kStageElements);
         ptx::cp_async_commit_group();
-        multiply_stage<Tile, Operand>(shared + kt % Tile::kStages * Tile::kStageElements, warp_m, warp_n, acc);
+        multiply_stage<Tile, P, Operand>(shared + kt % Tile::kStages * Tile::kStageElements, warp_m, warp_n, acc);
     }
     ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
 
@@ -276,8 +351,8 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_forward_kernel(Igem
             for (int r = 0; r < 4; ++r) {
                 const int m = block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * (r / 2);
                 const int col = block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r % 2;
-                if (m >= p.gemm_m || col >= p.group_out) continue;
-                const int channel = group * p.group_out + col;
+                if (m >= p.gemm_m || col >= p.out_group) continue;
+                const int channel = group * p.out_group + col;
                 const std::int64_t index = static_cast<std::int64_t>(m) * p.out_channels + channel;
                 float v = acc[i][j][r];
                 if (p.bias != nullptr) v += p.bias[channel];
@@ -289,34 +364,34 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_forward_kernel(Igem
     }
 }
 
-template <class Tile, IgemmOperand Operand, IgemmOutput Output>
-void launch_forward(const IgemmParams& p, int groups, cudaStream_t stream) {
+template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
+void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     const LaunchShape shape{dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
-                                 static_cast<unsigned>((p.group_out + Tile::kBlockN - 1) / Tile::kBlockN),
+                                 static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN),
                                  static_cast<unsigned>(groups)),
                             dim3(Tile::kThreads), Tile::kSharedBytes, true};
-    launch<conv_igemm_forward_kernel<Tile, Operand, Output>>(shape, stream, p);
+    launch<conv_igemm_kernel<Tile, P, Operand, Output>>(shape, stream, p);
 }
 
-template <class Tile, IgemmOperand Operand>
+template <class Tile, Pass P, IgemmOperand Operand>
 void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaStream_t stream) {
     switch (output) {
         case IgemmOutput::BFloat16:
-            return launch_forward<Tile, Operand, IgemmOutput::BFloat16>(p, groups, stream);
+            return launch_pass<Tile, P, Operand, IgemmOutput::BFloat16>(p, groups, stream);
         case IgemmOutput::Float16:
-            return launch_forward<Tile, Operand, IgemmOutput::Float16>(p, groups, stream);
+            return launch_pass<Tile, P, Operand, IgemmOutput::Float16>(p, groups, stream);
         case IgemmOutput::Float32:
-            return launch_forward<Tile, Operand, IgemmOutput::Float32>(p, groups, stream);
+            return launch_pass<Tile, P, Operand, IgemmOutput::Float32>(p, groups, stream);
     }
 }
 
-template <class Tile>
+template <class Tile, Pass P>
 void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output,
                       cudaStream_t stream) {
     if (operand == IgemmOperand::BFloat16) {
-        dispatch_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
+        dispatch_output<Tile, P, IgemmOperand::BFloat16>(p, groups, output, stream);
     } else {
-        dispatch_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+        dispatch_output<Tile, P, IgemmOperand::Float16>(p, groups, output, stream);
     }
 }
 
@@ -408,13 +483,16 @@ IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
     return large_blocks >= 2 * 132 ? IgemmTile::Large : IgemmTile::Small;
 }
 
-void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
-                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
+namespace {
+// Both passes: checks, the dims as three (rank r's dims last: [1, ..., 1, dims]), the params
+// with the source and the written tensor's roles, the tile and type dispatch.
+template <Pass P>
+void run_pass(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+              const void* source, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
     if (const std::string why = conv_igemm_unsupported_reason(s); !why.empty())
-        throw NotSupported("conv_igemm_forward (" + s.to_string() + "): " + why);
-    if (x == nullptr || w == nullptr || y == nullptr)
-        throw InvalidArgument("conv_igemm_forward: x, w and y must not be null");
-    // Rank r's dims sit last: [1, ..., 1, dims].
+        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
+    if (source == nullptr || w == nullptr || y == nullptr)
+        throw InvalidArgument(std::string(op) + ": the input, w and the output must not be null");
     std::array<std::int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1}, st{1, 1, 1}, pad{0, 0, 0}, dil{1, 1, 1};
     const auto o = s.output();
     for (int i = 0; i < s.rank; ++i) {
@@ -427,28 +505,45 @@ void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutp
         dil[to] = s.dilation[from];
     }
     auto i32 = [](std::int64_t v) { return static_cast<int>(v); };
-    const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
-    const IgemmParams p{static_cast<const std::uint16_t*>(x),
+    const bool forward = P == Pass::Forward;
+    const auto& source_dims = forward ? in : out;
+    const auto& row_dims = forward ? out : in;
+    const std::int64_t source_channels = forward ? s.in_channels : s.out_channels;
+    const std::int64_t out_channels = forward ? s.out_channels : s.in_channels;
+    const std::int64_t source_group = source_channels / s.groups, out_group = out_channels / s.groups;
+    const IgemmParams p{static_cast<const std::uint16_t*>(source),
                         static_cast<const std::uint16_t*>(w),
                         y,
                         epilogue.bias,
                         epilogue.residual,
                         epilogue.relu ? 1 : 0,
-                        i32(in[0]), i32(in[1]), i32(in[2]),
-                        i32(out[0]), i32(out[1]), i32(out[2]),
+                        i32(source_dims[0]), i32(source_dims[1]), i32(source_dims[2]),
+                        i32(row_dims[0]), i32(row_dims[1]), i32(row_dims[2]),
                         i32(k[1]), i32(k[2]),
                         i32(st[0]), i32(st[1]), i32(st[2]),
                         i32(pad[0]), i32(pad[1]), i32(pad[2]),
                         i32(dil[0]), i32(dil[1]), i32(dil[2]),
-                        i32(s.in_channels), i32(s.out_channels),
-                        i32(group_in), i32(group_out),
-                        i32(s.batch * out[0] * out[1] * out[2]), i32(k[0] * k[1] * k[2] * group_in)};
+                        i32(source_channels), i32(source_group),
+                        i32(out_channels), i32(out_group),
+                        i32(s.batch * row_dims[0] * row_dims[1] * row_dims[2]),
+                        i32(k[0] * k[1] * k[2] * source_group)};
     const cudaStream_t cuda_stream = detail::to_cuda(stream);
     if (tile == IgemmTile::Large) {
-        dispatch_operand<LargeTile>(p, i32(s.groups), operand, output, cuda_stream);
+        dispatch_operand<LargeTile, P>(p, i32(s.groups), operand, output, cuda_stream);
     } else {
-        dispatch_operand<SmallTile>(p, i32(s.groups), operand, output, cuda_stream);
+        dispatch_operand<SmallTile, P>(p, i32(s.groups), operand, output, cuda_stream);
     }
+}
+}  // namespace
+
+void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
+    run_pass<Pass::Forward>("conv_igemm_forward", s, operand, output, tile, x, w, epilogue, y, stream);
+}
+
+void conv_igemm_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                              const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream) {
+    run_pass<Pass::BackwardData>("conv_igemm_backward_data", s, operand, output, tile, dy, w, epilogue, dx, stream);
 }
 
 CONVKIT_KERNELS_END

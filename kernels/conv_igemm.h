@@ -1,5 +1,6 @@
 #pragma once
-// Launchers of the tensor-core implicit-GEMM convolution (kernels/conv_igemm.cu), standalone:
+// Launchers of the tensor-core implicit-GEMM convolution (kernels/conv_igemm.cu), forward and
+// backward-data (which is also the forward of transposed convolution), standalone:
 // a plain geometry struct and raw device pointers, so that the variant registry (issue #13)
 // can wrap them later without this file knowing about problems or backends. Plain C++: host
 // code calls them without CUDA headers.
@@ -10,7 +11,8 @@
 //   y  [N, oD, oH, oW, K]         channels-last output; residual (optional) the same shape
 //   bias [K] float32 (optional)
 // Forward as a GEMM per group: M = N * output positions, N = K / groups, K = taps * C / groups,
-// the GEMM's k index running over (tap, channel) with the channel fastest.
+// the GEMM's k index running over (tap, channel) with the channel fastest. Backward-data:
+// M = N * input positions, N = C / groups, K = taps * K / groups.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -67,5 +69,13 @@ IgemmTile conv_igemm_default_tile(const IgemmConvShape& shape);
 // 8.0 or later (mma.sync bf16/f16, cp.async).
 void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
                         const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
+
+// dx = epilogue(conv^T(dy, w)) for the convolution `shape` describes: dy [N, oD, oH, oW, K],
+// dx (and residual) [N, D, H, W, C], bias [C] (the transposed convolution's bias). Input
+// positions no output reads (past the last window) get 0 before the epilogue. Refusals and
+// requirements as conv_igemm_forward. A residual of dx itself accumulates into it (each element
+// is read and written by one thread).
+void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                              const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream);
 
 CONVKIT_KERNELS_END

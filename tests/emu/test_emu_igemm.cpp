@@ -70,10 +70,12 @@ struct Case {
     IgemmOperand operand;
     IgemmOutput output;
     bool bias, residual, relu;
+    bool backward_data = false;  // dx = conv^T(dy, w) instead of y = conv(x, w)
 };
 
 std::string name_of(const Case& c) {
-    std::string n = c.shape.to_string();
+    std::string n = c.backward_data ? "bwd_data " : "fwd ";
+    n += c.shape.to_string();
     n += c.tile == IgemmTile::Large ? " large" : " small";
     n += c.operand == IgemmOperand::BFloat16 ? " bf16" : " f16";
     n += c.output == IgemmOutput::BFloat16 ? " to bf16" : c.output == IgemmOutput::Float16 ? " to f16" : " to f32";
@@ -106,7 +108,8 @@ IgemmConvShape shape(int rank, std::int64_t n, std::int64_t c, std::int64_t k, s
     return s;
 }
 
-// Host data of one run: inputs as 16-bit bits and as doubles, the expected output.
+// Host data of one run: inputs as 16-bit bits and as doubles (x forward, dy backward-data), the
+// expected output (y forward, dx backward-data).
 struct Problem {
     std::vector<std::uint16_t> x, w;
     std::vector<double> xv, wv;
@@ -122,8 +125,9 @@ std::int64_t product(const std::array<std::int64_t, 3>& v, int rank) {
     return p;
 }
 
-// y[n, o, k] = sum over taps t and channels c of the group: x[n, o*s - p + t*d, c] * w[k, t, c],
-// then + bias[k] + residual, then ReLU: the definition, in double.
+// y[n, o, k] = sum over taps t and channels c of the group: x[n, o*s - p + t*d, c] * w[k, t, c];
+// backward-data, the adjoint: each such product dy[n, o, k] * w[k, t, c] added to
+// dx[n, o*s - p + t*d, c]. Then + bias[channel] + residual, then ReLU: the definition, in double.
 Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) {
     const IgemmConvShape& s = cs.shape;
     const auto out = s.output();
@@ -137,15 +141,18 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
     auto encode = [&](double v) {
         return cs.operand == IgemmOperand::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v);
     };
-    p.xv.resize(static_cast<std::size_t>(s.batch * in_positions * s.in_channels));
+    const bool bwd = cs.backward_data;
+    const std::int64_t out_channels = bwd ? s.in_channels : s.out_channels;
+    p.xv.resize(static_cast<std::size_t>(bwd ? s.batch * positions * s.out_channels
+                                             : s.batch * in_positions * s.in_channels));
     p.wv.resize(static_cast<std::size_t>(s.out_channels * taps * cg));
     for (auto& v : p.xv) v = draw();
     for (auto& v : p.wv) v = draw();
     for (double v : p.xv) p.x.push_back(encode(v));
     for (double v : p.wv) p.w.push_back(encode(v));
-    p.outputs = s.batch * positions * s.out_channels;
+    p.outputs = bwd ? s.batch * in_positions * s.in_channels : s.batch * positions * s.out_channels;
     if (cs.bias) {
-        p.bias.resize(static_cast<std::size_t>(s.out_channels));
+        p.bias.resize(static_cast<std::size_t>(out_channels));
         for (auto& v : p.bias) v = static_cast<float>(draw());
     }
     if (cs.residual) {
@@ -170,7 +177,8 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
                 for (std::int64_t ow = 0; ow < out3[2]; ++ow)
                     for (std::int64_t k = 0; k < s.out_channels; ++k) {
                         const std::int64_t g = k / kg;
-                        double sum = 0;
+                        const std::int64_t y_index = (((n * out3[0] + od) * out3[1] + oh) * out3[2] + ow) *
+                                                         s.out_channels + k;
                         for (std::int64_t kd = 0; kd < k3[0]; ++kd)
                             for (std::int64_t kh = 0; kh < k3[1]; ++kh)
                                 for (std::int64_t kw = 0; kw < k3[2]; ++kw) {
@@ -180,19 +188,27 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
                                     if (id < 0 || id >= in3[0] || ih < 0 || ih >= in3[1] || iw < 0 || iw >= in3[2])
                                         continue;
                                     const std::int64_t tap = (kd * k3[1] + kh) * k3[2] + kw;
-                                    for (std::int64_t c = 0; c < cg; ++c)
-                                        sum += p.xv[static_cast<std::size_t>(
-                                                   (((n * in3[0] + id) * in3[1] + ih) * in3[2] + iw) * s.in_channels +
-                                                   g * cg + c)] *
-                                               p.wv[static_cast<std::size_t>((k * taps + tap) * cg + c)];
+                                    for (std::int64_t c = 0; c < cg; ++c) {
+                                        const std::int64_t x_index =
+                                            (((n * in3[0] + id) * in3[1] + ih) * in3[2] + iw) * s.in_channels + g * cg +
+                                            c;
+                                        const double weight = p.wv[static_cast<std::size_t>((k * taps + tap) * cg + c)];
+                                        if (bwd) {
+                                            p.expected[static_cast<std::size_t>(x_index)] +=
+                                                p.xv[static_cast<std::size_t>(y_index)] * weight;
+                                        } else {
+                                            p.expected[static_cast<std::size_t>(y_index)] +=
+                                                p.xv[static_cast<std::size_t>(x_index)] * weight;
+                                        }
+                                    }
                                 }
-                        const std::int64_t index = (((n * out3[0] + od) * out3[1] + oh) * out3[2] + ow) *
-                                                       s.out_channels + k;
-                        if (cs.bias) sum += p.bias[static_cast<std::size_t>(k)];
-                        if (cs.residual) sum += p.residual[static_cast<std::size_t>(index)];
-                        if (cs.relu) sum = std::max(sum, 0.0);
-                        p.expected[static_cast<std::size_t>(index)] = sum;
                     }
+    for (std::size_t i = 0; i < p.expected.size(); ++i) {
+        double& v = p.expected[i];
+        if (cs.bias) v += p.bias[i % static_cast<std::size_t>(out_channels)];
+        if (cs.residual) v += p.residual[i];
+        if (cs.relu) v = std::max(v, 0.0);
+    }
     return p;
 }
 
@@ -215,8 +231,13 @@ std::vector<double> run(const Case& cs, const Problem& p) {
     }
     const IgemmEpilogue epilogue{cs.bias ? p.bias.data() : nullptr, residual, cs.relu};
     void* y = cs.output == IgemmOutput::Float32 ? static_cast<void*>(y32.data()) : static_cast<void*>(y16.data());
-    kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue, y,
-                                Stream{});
+    if (cs.backward_data) {
+        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue,
+                                          y, Stream{});
+    } else {
+        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue, y,
+                                    Stream{});
+    }
     std::vector<double> result(count);
     for (std::size_t i = 0; i < count; ++i)
         result[i] = cs.output == IgemmOutput::Float32    ? y32[i]
@@ -252,7 +273,7 @@ constexpr auto kSmall = IgemmTile::Small;
 
 // Tile edges: the small tile is 64 x 64, the large 128 x 128 (GEMM rows M = N * output positions,
 // columns = output channels per group); k runs 32 at a time through 3 or 4 stages.
-const std::vector<Case>& sweep() {
+const std::vector<Case>& forward_sweep() {
     static const std::vector<Case> cases = {
         // 2-D, M = 64 exactly one small tile; then M = 65 just past it.
         {shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, false, false, false},
@@ -286,6 +307,26 @@ const std::vector<Case>& sweep() {
         {shape(2, 1, 16, 16, 1, {3, 3}, {3, 3}, {1, 1}, {2, 2}), kSmall, kBF, kToBF, false, true, false},
         {shape(2, 4, 24, 16, 1, {5, 5}, {5, 5}), kLarge, kF16, kToF16, true, true, true},
     };
+    return cases;
+}
+
+// The same geometries through backward-data (as dx = conv^T(dy, w); the tile edges now fall on
+// M = N * input positions and on input channels per group), with the operand and output types
+// rotated so that each geometry meets a different combination than forward.
+const std::vector<Case>& sweep() {
+    static const std::vector<Case> cases = [] {
+        std::vector<Case> all = forward_sweep();
+        int i = 0;
+        for (Case c : forward_sweep()) {
+            c.backward_data = true;
+            c.operand = i % 2 == 0 ? kF16 : kBF;
+            c.output = i % 3 == 0 ? kToF32 : i % 3 == 1 ? kToBF : kToF16;
+            c.tile = i % 4 < 2 ? kSmall : kLarge;
+            all.push_back(c);
+            ++i;
+        }
+        return all;
+    }();
     return cases;
 }
 
@@ -325,9 +366,10 @@ TEST(EmuIgemm, SmallIntegersBitForBitOnTheSweep) {
 }
 
 // Every combination of epilogue options, output type and operand on one shape past both tile
-// edges in M (M = 2 * 9 * 9 = 162).
+// edges in M (M = 2 * 9 * 9 = 162), in both passes.
 TEST(EmuIgemm, EveryEpilogueCombination) {
     CONVKIT_SEEDED_RNG(rng);
+    for (bool backward_data : {false, true})
     for (IgemmOperand operand : {kBF, kF16})
         for (IgemmOutput output : {kToBF, kToF16, kToF32})
             for (int options = 0; options < 8; ++options) {
@@ -337,10 +379,32 @@ TEST(EmuIgemm, EveryEpilogueCombination) {
                               output,
                               (options & 1) != 0,
                               (options & 2) != 0,
-                              (options & 4) != 0};
+                              (options & 4) != 0,
+                              backward_data};
                 const Problem p = make_problem(cs, rng, false);
                 EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(output)) << name_of(cs);
             }
+}
+
+// A residual that is the output itself accumulates into it (dx += conv^T(dy, w), as a gradient
+// summed over uses is): each element is read and written by the same thread.
+TEST(EmuIgemm, ResidualInPlaceAccumulates) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (bool backward_data : {false, true}) {
+        const Case cs{shape(2, 2, 16, 24, 1, {7, 6}, {3, 3}, {2, 1}, {1, 1}), kSmall, kBF, kToF32, true, true, false,
+                      backward_data};
+        const Problem p = make_problem(cs, rng, true);
+        std::vector<float> y(p.residual.begin(), p.residual.end());
+        const IgemmEpilogue epilogue{p.bias.data(), y.data(), false};
+        if (backward_data) {
+            kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(),
+                                              epilogue, y.data(), Stream{});
+        } else {
+            kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue,
+                                        y.data(), Stream{});
+        }
+        for (std::size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], p.expected[i]) << name_of(cs) << " at " << i;
+    }
 }
 
 // Refused before any pointer is touched, with the reason in the message.
@@ -352,6 +416,13 @@ void expect_refused(const IgemmConvShape& s, const std::string& reason) {
     } catch (const NotSupported& e) {
         EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("conv_igemm_forward"), std::string::npos) << e.what();
+    }
+    try {
+        kernels::conv_igemm_backward_data(s, kF16, kToBF, kLarge, nullptr, nullptr, {}, nullptr, Stream{});
+        ADD_FAILURE() << "not refused: " << s.to_string();
+    } catch (const NotSupported& e) {
+        EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("conv_igemm_backward_data"), std::string::npos) << e.what();
     }
 }
 
