@@ -27,20 +27,14 @@
 
 #include "convkit/error.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/conv_igemm_support.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
-
-// Loops over fragments and passes must unroll so that the accumulators and fragments stay in
-// registers (an array indexed at run time goes to the stack). GCC (the CPU build) needs no hint.
-#if defined(__CUDACC__)
-#define CONVKIT_IGEMM_UNROLL _Pragma("unroll")
-#else
-#define CONVKIT_IGEMM_UNROLL
-#endif
 
 CONVKIT_KERNELS_BEGIN
 
 namespace {
+using namespace igemm;
 
 // Which convolution pass a kernel computes; both are the same GEMM machinery with a different
 // gather for A and a different layout of B (see the file's head).
@@ -67,77 +61,6 @@ struct IgemmParams {
     int out_channels, out_group;        // channels of the tensor written, per group: GEMM columns
     int gemm_m, gemm_k;                 // N * row positions, taps * source_group
 };
-
-template <int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
-struct TileConfig {
-    static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN, kStages = Stages;
-    static constexpr int kBlockK = 32;  // 16-bit values: four 16-byte chunks per A row
-    static constexpr int kChunks = kBlockK / 8;
-    static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
-    static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
-    static constexpr int kMmaM = WarpM / 16, kMmaN = WarpN / 8;  // m16n8 tiles per warp
-    static constexpr int kRowsPerPass = kThreads / kChunks;       // rows one pass of cp.async covers
-    static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
-    // Backward-data's B tile is [32 k][BlockN]: BlockN / 8 chunks per row.
-    static constexpr int kChunksKN = BlockN / 8;
-    static constexpr int kRowsPerPassKN = kThreads / kChunksKN;
-    static constexpr int kPassesKN = kBlockK / kRowsPerPassKN;
-    static constexpr int kStageElements = (BlockM + BlockN) * kBlockK;
-    static constexpr std::size_t kSharedBytes = std::size_t{2} * kStageElements * Stages;
-    static_assert(BlockM % WarpM == 0 && BlockN % WarpN == 0 && WarpM % 16 == 0 && WarpN % 16 == 0);
-    static_assert(BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
-    static_assert(kChunksKN >= 8 && kBlockK % kRowsPerPassKN == 0, "the [k][n] swizzle needs 8 chunks a row");
-    static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
-};
-using LargeTile = TileConfig<128, 128, 64, 64, 4>;
-using SmallTile = TileConfig<64, 64, 32, 32, 3>;
-
-// Offset (in 16-bit elements) of chunk `chunk` of row `row` in a [rows][32] swizzled tile.
-__device__ inline int swizzled(int row, int chunk) {
-    return (row * 4 + (chunk ^ ((row >> 1) & 3))) * 8;
-}
-
-// The same for a [32 k][Tile::kBlockN] tile (backward-data's B): ldmatrix.trans reads one chunk
-// of 8 consecutive k rows, 128 or 256 bytes apart, all on the same banks unless chunk c of row r
-// sits at c ^ (r % 8).
-template <class Tile>
-__device__ inline int swizzled_kn(int row, int chunk) {
-    return (row * Tile::kChunksKN + (chunk ^ (row & 7))) * 8;
-}
-
-template <IgemmOperand Operand>
-__device__ inline void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
-    if constexpr (Operand == IgemmOperand::BFloat16) {
-        ptx::mma_m16n8k16_bf16(d, a, b, d);
-    } else {
-        ptx::mma_m16n8k16_f16(d, a, b, d);
-    }
-}
-
-template <IgemmOutput Output>
-__device__ inline float load_output(const void* p, std::int64_t i) {
-    if constexpr (Output == IgemmOutput::Float32) {
-        return static_cast<const float*>(p)[i];
-    } else if constexpr (Output == IgemmOutput::BFloat16) {
-        const std::uint32_t widened = std::uint32_t{static_cast<const std::uint16_t*>(p)[i]} << 16;
-        float v;
-        memcpy(&v, &widened, sizeof(v));  // bf16 is float's top half
-        return v;
-    } else {
-        return ptx::float16_to_float(static_cast<const std::uint16_t*>(p)[i]);
-    }
-}
-
-template <IgemmOutput Output>
-__device__ inline void store_output(void* p, std::int64_t i, float v) {
-    if constexpr (Output == IgemmOutput::Float32) {
-        static_cast<float*>(p)[i] = v;
-    } else if constexpr (Output == IgemmOutput::BFloat16) {
-        static_cast<std::uint16_t*>(p)[i] = ptx::float_to_bfloat16(v);
-    } else {
-        static_cast<std::uint16_t*>(p)[i] = ptx::float_to_float16(v);
-    }
-}
 
 // The rows of A one thread copies: for each pass, the source image's offset and where the row's
 // window starts along each dim (forward: o * stride - padding, plus tap * dilation per tap;
@@ -493,18 +416,8 @@ void run_pass(const char* op, const IgemmConvShape& s, IgemmOperand operand, Ige
         throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
     if (source == nullptr || w == nullptr || y == nullptr)
         throw InvalidArgument(std::string(op) + ": the input, w and the output must not be null");
-    std::array<std::int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1}, st{1, 1, 1}, pad{0, 0, 0}, dil{1, 1, 1};
-    const auto o = s.output();
-    for (int i = 0; i < s.rank; ++i) {
-        const auto from = static_cast<std::size_t>(i), to = static_cast<std::size_t>(3 - s.rank + i);
-        in[to] = s.input[from];
-        out[to] = o[from];
-        k[to] = s.kernel[from];
-        st[to] = s.stride[from];
-        pad[to] = s.padding[from];
-        dil[to] = s.dilation[from];
-    }
-    auto i32 = [](std::int64_t v) { return static_cast<int>(v); };
+    const Dims3 d = dims3(s);
+    const auto &in = d.input, &out = d.output, &k = d.kernel, &st = d.stride, &pad = d.padding, &dil = d.dilation;
     const bool forward = P == Pass::Forward;
     const auto& source_dims = forward ? in : out;
     const auto& row_dims = forward ? out : in;

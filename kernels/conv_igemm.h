@@ -1,6 +1,7 @@
 #pragma once
-// Launchers of the tensor-core implicit-GEMM convolution (kernels/conv_igemm.cu), forward and
-// backward-data (which is also the forward of transposed convolution), standalone:
+// Launchers of the tensor-core implicit-GEMM convolution: forward and backward-data (which is
+// also the forward of transposed convolution) in kernels/conv_igemm.cu, backward-filter in
+// kernels/conv_igemm_filter.cu. Standalone:
 // a plain geometry struct and raw device pointers, so that the variant registry (issue #13)
 // can wrap them later without this file knowing about problems or backends. Plain C++: host
 // code calls them without CUDA headers.
@@ -14,6 +15,7 @@
 // the GEMM's k index running over (tap, channel) with the channel fastest. Backward-data:
 // M = N * input positions, N = C / groups, K = taps * K / groups.
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -77,5 +79,20 @@ void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, Igemm
 // is read and written by one thread).
 void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
                               const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream);
+
+// dw = conv's filter gradient from dy [N, oD, oH, oW, K] and x [N, D, H, W, C], into dw
+// [K, kD, kH, kW, C/groups] of `output`'s type (+ residual, like dw, when not null: dw += ...
+// with residual = dw). The GEMM's k (N * output positions) is split over `splits` blocks per
+// output tile; with splits > 1 each writes float partial sums to its slice of `workspace`
+// (conv_igemm_backward_filter_workspace_bytes) and a second kernel adds the slices in a fixed
+// order: the result is deterministic, bit for bit, for a given splits. Refusals as forward;
+// InvalidArgument for null pointers, splits outside 1..65535/groups, or a missing workspace.
+void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
+                                IgemmTile tile, int splits, const void* dy, const void* x, const void* residual,
+                                void* dw, void* workspace, Stream stream);
+std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, int splits);
+// Splits that give a 132-SM H100 about two blocks per SM, each split at least 8 k tiles of 32
+// positions long, at most 64 (1 for refused shapes).
+int conv_igemm_backward_filter_default_splits(const IgemmConvShape& shape, IgemmTile tile);
 
 CONVKIT_KERNELS_END

@@ -1,11 +1,14 @@
-// The tensor-core implicit-GEMM convolution (kernels/conv_igemm.cu) executed on the CPU by the
-// emulator, against a float64 loop straight from the definition written here (channels-last x,
-// KRSC w): a sweep over rank 1-3, tile edges, strides, dilations, groups, batch 1, channel
-// counts off the tile, every epilogue option, both operand types, every output type and both
-// tiles; small integers bit for bit; refusals with their reasons; the cvt emulations.
+// The tensor-core implicit-GEMM convolution (kernels/conv_igemm.cu: forward and backward-data;
+// kernels/conv_igemm_filter.cu: backward-filter) executed on the CPU by the emulator, against a
+// float64 loop straight from the definition written here (channels-last x, KRSC w): a sweep
+// over rank 1-3, tile edges, strides, dilations, groups, batch 1, channel counts off the tile,
+// every epilogue option, both operand types, every output type, both tiles and several split-K
+// counts; small integers bit for bit; split-K determinism; refusals with their reasons; the cvt
+// emulations.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -64,17 +67,23 @@ double bfloat16_value(std::uint16_t bits) {
     return f;
 }
 
+// y = conv(x, w); dx = conv^T(dy, w); dw from dy and x.
+enum class Direction { Forward, BackwardData, BackwardFilter };
+
 struct Case {
     IgemmConvShape shape;
     IgemmTile tile;
     IgemmOperand operand;
     IgemmOutput output;
-    bool bias, residual, relu;
-    bool backward_data = false;  // dx = conv^T(dy, w) instead of y = conv(x, w)
+    bool bias, residual, relu;  // backward-filter: residual only
+    Direction direction = Direction::Forward;
+    int splits = 1;  // backward-filter's split-K
 };
 
 std::string name_of(const Case& c) {
-    std::string n = c.backward_data ? "bwd_data " : "fwd ";
+    std::string n = c.direction == Direction::Forward        ? "fwd "
+                    : c.direction == Direction::BackwardData ? "bwd_data "
+                                                             : "bwd_filter split" + std::to_string(c.splits) + " ";
     n += c.shape.to_string();
     n += c.tile == IgemmTile::Large ? " large" : " small";
     n += c.operand == IgemmOperand::BFloat16 ? " bf16" : " f16";
@@ -108,11 +117,10 @@ IgemmConvShape shape(int rank, std::int64_t n, std::int64_t c, std::int64_t k, s
     return s;
 }
 
-// Host data of one run: inputs as 16-bit bits and as doubles (x forward, dy backward-data), the
-// expected output (y forward, dx backward-data).
+// Host data of one run: the kernel's two operands as 16-bit bits (x and w forward, dy and w
+// backward-data, dy and x backward-filter), the expected output (y, dx or dw).
 struct Problem {
-    std::vector<std::uint16_t> x, w;
-    std::vector<double> xv, wv;
+    std::vector<std::uint16_t> first, second;
     std::vector<float> bias;
     std::vector<double> residual;  // values, exact in the output type
     std::vector<double> expected;
@@ -126,8 +134,9 @@ std::int64_t product(const std::array<std::int64_t, 3>& v, int rank) {
 }
 
 // y[n, o, k] = sum over taps t and channels c of the group: x[n, o*s - p + t*d, c] * w[k, t, c];
-// backward-data, the adjoint: each such product dy[n, o, k] * w[k, t, c] added to
-// dx[n, o*s - p + t*d, c]. Then + bias[channel] + residual, then ReLU: the definition, in double.
+// backward-data, the adjoint: each product dy[n, o, k] * w[k, t, c] added to
+// dx[n, o*s - p + t*d, c]; backward-filter: each dy[n, o, k] * x[n, o*s - p + t*d, c] added to
+// dw[k, t, c]. Then + bias[channel] + residual, then ReLU: the definitions, in double.
 Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) {
     const IgemmConvShape& s = cs.shape;
     const auto out = s.output();
@@ -141,16 +150,20 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
     auto encode = [&](double v) {
         return cs.operand == IgemmOperand::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v);
     };
-    const bool bwd = cs.backward_data;
-    const std::int64_t out_channels = bwd ? s.in_channels : s.out_channels;
-    p.xv.resize(static_cast<std::size_t>(bwd ? s.batch * positions * s.out_channels
-                                             : s.batch * in_positions * s.in_channels));
-    p.wv.resize(static_cast<std::size_t>(s.out_channels * taps * cg));
-    for (auto& v : p.xv) v = draw();
-    for (auto& v : p.wv) v = draw();
-    for (double v : p.xv) p.x.push_back(encode(v));
-    for (double v : p.wv) p.w.push_back(encode(v));
-    p.outputs = bwd ? s.batch * in_positions * s.in_channels : s.batch * positions * s.out_channels;
+    const Direction dir = cs.direction;
+    std::vector<double> xs(static_cast<std::size_t>(s.batch * in_positions * s.in_channels));
+    std::vector<double> ws(static_cast<std::size_t>(s.out_channels * taps * cg));
+    std::vector<double> dys(static_cast<std::size_t>(s.batch * positions * s.out_channels));
+    for (auto* values : {&xs, &ws, &dys})
+        for (auto& v : *values) v = draw();
+    const auto& first = dir == Direction::Forward ? xs : dys;
+    const auto& second = dir == Direction::BackwardFilter ? xs : ws;
+    for (double v : first) p.first.push_back(encode(v));
+    for (double v : second) p.second.push_back(encode(v));
+    const std::int64_t out_channels = dir == Direction::BackwardData ? s.in_channels : s.out_channels;
+    p.outputs = static_cast<std::int64_t>(dir == Direction::Forward        ? dys.size()
+                                          : dir == Direction::BackwardData ? xs.size()
+                                                                           : ws.size());
     if (cs.bias) {
         p.bias.resize(static_cast<std::size_t>(out_channels));
         for (auto& v : p.bias) v = static_cast<float>(draw());
@@ -192,13 +205,15 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
                                         const std::int64_t x_index =
                                             (((n * in3[0] + id) * in3[1] + ih) * in3[2] + iw) * s.in_channels + g * cg +
                                             c;
-                                        const double weight = p.wv[static_cast<std::size_t>((k * taps + tap) * cg + c)];
-                                        if (bwd) {
-                                            p.expected[static_cast<std::size_t>(x_index)] +=
-                                                p.xv[static_cast<std::size_t>(y_index)] * weight;
+                                        const auto xi = static_cast<std::size_t>(x_index);
+                                        const auto yi = static_cast<std::size_t>(y_index);
+                                        const auto wi = static_cast<std::size_t>((k * taps + tap) * cg + c);
+                                        if (dir == Direction::Forward) {
+                                            p.expected[yi] += xs[xi] * ws[wi];
+                                        } else if (dir == Direction::BackwardData) {
+                                            p.expected[xi] += dys[yi] * ws[wi];
                                         } else {
-                                            p.expected[static_cast<std::size_t>(y_index)] +=
-                                                p.xv[static_cast<std::size_t>(x_index)] * weight;
+                                            p.expected[wi] += dys[yi] * xs[xi];
                                         }
                                     }
                                 }
@@ -210,6 +225,23 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
         if (cs.relu) v = std::max(v, 0.0);
     }
     return p;
+}
+
+// The launcher of the case's direction (backward-filter with a NaN-poisoned workspace).
+void launch(const Case& cs, const Problem& p, const IgemmEpilogue& epilogue, void* y) {
+    if (cs.direction == Direction::Forward) {
+        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(),
+                                    epilogue, y, Stream{});
+    } else if (cs.direction == Direction::BackwardData) {
+        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(),
+                                          epilogue, y, Stream{});
+    } else {
+        std::vector<float> workspace(kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.splits) / 4,
+                                     std::numeric_limits<float>::quiet_NaN());
+        kernels::conv_igemm_backward_filter(cs.shape, cs.operand, cs.output, cs.tile, cs.splits, p.first.data(),
+                                            p.second.data(), epilogue.residual, y,
+                                            workspace.empty() ? nullptr : workspace.data(), Stream{});
+    }
 }
 
 // Runs the kernel into a NaN-poisoned buffer and returns its output as doubles.
@@ -231,13 +263,7 @@ std::vector<double> run(const Case& cs, const Problem& p) {
     }
     const IgemmEpilogue epilogue{cs.bias ? p.bias.data() : nullptr, residual, cs.relu};
     void* y = cs.output == IgemmOutput::Float32 ? static_cast<void*>(y32.data()) : static_cast<void*>(y16.data());
-    if (cs.backward_data) {
-        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue,
-                                          y, Stream{});
-    } else {
-        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue, y,
-                                    Stream{});
-    }
+    launch(cs, p, epilogue, y);
     std::vector<double> result(count);
     for (std::size_t i = 0; i < count; ++i)
         result[i] = cs.output == IgemmOutput::Float32    ? y32[i]
@@ -318,10 +344,24 @@ const std::vector<Case>& sweep() {
         std::vector<Case> all = forward_sweep();
         int i = 0;
         for (Case c : forward_sweep()) {
-            c.backward_data = true;
+            c.direction = Direction::BackwardData;
             c.operand = i % 2 == 0 ? kF16 : kBF;
             c.output = i % 3 == 0 ? kToF32 : i % 3 == 1 ? kToBF : kToF16;
             c.tile = i % 4 < 2 ? kSmall : kLarge;
+            all.push_back(c);
+            ++i;
+        }
+        // And through backward-filter (GEMM rows: output channels per group; columns: taps x
+        // input channels per group; k: N x output positions, split 1, 2, 3 or 5 ways).
+        i = 0;
+        for (Case c : forward_sweep()) {
+            c.direction = Direction::BackwardFilter;
+            c.bias = c.relu = false;
+            c.residual = i % 3 == 1;
+            c.splits = std::array{1, 2, 3, 5}[static_cast<std::size_t>(i % 4)];
+            c.operand = i % 2 == 0 ? kBF : kF16;
+            c.output = i % 3 == 0 ? kToBF : i % 3 == 1 ? kToF32 : kToF16;
+            c.tile = i % 4 == 1 || i % 4 == 2 ? kLarge : kSmall;
             all.push_back(c);
             ++i;
         }
@@ -369,7 +409,7 @@ TEST(EmuIgemm, SmallIntegersBitForBitOnTheSweep) {
 // edges in M (M = 2 * 9 * 9 = 162), in both passes.
 TEST(EmuIgemm, EveryEpilogueCombination) {
     CONVKIT_SEEDED_RNG(rng);
-    for (bool backward_data : {false, true})
+    for (Direction direction : {Direction::Forward, Direction::BackwardData})
     for (IgemmOperand operand : {kBF, kF16})
         for (IgemmOutput output : {kToBF, kToF16, kToF32})
             for (int options = 0; options < 8; ++options) {
@@ -380,7 +420,7 @@ TEST(EmuIgemm, EveryEpilogueCombination) {
                               (options & 1) != 0,
                               (options & 2) != 0,
                               (options & 4) != 0,
-                              backward_data};
+                              direction};
                 const Problem p = make_problem(cs, rng, false);
                 EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(output)) << name_of(cs);
             }
@@ -390,21 +430,42 @@ TEST(EmuIgemm, EveryEpilogueCombination) {
 // summed over uses is): each element is read and written by the same thread.
 TEST(EmuIgemm, ResidualInPlaceAccumulates) {
     CONVKIT_SEEDED_RNG(rng);
-    for (bool backward_data : {false, true}) {
-        const Case cs{shape(2, 2, 16, 24, 1, {7, 6}, {3, 3}, {2, 1}, {1, 1}), kSmall, kBF, kToF32, true, true, false,
-                      backward_data};
+    for (Direction direction : {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter}) {
+        const bool filter = direction == Direction::BackwardFilter;
+        const Case cs{shape(2, 2, 16, 24, 1, {7, 6}, {3, 3}, {2, 1}, {1, 1}), kSmall, kBF, kToF32, !filter, true,
+                      false, direction, filter ? 3 : 1};
         const Problem p = make_problem(cs, rng, true);
         std::vector<float> y(p.residual.begin(), p.residual.end());
-        const IgemmEpilogue epilogue{p.bias.data(), y.data(), false};
-        if (backward_data) {
-            kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(),
-                                              epilogue, y.data(), Stream{});
-        } else {
-            kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.x.data(), p.w.data(), epilogue,
-                                        y.data(), Stream{});
-        }
+        launch(cs, p, IgemmEpilogue{filter ? nullptr : p.bias.data(), y.data(), false}, y.data());
         for (std::size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], p.expected[i]) << name_of(cs) << " at " << i;
     }
+}
+
+// Backward-filter's split-K reduction adds the slices in a fixed order: the same splits give the
+// same bits on every run and under every schedule; other splits agree within rounding.
+TEST(EmuIgemm, BackwardFilterSplitsAreDeterministic) {
+    CONVKIT_SEEDED_RNG(rng);
+    Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, false, false, false,
+            Direction::BackwardFilter, 4};  // k = 324 positions: 11 tiles, splits of 3
+    const Problem p = make_problem(cs, rng, false);
+    const std::vector<double> once = run(cs, p), again = run(cs, p);
+    EXPECT_EQ(once, again);
+    EXPECT_LT(relative_error(once, p.expected), 1e-5);
+    for (int splits : {1, 2, 11, 12}) {  // 12: one split with no tile at all writes zeros
+        cs.splits = splits;
+        EXPECT_LT(relative_error(run(cs, p), p.expected), 1e-5) << name_of(cs);
+    }
+    EXPECT_GE(kernels::conv_igemm_backward_filter_default_splits(
+                  shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge),
+              2);
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 2, p.first.data(),
+                                                     p.second.data(), nullptr, std::vector<float>(4).data(), nullptr,
+                                                     Stream{}),
+                 InvalidArgument);  // splits without a workspace
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 0, p.first.data(),
+                                                     p.second.data(), nullptr, std::vector<float>(4).data(), nullptr,
+                                                     Stream{}),
+                 InvalidArgument);
 }
 
 // Refused before any pointer is touched, with the reason in the message.
@@ -423,6 +484,14 @@ void expect_refused(const IgemmConvShape& s, const std::string& reason) {
     } catch (const NotSupported& e) {
         EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("conv_igemm_backward_data"), std::string::npos) << e.what();
+    }
+    try {
+        kernels::conv_igemm_backward_filter(s, kF16, kToF32, kSmall, 1, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                            Stream{});
+        ADD_FAILURE() << "not refused: " << s.to_string();
+    } catch (const NotSupported& e) {
+        EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("conv_igemm_backward_filter"), std::string::npos) << e.what();
     }
 }
 
