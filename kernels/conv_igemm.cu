@@ -86,9 +86,8 @@ __device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group,
             rest /= p.rows_h;
             const int rd = rest % p.rows_d;
             const int n = rest / p.rows_d;
-            rows.image[pass] =
-                static_cast<std::int64_t>(n) * p.source_d * p.source_h * p.source_w * p.source_channels +
-                static_cast<std::int64_t>(group) * p.source_group;
+            rows.image[pass] = static_cast<std::int64_t>(n) * p.source_d * p.source_h * p.source_w * p.source_channels +
+                               static_cast<std::int64_t>(group) * p.source_group;
             if constexpr (P == Pass::Forward) {
                 rows.d0[pass] = rd * p.stride_d - p.pad_d;
                 rows.h0[pass] = rh * p.stride_h - p.pad_h;
@@ -171,8 +170,9 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
             const int tap_b = kb / p.source_group, kout = kb - tap_b * p.source_group;
             const bool inside = kb < p.gemm_k && j < p.out_group;
             const std::uint16_t* source =
-                inside ? p.w + (static_cast<std::int64_t>(group * p.source_group + kout) * taps + tap_b) * p.out_group + j
-                       : p.w;
+                inside
+                    ? p.w + (static_cast<std::int64_t>(group * p.source_group + kout) * taps + tap_b) * p.out_group + j
+                    : p.w;
             ptx::cp_async<16>(b_tile + swizzled_kn<Tile>(row, j_chunk), source, inside ? 16 : 0);
         }
     }
@@ -215,9 +215,10 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
             b[2 * j + 1][1] = r[3];
         }
         CONVKIT_IGEMM_UNROLL
-        for (int i = 0; i < Tile::kMmaM; ++i)
+        for (int i = 0; i < Tile::kMmaM; ++i) {
             CONVKIT_IGEMM_UNROLL
             for (int j = 0; j < Tile::kMmaN; ++j) mma<Operand>(acc[i][j], a[i], b[j]);
+        }
     }
 }
 
@@ -235,11 +236,13 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
     find_a_rows<Tile, P>(p, block_m, group, rows);
     float acc[Tile::kMmaM][Tile::kMmaN][4];
     CONVKIT_IGEMM_UNROLL
-    for (int i = 0; i < Tile::kMmaM; ++i)
+    for (int i = 0; i < Tile::kMmaM; ++i) {
         CONVKIT_IGEMM_UNROLL
-        for (int j = 0; j < Tile::kMmaN; ++j)
+        for (int j = 0; j < Tile::kMmaN; ++j) {
             CONVKIT_IGEMM_UNROLL
             for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+        }
+    }
 
     // The ring: k tile kt lives in stage kt % Stages. Every iteration commits one group (empty
     // past the end), so "all but Stages - 2 groups done" always means "tile kt has landed".
@@ -289,10 +292,10 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
 
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
-    const LaunchShape shape{dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
-                                 static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN),
-                                 static_cast<unsigned>(groups)),
-                            dim3(Tile::kThreads), Tile::kSharedBytes, true};
+    const LaunchShape shape{
+        dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
+             static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN), static_cast<unsigned>(groups)),
+        dim3(Tile::kThreads), Tile::kSharedBytes, true};
     launch<conv_igemm_kernel<Tile, P, Operand, Output>>(shape, stream, p);
 }
 
@@ -309,8 +312,7 @@ void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaS
 }
 
 template <class Tile, Pass P>
-void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output,
-                      cudaStream_t stream) {
+void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
     if (operand == IgemmOperand::BFloat16) {
         dispatch_output<Tile, P, IgemmOperand::BFloat16>(p, groups, output, stream);
     } else {
@@ -368,8 +370,7 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& s) {
     if (group_in % 8 != 0)
         return "input channels per group " + std::to_string(group_in) +
                " not a multiple of 8 (16-byte cp.async vectors of 8 channels)";
-    if (group_out % 8 != 0)
-        return "output channels per group " + std::to_string(group_out) + " not a multiple of 8";
+    if (group_out % 8 != 0) return "output channels per group " + std::to_string(group_out) + " not a multiple of 8";
     const auto out = s.output();
     std::int64_t positions = 1, in_elements = s.batch * s.in_channels, taps = 1;
     for (int i = 0; i < s.rank; ++i) {
@@ -430,14 +431,27 @@ void run_pass(const char* op, const IgemmConvShape& s, IgemmOperand operand, Ige
                         epilogue.bias,
                         epilogue.residual,
                         epilogue.relu ? 1 : 0,
-                        i32(source_dims[0]), i32(source_dims[1]), i32(source_dims[2]),
-                        i32(row_dims[0]), i32(row_dims[1]), i32(row_dims[2]),
-                        i32(k[1]), i32(k[2]),
-                        i32(st[0]), i32(st[1]), i32(st[2]),
-                        i32(pad[0]), i32(pad[1]), i32(pad[2]),
-                        i32(dil[0]), i32(dil[1]), i32(dil[2]),
-                        i32(source_channels), i32(source_group),
-                        i32(out_channels), i32(out_group),
+                        i32(source_dims[0]),
+                        i32(source_dims[1]),
+                        i32(source_dims[2]),
+                        i32(row_dims[0]),
+                        i32(row_dims[1]),
+                        i32(row_dims[2]),
+                        i32(k[1]),
+                        i32(k[2]),
+                        i32(st[0]),
+                        i32(st[1]),
+                        i32(st[2]),
+                        i32(pad[0]),
+                        i32(pad[1]),
+                        i32(pad[2]),
+                        i32(dil[0]),
+                        i32(dil[1]),
+                        i32(dil[2]),
+                        i32(source_channels),
+                        i32(source_group),
+                        i32(out_channels),
+                        i32(out_group),
                         i32(s.batch * row_dims[0] * row_dims[1] * row_dims[2]),
                         i32(k[0] * k[1] * k[2] * source_group)};
     const cudaStream_t cuda_stream = detail::to_cuda(stream);

@@ -40,7 +40,7 @@ struct IgemmConvShape {
     std::string to_string() const;
 };
 
-enum class IgemmOperand { BFloat16, Float16 };        // x and w, 16-bit bits
+enum class IgemmOperand { BFloat16, Float16 };          // x and w, 16-bit bits
 enum class IgemmOutput { BFloat16, Float16, Float32 };  // y and residual
 // Block tiles: Large 128x128 (4 warps of 64x64, 4-stage pipeline, 64 KiB of shared memory)
 // for big problems; Small 64x64 (4 warps of 32x32, 3 stages, 24 KiB) when the large tile would
@@ -50,8 +50,8 @@ enum class IgemmTile { Large, Small };
 // Fused after the GEMM, per output element: v = acc + bias[k] + residual; then max(v, 0) if relu;
 // then converted to the output type (round to nearest even).
 struct IgemmEpilogue {
-    const float* bias = nullptr;      // [K] or null
-    const void* residual = nullptr;   // like y (same dtype) or null
+    const float* bias = nullptr;     // [K] or null
+    const void* residual = nullptr;  // like y (same dtype) or null
     bool relu = false;
 };
 
@@ -87,9 +87,9 @@ void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand,
 // (conv_igemm_backward_filter_workspace_bytes) and a second kernel adds the slices in a fixed
 // order: the result is deterministic, bit for bit, for a given splits. Refusals as forward;
 // InvalidArgument for null pointers, splits outside 1..65535/groups, or a missing workspace.
-void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
-                                IgemmTile tile, int splits, const void* dy, const void* x, const void* residual,
-                                void* dw, void* workspace, Stream stream);
+void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                                int splits, const void* dy, const void* x, const void* residual, void* dw,
+                                void* workspace, Stream stream);
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, int splits);
 // Splits that give a 132-SM H100 about two blocks per SM, each split at least 8 k tiles of 32
 // positions long, at most 64 (1 for refused shapes).

@@ -24,8 +24,8 @@ using namespace igemm;
 struct FilterParams {
     const std::uint16_t* dy;
     const std::uint16_t* x;
-    void* dw;            // the output type, when splits == 1
-    float* workspace;    // splits slices of dw's size, when splits > 1
+    void* dw;              // the output type, when splits == 1
+    float* workspace;      // splits slices of dw's size, when splits > 1
     const void* residual;  // like dw, or null (dw += ...), applied where dw is written
     int in_d, in_h, in_w;
     int out_d, out_h, out_w;
@@ -54,7 +54,8 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
 
     // This thread's columns of both tiles (fixed for the whole k loop): 8 output channels of A,
     // 8 channels of one tap of B.
-    const int chunk = static_cast<int>(threadIdx.x) % kChunksRow, first_row = static_cast<int>(threadIdx.x) / kChunksRow;
+    const int chunk = static_cast<int>(threadIdx.x) % kChunksRow,
+              first_row = static_cast<int>(threadIdx.x) / kChunksRow;
     const int kout = block_m + chunk * 8;
     const bool kout_valid = kout < p.group_out;
     const std::int64_t dy_channel = static_cast<std::int64_t>(group) * p.group_out + kout;
@@ -88,21 +89,23 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
                                   static_cast<unsigned>(ih) < static_cast<unsigned>(p.in_h) &&
                                   static_cast<unsigned>(iw) < static_cast<unsigned>(p.in_w);
             const std::uint16_t* source =
-                b_inside ? p.x + (((static_cast<std::int64_t>(n) * p.in_d + id) * p.in_h + ih) * p.in_w + iw) *
-                                         p.channels +
-                               x_channel
-                         : p.x;
+                b_inside
+                    ? p.x + (((static_cast<std::int64_t>(n) * p.in_d + id) * p.in_h + ih) * p.in_w + iw) * p.channels +
+                          x_channel
+                    : p.x;
             ptx::cp_async<16>(b_tile + swizzled_kn<Tile>(row, chunk), source, b_inside ? 16 : 0);
         }
     };
 
     float acc[Tile::kMmaM][Tile::kMmaN][4];
     CONVKIT_IGEMM_UNROLL
-    for (int i = 0; i < Tile::kMmaM; ++i)
+    for (int i = 0; i < Tile::kMmaM; ++i) {
         CONVKIT_IGEMM_UNROLL
-        for (int jj = 0; jj < Tile::kMmaN; ++jj)
+        for (int jj = 0; jj < Tile::kMmaN; ++jj) {
             CONVKIT_IGEMM_UNROLL
             for (int r = 0; r < 4; ++r) acc[i][jj][r] = 0.0f;
+        }
+    }
 
     // This split's k tiles, through the same ring as the other passes (one commit per step).
     const int k_tiles = (p.positions + Tile::kBlockK - 1) / Tile::kBlockK;
@@ -148,9 +151,10 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
                 b[2 * jj + 1][1] = r[3];
             }
             CONVKIT_IGEMM_UNROLL
-            for (int i = 0; i < Tile::kMmaM; ++i)
+            for (int i = 0; i < Tile::kMmaM; ++i) {
                 CONVKIT_IGEMM_UNROLL
                 for (int jj = 0; jj < Tile::kMmaN; ++jj) mma<Operand>(acc[i][jj], a[i], b[jj]);
+            }
         }
     }
     ptx::cp_async_wait_group<0>();
@@ -186,8 +190,7 @@ template <IgemmOutput Output>
 __global__ void conv_igemm_filter_reduce_kernel(const float* workspace, int splits, std::int64_t elements,
                                                 const void* residual, void* dw) {
     const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < elements;
-         i += stride) {
+    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < elements; i += stride) {
         float v = 0.0f;
         for (int s = 0; s < splits; ++s) v += workspace[s * elements + i];
         if (residual != nullptr) v += load_output<Output>(residual, i);
@@ -223,8 +226,7 @@ void filter_output(const FilterParams& p, int groups, IgemmOutput output, cudaSt
 }
 
 template <class Tile>
-void filter_operand(const FilterParams& p, int groups, IgemmOperand operand, IgemmOutput output,
-                    cudaStream_t stream) {
+void filter_operand(const FilterParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
     if (operand == IgemmOperand::BFloat16) {
         filter_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
     } else {
@@ -255,8 +257,8 @@ std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, 
     if (splits <= 1 || !conv_igemm_unsupported_reason(s).empty()) return 0;
     std::int64_t taps = 1;
     for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
-    return static_cast<std::size_t>(splits) * static_cast<std::size_t>(s.out_channels * taps * s.in_channels / s.groups) *
-           sizeof(float);
+    return static_cast<std::size_t>(splits) *
+           static_cast<std::size_t>(s.out_channels * taps * s.in_channels / s.groups) * sizeof(float);
 }
 
 void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
@@ -282,17 +284,31 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                          dw,
                          static_cast<float*>(workspace),
                          residual,
-                         i32(d.input[0]), i32(d.input[1]), i32(d.input[2]),
-                         i32(d.output[0]), i32(d.output[1]), i32(d.output[2]),
-                         i32(d.kernel[1]), i32(d.kernel[2]),
-                         i32(d.stride[0]), i32(d.stride[1]), i32(d.stride[2]),
-                         i32(d.padding[0]), i32(d.padding[1]), i32(d.padding[2]),
-                         i32(d.dilation[0]), i32(d.dilation[1]), i32(d.dilation[2]),
-                         i32(s.in_channels), i32(s.out_channels),
-                         i32(group_in), i32(group_out),
+                         i32(d.input[0]),
+                         i32(d.input[1]),
+                         i32(d.input[2]),
+                         i32(d.output[0]),
+                         i32(d.output[1]),
+                         i32(d.output[2]),
+                         i32(d.kernel[1]),
+                         i32(d.kernel[2]),
+                         i32(d.stride[0]),
+                         i32(d.stride[1]),
+                         i32(d.stride[2]),
+                         i32(d.padding[0]),
+                         i32(d.padding[1]),
+                         i32(d.padding[2]),
+                         i32(d.dilation[0]),
+                         i32(d.dilation[1]),
+                         i32(d.dilation[2]),
+                         i32(s.in_channels),
+                         i32(s.out_channels),
+                         i32(group_in),
+                         i32(group_out),
                          i32(d.kernel[0] * d.kernel[1] * d.kernel[2] * group_in),
                          i32(positions),
-                         splits, i32(per_split)};
+                         splits,
+                         i32(per_split)};
     const cudaStream_t cuda_stream = detail::to_cuda(stream);
     if (tile == IgemmTile::Large) {
         filter_operand<LargeTile>(p, i32(s.groups), operand, output, cuda_stream);

@@ -31,7 +31,7 @@ struct TileConfig {
     static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
     static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
     static constexpr int kMmaM = WarpM / 16, kMmaN = WarpN / 8;  // m16n8 tiles per warp
-    static constexpr int kRowsPerPass = kThreads / kChunks;       // rows one pass of cp.async covers
+    static constexpr int kRowsPerPass = kThreads / kChunks;      // rows one pass of cp.async covers
     static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
     // Backward-data's B tile is [32 k][BlockN]: BlockN / 8 chunks per row.
     static constexpr int kChunksKN = BlockN / 8;

@@ -121,7 +121,8 @@ void launch(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, Args&&..
 #ifdef CONVKIT_CPU_EMULATION
     run_in_emulator<Kernel>(s, std::forward<Args>(args)...);
 #else
-    if (s.shared_opt_in && s.dynamic_shared_bytes > kMaxDynamicSharedBytes) allow_dynamic_shared<Kernel>(s.dynamic_shared_bytes);
+    if (s.shared_opt_in && s.dynamic_shared_bytes > kMaxDynamicSharedBytes)
+        allow_dynamic_shared<Kernel>(s.dynamic_shared_bytes);
     // clang-format takes .cuh for C++ and would split the launch chevrons.
     // clang-format off
     Kernel<<<s.grid, s.block, s.dynamic_shared_bytes, stream>>>(std::forward<Args>(args)...);

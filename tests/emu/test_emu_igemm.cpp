@@ -46,7 +46,7 @@ std::uint16_t float16_of_exact(double v) {  // |v| in [2^-14, 65504] or 0, exact
     if (v == 0) return 0;
     const std::uint16_t sign = v < 0 ? 0x8000 : 0;
     int exponent;
-    const double fraction = std::frexp(std::abs(v), &exponent);  // in [0.5, 1)
+    const double fraction = std::frexp(std::abs(v), &exponent);                     // in [0.5, 1)
     const auto significand = static_cast<std::uint32_t>(std::ldexp(fraction, 11));  // 11 bits, top set
     return static_cast<std::uint16_t>(sign | (static_cast<std::uint32_t>(exponent + 14) << 10) |
                                       (significand & 0x3ffu));
@@ -190,8 +190,8 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
                 for (std::int64_t ow = 0; ow < out3[2]; ++ow)
                     for (std::int64_t k = 0; k < s.out_channels; ++k) {
                         const std::int64_t g = k / kg;
-                        const std::int64_t y_index = (((n * out3[0] + od) * out3[1] + oh) * out3[2] + ow) *
-                                                         s.out_channels + k;
+                        const std::int64_t y_index =
+                            (((n * out3[0] + od) * out3[1] + oh) * out3[2] + ow) * s.out_channels + k;
                         for (std::int64_t kd = 0; kd < k3[0]; ++kd)
                             for (std::int64_t kh = 0; kh < k3[1]; ++kh)
                                 for (std::int64_t kw = 0; kw < k3[2]; ++kw) {
@@ -230,8 +230,8 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
 // The launcher of the case's direction (backward-filter with a NaN-poisoned workspace).
 void launch(const Case& cs, const Problem& p, const IgemmEpilogue& epilogue, void* y) {
     if (cs.direction == Direction::Forward) {
-        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(),
-                                    epilogue, y, Stream{});
+        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(), epilogue,
+                                    y, Stream{});
     } else if (cs.direction == Direction::BackwardData) {
         kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(),
                                           epilogue, y, Stream{});
@@ -410,20 +410,20 @@ TEST(EmuIgemm, SmallIntegersBitForBitOnTheSweep) {
 TEST(EmuIgemm, EveryEpilogueCombination) {
     CONVKIT_SEEDED_RNG(rng);
     for (Direction direction : {Direction::Forward, Direction::BackwardData})
-    for (IgemmOperand operand : {kBF, kF16})
-        for (IgemmOutput output : {kToBF, kToF16, kToF32})
-            for (int options = 0; options < 8; ++options) {
-                const Case cs{shape(2, 2, 8, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
-                              options % 2 == 0 ? kSmall : kLarge,
-                              operand,
-                              output,
-                              (options & 1) != 0,
-                              (options & 2) != 0,
-                              (options & 4) != 0,
-                              direction};
-                const Problem p = make_problem(cs, rng, false);
-                EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(output)) << name_of(cs);
-            }
+        for (IgemmOperand operand : {kBF, kF16})
+            for (IgemmOutput output : {kToBF, kToF16, kToF32})
+                for (int options = 0; options < 8; ++options) {
+                    const Case cs{shape(2, 2, 8, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
+                                  options % 2 == 0 ? kSmall : kLarge,
+                                  operand,
+                                  output,
+                                  (options & 1) != 0,
+                                  (options & 2) != 0,
+                                  (options & 4) != 0,
+                                  direction};
+                    const Problem p = make_problem(cs, rng, false);
+                    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(output)) << name_of(cs);
+                }
 }
 
 // A residual that is the output itself accumulates into it (dx += conv^T(dy, w), as a gradient
@@ -432,8 +432,15 @@ TEST(EmuIgemm, ResidualInPlaceAccumulates) {
     CONVKIT_SEEDED_RNG(rng);
     for (Direction direction : {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter}) {
         const bool filter = direction == Direction::BackwardFilter;
-        const Case cs{shape(2, 2, 16, 24, 1, {7, 6}, {3, 3}, {2, 1}, {1, 1}), kSmall, kBF, kToF32, !filter, true,
-                      false, direction, filter ? 3 : 1};
+        const Case cs{shape(2, 2, 16, 24, 1, {7, 6}, {3, 3}, {2, 1}, {1, 1}),
+                      kSmall,
+                      kBF,
+                      kToF32,
+                      !filter,
+                      true,
+                      false,
+                      direction,
+                      filter ? 3 : 1};
         const Problem p = make_problem(cs, rng, true);
         std::vector<float> y(p.residual.begin(), p.residual.end());
         launch(cs, p, IgemmEpilogue{filter ? nullptr : p.bias.data(), y.data(), false}, y.data());
@@ -445,8 +452,15 @@ TEST(EmuIgemm, ResidualInPlaceAccumulates) {
 // same bits on every run and under every schedule; other splits agree within rounding.
 TEST(EmuIgemm, BackwardFilterSplitsAreDeterministic) {
     CONVKIT_SEEDED_RNG(rng);
-    Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, false, false, false,
-            Direction::BackwardFilter, 4};  // k = 324 positions: 11 tiles, splits of 3
+    Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
+            kSmall,
+            kBF,
+            kToF32,
+            false,
+            false,
+            false,
+            Direction::BackwardFilter,
+            4};  // k = 324 positions: 11 tiles, splits of 3
     const Problem p = make_problem(cs, rng, false);
     const std::vector<double> once = run(cs, p), again = run(cs, p);
     EXPECT_EQ(once, again);
@@ -458,13 +472,11 @@ TEST(EmuIgemm, BackwardFilterSplitsAreDeterministic) {
     EXPECT_GE(kernels::conv_igemm_backward_filter_default_splits(
                   shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge),
               2);
-    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 2, p.first.data(),
-                                                     p.second.data(), nullptr, std::vector<float>(4).data(), nullptr,
-                                                     Stream{}),
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 2, p.first.data(), p.second.data(),
+                                                     nullptr, std::vector<float>(4).data(), nullptr, Stream{}),
                  InvalidArgument);  // splits without a workspace
-    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 0, p.first.data(),
-                                                     p.second.data(), nullptr, std::vector<float>(4).data(), nullptr,
-                                                     Stream{}),
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 0, p.first.data(), p.second.data(),
+                                                     nullptr, std::vector<float>(4).data(), nullptr, Stream{}),
                  InvalidArgument);
 }
 
@@ -517,7 +529,7 @@ TEST(EmuIgemm, UnsupportedShapesAreRefusedWithTheReason) {
 TEST(EmuIgemm, SharedMemoryAndTileChoice) {
     EXPECT_EQ(kernels::conv_igemm_shared_bytes(kLarge), 4u * (128 + 128) * 32 * 2);
     EXPECT_EQ(kernels::conv_igemm_shared_bytes(kSmall), 3u * (64 + 64) * 32 * 2);
-    EXPECT_GT(kernels::conv_igemm_shared_bytes(kLarge), 48u * 1024);   // kernels/launch.cuh's limits
+    EXPECT_GT(kernels::conv_igemm_shared_bytes(kLarge), 48u * 1024);  // kernels/launch.cuh's limits
     EXPECT_LE(kernels::conv_igemm_shared_bytes(kLarge), 227u * 1024);
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 1, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})), kSmall);
@@ -529,25 +541,25 @@ TEST(EmuIgemm, ConversionsRoundToNearestEven) {
     using emu::ptx::float_to_bfloat16;
     using emu::ptx::float_to_float16;
     EXPECT_EQ(float_to_bfloat16(1.0f), 0x3f80);
-    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f), 0x3f80);                // tie, to even
-    EXPECT_EQ(float_to_bfloat16(1.0f + 3 * 0x1p-8f), 0x3f82);            // tie, to even (up)
-    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);     // past the tie
+    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f), 0x3f80);             // tie, to even
+    EXPECT_EQ(float_to_bfloat16(1.0f + 3 * 0x1p-8f), 0x3f82);         // tie, to even (up)
+    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);  // past the tie
     EXPECT_EQ(float_to_bfloat16(-2.5f), 0xc020);
-    EXPECT_EQ(float_to_bfloat16(3.4e38f), 0x7f80);                       // overflow
+    EXPECT_EQ(float_to_bfloat16(3.4e38f), 0x7f80);  // overflow
     EXPECT_EQ(float_to_bfloat16(std::numeric_limits<float>::quiet_NaN()) & 0x7fc0, 0x7fc0);
     EXPECT_EQ(float_to_float16(1.0f), 0x3c00);
     EXPECT_EQ(float_to_float16(0.1f), 0x2e66);
     EXPECT_EQ(float_to_float16(-2.0f), 0xc000);
     EXPECT_EQ(float_to_float16(65504.0f), 0x7bff);
     EXPECT_EQ(float_to_float16(65519.0f), 0x7bff);
-    EXPECT_EQ(float_to_float16(65520.0f), 0x7c00);                       // the tie past the largest
-    EXPECT_EQ(float_to_float16(1.0f + 0x1p-11f), 0x3c00);                // tie, to even
+    EXPECT_EQ(float_to_float16(65520.0f), 0x7c00);         // the tie past the largest
+    EXPECT_EQ(float_to_float16(1.0f + 0x1p-11f), 0x3c00);  // tie, to even
     EXPECT_EQ(float_to_float16(1.0f + 3 * 0x1p-11f), 0x3c02);
-    EXPECT_EQ(float_to_float16(0x1p-14f), 0x0400);                       // smallest normal
-    EXPECT_EQ(float_to_float16(0x1p-24f), 0x0001);                       // smallest subnormal
-    EXPECT_EQ(float_to_float16(0x1p-25f), 0x0000);                       // tie, to even (zero)
-    EXPECT_EQ(float_to_float16(3 * 0x1p-25f), 0x0002);                   // tie, to even (up)
-    EXPECT_EQ(float_to_float16(0x1p-14f - 0x1p-25f), 0x0400);            // rounds up into the normals
+    EXPECT_EQ(float_to_float16(0x1p-14f), 0x0400);             // smallest normal
+    EXPECT_EQ(float_to_float16(0x1p-24f), 0x0001);             // smallest subnormal
+    EXPECT_EQ(float_to_float16(0x1p-25f), 0x0000);             // tie, to even (zero)
+    EXPECT_EQ(float_to_float16(3 * 0x1p-25f), 0x0002);         // tie, to even (up)
+    EXPECT_EQ(float_to_float16(0x1p-14f - 0x1p-25f), 0x0400);  // rounds up into the normals
     EXPECT_EQ(float_to_float16(-0.0f), 0x8000);
     EXPECT_EQ(float_to_float16(std::numeric_limits<float>::infinity()), 0x7c00);
     EXPECT_EQ(float_to_float16(std::numeric_limits<float>::quiet_NaN()) & 0x7e00, 0x7e00);
