@@ -180,8 +180,7 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
 
 // acc += the warp's WM x WN piece of A(stage) * B(stage), two k16 steps.
 template <class Tile, Pass P, IgemmOperand Operand>
-__device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, int warp_n,
-                                      float (&acc)[Tile::kMmaM][Tile::kMmaN][4]) {
+__device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, int warp_n, Accumulators<Tile>& acc) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
     const std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
     CONVKIT_IGEMM_UNROLL
@@ -195,30 +194,24 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
             ptx::ldmatrix<4, false>(a[i], stage + swizzled(row, kk * 2 + lane / 16));
         }
         // B, x4 over two n8 tiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7),
-        // (n 8-15, k 8-15) are b0, b1 of tile 2j and b0, b1 of tile 2j + 1. From a [n][k] tile
-        // as stored; from a [k][n] tile transposed.
+        // (n 8-15, k 8-15) are b0, b1 of tile 2j and b0, b1 of tile 2j + 1, from the [n][k]
+        // tile as stored; backward-data's [k][n] tile is read transposed.
         std::uint32_t b[Tile::kMmaN][2];
-        CONVKIT_IGEMM_UNROLL
-        for (int j = 0; j < Tile::kMmaN / 2; ++j) {
-            std::uint32_t r[4];
-            if constexpr (P == Pass::Forward) {
+        if constexpr (P == Pass::Forward) {
+            CONVKIT_IGEMM_UNROLL
+            for (int j = 0; j < Tile::kMmaN / 2; ++j) {
+                std::uint32_t r[4];
                 const int row = warp_n * Tile::kWarpN + j * 16 + lane / 16 * 8 + lane % 8;
                 ptx::ldmatrix<4, false>(r, b_tile + swizzled(row, kk * 2 + lane / 8 % 2));
-            } else {
-                const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
-                const int chunk = (warp_n * Tile::kWarpN + j * 16) / 8 + lane / 16;
-                ptx::ldmatrix<4, true>(r, b_tile + swizzled_kn<Tile>(row, chunk));
+                b[2 * j][0] = r[0];
+                b[2 * j][1] = r[1];
+                b[2 * j + 1][0] = r[2];
+                b[2 * j + 1][1] = r[3];
             }
-            b[2 * j][0] = r[0];
-            b[2 * j][1] = r[1];
-            b[2 * j + 1][0] = r[2];
-            b[2 * j + 1][1] = r[3];
+        } else {
+            load_b_fragments_kn<Tile>(b_tile, kk, warp_n, lane, b);
         }
-        CONVKIT_IGEMM_UNROLL
-        for (int i = 0; i < Tile::kMmaM; ++i) {
-            CONVKIT_IGEMM_UNROLL
-            for (int j = 0; j < Tile::kMmaN; ++j) mma<Operand>(acc[i][j], a[i], b[j]);
-        }
+        mma_warp_tile<Tile, Operand>(acc, a, b);
     }
 }
 
@@ -234,60 +227,24 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
 
     ARows<Tile> rows;
     find_a_rows<Tile, P>(p, block_m, group, rows);
-    float acc[Tile::kMmaM][Tile::kMmaN][4];
-    CONVKIT_IGEMM_UNROLL
-    for (int i = 0; i < Tile::kMmaM; ++i) {
-        CONVKIT_IGEMM_UNROLL
-        for (int j = 0; j < Tile::kMmaN; ++j) {
-            CONVKIT_IGEMM_UNROLL
-            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
-        }
-    }
+    Accumulators<Tile> acc;
+    zero<Tile>(acc);
 
-    // The ring: k tile kt lives in stage kt % Stages. Every iteration commits one group (empty
-    // past the end), so "all but Stages - 2 groups done" always means "tile kt has landed".
-    const int k_tiles = (p.gemm_k + Tile::kBlockK - 1) / Tile::kBlockK;
-    CONVKIT_IGEMM_UNROLL
-    for (int s = 0; s < Tile::kStages - 1; ++s) {
-        if (s < k_tiles) load_stage<Tile, P>(p, rows, block_n, group, s, shared + s * Tile::kStageElements);
-        ptx::cp_async_commit_group();
-    }
-    for (int kt = 0; kt < k_tiles; ++kt) {
-        ptx::cp_async_wait_group<Tile::kStages - 2>();
-        // Tile kt has landed for every thread, and every warp has finished tile kt - 1, whose
-        // stage the copy below refills. (The emulator's schedules keep warps too close together
-        // to catch this barrier moved below the refill: docs/testing.md.)
-        __syncthreads();
-        const int next = kt + Tile::kStages - 1;
-        if (next < k_tiles)
-            load_stage<Tile, P>(p, rows, block_n, group, next, shared + next % Tile::kStages * Tile::kStageElements);
-        ptx::cp_async_commit_group();
-        multiply_stage<Tile, P, Operand>(shared + kt % Tile::kStages * Tile::kStageElements, warp_m, warp_n, acc);
-    }
-    ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+    run_ring<Tile>(
+        shared, (p.gemm_k + Tile::kBlockK - 1) / Tile::kBlockK,
+        [&](int kt, std::uint16_t* stage) { load_stage<Tile, P>(p, rows, block_n, group, kt, stage); },
+        [&](const std::uint16_t* stage) { multiply_stage<Tile, P, Operand>(stage, warp_m, warp_n, acc); });
 
-    // Epilogue straight from the accumulators: register r of an m16n8 tile is row g + 8 (r / 2),
-    // column 2t + r % 2 (g = lane / 4, t = lane % 4).
-    const int g = lane / 4, t = lane % 4;
-    CONVKIT_IGEMM_UNROLL
-    for (int i = 0; i < Tile::kMmaM; ++i) {
-        CONVKIT_IGEMM_UNROLL
-        for (int j = 0; j < Tile::kMmaN; ++j) {
-            CONVKIT_IGEMM_UNROLL
-            for (int r = 0; r < 4; ++r) {
-                const int m = block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * (r / 2);
-                const int col = block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r % 2;
-                if (m >= p.gemm_m || col >= p.out_group) continue;
-                const int channel = group * p.out_group + col;
-                const std::int64_t index = static_cast<std::int64_t>(m) * p.out_channels + channel;
-                float v = acc[i][j][r];
-                if (p.bias != nullptr) v += p.bias[channel];
-                if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
-                if (p.relu != 0) v = fmaxf(v, 0.0f);
-                store_output<Output>(p.y, index, v);
-            }
-        }
-    }
+    // Epilogue straight from the accumulators.
+    for_each_accumulator<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, [&](int m, int col, float v) {
+        if (m >= p.gemm_m || col >= p.out_group) return;
+        const int channel = group * p.out_group + col;
+        const std::int64_t index = static_cast<std::int64_t>(m) * p.out_channels + channel;
+        if (p.bias != nullptr) v += p.bias[channel];
+        if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
+        if (p.relu != 0) v = fmaxf(v, 0.0f);
+        store_output<Output>(p.y, index, v);
+    });
 }
 
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>

@@ -97,92 +97,49 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
         }
     };
 
-    float acc[Tile::kMmaM][Tile::kMmaN][4];
-    CONVKIT_IGEMM_UNROLL
-    for (int i = 0; i < Tile::kMmaM; ++i) {
-        CONVKIT_IGEMM_UNROLL
-        for (int jj = 0; jj < Tile::kMmaN; ++jj) {
-            CONVKIT_IGEMM_UNROLL
-            for (int r = 0; r < 4; ++r) acc[i][jj][r] = 0.0f;
-        }
-    }
+    Accumulators<Tile> acc;
+    zero<Tile>(acc);
 
-    // This split's k tiles, through the same ring as the other passes (one commit per step).
+    // This split's k tiles, through the same ring as the other passes.
     const int k_tiles = (p.positions + Tile::kBlockK - 1) / Tile::kBlockK;
     const int first = split * p.tiles_per_split;
     const int last = first + p.tiles_per_split < k_tiles ? first + p.tiles_per_split : k_tiles;
     const int count = last > first ? last - first : 0;
-    CONVKIT_IGEMM_UNROLL
-    for (int s = 0; s < Tile::kStages - 1; ++s) {
-        if (s < count) load_stage(first + s, shared + s * Tile::kStageElements);
-        ptx::cp_async_commit_group();
-    }
-    for (int step = 0; step < count; ++step) {
-        ptx::cp_async_wait_group<Tile::kStages - 2>();
-        __syncthreads();  // step's tile landed for all; every warp is done with step - 1's stage
-        const int next = step + Tile::kStages - 1;
-        if (next < count) load_stage(first + next, shared + next % Tile::kStages * Tile::kStageElements);
-        ptx::cp_async_commit_group();
-
-        const std::uint16_t* a_tile = shared + step % Tile::kStages * Tile::kStageElements;
-        const std::uint16_t* b_tile = a_tile + Tile::kBlockM * Tile::kBlockK;
-        CONVKIT_IGEMM_UNROLL
-        for (int kk = 0; kk < Tile::kBlockK / 16; ++kk) {
-            // A from [k][m], transposed: matrices (k 0-7, m 0-7), (k 0-7, m 8-15), (k 8-15, m 0-7),
-            // (k 8-15, m 8-15) are a0..a3 of the m16n8k16 fragment.
-            std::uint32_t a[Tile::kMmaM][4];
+    run_ring<Tile>(
+        shared, count, [&](int step, std::uint16_t* stage) { load_stage(first + step, stage); },
+        [&](const std::uint16_t* a_tile) {
+            const std::uint16_t* b_tile = a_tile + Tile::kBlockM * Tile::kBlockK;
             CONVKIT_IGEMM_UNROLL
-            for (int i = 0; i < Tile::kMmaM; ++i) {
-                const int row = kk * 16 + lane / 16 * 8 + lane % 8;
-                const int m_chunk = (warp_m * Tile::kWarpM + i * 16) / 8 + lane / 8 % 2;
-                ptx::ldmatrix<4, true>(a[i], a_tile + swizzled_kn<Tile>(row, m_chunk));
-            }
-            // B from [k][n], transposed, as backward-data's: b0, b1 of n tiles 2jj and 2jj + 1.
-            std::uint32_t b[Tile::kMmaN][2];
-            CONVKIT_IGEMM_UNROLL
-            for (int jj = 0; jj < Tile::kMmaN / 2; ++jj) {
-                std::uint32_t r[4];
-                const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
-                const int n_chunk = (warp_n * Tile::kWarpN + jj * 16) / 8 + lane / 16;
-                ptx::ldmatrix<4, true>(r, b_tile + swizzled_kn<Tile>(row, n_chunk));
-                b[2 * jj][0] = r[0];
-                b[2 * jj][1] = r[1];
-                b[2 * jj + 1][0] = r[2];
-                b[2 * jj + 1][1] = r[3];
-            }
-            CONVKIT_IGEMM_UNROLL
-            for (int i = 0; i < Tile::kMmaM; ++i) {
+            for (int kk = 0; kk < Tile::kBlockK / 16; ++kk) {
+                // A from [k][m], transposed: matrices (k 0-7, m 0-7), (k 0-7, m 8-15), (k 8-15, m 0-7),
+                // (k 8-15, m 8-15) are a0..a3 of the m16n8k16 fragment.
+                std::uint32_t a[Tile::kMmaM][4];
                 CONVKIT_IGEMM_UNROLL
-                for (int jj = 0; jj < Tile::kMmaN; ++jj) mma<Operand>(acc[i][jj], a[i], b[jj]);
+                for (int i = 0; i < Tile::kMmaM; ++i) {
+                    const int row = kk * 16 + lane / 16 * 8 + lane % 8;
+                    const int m_chunk = (warp_m * Tile::kWarpM + i * 16) / 8 + lane / 8 % 2;
+                    ptx::ldmatrix<4, true>(a[i], a_tile + swizzled_kn<Tile>(row, m_chunk));
+                }
+                // B from [k][n], transposed, as backward-data's.
+                std::uint32_t b[Tile::kMmaN][2];
+                load_b_fragments_kn<Tile>(b_tile, kk, warp_n, lane, b);
+                mma_warp_tile<Tile, Operand>(acc, a, b);
             }
-        }
-    }
-    ptx::cp_async_wait_group<0>();
+        });
 
     // dw[group * group_out + m, j] (row length gemm_n): straight to dw with one split, else to
     // this split's slice of the workspace (every element of the slice, zero where count is 0).
     const std::int64_t dw_elements = static_cast<std::int64_t>(p.out_channels) * p.gemm_n;
-    const int g = lane / 4, t = lane % 4;
-    CONVKIT_IGEMM_UNROLL
-    for (int i = 0; i < Tile::kMmaM; ++i) {
-        CONVKIT_IGEMM_UNROLL
-        for (int jj = 0; jj < Tile::kMmaN; ++jj) {
-            CONVKIT_IGEMM_UNROLL
-            for (int r = 0; r < 4; ++r) {
-                const int m = block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * (r / 2);
-                const int col = block_n + warp_n * Tile::kWarpN + jj * 8 + 2 * t + r % 2;
-                if (m >= p.group_out || col >= p.gemm_n) continue;
-                const std::int64_t index = (static_cast<std::int64_t>(group) * p.group_out + m) * p.gemm_n + col;
-                if (p.splits > 1) {
-                    p.workspace[split * dw_elements + index] = acc[i][jj][r];
-                } else {
-                    float v = acc[i][jj][r];
-                    if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
-                    store_output<Output>(p.dw, index, v);
-                }
-            }
+    for_each_accumulator<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, [&](int m, int col, float v) {
+        if (m >= p.group_out || col >= p.gemm_n) return;
+        const std::int64_t index = (static_cast<std::int64_t>(group) * p.group_out + m) * p.gemm_n + col;
+        if (p.splits > 1) {
+            p.workspace[split * dw_elements + index] = v;
+        } else {
+            if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
+            store_output<Output>(p.dw, index, v);
         }
-    }
+    });
 }
 
 // dw[i] = sum of the slices in order 0..splits-1 (+ residual[i]), converted.

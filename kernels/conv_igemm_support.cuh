@@ -94,6 +94,97 @@ __device__ inline void store_output(void* p, std::int64_t i, float v) {
     }
 }
 
+// The warp's accumulators: kMmaM x kMmaN m16n8 tiles of four floats.
+template <class Tile>
+using Accumulators = float[Tile::kMmaM][Tile::kMmaN][4];
+
+template <class Tile>
+__device__ inline void zero(Accumulators<Tile>& acc) {
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) {
+            CONVKIT_IGEMM_UNROLL
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+        }
+    }
+}
+
+// B fragments of the warp's kMmaN n8 tiles for k16 step kk, from a [32 k][kBlockN] tile
+// (swizzled_kn), transposed: matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15),
+// (k 8-15, n 8-15) are b0, b1 of n tiles 2j and 2j + 1.
+template <class Tile>
+__device__ inline void load_b_fragments_kn(const std::uint16_t* b_tile, int kk, int warp_n, int lane,
+                                           std::uint32_t (&b)[Tile::kMmaN][2]) {
+    CONVKIT_IGEMM_UNROLL
+    for (int j = 0; j < Tile::kMmaN / 2; ++j) {
+        std::uint32_t r[4];
+        const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
+        const int chunk = (warp_n * Tile::kWarpN + j * 16) / 8 + lane / 16;
+        ptx::ldmatrix<4, true>(r, b_tile + swizzled_kn<Tile>(row, chunk));
+        b[2 * j][0] = r[0];
+        b[2 * j][1] = r[1];
+        b[2 * j + 1][0] = r[2];
+        b[2 * j + 1][1] = r[3];
+    }
+}
+
+// acc[i][j] += a[i] * b[j] for every m16n8 tile of the warp.
+template <class Tile, IgemmOperand Operand>
+__device__ inline void mma_warp_tile(Accumulators<Tile>& acc, const std::uint32_t (&a)[Tile::kMmaM][4],
+                                     const std::uint32_t (&b)[Tile::kMmaN][2]) {
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) mma<Operand>(acc[i][j], a[i], b[j]);
+    }
+}
+
+// f(row, column, value) for every accumulator of the warp, at its place in the block's tile
+// offset by (block_m, block_n): register r of an m16n8 tile is row g + 8 (r / 2), column
+// 2t + r % 2 (g = lane / 4, t = lane % 4).
+template <class Tile, class F>
+__device__ inline void for_each_accumulator(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
+                                            int warp_n, int lane, F&& f) {
+    const int g = lane / 4, t = lane % 4;
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) {
+            CONVKIT_IGEMM_UNROLL
+            for (int r = 0; r < 4; ++r) {
+                f(block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * (r / 2),
+                  block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r % 2, acc[i][j][r]);
+            }
+        }
+    }
+}
+
+// The cp.async ring every pass runs: k tile `step` (0..count-1) lives in stage step % Stages of
+// `shared`; load(step, stage) issues its copies, multiply(stage) consumes it. Every step commits
+// one group (empty past the end), so "all but Stages - 2 groups done" always means "this step's
+// tile has landed".
+template <class Tile, class Load, class Multiply>
+__device__ inline void run_ring(std::uint16_t* shared, int count, Load&& load, Multiply&& multiply) {
+    CONVKIT_IGEMM_UNROLL
+    for (int s = 0; s < Tile::kStages - 1; ++s) {
+        if (s < count) load(s, shared + s * Tile::kStageElements);
+        ptx::cp_async_commit_group();
+    }
+    for (int step = 0; step < count; ++step) {
+        ptx::cp_async_wait_group<Tile::kStages - 2>();
+        // This step's tile has landed for every thread, and every warp has finished step - 1,
+        // whose stage the copy below refills. (The emulator's schedules keep warps too close
+        // together to catch this barrier moved below the refill: docs/testing.md.)
+        __syncthreads();
+        const int next = step + Tile::kStages - 1;
+        if (next < count) load(next, shared + next % Tile::kStages * Tile::kStageElements);
+        ptx::cp_async_commit_group();
+        multiply(shared + step % Tile::kStages * Tile::kStageElements);
+    }
+    ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+}
+
 // The geometry as three dims, rank r's dims last ([1, ..., 1, dims]; kernel 1, stride 1,
 // padding 0 in the leading ones).
 struct Dims3 {

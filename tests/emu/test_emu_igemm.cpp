@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <ostream>
 #include <random>
@@ -483,28 +484,25 @@ TEST(EmuIgemm, BackwardFilterSplitsAreDeterministic) {
 // Refused before any pointer is touched, with the reason in the message.
 void expect_refused(const IgemmConvShape& s, const std::string& reason) {
     EXPECT_NE(kernels::conv_igemm_unsupported_reason(s).find(reason), std::string::npos) << s.to_string();
-    try {
+    auto expect_not_supported = [&](const char* op, const std::function<void()>& call) {
+        try {
+            call();
+            ADD_FAILURE() << op << " did not refuse " << s.to_string();
+        } catch (const NotSupported& e) {
+            EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(op), std::string::npos) << e.what();
+        }
+    };
+    expect_not_supported("conv_igemm_forward", [&] {
         kernels::conv_igemm_forward(s, kBF, kToF32, kSmall, nullptr, nullptr, {}, nullptr, Stream{});
-        ADD_FAILURE() << "not refused: " << s.to_string();
-    } catch (const NotSupported& e) {
-        EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
-        EXPECT_NE(std::string(e.what()).find("conv_igemm_forward"), std::string::npos) << e.what();
-    }
-    try {
+    });
+    expect_not_supported("conv_igemm_backward_data", [&] {
         kernels::conv_igemm_backward_data(s, kF16, kToBF, kLarge, nullptr, nullptr, {}, nullptr, Stream{});
-        ADD_FAILURE() << "not refused: " << s.to_string();
-    } catch (const NotSupported& e) {
-        EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
-        EXPECT_NE(std::string(e.what()).find("conv_igemm_backward_data"), std::string::npos) << e.what();
-    }
-    try {
+    });
+    expect_not_supported("conv_igemm_backward_filter", [&] {
         kernels::conv_igemm_backward_filter(s, kF16, kToF32, kSmall, 1, nullptr, nullptr, nullptr, nullptr, nullptr,
                                             Stream{});
-        ADD_FAILURE() << "not refused: " << s.to_string();
-    } catch (const NotSupported& e) {
-        EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
-        EXPECT_NE(std::string(e.what()).find("conv_igemm_backward_filter"), std::string::npos) << e.what();
-    }
+    });
 }
 
 TEST(EmuIgemm, UnsupportedShapesAreRefusedWithTheReason) {
