@@ -370,10 +370,11 @@ namespace {
 template <Pass P>
 void run_pass(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
               const void* source, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
-    if (const std::string why = conv_igemm_unsupported_reason(s); !why.empty())
-        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
-    if (source == nullptr || w == nullptr || y == nullptr)
-        throw InvalidArgument(std::string(op) + ": the input, w and the output must not be null");
+    if constexpr (P == Pass::Forward) {
+        check_call(op, s, source, w, y, "x", "w", "y");
+    } else {
+        check_call(op, s, source, w, y, "dy", "w", "dx");
+    }
     const Dims3 d = dims3(s);
     const auto &in = d.input, &out = d.output, &k = d.kernel, &st = d.stride, &pad = d.padding, &dil = d.dilation;
     const bool forward = P == Pass::Forward;

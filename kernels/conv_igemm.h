@@ -67,8 +67,8 @@ std::size_t conv_igemm_shared_bytes(IgemmTile tile);
 IgemmTile conv_igemm_default_tile(const IgemmConvShape& shape);
 
 // y = epilogue(conv(x, w)). Throws NotSupported with conv_igemm_unsupported_reason() when the
-// shape is refused, InvalidArgument for null x, w or y. Needs a device of compute capability
-// 8.0 or later (mma.sync bf16/f16, cp.async).
+// shape is refused, InvalidArgument for null x, w or y or for x or w not 16-byte aligned. Needs
+// a device of compute capability 8.0 or later (mma.sync bf16/f16, cp.async).
 void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
                         const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
 
@@ -86,7 +86,8 @@ void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand,
 // output tile; with splits > 1 each writes float partial sums to its slice of `workspace`
 // (conv_igemm_backward_filter_workspace_bytes) and a second kernel adds the slices in a fixed
 // order: the result is deterministic, bit for bit, for a given splits. Refusals as forward;
-// InvalidArgument for null pointers, splits outside 1..65535/groups, or a missing workspace.
+// InvalidArgument for null pointers, dy or x not 16-byte aligned, splits outside
+// 1..65535/groups, or a missing workspace.
 void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
                                 int splits, const void* dy, const void* x, const void* residual, void* dw,
                                 void* workspace, Stream stream);

@@ -222,10 +222,7 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                                 int splits, const void* dy, const void* x, const void* residual, void* dw,
                                 void* workspace, Stream stream) {
     const char* op = "conv_igemm_backward_filter";
-    if (const std::string why = conv_igemm_unsupported_reason(s); !why.empty())
-        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
-    if (dy == nullptr || x == nullptr || dw == nullptr)
-        throw InvalidArgument(std::string(op) + ": dy, x and dw must not be null");
+    check_call(op, s, dy, x, dw, "dy", "x", "dw");
     if (splits < 1 || splits > 65535 / s.groups)
         throw InvalidArgument(std::string(op) + ": splits " + std::to_string(splits) + " (1 to 65535 / groups)");
     if (splits > 1 && workspace == nullptr)

@@ -7,6 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
+
+#include "convkit/error.h"
 
 #include "kernels/conv_igemm.h"
 #include "kernels/launch.cuh"
@@ -205,6 +208,22 @@ inline Dims3 dims3(const IgemmConvShape& s) {
         d.dilation[to] = s.dilation[from];
     }
     return d;
+}
+
+// What every launcher refuses first: the shape (NotSupported with the reason), a null pointer,
+// and gathered operands `a` and `b` off 16 bytes (cp.async copies 16-byte vectors; cudaMalloc's
+// 256-byte alignment is enough, a view at an offset may not be), InvalidArgument naming them.
+inline void check_call(const char* op, const IgemmConvShape& s, const void* a, const void* b, const void* out,
+                       const char* a_name, const char* b_name, const char* out_name) {
+    if (const std::string why = conv_igemm_unsupported_reason(s); !why.empty())
+        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
+    if (a == nullptr || b == nullptr || out == nullptr)
+        throw InvalidArgument(std::string(op) + ": " + a_name + ", " + b_name + " and " + out_name +
+                              " must not be null");
+    auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    if (!aligned(a) || !aligned(b))
+        throw InvalidArgument(std::string(op) + ": " + a_name + " and " + b_name +
+                              " must be 16-byte aligned (cp.async vectors)");
 }
 
 inline int i32(std::int64_t v) {

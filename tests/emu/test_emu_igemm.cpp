@@ -517,6 +517,19 @@ TEST(EmuIgemm, UnsupportedShapesAreRefusedWithTheReason) {
     expect_refused(rank4, "rank 4");
     expect_refused(shape(2, 1 << 16, 16, 16, 1, {256, 256}, {1, 1}), "past 32-bit indices");
     EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 16, 16, 2, {5, 5}, {3, 3})), "");
+    // Operands off 16-byte alignment (a view at an odd offset) are refused, not faulted on.
+    std::vector<std::uint16_t> buffer(4096);
+    std::vector<float> out(4096);
+    const IgemmConvShape ok = shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}, {1, 1}, {1, 1});
+    EXPECT_THROW(kernels::conv_igemm_forward(ok, kBF, kToF32, kSmall, buffer.data() + 1, buffer.data(), {}, out.data(),
+                                             Stream{}),
+                 InvalidArgument);
+    EXPECT_THROW(kernels::conv_igemm_backward_data(ok, kBF, kToF32, kSmall, buffer.data(), buffer.data() + 4, {},
+                                                   out.data(), Stream{}),
+                 InvalidArgument);
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kSmall, 1, buffer.data() + 2, buffer.data(),
+                                                     nullptr, out.data(), nullptr, Stream{}),
+                 InvalidArgument);
     EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, kSmall, nullptr,
                                              nullptr, {}, nullptr, Stream{}),
                  InvalidArgument);
