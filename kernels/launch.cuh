@@ -6,6 +6,7 @@
 // which has finished when launch returns. Dynamic shared memory is declared in the shape and
 // reached through dynamic_shared_memory<T>(), since `extern __shared__` has no C++ form.
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -26,12 +27,17 @@ struct LaunchShape {
     dim3 grid;
     dim3 block;
     std::size_t dynamic_shared_bytes = 0;
+    // More than kMaxDynamicSharedBytes is allowed only with this set: launch() then raises the
+    // kernel's limit with cudaFuncSetAttribute (once per kernel, device and size) first.
+    bool shared_opt_in = false;
 };
 
 inline constexpr unsigned kMaxThreadsPerBlock = 1024;
-// What every GPU from Turing on gives a block without cudaFuncSetAttribute's opt-in (which no
-// kernel uses yet).
+// What every GPU from Turing on gives a block without cudaFuncSetAttribute's opt-in.
 inline constexpr std::size_t kMaxDynamicSharedBytes = 48 * 1024;
+// With the opt-in: sm_90's 227 KiB per block (sm_80 allows 163 KiB, sm_86/89 99 KiB; a kernel
+// asking for more than its device allows fails at the attribute call, a CudaError).
+inline constexpr std::size_t kMaxOptInDynamicSharedBytes = 227 * 1024;
 inline constexpr unsigned kMaxGridY = 65535, kMaxGridZ = 65535;
 // The most blocks a grid-stride launch asks for (its loops cover the rest): 65535, plenty to fill
 // a GPU. The emulated CUDA device (CONVKIT_EMULATED_DEVICE, docs/testing.md) asks for 64, so that
@@ -77,7 +83,10 @@ void check_launch_shape(const LaunchShape& s) {
         refuse(std::to_string(threads) + " threads per block, more than " + std::to_string(kMaxThreadsPerBlock));
     if (s.block.z > 64) refuse("block z of " + std::to_string(s.block.z) + ", more than 64");
     if (s.grid.y > kMaxGridY || s.grid.z > kMaxGridZ) refuse("grid y or z above 65535");
-    if (s.dynamic_shared_bytes > kMaxDynamicSharedBytes)
+    if (s.shared_opt_in && s.dynamic_shared_bytes > kMaxOptInDynamicSharedBytes)
+        refuse(std::to_string(s.dynamic_shared_bytes) + " bytes of dynamic shared memory, more than the " +
+               std::to_string(kMaxOptInDynamicSharedBytes) + " a block gets with opt-in");
+    if (!s.shared_opt_in && s.dynamic_shared_bytes > kMaxDynamicSharedBytes)
         refuse(std::to_string(s.dynamic_shared_bytes) + " bytes of dynamic shared memory, more than the " +
                std::to_string(kMaxDynamicSharedBytes) + " a block gets without opt-in");
 }
@@ -99,12 +108,30 @@ void run_in_emulator(const LaunchShape& s, Args&&... args) {
 }
 #endif
 
+#ifndef CONVKIT_CPU_EMULATION
+// cudaFuncSetAttribute(MaxDynamicSharedMemorySize) for the current device, skipped when an
+// earlier launch on that device already asked for at least `bytes`.
+template <auto Kernel>
+void allow_dynamic_shared(std::size_t bytes) {
+    constexpr int kDevices = 64;
+    static std::atomic<std::size_t> granted[kDevices] = {};
+    int device = 0;
+    CONVKIT_CHECK_CUDA(cudaGetDevice(&device));
+    if (device < kDevices && granted[device].load(std::memory_order_relaxed) >= bytes) return;
+    CONVKIT_CHECK_CUDA(
+        cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    if (device < kDevices) granted[device].store(bytes, std::memory_order_relaxed);
+}
+#endif
+
 template <auto Kernel, typename... Args>
 void launch(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, Args&&... args) {
     check_launch_shape<Kernel>(s);
 #ifdef CONVKIT_CPU_EMULATION
     run_in_emulator<Kernel>(s, std::forward<Args>(args)...);
 #else
+    if (s.shared_opt_in && s.dynamic_shared_bytes > kMaxDynamicSharedBytes)
+        allow_dynamic_shared<Kernel>(s.dynamic_shared_bytes);
     // clang-format takes .cuh for C++ and would split the launch chevrons.
     // clang-format off
     Kernel<<<s.grid, s.block, s.dynamic_shared_bytes, stream>>>(std::forward<Args>(args)...);

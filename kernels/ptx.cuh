@@ -4,7 +4,7 @@
 // following the PTX ISA's per-lane fragment layouts (emu/ptx_emulation.h), so a kernel built on
 // them runs in the emulator and a wrong fragment index fails a test there.
 //
-// Architectures: ldmatrix needs sm_75, bf16/f16 m16n8k16 mma and cp.async sm_80. The build's
+// Architectures: ldmatrix needs sm_75, bf16/f16 m16n8k16 mma, cp.async and cvt to bf16 sm_80. The build's
 // compute_75 PTX target therefore gets __trap() for the sm_80 ones; a launcher must only pick a
 // kernel built on them for devices of compute capability 8.0 or later.
 #include <cstddef>
@@ -152,6 +152,53 @@ __device__ inline void cp_async_wait_group() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
 #elif defined(__CUDA_ARCH__)
     __trap();
+#endif
+}
+
+// ---- cvt: float <-> 16-bit floating point, round to nearest even ---------------------------
+// The epilogues' output conversions (bf16 needs sm_80, f16 any sm). NaN stays NaN; values past
+// the format's range become infinity; f16 keeps its subnormals.
+
+__device__ inline std::uint16_t float_to_bfloat16(float value) {
+#if defined(CONVKIT_CPU_EMULATION)
+    return emu::ptx::float_to_bfloat16(value);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    std::uint16_t bits;
+    asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(bits) : "f"(value));
+    return bits;
+#elif defined(__CUDA_ARCH__)
+    (void)value;
+    __trap();
+#else
+    (void)value;
+    return 0;
+#endif
+}
+
+__device__ inline std::uint16_t float_to_float16(float value) {
+#if defined(CONVKIT_CPU_EMULATION)
+    return emu::ptx::float_to_float16(value);
+#elif defined(__CUDA_ARCH__)
+    std::uint16_t bits;
+    asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(bits) : "f"(value));
+    return bits;
+#else
+    (void)value;
+    return 0;
+#endif
+}
+
+// Exact (every f16 value is a float).
+__device__ inline float float16_to_float(std::uint16_t bits) {
+#if defined(CONVKIT_CPU_EMULATION)
+    return emu::ptx::float16_to_float(bits);
+#elif defined(__CUDA_ARCH__)
+    float value;
+    asm("cvt.f32.f16 %0, %1;\n" : "=f"(value) : "h"(bits));
+    return value;
+#else
+    (void)bits;
+    return 0;
 #endif
 }
 

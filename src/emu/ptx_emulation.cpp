@@ -9,17 +9,6 @@
 
 namespace convkit::emu::ptx {
 
-namespace {
-constexpr int kWarpSize = 32;
-constexpr unsigned kFullWarp = 0xffffffffu;
-
-float bfloat16_to_float(std::uint16_t bits) {
-    const std::uint32_t widened = std::uint32_t{bits} << 16;
-    float value;
-    std::memcpy(&value, &widened, sizeof(value));
-    return value;
-}
-
 float float16_to_float(std::uint16_t bits) {
     const std::uint32_t sign = (bits >> 15) & 1u;
     const int exponent = (bits >> 10) & 0x1f;
@@ -33,6 +22,46 @@ float float16_to_float(std::uint16_t bits) {
         magnitude = static_cast<float>(mantissa | 0x400u) * static_cast<float>(1u << exponent) * 0x1p-25f;
     }
     return sign != 0 ? -magnitude : magnitude;
+}
+
+std::uint16_t float_to_bfloat16(float value) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, sizeof(bits));
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);  // quiet NaN
+    bits += 0x7fffu + ((bits >> 16) & 1u);  // to nearest, ties to even; overflow carries into infinity
+    return static_cast<std::uint16_t>(bits >> 16);
+}
+
+std::uint16_t float_to_float16(float value) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, sizeof(bits));
+    const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
+    const std::uint32_t magnitude = bits & 0x7fffffffu;
+    if (magnitude > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((magnitude >> 13) & 0x3ffu));
+    if (magnitude >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds past 65504
+    const int exponent = static_cast<int>(magnitude >> 23) - 127;
+    if (exponent < -25) return sign;  // below half the smallest subnormal: to zero
+    // The significand with its hidden bit, shifted so that the f16 unit in the last place is 1:
+    // normal results keep 11 bits, subnormals (exponent < -14) fewer, at a fixed scale of 2^-24.
+    const std::uint32_t significand = (magnitude & 0x7fffffu) | 0x800000u;
+    const int shift = exponent < -14 ? -exponent - 1 : 13;  // bits of the float significand dropped
+    std::uint32_t kept = significand >> shift;
+    const std::uint32_t rest = significand & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (kept & 1u) != 0)) ++kept;
+    if (exponent < -14) return static_cast<std::uint16_t>(sign | kept);  // may round up to the smallest normal
+    // Normal: kept has 11 bits (or 12 after rounding up, which the exponent field absorbs).
+    return static_cast<std::uint16_t>(sign | ((static_cast<std::uint32_t>(exponent + 14) << 10) + kept));
+}
+
+namespace {
+constexpr int kWarpSize = 32;
+constexpr unsigned kFullWarp = 0xffffffffu;
+
+float bfloat16_to_float(std::uint16_t bits) {
+    const std::uint32_t widened = std::uint32_t{bits} << 16;
+    float value;
+    std::memcpy(&value, &widened, sizeof(value));
+    return value;
 }
 
 // Element `half` (0: low 16 bits, 1: high) of a packed register.

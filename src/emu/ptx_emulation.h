@@ -25,4 +25,10 @@ void cp_async(void* shared_destination, const void* global_source, std::size_t b
 void cp_async_commit_group();
 void cp_async_wait_group(int allowed_pending);
 
+// cvt.rn.{bf16,f16}.f32 and cvt.f32.f16: round to nearest even, NaN kept (as a quiet NaN),
+// overflow to infinity, f16 subnormals kept.
+std::uint16_t float_to_bfloat16(float value);
+std::uint16_t float_to_float16(float value);
+float float16_to_float(std::uint16_t bits);
+
 }  // namespace convkit::emu::ptx

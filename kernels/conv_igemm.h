@@ -1,0 +1,99 @@
+#pragma once
+// Launchers of the tensor-core implicit-GEMM convolution: forward and backward-data (which is
+// also the forward of transposed convolution) in kernels/conv_igemm.cu, backward-filter in
+// kernels/conv_igemm_filter.cu. Standalone:
+// a plain geometry struct and raw device pointers, so that the variant registry (issue #13)
+// can wrap them later without this file knowing about problems or backends. Plain C++: host
+// code calls them without CUDA headers.
+//
+// Layouts, all contiguous:
+//   x  [N, D, H, W, C]            channels-last input (NWC / NHWC / NDHWC by rank)
+//   w  [K, kD, kH, kW, C/groups]  filter, KRSC-style: one row of taps x channels per output channel
+//   y  [N, oD, oH, oW, K]         channels-last output; residual (optional) the same shape
+//   bias [K] float32 (optional)
+// Forward as a GEMM per group: M = N * output positions, N = K / groups, K = taps * C / groups,
+// the GEMM's k index running over (tap, channel) with the channel fastest. Backward-data:
+// M = N * input positions, N = C / groups, K = taps * K / groups.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "convkit/device.h"
+#include "kernels/kernels_namespace.h"
+
+CONVKIT_KERNELS_BEGIN
+
+struct IgemmConvShape {
+    int rank = 2;  // spatial dims: 1, 2 or 3; the first `rank` entries of each array are used
+    std::int64_t batch = 1;
+    std::int64_t in_channels = 0, out_channels = 0, groups = 1;
+    std::array<std::int64_t, 3> input{1, 1, 1};
+    std::array<std::int64_t, 3> kernel{1, 1, 1};
+    std::array<std::int64_t, 3> stride{1, 1, 1};
+    std::array<std::int64_t, 3> padding{0, 0, 0};  // zeros, the same before and after
+    std::array<std::int64_t, 3> dilation{1, 1, 1};
+
+    // (input + 2 padding - dilation (kernel - 1) - 1) / stride + 1 per used dim.
+    std::array<std::int64_t, 3> output() const;
+    // "n2 c16 k24 g1 in 9x9 k3x3 s1x1 p1x1 d1x1": names a test case or a benchmark row.
+    std::string to_string() const;
+};
+
+enum class IgemmOperand { BFloat16, Float16 };          // x and w, 16-bit bits
+enum class IgemmOutput { BFloat16, Float16, Float32 };  // y and residual
+// Block tiles: Large 128x128 (4 warps of 64x64, 4-stage pipeline, 64 KiB of shared memory)
+// for big problems; Small 64x64 (4 warps of 32x32, 3 stages, 24 KiB) when the large tile would
+// leave the GPU's SMs without enough blocks.
+enum class IgemmTile { Large, Small };
+
+// Fused after the GEMM, per output element: v = acc + bias[k] + residual; then max(v, 0) if relu;
+// then converted to the output type (round to nearest even).
+struct IgemmEpilogue {
+    const float* bias = nullptr;     // [K] or null
+    const void* residual = nullptr;  // like y (same dtype) or null
+    bool relu = false;
+};
+
+// Why this path cannot run `shape` (empty when it can): channels per group (in and out) a
+// multiple of 8, so a 16-byte cp.async vector never straddles two taps or two groups; rank 1-3;
+// GEMM sizes and grid within 32-bit indices and the grid's limits.
+std::string conv_igemm_unsupported_reason(const IgemmConvShape& shape);
+
+// Dynamic shared memory a launch with `tile` uses (the launcher opts in above 48 KiB).
+std::size_t conv_igemm_shared_bytes(IgemmTile tile);
+
+// Large when the Large tile gives at least 2 blocks per SM on a 132-SM H100, else Small.
+IgemmTile conv_igemm_default_tile(const IgemmConvShape& shape);
+
+// y = epilogue(conv(x, w)). Throws NotSupported with conv_igemm_unsupported_reason() when the
+// shape is refused, InvalidArgument for null x, w or y or for x or w not 16-byte aligned. Needs
+// a device of compute capability 8.0 or later (mma.sync bf16/f16, cp.async).
+void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
+
+// dx = epilogue(conv^T(dy, w)) for the convolution `shape` describes: dy [N, oD, oH, oW, K],
+// dx (and residual) [N, D, H, W, C], bias [C] (the transposed convolution's bias). Input
+// positions no output reads (past the last window) get 0 before the epilogue. Refusals and
+// requirements as conv_igemm_forward. A residual of dx itself accumulates into it (each element
+// is read and written by one thread).
+void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                              const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream);
+
+// dw = conv's filter gradient from dy [N, oD, oH, oW, K] and x [N, D, H, W, C], into dw
+// [K, kD, kH, kW, C/groups] of `output`'s type (+ residual, like dw, when not null: dw += ...
+// with residual = dw). The GEMM's k (N * output positions) is split over `splits` blocks per
+// output tile; with splits > 1 each writes float partial sums to its slice of `workspace`
+// (conv_igemm_backward_filter_workspace_bytes) and a second kernel adds the slices in a fixed
+// order: the result is deterministic, bit for bit, for a given splits. Refusals as forward;
+// InvalidArgument for null pointers, dy or x not 16-byte aligned, splits outside
+// 1..65535/groups, or a missing workspace.
+void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                                int splits, const void* dy, const void* x, const void* residual, void* dw,
+                                void* workspace, Stream stream);
+std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, int splits);
+// Splits that give a 132-SM H100 about two blocks per SM, each split at least 8 k tiles of 32
+// positions long, at most 64 (1 for refused shapes).
+int conv_igemm_backward_filter_default_splits(const IgemmConvShape& shape, IgemmTile tile);
+
+CONVKIT_KERNELS_END

@@ -1,0 +1,274 @@
+// Implicit-GEMM convolution backward-filter on the tensor cores (kernels/conv_igemm.h has the
+// layouts). Per group, dw[kout, (tap, c)] = sum over positions q = (n, o) of
+//   A(kout, q) = dy[n, o, kout]                          stored [q][kout] (kout-contiguous)
+//   B(q, (tap, c)) = x[n, o * stride - padding + tap * dilation, c]   stored [q][(tap, c)]
+// so the GEMM's k runs over N * output positions, and both operands come from [k][m] / [k][n]
+// tiles through ldmatrix.trans (the swizzle c ^ (r % 8) of kernels/conv_igemm_support.cuh).
+// M = K / groups and N = taps * C / groups are small next to k for most layers, so k is split
+// over blocks (split-K): split s of S sums its own contiguous range of k tiles into its own
+// float slice of a workspace, and a second kernel adds the S slices in order 0..S-1 — the same
+// sums in the same order whatever the blocks' schedule, so the result is deterministic (no
+// atomics). With S = 1 the GEMM kernel writes dw directly.
+#include <algorithm>
+#include <string>
+
+#include "convkit/error.h"
+#include "cuda/cuda_runtime.h"
+#include "kernels/conv_igemm_support.cuh"
+
+CONVKIT_KERNELS_BEGIN
+
+namespace {
+using namespace igemm;
+
+struct FilterParams {
+    const std::uint16_t* dy;
+    const std::uint16_t* x;
+    void* dw;              // the output type, when splits == 1
+    float* workspace;      // splits slices of dw's size, when splits > 1
+    const void* residual;  // like dw, or null (dw += ...), applied where dw is written
+    int in_d, in_h, in_w;
+    int out_d, out_h, out_w;
+    int kernel_h, kernel_w;
+    int stride_d, stride_h, stride_w;
+    int pad_d, pad_h, pad_w;
+    int dil_d, dil_h, dil_w;
+    int channels, out_channels;  // C and K
+    int group_in, group_out;     // C / groups (per tap: N's fastest part) and K / groups (M)
+    int gemm_n;                  // taps * group_in
+    int positions;               // N * output positions: the GEMM's k
+    int splits, tiles_per_split;
+};
+
+// grid: x over M tiles (output channels), y over N tiles ((tap, channel)), z over groups x splits.
+template <class Tile, IgemmOperand Operand, IgemmOutput Output>
+__global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(FilterParams p) {
+    static_assert(Tile::kBlockM == Tile::kBlockN, "A's [k][m] tile reuses B's [k][n] layout");
+    constexpr int kChunksRow = Tile::kChunksKN, kRowsPerPass = Tile::kRowsPerPassKN, kPasses = Tile::kPassesKN;
+    std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
+    const int block_m = static_cast<int>(blockIdx.x) * Tile::kBlockM;
+    const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
+    const int split = static_cast<int>(blockIdx.z) % p.splits, group = static_cast<int>(blockIdx.z) / p.splits;
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    const int warp_m = warp / Tile::kWarpsN, warp_n = warp % Tile::kWarpsN;
+
+    // This thread's columns of both tiles (fixed for the whole k loop): 8 output channels of A,
+    // 8 channels of one tap of B.
+    const int chunk = static_cast<int>(threadIdx.x) % kChunksRow,
+              first_row = static_cast<int>(threadIdx.x) / kChunksRow;
+    const int kout = block_m + chunk * 8;
+    const bool kout_valid = kout < p.group_out;
+    const std::int64_t dy_channel = static_cast<std::int64_t>(group) * p.group_out + kout;
+    const int j = block_n + chunk * 8;
+    const bool j_valid = j < p.gemm_n;
+    const int tap = j / p.group_in, c = j - tap * p.group_in;
+    const int kw = tap % p.kernel_w, kh = tap / p.kernel_w % p.kernel_h, kd = tap / p.kernel_w / p.kernel_h;
+    const int reach_d = kd * p.dil_d - p.pad_d, reach_h = kh * p.dil_h - p.pad_h, reach_w = kw * p.dil_w - p.pad_w;
+    const std::int64_t x_channel = static_cast<std::int64_t>(group) * p.group_in + c;
+
+    auto load_stage = [&](int kt, std::uint16_t* stage) {
+        std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
+        CONVKIT_IGEMM_UNROLL
+        for (int pass = 0; pass < kPasses; ++pass) {
+            const int row = first_row + pass * kRowsPerPass;
+            const int q = kt * Tile::kBlockK + row;
+            const bool q_valid = q < p.positions;
+            int rest = q;
+            const int ow = rest % p.out_w;
+            rest /= p.out_w;
+            const int oh = rest % p.out_h;
+            rest /= p.out_h;
+            const int od = rest % p.out_d;
+            const int n = rest / p.out_d;
+            const bool a_inside = q_valid && kout_valid;
+            ptx::cp_async<16>(stage + swizzled_kn<Tile>(row, chunk),
+                              a_inside ? p.dy + static_cast<std::int64_t>(q) * p.out_channels + dy_channel : p.dy,
+                              a_inside ? 16 : 0);
+            const int id = od * p.stride_d + reach_d, ih = oh * p.stride_h + reach_h, iw = ow * p.stride_w + reach_w;
+            const bool b_inside = q_valid && j_valid && static_cast<unsigned>(id) < static_cast<unsigned>(p.in_d) &&
+                                  static_cast<unsigned>(ih) < static_cast<unsigned>(p.in_h) &&
+                                  static_cast<unsigned>(iw) < static_cast<unsigned>(p.in_w);
+            const std::uint16_t* source =
+                b_inside
+                    ? p.x + (((static_cast<std::int64_t>(n) * p.in_d + id) * p.in_h + ih) * p.in_w + iw) * p.channels +
+                          x_channel
+                    : p.x;
+            ptx::cp_async<16>(b_tile + swizzled_kn<Tile>(row, chunk), source, b_inside ? 16 : 0);
+        }
+    };
+
+    Accumulators<Tile> acc;
+    zero<Tile>(acc);
+
+    // This split's k tiles, through the same ring as the other passes.
+    const int k_tiles = (p.positions + Tile::kBlockK - 1) / Tile::kBlockK;
+    const int first = split * p.tiles_per_split;
+    const int last = first + p.tiles_per_split < k_tiles ? first + p.tiles_per_split : k_tiles;
+    const int count = last > first ? last - first : 0;
+    run_ring<Tile>(
+        shared, count, [&](int step, std::uint16_t* stage) { load_stage(first + step, stage); },
+        [&](const std::uint16_t* a_tile) {
+            const std::uint16_t* b_tile = a_tile + Tile::kBlockM * Tile::kBlockK;
+            CONVKIT_IGEMM_UNROLL
+            for (int kk = 0; kk < Tile::kBlockK / 16; ++kk) {
+                // A from [k][m], transposed: matrices (k 0-7, m 0-7), (k 0-7, m 8-15), (k 8-15, m 0-7),
+                // (k 8-15, m 8-15) are a0..a3 of the m16n8k16 fragment.
+                std::uint32_t a[Tile::kMmaM][4];
+                CONVKIT_IGEMM_UNROLL
+                for (int i = 0; i < Tile::kMmaM; ++i) {
+                    const int row = kk * 16 + lane / 16 * 8 + lane % 8;
+                    const int m_chunk = (warp_m * Tile::kWarpM + i * 16) / 8 + lane / 8 % 2;
+                    ptx::ldmatrix<4, true>(a[i], a_tile + swizzled_kn<Tile>(row, m_chunk));
+                }
+                // B from [k][n], transposed, as backward-data's.
+                std::uint32_t b[Tile::kMmaN][2];
+                load_b_fragments_kn<Tile>(b_tile, kk, warp_n, lane, b);
+                mma_warp_tile<Tile, Operand>(acc, a, b);
+            }
+        });
+
+    // dw[group * group_out + m, j] (row length gemm_n): straight to dw with one split, else to
+    // this split's slice of the workspace (every element of the slice, zero where count is 0).
+    const std::int64_t dw_elements = static_cast<std::int64_t>(p.out_channels) * p.gemm_n;
+    for_each_accumulator<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, [&](int m, int col, float v) {
+        if (m >= p.group_out || col >= p.gemm_n) return;
+        const std::int64_t index = (static_cast<std::int64_t>(group) * p.group_out + m) * p.gemm_n + col;
+        if (p.splits > 1) {
+            p.workspace[split * dw_elements + index] = v;
+        } else {
+            if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
+            store_output<Output>(p.dw, index, v);
+        }
+    });
+}
+
+// dw[i] = sum of the slices in order 0..splits-1 (+ residual[i]), converted.
+template <IgemmOutput Output>
+__global__ void conv_igemm_filter_reduce_kernel(const float* workspace, int splits, std::int64_t elements,
+                                                const void* residual, void* dw) {
+    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < elements; i += stride) {
+        float v = 0.0f;
+        for (int s = 0; s < splits; ++s) v += workspace[s * elements + i];
+        if (residual != nullptr) v += load_output<Output>(residual, i);
+        store_output<Output>(dw, i, v);
+    }
+}
+
+template <class Tile, IgemmOperand Operand, IgemmOutput Output>
+void launch_filter(const FilterParams& p, int groups, cudaStream_t stream) {
+    const LaunchShape shape{dim3(static_cast<unsigned>((p.group_out + Tile::kBlockM - 1) / Tile::kBlockM),
+                                 static_cast<unsigned>((p.gemm_n + Tile::kBlockN - 1) / Tile::kBlockN),
+                                 static_cast<unsigned>(groups * p.splits)),
+                            dim3(Tile::kThreads), Tile::kSharedBytes, true};
+    launch<conv_igemm_filter_kernel<Tile, Operand, Output>>(shape, stream, p);
+    if (p.splits > 1) {
+        const std::int64_t elements = static_cast<std::int64_t>(p.out_channels) * p.gemm_n;
+        const auto blocks = static_cast<unsigned>(std::min<std::int64_t>((elements + 255) / 256, 4096));
+        launch<conv_igemm_filter_reduce_kernel<Output>>(LaunchShape{dim3(blocks), dim3(256)}, stream, p.workspace,
+                                                        p.splits, elements, p.residual, p.dw);
+    }
+}
+
+template <class Tile, IgemmOperand Operand>
+void filter_output(const FilterParams& p, int groups, IgemmOutput output, cudaStream_t stream) {
+    switch (output) {
+        case IgemmOutput::BFloat16:
+            return launch_filter<Tile, Operand, IgemmOutput::BFloat16>(p, groups, stream);
+        case IgemmOutput::Float16:
+            return launch_filter<Tile, Operand, IgemmOutput::Float16>(p, groups, stream);
+        case IgemmOutput::Float32:
+            return launch_filter<Tile, Operand, IgemmOutput::Float32>(p, groups, stream);
+    }
+}
+
+template <class Tile>
+void filter_operand(const FilterParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
+    if (operand == IgemmOperand::BFloat16) {
+        filter_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
+    } else {
+        filter_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+    }
+}
+
+std::int64_t k_tiles_of(const IgemmConvShape& s) {
+    const auto o = s.output();
+    return (s.batch * o[0] * o[1] * o[2] + 31) / 32;
+}
+}  // namespace
+
+int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmTile tile) {
+    if (!conv_igemm_unsupported_reason(s).empty()) return 1;
+    const std::int64_t edge = tile == IgemmTile::Large ? 128 : 64;
+    std::int64_t taps = 1;
+    for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
+    const std::int64_t blocks = (s.out_channels / s.groups + edge - 1) / edge *
+                                ((taps * s.in_channels / s.groups + edge - 1) / edge) * s.groups;
+    // Enough blocks for two per SM of a 132-SM H100, each split at least 8 k tiles long.
+    const std::int64_t wanted = (2 * 132 + blocks - 1) / blocks;
+    return static_cast<int>(
+        std::max<std::int64_t>(1, std::min({wanted, k_tiles_of(s) / 8, std::int64_t{64}, 65535 / s.groups})));
+}
+
+std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, int splits) {
+    if (splits <= 1 || !conv_igemm_unsupported_reason(s).empty()) return 0;
+    std::int64_t taps = 1;
+    for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
+    return static_cast<std::size_t>(splits) *
+           static_cast<std::size_t>(s.out_channels * taps * s.in_channels / s.groups) * sizeof(float);
+}
+
+void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                                int splits, const void* dy, const void* x, const void* residual, void* dw,
+                                void* workspace, Stream stream) {
+    const char* op = "conv_igemm_backward_filter";
+    check_call(op, s, dy, x, dw, "dy", "x", "dw");
+    if (splits < 1 || splits > 65535 / s.groups)
+        throw InvalidArgument(std::string(op) + ": splits " + std::to_string(splits) + " (1 to 65535 / groups)");
+    if (splits > 1 && workspace == nullptr)
+        throw InvalidArgument(std::string(op) + ": " + std::to_string(splits) + " splits need a workspace of " +
+                              std::to_string(conv_igemm_backward_filter_workspace_bytes(s, splits)) + " bytes");
+    const Dims3 d = dims3(s);
+    const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
+    const std::int64_t positions = s.batch * d.output[0] * d.output[1] * d.output[2];
+    const std::int64_t k_tiles = (positions + 31) / 32;
+    const std::int64_t per_split = (k_tiles + splits - 1) / splits;
+    const FilterParams p{static_cast<const std::uint16_t*>(dy),
+                         static_cast<const std::uint16_t*>(x),
+                         dw,
+                         static_cast<float*>(workspace),
+                         residual,
+                         i32(d.input[0]),
+                         i32(d.input[1]),
+                         i32(d.input[2]),
+                         i32(d.output[0]),
+                         i32(d.output[1]),
+                         i32(d.output[2]),
+                         i32(d.kernel[1]),
+                         i32(d.kernel[2]),
+                         i32(d.stride[0]),
+                         i32(d.stride[1]),
+                         i32(d.stride[2]),
+                         i32(d.padding[0]),
+                         i32(d.padding[1]),
+                         i32(d.padding[2]),
+                         i32(d.dilation[0]),
+                         i32(d.dilation[1]),
+                         i32(d.dilation[2]),
+                         i32(s.in_channels),
+                         i32(s.out_channels),
+                         i32(group_in),
+                         i32(group_out),
+                         i32(d.kernel[0] * d.kernel[1] * d.kernel[2] * group_in),
+                         i32(positions),
+                         splits,
+                         i32(per_split)};
+    const cudaStream_t cuda_stream = detail::to_cuda(stream);
+    if (tile == IgemmTile::Large) {
+        filter_operand<LargeTile>(p, i32(s.groups), operand, output, cuda_stream);
+    } else {
+        filter_operand<SmallTile>(p, i32(s.groups), operand, output, cuda_stream);
+    }
+}
+
+CONVKIT_KERNELS_END

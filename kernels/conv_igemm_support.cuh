@@ -1,0 +1,234 @@
+#pragma once
+// What the implicit-GEMM convolution kernels share (kernels/conv_igemm.cu: forward and
+// backward-data; kernels/conv_igemm_filter.cu: backward-filter): tile configurations, the
+// swizzled shared-memory layouts, the mma by operand type, the epilogue's loads and stores, and
+// the geometry as three dims. Private to those files.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "convkit/error.h"
+
+#include "kernels/conv_igemm.h"
+#include "kernels/launch.cuh"
+#include "kernels/ptx.cuh"
+
+// Loops over fragments and passes must unroll so that the accumulators and fragments stay in
+// registers (an array indexed at run time goes to the stack). GCC (the CPU build) needs no hint.
+#if defined(__CUDACC__)
+#define CONVKIT_IGEMM_UNROLL _Pragma("unroll")
+#else
+#define CONVKIT_IGEMM_UNROLL
+#endif
+
+CONVKIT_KERNELS_BEGIN
+namespace igemm {
+
+template <int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
+struct TileConfig {
+    static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN, kStages = Stages;
+    static constexpr int kBlockK = 32;  // 16-bit values: four 16-byte chunks per A row
+    static constexpr int kChunks = kBlockK / 8;
+    static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
+    static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+    static constexpr int kMmaM = WarpM / 16, kMmaN = WarpN / 8;  // m16n8 tiles per warp
+    static constexpr int kRowsPerPass = kThreads / kChunks;      // rows one pass of cp.async covers
+    static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
+    // Backward-data's B tile is [32 k][BlockN]: BlockN / 8 chunks per row.
+    static constexpr int kChunksKN = BlockN / 8;
+    static constexpr int kRowsPerPassKN = kThreads / kChunksKN;
+    static constexpr int kPassesKN = kBlockK / kRowsPerPassKN;
+    static constexpr int kStageElements = (BlockM + BlockN) * kBlockK;
+    static constexpr std::size_t kSharedBytes = std::size_t{2} * kStageElements * Stages;
+    static_assert(BlockM % WarpM == 0 && BlockN % WarpN == 0 && WarpM % 16 == 0 && WarpN % 16 == 0);
+    static_assert(BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
+    static_assert(kChunksKN >= 8 && kBlockK % kRowsPerPassKN == 0, "the [k][n] swizzle needs 8 chunks a row");
+    static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
+};
+using LargeTile = TileConfig<128, 128, 64, 64, 4>;
+using SmallTile = TileConfig<64, 64, 32, 32, 3>;
+
+// Offset (in 16-bit elements) of chunk `chunk` of row `row` in a [rows][32] swizzled tile.
+__device__ inline int swizzled(int row, int chunk) {
+    return (row * 4 + (chunk ^ ((row >> 1) & 3))) * 8;
+}
+
+// The same for a [32 k][Tile::kBlockN] tile (backward-data's B): ldmatrix.trans reads one chunk
+// of 8 consecutive k rows, 128 or 256 bytes apart, all on the same banks unless chunk c of row r
+// sits at c ^ (r % 8).
+template <class Tile>
+__device__ inline int swizzled_kn(int row, int chunk) {
+    return (row * Tile::kChunksKN + (chunk ^ (row & 7))) * 8;
+}
+
+template <IgemmOperand Operand>
+__device__ inline void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+    if constexpr (Operand == IgemmOperand::BFloat16) {
+        ptx::mma_m16n8k16_bf16(d, a, b, d);
+    } else {
+        ptx::mma_m16n8k16_f16(d, a, b, d);
+    }
+}
+
+template <IgemmOutput Output>
+__device__ inline float load_output(const void* p, std::int64_t i) {
+    if constexpr (Output == IgemmOutput::Float32) {
+        return static_cast<const float*>(p)[i];
+    } else if constexpr (Output == IgemmOutput::BFloat16) {
+        const std::uint32_t widened = std::uint32_t{static_cast<const std::uint16_t*>(p)[i]} << 16;
+        float v;
+        memcpy(&v, &widened, sizeof(v));  // bf16 is float's top half
+        return v;
+    } else {
+        return ptx::float16_to_float(static_cast<const std::uint16_t*>(p)[i]);
+    }
+}
+
+template <IgemmOutput Output>
+__device__ inline void store_output(void* p, std::int64_t i, float v) {
+    if constexpr (Output == IgemmOutput::Float32) {
+        static_cast<float*>(p)[i] = v;
+    } else if constexpr (Output == IgemmOutput::BFloat16) {
+        static_cast<std::uint16_t*>(p)[i] = ptx::float_to_bfloat16(v);
+    } else {
+        static_cast<std::uint16_t*>(p)[i] = ptx::float_to_float16(v);
+    }
+}
+
+// The warp's accumulators: kMmaM x kMmaN m16n8 tiles of four floats.
+template <class Tile>
+using Accumulators = float[Tile::kMmaM][Tile::kMmaN][4];
+
+template <class Tile>
+__device__ inline void zero(Accumulators<Tile>& acc) {
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) {
+            CONVKIT_IGEMM_UNROLL
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+        }
+    }
+}
+
+// B fragments of the warp's kMmaN n8 tiles for k16 step kk, from a [32 k][kBlockN] tile
+// (swizzled_kn), transposed: matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15),
+// (k 8-15, n 8-15) are b0, b1 of n tiles 2j and 2j + 1.
+template <class Tile>
+__device__ inline void load_b_fragments_kn(const std::uint16_t* b_tile, int kk, int warp_n, int lane,
+                                           std::uint32_t (&b)[Tile::kMmaN][2]) {
+    CONVKIT_IGEMM_UNROLL
+    for (int j = 0; j < Tile::kMmaN / 2; ++j) {
+        std::uint32_t r[4];
+        const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
+        const int chunk = (warp_n * Tile::kWarpN + j * 16) / 8 + lane / 16;
+        ptx::ldmatrix<4, true>(r, b_tile + swizzled_kn<Tile>(row, chunk));
+        b[2 * j][0] = r[0];
+        b[2 * j][1] = r[1];
+        b[2 * j + 1][0] = r[2];
+        b[2 * j + 1][1] = r[3];
+    }
+}
+
+// acc[i][j] += a[i] * b[j] for every m16n8 tile of the warp.
+template <class Tile, IgemmOperand Operand>
+__device__ inline void mma_warp_tile(Accumulators<Tile>& acc, const std::uint32_t (&a)[Tile::kMmaM][4],
+                                     const std::uint32_t (&b)[Tile::kMmaN][2]) {
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) mma<Operand>(acc[i][j], a[i], b[j]);
+    }
+}
+
+// f(row, column, value) for every accumulator of the warp, at its place in the block's tile
+// offset by (block_m, block_n): register r of an m16n8 tile is row g + 8 (r / 2), column
+// 2t + r % 2 (g = lane / 4, t = lane % 4).
+template <class Tile, class F>
+__device__ inline void for_each_accumulator(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
+                                            int warp_n, int lane, F&& f) {
+    const int g = lane / 4, t = lane % 4;
+    CONVKIT_IGEMM_UNROLL
+    for (int i = 0; i < Tile::kMmaM; ++i) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) {
+            CONVKIT_IGEMM_UNROLL
+            for (int r = 0; r < 4; ++r) {
+                f(block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * (r / 2),
+                  block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r % 2, acc[i][j][r]);
+            }
+        }
+    }
+}
+
+// The cp.async ring every pass runs: k tile `step` (0..count-1) lives in stage step % Stages of
+// `shared`; load(step, stage) issues its copies, multiply(stage) consumes it. Every step commits
+// one group (empty past the end), so "all but Stages - 2 groups done" always means "this step's
+// tile has landed".
+template <class Tile, class Load, class Multiply>
+__device__ inline void run_ring(std::uint16_t* shared, int count, Load&& load, Multiply&& multiply) {
+    CONVKIT_IGEMM_UNROLL
+    for (int s = 0; s < Tile::kStages - 1; ++s) {
+        if (s < count) load(s, shared + s * Tile::kStageElements);
+        ptx::cp_async_commit_group();
+    }
+    for (int step = 0; step < count; ++step) {
+        ptx::cp_async_wait_group<Tile::kStages - 2>();
+        // This step's tile has landed for every thread, and every warp has finished step - 1,
+        // whose stage the copy below refills. (The emulator's schedules keep warps too close
+        // together to catch this barrier moved below the refill: docs/testing.md.)
+        __syncthreads();
+        const int next = step + Tile::kStages - 1;
+        if (next < count) load(next, shared + next % Tile::kStages * Tile::kStageElements);
+        ptx::cp_async_commit_group();
+        multiply(shared + step % Tile::kStages * Tile::kStageElements);
+    }
+    ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+}
+
+// The geometry as three dims, rank r's dims last ([1, ..., 1, dims]; kernel 1, stride 1,
+// padding 0 in the leading ones).
+struct Dims3 {
+    std::array<std::int64_t, 3> input{1, 1, 1}, output{1, 1, 1}, kernel{1, 1, 1}, stride{1, 1, 1}, padding{0, 0, 0},
+        dilation{1, 1, 1};
+};
+
+inline Dims3 dims3(const IgemmConvShape& s) {
+    Dims3 d;
+    const auto o = s.output();
+    for (int i = 0; i < s.rank; ++i) {
+        const auto from = static_cast<std::size_t>(i), to = static_cast<std::size_t>(3 - s.rank + i);
+        d.input[to] = s.input[from];
+        d.output[to] = o[from];
+        d.kernel[to] = s.kernel[from];
+        d.stride[to] = s.stride[from];
+        d.padding[to] = s.padding[from];
+        d.dilation[to] = s.dilation[from];
+    }
+    return d;
+}
+
+// What every launcher refuses first: the shape (NotSupported with the reason), a null pointer,
+// and gathered operands `a` and `b` off 16 bytes (cp.async copies 16-byte vectors; cudaMalloc's
+// 256-byte alignment is enough, a view at an offset may not be), InvalidArgument naming them.
+inline void check_call(const char* op, const IgemmConvShape& s, const void* a, const void* b, const void* out,
+                       const char* a_name, const char* b_name, const char* out_name) {
+    if (const std::string why = conv_igemm_unsupported_reason(s); !why.empty())
+        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
+    if (a == nullptr || b == nullptr || out == nullptr)
+        throw InvalidArgument(std::string(op) + ": " + a_name + ", " + b_name + " and " + out_name +
+                              " must not be null");
+    auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    if (!aligned(a) || !aligned(b))
+        throw InvalidArgument(std::string(op) + ": " + a_name + " and " + b_name +
+                              " must be 16-byte aligned (cp.async vectors)");
+}
+
+inline int i32(std::int64_t v) {
+    return static_cast<int>(v);
+}
+
+}  // namespace igemm
+CONVKIT_KERNELS_END

@@ -1,0 +1,585 @@
+// The tensor-core implicit-GEMM convolution (kernels/conv_igemm.cu: forward and backward-data;
+// kernels/conv_igemm_filter.cu: backward-filter) executed on the CPU by the emulator, against a
+// float64 loop straight from the definition written here (channels-last x, KRSC w): a sweep
+// over rank 1-3, tile edges, strides, dilations, groups, batch 1, channel counts off the tile,
+// every epilogue option, both operand types, every output type, both tiles and several split-K
+// counts; small integers bit for bit; split-K determinism; refusals with their reasons; the cvt
+// emulations.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convkit/error.h"
+#include "emu/ptx_emulation.h"
+#include "kernels/conv_igemm.h"
+#include "test_util.h"
+
+namespace convkit {
+namespace {
+
+using kernels::IgemmConvShape;
+using kernels::IgemmEpilogue;
+using kernels::IgemmOperand;
+using kernels::IgemmOutput;
+using kernels::IgemmTile;
+using testing::pick;
+
+// 16-bit encodings written here, independently of the emulator's cvt: values are drawn so that
+// they are exact in both formats (multiples of 1/64 up to 2 in magnitude, or small integers).
+std::uint16_t bfloat16_of_exact(double v) {
+    const auto f = static_cast<float>(v);
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, sizeof(bits));
+    return static_cast<std::uint16_t>(bits >> 16);
+}
+std::uint16_t float16_of_exact(double v) {  // |v| in [2^-14, 65504] or 0, exactly representable
+    if (v == 0) return 0;
+    const std::uint16_t sign = v < 0 ? 0x8000 : 0;
+    int exponent;
+    const double fraction = std::frexp(std::abs(v), &exponent);                     // in [0.5, 1)
+    const auto significand = static_cast<std::uint32_t>(std::ldexp(fraction, 11));  // 11 bits, top set
+    return static_cast<std::uint16_t>(sign | (static_cast<std::uint32_t>(exponent + 14) << 10) |
+                                      (significand & 0x3ffu));
+}
+double float16_value(std::uint16_t bits) {
+    const int exponent = (bits >> 10) & 0x1f;
+    const double mantissa = bits & 0x3ff;
+    const double magnitude = exponent == 0    ? std::ldexp(mantissa, -24)
+                             : exponent == 31 ? (mantissa == 0 ? std::numeric_limits<double>::infinity()
+                                                               : std::numeric_limits<double>::quiet_NaN())
+                                              : std::ldexp(1024 + mantissa, exponent - 25);
+    return (bits & 0x8000) != 0 ? -magnitude : magnitude;
+}
+double bfloat16_value(std::uint16_t bits) {
+    const std::uint32_t widened = std::uint32_t{bits} << 16;
+    float f;
+    std::memcpy(&f, &widened, sizeof(f));
+    return f;
+}
+
+// y = conv(x, w); dx = conv^T(dy, w); dw from dy and x.
+enum class Direction { Forward, BackwardData, BackwardFilter };
+
+struct Case {
+    IgemmConvShape shape;
+    IgemmTile tile;
+    IgemmOperand operand;
+    IgemmOutput output;
+    bool bias, residual, relu;  // backward-filter: residual only
+    Direction direction = Direction::Forward;
+    int splits = 1;  // backward-filter's split-K
+};
+
+std::string name_of(const Case& c) {
+    std::string n = c.direction == Direction::Forward        ? "fwd "
+                    : c.direction == Direction::BackwardData ? "bwd_data "
+                                                             : "bwd_filter split" + std::to_string(c.splits) + " ";
+    n += c.shape.to_string();
+    n += c.tile == IgemmTile::Large ? " large" : " small";
+    n += c.operand == IgemmOperand::BFloat16 ? " bf16" : " f16";
+    n += c.output == IgemmOutput::BFloat16 ? " to bf16" : c.output == IgemmOutput::Float16 ? " to f16" : " to f32";
+    if (c.bias) n += " bias";
+    if (c.residual) n += " residual";
+    if (c.relu) n += " relu";
+    return n;
+}
+
+// gtest prints a failing parameter with this instead of its bytes.
+void PrintTo(const Case& c, std::ostream* out) {
+    *out << name_of(c);
+}
+
+IgemmConvShape shape(int rank, std::int64_t n, std::int64_t c, std::int64_t k, std::int64_t g,
+                     std::array<std::int64_t, 3> in, std::array<std::int64_t, 3> kernel,
+                     std::array<std::int64_t, 3> stride = {1, 1, 1}, std::array<std::int64_t, 3> pad = {0, 0, 0},
+                     std::array<std::int64_t, 3> dil = {1, 1, 1}) {
+    IgemmConvShape s;
+    s.rank = rank;
+    s.batch = n;
+    s.in_channels = c;
+    s.out_channels = k;
+    s.groups = g;
+    s.input = in;
+    s.kernel = kernel;
+    s.stride = stride;
+    s.padding = pad;
+    s.dilation = dil;
+    return s;
+}
+
+// Host data of one run: the kernel's two operands as 16-bit bits (x and w forward, dy and w
+// backward-data, dy and x backward-filter), the expected output (y, dx or dw).
+struct Problem {
+    std::vector<std::uint16_t> first, second;
+    std::vector<float> bias;
+    std::vector<double> residual;  // values, exact in the output type
+    std::vector<double> expected;
+    std::int64_t outputs = 0;
+};
+
+std::int64_t product(const std::array<std::int64_t, 3>& v, int rank) {
+    std::int64_t p = 1;
+    for (int i = 0; i < rank; ++i) p *= v[static_cast<std::size_t>(i)];
+    return p;
+}
+
+// y[n, o, k] = sum over taps t and channels c of the group: x[n, o*s - p + t*d, c] * w[k, t, c];
+// backward-data, the adjoint: each product dy[n, o, k] * w[k, t, c] added to
+// dx[n, o*s - p + t*d, c]; backward-filter: each dy[n, o, k] * x[n, o*s - p + t*d, c] added to
+// dw[k, t, c]. Then + bias[channel] + residual, then ReLU: the definitions, in double.
+Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) {
+    const IgemmConvShape& s = cs.shape;
+    const auto out = s.output();
+    const int r = s.rank;
+    const std::int64_t positions = product(out, r), in_positions = product(s.input, r), taps = product(s.kernel, r);
+    const std::int64_t cg = s.in_channels / s.groups, kg = s.out_channels / s.groups;
+    Problem p;
+    auto draw = [&] {
+        return small_integers ? static_cast<double>(pick(rng, -2, 2)) : static_cast<double>(pick(rng, -64, 64)) / 64;
+    };
+    auto encode = [&](double v) {
+        return cs.operand == IgemmOperand::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v);
+    };
+    const Direction dir = cs.direction;
+    std::vector<double> xs(static_cast<std::size_t>(s.batch * in_positions * s.in_channels));
+    std::vector<double> ws(static_cast<std::size_t>(s.out_channels * taps * cg));
+    std::vector<double> dys(static_cast<std::size_t>(s.batch * positions * s.out_channels));
+    for (auto* values : {&xs, &ws, &dys})
+        for (auto& v : *values) v = draw();
+    const auto& first = dir == Direction::Forward ? xs : dys;
+    const auto& second = dir == Direction::BackwardFilter ? xs : ws;
+    for (double v : first) p.first.push_back(encode(v));
+    for (double v : second) p.second.push_back(encode(v));
+    const std::int64_t out_channels = dir == Direction::BackwardData ? s.in_channels : s.out_channels;
+    p.outputs = static_cast<std::int64_t>(dir == Direction::Forward        ? dys.size()
+                                          : dir == Direction::BackwardData ? xs.size()
+                                                                           : ws.size());
+    if (cs.bias) {
+        p.bias.resize(static_cast<std::size_t>(out_channels));
+        for (auto& v : p.bias) v = static_cast<float>(draw());
+    }
+    if (cs.residual) {
+        p.residual.resize(static_cast<std::size_t>(p.outputs));
+        for (auto& v : p.residual) v = draw();
+    }
+    p.expected.assign(static_cast<std::size_t>(p.outputs), 0.0);
+    // Coordinates as 3 dims with the rank's dims last.
+    std::array<std::int64_t, 3> in3{1, 1, 1}, out3{1, 1, 1}, k3{1, 1, 1}, s3{1, 1, 1}, p3{0, 0, 0}, d3{1, 1, 1};
+    for (int i = 0; i < r; ++i) {
+        const auto f = static_cast<std::size_t>(i), t = static_cast<std::size_t>(3 - r + i);
+        in3[t] = s.input[f];
+        out3[t] = out[f];
+        k3[t] = s.kernel[f];
+        s3[t] = s.stride[f];
+        p3[t] = s.padding[f];
+        d3[t] = s.dilation[f];
+    }
+    for (std::int64_t n = 0; n < s.batch; ++n)
+        for (std::int64_t od = 0; od < out3[0]; ++od)
+            for (std::int64_t oh = 0; oh < out3[1]; ++oh)
+                for (std::int64_t ow = 0; ow < out3[2]; ++ow)
+                    for (std::int64_t k = 0; k < s.out_channels; ++k) {
+                        const std::int64_t g = k / kg;
+                        const std::int64_t y_index =
+                            (((n * out3[0] + od) * out3[1] + oh) * out3[2] + ow) * s.out_channels + k;
+                        for (std::int64_t kd = 0; kd < k3[0]; ++kd)
+                            for (std::int64_t kh = 0; kh < k3[1]; ++kh)
+                                for (std::int64_t kw = 0; kw < k3[2]; ++kw) {
+                                    const std::int64_t id = od * s3[0] - p3[0] + kd * d3[0];
+                                    const std::int64_t ih = oh * s3[1] - p3[1] + kh * d3[1];
+                                    const std::int64_t iw = ow * s3[2] - p3[2] + kw * d3[2];
+                                    if (id < 0 || id >= in3[0] || ih < 0 || ih >= in3[1] || iw < 0 || iw >= in3[2])
+                                        continue;
+                                    const std::int64_t tap = (kd * k3[1] + kh) * k3[2] + kw;
+                                    for (std::int64_t c = 0; c < cg; ++c) {
+                                        const std::int64_t x_index =
+                                            (((n * in3[0] + id) * in3[1] + ih) * in3[2] + iw) * s.in_channels + g * cg +
+                                            c;
+                                        const auto xi = static_cast<std::size_t>(x_index);
+                                        const auto yi = static_cast<std::size_t>(y_index);
+                                        const auto wi = static_cast<std::size_t>((k * taps + tap) * cg + c);
+                                        if (dir == Direction::Forward) {
+                                            p.expected[yi] += xs[xi] * ws[wi];
+                                        } else if (dir == Direction::BackwardData) {
+                                            p.expected[xi] += dys[yi] * ws[wi];
+                                        } else {
+                                            p.expected[wi] += dys[yi] * xs[xi];
+                                        }
+                                    }
+                                }
+                    }
+    for (std::size_t i = 0; i < p.expected.size(); ++i) {
+        double& v = p.expected[i];
+        if (cs.bias) v += p.bias[i % static_cast<std::size_t>(out_channels)];
+        if (cs.residual) v += p.residual[i];
+        if (cs.relu) v = std::max(v, 0.0);
+    }
+    return p;
+}
+
+// The launcher of the case's direction (backward-filter with a NaN-poisoned workspace).
+void launch(const Case& cs, const Problem& p, const IgemmEpilogue& epilogue, void* y) {
+    if (cs.direction == Direction::Forward) {
+        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(), epilogue,
+                                    y, Stream{});
+    } else if (cs.direction == Direction::BackwardData) {
+        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(),
+                                          epilogue, y, Stream{});
+    } else {
+        std::vector<float> workspace(kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.splits) / 4,
+                                     std::numeric_limits<float>::quiet_NaN());
+        kernels::conv_igemm_backward_filter(cs.shape, cs.operand, cs.output, cs.tile, cs.splits, p.first.data(),
+                                            p.second.data(), epilogue.residual, y,
+                                            workspace.empty() ? nullptr : workspace.data(), Stream{});
+    }
+}
+
+// Runs the kernel into a NaN-poisoned buffer and returns its output as doubles.
+std::vector<double> run(const Case& cs, const Problem& p) {
+    const auto count = static_cast<std::size_t>(p.outputs);
+    std::vector<float> y32(count, std::numeric_limits<float>::quiet_NaN()), residual32;
+    const std::uint16_t nan16 = cs.output == IgemmOutput::BFloat16 ? 0x7fc0 : 0x7e00;
+    std::vector<std::uint16_t> y16(count, nan16), residual16;
+    const void* residual = nullptr;
+    if (cs.residual) {
+        if (cs.output == IgemmOutput::Float32) {
+            for (double v : p.residual) residual32.push_back(static_cast<float>(v));
+            residual = residual32.data();
+        } else {
+            for (double v : p.residual)
+                residual16.push_back(cs.output == IgemmOutput::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v));
+            residual = residual16.data();
+        }
+    }
+    const IgemmEpilogue epilogue{cs.bias ? p.bias.data() : nullptr, residual, cs.relu};
+    void* y = cs.output == IgemmOutput::Float32 ? static_cast<void*>(y32.data()) : static_cast<void*>(y16.data());
+    launch(cs, p, epilogue, y);
+    std::vector<double> result(count);
+    for (std::size_t i = 0; i < count; ++i)
+        result[i] = cs.output == IgemmOutput::Float32    ? y32[i]
+                    : cs.output == IgemmOutput::BFloat16 ? bfloat16_value(y16[i])
+                                                         : float16_value(y16[i]);
+    return result;
+}
+
+// ||y - expected|| / ||expected||; NaN if any element is NaN (an unwritten one).
+double relative_error(const std::vector<double>& y, const std::vector<double>& expected) {
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        if (std::isnan(y[i])) return std::numeric_limits<double>::quiet_NaN();
+        diff += (y[i] - expected[i]) * (y[i] - expected[i]);
+        norm += expected[i] * expected[i];
+    }
+    return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+// By output type: its rounding (bf16 8 bits, f16 11) dominates; float sums a few hundred exact
+// products in float32.
+double tolerance(IgemmOutput output) {
+    return output == IgemmOutput::BFloat16 ? 1e-2 : output == IgemmOutput::Float16 ? 1e-3 : 1e-5;
+}
+
+constexpr auto kBF = IgemmOperand::BFloat16;
+constexpr auto kF16 = IgemmOperand::Float16;
+constexpr auto kToBF = IgemmOutput::BFloat16;
+constexpr auto kToF16 = IgemmOutput::Float16;
+constexpr auto kToF32 = IgemmOutput::Float32;
+constexpr auto kLarge = IgemmTile::Large;
+constexpr auto kSmall = IgemmTile::Small;
+
+// Tile edges: the small tile is 64 x 64, the large 128 x 128 (GEMM rows M = N * output positions,
+// columns = output channels per group); k runs 32 at a time through 3 or 4 stages.
+const std::vector<Case>& forward_sweep() {
+    static const std::vector<Case> cases = {
+        // 2-D, M = 64 exactly one small tile; then M = 65 just past it.
+        {shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, false, false, false},
+        {shape(2, 1, 16, 24, 1, {5, 13}, {3, 3}, {1, 1}, {1, 1}), kSmall, kF16, kToF16, true, false, false},
+        // M = 128 one large tile; 136 output channels, 8 past the large tile's 128 columns.
+        {shape(2, 2, 32, 136, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kLarge, kBF, kToBF, true, true, true},
+        // 1-D, M = 129 just past the large tile; 8 channels: K = 24 < one k tile.
+        {shape(1, 1, 8, 8, 1, {129}, {3}, {1}, {1}), kLarge, kF16, kToF32, false, false, true},
+        // Strides, dilations, both.
+        {shape(2, 2, 24, 16, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToBF, true, true, false},
+        {shape(2, 1, 16, 16, 1, {10, 10}, {3, 3}, {1, 1}, {2, 2}, {2, 2}), kSmall, kF16, kToBF, false, false, true},
+        {shape(2, 1, 8, 8, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kBF, kToF16, true, false, true},
+        // Groups: 2 of 16 -> 24, 4 of 8 -> 8 (cp.async vectors exactly one group wide), 3 of 8 -> 72.
+        {shape(2, 2, 32, 48, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, true, false, false},
+        {shape(2, 1, 32, 32, 4, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToF16, false, true, false},
+        {shape(2, 2, 24, 216, 3, {5, 5}, {3, 3}, {2, 2}, {1, 1}), kSmall, kF16, kToF32, true, false, true},
+        // 3-D: K = 27 taps x 8 channels; strided and dilated with an odd-shaped kernel.
+        {shape(3, 1, 8, 16, 1, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}), kSmall, kBF, kToBF, true, false, true},
+        {shape(3, 2, 16, 8, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kF16, kToF32, false,
+         true, false},
+        {shape(3, 1, 16, 32, 2, {3, 4, 4}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}), kSmall, kBF, kToF16, false, false, false},
+        // 1-D strided, dilated, every epilogue option at once.
+        {shape(1, 3, 40, 56, 1, {50}, {5}, {3}, {4}, {2}), kSmall, kBF, kToF16, true, true, true},
+        // 1x1 (ResNet's bottleneck ends), a 1x5 kernel with asymmetric stride.
+        {shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}), kLarge, kBF, kToBF, true, true, true},
+        {shape(2, 1, 16, 32, 1, {6, 11}, {1, 5}, {1, 2}, {0, 2}), kSmall, kF16, kToF16, true, false, false},
+        // Long K (1152 = 36 k tiles through the ring), output 4 positions.
+        {shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToF32, false, false, false},
+        {shape(2, 1, 96, 24, 1, {3, 3}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToF32, true, false, false},
+        // Padding wider than the kernel's reach in places, and a kernel as large as the input.
+        {shape(2, 1, 16, 16, 1, {3, 3}, {3, 3}, {1, 1}, {2, 2}), kSmall, kBF, kToBF, false, true, false},
+        {shape(2, 4, 24, 16, 1, {5, 5}, {5, 5}), kLarge, kF16, kToF16, true, true, true},
+    };
+    return cases;
+}
+
+// The same geometries through backward-data (as dx = conv^T(dy, w); the tile edges now fall on
+// M = N * input positions and on input channels per group), with the operand and output types
+// rotated so that each geometry meets a different combination than forward.
+const std::vector<Case>& sweep() {
+    static const std::vector<Case> cases = [] {
+        std::vector<Case> all = forward_sweep();
+        int i = 0;
+        for (Case c : forward_sweep()) {
+            c.direction = Direction::BackwardData;
+            c.operand = i % 2 == 0 ? kF16 : kBF;
+            c.output = i % 3 == 0 ? kToF32 : i % 3 == 1 ? kToBF : kToF16;
+            c.tile = i % 4 < 2 ? kSmall : kLarge;
+            all.push_back(c);
+            ++i;
+        }
+        // And through backward-filter (GEMM rows: output channels per group; columns: taps x
+        // input channels per group; k: N x output positions, split 1, 2, 3 or 5 ways).
+        i = 0;
+        for (Case c : forward_sweep()) {
+            c.direction = Direction::BackwardFilter;
+            c.bias = c.relu = false;
+            c.residual = i % 3 == 1;
+            c.splits = std::array{1, 2, 3, 5}[static_cast<std::size_t>(i % 4)];
+            c.operand = i % 2 == 0 ? kBF : kF16;
+            c.output = i % 3 == 0 ? kToBF : i % 3 == 1 ? kToF32 : kToF16;
+            c.tile = i % 4 == 1 || i % 4 == 2 ? kLarge : kSmall;
+            all.push_back(c);
+            ++i;
+        }
+        return all;
+    }();
+    return cases;
+}
+
+class IgemmSweep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(IgemmSweep, MatchesTheDefinition) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Case& cs = GetParam();
+    const Problem p = make_problem(cs, rng, false);
+    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs.output)) << name_of(cs);
+}
+
+std::string test_name(const ::testing::TestParamInfo<Case>& info) {
+    std::string n = std::to_string(info.index) + "_" + name_of(info.param);
+    for (char& ch : n)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Emu, IgemmSweep, ::testing::ValuesIn(sweep()), test_name);
+
+// Small integers: every product and sum is exact in float, so the float output must equal the
+// definition bit for bit on every case of the sweep, with either tile.
+TEST(EmuIgemm, SmallIntegersBitForBitOnTheSweep) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (Case cs : sweep()) {
+        cs.output = kToF32;
+        for (IgemmTile tile : {kSmall, kLarge}) {
+            cs.tile = tile;
+            const Problem p = make_problem(cs, rng, true);
+            const std::vector<double> y = run(cs, p);
+            std::size_t wrong = 0;
+            for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != p.expected[i] ? 1 : 0;
+            EXPECT_EQ(wrong, 0u) << name_of(cs);
+        }
+    }
+}
+
+// Every combination of epilogue options, output type and operand on one shape past both tile
+// edges in M (M = 2 * 9 * 9 = 162), in both passes.
+TEST(EmuIgemm, EveryEpilogueCombination) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (Direction direction : {Direction::Forward, Direction::BackwardData})
+        for (IgemmOperand operand : {kBF, kF16})
+            for (IgemmOutput output : {kToBF, kToF16, kToF32})
+                for (int options = 0; options < 8; ++options) {
+                    const Case cs{shape(2, 2, 8, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
+                                  options % 2 == 0 ? kSmall : kLarge,
+                                  operand,
+                                  output,
+                                  (options & 1) != 0,
+                                  (options & 2) != 0,
+                                  (options & 4) != 0,
+                                  direction};
+                    const Problem p = make_problem(cs, rng, false);
+                    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(output)) << name_of(cs);
+                }
+}
+
+// A residual that is the output itself accumulates into it (dx += conv^T(dy, w), as a gradient
+// summed over uses is): each element is read and written by the same thread.
+TEST(EmuIgemm, ResidualInPlaceAccumulates) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (Direction direction : {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter}) {
+        const bool filter = direction == Direction::BackwardFilter;
+        const Case cs{shape(2, 2, 16, 24, 1, {7, 6}, {3, 3}, {2, 1}, {1, 1}),
+                      kSmall,
+                      kBF,
+                      kToF32,
+                      !filter,
+                      true,
+                      false,
+                      direction,
+                      filter ? 3 : 1};
+        const Problem p = make_problem(cs, rng, true);
+        std::vector<float> y(p.residual.begin(), p.residual.end());
+        launch(cs, p, IgemmEpilogue{filter ? nullptr : p.bias.data(), y.data(), false}, y.data());
+        for (std::size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], p.expected[i]) << name_of(cs) << " at " << i;
+    }
+}
+
+// Backward-filter's split-K reduction adds the slices in a fixed order: the same splits give the
+// same bits on every run and under every schedule; other splits agree within rounding.
+TEST(EmuIgemm, BackwardFilterSplitsAreDeterministic) {
+    CONVKIT_SEEDED_RNG(rng);
+    Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
+            kSmall,
+            kBF,
+            kToF32,
+            false,
+            false,
+            false,
+            Direction::BackwardFilter,
+            4};  // k = 324 positions: 11 tiles, splits of 3
+    const Problem p = make_problem(cs, rng, false);
+    const std::vector<double> once = run(cs, p), again = run(cs, p);
+    EXPECT_EQ(once, again);
+    EXPECT_LT(relative_error(once, p.expected), 1e-5);
+    for (int splits : {1, 2, 11, 12}) {  // 12: one split with no tile at all writes zeros
+        cs.splits = splits;
+        EXPECT_LT(relative_error(run(cs, p), p.expected), 1e-5) << name_of(cs);
+    }
+    EXPECT_GE(kernels::conv_igemm_backward_filter_default_splits(
+                  shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge),
+              2);
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 2, p.first.data(), p.second.data(),
+                                                     nullptr, std::vector<float>(4).data(), nullptr, Stream{}),
+                 InvalidArgument);  // splits without a workspace
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 0, p.first.data(), p.second.data(),
+                                                     nullptr, std::vector<float>(4).data(), nullptr, Stream{}),
+                 InvalidArgument);
+}
+
+// Refused before any pointer is touched, with the reason in the message.
+void expect_refused(const IgemmConvShape& s, const std::string& reason) {
+    EXPECT_NE(kernels::conv_igemm_unsupported_reason(s).find(reason), std::string::npos) << s.to_string();
+    auto expect_not_supported = [&](const char* op, const std::function<void()>& call) {
+        try {
+            call();
+            ADD_FAILURE() << op << " did not refuse " << s.to_string();
+        } catch (const NotSupported& e) {
+            EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(op), std::string::npos) << e.what();
+        }
+    };
+    expect_not_supported("conv_igemm_forward", [&] {
+        kernels::conv_igemm_forward(s, kBF, kToF32, kSmall, nullptr, nullptr, {}, nullptr, Stream{});
+    });
+    expect_not_supported("conv_igemm_backward_data", [&] {
+        kernels::conv_igemm_backward_data(s, kF16, kToBF, kLarge, nullptr, nullptr, {}, nullptr, Stream{});
+    });
+    expect_not_supported("conv_igemm_backward_filter", [&] {
+        kernels::conv_igemm_backward_filter(s, kF16, kToF32, kSmall, 1, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                            Stream{});
+    });
+}
+
+TEST(EmuIgemm, UnsupportedShapesAreRefusedWithTheReason) {
+    expect_refused(shape(2, 1, 12, 16, 1, {5, 5}, {3, 3}), "input channels per group 12 not a multiple of 8");
+    expect_refused(shape(2, 1, 3, 64, 1, {8, 8}, {7, 7}), "input channels per group 3 not a multiple of 8");
+    expect_refused(shape(2, 1, 32, 32, 8, {5, 5}, {3, 3}), "input channels per group 4 not a multiple of 8");
+    expect_refused(shape(2, 1, 16, 20, 1, {5, 5}, {3, 3}), "output channels per group 20 not a multiple of 8");
+    expect_refused(shape(2, 1, 16, 16, 3, {5, 5}, {3, 3}), "not divisible by groups 3");
+    expect_refused(shape(2, 1, 16, 16, 1, {2, 2}, {3, 3}), "kernel is larger than the padded input");
+    IgemmConvShape rank4 = shape(2, 1, 16, 16, 1, {5, 5}, {3, 3});
+    rank4.rank = 4;
+    expect_refused(rank4, "rank 4");
+    expect_refused(shape(2, 1 << 16, 16, 16, 1, {256, 256}, {1, 1}), "past 32-bit indices");
+    EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 16, 16, 2, {5, 5}, {3, 3})), "");
+    // Operands off 16-byte alignment (a view at an odd offset) are refused, not faulted on.
+    std::vector<std::uint16_t> buffer(4096);
+    std::vector<float> out(4096);
+    const IgemmConvShape ok = shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}, {1, 1}, {1, 1});
+    EXPECT_THROW(kernels::conv_igemm_forward(ok, kBF, kToF32, kSmall, buffer.data() + 1, buffer.data(), {}, out.data(),
+                                             Stream{}),
+                 InvalidArgument);
+    EXPECT_THROW(kernels::conv_igemm_backward_data(ok, kBF, kToF32, kSmall, buffer.data(), buffer.data() + 4, {},
+                                                   out.data(), Stream{}),
+                 InvalidArgument);
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kSmall, 1, buffer.data() + 2, buffer.data(),
+                                                     nullptr, out.data(), nullptr, Stream{}),
+                 InvalidArgument);
+    EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, kSmall, nullptr,
+                                             nullptr, {}, nullptr, Stream{}),
+                 InvalidArgument);
+}
+
+// The large tile needs the opt-in above 48 KiB (its launch in the sweep passes the launch
+// checks only with it); both stay within sm_90's 227 KiB. The default tile by block count.
+TEST(EmuIgemm, SharedMemoryAndTileChoice) {
+    EXPECT_EQ(kernels::conv_igemm_shared_bytes(kLarge), 4u * (128 + 128) * 32 * 2);
+    EXPECT_EQ(kernels::conv_igemm_shared_bytes(kSmall), 3u * (64 + 64) * 32 * 2);
+    EXPECT_GT(kernels::conv_igemm_shared_bytes(kLarge), 48u * 1024);  // kernels/launch.cuh's limits
+    EXPECT_LE(kernels::conv_igemm_shared_bytes(kLarge), 227u * 1024);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 1, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})), kSmall);
+}
+
+// The cvt emulations against values worked out from the formats (PTX ISA: cvt.rn rounds to
+// nearest even; NaN stays NaN; overflow to infinity; f16 subnormals kept).
+TEST(EmuIgemm, ConversionsRoundToNearestEven) {
+    using emu::ptx::float_to_bfloat16;
+    using emu::ptx::float_to_float16;
+    EXPECT_EQ(float_to_bfloat16(1.0f), 0x3f80);
+    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f), 0x3f80);             // tie, to even
+    EXPECT_EQ(float_to_bfloat16(1.0f + 3 * 0x1p-8f), 0x3f82);         // tie, to even (up)
+    EXPECT_EQ(float_to_bfloat16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);  // past the tie
+    EXPECT_EQ(float_to_bfloat16(-2.5f), 0xc020);
+    EXPECT_EQ(float_to_bfloat16(3.4e38f), 0x7f80);  // overflow
+    EXPECT_EQ(float_to_bfloat16(std::numeric_limits<float>::quiet_NaN()) & 0x7fc0, 0x7fc0);
+    EXPECT_EQ(float_to_float16(1.0f), 0x3c00);
+    EXPECT_EQ(float_to_float16(0.1f), 0x2e66);
+    EXPECT_EQ(float_to_float16(-2.0f), 0xc000);
+    EXPECT_EQ(float_to_float16(65504.0f), 0x7bff);
+    EXPECT_EQ(float_to_float16(65519.0f), 0x7bff);
+    EXPECT_EQ(float_to_float16(65520.0f), 0x7c00);         // the tie past the largest
+    EXPECT_EQ(float_to_float16(1.0f + 0x1p-11f), 0x3c00);  // tie, to even
+    EXPECT_EQ(float_to_float16(1.0f + 3 * 0x1p-11f), 0x3c02);
+    EXPECT_EQ(float_to_float16(0x1p-14f), 0x0400);             // smallest normal
+    EXPECT_EQ(float_to_float16(0x1p-24f), 0x0001);             // smallest subnormal
+    EXPECT_EQ(float_to_float16(0x1p-25f), 0x0000);             // tie, to even (zero)
+    EXPECT_EQ(float_to_float16(3 * 0x1p-25f), 0x0002);         // tie, to even (up)
+    EXPECT_EQ(float_to_float16(0x1p-14f - 0x1p-25f), 0x0400);  // rounds up into the normals
+    EXPECT_EQ(float_to_float16(-0.0f), 0x8000);
+    EXPECT_EQ(float_to_float16(std::numeric_limits<float>::infinity()), 0x7c00);
+    EXPECT_EQ(float_to_float16(std::numeric_limits<float>::quiet_NaN()) & 0x7e00, 0x7e00);
+    for (std::uint32_t bits = 0; bits < 0x7c00; bits += 7) {  // every f16 survives the round trip
+        const auto h = static_cast<std::uint16_t>(bits);
+        EXPECT_EQ(float_to_float16(emu::ptx::float16_to_float(h)), h);
+        EXPECT_EQ(emu::ptx::float16_to_float(h), static_cast<float>(float16_value(h)));
+    }
+}
+
+}  // namespace
+}  // namespace convkit
