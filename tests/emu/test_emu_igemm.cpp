@@ -4,7 +4,9 @@
 // over rank 1-3, tile edges, strides, dilations, groups, batch 1, channel counts off the tile,
 // every epilogue option, both operand types, every output type, both tiles and several split-K
 // counts; small integers bit for bit; split-K determinism; refusals with their reasons; the cvt
-// emulations.
+// emulations. Compiled a second time into test_cuda (CONVKIT_IGEMM_ON_DEVICE, label gpu): the
+// same cases on a CUDA device, a GPU or the emulated one, each buffer mirrored into device
+// memory around the launch.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,9 +23,16 @@
 #include <vector>
 
 #include "convkit/error.h"
-#include "emu/ptx_emulation.h"
 #include "kernels/conv_igemm.h"
 #include "test_util.h"
+#ifdef CONVKIT_IGEMM_ON_DEVICE
+#include <map>
+#include <memory>
+
+#include "cuda/cuda_memory.h"
+#else
+#include "emu/ptx_emulation.h"
+#endif
 
 namespace convkit {
 namespace {
@@ -228,21 +237,72 @@ Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) 
     return p;
 }
 
+#ifdef CONVKIT_IGEMM_ON_DEVICE
+// Device copies of host buffers for one launch, one per host buffer (so an in-place residual
+// stays in place), and the output copied back.
+class DeviceMirror {
+public:
+    template <typename T>
+    T* operator()(T* host, std::size_t bytes) {
+        if (host == nullptr) return nullptr;
+        Block& block = blocks_[host];
+        if (!block.device) {
+            block = {detail::allocate_cuda(std::max<std::size_t>(bytes, 1), 0), bytes};
+            detail::copy_bytes(block.device.get(), Device::cuda(0), host, Device::host(), bytes);
+        }
+        return static_cast<T*>(block.device.get());
+    }
+    void copy_back(void* host) const {
+        const Block& block = blocks_.at(host);
+        detail::copy_bytes(host, Device::host(), block.device.get(), Device::cuda(0), block.bytes);
+    }
+
+private:
+    struct Block {
+        std::shared_ptr<void> device;
+        std::size_t bytes = 0;
+    };
+    std::map<const void*, Block> blocks_;
+};
+#else
+// Host memory as it is: the kernels run in the emulator.
+struct DeviceMirror {
+    template <typename T>
+    T* operator()(T* host, std::size_t) const {
+        return host;
+    }
+    void copy_back(void*) const {}
+};
+#endif
+
 // The launcher of the case's direction (backward-filter with a NaN-poisoned workspace).
-void launch(const Case& cs, const Problem& p, const IgemmEpilogue& epilogue, void* y) {
+void launch(const Case& cs, const Problem& p, IgemmEpilogue epilogue, void* y) {
+    DeviceMirror on_device;
+    const std::size_t y_bytes =
+        static_cast<std::size_t>(p.outputs) * (cs.output == IgemmOutput::Float32 ? sizeof(float) : 2);
+    const std::uint16_t* first = on_device(p.first.data(), p.first.size() * 2);
+    const std::uint16_t* second = on_device(p.second.data(), p.second.size() * 2);
+    epilogue.bias = on_device(epilogue.bias, p.bias.size() * sizeof(float));
+    epilogue.residual = on_device(epilogue.residual, y_bytes);
+    void* const y_host = y;
+    y = on_device(y, y_bytes);
+#ifdef CONVKIT_IGEMM_ON_DEVICE
+    const Stream stream = current_stream(0);
+#else
+    const Stream stream{};
+#endif
     if (cs.direction == Direction::Forward) {
-        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(), epilogue,
-                                    y, Stream{});
+        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, first, second, epilogue, y, stream);
     } else if (cs.direction == Direction::BackwardData) {
-        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, p.first.data(), p.second.data(),
-                                          epilogue, y, Stream{});
+        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, first, second, epilogue, y, stream);
     } else {
         std::vector<float> workspace(kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.splits) / 4,
                                      std::numeric_limits<float>::quiet_NaN());
-        kernels::conv_igemm_backward_filter(cs.shape, cs.operand, cs.output, cs.tile, cs.splits, p.first.data(),
-                                            p.second.data(), epilogue.residual, y,
-                                            workspace.empty() ? nullptr : workspace.data(), Stream{});
+        kernels::conv_igemm_backward_filter(
+            cs.shape, cs.operand, cs.output, cs.tile, cs.splits, first, second, epilogue.residual, y,
+            workspace.empty() ? nullptr : on_device(workspace.data(), workspace.size() * sizeof(float)), stream);
     }
+    on_device.copy_back(y_host);
 }
 
 // Runs the kernel into a NaN-poisoned buffer and returns its output as doubles.
@@ -371,7 +431,14 @@ const std::vector<Case>& sweep() {
     return cases;
 }
 
+#ifdef CONVKIT_IGEMM_ON_DEVICE
+class IgemmSweep : public testing::WithCuda<::testing::TestWithParam<Case>> {};
+class CudaIgemm : public testing::WithCuda<> {};
+#define IGEMM_TEST(name) TEST_F(CudaIgemm, name)
+#else
 class IgemmSweep : public ::testing::TestWithParam<Case> {};
+#define IGEMM_TEST(name) TEST(EmuIgemm, name)
+#endif
 
 TEST_P(IgemmSweep, MatchesTheDefinition) {
     CONVKIT_SEEDED_RNG(rng);
@@ -387,11 +454,15 @@ std::string test_name(const ::testing::TestParamInfo<Case>& info) {
     return n;
 }
 
+#ifdef CONVKIT_IGEMM_ON_DEVICE
+INSTANTIATE_TEST_SUITE_P(Cuda, IgemmSweep, ::testing::ValuesIn(sweep()), test_name);
+#else
 INSTANTIATE_TEST_SUITE_P(Emu, IgemmSweep, ::testing::ValuesIn(sweep()), test_name);
+#endif
 
 // Small integers: every product and sum is exact in float, so the float output must equal the
 // definition bit for bit on every case of the sweep, with either tile.
-TEST(EmuIgemm, SmallIntegersBitForBitOnTheSweep) {
+IGEMM_TEST(SmallIntegersBitForBitOnTheSweep) {
     CONVKIT_SEEDED_RNG(rng);
     for (Case cs : sweep()) {
         cs.output = kToF32;
@@ -408,7 +479,7 @@ TEST(EmuIgemm, SmallIntegersBitForBitOnTheSweep) {
 
 // Every combination of epilogue options, output type and operand on one shape past both tile
 // edges in M (M = 2 * 9 * 9 = 162), in both passes.
-TEST(EmuIgemm, EveryEpilogueCombination) {
+IGEMM_TEST(EveryEpilogueCombination) {
     CONVKIT_SEEDED_RNG(rng);
     for (Direction direction : {Direction::Forward, Direction::BackwardData})
         for (IgemmOperand operand : {kBF, kF16})
@@ -429,7 +500,7 @@ TEST(EmuIgemm, EveryEpilogueCombination) {
 
 // A residual that is the output itself accumulates into it (dx += conv^T(dy, w), as a gradient
 // summed over uses is): each element is read and written by the same thread.
-TEST(EmuIgemm, ResidualInPlaceAccumulates) {
+IGEMM_TEST(ResidualInPlaceAccumulates) {
     CONVKIT_SEEDED_RNG(rng);
     for (Direction direction : {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter}) {
         const bool filter = direction == Direction::BackwardFilter;
@@ -451,7 +522,7 @@ TEST(EmuIgemm, ResidualInPlaceAccumulates) {
 
 // Backward-filter's split-K reduction adds the slices in a fixed order: the same splits give the
 // same bits on every run and under every schedule; other splits agree within rounding.
-TEST(EmuIgemm, BackwardFilterSplitsAreDeterministic) {
+IGEMM_TEST(BackwardFilterSplitsAreDeterministic) {
     CONVKIT_SEEDED_RNG(rng);
     Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
             kSmall,
@@ -505,7 +576,7 @@ void expect_refused(const IgemmConvShape& s, const std::string& reason) {
     });
 }
 
-TEST(EmuIgemm, UnsupportedShapesAreRefusedWithTheReason) {
+IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     expect_refused(shape(2, 1, 12, 16, 1, {5, 5}, {3, 3}), "input channels per group 12 not a multiple of 8");
     expect_refused(shape(2, 1, 3, 64, 1, {8, 8}, {7, 7}), "input channels per group 3 not a multiple of 8");
     expect_refused(shape(2, 1, 32, 32, 8, {5, 5}, {3, 3}), "input channels per group 4 not a multiple of 8");
@@ -537,7 +608,7 @@ TEST(EmuIgemm, UnsupportedShapesAreRefusedWithTheReason) {
 
 // The large tile needs the opt-in above 48 KiB (its launch in the sweep passes the launch
 // checks only with it); both stay within sm_90's 227 KiB. The default tile by block count.
-TEST(EmuIgemm, SharedMemoryAndTileChoice) {
+IGEMM_TEST(SharedMemoryAndTileChoice) {
     EXPECT_EQ(kernels::conv_igemm_shared_bytes(kLarge), 4u * (128 + 128) * 32 * 2);
     EXPECT_EQ(kernels::conv_igemm_shared_bytes(kSmall), 3u * (64 + 64) * 32 * 2);
     EXPECT_GT(kernels::conv_igemm_shared_bytes(kLarge), 48u * 1024);  // kernels/launch.cuh's limits
@@ -548,7 +619,8 @@ TEST(EmuIgemm, SharedMemoryAndTileChoice) {
 
 // The cvt emulations against values worked out from the formats (PTX ISA: cvt.rn rounds to
 // nearest even; NaN stays NaN; overflow to infinity; f16 subnormals kept).
-TEST(EmuIgemm, ConversionsRoundToNearestEven) {
+#ifndef CONVKIT_IGEMM_ON_DEVICE  // the emulator's cvt, checked directly
+IGEMM_TEST(ConversionsRoundToNearestEven) {
     using emu::ptx::float_to_bfloat16;
     using emu::ptx::float_to_float16;
     EXPECT_EQ(float_to_bfloat16(1.0f), 0x3f80);
@@ -580,6 +652,7 @@ TEST(EmuIgemm, ConversionsRoundToNearestEven) {
         EXPECT_EQ(emu::ptx::float16_to_float(h), static_cast<float>(float16_value(h)));
     }
 }
+#endif
 
 }  // namespace
 }  // namespace convkit
