@@ -362,14 +362,34 @@ cudaError_t cudaMemset(void* destination, int value, std::size_t bytes) {
 
 // ---- streams and events -----------------------------------------------------------------------
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
-    if (stream == nullptr) return fail(cudaErrorInvalidValue);
-    // A distinct address per stream; the emulator has nothing to keep in it.
-    *stream = reinterpret_cast<cudaStream_t>(new char);
+namespace {
+// Streams and events are heap objects whose addresses the runtime keeps, so that a destroyed or
+// foreign handle is cudaErrorInvalidResourceHandle, as on a GPU.
+template <typename Object, typename Handle>
+cudaError_t create_handle(Handle* handle, std::set<const void*> RuntimeState::*registry) {
+    if (handle == nullptr) return fail(cudaErrorInvalidValue);
+    *handle = reinterpret_cast<Handle>(new Object());
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
-    s.streams.insert(*stream);
+    (s.*registry).insert(*handle);
     return cudaSuccess;
+}
+
+template <typename Object, typename Handle>
+cudaError_t destroy_handle(Handle handle, std::set<const void*> RuntimeState::*registry) {
+    RuntimeState& s = state();
+    std::lock_guard lock(s.mutex);
+    if ((s.*registry).erase(handle) == 0) return fail(cudaErrorInvalidResourceHandle);
+    delete reinterpret_cast<Object*>(handle);
+    return cudaSuccess;
+}
+
+// A stream holds nothing: every launch has finished when it returns.
+struct EmulatedStream {};
+}  // namespace
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
+    return create_handle<EmulatedStream>(stream, &RuntimeState::streams);
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) {
@@ -377,11 +397,7 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-    RuntimeState& s = state();
-    std::lock_guard lock(s.mutex);
-    if (s.streams.erase(stream) == 0) return fail(cudaErrorInvalidResourceHandle);
-    delete reinterpret_cast<char*>(stream);
-    return cudaSuccess;
+    return destroy_handle<EmulatedStream>(stream, &RuntimeState::streams);
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
@@ -399,12 +415,7 @@ EmulatedEvent* known_event(cudaEvent_t event) {
 }  // namespace
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
-    if (event == nullptr) return fail(cudaErrorInvalidValue);
-    *event = reinterpret_cast<cudaEvent_t>(new EmulatedEvent());
-    RuntimeState& s = state();
-    std::lock_guard lock(s.mutex);
-    s.events.insert(*event);
-    return cudaSuccess;
+    return create_handle<EmulatedEvent>(event, &RuntimeState::events);
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
@@ -412,11 +423,7 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-    RuntimeState& s = state();
-    std::lock_guard lock(s.mutex);
-    if (s.events.erase(event) == 0) return fail(cudaErrorInvalidResourceHandle);
-    delete reinterpret_cast<EmulatedEvent*>(event);
-    return cudaSuccess;
+    return destroy_handle<EmulatedEvent>(event, &RuntimeState::events);
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
