@@ -110,7 +110,7 @@ double test_error(ConvAutoencoder& model, const Tensor& images, Device device) {
     for (std::int64_t begin = 0; begin < count; begin += 500) {
         const std::int64_t end = std::min(count, begin + 500);
         const Tensor batch = slice(images, 0, begin, end).to(device);
-        total += mse_loss(model(batch), batch, Reduction::Sum).item(0);
+        total += mse_loss(model(batch), batch, Reduction::Sum).to(Device::host()).item(0);
     }
     model.train();
     return total / static_cast<double>(images.numel());
