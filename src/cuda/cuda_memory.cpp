@@ -98,6 +98,43 @@ void copy_bytes(void* destination, Device destination_device, const void* source
     if (destination_device.is_host()) raise_deferred_errors(device);
 }
 
+void copy_from_pinned_async(void* destination, Device device, const void* pinned_source, std::size_t bytes) {
+    if (bytes == 0) return;
+    CudaDeviceGuard guard(device.index);
+    CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, pinned_source, bytes, cudaMemcpyHostToDevice,
+                                       to_cuda(current_stream(device.index))));
+}
+
+std::shared_ptr<void> record_event(int device) {
+    CudaDeviceGuard guard(device);
+    cudaEvent_t event = nullptr;
+    CONVKIT_CHECK_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    const cudaError_t status = cudaEventRecord(event, to_cuda(current_stream(device)));
+    if (status != cudaSuccess) cudaEventDestroy(event);
+    CONVKIT_CHECK_CUDA(status);
+    return std::shared_ptr<void>(event, [device](void* e) noexcept {
+        CudaDeviceGuard destroy_guard(device);
+        cudaEventDestroy(static_cast<cudaEvent_t>(e));  // a failure (shutting down) loses one event
+    });
+}
+
+void wait_until_complete(int device, const std::shared_ptr<void>& event) {
+    CudaDeviceGuard guard(device);
+    const auto e = static_cast<cudaEvent_t>(event.get());
+    if (!event_complete(e)) wait_for_event(e);
+}
+
+void stream_wait_event(int device, const std::shared_ptr<void>& event) {
+#ifdef CONVKIT_EMULATED_DEVICE
+    // The emulated runtime has no cudaStreamWaitEvent; its events complete when recorded, so
+    // this never waits there.
+    wait_until_complete(device, event);
+#else
+    CudaDeviceGuard guard(device);
+    CONVKIT_CHECK_CUDA(cudaStreamWaitEvent(to_cuda(current_stream(device)), static_cast<cudaEvent_t>(event.get()), 0));
+#endif
+}
+
 }  // namespace detail
 
 MemoryStats cuda_memory_stats(int device) { return detail::cuda_allocator().stats(device); }
