@@ -174,9 +174,10 @@ void cross_entropy_backward(const CrossEntropyParams& p, DType dtype, const void
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        launch<cross_entropy_backward_kernel<T>>(
-            {grid_for(p.g.count()), kThreadsPerBlock}, s, p, static_cast<const T*>(grad_output), per_row, scale,
-            counted_rows, static_cast<const T*>(logits), targets, static_cast<const T*>(row_lse), static_cast<T*>(grad_logits));
+        launch<cross_entropy_backward_kernel<T>>({grid_for(p.g.count()), kThreadsPerBlock}, s, p,
+                                                 static_cast<const T*>(grad_output), per_row, scale, counted_rows,
+                                                 static_cast<const T*>(logits), targets, static_cast<const T*>(row_lse),
+                                                 static_cast<T*>(grad_logits));
     });
 }
 

@@ -225,9 +225,9 @@ TEST_P(CudaCrossEntropy, KernelsMatchTheHostReference) {
             EXPECT_LT(testing::relative_error(lse, ref_lse), tolerance_for(dtype)) << "row log-sum-exp";
             Tensor dx = testing::nan_tensor(c.logits, dtype, Device::cuda());
             // The mean's scale from the count on the device, as the op layer passes it.
+            const double* counted_rows = reduction == Reduction::Mean ? &status_on_device->counted_rows : nullptr;
             kernels::cross_entropy_backward(p, dtype, on_cuda(dy, dtype).raw_data(), reduction == Reduction::None,
-                                            1.0, reduction == Reduction::Mean ? &status_on_device->counted_rows : nullptr,
-                                            xd.raw_data(), targets_gpu.data<std::int64_t>(),
+                                            1.0, counted_rows, xd.raw_data(), targets_gpu.data<std::int64_t>(),
                                             on_cuda(ref_lse, dtype).raw_data(), dx.raw_data(), current_stream(0));
             EXPECT_LT(testing::relative_error(dx, ref_dx), tolerance_for(dtype)) << "backward";
         }

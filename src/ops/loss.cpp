@@ -91,9 +91,8 @@ Tensor cross_entropy_backward_raw(const detail::CrossEntropyParams& p, Reduction
         const auto* status = static_cast<const kernels::CrossEntropyDeviceStatus*>(device_status.raw_data());
         const double* counted_rows = reduction == Reduction::Mean ? &status->counted_rows : nullptr;
         kernels::cross_entropy_backward(p, logits.dtype(), dy.raw_data(), per_row, scale, counted_rows,
-                                        logits.raw_data(),
-                                        targets.data<std::int64_t>(), row_lse.raw_data(), dx.raw_data(),
-                                        detail::stream_of(logits));
+                                        logits.raw_data(), targets.data<std::int64_t>(), row_lse.raw_data(),
+                                        dx.raw_data(), detail::stream_of(logits));
     }
     return dx;
 }
