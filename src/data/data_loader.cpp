@@ -85,7 +85,23 @@ Shape batch_shape(std::int64_t count, const Shape& example_shape) {
 // time.
 class PinnedStaging {
 public:
+    PinnedStaging() = default;
+    PinnedStaging(const PinnedStaging&) = delete;
+    PinnedStaging& operator=(const PinnedStaging&) = delete;
+    // The memory outlives the copies out of it (the end of an epoch, or a break out of one).
+    ~PinnedStaging() {
+        for (Buffer& b : buffers_) {
+            if (!b.copied) continue;
+            try {
+                detail::wait_until_complete(device_, b.copied);
+            } catch (...) {
+                // A destructor must not throw; a broken context has no copy left to wait for.
+            }
+        }
+    }
+
     void* reserve(std::size_t bytes, int device) {
+        device_ = device;
         Buffer& b = buffers_[next_];
         next_ = (next_ + 1) % buffers_.size();
         if (b.copied) detail::wait_until_complete(device, std::exchange(b.copied, nullptr));
@@ -106,6 +122,7 @@ private:
     std::array<Buffer, 2> buffers_;
     std::size_t next_ = 0;
     Buffer* last_ = nullptr;
+    int device_ = 0;
 };
 
 // A batch as made, and for a GPU the event after its copies (which the caller's stream waits for).
