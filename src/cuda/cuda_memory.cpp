@@ -113,8 +113,12 @@ std::shared_ptr<void> record_event(int device) {
     if (status != cudaSuccess) cudaEventDestroy(event);
     CONVKIT_CHECK_CUDA(status);
     return std::shared_ptr<void>(event, [device](void* e) noexcept {
-        CudaDeviceGuard destroy_guard(device);
-        cudaEventDestroy(static_cast<cudaEvent_t>(e));  // a failure (shutting down) loses one event
+        try {
+            CudaDeviceGuard destroy_guard(device);
+            cudaEventDestroy(static_cast<cudaEvent_t>(e));
+        } catch (...) {
+            // A destructor must not throw; a failure (the runtime shutting down) loses one event.
+        }
     });
 }
 
