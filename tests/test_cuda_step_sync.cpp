@@ -1,8 +1,8 @@
 // A training step makes no host synchronisation (issue #15): a small CNN (conv, batch norm,
-// ReLU, max pooling, linear, cross-entropy, Adam) fed by a DataLoader that stages batches in
-// pinned memory and copies them on its own stream. After the first step (which may create
-// streams, optimizer state and cached blocks) the host must never wait for the device until it
-// reads a value. Waits are counted by the library itself (every wait goes through
+// ReLU, max pooling, linear, cross-entropy, Adam with a cosine schedule) fed by a DataLoader that
+// stages batches in pinned memory and copies them on its own stream. After the first step (which
+// may create streams, optimizer state and cached blocks) the host must never wait for the device
+// until it reads a value. Waits are counted by the library itself (every wait goes through
 // detail::wait_for_stream / wait_for_event), on a GPU and on the emulated device alike; on the
 // emulated device the CUDA runtime's own count must agree (it would also see a wait the library
 // made without its wrapper).
@@ -59,6 +59,7 @@ TEST_F(CudaStepSync, TrainingStepsAfterTheFirstMakeNoHostSynchronisation) {
     auto model = small_cnn();
     model->to(Device::cuda());
     optim::Adam adam(model->parameters(), {.lr = 1e-2});
+    optim::CosineAnnealingLR schedule(adam, kExamples / kBatch);
 
     std::vector<Tensor> losses;
     std::vector<WaitCounts> waits_per_step;
@@ -68,6 +69,7 @@ TEST_F(CudaStepSync, TrainingStepsAfterTheFirstMakeNoHostSynchronisation) {
         Tensor loss = cross_entropy((*model)(batch.inputs), batch.targets);
         loss.backward();
         adam.step();
+        schedule.step();
         losses.push_back(loss.detach());
         const WaitCounts after = WaitCounts::now();
         waits_per_step.push_back({after.library - before.library, after.runtime - before.runtime});
