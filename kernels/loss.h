@@ -15,8 +15,8 @@
 
 CONVKIT_KERNELS_BEGIN
 
-// What a cross-entropy forward pass leaves in device memory (the caller's), read by no one on
-// the way: the op layer defers the target check to the host's next wait (cuda/deferred_errors.h)
+// What a cross-entropy forward pass leaves in device memory (the caller's) instead of copying it
+// back: the op layer defers the target check to the host's next wait (cuda/deferred_errors.h),
 // and the backward pass divides by the count on the device.
 struct CrossEntropyDeviceStatus {
     detail::DeviceErrorSlot invalid_target;  // the first row whose target is out of range, and that target
