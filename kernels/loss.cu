@@ -17,13 +17,6 @@ using detail::BroadcastGeometry;
 using detail::CrossEntropyParams;
 using detail::PointwiseLoss;
 
-// What the host reads back after a cross-entropy forward pass; the blocks' partial sums and
-// counts follow it in the same scratch allocation.
-struct CrossEntropyScratchHeader {
-    unsigned long long first_invalid_row;  // all bits set while every target is valid
-    double counted_rows;
-};
-
 template <typename Team, typename T>
 __global__ void cross_entropy_forward_kernel(CrossEntropyParams p, const T* x, const std::int64_t* targets,
                                              T* row_losses, T* row_lse, double* partial_sums, double* partial_counts,
@@ -73,8 +66,10 @@ __global__ void cross_entropy_forward_kernel(CrossEntropyParams p, const T* x, c
 }
 
 template <typename T>
-__global__ void cross_entropy_backward_kernel(CrossEntropyParams p, const T* dy, bool per_row, double scale, const T* x,
-                                              const std::int64_t* targets, const T* row_lse, T* dx) {
+__global__ void cross_entropy_backward_kernel(CrossEntropyParams p, const T* dy, bool per_row, double scale,
+                                              const double* counted_rows, const T* x, const std::int64_t* targets,
+                                              const T* row_lse, T* dx) {
+    if (counted_rows != nullptr) scale = 1.0 / *counted_rows;  // as the host's 1.0 / count
     for (std::int64_t i = global_thread_index(); i < p.g.count(); i += global_thread_count()) {
         const std::int64_t row = p.g.row_of(i);
         const std::int64_t target = targets[row];
@@ -120,10 +115,12 @@ __global__ void pointwise_loss_backward_kernel(BroadcastGeometry g, const T* dy,
 }
 
 // One block: sums the blocks' partial sums (and counts) in order; divides for Mean by the
-// counted rows when counts are given, else by `count`. Writes `out` and `total_count` if given.
+// counted rows when counts are given, else by `count`. Writes `out` and `total_count` if given,
+// and the target of `invalid`'s row when it names one.
 template <typename T>
 __global__ void finish_reduction_kernel(const double* partial_sums, const double* partial_counts, std::int64_t blocks,
-                                        Reduction reduction, double count, T* out, double* total_count) {
+                                        Reduction reduction, double count, T* out, double* total_count,
+                                        const std::int64_t* targets, detail::DeviceErrorSlot* invalid) {
     double sum = 0;
     double counted = 0;
     for (std::int64_t b = threadIdx.x; b < blocks; b += blockDim.x) {
@@ -136,24 +133,23 @@ __global__ void finish_reduction_kernel(const double* partial_sums, const double
     const double divisor = partial_counts != nullptr ? counted : count;
     if (out != nullptr) out[0] = static_cast<T>(reduction == Reduction::Mean ? sum / divisor : sum);
     if (total_count != nullptr) *total_count = counted;
+    if (invalid != nullptr && invalid->index != detail::kNoDeviceError) invalid->value = targets[invalid->index];
 }
 }  // namespace
 
-detail::CrossEntropyStatus cross_entropy_forward(const CrossEntropyParams& p, Reduction reduction, DType dtype,
-                                                 const void* logits, const std::int64_t* targets, void* out,
-                                                 void* row_lse, Stream stream) {
+void cross_entropy_forward(const CrossEntropyParams& p, Reduction reduction, DType dtype, const void* logits,
+                           const std::int64_t* targets, void* out, void* row_lse, CrossEntropyDeviceStatus* status,
+                           Stream stream) {
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     const RowTeam team = row_team_for(p.g);
     unsigned blocks = 0;
     dispatch_row_team(team, [&](auto t) { blocks = grid_for_rows<decltype(t)>(p.g.rows()); });
     // Released when this returns: the caching allocator reuses it only behind this stream's work.
-    const std::shared_ptr<void> scratch =
-        detail::allocate_cuda(sizeof(CrossEntropyScratchHeader) + 2 * sizeof(double) * blocks, stream);
-    auto* header = static_cast<CrossEntropyScratchHeader*>(scratch.get());
-    auto* partial_sums = reinterpret_cast<double*>(header + 1);
+    const std::shared_ptr<void> scratch = detail::allocate_cuda(2 * sizeof(double) * blocks, stream);
+    auto* partial_sums = static_cast<double*>(scratch.get());
     double* partial_counts = partial_sums + blocks;
-    CONVKIT_CHECK_CUDA(cudaMemsetAsync(&header->first_invalid_row, 0xff, sizeof(header->first_invalid_row), s));
+    CONVKIT_CHECK_CUDA(cudaMemsetAsync(&status->invalid_target.index, 0xff, sizeof(status->invalid_target.index), s));
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
         const T* x = static_cast<const T*>(logits);
@@ -162,32 +158,26 @@ detail::CrossEntropyStatus cross_entropy_forward(const CrossEntropyParams& p, Re
             using Team = decltype(team_tag);
             launch<cross_entropy_forward_kernel<Team, T>>(
                 {blocks, kThreadsPerBlock}, s, p, x, targets, reduction == Reduction::None ? result : nullptr,
-                static_cast<T*>(row_lse), partial_sums, partial_counts, &header->first_invalid_row);
+                static_cast<T*>(row_lse), partial_sums, partial_counts, &status->invalid_target.index);
         });
         launch<finish_reduction_kernel<T>>({1, kThreadsPerBlock}, s, partial_sums, partial_counts, blocks, reduction,
-                                           0.0, reduction == Reduction::None ? nullptr : result, &header->counted_rows);
+                                           0.0, reduction == Reduction::None ? nullptr : result, &status->counted_rows,
+                                           targets, &status->invalid_target);
     });
-    CrossEntropyScratchHeader copied{};
-    CONVKIT_CHECK_CUDA(cudaMemcpyAsync(&copied, header, sizeof(copied), cudaMemcpyDeviceToHost, s));
-    CONVKIT_CHECK_CUDA(cudaStreamSynchronize(s));
-    detail::CrossEntropyStatus status;
-    if (copied.first_invalid_row != ~0ull)
-        status.first_invalid_row = static_cast<std::int64_t>(copied.first_invalid_row);
-    status.counted_rows = static_cast<std::int64_t>(copied.counted_rows);
-    return status;
 }
 
 void cross_entropy_backward(const CrossEntropyParams& p, DType dtype, const void* grad_output, bool per_row,
-                            double scale, const void* logits, const std::int64_t* targets, const void* row_lse,
-                            void* grad_logits, Stream stream) {
+                            double scale, const double* counted_rows, const void* logits, const std::int64_t* targets,
+                            const void* row_lse, void* grad_logits, Stream stream) {
     if (p.g.count() == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
-        launch<cross_entropy_backward_kernel<T>>(
-            {grid_for(p.g.count()), kThreadsPerBlock}, s, p, static_cast<const T*>(grad_output), per_row, scale,
-            static_cast<const T*>(logits), targets, static_cast<const T*>(row_lse), static_cast<T*>(grad_logits));
+        launch<cross_entropy_backward_kernel<T>>({grid_for(p.g.count()), kThreadsPerBlock}, s, p,
+                                                 static_cast<const T*>(grad_output), per_row, scale, counted_rows,
+                                                 static_cast<const T*>(logits), targets, static_cast<const T*>(row_lse),
+                                                 static_cast<T*>(grad_logits));
     });
 }
 
@@ -214,7 +204,7 @@ void pointwise_loss_forward(PointwiseLoss loss, Reduction reduction, const Broad
                 launch<pointwise_loss_forward_kernel<kLoss, true, T>>({blocks, kThreadsPerBlock}, s, g, x, t, pw,
                                                                       nullptr, partial_sums);
                 launch<finish_reduction_kernel<T>>({1, kThreadsPerBlock}, s, partial_sums, nullptr, blocks, reduction,
-                                                   static_cast<double>(g.count), result, nullptr);
+                                                   static_cast<double>(g.count), result, nullptr, nullptr, nullptr);
             } else {
                 launch<pointwise_loss_forward_kernel<kLoss, false, T>>({blocks, kThreadsPerBlock}, s, g, x, t, pw,
                                                                        result, nullptr);

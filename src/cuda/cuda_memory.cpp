@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
+#include "cuda/deferred_errors.h"
 #include "memory/caching_allocator.h"
 
 namespace convkit {
@@ -39,17 +40,11 @@ public:
     }
     bool event_done(void* event, int device) override {
         CudaDeviceGuard guard(device);
-        const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
-        if (status == cudaErrorNotReady) {
-            cudaGetLastError();
-            return false;
-        }
-        CONVKIT_CHECK_CUDA(status);
-        return true;
+        return event_complete(static_cast<cudaEvent_t>(event));
     }
     void wait_event(void* event, int device) override {
         CudaDeviceGuard guard(device);
-        CONVKIT_CHECK_CUDA(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+        wait_for_event(static_cast<cudaEvent_t>(event));
     }
     void destroy_event(void* event, int device) override {
         CudaDeviceGuard guard(device);
@@ -93,12 +88,55 @@ void copy_bytes(void* destination, Device destination_device, const void* source
         // The copy runs on the destination's stream, which knows nothing of pending writes to the
         // source on its own device: wait for them first.
         CudaDeviceGuard source_guard(source_device.index);
-        CONVKIT_CHECK_CUDA(cudaStreamSynchronize(to_cuda(current_stream(source_device.index))));
+        wait_for_stream(to_cuda(current_stream(source_device.index)));
     }
     CudaDeviceGuard guard(device);
     const cudaStream_t stream = to_cuda(current_stream(device));
     CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDefault, stream));
-    if (destination_device.is_host() || source_device.is_host()) CONVKIT_CHECK_CUDA(cudaStreamSynchronize(stream));
+    if (destination_device.is_host() || source_device.is_host()) wait_for_stream(stream);
+    // A read of device memory by the host: errors the kernels found before it surface here.
+    if (destination_device.is_host()) raise_deferred_errors(device);
+}
+
+void copy_from_pinned_async(void* destination, Device device, const void* pinned_source, std::size_t bytes) {
+    if (bytes == 0) return;
+    CudaDeviceGuard guard(device.index);
+    CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, pinned_source, bytes, cudaMemcpyHostToDevice,
+                                       to_cuda(current_stream(device.index))));
+}
+
+std::shared_ptr<void> record_event(int device) {
+    CudaDeviceGuard guard(device);
+    cudaEvent_t event = nullptr;
+    CONVKIT_CHECK_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    const cudaError_t status = cudaEventRecord(event, to_cuda(current_stream(device)));
+    if (status != cudaSuccess) cudaEventDestroy(event);
+    CONVKIT_CHECK_CUDA(status);
+    return std::shared_ptr<void>(event, [device](void* e) noexcept {
+        try {
+            CudaDeviceGuard destroy_guard(device);
+            cudaEventDestroy(static_cast<cudaEvent_t>(e));
+        } catch (...) {
+            // A destructor must not throw; a failure (the runtime shutting down) loses one event.
+        }
+    });
+}
+
+void wait_until_complete(int device, const std::shared_ptr<void>& event) {
+    CudaDeviceGuard guard(device);
+    const auto e = static_cast<cudaEvent_t>(event.get());
+    if (!event_complete(e)) wait_for_event(e);
+}
+
+void stream_wait_event(int device, const std::shared_ptr<void>& event) {
+#ifdef CONVKIT_EMULATED_DEVICE
+    // The emulated runtime has no cudaStreamWaitEvent; its events complete when recorded, so
+    // this never waits there.
+    wait_until_complete(device, event);
+#else
+    CudaDeviceGuard guard(device);
+    CONVKIT_CHECK_CUDA(cudaStreamWaitEvent(to_cuda(current_stream(device)), static_cast<cudaEvent_t>(event.get()), 0));
+#endif
 }
 
 }  // namespace detail
@@ -117,7 +155,7 @@ void destroy_stream(Stream stream) {
     if (stream.handle == nullptr) throw InvalidArgument("destroy_stream: the default stream cannot be destroyed");
     detail::require_cuda_device(stream.device, "destroy_stream");
     detail::CudaDeviceGuard guard(stream.device);
-    CONVKIT_CHECK_CUDA(cudaStreamSynchronize(detail::to_cuda(stream)));
+    detail::wait_for_stream(detail::to_cuda(stream));
     // Its cached blocks go back before the handle can be reused by a new stream.
     detail::cuda_allocator().release_stream(stream.device, stream.handle);
     CONVKIT_CHECK_CUDA(cudaStreamDestroy(detail::to_cuda(stream)));

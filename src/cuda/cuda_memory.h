@@ -22,5 +22,17 @@ std::shared_ptr<void> allocate_cuda(std::size_t bytes, Stream stream);
 void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
                 std::size_t bytes);
 
+// Copies from pinned host memory to `device` on its current stream without waiting: the
+// source must stay untouched until an event recorded after it (record_event) is complete.
+void copy_from_pinned_async(void* destination, Device device, const void* pinned_source, std::size_t bytes);
+
+// An event recorded now on the current stream of `device`, destroyed with its last owner.
+std::shared_ptr<void> record_event(int device);
+// Work enqueued after this on the current stream of `device` starts after `event`: a wait of
+// the device, not of the host.
+void stream_wait_event(int device, const std::shared_ptr<void>& event);
+// Blocks the host until `event` is complete; neither waits nor counts a wait when it already is.
+void wait_until_complete(int device, const std::shared_ptr<void>& event);
+
 }  // namespace convkit::detail
 #endif  // CONVKIT_CPU_EMULATION

@@ -1,9 +1,11 @@
 #include "cuda/cuda_runtime.h"
 
+#include <atomic>
 #include <mutex>
 
 #include "core/check.h"
 #include "cuda/cuda_check.h"
+#include "cuda/deferred_errors.h"
 
 namespace convkit {
 
@@ -97,10 +99,37 @@ StreamGuard::~StreamGuard() {
 void synchronize(int device) {
     detail::require_cuda_device(device, "synchronize");
     detail::CudaDeviceGuard guard(device);
-    CONVKIT_CHECK_CUDA(cudaStreamSynchronize(detail::to_cuda(current_stream(device))));
+    detail::wait_for_stream(detail::to_cuda(current_stream(device)));
+    detail::raise_deferred_errors(device);
 }
 
 namespace detail {
+
+namespace {
+std::atomic<std::uint64_t> waits{0};
+}
+
+void wait_for_stream(cudaStream_t stream) {
+    waits.fetch_add(1, std::memory_order_relaxed);
+    CONVKIT_CHECK_CUDA(cudaStreamSynchronize(stream));
+}
+
+void wait_for_event(cudaEvent_t event) {
+    waits.fetch_add(1, std::memory_order_relaxed);
+    CONVKIT_CHECK_CUDA(cudaEventSynchronize(event));
+}
+
+bool event_complete(cudaEvent_t event) {
+    const cudaError_t status = cudaEventQuery(event);
+    if (status == cudaErrorNotReady) {
+        cudaGetLastError();
+        return false;
+    }
+    CONVKIT_CHECK_CUDA(status);
+    return true;
+}
+
+std::uint64_t host_waits() { return waits.load(std::memory_order_relaxed); }
 
 std::string cuda_version_text(int version) {
     if (version == 0) return "none";

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "convkit/device.h"
+#include "cuda/host_waits.h"
 
 namespace convkit::detail {
 
@@ -28,6 +29,13 @@ private:
 };
 
 inline cudaStream_t to_cuda(Stream stream) { return static_cast<cudaStream_t>(stream.handle); }
+
+// Every wait of the host for the device goes through these two, so that waits are counted
+// (host_waits(), cuda/host_waits.h) on any device.
+void wait_for_stream(cudaStream_t stream);
+void wait_for_event(cudaEvent_t event);
+// Whether the work before `event` is complete; never waits.
+bool event_complete(cudaEvent_t event);
 
 // A CUDA version number as cudaRuntimeGetVersion gives it (13000) as text ("13.0"); 0 is "none".
 std::string cuda_version_text(int version);

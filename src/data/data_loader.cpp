@@ -1,3 +1,4 @@
+#include <array>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -77,19 +78,57 @@ Shape batch_shape(std::int64_t count, const Shape& example_shape) {
     return Shape(dims);
 }
 
-// Host memory a batch is stacked in before its copy to a GPU: pinned, allocated once per epoch
-// and reused, since pinning is slow. Used by one thread at a time.
+// Host memory batches are stacked in before their asynchronous copies to a GPU: pinned,
+// allocated once per epoch and reused, since pinning is slow. Two buffers in turn, so the next
+// batch is gathered while the last one's copy runs; a buffer is reused once the copy out of it
+// is complete (the host waits only if the copy is still running then). Used by one thread at a
+// time.
 class PinnedStaging {
 public:
-    void* reserve(std::size_t bytes) {
-        if (!buffer_.defined() || buffer_.nbytes() < bytes) {
-            buffer_ = empty_pinned(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Float64);
+    PinnedStaging() = default;
+    PinnedStaging(const PinnedStaging&) = delete;
+    PinnedStaging& operator=(const PinnedStaging&) = delete;
+    // The memory outlives the copies out of it (the end of an epoch, or a break out of one).
+    ~PinnedStaging() {
+        for (Buffer& b : buffers_) {
+            if (!b.copied) continue;
+            try {
+                detail::wait_until_complete(device_, b.copied);
+            } catch (...) {
+                // A destructor must not throw; a broken context has no copy left to wait for.
+            }
         }
-        return buffer_.raw_data();
     }
 
+    void* reserve(std::size_t bytes, int device) {
+        device_ = device;
+        Buffer& b = buffers_[next_];
+        next_ = (next_ + 1) % buffers_.size();
+        if (b.copied) detail::wait_until_complete(device, std::exchange(b.copied, nullptr));
+        if (!b.memory.defined() || b.memory.nbytes() < bytes) {
+            b.memory = empty_pinned(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Float64);
+        }
+        last_ = &b;
+        return b.memory.raw_data();
+    }
+    // The copies out of the buffer last reserved are enqueued before `copied`.
+    void copied_out(std::shared_ptr<void> copied) { last_->copied = std::move(copied); }
+
 private:
-    Tensor buffer_;
+    struct Buffer {
+        Tensor memory;
+        std::shared_ptr<void> copied;  // recorded after the last copy out of it
+    };
+    std::array<Buffer, 2> buffers_;
+    std::size_t next_ = 0;
+    Buffer* last_ = nullptr;
+    int device_ = 0;
+};
+
+// A batch as made, and for a GPU the event after its copies (which the caller's stream waits for).
+struct MadeBatch {
+    Batch batch;
+    std::shared_ptr<void> copied;
 };
 
 // The examples of one batch stacked: each example's bytes go to row k.
@@ -160,27 +199,31 @@ public:
     // The next batch for the caller, or nothing after the last; rethrows the worker's error at
     // the batch it failed on.
     std::optional<Batch> next() {
-        std::optional<Batch> batch = worker_.joinable() ? take_from_worker() : make_next_here();
-        if (batch && shared_->copy_stream.handle != nullptr) {
-            // Made on the loader's stream, to be used on the caller's: see the header.
-            const Stream consumer = current_stream(shared_->options.device.index);
-            record_stream(batch->inputs, consumer);
-            record_stream(batch->targets, consumer);
+        std::optional<MadeBatch> made = worker_.joinable() ? take_from_worker() : make_next_here();
+        if (!made) return std::nullopt;
+        if (shared_->copy_stream.handle != nullptr) {
+            // Made on the loader's stream, to be used on the caller's: see the header. The caller's
+            // stream waits for the copies on the device; the host does not.
+            const int device = shared_->options.device.index;
+            const Stream consumer = current_stream(device);
+            detail::stream_wait_event(device, made->copied);
+            record_stream(made->batch.inputs, consumer);
+            record_stream(made->batch.targets, consumer);
         }
-        return batch;
+        return std::move(made->batch);
     }
 
 private:
-    std::optional<Batch> make_next_here() {
+    std::optional<MadeBatch> make_next_here() {
         if (next_to_make_ >= batches_) return std::nullopt;
         return make_batch(next_to_make_++);
     }
 
-    std::optional<Batch> take_from_worker() {
+    std::optional<MadeBatch> take_from_worker() {
         std::unique_lock lock(mutex_);
         ready_.wait(lock, [this] { return !queue_.empty() || error_ || worker_finished_; });
         if (!queue_.empty()) {
-            Batch batch = std::move(queue_.front());
+            MadeBatch batch = std::move(queue_.front());
             queue_.pop_front();
             lock.unlock();
             space_.notify_one();
@@ -199,7 +242,7 @@ private:
                     space_.wait(lock, [&] { return stop_ || queue_.size() < prefetch; });
                     if (stop_) break;
                 }
-                Batch batch = make_batch(b);
+                MadeBatch batch = make_batch(b);
                 {
                     std::lock_guard lock(mutex_);
                     queue_.push_back(std::move(batch));
@@ -217,7 +260,7 @@ private:
         ready_.notify_one();
     }
 
-    Batch make_batch(std::int64_t batch_index) {
+    MadeBatch make_batch(std::int64_t batch_index) {
         const DataLoaderOptions& options = shared_->options;
         const std::int64_t first = batch_index * options.batch_size;
         const std::int64_t count = std::min(options.batch_size, shared_->dataset->size() - first);
@@ -232,7 +275,7 @@ private:
         if (to_gpu) {
             // One pinned block holds both, inputs first; the targets start at an 8-byte boundary.
             const std::size_t target_offset = (stacker.input_bytes() + 7) / 8 * 8;
-            inputs = staging_.reserve(target_offset + stacker.target_bytes());
+            inputs = staging_.reserve(target_offset + stacker.target_bytes(), options.device.index);
             targets = static_cast<char*>(inputs) + target_offset;
         } else {
             batch.inputs = Tensor::empty(stacker.input_shape(), head.input.dtype());
@@ -250,17 +293,18 @@ private:
             put_row(targets, k, example.target);
         }
         if (to_gpu) {
-            // On the loader's stream; copy_bytes waits for a copy from the host, so the staging
-            // block is free again and the batch complete when it is handed over.
+            // On the loader's stream, without waiting: the event after the copies tells the
+            // staging buffer when it is free and the caller's stream when the batch is complete.
             const StreamGuard on_copy_stream(shared_->copy_stream);
             batch.inputs = Tensor::empty(stacker.input_shape(), head.input.dtype(), options.device);
             batch.targets = Tensor::empty(stacker.target_shape(), head.target.dtype(), options.device);
-            detail::copy_bytes(batch.inputs.raw_data(), options.device, inputs, Device::host(),
-                                          stacker.input_bytes());
-            detail::copy_bytes(batch.targets.raw_data(), options.device, targets, Device::host(),
-                                          stacker.target_bytes());
+            detail::copy_from_pinned_async(batch.inputs.raw_data(), options.device, inputs, stacker.input_bytes());
+            detail::copy_from_pinned_async(batch.targets.raw_data(), options.device, targets, stacker.target_bytes());
+            std::shared_ptr<void> copied = detail::record_event(options.device.index);
+            staging_.copied_out(copied);
+            return {std::move(batch), std::move(copied)};
         }
-        return batch;
+        return {std::move(batch), nullptr};
     }
 
     const std::shared_ptr<const Shared> shared_;
@@ -273,7 +317,7 @@ private:
     std::mutex mutex_;
     std::condition_variable ready_;  // a batch, an error, or the end is there for the caller
     std::condition_variable space_;  // the queue has room, or the worker must stop
-    std::deque<Batch> queue_;
+    std::deque<MadeBatch> queue_;
     std::exception_ptr error_;
     bool worker_finished_ = false;
     bool stop_ = false;

@@ -6,7 +6,7 @@
 #include "backends/host/loss_host.h"
 #include "core/check.h"
 #include "ops/position_text.h"
-#include "cuda/cuda_memory.h"
+#include "cuda/deferred_errors.h"
 #include "kernels/loss.h"
 #include "ops/op_support.h"
 
@@ -49,10 +49,12 @@ Shape cross_entropy_target_shape(const Shape& logits) {
     return Shape(dims);
 }
 
-std::int64_t element_of(const Tensor& targets, std::int64_t flat) {
-    std::int64_t value = 0;
-    detail::copy_bytes(&value, Device::host(), targets.data<std::int64_t>() + flat, targets.device(), sizeof(value));
-    return value;
+// The message of an out-of-range target, the same whether found on the host or on a device.
+std::string invalid_target_message(const std::string& op, const Shape& targets, std::int64_t row, std::int64_t value,
+                                   const Shape& logits, std::int64_t classes, std::int64_t ignore_index) {
+    return detail::concat(op, ": targets", detail::position_text(targets, row), " = ", value,
+                          " is not a class index: logits of shape ", logits.to_string(), " have ", classes,
+                          " classes, so targets must be in [0, ", classes, ") or ignore_index (", ignore_index, ")");
 }
 
 detail::CrossEntropyParams cross_entropy_params(const std::string& op, const Tensor& logits, const Tensor& targets,
@@ -75,18 +77,22 @@ detail::CrossEntropyParams cross_entropy_params(const std::string& op, const Ten
     return {detail::softmax_geometry(op, logits.shape(), class_dim), label_smoothing, ignore_index};
 }
 
+// `device_status`: on a device, the forward pass's kernels::CrossEntropyDeviceStatus, whose
+// count of rows the mean's scale comes from there.
 Tensor cross_entropy_backward_raw(const detail::CrossEntropyParams& p, Reduction reduction, double scale,
-                                  const Tensor& dy, const Tensor& logits, const Tensor& targets,
-                                  const Tensor& row_lse) {
+                                  const Tensor& dy, const Tensor& logits, const Tensor& targets, const Tensor& row_lse,
+                                  const Tensor& device_status) {
     Tensor dx = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
     const bool per_row = reduction == Reduction::None;
     if (logits.device().is_host()) {
         detail::cross_entropy_backward_host(p, logits.dtype(), dy.raw_data(), per_row, scale, logits.raw_data(),
                                             targets.data<std::int64_t>(), row_lse.raw_data(), dx.raw_data());
     } else {
-        kernels::cross_entropy_backward(p, logits.dtype(), dy.raw_data(), per_row, scale, logits.raw_data(),
-                                        targets.data<std::int64_t>(), row_lse.raw_data(), dx.raw_data(),
-                                        detail::stream_of(logits));
+        const auto* status = static_cast<const kernels::CrossEntropyDeviceStatus*>(device_status.raw_data());
+        const double* counted_rows = reduction == Reduction::Mean ? &status->counted_rows : nullptr;
+        kernels::cross_entropy_backward(p, logits.dtype(), dy.raw_data(), per_row, scale, counted_rows,
+                                        logits.raw_data(), targets.data<std::int64_t>(), row_lse.raw_data(),
+                                        dx.raw_data(), detail::stream_of(logits));
     }
     return dx;
 }
@@ -147,28 +153,42 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, double label_s
     Tensor out = Tensor::empty(reduced_shape(reduction, targets.shape()), logits.dtype(), logits.device());
     // Each row's log-sum-exp: the backward pass needs the softmax and rebuilds it from this.
     Tensor row_lse = Tensor::empty(targets.shape(), logits.dtype(), logits.device());
-    const detail::CrossEntropyStatus status =
-        logits.device().is_host()
-            ? detail::cross_entropy_forward_host(p, reduction, logits.dtype(), logits.raw_data(),
-                                                 targets.data<std::int64_t>(), out.raw_data(), row_lse.raw_data())
-            : kernels::cross_entropy_forward(p, reduction, logits.dtype(), logits.raw_data(),
-                                             targets.data<std::int64_t>(), out.raw_data(), row_lse.raw_data(),
-                                             detail::stream_of(logits));
-    if (status.first_invalid_row >= 0) {
-        throw InvalidArgument(detail::concat(
-            op, ": targets", detail::position_text(targets.shape(), status.first_invalid_row), " = ",
-            element_of(targets, status.first_invalid_row), " is not a class index: logits of shape ",
-            logits.shape().to_string(), " have ", p.classes(), " classes, so targets must be in [0, ", p.classes(),
-            ") or ignore_index (", ignore_index, ")"));
+    // On a device nothing is read back: the kernels leave the count and the first bad target in
+    // device memory, and the host's next wait raises the error (docs/losses.md).
+    double scale = 1.0;
+    Tensor device_status;
+    if (logits.device().is_host()) {
+        const detail::CrossEntropyStatus status = detail::cross_entropy_forward_host(
+            p, reduction, logits.dtype(), logits.raw_data(), targets.data<std::int64_t>(), out.raw_data(),
+            row_lse.raw_data());
+        if (status.first_invalid_row >= 0) {
+            throw InvalidArgument(invalid_target_message(op, targets.shape(), status.first_invalid_row,
+                                                         targets.data<std::int64_t>()[status.first_invalid_row],
+                                                         logits.shape(), p.classes(), ignore_index));
+        }
+        scale = gradient_scale(reduction, status.counted_rows);
+    } else {
+        static_assert(sizeof(kernels::CrossEntropyDeviceStatus) % sizeof(double) == 0);
+        device_status = Tensor::empty(Shape{sizeof(kernels::CrossEntropyDeviceStatus) / sizeof(double)},
+                                      DType::Float64, logits.device());
+        auto* status = static_cast<kernels::CrossEntropyDeviceStatus*>(device_status.raw_data());
+        const Stream stream = detail::stream_of(logits);
+        kernels::cross_entropy_forward(p, reduction, logits.dtype(), logits.raw_data(), targets.data<std::int64_t>(),
+                                       out.raw_data(), row_lse.raw_data(), status, stream);
+        detail::defer_device_check(
+            &status->invalid_target, stream,
+            [op, target_shape = targets.shape(), logits_shape = logits.shape(), classes = p.classes(),
+             ignore_index](std::int64_t row, std::int64_t value) {
+                return invalid_target_message(op, target_shape, row, value, logits_shape, classes, ignore_index);
+            });
     }
     if (autograd::should_record({logits})) {
-        const double scale = gradient_scale(reduction, status.counted_rows);
         autograd::record(op, out, {logits, targets},
                          [p, reduction, scale, x = SavedTensor(logits), t = SavedTensor(targets),
-                          lse = SavedTensor(row_lse)](const Tensor& dy, const autograd::NeedsGrad&) {
-                             return std::vector<Tensor>{
-                                 cross_entropy_backward_raw(p, reduction, scale, dy, x.get(), t.get(), lse.get()),
-                                 Tensor()};
+                          lse = SavedTensor(row_lse), device_status](const Tensor& dy, const autograd::NeedsGrad&) {
+                             return std::vector<Tensor>{cross_entropy_backward_raw(p, reduction, scale, dy, x.get(),
+                                                                                   t.get(), lse.get(), device_status),
+                                                        Tensor()};
                          });
     }
     return out;

@@ -201,8 +201,13 @@ TEST(EmuLoss, CrossEntropyOnEveryTeamMatchesTheHost) {
                                                                          lse_host.raw_data());
                     },
                     [&](void* out) {
-                        emu_status = kernels::cross_entropy_forward(p, reduction, dtype, x.raw_data(), t, out,
-                                                                    lse_emu.raw_data(), testing::kEmuStream);
+                        kernels::CrossEntropyDeviceStatus device_status{};
+                        kernels::cross_entropy_forward(p, reduction, dtype, x.raw_data(), t, out, lse_emu.raw_data(),
+                                                       &device_status, testing::kEmuStream);
+                        emu_status.counted_rows = static_cast<std::int64_t>(device_status.counted_rows);
+                        const unsigned long long invalid_row = device_status.invalid_target.index;
+                        if (invalid_row != detail::kNoDeviceError)
+                            emu_status.first_invalid_row = static_cast<std::int64_t>(invalid_row);
                     });
                 EXPECT_LT(testing::relative_error(lse_emu, lse_host), testing::emu_tolerance(dtype));
                 EXPECT_EQ(emu_status.counted_rows, host_status.counted_rows);
@@ -219,8 +224,8 @@ TEST(EmuLoss, CrossEntropyOnEveryTeamMatchesTheHost) {
                                                         lse.raw_data(), dx);
                 },
                 [&](void* dx) {
-                    kernels::cross_entropy_backward(p, dtype, dy.raw_data(), false, 1.0 / rows, x.raw_data(), t,
-                                                    lse.raw_data(), dx, testing::kEmuStream);
+                    kernels::cross_entropy_backward(p, dtype, dy.raw_data(), false, 1.0 / rows, nullptr, x.raw_data(),
+                                                    t, lse.raw_data(), dx, testing::kEmuStream);
                 });
         }
     }

@@ -88,8 +88,8 @@ struct DataLoaderOptions {
     // an example from (seed, epoch, the example's index in the dataset).
     std::uint64_t seed = 0;
     // Where batches are delivered. For a GPU, batches are gathered into pinned host memory and
-    // copied by the background thread on a stream of its own, finished before they are handed
-    // over (see DataLoader::EpochRange).
+    // copied asynchronously by the background thread on a stream of its own; the caller's stream
+    // waits for the copy on the device, the host does not (see DataLoader::EpochRange).
     Device device = Device::host();
     std::int64_t prefetch_batches = 2;  // prepared ahead by the background thread (0: no thread)
     Transform transform = {};           // applied to each example's input; empty: none
@@ -123,9 +123,10 @@ private:
 
 // One epoch's batches, an input range: for (const Batch& batch : loader.epoch(e)) { ... }.
 // Destroying it (breaking out of the loop) stops and joins its thread, at most one batch later.
-// A GPU batch's memory belonged to the loader's stream; when the iterator hands the batch over it
-// marks it as used on the caller's current stream too (record_stream), so the caching allocator
-// does not reuse it while work queued there still reads it.
+// A GPU batch's memory belonged to the loader's stream; when the iterator hands the batch over,
+// the caller's current stream is made to wait (on the device) for the batch's copy, and the
+// memory is marked as used on that stream too (record_stream), so the caching allocator does not
+// reuse it while work queued there still reads it.
 class DataLoader::EpochRange {
 public:
     class State;  // data_loader.cpp

@@ -24,7 +24,9 @@ const char* reduction_name(Reduction reduction);  // "none", "mean", "sum"
 // Targets equal to ignore_index contribute 0 (None) and are left out of the Mean's count; Mean
 // over no counted target is NaN, as in PyTorch. A target outside [0, C) that is not
 // ignore_index is an InvalidArgument naming its value and position. On a CUDA device the check
-// runs inside the kernel and one flag is copied back per call, so the call waits for its kernels.
+// runs inside the kernel and the call does not wait: the error is raised by the next wait of the
+// host that reads the device (a copy to the host, synchronize()), as PyTorch's device asserts are
+// (docs/losses.md).
 // The gradient flows to logits only; label_smoothing must be in [0, 1].
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, double label_smoothing = 0.0,
                      Reduction reduction = Reduction::Mean, std::int64_t ignore_index = -100);
