@@ -129,14 +129,8 @@ void wait_until_complete(int device, const std::shared_ptr<void>& event) {
 }
 
 void stream_wait_event(int device, const std::shared_ptr<void>& event) {
-#ifdef CONVKIT_EMULATED_DEVICE
-    // The emulated runtime has no cudaStreamWaitEvent; its events complete when recorded, so
-    // this never waits there.
-    wait_until_complete(device, event);
-#else
     CudaDeviceGuard guard(device);
     CONVKIT_CHECK_CUDA(cudaStreamWaitEvent(to_cuda(current_stream(device)), static_cast<cudaEvent_t>(event.get()), 0));
-#endif
 }
 
 }  // namespace detail

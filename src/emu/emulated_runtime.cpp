@@ -434,6 +434,12 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     return cudaSuccess;
 }
 
+// A stream's later work waits for the event: here every earlier launch has already finished.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
+    if (!valid_stream(stream) || known_event(event) == nullptr) return fail(cudaErrorInvalidResourceHandle);
+    return flags == 0 || flags == cudaEventWaitExternal ? cudaSuccess : fail(cudaErrorInvalidValue);
+}
+
 cudaError_t cudaEventQuery(cudaEvent_t event) {
     return known_event(event) != nullptr ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
