@@ -197,7 +197,7 @@ TEST(SafetensorsLayout, LoadsAHandMadeFile) {
     EXPECT_CONTAINS(message, dir.file("spec.safetensors"));
 }
 
-TEST(SafetensorsLayout, SixteenBitTensorsAreLittleEndianAndComeLast) {
+TEST(SafetensorsLayout, SixteenBitTensorsAreLittleEndianAndInTheReferenceOrder) {
     // BF16 1.0 is 0x3F80 and -2.0 is 0xC000; F16 1.0 is 0x3C00 and 65504 (its largest) 0x7BFF.
     TempDir dir;
     write_bytes(dir.file("h.safetensors"),
@@ -210,16 +210,19 @@ TEST(SafetensorsLayout, SixteenBitTensorsAreLittleEndianAndComeLast) {
     EXPECT_EQ(loaded.at("b").to_vector(), (std::vector<double>{1.0, -2.0}));
     EXPECT_EQ(loaded.at("h").to_vector(), (std::vector<double>{1.0, 65504.0}));
 
-    // Written after every wider dtype (descending alignment), in name order.
+    // Written after every wider dtype, BF16 before F16: the reference writer sorts by its dtype
+    // enum, descending (... F16, BF16, ..., F32, ..., F64, I64), then by name.
     save_safetensors(dir.file("o.safetensors"), {{"a", Tensor::full(Shape{1}, 1.0, DType::Float16)},
                                                  {"b", Tensor::full(Shape{1}, 1.0, DType::Float32)},
-                                                 {"c", Tensor::full(Shape{1}, 1.0, DType::BFloat16)}});
+                                                 {"c", Tensor::full(Shape{1}, 1.0, DType::BFloat16)},
+                                                 {"d", Tensor::full(Shape{1}, 2.0, DType::BFloat16)}});
     const std::string bytes = read_bytes(dir.file("o.safetensors"));
     const std::string header = R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                               R"("a":{"dtype":"F16","shape":[1],"data_offsets":[4,6]},)"
-                               R"("c":{"dtype":"BF16","shape":[1],"data_offsets":[6,8]}})";
+                               R"("c":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]},)"
+                               R"("d":{"dtype":"BF16","shape":[1],"data_offsets":[6,8]},)"
+                               R"("a":{"dtype":"F16","shape":[1],"data_offsets":[8,10]}})";
     EXPECT_EQ(bytes.substr(8, header.size()), header);
-    EXPECT_EQ(bytes.substr(bytes.size() - 4), std::string("\x00\x3C\x80\x3F", 4));
+    EXPECT_EQ(bytes.substr(bytes.size() - 6), std::string("\x80\x3F\x00\x40\x00\x3C", 6));
 }
 
 // ---------------------------------------------------------------------------------------------

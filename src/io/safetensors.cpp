@@ -79,17 +79,18 @@ const char* file_dtype_name(DType dtype) {
     return "?";
 }
 
-// The reference writer orders tensors by descending dtype alignment, then by name, so that with
-// the header padded to 8 bytes every tensor starts aligned to its element size.
+// The reference writer orders tensors by its Dtype enum descending (I64, F64, F32, BF16, F16 for
+// ours: wider types first), then by name, so that with the header padded to 8 bytes every tensor
+// starts aligned to its element size. BF16 before F16 follows the enum, not the size.
 int reference_order(DType dtype) {
     switch (dtype) {
         case DType::Int64: return 0;
         case DType::Float64: return 1;
         case DType::Float32: return 2;
-        case DType::BFloat16:
-        case DType::Float16: return 3;
+        case DType::BFloat16: return 3;
+        case DType::Float16: return 4;
     }
-    return 3;
+    return 5;
 }
 
 std::string error_text(int error) { return std::system_category().message(error); }

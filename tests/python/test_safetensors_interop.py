@@ -162,8 +162,9 @@ def check_convkit_file(path):
 
 
 def same_bits(a, b):
-    def raw(t):
-        return t.contiguous().reshape(-1).view(torch.uint8).tolist()
+    def raw(t):  # bit patterns: NaN payloads and signed zeros compare too
+        flat = t.contiguous().reshape(-1)
+        return flat.view(torch.int16).tolist() if t.element_size() == 2 else flat.tolist()
     return a.dtype == b.dtype and a.shape == b.shape and raw(a) == raw(b)
 
 
