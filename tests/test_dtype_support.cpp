@@ -1,9 +1,11 @@
 // Every op given bfloat16 or float16 tensors either computes the float32 result (rounded to the
 // 16-bit type, within its tolerance) or raises NotSupported naming the op and the dtype: never
 // runs the bytes as another type, never another error.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convkit/convkit.h"
@@ -104,6 +106,62 @@ TEST(DtypeSupport, SixteenBitInputsComputeOrRaiseNotSupportedNamingOpAndDtype) {
     }
     EXPECT_GT(ran, 0);
     EXPECT_GT(refused, 0);
+}
+
+// Elementwise ops and reductions take 16-bit storage and compute in float32: against the same
+// (rounded) inputs in float64, the error is the output's one rounding and float32's arithmetic.
+TEST(DtypeSupport, ElementwiseAndReductionsComputeSixteenBitInFloat32) {
+    for (DType d : {DType::BFloat16, DType::Float16}) {
+        SCOPED_TRACE(dtype_name(d));
+        const double tol = d == DType::BFloat16 ? 1e-2 : 1e-3;
+        const Tensor x = input(Shape{3, 50}, 1, d);
+        const Tensor y = input(Shape{50}, 2, d, 0.5, 2.0);
+        const Tensor x64 = x.to(DType::Float64);
+        const Tensor y64 = y.to(DType::Float64);
+        const std::vector<std::pair<std::string, std::function<Tensor(const Tensor&, const Tensor&)>>> ops{
+            {"add", [](const Tensor& a, const Tensor& b) { return add(a, b); }},
+            {"sub", [](const Tensor& a, const Tensor& b) { return sub(a, b); }},
+            {"mul", [](const Tensor& a, const Tensor& b) { return mul(a, b); }},
+            {"div", [](const Tensor& a, const Tensor& b) { return div(a, b); }},
+            {"exp", [](const Tensor& a, const Tensor&) { return exp(a); }},
+            {"log", [](const Tensor&, const Tensor& b) { return log(b); }},
+            {"sqrt", [](const Tensor&, const Tensor& b) { return sqrt(b); }},
+            {"pow_scalar", [](const Tensor&, const Tensor& b) { return pow_scalar(b, 1.5); }},
+            {"tanh", [](const Tensor& a, const Tensor&) { return tanh(a); }},
+            {"sigmoid", [](const Tensor& a, const Tensor&) { return sigmoid(a); }},
+            {"gelu", [](const Tensor& a, const Tensor&) { return gelu(a); }},
+            {"clamp", [](const Tensor& a, const Tensor&) { return clamp(a, -0.3, 0.4); }},
+            {"sum", [](const Tensor& a, const Tensor&) { return sum(a); }},
+            {"sum_dim0", [](const Tensor& a, const Tensor&) { return sum(a, {0}, true); }},
+            {"mean_dim1", [](const Tensor& a, const Tensor&) { return mean(a, {1}); }},
+            {"max_dim1", [](const Tensor& a, const Tensor&) { return max(a, 1); }},
+            {"sum_to_shape", [](const Tensor& a, const Tensor&) { return sum_to_shape(a, Shape{50}); }},
+        };
+        for (const auto& [name, op] : ops) {
+            SCOPED_TRACE(name);
+            const Tensor got = op(x, y);
+            ASSERT_EQ(got.dtype(), d);
+            const std::vector<double> want = op(x64, y64).to_vector();
+            const std::vector<double> values = got.to_vector();
+            ASSERT_EQ(values.size(), want.size());
+            for (std::size_t i = 0; i < want.size(); ++i) {
+                ASSERT_LE(std::abs(values[i] - want[i]), tol * std::max(1.0, std::abs(want[i]))) << "element " << i;
+            }
+        }
+        EXPECT_EQ(argmax(x, 1).to_vector(), argmax(x64, 1).to_vector());
+
+        // Gradients flow in the tensors' dtype: d/dx sum(x * y) = y broadcast, exactly.
+        Tensor leaf = x.clone().detach().set_requires_grad();
+        sum(mul(leaf, y)).backward();
+        ASSERT_TRUE(leaf.grad().defined());
+        EXPECT_EQ(leaf.grad().dtype(), d);
+        const std::vector<double> grad = leaf.grad().to_vector();
+        const std::vector<double> y_values = y.to_vector();
+        for (std::size_t i = 0; i < grad.size(); ++i) ASSERT_EQ(grad[i], y_values[i % 50]) << i;
+        // Mixed dtypes stay an error naming both.
+        const std::string mixed = testing::message_of<InvalidArgument>([&] { add(x, y64); });
+        EXPECT_NE(mixed.find("add: b is float64 but a is " + std::string(dtype_name(d))), std::string::npos) << mixed;
+    }
 }
 
 TEST(DtypeSupport, OptimizersAndTransformsRefuseSixteenBitByName) {
