@@ -28,28 +28,18 @@ constexpr bool is_reduced_precision(DType dtype) { return dtype == DType::BFloat
 struct bfloat16;  // convkit/half.h
 struct float16;   // convkit/half.h
 
+// The DType of an element type: DTypeOf<float>::value == DType::Float32, ...
 template <typename T>
 struct DTypeOf;
-template <>
-struct DTypeOf<float> {
-    static constexpr DType value = DType::Float32;
+template <DType D>
+struct DTypeConstant {
+    static constexpr DType value = D;
 };
-template <>
-struct DTypeOf<double> {
-    static constexpr DType value = DType::Float64;
-};
-template <>
-struct DTypeOf<std::int64_t> {
-    static constexpr DType value = DType::Int64;
-};
-template <>
-struct DTypeOf<bfloat16> {
-    static constexpr DType value = DType::BFloat16;
-};
-template <>
-struct DTypeOf<float16> {
-    static constexpr DType value = DType::Float16;
-};
+template <> struct DTypeOf<float> : DTypeConstant<DType::Float32> {};
+template <> struct DTypeOf<double> : DTypeConstant<DType::Float64> {};
+template <> struct DTypeOf<std::int64_t> : DTypeConstant<DType::Int64> {};
+template <> struct DTypeOf<bfloat16> : DTypeConstant<DType::BFloat16> {};
+template <> struct DTypeOf<float16> : DTypeConstant<DType::Float16> {};
 template <typename T>
 inline constexpr DType dtype_of = DTypeOf<T>::value;
 

@@ -76,40 +76,43 @@ constexpr float float_from_float16_bits(std::uint16_t h) {
     return float_from_bits(sign | ((exponent + 112U) << 23) | (fraction << 13));
 }
 
+// What both 16-bit types share: the bits, their conversions through float (exact) and
+// construction from bits. `Derived` names the type; Encode/Decode are its rounding and widening.
+template <typename Derived, std::uint16_t (*Encode)(float), float (*Decode)(std::uint16_t)>
+struct Storage16 {
+    std::uint16_t bits = 0;
+
+    static constexpr Derived from_bits(std::uint16_t bits) {
+        Derived v;
+        v.bits = bits;
+        return v;
+    }
+    constexpr explicit operator float() const { return Decode(bits); }
+    constexpr explicit operator double() const { return static_cast<double>(Decode(bits)); }
+
+protected:
+    Storage16() = default;
+    constexpr explicit Storage16(float value) : bits(Encode(value)) {}
+    // Rounded once: see round_to_odd_float.
+    constexpr explicit Storage16(double value) : bits(Encode(round_to_odd_float(value))) {}
+};
+
 }  // namespace half_detail
 
 // bfloat16: float's sign and 8-bit exponent, 7 fraction bits (the upper half of a float).
-struct bfloat16 {
-    std::uint16_t bits = 0;
-
+struct bfloat16 : half_detail::Storage16<bfloat16, half_detail::bfloat16_bits_from_float,
+                                              half_detail::float_from_bfloat16_bits> {
     bfloat16() = default;
-    constexpr explicit bfloat16(float value) : bits(half_detail::bfloat16_bits_from_float(value)) {}
-    constexpr explicit bfloat16(double value)
-        : bits(half_detail::bfloat16_bits_from_float(half_detail::round_to_odd_float(value))) {}
-    static constexpr bfloat16 from_bits(std::uint16_t bits) {
-        bfloat16 v;
-        v.bits = bits;
-        return v;
-    }
-    constexpr explicit operator float() const { return half_detail::float_from_bfloat16_bits(bits); }
-    constexpr explicit operator double() const { return static_cast<double>(static_cast<float>(*this)); }
+    constexpr explicit bfloat16(float value) : Storage16(value) {}
+    constexpr explicit bfloat16(double value) : Storage16(value) {}
 };
 
 // float16 (IEEE binary16): 5-bit exponent, 10 fraction bits; largest finite 65504.
-struct float16 {
-    std::uint16_t bits = 0;
-
+struct float16 : half_detail::Storage16<float16, half_detail::float16_bits_from_float,
+                                             half_detail::float_from_float16_bits> {
     float16() = default;
-    constexpr explicit float16(float value) : bits(half_detail::float16_bits_from_float(value)) {}
-    constexpr explicit float16(double value)
-        : bits(half_detail::float16_bits_from_float(half_detail::round_to_odd_float(value))) {}
-    static constexpr float16 from_bits(std::uint16_t bits) {
-        float16 v;
-        v.bits = bits;
-        return v;
-    }
-    constexpr explicit operator float() const { return half_detail::float_from_float16_bits(bits); }
-    constexpr explicit operator double() const { return static_cast<double>(static_cast<float>(*this)); }
+    constexpr explicit float16(float value) : Storage16(value) {}
+    constexpr explicit float16(double value) : Storage16(value) {}
 };
 
 static_assert(sizeof(bfloat16) == 2 && sizeof(float16) == 2);
