@@ -4,8 +4,12 @@
 // kernels/launch.cuh, included from here.
 #include <algorithm>
 #include <cstdint>
+#include <string>
+#include <utility>
 
 #include "convkit/dtype.h"
+#include "convkit/error.h"
+#include "convkit/half.h"
 #include "kernels/kernels_namespace.h"
 #include "kernels/launch.cuh"
 
@@ -61,29 +65,37 @@ __device__ T block_sum(T value) {
     return threadIdx.x == 0 ? sum : T(0);
 }
 
-// Calls f(float{}) or f(double{}) by dtype.
+// The error of a kernel family asked to run a dtype it has no instantiation for.
+[[noreturn]] inline void throw_kernel_dtype_not_supported(const char* op, DType dtype) {
+    throw NotSupported(std::string(op) + ": the CUDA kernels run float32 and float64 only, not " + dtype_name(dtype));
+}
+
+// Calls f(float{}) or f(double{}) by dtype; any other dtype is NotSupported naming `op`.
+template <typename F>
+void dispatch_float_types(const char* op, DType dtype, F&& f) {
+    switch (dtype) {
+        case DType::Float32: f(float{}); return;
+        case DType::Float64: f(double{}); return;
+        case DType::Int64:
+        case DType::BFloat16:
+        case DType::Float16: break;
+    }
+    throw_kernel_dtype_not_supported(op, dtype);
+}
 template <typename F>
 void dispatch_float_types(DType dtype, F&& f) {
-    if (dtype == DType::Float32) {
-        f(float{});
-    } else {
-        f(double{});
-    }
+    dispatch_float_types("a CUDA kernel", dtype, std::forward<F>(f));
 }
 
 // Calls f with a value of the element type of any dtype.
 template <typename F>
 void dispatch_all_types(DType dtype, F&& f) {
     switch (dtype) {
-        case DType::Float32:
-            f(float{});
-            return;
-        case DType::Float64:
-            f(double{});
-            return;
-        case DType::Int64:
-            f(std::int64_t{});
-            return;
+        case DType::Float32: f(float{}); return;
+        case DType::Float64: f(double{}); return;
+        case DType::Int64: f(std::int64_t{}); return;
+        case DType::BFloat16: f(bfloat16{}); return;
+        case DType::Float16: f(float16{}); return;
     }
 }
 

@@ -1,5 +1,5 @@
 // Elementwise fill and dtype conversion: the kernels the tensor class itself needs (poisoning
-// buffers with NaN before a test, zeroing gradients, float32 <-> float64).
+// buffers with NaN before a test, zeroing gradients, between any two dtypes, bfloat16 and float16 included).
 #include "kernels/tensor_fill.h"
 
 #include "cuda/cuda_check.h"
@@ -18,7 +18,7 @@ __global__ void fill_constant_kernel(T* data, std::int64_t count, T value) {
 template <typename From, typename To>
 __global__ void convert_kernel(const From* source, To* destination, std::int64_t count) {
     for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
-        destination[i] = static_cast<To>(source[i]);
+        destination[i] = element_cast<To>(source[i]);
     }
 }
 }  // namespace
@@ -30,7 +30,7 @@ void fill_constant(void* data, DType dtype, std::int64_t count, double value, St
     dispatch_all_types(dtype, [&](auto zero) {
         using T = decltype(zero);
         launch<fill_constant_kernel<T>>({grid_for(count), kThreadsPerBlock}, s, static_cast<T*>(data), count,
-                                        static_cast<T>(value));
+                                        element_cast<T>(value));
     });
 }
 

@@ -2,6 +2,9 @@
 //
 //   safetensors_interop_tool write <path>   writes the tensors below, with known values, and
 //                                           metadata {"format": "pt", "producer": "convkit"}
+//   safetensors_interop_tool write-half <path>
+//                                           the same for bfloat16 and float16 tensors (a file of
+//                                           its own: safetensors.numpy cannot read BF16)
 //   safetensors_interop_tool check <path>   loads a file, checks that element i of every tensor
 //                                           equals expected_value(name, dtype, i), and prints one
 //                                           line per tensor ("tensor <name> <dtype> <shape>")
@@ -13,6 +16,7 @@
 //   F32: (j - 100) * 0.125            exact in float32
 //   F64: (j - 100) / 3.0              one IEEE division, the same in C++ and Python
 //   I64: (j - 100) * 1000000007000    beyond 32 bits, negative for j < 100
+//   BF16, F16: (j - 100) / 3.0 rounded to nearest even from float64 (PyTorch's .to(dtype))
 //   salt(name) = (sum of the name's UTF-8 bytes) % 97
 // "*_special" tensors hold fixed bit patterns instead (signed zeros, infinities, NaN, denormals).
 #include <cstdint>
@@ -44,6 +48,19 @@ double expected_f64(const std::string& name, std::int64_t i) {
     return static_cast<double>(i + salt(name) - 100) / 3.0;
 }
 std::int64_t expected_i64(const std::string& name, std::int64_t i) { return (i + salt(name) - 100) * 1000000007000; }
+convkit::bfloat16 expected_bf16(const std::string& name, std::int64_t i) {
+    return convkit::bfloat16(expected_f64(name, i));
+}
+convkit::float16 expected_f16(const std::string& name, std::int64_t i) {
+    return convkit::float16(expected_f64(name, i));
+}
+
+template <typename T, typename Expected>
+Tensor tensor_of(const std::string& name, const Shape& shape, Expected expected) {
+    Tensor t = Tensor::empty(shape, convkit::dtype_of<T>);
+    for (std::int64_t i = 0; i < shape.numel(); ++i) t.data<T>()[i] = expected(name, i);
+    return t;
+}
 
 Tensor known_tensor(const std::string& name, const Shape& shape, DType dtype) {
     const std::int64_t n = shape.numel();
@@ -63,6 +80,8 @@ Tensor known_tensor(const std::string& name, const Shape& shape, DType dtype) {
             for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = expected_i64(name, i);
             return Tensor::from_vector(shape, v);
         }
+        case DType::BFloat16: return tensor_of<convkit::bfloat16>(name, shape, expected_bf16);
+        case DType::Float16: return tensor_of<convkit::float16>(name, shape, expected_f16);
     }
     return {};
 }
@@ -100,6 +119,26 @@ int write_file(const std::string& path) {
     return 0;
 }
 
+int write_half_file(const std::string& path) {
+    convkit::TensorMap tensors{
+        {"bf16_rank0", known_tensor("bf16_rank0", Shape{}, DType::BFloat16)},
+        {"bf16_rank2", known_tensor("bf16_rank2", Shape{3, 5}, DType::BFloat16)},
+        {"bf16_empty", known_tensor("bf16_empty", Shape{0, 2}, DType::BFloat16)},
+        {"f16_rank1", known_tensor("f16_rank1", Shape{9}, DType::Float16)},
+        {"f16_rank3", known_tensor("f16_rank3", Shape{2, 3, 4}, DType::Float16)},
+        {"f32_rank1", known_tensor("f32_rank1", Shape{7}, DType::Float32)},
+        // 0, -0, inf, -inf, quiet NaN, NaN with a payload, smallest denormal, largest finite.
+        {"bf16_special", from_bits(std::vector<std::uint16_t>{0x0000, 0x8000, 0x7f80, 0xff80, 0x7fc0, 0x7fc1, 0x0001,
+                                                              0x7f7f},
+                                   DType::BFloat16)},
+        {"f16_special", from_bits(std::vector<std::uint16_t>{0x0000, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0x7e01, 0x0001,
+                                                             0x7bff},
+                                  DType::Float16)},
+    };
+    convkit::save_safetensors(path, tensors, {{"format", "pt"}, {"producer", "convkit"}});
+    return 0;
+}
+
 template <typename T, typename Expected>
 int count_mismatches(const std::string& name, const Tensor& t, Expected expected) {
     int mismatches = 0;
@@ -107,7 +146,7 @@ int count_mismatches(const std::string& name, const Tensor& t, Expected expected
     for (std::int64_t i = 0; i < t.numel(); ++i) {
         const T want = expected(name, i);
         if (std::memcmp(&data[i], &want, sizeof(T)) != 0) {
-            if (++mismatches <= 5) std::cerr << std::setprecision(17) << name << "[" << i << "] is " << data[i] << ", expected " << want << "\n";
+            if (++mismatches <= 5) std::cerr << std::setprecision(17) << name << "[" << i << "] is " << convkit::element_cast<double>(data[i]) << ", expected " << convkit::element_cast<double>(want) << "\n";
         }
     }
     return mismatches;
@@ -123,6 +162,8 @@ int check_file(const std::string& path) {
             case DType::Float32: mismatches += count_mismatches<float>(name, t, expected_f32); break;
             case DType::Float64: mismatches += count_mismatches<double>(name, t, expected_f64); break;
             case DType::Int64: mismatches += count_mismatches<std::int64_t>(name, t, expected_i64); break;
+            case DType::BFloat16: mismatches += count_mismatches<convkit::bfloat16>(name, t, expected_bf16); break;
+            case DType::Float16: mismatches += count_mismatches<convkit::float16>(name, t, expected_f16); break;
         }
     }
     for (const auto& [key, value] : metadata) std::cout << "metadata " << key << "=" << value << "\n";
@@ -133,12 +174,14 @@ int check_file(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3 || (std::string(argv[1]) != "write" && std::string(argv[1]) != "check")) {
-        std::cerr << "usage: " << argv[0] << " write|check <file.safetensors>\n";
+    const std::string mode = argc == 3 ? argv[1] : "";
+    if (mode != "write" && mode != "write-half" && mode != "check") {
+        std::cerr << "usage: " << argv[0] << " write|write-half|check <file.safetensors>\n";
         return 2;
     }
     try {
-        return std::string(argv[1]) == "write" ? write_file(argv[2]) : check_file(argv[2]);
+        if (mode == "write-half") return write_half_file(argv[2]);
+        return mode == "write" ? write_file(argv[2]) : check_file(argv[2]);
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << "\n";
         return 1;

@@ -45,6 +45,25 @@ TEST_F(Cuda, DtypeConversionOnTheDevice) {
     EXPECT_TRUE(std::isinf(v[2]));
 }
 
+// bfloat16 and float16 on the device: the convert kernel equals the host conversion bit for bit
+// between every pair of floating dtypes, and fills produce the 16-bit value.
+TEST_F(Cuda, SixteenBitConversionsMatchTheHost) {
+    const Tensor source = Tensor::normal(Shape{1001}, 0.0, 3e4, 5, DType::Float64);
+    const std::vector<DType> dtypes{DType::Float32, DType::Float64, DType::BFloat16, DType::Float16};
+    for (DType from : dtypes) {
+        const Tensor host = source.to(from);
+        const Tensor device = host.to(Device::cuda());
+        for (DType to : dtypes) {
+            SCOPED_TRACE(std::string(dtype_name(from)) + " -> " + dtype_name(to));
+            EXPECT_TRUE(testing::exactly_equal(device.to(to).to(Device::host()), host.to(to)));
+        }
+    }
+    for (DType d : {DType::BFloat16, DType::Float16}) {
+        const Tensor on_device = Tensor::full(Shape{300}, 1.0 / 3.0, d, Device::cuda());
+        EXPECT_TRUE(testing::exactly_equal(on_device.to(Device::host()), Tensor::full(Shape{300}, 1.0 / 3.0, d)));
+    }
+}
+
 TEST_F(Cuda, DeviceToDeviceCopyAndClone) {
     const Tensor a = Tensor::normal(Shape{64, 64}, 0, 1, 5, DType::Float32, Device::cuda());
     const Tensor b = a.clone();

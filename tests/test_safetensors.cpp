@@ -86,7 +86,7 @@ TEST(Safetensors, EveryDtypeAndRankRoundTripsBitExactly) {
     CONVKIT_SEEDED_RNG(rng);
     TempDir dir;
     TensorMap saved;
-    for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (DType dtype : {DType::Float32, DType::Float64, DType::Int64, DType::BFloat16, DType::Float16}) {
         for (const Shape& shape : shapes_of_every_rank()) {
             saved[std::string(dtype_name(dtype)) + "_rank" + std::to_string(shape.rank())] =
                 random_bits(shape, dtype, rng);
@@ -99,7 +99,7 @@ TEST(Safetensors, EveryDtypeAndRankRoundTripsBitExactly) {
 TEST(Safetensors, EmptyTensorsKeepTheirShapes) {
     TempDir dir;
     TensorMap saved;
-    for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (DType dtype : {DType::Float32, DType::Float64, DType::Int64, DType::BFloat16, DType::Float16}) {
         saved[std::string("empty_") + dtype_name(dtype)] = Tensor::empty(Shape{2, 0, 3}, dtype);
     }
     saved["empty_rank1"] = Tensor::empty(Shape{0});
@@ -161,14 +161,23 @@ TEST(SafetensorsLayout, TensorsAreOrderedByAlignmentThenNameAndStartAligned) {
     save_safetensors(dir.file("o.safetensors"), {{"a", Tensor::full(Shape{3}, 1.0, DType::Float32)},
                                                  {"b", Tensor::full(Shape{1}, 2.0, DType::Int64)},
                                                  {"c", Tensor::full(Shape{1}, 3.0, DType::Float64)},
-                                                 {"d", Tensor::full(Shape{1}, 4.0, DType::Int64)}});
+                                                 {"d", Tensor::full(Shape{1}, 4.0, DType::Int64)},
+                                                 {"e", Tensor::full(Shape{1}, 1.0, DType::Float16)},
+                                                 {"f", Tensor::full(Shape{1}, 1.0, DType::BFloat16)},
+                                                 {"g", Tensor::full(Shape{1}, 2.0, DType::BFloat16)}});
     const std::string bytes = read_bytes(dir.file("o.safetensors"));
+    // The reference writer sorts by its dtype enum, descending (... F16, BF16, ..., F32, ...,
+    // F64, I64), then by name: BF16 before F16 although both are 2 bytes.
     const std::string header = R"({"b":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
                                R"("d":{"dtype":"I64","shape":[1],"data_offsets":[8,16]},)"
                                R"("c":{"dtype":"F64","shape":[1],"data_offsets":[16,24]},)"
-                               R"("a":{"dtype":"F32","shape":[3],"data_offsets":[24,36]}})";
+                               R"("a":{"dtype":"F32","shape":[3],"data_offsets":[24,36]},)"
+                               R"("f":{"dtype":"BF16","shape":[1],"data_offsets":[36,38]},)"
+                               R"("g":{"dtype":"BF16","shape":[1],"data_offsets":[38,40]},)"
+                               R"("e":{"dtype":"F16","shape":[1],"data_offsets":[40,42]}})";
     const std::uint64_t padded = (header.size() + 7) / 8 * 8;
-    ASSERT_EQ(bytes.size(), 8 + padded + 36);
+    ASSERT_EQ(bytes.size(), 8 + padded + 42);
+    EXPECT_EQ(bytes.substr(bytes.size() - 6), std::string("\x80\x3F\x00\x40\x00\x3C", 6));
     EXPECT_EQ(bytes.substr(0, 8), u64_le(padded));
     EXPECT_EQ(bytes.substr(8, header.size()), header);
     EXPECT_EQ(bytes.substr(8 + header.size(), padded - header.size()), std::string(padded - header.size(), ' '));
@@ -195,6 +204,21 @@ TEST(SafetensorsLayout, LoadsAHandMadeFile) {
     const std::string message = message_of<NotSupported>([&] { load_safetensors(dir.file("spec.safetensors")); });
     EXPECT_CONTAINS(message, "tensor 'test' has dtype I32, which convkit does not support");
     EXPECT_CONTAINS(message, dir.file("spec.safetensors"));
+}
+
+TEST(SafetensorsLayout, SixteenBitTensorsAreLittleEndian) {
+    // BF16 1.0 is 0x3F80 and -2.0 is 0xC000; F16 1.0 is 0x3C00 and 65504 (its largest) 0x7BFF.
+    TempDir dir;
+    write_bytes(dir.file("h.safetensors"),
+                file_bytes(R"({"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},)"
+                           R"("h":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}})",
+                           std::string("\x80\x3F\x00\xC0\x00\x3C\xFF\x7B", 8)));
+    const TensorMap loaded = load_safetensors(dir.file("h.safetensors"));
+    EXPECT_EQ(loaded.at("b").dtype(), DType::BFloat16);
+    EXPECT_EQ(loaded.at("h").dtype(), DType::Float16);
+    EXPECT_EQ(loaded.at("b").to_vector(), (std::vector<double>{1.0, -2.0}));
+    EXPECT_EQ(loaded.at("h").to_vector(), (std::vector<double>{1.0, 65504.0}));
+
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,9 +390,9 @@ TEST(SafetensorsCorrupt, EachProblemIsNamed) {
 
 TEST(SafetensorsCorrupt, ValidFilesOfOtherDtypesAreNotSupported) {
     TempDir dir;
-    for (const char* dtype : {"F16", "BF16", "I32", "U8", "BOOL", "F8_E4M3"}) {
+    for (const char* dtype : {"I16", "I32", "U8", "BOOL", "F8_E4M3"}) {
         SCOPED_TRACE(dtype);
-        const std::size_t size = std::string(dtype) == "F16" || std::string(dtype) == "BF16" ? 2
+        const std::size_t size = std::string(dtype) == "I16" ? 2
                                  : std::string(dtype) == "I32"                               ? 4
                                                                                              : 1;
         write_bytes(dir.file("h.safetensors"),

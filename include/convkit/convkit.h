@@ -10,6 +10,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "convkit/error.h"
+#include "convkit/half.h"
 #include "convkit/io/atomic_file.h"
 #include "convkit/io/safetensors.h"
 #include "convkit/memory.h"

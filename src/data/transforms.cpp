@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "backend_api/dtype_dispatch.h"
+#include "convkit/error.h"
 #include "core/check.h"
 #include "data/random_draws.h"
 
@@ -23,6 +25,10 @@ void check_image(const Tensor& x, const char* op) {
     CONVKIT_REQUIRE(x.rank() == 3, op, "the input must be an image [C, H, W], got shape ", x.shape().to_string());
     CONVKIT_REQUIRE(is_floating_point(x.dtype()), op, "the input must be float32 or float64, it is ",
                     dtype_name(x.dtype()));
+    if (is_reduced_precision(x.dtype())) {
+        throw NotSupported(std::string(op) + ": the input is " + dtype_name(x.dtype()) +
+                           "; image transforms run float32 and float64 only");
+    }
 }
 
 void check_parameter(bool ok, const char* op, const char* name, double value, const char* range) {
@@ -32,8 +38,14 @@ void check_parameter(bool ok, const char* op, const char* name, double value, co
 // Calls f(T{}) with T the element type of a floating-point tensor.
 template <typename F>
 decltype(auto) with_float_type(DType dtype, F&& f) {
-    if (dtype == DType::Float64) return f(double{});
-    return f(float{});
+    switch (dtype) {
+        case DType::Float32: return f(float{});
+        case DType::Float64: return f(double{});
+        case DType::Int64:
+        case DType::BFloat16:
+        case DType::Float16: break;
+    }
+    ::convkit::detail::throw_dtype_not_supported("image transform", dtype);
 }
 
 struct ImageGeometry {

@@ -56,7 +56,7 @@ constexpr std::array<FileDType, 22> kFileDTypes{{
     {"F6_E3M2", 6, std::nullopt}, {"U8", 8, std::nullopt},          {"I8", 8, std::nullopt},
     {"F8_E5M2", 8, std::nullopt}, {"F8_E4M3", 8, std::nullopt},     {"F8_E8M0", 8, std::nullopt},
     {"F8_E4M3FNUZ", 8, std::nullopt}, {"F8_E5M2FNUZ", 8, std::nullopt}, {"I16", 16, std::nullopt},
-    {"U16", 16, std::nullopt},    {"F16", 16, std::nullopt},        {"BF16", 16, std::nullopt},
+    {"U16", 16, std::nullopt},    {"F16", 16, DType::Float16},       {"BF16", 16, DType::BFloat16},
     {"I32", 32, std::nullopt},    {"U32", 32, std::nullopt},        {"F32", 32, DType::Float32},
     {"C64", 64, std::nullopt},    {"F64", 64, DType::Float64},      {"I64", 64, DType::Int64},
     {"U64", 64, std::nullopt},
@@ -73,19 +73,24 @@ const char* file_dtype_name(DType dtype) {
         case DType::Float32: return "F32";
         case DType::Float64: return "F64";
         case DType::Int64: return "I64";
+        case DType::BFloat16: return "BF16";
+        case DType::Float16: return "F16";
     }
     return "?";
 }
 
-// The reference writer orders tensors by descending dtype alignment, then by name, so that with
-// the header padded to 8 bytes every tensor starts aligned to its element size.
+// The reference writer orders tensors by its Dtype enum descending (I64, F64, F32, BF16, F16 for
+// ours: wider types first), then by name, so that with the header padded to 8 bytes every tensor
+// starts aligned to its element size. BF16 before F16 follows the enum, not the size.
 int reference_order(DType dtype) {
     switch (dtype) {
         case DType::Int64: return 0;
         case DType::Float64: return 1;
         case DType::Float32: return 2;
+        case DType::BFloat16: return 3;
+        case DType::Float16: return 4;
     }
-    return 3;
+    return 5;
 }
 
 std::string error_text(int error) { return std::system_category().message(error); }
@@ -453,7 +458,7 @@ TensorMap load_safetensors(const std::string& path, std::map<std::string, std::s
     for (const TensorEntry& e : header.entries) {
         if (!e.dtype->convkit) {
             throw NotSupported(detail::concat("load_safetensors: ", path, ": tensor '", brief(e.name), "' has dtype ",
-                                              e.dtype->name, ", which convkit does not support (it reads F32, F64 and I64)"));
+                                              e.dtype->name, ", which convkit does not support (it reads F32, F64, I64, BF16 and F16)"));
         }
     }
     TensorMap tensors;

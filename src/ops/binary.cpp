@@ -13,7 +13,12 @@ using detail::BinaryOp;
 // op(a, b) over the broadcast of the two shapes, without recording.
 Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b) {
     const std::string name = detail::binary_op_name(op);
-    detail::check_same_device_and_dtype(name, {{"a", a}, {"b", b}});
+    detail::check_same_device_and_dtype(name, {{"a", a}, {"b", b}}, detail::ReducedPrecision::ComputedInFloat32);
+    if (is_reduced_precision(a.dtype())) {
+        // bfloat16/float16: computed in float32, rounded once. Raw: the caller records the op.
+        NoGradGuard no_grad;
+        return binary_raw(op, detail::widened_to_float32(a), detail::widened_to_float32(b)).to(a.dtype());
+    }
     const detail::BroadcastGeometry g = detail::broadcast_geometry(name, a.shape(), b.shape());
     Tensor out = Tensor::empty(detail::broadcast_shape(name, a.shape(), b.shape()), a.dtype(), a.device());
     if (a.device().is_host()) {
@@ -85,8 +90,11 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 Tensor sum_to_shape(const Tensor& gradient, const Shape& shape) {
     const std::string op = "sum_to_shape";
-    detail::check_same_device_and_dtype(op, {{"gradient", gradient}});
+    detail::check_same_device_and_dtype(op, {{"gradient", gradient}}, detail::ReducedPrecision::ComputedInFloat32);
     if (gradient.shape() == shape) return gradient;
+    if (is_reduced_precision(gradient.dtype())) {
+        return sum_to_shape(detail::widened_to_float32(gradient), shape).to(gradient.dtype());
+    }
     const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry(op, gradient.shape(), shape);
     Tensor reduced = Tensor::empty(shape, gradient.dtype(), gradient.device());
     if (gradient.device().is_host()) {

@@ -1,15 +1,23 @@
 #include "ops/op_support.h"
 
+#include <string>
+
+#include "convkit/error.h"
 #include "core/check.h"
 
 namespace convkit::detail {
 
-void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors) {
+void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors,
+                                 ReducedPrecision reduced) {
     const NamedTensor* first = nullptr;
     for (const NamedTensor& t : tensors) {
         CONVKIT_REQUIRE(t.tensor.defined(), op, t.name, " is undefined");
         CONVKIT_REQUIRE(is_floating_point(t.tensor.dtype()), op, t.name, " must be float32 or float64, got ",
                         dtype_name(t.tensor.dtype()));
+        if (is_reduced_precision(t.tensor.dtype()) && reduced == ReducedPrecision::Refused) {
+            throw NotSupported(std::string(op) + ": " + t.name + " is " + dtype_name(t.tensor.dtype()) +
+                               "; this op runs float32 and float64 only");
+        }
         if (first == nullptr) {
             first = &t;
             continue;

@@ -17,8 +17,20 @@ struct NamedTensor {
     const Tensor& tensor;
 };
 
-// All tensors defined, on one device, of one dtype; throws InvalidArgument naming the culprit.
-void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors);
+// Whether an op takes bfloat16/float16 tensors (and computes them in float32) or refuses them.
+enum class ReducedPrecision { Refused, ComputedInFloat32 };
+
+// All tensors defined, floating-point, on one device, of one dtype; throws InvalidArgument naming
+// the culprit. A 16-bit tensor is NotSupported naming op, argument and dtype unless the op says
+// it computes them.
+void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors,
+                                 ReducedPrecision reduced = ReducedPrecision::Refused);
+
+// A 16-bit tensor's float32 copy (other tensors as they are): the storage types compute in
+// float32 and round once at the end. Recorded like any conversion, so gradients flow through.
+inline Tensor widened_to_float32(const Tensor& t) {
+    return is_reduced_precision(t.dtype()) ? t.to(DType::Float32) : t;
+}
 
 // A bias must be undefined (no bias) or a vector [channels] like `like`.
 void check_bias(std::string_view op, const Tensor& bias, std::int64_t channels, const Tensor& like);

@@ -54,6 +54,10 @@ Tensor broadcast_back(const Tensor& dy_kept, const Shape& shape, double scale) {
 
 // scale * the sum of t over the `reduced` dims; mean passes 1 / (terms per output).
 Tensor reduce_sum(const std::string& op, const Tensor& t, const std::vector<bool>& reduced, bool keepdim, bool mean) {
+    // bfloat16/float16: the float32 reduction (accumulating as float32's does) rounded once.
+    if (is_reduced_precision(t.dtype())) {
+        return reduce_sum(op, detail::widened_to_float32(t), reduced, keepdim, mean).to(t.dtype());
+    }
     const Shape kept_shape = reduced_shape(t.shape(), reduced, true);
     const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry(op, t.shape(), kept_shape);
     // For a mean of nothing, 0 * (1 / 0) is NaN, as PyTorch gives.
@@ -141,25 +145,31 @@ Tensor mean(const Tensor& t) {
 
 Tensor sum(const Tensor& t, const std::vector<int>& dims, bool keepdim) {
     const std::string op = "sum";
-    detail::check_same_device_and_dtype(op, {{"input", t}});
+    detail::check_same_device_and_dtype(op, {{"input", t}}, detail::ReducedPrecision::ComputedInFloat32);
     return reduce_sum(op, t, reduced_dims(op, dims, t.shape()), keepdim, false);
 }
 
 Tensor mean(const Tensor& t, const std::vector<int>& dims, bool keepdim) {
     const std::string op = "mean";
-    detail::check_same_device_and_dtype(op, {{"input", t}});
+    detail::check_same_device_and_dtype(op, {{"input", t}}, detail::ReducedPrecision::ComputedInFloat32);
     return reduce_sum(op, t, reduced_dims(op, dims, t.shape()), keepdim, true);
 }
 
+// bfloat16/float16 go through float32 copies: exact, as every 16-bit value is a float.
 Tensor max(const Tensor& t) {
+    if (t.defined() && is_reduced_precision(t.dtype())) return max(detail::widened_to_float32(t)).to(t.dtype());
     return record_max("max", t, reduce_max("max", t, std::nullopt, false, true));
 }
 
 Tensor max(const Tensor& t, int dim, bool keepdim) {
+    if (t.defined() && is_reduced_precision(t.dtype())) {
+        return max(detail::widened_to_float32(t), dim, keepdim).to(t.dtype());
+    }
     return record_max("max", t, reduce_max("max", t, dim, keepdim, true));
 }
 
 Tensor argmax(const Tensor& t, int dim, bool keepdim) {
+    if (t.defined() && is_reduced_precision(t.dtype())) return argmax(detail::widened_to_float32(t), dim, keepdim);
     return reduce_max("argmax", t, dim, keepdim, false).indices;
 }
 

@@ -36,7 +36,10 @@ Tensor unary_backward_raw(UnaryOp op, const Tensor& dy, const Tensor& saved, Una
 
 Tensor apply_unary(UnaryOp op, const Tensor& t, UnaryScalars scalars) {
     const std::string name = unary_op_name(op);
-    check_same_device_and_dtype(name, {{"input", t}});
+    check_same_device_and_dtype(name, {{"input", t}}, ReducedPrecision::ComputedInFloat32);
+    // bfloat16/float16: the float32 op between two recorded conversions, so forward and backward
+    // both compute in float32 and round once.
+    if (is_reduced_precision(t.dtype())) return apply_unary(op, widened_to_float32(t), scalars).to(t.dtype());
     Tensor y = unary_forward_raw(op, t, scalars);
     if (!autograd::should_record({t})) return y;
     // Keep only what the gradient reads: nothing, the input, or the output.

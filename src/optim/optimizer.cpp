@@ -16,6 +16,11 @@ Optimizer::Optimizer(std::string name, std::vector<Tensor> parameters, double lr
         CONVKIT_REQUIRE(p.defined(), name_, "parameter ", i, " is undefined");
         CONVKIT_REQUIRE(is_floating_point(p.dtype()), name_, "parameter ", i, " must be float32 or float64, got ",
                         dtype_name(p.dtype()));
+        // The update loops instantiate float and double only: a 16-bit parameter would be skipped.
+        if (is_reduced_precision(p.dtype())) {
+            throw NotSupported(detail::concat(name_, ": parameter ", i, " is ", dtype_name(p.dtype()),
+                                              "; the optimizers update float32 and float64 parameters only"));
+        }
         CONVKIT_REQUIRE(p.is_leaf(), name_, "parameter ", i, " is not a leaf (it was computed by ", p.grad_fn_name(),
                         "); optimize the tensor it came from");
         CONVKIT_REQUIRE(p.device() == parameters_.front().device(), name_, "parameter ", i, " is on ",

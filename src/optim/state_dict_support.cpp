@@ -60,7 +60,7 @@ Tensor StateDictReader::buffer(std::size_t index, const std::string& name, const
     const Tensor& source = find(key);
     CONVKIT_REQUIRE(source.shape() == parameter.shape(), op_, "key '", key, "' has shape ", source.shape().to_string(),
                     " but parameter ", index, " has shape ", parameter.shape().to_string());
-    CONVKIT_REQUIRE(is_floating_point(source.dtype()), op_, "key '", key, "' must be float32 or float64, got ",
+    CONVKIT_REQUIRE(is_floating_point(source.dtype()), op_, "key '", key, "' must be a floating-point tensor, got ",
                     dtype_name(source.dtype()));
     NoGradGuard no_grad;
     Tensor copy = Tensor::empty(parameter.shape(), parameter.dtype(), parameter.device());

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "autograd/graph.h"
+#include "convkit/half.h"
 #include "convkit/memory.h"
 #include "core/check.h"
 #include "core/random.h"
@@ -60,6 +61,8 @@ decltype(auto) visit_element_type(DType dtype, F&& f) {
         case DType::Float32: return f(float{});
         case DType::Float64: return f(double{});
         case DType::Int64: break;
+        case DType::BFloat16: return f(bfloat16{});
+        case DType::Float16: return f(float16{});
     }
     return f(std::int64_t{});
 }
@@ -177,7 +180,7 @@ double Tensor::item(std::int64_t index) const {
     CONVKIT_REQUIRE(index >= 0 && index < numel(), "Tensor::item", "index ", index, " is out of range for ", numel(),
                     " elements");
     return visit_element_type(dtype_, [&](auto zero) {
-        return static_cast<double>(static_cast<const decltype(zero)*>(raw_data())[index]);
+        return element_cast<double>(static_cast<const decltype(zero)*>(raw_data())[index]);
     });
 }
 
@@ -188,7 +191,7 @@ Tensor& Tensor::fill_(double value) {
     } else {
         visit_element_type(dtype_, [&](auto zero) {
             using T = decltype(zero);
-            std::fill_n(data<T>(), numel(), static_cast<T>(value));
+            std::fill_n(data<T>(), numel(), element_cast<T>(value));
         });
     }
     return *this;
@@ -244,7 +247,9 @@ Tensor Tensor::to(DType target) const {
     } else {
         visit_element_type(dtype_, [&](auto from) {
             visit_element_type(target, [&](auto to) {
-                std::copy_n(data<decltype(from)>(), numel(), result.data<decltype(to)>());
+                using To = decltype(to);
+                std::transform(data<decltype(from)>(), data<decltype(from)>() + numel(), result.data<To>(),
+                               [](auto v) { return element_cast<To>(v); });
             });
         });
     }

@@ -2,6 +2,7 @@
 // each against the host backend's function with the same entry point (src/backends/host/),
 // both writing into NaN-filled buffers: float64 to 1e-12, float32 to 1e-5.
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <type_traits>
 
@@ -369,6 +370,30 @@ TEST(EmuTensorFill, FillAndConversionWriteEveryElement) {
     Tensor widened = testing::nan_tensor(Shape{count}, DType::Float64);
     kernels::convert(filled.raw_data(), DType::Float32, widened.raw_data(), DType::Float64, count, testing::kEmuStream);
     EXPECT_TRUE(testing::exactly_equal(widened, Tensor::full(Shape{count}, 2.5, DType::Float64)));
+}
+
+// The convert kernel between every pair of dtypes, 16-bit ones included, gives the host's
+// Tensor::to bit for bit (one conversion function, convkit::element_cast, on both sides).
+TEST(EmuTensorFill, ConversionBetweenEveryPairOfDtypesMatchesTheHost) {
+    const std::int64_t count = 777;
+    const Tensor source = Tensor::normal(Shape{count}, 0.0, 1e4, 11, DType::Float64);
+    const std::vector<DType> dtypes{DType::Float32, DType::Float64, DType::BFloat16, DType::Float16, DType::Int64};
+    for (DType from : dtypes) {
+        const Tensor a = source.to(from);
+        for (DType to : dtypes) {
+            SCOPED_TRACE(std::string(dtype_name(from)) + " -> " + dtype_name(to));
+            Tensor out = Tensor::zeros(Shape{count}, to);
+            kernels::convert(a.raw_data(), from, out.raw_data(), to, count, testing::kEmuStream);
+            const Tensor want = a.to(to);
+            ASSERT_EQ(std::memcmp(out.raw_data(), want.raw_data(), want.nbytes()), 0);
+        }
+    }
+    for (DType d : {DType::BFloat16, DType::Float16}) {
+        Tensor filled = Tensor::zeros(Shape{count}, d);
+        kernels::fill_constant(filled.raw_data(), d, count, 1.0 / 3.0, testing::kEmuStream);
+        const Tensor want = Tensor::full(Shape{count}, 1.0 / 3.0, d);
+        EXPECT_EQ(std::memcmp(filled.raw_data(), want.raw_data(), want.nbytes()), 0) << dtype_name(d);
+    }
 }
 
 }  // namespace

@@ -4,8 +4,11 @@
    safetensors.numpy and safetensors.torch and checks every name, dtype, shape, value (bit for
    bit) and the metadata; the file also has the header and byte buffer that safetensors itself
    writes for the same tensors.
-2. Python writes with safetensors.torch.save_file (float32, float64, int64, 0-dim and empty
-   tensors, metadata); convkit loads it (safetensors_interop_tool check), checks every value and
+2. The same for bfloat16 and float16 (safetensors_interop_tool write-half; read with
+   safetensors.torch only, as numpy has no bfloat16): values rounded from float64 as PyTorch's
+   .to(dtype) rounds them, bit for bit, and the special bit patterns.
+3. Python writes with safetensors.torch.save_file (float32, float64, int64, bfloat16, float16,
+   0-dim and empty tensors, metadata); convkit loads it (safetensors_interop_tool check), checks every value and
    lists what it found, which must be exactly what Python wrote.
 
 The values follow the formulas in tests/safetensors_interop_tool.cpp.
@@ -26,7 +29,9 @@ import torch
 TOOL = sys.argv[1]
 
 NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
-TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64}
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64,
+                "bfloat16": torch.bfloat16, "float16": torch.float16}
+HALF_DTYPES = ("bfloat16", "float16")
 
 
 def salt(name):
@@ -37,9 +42,18 @@ def expected_value(name, dtype, i):
     j = i + salt(name)
     if dtype == "float32":
         return (j - 100) * 0.125
-    if dtype == "float64":
-        return (j - 100) / 3.0
+    if dtype in ("float64",) + HALF_DTYPES:
+        return (j - 100) / 3.0  # the 16-bit types: rounded from this float64 by torch
     return (j - 100) * 1000000007000
+
+
+def expected_torch(name, dtype, shape):
+    """The expected tensor; 16-bit values rounded from float64 by PyTorch."""
+    if dtype not in HALF_DTYPES:
+        return torch.from_numpy(expected_array(name, dtype, shape))
+    count = int(np.prod(shape, dtype=np.int64))
+    values = torch.tensor([expected_value(name, dtype, i) for i in range(count)], dtype=torch.float64)
+    return values.to(TORCH_DTYPES[dtype]).reshape(shape)
 
 
 def expected_array(name, dtype, shape):
@@ -70,6 +84,19 @@ SPECIAL_BITS = {
                                 0x0000000000000001, 0x7FEFFFFFFFFFFFFF]),
 }
 CONVKIT_METADATA = {"format": "pt", "producer": "convkit"}
+# What `write-half` writes.
+CONVKIT_HALF_TENSORS = {
+    "bf16_rank0": ("bfloat16", ()),
+    "bf16_rank2": ("bfloat16", (3, 5)),
+    "bf16_empty": ("bfloat16", (0, 2)),
+    "f16_rank1": ("float16", (9,)),
+    "f16_rank3": ("float16", (2, 3, 4)),
+    "f32_rank1": ("float32", (7,)),
+}
+HALF_SPECIAL_BITS = {
+    "bf16_special": (torch.bfloat16, [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x7FC1, 0x0001, 0x7F7F]),
+    "f16_special": (torch.float16, [0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x7E01, 0x0001, 0x7BFF]),
+}
 
 failures = []
 
@@ -134,8 +161,39 @@ def check_convkit_file(path):
     check(our_buffer == their_buffer, "the byte buffer differs from the one safetensors writes")
 
 
+def same_bits(a, b):
+    def raw(t):  # bit patterns: NaN payloads and signed zeros compare too
+        flat = t.contiguous().reshape(-1)
+        return flat.view(torch.int16).tolist() if t.element_size() == 2 else flat.tolist()
+    return a.dtype == b.dtype and a.shape == b.shape and raw(a) == raw(b)
+
+
+def check_convkit_half_file(path):
+    """Part 2: bfloat16 and float16 tensors convkit wrote, read by safetensors.torch."""
+    as_torch = safetensors.torch.load_file(path)
+    names = set(CONVKIT_HALF_TENSORS) | set(HALF_SPECIAL_BITS)
+    check(set(as_torch) == names, f"torch sees tensors {sorted(as_torch)}")
+    for name, (dtype, shape) in CONVKIT_HALF_TENSORS.items():
+        tensor = as_torch[name]
+        check(tensor.dtype == TORCH_DTYPES[dtype], f"{name}: torch dtype {tensor.dtype}, expected {dtype}")
+        check(tuple(tensor.shape) == shape, f"{name}: torch shape {tuple(tensor.shape)}, expected {shape}")
+        expected = expected_torch(name, dtype, shape)
+        check(same_bits(tensor, expected), f"{name}: torch values {tensor} differ from {expected}")
+    for name, (dtype, bits) in HALF_SPECIAL_BITS.items():
+        got = as_torch[name].view(torch.int16).tolist()
+        want = [b - 0x10000 if b >= 0x8000 else b for b in bits]
+        check(got == want, f"{name}: bit patterns {got}, expected {want}")
+    with open(path, "rb") as f:
+        ours = f.read()
+    theirs = safetensors.torch.save(as_torch, metadata=CONVKIT_METADATA)
+    our_size, our_header, our_buffer = split_file(ours)
+    their_size, their_header, their_buffer = split_file(theirs)
+    check(our_header == their_header, f"16-bit header\n  {our_header}\nsafetensors writes\n  {their_header}")
+    check(our_buffer == their_buffer, "the 16-bit byte buffer differs from the one safetensors writes")
+
+
 def python_tensors():
-    """Part 2: what Python writes. Same formulas, so the tool can check every value."""
+    """Part 3: what Python writes. Same formulas, so the tool can check every value."""
     specs = {
         "py_f32": ("float32", (2, 3, 4)),
         "py_f64": ("float64", (5,)),
@@ -144,8 +202,12 @@ def python_tensors():
         "py_scalar_f64": ("float64", ()),
         "py_scalar_i64": ("int64", ()),
         "py_empty": ("float32", (0, 4)),
+        "py_bf16": ("bfloat16", (2, 3, 4)),
+        "py_f16": ("float16", (3, 5)),
+        "py_scalar_bf16": ("bfloat16", ()),
+        "py_empty_f16": ("float16", (0,)),
     }
-    tensors = {name: torch.from_numpy(expected_array(name, dtype, shape)) for name, (dtype, shape) in specs.items()}
+    tensors = {name: expected_torch(name, dtype, shape) for name, (dtype, shape) in specs.items()}
     # A 0-dim tensor made the torch way, not through numpy.
     tensors["py_scalar_f64"] = torch.tensor(expected_value("py_scalar_f64", "float64", 0), dtype=torch.float64)
     assert tensors["py_scalar_f64"].dim() == 0
@@ -170,6 +232,9 @@ def main():
         path = os.path.join(directory, "from_convkit.safetensors")
         run_tool("write", path)
         check_convkit_file(path)
+        half_path = os.path.join(directory, "from_convkit_half.safetensors")
+        run_tool("write-half", half_path)
+        check_convkit_half_file(half_path)
         check_python_file(directory)
     if failures:
         raise SystemExit(f"{len(failures)} checks failed")

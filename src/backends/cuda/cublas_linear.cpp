@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "convkit/backend.h"
+#include "backend_api/dtype_dispatch.h"
 #include "core/check.h"
 #include "cuda/cublas_api.h"
 #include "cuda/cublas_check.h"
@@ -51,6 +52,7 @@ cublasOperation_t operation(bool transpose) { return transpose ? CUBLAS_OP_T : C
 void gemm_column_major(cublasHandle_t handle, DType dtype, cublasOperation_t op_a, cublasOperation_t op_b,
                        std::int64_t m, std::int64_t n, std::int64_t k, const void* a, std::int64_t lda, const void* b,
                        std::int64_t ldb, double beta, void* c, std::int64_t ldc) {
+    if (dtype != DType::Float32 && dtype != DType::Float64) detail::throw_dtype_not_supported("cublas gemm", dtype);
     if (dtype == DType::Float64) {
         const double one = 1.0;
         CONVKIT_CHECK_CUBLAS(cublas_api().dgemm(handle, op_a, op_b, m, n, k, &one, static_cast<const double*>(a), lda,

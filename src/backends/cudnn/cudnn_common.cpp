@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 
+#include "backend_api/dtype_dispatch.h"
 #include "core/check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
@@ -33,7 +34,14 @@ cudnnHandle_t cudnn_handle(Stream stream) {
 }
 
 cudnnDataType_t cudnn_type(DType dtype) {
-    return dtype == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    switch (dtype) {
+        case DType::Float32: return CUDNN_DATA_FLOAT;
+        case DType::Float64: return CUDNN_DATA_DOUBLE;
+        case DType::Int64:
+        case DType::BFloat16:
+        case DType::Float16: break;
+    }
+    detail::throw_dtype_not_supported("cudnn", dtype);
 }
 
 std::vector<int> cudnn_spatial(const SpatialDims& dims, int spatial_rank) {
