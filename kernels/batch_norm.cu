@@ -18,7 +18,7 @@ using detail::BatchNormGeometry;
 
 // One block per channel (blocks stride over channels past the grid limit).
 unsigned channel_blocks(const BatchNormGeometry& g) {
-    return static_cast<unsigned>(std::clamp<std::int64_t>(g.channels, 1, kGridStrideBlocks));
+    return grid_stride_blocks(g.channels);
 }
 
 template <typename T>

@@ -199,7 +199,7 @@ __global__ void conv_backward_bias_kernel(std::int64_t batch, std::int64_t chann
 }
 
 unsigned blocks_for_reduction(std::int64_t outputs) {
-    return static_cast<unsigned>(std::clamp<std::int64_t>(outputs, 1, kGridStrideBlocks));
+    return grid_stride_blocks(outputs);
 }
 }  // namespace
 

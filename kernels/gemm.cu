@@ -57,7 +57,7 @@ void gemm_tiled(const detail::GemmShape& shape, DType dtype, const void* a, cons
     if (shape.m == 0 || shape.n == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const std::int64_t tiles = ((shape.m + kTile - 1) / kTile) * ((shape.n + kTile - 1) / kTile);
-    const unsigned blocks = static_cast<unsigned>(std::clamp<std::int64_t>(tiles, 1, kGridStrideBlocks));
+    const unsigned blocks = grid_stride_blocks(tiles);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
         launch<gemm_tiled_kernel<T>>({blocks, kTile * kTile}, detail::to_cuda(stream), shape, static_cast<const T*>(a),

@@ -20,7 +20,7 @@ inline constexpr int kThreadsPerBlock = 256;
 // Enough blocks to fill the GPU several times over; grid-stride loops cover the rest.
 inline unsigned grid_for(std::int64_t count) {
     const std::int64_t needed = (count + kThreadsPerBlock - 1) / kThreadsPerBlock;
-    return static_cast<unsigned>(std::clamp<std::int64_t>(needed, 1, kGridStrideBlocks));
+    return grid_stride_blocks(needed);
 }
 
 __device__ inline std::int64_t global_thread_index() {

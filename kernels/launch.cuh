@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -48,6 +49,12 @@ inline constexpr unsigned kGridStrideBlocks = 64;
 #else
 inline constexpr unsigned kGridStrideBlocks = 65535;
 #endif
+
+// Blocks of a grid-stride launch over `units` block-sized pieces of work: one each, at least one,
+// at most kGridStrideBlocks.
+inline unsigned grid_stride_blocks(std::int64_t units) {
+    return static_cast<unsigned>(std::clamp<std::int64_t>(units, 1, kGridStrideBlocks));
+}
 
 // "conv_forward_kernel<float>": the kernel's name from the compiler's own spelling of the
 // template argument, without namespaces (for messages).

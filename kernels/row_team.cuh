@@ -79,7 +79,7 @@ struct BlockTeam {
 template <typename Team>
 unsigned grid_for_rows(std::int64_t rows) {
     if constexpr (Team::kSize == kThreadsPerBlock) {
-        return static_cast<unsigned>(std::clamp<std::int64_t>(rows, 1, kGridStrideBlocks));
+        return grid_stride_blocks(rows);
     } else {
         return grid_for(rows * Team::kSize);
     }

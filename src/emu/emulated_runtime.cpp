@@ -64,6 +64,14 @@ thread_local cudaError_t last_error = cudaSuccess;
 thread_local int current_device = 0;
 std::atomic<std::uint64_t> host_waits{0};
 
+// Host memory aligned and rounded to 256 bytes, as cudaMalloc and cudaHostAlloc give; a zero-byte
+// request still gets a distinct block. Null when the host is out of memory.
+void* allocate_block(std::size_t bytes, std::size_t* rounded = nullptr) {
+    const std::size_t size = (std::max<std::size_t>(bytes, 1) + 255) / 256 * 256;
+    if (rounded != nullptr) *rounded = size;
+    return std::aligned_alloc(256, size);
+}
+
 cudaError_t fail(cudaError_t error) {
     last_error = error;
     return error;
@@ -127,12 +135,6 @@ namespace convkit::emu {
 
 std::uint64_t host_synchronisations() {
     return host_waits.load();
-}
-
-std::size_t emulated_device_bytes_in_use() {
-    RuntimeState& s = state();
-    std::lock_guard lock(s.mutex);
-    return s.device_bytes_in_use;
 }
 
 }  // namespace convkit::emu
@@ -267,9 +269,8 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
         if (bytes > device_capacity() - s.device_bytes_in_use) return fail(cudaErrorMemoryAllocation);
         s.device_bytes_in_use += bytes;
     }
-    // 256-byte alignment, as cudaMalloc gives; a zero-byte request still gets a distinct block.
-    const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 255) / 256 * 256;
-    void* block = std::aligned_alloc(256, rounded);
+    std::size_t rounded = 0;
+    void* block = allocate_block(bytes, &rounded);
     std::lock_guard lock(s.mutex);
     if (block == nullptr) {
         s.device_bytes_in_use -= bytes;
@@ -304,7 +305,7 @@ cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
 
 cudaError_t cudaHostAlloc(void** pointer, std::size_t bytes, unsigned int) {
     if (pointer == nullptr) return fail(cudaErrorInvalidValue);
-    *pointer = std::aligned_alloc(256, (std::max<std::size_t>(bytes, 1) + 255) / 256 * 256);
+    *pointer = allocate_block(bytes);
     if (*pointer == nullptr) return fail(cudaErrorMemoryAllocation);
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);

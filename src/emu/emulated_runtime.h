@@ -1,7 +1,6 @@
 #pragma once
 // What the emulated CUDA device (CONVKIT_EMULATED_DEVICE, src/emu/emulated_runtime.cpp) can tell
 // a test beyond the CUDA runtime API itself.
-#include <cstddef>
 #include <cstdint>
 
 namespace convkit::emu {
@@ -9,8 +8,5 @@ namespace convkit::emu {
 // How many times the host has waited for the device so far (stream, event and device
 // synchronisations and the blocking cudaMemcpy): a training step should need none.
 std::uint64_t host_synchronisations();
-
-// Bytes of emulated device memory allocated with cudaMalloc and not yet freed.
-std::size_t emulated_device_bytes_in_use();
 
 }  // namespace convkit::emu
