@@ -9,6 +9,7 @@
 // in double and round once).
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "backends/host/binary_host.h"
 #include "backends/host/dropout_host.h"
@@ -49,8 +50,10 @@ Stream stream0() {
 }
 
 // NaN exactly where `expected` has NaN (a mean of nothing, a maximum of a row holding NaN), and
-// the other elements within `tolerance` relative error (0: exactly equal).
-void expect_close_with_nan(const Tensor& got, const Tensor& expected, double tolerance) {
+// the other elements within `tolerance`: relative error, or, given the magnitudes of the terms
+// behind each element (a sum or a mean), summation_error. Tolerance 0: exactly equal.
+void expect_close_with_nan(const Tensor& got, const Tensor& expected, double tolerance,
+                           const std::optional<Tensor>& magnitudes = std::nullopt) {
     ASSERT_EQ(got.shape(), expected.shape());
     std::vector<double> a = got.to_vector(), b = expected.to_vector();
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -59,7 +62,14 @@ void expect_close_with_nan(const Tensor& got, const Tensor& expected, double tol
             a[i] = b[i] = 0;
         }
     }
-    EXPECT_LE(relative_error(Tensor::from_vector(got.shape(), a), Tensor::from_vector(expected.shape(), b)), tolerance);
+    const Tensor got_values = Tensor::from_vector(got.shape(), a), expected_values = Tensor::from_vector(got.shape(), b);
+    if (magnitudes) {
+        std::vector<double> m = magnitudes->to_vector();
+        for (double& v : m) v = std::isnan(v) ? 0 : v;
+        EXPECT_LE(summation_error(got_values, expected_values, Tensor::from_vector(got.shape(), m)), tolerance);
+    } else {
+        EXPECT_LE(relative_error(got_values, expected_values), tolerance);
+    }
 }
 
 // ---- binary ----------------------------------------------------------------------------------
@@ -235,15 +245,15 @@ TEST_F(CudaElementwise, SumsAndMeansMatchTheHostOnEveryPath) {
             SCOPED_TRACE(dtype_name(dtype));
             const Tensor x = random_tensor(c.shape, rng).to(dtype);
             const Tensor xd = x.to(Device::cuda());
+            const double tolerance = dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance;
             for (double scale : {1.0, 1.0 / 3.0}) {
-                Tensor expected = Tensor::empty(kept, dtype);
+                Tensor expected = Tensor::empty(kept, dtype), magnitudes = Tensor::empty(kept, dtype);
                 detail::sum_dims_host(g, dtype, x.raw_data(), scale, expected.raw_data());
+                detail::sum_dims_host(g, dtype, abs(x).raw_data(), scale, magnitudes.raw_data());
                 const Tensor got = run_poisoned(kept, dtype, [&](Tensor& out) {
                     kernels::sum_dims(g, dtype, xd.raw_data(), scale, out.raw_data(), stream0());
                 });
-                EXPECT_LT(relative_error(got, expected),
-                          dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance)
-                    << "scale " << scale;
+                EXPECT_LT(summation_error(got, expected, magnitudes), tolerance) << "scale " << scale;
                 // The same order every run.
                 const Tensor again = run_poisoned(kept, dtype, [&](Tensor& out) {
                     kernels::sum_dims(g, dtype, xd.raw_data(), scale, out.raw_data(), stream0());
@@ -251,8 +261,8 @@ TEST_F(CudaElementwise, SumsAndMeansMatchTheHostOnEveryPath) {
                 EXPECT_TRUE(exactly_equal(again, got)) << "not deterministic";
             }
             // Through the public op, whose mean over no elements is NaN.
-            expect_close_with_nan(mean(xd, c.dims, true), mean(x, c.dims, true),
-                                  dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
+            expect_close_with_nan(mean(xd, c.dims, true), mean(x, c.dims, true), tolerance,
+                                  mean(abs(x), c.dims, true));
         }
     }
 }
@@ -331,8 +341,8 @@ TEST_F(CudaElementwise, PublicReductionsRunOnTheDevice) {
     CONVKIT_SEEDED_RNG(rng);
     const Tensor x = random_tensor(Shape{4, 300, 3}, rng);
     const Tensor xd = x.to(Device::cuda());
-    EXPECT_LT(relative_error(sum(xd), sum(x)), kFloat64Tolerance);
-    EXPECT_LT(relative_error(mean(xd, {0, 2}), mean(x, {0, 2})), kFloat64Tolerance);
+    EXPECT_LT(summation_error(sum(xd), sum(x), sum(abs(x))), kFloat64Tolerance);
+    EXPECT_LT(summation_error(mean(xd, {0, 2}), mean(x, {0, 2}), mean(abs(x), {0, 2})), kFloat64Tolerance);
     EXPECT_TRUE(exactly_equal(max(xd), max(x)));
     EXPECT_TRUE(exactly_equal(max(xd, 1, true), max(x, 1, true)));
     const Tensor indices = argmax(xd, -2);

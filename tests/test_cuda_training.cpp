@@ -21,7 +21,9 @@ TEST_F(CudaTraining, SmallCnnReachesTheHostAccuracyAndItsFirstLossesMatch) {
     if (cuda_is_emulated()) config.max_steps = 10;
     const AngleTrainingResult gpu = train_angle_classifier(Device::cuda(0), config);
     std::printf("angle task on the GPU: held-out accuracy %.4f\n", gpu.test_accuracy);
-    if (!cuda_is_emulated()) EXPECT_GE(gpu.test_accuracy, 0.95);
+    if (!cuda_is_emulated()) {
+        EXPECT_GE(gpu.test_accuracy, 0.95);
+    }
 
     // Same data, initial weights and batches: float32 sums in another order drift apart slowly,
     // so only the first steps are compared, and loosely.

@@ -51,6 +51,21 @@ double max_abs_difference(const Tensor& a, const Tensor& b) {
     return worst;
 }
 
+double summation_error(const Tensor& got, const Tensor& expected, const Tensor& magnitudes) {
+    check_same_shape(got, expected);
+    check_same_shape(got, magnitudes);
+    const auto vg = got.to_vector();
+    const auto ve = expected.to_vector();
+    const auto vm = magnitudes.to_vector();
+    double worst = 0.0;
+    for (std::size_t i = 0; i < vg.size(); ++i) {
+        const double d = std::fabs(vg[i] - ve[i]);
+        if (std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
+        worst = std::max(worst, vm[i] > 0 ? d / vm[i] : d);
+    }
+    return worst;
+}
+
 double dot(const Tensor& a, const Tensor& b) {
     check_same_shape(a, b);
     const auto va = a.to_vector();

@@ -38,8 +38,10 @@ protected:
 
 // Skips a test, saying why, on the emulated CUDA device (docs/testing.md): for sizes a GPU handles
 // in seconds and the emulator could not (tensors past 2^31 elements), and for NVIDIA's libraries.
-#define CONVKIT_SKIP_ON_EMULATED_DEVICE(why) \
-    if (::convkit::cuda_is_emulated()) GTEST_SKIP() << "left to a real GPU: " << (why)
+#define CONVKIT_SKIP_ON_EMULATED_DEVICE(why)   \
+    if (!::convkit::cuda_is_emulated()) {      \
+    } else                                     \
+        GTEST_SKIP() << "left to a real GPU: " << (why)
 
 // A size in a kernel test: `gpu` on a GPU, `emulated` on the emulated CUDA device, whose
 // grid-stride launches wrap at 64 blocks (kernels/launch.cuh), so the smaller size takes the same
@@ -63,6 +65,13 @@ double relative_error(const Tensor& a, const Tensor& b);
 
 // Largest |a_i - b_i|; NaN if any element is NaN.
 double max_abs_difference(const Tensor& a, const Tensor& b);
+
+// Largest |got_i - expected_i| / magnitude_i, where magnitude_i is the sum (or mean) of the
+// absolute values of the terms behind element i: the error a backward-stable summation bounds,
+// whatever the cancellation. relative_error cannot judge sums: random terms whose sum lands near
+// zero leave the result no relative accuracy in any summation order. Absolute where magnitude_i
+// is 0; NaN if any element is NaN.
+double summation_error(const Tensor& got, const Tensor& expected, const Tensor& magnitudes);
 
 // Sum of a_i * b_i in double.
 double dot(const Tensor& a, const Tensor& b);
