@@ -144,7 +144,9 @@ TEST(HalfTensor, FactoriesProduceTheDtypeAndItemReadsIt) {
         for (std::size_t i = 0; i < wide.size(); ++i) {
             const double want = d == DType::BFloat16 ? static_cast<double>(bfloat16(wide[i]))
                                                      : static_cast<double>(float16(wide[i]));
-            if (want < 1.0) ASSERT_EQ(narrow[i], want) << i;
+            if (want < 1.0) {
+                ASSERT_EQ(narrow[i], want) << i;
+            }
         }
         EXPECT_EQ(Tensor::normal(Shape{8}, 0.0, 1.0, 3, d).dtype(), d);
     }
