@@ -5,7 +5,7 @@
 
 #include "kernel_sweeps.h"
 #include "kernels/conv_direct.h"
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 #include "test_util.h"
 #include "tolerances.h"
 

@@ -1,8 +1,8 @@
 // The cuDNN backend against the host reference (label gpu), in strict float32, TF32 and
 // float64, with heuristic and timed algorithm choice, into NaN-filled buffers; and the calls it
 // cannot run answered with NotSupported and a reason.
-#include "ops/backend_registry.h"
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
+#include "backend_api/variant.h"
 #include "test_util.h"
 #include "tolerances.h"
 
@@ -43,6 +43,17 @@ std::vector<ConvProblem> supported_problems() {
     };
 }
 
+// Runs one pass of the `cudnn` variant on a problem built with the calling thread's settings
+// (math mode, algorithm search), as the public ops build it.
+void run_cudnn(const detail::ConvProblem& problem, ConvPass pass, const detail::ConvOperands& operands) {
+    const detail::ConvVariant* cudnn = detail::find_conv_variant("cudnn");
+    ASSERT_NE(cudnn, nullptr) << "this build has no cudnn variant";
+    std::string why;
+    ASSERT_TRUE(cudnn->supports(problem, pass, &why)) << why;
+    ASSERT_EQ(cudnn->workspace(problem, pass), 0u) << "the cudnn variant takes its workspace itself";
+    cudnn->run(problem, pass, operands, {}, current_stream(0));
+}
+
 double tolerance_for(DType dtype, MathMode mode) {
     if (dtype == DType::Float64) return testing::kCudnnFloat64Tolerance;
     return mode == MathMode::Strict ? testing::kCudaStrictFloat32Tolerance : testing::kTf32Tolerance;
@@ -50,12 +61,10 @@ double tolerance_for(DType dtype, MathMode mode) {
 
 TEST_F(Cudnn, ConvolutionPassesMatchTheHostReference) {
     CONVKIT_SEEDED_RNG(rng);
-    const auto& cudnn = detail::cudnn_conv_backend();
     for (const ConvProblem& p : supported_problems()) {
         const std::string op = conv_op_name(p.params.spatial_rank);
         const detail::ConvGeometry g = detail::conv_geometry(op, p.input, p.weight, p.params);
         SCOPED_TRACE(op + " " + p.params.to_string() + " " + p.input.to_string());
-        ASSERT_EQ(cudnn.unsupported_reason(g, DType::Float32), "");
         const Tensor x = testing::random_tensor(p.input, rng);
         const Tensor w = testing::random_tensor(p.weight, rng);
         const Tensor b = testing::random_tensor(Shape{g.out_channels}, rng);
@@ -73,23 +82,27 @@ TEST_F(Cudnn, ConvolutionPassesMatchTheHostReference) {
                     set_default_math_mode(mode);
                     set_default_algorithm_search(search);
                     const double tol = tolerance_for(dtype, mode);
-                    const Stream stream = current_stream(0);
+                    const detail::ConvProblem problem = detail::conv_problem(g, dtype, Device::cuda());
                     const Tensor xd = x.to(dtype).to(Device::cuda());
                     const Tensor wd = w.to(dtype).to(Device::cuda());
                     const Tensor bd = b.to(dtype).to(Device::cuda());
                     const Tensor dyd = dy.to(dtype).to(Device::cuda());
                     Tensor y = testing::nan_tensor(ref_y.shape(), dtype, Device::cuda());
-                    cudnn.forward(g, dtype, xd.raw_data(), wd.raw_data(), bd.raw_data(), y.raw_data(), stream);
+                    run_cudnn(problem, ConvPass::Forward,
+                              {.x = xd.raw_data(), .w = wd.raw_data(), .bias = bd.raw_data(), .out = y.raw_data()});
                     EXPECT_LT(testing::relative_error(y, ref_y), tol) << "forward";
                     Tensor dx = testing::nan_tensor(p.input, dtype, Device::cuda());
-                    cudnn.backward_data(g, dtype, dyd.raw_data(), wd.raw_data(), nullptr, dx.raw_data(), stream);
+                    run_cudnn(problem, ConvPass::BackwardData,
+                              {.w = wd.raw_data(), .dy = dyd.raw_data(), .out = dx.raw_data()});
                     EXPECT_LT(testing::relative_error(dx, ref_dx), tol) << "backward data";
                     Tensor dw = testing::nan_tensor(p.weight, dtype, Device::cuda());
-                    cudnn.backward_filter(g, dtype, dyd.raw_data(), xd.raw_data(), dw.raw_data(), stream);
+                    run_cudnn(problem, ConvPass::BackwardFilter,
+                              {.x = xd.raw_data(), .dy = dyd.raw_data(), .out = dw.raw_data()});
                     EXPECT_LT(testing::relative_error(dw, ref_dw), tol) << "backward filter";
                     Tensor db = testing::nan_tensor(Shape{g.out_channels}, dtype, Device::cuda());
-                    cudnn.backward_bias(g.batch, g.out_channels, g.output_spatial(), dtype, dyd.raw_data(),
-                                        db.raw_data(), stream);
+                    detail::ConvProblem bias_problem = detail::conv_problem(detail::ConvGeometry{}, dtype, Device::cuda());
+                    bias_problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
+                    run_cudnn(bias_problem, ConvPass::BackwardBias, {.dy = dyd.raw_data(), .out = db.raw_data()});
                     EXPECT_LT(testing::relative_error(db, ref_db), tol) << "bias";
                 }
             }

@@ -8,7 +8,7 @@
 
 #include "cuda/cublas_api.h"
 #include "cuda/cublas_check.h"
-#include "ops/backend_registry.h"
+#include "backend_api/backend_registry.h"
 #include "test_util.h"
 #include "tolerances.h"
 

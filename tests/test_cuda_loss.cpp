@@ -11,7 +11,7 @@
 
 #include "kernels/loss.h"
 #include "kernels/softmax.h"
-#include "ops/broadcast.h"
+#include "backend_api/broadcast.h"
 #include "test_util.h"
 #include "tolerances.h"
 

@@ -6,7 +6,7 @@
 
 #include "kernel_sweeps.h"
 #include "kernels/pool.h"
-#include "ops/geometry.h"
+#include "backend_api/geometry.h"
 #include "test_util.h"
 #include "tolerances.h"
 

@@ -7,9 +7,9 @@
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax.h"
-#include "ops/broadcast.h"
-#include "ops/reduce_math.h"
-#include "ops/softmax_math.h"
+#include "backend_api/broadcast.h"
+#include "backend_api/reduce_math.h"
+#include "backend_api/softmax_math.h"
 
 namespace convkit {
 namespace {

@@ -1,5 +1,0 @@
-#pragma once
-// Moved to backend_api/geometry.h (the backend contract). This forwarding header remains only for
-// tests/test_cuda_*.cpp and tests/emu/, which are being edited on another branch; delete it once
-// they include backend_api/geometry.h.
-#include "backend_api/geometry.h"
