@@ -11,6 +11,7 @@
 
 #include "convkit/convkit.h"
 #include "convkit/data/dataset.h"
+#include "cuda/device_timer.h"
 #include "cuda/host_waits.h"
 #include "test_util.h"
 #ifdef CONVKIT_EMULATED_DEVICE
@@ -88,6 +89,27 @@ TEST_F(CudaStepSync, TrainingStepsAfterTheFirstMakeNoHostSynchronisation) {
 #ifdef CONVKIT_EMULATED_DEVICE
     EXPECT_GT(WaitCounts::now().runtime, reading.runtime);
 #endif
+}
+
+// The measured variant selection times CUDA variants with device_time_ms: the work runs once, on
+// the given stream, and the host waits exactly once, for the closing event.
+TEST_F(CudaStepSync, DeviceTimeRunsTheWorkOnceAndWaitsOnce) {
+    Tensor t = Tensor::zeros(Shape{1000}, DType::Float32, Device::cuda());
+    int runs = 0;
+    const WaitCounts before = WaitCounts::now();
+    const double ms = detail::device_time_ms(current_stream(0), [&] {
+        ++runs;
+        t.fill_(2.0);
+    });
+    const WaitCounts after = WaitCounts::now();
+    EXPECT_EQ(runs, 1);
+    EXPECT_TRUE(std::isfinite(ms));
+    EXPECT_GE(ms, 0.0);
+    EXPECT_EQ(after.library - before.library, 1u);
+#ifdef CONVKIT_EMULATED_DEVICE
+    EXPECT_EQ(after.runtime - before.runtime, 1u);
+#endif
+    EXPECT_EQ(t.to(Device::host()).to_vector(), std::vector<double>(1000, 2.0));
 }
 
 }  // namespace

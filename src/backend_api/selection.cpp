@@ -2,6 +2,7 @@
 // and in an optional file), and the default backend's variant.
 #include "backend_api/selection.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 
 #include "convkit/tensor.h"
 #include "core/check.h"
+#include "cuda/device_timer.h"
 
 namespace convkit {
 
@@ -267,17 +269,34 @@ void run_with_workspace(const V& variant, const Problem& problem, Pass pass, con
     variant.run(problem, pass, operands, WorkspaceView{scratch.raw_data(), bytes}, stream);
 }
 
-// Times every variant that supports the problem (one warm-up run, then one timed run, on the
-// call's own operands; every pass overwrites its output, so the winner's final run leaves its
-// result). A variant that refuses at run time (cuDNN finding no deterministic algorithm) drops
-// out. Host variants are timed with a steady clock; CUDA ones the same way, synchronising the
-// device before and after.
+// Milliseconds of one run of `variant`: the median of three timed runs after a warm-up run (so
+// first-use costs, such as cuDNN plans or lazily loaded kernels, and one preempted run do not
+// decide). CUDA variants are timed by events on the stream, host ones by the steady clock.
+template <typename V, typename Problem, typename Pass, typename Operands>
+double run_time_ms(const V& variant, const Problem& problem, Pass pass, const Operands& operands, Stream stream) {
+    const auto run = [&] { run_with_workspace(variant, problem, pass, operands, stream); };
+    run();
+    std::array<double, 3> times{};
+    for (double& t : times) {
+        if (problem.device.type == DeviceType::CUDA) {
+            t = device_time_ms(stream, run);
+        } else {
+            const auto start = std::chrono::steady_clock::now();
+            run();
+            t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        }
+    }
+    std::sort(times.begin(), times.end());
+    return times[1];
+}
+
+// Times every variant that supports the problem on the call's own operands (every pass
+// overwrites its output; run_choice then runs the winner, whose result is the one kept). A
+// variant that refuses at run time (cuDNN finding no deterministic algorithm) drops out.
 template <typename V, typename Problem, typename Pass, typename Operands>
 const V* measure(std::string_view op, const Problem& problem, Pass pass, const Operands& operands, Stream stream) {
-    using Clock = std::chrono::steady_clock;
-    const bool cuda = problem.device.type == DeviceType::CUDA;
     const V* best = nullptr;
-    auto best_time = Clock::duration::max();
+    double best_time = std::numeric_limits<double>::infinity();
     std::string reasons;
     for (const V* v : Family<V>::all()) {
         if (v->device_type() != problem.device.type) continue;
@@ -287,14 +306,9 @@ const V* measure(std::string_view op, const Problem& problem, Pass pass, const O
             continue;
         }
         try {
-            run_with_workspace(*v, problem, pass, operands, stream);
-            if (cuda) synchronize(problem.device.index);
-            const auto start = Clock::now();
-            run_with_workspace(*v, problem, pass, operands, stream);
-            if (cuda) synchronize(problem.device.index);
-            const auto elapsed = Clock::now() - start;
-            if (elapsed < best_time) {
-                best_time = elapsed;
+            const double time = run_time_ms(*v, problem, pass, operands, stream);
+            if (time < best_time) {
+                best_time = time;
                 best = v;
             }
         } catch (const NotSupported& e) {

@@ -129,6 +129,34 @@ bool event_complete(cudaEvent_t event) {
     return true;
 }
 
+namespace {
+// Owns a CUDA event with timing enabled.
+class TimingEvent {
+public:
+    TimingEvent() { CONVKIT_CHECK_CUDA(cudaEventCreate(&event_)); }
+    // A destructor cannot throw, and a failed destroy leaves nothing to undo.
+    ~TimingEvent() { cudaEventDestroy(event_); }
+    TimingEvent(const TimingEvent&) = delete;
+    TimingEvent& operator=(const TimingEvent&) = delete;
+    cudaEvent_t get() const { return event_; }
+
+private:
+    cudaEvent_t event_ = nullptr;
+};
+}  // namespace
+
+double device_time_ms(Stream stream, const std::function<void()>& enqueue) {
+    CudaDeviceGuard guard(stream.device);
+    const TimingEvent start, end;
+    CONVKIT_CHECK_CUDA(cudaEventRecord(start.get(), to_cuda(stream)));
+    enqueue();
+    CONVKIT_CHECK_CUDA(cudaEventRecord(end.get(), to_cuda(stream)));
+    wait_for_event(end.get());
+    float ms = 0;
+    CONVKIT_CHECK_CUDA(cudaEventElapsedTime(&ms, start.get(), end.get()));
+    return ms;
+}
+
 std::uint64_t host_waits() { return waits.load(std::memory_order_relaxed); }
 
 std::string cuda_version_text(int version) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "convkit/device.h"
+#include "cuda/device_timer.h"
 #include "cuda/host_waits.h"
 
 namespace convkit::detail {
