@@ -1,84 +1,14 @@
-// The hand-written CUDA convolution kernels against the host reference (label gpu).
-// Each kernel writes into buffers filled with NaN beforehand, so an element it leaves unwritten
-// fails; float64 must match the reference to 1e-12, strict float32 to 1e-5 (relative error).
-#include <limits>
-
-#include "kernel_sweeps.h"
-#include "kernels/conv_direct.h"
-#include "backend_api/geometry.h"
+// The public convolution ops on CUDA tensors (label gpu): default backend, backend choice, and
+// sizes past 2^31 elements. The kernels themselves are swept against the float64 reference
+// through their variant in tests/test_variant_sweep.cpp.
 #include "test_util.h"
 #include "tolerances.h"
 
 namespace convkit {
 namespace {
 
-
 // The host results every GPU suite of this executable compares with come from the reference.
 const auto* const pinned = ::testing::AddGlobalTestEnvironment(new testing::PinHostReference);
-
-using testing::ConvCase;
-
-class CudaConv : public testing::WithCuda<::testing::TestWithParam<ConvCase>> {};
-
-// Each pass computed once on the host in float64, then by the kernels in float64 and float32
-// into NaN-filled buffers.
-TEST_P(CudaConv, EveryPassMatchesTheHostReference) {
-    const ConvCase& c = GetParam();
-    CONVKIT_SEEDED_RNG(rng);
-    const std::string op = conv_op_name(c.params.spatial_rank, c.transposed);
-    const detail::ConvGeometry g = c.transposed ? detail::conv_transpose_geometry(op, c.input, c.weight, c.params)
-                                                : detail::conv_geometry(op, c.input, c.weight, c.params);
-    // In the geometry's terms (the adjoint convolution for a transposed op).
-    const Shape conv_in = g.input_shape();
-    const Shape conv_out = g.output_shape();
-    const Tensor x = testing::random_tensor(conv_in, rng);
-    const Tensor w = testing::random_tensor(c.weight, rng);
-    const Tensor dy = testing::random_tensor(conv_out, rng);
-    const Tensor bias_out = testing::random_tensor(Shape{g.out_channels}, rng);
-    const Tensor bias_in = testing::random_tensor(Shape{g.in_channels}, rng);
-
-    // The host reference of the three passes plus the bias gradient, in float64.
-    const Tensor ref_forward = c.transposed ? conv_transpose_backward_data(x, w, dy.shape(), c.params)
-                                            : conv_forward(x, w, bias_out, c.params);
-    const Tensor ref_data = c.transposed ? conv_transpose_forward(dy, w, bias_in, c.params)
-                                         : conv_backward_data(dy, w, x.shape(), c.params);
-    const Tensor ref_filter = c.transposed ? conv_transpose_backward_filter(x, dy, c.weight, c.params)
-                                           : conv_backward_filter(dy, x, c.weight, c.params);
-    const Tensor ref_bias = conv_backward_bias(dy);
-
-    for (DType dtype : {DType::Float64, DType::Float32}) {
-        SCOPED_TRACE(dtype_name(dtype));
-        const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
-        const Device gpu = Device::cuda();
-        const Tensor xd = x.to(dtype).to(gpu);
-        const Tensor wd = w.to(dtype).to(gpu);
-        const Tensor dyd = dy.to(dtype).to(gpu);
-        const Tensor bout = bias_out.to(dtype).to(gpu);
-        const Tensor bin = bias_in.to(dtype).to(gpu);
-        const Stream stream = current_stream(0);
-
-        Tensor y = testing::nan_tensor(conv_out, dtype, gpu);
-        kernels::conv_forward_direct(g, dtype, xd.raw_data(), wd.raw_data(), c.transposed ? nullptr : bout.raw_data(),
-                                     y.raw_data(), stream);
-        EXPECT_LT(testing::relative_error(y, ref_forward), tolerance) << "forward";
-
-        Tensor dx = testing::nan_tensor(conv_in, dtype, gpu);
-        kernels::conv_backward_data_direct(g, dtype, dyd.raw_data(), wd.raw_data(),
-                                           c.transposed ? bin.raw_data() : nullptr, dx.raw_data(), stream);
-        EXPECT_LT(testing::relative_error(dx, ref_data), tolerance) << "backward data";
-
-        Tensor dw = testing::nan_tensor(c.weight, dtype, gpu);
-        kernels::conv_backward_filter_direct(g, dtype, dyd.raw_data(), xd.raw_data(), dw.raw_data(), stream);
-        EXPECT_LT(testing::relative_error(dw, ref_filter), tolerance) << "backward filter";
-
-        Tensor db = testing::nan_tensor(Shape{g.out_channels}, dtype, gpu);
-        kernels::conv_backward_bias(g.batch, g.out_channels, g.output_spatial(), dtype, dyd.raw_data(), db.raw_data(),
-                                    stream);
-        EXPECT_LT(testing::relative_error(db, ref_bias), tolerance) << "bias gradient";
-    }
-}
-
-INSTANTIATE_TEST_SUITE_P(Sweep, CudaConv, ::testing::ValuesIn(testing::conv_sweep()), testing::conv_case_name);
 
 class CudaConvOps : public testing::WithCuda<> {};
 

@@ -1,10 +1,10 @@
-// The CUDA pooling kernels against the host reference (label gpu): max, average (both
-// count_include_pad settings, ceil mode), adaptive and global average, forward and backward,
-// written into NaN-filled buffers. float64 to 1e-12; float32 to 1e-5.
+// The CUDA pooling kernels' special cases against the host reference (label gpu): adaptive and
+// global average, max pooling's special values bit for bit, sizes past 2^31 elements; outputs
+// NaN-filled first. The sweep of max and average pooling over the kernel sweeps runs through the
+// cuda.direct variant in tests/test_variant_sweep.cpp.
 #include <cmath>
 #include <limits>
 
-#include "kernel_sweeps.h"
 #include "kernels/pool.h"
 #include "backend_api/geometry.h"
 #include "test_util.h"
@@ -12,11 +12,6 @@
 
 namespace convkit {
 namespace {
-
-
-using testing::PoolCase;
-
-class CudaPool : public testing::WithCuda<::testing::TestWithParam<PoolCase>> {};
 
 // Runs kernel(out) into a NaN-filled tensor of `shape` and checks it against `reference`.
 template <typename Launch>
@@ -26,46 +21,6 @@ void expect_matches(const Shape& shape, DType dtype, const Tensor& reference, co
     const double tolerance = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
     EXPECT_LT(testing::relative_error(out, reference), tolerance) << what;
 }
-
-TEST_P(CudaPool, MaxAndAverageMatchTheHostReference) {
-    const PoolCase& c = GetParam();
-    CONVKIT_SEEDED_RNG(rng);
-    // Rounded to float32 first, so that both dtypes see the same values and the same argmax.
-    const Tensor x_rounded = testing::random_tensor(c.input, rng).to(DType::Float32).to(DType::Float64);
-    for (PoolKind kind : {PoolKind::Max, PoolKind::Average}) {
-        if (kind == PoolKind::Average && c.params.dilation != SpatialDims{1, 1, 1}) continue;
-        SCOPED_TRACE(kind == PoolKind::Max ? "max" : "average");
-        const std::string op = pool_op_name(c.params.spatial_rank, kind);
-        const detail::PoolGeometry g = detail::pool_geometry(op, c.input, c.params, kind);
-        const Tensor dy = testing::random_tensor(g.output_shape(), rng);
-        const bool is_max = kind == PoolKind::Max;
-        const Tensor ref_y = is_max ? max_pool_forward(x_rounded, c.params) : avg_pool_forward(x_rounded, c.params);
-        const Tensor ref_dx =
-            is_max ? max_pool_backward(dy, x_rounded, c.params) : avg_pool_backward(dy, c.input, c.params);
-        for (DType dtype : {DType::Float64, DType::Float32}) {
-            SCOPED_TRACE(dtype_name(dtype));
-            const Tensor xd = x_rounded.to(dtype).to(Device::cuda());
-            const Tensor dyd = dy.to(dtype).to(Device::cuda());
-            const Stream stream = current_stream(0);
-            expect_matches(g.output_shape(), dtype, ref_y, "forward", [&](Tensor& out) {
-                if (is_max) {
-                    kernels::max_pool_forward(g, dtype, xd.raw_data(), out.raw_data(), stream);
-                } else {
-                    kernels::avg_pool_forward(g, dtype, xd.raw_data(), out.raw_data(), stream);
-                }
-            });
-            expect_matches(c.input, dtype, ref_dx, "backward", [&](Tensor& out) {
-                if (is_max) {
-                    kernels::max_pool_backward(g, dtype, dyd.raw_data(), xd.raw_data(), out.raw_data(), stream);
-                } else {
-                    kernels::avg_pool_backward(g, dtype, dyd.raw_data(), out.raw_data(), stream);
-                }
-            });
-        }
-    }
-}
-
-INSTANTIATE_TEST_SUITE_P(Sweep, CudaPool, ::testing::ValuesIn(testing::pool_sweep()), testing::pool_case_name);
 
 class CudaPoolOps : public testing::WithCuda<> {};
 
