@@ -61,6 +61,30 @@ TEST(Metrics, AccuracyCountsCorrectPredictions) {
     EXPECT_DOUBLE_EQ(accuracy(pixels, indices(Shape{1, 2, 2}, {1, 0, 1, 1})), 0.75);
 }
 
+TEST(Metrics, CorrectPredictionsCountOnTheLogitsDevice) {
+    const Tensor logits =
+        Tensor::from_values(Shape{4, 3}, {3, 1, 0, 0, 1, 2, 0, 5, 1, 1, 0, 0});  // predicts 0, 2, 1, 0
+    const auto count = [](const Tensor& t) {
+        EXPECT_EQ(t.dtype(), DType::Int64);
+        EXPECT_EQ(t.rank(), 0);
+        EXPECT_EQ(t.device(), Device::host());
+        return static_cast<std::int64_t>(t.item(0));
+    };
+    EXPECT_EQ(count(correct_predictions(logits, indices(Shape{4}, {0, 2, 1, 0}))), 4);
+    EXPECT_EQ(count(correct_predictions(logits, indices(Shape{4}, {0, 1, 1, 2}))), 2);
+    EXPECT_EQ(count(correct_predictions(logits, indices(Shape{4}, {1, 1, 0, 2}))), 0);
+    // Ignored targets count nowhere, even where the prediction would match them.
+    EXPECT_EQ(count(correct_predictions(logits, indices(Shape{4}, {0, 255, 1, 2}), 255)), 2);
+    EXPECT_EQ(count(correct_predictions(logits, indices(Shape{4}, {-100, 2, 1, -100}))), 2);
+    const Tensor pixels = Tensor::from_values(Shape{1, 2, 2, 2}, {0, 5, 1, -1, 1, 4, 0, 2}, DType::Float64);
+    EXPECT_EQ(count(correct_predictions(pixels, indices(Shape{1, 2, 2}, {1, 0, 1, 1}))), 3);
+    expect_invalid_argument([&] { (void)correct_predictions(logits, indices(Shape{4}, {0, 1, 3, 0})); },
+                            "correct_predictions: targets[2] = 3 is not a class index: there are 3 classes, so it "
+                            "must be in [0, 3) or ignore_index (-100)");
+    expect_invalid_argument([&] { (void)correct_predictions(logits, indices(Shape{3}, {0, 1, 2})); },
+                            "correct_predictions: targets has shape [3] but the predictions have shape [4]");
+}
+
 TEST(Metrics, ConfusionMatrixRowsAreTrueClassesAndColumnsPredictions) {
     const Tensor predicted = indices(Shape{6}, {0, 1, 1, 2, 2, 2});
     const Tensor truth = indices(Shape{6}, {0, 0, 1, 1, 2, 2});

@@ -1,7 +1,8 @@
 #pragma once
 // Evaluation metrics for classification and segmentation. They run on the host (tensors on a
 // CUDA device are copied there first): they are evaluation-time summaries, not training ops,
-// and record no gradients.
+// and record no gradients. correct_predictions is the exception: it counts on the tensors'
+// device, for running accuracies in a training loop that must not wait for the device.
 //
 // Shapes follow cross_entropy (convkit/ops/loss.h): logits [N, C] or [N, C, d1, ...] (a score
 // per class and pixel), targets int64 [N] or [N, d1, ...]. The predicted class of a sample or
@@ -22,6 +23,13 @@ Tensor predicted_classes(const Tensor& logits);
 // is counted. Targets must be in [0, C) or ignore_index (else InvalidArgument naming the value
 // and its position).
 double accuracy(const Tensor& logits, const Tensor& targets, std::int64_t ignore_index = -100);
+
+// The number of targets other than ignore_index whose predicted class equals them, as an int64
+// scalar on the logits' device. On a CUDA device it is computed there and nothing waits: a
+// target outside [0, C) other than ignore_index is an InvalidArgument (naming the value and its
+// position) raised at the host's next wait for the device, as cross_entropy's; on the host at
+// once. Add the counts of a whole epoch on the device and read the sum once.
+Tensor correct_predictions(const Tensor& logits, const Tensor& targets, std::int64_t ignore_index = -100);
 
 // int64 [num_classes, num_classes]: entry [i][j] counts the samples (pixels) whose TRUE class is
 // i (row) and whose PREDICTED class is j (column), as in scikit-learn. The first argument is

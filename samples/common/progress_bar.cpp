@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "convkit/ops/elementwise.h"
+
 namespace convkit::samples {
 
 namespace {
@@ -26,10 +28,30 @@ ProgressBar::~ProgressBar() {
 }
 
 void ProgressBar::step(std::int64_t images, double mean_loss, std::int64_t correct) {
-    ++steps_;
-    images_ += images;
     correct_ += correct;
     loss_sum_ += mean_loss * static_cast<double>(images);
+    advance(images);
+}
+
+void ProgressBar::step(std::int64_t images, const Tensor& mean_loss, const Tensor& correct) {
+    const Tensor loss_sum = mean_loss.detach().to(DType::Float64) * static_cast<double>(images);
+    const Tensor count = correct.to(DType::Float64);
+    pending_loss_sum_ = pending_loss_sum_.defined() ? pending_loss_sum_ + loss_sum : loss_sum;
+    pending_correct_ = pending_correct_.defined() ? pending_correct_ + count : count;
+    advance(images);
+}
+
+void ProgressBar::settle() const {
+    if (!pending_loss_sum_.defined()) return;
+    loss_sum_ += pending_loss_sum_.to(Device::host()).item(0);
+    correct_ += std::llround(pending_correct_.to(Device::host()).item(0));
+    pending_loss_sum_ = Tensor();
+    pending_correct_ = Tensor();
+}
+
+void ProgressBar::advance(std::int64_t images) {
+    ++steps_;
+    images_ += images;
     if (redraw_in_place_) {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_draw_ >= kRedrawInterval) {
@@ -50,9 +72,11 @@ void ProgressBar::finish() {
 }
 
 double ProgressBar::mean_loss() const {
+    settle();
     return images_ > 0 ? loss_sum_ / static_cast<double>(images_) : NAN;
 }
 double ProgressBar::accuracy() const {
+    settle();
     return images_ > 0 ? static_cast<double>(correct_) / static_cast<double>(images_) : NAN;
 }
 double ProgressBar::seconds() const {

@@ -97,10 +97,6 @@ std::shared_ptr<const data::Dataset> first_examples(const data::ImageClassificat
     return std::make_shared<data::SubsetDataset>(all, std::move(indices));
 }
 
-std::int64_t count_correct(const Tensor& logits, const Tensor& targets) {
-    return std::llround(accuracy(logits, targets) * static_cast<double>(targets.size(0)));
-}
-
 double scalar(const Tensor& t) {
     return t.to(Device::host()).item(0);
 }
@@ -123,7 +119,8 @@ EpochResult train_epoch(nn::Module& model, data::DataLoader& loader, optim::Opti
         loss.backward();
         optimizer.step();
         schedule.step();
-        bar.step(batch.targets.size(0), scalar(loss), count_correct(logits.detach(), batch.targets));
+        // Counted on the device and read only when the bar is drawn: the step does not wait for it.
+        bar.step(batch.targets.size(0), loss, correct_predictions(logits.detach(), batch.targets));
     }
     bar.finish();
     return {bar.mean_loss(), bar.accuracy(), bar.images_per_second()};

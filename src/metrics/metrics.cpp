@@ -1,4 +1,5 @@
-// Classification and segmentation metrics on the host (see convkit/metrics.h). The class
+// Classification and segmentation metrics (see convkit/metrics.h): on the host, except
+// correct_predictions, which counts on the tensors' device. The class
 // geometry of logits is the softmax row geometry: rows of C scores, `inner` apart.
 #include "convkit/metrics.h"
 
@@ -8,7 +9,11 @@
 #include <sstream>
 #include <string>
 
+#include "convkit/ops/reduce.h"
 #include "core/check.h"
+#include "cuda/deferred_errors.h"
+#include "kernels/metrics.h"
+#include "ops/op_support.h"
 #include "ops/position_text.h"
 #include "backend_api/softmax_math.h"
 
@@ -44,6 +49,17 @@ std::vector<std::int64_t> host_indices(const Tensor& t) {
     return std::vector<std::int64_t>(data, data + host.numel());
 }
 
+// "<op>: targets at [i, j] = v is not a class index: there are C classes, so it must be in
+// [0, C) or ignore_index (-100)".
+std::string not_a_class_index(const std::string& op, const char* name, const Shape& shape, std::int64_t position,
+                              std::int64_t value, std::int64_t classes, std::optional<std::int64_t> ignore_index) {
+    std::ostringstream allowed;
+    allowed << "[0, " << classes << ")";
+    if (ignore_index) allowed << " or ignore_index (" << *ignore_index << ")";
+    return detail::concat(op, ": ", name, detail::position_text(shape, position), " = ", value,
+                          " is not a class index: there are ", classes, " classes, so it must be in ", allowed.str());
+}
+
 // Every value in [0, classes) or ignore_index (if any); else InvalidArgument naming the first
 // other one.
 void check_classes(const std::string& op, const char* name, const std::vector<std::int64_t>& values,
@@ -51,12 +67,8 @@ void check_classes(const std::string& op, const char* name, const std::vector<st
     for (std::size_t i = 0; i < values.size(); ++i) {
         const std::int64_t v = values[i];
         if ((v >= 0 && v < classes) || v == ignore_index) continue;
-        std::ostringstream allowed;
-        allowed << "[0, " << classes << ")";
-        if (ignore_index) allowed << " or ignore_index (" << *ignore_index << ")";
-        throw InvalidArgument(detail::concat(op, ": ", name, detail::position_text(shape, static_cast<std::int64_t>(i)),
-                                             " = ", v, " is not a class index: there are ", classes,
-                                             " classes, so it must be in ", allowed.str()));
+        throw InvalidArgument(
+            not_a_class_index(op, name, shape, static_cast<std::int64_t>(i), v, classes, ignore_index));
     }
 }
 
@@ -133,6 +145,42 @@ double accuracy(const Tensor& logits, const Tensor& targets, std::int64_t ignore
     }
     return counted == 0 ? std::numeric_limits<double>::quiet_NaN()
                         : static_cast<double>(correct) / static_cast<double>(counted);
+}
+
+Tensor correct_predictions(const Tensor& logits, const Tensor& targets, std::int64_t ignore_index) {
+    const std::string op = "correct_predictions";
+    check_logits(op, logits);
+    check_int64(op, "targets", targets);
+    CONVKIT_REQUIRE(targets.device() == logits.device(), op, "targets are on ", targets.device().to_string(),
+                    " but logits are on ", logits.device().to_string());
+    check_target_shape(op, without_class_dim(logits.shape()), targets);
+    const std::int64_t classes = logits.size(1);
+    if (logits.device().is_host()) {
+        const Predictions predicted = predictions_from(op, logits);
+        const std::vector<std::int64_t> truth = host_indices(targets);
+        check_classes(op, "targets", truth, targets.shape(), classes, ignore_index);
+        std::int64_t correct = 0;
+        for (std::size_t i = 0; i < truth.size(); ++i) correct += truth[i] != ignore_index && predicted.classes[i] == truth[i];
+        Tensor out = Tensor::empty(Shape{}, DType::Int64);
+        *out.data<std::int64_t>() = correct;
+        return out;
+    }
+    // On a CUDA device nothing waits: argmax and the count are enqueued, and a bad target is
+    // raised at the host's next wait, as cross_entropy does.
+    const Tensor predicted = argmax(logits.detach(), 1);
+    Tensor correct = Tensor::empty(Shape{}, DType::Int64, logits.device());
+    static_assert(sizeof(detail::DeviceErrorSlot) % sizeof(std::int64_t) == 0);
+    const Tensor slot = Tensor::empty(Shape{sizeof(detail::DeviceErrorSlot) / sizeof(std::int64_t)}, DType::Int64,
+                                      logits.device());
+    auto* invalid = static_cast<detail::DeviceErrorSlot*>(slot.raw_data());
+    const Stream stream = detail::stream_of(logits);
+    kernels::count_correct(predicted.data<std::int64_t>(), targets.data<std::int64_t>(), targets.numel(), classes,
+                           ignore_index, correct.data<std::int64_t>(), invalid, stream);
+    detail::defer_device_check(invalid, stream,
+                               [op, shape = targets.shape(), classes, ignore_index](std::int64_t i, std::int64_t v) {
+                                   return not_a_class_index(op, "targets", shape, i, v, classes, ignore_index);
+                               });
+    return correct;
 }
 
 Tensor confusion_matrix(const Tensor& predictions_or_logits, const Tensor& targets, std::int64_t num_classes,
