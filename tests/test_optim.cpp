@@ -464,6 +464,17 @@ std::map<std::string, Tensor> snapshot(const std::map<std::string, Tensor>& stat
     return copy;
 }
 
+// A run and its resumed copy: the same parameters and the same state, bit for bit.
+void expect_identical_runs(const std::vector<Tensor>& a, const optim::Optimizer& original, const std::vector<Tensor>& b,
+                           const optim::Optimizer& resumed) {
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(exactly_equal(a[i], b[i])) << "parameter " << i;
+    const auto final_a = original.state_dict();
+    const auto final_b = resumed.state_dict();
+    ASSERT_EQ(final_a.size(), final_b.size());
+    for (const auto& [key, value] : final_a) EXPECT_TRUE(exactly_equal(value, final_b.at(key))) << key;
+}
+
 TEST(OptimizerStateDict, RoundTripGivesIdenticalSubsequentSteps) {
     for (const auto& [name, make] : optimizers_with_state()) {
         SCOPED_TRACE(name);
@@ -505,11 +516,7 @@ TEST(OptimizerStateDict, RoundTripGivesIdenticalSubsequentSteps) {
             original->step();
             resumed->step();
         }
-        for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(exactly_equal(a[i], b[i])) << "parameter " << i;
-        const auto final_a = original->state_dict();
-        const auto final_b = resumed->state_dict();
-        ASSERT_EQ(final_a.size(), final_b.size());
-        for (const auto& [key, value] : final_a) EXPECT_TRUE(exactly_equal(value, final_b.at(key))) << key;
+        expect_identical_runs(a, *original, b, *resumed);
     }
 }
 
@@ -627,11 +634,7 @@ TEST(OptimizerMasterWeights, CheckpointResumesBitIdentically) {
                 resumed->step();
                 restarted->step();
             }
-            for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(exactly_equal(a[i], b[i])) << "parameter " << i;
-            const auto final_a = original->state_dict();
-            const auto final_b = resumed->state_dict();
-            ASSERT_EQ(final_a.size(), final_b.size());
-            for (const auto& [key, value] : final_a) EXPECT_TRUE(exactly_equal(value, final_b.at(key))) << key;
+            expect_identical_runs(a, *original, b, *resumed);
             if (loads_without_masters) EXPECT_FALSE(exactly_equal(a[1], without_masters[1]));
         }
     }
