@@ -127,9 +127,12 @@ void SGD::load_state_dict(const std::map<std::string, Tensor>& state) {
     o.maximize = reader.flag(detail::hyperparameter_key("maximize"));
     validate(o, op);
     std::vector<Tensor> buffers(parameters().size());
-    // Without momentum a parameter's state is at most its master weights.
+    // A parameter has a momentum buffer once stepped with momentum; a 16-bit one may have only
+    // master weights (stepped without momentum so far). A buffer without momentum, or any other
+    // key, is left over and refused by finish().
     for (std::size_t i = 0; i < buffers.size(); ++i) {
-        if (o.momentum != 0 && reader.has_state(i)) buffers[i] = reader.buffer(i, "momentum_buffer", parameters()[i]);
+        const std::string key = detail::state_key(i, "momentum_buffer");
+        if (o.momentum != 0 && reader.has(key)) buffers[i] = reader.buffer(i, "momentum_buffer", parameters()[i]);
     }
     std::vector<Tensor> masters = read_master_weights(reader);
     reader.finish();

@@ -39,6 +39,8 @@ public:
     Tensor buffer(std::size_t index, const std::string& name, const Tensor& parameter);
     // Whether the map has any "state.<index>." key: a parameter with no state yet has none.
     bool has_state(std::size_t index) const;
+    // Whether the map has `key` (for state that a parameter may or may not have yet).
+    bool has(const std::string& key) const { return state_.count(key) == 1; }
     // Throws on the first key that no call above asked for.
     void finish() const;
 
