@@ -640,6 +640,23 @@ TEST(OptimizerMasterWeights, CheckpointResumesBitIdentically) {
     }
 }
 
+// A 16-bit parameter stepped without momentum has state (master weights) but no momentum
+// buffer: a dict that turns momentum on loads, and the next step makes the buffer.
+TEST(OptimizerMasterWeights, SgdStateWithMastersButNoMomentumBufferLoadsWithMomentum) {
+    Tensor p = Tensor::full(Shape{3}, 0.5, DType::BFloat16).set_requires_grad();
+    optim::SGD plain({p}, {.lr = 0.1});
+    p.set_grad(Tensor::full(Shape{3}, 1.0, DType::BFloat16));
+    plain.step();
+    auto state = snapshot(plain.state_dict());
+    state["param_groups.0.momentum"] = Tensor::full(Shape{}, 0.9, DType::Float64);
+    optim::SGD with_momentum({p}, {.lr = 0.1});
+    with_momentum.load_state_dict(state);
+    EXPECT_EQ(with_momentum.options().momentum, 0.9);
+    with_momentum.step();
+    EXPECT_EQ(with_momentum.state_dict().at("state.0.momentum_buffer").dtype(), DType::Float32);
+    EXPECT_EQ(with_momentum.state_dict().at("state.0.master_weights").item(0), 0.5f - 0.1f - 0.1f);
+}
+
 TEST(OptimizerStateDict, KeysAreNamedAsDocumented) {
     Tensor p = parameter(Shape{2}, 3);
     optim::Adam adam({p, parameter(Shape{1}, 4)}, {.amsgrad = true});
