@@ -15,10 +15,13 @@
 namespace convkit {
 
 namespace {
+using detail::computed_in_float32;
 using detail::ConvChoice;
 using detail::ConvGeometry;
 using detail::ConvOperands;
 using detail::ConvProblem;
+using detail::is_reduced_precision_tensor;
+using detail::kComputedInFloat32;
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
@@ -115,18 +118,30 @@ Tensor forward(std::string_view op, const Tensor& input, const Tensor& weight, c
 
 Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::Forward);
-    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
+    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}}, kComputedInFloat32);
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(),
+            [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_forward(x, w, b, params); }, input,
+            weight, bias);
+    }
     return forward(op, input, weight, bias, g, false);
 }
 
 Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
                           const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::BackwardData);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}}, kComputedInFloat32);
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& w) { return conv_backward_data(dy, w, input_shape, params); },
+            grad_output, weight);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass(op, problem, ConvPass::BackwardData, g.input_shape(),
                     {.w = weight.raw_data(), .dy = grad_output.raw_data()}, grad_output);
@@ -135,9 +150,15 @@ Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const
 Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                             const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::BackwardFilter);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}}, kComputedInFloat32);
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& x) { return conv_backward_filter(dy, x, weight_shape, params); },
+            grad_output, input);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass(op, problem, ConvPass::BackwardFilter, g.weight_shape(),
                     {.x = input.raw_data(), .dy = grad_output.raw_data()}, grad_output);
@@ -145,9 +166,12 @@ Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, cons
 
 Tensor conv_backward_bias(const Tensor& grad_output) {
     constexpr std::string_view op = "conv_backward_bias";
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
     CONVKIT_REQUIRE(grad_output.rank() >= 2, op, "grad_output must be [N, C, ...], got shape ",
                     grad_output.shape().to_string());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(grad_output.dtype(), &conv_backward_bias, grad_output);
+    }
     // The bias gradient depends on no geometry, only on dy's shape.
     ConvProblem problem = detail::conv_problem(ConvGeometry{}, grad_output.dtype(), grad_output.device());
     problem.bias_grad = bias_grad_of(grad_output.shape());
@@ -158,18 +182,30 @@ Tensor conv_backward_bias(const Tensor& grad_output) {
 Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                               const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::Forward);
-    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
+    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}}, kComputedInFloat32);
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(),
+            [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_transpose_forward(x, w, b, params); },
+            input, weight, bias);
+    }
     return forward(op, input, weight, bias, g, true);
 }
 
 Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
                                     const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::BackwardData);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}}, kComputedInFloat32);
     const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.input_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& w) { return conv_transpose_backward_data(dy, w, input_shape, params); },
+            grad_output, weight);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass(op, problem, ConvPass::Forward, g.output_shape(),
                     {.x = grad_output.raw_data(), .w = weight.raw_data()}, grad_output);
@@ -178,9 +214,17 @@ Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& wei
 Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                       const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::BackwardFilter);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}}, kComputedInFloat32);
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.input_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& x) {
+                return conv_transpose_backward_filter(dy, x, weight_shape, params);
+            },
+            grad_output, input);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
     return run_pass(op, problem, ConvPass::BackwardFilter, g.weight_shape(),

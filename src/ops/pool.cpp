@@ -12,12 +12,15 @@
 namespace convkit {
 
 namespace {
+using detail::computed_in_float32;
+using detail::is_reduced_precision_tensor;
+using detail::kComputedInFloat32;
 using detail::PoolChoice;
 using detail::PoolGeometry;
 using detail::PoolOp;
 using detail::PoolOperands;
-using detail::PoolProblem;
 using detail::PoolOpFamily;
+using detail::PoolProblem;
 
 std::vector<std::int64_t> ones(int count) {
     return std::vector<std::int64_t>(static_cast<std::size_t>(count), 1);
@@ -56,16 +59,25 @@ Tensor pool_forward(std::string_view op, const Tensor& input, const PoolProblem&
 
 Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, false);
-    detail::check_same_device_and_dtype(op, {{"input", input}});
+    detail::check_same_device_and_dtype(op, {{"input", input}}, kComputedInFloat32);
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& x) { return max_pool_forward(x, params); }, input);
+    }
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device()));
 }
 
 Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}}, kComputedInFloat32);
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& dy, const Tensor& x) { return max_pool_backward(dy, x, params); },
+            grad_output, input);
+    }
     const PoolProblem problem = detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device());
     return run_pass(op, problem, PoolPass::Backward, input.shape(),
                     {.x = input.raw_data(), .dy = grad_output.raw_data()}, input);
@@ -73,16 +85,25 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
 
 Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, false);
-    detail::check_same_device_and_dtype(op, {{"input", input}});
+    detail::check_same_device_and_dtype(op, {{"input", input}}, kComputedInFloat32);
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& x) { return avg_pool_forward(x, params); }, input);
+    }
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::Average, input.dtype(), input.device()));
 }
 
 Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(), [&](const Tensor& dy) { return avg_pool_backward(dy, input_shape, params); },
+            grad_output);
+    }
     const PoolProblem problem = detail::pool_problem(g, PoolOp::Average, grad_output.dtype(), grad_output.device());
     return run_pass(op, problem, PoolPass::Backward, input_shape, {.dy = grad_output.raw_data()}, grad_output);
 }
@@ -94,20 +115,29 @@ int image_rank(const Tensor& t) { return t.defined() ? t.rank() - 2 : 0; }
 
 Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int64_t>& output_size) {
     const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::AdaptiveAverage, false);
-    detail::check_same_device_and_dtype(op, {{"input", input}});
+    detail::check_same_device_and_dtype(op, {{"input", input}}, kComputedInFloat32);
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& x) { return adaptive_avg_pool_forward(x, output_size); }, input);
+    }
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::AdaptiveAverage, input.dtype(), input.device()));
 }
 
 Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
     const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::AdaptiveAverage, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
     CONVKIT_REQUIRE(grad_output.rank() >= 3 && grad_output.rank() == input_shape.rank(), op, "grad_output shape ",
                     grad_output.shape().to_string(), " and input shape ", input_shape.to_string(),
                     " must both be [N, C, spatial...] of one rank");
     const PoolGeometry g =
         detail::adaptive_pool_geometry(op, input_shape, spatial_sizes_of(grad_output.shape()).to_vector());
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(), [&](const Tensor& dy) { return adaptive_avg_pool_backward(dy, input_shape); },
+            grad_output);
+    }
     const PoolProblem problem =
         detail::pool_problem(g, PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
     return run_pass(op, problem, PoolPass::Backward, input_shape, {.dy = grad_output.raw_data()}, grad_output);
@@ -123,7 +153,7 @@ Tensor global_avg_pool_forward(const Tensor& input) {
 
 Tensor global_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
     const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::GlobalAverage, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
     const bool one_per_plane =
         grad_output.rank() >= 3 &&
         std::all_of(grad_output.shape().begin() + 2, grad_output.shape().end(), [](std::int64_t d) { return d == 1; });
