@@ -41,7 +41,9 @@ Tensor run_gemm(const std::string& op, const GemmShape& shape, const Tensor& a, 
 }
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+    const Tensor a = detail::contiguous_operand(a_in);
+    const Tensor b = detail::contiguous_operand(b_in);
     const std::string op = "matmul";
     detail::check_same_device_and_dtype(op, {{"a", a}, {"b", b}});
     require_matrix(op, "a", "[M, K]", a);
@@ -62,7 +64,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     return c;
 }
 
-Tensor matmul_backward_a(const Tensor& grad_output, const Tensor& b) {
+Tensor matmul_backward_a(const Tensor& grad_output_in, const Tensor& b_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor b = detail::contiguous_operand(b_in);
     const std::string op = "matmul_backward_a";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"b", b}});
     require_matrix(op, "grad_output", "[M, N]", grad_output);
@@ -71,7 +75,9 @@ Tensor matmul_backward_a(const Tensor& grad_output, const Tensor& b) {
     return run_gemm(op, GemmShape{grad_output.size(0), b.size(0), b.size(1), false, true}, grad_output, b, Tensor());
 }
 
-Tensor matmul_backward_b(const Tensor& grad_output, const Tensor& a) {
+Tensor matmul_backward_b(const Tensor& grad_output_in, const Tensor& a_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor a = detail::contiguous_operand(a_in);
     const std::string op = "matmul_backward_b";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"a", a}});
     require_matrix(op, "grad_output", "[M, N]", grad_output);
@@ -80,7 +86,10 @@ Tensor matmul_backward_b(const Tensor& grad_output, const Tensor& a) {
     return run_gemm(op, GemmShape{a.size(1), grad_output.size(1), a.size(0), true, false}, a, grad_output, Tensor());
 }
 
-Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in) {
+    const Tensor input = detail::contiguous_operand(input_in);
+    const Tensor weight = detail::contiguous_operand(weight_in);
+    const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string op = "linear";
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
     require_matrix(op, "input", "[N, in]", input);
@@ -109,7 +118,9 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
     return y;
 }
 
-Tensor linear_backward_input(const Tensor& grad_output, const Tensor& weight) {
+Tensor linear_backward_input(const Tensor& grad_output_in, const Tensor& weight_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor weight = detail::contiguous_operand(weight_in);
     const std::string op = "linear_backward_input";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
     require_matrix(op, "grad_output", "[N, out]", grad_output);
@@ -120,7 +131,9 @@ Tensor linear_backward_input(const Tensor& grad_output, const Tensor& weight) {
                     weight, Tensor());
 }
 
-Tensor linear_backward_weight(const Tensor& grad_output, const Tensor& input) {
+Tensor linear_backward_weight(const Tensor& grad_output_in, const Tensor& input_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor input = detail::contiguous_operand(input_in);
     const std::string op = "linear_backward_weight";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     require_matrix(op, "grad_output", "[N, out]", grad_output);
@@ -131,7 +144,8 @@ Tensor linear_backward_weight(const Tensor& grad_output, const Tensor& input) {
                     Tensor());
 }
 
-Tensor linear_backward_bias(const Tensor& grad_output) {
+Tensor linear_backward_bias(const Tensor& grad_output_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const std::string op = "linear_backward_bias";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     require_matrix(op, "grad_output", "[N, out]", grad_output);

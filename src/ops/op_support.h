@@ -1,6 +1,7 @@
 #pragma once
 // What every op entry point does before its arithmetic: check that the tensors are defined and
-// agree on device and dtype, pick the backend, and dispatch on dtype.
+// agree on device and dtype (and are in a memory format the op reads), pick the backend, and
+// dispatch on dtype.
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 #include "backend_api/selection.h"
 #include "core/check.h"
 #include "convkit/tensor.h"
+#include "tensor/memory_format_support.h"
 
 namespace convkit::detail {
 
@@ -20,11 +22,19 @@ struct NamedTensor {
 // Whether an op takes bfloat16/float16 tensors (and computes them in float32) or refuses them.
 enum class ReducedPrecision { Refused, ComputedInFloat32 };
 
+// Whether an op reads its tensors in either memory format (it passes their layout on, or works
+// elementwise on the buffers) or only contiguous ones. A ContiguousOnly op converts channels-last
+// operands at its entry with contiguous_operand (tensor/memory_format_support.h, counted) before
+// the check; a channels-last tensor reaching the check of such an op is a bug in convkit, and
+// the check throws std::logic_error naming op and argument instead of misreading the buffer.
+enum class Layouts { ContiguousOnly, Either };
+
 // All tensors defined, floating-point, on one device, of one dtype; throws InvalidArgument naming
 // the culprit. A 16-bit tensor is NotSupported naming op, argument and dtype unless the op says
 // it computes them.
 void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors,
-                                 ReducedPrecision reduced = ReducedPrecision::Refused);
+                                 ReducedPrecision reduced = ReducedPrecision::Refused,
+                                 Layouts layouts = Layouts::ContiguousOnly);
 
 // A 16-bit tensor's float32 copy (other tensors as they are): the storage types compute in
 // float32 and round once at the end. Recorded like any conversion, so gradients flow through.
@@ -64,16 +74,29 @@ std::int64_t size_in_dim(std::string_view op, const char* dim, F&& size) {
 Stream stream_of(const Tensor& tensor);
 
 // Runs one pass of a convolution or pooling problem into a new tensor of `shape` (`like`'s dtype
-// and device) on the variant of `choice`, choosing it first if it is still empty (a gradient
+// and device, in `format`) on the variant of `choice`, choosing it first if it is still empty (a gradient
 // the forward call did not expect, requires_grad set since).
 template <typename Problem, typename Pass, typename Choice, typename Operands>
 Tensor run_pass_into(std::string_view op, const Problem& problem, Pass pass, Choice& choice, const Shape& shape,
-                     Operands operands, const Tensor& like) {
+                     Operands operands, const Tensor& like, MemoryFormat format = MemoryFormat::Contiguous) {
     if (choice.variant == nullptr && !choice.measure) choice = choose_variant(op, problem, pass);
-    Tensor out = Tensor::empty(shape, like.dtype(), like.device());
-    operands.out = out.raw_data();
+    Tensor out = Tensor::empty(shape, like.dtype(), like.device(), format);
+    operands.out = out.raw_physical_data();  // in `format`, which the problem states
     run_variant(op, problem, pass, choice, operands, stream_of(like));
     return out;
+}
+
+// The memory format a convolution or pooling call runs its activations (x, y and their
+// gradients) in: `given` if the variants the thread's policy picks for all of `passes` support
+// it, else contiguous (the op then converts its operands, counted, and its result back).
+template <typename Problem, typename Pass>
+MemoryFormat activation_format(Problem problem, MemoryFormat given, std::initializer_list<Pass> passes) {
+    if (given == MemoryFormat::Contiguous) return given;
+    problem.x_layout = problem.y_layout = given;
+    for (Pass pass : passes) {
+        if (!policy_supports(problem, pass)) return MemoryFormat::Contiguous;
+    }
+    return given;
 }
 
 }  // namespace convkit::detail

@@ -54,14 +54,17 @@ Tensor pool_forward(std::string_view op, const Tensor& input, const PoolProblem&
 }
 }  // namespace
 
-Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
+Tensor max_pool_forward(const Tensor& input_in, const PoolParams& params) {
+    const Tensor input = detail::contiguous_operand(input_in);
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, false);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device()));
 }
 
-Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params) {
+Tensor max_pool_backward(const Tensor& grad_output_in, const Tensor& input_in, const PoolParams& params) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor input = detail::contiguous_operand(input_in);
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
@@ -71,14 +74,16 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
                     {.x = input.raw_data(), .dy = grad_output.raw_data()}, input);
 }
 
-Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
+Tensor avg_pool_forward(const Tensor& input_in, const PoolParams& params) {
+    const Tensor input = detail::contiguous_operand(input_in);
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, false);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::Average, input.dtype(), input.device()));
 }
 
-Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, const PoolParams& params) {
+Tensor avg_pool_backward(const Tensor& grad_output_in, const Shape& input_shape, const PoolParams& params) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
@@ -92,14 +97,16 @@ namespace {
 int image_rank(const Tensor& t) { return t.defined() ? t.rank() - 2 : 0; }
 }  // namespace
 
-Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int64_t>& output_size) {
+Tensor adaptive_avg_pool_forward(const Tensor& input_in, const std::vector<std::int64_t>& output_size) {
+    const Tensor input = detail::contiguous_operand(input_in);
     const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::AdaptiveAverage, false);
     detail::check_same_device_and_dtype(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::AdaptiveAverage, input.dtype(), input.device()));
 }
 
-Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
+Tensor adaptive_avg_pool_backward(const Tensor& grad_output_in, const Shape& input_shape) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::AdaptiveAverage, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 3 && grad_output.rank() == input_shape.rank(), op, "grad_output shape ",
@@ -114,14 +121,16 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
 }
 
 // Global average pooling is adaptive pooling to one element per dim.
-Tensor global_avg_pool_forward(const Tensor& input) {
+Tensor global_avg_pool_forward(const Tensor& input_in) {
+    const Tensor input = detail::contiguous_operand(input_in);
     const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::GlobalAverage, false);
     CONVKIT_REQUIRE(input.defined() && input.rank() >= 3, op, "input must be [N, C, spatial...], got ",
                     input.defined() ? input.shape().to_string() : std::string("an undefined tensor"));
     return adaptive_avg_pool_forward(input, ones(input.rank() - 2));
 }
 
-Tensor global_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
+Tensor global_avg_pool_backward(const Tensor& grad_output_in, const Shape& input_shape) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::GlobalAverage, true);
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
     const bool one_per_plane =

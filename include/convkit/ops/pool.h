@@ -1,6 +1,8 @@
 #pragma once
 // Max, average, adaptive-average and global-average pooling, 1-D to 3-D, forward and backward.
 // Input [N, C, (D,) (H,) W]; the spatial rank comes from the params (or the input's rank).
+// Memory format (convkit/memory_format.h): channels-last inputs are converted to contiguous at
+// entry (counted in layout_conversions()); results are contiguous.
 #include <cstdint>
 #include <vector>
 
