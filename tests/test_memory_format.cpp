@@ -16,6 +16,12 @@
 #include "test_util.h"
 
 namespace convkit {
+namespace testing {
+// gtest prints parameters with these instead of their bytes.
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
+void PrintTo(const PoolCase& c, std::ostream* os) { *os << c.name(); }
+}  // namespace testing
+
 namespace {
 
 #ifdef CONVKIT_MEMORY_FORMAT_CUDA
@@ -305,29 +311,30 @@ std::vector<OpCase> op_cases() {
                                                    ConvParams(2));
          },
          kNativeOnHost, false},
-        {"max_pool2d", [=](MemoryFormat f) { return max_pool_forward(in(s, 1, f), PoolParams(2, 2)); }},
+        // Pooling: native on the host reference, converted on the CUDA variants.
+        {"max_pool2d", [=](MemoryFormat f) { return max_pool_forward(in(s, 1, f), PoolParams(2, 2)); }, kNativeOnHost},
         {"max_pool2d_backward",
          [=](MemoryFormat f) {
              return max_pool_backward(in(Shape{2, 3, 2, 2}, 1, f), in(s, 2, f), PoolParams(2, 2));
-         }},
-        {"avg_pool3d", [=](MemoryFormat f) { return avg_pool_forward(in(s3, 1, f), PoolParams(3, 2)); }},
+         }, kNativeOnHost},
+        {"avg_pool3d", [=](MemoryFormat f) { return avg_pool_forward(in(s3, 1, f), PoolParams(3, 2)); }, kNativeOnHost},
         {"avg_pool2d_backward",
          [=](MemoryFormat f) {
              return avg_pool_backward(in(Shape{2, 3, 2, 2}, 1, f), s, PoolParams(2, 2));
-         }},
+         }, kNativeOnHost},
         {"adaptive_avg_pool2d",
          [=](MemoryFormat f) {
              return adaptive_avg_pool_forward(in(s, 1, f), {3, 3});
-         }},
+         }, kNativeOnHost},
         {"adaptive_avg_pool2d_backward",
          [=](MemoryFormat f) {
              return adaptive_avg_pool_backward(in(Shape{2, 3, 3, 3}, 1, f), s);
-         }},
-        {"global_avg_pool", [=](MemoryFormat f) { return global_avg_pool_forward(in(s, 1, f)); }},
+         }, kNativeOnHost},
+        {"global_avg_pool", [=](MemoryFormat f) { return global_avg_pool_forward(in(s, 1, f)); }, kNativeOnHost},
         {"global_avg_pool_backward",
          [=](MemoryFormat f) {
              return global_avg_pool_backward(in(Shape{2, 3, 1, 1}, 1, f), s);
-         }},
+         }, kNativeOnHost},
         {"upsample_nearest",
          [=](MemoryFormat f) {
              return upsample_nearest(in(s, 1, f), {2, 2});
@@ -400,6 +407,28 @@ TEST_F(MemoryFormatTest, MatrixOpsRefuseChannelsLastAsBadShape) {
     EXPECT_THROW(linear_backward_bias(x), InvalidArgument);
 }
 
+// Runs `passes` on contiguous and on channels-last inputs: each result bit-identical, in the
+// format `formats` gives it, and no conversion on the host reference (some on the CUDA
+// variants, which run contiguous buffers only).
+void expect_channels_last_passes_match(const std::function<std::vector<Tensor>(MemoryFormat)>& passes,
+                                       const std::vector<std::pair<const char*, MemoryFormat>>& formats) {
+    const std::vector<Tensor> expected = passes(MemoryFormat::Contiguous);
+    reset_layout_conversions();
+    const std::vector<Tensor> actual = passes(kCL);
+    const std::uint64_t conversions = layout_conversions();
+    ASSERT_EQ(actual.size(), formats.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        const auto& [name, format] = formats[i];
+        expect_same_values(actual[i], expected[i], name);
+        EXPECT_EQ(actual[i].memory_format(), format) << name;
+    }
+    if (test_device().is_host()) {
+        EXPECT_EQ(conversions, 0u);
+    } else {
+        EXPECT_GT(conversions, 0u);
+    }
+}
+
 // ---- convolution: every pass over the kernel sweep ----------------------------------------------
 
 // The four passes of one geometry with its activations in `format`: y, dx (or the transposed
@@ -425,26 +454,72 @@ class ChannelsLastConvSweep : public Fixture, public ::testing::WithParamInterfa
 // variants convert (counted) and give the same bits as their contiguous run.
 TEST_P(ChannelsLastConvSweep, EveryPassEqualsContiguous) {
     const testing::ConvCase& c = GetParam();
-    const std::vector<Tensor> expected = conv_passes(c, MemoryFormat::Contiguous);
-    reset_layout_conversions();
-    const std::vector<Tensor> actual = conv_passes(c, kCL);
-    const std::uint64_t conversions = layout_conversions();
-    const char* names[] = {"y", "dx", "dw", "db"};
-    for (std::size_t i = 0; i < expected.size(); ++i) expect_same_values(actual[i], expected[i], names[i]);
-    EXPECT_EQ(actual[0].memory_format(), kCL);
-    EXPECT_EQ(actual[1].memory_format(), kCL);
-    EXPECT_TRUE(actual[2].is_contiguous());
-    if (test_device().is_host()) {
-        EXPECT_EQ(conversions, 0u);
-    } else {
-        EXPECT_GT(conversions, 0u);
-    }
+    constexpr MemoryFormat kContiguous = MemoryFormat::Contiguous;
+    expect_channels_last_passes_match([&](MemoryFormat f) { return conv_passes(c, f); },
+                                      {{"y", kCL}, {"dx", kCL}, {"dw", kContiguous}, {"db", kContiguous}});
 }
 
 INSTANTIATE_TEST_SUITE_P(KernelSweep, ChannelsLastConvSweep, ::testing::ValuesIn(testing::conv_sweep()),
                          testing::conv_case_name);
 
+// ---- pooling: every op and pass over the kernel sweep ---------------------------------------
+
+// Max and average pooling forward and backward, and adaptive average pooling, of one geometry
+// with the activations in `format`.
+std::vector<Tensor> pool_passes(const testing::PoolCase& c, MemoryFormat format) {
+    const Tensor x = input(c.input, 1).to(format);
+    const Tensor max_y = max_pool_forward(x, c.params);
+    const PoolParams avg_params = PoolParams(c.params).set_dilation(1);  // average pooling has none
+    const Tensor avg_y = avg_pool_forward(x, avg_params);
+    const Tensor dy = input(max_y.shape(), 2).to(format);
+    const Tensor adaptive_y = adaptive_avg_pool_forward(x, std::vector<std::int64_t>(c.input.rank() - 2, 3));
+    const Tensor adaptive_dy = input(adaptive_y.shape(), 3).to(format);
+    return {max_y,
+            max_pool_backward(dy, x, c.params),
+            avg_y,
+            avg_pool_backward(input(avg_y.shape(), 4).to(format), c.input, avg_params),
+            adaptive_y,
+            adaptive_avg_pool_backward(adaptive_dy, c.input)};
+}
+
+class ChannelsLastPoolSweep : public Fixture, public ::testing::WithParamInterface<testing::PoolCase> {};
+
+TEST_P(ChannelsLastPoolSweep, EveryPassEqualsContiguous) {
+    const testing::PoolCase& c = GetParam();
+    expect_channels_last_passes_match([&](MemoryFormat f) { return pool_passes(c, f); },
+                                      {{"max", kCL},
+                                       {"max backward", kCL},
+                                       {"avg", kCL},
+                                       {"avg backward", kCL},
+                                       {"adaptive", kCL},
+                                       {"adaptive backward", kCL}});
+}
+
+INSTANTIATE_TEST_SUITE_P(KernelSweep, ChannelsLastPoolSweep, ::testing::ValuesIn(testing::pool_sweep()),
+                         testing::pool_case_name);
+
 #ifndef CONVKIT_MEMORY_FORMAT_CUDA
+// The default host backend, host-blas: its max pooling runs contiguous planes only, so a
+// channels-last max pooling converts (and converts back); its average pooling is the reference's.
+TEST_F(MemoryFormatTest, HostBlasMaxPoolingConvertsAverageDoesNot) {
+#ifndef CONVKIT_WITH_OPENBLAS
+    GTEST_SKIP() << "this build has no host-blas";
+#endif
+    BackendGuard blas(Backend::HostBlas);
+    const Tensor x = input(Shape{2, 3, 6, 6}, 1);
+    const Tensor max_expected = max_pool_forward(x, PoolParams(2, 2));
+    reset_layout_conversions();
+    const Tensor max_actual = max_pool_forward(x.to(kCL), PoolParams(2, 2));
+    EXPECT_EQ(layout_conversions(), 2u);
+    expect_same_values(max_actual, max_expected, "max");
+    EXPECT_EQ(max_actual.memory_format(), kCL);
+    const Tensor avg_expected = avg_pool_forward(x, PoolParams(2, 2));
+    reset_layout_conversions();
+    const Tensor avg_actual = avg_pool_forward(x.to(kCL), PoolParams(2, 2));
+    EXPECT_EQ(layout_conversions(), 0u);
+    expect_same_values(avg_actual, avg_expected, "avg");
+}
+
 // A variant that runs contiguous buffers only, named for the call: the op converts the input
 // (and the result back), counts both, and gives that variant's contiguous result.
 TEST_F(MemoryFormatTest, ContiguousOnlyVariantNamedConvertsAndCounts) {
@@ -496,6 +571,20 @@ TEST_F(MemoryFormatTest, GradcheckThroughAChannelsLastConvolution) {
         return y;
     };
     EXPECT_LT(testing::gradcheck_error(f, {x, w, b}, 11), 1e-7);
+}
+
+TEST_F(MemoryFormatTest, ARootGradientInAnotherFormatIsConverted) {
+    // softmax returns contiguous; a channels-last gradient handed to backward() must not reach
+    // its backward as a channels-last buffer.
+    Tensor x = input(Shape{2, 3, 4, 4}, 1).detach();
+    x.set_requires_grad();
+    const Tensor y = softmax(x, 1);
+    const Tensor g = input(y.shape(), 2);
+    y.backward(g.to(kCL));
+    const Tensor expected = x.grad();
+    x.clear_grad();
+    softmax(x, 1).backward(g);
+    expect_same_values(expected, x.grad(), "dx");
 }
 
 TEST_F(MemoryFormatTest, NativeElementwiseGradientKeepsTheFormat) {

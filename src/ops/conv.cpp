@@ -38,12 +38,6 @@ detail::BiasGradShape bias_grad_of(const Shape& dy) {
     return {batch, channels, spatial};
 }
 
-// `problem` with its activations in `format`.
-ConvProblem with_activations_in(ConvProblem problem, MemoryFormat format) {
-    problem.x_layout = problem.y_layout = format;
-    return problem;
-}
-
 // Forward and backward-data produce an activation (in the problem's layout); the weight and
 // bias gradients are contiguous.
 bool produces_activation(ConvPass pass) { return pass == ConvPass::Forward || pass == ConvPass::BackwardData; }
@@ -64,19 +58,11 @@ Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, 
     return run_pass(op, problem, pass, choice, shape, operands, like);
 }
 
-// One pass of a public backward entry point whose activation operands are `a` and `b` (b may be
-// undefined): run in their shared format where the chosen variant supports it, else contiguous;
-// an activation result is returned in a's format.
-template <typename Operands>
+// One pass of a public backward entry point on its activations `a` and `b` (op_support.h).
+template <typename MakeOperands>
 Tensor run_pass_on_activations(std::string_view op, const ConvProblem& contiguous, ConvPass pass, const Shape& shape,
-                               const Tensor& a, const Tensor& b, Operands operands_of) {
-    const bool shared = !b.defined() || b.memory_format() == a.memory_format();
-    const MemoryFormat given = shared ? a.memory_format() : MemoryFormat::Contiguous;
-    const ConvProblem problem = with_activations_in(contiguous, detail::activation_format(contiguous, given, {pass}));
-    const Tensor a_run = detail::operand_in_format(a, problem.x_layout);
-    const Tensor b_run = detail::operand_in_format(b, problem.x_layout);
-    const Tensor out = run_pass(op, problem, pass, shape, operands_of(a_run, b_run), a_run);
-    return produces_activation(pass) ? detail::operand_in_format(out, a.memory_format()) : out;
+                               const Tensor& a, const Tensor& b, MakeOperands operands_of) {
+    return detail::run_pass_on_activations(op, contiguous, pass, shape, a, b, produces_activation(pass), operands_of);
 }
 
 // The passes that compute each input's gradient. A convolution y = conv(x, w) + b takes dx from
@@ -97,7 +83,8 @@ struct ConvBackward {
     Tensor grad_input(std::string_view op, const Tensor& dy_given, const Tensor& w) {
         const Tensor dy = in_layout(dy_given);
         if (transposed) {
-            return run_pass(op, problem, ConvPass::Forward, data, x_shape, {.x = activation(dy), .w = w.raw_data()}, dy);
+            return run_pass(op, problem, ConvPass::Forward, data, x_shape, {.x = activation(dy), .w = w.raw_data()},
+                            dy);
         }
         return run_pass(op, problem, ConvPass::BackwardData, data, x_shape, {.w = w.raw_data(), .dy = activation(dy)},
                         dy);
@@ -158,7 +145,7 @@ Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& wei
                                         {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter,
                                          ConvPass::BackwardBias})
             : detail::activation_format(contiguous, input_given.memory_format(), {pass});
-    const ConvProblem problem = with_activations_in(contiguous, format);
+    const ConvProblem problem = detail::with_activations_in(contiguous, format);
     const Tensor input = detail::operand_in_format(input_given, format);
     Tensor y = transposed
                    ? run_pass(op, problem, pass, g.input_shape(),

@@ -99,4 +99,29 @@ MemoryFormat activation_format(Problem problem, MemoryFormat given, std::initial
     return given;
 }
 
+// `problem` with its activations in `format`.
+template <typename Problem>
+Problem with_activations_in(Problem problem, MemoryFormat format) {
+    problem.x_layout = problem.y_layout = format;
+    return problem;
+}
+
+// One pass of a public backward entry point whose activation operands are `a` and `b` (b may be
+// undefined): run in their shared format where the chosen variant supports it, else contiguous
+// (converted, counted). The result, an activation when `activation_result` (then returned in
+// a's format) or a contiguous weight or bias gradient, is a new tensor of `shape`.
+template <typename Problem, typename Pass, typename MakeOperands>
+Tensor run_pass_on_activations(std::string_view op, const Problem& contiguous, Pass pass, const Shape& shape,
+                               const Tensor& a, const Tensor& b, bool activation_result, MakeOperands operands_of) {
+    const bool shared = !b.defined() || b.memory_format() == a.memory_format();
+    const MemoryFormat given = shared ? a.memory_format() : MemoryFormat::Contiguous;
+    const Problem problem = with_activations_in(contiguous, activation_format(contiguous, given, {pass}));
+    const Tensor a_run = operand_in_format(a, problem.x_layout);
+    const Tensor b_run = operand_in_format(b, problem.x_layout);
+    decltype(choose_variant(op, problem, pass)) choice{};
+    const Tensor out = run_pass_into(op, problem, pass, choice, shape, operands_of(a_run, b_run), a_run,
+                                     activation_result ? problem.x_layout : MemoryFormat::Contiguous);
+    return activation_result ? operand_in_format(out, a.memory_format()) : out;
+}
+
 }  // namespace convkit::detail
