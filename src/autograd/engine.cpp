@@ -222,7 +222,8 @@ Tensor root_gradient(const Tensor& root, const Tensor& gradient) {
                     "backward", "the gradient is ", gradient.shape().to_string(), " ", dtype_name(gradient.dtype()),
                     " on ", gradient.device().to_string(), " but the output is ", root.shape().to_string(), " ",
                     dtype_name(root.dtype()), " on ", root.device().to_string());
-    return gradient.detach();
+    // In the output's format, as every gradient the engine passes on (conform_formats).
+    return detail::operand_in_format(gradient.detach(), root.memory_format());
 }
 
 }  // namespace
