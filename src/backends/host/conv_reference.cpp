@@ -17,7 +17,9 @@ struct Layout5 {
     SpatialDims size;
     Layout layout = Layout::Contiguous;
 
-    std::int64_t spatial(std::int64_t d, std::int64_t h, std::int64_t w) const { return (d * size[1] + h) * size[2] + w; }
+    std::int64_t spatial(std::int64_t d, std::int64_t h, std::int64_t w) const {
+        return (d * size[1] + h) * size[2] + w;
+    }
     detail::ChannelsGeometry geometry() const { return {0, channels, size[0] * size[1] * size[2]}; }
     // Element (n, c) at flattened spatial position s.
     std::int64_t at(std::int64_t n, std::int64_t c, std::int64_t s) const {
