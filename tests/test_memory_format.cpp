@@ -399,6 +399,15 @@ INSTANTIATE_TEST_SUITE_P(EveryOp, ChannelsLastOps, ::testing::ValuesIn(op_cases(
                              return name;
                          });
 
+TEST_F(MemoryFormatTest, MetricsReadChannelsLastLogitsInTheLogicalOrder) {
+    // Per-pixel logits [N, classes, H, W], as a segmentation network's last convolution gives them.
+    const Tensor logits = input(Shape{2, 3, 4, 4}, 1);
+    const Tensor targets = Tensor::from_vector(Shape{2, 4, 4}, std::vector<std::int64_t>(32, 1), test_device());
+    EXPECT_EQ(accuracy(logits.to(kCL), targets), accuracy(logits, targets));
+    expect_same_values(predicted_classes(logits.to(kCL)), predicted_classes(logits), "predicted classes");
+    expect_same_values(confusion_matrix(logits.to(kCL), targets, 3), confusion_matrix(logits, targets, 3), "confusion");
+}
+
 TEST_F(MemoryFormatTest, MatrixOpsRefuseChannelsLastAsBadShape) {
     // An argument error about the shape, as for a contiguous tensor, never the layout logic error.
     const Tensor x = input(Shape{2, 3, 4, 4}, 1).to(kCL);
