@@ -2,6 +2,7 @@
 // kernel, both through backend_api/layout_math.h).
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
 
 #include "convkit/memory_format.h"
 #include "core/check.h"
@@ -14,18 +15,32 @@ namespace convkit {
 namespace {
 std::atomic<std::uint64_t> g_layout_conversions{0};
 
-// Moves elements of `element_size` bytes between the formats; memcpy per element keeps the host
-// loop free of dtype dispatch (a permutation copies bits, it never converts).
+// Moves elements of `Size` bytes between the formats: a permutation copies bits, it never
+// converts, so it needs no dtype dispatch (a memcpy of a constant size is one move).
+template <std::size_t Size>
+void permute_elements(const detail::ChannelsGeometry& g, const char* source, char* destination,
+                      bool to_channels_last) {
+    for (std::int64_t n = 0; n < g.batch; ++n)
+        for (std::int64_t c = 0; c < g.channels; ++c)
+            for (std::int64_t s = 0; s < g.spatial; ++s) {
+                const auto contiguous = static_cast<std::size_t>(g.contiguous_offset(n, c, s)) * Size;
+                const auto channels_last = static_cast<std::size_t>(g.channels_last_offset(n, c, s)) * Size;
+                if (to_channels_last) {
+                    std::memcpy(destination + channels_last, source + contiguous, Size);
+                } else {
+                    std::memcpy(destination + contiguous, source + channels_last, Size);
+                }
+            }
+}
+
 void permute_host(const detail::ChannelsGeometry& g, const char* source, char* destination, std::size_t element_size,
                   bool to_channels_last) {
-    const std::int64_t count = g.batch * g.channels * g.spatial;
-    for (std::int64_t i = 0; i < count; ++i) {
-        const std::int64_t j = g.channels_last_of_contiguous(i);
-        const std::int64_t from = to_channels_last ? i : j;
-        const std::int64_t to = to_channels_last ? j : i;
-        std::memcpy(destination + static_cast<std::size_t>(to) * element_size,
-                    source + static_cast<std::size_t>(from) * element_size, element_size);
+    switch (element_size) {
+        case 2: return permute_elements<2>(g, source, destination, to_channels_last);
+        case 4: return permute_elements<4>(g, source, destination, to_channels_last);
+        case 8: return permute_elements<8>(g, source, destination, to_channels_last);
     }
+    throw std::logic_error(detail::concat("permute_host: no ", element_size, "-byte element type"));
 }
 }  // namespace
 
