@@ -55,6 +55,7 @@ AngleTrainingResult train_angle_classifier(Device device, const AngleTrainingCon
     nn::init::manual_seed(config.seed);
     auto model = make_angle_classifier();
     model->to(device);
+    model->to(config.dtype);
     optim::Adam adam(model->parameters(), {.lr = 3e-3});
     // Annealing the rate to zero settles the last epochs (a constant rate ends 1-2% lower now and then).
     const std::int64_t steps_per_epoch = config.train_images / config.batch;
@@ -70,7 +71,7 @@ AngleTrainingResult train_angle_classifier(Device device, const AngleTrainingCon
             if (config.max_steps >= 0 && static_cast<std::int64_t>(result.losses.size()) >= config.max_steps) break;
             const auto [images, labels] = gather_batch(train, order, first, config.batch, device);
             adam.zero_grad();
-            const Tensor loss = cross_entropy((*model)(images), labels);
+            const Tensor loss = cross_entropy((*model)(images.to(config.dtype)), labels);
             loss.backward();
             adam.step();
             schedule.step();
@@ -78,12 +79,17 @@ AngleTrainingResult train_angle_classifier(Device device, const AngleTrainingCon
         }
     }
 
+    for (const Tensor& p : model->parameters()) result.parameter_dtypes.push_back(p.dtype());
+    for (const auto& [key, value] : adam.state_dict()) {
+        if (key.ends_with(".master_weights")) result.master_weights.push_back(value.dtype());
+    }
+
     model->eval();
     NoGradGuard no_grad;
     std::vector<std::int64_t> all(static_cast<std::size_t>(config.test_images));
     std::iota(all.begin(), all.end(), 0);
     const auto [images, labels] = gather_batch(test, all, 0, config.test_images, device);
-    result.test_accuracy = accuracy((*model)(images), labels);
+    result.test_accuracy = accuracy((*model)(images.to(config.dtype)).to(DType::Float32), labels);
     return result;
 }
 

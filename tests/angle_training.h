@@ -15,6 +15,8 @@ std::shared_ptr<nn::Sequential> make_angle_classifier();
 struct AngleTrainingResult {
     std::vector<double> losses;  // of every training step, in order
     double test_accuracy = 0;    // on held-out images, in [0, 1]
+    std::vector<DType> parameter_dtypes;  // of the trained model's parameters
+    std::vector<DType> master_weights;    // the dtypes of Adam's master weights (none for float32)
 };
 
 struct AngleTrainingConfig {
@@ -24,14 +26,18 @@ struct AngleTrainingConfig {
     int epochs = 8;
     std::int64_t max_steps = -1;  // stop after this many steps (-1: all epochs)
     std::uint64_t seed = 1;       // data, initial weights and shuffling
+    // The model's parameters, buffers and activations (images converted on the way in). Adam
+    // keeps float32 master weights for bfloat16/float16; the initial weights are the float32
+    // model's, rounded.
+    DType dtype = DType::Float32;
 };
 
 // The gradients of every parameter of the angle classifier (built with `seed`) for one batch of
 // `batch` images, on `device`, in the current backend and deterministic-mode settings.
 std::vector<Tensor> angle_classifier_gradients(Device device, std::uint64_t seed, std::int64_t batch = 64);
 
-// Builds the model (seeded), moves it to `device`, trains it with Adam and returns the losses
-// and the accuracy on the test images.
+// Builds the model (seeded), moves it to `device` and `config.dtype`, trains it with Adam and
+// returns the losses and the accuracy on the test images.
 AngleTrainingResult train_angle_classifier(Device device, const AngleTrainingConfig& config);
 
 }  // namespace convkit::testing

@@ -142,6 +142,51 @@ TEST_F(CudaOptim, MixedDtypesTakeOneLaunchEach) {
     }
 }
 
+// bfloat16/float16 parameters on the device: their float32 master weights join the float32
+// parameters' table, so a step is still one launch; the masters follow the host's, and each
+// parameter is its master rounded once.
+TEST_F(CudaOptim, SixteenBitParametersJoinTheFloat32LaunchThroughMasterWeights) {
+    CONVKIT_SEEDED_RNG(rng);
+    std::vector<Tensor> host;
+    std::vector<Tensor> cuda;
+    const DType dtypes[] = {DType::Float32, DType::BFloat16, DType::Float16};
+    for (int i = 0; i < 30; ++i) {
+        const DType dtype = dtypes[i % 3];
+        const Tensor p = Tensor::uniform(Shape{2 * pick(rng, 1, 400) + 1}, -1, 1, rng(), dtype);
+        host.push_back(p.clone().set_requires_grad());
+        cuda.push_back(p.to(Device::cuda()).set_requires_grad());
+    }
+    optim::Adam host_opt(host, {.lr = 0.01});
+    optim::Adam cuda_opt(cuda, {.lr = 0.01});
+    for (int step = 0; step < 3; ++step) {
+        for (std::size_t i = 0; i < host.size(); ++i) {
+            const Tensor g = Tensor::uniform(host[i].shape(), -1, 1, rng(), host[i].dtype());
+            host[i].set_grad(g);
+            cuda[i].set_grad(g.to(Device::cuda()));
+        }
+        const std::uint64_t launches = kernels::multi_tensor_update_launches();
+        host_opt.step();
+        cuda_opt.step();
+        EXPECT_EQ(kernels::multi_tensor_update_launches() - launches, 1u);
+    }
+    const auto host_state = host_opt.state_dict();
+    const auto cuda_state = cuda_opt.state_dict();
+    for (std::size_t i = 0; i < host.size(); ++i) {
+        SCOPED_TRACE("parameter " + std::to_string(i) + " " + dtype_name(host[i].dtype()));
+        ASSERT_EQ(cuda[i].dtype(), host[i].dtype());
+        if (host[i].dtype() == DType::Float32) {
+            EXPECT_LT(relative_error(cuda[i], host[i]), testing::kFloat32VsFloat64Tolerance);
+            continue;
+        }
+        const std::string key = "state." + std::to_string(i) + ".master_weights";
+        const Tensor& master = cuda_state.at(key);
+        EXPECT_TRUE(master.device().is_cuda());
+        EXPECT_EQ(master.dtype(), DType::Float32);
+        EXPECT_LT(relative_error(master, host_state.at(key)), testing::kFloat32VsFloat64Tolerance);
+        EXPECT_TRUE(exactly_equal(cuda[i], master.to(cuda[i].dtype())));
+    }
+}
+
 TEST_F(CudaOptim, StateDictMovesBetweenDevices) {
     Tensor host_p = Tensor::full(Shape{7}, 0.5, DType::Float64).set_requires_grad();
     Tensor cuda_p = host_p.detach().to(Device::cuda()).set_requires_grad();

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "convkit/convkit.h"
+#include "sixteen_bit_layer_ops.h"
 #include "temp_dir.h"
 #include "test_util.h"
+#include "tolerances.h"
 
 namespace convkit {
 namespace {
@@ -20,56 +22,72 @@ struct OpCase {
     std::function<Tensor(DType)> run;      // builds its inputs in the dtype, runs the op
 };
 
-Tensor input(const Shape& shape, std::uint64_t seed, DType dtype, double low = -1.0, double high = 1.0) {
-    return Tensor::uniform(shape, low, high, seed, DType::Float32).to(dtype);
-}
+using testing::rounded_uniform;
 
 std::vector<OpCase> op_cases() {
     const Shape s{2, 3, 4, 4};
     std::vector<OpCase> cases{
-        {"add", [=](DType d) { return add(input(s, 1, d), input(s, 2, d)); }},
-        {"mul", [=](DType d) { return mul(input(s, 1, d), input(Shape{4}, 2, d)); }},
-        {"div", [=](DType d) { return div(input(s, 1, d), input(s, 2, d, 1.0, 2.0)); }},
-        {"exp", [=](DType d) { return exp(input(s, 1, d)); }},
-        {"log", [=](DType d) { return log(input(s, 1, d, 0.5, 2.0)); }},
-        {"sqrt", [=](DType d) { return sqrt(input(s, 1, d, 0.5, 2.0)); }},
-        {"add_scalar", [=](DType d) { return add_scalar(input(s, 1, d), 0.5); }},
-        {"clamp", [=](DType d) { return clamp(input(s, 1, d), -0.5, 0.5); }},
-        {"relu", [=](DType d) { return relu(input(s, 1, d)); }},
-        {"sigmoid", [=](DType d) { return sigmoid(input(s, 1, d)); }},
-        {"gelu", [=](DType d) { return gelu(input(s, 1, d)); }},
-        {"sum", [=](DType d) { return sum(input(s, 1, d)); }},
-        {"mean", [=](DType d) { return mean(input(s, 1, d), {1}); }},
-        {"max", [=](DType d) { return max(input(s, 1, d)); }},
-        {"softmax", [=](DType d) { return softmax(input(s, 1, d), 1); }},
-        {"log_softmax", [=](DType d) { return log_softmax(input(s, 1, d), 1); }},
-        {"dropout", [=](DType d) { return dropout(input(s, 1, d), 0.5, true, 3); }},
-        {"matmul", [=](DType d) { return matmul(input(Shape{3, 5}, 1, d), input(Shape{5, 2}, 2, d)); }},
+        {"add", [=](DType d) { return add(rounded_uniform(s, 1, d), rounded_uniform(s, 2, d)); }},
+        {"mul", [=](DType d) { return mul(rounded_uniform(s, 1, d), rounded_uniform(Shape{4}, 2, d)); }},
+        {"div", [=](DType d) { return div(rounded_uniform(s, 1, d), rounded_uniform(s, 2, d, 1.0, 2.0)); }},
+        {"exp", [=](DType d) { return exp(rounded_uniform(s, 1, d)); }},
+        {"log", [=](DType d) { return log(rounded_uniform(s, 1, d, 0.5, 2.0)); }},
+        {"sqrt", [=](DType d) { return sqrt(rounded_uniform(s, 1, d, 0.5, 2.0)); }},
+        {"add_scalar", [=](DType d) { return add_scalar(rounded_uniform(s, 1, d), 0.5); }},
+        {"clamp", [=](DType d) { return clamp(rounded_uniform(s, 1, d), -0.5, 0.5); }},
+        {"relu", [=](DType d) { return relu(rounded_uniform(s, 1, d)); }},
+        {"sigmoid", [=](DType d) { return sigmoid(rounded_uniform(s, 1, d)); }},
+        {"gelu", [=](DType d) { return gelu(rounded_uniform(s, 1, d)); }},
+        {"sum", [=](DType d) { return sum(rounded_uniform(s, 1, d)); }},
+        {"mean", [=](DType d) { return mean(rounded_uniform(s, 1, d), {1}); }},
+        {"max", [=](DType d) { return max(rounded_uniform(s, 1, d)); }},
+        {"softmax", [=](DType d) { return softmax(rounded_uniform(s, 1, d), 1); }},
+        {"log_softmax", [=](DType d) { return log_softmax(rounded_uniform(s, 1, d), 1); }},
+        {"dropout", [=](DType d) { return dropout(rounded_uniform(s, 1, d), 0.5, true, 3); }},
+        {"matmul",
+         [=](DType d) {
+             return matmul(rounded_uniform(Shape{3, 5}, 1, d), rounded_uniform(Shape{5, 2}, 2, d));
+         }},
         {"linear",
-         [=](DType d) { return linear(input(Shape{3, 5}, 1, d), input(Shape{2, 5}, 2, d), input(Shape{2}, 3, d)); }},
+         [=](DType d) {
+             return linear(rounded_uniform(Shape{3, 5}, 1, d), rounded_uniform(Shape{2, 5}, 2, d),
+                           rounded_uniform(Shape{2}, 3, d));
+         }},
         {"conv2d",
-         [=](DType d) { return conv_forward(input(s, 1, d), input(Shape{2, 3, 3, 3}, 2, d), Tensor(), ConvParams(2)); }},
-        {"max_pool2d", [=](DType d) { return max_pool_forward(input(s, 1, d), PoolParams(2, 2)); }},
-        {"avg_pool2d", [=](DType d) { return avg_pool_forward(input(s, 1, d), PoolParams(2, 2)); }},
-        {"upsample_nearest2d", [=](DType d) { return upsample_nearest(input(s, 1, d), {2, 2}); }},
+         [=](DType d) {
+             return conv_forward(rounded_uniform(s, 1, d), rounded_uniform(Shape{2, 3, 3, 3}, 2, d), Tensor(),
+                                 ConvParams(2));
+         }},
+        {"max_pool2d", [=](DType d) { return max_pool_forward(rounded_uniform(s, 1, d), PoolParams(2, 2)); }},
+        {"avg_pool2d", [=](DType d) { return avg_pool_forward(rounded_uniform(s, 1, d), PoolParams(2, 2)); }},
+        {"upsample_nearest2d",
+         [=](DType d) {
+             return upsample_nearest(rounded_uniform(s, 1, d), {2, 2});
+         }},
         {"batch_norm2d",
          [=](DType d) {
              Tensor running_mean = Tensor::zeros(Shape{3}, d);
              Tensor running_var = Tensor::full(Shape{3}, 1.0, d);
-             return batch_norm(input(s, 1, d), input(Shape{3}, 2, d), input(Shape{3}, 3, d), running_mean,
-                               running_var, true);
+             return batch_norm(rounded_uniform(s, 1, d), rounded_uniform(Shape{3}, 2, d),
+                               rounded_uniform(Shape{3}, 3, d), running_mean, running_var, true);
          }},
-        {"mse_loss", [=](DType d) { return mse_loss(input(s, 1, d), input(s, 2, d)); }},
+        {"mse_loss", [=](DType d) { return mse_loss(rounded_uniform(s, 1, d), rounded_uniform(s, 2, d)); }},
         {"cross_entropy",
          [=](DType d) {
-             return cross_entropy(input(Shape{4, 3}, 1, d), Tensor::from_vector(Shape{4}, std::vector<std::int64_t>{0, 2, 1, 2}));
+             return cross_entropy(rounded_uniform(Shape{4, 3}, 1, d),
+                                  Tensor::from_vector(Shape{4}, std::vector<std::int64_t>{0, 2, 1, 2}));
          }},
         {"binary_cross_entropy_with_logits",
-         [=](DType d) { return binary_cross_entropy_with_logits(input(s, 1, d), input(s, 2, d, 0.0, 1.0)); }},
+         [=](DType d) {
+             return binary_cross_entropy_with_logits(rounded_uniform(s, 1, d), rounded_uniform(s, 2, d, 0.0, 1.0));
+         }},
         // Shape ops copy elements of any size: these run.
-        {"flatten", [=](DType d) { return flatten(input(s, 1, d)); }},
-        {"concat", [=](DType d) { return concat({input(s, 1, d), input(s, 2, d)}, 1); }},
-        {"slice", [=](DType d) { return slice(input(s, 1, d), 2, 1, 3); }},
+        {"flatten", [=](DType d) { return flatten(rounded_uniform(s, 1, d)); }},
+        {"concat",
+         [=](DType d) {
+             return concat({rounded_uniform(s, 1, d), rounded_uniform(s, 2, d)}, 1);
+         }},
+        {"slice", [=](DType d) { return slice(rounded_uniform(s, 1, d), 2, 1, 3); }},
     };
     return cases;
 }
@@ -113,9 +131,9 @@ TEST(DtypeSupport, SixteenBitInputsComputeOrRaiseNotSupportedNamingOpAndDtype) {
 TEST(DtypeSupport, ElementwiseAndReductionsComputeSixteenBitInFloat32) {
     for (DType d : {DType::BFloat16, DType::Float16}) {
         SCOPED_TRACE(dtype_name(d));
-        const double tol = d == DType::BFloat16 ? 1e-2 : 1e-3;
-        const Tensor x = input(Shape{3, 50}, 1, d);
-        const Tensor y = input(Shape{50}, 2, d, 0.5, 2.0);
+        const double tol = testing::sixteen_bit_tolerance(d);
+        const Tensor x = rounded_uniform(Shape{3, 50}, 1, d);
+        const Tensor y = rounded_uniform(Shape{50}, 2, d, 0.5, 2.0);
         const Tensor x64 = x.to(DType::Float64);
         const Tensor y64 = y.to(DType::Float64);
         const std::vector<std::pair<std::string, std::function<Tensor(const Tensor&, const Tensor&)>>> ops{
@@ -164,15 +182,39 @@ TEST(DtypeSupport, ElementwiseAndReductionsComputeSixteenBitInFloat32) {
     }
 }
 
-TEST(DtypeSupport, OptimizersAndTransformsRefuseSixteenBitByName) {
+// Each layer op on 16-bit inputs against float64 on the same (rounded) inputs, gradients
+// included (tests/sixteen_bit_layer_ops.h; test_cuda runs the same cases on the device).
+TEST(DtypeSupport, LayerOpsAndTheirGradientsComputeSixteenBitInFloat32) {
+    testing::expect_sixteen_bit_layer_ops_match_float64(Device::host());
+}
+
+// The 16-bit path keeps the ops' argument checks: a 16-bit tensor next to a float32 one is an
+// error naming both (not silently widened), and geometry errors still name the op.
+TEST(DtypeSupport, LayerOpsStillRejectMixedDtypesAndBadShapesByName) {
+    const Tensor x = rounded_uniform(Shape{2, 3, 6, 6}, 1, DType::BFloat16);
+    const Tensor w = rounded_uniform(Shape{4, 3, 3, 3}, 2, DType::BFloat16);
+    const std::string bias =
+        testing::message_of<InvalidArgument>([&] { conv_forward(x, w, Tensor::zeros(Shape{4}), ConvParams(2)); });
+    EXPECT_NE(bias.find("conv2d: bias is float32 but input is bfloat16"), std::string::npos) << bias;
+    const std::string weight = testing::message_of<InvalidArgument>([&] {
+        linear(rounded_uniform(Shape{2, 5}, 1, DType::Float16), Tensor::zeros(Shape{3, 5}), Tensor());
+    });
+    EXPECT_NE(weight.find("linear: weight is float32 but input is float16"), std::string::npos) << weight;
+    Tensor running_mean = Tensor::zeros(Shape{3});
+    Tensor running_var = Tensor::full(Shape{3}, 1.0, DType::BFloat16);
+    const std::string stats = testing::message_of<InvalidArgument>(
+        [&] { batch_norm(x, Tensor(), Tensor(), running_mean, running_var, true); });
+    EXPECT_NE(stats.find("batch_norm2d: running_mean is float32 but input is bfloat16"), std::string::npos) << stats;
+    const std::string shape = testing::message_of<InvalidArgument>([&] {
+        matmul(rounded_uniform(Shape{2, 3}, 1, DType::BFloat16), rounded_uniform(Shape{4, 5}, 2, DType::BFloat16));
+    });
+    EXPECT_NE(shape.find("matmul: a [M, K] is [2, 3] and b [K, N] is [4, 5]: K differs (3 vs 4)"), std::string::npos)
+        << shape;
+}
+
+TEST(DtypeSupport, TransformsRefuseSixteenBitByName) {
     std::mt19937_64 rng(1);
     for (DType d : {DType::BFloat16, DType::Float16}) {
-        Tensor p = Tensor::zeros(Shape{3}, DType::Float32);
-        Tensor q = Tensor::zeros(Shape{3}, d);
-        optim::SGDOptions options;
-        options.lr = 0.1;
-        const std::string message = testing::message_of<NotSupported>([&] { optim::SGD({p, q}, options); });
-        EXPECT_NE(message.find("SGD: parameter 1 is " + std::string(dtype_name(d))), std::string::npos) << message;
         const std::string flip = testing::message_of<NotSupported>(
             [&] { data::random_horizontal_flip(1.0)(Tensor::zeros(Shape{1, 2, 2}, d), rng); });
         EXPECT_NE(flip.find(dtype_name(d)), std::string::npos) << flip;

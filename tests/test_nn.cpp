@@ -90,6 +90,42 @@ TEST(Module, ParameterGradientsMatchCentralDifferences) {
               1e-6);
 }
 
+// to(bfloat16/float16) rounds every floating parameter and buffer once (BatchNorm's running
+// statistics too; its int64 batch count stays int64), keeps parameters leaves that require grad,
+// and the model then runs and trains in that dtype.
+TEST(Module, ToSixteenBitConvertsParametersAndFloatingBuffers) {
+    for (DType d : {DType::BFloat16, DType::Float16}) {
+        SCOPED_TRACE(dtype_name(d));
+        auto model = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+            std::make_shared<nn::Conv2d>(1, 4, 3, ConvParams(2).set_padding(1)), std::make_shared<nn::BatchNorm2d>(4),
+            std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(4 * 4 * 4, 3)});
+        const auto before = model->state_dict();
+        model->to(d);
+        for (const auto& [name, t] : model->state_dict()) {
+            SCOPED_TRACE(name);
+            const Tensor& original = before.at(name);
+            if (!is_floating_point(original.dtype())) {
+                EXPECT_EQ(t.dtype(), original.dtype());
+                continue;
+            }
+            EXPECT_EQ(t.dtype(), d);
+            EXPECT_TRUE(exactly_equal(t, original.to(d)));
+        }
+        for (const Tensor& p : model->parameters()) {
+            EXPECT_TRUE(p.is_leaf());
+            EXPECT_TRUE(p.requires_grad());
+        }
+        const Tensor y = (*model)(Tensor::uniform(Shape{2, 1, 4, 4}, -1, 1, 7, d));
+        EXPECT_EQ(y.dtype(), d);
+        sum(y).backward();
+        for (const Tensor& p : model->parameters()) EXPECT_EQ(p.grad().dtype(), d);
+        // The running statistics were updated (in float32) and stored back in the module's dtype.
+        const Tensor running_mean = model->state_dict().at("1.running_mean");
+        EXPECT_EQ(running_mean.dtype(), d);
+        EXPECT_FALSE(exactly_equal(running_mean, before.at("1.running_mean").to(d)));
+    }
+}
+
 TEST(Module, StateDictRoundTripGivesIdenticalOutputs) {
     auto a = small_cnn();
     auto b = small_cnn();

@@ -13,6 +13,7 @@
 #include "convkit/convkit.h"
 #include "optim/multi_tensor.h"
 #include "optim_scenario.h"
+#include "temp_dir.h"
 #include "test_util.h"
 
 namespace convkit {
@@ -408,7 +409,7 @@ TEST(Optimizer, ConstructorRejectsBadParametersAndOptions) {
               std::string::npos);
     EXPECT_NE(message_of([&] {
                   optim::Adam({p, Tensor::zeros(Shape{2}, DType::Int64)});
-              }).find("parameter 1 must be float32 or float64"),
+              }).find("parameter 1 must be float32, float64, bfloat16 or float16, got int64"),
               std::string::npos);
     EXPECT_NE(message_of([&] {
                   optim::Adam({p, p.detach().reshape(Shape{1, 2})});
@@ -463,6 +464,17 @@ std::map<std::string, Tensor> snapshot(const std::map<std::string, Tensor>& stat
     return copy;
 }
 
+// A run and its resumed copy: the same parameters and the same state, bit for bit.
+void expect_identical_runs(const std::vector<Tensor>& a, const optim::Optimizer& original, const std::vector<Tensor>& b,
+                           const optim::Optimizer& resumed) {
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(exactly_equal(a[i], b[i])) << "parameter " << i;
+    const auto final_a = original.state_dict();
+    const auto final_b = resumed.state_dict();
+    ASSERT_EQ(final_a.size(), final_b.size());
+    for (const auto& [key, value] : final_a) EXPECT_TRUE(exactly_equal(value, final_b.at(key))) << key;
+}
+
 TEST(OptimizerStateDict, RoundTripGivesIdenticalSubsequentSteps) {
     for (const auto& [name, make] : optimizers_with_state()) {
         SCOPED_TRACE(name);
@@ -504,12 +516,145 @@ TEST(OptimizerStateDict, RoundTripGivesIdenticalSubsequentSteps) {
             original->step();
             resumed->step();
         }
-        for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(exactly_equal(a[i], b[i])) << "parameter " << i;
-        const auto final_a = original->state_dict();
-        const auto final_b = resumed->state_dict();
-        ASSERT_EQ(final_a.size(), final_b.size());
-        for (const auto& [key, value] : final_a) EXPECT_TRUE(exactly_equal(value, final_b.at(key))) << key;
+        expect_identical_runs(a, *original, b, *resumed);
     }
+}
+
+// ---- 16-bit parameters: float32 master weights ----
+
+// Every optimizer with state, plus plain SGD (whose only state is then the master weights).
+std::vector<std::pair<std::string, MakeOptimizer>> optimizers_for_master_weights() {
+    auto makers = optimizers_with_state();
+    makers.emplace_back("sgd_plain", [](const std::vector<Tensor>& p) {
+        return std::make_unique<optim::SGD>(p, optim::SGDOptions{.lr = 0.05});
+    });
+    return makers;
+}
+
+// Parameters of `dtype` holding values exactly representable in bfloat16 and float16, so a
+// float32 copy starts from the same values.
+std::vector<Tensor> sixteen_bit_exact_parameters(DType dtype, std::uint64_t seed) {
+    std::vector<Tensor> params;
+    for (const Shape& s : {Shape{3}, Shape{2, 5}}) {
+        params.push_back(
+            Tensor::uniform(s, -1, 1, seed++, DType::Float32).to(DType::BFloat16).to(dtype).set_requires_grad());
+    }
+    return params;
+}
+
+void set_sixteen_bit_grads(std::vector<Tensor>& params, std::uint64_t seed) {
+    for (Tensor& p : params) {
+        // Gradients rounded to bfloat16 first: the float32 run gets the very same values.
+        p.set_grad(Tensor::uniform(p.shape(), -1, 1, seed++, DType::Float32).to(DType::BFloat16).to(p.dtype()));
+    }
+}
+
+// A 16-bit parameter's optimizer runs the float32 trajectory on its master weights: after every
+// step the parameter is the float32 run's parameter rounded once, bit for bit, and the master
+// weights are the float32 parameter itself. Updating the 16-bit values directly would lose the
+// steps smaller than half an ulp (most of them, at lr 0.05 on values near 1) and fail this.
+TEST(OptimizerMasterWeights, SixteenBitParametersFollowTheFloat32TrajectoryRoundedOnce) {
+    for (DType d : {DType::BFloat16, DType::Float16}) {
+        for (const auto& [name, make] : optimizers_for_master_weights()) {
+            SCOPED_TRACE(name + " " + dtype_name(d));
+            std::vector<Tensor> half = sixteen_bit_exact_parameters(d, 11);
+            std::vector<Tensor> single = sixteen_bit_exact_parameters(DType::Float32, 11);
+            auto half_opt = make(half);
+            auto single_opt = make(single);
+            for (std::uint64_t step = 0; step < 6; ++step) {
+                set_sixteen_bit_grads(half, 100 + 10 * step);
+                set_sixteen_bit_grads(single, 100 + 10 * step);
+                half_opt->step();
+                single_opt->step();
+                for (std::size_t i = 0; i < half.size(); ++i) {
+                    ASSERT_EQ(half[i].dtype(), d);
+                    ASSERT_TRUE(exactly_equal(half[i], single[i].to(d))) << "step " << step << " parameter " << i;
+                }
+            }
+            const auto state = half_opt->state_dict();
+            const auto single_state = single_opt->state_dict();
+            for (std::size_t i = 0; i < half.size(); ++i) {
+                const Tensor& master = state.at("state." + std::to_string(i) + ".master_weights");
+                EXPECT_EQ(master.dtype(), DType::Float32);
+                EXPECT_TRUE(exactly_equal(master, single[i])) << "parameter " << i;
+                // The 16-bit parameter is not where the update happened: they differ somewhere.
+                EXPECT_FALSE(exactly_equal(master, half[i].to(DType::Float32))) << "parameter " << i;
+            }
+            for (const auto& [key, value] : single_state) {
+                if (key.rfind("state.", 0) != 0) continue;
+                if (!key.ends_with(".step")) EXPECT_EQ(value.dtype(), DType::Float32) << key;  // moments too
+                EXPECT_TRUE(exactly_equal(state.at(key), value)) << key;
+            }
+            EXPECT_EQ(state.size(), single_state.size() + half.size());
+        }
+    }
+}
+
+// A checkpoint of a 16-bit run (the model's 16-bit parameters and the optimizer's state_dict)
+// resumes bit-identically: the master weights are in the state, so the low bits the parameters
+// lost to rounding are not lost.
+TEST(OptimizerMasterWeights, CheckpointResumesBitIdentically) {
+    for (DType d : {DType::BFloat16, DType::Float16}) {
+        for (const auto& [name, make] : optimizers_for_master_weights()) {
+            SCOPED_TRACE(name + " " + dtype_name(d));
+            std::vector<Tensor> a = sixteen_bit_exact_parameters(d, 21);
+            auto original = make(a);
+            for (std::uint64_t step = 0; step < 3; ++step) {
+                set_sixteen_bit_grads(a, 200 + 10 * step);
+                original->step();
+            }
+            const auto saved = snapshot(original->state_dict());
+            const auto copies = [&] {
+                std::vector<Tensor> params;
+                for (const Tensor& p : a) params.push_back(p.detach().clone().set_requires_grad());
+                return params;
+            };
+            std::vector<Tensor> b = copies();
+            std::vector<Tensor> without_masters = copies();
+            auto resumed = make(b);
+            resumed->load_state_dict(saved);
+            // The same state less the master weights, where the state still loads (plain SGD's
+            // parameters then count as never stepped): that run restarts its masters from the
+            // rounded parameters and must drift, or this test could not tell.
+            auto missing = saved;
+            for (std::size_t i = 0; i < a.size(); ++i) missing.erase("state." + std::to_string(i) + ".master_weights");
+            auto restarted = make(without_masters);
+            const bool loads_without_masters = name == "sgd_plain";
+            if (loads_without_masters) {
+                restarted->load_state_dict(missing);
+            } else {
+                const std::string message = message_of<InvalidArgument>([&] { restarted->load_state_dict(missing); });
+                EXPECT_NE(message.find("missing key 'state.0.master_weights'"), std::string::npos) << message;
+            }
+            for (std::uint64_t step = 3; step < 6; ++step) {
+                set_sixteen_bit_grads(a, 200 + 10 * step);
+                set_sixteen_bit_grads(b, 200 + 10 * step);
+                set_sixteen_bit_grads(without_masters, 200 + 10 * step);
+                original->step();
+                resumed->step();
+                restarted->step();
+            }
+            expect_identical_runs(a, *original, b, *resumed);
+            if (loads_without_masters) EXPECT_FALSE(exactly_equal(a[1], without_masters[1]));
+        }
+    }
+}
+
+// A 16-bit parameter stepped without momentum has state (master weights) but no momentum
+// buffer: a dict that turns momentum on loads, and the next step makes the buffer.
+TEST(OptimizerMasterWeights, SgdStateWithMastersButNoMomentumBufferLoadsWithMomentum) {
+    Tensor p = Tensor::full(Shape{3}, 0.5, DType::BFloat16).set_requires_grad();
+    optim::SGD plain({p}, {.lr = 0.1});
+    p.set_grad(Tensor::full(Shape{3}, 1.0, DType::BFloat16));
+    plain.step();
+    auto state = snapshot(plain.state_dict());
+    state["param_groups.0.momentum"] = Tensor::full(Shape{}, 0.9, DType::Float64);
+    optim::SGD with_momentum({p}, {.lr = 0.1});
+    with_momentum.load_state_dict(state);
+    EXPECT_EQ(with_momentum.options().momentum, 0.9);
+    with_momentum.step();
+    EXPECT_EQ(with_momentum.state_dict().at("state.0.momentum_buffer").dtype(), DType::Float32);
+    EXPECT_EQ(with_momentum.state_dict().at("state.0.master_weights").item(0), 0.5f - 0.1f - 0.1f);
 }
 
 TEST(OptimizerStateDict, KeysAreNamedAsDocumented) {

@@ -27,6 +27,34 @@ TEST(Training, SmallCnnLearnsToFindAnglesOnTheHost) {
     EXPECT_LT(last, first);
 }
 
+// The same task with bfloat16 (and float16) parameters, buffers and activations: every op
+// computes in float32 and rounds its result, and Adam keeps float32 master weights. It must reach
+// the float32 model's target, not a looser one.
+void expect_sixteen_bit_training_reaches_the_float32_target(DType dtype) {
+    AngleTrainingConfig config;
+    config.seed = fresh_seed();
+    config.dtype = dtype;
+    SCOPED_TRACE("seed " + std::to_string(config.seed));
+    const AngleTrainingResult result = train_angle_classifier(Device::host(), config);
+    ASSERT_FALSE(result.losses.empty());
+    ::testing::Test::RecordProperty("test_accuracy", std::to_string(result.test_accuracy));
+    std::printf("angle task in %s: first loss %.4f, last loss %.4f, held-out accuracy %.4f\n", dtype_name(dtype),
+                result.losses.front(), result.losses.back(), result.test_accuracy);
+    EXPECT_GE(result.test_accuracy, 0.95);
+    EXPECT_LT(result.losses.back(), result.losses.front());
+    // It did train in 16 bits: every parameter is, and each has float32 master weights.
+    EXPECT_EQ(result.parameter_dtypes, std::vector<DType>(result.parameter_dtypes.size(), dtype));
+    EXPECT_EQ(result.master_weights, std::vector<DType>(result.parameter_dtypes.size(), DType::Float32));
+}
+
+TEST(Training, SmallCnnLearnsToFindAnglesInBfloat16WithFloat32MasterWeights) {
+    expect_sixteen_bit_training_reaches_the_float32_target(DType::BFloat16);
+}
+
+TEST(Training, SmallCnnLearnsToFindAnglesInFloat16WithFloat32MasterWeights) {
+    expect_sixteen_bit_training_reaches_the_float32_target(DType::Float16);
+}
+
 TEST(Training, DeterministicModeGivesBitIdenticalGradientsRunToRun) {
     set_deterministic_mode(true);
     const std::uint64_t seed = fresh_seed();

@@ -25,6 +25,12 @@ inline constexpr double kGradientTolerance = 1e-7;
 // error of f(x + eps) - f(x - eps). Losses with kinks (max pooling) use testing's default 1e-6.
 inline constexpr double kFiniteDifferenceStep = 1e-3;
 
+// A bfloat16/float16 op (computed in float32, rounded once) and its gradients against float64 on
+// the same rounded inputs, relative to max(1, |value|): one rounding of the result (2^-9 and
+// 2^-12 relative) with room for float32's arithmetic.
+inline constexpr double kBfloat16VsFloat64Tolerance = 1e-2;
+inline constexpr double kFloat16VsFloat64Tolerance = 1e-3;
+
 // ---- GPU kernels (tests/test_cuda_*.cpp) --------------------------------------------------
 // A strict-float32 GPU kernel (FMA contraction allowed, no TF32) against the float64 reference:
 // float32 sums over up to a few thousand terms, in another order.

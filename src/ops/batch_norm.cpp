@@ -30,14 +30,14 @@ std::string batch_norm_op_name(const Tensor& x) {
 // weight, bias, running_mean, running_var: undefined or a vector [channels] like x.
 void check_channel_vector(const std::string& op, const char* name, const Tensor& t, const Tensor& x) {
     if (!t.defined()) return;
-    detail::check_same_device_and_dtype(op, {{"input", x}, {name, t}});
+    detail::check_same_device_and_dtype(op, {{"input", x}, {name, t}}, detail::kComputedInFloat32);
     CONVKIT_REQUIRE(t.rank() == 1 && t.size(0) == x.size(1), op, name, " must have shape [", x.size(1),
                     "] (one value per channel of input ", x.shape().to_string(), "), got ", t.shape().to_string());
 }
 
 BatchNormGeometry check_batch_norm(const std::string& op, const Tensor& x, const Tensor& weight, const Tensor& bias,
                                    const Tensor& running_mean, const Tensor& running_var, double momentum, double eps) {
-    detail::check_same_device_and_dtype(op, {{"input", x}});
+    detail::check_same_device_and_dtype(op, {{"input", x}}, detail::kComputedInFloat32);
     CONVKIT_REQUIRE(x.rank() >= 2 && x.rank() <= 5, op, "input must be [N, C] or [N, C, spatial...] with up to 3 ",
                     "spatial dims, got shape ", x.shape().to_string());
     check_channel_vector(op, "weight", weight, x);
@@ -182,6 +182,27 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
     if (needs[2]) grads.bias = sum_dy.to(x.dtype());
     return grads;
 }
+
+// bfloat16/float16: the float32 op on float32 copies, so the batch statistics and the running
+// averages' update are float32's; the updated running statistics are rounded once back into the
+// 16-bit buffers (they keep the module's dtype, as Module::to makes them).
+Tensor batch_norm_in_float32(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                             Tensor& running_var, bool training, double momentum, double eps) {
+    Tensor mean32 = detail::widened_to_float32(running_mean);
+    Tensor var32 = detail::widened_to_float32(running_var);
+    Tensor y = detail::computed_in_float32(
+        x.dtype(),
+        [&](const Tensor& x32, const Tensor& w32, const Tensor& b32) {
+            return batch_norm(x32, w32, b32, mean32, var32, training, momentum, eps);
+        },
+        x, weight, bias);
+    if (training && running_mean.defined()) {
+        NoGradGuard no_grad;
+        running_mean.copy_(mean32.to(running_mean.dtype()));
+        running_var.copy_(var32.to(running_var.dtype()));
+    }
+    return y;
+}
 }  // namespace
 
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor& running_mean,
@@ -191,6 +212,9 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bia
     const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string op = batch_norm_op_name(x);
     const BatchNormGeometry g = check_batch_norm(op, x, weight, bias, running_mean, running_var, momentum, eps);
+    if (detail::is_reduced_precision_tensor(x)) {
+        return batch_norm_in_float32(x, weight, bias, running_mean, running_var, training, momentum, eps);
+    }
     // Without running statistics there is nothing else to normalize with, in evaluation too.
     const bool use_batch_statistics = training || !running_mean.defined();
     Tensor mean;

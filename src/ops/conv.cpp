@@ -20,10 +20,13 @@
 namespace convkit {
 
 namespace {
+using detail::computed_in_float32;
 using detail::ConvChoice;
 using detail::ConvGeometry;
 using detail::ConvOperands;
 using detail::ConvProblem;
+using detail::is_reduced_precision_tensor;
+using detail::kComputedInFloat32;
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
@@ -159,7 +162,7 @@ Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& wei
 // The shared checks of the public entry points: activations in either format, the weight (and
 // bias) converted to contiguous before them.
 void check_operands(std::string_view op, std::initializer_list<detail::NamedTensor> tensors) {
-    detail::check_same_device_and_dtype(op, tensors, detail::ReducedPrecision::Refused, detail::Layouts::Either);
+    detail::check_same_device_and_dtype(op, tensors, kComputedInFloat32, detail::Layouts::Either);
 }
 }  // namespace
 
@@ -170,6 +173,12 @@ Tensor conv_forward(const Tensor& input, const Tensor& weight_in, const Tensor& 
     check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(),
+            [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_forward(x, w, b, params); }, input,
+            weight, bias);
+    }
     return forward(op, input, weight, bias, g, false);
 }
 
@@ -180,6 +189,12 @@ Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight_in, co
     check_operands(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& w) { return conv_backward_data(dy, w, input_shape, params); },
+            grad_output, weight);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass_on_activations(op, problem, ConvPass::BackwardData, g.input_shape(), grad_output, Tensor(),
                                    [&](const Tensor& dy, const Tensor&) {
@@ -193,6 +208,12 @@ Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, cons
     check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& x) { return conv_backward_filter(dy, x, weight_shape, params); },
+            grad_output, input);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass_on_activations(op, problem, ConvPass::BackwardFilter, g.weight_shape(), grad_output, input,
                                    [](const Tensor& dy, const Tensor& x) {
@@ -205,6 +226,9 @@ Tensor conv_backward_bias(const Tensor& grad_output) {
     check_operands(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 2, op, "grad_output must be [N, C, ...], got shape ",
                     grad_output.shape().to_string());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(grad_output.dtype(), &conv_backward_bias, grad_output);
+    }
     // The bias gradient depends on no geometry, only on dy's shape.
     ConvProblem problem = detail::conv_problem(ConvGeometry{}, grad_output.dtype(), grad_output.device());
     problem.bias_grad = bias_grad_of(grad_output.shape());
@@ -222,6 +246,12 @@ Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight_in, cons
     check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(),
+            [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_transpose_forward(x, w, b, params); },
+            input, weight, bias);
+    }
     return forward(op, input, weight, bias, g, true);
 }
 
@@ -232,6 +262,12 @@ Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& wei
     check_operands(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.input_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& w) { return conv_transpose_backward_data(dy, w, input_shape, params); },
+            grad_output, weight);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass_on_activations(op, problem, ConvPass::Forward, g.output_shape(), grad_output, Tensor(),
                                    [&](const Tensor& dy, const Tensor&) {
@@ -245,6 +281,14 @@ Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& i
     check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.input_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(),
+            [&](const Tensor& dy, const Tensor& x) {
+                return conv_transpose_backward_filter(dy, x, weight_shape, params);
+            },
+            grad_output, input);
+    }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
     return run_pass_on_activations(op, problem, ConvPass::BackwardFilter, g.weight_shape(), grad_output, input,

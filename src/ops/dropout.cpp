@@ -29,9 +29,14 @@ Tensor apply_mask(const Tensor& x, double p, std::uint64_t seed) {
 Tensor dropout(const Tensor& t_in, double p, bool training, std::uint64_t seed) {
     const Tensor t = detail::contiguous_operand(t_in);
     const std::string op = "dropout";
-    detail::check_same_device_and_dtype(op, {{"input", t}});
+    detail::check_same_device_and_dtype(op, {{"input", t}}, detail::kComputedInFloat32);
     CONVKIT_REQUIRE(p >= 0 && p <= 1, op, "p must be in [0, 1], got ", p);
     if (!training || p == 0) return t;
+    if (detail::is_reduced_precision_tensor(t)) {
+        // The same mask as float32's (it depends on the seed and the index only), scaled in float32.
+        return detail::computed_in_float32(
+            t.dtype(), [&](const Tensor& x) { return dropout(x, p, training, seed); }, t);
+    }
     Tensor y = apply_mask(t, p, seed);
     autograd::record(op, y, {t}, [p, seed](const Tensor& dy, const autograd::NeedsGrad&) {
         return std::vector<Tensor>{apply_mask(dy, p, seed)};

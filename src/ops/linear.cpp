@@ -45,10 +45,13 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     const Tensor a = detail::contiguous_operand(a_in);
     const Tensor b = detail::contiguous_operand(b_in);
     const std::string op = "matmul";
-    detail::check_same_device_and_dtype(op, {{"a", a}, {"b", b}});
+    detail::check_same_device_and_dtype(op, {{"a", a}, {"b", b}}, detail::kComputedInFloat32);
     require_matrix(op, "a", "[M, K]", a);
     require_matrix(op, "b", "[K, N]", b);
     require_same_size(op, "K", "a", "[M, K]", a, a.size(1), "b", "[K, N]", b, b.size(0));
+    if (detail::is_reduced_precision_tensor(a)) {
+        return detail::computed_in_float32(a.dtype(), &matmul, a, b);
+    }
     Tensor c = run_gemm(op, GemmShape{a.size(0), b.size(1), a.size(1), false, false}, a, b, Tensor());
     if (autograd::should_record({a, b})) {
         // Each operand is saved only if the other's gradient needs it.
@@ -68,10 +71,13 @@ Tensor matmul_backward_a(const Tensor& grad_output_in, const Tensor& b_in) {
     const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const Tensor b = detail::contiguous_operand(b_in);
     const std::string op = "matmul_backward_a";
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"b", b}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"b", b}}, detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[M, N]", grad_output);
     require_matrix(op, "b", "[K, N]", b);
     require_same_size(op, "N", "grad_output", "[M, N]", grad_output, grad_output.size(1), "b", "[K, N]", b, b.size(1));
+    if (detail::is_reduced_precision_tensor(grad_output)) {
+        return detail::computed_in_float32(grad_output.dtype(), &matmul_backward_a, grad_output, b);
+    }
     return run_gemm(op, GemmShape{grad_output.size(0), b.size(0), b.size(1), false, true}, grad_output, b, Tensor());
 }
 
@@ -79,10 +85,13 @@ Tensor matmul_backward_b(const Tensor& grad_output_in, const Tensor& a_in) {
     const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const Tensor a = detail::contiguous_operand(a_in);
     const std::string op = "matmul_backward_b";
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"a", a}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"a", a}}, detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[M, N]", grad_output);
     require_matrix(op, "a", "[M, K]", a);
     require_same_size(op, "M", "grad_output", "[M, N]", grad_output, grad_output.size(0), "a", "[M, K]", a, a.size(0));
+    if (detail::is_reduced_precision_tensor(grad_output)) {
+        return detail::computed_in_float32(grad_output.dtype(), &matmul_backward_b, grad_output, a);
+    }
     return run_gemm(op, GemmShape{a.size(1), grad_output.size(1), a.size(0), true, false}, a, grad_output, Tensor());
 }
 
@@ -91,16 +100,21 @@ Tensor linear(const Tensor& input_in, const Tensor& weight_in, const Tensor& bia
     const Tensor weight = detail::contiguous_operand(weight_in);
     const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string op = "linear";
-    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}});
+    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}}, detail::kComputedInFloat32);
     require_matrix(op, "input", "[N, in]", input);
     require_matrix(op, "weight", "[out, in]", weight);
     require_same_size(op, "in", "input", "[N, in]", input, input.size(1), "weight", "[out, in]", weight,
                       weight.size(1));
     if (bias.defined()) {
-        detail::check_same_device_and_dtype(op, {{"input", input}, {"bias", bias}});
+        detail::check_same_device_and_dtype(op, {{"input", input}, {"bias", bias}}, detail::kComputedInFloat32);
         CONVKIT_REQUIRE(bias.rank() == 1 && bias.size(0) == weight.size(0), op, "bias must have shape [out] = [",
                         weight.size(0), "] (weight is ", weight.shape().to_string(), "), got ",
                         bias.shape().to_string());
+    }
+    if (detail::is_reduced_precision_tensor(input)) {
+        return detail::computed_in_float32(
+            input.dtype(), [](const Tensor& x, const Tensor& w, const Tensor& b) { return linear(x, w, b); }, input,
+            weight, bias);
     }
     Tensor y = run_gemm(op, GemmShape{input.size(0), weight.size(0), input.size(1), false, true}, input, weight, bias);
     if (autograd::should_record({input, weight, bias})) {
@@ -122,11 +136,15 @@ Tensor linear_backward_input(const Tensor& grad_output_in, const Tensor& weight_
     const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const Tensor weight = detail::contiguous_operand(weight_in);
     const std::string op = "linear_backward_input";
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}},
+                                        detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[N, out]", grad_output);
     require_matrix(op, "weight", "[out, in]", weight);
     require_same_size(op, "out", "grad_output", "[N, out]", grad_output, grad_output.size(1), "weight", "[out, in]",
                       weight, weight.size(0));
+    if (detail::is_reduced_precision_tensor(grad_output)) {
+        return detail::computed_in_float32(grad_output.dtype(), &linear_backward_input, grad_output, weight);
+    }
     return run_gemm(op, GemmShape{grad_output.size(0), weight.size(1), weight.size(0), false, false}, grad_output,
                     weight, Tensor());
 }
@@ -135,11 +153,15 @@ Tensor linear_backward_weight(const Tensor& grad_output_in, const Tensor& input_
     const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const Tensor input = detail::contiguous_operand(input_in);
     const std::string op = "linear_backward_weight";
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}},
+                                        detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[N, out]", grad_output);
     require_matrix(op, "input", "[N, in]", input);
     require_same_size(op, "N", "grad_output", "[N, out]", grad_output, grad_output.size(0), "input", "[N, in]", input,
                       input.size(0));
+    if (detail::is_reduced_precision_tensor(grad_output)) {
+        return detail::computed_in_float32(grad_output.dtype(), &linear_backward_weight, grad_output, input);
+    }
     return run_gemm(op, GemmShape{grad_output.size(1), input.size(1), input.size(0), true, false}, grad_output, input,
                     Tensor());
 }
@@ -147,8 +169,11 @@ Tensor linear_backward_weight(const Tensor& grad_output_in, const Tensor& input_
 Tensor linear_backward_bias(const Tensor& grad_output_in) {
     const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const std::string op = "linear_backward_bias";
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}});
+    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[N, out]", grad_output);
+    if (detail::is_reduced_precision_tensor(grad_output)) {
+        return detail::computed_in_float32(grad_output.dtype(), &linear_backward_bias, grad_output);
+    }
     // The per-column sum is a convolution's bias gradient with one spatial position; every
     // backend has it.
     detail::ConvProblem problem =

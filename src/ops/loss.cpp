@@ -59,7 +59,7 @@ std::string invalid_target_message(const std::string& op, const Shape& targets, 
 
 detail::CrossEntropyParams cross_entropy_params(const std::string& op, const Tensor& logits, const Tensor& targets,
                                                 double label_smoothing, std::int64_t ignore_index) {
-    detail::check_same_device_and_dtype(op, {{"logits", logits}});
+    detail::check_same_device_and_dtype(op, {{"logits", logits}}, detail::kComputedInFloat32);
     CONVKIT_REQUIRE(targets.defined(), op, "targets is undefined");
     CONVKIT_REQUIRE(targets.dtype() == DType::Int64, op, "targets must be int64 class indices, got ",
                     dtype_name(targets.dtype()));
@@ -152,6 +152,15 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, double l
     const Tensor targets = detail::contiguous_operand(targets_in);
     const std::string op = "cross_entropy";
     const detail::CrossEntropyParams p = cross_entropy_params(op, logits, targets, label_smoothing, ignore_index);
+    if (detail::is_reduced_precision_tensor(logits)) {
+        // The targets are int64 class indices and stay so; only the logits widen.
+        return detail::computed_in_float32(
+            logits.dtype(),
+            [&](const Tensor& x, const Tensor& t) {
+                return cross_entropy(x, t, label_smoothing, reduction, ignore_index);
+            },
+            logits, targets);
+    }
     Tensor out = Tensor::empty(reduced_shape(reduction, targets.shape()), logits.dtype(), logits.device());
     // Each row's log-sum-exp: the backward pass needs the softmax and rebuilds it from this.
     Tensor row_lse = Tensor::empty(targets.shape(), logits.dtype(), logits.device());
@@ -200,8 +209,12 @@ Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduc
     const Tensor input = detail::contiguous_operand(input_in);
     const Tensor target = detail::contiguous_operand(target_in);
     const std::string op = "mse_loss";
-    detail::check_same_device_and_dtype(op, {{"input", input}, {"target", target}});
+    detail::check_same_device_and_dtype(op, {{"input", input}, {"target", target}}, detail::kComputedInFloat32);
     check_same_shape(op, "input", input, "target", target);
+    if (detail::is_reduced_precision_tensor(input)) {
+        return detail::computed_in_float32(
+            input.dtype(), [&](const Tensor& x, const Tensor& t) { return mse_loss(x, t, reduction); }, input, target);
+    }
     return pointwise_loss(PointwiseLoss::SquaredError, reduction, input, target, Tensor());
 }
 
@@ -211,14 +224,23 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits_in, const Tensor& t
     const Tensor targets = detail::contiguous_operand(targets_in);
     const Tensor pos_weight = detail::contiguous_operand(pos_weight_in);
     const std::string op = "binary_cross_entropy_with_logits";
-    detail::check_same_device_and_dtype(op, {{"logits", logits}, {"targets", targets}});
+    detail::check_same_device_and_dtype(op, {{"logits", logits}, {"targets", targets}}, detail::kComputedInFloat32);
     check_same_shape(op, "logits", logits, "targets", targets);
     if (pos_weight.defined()) {
-        detail::check_same_device_and_dtype(op, {{"logits", logits}, {"pos_weight", pos_weight}});
+        detail::check_same_device_and_dtype(op, {{"logits", logits}, {"pos_weight", pos_weight}},
+                                            detail::kComputedInFloat32);
         const Shape broadcast = detail::broadcast_shape(op, logits.shape(), pos_weight.shape());
         CONVKIT_REQUIRE(broadcast == logits.shape(), op, "pos_weight of shape ", pos_weight.shape().to_string(),
                         " must broadcast to logits of shape ", logits.shape().to_string(), " (it would make ",
                         broadcast.to_string(), ")");
+    }
+    if (detail::is_reduced_precision_tensor(logits)) {
+        return detail::computed_in_float32(
+            logits.dtype(),
+            [&](const Tensor& x, const Tensor& t, const Tensor& w) {
+                return binary_cross_entropy_with_logits(x, t, reduction, w);
+            },
+            logits, targets, pos_weight);
     }
     return pointwise_loss(PointwiseLoss::BinaryCrossEntropyWithLogits, reduction, logits, targets, pos_weight);
 }

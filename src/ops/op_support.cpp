@@ -38,7 +38,8 @@ void check_same_device_and_dtype(std::string_view op, std::initializer_list<Name
 void check_bias(std::string_view op, const Tensor& bias, std::int64_t channels, const Tensor& like) {
     if (!bias.defined()) return;
     // The input's format is its op's business; the bias is a vector.
-    check_same_device_and_dtype(op, {{"input", like}, {"bias", bias}}, ReducedPrecision::Refused, Layouts::Either);
+    check_same_device_and_dtype(op, {{"input", like}, {"bias", bias}}, ReducedPrecision::ComputedInFloat32,
+                                Layouts::Either);
     CONVKIT_REQUIRE(bias.rank() == 1 && bias.size(0) == channels, op, "bias must have shape [", channels,
                     "] (one value per output channel), got ", bias.shape().to_string());
 }

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "backend_api/dtype_dispatch.h"
 #include "backend_api/selection.h"
@@ -21,6 +22,8 @@ struct NamedTensor {
 
 // Whether an op takes bfloat16/float16 tensors (and computes them in float32) or refuses them.
 enum class ReducedPrecision { Refused, ComputedInFloat32 };
+// The ops that take 16-bit tensors pass this to their argument checks (computed_in_float32 below).
+inline constexpr ReducedPrecision kComputedInFloat32 = ReducedPrecision::ComputedInFloat32;
 
 // Whether an op reads its tensors in either memory format (it passes their layout on, or works
 // elementwise on the buffers) or only contiguous ones. A ContiguousOnly op converts channels-last
@@ -36,10 +39,26 @@ void check_same_device_and_dtype(std::string_view op, std::initializer_list<Name
                                  ReducedPrecision reduced = ReducedPrecision::Refused,
                                  Layouts layouts = Layouts::ContiguousOnly);
 
-// A 16-bit tensor's float32 copy (other tensors as they are): the storage types compute in
-// float32 and round once at the end. Recorded like any conversion, so gradients flow through.
+// Whether `t` is a bfloat16/float16 tensor (an undefined tensor, such as no bias, is not).
+inline bool is_reduced_precision_tensor(const Tensor& t) {
+    return t.defined() && is_reduced_precision(t.dtype());
+}
+
+// A 16-bit tensor's float32 copy (other tensors, undefined or int64 ones included, as they are):
+// the storage types compute in float32 and round once at the end. Recorded like any conversion,
+// so gradients flow through.
 inline Tensor widened_to_float32(const Tensor& t) {
-    return is_reduced_precision(t.dtype()) ? t.to(DType::Float32) : t;
+    return is_reduced_precision_tensor(t) ? t.to(DType::Float32) : t;
+}
+
+// The 16-bit path of an op whose arguments were checked to share one dtype: `op` (the op's own
+// float32 path) runs on the operands widened to float32 and its result is rounded once to
+// `dtype`. Both conversions are recorded, so the backward pass runs in float32 too and the
+// gradients arrive in each operand's dtype. One helper for every op, so no op grows its own
+// 16-bit code.
+template <typename Op, typename... Operands>
+Tensor computed_in_float32(DType dtype, Op&& op, const Operands&... operands) {
+    return std::forward<Op>(op)(widened_to_float32(operands)...).to(dtype);
 }
 
 // A bias must be undefined (no bias) or a vector [channels] like `like`.

@@ -17,12 +17,15 @@
 namespace convkit {
 
 namespace {
+using detail::computed_in_float32;
+using detail::is_reduced_precision_tensor;
+using detail::kComputedInFloat32;
 using detail::PoolChoice;
 using detail::PoolGeometry;
 using detail::PoolOp;
 using detail::PoolOperands;
-using detail::PoolProblem;
 using detail::PoolOpFamily;
+using detail::PoolProblem;
 
 std::vector<std::int64_t> ones(int count) {
     return std::vector<std::int64_t>(static_cast<std::size_t>(count), 1);
@@ -76,9 +79,10 @@ Tensor pool_backward(std::string_view op, const PoolProblem& contiguous, const S
                                            });
 }
 
-// The shared checks of the entry points: their tensors in either format.
+// The shared checks of the entry points: their tensors in either format, 16-bit ones computed
+// in float32.
 void check_operands(std::string_view op, std::initializer_list<detail::NamedTensor> tensors) {
-    detail::check_same_device_and_dtype(op, tensors, detail::ReducedPrecision::Refused, detail::Layouts::Either);
+    detail::check_same_device_and_dtype(op, tensors, kComputedInFloat32, detail::Layouts::Either);
 }
 }  // namespace
 
@@ -86,6 +90,10 @@ Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, false);
     check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& x) { return max_pool_forward(x, params); }, input);
+    }
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device()));
 }
 
@@ -94,6 +102,11 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
     check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& dy, const Tensor& x) { return max_pool_backward(dy, x, params); },
+            grad_output, input);
+    }
     const PoolProblem problem = detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device());
     return pool_backward(op, problem, input.shape(), grad_output, input);
 }
@@ -102,6 +115,10 @@ Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, false);
     check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& x) { return avg_pool_forward(x, params); }, input);
+    }
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::Average, input.dtype(), input.device()));
 }
 
@@ -110,6 +127,11 @@ Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, co
     check_operands(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(), [&](const Tensor& dy) { return avg_pool_backward(dy, input_shape, params); },
+            grad_output);
+    }
     const PoolProblem problem = detail::pool_problem(g, PoolOp::Average, grad_output.dtype(), grad_output.device());
     return pool_backward(op, problem, input_shape, grad_output, Tensor());
 }
@@ -123,6 +145,10 @@ Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int
     const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::AdaptiveAverage, false);
     check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
+    if (is_reduced_precision_tensor(input)) {
+        return computed_in_float32(
+            input.dtype(), [&](const Tensor& x) { return adaptive_avg_pool_forward(x, output_size); }, input);
+    }
     return pool_forward(op, input, detail::pool_problem(g, PoolOp::AdaptiveAverage, input.dtype(), input.device()));
 }
 
@@ -135,6 +161,11 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
     const PoolGeometry g =
         detail::adaptive_pool_geometry(op, input_shape, spatial_sizes_of(grad_output.shape()).to_vector());
     detail::check_grad_output(op, grad_output, g.output_shape());
+    if (is_reduced_precision_tensor(grad_output)) {
+        return computed_in_float32(
+            grad_output.dtype(), [&](const Tensor& dy) { return adaptive_avg_pool_backward(dy, input_shape); },
+            grad_output);
+    }
     const PoolProblem problem =
         detail::pool_problem(g, PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
     return pool_backward(op, problem, input_shape, grad_output, Tensor());

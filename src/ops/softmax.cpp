@@ -49,8 +49,14 @@ Tensor softmax_forward_raw(SoftmaxKind kind, const Tensor& x, int dim) {
 
 Tensor softmax_backward_raw(SoftmaxKind kind, const Tensor& grad_output, const Tensor& output, int dim) {
     const std::string op = std::string(detail::softmax_op_name(kind)) + "_backward";
-    detail::check_same_device_and_dtype(op, {{"output", output}, {"grad_output", grad_output}});
+    detail::check_same_device_and_dtype(op, {{"output", output}, {"grad_output", grad_output}},
+                                        detail::kComputedInFloat32);
     detail::check_grad_output(op, grad_output, output.shape());
+    if (detail::is_reduced_precision_tensor(output)) {
+        return detail::computed_in_float32(
+            output.dtype(), [&](const Tensor& dy, const Tensor& y) { return softmax_backward_raw(kind, dy, y, dim); },
+            grad_output, output);
+    }
     const detail::SoftmaxGeometry g = detail::softmax_geometry(op, output.shape(), dim);
     Tensor dx = Tensor::empty(output.shape(), output.dtype(), output.device());
     if (output.device().is_host()) {
@@ -65,6 +71,11 @@ Tensor softmax_backward_raw(SoftmaxKind kind, const Tensor& grad_output, const T
 
 // Both backward passes need only the output, so that is what the node saves.
 Tensor softmax_with_autograd(SoftmaxKind kind, const Tensor& x, int dim) {
+    // bfloat16/float16: the float32 op between two recorded conversions.
+    if (detail::is_reduced_precision_tensor(x)) {
+        return detail::computed_in_float32(
+            x.dtype(), [&](const Tensor& x32) { return softmax_with_autograd(kind, x32, dim); }, x);
+    }
     Tensor y = softmax_forward_raw(kind, x, dim);
     if (autograd::should_record({x})) {
         autograd::record(detail::softmax_op_name(kind), y, {x},

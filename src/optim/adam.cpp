@@ -72,15 +72,16 @@ void Adam::step() {
     const std::string op = name() + "::step";
 
     // A parameter's first step makes its state: zero moments, as PyTorch's lazy initialisation.
+    const std::vector<UpdateOperands> operands = update_operands(active, op.c_str());
     for (const std::size_t i : active) {
         const Tensor& p = params[i];
         ParameterState& s = state_[i];
         if (!s.exp_avg.defined()) {
-            s.exp_avg = Tensor::zeros(p.shape(), p.dtype(), p.device());
-            s.exp_avg_sq = Tensor::zeros(p.shape(), p.dtype(), p.device());
+            s.exp_avg = Tensor::zeros(p.shape(), state_dtype(i), p.device());
+            s.exp_avg_sq = Tensor::zeros(p.shape(), state_dtype(i), p.device());
         }
         if (options_.amsgrad && !s.max_exp_avg_sq.defined()) {
-            s.max_exp_avg_sq = Tensor::zeros(p.shape(), p.dtype(), p.device());
+            s.max_exp_avg_sq = Tensor::zeros(p.shape(), state_dtype(i), p.device());
         }
         ++s.step;
         for (const Tensor* t : std::initializer_list<const Tensor*>{&p, &s.exp_avg, &s.exp_avg_sq, &s.max_exp_avg_sq}) {
@@ -94,15 +95,15 @@ void Adam::step() {
         using T = decltype(zero);
         std::vector<detail::AdamTensor<T>> table;
         for (const std::size_t i : active) {
-            const Tensor& p = params[i];
-            if (p.dtype() != dtype_of<T> || p.numel() == 0) continue;
+            const UpdateOperands& o = operands[i];
+            if (o.weights.dtype() != dtype_of<T> || o.weights.numel() == 0) continue;
             const ParameterState& s = state_[i];
-            detail::AdamTensor<T> entry{p.data<T>(),
-                                        p.grad().data<T>(),
+            detail::AdamTensor<T> entry{o.weights.data<T>(),
+                                        o.grad.data<T>(),
                                         s.exp_avg.data<T>(),
                                         s.exp_avg_sq.data<T>(),
                                         options_.amsgrad ? s.max_exp_avg_sq.data<T>() : nullptr,
-                                        p.numel(),
+                                        o.weights.numel(),
                                         T(0),
                                         T(0)};
             detail::set_adam_step_scalars(entry, lr, options_.beta1, options_.beta2, s.step);
@@ -119,6 +120,7 @@ void Adam::step() {
     };
     update(float{});
     update(double{});
+    write_back_master_weights(active);
 }
 
 std::map<std::string, Tensor> Adam::state_dict() const {
@@ -137,6 +139,7 @@ std::map<std::string, Tensor> Adam::state_dict() const {
         state.emplace(detail::state_key(i, "exp_avg_sq"), s.exp_avg_sq.detach());
         if (options_.amsgrad) state.emplace(detail::state_key(i, "max_exp_avg_sq"), s.max_exp_avg_sq.detach());
     }
+    add_master_weights(state);
     return state;
 }
 
@@ -162,11 +165,13 @@ void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
         s.exp_avg_sq = reader.buffer(i, "exp_avg_sq", p);
         if (o.amsgrad) s.max_exp_avg_sq = reader.buffer(i, "max_exp_avg_sq", p);
     }
+    std::vector<Tensor> masters = read_master_weights(reader);
     reader.finish();
     // Everything checked: now commit.
     set_learning_rate(o.lr);
     options_ = o;
     state_ = std::move(loaded);
+    set_master_weights(std::move(masters));
 }
 
 }  // namespace convkit::optim

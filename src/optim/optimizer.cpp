@@ -3,7 +3,9 @@
 #include <cmath>
 #include <set>
 
+#include "convkit/autograd.h"
 #include "core/check.h"
+#include "optim/state_dict_support.h"
 
 namespace convkit::optim {
 
@@ -14,13 +16,8 @@ Optimizer::Optimizer(std::string name, std::vector<Tensor> parameters, double lr
     for (std::size_t i = 0; i < parameters_.size(); ++i) {
         const Tensor& p = parameters_[i];
         CONVKIT_REQUIRE(p.defined(), name_, "parameter ", i, " is undefined");
-        CONVKIT_REQUIRE(is_floating_point(p.dtype()), name_, "parameter ", i, " must be float32 or float64, got ",
-                        dtype_name(p.dtype()));
-        // The update loops instantiate float and double only: a 16-bit parameter would be skipped.
-        if (is_reduced_precision(p.dtype())) {
-            throw NotSupported(detail::concat(name_, ": parameter ", i, " is ", dtype_name(p.dtype()),
-                                              "; the optimizers update float32 and float64 parameters only"));
-        }
+        CONVKIT_REQUIRE(is_floating_point(p.dtype()), name_, "parameter ", i,
+                        " must be float32, float64, bfloat16 or float16, got ", dtype_name(p.dtype()));
         CONVKIT_REQUIRE(p.is_leaf(), name_, "parameter ", i, " is not a leaf (it was computed by ", p.grad_fn_name(),
                         "); optimize the tensor it came from");
         CONVKIT_REQUIRE(p.device() == parameters_.front().device(), name_, "parameter ", i, " is on ",
@@ -31,6 +28,7 @@ Optimizer::Optimizer(std::string name, std::vector<Tensor> parameters, double lr
                         " shares its storage with an earlier parameter (the same tensor given twice)");
     }
     set_learning_rate(lr);
+    master_weights_.resize(parameters_.size());
 }
 
 Optimizer::~Optimizer() = default;
@@ -65,6 +63,53 @@ std::vector<std::size_t> Optimizer::parameters_with_grad() const {
         indices.push_back(i);
     }
     return indices;
+}
+
+std::vector<Optimizer::UpdateOperands> Optimizer::update_operands(const std::vector<std::size_t>& active,
+                                                                  const char* op) {
+    std::vector<UpdateOperands> operands(parameters_.size());
+    for (const std::size_t i : active) {
+        const Tensor& p = parameters_[i];
+        if (!is_reduced_precision(p.dtype())) {
+            operands[i] = {p, p.grad()};
+            continue;
+        }
+        NoGradGuard no_grad;
+        // Lazily, as the other state: the master starts as the parameter's exact float32 value.
+        if (!master_weights_[i].defined()) master_weights_[i] = p.detach().to(DType::Float32);
+        master_weights_[i].mark_written_in_place(op);
+        operands[i] = {master_weights_[i], p.grad().to(DType::Float32)};
+    }
+    return operands;
+}
+
+void Optimizer::write_back_master_weights(const std::vector<std::size_t>& active) {
+    NoGradGuard no_grad;
+    for (const std::size_t i : active) {
+        Tensor& p = parameters_[i];
+        if (is_reduced_precision(p.dtype())) p.copy_(master_weights_[i].to(p.dtype()));
+    }
+}
+
+DType Optimizer::state_dtype(std::size_t index) const {
+    return detail::optimizer_state_dtype(parameters_[index].dtype());
+}
+
+void Optimizer::add_master_weights(std::map<std::string, Tensor>& state) const {
+    for (std::size_t i = 0; i < master_weights_.size(); ++i) {
+        if (master_weights_[i].defined())
+            state.emplace(detail::state_key(i, "master_weights"), master_weights_[i].detach());
+    }
+}
+
+std::vector<Tensor> Optimizer::read_master_weights(detail::StateDictReader& reader) const {
+    std::vector<Tensor> masters(parameters_.size());
+    for (std::size_t i = 0; i < masters.size(); ++i) {
+        if (is_reduced_precision(parameters_[i].dtype()) && reader.has_state(i)) {
+            masters[i] = reader.buffer(i, "master_weights", parameters_[i]);
+        }
+    }
+    return masters;
 }
 
 }  // namespace convkit::optim

@@ -62,11 +62,12 @@ void SGD::step() {
 
     // A parameter's first step with momentum makes its buffer, which the update fills with d_p.
     std::vector<bool> first_step(params.size(), false);
+    const std::vector<UpdateOperands> operands = update_operands(active, "SGD::step");
     for (const std::size_t i : active) {
         params[i].mark_written_in_place("SGD::step");
         if (!use_momentum) continue;
         if (!momentum_buffers_[i].defined()) {
-            momentum_buffers_[i] = Tensor::empty(params[i].shape(), params[i].dtype(), params[i].device());
+            momentum_buffers_[i] = Tensor::empty(params[i].shape(), state_dtype(i), params[i].device());
             first_step[i] = true;
         }
         momentum_buffers_[i].mark_written_in_place("SGD::step");
@@ -77,8 +78,9 @@ void SGD::step() {
         using T = decltype(zero);
         std::vector<detail::SgdTensor<T>> table;
         for (const std::size_t i : active) {
-            if (params[i].dtype() != dtype_of<T> || params[i].numel() == 0) continue;
-            table.push_back({params[i].data<T>(), params[i].grad().data<T>(),
+            const UpdateOperands& o = operands[i];
+            if (o.weights.dtype() != dtype_of<T> || o.weights.numel() == 0) continue;
+            table.push_back({o.weights.data<T>(), o.grad.data<T>(),
                              use_momentum ? momentum_buffers_[i].data<T>() : nullptr, params[i].numel(),
                              first_step[i]});
         }
@@ -93,6 +95,7 @@ void SGD::step() {
     };
     update(float{});
     update(double{});
+    write_back_master_weights(active);
 }
 
 std::map<std::string, Tensor> SGD::state_dict() const {
@@ -108,6 +111,7 @@ std::map<std::string, Tensor> SGD::state_dict() const {
             state.emplace(detail::state_key(i, "momentum_buffer"), momentum_buffers_[i].detach());
         }
     }
+    add_master_weights(state);
     return state;
 }
 
@@ -123,14 +127,20 @@ void SGD::load_state_dict(const std::map<std::string, Tensor>& state) {
     o.maximize = reader.flag(detail::hyperparameter_key("maximize"));
     validate(o, op);
     std::vector<Tensor> buffers(parameters().size());
+    // A parameter has a momentum buffer once stepped with momentum; a 16-bit one may have only
+    // master weights (stepped without momentum so far). A buffer without momentum, or any other
+    // key, is left over and refused by finish().
     for (std::size_t i = 0; i < buffers.size(); ++i) {
-        if (reader.has_state(i)) buffers[i] = reader.buffer(i, "momentum_buffer", parameters()[i]);
+        const std::string key = detail::state_key(i, "momentum_buffer");
+        if (o.momentum != 0 && reader.has(key)) buffers[i] = reader.buffer(i, "momentum_buffer", parameters()[i]);
     }
+    std::vector<Tensor> masters = read_master_weights(reader);
     reader.finish();
     // Everything checked: now commit.
     set_learning_rate(*o.lr);
     options_ = o;
     momentum_buffers_ = std::move(buffers);
+    set_master_weights(std::move(masters));
 }
 
 }  // namespace convkit::optim

@@ -63,8 +63,9 @@ Tensor StateDictReader::buffer(std::size_t index, const std::string& name, const
     CONVKIT_REQUIRE(is_floating_point(source.dtype()), op_, "key '", key, "' must be a floating-point tensor, got ",
                     dtype_name(source.dtype()));
     NoGradGuard no_grad;
-    Tensor copy = Tensor::empty(parameter.shape(), parameter.dtype(), parameter.device());
-    copy.copy_(source.detach().to(parameter.dtype()));
+    const DType dtype = optimizer_state_dtype(parameter.dtype());
+    Tensor copy = Tensor::empty(parameter.shape(), dtype, parameter.device());
+    copy.copy_(source.detach().to(dtype));
     return copy;
 }
 

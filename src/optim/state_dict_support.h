@@ -16,6 +16,12 @@ std::string hyperparameter_key(const std::string& name);            // "param_gr
 std::string state_key(std::size_t index, const std::string& name);  // "state.<index>.<name>"
 Tensor scalar_tensor(double value);                                 // rank-0 float64, host
 
+// The dtype an optimizer keeps a parameter's state in: its own, or float32 for a bfloat16/float16
+// parameter (whose master weights and moments are float32).
+inline DType optimizer_state_dtype(DType parameter) {
+    return is_reduced_precision(parameter) ? DType::Float32 : parameter;
+}
+
 class StateDictReader {
 public:
     // `op` prefixes the messages ("SGD::load_state_dict").
@@ -28,10 +34,13 @@ public:
     // A rank-0 tensor holding a non-negative integer.
     std::int64_t count(const std::string& key);
     // A floating-point tensor of the shape of `parameter` (parameters()[index]), copied to the
-    // parameter's dtype and device: never sharing storage with the map's tensor.
+    // parameter's state dtype (optimizer_state_dtype) and device: never sharing storage with the
+    // map's tensor.
     Tensor buffer(std::size_t index, const std::string& name, const Tensor& parameter);
     // Whether the map has any "state.<index>." key: a parameter with no state yet has none.
     bool has_state(std::size_t index) const;
+    // Whether the map has `key` (for state that a parameter may or may not have yet).
+    bool has(const std::string& key) const { return state_.count(key) == 1; }
     // Throws on the first key that no call above asked for.
     void finish() const;
 

@@ -16,6 +16,11 @@
 //   "state.<i>.<buffer>"               the state of parameters()[i] (momentum_buffer, exp_avg,
 //                                      exp_avg_sq, max_exp_avg_sq; step as rank-0 float64),
 //                                      present only once that parameter has been stepped
+// A bfloat16/float16 parameter is trained through float32 master weights (docs/optimizers.md):
+// the optimizer keeps a float32 copy of it, made from the parameter on its first step, widens
+// the 16-bit gradient to float32, updates the copy and the state (also float32) and writes the
+// copy back into the parameter, rounded once. Its state_dict has them as
+// "state.<i>.master_weights" (float32), so a resumed checkpoint continues bit-identically.
 // The state tensors in the map share storage with the optimizer's (as PyTorch's state_dict
 // does): clone them to keep a snapshot across later steps. load_state_dict copies.
 #include <cstddef>
@@ -24,6 +29,10 @@
 #include <vector>
 
 #include "convkit/tensor.h"
+
+namespace convkit::detail {
+class StateDictReader;
+}  // namespace convkit::detail
 
 namespace convkit::optim {
 
@@ -60,7 +69,7 @@ public:
     virtual void set_cycle_momentum(double value);
 
 protected:
-    // Checks the parameters: at least one; defined float32/float64 leaves (requires_grad is not
+    // Checks the parameters: at least one; defined floating-point leaves (requires_grad is not
     // needed: a frozen parameter simply never has a grad, as in PyTorch); all on one device; no
     // storage twice.
     Optimizer(std::string name, std::vector<Tensor> parameters, double lr);
@@ -68,9 +77,32 @@ protected:
     // Indices of the parameters that have a gradient, each checked to match its parameter.
     std::vector<std::size_t> parameters_with_grad() const;
 
+    // What the update loops of one step read and write for one parameter: the parameter and its
+    // gradient for float32/float64; for a 16-bit parameter its float32 master weights and its
+    // gradient widened to float32. Either way float32 or float64, so the update tables (and the
+    // one-launch CUDA step) run unchanged.
+    struct UpdateOperands {
+        Tensor weights;
+        Tensor grad;
+    };
+    // The operands of each parameter in `active` (indexed like parameters()); makes the master
+    // weights of a 16-bit parameter's first step and marks them written by `op`.
+    std::vector<UpdateOperands> update_operands(const std::vector<std::size_t>& active, const char* op);
+    // After the update: each 16-bit parameter in `active` becomes its master weights, rounded once.
+    void write_back_master_weights(const std::vector<std::size_t>& active);
+    // The dtype of a parameter's optimizer state (float32 for a 16-bit parameter).
+    DType state_dtype(std::size_t index) const;
+
+    // The master weights in a state_dict ("state.<i>.master_weights"), sharing storage.
+    void add_master_weights(std::map<std::string, Tensor>& state) const;
+    // Reads them back for every 16-bit parameter that has state; commit with set_master_weights.
+    std::vector<Tensor> read_master_weights(detail::StateDictReader& reader) const;
+    void set_master_weights(std::vector<Tensor> master_weights) { master_weights_ = std::move(master_weights); }
+
 private:
     std::string name_;
     std::vector<Tensor> parameters_;
+    std::vector<Tensor> master_weights_;  // one per parameter; defined for a stepped 16-bit one
     double lr_;
 };
 
