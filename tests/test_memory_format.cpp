@@ -408,6 +408,26 @@ TEST_F(MemoryFormatTest, MetricsReadChannelsLastLogitsInTheLogicalOrder) {
     expect_same_values(confusion_matrix(logits.to(kCL), targets, 3), confusion_matrix(logits, targets, 3), "confusion");
 }
 
+TEST_F(MemoryFormatTest, SixteenBitLayerOpsOnChannelsLastEqualContiguous) {
+    // The 16-bit paths widen to float32 (keeping the format), run the float32 op, round once.
+    for (DType dtype : {DType::BFloat16, DType::Float16}) {
+        auto run = [&](MemoryFormat f) {
+            const Tensor x = input(Shape{2, 3, 6, 6}, 1, -1.0, 1.0, dtype).to(f);
+            const Tensor w = input(Shape{4, 3, 3, 3}, 2, -1.0, 1.0, dtype);
+            const Tensor y = relu(conv_forward(x, w, Tensor(), ConvParams(2).set_padding(1)));
+            return std::vector<Tensor>{y, max_pool_forward(y, PoolParams(2, 2)), softmax(y, 1)};
+        };
+        const std::vector<Tensor> expected = run(MemoryFormat::Contiguous);
+        const std::vector<Tensor> actual = run(kCL);
+        for (std::size_t i = 0; i < expected.size(); ++i) {
+            expect_same_values(actual[i], expected[i], dtype_name(dtype));
+            EXPECT_EQ(actual[i].dtype(), dtype);
+        }
+        EXPECT_EQ(actual[0].memory_format(), kCL);
+        EXPECT_EQ(actual[1].memory_format(), kCL);
+    }
+}
+
 TEST_F(MemoryFormatTest, MatrixOpsRefuseChannelsLastAsBadShape) {
     // An argument error about the shape, as for a contiguous tensor, never the layout logic error.
     const Tensor x = input(Shape{2, 3, 4, 4}, 1).to(kCL);
