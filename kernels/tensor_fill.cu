@@ -2,6 +2,8 @@
 // buffers with NaN before a test, zeroing gradients, between any two dtypes, bfloat16 and float16 included).
 #include "kernels/tensor_fill.h"
 
+#include "backend_api/layout_math.h"
+
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
@@ -19,6 +21,21 @@ template <typename From, typename To>
 __global__ void convert_kernel(const From* source, To* destination, std::int64_t count) {
     for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
         destination[i] = element_cast<To>(source[i]);
+    }
+}
+
+// One thread per element, indexed by its contiguous offset.
+template <typename T>
+__global__ void permute_channels_kernel(const T* source, T* destination, detail::ChannelsGeometry g,
+                                        bool to_channels_last) {
+    const std::int64_t count = g.batch * g.channels * g.spatial;
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
+        const std::int64_t j = g.channels_last_of_contiguous(i);
+        if (to_channels_last) {
+            destination[j] = source[i];
+        } else {
+            destination[i] = source[j];
+        }
     }
 }
 }  // namespace
@@ -50,6 +67,20 @@ void convert(const void* source, DType source_dtype, void* destination, DType de
                                                                  static_cast<const decltype(from)*>(source),
                                                                  static_cast<decltype(to)*>(destination), count);
         });
+    });
+}
+
+void permute_channels(const void* source, void* destination, DType dtype, std::int64_t batch, std::int64_t channels,
+                      std::int64_t spatial, bool to_channels_last, Stream stream) {
+    const std::int64_t count = batch * channels * spatial;
+    if (count == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    const cudaStream_t s = detail::to_cuda(stream);
+    const detail::ChannelsGeometry g{batch, channels, spatial};
+    dispatch_all_types(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        launch<permute_channels_kernel<T>>({grid_for(count), kThreadsPerBlock}, s, static_cast<const T*>(source),
+                                           static_cast<T*>(destination), g, to_channels_last);
     });
 }
 

@@ -1,7 +1,8 @@
 // Every registered variant that can run here × the kernel sweeps (tests/kernel_sweeps.h) ×
-// float32/float64, each pass run directly through the variant and compared with the host
-// reference computed in float64. A variant that does not support a problem records its reason
-// (NotSupported is a result, not a quiet skip).
+// float32/float64 × contiguous/channels-last activations, each pass run directly through the
+// variant and compared with the host reference computed in float64 (contiguous). A variant
+// that does not support a problem records its reason (NotSupported is a result, not a quiet
+// skip): the contiguous-only variants record it for every channels-last problem.
 //
 // Built twice: the host variants (this file as is, label host) and the CUDA variants
 // (CONVKIT_SWEEP_CUDA, label gpu, skipped where no CUDA device is usable).
@@ -20,6 +21,7 @@
 
 namespace convkit {
 void PrintTo(DType dtype, std::ostream* os) { *os << dtype_name(dtype); }
+void PrintTo(MemoryFormat format, std::ostream* os) { *os << memory_format_name(format); }
 
 namespace testing {
 // gtest prints parameters with these instead of their bytes.
@@ -67,8 +69,10 @@ Tensor float32_exact(const Shape& shape, std::mt19937_64& rng) {
     return testing::random_tensor(shape, rng).to(DType::Float32).to(DType::Float64);
 }
 
-std::string test_name_of(const std::string& variant, const std::string& problem, DType dtype, std::size_t index) {
-    return testing::test_name(variant + "_" + dtype_name(dtype) + "_" + problem) + "_" + std::to_string(index);
+std::string test_name_of(const std::string& variant, const std::string& problem, DType dtype, MemoryFormat layout,
+                         std::size_t index) {
+    const std::string format = layout == MemoryFormat::ChannelsLast ? "_channels_last" : "";
+    return testing::test_name(variant + "_" + dtype_name(dtype) + format + "_" + problem) + "_" + std::to_string(index);
 }
 
 // Whether the variant refuses a pass of the problem; the refusal is recorded (test property
@@ -88,17 +92,18 @@ bool refuses(const Variant& variant, const Problem& problem, const Pass (&passes
 
 // ---- convolution ----------------------------------------------------------------------------
 
-using ConvSweepParam = std::tuple<std::string, testing::ConvCase, DType>;
+using ConvSweepParam = std::tuple<std::string, testing::ConvCase, DType, MemoryFormat>;
 
 class ConvVariantSweep : public SweepFixture<ConvSweepParam> {};
 
 TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
-    const auto& [name, c, dtype] = GetParam();
+    const auto& [name, c, dtype, layout] = GetParam();
     const detail::ConvVariant& variant = testing::conv_variant_named(name);
     const std::string op = conv_op_name(c.params.spatial_rank, c.transposed);
     const detail::ConvGeometry g = c.transposed ? detail::conv_transpose_geometry(op, c.input, c.weight, c.params)
                                                 : detail::conv_geometry(op, c.input, c.weight, c.params);
     detail::ConvProblem problem = detail::conv_problem(g, dtype, sweep_device());
+    problem.x_layout = problem.y_layout = layout;
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     if (refuses(variant, problem, kConvPasses, conv_pass_name)) return;
     CONVKIT_SEEDED_RNG(rng);
@@ -108,7 +113,7 @@ TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
                                      float32_exact(Shape{g.in_channels}, rng)};
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
-    const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, sweep_device());
+    const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, sweep_device(), layout);
     const double tol = tolerance(dtype);
     EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
     EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
@@ -119,10 +124,11 @@ TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
 INSTANTIATE_TEST_SUITE_P(Variants, ConvVariantSweep,
                          ::testing::Combine(::testing::ValuesIn(conv_variant_names()),
                                             ::testing::ValuesIn(testing::conv_sweep()),
-                                            ::testing::Values(DType::Float32, DType::Float64)),
+                                            ::testing::Values(DType::Float32, DType::Float64),
+                                            ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
                          [](const ::testing::TestParamInfo<ConvSweepParam>& info) {
                              return test_name_of(std::get<0>(info.param), std::get<1>(info.param).name(),
-                                                 std::get<2>(info.param), info.index);
+                                                 std::get<2>(info.param), std::get<3>(info.param), info.index);
                          });
 
 // ---- pooling ----------------------------------------------------------------------------------
@@ -166,28 +172,31 @@ std::vector<PoolSweepCase> pool_cases() {
 
 void PrintTo(const PoolSweepCase& c, std::ostream* os) { *os << c.name(); }
 
-using PoolSweepParam = std::tuple<std::string, PoolSweepCase, DType>;
+using PoolSweepParam = std::tuple<std::string, PoolSweepCase, DType, MemoryFormat>;
 
 class PoolVariantSweep : public SweepFixture<PoolSweepParam> {};
 
-// The forward and backward of a pooling variant, into NaN-filled outputs brought to the host.
+// The forward and backward of a pooling variant, into NaN-filled outputs brought to the host
+// (contiguous), every operand in the problem's layout.
 std::pair<Tensor, Tensor> run_pool_passes(const detail::PoolVariant& variant, const detail::PoolProblem& problem,
                                           const Tensor& x64, const Tensor& dy64, DType dtype, Device device) {
-    const Tensor x = x64.to(dtype).to(device), dy = dy64.to(dtype).to(device);
-    Tensor y = testing::nan_tensor(dy64.shape(), dtype, device);
-    Tensor dx = testing::nan_tensor(x64.shape(), dtype, device);
+    const auto on = [&](const Tensor& t) { return t.to(dtype).to(device).to(problem.x_layout); };
+    const Tensor x = on(x64), dy = on(dy64);
+    Tensor y = testing::nan_tensor(dy64.shape(), dtype, device).to(problem.x_layout);
+    Tensor dx = testing::nan_tensor(x64.shape(), dtype, device).to(problem.x_layout);
     const Stream stream = testing::stream_for(device);
-    variant.run(problem, PoolPass::Forward, {.x = x.raw_data(), .out = y.raw_data()}, {}, stream);
-    variant.run(problem, PoolPass::Backward, {.x = x.raw_data(), .dy = dy.raw_data(), .out = dx.raw_data()}, {},
-                stream);
-    return {y.to(Device::host()), dx.to(Device::host())};
+    const auto buffer = [](const Tensor& t) { return t.raw_physical_data(); };
+    variant.run(problem, PoolPass::Forward, {.x = buffer(x), .out = buffer(y)}, {}, stream);
+    variant.run(problem, PoolPass::Backward, {.x = buffer(x), .dy = buffer(dy), .out = buffer(dx)}, {}, stream);
+    return {y.to(Device::host()).contiguous(), dx.to(Device::host()).contiguous()};
 }
 
 TEST_P(PoolVariantSweep, ForwardAndBackwardMatchTheFloat64Reference) {
-    const auto& [name, s, dtype] = GetParam();
+    const auto& [name, s, dtype, layout] = GetParam();
     const detail::PoolVariant& variant = *detail::find_pool_variant(name);
     const detail::PoolGeometry g = s.geometry();
-    const detail::PoolProblem problem = detail::pool_problem(g, s.op, dtype, sweep_device());
+    detail::PoolProblem problem = detail::pool_problem(g, s.op, dtype, sweep_device());
+    problem.x_layout = problem.y_layout = layout;
     if (refuses(variant, problem, kPoolPasses, pool_pass_name)) return;
     CONVKIT_SEEDED_RNG(rng);
     // Small integers: no ties broken differently by rounding, exact sums in both dtypes.
@@ -205,10 +214,11 @@ TEST_P(PoolVariantSweep, ForwardAndBackwardMatchTheFloat64Reference) {
 INSTANTIATE_TEST_SUITE_P(Variants, PoolVariantSweep,
                          ::testing::Combine(::testing::ValuesIn(pool_variant_names()),
                                             ::testing::ValuesIn(pool_cases()),
-                                            ::testing::Values(DType::Float32, DType::Float64)),
+                                            ::testing::Values(DType::Float32, DType::Float64),
+                                            ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
                          [](const ::testing::TestParamInfo<PoolSweepParam>& info) {
                              return test_name_of(std::get<0>(info.param), std::get<1>(info.param).name(),
-                                                 std::get<2>(info.param), info.index);
+                                                 std::get<2>(info.param), std::get<3>(info.param), info.index);
                          });
 
 }  // namespace

@@ -28,24 +28,32 @@ inline const detail::ConvVariant& conv_variant_named(const std::string& name) {
 
 inline Stream stream_for(Device device) { return device.is_host() ? Stream{} : current_stream(device.index); }
 
+// The activations (x, dy and the results y, dx) in `layout`; the weight and bias contiguous.
+// The results come back contiguous.
 inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const detail::ConvGeometry& g,
-                                       const ConvPassInputs& in, DType dtype, Device device = Device::host()) {
+                                       const ConvPassInputs& in, DType dtype, Device device = Device::host(),
+                                       detail::Layout layout = detail::Layout::Contiguous) {
     const auto on = [&](const Tensor& t) { return t.to(dtype).to(device); };
-    const Tensor x = on(in.x), w = on(in.w), dy = on(in.dy), bias_out = on(in.bias_out), bias_in = on(in.bias_in);
-    ConvPassResults r{nan_tensor(g.output_shape(), dtype, device), nan_tensor(g.input_shape(), dtype, device),
+    const auto activation = [&](const Tensor& t) { return on(t).to(layout); };
+    const Tensor x = activation(in.x), w = on(in.w), dy = activation(in.dy), bias_out = on(in.bias_out),
+                 bias_in = on(in.bias_in);
+    ConvPassResults r{nan_tensor(g.output_shape(), dtype, device).to(layout),
+                      nan_tensor(g.input_shape(), dtype, device).to(layout),
                       nan_tensor(g.weight_shape(), dtype, device), nan_tensor(Shape{g.out_channels}, dtype, device)};
     detail::ConvProblem problem = detail::conv_problem(g, dtype, device);
+    problem.x_layout = problem.y_layout = layout;
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     const Stream stream = stream_for(device);
     const auto run = [&](ConvPass pass, const detail::ConvOperands& operands) {
         variant.run(problem, pass, operands, {}, stream);
     };
-    run(ConvPass::Forward, {.x = x.raw_data(), .w = w.raw_data(), .bias = bias_out.raw_data(), .out = r.y.raw_data()});
+    const auto buffer = [](const Tensor& t) { return t.raw_physical_data(); };
+    run(ConvPass::Forward, {.x = buffer(x), .w = w.raw_data(), .bias = bias_out.raw_data(), .out = buffer(r.y)});
     run(ConvPass::BackwardData,
-        {.w = w.raw_data(), .dy = dy.raw_data(), .bias = bias_in.raw_data(), .out = r.dx.raw_data()});
-    run(ConvPass::BackwardFilter, {.x = x.raw_data(), .dy = dy.raw_data(), .out = r.dw.raw_data()});
-    run(ConvPass::BackwardBias, {.dy = dy.raw_data(), .out = r.db.raw_data()});
-    const auto back = [](const Tensor& t) { return t.to(Device::host()); };
+        {.w = w.raw_data(), .dy = buffer(dy), .bias = bias_in.raw_data(), .out = buffer(r.dx)});
+    run(ConvPass::BackwardFilter, {.x = buffer(x), .dy = buffer(dy), .out = r.dw.raw_data()});
+    run(ConvPass::BackwardBias, {.dy = buffer(dy), .out = r.db.raw_data()});
+    const auto back = [](const Tensor& t) { return t.to(Device::host()).contiguous(); };
     return {back(r.y), back(r.dx), back(r.dw), back(r.db)};
 }
 

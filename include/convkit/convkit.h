@@ -9,6 +9,7 @@
 #include "convkit/data/transforms.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "convkit/memory_format.h"
 #include "convkit/error.h"
 #include "convkit/half.h"
 #include "convkit/io/atomic_file.h"

@@ -9,6 +9,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "convkit/error.h"
+#include "convkit/memory_format.h"
 #include "convkit/shape.h"
 
 namespace convkit {
@@ -37,17 +38,24 @@ private:
     std::uint64_t version_ = 0;
 };
 
-// A dense, contiguous array (a scalar, or up to N C [D] [H] W) of float32, float64 or int64 on the host or a CUDA device.
+// A dense array (a scalar, or up to N C [D] [H] W) of float32, float64, int64, bfloat16 or
+// float16 on the host or a CUDA device. The shape is logical; memory_format() says how the
+// buffer orders it: Contiguous (row-major, NCHW) or, for rank 3-5, ChannelsLast (NHWC, NDHWC;
+// convkit/memory_format.h). Everything that takes or gives elements by index (at, item,
+// to_vector, from_vector, to_string, copy_) works in the logical order whatever the format.
 // Copying a Tensor shares its storage and its autograd state (as in LibTorch); clone() copies
-// the data. reshape, to, and clone are differentiable (see convkit/autograd.h).
+// the data. reshape, to, contiguous and clone are differentiable (see convkit/autograd.h).
 class Tensor {
 public:
     Tensor() = default;
 
     // Factories. Random fills draw element i from a counter-based generator keyed by (seed, i),
     // so the same seed gives the same values on every device and for every thread count.
-    static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host());
-    static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host());
+    // `format` ChannelsLast needs a rank 3-5 shape (InvalidArgument otherwise).
+    static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host(),
+                        MemoryFormat format = MemoryFormat::Contiguous);
+    static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host(),
+                        MemoryFormat format = MemoryFormat::Contiguous);
     static Tensor full(const Shape& shape, double value, DType dtype = DType::Float32,
                        Device device = Device::host());
     static Tensor uniform(const Shape& shape, double low, double high, std::uint64_t seed,
@@ -72,21 +80,33 @@ public:
     DType dtype() const { return dtype_; }
     Device device() const;
     std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+    MemoryFormat memory_format() const { return format_; }
+    bool is_contiguous() const { return format_ == MemoryFormat::Contiguous; }
 
-    // Pointer to the first element, on the tensor's device. Throws InvalidArgument if T does not
-    // match dtype() or the tensor is undefined.
+    // Pointer to the first element of a Contiguous tensor, on the tensor's device. Throws
+    // InvalidArgument if T does not match dtype(), the tensor is undefined, or it is
+    // ChannelsLast (whose buffer is not in the logical order: call contiguous() first, or
+    // physical_data() to read the channels-last buffer knowingly). This refusal is the safety
+    // net that keeps code written for contiguous buffers from misreading a channels-last one.
     template <typename T>
     T* data() const {
         check_element_type(dtype_of<T>, "data");
         return static_cast<T*>(raw_data());
     }
     void* raw_data() const;
+    // The buffer in the tensor's own memory format (NHWC order for a ChannelsLast tensor).
+    template <typename T>
+    T* physical_data() const {
+        check_element_type(dtype_of<T>, "physical_data");
+        return static_cast<T*>(raw_physical_data());
+    }
+    void* raw_physical_data() const;
 
-    // Host element access by multi-index, bounds-checked.
+    // Host element access by (logical) multi-index, bounds-checked, in either memory format.
     template <typename T>
     T& at(std::initializer_list<std::int64_t> index) const {
         check_element_type(dtype_of<T>, "at");
-        return static_cast<T*>(raw_data())[flat_index(index)];
+        return static_cast<T*>(raw_physical_data())[flat_index(index)];
     }
     // Host element i (row-major) converted to double, whatever the dtype.
     double item(std::int64_t flat_index) const;
@@ -100,8 +120,15 @@ public:
     Tensor& copy_(const Tensor& source);
     Tensor to(Device device) const;  // shares storage if already there
     Tensor to(DType dtype) const;    // converts; shares storage if already that dtype
+    // The same values in `format` (differentiable); shares storage if already in it. A tensor
+    // of a rank other than 3-5 asked for ChannelsLast is an InvalidArgument. to(Device),
+    // to(DType) and clone keep the format.
+    Tensor to(MemoryFormat format) const;
+    Tensor contiguous() const { return to(MemoryFormat::Contiguous); }
     Tensor clone() const;
-    // A view of the same storage with another shape of the same element count.
+    // Another shape of the same element count, in the logical (row-major) order: a view of the
+    // same storage for a Contiguous tensor; a ChannelsLast one is copied to a contiguous tensor
+    // first (counted in layout_conversions()), whose view is returned (always Contiguous).
     Tensor reshape(const Shape& shape) const;
     // All elements as doubles (copied to the host first if needed).
     std::vector<double> to_vector() const;
@@ -137,14 +164,17 @@ public:
 
 private:
     friend Tensor empty_pinned(const Shape& shape, DType dtype);  // convkit/memory.h
-    Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
+    // The format is stated by every caller: a view that drops it would misread its buffer.
+    Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype, MemoryFormat format);
     void check_in_place_write(const char* op) const;
     void check_element_type(DType requested, const char* accessor) const;
-    std::int64_t flat_index(std::initializer_list<std::int64_t> index) const;
+    std::int64_t flat_index(std::initializer_list<std::int64_t> index) const;  // physical offset
+    std::int64_t physical_offset(std::int64_t logical_index) const;
 
     std::shared_ptr<Storage> storage_;
     Shape shape_;
     DType dtype_ = DType::Float32;
+    MemoryFormat format_ = MemoryFormat::Contiguous;
     // Shared by every copy of this handle, so set_requires_grad on one copy holds for all.
     std::shared_ptr<detail::AutogradMeta> autograd_;
 };

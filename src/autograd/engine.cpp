@@ -10,6 +10,7 @@
 #include "convkit/autograd_profiler.h"
 #include "convkit/ops/elementwise.h"
 #include "core/check.h"
+#include "tensor/memory_format_support.h"
 
 namespace convkit {
 
@@ -78,6 +79,7 @@ public:
         for (std::size_t i = 0; i < needs.size(); ++i) needs[i] = next_edges()[i].node != nullptr;
         std::vector<Tensor> grads = backward_(grad_output, needs);
         check_gradients(grads);
+        conform_formats(grads);
         return grads;
     }
 
@@ -98,6 +100,14 @@ private:
                                            " but the input is ", in.shape.to_string(), " ", dtype_name(in.dtype),
                                            " on ", in.device.to_string()));
             }
+        }
+    }
+
+    // Each gradient arrives in the memory format of the tensor it belongs to, whatever format the
+    // backward computed it in (a converting op's gradient is contiguous); counted as a conversion.
+    void conform_formats(std::vector<Tensor>& grads) const {
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+            if (grads[i].defined()) grads[i] = detail::operand_in_format(grads[i], inputs_[i].memory_format);
         }
     }
 
@@ -124,7 +134,7 @@ private:
 
 InputSignature signature_of(const Tensor& t) {
     if (!t.defined()) return {};
-    return {true, t.shape(), t.dtype(), t.device()};
+    return {true, t.shape(), t.dtype(), t.device(), t.memory_format()};
 }
 
 bool requires_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
@@ -212,7 +222,8 @@ Tensor root_gradient(const Tensor& root, const Tensor& gradient) {
                     "backward", "the gradient is ", gradient.shape().to_string(), " ", dtype_name(gradient.dtype()),
                     " on ", gradient.device().to_string(), " but the output is ", root.shape().to_string(), " ",
                     dtype_name(root.dtype()), " on ", root.device().to_string());
-    return gradient.detach();
+    // In the output's format, as every gradient the engine passes on (conform_formats).
+    return detail::operand_in_format(gradient.detach(), root.memory_format());
 }
 
 }  // namespace

@@ -44,6 +44,7 @@ struct InputSignature {
     Shape shape;
     DType dtype = DType::Float32;
     Device device = Device::host();
+    MemoryFormat memory_format = MemoryFormat::Contiguous;  // gradients are delivered in it
 };
 
 class Node {

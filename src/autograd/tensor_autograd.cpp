@@ -43,7 +43,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 
 Tensor Tensor::detach() const {
     CONVKIT_REQUIRE(defined(), "Tensor::detach", "the tensor is undefined");
-    return Tensor(storage_, shape_, dtype_);
+    return Tensor(storage_, shape_, dtype_, format_);
 }
 
 std::string Tensor::grad_fn_name() const { return autograd_ && autograd_->grad_fn ? autograd_->grad_fn->name() : ""; }

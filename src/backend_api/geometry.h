@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "convkit/conv_params.h"
+#include "convkit/memory_format.h"
 #include "convkit/shape.h"
 
 namespace convkit::detail {
@@ -126,13 +127,30 @@ constexpr std::int64_t pool_tap_position(const PoolGeometry& g, int s, std::int6
     return o * g.stride[s] - g.padding[s] + k * g.dilation[s];
 }
 
-// The flat index, over [planes, D, H, W], of the maximum of the window of output position `o`
-// in `plane`: the first on ties and the last NaN if there is one (PyTorch's scan,
+// Offsets of the elements (plane, d, h, w) of a pooling operand of spatial `size`, plane =
+// n * channels + c, in either memory format (NCDHW or NDHWC).
+struct PlaneOffsets {
+    SpatialDims size;
+    std::int64_t channels = 1;
+    MemoryFormat layout = MemoryFormat::Contiguous;
+
+    constexpr std::int64_t operator()(std::int64_t plane, std::int64_t d, std::int64_t h, std::int64_t w) const {
+        const std::int64_t spatial = size[0] * size[1] * size[2];
+        const std::int64_t s = (d * size[1] + h) * size[2] + w;
+        if (layout == MemoryFormat::Contiguous) return plane * spatial + s;
+        return (plane / channels * spatial + s) * channels + plane % channels;
+    }
+};
+
+// The offset in x (of `layout`) of the maximum of the window of output position `o` in
+// `plane`: the first on ties and the last NaN if there is one (PyTorch's scan,
 // `v > max || isnan(v)`); -1 if the window holds no input element (possible only with dilation).
 // Shared by every backend so that all of them send a max-pool gradient to the same element.
 template <typename T>
 constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const T* x, std::int64_t plane,
-                                              const std::array<std::int64_t, 3>& o) {
+                                              const std::array<std::int64_t, 3>& o,
+                                              MemoryFormat layout = MemoryFormat::Contiguous) {
+    const PlaneOffsets at{g.input, g.channels, layout};
     std::int64_t best = -1;
     T best_value = T(0);
     for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
@@ -144,7 +162,7 @@ constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const T* x,
             for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
                 const std::int64_t w = pool_tap_position(g, 2, o[2], kw);
                 if (w < 0 || w >= g.input[2]) continue;
-                const std::int64_t i = ((plane * g.input[0] + d) * g.input[1] + h) * g.input[2] + w;
+                const std::int64_t i = at(plane, d, h, w);
                 const T v = x[i];
                 const bool is_nan = v != v;
                 if (best < 0 || v > best_value || is_nan) {

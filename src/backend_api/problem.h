@@ -9,15 +9,17 @@
 #include "convkit/backend.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"
+#include "convkit/memory_format.h"
 #include "convkit/variants.h"
 
 namespace convkit::detail {
 
-// How an operand's elements are laid out. Tensors are Contiguous (NCHW, NCDHW) today;
-// ChannelsLast (NHWC, NDHWC) is here so that variants can declare what they support before the
-// tensors carry it.
-enum class Layout : std::uint8_t { Contiguous, ChannelsLast };
-const char* layout_name(Layout layout);  // "contiguous", "channels_last"
+// How an operand's elements are laid out: the tensors' memory format (convkit/memory_format.h),
+// one notion under the backend contract's name. Variants declare in supports() which layouts
+// they run; the op layer converts its operands (counted in layout_conversions()) to contiguous
+// when a tensor is channels-last.
+using Layout = MemoryFormat;
+inline const char* layout_name(Layout layout) { return memory_format_name(layout); }
 
 // The bias gradient sums dy viewed as [batch, channels, spatial]; it needs no other geometry.
 struct BiasGradShape {

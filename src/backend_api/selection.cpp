@@ -383,6 +383,23 @@ Choice choose(std::string_view op, const Problem& problem, Pass pass) {
     return {&checked_default<V>(op, problem, pass), false};
 }
 
+// What choose() would run supports the problem: the named variant; in measured mode any variant
+// of the device (the measurement times only those that support it); else the default backend's.
+template <typename V, typename Problem, typename Pass>
+bool policy_supports_problem(const Problem& problem, Pass pass) {
+    const V* named = named_slots<V>()[kind_index(problem.device.type)][static_cast<std::size_t>(pass)];
+    if (named != nullptr) return named->supports(problem, pass);
+    if (variant_selection() == VariantSelection::Measured) {
+        for (const V* v : Family<V>::all()) {
+            if (v->device_type() == problem.device.type && v->supports(problem, pass)) return true;
+        }
+        return false;
+    }
+    const Backend backend = problem.device.is_host() ? default_host_backend() : default_backend();
+    const V* v = Family<V>::find(default_variant_name(backend));
+    return v != nullptr && v->supports(problem, pass);
+}
+
 template <typename V, typename Choice, typename Problem, typename Pass, typename Operands>
 void run_choice(std::string_view op, const Problem& problem, Pass pass, Choice& choice, const Operands& operands,
                 Stream stream) {
@@ -424,6 +441,14 @@ ConvChoice choose_variant(std::string_view op, const ConvProblem& problem, ConvP
 
 PoolChoice choose_variant(std::string_view op, const PoolProblem& problem, PoolPass pass) {
     return choose<PoolVariant, PoolChoice>(op, problem, pass);
+}
+
+bool policy_supports(const ConvProblem& problem, ConvPass pass) {
+    return policy_supports_problem<ConvVariant>(problem, pass);
+}
+
+bool policy_supports(const PoolProblem& problem, PoolPass pass) {
+    return policy_supports_problem<PoolVariant>(problem, pass);
 }
 
 void run_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,

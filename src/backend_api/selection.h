@@ -25,6 +25,12 @@ struct PoolChoice {
 ConvChoice choose_variant(std::string_view op, const ConvProblem& problem, ConvPass pass);
 PoolChoice choose_variant(std::string_view op, const PoolProblem& problem, PoolPass pass);
 
+// Whether the variant choose_variant would pick for `pass` (under the calling thread's policy)
+// supports `problem`. The op layer asks before running a problem in a layout some variants
+// refuse (channels-last), and converts its operands instead where the answer is no.
+bool policy_supports(const ConvProblem& problem, ConvPass pass);
+bool policy_supports(const PoolProblem& problem, PoolPass pass);
+
 // Runs the chosen variant (measuring first when the choice says so), with its workspace.
 void run_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,
                       const ConvOperands& operands, Stream stream);

@@ -54,10 +54,6 @@ const std::vector<const PoolVariant*>& pool_variants() { return registry<PoolVar
 const ConvVariant* find_conv_variant(std::string_view name) { return find<ConvVariant>(name); }
 const PoolVariant* find_pool_variant(std::string_view name) { return find<PoolVariant>(name); }
 
-const char* layout_name(Layout layout) {
-    return layout == Layout::Contiguous ? "contiguous" : "channels_last";
-}
-
 namespace {
 // float64 problems accumulate in float64; float32 ones accept float32 accumulation.
 DType accumulation_of(DType dtype) { return dtype == DType::Float64 ? DType::Float64 : DType::Float32; }

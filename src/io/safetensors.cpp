@@ -444,7 +444,8 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
     for (const TensorToWrite& t : order) {
         if (t.nbytes == 0) continue;
         // One tensor at a time on the host: a CUDA model needs host memory for its largest tensor only.
-        const Tensor host = t.tensor->to(Device::host());
+        // safetensors holds the logical (row-major) order: a channels-last tensor is written contiguous.
+        const Tensor host = t.tensor->to(Device::host()).contiguous();
         file.write(host.raw_data(), t.nbytes);
     }
     file.commit();

@@ -16,6 +16,7 @@
 #include "ops/op_support.h"
 #include "ops/position_text.h"
 #include "backend_api/softmax_math.h"
+#include "tensor/memory_format_support.h"
 
 namespace convkit {
 
@@ -42,9 +43,9 @@ Shape without_class_dim(const Shape& logits) {
     return Shape(dims);
 }
 
-// The values of an int64 tensor on the host.
+// The values of an int64 tensor on the host, in the logical order.
 std::vector<std::int64_t> host_indices(const Tensor& t) {
-    const Tensor host = t.to(Device::host());
+    const Tensor host = detail::contiguous_operand(t.to(Device::host()));
     const std::int64_t* data = host.data<std::int64_t>();
     return std::vector<std::int64_t>(data, data + host.numel());
 }
@@ -109,7 +110,8 @@ std::vector<std::int64_t> confusion_counts(const Tensor& confusion, std::int64_t
 Tensor predicted_classes(const Tensor& logits) {
     const std::string op = "predicted_classes";
     check_logits(op, logits);
-    const Tensor host = logits.to(Device::host()).to(DType::Float64);
+    // Read in the logical order: channels-last logits (a convolution's output) are converted.
+    const Tensor host = detail::contiguous_operand(logits.to(Device::host())).to(DType::Float64);
     const double* x = host.data<double>();
     const detail::SoftmaxGeometry g = detail::softmax_geometry(op, logits.shape(), 1);
     Tensor out = Tensor::empty(without_class_dim(logits.shape()), DType::Int64);

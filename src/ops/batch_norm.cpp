@@ -205,8 +205,11 @@ Tensor batch_norm_in_float32(const Tensor& x, const Tensor& weight, const Tensor
 }
 }  // namespace
 
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean, Tensor& running_var,
-                  bool training, double momentum, double eps) {
+Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor& running_mean,
+                  Tensor& running_var, bool training, double momentum, double eps) {
+    const Tensor x = detail::contiguous_operand(x_in);
+    const Tensor weight = detail::contiguous_operand(weight_in);
+    const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string op = batch_norm_op_name(x);
     const BatchNormGeometry g = check_batch_norm(op, x, weight, bias, running_mean, running_var, momentum, eps);
     if (detail::is_reduced_precision_tensor(x)) {

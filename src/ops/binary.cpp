@@ -10,21 +10,36 @@ namespace convkit {
 namespace {
 using detail::BinaryOp;
 
-// op(a, b) over the broadcast of the two shapes, without recording.
-Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b) {
+// The format both operands run in: theirs when they share shape and format (elementwise on the
+// buffers, so any order is the same arithmetic), else contiguous (broadcasting indexes in the
+// logical order).
+MemoryFormat binary_format(const Tensor& a, const Tensor& b) {
+    const bool shared = a.shape() == b.shape() && a.memory_format() == b.memory_format();
+    return shared ? a.memory_format() : MemoryFormat::Contiguous;
+}
+
+// op(a, b) over the broadcast of the two shapes, without recording; the result is in
+// binary_format(a, b).
+Tensor binary_raw(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
     const std::string name = detail::binary_op_name(op);
-    detail::check_same_device_and_dtype(name, {{"a", a}, {"b", b}}, detail::ReducedPrecision::ComputedInFloat32);
+    NoGradGuard no_grad;  // raw: the caller records the op, conversions included
+    const MemoryFormat format = binary_format(a_in, b_in);
+    const Tensor a = detail::operand_in_format(a_in, format);
+    const Tensor b = detail::operand_in_format(b_in, format);
+    detail::check_same_device_and_dtype(name, {{"a", a}, {"b", b}}, detail::ReducedPrecision::ComputedInFloat32,
+                                        detail::Layouts::Either);
     if (is_reduced_precision(a.dtype())) {
-        // bfloat16/float16: computed in float32, rounded once. Raw: the caller records the op.
-        NoGradGuard no_grad;
+        // bfloat16/float16: computed in float32, rounded once.
         return binary_raw(op, detail::widened_to_float32(a), detail::widened_to_float32(b)).to(a.dtype());
     }
     const detail::BroadcastGeometry g = detail::broadcast_geometry(name, a.shape(), b.shape());
-    Tensor out = Tensor::empty(detail::broadcast_shape(name, a.shape(), b.shape()), a.dtype(), a.device());
+    Tensor out = Tensor::empty(detail::broadcast_shape(name, a.shape(), b.shape()), a.dtype(), a.device(), format);
     if (a.device().is_host()) {
-        detail::binary_elementwise_host(op, g, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data());
+        detail::binary_elementwise_host(op, g, a.dtype(), a.raw_physical_data(), b.raw_physical_data(),
+                                        out.raw_physical_data());
     } else {
-        kernels::binary_elementwise(op, g, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), detail::stream_of(a));
+        kernels::binary_elementwise(op, g, a.dtype(), a.raw_physical_data(), b.raw_physical_data(),
+                                    out.raw_physical_data(), detail::stream_of(a));
     }
     return out;
 }
@@ -88,10 +103,12 @@ Tensor div(const Tensor& a, const Tensor& b) {
     return out;
 }
 
-Tensor sum_to_shape(const Tensor& gradient, const Shape& shape) {
+Tensor sum_to_shape(const Tensor& gradient_in, const Shape& shape) {
     const std::string op = "sum_to_shape";
-    detail::check_same_device_and_dtype(op, {{"gradient", gradient}}, detail::ReducedPrecision::ComputedInFloat32);
-    if (gradient.shape() == shape) return gradient;
+    detail::check_same_device_and_dtype(op, {{"gradient", gradient_in}}, detail::ReducedPrecision::ComputedInFloat32,
+                                        detail::Layouts::Either);
+    if (gradient_in.shape() == shape) return gradient_in;  // nothing to sum: as it is, in its format
+    const Tensor gradient = detail::contiguous_operand(gradient_in);  // the sum reads the logical order
     if (is_reduced_precision(gradient.dtype())) {
         return sum_to_shape(detail::widened_to_float32(gradient), shape).to(gradient.dtype());
     }

@@ -5,6 +5,11 @@
 // A forward call checks its arguments and builds its problem once; when it records for
 // autograd it also chooses the variants of the backward passes it will need, so the backward
 // runs them on the stored problem without checking or choosing again.
+//
+// Memory formats: the activations (input, output and their gradients) run channels-last when
+// they are and the variants the thread's policy picks support it (the host reference does);
+// otherwise they are converted to contiguous (counted) and the result converted back, so every
+// result has the format of the activation it derives from. The weight always runs contiguous.
 #include "convkit/ops/conv.h"
 
 #include "autograd/graph.h"
@@ -25,6 +30,9 @@ using detail::kComputedInFloat32;
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
+// The buffer of an activation operand, in the problem's layout (checked by the caller).
+const void* activation(const Tensor& t) { return t.raw_physical_data(); }
+
 // dy viewed as [batch, channels, spatial] for the bias gradient.
 detail::BiasGradShape bias_grad_of(const Shape& dy) {
     const std::int64_t batch = dy[0];
@@ -33,22 +41,37 @@ detail::BiasGradShape bias_grad_of(const Shape& dy) {
     return {batch, channels, spatial};
 }
 
+// Forward and backward-data produce an activation (in the problem's layout); the weight and
+// bias gradients are contiguous.
+bool produces_activation(ConvPass pass) { return pass == ConvPass::Forward || pass == ConvPass::BackwardData; }
+MemoryFormat result_format(const ConvProblem& problem, ConvPass pass) {
+    return produces_activation(pass) ? problem.x_layout : MemoryFormat::Contiguous;
+}
+
 // One pass into a new tensor, on the variant of `choice` (chosen at forward time for autograd).
 Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice, const Shape& shape,
                 const ConvOperands& operands, const Tensor& like) {
-    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
+    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like, result_format(problem, pass));
 }
 
 // One pass into a new tensor, on the variant chosen now.
 Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, const Shape& shape,
                 const ConvOperands& operands, const Tensor& like) {
     ConvChoice choice;
-    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
+    return run_pass(op, problem, pass, choice, shape, operands, like);
+}
+
+// One pass of a public backward entry point on its activations `a` and `b` (op_support.h).
+template <typename MakeOperands>
+Tensor run_pass_on_activations(std::string_view op, const ConvProblem& contiguous, ConvPass pass, const Shape& shape,
+                               const Tensor& a, const Tensor& b, MakeOperands operands_of) {
+    return detail::run_pass_on_activations(op, contiguous, pass, shape, a, b, produces_activation(pass), operands_of);
 }
 
 // The passes that compute each input's gradient. A convolution y = conv(x, w) + b takes dx from
 // backward-data and dw from backward-filter; a transposed one is the adjoint: dx from forward,
-// and dw from backward-filter with the roles of x and dy swapped.
+// and dw from backward-filter with the roles of x and dy swapped. dy is first brought to the
+// problem's layout (autograd may deliver it in another: a root gradient given by the caller).
 struct ConvBackward {
     ConvProblem problem;
     bool transposed = false;
@@ -58,19 +81,28 @@ struct ConvBackward {
     ConvChoice filter;  // for dw
     ConvChoice bias;    // for db
 
-    Tensor grad_input(std::string_view op, const Tensor& dy, const Tensor& w) {
-        if (transposed) return run_pass(op, problem, ConvPass::Forward, data, x_shape, {.x = dy.raw_data(), .w = w.raw_data()}, dy);
-        return run_pass(op, problem, ConvPass::BackwardData, data, x_shape, {.w = w.raw_data(), .dy = dy.raw_data()}, dy);
+    Tensor in_layout(const Tensor& dy) const { return detail::operand_in_format(dy, problem.x_layout); }
+
+    Tensor grad_input(std::string_view op, const Tensor& dy_given, const Tensor& w) {
+        const Tensor dy = in_layout(dy_given);
+        if (transposed) {
+            return run_pass(op, problem, ConvPass::Forward, data, x_shape, {.x = activation(dy), .w = w.raw_data()},
+                            dy);
+        }
+        return run_pass(op, problem, ConvPass::BackwardData, data, x_shape, {.w = w.raw_data(), .dy = activation(dy)},
+                        dy);
     }
-    Tensor grad_weight(std::string_view op, const Tensor& dy, const Tensor& x) {
+    Tensor grad_weight(std::string_view op, const Tensor& dy_given, const Tensor& x) {
+        const Tensor dy = in_layout(dy_given);
         // In the adjoint convolution the transposed input plays the gradient and dy the input.
-        const ConvOperands operands = transposed ? ConvOperands{.x = dy.raw_data(), .dy = x.raw_data()}
-                                                 : ConvOperands{.x = x.raw_data(), .dy = dy.raw_data()};
+        const ConvOperands operands = transposed ? ConvOperands{.x = activation(dy), .dy = activation(x)}
+                                                 : ConvOperands{.x = activation(x), .dy = activation(dy)};
         return run_pass(op, problem, ConvPass::BackwardFilter, filter, w_shape, operands, dy);
     }
-    Tensor grad_bias(std::string_view op, const Tensor& dy) {
+    Tensor grad_bias(std::string_view op, const Tensor& dy_given) {
+        const Tensor dy = in_layout(dy_given);
         return run_pass(op, problem, ConvPass::BackwardBias, bias, Shape{problem.bias_grad.channels},
-                        {.dy = dy.raw_data()}, dy);
+                        {.dy = activation(dy)}, dy);
     }
 };
 
@@ -103,22 +135,42 @@ void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& 
                      });
 }
 
-// The forward of a convolution (or transposed convolution, as its adjoint's backward-data).
-Tensor forward(std::string_view op, const Tensor& input, const Tensor& weight, const Tensor& bias,
+// The forward of a convolution (or transposed convolution, as its adjoint's backward-data), in
+// the input's format where the variants of this pass (and, when recording, of every backward
+// pass) support it; the result has the input's format.
+Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& weight, const Tensor& bias,
                const ConvGeometry& g, bool transposed) {
-    const ConvProblem problem = detail::conv_problem(g, input.dtype(), input.device());
-    Tensor y = transposed ? run_pass(op, problem, ConvPass::BackwardData, g.input_shape(),
-                                     {.w = weight.raw_data(), .dy = input.raw_data(), .bias = data_or_null(bias)}, input)
-                          : run_pass(op, problem, ConvPass::Forward, g.output_shape(),
-                                     {.x = input.raw_data(), .w = weight.raw_data(), .bias = data_or_null(bias)}, input);
+    const ConvProblem contiguous = detail::conv_problem(g, input_given.dtype(), input_given.device());
+    const ConvPass pass = transposed ? ConvPass::BackwardData : ConvPass::Forward;
+    const MemoryFormat format =
+        autograd::should_record({input_given, weight, bias})
+            ? detail::activation_format(contiguous, input_given.memory_format(),
+                                        {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter,
+                                         ConvPass::BackwardBias})
+            : detail::activation_format(contiguous, input_given.memory_format(), {pass});
+    const ConvProblem problem = detail::with_activations_in(contiguous, format);
+    const Tensor input = detail::operand_in_format(input_given, format);
+    Tensor y = transposed
+                   ? run_pass(op, problem, pass, g.input_shape(),
+                              {.w = weight.raw_data(), .dy = activation(input), .bias = data_or_null(bias)}, input)
+                   : run_pass(op, problem, pass, g.output_shape(),
+                              {.x = activation(input), .w = weight.raw_data(), .bias = data_or_null(bias)}, input);
     record_conv(op, y, input, weight, bias, problem, transposed);
-    return y;
+    return detail::operand_in_format(y, input_given.memory_format());
+}
+
+// The shared checks of the public entry points: activations in either format, the weight (and
+// bias) converted to contiguous before them.
+void check_operands(std::string_view op, std::initializer_list<detail::NamedTensor> tensors) {
+    detail::check_same_device_and_dtype(op, tensors, kComputedInFloat32, detail::Layouts::Either);
 }
 }  // namespace
 
-Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
+Tensor conv_forward(const Tensor& input, const Tensor& weight_in, const Tensor& bias_in, const ConvParams& params) {
+    const Tensor weight = detail::contiguous_operand(weight_in);
+    const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::Forward);
-    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}}, kComputedInFloat32);
+    check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
     if (is_reduced_precision_tensor(input)) {
@@ -130,10 +182,11 @@ Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bia
     return forward(op, input, weight, bias, g, false);
 }
 
-Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight_in, const Shape& input_shape,
                           const ConvParams& params) {
+    const Tensor weight = detail::contiguous_operand(weight_in);
     const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::BackwardData);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.output_shape());
     if (is_reduced_precision_tensor(grad_output)) {
@@ -143,14 +196,16 @@ Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight, const
             grad_output, weight);
     }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
-    return run_pass(op, problem, ConvPass::BackwardData, g.input_shape(),
-                    {.w = weight.raw_data(), .dy = grad_output.raw_data()}, grad_output);
+    return run_pass_on_activations(op, problem, ConvPass::BackwardData, g.input_shape(), grad_output, Tensor(),
+                                   [&](const Tensor& dy, const Tensor&) {
+                                       return ConvOperands{.w = weight.raw_data(), .dy = activation(dy)};
+                                   });
 }
 
 Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                             const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::BackwardFilter);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.output_shape());
     if (is_reduced_precision_tensor(grad_output)) {
@@ -160,13 +215,15 @@ Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, cons
             grad_output, input);
     }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
-    return run_pass(op, problem, ConvPass::BackwardFilter, g.weight_shape(),
-                    {.x = input.raw_data(), .dy = grad_output.raw_data()}, grad_output);
+    return run_pass_on_activations(op, problem, ConvPass::BackwardFilter, g.weight_shape(), grad_output, input,
+                                   [](const Tensor& dy, const Tensor& x) {
+                                       return ConvOperands{.x = activation(x), .dy = activation(dy)};
+                                   });
 }
 
 Tensor conv_backward_bias(const Tensor& grad_output) {
     constexpr std::string_view op = "conv_backward_bias";
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 2, op, "grad_output must be [N, C, ...], got shape ",
                     grad_output.shape().to_string());
     if (is_reduced_precision_tensor(grad_output)) {
@@ -175,14 +232,18 @@ Tensor conv_backward_bias(const Tensor& grad_output) {
     // The bias gradient depends on no geometry, only on dy's shape.
     ConvProblem problem = detail::conv_problem(ConvGeometry{}, grad_output.dtype(), grad_output.device());
     problem.bias_grad = bias_grad_of(grad_output.shape());
-    return run_pass(op, problem, ConvPass::BackwardBias, Shape{problem.bias_grad.channels},
-                    {.dy = grad_output.raw_data()}, grad_output);
+    return run_pass_on_activations(op, problem, ConvPass::BackwardBias, Shape{problem.bias_grad.channels},
+                                   grad_output, Tensor(), [](const Tensor& dy, const Tensor&) {
+                                       return ConvOperands{.dy = activation(dy)};
+                                   });
 }
 
-Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight_in, const Tensor& bias_in,
                               const ConvParams& params) {
+    const Tensor weight = detail::contiguous_operand(weight_in);
+    const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::Forward);
-    detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}}, kComputedInFloat32);
+    check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
     if (is_reduced_precision_tensor(input)) {
@@ -194,10 +255,11 @@ Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const T
     return forward(op, input, weight, bias, g, true);
 }
 
-Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
+Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight_in, const Shape& input_shape,
                                     const ConvParams& params) {
+    const Tensor weight = detail::contiguous_operand(weight_in);
     const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::BackwardData);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.input_shape());
     if (is_reduced_precision_tensor(grad_output)) {
@@ -207,14 +269,16 @@ Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& wei
             grad_output, weight);
     }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
-    return run_pass(op, problem, ConvPass::Forward, g.output_shape(),
-                    {.x = grad_output.raw_data(), .w = weight.raw_data()}, grad_output);
+    return run_pass_on_activations(op, problem, ConvPass::Forward, g.output_shape(), grad_output, Tensor(),
+                                   [&](const Tensor& dy, const Tensor&) {
+                                       return ConvOperands{.x = activation(dy), .w = weight.raw_data()};
+                                   });
 }
 
 Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                       const ConvParams& params) {
     const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::BackwardFilter);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.input_shape());
     if (is_reduced_precision_tensor(grad_output)) {
@@ -227,8 +291,10 @@ Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& i
     }
     const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
-    return run_pass(op, problem, ConvPass::BackwardFilter, g.weight_shape(),
-                    {.x = grad_output.raw_data(), .dy = input.raw_data()}, grad_output);
+    return run_pass_on_activations(op, problem, ConvPass::BackwardFilter, g.weight_shape(), grad_output, input,
+                                   [](const Tensor& dy, const Tensor& x) {
+                                       return ConvOperands{.x = activation(dy), .dy = activation(x)};
+                                   });
 }
 
 }  // namespace convkit

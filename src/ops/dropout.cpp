@@ -26,7 +26,8 @@ Tensor apply_mask(const Tensor& x, double p, std::uint64_t seed) {
 }
 }  // namespace
 
-Tensor dropout(const Tensor& t, double p, bool training, std::uint64_t seed) {
+Tensor dropout(const Tensor& t_in, double p, bool training, std::uint64_t seed) {
+    const Tensor t = detail::contiguous_operand(t_in);
     const std::string op = "dropout";
     detail::check_same_device_and_dtype(op, {{"input", t}}, detail::kComputedInFloat32);
     CONVKIT_REQUIRE(p >= 0 && p <= 1, op, "p must be in [0, 1], got ", p);

@@ -41,7 +41,9 @@ Tensor run_gemm(const std::string& op, const GemmShape& shape, const Tensor& a, 
 }
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+    const Tensor a = detail::contiguous_operand(a_in);
+    const Tensor b = detail::contiguous_operand(b_in);
     const std::string op = "matmul";
     detail::check_same_device_and_dtype(op, {{"a", a}, {"b", b}}, detail::kComputedInFloat32);
     require_matrix(op, "a", "[M, K]", a);
@@ -65,7 +67,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     return c;
 }
 
-Tensor matmul_backward_a(const Tensor& grad_output, const Tensor& b) {
+Tensor matmul_backward_a(const Tensor& grad_output_in, const Tensor& b_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor b = detail::contiguous_operand(b_in);
     const std::string op = "matmul_backward_a";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"b", b}}, detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[M, N]", grad_output);
@@ -77,7 +81,9 @@ Tensor matmul_backward_a(const Tensor& grad_output, const Tensor& b) {
     return run_gemm(op, GemmShape{grad_output.size(0), b.size(0), b.size(1), false, true}, grad_output, b, Tensor());
 }
 
-Tensor matmul_backward_b(const Tensor& grad_output, const Tensor& a) {
+Tensor matmul_backward_b(const Tensor& grad_output_in, const Tensor& a_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor a = detail::contiguous_operand(a_in);
     const std::string op = "matmul_backward_b";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"a", a}}, detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[M, N]", grad_output);
@@ -89,7 +95,10 @@ Tensor matmul_backward_b(const Tensor& grad_output, const Tensor& a) {
     return run_gemm(op, GemmShape{a.size(1), grad_output.size(1), a.size(0), true, false}, a, grad_output, Tensor());
 }
 
-Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in) {
+    const Tensor input = detail::contiguous_operand(input_in);
+    const Tensor weight = detail::contiguous_operand(weight_in);
+    const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string op = "linear";
     detail::check_same_device_and_dtype(op, {{"input", input}, {"weight", weight}}, detail::kComputedInFloat32);
     require_matrix(op, "input", "[N, in]", input);
@@ -123,7 +132,9 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
     return y;
 }
 
-Tensor linear_backward_input(const Tensor& grad_output, const Tensor& weight) {
+Tensor linear_backward_input(const Tensor& grad_output_in, const Tensor& weight_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor weight = detail::contiguous_operand(weight_in);
     const std::string op = "linear_backward_input";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"weight", weight}},
                                         detail::kComputedInFloat32);
@@ -138,7 +149,9 @@ Tensor linear_backward_input(const Tensor& grad_output, const Tensor& weight) {
                     weight, Tensor());
 }
 
-Tensor linear_backward_weight(const Tensor& grad_output, const Tensor& input) {
+Tensor linear_backward_weight(const Tensor& grad_output_in, const Tensor& input_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor input = detail::contiguous_operand(input_in);
     const std::string op = "linear_backward_weight";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}},
                                         detail::kComputedInFloat32);
@@ -153,7 +166,8 @@ Tensor linear_backward_weight(const Tensor& grad_output, const Tensor& input) {
                     Tensor());
 }
 
-Tensor linear_backward_bias(const Tensor& grad_output) {
+Tensor linear_backward_bias(const Tensor& grad_output_in) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
     const std::string op = "linear_backward_bias";
     detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, detail::kComputedInFloat32);
     require_matrix(op, "grad_output", "[N, out]", grad_output);

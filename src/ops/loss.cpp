@@ -146,8 +146,10 @@ void check_same_shape(const std::string& op, const char* a_name, const Tensor& a
 }
 }  // namespace
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& targets, double label_smoothing, Reduction reduction,
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, double label_smoothing, Reduction reduction,
                      std::int64_t ignore_index) {
+    const Tensor logits = detail::contiguous_operand(logits_in);
+    const Tensor targets = detail::contiguous_operand(targets_in);
     const std::string op = "cross_entropy";
     const detail::CrossEntropyParams p = cross_entropy_params(op, logits, targets, label_smoothing, ignore_index);
     if (detail::is_reduced_precision_tensor(logits)) {
@@ -203,7 +205,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, double label_s
     return out;
 }
 
-Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction) {
+    const Tensor input = detail::contiguous_operand(input_in);
+    const Tensor target = detail::contiguous_operand(target_in);
     const std::string op = "mse_loss";
     detail::check_same_device_and_dtype(op, {{"input", input}, {"target", target}}, detail::kComputedInFloat32);
     check_same_shape(op, "input", input, "target", target);
@@ -214,8 +218,11 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
     return pointwise_loss(PointwiseLoss::SquaredError, reduction, input, target, Tensor());
 }
 
-Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets, Reduction reduction,
-                                        const Tensor& pos_weight) {
+Tensor binary_cross_entropy_with_logits(const Tensor& logits_in, const Tensor& targets_in, Reduction reduction,
+                                        const Tensor& pos_weight_in) {
+    const Tensor logits = detail::contiguous_operand(logits_in);
+    const Tensor targets = detail::contiguous_operand(targets_in);
+    const Tensor pos_weight = detail::contiguous_operand(pos_weight_in);
     const std::string op = "binary_cross_entropy_with_logits";
     detail::check_same_device_and_dtype(op, {{"logits", logits}, {"targets", targets}}, detail::kComputedInFloat32);
     check_same_shape(op, "logits", logits, "targets", targets);

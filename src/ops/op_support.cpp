@@ -1,5 +1,6 @@
 #include "ops/op_support.h"
 
+#include <stdexcept>
 #include <string>
 
 #include "convkit/error.h"
@@ -8,10 +9,14 @@
 namespace convkit::detail {
 
 void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors,
-                                 ReducedPrecision reduced) {
+                                 ReducedPrecision reduced, Layouts layouts) {
     const NamedTensor* first = nullptr;
     for (const NamedTensor& t : tensors) {
         CONVKIT_REQUIRE(t.tensor.defined(), op, t.name, " is undefined");
+        if (layouts == Layouts::ContiguousOnly && !t.tensor.is_contiguous()) {
+            throw std::logic_error(concat(op, ": ", t.name, " is channels_last but this op reads contiguous buffers "
+                                          "only and its entry did not convert it (a bug in convkit)"));
+        }
         CONVKIT_REQUIRE(is_floating_point(t.tensor.dtype()), op, t.name, " must be float32 or float64, got ",
                         dtype_name(t.tensor.dtype()));
         if (is_reduced_precision(t.tensor.dtype()) && reduced == ReducedPrecision::Refused) {
@@ -32,7 +37,9 @@ void check_same_device_and_dtype(std::string_view op, std::initializer_list<Name
 
 void check_bias(std::string_view op, const Tensor& bias, std::int64_t channels, const Tensor& like) {
     if (!bias.defined()) return;
-    check_same_device_and_dtype(op, {{"input", like}, {"bias", bias}}, ReducedPrecision::ComputedInFloat32);
+    // The input's format is its op's business; the bias is a vector.
+    check_same_device_and_dtype(op, {{"input", like}, {"bias", bias}}, ReducedPrecision::ComputedInFloat32,
+                                Layouts::Either);
     CONVKIT_REQUIRE(bias.rank() == 1 && bias.size(0) == channels, op, "bias must have shape [", channels,
                     "] (one value per output channel), got ", bias.shape().to_string());
 }

@@ -1,6 +1,7 @@
 #pragma once
 // What every op entry point does before its arithmetic: check that the tensors are defined and
-// agree on device and dtype, pick the backend, and dispatch on dtype.
+// agree on device and dtype (and are in a memory format the op reads), pick the backend, and
+// dispatch on dtype.
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include "backend_api/selection.h"
 #include "core/check.h"
 #include "convkit/tensor.h"
+#include "tensor/memory_format_support.h"
 
 namespace convkit::detail {
 
@@ -23,11 +25,19 @@ enum class ReducedPrecision { Refused, ComputedInFloat32 };
 // The ops that take 16-bit tensors pass this to their argument checks (computed_in_float32 below).
 inline constexpr ReducedPrecision kComputedInFloat32 = ReducedPrecision::ComputedInFloat32;
 
+// Whether an op reads its tensors in either memory format (it passes their layout on, or works
+// elementwise on the buffers) or only contiguous ones. A ContiguousOnly op converts channels-last
+// operands at its entry with contiguous_operand (tensor/memory_format_support.h, counted) before
+// the check; a channels-last tensor reaching the check of such an op is a bug in convkit, and
+// the check throws std::logic_error naming op and argument instead of misreading the buffer.
+enum class Layouts { ContiguousOnly, Either };
+
 // All tensors defined, floating-point, on one device, of one dtype; throws InvalidArgument naming
 // the culprit. A 16-bit tensor is NotSupported naming op, argument and dtype unless the op says
 // it computes them.
 void check_same_device_and_dtype(std::string_view op, std::initializer_list<NamedTensor> tensors,
-                                 ReducedPrecision reduced = ReducedPrecision::Refused);
+                                 ReducedPrecision reduced = ReducedPrecision::Refused,
+                                 Layouts layouts = Layouts::ContiguousOnly);
 
 // Whether `t` is a bfloat16/float16 tensor (an undefined tensor, such as no bias, is not).
 inline bool is_reduced_precision_tensor(const Tensor& t) {
@@ -83,16 +93,54 @@ std::int64_t size_in_dim(std::string_view op, const char* dim, F&& size) {
 Stream stream_of(const Tensor& tensor);
 
 // Runs one pass of a convolution or pooling problem into a new tensor of `shape` (`like`'s dtype
-// and device) on the variant of `choice`, choosing it first if it is still empty (a gradient
+// and device, in `format`) on the variant of `choice`, choosing it first if it is still empty (a gradient
 // the forward call did not expect, requires_grad set since).
 template <typename Problem, typename Pass, typename Choice, typename Operands>
 Tensor run_pass_into(std::string_view op, const Problem& problem, Pass pass, Choice& choice, const Shape& shape,
-                     Operands operands, const Tensor& like) {
+                     Operands operands, const Tensor& like, MemoryFormat format = MemoryFormat::Contiguous) {
     if (choice.variant == nullptr && !choice.measure) choice = choose_variant(op, problem, pass);
-    Tensor out = Tensor::empty(shape, like.dtype(), like.device());
-    operands.out = out.raw_data();
+    Tensor out = Tensor::empty(shape, like.dtype(), like.device(), format);
+    operands.out = out.raw_physical_data();  // in `format`, which the problem states
     run_variant(op, problem, pass, choice, operands, stream_of(like));
     return out;
+}
+
+// The memory format a convolution or pooling call runs its activations (x, y and their
+// gradients) in: `given` if the variants the thread's policy picks for all of `passes` support
+// it, else contiguous (the op then converts its operands, counted, and its result back).
+template <typename Problem, typename Pass>
+MemoryFormat activation_format(Problem problem, MemoryFormat given, std::initializer_list<Pass> passes) {
+    if (given == MemoryFormat::Contiguous) return given;
+    problem.x_layout = problem.y_layout = given;
+    for (Pass pass : passes) {
+        if (!policy_supports(problem, pass)) return MemoryFormat::Contiguous;
+    }
+    return given;
+}
+
+// `problem` with its activations in `format`.
+template <typename Problem>
+Problem with_activations_in(Problem problem, MemoryFormat format) {
+    problem.x_layout = problem.y_layout = format;
+    return problem;
+}
+
+// One pass of a public backward entry point whose activation operands are `a` and `b` (b may be
+// undefined): run in their shared format where the chosen variant supports it, else contiguous
+// (converted, counted). The result, an activation when `activation_result` (then returned in
+// a's format) or a contiguous weight or bias gradient, is a new tensor of `shape`.
+template <typename Problem, typename Pass, typename MakeOperands>
+Tensor run_pass_on_activations(std::string_view op, const Problem& contiguous, Pass pass, const Shape& shape,
+                               const Tensor& a, const Tensor& b, bool activation_result, MakeOperands operands_of) {
+    const bool shared = !b.defined() || b.memory_format() == a.memory_format();
+    const MemoryFormat given = shared ? a.memory_format() : MemoryFormat::Contiguous;
+    const Problem problem = with_activations_in(contiguous, activation_format(contiguous, given, {pass}));
+    const Tensor a_run = operand_in_format(a, problem.x_layout);
+    const Tensor b_run = operand_in_format(b, problem.x_layout);
+    decltype(choose_variant(op, problem, pass)) choice{};
+    const Tensor out = run_pass_into(op, problem, pass, choice, shape, operands_of(a_run, b_run), a_run,
+                                     activation_result ? problem.x_layout : MemoryFormat::Contiguous);
+    return activation_result ? operand_in_format(out, a.memory_format()) : out;
 }
 
 }  // namespace convkit::detail

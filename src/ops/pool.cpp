@@ -1,5 +1,10 @@
 // Pooling entry points: checks, problem, variant, call. A forward call that records for
 // autograd chooses its backward variant then; the backward runs it on the stored problem.
+//
+// Memory formats: input and output (and their gradients) run channels-last when they are and
+// the variants the thread's policy picks support it (the host reference does); otherwise they
+// are converted to contiguous (counted) and the result converted back, so every result has the
+// format of the tensor it derives from.
 #include "convkit/ops/pool.h"
 
 #include <algorithm>
@@ -30,36 +35,60 @@ Shape spatial_sizes_of(const Shape& shape) {
     return Shape(std::vector<std::int64_t>(shape.begin() + 2, shape.end()));
 }
 
-// One pass into a new tensor, on the variant chosen now.
-Tensor run_pass(std::string_view op, const PoolProblem& problem, PoolPass pass, const Shape& shape,
-                const PoolOperands& operands, const Tensor& like) {
-    PoolChoice choice;
-    return detail::run_pass_into(op, problem, pass, choice, shape, operands, like);
+// The buffer of an operand, in the problem's layout (the caller converted it).
+const void* activation(const Tensor& t) { return t.defined() ? t.raw_physical_data() : nullptr; }
+
+// Runs the forward of `contiguous` (in the input's format where the variants of the forward and,
+// when recording, the backward pass support it) and records its backward with the same problem
+// and the backward variant chosen now. Max pooling's backward reads x; the average poolings'
+// do not. The result has the input's format.
+Tensor pool_forward(std::string_view op, const Tensor& input_given, const PoolProblem& contiguous) {
+    const bool records = autograd::should_record({input_given});
+    const MemoryFormat given = input_given.memory_format();
+    const MemoryFormat format = records
+                                    ? detail::activation_format(contiguous, given, {PoolPass::Forward, PoolPass::Backward})
+                                    : detail::activation_format(contiguous, given, {PoolPass::Forward});
+    const PoolProblem problem = detail::with_activations_in(contiguous, format);
+    const Tensor input = detail::operand_in_format(input_given, format);
+    PoolChoice forward_choice;
+    Tensor out = detail::run_pass_into(op, problem, PoolPass::Forward, forward_choice, problem.geometry.output_shape(),
+                                       PoolOperands{.x = activation(input)}, input, format);
+    if (records) {
+        const bool max = problem.op == PoolOp::Max;
+        autograd::record(std::string(op), out, {input},
+                         [x = max ? autograd::SavedTensor(input) : autograd::SavedTensor(), x_shape = input.shape(),
+                          problem, choice = detail::choose_variant(op, problem, PoolPass::Backward),
+                          op](const Tensor& dy_given, const autograd::NeedsGrad&) mutable {
+                             // dy in the problem's layout (a root gradient may come in another).
+                             const Tensor dy = detail::operand_in_format(dy_given, problem.x_layout);
+                             const PoolOperands operands{.x = x.defined() ? activation(x.get()) : nullptr,
+                                                         .dy = activation(dy)};
+                             return std::vector<Tensor>{detail::run_pass_into(op, problem, PoolPass::Backward, choice,
+                                                                              x_shape, operands, dy, problem.x_layout)};
+                         });
+    }
+    return detail::operand_in_format(out, input_given.memory_format());
 }
 
-// Runs the forward of `problem` and records its backward with the same problem and the backward
-// variant chosen now. Max pooling's backward reads x; the average poolings' do not.
-Tensor pool_forward(std::string_view op, const Tensor& input, const PoolProblem& problem) {
-    Tensor out = run_pass(op, problem, PoolPass::Forward, problem.geometry.output_shape(),
-                          {.x = input.raw_data()}, input);
-    if (!autograd::should_record({input})) return out;
-    const bool max = problem.op == PoolOp::Max;
-    autograd::record(std::string(op), out, {input},
-                     [x = max ? autograd::SavedTensor(input) : autograd::SavedTensor(), x_shape = input.shape(),
-                      problem, choice = detail::choose_variant(op, problem, PoolPass::Backward),
-                      op](const Tensor& dy, const autograd::NeedsGrad&) mutable {
-                         const PoolOperands operands{.x = x.defined() ? x.get().raw_data() : nullptr,
-                                                     .dy = dy.raw_data()};
-                         return std::vector<Tensor>{
-                             detail::run_pass_into(op, problem, PoolPass::Backward, choice, x_shape, operands, dy)};
-                     });
-    return out;
+// The backward pass of a public entry point on grad_output (and input, for max pooling).
+Tensor pool_backward(std::string_view op, const PoolProblem& contiguous, const Shape& input_shape,
+                     const Tensor& grad_output, const Tensor& input) {
+    return detail::run_pass_on_activations(op, contiguous, PoolPass::Backward, input_shape, grad_output, input, true,
+                                           [](const Tensor& dy, const Tensor& x) {
+                                               return PoolOperands{.x = activation(x), .dy = activation(dy)};
+                                           });
+}
+
+// The shared checks of the entry points: their tensors in either format, 16-bit ones computed
+// in float32.
+void check_operands(std::string_view op, std::initializer_list<detail::NamedTensor> tensors) {
+    detail::check_same_device_and_dtype(op, tensors, kComputedInFloat32, detail::Layouts::Either);
 }
 }  // namespace
 
 Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, false);
-    detail::check_same_device_and_dtype(op, {{"input", input}}, kComputedInFloat32);
+    check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     if (is_reduced_precision_tensor(input)) {
         return computed_in_float32(
@@ -70,7 +99,7 @@ Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
 
 Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}, {"input", input}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     detail::check_grad_output(op, grad_output, g.output_shape());
     if (is_reduced_precision_tensor(input)) {
@@ -79,13 +108,12 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
             grad_output, input);
     }
     const PoolProblem problem = detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device());
-    return run_pass(op, problem, PoolPass::Backward, input.shape(),
-                    {.x = input.raw_data(), .dy = grad_output.raw_data()}, input);
+    return pool_backward(op, problem, input.shape(), grad_output, input);
 }
 
 Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, false);
-    detail::check_same_device_and_dtype(op, {{"input", input}}, kComputedInFloat32);
+    check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
     if (is_reduced_precision_tensor(input)) {
         return computed_in_float32(
@@ -96,7 +124,7 @@ Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
 
 Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
     detail::check_grad_output(op, grad_output, g.output_shape());
     if (is_reduced_precision_tensor(grad_output)) {
@@ -105,7 +133,7 @@ Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, co
             grad_output);
     }
     const PoolProblem problem = detail::pool_problem(g, PoolOp::Average, grad_output.dtype(), grad_output.device());
-    return run_pass(op, problem, PoolPass::Backward, input_shape, {.dy = grad_output.raw_data()}, grad_output);
+    return pool_backward(op, problem, input_shape, grad_output, Tensor());
 }
 
 namespace {
@@ -115,7 +143,7 @@ int image_rank(const Tensor& t) { return t.defined() ? t.rank() - 2 : 0; }
 
 Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int64_t>& output_size) {
     const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::AdaptiveAverage, false);
-    detail::check_same_device_and_dtype(op, {{"input", input}}, kComputedInFloat32);
+    check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
     if (is_reduced_precision_tensor(input)) {
         return computed_in_float32(
@@ -126,7 +154,7 @@ Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int
 
 Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
     const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::AdaptiveAverage, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 3 && grad_output.rank() == input_shape.rank(), op, "grad_output shape ",
                     grad_output.shape().to_string(), " and input shape ", input_shape.to_string(),
                     " must both be [N, C, spatial...] of one rank");
@@ -140,7 +168,7 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
     }
     const PoolProblem problem =
         detail::pool_problem(g, PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
-    return run_pass(op, problem, PoolPass::Backward, input_shape, {.dy = grad_output.raw_data()}, grad_output);
+    return pool_backward(op, problem, input_shape, grad_output, Tensor());
 }
 
 // Global average pooling is adaptive pooling to one element per dim.
@@ -153,7 +181,7 @@ Tensor global_avg_pool_forward(const Tensor& input) {
 
 Tensor global_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
     const std::string_view op = detail::pool_op_label(image_rank(grad_output), PoolOpFamily::GlobalAverage, true);
-    detail::check_same_device_and_dtype(op, {{"grad_output", grad_output}}, kComputedInFloat32);
+    check_operands(op, {{"grad_output", grad_output}});
     const bool one_per_plane =
         grad_output.rank() >= 3 &&
         std::all_of(grad_output.shape().begin() + 2, grad_output.shape().end(), [](std::int64_t d) { return d == 1; });

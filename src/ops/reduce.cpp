@@ -136,39 +136,46 @@ Tensor record_max(const std::string& op, const Tensor& t, const MaxResult& resul
 }
 }  // namespace
 
-Tensor sum(const Tensor& t) {
+Tensor sum(const Tensor& t_in) {
+    const Tensor t = detail::contiguous_operand(t_in);
     return sum(t, {}, false);
 }
-Tensor mean(const Tensor& t) {
+Tensor mean(const Tensor& t_in) {
+    const Tensor t = detail::contiguous_operand(t_in);
     return mean(t, {}, false);
 }
 
-Tensor sum(const Tensor& t, const std::vector<int>& dims, bool keepdim) {
+Tensor sum(const Tensor& t_in, const std::vector<int>& dims, bool keepdim) {
+    const Tensor t = detail::contiguous_operand(t_in);
     const std::string op = "sum";
     detail::check_same_device_and_dtype(op, {{"input", t}}, detail::ReducedPrecision::ComputedInFloat32);
     return reduce_sum(op, t, reduced_dims(op, dims, t.shape()), keepdim, false);
 }
 
-Tensor mean(const Tensor& t, const std::vector<int>& dims, bool keepdim) {
+Tensor mean(const Tensor& t_in, const std::vector<int>& dims, bool keepdim) {
+    const Tensor t = detail::contiguous_operand(t_in);
     const std::string op = "mean";
     detail::check_same_device_and_dtype(op, {{"input", t}}, detail::ReducedPrecision::ComputedInFloat32);
     return reduce_sum(op, t, reduced_dims(op, dims, t.shape()), keepdim, true);
 }
 
 // bfloat16/float16 go through float32 copies: exact, as every 16-bit value is a float.
-Tensor max(const Tensor& t) {
+Tensor max(const Tensor& t_in) {
+    const Tensor t = detail::contiguous_operand(t_in);
     if (t.defined() && is_reduced_precision(t.dtype())) return max(detail::widened_to_float32(t)).to(t.dtype());
     return record_max("max", t, reduce_max("max", t, std::nullopt, false, true));
 }
 
-Tensor max(const Tensor& t, int dim, bool keepdim) {
+Tensor max(const Tensor& t_in, int dim, bool keepdim) {
+    const Tensor t = detail::contiguous_operand(t_in);
     if (t.defined() && is_reduced_precision(t.dtype())) {
         return max(detail::widened_to_float32(t), dim, keepdim).to(t.dtype());
     }
     return record_max("max", t, reduce_max("max", t, dim, keepdim, true));
 }
 
-Tensor argmax(const Tensor& t, int dim, bool keepdim) {
+Tensor argmax(const Tensor& t_in, int dim, bool keepdim) {
+    const Tensor t = detail::contiguous_operand(t_in);
     if (t.defined() && is_reduced_precision(t.dtype())) return argmax(detail::widened_to_float32(t), dim, keepdim);
     return reduce_max("argmax", t, dim, keepdim, false).indices;
 }

@@ -152,7 +152,8 @@ Tensor upsample_nearest_checked(const std::string& op, const Tensor& x,
 }
 }  // namespace
 
-Tensor flatten(const Tensor& x, int start_dim, int end_dim) {
+Tensor flatten(const Tensor& x_in, int start_dim, int end_dim) {
+    const Tensor x = detail::contiguous_operand(x_in);
     const std::string op = "flatten";
     CONVKIT_REQUIRE(x.defined(), op, "input is undefined");
     // A scalar flattens like a one-element vector, as in PyTorch (dims -1 and 0 are valid).
@@ -170,8 +171,11 @@ Tensor flatten(const Tensor& x, int start_dim, int end_dim) {
     return x.reshape(Shape(dims));
 }
 
-Tensor concat(const std::vector<Tensor>& tensors, int dim) {
+Tensor concat(const std::vector<Tensor>& tensors_in, int dim) {
     const std::string op = "concat";
+    std::vector<Tensor> tensors;
+    tensors.reserve(tensors_in.size());
+    for (const Tensor& t : tensors_in) tensors.push_back(detail::contiguous_operand(t));
     check_concat_inputs(op, tensors);
     const Shape& first = tensors[0].shape();
     const int d = normalized_dim(op, "dim", dim, first.rank());
@@ -211,7 +215,8 @@ Tensor concat(const std::vector<Tensor>& tensors, int dim) {
     return out;
 }
 
-Tensor slice(const Tensor& x, int dim, std::int64_t start, std::int64_t end) {
+Tensor slice(const Tensor& x_in, int dim, std::int64_t start, std::int64_t end) {
+    const Tensor x = detail::contiguous_operand(x_in);
     const std::string op = "slice";
     CONVKIT_REQUIRE(x.defined(), op, "input is undefined");
     CONVKIT_REQUIRE(x.rank() > 0, op, "input is a scalar (rank 0), which has no dim to slice");
@@ -229,7 +234,8 @@ Tensor slice(const Tensor& x, int dim, std::int64_t start, std::int64_t end) {
     return out;
 }
 
-std::vector<Tensor> split(const Tensor& x, int dim, const std::vector<std::int64_t>& sizes) {
+std::vector<Tensor> split(const Tensor& x_in, int dim, const std::vector<std::int64_t>& sizes) {
+    const Tensor x = detail::contiguous_operand(x_in);
     const std::string op = "split";
     CONVKIT_REQUIRE(x.defined(), op, "input is undefined");
     CONVKIT_REQUIRE(x.rank() > 0, op, "input is a scalar (rank 0), which has no dim to split");
@@ -250,7 +256,8 @@ std::vector<Tensor> split(const Tensor& x, int dim, const std::vector<std::int64
     return parts;
 }
 
-Tensor upsample_nearest(const Tensor& x, const std::vector<std::int64_t>& scale_factors) {
+Tensor upsample_nearest(const Tensor& x_in, const std::vector<std::int64_t>& scale_factors) {
+    const Tensor x = detail::contiguous_operand(x_in);
     const std::string op = upsample_op_name(x);
     check_upsample_input(op, x);
     const int spatial_rank = x.rank() - 2;
@@ -267,7 +274,8 @@ Tensor upsample_nearest(const Tensor& x, const std::vector<std::int64_t>& scale_
     return upsample_nearest_checked(op, x, output_spatial);
 }
 
-Tensor upsample_nearest_to_size(const Tensor& x, const std::vector<std::int64_t>& output_size) {
+Tensor upsample_nearest_to_size(const Tensor& x_in, const std::vector<std::int64_t>& output_size) {
+    const Tensor x = detail::contiguous_operand(x_in);
     const std::string op = upsample_op_name(x);
     check_upsample_input(op, x);
     const int spatial_rank = x.rank() - 2;

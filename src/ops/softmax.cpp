@@ -87,13 +87,23 @@ Tensor softmax_with_autograd(SoftmaxKind kind, const Tensor& x, int dim) {
 }
 }  // namespace
 
-Tensor softmax(const Tensor& x, int dim) { return softmax_with_autograd(SoftmaxKind::Softmax, x, dim); }
-Tensor log_softmax(const Tensor& x, int dim) { return softmax_with_autograd(SoftmaxKind::LogSoftmax, x, dim); }
+Tensor softmax(const Tensor& x_in, int dim) {
+    const Tensor x = detail::contiguous_operand(x_in);
+    return softmax_with_autograd(SoftmaxKind::Softmax, x, dim);
+}
+Tensor log_softmax(const Tensor& x_in, int dim) {
+    const Tensor x = detail::contiguous_operand(x_in);
+    return softmax_with_autograd(SoftmaxKind::LogSoftmax, x, dim);
+}
 
-Tensor softmax_backward(const Tensor& grad_output, const Tensor& output, int dim) {
+Tensor softmax_backward(const Tensor& grad_output_in, const Tensor& output_in, int dim) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor output = detail::contiguous_operand(output_in);
     return softmax_backward_raw(SoftmaxKind::Softmax, grad_output, output, dim);
 }
-Tensor log_softmax_backward(const Tensor& grad_output, const Tensor& output, int dim) {
+Tensor log_softmax_backward(const Tensor& grad_output_in, const Tensor& output_in, int dim) {
+    const Tensor grad_output = detail::contiguous_operand(grad_output_in);
+    const Tensor output = detail::contiguous_operand(output_in);
     return softmax_backward_raw(SoftmaxKind::LogSoftmax, grad_output, output, dim);
 }
 

@@ -12,23 +12,28 @@ namespace convkit {
 
 namespace detail {
 namespace {
+// Elementwise, so both passes run on the buffers in either memory format and keep it.
 Tensor unary_forward_raw(UnaryOp op, const Tensor& x, UnaryScalars scalars) {
-    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device(), x.memory_format());
     if (x.device().is_host()) {
-        unary_forward_host(op, scalars, x.dtype(), x.raw_data(), y.raw_data(), x.numel());
+        unary_forward_host(op, scalars, x.dtype(), x.raw_physical_data(), y.raw_physical_data(), x.numel());
     } else {
-        kernels::unary_forward(op, scalars, x.dtype(), x.raw_data(), y.raw_data(), x.numel(), stream_of(x));
+        kernels::unary_forward(op, scalars, x.dtype(), x.raw_physical_data(), y.raw_physical_data(), x.numel(),
+                               stream_of(x));
     }
     return y;
 }
 
-Tensor unary_backward_raw(UnaryOp op, const Tensor& dy, const Tensor& saved, UnaryScalars scalars) {
-    Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
+// dy is brought to the format of the saved tensor (the op's input or output) when they differ.
+Tensor unary_backward_raw(UnaryOp op, const Tensor& dy_in, const Tensor& saved, UnaryScalars scalars) {
+    const Tensor dy = operand_in_format(dy_in, saved.memory_format());
+    Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device(), dy.memory_format());
     if (dy.device().is_host()) {
-        unary_backward_host(op, scalars, dy.dtype(), dy.raw_data(), saved.raw_data(), dx.raw_data(), dy.numel());
+        unary_backward_host(op, scalars, dy.dtype(), dy.raw_physical_data(), saved.raw_physical_data(),
+                            dx.raw_physical_data(), dy.numel());
     } else {
-        kernels::unary_backward(op, scalars, dy.dtype(), dy.raw_data(), saved.raw_data(), dx.raw_data(), dy.numel(),
-                                stream_of(dy));
+        kernels::unary_backward(op, scalars, dy.dtype(), dy.raw_physical_data(), saved.raw_physical_data(),
+                                dx.raw_physical_data(), dy.numel(), stream_of(dy));
     }
     return dx;
 }
@@ -36,7 +41,7 @@ Tensor unary_backward_raw(UnaryOp op, const Tensor& dy, const Tensor& saved, Una
 
 Tensor apply_unary(UnaryOp op, const Tensor& t, UnaryScalars scalars) {
     const std::string name = unary_op_name(op);
-    check_same_device_and_dtype(name, {{"input", t}}, ReducedPrecision::ComputedInFloat32);
+    check_same_device_and_dtype(name, {{"input", t}}, ReducedPrecision::ComputedInFloat32, Layouts::Either);
     // bfloat16/float16: the float32 op between two recorded conversions, so forward and backward
     // both compute in float32 and round once.
     if (is_reduced_precision(t.dtype())) return apply_unary(op, widened_to_float32(t), scalars).to(t.dtype());

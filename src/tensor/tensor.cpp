@@ -14,6 +14,7 @@
 #include "kernels/tensor_fill.h"
 #include "memory/host_allocator.h"
 #include "memory/pinned_memory.h"
+#include "tensor/memory_format_support.h"
 
 namespace convkit {
 
@@ -49,7 +50,7 @@ template <typename T>
 Tensor copy_to_new_tensor(const Shape& shape, const std::vector<T>& values, Device device) {
     CONVKIT_REQUIRE(static_cast<std::int64_t>(values.size()) == shape.numel(), "Tensor::from_vector", "shape ",
                     shape.to_string(), " holds ", shape.numel(), " elements but ", values.size(), " values were given");
-    Tensor t = Tensor::empty(shape, dtype_of<T>, device);
+    Tensor t = Tensor::empty(shape, dtype_of<T>, device);  // contiguous: values are row-major
     detail::copy_bytes(t.raw_data(), device, values.data(), Device::host(), t.nbytes());
     return t;
 }
@@ -74,9 +75,11 @@ void check_floating(const Tensor& t, const char* op) {
 
 // Random fills are generated on the host and uploaded: the counter-based generator makes the
 // values device-independent, and fills are rare enough (initialisation, tests) not to matter.
+// A channels-last tensor is filled in the logical order (element i of the fill is logical
+// element i, as in a contiguous tensor) through a contiguous staging tensor.
 template <typename FillHost>
 void fill_random(Tensor& t, FillHost fill_host) {
-    if (t.device().is_host()) {
+    if (t.device().is_host() && t.is_contiguous()) {
         fill_host(t.raw_data());
         return;
     }
@@ -86,20 +89,31 @@ void fill_random(Tensor& t, FillHost fill_host) {
 }
 }  // namespace
 
-Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
-    : storage_(std::move(storage)), shape_(shape), dtype_(dtype), autograd_(std::make_shared<detail::AutogradMeta>()) {}
+Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype, MemoryFormat format)
+    : storage_(std::move(storage)),
+      shape_(shape),
+      dtype_(dtype),
+      format_(format),
+      autograd_(std::make_shared<detail::AutogradMeta>()) {}
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device, MemoryFormat format) {
     const std::size_t bytes = checked_nbytes(shape, dtype, "Tensor::empty");
-    return Tensor(std::make_shared<Storage>(allocate(bytes, device), bytes, device), shape, dtype);
+    CONVKIT_REQUIRE(format == MemoryFormat::Contiguous || channels_last_rank(shape.rank()), "Tensor::empty",
+                    "channels_last needs a rank 3-5 shape [N, C, spatial...], got ", shape.to_string());
+    return Tensor(std::make_shared<Storage>(allocate(bytes, device), bytes, device), shape, dtype, format);
 }
 
 Tensor empty_pinned(const Shape& shape, DType dtype) {
     const std::size_t bytes = checked_nbytes(shape, dtype, "empty_pinned");
-    return Tensor(std::make_shared<Storage>(detail::allocate_pinned_host(bytes), bytes, Device::host()), shape, dtype);
+    return Tensor(std::make_shared<Storage>(detail::allocate_pinned_host(bytes), bytes, Device::host()), shape, dtype,
+                  MemoryFormat::Contiguous);
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device, MemoryFormat format) {
+    Tensor t = empty(shape, dtype, device, format);
+    t.fill_(0.0);
+    return t;
+}
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
     Tensor t = empty(shape, dtype, device);
@@ -149,7 +163,20 @@ Device Tensor::device() const {
 
 void* Tensor::raw_data() const {
     CONVKIT_REQUIRE(defined(), "Tensor::data", "the tensor is undefined");
+    CONVKIT_REQUIRE(is_contiguous(), "Tensor::data", "the tensor of shape ", shape_.to_string(),
+                    " is channels_last, its buffer is not in the logical order: call contiguous() first, or "
+                    "physical_data() to read the channels-last buffer");
     return storage_->data();
+}
+
+void* Tensor::raw_physical_data() const {
+    CONVKIT_REQUIRE(defined(), "Tensor::physical_data", "the tensor is undefined");
+    return storage_->data();
+}
+
+std::int64_t Tensor::physical_offset(std::int64_t logical_index) const {
+    if (is_contiguous()) return logical_index;
+    return detail::channels_geometry(shape_).channels_last_of_contiguous(logical_index);
 }
 
 void Tensor::check_element_type(DType requested, const char* accessor) const {
@@ -171,7 +198,7 @@ std::int64_t Tensor::flat_index(std::initializer_list<std::int64_t> index) const
         flat = flat * shape_[dim] + i;
         ++dim;
     }
-    return flat;
+    return physical_offset(flat);
 }
 
 double Tensor::item(std::int64_t index) const {
@@ -180,18 +207,18 @@ double Tensor::item(std::int64_t index) const {
     CONVKIT_REQUIRE(index >= 0 && index < numel(), "Tensor::item", "index ", index, " is out of range for ", numel(),
                     " elements");
     return visit_element_type(dtype_, [&](auto zero) {
-        return element_cast<double>(static_cast<const decltype(zero)*>(raw_data())[index]);
+        return element_cast<double>(static_cast<const decltype(zero)*>(raw_physical_data())[physical_offset(index)]);
     });
 }
 
 Tensor& Tensor::fill_(double value) {
     check_in_place_write("Tensor::fill_");
     if (device().is_cuda()) {
-        kernels::fill_constant(raw_data(), dtype_, numel(), value, current_stream(device().index));
+        kernels::fill_constant(raw_physical_data(), dtype_, numel(), value, current_stream(device().index));
     } else {
         visit_element_type(dtype_, [&](auto zero) {
             using T = decltype(zero);
-            std::fill_n(data<T>(), numel(), element_cast<T>(value));
+            std::fill_n(physical_data<T>(), numel(), element_cast<T>(value));
         });
     }
     return *this;
@@ -220,15 +247,22 @@ Tensor& Tensor::copy_(const Tensor& source) {
                     " differs from destination shape ", shape_.to_string());
     CONVKIT_REQUIRE(source.dtype() == dtype_, "Tensor::copy_", "source dtype ", dtype_name(source.dtype()),
                     " differs from destination dtype ", dtype_name(dtype_), " (use to(dtype) to convert)");
-    if (source.raw_data() != raw_data()) {
-        detail::copy_bytes(raw_data(), device(), source.raw_data(), source.device(), nbytes());
+    // Between formats the source is permuted first (on its device), so the bytes copied are in
+    // this tensor's order.
+    Tensor ordered = source;
+    if (source.memory_format() != format_) {
+        NoGradGuard no_grad;
+        ordered = source.to(format_);
+    }
+    if (ordered.raw_physical_data() != raw_physical_data()) {
+        detail::copy_bytes(raw_physical_data(), device(), ordered.raw_physical_data(), ordered.device(), nbytes());
     }
     return *this;
 }
 
 Tensor Tensor::to(Device target) const {
     if (target == device()) return *this;
-    Tensor result = empty(shape_, dtype_, target);
+    Tensor result = empty(shape_, dtype_, target, format_);
     {
         NoGradGuard no_grad;
         result.copy_(*this);
@@ -241,14 +275,17 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::to(DType target) const {
     if (target == dtype_) return *this;
-    Tensor result = empty(shape_, target, device());
+    // Elementwise, so it runs on the buffers in either format and keeps it.
+    Tensor result = empty(shape_, target, device(), format_);
     if (device().is_cuda()) {
-        kernels::convert(raw_data(), dtype_, result.raw_data(), target, numel(), current_stream(device().index));
+        kernels::convert(raw_physical_data(), dtype_, result.raw_physical_data(), target, numel(),
+                         current_stream(device().index));
     } else {
         visit_element_type(dtype_, [&](auto from) {
             visit_element_type(target, [&](auto to) {
                 using To = decltype(to);
-                std::transform(data<decltype(from)>(), data<decltype(from)>() + numel(), result.data<To>(),
+                const auto* source = physical_data<decltype(from)>();
+                std::transform(source, source + numel(), result.physical_data<To>(),
                                [](auto v) { return element_cast<To>(v); });
             });
         });
@@ -259,8 +296,22 @@ Tensor Tensor::to(DType target) const {
     return result;
 }
 
+Tensor Tensor::to(MemoryFormat target) const {
+    CONVKIT_REQUIRE(defined(), "Tensor::to", "the tensor is undefined");
+    if (target == format_) return *this;
+    CONVKIT_REQUIRE(channels_last_rank(rank()), "Tensor::to",
+                    "channels_last needs a rank 3-5 shape [N, C, spatial...], got ", shape_.to_string());
+    Tensor result = empty(shape_, dtype_, device(), target);
+    detail::permute_memory_format(*this, result);
+    autograd::record("to_memory_format", result, {*this},
+                     [source = format_](const Tensor& dy, const autograd::NeedsGrad&) {
+                         return std::vector<Tensor>{dy.to(source)};
+                     });
+    return result;
+}
+
 Tensor Tensor::clone() const {
-    Tensor result = empty(shape_, dtype_, device());
+    Tensor result = empty(shape_, dtype_, device(), format_);
     {
         NoGradGuard no_grad;
         result.copy_(*this);
@@ -275,7 +326,8 @@ Tensor Tensor::reshape(const Shape& shape) const {
     check_shape(shape, "Tensor::reshape");
     CONVKIT_REQUIRE(shape.numel() == numel(), "Tensor::reshape", "cannot view shape ", shape_.to_string(), " (",
                     numel(), " elements) as ", shape.to_string(), " (", shape.numel(), " elements)");
-    Tensor view(storage_, shape, dtype_);
+    if (!is_contiguous()) return detail::contiguous_operand(*this).reshape(shape);
+    Tensor view(storage_, shape, dtype_, MemoryFormat::Contiguous);
     autograd::record("reshape", view, {*this}, [source = shape_](const Tensor& dy, const autograd::NeedsGrad&) {
         return std::vector<Tensor>{dy.reshape(source)};
     });

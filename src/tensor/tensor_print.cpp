@@ -33,8 +33,8 @@ std::string Tensor::to_string(std::int64_t max_elements) const {
     if (!defined()) return "Tensor(undefined)";
     std::ostringstream out;
     out << "Tensor(shape=" << shape_.to_string() << ", dtype=" << dtype_name(dtype_) << ", device="
-        << device().to_string() << ")\n";
-    const Tensor host = to(Device::host());
+        << device().to_string() << (is_contiguous() ? "" : ", memory_format=channels_last") << ")\n";
+    const Tensor host = to(Device::host());  // item() reads the logical order in either format
     out << std::fixed << std::setprecision(4);
     std::int64_t flat = 0;
     std::int64_t budget = max_elements;

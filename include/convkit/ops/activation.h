@@ -1,6 +1,7 @@
 #pragma once
 // Activation functions, elementwise on float32/float64 tensors of any shape, differentiable.
 // Semantics and gradients as torch.nn.functional's functions of the same names.
+// Memory format: elementwise on the buffer, so the result has the input's format.
 #include "convkit/tensor.h"
 
 namespace convkit {

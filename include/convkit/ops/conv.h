@@ -4,6 +4,12 @@
 // Layouts: input [N, C_in, (D,) (H,) W]; convolution weight [C_out, C_in / groups, kernel...];
 // transposed-convolution weight [C_in, C_out / groups, kernel...] (as PyTorch); bias [C_out].
 // The spatial rank comes from params.spatial_rank and must match the tensors' rank - 2.
+// Memory format (convkit/memory_format.h): activations (input, grad_output) may be channels-last;
+// each result that is an activation (the output, grad_input) has the format of the activation
+// it derives from, weight and bias gradients are contiguous. The host reference runs
+// channels-last in place; a variant that does not (host-blas, the CUDA ones) gets contiguous
+// copies and the result is converted back, counted in layout_conversions(). A channels-last
+// weight is converted to contiguous (counted).
 // An undefined Tensor() as bias means no bias.
 #include "convkit/conv_params.h"
 #include "convkit/tensor.h"

@@ -1,6 +1,8 @@
 #pragma once
 // Dropout (torch.nn.functional.dropout): in training, each element is zeroed with probability
 // p and the survivors are scaled by 1 / (1 - p), so the expectation is unchanged.
+// Memory format (convkit/memory_format.h): channels-last inputs are converted to contiguous at
+// entry (counted in layout_conversions()); results are contiguous.
 #include <cstdint>
 
 #include "convkit/tensor.h"

@@ -3,6 +3,10 @@
 // NumPy and PyTorch: shapes are aligned at their last dim, and a dim of size 1 (or a missing
 // leading dim) stretches to the other operand's size, e.g. [N, C, H, W] + [C, 1, 1].
 // All are differentiable; the gradient of a broadcast operand is summed back to its shape.
+// Memory format (convkit/memory_format.h): unary and scalar ops, and binary ops on operands of
+// one shape and one format, run on the buffers and return that format; binary ops with
+// broadcasting or mixed formats convert channels-last operands to contiguous (counted in
+// layout_conversions()) and return contiguous.
 #include "convkit/tensor.h"
 
 namespace convkit {

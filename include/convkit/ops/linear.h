@@ -3,6 +3,8 @@
 //
 // Layouts as PyTorch: matrices are row-major 2-D tensors; linear's weight is [out_features,
 // in_features] and its bias [out_features]. An undefined Tensor() as bias means no bias.
+// Matrices are never channels-last; a channels-last tensor of rank 3-5 is a shape error as any
+// other non-matrix.
 // Host tensors run on default_host_backend() (the reference, or OpenBLAS for HostBlas); CUDA
 // tensors run on cuBLAS whichever GPU backend is chosen, float32 under default_math_mode()
 // (TF32 only when it is AllowTF32). Every size must be at least 1. matmul and linear record

@@ -4,6 +4,8 @@
 // their reduction are computed together, without intermediate tensors, and the reduction is a
 // fixed-order sum accumulated in double (the same result on every run). All are differentiable
 // in their floating inputs (convkit/autograd.h).
+// Memory format (convkit/memory_format.h): channels-last inputs are converted to contiguous at
+// entry (counted in layout_conversions()); results are contiguous.
 #include <cstdint>
 
 #include "convkit/tensor.h"

@@ -1,6 +1,8 @@
 #pragma once
 // Batch normalization with PyTorch's semantics (torch.nn.functional.batch_norm and the
 // BatchNorm1d/2d/3d modules), differentiable, on host and CUDA tensors.
+// Memory format (convkit/memory_format.h): channels-last inputs are converted to contiguous at
+// entry (counted in layout_conversions()); results are contiguous.
 #include "convkit/tensor.h"
 
 namespace convkit {

@@ -1,6 +1,11 @@
 #pragma once
 // Max, average, adaptive-average and global-average pooling, 1-D to 3-D, forward and backward.
 // Input [N, C, (D,) (H,) W]; the spatial rank comes from the params (or the input's rank).
+// Memory format (convkit/memory_format.h): inputs and gradients may be channels-last; every
+// result has the format of the tensor it derives from (the output: the input's; grad_input:
+// grad_output's). The host reference runs channels-last in place (so does host-blas's average
+// pooling, which is the reference's); a variant that does not (host-blas max pooling, the CUDA
+// ones) gets contiguous copies and the result is converted back, counted in layout_conversions().
 #include <cstdint>
 #include <vector>
 

@@ -3,6 +3,8 @@
 // Dims may be negative (counted from the end); a rank-0 tensor reduces over dim 0 or -1 as if
 // it were [1]. Without keepdim the reduced dims are removed; with it they stay, of size 1.
 // Sums and means accumulate in double on every device and round once.
+// Memory format (convkit/memory_format.h): channels-last inputs are converted to contiguous at
+// entry (counted in layout_conversions()); results are contiguous.
 #include <cstdint>
 #include <vector>
 

@@ -4,6 +4,7 @@
 // features to the decoder's along channels, or crop them first), and nearest-neighbour
 // upsampling. Residual addition is `add` (convkit/ops/elementwise.h). Dims may be negative
 // (counted from the end). Results are new contiguous tensors (flatten: a view, like reshape).
+// Channels-last inputs are converted to contiguous at entry (counted in layout_conversions()).
 #include <cstdint>
 #include <vector>
 

@@ -1,6 +1,7 @@
 #pragma once
 // Softmax and log-softmax along one dim of a float32/float64 tensor of any rank, on the host or
-// a CUDA device, with PyTorch's semantics:
+// a CUDA device, with PyTorch's semantics (channels-last inputs are converted to contiguous at
+// entry, counted in layout_conversions(); results are contiguous):
 //   softmax(x)_k     = exp(x_k - m) / sum_j exp(x_j - m),   m = max_j x_j (for stability)
 //   log_softmax(x)_k = x_k - m - log(sum_j exp(x_j - m))
 // `dim` may be negative (counted from the end). A -inf among finite values gives 0 (-inf for

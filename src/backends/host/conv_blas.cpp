@@ -335,7 +335,7 @@ public:
                 case ConvPass::BackwardFilter: host::conv_backward_filter_blas<T>(g, in(o.dy), in(o.x), out); break;
                 case ConvPass::BackwardBias:
                     host::conv_backward_bias_reference<T>(p.bias_grad.batch, p.bias_grad.channels, p.bias_grad.spatial,
-                                                          in(o.dy), out);
+                                                          detail::Layout::Contiguous, in(o.dy), out);
                     break;
             }
         });

@@ -22,9 +22,13 @@ T* typed(void* p) {
 
 std::string always_supported_gemm(const GemmShape&, DType) { return {}; }
 
-// The oracle of every test: runs every geometry in float32 and float64, contiguous layouts.
-std::string reference_unsupported_reason(const char* name, bool contiguous) {
-    return contiguous ? std::string() : concat("runs contiguous layouts only (", name, ")");
+// The oracle of every test: runs every geometry in float32 and float64, in either layout.
+// Convolution reads and writes channels-last activations in place (x and y in one layout); the
+// weight is contiguous (the op layer converts it).
+std::string reference_conv_unsupported_reason(const ConvProblem& p) {
+    if (p.w_layout != Layout::Contiguous) return "runs contiguous weights only (host.reference)";
+    if (p.x_layout != p.y_layout) return "runs x and y in one layout only (host.reference)";
+    return {};
 }
 
 class HostReferenceConv final : public ConvVariant {
@@ -32,26 +36,29 @@ public:
     const char* name() const override { return "host.reference"; }
     DeviceType device_type() const override { return DeviceType::Host; }
     std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
-        return reference_unsupported_reason(name(), p.all_contiguous());
+        return reference_conv_unsupported_reason(p);
     }
     void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView, Stream) const override {
         const ConvGeometry& g = p.geometry;
+        const Layout layout = p.x_layout;
         dispatch_dtype(p.dtype(), [&](auto tag) {
             using T = decltype(tag);
             switch (pass) {
                 case ConvPass::Forward:
-                    host::conv_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.w), typed<T>(o.bias), typed<T>(o.out));
+                    host::conv_forward_reference<T>(g, layout, typed<T>(o.x), typed<T>(o.w), typed<T>(o.bias),
+                                                    typed<T>(o.out));
                     break;
                 case ConvPass::BackwardData:
-                    host::conv_backward_data_reference<T>(g, typed<T>(o.dy), typed<T>(o.w), typed<T>(o.bias),
+                    host::conv_backward_data_reference<T>(g, layout, typed<T>(o.dy), typed<T>(o.w), typed<T>(o.bias),
                                                           typed<T>(o.out));
                     break;
                 case ConvPass::BackwardFilter:
-                    host::conv_backward_filter_reference<T>(g, typed<T>(o.dy), typed<T>(o.x), typed<T>(o.out));
+                    host::conv_backward_filter_reference<T>(g, layout, typed<T>(o.dy), typed<T>(o.x),
+                                                            typed<T>(o.out));
                     break;
                 case ConvPass::BackwardBias:
                     host::conv_backward_bias_reference<T>(p.bias_grad.batch, p.bias_grad.channels, p.bias_grad.spatial,
-                                                          typed<T>(o.dy), typed<T>(o.out));
+                                                          layout, typed<T>(o.dy), typed<T>(o.out));
                     break;
             }
         });
@@ -63,33 +70,34 @@ public:
     const char* name() const override { return "host.reference"; }
     DeviceType device_type() const override { return DeviceType::Host; }
     std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
-        return reference_unsupported_reason(name(), p.all_contiguous());
+        return p.x_layout == p.y_layout ? std::string() : "runs x and y in one layout only (host.reference)";
     }
     void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream) const override {
         const PoolGeometry& g = p.geometry;
+        const Layout layout = p.x_layout;
         dispatch_dtype(p.dtype(), [&](auto tag) {
             using T = decltype(tag);
             const bool forward = pass == PoolPass::Forward;
             switch (p.op) {
                 case PoolOp::Max:
                     if (forward) {
-                        host::max_pool_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.out));
+                        host::max_pool_forward_reference<T>(g, layout, typed<T>(o.x), typed<T>(o.out));
                     } else {
-                        host::max_pool_backward_reference<T>(g, typed<T>(o.dy), typed<T>(o.x), typed<T>(o.out));
+                        host::max_pool_backward_reference<T>(g, layout, typed<T>(o.dy), typed<T>(o.x), typed<T>(o.out));
                     }
                     break;
                 case PoolOp::Average:
                     if (forward) {
-                        host::avg_pool_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.out));
+                        host::avg_pool_forward_reference<T>(g, layout, typed<T>(o.x), typed<T>(o.out));
                     } else {
-                        host::avg_pool_backward_reference<T>(g, typed<T>(o.dy), typed<T>(o.out));
+                        host::avg_pool_backward_reference<T>(g, layout, typed<T>(o.dy), typed<T>(o.out));
                     }
                     break;
                 case PoolOp::AdaptiveAverage:
                     if (forward) {
-                        host::adaptive_avg_pool_forward_reference<T>(g, typed<T>(o.x), typed<T>(o.out));
+                        host::adaptive_avg_pool_forward_reference<T>(g, layout, typed<T>(o.x), typed<T>(o.out));
                     } else {
-                        host::adaptive_avg_pool_backward_reference<T>(g, typed<T>(o.dy), typed<T>(o.out));
+                        host::adaptive_avg_pool_backward_reference<T>(g, layout, typed<T>(o.dy), typed<T>(o.out));
                     }
                     break;
             }

@@ -178,6 +178,8 @@ public:
     const char* name() const override { return "host.blas"; }
     DeviceType device_type() const override { return DeviceType::Host; }
     std::string unsupported_reason(const PoolProblem& p, PoolPass pass) const override {
+        // The parallel max pooling indexes contiguous planes; the rest is the reference's.
+        if (p.op == PoolOp::Max && !p.all_contiguous()) return "runs max pooling in contiguous layouts only";
         return reference().unsupported_reason(p, pass);
     }
     void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView workspace,
