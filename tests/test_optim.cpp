@@ -582,7 +582,9 @@ TEST(OptimizerMasterWeights, SixteenBitParametersFollowTheFloat32TrajectoryRound
             }
             for (const auto& [key, value] : single_state) {
                 if (key.rfind("state.", 0) != 0) continue;
-                if (!key.ends_with(".step")) EXPECT_EQ(value.dtype(), DType::Float32) << key;  // moments too
+                if (!key.ends_with(".step")) {
+                    EXPECT_EQ(value.dtype(), DType::Float32) << key;  // moments too
+                }
                 EXPECT_TRUE(exactly_equal(state.at(key), value)) << key;
             }
             EXPECT_EQ(state.size(), single_state.size() + half.size());
@@ -635,7 +637,9 @@ TEST(OptimizerMasterWeights, CheckpointResumesBitIdentically) {
                 restarted->step();
             }
             expect_identical_runs(a, *original, b, *resumed);
-            if (loads_without_masters) EXPECT_FALSE(exactly_equal(a[1], without_masters[1]));
+            if (loads_without_masters) {
+                EXPECT_FALSE(exactly_equal(a[1], without_masters[1]));
+            }
         }
     }
 }
