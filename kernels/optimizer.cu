@@ -10,7 +10,7 @@
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
 #include "kernels/optimizer.h"
-#include "optim/multi_tensor.h"
+#include "backend_api/multi_tensor.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -9,7 +9,7 @@
 
 #include "convkit/device.h"
 #include "kernels/kernels_namespace.h"
-#include "optim/optimizer_math.h"
+#include "backend_api/optimizer_math.h"
 
 CONVKIT_KERNELS_BEGIN
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "convkit/convkit.h"
-#include "optim/multi_tensor.h"
+#include "backend_api/multi_tensor.h"
 #include "optim_scenario.h"
 #include "temp_dir.h"
 #include "test_util.h"

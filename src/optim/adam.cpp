@@ -1,5 +1,5 @@
 // Adam and AdamW: argument checks, per-parameter state, and the dispatch of one update table per
-// dtype to the host loop or the fused kernel. The arithmetic is optim/optimizer_math.h.
+// dtype to the host loop or the fused kernel. The arithmetic is backend_api/optimizer_math.h.
 #include "convkit/optim/adam.h"
 
 #include <cmath>
@@ -9,7 +9,6 @@
 #include "convkit/autograd.h"
 #include "core/check.h"
 #include "kernels/optimizer.h"
-#include "ops/op_support.h"
 #include "optim/state_dict_support.h"
 
 namespace convkit::optim {
@@ -115,7 +114,7 @@ void Adam::step() {
         if (device().is_host()) {
             detail::adam_update_host(c, table);
         } else {
-            kernels::adam_multi_tensor_update(c, table, detail::stream_of(params[active.front()]));
+            kernels::adam_multi_tensor_update(c, table, current_stream(params[active.front()].device().index));
         }
     };
     update(float{});

@@ -1,5 +1,5 @@
 // SGD: argument checks, state, and the dispatch of one update table per dtype to the host loop
-// or the fused kernel. The arithmetic is optim/optimizer_math.h.
+// or the fused kernel. The arithmetic is backend_api/optimizer_math.h.
 #include "convkit/optim/sgd.h"
 
 #include <cmath>
@@ -8,7 +8,6 @@
 #include "convkit/autograd.h"
 #include "core/check.h"
 #include "kernels/optimizer.h"
-#include "ops/op_support.h"
 #include "optim/state_dict_support.h"
 
 namespace convkit::optim {
@@ -90,7 +89,7 @@ void SGD::step() {
         if (device().is_host()) {
             detail::sgd_update_host(c, table);
         } else {
-            kernels::sgd_multi_tensor_update(c, table, detail::stream_of(params[active.front()]));
+            kernels::sgd_multi_tensor_update(c, table, current_stream(params[active.front()].device().index));
         }
     };
     update(float{});

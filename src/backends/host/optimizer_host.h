@@ -1,10 +1,10 @@
 #pragma once
 // The host loop of the optimizer updates: the same tables and per-element arithmetic
-// (optim/optimizer_math.h) as the fused CUDA kernel (kernels/optimizer.h), and its oracle.
+// (backend_api/optimizer_math.h) as the fused CUDA kernel (kernels/optimizer.h), and its oracle.
 #include <vector>
 
 #include "backends/host/elementwise_split.h"
-#include "optim/optimizer_math.h"
+#include "backend_api/optimizer_math.h"
 
 namespace convkit::detail {
 
