@@ -93,6 +93,28 @@ void check_target_shape(const std::string& op, const Shape& predictions, const T
                     " (one class index per sample and position)");
 }
 
+// Of the targets other than ignore_index (counted), how many the logits predict (correct).
+struct PredictionTally {
+    std::int64_t correct = 0;
+    std::int64_t counted = 0;
+};
+
+// The tally on the host, after the checks every host metric makes (targets' shape and values).
+PredictionTally tally_on_host(const std::string& op, const Tensor& logits, const Tensor& targets,
+                              std::int64_t ignore_index) {
+    const Predictions predicted = predictions_from(op, logits);
+    check_target_shape(op, predicted.shape, targets);
+    const std::vector<std::int64_t> truth = host_indices(targets);
+    check_classes(op, "targets", truth, targets.shape(), logits.size(1), ignore_index);
+    PredictionTally tally;
+    for (std::size_t i = 0; i < truth.size(); ++i) {
+        if (truth[i] == ignore_index) continue;
+        ++tally.counted;
+        tally.correct += predicted.classes[i] == truth[i] ? 1 : 0;
+    }
+    return tally;
+}
+
 std::vector<std::int64_t> confusion_counts(const Tensor& confusion, std::int64_t& classes) {
     const std::string op = "iou_per_class";
     CONVKIT_REQUIRE(confusion.defined(), op, "confusion is undefined");
@@ -134,19 +156,9 @@ double accuracy(const Tensor& logits, const Tensor& targets, std::int64_t ignore
     const std::string op = "accuracy";
     check_logits(op, logits);
     check_int64(op, "targets", targets);
-    const Predictions predicted = predictions_from(op, logits);
-    check_target_shape(op, predicted.shape, targets);
-    const std::vector<std::int64_t> truth = host_indices(targets);
-    check_classes(op, "targets", truth, targets.shape(), logits.size(1), ignore_index);
-    std::int64_t counted = 0;
-    std::int64_t correct = 0;
-    for (std::size_t i = 0; i < truth.size(); ++i) {
-        if (truth[i] == ignore_index) continue;
-        ++counted;
-        correct += predicted.classes[i] == truth[i] ? 1 : 0;
-    }
-    return counted == 0 ? std::numeric_limits<double>::quiet_NaN()
-                        : static_cast<double>(correct) / static_cast<double>(counted);
+    const PredictionTally tally = tally_on_host(op, logits, targets, ignore_index);
+    return tally.counted == 0 ? std::numeric_limits<double>::quiet_NaN()
+                              : static_cast<double>(tally.correct) / static_cast<double>(tally.counted);
 }
 
 Tensor correct_predictions(const Tensor& logits, const Tensor& targets, std::int64_t ignore_index) {
@@ -155,18 +167,12 @@ Tensor correct_predictions(const Tensor& logits, const Tensor& targets, std::int
     check_int64(op, "targets", targets);
     CONVKIT_REQUIRE(targets.device() == logits.device(), op, "targets are on ", targets.device().to_string(),
                     " but logits are on ", logits.device().to_string());
+    if (logits.device().is_host()) {
+        const PredictionTally tally = tally_on_host(op, logits, targets, ignore_index);
+        return Tensor::full(Shape{}, static_cast<double>(tally.correct), DType::Int64);
+    }
     check_target_shape(op, without_class_dim(logits.shape()), targets);
     const std::int64_t classes = logits.size(1);
-    if (logits.device().is_host()) {
-        const Predictions predicted = predictions_from(op, logits);
-        const std::vector<std::int64_t> truth = host_indices(targets);
-        check_classes(op, "targets", truth, targets.shape(), classes, ignore_index);
-        std::int64_t correct = 0;
-        for (std::size_t i = 0; i < truth.size(); ++i) correct += truth[i] != ignore_index && predicted.classes[i] == truth[i];
-        Tensor out = Tensor::empty(Shape{}, DType::Int64);
-        *out.data<std::int64_t>() = correct;
-        return out;
-    }
     // On a CUDA device nothing waits: argmax and the count are enqueued, and a bad target is
     // raised at the host's next wait, as cross_entropy does.
     const Tensor predicted = argmax(logits.detach(), 1);
