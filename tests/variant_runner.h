@@ -45,7 +45,11 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     const Stream stream = stream_for(device);
     const auto run = [&](ConvPass pass, const detail::ConvOperands& operands) {
-        variant.run(problem, pass, operands, {}, stream);
+        // The workspace the variant asks for, poisoned (NaN bytes) so that a variant reading
+        // scratch it did not write fails.
+        const std::size_t bytes = variant.workspace(problem, pass);
+        const Tensor scratch = nan_tensor(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Float64, device);
+        variant.run(problem, pass, operands, {bytes == 0 ? nullptr : scratch.raw_data(), bytes}, stream);
     };
     const auto buffer = [](const Tensor& t) { return t.raw_physical_data(); };
     run(ConvPass::Forward, {.x = buffer(x), .w = w.raw_data(), .bias = bias_out.raw_data(), .out = buffer(r.y)});
