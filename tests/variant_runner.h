@@ -15,7 +15,8 @@ struct ConvPassInputs {
     Tensor x, w, dy, bias_out, bias_in;
 };
 // forward y = conv(x, w) + bias_out; backward data dx = conv^T(dy, w) + bias_in (a transposed
-// convolution's bias); backward filter dw; bias gradient db.
+// convolution's bias); backward filter dw; bias gradient db. Undefined for a pass the variant
+// does not implement.
 struct ConvPassResults {
     Tensor y, dx, dw, db;
 };
@@ -45,6 +46,7 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     const Stream stream = stream_for(device);
     const auto run = [&](ConvPass pass, const detail::ConvOperands& operands) {
+        if (!variant.implements(pass)) return;
         // The workspace the variant asks for, poisoned (NaN bytes) so that a variant reading
         // scratch it did not write fails.
         const std::size_t bytes = variant.workspace(problem, pass);
@@ -57,8 +59,12 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
         {.w = w.raw_data(), .dy = buffer(dy), .bias = bias_in.raw_data(), .out = buffer(r.dx)});
     run(ConvPass::BackwardFilter, {.x = buffer(x), .dy = buffer(dy), .out = r.dw.raw_data()});
     run(ConvPass::BackwardBias, {.dy = buffer(dy), .out = r.db.raw_data()});
-    const auto back = [](const Tensor& t) { return t.to(Device::host()).contiguous(); };
-    return {back(r.y), back(r.dx), back(r.dw), back(r.db)};
+    // A pass the variant does not implement gives an undefined result.
+    const auto back = [&](const Tensor& t, ConvPass pass) {
+        return variant.implements(pass) ? t.to(Device::host()).contiguous() : Tensor();
+    };
+    return {back(r.y, ConvPass::Forward), back(r.dx, ConvPass::BackwardData), back(r.dw, ConvPass::BackwardFilter),
+            back(r.db, ConvPass::BackwardBias)};
 }
 
 }  // namespace convkit::testing
