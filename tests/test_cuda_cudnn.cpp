@@ -5,6 +5,7 @@
 #include "backend_api/variant.h"
 #include "test_util.h"
 #include "tolerances.h"
+#include "variant_runner.h"
 
 namespace convkit {
 namespace {
@@ -110,6 +111,36 @@ TEST_F(Cudnn, ConvolutionPassesMatchTheHostReference) {
     }
     set_default_math_mode(MathMode::Strict);
     set_default_algorithm_search(AlgorithmSearch::Heuristic);
+}
+
+// bfloat16 and float16 (tensor-op math, float32 accumulation) on channels-last activations,
+// the weight given to cuDNN as KRSC through the variant's workspace: every pass against float64
+// on inputs exact in the dtype.
+TEST_F(Cudnn, SixteenBitChannelsLastPassesMatchTheHostReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    const detail::ConvVariant& cudnn = testing::conv_variant_named("cudnn");
+    const detail::ConvVariant& reference = testing::conv_variant_named("host.reference");
+    for (const ConvProblem& p : supported_problems()) {
+        const detail::ConvGeometry g = detail::conv_geometry("conv", p.input, p.weight, p.params);
+        SCOPED_TRACE(p.params.to_string() + " " + p.input.to_string());
+        for (DType dtype : {DType::BFloat16, DType::Float16}) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const auto exact = [&](const Shape& shape) {
+                return testing::random_tensor(shape, rng).to(dtype).to(DType::Float64);
+            };
+            const testing::ConvPassInputs in{exact(g.input_shape()), exact(g.weight_shape()), exact(g.output_shape()),
+                                             exact(Shape{g.out_channels}), exact(Shape{g.in_channels})};
+            const testing::ConvPassResults expected = testing::run_conv_passes(reference, g, in, DType::Float64);
+            const testing::ConvPassResults got =
+                testing::run_conv_passes(cudnn, g, in, dtype, Device::cuda(), MemoryFormat::ChannelsLast);
+            const double tol = dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
+                                                        : testing::kFloat16VsFloat64Tolerance;
+            EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
+            EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
+            EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
+            EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+        }
+    }
 }
 
 TEST_F(Cudnn, TransposedConvolutionThroughThePublicOps) {

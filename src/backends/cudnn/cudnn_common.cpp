@@ -37,9 +37,9 @@ cudnnDataType_t cudnn_type(DType dtype) {
     switch (dtype) {
         case DType::Float32: return CUDNN_DATA_FLOAT;
         case DType::Float64: return CUDNN_DATA_DOUBLE;
-        case DType::Int64:
-        case DType::BFloat16:
-        case DType::Float16: break;
+        case DType::BFloat16: return CUDNN_DATA_BFLOAT16;
+        case DType::Float16: return CUDNN_DATA_HALF;
+        case DType::Int64: break;
     }
     detail::throw_dtype_not_supported("cudnn", dtype);
 }
@@ -59,16 +59,28 @@ std::vector<int> cudnn_dims(std::int64_t n, std::int64_t c, const SpatialDims& s
 }
 
 namespace {
-std::vector<int> packed_strides(const std::vector<int>& dims) {
+// Strides of a packed [N, C, spatial...] tensor: contiguous (W fastest) or channels-last (C
+// fastest, then the spatial dims, then N).
+std::vector<int> packed_strides(const std::vector<int>& dims, Layout layout) {
     std::vector<int> strides(dims.size(), 1);
-    for (std::size_t i = dims.size() - 1; i > 0; --i) strides[i - 1] = strides[i] * dims[i];
+    if (layout == Layout::Contiguous) {
+        for (std::size_t i = dims.size() - 1; i > 0; --i) strides[i - 1] = strides[i] * dims[i];
+        return strides;
+    }
+    int step = dims[1];
+    for (std::size_t i = dims.size() - 1; i >= 2; --i) {
+        strides[i] = step;
+        step *= dims[i];
+    }
+    strides[1] = 1;
+    strides[0] = step;
     return strides;
 }
 }  // namespace
 
-TensorDescriptor::TensorDescriptor(DType dtype, const std::vector<int>& dims) {
+TensorDescriptor::TensorDescriptor(DType dtype, const std::vector<int>& dims, Layout layout) {
     CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateTensorDescriptor(&descriptor_));
-    const std::vector<int> strides = packed_strides(dims);
+    const std::vector<int> strides = packed_strides(dims, layout);
     const cudnnStatus_t status = cudnn().cudnnSetTensorNdDescriptor(
         descriptor_, cudnn_type(dtype), static_cast<int>(dims.size()), dims.data(), strides.data());
     if (status != CUDNN_STATUS_SUCCESS) {
@@ -81,9 +93,10 @@ TensorDescriptor::~TensorDescriptor() {
     cudnn().cudnnDestroyTensorDescriptor(descriptor_);
 }
 
-FilterDescriptor::FilterDescriptor(DType dtype, const std::vector<int>& dims) {
+FilterDescriptor::FilterDescriptor(DType dtype, const std::vector<int>& dims, Layout layout) {
     CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateFilterDescriptor(&descriptor_));
-    const cudnnStatus_t status = cudnn().cudnnSetFilterNdDescriptor(descriptor_, cudnn_type(dtype), CUDNN_TENSOR_NCHW,
+    const cudnnTensorFormat_t format = layout == Layout::Contiguous ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
+    const cudnnStatus_t status = cudnn().cudnnSetFilterNdDescriptor(descriptor_, cudnn_type(dtype), format,
                                                                     static_cast<int>(dims.size()), dims.data());
     if (status != CUDNN_STATUS_SUCCESS) {
         cudnn().cudnnDestroyFilterDescriptor(descriptor_);

@@ -12,6 +12,7 @@
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "backend_api/geometry.h"
+#include "backend_api/problem.h"
 
 namespace convkit::detail {
 
@@ -31,7 +32,7 @@ cudnnHandle_t cudnn_handle(Stream stream);
 cudnnDataType_t cudnn_type(DType dtype);
 
 // The scaling factors alpha = 1, beta = 0 (or 1 to accumulate) in the type cuDNN expects for
-// `dtype`: double for float64 data, float otherwise.
+// `dtype`: double for float64 data, float otherwise (bfloat16 and float16 included).
 struct Scale {
     explicit Scale(DType dtype, double value) : as_double(value), as_float(static_cast<float>(value)), dtype_(dtype) {}
     const void* get() const { return dtype_ == DType::Float64 ? static_cast<const void*>(&as_double) : &as_float; }
@@ -50,9 +51,10 @@ std::vector<int> cudnn_dims(std::int64_t n, std::int64_t c, const SpatialDims& s
 // (1-D runs as H = 1), D, H, W for 3.
 std::vector<int> cudnn_spatial(const SpatialDims& dims, int spatial_rank);
 
+// A packed tensor of logical dims [N, C, spatial...], in memory contiguous or channels-last.
 class TensorDescriptor {
 public:
-    TensorDescriptor(DType dtype, const std::vector<int>& dims);
+    TensorDescriptor(DType dtype, const std::vector<int>& dims, Layout layout = Layout::Contiguous);
     ~TensorDescriptor();
     TensorDescriptor(const TensorDescriptor&) = delete;
     TensorDescriptor& operator=(const TensorDescriptor&) = delete;
@@ -62,9 +64,11 @@ private:
     cudnnTensorDescriptor_t descriptor_ = nullptr;
 };
 
+// A filter of logical dims [K, C/groups, kernel...], in memory KCRS (contiguous) or KRSC
+// (channels-last: cuDNN's NHWC filter format).
 class FilterDescriptor {
 public:
-    FilterDescriptor(DType dtype, const std::vector<int>& dims);
+    FilterDescriptor(DType dtype, const std::vector<int>& dims, Layout layout = Layout::Contiguous);
     ~FilterDescriptor();
     FilterDescriptor(const FilterDescriptor&) = delete;
     FilterDescriptor& operator=(const FilterDescriptor&) = delete;

@@ -1,6 +1,12 @@
 // Convolution through cuDNN (its legacy convolution API, still shipped in cuDNN 9): the
 // comparison point for the hand-written kernels. Zeros padding with equal padding on both
 // sides only; anything else is NotSupported with the reason, never run differently.
+//
+// float32 and float64, and bfloat16/float16 computed in float32 on the tensor cores, like
+// cuda.igemm; activations contiguous (NCDHW) or channels-last (NDHWC). For channels-last the
+// weight is given to cuDNN in its NHWC filter format (KRSC), permuted into the variant's
+// workspace on every call, and the filter gradient permuted back: the same work cuda.igemm
+// does, so the two compare on equal terms.
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -9,6 +15,7 @@
 #include "backends/cudnn/cudnn_common.h"
 #include "core/check.h"
 #include "backend_api/variant.h"
+#include "kernels/tensor_fill.h"
 
 namespace convkit::detail {
 
@@ -18,13 +25,20 @@ enum class Pass { Forward, BackwardData, BackwardFilter };
 // Everything that makes two calls need the same algorithm.
 using AlgorithmKey =
     std::tuple<Pass, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>, std::vector<int>,
-               std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int, bool>;
+               std::vector<int>, std::int64_t, DType, MathMode, AlgorithmSearch, int, bool, Layout>;
 
-// The math type a problem allows: strict float32 excludes TF32 tensor cores, reduced precision
-// also lets cuDNN convert to half; float64 has no lower-precision path.
+// The math type a problem allows: 16-bit operands run on the tensor cores (their precision is
+// the caller's choice, as for cuda.igemm); strict float32 excludes TF32 tensor cores, reduced
+// precision also lets cuDNN convert to half; float64 has no lower-precision path.
 cudnnMathType_t math_type(DType dtype, MathMode math) {
+    if (is_reduced_precision(dtype)) return CUDNN_TENSOR_OP_MATH;
     if (dtype == DType::Float64 || math == MathMode::Strict) return CUDNN_FMA_MATH;
     return math == MathMode::AllowTF32 ? CUDNN_DEFAULT_MATH : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
+// The precision cuDNN accumulates in: float32 for 16-bit data, else the data's own.
+cudnnDataType_t compute_type(DType dtype) {
+    return is_reduced_precision(dtype) ? CUDNN_DATA_FLOAT : cudnn_type(dtype);
 }
 
 // Descriptors of one convolution, in cuDNN's terms (x: the geometry's input, y: its output).
@@ -34,10 +48,10 @@ struct ConvDescriptors {
     FilterDescriptor w;
     cudnnConvolutionDescriptor_t conv = nullptr;
 
-    ConvDescriptors(const ConvGeometry& g, DType dtype, MathMode math)
-        : x(dtype, cudnn_dims(g.batch, g.in_channels, g.input, g.spatial_rank)),
-          y(dtype, cudnn_dims(g.batch, g.out_channels, g.output, g.spatial_rank)),
-          w(dtype, cudnn_dims(g.out_channels, g.in_channels_per_group(), g.kernel, g.spatial_rank)) {
+    ConvDescriptors(const ConvGeometry& g, DType dtype, MathMode math, Layout layout)
+        : x(dtype, cudnn_dims(g.batch, g.in_channels, g.input, g.spatial_rank), layout),
+          y(dtype, cudnn_dims(g.batch, g.out_channels, g.output, g.spatial_rank), layout),
+          w(dtype, cudnn_dims(g.out_channels, g.in_channels_per_group(), g.kernel, g.spatial_rank), layout) {
         CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateConvolutionDescriptor(&conv));
         const std::vector<int> pad = cudnn_spatial(g.pad_begin, g.spatial_rank);
         const std::vector<int> stride = cudnn_spatial(g.stride, g.spatial_rank);
@@ -45,7 +59,7 @@ struct ConvDescriptors {
         try {
             CONVKIT_CHECK_CUDNN(cudnn().cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(pad.size()), pad.data(),
                                                                         stride.data(), dilation.data(),
-                                                                        CUDNN_CROSS_CORRELATION, cudnn_type(dtype)));
+                                                                        CUDNN_CROSS_CORRELATION, compute_type(dtype)));
             CONVKIT_CHECK_CUDNN(cudnn().cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)));
             CONVKIT_CHECK_CUDNN(cudnn().cudnnSetConvolutionMathType(conv, math_type(dtype, math)));
         } catch (...) {
@@ -73,7 +87,8 @@ AlgorithmKey key_of(Pass pass, const ConvProblem& p, int device) {
             p.math,
             p.algorithm_search,
             device,
-            p.deterministic};
+            p.deterministic,
+            p.x_layout};
 }
 
 // The algorithm and workspace size chosen for a key, found once.
@@ -122,7 +137,7 @@ Choice choose(const AlgorithmKey& key, AlgorithmSearch search, Find find, Heuris
     return choice;
 }
 
-// data[n, c, ...] += bias[c] over a tensor described by `data_descriptor`.
+// data[n, c, ...] += bias[c] over a tensor described by `data_descriptor` (either layout).
 void add_channel_bias(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, std::int64_t channels, const void* bias,
                       const TensorDescriptor& data_descriptor, void* data) {
     const TensorDescriptor b(dtype, cudnn_dims(1, channels, SpatialDims{1, 1, 1}, g.spatial_rank));
@@ -136,7 +151,9 @@ constexpr std::int64_t kIntMax = 2147483647;
 
 std::string cudnn_unsupported_reason(const ConvProblem& p, ConvPass pass) {
     if (std::string reason = cudnn_unavailable_reason(); !reason.empty()) return concat("is not available: ", reason);
-    if (!p.all_contiguous()) return "runs contiguous layouts only";
+    if (p.x_layout != p.y_layout || p.w_layout != Layout::Contiguous) {
+        return "runs x and y in one layout and contiguous weights only";
+    }
     if (pass == ConvPass::BackwardBias) {
         const BiasGradShape& s = p.bias_grad;
         if (s.batch * s.channels * s.spatial > kIntMax) {
@@ -169,7 +186,7 @@ void forward(const ConvProblem& p, const void* x, const void* w, const void* bia
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
-    const ConvDescriptors d(g, dtype, p.math);
+    const ConvDescriptors d(g, dtype, p.math, p.x_layout);
     const Choice choice = choose(
         key_of(Pass::Forward, p, stream.device), p.algorithm_search,
         [&] {
@@ -201,7 +218,7 @@ void backward_data(const ConvProblem& p, const void* dy, const void* w, const vo
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
-    const ConvDescriptors d(g, dtype, p.math);
+    const ConvDescriptors d(g, dtype, p.math, p.x_layout);
     const Choice choice = choose(
         key_of(Pass::BackwardData, p, stream.device), p.algorithm_search,
         [&] {
@@ -235,7 +252,7 @@ void backward_filter(const ConvProblem& p, const void* dy, const void* x, void* 
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
-    const ConvDescriptors d(g, dtype, p.math);
+    const ConvDescriptors d(g, dtype, p.math, p.x_layout);
     const Choice choice = choose(
         key_of(Pass::BackwardFilter, p, stream.device), p.algorithm_search,
         [&] {
@@ -264,12 +281,12 @@ void backward_filter(const ConvProblem& p, const void* dy, const void* x, void* 
                                                workspace.get(), workspace.size(), zero.get(), d.w.get(), dw));
 }
 
-void backward_bias(const BiasGradShape& s, DType dtype, const void* dy, void* db, Stream stream) {
+void backward_bias(const BiasGradShape& s, DType dtype, Layout layout, const void* dy, void* db, Stream stream) {
     // unsupported_reason has checked that every size fits in an int.
     const cudnnHandle_t handle = cudnn_handle(stream);
     // The bias gradient does not care how space is shaped: [N, C, spatial, 1].
     const TensorDescriptor gradient(
-        dtype, {static_cast<int>(s.batch), static_cast<int>(s.channels), static_cast<int>(s.spatial), 1});
+        dtype, {static_cast<int>(s.batch), static_cast<int>(s.channels), static_cast<int>(s.spatial), 1}, layout);
     const TensorDescriptor bias(dtype, {1, static_cast<int>(s.channels), 1, 1});
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
@@ -277,19 +294,50 @@ void backward_bias(const BiasGradShape& s, DType dtype, const void* dy, void* db
         cudnn().cudnnConvolutionBackwardBias(handle, one.get(), gradient.get(), dy, zero.get(), bias.get(), db));
 }
 
+// Bytes of the weight (or its gradient) in the problem's dtype.
+std::size_t weight_bytes(const ConvProblem& p) {
+    const ConvGeometry& g = p.geometry;
+    return static_cast<std::size_t>(g.out_channels * g.in_channels_per_group() * g.kernel_spatial()) *
+           dtype_size(p.dtype());
+}
+
+// Moves a weight between convkit's KCRS and cuDNN's NHWC filter format KRSC.
+void permute_weight(const ConvProblem& p, const void* from, void* to, bool to_krsc, Stream stream) {
+    const ConvGeometry& g = p.geometry;
+    kernels::permute_channels(from, to, p.dtype(), g.out_channels, g.in_channels_per_group(), g.kernel_spatial(),
+                              to_krsc, stream);
+}
+
 class CudnnConv final : public ConvVariant {
 public:
     const char* name() const override { return "cudnn"; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
+    bool computes(DType dtype) const override { return dtype != DType::Int64; }
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
         return cudnn_unsupported_reason(p, pass);
     }
-    void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView, Stream stream) const override {
+    // Channels-last: the weight (or its gradient) in KRSC.
+    std::size_t workspace(const ConvProblem& p, ConvPass pass) const override {
+        return p.x_layout == Layout::ChannelsLast && pass != ConvPass::BackwardBias ? weight_bytes(p) : 0;
+    }
+    void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView workspace,
+             Stream stream) const override {
+        const bool krsc = p.x_layout == Layout::ChannelsLast;
+        const void* w = o.w;
+        if (krsc && o.w != nullptr) {
+            permute_weight(p, o.w, workspace.data, true, stream);
+            w = workspace.data;
+        }
         switch (pass) {
-            case ConvPass::Forward: forward(p, o.x, o.w, o.bias, o.out, stream); break;
-            case ConvPass::BackwardData: backward_data(p, o.dy, o.w, o.bias, o.out, stream); break;
-            case ConvPass::BackwardFilter: backward_filter(p, o.dy, o.x, o.out, stream); break;
-            case ConvPass::BackwardBias: backward_bias(p.bias_grad, p.dtype(), o.dy, o.out, stream); break;
+            case ConvPass::Forward: forward(p, o.x, w, o.bias, o.out, stream); break;
+            case ConvPass::BackwardData: backward_data(p, o.dy, w, o.bias, o.out, stream); break;
+            case ConvPass::BackwardFilter:
+                backward_filter(p, o.dy, o.x, krsc ? workspace.data : o.out, stream);
+                if (krsc) permute_weight(p, workspace.data, o.out, false, stream);
+                break;
+            case ConvPass::BackwardBias:
+                backward_bias(p.bias_grad, p.dtype(), p.x_layout, o.dy, o.out, stream);
+                break;
         }
     }
 };
