@@ -117,11 +117,13 @@ Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s) {
     throw InvalidArgument("convkit-bench: unknown op");
 }
 
-// sum((a - b)^2) and sum(b^2) on the GPU with the hand-written kernels.
+// sum((a - b)^2) and sum(b^2) on the GPU with the hand-written kernels, in float32 whatever the
+// results' dtype.
 double backends_difference(const Tensor& convkit_result, const Tensor& cudnn_result) {
     BackendGuard guard(Backend::Cuda);
-    const double difference = sum(square(convkit_result - cudnn_result)).to_vector()[0];
-    const double reference = sum(square(cudnn_result)).to_vector()[0];
+    const Tensor ours = convkit_result.to(DType::Float32), theirs = cudnn_result.to(DType::Float32);
+    const double difference = sum(square(ours - theirs)).to_vector()[0];
+    const double reference = sum(square(theirs)).to_vector()[0];
     return relative_l2_error(difference, reference);
 }
 
@@ -192,6 +194,20 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
         sets.push_back(std::move(s));
     }
     return sets;
+}
+
+// The sets in a 16-bit dtype, activations (x, dy) channels-last: the tensor-core layout, given to
+// both sides. Weights stay contiguous, as the ops take them.
+std::vector<InputSet> in_sixteen_bits(const std::vector<InputSet>& sets, DType dtype) {
+    std::vector<InputSet> converted;
+    for (const InputSet& s : sets) {
+        InputSet c;
+        c.x = s.x.to(dtype).to(MemoryFormat::ChannelsLast);
+        c.dy = s.dy.to(dtype).to(MemoryFormat::ChannelsLast);
+        if (s.w.defined()) c.w = s.w.to(dtype);
+        converted.push_back(std::move(c));
+    }
+    return converted;
 }
 
 // Runs one pass with both backends, compares, and times the two if they agree.
@@ -333,18 +349,29 @@ std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& opt
             result.config = entry.config;
             result.direction = direction;
             result.dtype = dtype;
-            result.work = work_counts(entry.config, direction);
-            if (dtype == "bf16" || dtype == "fp16") {
+            const bool sixteen_bit = dtype == "bf16" || dtype == "fp16";
+            result.work = work_counts(entry.config, direction, sixteen_bit ? 2 : 4);
+            if (sixteen_bit && is_pool(entry.config.op)) {
                 result.status = Status::Unsupported;
-                result.note = "convkit has no " + dtype + " tensors yet";
+                result.note = "convkit pools " + dtype + " tensors in float32 (no 16-bit pooling kernel yet)";
             } else if (!setup_error.empty()) {
                 result.status = Status::Unsupported;
                 result.note = "inputs not allocated: " + setup_error;
             } else {
+                // 16-bit: both sides on the tensor cores whatever the math mode (cuda.igemm; cuDNN's
+                // tensor-op math), on channels-last activations.
                 set_default_math_mode(dtype == "tf32" ? MathMode::AllowTF32 : MathMode::Strict);
                 set_default_algorithm_search(AlgorithmSearch::Timed);
+                const double tolerance = sixteen_bit       ? options.tolerance_16bit
+                                         : dtype == "tf32" ? options.tolerance_tf32
+                                                           : options.tolerance_f32;
                 try {
-                    measure(result, sets, options, dtype == "tf32" ? options.tolerance_tf32 : options.tolerance_f32);
+                    if (sixteen_bit) {
+                        measure(result, in_sixteen_bits(sets, dtype == "bf16" ? DType::BFloat16 : DType::Float16),
+                                options, tolerance);
+                    } else {
+                        measure(result, sets, options, tolerance);
+                    }
                 } catch (const OutOfMemory& error) {
                     result.status = Status::Unsupported;
                     result.note = std::string("out of memory: ") + error.what();

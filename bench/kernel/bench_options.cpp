@@ -152,7 +152,7 @@ void add_options(CLI::App& app, Options& options, Collected& collected) {
             }
             if (options.dtypes.empty()) fail("--dtype", "needs at least one dtype");
         },
-        "f32 (strict float32, default), tf32; bf16, fp16 are reported unsupported")
+        "f32 (strict float32, default), tf32; bf16, fp16 (convolutions, channels-last activations)")
         ->type_name("LIST");
     app.add_option_function<std::string>(
         "--direction",
@@ -192,6 +192,7 @@ void add_options(CLI::App& app, Options& options, Collected& collected) {
     number_option("--tolerance", options.tolerance_f32, nullptr,
                   "relative L2 difference allowed between the backends in f32 (1e-4)");
     number_option("--tolerance-tf32", options.tolerance_tf32, nullptr, "the same in tf32 (1e-2)");
+    number_option("--tolerance-16bit", options.tolerance_16bit, nullptr, "the same in bf16 and fp16 (2e-2)");
     int_option("--device", options.device, 0, nullptr, "the CUDA device (default 0)");
     app.add_option("--json", options.json_path,
                    "write the results as JSON (\"-\": stdout, the table then goes to stderr)")

@@ -17,10 +17,10 @@ struct Options {
     bool help = false;
     bool list = false;                       // print the configurations and exit (no GPU needed)
     bool list_variants = false;              // print the registered variants and exit (no GPU needed)
-    std::string variant;                     // --variant: convkit's side runs this variant (default cuda.direct)
+    std::string variant;                     // --variant: convkit's side runs this variant (default: the backend's)
     bool quick = false;                      // the quick subsets, fewer repetitions, a smaller time budget
     std::vector<NamedConfig> configs;        // in run order
-    std::vector<std::string> dtypes{"f32"};  // f32 (strict float32), tf32; bf16/fp16 are reported unsupported
+    std::vector<std::string> dtypes{"f32"};  // f32 (strict float32), tf32; bf16, fp16 (convolutions, channels-last)
     std::vector<Direction> directions;       // empty: every direction an op has
     int warmup = 5;
     int repeat = 50;              // most timed runs per pass
@@ -28,6 +28,7 @@ struct Options {
     double budget_ms = 2000;      // time per pass and backend that sets the number of runs
     double tolerance_f32 = 1e-4;  // relative L2 difference allowed between the backends
     double tolerance_tf32 = 1e-2;
+    double tolerance_16bit = 2e-2;  // bf16 and fp16: each side rounds its result once
     bool measure_peak = true;
     int device = 0;
     std::string json_path;  // "-" is stdout

@@ -1,5 +1,7 @@
 // convkit-bench: convkit's hand-written CUDA kernels against cuDNN, pass by pass, on the standard
 // suites or any configuration (docs/benchmarks.md). `convkit-bench --help` lists the options.
+#include <atomic>
+#include <csignal>
 #include <fstream>
 #include <iostream>
 
@@ -13,6 +15,11 @@
 namespace {
 using namespace convkit;
 using namespace convkit::bench;
+
+// Set by SIGTERM (what `timeout` sends when a time limit runs out): the run stops after the
+// configuration in progress and still writes what it measured, so a limited run is not lost.
+std::atomic<bool> stop_requested{false};
+extern "C" void request_stop(int) { stop_requested.store(true); }
 
 void write_output(const std::string& path, const std::string& text) {
     if (path == "-") {
@@ -46,11 +53,18 @@ int run(const Options& options) {
     RunInfo info = describe_machine(options.device, l2_bytes);
     std::cerr << "convkit-bench: " << info.gpu << ", L2 " << l2_bytes / (1024 * 1024) << " MiB, cuDNN " << info.cudnn
               << "; " << options.configs.size() << " configurations; convkit's side: "
-              << (options.variant.empty() ? std::string("cuda.direct (the default)") : options.variant) << "\n";
+              << (options.variant.empty() ? std::string("the CUDA backend's default variants") : options.variant)
+              << "\n";
+    std::signal(SIGTERM, request_stop);
     if (options.measure_peak) info.peak = measure_peak(options.device);
 
     std::vector<BenchResult> results;
     for (std::size_t i = 0; i < options.configs.size(); ++i) {
+        if (stop_requested.load()) {
+            std::cerr << "convkit-bench: stopped by SIGTERM after " << i << " of " << options.configs.size()
+                      << " configurations; writing what was measured" << std::endl;
+            break;
+        }
         const NamedConfig& entry = options.configs[i];
         std::cerr << "[" << i + 1 << "/" << options.configs.size() << "] " << entry.suite << ": "
                   << entry.config.to_line() << std::endl;
@@ -58,7 +72,7 @@ int run(const Options& options) {
     }
 
     std::vector<ModelStepResult> model_steps;
-    for (const std::string& model : options.models) {
+    for (const std::string& model : stop_requested.load() ? std::vector<std::string>{} : options.models) {
         std::cerr << "model " << model << ", batch " << options.model_batch << ": training steps" << std::endl;
         model_steps.push_back(time_model_step(model, options));
     }
