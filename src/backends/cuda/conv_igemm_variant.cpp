@@ -3,12 +3,18 @@
 // per group a multiple of 8, zeros padding, on devices of compute capability 8.0 or later. The
 // CUDA backend's default runs it wherever it applies (backend_api/selection.cpp).
 //
+// Tiles: `cuda.igemm` picks its block tile per problem from the GEMM's shape
+// (conv_igemm_default_tile: 128x128 where that gives at least two blocks per SM of an H100, else
+// 64x64); `cuda.igemm.large` and `cuda.igemm.small` always use one, so that measured selection
+// (VariantSelection::Measured) times both tiles on the real problem and keeps the faster.
+//
 // convkit's weights are [K, C/groups, taps] and contiguous; the kernels read them KRSC
 // ([K, taps, C/groups], the weight's channels-last order). The variant permutes the weight into
 // its workspace before the forward and backward-data passes and the filter gradient back from
 // it, and widens the bias to the float32 the fused epilogue adds: a weight-sized copy per call,
 // small beside the activations of the layers this path is for.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backend_api/variant.h"
@@ -96,9 +102,12 @@ std::int64_t bias_channels(const ConvGeometry& g, ConvPass pass) {
     return pass == ConvPass::Forward ? g.out_channels : g.in_channels;
 }
 
-class CudaIgemmConv final : public ConvVariant {
+class CudaIgemmConv : public ConvVariant {
 public:
-    const char* name() const override { return "cuda.igemm"; }
+    // `tile`: the block tile of every launch, or none for the per-shape choice.
+    explicit CudaIgemmConv(const char* name = "cuda.igemm", std::optional<kernels::IgemmTile> tile = std::nullopt)
+        : name_(name), tile_(tile) {}
+    const char* name() const override { return name_; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
     bool computes(DType dtype) const override { return dtype == DType::BFloat16 || dtype == DType::Float16; }
 
@@ -123,7 +132,7 @@ public:
                        WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(g, pass)) * sizeof(float));
             case ConvPass::BackwardFilter: {
                 const IgemmConvShape s = igemm_shape(g);
-                const int splits = kernels::conv_igemm_backward_filter_default_splits(s, kernels::conv_igemm_default_tile(s));
+                const int splits = kernels::conv_igemm_backward_filter_default_splits(s, tile_for(s));
                 return WorkspacePieces::rounded(weight_bytes(g)) +
                        WorkspacePieces::rounded(kernels::conv_igemm_backward_filter_workspace_bytes(s, splits));
             }
@@ -146,7 +155,7 @@ public:
         const bool bf16 = p.dtype() == DType::BFloat16;
         const auto operand = bf16 ? kernels::IgemmOperand::BFloat16 : kernels::IgemmOperand::Float16;
         const auto output = bf16 ? kernels::IgemmOutput::BFloat16 : kernels::IgemmOutput::Float16;
-        const kernels::IgemmTile tile = kernels::conv_igemm_default_tile(s);
+        const kernels::IgemmTile tile = tile_for(s);
         const std::int64_t filters = g.out_channels, filter_channels = g.in_channels_per_group();
         WorkspacePieces pieces(workspace);
         void* krsc = pieces.take(weight_bytes(g));
@@ -173,9 +182,29 @@ public:
             kernels::conv_igemm_backward_data(s, operand, output, tile, o.dy, krsc, epilogue, o.out, stream);
         }
     }
+
+private:
+    kernels::IgemmTile tile_for(const IgemmConvShape& s) const {
+        return tile_.value_or(kernels::conv_igemm_default_tile(s));
+    }
+
+    const char* name_;
+    std::optional<kernels::IgemmTile> tile_;
+};
+
+class CudaIgemmLargeTileConv final : public CudaIgemmConv {
+public:
+    CudaIgemmLargeTileConv() : CudaIgemmConv("cuda.igemm.large", kernels::IgemmTile::Large) {}
+};
+
+class CudaIgemmSmallTileConv final : public CudaIgemmConv {
+public:
+    CudaIgemmSmallTileConv() : CudaIgemmConv("cuda.igemm.small", kernels::IgemmTile::Small) {}
 };
 }  // namespace
 
 CONVKIT_REGISTER_CONV_VARIANT(CudaIgemmConv);
+CONVKIT_REGISTER_CONV_VARIANT(CudaIgemmLargeTileConv);
+CONVKIT_REGISTER_CONV_VARIANT(CudaIgemmSmallTileConv);
 
 }  // namespace convkit::detail
