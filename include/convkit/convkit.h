@@ -29,6 +29,7 @@
 #include "convkit/ops/shape_ops.h"
 #include "convkit/ops/softmax.h"
 #include "convkit/optim/adam.h"
+#include "convkit/optim/grad_scaler.h"
 #include "convkit/optim/optimizer.h"
 #include "convkit/models.h"
 #include "convkit/optim/scheduler.h"

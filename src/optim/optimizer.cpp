@@ -4,6 +4,7 @@
 #include <set>
 
 #include "convkit/autograd.h"
+#include "convkit/ops/elementwise.h"
 #include "core/check.h"
 #include "optim/state_dict_support.h"
 
@@ -68,19 +69,36 @@ std::vector<std::size_t> Optimizer::parameters_with_grad() const {
 std::vector<Optimizer::UpdateOperands> Optimizer::update_operands(const std::vector<std::size_t>& active,
                                                                   const char* op) {
     std::vector<UpdateOperands> operands(parameters_.size());
+    NoGradGuard no_grad;
+    // The gradient as the update reads it: divided (a new tensor) only when a divisor is set.
+    const auto divided = [&](const Tensor& grad) {
+        return gradient_divisor_ == 1 ? grad : grad * (1 / gradient_divisor_);
+    };
     for (const std::size_t i : active) {
         const Tensor& p = parameters_[i];
         if (!is_reduced_precision(p.dtype())) {
-            operands[i] = {p, p.grad()};
+            operands[i] = {p, divided(p.grad())};
             continue;
         }
-        NoGradGuard no_grad;
         // Lazily, as the other state: the master starts as the parameter's exact float32 value.
         if (!master_weights_[i].defined()) master_weights_[i] = p.detach().to(DType::Float32);
         master_weights_[i].mark_written_in_place(op);
-        operands[i] = {master_weights_[i], p.grad().to(DType::Float32)};
+        operands[i] = {master_weights_[i], divided(p.grad().to(DType::Float32))};
     }
     return operands;
+}
+
+void Optimizer::step_with_gradients_divided_by(double divisor) {
+    CONVKIT_REQUIRE(divisor > 0 && std::isfinite(divisor), name_ + "::step_with_gradients_divided_by",
+                    "divisor must be positive and finite, got ", divisor);
+    gradient_divisor_ = divisor;
+    try {
+        step();
+    } catch (...) {
+        gradient_divisor_ = 1;
+        throw;
+    }
+    gradient_divisor_ = 1;
 }
 
 void Optimizer::write_back_master_weights(const std::vector<std::size_t>& active) {

@@ -44,6 +44,10 @@ public:
 
     // Updates every parameter that has a gradient.
     virtual void step() = 0;
+    // step() with every gradient divided by `divisor` as the update reads it (in float32 for a
+    // 16-bit parameter, after widening, so small gradients do not underflow); the gradients
+    // themselves are left as they are. How GradScaler (optim/grad_scaler.h) unscales. divisor > 0.
+    void step_with_gradients_divided_by(double divisor);
     // Clears every parameter's gradient (grad() becomes undefined, as set_to_none in PyTorch).
     void zero_grad();
 
@@ -104,6 +108,7 @@ private:
     std::vector<Tensor> parameters_;
     std::vector<Tensor> master_weights_;  // one per parameter; defined for a stepped 16-bit one
     double lr_;
+    double gradient_divisor_ = 1;  // step_with_gradients_divided_by's, for the step in progress
 };
 
 }  // namespace convkit::optim

@@ -1,0 +1,59 @@
+#pragma once
+// Dynamic loss scaling for float16 training, as torch.amp.GradScaler:
+//
+//   optim::GradScaler scaler;                        // scale 2^16
+//   scaler.scale(loss).backward();                   // gradients of loss x scale
+//   scaler.step(optimizer);                          // unscaled in float32; skipped on inf/NaN
+//
+// float16's smallest normal number is 6e-5 (subnormals to 6e-8): gradients of a small loss fall
+// below it and become zero. Scaling the loss by S scales every gradient by S, into range; the
+// optimizer then reads each gradient divided by S, in float32 (step_with_gradients_divided_by),
+// so the update is the unscaled one. When a scaled gradient overflowed (inf or NaN anywhere),
+// the step is skipped and S halves; after `growth_interval` good steps in a row S doubles, so it
+// settles just below overflow. bfloat16 has float32's range and needs none of this.
+//
+// Compute the loss in float32 (from logits widened once, as PyTorch's autocast does): the
+// gradient reaching the loss itself is the scale, 2^16 by default, past float16's largest
+// number (65504); in float32 it is exact, and each gradient below it is a sensible size.
+//
+// step() reads one number from the device (whether every gradient is finite): the one wait per
+// step that float16 training with loss scaling costs.
+#include <cstdint>
+
+#include "convkit/optim/optimizer.h"
+#include "convkit/tensor.h"
+
+namespace convkit::optim {
+
+struct GradScalerOptions {
+    double init_scale = 65536.0;  // 2^16
+    double growth_factor = 2.0;   // > 1
+    double backoff_factor = 0.5;  // in (0, 1)
+    std::int64_t growth_interval = 2000;  // good steps before the scale grows; >= 1
+    bool enabled = true;          // false: scale() and step() pass through (one code path for every precision)
+};
+
+class GradScaler {
+public:
+    // Throws InvalidArgument naming the option for a value outside its range.
+    explicit GradScaler(GradScalerOptions options = {});
+
+    // loss x scale, recorded, so backward() gives scaled gradients (in float32 for a 16-bit loss,
+    // but see above: a float16 loss's own gradient overflows). The loss itself when disabled.
+    Tensor scale(const Tensor& loss) const;
+    // Steps `optimizer` with its gradients unscaled if all are finite and returns true; else
+    // skips the step (the parameters and the optimizer's state unchanged), lowers the scale and
+    // returns false. Then updates the scale. Disabled: optimizer.step(), true.
+    bool step(Optimizer& optimizer);
+
+    double current_scale() const { return scale_; }
+    std::int64_t skipped_steps() const { return skipped_; }
+
+private:
+    GradScalerOptions options_;
+    double scale_;
+    std::int64_t good_steps_ = 0;  // finite steps since the scale last changed
+    std::int64_t skipped_ = 0;
+};
+
+}  // namespace convkit::optim
