@@ -12,7 +12,8 @@
 // Mixed precision (--precision bf16 or fp16): the model's parameters and activations are 16-bit,
 // its images channels-last on a GPU (so the convolutions run on the tensor cores, cuda.igemm),
 // the optimizer keeps float32 master weights and moments, and the loss is computed in float32
-// from the logits widened once. tf32 keeps float32 tensors and allows TF32 matrix math.
+// from the logits widened once; fp16 adds dynamic loss scaling (optim::GradScaler). tf32 keeps
+// float32 tensors and allows TF32 matrix math.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -118,6 +119,8 @@ struct PrecisionPlan {
 
     // A batch of float32 images as the model takes them.
     Tensor inputs(const Tensor& images) const { return images.to(dtype).to(format); }
+    // float16 gradients need loss scaling to stay in range; the others pass through it.
+    bool scales_loss() const { return dtype == DType::Float16; }
 };
 
 PrecisionPlan plan_for(const std::string& precision, Device device) {
@@ -153,8 +156,8 @@ Tensor logits_of(nn::Module& model, const PrecisionPlan& plan, const data::Batch
 }
 
 EpochResult train_epoch(nn::Module& model, const PrecisionPlan& plan, data::DataLoader& loader,
-                        optim::Optimizer& optimizer, optim::LRScheduler& schedule, std::int64_t epoch,
-                        std::int64_t epochs) {
+                        optim::Optimizer& optimizer, optim::GradScaler& scaler, optim::LRScheduler& schedule,
+                        std::int64_t epoch, std::int64_t epochs) {
     model.train();
     samples::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs),
                              loader.batches_per_epoch());
@@ -162,8 +165,8 @@ EpochResult train_epoch(nn::Module& model, const PrecisionPlan& plan, data::Data
         optimizer.zero_grad();
         const Tensor logits = logits_of(model, plan, batch);
         const Tensor loss = cross_entropy(logits, batch.targets);
-        loss.backward();
-        optimizer.step();
+        scaler.scale(loss).backward();
+        scaler.step(optimizer);
         schedule.step();
         // Counted on the device and read only when the bar is drawn: the step does not wait for it.
         bar.step(batch.targets.size(0), loss, correct_predictions(logits.detach(), batch.targets));
@@ -299,6 +302,7 @@ int train(const samples::SampleOptions& common, const Overrides& overrides) {
     model->to(plan.dtype);  // 16-bit parameters get float32 master weights in the optimizer
     optim::Adam optimizer(model->parameters(), {.lr = config.max_lr, .weight_decay = config.weight_decay});
     optim::OneCycleLR schedule(optimizer, config.max_lr, config.epochs * train_loader.batches_per_epoch());
+    optim::GradScaler scaler({.enabled = plan.scales_loss()});
 
     std::printf("fashion_mnist: %lld training and %lld test images from %s\n",
                 static_cast<long long>(train_data->size()), static_cast<long long>(test_data->size()),
@@ -318,7 +322,7 @@ int train(const samples::SampleOptions& common, const Overrides& overrides) {
     Evaluation test;
     for (std::int64_t epoch = 0; epoch < config.epochs; ++epoch) {
         const auto epoch_start = Clock::now();
-        last_train = train_epoch(*model, plan, train_loader, optimizer, schedule, epoch, config.epochs);
+        last_train = train_epoch(*model, plan, train_loader, optimizer, scaler, schedule, epoch, config.epochs);
         test = evaluate(*model, plan, test_loader);
         const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
         std::printf("epoch %lld/%lld: train loss %.4f accuracy %.4f | test loss %.4f accuracy %.4f | %s\n",
