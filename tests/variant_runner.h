@@ -1,7 +1,8 @@
 #pragma once
 // Runs the passes of one registered variant directly (no op layer, no selection) on given
 // float64 inputs converted to a dtype and device, into NaN-filled outputs brought back to the
-// host: how the variant tests compare any variant with the host reference.
+// host: how the variant tests compare any variant with the host reference. Passes the variant
+// does not implement are not run (their results stay NaN).
 #include <stdexcept>
 #include <string>
 
@@ -44,8 +45,14 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
     problem.x_layout = problem.y_layout = layout;
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     const Stream stream = stream_for(device);
+    // Passes the variant does not implement leave their result NaN; each pass gets the
+    // workspace the variant asks for, on the device.
     const auto run = [&](ConvPass pass, const detail::ConvOperands& operands) {
-        variant.run(problem, pass, operands, {}, stream);
+        if (!variant.implements(pass)) return;
+        const std::size_t bytes = variant.workspace(problem, pass);
+        const Tensor scratch =
+            Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Int64, device);
+        variant.run(problem, pass, operands, {bytes == 0 ? nullptr : scratch.raw_data(), bytes}, stream);
     };
     const auto buffer = [](const Tensor& t) { return t.raw_physical_data(); };
     run(ConvPass::Forward, {.x = buffer(x), .w = w.raw_data(), .bias = bias_out.raw_data(), .out = buffer(r.y)});

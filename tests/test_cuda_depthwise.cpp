@@ -1,0 +1,201 @@
+// The depthwise convolution variant `cuda.depthwise` (kernels/conv_depthwise.cu, label gpu),
+// run directly (no selection) on its own sweep: forward, backward data and backward filter
+// against the float64 host reference, in float32 and float64, into NaN-filled outputs. The
+// sweep covers MobileNet's 3x3, ConvNeXt's 7x7, RepLKNet's 31x31, long 1-D sequences, 3-D 3x3x3,
+// strides, dilations, channel multipliers, batch 1, odd sizes, sizes one past the kernels' tile
+// edges, small planes (several planes per block), every padding mode and asymmetric 'same'
+// padding. Then: backward filter is bit-identical run to run, and the variant refuses what is
+// not depthwise (and channels-last, the bias gradient, kernels too large for shared memory)
+// with its reason.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernel_sweeps.h"
+#include "test_util.h"
+#include "tolerances.h"
+#include "variant_runner.h"
+
+namespace convkit {
+namespace testing {
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
+}  // namespace testing
+
+namespace {
+
+using testing::conv;
+using testing::ConvCase;
+using P = ConvParams;
+
+constexpr const char* kVariant = "cuda.depthwise";
+
+// groups == channels everywhere; weight [channels * multiplier, 1, kernel...].
+std::vector<ConvCase> depthwise_sweep() {
+    const std::int64_t long_sequence = testing::gpu_or_emulated(20'000, 3'001);
+    return {
+        // MobileNet 3x3: 17x65 is one past the forward's 16-row and the filter pass's 8-row tiles
+        // of a 128-wide row (and 65 one past 64 columns).
+        conv(P(2).set_padding(1).set_groups(5), Shape{2, 5, 17, 65}, Shape{5, 1, 3, 3}),
+        conv(P(2).set_stride(2).set_padding(1).set_groups(4), Shape{2, 4, 15, 16}, Shape{8, 1, 3, 3}),  // x2
+        conv(P(2).set_padding(1).set_groups(40), Shape{2, 40, 7, 7}, Shape{40, 1, 3, 3}),  // planes per block
+        conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect).set_groups(3), Shape{1, 3, 9, 11},
+             Shape{3, 1, 3, 3}),
+        conv(P(2).set_stride(2).set_padding(2).set_padding_mode(PaddingMode::Replicate).set_groups(2),
+             Shape{1, 2, 6, 9}, Shape{4, 1, 3, 3}),
+        conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Circular).set_groups(3), Shape{2, 3, 5, 8},
+             Shape{6, 1, 3, 3}),
+        conv(P(2).set_stride(3).set_dilation(2).set_groups(2), Shape{1, 2, 13, 14}, Shape{2, 1, 3, 3}),  // gaps
+        // ConvNeXt 7x7, RepLKNet 31x31 (and strided: shrinks the tile to fit shared memory).
+        conv(P(2).set_padding(3).set_groups(3), Shape{1, 3, 14, 13}, Shape{3, 1, 7, 7}),
+        conv(P(2).set_padding(15).set_groups(2), Shape{1, 2, 20, 19}, Shape{2, 1, 31, 31}),
+        conv(P(2).set_stride(2).set_padding(15).set_padding_mode(PaddingMode::Reflect).set_groups(1),
+             Shape{1, 1, 33, 34}, Shape{1, 1, 31, 31}),
+        // Kernels 1, 3x5 with per-dim stride and dilation, 'same' with an even kernel (asymmetric).
+        conv(P(2).set_stride(2).set_groups(3), Shape{2, 3, 9, 8}, Shape{3, 1, 1, 1}),
+        conv(P(2).set_stride({2, 1}).set_dilation({1, 2}).set_padding({1, 3}).set_groups(3), Shape{1, 3, 11, 12},
+             Shape{6, 1, 3, 5}),
+        conv(P(2).set_same_padding().set_groups(2), Shape{1, 2, 9, 10}, Shape{6, 1, 4, 4}),  // x3
+        conv(P(2).set_same_padding().set_dilation(2).set_padding_mode(PaddingMode::Circular).set_groups(2),
+             Shape{1, 2, 8, 9}, Shape{2, 1, 5, 5}),
+        // 1-D: long sequences with 31 and 3 taps (1025 is one past a 1024-wide tile), strided and
+        // dilated under circular padding.
+        conv(P(1).set_padding(15).set_groups(3), Shape{2, 3, long_sequence}, Shape{3, 1, 31}),
+        conv(P(1).set_padding(1).set_groups(2), Shape{1, 2, 1025}, Shape{4, 1, 3}),
+        conv(P(1).set_stride(2).set_dilation(2).set_padding(6).set_padding_mode(PaddingMode::Circular).set_groups(2),
+             Shape{2, 2, 301}, Shape{2, 1, 7}),
+        conv(P(1).set_stride(3).set_padding(3).set_padding_mode(PaddingMode::Reflect).set_groups(4),
+             Shape{1, 4, 50}, Shape{8, 1, 7}),
+        // 3-D 3x3x3, and strided, dilated, replicate-padded with multiplier 2.
+        conv(P(3).set_padding(1).set_groups(3), Shape{2, 3, 5, 6, 7}, Shape{3, 1, 3, 3, 3}),
+        conv(P(3).set_stride(2).set_dilation({2, 1, 2}).set_padding(2).set_padding_mode(PaddingMode::Replicate)
+                 .set_groups(2),
+             Shape{1, 2, 7, 8, 9}, Shape{4, 1, 3, 3, 3}),
+        // A depthwise transposed convolution: the adjoint geometry is depthwise too.
+        testing::transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1).set_groups(4), Shape{1, 4, 5, 6},
+                            Shape{4, 1, 3, 3}),
+    };
+}
+
+detail::ConvGeometry geometry_of(const ConvCase& c) {
+    const std::string op = conv_op_name(c.params.spatial_rank, c.transposed);
+    return c.transposed ? detail::conv_transpose_geometry(op, c.input, c.weight, c.params)
+                        : detail::conv_geometry(op, c.input, c.weight, c.params);
+}
+
+detail::ConvProblem problem_of(const detail::ConvGeometry& g, DType dtype) {
+    detail::ConvProblem problem = detail::conv_problem(g, dtype, Device::cuda());
+    problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
+    return problem;
+}
+
+// float64 values that float32 holds exactly, so float32 runs see the reference's inputs.
+Tensor float32_exact(const Shape& shape, std::mt19937_64& rng) {
+    return testing::random_tensor(shape, rng).to(DType::Float32).to(DType::Float64);
+}
+
+testing::ConvPassInputs random_inputs(const detail::ConvGeometry& g, std::mt19937_64& rng) {
+    return {float32_exact(g.input_shape(), rng), float32_exact(g.weight_shape(), rng),
+            float32_exact(g.output_shape(), rng), float32_exact(Shape{g.out_channels}, rng),
+            float32_exact(Shape{g.in_channels}, rng)};
+}
+
+using DepthwiseParam = std::tuple<ConvCase, DType>;
+
+class CudaDepthwise : public testing::WithCuda<::testing::TestWithParam<DepthwiseParam>> {};
+
+TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
+    const auto& [c, dtype] = GetParam();
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    const detail::ConvGeometry g = geometry_of(c);
+    for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+        std::string reason;
+        ASSERT_TRUE(variant.supports(problem_of(g, dtype), pass, &reason)) << conv_pass_name(pass) << ": " << reason;
+    }
+    CONVKIT_SEEDED_RNG(rng);
+    const testing::ConvPassInputs in = random_inputs(g, rng);
+    const testing::ConvPassResults expected =
+        testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
+    const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda());
+    const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
+    EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
+    EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
+    EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, CudaDepthwise,
+                         ::testing::Combine(::testing::ValuesIn(depthwise_sweep()),
+                                            ::testing::Values(DType::Float32, DType::Float64)),
+                         [](const ::testing::TestParamInfo<DepthwiseParam>& info) {
+                             return std::get<0>(info.param).name() + "_" + dtype_name(std::get<1>(info.param)) + "_" +
+                                    std::to_string(info.index);
+                         });
+
+class CudaDepthwiseVariant : public testing::WithCuda<> {};
+
+// The partial sums of each split are added in a fixed order, so two runs agree bit for bit
+// (float32, where a different order would show); many batch x tile steps and splits.
+TEST_F(CudaDepthwiseVariant, BackwardFilterIsBitIdenticalRunToRun) {
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    for (const ConvCase& c : {conv(P(2).set_padding(1).set_groups(3), Shape{4, 3, 33, 40}, Shape{6, 1, 3, 3}),
+                              conv(P(1).set_padding(3).set_groups(2), Shape{3, 2, 2'100}, Shape{2, 1, 7})}) {
+        SCOPED_TRACE(c.name());
+        const detail::ConvGeometry g = geometry_of(c);
+        CONVKIT_SEEDED_RNG(rng);
+        const Tensor x = testing::random_tensor(g.input_shape(), rng).to(DType::Float32).to(Device::cuda());
+        const Tensor dy = testing::random_tensor(g.output_shape(), rng).to(DType::Float32).to(Device::cuda());
+        const detail::ConvProblem problem = problem_of(g, DType::Float32);
+        const std::size_t bytes = variant.workspace(problem, ConvPass::BackwardFilter);
+        ASSERT_GT(bytes, 0u);
+        const auto run = [&] {
+            Tensor dw = testing::nan_tensor(g.weight_shape(), DType::Float32, Device::cuda());
+            Tensor scratch = Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Int64,
+                                           Device::cuda());
+            variant.run(problem, ConvPass::BackwardFilter, {.x = x.raw_data(), .dy = dy.raw_data(), .out = dw.raw_data()},
+                        {scratch.raw_data(), bytes}, testing::stream_for(Device::cuda()));
+            return dw.to(Device::host());
+        };
+        const Tensor first = run(), second = run();
+        EXPECT_TRUE(testing::exactly_equal(first, second));
+    }
+}
+
+std::string refusal(const detail::ConvProblem& problem, ConvPass pass = ConvPass::Forward) {
+    std::string reason;
+    EXPECT_FALSE(testing::conv_variant_named(kVariant).supports(problem, pass, &reason));
+    return reason;
+}
+
+TEST_F(CudaDepthwiseVariant, RefusesWhatIsNotDepthwiseWithItsReason) {
+    const auto problem = [](const ConvCase& c, DType dtype = DType::Float32) {
+        return problem_of(geometry_of(c), dtype);
+    };
+    const ConvCase dense = conv(P(2).set_padding(1), Shape{1, 3, 8, 8}, Shape{4, 3, 3, 3});
+    const ConvCase grouped = conv(P(2).set_groups(2), Shape{1, 6, 8, 8}, Shape{4, 3, 3, 3});
+    const ConvCase depthwise = conv(P(2).set_padding(1).set_groups(3), Shape{1, 3, 8, 8}, Shape{3, 1, 3, 3});
+    for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+        EXPECT_EQ(refusal(problem(dense), pass),
+                  "runs depthwise convolutions only (groups == input channels), not 1 group of 3 input channels");
+        EXPECT_EQ(refusal(problem(grouped), pass),
+                  "runs depthwise convolutions only (groups == input channels), not 2 groups of 6 input channels");
+    }
+    detail::ConvProblem channels_last = problem(depthwise);
+    channels_last.x_layout = channels_last.y_layout = detail::Layout::ChannelsLast;
+    EXPECT_EQ(refusal(channels_last), "runs contiguous layouts only, not channels-last");
+    EXPECT_EQ(refusal(problem(depthwise), ConvPass::BackwardBias), "does not implement it");
+    EXPECT_EQ(refusal(problem(depthwise, DType::BFloat16)), "runs float32 and float64 only, not bfloat16");
+    // 31x31x31 taps of float64 are 238 KiB on their own: no tile fits 48 KiB.
+    const ConvCase huge = conv(P(3).set_groups(1), Shape{1, 1, 31, 31, 31}, Shape{1, 1, 31, 31, 31});
+    const std::string too_large = refusal(problem(huge, DType::Float64));
+    EXPECT_NE(too_large.find("has no tile of a 31x31x31 kernel in float64 within the 48 KiB"), std::string::npos)
+        << too_large;
+    // Supported: the reason is empty and the checks above are not vacuous.
+    std::string reason;
+    EXPECT_TRUE(testing::conv_variant_named(kVariant).supports(problem(depthwise), ConvPass::Forward, &reason))
+        << reason;
+}
+
+}  // namespace
+}  // namespace convkit
