@@ -390,7 +390,7 @@ __global__ void depthwise_filter_partials_kernel(ConvGeometry g, Tiling t, const
         const std::int64_t split = unit / t.tap_groups % t.splits;
         const std::int64_t co = unit / t.tap_groups / t.splits, ci = co / multiplier;
         const int first_tap = static_cast<int>(group) * kBlockThreads;
-        const int group_taps = std::min(kBlockThreads, t.taps - first_tap);
+        const int group_taps = t.taps - first_tap < kBlockThreads ? t.taps - first_tap : kBlockThreads;
         const int lanes = kBlockThreads / group_taps;  // threads per tap
         const bool computes = thread < group_taps * lanes;
         const int tap = first_tap + thread % group_taps, lane = thread / group_taps;
