@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_direct.h"
@@ -88,6 +89,38 @@ std::int64_t output_window(std::int64_t tile, std::int64_t stride, std::int64_t 
     return (tile - 1 + (kernel - 1) * dilation) / stride + 1;
 }
 
+// Sets t.staged from t.tile: the windows each tile stages, input positions a tile of outputs
+// reads (forward, backward filter) or output positions whose taps reach a tile of inputs
+// (backward data). Returns their product, as a double (no overflow on absurd geometries).
+double stage_windows(Tiling& t, const ConvGeometry& g, bool backward_data) {
+    double window = 1;
+    for (int d = 0; d < 3; ++d) {
+        const std::int64_t w = backward_data ? output_window(t.tile[d], g.stride[d], g.kernel[d], g.dilation[d])
+                                             : input_window(t.tile[d], g.stride[d], g.kernel[d], g.dilation[d]);
+        t.staged[d] = static_cast<int>(std::min<std::int64_t>(w, 1 << 30));
+        window *= static_cast<double>(w);
+    }
+    return window;
+}
+
+// Halves the first of `sizes` above 1, in order, until `bytes()` (which recomputes the tiling
+// from them) fits the dynamic shared memory a block gets; sets t.shared_bytes and t.fits, or
+// leaves t.fits false when every size is 1 and it still does not fit.
+template <typename Bytes>
+void shrink_to_fit(Tiling& t, std::initializer_list<int*> sizes, Bytes&& bytes) {
+    for (;;) {
+        const double b = bytes();
+        if (b <= static_cast<double>(kMaxDynamicSharedBytes)) {
+            t.shared_bytes = static_cast<std::size_t>(b);
+            t.fits = true;
+            return;
+        }
+        int* const* next = std::find_if(sizes.begin(), sizes.end(), [](const int* size) { return *size > 1; });
+        if (next == sizes.end()) return;
+        **next /= 2;
+    }
+}
+
 // The forward (over y, staging x) and backward-data (over dx, staging dy) tiling: tiles of one
 // depth slice, rows of block[0] * kOutputsPerThread positions, and as many planes per block as
 // leave no thread idle on small planes; shrunk (planes, rows, then columns) until the windows
@@ -99,34 +132,14 @@ Tiling spatial_tiling(const ConvGeometry& g, const SpatialDims& tiled, std::int6
     t.block[0] = power_of_two_at_least(ceil_div(tiled[2], kOutputsPerThread), kBlockThreads);
     t.block[1] = power_of_two_at_least(tiled[1], kBlockThreads / t.block[0]);
     t.block[2] = power_of_two_at_least(planes, std::min(kMaxPlanesPerBlock, kBlockThreads / (t.block[0] * t.block[1])));
-    for (;;) {
-        const std::int64_t tile[3] = {1, t.block[1], std::int64_t{t.block[0]} * kOutputsPerThread};
-        std::int64_t window = 1;
-        for (int d = 0; d < 3; ++d) {
-            const std::int64_t w = backward_data ? output_window(tile[d], g.stride[d], g.kernel[d], g.dilation[d])
-                                                 : input_window(tile[d], g.stride[d], g.kernel[d], g.dilation[d]);
-            t.tile[d] = static_cast<int>(tile[d]);
-            t.staged[d] = static_cast<int>(std::min<std::int64_t>(w, 1 << 30));
-            window *= w;
-        }
-        const std::int64_t elements = window + t.taps;
-        const auto bytes = static_cast<std::size_t>(elements) * element * static_cast<std::size_t>(t.block[2]);
-        if (elements < (1 << 30) && bytes <= kMaxDynamicSharedBytes) {
-            t.plane_elements = static_cast<int>(elements);
-            t.shared_bytes = bytes;
-            t.fits = true;
-            break;
-        }
-        if (t.block[2] > 1) {
-            t.block[2] /= 2;
-        } else if (t.block[1] > 1) {
-            t.block[1] /= 2;
-        } else if (t.block[0] > 1) {
-            t.block[0] /= 2;
-        } else {
-            return t;
-        }
-    }
+    shrink_to_fit(t, {&t.block[2], &t.block[1], &t.block[0]}, [&] {
+        t.tile[1] = t.block[1];
+        t.tile[2] = t.block[0] * kOutputsPerThread;
+        const double elements = stage_windows(t, g, backward_data) + t.taps;
+        t.plane_elements = static_cast<int>(std::min(elements, 1e9));
+        return elements * static_cast<double>(element) * t.block[2];
+    });
+    if (!t.fits) return t;
     for (int d = 0; d < 3; ++d) t.tiles[d] = ceil_div(tiled[d], t.tile[d]);
     t.units = ceil_div(planes, t.block[2]) * t.tiles[0] * t.tiles[1] * t.tiles[2];
     return t;
@@ -159,28 +172,10 @@ Tiling filter_tiling(const ConvGeometry& g, std::size_t element) {
     t.block[0] = kBlockThreads;
     t.tile[2] = power_of_two_at_least(g.output[2], kFilterTileOutputs);
     t.tile[1] = power_of_two_at_least(g.output[1], kFilterTileOutputs / t.tile[2]);
-    for (;;) {
-        std::int64_t window = 1;
-        for (int d = 0; d < 3; ++d) {
-            const std::int64_t w = input_window(t.tile[d], g.stride[d], g.kernel[d], g.dilation[d]);
-            t.staged[d] = static_cast<int>(std::min<std::int64_t>(w, 1 << 30));
-            window *= w;
-        }
-        const std::int64_t elements = t.tile_count() + window + kBlockThreads;
-        const auto bytes = static_cast<std::size_t>(elements) * element;
-        if (elements < (1 << 30) && bytes <= kMaxDynamicSharedBytes) {
-            t.shared_bytes = bytes;
-            t.fits = true;
-            break;
-        }
-        if (t.tile[1] > 1) {
-            t.tile[1] /= 2;
-        } else if (t.tile[2] > 1) {
-            t.tile[2] /= 2;
-        } else {
-            return t;
-        }
-    }
+    shrink_to_fit(t, {&t.tile[1], &t.tile[2]}, [&] {
+        return (t.tile_count() + stage_windows(t, g, false) + kBlockThreads) * static_cast<double>(element);
+    });
+    if (!t.fits) return t;
     while ((1 << t.tile_w_shift) < t.tile[2]) ++t.tile_w_shift;
     for (int d = 0; d < 3; ++d) t.tiles[d] = ceil_div(g.output[d], t.tile[d]);
     const std::int64_t steps = g.batch * t.tiles[0] * t.tiles[1] * t.tiles[2];
@@ -236,13 +231,31 @@ __device__ void stage_input_window(const ConvGeometry& g, const Tiling& t, const
     }
 }
 
+// A thread's place in a block of the spatial tiling (x along W, y rows, z planes), and its
+// plane's staged window and filter in shared memory.
+template <typename T>
+struct PlaneSlot {
+    int tx, ty, columns;  // columns: threads along W
+    int thread, threads;  // within the plane's threads
+    T* window;
+    T* filter;
+};
+template <typename T>
+__device__ inline PlaneSlot<T> plane_slot(const Tiling& t) {
+    PlaneSlot<T> slot{};
+    slot.tx = static_cast<int>(threadIdx.x);
+    slot.ty = static_cast<int>(threadIdx.y);
+    slot.columns = static_cast<int>(blockDim.x);
+    slot.thread = slot.ty * slot.columns + slot.tx;
+    slot.threads = slot.columns * static_cast<int>(blockDim.y);
+    slot.window = dynamic_shared_memory<T>() + threadIdx.z * t.plane_elements;
+    slot.filter = slot.window + t.staged_count();
+    return slot;
+}
+
 template <typename T>
 __global__ void depthwise_forward_kernel(ConvGeometry g, Tiling t, const T* x, const T* w, const T* bias, T* y) {
-    const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
-    const int columns = static_cast<int>(blockDim.x);
-    const int thread = ty * columns + tx, threads = columns * static_cast<int>(blockDim.y);
-    T* window = dynamic_shared_memory<T>() + threadIdx.z * t.plane_elements;
-    T* filter = window + t.staged_count();
+    const auto [tx, ty, columns, thread, threads, window, filter] = plane_slot<T>(t);
     const std::int64_t planes = g.batch * g.out_channels, multiplier = g.out_channels / g.in_channels;
     const int kd_count = static_cast<int>(g.kernel[0]), kh_count = static_cast<int>(g.kernel[1]),
               kw_count = static_cast<int>(g.kernel[2]);
@@ -290,11 +303,7 @@ __global__ void depthwise_forward_kernel(ConvGeometry g, Tiling t, const T* x, c
 template <typename T>
 __global__ void depthwise_backward_data_kernel(ConvGeometry g, Tiling t, const T* dy, const T* w, const T* bias,
                                                T* dx) {
-    const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
-    const int columns = static_cast<int>(blockDim.x);
-    const int thread = ty * columns + tx, threads = columns * static_cast<int>(blockDim.y);
-    T* window = dynamic_shared_memory<T>() + threadIdx.z * t.plane_elements;
-    T* filter = window + t.staged_count();
+    const auto [tx, ty, columns, thread, threads, window, filter] = plane_slot<T>(t);
     const std::int64_t planes = g.batch * g.in_channels, multiplier = g.out_channels / g.in_channels;
     const int kd_count = static_cast<int>(g.kernel[0]), kh_count = static_cast<int>(g.kernel[1]),
               kw_count = static_cast<int>(g.kernel[2]);
