@@ -1,12 +1,12 @@
 // The depthwise convolution variant `cuda.depthwise` (kernels/conv_depthwise.cu, label gpu),
-// run directly (no selection) on its own sweep: forward, backward data and backward filter
-// against the float64 host reference, in float32 and float64, into NaN-filled outputs. The
+// run directly (no selection) on its own sweep: forward, backward data, backward filter and
+// the bias gradient against the float64 host reference, in float32 and float64, into NaN-filled outputs. The
 // sweep covers MobileNet's 3x3, ConvNeXt's 7x7, RepLKNet's 31x31, long 1-D sequences, 3-D 3x3x3,
 // strides, dilations, channel multipliers, batch 1, odd sizes, sizes one past the kernels' tile
 // edges, small planes (several planes per block), every padding mode and asymmetric 'same'
 // padding. Then: backward filter is bit-identical run to run, and the variant refuses what is
-// not depthwise (and channels-last, the bias gradient, kernels too large for shared memory)
-// with its reason.
+// not depthwise (and channels-last, bfloat16, kernels too large for shared memory) with its
+// reason.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -36,11 +36,11 @@ constexpr const char* kVariant = "cuda.depthwise";
 std::vector<ConvCase> depthwise_sweep() {
     const std::int64_t long_sequence = testing::gpu_or_emulated(20'000, 3'001);
     return {
-        // MobileNet 3x3: 17x65 is one past the forward's 16-row and the filter pass's 8-row tiles
-        // of a 128-wide row (and 65 one past 64 columns).
+        // MobileNet 3x3: 17 rows are one past two of the 8-row tiles every pass cuts a 65-wide
+        // plane into (rows of 128 columns; the 1-D cases below cross column tiles).
         conv(P(2).set_padding(1).set_groups(5), Shape{2, 5, 17, 65}, Shape{5, 1, 3, 3}),
         conv(P(2).set_stride(2).set_padding(1).set_groups(4), Shape{2, 4, 15, 16}, Shape{8, 1, 3, 3}),  // x2
-        conv(P(2).set_padding(1).set_groups(40), Shape{2, 40, 7, 7}, Shape{40, 1, 3, 3}),  // planes per block
+        conv(P(2).set_padding(1).set_groups(37), Shape{2, 37, 7, 7}, Shape{37, 1, 3, 3}),  // 16 planes per block
         conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect).set_groups(3), Shape{1, 3, 9, 11},
              Shape{3, 1, 3, 3}),
         conv(P(2).set_stride(2).set_padding(2).set_padding_mode(PaddingMode::Replicate).set_groups(2),
@@ -48,6 +48,9 @@ std::vector<ConvCase> depthwise_sweep() {
         conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Circular).set_groups(3), Shape{2, 3, 5, 8},
              Shape{6, 1, 3, 3}),
         conv(P(2).set_stride(3).set_dilation(2).set_groups(2), Shape{1, 2, 13, 14}, Shape{2, 1, 3, 3}),  // gaps
+        // 144 tiles of 16x64 (3 row tiles x 48 planes): more than the emulated 64-block grid.
+        conv(P(2).set_padding(1).set_groups(24), Shape{2, 24, 33, 40}, Shape{24, 1, 3, 3}),
+        conv(P(2).set_padding(3).set_groups(2), Shape{1, 2, 4, 5}, Shape{4, 1, 7, 7}),  // kernel > input
         // ConvNeXt 7x7, RepLKNet 31x31 (and strided: shrinks the tile to fit shared memory).
         conv(P(2).set_padding(3).set_groups(3), Shape{1, 3, 14, 13}, Shape{3, 1, 7, 7}),
         conv(P(2).set_padding(15).set_groups(2), Shape{1, 2, 20, 19}, Shape{2, 1, 31, 31}),
@@ -61,18 +64,22 @@ std::vector<ConvCase> depthwise_sweep() {
         conv(P(2).set_same_padding().set_dilation(2).set_padding_mode(PaddingMode::Circular).set_groups(2),
              Shape{1, 2, 8, 9}, Shape{2, 1, 5, 5}),
         // 1-D: long sequences with 31 and 3 taps (1025 is one past a 1024-wide tile), strided and
-        // dilated under circular padding.
-        conv(P(1).set_padding(15).set_groups(3), Shape{2, 3, long_sequence}, Shape{3, 1, 31}),
+        // dilated under circular padding. The first has 96 blocks' worth of work in every pass,
+        // more than the emulated device's 64-block grids: each block takes a second unit.
+        conv(P(1).set_padding(15).set_groups(16), Shape{2, 16, long_sequence}, Shape{16, 1, 31}),
         conv(P(1).set_padding(1).set_groups(2), Shape{1, 2, 1025}, Shape{4, 1, 3}),
         conv(P(1).set_stride(2).set_dilation(2).set_padding(6).set_padding_mode(PaddingMode::Circular).set_groups(2),
              Shape{2, 2, 301}, Shape{2, 1, 7}),
         conv(P(1).set_stride(3).set_padding(3).set_padding_mode(PaddingMode::Reflect).set_groups(4),
              Shape{1, 4, 50}, Shape{8, 1, 7}),
+        conv(P(1).set_stride(2).set_dilation(3).set_padding(40).set_groups(3), Shape{1, 3, 500}, Shape{3, 1, 31}),
         // 3-D 3x3x3, and strided, dilated, replicate-padded with multiplier 2.
         conv(P(3).set_padding(1).set_groups(3), Shape{2, 3, 5, 6, 7}, Shape{3, 1, 3, 3, 3}),
         conv(P(3).set_stride(2).set_dilation({2, 1, 2}).set_padding(2).set_padding_mode(PaddingMode::Replicate)
                  .set_groups(2),
              Shape{1, 2, 7, 8, 9}, Shape{4, 1, 3, 3, 3}),
+        conv(P(3).set_padding(2).set_padding_mode(PaddingMode::Reflect).set_groups(2), Shape{1, 2, 6, 7, 8},
+             Shape{2, 1, 5, 5, 5}),
         // A depthwise transposed convolution: the adjoint geometry is depthwise too.
         testing::transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1).set_groups(4), Shape{1, 4, 5, 6},
                             Shape{4, 1, 3, 3}),
@@ -110,7 +117,7 @@ TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
     const auto& [c, dtype] = GetParam();
     const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
     const detail::ConvGeometry g = geometry_of(c);
-    for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+    for (ConvPass pass : kConvPasses) {
         std::string reason;
         ASSERT_TRUE(variant.supports(problem_of(g, dtype), pass, &reason)) << conv_pass_name(pass) << ": " << reason;
     }
@@ -123,6 +130,7 @@ TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
     EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
     EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
     EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
+    EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, CudaDepthwise,
@@ -175,7 +183,7 @@ TEST_F(CudaDepthwiseVariant, RefusesWhatIsNotDepthwiseWithItsReason) {
     const ConvCase dense = conv(P(2).set_padding(1), Shape{1, 3, 8, 8}, Shape{4, 3, 3, 3});
     const ConvCase grouped = conv(P(2).set_groups(2), Shape{1, 6, 8, 8}, Shape{4, 3, 3, 3});
     const ConvCase depthwise = conv(P(2).set_padding(1).set_groups(3), Shape{1, 3, 8, 8}, Shape{3, 1, 3, 3});
-    for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+    for (ConvPass pass : kConvPasses) {
         EXPECT_EQ(refusal(problem(dense), pass),
                   "runs depthwise convolutions only (groups == input channels), not 1 group of 3 input channels");
         EXPECT_EQ(refusal(problem(grouped), pass),
@@ -184,7 +192,6 @@ TEST_F(CudaDepthwiseVariant, RefusesWhatIsNotDepthwiseWithItsReason) {
     detail::ConvProblem channels_last = problem(depthwise);
     channels_last.x_layout = channels_last.y_layout = detail::Layout::ChannelsLast;
     EXPECT_EQ(refusal(channels_last), "runs contiguous layouts only, not channels-last");
-    EXPECT_EQ(refusal(problem(depthwise), ConvPass::BackwardBias), "does not implement it");
     EXPECT_EQ(refusal(problem(depthwise, DType::BFloat16)), "runs float32 and float64 only, not bfloat16");
     // 31x31x31 taps of float64 are 238 KiB on their own: no tile fits 48 KiB.
     const ConvCase huge = conv(P(3).set_groups(1), Shape{1, 1, 31, 31, 31}, Shape{1, 1, 31, 31, 31});

@@ -1,13 +1,15 @@
 // The depthwise convolution kernels (kernels/conv_depthwise.h) as the variant `cuda.depthwise`:
 // groups == in_channels (any channel multiplier), 1-D/2-D/3-D, every stride, dilation and
 // padding mode, float32 and float64, contiguous layouts; forward, backward data and backward
-// filter (the bias gradient is cuda.direct's). Deterministic: backward filter adds fixed
-// partial sums in a fixed order.
+// filter, and the bias gradient through cuda.direct's kernel (a per-channel sum that depthwise
+// does not change), so the variant can be named for every pass. Deterministic: backward filter
+// adds fixed partial sums in a fixed order.
 #include <string>
 
 #include "backend_api/variant.h"
 #include "convkit/error.h"
 #include "kernels/conv_depthwise.h"
+#include "kernels/conv_direct.h"
 
 namespace convkit::detail {
 
@@ -16,7 +18,6 @@ class CudaDepthwiseConv final : public ConvVariant {
 public:
     const char* name() const override { return "cuda.depthwise"; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
-    bool implements(ConvPass pass) const override { return pass != ConvPass::BackwardBias; }
     std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
         if (!p.all_contiguous()) return "runs contiguous layouts only, not channels-last";
         return kernels::depthwise_unsupported_reason(p.geometry, p.dtype());
@@ -46,7 +47,9 @@ public:
                 kernels::conv_backward_filter_depthwise(g, p.dtype(), o.dy, o.x, o.out, workspace.data, stream);
                 break;
             case ConvPass::BackwardBias:
-                throw NotSupported(std::string(name()) + " does not implement the bias gradient");
+                kernels::conv_backward_bias(p.bias_grad.batch, p.bias_grad.channels, p.bias_grad.spatial, p.dtype(),
+                                            o.dy, o.out, stream);
+                break;
         }
     }
 };
