@@ -77,7 +77,7 @@ std::string test_name_of(const std::string& variant, const std::string& problem,
 
 // Whether the variant refuses a pass of the problem that it implements; the refusal is
 // recorded (test property and output) as a result of its own, not skipped quietly. Passes it
-// does not implement at all (cuda.depthwise's bias gradient) are not compared.
+// does not implement at all (implements() false) are not compared.
 template <typename Variant, typename Problem, typename Pass, std::size_t N>
 bool refuses(const Variant& variant, const Problem& problem, const Pass (&passes)[N], const char* (*pass_name)(Pass)) {
     for (Pass pass : passes) {
