@@ -170,6 +170,39 @@ TEST_F(CudaDepthwiseVariant, BackwardFilterIsBitIdenticalRunToRun) {
     }
 }
 
+// Named through the public API, the variant runs every pass of the public ops, the op layer
+// allocating its workspaces (reflect padding: backward data folds; backward filter splits).
+TEST_F(CudaDepthwiseVariant, RunsThePublicOpsWhenNamed) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = P(2).set_stride(2).set_padding(2).set_padding_mode(PaddingMode::Reflect).set_groups(3);
+    const Tensor x = testing::random_tensor(Shape{2, 3, 11, 12}, rng);
+    const Tensor w = testing::random_tensor(Shape{6, 1, 5, 5}, rng);
+    const Tensor b = testing::random_tensor(Shape{6}, rng);
+    const Tensor y = conv_forward(x, w, b, params);
+    const Tensor dy = testing::random_tensor(y.shape(), rng);
+    const Tensor dx = conv_backward_data(dy, w, x.shape(), params);
+    const Tensor dw = conv_backward_filter(dy, x, w.shape(), params);
+    const Tensor db = conv_backward_bias(dy);
+    const auto cuda = [](const Tensor& t) { return t.to(Device::cuda()); };
+    VariantGuard guard(kVariant);
+    EXPECT_LT(testing::relative_error(conv_forward(cuda(x), cuda(w), cuda(b), params), y), testing::kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(conv_backward_data(cuda(dy), cuda(w), x.shape(), params), dx),
+              testing::kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(conv_backward_filter(cuda(dy), cuda(x), w.shape(), params), dw),
+              testing::kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(conv_backward_bias(cuda(dy)), db), testing::kFloat64Tolerance);
+    // A convolution that is not depthwise is refused with the variant's reason, not run by another.
+    try {
+        conv_forward(cuda(x), cuda(testing::random_tensor(Shape{4, 3, 3, 3}, rng)), P(2));
+        ADD_FAILURE() << "a dense convolution ran on " << kVariant;
+    } catch (const NotSupported& e) {
+        EXPECT_NE(std::string(e.what()).find("cuda.depthwise named for the forward pass runs depthwise convolutions "
+                                             "only (groups == input channels), not 1 group of 3 input channels"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
 std::string refusal(const detail::ConvProblem& problem, ConvPass pass = ConvPass::Forward) {
     std::string reason;
     EXPECT_FALSE(testing::conv_variant_named(kVariant).supports(problem, pass, &reason));
