@@ -143,6 +143,62 @@ INSTANTIATE_TEST_SUITE_P(Sweep, CudaDepthwise,
 
 class CudaDepthwiseVariant : public testing::WithCuda<> {};
 
+// A random depthwise geometry the host reference accepts: rank 1-3, kernels up to 31 (1-D),
+// 9 (2-D) or 5 (3-D), strides and dilations 1-3, any padding up to the dilated kernel, any
+// mode, 'same' now and then, channels 1-5 with multipliers 1-3, batch 1-3.
+ConvCase random_depthwise_case(std::mt19937_64& rng) {
+    using testing::pick;
+    for (;;) {
+        const int rank = static_cast<int>(pick(rng, 1, 3));
+        const std::int64_t max_kernel = rank == 1 ? 31 : rank == 2 ? 9 : 5;
+        const std::int64_t max_size = rank == 1 ? 300 : rank == 2 ? 30 : 9;
+        const std::int64_t channels = pick(rng, 1, 5), multiplier = pick(rng, 1, 3);
+        P params(rank);
+        params.groups = channels;
+        params.padding_mode = static_cast<PaddingMode>(pick(rng, 0, 3));
+        params.same_padding = pick(rng, 0, 5) == 0;
+        std::vector<std::int64_t> input{pick(rng, 1, 3), channels}, weight{channels * multiplier, 1};
+        for (int d = 0; d < rank; ++d) {
+            const std::int64_t kernel = pick(rng, 1, max_kernel);
+            params.dilation[d] = pick(rng, 1, 3);
+            params.stride[d] = params.same_padding ? 1 : pick(rng, 1, 3);
+            params.padding[d] = params.same_padding ? 0 : pick(rng, 0, params.dilation[d] * (kernel - 1));
+            input.push_back(pick(rng, 1, max_size));
+            weight.push_back(kernel);
+        }
+        const ConvCase c = conv(params, Shape(input), Shape(weight));
+        try {
+            geometry_of(c);
+            return c;
+        } catch (const InvalidArgument&) {
+            // not a convolution the reference takes (output below 1, padding past the size): draw again
+        }
+    }
+}
+
+// Fresh random geometries on every run (the seed is printed on failure, CONVKIT_TEST_SEED replays).
+TEST_F(CudaDepthwiseVariant, RandomGeometriesMatchTheFloat64Reference) {
+    CONVKIT_SEEDED_RNG(rng);
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    for (int i = 0; i < 24; ++i) {
+        const ConvCase c = random_depthwise_case(rng);
+        SCOPED_TRACE(c.name());
+        const detail::ConvGeometry g = geometry_of(c);
+        const DType dtype = i % 2 == 0 ? DType::Float64 : DType::Float32;
+        std::string reason;
+        ASSERT_TRUE(variant.supports(problem_of(g, dtype), ConvPass::Forward, &reason)) << reason;
+        const testing::ConvPassInputs in = random_inputs(g, rng);
+        const testing::ConvPassResults expected =
+            testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
+        const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda());
+        const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
+        EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
+        EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
+        EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
+        EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+    }
+}
+
 // The partial sums of each split are added in a fixed order, so two runs agree bit for bit
 // (float32, where a different order would show); many batch x tile steps and splits.
 TEST_F(CudaDepthwiseVariant, BackwardFilterIsBitIdenticalRunToRun) {
