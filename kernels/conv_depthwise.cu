@@ -214,21 +214,44 @@ __device__ inline std::int64_t window_source(const ConvGeometry& g, int s, std::
     return position > last ? -1 : detail::padded_source_index(position, g.input[s], g.padding_mode);
 }
 
+// Fills a window of depth x height rows of `width` elements: element (jd, jh, jw) is
+// src[row(jd, jh) + column(jw)], or zero where either offset is negative. Threads take
+// consecutive columns (coalesced reads, each column's source computed once) and, where a row is
+// narrower than the block, several rows at once; no division per element.
+template <typename T, typename Row, typename Column>
+__device__ void stage_window(const T* src, T* window, int depth, int height, int width, Row&& row, Column&& column,
+                             int thread, int threads) {
+    const int rows = depth * height;
+    const int row_lanes = threads > width ? threads / width : 1;
+    const int first_row = thread / width;
+    if (first_row >= row_lanes) return;
+    for (int jw = thread % width; jw < width; jw += threads) {
+        const std::int64_t c = column(jw);
+        int jd = first_row / height, jh = first_row % height;
+        for (int r = first_row; r < rows; r += row_lanes) {
+            const std::int64_t offset = row(jd, jh);
+            window[r * width + jw] = offset < 0 || c < 0 ? T(0) : src[offset + c];
+            jh += row_lanes;
+            if (jh >= height) {
+                jd += jh / height;
+                jh %= height;
+            }
+        }
+    }
+}
+
 // Stages the input window of the output tile at `origin` from one input plane; every position
 // is written (zeros where the window reads none).
 template <typename T>
 __device__ void stage_input_window(const ConvGeometry& g, const Tiling& t, const std::int64_t (&origin)[3],
                                    const T* x_plane, T* window, int thread, int threads) {
-    const int count = t.staged_count();
-    for (int j = thread; j < count; j += threads) {
-        const int jw = j % t.staged[2];
-        const int jh = j / t.staged[2] % t.staged[1];
-        const int jd = j / (t.staged[2] * t.staged[1]);
-        const std::int64_t d = window_source(g, 0, origin[0], jd);
-        const std::int64_t h = window_source(g, 1, origin[1], jh);
-        const std::int64_t w = window_source(g, 2, origin[2], jw);
-        window[j] = d < 0 || h < 0 || w < 0 ? T(0) : x_plane[(d * g.input[1] + h) * g.input[2] + w];
-    }
+    stage_window(
+        x_plane, window, t.staged[0], t.staged[1], t.staged[2],
+        [&](int jd, int jh) -> std::int64_t {
+            const std::int64_t d = window_source(g, 0, origin[0], jd), h = window_source(g, 1, origin[1], jh);
+            return d < 0 || h < 0 ? -1 : (d * g.input[1] + h) * g.input[2];
+        },
+        [&](int jw) { return window_source(g, 2, origin[2], jw); }, thread, threads);
 }
 
 // A thread's place in a block of the spatial tiling (x along W, y rows, z planes), and its
@@ -328,15 +351,19 @@ __global__ void depthwise_backward_data_kernel(ConvGeometry g, Tiling t, const T
             const std::int64_t co = ci * multiplier + j;
             __syncthreads();  // every thread has finished reading the previous window
             if (active) {
-                const T* dy_plane = dy + (n * g.out_channels + co) * g.output_spatial();
-                for (int e = thread; e < t.staged_count(); e += threads) {
-                    const std::int64_t od = first[0] + e / (t.staged[2] * t.staged[1]);
-                    const std::int64_t oh = first[1] + e / t.staged[2] % t.staged[1];
-                    const std::int64_t ow = first[2] + e % t.staged[2];
-                    const bool inside = od >= 0 && od < g.output[0] && oh >= 0 && oh < g.output[1] && ow >= 0 &&
-                                        ow < g.output[2];
-                    window[e] = inside ? dy_plane[(od * g.output[1] + oh) * g.output[2] + ow] : T(0);
-                }
+                stage_window(
+                    dy + (n * g.out_channels + co) * g.output_spatial(), window, t.staged[0], t.staged[1],
+                    t.staged[2],
+                    [&](int jd, int jh) -> std::int64_t {
+                        const std::int64_t od = first[0] + jd, oh = first[1] + jh;
+                        const bool inside = od >= 0 && od < g.output[0] && oh >= 0 && oh < g.output[1];
+                        return inside ? (od * g.output[1] + oh) * g.output[2] : -1;
+                    },
+                    [&](int jw) -> std::int64_t {
+                        const std::int64_t ow = first[2] + jw;
+                        return ow >= 0 && ow < g.output[2] ? ow : -1;
+                    },
+                    thread, threads);
                 for (int k = thread; k < t.taps; k += threads) filter[k] = w[co * t.taps + k];
             }
             __syncthreads();
@@ -414,13 +441,14 @@ __global__ void depthwise_filter_partials_kernel(ConvGeometry g, Tiling t, const
             const TileOrigin o = locate(t, step);  // o.group is the batch index
             const std::int64_t n = o.group;
             __syncthreads();  // every thread has finished reading the previous tile
-            const T* dy_plane = dy + (n * g.out_channels + co) * g.output_spatial();
-            for (int e = thread; e < tile_count; e += kBlockThreads) {
-                const std::int64_t oh = o.at[1] + (e >> t.tile_w_shift), ow = o.at[2] + (e & tile_w_mask);
-                dy_tile[e] = oh < g.output[1] && ow < g.output[2]
-                                 ? dy_plane[(o.at[0] * g.output[1] + oh) * g.output[2] + ow]
-                                 : T(0);
-            }
+            stage_window(
+                dy + (n * g.out_channels + co) * g.output_spatial(), dy_tile, 1, t.tile[1], t.tile[2],
+                [&](int, int jh) -> std::int64_t {
+                    const std::int64_t oh = o.at[1] + jh;
+                    return oh < g.output[1] ? (o.at[0] * g.output[1] + oh) * g.output[2] : -1;
+                },
+                [&](int jw) -> std::int64_t { return o.at[2] + jw < g.output[2] ? o.at[2] + jw : -1; }, thread,
+                kBlockThreads);
             stage_input_window(g, t, o.at, x + (n * g.in_channels + ci) * g.input_spatial(), window, thread,
                                kBlockThreads);
             __syncthreads();
