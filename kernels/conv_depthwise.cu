@@ -58,7 +58,6 @@ struct Tiling {
     std::size_t shared_bytes = 0;
     bool fits = false;  // within kMaxDynamicSharedBytes
     // Backward filter only.
-    int tile_w_shift = 0;  // tile[2] == 1 << tile_w_shift
     std::int64_t splits = 1, steps_per_split = 1, tap_groups = 1;
 
     constexpr int staged_count() const { return staged[0] * staged[1] * staged[2]; }
@@ -176,7 +175,6 @@ Tiling filter_tiling(const ConvGeometry& g, std::size_t element) {
         return (t.tile_count() + stage_windows(t, g, false) + kBlockThreads) * static_cast<double>(element);
     });
     if (!t.fits) return t;
-    while ((1 << t.tile_w_shift) < t.tile[2]) ++t.tile_w_shift;
     for (int d = 0; d < 3; ++d) t.tiles[d] = ceil_div(g.output[d], t.tile[d]);
     const std::int64_t steps = g.batch * t.tiles[0] * t.tiles[1] * t.tiles[2];
     t.tap_groups = ceil_div(t.taps, kBlockThreads);
@@ -420,7 +418,8 @@ __global__ void depthwise_filter_partials_kernel(ConvGeometry g, Tiling t, const
     const int kh_count = static_cast<int>(g.kernel[1]), kw_count = static_cast<int>(g.kernel[2]);
     const int row_stride = static_cast<int>(g.stride[1]) * t.staged[2];
     const int column_stride = static_cast<int>(g.stride[2]);
-    const int tile_w_mask = t.tile[2] - 1;
+    // A tap's lanes split into row lanes and column lanes (1-D tiles have one row).
+    const int row_lanes_max = t.tile[1];
     for (std::int64_t unit = blockIdx.x; unit < t.units; unit += gridDim.x) {
         const std::int64_t group = unit % t.tap_groups;
         const std::int64_t split = unit / t.tap_groups % t.splits;
@@ -428,8 +427,10 @@ __global__ void depthwise_filter_partials_kernel(ConvGeometry g, Tiling t, const
         const int first_tap = static_cast<int>(group) * kBlockThreads;
         const int group_taps = t.taps - first_tap < kBlockThreads ? t.taps - first_tap : kBlockThreads;
         const int lanes = kBlockThreads / group_taps;  // threads per tap
-        const bool computes = thread < group_taps * lanes;
+        const int row_lanes = lanes < row_lanes_max ? lanes : row_lanes_max, column_lanes = lanes / row_lanes;
         const int tap = first_tap + thread % group_taps, lane = thread / group_taps;
+        const bool computes = lane < row_lanes * column_lanes;
+        const int row_lane = lane % row_lanes, column_lane = lane / row_lanes;
         const int kw = tap % kw_count, kh = tap / kw_count % kh_count, kd = tap / (kw_count * kh_count);
         const int tap_offset =
             ((kd * static_cast<int>(g.dilation[0])) * t.staged[1] + kh * static_cast<int>(g.dilation[1])) *
@@ -453,9 +454,14 @@ __global__ void depthwise_filter_partials_kernel(ConvGeometry g, Tiling t, const
                                kBlockThreads);
             __syncthreads();
             if (!computes) continue;
-            const T* at = window + tap_offset;
-            for (int e = lane; e < tile_count; e += lanes) {
-                acc += dy_tile[e] * at[(e >> t.tile_w_shift) * row_stride + (e & tile_w_mask) * column_stride];
+            // Only the tile's positions that are outputs (a tile may overhang the output).
+            const std::int64_t rows_left = g.output[1] - o.at[1], columns_left = g.output[2] - o.at[2];
+            const int rows = rows_left < t.tile[1] ? static_cast<int>(rows_left) : t.tile[1];
+            const int columns = columns_left < t.tile[2] ? static_cast<int>(columns_left) : t.tile[2];
+            for (int r = row_lane; r < rows; r += row_lanes) {
+                const T* d = dy_tile + r * t.tile[2];
+                const T* in = window + tap_offset + r * row_stride;
+                for (int c = column_lane; c < columns; c += column_lanes) acc += d[c] * in[c * column_stride];
             }
         }
         // The tap's lanes, added in lane order.
