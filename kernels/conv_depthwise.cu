@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <type_traits>
 
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_direct.h"
@@ -38,8 +39,9 @@ using detail::ConvGeometry;
 constexpr int kOutputsPerThread = 4;
 constexpr int kBlockThreads = 256;
 constexpr int kMaxPlanesPerBlock = 64;  // a block's z extent
-// Backward filter: the (channel, split, tap group) units aimed at, twice what an H100 holds at
-// once (132 SMs x 8 blocks of 256 threads); splits never go below one tile step.
+// Backward filter: the (channel, split, tap group) units aimed at, about four waves of what an
+// H100 holds at once (132 SMs x 4 blocks of 256 threads at 64 registers), so the last wave's
+// tail is short; splits never go below one tile step.
 constexpr std::int64_t kFilterUnitsTarget = 2048;
 // Backward filter: output positions per staged tile, at most.
 constexpr int kFilterTileOutputs = 1024;
@@ -274,12 +276,14 @@ __device__ inline PlaneSlot<T> plane_slot(const Tiling& t) {
     return slot;
 }
 
-template <typename T>
+// Width: the kernel's width where dispatch_kernel_width has an instantiation for it (the tap
+// loop along W unrolled), else 0 (a loop over g.kernel[2]).
+template <typename T, int Width>
 __global__ void depthwise_forward_kernel(ConvGeometry g, Tiling t, const T* x, const T* w, const T* bias, T* y) {
     const auto [tx, ty, columns, thread, threads, window, filter] = plane_slot<T>(t);
     const std::int64_t planes = g.batch * g.out_channels, multiplier = g.out_channels / g.in_channels;
     const int kd_count = static_cast<int>(g.kernel[0]), kh_count = static_cast<int>(g.kernel[1]),
-              kw_count = static_cast<int>(g.kernel[2]);
+              kw_count = Width > 0 ? Width : static_cast<int>(g.kernel[2]);
     const int row_step = static_cast<int>(g.dilation[1]) * t.staged[2];
     const int slice_step = static_cast<int>(g.dilation[0]) * t.staged[1] * t.staged[2];
     const int tap_step = static_cast<int>(g.dilation[2]);
@@ -321,13 +325,14 @@ __global__ void depthwise_forward_kernel(ConvGeometry g, Tiling t, const T* x, c
 
 // Backward data on a geometry with zeros padding: dx position i is padded position
 // q = i + pad_begin, which tap k of output o reads where o * stride + k * dilation == q.
-template <typename T>
+// Width as for the forward kernel.
+template <typename T, int Width>
 __global__ void depthwise_backward_data_kernel(ConvGeometry g, Tiling t, const T* dy, const T* w, const T* bias,
                                                T* dx) {
     const auto [tx, ty, columns, thread, threads, window, filter] = plane_slot<T>(t);
     const std::int64_t planes = g.batch * g.in_channels, multiplier = g.out_channels / g.in_channels;
     const int kd_count = static_cast<int>(g.kernel[0]), kh_count = static_cast<int>(g.kernel[1]),
-              kw_count = static_cast<int>(g.kernel[2]);
+              kw_count = Width > 0 ? Width : static_cast<int>(g.kernel[2]);
     const std::int64_t sd = g.stride[0], sh = g.stride[1], sw = g.stride[2];
     for (std::int64_t unit = blockIdx.x; unit < t.units; unit += gridDim.x) {
         const TileOrigin o = locate(t, unit);
@@ -488,6 +493,19 @@ __global__ void depthwise_filter_sum_kernel(std::int64_t weights, std::int64_t s
     }
 }
 
+// Calls f(std::integral_constant<int, W>) with the kernel width W if the forward and
+// backward-data kernels have an unrolled instantiation for it (MobileNet's 3, 5, ConvNeXt's
+// 7), else with W = 0.
+template <typename F>
+void dispatch_kernel_width(std::int64_t width, F&& f) {
+    switch (width) {
+        case 3: f(std::integral_constant<int, 3>{}); return;
+        case 5: f(std::integral_constant<int, 5>{}); return;
+        case 7: f(std::integral_constant<int, 7>{}); return;
+        default: f(std::integral_constant<int, 0>{}); return;
+    }
+}
+
 LaunchShape spatial_launch(const Tiling& t) {
     return {grid_stride_blocks(t.units),
             dim3(static_cast<unsigned>(t.block[0]), static_cast<unsigned>(t.block[1]),
@@ -536,9 +554,11 @@ void conv_forward_depthwise(const ConvGeometry& g, DType dtype, const void* x, c
     check_fits(t, g, dtype);
     dispatch_float_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        launch<depthwise_forward_kernel<T>>(spatial_launch(t), detail::to_cuda(stream), g, t,
-                                            static_cast<const T*>(x), static_cast<const T*>(w),
-                                            static_cast<const T*>(bias), static_cast<T*>(y));
+        dispatch_kernel_width(g.kernel[2], [&](auto width) {
+            launch<depthwise_forward_kernel<T, decltype(width)::value>>(
+                spatial_launch(t), detail::to_cuda(stream), g, t, static_cast<const T*>(x), static_cast<const T*>(w),
+                static_cast<const T*>(bias), static_cast<T*>(y));
+        });
     });
 }
 
@@ -551,10 +571,12 @@ void conv_backward_data_depthwise(const ConvGeometry& g, DType dtype, const void
     const bool fold = g.padding_mode != PaddingMode::Zeros;
     dispatch_float_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        launch<depthwise_backward_data_kernel<T>>(spatial_launch(t), detail::to_cuda(stream), zeros, t,
-                                                  static_cast<const T*>(dy), static_cast<const T*>(w),
-                                                  fold ? nullptr : static_cast<const T*>(bias),
-                                                  static_cast<T*>(fold ? workspace : dx));
+        dispatch_kernel_width(g.kernel[2], [&](auto width) {
+            launch<depthwise_backward_data_kernel<T, decltype(width)::value>>(
+                spatial_launch(t), detail::to_cuda(stream), zeros, t, static_cast<const T*>(dy),
+                static_cast<const T*>(w), fold ? nullptr : static_cast<const T*>(bias),
+                static_cast<T*>(fold ? workspace : dx));
+        });
     });
     if (fold) fold_padded_input_gradient(g, dtype, workspace, bias, dx, stream);
 }
