@@ -133,7 +133,7 @@ TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
     EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
 }
 
-INSTANTIATE_TEST_SUITE_P(Sweep, CudaDepthwise,
+INSTANTIATE_TEST_SUITE_P(depthwise, CudaDepthwise,
                          ::testing::Combine(::testing::ValuesIn(depthwise_sweep()),
                                             ::testing::Values(DType::Float32, DType::Float64)),
                          [](const ::testing::TestParamInfo<DepthwiseParam>& info) {
@@ -141,7 +141,9 @@ INSTANTIATE_TEST_SUITE_P(Sweep, CudaDepthwise,
                                     std::to_string(info.index);
                          });
 
-class CudaDepthwiseVariant : public testing::WithCuda<> {};
+// Lower case, so that test names carry "depthwise" (ctest -R 'depthwise' selects every test of
+// the variant, in this file and in the variant sweep).
+class depthwise : public testing::WithCuda<> {};
 
 // A random depthwise geometry the host reference accepts: rank 1-3, kernels up to 31 (1-D),
 // 9 (2-D) or 5 (3-D), strides and dilations 1-3, any padding up to the dilated kernel, any
@@ -177,7 +179,7 @@ ConvCase random_depthwise_case(std::mt19937_64& rng) {
 }
 
 // Fresh random geometries on every run (the seed is printed on failure, CONVKIT_TEST_SEED replays).
-TEST_F(CudaDepthwiseVariant, RandomGeometriesMatchTheFloat64Reference) {
+TEST_F(depthwise, RandomGeometriesMatchTheFloat64Reference) {
     CONVKIT_SEEDED_RNG(rng);
     const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
     for (int i = 0; i < 24; ++i) {
@@ -201,7 +203,7 @@ TEST_F(CudaDepthwiseVariant, RandomGeometriesMatchTheFloat64Reference) {
 
 // The partial sums of each split are added in a fixed order, so two runs agree bit for bit
 // (float32, where a different order would show); many batch x tile steps and splits.
-TEST_F(CudaDepthwiseVariant, BackwardFilterIsBitIdenticalRunToRun) {
+TEST_F(depthwise, BackwardFilterIsBitIdenticalRunToRun) {
     const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
     for (const ConvCase& c : {conv(P(2).set_padding(1).set_groups(3), Shape{4, 3, 33, 40}, Shape{6, 1, 3, 3}),
                               conv(P(1).set_padding(3).set_groups(2), Shape{3, 2, 2'100}, Shape{2, 1, 7})}) {
@@ -228,7 +230,7 @@ TEST_F(CudaDepthwiseVariant, BackwardFilterIsBitIdenticalRunToRun) {
 
 // Named through the public API, the variant runs every pass of the public ops, the op layer
 // allocating its workspaces (reflect padding: backward data folds; backward filter splits).
-TEST_F(CudaDepthwiseVariant, RunsThePublicOpsWhenNamed) {
+TEST_F(depthwise, RunsThePublicOpsWhenNamed) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = P(2).set_stride(2).set_padding(2).set_padding_mode(PaddingMode::Reflect).set_groups(3);
     const Tensor x = testing::random_tensor(Shape{2, 3, 11, 12}, rng);
@@ -265,7 +267,7 @@ std::string refusal(const detail::ConvProblem& problem, ConvPass pass = ConvPass
     return reason;
 }
 
-TEST_F(CudaDepthwiseVariant, RefusesWhatIsNotDepthwiseWithItsReason) {
+TEST_F(depthwise, RefusesWhatIsNotDepthwiseWithItsReason) {
     const auto problem = [](const ConvCase& c, DType dtype = DType::Float32) {
         return problem_of(geometry_of(c), dtype);
     };
