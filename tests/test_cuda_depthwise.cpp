@@ -113,15 +113,14 @@ using DepthwiseParam = std::tuple<ConvCase, DType>;
 
 class CudaDepthwise : public testing::WithCuda<::testing::TestWithParam<DepthwiseParam>> {};
 
-TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
-    const auto& [c, dtype] = GetParam();
+// Runs every pass of the variant on g in dtype and expects the float64 reference's results
+// (float32 tolerances for float32) on the same random, float32-exact inputs.
+void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DType dtype, std::mt19937_64& rng) {
     const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
-    const detail::ConvGeometry g = geometry_of(c);
     for (ConvPass pass : kConvPasses) {
         std::string reason;
         ASSERT_TRUE(variant.supports(problem_of(g, dtype), pass, &reason)) << conv_pass_name(pass) << ": " << reason;
     }
-    CONVKIT_SEEDED_RNG(rng);
     const testing::ConvPassInputs in = random_inputs(g, rng);
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
@@ -131,6 +130,12 @@ TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
     EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
     EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
     EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+}
+
+TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
+    const auto& [c, dtype] = GetParam();
+    CONVKIT_SEEDED_RNG(rng);
+    expect_every_pass_matches_the_reference(geometry_of(c), dtype, rng);
 }
 
 INSTANTIATE_TEST_SUITE_P(depthwise, CudaDepthwise,
@@ -181,23 +186,10 @@ ConvCase random_depthwise_case(std::mt19937_64& rng) {
 // Fresh random geometries on every run (the seed is printed on failure, CONVKIT_TEST_SEED replays).
 TEST_F(depthwise, RandomGeometriesMatchTheFloat64Reference) {
     CONVKIT_SEEDED_RNG(rng);
-    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
     for (int i = 0; i < 24; ++i) {
         const ConvCase c = random_depthwise_case(rng);
         SCOPED_TRACE(c.name());
-        const detail::ConvGeometry g = geometry_of(c);
-        const DType dtype = i % 2 == 0 ? DType::Float64 : DType::Float32;
-        std::string reason;
-        ASSERT_TRUE(variant.supports(problem_of(g, dtype), ConvPass::Forward, &reason)) << reason;
-        const testing::ConvPassInputs in = random_inputs(g, rng);
-        const testing::ConvPassResults expected =
-            testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
-        const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda());
-        const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
-        EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
-        EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
-        EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
-        EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+        expect_every_pass_matches_the_reference(geometry_of(c), i % 2 == 0 ? DType::Float64 : DType::Float32, rng);
     }
 }
 
