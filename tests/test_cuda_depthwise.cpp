@@ -34,7 +34,8 @@ constexpr const char* kVariant = "cuda.depthwise";
 
 // groups == channels everywhere; weight [channels * multiplier, 1, kernel...].
 std::vector<ConvCase> depthwise_sweep() {
-    const std::int64_t long_sequence = testing::gpu_or_emulated(20'000, 3'001);
+    using testing::gpu_or_emulated;
+    const std::int64_t long_sequence = gpu_or_emulated(20'000, 3'001);
     return {
         // MobileNet 3x3: 17 rows are one past two of the 8-row tiles every pass cuts a 65-wide
         // plane into (rows of 128 columns; the 1-D cases below cross column tiles).
@@ -51,6 +52,10 @@ std::vector<ConvCase> depthwise_sweep() {
         // 144 tiles of 16x64 (3 row tiles x 48 planes): more than the emulated 64-block grid.
         conv(P(2).set_padding(1).set_groups(24), Shape{2, 24, 33, 40}, Shape{24, 1, 3, 3}),
         conv(P(2).set_padding(3).set_groups(2), Shape{1, 2, 4, 5}, Shape{4, 1, 7, 7}),  // kernel > input
+        // MobileNetV2's first depthwise layer and a strided one at full size (batch 1 emulated).
+        conv(P(2).set_padding(1).set_groups(32), Shape{gpu_or_emulated(8, 1), 32, 112, 112}, Shape{32, 1, 3, 3}),
+        conv(P(2).set_stride(2).set_padding(1).set_groups(96), Shape{gpu_or_emulated(4, 1), 96, 56, 56},
+             Shape{96, 1, 3, 3}),
         // ConvNeXt 7x7, RepLKNet 31x31 (and strided: shrinks the tile to fit shared memory).
         conv(P(2).set_padding(3).set_groups(3), Shape{1, 3, 14, 13}, Shape{3, 1, 7, 7}),
         conv(P(2).set_padding(15).set_groups(2), Shape{1, 2, 20, 19}, Shape{2, 1, 31, 31}),
