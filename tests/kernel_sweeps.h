@@ -76,6 +76,24 @@ inline std::vector<ConvCase> conv_sweep() {
     };
 }
 
+// Problems the tensor-core path (cuda.igemm) runs: channels per group a multiple of 8, zeros
+// padding the same on both sides; every rank and pass, strides, dilation, groups, batch 1, sizes
+// past a 64-row tile, a transposed convolution with output padding; and one it refuses (reflect
+// padding), which the sweep records as not supported.
+inline std::vector<ConvCase> tensor_core_conv_sweep() {
+    using P = ConvParams;
+    return {
+        conv(P(1).set_padding(1).set_stride(2), Shape{2, 16, 37}, Shape{24, 16, 3}),
+        conv(P(2).set_padding(1), Shape{2, 16, 9, 9}, Shape{32, 16, 3, 3}),
+        conv(P(2).set_stride(2).set_dilation(2).set_padding(2), Shape{1, 8, 11, 10}, Shape{16, 8, 3, 3}),
+        conv(P(2).set_groups(2).set_padding({0, 1}), Shape{1, 32, 7, 8}, Shape{16, 16, 3, 3}),
+        conv(P(2).set_stride(2), Shape{3, 24, 6, 6}, Shape{8, 24, 1, 1}),  // strided 1x1
+        conv(P(3).set_padding(1), Shape{1, 8, 4, 5, 6}, Shape{8, 8, 3, 3, 3}),
+        conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect), Shape{1, 8, 5, 5}, Shape{8, 8, 3, 3}),
+        transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1), Shape{2, 16, 5, 6}, Shape{16, 8, 4, 4}),
+    };
+}
+
 inline std::string conv_case_name(const ::testing::TestParamInfo<ConvCase>& info) {
     return info.param.name() + "_" + std::to_string(info.index);
 }

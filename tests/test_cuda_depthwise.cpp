@@ -280,7 +280,7 @@ TEST_F(depthwise, RefusesWhatIsNotDepthwiseWithItsReason) {
     detail::ConvProblem channels_last = problem(depthwise);
     channels_last.x_layout = channels_last.y_layout = detail::Layout::ChannelsLast;
     EXPECT_EQ(refusal(channels_last), "runs contiguous layouts only, not channels-last");
-    EXPECT_EQ(refusal(problem(depthwise, DType::BFloat16)), "runs float32 and float64 only, not bfloat16");
+    EXPECT_EQ(refusal(problem(depthwise, DType::BFloat16)), "does not compute bfloat16");
     // 31x31x31 taps of float64 are 238 KiB on their own: no tile fits 48 KiB.
     const ConvCase huge = conv(P(3).set_groups(1), Shape{1, 1, 31, 31, 31}, Shape{1, 1, 31, 31, 31});
     const std::string too_large = refusal(problem(huge, DType::Float64));

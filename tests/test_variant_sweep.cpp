@@ -1,5 +1,6 @@
 // Every registered variant that can run here × the kernel sweeps (tests/kernel_sweeps.h) ×
-// float32/float64 × contiguous/channels-last activations, each pass run directly through the
+// float32/float64 (and bfloat16/float16 over the tensor-core sweep) × contiguous/channels-last
+// activations, each pass run directly through the
 // variant and compared with the host reference computed in float64 (contiguous). A variant
 // that does not support a problem records its reason (NotSupported is a result, not a quiet
 // skip): the contiguous-only variants record it for every channels-last problem.
@@ -60,13 +61,20 @@ std::vector<std::string> pool_variant_names() {
     return names;
 }
 
+// Relative to the reference's norm: float64 sums in another order; float32 sums over up to a few
+// thousand terms; 16-bit operands with float32 accumulation and one rounding of the result.
 double tolerance(DType dtype) {
-    return dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kHostBlasFloat32Tolerance;
+    switch (dtype) {
+        case DType::Float64: return testing::kFloat64Tolerance;
+        case DType::BFloat16: return testing::kBfloat16VsFloat64Tolerance;
+        case DType::Float16: return testing::kFloat16VsFloat64Tolerance;
+        default: return testing::kHostBlasFloat32Tolerance;
+    }
 }
 
-// float64 values that float32 holds exactly, so float32 runs see the reference's inputs.
-Tensor float32_exact(const Shape& shape, std::mt19937_64& rng) {
-    return testing::random_tensor(shape, rng).to(DType::Float32).to(DType::Float64);
+// float64 values that `dtype` holds exactly, so its runs see the reference's inputs.
+Tensor exact_in(DType dtype, const Shape& shape, std::mt19937_64& rng) {
+    return testing::random_tensor(shape, rng).to(dtype == DType::Float64 ? DType::Float32 : dtype).to(DType::Float64);
 }
 
 std::string test_name_of(const std::string& variant, const std::string& problem, DType dtype, MemoryFormat layout,
@@ -75,9 +83,9 @@ std::string test_name_of(const std::string& variant, const std::string& problem,
     return testing::test_name(variant + "_" + dtype_name(dtype) + format + "_" + problem) + "_" + std::to_string(index);
 }
 
-// Whether the variant refuses a pass of the problem that it implements; the refusal is
-// recorded (test property and output) as a result of its own, not skipped quietly. Passes it
-// does not implement at all (implements() false) are not compared.
+// Whether the variant refuses a pass of the problem that it implements; the refusal is recorded
+// (test property and output) as a result of its own, not skipped quietly. The passes it does not
+// implement are left out of the comparison.
 template <typename Variant, typename Problem, typename Pass, std::size_t N>
 bool refuses(const Variant& variant, const Problem& problem, const Pass (&passes)[N], const char* (*pass_name)(Pass)) {
     for (Pass pass : passes) {
@@ -109,20 +117,28 @@ TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     if (refuses(variant, problem, kConvPasses, conv_pass_name)) return;
     CONVKIT_SEEDED_RNG(rng);
-    const testing::ConvPassInputs in{float32_exact(g.input_shape(), rng), float32_exact(g.weight_shape(), rng),
-                                     float32_exact(g.output_shape(), rng),
-                                     float32_exact(Shape{g.out_channels}, rng),
-                                     float32_exact(Shape{g.in_channels}, rng)};
+    const testing::ConvPassInputs in{exact_in(dtype, g.input_shape(), rng), exact_in(dtype, g.weight_shape(), rng),
+                                     exact_in(dtype, g.output_shape(), rng),
+                                     exact_in(dtype, Shape{g.out_channels}, rng),
+                                     exact_in(dtype, Shape{g.in_channels}, rng)};
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, sweep_device(), layout);
     const double tol = tolerance(dtype);
-    EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
-    EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
-    EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
-    if (variant.implements(ConvPass::BackwardBias)) {
-        EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
-    }
+    const auto expect_close = [&](const Tensor& result, const Tensor& reference, ConvPass pass) {
+        if (variant.implements(pass)) {
+            EXPECT_LT(testing::relative_error(result, reference), tol) << conv_pass_name(pass);
+        }
+    };
+    expect_close(got.y, expected.y, ConvPass::Forward);
+    expect_close(got.dx, expected.dx, ConvPass::BackwardData);
+    expect_close(got.dw, expected.dw, ConvPass::BackwardFilter);
+    expect_close(got.db, expected.db, ConvPass::BackwardBias);
+}
+
+std::string conv_sweep_name(const ::testing::TestParamInfo<ConvSweepParam>& info) {
+    return test_name_of(std::get<0>(info.param), std::get<1>(info.param).name(), std::get<2>(info.param),
+                        std::get<3>(info.param), info.index);
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, ConvVariantSweep,
@@ -130,10 +146,16 @@ INSTANTIATE_TEST_SUITE_P(Variants, ConvVariantSweep,
                                             ::testing::ValuesIn(testing::conv_sweep()),
                                             ::testing::Values(DType::Float32, DType::Float64),
                                             ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
-                         [](const ::testing::TestParamInfo<ConvSweepParam>& info) {
-                             return test_name_of(std::get<0>(info.param), std::get<1>(info.param).name(),
-                                                 std::get<2>(info.param), std::get<3>(info.param), info.index);
-                         });
+                         conv_sweep_name);
+
+// The 16-bit problems, which only the tensor-core variant computes (every other variant records
+// its refusal), over shapes it runs.
+INSTANTIATE_TEST_SUITE_P(SixteenBit, ConvVariantSweep,
+                         ::testing::Combine(::testing::ValuesIn(conv_variant_names()),
+                                            ::testing::ValuesIn(testing::tensor_core_conv_sweep()),
+                                            ::testing::Values(DType::BFloat16, DType::Float16),
+                                            ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
+                         conv_sweep_name);
 
 // ---- pooling ----------------------------------------------------------------------------------
 

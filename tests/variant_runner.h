@@ -1,8 +1,7 @@
 #pragma once
 // Runs the passes of one registered variant directly (no op layer, no selection) on given
 // float64 inputs converted to a dtype and device, into NaN-filled outputs brought back to the
-// host: how the variant tests compare any variant with the host reference. Passes the variant
-// does not implement are not run (their results stay NaN).
+// host: how the variant tests compare any variant with the host reference.
 #include <stdexcept>
 #include <string>
 
@@ -16,7 +15,8 @@ struct ConvPassInputs {
     Tensor x, w, dy, bias_out, bias_in;
 };
 // forward y = conv(x, w) + bias_out; backward data dx = conv^T(dy, w) + bias_in (a transposed
-// convolution's bias); backward filter dw; bias gradient db.
+// convolution's bias); backward filter dw; bias gradient db. Undefined for a pass the variant
+// does not implement.
 struct ConvPassResults {
     Tensor y, dx, dw, db;
 };
@@ -45,13 +45,12 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
     problem.x_layout = problem.y_layout = layout;
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     const Stream stream = stream_for(device);
-    // Passes the variant does not implement leave their result NaN; each pass gets the
-    // workspace the variant asks for, on the device.
     const auto run = [&](ConvPass pass, const detail::ConvOperands& operands) {
         if (!variant.implements(pass)) return;
+        // The workspace the variant asks for, poisoned (NaN bytes) so that a variant reading
+        // scratch it did not write fails.
         const std::size_t bytes = variant.workspace(problem, pass);
-        const Tensor scratch =
-            Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Int64, device);
+        const Tensor scratch = nan_tensor(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Float64, device);
         variant.run(problem, pass, operands, {bytes == 0 ? nullptr : scratch.raw_data(), bytes}, stream);
     };
     const auto buffer = [](const Tensor& t) { return t.raw_physical_data(); };
@@ -60,8 +59,12 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
         {.w = w.raw_data(), .dy = buffer(dy), .bias = bias_in.raw_data(), .out = buffer(r.dx)});
     run(ConvPass::BackwardFilter, {.x = buffer(x), .dy = buffer(dy), .out = r.dw.raw_data()});
     run(ConvPass::BackwardBias, {.dy = buffer(dy), .out = r.db.raw_data()});
-    const auto back = [](const Tensor& t) { return t.to(Device::host()).contiguous(); };
-    return {back(r.y), back(r.dx), back(r.dw), back(r.db)};
+    // A pass the variant does not implement gives an undefined result.
+    const auto back = [&](const Tensor& t, ConvPass pass) {
+        return variant.implements(pass) ? t.to(Device::host()).contiguous() : Tensor();
+    };
+    return {back(r.y, ConvPass::Forward), back(r.dx, ConvPass::BackwardData), back(r.dw, ConvPass::BackwardFilter),
+            back(r.db, ConvPass::BackwardBias)};
 }
 
 }  // namespace convkit::testing

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "convkit/tensor.h"
 #include "core/check.h"
@@ -326,14 +328,19 @@ const V* measure(std::string_view op, const Problem& problem, Pass pass, const O
 
 // ---- default: the thread's backend -----------------------------------------------------------
 
-const char* default_variant_name(Backend backend) {
+// The variants a backend runs by default, most specialised first: the first of them (of the
+// family asked) that supports a problem runs it. The CUDA backend runs the tensor-core implicit
+// GEMM where it applies (16-bit, channels-last, channels per group a multiple of 8, sm_80+), the
+// tiled implicit GEMM on the ordinary cores for float32/float64 (contiguous, zeros padding), and
+// the direct kernels everywhere else (other padding modes, the bias gradient).
+std::vector<std::string_view> default_variant_names(Backend backend) {
     switch (backend) {
-        case Backend::Host: return "host.reference";
-        case Backend::HostBlas: return "host.blas";
-        case Backend::Cuda: return "cuda.direct";
-        case Backend::Cudnn: return "cudnn";
+        case Backend::Host: return {"host.reference"};
+        case Backend::HostBlas: return {"host.blas"};
+        case Backend::Cuda: return {"cuda.igemm", "cuda.tiled", "cuda.direct"};
+        case Backend::Cudnn: return {"cudnn"};
     }
-    return "";
+    return {};
 }
 
 [[noreturn]] void backend_not_built(std::string_view op, Backend backend) {
@@ -347,16 +354,29 @@ const char* default_variant_name(Backend backend) {
     throw NotSupported(concat(op, ": the ", backend_name(backend), " backend has no variant registered"));
 }
 
+Backend backend_of(const ProblemBase& problem) {
+    return problem.device.is_host() ? default_host_backend() : default_backend();
+}
+
+// The first of the backend's default variants that supports the problem. When none does, the
+// message gives the last one's reason (the backend's general variant) and then the others'.
 template <typename V, typename Problem, typename Pass>
 const V& checked_default(std::string_view op, const Problem& problem, Pass pass) {
-    const Backend backend = problem.device.is_host() ? default_host_backend() : default_backend();
-    const V* v = Family<V>::find(default_variant_name(backend));
-    if (v == nullptr) backend_not_built(op, backend);
-    std::string reason;
-    if (!v->supports(problem, pass, &reason)) {
-        throw NotSupported(concat(op, ": the ", backend_name(backend), " backend ", reason));
+    const Backend backend = backend_of(problem);
+    std::string general_reason, other_reasons;
+    const V* refused = nullptr;
+    for (std::string_view name : default_variant_names(backend)) {
+        const V* v = Family<V>::find(name);
+        if (v == nullptr) continue;
+        if (refused != nullptr) {
+            other_reasons += concat(other_reasons.empty() ? "" : "; ", refused->name(), " ", general_reason);
+        }
+        if (v->supports(problem, pass, &general_reason)) return *v;
+        refused = v;
     }
-    return *v;
+    if (refused == nullptr) backend_not_built(op, backend);
+    throw NotSupported(concat(op, ": the ", backend_name(backend), " backend ", general_reason,
+                              other_reasons.empty() ? "" : concat(" (", other_reasons, ")")));
 }
 
 template <typename V, typename Problem, typename Pass>
@@ -395,9 +415,11 @@ bool policy_supports_problem(const Problem& problem, Pass pass) {
         }
         return false;
     }
-    const Backend backend = problem.device.is_host() ? default_host_backend() : default_backend();
-    const V* v = Family<V>::find(default_variant_name(backend));
-    return v != nullptr && v->supports(problem, pass);
+    for (std::string_view name : default_variant_names(backend_of(problem))) {
+        const V* v = Family<V>::find(name);
+        if (v != nullptr && v->supports(problem, pass)) return true;
+    }
+    return false;
 }
 
 template <typename V, typename Choice, typename Problem, typename Pass, typename Operands>

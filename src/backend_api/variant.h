@@ -58,6 +58,11 @@ public:
     // The kind of tensors it runs: a host variant never runs CUDA tensors and vice versa.
     virtual DeviceType device_type() const = 0;
     virtual bool implements(Pass) const { return true; }
+    // Whether it computes operands of `dtype` (the problem's x, w and y share one). supports()
+    // refuses the others by name before asking unsupported_reason. Most variants compute float32
+    // and float64, and 16-bit tensors reach them widened by the op layer; a variant with 16-bit
+    // kernels overrides this.
+    virtual bool computes(DType dtype) const { return dtype == DType::Float32 || dtype == DType::Float64; }
     // Empty when it runs this pass of the problem, else why not, as a phrase that follows the
     // variant's name ("runs zeros padding only, not reflect"). Called on every call: keep it cheap,
     // and format the reason only when refusing.
@@ -67,7 +72,9 @@ public:
                      Stream stream) const = 0;
 
     bool supports(const Problem& problem, Pass pass, std::string* reason = nullptr) const {
-        std::string why = implements(pass) ? unsupported_reason(problem, pass) : std::string("does not implement it");
+        std::string why = !implements(pass)                ? std::string("does not implement it")
+                          : !computes(problem.dtype()) ? std::string("does not compute ") + dtype_name(problem.dtype())
+                                                       : unsupported_reason(problem, pass);
         const bool ok = why.empty();
         if (reason != nullptr) *reason = std::move(why);
         return ok;

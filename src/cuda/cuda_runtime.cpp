@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <vector>
 
 #include "core/check.h"
 #include "cuda/cuda_check.h"
@@ -13,6 +14,7 @@ namespace {
 struct DeviceProbe {
     int count = 0;
     std::string reason;
+    std::vector<int> compute_capabilities;  // per device, major * 10 + minor
 };
 
 // Why cudaGetDeviceCount failed, in the user's terms. The runtime is linked statically and opens
@@ -48,6 +50,15 @@ const DeviceProbe& probe() {
             p.reason = "no CUDA device is present (cudaGetDeviceCount found 0 devices)";
         }
         p.count = status == cudaSuccess ? count : 0;
+        for (int device = 0; device < p.count; ++device) {
+            int major = 0, minor = 0;
+            if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+                cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+                cudaGetLastError();
+                major = minor = 0;
+            }
+            p.compute_capabilities.push_back(major * 10 + minor);
+        }
         return p;
     }();
     return result;
@@ -170,6 +181,11 @@ void throw_cuda_error(cudaError_t error, const char* expression, const char* fil
                                        cudaGetErrorString(error), ") at ", file, ":", line);
     if (error == cudaErrorMemoryAllocation) throw OutOfMemory(message);
     throw CudaError(message);
+}
+
+int cuda_compute_capability(int device) {
+    const DeviceProbe& p = probe();
+    return device >= 0 && device < p.count ? p.compute_capabilities[static_cast<std::size_t>(device)] : 0;
 }
 
 void require_cuda_device(int index, const std::string& what) {

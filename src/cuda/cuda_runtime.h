@@ -17,6 +17,10 @@ namespace convkit::detail {
 // an index past the last device).
 void require_cuda_device(int index, const std::string& what);
 
+// Device `device`'s compute capability as major * 10 + minor (90 for an H100), asked once per
+// process; 0 for a device that does not exist.
+int cuda_compute_capability(int device);
+
 // Makes `device` current for a scope, restoring the previous device afterwards.
 class CudaDeviceGuard {
 public:

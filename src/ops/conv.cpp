@@ -12,6 +12,9 @@
 // result has the format of the activation it derives from. The weight always runs contiguous.
 #include "convkit/ops/conv.h"
 
+#include <initializer_list>
+#include <optional>
+
 #include "autograd/graph.h"
 #include "backend_api/selection.h"
 #include "core/check.h"
@@ -135,21 +138,29 @@ void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& 
                      });
 }
 
+// The passes a forward call runs now and, when it records for autograd, those its backward may.
+constexpr std::initializer_list<ConvPass> kForwardOnly = {ConvPass::Forward};
+constexpr std::initializer_list<ConvPass> kTransposedForwardOnly = {ConvPass::BackwardData};
+constexpr std::initializer_list<ConvPass> kEveryPass = {ConvPass::Forward, ConvPass::BackwardData,
+                                                        ConvPass::BackwardFilter, ConvPass::BackwardBias};
+
 // The forward of a convolution (or transposed convolution, as its adjoint's backward-data), in
 // the input's format where the variants of this pass (and, when recording, of every backward
-// pass) support it; the result has the input's format.
+// pass) support it; the result has the input's format. A 16-bit call that no variant of the
+// thread's policy runs natively is `widened()`: computed in float32 and rounded once.
+template <typename Widened>
 Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& weight, const Tensor& bias,
-               const ConvGeometry& g, bool transposed) {
+               const ConvGeometry& g, bool transposed, Widened widened) {
     const ConvProblem contiguous = detail::conv_problem(g, input_given.dtype(), input_given.device());
     const ConvPass pass = transposed ? ConvPass::BackwardData : ConvPass::Forward;
-    const MemoryFormat format =
-        autograd::should_record({input_given, weight, bias})
-            ? detail::activation_format(contiguous, input_given.memory_format(),
-                                        {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter,
-                                         ConvPass::BackwardBias})
-            : detail::activation_format(contiguous, input_given.memory_format(), {pass});
-    const ConvProblem problem = detail::with_activations_in(contiguous, format);
-    const Tensor input = detail::operand_in_format(input_given, format);
+    const std::optional<MemoryFormat> native = detail::supported_format(
+        contiguous, input_given.memory_format(),
+        autograd::should_record({input_given, weight, bias}) ? kEveryPass
+        : transposed                                         ? kTransposedForwardOnly
+                                                             : kForwardOnly);
+    if (!native && is_reduced_precision_tensor(input_given)) return widened();
+    const ConvProblem problem = detail::with_activations_in(contiguous, native.value_or(MemoryFormat::Contiguous));
+    const Tensor input = detail::operand_in_format(input_given, problem.x_layout);
     Tensor y = transposed
                    ? run_pass(op, problem, pass, g.input_shape(),
                               {.w = weight.raw_data(), .dy = activation(input), .bias = data_or_null(bias)}, input)
@@ -157,6 +168,12 @@ Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& wei
                               {.x = activation(input), .w = weight.raw_data(), .bias = data_or_null(bias)}, input);
     record_conv(op, y, input, weight, bias, problem, transposed);
     return detail::operand_in_format(y, input_given.memory_format());
+}
+
+// Whether a public backward entry point runs `pass` of `problem` natively; a 16-bit call that it
+// does not is computed in float32.
+bool computed_natively(const ConvProblem& problem, ConvPass pass, const Tensor& grad_output) {
+    return !is_reduced_precision_tensor(grad_output) || detail::policy_runs(problem, {pass});
 }
 
 // The shared checks of the public entry points: activations in either format, the weight (and
@@ -173,13 +190,12 @@ Tensor conv_forward(const Tensor& input, const Tensor& weight_in, const Tensor& 
     check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
-    if (is_reduced_precision_tensor(input)) {
+    return forward(op, input, weight, bias, g, false, [&] {
         return computed_in_float32(
             input.dtype(),
             [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_forward(x, w, b, params); }, input,
             weight, bias);
-    }
-    return forward(op, input, weight, bias, g, false);
+    });
 }
 
 Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight_in, const Shape& input_shape,
@@ -189,13 +205,13 @@ Tensor conv_backward_data(const Tensor& grad_output, const Tensor& weight_in, co
     check_operands(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    if (is_reduced_precision_tensor(grad_output)) {
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
+    if (!computed_natively(problem, ConvPass::BackwardData, grad_output)) {
         return computed_in_float32(
             grad_output.dtype(),
             [&](const Tensor& dy, const Tensor& w) { return conv_backward_data(dy, w, input_shape, params); },
             grad_output, weight);
     }
-    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass_on_activations(op, problem, ConvPass::BackwardData, g.input_shape(), grad_output, Tensor(),
                                    [&](const Tensor& dy, const Tensor&) {
                                        return ConvOperands{.w = weight.raw_data(), .dy = activation(dy)};
@@ -208,13 +224,13 @@ Tensor conv_backward_filter(const Tensor& grad_output, const Tensor& input, cons
     check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    if (is_reduced_precision_tensor(grad_output)) {
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
+    if (!computed_natively(problem, ConvPass::BackwardFilter, grad_output)) {
         return computed_in_float32(
             grad_output.dtype(),
             [&](const Tensor& dy, const Tensor& x) { return conv_backward_filter(dy, x, weight_shape, params); },
             grad_output, input);
     }
-    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass_on_activations(op, problem, ConvPass::BackwardFilter, g.weight_shape(), grad_output, input,
                                    [](const Tensor& dy, const Tensor& x) {
                                        return ConvOperands{.x = activation(x), .dy = activation(dy)};
@@ -226,12 +242,12 @@ Tensor conv_backward_bias(const Tensor& grad_output) {
     check_operands(op, {{"grad_output", grad_output}});
     CONVKIT_REQUIRE(grad_output.rank() >= 2, op, "grad_output must be [N, C, ...], got shape ",
                     grad_output.shape().to_string());
-    if (is_reduced_precision_tensor(grad_output)) {
-        return computed_in_float32(grad_output.dtype(), &conv_backward_bias, grad_output);
-    }
     // The bias gradient depends on no geometry, only on dy's shape.
     ConvProblem problem = detail::conv_problem(ConvGeometry{}, grad_output.dtype(), grad_output.device());
     problem.bias_grad = bias_grad_of(grad_output.shape());
+    if (!computed_natively(problem, ConvPass::BackwardBias, grad_output)) {
+        return computed_in_float32(grad_output.dtype(), &conv_backward_bias, grad_output);
+    }
     return run_pass_on_activations(op, problem, ConvPass::BackwardBias, Shape{problem.bias_grad.channels},
                                    grad_output, Tensor(), [](const Tensor& dy, const Tensor&) {
                                        return ConvOperands{.dy = activation(dy)};
@@ -246,13 +262,12 @@ Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight_in, cons
     check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
-    if (is_reduced_precision_tensor(input)) {
+    return forward(op, input, weight, bias, g, true, [&] {
         return computed_in_float32(
             input.dtype(),
             [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_transpose_forward(x, w, b, params); },
             input, weight, bias);
-    }
-    return forward(op, input, weight, bias, g, true);
+    });
 }
 
 Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& weight_in, const Shape& input_shape,
@@ -262,13 +277,13 @@ Tensor conv_transpose_backward_data(const Tensor& grad_output, const Tensor& wei
     check_operands(op, {{"grad_output", grad_output}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input_shape, weight.shape(), params);
     detail::check_grad_output(op, grad_output, g.input_shape());
-    if (is_reduced_precision_tensor(grad_output)) {
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
+    if (!computed_natively(problem, ConvPass::Forward, grad_output)) {
         return computed_in_float32(
             grad_output.dtype(),
             [&](const Tensor& dy, const Tensor& w) { return conv_transpose_backward_data(dy, w, input_shape, params); },
             grad_output, weight);
     }
-    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     return run_pass_on_activations(op, problem, ConvPass::Forward, g.output_shape(), grad_output, Tensor(),
                                    [&](const Tensor& dy, const Tensor&) {
                                        return ConvOperands{.x = activation(dy), .w = weight.raw_data()};
@@ -281,7 +296,8 @@ Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& i
     check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight_shape, params);
     detail::check_grad_output(op, grad_output, g.input_shape());
-    if (is_reduced_precision_tensor(grad_output)) {
+    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
+    if (!computed_natively(problem, ConvPass::BackwardFilter, grad_output)) {
         return computed_in_float32(
             grad_output.dtype(),
             [&](const Tensor& dy, const Tensor& x) {
@@ -289,7 +305,6 @@ Tensor conv_transpose_backward_filter(const Tensor& grad_output, const Tensor& i
             },
             grad_output, input);
     }
-    const ConvProblem problem = detail::conv_problem(g, grad_output.dtype(), grad_output.device());
     // In the adjoint convolution the transposed input plays the gradient and grad_output the input.
     return run_pass_on_activations(op, problem, ConvPass::BackwardFilter, g.weight_shape(), grad_output, input,
                                    [](const Tensor& dy, const Tensor& x) {

@@ -2,7 +2,9 @@
 // What every op entry point does before its arithmetic: check that the tensors are defined and
 // agree on device and dtype (and are in a memory format the op reads), pick the backend, and
 // dispatch on dtype.
+#include <algorithm>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -105,24 +107,44 @@ Tensor run_pass_into(std::string_view op, const Problem& problem, Pass pass, Cho
     return out;
 }
 
-// The memory format a convolution or pooling call runs its activations (x, y and their
-// gradients) in: `given` if the variants the thread's policy picks for all of `passes` support
-// it, else contiguous (the op then converts its operands, counted, and its result back).
-template <typename Problem, typename Pass>
-MemoryFormat activation_format(Problem problem, MemoryFormat given, std::initializer_list<Pass> passes) {
-    if (given == MemoryFormat::Contiguous) return given;
-    problem.x_layout = problem.y_layout = given;
-    for (Pass pass : passes) {
-        if (!policy_supports(problem, pass)) return MemoryFormat::Contiguous;
-    }
-    return given;
-}
-
 // `problem` with its activations in `format`.
 template <typename Problem>
 Problem with_activations_in(Problem problem, MemoryFormat format) {
     problem.x_layout = problem.y_layout = format;
     return problem;
+}
+
+// The memory format in which the variants the thread's policy picks run every one of `passes` of
+// `problem` (its activations x, y and their gradients): `given` where they run it so, else the
+// other format (the op then converts its operands, counted, and its result back), else none.
+template <typename Problem, typename Pass>
+std::optional<MemoryFormat> supported_format(const Problem& problem, MemoryFormat given,
+                                             std::initializer_list<Pass> passes) {
+    const MemoryFormat other =
+        given == MemoryFormat::Contiguous ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+    for (MemoryFormat format : {given, other}) {
+        const Problem in_format = with_activations_in(problem, format);
+        if (std::all_of(passes.begin(), passes.end(),
+                        [&](Pass pass) { return policy_supports(in_format, pass); })) {
+            return format;
+        }
+    }
+    return std::nullopt;
+}
+
+// The memory format a convolution or pooling call runs its activations in: supported_format's,
+// or contiguous where no variant runs the problem (choosing one then raises NotSupported with
+// the policy's reason).
+template <typename Problem, typename Pass>
+MemoryFormat activation_format(const Problem& problem, MemoryFormat given, std::initializer_list<Pass> passes) {
+    return supported_format(problem, given, passes).value_or(MemoryFormat::Contiguous);
+}
+
+// Whether the thread's policy runs `passes` of `problem` in some memory format. A 16-bit
+// problem that it does not run is computed in float32 instead (computed_in_float32).
+template <typename Problem, typename Pass>
+bool policy_runs(const Problem& problem, std::initializer_list<Pass> passes) {
+    return supported_format(problem, MemoryFormat::Contiguous, passes).has_value();
 }
 
 // One pass of a public backward entry point whose activation operands are `a` and `b` (b may be

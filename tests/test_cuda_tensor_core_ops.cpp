@@ -1,0 +1,152 @@
+// The tensor-core convolution (cuda.igemm) through the public ops and autograd (label gpu; a GPU
+// or the emulated device). The CUDA backend's default runs 16-bit channels-last convolutions on
+// it natively: without conversions, in the input's format, with float32 accumulation and one
+// rounding, forward and every gradient; other problems keep the float32 path. Each result is
+// compared with the float64 host result on the same (16-bit-exact) inputs.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "convkit/convkit.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+
+class CudaTensorCoreOps : public testing::WithCuda<> {};
+
+double tolerance(DType dtype) {
+    return dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance;
+}
+
+// float64 values that `dtype` holds exactly.
+Tensor exact_in(DType dtype, const Shape& shape, std::mt19937_64& rng) {
+    return testing::random_tensor(shape, rng).to(dtype).to(DType::Float64);
+}
+
+// The forward of a convolution (or a transposed one) and the three gradients of a weighted sum
+// of its output, on `device` in `dtype` and `format`; results as float64 host tensors.
+struct ConvRun {
+    Tensor y, dx, dw, db;
+};
+ConvRun run_conv(bool transposed, const ConvParams& params, const Tensor& x64, const Tensor& w64, const Tensor& b64,
+                 const Tensor& dy64, DType dtype, Device device, MemoryFormat format) {
+    // New leaves (detach): the inputs' handles are the caller's.
+    Tensor x = x64.to(dtype).to(device).to(format).detach();
+    Tensor w = w64.to(dtype).to(device).detach();
+    Tensor b = b64.to(dtype).to(device).detach();
+    for (Tensor* t : {&x, &w, &b}) t->set_requires_grad();
+    const Tensor y = transposed ? conv_transpose_forward(x, w, b, params) : conv_forward(x, w, b, params);
+    EXPECT_EQ(y.memory_format(), format) << "the result keeps the input's format";
+    EXPECT_EQ(y.dtype(), dtype);
+    y.backward(dy64.to(dtype).to(device).to(format));
+    const auto host = [](const Tensor& t) { return t.to(Device::host()).contiguous().to(DType::Float64); };
+    return {host(y), host(x.grad()), host(w.grad()), host(b.grad())};
+}
+
+struct Problem {
+    std::string name;
+    bool transposed;
+    ConvParams params;
+    Shape x, w;
+};
+
+TEST_F(CudaTensorCoreOps, SixteenBitChannelsLastConvolutionsRunNativelyAndMatchFloat64) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<Problem> problems = {
+        {"conv2d 3x3", false, ConvParams(2).set_padding(1), Shape{2, 16, 9, 9}, Shape{24, 16, 3, 3}},
+        {"conv1d strided", false, ConvParams(1).set_stride(2).set_padding(1), Shape{2, 8, 33}, Shape{16, 8, 3}},
+        {"conv3d", false, ConvParams(3).set_padding(1), Shape{1, 8, 4, 5, 6}, Shape{8, 8, 3, 3, 3}},
+        {"conv2d groups", false, ConvParams(2).set_groups(2).set_padding(1), Shape{1, 32, 6, 7}, Shape{16, 16, 3, 3}},
+        {"conv_transpose2d", true, ConvParams(2).set_stride(2).set_padding(1), Shape{2, 16, 5, 6},
+         Shape{16, 8, 4, 4}},
+    };
+    for (const Problem& p : problems) {
+        for (DType dtype : {DType::BFloat16, DType::Float16}) {
+            SCOPED_TRACE(p.name + " " + dtype_name(dtype));
+            const Tensor x = exact_in(dtype, p.x, rng), w = exact_in(dtype, p.w, rng);
+            const std::int64_t out_channels = p.transposed ? p.w[1] * p.params.groups : p.w[0];
+            const Tensor b = exact_in(dtype, Shape{out_channels}, rng);
+            const Shape y_shape =
+                p.transposed ? conv_transpose_forward(x, w, b, p.params).shape() : conv_forward(x, w, b, p.params).shape();
+            const Tensor dy = exact_in(dtype, y_shape, rng);
+            const ConvRun expected = run_conv(p.transposed, p.params, x, w, b, dy, DType::Float64, Device::host(),
+                                              MemoryFormat::Contiguous);
+            reset_layout_conversions();
+            const ConvRun got =
+                run_conv(p.transposed, p.params, x, w, b, dy, dtype, Device::cuda(), MemoryFormat::ChannelsLast);
+            // The float32 path would convert to contiguous for cuda.direct (counted); the
+            // tensor-core path runs channels-last as it is. (The test's own to() calls are not
+            // counted: only an op's conversions are.)
+            EXPECT_EQ(layout_conversions(), 0U) << "the op or its backward converted a layout";
+            const double tol = tolerance(dtype);
+            EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
+            EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "input gradient";
+            EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "weight gradient";
+            EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "bias gradient";
+        }
+    }
+}
+
+// A contiguous 16-bit input is brought to channels-last for the tensor cores (counted) and its
+// result and gradient back; a problem they refuse (3 input channels) is computed in float32. Both
+// match float64.
+TEST_F(CudaTensorCoreOps, OtherSixteenBitProblemsConvertOrWidenAndStayCorrect) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = ConvParams(2).set_padding(1);
+    for (const Shape& w_shape : {Shape{16, 8, 3, 3}, Shape{16, 3, 3, 3}}) {
+        SCOPED_TRACE(w_shape.to_string());
+        const DType dtype = DType::BFloat16;
+        const Tensor x = exact_in(dtype, Shape{2, w_shape[1], 7, 6}, rng), w = exact_in(dtype, w_shape, rng),
+                     b = exact_in(dtype, Shape{16}, rng), dy = exact_in(dtype, Shape{2, 16, 7, 6}, rng);
+        const ConvRun expected =
+            run_conv(false, params, x, w, b, dy, DType::Float64, Device::host(), MemoryFormat::Contiguous);
+        const ConvRun got = run_conv(false, params, x, w, b, dy, dtype, Device::cuda(), MemoryFormat::Contiguous);
+        const double tol = tolerance(dtype);
+        EXPECT_LT(testing::relative_error(got.y, expected.y), tol);
+        EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol);
+        EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol);
+        EXPECT_LT(testing::relative_error(got.db, expected.db), tol);
+    }
+}
+
+// The public backward entry points run natively too, and a named cuda.igemm refuses float32 by
+// name instead of computing it some other way.
+TEST_F(CudaTensorCoreOps, BackwardEntryPointsRunNativelyAndTheNamedVariantRefusesFloat32) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = ConvParams(2).set_padding(1);
+    const DType dtype = DType::Float16;
+    const Tensor x = exact_in(dtype, Shape{1, 8, 5, 5}, rng), w = exact_in(dtype, Shape{8, 8, 3, 3}, rng),
+                 dy = exact_in(dtype, Shape{1, 8, 5, 5}, rng);
+    const auto on_gpu = [&](const Tensor& t) {
+        return t.to(dtype).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+    };
+    const Tensor x_gpu = on_gpu(x), dy_gpu = on_gpu(dy), w_gpu = w.to(dtype).to(Device::cuda());
+    reset_layout_conversions();
+    const Tensor dx = conv_backward_data(dy_gpu, w_gpu, x.shape(), params);
+    const Tensor dw = conv_backward_filter(dy_gpu, x_gpu, w.shape(), params);
+    const Tensor db = conv_backward_bias(dy_gpu);
+    EXPECT_EQ(layout_conversions(), 0U);
+    EXPECT_EQ(dx.memory_format(), MemoryFormat::ChannelsLast);
+    const auto host64 = [](const Tensor& t) { return t.to(Device::host()).contiguous().to(DType::Float64); };
+    EXPECT_LT(testing::relative_error(host64(dx), conv_backward_data(dy, w, x.shape(), params)), tolerance(dtype));
+    EXPECT_LT(testing::relative_error(host64(dw), conv_backward_filter(dy, x, w.shape(), params)), tolerance(dtype));
+    EXPECT_LT(testing::relative_error(host64(db), conv_backward_bias(dy)), tolerance(dtype));
+
+    const VariantGuard named("cuda.igemm");
+    const Tensor x32 = x.to(DType::Float32).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+    const Tensor w32 = w.to(DType::Float32).to(Device::cuda());
+    try {
+        conv_forward(x32, w32, Tensor(), params);
+        ADD_FAILURE() << "a named cuda.igemm ran float32";
+    } catch (const NotSupported& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find("cuda.igemm named for the forward pass does not compute float32"), std::string::npos)
+            << message;
+    }
+}
+
+}  // namespace
+}  // namespace convkit
