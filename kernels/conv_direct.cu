@@ -228,8 +228,7 @@ void conv_backward_data_direct(const ConvGeometry& g, DType dtype, const void* d
         });
         return;
     }
-    const SpatialDims padded{g.input[0] + g.pad_begin[0] + g.pad_end[0], g.input[1] + g.pad_begin[1] + g.pad_end[1],
-                             g.input[2] + g.pad_begin[2] + g.pad_end[2]};
+    const SpatialDims padded = padded_input_dims(g);
     const std::int64_t padded_count = g.batch * g.in_channels * padded[0] * padded[1] * padded[2];
     // Freed right after the launches: allocated for `stream`, the caching allocator reuses it
     // only behind the fold kernel.
@@ -240,7 +239,23 @@ void conv_backward_data_direct(const ConvGeometry& g, DType dtype, const void* d
         T* dpadded = static_cast<T*>(scratch.get());
         launch<padded_gradient_kernel<T>>({grid_for(padded_count), kThreadsPerBlock}, s, g, padded,
                                           static_cast<const T*>(dy), static_cast<const T*>(w), dpadded);
-        launch<fold_padded_gradient_kernel<T>>({grid_for(inputs), kThreadsPerBlock}, s, g, padded, dpadded,
+    });
+    fold_padded_input_gradient(g, dtype, scratch.get(), bias, dx, stream);
+}
+
+SpatialDims padded_input_dims(const ConvGeometry& g) {
+    return {g.input[0] + g.pad_begin[0] + g.pad_end[0], g.input[1] + g.pad_begin[1] + g.pad_end[1],
+            g.input[2] + g.pad_begin[2] + g.pad_end[2]};
+}
+
+void fold_padded_input_gradient(const ConvGeometry& g, DType dtype, const void* dpadded, const void* bias, void* dx,
+                                Stream stream) {
+    detail::CudaDeviceGuard guard(stream.device);
+    const std::int64_t inputs = g.batch * g.in_channels * g.input_spatial();
+    dispatch_float_types(dtype, [&](auto tag) {
+        using T = decltype(tag);
+        launch<fold_padded_gradient_kernel<T>>({grid_for(inputs), kThreadsPerBlock}, detail::to_cuda(stream), g,
+                                               padded_input_dims(g), static_cast<const T*>(dpadded),
                                                static_cast<const T*>(bias), static_cast<T*>(dx));
     });
 }

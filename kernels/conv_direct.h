@@ -20,6 +20,14 @@ void conv_forward_direct(const detail::ConvGeometry& g, DType dtype, const void*
 void conv_backward_data_direct(const detail::ConvGeometry& g, DType dtype, const void* dy, const void* w,
                                const void* bias, void* dx, Stream stream);
 
+// Padding modes other than zeros, the second step of the backward data pass: dx = bias + the
+// gradient of the padded input (dpadded, [N, C_in, padded...] with padded = pad_begin + input +
+// pad_end per dim) folded back onto the elements each padded position was read from. Shared by
+// every CUDA backward-data kernel that computes dpadded first (cuda.direct, cuda.depthwise).
+SpatialDims padded_input_dims(const detail::ConvGeometry& g);
+void fold_padded_input_gradient(const detail::ConvGeometry& g, DType dtype, const void* dpadded, const void* bias,
+                                void* dx, Stream stream);
+
 // dw = sum over batch and output of dy x; one block per weight element, a fixed-order reduction.
 void conv_backward_filter_direct(const detail::ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw,
                                  Stream stream);

@@ -1,0 +1,296 @@
+// The depthwise convolution variant `cuda.depthwise` (kernels/conv_depthwise.cu, label gpu),
+// run directly (no selection) on its own sweep: forward, backward data, backward filter and
+// the bias gradient against the float64 host reference, in float32 and float64, into NaN-filled outputs. The
+// sweep covers MobileNet's 3x3, ConvNeXt's 7x7, RepLKNet's 31x31, long 1-D sequences, 3-D 3x3x3,
+// strides, dilations, channel multipliers, batch 1, odd sizes, sizes one past the kernels' tile
+// edges, small planes (several planes per block), every padding mode and asymmetric 'same'
+// padding. Then: backward filter is bit-identical run to run, and the variant refuses what is
+// not depthwise (and channels-last, bfloat16, kernels too large for shared memory) with its
+// reason.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernel_sweeps.h"
+#include "test_util.h"
+#include "tolerances.h"
+#include "variant_runner.h"
+
+namespace convkit {
+namespace testing {
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
+}  // namespace testing
+
+namespace {
+
+using testing::conv;
+using testing::ConvCase;
+using P = ConvParams;
+
+constexpr const char* kVariant = "cuda.depthwise";
+
+// groups == channels everywhere; weight [channels * multiplier, 1, kernel...].
+std::vector<ConvCase> depthwise_sweep() {
+    using testing::gpu_or_emulated;
+    const std::int64_t long_sequence = gpu_or_emulated(20'000, 3'001);
+    return {
+        // MobileNet 3x3: 17 rows are one past two of the 8-row tiles every pass cuts a 65-wide
+        // plane into (rows of 128 columns; the 1-D cases below cross column tiles).
+        conv(P(2).set_padding(1).set_groups(5), Shape{2, 5, 17, 65}, Shape{5, 1, 3, 3}),
+        conv(P(2).set_stride(2).set_padding(1).set_groups(4), Shape{2, 4, 15, 16}, Shape{8, 1, 3, 3}),  // x2
+        conv(P(2).set_padding(1).set_groups(37), Shape{2, 37, 7, 7}, Shape{37, 1, 3, 3}),  // 16 planes per block
+        conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect).set_groups(3), Shape{1, 3, 9, 11},
+             Shape{3, 1, 3, 3}),
+        conv(P(2).set_stride(2).set_padding(2).set_padding_mode(PaddingMode::Replicate).set_groups(2),
+             Shape{1, 2, 6, 9}, Shape{4, 1, 3, 3}),
+        conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Circular).set_groups(3), Shape{2, 3, 5, 8},
+             Shape{6, 1, 3, 3}),
+        conv(P(2).set_stride(3).set_dilation(2).set_groups(2), Shape{1, 2, 13, 14}, Shape{2, 1, 3, 3}),  // gaps
+        // 144 tiles of 16x64 (3 row tiles x 48 planes): more than the emulated 64-block grid.
+        conv(P(2).set_padding(1).set_groups(24), Shape{2, 24, 33, 40}, Shape{24, 1, 3, 3}),
+        conv(P(2).set_padding(3).set_groups(2), Shape{1, 2, 4, 5}, Shape{4, 1, 7, 7}),  // kernel > input
+        // MobileNetV2's first depthwise layer and a strided one at full size (batch 1 emulated).
+        conv(P(2).set_padding(1).set_groups(32), Shape{gpu_or_emulated(8, 1), 32, 112, 112}, Shape{32, 1, 3, 3}),
+        conv(P(2).set_stride(2).set_padding(1).set_groups(96), Shape{gpu_or_emulated(4, 1), 96, 56, 56},
+             Shape{96, 1, 3, 3}),
+        // ConvNeXt 7x7, RepLKNet 31x31 (and strided: shrinks the tile to fit shared memory).
+        conv(P(2).set_padding(3).set_groups(3), Shape{1, 3, 14, 13}, Shape{3, 1, 7, 7}),
+        conv(P(2).set_padding(15).set_groups(2), Shape{1, 2, 20, 19}, Shape{2, 1, 31, 31}),
+        conv(P(2).set_stride(2).set_padding(15).set_padding_mode(PaddingMode::Reflect).set_groups(1),
+             Shape{1, 1, 33, 34}, Shape{1, 1, 31, 31}),
+        // Kernels 1, 3x5 with per-dim stride and dilation, 'same' with an even kernel (asymmetric).
+        conv(P(2).set_stride(2).set_groups(3), Shape{2, 3, 9, 8}, Shape{3, 1, 1, 1}),
+        conv(P(2).set_stride({2, 1}).set_dilation({1, 2}).set_padding({1, 3}).set_groups(3), Shape{1, 3, 11, 12},
+             Shape{6, 1, 3, 5}),
+        conv(P(2).set_same_padding().set_groups(2), Shape{1, 2, 9, 10}, Shape{6, 1, 4, 4}),  // x3
+        conv(P(2).set_same_padding().set_dilation(2).set_padding_mode(PaddingMode::Circular).set_groups(2),
+             Shape{1, 2, 8, 9}, Shape{2, 1, 5, 5}),
+        // 1-D: long sequences with 31 and 3 taps (1025 is one past a 1024-wide tile), strided and
+        // dilated under circular padding. The first has 96 blocks' worth of work in every pass,
+        // more than the emulated device's 64-block grids: each block takes a second unit.
+        conv(P(1).set_padding(15).set_groups(16), Shape{2, 16, long_sequence}, Shape{16, 1, 31}),
+        conv(P(1).set_padding(1).set_groups(2), Shape{1, 2, 1025}, Shape{4, 1, 3}),
+        conv(P(1).set_stride(2).set_dilation(2).set_padding(6).set_padding_mode(PaddingMode::Circular).set_groups(2),
+             Shape{2, 2, 301}, Shape{2, 1, 7}),
+        conv(P(1).set_stride(3).set_padding(3).set_padding_mode(PaddingMode::Reflect).set_groups(4),
+             Shape{1, 4, 50}, Shape{8, 1, 7}),
+        conv(P(1).set_stride(2).set_dilation(3).set_padding(40).set_groups(3), Shape{1, 3, 500}, Shape{3, 1, 31}),
+        // 3-D 3x3x3, and strided, dilated, replicate-padded with multiplier 2.
+        conv(P(3).set_padding(1).set_groups(3), Shape{2, 3, 5, 6, 7}, Shape{3, 1, 3, 3, 3}),
+        conv(P(3).set_stride(2).set_dilation({2, 1, 2}).set_padding(2).set_padding_mode(PaddingMode::Replicate)
+                 .set_groups(2),
+             Shape{1, 2, 7, 8, 9}, Shape{4, 1, 3, 3, 3}),
+        conv(P(3).set_padding(2).set_padding_mode(PaddingMode::Reflect).set_groups(2), Shape{1, 2, 6, 7, 8},
+             Shape{2, 1, 5, 5, 5}),
+        // A depthwise transposed convolution: the adjoint geometry is depthwise too.
+        testing::transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1).set_groups(4), Shape{1, 4, 5, 6},
+                            Shape{4, 1, 3, 3}),
+    };
+}
+
+detail::ConvGeometry geometry_of(const ConvCase& c) {
+    const std::string op = conv_op_name(c.params.spatial_rank, c.transposed);
+    return c.transposed ? detail::conv_transpose_geometry(op, c.input, c.weight, c.params)
+                        : detail::conv_geometry(op, c.input, c.weight, c.params);
+}
+
+detail::ConvProblem problem_of(const detail::ConvGeometry& g, DType dtype) {
+    detail::ConvProblem problem = detail::conv_problem(g, dtype, Device::cuda());
+    problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
+    return problem;
+}
+
+// float64 values that float32 holds exactly, so float32 runs see the reference's inputs.
+Tensor float32_exact(const Shape& shape, std::mt19937_64& rng) {
+    return testing::random_tensor(shape, rng).to(DType::Float32).to(DType::Float64);
+}
+
+testing::ConvPassInputs random_inputs(const detail::ConvGeometry& g, std::mt19937_64& rng) {
+    return {float32_exact(g.input_shape(), rng), float32_exact(g.weight_shape(), rng),
+            float32_exact(g.output_shape(), rng), float32_exact(Shape{g.out_channels}, rng),
+            float32_exact(Shape{g.in_channels}, rng)};
+}
+
+using DepthwiseParam = std::tuple<ConvCase, DType>;
+
+class CudaDepthwise : public testing::WithCuda<::testing::TestWithParam<DepthwiseParam>> {};
+
+// Runs every pass of the variant on g in dtype and expects the float64 reference's results
+// (float32 tolerances for float32) on the same random, float32-exact inputs.
+void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DType dtype, std::mt19937_64& rng) {
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    for (ConvPass pass : kConvPasses) {
+        std::string reason;
+        ASSERT_TRUE(variant.supports(problem_of(g, dtype), pass, &reason)) << conv_pass_name(pass) << ": " << reason;
+    }
+    const testing::ConvPassInputs in = random_inputs(g, rng);
+    const testing::ConvPassResults expected =
+        testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
+    const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda());
+    const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
+    EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
+    EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
+    EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
+    EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+}
+
+TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
+    const auto& [c, dtype] = GetParam();
+    CONVKIT_SEEDED_RNG(rng);
+    expect_every_pass_matches_the_reference(geometry_of(c), dtype, rng);
+}
+
+INSTANTIATE_TEST_SUITE_P(depthwise, CudaDepthwise,
+                         ::testing::Combine(::testing::ValuesIn(depthwise_sweep()),
+                                            ::testing::Values(DType::Float32, DType::Float64)),
+                         [](const ::testing::TestParamInfo<DepthwiseParam>& info) {
+                             return std::get<0>(info.param).name() + "_" + dtype_name(std::get<1>(info.param)) + "_" +
+                                    std::to_string(info.index);
+                         });
+
+// Lower case, so that test names carry "depthwise" (ctest -R 'depthwise' selects every test of
+// the variant, in this file and in the variant sweep).
+class depthwise : public testing::WithCuda<> {};
+
+// A random depthwise geometry the host reference accepts: rank 1-3, kernels up to 31 (1-D),
+// 9 (2-D) or 5 (3-D), strides and dilations 1-3, any padding up to the dilated kernel, any
+// mode, 'same' now and then, channels 1-5 with multipliers 1-3, batch 1-3.
+ConvCase random_depthwise_case(std::mt19937_64& rng) {
+    using testing::pick;
+    for (;;) {
+        const int rank = static_cast<int>(pick(rng, 1, 3));
+        const std::int64_t max_kernel = rank == 1 ? 31 : rank == 2 ? 9 : 5;
+        const std::int64_t max_size = rank == 1 ? 300 : rank == 2 ? 30 : 9;
+        const std::int64_t channels = pick(rng, 1, 5), multiplier = pick(rng, 1, 3);
+        P params(rank);
+        params.groups = channels;
+        params.padding_mode = static_cast<PaddingMode>(pick(rng, 0, 3));
+        params.same_padding = pick(rng, 0, 5) == 0;
+        std::vector<std::int64_t> input{pick(rng, 1, 3), channels}, weight{channels * multiplier, 1};
+        for (int d = 0; d < rank; ++d) {
+            const std::int64_t kernel = pick(rng, 1, max_kernel);
+            params.dilation[d] = pick(rng, 1, 3);
+            params.stride[d] = params.same_padding ? 1 : pick(rng, 1, 3);
+            params.padding[d] = params.same_padding ? 0 : pick(rng, 0, params.dilation[d] * (kernel - 1));
+            input.push_back(pick(rng, 1, max_size));
+            weight.push_back(kernel);
+        }
+        const ConvCase c = conv(params, Shape(input), Shape(weight));
+        try {
+            geometry_of(c);
+            return c;
+        } catch (const InvalidArgument&) {
+            // not a convolution the reference takes (output below 1, padding past the size): draw again
+        }
+    }
+}
+
+// Fresh random geometries on every run (the seed is printed on failure, CONVKIT_TEST_SEED replays).
+TEST_F(depthwise, RandomGeometriesMatchTheFloat64Reference) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (int i = 0; i < 24; ++i) {
+        const ConvCase c = random_depthwise_case(rng);
+        SCOPED_TRACE(c.name());
+        expect_every_pass_matches_the_reference(geometry_of(c), i % 2 == 0 ? DType::Float64 : DType::Float32, rng);
+    }
+}
+
+// The partial sums of each split are added in a fixed order, so two runs agree bit for bit
+// (float32, where a different order would show); many batch x tile steps and splits.
+TEST_F(depthwise, BackwardFilterIsBitIdenticalRunToRun) {
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    for (const ConvCase& c : {conv(P(2).set_padding(1).set_groups(3), Shape{4, 3, 33, 40}, Shape{6, 1, 3, 3}),
+                              conv(P(1).set_padding(3).set_groups(2), Shape{3, 2, 2'100}, Shape{2, 1, 7})}) {
+        SCOPED_TRACE(c.name());
+        const detail::ConvGeometry g = geometry_of(c);
+        CONVKIT_SEEDED_RNG(rng);
+        const Tensor x = testing::random_tensor(g.input_shape(), rng).to(DType::Float32).to(Device::cuda());
+        const Tensor dy = testing::random_tensor(g.output_shape(), rng).to(DType::Float32).to(Device::cuda());
+        const detail::ConvProblem problem = problem_of(g, DType::Float32);
+        const std::size_t bytes = variant.workspace(problem, ConvPass::BackwardFilter);
+        ASSERT_GT(bytes, 0u);
+        const auto run = [&] {
+            Tensor dw = testing::nan_tensor(g.weight_shape(), DType::Float32, Device::cuda());
+            Tensor scratch = Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Int64,
+                                           Device::cuda());
+            variant.run(problem, ConvPass::BackwardFilter, {.x = x.raw_data(), .dy = dy.raw_data(), .out = dw.raw_data()},
+                        {scratch.raw_data(), bytes}, testing::stream_for(Device::cuda()));
+            return dw.to(Device::host());
+        };
+        const Tensor first = run(), second = run();
+        EXPECT_TRUE(testing::exactly_equal(first, second));
+    }
+}
+
+// Named through the public API, the variant runs every pass of the public ops, the op layer
+// allocating its workspaces (reflect padding: backward data folds; backward filter splits).
+TEST_F(depthwise, RunsThePublicOpsWhenNamed) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = P(2).set_stride(2).set_padding(2).set_padding_mode(PaddingMode::Reflect).set_groups(3);
+    const Tensor x = testing::random_tensor(Shape{2, 3, 11, 12}, rng);
+    const Tensor w = testing::random_tensor(Shape{6, 1, 5, 5}, rng);
+    const Tensor b = testing::random_tensor(Shape{6}, rng);
+    const Tensor y = conv_forward(x, w, b, params);
+    const Tensor dy = testing::random_tensor(y.shape(), rng);
+    const Tensor dx = conv_backward_data(dy, w, x.shape(), params);
+    const Tensor dw = conv_backward_filter(dy, x, w.shape(), params);
+    const Tensor db = conv_backward_bias(dy);
+    const auto cuda = [](const Tensor& t) { return t.to(Device::cuda()); };
+    VariantGuard guard(kVariant);
+    EXPECT_LT(testing::relative_error(conv_forward(cuda(x), cuda(w), cuda(b), params), y), testing::kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(conv_backward_data(cuda(dy), cuda(w), x.shape(), params), dx),
+              testing::kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(conv_backward_filter(cuda(dy), cuda(x), w.shape(), params), dw),
+              testing::kFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(conv_backward_bias(cuda(dy)), db), testing::kFloat64Tolerance);
+    // A convolution that is not depthwise is refused with the variant's reason, not run by another.
+    try {
+        conv_forward(cuda(x), cuda(testing::random_tensor(Shape{4, 3, 3, 3}, rng)), P(2));
+        ADD_FAILURE() << "a dense convolution ran on " << kVariant;
+    } catch (const NotSupported& e) {
+        EXPECT_NE(std::string(e.what()).find("cuda.depthwise named for the forward pass runs depthwise convolutions "
+                                             "only (groups == input channels), not 1 group of 3 input channels"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+std::string refusal(const detail::ConvProblem& problem, ConvPass pass = ConvPass::Forward) {
+    std::string reason;
+    EXPECT_FALSE(testing::conv_variant_named(kVariant).supports(problem, pass, &reason));
+    return reason;
+}
+
+TEST_F(depthwise, RefusesWhatIsNotDepthwiseWithItsReason) {
+    const auto problem = [](const ConvCase& c, DType dtype = DType::Float32) {
+        return problem_of(geometry_of(c), dtype);
+    };
+    const ConvCase dense = conv(P(2).set_padding(1), Shape{1, 3, 8, 8}, Shape{4, 3, 3, 3});
+    const ConvCase grouped = conv(P(2).set_groups(2), Shape{1, 6, 8, 8}, Shape{4, 3, 3, 3});
+    const ConvCase depthwise = conv(P(2).set_padding(1).set_groups(3), Shape{1, 3, 8, 8}, Shape{3, 1, 3, 3});
+    for (ConvPass pass : kConvPasses) {
+        EXPECT_EQ(refusal(problem(dense), pass),
+                  "runs depthwise convolutions only (groups == input channels), not 1 group of 3 input channels");
+        EXPECT_EQ(refusal(problem(grouped), pass),
+                  "runs depthwise convolutions only (groups == input channels), not 2 groups of 6 input channels");
+    }
+    detail::ConvProblem channels_last = problem(depthwise);
+    channels_last.x_layout = channels_last.y_layout = detail::Layout::ChannelsLast;
+    EXPECT_EQ(refusal(channels_last), "runs contiguous layouts only, not channels-last");
+    EXPECT_EQ(refusal(problem(depthwise, DType::BFloat16)), "does not compute bfloat16");
+    // 31x31x31 taps of float64 are 238 KiB on their own: no tile fits 48 KiB.
+    const ConvCase huge = conv(P(3).set_groups(1), Shape{1, 1, 31, 31, 31}, Shape{1, 1, 31, 31, 31});
+    const std::string too_large = refusal(problem(huge, DType::Float64));
+    EXPECT_NE(too_large.find("has no tile of a 31x31x31 kernel in float64 within the 48 KiB"), std::string::npos)
+        << too_large;
+    // Supported: the reason is empty and the checks above are not vacuous.
+    std::string reason;
+    EXPECT_TRUE(testing::conv_variant_named(kVariant).supports(problem(depthwise), ConvPass::Forward, &reason))
+        << reason;
+}
+
+}  // namespace
+}  // namespace convkit
