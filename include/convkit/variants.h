@@ -15,8 +15,10 @@
 //               CONVKIT_VARIANT_CACHE when given)
 //   default     the backend of the tensors' kind (backend.h): Host → host.reference,
 //               HostBlas → host.blas, Cuda → cuda.igemm where it runs the problem (bfloat16 or
-//               float16, channels-last, channels per group a multiple of 8), else cuda.tiled
-//               (float32/float64, contiguous, zeros padding), else cuda.direct; Cudnn → cudnn
+//               float16, channels-last, channels per group a multiple of 8), else
+//               cuda.depthwise (groups == input channels, float32/float64, contiguous), else
+//               cuda.tiled (float32/float64, contiguous, zeros padding), else cuda.direct;
+//               Cudnn → cudnn
 //
 // A name applies to tensors of its variant's kind (a host variant to host tensors, a CUDA one to
 // CUDA tensors), like the backends. A named variant that cannot run a call raises NotSupported

@@ -331,13 +331,14 @@ const V* measure(std::string_view op, const Problem& problem, Pass pass, const O
 // The variants a backend runs by default, most specialised first: the first of them (of the
 // family asked) that supports a problem runs it. The CUDA backend runs the tensor-core implicit
 // GEMM where it applies (16-bit, channels-last, channels per group a multiple of 8, sm_80+), the
-// tiled implicit GEMM on the ordinary cores for float32/float64 (contiguous, zeros padding), and
-// the direct kernels everywhere else (other padding modes, the bias gradient).
+// depthwise kernels for depthwise convolutions (float32/float64, contiguous), the tiled implicit
+// GEMM on the ordinary cores for other float32/float64 ones (contiguous, zeros padding), and the
+// direct kernels everywhere else (other padding modes, the bias gradient).
 std::vector<std::string_view> default_variant_names(Backend backend) {
     switch (backend) {
         case Backend::Host: return {"host.reference"};
         case Backend::HostBlas: return {"host.blas"};
-        case Backend::Cuda: return {"cuda.igemm", "cuda.tiled", "cuda.direct"};
+        case Backend::Cuda: return {"cuda.igemm", "cuda.depthwise", "cuda.tiled", "cuda.direct"};
         case Backend::Cudnn: return {"cudnn"};
     }
     return {};
