@@ -100,6 +100,16 @@ __device__ inline Position split_position(int index, const Dims& size) {
 // Whether 0 <= v < size, in one comparison.
 __device__ inline bool inside(int v, int size) { return static_cast<unsigned>(v) < static_cast<unsigned>(size); }
 
+// Result (row m = image x spatial + position, column n of `group`) into an [N, channels,
+// spatial] activation, plus its channel's bias when there is one.
+template <typename T>
+__device__ inline void store_activation(T* out, const T* bias, int channels, int group_channels, int spatial, int m,
+                                        int n, int group, T value) {
+    const int image = m / spatial;
+    const int channel = group * group_channels + n;
+    out[(image * channels + channel) * spatial + (m - image * spatial)] = bias != nullptr ? value + bias[channel] : value;
+}
+
 // ---- the three passes as operands -------------------------------------------------------------
 // Each provides: size(); Row row(m, group) (what a thread precomputes for one row it loads);
 // a(row, k); b(k, n, group); store(m, n, group, value); and kAAlongK: whether A's consecutive
@@ -143,10 +153,7 @@ struct ForwardOperands {
         return w[(group * c.out_group + n) * (c.in_group * c.taps) + k];
     }
     __device__ void store(int m, int n, int group, T value) const {
-        const int image = m / c.out_spatial;
-        const int channel = group * c.out_group + n;
-        y[(image * c.out_channels + channel) * c.out_spatial + (m - image * c.out_spatial)] =
-            bias != nullptr ? value + bias[channel] : value;
+        store_activation(y, bias, c.out_channels, c.out_group, c.out_spatial, m, n, group, value);
     }
 };
 
@@ -200,10 +207,7 @@ struct BackwardDataOperands {
         return w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + (k - out_channel * c.taps)];
     }
     __device__ void store(int m, int n, int group, T value) const {
-        const int image = m / c.in_spatial;
-        const int channel = group * c.in_group + n;
-        dx[(image * c.in_channels + channel) * c.in_spatial + (m - image * c.in_spatial)] =
-            bias != nullptr ? value + bias[channel] : value;
+        store_activation(dx, bias, c.in_channels, c.in_group, c.in_spatial, m, n, group, value);
     }
 };
 

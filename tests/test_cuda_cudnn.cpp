@@ -135,10 +135,7 @@ TEST_F(Cudnn, SixteenBitChannelsLastPassesMatchTheHostReference) {
                 testing::run_conv_passes(cudnn, g, in, dtype, Device::cuda(), MemoryFormat::ChannelsLast);
             const double tol = dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
                                                         : testing::kFloat16VsFloat64Tolerance;
-            EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
-            EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
-            EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
-            EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+            testing::expect_conv_passes_close(got, expected, tol);
         }
     }
 }

@@ -11,6 +11,7 @@
 #include "convkit/convkit.h"
 #include "test_util.h"
 #include "tolerances.h"
+#include "variant_runner.h"
 
 namespace convkit {
 namespace {
@@ -27,10 +28,9 @@ Tensor exact_in(DType dtype, const Shape& shape, std::mt19937_64& rng) {
 }
 
 // The forward of a convolution (or a transposed one) and the three gradients of a weighted sum
-// of its output, on `device` in `dtype` and `format`; results as float64 host tensors.
-struct ConvRun {
-    Tensor y, dx, dw, db;
-};
+// of its output (dx, dw and db of the results), on `device` in `dtype` and `format`; results as
+// float64 host tensors.
+using ConvRun = testing::ConvPassResults;
 ConvRun run_conv(bool transposed, const ConvParams& params, const Tensor& x64, const Tensor& w64, const Tensor& b64,
                  const Tensor& dy64, DType dtype, Device device, MemoryFormat format) {
     // New leaves (detach): the inputs' handles are the caller's.
@@ -81,11 +81,7 @@ TEST_F(CudaTensorCoreOps, SixteenBitChannelsLastConvolutionsRunNativelyAndMatchF
             // tensor-core path runs channels-last as it is. (The test's own to() calls are not
             // counted: only an op's conversions are.)
             EXPECT_EQ(layout_conversions(), 0U) << "the op or its backward converted a layout";
-            const double tol = tolerance(dtype);
-            EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
-            EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "input gradient";
-            EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "weight gradient";
-            EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "bias gradient";
+            testing::expect_conv_passes_close(got, expected, tolerance(dtype));
         }
     }
 }
@@ -104,11 +100,7 @@ TEST_F(CudaTensorCoreOps, OtherSixteenBitProblemsConvertOrWidenAndStayCorrect) {
         const ConvRun expected =
             run_conv(false, params, x, w, b, dy, DType::Float64, Device::host(), MemoryFormat::Contiguous);
         const ConvRun got = run_conv(false, params, x, w, b, dy, dtype, Device::cuda(), MemoryFormat::Contiguous);
-        const double tol = tolerance(dtype);
-        EXPECT_LT(testing::relative_error(got.y, expected.y), tol);
-        EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol);
-        EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol);
-        EXPECT_LT(testing::relative_error(got.db, expected.db), tol);
+        testing::expect_conv_passes_close(got, expected, tolerance(dtype));
     }
 }
 

@@ -64,9 +64,7 @@ TEST_F(CudaTiledConv, EveryPassMatchesTheFloat64ReferenceAcrossTileEdges) {
             SCOPED_TRACE(dtype_name(dtype));
             const testing::ConvPassResults got = testing::run_conv_passes(tiled, g, in, dtype, Device::cuda());
             const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
-            EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
-            EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
-            EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
+            testing::expect_conv_passes_close(got, expected, tol);
         }
     }
 }

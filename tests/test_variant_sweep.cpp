@@ -124,16 +124,7 @@ TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, sweep_device(), layout);
-    const double tol = tolerance(dtype);
-    const auto expect_close = [&](const Tensor& result, const Tensor& reference, ConvPass pass) {
-        if (variant.implements(pass)) {
-            EXPECT_LT(testing::relative_error(result, reference), tol) << conv_pass_name(pass);
-        }
-    };
-    expect_close(got.y, expected.y, ConvPass::Forward);
-    expect_close(got.dx, expected.dx, ConvPass::BackwardData);
-    expect_close(got.dw, expected.dw, ConvPass::BackwardFilter);
-    expect_close(got.db, expected.db, ConvPass::BackwardBias);
+    testing::expect_conv_passes_close(got, expected, tolerance(dtype));  // the passes it implements
 }
 
 std::string conv_sweep_name(const ::testing::TestParamInfo<ConvSweepParam>& info) {

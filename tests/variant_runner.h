@@ -3,6 +3,7 @@
 // float64 inputs converted to a dtype and device, into NaN-filled outputs brought back to the
 // host: how the variant tests compare any variant with the host reference.
 #include <stdexcept>
+#include <utility>
 #include <string>
 
 #include "backend_api/variant.h"
@@ -20,6 +21,19 @@ struct ConvPassInputs {
 struct ConvPassResults {
     Tensor y, dx, dw, db;
 };
+
+// Each result of `got` that is defined (a pass that ran) within `tolerance` of `expected`'s, by
+// relative error; the failure names the pass.
+inline void expect_conv_passes_close(const ConvPassResults& got, const ConvPassResults& expected, double tolerance) {
+    const std::pair<const Tensor*, const Tensor*> results[] = {
+        {&got.y, &expected.y}, {&got.dx, &expected.dx}, {&got.dw, &expected.dw}, {&got.db, &expected.db}};
+    const char* names[] = {"forward", "backward data", "backward filter", "backward bias"};
+    for (std::size_t i = 0; i < 4; ++i) {
+        if (results[i].first->defined()) {
+            EXPECT_LT(relative_error(*results[i].first, *results[i].second), tolerance) << names[i];
+        }
+    }
+}
 
 inline const detail::ConvVariant& conv_variant_named(const std::string& name) {
     const detail::ConvVariant* v = detail::find_conv_variant(name);
