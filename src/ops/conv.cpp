@@ -6,10 +6,15 @@
 // autograd it also chooses the variants of the backward passes it will need, so the backward
 // runs them on the stored problem without checking or choosing again.
 //
-// Memory formats: the activations (input, output and their gradients) run channels-last when
-// they are and the variants the thread's policy picks support it (the host reference does);
-// otherwise they are converted to contiguous (counted) and the result converted back, so every
-// result has the format of the activation it derives from. The weight always runs contiguous.
+// Memory formats: the activations (input, output and their gradients) run in their own format
+// when the variants the thread's policy picks support it (the host reference runs both);
+// otherwise they are converted to the other format (counted) and the result converted back, so
+// every result has the format of the activation it derives from. The weight always runs
+// contiguous.
+//
+// Dtypes: a bfloat16/float16 call runs natively where a variant of the policy computes it in
+// some format (cuda.igemm on a GPU: channels-last, channels per group a multiple of 8); else it
+// is computed in float32 on widened operands and rounded once (computed_in_float32).
 #include "convkit/ops/conv.h"
 
 #include <initializer_list>
