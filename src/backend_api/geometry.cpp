@@ -9,6 +9,23 @@
 
 namespace convkit::detail {
 
+std::string symmetric_zero_padding_reason(const ConvGeometry& g) {
+    if (g.padding_mode != PaddingMode::Zeros) {
+        return concat("runs zeros padding only, not ", padding_mode_name(g.padding_mode));
+    }
+    for (std::size_t s = 0; s < 3; ++s) {
+        if (g.pad_begin[s] != g.pad_end[s]) {
+            return concat("needs equal padding on both sides ('same' with an even extent pads ", g.pad_begin[s],
+                          " and ", g.pad_end[s], ")");
+        }
+        const std::int64_t extent = g.dilation[s] * (g.kernel[s] - 1) + 1;
+        if ((g.input[s] + 2 * g.pad_begin[s] - extent) / g.stride[s] + 1 != g.output[s]) {
+            return "cannot express output_padding of at least the stride (an output no convolution maps to)";
+        }
+    }
+    return {};
+}
+
 std::string spatial_dims_text(const SpatialDims& dims, int spatial_rank) {
     std::ostringstream s;
     for (int i = 0; i < spatial_rank; ++i) s << (i ? "x" : "") << dims[static_cast<std::size_t>(i)];

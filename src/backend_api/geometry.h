@@ -87,6 +87,12 @@ PoolGeometry adaptive_pool_geometry(std::string_view op, const Shape& input,
 // dimension at least 1; `what` names the tensor in the message ("input", "grad_output").
 void check_image_shape(std::string_view op, const char* what, const Shape& shape, int spatial_rank);
 
+// Why a convolution does not fit kernels that pad with zeros, equally on both sides, and compute
+// every output position of the padded input (cuDNN's legacy API, the tensor-core implicit GEMM):
+// empty when it fits. Not every transposed convolution does: an output_padding of a stride or more
+// gives an output no such convolution maps to.
+std::string symmetric_zero_padding_reason(const ConvGeometry& g);
+
 // "3x3": the first spatial_rank entries, for messages and test names.
 std::string spatial_dims_text(const SpatialDims& dims, int spatial_rank);
 

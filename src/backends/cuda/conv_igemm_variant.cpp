@@ -11,7 +11,7 @@
 // convkit's weights are [K, C/groups, taps] and contiguous; the kernels read them KRSC
 // ([K, taps, C/groups], the weight's channels-last order). The variant permutes the weight into
 // its workspace before the forward and backward-data passes and the filter gradient back from
-// it, and widens the bias to the float32 the fused epilogue adds: a weight-sized copy per call,
+// it (backends/cuda/conv_weight_layout.h, shared with the cudnn variant), and widens the bias to the float32 the fused epilogue adds: a weight-sized copy per call,
 // small beside the activations of the layers this path is for.
 #include <cstdint>
 #include <optional>
@@ -22,6 +22,7 @@
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_bias_grad.h"
 #include "kernels/conv_igemm.h"
+#include "backends/cuda/conv_weight_layout.h"
 #include "kernels/tensor_fill.h"
 
 namespace convkit::detail {
@@ -53,21 +54,10 @@ IgemmConvShape igemm_shape(const ConvGeometry& g) {
 }
 
 // Why the kernels cannot run the geometry (empty when they can): they pad with zeros, the same
-// on both sides, and produce every output position of the padded input.
+// on both sides, and produce every output position of the padded input, within their limits.
 std::string geometry_reason(const ConvGeometry& g) {
-    if (g.padding_mode != PaddingMode::Zeros) {
-        return concat("runs zeros padding only, not ", padding_mode_name(g.padding_mode));
-    }
-    if (g.pad_begin != g.pad_end) return "runs the same padding before and after only ('same' with an even kernel is not)";
-    const IgemmConvShape s = igemm_shape(g);
-    const auto output = s.output();
-    for (int i = 0; i < g.spatial_rank; ++i) {
-        if (output[static_cast<std::size_t>(i)] != g.output[static_cast<std::size_t>(3 - g.spatial_rank + i)]) {
-            return "runs convolutions whose output covers the padded input only (a transposed convolution's "
-                   "output_padding of a stride or more does not)";
-        }
-    }
-    if (std::string reason = kernels::conv_igemm_unsupported_reason(s); !reason.empty()) {
+    if (std::string reason = symmetric_zero_padding_reason(g); !reason.empty()) return reason;
+    if (std::string reason = kernels::conv_igemm_unsupported_reason(igemm_shape(g)); !reason.empty()) {
         return concat("cannot run it: ", reason);
     }
     return {};
@@ -91,10 +81,6 @@ private:
     char* base_;
     std::size_t offset_ = 0;
 };
-
-std::size_t weight_bytes(const ConvGeometry& g) {
-    return static_cast<std::size_t>(g.out_channels * g.in_channels_per_group() * g.kernel_spatial()) * 2;
-}
 
 // The channels of a pass's fused bias: the convolution's output channels for the forward, its
 // input channels (the transposed convolution's output) for backward-data.
@@ -128,12 +114,12 @@ public:
         switch (pass) {
             case ConvPass::Forward:
             case ConvPass::BackwardData:
-                return WorkspacePieces::rounded(weight_bytes(g)) +
+                return WorkspacePieces::rounded(conv_weight_bytes(g, p.dtype())) +
                        WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(g, pass)) * sizeof(float));
             case ConvPass::BackwardFilter: {
                 const IgemmConvShape s = igemm_shape(g);
                 const int splits = kernels::conv_igemm_backward_filter_default_splits(s, tile_for(s));
-                return WorkspacePieces::rounded(weight_bytes(g)) +
+                return WorkspacePieces::rounded(conv_weight_bytes(g, p.dtype())) +
                        WorkspacePieces::rounded(kernels::conv_igemm_backward_filter_workspace_bytes(s, splits));
             }
             case ConvPass::BackwardBias:
@@ -156,19 +142,17 @@ public:
         const auto operand = bf16 ? kernels::IgemmOperand::BFloat16 : kernels::IgemmOperand::Float16;
         const auto output = bf16 ? kernels::IgemmOutput::BFloat16 : kernels::IgemmOutput::Float16;
         const kernels::IgemmTile tile = tile_for(s);
-        const std::int64_t filters = g.out_channels, filter_channels = g.in_channels_per_group();
         WorkspacePieces pieces(workspace);
-        void* krsc = pieces.take(weight_bytes(g));
+        void* krsc = pieces.take(conv_weight_bytes(g, p.dtype()));
         if (pass == ConvPass::BackwardFilter) {
             const int splits = kernels::conv_igemm_backward_filter_default_splits(s, tile);
             void* partial = pieces.take(kernels::conv_igemm_backward_filter_workspace_bytes(s, splits));
             kernels::conv_igemm_backward_filter(s, operand, output, tile, splits, o.dy, o.x, nullptr, krsc, partial,
                                                 stream);
-            kernels::permute_channels(krsc, o.out, p.dtype(), filters, filter_channels, g.kernel_spatial(), false,
-                                      stream);
+            permute_conv_weight(g, p.dtype(), krsc, o.out, false, stream);
             return;
         }
-        kernels::permute_channels(o.w, krsc, p.dtype(), filters, filter_channels, g.kernel_spatial(), true, stream);
+        permute_conv_weight(g, p.dtype(), o.w, krsc, true, stream);
         kernels::IgemmEpilogue epilogue;
         if (o.bias != nullptr) {
             const std::int64_t channels = bias_channels(g, pass);

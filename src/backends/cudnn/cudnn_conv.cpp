@@ -15,7 +15,7 @@
 #include "backends/cudnn/cudnn_common.h"
 #include "core/check.h"
 #include "backend_api/variant.h"
-#include "kernels/tensor_fill.h"
+#include "backends/cuda/conv_weight_layout.h"
 
 namespace convkit::detail {
 
@@ -166,20 +166,7 @@ std::string cudnn_unsupported_reason(const ConvProblem& p, ConvPass pass) {
         std::max({g.batch * g.in_channels * g.input_spatial(), g.batch * g.out_channels * g.output_spatial(),
                   g.out_channels * g.in_channels_per_group() * g.kernel_spatial()});
     if (largest > kIntMax) return concat("handles tensors of at most 2^31 - 1 elements, not ", largest);
-    if (g.padding_mode != PaddingMode::Zeros) {
-        return concat("runs zeros padding only, not ", padding_mode_name(g.padding_mode));
-    }
-    for (int s = 0; s < 3; ++s) {
-        if (g.pad_begin[s] != g.pad_end[s]) {
-            return concat("needs equal padding on both sides ('same' with an even extent pads ", g.pad_begin[s],
-                          " and ", g.pad_end[s], ")");
-        }
-        const std::int64_t extent = g.dilation[s] * (g.kernel[s] - 1) + 1;
-        if ((g.input[s] + 2 * g.pad_begin[s] - extent) / g.stride[s] + 1 != g.output[s]) {
-            return "cannot express output_padding of at least the stride (an output no convolution maps to)";
-        }
-    }
-    return {};
+    return symmetric_zero_padding_reason(g);
 }
 
 void forward(const ConvProblem& p, const void* x, const void* w, const void* bias, void* y, Stream stream) {
@@ -294,20 +281,6 @@ void backward_bias(const BiasGradShape& s, DType dtype, Layout layout, const voi
         cudnn().cudnnConvolutionBackwardBias(handle, one.get(), gradient.get(), dy, zero.get(), bias.get(), db));
 }
 
-// Bytes of the weight (or its gradient) in the problem's dtype.
-std::size_t weight_bytes(const ConvProblem& p) {
-    const ConvGeometry& g = p.geometry;
-    return static_cast<std::size_t>(g.out_channels * g.in_channels_per_group() * g.kernel_spatial()) *
-           dtype_size(p.dtype());
-}
-
-// Moves a weight between convkit's KCRS and cuDNN's NHWC filter format KRSC.
-void permute_weight(const ConvProblem& p, const void* from, void* to, bool to_krsc, Stream stream) {
-    const ConvGeometry& g = p.geometry;
-    kernels::permute_channels(from, to, p.dtype(), g.out_channels, g.in_channels_per_group(), g.kernel_spatial(),
-                              to_krsc, stream);
-}
-
 class CudnnConv final : public ConvVariant {
 public:
     const char* name() const override { return "cudnn"; }
@@ -318,14 +291,16 @@ public:
     }
     // Channels-last: the weight (or its gradient) in KRSC.
     std::size_t workspace(const ConvProblem& p, ConvPass pass) const override {
-        return p.x_layout == Layout::ChannelsLast && pass != ConvPass::BackwardBias ? weight_bytes(p) : 0;
+        return p.x_layout == Layout::ChannelsLast && pass != ConvPass::BackwardBias
+                   ? conv_weight_bytes(p.geometry, p.dtype())
+                   : 0;
     }
     void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView workspace,
              Stream stream) const override {
         const bool krsc = p.x_layout == Layout::ChannelsLast;
         const void* w = o.w;
         if (krsc && o.w != nullptr) {
-            permute_weight(p, o.w, workspace.data, true, stream);
+            permute_conv_weight(p.geometry, p.dtype(), o.w, workspace.data, true, stream);
             w = workspace.data;
         }
         switch (pass) {
@@ -333,7 +308,7 @@ public:
             case ConvPass::BackwardData: backward_data(p, o.dy, w, o.bias, o.out, stream); break;
             case ConvPass::BackwardFilter:
                 backward_filter(p, o.dy, o.x, krsc ? workspace.data : o.out, stream);
-                if (krsc) permute_weight(p, workspace.data, o.out, false, stream);
+                if (krsc) permute_conv_weight(p.geometry, p.dtype(), workspace.data, o.out, false, stream);
                 break;
             case ConvPass::BackwardBias:
                 backward_bias(p.bias_grad, p.dtype(), p.x_layout, o.dy, o.out, stream);
