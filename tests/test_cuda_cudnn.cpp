@@ -125,11 +125,7 @@ TEST_F(Cudnn, SixteenBitChannelsLastPassesMatchTheHostReference) {
         SCOPED_TRACE(p.params.to_string() + " " + p.input.to_string());
         for (DType dtype : {DType::BFloat16, DType::Float16}) {
             SCOPED_TRACE(dtype_name(dtype));
-            const auto exact = [&](const Shape& shape) {
-                return testing::random_tensor(shape, rng).to(dtype).to(DType::Float64);
-            };
-            const testing::ConvPassInputs in{exact(g.input_shape()), exact(g.weight_shape()), exact(g.output_shape()),
-                                             exact(Shape{g.out_channels}), exact(Shape{g.in_channels})};
+            const testing::ConvPassInputs in = testing::random_pass_inputs(g, dtype, rng);
             const testing::ConvPassResults expected = testing::run_conv_passes(reference, g, in, DType::Float64);
             const testing::ConvPassResults got =
                 testing::run_conv_passes(cudnn, g, in, dtype, Device::cuda(), MemoryFormat::ChannelsLast);

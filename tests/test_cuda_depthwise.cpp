@@ -103,16 +103,6 @@ detail::ConvProblem problem_of(const detail::ConvGeometry& g, DType dtype) {
     return problem;
 }
 
-// float64 values that float32 holds exactly, so float32 runs see the reference's inputs.
-Tensor float32_exact(const Shape& shape, std::mt19937_64& rng) {
-    return testing::random_tensor(shape, rng).to(DType::Float32).to(DType::Float64);
-}
-
-testing::ConvPassInputs random_inputs(const detail::ConvGeometry& g, std::mt19937_64& rng) {
-    return {float32_exact(g.input_shape(), rng), float32_exact(g.weight_shape(), rng),
-            float32_exact(g.output_shape(), rng), float32_exact(Shape{g.out_channels}, rng),
-            float32_exact(Shape{g.in_channels}, rng)};
-}
 
 using DepthwiseParam = std::tuple<ConvCase, DType>;
 
@@ -126,7 +116,7 @@ void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DTyp
         std::string reason;
         ASSERT_TRUE(variant.supports(problem_of(g, dtype), pass, &reason)) << conv_pass_name(pass) << ": " << reason;
     }
-    const testing::ConvPassInputs in = random_inputs(g, rng);
+    const testing::ConvPassInputs in = testing::random_pass_inputs(g, DType::Float32, rng);  // float32-exact
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda());

@@ -22,11 +22,6 @@ double tolerance(DType dtype) {
     return dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance;
 }
 
-// float64 values that `dtype` holds exactly.
-Tensor exact_in(DType dtype, const Shape& shape, std::mt19937_64& rng) {
-    return testing::random_tensor(shape, rng).to(dtype).to(DType::Float64);
-}
-
 // The forward of a convolution (or a transposed one) and the three gradients of a weighted sum
 // of its output (dx, dw and db of the results), on `device` in `dtype` and `format`; results as
 // float64 host tensors.
@@ -66,12 +61,12 @@ TEST_F(CudaTensorCoreOps, SixteenBitChannelsLastConvolutionsRunNativelyAndMatchF
     for (const Problem& p : problems) {
         for (DType dtype : {DType::BFloat16, DType::Float16}) {
             SCOPED_TRACE(p.name + " " + dtype_name(dtype));
-            const Tensor x = exact_in(dtype, p.x, rng), w = exact_in(dtype, p.w, rng);
+            const Tensor x = testing::random_exact_in(dtype, p.x, rng), w = testing::random_exact_in(dtype, p.w, rng);
             const std::int64_t out_channels = p.transposed ? p.w[1] * p.params.groups : p.w[0];
-            const Tensor b = exact_in(dtype, Shape{out_channels}, rng);
+            const Tensor b = testing::random_exact_in(dtype, Shape{out_channels}, rng);
             const Shape y_shape =
                 p.transposed ? conv_transpose_forward(x, w, b, p.params).shape() : conv_forward(x, w, b, p.params).shape();
-            const Tensor dy = exact_in(dtype, y_shape, rng);
+            const Tensor dy = testing::random_exact_in(dtype, y_shape, rng);
             const ConvRun expected = run_conv(p.transposed, p.params, x, w, b, dy, DType::Float64, Device::host(),
                                               MemoryFormat::Contiguous);
             reset_layout_conversions();
@@ -95,8 +90,8 @@ TEST_F(CudaTensorCoreOps, OtherSixteenBitProblemsConvertOrWidenAndStayCorrect) {
     for (const Shape& w_shape : {Shape{16, 8, 3, 3}, Shape{16, 3, 3, 3}}) {
         SCOPED_TRACE(w_shape.to_string());
         const DType dtype = DType::BFloat16;
-        const Tensor x = exact_in(dtype, Shape{2, w_shape[1], 7, 6}, rng), w = exact_in(dtype, w_shape, rng),
-                     b = exact_in(dtype, Shape{16}, rng), dy = exact_in(dtype, Shape{2, 16, 7, 6}, rng);
+        const Tensor x = testing::random_exact_in(dtype, Shape{2, w_shape[1], 7, 6}, rng), w = testing::random_exact_in(dtype, w_shape, rng),
+                     b = testing::random_exact_in(dtype, Shape{16}, rng), dy = testing::random_exact_in(dtype, Shape{2, 16, 7, 6}, rng);
         const ConvRun expected =
             run_conv(false, params, x, w, b, dy, DType::Float64, Device::host(), MemoryFormat::Contiguous);
         const ConvRun got = run_conv(false, params, x, w, b, dy, dtype, Device::cuda(), MemoryFormat::Contiguous);
@@ -110,8 +105,8 @@ TEST_F(CudaTensorCoreOps, BackwardEntryPointsRunNativelyAndTheNamedVariantRefuse
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1);
     const DType dtype = DType::Float16;
-    const Tensor x = exact_in(dtype, Shape{1, 8, 5, 5}, rng), w = exact_in(dtype, Shape{8, 8, 3, 3}, rng),
-                 dy = exact_in(dtype, Shape{1, 8, 5, 5}, rng);
+    const Tensor x = testing::random_exact_in(dtype, Shape{1, 8, 5, 5}, rng), w = testing::random_exact_in(dtype, Shape{8, 8, 3, 3}, rng),
+                 dy = testing::random_exact_in(dtype, Shape{1, 8, 5, 5}, rng);
     const auto on_gpu = [&](const Tensor& t) {
         return t.to(dtype).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
     };

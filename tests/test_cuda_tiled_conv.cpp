@@ -44,11 +44,6 @@ std::vector<TiledCase> tiled_cases() {
     };
 }
 
-// float64 values that float32 holds exactly.
-Tensor float32_exact(const Shape& shape, std::mt19937_64& rng) {
-    return testing::random_tensor(shape, rng).to(DType::Float32).to(DType::Float64);
-}
-
 TEST_F(CudaTiledConv, EveryPassMatchesTheFloat64ReferenceAcrossTileEdges) {
     CONVKIT_SEEDED_RNG(rng);
     const detail::ConvVariant& tiled = testing::conv_variant_named("cuda.tiled");
@@ -56,9 +51,7 @@ TEST_F(CudaTiledConv, EveryPassMatchesTheFloat64ReferenceAcrossTileEdges) {
     for (const TiledCase& c : tiled_cases()) {
         SCOPED_TRACE(c.name);
         const detail::ConvGeometry g = detail::conv_geometry("conv", c.x, c.w, c.params);
-        const testing::ConvPassInputs in{float32_exact(g.input_shape(), rng), float32_exact(g.weight_shape(), rng),
-                                         float32_exact(g.output_shape(), rng), float32_exact(Shape{g.out_channels}, rng),
-                                         float32_exact(Shape{g.in_channels}, rng)};
+        const testing::ConvPassInputs in = testing::random_pass_inputs(g, DType::Float32, rng);
         const testing::ConvPassResults expected = testing::run_conv_passes(reference, g, in, DType::Float64);
         for (DType dtype : {DType::Float32, DType::Float64}) {
             SCOPED_TRACE(dtype_name(dtype));

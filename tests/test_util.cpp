@@ -215,6 +215,10 @@ Tensor random_tensor(const Shape& shape, std::mt19937_64& rng) {
     return Tensor::uniform(shape, -1.0, 1.0, rng(), DType::Float64);
 }
 
+Tensor random_exact_in(DType dtype, const Shape& shape, std::mt19937_64& rng) {
+    return random_tensor(shape, rng).to(dtype).to(DType::Float64);
+}
+
 Tensor to_float32(const Tensor& t) { return t.defined() ? t.to(DType::Float32) : Tensor(); }
 
 double norm(const Tensor& t) { return std::sqrt(dot(t, t)); }

@@ -124,6 +124,9 @@ Shape image_shape(std::int64_t n, std::int64_t c, const std::vector<std::int64_t
 
 // Uniform in [-1, 1), float64, seeded from the test's generator.
 Tensor random_tensor(const Shape& shape, std::mt19937_64& rng);
+// random_tensor rounded to `dtype` and back: float64 values that `dtype` holds exactly, so a run
+// in `dtype` sees the same inputs as a float64 reference.
+Tensor random_exact_in(DType dtype, const Shape& shape, std::mt19937_64& rng);
 
 // t converted to float32; an undefined tensor (no bias) stays undefined.
 Tensor to_float32(const Tensor& t);

@@ -72,10 +72,6 @@ double tolerance(DType dtype) {
     }
 }
 
-// float64 values that `dtype` holds exactly, so its runs see the reference's inputs.
-Tensor exact_in(DType dtype, const Shape& shape, std::mt19937_64& rng) {
-    return testing::random_tensor(shape, rng).to(dtype == DType::Float64 ? DType::Float32 : dtype).to(DType::Float64);
-}
 
 std::string test_name_of(const std::string& variant, const std::string& problem, DType dtype, MemoryFormat layout,
                          std::size_t index) {
@@ -117,10 +113,9 @@ TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     if (refuses(variant, problem, kConvPasses, conv_pass_name)) return;
     CONVKIT_SEEDED_RNG(rng);
-    const testing::ConvPassInputs in{exact_in(dtype, g.input_shape(), rng), exact_in(dtype, g.weight_shape(), rng),
-                                     exact_in(dtype, g.output_shape(), rng),
-                                     exact_in(dtype, Shape{g.out_channels}, rng),
-                                     exact_in(dtype, Shape{g.in_channels}, rng)};
+    // float64 runs on float32-exact values, like the float32 ones.
+    const testing::ConvPassInputs in =
+        testing::random_pass_inputs(g, dtype == DType::Float64 ? DType::Float32 : dtype, rng);
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, sweep_device(), layout);

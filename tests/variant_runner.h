@@ -2,6 +2,7 @@
 // Runs the passes of one registered variant directly (no op layer, no selection) on given
 // float64 inputs converted to a dtype and device, into NaN-filled outputs brought back to the
 // host: how the variant tests compare any variant with the host reference.
+#include <random>
 #include <stdexcept>
 #include <utility>
 #include <string>
@@ -39,6 +40,13 @@ inline const detail::ConvVariant& conv_variant_named(const std::string& name) {
     const detail::ConvVariant* v = detail::find_conv_variant(name);
     if (v == nullptr) throw std::runtime_error("no conv variant " + name);
     return *v;
+}
+
+// Random inputs of every pass of `g` (random_exact_in `dtype`).
+inline ConvPassInputs random_pass_inputs(const detail::ConvGeometry& g, DType dtype, std::mt19937_64& rng) {
+    return {random_exact_in(dtype, g.input_shape(), rng), random_exact_in(dtype, g.weight_shape(), rng),
+            random_exact_in(dtype, g.output_shape(), rng), random_exact_in(dtype, Shape{g.out_channels}, rng),
+            random_exact_in(dtype, Shape{g.in_channels}, rng)};
 }
 
 inline Stream stream_for(Device device) { return device.is_host() ? Stream{} : current_stream(device.index); }
