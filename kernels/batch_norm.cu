@@ -1,12 +1,24 @@
-// Batch-normalization kernels. Per-channel reductions (statistics, the backward sums) take one
-// block per channel, each thread striding over the channel's values, accumulating in double and
-// combining with block_sum's fixed-order tree: deterministic run to run. The variance is two-pass
-// (mean first, then the mean squared deviation from it), so an input with a large mean loses
-// nothing to cancellation. Per-element passes are grid-stride loops in the element type, with
-// the subtraction of the (double) mean done in double (ops/batch_norm_math.h).
+// Batch-normalization kernels, for every float dtype (bfloat16/float16 stored, computed in
+// float32) and both memory formats (BatchNormGeometry::channels_last).
+//
+// Per-channel reductions (the statistics, the backward sums) are two-level and one pass over the
+// data: blocks sum chunks of each channel's values into double partial sums, laid out so that
+// the reads coalesce in either layout (contiguous: a block's threads walk one channel's runs;
+// channels-last: a warp reads 32 adjacent channels of one row), then one thread per channel adds
+// its chunks in order. Both orders are fixed by the shape: deterministic run to run. The
+// variance comes from sums of (x - shift) and (x - shift)^2 with the channel's first value as the
+// shift (the shifted-data algorithm), so a large mean does not cancel the spread away and the
+// data is read once, not twice. The chunks split each channel so that small channel counts
+// still fill the GPU (a block per channel left most SMs idle below ~132 channels).
+//
+// Per-element passes are grid-stride loops in float (double for float64), with the subtraction
+// of the (double) mean done in double (ops/batch_norm_math.h); the channel of each element is
+// advanced incrementally, not divided out per element.
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/batch_norm.h"
 #include "kernels/kernel_support.cuh"
@@ -16,86 +28,251 @@ CONVKIT_KERNELS_BEGIN
 namespace {
 using detail::BatchNormGeometry;
 
-// One block per channel (blocks stride over channels past the grid limit).
-unsigned channel_blocks(const BatchNormGeometry& g) {
-    return grid_stride_blocks(g.channels);
+// float for every storage type up to float32, double for float64.
+template <typename T>
+using Compute = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// ---- the reductions' chunks ------------------------------------------------------------------
+
+constexpr int kLaneChannels = 32;  // channels-last: the channels of one warp's row read
+constexpr int kRowLanes = 8;       // channels-last: rows read at once by a block
+// Each chunk holds at least this many values of its channel (so a block's start is amortised)
+// and a channel has at most kMaxChunks chunks (so the second level stays short); within those
+// bounds, enough chunks for about kTargetBlocks blocks (four per SM of a 132-SM H100).
+constexpr std::int64_t kMinValuesPerChunk = 512;
+constexpr std::int64_t kMaxChunks = 256;
+constexpr std::int64_t kTargetBlocks = 528;
+
+struct ChunkPlan {
+    std::int64_t chunks = 1;
+    std::int64_t per_chunk = 1;  // values of a channel per chunk (the last may hold fewer)
+};
+
+std::int64_t channel_blocks(const BatchNormGeometry& g) {
+    return g.channels_last ? (g.channels + kLaneChannels - 1) / kLaneChannels : g.channels;
 }
 
-template <typename T>
-__device__ T parameter(const T* values, std::int64_t c, T absent) {
-    return values == nullptr ? absent : values[c];
+ChunkPlan chunk_plan(const BatchNormGeometry& g) {
+    const std::int64_t values = g.per_channel();
+    const std::int64_t wanted = (kTargetBlocks + channel_blocks(g) - 1) / channel_blocks(g);
+    const std::int64_t most = (values + kMinValuesPerChunk - 1) / kMinValuesPerChunk;
+    ChunkPlan plan;
+    plan.chunks = std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
+    plan.per_chunk = std::max<std::int64_t>((values + plan.chunks - 1) / plan.chunks, 1);
+    return plan;
 }
 
+// What the statistics sum per value: x - shift and its square, shift the channel's first value.
 template <typename T>
-__device__ T inverse_std(double var, double eps) {
-    return T(1) / sqrt(static_cast<T>(var) + static_cast<T>(eps));
+struct StatisticsTerms {
+    const T* x;
+    __device__ double shift(const BatchNormGeometry& g, std::int64_t c) const {
+        return static_cast<double>(x[detail::batch_norm_offset(g, c, 0)]);
+    }
+    __device__ void add(std::int64_t offset, double shift, double& first, double& second) const {
+        const double deviation = static_cast<double>(x[offset]) - shift;
+        first += deviation;
+        second += deviation * deviation;
+    }
+};
+
+// What the backward reduction sums per value: dy and dy * (x - mean).
+template <typename T>
+struct GradientTerms {
+    const T* dy;
+    const T* x;
+    const double* mean;
+    __device__ double shift(const BatchNormGeometry&, std::int64_t c) const { return mean[c]; }
+    __device__ void add(std::int64_t offset, double mu, double& first, double& second) const {
+        const double d = static_cast<double>(dy[offset]);
+        first += d;
+        second += d * (static_cast<double>(x[offset]) - mu);
+    }
+};
+
+// partial[(chunk * channels + c) * 2 + k]: the chunk's two sums of channel c.
+__device__ inline void store_partial(double* partial, std::int64_t channels, std::int64_t chunk, std::int64_t c,
+                                     double first, double second) {
+    partial[(chunk * channels + c) * 2] = first;
+    partial[(chunk * channels + c) * 2 + 1] = second;
 }
 
-template <typename T>
-__global__ void statistics_kernel(BatchNormGeometry g, const T* x, double* mean, double* var,
-                                  detail::RunningStatistics running) {
-    __shared__ double channel_mean;
-    const std::int64_t m = g.per_channel();
+// Contiguous: a block of kThreadsPerBlock threads sums one chunk of one channel (blocks stride
+// over channels), its threads walking the chunk's values in order, so they read the runs of
+// `spatial` values coalesced; the value's image and position advance without a division.
+template <typename Terms>
+__global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int64_t per_chunk, Terms terms,
+                                                   double* partial) {
+    const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
+    const std::int64_t last = std::min(g.per_channel(), first + per_chunk);
+    const std::int64_t image_step = kThreadsPerBlock / g.spatial;
+    const std::int64_t position_step = kThreadsPerBlock % g.spatial;
     for (std::int64_t c = blockIdx.x; c < g.channels; c += gridDim.x) {
-        double sum = 0;
-        for (std::int64_t t = threadIdx.x; t < m; t += blockDim.x) sum += x[detail::batch_norm_offset(g, c, t)];
-        sum = block_sum(sum);
-        if (threadIdx.x == 0) channel_mean = sum / static_cast<double>(m);
-        __syncthreads();
-        // Every thread reads channel_mean before the next block_sum, whose barriers keep thread 0
-        // from overwriting it for the next channel until then.
-        const double mu = channel_mean;
-        double squares = 0;
-        for (std::int64_t t = threadIdx.x; t < m; t += blockDim.x) {
-            const double deviation = static_cast<double>(x[detail::batch_norm_offset(g, c, t)]) - mu;
-            squares += deviation * deviation;
-        }
-        squares = block_sum(squares);
-        if (threadIdx.x == 0) {
-            const double biased = squares / static_cast<double>(m);
-            mean[c] = mu;
-            var[c] = biased;
-            if (running.updated_mean != nullptr) {
-                static_cast<T*>(running.updated_mean)[c] = static_cast<T>(
-                    detail::running_average(static_cast<const T*>(running.mean)[c], mu, running.momentum));
-                static_cast<T*>(running.updated_var)[c] = static_cast<T>(detail::running_average(
-                    static_cast<const T*>(running.var)[c], detail::unbiased_variance(biased, m), running.momentum));
+        const double shift = terms.shift(g, c);
+        double sum_first = 0;
+        double sum_second = 0;
+        std::int64_t t = first + threadIdx.x;
+        std::int64_t image = t / g.spatial;
+        std::int64_t position = t % g.spatial;
+        for (; t < last; t += kThreadsPerBlock) {
+            terms.add((image * g.channels + c) * g.spatial + position, shift, sum_first, sum_second);
+            image += image_step;
+            position += position_step;
+            if (position >= g.spatial) {
+                position -= g.spatial;
+                ++image;
             }
         }
+        sum_first = block_sum(sum_first);
+        sum_second = block_sum(sum_second);
+        if (threadIdx.x == 0) store_partial(partial, g.channels, blockIdx.y, c, sum_first, sum_second);
     }
+}
+
+// Channels-last: a block of kLaneChannels x kRowLanes threads sums one chunk of rows for 32
+// adjacent channels (blocks stride over channel tiles); each warp reads 32 consecutive elements
+// of a row, and the row lanes are combined in shared memory in a fixed order.
+template <typename Terms>
+__global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::int64_t per_chunk, Terms terms,
+                                                      double* partial) {
+    __shared__ double lanes[2][kRowLanes][kLaneChannels];
+    const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
+    const std::int64_t last = std::min(g.per_channel(), first + per_chunk);
+    for (std::int64_t tile = blockIdx.x; tile * kLaneChannels < g.channels; tile += gridDim.x) {
+        const std::int64_t c = tile * kLaneChannels + threadIdx.x;
+        double sum_first = 0;
+        double sum_second = 0;
+        if (c < g.channels) {
+            const double shift = terms.shift(g, c);
+            for (std::int64_t row = first + threadIdx.y; row < last; row += kRowLanes) {
+                terms.add(row * g.channels + c, shift, sum_first, sum_second);
+            }
+        }
+        lanes[0][threadIdx.y][threadIdx.x] = sum_first;
+        lanes[1][threadIdx.y][threadIdx.x] = sum_second;
+        __syncthreads();
+        if (threadIdx.y == 0 && c < g.channels) {
+            double total_first = 0;
+            double total_second = 0;
+            for (int lane = 0; lane < kRowLanes; ++lane) {
+                total_first += lanes[0][lane][threadIdx.x];
+                total_second += lanes[1][lane][threadIdx.x];
+            }
+            store_partial(partial, g.channels, blockIdx.y, c, total_first, total_second);
+        }
+        __syncthreads();  // the lanes are rewritten for the next tile
+    }
+}
+
+// The first level of a per-channel reduction: plan.chunks x channels pairs of double sums in
+// `partial`, by the kernel that reads the geometry's layout coalesced.
+template <typename Terms>
+void launch_channel_partials(const BatchNormGeometry& g, const ChunkPlan& plan, const Terms& terms, double* partial,
+                             cudaStream_t stream) {
+    const auto chunks = static_cast<unsigned>(plan.chunks);
+    const unsigned blocks = grid_stride_blocks(channel_blocks(g));
+    if (g.channels_last) {
+        launch<channel_partials_channels_last_kernel<Terms>>(
+            {dim3(blocks, chunks), dim3(kLaneChannels, kRowLanes)}, stream, g, plan.per_chunk, terms, partial);
+    } else {
+        launch<channel_partials_contiguous_kernel<Terms>>({dim3(blocks, chunks), dim3(kThreadsPerBlock)}, stream, g,
+                                                          plan.per_chunk, terms, partial);
+    }
+}
+
+// The second level: channel c's two sums over its chunks, added in chunk order.
+struct ChannelSums {
+    double first = 0;
+    double second = 0;
+};
+__device__ inline ChannelSums chunk_totals(const double* partial, std::int64_t chunks, std::int64_t channels,
+                                           std::int64_t c) {
+    ChannelSums sums;
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+        sums.first += partial[(chunk * channels + c) * 2];
+        sums.second += partial[(chunk * channels + c) * 2 + 1];
+    }
+    return sums;
+}
+
+template <typename T>
+__global__ void statistics_finish_kernel(BatchNormGeometry g, std::int64_t chunks, const double* partial, const T* x,
+                                         double* mean, double* var, detail::RunningStatistics running) {
+    const std::int64_t m = g.per_channel();
+    for (std::int64_t c = global_thread_index(); c < g.channels; c += global_thread_count()) {
+        const ChannelSums sums = chunk_totals(partial, chunks, g.channels, c);
+        const double shift = StatisticsTerms<T>{x}.shift(g, c);
+        const double mean_shifted = sums.first / static_cast<double>(m);
+        const double biased = std::max(sums.second / static_cast<double>(m) - mean_shifted * mean_shifted, 0.0);
+        const double mu = shift + mean_shifted;
+        mean[c] = mu;
+        var[c] = biased;
+        if (running.updated_mean != nullptr) {
+            const auto* running_mean = static_cast<const T*>(running.mean);
+            const auto* running_var = static_cast<const T*>(running.var);
+            static_cast<T*>(running.updated_mean)[c] =
+                T(detail::running_average(static_cast<double>(running_mean[c]), mu, running.momentum));
+            static_cast<T*>(running.updated_var)[c] = T(detail::running_average(
+                static_cast<double>(running_var[c]), detail::unbiased_variance(biased, m), running.momentum));
+        }
+    }
+}
+
+__global__ void gradient_sums_finish_kernel(std::int64_t channels, std::int64_t chunks, const double* partial,
+                                            const double* var, double eps, double* sum_dy, double* sum_dy_x_hat) {
+    for (std::int64_t c = global_thread_index(); c < channels; c += global_thread_count()) {
+        const ChannelSums sums = chunk_totals(partial, chunks, channels, c);
+        sum_dy[c] = sums.first;
+        sum_dy_x_hat[c] = sums.second / sqrt(var[c] + eps);
+    }
+}
+
+// ---- per-element passes ----------------------------------------------------------------------
+
+// The channel of a grid-stride loop's element, advanced by the loop's stride without a division
+// per element: `run` is the element's place in its channel's run of g.channel_run() values.
+struct ChannelCursor {
+    std::int64_t run = 0;
+    std::int64_t channel = 0;
+    std::int64_t run_step = 0;
+    std::int64_t channel_step = 0;
+
+    __device__ ChannelCursor(const BatchNormGeometry& g, std::int64_t index, std::int64_t stride)
+        : run(index % g.channel_run()),
+          channel((index / g.channel_run()) % g.channels),
+          run_step(stride % g.channel_run()),
+          channel_step((stride / g.channel_run()) % g.channels) {}
+
+    __device__ void advance(const BatchNormGeometry& g) {
+        run += run_step;
+        const bool carry = run >= g.channel_run();
+        if (carry) run -= g.channel_run();
+        channel += channel_step + (carry ? 1 : 0);
+        if (channel >= g.channels) channel -= g.channels;
+    }
+};
+
+template <typename T>
+__device__ Compute<T> parameter(const T* values, std::int64_t c, Compute<T> absent) {
+    return values == nullptr ? absent : static_cast<Compute<T>>(values[c]);
+}
+
+template <typename C>
+__device__ C inverse_std(double var, double eps) {
+    return C(1) / sqrt(static_cast<C>(var) + static_cast<C>(eps));
 }
 
 template <typename T>
 __global__ void forward_kernel(BatchNormGeometry g, const T* x, const double* mean, const double* var, const T* weight,
                                const T* bias, double eps, T* y) {
+    using C = Compute<T>;
     const std::int64_t total = g.count();
-    for (std::int64_t i = global_thread_index(); i < total; i += global_thread_count()) {
-        const std::int64_t c = detail::batch_norm_channel(g, i);
-        const T x_hat = detail::batch_norm_normalized<T>(x[i], mean[c], inverse_std<T>(var[c], eps));
-        y[i] = detail::batch_norm_output<T>(x_hat, parameter(weight, c, T(1)), parameter(bias, c, T(0)));
-    }
-}
-
-template <typename T>
-__global__ void backward_reduce_kernel(BatchNormGeometry g, const T* dy, const T* x, const double* mean,
-                                       const double* var, double eps, double* sum_dy, double* sum_dy_x_hat) {
-    const std::int64_t m = g.per_channel();
-    for (std::int64_t c = blockIdx.x; c < g.channels; c += gridDim.x) {
-        const double mu = mean[c];
-        double s_dy = 0;
-        double s_dy_centered = 0;
-        for (std::int64_t t = threadIdx.x; t < m; t += blockDim.x) {
-            const std::int64_t o = detail::batch_norm_offset(g, c, t);
-            const double d = dy[o];
-            s_dy += d;
-            s_dy_centered += d * (static_cast<double>(x[o]) - mu);
-        }
-        s_dy = block_sum(s_dy);
-        s_dy_centered = block_sum(s_dy_centered);
-        if (threadIdx.x == 0) {
-            sum_dy[c] = s_dy;
-            sum_dy_x_hat[c] = s_dy_centered / sqrt(var[c] + eps);
-        }
+    const std::int64_t stride = global_thread_count();
+    ChannelCursor at(g, global_thread_index(), stride);
+    for (std::int64_t i = global_thread_index(); i < total; i += stride, at.advance(g)) {
+        const std::int64_t c = at.channel;
+        const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x[i]), mean[c], inverse_std<C>(var[c], eps));
+        y[i] = T(detail::batch_norm_output<C>(x_hat, parameter(weight, c, C(1)), parameter(bias, c, C(0))));
     }
 }
 
@@ -104,40 +281,54 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
                                       const double* var, const T* weight, const double* sum_dy,
                                       const double* sum_dy_x_hat, double eps, double inverse_count,
                                       bool batch_statistics, T* dx) {
+    using C = Compute<T>;
     const std::int64_t total = g.count();
-    for (std::int64_t i = global_thread_index(); i < total; i += global_thread_count()) {
-        const std::int64_t c = detail::batch_norm_channel(g, i);
-        const T invstd = inverse_std<T>(var[c], eps);
-        const T x_hat = detail::batch_norm_normalized<T>(x[i], mean[c], invstd);
-        const T mean_dy = batch_statistics ? static_cast<T>(sum_dy[c] * inverse_count) : T(0);
-        const T mean_dy_x_hat = batch_statistics ? static_cast<T>(sum_dy_x_hat[c] * inverse_count) : T(0);
-        dx[i] = detail::batch_norm_input_gradient<T>(dy[i], x_hat, parameter(weight, c, T(1)) * invstd, mean_dy,
-                                                     mean_dy_x_hat, batch_statistics);
+    const std::int64_t stride = global_thread_count();
+    ChannelCursor at(g, global_thread_index(), stride);
+    for (std::int64_t i = global_thread_index(); i < total; i += stride, at.advance(g)) {
+        const std::int64_t c = at.channel;
+        const C invstd = inverse_std<C>(var[c], eps);
+        const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x[i]), mean[c], invstd);
+        const C mean_dy = batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0);
+        const C mean_dy_x_hat = batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0);
+        dx[i] = T(detail::batch_norm_input_gradient<C>(static_cast<C>(dy[i]), x_hat, parameter(weight, c, C(1)) * invstd,
+                                                       mean_dy, mean_dy_x_hat, batch_statistics));
     }
 }
 
-// Runs launch_typed(T{}, stream) for the dtype on the stream's device, then checks the launch.
+// Runs launch_typed(T{}, stream) for the dtype on the stream's device.
 template <typename Launch>
-void on_stream_for_dtype(DType dtype, Stream stream, Launch&& launch_typed) {
+void on_stream_for_dtype(const char* op, DType dtype, Stream stream, Launch&& launch_typed) {
     detail::CudaDeviceGuard guard(stream.device);
-    dispatch_float_types(dtype, [&](auto tag) { launch_typed(tag, detail::to_cuda(stream)); });
+    dispatch_float_storage_types(op, dtype, [&](auto tag) { launch_typed(tag, detail::to_cuda(stream)); });
+}
+
+// Scratch for the partial sums, released when the caller returns: the caching allocator reuses
+// it only behind this stream's work.
+std::shared_ptr<void> partial_sums_scratch(const BatchNormGeometry& g, const ChunkPlan& plan, Stream stream) {
+    return detail::allocate_cuda(static_cast<std::size_t>(plan.chunks * g.channels * 2) * sizeof(double), stream);
 }
 }  // namespace
 
 void batch_norm_statistics(const BatchNormGeometry& g, DType dtype, const void* x, double* mean, double* var,
                            const detail::RunningStatistics& running, Stream stream) {
     if (g.channels == 0) return;
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    const ChunkPlan plan = chunk_plan(g);
+    const std::shared_ptr<void> scratch = partial_sums_scratch(g, plan, stream);
+    auto* partial = static_cast<double*>(scratch.get());
+    on_stream_for_dtype("batch_norm_statistics", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<statistics_kernel<T>>({channel_blocks(g), kThreadsPerBlock}, s, g, static_cast<const T*>(x), mean, var,
-                                     running);
+        const auto* values = static_cast<const T*>(x);
+        launch_channel_partials(g, plan, StatisticsTerms<T>{values}, partial, s);
+        launch<statistics_finish_kernel<T>>({grid_for(g.channels), kThreadsPerBlock}, s, g, plan.chunks, partial,
+                                            values, mean, var, running);
     });
 }
 
 void batch_norm_forward(const BatchNormGeometry& g, DType dtype, const void* x, const double* mean, const double* var,
                         const void* weight, const void* bias, double eps, void* y, Stream stream) {
     if (g.count() == 0) return;
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype("batch_norm_forward", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
         launch<forward_kernel<T>>({grid_for(g.count()), kThreadsPerBlock}, s, g, static_cast<const T*>(x), mean, var,
                                   static_cast<const T*>(weight), static_cast<const T*>(bias), eps, static_cast<T*>(y));
@@ -148,11 +339,15 @@ void batch_norm_backward_reduce(const BatchNormGeometry& g, DType dtype, const v
                                 const double* mean, const double* var, double eps, double* sum_dy, double* sum_dy_x_hat,
                                 Stream stream) {
     if (g.channels == 0) return;
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    const ChunkPlan plan = chunk_plan(g);
+    const std::shared_ptr<void> scratch = partial_sums_scratch(g, plan, stream);
+    auto* partial = static_cast<double*>(scratch.get());
+    on_stream_for_dtype("batch_norm_backward_reduce", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<backward_reduce_kernel<T>>({channel_blocks(g), kThreadsPerBlock}, s, g,
-                                          static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var, eps,
-                                          sum_dy, sum_dy_x_hat);
+        launch_channel_partials(
+            g, plan, GradientTerms<T>{static_cast<const T*>(grad_output), static_cast<const T*>(x), mean}, partial, s);
+        launch<gradient_sums_finish_kernel>({grid_for(g.channels), kThreadsPerBlock}, s, g.channels, plan.chunks,
+                                            partial, var, eps, sum_dy, sum_dy_x_hat);
     });
 }
 
@@ -162,7 +357,7 @@ void batch_norm_backward_input(const BatchNormGeometry& g, DType dtype, const vo
                                Stream stream) {
     if (g.count() == 0) return;
     const double inverse_count = 1.0 / static_cast<double>(g.per_channel());
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype("batch_norm_backward_input", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
         launch<backward_input_kernel<T>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
                                          static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var,

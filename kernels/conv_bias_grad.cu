@@ -59,17 +59,6 @@ __global__ void bias_grad_chunks_kernel(std::int64_t channels, std::int64_t chun
     }
 }
 
-template <typename F>
-void dispatch_bias_types(DType dtype, F&& f) {
-    switch (dtype) {
-        case DType::Float32: f(float{}); return;
-        case DType::Float64: f(double{}); return;
-        case DType::BFloat16: f(bfloat16{}); return;
-        case DType::Float16: f(float16{}); return;
-        case DType::Int64: break;
-    }
-    throw NotSupported(std::string("conv_backward_bias_channels_last: no kernel for ") + dtype_name(dtype));
-}
 }  // namespace
 
 std::size_t conv_backward_bias_channels_last_workspace_bytes(std::int64_t rows, std::int64_t channels, DType dtype) {
@@ -85,7 +74,7 @@ void conv_backward_bias_channels_last(std::int64_t rows, std::int64_t channels, 
     const std::int64_t chunks = chunks_for(rows);
     const std::int64_t rows_per_chunk = std::max<std::int64_t>((rows + chunks - 1) / chunks, 1);
     const auto channel_blocks = static_cast<unsigned>((channels + kChannelsPerBlock - 1) / kChannelsPerBlock);
-    dispatch_bias_types(dtype, [&](auto tag) {
+    dispatch_float_storage_types("conv_backward_bias_channels_last", dtype, [&](auto tag) {
         using T = decltype(tag);
         auto* partial = static_cast<Accumulator<T>*>(workspace);
         launch<bias_grad_partial_kernel<T>>(

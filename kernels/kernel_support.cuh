@@ -87,6 +87,21 @@ void dispatch_float_types(DType dtype, F&& f) {
     dispatch_float_types("a CUDA kernel", dtype, std::forward<F>(f));
 }
 
+// Calls f with a value of the storage type of any floating dtype (float, double, bfloat16,
+// float16), for kernels that load 16-bit values and compute in float32; int64 is NotSupported
+// naming `op`.
+template <typename F>
+void dispatch_float_storage_types(const char* op, DType dtype, F&& f) {
+    switch (dtype) {
+        case DType::Float32: f(float{}); return;
+        case DType::Float64: f(double{}); return;
+        case DType::BFloat16: f(bfloat16{}); return;
+        case DType::Float16: f(float16{}); return;
+        case DType::Int64: break;
+    }
+    throw NotSupported(std::string(op) + ": the CUDA kernels run floating-point dtypes only, not " + dtype_name(dtype));
+}
+
 // Calls f with a value of the element type of any dtype.
 template <typename F>
 void dispatch_all_types(DType dtype, F&& f) {

@@ -283,5 +283,57 @@ TEST_F(CudaBatchNorm, TheOpAndItsGradientsMatchTheHostInTrainingAndEvaluation) {
     }
 }
 
+// Every float dtype in both memory formats runs natively on CUDA: no layout conversion, no
+// float32 copies, the result in the input's format and dtype. Against the host in float64 on the
+// same rounded values; the 70-channel shape has several channel tiles (channels-last) and several
+// chunks per channel in both layouts, the offset one a mean far from zero.
+TEST_F(CudaBatchNorm, EveryDtypeRunsNativelyInBothLayoutsAgainstTheFloat64Host) {
+    CONVKIT_SEEDED_RNG(rng);
+    const NormCase cases[] = {{Shape{3, 5, 19}}, {Shape{2, 3, 3, 5, 4}}, {Shape{4, 70, 33, 17}}, {Shape{2, 9, 41}, 300}};
+    for (const NormCase& c : cases) {
+        const Shape channels{c.shape[1]};
+        for (DType dtype : {DType::Float32, DType::BFloat16, DType::Float16}) {
+            // Rounded to the dtype first: the host's float64 run sees the values the GPU sees.
+            auto rounded = [&](const Tensor& t) { return t.to(dtype).to(DType::Float64); };
+            const Tensor x = rounded(random_tensor(c.shape, rng) + Tensor::full(Shape{}, c.mean_offset, DType::Float64));
+            const Tensor dy = rounded(random_tensor(c.shape, rng));
+            const Tensor w = rounded(Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64));
+            const Tensor b = rounded(random_tensor(channels, rng));
+            const Tensor rm = rounded(random_tensor(channels, rng));
+            const Tensor rv = rounded(Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64));
+            for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+                for (bool training : {true, false}) {
+                    SCOPED_TRACE(c.shape.to_string() + " " + dtype_name(dtype) + " " + memory_format_name(format) +
+                                 (training ? " training" : " eval"));
+                    auto run = [&](DType run_dtype, Device device, MemoryFormat run_format) {
+                        Tensor lx = x.to(run_dtype).to(device).to(run_format).detach().set_requires_grad();
+                        Tensor lw = w.to(run_dtype).to(device).detach().set_requires_grad();
+                        Tensor lb = b.to(run_dtype).to(device).detach().set_requires_grad();
+                        Tensor lrm = rm.to(run_dtype).to(device).clone();
+                        Tensor lrv = rv.to(run_dtype).to(device).clone();
+                        const Tensor y = batch_norm(lx, lw, lb, lrm, lrv, training, 0.2);
+                        y.backward(dy.to(run_dtype).to(device).to(run_format));
+                        return std::vector<Tensor>{y, lrm, lrv, lx.grad(), lw.grad(), lb.grad()};
+                    };
+                    const std::vector<Tensor> host = run(DType::Float64, Device::host(), MemoryFormat::Contiguous);
+                    reset_layout_conversions();
+                    const std::vector<Tensor> gpu = run(dtype, Device::cuda(), format);
+                    EXPECT_EQ(layout_conversions(), 0U) << "the op or its backward converted a layout";
+                    EXPECT_EQ(gpu[0].memory_format(), format);
+                    EXPECT_EQ(gpu[3].memory_format(), format) << "dx";
+                    const char* names[] = {"y", "running_mean", "running_var", "dx", "dweight", "dbias"};
+                    const double tolerance = dtype == DType::BFloat16  ? kBfloat16VsFloat64Tolerance
+                                             : dtype == DType::Float16 ? kFloat16VsFloat64Tolerance
+                                                                       : kCudaStrictFloat32Tolerance;
+                    for (std::size_t i = 0; i < host.size(); ++i) {
+                        EXPECT_EQ(gpu[i].dtype(), dtype) << names[i];
+                        EXPECT_LT(relative_error(gpu[i], host[i]), tolerance) << names[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace convkit

@@ -12,13 +12,18 @@
 namespace convkit::detail {
 
 // x viewed as [batch, channels, spatial]: [N, C] has spatial 1, [N, C, D, H, W] has D * H * W.
+// channels_last: the buffer holds [batch, spatial, channels] (MemoryFormat::ChannelsLast), so a
+// channel's values are `channels` apart; otherwise runs of `spatial` values, one per image.
 struct BatchNormGeometry {
     std::int64_t batch = 0;
     std::int64_t channels = 0;
     std::int64_t spatial = 1;
+    bool channels_last = false;
     constexpr std::int64_t count() const { return batch * channels * spatial; }
     // The values each channel's statistics are taken over.
     constexpr std::int64_t per_channel() const { return batch * spatial; }
+    // How many consecutive elements of the buffer belong to one channel.
+    constexpr std::int64_t channel_run() const { return channels_last ? 1 : spatial; }
 };
 
 // Where a training step's running statistics come from and go: read from `mean`/`var`, the
@@ -35,11 +40,13 @@ struct RunningStatistics {
 
 // The offset of value t (in [0, per_channel())) of channel c.
 constexpr std::int64_t batch_norm_offset(const BatchNormGeometry& g, std::int64_t c, std::int64_t t) {
+    if (g.channels_last) return t * g.channels + c;
     return ((t / g.spatial) * g.channels + c) * g.spatial + t % g.spatial;
 }
 
+// The channel of the element at buffer offset `index`.
 constexpr std::int64_t batch_norm_channel(const BatchNormGeometry& g, std::int64_t index) {
-    return (index / g.spatial) % g.channels;
+    return (index / g.channel_run()) % g.channels;
 }
 
 // x_hat = (x - mean) * invstd, with the subtraction in double (see above).

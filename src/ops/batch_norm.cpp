@@ -30,14 +30,15 @@ std::string batch_norm_op_name(const Tensor& x) {
 // weight, bias, running_mean, running_var: undefined or a vector [channels] like x.
 void check_channel_vector(const std::string& op, const char* name, const Tensor& t, const Tensor& x) {
     if (!t.defined()) return;
-    detail::check_same_device_and_dtype(op, {{"input", x}, {name, t}}, detail::kComputedInFloat32);
+    detail::check_same_device_and_dtype(op, {{"input", x}, {name, t}}, detail::kComputedInFloat32,
+                                        detail::Layouts::Either);
     CONVKIT_REQUIRE(t.rank() == 1 && t.size(0) == x.size(1), op, name, " must have shape [", x.size(1),
                     "] (one value per channel of input ", x.shape().to_string(), "), got ", t.shape().to_string());
 }
 
 BatchNormGeometry check_batch_norm(const std::string& op, const Tensor& x, const Tensor& weight, const Tensor& bias,
                                    const Tensor& running_mean, const Tensor& running_var, double momentum, double eps) {
-    detail::check_same_device_and_dtype(op, {{"input", x}}, detail::kComputedInFloat32);
+    detail::check_same_device_and_dtype(op, {{"input", x}}, detail::kComputedInFloat32, detail::Layouts::Either);
     CONVKIT_REQUIRE(x.rank() >= 2 && x.rank() <= 5, op, "input must be [N, C] or [N, C, spatial...] with up to 3 ",
                     "spatial dims, got shape ", x.shape().to_string());
     check_channel_vector(op, "weight", weight, x);
@@ -54,6 +55,7 @@ BatchNormGeometry check_batch_norm(const std::string& op, const Tensor& x, const
     g.batch = x.size(0);
     g.channels = x.size(1);
     for (int d = 2; d < x.rank(); ++d) g.spatial *= x.size(d);
+    g.channels_last = x.memory_format() == MemoryFormat::ChannelsLast;
     return g;
 }
 
@@ -107,9 +109,9 @@ std::pair<Tensor, Tensor> batch_statistics(const BatchNormGeometry& g, const Ten
                    momentum};
     }
     if (x.device().is_host()) {
-        host_batch_norm().statistics(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var), running);
+        host_batch_norm().statistics(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var), running);
     } else {
-        kernels::batch_norm_statistics(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var), running,
+        kernels::batch_norm_statistics(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var), running,
                                        detail::stream_of(x));
     }
     if (update_running) {
@@ -139,9 +141,12 @@ struct BatchNormSaved {
     bool batch_statistics;
 };
 
-BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor& dy,
+BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor& dy_given,
                                        const autograd::NeedsGrad& needs) {
     const Tensor& x = saved.x.get();
+    // The kernels read dy in x's layout (the geometry's); a gradient arriving in the other one
+    // is converted (counted), as any op converts an operand it does not read.
+    const Tensor dy = detail::operand_in_format(dy_given, x.memory_format());
     const Tensor& weight = saved.weight.get();
     const BatchNormGeometry& g = saved.geometry;
     const bool need_sums = (needs[0] && saved.batch_statistics) || needs[1] || needs[2];
@@ -152,28 +157,28 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
         sum_dy = Tensor::empty(channels, DType::Float64, x.device());
         sum_dy_x_hat = Tensor::empty(channels, DType::Float64, x.device());
         if (x.device().is_host()) {
-            host_batch_norm().backward_reduce(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+            host_batch_norm().backward_reduce(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
                                                     double_data(saved.var), saved.eps, double_data(sum_dy),
                                                     double_data(sum_dy_x_hat));
         } else {
-            kernels::batch_norm_backward_reduce(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+            kernels::batch_norm_backward_reduce(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
                                                 double_data(saved.var), saved.eps, double_data(sum_dy),
                                                 double_data(sum_dy_x_hat), detail::stream_of(x));
         }
     }
     BatchNormGradients grads;
     if (needs[0]) {
-        grads.input = Tensor::empty(x.shape(), x.dtype(), x.device());
+        grads.input = Tensor::empty(x.shape(), x.dtype(), x.device(), x.memory_format());
         const double* s_dy = sum_dy.defined() ? double_data(sum_dy) : nullptr;
         const double* s_dy_x_hat = sum_dy_x_hat.defined() ? double_data(sum_dy_x_hat) : nullptr;
         if (x.device().is_host()) {
-            host_batch_norm().backward_input(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+            host_batch_norm().backward_input(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
                                                    double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
-                                                   saved.eps, saved.batch_statistics, grads.input.raw_data());
+                                                   saved.eps, saved.batch_statistics, grads.input.raw_physical_data());
         } else {
-            kernels::batch_norm_backward_input(g, x.dtype(), dy.raw_data(), x.raw_data(), double_data(saved.mean),
+            kernels::batch_norm_backward_input(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
                                                double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
-                                               saved.eps, saved.batch_statistics, grads.input.raw_data(),
+                                               saved.eps, saved.batch_statistics, grads.input.raw_physical_data(),
                                                detail::stream_of(x));
         }
     }
@@ -207,12 +212,15 @@ Tensor batch_norm_in_float32(const Tensor& x, const Tensor& weight, const Tensor
 
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps) {
-    const Tensor x = detail::contiguous_operand(x_in);
+    // The CUDA kernels read every float dtype in either memory format; the host loops read
+    // float32/float64 contiguous tensors, so there 16-bit inputs compute in float32 copies.
+    const bool on_host = !x_in.defined() || x_in.device().is_host();
+    const Tensor x = on_host ? detail::contiguous_operand(x_in) : x_in;
     const Tensor weight = detail::contiguous_operand(weight_in);
     const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string op = batch_norm_op_name(x);
     const BatchNormGeometry g = check_batch_norm(op, x, weight, bias, running_mean, running_var, momentum, eps);
-    if (detail::is_reduced_precision_tensor(x)) {
+    if (on_host && detail::is_reduced_precision_tensor(x)) {
         return batch_norm_in_float32(x, weight, bias, running_mean, running_var, training, momentum, eps);
     }
     // Without running statistics there is nothing else to normalize with, in evaluation too.
@@ -228,13 +236,13 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bia
         mean = double_copy(running_mean);
         var = double_copy(running_var);
     }
-    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device(), x.memory_format());
     if (x.device().is_host()) {
-        host_batch_norm().forward(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var),
-                                        data_or_null(weight), data_or_null(bias), eps, y.raw_data());
+        host_batch_norm().forward(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var),
+                                        data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data());
     } else {
-        kernels::batch_norm_forward(g, x.dtype(), x.raw_data(), double_data(mean), double_data(var),
-                                    data_or_null(weight), data_or_null(bias), eps, y.raw_data(), detail::stream_of(x));
+        kernels::batch_norm_forward(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var),
+                                    data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data(), detail::stream_of(x));
     }
     if (autograd::should_record({x, weight, bias})) {
         BatchNormSaved saved{g,   autograd::SavedTensor(x), autograd::SavedTensor(weight), mean, var,
