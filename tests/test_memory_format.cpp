@@ -180,9 +180,10 @@ TEST_F(MemoryFormatTest, SharedCheckRefusesAnUnconvertedChannelsLastTensor) {
 // ---- every public op with channels-last inputs ------------------------------------------------
 
 // Where an op runs channels-last inputs without converting them.
-enum class Native { Never, Always, OnHost };
+enum class Native { Never, Always, OnHost, OnCuda };
 constexpr Native kNative = Native::Always;
 constexpr Native kNativeOnHost = Native::OnHost;  // the host reference; the CUDA variants convert
+constexpr Native kNativeOnCuda = Native::OnCuda;  // the CUDA kernels; the host loops convert
 
 // An op run on inputs given in `format` (rank 3-5 inputs converted, others as they are).
 struct OpCase {
@@ -193,7 +194,8 @@ struct OpCase {
 };
 
 bool runs_natively(const OpCase& c) {
-    return c.native == Native::Always || (c.native == Native::OnHost && test_device().is_host());
+    return c.native == Native::Always || (c.native == Native::OnHost && test_device().is_host()) ||
+           (c.native == Native::OnCuda && !test_device().is_host());
 }
 
 // A weight: always contiguous (the op converts a channels-last one, counted).
@@ -347,8 +349,8 @@ std::vector<OpCase> op_cases() {
          [=](MemoryFormat f) {
              return upsample_nearest_to_size(in(s, 1, f), {6, 8});
          }},
-        {"batch_norm", [=](MemoryFormat f) { return bn(in(s, 1, f)); }},
-        {"batch_norm3d", [=](MemoryFormat f) { return bn(in(s3, 1, f)); }},
+        {"batch_norm", [=](MemoryFormat f) { return bn(in(s, 1, f)); }, kNativeOnCuda},
+        {"batch_norm3d", [=](MemoryFormat f) { return bn(in(s3, 1, f)); }, kNativeOnCuda},
         {"mse_loss", [=](MemoryFormat f) { return mse_loss(in(s, 1, f), in(s, 2, f)); }},
         {"cross_entropy", [=](MemoryFormat f) { return cross_entropy(in(s, 1, f), targets()); }},
         {"binary_cross_entropy_with_logits",

@@ -213,9 +213,16 @@ Tensor batch_norm_in_float32(const Tensor& x, const Tensor& weight, const Tensor
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps) {
     // The CUDA kernels read every float dtype in either memory format; the host loops read
-    // float32/float64 contiguous tensors, so there 16-bit inputs compute in float32 copies.
+    // float32/float64 contiguous tensors, so there 16-bit inputs compute in float32 copies and a
+    // channels-last input runs on a contiguous copy, its result given back channels-last (both
+    // conversions counted), as the op keeps its input's format everywhere.
     const bool on_host = !x_in.defined() || x_in.device().is_host();
-    const Tensor x = on_host ? detail::contiguous_operand(x_in) : x_in;
+    if (on_host && x_in.defined() && x_in.memory_format() == MemoryFormat::ChannelsLast) {
+        const Tensor y = batch_norm(detail::contiguous_operand(x_in), weight_in, bias_in, running_mean, running_var,
+                                    training, momentum, eps);
+        return detail::operand_in_format(y, MemoryFormat::ChannelsLast);
+    }
+    const Tensor& x = x_in;
     const Tensor weight = detail::contiguous_operand(weight_in);
     const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string op = batch_norm_op_name(x);
