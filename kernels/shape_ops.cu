@@ -42,14 +42,19 @@ void block_copy(const detail::BlockCopyGeometry& g, std::size_t element_size, co
     if (g.count() == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    if (element_size == 4) {
-        launch<block_copy_kernel<std::uint32_t>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
-                                                 static_cast<const std::uint32_t*>(source),
-                                                 static_cast<std::uint32_t*>(dest));
-    } else {
-        launch<block_copy_kernel<std::uint64_t>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
-                                                 static_cast<const std::uint64_t*>(source),
-                                                 static_cast<std::uint64_t*>(dest));
+    // Elements are moved as unsigned words of their size: every dtype's bits, unchanged.
+    auto copy_words = [&](auto word) {
+        using Word = decltype(word);
+        launch<block_copy_kernel<Word>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
+                                        static_cast<const Word*>(source), static_cast<Word*>(dest));
+    };
+    switch (element_size) {
+        case 2: return copy_words(std::uint16_t{});
+        case 4: return copy_words(std::uint32_t{});
+        case 8: return copy_words(std::uint64_t{});
+        default:
+            throw InvalidArgument("block_copy: element size must be 2, 4 or 8 bytes, got " +
+                                  std::to_string(element_size));
     }
 }
 

@@ -11,7 +11,7 @@
 CONVKIT_KERNELS_BEGIN
 
 // Copies the block described by `g` (concat, slice, slice backward); any dtype, as a bit copy of
-// elements of `element_size` (4 or 8) bytes.
+// elements of `element_size` (2, 4 or 8) bytes; another size is InvalidArgument.
 void block_copy(const detail::BlockCopyGeometry& g, std::size_t element_size, const void* source, void* dest,
                 Stream stream);
 
