@@ -12,8 +12,9 @@
 // still fill the GPU (a block per channel left most SMs idle below ~132 channels).
 //
 // Per-element passes are grid-stride loops in float (double for float64), with the subtraction
-// of the (double) mean done in double (ops/batch_norm_math.h); the channel of each element is
-// advanced incrementally, not divided out per element.
+// of the (double) mean done in double (ops/batch_norm_math.h), moving 16-byte packs of elements
+// where the layout and alignment allow (kernels/element_pack.cuh); the channel of each element
+// is advanced incrementally, not divided out per element.
 #include <algorithm>
 #include <type_traits>
 
@@ -21,6 +22,7 @@
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/batch_norm.h"
+#include "kernels/element_pack.cuh"
 #include "kernels/kernel_support.cuh"
 
 CONVKIT_KERNELS_BEGIN
@@ -262,37 +264,78 @@ __device__ C inverse_std(double var, double eps) {
     return C(1) / sqrt(static_cast<C>(var) + static_cast<C>(eps));
 }
 
-template <typename T>
+// The channel of the element at `lane` of a pack whose first element's channel is `first`: a
+// pack lies within one channel's run (contiguous) or spans adjacent channels (channels-last).
+__device__ inline std::int64_t lane_channel(const BatchNormGeometry& g, std::int64_t first, int lane) {
+    return g.channels_last ? first + lane : first;
+}
+
+// Width elements per step (one 16-byte access where pack_width_fits, else 1).
+template <typename T, int Width>
 __global__ void forward_kernel(BatchNormGeometry g, const T* x, const double* mean, const double* var, const T* weight,
                                const T* bias, double eps, T* y) {
     using C = Compute<T>;
-    const std::int64_t total = g.count();
+    const std::int64_t packs = g.count() / Width;
     const std::int64_t stride = global_thread_count();
-    ChannelCursor at(g, global_thread_index(), stride);
-    for (std::int64_t i = global_thread_index(); i < total; i += stride, at.advance(g)) {
-        const std::int64_t c = at.channel;
-        const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x[i]), mean[c], inverse_std<C>(var[c], eps));
-        y[i] = T(detail::batch_norm_output<C>(x_hat, parameter(weight, c, C(1)), parameter(bias, c, C(0))));
+    ChannelCursor at(g, global_thread_index() * Width, stride * Width);
+    for (std::int64_t p = global_thread_index(); p < packs; p += stride, at.advance(g)) {
+        const ElementPack<T, Width> in = load_pack<Width>(x, p);
+        ElementPack<T, Width> out;
+        for (int lane = 0; lane < Width; ++lane) {
+            const std::int64_t c = lane_channel(g, at.channel, lane);
+            const C x_hat =
+                detail::batch_norm_normalized<C>(static_cast<C>(in.value[lane]), mean[c], inverse_std<C>(var[c], eps));
+            out.value[lane] =
+                T(detail::batch_norm_output<C>(x_hat, parameter(weight, c, C(1)), parameter(bias, c, C(0))));
+        }
+        store_pack<Width>(y, p, out);
     }
 }
 
-template <typename T>
+template <typename T, int Width>
 __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T* x, const double* mean,
                                       const double* var, const T* weight, const double* sum_dy,
                                       const double* sum_dy_x_hat, double eps, double inverse_count,
                                       bool batch_statistics, T* dx) {
     using C = Compute<T>;
-    const std::int64_t total = g.count();
+    const std::int64_t packs = g.count() / Width;
     const std::int64_t stride = global_thread_count();
-    ChannelCursor at(g, global_thread_index(), stride);
-    for (std::int64_t i = global_thread_index(); i < total; i += stride, at.advance(g)) {
-        const std::int64_t c = at.channel;
-        const C invstd = inverse_std<C>(var[c], eps);
-        const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x[i]), mean[c], invstd);
-        const C mean_dy = batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0);
-        const C mean_dy_x_hat = batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0);
-        dx[i] = T(detail::batch_norm_input_gradient<C>(static_cast<C>(dy[i]), x_hat, parameter(weight, c, C(1)) * invstd,
-                                                       mean_dy, mean_dy_x_hat, batch_statistics));
+    ChannelCursor at(g, global_thread_index() * Width, stride * Width);
+    for (std::int64_t p = global_thread_index(); p < packs; p += stride, at.advance(g)) {
+        const ElementPack<T, Width> x_pack = load_pack<Width>(x, p);
+        const ElementPack<T, Width> dy_pack = load_pack<Width>(dy, p);
+        ElementPack<T, Width> out;
+        for (int lane = 0; lane < Width; ++lane) {
+            const std::int64_t c = lane_channel(g, at.channel, lane);
+            const C invstd = inverse_std<C>(var[c], eps);
+            const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x_pack.value[lane]), mean[c], invstd);
+            const C mean_dy = batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0);
+            const C mean_dy_x_hat = batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0);
+            out.value[lane] = T(detail::batch_norm_input_gradient<C>(static_cast<C>(dy_pack.value[lane]), x_hat,
+                                                                     parameter(weight, c, C(1)) * invstd, mean_dy,
+                                                                     mean_dy_x_hat, batch_statistics));
+        }
+        store_pack<Width>(dx, p, out);
+    }
+}
+
+// Whether the per-element passes can move 16-byte packs of T: a pack must stay within one
+// channel's run (contiguous) or one row's channels (channels-last), and every buffer must be
+// aligned to it.
+template <typename T, typename... Pointers>
+bool pack_width_fits(const BatchNormGeometry& g, const Pointers*... pointers) {
+    constexpr int width = kPackWidth<T>;
+    const std::int64_t along = g.channels_last ? g.channels : g.spatial;
+    return along % width == 0 && pack_aligned<T, width>(pointers...);
+}
+
+// Launches Packed over the packs of Width elements when `packed`, else Single over the elements.
+template <auto Packed, auto Single, int Width, typename... Args>
+void launch_per_element(const BatchNormGeometry& g, bool packed, cudaStream_t stream, Args... args) {
+    if (packed) {
+        launch<Packed>({grid_for(g.count() / Width), kThreadsPerBlock}, stream, g, args...);
+    } else {
+        launch<Single>({grid_for(g.count()), kThreadsPerBlock}, stream, g, args...);
     }
 }
 
@@ -330,8 +373,12 @@ void batch_norm_forward(const BatchNormGeometry& g, DType dtype, const void* x, 
     if (g.count() == 0) return;
     on_stream_for_dtype("batch_norm_forward", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<forward_kernel<T>>({grid_for(g.count()), kThreadsPerBlock}, s, g, static_cast<const T*>(x), mean, var,
-                                  static_cast<const T*>(weight), static_cast<const T*>(bias), eps, static_cast<T*>(y));
+        const auto* in = static_cast<const T*>(x);
+        auto* out = static_cast<T*>(y);
+        constexpr int width = kPackWidth<T>;
+        launch_per_element<forward_kernel<T, width>, forward_kernel<T, 1>, width>(
+            g, pack_width_fits<T>(g, in, out), s, in, mean, var, static_cast<const T*>(weight),
+            static_cast<const T*>(bias), eps, out);
     });
 }
 
@@ -359,10 +406,13 @@ void batch_norm_backward_input(const BatchNormGeometry& g, DType dtype, const vo
     const double inverse_count = 1.0 / static_cast<double>(g.per_channel());
     on_stream_for_dtype("batch_norm_backward_input", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<backward_input_kernel<T>>({grid_for(g.count()), kThreadsPerBlock}, s, g,
-                                         static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var,
-                                         static_cast<const T*>(weight), sum_dy, sum_dy_x_hat, eps, inverse_count,
-                                         batch_statistics, static_cast<T*>(grad_input));
+        const auto* dy = static_cast<const T*>(grad_output);
+        const auto* in = static_cast<const T*>(x);
+        auto* dx = static_cast<T*>(grad_input);
+        constexpr int width = kPackWidth<T>;
+        launch_per_element<backward_input_kernel<T, width>, backward_input_kernel<T, 1>, width>(
+            g, pack_width_fits<T>(g, dy, in, dx), s, dy, in, mean, var, static_cast<const T*>(weight), sum_dy,
+            sum_dy_x_hat, eps, inverse_count, batch_statistics, dx);
     });
 }
 

@@ -33,7 +33,7 @@ TEST_F(CudaShapeOps, BlockCopiesMatchTheHostExactly) {
                                          {5, 3, 11, 10, 1}, {1, 65537, 3, 1, 2}, {700, 2, 3, 0, 1}};
     for (const Window& w : windows) {
         SCOPED_TRACE(std::to_string(w.outer) + "x" + std::to_string(w.source_dim) + "x" + std::to_string(w.inner));
-        for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+        for (DType dtype : {DType::Float32, DType::Float64, DType::Int64, DType::BFloat16, DType::Float16}) {
             SCOPED_TRACE(dtype_name(dtype));
             const Tensor source = small_integer_tensor(Shape{w.outer, w.source_dim, w.inner}, rng(), 100).to(dtype);
             detail::BlockCopyGeometry g{w.outer, w.inner, w.length, w.source_dim, w.start, w.length, 0};
@@ -149,7 +149,7 @@ const std::vector<NormCase>& norm_cases() {
         {Shape{2, 3, 5, 9, 11}},
         {Shape{5, 1000}},         // many channels, few values each
         {Shape{2, gpu_or_emulated(70000, 700)}},  // more channels than blocks in the grid
-        {Shape{4, 2, 128, 129}},  // many values per channel (64 per thread)
+        {Shape{4, 2, 128, gpu_or_emulated(129, 33)}},  // many values per channel (many chunks each)
         {Shape{8, 3, 50}, 1e4},   // a large mean
         {Shape{3, 4, 37, 41}, -3e3},
     };
@@ -289,7 +289,12 @@ TEST_F(CudaBatchNorm, TheOpAndItsGradientsMatchTheHostInTrainingAndEvaluation) {
 // chunks per channel in both layouts, the offset one a mean far from zero.
 TEST_F(CudaBatchNorm, EveryDtypeRunsNativelyInBothLayoutsAgainstTheFloat64Host) {
     CONVKIT_SEEDED_RNG(rng);
-    const NormCase cases[] = {{Shape{3, 5, 19}}, {Shape{2, 3, 3, 5, 4}}, {Shape{4, 70, 33, 17}}, {Shape{2, 9, 41}, 300}};
+    // {2, 70, 9, 31}: three channel tiles channels-last, two chunks per channel in both layouts.
+    // {2, 16, 8, 6}: channels and positions multiples of 8, so the per-element passes move 16-byte
+    // packs in both layouts and every dtype; the others run element by element (or in packs in
+    // one layout only).
+    const NormCase cases[] = {{Shape{3, 5, 19}},      {Shape{2, 3, 3, 5, 4}}, {Shape{2, 70, 9, 31}},
+                              {Shape{2, 9, 41}, 300}, {Shape{2, 16, 8, 6}}};
     for (const NormCase& c : cases) {
         const Shape channels{c.shape[1]};
         for (DType dtype : {DType::Float32, DType::BFloat16, DType::Float16}) {
@@ -332,6 +337,51 @@ TEST_F(CudaBatchNorm, EveryDtypeRunsNativelyInBothLayoutsAgainstTheFloat64Host) 
                 }
             }
         }
+    }
+}
+
+// The per-element passes fall back to single elements where a buffer is not aligned to a
+// 16-byte pack, whatever the geometry allows: here x, dy and the outputs start one element into
+// their allocations, with channels and positions multiples of 8.
+TEST_F(CudaBatchNorm, PerElementPassesOnBuffersOffTheirPackAlignmentMatchTheHost) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Shape shape{2, 8, 16};
+    const detail::BatchNormGeometry g = geometry_of(shape);
+    const Shape channels{g.channels};
+    const Shape one_more{g.count() + 1};
+    const double eps = 1e-5;
+    for (DType dtype : {DType::Float32, DType::BFloat16}) {
+        SCOPED_TRACE(dtype_name(dtype));
+        const Tensor x = random_tensor(one_more, rng).to(dtype).to(DType::Float64);
+        const Tensor dy = random_tensor(one_more, rng).to(dtype).to(DType::Float64);
+        const Tensor w = Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64).to(dtype).to(DType::Float64);
+        const Tensor mean = random_tensor(channels, rng);
+        const Tensor var = Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64);
+        const Tensor sums = random_tensor(channels, rng);
+        const std::size_t element = dtype_size(dtype);
+        auto shifted = [&](const Tensor& t) { return static_cast<char*>(t.raw_data()) + element; };
+        auto shifted64 = [&](const Tensor& t) { return static_cast<char*>(t.raw_data()) + sizeof(double); };
+        Tensor y = Tensor::empty(shape, DType::Float64);
+        detail::batch_norm_forward_host(g, DType::Float64, shifted64(x), mean.data<double>(), var.data<double>(),
+                                        w.raw_data(), nullptr, eps, y.raw_data());
+        Tensor dx = Tensor::empty(shape, DType::Float64);
+        detail::batch_norm_backward_input_host(g, DType::Float64, shifted64(dy), shifted64(x), mean.data<double>(),
+                                               var.data<double>(), w.raw_data(), sums.data<double>(),
+                                               sums.data<double>(), eps, true, dx.raw_data());
+        const Device gpu = Device::cuda();
+        const Tensor xd = x.to(dtype).to(gpu), dyd = dy.to(dtype).to(gpu), wd = w.to(dtype).to(gpu);
+        const Tensor meand = mean.to(gpu), vard = var.to(gpu), sumsd = sums.to(gpu);
+        Tensor gy = nan_tensor(one_more, dtype, gpu);
+        kernels::batch_norm_forward(g, dtype, shifted(xd), meand.data<double>(), vard.data<double>(), wd.raw_data(),
+                                    nullptr, eps, shifted(gy), current_stream(0));
+        Tensor gdx = nan_tensor(one_more, dtype, gpu);
+        kernels::batch_norm_backward_input(g, dtype, shifted(dyd), shifted(xd), meand.data<double>(),
+                                           vard.data<double>(), wd.raw_data(), sumsd.data<double>(),
+                                           sumsd.data<double>(), eps, true, shifted(gdx), current_stream(0));
+        const double tolerance =
+            dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance : kCudaStrictFloat32Tolerance;
+        EXPECT_LT(relative_error(slice(gy, 0, 1, g.count() + 1).reshape(shape), y), tolerance) << "forward";
+        EXPECT_LT(relative_error(slice(gdx, 0, 1, g.count() + 1).reshape(shape), dx), tolerance) << "backward";
     }
 }
 
