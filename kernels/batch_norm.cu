@@ -30,9 +30,8 @@ CONVKIT_KERNELS_BEGIN
 namespace {
 using detail::BatchNormGeometry;
 
-// float for every storage type up to float32, double for float64.
 template <typename T>
-using Compute = std::conditional_t<std::is_same_v<T, double>, double, float>;
+using Compute = ComputeType<T>;
 
 // ---- the reductions' chunks ------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ using detail::BinaryOp;
 template <BinaryOp op, typename T>
 __global__ void binary_same_shape_kernel(const T* a, const T* b, T* out, std::int64_t count) {
     for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
-        out[i] = detail::binary_value<op>(a[i], b[i]);
+        out[i] = T(detail::binary_value<op>(static_cast<ComputeType<T>>(a[i]), static_cast<ComputeType<T>>(b[i])));
     }
 }
 
@@ -22,7 +22,7 @@ template <BinaryOp op, typename T>
 __global__ void binary_broadcast_kernel(detail::BroadcastGeometry g, const T* a, const T* b, T* out) {
     for (std::int64_t i = global_thread_index(); i < g.count; i += global_thread_count()) {
         const detail::OperandOffsets o = detail::broadcast_offsets(g, i);
-        out[i] = detail::binary_value<op>(a[o.a], b[o.b]);
+        out[i] = T(detail::binary_value<op>(static_cast<ComputeType<T>>(a[o.a]), static_cast<ComputeType<T>>(b[o.b])));
     }
 }
 
@@ -33,8 +33,10 @@ template <typename T>
 __global__ void reduce_to_shape_kernel(detail::ReduceToShapeGeometry g, const T* full, T* reduced) {
     for (std::int64_t j = global_thread_index(); j < g.count; j += global_thread_count()) {
         double sum = 0;
-        for (std::int64_t t = 0; t < g.terms; ++t) sum += full[detail::reduce_to_shape_source(g, j, t)];
-        reduced[j] = static_cast<T>(sum);
+        for (std::int64_t t = 0; t < g.terms; ++t) {
+            sum += static_cast<double>(full[detail::reduce_to_shape_source(g, j, t)]);
+        }
+        reduced[j] = T(sum);
     }
 }
 
@@ -55,7 +57,7 @@ void binary_elementwise(BinaryOp op, const detail::BroadcastGeometry& g, DType d
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     const bool plain = same_shapes(g);
-    dispatch_float_types(dtype, [&](auto zero) {
+    dispatch_float_storage_types("binary op", dtype, [&](auto zero) {
         using T = decltype(zero);
         detail::dispatch_binary_op(op, [&](auto op_constant) {
             constexpr BinaryOp kOp = decltype(op_constant)::value;
@@ -76,7 +78,7 @@ void reduce_to_shape(const detail::ReduceToShapeGeometry& g, DType dtype, const 
     if (g.count == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_float_types(dtype, [&](auto zero) {
+    dispatch_float_storage_types("binary op", dtype, [&](auto zero) {
         using T = decltype(zero);
         launch<reduce_to_shape_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g, static_cast<const T*>(full),
                                           static_cast<T*>(reduced));

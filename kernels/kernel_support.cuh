@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "convkit/dtype.h"
@@ -86,6 +87,11 @@ template <typename F>
 void dispatch_float_types(DType dtype, F&& f) {
     dispatch_float_types("a CUDA kernel", dtype, std::forward<F>(f));
 }
+
+// The type a kernel computes a storage type in: float for bfloat16, float16 and float, double
+// for double. Values are widened on load and rounded once on store.
+template <typename T>
+using ComputeType = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // Calls f with a value of the storage type of any floating dtype (float, double, bfloat16,
 // float16), for kernels that load 16-bit values and compute in float32; int64 is NotSupported

@@ -1,5 +1,6 @@
 // Unary elementwise ops and activations, forward and backward: one grid-stride kernel template
-// per direction, instantiated per op and dtype. The arithmetic is ops/unary_math.h.
+// per direction, instantiated per op and dtype. The arithmetic is ops/unary_math.h, in float for
+// bfloat16/float16 storage (each value widened on load and rounded once on store).
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
@@ -12,16 +13,18 @@ using detail::UnaryOp;
 
 template <UnaryOp op, typename T>
 __global__ void unary_forward_kernel(const T* x, T* y, std::int64_t count, detail::UnaryScalars scalars) {
+    using C = ComputeType<T>;
     for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
-        y[i] = detail::unary_value<op>(x[i], scalars);
+        y[i] = T(detail::unary_value<op>(static_cast<C>(x[i]), scalars));
     }
 }
 
 template <UnaryOp op, typename T>
 __global__ void unary_backward_kernel(const T* dy, const T* saved, T* dx, std::int64_t count,
                                       detail::UnaryScalars scalars) {
+    using C = ComputeType<T>;
     for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
-        dx[i] = detail::unary_gradient<op>(dy[i], saved[i], scalars);
+        dx[i] = T(detail::unary_gradient<op>(static_cast<C>(dy[i]), static_cast<C>(saved[i]), scalars));
     }
 }
 }  // namespace
@@ -31,7 +34,7 @@ void unary_forward(UnaryOp op, detail::UnaryScalars scalars, DType dtype, const 
     if (count == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_float_types(dtype, [&](auto zero) {
+    dispatch_float_storage_types("unary op", dtype, [&](auto zero) {
         using T = decltype(zero);
         detail::dispatch_unary_op(op, [&](auto op_constant) {
             launch<unary_forward_kernel<decltype(op_constant)::value, T>>(
@@ -45,7 +48,7 @@ void unary_backward(UnaryOp op, detail::UnaryScalars scalars, DType dtype, const
     if (count == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_float_types(dtype, [&](auto zero) {
+    dispatch_float_storage_types("unary op", dtype, [&](auto zero) {
         using T = decltype(zero);
         detail::dispatch_unary_op(op, [&](auto op_constant) {
             launch<unary_backward_kernel<decltype(op_constant)::value, T>>(

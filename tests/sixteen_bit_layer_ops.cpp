@@ -110,6 +110,21 @@ std::vector<LayerOpCase> layer_op_cases(DType d) {
          [](Inputs x) { return linear_backward_weight(x[0], x[1]); },
          false},
         {"dropout", {rounded_uniform(s, 1, d)}, [](Inputs x) { return dropout(x[0], 0.3, true, 5); }},
+        // Activations and elementwise ops (the CUDA kernels compute 16-bit storage in float),
+        // the bias-like broadcast's gradient summed back to its shape.
+        {"relu", {rounded_uniform(s, 1, d, -2, 2)}, [](Inputs x) { return relu(x[0]); }},
+        {"leaky_relu", {rounded_uniform(s, 1, d, -2, 2)}, [](Inputs x) { return leaky_relu(x[0], 0.1); }},
+        {"sigmoid", {rounded_uniform(s, 1, d, -3, 3)}, [](Inputs x) { return sigmoid(x[0]); }},
+        {"tanh", {rounded_uniform(s, 1, d, -2, 2)}, [](Inputs x) { return tanh(x[0]); }},
+        {"exp", {rounded_uniform(s, 1, d, -2, 2)}, [](Inputs x) { return exp(x[0]); }},
+        {"sqrt", {rounded_uniform(s, 1, d, 0.5, 2)}, [](Inputs x) { return sqrt(x[0]); }},
+        {"add_broadcast",
+         {rounded_uniform(s, 1, d), rounded_uniform(Shape{3, 1, 1}, 2, d)},
+         [](Inputs x) { return add(x[0], x[1]); }},
+        {"mul", {rounded_uniform(s, 1, d), rounded_uniform(s, 2, d)}, [](Inputs x) { return mul(x[0], x[1]); }},
+        {"div",
+         {rounded_uniform(s, 1, d), rounded_uniform(s, 2, d, 0.5, 2)},
+         [](Inputs x) { return div(x[0], x[1]); }},
     };
 }
 

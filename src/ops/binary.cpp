@@ -28,8 +28,9 @@ Tensor binary_raw(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
     const Tensor b = detail::operand_in_format(b_in, format);
     detail::check_same_device_and_dtype(name, {{"a", a}, {"b", b}}, detail::ReducedPrecision::ComputedInFloat32,
                                         detail::Layouts::Either);
-    if (is_reduced_precision(a.dtype())) {
-        // bfloat16/float16: computed in float32, rounded once.
+    if (is_reduced_precision(a.dtype()) && a.device().is_host()) {
+        // bfloat16/float16 on the host: computed in float32 copies, rounded once (the CUDA
+        // kernels compute 16-bit storage in float themselves, without the copies).
         return binary_raw(op, detail::widened_to_float32(a), detail::widened_to_float32(b)).to(a.dtype());
     }
     const detail::BroadcastGeometry g = detail::broadcast_geometry(name, a.shape(), b.shape());
@@ -109,7 +110,7 @@ Tensor sum_to_shape(const Tensor& gradient_in, const Shape& shape) {
                                         detail::Layouts::Either);
     if (gradient_in.shape() == shape) return gradient_in;  // nothing to sum: as it is, in its format
     const Tensor gradient = detail::contiguous_operand(gradient_in);  // the sum reads the logical order
-    if (is_reduced_precision(gradient.dtype())) {
+    if (is_reduced_precision(gradient.dtype()) && gradient.device().is_host()) {
         return sum_to_shape(detail::widened_to_float32(gradient), shape).to(gradient.dtype());
     }
     const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry(op, gradient.shape(), shape);

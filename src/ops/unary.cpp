@@ -42,9 +42,12 @@ Tensor unary_backward_raw(UnaryOp op, const Tensor& dy_in, const Tensor& saved, 
 Tensor apply_unary(UnaryOp op, const Tensor& t, UnaryScalars scalars) {
     const std::string name = unary_op_name(op);
     check_same_device_and_dtype(name, {{"input", t}}, ReducedPrecision::ComputedInFloat32, Layouts::Either);
-    // bfloat16/float16: the float32 op between two recorded conversions, so forward and backward
-    // both compute in float32 and round once.
-    if (is_reduced_precision(t.dtype())) return apply_unary(op, widened_to_float32(t), scalars).to(t.dtype());
+    // bfloat16/float16 on the host: the float32 op between two recorded conversions, so forward
+    // and backward both compute in float32 and round once. The CUDA kernels compute 16-bit
+    // storage in float themselves (one rounding per value, the same), without the copies.
+    if (is_reduced_precision(t.dtype()) && t.device().is_host()) {
+        return apply_unary(op, widened_to_float32(t), scalars).to(t.dtype());
+    }
     Tensor y = unary_forward_raw(op, t, scalars);
     if (!autograd::should_record({t})) return y;
     // Keep only what the gradient reads: nothing, the input, or the output.
