@@ -1,4 +1,5 @@
-// Pooling kernels. One thread per output element forward, one per input element backward.
+// Pooling kernels. One thread per output element forward, one per input element backward, in
+// either memory format and every float dtype (16-bit storage summed and compared in float).
 // Window arithmetic comes from ops/geometry.h, shared with the host reference, so the GPU picks
 // the same windows, divisors and argmax (first maximum; the last NaN) as the oracle.
 #include "kernels/pool.h"
@@ -12,32 +13,55 @@
 CONVKIT_KERNELS_BEGIN
 
 namespace {
+using detail::PlaneOffsets;
 using detail::PoolGeometry;
 using detail::WindowSpan;
 using Position = std::array<std::int64_t, 3>;
 
-__device__ inline std::int64_t plane_offset(const SpatialDims& size, std::int64_t plane, const Position& p) {
-    return ((plane * size[0] + p[0]) * size[1] + p[1]) * size[2] + p[2];
-}
+// Where the elements of an operand of spatial `size` lie: its offsets (plane, d, h, w) and the
+// split of a flat offset into plane and position, in the layout of the call.
+struct OperandLayout {
+    PlaneOffsets at;
 
-// Splits a flat index over [planes, D, H, W] into the plane and the position.
-__device__ inline std::int64_t split_plane(std::int64_t index, const SpatialDims& size, Position& p) {
-    p[2] = index % size[2];
-    index /= size[2];
-    p[1] = index % size[1];
-    index /= size[1];
-    p[0] = index % size[0];
-    return index / size[0];
-}
+    __device__ std::int64_t operator()(std::int64_t plane, const Position& p) const { return at(plane, p[0], p[1], p[2]); }
+
+    // The plane (n * channels + c) and the position of the element at buffer offset `index`.
+    __device__ std::int64_t split(std::int64_t index, Position& p) const {
+        std::int64_t channel = 0;
+        if (at.layout == MemoryFormat::ChannelsLast) {
+            channel = index % at.channels;
+            index /= at.channels;
+        }
+        p[2] = index % at.size[2];
+        index /= at.size[2];
+        p[1] = index % at.size[1];
+        index /= at.size[1];
+        p[0] = index % at.size[0];
+        index /= at.size[0];
+        return at.layout == MemoryFormat::ChannelsLast ? index * at.channels + channel : index;
+    }
+};
+
+OperandLayout input_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.input, g.channels, layout}}; }
+OperandLayout output_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.output, g.channels, layout}}; }
+
+// 16-bit storage read as float (float and double as they are), for the window arithmetic.
+template <typename T>
+struct Widened {
+    const T* data;
+    __device__ ComputeType<T> operator[](std::int64_t i) const { return static_cast<ComputeType<T>>(data[i]); }
+};
 
 template <typename T>
-__global__ void max_pool_forward_kernel(PoolGeometry g, const T* x, T* y) {
+__global__ void max_pool_forward_kernel(PoolGeometry g, MemoryFormat layout, const T* x, T* y) {
+    const OperandLayout out = output_layout(g, layout);
+    const Widened<T> values{x};
     const std::int64_t total = g.planes() * g.output_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = split_plane(index, g.output, o);
-        const std::int64_t best = detail::max_pool_window_argmax(g, x, plane, o);
-        y[index] = best >= 0 ? x[best] : -INFINITY;
+        const std::int64_t plane = out.split(index, o);
+        const std::int64_t best = detail::max_pool_window_argmax(g, values, plane, o, layout);
+        y[index] = best >= 0 ? x[best] : T(-INFINITY);
     }
 }
 
@@ -53,68 +77,77 @@ __device__ void for_each_window_holding(const PoolGeometry& g, int s, std::int64
 }
 
 template <typename T>
-__global__ void max_pool_backward_kernel(PoolGeometry g, const T* dy, const T* x, T* dx) {
+__global__ void max_pool_backward_kernel(PoolGeometry g, MemoryFormat layout, const T* dy, const T* x, T* dx) {
+    const OperandLayout in = input_layout(g, layout);
+    const OperandLayout out = output_layout(g, layout);
+    const Widened<T> values{x};
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = split_plane(index, g.input, i);
-        T acc = T(0);
+        const std::int64_t plane = in.split(index, i);
+        ComputeType<T> acc = 0;
         for_each_window_holding(g, 0, i[0], [&](std::int64_t od, std::int64_t) {
             for_each_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t) {
                 for_each_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t) {
                     const Position o{od, oh, ow};
-                    if (detail::max_pool_window_argmax(g, x, plane, o) == index)
-                        acc += dy[plane_offset(g.output, plane, o)];
+                    if (detail::max_pool_window_argmax(g, values, plane, o, layout) == index)
+                        acc += static_cast<ComputeType<T>>(dy[out(plane, o)]);
                 });
             });
         });
-        dx[index] = acc;
+        dx[index] = T(acc);
     }
 }
 
 // Forward of average and adaptive pooling: the box of spans, summed and divided.
 template <typename T, bool Adaptive>
-__global__ void mean_pool_forward_kernel(PoolGeometry g, const T* x, T* y) {
+__global__ void mean_pool_forward_kernel(PoolGeometry g, MemoryFormat layout, const T* x, T* y) {
+    const OperandLayout in = input_layout(g, layout);
+    const OperandLayout out = output_layout(g, layout);
     const std::int64_t total = g.planes() * g.output_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = split_plane(index, g.output, o);
+        const std::int64_t plane = out.split(index, o);
         WindowSpan span[3];
         for (int s = 0; s < 3; ++s)
             span[s] = Adaptive ? detail::adaptive_pool_span(g, s, o[s]) : detail::average_pool_span(g, s, o[s]);
-        T sum = T(0);
+        ComputeType<T> sum = 0;
         for (std::int64_t d = span[0].begin; d < span[0].end; ++d)
             for (std::int64_t h = span[1].begin; h < span[1].end; ++h)
                 for (std::int64_t w = span[2].begin; w < span[2].end; ++w)
-                    sum += x[plane_offset(g.input, plane, {d, h, w})];
-        y[index] = sum / static_cast<T>(span[0].divisor_length * span[1].divisor_length * span[2].divisor_length);
+                    sum += static_cast<ComputeType<T>>(x[in(plane, {d, h, w})]);
+        y[index] = T(sum / static_cast<ComputeType<T>>(span[0].divisor_length * span[1].divisor_length *
+                                                        span[2].divisor_length));
     }
 }
 
 template <typename T>
-__device__ T average_share(const PoolGeometry& g, const T* dy, std::int64_t plane, const Position& o) {
+__device__ ComputeType<T> average_share(const PoolGeometry& g, const OperandLayout& out, const T* dy,
+                                        std::int64_t plane, const Position& o) {
     const std::int64_t divisor = detail::average_pool_span(g, 0, o[0]).divisor_length *
                                  detail::average_pool_span(g, 1, o[1]).divisor_length *
                                  detail::average_pool_span(g, 2, o[2]).divisor_length;
-    return dy[plane_offset(g.output, plane, o)] / static_cast<T>(divisor);
+    return static_cast<ComputeType<T>>(dy[out(plane, o)]) / static_cast<ComputeType<T>>(divisor);
 }
 
 template <typename T>
-__global__ void avg_pool_backward_kernel(PoolGeometry g, const T* dy, T* dx) {
+__global__ void avg_pool_backward_kernel(PoolGeometry g, MemoryFormat layout, const T* dy, T* dx) {
+    const OperandLayout in = input_layout(g, layout);
+    const OperandLayout out = output_layout(g, layout);
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = split_plane(index, g.input, i);
-        T acc = T(0);
+        const std::int64_t plane = in.split(index, i);
+        ComputeType<T> acc = 0;
         // A window holds i when i is in its span (the span clips a ceil-mode overhang).
         for_each_window_holding(g, 0, i[0], [&](std::int64_t od, std::int64_t) {
             for_each_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t) {
                 for_each_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t) {
-                    acc += average_share(g, dy, plane, Position{od, oh, ow});
+                    acc += average_share(g, out, dy, plane, Position{od, oh, ow});
                 });
             });
         });
-        dx[index] = acc;
+        dx[index] = T(acc);
     }
 }
 
@@ -131,75 +164,79 @@ __device__ void for_each_adaptive_window_holding(const PoolGeometry& g, int s, s
 }
 
 template <typename T>
-__global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, const T* dy, T* dx) {
+__global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, MemoryFormat layout, const T* dy, T* dx) {
+    using C = ComputeType<T>;
+    const OperandLayout in = input_layout(g, layout);
+    const OperandLayout out = output_layout(g, layout);
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = split_plane(index, g.input, i);
-        T acc = T(0);
+        const std::int64_t plane = in.split(index, i);
+        C acc = 0;
         for_each_adaptive_window_holding(g, 0, i[0], [&](std::int64_t od, std::int64_t ld) {
             for_each_adaptive_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t lh) {
                 for_each_adaptive_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t lw) {
-                    acc += dy[plane_offset(g.output, plane, {od, oh, ow})] / static_cast<T>(ld * lh * lw);
+                    acc += static_cast<C>(dy[out(plane, {od, oh, ow})]) / static_cast<C>(ld * lh * lw);
                 });
             });
         });
-        dx[index] = acc;
+        dx[index] = T(acc);
     }
 }
 
-// Launches `kernel` over `count` elements on `stream`, for the dtype's element type.
+// Runs launch_typed(T{}, stream) for the dtype's storage type on the stream's device.
 template <typename Launch>
 void on_stream_for_dtype(DType dtype, Stream stream, Launch&& launch_typed) {
     detail::CudaDeviceGuard guard(stream.device);
-    dispatch_float_types(dtype, [&](auto tag) { launch_typed(tag, detail::to_cuda(stream)); });
+    dispatch_float_storage_types("pooling", dtype, [&](auto tag) { launch_typed(tag, detail::to_cuda(stream)); });
 }
 }  // namespace
 
-void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
+void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<max_pool_forward_kernel<T>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+        launch<max_pool_forward_kernel<T>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, layout,
                                            static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
-void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream) {
+void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream,
+                       MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<max_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
+        launch<max_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, layout,
                                             static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx));
     });
 }
 
-void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
+void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, false>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+        launch<mean_pool_forward_kernel<T, false>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, layout,
                                                    static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
-void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
+void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream, MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
+        launch<avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, layout,
                                             static_cast<const T*>(dy), static_cast<T*>(dx));
     });
 }
 
-void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream) {
+void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, true>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+        launch<mean_pool_forward_kernel<T, true>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, layout,
                                                   static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
-void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
+void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream, MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<adaptive_avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
+        launch<adaptive_avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, layout,
                                                      static_cast<const T*>(dy), static_cast<T*>(dx));
     });
 }

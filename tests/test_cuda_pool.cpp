@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/pool.h"
+#include "sixteen_bit_layer_ops.h"
 #include "backend_api/geometry.h"
 #include "test_util.h"
 #include "tolerances.h"
@@ -104,6 +105,60 @@ TEST_F(CudaPoolOps, MaxPoolingPastTwoToTheThirtyOneElements) {
         wrong += values[j] != expected;
     }
     EXPECT_EQ(wrong, 0);
+}
+
+// bfloat16/float16 in both memory formats run natively on cuda.direct (summed and compared in
+// float): no layout conversion, results and gradients in the input's dtype and format, against
+// the host in float64 on the same rounded values. Max pooling's windows overlap (stride 1), so
+// its backward sums several outputs into one input; the 1-D and 3-D shapes check the other ranks.
+TEST_F(CudaPoolOps, SixteenBitPoolingRunsNativelyInBothLayoutsAgainstTheFloat64Host) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Problem {
+        Shape input;
+        PoolParams params;
+        std::vector<std::int64_t> adaptive;
+    };
+    const Problem problems[] = {
+        {Shape{2, 5, 9, 7}, PoolParams(2, 3).set_stride(1).set_padding(1), {4, 3}},
+        {Shape{3, 4, 11}, PoolParams(1, 2), {5}},
+        {Shape{1, 3, 4, 5, 6}, PoolParams(3, 2).set_stride(2), {2, 3, 2}},
+    };
+    for (const Problem& p : problems) {
+        for (DType dtype : {DType::BFloat16, DType::Float16}) {
+            const Tensor x = testing::random_tensor(p.input, rng).to(dtype).to(DType::Float64);
+            for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+                SCOPED_TRACE(p.input.to_string() + " " + dtype_name(dtype) + " " + memory_format_name(format));
+                auto run = [&](DType run_dtype, Device device, MemoryFormat run_format) {
+                    std::vector<Tensor> results;
+                    for (int op = 0; op < 3; ++op) {
+                        Tensor leaf = x.to(run_dtype).to(device).to(run_format).detach().set_requires_grad();
+                        const Tensor y = op == 0   ? max_pool_forward(leaf, p.params)
+                                         : op == 1 ? avg_pool_forward(leaf, p.params)
+                                                   : adaptive_avg_pool_forward(leaf, p.adaptive);
+                        const Tensor dy = testing::random_tensor(y.shape(), rng).to(dtype).to(run_dtype).to(device);
+                        y.backward(dy.to(run_format));
+                        results.push_back(y);
+                        results.push_back(leaf.grad());
+                    }
+                    return results;
+                };
+                const std::uint64_t seed = rng();
+                rng.seed(seed);
+                const std::vector<Tensor> host = run(DType::Float64, Device::host(), MemoryFormat::Contiguous);
+                rng.seed(seed);  // the same output gradients, drawn in the same order
+                reset_layout_conversions();
+                const std::vector<Tensor> gpu = run(dtype, Device::cuda(), format);
+                EXPECT_EQ(layout_conversions(), 0U);
+                const double tolerance = testing::sixteen_bit_tolerance(dtype);
+                const char* names[] = {"max", "max dx", "avg", "avg dx", "adaptive", "adaptive dx"};
+                for (std::size_t i = 0; i < host.size(); ++i) {
+                    EXPECT_EQ(gpu[i].dtype(), dtype) << names[i];
+                    EXPECT_EQ(gpu[i].memory_format(), format) << names[i];
+                    EXPECT_LT(testing::relative_error(gpu[i], host[i]), tolerance) << names[i];
+                }
+            }
+        }
+    }
 }
 
 }  // namespace

@@ -317,30 +317,30 @@ std::vector<OpCase> op_cases() {
                                                    ConvParams(2));
          },
          kNativeOnHost, false},
-        // Pooling: native on the host reference, converted on the CUDA variants.
-        {"max_pool2d", [=](MemoryFormat f) { return max_pool_forward(in(s, 1, f), PoolParams(2, 2)); }, kNativeOnHost},
+        // Pooling: native on the host reference and on cuda.direct.
+        {"max_pool2d", [=](MemoryFormat f) { return max_pool_forward(in(s, 1, f), PoolParams(2, 2)); }, kNative},
         {"max_pool2d_backward",
          [=](MemoryFormat f) {
              return max_pool_backward(in(Shape{2, 3, 2, 2}, 1, f), in(s, 2, f), PoolParams(2, 2));
-         }, kNativeOnHost},
-        {"avg_pool3d", [=](MemoryFormat f) { return avg_pool_forward(in(s3, 1, f), PoolParams(3, 2)); }, kNativeOnHost},
+         }, kNative},
+        {"avg_pool3d", [=](MemoryFormat f) { return avg_pool_forward(in(s3, 1, f), PoolParams(3, 2)); }, kNative},
         {"avg_pool2d_backward",
          [=](MemoryFormat f) {
              return avg_pool_backward(in(Shape{2, 3, 2, 2}, 1, f), s, PoolParams(2, 2));
-         }, kNativeOnHost},
+         }, kNative},
         {"adaptive_avg_pool2d",
          [=](MemoryFormat f) {
              return adaptive_avg_pool_forward(in(s, 1, f), {3, 3});
-         }, kNativeOnHost},
+         }, kNative},
         {"adaptive_avg_pool2d_backward",
          [=](MemoryFormat f) {
              return adaptive_avg_pool_backward(in(Shape{2, 3, 3, 3}, 1, f), s);
-         }, kNativeOnHost},
-        {"global_avg_pool", [=](MemoryFormat f) { return global_avg_pool_forward(in(s, 1, f)); }, kNativeOnHost},
+         }, kNative},
+        {"global_avg_pool", [=](MemoryFormat f) { return global_avg_pool_forward(in(s, 1, f)); }, kNative},
         {"global_avg_pool_backward",
          [=](MemoryFormat f) {
              return global_avg_pool_backward(in(Shape{2, 3, 1, 1}, 1, f), s);
-         }, kNativeOnHost},
+         }, kNative},
         {"upsample_nearest",
          [=](MemoryFormat f) {
              return upsample_nearest(in(s, 1, f), {2, 2});
@@ -443,10 +443,11 @@ TEST_F(MemoryFormatTest, MatrixOpsRefuseChannelsLastAsBadShape) {
 }
 
 // Runs `passes` on contiguous and on channels-last inputs: each result bit-identical, in the
-// format `formats` gives it, and no conversion on the host reference (some on the CUDA
-// variants, which run contiguous buffers only).
+// format `formats` gives it, and no conversion on the host reference nor, where `native` is
+// Always, on CUDA (some where it is OnHost: those CUDA variants run contiguous buffers only).
 void expect_channels_last_passes_match(const std::function<std::vector<Tensor>(MemoryFormat)>& passes,
-                                       const std::vector<std::pair<const char*, MemoryFormat>>& formats) {
+                                       const std::vector<std::pair<const char*, MemoryFormat>>& formats,
+                                       Native native) {
     const std::vector<Tensor> expected = passes(MemoryFormat::Contiguous);
     reset_layout_conversions();
     const std::vector<Tensor> actual = passes(kCL);
@@ -457,7 +458,7 @@ void expect_channels_last_passes_match(const std::function<std::vector<Tensor>(M
         expect_same_values(actual[i], expected[i], name);
         EXPECT_EQ(actual[i].memory_format(), format) << name;
     }
-    if (test_device().is_host()) {
+    if (test_device().is_host() || native == Native::Always) {
         EXPECT_EQ(conversions, 0u);
     } else {
         EXPECT_GT(conversions, 0u);
@@ -491,7 +492,8 @@ TEST_P(ChannelsLastConvSweep, EveryPassEqualsContiguous) {
     const testing::ConvCase& c = GetParam();
     constexpr MemoryFormat kContiguous = MemoryFormat::Contiguous;
     expect_channels_last_passes_match([&](MemoryFormat f) { return conv_passes(c, f); },
-                                      {{"y", kCL}, {"dx", kCL}, {"dw", kContiguous}, {"db", kContiguous}});
+                                      {{"y", kCL}, {"dx", kCL}, {"dw", kContiguous}, {"db", kContiguous}},
+                                      kNativeOnHost);
 }
 
 INSTANTIATE_TEST_SUITE_P(KernelSweep, ChannelsLastConvSweep, ::testing::ValuesIn(testing::conv_sweep()),
@@ -527,7 +529,8 @@ TEST_P(ChannelsLastPoolSweep, EveryPassEqualsContiguous) {
                                        {"avg", kCL},
                                        {"avg backward", kCL},
                                        {"adaptive", kCL},
-                                       {"adaptive backward", kCL}});
+                                       {"adaptive backward", kCL}},
+                                      kNative);
 }
 
 INSTANTIATE_TEST_SUITE_P(KernelSweep, ChannelsLastPoolSweep, ::testing::ValuesIn(testing::pool_sweep()),

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "convkit/conv_params.h"
@@ -152,10 +153,13 @@ struct PlaneOffsets {
 // `plane`: the first on ties and the last NaN if there is one (PyTorch's scan,
 // `v > max || isnan(v)`); -1 if the window holds no input element (possible only with dilation).
 // Shared by every backend so that all of them send a max-pool gradient to the same element.
-template <typename T>
-constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const T* x, std::int64_t plane,
+// `x` is anything indexed by offset that gives comparable values: a pointer to float or double,
+// or a kernel's view that widens 16-bit storage.
+template <typename Values>
+constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const Values& x, std::int64_t plane,
                                               const std::array<std::int64_t, 3>& o,
                                               MemoryFormat layout = MemoryFormat::Contiguous) {
+    using T = std::remove_cvref_t<decltype(x[0])>;
     const PlaneOffsets at{g.input, g.channels, layout};
     std::int64_t best = -1;
     T best_value = T(0);

@@ -2,9 +2,12 @@
 // autograd chooses its backward variant then; the backward runs it on the stored problem.
 //
 // Memory formats: input and output (and their gradients) run channels-last when they are and
-// the variants the thread's policy picks support it (the host reference does); otherwise they
-// are converted to contiguous (counted) and the result converted back, so every result has the
-// format of the tensor it derives from.
+// the variants the thread's policy picks support it (the host reference and cuda.direct do);
+// otherwise they are converted to contiguous (counted) and the result converted back, so every
+// result has the format of the tensor it derives from.
+//
+// Dtypes: a bfloat16/float16 call runs natively where a variant of the policy computes it
+// (cuda.direct does, in float), else in float32 copies rounded once (the host).
 #include "convkit/ops/pool.h"
 
 #include <algorithm>
@@ -84,17 +87,28 @@ Tensor pool_backward(std::string_view op, const PoolProblem& contiguous, const S
 void check_operands(std::string_view op, std::initializer_list<detail::NamedTensor> tensors) {
     detail::check_same_device_and_dtype(op, tensors, kComputedInFloat32, detail::Layouts::Either);
 }
+
+// Whether a call on `t` runs natively: any dtype but 16-bit ones, and those where a variant of
+// the thread's policy computes them for every pass the call runs (a recording forward's
+// backward too). Otherwise the call is computed in float32 copies and rounded once.
+bool runs_natively(const PoolProblem& problem, const Tensor& t, bool forward) {
+    if (!is_reduced_precision_tensor(t)) return true;
+    if (!forward) return detail::policy_runs(problem, {PoolPass::Backward});
+    return autograd::should_record({t}) ? detail::policy_runs(problem, {PoolPass::Forward, PoolPass::Backward})
+                                        : detail::policy_runs(problem, {PoolPass::Forward});
+}
 }  // namespace
 
 Tensor max_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Max, false);
     check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
-    if (is_reduced_precision_tensor(input)) {
+    const PoolProblem problem = detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device());
+    if (!runs_natively(problem, input, true)) {
         return computed_in_float32(
             input.dtype(), [&](const Tensor& x) { return max_pool_forward(x, params); }, input);
     }
-    return pool_forward(op, input, detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device()));
+    return pool_forward(op, input, problem);
 }
 
 Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const PoolParams& params) {
@@ -102,12 +116,12 @@ Tensor max_pool_backward(const Tensor& grad_output, const Tensor& input, const P
     check_operands(op, {{"grad_output", grad_output}, {"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Max);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    if (is_reduced_precision_tensor(input)) {
+    const PoolProblem problem = detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device());
+    if (!runs_natively(problem, input, false)) {
         return computed_in_float32(
             input.dtype(), [&](const Tensor& dy, const Tensor& x) { return max_pool_backward(dy, x, params); },
             grad_output, input);
     }
-    const PoolProblem problem = detail::pool_problem(g, PoolOp::Max, input.dtype(), input.device());
     return pool_backward(op, problem, input.shape(), grad_output, input);
 }
 
@@ -115,11 +129,12 @@ Tensor avg_pool_forward(const Tensor& input, const PoolParams& params) {
     const std::string_view op = detail::pool_op_label(params.spatial_rank, PoolOpFamily::Average, false);
     check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::pool_geometry(op, input.shape(), params, PoolKind::Average);
-    if (is_reduced_precision_tensor(input)) {
+    const PoolProblem problem = detail::pool_problem(g, PoolOp::Average, input.dtype(), input.device());
+    if (!runs_natively(problem, input, true)) {
         return computed_in_float32(
             input.dtype(), [&](const Tensor& x) { return avg_pool_forward(x, params); }, input);
     }
-    return pool_forward(op, input, detail::pool_problem(g, PoolOp::Average, input.dtype(), input.device()));
+    return pool_forward(op, input, problem);
 }
 
 Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, const PoolParams& params) {
@@ -127,12 +142,12 @@ Tensor avg_pool_backward(const Tensor& grad_output, const Shape& input_shape, co
     check_operands(op, {{"grad_output", grad_output}});
     const PoolGeometry g = detail::pool_geometry(op, input_shape, params, PoolKind::Average);
     detail::check_grad_output(op, grad_output, g.output_shape());
-    if (is_reduced_precision_tensor(grad_output)) {
+    const PoolProblem problem = detail::pool_problem(g, PoolOp::Average, grad_output.dtype(), grad_output.device());
+    if (!runs_natively(problem, grad_output, false)) {
         return computed_in_float32(
             grad_output.dtype(), [&](const Tensor& dy) { return avg_pool_backward(dy, input_shape, params); },
             grad_output);
     }
-    const PoolProblem problem = detail::pool_problem(g, PoolOp::Average, grad_output.dtype(), grad_output.device());
     return pool_backward(op, problem, input_shape, grad_output, Tensor());
 }
 
@@ -145,11 +160,12 @@ Tensor adaptive_avg_pool_forward(const Tensor& input, const std::vector<std::int
     const std::string_view op = detail::pool_op_label(image_rank(input), PoolOpFamily::AdaptiveAverage, false);
     check_operands(op, {{"input", input}});
     const PoolGeometry g = detail::adaptive_pool_geometry(op, input.shape(), output_size);
-    if (is_reduced_precision_tensor(input)) {
+    const PoolProblem problem = detail::pool_problem(g, PoolOp::AdaptiveAverage, input.dtype(), input.device());
+    if (!runs_natively(problem, input, true)) {
         return computed_in_float32(
             input.dtype(), [&](const Tensor& x) { return adaptive_avg_pool_forward(x, output_size); }, input);
     }
-    return pool_forward(op, input, detail::pool_problem(g, PoolOp::AdaptiveAverage, input.dtype(), input.device()));
+    return pool_forward(op, input, problem);
 }
 
 Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_shape) {
@@ -161,13 +177,13 @@ Tensor adaptive_avg_pool_backward(const Tensor& grad_output, const Shape& input_
     const PoolGeometry g =
         detail::adaptive_pool_geometry(op, input_shape, spatial_sizes_of(grad_output.shape()).to_vector());
     detail::check_grad_output(op, grad_output, g.output_shape());
-    if (is_reduced_precision_tensor(grad_output)) {
+    const PoolProblem problem =
+        detail::pool_problem(g, PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
+    if (!runs_natively(problem, grad_output, false)) {
         return computed_in_float32(
             grad_output.dtype(), [&](const Tensor& dy) { return adaptive_avg_pool_backward(dy, input_shape); },
             grad_output);
     }
-    const PoolProblem problem =
-        detail::pool_problem(g, PoolOp::AdaptiveAverage, grad_output.dtype(), grad_output.device());
     return pool_backward(op, problem, input_shape, grad_output, Tensor());
 }
 

@@ -1,5 +1,6 @@
 // The hand-written CUDA kernels (kernels/) as the variant `cuda.direct`. They run every
-// geometry the host reference accepts, in float32 and float64, contiguous layouts. And the
+// geometry the host reference accepts: convolution in float32 and float64, contiguous layouts;
+// pooling in every float dtype and either memory format. And the
 // matrix-product table of convkit's own GEMM kernel, the emulated CUDA device's.
 #include "backend_api/backend_registry.h"
 #include "backend_api/variant.h"
@@ -37,36 +38,40 @@ public:
     }
 };
 
+// Pooling reads and writes its activations in either memory format (x and y share it) and
+// computes every float dtype, bfloat16/float16 in float.
 class CudaDirectPool final : public PoolVariant {
 public:
     const char* name() const override { return "cuda.direct"; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
+    bool computes(DType dtype) const override { return is_floating_point(dtype); }
     std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
-        return p.all_contiguous() ? std::string() : std::string("runs contiguous layouts only");
+        return p.x_layout == p.y_layout ? std::string() : std::string("reads x and y in one memory format only");
     }
     void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream stream) const override {
         const PoolGeometry& g = p.geometry;
+        const MemoryFormat layout = p.x_layout;
         const bool forward = pass == PoolPass::Forward;
         switch (p.op) {
             case PoolOp::Max:
                 if (forward) {
-                    kernels::max_pool_forward(g, p.dtype(), o.x, o.out, stream);
+                    kernels::max_pool_forward(g, p.dtype(), o.x, o.out, stream, layout);
                 } else {
-                    kernels::max_pool_backward(g, p.dtype(), o.dy, o.x, o.out, stream);
+                    kernels::max_pool_backward(g, p.dtype(), o.dy, o.x, o.out, stream, layout);
                 }
                 break;
             case PoolOp::Average:
                 if (forward) {
-                    kernels::avg_pool_forward(g, p.dtype(), o.x, o.out, stream);
+                    kernels::avg_pool_forward(g, p.dtype(), o.x, o.out, stream, layout);
                 } else {
-                    kernels::avg_pool_backward(g, p.dtype(), o.dy, o.out, stream);
+                    kernels::avg_pool_backward(g, p.dtype(), o.dy, o.out, stream, layout);
                 }
                 break;
             case PoolOp::AdaptiveAverage:
                 if (forward) {
-                    kernels::adaptive_avg_pool_forward(g, p.dtype(), o.x, o.out, stream);
+                    kernels::adaptive_avg_pool_forward(g, p.dtype(), o.x, o.out, stream, layout);
                 } else {
-                    kernels::adaptive_avg_pool_backward(g, p.dtype(), o.dy, o.out, stream);
+                    kernels::adaptive_avg_pool_backward(g, p.dtype(), o.dy, o.out, stream, layout);
                 }
                 break;
         }
