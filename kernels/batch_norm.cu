@@ -24,6 +24,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/element_pack.cuh"
 #include "kernels/kernel_support.cuh"
+#include "backend_api/unary_math.h"
 
 CONVKIT_KERNELS_BEGIN
 
@@ -63,6 +64,43 @@ ChunkPlan chunk_plan(const BatchNormGeometry& g) {
     return plan;
 }
 
+template <typename T>
+__device__ Compute<T> parameter(const T* values, std::int64_t c, Compute<T> absent) {
+    return values == nullptr ? absent : static_cast<Compute<T>>(values[c]);
+}
+
+template <typename C>
+__device__ C inverse_std(double var, double eps) {
+    return C(1) / sqrt(static_cast<C>(var) + static_cast<C>(eps));
+}
+
+// The affine output y of `value` in channel c, in the compute type, exactly as the forward pass
+// computes it: a fused ReLU's backward recomputes the forward's y (and so its sign) from x.
+template <typename T>
+__device__ Compute<T> affine_output(Compute<T> value, std::int64_t c, const double* mean, const double* var, double eps,
+                                    const T* weight, const T* bias) {
+    using C = Compute<T>;
+    const C x_hat = detail::batch_norm_normalized<C>(value, mean[c], inverse_std<C>(var[c], eps));
+    return detail::batch_norm_output<C>(x_hat, parameter(weight, c, C(1)), parameter(bias, c, C(0)));
+}
+
+// dy through a fused ReLU whose input was y (relu's own gradient rule); dy itself without one.
+template <typename C>
+__device__ C through_relu(bool relu, C dy, C y) {
+    using detail::UnaryOp;
+    return relu ? detail::unary_gradient<UnaryOp::Relu>(dy, detail::unary_value<UnaryOp::Relu>(y, {}), {}) : dy;
+}
+
+// The forward's parameters a fused ReLU's backward needs to recompute y.
+template <typename T>
+struct ReluRecompute {
+    bool enabled;
+    const T* weight;
+    const T* bias;
+    const double* var;
+    double eps;
+};
+
 // What the statistics sum per value: x - shift and its square, shift the channel's first value.
 template <typename T>
 struct StatisticsTerms {
@@ -70,24 +108,32 @@ struct StatisticsTerms {
     __device__ double shift(const BatchNormGeometry& g, std::int64_t c) const {
         return static_cast<double>(x[detail::batch_norm_offset(g, c, 0)]);
     }
-    __device__ void add(std::int64_t offset, double shift, double& first, double& second) const {
+    __device__ void add(std::int64_t offset, std::int64_t, double shift, double& first, double& second) const {
         const double deviation = static_cast<double>(x[offset]) - shift;
         first += deviation;
         second += deviation * deviation;
     }
 };
 
-// What the backward reduction sums per value: dy and dy * (x - mean).
+// What the backward reduction sums per value: dy and dy * (x - mean), dy taken through the
+// fused ReLU when there is one.
 template <typename T>
 struct GradientTerms {
     const T* dy;
     const T* x;
     const double* mean;
+    ReluRecompute<T> relu;
     __device__ double shift(const BatchNormGeometry&, std::int64_t c) const { return mean[c]; }
-    __device__ void add(std::int64_t offset, double mu, double& first, double& second) const {
-        const double d = static_cast<double>(dy[offset]);
+    __device__ void add(std::int64_t offset, std::int64_t c, double mu, double& first, double& second) const {
+        using C = Compute<T>;
+        const C value = static_cast<C>(x[offset]);
+        double d = static_cast<double>(dy[offset]);
+        if (relu.enabled) {
+            const C y = affine_output(value, c, mean, relu.var, relu.eps, relu.weight, relu.bias);
+            d = static_cast<double>(through_relu(true, static_cast<C>(dy[offset]), y));
+        }
         first += d;
-        second += d * (static_cast<double>(x[offset]) - mu);
+        second += d * (static_cast<double>(value) - mu);
     }
 };
 
@@ -116,7 +162,7 @@ __global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int
         std::int64_t image = t / g.spatial;
         std::int64_t position = t % g.spatial;
         for (; t < last; t += kThreadsPerBlock) {
-            terms.add((image * g.channels + c) * g.spatial + position, shift, sum_first, sum_second);
+            terms.add((image * g.channels + c) * g.spatial + position, c, shift, sum_first, sum_second);
             image += image_step;
             position += position_step;
             if (position >= g.spatial) {
@@ -146,7 +192,7 @@ __global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::
         if (c < g.channels) {
             const double shift = terms.shift(g, c);
             for (std::int64_t row = first + threadIdx.y; row < last; row += kRowLanes) {
-                terms.add(row * g.channels + c, shift, sum_first, sum_second);
+                terms.add(row * g.channels + c, c, shift, sum_first, sum_second);
             }
         }
         lanes[0][threadIdx.y][threadIdx.x] = sum_first;
@@ -253,16 +299,6 @@ struct ChannelCursor {
     }
 };
 
-template <typename T>
-__device__ Compute<T> parameter(const T* values, std::int64_t c, Compute<T> absent) {
-    return values == nullptr ? absent : static_cast<Compute<T>>(values[c]);
-}
-
-template <typename C>
-__device__ C inverse_std(double var, double eps) {
-    return C(1) / sqrt(static_cast<C>(var) + static_cast<C>(eps));
-}
-
 // The channel of the element at `lane` of a pack whose first element's channel is `first`: a
 // pack lies within one channel's run (contiguous) or spans adjacent channels (channels-last).
 __device__ inline std::int64_t lane_channel(const BatchNormGeometry& g, std::int64_t first, int lane) {
@@ -272,7 +308,7 @@ __device__ inline std::int64_t lane_channel(const BatchNormGeometry& g, std::int
 // Width elements per step (one 16-byte access where pack_width_fits, else 1).
 template <typename T, int Width>
 __global__ void forward_kernel(BatchNormGeometry g, const T* x, const double* mean, const double* var, const T* weight,
-                               const T* bias, double eps, T* y) {
+                               const T* bias, double eps, bool relu, T* y) {
     using C = Compute<T>;
     const std::int64_t packs = g.count() / Width;
     const std::int64_t stride = global_thread_count();
@@ -282,10 +318,8 @@ __global__ void forward_kernel(BatchNormGeometry g, const T* x, const double* me
         ElementPack<T, Width> out;
         for (int lane = 0; lane < Width; ++lane) {
             const std::int64_t c = lane_channel(g, at.channel, lane);
-            const C x_hat =
-                detail::batch_norm_normalized<C>(static_cast<C>(in.value[lane]), mean[c], inverse_std<C>(var[c], eps));
-            out.value[lane] =
-                T(detail::batch_norm_output<C>(x_hat, parameter(weight, c, C(1)), parameter(bias, c, C(0))));
+            const C value = affine_output(static_cast<C>(in.value[lane]), c, mean, var, eps, weight, bias);
+            out.value[lane] = T(relu ? detail::unary_value<detail::UnaryOp::Relu>(value, {}) : value);
         }
         store_pack<Width>(y, p, out);
     }
@@ -295,7 +329,7 @@ template <typename T, int Width>
 __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T* x, const double* mean,
                                       const double* var, const T* weight, const double* sum_dy,
                                       const double* sum_dy_x_hat, double eps, double inverse_count,
-                                      bool batch_statistics, T* dx) {
+                                      bool batch_statistics, ReluRecompute<T> relu, T* dx) {
     using C = Compute<T>;
     const std::int64_t packs = g.count() / Width;
     const std::int64_t stride = global_thread_count();
@@ -310,7 +344,10 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
             const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x_pack.value[lane]), mean[c], invstd);
             const C mean_dy = batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0);
             const C mean_dy_x_hat = batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0);
-            out.value[lane] = T(detail::batch_norm_input_gradient<C>(static_cast<C>(dy_pack.value[lane]), x_hat,
+            const C value = static_cast<C>(x_pack.value[lane]);
+            const C dy_value = through_relu(relu.enabled, static_cast<C>(dy_pack.value[lane]),
+                                            affine_output(value, c, mean, var, eps, weight, relu.bias));
+            out.value[lane] = T(detail::batch_norm_input_gradient<C>(dy_value, x_hat,
                                                                      parameter(weight, c, C(1)) * invstd, mean_dy,
                                                                      mean_dy_x_hat, batch_statistics));
         }
@@ -336,6 +373,11 @@ void launch_per_element(const BatchNormGeometry& g, bool packed, cudaStream_t st
     } else {
         launch<Single>({grid_for(g.count()), kThreadsPerBlock}, stream, g, args...);
     }
+}
+
+template <typename T>
+ReluRecompute<T> relu_recompute(const detail::FusedRelu& relu, const double* var, double eps) {
+    return {relu.enabled, static_cast<const T*>(relu.weight), static_cast<const T*>(relu.bias), var, eps};
 }
 
 // Runs launch_typed(T{}, stream) for the dtype on the stream's device.
@@ -368,7 +410,7 @@ void batch_norm_statistics(const BatchNormGeometry& g, DType dtype, const void* 
 }
 
 void batch_norm_forward(const BatchNormGeometry& g, DType dtype, const void* x, const double* mean, const double* var,
-                        const void* weight, const void* bias, double eps, void* y, Stream stream) {
+                        const void* weight, const void* bias, double eps, void* y, Stream stream, bool relu) {
     if (g.count() == 0) return;
     on_stream_for_dtype("batch_norm_forward", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
@@ -377,21 +419,22 @@ void batch_norm_forward(const BatchNormGeometry& g, DType dtype, const void* x, 
         constexpr int width = kPackWidth<T>;
         launch_per_element<forward_kernel<T, width>, forward_kernel<T, 1>, width>(
             g, pack_width_fits<T>(g, in, out), s, in, mean, var, static_cast<const T*>(weight),
-            static_cast<const T*>(bias), eps, out);
+            static_cast<const T*>(bias), eps, relu, out);
     });
 }
 
 void batch_norm_backward_reduce(const BatchNormGeometry& g, DType dtype, const void* grad_output, const void* x,
                                 const double* mean, const double* var, double eps, double* sum_dy, double* sum_dy_x_hat,
-                                Stream stream) {
+                                Stream stream, const detail::FusedRelu& relu) {
     if (g.channels == 0) return;
     const ChunkPlan plan = chunk_plan(g);
     const std::shared_ptr<void> scratch = partial_sums_scratch(g, plan, stream);
     auto* partial = static_cast<double*>(scratch.get());
     on_stream_for_dtype("batch_norm_backward_reduce", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch_channel_partials(
-            g, plan, GradientTerms<T>{static_cast<const T*>(grad_output), static_cast<const T*>(x), mean}, partial, s);
+        const GradientTerms<T> terms{static_cast<const T*>(grad_output), static_cast<const T*>(x), mean,
+                                     relu_recompute<T>(relu, var, eps)};
+        launch_channel_partials(g, plan, terms, partial, s);
         launch<gradient_sums_finish_kernel>({grid_for(g.channels), kThreadsPerBlock}, s, g.channels, plan.chunks,
                                             partial, var, eps, sum_dy, sum_dy_x_hat);
     });
@@ -400,7 +443,7 @@ void batch_norm_backward_reduce(const BatchNormGeometry& g, DType dtype, const v
 void batch_norm_backward_input(const BatchNormGeometry& g, DType dtype, const void* grad_output, const void* x,
                                const double* mean, const double* var, const void* weight, const double* sum_dy,
                                const double* sum_dy_x_hat, double eps, bool batch_statistics, void* grad_input,
-                               Stream stream) {
+                               Stream stream, const detail::FusedRelu& relu) {
     if (g.count() == 0) return;
     const double inverse_count = 1.0 / static_cast<double>(g.per_channel());
     on_stream_for_dtype("batch_norm_backward_input", dtype, stream, [&](auto tag, cudaStream_t s) {
@@ -411,7 +454,7 @@ void batch_norm_backward_input(const BatchNormGeometry& g, DType dtype, const vo
         constexpr int width = kPackWidth<T>;
         launch_per_element<backward_input_kernel<T, width>, backward_input_kernel<T, 1>, width>(
             g, pack_width_fits<T>(g, dy, in, dx), s, dy, in, mean, var, static_cast<const T*>(weight), sum_dy,
-            sum_dy_x_hat, eps, inverse_count, batch_statistics, dx);
+            sum_dy_x_hat, eps, inverse_count, batch_statistics, relu_recompute<T>(relu, var, eps), dx);
     });
 }
 

@@ -21,20 +21,21 @@ CONVKIT_KERNELS_BEGIN
 void batch_norm_statistics(const detail::BatchNormGeometry& g, DType dtype, const void* x, double* mean, double* var,
                            const detail::RunningStatistics& running, Stream stream);
 
-// y = (x - mean) / sqrt(var + eps) * weight + bias, one thread per element.
+// y = (x - mean) / sqrt(var + eps) * weight + bias, or relu(y) with `relu`.
+// The backward passes with relu.enabled take dy through that ReLU, recomputing y from x.
 void batch_norm_forward(const detail::BatchNormGeometry& g, DType dtype, const void* x, const double* mean,
-                        const double* var, const void* weight, const void* bias, double eps, void* y, Stream stream);
+                        const double* var, const void* weight, const void* bias, double eps, void* y, Stream stream, bool relu = false);
 
 // Per channel, sum(dy) and sum(dy * x_hat) (the gradients of bias and weight), accumulated in
 // double as the statistics are.
 void batch_norm_backward_reduce(const detail::BatchNormGeometry& g, DType dtype, const void* grad_output, const void* x,
                                 const double* mean, const double* var, double eps, double* sum_dy, double* sum_dy_x_hat,
-                                Stream stream);
+                                Stream stream, const detail::FusedRelu& relu = {});
 
 // dx from dy and the per-channel sums (read only when batch_statistics), one thread per element.
 void batch_norm_backward_input(const detail::BatchNormGeometry& g, DType dtype, const void* grad_output, const void* x,
                                const double* mean, const double* var, const void* weight, const double* sum_dy,
                                const double* sum_dy_x_hat, double eps, bool batch_statistics, void* grad_input,
-                               Stream stream);
+                               Stream stream, const detail::FusedRelu& relu = {});
 
 CONVKIT_KERNELS_END

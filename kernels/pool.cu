@@ -42,8 +42,8 @@ struct OperandLayout {
     }
 };
 
-OperandLayout input_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.input, g.channels, layout}}; }
-OperandLayout output_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.output, g.channels, layout}}; }
+__device__ inline OperandLayout input_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.input, g.channels, layout}}; }
+__device__ inline OperandLayout output_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.output, g.channels, layout}}; }
 
 // 16-bit storage read as float (float and double as they are), for the window arithmetic.
 template <typename T>

@@ -385,5 +385,55 @@ TEST_F(CudaBatchNorm, PerElementPassesOnBuffersOffTheirPackAlignmentMatchTheHost
     }
 }
 
+// batch_norm_relu on CUDA is one fused op (one autograd node) whose results and gradients are
+// the composition relu(batch_norm(...)) computed on the host in float64, for every float dtype,
+// both layouts, training and evaluation; a shape whose per-element passes move packs, one that
+// does not. Inputs around the mean make about half the outputs negative, so the ReLU's mask
+// matters in every pass.
+TEST_F(CudaBatchNorm, FusedReluEqualsTheCompositionOnTheHost) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (const Shape& shape : {Shape{2, 16, 8, 6}, Shape{3, 5, 7, 9}, Shape{4, 6, 10}}) {
+        const Shape channels{shape[1]};
+        for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+            auto rounded = [&](const Tensor& t) { return t.to(dtype).to(DType::Float64); };
+            const Tensor x = rounded(random_tensor(shape, rng));
+            const Tensor dy = rounded(random_tensor(shape, rng));
+            const Tensor w = rounded(Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64));
+            const Tensor b = rounded(Tensor::uniform(channels, -0.5, 0.5, rng(), DType::Float64));
+            const Tensor rm = rounded(Tensor::uniform(channels, -0.5, 0.5, rng(), DType::Float64));
+            const Tensor rv = rounded(Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64));
+            for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+                for (bool training : {true, false}) {
+                    SCOPED_TRACE(shape.to_string() + " " + dtype_name(dtype) + " " + memory_format_name(format) +
+                                 (training ? " training" : " eval"));
+                    auto run = [&](DType run_dtype, Device device, MemoryFormat run_format, bool fused) {
+                        Tensor lx = x.to(run_dtype).to(device).to(run_format).detach().set_requires_grad();
+                        Tensor lw = w.to(run_dtype).to(device).detach().set_requires_grad();
+                        Tensor lb = b.to(run_dtype).to(device).detach().set_requires_grad();
+                        Tensor lrm = rm.to(run_dtype).to(device).clone();
+                        Tensor lrv = rv.to(run_dtype).to(device).clone();
+                        const Tensor y = fused ? batch_norm_relu(lx, lw, lb, lrm, lrv, training, 0.2)
+                                               : relu(batch_norm(lx, lw, lb, lrm, lrv, training, 0.2));
+                        y.backward(dy.to(run_dtype).to(device).to(run_format));
+                        return std::vector<Tensor>{y, lrm, lrv, lx.grad(), lw.grad(), lb.grad()};
+                    };
+                    const std::vector<Tensor> host = run(DType::Float64, Device::host(), MemoryFormat::Contiguous, false);
+                    const std::vector<Tensor> gpu = run(dtype, Device::cuda(), format, true);
+                    EXPECT_EQ(gpu[0].grad_fn_name().find("_relu"), gpu[0].grad_fn_name().size() - 5)
+                        << "one fused node, got " << gpu[0].grad_fn_name();
+                    const double tolerance = dtype == DType::BFloat16  ? kBfloat16VsFloat64Tolerance
+                                             : dtype == DType::Float16 ? kFloat16VsFloat64Tolerance
+                                             : dtype == DType::Float32 ? kCudaStrictFloat32Tolerance
+                                                                       : kCudaFloat64ReductionTolerance;
+                    const char* names[] = {"y", "running_mean", "running_var", "dx", "dweight", "dbias"};
+                    for (std::size_t i = 0; i < host.size(); ++i) {
+                        EXPECT_LT(relative_error(gpu[i], host[i]), tolerance) << names[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace convkit

@@ -38,6 +38,16 @@ struct RunningStatistics {
     double momentum = 0.1;
 };
 
+// A ReLU fused after the normalization (batch_norm_relu): the forward writes relu(y), and the
+// backward passes take dy as relu's gradient does, from y recomputed out of x (the affine
+// parameters, arrays [channels] of the data's dtype, null for weight 1 and bias 0) rather than
+// read back. Disabled: plain batch norm.
+struct FusedRelu {
+    bool enabled = false;
+    const void* weight = nullptr;
+    const void* bias = nullptr;
+};
+
 // The offset of value t (in [0, per_channel())) of channel c.
 constexpr std::int64_t batch_norm_offset(const BatchNormGeometry& g, std::int64_t c, std::int64_t t) {
     if (g.channels_last) return t * g.channels + c;

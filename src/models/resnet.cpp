@@ -41,7 +41,7 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64
 }
 
 Tensor BasicBlock::forward(const Tensor& input) {
-    const Tensor branch = (*bn2_)((*conv2_)(relu((*bn1_)((*conv1_)(input)))));
+    const Tensor branch = (*bn2_)((*conv2_)(bn1_->forward_relu((*conv1_)(input))));
     return relu(branch + shortcut_of(downsample_, input));
 }
 
@@ -58,8 +58,8 @@ Bottleneck::Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64
 }
 
 Tensor Bottleneck::forward(const Tensor& input) {
-    const Tensor reduced = relu((*bn1_)((*conv1_)(input)));
-    const Tensor spatial = relu((*bn2_)((*conv2_)(reduced)));
+    const Tensor reduced = bn1_->forward_relu((*conv1_)(input));
+    const Tensor spatial = bn2_->forward_relu((*conv2_)(reduced));
     const Tensor branch = (*bn3_)((*conv3_)(spatial));
     return relu(branch + shortcut_of(downsample_, input));
 }

@@ -36,7 +36,13 @@ std::int64_t BatchNorm::count_batch() {
     return batches_tracked_;
 }
 
-Tensor BatchNorm::forward(const Tensor& input) {
+Tensor BatchNorm::forward(const Tensor& input) { return normalize(input, false); }
+
+Tensor BatchNorm::forward_relu(const Tensor& input) {
+    return recorded_call(input, [this](const Tensor& x) { return normalize(x, true); });
+}
+
+Tensor BatchNorm::normalize(const Tensor& input, bool relu) {
     const std::string layer = type_name();
     CONVKIT_REQUIRE(input.defined(), layer, "the input is undefined");
     const bool rank_ok = spatial_rank_ == 1 ? (input.rank() == 2 || input.rank() == 3) : input.rank() == spatial_rank_ + 2;
@@ -50,8 +56,10 @@ Tensor BatchNorm::forward(const Tensor& input) {
         if (!options_.momentum) momentum = 1.0 / static_cast<double>(batches);
     }
     Tensor none;
-    return batch_norm(input, weight(), bias(), running_mean_ ? *running_mean_ : none,
-                      running_var_ ? *running_var_ : none, is_training(), momentum, options_.eps);
+    Tensor& running_mean = running_mean_ ? *running_mean_ : none;
+    Tensor& running_var = running_var_ ? *running_var_ : none;
+    const auto op = relu ? batch_norm_relu : batch_norm;
+    return op(input, weight(), bias(), running_mean, running_var, is_training(), momentum, options_.eps);
 }
 
 std::string BatchNorm::extra_repr() const {

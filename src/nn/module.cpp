@@ -12,12 +12,17 @@
 namespace convkit::nn {
 
 Tensor Module::operator()(const Tensor& input) {
+    return recorded_call(input, [this](const Tensor& x) { return forward(x); });
+}
+
+std::size_t Module::enter_summary(const Tensor& input) {
     detail::SummaryRecorder* recorder = detail::active_summary_recorder();
-    if (recorder == nullptr) return forward(input);
-    const std::size_t entry = recorder->enter(this, input.shape(), input.dtype());
-    Tensor output = forward(input);
-    recorder->leave(entry, output.shape());
-    return output;
+    return recorder == nullptr ? 0 : recorder->enter(this, input.shape(), input.dtype());
+}
+
+void Module::leave_summary(std::size_t entry, const Tensor& output) {
+    detail::SummaryRecorder* recorder = detail::active_summary_recorder();
+    if (recorder != nullptr) recorder->leave(entry, output.shape());
 }
 
 std::string Module::to_string() const {

@@ -10,6 +10,7 @@
 #include "backends/host/batch_norm_parallel.h"
 #include "convkit/autograd.h"
 #include "convkit/backend.h"
+#include "convkit/ops/activation.h"
 #include "convkit/ops/norm.h"
 #include "core/check.h"
 #include "kernels/batch_norm.h"
@@ -135,10 +136,12 @@ struct BatchNormSaved {
     BatchNormGeometry geometry;
     autograd::SavedTensor x;
     autograd::SavedTensor weight;
+    autograd::SavedTensor bias;  // read only by a fused ReLU's backward, to recompute y
     Tensor mean;  // float64 [C], the statistics used (batch or running); private to the op
     Tensor var;
     double eps;
     bool batch_statistics;
+    bool relu;  // batch_norm_relu's fused ReLU (CUDA only)
 };
 
 BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor& dy_given,
@@ -149,6 +152,7 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
     const Tensor dy = detail::operand_in_format(dy_given, x.memory_format());
     const Tensor& weight = saved.weight.get();
     const BatchNormGeometry& g = saved.geometry;
+    const detail::FusedRelu relu{saved.relu, data_or_null(weight), data_or_null(saved.bias.get())};
     const bool need_sums = (needs[0] && saved.batch_statistics) || needs[1] || needs[2];
     const Shape channels{g.channels};
     Tensor sum_dy;
@@ -163,7 +167,7 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
         } else {
             kernels::batch_norm_backward_reduce(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
                                                 double_data(saved.var), saved.eps, double_data(sum_dy),
-                                                double_data(sum_dy_x_hat), detail::stream_of(x));
+                                                double_data(sum_dy_x_hat), detail::stream_of(x), relu);
         }
     }
     BatchNormGradients grads;
@@ -179,7 +183,7 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
             kernels::batch_norm_backward_input(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
                                                double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
                                                saved.eps, saved.batch_statistics, grads.input.raw_physical_data(),
-                                               detail::stream_of(x));
+                                               detail::stream_of(x), relu);
         }
     }
     // dweight = sum(dy * x_hat), dbias = sum(dy), per channel.
@@ -208,10 +212,10 @@ Tensor batch_norm_in_float32(const Tensor& x, const Tensor& weight, const Tensor
     }
     return y;
 }
-}  // namespace
 
-Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor& running_mean,
-                  Tensor& running_var, bool training, double momentum, double eps) {
+// batch_norm, and with `relu` (CUDA tensors only) batch_norm_relu's fused ReLU.
+Tensor batch_norm_maybe_relu(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor& running_mean,
+                             Tensor& running_var, bool training, double momentum, double eps, bool relu) {
     // The CUDA kernels read every float dtype in either memory format; the host loops read
     // float32/float64 contiguous tensors, so there 16-bit inputs compute in float32 copies and a
     // channels-last input runs on a contiguous copy, its result given back channels-last (both
@@ -249,18 +253,42 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bia
                                         data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data());
     } else {
         kernels::batch_norm_forward(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var),
-                                    data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data(), detail::stream_of(x));
+                                    data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data(),
+                                    detail::stream_of(x), relu);
     }
     if (autograd::should_record({x, weight, bias})) {
-        BatchNormSaved saved{g,   autograd::SavedTensor(x), autograd::SavedTensor(weight), mean, var,
-                             eps, use_batch_statistics};
-        autograd::record(op, y, {x, weight, bias},
+        BatchNormSaved saved{g,
+                             autograd::SavedTensor(x),
+                             autograd::SavedTensor(weight),
+                             relu ? autograd::SavedTensor(bias) : autograd::SavedTensor(),
+                             mean,
+                             var,
+                             eps,
+                             use_batch_statistics,
+                             relu};
+        autograd::record(relu ? op + "_relu" : op, y, {x, weight, bias},
                          [saved = std::move(saved)](const Tensor& dy, const autograd::NeedsGrad& needs) {
                              BatchNormGradients grads = batch_norm_backward(saved, dy, needs);
                              return std::vector<Tensor>{grads.input, grads.weight, grads.bias};
                          });
     }
     return y;
+}
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean, Tensor& running_var,
+                  bool training, double momentum, double eps) {
+    return batch_norm_maybe_relu(x, weight, bias, running_mean, running_var, training, momentum, eps, false);
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                       Tensor& running_var, bool training, double momentum, double eps) {
+    // The host loops have no fused form: there it is the composition, which is also the
+    // definition the fused CUDA kernels are tested against.
+    if (!x.defined() || x.device().is_host()) {
+        return relu(batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps));
+    }
+    return batch_norm_maybe_relu(x, weight, bias, running_mean, running_var, training, momentum, eps, true);
 }
 
 }  // namespace convkit

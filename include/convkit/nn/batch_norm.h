@@ -22,6 +22,9 @@ class BatchNorm : public Module {
 public:
     BatchNorm(int spatial_rank, std::int64_t num_features, const BatchNormOptions& options);
     Tensor forward(const Tensor& input) override;
+    // relu(forward(input)) as one op (batch_norm_relu: fused on CUDA, the composition on the
+    // host), for a BatchNorm followed by a ReLU; summary() records it as this layer's call.
+    Tensor forward_relu(const Tensor& input);
     std::string type_name() const override { return "BatchNorm" + std::to_string(spatial_rank_) + "d"; }
     std::string extra_repr() const override;
 
@@ -35,6 +38,7 @@ protected:
 
 private:
     std::int64_t count_batch();  // increments num_batches_tracked, returns the new count
+    Tensor normalize(const Tensor& input, bool relu);
 
     int spatial_rank_;
     std::int64_t num_features_;

@@ -88,8 +88,21 @@ protected:
     // Called on every module of the tree after load_state_dict has written new values, for
     // layers that keep a derived copy of a buffer.
     virtual void state_loaded() {}
+    // Runs compute(input) as operator() runs forward(input): summary() records it as this
+    // module's call. For a layer's other entry points (BatchNorm::forward_relu).
+    template <typename Compute>
+    Tensor recorded_call(const Tensor& input, Compute&& compute) {
+        const std::size_t entry = enter_summary(input);
+        Tensor output = compute(input);
+        leave_summary(entry, output);
+        return output;
+    }
 
 private:
+    // The summary recorder's bookkeeping around a call; nothing when none is active.
+    std::size_t enter_summary(const Tensor& input);
+    void leave_summary(std::size_t entry, const Tensor& output);
+
     struct Slot {
         std::string name;
         Tensor tensor;

@@ -1,8 +1,9 @@
 #pragma once
 // Batch normalization with PyTorch's semantics (torch.nn.functional.batch_norm and the
 // BatchNorm1d/2d/3d modules), differentiable, on host and CUDA tensors.
-// Memory format (convkit/memory_format.h): channels-last inputs are converted to contiguous at
-// entry (counted in layout_conversions()); results are contiguous.
+// Dtypes and memory formats: float32/float64 everywhere, bfloat16/float16 computed in float (on
+// the host in float32 copies); the result has the input's memory format. The CUDA kernels read
+// channels-last inputs as they are; the host converts them (counted in layout_conversions()).
 #include "convkit/tensor.h"
 
 namespace convkit {
@@ -23,5 +24,12 @@ namespace convkit {
 // The gradient flows to x, weight and bias (never to the running statistics).
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean, Tensor& running_var,
                   bool training, double momentum = 0.1, double eps = 1e-5);
+
+// relu(batch_norm(...)) with the same arguments and result; on CUDA tensors one fused op, whose
+// forward writes relu(y) in the normalization's pass and whose backward takes the gradient
+// through the ReLU inside batch norm's own passes (y recomputed from x, not stored or re-read):
+// a ReLU pass and its gradient's pass fewer. On the host it is the composition.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                       Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
 }  // namespace convkit
