@@ -24,6 +24,7 @@
 
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_tiled.h"
+#include "kernels/fast_division.h"
 #include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 
@@ -101,14 +102,20 @@ __device__ inline Position split_position(int index, const Dims& size) {
 // Whether 0 <= v < size, in one comparison.
 __device__ inline bool inside(int v, int size) { return static_cast<unsigned>(v) < static_cast<unsigned>(size); }
 
-// Result (row m = image x spatial + position, column n of `group`) into an [N, channels,
-// spatial] activation, plus its channel's bias when there is one.
+// Result (image, spatial position, column n of `group`) into an [N, channels, spatial]
+// activation, plus its channel's bias when there is one.
+template <typename T>
+__device__ inline void store_activation_at(T* out, const T* bias, int channels, int group_channels, int spatial,
+                                           int image, int position, int n, int group, T value) {
+    const int channel = group * group_channels + n;
+    out[(image * channels + channel) * spatial + position] = bias != nullptr ? value + bias[channel] : value;
+}
+// The same for row m = image x spatial + position.
 template <typename T>
 __device__ inline void store_activation(T* out, const T* bias, int channels, int group_channels, int spatial, int m,
                                         int n, int group, T value) {
     const int image = m / spatial;
-    const int channel = group * group_channels + n;
-    out[(image * channels + channel) * spatial + (m - image * spatial)] = bias != nullptr ? value + bias[channel] : value;
+    store_activation_at(out, bias, channels, group_channels, spatial, image, m - image * spatial, n, group, value);
 }
 
 // ---- the three passes as operands -------------------------------------------------------------
@@ -212,14 +219,30 @@ struct BackwardDataOperands {
     }
 };
 
+// An extent whose flat positions split into coordinates by multiplications (FastDivisor).
+struct FastDims {
+    Dims size;
+    FastDivisor count, h, w;  // dividing by d·h·w, by h, by w
+};
+FastDims fast_dims(const Dims& size) { return {size, FastDivisor(size.size()), FastDivisor(size.h), FastDivisor(size.w)}; }
+__device__ inline Position split_position(int index, const FastDims& s) {
+    const int rest = s.w.divide(index);
+    const int d = s.h.divide(rest);
+    return {d, rest - d * s.size.h, index - rest * s.size.w};
+}
+
 // Sub-pixel backward-data, one phase: the dx positions i = phase + stride·j (per dim, j < rows)
 // and only the taps that reach them. Along one dim those taps are an arithmetic progression,
 // tap = first_tap + u·tap_step (u < taps), and tap u of row j reads dy at j + offset - u·offset_step:
 // from (i + pad - tap·dilation) / stride, exact for these taps. The launcher computes them once
-// per phase on the host (phase_taps), so a gathered element costs no modulo and no division by
-// the stride: only the split of k into (channel, tap), as in the forward pass.
+// per phase on the host (phase_taps), with multipliers for every division left, so a gathered
+// element costs no modulo or division by the stride and no division instruction at all: the
+// split of k into (channel, tap) is three multiply-shifts, then multiply-adds and three bounds
+// checks (the dense gather spends about nine integer divisions an element here).
 struct PhaseTaps {
-    Dims phase, rows, taps, first_tap, tap_step, offset, offset_step;
+    Dims phase;
+    FastDims rows, taps;
+    Dims first_tap, tap_step, offset, offset_step;
 };
 
 template <typename T>
@@ -238,43 +261,38 @@ struct BackwardDataPhaseOperands {
         bool valid = false;
     };
     __host__ __device__ GemmSize size() const {
-        return {c.batch * p.rows.size(), c.in_group, c.out_group * p.taps.size()};
+        return {c.batch * p.rows.size.size(), c.in_group, c.out_group * p.taps.size.size()};
     }
     __device__ Row row(int m, int group) const {
-        const int rows = p.rows.size();
-        if (m >= c.batch * rows) return {};
-        const int image = m / rows;
-        const Position j = split_position(m - image * rows, p.rows);
+        if (m >= c.batch * p.rows.size.size()) return {};
+        const int image = p.rows.count.divide(m);
+        const Position j = split_position(m - image * p.rows.size.size(), p.rows);
         return {(image * c.out_channels + group * c.out_group) * c.out_spatial, j.d + p.offset.d, j.h + p.offset.h,
                 j.w + p.offset.w, true};
     }
     __device__ T a(const Row& r, int k) const {
         if (!r.valid) return T(0);
-        const int taps = p.taps.size();
-        const int channel = k / taps;
-        const Position u = split_position(k - channel * taps, p.taps);
+        const int channel = p.taps.count.divide(k);
+        const Position u = split_position(k - channel * p.taps.size.size(), p.taps);
         const int d = r.d - u.d * p.offset_step.d, h = r.h - u.h * p.offset_step.h, col = r.w - u.w * p.offset_step.w;
         if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
         return dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
     }
     __device__ T b(int k, int n, int group) const {
         if (n >= c.in_group) return T(0);
-        const int taps = p.taps.size();
-        const int out_channel = k / taps;
-        const Position u = split_position(k - out_channel * taps, p.taps);
+        const int out_channel = p.taps.count.divide(k);
+        const Position u = split_position(k - out_channel * p.taps.size.size(), p.taps);
         const int tap = ((p.first_tap.d + u.d * p.tap_step.d) * c.kernel.h + p.first_tap.h + u.h * p.tap_step.h) *
                             c.kernel.w +
                         p.first_tap.w + u.w * p.tap_step.w;
         return w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + tap];
     }
     __device__ void store(int m, int n, int group, T value) const {
-        const int rows = p.rows.size();
-        const int image = m / rows;
-        const Position j = split_position(m - image * rows, p.rows);
+        const int image = p.rows.count.divide(m);
+        const Position j = split_position(m - image * p.rows.size.size(), p.rows);
         const int position = ((p.phase.d + c.stride.d * j.d) * c.input.h + p.phase.h + c.stride.h * j.h) * c.input.w +
                              p.phase.w + c.stride.w * j.w;
-        store_activation(dx, bias, c.in_channels, c.in_group, c.in_spatial, image * c.in_spatial + position, n, group,
-                         value);
+        store_activation_at(dx, bias, c.in_channels, c.in_group, c.in_spatial, image, position, n, group, value);
     }
 };
 
@@ -495,8 +513,8 @@ PhaseTaps phase_taps(const ConvIndex& c, const Dims& phase) {
     const PhaseAxis h = phase_axis(phase.h, c.input.h, c.kernel.h, c.stride.h, c.dilation.h, c.pad.h);
     const PhaseAxis w = phase_axis(phase.w, c.input.w, c.kernel.w, c.stride.w, c.dilation.w, c.pad.w);
     return {phase,
-            {d.rows, h.rows, w.rows},
-            {d.taps, h.taps, w.taps},
+            fast_dims({d.rows, h.rows, w.rows}),
+            fast_dims({d.taps, h.taps, w.taps}),
             {d.first_tap, h.first_tap, w.first_tap},
             {d.tap_step, h.tap_step, w.tap_step},
             {d.offset, h.offset, w.offset},
@@ -588,7 +606,7 @@ TiledConvPlan conv_tiled_plan(const ConvGeometry& g, TiledConvPass pass, DType d
             for (int h = 0; h < c.stride.h; ++h) {
                 for (int w = 0; w < c.stride.w; ++w) {
                     const PhaseTaps p = phase_taps(c, {d, h, w});
-                    if (p.rows.size() == 0) continue;  // a stride past the input's size
+                    if (p.rows.size.size() == 0) continue;  // a stride past the input's size
                     TiledGemmLaunch launch = planned_launch(
                         BackwardDataPhaseOperands<float>{c, p, nullptr, nullptr, nullptr, nullptr}.size(), c.groups,
                         dtype);

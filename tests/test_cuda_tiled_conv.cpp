@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/conv_tiled.h"
+#include "kernels/fast_division.h"
 #include "test_util.h"
 #include "tolerances.h"
 #include "variant_runner.h"
@@ -211,6 +212,32 @@ TEST(CudaTiledPlan, StridedBackwardDataComputesOnlyTheTapsOfEachPhase) {
     ASSERT_EQ(unit_plan.launches.size(), 1U);
     EXPECT_FALSE(unit_plan.launches[0].per_phase);
     EXPECT_EQ(unit_plan.multiply_adds(), dense_backward_data_multiply_adds(unit));
+}
+
+// The phase gather divides by multiply-shift (kernels/fast_division.h): exact for every dividend
+// below 2^31, checked at the edges of every quotient for small divisors and at random dividends
+// and the range's end for large ones.
+TEST(FastDivisor, DividesEveryNonNegativeIntExactly) {
+    CONVKIT_SEEDED_RNG(rng);
+    constexpr int kMax = 0x7fffffff;
+    std::uniform_int_distribution<int> any(0, kMax);
+    std::vector<int> divisors;
+    for (int d = 1; d <= 1100; ++d) divisors.push_back(d);
+    for (int d : {4095, 4096, 4097, 65535, 65536, 65537, 1 << 30, (1 << 30) + 1, kMax - 1, kMax}) divisors.push_back(d);
+    for (int i = 0; i < 200; ++i) divisors.push_back(any(rng) | 1);
+    for (int d : divisors) {
+        const kernels::FastDivisor fast(d);
+        std::vector<int> dividends = {0, 1, d - 1, d, kMax, kMax - 1, kMax - kMax % d, kMax - kMax % d - 1};
+        for (int q = 1; q < 64 && static_cast<std::int64_t>(q) * d <= kMax; ++q) {
+            dividends.push_back(q * d - 1);
+            dividends.push_back(q * d);
+        }
+        for (int i = 0; i < 64; ++i) dividends.push_back(any(rng));
+        for (int n : dividends) {
+            if (n < 0) continue;
+            ASSERT_EQ(fast.divide(n), n / d) << n << " / " << d;
+        }
+    }
 }
 
 // Backward-filter reduces over the whole batch in slices added in a fixed order: the same bits
