@@ -14,6 +14,9 @@
 //     along the rows for the forward and backward-data patches (consecutive output or input
 //     positions), along the reduction for dy in backward-filter and for the weights.
 //
+// Backward-data with a stride runs one such GEMM per phase of the stride (BackwardDataPhaseOperands:
+// only the taps that land on the phase, no zero taps gathered).
+//
 // Per thread and step: 12 shared-memory loads for 32 multiply-adds. Floors and predictions are in
 // docs/benchmarks.md ("Tiled implicit GEMM").
 #include <algorithm>
