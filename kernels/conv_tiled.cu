@@ -168,23 +168,33 @@ struct ForwardOperands {
     }
 };
 
+// The tensors of backward-data: dy and w read, dx written plus its channel's bias (may be null).
+template <typename T>
+struct BackwardDataTensors {
+    const T* dy;
+    const T* w;
+    const T* bias;
+    T* dx;
+};
+
+// A row of dy-patches, as the backward-data operands precompute it for the rows a thread loads.
+struct DyRow {
+    int base = 0;             // dy offset of (image, the group's first output channel)
+    int d = 0, h = 0, w = 0;  // a position per dim, each operand says which
+    bool valid = false;       // false past the last row
+};
+
 // Backward-data: A = dy-patches [n·I, K/g·taps] (k = output channel · taps + tap), B[k, n] = the
 // weight of output channel k / taps, input channel n, tap k % taps. A tap reads dy where the
 // input position it would have read is this row's: d + pad - tap·dilation = o·stride.
 template <typename T>
 struct BackwardDataOperands {
     ConvIndex c;
-    const T* dy;
-    const T* w;
-    const T* bias;
-    T* dx;
+    BackwardDataTensors<T> tensors;
     static constexpr bool kAAlongK = false;
 
-    struct Row {
-        int base = 0;  // dy offset of (image, the group's first output channel)
-        int d = 0, h = 0, w = 0;  // the input position, counted from the start of the padding
-        bool valid = false;
-    };
+    // d, h, w: the input position, counted from the start of the padding.
+    using Row = DyRow;
     __host__ __device__ GemmSize size() const {
         return {c.batch * c.in_spatial, c.in_group, c.out_group * c.taps};
     }
@@ -210,15 +220,15 @@ struct BackwardDataOperands {
         const int h = source(r.h, t.h, c.dilation.h, c.stride.h, c.output.h);
         const int col = source(r.w, t.w, c.dilation.w, c.stride.w, c.output.w);
         if (d < 0 || h < 0 || col < 0) return T(0);
-        return dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
+        return tensors.dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
     }
     __device__ T b(int k, int n, int group) const {
         if (n >= c.in_group) return T(0);
         const int out_channel = k / c.taps;
-        return w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + (k - out_channel * c.taps)];
+        return tensors.w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + (k - out_channel * c.taps)];
     }
     __device__ void store(int m, int n, int group, T value) const {
-        store_activation(dx, bias, c.in_channels, c.in_group, c.in_spatial, m, n, group, value);
+        store_activation(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, m, n, group, value);
     }
 };
 
@@ -252,17 +262,11 @@ template <typename T>
 struct BackwardDataPhaseOperands {
     ConvIndex c;
     PhaseTaps p;
-    const T* dy;
-    const T* w;
-    const T* bias;
-    T* dx;
+    BackwardDataTensors<T> tensors;
     static constexpr bool kAAlongK = false;
 
-    struct Row {
-        int base = 0;             // dy offset of (image, the group's first output channel)
-        int d = 0, h = 0, w = 0;  // the dy position tap u = 0 reads (may be outside dy)
-        bool valid = false;
-    };
+    // d, h, w: the dy position tap u = 0 reads (may be outside dy).
+    using Row = DyRow;
     __host__ __device__ GemmSize size() const {
         return {c.batch * p.rows.size.size(), c.in_group, c.out_group * p.taps.size.size()};
     }
@@ -279,7 +283,7 @@ struct BackwardDataPhaseOperands {
         const Position u = split_position(k - channel * p.taps.size.size(), p.taps);
         const int d = r.d - u.d * p.offset_step.d, h = r.h - u.h * p.offset_step.h, col = r.w - u.w * p.offset_step.w;
         if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
-        return dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
+        return tensors.dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
     }
     __device__ T b(int k, int n, int group) const {
         if (n >= c.in_group) return T(0);
@@ -288,14 +292,14 @@ struct BackwardDataPhaseOperands {
         const int tap = ((p.first_tap.d + u.d * p.tap_step.d) * c.kernel.h + p.first_tap.h + u.h * p.tap_step.h) *
                             c.kernel.w +
                         p.first_tap.w + u.w * p.tap_step.w;
-        return w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + tap];
+        return tensors.w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + tap];
     }
     __device__ void store(int m, int n, int group, T value) const {
         const int image = p.rows.count.divide(m);
         const Position j = split_position(m - image * p.rows.size.size(), p.rows);
         const int position = ((p.phase.d + c.stride.d * j.d) * c.input.h + p.phase.h + c.stride.h * j.h) * c.input.w +
                              p.phase.w + c.stride.w * j.w;
-        store_activation_at(dx, bias, c.in_channels, c.in_group, c.in_spatial, image, position, n, group, value);
+        store_activation_at(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, image, position, n, group, value);
     }
 };
 
@@ -482,7 +486,7 @@ GemmSize gemm_size(const ConvGeometry& g, TiledConvPass pass) {
     switch (pass) {
         case TiledConvPass::Forward: return ForwardOperands<float>{c, nullptr, nullptr, nullptr, nullptr}.size();
         case TiledConvPass::BackwardData:
-            return BackwardDataOperands<float>{c, nullptr, nullptr, nullptr, nullptr}.size();
+            return BackwardDataOperands<float>{c, {}}.size();
         case TiledConvPass::BackwardFilter: return BackwardFilterOperands<float>{c, nullptr, nullptr, nullptr}.size();
     }
     return {};
@@ -611,7 +615,7 @@ TiledConvPlan conv_tiled_plan(const ConvGeometry& g, TiledConvPass pass, DType d
                     const PhaseTaps p = phase_taps(c, {d, h, w});
                     if (p.rows.size.size() == 0) continue;  // a stride past the input's size
                     TiledGemmLaunch launch = planned_launch(
-                        BackwardDataPhaseOperands<float>{c, p, nullptr, nullptr, nullptr, nullptr}.size(), c.groups,
+                        BackwardDataPhaseOperands<float>{c, p, {}}.size(), c.groups,
                         dtype);
                     launch.per_phase = true;
                     launch.phase = {d, h, w};
@@ -650,17 +654,14 @@ void conv_backward_data_tiled(const ConvGeometry& g, DType dtype, const void* dy
     const ConvIndex c = conv_index(g);
     dispatch_tiled_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        const auto* dy_data = static_cast<const T*>(dy);
-        const auto* w_data = static_cast<const T*>(w);
-        const auto* bias_data = static_cast<const T*>(bias);
-        auto* dx_data = static_cast<T*>(dx);
+        const BackwardDataTensors<T> tensors{static_cast<const T*>(dy), static_cast<const T*>(w),
+                                             static_cast<const T*>(bias), static_cast<T*>(dx)};
         for (const TiledGemmLaunch& launch : plan.launches) {
             if (!launch.per_phase) {
-                run_gemm<T>(BackwardDataOperands<T>{c, dy_data, w_data, bias_data, dx_data}, launch, workspace, stream);
+                run_gemm<T>(BackwardDataOperands<T>{c, tensors}, launch, workspace, stream);
             } else {
-                run_gemm<T>(BackwardDataPhaseOperands<T>{c, phase_taps(c, dims_of(launch.phase)), dy_data, w_data,
-                                                         bias_data, dx_data},
-                            launch, workspace, stream);
+                run_gemm<T>(BackwardDataPhaseOperands<T>{c, phase_taps(c, dims_of(launch.phase)), tensors}, launch,
+                            workspace, stream);
             }
         }
     });
