@@ -237,7 +237,9 @@ struct FastDims {
     Dims size;
     FastDivisor count, h, w;  // dividing by d·h·w, by h, by w
 };
-FastDims fast_dims(const Dims& size) { return {size, FastDivisor(size.size()), FastDivisor(size.h), FastDivisor(size.w)}; }
+FastDims fast_dims(const Dims& size) {
+    return {size, FastDivisor(size.size()), FastDivisor(size.h), FastDivisor(size.w)};
+}
 __device__ inline Position split_position(int index, const FastDims& s) {
     const int rest = s.w.divide(index);
     const int d = s.h.divide(rest);
@@ -289,9 +291,9 @@ struct BackwardDataPhaseOperands {
         if (n >= c.in_group) return T(0);
         const int out_channel = p.taps.count.divide(k);
         const Position u = split_position(k - out_channel * p.taps.size.size(), p.taps);
-        const int tap = ((p.first_tap.d + u.d * p.tap_step.d) * c.kernel.h + p.first_tap.h + u.h * p.tap_step.h) *
-                            c.kernel.w +
-                        p.first_tap.w + u.w * p.tap_step.w;
+        const int tap =
+            ((p.first_tap.d + u.d * p.tap_step.d) * c.kernel.h + p.first_tap.h + u.h * p.tap_step.h) * c.kernel.w +
+            p.first_tap.w + u.w * p.tap_step.w;
         return tensors.w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + tap];
     }
     __device__ void store(int m, int n, int group, T value) const {
@@ -299,7 +301,8 @@ struct BackwardDataPhaseOperands {
         const Position j = split_position(m - image * p.rows.size.size(), p.rows);
         const int position = ((p.phase.d + c.stride.d * j.d) * c.input.h + p.phase.h + c.stride.h * j.h) * c.input.w +
                              p.phase.w + c.stride.w * j.w;
-        store_activation_at(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, image, position, n, group, value);
+        store_activation_at(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, image, position, n,
+                            group, value);
     }
 };
 
@@ -614,9 +617,8 @@ TiledConvPlan conv_tiled_plan(const ConvGeometry& g, TiledConvPass pass, DType d
                 for (int w = 0; w < c.stride.w; ++w) {
                     const PhaseTaps p = phase_taps(c, {d, h, w});
                     if (p.rows.size.size() == 0) continue;  // a stride past the input's size
-                    TiledGemmLaunch launch = planned_launch(
-                        BackwardDataPhaseOperands<float>{c, p, {}}.size(), c.groups,
-                        dtype);
+                    TiledGemmLaunch launch =
+                        planned_launch(BackwardDataPhaseOperands<float>{c, p, {}}.size(), c.groups, dtype);
                     launch.per_phase = true;
                     launch.phase = {d, h, w};
                     plan.launches.push_back(launch);
@@ -626,9 +628,9 @@ TiledConvPlan conv_tiled_plan(const ConvGeometry& g, TiledConvPass pass, DType d
     }
     for (const TiledGemmLaunch& l : plan.launches) {
         if (l.splits == 1) continue;
-        plan.workspace_bytes = std::max(plan.workspace_bytes, static_cast<std::size_t>(l.splits * l.m * l.n) *
-                                                                  static_cast<std::size_t>(g.groups) *
-                                                                  element_bytes(dtype));
+        plan.workspace_bytes =
+            std::max(plan.workspace_bytes, static_cast<std::size_t>(l.splits * l.m * l.n) *
+                                               static_cast<std::size_t>(g.groups) * element_bytes(dtype));
     }
     return plan;
 }

@@ -85,7 +85,9 @@ struct StridedCase {
         return testing::test_name(label + (transposed ? "_transposed_" : "_conv_") + params.to_string());
     }
 };
-void PrintTo(const StridedCase& c, std::ostream* os) { *os << c.name(); }
+void PrintTo(const StridedCase& c, std::ostream* os) {
+    *os << c.name();
+}
 
 // Strides 2-3 per dim, kernels smaller than, equal to and larger than the stride, dilation 1-3
 // (gcd(dilation, stride) > 1 leaves phases with no tap), padding, output_padding (positions no
@@ -98,24 +100,24 @@ std::vector<StridedCase> strided_cases() {
         {"1d_k5_s2_d2_gcd2", false, ConvParams(1).set_stride(2).set_dilation(2).set_padding(1), Shape{2, 4, 23},
          Shape{5, 4, 5}},
         {"1d_k3_s3_d3_gcd3_op2_g2", true,
-         ConvParams(1).set_stride(3).set_dilation(3).set_padding(1).set_output_padding(2).set_groups(2),
-         Shape{1, 4, 9}, Shape{4, 3, 3}},
+         ConvParams(1).set_stride(3).set_dilation(3).set_padding(1).set_output_padding(2).set_groups(2), Shape{1, 4, 9},
+         Shape{4, 3, 3}},
         {"1d_input_below_stride", false, ConvParams(1).set_stride(3).set_padding(2), Shape{1, 2, 2}, Shape{3, 2, 4}},
-        {"2d_dcgan_k4_s2_p1", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 6, 9, 7},
-         Shape{6, 5, 4, 4}},
+        {"2d_dcgan_k4_s2_p1", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 6, 9, 7}, Shape{6, 5, 4, 4}},
         {"2d_unet_k2_s2", true, ConvParams(2).set_stride(2), Shape{2, 5, 6, 5}, Shape{5, 3, 2, 2}},
-        {"2d_k2_s2_op1", true, ConvParams(2).set_stride(2).set_output_padding(1), Shape{1, 3, 5, 4},
-         Shape{3, 4, 2, 2}},
+        {"2d_k2_s2_op1", true, ConvParams(2).set_stride(2).set_output_padding(1), Shape{1, 3, 5, 4}, Shape{3, 4, 2, 2}},
         {"2d_asymmetric_g2", true,
-         ConvParams(2).set_stride({2, 3}).set_dilation({3, 2}).set_padding({2, 1}).set_output_padding({1, 2})
+         ConvParams(2)
+             .set_stride({2, 3})
+             .set_dilation({3, 2})
+             .set_padding({2, 1})
+             .set_output_padding({1, 2})
              .set_groups(2),
          Shape{1, 4, 5, 6}, Shape{4, 3, 3, 4}},
         {"2d_k3_s2_d2_gcd2", false, ConvParams(2).set_stride(2).set_dilation(2).set_padding({2, 1}),
          Shape{1, 3, 11, 12}, Shape{4, 3, 3, 3}},
-        {"2d_k7_s3_d1", false, ConvParams(2).set_stride({3, 2}).set_padding(3), Shape{1, 2, 14, 13},
-         Shape{3, 2, 7, 5}},
-        {"2d_tile_edges", true, ConvParams(2).set_stride(2).set_padding(1), Shape{2, 5, 12, 11},
-         Shape{5, deep, 4, 4}},
+        {"2d_k7_s3_d1", false, ConvParams(2).set_stride({3, 2}).set_padding(3), Shape{1, 2, 14, 13}, Shape{3, 2, 7, 5}},
+        {"2d_tile_edges", true, ConvParams(2).set_stride(2).set_padding(1), Shape{2, 5, 12, 11}, Shape{5, deep, 4, 4}},
         {"3d_s223_d121", false, ConvParams(3).set_stride({2, 2, 3}).set_dilation({1, 2, 1}).set_padding({1, 0, 1}),
          Shape{1, 3, 6, 5, 7}, Shape{4, 3, 3, 2, 3}},
         {"3d_k2_s2_op1_g3", true, ConvParams(3).set_stride(2).set_output_padding({1, 0, 1}).set_groups(3),
@@ -134,7 +136,8 @@ Tensor backward_data(const detail::ConvVariant& variant, const detail::ConvGeome
     const Tensor dx = testing::nan_tensor(g.input_shape(), dtype, device);
     const detail::ConvProblem problem = detail::conv_problem(g, dtype, device);
     const std::size_t bytes = variant.workspace(problem, ConvPass::BackwardData);
-    const Tensor scratch = testing::nan_tensor(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Float64, device);
+    const Tensor scratch =
+        testing::nan_tensor(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Float64, device);
     variant.run(problem, ConvPass::BackwardData,
                 {.w = w_on.raw_data(), .dy = dy_on.raw_data(), .bias = bias_on.raw_data(), .out = dx.raw_data()},
                 {bytes == 0 ? nullptr : scratch.raw_data(), bytes}, testing::stream_for(device));
@@ -144,18 +147,17 @@ Tensor backward_data(const detail::ConvVariant& variant, const detail::ConvGeome
 TEST_P(CudaTiledStridedBackwardData, MatchesTheFloat64Reference) {
     CONVKIT_SEEDED_RNG(rng);
     const detail::ConvGeometry g = GetParam().geometry();
-    ASSERT_TRUE(kernels::conv_tiled_plan(g, kernels::TiledConvPass::BackwardData, DType::Float32)
-                    .launches.front()
-                    .per_phase);
+    ASSERT_TRUE(
+        kernels::conv_tiled_plan(g, kernels::TiledConvPass::BackwardData, DType::Float32).launches.front().per_phase);
     const Tensor dy = testing::random_exact_in(DType::Float32, g.output_shape(), rng);
     const Tensor w = testing::random_exact_in(DType::Float32, g.weight_shape(), rng);
     const Tensor bias = testing::random_exact_in(DType::Float32, Shape{g.in_channels}, rng);
-    const Tensor expected = backward_data(testing::conv_variant_named("host.reference"), g, dy, w, bias,
-                                          DType::Float64, Device::host());
+    const Tensor expected =
+        backward_data(testing::conv_variant_named("host.reference"), g, dy, w, bias, DType::Float64, Device::host());
     for (DType dtype : {DType::Float32, DType::Float64}) {
         SCOPED_TRACE(dtype_name(dtype));
-        const Tensor got = backward_data(testing::conv_variant_named("cuda.tiled"), g, dy, w, bias, dtype,
-                                         Device::cuda());
+        const Tensor got =
+            backward_data(testing::conv_variant_named("cuda.tiled"), g, dy, w, bias, dtype, Device::cuda());
         const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
         EXPECT_LT(testing::relative_error(got.to(DType::Float64), expected), tol);
     }
@@ -190,24 +192,24 @@ TEST(CudaTiledPlan, StridedBackwardDataComputesOnlyTheTapsOfEachPhase) {
     }
     EXPECT_EQ(dcgan_plan.multiply_adds() * 4, dense_backward_data_multiply_adds(dcgan));
 
-    const detail::ConvGeometry unet = detail::conv_transpose_geometry("conv_transpose", Shape{1, 128, 32, 32},
-                                                                      Shape{128, 64, 2, 2}, ConvParams(2).set_stride(2));
+    const detail::ConvGeometry unet = detail::conv_transpose_geometry(
+        "conv_transpose", Shape{1, 128, 32, 32}, Shape{128, 64, 2, 2}, ConvParams(2).set_stride(2));
     const kernels::TiledConvPlan unet_plan = plan_of(unet);
     ASSERT_EQ(unet_plan.launches.size(), 4U);
     for (const kernels::TiledGemmLaunch& l : unet_plan.launches) EXPECT_EQ(l.k, 128);
     EXPECT_EQ(unet_plan.multiply_adds() * 4, dense_backward_data_multiply_adds(unet));
 
     // Stride 2, dilation 2, kernel 3, no padding: even positions get all three taps, odd none.
-    const detail::ConvGeometry gcd = detail::conv_geometry("conv", Shape{1, 2, 10}, Shape{3, 2, 3},
-                                                           ConvParams(1).set_stride(2).set_dilation(2));
+    const detail::ConvGeometry gcd =
+        detail::conv_geometry("conv", Shape{1, 2, 10}, Shape{3, 2, 3}, ConvParams(1).set_stride(2).set_dilation(2));
     const kernels::TiledConvPlan gcd_plan = plan_of(gcd);
     ASSERT_EQ(gcd_plan.launches.size(), 2U);
     EXPECT_EQ(gcd_plan.launches[0].k, 3 * 3);
     EXPECT_EQ(gcd_plan.launches[1].k, 0);
     EXPECT_EQ(gcd_plan.launches[0].m + gcd_plan.launches[1].m, 10);
 
-    const detail::ConvGeometry unit = detail::conv_geometry("conv", Shape{2, 8, 9, 9}, Shape{4, 8, 3, 3},
-                                                            ConvParams(2).set_padding(1));
+    const detail::ConvGeometry unit =
+        detail::conv_geometry("conv", Shape{2, 8, 9, 9}, Shape{4, 8, 3, 3}, ConvParams(2).set_padding(1));
     const kernels::TiledConvPlan unit_plan = plan_of(unit);
     ASSERT_EQ(unit_plan.launches.size(), 1U);
     EXPECT_FALSE(unit_plan.launches[0].per_phase);
@@ -266,7 +268,8 @@ TEST_F(CudaTiledConv, SplitReductionsWithinAPhaseAreBitIdenticalAcrossRuns) {
     CONVKIT_SEEDED_RNG(rng);
     const detail::ConvGeometry g = detail::conv_transpose_geometry(
         "conv_transpose", Shape{1, 128, 4, 4}, Shape{128, 4, 4, 4}, ConvParams(2).set_stride(2).set_padding(1));
-    const kernels::TiledConvPlan plan = kernels::conv_tiled_plan(g, kernels::TiledConvPass::BackwardData, DType::Float32);
+    const kernels::TiledConvPlan plan =
+        kernels::conv_tiled_plan(g, kernels::TiledConvPass::BackwardData, DType::Float32);
     ASSERT_GT(plan.launches.front().splits, 1);
     ASSERT_TRUE(plan.launches.front().per_phase);
     const Tensor dy = testing::random_tensor(g.output_shape(), rng);
