@@ -305,5 +305,26 @@ TEST_F(CudaTiledConv, IsTheDefaultForStrictFloat32AndLeavesOtherPaddingToTheDire
               testing::kCudaStrictFloat32Tolerance);
 }
 
+// The public transposed convolution on float32 CUDA tensors (stride 2 with output_padding,
+// groups, bias) runs cuda.tiled's per-phase GEMMs by default: the same bits as the named
+// variant, and the float64 host result within the strict float32 tolerance.
+TEST_F(CudaTiledConv, PublicTransposedConvolutionRunsThePhasesByDefault) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x = testing::random_tensor(Shape{2, 6, 5, 7}, rng);
+    const Tensor w = testing::random_tensor(Shape{6, 4, 4, 3}, rng);
+    const Tensor b = testing::random_tensor(Shape{8}, rng);
+    const ConvParams params = ConvParams(2).set_stride(2).set_padding({1, 0}).set_output_padding(1).set_groups(2);
+    const auto on_cuda = [](const Tensor& t) { return t.to(DType::Float32).to(Device::cuda()); };
+    const Tensor by_default = conv_transpose_forward(on_cuda(x), on_cuda(w), on_cuda(b), params).to(Device::host());
+    Tensor named;
+    {
+        const VariantGuard guard("cuda.tiled");
+        named = conv_transpose_forward(on_cuda(x), on_cuda(w), on_cuda(b), params).to(Device::host());
+    }
+    EXPECT_TRUE(testing::exactly_equal(by_default, named));
+    EXPECT_LT(testing::relative_error(by_default.to(DType::Float64), conv_transpose_forward(x, w, b, params)),
+              testing::kCudaStrictFloat32Tolerance);
+}
+
 }  // namespace
 }  // namespace convkit
