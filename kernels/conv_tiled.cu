@@ -539,13 +539,7 @@ bool runs_per_phase(const ConvIndex& c, TiledConvPass pass) {
 
 TiledGemmLaunch planned_launch(const GemmSize& size, int groups, DType dtype) {
     const SplitPlan split = split_plan(size, groups, element_bytes(dtype));
-    TiledGemmLaunch launch;
-    launch.m = size.m;
-    launch.n = size.n;
-    launch.k = size.k;
-    launch.splits = split.splits;
-    launch.k_per_split = split.k_per_split;
-    return launch;
+    return {.m = size.m, .n = size.n, .k = size.k, .splits = split.splits, .k_per_split = split.k_per_split};
 }
 
 // The GEMM of one planned launch, its slices added by the split-sum kernel when it has several.
