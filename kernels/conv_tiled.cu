@@ -14,15 +14,20 @@
 //     along the rows for the forward and backward-data patches (consecutive output or input
 //     positions), along the reduction for dy in backward-filter and for the weights.
 //
+// Backward-data with a stride runs one such GEMM per phase of the stride (BackwardDataPhaseOperands:
+// only the taps that land on the phase, no zero taps gathered).
+//
 // Per thread and step: 12 shared-memory loads for 32 multiply-adds. Floors and predictions are in
 // docs/benchmarks.md ("Tiled implicit GEMM").
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <string>
 
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_tiled.h"
+#include "kernels/fast_division.h"
 #include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 
@@ -100,14 +105,20 @@ __device__ inline Position split_position(int index, const Dims& size) {
 // Whether 0 <= v < size, in one comparison.
 __device__ inline bool inside(int v, int size) { return static_cast<unsigned>(v) < static_cast<unsigned>(size); }
 
-// Result (row m = image x spatial + position, column n of `group`) into an [N, channels,
-// spatial] activation, plus its channel's bias when there is one.
+// Result (image, spatial position, column n of `group`) into an [N, channels, spatial]
+// activation, plus its channel's bias when there is one.
+template <typename T>
+__device__ inline void store_activation_at(T* out, const T* bias, int channels, int group_channels, int spatial,
+                                           int image, int position, int n, int group, T value) {
+    const int channel = group * group_channels + n;
+    out[(image * channels + channel) * spatial + position] = bias != nullptr ? value + bias[channel] : value;
+}
+// The same for row m = image x spatial + position.
 template <typename T>
 __device__ inline void store_activation(T* out, const T* bias, int channels, int group_channels, int spatial, int m,
                                         int n, int group, T value) {
     const int image = m / spatial;
-    const int channel = group * group_channels + n;
-    out[(image * channels + channel) * spatial + (m - image * spatial)] = bias != nullptr ? value + bias[channel] : value;
+    store_activation_at(out, bias, channels, group_channels, spatial, image, m - image * spatial, n, group, value);
 }
 
 // ---- the three passes as operands -------------------------------------------------------------
@@ -157,23 +168,33 @@ struct ForwardOperands {
     }
 };
 
+// The tensors of backward-data: dy and w read, dx written plus its channel's bias (may be null).
+template <typename T>
+struct BackwardDataTensors {
+    const T* dy;
+    const T* w;
+    const T* bias;
+    T* dx;
+};
+
+// A row of dy-patches, as the backward-data operands precompute it for the rows a thread loads.
+struct DyRow {
+    int base = 0;             // dy offset of (image, the group's first output channel)
+    int d = 0, h = 0, w = 0;  // a position per dim, each operand says which
+    bool valid = false;       // false past the last row
+};
+
 // Backward-data: A = dy-patches [n·I, K/g·taps] (k = output channel · taps + tap), B[k, n] = the
 // weight of output channel k / taps, input channel n, tap k % taps. A tap reads dy where the
 // input position it would have read is this row's: d + pad - tap·dilation = o·stride.
 template <typename T>
 struct BackwardDataOperands {
     ConvIndex c;
-    const T* dy;
-    const T* w;
-    const T* bias;
-    T* dx;
+    BackwardDataTensors<T> tensors;
     static constexpr bool kAAlongK = false;
 
-    struct Row {
-        int base = 0;  // dy offset of (image, the group's first output channel)
-        int d = 0, h = 0, w = 0;  // the input position, counted from the start of the padding
-        bool valid = false;
-    };
+    // d, h, w: the input position, counted from the start of the padding.
+    using Row = DyRow;
     __host__ __device__ GemmSize size() const {
         return {c.batch * c.in_spatial, c.in_group, c.out_group * c.taps};
     }
@@ -199,15 +220,89 @@ struct BackwardDataOperands {
         const int h = source(r.h, t.h, c.dilation.h, c.stride.h, c.output.h);
         const int col = source(r.w, t.w, c.dilation.w, c.stride.w, c.output.w);
         if (d < 0 || h < 0 || col < 0) return T(0);
-        return dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
+        return tensors.dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
     }
     __device__ T b(int k, int n, int group) const {
         if (n >= c.in_group) return T(0);
         const int out_channel = k / c.taps;
-        return w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + (k - out_channel * c.taps)];
+        return tensors.w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + (k - out_channel * c.taps)];
     }
     __device__ void store(int m, int n, int group, T value) const {
-        store_activation(dx, bias, c.in_channels, c.in_group, c.in_spatial, m, n, group, value);
+        store_activation(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, m, n, group, value);
+    }
+};
+
+// An extent whose flat positions split into coordinates by multiplications (FastDivisor).
+struct FastDims {
+    Dims size;
+    FastDivisor count, h, w;  // dividing by d·h·w, by h, by w
+};
+FastDims fast_dims(const Dims& size) {
+    return {size, FastDivisor(size.size()), FastDivisor(size.h), FastDivisor(size.w)};
+}
+__device__ inline Position split_position(int index, const FastDims& s) {
+    const int rest = s.w.divide(index);
+    const int d = s.h.divide(rest);
+    return {d, rest - d * s.size.h, index - rest * s.size.w};
+}
+
+// Sub-pixel backward-data, one phase: the dx positions i = phase + stride·j (per dim, j < rows)
+// and only the taps that reach them. Along one dim those taps are an arithmetic progression,
+// tap = first_tap + u·tap_step (u < taps), and tap u of row j reads dy at j + offset - u·offset_step:
+// from (i + pad - tap·dilation) / stride, exact for these taps. The launcher computes them once
+// per phase on the host (phase_taps), with multipliers for every division left, so a gathered
+// element costs no modulo or division by the stride and no division instruction at all: the
+// split of k into (channel, tap) is three multiply-shifts, then multiply-adds and three bounds
+// checks (the dense gather spends about nine integer divisions an element here).
+struct PhaseTaps {
+    Dims phase;
+    FastDims rows, taps;
+    Dims first_tap, tap_step, offset, offset_step;
+};
+
+template <typename T>
+struct BackwardDataPhaseOperands {
+    ConvIndex c;
+    PhaseTaps p;
+    BackwardDataTensors<T> tensors;
+    static constexpr bool kAAlongK = false;
+
+    // d, h, w: the dy position tap u = 0 reads (may be outside dy).
+    using Row = DyRow;
+    __host__ __device__ GemmSize size() const {
+        return {c.batch * p.rows.size.size(), c.in_group, c.out_group * p.taps.size.size()};
+    }
+    __device__ Row row(int m, int group) const {
+        if (m >= c.batch * p.rows.size.size()) return {};
+        const int image = p.rows.count.divide(m);
+        const Position j = split_position(m - image * p.rows.size.size(), p.rows);
+        return {(image * c.out_channels + group * c.out_group) * c.out_spatial, j.d + p.offset.d, j.h + p.offset.h,
+                j.w + p.offset.w, true};
+    }
+    __device__ T a(const Row& r, int k) const {
+        if (!r.valid) return T(0);
+        const int channel = p.taps.count.divide(k);
+        const Position u = split_position(k - channel * p.taps.size.size(), p.taps);
+        const int d = r.d - u.d * p.offset_step.d, h = r.h - u.h * p.offset_step.h, col = r.w - u.w * p.offset_step.w;
+        if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
+        return tensors.dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
+    }
+    __device__ T b(int k, int n, int group) const {
+        if (n >= c.in_group) return T(0);
+        const int out_channel = p.taps.count.divide(k);
+        const Position u = split_position(k - out_channel * p.taps.size.size(), p.taps);
+        const int tap =
+            ((p.first_tap.d + u.d * p.tap_step.d) * c.kernel.h + p.first_tap.h + u.h * p.tap_step.h) * c.kernel.w +
+            p.first_tap.w + u.w * p.tap_step.w;
+        return tensors.w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + tap];
+    }
+    __device__ void store(int m, int n, int group, T value) const {
+        const int image = p.rows.count.divide(m);
+        const Position j = split_position(m - image * p.rows.size.size(), p.rows);
+        const int position = ((p.phase.d + c.stride.d * j.d) * c.input.h + p.phase.h + c.stride.h * j.h) * c.input.w +
+                             p.phase.w + c.stride.w * j.w;
+        store_activation_at(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, image, position, n,
+                            group, value);
     }
 };
 
@@ -394,19 +489,66 @@ GemmSize gemm_size(const ConvGeometry& g, TiledConvPass pass) {
     switch (pass) {
         case TiledConvPass::Forward: return ForwardOperands<float>{c, nullptr, nullptr, nullptr, nullptr}.size();
         case TiledConvPass::BackwardData:
-            return BackwardDataOperands<float>{c, nullptr, nullptr, nullptr, nullptr}.size();
+            return BackwardDataOperands<float>{c, {}}.size();
         case TiledConvPass::BackwardFilter: return BackwardFilterOperands<float>{c, nullptr, nullptr, nullptr}.size();
     }
     return {};
 }
 
+// One dim of a phase (PhaseTaps): its positions phase + stride·j and the taps t with
+// (phase + pad - t·dilation) ≡ 0 (mod stride). Those exist only when gcd(dilation, stride)
+// divides phase + pad, and then repeat every stride / gcd taps, so the first is below that.
+struct PhaseAxis {
+    int rows = 0, taps = 0, first_tap = 0, tap_step = 1, offset = 0, offset_step = 0;
+};
+PhaseAxis phase_axis(int phase, int input, int kernel, int stride, int dilation, int pad) {
+    PhaseAxis a;
+    a.rows = phase < input ? (input - phase + stride - 1) / stride : 0;
+    const int common = std::gcd(dilation, stride);
+    a.tap_step = stride / common;
+    a.offset_step = dilation / common;
+    for (int t = 0; t < std::min(kernel, a.tap_step); ++t) {
+        const int numerator = phase + pad - t * dilation;
+        if (numerator % stride != 0) continue;
+        a.first_tap = t;
+        a.taps = (kernel - t + a.tap_step - 1) / a.tap_step;
+        a.offset = numerator / stride;  // exact, also when negative
+        break;
+    }
+    return a;
+}
+
+PhaseTaps phase_taps(const ConvIndex& c, const Dims& phase) {
+    const PhaseAxis d = phase_axis(phase.d, c.input.d, c.kernel.d, c.stride.d, c.dilation.d, c.pad.d);
+    const PhaseAxis h = phase_axis(phase.h, c.input.h, c.kernel.h, c.stride.h, c.dilation.h, c.pad.h);
+    const PhaseAxis w = phase_axis(phase.w, c.input.w, c.kernel.w, c.stride.w, c.dilation.w, c.pad.w);
+    return {phase,
+            fast_dims({d.rows, h.rows, w.rows}),
+            fast_dims({d.taps, h.taps, w.taps}),
+            {d.first_tap, h.first_tap, w.first_tap},
+            {d.tap_step, h.tap_step, w.tap_step},
+            {d.offset, h.offset, w.offset},
+            {d.offset_step, h.offset_step, w.offset_step}};
+}
+
+// Backward-data runs per phase whenever a stride is above 1; at stride 1 every tap reaches every
+// position and the dense gather is the GEMM.
+bool runs_per_phase(const ConvIndex& c, TiledConvPass pass) {
+    return pass == TiledConvPass::BackwardData && c.stride.size() > 1;
+}
+
+TiledGemmLaunch planned_launch(const GemmSize& size, int groups, DType dtype) {
+    const SplitPlan split = split_plan(size, groups, element_bytes(dtype));
+    return {.m = size.m, .n = size.n, .k = size.k, .splits = split.splits, .k_per_split = split.k_per_split};
+}
+
+// The GEMM of one planned launch, its slices added by the split-sum kernel when it has several.
 template <typename T, typename Op>
-void run_gemm(const Op& op, void* workspace, Stream stream) {
+void run_gemm(const Op& op, const TiledGemmLaunch& plan, void* workspace, Stream stream) {
     const GemmSize size = op.size();
     if (size.m == 0 || size.n == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    const SplitPlan plan = split_plan(size, op.c.groups, sizeof(T));
     const dim3 grid(static_cast<unsigned>(ceil_div(size.m, kTileM)), static_cast<unsigned>(ceil_div(size.n, kTileN)),
                     static_cast<unsigned>(plan.splits * op.c.groups));
     if (plan.splits == 1) {
@@ -451,41 +593,84 @@ std::string conv_tiled_unsupported_reason(const ConvGeometry& g) {
     return {};
 }
 
+std::int64_t TiledConvPlan::multiply_adds() const {
+    std::int64_t sum = 0;
+    for (const TiledGemmLaunch& l : launches) sum += l.m * l.n * l.k;
+    return groups * sum;
+}
+
+TiledConvPlan conv_tiled_plan(const ConvGeometry& g, TiledConvPass pass, DType dtype) {
+    const ConvIndex c = conv_index(g);
+    TiledConvPlan plan;
+    plan.groups = g.groups;
+    if (!runs_per_phase(c, pass)) {
+        plan.launches.push_back(planned_launch(gemm_size(g, pass), c.groups, dtype));
+    } else {
+        for (int d = 0; d < c.stride.d; ++d) {
+            for (int h = 0; h < c.stride.h; ++h) {
+                for (int w = 0; w < c.stride.w; ++w) {
+                    const PhaseTaps p = phase_taps(c, {d, h, w});
+                    if (p.rows.size.size() == 0) continue;  // a stride past the input's size
+                    TiledGemmLaunch launch =
+                        planned_launch(BackwardDataPhaseOperands<float>{c, p, {}}.size(), c.groups, dtype);
+                    launch.per_phase = true;
+                    launch.phase = {d, h, w};
+                    plan.launches.push_back(launch);
+                }
+            }
+        }
+    }
+    for (const TiledGemmLaunch& l : plan.launches) {
+        if (l.splits == 1) continue;
+        plan.workspace_bytes =
+            std::max(plan.workspace_bytes, static_cast<std::size_t>(l.splits * l.m * l.n) *
+                                               static_cast<std::size_t>(g.groups) * element_bytes(dtype));
+    }
+    return plan;
+}
+
 std::size_t conv_tiled_workspace_bytes(const ConvGeometry& g, TiledConvPass pass, DType dtype) {
-    const GemmSize size = gemm_size(g, pass);
-    const SplitPlan plan = split_plan(size, static_cast<int>(g.groups), element_bytes(dtype));
-    if (plan.splits == 1) return 0;
-    return static_cast<std::size_t>(plan.splits) * static_cast<std::size_t>(size.m) *
-           static_cast<std::size_t>(size.n) * static_cast<std::size_t>(g.groups) * element_bytes(dtype);
+    return conv_tiled_plan(g, pass, dtype).workspace_bytes;
 }
 
 void conv_forward_tiled(const ConvGeometry& g, DType dtype, const void* x, const void* w, const void* bias, void* y,
                         void* workspace, Stream stream) {
+    const TiledConvPlan plan = conv_tiled_plan(g, TiledConvPass::Forward, dtype);
     dispatch_tiled_types(dtype, [&](auto tag) {
         using T = decltype(tag);
         run_gemm<T>(ForwardOperands<T>{conv_index(g), static_cast<const T*>(x), static_cast<const T*>(w),
                                        static_cast<const T*>(bias), static_cast<T*>(y)},
-                    workspace, stream);
+                    plan.launches.front(), workspace, stream);
     });
 }
 
 void conv_backward_data_tiled(const ConvGeometry& g, DType dtype, const void* dy, const void* w, const void* bias,
                               void* dx, void* workspace, Stream stream) {
+    const TiledConvPlan plan = conv_tiled_plan(g, TiledConvPass::BackwardData, dtype);
+    const ConvIndex c = conv_index(g);
     dispatch_tiled_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        run_gemm<T>(BackwardDataOperands<T>{conv_index(g), static_cast<const T*>(dy), static_cast<const T*>(w),
-                                            static_cast<const T*>(bias), static_cast<T*>(dx)},
-                    workspace, stream);
+        const BackwardDataTensors<T> tensors{static_cast<const T*>(dy), static_cast<const T*>(w),
+                                             static_cast<const T*>(bias), static_cast<T*>(dx)};
+        for (const TiledGemmLaunch& launch : plan.launches) {
+            if (!launch.per_phase) {
+                run_gemm<T>(BackwardDataOperands<T>{c, tensors}, launch, workspace, stream);
+            } else {
+                run_gemm<T>(BackwardDataPhaseOperands<T>{c, phase_taps(c, dims_of(launch.phase)), tensors}, launch,
+                            workspace, stream);
+            }
+        }
     });
 }
 
 void conv_backward_filter_tiled(const ConvGeometry& g, DType dtype, const void* dy, const void* x, void* dw,
                                 void* workspace, Stream stream) {
+    const TiledConvPlan plan = conv_tiled_plan(g, TiledConvPass::BackwardFilter, dtype);
     dispatch_tiled_types(dtype, [&](auto tag) {
         using T = decltype(tag);
         run_gemm<T>(BackwardFilterOperands<T>{conv_index(g), static_cast<const T*>(dy), static_cast<const T*>(x),
                                               static_cast<T*>(dw)},
-                    workspace, stream);
+                    plan.launches.front(), workspace, stream);
     });
 }
 

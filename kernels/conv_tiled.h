@@ -10,8 +10,17 @@
 // possible for backward-filter, whose reduction runs over the whole batch); the slices are then
 // added in a fixed order, so every result is the same on every run. Plain C++: host code calls
 // them without CUDA headers.
+//
+// Backward-data with a stride runs sub-pixel: the dx positions split by phase (position mod
+// stride per dim, stride^rank phases), and each phase is its own dense GEMM whose reduction runs
+// only over the taps that land on that phase, K = K/g · (its taps), instead of gathering every tap
+// and multiplying the ones between dy samples (the transposed convolution's "inserted zeros") by
+// zero. A phase no tap reaches (dilation sharing a factor with the stride, a kernel smaller than
+// the stride) is a GEMM with an empty reduction: its positions get zero (plus the bias).
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backend_api/geometry.h"
 #include "convkit/device.h"
@@ -21,6 +30,31 @@
 CONVKIT_KERNELS_BEGIN
 
 enum class TiledConvPass { Forward, BackwardData, BackwardFilter };
+
+// One GEMM launch as the launcher plans it: per group, rows m, columns n, reduction k, the
+// reduction in `splits` slices of k_per_split. A sub-pixel backward-data launch is one phase
+// (per_phase), `phase` its first dx position per spatial dim (right-aligned D, H, W like the
+// geometry's).
+struct TiledGemmLaunch {
+    std::int64_t m = 0, n = 0, k = 0;
+    int splits = 1;
+    int k_per_split = 0;
+    bool per_phase = false;
+    SpatialDims phase{0, 0, 0};
+};
+
+// Every launch of one pass, in launch order (one, or one per phase that has positions), and the
+// scratch the largest split needs (the launches run one after another on one stream and share it).
+struct TiledConvPlan {
+    std::int64_t groups = 1;
+    std::vector<TiledGemmLaunch> launches;
+    std::size_t workspace_bytes = 0;
+    // The multiply-adds the GEMMs run: groups · Σ m·n·k (no tile padding).
+    std::int64_t multiply_adds() const;
+};
+
+// The plan the launchers below run for `pass` (tests read it: which taps are computed).
+TiledConvPlan conv_tiled_plan(const detail::ConvGeometry& g, TiledConvPass pass, DType dtype);
 
 // Why these kernels cannot run `g` (empty when they can): zeros padding only; every tensor and
 // GEMM size within 32-bit indices; groups times reduction slices within the grid's z.
