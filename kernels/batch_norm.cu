@@ -305,24 +305,31 @@ __device__ inline std::int64_t lane_channel(const BatchNormGeometry& g, std::int
     return g.channels_last ? first + lane : first;
 }
 
+// Calls body(p, channel) for each pack p of Width elements this thread owns in a grid-stride
+// loop, channel being the channel of the pack's first element.
+template <int Width, typename Body>
+__device__ void for_each_pack(const BatchNormGeometry& g, Body&& body) {
+    const std::int64_t packs = g.count() / Width;
+    const std::int64_t stride = global_thread_count();
+    ChannelCursor at(g, global_thread_index() * Width, stride * Width);
+    for (std::int64_t p = global_thread_index(); p < packs; p += stride, at.advance(g)) body(p, at.channel);
+}
+
 // Width elements per step (one 16-byte access where pack_width_fits, else 1).
 template <typename T, int Width>
 __global__ void forward_kernel(BatchNormGeometry g, const T* x, const double* mean, const double* var, const T* weight,
                                const T* bias, double eps, bool relu, T* y) {
     using C = Compute<T>;
-    const std::int64_t packs = g.count() / Width;
-    const std::int64_t stride = global_thread_count();
-    ChannelCursor at(g, global_thread_index() * Width, stride * Width);
-    for (std::int64_t p = global_thread_index(); p < packs; p += stride, at.advance(g)) {
+    for_each_pack<Width>(g, [&](std::int64_t p, std::int64_t first_channel) {
         const ElementPack<T, Width> in = load_pack<Width>(x, p);
         ElementPack<T, Width> out;
         for (int lane = 0; lane < Width; ++lane) {
-            const std::int64_t c = lane_channel(g, at.channel, lane);
+            const std::int64_t c = lane_channel(g, first_channel, lane);
             const C value = affine_output(static_cast<C>(in.value[lane]), c, mean, var, eps, weight, bias);
             out.value[lane] = T(relu ? detail::unary_value<detail::UnaryOp::Relu>(value, {}) : value);
         }
         store_pack<Width>(y, p, out);
-    }
+    });
 }
 
 template <typename T, int Width>
@@ -331,15 +338,12 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
                                       const double* sum_dy_x_hat, double eps, double inverse_count,
                                       bool batch_statistics, ReluRecompute<T> relu, T* dx) {
     using C = Compute<T>;
-    const std::int64_t packs = g.count() / Width;
-    const std::int64_t stride = global_thread_count();
-    ChannelCursor at(g, global_thread_index() * Width, stride * Width);
-    for (std::int64_t p = global_thread_index(); p < packs; p += stride, at.advance(g)) {
+    for_each_pack<Width>(g, [&](std::int64_t p, std::int64_t first_channel) {
         const ElementPack<T, Width> x_pack = load_pack<Width>(x, p);
         const ElementPack<T, Width> dy_pack = load_pack<Width>(dy, p);
         ElementPack<T, Width> out;
         for (int lane = 0; lane < Width; ++lane) {
-            const std::int64_t c = lane_channel(g, at.channel, lane);
+            const std::int64_t c = lane_channel(g, first_channel, lane);
             const C invstd = inverse_std<C>(var[c], eps);
             const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x_pack.value[lane]), mean[c], invstd);
             const C mean_dy = batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0);
@@ -352,7 +356,7 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
                                                                      mean_dy_x_hat, batch_statistics));
         }
         store_pack<Width>(dx, p, out);
-    }
+    });
 }
 
 // Whether the per-element passes can move 16-byte packs of T: a pack must stay within one

@@ -124,7 +124,10 @@ void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DTyp
     EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
     EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
     EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
-    EXPECT_LT(testing::relative_error(got.db, expected.db), tol) << "backward bias";
+    // The bias gradient is a sum per channel of batch x positions terms: a channel or two whose
+    // random terms cancel leave it no relative accuracy, so judge it against their magnitudes.
+    const Tensor magnitudes = conv_backward_bias(abs(in.dy.to(DType::Float64)));
+    EXPECT_LT(testing::summation_error(got.db, expected.db, magnitudes), tol) << "backward bias";
 }
 
 TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
