@@ -108,6 +108,22 @@ int c_col(int lane, int i) {
     return 2 * (lane % 4) + (i % 2);
 }
 
+// d = c + a * b into every lane's four accumulators (rows and columns of c's layout): each
+// product exact in double, the sum rounded to float once.
+template <int K>
+void write_accumulators(const WarpLanes& lanes, const double (&a)[16][K], const double (&b)[K][8],
+                        const double (&c)[16][8]) {
+    for (int l = 0; l < kWarpSize; ++l) {
+        auto* d = static_cast<float*>(lanes.lane[l]->output);
+        for (int i = 0; i < 4; ++i) {
+            const int row = c_row(l, i), col = c_col(l, i);
+            double sum = c[row][col];
+            for (int k = 0; k < K; ++k) sum += a[row][k] * b[k][col];
+            d[i] = static_cast<float>(sum);
+        }
+    }
+}
+
 void evaluate_mma(const WarpLanes& lanes) {
     double a[16][16], b[16][8], c[16][8];
     for (int l = 0; l < kWarpSize; ++l) {
@@ -120,15 +136,7 @@ void evaluate_mma(const WarpLanes& lanes) {
         for (int i = 0; i < 4; ++i) b[b_row(l, i)][b_col(l, i)] = convert(half_of(in.b[i / 2], i % 2));
         for (int i = 0; i < 4; ++i) c[c_row(l, i)][c_col(l, i)] = in.c[i];
     }
-    for (int l = 0; l < kWarpSize; ++l) {
-        auto* d = static_cast<float*>(lanes.lane[l]->output);
-        for (int i = 0; i < 4; ++i) {
-            const int row = c_row(l, i), col = c_col(l, i);
-            double sum = c[row][col];
-            for (int k = 0; k < 16; ++k) sum += a[row][k] * b[k][col];
-            d[i] = static_cast<float>(sum);
-        }
-    }
+    write_accumulators(lanes, a, b, c);
 }
 
 // The fragment layouts of m16n8k8 .tf32 (PTX ISA), for lane l: group g = l / 4, t = l % 4.
@@ -161,15 +169,7 @@ void evaluate_mma_tf32(const WarpLanes& lanes) {
         for (int i = 0; i < 2; ++i) b[tf32_b_row(l, i)][b_col(l, i)] = tf32_value(in.b[i]);
         for (int i = 0; i < 4; ++i) c[c_row(l, i)][c_col(l, i)] = in.c[i];
     }
-    for (int l = 0; l < kWarpSize; ++l) {
-        auto* d = static_cast<float*>(lanes.lane[l]->output);
-        for (int i = 0; i < 4; ++i) {
-            const int row = c_row(l, i), col = c_col(l, i);
-            double sum = c[row][col];
-            for (int k = 0; k < 8; ++k) sum += a[row][k] * b[k][col];
-            d[i] = static_cast<float>(sum);
-        }
-    }
+    write_accumulators(lanes, a, b, c);
 }
 
 struct LdmatrixLane {
