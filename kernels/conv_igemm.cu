@@ -14,8 +14,15 @@
 // [n][k] forward or, transposed, [k][n]); fp32 accumulators stay in registers to the fused
 // epilogue.
 //
-// Shared memory: a stage holds BM + BN rows of 32 16-bit values (64 bytes = four 16-byte
-// chunks). ldmatrix reads one chunk of 8 consecutive rows at once; unswizzled, rows r and r + 2
+// Float32 operands run as tf32 (MathMode::AllowTF32) through the same structure: a 64-byte row
+// holds 16 floats, so a k tile is 16 deep and each 16-byte vector 4 channels; ldmatrix.x4 on
+// 32-bit data gives lane l the float at (row l / 4, column l % 4) of each 8x4 matrix, exactly
+// m16n8k8.tf32's A fragment (and, from the [n][k] tile, its B fragment) in the 16-bit order.
+// Backward-data's [k][n] B tile cannot go through ldmatrix.trans (it transposes 16-bit halves):
+// its B fragments are 32-bit shared loads. Every fragment is rounded with cvt.rna.tf32.
+//
+// Shared memory: a stage holds BM + BN rows of 64 bytes (32 16-bit values or 16 floats, four
+// 16-byte chunks). ldmatrix reads one chunk of 8 consecutive rows at once; unswizzled, rows r and r + 2
 // fall on the same banks (64-byte stride, 128-byte bank cycle): a 4-way conflict. Chunk c of row
 // r is therefore stored at chunk c ^ ((r / 2) % 4): the 8 rows then cover all 8 16-byte bank
 // groups, and cp.async's row writes stay whole 128-byte lines.
@@ -45,8 +52,8 @@ enum class Pass { Forward, BackwardData };
 // A gathers from (x forward, dy backward-data); "rows" the dims the GEMM's rows run over, those
 // of the tensor written (y forward, dx backward-data).
 struct IgemmParams {
-    const std::uint16_t* source;
-    const std::uint16_t* w;
+    const void* source;  // the operand's elements (OperandFormat::Element)
+    const void* w;
     void* y;
     const float* bias;
     const void* residual;
@@ -120,15 +127,19 @@ __device__ inline bool source_coordinate(int start, int reach, int stride, int s
 }
 
 // Issues the cp.async copies of k tile `kt` into `stage` (A rows first, then B).
-template <class Tile, Pass P>
+template <class Tile, Pass P, IgemmOperand Operand>
 __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows, int block_n, int group, int kt,
                                   std::uint16_t* stage) {
+    using Format = OperandFormat<Operand>;
+    using Element = typename Format::Element;
+    const auto* source_elements = static_cast<const Element*>(p.source);
+    const auto* w_elements = static_cast<const Element*>(p.w);
     const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
-    const int k = kt * Tile::kBlockK + chunk * 8;
+    const int k = kt * Format::kBlockK + chunk * Format::kPerChunk;
     const bool k_valid = k < p.gemm_k;
-    // k = tap * source_group + c; tap = (kd * kernel_h + kh) * kernel_w + kw. 8 channels never
-    // straddle two taps since source_group is a multiple of 8.
+    // k = tap * source_group + c; tap = (kd * kernel_h + kh) * kernel_w + kw. A chunk's channels
+    // never straddle two taps since source_group is a multiple of kPerChunk.
     const int tap = k / p.source_group, c = k - tap * p.source_group;
     const int kw = tap % p.kernel_w, kh = tap / p.kernel_w % p.kernel_h, kd = tap / p.kernel_w / p.kernel_h;
     const int reach_d = kd * p.dil_d, reach_h = kh * p.dil_h, reach_w = kw * p.dil_w;
@@ -140,10 +151,10 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
                             source_coordinate<P>(rows.h0[pass], reach_h, p.stride_h, p.source_h, sh) &&
                             source_coordinate<P>(rows.w0[pass], reach_w, p.stride_w, p.source_w, sw);
         // Outside: zero-filled; the source address is then never read, the tensor itself stands in.
-        const std::uint16_t* source =
-            inside ? p.source + rows.image[pass] +
+        const Element* source =
+            inside ? source_elements + rows.image[pass] +
                          ((static_cast<std::int64_t>(sd) * p.source_h + sh) * p.source_w + sw) * p.source_channels + c
-                   : p.source;
+                   : source_elements;
         ptx::cp_async<16>(stage + swizzled(row, chunk), source, inside ? 16 : 0);
     }
     std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
@@ -154,44 +165,47 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
             const int row = first_row + pass * Tile::kRowsPerPass;
             const int j = block_n + row;
             const bool inside = k_valid && j < p.out_group;
-            const std::uint16_t* source =
-                inside ? p.w + static_cast<std::int64_t>(group * p.out_group + j) * p.gemm_k + k : p.w;
+            const Element* source =
+                inside ? w_elements + static_cast<std::int64_t>(group * p.out_group + j) * p.gemm_k + k : w_elements;
             ptx::cp_async<16>(b_tile + swizzled(row, chunk), source, inside ? 16 : 0);
         }
     } else {
         // B(k, j) = w[kout, tap, j] with k = (tap, kout): j-contiguous for each k; stored [k][j].
-        const int j_chunk = static_cast<int>(threadIdx.x) % Tile::kChunksKN;
-        const int j = block_n + j_chunk * 8;
+        using Kn = KnTile<Tile, Operand>;
+        const int j_chunk = static_cast<int>(threadIdx.x) % Kn::kChunks;
+        const int j = block_n + j_chunk * Format::kPerChunk;
         const int taps = p.gemm_k / p.source_group;
         CONVKIT_IGEMM_UNROLL
-        for (int pass = 0; pass < Tile::kPassesKN; ++pass) {
-            const int row = static_cast<int>(threadIdx.x) / Tile::kChunksKN + pass * Tile::kRowsPerPassKN;
-            const int kb = kt * Tile::kBlockK + row;
+        for (int pass = 0; pass < Kn::kPasses; ++pass) {
+            const int row = static_cast<int>(threadIdx.x) / Kn::kChunks + pass * Kn::kRowsPerPass;
+            const int kb = kt * Format::kBlockK + row;
             const int tap_b = kb / p.source_group, kout = kb - tap_b * p.source_group;
             const bool inside = kb < p.gemm_k && j < p.out_group;
-            const std::uint16_t* source =
-                inside
-                    ? p.w + (static_cast<std::int64_t>(group * p.source_group + kout) * taps + tap_b) * p.out_group + j
-                    : p.w;
-            ptx::cp_async<16>(b_tile + swizzled_kn<Tile>(row, j_chunk), source, inside ? 16 : 0);
+            const Element* source =
+                inside ? w_elements +
+                             (static_cast<std::int64_t>(group * p.source_group + kout) * taps + tap_b) * p.out_group + j
+                       : w_elements;
+            ptx::cp_async<16>(b_tile + swizzled_kn<Kn>(row, j_chunk), source, inside ? 16 : 0);
         }
     }
 }
 
-// acc += the warp's WM x WN piece of A(stage) * B(stage), two k16 steps.
+// acc += the warp's WM x WN piece of A(stage) * B(stage), two mma steps (k16, or k8 for tf32),
+// each two 16-byte chunks of every row.
 template <class Tile, Pass P, IgemmOperand Operand>
 __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, int warp_n, Accumulators<Tile>& acc) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
     const std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
     CONVKIT_IGEMM_UNROLL
-    for (int kk = 0; kk < Tile::kBlockK / 16; ++kk) {
-        // A, x4: lanes 8i..8i+7 address matrix i = (rows 0-7 | 8-15) x (k 0-7 | 8-15), in the
-        // order of the fragment's registers a0..a3 (rows fastest).
+    for (int kk = 0; kk < OperandFormat<Operand>::kMmaSteps; ++kk) {
+        // A, x4: lanes 8i..8i+7 address matrix i = (rows 0-7 | 8-15) x (chunk 0 | 1 of the step),
+        // in the order of the fragment's registers a0..a3 (rows fastest), for 16-bit and tf32.
         std::uint32_t a[Tile::kMmaM][4];
         CONVKIT_IGEMM_UNROLL
         for (int i = 0; i < Tile::kMmaM; ++i) {
             const int row = warp_m * Tile::kWarpM + i * 16 + lane % 16;
             ptx::ldmatrix<4, false>(a[i], stage + swizzled(row, kk * 2 + lane / 16));
+            round_operands<Operand>(a[i]);
         }
         // B, x4 over two n8 tiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7),
         // (n 8-15, k 8-15) are b0, b1 of tile 2j and b0, b1 of tile 2j + 1, from the [n][k]
@@ -203,13 +217,14 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
                 std::uint32_t r[4];
                 const int row = warp_n * Tile::kWarpN + j * 16 + lane / 16 * 8 + lane % 8;
                 ptx::ldmatrix<4, false>(r, b_tile + swizzled(row, kk * 2 + lane / 8 % 2));
+                round_operands<Operand>(r);
                 b[2 * j][0] = r[0];
                 b[2 * j][1] = r[1];
                 b[2 * j + 1][0] = r[2];
                 b[2 * j + 1][1] = r[3];
             }
         } else {
-            load_b_fragments_kn<Tile>(b_tile, kk, warp_n, lane, b);
+            load_b_fragments_kn<Tile, Operand>(b_tile, kk, warp_n, lane, b);
         }
         mma_warp_tile<Tile, Operand>(acc, a, b);
     }
@@ -231,8 +246,8 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
     zero<Tile>(acc);
 
     run_ring<Tile>(
-        shared, (p.gemm_k + Tile::kBlockK - 1) / Tile::kBlockK,
-        [&](int kt, std::uint16_t* stage) { load_stage<Tile, P>(p, rows, block_n, group, kt, stage); },
+        shared, (p.gemm_k + OperandFormat<Operand>::kBlockK - 1) / OperandFormat<Operand>::kBlockK,
+        [&](int kt, std::uint16_t* stage) { load_stage<Tile, P, Operand>(p, rows, block_n, group, kt, stage); },
         [&](const std::uint16_t* stage) { multiply_stage<Tile, P, Operand>(stage, warp_m, warp_n, acc); });
 
     // Epilogue straight from the accumulators.
@@ -268,12 +283,16 @@ void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaS
     }
 }
 
+// tf32 writes float32 only (check_call): one instantiation per tile and pass.
 template <class Tile, Pass P>
 void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
-    if (operand == IgemmOperand::BFloat16) {
-        dispatch_output<Tile, P, IgemmOperand::BFloat16>(p, groups, output, stream);
-    } else {
-        dispatch_output<Tile, P, IgemmOperand::Float16>(p, groups, output, stream);
+    switch (operand) {
+        case IgemmOperand::BFloat16:
+            return dispatch_output<Tile, P, IgemmOperand::BFloat16>(p, groups, output, stream);
+        case IgemmOperand::Float16:
+            return dispatch_output<Tile, P, IgemmOperand::Float16>(p, groups, output, stream);
+        case IgemmOperand::TensorFloat32:
+            return launch_pass<Tile, P, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
     }
 }
 
@@ -316,7 +335,7 @@ std::string IgemmConvShape::to_string() const {
     return s;
 }
 
-std::string conv_igemm_unsupported_reason(const IgemmConvShape& s) {
+std::string conv_igemm_unsupported_reason(const IgemmConvShape& s, IgemmOperand operand) {
     if (s.rank < 1 || s.rank > 3) return "rank " + std::to_string(s.rank) + " (1, 2 or 3 spatial dims)";
     if (s.batch <= 0 || s.in_channels <= 0 || s.out_channels <= 0 || s.groups <= 0)
         return "batch, channels and groups must be positive";
@@ -324,10 +343,13 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& s) {
         return "channels " + std::to_string(s.in_channels) + " -> " + std::to_string(s.out_channels) +
                " not divisible by groups " + std::to_string(s.groups);
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
-    if (group_in % 8 != 0)
-        return "input channels per group " + std::to_string(group_in) +
-               " not a multiple of 8 (16-byte cp.async vectors of 8 channels)";
-    if (group_out % 8 != 0) return "output channels per group " + std::to_string(group_out) + " not a multiple of 8";
+    const std::int64_t vector = operand == IgemmOperand::TensorFloat32 ? 4 : 8;  // channels per 16 bytes
+    if (group_in % vector != 0)
+        return "input channels per group " + std::to_string(group_in) + " not a multiple of " +
+               std::to_string(vector) + " (16-byte cp.async vectors of " + std::to_string(vector) + " channels)";
+    if (group_out % vector != 0)
+        return "output channels per group " + std::to_string(group_out) + " not a multiple of " +
+               std::to_string(vector);
     const auto out = s.output();
     std::int64_t positions = 1, in_elements = s.batch * s.in_channels, taps = 1;
     for (int i = 0; i < s.rank; ++i) {
@@ -371,9 +393,9 @@ template <Pass P>
 void run_pass(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
               const void* source, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
     if constexpr (P == Pass::Forward) {
-        check_call(op, s, source, w, y, "x", "w", "y");
+        check_call(op, s, operand, output, source, w, y, "x", "w", "y");
     } else {
-        check_call(op, s, source, w, y, "dy", "w", "dx");
+        check_call(op, s, operand, output, source, w, y, "dy", "w", "dx");
     }
     const Dims3 d = dims3(s);
     const auto &in = d.input, &out = d.output, &k = d.kernel, &st = d.stride, &pad = d.padding, &dil = d.dilation;
@@ -383,8 +405,8 @@ void run_pass(const char* op, const IgemmConvShape& s, IgemmOperand operand, Ige
     const std::int64_t source_channels = forward ? s.in_channels : s.out_channels;
     const std::int64_t out_channels = forward ? s.out_channels : s.in_channels;
     const std::int64_t source_group = source_channels / s.groups, out_group = out_channels / s.groups;
-    const IgemmParams p{static_cast<const std::uint16_t*>(source),
-                        static_cast<const std::uint16_t*>(w),
+    const IgemmParams p{source,
+                        w,
                         y,
                         epilogue.bias,
                         epilogue.residual,

@@ -40,7 +40,9 @@ struct IgemmConvShape {
     std::string to_string() const;
 };
 
-enum class IgemmOperand { BFloat16, Float16 };          // x and w, 16-bit bits
+// x and w: 16-bit bits, or float32 run as tf32 (each operand rounded to nearest, ties away, to
+// 10 mantissa bits on its way to the tensor cores; accumulation in float32; float32 output only).
+enum class IgemmOperand { BFloat16, Float16, TensorFloat32 };
 enum class IgemmOutput { BFloat16, Float16, Float32 };  // y and residual
 // Block tiles: Large 128x128 (4 warps of 64x64, 4-stage pipeline, 64 KiB of shared memory)
 // for big problems; Small 64x64 (4 warps of 32x32, 3 stages, 24 KiB) when the large tile would
@@ -55,10 +57,11 @@ struct IgemmEpilogue {
     bool relu = false;
 };
 
-// Why this path cannot run `shape` (empty when it can): channels per group (in and out) a
-// multiple of 8, so a 16-byte cp.async vector never straddles two taps or two groups; rank 1-3;
-// GEMM sizes and grid within 32-bit indices and the grid's limits.
-std::string conv_igemm_unsupported_reason(const IgemmConvShape& shape);
+// Why this path cannot run `shape` with `operand` (empty when it can): channels per group (in and
+// out) a multiple of what a 16-byte cp.async vector holds (8 16-bit values, 4 tf32), so that a
+// vector never straddles two taps or two groups; rank 1-3; GEMM sizes and grid within 32-bit
+// indices and the grid's limits.
+std::string conv_igemm_unsupported_reason(const IgemmConvShape& shape, IgemmOperand operand);
 
 // Dynamic shared memory a launch with `tile` uses (the launcher opts in above 48 KiB).
 std::size_t conv_igemm_shared_bytes(IgemmTile tile);
@@ -68,7 +71,8 @@ IgemmTile conv_igemm_default_tile(const IgemmConvShape& shape);
 
 // y = epilogue(conv(x, w)). Throws NotSupported with conv_igemm_unsupported_reason() when the
 // shape is refused, InvalidArgument for null x, w or y or for x or w not 16-byte aligned. Needs
-// a device of compute capability 8.0 or later (mma.sync bf16/f16, cp.async).
+// a device of compute capability 8.0 or later (mma.sync bf16/f16/tf32, cp.async). A tf32 operand
+// needs a float32 output (InvalidArgument otherwise).
 void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
                         const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
 
@@ -91,9 +95,9 @@ void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand,
 void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
                                 int splits, const void* dy, const void* x, const void* residual, void* dw,
                                 void* workspace, Stream stream);
-std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, int splits);
-// Splits that give a 132-SM H100 about two blocks per SM, each split at least 8 k tiles of 32
-// positions long, at most 64 (1 for refused shapes).
-int conv_igemm_backward_filter_default_splits(const IgemmConvShape& shape, IgemmTile tile);
+std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, IgemmOperand operand, int splits);
+// Splits that give a 132-SM H100 about two blocks per SM, each split at least 8 k tiles long
+// (32 positions a tile for 16-bit operands, 16 for tf32), at most 64 (1 for refused shapes).
+int conv_igemm_backward_filter_default_splits(const IgemmConvShape& shape, IgemmOperand operand, IgemmTile tile);
 
 CONVKIT_KERNELS_END

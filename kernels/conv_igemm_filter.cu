@@ -8,7 +8,9 @@
 // over blocks (split-K): split s of S sums its own contiguous range of k tiles into its own
 // float slice of a workspace, and a second kernel adds the S slices in order 0..S-1 — the same
 // sums in the same order whatever the blocks' schedule, so the result is deterministic (no
-// atomics). With S = 1 the GEMM kernel writes dw directly.
+// atomics). With S = 1 the GEMM kernel writes dw directly. Float32 operands run as tf32 (k tiles
+// of 16 positions, 4 channels a vector); ldmatrix.trans transposes 16-bit halves, so their
+// fragments come from the [k][m] and [k][n] tiles by 32-bit shared loads, rounded by cvt.rna.
 #include <algorithm>
 #include <string>
 
@@ -22,8 +24,8 @@ namespace {
 using namespace igemm;
 
 struct FilterParams {
-    const std::uint16_t* dy;
-    const std::uint16_t* x;
+    const void* dy;  // the operand's elements (OperandFormat::Element)
+    const void* x;
     void* dw;              // the output type, when splits == 1
     float* workspace;      // splits slices of dw's size, when splits > 1
     const void* residual;  // like dw, or null (dw += ...), applied where dw is written
@@ -40,11 +42,39 @@ struct FilterParams {
     int splits, tiles_per_split;
 };
 
+// The A fragment of m16 tile i of the warp for mma step kk, from the [k][m] tile. 16-bit:
+// transposed by ldmatrix, matrices (k 0-7, m 0-7), (k 0-7, m 8-15), (k 8-15, m 0-7),
+// (k 8-15, m 8-15) are a0..a3 of m16n8k16. tf32: a0..a3 = A(m g, k t), A(g + 8, t), A(g, t + 4),
+// A(g + 8, t + 4) of m16n8k8, one 32-bit load each (g = lane / 4, t = lane % 4).
+template <class Tile, IgemmOperand Operand>
+__device__ inline void load_a_fragment_km(const std::uint16_t* a_tile, int kk, int warp_m, int i, int lane,
+                                          std::uint32_t (&a)[4]) {
+    using Kn = KnTile<Tile, Operand>;
+    const int m = warp_m * Tile::kWarpM + i * 16;
+    if constexpr (OperandFormat<Operand>::kTf32) {
+        const int row = kk * 8 + lane % 4, column = m + lane / 4;
+        a[0] = load_kn_word<Kn>(a_tile, row, column);
+        a[1] = load_kn_word<Kn>(a_tile, row, column + 8);
+        a[2] = load_kn_word<Kn>(a_tile, row + 4, column);
+        a[3] = load_kn_word<Kn>(a_tile, row + 4, column + 8);
+        round_operands<Operand>(a);
+    } else {
+        const int row = kk * 16 + lane / 16 * 8 + lane % 8;
+        const int m_chunk = m / 8 + lane / 8 % 2;
+        ptx::ldmatrix<4, true>(a, a_tile + swizzled_kn<Kn>(row, m_chunk));
+    }
+}
+
 // grid: x over M tiles (output channels), y over N tiles ((tap, channel)), z over groups x splits.
 template <class Tile, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(FilterParams p) {
     static_assert(Tile::kBlockM == Tile::kBlockN, "A's [k][m] tile reuses B's [k][n] layout");
-    constexpr int kChunksRow = Tile::kChunksKN, kRowsPerPass = Tile::kRowsPerPassKN, kPasses = Tile::kPassesKN;
+    using Format = OperandFormat<Operand>;
+    using Element = typename Format::Element;
+    using Kn = KnTile<Tile, Operand>;
+    constexpr int kChunksRow = Kn::kChunks, kRowsPerPass = Kn::kRowsPerPass, kPasses = Kn::kPasses;
+    const auto* dy = static_cast<const Element*>(p.dy);
+    const auto* x = static_cast<const Element*>(p.x);
     std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
     const int block_m = static_cast<int>(blockIdx.x) * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
@@ -52,14 +82,14 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
     const int warp_m = warp / Tile::kWarpsN, warp_n = warp % Tile::kWarpsN;
 
-    // This thread's columns of both tiles (fixed for the whole k loop): 8 output channels of A,
-    // 8 channels of one tap of B.
+    // This thread's columns of both tiles (fixed for the whole k loop): one vector of output
+    // channels of A, one of channels of one tap of B (8 16-bit values or 4 floats).
     const int chunk = static_cast<int>(threadIdx.x) % kChunksRow,
               first_row = static_cast<int>(threadIdx.x) / kChunksRow;
-    const int kout = block_m + chunk * 8;
+    const int kout = block_m + chunk * Format::kPerChunk;
     const bool kout_valid = kout < p.group_out;
     const std::int64_t dy_channel = static_cast<std::int64_t>(group) * p.group_out + kout;
-    const int j = block_n + chunk * 8;
+    const int j = block_n + chunk * Format::kPerChunk;
     const bool j_valid = j < p.gemm_n;
     const int tap = j / p.group_in, c = j - tap * p.group_in;
     const int kw = tap % p.kernel_w, kh = tap / p.kernel_w % p.kernel_h, kd = tap / p.kernel_w / p.kernel_h;
@@ -71,7 +101,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
         CONVKIT_IGEMM_UNROLL
         for (int pass = 0; pass < kPasses; ++pass) {
             const int row = first_row + pass * kRowsPerPass;
-            const int q = kt * Tile::kBlockK + row;
+            const int q = kt * Format::kBlockK + row;
             const bool q_valid = q < p.positions;
             int rest = q;
             const int ow = rest % p.out_w;
@@ -81,19 +111,19 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
             const int od = rest % p.out_d;
             const int n = rest / p.out_d;
             const bool a_inside = q_valid && kout_valid;
-            ptx::cp_async<16>(stage + swizzled_kn<Tile>(row, chunk),
-                              a_inside ? p.dy + static_cast<std::int64_t>(q) * p.out_channels + dy_channel : p.dy,
+            ptx::cp_async<16>(stage + swizzled_kn<Kn>(row, chunk),
+                              a_inside ? dy + static_cast<std::int64_t>(q) * p.out_channels + dy_channel : dy,
                               a_inside ? 16 : 0);
             const int id = od * p.stride_d + reach_d, ih = oh * p.stride_h + reach_h, iw = ow * p.stride_w + reach_w;
             const bool b_inside = q_valid && j_valid && static_cast<unsigned>(id) < static_cast<unsigned>(p.in_d) &&
                                   static_cast<unsigned>(ih) < static_cast<unsigned>(p.in_h) &&
                                   static_cast<unsigned>(iw) < static_cast<unsigned>(p.in_w);
-            const std::uint16_t* source =
+            const Element* source =
                 b_inside
-                    ? p.x + (((static_cast<std::int64_t>(n) * p.in_d + id) * p.in_h + ih) * p.in_w + iw) * p.channels +
+                    ? x + (((static_cast<std::int64_t>(n) * p.in_d + id) * p.in_h + ih) * p.in_w + iw) * p.channels +
                           x_channel
-                    : p.x;
-            ptx::cp_async<16>(b_tile + swizzled_kn<Tile>(row, chunk), source, b_inside ? 16 : 0);
+                    : x;
+            ptx::cp_async<16>(b_tile + swizzled_kn<Kn>(row, chunk), source, b_inside ? 16 : 0);
         }
     };
 
@@ -101,7 +131,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
     zero<Tile>(acc);
 
     // This split's k tiles, through the same ring as the other passes.
-    const int k_tiles = (p.positions + Tile::kBlockK - 1) / Tile::kBlockK;
+    const int k_tiles = (p.positions + Format::kBlockK - 1) / Format::kBlockK;
     const int first = split * p.tiles_per_split;
     const int last = first + p.tiles_per_split < k_tiles ? first + p.tiles_per_split : k_tiles;
     const int count = last > first ? last - first : 0;
@@ -110,19 +140,13 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
         [&](const std::uint16_t* a_tile) {
             const std::uint16_t* b_tile = a_tile + Tile::kBlockM * Tile::kBlockK;
             CONVKIT_IGEMM_UNROLL
-            for (int kk = 0; kk < Tile::kBlockK / 16; ++kk) {
-                // A from [k][m], transposed: matrices (k 0-7, m 0-7), (k 0-7, m 8-15), (k 8-15, m 0-7),
-                // (k 8-15, m 8-15) are a0..a3 of the m16n8k16 fragment.
+            for (int kk = 0; kk < Format::kMmaSteps; ++kk) {
                 std::uint32_t a[Tile::kMmaM][4];
                 CONVKIT_IGEMM_UNROLL
-                for (int i = 0; i < Tile::kMmaM; ++i) {
-                    const int row = kk * 16 + lane / 16 * 8 + lane % 8;
-                    const int m_chunk = (warp_m * Tile::kWarpM + i * 16) / 8 + lane / 8 % 2;
-                    ptx::ldmatrix<4, true>(a[i], a_tile + swizzled_kn<Tile>(row, m_chunk));
-                }
-                // B from [k][n], transposed, as backward-data's.
+                for (int i = 0; i < Tile::kMmaM; ++i) load_a_fragment_km<Tile, Operand>(a_tile, kk, warp_m, i, lane, a[i]);
+                // B from [k][n], as backward-data's.
                 std::uint32_t b[Tile::kMmaN][2];
-                load_b_fragments_kn<Tile>(b_tile, kk, warp_n, lane, b);
+                load_b_fragments_kn<Tile, Operand>(b_tile, kk, warp_n, lane, b);
                 mma_warp_tile<Tile, Operand>(acc, a, b);
             }
         });
@@ -182,23 +206,33 @@ void filter_output(const FilterParams& p, int groups, IgemmOutput output, cudaSt
     }
 }
 
+// tf32 writes float32 only (check_call): one instantiation per tile.
 template <class Tile>
 void filter_operand(const FilterParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
-    if (operand == IgemmOperand::BFloat16) {
-        filter_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
-    } else {
-        filter_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+    switch (operand) {
+        case IgemmOperand::BFloat16:
+            return filter_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
+        case IgemmOperand::Float16:
+            return filter_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+        case IgemmOperand::TensorFloat32:
+            return launch_filter<Tile, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
     }
 }
 
-std::int64_t k_tiles_of(const IgemmConvShape& s) {
+// Positions (the GEMM's k) per k tile: 32 16-bit values or 16 tf32 to a 64-byte row.
+std::int64_t positions_per_tile(IgemmOperand operand) {
+    return operand == IgemmOperand::TensorFloat32 ? OperandFormat<IgemmOperand::TensorFloat32>::kBlockK
+                                                  : OperandFormat<IgemmOperand::BFloat16>::kBlockK;
+}
+
+std::int64_t k_tiles_of(const IgemmConvShape& s, IgemmOperand operand) {
     const auto o = s.output();
-    return (s.batch * o[0] * o[1] * o[2] + 31) / 32;
+    return (s.batch * o[0] * o[1] * o[2] + positions_per_tile(operand) - 1) / positions_per_tile(operand);
 }
 }  // namespace
 
-int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmTile tile) {
-    if (!conv_igemm_unsupported_reason(s).empty()) return 1;
+int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOperand operand, IgemmTile tile) {
+    if (!conv_igemm_unsupported_reason(s, operand).empty()) return 1;
     const std::int64_t edge = tile == IgemmTile::Large ? 128 : 64;
     std::int64_t taps = 1;
     for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
@@ -207,11 +241,11 @@ int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmTile
     // Enough blocks for two per SM of a 132-SM H100, each split at least 8 k tiles long.
     const std::int64_t wanted = (2 * 132 + blocks - 1) / blocks;
     return static_cast<int>(
-        std::max<std::int64_t>(1, std::min({wanted, k_tiles_of(s) / 8, std::int64_t{64}, 65535 / s.groups})));
+        std::max<std::int64_t>(1, std::min({wanted, k_tiles_of(s, operand) / 8, std::int64_t{64}, 65535 / s.groups})));
 }
 
-std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, int splits) {
-    if (splits <= 1 || !conv_igemm_unsupported_reason(s).empty()) return 0;
+std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, IgemmOperand operand, int splits) {
+    if (splits <= 1 || !conv_igemm_unsupported_reason(s, operand).empty()) return 0;
     std::int64_t taps = 1;
     for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
     return static_cast<std::size_t>(splits) *
@@ -222,19 +256,20 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                                 int splits, const void* dy, const void* x, const void* residual, void* dw,
                                 void* workspace, Stream stream) {
     const char* op = "conv_igemm_backward_filter";
-    check_call(op, s, dy, x, dw, "dy", "x", "dw");
+    check_call(op, s, operand, output, dy, x, dw, "dy", "x", "dw");
     if (splits < 1 || splits > 65535 / s.groups)
         throw InvalidArgument(std::string(op) + ": splits " + std::to_string(splits) + " (1 to 65535 / groups)");
     if (splits > 1 && workspace == nullptr)
         throw InvalidArgument(std::string(op) + ": " + std::to_string(splits) + " splits need a workspace of " +
-                              std::to_string(conv_igemm_backward_filter_workspace_bytes(s, splits)) + " bytes");
+                              std::to_string(conv_igemm_backward_filter_workspace_bytes(s, operand, splits)) +
+                              " bytes");
     const Dims3 d = dims3(s);
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
     const std::int64_t positions = s.batch * d.output[0] * d.output[1] * d.output[2];
-    const std::int64_t k_tiles = (positions + 31) / 32;
+    const std::int64_t k_tiles = k_tiles_of(s, operand);
     const std::int64_t per_split = (k_tiles + splits - 1) / splits;
-    const FilterParams p{static_cast<const std::uint16_t*>(dy),
-                         static_cast<const std::uint16_t*>(x),
+    const FilterParams p{dy,
+                         x,
                          dw,
                          static_cast<float*>(workspace),
                          residual,

@@ -1,13 +1,15 @@
 #pragma once
 // What the implicit-GEMM convolution kernels share (kernels/conv_igemm.cu: forward and
-// backward-data; kernels/conv_igemm_filter.cu: backward-filter): tile configurations, the
-// swizzled shared-memory layouts, the mma by operand type, the epilogue's loads and stores, and
-// the geometry as three dims. Private to those files.
+// backward-data; kernels/conv_igemm_filter.cu: backward-filter): tile configurations, what
+// depends on the operand's width (16-bit or tf32), the swizzled shared-memory layouts, the mma
+// by operand type, the epilogue's loads and stores, and the geometry as three dims. Private to
+// those files.
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "convkit/error.h"
 
@@ -29,46 +31,90 @@ namespace igemm {
 template <int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
 struct TileConfig {
     static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN, kStages = Stages;
-    static constexpr int kBlockK = 32;  // 16-bit values: four 16-byte chunks per A row
-    static constexpr int kChunks = kBlockK / 8;
+    // Shared memory in 16-bit slots: a tile row is 64 bytes (32 16-bit values or 16 tf32 ones),
+    // four 16-byte chunks, whatever the operand.
+    static constexpr int kBlockK = 32;
+    static constexpr int kChunks = 4;
     static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
     static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
     static constexpr int kMmaM = WarpM / 16, kMmaN = WarpN / 8;  // m16n8 tiles per warp
     static constexpr int kRowsPerPass = kThreads / kChunks;      // rows one pass of cp.async covers
     static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
-    // Backward-data's B tile is [32 k][BlockN]: BlockN / 8 chunks per row.
-    static constexpr int kChunksKN = BlockN / 8;
-    static constexpr int kRowsPerPassKN = kThreads / kChunksKN;
-    static constexpr int kPassesKN = kBlockK / kRowsPerPassKN;
     static constexpr int kStageElements = (BlockM + BlockN) * kBlockK;
     static constexpr std::size_t kSharedBytes = std::size_t{2} * kStageElements * Stages;
     static_assert(BlockM % WarpM == 0 && BlockN % WarpN == 0 && WarpM % 16 == 0 && WarpN % 16 == 0);
     static_assert(BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
-    static_assert(kChunksKN >= 8 && kBlockK % kRowsPerPassKN == 0, "the [k][n] swizzle needs 8 chunks a row");
     static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
 };
 using LargeTile = TileConfig<128, 128, 64, 64, 4>;
 using SmallTile = TileConfig<64, 64, 32, 32, 3>;
 
-// Offset (in 16-bit elements) of chunk `chunk` of row `row` in a [rows][32] swizzled tile.
+// What depends on the operand's width. A 16-byte chunk holds 8 16-bit values or 4 tf32 (float32
+// bits), so a k tile (one 64-byte row) is 32 or 16 deep, and an mma step (two chunks) 16 or 8:
+// m16n8k16 or m16n8k8, two per k tile either way.
+template <IgemmOperand Operand>
+struct OperandFormat {
+    static constexpr bool kTf32 = Operand == IgemmOperand::TensorFloat32;
+    using Element = std::conditional_t<kTf32, float, std::uint16_t>;
+    static constexpr int kPerChunk = 16 / static_cast<int>(sizeof(Element));
+    static constexpr int kBlockK = 4 * kPerChunk;
+    static constexpr int kMmaK = 2 * kPerChunk;
+    static constexpr int kMmaSteps = kBlockK / kMmaK;
+};
+
+// A [k][n] tile (backward-data's B, both of backward-filter's operands) of the same 64 * BlockN
+// bytes: kBlockK rows of BlockN values, kChunks 16-byte chunks a row.
+template <class Tile, IgemmOperand Operand>
+struct KnTile {
+    static constexpr int kRows = OperandFormat<Operand>::kBlockK;
+    static constexpr int kChunks = Tile::kBlockN / OperandFormat<Operand>::kPerChunk;
+    static constexpr int kRowsPerPass = Tile::kThreads / kChunks;
+    static constexpr int kPasses = kRows / kRowsPerPass;
+    static constexpr bool kWordLoads = OperandFormat<Operand>::kTf32;  // 32-bit loads, not ldmatrix.trans
+    static_assert(kChunks >= 8 && kRows % kRowsPerPass == 0, "the [k][n] swizzle needs 8 chunks a row");
+    static_assert(kRows * kChunks * 8 == Tile::kBlockN * Tile::kBlockK, "as many bytes as the [n][k] tile");
+};
+
+// Offset (in 16-bit slots) of chunk `chunk` of row `row` in a [rows][64 bytes] swizzled tile.
 __device__ inline int swizzled(int row, int chunk) {
     return (row * 4 + (chunk ^ ((row >> 1) & 3))) * 8;
 }
 
-// The same for a [32 k][Tile::kBlockN] tile (backward-data's B): ldmatrix.trans reads one chunk
-// of 8 consecutive k rows, 128 or 256 bytes apart, all on the same banks unless chunk c of row r
-// sits at c ^ (r % 8).
-template <class Tile>
+// The same for a [k][n] tile. 16-bit: ldmatrix.trans reads one chunk of 8 consecutive k rows,
+// 128 or 256 bytes apart, all on the same banks unless chunk c of row r sits at c ^ (r % 8).
+// tf32: a fragment load reads rows t (4 consecutive) at columns g (8, two chunks) of an n8
+// tile; chunk c of row r at c ^ 2 (r % 4) puts those 4 pairs of chunks on all 8 bank groups
+// (c ^ (r % 8) would leave rows 0 and 1 on the same pair: 2-way conflicts).
+template <class Kn>
 __device__ inline int swizzled_kn(int row, int chunk) {
-    return (row * Tile::kChunksKN + (chunk ^ (row & 7))) * 8;
+    const int pattern = Kn::kWordLoads ? (row & 3) << 1 : row & 7;
+    return (row * Kn::kChunks + (chunk ^ pattern)) * 8;
+}
+
+// The 32-bit value at (row, column) of a [k][n] tf32 tile.
+template <class Kn>
+__device__ inline std::uint32_t load_kn_word(const std::uint16_t* tile, int row, int column) {
+    return ptx::load_shared_b32(tile + swizzled_kn<Kn>(row, column / 4) + column % 4 * 2);
+}
+
+// Fragments loaded from shared memory as the mma reads them: tf32 operands rounded to nearest
+// (cvt.rna), 16-bit ones as they are.
+template <IgemmOperand Operand, int N>
+__device__ inline void round_operands(std::uint32_t (&r)[N]) {
+    if constexpr (OperandFormat<Operand>::kTf32) {
+        CONVKIT_IGEMM_UNROLL
+        for (int i = 0; i < N; ++i) r[i] = ptx::round_to_tf32(r[i]);
+    }
 }
 
 template <IgemmOperand Operand>
 __device__ inline void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
     if constexpr (Operand == IgemmOperand::BFloat16) {
         ptx::mma_m16n8k16_bf16(d, a, b, d);
-    } else {
+    } else if constexpr (Operand == IgemmOperand::Float16) {
         ptx::mma_m16n8k16_f16(d, a, b, d);
+    } else {
+        ptx::mma_m16n8k8_tf32(d, a, b, d);
     }
 }
 
@@ -113,22 +159,34 @@ __device__ inline void zero(Accumulators<Tile>& acc) {
     }
 }
 
-// B fragments of the warp's kMmaN n8 tiles for k16 step kk, from a [32 k][kBlockN] tile
-// (swizzled_kn), transposed: matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15),
-// (k 8-15, n 8-15) are b0, b1 of n tiles 2j and 2j + 1.
-template <class Tile>
+// B fragments of the warp's kMmaN n8 tiles for mma step kk, from a [k][kBlockN] tile
+// (swizzled_kn). 16-bit: transposed by ldmatrix, matrices (k 0-7, n 0-7), (k 8-15, n 0-7),
+// (k 0-7, n 8-15), (k 8-15, n 8-15) are b0, b1 of n tiles 2j and 2j + 1. tf32: b0 = B(t, g),
+// b1 = B(t + 4, g) of each n8 tile, one 32-bit load each (g = lane / 4, t = lane % 4).
+template <class Tile, IgemmOperand Operand>
 __device__ inline void load_b_fragments_kn(const std::uint16_t* b_tile, int kk, int warp_n, int lane,
                                            std::uint32_t (&b)[Tile::kMmaN][2]) {
-    CONVKIT_IGEMM_UNROLL
-    for (int j = 0; j < Tile::kMmaN / 2; ++j) {
-        std::uint32_t r[4];
-        const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
-        const int chunk = (warp_n * Tile::kWarpN + j * 16) / 8 + lane / 16;
-        ptx::ldmatrix<4, true>(r, b_tile + swizzled_kn<Tile>(row, chunk));
-        b[2 * j][0] = r[0];
-        b[2 * j][1] = r[1];
-        b[2 * j + 1][0] = r[2];
-        b[2 * j + 1][1] = r[3];
+    using Kn = KnTile<Tile, Operand>;
+    if constexpr (OperandFormat<Operand>::kTf32) {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN; ++j) {
+            const int row = kk * 8 + lane % 4, column = warp_n * Tile::kWarpN + j * 8 + lane / 4;
+            b[j][0] = load_kn_word<Kn>(b_tile, row, column);
+            b[j][1] = load_kn_word<Kn>(b_tile, row + 4, column);
+            round_operands<Operand>(b[j]);
+        }
+    } else {
+        CONVKIT_IGEMM_UNROLL
+        for (int j = 0; j < Tile::kMmaN / 2; ++j) {
+            std::uint32_t r[4];
+            const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
+            const int chunk = (warp_n * Tile::kWarpN + j * 16) / 8 + lane / 16;
+            ptx::ldmatrix<4, true>(r, b_tile + swizzled_kn<Kn>(row, chunk));
+            b[2 * j][0] = r[0];
+            b[2 * j][1] = r[1];
+            b[2 * j + 1][0] = r[2];
+            b[2 * j + 1][1] = r[3];
+        }
     }
 }
 
@@ -210,13 +268,17 @@ inline Dims3 dims3(const IgemmConvShape& s) {
     return d;
 }
 
-// What every launcher refuses first: the shape (NotSupported with the reason), a null pointer,
-// and gathered operands `a` and `b` off 16 bytes (cp.async copies 16-byte vectors; cudaMalloc's
-// 256-byte alignment is enough, a view at an offset may not be), InvalidArgument naming them.
-inline void check_call(const char* op, const IgemmConvShape& s, const void* a, const void* b, const void* out,
-                       const char* a_name, const char* b_name, const char* out_name) {
-    if (const std::string why = conv_igemm_unsupported_reason(s); !why.empty())
+// What every launcher refuses first: the shape for the operand (NotSupported with the reason), a
+// tf32 operand with a 16-bit output, a null pointer, and gathered operands `a` and `b` off 16
+// bytes (cp.async copies 16-byte vectors; cudaMalloc's 256-byte alignment is enough, a view at
+// an offset may not be), InvalidArgument naming them.
+inline void check_call(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
+                       const void* a, const void* b, const void* out, const char* a_name, const char* b_name,
+                       const char* out_name) {
+    if (const std::string why = conv_igemm_unsupported_reason(s, operand); !why.empty())
         throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
+    if (operand == IgemmOperand::TensorFloat32 && output != IgemmOutput::Float32)
+        throw InvalidArgument(std::string(op) + ": tf32 operands (float32 tensors) need a float32 " + out_name);
     if (a == nullptr || b == nullptr || out == nullptr)
         throw InvalidArgument(std::string(op) + ": " + a_name + ", " + b_name + " and " + out_name +
                               " must not be null");

@@ -4,7 +4,8 @@
 // following the PTX ISA's per-lane fragment layouts (emu/ptx_emulation.h), so a kernel built on
 // them runs in the emulator and a wrong fragment index fails a test there.
 //
-// Architectures: ldmatrix needs sm_75, bf16/f16 m16n8k16 mma, cp.async and cvt to bf16 sm_80. The build's
+// Architectures: ldmatrix needs sm_75, bf16/f16 m16n8k16 mma, tf32 m16n8k8 mma, cp.async and cvt to
+// bf16 or tf32 sm_80. The build's
 // compute_75 PTX target therefore gets __trap() for the sm_80 ones; a launcher must only pick a
 // kernel built on them for devices of compute capability 8.0 or later.
 #include <cstddef>
@@ -24,20 +25,41 @@ __device__ inline unsigned shared_address(const void* p) {
 }
 #endif
 
-// ---- mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 ---------------------
-// d = a * b + c for the warp: a is 16x16 (four registers of two 16-bit values per lane), b 16x8
-// (two), c and d 16x8 float (four). d may be c.
+// ---- mma.sync.aligned.m16n8k{16,8}.row.col.f32.{bf16,f16,tf32}.{...}.f32 --------------------
+// d = a * b + c for the warp, d may be c. m16n8k16 bf16/f16: a is 16x16 (four registers of two
+// 16-bit values per lane), b 16x8 (two), c and d 16x8 float (four). m16n8k8 tf32: a is 16x8
+// (four registers of one tf32 value each: a0 row g col t, a1 row g + 8 col t, a2 row g col
+// t + 4, a3 row g + 8 col t + 4), b 8x8 (b0 row t, b1 row t + 4, column g), c and d as
+// m16n8k16's (g = lane / 4, t = lane % 4). The tensor cores read only a tf32's 19 top bits:
+// round the operands first (round_to_tf32).
 
-__device__ inline void mma_m16n8k16_bf16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
-                                         const float (&c)[4]) {
+enum class MmaOperands { BFloat16, Float16, TensorFloat32 };
+
+template <MmaOperands Operands>
+__device__ inline void mma_m16n8(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                                 const float (&c)[4]) {
 #if defined(CONVKIT_CPU_EMULATION)
-    emu::ptx::mma_m16n8k16(emu::ptx::MmaInput::BFloat16, d, a, b, c, std::source_location::current());
+    if constexpr (Operands == MmaOperands::TensorFloat32) {
+        emu::ptx::mma_m16n8k8_tf32(d, a, b, c, std::source_location::current());
+    } else {
+        emu::ptx::mma_m16n8k16(
+            Operands == MmaOperands::BFloat16 ? emu::ptx::MmaInput::BFloat16 : emu::ptx::MmaInput::Float16, d, a, b,
+            c, std::source_location::current());
+    }
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%10, %11, %12, %13};\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+#define CONVKIT_PTX_MMA_M16N8(instruction)                                                                    \
+    asm volatile(instruction " {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"         \
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                                             \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), \
+                   "f"(c[2]), "f"(c[3]))
+    if constexpr (Operands == MmaOperands::BFloat16) {
+        CONVKIT_PTX_MMA_M16N8("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32");
+    } else if constexpr (Operands == MmaOperands::Float16) {
+        CONVKIT_PTX_MMA_M16N8("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32");
+    } else {
+        CONVKIT_PTX_MMA_M16N8("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32");
+    }
+#undef CONVKIT_PTX_MMA_M16N8
 #elif defined(__CUDA_ARCH__)
     (void)d, (void)a, (void)b, (void)c;
     __trap();
@@ -46,21 +68,51 @@ __device__ inline void mma_m16n8k16_bf16(float (&d)[4], const std::uint32_t (&a)
 #endif
 }
 
+__device__ inline void mma_m16n8k16_bf16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                                         const float (&c)[4]) {
+    mma_m16n8<MmaOperands::BFloat16>(d, a, b, c);
+}
+
 __device__ inline void mma_m16n8k16_f16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
                                         const float (&c)[4]) {
+    mma_m16n8<MmaOperands::Float16>(d, a, b, c);
+}
+
+__device__ inline void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                                        const float (&c)[4]) {
+    mma_m16n8<MmaOperands::TensorFloat32>(d, a, b, c);
+}
+
+// cvt.rna.tf32.f32 on a float's bits: to nearest, ties away from zero, 10 mantissa bits kept
+// (the low 13 bits zero), as cuBLAS rounds its TF32 operands; truncation would bias every
+// product towards zero.
+__device__ inline std::uint32_t round_to_tf32(std::uint32_t float_bits) {
 #if defined(CONVKIT_CPU_EMULATION)
-    emu::ptx::mma_m16n8k16(emu::ptx::MmaInput::Float16, d, a, b, c, std::source_location::current());
+    return emu::ptx::round_to_tf32(float_bits);
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%10, %11, %12, %13};\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+    std::uint32_t rounded;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(rounded) : "f"(__uint_as_float(float_bits)));
+    return rounded;
 #elif defined(__CUDA_ARCH__)
-    (void)d, (void)a, (void)b, (void)c;
+    (void)float_bits;
     __trap();
+    return 0;
 #else
-    (void)d, (void)a, (void)b, (void)c;
+    return float_bits;
+#endif
+}
+
+// ---- ld.shared.b32 -------------------------------------------------------------------------
+// One 32-bit word of shared memory (4-byte aligned): the fragments ldmatrix cannot give (a
+// tf32 B fragment from a [k][n] tile; ldmatrix.trans transposes 16-bit halves, not words). The
+// emulator faults a read of a cp.async destination before the wait that covers it, as it does
+// for ldmatrix.
+
+__device__ inline std::uint32_t load_shared_b32(const void* p) {
+#if defined(CONVKIT_CPU_EMULATION)
+    return emu::ptx::load_shared_b32(p, std::source_location::current());
+#else
+    return *static_cast<const std::uint32_t*>(p);
 #endif
 }
 

@@ -94,6 +94,19 @@ inline std::vector<ConvCase> tensor_core_conv_sweep() {
     };
 }
 
+// The tensor-core shapes and, for float32 as tf32 (4 channels to a 16-byte vector), shapes
+// with channels per group a multiple of 4 but not of 8: 12 -> 20 (2-D, padded), groups of 4
+// (1-D, strided), 3-D with 4 channels, a transposed one with 12 -> 4.
+inline std::vector<ConvCase> tf32_conv_sweep() {
+    using P = ConvParams;
+    std::vector<ConvCase> cases = tensor_core_conv_sweep();
+    cases.push_back(conv(P(2).set_padding(1), Shape{2, 12, 7, 9}, Shape{20, 12, 3, 3}));
+    cases.push_back(conv(P(1).set_groups(2).set_stride(2).set_padding(1), Shape{1, 8, 23}, Shape{8, 4, 3}));
+    cases.push_back(conv(P(3).set_padding({0, 1, 1}), Shape{1, 4, 3, 5, 4}, Shape{4, 4, 2, 3, 3}));
+    cases.push_back(transposed(P(2).set_stride(2).set_padding(1), Shape{1, 12, 4, 5}, Shape{12, 4, 3, 3}));
+    return cases;
+}
+
 inline std::string conv_case_name(const ::testing::TestParamInfo<ConvCase>& info) {
     return info.param.name() + "_" + std::to_string(info.index);
 }

@@ -25,17 +25,7 @@ protected:
     void TearDown() override { set_default_math_mode(MathMode::Strict); }
 };
 
-// Sets the thread's math mode for a scope.
-class MathModeGuard {
-public:
-    explicit MathModeGuard(MathMode mode) : previous_(default_math_mode()) { set_default_math_mode(mode); }
-    ~MathModeGuard() { set_default_math_mode(previous_); }
-    MathModeGuard(const MathModeGuard&) = delete;
-    MathModeGuard& operator=(const MathModeGuard&) = delete;
-
-private:
-    MathMode previous_;
-};
+using testing::MathModeGuard;
 
 struct GpuProduct {
     const char* name;

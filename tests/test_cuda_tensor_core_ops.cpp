@@ -1,13 +1,17 @@
 // The tensor-core convolution (cuda.igemm) through the public ops and autograd (label gpu; a GPU
 // or the emulated device). The CUDA backend's default runs 16-bit channels-last convolutions on
 // it natively: without conversions, in the input's format, with float32 accumulation and one
-// rounding, forward and every gradient; other problems keep the float32 path. Each result is
-// compared with the float64 host result on the same (16-bit-exact) inputs.
+// rounding, forward and every gradient; other problems keep the float32 path. Float32
+// channels-last convolutions run there too, on tf32, where the thread's math mode allows it
+// (MathMode::AllowTF32), and on cuda.tiled under strict math. Each result is compared with the
+// float64 host result on the same inputs.
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 
+#include "backend_api/geometry.h"
+#include "backend_api/selection.h"
 #include "convkit/convkit.h"
 #include "test_util.h"
 #include "tolerances.h"
@@ -99,8 +103,8 @@ TEST_F(CudaTensorCoreOps, OtherSixteenBitProblemsConvertOrWidenAndStayCorrect) {
     }
 }
 
-// The public backward entry points run natively too, and a named cuda.igemm refuses float32 by
-// name instead of computing it some other way.
+// The public backward entry points run natively too, and a named cuda.igemm refuses strict
+// float32 by name instead of computing it some other way.
 TEST_F(CudaTensorCoreOps, BackwardEntryPointsRunNativelyAndTheNamedVariantRefusesFloat32) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1);
@@ -130,8 +134,66 @@ TEST_F(CudaTensorCoreOps, BackwardEntryPointsRunNativelyAndTheNamedVariantRefuse
         ADD_FAILURE() << "a named cuda.igemm ran float32";
     } catch (const NotSupported& e) {
         const std::string message = e.what();
-        EXPECT_NE(message.find("cuda.igemm named for the forward pass does not compute float32"), std::string::npos)
+        EXPECT_NE(message.find("cuda.igemm named for the forward pass computes float32 on tf32 tensor cores only, "
+                               "which strict math forbids"),
+                  std::string::npos)
             << message;
+    }
+}
+
+// Float32 under AllowTF32: the default runs channels-last convolutions (channels per group a
+// multiple of 4) on cuda.igemm's tf32 kernels natively (no layout conversion), forward and every
+// gradient, within the tf32 tolerance of float64; contiguous ones stay on cuda.tiled (the op
+// keeps a format some variant runs). Under strict math cuda.igemm refuses, saying why, and the
+// channels-last call is converted for cuda.tiled.
+TEST_F(CudaTensorCoreOps, Float32RunsOnTf32TensorCoresOnlyUnderAllowTf32) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<Problem> problems = {
+        {"conv2d 12 -> 20", false, ConvParams(2).set_padding(1), Shape{2, 12, 7, 6}, Shape{20, 12, 3, 3}},
+        {"conv1d groups of 4, strided", false, ConvParams(1).set_groups(2).set_stride(2).set_padding(1),
+         Shape{1, 8, 21}, Shape{8, 4, 3}},
+        {"conv_transpose2d", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 8, 4, 5}, Shape{8, 12, 4, 4}},
+    };
+    for (const Problem& p : problems) {
+        SCOPED_TRACE(p.name);
+        const detail::ConvGeometry g =
+            p.transposed ? detail::conv_transpose_geometry("conv_transpose2d", p.x, p.w, p.params)
+                         : detail::conv_geometry(p.params.spatial_rank == 1 ? "conv1d" : "conv2d", p.x, p.w, p.params);
+        const Tensor x = testing::random_tensor(p.x, rng), w = testing::random_tensor(p.w, rng);
+        const Tensor b = testing::random_tensor(Shape{p.transposed ? g.in_channels : g.out_channels}, rng);
+        const Shape y_shape = p.transposed ? g.input_shape() : g.output_shape();
+        const Tensor dy = testing::random_tensor(y_shape, rng);
+        const ConvRun expected =
+            run_conv(p.transposed, p.params, x, w, b, dy, DType::Float64, Device::host(), MemoryFormat::Contiguous);
+        for (MathMode mode : {MathMode::Strict, MathMode::AllowTF32}) {
+            SCOPED_TRACE(math_mode_name(mode));
+            const testing::MathModeGuard math(mode);
+            const bool tf32 = mode == MathMode::AllowTF32;
+            detail::ConvProblem problem = detail::conv_problem(g, DType::Float32, Device::cuda());
+            for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+                EXPECT_STREQ(detail::choose_variant("conv", problem, pass).variant->name(), "cuda.tiled");
+            }
+            problem.x_layout = problem.y_layout = MemoryFormat::ChannelsLast;
+            std::string reason;
+            EXPECT_EQ(testing::conv_variant_named("cuda.igemm").supports(problem, ConvPass::Forward, &reason), tf32)
+                << reason;
+            if (!tf32) EXPECT_NE(reason.find("strict math forbids"), std::string::npos) << reason;
+            if (tf32) {
+                for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+                    EXPECT_STREQ(detail::choose_variant("conv", problem, pass).variant->name(), "cuda.igemm");
+                }
+            }
+            reset_layout_conversions();
+            const ConvRun got = run_conv(p.transposed, p.params, x, w, b, dy, DType::Float32, Device::cuda(),
+                                         MemoryFormat::ChannelsLast);
+            if (tf32) {
+                EXPECT_EQ(layout_conversions(), 0U) << "cuda.igemm runs channels-last as it is";
+            } else {
+                EXPECT_GT(layout_conversions(), 0U) << "cuda.tiled runs contiguous operands";
+            }
+            testing::expect_conv_passes_close(
+                got, expected, tf32 ? testing::kTf32Tolerance : testing::kCudaStrictFloat32Tolerance);
+        }
     }
 }
 

@@ -43,6 +43,18 @@ protected:
     } else                                     \
         GTEST_SKIP() << "left to a real GPU: " << (why)
 
+// Sets the thread's math mode (MathMode::AllowTF32, ...) for a scope and restores it after.
+class MathModeGuard {
+public:
+    explicit MathModeGuard(MathMode mode) : previous_(default_math_mode()) { set_default_math_mode(mode); }
+    ~MathModeGuard() { set_default_math_mode(previous_); }
+    MathModeGuard(const MathModeGuard&) = delete;
+    MathModeGuard& operator=(const MathModeGuard&) = delete;
+
+private:
+    MathMode previous_;
+};
+
 // A size in a kernel test: `gpu` on a GPU, `emulated` on the emulated CUDA device, whose
 // grid-stride launches wrap at 64 blocks (kernels/launch.cuh), so the smaller size takes the same
 // paths (more rows or channels than blocks in a grid) at an emulator's speed.

@@ -102,8 +102,10 @@ using ConvSweepParam = std::tuple<std::string, testing::ConvCase, DType, MemoryF
 
 class ConvVariantSweep : public SweepFixture<ConvSweepParam> {};
 
-TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
-    const auto& [name, c, dtype, layout] = GetParam();
+// Every pass the variant implements of the case against the host reference in float64, with
+// the thread's math mode (which the problem records).
+void expect_every_pass_matches(const ConvSweepParam& param, double tol) {
+    const auto& [name, c, dtype, layout] = param;
     const detail::ConvVariant& variant = testing::conv_variant_named(name);
     const std::string op = conv_op_name(c.params.spatial_rank, c.transposed);
     const detail::ConvGeometry g = c.transposed ? detail::conv_transpose_geometry(op, c.input, c.weight, c.params)
@@ -119,7 +121,31 @@ TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, sweep_device(), layout);
-    testing::expect_conv_passes_close(got, expected, tolerance(dtype));  // the passes it implements
+    testing::expect_conv_passes_close(got, expected, tol);  // the passes it implements
+}
+
+TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
+    expect_every_pass_matches(GetParam(), tolerance(std::get<2>(GetParam())));
+}
+
+// Float32 under MathMode::AllowTF32, where the tensor-core variant runs it on tf32 (operands
+// rounded to 11 significant bits): the same comparison at the tf32 tolerance.
+class Tf32ConvVariantSweep : public SweepFixture<ConvSweepParam> {};
+
+TEST_P(Tf32ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
+    const testing::MathModeGuard tf32(MathMode::AllowTF32);
+    expect_every_pass_matches(GetParam(), testing::kTf32Tolerance);
+}
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Tf32ConvVariantSweep);  // no tensor-core variant on the host
+
+// The tensor-core variants (cuda.igemm and its two forced tiles): the only ones of convkit's
+// own whose arithmetic the math mode changes (cuDNN's TF32 is test_cuda_cudnn.cpp's).
+std::vector<std::string> tensor_core_variant_names() {
+    std::vector<std::string> names;
+    for (const std::string& name : conv_variant_names()) {
+        if (name.rfind("cuda.igemm", 0) == 0) names.push_back(name);
+    }
+    return names;
 }
 
 std::string conv_sweep_name(const ::testing::TestParamInfo<ConvSweepParam>& info) {
@@ -140,6 +166,16 @@ INSTANTIATE_TEST_SUITE_P(SixteenBit, ConvVariantSweep,
                          ::testing::Combine(::testing::ValuesIn(conv_variant_names()),
                                             ::testing::ValuesIn(testing::tensor_core_conv_sweep()),
                                             ::testing::Values(DType::BFloat16, DType::Float16),
+                                            ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
+                         conv_sweep_name);
+
+// Float32 as tf32 over the tensor-core shapes (channels-last runs; contiguous records the
+// refusal), and over the shapes whose channels per group are a multiple of 4 but not of 8,
+// which only tf32 runs.
+INSTANTIATE_TEST_SUITE_P(Tf32, Tf32ConvVariantSweep,
+                         ::testing::Combine(::testing::ValuesIn(tensor_core_variant_names()),
+                                            ::testing::ValuesIn(testing::tf32_conv_sweep()),
+                                            ::testing::Values(DType::Float32),
                                             ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
                          conv_sweep_name);
 

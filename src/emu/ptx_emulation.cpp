@@ -53,6 +53,14 @@ std::uint16_t float_to_float16(float value) {
     return static_cast<std::uint16_t>(sign | ((static_cast<std::uint32_t>(exponent + 14) << 10) + kept));
 }
 
+std::uint32_t round_to_tf32(std::uint32_t float_bits) {
+    constexpr std::uint32_t kDropped = 0x1fffu;  // the 13 mantissa bits tf32 does not keep
+    if ((float_bits & 0x7fffffffu) > 0x7f800000u) return (float_bits | 0x00400000u) & ~kDropped;  // quiet NaN
+    // Sign and magnitude: adding half a unit in the last place to the magnitude rounds ties away
+    // from zero; a carry out of the mantissa raises the exponent (up to infinity).
+    return (float_bits + 0x1000u) & ~kDropped;
+}
+
 namespace {
 constexpr int kWarpSize = 32;
 constexpr unsigned kFullWarp = 0xffffffffu;
@@ -100,6 +108,22 @@ int c_col(int lane, int i) {
     return 2 * (lane % 4) + (i % 2);
 }
 
+// d = c + a * b into every lane's four accumulators (rows and columns of c's layout): each
+// product exact in double, the sum rounded to float once.
+template <int K>
+void write_accumulators(const WarpLanes& lanes, const double (&a)[16][K], const double (&b)[K][8],
+                        const double (&c)[16][8]) {
+    for (int l = 0; l < kWarpSize; ++l) {
+        auto* d = static_cast<float*>(lanes.lane[l]->output);
+        for (int i = 0; i < 4; ++i) {
+            const int row = c_row(l, i), col = c_col(l, i);
+            double sum = c[row][col];
+            for (int k = 0; k < K; ++k) sum += a[row][k] * b[k][col];
+            d[i] = static_cast<float>(sum);
+        }
+    }
+}
+
 void evaluate_mma(const WarpLanes& lanes) {
     double a[16][16], b[16][8], c[16][8];
     for (int l = 0; l < kWarpSize; ++l) {
@@ -112,15 +136,40 @@ void evaluate_mma(const WarpLanes& lanes) {
         for (int i = 0; i < 4; ++i) b[b_row(l, i)][b_col(l, i)] = convert(half_of(in.b[i / 2], i % 2));
         for (int i = 0; i < 4; ++i) c[c_row(l, i)][c_col(l, i)] = in.c[i];
     }
+    write_accumulators(lanes, a, b, c);
+}
+
+// The fragment layouts of m16n8k8 .tf32 (PTX ISA), for lane l: group g = l / 4, t = l % 4.
+//   A (16x8, row): a_i (i = 0..3, one per register) at row g + 8 * (i % 2), column t + 4 * (i / 2).
+//   B (8x8, col):  b_i (i = 0..1) at row (k) t + 4 * i, column g.
+//   C, D:          as m16n8k16's.
+int tf32_a_row(int lane, int i) {
+    return lane / 4 + 8 * (i % 2);
+}
+int tf32_a_col(int lane, int i) {
+    return lane % 4 + 4 * (i / 2);
+}
+int tf32_b_row(int lane, int i) {
+    return lane % 4 + 4 * i;
+}
+
+// A register as the tensor cores read a tf32: the float with its 13 low mantissa bits dropped.
+double tf32_value(std::uint32_t bits) {
+    const std::uint32_t kept = bits & ~0x1fffu;
+    float value;
+    std::memcpy(&value, &kept, sizeof(value));
+    return value;
+}
+
+void evaluate_mma_tf32(const WarpLanes& lanes) {
+    double a[16][8], b[8][8], c[16][8];
     for (int l = 0; l < kWarpSize; ++l) {
-        auto* d = static_cast<float*>(lanes.lane[l]->output);
-        for (int i = 0; i < 4; ++i) {
-            const int row = c_row(l, i), col = c_col(l, i);
-            double sum = c[row][col];
-            for (int k = 0; k < 16; ++k) sum += a[row][k] * b[k][col];
-            d[i] = static_cast<float>(sum);
-        }
+        const auto& in = *static_cast<const MmaLane*>(lanes.lane[l]->input);
+        for (int i = 0; i < 4; ++i) a[tf32_a_row(l, i)][tf32_a_col(l, i)] = tf32_value(in.a[i]);
+        for (int i = 0; i < 2; ++i) b[tf32_b_row(l, i)][b_col(l, i)] = tf32_value(in.b[i]);
+        for (int i = 0; i < 4; ++i) c[c_row(l, i)][c_col(l, i)] = in.c[i];
     }
+    write_accumulators(lanes, a, b, c);
 }
 
 struct LdmatrixLane {
@@ -193,6 +242,30 @@ void mma_m16n8k16(MmaInput input, float (&d)[4], const std::uint32_t (&a)[4], co
     const char* name = input == MmaInput::BFloat16 ? "mma.sync.m16n8k16.f32.bf16" : "mma.sync.m16n8k16.f32.f16";
     warp_collective({name, kFullWarp, site, &in, out}, evaluate_mma);
     std::memcpy(d, out, sizeof(out));  // d may alias c
+}
+
+void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2], const float (&c)[4],
+                      const std::source_location& site) {
+    const MmaLane in{MmaInput::BFloat16, a, b, c};  // the input type is implied by the evaluation
+    float out[4];
+    warp_collective({"mma.sync.m16n8k8.f32.tf32", kFullWarp, site, &in, out}, evaluate_mma_tf32);
+    std::memcpy(d, out, sizeof(out));  // d may alias c
+}
+
+std::uint32_t load_shared_b32(const void* p, const std::source_location& site) {
+    if (reinterpret_cast<std::uintptr_t>(p) % 4 != 0) {
+        thread_fault("ld.shared.b32 of " + address_text(p) + " at " + site.file_name() + ":" +
+                     std::to_string(site.line()) + " is not 4-byte aligned");
+    }
+    const int writer = block_async_copies().pending_writer(p, 4);
+    if (writer >= 0) {
+        thread_fault("ld.shared.b32 at " + std::string(site.file_name()) + ":" + std::to_string(site.line()) +
+                     " reads " + address_text(p) + ", the destination of a cp.async of thread " +
+                     std::to_string(writer) + " before that thread's cp.async.wait_group");
+    }
+    std::uint32_t word;
+    std::memcpy(&word, p, sizeof(word));
+    return word;
 }
 
 void ldmatrix(int matrices, bool transpose, std::uint32_t* registers, const void* row,

@@ -15,6 +15,21 @@ enum class MmaInput { BFloat16, Float16 };
 void mma_m16n8k16(MmaInput input, float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
                   const float (&c)[4], const std::source_location& site);
 
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: d = a * b + c over the warp, with the
+// fragment layouts of the PTX ISA ("Matrix Fragments for mma.m16n8k8", .tf32). Each operand is
+// read as the tensor cores read it, its 13 low mantissa bits ignored (a kernel that forgot to
+// round gets truncation, as on the GPU); products and sum as mma_m16n8k16's.
+void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2], const float (&c)[4],
+                      const std::source_location& site);
+
+// cvt.rna.tf32.f32 on a float's bits: to nearest, ties away from zero, 10 mantissa bits kept;
+// overflow to infinity, infinity kept, NaN stays a (quiet) NaN.
+std::uint32_t round_to_tf32(std::uint32_t float_bits);
+
+// ld.shared.b32 (4-byte aligned); faults when the word is the destination of a cp.async not
+// yet waited for.
+std::uint32_t load_shared_b32(const void* p, const std::source_location& site);
+
 // ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: lanes 8i..8i+7 give the rows of
 // matrix i (16-byte aligned); every lane receives one 32-bit register per matrix.
 void ldmatrix(int matrices, bool transpose, std::uint32_t* registers, const void* row,

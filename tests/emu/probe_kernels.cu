@@ -2,6 +2,7 @@
 // block operations with known answers, the PTX wrappers on known data, and misuse that must be
 // reported. Valid CUDA as well: nvcc compiles this file too (convkit_emu_cuda_check).
 #include <cstddef>
+#include <cstring>
 
 #include "kernels/kernel_support.cuh"
 #include "kernels/ptx.cuh"
@@ -96,6 +97,29 @@ __global__ void mma_kernel(const std::uint16_t* a, const std::uint16_t* b, const
     d[(g + 8) * 8 + 2 * t + 1] = df[3];
 }
 
+// The same for m16n8k8 .tf32 (PTX ISA "Matrix Fragments for mma.m16n8k8", .tf32): a0..a3 at
+// (g, t), (g + 8, t), (g, t + 4), (g + 8, t + 4); b0, b1 at (k t, n g), (k t + 4, n g).
+__global__ void mma_tf32_kernel(const float* a, const float* b, const float* c, bool round, float* d) {
+    const int lane = static_cast<int>(threadIdx.x);
+    const int g = lane / 4, t = lane % 4;
+    auto bits = [&](float v) {
+        std::uint32_t u;
+        memcpy(&u, &v, sizeof(u));
+        return round ? ptx::round_to_tf32(u) : u;
+    };
+    auto at = [&](int row, int col) { return bits(a[row * 8 + col]); };
+    auto bt = [&](int k, int col) { return bits(b[k * 8 + col]); };
+    const std::uint32_t af[4] = {at(g, t), at(g + 8, t), at(g, t + 4), at(g + 8, t + 4)};
+    const std::uint32_t bf[2] = {bt(t, g), bt(t + 4, g)};
+    const float cf[4] = {c[g * 8 + 2 * t], c[g * 8 + 2 * t + 1], c[(g + 8) * 8 + 2 * t], c[(g + 8) * 8 + 2 * t + 1]};
+    float df[4];
+    ptx::mma_m16n8k8_tf32(df, af, bf, cf);
+    d[g * 8 + 2 * t] = df[0];
+    d[g * 8 + 2 * t + 1] = df[1];
+    d[(g + 8) * 8 + 2 * t] = df[2];
+    d[(g + 8) * 8 + 2 * t + 1] = df[3];
+}
+
 __global__ void misuse_kernel(Misuse misuse, int* sink) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
     switch (misuse) {
@@ -182,6 +206,10 @@ void ldmatrix_probe(const std::uint16_t* tile, int row_stride, int matrices, boo
 
 void mma_probe(const std::uint16_t* a, const std::uint16_t* b, const float* c, bool bfloat16, float* d) {
     launch<mma_kernel>({1, 32}, nullptr, a, b, c, bfloat16, d);
+}
+
+void mma_tf32_probe(const float* a, const float* b, const float* c, bool round, float* d) {
+    launch<mma_tf32_kernel>({1, 32}, nullptr, a, b, c, round, d);
 }
 
 void misuse_probe(Misuse misuse) {

@@ -2,8 +2,9 @@
 // kernels/conv_igemm_filter.cu: backward-filter) executed on the CPU by the emulator, against a
 // float64 loop straight from the definition written here (channels-last x, KRSC w): a sweep
 // over rank 1-3, tile edges, strides, dilations, groups, batch 1, channel counts off the tile,
-// every epilogue option, both operand types, every output type, both tiles and several split-K
-// counts; small integers bit for bit; split-K determinism; refusals with their reasons; the cvt
+// every epilogue option, every operand type (bf16, f16, and float32 as tf32), every output
+// type, both tiles and several split-K counts; small integers bit for bit; tf32 rounding (to
+// nearest, ties away) in every pass; split-K determinism; refusals with their reasons; the cvt
 // emulations. Compiled a second time into test_cuda (CONVKIT_IGEMM_ON_DEVICE, label gpu): the
 // same cases on a CUDA device, a GPU or the emulated one, each buffer mirrored into device
 // memory around the launch.
@@ -25,6 +26,7 @@
 #include "convkit/error.h"
 #include "kernels/conv_igemm.h"
 #include "test_util.h"
+#include "tolerances.h"
 #ifdef CONVKIT_IGEMM_ON_DEVICE
 #include <map>
 #include <memory>
@@ -96,7 +98,7 @@ std::string name_of(const Case& c) {
                                                              : "bwd_filter split" + std::to_string(c.splits) + " ";
     n += c.shape.to_string();
     n += c.tile == IgemmTile::Large ? " large" : " small";
-    n += c.operand == IgemmOperand::BFloat16 ? " bf16" : " f16";
+    n += c.operand == IgemmOperand::BFloat16 ? " bf16" : c.operand == IgemmOperand::Float16 ? " f16" : " tf32";
     n += c.output == IgemmOutput::BFloat16 ? " to bf16" : c.output == IgemmOutput::Float16 ? " to f16" : " to f32";
     if (c.bias) n += " bias";
     if (c.residual) n += " residual";
@@ -127,10 +129,20 @@ IgemmConvShape shape(int rank, std::int64_t n, std::int64_t c, std::int64_t k, s
     return s;
 }
 
-// Host data of one run: the kernel's two operands as 16-bit bits (x and w forward, dy and w
-// backward-data, dy and x backward-filter), the expected output (y, dx or dw).
+// An operand's elements as the kernels read them: 16-bit bits, or float32 for tf32.
+struct OperandData {
+    std::vector<std::uint16_t> bits16;
+    std::vector<float> values32;
+    const void* data() const {
+        return values32.empty() ? static_cast<const void*>(bits16.data()) : static_cast<const void*>(values32.data());
+    }
+    std::size_t bytes() const { return bits16.size() * sizeof(std::uint16_t) + values32.size() * sizeof(float); }
+};
+
+// Host data of one run: the kernel's two operands (x and w forward, dy and w backward-data, dy
+// and x backward-filter), the expected output (y, dx or dw).
 struct Problem {
-    std::vector<std::uint16_t> first, second;
+    OperandData first, second;
     std::vector<float> bias;
     std::vector<double> residual;  // values, exact in the output type
     std::vector<double> expected;
@@ -147,29 +159,43 @@ std::int64_t product(const std::array<std::int64_t, 3>& v, int rank) {
 // backward-data, the adjoint: each product dy[n, o, k] * w[k, t, c] added to
 // dx[n, o*s - p + t*d, c]; backward-filter: each dy[n, o, k] * x[n, o*s - p + t*d, c] added to
 // dw[k, t, c]. Then + bias[channel] + residual, then ReLU: the definitions, in double.
-Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers) {
+// Values: small integers, or random ones (16-bit: multiples of 1/64 exact in the format; tf32:
+// floats with up to 21 significant bits, which the kernel rounds to 11), or, when `constants`
+// is given, x, w and dy each one value everywhere.
+Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_integers,
+                     const std::array<double, 3>* constants = nullptr) {
     const IgemmConvShape& s = cs.shape;
     const auto out = s.output();
     const int r = s.rank;
     const std::int64_t positions = product(out, r), in_positions = product(s.input, r), taps = product(s.kernel, r);
     const std::int64_t cg = s.in_channels / s.groups, kg = s.out_channels / s.groups;
     Problem p;
+    const bool tf32 = cs.operand == IgemmOperand::TensorFloat32;
     auto draw = [&] {
-        return small_integers ? static_cast<double>(pick(rng, -2, 2)) : static_cast<double>(pick(rng, -64, 64)) / 64;
+        if (small_integers) return static_cast<double>(pick(rng, -2, 2));
+        return tf32 ? static_cast<double>(pick(rng, -(1 << 20), 1 << 20)) / (1 << 20)
+                    : static_cast<double>(pick(rng, -64, 64)) / 64;
     };
-    auto encode = [&](double v) {
-        return cs.operand == IgemmOperand::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v);
+    auto encode = [&](double v, OperandData& into) {
+        if (tf32) {
+            into.values32.push_back(static_cast<float>(v));  // exact: at most 21 significant bits
+        } else {
+            into.bits16.push_back(cs.operand == IgemmOperand::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v));
+        }
     };
     const Direction dir = cs.direction;
     std::vector<double> xs(static_cast<std::size_t>(s.batch * in_positions * s.in_channels));
     std::vector<double> ws(static_cast<std::size_t>(s.out_channels * taps * cg));
     std::vector<double> dys(static_cast<std::size_t>(s.batch * positions * s.out_channels));
-    for (auto* values : {&xs, &ws, &dys})
-        for (auto& v : *values) v = draw();
+    std::size_t which = 0;
+    for (auto* values : {&xs, &ws, &dys}) {
+        for (auto& v : *values) v = constants != nullptr ? (*constants)[which] : draw();
+        ++which;
+    }
     const auto& first = dir == Direction::Forward ? xs : dys;
     const auto& second = dir == Direction::BackwardFilter ? xs : ws;
-    for (double v : first) p.first.push_back(encode(v));
-    for (double v : second) p.second.push_back(encode(v));
+    for (double v : first) encode(v, p.first);
+    for (double v : second) encode(v, p.second);
     const std::int64_t out_channels = dir == Direction::BackwardData ? s.in_channels : s.out_channels;
     p.outputs = static_cast<std::int64_t>(dir == Direction::Forward        ? dys.size()
                                           : dir == Direction::BackwardData ? xs.size()
@@ -280,8 +306,8 @@ void launch(const Case& cs, const Problem& p, IgemmEpilogue epilogue, void* y) {
     DeviceMirror on_device;
     const std::size_t y_bytes =
         static_cast<std::size_t>(p.outputs) * (cs.output == IgemmOutput::Float32 ? sizeof(float) : 2);
-    const std::uint16_t* first = on_device(p.first.data(), p.first.size() * 2);
-    const std::uint16_t* second = on_device(p.second.data(), p.second.size() * 2);
+    const void* first = on_device(p.first.data(), p.first.bytes());
+    const void* second = on_device(p.second.data(), p.second.bytes());
     epilogue.bias = on_device(epilogue.bias, p.bias.size() * sizeof(float));
     epilogue.residual = on_device(epilogue.residual, y_bytes);
     void* const y_host = y;
@@ -296,7 +322,8 @@ void launch(const Case& cs, const Problem& p, IgemmEpilogue epilogue, void* y) {
     } else if (cs.direction == Direction::BackwardData) {
         kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, first, second, epilogue, y, stream);
     } else {
-        std::vector<float> workspace(kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.splits) / 4,
+        std::vector<float> workspace(
+            kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.operand, cs.splits) / 4,
                                      std::numeric_limits<float>::quiet_NaN());
         kernels::conv_igemm_backward_filter(
             cs.shape, cs.operand, cs.output, cs.tile, cs.splits, first, second, epilogue.residual, y,
@@ -349,9 +376,14 @@ double relative_error(const std::vector<double>& y, const std::vector<double>& e
 double tolerance(IgemmOutput output) {
     return output == IgemmOutput::BFloat16 ? 1e-2 : output == IgemmOutput::Float16 ? 1e-3 : 1e-5;
 }
+// tf32 operands (float32 output): each rounded to 11 significant bits on its way in.
+double tolerance(const Case& c) {
+    return c.operand == IgemmOperand::TensorFloat32 ? testing::kTf32Tolerance : tolerance(c.output);
+}
 
 constexpr auto kBF = IgemmOperand::BFloat16;
 constexpr auto kF16 = IgemmOperand::Float16;
+constexpr auto kTF32 = IgemmOperand::TensorFloat32;
 constexpr auto kToBF = IgemmOutput::BFloat16;
 constexpr auto kToF16 = IgemmOutput::Float16;
 constexpr auto kToF32 = IgemmOutput::Float32;
@@ -397,6 +429,57 @@ const std::vector<Case>& forward_sweep() {
     return cases;
 }
 
+// Float32 operands as tf32: channels per group a multiple of 4 (a 16-byte vector), k tiles of 16
+// (so K = 36 is 2 full tiles and a partial one), the same tile edges, strides, dilations, groups,
+// ranks and batch 1 as the 16-bit sweep; each geometry forward, backward-data and backward-filter
+// (split 1, 2, 3 or 5 ways), tiles alternating.
+const std::vector<Case>& tf32_sweep() {
+    static const std::vector<Case> cases = [] {
+        const std::vector<Case> geometries = {
+            // M = 64 exactly one small tile; M = 65 just past it with 4 channels (K = 36).
+            {shape(2, 1, 12, 20, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kSmall, kTF32, kToF32, true, false, false},
+            {shape(2, 1, 4, 4, 1, {5, 13}, {3, 3}, {1, 1}, {1, 1}), kSmall, kTF32, kToF32, false, false, true},
+            // M = 128 one large tile; 132 output channels, 4 past the large tile's columns.
+            {shape(2, 2, 16, 132, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kLarge, kTF32, kToF32, true, true, true},
+            // 1-D, M = 129 just past the large tile; K = 12 < one k tile.
+            {shape(1, 1, 4, 4, 1, {129}, {3}, {1}, {1}), kLarge, kTF32, kToF32, false, true, false},
+            // Strides; strides and dilations with an odd-shaped kernel.
+            {shape(2, 2, 12, 8, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, true, true, false},
+            {shape(2, 1, 8, 12, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kTF32, kToF32, false, false, true},
+            // Groups: 2 of 4 -> 4 (a vector exactly one group wide), 3 of 4 -> 12.
+            {shape(2, 2, 8, 8, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kSmall, kTF32, kToF32, true, false, false},
+            {shape(2, 1, 12, 36, 3, {5, 5}, {3, 3}, {2, 2}, {1, 1}), kLarge, kTF32, kToF32, false, true, true},
+            // 3-D: K = 27 taps x 4 channels; strided and dilated with an odd-shaped kernel.
+            {shape(3, 1, 4, 8, 1, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}), kSmall, kTF32, kToF32, true, false,
+             true},
+            {shape(3, 2, 8, 4, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kTF32, kToF32, false,
+             true, false},
+            // 1x1 (ResNet's bottleneck ends); long K (1152 = 72 k tiles through the ring).
+            {shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}), kLarge, kTF32, kToF32, true, true, true},
+            {shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, false, false, false},
+            // Batch 1, 1-D strided and dilated, every epilogue option; a kernel as large as the input.
+            {shape(1, 1, 20, 28, 1, {50}, {5}, {3}, {4}, {2}), kSmall, kTF32, kToF32, true, true, true},
+            {shape(2, 4, 12, 8, 1, {5, 5}, {5, 5}), kLarge, kTF32, kToF32, true, true, true},
+        };
+        std::vector<Case> all = geometries;
+        int i = 0;
+        for (Case c : geometries) {
+            c.direction = Direction::BackwardData;
+            c.tile = i % 2 == 0 ? kLarge : kSmall;
+            all.push_back(c);
+            c.direction = Direction::BackwardFilter;
+            c.bias = c.relu = false;
+            c.residual = i % 3 == 1;
+            c.splits = std::array{1, 2, 3, 5}[static_cast<std::size_t>(i % 4)];
+            c.tile = i % 4 == 1 || i % 4 == 2 ? kLarge : kSmall;
+            all.push_back(c);
+            ++i;
+        }
+        return all;
+    }();
+    return cases;
+}
+
 // The same geometries through backward-data (as dx = conv^T(dy, w); the tile edges now fall on
 // M = N * input positions and on input channels per group), with the operand and output types
 // rotated so that each geometry meets a different combination than forward.
@@ -426,6 +509,8 @@ const std::vector<Case>& sweep() {
             all.push_back(c);
             ++i;
         }
+        // Float32 as tf32 (float32 output) through all three passes.
+        for (const Case& c : tf32_sweep()) all.push_back(c);
         return all;
     }();
     return cases;
@@ -444,7 +529,7 @@ TEST_P(IgemmSweep, MatchesTheDefinition) {
     CONVKIT_SEEDED_RNG(rng);
     const Case& cs = GetParam();
     const Problem p = make_problem(cs, rng, false);
-    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs.output)) << name_of(cs);
+    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
 }
 
 std::string test_name(const ::testing::TestParamInfo<Case>& info) {
@@ -482,9 +567,10 @@ IGEMM_TEST(SmallIntegersBitForBitOnTheSweep) {
 IGEMM_TEST(EveryEpilogueCombination) {
     CONVKIT_SEEDED_RNG(rng);
     for (Direction direction : {Direction::Forward, Direction::BackwardData})
-        for (IgemmOperand operand : {kBF, kF16})
+        for (IgemmOperand operand : {kBF, kF16, kTF32})
             for (IgemmOutput output : {kToBF, kToF16, kToF32})
                 for (int options = 0; options < 8; ++options) {
+                    if (operand == kTF32 && output != kToF32) continue;  // tf32 writes float32 only
                     const Case cs{shape(2, 2, 8, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
                                   options % 2 == 0 ? kSmall : kLarge,
                                   operand,
@@ -494,7 +580,7 @@ IGEMM_TEST(EveryEpilogueCombination) {
                                   (options & 4) != 0,
                                   direction};
                     const Problem p = make_problem(cs, rng, false);
-                    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(output)) << name_of(cs);
+                    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
                 }
 }
 
@@ -521,40 +607,52 @@ IGEMM_TEST(ResidualInPlaceAccumulates) {
 }
 
 // Backward-filter's split-K reduction adds the slices in a fixed order: the same splits give the
-// same bits on every run and under every schedule; other splits agree within rounding.
+// same bits on every run and under every schedule; other splits agree within rounding. For
+// 16-bit operands and for tf32 (k tiles of 16 positions: twice as many).
 IGEMM_TEST(BackwardFilterSplitsAreDeterministic) {
     CONVKIT_SEEDED_RNG(rng);
-    Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
-            kSmall,
-            kBF,
-            kToF32,
-            false,
-            false,
-            false,
-            Direction::BackwardFilter,
-            4};  // k = 324 positions: 11 tiles, splits of 3
-    const Problem p = make_problem(cs, rng, false);
-    const std::vector<double> once = run(cs, p), again = run(cs, p);
-    EXPECT_EQ(once, again);
-    EXPECT_LT(relative_error(once, p.expected), 1e-5);
-    for (int splits : {1, 2, 11, 12}) {  // 12: one split with no tile at all writes zeros
-        cs.splits = splits;
-        EXPECT_LT(relative_error(run(cs, p), p.expected), 1e-5) << name_of(cs);
+    for (IgemmOperand operand : {kBF, kTF32}) {
+        const bool tf32 = operand == kTF32;
+        Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
+                kSmall,
+                operand,
+                kToF32,
+                false,
+                false,
+                false,
+                Direction::BackwardFilter,
+                4};  // k = 324 positions: 11 tiles of 32 (21 of 16), splits of 3 (6)
+        const Problem p = make_problem(cs, rng, false);
+        const std::vector<double> once = run(cs, p), again = run(cs, p);
+        EXPECT_EQ(once, again) << name_of(cs);
+        EXPECT_LT(relative_error(once, p.expected), tolerance(cs)) << name_of(cs);
+        const int tiles = tf32 ? 21 : 11;
+        for (int splits : {1, 2, tiles, tiles + 1}) {  // tiles + 1: one split with no tile at all writes zeros
+            cs.splits = splits;
+            EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+        }
     }
     EXPECT_GE(kernels::conv_igemm_backward_filter_default_splits(
-                  shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge),
+                  shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF, kLarge),
               2);
-    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 2, p.first.data(), p.second.data(),
+    // 8 k tiles a split at least (16 blocks would want 17 splits): 4 x 256 = 1024 positions give
+    // 32 tiles of 32 (4 splits), 64 of 16 (8).
+    const IgemmConvShape long_k = shape(1, 4, 512, 512, 1, {256}, {1});
+    EXPECT_EQ(kernels::conv_igemm_backward_filter_default_splits(long_k, kBF, kLarge), 4);
+    EXPECT_EQ(kernels::conv_igemm_backward_filter_default_splits(long_k, kTF32, kLarge), 8);
+    std::vector<std::uint16_t> operands(4096);
+    const IgemmConvShape cs = shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1});
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs, kBF, kToF32, kSmall, 2, operands.data(), operands.data(),
                                                      nullptr, std::vector<float>(4).data(), nullptr, Stream{}),
                  InvalidArgument);  // splits without a workspace
-    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs.shape, kBF, kToF32, kSmall, 0, p.first.data(), p.second.data(),
+    EXPECT_THROW(kernels::conv_igemm_backward_filter(cs, kBF, kToF32, kSmall, 0, operands.data(), operands.data(),
                                                      nullptr, std::vector<float>(4).data(), nullptr, Stream{}),
                  InvalidArgument);
 }
 
 // Refused before any pointer is touched, with the reason in the message.
 void expect_refused(const IgemmConvShape& s, const std::string& reason) {
-    EXPECT_NE(kernels::conv_igemm_unsupported_reason(s).find(reason), std::string::npos) << s.to_string();
+    EXPECT_NE(kernels::conv_igemm_unsupported_reason(s, kBF).find(reason), std::string::npos) << s.to_string();
     auto expect_not_supported = [&](const char* op, const std::function<void()>& call) {
         try {
             call();
@@ -587,7 +685,16 @@ IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     rank4.rank = 4;
     expect_refused(rank4, "rank 4");
     expect_refused(shape(2, 1 << 16, 16, 16, 1, {256, 256}, {1, 1}), "past 32-bit indices");
-    EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 16, 16, 2, {5, 5}, {3, 3})), "");
+    EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 16, 16, 2, {5, 5}, {3, 3}), kBF), "");
+    // tf32: 4 channels to a 16-byte vector, so 12 and 4 per group run and 6 does not.
+    EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 12, 16, 1, {5, 5}, {3, 3}), kTF32), "");
+    EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 32, 32, 8, {5, 5}, {3, 3}), kTF32), "");
+    EXPECT_NE(kernels::conv_igemm_unsupported_reason(shape(2, 1, 6, 16, 1, {5, 5}, {3, 3}), kTF32)
+                  .find("input channels per group 6 not a multiple of 4"),
+              std::string::npos);
+    EXPECT_NE(kernels::conv_igemm_unsupported_reason(shape(2, 1, 16, 18, 1, {5, 5}, {3, 3}), kTF32)
+                  .find("output channels per group 18 not a multiple of 4"),
+              std::string::npos);
     // Operands off 16-byte alignment (a view at an odd offset) are refused, not faulted on.
     std::vector<std::uint16_t> buffer(4096);
     std::vector<float> out(4096);
@@ -604,6 +711,52 @@ IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, kSmall, nullptr,
                                              nullptr, {}, nullptr, Stream{}),
                  InvalidArgument);
+    // tf32 operands write float32 only.
+    for (IgemmOutput output : {kToBF, kToF16}) {
+        EXPECT_THROW(kernels::conv_igemm_forward(ok, kTF32, output, kSmall, buffer.data(), buffer.data(), {},
+                                                 out.data(), Stream{}),
+                     InvalidArgument);
+        EXPECT_THROW(kernels::conv_igemm_backward_data(ok, kTF32, output, kSmall, buffer.data(), buffer.data(), {},
+                                                       out.data(), Stream{}),
+                     InvalidArgument);
+        EXPECT_THROW(kernels::conv_igemm_backward_filter(ok, kTF32, output, kSmall, 1, buffer.data(), buffer.data(),
+                                                         nullptr, out.data(), nullptr, Stream{}),
+                     InvalidArgument);
+    }
+}
+
+// tf32 operands are rounded to nearest, ties away from zero (cvt.rna), in every pass and for
+// both operands: one operand is 1 + 2^-11 everywhere (a tie between 1 and 1 + 2^-10), the other
+// 1. Rounded as cvt.rna does, each product is 1 + 2^-10 and every sum (at most a few hundred
+// terms) is exact in float; truncation, or ties to even, would give 1 a product.
+IGEMM_TEST(Tf32OperandsAreRoundedToNearestTiesAway) {
+    CONVKIT_SEEDED_RNG(rng);
+    const double tie = 1 + std::ldexp(1.0, -11), rounded = 1 + std::ldexp(1.0, -10);
+    for (Direction direction : {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter}) {
+        const Case cs{shape(2, 2, 8, 12, 1, {6, 7}, {3, 3}, {2, 1}, {1, 1}),
+                      direction == Direction::BackwardData ? kLarge : kSmall,
+                      kTF32,
+                      kToF32,
+                      false,
+                      false,
+                      false,
+                      direction,
+                      direction == Direction::BackwardFilter ? 2 : 1};
+        // x, w, dy: the tie in each of the two operands of the pass in turn.
+        const bool filter = direction == Direction::BackwardFilter;
+        const std::size_t first = direction == Direction::Forward ? 0 : 2, second = filter ? 0 : 1;
+        for (std::size_t tied : {first, second}) {
+            std::array<double, 3> stored{1, 1, 1}, as_read{1, 1, 1};
+            stored[tied] = tie;
+            as_read[tied] = rounded;
+            const Problem p = make_problem(cs, rng, false, &stored);
+            const std::vector<double> expected = make_problem(cs, rng, false, &as_read).expected;
+            const std::vector<double> y = run(cs, p);
+            std::size_t wrong = 0;
+            for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != expected[i] ? 1 : 0;
+            EXPECT_EQ(wrong, 0u) << name_of(cs) << ", the tie in operand " << (tied == first ? 1 : 2);
+        }
+    }
 }
 
 // The large tile needs the opt-in above 48 KiB (its launch in the sweep passes the launch

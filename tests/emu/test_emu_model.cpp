@@ -3,10 +3,12 @@
 // ldmatrix and mma.sync follow the PTX fragment layouts, and every misuse is a KernelFault
 // naming the kernel, the block and the thread. Launch-shape errors are InvalidArgument.
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "emu/emulator.h"
+#include "emu/ptx_emulation.h"
 #include "emu_test_support.h"
 #include "test_kernels.h"
 
@@ -124,6 +126,79 @@ TEST(EmuModel, MmaMatchesAPlainLoop) {
                 EXPECT_EQ(d[row * 8 + col], expected) << "row " << row << " col " << col;
             }
         }
+    }
+}
+
+// One m16n8k8 tf32 on values exact in tf32 (multiples of 1/8 up to 4: every product and sum
+// exact in float) against a plain loop; the probe gathers fragments from the PTX figures, the
+// emulator by its own formulas, so a transposed or misplaced register fails here.
+TEST(EmuModel, Tf32MmaMatchesAPlainLoop) {
+    CONVKIT_SEEDED_RNG(rng);
+    std::vector<float> a(16 * 8), b(8 * 8), c(16 * 8);
+    for (float& v : a) v = static_cast<float>(testing::pick(rng, -32, 32)) / 8;
+    for (float& v : b) v = static_cast<float>(testing::pick(rng, -32, 32)) / 8;
+    for (float& v : c) v = static_cast<float>(testing::pick(rng, -20, 20));
+    for (bool round : {true, false}) {  // exact values: rounding changes nothing
+        std::vector<float> d(16 * 8, std::nanf(""));
+        probes::mma_tf32_probe(a.data(), b.data(), c.data(), round, d.data());
+        for (int row = 0; row < 16; ++row) {
+            for (int col = 0; col < 8; ++col) {
+                double expected = c[row * 8 + col];
+                for (int k = 0; k < 8; ++k) expected += double{a[row * 8 + k]} * b[k * 8 + col];
+                EXPECT_EQ(d[row * 8 + col], static_cast<float>(expected)) << "row " << row << " col " << col;
+            }
+        }
+    }
+}
+
+float float_of(std::uint32_t bits) {
+    float v;
+    std::memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+// Worked values: every operand 1 + 2^-11 (half a tf32 unit past 1, bits 0x3f801000) times 1.
+// Rounded to nearest, ties away (cvt.rna), it is 1 + 2^-10, so each dot product of 8 is
+// 8 + 2^-7 on top of c; handed over unrounded, the tensor cores read its top 19 bits, 1.0,
+// and the product is exactly 8.
+TEST(EmuModel, Tf32MmaRoundsOrTruncatesItsOperands) {
+    const float tie = float_of(0x3f801000u);
+    std::vector<float> a(16 * 8, tie), b(8 * 8, 1.0f), c(16 * 8, 0.5f);
+    for (bool round : {true, false}) {
+        std::vector<float> d(16 * 8, std::nanf(""));
+        probes::mma_tf32_probe(a.data(), b.data(), c.data(), round, d.data());
+        for (float v : d) EXPECT_EQ(v, round ? 8.5f + 0x1p-7f : 8.5f) << (round ? "rounded" : "unrounded");
+    }
+}
+
+// cvt.rna.tf32.f32 against values worked out from the format: 10 mantissa bits kept, to
+// nearest, ties away from zero (where ties to even would differ: 1 + 2^-11 is a tie between 1
+// and 1 + 2^-10, 1 even), carries into the exponent, overflow to infinity, NaN kept.
+TEST(EmuModel, Tf32RoundingIsToNearestTiesAway) {
+    using emu::ptx::round_to_tf32;
+    EXPECT_EQ(round_to_tf32(0x3f800000u), 0x3f800000u);  // 1.0
+    EXPECT_EQ(round_to_tf32(0x3f801000u), 0x3f802000u);  // 1 + 2^-11: tie, away (to even: 1.0)
+    EXPECT_EQ(round_to_tf32(0xbf801000u), 0xbf802000u);  // the same, negative: away from zero
+    EXPECT_EQ(round_to_tf32(0x3f800fffu), 0x3f800000u);  // just below the tie
+    EXPECT_EQ(round_to_tf32(0x3f801001u), 0x3f802000u);  // just above
+    EXPECT_EQ(round_to_tf32(0x3f803000u), 0x3f804000u);  // 1 + 3 * 2^-11: tie, away (even agrees)
+    EXPECT_EQ(round_to_tf32(0x3f7fffffu), 0x3f800000u);  // 1 - 2^-24: carries into the exponent
+    EXPECT_EQ(round_to_tf32(0x3dcccccdu), 0x3dccc000u);  // 0.1f: 0x0ccd below half a unit (0x1000)
+    EXPECT_EQ(round_to_tf32(0x7f7fffffu), 0x7f800000u);  // the largest float: to infinity
+    EXPECT_EQ(round_to_tf32(0xff800000u), 0xff800000u);  // -infinity kept
+    EXPECT_EQ(round_to_tf32(0x00001000u), 0x00002000u);  // a subnormal tie, away
+    EXPECT_EQ(round_to_tf32(0x80000000u), 0x80000000u);  // -0
+    for (std::uint32_t nan : {0x7fc00000u, 0x7f800001u, 0xffffffffu}) {
+        const std::uint32_t r = round_to_tf32(nan);
+        EXPECT_TRUE(std::isnan(float_of(r))) << std::hex << nan << " -> " << r;
+        EXPECT_EQ(r & 0x1fffu, 0u);
+    }
+    // Every result is a tf32 (13 low bits zero) within half a tf32 unit of the input.
+    for (std::uint32_t bits = 0x00800000u; bits < 0x7f000000u; bits += 0x00012345u) {
+        const std::uint32_t r = round_to_tf32(bits);
+        EXPECT_EQ(r & 0x1fffu, 0u);
+        const double unit = std::ldexp(1.0, static_cast<int>(bits >> 23) - 127 - 10);
+        EXPECT_LE(std::abs(double{float_of(r)} - double{float_of(bits)}), unit / 2) << std::hex << bits;
     }
 }
 

@@ -34,6 +34,10 @@ void ldmatrix_probe(const std::uint16_t* tile, int row_stride_elements, int matr
 // One m16n8k16 mma: a 16x16 row-major, b 16x8 row-major (bf16 or f16 bits), c and d 16x8
 // row-major float; fragments gathered per the PTX layouts.
 void mma_probe(const std::uint16_t* a, const std::uint16_t* b, const float* c, bool bfloat16, float* d);
+// One m16n8k8 tf32 mma: a 16x8 row-major, b 8x8 row-major ([k][n]), c and d 16x8 row-major
+// float; fragments gathered per the PTX layouts, each rounded by cvt.rna.tf32 first when `round`
+// (else handed over as they are, which the tensor cores truncate).
+void mma_tf32_probe(const float* a, const float* b, const float* c, bool round, float* d);
 
 // Misuse, each must be a KernelFault naming the kernel, block and thread.
 enum class Misuse {

@@ -1,7 +1,10 @@
 // The tensor-core implicit-GEMM convolution (kernels/conv_igemm.h) as the variant `cuda.igemm`:
-// bfloat16 and float16 operands with float32 accumulation, channels-last activations, channels
-// per group a multiple of 8, zeros padding, on devices of compute capability 8.0 or later. The
-// CUDA backend's default runs it wherever it applies (backend_api/selection.cpp).
+// bfloat16 and float16 operands with float32 accumulation (channels per group a multiple of 8),
+// and float32 ones as tf32 where the problem's math mode allows it (MathMode::AllowTF32 or
+// AllowReduced, as cuBLAS and cuDNN read them; channels per group a multiple of 4; strict
+// float32 is refused and goes on to cuda.tiled); channels-last activations, zeros padding, on
+// devices of compute capability 8.0 or later. The CUDA backend's default runs it wherever it
+// applies (backend_api/selection.cpp).
 //
 // Tiles: `cuda.igemm` picks its block tile per problem from the GEMM's shape
 // (conv_igemm_default_tile: 128x128 where that gives at least two blocks per SM of an H100, else
@@ -30,7 +33,7 @@ namespace convkit::detail {
 namespace {
 using kernels::IgemmConvShape;
 
-// Compute capability 8.0: mma.sync on bf16/f16 and cp.async.
+// Compute capability 8.0: mma.sync on bf16/f16/tf32 and cp.async.
 constexpr int kMinimumComputeCapability = 80;
 
 // The convolution in the kernels' terms: the used dims first (the geometry right-aligns them).
@@ -53,11 +56,25 @@ IgemmConvShape igemm_shape(const ConvGeometry& g) {
     return s;
 }
 
+// The kernels' operand and output for a dtype the variant computes: float32 runs as tf32.
+kernels::IgemmOperand igemm_operand(DType dtype) {
+    return dtype == DType::BFloat16  ? kernels::IgemmOperand::BFloat16
+           : dtype == DType::Float16 ? kernels::IgemmOperand::Float16
+                                     : kernels::IgemmOperand::TensorFloat32;
+}
+
+kernels::IgemmOutput igemm_output(DType dtype) {
+    return dtype == DType::BFloat16  ? kernels::IgemmOutput::BFloat16
+           : dtype == DType::Float16 ? kernels::IgemmOutput::Float16
+                                     : kernels::IgemmOutput::Float32;
+}
+
 // Why the kernels cannot run the geometry (empty when they can): they pad with zeros, the same
 // on both sides, and produce every output position of the padded input, within their limits.
-std::string geometry_reason(const ConvGeometry& g) {
+std::string geometry_reason(const ConvGeometry& g, DType dtype) {
     if (std::string reason = symmetric_zero_padding_reason(g); !reason.empty()) return reason;
-    if (std::string reason = kernels::conv_igemm_unsupported_reason(igemm_shape(g)); !reason.empty()) {
+    if (std::string reason = kernels::conv_igemm_unsupported_reason(igemm_shape(g), igemm_operand(dtype));
+        !reason.empty()) {
         return concat("cannot run it: ", reason);
     }
     return {};
@@ -95,9 +112,15 @@ public:
         : name_(name), tile_(tile) {}
     const char* name() const override { return name_; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
-    bool computes(DType dtype) const override { return dtype == DType::BFloat16 || dtype == DType::Float16; }
+    // Float32 only as tf32: unsupported_reason refuses it under strict math.
+    bool computes(DType dtype) const override {
+        return dtype == DType::BFloat16 || dtype == DType::Float16 || dtype == DType::Float32;
+    }
 
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
+        if (p.dtype() == DType::Float32 && p.math == MathMode::Strict) {
+            return "computes float32 on tf32 tensor cores only, which strict math forbids (MathMode::AllowTF32)";
+        }
         if (p.x_layout != Layout::ChannelsLast || p.y_layout != Layout::ChannelsLast) {
             return "runs channels-last activations only";
         }
@@ -106,7 +129,7 @@ public:
             return concat("needs compute capability 8.0 or later (mma.sync on 16-bit operands, cp.async); device ",
                           p.device.index, " has ", cc / 10, ".", cc % 10);
         }
-        return pass == ConvPass::BackwardBias ? std::string() : geometry_reason(p.geometry);
+        return pass == ConvPass::BackwardBias ? std::string() : geometry_reason(p.geometry, p.dtype());
     }
 
     std::size_t workspace(const ConvProblem& p, ConvPass pass) const override {
@@ -118,9 +141,11 @@ public:
                        WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(g, pass)) * sizeof(float));
             case ConvPass::BackwardFilter: {
                 const IgemmConvShape s = igemm_shape(g);
-                const int splits = kernels::conv_igemm_backward_filter_default_splits(s, tile_for(s));
+                const kernels::IgemmOperand operand = igemm_operand(p.dtype());
+                const int splits = kernels::conv_igemm_backward_filter_default_splits(s, operand, tile_for(s));
                 return WorkspacePieces::rounded(conv_weight_bytes(g, p.dtype())) +
-                       WorkspacePieces::rounded(kernels::conv_igemm_backward_filter_workspace_bytes(s, splits));
+                       WorkspacePieces::rounded(
+                           kernels::conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
             }
             case ConvPass::BackwardBias:
                 return kernels::conv_backward_bias_channels_last_workspace_bytes(
@@ -138,15 +163,14 @@ public:
             return;
         }
         const IgemmConvShape s = igemm_shape(g);
-        const bool bf16 = p.dtype() == DType::BFloat16;
-        const auto operand = bf16 ? kernels::IgemmOperand::BFloat16 : kernels::IgemmOperand::Float16;
-        const auto output = bf16 ? kernels::IgemmOutput::BFloat16 : kernels::IgemmOutput::Float16;
+        const kernels::IgemmOperand operand = igemm_operand(p.dtype());
+        const kernels::IgemmOutput output = igemm_output(p.dtype());
         const kernels::IgemmTile tile = tile_for(s);
         WorkspacePieces pieces(workspace);
         void* krsc = pieces.take(conv_weight_bytes(g, p.dtype()));
         if (pass == ConvPass::BackwardFilter) {
-            const int splits = kernels::conv_igemm_backward_filter_default_splits(s, tile);
-            void* partial = pieces.take(kernels::conv_igemm_backward_filter_workspace_bytes(s, splits));
+            const int splits = kernels::conv_igemm_backward_filter_default_splits(s, operand, tile);
+            void* partial = pieces.take(kernels::conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
             kernels::conv_igemm_backward_filter(s, operand, output, tile, splits, o.dy, o.x, nullptr, krsc, partial,
                                                 stream);
             permute_conv_weight(g, p.dtype(), krsc, o.out, false, stream);
