@@ -92,7 +92,8 @@ TEST_P(EmuPool, MaxAndAverageMatchTheHostReference) {
             const Tensor xd = x.to(dtype), dyd = dy.to(dtype);
             testing::expect_kernel_output(ref_y, dtype, "forward", [&](void* out) {
                 (is_max ? kernels::max_pool_forward : kernels::avg_pool_forward)(g, dtype, xd.raw_data(), out,
-                                                                                 testing::kEmuStream);
+                                                                                 testing::kEmuStream,
+                                                                                 MemoryFormat::Contiguous);
             });
             testing::expect_kernel_output(ref_dx, dtype, "backward", [&](void* out) {
                 if (is_max) {
