@@ -8,6 +8,7 @@
 #include "autograd/graph.h"
 #include "backends/host/dropout_host.h"
 #include "core/check.h"
+#include "cuda/graph_capture.h"
 #include "kernels/dropout.h"
 #include "ops/op_support.h"
 
@@ -32,6 +33,11 @@ Tensor dropout(const Tensor& t_in, double p, bool training, std::uint64_t seed) 
     detail::check_same_device_and_dtype(op, {{"input", t}}, detail::kComputedInFloat32);
     CONVKIT_REQUIRE(p >= 0 && p <= 1, op, "p must be in [0, 1], got ", p);
     if (!training || p == 0) return t;
+    if (t.device().is_cuda()) {
+        detail::refuse_in_graph_capture(t.device().index, "dropout",
+                                        "the seed of its mask is a value of this call, which every replay would "
+                                        "reuse, dropping the same elements at every step");
+    }
     if (detail::is_reduced_precision_tensor(t)) {
         // The same mask as float32's (it depends on the seed and the index only), scaled in float32.
         return detail::computed_in_float32(
