@@ -138,6 +138,13 @@ void copy_from_pinned_async(void* destination, Device device, const void* pinned
                                        to_cuda(current_stream(device.index))));
 }
 
+void copy_from_host_async(void* destination, Device device, const void* source, std::size_t bytes) {
+    if (bytes == 0) return;
+    CudaDeviceGuard guard(device.index);
+    CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyHostToDevice,
+                                       to_cuda(current_stream(device.index))));
+}
+
 std::shared_ptr<void> record_event(int device) {
     CudaDeviceGuard guard(device);
     cudaEvent_t event = nullptr;

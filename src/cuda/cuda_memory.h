@@ -42,6 +42,10 @@ void copy_bytes(void* destination, Device destination_device, const void* source
 // source must stay untouched until an event recorded after it (record_event) is complete.
 void copy_from_pinned_async(void* destination, Device device, const void* pinned_source, std::size_t bytes);
 
+// Copies from pageable host memory to `device` on its current stream without waiting: the
+// runtime stages the bytes before it returns, so `source` may go at once. For a few bytes.
+void copy_from_host_async(void* destination, Device device, const void* source, std::size_t bytes);
+
 // An event recorded now on the current stream of `device`, destroyed with its last owner.
 std::shared_ptr<void> record_event(int device);
 // Work enqueued after this on the current stream of `device` starts after `event`: a wait of
