@@ -5,8 +5,9 @@
 // in the CPU build (CONVKIT_CPU_EMULATION) runs the grid in the emulator (emu/emulator.h),
 // which has finished when launch returns (on the emulated CUDA device, CONVKIT_EMULATED_DEVICE,
 // the grid goes to the stream instead: it runs at once, or is recorded while the stream captures
-// a CUDA graph, with the arguments copied by value as the runtime copies them). Dynamic shared memory is declared in the shape and
-// reached through dynamic_shared_memory<T>(), since `extern __shared__` has no C++ form.
+// a CUDA graph, with the arguments copied by value as the runtime copies them). Dynamic shared
+// memory is declared in the shape and reached through dynamic_shared_memory<T>(), since
+// `extern __shared__` has no C++ form.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>

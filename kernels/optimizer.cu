@@ -4,13 +4,13 @@
 #include <cstring>
 #include <type_traits>
 
+#include "backend_api/multi_tensor.h"
 #include "core/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/kernel_support.cuh"
 #include "kernels/optimizer.h"
-#include "backend_api/multi_tensor.h"
 
 CONVKIT_KERNELS_BEGIN
 
@@ -84,7 +84,8 @@ void write_table(const char* op, const Coefficients& c, const std::vector<Entry>
         // Eagerly, scratch reused behind this launch. At capture, a block uploaded before each
         // replay: one the graph's earlier work cannot have been given too, or it would overwrite
         // the upload before the update reads it.
-        device_table.buffer = upload ? detail::allocate_cuda(bytes, stream) : detail::allocate_cuda_unshared(bytes, stream);
+        device_table.buffer =
+            upload ? detail::allocate_cuda(bytes, stream) : detail::allocate_cuda_unshared(bytes, stream);
         device_table.bytes = bytes;
     }
     device_table.kind = kind_of<Entry>();
@@ -128,9 +129,8 @@ void write_update_table(const detail::AdamCoefficients<float>& c, const std::vec
     write_table("Adam::step", c, table, stream, upload, device_table);
 }
 
-void write_update_table(const detail::AdamCoefficients<double>& c,
-                        const std::vector<detail::AdamTensor<double>>& table, Stream stream, bool upload,
-                        DeviceUpdateTable& device_table) {
+void write_update_table(const detail::AdamCoefficients<double>& c, const std::vector<detail::AdamTensor<double>>& table,
+                        Stream stream, bool upload, DeviceUpdateTable& device_table) {
     write_table("Adam::step", c, table, stream, upload, device_table);
 }
 

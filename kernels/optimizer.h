@@ -12,9 +12,9 @@
 #include <memory>
 #include <vector>
 
+#include "backend_api/optimizer_math.h"
 #include "convkit/device.h"
 #include "kernels/kernels_namespace.h"
-#include "backend_api/optimizer_math.h"
 
 CONVKIT_KERNELS_BEGIN
 
@@ -48,9 +48,8 @@ void write_update_table(const detail::SgdCoefficients<double>& c, const std::vec
                         Stream stream, bool upload, DeviceUpdateTable& device_table);
 void write_update_table(const detail::AdamCoefficients<float>& c, const std::vector<detail::AdamTensor<float>>& table,
                         Stream stream, bool upload, DeviceUpdateTable& device_table);
-void write_update_table(const detail::AdamCoefficients<double>& c,
-                        const std::vector<detail::AdamTensor<double>>& table, Stream stream, bool upload,
-                        DeviceUpdateTable& device_table);
+void write_update_table(const detail::AdamCoefficients<double>& c, const std::vector<detail::AdamTensor<double>>& table,
+                        Stream stream, bool upload, DeviceUpdateTable& device_table);
 void launch_update_table(const DeviceUpdateTable& device_table, Stream stream);
 
 // Kernel launches made by the functions above so far, in this process: tests check that a step

@@ -12,8 +12,8 @@ namespace convkit::testing {
 inline std::shared_ptr<nn::Sequential> small_cnn(double dropout = 0) {
     const ConvParams same = ConvParams(2).set_padding(1);
     std::vector<std::shared_ptr<nn::Module>> layers{
-        std::make_shared<nn::Conv2d>(1, 4, 3, same), std::make_shared<nn::BatchNorm2d>(4),
-        std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>()};
+        std::make_shared<nn::Conv2d>(1, 4, 3, same), std::make_shared<nn::BatchNorm2d>(4), std::make_shared<nn::ReLU>(),
+        std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>()};
     if (dropout > 0) layers.push_back(std::make_shared<nn::Dropout>(dropout));
     layers.push_back(std::make_shared<nn::Linear>(4 * 4 * 4, 3));
     return std::make_shared<nn::Sequential>(layers);

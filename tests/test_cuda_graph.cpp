@@ -85,10 +85,13 @@ std::vector<std::vector<double>> model_state(const nn::Module& model) {
 
 using MakeModel = std::function<std::shared_ptr<nn::Sequential>()>;
 
-std::shared_ptr<nn::Sequential> small_cnn_with_dropout() { return small_cnn(0.3); }
+std::shared_ptr<nn::Sequential> small_cnn_with_dropout() {
+    return small_cnn(0.3);
+}
 
-Outcome train_eagerly(std::uint64_t seed, const Batches& batches, const MakeTraining& make,
-                      const MakeModel& make_model = [] { return small_cnn(); }) {
+Outcome train_eagerly(
+    std::uint64_t seed, const Batches& batches, const MakeTraining& make,
+    const MakeModel& make_model = [] { return small_cnn(); }) {
     nn::init::manual_seed(seed);
     auto model = make_model();
     model->to(Device::cuda());
@@ -108,8 +111,9 @@ Outcome train_eagerly(std::uint64_t seed, const Batches& batches, const MakeTrai
 
 // The same steps: the first as the warm-up, the capture, then kSteps - 1 replays. `check` sees
 // the graph after the replays, before it is destroyed.
-Outcome train_captured(std::uint64_t seed, const Batches& batches, const MakeTraining& make,
-                       const std::function<void(CapturedStep&)>& check = {}, const MakeModel& make_model = [] { return small_cnn(); }) {
+Outcome train_captured(
+    std::uint64_t seed, const Batches& batches, const MakeTraining& make,
+    const std::function<void(CapturedStep&)>& check = {}, const MakeModel& make_model = [] { return small_cnn(); }) {
     nn::init::manual_seed(seed);
     auto model = make_model();
     model->to(Device::cuda());
@@ -259,13 +263,14 @@ TEST_F(CudaGraph, ThePoolIsPrivateToTheGraphAndReleasedWithIt) {
             StreamGuard on(stream);
             std::vector<Tensor> eager;
             for (const auto& [start, size] : blocks) {
-                eager.push_back(Tensor::empty(Shape{static_cast<std::int64_t>(size / 4)}, DType::Float32, Device::cuda()));
+                eager.push_back(
+                    Tensor::empty(Shape{static_cast<std::int64_t>(size / 4)}, DType::Float32, Device::cuda()));
                 EXPECT_FALSE(overlaps(eager.back().raw_data(), size, blocks));
             }
             eager.clear();
             for (const auto& [start, size] : blocks) {
-                const Tensor again = Tensor::empty(Shape{static_cast<std::int64_t>(size / 4)}, DType::Float32,
-                                                   Device::cuda());
+                const Tensor again =
+                    Tensor::empty(Shape{static_cast<std::int64_t>(size / 4)}, DType::Float32, Device::cuda());
                 EXPECT_FALSE(overlaps(again.raw_data(), size, blocks));
             }
         }

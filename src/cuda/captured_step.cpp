@@ -2,6 +2,8 @@
 // docs/architecture.md "CUDA graphs").
 #include "convkit/captured_step.h"
 
+#include <mutex>
+
 #include "convkit/error.h"
 #include "core/check.h"
 #include "cuda/cuda_check.h"
@@ -17,8 +19,10 @@ namespace {
 // key, which a destroyed and reused handle would confuse.
 Stream capture_stream(int device) {
     constexpr int kMaxDevices = 64;
+    static std::mutex mutex;
     static Stream streams[kMaxDevices] = {};
     CONVKIT_REQUIRE(device >= 0 && device < kMaxDevices, "CapturedStep", "device index ", device, " is out of range");
+    std::lock_guard lock(mutex);
     if (streams[device].handle == nullptr) streams[device] = create_stream(device);
     return streams[device];
 }
@@ -88,10 +92,10 @@ void capture(const std::function<void()>& step, Stream stream, detail::GraphCapt
     cudaGraph_t graph = end_capture(stream, &status);
     if (status != cudaSuccess) {
         hooks.clear_hooks();
-        throw CudaError(detail::concat("CapturedStep: the capture of the step failed (cudaStreamEndCapture: ",
-                                       cudaGetErrorName(status),
-                                       "): a call during the step broke it, such as a synchronisation or a "
-                                       "synchronous copy made directly with the CUDA runtime"));
+        throw CudaError(detail::concat(
+            "CapturedStep: the capture of the step failed (cudaStreamEndCapture: ", cudaGetErrorName(status),
+            "): a call during the step broke it, such as a synchronisation or a "
+            "synchronous copy made directly with the CUDA runtime"));
     }
     const cudaError_t instantiated = cudaGraphInstantiate(graph_exec, graph, 0);
     cudaGraphDestroy(graph);
@@ -110,7 +114,7 @@ CapturedStep::CapturedStep(std::function<void()> step, CapturedStepOptions optio
     s->stream = capture_stream(options.device);
     const Stream caller = current_stream(options.device);
     s->before.order(caller, s->stream);
-    {
+    try {
         StreamGuard on_graph_stream(s->stream);
         for (int i = 0; i < options.warmup_steps; ++i) step();
         try {
@@ -119,6 +123,9 @@ CapturedStep::CapturedStep(std::function<void()> step, CapturedStepOptions optio
             detail::release_graph_pool(options.device, &s->capture);
             throw;
         }
+    } catch (...) {
+        s->after.order(s->stream, caller);  // the caller's later work follows the warm-up's
+        throw;
     }
     s->after.order(s->stream, caller);
     state_ = std::move(s);
@@ -155,9 +162,13 @@ void CapturedStep::replay() {
     ++s.replays;
 }
 
-std::int64_t CapturedStep::replays() const { return state_->replays; }
+std::int64_t CapturedStep::replays() const {
+    return state_->replays;
+}
 
-Stream CapturedStep::stream() const { return state_->stream; }
+Stream CapturedStep::stream() const {
+    return state_->stream;
+}
 
 std::size_t CapturedStep::pool_bytes() const {
     std::size_t bytes = 0;
@@ -167,6 +178,8 @@ std::size_t CapturedStep::pool_bytes() const {
     return bytes;
 }
 
-const void* CapturedStep::pool_key() const { return &state_->capture; }
+const void* CapturedStep::pool_key() const {
+    return &state_->capture;
+}
 
 }  // namespace convkit

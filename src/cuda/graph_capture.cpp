@@ -14,9 +14,13 @@ GraphCapture* graph_capture_underway(int device) {
     return capture_of_thread != nullptr && capture_of_thread->device() == device ? capture_of_thread : nullptr;
 }
 
-bool graph_capture_underway() { return capture_of_thread != nullptr; }
+bool graph_capture_underway() {
+    return capture_of_thread != nullptr;
+}
 
-void set_graph_capture_underway(GraphCapture* capture) { capture_of_thread = capture; }
+void set_graph_capture_underway(GraphCapture* capture) {
+    capture_of_thread = capture;
+}
 
 void refuse_in_graph_capture(int device, const std::string& what, const std::string& why) {
     if (graph_capture_underway(device) == nullptr) return;

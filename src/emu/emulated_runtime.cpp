@@ -118,14 +118,19 @@ cudaError_t fail(cudaError_t error) {
     return error;
 }
 
-// Whether [pointer, pointer + bytes) lies inside one device block. Caller holds the mutex.
-bool inside_device_block(const RuntimeState& s, const void* pointer, std::size_t bytes) {
+// Whether [pointer, pointer + bytes) lies inside one of `blocks` (start -> bytes). Caller holds
+// the mutex.
+bool inside_block(const std::map<const char*, std::size_t>& blocks, const void* pointer, std::size_t bytes) {
     const auto* p = static_cast<const char*>(pointer);
-    auto it = s.device_blocks.upper_bound(p);
-    if (it == s.device_blocks.begin()) return false;
+    auto it = blocks.upper_bound(p);
+    if (it == blocks.begin()) return false;
     --it;
     const std::size_t offset = static_cast<std::size_t>(p - it->first);
     return offset <= it->second && bytes <= it->second - offset;
+}
+
+bool inside_device_block(const RuntimeState& s, const void* pointer, std::size_t bytes) {
+    return inside_block(s.device_blocks, pointer, bytes);
 }
 
 bool valid_device_range(const void* pointer, std::size_t bytes) {
@@ -194,12 +199,7 @@ cudaError_t enqueue(cudaStream_t stream, std::function<void()> work) {
 bool inside_pinned_block(const void* pointer, std::size_t bytes) {
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
-    const auto* p = static_cast<const char*>(pointer);
-    auto it = s.pinned_blocks.upper_bound(p);
-    if (it == s.pinned_blocks.begin()) return false;
-    --it;
-    const std::size_t offset = static_cast<std::size_t>(p - it->first);
-    return offset <= it->second && bytes <= it->second - offset;
+    return inside_block(s.pinned_blocks, pointer, bytes);
 }
 
 // Checks a copy as the runtime does and resolves cudaMemcpyDefault: the device side must lie
@@ -520,10 +520,11 @@ cudaError_t create_handle(Handle* handle, std::set<const void*> RuntimeState::*r
 }
 
 template <typename Object, typename Handle>
-cudaError_t destroy_handle(Handle handle, std::set<const void*> RuntimeState::*registry) {
+cudaError_t destroy_handle(Handle handle, std::set<const void*> RuntimeState::*registry,
+                           cudaError_t unknown = cudaErrorInvalidResourceHandle) {
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
-    if ((s.*registry).erase(handle) == 0) return fail(cudaErrorInvalidResourceHandle);
+    if ((s.*registry).erase(handle) == 0) return fail(unknown);
     delete reinterpret_cast<Object*>(handle);
     return cudaSuccess;
 }
@@ -704,17 +705,9 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
 }
 
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
-    RuntimeState& s = state();
-    std::lock_guard lock(s.mutex);
-    if (s.graph_execs.erase(exec) == 0) return fail(cudaErrorInvalidValue);
-    delete reinterpret_cast<EmulatedGraphExec*>(exec);
-    return cudaSuccess;
+    return destroy_handle<EmulatedGraphExec>(exec, &RuntimeState::graph_execs, cudaErrorInvalidValue);
 }
 
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
-    RuntimeState& s = state();
-    std::lock_guard lock(s.mutex);
-    if (s.graphs.erase(graph) == 0) return fail(cudaErrorInvalidValue);
-    delete reinterpret_cast<EmulatedGraph*>(graph);
-    return cudaSuccess;
+    return destroy_handle<EmulatedGraph>(graph, &RuntimeState::graphs, cudaErrorInvalidValue);
 }

@@ -175,11 +175,15 @@ void CachingAllocator::release_stream(int device, void* stream) {
         if (block.device != device) continue;
         std::erase(block.other_streams, stream);
     }
-    auto pool = pools_.find({device, stream});
+    free_pool({device, stream});
+}
+
+void CachingAllocator::free_pool(const PoolKey& key) {
+    auto pool = pools_.find(key);
     if (pool == pools_.end()) return;
     for (const auto& [size, pointer] : pool->second) {
-        backend_.free(pointer, device);
-        stats_[device].reserved_bytes -= size;
+        backend_.free(pointer, key.first);
+        stats_[key.first].reserved_bytes -= size;
         cached_.erase(pointer);
     }
     pools_.erase(pool);
@@ -203,14 +207,7 @@ void CachingAllocator::release_graph_pool(int device, void* pool) {
     std::lock_guard lock(mutex_);
     released_graph_pools_.insert({device, pool});
     live_graph_pools_.erase({device, pool});
-    auto cached = pools_.find({device, pool});
-    if (cached == pools_.end()) return;
-    for (const auto& [size, pointer] : cached->second) {
-        backend_.free(pointer, device);
-        stats_[device].reserved_bytes -= size;
-        cached_.erase(pointer);
-    }
-    pools_.erase(cached);
+    free_pool({device, pool});
 }
 
 std::vector<std::pair<void*, std::size_t>> CachingAllocator::graph_pool_blocks(int device, void* pool) const {

@@ -98,6 +98,7 @@ private:
     void wait_for_pending(int device);  // blocks until the device's pending blocks are free
     void release_cached(int device);  // every cached block of the device back to the backend
     void cache(void* pointer, const Block& block);
+    void free_pool(const PoolKey& key);  // the pool's cached blocks back to the backend
 
     DeviceMemoryBackend& backend_;
     mutable std::mutex mutex_;

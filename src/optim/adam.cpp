@@ -6,7 +6,6 @@
 #include <initializer_list>
 #include <memory>
 
-#include "backends/host/optimizer_host.h"
 #include "convkit/autograd.h"
 #include "core/check.h"
 #include "optim/captured_update.h"
@@ -106,7 +105,8 @@ void Adam::step() {
     // One table per dtype: on a GPU each is one launch for all its parameters. The step's scalars
     // (lr, bias corrections) are read from the optimizer when the table is built: at each replay
     // of a captured step, so a scheduler's learning rate reaches the graph.
-    const auto enqueue_updates = [this, active, operands](detail::UpdatePhase phase, detail::DeviceUpdateTables* tables) {
+    const auto enqueue_updates = [this, active, operands](detail::UpdatePhase phase,
+                                                          detail::DeviceUpdateTables* tables) {
         const double lr = learning_rate();
         const auto update = [&](auto zero) {
             using T = decltype(zero);
@@ -129,29 +129,13 @@ void Adam::step() {
             if (table.empty()) return;
             const auto c = detail::make_adam_coefficients<T>(lr, options_.beta1, options_.beta2, options_.eps,
                                                              options_.weight_decay, decoupled_, options_.maximize);
-            if (device().is_host()) {
-                detail::adam_update_host(c, table);
-            } else {
-                detail::enqueue_update(c, table, current_stream(device().index), phase, tables);
-            }
+            detail::run_update(device(), c, table, phase, tables);
         };
         update(float{});
         update(double{});
     };
 
-    if (capture == nullptr) {
-        advance_steps();
-        enqueue_updates(detail::UpdatePhase::Eager, nullptr);
-    } else {
-        // The capture runs nothing: the step counts advance when a replay runs the step.
-        auto tables = std::make_shared<detail::DeviceUpdateTables>();
-        enqueue_updates(detail::UpdatePhase::Capture, tables.get());
-        capture->before_each_replay([advance_steps, enqueue_updates, tables] {
-            NoGradGuard replay_no_grad;  // the hook runs in replay(), outside step()
-            advance_steps();
-            enqueue_updates(detail::UpdatePhase::Refresh, tables.get());
-        });
-    }
+    detail::run_or_capture_update(capture, advance_steps, enqueue_updates);
     write_back_master_weights(active);
 }
 

@@ -6,9 +6,12 @@
 // scalars into that table, so the learning rate a scheduler set and the bias corrections of the
 // step are read by the replayed launch, never baked into it.
 #include <array>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
+#include "backends/host/optimizer_host.h"
+#include "convkit/autograd.h"
 #include "cuda/graph_capture.h"
 #include "kernels/optimizer.h"
 
@@ -23,9 +26,24 @@ enum class UpdatePhase {
 // One stable table per dtype of parameters (float, double), owned by the replay hook.
 using DeviceUpdateTables = std::array<kernels::DeviceUpdateTable, 2>;
 
+template <typename T>
+void update_host(const SgdCoefficients<T>& c, const std::vector<SgdTensor<T>>& table) {
+    sgd_update_host(c, table);
+}
+template <typename T>
+void update_host(const AdamCoefficients<T>& c, const std::vector<AdamTensor<T>>& table) {
+    adam_update_host(c, table);
+}
+
+// One table's update on `device`: the host loop, or the fused kernel in `phase`.
 template <typename Coefficients, typename Entry>
-void enqueue_update(const Coefficients& c, const std::vector<Entry>& table, Stream stream, UpdatePhase phase,
-                    DeviceUpdateTables* tables) {
+void run_update(Device device, const Coefficients& c, const std::vector<Entry>& table, UpdatePhase phase,
+                DeviceUpdateTables* tables) {
+    if (device.is_host()) {
+        update_host(c, table);
+        return;
+    }
+    const Stream stream = current_stream(device.index);
     using T = std::remove_pointer_t<decltype(Entry::param)>;
     if (phase == UpdatePhase::Eager) {
         kernels::DeviceUpdateTable scratch;
@@ -36,6 +54,27 @@ void enqueue_update(const Coefficients& c, const std::vector<Entry>& table, Stre
     kernels::DeviceUpdateTable& stable = (*tables)[std::is_same_v<T, double> ? 1 : 0];
     kernels::write_update_table(c, table, stream, phase == UpdatePhase::Refresh, stable);
     if (phase == UpdatePhase::Capture) kernels::launch_update_table(stable, stream);
+}
+
+// An optimizer step's update: eagerly, advance() then enqueue(Eager); under `capture`, the
+// launch is recorded over stable tables and a hook runs advance() and enqueue(Refresh) before
+// each replay. advance() is the host state a step changes (step counts, version counters);
+// enqueue(phase, tables) builds the step's tables and calls enqueue_update.
+template <typename Advance, typename Enqueue>
+void run_or_capture_update(GraphCapture* capture, Advance advance, Enqueue enqueue) {
+    if (capture == nullptr) {
+        advance();
+        enqueue(UpdatePhase::Eager, nullptr);
+        return;
+    }
+    // The capture runs nothing: the host state advances when a replay runs the step.
+    auto tables = std::make_shared<DeviceUpdateTables>();
+    enqueue(UpdatePhase::Capture, tables.get());
+    capture->before_each_replay([advance, enqueue, tables] {
+        NoGradGuard no_grad;  // the hook runs in replay(), outside the optimizer's step()
+        advance();
+        enqueue(UpdatePhase::Refresh, tables.get());
+    });
 }
 
 }  // namespace convkit::detail

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <memory>
 
-#include "backends/host/optimizer_host.h"
 #include "convkit/autograd.h"
 #include "core/check.h"
 #include "optim/captured_update.h"
@@ -68,9 +67,10 @@ void SGD::step() {
     for (const std::size_t i : active) {
         if (!use_momentum || momentum_buffers_[i].defined()) continue;
         if (capture != nullptr) {
-            detail::refuse_in_graph_capture(device().index, detail::concat("SGD::step of parameter ", i),
-                                            "its first step with momentum creates the momentum buffer, which every "
-                                            "replay would reset; run an eager step first (CapturedStep's warm-up does)");
+            detail::refuse_in_graph_capture(
+                device().index, detail::concat("SGD::step of parameter ", i),
+                "its first step with momentum creates the momentum buffer, which every "
+                "replay would reset; run an eager step first (CapturedStep's warm-up does)");
         }
         momentum_buffers_[i] = Tensor::empty(params[i].shape(), state_dtype(i), params[i].device());
         first_step[i] = true;
@@ -85,7 +85,7 @@ void SGD::step() {
     // One table per dtype: on a GPU each is one launch for all its parameters. The learning rate
     // and momentum are read when the table is built: at each replay of a captured step.
     const auto enqueue_updates = [this, active, operands, first_step](detail::UpdatePhase phase,
-                                                                       detail::DeviceUpdateTables* tables) {
+                                                                      detail::DeviceUpdateTables* tables) {
         const bool momentum = options_.momentum != 0;
         const auto update = [&](auto zero) {
             using T = decltype(zero);
@@ -98,31 +98,16 @@ void SGD::step() {
                                  first_step[i]});
             }
             if (table.empty()) return;
-            const auto c = detail::make_sgd_coefficients<T>(learning_rate(), options_.momentum, options_.dampening,
-                                                            options_.weight_decay, options_.nesterov,
-                                                            options_.maximize);
-            if (device().is_host()) {
-                detail::sgd_update_host(c, table);
-            } else {
-                detail::enqueue_update(c, table, current_stream(device().index), phase, tables);
-            }
+            const auto c =
+                detail::make_sgd_coefficients<T>(learning_rate(), options_.momentum, options_.dampening,
+                                                 options_.weight_decay, options_.nesterov, options_.maximize);
+            detail::run_update(device(), c, table, phase, tables);
         };
         update(float{});
         update(double{});
     };
 
-    if (capture == nullptr) {
-        mark_written();
-        enqueue_updates(detail::UpdatePhase::Eager, nullptr);
-    } else {
-        auto tables = std::make_shared<detail::DeviceUpdateTables>();
-        enqueue_updates(detail::UpdatePhase::Capture, tables.get());
-        capture->before_each_replay([mark_written, enqueue_updates, tables] {
-            NoGradGuard replay_no_grad;  // the hook runs in replay(), outside step()
-            mark_written();
-            enqueue_updates(detail::UpdatePhase::Refresh, tables.get());
-        });
-    }
+    detail::run_or_capture_update(capture, mark_written, enqueue_updates);
     write_back_master_weights(active);
 }
 
