@@ -62,8 +62,23 @@ constexpr DeviceUpdateTable::Kind kind_of() {
 }
 
 template <typename Coefficients, typename Entry>
-void write_table(const char* op, const Coefficients& c, const std::vector<Entry>& table, Stream stream, bool upload,
-                 DeviceUpdateTable& device_table) {
+void launch_table(const DeviceUpdateTable& device_table, Stream stream) {
+    detail::CudaDeviceGuard guard(stream.device);
+    launch<multi_tensor_update_kernel<Coefficients, Entry>>(
+        {static_cast<unsigned>(device_table.blocks), kThreadsPerBlock}, detail::to_cuda(stream),
+        static_cast<const unsigned char*>(device_table.buffer.get()), device_table.count);
+    ++launches;
+}
+
+}  // namespace
+
+template <typename Coefficients, typename Entry>
+void write_update_table(const Coefficients& c, const std::vector<Entry>& table, Stream stream, bool upload,
+                        DeviceUpdateTable& device_table) {
+    const char* op =
+        kind_of<Entry>() == DeviceUpdateTable::Kind::SgdFloat || kind_of<Entry>() == DeviceUpdateTable::Kind::SgdDouble
+            ? "SGD::step"
+            : "Adam::step";
     static_assert(std::is_trivially_copyable_v<Entry> && alignof(Entry) <= alignof(std::int64_t));
     static_assert(std::is_trivially_copyable_v<Coefficients>);
     std::vector<std::int64_t> numels;
@@ -103,36 +118,14 @@ void write_table(const char* op, const Coefficients& c, const std::vector<Entry>
                                        detail::to_cuda(stream)));
 }
 
-template <typename Coefficients, typename Entry>
-void launch_table(const DeviceUpdateTable& device_table, Stream stream) {
-    detail::CudaDeviceGuard guard(stream.device);
-    launch<multi_tensor_update_kernel<Coefficients, Entry>>(
-        {static_cast<unsigned>(device_table.blocks), kThreadsPerBlock}, detail::to_cuda(stream),
-        static_cast<const unsigned char*>(device_table.buffer.get()), device_table.count);
-    ++launches;
-}
-
-}  // namespace
-
-void write_update_table(const detail::SgdCoefficients<float>& c, const std::vector<detail::SgdTensor<float>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table) {
-    write_table("SGD::step", c, table, stream, upload, device_table);
-}
-
-void write_update_table(const detail::SgdCoefficients<double>& c, const std::vector<detail::SgdTensor<double>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table) {
-    write_table("SGD::step", c, table, stream, upload, device_table);
-}
-
-void write_update_table(const detail::AdamCoefficients<float>& c, const std::vector<detail::AdamTensor<float>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table) {
-    write_table("Adam::step", c, table, stream, upload, device_table);
-}
-
-void write_update_table(const detail::AdamCoefficients<double>& c, const std::vector<detail::AdamTensor<double>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table) {
-    write_table("Adam::step", c, table, stream, upload, device_table);
-}
+template void write_update_table(const detail::SgdCoefficients<float>&, const std::vector<detail::SgdTensor<float>>&,
+                                 Stream, bool, DeviceUpdateTable&);
+template void write_update_table(const detail::SgdCoefficients<double>&, const std::vector<detail::SgdTensor<double>>&,
+                                 Stream, bool, DeviceUpdateTable&);
+template void write_update_table(const detail::AdamCoefficients<float>&, const std::vector<detail::AdamTensor<float>>&,
+                                 Stream, bool, DeviceUpdateTable&);
+template void write_update_table(const detail::AdamCoefficients<double>&,
+                                 const std::vector<detail::AdamTensor<double>>&, Stream, bool, DeviceUpdateTable&);
 
 void launch_update_table(const DeviceUpdateTable& device_table, Stream stream) {
     if (device_table.blocks == 0) return;
@@ -155,31 +148,31 @@ void launch_update_table(const DeviceUpdateTable& device_table, Stream stream) {
 
 // Eager: scratch from the caching allocator for `stream`, reused only behind this launch.
 template <typename Coefficients, typename Entry>
-void update_once(const char* op, const Coefficients& c, const std::vector<Entry>& table, Stream stream) {
+void update_once(const Coefficients& c, const std::vector<Entry>& table, Stream stream) {
     if (table.empty()) return;
     DeviceUpdateTable device_table;
-    write_table(op, c, table, stream, true, device_table);
+    write_update_table(c, table, stream, true, device_table);
     launch_update_table(device_table, stream);
 }
 
 void sgd_multi_tensor_update(const detail::SgdCoefficients<float>& c,
                              const std::vector<detail::SgdTensor<float>>& table, Stream stream) {
-    update_once("SGD::step", c, table, stream);
+    update_once(c, table, stream);
 }
 
 void sgd_multi_tensor_update(const detail::SgdCoefficients<double>& c,
                              const std::vector<detail::SgdTensor<double>>& table, Stream stream) {
-    update_once("SGD::step", c, table, stream);
+    update_once(c, table, stream);
 }
 
 void adam_multi_tensor_update(const detail::AdamCoefficients<float>& c,
                               const std::vector<detail::AdamTensor<float>>& table, Stream stream) {
-    update_once("Adam::step", c, table, stream);
+    update_once(c, table, stream);
 }
 
 void adam_multi_tensor_update(const detail::AdamCoefficients<double>& c,
                               const std::vector<detail::AdamTensor<double>>& table, Stream stream) {
-    update_once("Adam::step", c, table, stream);
+    update_once(c, table, stream);
 }
 
 std::uint64_t multi_tensor_update_launches() {

@@ -42,14 +42,10 @@ void adam_multi_tensor_update(const detail::AdamCoefficients<double>& c,
 // when it has none of the right size) and, with `upload`, enqueues the one async copy of it from
 // pageable memory (staged when called). launch_update_table then launches over it; a graph
 // records that launch once, and each replay is preceded by an upload.
-void write_update_table(const detail::SgdCoefficients<float>& c, const std::vector<detail::SgdTensor<float>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table);
-void write_update_table(const detail::SgdCoefficients<double>& c, const std::vector<detail::SgdTensor<double>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table);
-void write_update_table(const detail::AdamCoefficients<float>& c, const std::vector<detail::AdamTensor<float>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table);
-void write_update_table(const detail::AdamCoefficients<double>& c, const std::vector<detail::AdamTensor<double>>& table,
-                        Stream stream, bool upload, DeviceUpdateTable& device_table);
+// Instantiated for SGD's and Adam's tables in float and double.
+template <typename Coefficients, typename Entry>
+void write_update_table(const Coefficients& c, const std::vector<Entry>& table, Stream stream, bool upload,
+                        DeviceUpdateTable& device_table);
 void launch_update_table(const DeviceUpdateTable& device_table, Stream stream);
 
 // Kernel launches made by the functions above so far, in this process: tests check that a step
