@@ -10,21 +10,24 @@ CONVKIT_KERNELS_BEGIN
 
 namespace {
 template <typename T>
-__global__ void dropout_kernel(const T* x, T* y, std::int64_t count, double p, std::uint64_t seed, T scale) {
+__global__ void dropout_kernel(const T* x, T* y, std::int64_t count, double p, std::uint64_t seed,
+                               const std::uint64_t* seed_on_device, T scale) {
+    if (seed_on_device != nullptr) seed = *seed_on_device;
     for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
         y[i] = detail::dropout_value(x[i], seed, i, p, scale);
     }
 }
 }  // namespace
 
-void dropout(DType dtype, const void* x, void* y, std::int64_t count, double p, std::uint64_t seed, Stream stream) {
+void dropout(DType dtype, const void* x, void* y, std::int64_t count, double p, std::uint64_t seed,
+             const std::uint64_t* seed_on_device, Stream stream) {
     if (count == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
         launch<dropout_kernel<T>>({grid_for(count), kThreadsPerBlock}, s, static_cast<const T*>(x), static_cast<T*>(y),
-                                  count, p, seed, static_cast<T>(detail::dropout_scale(p)));
+                                  count, p, seed, seed_on_device, static_cast<T>(detail::dropout_scale(p)));
     });
 }
 

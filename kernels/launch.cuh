@@ -3,8 +3,11 @@
 // launch<kernel>(shape, stream, args...) checks the configuration the same way in both builds
 // (an InvalidArgument naming the kernel), then under nvcc launches and checks the launch, and
 // in the CPU build (CONVKIT_CPU_EMULATION) runs the grid in the emulator (emu/emulator.h),
-// which has finished when launch returns. Dynamic shared memory is declared in the shape and
-// reached through dynamic_shared_memory<T>(), since `extern __shared__` has no C++ form.
+// which has finished when launch returns (on the emulated CUDA device, CONVKIT_EMULATED_DEVICE,
+// the grid goes to the stream instead: it runs at once, or is recorded while the stream captures
+// a CUDA graph, with the arguments copied by value as the runtime copies them). Dynamic shared
+// memory is declared in the shape and reached through dynamic_shared_memory<T>(), since
+// `extern __shared__` has no C++ form.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -19,7 +22,12 @@
 #include "cuda/cuda_check.h"
 #include "kernels/kernels_namespace.h"
 #ifdef CONVKIT_CPU_EMULATION
+#include <memory>
+
 #include "emu/emulator.h"
+#endif
+#ifdef CONVKIT_EMULATED_DEVICE
+#include "emu/stream_work.h"
 #endif
 
 CONVKIT_KERNELS_BEGIN
@@ -103,15 +111,22 @@ template <typename... Params>
 std::tuple<std::decay_t<Params>...> kernel_parameters_of(void (*)(Params...));
 
 template <auto Kernel, typename... Args>
-void run_in_emulator(const LaunchShape& s, Args&&... args) {
+void run_in_emulator(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, Args&&... args) {
     using Parameters = decltype(kernel_parameters_of(Kernel));
     // Converted once, as the CUDA runtime does; each thread calls with its own copies.
-    const Parameters parameters(std::forward<Args>(args)...);
-    emu::GridLaunch launch{kernel_name<Kernel>(),
-                           {s.grid.x, s.grid.y, s.grid.z},
-                           {s.block.x, s.block.y, s.block.z},
-                           s.dynamic_shared_bytes};
-    emu::run_grid(launch, [&parameters] { std::apply(Kernel, parameters); });
+    auto parameters = std::make_shared<const Parameters>(std::forward<Args>(args)...);
+    emu::GridLaunch grid{kernel_name<Kernel>(),
+                         {s.grid.x, s.grid.y, s.grid.z},
+                         {s.block.x, s.block.y, s.block.z},
+                         s.dynamic_shared_bytes};
+    auto run = [grid = std::move(grid), parameters] {
+        emu::run_grid(grid, [&parameters] { std::apply(Kernel, *parameters); });
+    };
+#ifdef CONVKIT_EMULATED_DEVICE
+    CONVKIT_CHECK_CUDA(emu::enqueue_on_stream(stream, std::move(run)));
+#else
+    run();
+#endif
 }
 #endif
 
@@ -135,7 +150,7 @@ template <auto Kernel, typename... Args>
 void launch(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, Args&&... args) {
     check_launch_shape<Kernel>(s);
 #ifdef CONVKIT_CPU_EMULATION
-    run_in_emulator<Kernel>(s, std::forward<Args>(args)...);
+    run_in_emulator<Kernel>(s, stream, std::forward<Args>(args)...);
 #else
     if (s.shared_opt_in && s.dynamic_shared_bytes > kMaxDynamicSharedBytes)
         allow_dynamic_shared<Kernel>(s.dynamic_shared_bytes);

@@ -372,7 +372,7 @@ TEST_F(CudaElementwise, DropoutMaskEqualsTheHostMaskForTheSameSeed) {
                 detail::dropout_host(dtype, x.raw_data(), expected.raw_data(), x.numel(), p, seed);
                 const Tensor xd = x.to(Device::cuda());
                 const Tensor got = run_poisoned(shape, dtype, [&](Tensor& out) {
-                    kernels::dropout(dtype, xd.raw_data(), out.raw_data(), x.numel(), p, seed, stream0());
+                    kernels::dropout(dtype, xd.raw_data(), out.raw_data(), x.numel(), p, seed, nullptr, stream0());
                 });
                 EXPECT_TRUE(exactly_equal(got, expected)) << dtype_name(dtype);
             }

@@ -13,6 +13,7 @@
 #include "convkit/data/dataset.h"
 #include "cuda/device_timer.h"
 #include "cuda/host_waits.h"
+#include "small_cnn.h"
 #include "test_util.h"
 #ifdef CONVKIT_EMULATED_DEVICE
 #include "emu/emulated_runtime.h"
@@ -37,13 +38,7 @@ struct WaitCounts {
     }
 };
 
-std::shared_ptr<nn::Sequential> small_cnn() {
-    const ConvParams same = ConvParams(2).set_padding(1);
-    return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-        std::make_shared<nn::Conv2d>(1, 4, 3, same), std::make_shared<nn::BatchNorm2d>(4),
-        std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
-        std::make_shared<nn::Linear>(4 * 4 * 4, 3)});
-}
+using testing::small_cnn;
 
 TEST_F(CudaStepSync, TrainingStepsAfterTheFirstMakeNoHostSynchronisation) {
     const std::uint64_t seed = testing::fresh_seed();

@@ -2,6 +2,7 @@
 // Everything public in one include. Plain C++20: no CUDA header is pulled in.
 #include "convkit/autograd.h"
 #include "convkit/backend.h"
+#include "convkit/captured_step.h"
 #include "convkit/variants.h"
 #include "convkit/conv_params.h"
 #include "convkit/data/dataset.h"

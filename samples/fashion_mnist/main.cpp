@@ -2,7 +2,8 @@
 // kinds of clothing), trained from scratch, with its test accuracy, confusion matrix, learned
 // filters and a grid of predictions written to --out (docs/samples.md).
 //
-//   fashion_mnist [--device cuda|cpu] [--precision bf16|fp16|tf32|fp32] [--epochs N] [--out DIR] ...
+//   fashion_mnist [--device cuda|cpu] [--precision bf16|fp16|tf32|fp32] [--cuda-graph on|off]
+//                 [--epochs N] [--out DIR] ...
 //
 // Two default configurations, chosen by the device: on a GPU the full model (width 32) for 15
 // epochs with augmentation, in bfloat16, aiming at >= 92% test accuracy; on the CPU the same
@@ -14,6 +15,11 @@
 // the optimizer keeps float32 master weights and moments, and the loss is computed in float32
 // from the logits widened once; fp16 adds dynamic loss scaling (optim::GradScaler). tf32 keeps
 // float32 tensors and allows TF32 matrix math.
+//
+// On a GPU the training step is captured once as a CUDA graph and replayed (--cuda-graph, on by
+// default there except with fp16, whose loss scaling reads the device every step): each full
+// batch is copied into the graph's static inputs; the last, smaller batch of an epoch runs
+// eagerly, so every image trains in both modes.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -21,6 +27,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -61,6 +68,7 @@ struct TrainingConfig {
     std::int64_t train_limit = 0;  // 0: every image
     std::int64_t test_limit = 0;
     std::string precision;  // bf16, fp16, tf32 or fp32
+    bool cuda_graph = false;  // capture the training step once and replay it (CUDA only)
 };
 
 // Adam with a one-cycle schedule for both: robust to the batch size and needs no warm-up tuning.
@@ -94,6 +102,7 @@ struct Overrides {
     std::optional<double> max_lr, weight_decay;
     std::optional<bool> augment;
     std::optional<std::string> precision;
+    std::optional<std::string> cuda_graph;  // on or off
 };
 
 TrainingConfig resolve(const Overrides& o, Device device) {
@@ -107,6 +116,13 @@ TrainingConfig resolve(const Overrides& o, Device device) {
     c.train_limit = o.train_limit.value_or(0);
     c.test_limit = o.test_limit.value_or(0);
     c.precision = o.precision.value_or(c.precision);
+    // fp16 scales the loss by a factor that follows the gradients' overflow, read every step.
+    const bool graph_by_default = device.is_cuda() && c.precision != "fp16";
+    c.cuda_graph = o.cuda_graph ? *o.cuda_graph == "on" : graph_by_default;
+    if (c.cuda_graph && !device.is_cuda()) throw InvalidArgument("--cuda-graph on needs --device cuda");
+    if (c.cuda_graph && c.precision == "fp16") {
+        throw InvalidArgument("--cuda-graph on cannot run with --precision fp16: loss scaling reads the device every step");
+    }
     return c;
 }
 
@@ -151,25 +167,67 @@ struct EpochResult {
 
 // The model's logits for a batch, widened to float32 (recorded: the gradient flows back in the
 // model's dtype) so that the loss and the metrics compute in float32 whatever the precision.
-Tensor logits_of(nn::Module& model, const PrecisionPlan& plan, const data::Batch& batch) {
-    return model(plan.inputs(batch.inputs)).to(DType::Float32);
+Tensor logits_of(nn::Module& model, const PrecisionPlan& plan, const Tensor& images) {
+    return model(plan.inputs(images)).to(DType::Float32);
 }
+
+// One training step on a batch; its loss and correct count stay on the device.
+struct StepOutputs {
+    Tensor loss, correct;
+};
+StepOutputs training_step(nn::Module& model, const PrecisionPlan& plan, const Tensor& images, const Tensor& targets,
+                          optim::Optimizer& optimizer, optim::GradScaler& scaler) {
+    optimizer.zero_grad();
+    const Tensor logits = logits_of(model, plan, images);
+    const Tensor loss = cross_entropy(logits, targets);
+    scaler.scale(loss).backward();
+    scaler.step(optimizer);
+    return {loss.detach(), correct_predictions(logits.detach(), targets)};
+}
+
+// The training step as a CUDA graph (--cuda-graph on): captured at the first full batch (whose
+// step is the warm-up), then replayed for each full batch copied into the static inputs. The
+// step's loss and count are copied into static outputs, which every replay rewrites.
+struct GraphedStep {
+    Tensor images, targets, loss, correct;
+    std::unique_ptr<CapturedStep> graph;
+
+    StepOutputs run(nn::Module& model, const PrecisionPlan& plan, const data::Batch& batch,
+                    optim::Optimizer& optimizer, optim::GradScaler& scaler) {
+        if (graph == nullptr) {
+            images = batch.inputs.clone();
+            targets = batch.targets.clone();
+            loss = Tensor::empty(Shape{}, DType::Float32, images.device());
+            correct = Tensor::empty(Shape{}, DType::Int64, images.device());
+            graph = std::make_unique<CapturedStep>([this, &model, &plan, &optimizer, &scaler] {
+                const StepOutputs out = training_step(model, plan, images, targets, optimizer, scaler);
+                loss.copy_(out.loss);
+                correct.copy_(out.correct);
+            });
+        } else {
+            images.copy_(batch.inputs);
+            targets.copy_(batch.targets);
+            graph->replay();
+        }
+        return {loss, correct};
+    }
+};
 
 EpochResult train_epoch(nn::Module& model, const PrecisionPlan& plan, data::DataLoader& loader,
                         optim::Optimizer& optimizer, optim::GradScaler& scaler, optim::LRScheduler& schedule,
-                        std::int64_t epoch, std::int64_t epochs) {
+                        GraphedStep* graphed, std::int64_t epoch, std::int64_t epochs) {
     model.train();
     samples::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs),
                              loader.batches_per_epoch());
     for (const data::Batch& batch : loader.epoch(epoch)) {
-        optimizer.zero_grad();
-        const Tensor logits = logits_of(model, plan, batch);
-        const Tensor loss = cross_entropy(logits, batch.targets);
-        scaler.scale(loss).backward();
-        scaler.step(optimizer);
+        // A graph's shapes are fixed: the last, smaller batch of an epoch runs eagerly.
+        const bool full_batch = batch.targets.size(0) == loader.options().batch_size;
+        const StepOutputs out = graphed != nullptr && full_batch
+                                    ? graphed->run(model, plan, batch, optimizer, scaler)
+                                    : training_step(model, plan, batch.inputs, batch.targets, optimizer, scaler);
         schedule.step();
         // Counted on the device and read only when the bar is drawn: the step does not wait for it.
-        bar.step(batch.targets.size(0), loss, correct_predictions(logits.detach(), batch.targets));
+        bar.step(batch.targets.size(0), out.loss, out.correct);
     }
     bar.finish();
     return {bar.mean_loss(), bar.accuracy(), bar.images_per_second()};
@@ -187,7 +245,7 @@ Evaluation evaluate(nn::Module& model, const PrecisionPlan& plan, data::DataLoad
     samples::ProgressBar bar("test", loader.batches_per_epoch());
     Evaluation result;
     for (const data::Batch& batch : loader.epoch(0)) {
-        const Tensor logits = logits_of(model, plan, batch);
+        const Tensor logits = logits_of(model, plan, batch.inputs);
         const Tensor predicted = predicted_classes(logits);
         std::int64_t correct = 0;
         const std::vector<double> classes = predicted.to_vector();
@@ -256,6 +314,7 @@ nlohmann::json config_json(const TrainingConfig& config, std::int64_t train_imag
             {"weight_decay", config.weight_decay},
             {"augment", config.augment},
             {"precision", config.precision},
+            {"cuda_graph", config.cuda_graph},
             {"train_images", train_images},
             {"test_images", test_images}};
 }
@@ -309,20 +368,22 @@ int train(const samples::SampleOptions& common, const Overrides& overrides) {
                 common.data_dir.c_str());
     std::printf(
         "model: width %lld, %lld parameters; %lld epoch%s of %lld batches of %lld, Adam with one-cycle "
-        "max lr %g, weight decay %g, augmentation %s; %s on %s (%s)\n",
+        "max lr %g, weight decay %g, augmentation %s; %s on %s (%s)%s\n",
         static_cast<long long>(config.width), static_cast<long long>(model->parameter_count()),
         static_cast<long long>(config.epochs), config.epochs == 1 ? "" : "s",
         static_cast<long long>(train_loader.batches_per_epoch()), static_cast<long long>(config.batch_size),
         config.max_lr, config.weight_decay, config.augment ? "crop+flip" : "off", config.precision.c_str(),
-        common.device.c_str(), backend.c_str());
+        common.device.c_str(), backend.c_str(), config.cuda_graph ? ", training step as a CUDA graph" : "");
     std::fflush(stdout);
 
+    GraphedStep graphed;  // before the loop, after the model and optimizer: it must not outlive them
     nlohmann::json epochs_json = nlohmann::json::array();
     EpochResult last_train;
     Evaluation test;
     for (std::int64_t epoch = 0; epoch < config.epochs; ++epoch) {
         const auto epoch_start = Clock::now();
-        last_train = train_epoch(*model, plan, train_loader, optimizer, scaler, schedule, epoch, config.epochs);
+        last_train = train_epoch(*model, plan, train_loader, optimizer, scaler, schedule,
+                                 config.cuda_graph ? &graphed : nullptr, epoch, config.epochs);
         test = evaluate(*model, plan, test_loader);
         const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
         std::printf("epoch %lld/%lld: train loss %.4f accuracy %.4f | test loss %.4f accuracy %.4f | %s\n",
@@ -396,6 +457,9 @@ int main(int argc, char** argv) {
                    "bf16 or fp16 (16-bit model, float32 master weights), tf32 (float32, TF32 products) or fp32 "
                    "(default: bf16 on cuda, fp32 on cpu)")
         ->check(CLI::IsMember({"bf16", "fp16", "tf32", "fp32"}));
+    app.add_option("--cuda-graph", o.cuda_graph,
+                   "capture the training step as a CUDA graph and replay it (default: on for cuda, except with fp16)")
+        ->check(CLI::IsMember({"on", "off"}));
     app.add_flag("--augment,!--no-augment", o.augment,
                  "random crop (padding 2) and horizontal flip (default: on for cuda, off for cpu)");
     CLI11_PARSE(app, argc, argv);

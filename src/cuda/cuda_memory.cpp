@@ -8,6 +8,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
 #include "cuda/deferred_errors.h"
+#include "cuda/graph_capture.h"
 #include "memory/caching_allocator.h"
 
 namespace convkit {
@@ -19,7 +20,13 @@ public:
     void* malloc(std::size_t bytes, int device) override {
         CudaDeviceGuard guard(device);
         void* pointer = nullptr;
+        // cudaMalloc is not recorded by a capture, which therefore forbids it (a replay would not
+        // allocate again). Here that is safe: the block belongs to the graph's private pool and
+        // stays allocated as long as the graph, so the capture is relaxed for this one call.
+        cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+        CONVKIT_CHECK_CUDA(cudaThreadExchangeStreamCaptureMode(&mode));
         const cudaError_t status = cudaMalloc(&pointer, bytes);
+        CONVKIT_CHECK_CUDA(cudaThreadExchangeStreamCaptureMode(&mode));
         if (status == cudaErrorMemoryAllocation) {
             cudaGetLastError();  // not sticky: clear it and let the cache release blocks and retry
             return nullptr;
@@ -63,9 +70,10 @@ CachingAllocator& cuda_allocator() {
 
 std::shared_ptr<void> allocate_cuda(std::size_t bytes, int device) { return allocate_cuda(bytes, current_stream(device)); }
 
-std::shared_ptr<void> allocate_cuda(std::size_t bytes, Stream stream) {
+namespace {
+std::shared_ptr<void> allocate_block(std::size_t bytes, Stream stream, bool unshared) {
     require_cuda_device(stream.device, "allocate on " + Device::cuda(stream.device).to_string());
-    void* pointer = cuda_allocator().allocate(bytes, stream.device, stream.handle);
+    void* pointer = cuda_allocator().allocate(bytes, stream.device, stream.handle, unshared);
     return std::shared_ptr<void>(pointer, [](void* p) noexcept {
         try {
             cuda_allocator().deallocate(p);
@@ -74,6 +82,25 @@ std::shared_ptr<void> allocate_cuda(std::size_t bytes, Stream stream) {
             // broken, or shutting down) stays counted as in use: lost, but never reused unsafely.
         }
     });
+}
+}  // namespace
+
+std::shared_ptr<void> allocate_cuda(std::size_t bytes, Stream stream) { return allocate_block(bytes, stream, false); }
+
+std::shared_ptr<void> allocate_cuda_unshared(std::size_t bytes, Stream stream) {
+    return allocate_block(bytes, stream, true);
+}
+
+void begin_graph_pool(Stream stream, void* pool) {
+    cuda_allocator().begin_graph_pool(stream.device, stream.handle, pool);
+}
+
+void end_graph_capture(Stream stream) { cuda_allocator().end_graph_capture(stream.device, stream.handle); }
+
+void release_graph_pool(int device, void* pool) { cuda_allocator().release_graph_pool(device, pool); }
+
+std::vector<std::pair<void*, std::size_t>> graph_pool_blocks(int device, void* pool) {
+    return cuda_allocator().graph_pool_blocks(device, pool);
 }
 
 void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
@@ -84,6 +111,12 @@ void copy_bytes(void* destination, Device destination_device, const void* source
         return;
     }
     const int device = destination_device.is_cuda() ? destination_device.index : source_device.index;
+    if (destination_device.is_host() || source_device.is_host()) {
+        refuse_in_graph_capture(device, concat("a copy from ", source_device.to_string(), " to ",
+                                               destination_device.to_string(), " (Tensor::to, item, to_vector, ...)"),
+                                "the host side would be read or written when the graph replays, not now; copy "
+                                "each batch into a static input tensor before replay() and read outputs after it");
+    }
     if (destination_device.is_cuda() && source_device.is_cuda() && destination_device != source_device) {
         // The copy runs on the destination's stream, which knows nothing of pending writes to the
         // source on its own device: wait for them first.
@@ -93,7 +126,7 @@ void copy_bytes(void* destination, Device destination_device, const void* source
     CudaDeviceGuard guard(device);
     const cudaStream_t stream = to_cuda(current_stream(device));
     CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDefault, stream));
-    if (destination_device.is_host() || source_device.is_host()) wait_for_stream(stream);
+    if (destination_device.is_host() || source_device.is_host()) wait_for_stream(stream, "a copy to or from the host");
     // A read of device memory by the host: errors the kernels found before it surface here.
     if (destination_device.is_host()) raise_deferred_errors(device);
 }
@@ -102,6 +135,13 @@ void copy_from_pinned_async(void* destination, Device device, const void* pinned
     if (bytes == 0) return;
     CudaDeviceGuard guard(device.index);
     CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, pinned_source, bytes, cudaMemcpyHostToDevice,
+                                       to_cuda(current_stream(device.index))));
+}
+
+void copy_from_host_async(void* destination, Device device, const void* source, std::size_t bytes) {
+    if (bytes == 0) return;
+    CudaDeviceGuard guard(device.index);
+    CONVKIT_CHECK_CUDA(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyHostToDevice,
                                        to_cuda(current_stream(device.index))));
 }
 
@@ -149,7 +189,7 @@ void destroy_stream(Stream stream) {
     if (stream.handle == nullptr) throw InvalidArgument("destroy_stream: the default stream cannot be destroyed");
     detail::require_cuda_device(stream.device, "destroy_stream");
     detail::CudaDeviceGuard guard(stream.device);
-    detail::wait_for_stream(detail::to_cuda(stream));
+    detail::wait_for_stream(detail::to_cuda(stream), "destroy_stream");
     // Its cached blocks go back before the handle can be reused by a new stream.
     detail::cuda_allocator().release_stream(stream.device, stream.handle);
     CONVKIT_CHECK_CUDA(cudaStreamDestroy(detail::to_cuda(stream)));

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/deferred_errors.h"
+#include "cuda/graph_capture.h"
 
 namespace convkit {
 
@@ -110,7 +111,7 @@ StreamGuard::~StreamGuard() {
 void synchronize(int device) {
     detail::require_cuda_device(device, "synchronize");
     detail::CudaDeviceGuard guard(device);
-    detail::wait_for_stream(detail::to_cuda(current_stream(device)));
+    detail::wait_for_stream(detail::to_cuda(current_stream(device)), "synchronize");
     detail::raise_deferred_errors(device);
 }
 
@@ -118,14 +119,26 @@ namespace detail {
 
 namespace {
 std::atomic<std::uint64_t> waits{0};
-}
 
-void wait_for_stream(cudaStream_t stream) {
+// A host wait inside a captured step would read the device before the captured work ran.
+void refuse_wait_in_capture(const char* what, const char* call) {
+    if (!graph_capture_underway()) return;
+    throw NotSupported(concat(what, " waits for the device (", call,
+                              ") during a CUDA graph capture (CapturedStep): the captured work has not run, so the "
+                              "host would see values of before the step, and every replay would skip the wait; a "
+                              "captured step must not synchronise or read device values on the host (read them "
+                              "after replay())"));
+}
+}  // namespace
+
+void wait_for_stream(cudaStream_t stream, const char* what) {
+    refuse_wait_in_capture(what, "cudaStreamSynchronize");
     waits.fetch_add(1, std::memory_order_relaxed);
     CONVKIT_CHECK_CUDA(cudaStreamSynchronize(stream));
 }
 
-void wait_for_event(cudaEvent_t event) {
+void wait_for_event(cudaEvent_t event, const char* what) {
+    refuse_wait_in_capture(what, "cudaEventSynchronize");
     waits.fetch_add(1, std::memory_order_relaxed);
     CONVKIT_CHECK_CUDA(cudaEventSynchronize(event));
 }
@@ -162,7 +175,7 @@ double device_time_ms(Stream stream, const std::function<void()>& enqueue) {
     CONVKIT_CHECK_CUDA(cudaEventRecord(start.get(), to_cuda(stream)));
     enqueue();
     CONVKIT_CHECK_CUDA(cudaEventRecord(end.get(), to_cuda(stream)));
-    wait_for_event(end.get());
+    wait_for_event(end.get(), "device_time_ms");
     float ms = 0;
     CONVKIT_CHECK_CUDA(cudaEventElapsedTime(&ms, start.get(), end.get()));
     return ms;

@@ -36,9 +36,10 @@ private:
 inline cudaStream_t to_cuda(Stream stream) { return static_cast<cudaStream_t>(stream.handle); }
 
 // Every wait of the host for the device goes through these two, so that waits are counted
-// (host_waits(), cuda/host_waits.h) on any device.
-void wait_for_stream(cudaStream_t stream);
-void wait_for_event(cudaEvent_t event);
+// (host_waits(), cuda/host_waits.h) on any device. During a CUDA graph capture on this thread
+// they throw NotSupported naming `what` (the caller's operation): the captured work has not run.
+void wait_for_stream(cudaStream_t stream, const char* what = "a wait for the device");
+void wait_for_event(cudaEvent_t event, const char* what = "a wait for the device");
 // Whether the work before `event` is complete; never waits.
 bool event_complete(cudaEvent_t event);
 

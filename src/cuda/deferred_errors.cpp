@@ -7,7 +7,9 @@
 
 #include "convkit/error.h"
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
+#include "cuda/graph_capture.h"
 #include "memory/pinned_memory.h"
 
 namespace convkit::detail {
@@ -110,6 +112,17 @@ DeferredChecks& deferred_checks() {
 
 void defer_device_check(const DeviceErrorSlot* slot, Stream stream,
                         std::function<std::string(std::int64_t index, std::int64_t value)> describe) {
+    if (GraphCapture* capture = graph_capture_underway(stream.device)) {
+        // In a captured step the check is made after each replay, from a copy of the slot that the
+        // graph writes (the slot's own block may be reused later in the step) and keeps.
+        std::shared_ptr<void> kept = allocate_cuda(sizeof(DeviceErrorSlot), stream);
+        CONVKIT_CHECK_CUDA(cudaMemcpyAsync(kept.get(), slot, sizeof(DeviceErrorSlot), cudaMemcpyDeviceToDevice,
+                                           to_cuda(stream)));
+        capture->after_each_replay([kept, stream, describe = std::move(describe)] {
+            deferred_checks().add(static_cast<const DeviceErrorSlot*>(kept.get()), stream, describe);
+        });
+        return;
+    }
     deferred_checks().add(slot, stream, std::move(describe));
 }
 

@@ -6,7 +6,16 @@
 // allocated, as fresh device memory holds garbage. Kernels run in the emulator when launched
 // (kernels/launch.cuh), so every stream is always idle: synchronising returns at once, events
 // complete when recorded, and an "asynchronous" copy has finished when the call returns.
+//
+// Stream capture (CUDA graphs) follows CUDA: while a stream captures, the kernel launches and
+// asynchronous copies and fills enqueued on it are recorded, not run; a launch of the
+// instantiated graph runs them in capture order. A call that would wait for the device, or that
+// CUDA calls "potentially unsafe" during capture (cudaMalloc, cudaFree, a synchronous copy), made
+// by a thread whose capture forbids it, fails with cudaErrorStreamCaptureUnsupported and
+// invalidates the capture, which cudaStreamEndCapture then reports
+// (cudaErrorStreamCaptureInvalidated), as on a GPU.
 #include "emu/emulated_runtime.h"
+#include "emu/stream_work.h"
 
 #include <cuda_runtime_api.h>
 
@@ -18,8 +27,12 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <memory>
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -46,13 +59,37 @@ struct EmulatedEvent {
     std::chrono::steady_clock::time_point at;
 };
 
+// A captured graph and its instantiation: the recorded work, run in order by cudaGraphLaunch.
+using RecordedWork = std::vector<std::function<void()>>;
+struct EmulatedGraph {
+    RecordedWork nodes;
+};
+struct EmulatedGraphExec {
+    RecordedWork nodes;
+};
+
+// A stream records into `graph` while it captures; `invalidated` once an unsupported call broke
+// the capture (its later work is dropped, and cudaStreamEndCapture fails).
+struct StreamCapture {
+    std::unique_ptr<EmulatedGraph> graph;
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+    std::thread::id thread;
+    bool invalidated = false;
+};
+struct EmulatedStream {
+    std::unique_ptr<StreamCapture> capture;
+};
+
 struct RuntimeState {
     std::mutex mutex;
     std::map<const char*, std::size_t> device_blocks;  // start -> bytes
     std::size_t device_bytes_in_use = 0;
-    std::set<const void*> pinned_blocks;
+    std::map<const char*, std::size_t> pinned_blocks;  // start -> bytes
     std::set<const void*> streams;
     std::set<const void*> events;
+    std::set<const void*> graphs;
+    std::set<const void*> graph_execs;
+    int global_mode_captures = 0;  // captures begun with cudaStreamCaptureModeGlobal, any thread
 };
 
 RuntimeState& state() {
@@ -63,6 +100,10 @@ RuntimeState& state() {
 thread_local cudaError_t last_error = cudaSuccess;
 thread_local int current_device = 0;
 std::atomic<std::uint64_t> host_waits{0};
+// This thread's interaction mode (cudaThreadExchangeStreamCaptureMode) and its captures that
+// were not begun in relaxed mode.
+thread_local cudaStreamCaptureMode thread_capture_mode = cudaStreamCaptureModeGlobal;
+thread_local std::vector<EmulatedStream*> strict_captures_of_thread;
 
 // Host memory aligned and rounded to 256 bytes, as cudaMalloc and cudaHostAlloc give; a zero-byte
 // request still gets a distinct block. Null when the host is out of memory.
@@ -77,14 +118,19 @@ cudaError_t fail(cudaError_t error) {
     return error;
 }
 
-// Whether [pointer, pointer + bytes) lies inside one device block. Caller holds the mutex.
-bool inside_device_block(const RuntimeState& s, const void* pointer, std::size_t bytes) {
+// Whether [pointer, pointer + bytes) lies inside one of `blocks` (start -> bytes). Caller holds
+// the mutex.
+bool inside_block(const std::map<const char*, std::size_t>& blocks, const void* pointer, std::size_t bytes) {
     const auto* p = static_cast<const char*>(pointer);
-    auto it = s.device_blocks.upper_bound(p);
-    if (it == s.device_blocks.begin()) return false;
+    auto it = blocks.upper_bound(p);
+    if (it == blocks.begin()) return false;
     --it;
     const std::size_t offset = static_cast<std::size_t>(p - it->first);
     return offset <= it->second && bytes <= it->second - offset;
+}
+
+bool inside_device_block(const RuntimeState& s, const void* pointer, std::size_t bytes) {
+    return inside_block(s.device_blocks, pointer, bytes);
 }
 
 bool valid_device_range(const void* pointer, std::size_t bytes) {
@@ -93,17 +139,72 @@ bool valid_device_range(const void* pointer, std::size_t bytes) {
     return inside_device_block(s, pointer, bytes);
 }
 
-bool valid_stream(cudaStream_t stream) {
+// The stream object behind a handle: null for the legacy default stream and its aliases, which
+// never capture. False for a handle that is not a live stream.
+bool look_up_stream(cudaStream_t stream, EmulatedStream** object) {
+    *object = nullptr;
     // 0 is the legacy default stream, cudaStreamPerThread and cudaStreamLegacy are its aliases.
     if (stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread) return true;
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
-    return s.streams.count(stream) != 0;
+    if (s.streams.count(stream) == 0) return false;
+    *object = reinterpret_cast<EmulatedStream*>(stream);
+    return true;
 }
 
-// The device side of a copy must lie inside one block; the host side is the caller's business.
-cudaError_t copy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
-    if (bytes == 0) return cudaSuccess;
+bool valid_stream(cudaStream_t stream) {
+    EmulatedStream* object = nullptr;
+    return look_up_stream(stream, &object);
+}
+
+// The capture of a valid stream, or null when it does not capture.
+StreamCapture* capture_of(cudaStream_t stream) {
+    EmulatedStream* object = nullptr;
+    look_up_stream(stream, &object);
+    return object == nullptr ? nullptr : object->capture.get();
+}
+
+// Whether this thread is forbidden potentially unsafe calls now: by a capture of its own not
+// begun in relaxed mode, or, in the default global interaction mode, by any global-mode capture.
+bool unsafe_calls_forbidden() {
+    if (thread_capture_mode == cudaStreamCaptureModeRelaxed) return false;
+    if (!strict_captures_of_thread.empty()) return true;
+    if (thread_capture_mode != cudaStreamCaptureModeGlobal) return false;
+    RuntimeState& s = state();
+    std::lock_guard lock(s.mutex);
+    return s.global_mode_captures > 0;
+}
+
+// The answer to a call that a capture forbids: CUDA invalidates the captures it conflicts with
+// (here, this thread's), so that the graph cannot silently miss the call's effect.
+cudaError_t refuse_during_capture(StreamCapture* capture = nullptr) {
+    if (capture != nullptr) capture->invalidated = true;
+    for (EmulatedStream* stream : strict_captures_of_thread) stream->capture->invalidated = true;
+    return fail(cudaErrorStreamCaptureUnsupported);
+}
+
+// Runs `work` at once, or records it while `stream` captures.
+cudaError_t enqueue(cudaStream_t stream, std::function<void()> work) {
+    EmulatedStream* object = nullptr;
+    if (!look_up_stream(stream, &object)) return fail(cudaErrorInvalidResourceHandle);
+    if (object == nullptr || object->capture == nullptr) {
+        work();
+        return cudaSuccess;
+    }
+    if (object->capture->invalidated) return fail(cudaErrorStreamCaptureInvalidated);
+    object->capture->graph->nodes.push_back(std::move(work));
+    return cudaSuccess;
+}
+
+bool inside_pinned_block(const void* pointer, std::size_t bytes) {
+    RuntimeState& s = state();
+    std::lock_guard lock(s.mutex);
+    return inside_block(s.pinned_blocks, pointer, bytes);
+}
+
+// Checks a copy as the runtime does and resolves cudaMemcpyDefault: the device side must lie
+// inside one block; the host side is the caller's business.
+cudaError_t check_copy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind& kind) {
     if (destination == nullptr || source == nullptr) return fail(cudaErrorInvalidValue);
     if (kind == cudaMemcpyDefault) {
         const bool to_device = valid_device_range(destination, 0);
@@ -118,6 +219,21 @@ cudaError_t copy(void* destination, const void* source, std::size_t bytes, cudaM
         (device_source && !valid_device_range(source, bytes))) {
         return fail(cudaErrorInvalidValue);
     }
+    return cudaSuccess;
+}
+
+// A copy node of a graph reads its host side when the graph runs: pageable memory, which the
+// runtime would stage at the call, cannot be captured.
+bool host_side_pinned(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
+    if (kind == cudaMemcpyDeviceToDevice) return true;
+    if (kind == cudaMemcpyHostToDevice) return inside_pinned_block(source, bytes);
+    if (kind == cudaMemcpyDeviceToHost) return inside_pinned_block(destination, bytes);
+    return inside_pinned_block(source, bytes) && inside_pinned_block(destination, bytes);
+}
+
+cudaError_t copy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
+    if (bytes == 0) return cudaSuccess;
+    if (const cudaError_t status = check_copy(destination, source, bytes, kind); status != cudaSuccess) return status;
     std::memmove(destination, source, bytes);
     return cudaSuccess;
 }
@@ -168,6 +284,10 @@ const char* cudaGetErrorName(cudaError_t error) {
         case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
         case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
         case cudaErrorNotReady: return "cudaErrorNotReady";
+        case cudaErrorIllegalState: return "cudaErrorIllegalState";
+        case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+        case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+        case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
         default: return "cudaErrorUnknown";
     }
 }
@@ -181,6 +301,13 @@ const char* cudaGetErrorString(cudaError_t error) {
         case cudaErrorInvalidResourceHandle: return "invalid resource handle (emulated device)";
         case cudaErrorInvalidMemcpyDirection: return "invalid copy direction (emulated device)";
         case cudaErrorNotReady: return "device not ready (emulated device)";
+        case cudaErrorIllegalState: return "operation not permitted in the stream's state (emulated device)";
+        case cudaErrorStreamCaptureUnsupported:
+            return "operation not permitted when stream is capturing (emulated device)";
+        case cudaErrorStreamCaptureInvalidated:
+            return "operation failed due to a previous error during capture (emulated device)";
+        case cudaErrorStreamCaptureWrongThread:
+            return "capture was ended by a thread that did not begin it (emulated device)";
         default: return "unknown error (emulated device)";
     }
 }
@@ -254,6 +381,7 @@ cudaError_t cudaFuncSetAttribute(const void* function, cudaFuncAttribute, int) {
 }
 
 cudaError_t cudaDeviceSynchronize() {
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     ++host_waits;
     return cudaSuccess;
 }
@@ -263,6 +391,7 @@ cudaError_t cudaDeviceSynchronize() {
 cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
     if (pointer == nullptr) return fail(cudaErrorInvalidValue);
     *pointer = nullptr;
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     RuntimeState& s = state();
     {
         std::lock_guard lock(s.mutex);
@@ -284,6 +413,7 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
     if (pointer == nullptr) return cudaSuccess;
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
     const auto it = s.device_blocks.find(static_cast<const char*>(pointer));
@@ -305,19 +435,21 @@ cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
 
 cudaError_t cudaHostAlloc(void** pointer, std::size_t bytes, unsigned int) {
     if (pointer == nullptr) return fail(cudaErrorInvalidValue);
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     *pointer = allocate_block(bytes);
     if (*pointer == nullptr) return fail(cudaErrorMemoryAllocation);
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
-    s.pinned_blocks.insert(*pointer);
+    s.pinned_blocks[static_cast<const char*>(*pointer)] = bytes;
     return cudaSuccess;
 }
 
 cudaError_t cudaFreeHost(void* pointer) {
     if (pointer == nullptr) return cudaSuccess;
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
-    if (s.pinned_blocks.erase(pointer) == 0) return fail(cudaErrorInvalidValue);
+    if (s.pinned_blocks.erase(static_cast<const char*>(pointer)) == 0) return fail(cudaErrorInvalidValue);
     std::free(pointer);
     return cudaSuccess;
 }
@@ -331,7 +463,7 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const vo
         attributes->type = cudaMemoryTypeDevice;
         attributes->device = 0;
         attributes->devicePointer = const_cast<void*>(pointer);
-    } else if (s.pinned_blocks.count(pointer) != 0) {
+    } else if (s.pinned_blocks.count(static_cast<const char*>(pointer)) != 0) {
         attributes->type = cudaMemoryTypeHost;
         attributes->hostPointer = const_cast<void*>(pointer);
         attributes->devicePointer = const_cast<void*>(pointer);
@@ -341,23 +473,34 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const vo
     return cudaSuccess;
 }
 
+// Checked when called, as the runtime checks a captured copy; run at once or when the graph runs.
 cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream) {
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
-    return copy(destination, source, bytes, kind);
+    if (bytes == 0) return cudaSuccess;
+    if (const cudaError_t status = check_copy(destination, source, bytes, kind); status != cudaSuccess) return status;
+    StreamCapture* capture = capture_of(stream);
+    if (capture != nullptr && !host_side_pinned(destination, source, bytes, kind)) {
+        return refuse_during_capture(capture);
+    }
+    return enqueue(stream, [=] { std::memmove(destination, source, bytes); });
 }
 
 cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     ++host_waits;
     return copy(destination, source, bytes, kind);
 }
 
 cudaError_t cudaMemsetAsync(void* destination, int value, std::size_t bytes, cudaStream_t stream) {
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
-    return fill(destination, value, bytes);
+    if (bytes == 0) return cudaSuccess;
+    if (!valid_device_range(destination, bytes)) return fail(cudaErrorInvalidValue);
+    return enqueue(stream, [=] { std::memset(destination, value, bytes); });
 }
 
 cudaError_t cudaMemset(void* destination, int value, std::size_t bytes) {
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     return fill(destination, value, bytes);
 }
 
@@ -377,16 +520,14 @@ cudaError_t create_handle(Handle* handle, std::set<const void*> RuntimeState::*r
 }
 
 template <typename Object, typename Handle>
-cudaError_t destroy_handle(Handle handle, std::set<const void*> RuntimeState::*registry) {
+cudaError_t destroy_handle(Handle handle, std::set<const void*> RuntimeState::*registry,
+                           cudaError_t unknown = cudaErrorInvalidResourceHandle) {
     RuntimeState& s = state();
     std::lock_guard lock(s.mutex);
-    if ((s.*registry).erase(handle) == 0) return fail(cudaErrorInvalidResourceHandle);
+    if ((s.*registry).erase(handle) == 0) return fail(unknown);
     delete reinterpret_cast<Object*>(handle);
     return cudaSuccess;
 }
-
-// A stream holds nothing: every launch has finished when it returns.
-struct EmulatedStream {};
 }  // namespace
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
@@ -398,11 +539,15 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+    if (capture_of(stream) != nullptr) return fail(cudaErrorIllegalState);
     return destroy_handle<EmulatedStream>(stream, &RuntimeState::streams);
 }
 
+// Waiting for a capturing stream is never allowed, whatever the mode: its work is not running.
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    if (StreamCapture* capture = capture_of(stream); capture != nullptr) return refuse_during_capture(capture);
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     ++host_waits;
     return cudaSuccess;
 }
@@ -442,11 +587,13 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t event) {
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     return known_event(event) != nullptr ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     if (known_event(event) == nullptr) return fail(cudaErrorInvalidResourceHandle);
+    if (unsafe_calls_forbidden()) return refuse_during_capture();
     ++host_waits;
     return cudaSuccess;
 }
@@ -460,4 +607,107 @@ cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEve
     }
     *milliseconds = std::chrono::duration<float, std::milli>(last->at - first->at).count();
     return cudaSuccess;
+}
+
+// ---- stream capture and graphs --------------------------------------------------------------
+
+namespace convkit::emu {
+
+cudaError_t enqueue_on_stream(cudaStream_t stream, std::function<void()> work) {
+    return enqueue(stream, std::move(work));
+}
+
+}  // namespace convkit::emu
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+    EmulatedStream* object = nullptr;
+    if (!look_up_stream(stream, &object)) return fail(cudaErrorInvalidResourceHandle);
+    // The legacy default stream synchronises with every other stream: it cannot capture.
+    if (object == nullptr) return fail(cudaErrorStreamCaptureUnsupported);
+    if (object->capture != nullptr) return fail(cudaErrorIllegalState);
+    if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
+        mode != cudaStreamCaptureModeRelaxed) {
+        return fail(cudaErrorInvalidValue);
+    }
+    object->capture = std::make_unique<StreamCapture>();
+    object->capture->graph = std::make_unique<EmulatedGraph>();
+    object->capture->mode = mode;
+    object->capture->thread = std::this_thread::get_id();
+    if (mode != cudaStreamCaptureModeRelaxed) strict_captures_of_thread.push_back(object);
+    if (mode == cudaStreamCaptureModeGlobal) {
+        RuntimeState& s = state();
+        std::lock_guard lock(s.mutex);
+        ++s.global_mode_captures;
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+    EmulatedStream* object = nullptr;
+    if (graph == nullptr) return fail(cudaErrorInvalidValue);
+    *graph = nullptr;
+    if (!look_up_stream(stream, &object)) return fail(cudaErrorInvalidResourceHandle);
+    if (object == nullptr || object->capture == nullptr) return fail(cudaErrorIllegalState);
+    std::unique_ptr<StreamCapture> capture = std::move(object->capture);
+    if (capture->mode != cudaStreamCaptureModeRelaxed && capture->thread != std::this_thread::get_id()) {
+        object->capture = std::move(capture);
+        return fail(cudaErrorStreamCaptureWrongThread);
+    }
+    std::erase(strict_captures_of_thread, object);
+    RuntimeState& s = state();
+    std::lock_guard lock(s.mutex);
+    if (capture->mode == cudaStreamCaptureModeGlobal) --s.global_mode_captures;
+    if (capture->invalidated) return fail(cudaErrorStreamCaptureInvalidated);
+    *graph = reinterpret_cast<cudaGraph_t>(capture->graph.release());
+    s.graphs.insert(*graph);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+    if (status == nullptr) return fail(cudaErrorInvalidValue);
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    const StreamCapture* capture = capture_of(stream);
+    *status = capture == nullptr    ? cudaStreamCaptureStatusNone
+              : capture->invalidated ? cudaStreamCaptureStatusInvalidated
+                                     : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode) {
+    if (mode == nullptr) return fail(cudaErrorInvalidValue);
+    std::swap(*mode, thread_capture_mode);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+    if (exec == nullptr) return fail(cudaErrorInvalidValue);
+    RuntimeState& s = state();
+    std::lock_guard lock(s.mutex);
+    if (s.graphs.count(graph) == 0) return fail(cudaErrorInvalidValue);
+    auto* instance = new EmulatedGraphExec{reinterpret_cast<EmulatedGraph*>(graph)->nodes};
+    *exec = reinterpret_cast<cudaGraphExec_t>(instance);
+    s.graph_execs.insert(*exec);
+    return cudaSuccess;
+}
+
+// The graph's work in capture order, or recorded as one piece when the stream itself captures.
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    const EmulatedGraphExec* instance = nullptr;
+    {
+        RuntimeState& s = state();
+        std::lock_guard lock(s.mutex);
+        if (s.graph_execs.count(exec) == 0) return fail(cudaErrorInvalidValue);
+        instance = reinterpret_cast<const EmulatedGraphExec*>(exec);
+    }
+    return enqueue(stream, [nodes = instance->nodes] {
+        for (const std::function<void()>& node : nodes) node();
+    });
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    return destroy_handle<EmulatedGraphExec>(exec, &RuntimeState::graph_execs, cudaErrorInvalidValue);
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    return destroy_handle<EmulatedGraph>(graph, &RuntimeState::graphs, cudaErrorInvalidValue);
 }

@@ -73,5 +73,9 @@ inline std::shared_ptr<void> allocate_cuda(std::size_t bytes, Stream) {
     return std::shared_ptr<void>(block, std::free);
 }
 
+inline std::shared_ptr<void> allocate_cuda_unshared(std::size_t bytes, Stream stream) {
+    return allocate_cuda(bytes, stream);
+}
+
 }  // namespace cpu_emulation
 }  // namespace convkit::detail

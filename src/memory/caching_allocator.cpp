@@ -55,8 +55,9 @@ void CachingAllocator::wait_for_pending(int device) {
 
 void CachingAllocator::release_cached(int device) {
     auto& stats = stats_[device];
+    // A live graph's pool stays: its replays write to those blocks.
     for (auto it = cached_.begin(); it != cached_.end();) {
-        if (it->second.device != device) {
+        if (it->second.device != device || live_graph_pools_.count({device, it->second.stream}) != 0) {
             ++it;
             continue;
         }
@@ -65,20 +66,32 @@ void CachingAllocator::release_cached(int device) {
         it = cached_.erase(it);
     }
     for (auto it = pools_.begin(); it != pools_.end();) {
-        it = it->first.first == device ? pools_.erase(it) : std::next(it);
+        const bool release = it->first.first == device && live_graph_pools_.count(it->first) == 0;
+        it = release ? pools_.erase(it) : std::next(it);
     }
 }
 
-void* CachingAllocator::allocate(std::size_t bytes, int device, void* stream) {
+void* CachingAllocator::allocate(std::size_t bytes, int device, void* stream, bool unshared) {
     const std::size_t rounded = (bytes + kGranularity - 1) / kGranularity * kGranularity + (bytes == 0 ? kGranularity : 0);
     std::lock_guard lock(mutex_);
     auto& stats = stats_[device];
-    collect_finished_pending();
-    void* pointer = take_cached(rounded, device, stream);
+    const bool capturing = !graph_captures_.empty();
+    // Events recorded before a capture cannot be queried during it; they are collected after.
+    if (!capturing) collect_finished_pending();
+    if (const auto graph = graph_captures_.find({device, stream}); graph != graph_captures_.end()) {
+        stream = graph->second;
+    }
+    void* pointer = unshared ? nullptr : take_cached(rounded, device, stream);
     if (pointer != nullptr) {
         ++stats.cache_hits;
     } else {
         pointer = backend_.malloc(rounded, device);
+        if (pointer == nullptr && capturing) {
+            throw OutOfMemory(concat("cuda:", device, ": out of memory allocating ", bytes,
+                                     " bytes during CUDA graph capture (cached blocks cannot be returned to the driver "
+                                     "while a capture is under way; ",
+                                     stats.reserved_bytes, " bytes reserved by convkit)"));
+        }
         if (pointer == nullptr) {
             // Blocks cached for other sizes or streams are memory the driver can give again, and
             // so are blocks waiting for other streams' work, once that work is done.
@@ -118,6 +131,16 @@ void CachingAllocator::deallocate(void* pointer) {
     Block block = std::move(it->second);
     live_.erase(it);
     stats_[block.device].allocated_bytes -= block.size;
+    if (released_graph_pools_.count({block.device, block.stream}) != 0) {
+        for (void* event : events) backend_.destroy_event(event, block.device);
+        backend_.free(pointer, block.device);
+        stats_[block.device].reserved_bytes -= block.size;
+        return;
+    }
+    // A block freed during a capture may be used by the captured work: it joins the graph's pool.
+    for (const auto& [key, pool] : graph_captures_) {
+        if (key.first == block.device) block.stream = pool;
+    }
     if (events.empty()) {
         cache(pointer, block);
     } else {
@@ -152,14 +175,58 @@ void CachingAllocator::release_stream(int device, void* stream) {
         if (block.device != device) continue;
         std::erase(block.other_streams, stream);
     }
-    auto pool = pools_.find({device, stream});
+    free_pool({device, stream});
+}
+
+void CachingAllocator::free_pool(const PoolKey& key) {
+    auto pool = pools_.find(key);
     if (pool == pools_.end()) return;
     for (const auto& [size, pointer] : pool->second) {
-        backend_.free(pointer, device);
-        stats_[device].reserved_bytes -= size;
+        backend_.free(pointer, key.first);
+        stats_[key.first].reserved_bytes -= size;
         cached_.erase(pointer);
     }
     pools_.erase(pool);
+}
+
+void CachingAllocator::begin_graph_pool(int device, void* stream, void* pool) {
+    std::lock_guard lock(mutex_);
+    CONVKIT_REQUIRE(graph_captures_.count({device, stream}) == 0, "CachingAllocator::begin_graph_pool",
+                    "stream ", stream, " of cuda:", device, " is capturing already");
+    graph_captures_[{device, stream}] = pool;
+    live_graph_pools_.insert({device, pool});
+    released_graph_pools_.erase({device, pool});
+}
+
+void CachingAllocator::end_graph_capture(int device, void* stream) {
+    std::lock_guard lock(mutex_);
+    graph_captures_.erase({device, stream});
+}
+
+void CachingAllocator::release_graph_pool(int device, void* pool) {
+    std::lock_guard lock(mutex_);
+    released_graph_pools_.insert({device, pool});
+    live_graph_pools_.erase({device, pool});
+    free_pool({device, pool});
+}
+
+std::vector<std::pair<void*, std::size_t>> CachingAllocator::graph_pool_blocks(int device, void* pool) const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<void*, std::size_t>> blocks;
+    for (const auto* blocks_by_pointer : {&cached_, &live_}) {
+        for (const auto& [pointer, block] : *blocks_by_pointer) {
+            if (block.device == device && block.stream == pool) blocks.emplace_back(pointer, block.size);
+        }
+    }
+    return blocks;
+}
+
+bool CachingAllocator::capturing(int device) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, pool] : graph_captures_) {
+        if (key.first == device) return true;
+    }
+    return false;
 }
 
 MemoryStats CachingAllocator::stats(int device) const {

@@ -6,9 +6,16 @@
 // only for allocations on S, where stream order makes the reuse safe without synchronisation.
 // A block that was also used on other streams (record_stream) waits for an event on each of
 // them before it returns to its pool.
+//
+// A CUDA graph's memory is a private pool (begin_graph_pool): while a stream captures, its
+// allocations come from the pool, and every block freed on the device goes to it, since the
+// graph's recorded work may still use the block when it replays. The pool's blocks are handed
+// out only to allocations of a capture into that pool, never to other tensors, and return to the
+// driver when the graph releases the pool (release_graph_pool) and no tensor holds them.
 #include <cstddef>
 #include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -39,7 +46,8 @@ public:
 
     // Throws OutOfMemory if the backend fails even after every cached block was released and
     // every block waiting on another stream's work was waited for.
-    void* allocate(std::size_t bytes, int device, void* stream);
+    // `unshared`: never a cached block (memory/cuda_memory.h, allocate_cuda_unshared).
+    void* allocate(std::size_t bytes, int device, void* stream, bool unshared = false);
     // Returns a block to its pool. If the backend fails (recording an event for another stream),
     // throws and leaves the block live: it is never handed out again, which is safe.
     void deallocate(void* pointer);
@@ -50,6 +58,21 @@ public:
     // it as their pool key and are released by empty_cache.
     void release_stream(int device, void* stream);
     MemoryStats stats(int device) const;
+
+    // From now until end_graph_capture, allocations on (device, stream) come from the private
+    // pool `pool` (a key no stream has, such as the address of the graph that owns it), and blocks
+    // of the device freed meanwhile join it. The pool must not be capturing already.
+    void begin_graph_pool(int device, void* stream, void* pool);
+    void end_graph_capture(int device, void* stream);
+    // Returns the pool's cached blocks to the driver; its blocks still held by tensors follow
+    // when they are freed. The graph's work must have finished.
+    void release_graph_pool(int device, void* pool);
+    // The blocks of a pool, cached or live, as (start, bytes): for tests that check that the pool
+    // is private.
+    std::vector<std::pair<void*, std::size_t>> graph_pool_blocks(int device, void* pool) const;
+    // Whether a capture into a graph pool is under way on the device (the allocator then must
+    // not query events or free memory, which a capture forbids).
+    bool capturing(int device) const;
 
     // Requests are rounded up to this granularity, which keeps size classes few.
     static constexpr std::size_t kGranularity = 512;
@@ -75,6 +98,7 @@ private:
     void wait_for_pending(int device);  // blocks until the device's pending blocks are free
     void release_cached(int device);  // every cached block of the device back to the backend
     void cache(void* pointer, const Block& block);
+    void free_pool(const PoolKey& key);  // the pool's cached blocks back to the backend
 
     DeviceMemoryBackend& backend_;
     mutable std::mutex mutex_;
@@ -83,6 +107,9 @@ private:
     std::unordered_map<void*, Block> live_;
     std::vector<PendingBlock> pending_;
     std::map<int, MemoryStats> stats_;
+    std::map<PoolKey, void*> graph_captures_;  // (device, capturing stream) -> its graph pool
+    std::set<PoolKey> live_graph_pools_;       // (device, pool) of graphs alive: never emptied
+    std::set<PoolKey> released_graph_pools_;   // (device, pool): freed blocks go to the driver
 };
 
 }  // namespace convkit::detail

@@ -5,6 +5,7 @@
 #include "convkit/autograd.h"
 #include "convkit/ops/norm.h"
 #include "core/check.h"
+#include "cuda/graph_capture.h"
 
 namespace convkit::nn {
 
@@ -51,7 +52,21 @@ Tensor BatchNorm::normalize(const Tensor& input, bool relu) {
                                                                         : "[N, C, D, H, W]",
                     " input, got shape ", input.shape().to_string());
     double momentum = options_.momentum.value_or(0.0);
-    if (is_training() && num_batches_tracked_ != nullptr) {
+    detail::GraphCapture* capture =
+        input.device().is_cuda() ? detail::graph_capture_underway(input.device().index) : nullptr;
+    if (capture != nullptr && is_training() && num_batches_tracked_ != nullptr) {
+        // The count is a host value: a replay's fill would write the capture's. It is counted by
+        // a hook before each replay instead; the momentum 1/count of momentum=None would be fixed.
+        if (!options_.momentum) {
+            detail::refuse_in_graph_capture(input.device().index, layer + " with momentum=None",
+                                            "its momentum 1 / num_batches_tracked changes at every step");
+        }
+        if (batches_tracked_ < 0) {
+            detail::refuse_in_graph_capture(input.device().index, layer,
+                                            "num_batches_tracked is not counted yet; run an eager step first");
+        }
+        capture->before_each_replay([this] { count_batch(); });
+    } else if (is_training() && num_batches_tracked_ != nullptr) {
         const std::int64_t batches = count_batch();
         if (!options_.momentum) momentum = 1.0 / static_cast<double>(batches);
     }

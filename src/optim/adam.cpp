@@ -4,11 +4,11 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <memory>
 
-#include "backends/host/optimizer_host.h"
 #include "convkit/autograd.h"
 #include "core/check.h"
-#include "kernels/optimizer.h"
+#include "optim/captured_update.h"
 #include "optim/state_dict_support.h"
 
 namespace convkit::optim {
@@ -69,12 +69,20 @@ void Adam::step() {
     if (active.empty()) return;
     const std::vector<Tensor>& params = parameters();
     const std::string op = name() + "::step";
+    detail::GraphCapture* capture = graph_capture(op, active);
 
     // A parameter's first step makes its state: zero moments, as PyTorch's lazy initialisation.
+    // A capture cannot: every replay would zero the moments again.
     const std::vector<UpdateOperands> operands = update_operands(active, op.c_str());
     for (const std::size_t i : active) {
         const Tensor& p = params[i];
         ParameterState& s = state_[i];
+        const bool has_state = s.exp_avg.defined() && (!options_.amsgrad || s.max_exp_avg_sq.defined());
+        if (capture != nullptr && !has_state) {
+            detail::refuse_in_graph_capture(device().index, detail::concat(op, " of parameter ", i),
+                                            "its first step creates the moments, which every replay would zero "
+                                            "again; run an eager step first (CapturedStep's warm-up does)");
+        }
         if (!s.exp_avg.defined()) {
             s.exp_avg = Tensor::zeros(p.shape(), state_dtype(i), p.device());
             s.exp_avg_sq = Tensor::zeros(p.shape(), state_dtype(i), p.device());
@@ -82,43 +90,52 @@ void Adam::step() {
         if (options_.amsgrad && !s.max_exp_avg_sq.defined()) {
             s.max_exp_avg_sq = Tensor::zeros(p.shape(), state_dtype(i), p.device());
         }
-        ++s.step;
-        for (const Tensor* t : std::initializer_list<const Tensor*>{&p, &s.exp_avg, &s.exp_avg_sq, &s.max_exp_avg_sq}) {
-            if (t->defined()) t->mark_written_in_place(op.c_str());
-        }
     }
-
-    // One table per dtype: on a GPU each is one launch for all its parameters.
-    const double lr = learning_rate();
-    const auto update = [&](auto zero) {
-        using T = decltype(zero);
-        std::vector<detail::AdamTensor<T>> table;
+    const auto advance_steps = [this, active, op] {
         for (const std::size_t i : active) {
-            const UpdateOperands& o = operands[i];
-            if (o.weights.dtype() != dtype_of<T> || o.weights.numel() == 0) continue;
-            const ParameterState& s = state_[i];
-            detail::AdamTensor<T> entry{o.weights.data<T>(),
-                                        o.grad.data<T>(),
-                                        s.exp_avg.data<T>(),
-                                        s.exp_avg_sq.data<T>(),
-                                        options_.amsgrad ? s.max_exp_avg_sq.data<T>() : nullptr,
-                                        o.weights.numel(),
-                                        T(0),
-                                        T(0)};
-            detail::set_adam_step_scalars(entry, lr, options_.beta1, options_.beta2, s.step);
-            table.push_back(entry);
-        }
-        if (table.empty()) return;
-        const auto c = detail::make_adam_coefficients<T>(lr, options_.beta1, options_.beta2, options_.eps,
-                                                         options_.weight_decay, decoupled_, options_.maximize);
-        if (device().is_host()) {
-            detail::adam_update_host(c, table);
-        } else {
-            kernels::adam_multi_tensor_update(c, table, current_stream(params[active.front()].device().index));
+            ParameterState& s = state_[i];
+            ++s.step;
+            for (const Tensor* t :
+                 std::initializer_list<const Tensor*>{&parameters()[i], &s.exp_avg, &s.exp_avg_sq, &s.max_exp_avg_sq}) {
+                if (t->defined()) t->mark_written_in_place(op.c_str());
+            }
         }
     };
-    update(float{});
-    update(double{});
+
+    // One table per dtype: on a GPU each is one launch for all its parameters. The step's scalars
+    // (lr, bias corrections) are read from the optimizer when the table is built: at each replay
+    // of a captured step, so a scheduler's learning rate reaches the graph.
+    const auto enqueue_updates = [this, active, operands](detail::UpdatePhase phase,
+                                                          detail::DeviceUpdateTables* tables) {
+        const double lr = learning_rate();
+        const auto update = [&](auto zero) {
+            using T = decltype(zero);
+            std::vector<detail::AdamTensor<T>> table;
+            for (const std::size_t i : active) {
+                const UpdateOperands& o = operands[i];
+                if (o.weights.dtype() != dtype_of<T> || o.weights.numel() == 0) continue;
+                const ParameterState& s = state_[i];
+                detail::AdamTensor<T> entry{o.weights.data<T>(),
+                                            o.grad.data<T>(),
+                                            s.exp_avg.data<T>(),
+                                            s.exp_avg_sq.data<T>(),
+                                            options_.amsgrad ? s.max_exp_avg_sq.data<T>() : nullptr,
+                                            o.weights.numel(),
+                                            T(0),
+                                            T(0)};
+                detail::set_adam_step_scalars(entry, lr, options_.beta1, options_.beta2, s.step);
+                table.push_back(entry);
+            }
+            if (table.empty()) return;
+            const auto c = detail::make_adam_coefficients<T>(lr, options_.beta1, options_.beta2, options_.eps,
+                                                             options_.weight_decay, decoupled_, options_.maximize);
+            detail::run_update(device(), c, table, phase, tables);
+        };
+        update(float{});
+        update(double{});
+    };
+
+    detail::run_or_capture_update(capture, advance_steps, enqueue_updates);
     write_back_master_weights(active);
 }
 

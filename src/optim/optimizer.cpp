@@ -6,6 +6,7 @@
 #include "convkit/autograd.h"
 #include "convkit/ops/elementwise.h"
 #include "core/check.h"
+#include "cuda/graph_capture.h"
 #include "optim/state_dict_support.h"
 
 namespace convkit::optim {
@@ -99,6 +100,26 @@ void Optimizer::step_with_gradients_divided_by(double divisor) {
         throw;
     }
     gradient_divisor_ = 1;
+}
+
+detail::GraphCapture* Optimizer::graph_capture(const std::string& op, const std::vector<std::size_t>& active) const {
+    if (!device().is_cuda()) return nullptr;
+    detail::GraphCapture* capture = detail::graph_capture_underway(device().index);
+    if (capture == nullptr) return nullptr;
+    if (gradient_divisor_ != 1) {
+        detail::refuse_in_graph_capture(device().index, op + " with its gradients divided (GradScaler)",
+                                        detail::concat("the divisor ", gradient_divisor_,
+                                                       " changes from step to step and would be fixed in the graph"));
+    }
+    for (const std::size_t i : active) {
+        if (is_reduced_precision(parameters_[i].dtype()) && !master_weights_[i].defined()) {
+            detail::refuse_in_graph_capture(
+                device().index, detail::concat(op, " of parameter ", i),
+                "its first step copies the 16-bit parameter into float32 master weights, which every replay would "
+                "repeat; run an eager step first (CapturedStep's warm-up does)");
+        }
+    }
+    return capture;
 }
 
 void Optimizer::write_back_master_weights(const std::vector<std::size_t>& active) {

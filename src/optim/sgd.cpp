@@ -3,11 +3,11 @@
 #include "convkit/optim/sgd.h"
 
 #include <cmath>
+#include <memory>
 
-#include "backends/host/optimizer_host.h"
 #include "convkit/autograd.h"
 #include "core/check.h"
-#include "kernels/optimizer.h"
+#include "optim/captured_update.h"
 #include "optim/state_dict_support.h"
 
 namespace convkit::optim {
@@ -58,42 +58,56 @@ void SGD::step() {
     if (active.empty()) return;
     const std::vector<Tensor>& params = parameters();
     const bool use_momentum = options_.momentum != 0;
+    detail::GraphCapture* capture = graph_capture("SGD::step", active);
 
-    // A parameter's first step with momentum makes its buffer, which the update fills with d_p.
+    // A parameter's first step with momentum makes its buffer, which the update fills with d_p. A
+    // capture cannot: every replay would take the first step's branch again.
     std::vector<bool> first_step(params.size(), false);
     const std::vector<UpdateOperands> operands = update_operands(active, "SGD::step");
     for (const std::size_t i : active) {
-        params[i].mark_written_in_place("SGD::step");
-        if (!use_momentum) continue;
-        if (!momentum_buffers_[i].defined()) {
-            momentum_buffers_[i] = Tensor::empty(params[i].shape(), state_dtype(i), params[i].device());
-            first_step[i] = true;
+        if (!use_momentum || momentum_buffers_[i].defined()) continue;
+        if (capture != nullptr) {
+            detail::refuse_in_graph_capture(
+                device().index, detail::concat("SGD::step of parameter ", i),
+                "its first step with momentum creates the momentum buffer, which every "
+                "replay would reset; run an eager step first (CapturedStep's warm-up does)");
         }
-        momentum_buffers_[i].mark_written_in_place("SGD::step");
+        momentum_buffers_[i] = Tensor::empty(params[i].shape(), state_dtype(i), params[i].device());
+        first_step[i] = true;
     }
-
-    // One table per dtype: on a GPU each is one launch for all its parameters.
-    const auto update = [&](auto zero) {
-        using T = decltype(zero);
-        std::vector<detail::SgdTensor<T>> table;
+    const auto mark_written = [this, active] {
         for (const std::size_t i : active) {
-            const UpdateOperands& o = operands[i];
-            if (o.weights.dtype() != dtype_of<T> || o.weights.numel() == 0) continue;
-            table.push_back({o.weights.data<T>(), o.grad.data<T>(),
-                             use_momentum ? momentum_buffers_[i].data<T>() : nullptr, params[i].numel(),
-                             first_step[i]});
-        }
-        if (table.empty()) return;
-        const auto c = detail::make_sgd_coefficients<T>(learning_rate(), options_.momentum, options_.dampening,
-                                                        options_.weight_decay, options_.nesterov, options_.maximize);
-        if (device().is_host()) {
-            detail::sgd_update_host(c, table);
-        } else {
-            kernels::sgd_multi_tensor_update(c, table, current_stream(params[active.front()].device().index));
+            parameters()[i].mark_written_in_place("SGD::step");
+            if (momentum_buffers_[i].defined()) momentum_buffers_[i].mark_written_in_place("SGD::step");
         }
     };
-    update(float{});
-    update(double{});
+
+    // One table per dtype: on a GPU each is one launch for all its parameters. The learning rate
+    // and momentum are read when the table is built: at each replay of a captured step.
+    const auto enqueue_updates = [this, active, operands, first_step](detail::UpdatePhase phase,
+                                                                      detail::DeviceUpdateTables* tables) {
+        const bool momentum = options_.momentum != 0;
+        const auto update = [&](auto zero) {
+            using T = decltype(zero);
+            std::vector<detail::SgdTensor<T>> table;
+            for (const std::size_t i : active) {
+                const UpdateOperands& o = operands[i];
+                if (o.weights.dtype() != dtype_of<T> || o.weights.numel() == 0) continue;
+                table.push_back({o.weights.data<T>(), o.grad.data<T>(),
+                                 momentum ? momentum_buffers_[i].data<T>() : nullptr, parameters()[i].numel(),
+                                 first_step[i]});
+            }
+            if (table.empty()) return;
+            const auto c =
+                detail::make_sgd_coefficients<T>(learning_rate(), options_.momentum, options_.dampening,
+                                                 options_.weight_decay, options_.nesterov, options_.maximize);
+            detail::run_update(device(), c, table, phase, tables);
+        };
+        update(float{});
+        update(double{});
+    };
+
+    detail::run_or_capture_update(capture, mark_written, enqueue_updates);
     write_back_master_weights(active);
 }
 

@@ -167,7 +167,7 @@ TEST(EmuDropout, TheMaskEqualsTheHostsForASeed) {
         expect_same(
             Shape{count}, dtype, "dropout",
             [&](void* y) { detail::dropout_host(dtype, xd.raw_data(), y, count, 0.3, 77); },
-            [&](void* y) { kernels::dropout(dtype, xd.raw_data(), y, count, 0.3, 77, testing::kEmuStream); });
+            [&](void* y) { kernels::dropout(dtype, xd.raw_data(), y, count, 0.3, 77, nullptr, testing::kEmuStream); });
     }
 }
 

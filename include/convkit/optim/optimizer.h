@@ -32,6 +32,7 @@
 
 namespace convkit::detail {
 class StateDictReader;
+class GraphCapture;
 }  // namespace convkit::detail
 
 namespace convkit::optim {
@@ -92,6 +93,11 @@ protected:
     // The operands of each parameter in `active` (indexed like parameters()); makes the master
     // weights of a 16-bit parameter's first step and marks them written by `op`.
     std::vector<UpdateOperands> update_operands(const std::vector<std::size_t>& active, const char* op);
+    // The CUDA graph capture under way for this optimizer's device on this thread (CapturedStep),
+    // or null. Throws NotSupported naming `op` when the step cannot be captured: a gradient
+    // divisor (GradScaler's unscaling, a value of this step) or a 16-bit parameter of `active`
+    // without master weights yet (its first step copies them from the parameter).
+    detail::GraphCapture* graph_capture(const std::string& op, const std::vector<std::size_t>& active) const;
     // After the update: each 16-bit parameter in `active` becomes its master weights, rounded once.
     void write_back_master_weights(const std::vector<std::size_t>& active);
     // The dtype of a parameter's optimizer state (float32 for a 16-bit parameter).
