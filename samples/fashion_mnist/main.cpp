@@ -460,8 +460,11 @@ int main(int argc, char** argv) {
     app.add_option("--cuda-graph", o.cuda_graph,
                    "capture the training step as a CUDA graph and replay it (default: on for cuda, except with fp16)")
         ->check(CLI::IsMember({"on", "off"}));
-    app.add_flag("--augment,!--no-augment", o.augment,
-                 "random crop (padding 2) and horizontal flip (default: on for cuda, off for cpu)");
+    CLI::Option* augment = app.add_flag("--augment,!--no-augment", o.augment,
+                                        "random crop (padding 2) and horizontal flip (default: on for cuda, off for cpu)");
     CLI11_PARSE(app, argc, argv);
+    // CLI11 2.1 writes false into an optional flag with a negated name that was not given, which
+    // turned the GPU's default augmentation off: neither name given leaves the device default.
+    if (augment->count() == 0) o.augment.reset();
     return samples::run_sample("fashion_mnist", [&] { return train(common, o); });
 }
