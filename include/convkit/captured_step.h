@@ -22,8 +22,9 @@
 // learning rate (so schedulers work) are uploaded by the optimizer's replay hook, and the inputs
 // are the static tensors the caller copies into. What cannot be replayed correctly is refused at
 // capture with a NotSupported naming it: a host wait or a read of a device value (item(),
-// to(host), synchronize), a copy from host memory, dropout (its seed is drawn on the host),
-// GradScaler's loss scaling, and an optimizer's first step (run a warm-up first).
+// to(host), synchronize), a copy from host memory, the functional dropout() given a seed (the
+// nn::Dropout module draws a new seed per replay into device memory and is fine), GradScaler's
+// loss scaling, BatchNorm with momentum=None, and an optimizer's first step (run a warm-up first).
 //
 // Memory the step allocates during capture comes from a pool private to the graph, kept while the
 // graph lives and never handed to other tensors; blocks freed during capture join it, since the
