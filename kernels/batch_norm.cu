@@ -74,31 +74,34 @@ __device__ C inverse_std(double var, double eps) {
     return C(1) / sqrt(static_cast<C>(var) + static_cast<C>(eps));
 }
 
-// The affine output y of `value` in channel c, in the compute type, exactly as the forward pass
-// computes it: a fused ReLU's backward recomputes the forward's y (and so its sign) from x.
+// x_hat of `value` in channel c, as every pass computes it.
+template <typename C>
+__device__ C normalized(C value, std::int64_t c, const double* mean, const double* var, double eps) {
+    return detail::batch_norm_normalized<C>(value, mean[c], inverse_std<C>(var[c], eps));
+}
+
+// y = x_hat * weight + bias in channel c, exactly as the forward pass computes it: a fused
+// ReLU's backward recomputes the forward's y (and so its sign) from x this way.
 template <typename T>
-__device__ Compute<T> affine_output(Compute<T> value, std::int64_t c, const double* mean, const double* var, double eps,
-                                    const T* weight, const T* bias) {
+__device__ Compute<T> affine(Compute<T> x_hat, std::int64_t c, const T* weight, const T* bias) {
     using C = Compute<T>;
-    const C x_hat = detail::batch_norm_normalized<C>(value, mean[c], inverse_std<C>(var[c], eps));
     return detail::batch_norm_output<C>(x_hat, parameter(weight, c, C(1)), parameter(bias, c, C(0)));
 }
 
-// dy through a fused ReLU whose input was y (relu's own gradient rule); dy itself without one.
+// dy through a ReLU whose input was y (relu's own gradient rule).
 template <typename C>
-__device__ C through_relu(bool relu, C dy, C y) {
+__device__ C relu_gradient(C dy, C y) {
     using detail::UnaryOp;
-    return relu ? detail::unary_gradient<UnaryOp::Relu>(dy, detail::unary_value<UnaryOp::Relu>(y, {}), {}) : dy;
+    return detail::unary_gradient<UnaryOp::Relu>(dy, detail::unary_value<UnaryOp::Relu>(y, {}), {});
 }
 
-// The forward's parameters a fused ReLU's backward needs to recompute y.
+// A fused ReLU as the backward kernels read it: whether there is one, and the affine
+// parameters that recompute its input y.
 template <typename T>
 struct ReluRecompute {
     bool enabled;
     const T* weight;
     const T* bias;
-    const double* var;
-    double eps;
 };
 
 // What the statistics sum per value: x - shift and its square, shift the channel's first value.
@@ -122,6 +125,8 @@ struct GradientTerms {
     const T* dy;
     const T* x;
     const double* mean;
+    const double* var;  // with eps, read only to recompute a fused ReLU's input
+    double eps;
     ReluRecompute<T> relu;
     __device__ double shift(const BatchNormGeometry&, std::int64_t c) const { return mean[c]; }
     __device__ void add(std::int64_t offset, std::int64_t c, double mu, double& first, double& second) const {
@@ -129,8 +134,8 @@ struct GradientTerms {
         const C value = static_cast<C>(x[offset]);
         double d = static_cast<double>(dy[offset]);
         if (relu.enabled) {
-            const C y = affine_output(value, c, mean, relu.var, relu.eps, relu.weight, relu.bias);
-            d = static_cast<double>(through_relu(true, static_cast<C>(dy[offset]), y));
+            const C y = affine(normalized(value, c, mean, var, eps), c, relu.weight, relu.bias);
+            d = static_cast<double>(relu_gradient(static_cast<C>(dy[offset]), y));
         }
         first += d;
         second += d * (static_cast<double>(value) - mu);
@@ -325,7 +330,7 @@ __global__ void forward_kernel(BatchNormGeometry g, const T* x, const double* me
         ElementPack<T, Width> out;
         for (int lane = 0; lane < Width; ++lane) {
             const std::int64_t c = lane_channel(g, first_channel, lane);
-            const C value = affine_output(static_cast<C>(in.value[lane]), c, mean, var, eps, weight, bias);
+            const C value = affine(normalized(static_cast<C>(in.value[lane]), c, mean, var, eps), c, weight, bias);
             out.value[lane] = T(relu ? detail::unary_value<detail::UnaryOp::Relu>(value, {}) : value);
         }
         store_pack<Width>(y, p, out);
@@ -348,9 +353,8 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
             const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x_pack.value[lane]), mean[c], invstd);
             const C mean_dy = batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0);
             const C mean_dy_x_hat = batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0);
-            const C value = static_cast<C>(x_pack.value[lane]);
-            const C dy_value = through_relu(relu.enabled, static_cast<C>(dy_pack.value[lane]),
-                                            affine_output(value, c, mean, var, eps, weight, relu.bias));
+            const C dy_in = static_cast<C>(dy_pack.value[lane]);
+            const C dy_value = relu.enabled ? relu_gradient(dy_in, affine(x_hat, c, relu.weight, relu.bias)) : dy_in;
             out.value[lane] = T(detail::batch_norm_input_gradient<C>(dy_value, x_hat,
                                                                      parameter(weight, c, C(1)) * invstd, mean_dy,
                                                                      mean_dy_x_hat, batch_statistics));
@@ -380,8 +384,8 @@ void launch_per_element(const BatchNormGeometry& g, bool packed, cudaStream_t st
 }
 
 template <typename T>
-ReluRecompute<T> relu_recompute(const detail::FusedRelu& relu, const double* var, double eps) {
-    return {relu.enabled, static_cast<const T*>(relu.weight), static_cast<const T*>(relu.bias), var, eps};
+ReluRecompute<T> relu_recompute(const detail::FusedRelu& relu) {
+    return {relu.enabled, static_cast<const T*>(relu.weight), static_cast<const T*>(relu.bias)};
 }
 
 // Runs launch_typed(T{}, stream) for the dtype on the stream's device.
@@ -437,7 +441,7 @@ void batch_norm_backward_reduce(const BatchNormGeometry& g, DType dtype, const v
     on_stream_for_dtype("batch_norm_backward_reduce", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
         const GradientTerms<T> terms{static_cast<const T*>(grad_output), static_cast<const T*>(x), mean,
-                                     relu_recompute<T>(relu, var, eps)};
+                                     var, eps, relu_recompute<T>(relu)};
         launch_channel_partials(g, plan, terms, partial, s);
         launch<gradient_sums_finish_kernel>({grid_for(g.channels), kThreadsPerBlock}, s, g.channels, plan.chunks,
                                             partial, var, eps, sum_dy, sum_dy_x_hat);
@@ -458,7 +462,7 @@ void batch_norm_backward_input(const BatchNormGeometry& g, DType dtype, const vo
         constexpr int width = kPackWidth<T>;
         launch_per_element<backward_input_kernel<T, width>, backward_input_kernel<T, 1>, width>(
             g, pack_width_fits<T>(g, dy, in, dx), s, dy, in, mean, var, static_cast<const T*>(weight), sum_dy,
-            sum_dy_x_hat, eps, inverse_count, batch_statistics, relu_recompute<T>(relu, var, eps), dx);
+            sum_dy_x_hat, eps, inverse_count, batch_statistics, relu_recompute<T>(relu), dx);
     });
 }
 
