@@ -18,13 +18,13 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "backend_api/unary_math.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/batch_norm.h"
 #include "kernels/element_pack.cuh"
 #include "kernels/kernel_support.cuh"
-#include "backend_api/unary_math.h"
 
 CONVKIT_KERNELS_BEGIN
 
@@ -224,8 +224,8 @@ void launch_channel_partials(const BatchNormGeometry& g, const ChunkPlan& plan, 
     const auto chunks = static_cast<unsigned>(plan.chunks);
     const unsigned blocks = grid_stride_blocks(channel_blocks(g));
     if (g.channels_last) {
-        launch<channel_partials_channels_last_kernel<Terms>>(
-            {dim3(blocks, chunks), dim3(kLaneChannels, kRowLanes)}, stream, g, plan.per_chunk, terms, partial);
+        launch<channel_partials_channels_last_kernel<Terms>>({dim3(blocks, chunks), dim3(kLaneChannels, kRowLanes)},
+                                                             stream, g, plan.per_chunk, terms, partial);
     } else {
         launch<channel_partials_contiguous_kernel<Terms>>({dim3(blocks, chunks), dim3(kThreadsPerBlock)}, stream, g,
                                                           plan.per_chunk, terms, partial);
@@ -355,9 +355,8 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
             const C mean_dy_x_hat = batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0);
             const C dy_in = static_cast<C>(dy_pack.value[lane]);
             const C dy_value = relu.enabled ? relu_gradient(dy_in, affine(x_hat, c, relu.weight, relu.bias)) : dy_in;
-            out.value[lane] = T(detail::batch_norm_input_gradient<C>(dy_value, x_hat,
-                                                                     parameter(weight, c, C(1)) * invstd, mean_dy,
-                                                                     mean_dy_x_hat, batch_statistics));
+            out.value[lane] = T(detail::batch_norm_input_gradient<C>(
+                dy_value, x_hat, parameter(weight, c, C(1)) * invstd, mean_dy, mean_dy_x_hat, batch_statistics));
         }
         store_pack<Width>(dx, p, out);
     });
@@ -440,8 +439,8 @@ void batch_norm_backward_reduce(const BatchNormGeometry& g, DType dtype, const v
     auto* partial = static_cast<double*>(scratch.get());
     on_stream_for_dtype("batch_norm_backward_reduce", dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        const GradientTerms<T> terms{static_cast<const T*>(grad_output), static_cast<const T*>(x), mean,
-                                     var, eps, relu_recompute<T>(relu)};
+        const GradientTerms<T> terms{
+            static_cast<const T*>(grad_output), static_cast<const T*>(x), mean, var, eps, relu_recompute<T>(relu)};
         launch_channel_partials(g, plan, terms, partial, s);
         launch<gradient_sums_finish_kernel>({grid_for(g.channels), kThreadsPerBlock}, s, g.channels, plan.chunks,
                                             partial, var, eps, sum_dy, sum_dy_x_hat);

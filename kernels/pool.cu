@@ -23,7 +23,9 @@ using Position = std::array<std::int64_t, 3>;
 struct OperandLayout {
     PlaneOffsets at;
 
-    __device__ std::int64_t operator()(std::int64_t plane, const Position& p) const { return at(plane, p[0], p[1], p[2]); }
+    __device__ std::int64_t operator()(std::int64_t plane, const Position& p) const {
+        return at(plane, p[0], p[1], p[2]);
+    }
 
     // The plane (n * channels + c) and the position of the element at buffer offset `index`.
     __device__ std::int64_t split(std::int64_t index, Position& p) const {
@@ -42,8 +44,12 @@ struct OperandLayout {
     }
 };
 
-__device__ inline OperandLayout input_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.input, g.channels, layout}}; }
-__device__ inline OperandLayout output_layout(const PoolGeometry& g, MemoryFormat layout) { return {{g.output, g.channels, layout}}; }
+__device__ inline OperandLayout input_layout(const PoolGeometry& g, MemoryFormat layout) {
+    return {{g.input, g.channels, layout}};
+}
+__device__ inline OperandLayout output_layout(const PoolGeometry& g, MemoryFormat layout) {
+    return {{g.output, g.channels, layout}};
+}
 
 // 16-bit storage read as float (float and double as they are), for the window arithmetic.
 template <typename T>
@@ -117,7 +123,7 @@ __global__ void mean_pool_forward_kernel(PoolGeometry g, MemoryFormat layout, co
                 for (std::int64_t w = span[2].begin; w < span[2].end; ++w)
                     sum += static_cast<ComputeType<T>>(x[in(plane, {d, h, w})]);
         y[index] = T(sum / static_cast<ComputeType<T>>(span[0].divisor_length * span[1].divisor_length *
-                                                        span[2].divisor_length));
+                                                       span[2].divisor_length));
     }
 }
 
@@ -212,12 +218,13 @@ void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const
 void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, false>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, layout,
-                                                   static_cast<const T*>(x), static_cast<T*>(y));
+        launch<mean_pool_forward_kernel<T, false>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+                                                   layout, static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
-void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream, MemoryFormat layout) {
+void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
+                       MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
         launch<avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, layout,
@@ -225,19 +232,21 @@ void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void*
     });
 }
 
-void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
+void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
+                               MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, true>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, layout,
-                                                  static_cast<const T*>(x), static_cast<T*>(y));
+        launch<mean_pool_forward_kernel<T, true>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
+                                                  layout, static_cast<const T*>(x), static_cast<T*>(y));
     });
 }
 
-void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream, MemoryFormat layout) {
+void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
+                                MemoryFormat layout) {
     on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
         using T = decltype(tag);
-        launch<adaptive_avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, layout,
-                                                     static_cast<const T*>(dy), static_cast<T*>(dx));
+        launch<adaptive_avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
+                                                     layout, static_cast<const T*>(dy), static_cast<T*>(dx));
     });
 }
 

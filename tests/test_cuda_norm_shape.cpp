@@ -15,7 +15,6 @@ namespace convkit {
 namespace {
 using namespace convkit::testing;
 
-
 double tolerance_for(DType dtype) {
     return dtype == DType::Float64 ? kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
 }
@@ -147,10 +146,10 @@ const std::vector<NormCase>& norm_cases() {
         {Shape{3, 5, 17}},
         {Shape{2, 7, 33, 31}},
         {Shape{2, 3, 5, 9, 11}},
-        {Shape{5, 1000}},         // many channels, few values each
-        {Shape{2, gpu_or_emulated(70000, 700)}},  // more channels than blocks in the grid
+        {Shape{5, 1000}},                              // many channels, few values each
+        {Shape{2, gpu_or_emulated(70000, 700)}},       // more channels than blocks in the grid
         {Shape{4, 2, 128, gpu_or_emulated(129, 33)}},  // many values per channel (many chunks each)
-        {Shape{8, 3, 50}, 1e4},   // a large mean
+        {Shape{8, 3, 50}, 1e4},                        // a large mean
         {Shape{3, 4, 37, 41}, -3e3},
     };
     return cases;
@@ -216,7 +215,8 @@ TEST_F(CudaBatchNorm, KernelsMatchTheHostBackendIntoPoisonedBuffers) {
                                            s);
             // Statistics accumulate in double from the same values: only the summation order differs.
             EXPECT_LT(relative_error(gmean, mean), kFloat64Tolerance) << "mean";
-            EXPECT_LT(relative_error(gvar, var), testing::kCudaFloat64ReductionTolerance) << "variance";  // two-pass: no cancellation at large means
+            EXPECT_LT(relative_error(gvar, var), testing::kCudaFloat64ReductionTolerance)
+                << "variance";  // two-pass: no cancellation at large means
             EXPECT_LT(relative_error(grm, new_rm), tolerance_for(dtype)) << "running mean";
             EXPECT_LT(relative_error(grv, new_rv), tolerance_for(dtype)) << "running var";
 
@@ -233,7 +233,8 @@ TEST_F(CudaBatchNorm, KernelsMatchTheHostBackendIntoPoisonedBuffers) {
                                                 hvar.data<double>(), eps, gsum_dy.data<double>(),
                                                 gsum_dy_x_hat.data<double>(), s);
             EXPECT_LT(relative_error(gsum_dy, sum_dy), testing::kCudaFloat64ReductionTolerance) << "sum dy";
-            EXPECT_LT(relative_error(gsum_dy_x_hat, sum_dy_x_hat), testing::kCudaFloat64ReductionTolerance) << "sum dy x_hat";
+            EXPECT_LT(relative_error(gsum_dy_x_hat, sum_dy_x_hat), testing::kCudaFloat64ReductionTolerance)
+                << "sum dy x_hat";
             const Tensor hsum_dy = sum_dy.to(gpu);
             const Tensor hsum_dy_x_hat = sum_dy_x_hat.to(gpu);
             for (bool batch_statistics : {true, false}) {
@@ -293,14 +294,15 @@ TEST_F(CudaBatchNorm, EveryDtypeRunsNativelyInBothLayoutsAgainstTheFloat64Host) 
     // {2, 16, 8, 6}: channels and positions multiples of 8, so the per-element passes move 16-byte
     // packs in both layouts and every dtype; the others run element by element (or in packs in
     // one layout only).
-    const NormCase cases[] = {{Shape{3, 5, 19}},      {Shape{2, 3, 3, 5, 4}}, {Shape{2, 70, 9, 31}},
-                              {Shape{2, 9, 41}, 300}, {Shape{2, 16, 8, 6}}};
+    const NormCase cases[] = {
+        {Shape{3, 5, 19}}, {Shape{2, 3, 3, 5, 4}}, {Shape{2, 70, 9, 31}}, {Shape{2, 9, 41}, 300}, {Shape{2, 16, 8, 6}}};
     for (const NormCase& c : cases) {
         const Shape channels{c.shape[1]};
         for (DType dtype : {DType::Float32, DType::BFloat16, DType::Float16}) {
             // Rounded to the dtype first: the host's float64 run sees the values the GPU sees.
             auto rounded = [&](const Tensor& t) { return t.to(dtype).to(DType::Float64); };
-            const Tensor x = rounded(random_tensor(c.shape, rng) + Tensor::full(Shape{}, c.mean_offset, DType::Float64));
+            const Tensor x =
+                rounded(random_tensor(c.shape, rng) + Tensor::full(Shape{}, c.mean_offset, DType::Float64));
             const Tensor dy = rounded(random_tensor(c.shape, rng));
             const Tensor w = rounded(Tensor::uniform(channels, 0.5, 2, rng(), DType::Float64));
             const Tensor b = rounded(random_tensor(channels, rng));
@@ -378,8 +380,7 @@ TEST_F(CudaBatchNorm, PerElementPassesOnBuffersOffTheirPackAlignmentMatchTheHost
         kernels::batch_norm_backward_input(g, dtype, shifted(dyd), shifted(xd), meand.data<double>(),
                                            vard.data<double>(), wd.raw_data(), sumsd.data<double>(),
                                            sumsd.data<double>(), eps, true, shifted(gdx), current_stream(0));
-        const double tolerance =
-            dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance : kCudaStrictFloat32Tolerance;
+        const double tolerance = dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance : kCudaStrictFloat32Tolerance;
         EXPECT_LT(relative_error(slice(gy, 0, 1, g.count() + 1).reshape(shape), y), tolerance) << "forward";
         EXPECT_LT(relative_error(slice(gdx, 0, 1, g.count() + 1).reshape(shape), dx), tolerance) << "backward";
     }
@@ -417,7 +418,8 @@ TEST_F(CudaBatchNorm, FusedReluEqualsTheCompositionOnTheHost) {
                         y.backward(dy.to(run_dtype).to(device).to(run_format));
                         return std::vector<Tensor>{y, lrm, lrv, lx.grad(), lw.grad(), lb.grad()};
                     };
-                    const std::vector<Tensor> host = run(DType::Float64, Device::host(), MemoryFormat::Contiguous, false);
+                    const std::vector<Tensor> host =
+                        run(DType::Float64, Device::host(), MemoryFormat::Contiguous, false);
                     const std::vector<Tensor> gpu = run(dtype, Device::cuda(), format, true);
                     EXPECT_EQ(gpu[0].grad_fn_name().find("_relu"), gpu[0].grad_fn_name().size() - 5)
                         << "one fused node, got " << gpu[0].grad_fn_name();

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "autograd/graph.h"
+#include "backend_api/batch_norm_math.h"
 #include "backends/host/batch_norm_host.h"
 #include "backends/host/batch_norm_parallel.h"
 #include "convkit/autograd.h"
@@ -14,7 +15,6 @@
 #include "convkit/ops/norm.h"
 #include "core/check.h"
 #include "kernels/batch_norm.h"
-#include "backend_api/batch_norm_math.h"
 #include "ops/op_support.h"
 
 namespace convkit {
@@ -112,8 +112,8 @@ std::pair<Tensor, Tensor> batch_statistics(const BatchNormGeometry& g, const Ten
     if (x.device().is_host()) {
         host_batch_norm().statistics(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var), running);
     } else {
-        kernels::batch_norm_statistics(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var), running,
-                                       detail::stream_of(x));
+        kernels::batch_norm_statistics(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var),
+                                       running, detail::stream_of(x));
     }
     if (update_running) {
         // copy_ bumps the storage versions (a backward pass that saved them notices) and refuses
@@ -137,7 +137,7 @@ struct BatchNormSaved {
     autograd::SavedTensor x;
     autograd::SavedTensor weight;
     autograd::SavedTensor bias;  // read only by a fused ReLU's backward, to recompute y
-    Tensor mean;  // float64 [C], the statistics used (batch or running); private to the op
+    Tensor mean;                 // float64 [C], the statistics used (batch or running); private to the op
     Tensor var;
     double eps;
     bool batch_statistics;
@@ -161,13 +161,14 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
         sum_dy = Tensor::empty(channels, DType::Float64, x.device());
         sum_dy_x_hat = Tensor::empty(channels, DType::Float64, x.device());
         if (x.device().is_host()) {
-            host_batch_norm().backward_reduce(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
-                                                    double_data(saved.var), saved.eps, double_data(sum_dy),
-                                                    double_data(sum_dy_x_hat));
+            host_batch_norm().backward_reduce(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(),
+                                              double_data(saved.mean), double_data(saved.var), saved.eps,
+                                              double_data(sum_dy), double_data(sum_dy_x_hat));
         } else {
-            kernels::batch_norm_backward_reduce(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
-                                                double_data(saved.var), saved.eps, double_data(sum_dy),
-                                                double_data(sum_dy_x_hat), detail::stream_of(x), relu);
+            kernels::batch_norm_backward_reduce(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(),
+                                                double_data(saved.mean), double_data(saved.var), saved.eps,
+                                                double_data(sum_dy), double_data(sum_dy_x_hat), detail::stream_of(x),
+                                                relu);
         }
     }
     BatchNormGradients grads;
@@ -176,14 +177,15 @@ BatchNormGradients batch_norm_backward(const BatchNormSaved& saved, const Tensor
         const double* s_dy = sum_dy.defined() ? double_data(sum_dy) : nullptr;
         const double* s_dy_x_hat = sum_dy_x_hat.defined() ? double_data(sum_dy_x_hat) : nullptr;
         if (x.device().is_host()) {
-            host_batch_norm().backward_input(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
-                                                   double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
-                                                   saved.eps, saved.batch_statistics, grads.input.raw_physical_data());
+            host_batch_norm().backward_input(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(),
+                                             double_data(saved.mean), double_data(saved.var), data_or_null(weight),
+                                             s_dy, s_dy_x_hat, saved.eps, saved.batch_statistics,
+                                             grads.input.raw_physical_data());
         } else {
-            kernels::batch_norm_backward_input(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(), double_data(saved.mean),
-                                               double_data(saved.var), data_or_null(weight), s_dy, s_dy_x_hat,
-                                               saved.eps, saved.batch_statistics, grads.input.raw_physical_data(),
-                                               detail::stream_of(x), relu);
+            kernels::batch_norm_backward_input(g, x.dtype(), dy.raw_physical_data(), x.raw_physical_data(),
+                                               double_data(saved.mean), double_data(saved.var), data_or_null(weight),
+                                               s_dy, s_dy_x_hat, saved.eps, saved.batch_statistics,
+                                               grads.input.raw_physical_data(), detail::stream_of(x), relu);
         }
     }
     // dweight = sum(dy * x_hat), dbias = sum(dy), per channel.
@@ -250,7 +252,7 @@ Tensor batch_norm_maybe_relu(const Tensor& x_in, const Tensor& weight_in, const 
     Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device(), x.memory_format());
     if (x.device().is_host()) {
         host_batch_norm().forward(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var),
-                                        data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data());
+                                  data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data());
     } else {
         kernels::batch_norm_forward(g, x.dtype(), x.raw_physical_data(), double_data(mean), double_data(var),
                                     data_or_null(weight), data_or_null(bias), eps, y.raw_physical_data(),
