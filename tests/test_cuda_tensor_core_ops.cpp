@@ -12,6 +12,7 @@
 
 #include "backend_api/geometry.h"
 #include "backend_api/selection.h"
+#include "conv_epilogue_case.h"
 #include "convkit/convkit.h"
 #include "test_util.h"
 #include "tolerances.h"
@@ -193,6 +194,54 @@ TEST_F(CudaTensorCoreOps, Float32RunsOnTf32TensorCoresOnlyUnderAllowTf32) {
             }
             testing::expect_conv_passes_close(
                 got, expected, tf32 ? testing::kTf32Tolerance : testing::kCudaStrictFloat32Tolerance);
+        }
+    }
+}
+
+// The epilogue (residual + ReLU after the bias) through conv_forward / conv_transpose_forward on
+// CUDA: fused into cuda.igemm's output pass for bfloat16 and for float32 as tf32, applied after
+// cuda.tiled's pass under strict float32; forward and every gradient (the residual's included)
+// within the dtype's tolerance of the float64 composition relu(conv + b + r) on the host.
+TEST_F(CudaTensorCoreOps, ConvolutionEpilogueMatchesTheFloat64Composition) {
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<testing::EpilogueCase> cases = {
+        {"conv2d 3x3", false, ConvParams(2).set_padding(1), Shape{2, 16, 6, 5}, Shape{16, 16, 3, 3}},
+        {"conv_transpose2d strided", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 8, 3, 4},
+         Shape{8, 16, 4, 4}},
+    };
+    struct Mode {
+        DType dtype;
+        MathMode math;
+        const char* variant;  // the forward's
+        double tolerance;
+    };
+    const Mode modes[] = {
+        {DType::BFloat16, MathMode::Strict, "cuda.igemm", testing::kBfloat16VsFloat64Tolerance},
+        {DType::Float32, MathMode::AllowTF32, "cuda.igemm", testing::kTf32Tolerance},
+        {DType::Float32, MathMode::Strict, "cuda.tiled", testing::kCudaStrictFloat32Tolerance},
+    };
+    for (const testing::EpilogueCase& c : cases) {
+        for (const Mode& mode : modes) {
+            SCOPED_TRACE(c.name + " " + dtype_name(mode.dtype) + " " + math_mode_name(mode.math));
+            const testing::MathModeGuard math(mode.math);
+            const detail::ConvGeometry g = c.transposed
+                                               ? detail::conv_transpose_geometry("conv_transpose2d", c.x, c.w, c.params)
+                                               : detail::conv_geometry("conv2d", c.x, c.w, c.params);
+            detail::ConvProblem problem = detail::conv_problem(g, mode.dtype, Device::cuda());
+            const bool tensor_cores = std::string(mode.variant) == "cuda.igemm";
+            // cuda.tiled runs contiguous operands: the op converts the channels-last ones for it.
+            if (tensor_cores) problem.x_layout = problem.y_layout = MemoryFormat::ChannelsLast;
+            const ConvPass pass = c.transposed ? ConvPass::BackwardData : ConvPass::Forward;
+            const detail::ConvChoice choice = detail::choose_variant("conv", problem, pass);
+            EXPECT_STREQ(choice.variant->name(), mode.variant);
+            EXPECT_EQ(choice.variant->fuses_epilogue(), tensor_cores);
+
+            const testing::EpilogueInputs in = testing::random_epilogue_inputs(c, true, true, DType::BFloat16, rng);
+            const testing::EpilogueResults expected =
+                testing::run_epilogue(c, in, true, false, DType::Float64, Device::host(), MemoryFormat::Contiguous);
+            const testing::EpilogueResults got =
+                testing::run_epilogue(c, in, true, true, mode.dtype, Device::cuda(), MemoryFormat::ChannelsLast);
+            testing::expect_epilogue_results_close(got, expected, mode.tolerance);
         }
     }
 }

@@ -28,12 +28,20 @@ namespace convkit::detail {
 //   BackwardFilter  dy, x                      → out = dw
 //   BackwardBias    dy                         → out = db (problem.bias_grad gives dy's shape)
 // Every pass overwrites `out` entirely.
+// Forward and BackwardData may carry an epilogue after the bias (ConvEpilogue in convkit/ops/conv.h):
+// out = relu(... + residual), `residual` like out (dtype, layout) or null. A variant whose
+// fuses_epilogue() is true applies it; the others ignore both fields and the op layer applies
+// them after the pass.
 struct ConvOperands {
     const void* x = nullptr;
     const void* w = nullptr;
     const void* dy = nullptr;
     const void* bias = nullptr;
     void* out = nullptr;
+    const void* residual = nullptr;
+    bool relu = false;
+
+    bool has_epilogue() const { return residual != nullptr || relu; }
 };
 
 // Forward: x → out = y. Backward: dy (and x, which max pooling needs) → out = dx.
@@ -81,7 +89,12 @@ public:
     }
 };
 
-using ConvVariant = Variant<ConvProblem, ConvPass, ConvOperands>;
+class ConvVariant : public Variant<ConvProblem, ConvPass, ConvOperands> {
+public:
+    // Whether its Forward and BackwardData passes apply the operands' residual and ReLU
+    // themselves (ConvOperands); when not, the op layer does, after the pass.
+    virtual bool fuses_epilogue() const { return false; }
+};
 using PoolVariant = Variant<PoolProblem, PoolPass, PoolOperands>;
 
 // The registry: every variant, registered once at load time (the macros below), kept for the

@@ -22,8 +22,12 @@
 
 #include "autograd/graph.h"
 #include "backend_api/selection.h"
+#include "convkit/autograd.h"
+#include "convkit/ops/activation.h"
+#include "convkit/ops/elementwise.h"
 #include "core/check.h"
 #include "ops/op_support.h"
+#include "ops/unary.h"
 
 namespace convkit {
 
@@ -60,13 +64,6 @@ MemoryFormat result_format(const ConvProblem& problem, ConvPass pass) {
 Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice, const Shape& shape,
                 const ConvOperands& operands, const Tensor& like) {
     return detail::run_pass_into(op, problem, pass, choice, shape, operands, like, result_format(problem, pass));
-}
-
-// One pass into a new tensor, on the variant chosen now.
-Tensor run_pass(std::string_view op, const ConvProblem& problem, ConvPass pass, const Shape& shape,
-                const ConvOperands& operands, const Tensor& like) {
-    ConvChoice choice;
-    return run_pass(op, problem, pass, choice, shape, operands, like);
 }
 
 // One pass of a public backward entry point on its activations `a` and `b` (op_support.h).
@@ -116,12 +113,22 @@ struct ConvBackward {
 
 ConvPass data_pass(bool transposed) { return transposed ? ConvPass::Forward : ConvPass::BackwardData; }
 
-// Records the backward of y = op(x, w) + b with the problem of the forward call and the variants
-// chosen now for the passes whose gradients will be wanted. Each operand is saved only if the
-// other's gradient needs it.
+// The residual and ReLU a forward applies after its bias (ConvEpilogue), the residual in the
+// problem's layout.
+struct Epilogue {
+    Tensor residual;
+    bool relu = false;
+
+    bool any() const { return residual.defined() || relu; }
+};
+
+// Records the backward of y = relu(op(x, w) + b + r) with the problem of the forward call and the
+// variants chosen now for the passes whose gradients will be wanted. Each operand is saved only
+// if the other's gradient needs it; y only for the ReLU's mask, applied to dy once for every
+// gradient (the residual's is that masked dy itself).
 void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
-                 ConvProblem problem, bool transposed) {
-    if (!autograd::should_record({x, w, bias})) return;
+                 const Epilogue& epilogue, ConvProblem problem, bool transposed) {
+    if (!autograd::should_record({x, w, bias, epilogue.residual})) return;
     using autograd::SavedTensor;
     const bool need_dx = x.requires_grad();
     const bool need_dw = w.requires_grad();
@@ -131,16 +138,31 @@ void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& 
     if (need_dx) backward.data = detail::choose_variant(op, problem, data_pass(transposed));
     if (need_dw) backward.filter = detail::choose_variant(op, problem, ConvPass::BackwardFilter);
     if (need_db) backward.bias = detail::choose_variant(op, problem, ConvPass::BackwardBias);
-    autograd::record(std::string(op), y, {x, w, bias},
+    autograd::record(std::string(op), y, {x, w, bias, epilogue.residual},
                      [saved_x = need_dw ? SavedTensor(x) : SavedTensor(),
-                      saved_w = need_dx ? SavedTensor(w) : SavedTensor(), backward = std::move(backward),
-                      op](const Tensor& dy, const autograd::NeedsGrad& needs) mutable {
-                         std::vector<Tensor> grads(3);
+                      saved_w = need_dx ? SavedTensor(w) : SavedTensor(),
+                      saved_y = epilogue.relu ? SavedTensor(y) : SavedTensor(), backward = std::move(backward),
+                      op](const Tensor& dy_given, const autograd::NeedsGrad& needs) mutable {
+                         const Tensor dy = saved_y.defined()
+                                               ? detail::unary_backward_raw(detail::UnaryOp::Relu,
+                                                                            backward.in_layout(dy_given), saved_y.get())
+                                               : dy_given;
+                         std::vector<Tensor> grads(4);
                          if (needs[0]) grads[0] = backward.grad_input(op, dy, saved_w.get());
                          if (needs[1]) grads[1] = backward.grad_weight(op, dy, saved_x.get());
                          if (needs[2]) grads[2] = backward.grad_bias(op, dy);
+                         if (needs[3]) grads[3] = dy;
                          return grads;
                      });
+}
+
+// The epilogue after a pass whose variant does not fuse it: the same arithmetic in separate
+// elementwise ops, recorded as part of the convolution's node rather than as nodes of their own.
+Tensor unfused_epilogue(Tensor y, const Epilogue& epilogue) {
+    const NoGradGuard inside_the_convolutions_node;
+    if (epilogue.residual.defined()) y = add(y, epilogue.residual);
+    if (epilogue.relu) y = relu(y);
+    return y;
 }
 
 // The passes a forward call runs now and, when it records for autograd, those its backward may.
@@ -155,23 +177,26 @@ constexpr std::initializer_list<ConvPass> kEveryPass = {ConvPass::Forward, ConvP
 // thread's policy runs natively is `widened()`: computed in float32 and rounded once.
 template <typename Widened>
 Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& weight, const Tensor& bias,
-               const ConvGeometry& g, bool transposed, Widened widened) {
+               const ConvEpilogue& epilogue_given, const ConvGeometry& g, bool transposed, Widened widened) {
     const ConvProblem contiguous = detail::conv_problem(g, input_given.dtype(), input_given.device());
     const ConvPass pass = transposed ? ConvPass::BackwardData : ConvPass::Forward;
     const std::optional<MemoryFormat> native = detail::supported_format(
         contiguous, input_given.memory_format(),
-        autograd::should_record({input_given, weight, bias}) ? kEveryPass
-        : transposed                                         ? kTransposedForwardOnly
-                                                             : kForwardOnly);
+        autograd::should_record({input_given, weight, bias, epilogue_given.residual}) ? kEveryPass
+        : transposed                                                                 ? kTransposedForwardOnly
+                                                                                     : kForwardOnly);
     if (!native && is_reduced_precision_tensor(input_given)) return widened();
     const ConvProblem problem = detail::with_activations_in(contiguous, native.value_or(MemoryFormat::Contiguous));
     const Tensor input = detail::operand_in_format(input_given, problem.x_layout);
-    Tensor y = transposed
-                   ? run_pass(op, problem, pass, g.input_shape(),
-                              {.w = weight.raw_data(), .dy = activation(input), .bias = data_or_null(bias)}, input)
-                   : run_pass(op, problem, pass, g.output_shape(),
-                              {.x = activation(input), .w = weight.raw_data(), .bias = data_or_null(bias)}, input);
-    record_conv(op, y, input, weight, bias, problem, transposed);
+    const Epilogue epilogue{detail::operand_in_format(epilogue_given.residual, problem.y_layout), epilogue_given.relu};
+    ConvOperands operands{.w = weight.raw_data(), .bias = data_or_null(bias)};
+    (transposed ? operands.dy : operands.x) = activation(input);
+    if (epilogue.residual.defined()) operands.residual = activation(epilogue.residual);
+    operands.relu = epilogue.relu;
+    ConvChoice choice;
+    Tensor y = run_pass(op, problem, pass, choice, transposed ? g.input_shape() : g.output_shape(), operands, input);
+    if (epilogue.any() && !choice.variant->fuses_epilogue()) y = unfused_epilogue(y, epilogue);
+    record_conv(op, y, input, weight, bias, epilogue, problem, transposed);
     return detail::operand_in_format(y, input_given.memory_format());
 }
 
@@ -186,20 +211,37 @@ bool computed_natively(const ConvProblem& problem, ConvPass pass, const Tensor& 
 void check_operands(std::string_view op, std::initializer_list<detail::NamedTensor> tensors) {
     detail::check_same_device_and_dtype(op, tensors, kComputedInFloat32, detail::Layouts::Either);
 }
+
+// An epilogue's residual: undefined, or the output's shape on the input's device and dtype, in
+// either memory format.
+void check_residual(std::string_view op, const Tensor& residual, const Shape& output_shape, const Tensor& input) {
+    if (!residual.defined()) return;
+    check_operands(op, {{"input", input}, {"epilogue.residual", residual}});
+    CONVKIT_REQUIRE(residual.shape() == output_shape, op, "epilogue.residual must have the output's shape ",
+                    output_shape.to_string(), ", got ", residual.shape().to_string());
+}
 }  // namespace
 
-Tensor conv_forward(const Tensor& input, const Tensor& weight_in, const Tensor& bias_in, const ConvParams& params) {
+Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
+    return conv_forward(input, weight, bias, params, ConvEpilogue{});
+}
+
+Tensor conv_forward(const Tensor& input, const Tensor& weight_in, const Tensor& bias_in, const ConvParams& params,
+                    const ConvEpilogue& epilogue) {
     const Tensor weight = detail::contiguous_operand(weight_in);
     const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string_view op = detail::conv_op_label(params.spatial_rank, false, detail::ConvOpPass::Forward);
     check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.out_channels, input);
-    return forward(op, input, weight, bias, g, false, [&] {
+    check_residual(op, epilogue.residual, g.output_shape(), input);
+    return forward(op, input, weight, bias, epilogue, g, false, [&] {
         return computed_in_float32(
             input.dtype(),
-            [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_forward(x, w, b, params); }, input,
-            weight, bias);
+            [&](const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& r) {
+                return conv_forward(x, w, b, params, {r, epilogue.relu});
+            },
+            input, weight, bias, epilogue.residual);
     });
 }
 
@@ -259,19 +301,27 @@ Tensor conv_backward_bias(const Tensor& grad_output) {
                                    });
 }
 
-Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight_in, const Tensor& bias_in,
+Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                               const ConvParams& params) {
+    return conv_transpose_forward(input, weight, bias, params, ConvEpilogue{});
+}
+
+Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight_in, const Tensor& bias_in,
+                              const ConvParams& params, const ConvEpilogue& epilogue) {
     const Tensor weight = detail::contiguous_operand(weight_in);
     const Tensor bias = detail::contiguous_operand(bias_in);
     const std::string_view op = detail::conv_op_label(params.spatial_rank, true, detail::ConvOpPass::Forward);
     check_operands(op, {{"input", input}, {"weight", weight}});
     const ConvGeometry g = detail::conv_transpose_geometry(op, input.shape(), weight.shape(), params);
     detail::check_bias(op, bias, g.in_channels, input);
-    return forward(op, input, weight, bias, g, true, [&] {
+    check_residual(op, epilogue.residual, g.input_shape(), input);
+    return forward(op, input, weight, bias, epilogue, g, true, [&] {
         return computed_in_float32(
             input.dtype(),
-            [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_transpose_forward(x, w, b, params); },
-            input, weight, bias);
+            [&](const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& r) {
+                return conv_transpose_forward(x, w, b, params, {r, epilogue.relu});
+            },
+            input, weight, bias, epilogue.residual);
     });
 }
 

@@ -24,6 +24,8 @@ Tensor unary_forward_raw(UnaryOp op, const Tensor& x, UnaryScalars scalars) {
     return y;
 }
 
+}  // namespace
+
 // dy is brought to the format of the saved tensor (the op's input or output) when they differ.
 Tensor unary_backward_raw(UnaryOp op, const Tensor& dy_in, const Tensor& saved, UnaryScalars scalars) {
     const Tensor dy = operand_in_format(dy_in, saved.memory_format());
@@ -37,7 +39,6 @@ Tensor unary_backward_raw(UnaryOp op, const Tensor& dy_in, const Tensor& saved, 
     }
     return dx;
 }
-}  // namespace
 
 Tensor apply_unary(UnaryOp op, const Tensor& t, UnaryScalars scalars) {
     const std::string name = unary_op_name(op);

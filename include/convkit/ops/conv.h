@@ -16,7 +16,19 @@
 
 namespace convkit {
 
+// What a forward applies to the convolution's result before it writes it, as cuDNN's
+// ConvolutionBiasActivationForward: y = relu(conv(x, w) + bias + residual), each part optional.
+// The tensor-core kernels (cuda.igemm) do it in their epilogue, in the one pass that writes y;
+// elsewhere the op adds and rectifies after the convolution. Either way it is one autograd node,
+// whose backward masks dy by y > 0 once and gives the residual that masked gradient.
+struct ConvEpilogue {
+    Tensor residual;    // the output's shape, dtype and device (either memory format); undefined: none
+    bool relu = false;  // max(v, 0) last
+};
+
 Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params);
+Tensor conv_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params,
+                    const ConvEpilogue& epilogue);
 inline Tensor conv_forward(const Tensor& input, const Tensor& weight, const ConvParams& params) {
     return conv_forward(input, weight, Tensor(), params);
 }
@@ -33,6 +45,8 @@ Tensor conv_backward_bias(const Tensor& grad_output);
 // must be Zeros), with output_padding to pick among the input sizes a strided conv maps alike.
 Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                               const ConvParams& params);
+Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params,
+                              const ConvEpilogue& epilogue);
 inline Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const ConvParams& params) {
     return conv_transpose_forward(input, weight, Tensor(), params);
 }

@@ -116,6 +116,8 @@ public:
     bool computes(DType dtype) const override {
         return dtype == DType::BFloat16 || dtype == DType::Float16 || dtype == DType::Float32;
     }
+    // The kernels' epilogue adds the residual and rectifies in the pass that writes the output.
+    bool fuses_epilogue() const override { return true; }
 
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
         if (p.dtype() == DType::Float32 && p.math == MathMode::Strict) {
@@ -184,6 +186,8 @@ public:
             kernels::convert(o.bias, p.dtype(), bias, DType::Float32, channels, stream);
             epilogue.bias = bias;
         }
+        epilogue.residual = o.residual;
+        epilogue.relu = o.relu;
         if (pass == ConvPass::Forward) {
             kernels::conv_igemm_forward(s, operand, output, tile, o.x, krsc, epilogue, o.out, stream);
         } else {
