@@ -246,5 +246,28 @@ TEST_F(CudaTensorCoreOps, ConvolutionEpilogueMatchesTheFloat64Composition) {
     }
 }
 
+// A ResNet block folded for inference runs on CUDA in bfloat16 channels-last as two tensor-core
+// convolutions whose epilogues add the residual and rectify: the same output as the unfolded
+// block in float64 on the host, within bfloat16's tolerance.
+TEST_F(CudaTensorCoreOps, FoldedResNetBlockMatchesTheFloat64Block) {
+    CONVKIT_SEEDED_RNG(rng);
+    nn::init::manual_seed(rng());
+    models::BasicBlock block(16, 32, 2);  // with a 1x1 shortcut
+    block.to(DType::Float64);
+    testing::randomize_batch_norms(block, rng());
+    block.eval();
+    const Tensor x = testing::random_exact_in(DType::BFloat16, Shape{2, 16, 8, 8}, rng);
+    const NoGradGuard no_grad;
+    const Tensor expected = block(x);
+    block.fold_batch_norms();
+    block.to(DType::BFloat16);
+    block.to(Device::cuda());
+    reset_layout_conversions();
+    const Tensor got = block(x.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast));
+    EXPECT_EQ(layout_conversions(), 0U) << "the folded block runs channels-last on cuda.igemm throughout";
+    EXPECT_LT(testing::relative_error(got.to(Device::host()).contiguous().to(DType::Float64), expected),
+              testing::kBfloat16VsFloat64Tolerance);
+}
+
 }  // namespace
 }  // namespace convkit

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "test_util.h"
+#include "tolerances.h"
 
 namespace convkit {
 namespace {
@@ -116,6 +117,42 @@ TEST(Models, BlockGradientsMatchCentralDifferences) {
     EXPECT_LT(testing::module_gradcheck_error(unet, Tensor::normal(Shape{1, 2, 4, 4}, 0.0, 1.0, rng(), DType::Float64),
                                               rng()),
               1e-6);
+}
+
+// Folded for inference, the ResNets give the same outputs (float64), with the BatchNorms gone
+// from the state dict and biases on the convolutions in their place; the blocks too.
+TEST(Models, FoldedBatchNormsGiveTheSameOutputs) {
+    CONVKIT_SEEDED_RNG(rng);
+    nn::init::manual_seed(rng());
+    auto model = models::resnet18({.num_classes = 10});
+    model->to(DType::Float64);
+    testing::randomize_batch_norms(*model, rng());
+    EXPECT_THROW(model->fold_batch_norms(), InvalidArgument) << "training mode";
+    model->eval();
+    const Tensor x = Tensor::normal(Shape{2, 3, 32, 32}, 0.0, 1.0, rng(), DType::Float64);
+    const NoGradGuard no_grad;
+    const Tensor expected = (*model)(x);
+    model->fold_batch_norms();
+    EXPECT_LT(testing::relative_error((*model)(x), expected), testing::kFloat64Tolerance);
+    const nn::StateDict state = model->state_dict();
+    for (const char* gone : {"bn1.weight", "bn1.running_mean", "layer1.0.bn2.bias", "layer2.0.downsample.1.running_var"}) {
+        EXPECT_EQ(state.count(gone), 0U) << gone;
+    }
+    for (const char* added : {"conv1.bias", "layer1.0.conv2.bias", "layer2.0.downsample.0.bias"}) {
+        EXPECT_EQ(state.count(added), 1U) << added;
+    }
+    model->fold_batch_norms();  // a second time: nothing left to fold
+    EXPECT_LT(testing::relative_error((*model)(x), expected), testing::kFloat64Tolerance);
+
+    models::Bottleneck bottleneck(8, 4, 2);
+    bottleneck.to(DType::Float64);
+    testing::randomize_batch_norms(bottleneck, rng());
+    bottleneck.eval();
+    const Tensor y = Tensor::normal(Shape{2, 8, 7, 7}, 0.0, 1.0, rng(), DType::Float64);
+    const Tensor bottleneck_expected = bottleneck(y);
+    bottleneck.fold_batch_norms();
+    EXPECT_LT(testing::relative_error(bottleneck(y), bottleneck_expected), testing::kFloat64Tolerance);
+    EXPECT_THROW(bottleneck.last_norm(), InvalidArgument);
 }
 
 TEST(Models, TransferLearningHelpers) {

@@ -190,6 +190,24 @@ double kink_tolerant_gradient_error(const Tensor& analytic, const std::function<
 
 }  // namespace
 
+void randomize_batch_norms(nn::Module& model, std::uint64_t seed) {
+    NoGradGuard no_grad;
+    for (auto& [name, module] : model.named_modules()) {
+        auto* bn = dynamic_cast<nn::BatchNorm*>(module);
+        if (bn == nullptr) continue;
+        const struct {
+            Tensor tensor;
+            double low, high;
+        } fills[] = {{bn->running_mean(), -0.5, 0.5},
+                     {bn->running_var(), 0.5, 2.0},
+                     {bn->weight(), 0.5, 1.5},
+                     {bn->bias(), -0.5, 0.5}};
+        for (const auto& fill : fills) {
+            if (fill.tensor.defined()) Tensor(fill.tensor).fill_uniform_(fill.low, fill.high, seed++);
+        }
+    }
+}
+
 double module_gradcheck_error(nn::Module& module, const Tensor& input, std::uint64_t seed) {
     Tensor x = input.detach().clone().set_requires_grad();
     const Tensor y = module(x);

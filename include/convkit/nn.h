@@ -6,6 +6,7 @@
 #include "convkit/nn/conv.h"
 #include "convkit/nn/dropout.h"
 #include "convkit/nn/flatten.h"
+#include "convkit/nn/fusion.h"
 #include "convkit/nn/init.h"
 #include "convkit/nn/linear.h"
 #include "convkit/nn/loss.h"

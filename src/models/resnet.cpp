@@ -11,7 +11,7 @@
 namespace convkit::models {
 
 namespace {
-std::shared_ptr<nn::Conv2d> conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride) {
+std::shared_ptr<nn::Conv> conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride) {
     // No bias: the BatchNorm after each convolution supplies the shift.
     return std::make_shared<nn::Conv2d>(in, out, kernel, ConvParams(2).set_stride(stride).set_padding(kernel / 2),
                                         /*bias=*/false);
@@ -30,6 +30,41 @@ Tensor shortcut_of(const std::shared_ptr<nn::Sequential>& downsample, const Tens
 
 }  // namespace
 
+namespace detail {
+void ResNetPart::fold_child(const std::string& conv_name, std::shared_ptr<nn::Conv>& conv, const std::string& bn_name,
+                            std::shared_ptr<nn::BatchNorm2d>& bn) {
+    if (bn == nullptr) return;
+    conv = nn::fold_batch_norm(*conv, *bn);
+    replace_child(conv_name, conv);
+    replace_child(bn_name, std::make_shared<nn::Identity>());
+    bn = nullptr;
+}
+
+void ResNetPart::fold_shortcut(std::shared_ptr<nn::Sequential>& downsample) {
+    if (downsample == nullptr) return;
+    const auto bn = std::dynamic_pointer_cast<nn::BatchNorm>((*downsample)[1]);
+    if (bn == nullptr) return;  // folded
+    const auto conv = std::dynamic_pointer_cast<nn::Conv>((*downsample)[0]);
+    downsample = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+        nn::fold_batch_norm(*conv, *bn), std::make_shared<nn::Identity>()});
+    downsample->train(is_training());
+    replace_child("downsample", downsample);
+}
+}  // namespace detail
+
+namespace {
+nn::BatchNorm2d& unfolded(const std::shared_ptr<nn::BatchNorm2d>& bn, const char* where) {
+    CONVKIT_REQUIRE(bn != nullptr, where, "the BatchNorms were folded into the convolutions (fold_batch_norms)");
+    return *bn;
+}
+
+void require_evaluation_mode(const nn::Module& module, const char* where) {
+    CONVKIT_REQUIRE(!module.is_training(), where,
+                    "the model is in training mode; folding uses the BatchNorms' running statistics (call eval() "
+                    "first)");
+}
+}  // namespace
+
 BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64_t stride)
     : conv1_(register_module("conv1", conv(in_channels, planes, 3, stride))),
       bn1_(register_module("bn1", std::make_shared<nn::BatchNorm2d>(planes))),
@@ -41,8 +76,23 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64
 }
 
 Tensor BasicBlock::forward(const Tensor& input) {
+    if (bn1_ == nullptr) {  // folded: the epilogues carry the ReLUs and the residual add
+        const Tensor shortcut = shortcut_of(downsample_, input);
+        return conv2_->forward_with(conv1_->forward_with(input, {.residual = Tensor(), .relu = true}), {shortcut, true});
+    }
     const Tensor branch = (*bn2_)((*conv2_)(bn1_->forward_relu((*conv1_)(input))));
     return relu(branch + shortcut_of(downsample_, input));
+}
+
+nn::BatchNorm2d& BasicBlock::last_norm() {
+    return unfolded(bn2_, "BasicBlock::last_norm");
+}
+
+void BasicBlock::fold_batch_norms() {
+    require_evaluation_mode(*this, "BasicBlock::fold_batch_norms");
+    fold_child("conv1", conv1_, "bn1", bn1_);
+    fold_child("conv2", conv2_, "bn2", bn2_);
+    fold_shortcut(downsample_);
 }
 
 Bottleneck::Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64_t stride)
@@ -58,10 +108,27 @@ Bottleneck::Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64
 }
 
 Tensor Bottleneck::forward(const Tensor& input) {
+    if (bn1_ == nullptr) {  // folded
+        const Tensor shortcut = shortcut_of(downsample_, input);
+        const Tensor reduced = conv1_->forward_with(input, {.residual = Tensor(), .relu = true});
+        return conv3_->forward_with(conv2_->forward_with(reduced, {.residual = Tensor(), .relu = true}), {shortcut, true});
+    }
     const Tensor reduced = bn1_->forward_relu((*conv1_)(input));
     const Tensor spatial = bn2_->forward_relu((*conv2_)(reduced));
     const Tensor branch = (*bn3_)((*conv3_)(spatial));
     return relu(branch + shortcut_of(downsample_, input));
+}
+
+nn::BatchNorm2d& Bottleneck::last_norm() {
+    return unfolded(bn3_, "Bottleneck::last_norm");
+}
+
+void Bottleneck::fold_batch_norms() {
+    require_evaluation_mode(*this, "Bottleneck::fold_batch_norms");
+    fold_child("conv1", conv1_, "bn1", bn1_);
+    fold_child("conv2", conv2_, "bn2", bn2_);
+    fold_child("conv3", conv3_, "bn3", bn3_);
+    fold_shortcut(downsample_);
 }
 
 ResNet::ResNet(ResNetBlock block, const std::array<int, 4>& blocks_per_stage, const ResNetOptions& options) {
@@ -112,7 +179,8 @@ std::shared_ptr<nn::Sequential> ResNet::make_stage(ResNetBlock block, std::int64
 }
 
 Tensor ResNet::features(const Tensor& input) {
-    Tensor x = (*maxpool_)((*relu_)((*bn1_)((*conv1_)(input))));
+    Tensor x = bn1_ == nullptr ? (*maxpool_)(conv1_->forward_with(input, {.residual = Tensor(), .relu = true}))
+                               : (*maxpool_)((*relu_)((*bn1_)((*conv1_)(input))));
     for (auto& stage : stages_) x = (*stage)(x);
     return flatten((*avgpool_)(x), 1);
 }
@@ -128,6 +196,17 @@ void ResNet::reset_classifier(std::int64_t num_classes) {
     fresh->to(fc_->weight().device());
     replace_child("fc", fresh);
     fc_ = fresh;
+}
+
+void ResNet::fold_batch_norms() {
+    require_evaluation_mode(*this, "ResNet::fold_batch_norms");
+    fold_child("conv1", conv1_, "bn1", bn1_);
+    for (auto& stage : stages_) {
+        for (std::size_t i = 0; i < stage->size(); ++i) {
+            if (auto* basic = dynamic_cast<BasicBlock*>((*stage)[i].get())) basic->fold_batch_norms();
+            if (auto* bottleneck = dynamic_cast<Bottleneck*>((*stage)[i].get())) bottleneck->fold_batch_norms();
+        }
+    }
 }
 
 void ResNet::freeze_backbone() {

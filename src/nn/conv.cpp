@@ -55,9 +55,36 @@ Conv::Conv(int spatial_rank, std::int64_t in_channels, std::int64_t out_channels
     }
 }
 
+Conv::Conv(const Tensor& weight, const Tensor& bias, const ConvParams& params, bool transposed)
+    : in_channels_(weight.rank() >= 2 ? (transposed ? weight.shape()[0] : weight.shape()[1] * params.groups) : 0),
+      out_channels_(weight.rank() >= 2 ? (transposed ? weight.shape()[1] * params.groups : weight.shape()[0]) : 0),
+      params_(params),
+      transposed_(transposed),
+      weight_(register_parameter("weight", weight.detach().clone())) {
+    const std::string op = layer_name(params.spatial_rank, transposed);
+    CONVKIT_REQUIRE(weight.rank() == params.spatial_rank + 2, op, "weight must have ", params.spatial_rank + 2,
+                    " dims for params.spatial_rank ", params.spatial_rank, ", got shape ", weight.shape().to_string());
+    KernelSize kernel(1);
+    kernel.sizes.assign(weight.shape().begin() + 2, weight.shape().end());
+    // The checks of the other constructor (groups dividing both channel counts, positive sizes).
+    (void)weight_shape(params.spatial_rank, in_channels_, out_channels_, kernel, params, transposed);
+    if (bias.defined()) {
+        CONVKIT_REQUIRE(bias.shape() == Shape{out_channels_}, op, "bias must be [", out_channels_, "], got ",
+                        bias.shape().to_string());
+        bias_ = &register_parameter("bias", bias.detach().clone());
+    }
+}
+
 Tensor Conv::forward(const Tensor& input) {
     return transposed_ ? conv_transpose_forward(input, weight_, bias(), params_)
                        : conv_forward(input, weight_, bias(), params_);
+}
+
+Tensor Conv::forward_with(const Tensor& input, const ConvEpilogue& epilogue) {
+    return recorded_call(input, [&](const Tensor& x) {
+        return transposed_ ? conv_transpose_forward(x, weight_, bias(), params_, epilogue)
+                           : conv_forward(x, weight_, bias(), params_, epilogue);
+    });
 }
 
 std::string Conv::type_name() const {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "convkit/nn.h"
 
@@ -22,40 +23,60 @@ struct ResNetOptions {
     bool zero_init_residual = false;
 };
 
+namespace detail {
+// What the ResNet modules share for fold_batch_norms: folding a convolution's BatchNorm and
+// putting the results in the children's places.
+class ResNetPart : public nn::Module {
+protected:
+    // `conv` with `bn` folded into it, registered as `conv_name` in the old one's place; `bn`
+    // left as an nn::Identity under `bn_name` and reset to null. Nothing when bn is null (folded).
+    void fold_child(const std::string& conv_name, std::shared_ptr<nn::Conv>& conv, const std::string& bn_name,
+                    std::shared_ptr<nn::BatchNorm2d>& bn);
+    // A shortcut (1x1 convolution, BatchNorm) as the folded convolution and an Identity.
+    void fold_shortcut(std::shared_ptr<nn::Sequential>& downsample);
+};
+}  // namespace detail
+
 // Two 3x3 convolutions with a shortcut: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
 // The shortcut is `downsample` (1x1 convolution + BatchNorm) where the shape changes.
-class BasicBlock : public nn::Module {
+class BasicBlock : public detail::ResNetPart {
 public:
     static constexpr std::int64_t kExpansion = 1;
     BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64_t stride);
     Tensor forward(const Tensor& input) override;
     std::string type_name() const override { return "BasicBlock"; }
-    // The residual branch's last BatchNorm (zero_init_residual).
-    nn::BatchNorm2d& last_norm() { return *bn2_; }
+    // The residual branch's last BatchNorm (zero_init_residual); InvalidArgument once folded.
+    nn::BatchNorm2d& last_norm();
+    // For inference (evaluation mode): each BatchNorm folded into the convolution before it
+    // (nn::fold_batch_norm) and left as an nn::Identity, so the block is two convolutions whose
+    // epilogues carry the ReLUs and the residual add: relu(conv2'(relu(conv1'(x))) + shortcut(x)).
+    void fold_batch_norms();
 
 private:
-    std::shared_ptr<nn::Conv2d> conv1_;
-    std::shared_ptr<nn::BatchNorm2d> bn1_;
-    std::shared_ptr<nn::Conv2d> conv2_;
+    std::shared_ptr<nn::Conv> conv1_;
+    std::shared_ptr<nn::BatchNorm2d> bn1_;  // null once folded
+    std::shared_ptr<nn::Conv> conv2_;
     std::shared_ptr<nn::BatchNorm2d> bn2_;
     std::shared_ptr<nn::Sequential> downsample_;  // null: the identity
 };
 
 // 1x1 (reduce to `planes`), 3x3 (with the stride), 1x1 (expand to 4 * planes), and a shortcut.
-class Bottleneck : public nn::Module {
+class Bottleneck : public detail::ResNetPart {
 public:
     static constexpr std::int64_t kExpansion = 4;
     Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64_t stride);
     Tensor forward(const Tensor& input) override;
     std::string type_name() const override { return "Bottleneck"; }
-    nn::BatchNorm2d& last_norm() { return *bn3_; }
+    nn::BatchNorm2d& last_norm();
+    // As BasicBlock::fold_batch_norms: three convolutions, the last adding the shortcut.
+    void fold_batch_norms();
 
 private:
-    std::shared_ptr<nn::Conv2d> conv1_;
-    std::shared_ptr<nn::BatchNorm2d> bn1_;
-    std::shared_ptr<nn::Conv2d> conv2_;
+    std::shared_ptr<nn::Conv> conv1_;
+    std::shared_ptr<nn::BatchNorm2d> bn1_;  // null once folded
+    std::shared_ptr<nn::Conv> conv2_;
     std::shared_ptr<nn::BatchNorm2d> bn2_;
-    std::shared_ptr<nn::Conv2d> conv3_;
+    std::shared_ptr<nn::Conv> conv3_;
     std::shared_ptr<nn::BatchNorm2d> bn3_;
     std::shared_ptr<nn::Sequential> downsample_;
 };
@@ -64,7 +85,7 @@ enum class ResNetBlock { Basic, Bottleneck };
 
 // The stem (7x7/2 convolution, BatchNorm, ReLU, 3x3/2 max pooling), four stages of blocks
 // (64, 128, 256, 512 planes; stride 2 from the second on), global average pooling and `fc`.
-class ResNet : public nn::Module {
+class ResNet : public detail::ResNetPart {
 public:
     ResNet(ResNetBlock block, const std::array<int, 4>& blocks_per_stage, const ResNetOptions& options);
     Tensor forward(const Tensor& input) override;
@@ -78,14 +99,20 @@ public:
     void reset_classifier(std::int64_t num_classes);
     // requires_grad off for every parameter but fc's (a frozen backbone).
     void freeze_backbone();
+    // For inference, in evaluation mode: every BatchNorm folded into the convolution before it
+    // (the stem's and each block's, shortcuts included; nn::fold_batch_norm), the ReLUs and
+    // residual adds carried by the convolutions' epilogues (fused into the output pass on
+    // cuda.igemm). The same outputs to rounding; the state dict loses the BatchNorms' entries and
+    // gains the convolutions' biases (as PyTorch's fuse_modules). InvalidArgument in training mode.
+    void fold_batch_norms();
 
 private:
     std::shared_ptr<nn::Sequential> make_stage(ResNetBlock block, std::int64_t planes, int blocks, std::int64_t stride);
 
     std::int64_t in_channels_ = 64;  // the running channel count while the stages are built
     std::int64_t feature_count_ = 0;
-    std::shared_ptr<nn::Conv2d> conv1_;
-    std::shared_ptr<nn::BatchNorm2d> bn1_;
+    std::shared_ptr<nn::Conv> conv1_;
+    std::shared_ptr<nn::BatchNorm2d> bn1_;  // null once folded
     std::shared_ptr<nn::ReLU> relu_;
     std::shared_ptr<nn::MaxPool2d> maxpool_;
     std::array<std::shared_ptr<nn::Sequential>, 4> stages_;

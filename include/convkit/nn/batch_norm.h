@@ -28,6 +28,8 @@ public:
     std::string type_name() const override { return "BatchNorm" + std::to_string(spatial_rank_) + "d"; }
     std::string extra_repr() const override;
 
+    std::int64_t num_features() const { return num_features_; }
+    const BatchNormOptions& options() const { return options_; }
     Tensor weight() const { return weight_ ? *weight_ : Tensor(); }
     Tensor bias() const { return bias_ ? *bias_ : Tensor(); }
     Tensor running_mean() const { return running_mean_ ? *running_mean_ : Tensor(); }

@@ -7,6 +7,7 @@
 
 #include "convkit/conv_params.h"
 #include "convkit/nn/module.h"
+#include "convkit/ops/conv.h"
 
 namespace convkit::nn {
 
@@ -22,8 +23,15 @@ public:
     // params.spatial_rank must equal spatial_rank; params.groups must divide both channel counts.
     Conv(int spatial_rank, std::int64_t in_channels, std::int64_t out_channels, const KernelSize& kernel,
          const ConvParams& params, bool bias, bool transposed);
+    // A layer with these values (copied; no initialisation drawn): weight [C_out, C_in / groups,
+    // kernel...] (transposed: [C_in, C_out / groups, kernel...]), bias [C_out] or undefined.
+    Conv(const Tensor& weight, const Tensor& bias, const ConvParams& params, bool transposed);
 
     Tensor forward(const Tensor& input) override;
+    // relu(forward(input) + residual), each part as `epilogue` asks, as one op: fused into the
+    // convolution's output pass where the kernel can (cuda.igemm; convkit/ops/conv.h);
+    // summary() records it as this layer's call.
+    Tensor forward_with(const Tensor& input, const ConvEpilogue& epilogue);
     std::string type_name() const override;
     std::string extra_repr() const override;
     std::int64_t flops(const Shape& input, const Shape& output) const override;

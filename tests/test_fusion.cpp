@@ -1,0 +1,104 @@
+// Folding a BatchNorm into the convolution before it (nn::fold_batch_norm, convkit/nn/fusion.h)
+// and the convolution layer's fused epilogue (Conv::forward_with): the folded layer gives
+// bn(conv(x)) in evaluation mode, for every rank, with and without the conv's bias and the
+// BatchNorm's affine parameters; what cannot fold is refused, naming why.
+#include <gtest/gtest.h>
+
+#include "convkit/convkit.h"
+#include "test_util.h"
+#include "tolerances.h"
+
+namespace convkit {
+namespace {
+
+struct FoldCase {
+    const char* name;
+    int rank;
+    Shape input;
+    std::int64_t out_channels;
+    ConvParams params;
+};
+
+TEST(FoldBatchNorm, FoldedConvolutionGivesTheBatchNormOfTheConvolution) {
+    CONVKIT_SEEDED_RNG(rng);
+    const FoldCase cases[] = {
+        {"conv1d strided", 1, Shape{2, 3, 17}, 5, ConvParams(1).set_stride(2).set_padding(1)},
+        {"conv2d", 2, Shape{2, 4, 7, 6}, 6, ConvParams(2).set_padding(1)},
+        {"conv2d groups", 2, Shape{1, 4, 5, 5}, 6, ConvParams(2).set_groups(2)},
+        {"conv3d", 3, Shape{1, 2, 4, 4, 3}, 3, ConvParams(3).set_padding(1)},
+    };
+    for (const FoldCase& c : cases) {
+        for (bool conv_bias : {false, true}) {
+            for (bool affine : {false, true}) {
+                SCOPED_TRACE(std::string(c.name) + (conv_bias ? " conv bias" : "") + (affine ? " affine" : ""));
+                nn::init::manual_seed(rng());
+                nn::Conv conv(c.rank, c.input[1], c.out_channels, 3, c.params, conv_bias, false);
+                nn::BatchNorm bn(c.rank, c.out_channels, {.affine = affine});
+                conv.to(DType::Float64);
+                bn.to(DType::Float64);
+                testing::randomize_batch_norms(bn, rng());
+                conv.eval();
+                bn.eval();
+                const std::shared_ptr<nn::Conv> folded = nn::fold_batch_norm(conv, bn);
+                EXPECT_TRUE(folded->bias().defined());
+                EXPECT_EQ(folded->weight().dtype(), DType::Float64);
+                const Tensor x = Tensor::normal(c.input, 0.0, 1.0, rng(), DType::Float64);
+                const NoGradGuard no_grad;
+                const Tensor expected = bn(conv(x));
+                EXPECT_LT(testing::relative_error((*folded)(x), expected), testing::kFloat64Tolerance);
+                // With the ReLU and a residual in the folded convolution's epilogue.
+                const Tensor residual = Tensor::normal(expected.shape(), 0.0, 1.0, rng(), DType::Float64);
+                EXPECT_LT(testing::relative_error(folded->forward_with(x, {residual, true}), relu(expected + residual)),
+                          testing::kFloat64Tolerance);
+            }
+        }
+    }
+}
+
+TEST(FoldBatchNorm, WhatCannotFoldIsRefusedNamingWhy) {
+    nn::Conv2d conv(2, 4, 3);
+    nn::BatchNorm2d bn(4);
+    const auto message = [](auto&& call) {
+        try {
+            call();
+        } catch (const InvalidArgument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    const std::string training = message([&] { (void)nn::fold_batch_norm(conv, bn); });
+    EXPECT_NE(training.find("training mode"), std::string::npos) << training;
+    bn.eval();
+    nn::BatchNorm2d wrong_features(5);
+    wrong_features.eval();
+    const std::string features = message([&] { (void)nn::fold_batch_norm(conv, wrong_features); });
+    EXPECT_NE(features.find("5 features"), std::string::npos) << features;
+    EXPECT_NE(features.find("4 output channels"), std::string::npos) << features;
+    nn::BatchNorm2d untracked(4, {.track_running_stats = false});
+    untracked.eval();
+    const std::string stats = message([&] { (void)nn::fold_batch_norm(conv, untracked); });
+    EXPECT_NE(stats.find("running statistics"), std::string::npos) << stats;
+    nn::ConvTranspose2d transposed(4, 4, 3);
+    const std::string adjoint = message([&] { (void)nn::fold_batch_norm(transposed, bn); });
+    EXPECT_NE(adjoint.find("transposed"), std::string::npos) << adjoint;
+}
+
+// The constructor from values copies them, draws no initialisation and checks the shapes.
+TEST(FoldBatchNorm, ConvolutionFromValues) {
+    const Tensor w = Tensor::uniform(Shape{6, 2, 3, 3}, -1, 1, 7), b = Tensor::uniform(Shape{6}, -1, 1, 8);
+    nn::init::manual_seed(11);
+    const std::uint64_t first = nn::init::next_seed();
+    nn::init::manual_seed(11);
+    const nn::Conv conv(w, b, ConvParams(2).set_groups(2), false);
+    EXPECT_EQ(nn::init::next_seed(), first) << "the constructor drew a seed";
+    EXPECT_TRUE(testing::exactly_equal(conv.weight(), w));
+    EXPECT_NE(conv.weight().raw_data(), w.raw_data()) << "a copy";
+    EXPECT_TRUE(testing::exactly_equal(conv.bias(), b));
+    EXPECT_EQ(conv.extra_repr(), nn::Conv2d(4, 6, 3, ConvParams(2).set_groups(2)).extra_repr());
+    EXPECT_THROW(nn::Conv(w, b, ConvParams(2).set_groups(4), false), InvalidArgument);  // 6 % 4
+    EXPECT_THROW(nn::Conv(w, Tensor::zeros(Shape{5}), ConvParams(2), false), InvalidArgument);
+    EXPECT_THROW(nn::Conv(w, b, ConvParams(1), false), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace convkit
