@@ -4,10 +4,15 @@
 //             materialised: each 16-byte vector of 8 channels is gathered by cp.async straight
 //             from x, zero-filled where the tap falls in the padding or past the edges;
 //   B(k, j) = w[j, tap, c], already k-contiguous per output channel: the "col" operand of mma.
-// Backward-data (the forward of transposed convolution), rows over dx's positions i:
-//   A(m, k) = dy[n, o, kout] with o * stride = i + padding - tap * dilation  (k = (tap, kout)),
-//             zero where that o is not a whole position in range (stride > 1 wastes those);
-//   B(k, j) = w[kout, tap, j], j-contiguous: stored [k][j] and loaded with ldmatrix.trans.
+// Backward-data (the forward of transposed convolution), one launch per phase of the stride
+// (kernels/conv_phase.h; stride 1 is the one phase 0), rows over the phase's dx positions
+// i = phase + stride * j:
+//   A(m, k) = dy[n, j + offset - u * offset_step, kout]  (m = (n, j), k = (u, kout)), u over the
+//             phase's taps only, tap(u) = first_tap + u * tap_step per dim: the taps whose
+//             o * stride = i + padding - tap * dilation is a whole position; no zero taps are
+//             gathered or multiplied, and a dy position out of range zero-fills;
+//   B(k, j) = w[kout, tap(u), j], j-contiguous: stored [k][j] and loaded with ldmatrix.trans.
+// A phase no tap reaches has an empty reduction (no k tile): its positions get the epilogue of 0.
 // Structure (the one CUTLASS's sm80 kernels made standard): a block computes a BM x BN tile of
 // D with 4 warps of WM x WN each; k advances 32 at a time through a Stages-deep cp.async ring in
 // shared memory; ldmatrix.x4 loads the m16n8k16 fragments (A from a [row][k] tile, B from
@@ -35,6 +40,8 @@
 #include "convkit/error.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_igemm_support.cuh"
+#include "kernels/conv_phase.h"
+#include "kernels/fast_division.h"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
 
@@ -49,8 +56,9 @@ enum class Pass { Forward, BackwardData };
 
 // Everything a block needs, by value. The spatial dims are always three: rank 1 and 2 are the
 // 3-D case with leading dims of size 1 (kernel 1, stride 1, padding 0). "Source" is the tensor
-// A gathers from (x forward, dy backward-data); "rows" the dims the GEMM's rows run over, those
-// of the tensor written (y forward, dx backward-data).
+// A gathers from (x forward, dy backward-data); "rows" the dims the GEMM's rows run over (y's
+// positions forward, one phase's positions j of dx backward-data). Every division by a launch
+// constant is a FastDivisor's multiply and shift.
 struct IgemmParams {
     const void* source;  // the operand's elements (OperandFormat::Element)
     const void* w;
@@ -59,51 +67,69 @@ struct IgemmParams {
     const void* residual;
     int relu;
     int source_d, source_h, source_w;
-    int rows_d, rows_h, rows_w;
-    int kernel_h, kernel_w;  // kernel_d is implied by taps
+    FastDivisor rows_d, rows_h, rows_w;  // m = ((n * rows_d + rd) * rows_h + rh) * rows_w + rw
+    // A's gather per dim: row r's window starts at r * row_step + row_start, and the gathered tap
+    // u (k's tap, split by gathered_taps_h and _w) reads start + u * tap_reach. Forward: stride,
+    // -padding, dilation, u over the kernel's taps. Backward-data: 1, the phase's offset,
+    // -offset_step, u over the phase's taps.
+    int row_step_d, row_step_h, row_step_w;
+    int row_start_d, row_start_h, row_start_w;
+    int tap_reach_d, tap_reach_h, tap_reach_w;
+    FastDivisor gathered_taps_h, gathered_taps_w;
+    // Backward-data's B: gathered tap u is filter tap first_tap + u * tap_step per dim of the
+    // filter's kernel_d x kernel_h x kernel_w = filter_taps.
+    int kernel_h, kernel_w, filter_taps;
+    int first_tap_d, first_tap_h, first_tap_w;
+    int tap_step_d, tap_step_h, tap_step_w;
+    // Backward-data's epilogue: row j writes dx position phase + stride * j per dim, of dx's
+    // written_d x written_h x written_w.
+    int phase_d, phase_h, phase_w;
     int stride_d, stride_h, stride_w;
-    int pad_d, pad_h, pad_w;
-    int dil_d, dil_h, dil_w;
-    int source_channels, source_group;  // channels of the source, per group: the k chunks' channels
-    int out_channels, out_group;        // channels of the tensor written, per group: GEMM columns
-    int gemm_m, gemm_k;                 // N * row positions, taps * source_group
+    int written_d, written_h, written_w;
+    int source_channels;          // channels of the source
+    FastDivisor source_group;     // per group: the k chunks' channels, k = tap * source_group + c
+    int out_channels, out_group;  // channels of the tensor written, per group: GEMM columns
+    int gemm_m, gemm_k;           // N * row positions, gathered taps * source_group
 };
 
-// The rows of A one thread copies: for each pass, the source image's offset and where the row's
-// window starts along each dim (forward: o * stride - padding, plus tap * dilation per tap;
-// backward-data: i + padding, minus tap * dilation, then divided by the stride). A row past M
-// gets a start no tap brings into range, so its copies zero-fill.
+struct Coordinates {
+    int n, d, h, w;
+};
+
+// Row m of the GEMM as (image, rd, rh, rw); m < 2^31.
+__device__ inline Coordinates split_row(const IgemmParams& p, int m) {
+    const int rest_w = p.rows_w.divide(m), rest_h = p.rows_h.divide(rest_w), n = p.rows_d.divide(rest_h);
+    return {n, rest_h - n * p.rows_d.divisor(), rest_w - rest_h * p.rows_h.divisor(), m - rest_w * p.rows_w.divisor()};
+}
+
+// A gathered tap index as its coordinates (n unused).
+__device__ inline Coordinates split_tap(const IgemmParams& p, int tap) {
+    const int rest_w = p.gathered_taps_w.divide(tap), d = p.gathered_taps_h.divide(rest_w);
+    return {0, d, rest_w - d * p.gathered_taps_h.divisor(), tap - rest_w * p.gathered_taps_w.divisor()};
+}
+
+// The rows of A one thread copies: the source image's offset and where the row's window starts
+// along each dim. A row past M gets a start no tap brings into range, so its copies zero-fill.
 template <class Tile>
 struct ARows {
     std::int64_t image[Tile::kPassesA];  // offset of source[n, 0, 0, 0, group's first channel]
     int d0[Tile::kPassesA], h0[Tile::kPassesA], w0[Tile::kPassesA];
 };
 
-template <class Tile, Pass P>
+template <class Tile>
 __device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group, ARows<Tile>& rows) {
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
     CONVKIT_IGEMM_UNROLL
     for (int pass = 0; pass < Tile::kPassesA; ++pass) {
         const int m = block_m + first_row + pass * Tile::kRowsPerPass;
         if (m < p.gemm_m) {
-            int rest = m;
-            const int rw = rest % p.rows_w;
-            rest /= p.rows_w;
-            const int rh = rest % p.rows_h;
-            rest /= p.rows_h;
-            const int rd = rest % p.rows_d;
-            const int n = rest / p.rows_d;
-            rows.image[pass] = static_cast<std::int64_t>(n) * p.source_d * p.source_h * p.source_w * p.source_channels +
-                               static_cast<std::int64_t>(group) * p.source_group;
-            if constexpr (P == Pass::Forward) {
-                rows.d0[pass] = rd * p.stride_d - p.pad_d;
-                rows.h0[pass] = rh * p.stride_h - p.pad_h;
-                rows.w0[pass] = rw * p.stride_w - p.pad_w;
-            } else {
-                rows.d0[pass] = rd + p.pad_d;
-                rows.h0[pass] = rh + p.pad_h;
-                rows.w0[pass] = rw + p.pad_w;
-            }
+            const Coordinates r = split_row(p, m);
+            rows.image[pass] =
+                static_cast<std::int64_t>(r.n) * p.source_d * p.source_h * p.source_w * p.source_channels +
+                static_cast<std::int64_t>(group) * p.source_group.divisor();
+            rows.d0[pass] = r.d * p.row_step_d + p.row_start_d;
+            rows.h0[pass] = r.h * p.row_step_h + p.row_start_h;
+            rows.w0[pass] = r.w * p.row_step_w + p.row_start_w;
         } else {
             rows.image[pass] = 0;
             rows.d0[pass] = rows.h0[pass] = rows.w0[pass] = -(1 << 30);
@@ -111,18 +137,25 @@ __device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group,
     }
 }
 
-// The source coordinate along one dim that row start `start` reads at tap offset `reach`
-// (tap * dilation), or false when it reads padding. Forward: start + reach. Backward-data: the
-// output position o with o * stride = start - reach, when that is a whole position in range.
+// The source coordinate along one dim that a row starting at `start` reads at `reach`
+// (u * tap_reach), or false when it reads padding: one bounds check, no division.
+__device__ inline bool source_coordinate(int start, int reach, int size, int& at) {
+    at = start + reach;
+    return static_cast<unsigned>(at) < static_cast<unsigned>(size);
+}
+
+// The element offset of the tensor written for GEMM row m: m itself forward; backward-data, the
+// dx position phase + stride * j of the phase's row j.
 template <Pass P>
-__device__ inline bool source_coordinate(int start, int reach, int stride, int size, int& at) {
+__device__ inline std::int64_t written_row(const IgemmParams& p, int m) {
     if constexpr (P == Pass::Forward) {
-        at = start + reach;
-        return static_cast<unsigned>(at) < static_cast<unsigned>(size);
+        return m;
     } else {
-        const int scaled = start - reach;
-        at = scaled / stride;
-        return scaled >= 0 && at * stride == scaled && at < size;
+        const Coordinates j = split_row(p, m);
+        return ((static_cast<std::int64_t>(j.n) * p.written_d + p.phase_d + p.stride_d * j.d) * p.written_h +
+                p.phase_h + p.stride_h * j.h) *
+                   p.written_w +
+               p.phase_w + p.stride_w * j.w;
     }
 }
 
@@ -138,18 +171,18 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
     const int k = kt * Format::kBlockK + chunk * Format::kPerChunk;
     const bool k_valid = k < p.gemm_k;
-    // k = tap * source_group + c; tap = (kd * kernel_h + kh) * kernel_w + kw. A chunk's channels
-    // never straddle two taps since source_group is a multiple of kPerChunk.
-    const int tap = k / p.source_group, c = k - tap * p.source_group;
-    const int kw = tap % p.kernel_w, kh = tap / p.kernel_w % p.kernel_h, kd = tap / p.kernel_w / p.kernel_h;
-    const int reach_d = kd * p.dil_d, reach_h = kh * p.dil_h, reach_w = kw * p.dil_w;
+    // k = tap * source_group + c; tap = (ud * taps_h + uh) * taps_w + uw over the gathered taps.
+    // A chunk's channels never straddle two taps since source_group is a multiple of kPerChunk.
+    const int tap = p.source_group.divide(k), c = k - tap * p.source_group.divisor();
+    const Coordinates u = split_tap(p, tap);
+    const int reach_d = u.d * p.tap_reach_d, reach_h = u.h * p.tap_reach_h, reach_w = u.w * p.tap_reach_w;
     CONVKIT_IGEMM_UNROLL
     for (int pass = 0; pass < Tile::kPassesA; ++pass) {
         const int row = first_row + pass * Tile::kRowsPerPass;
         int sd, sh, sw;
-        const bool inside = k_valid && source_coordinate<P>(rows.d0[pass], reach_d, p.stride_d, p.source_d, sd) &&
-                            source_coordinate<P>(rows.h0[pass], reach_h, p.stride_h, p.source_h, sh) &&
-                            source_coordinate<P>(rows.w0[pass], reach_w, p.stride_w, p.source_w, sw);
+        const bool inside = k_valid && source_coordinate(rows.d0[pass], reach_d, p.source_d, sd) &&
+                            source_coordinate(rows.h0[pass], reach_h, p.source_h, sh) &&
+                            source_coordinate(rows.w0[pass], reach_w, p.source_w, sw);
         // Outside: zero-filled; the source address is then never read, the tensor itself stands in.
         const Element* source =
             inside ? source_elements + rows.image[pass] +
@@ -170,20 +203,27 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
             ptx::cp_async<16>(b_tile + swizzled(row, chunk), source, inside ? 16 : 0);
         }
     } else {
-        // B(k, j) = w[kout, tap, j] with k = (tap, kout): j-contiguous for each k; stored [k][j].
+        // B(k, j) = w[kout, tap(u), j] with k = (u, kout): j-contiguous for each k; stored [k][j].
         using Kn = KnTile<Tile, Operand>;
         const int j_chunk = static_cast<int>(threadIdx.x) % Kn::kChunks;
         const int j = block_n + j_chunk * Format::kPerChunk;
-        const int taps = p.gemm_k / p.source_group;
+        const int source_group = p.source_group.divisor();
         CONVKIT_IGEMM_UNROLL
         for (int pass = 0; pass < Kn::kPasses; ++pass) {
             const int row = static_cast<int>(threadIdx.x) / Kn::kChunks + pass * Kn::kRowsPerPass;
             const int kb = kt * Format::kBlockK + row;
-            const int tap_b = kb / p.source_group, kout = kb - tap_b * p.source_group;
+            const int u_b = p.source_group.divide(kb), kout = kb - u_b * source_group;
+            const Coordinates ub = split_tap(p, u_b);
+            const int filter_tap =
+                ((p.first_tap_d + ub.d * p.tap_step_d) * p.kernel_h + p.first_tap_h + ub.h * p.tap_step_h) *
+                    p.kernel_w +
+                p.first_tap_w + ub.w * p.tap_step_w;
             const bool inside = kb < p.gemm_k && j < p.out_group;
             const Element* source =
                 inside ? w_elements +
-                             (static_cast<std::int64_t>(group * p.source_group + kout) * taps + tap_b) * p.out_group + j
+                             (static_cast<std::int64_t>(group * source_group + kout) * p.filter_taps + filter_tap) *
+                                 p.out_group +
+                             j
                        : w_elements;
             ptx::cp_async<16>(b_tile + swizzled_kn<Kn>(row, j_chunk), source, inside ? 16 : 0);
         }
@@ -241,7 +281,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
     const int warp_m = warp / Tile::kWarpsN, warp_n = warp % Tile::kWarpsN;
 
     ARows<Tile> rows;
-    find_a_rows<Tile, P>(p, block_m, group, rows);
+    find_a_rows<Tile>(p, block_m, group, rows);
     Accumulators<Tile> acc;
     zero<Tile>(acc);
 
@@ -250,16 +290,19 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
         [&](int kt, std::uint16_t* stage) { load_stage<Tile, P, Operand>(p, rows, block_n, group, kt, stage); },
         [&](const std::uint16_t* stage) { multiply_stage<Tile, P, Operand>(stage, warp_m, warp_n, acc); });
 
-    // Epilogue straight from the accumulators.
-    for_each_accumulator<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, [&](int m, int col, float v) {
-        if (m >= p.gemm_m || col >= p.out_group) return;
-        const int channel = group * p.out_group + col;
-        const std::int64_t index = static_cast<std::int64_t>(m) * p.out_channels + channel;
-        if (p.bias != nullptr) v += p.bias[channel];
-        if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
-        if (p.relu != 0) v = fmaxf(v, 0.0f);
-        store_output<Output>(p.y, index, v);
-    });
+    // Epilogue straight from the accumulators: each row's place in the tensor written found once.
+    for_each_accumulator_row<Tile>(
+        acc, block_m, block_n, warp_m, warp_n, lane,
+        [&](int m) { return m < p.gemm_m ? written_row<P>(p, m) : std::int64_t{-1}; },
+        [&](std::int64_t row, int col, float v) {
+            if (row < 0 || col >= p.out_group) return;
+            const int channel = group * p.out_group + col;
+            const std::int64_t index = row * p.out_channels + channel;
+            if (p.bias != nullptr) v += p.bias[channel];
+            if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
+            if (p.relu != 0) v = fmaxf(v, 0.0f);
+            store_output<Output>(p.y, index, v);
+        });
 }
 
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
@@ -345,8 +388,8 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& s, IgemmOperand 
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
     const std::int64_t vector = operand == IgemmOperand::TensorFloat32 ? 4 : 8;  // channels per 16 bytes
     if (group_in % vector != 0)
-        return "input channels per group " + std::to_string(group_in) + " not a multiple of " +
-               std::to_string(vector) + " (16-byte cp.async vectors of " + std::to_string(vector) + " channels)";
+        return "input channels per group " + std::to_string(group_in) + " not a multiple of " + std::to_string(vector) +
+               " (16-byte cp.async vectors of " + std::to_string(vector) + " channels)";
     if (group_out % vector != 0)
         return "output channels per group " + std::to_string(group_out) + " not a multiple of " +
                std::to_string(vector);
@@ -378,79 +421,207 @@ std::size_t conv_igemm_shared_bytes(IgemmTile tile) {
     return tile == IgemmTile::Large ? LargeTile::kSharedBytes : SmallTile::kSharedBytes;
 }
 
-IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
-    const auto out = s.output();
-    const std::int64_t m = s.batch * out[0] * out[1] * out[2];
-    const std::int64_t n = s.out_channels / std::max<std::int64_t>(s.groups, 1);
-    const std::int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128) * s.groups;
-    return large_blocks >= 2 * 132 ? IgemmTile::Large : IgemmTile::Small;
-}
-
 namespace {
-// Both passes: checks, the dims as three (rank r's dims last: [1, ..., 1, dims]), the params
-// with the source and the written tensor's roles, the tile and type dispatch.
-template <Pass P>
-void run_pass(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
-              const void* source, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
-    if constexpr (P == Pass::Forward) {
-        check_call(op, s, operand, output, source, w, y, "x", "w", "y");
-    } else {
-        check_call(op, s, operand, output, source, w, y, "dy", "w", "dx");
-    }
-    const Dims3 d = dims3(s);
-    const auto &in = d.input, &out = d.output, &k = d.kernel, &st = d.stride, &pad = d.padding, &dil = d.dilation;
-    const bool forward = P == Pass::Forward;
-    const auto& source_dims = forward ? in : out;
-    const auto& row_dims = forward ? out : in;
-    const std::int64_t source_channels = forward ? s.in_channels : s.out_channels;
-    const std::int64_t out_channels = forward ? s.out_channels : s.in_channels;
-    const std::int64_t source_group = source_channels / s.groups, out_group = out_channels / s.groups;
-    const IgemmParams p{source,
-                        w,
-                        y,
-                        epilogue.bias,
-                        epilogue.residual,
-                        epilogue.relu ? 1 : 0,
-                        i32(source_dims[0]),
-                        i32(source_dims[1]),
-                        i32(source_dims[2]),
-                        i32(row_dims[0]),
-                        i32(row_dims[1]),
-                        i32(row_dims[2]),
-                        i32(k[1]),
-                        i32(k[2]),
-                        i32(st[0]),
-                        i32(st[1]),
-                        i32(st[2]),
-                        i32(pad[0]),
-                        i32(pad[1]),
-                        i32(pad[2]),
-                        i32(dil[0]),
-                        i32(dil[1]),
-                        i32(dil[2]),
-                        i32(source_channels),
-                        i32(source_group),
-                        i32(out_channels),
-                        i32(out_group),
-                        i32(s.batch * row_dims[0] * row_dims[1] * row_dims[2]),
-                        i32(k[0] * k[1] * k[2] * source_group)};
-    const cudaStream_t cuda_stream = detail::to_cuda(stream);
-    if (tile == IgemmTile::Large) {
-        dispatch_operand<LargeTile, P>(p, i32(s.groups), operand, output, cuda_stream);
-    } else {
-        dispatch_operand<SmallTile, P>(p, i32(s.groups), operand, output, cuda_stream);
-    }
+// Large when the Large tile gives at least 2 blocks per SM on a 132-SM H100.
+IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups) {
+    const std::int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128) * groups;
+    return large_blocks >= 2 * 132 ? IgemmTile::Large : IgemmTile::Small;
 }
 }  // namespace
 
-void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
-                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
-    run_pass<Pass::Forward>("conv_igemm_forward", s, operand, output, tile, x, w, epilogue, y, stream);
+IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
+    const auto out = s.output();
+    return default_tile(s.batch * out[0] * out[1] * out[2], s.out_channels / std::max<std::int64_t>(s.groups, 1),
+                        s.groups);
 }
 
-void conv_igemm_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
-                              const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream) {
-    run_pass<Pass::BackwardData>("conv_igemm_backward_data", s, operand, output, tile, dy, w, epilogue, dx, stream);
+namespace {
+// What both passes' params share: the tensors, the source's dims and channels, the channels
+// written, the epilogue.
+IgemmParams common_params(const void* source, const std::array<std::int64_t, 3>& source_dims,
+                          std::int64_t source_channels, std::int64_t out_channels, std::int64_t groups, const void* w,
+                          const IgemmEpilogue& epilogue, void* y) {
+    IgemmParams p{};
+    p.source = source;
+    p.w = w;
+    p.y = y;
+    p.bias = epilogue.bias;
+    p.residual = epilogue.residual;
+    p.relu = epilogue.relu ? 1 : 0;
+    p.source_d = i32(source_dims[0]);
+    p.source_h = i32(source_dims[1]);
+    p.source_w = i32(source_dims[2]);
+    p.source_channels = i32(source_channels);
+    p.source_group = FastDivisor(i32(source_channels / groups));
+    p.out_channels = i32(out_channels);
+    p.out_group = i32(out_channels / groups);
+    return p;
+}
+
+IgemmParams forward_params(const IgemmConvShape& s, const Dims3& d, const void* x, const void* w,
+                           const IgemmEpilogue& epilogue, void* y) {
+    IgemmParams p = common_params(x, d.input, s.in_channels, s.out_channels, s.groups, w, epilogue, y);
+    p.rows_d = FastDivisor(i32(d.output[0]));
+    p.rows_h = FastDivisor(i32(d.output[1]));
+    p.rows_w = FastDivisor(i32(d.output[2]));
+    p.row_step_d = i32(d.stride[0]);
+    p.row_step_h = i32(d.stride[1]);
+    p.row_step_w = i32(d.stride[2]);
+    p.row_start_d = -i32(d.padding[0]);
+    p.row_start_h = -i32(d.padding[1]);
+    p.row_start_w = -i32(d.padding[2]);
+    p.tap_reach_d = i32(d.dilation[0]);
+    p.tap_reach_h = i32(d.dilation[1]);
+    p.tap_reach_w = i32(d.dilation[2]);
+    p.gathered_taps_h = FastDivisor(i32(d.kernel[1]));
+    p.gathered_taps_w = FastDivisor(i32(d.kernel[2]));
+    p.gemm_m = i32(s.batch * d.output[0] * d.output[1] * d.output[2]);
+    p.gemm_k = i32(d.kernel[0] * d.kernel[1] * d.kernel[2] * (s.in_channels / s.groups));
+    return p;
+}
+
+// One phase of backward-data: its first dx position and its positions and taps per dim
+// (D, H, W as Dims3 orders them).
+struct BackwardDataPhase {
+    std::array<int, 3> phase{0, 0, 0};
+    std::array<PhaseAxis, 3> axis;
+    std::int64_t positions() const { return std::int64_t{axis[0].rows} * axis[1].rows * axis[2].rows; }
+    std::int64_t taps() const { return std::int64_t{axis[0].taps} * axis[1].taps * axis[2].taps; }
+};
+
+// The phases that have positions, in launch order.
+std::vector<BackwardDataPhase> backward_data_phases(const Dims3& d) {
+    std::vector<BackwardDataPhase> phases;
+    for (int pd = 0; pd < d.stride[0]; ++pd) {
+        for (int ph = 0; ph < d.stride[1]; ++ph) {
+            for (int pw = 0; pw < d.stride[2]; ++pw) {
+                BackwardDataPhase phase;
+                phase.phase = {pd, ph, pw};
+                for (std::size_t i = 0; i < 3; ++i) {
+                    phase.axis[i] = phase_axis(phase.phase[i], i32(d.input[i]), i32(d.kernel[i]), i32(d.stride[i]),
+                                               i32(d.dilation[i]), i32(d.padding[i]));
+                }
+                if (phase.positions() > 0) phases.push_back(phase);
+            }
+        }
+    }
+    return phases;
+}
+
+IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const BackwardDataPhase& phase,
+                                 const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
+    IgemmParams p = common_params(dy, d.output, s.out_channels, s.in_channels, s.groups, w, epilogue, dx);
+    const auto& a = phase.axis;
+    p.rows_d = FastDivisor(a[0].rows);
+    p.rows_h = FastDivisor(a[1].rows);
+    p.rows_w = FastDivisor(a[2].rows);
+    p.row_step_d = p.row_step_h = p.row_step_w = 1;
+    p.row_start_d = a[0].offset;
+    p.row_start_h = a[1].offset;
+    p.row_start_w = a[2].offset;
+    p.tap_reach_d = -a[0].offset_step;
+    p.tap_reach_h = -a[1].offset_step;
+    p.tap_reach_w = -a[2].offset_step;
+    p.gathered_taps_h = FastDivisor(a[1].taps);
+    p.gathered_taps_w = FastDivisor(a[2].taps);
+    p.kernel_h = i32(d.kernel[1]);
+    p.kernel_w = i32(d.kernel[2]);
+    p.filter_taps = i32(d.kernel[0] * d.kernel[1] * d.kernel[2]);
+    p.first_tap_d = a[0].first_tap;
+    p.first_tap_h = a[1].first_tap;
+    p.first_tap_w = a[2].first_tap;
+    p.tap_step_d = a[0].tap_step;
+    p.tap_step_h = a[1].tap_step;
+    p.tap_step_w = a[2].tap_step;
+    p.phase_d = phase.phase[0];
+    p.phase_h = phase.phase[1];
+    p.phase_w = phase.phase[2];
+    p.stride_d = i32(d.stride[0]);
+    p.stride_h = i32(d.stride[1]);
+    p.stride_w = i32(d.stride[2]);
+    p.written_d = i32(d.input[0]);
+    p.written_h = i32(d.input[1]);
+    p.written_w = i32(d.input[2]);
+    p.gemm_m = i32(s.batch * phase.positions());
+    p.gemm_k = i32(phase.taps() * (s.out_channels / s.groups));
+    return p;
+}
+
+template <class Tile>
+std::int64_t mma_instructions(const IgemmParams& p, std::int64_t groups, IgemmOperand operand) {
+    const std::int64_t block_k = operand == IgemmOperand::TensorFloat32
+                                     ? OperandFormat<IgemmOperand::TensorFloat32>::kBlockK
+                                     : OperandFormat<IgemmOperand::BFloat16>::kBlockK;
+    const std::int64_t blocks =
+        (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM * ((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
+    const std::int64_t mma_per_k_tile = Tile::kWarpsM * Tile::kWarpsN * Tile::kMmaM * Tile::kMmaN * 2;
+    return blocks * ((p.gemm_k + block_k - 1) / block_k) * mma_per_k_tile;
+}
+
+void dispatch_tile(Pass pass, IgemmTile tile, const IgemmParams& p, std::int64_t groups, IgemmOperand operand,
+                   IgemmOutput output, cudaStream_t stream) {
+    if (pass == Pass::Forward) {
+        if (tile == IgemmTile::Large)
+            return dispatch_operand<LargeTile, Pass::Forward>(p, i32(groups), operand, output, stream);
+        return dispatch_operand<SmallTile, Pass::Forward>(p, i32(groups), operand, output, stream);
+    }
+    if (tile == IgemmTile::Large)
+        return dispatch_operand<LargeTile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
+    dispatch_operand<SmallTile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
+}
+}  // namespace
+
+std::int64_t IgemmPlan::multiply_adds() const {
+    std::int64_t sum = 0;
+    for (const IgemmLaunchPlan& l : launches) sum += l.m * l.n * l.k;
+    return groups * sum;
+}
+
+std::int64_t IgemmPlan::mma_instructions() const {
+    std::int64_t sum = 0;
+    for (const IgemmLaunchPlan& l : launches) sum += l.mma_instructions;
+    return sum;
+}
+
+IgemmPlan conv_igemm_backward_data_plan(const IgemmConvShape& s, IgemmOperand operand, std::optional<IgemmTile> tile) {
+    IgemmPlan plan;
+    plan.groups = s.groups;
+    if (!conv_igemm_unsupported_reason(s, operand).empty()) return plan;
+    const Dims3 d = dims3(s);
+    for (const BackwardDataPhase& phase : backward_data_phases(d)) {
+        const IgemmParams p = backward_data_params(s, d, phase, nullptr, nullptr, {}, nullptr);
+        IgemmLaunchPlan l;
+        for (int i = 0; i < s.rank; ++i) {
+            l.phase[static_cast<std::size_t>(i)] = phase.phase[static_cast<std::size_t>(3 - s.rank + i)];
+        }
+        l.m = p.gemm_m;
+        l.n = p.out_group;
+        l.k = p.gemm_k;
+        l.tile = tile.value_or(default_tile(l.m, l.n, s.groups));
+        l.mma_instructions = l.tile == IgemmTile::Large ? mma_instructions<LargeTile>(p, s.groups, operand)
+                                                        : mma_instructions<SmallTile>(p, s.groups, operand);
+        plan.launches.push_back(l);
+    }
+    return plan;
+}
+
+void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
+                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
+    check_call("conv_igemm_forward", s, operand, output, x, w, y, "x", "w", "y");
+    dispatch_tile(Pass::Forward, tile, forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, output,
+                  detail::to_cuda(stream));
+}
+
+void conv_igemm_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
+                              std::optional<IgemmTile> tile, const void* dy, const void* w,
+                              const IgemmEpilogue& epilogue, void* dx, Stream stream) {
+    check_call("conv_igemm_backward_data", s, operand, output, dy, w, dx, "dy", "w", "dx");
+    const Dims3 d = dims3(s);
+    for (const BackwardDataPhase& phase : backward_data_phases(d)) {
+        const IgemmParams p = backward_data_params(s, d, phase, dy, w, epilogue, dx);
+        dispatch_tile(Pass::BackwardData, tile.value_or(default_tile(p.gemm_m, p.out_group, s.groups)), p, s.groups,
+                      operand, output, detail::to_cuda(stream));
+    }
 }
 
 CONVKIT_KERNELS_END

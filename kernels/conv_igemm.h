@@ -13,11 +13,14 @@
 //   bias [K] float32 (optional)
 // Forward as a GEMM per group: M = N * output positions, N = K / groups, K = taps * C / groups,
 // the GEMM's k index running over (tap, channel) with the channel fastest. Backward-data:
-// M = N * input positions, N = C / groups, K = taps * K / groups.
+// M = N * input positions, N = C / groups, K = taps * K / groups, run per phase of the stride
+// (sub-pixel, below): one GEMM per phase over only the taps that reach its positions.
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "convkit/device.h"
 #include "kernels/kernels_namespace.h"
@@ -66,8 +69,34 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& shape, IgemmOper
 // Dynamic shared memory a launch with `tile` uses (the launcher opts in above 48 KiB).
 std::size_t conv_igemm_shared_bytes(IgemmTile tile);
 
-// Large when the Large tile gives at least 2 blocks per SM on a 132-SM H100, else Small.
+// Large when the Large tile gives at least 2 blocks per SM on a 132-SM H100, else Small (the
+// forward's GEMM; backward-data chooses per phase, conv_igemm_backward_data_plan).
 IgemmTile conv_igemm_default_tile(const IgemmConvShape& shape);
+
+// One GEMM launch of backward-data: the phase (its first dx position per used dim, in the
+// shape's order; all 0 at stride 1), the GEMM per group (m = N * the phase's positions,
+// n = C / groups, k = the phase's taps * K / groups, 0 for a phase no tap reaches), its tile,
+// and the mma.sync instructions its blocks issue (tiles padded to whole blocks and k tiles).
+struct IgemmLaunchPlan {
+    std::array<std::int64_t, 3> phase{0, 0, 0};
+    std::int64_t m = 0, n = 0, k = 0;
+    IgemmTile tile = IgemmTile::Small;
+    std::int64_t mma_instructions = 0;
+};
+
+struct IgemmPlan {
+    std::int64_t groups = 1;
+    std::vector<IgemmLaunchPlan> launches;
+    std::int64_t multiply_adds() const;  // groups * sum of m * n * k: the GEMMs' own work
+    std::int64_t mma_instructions() const;
+};
+
+// The launches conv_igemm_backward_data runs, in order: one per phase of the stride
+// (position mod stride per dim) that has positions, each over only the taps that reach it
+// (kernels/conv_phase.h); stride 1 is the one phase 0. `tile` forces every launch's tile; without
+// it each phase chooses from its own GEMM, as conv_igemm_default_tile does. Tests read it.
+IgemmPlan conv_igemm_backward_data_plan(const IgemmConvShape& shape, IgemmOperand operand,
+                                        std::optional<IgemmTile> tile);
 
 // y = epilogue(conv(x, w)). Throws NotSupported with conv_igemm_unsupported_reason() when the
 // shape is refused, InvalidArgument for null x, w or y or for x or w not 16-byte aligned. Needs
@@ -78,11 +107,13 @@ void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, Igemm
 
 // dx = epilogue(conv^T(dy, w)) for the convolution `shape` describes: dy [N, oD, oH, oW, K],
 // dx (and residual) [N, D, H, W, C], bias [C] (the transposed convolution's bias). Input
-// positions no output reads (past the last window) get 0 before the epilogue. Refusals and
-// requirements as conv_igemm_forward. A residual of dx itself accumulates into it (each element
-// is read and written by one thread).
-void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
-                              const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream);
+// positions no output reads (past the last window, or a phase no tap reaches) get 0 before the
+// epilogue. Launches as conv_igemm_backward_data_plan(shape, operand, tile) lists them, one
+// after another on `stream`. Refusals and requirements as conv_igemm_forward. A residual of dx
+// itself accumulates into it (each element is read and written by one thread).
+void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
+                              std::optional<IgemmTile> tile, const void* dy, const void* w,
+                              const IgemmEpilogue& epilogue, void* dx, Stream stream);
 
 // dw = conv's filter gradient from dy [N, oD, oH, oW, K] and x [N, D, H, W, C], into dw
 // [K, kD, kH, kW, C/groups] of `output`'s type (+ residual, like dw, when not null: dw += ...

@@ -201,24 +201,35 @@ __device__ inline void mma_warp_tile(Accumulators<Tile>& acc, const std::uint32_
     }
 }
 
-// f(row, column, value) for every accumulator of the warp, at its place in the block's tile
-// offset by (block_m, block_n): register r of an m16n8 tile is row g + 8 (r / 2), column
-// 2t + r % 2 (g = lane / 4, t = lane % 4).
-template <class Tile, class F>
-__device__ inline void for_each_accumulator(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
-                                            int warp_n, int lane, F&& f) {
+// f(row_of(m), column, value) for every accumulator of the warp, at its row m and column in the
+// block's tile offset by (block_m, block_n): register r of an m16n8 tile is row g + 8 (r / 2),
+// column 2t + r % 2 (g = lane / 4, t = lane % 4). row_of runs once per row, not per accumulator.
+template <class Tile, class RowOf, class F>
+__device__ inline void for_each_accumulator_row(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
+                                                int warp_n, int lane, RowOf&& row_of, F&& f) {
     const int g = lane / 4, t = lane % 4;
     CONVKIT_IGEMM_UNROLL
     for (int i = 0; i < Tile::kMmaM; ++i) {
         CONVKIT_IGEMM_UNROLL
-        for (int j = 0; j < Tile::kMmaN; ++j) {
+        for (int half = 0; half < 2; ++half) {
+            const auto row = row_of(block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * half);
             CONVKIT_IGEMM_UNROLL
-            for (int r = 0; r < 4; ++r) {
-                f(block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * (r / 2),
-                  block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r % 2, acc[i][j][r]);
+            for (int j = 0; j < Tile::kMmaN; ++j) {
+                CONVKIT_IGEMM_UNROLL
+                for (int r = 0; r < 2; ++r) {
+                    f(row, block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r, acc[i][j][2 * half + r]);
+                }
             }
         }
     }
+}
+
+// f(row, column, value) for every accumulator of the warp (the row as it is).
+template <class Tile, class F>
+__device__ inline void for_each_accumulator(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
+                                            int warp_n, int lane, F&& f) {
+    for_each_accumulator_row<Tile>(
+        acc, block_m, block_n, warp_m, warp_n, lane, [](int m) { return m; }, f);
 }
 
 // The cp.async ring every pass runs: k tile `step` (0..count-1) lives in stage step % Stages of

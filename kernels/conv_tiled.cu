@@ -26,6 +26,7 @@
 #include <string>
 
 #include "cuda/cuda_runtime.h"
+#include "kernels/conv_phase.h"
 #include "kernels/conv_tiled.h"
 #include "kernels/fast_division.h"
 #include "kernels/kernel_support.cuh"
@@ -495,29 +496,8 @@ GemmSize gemm_size(const ConvGeometry& g, TiledConvPass pass) {
     return {};
 }
 
-// One dim of a phase (PhaseTaps): its positions phase + stride·j and the taps t with
-// (phase + pad - t·dilation) ≡ 0 (mod stride). Those exist only when gcd(dilation, stride)
-// divides phase + pad, and then repeat every stride / gcd taps, so the first is below that.
-struct PhaseAxis {
-    int rows = 0, taps = 0, first_tap = 0, tap_step = 1, offset = 0, offset_step = 0;
-};
-PhaseAxis phase_axis(int phase, int input, int kernel, int stride, int dilation, int pad) {
-    PhaseAxis a;
-    a.rows = phase < input ? (input - phase + stride - 1) / stride : 0;
-    const int common = std::gcd(dilation, stride);
-    a.tap_step = stride / common;
-    a.offset_step = dilation / common;
-    for (int t = 0; t < std::min(kernel, a.tap_step); ++t) {
-        const int numerator = phase + pad - t * dilation;
-        if (numerator % stride != 0) continue;
-        a.first_tap = t;
-        a.taps = (kernel - t + a.tap_step - 1) / a.tap_step;
-        a.offset = numerator / stride;  // exact, also when negative
-        break;
-    }
-    return a;
-}
-
+// The phase's positions and taps per dim (kernels/conv_phase.h), with multipliers for the
+// divisions the gather has left.
 PhaseTaps phase_taps(const ConvIndex& c, const Dims& phase) {
     const PhaseAxis d = phase_axis(phase.d, c.input.d, c.kernel.d, c.stride.d, c.dilation.d, c.pad.d);
     const PhaseAxis h = phase_axis(phase.h, c.input.h, c.kernel.h, c.stride.h, c.dilation.h, c.pad.h);

@@ -324,7 +324,7 @@ void launch(const Case& cs, const Problem& p, IgemmEpilogue epilogue, void* y) {
     } else {
         std::vector<float> workspace(
             kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.operand, cs.splits) / 4,
-                                     std::numeric_limits<float>::quiet_NaN());
+            std::numeric_limits<float>::quiet_NaN());
         kernels::conv_igemm_backward_filter(
             cs.shape, cs.operand, cs.output, cs.tile, cs.splits, first, second, epilogue.residual, y,
             workspace.empty() ? nullptr : on_device(workspace.data(), workspace.size() * sizeof(float)), stream);
@@ -445,7 +445,8 @@ const std::vector<Case>& tf32_sweep() {
             {shape(1, 1, 4, 4, 1, {129}, {3}, {1}, {1}), kLarge, kTF32, kToF32, false, true, false},
             // Strides; strides and dilations with an odd-shaped kernel.
             {shape(2, 2, 12, 8, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, true, true, false},
-            {shape(2, 1, 8, 12, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kTF32, kToF32, false, false, true},
+            {shape(2, 1, 8, 12, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kTF32, kToF32, false, false,
+             true},
             // Groups: 2 of 4 -> 4 (a vector exactly one group wide), 3 of 4 -> 12.
             {shape(2, 2, 8, 8, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kSmall, kTF32, kToF32, true, false, false},
             {shape(2, 1, 12, 36, 3, {5, 5}, {3, 3}, {2, 2}, {1, 1}), kLarge, kTF32, kToF32, false, true, true},
@@ -475,6 +476,45 @@ const std::vector<Case>& tf32_sweep() {
             all.push_back(c);
             ++i;
         }
+        return all;
+    }();
+    return cases;
+}
+
+// Strided backward-data, run per phase of the stride (kernels/conv_phase.h): strides 2-3, mixed
+// per dim; kernels smaller than the stride (phases no tap reaches: the epilogue of 0), equal to it
+// (one tap a phase, U-Net's up-convolutions) and larger (DCGAN's 4x4/s2); dilation sharing a
+// factor with the stride (only some phases reached); padding; groups; rank 1-3; batch 1; phases
+// whose rows fall just past the 64 and 128 tile edges; every epilogue option; bf16, f16 and tf32.
+const std::vector<Case>& strided_backward_data_sweep() {
+    static const std::vector<Case> cases = [] {
+        std::vector<Case> all = {
+            // 4x4/s2/p1 (DCGAN): 2x2 taps a phase; 1x1/s2 (ResNet's downsample): three phases of four
+            // without a tap.
+            {shape(2, 1, 16, 16, 1, {8, 8}, {4, 4}, {2, 2}, {1, 1}), kSmall, kBF, kToBF, true, false, true},
+            {shape(2, 1, 16, 8, 1, {7, 7}, {1, 1}, {2, 2}), kLarge, kF16, kToF32, true, true, true},
+            // kernel == stride, padding 0 (U-Net): a plain GEMM a phase; 3-D 2x2x2/s2 (3D U-Net).
+            {shape(2, 2, 8, 16, 1, {6, 10}, {2, 2}, {2, 2}), kLarge, kF16, kToF16, false, true, false},
+            {shape(3, 1, 8, 8, 1, {4, 4, 6}, {2, 2, 2}, {2, 2, 2}), kSmall, kBF, kToF32, true, false, false},
+            // Kernel 2 under stride 3 (a third of the phases without taps per dim), every epilogue option.
+            {shape(2, 1, 8, 16, 1, {7, 8}, {2, 2}, {3, 3}), kSmall, kBF, kToF32, true, true, true},
+            // Mixed strides, kernels, padding and dilation: dilation 2 at stride 2 reaches only the
+            // phases with phase + padding even; groups of 16 -> 8.
+            {shape(2, 1, 32, 16, 2, {9, 11}, {3, 5}, {2, 3}, {1, 2}, {2, 1}), kLarge, kF16, kToBF, false, false, true},
+            {shape(2, 2, 16, 24, 1, {8, 9}, {3, 3}, {2, 2}, {1, 1}, {2, 2}), kSmall, kBF, kToF16, true, false, false},
+            // 1-D: batch 1, 130 positions at stride 2 (65 a phase, just past the small tile); 3-D
+            // mixed stride with padding and a dilation of 3 at stride 3 (gcd 3: one phase of three).
+            {shape(1, 1, 8, 16, 1, {130}, {3}, {2}, {1}), kSmall, kF16, kToF16, true, true, false},
+            {shape(3, 1, 16, 8, 1, {4, 5, 7}, {3, 2, 3}, {2, 1, 3}, {1, 0, 2}, {1, 1, 3}), kLarge, kBF, kToBF, true,
+             true, true},
+            // tf32 (k tiles of 16): 4x4/s2 with 4 taps x 12 channels = 3 k tiles a phase; batch 1,
+            // 258 positions at stride 2 (129 a phase, just past the large tile); stride (3, 2) with a
+            // kernel under the stride in one dim and dilation 2 in the other, groups of 4.
+            {shape(2, 2, 4, 12, 1, {6, 6}, {4, 4}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, false, true, true},
+            {shape(1, 1, 4, 8, 1, {258}, {4}, {2}, {1}), kLarge, kTF32, kToF32, true, false, false},
+            {shape(2, 1, 8, 8, 2, {7, 8}, {2, 3}, {3, 2}, {0, 1}, {1, 2}), kSmall, kTF32, kToF32, true, true, false},
+        };
+        for (Case& c : all) c.direction = Direction::BackwardData;
         return all;
     }();
     return cases;
@@ -511,6 +551,7 @@ const std::vector<Case>& sweep() {
         }
         // Float32 as tf32 (float32 output) through all three passes.
         for (const Case& c : tf32_sweep()) all.push_back(c);
+        for (const Case& c : strided_backward_data_sweep()) all.push_back(c);
         return all;
     }();
     return cases;
@@ -768,6 +809,74 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
     EXPECT_LE(kernels::conv_igemm_shared_bytes(kLarge), 227u * 1024);
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 1, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})), kSmall);
+}
+
+// Backward-data's plan: one launch per phase of the stride that has positions, each over only the
+// taps that reach it. A 4x4/s2 layer runs a quarter of the dense gather's multiply-adds and
+// mma.sync instructions (two taps per dim a phase, not four); kernel == stride one tap a phase;
+// dilation 2 at stride 2 with padding 1 reaches only the odd phases, the others an empty
+// reduction; a stride past the input skips the phases without positions; stride 1 is one launch.
+IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
+    // 4x4/s2/p1, 16x16 dx, 64 -> 64 channels: dense M = 2 * 256 = 512, k = 16 taps * 64.
+    const IgemmConvShape dcgan = shape(2, 2, 64, 64, 1, {16, 16}, {4, 4}, {2, 2}, {1, 1});
+    const kernels::IgemmPlan plan = kernels::conv_igemm_backward_data_plan(dcgan, kBF, kSmall);
+    ASSERT_EQ(plan.launches.size(), 4u);
+    for (const kernels::IgemmLaunchPlan& l : plan.launches) {
+        EXPECT_EQ(l.m, 2 * 8 * 8);
+        EXPECT_EQ(l.n, 64);
+        EXPECT_EQ(l.k, 4 * 64);
+        EXPECT_EQ(l.tile, kSmall);
+    }
+    EXPECT_EQ(plan.launches[3].phase, (std::array<std::int64_t, 3>{1, 1, 0}));
+    const std::int64_t dense_multiply_adds = 2 * 16 * 16 * 64 * 16 * 64;
+    EXPECT_EQ(plan.multiply_adds() * 4, dense_multiply_adds);
+    // The dense gather on the small tile: 512 / 64 row blocks, one column block, 16 * 64 / 32
+    // k tiles, 4 warps of 2 x 4 m16n8 tiles, two mma steps a k tile.
+    const std::int64_t dense_mma = 512 / 64 * 1 * (16 * 64 / 32) * 4 * 2 * 4 * 2;
+    EXPECT_EQ(plan.mma_instructions() * 4, dense_mma);
+    // tf32: k tiles of 16, m16n8k8: the same quarter.
+    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(dcgan, kTF32, kSmall).mma_instructions() * 4, dense_mma * 2);
+    // Stride 1: the dense gather is the one phase.
+    const kernels::IgemmPlan dense =
+        kernels::conv_igemm_backward_data_plan(shape(2, 2, 64, 64, 1, {16, 16}, {4, 4}, {1, 1}, {1, 1}), kBF, kSmall);
+    ASSERT_EQ(dense.launches.size(), 1u);
+    EXPECT_EQ(dense.launches[0].k, 16 * 64);
+    EXPECT_EQ(dense.multiply_adds(), dense_multiply_adds);
+    // kernel == stride (2x2x2/s2, 3-D): one tap a phase, 8 phases.
+    const kernels::IgemmPlan unet =
+        kernels::conv_igemm_backward_data_plan(shape(3, 1, 16, 8, 1, {4, 4, 4}, {2, 2, 2}, {2, 2, 2}), kF16, kLarge);
+    ASSERT_EQ(unet.launches.size(), 8u);
+    for (const kernels::IgemmLaunchPlan& l : unet.launches) {
+        EXPECT_EQ(l.k, 8);
+        EXPECT_EQ(l.m, 8);
+        EXPECT_EQ(l.tile, kLarge);
+    }
+    // Dilation 2 at stride 2, padding 1: phase + 1 must be even, so only phase 1 per dim has taps
+    // (all three of the kernel's); the other three phases an empty reduction.
+    const kernels::IgemmPlan dilated =
+        kernels::conv_igemm_backward_data_plan(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}, {2, 2}, {1, 1}, {2, 2}), kBF, {});
+    ASSERT_EQ(dilated.launches.size(), 4u);
+    for (const kernels::IgemmLaunchPlan& l : dilated.launches) {
+        const bool reached = l.phase[0] == 1 && l.phase[1] == 1;
+        EXPECT_EQ(l.k, reached ? 9 * 16 : 0);
+        EXPECT_EQ(l.mma_instructions == 0, !reached);
+    }
+    // A 1-D input of 2 positions at stride 3 (output 1 position): phase 2 has no position.
+    const kernels::IgemmPlan short_input =
+        kernels::conv_igemm_backward_data_plan(shape(1, 1, 8, 8, 1, {2}, {1}, {3}), kBF, {});
+    ASSERT_EQ(short_input.launches.size(), 2u);
+    EXPECT_EQ(short_input.launches[0].k, 8);
+    EXPECT_EQ(short_input.launches[1].k, 0);  // kernel 1 under stride 3: phase 1 gets no tap
+    // Unforced, each phase chooses its tile from its own GEMM: 4 phases of 32 * 28 * 28 rows
+    // (196 large row blocks) x 1 column block: under 264 blocks, small; the same layer at
+    // stride 1 has 4 times the rows, large.
+    const IgemmConvShape big = shape(2, 32, 128, 128, 1, {56, 56}, {4, 4}, {2, 2}, {1, 1});
+    for (const kernels::IgemmLaunchPlan& l : kernels::conv_igemm_backward_data_plan(big, kBF, {}).launches)
+        EXPECT_EQ(l.tile, kSmall);
+    IgemmConvShape big_dense = big;
+    big_dense.stride = {1, 1, 1};
+    big_dense.kernel = {3, 3, 1};
+    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(big_dense, kBF, {}).launches.at(0).tile, kLarge);
 }
 
 // The cvt emulations against values worked out from the formats (PTX ISA: cvt.rn rounds to

@@ -8,7 +8,7 @@
 //
 // Tiles: `cuda.igemm` picks its block tile per problem from the GEMM's shape
 // (conv_igemm_default_tile: 128x128 where that gives at least two blocks per SM of an H100, else
-// 64x64); `cuda.igemm.large` and `cuda.igemm.small` always use one, so that measured selection
+// 64x64; backward-data per phase of the stride, from the phase's GEMM); `cuda.igemm.large` and `cuda.igemm.small` always use one, so that measured selection
 // (VariantSelection::Measured) times both tiles on the real problem and keeps the faster.
 //
 // convkit's weights are [K, C/groups, taps] and contiguous; the kernels read them KRSC
@@ -191,7 +191,8 @@ public:
         if (pass == ConvPass::Forward) {
             kernels::conv_igemm_forward(s, operand, output, tile, o.x, krsc, epilogue, o.out, stream);
         } else {
-            kernels::conv_igemm_backward_data(s, operand, output, tile, o.dy, krsc, epilogue, o.out, stream);
+            // Each phase of the stride chooses its own tile unless this variant forces one.
+            kernels::conv_igemm_backward_data(s, operand, output, tile_, o.dy, krsc, epilogue, o.out, stream);
         }
     }
 
