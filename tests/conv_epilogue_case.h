@@ -65,7 +65,8 @@ inline EpilogueResults run_epilogue(const EpilogueCase& c, const EpilogueInputs&
     Tensor y;
     if (fused) {
         const ConvEpilogue epilogue{r, relu_after};
-        y = c.transposed ? conv_transpose_forward(x, w, b, c.params, epilogue) : conv_forward(x, w, b, c.params, epilogue);
+        y = c.transposed ? conv_transpose_forward(x, w, b, c.params, epilogue)
+                         : conv_forward(x, w, b, c.params, epilogue);
     } else {
         y = c.transposed ? conv_transpose_forward(x, w, b, c.params) : conv_forward(x, w, b, c.params);
         if (r.defined()) y = y + r;
@@ -83,8 +84,10 @@ inline EpilogueResults run_epilogue(const EpilogueCase& c, const EpilogueInputs&
 // Every result `expected` has within `tolerance` of it by relative error, naming the result.
 inline void expect_epilogue_results_close(const EpilogueResults& got, const EpilogueResults& expected,
                                           double tolerance) {
-    const std::pair<const Tensor*, const Tensor*> results[] = {{&got.y, &expected.y},   {&got.dx, &expected.dx},
-                                                               {&got.dw, &expected.dw}, {&got.db, &expected.db},
+    const std::pair<const Tensor*, const Tensor*> results[] = {{&got.y, &expected.y},
+                                                               {&got.dx, &expected.dx},
+                                                               {&got.dw, &expected.dw},
+                                                               {&got.db, &expected.db},
                                                                {&got.dr, &expected.dr}};
     const char* names[] = {"y", "dx", "dw", "db", "d residual"};
     for (std::size_t i = 0; i < 5; ++i) {

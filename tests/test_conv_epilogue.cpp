@@ -40,11 +40,11 @@ TEST(ConvEpilogue, FusedOpGivesTheCompositionsResultAndGradients) {
             testing::expect_epilogue_results_close(fused, composed, testing::kFloat64Tolerance);
             if (relu_after) {
                 // The ReLU did something: some outputs were negative before it.
-                EXPECT_GT(testing::max_abs_difference(fused.y, testing::run_epilogue(c, in, false, true, DType::Float64,
-                                                                                     Device::host(),
-                                                                                     MemoryFormat::Contiguous)
-                                                                   .y),
-                          0.0);
+                EXPECT_GT(
+                    testing::max_abs_difference(fused.y, testing::run_epilogue(c, in, false, true, DType::Float64,
+                                                                               Device::host(), MemoryFormat::Contiguous)
+                                                             .y),
+                    0.0);
             }
         }
     }
@@ -83,9 +83,9 @@ TEST(ConvEpilogue, SixteenBitMatchesFloat64) {
                 testing::run_epilogue(c, in, true, false, DType::Float64, Device::host(), MemoryFormat::Contiguous);
             const testing::EpilogueResults got =
                 testing::run_epilogue(c, in, true, true, dtype, Device::host(), MemoryFormat::Contiguous);
-            testing::expect_epilogue_results_close(got, expected,
-                                                   dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
-                                                                            : testing::kFloat16VsFloat64Tolerance);
+            testing::expect_epilogue_results_close(
+                got, expected,
+                dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance);
         }
     }
 }

@@ -437,5 +437,14 @@ TEST_F(CudaBatchNorm, FusedReluEqualsTheCompositionOnTheHost) {
     }
 }
 
+// In a Sequential a BatchNorm followed by a ReLU runs as batch_norm_relu: one fused node on CUDA.
+TEST_F(CudaBatchNorm, SequentialRunsBatchNormAndReluAsOneFusedNode) {
+    nn::Sequential block(
+        std::vector<std::shared_ptr<nn::Module>>{std::make_shared<nn::BatchNorm2d>(4), std::make_shared<nn::ReLU>()});
+    block.to(Device::cuda());
+    const Tensor x = Tensor::normal(Shape{2, 4, 3, 3}, 0.0, 1.0, 5, DType::Float32, Device::cuda()).set_requires_grad();
+    EXPECT_EQ(block(x).grad_fn_name(), "batch_norm2d_relu");
+}
+
 }  // namespace
 }  // namespace convkit

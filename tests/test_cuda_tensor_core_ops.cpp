@@ -178,7 +178,9 @@ TEST_F(CudaTensorCoreOps, Float32RunsOnTf32TensorCoresOnlyUnderAllowTf32) {
             std::string reason;
             EXPECT_EQ(testing::conv_variant_named("cuda.igemm").supports(problem, ConvPass::Forward, &reason), tf32)
                 << reason;
-            if (!tf32) EXPECT_NE(reason.find("strict math forbids"), std::string::npos) << reason;
+            if (!tf32) {
+                EXPECT_NE(reason.find("strict math forbids"), std::string::npos) << reason;
+            }
             if (tf32) {
                 for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
                     EXPECT_STREQ(detail::choose_variant("conv", problem, pass).variant->name(), "cuda.igemm");

@@ -1,7 +1,8 @@
 // Folding a BatchNorm into the convolution before it (nn::fold_batch_norm, convkit/nn/fusion.h)
 // and the convolution layer's fused epilogue (Conv::forward_with): the folded layer gives
 // bn(conv(x)) in evaluation mode, for every rank, with and without the conv's bias and the
-// BatchNorm's affine parameters; what cannot fold is refused, naming why.
+// BatchNorm's affine parameters; what cannot fold is refused, naming why. A Sequential fuses a
+// ReLU into the convolution or BatchNorm before it.
 #include <gtest/gtest.h>
 
 #include "convkit/convkit.h"
@@ -98,6 +99,54 @@ TEST(FoldBatchNorm, ConvolutionFromValues) {
     EXPECT_THROW(nn::Conv(w, b, ConvParams(2).set_groups(4), false), InvalidArgument);  // 6 % 4
     EXPECT_THROW(nn::Conv(w, Tensor::zeros(Shape{5}), ConvParams(2), false), InvalidArgument);
     EXPECT_THROW(nn::Conv(w, b, ConvParams(1), false), InvalidArgument);
+}
+
+// A Sequential runs a convolution or a BatchNorm followed by a ReLU as one op (the convolution's
+// epilogue, batch_norm_relu): the same outputs and gradients as calling each child in turn, the
+// convolution's fused node in the graph, and the ReLUs still listed by trace().
+TEST(SequentialFusion, ALayerFollowedByAReluRunsAsOneOp) {
+    CONVKIT_SEEDED_RNG(rng);
+    nn::init::manual_seed(rng());
+    nn::Sequential model(std::vector<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Conv2d>(2, 4, 3, ConvParams(2).set_padding(1)), std::make_shared<nn::ReLU>(),
+        std::make_shared<nn::Conv2d>(4, 4, 3, ConvParams(2).set_padding(1), false),
+        std::make_shared<nn::BatchNorm2d>(4), std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
+        std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(16, 3), std::make_shared<nn::ReLU>()});
+    model.to(DType::Float64);
+    testing::randomize_batch_norms(model, rng());
+    const Tensor x = Tensor::normal(Shape{2, 2, 4, 4}, 0.0, 1.0, rng(), DType::Float64);
+    const Tensor dy = Tensor::normal(Shape{2, 3}, 0.0, 1.0, rng(), DType::Float64);
+    for (bool training : {true, false}) {
+        SCOPED_TRACE(training ? "training" : "evaluation");
+        model.train(training);
+        const auto gradients = [&] {
+            std::vector<Tensor> grads;
+            for (const Tensor& p : model.parameters()) grads.push_back(p.grad().clone());
+            return grads;
+        };
+        model.zero_grad();
+        Tensor child_by_child = x;
+        for (std::size_t i = 0; i < model.size(); ++i) child_by_child = (*model[i])(child_by_child);
+        child_by_child.backward(dy);
+        const std::vector<Tensor> expected = gradients();
+        model.zero_grad();
+        const Tensor fused = model(x);
+        fused.backward(dy);
+        const std::vector<Tensor> got = gradients();
+        EXPECT_LT(testing::relative_error(fused, child_by_child), testing::kFloat64Tolerance);
+        ASSERT_EQ(got.size(), expected.size());
+        for (std::size_t i = 0; i < got.size(); ++i) {
+            EXPECT_LT(testing::relative_error(got[i], expected[i]), testing::kFloat64Tolerance) << "parameter " << i;
+        }
+    }
+    nn::Sequential conv_relu(std::vector<std::shared_ptr<nn::Module>>{model[0], model[1]});
+    EXPECT_EQ(conv_relu(x).grad_fn_name(), "conv2d") << "one node: the convolution with its ReLU";
+    std::vector<std::string> traced;
+    for (const nn::LayerCall& call : nn::trace(model, Shape{2, 2, 4, 4}, DType::Float64)) {
+        if (call.depth == 1) traced.push_back(call.module->type_name());
+    }
+    EXPECT_EQ(traced, (std::vector<std::string>{"Conv2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d",
+                                                "Flatten", "Linear", "ReLU"}));
 }
 
 }  // namespace

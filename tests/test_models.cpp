@@ -135,7 +135,8 @@ TEST(Models, FoldedBatchNormsGiveTheSameOutputs) {
     model->fold_batch_norms();
     EXPECT_LT(testing::relative_error((*model)(x), expected), testing::kFloat64Tolerance);
     const nn::StateDict state = model->state_dict();
-    for (const char* gone : {"bn1.weight", "bn1.running_mean", "layer1.0.bn2.bias", "layer2.0.downsample.1.running_var"}) {
+    for (const char* gone :
+         {"bn1.weight", "bn1.running_mean", "layer1.0.bn2.bias", "layer2.0.downsample.1.running_var"}) {
         EXPECT_EQ(state.count(gone), 0U) << gone;
     }
     for (const char* added : {"conv1.bias", "layer1.0.conv2.bias", "layer2.0.downsample.0.bias"}) {

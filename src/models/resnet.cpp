@@ -45,8 +45,8 @@ void ResNetPart::fold_shortcut(std::shared_ptr<nn::Sequential>& downsample) {
     const auto bn = std::dynamic_pointer_cast<nn::BatchNorm>((*downsample)[1]);
     if (bn == nullptr) return;  // folded
     const auto conv = std::dynamic_pointer_cast<nn::Conv>((*downsample)[0]);
-    downsample = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-        nn::fold_batch_norm(*conv, *bn), std::make_shared<nn::Identity>()});
+    downsample = std::make_shared<nn::Sequential>(
+        std::vector<std::shared_ptr<nn::Module>>{nn::fold_batch_norm(*conv, *bn), std::make_shared<nn::Identity>()});
     downsample->train(is_training());
     replace_child("downsample", downsample);
 }
@@ -78,7 +78,8 @@ BasicBlock::BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64
 Tensor BasicBlock::forward(const Tensor& input) {
     if (bn1_ == nullptr) {  // folded: the epilogues carry the ReLUs and the residual add
         const Tensor shortcut = shortcut_of(downsample_, input);
-        return conv2_->forward_with(conv1_->forward_with(input, {.residual = Tensor(), .relu = true}), {shortcut, true});
+        return conv2_->forward_with(conv1_->forward_with(input, {.residual = Tensor(), .relu = true}),
+                                    {shortcut, true});
     }
     const Tensor branch = (*bn2_)((*conv2_)(bn1_->forward_relu((*conv1_)(input))));
     return relu(branch + shortcut_of(downsample_, input));
@@ -111,7 +112,8 @@ Tensor Bottleneck::forward(const Tensor& input) {
     if (bn1_ == nullptr) {  // folded
         const Tensor shortcut = shortcut_of(downsample_, input);
         const Tensor reduced = conv1_->forward_with(input, {.residual = Tensor(), .relu = true});
-        return conv3_->forward_with(conv2_->forward_with(reduced, {.residual = Tensor(), .relu = true}), {shortcut, true});
+        return conv3_->forward_with(conv2_->forward_with(reduced, {.residual = Tensor(), .relu = true}),
+                                    {shortcut, true});
     }
     const Tensor reduced = bn1_->forward_relu((*conv1_)(input));
     const Tensor spatial = bn2_->forward_relu((*conv2_)(reduced));

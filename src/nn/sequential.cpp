@@ -1,8 +1,32 @@
 #include "convkit/nn/sequential.h"
 
+#include "convkit/nn/activation.h"
+#include "convkit/nn/batch_norm.h"
+#include "convkit/nn/conv.h"
 #include "core/check.h"
+#include "nn/summary_recorder.h"
 
 namespace convkit::nn {
+
+namespace {
+// module(x) followed by a ReLU as one op, where the module has one: a BatchNorm's
+// batch_norm_relu (fused on CUDA) or a convolution's epilogue (fused on cuda.igemm). Undefined
+// for other modules.
+Tensor forward_with_relu(Module& module, const Tensor& x) {
+    if (auto* bn = dynamic_cast<BatchNorm*>(&module)) return bn->forward_relu(x);
+    if (auto* conv = dynamic_cast<Conv*>(&module)) {
+        return conv->forward_with(x, {.residual = Tensor(), .relu = true});
+    }
+    return Tensor();
+}
+
+// summary() lists the ReLU whose work the module before it did, as if it had run.
+void record_fused_relu(const Module& relu_module, const Tensor& y) {
+    if (detail::SummaryRecorder* recorder = detail::active_summary_recorder()) {
+        recorder->leave(recorder->enter(&relu_module, y.shape(), y.dtype()), y.shape());
+    }
+}
+}  // namespace
 
 Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) {
     for (auto& m : modules) push_back(std::move(m));
@@ -22,7 +46,17 @@ const std::shared_ptr<Module>& Sequential::operator[](std::size_t index) const {
 
 Tensor Sequential::forward(const Tensor& input) {
     Tensor x = input;
-    for (auto& m : modules_) x = (*m)(x);
+    for (std::size_t i = 0; i < modules_.size(); ++i) {
+        const bool relu_next = i + 1 < modules_.size() && dynamic_cast<const ReLU*>(modules_[i + 1].get()) != nullptr;
+        if (relu_next) {
+            if (Tensor fused = forward_with_relu(*modules_[i], x); fused.defined()) {
+                x = std::move(fused);
+                record_fused_relu(*modules_[++i], x);
+                continue;
+            }
+        }
+        x = (*modules_[i])(x);
+    }
     return x;
 }
 

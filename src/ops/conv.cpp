@@ -138,22 +138,22 @@ void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& 
     if (need_dx) backward.data = detail::choose_variant(op, problem, data_pass(transposed));
     if (need_dw) backward.filter = detail::choose_variant(op, problem, ConvPass::BackwardFilter);
     if (need_db) backward.bias = detail::choose_variant(op, problem, ConvPass::BackwardBias);
-    autograd::record(std::string(op), y, {x, w, bias, epilogue.residual},
-                     [saved_x = need_dw ? SavedTensor(x) : SavedTensor(),
-                      saved_w = need_dx ? SavedTensor(w) : SavedTensor(),
-                      saved_y = epilogue.relu ? SavedTensor(y) : SavedTensor(), backward = std::move(backward),
-                      op](const Tensor& dy_given, const autograd::NeedsGrad& needs) mutable {
-                         const Tensor dy = saved_y.defined()
-                                               ? detail::unary_backward_raw(detail::UnaryOp::Relu,
-                                                                            backward.in_layout(dy_given), saved_y.get())
-                                               : dy_given;
-                         std::vector<Tensor> grads(4);
-                         if (needs[0]) grads[0] = backward.grad_input(op, dy, saved_w.get());
-                         if (needs[1]) grads[1] = backward.grad_weight(op, dy, saved_x.get());
-                         if (needs[2]) grads[2] = backward.grad_bias(op, dy);
-                         if (needs[3]) grads[3] = dy;
-                         return grads;
-                     });
+    autograd::record(
+        std::string(op), y, {x, w, bias, epilogue.residual},
+        [saved_x = need_dw ? SavedTensor(x) : SavedTensor(), saved_w = need_dx ? SavedTensor(w) : SavedTensor(),
+         saved_y = epilogue.relu ? SavedTensor(y) : SavedTensor(), backward = std::move(backward),
+         op](const Tensor& dy_given, const autograd::NeedsGrad& needs) mutable {
+            const Tensor dy =
+                saved_y.defined()
+                    ? detail::unary_backward_raw(detail::UnaryOp::Relu, backward.in_layout(dy_given), saved_y.get())
+                    : dy_given;
+            std::vector<Tensor> grads(4);
+            if (needs[0]) grads[0] = backward.grad_input(op, dy, saved_w.get());
+            if (needs[1]) grads[1] = backward.grad_weight(op, dy, saved_x.get());
+            if (needs[2]) grads[2] = backward.grad_bias(op, dy);
+            if (needs[3]) grads[3] = dy;
+            return grads;
+        });
 }
 
 // The epilogue after a pass whose variant does not fuse it: the same arithmetic in separate
@@ -183,8 +183,8 @@ Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& wei
     const std::optional<MemoryFormat> native = detail::supported_format(
         contiguous, input_given.memory_format(),
         autograd::should_record({input_given, weight, bias, epilogue_given.residual}) ? kEveryPass
-        : transposed                                                                 ? kTransposedForwardOnly
-                                                                                     : kForwardOnly);
+        : transposed                                                                  ? kTransposedForwardOnly
+                                                                                      : kForwardOnly);
     if (!native && is_reduced_precision_tensor(input_given)) return widened();
     const ConvProblem problem = detail::with_activations_in(contiguous, native.value_or(MemoryFormat::Contiguous));
     const Tensor input = detail::operand_in_format(input_given, problem.x_layout);
@@ -301,8 +301,7 @@ Tensor conv_backward_bias(const Tensor& grad_output) {
                                    });
 }
 
-Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
-                              const ConvParams& params) {
+Tensor conv_transpose_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
     return conv_transpose_forward(input, weight, bias, params, ConvEpilogue{});
 }
 

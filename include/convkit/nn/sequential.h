@@ -6,7 +6,10 @@
 
 namespace convkit::nn {
 
-// Runs its children in order; they are named "0", "1", ... as in PyTorch's nn.Sequential.
+// Runs its children in order; they are named "0", "1", ... as in PyTorch's nn.Sequential. A
+// convolution or BatchNorm followed by an nn::ReLU runs with it as one op (Conv::forward_with's
+// epilogue, BatchNorm::forward_relu: fused on CUDA), with the same results and gradients as the
+// two calls; summary() and trace() still list the ReLU.
 class Sequential : public Module {
 public:
     Sequential() = default;

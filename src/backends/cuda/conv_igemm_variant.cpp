@@ -8,14 +8,15 @@
 //
 // Tiles: `cuda.igemm` picks its block tile per problem from the GEMM's shape
 // (conv_igemm_default_tile: 128x128 where that gives at least two blocks per SM of an H100, else
-// 64x64; backward-data per phase of the stride, from the phase's GEMM); `cuda.igemm.large` and `cuda.igemm.small` always use one, so that measured selection
-// (VariantSelection::Measured) times both tiles on the real problem and keeps the faster.
+// 64x64; backward-data per phase of the stride, from the phase's GEMM); `cuda.igemm.large` and `cuda.igemm.small`
+// always use one, so that measured selection (VariantSelection::Measured) times both tiles on the real problem and
+// keeps the faster.
 //
 // convkit's weights are [K, C/groups, taps] and contiguous; the kernels read them KRSC
 // ([K, taps, C/groups], the weight's channels-last order). The variant permutes the weight into
 // its workspace before the forward and backward-data passes and the filter gradient back from
-// it (backends/cuda/conv_weight_layout.h, shared with the cudnn variant), and widens the bias to the float32 the fused epilogue adds: a weight-sized copy per call,
-// small beside the activations of the layers this path is for.
+// it (backends/cuda/conv_weight_layout.h, shared with the cudnn variant), and widens the bias to the float32 the fused
+// epilogue adds: a weight-sized copy per call, small beside the activations of the layers this path is for.
 #include <cstdint>
 #include <optional>
 #include <string>
