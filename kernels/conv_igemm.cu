@@ -394,26 +394,31 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& s, IgemmOperand 
         return "output channels per group " + std::to_string(group_out) + " not a multiple of " +
                std::to_string(vector);
     const auto out = s.output();
-    std::int64_t positions = 1, in_elements = s.batch * s.in_channels, taps = 1;
+    std::int64_t positions = 1, in_positions = 1, in_elements = s.batch * s.in_channels, taps = 1;
     for (int i = 0; i < s.rank; ++i) {
         const auto d = static_cast<std::size_t>(i);
         if (s.input[d] <= 0 || s.kernel[d] <= 0 || s.stride[d] <= 0 || s.dilation[d] <= 0 || s.padding[d] < 0)
             return "sizes, strides and dilations must be positive, padding not negative";
         if (out[d] <= 0) return "the kernel is larger than the padded input in dim " + std::to_string(i);
         positions *= out[d];
+        in_positions *= s.input[d];
         in_elements *= s.input[d];
         taps *= s.kernel[d];
     }
-    if (s.batch * positions > kIntMax || taps * group_in > kIntMax || in_elements > (std::int64_t{1} << 62))
-        return "GEMM sizes past 32-bit indices (M = " + std::to_string(s.batch * positions) +
-               ", K = " + std::to_string(taps * group_in) + ")";
+    // The forward's GEMM (M = N x output positions, K = taps x C/g) and backward-data's (M = N x
+    // input positions, K = taps x K/g), which can be the larger at big strides: both in 32 bits.
+    const std::int64_t gemm_m = s.batch * std::max(positions, in_positions);
+    const std::int64_t gemm_k = taps * std::max(group_in, group_out);
+    if (gemm_m > kIntMax || gemm_k > kIntMax || in_elements > (std::int64_t{1} << 62))
+        return "GEMM sizes past 32-bit indices (M = " + std::to_string(gemm_m) + ", K = " + std::to_string(gemm_k) +
+               ")";
     for (int i = 0; i < s.rank; ++i) {
         const auto d = static_cast<std::size_t>(i);
         if (s.input[d] + 2 * s.padding[d] + s.dilation[d] * s.kernel[d] > kIntMax / 2)
             return "spatial extent past 32-bit coordinates in dim " + std::to_string(i);
     }
     if (s.groups > 65535) return "more than 65535 groups (the grid's z)";
-    if ((group_out + 63) / 64 > 65535) return "more than 65535 column tiles (the grid's y)";
+    if ((std::max(group_in, group_out) + 63) / 64 > 65535) return "more than 65535 column tiles (the grid's y)";
     return {};
 }
 

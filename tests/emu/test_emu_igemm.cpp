@@ -726,6 +726,9 @@ IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     rank4.rank = 4;
     expect_refused(rank4, "rank 4");
     expect_refused(shape(2, 1 << 16, 16, 16, 1, {256, 256}, {1, 1}), "past 32-bit indices");
+    // Backward-data's M (batch x input positions, 2^32 here) is past 32 bits where the forward's
+    // (batch x output positions, 2^28 at stride 4) is not: refused for both passes alike.
+    expect_refused(shape(2, 1 << 14, 16, 16, 1, {512, 512}, {1, 1}, {4, 4}), "M = 4294967296");
     EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 16, 16, 2, {5, 5}, {3, 3}), kBF), "");
     // tf32: 4 channels to a 16-byte vector, so 12 and 4 per group run and 6 does not.
     EXPECT_EQ(kernels::conv_igemm_unsupported_reason(shape(2, 1, 12, 16, 1, {5, 5}, {3, 3}), kTF32), "");
