@@ -395,6 +395,35 @@ TEST(BenchReport, JsonHasTheIssuesFieldsAndParsesBack) {
     EXPECT_TRUE(nlohmann::json::parse(to_json(unmeasured, {}))["peak"]["bf16_tflops"].is_null());
 }
 
+// --model with --inference: the option is parsed, and each whole-model entry in the JSON says
+// its mode and dtype (a training step in float32, an inference forward in bfloat16).
+TEST(BenchReport, ModelEntriesNameTheirModeAndDtype) {
+    const Options inference = parse_options({"--model", "resnet50", "--inference", "--batch", "8"});
+    EXPECT_TRUE(inference.model_inference);
+    EXPECT_EQ(inference.models, std::vector<std::string>{"resnet50"});
+    EXPECT_EQ(inference.model_batch, 8);
+    EXPECT_FALSE(parse_options({"--model", "resnet50"}).model_inference);
+
+    ModelStepResult train;
+    train.model = "resnet50";
+    train.batch = 32;
+    train.steps = 20;
+    train.median_ms = 100;
+    ModelStepResult folded = train;
+    folded.mode = "inference folded";
+    folded.dtype = "bf16";
+    folded.median_ms = 8;
+    const nlohmann::json root = nlohmann::json::parse(to_json(sample_info(), {}, {train, folded}));
+    ASSERT_EQ(root["model_steps"].size(), 2u);
+    EXPECT_EQ(root["model_steps"][0]["mode"], "train");
+    EXPECT_EQ(root["model_steps"][0]["dtype"], "f32");
+    EXPECT_EQ(root["model_steps"][1]["mode"], "inference folded");
+    EXPECT_EQ(root["model_steps"][1]["dtype"], "bf16");
+    EXPECT_EQ(root["model_steps"][1]["images_per_second"], 4000.0);
+    EXPECT_NE(model_steps_table({folded}).find("resnet50 inference folded batch 32: 8 ms/step"), std::string::npos)
+        << model_steps_table({folded});
+}
+
 TEST(BenchReport, CsvGolden) {
     const std::string csv = to_csv(sample_info(), sample_results());
     std::istringstream lines(csv);

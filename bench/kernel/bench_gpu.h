@@ -2,6 +2,8 @@
 // The parts of convkit-bench that need a GPU: describing the machine, measuring its peaks, and
 // timing one configuration with both backends.
 #include <cstddef>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "bench_options.h"
@@ -22,5 +24,8 @@ std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& opt
 
 // --model: the median time of one training step of `name` (bench_model.cpp).
 ModelStepResult time_model_step(const std::string& name, const Options& options);
+// --model with --inference: forwards of `name` in evaluation mode without gradients, bfloat16
+// channels-last; with `fold`, after fold_batch_norms() (ResNets only; nullopt for the others).
+std::optional<ModelStepResult> time_model_inference(const std::string& name, const Options& options, bool fold);
 
 }  // namespace convkit::bench

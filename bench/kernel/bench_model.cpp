@@ -3,9 +3,12 @@
 // loop runs them. Timed with CUDA events between consecutive steps, recorded without
 // synchronising, so each interval is the step's time on the device including any wait for the
 // host: what one step of a training loop costs. bench/model_step_torch.py is PyTorch's twin.
+// With --inference: forwards in evaluation mode, bfloat16 channels-last, unfolded and (ResNets)
+// with the BatchNorms folded into the convolutions, timed the same way.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -18,24 +21,11 @@
 
 namespace convkit::bench {
 
-ModelStepResult time_model_step(const std::string& name, const Options& options) {
-    const Device device = Device::cuda(options.device);
-    const std::int64_t batch = options.model_batch;
-    auto model = make_bench_model(name);
-    model->to(device);
-    model->train();
-    optim::SGD sgd(model->parameters(), {.lr = 0.01, .momentum = 0.9});
-    const Tensor images = Tensor::normal(Shape{batch, 3, 224, 224}, 0.0, 1.0, 1, DType::Float32, device);
-    std::vector<std::int64_t> label_values(static_cast<std::size_t>(batch));
-    std::mt19937_64 rng(2);
-    for (auto& label : label_values) label = static_cast<std::int64_t>(rng() % 1000);
-    const Tensor labels = Tensor::from_vector(Shape{batch}, label_values).to(device);
-    const auto step = [&] {
-        const Tensor loss = cross_entropy((*model)(images), labels);
-        sgd.zero_grad();
-        loss.backward();
-        sgd.step();
-    };
+namespace {
+// Times `step` as a training loop runs it: after --warmup untimed calls, --steps calls with a
+// CUDA event recorded after each and no synchronisation between them, so each interval is what
+// one call costs on the device, waits for the host included.
+ModelStepResult time_steps(const std::function<void()>& step, const Options& options) {
     for (int i = 0; i < std::max(options.warmup, 1); ++i) step();
     synchronize(options.device);
 
@@ -55,15 +45,57 @@ ModelStepResult time_model_step(const std::string& name, const Options& options)
         times.push_back(ms);
     }
     for (cudaEvent_t event : events) CONVKIT_CHECK_CUDA(cudaEventDestroy(event));
-    std::vector<double> sorted = times;
-    std::sort(sorted.begin(), sorted.end());
+    std::sort(times.begin(), times.end());
     ModelStepResult result;
-    result.model = name;
-    result.batch = static_cast<int>(batch);
+    result.batch = options.model_batch;
     result.steps = options.model_steps;
-    result.median_ms = sorted[sorted.size() / 2];
-    result.min_ms = sorted.front();
-    result.max_ms = sorted.back();
+    result.median_ms = times[times.size() / 2];
+    result.min_ms = times.front();
+    result.max_ms = times.back();
+    return result;
+}
+}  // namespace
+
+ModelStepResult time_model_step(const std::string& name, const Options& options) {
+    const Device device = Device::cuda(options.device);
+    const std::int64_t batch = options.model_batch;
+    auto model = make_bench_model(name);
+    model->to(device);
+    model->train();
+    optim::SGD sgd(model->parameters(), {.lr = 0.01, .momentum = 0.9});
+    const Tensor images = Tensor::normal(Shape{batch, 3, 224, 224}, 0.0, 1.0, 1, DType::Float32, device);
+    std::vector<std::int64_t> label_values(static_cast<std::size_t>(batch));
+    std::mt19937_64 rng(2);
+    for (auto& label : label_values) label = static_cast<std::int64_t>(rng() % 1000);
+    const Tensor labels = Tensor::from_vector(Shape{batch}, label_values).to(device);
+    ModelStepResult result = time_steps(
+        [&] {
+            const Tensor loss = cross_entropy((*model)(images), labels);
+            sgd.zero_grad();
+            loss.backward();
+            sgd.step();
+        },
+        options);
+    result.model = name;
+    return result;
+}
+
+std::optional<ModelStepResult> time_model_inference(const std::string& name, const Options& options, bool fold) {
+    const Device device = Device::cuda(options.device);
+    auto model = make_bench_model(name);
+    auto* resnet = dynamic_cast<models::ResNet*>(model.get());
+    if (fold && resnet == nullptr) return std::nullopt;
+    model->eval();
+    if (fold) resnet->fold_batch_norms();
+    model->to(DType::BFloat16);
+    model->to(device);
+    const Tensor images = Tensor::normal(Shape{options.model_batch, 3, 224, 224}, 0.0, 1.0, 1, DType::BFloat16, device)
+                              .to(MemoryFormat::ChannelsLast);
+    const NoGradGuard no_grad;
+    ModelStepResult result = time_steps([&] { (void)(*model)(images); }, options);
+    result.model = name;
+    result.mode = fold ? "inference folded" : "inference";
+    result.dtype = "bf16";
     return result;
 }
 

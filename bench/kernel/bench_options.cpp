@@ -208,6 +208,9 @@ void add_options(CLI::App& app, Options& options, Collected& collected) {
         },
         "time whole training steps (forward, backward, SGD step; float32, 3x224x224, 1000 classes) of "
         "resnet18, resnet34, resnet50, vgg11_bn, vgg16_bn from convkit's model zoo; alone, only these run");
+    app.add_flag("--inference", options.model_inference,
+                 "with --model: time inference forwards (evaluation mode, no gradients, bfloat16 channels-last) "
+                 "instead of training steps; the ResNets also with their BatchNorms folded (fold_batch_norms)");
     int_option("--batch", options.model_batch, 1, nullptr, "images per model step (default 32)");
     int_option("--steps", options.model_steps, 1, nullptr, "timed model steps, after --warmup untimed ones (default 20)");
 }

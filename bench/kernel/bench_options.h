@@ -37,6 +37,9 @@ struct Options {
     std::vector<std::string> models;  // resnet18, resnet34, resnet50, vgg11_bn, vgg16_bn
     int model_batch = 32;
     int model_steps = 20;  // timed steps (after as many warm-up steps as --warmup)
+    // --inference: forward passes in evaluation mode (bfloat16, channels-last), and for the
+    // ResNets the same after fold_batch_norms(), instead of training steps.
+    bool model_inference = false;
 };
 
 // `arguments` excludes the program name. Without --suite, --config or --config-file, every

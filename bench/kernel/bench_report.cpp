@@ -98,8 +98,9 @@ std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results
         Json steps = Json::array();
         for (const ModelStepResult& m : model_steps) {
             steps.push_back({{"model", m.model},
+                             {"mode", m.mode},
                              {"batch", m.batch},
-                             {"dtype", "f32"},
+                             {"dtype", m.dtype},
                              {"steps", m.steps},
                              {"median_ms", m.median_ms},
                              {"min_ms", m.min_ms},
@@ -113,9 +114,9 @@ std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results
 
 std::string model_steps_table(const std::vector<ModelStepResult>& model_steps) {
     std::ostringstream out;
-    out << "model training steps (forward, backward, SGD; float32, 3x224x224):\n";
+    out << "whole models, 3x224x224 (train: forward, backward, SGD in float32; inference: a forward in bfloat16):\n";
     for (const ModelStepResult& m : model_steps) {
-        out << "  " << m.model << " batch " << m.batch << ": " << m.median_ms << " ms/step (min " << m.min_ms
+        out << "  " << m.model << " " << m.mode << " batch " << m.batch << ": " << m.median_ms << " ms/step (min " << m.min_ms
             << ", max " << m.max_ms << ", " << m.steps << " steps), " << static_cast<long long>(m.images_per_second())
             << " images/s\n";
     }

@@ -56,6 +56,11 @@ double peak_for(const Peak& peak, const BenchResult& result);
 // One timed model of --model: whole training steps (forward, backward, optimizer) in float32.
 struct ModelStepResult {
     std::string model;
+    // "train": forward, cross-entropy, backward, SGD step (float32); "inference": a forward in
+    // evaluation mode without gradients (bfloat16, channels-last); "inference folded": the same
+    // after fold_batch_norms() (ResNets).
+    std::string mode = "train";
+    std::string dtype = "f32";
     int batch = 0;
     int steps = 0;         // timed
     double median_ms = 0;  // per step, the median over the timed steps

@@ -73,8 +73,15 @@ int run(const Options& options) {
 
     std::vector<ModelStepResult> model_steps;
     for (const std::string& model : stop_requested.load() ? std::vector<std::string>{} : options.models) {
-        std::cerr << "model " << model << ", batch " << options.model_batch << ": training steps" << std::endl;
-        model_steps.push_back(time_model_step(model, options));
+        std::cerr << "model " << model << ", batch " << options.model_batch << ": "
+                  << (options.model_inference ? "inference" : "training steps") << std::endl;
+        if (!options.model_inference) {
+            model_steps.push_back(time_model_step(model, options));
+            continue;
+        }
+        for (bool fold : {false, true}) {
+            if (auto result = time_model_inference(model, options, fold)) model_steps.push_back(std::move(*result));
+        }
     }
 
     if (!options.json_path.empty()) write_output(options.json_path, to_json(info, results, model_steps));
