@@ -403,6 +403,9 @@ TEST(BenchReport, ModelEntriesNameTheirModeAndDtype) {
     EXPECT_EQ(inference.models, std::vector<std::string>{"resnet50"});
     EXPECT_EQ(inference.model_batch, 8);
     EXPECT_FALSE(parse_options({"--model", "resnet50"}).model_inference);
+    const std::string alone = error_of([] { (void)parse_options({"--inference"}); });
+    EXPECT_NE(alone.find("--inference"), std::string::npos) << alone;
+    EXPECT_NE(alone.find("needs --model"), std::string::npos) << alone;
 
     ModelStepResult train;
     train.model = "resnet50";
@@ -422,6 +425,12 @@ TEST(BenchReport, ModelEntriesNameTheirModeAndDtype) {
     EXPECT_EQ(root["model_steps"][1]["images_per_second"], 4000.0);
     EXPECT_NE(model_steps_table({folded}).find("resnet50 inference folded batch 32: 8 ms/step"), std::string::npos)
         << model_steps_table({folded});
+    EXPECT_EQ(root["model_steps"][1]["status"], "ok");
+    ModelStepResult mismatch = folded;
+    mismatch.status = "mismatch: the folded model's logits differ";
+    EXPECT_EQ(model_steps_table({mismatch}), "whole models, 3x224x224 (train: forward, backward, SGD in float32; "
+                                             "inference: a forward in bfloat16):\n  resnet50 inference folded batch "
+                                             "32: mismatch: the folded model's logits differ\n");
 }
 
 TEST(BenchReport, CsvGolden) {

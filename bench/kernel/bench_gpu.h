@@ -2,7 +2,6 @@
 // The parts of convkit-bench that need a GPU: describing the machine, measuring its peaks, and
 // timing one configuration with both backends.
 #include <cstddef>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +24,8 @@ std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& opt
 // --model: the median time of one training step of `name` (bench_model.cpp).
 ModelStepResult time_model_step(const std::string& name, const Options& options);
 // --model with --inference: forwards of `name` in evaluation mode without gradients, bfloat16
-// channels-last; with `fold`, after fold_batch_norms() (ResNets only; nullopt for the others).
-std::optional<ModelStepResult> time_model_inference(const std::string& name, const Options& options, bool fold);
+// channels-last; for the ResNets also after fold_batch_norms(), timed only if its logits agree
+// with the unfolded model's within bfloat16's reach (else its entry's status says by how much).
+std::vector<ModelStepResult> time_model_inference(const std::string& name, const Options& options);
 
 }  // namespace convkit::bench

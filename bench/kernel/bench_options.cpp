@@ -241,6 +241,7 @@ Options parse_options(const std::vector<std::string>& arguments) {
         fail("--min-repeat",
              std::to_string(options.min_repeat) + " exceeds --repeat " + std::to_string(options.repeat));
     }
+    if (options.model_inference && options.models.empty()) fail("--inference", "needs --model: the models to run");
     // --model alone times the models only; with --suite or --config, both.
     std::vector<std::string>& suites = collected.suites;
     if (suites.empty() && collected.custom.empty() && options.models.empty()) suites = standard_suite_names();

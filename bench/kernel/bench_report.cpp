@@ -101,6 +101,7 @@ std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results
                              {"mode", m.mode},
                              {"batch", m.batch},
                              {"dtype", m.dtype},
+                             {"status", m.status},
                              {"steps", m.steps},
                              {"median_ms", m.median_ms},
                              {"min_ms", m.min_ms},
@@ -116,6 +117,10 @@ std::string model_steps_table(const std::vector<ModelStepResult>& model_steps) {
     std::ostringstream out;
     out << "whole models, 3x224x224 (train: forward, backward, SGD in float32; inference: a forward in bfloat16):\n";
     for (const ModelStepResult& m : model_steps) {
+        if (m.status != "ok") {
+            out << "  " << m.model << " " << m.mode << " batch " << m.batch << ": " << m.status << "\n";
+            continue;
+        }
         out << "  " << m.model << " " << m.mode << " batch " << m.batch << ": " << m.median_ms << " ms/step (min " << m.min_ms
             << ", max " << m.max_ms << ", " << m.steps << " steps), " << static_cast<long long>(m.images_per_second())
             << " images/s\n";

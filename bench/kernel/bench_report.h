@@ -61,6 +61,7 @@ struct ModelStepResult {
     // after fold_batch_norms() (ResNets).
     std::string mode = "train";
     std::string dtype = "f32";
+    std::string status = "ok";  // or why it was not timed
     int batch = 0;
     int steps = 0;         // timed
     double median_ms = 0;  // per step, the median over the timed steps

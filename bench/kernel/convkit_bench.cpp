@@ -79,9 +79,7 @@ int run(const Options& options) {
             model_steps.push_back(time_model_step(model, options));
             continue;
         }
-        for (bool fold : {false, true}) {
-            if (auto result = time_model_inference(model, options, fold)) model_steps.push_back(std::move(*result));
-        }
+        for (ModelStepResult& result : time_model_inference(model, options)) model_steps.push_back(std::move(result));
     }
 
     if (!options.json_path.empty()) write_output(options.json_path, to_json(info, results, model_steps));
