@@ -407,6 +407,9 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& s, IgemmOperand 
     }
     // The forward's GEMM (M = N x output positions, K = taps x C/g) and backward-data's (M = N x
     // input positions, K = taps x K/g), which can be the larger at big strides: both in 32 bits.
+    // One answer for every pass (the reason does not know the pass), so a forward whose
+    // backward-data alone would pass 2^31 rows is refused too and runs widened elsewhere: a loss
+    // of speed only, at sizes past two billion positions.
     const std::int64_t gemm_m = s.batch * std::max(positions, in_positions);
     const std::int64_t gemm_k = taps * std::max(group_in, group_out);
     if (gemm_m > kIntMax || gemm_k > kIntMax || in_elements > (std::int64_t{1} << 62))

@@ -63,12 +63,17 @@ TEST(ConvEpilogue, EitherMemoryFormatGivesTheSameResults) {
             testing::run_epilogue(c, in, true, true, DType::Float64, Device::host(), MemoryFormat::ChannelsLast);
         testing::expect_epilogue_results_close(got, expected, testing::kFloat64Tolerance);
 
-        const Tensor x = in.x.to(MemoryFormat::ChannelsLast), r = in.r;  // r stays contiguous
+        const Tensor x = in.x.to(MemoryFormat::ChannelsLast);
+        Tensor r = in.r.detach();  // stays contiguous: converted inside the op, its gradient back
+        r.set_requires_grad();
         const ConvEpilogue epilogue{r, true};
         const Tensor y = c.transposed ? conv_transpose_forward(x, in.w, in.b, c.params, epilogue)
                                       : conv_forward(x, in.w, in.b, c.params, epilogue);
         EXPECT_EQ(y.memory_format(), MemoryFormat::ChannelsLast);
         EXPECT_LT(testing::relative_error(y.contiguous(), expected.y), testing::kFloat64Tolerance);
+        y.backward(in.dy.to(MemoryFormat::ChannelsLast));
+        EXPECT_EQ(r.grad().memory_format(), MemoryFormat::Contiguous);
+        EXPECT_LT(testing::relative_error(r.grad(), expected.dr), testing::kFloat64Tolerance);
     }
 }
 

@@ -437,13 +437,25 @@ TEST_F(CudaBatchNorm, FusedReluEqualsTheCompositionOnTheHost) {
     }
 }
 
-// In a Sequential a BatchNorm followed by a ReLU runs as batch_norm_relu: one fused node on CUDA.
+// In a Sequential a BatchNorm followed by a ReLU runs as batch_norm_relu: one fused node on CUDA,
+// for images and for BatchNorm1d on [N, C] features alike, with the host's values.
 TEST_F(CudaBatchNorm, SequentialRunsBatchNormAndReluAsOneFusedNode) {
-    nn::Sequential block(
-        std::vector<std::shared_ptr<nn::Module>>{std::make_shared<nn::BatchNorm2d>(4), std::make_shared<nn::ReLU>()});
-    block.to(Device::cuda());
-    const Tensor x = Tensor::normal(Shape{2, 4, 3, 3}, 0.0, 1.0, 5, DType::Float32, Device::cuda()).set_requires_grad();
-    EXPECT_EQ(block(x).grad_fn_name(), "batch_norm2d_relu");
+    const struct {
+        std::shared_ptr<nn::Module> norm;
+        Shape shape;
+        const char* node;
+    } cases[] = {{std::make_shared<nn::BatchNorm2d>(4), Shape{2, 4, 3, 3}, "batch_norm2d_relu"},
+                 {std::make_shared<nn::BatchNorm1d>(6), Shape{8, 6}, "batch_norm1d_relu"}};
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.node);
+        nn::Sequential block(std::vector<std::shared_ptr<nn::Module>>{c.norm, std::make_shared<nn::ReLU>()});
+        const Tensor x = Tensor::normal(c.shape, 0.0, 1.0, 5, DType::Float32);
+        const Tensor expected = block(x);  // on the host: the composition
+        block.to(Device::cuda());
+        const Tensor y = block(x.to(Device::cuda()).detach().set_requires_grad());
+        EXPECT_EQ(y.grad_fn_name(), c.node);
+        EXPECT_LT(relative_error(y.to(Device::host()), expected), kCudaStrictFloat32Tolerance);
+    }
 }
 
 }  // namespace

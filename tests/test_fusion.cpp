@@ -42,6 +42,7 @@ TEST(FoldBatchNorm, FoldedConvolutionGivesTheBatchNormOfTheConvolution) {
                 bn.eval();
                 const std::shared_ptr<nn::Conv> folded = nn::fold_batch_norm(conv, bn);
                 EXPECT_TRUE(folded->bias().defined());
+                EXPECT_TRUE(folded->weight().requires_grad() && folded->bias().requires_grad());
                 EXPECT_EQ(folded->weight().dtype(), DType::Float64);
                 const Tensor x = Tensor::normal(c.input, 0.0, 1.0, rng(), DType::Float64);
                 const NoGradGuard no_grad;
@@ -54,6 +55,17 @@ TEST(FoldBatchNorm, FoldedConvolutionGivesTheBatchNormOfTheConvolution) {
             }
         }
     }
+}
+
+// A frozen convolution folds into a frozen one (freeze_backbone() then folding keeps it frozen).
+TEST(FoldBatchNorm, FrozenStaysFrozen) {
+    nn::Conv2d conv(2, 4, 3);
+    for (Tensor parameter : conv.parameters()) parameter.set_requires_grad(false);
+    nn::BatchNorm2d bn(4);
+    bn.eval();
+    const std::shared_ptr<nn::Conv> folded = nn::fold_batch_norm(conv, bn);
+    EXPECT_FALSE(folded->weight().requires_grad());
+    EXPECT_FALSE(folded->bias().requires_grad());
 }
 
 TEST(FoldBatchNorm, WhatCannotFoldIsRefusedNamingWhy) {
@@ -99,6 +111,14 @@ TEST(FoldBatchNorm, ConvolutionFromValues) {
     EXPECT_THROW(nn::Conv(w, b, ConvParams(2).set_groups(4), false), InvalidArgument);  // 6 % 4
     EXPECT_THROW(nn::Conv(w, Tensor::zeros(Shape{5}), ConvParams(2), false), InvalidArgument);
     EXPECT_THROW(nn::Conv(w, b, ConvParams(1), false), InvalidArgument);
+    EXPECT_THROW(nn::Conv(w, b.to(DType::Float64), ConvParams(2).set_groups(2), false), InvalidArgument);
+    try {
+        nn::Conv(Tensor(), b, ConvParams(2), false);
+        ADD_FAILURE() << "an undefined weight was accepted";
+    } catch (const InvalidArgument& e) {
+        EXPECT_NE(std::string(e.what()).find("Conv2d"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("weight is undefined"), std::string::npos) << e.what();
+    }
 }
 
 // A Sequential runs a convolution or a BatchNorm followed by a ReLU as one op (the convolution's
@@ -141,6 +161,19 @@ TEST(SequentialFusion, ALayerFollowedByAReluRunsAsOneOp) {
     }
     nn::Sequential conv_relu(std::vector<std::shared_ptr<nn::Module>>{model[0], model[1]});
     EXPECT_EQ(conv_relu(x).grad_fn_name(), "conv2d") << "one node: the convolution with its ReLU";
+    // A subclass that overrides forward() keeps its forward: only the library's own layers fuse.
+    struct ScaledConv : nn::Conv2d {
+        ScaledConv() : nn::Conv2d(2, 4, 3, ConvParams(2).set_padding(1)) { to(DType::Float64); }
+        Tensor forward(const Tensor& input) override { return nn::Conv2d::forward(input) * 2.0; }
+    };
+    auto scaled = std::make_shared<ScaledConv>();
+    nn::Sequential scaled_relu(std::vector<std::shared_ptr<nn::Module>>{scaled, std::make_shared<nn::ReLU>()});
+    EXPECT_LT(testing::relative_error(scaled_relu(x), relu((*scaled)(x))), testing::kFloat64Tolerance);
+    struct ClampedRelu : nn::ReLU {
+        Tensor forward(const Tensor& input) override { return clamp(input, 0.0, 0.5); }
+    };
+    nn::Sequential conv_clamped(std::vector<std::shared_ptr<nn::Module>>{model[0], std::make_shared<ClampedRelu>()});
+    EXPECT_LT(testing::relative_error(conv_clamped(x), clamp((*model[0])(x), 0.0, 0.5)), testing::kFloat64Tolerance);
     std::vector<std::string> traced;
     for (const nn::LayerCall& call : nn::trace(model, Shape{2, 2, 4, 4}, DType::Float64)) {
         if (call.depth == 1) traced.push_back(call.module->type_name());

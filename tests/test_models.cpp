@@ -154,6 +154,16 @@ TEST(Models, FoldedBatchNormsGiveTheSameOutputs) {
     bottleneck.fold_batch_norms();
     EXPECT_LT(testing::relative_error(bottleneck(y), bottleneck_expected), testing::kFloat64Tolerance);
     EXPECT_THROW(bottleneck.last_norm(), InvalidArgument);
+
+    // All or nothing per block: a BatchNorm that refuses (back in training mode) leaves the block
+    // unfolded, its first BatchNorm included.
+    models::BasicBlock block(8, 8, 1);
+    block.eval();
+    block.last_norm().train();
+    EXPECT_THROW(block.fold_batch_norms(), InvalidArgument);
+    EXPECT_EQ(block.state_dict().count("bn1.running_mean"), 1U);
+    EXPECT_EQ(block.state_dict().count("conv1.bias"), 0U);
+    EXPECT_NO_THROW(block.last_norm());
 }
 
 TEST(Models, TransferLearningHelpers) {

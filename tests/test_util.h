@@ -118,16 +118,16 @@ Tensor numeric_gradient(const std::function<double(const Tensor&)>& f, const Ten
 double gradcheck_error(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs,
                        std::uint64_t seed, const std::vector<std::size_t>& constants = {});
 
+// Every BatchNorm below `model` given random running statistics and affine parameters (a fresh
+// layer's are the identity map, which would make folding or normalising trivial to get right).
+void randomize_batch_norms(nn::Module& model, std::uint64_t seed);
+
 // gradcheck_error for a module: the worst error over its input and every parameter between
 // autograd and central differences (float64 module and input), for the output contracted with a
 // fixed random tensor. Where a true gradient is zero (a conv bias before a training-mode
 // BatchNorm) the absolute error counts instead of the relative one. Entries whose difference step
 // crossed a ReLU's kink (the differences at the step and at half of it disagree) are left out, up
 // to 1 + 1 in 200 of them.
-// Every BatchNorm below `model` given random running statistics and affine parameters (a fresh
-// layer's are the identity map, which would make folding or normalising trivial to get right).
-void randomize_batch_norms(nn::Module& model, std::uint64_t seed);
-
 double module_gradcheck_error(nn::Module& module, const Tensor& input, std::uint64_t seed);
 
 // `text` with every character GoogleTest does not accept in a parameter name ([A-Za-z0-9_])

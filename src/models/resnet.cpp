@@ -31,24 +31,41 @@ Tensor shortcut_of(const std::shared_ptr<nn::Sequential>& downsample, const Tens
 }  // namespace
 
 namespace detail {
-void ResNetPart::fold_child(const std::string& conv_name, std::shared_ptr<nn::Conv>& conv, const std::string& bn_name,
-                            std::shared_ptr<nn::BatchNorm2d>& bn) {
-    if (bn == nullptr) return;
-    conv = nn::fold_batch_norm(*conv, *bn);
-    replace_child(conv_name, conv);
-    replace_child(bn_name, std::make_shared<nn::Identity>());
-    bn = nullptr;
-}
-
-void ResNetPart::fold_shortcut(std::shared_ptr<nn::Sequential>& downsample) {
-    if (downsample == nullptr) return;
+namespace {
+// A shortcut (1x1 convolution, BatchNorm) as a new Sequential of the folded convolution and an
+// Identity; null when there is none or it is folded already.
+std::shared_ptr<nn::Sequential> folded_shortcut(const std::shared_ptr<nn::Sequential>& downsample) {
+    if (downsample == nullptr) return nullptr;
     const auto bn = std::dynamic_pointer_cast<nn::BatchNorm>((*downsample)[1]);
-    if (bn == nullptr) return;  // folded
+    if (bn == nullptr) return nullptr;  // folded
     const auto conv = std::dynamic_pointer_cast<nn::Conv>((*downsample)[0]);
-    downsample = std::make_shared<nn::Sequential>(
+    CONVKIT_REQUIRE(conv != nullptr, "ResNet::fold_batch_norms", "the shortcut's first module is a ",
+                    (*downsample)[0]->type_name(), ", not a convolution");
+    auto folded = std::make_shared<nn::Sequential>(
         std::vector<std::shared_ptr<nn::Module>>{nn::fold_batch_norm(*conv, *bn), std::make_shared<nn::Identity>()});
-    downsample->train(is_training());
-    replace_child("downsample", downsample);
+    folded->train(downsample->is_training());
+    return folded;
+}
+}  // namespace
+
+void ResNetPart::fold_all(std::initializer_list<FoldSlot> slots, std::shared_ptr<nn::Sequential>* downsample) {
+    std::vector<std::shared_ptr<nn::Conv>> folded;
+    for (const FoldSlot& slot : slots) folded.push_back(slot.bn ? nn::fold_batch_norm(*slot.conv, *slot.bn) : nullptr);
+    const std::shared_ptr<nn::Sequential> shortcut = downsample ? folded_shortcut(*downsample) : nullptr;
+    // Nothing refused: now the children change.
+    auto next = folded.begin();
+    for (const FoldSlot& slot : slots) {
+        if (const std::shared_ptr<nn::Conv>& conv = *next++) {
+            slot.conv = conv;
+            replace_child(slot.conv_name, conv);
+            replace_child(slot.bn_name, std::make_shared<nn::Identity>());
+            slot.bn = nullptr;
+        }
+    }
+    if (shortcut != nullptr) {
+        *downsample = shortcut;
+        replace_child("downsample", shortcut);
+    }
 }
 }  // namespace detail
 
@@ -91,9 +108,7 @@ nn::BatchNorm2d& BasicBlock::last_norm() {
 
 void BasicBlock::fold_batch_norms() {
     require_evaluation_mode(*this, "BasicBlock::fold_batch_norms");
-    fold_child("conv1", conv1_, "bn1", bn1_);
-    fold_child("conv2", conv2_, "bn2", bn2_);
-    fold_shortcut(downsample_);
+    fold_all({{"conv1", conv1_, "bn1", bn1_}, {"conv2", conv2_, "bn2", bn2_}}, &downsample_);
 }
 
 Bottleneck::Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64_t stride)
@@ -127,10 +142,8 @@ nn::BatchNorm2d& Bottleneck::last_norm() {
 
 void Bottleneck::fold_batch_norms() {
     require_evaluation_mode(*this, "Bottleneck::fold_batch_norms");
-    fold_child("conv1", conv1_, "bn1", bn1_);
-    fold_child("conv2", conv2_, "bn2", bn2_);
-    fold_child("conv3", conv3_, "bn3", bn3_);
-    fold_shortcut(downsample_);
+    fold_all({{"conv1", conv1_, "bn1", bn1_}, {"conv2", conv2_, "bn2", bn2_}, {"conv3", conv3_, "bn3", bn3_}},
+             &downsample_);
 }
 
 ResNet::ResNet(ResNetBlock block, const std::array<int, 4>& blocks_per_stage, const ResNetOptions& options) {
@@ -202,7 +215,7 @@ void ResNet::reset_classifier(std::int64_t num_classes) {
 
 void ResNet::fold_batch_norms() {
     require_evaluation_mode(*this, "ResNet::fold_batch_norms");
-    fold_child("conv1", conv1_, "bn1", bn1_);
+    fold_all({{"conv1", conv1_, "bn1", bn1_}}, nullptr);
     for (auto& stage : stages_) {
         for (std::size_t i = 0; i < stage->size(); ++i) {
             if (auto* basic = dynamic_cast<BasicBlock*>((*stage)[i].get())) basic->fold_batch_norms();

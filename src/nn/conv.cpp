@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "convkit/nn/init.h"
 #include "convkit/ops/conv.h"
@@ -34,6 +35,31 @@ Shape weight_shape(int spatial_rank, std::int64_t in, std::int64_t out, const Ke
     }
     return Shape(dims);
 }
+// [in, out] channels of a layer with this weight.
+std::pair<std::int64_t, std::int64_t> channels_of(const Tensor& weight, const ConvParams& params, bool transposed) {
+    const std::int64_t first = weight.shape()[0], second = weight.shape()[1] * params.groups;
+    return transposed ? std::pair{first, second} : std::pair{second, first};
+}
+
+// The values constructor's checks, made before any member is built from the values: `weight`.
+const Tensor& checked_values(const Tensor& weight, const Tensor& bias, const ConvParams& params, bool transposed) {
+    const std::string op = layer_name(params.spatial_rank, transposed);
+    CONVKIT_REQUIRE(weight.defined(), op, "weight is undefined");
+    CONVKIT_REQUIRE(weight.rank() == params.spatial_rank + 2, op, "weight must have ", params.spatial_rank + 2,
+                    " dims for params.spatial_rank ", params.spatial_rank, ", got shape ", weight.shape().to_string());
+    CONVKIT_REQUIRE(params.groups >= 1, op, "params.groups must be positive, got ", params.groups);
+    const auto [in, out] = channels_of(weight, params, transposed);
+    KernelSize kernel(1);
+    kernel.sizes.assign(weight.shape().begin() + 2, weight.shape().end());
+    (void)weight_shape(params.spatial_rank, in, out, kernel, params, transposed);  // the other constructor's checks
+    if (bias.defined()) {
+        CONVKIT_REQUIRE(bias.shape() == Shape{out}, op, "bias must be [", out, "], got ", bias.shape().to_string());
+        CONVKIT_REQUIRE(bias.dtype() == weight.dtype() && bias.device() == weight.device(), op, "bias is ",
+                        dtype_name(bias.dtype()), " on ", bias.device().to_string(), " but weight ",
+                        dtype_name(weight.dtype()), " on ", weight.device().to_string());
+    }
+    return weight;
+}
 }  // namespace
 
 Conv::Conv(int spatial_rank, std::int64_t in_channels, std::int64_t out_channels, const KernelSize& kernel,
@@ -56,23 +82,12 @@ Conv::Conv(int spatial_rank, std::int64_t in_channels, std::int64_t out_channels
 }
 
 Conv::Conv(const Tensor& weight, const Tensor& bias, const ConvParams& params, bool transposed)
-    : in_channels_(weight.rank() >= 2 ? (transposed ? weight.shape()[0] : weight.shape()[1] * params.groups) : 0),
-      out_channels_(weight.rank() >= 2 ? (transposed ? weight.shape()[1] * params.groups : weight.shape()[0]) : 0),
+    : in_channels_(channels_of(checked_values(weight, bias, params, transposed), params, transposed).first),
+      out_channels_(channels_of(weight, params, transposed).second),
       params_(params),
       transposed_(transposed),
       weight_(register_parameter("weight", weight.detach().clone())) {
-    const std::string op = layer_name(params.spatial_rank, transposed);
-    CONVKIT_REQUIRE(weight.rank() == params.spatial_rank + 2, op, "weight must have ", params.spatial_rank + 2,
-                    " dims for params.spatial_rank ", params.spatial_rank, ", got shape ", weight.shape().to_string());
-    KernelSize kernel(1);
-    kernel.sizes.assign(weight.shape().begin() + 2, weight.shape().end());
-    // The checks of the other constructor (groups dividing both channel counts, positive sizes).
-    (void)weight_shape(params.spatial_rank, in_channels_, out_channels_, kernel, params, transposed);
-    if (bias.defined()) {
-        CONVKIT_REQUIRE(bias.shape() == Shape{out_channels_}, op, "bias must be [", out_channels_, "], got ",
-                        bias.shape().to_string());
-        bias_ = &register_parameter("bias", bias.detach().clone());
-    }
+    if (bias.defined()) bias_ = &register_parameter("bias", bias.detach().clone());
 }
 
 Tensor Conv::forward(const Tensor& input) {

@@ -45,6 +45,8 @@ std::shared_ptr<Conv> fold_batch_norm(const Conv& conv, const BatchNorm& bn) {
     auto folded = std::make_shared<Conv>(stored(weight.shape(), folded_weight), stored(Shape{channels}, folded_bias),
                                          conv.params(), false);
     folded->train(conv.is_training());
+    // Trainable as the convolution was (a frozen backbone stays frozen), as PyTorch's fuse_conv_bn_eval.
+    for (Tensor parameter : folded->parameters()) parameter.set_requires_grad(weight.requires_grad());
     return folded;
 }
 

@@ -1,5 +1,7 @@
 #include "convkit/nn/sequential.h"
 
+#include <typeinfo>
+
 #include "convkit/nn/activation.h"
 #include "convkit/nn/batch_norm.h"
 #include "convkit/nn/conv.h"
@@ -9,13 +11,22 @@
 namespace convkit::nn {
 
 namespace {
+// Whether `module` is exactly one of the library's layers in `Layers` (a user's subclass may
+// override forward(), which the fused call would bypass).
+template <typename... Layers>
+bool is_exactly_one_of(const Module& module) {
+    return ((typeid(module) == typeid(Layers)) || ...);
+}
+
 // module(x) followed by a ReLU as one op, where the module has one: a BatchNorm's
 // batch_norm_relu (fused on CUDA) or a convolution's epilogue (fused on cuda.igemm). Undefined
 // for other modules.
 Tensor forward_with_relu(Module& module, const Tensor& x) {
-    if (auto* bn = dynamic_cast<BatchNorm*>(&module)) return bn->forward_relu(x);
-    if (auto* conv = dynamic_cast<Conv*>(&module)) {
-        return conv->forward_with(x, {.residual = Tensor(), .relu = true});
+    if (is_exactly_one_of<BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d>(module)) {
+        return static_cast<BatchNorm&>(module).forward_relu(x);
+    }
+    if (is_exactly_one_of<Conv, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d>(module)) {
+        return static_cast<Conv&>(module).forward_with(x, {.residual = Tensor(), .relu = true});
     }
     return Tensor();
 }
@@ -47,7 +58,7 @@ const std::shared_ptr<Module>& Sequential::operator[](std::size_t index) const {
 Tensor Sequential::forward(const Tensor& input) {
     Tensor x = input;
     for (std::size_t i = 0; i < modules_.size(); ++i) {
-        const bool relu_next = i + 1 < modules_.size() && dynamic_cast<const ReLU*>(modules_[i + 1].get()) != nullptr;
+        const bool relu_next = i + 1 < modules_.size() && is_exactly_one_of<ReLU>(*modules_[i + 1]);
         if (relu_next) {
             if (Tensor fused = forward_with_relu(*modules_[i], x); fused.defined()) {
                 x = std::move(fused);

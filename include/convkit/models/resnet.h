@@ -8,6 +8,7 @@
 //   Tensor logits = (*model)(images);               // [N, 3, H, W] -> [N, 10], any H, W >= 32
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -24,16 +25,23 @@ struct ResNetOptions {
 };
 
 namespace detail {
-// What the ResNet modules share for fold_batch_norms: folding a convolution's BatchNorm and
-// putting the results in the children's places.
+// What the ResNet modules share for fold_batch_norms: folding their BatchNorms into the
+// convolutions before them and putting the results in the children's places.
 class ResNetPart : public nn::Module {
 protected:
-    // `conv` with `bn` folded into it, registered as `conv_name` in the old one's place; `bn`
-    // left as an nn::Identity under `bn_name` and reset to null. Nothing when bn is null (folded).
-    void fold_child(const std::string& conv_name, std::shared_ptr<nn::Conv>& conv, const std::string& bn_name,
-                    std::shared_ptr<nn::BatchNorm2d>& bn);
-    // A shortcut (1x1 convolution, BatchNorm) as the folded convolution and an Identity.
-    void fold_shortcut(std::shared_ptr<nn::Sequential>& downsample);
+    // A convolution and the BatchNorm after it, by member and by child name.
+    struct FoldSlot {
+        const char* conv_name;
+        std::shared_ptr<nn::Conv>& conv;
+        const char* bn_name;
+        std::shared_ptr<nn::BatchNorm2d>& bn;  // null once folded
+    };
+    // Every slot's BatchNorm (and the shortcut's, when `downsample` is given and not null)
+    // folded into its convolution (nn::fold_batch_norm), the folded convolution registered in
+    // the old one's place and the BatchNorm left as an nn::Identity, its member reset to null.
+    // All or nothing: every fold is computed before any child is replaced, so a refusal (a
+    // BatchNorm in training mode, without running statistics) leaves the module as it was.
+    void fold_all(std::initializer_list<FoldSlot> slots, std::shared_ptr<nn::Sequential>* downsample);
 };
 }  // namespace detail
 
@@ -103,7 +111,9 @@ public:
     // (the stem's and each block's, shortcuts included; nn::fold_batch_norm), the ReLUs and
     // residual adds carried by the convolutions' epilogues (fused into the output pass on
     // cuda.igemm). The same outputs to rounding; the state dict loses the BatchNorms' entries and
-    // gains the convolutions' biases (as PyTorch's fuse_modules). InvalidArgument in training mode.
+    // gains the convolutions' biases (as PyTorch's fuse_modules). InvalidArgument in training mode;
+    // a BatchNorm that refuses (in training mode on its own, without running statistics) leaves
+    // its block as it was, and each part computes the same either way.
     void fold_batch_norms();
 
 private:
