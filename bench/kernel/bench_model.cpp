@@ -100,12 +100,15 @@ std::vector<ModelStepResult> time_model_inference(const std::string& name, const
     const Tensor images = Tensor::normal(Shape{options.model_batch, 3, 224, 224}, 0.0, 1.0, 1, DType::BFloat16, device)
                               .to(MemoryFormat::ChannelsLast);
     const NoGradGuard no_grad;
-    const auto timed = [&](const char* mode) {
-        ModelStepResult result = time_steps([&] { (void)(*model)(images); }, options);
+    const auto labelled = [&](ModelStepResult result, const char* mode) {
         result.model = name;
         result.mode = mode;
         result.dtype = "bf16";
+        result.batch = options.model_batch;
         return result;
+    };
+    const auto timed = [&](const char* mode) {
+        return labelled(time_steps([&] { (void)(*model)(images); }, options), mode);
     };
     std::vector<ModelStepResult> results{timed("inference")};
     auto* resnet = dynamic_cast<models::ResNet*>(model.get());
@@ -115,11 +118,7 @@ std::vector<ModelStepResult> time_model_inference(const std::string& name, const
     resnet->fold_batch_norms();
     const double difference = relative_difference((*model)(images), unfolded);
     if (!(difference <= kFoldedTolerance)) {  // NaN included
-        ModelStepResult mismatch;
-        mismatch.model = name;
-        mismatch.mode = "inference folded";
-        mismatch.dtype = "bf16";
-        mismatch.batch = options.model_batch;
+        ModelStepResult mismatch = labelled({}, "inference folded");
         mismatch.status = "mismatch: the folded model's logits differ from the unfolded ones' by " +
                           std::to_string(difference) + " (relative L2; not timed)";
         results.push_back(mismatch);

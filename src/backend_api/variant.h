@@ -40,8 +40,6 @@ struct ConvOperands {
     void* out = nullptr;
     const void* residual = nullptr;
     bool relu = false;
-
-    bool has_epilogue() const { return residual != nullptr || relu; }
 };
 
 // Forward: x → out = y. Backward: dy (and x, which max pooling needs) → out = dx.
