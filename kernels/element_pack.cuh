@@ -2,9 +2,12 @@
 // Packs of consecutive elements moved with one 16-byte access, for bandwidth-bound kernels: a
 // warp of 16-byte loads keeps four times the bytes in flight of 4-byte ones and eight times those
 // of 2-byte ones, which is what it takes to approach the copy rate. A kernel runs packs where its
-// buffers allow it (pack_width_fits) and single elements otherwise, from one template.
+// buffers allow it and single elements otherwise, from one template: the batch-norm passes
+// (their packs stay within a channel's run) and the flat elementwise ops below.
 #include <cstdint>
+#include <type_traits>
 
+#include "kernels/kernel_support.cuh"
 #include "kernels/kernels_namespace.h"
 
 CONVKIT_KERNELS_BEGIN
@@ -34,6 +37,59 @@ template <typename T, int Width, typename... Pointers>
 bool pack_aligned(const Pointers*... pointers) {
     constexpr std::uintptr_t bytes = sizeof(T) * Width;
     return ((pointers == nullptr || reinterpret_cast<std::uintptr_t>(pointers) % bytes == 0) && ...);
+}
+
+// ---- Flat elementwise work over packs -----------------------------------------------------------
+
+template <int Width>
+using PackWidth = std::integral_constant<int, Width>;
+
+// Calls body(PackWidth<Width>{}, p) for every whole pack p of [0, count) in a grid-stride loop,
+// then body(PackWidth<1>{}, i) for each of the count % Width elements left (one per thread of
+// the first threads). Launch over ceil(count / Width) threads.
+template <int Width, typename Body>
+__device__ void for_each_flat_pack(std::int64_t count, Body&& body) {
+    const std::int64_t packs = count / Width;
+    for (std::int64_t p = global_thread_index(); p < packs; p += global_thread_count()) body(PackWidth<Width>{}, p);
+    if constexpr (Width > 1) {
+        const std::int64_t tail = packs * Width + global_thread_index();
+        if (tail < count) body(PackWidth<1>{}, tail);
+    }
+}
+
+// out's pack p = f(in's pack p) lane by lane, each value widened to ComputeType<T> and rounded
+// once on the store; and the same with two inputs.
+template <int Width, typename T, typename F>
+__device__ void transform_pack(std::int64_t p, T* out, F&& f, const T* in) {
+    using C = ComputeType<T>;
+    const ElementPack<T, Width> a = load_pack<Width>(in, p);
+    ElementPack<T, Width> result;
+    for (int lane = 0; lane < Width; ++lane) result.value[lane] = T(f(static_cast<C>(a.value[lane])));
+    store_pack<Width>(out, p, result);
+}
+template <int Width, typename T, typename F>
+__device__ void transform_pack(std::int64_t p, T* out, F&& f, const T* in0, const T* in1) {
+    using C = ComputeType<T>;
+    const ElementPack<T, Width> a = load_pack<Width>(in0, p);
+    const ElementPack<T, Width> b = load_pack<Width>(in1, p);
+    ElementPack<T, Width> result;
+    for (int lane = 0; lane < Width; ++lane) {
+        result.value[lane] = T(f(static_cast<C>(a.value[lane]), static_cast<C>(b.value[lane])));
+    }
+    store_pack<Width>(out, p, result);
+}
+
+// Calls launch_width(PackWidth<W>{}, blocks) with W = kPackWidth<T> when every pointer is aligned
+// to a pack (the allocator's buffers are; a view at an odd offset may not be), else W = 1, and
+// the blocks that cover count elements W at a time.
+template <typename T, typename LaunchWidth, typename... Pointers>
+void launch_flat_packs(std::int64_t count, LaunchWidth&& launch_width, const Pointers*... pointers) {
+    constexpr int width = kPackWidth<T>;
+    if (pack_aligned<T, width>(pointers...)) {
+        launch_width(PackWidth<width>{}, grid_for((count + width - 1) / width));
+    } else {
+        launch_width(PackWidth<1>{}, grid_for(count));
+    }
 }
 
 CONVKIT_KERNELS_END

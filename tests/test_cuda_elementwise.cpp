@@ -1,5 +1,6 @@
 // The CUDA elementwise and reduction kernels against the host implementations (label gpu):
 // binary ops with broadcasting, sum_to_shape, unary ops and activations forward and backward,
+// their 16-byte packs against their one-element path (unaligned buffers, tails, 16-bit dtypes),
 // sums, means, max and argmax over every kernel path (CUB's one-output reduction, a block per
 // row, a thread per row), dropout's mask. Outputs are NaN-filled before each kernel runs; sizes
 // include ones that are not multiples of the block size, ones past 2^16 elements, and empty
@@ -62,7 +63,8 @@ void expect_close_with_nan(const Tensor& got, const Tensor& expected, double tol
             a[i] = b[i] = 0;
         }
     }
-    const Tensor got_values = Tensor::from_vector(got.shape(), a), expected_values = Tensor::from_vector(got.shape(), b);
+    const Tensor got_values = Tensor::from_vector(got.shape(), a),
+                 expected_values = Tensor::from_vector(got.shape(), b);
     if (magnitudes) {
         std::vector<double> m = magnitudes->to_vector();
         for (double& v : m) v = std::isnan(v) ? 0 : v;
@@ -180,7 +182,8 @@ TEST_F(CudaElementwise, UnaryOpsForwardAndBackwardMatchTheHost) {
                     kernels::unary_backward(c.op, c.scalars, dtype, dyd.raw_data(), savedd.raw_data(), out.raw_data(),
                                             n, stream0());
                 });
-                const double tolerance = dtype == DType::Float64 ? kFloat64Tolerance : testing::kCudaFloat32MathTolerance;
+                const double tolerance =
+                    dtype == DType::Float64 ? kFloat64Tolerance : testing::kCudaFloat32MathTolerance;
                 EXPECT_LT(relative_error(got_y, y), tolerance) << "forward";
                 EXPECT_LT(relative_error(got_dx, dx), tolerance) << "backward";
             }
@@ -204,6 +207,103 @@ TEST_F(CudaElementwise, PublicOpsRunOnTheDeviceAndDifferentiate) {
     yd.backward(Tensor::full(yd.shape(), 1.0, DType::Float64, Device::cuda()));
     EXPECT_LT(relative_error(yd, yh), kFloat64Tolerance);
     EXPECT_LT(relative_error(xd.grad(), xh.grad()), kFloat64Tolerance);
+}
+
+// ---- packs and alignment ---------------------------------------------------------------------
+
+// A device buffer of `values` placed `offset` elements past an aligned allocation, the element
+// before it NaN: with offset 1 no 16-byte pack is aligned, so the kernels take their
+// one-element path, and a write before the start shows.
+struct OffsetBuffer {
+    Tensor storage;
+    std::int64_t offset;
+
+    OffsetBuffer(const Tensor& values, std::int64_t offset_elements) : offset(offset_elements) {
+        std::vector<double> all(static_cast<std::size_t>(offset), std::numeric_limits<double>::quiet_NaN());
+        const std::vector<double> v = values.to_vector();
+        all.insert(all.end(), v.begin(), v.end());
+        storage = Tensor::from_vector(Shape{static_cast<std::int64_t>(all.size())}, all)
+                      .to(values.dtype())
+                      .to(Device::cuda());
+    }
+    void* data() const { return static_cast<char*>(storage.raw_data()) + offset * dtype_size(storage.dtype()); }
+    // The elements after the offset, and whether those before it are still NaN.
+    Tensor values(const Shape& shape) const {
+        const std::vector<double> all = storage.to(Device::host()).to_vector();
+        for (std::int64_t i = 0; i < offset; ++i) EXPECT_TRUE(std::isnan(all[static_cast<std::size_t>(i)])) << i;
+        return Tensor::from_vector(shape, std::vector<double>(all.begin() + offset, all.end())).to(storage.dtype());
+    }
+};
+
+// The unary and same-shape binary kernels move 16-byte packs where every buffer is aligned and
+// single elements otherwise. Both run the same arithmetic per element, so they must agree bit
+// for bit with each other, and with the host within the dtype's rounding; sizes leave tails of
+// every length (1 to 7 elements past the last whole pack of 8 16-bit values).
+TEST_F(CudaElementwise, PackedAndUnalignedPathsAgreeBitForBit) {
+    CONVKIT_SEEDED_RNG(rng);
+    using detail::UnaryOp;
+    const std::vector<UnaryCase> cases = {{UnaryOp::Relu, {}, -2, 2},
+                                          {UnaryOp::MulScalar, {-1.7}, -3, 3},
+                                          {UnaryOp::Sigmoid, {}, -8, 8},
+                                          {UnaryOp::Gelu, {}, -5, 5}};
+    for (const std::int64_t n : {1, 7, 9, 255, 4099, 66563}) {
+        const Shape shape{n};
+        for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+            SCOPED_TRACE(std::to_string(n) + " " + dtype_name(dtype));
+            // The host computes 16-bit values in float32 and rounds once, as the kernels do.
+            const DType host_dtype = dtype == DType::Float64 ? DType::Float64 : DType::Float32;
+            const double tolerance = dtype == DType::Float64   ? kFloat64Tolerance
+                                     : dtype == DType::Float32 ? kCudaFloat32MathTolerance
+                                                               : kBfloat16VsFloat64Tolerance;
+            for (const UnaryCase& c : cases) {
+                SCOPED_TRACE(detail::unary_op_name(c.op));
+                const Tensor x = Tensor::uniform(shape, c.low, c.high, rng(), DType::Float64).to(dtype);
+                const Tensor dy = random_tensor(shape, rng).to(dtype);
+                Tensor expected = Tensor::empty(shape, host_dtype);
+                detail::unary_forward_host(c.op, c.scalars, host_dtype, x.to(host_dtype).raw_data(),
+                                           expected.raw_data(), n);
+                expected = expected.to(dtype);
+                const Tensor& saved =
+                    detail::unary_gradient_source(c.op) == detail::GradientSource::Output ? expected : x;
+                Tensor expected_dx = Tensor::empty(shape, host_dtype);
+                detail::unary_backward_host(c.op, c.scalars, host_dtype, dy.to(host_dtype).raw_data(),
+                                            saved.to(host_dtype).raw_data(), expected_dx.raw_data(), n);
+                expected_dx = expected_dx.to(dtype);
+                std::vector<Tensor> forward, backward;
+                for (std::int64_t offset : {0, 1}) {
+                    const OffsetBuffer xd(x, offset), dyd(dy, offset), savedd(saved, offset);
+                    const OffsetBuffer y(nan_tensor(shape, dtype), offset), dx(nan_tensor(shape, dtype), offset);
+                    kernels::unary_forward(c.op, c.scalars, dtype, xd.data(), y.data(), n, stream0());
+                    kernels::unary_backward(c.op, c.scalars, dtype, dyd.data(), savedd.data(), dx.data(), n, stream0());
+                    forward.push_back(y.values(shape));
+                    backward.push_back(dx.values(shape));
+                }
+                EXPECT_TRUE(exactly_equal(forward[0], forward[1])) << max_abs_difference(forward[0], forward[1]);
+                EXPECT_TRUE(exactly_equal(backward[0], backward[1])) << max_abs_difference(backward[0], backward[1]);
+                EXPECT_LT(relative_error(forward[0], expected), tolerance) << "forward";
+                EXPECT_LT(relative_error(backward[0], expected_dx), tolerance) << "backward";
+            }
+            // Same-shape binary ops: one correctly rounded operation on both sides (then the same
+            // rounding to 16 bits), exact.
+            const Tensor a = random_tensor(shape, rng).to(dtype);
+            const Tensor b = Tensor::uniform(shape, 0.5, 2, rng(), DType::Float64).to(dtype);
+            const detail::BroadcastGeometry g = detail::broadcast_geometry("test", shape, shape);
+            for (detail::BinaryOp op : {detail::BinaryOp::Sub, detail::BinaryOp::Div}) {
+                SCOPED_TRACE(detail::binary_op_name(op));
+                Tensor expected = Tensor::empty(shape, host_dtype);
+                detail::binary_elementwise_host(op, g, host_dtype, a.to(host_dtype).raw_data(),
+                                                b.to(host_dtype).raw_data(), expected.raw_data());
+                expected = expected.to(dtype);
+                for (std::int64_t offset : {0, 1}) {
+                    const OffsetBuffer ad(a, offset), bd(b, offset), out(nan_tensor(shape, dtype), offset);
+                    kernels::binary_elementwise(op, g, dtype, ad.data(), bd.data(), out.data(), stream0());
+                    const Tensor got = out.values(shape);
+                    EXPECT_TRUE(exactly_equal(got, expected))
+                        << "offset " << offset << ", max difference " << max_abs_difference(got, expected);
+                }
+            }
+        }
+    }
 }
 
 // ---- reductions ------------------------------------------------------------------------------
@@ -261,8 +361,7 @@ TEST_F(CudaElementwise, SumsAndMeansMatchTheHostOnEveryPath) {
                 EXPECT_TRUE(exactly_equal(again, got)) << "not deterministic";
             }
             // Through the public op, whose mean over no elements is NaN.
-            expect_close_with_nan(mean(xd, c.dims, true), mean(x, c.dims, true), tolerance,
-                                  mean(abs(x), c.dims, true));
+            expect_close_with_nan(mean(xd, c.dims, true), mean(x, c.dims, true), tolerance, mean(abs(x), c.dims, true));
         }
     }
 }
