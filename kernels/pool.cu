@@ -8,48 +8,107 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/fast_division.h"
 #include "kernels/kernel_support.cuh"
 
 CONVKIT_KERNELS_BEGIN
 
 namespace {
+using convkit::SpatialDims;
 using detail::PlaneOffsets;
 using detail::PoolGeometry;
 using detail::WindowSpan;
 using Position = std::array<std::int64_t, 3>;
 
+// n / d and n % d of a non-negative n: by a FastDivisor in kernels launched with Fast (every
+// dividend below 2^31), else by the integer division sequence.
+struct Divisor {
+    std::int64_t value = 1;
+    FastDivisor fast_value;
+
+    Divisor() = default;
+    explicit Divisor(std::int64_t d) : value(d), fast_value(static_cast<int>(d)) {}
+
+    template <bool Fast>
+    __device__ std::int64_t divide(std::int64_t n) const {
+        if constexpr (Fast) {
+            return fast_value.divide(static_cast<int>(n));
+        } else {
+            return n / value;
+        }
+    }
+    // n / d, leaving n % d in n.
+    template <bool Fast>
+    __device__ std::int64_t divide_keep_remainder(std::int64_t& n) const {
+        const std::int64_t quotient = divide<Fast>(n);
+        n -= quotient * value;
+        return quotient;
+    }
+};
+
+// Whether every index and window offset of a launch stays below 2^31, so that its kernels may
+// divide with FastDivisor: each tensor under 2^31 elements, and each spatial extent plus
+// padding (the numerators of the window search) too.
+bool divisions_fit_32_bits(const PoolGeometry& g) {
+    constexpr std::int64_t limit = std::int64_t{1} << 31;
+    const bool tensors_fit = g.planes() * g.input_spatial() < limit && g.planes() * g.output_spatial() < limit;
+    bool windows_fit = true;
+    for (int s = 0; s < 3; ++s) windows_fit = windows_fit && g.input[s] + g.padding[s] < limit;
+    return tensors_fit && windows_fit;
+}
+
 // Where the elements of an operand of spatial `size` lie: its offsets (plane, d, h, w) and the
-// split of a flat offset into plane and position, in the layout of the call.
+// split of a flat offset into plane and position, in the layout of the call. A thread splits
+// its offset once, by the 4 extents: division-free in the Fast kernels (the division sequence
+// cost more than the bytes of a bf16 pooling pass: docs/benchmarks.md).
 struct OperandLayout {
     PlaneOffsets at;
+    Divisor channels, size[3];
+
+    OperandLayout(const SpatialDims& extent, const PoolGeometry& g, MemoryFormat layout)
+        : at{extent, g.channels, layout},
+          channels(g.channels),
+          size{Divisor(extent[0]), Divisor(extent[1]), Divisor(extent[2])} {}
 
     __device__ std::int64_t operator()(std::int64_t plane, const Position& p) const {
         return at(plane, p[0], p[1], p[2]);
     }
 
     // The plane (n * channels + c) and the position of the element at buffer offset `index`.
+    template <bool Fast>
     __device__ std::int64_t split(std::int64_t index, Position& p) const {
         std::int64_t channel = 0;
         if (at.layout == MemoryFormat::ChannelsLast) {
-            channel = index % at.channels;
-            index /= at.channels;
+            channel = index;
+            index = channels.divide_keep_remainder<Fast>(channel);
         }
-        p[2] = index % at.size[2];
-        index /= at.size[2];
-        p[1] = index % at.size[1];
-        index /= at.size[1];
-        p[0] = index % at.size[0];
-        index /= at.size[0];
+        for (int s = 2; s >= 0; --s) {
+            p[s] = index;
+            index = size[s].divide_keep_remainder<Fast>(p[s]);
+        }
         return at.layout == MemoryFormat::ChannelsLast ? index * at.channels + channel : index;
     }
 };
 
-__device__ inline OperandLayout input_layout(const PoolGeometry& g, MemoryFormat layout) {
-    return {{g.input, g.channels, layout}};
-}
-__device__ inline OperandLayout output_layout(const PoolGeometry& g, MemoryFormat layout) {
-    return {{g.output, g.channels, layout}};
-}
+// The input and output layouts of a launch and the window strides, built on the host so that
+// the divisors' multipliers are computed once per launch.
+struct PoolOperands {
+    OperandLayout in, out;
+    Divisor stride[3];
+
+    PoolOperands(const PoolGeometry& g, MemoryFormat layout)
+        : in(g.input, g, layout),
+          out(g.output, g, layout),
+          stride{Divisor(g.stride[0]), Divisor(g.stride[1]), Divisor(g.stride[2])} {}
+};
+
+// Each thread's work is a few loads and compares, so the kernels hide memory latency by having
+// many threads resident: 4 blocks of 256 per SM (half the threads an H100 SM holds) caps a
+// kernel at 64 registers. The Fast forward kernels and the average backward fit that without
+// spilling (cuobjdump --dump-resource-usage: no stack); the 64-bit-division kernels, max
+// pooling's backward (72 registers, 3 blocks) and the adaptive backward would spill, so they
+// keep ptxas's choice.
+constexpr int kPoolBlocksPerSm = 4;
 
 // 16-bit storage read as float (float and double as they are), for the window arithmetic.
 template <typename T>
@@ -58,45 +117,46 @@ struct Widened {
     __device__ ComputeType<T> operator[](std::int64_t i) const { return static_cast<ComputeType<T>>(data[i]); }
 };
 
-template <typename T>
-__global__ void max_pool_forward_kernel(PoolGeometry g, MemoryFormat layout, const T* x, T* y) {
-    const OperandLayout out = output_layout(g, layout);
+template <typename T, bool Fast>
+__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
+    max_pool_forward_kernel(PoolGeometry g, PoolOperands ops, const T* x, T* y) {
+    const OperandLayout& out = ops.out;
     const Widened<T> values{x};
     const std::int64_t total = g.planes() * g.output_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = out.split(index, o);
-        const std::int64_t best = detail::max_pool_window_argmax(g, values, plane, o, layout);
+        const std::int64_t plane = out.split<Fast>(index, o);
+        const std::int64_t best = detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout);
         y[index] = best >= 0 ? x[best] : T(-INFINITY);
     }
 }
 
 // Calls f(o, k) for each output position o along dim s whose window's tap k lands on input i.
-template <typename F>
-__device__ void for_each_window_holding(const PoolGeometry& g, int s, std::int64_t i, F&& f) {
+template <bool Fast, typename F>
+__device__ void for_each_window_holding(const PoolGeometry& g, const PoolOperands& ops, int s, std::int64_t i, F&& f) {
     for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
-        const std::int64_t numerator = i + g.padding[s] - k * g.dilation[s];
-        if (numerator < 0 || numerator % g.stride[s] != 0) continue;
-        const std::int64_t o = numerator / g.stride[s];
-        if (o < g.output[s]) f(o, k);
+        std::int64_t numerator = i + g.padding[s] - k * g.dilation[s];
+        if (numerator < 0) continue;
+        const std::int64_t o = ops.stride[s].template divide_keep_remainder<Fast>(numerator);
+        if (numerator == 0 && o < g.output[s]) f(o, k);
     }
 }
 
-template <typename T>
-__global__ void max_pool_backward_kernel(PoolGeometry g, MemoryFormat layout, const T* dy, const T* x, T* dx) {
-    const OperandLayout in = input_layout(g, layout);
-    const OperandLayout out = output_layout(g, layout);
+template <typename T, bool Fast>
+__global__ void max_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, const T* x, T* dx) {
+    const OperandLayout& in = ops.in;
+    const OperandLayout& out = ops.out;
     const Widened<T> values{x};
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = in.split(index, i);
+        const std::int64_t plane = in.split<Fast>(index, i);
         ComputeType<T> acc = 0;
-        for_each_window_holding(g, 0, i[0], [&](std::int64_t od, std::int64_t) {
-            for_each_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t) {
-                for_each_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t) {
+        for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t) {
+            for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t) {
+                for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t) {
                     const Position o{od, oh, ow};
-                    if (detail::max_pool_window_argmax(g, values, plane, o, layout) == index)
+                    if (detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout) == index)
                         acc += static_cast<ComputeType<T>>(dy[out(plane, o)]);
                 });
             });
@@ -106,14 +166,15 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, MemoryFormat layout, co
 }
 
 // Forward of average and adaptive pooling: the box of spans, summed and divided.
-template <typename T, bool Adaptive>
-__global__ void mean_pool_forward_kernel(PoolGeometry g, MemoryFormat layout, const T* x, T* y) {
-    const OperandLayout in = input_layout(g, layout);
-    const OperandLayout out = output_layout(g, layout);
+template <typename T, bool Adaptive, bool Fast>
+__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
+    mean_pool_forward_kernel(PoolGeometry g, PoolOperands ops, const T* x, T* y) {
+    const OperandLayout& in = ops.in;
+    const OperandLayout& out = ops.out;
     const std::int64_t total = g.planes() * g.output_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = out.split(index, o);
+        const std::int64_t plane = out.split<Fast>(index, o);
         WindowSpan span[3];
         for (int s = 0; s < 3; ++s)
             span[s] = Adaptive ? detail::adaptive_pool_span(g, s, o[s]) : detail::average_pool_span(g, s, o[s]);
@@ -136,19 +197,20 @@ __device__ ComputeType<T> average_share(const PoolGeometry& g, const OperandLayo
     return static_cast<ComputeType<T>>(dy[out(plane, o)]) / static_cast<ComputeType<T>>(divisor);
 }
 
-template <typename T>
-__global__ void avg_pool_backward_kernel(PoolGeometry g, MemoryFormat layout, const T* dy, T* dx) {
-    const OperandLayout in = input_layout(g, layout);
-    const OperandLayout out = output_layout(g, layout);
+template <typename T, bool Fast>
+__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
+    avg_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, T* dx) {
+    const OperandLayout& in = ops.in;
+    const OperandLayout& out = ops.out;
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = in.split(index, i);
+        const std::int64_t plane = in.split<Fast>(index, i);
         ComputeType<T> acc = 0;
         // A window holds i when i is in its span (the span clips a ceil-mode overhang).
-        for_each_window_holding(g, 0, i[0], [&](std::int64_t od, std::int64_t) {
-            for_each_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t) {
-                for_each_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t) {
+        for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t) {
+            for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t) {
+                for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t) {
                     acc += average_share(g, out, dy, plane, Position{od, oh, ow});
                 });
             });
@@ -169,15 +231,15 @@ __device__ void for_each_adaptive_window_holding(const PoolGeometry& g, int s, s
     }
 }
 
-template <typename T>
-__global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, MemoryFormat layout, const T* dy, T* dx) {
+template <typename T, bool Fast>
+__global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, T* dx) {
     using C = ComputeType<T>;
-    const OperandLayout in = input_layout(g, layout);
-    const OperandLayout out = output_layout(g, layout);
+    const OperandLayout& in = ops.in;
+    const OperandLayout& out = ops.out;
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = in.split(index, i);
+        const std::int64_t plane = in.split<Fast>(index, i);
         C acc = 0;
         for_each_adaptive_window_holding(g, 0, i[0], [&](std::int64_t od, std::int64_t ld) {
             for_each_adaptive_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t lh) {
@@ -190,63 +252,79 @@ __global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, MemoryFormat l
     }
 }
 
-// Runs launch_typed(T{}, stream) for the dtype's storage type on the stream's device.
+// Runs launch_typed(T{}, std::bool_constant<Fast>{}, operands, stream) for the dtype's storage
+// type on the stream's device, Fast where the launch's divisions fit 32 bits.
 template <typename Launch>
-void on_stream_for_dtype(DType dtype, Stream stream, Launch&& launch_typed) {
+void on_stream_for_dtype(const PoolGeometry& g, MemoryFormat layout, DType dtype, Stream stream,
+                         Launch&& launch_typed) {
     detail::CudaDeviceGuard guard(stream.device);
-    dispatch_float_storage_types("pooling", dtype, [&](auto tag) { launch_typed(tag, detail::to_cuda(stream)); });
+    const PoolOperands operands(g, layout);
+    const bool fast = divisions_fit_32_bits(g);
+    dispatch_float_storage_types("pooling", dtype, [&](auto tag) {
+        if (fast) {
+            launch_typed(tag, std::true_type{}, operands, detail::to_cuda(stream));
+        } else {
+            launch_typed(tag, std::false_type{}, operands, detail::to_cuda(stream));
+        }
+    });
 }
 }  // namespace
 
 void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
         using T = decltype(tag);
-        launch<max_pool_forward_kernel<T>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, layout,
-                                           static_cast<const T*>(x), static_cast<T*>(y));
+        launch<max_pool_forward_kernel<T, decltype(fast)::value>>(
+            {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(x),
+            static_cast<T*>(y));
     });
 }
 
 void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream,
                        MemoryFormat layout) {
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
         using T = decltype(tag);
-        launch<max_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, layout,
-                                            static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx));
+        launch<max_pool_backward_kernel<T, decltype(fast)::value>>(
+            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
+            static_cast<const T*>(x), static_cast<T*>(dx));
     });
 }
 
 void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
         using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, false>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
-                                                   layout, static_cast<const T*>(x), static_cast<T*>(y));
+        launch<mean_pool_forward_kernel<T, false, decltype(fast)::value>>(
+            {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(x),
+            static_cast<T*>(y));
     });
 }
 
 void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                        MemoryFormat layout) {
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
         using T = decltype(tag);
-        launch<avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, layout,
-                                            static_cast<const T*>(dy), static_cast<T*>(dx));
+        launch<avg_pool_backward_kernel<T, decltype(fast)::value>>(
+            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
+            static_cast<T*>(dx));
     });
 }
 
 void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
                                MemoryFormat layout) {
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
         using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, true>>({grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g,
-                                                  layout, static_cast<const T*>(x), static_cast<T*>(y));
+        launch<mean_pool_forward_kernel<T, true, decltype(fast)::value>>(
+            {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(x),
+            static_cast<T*>(y));
     });
 }
 
 void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                                 MemoryFormat layout) {
-    on_stream_for_dtype(dtype, stream, [&](auto tag, cudaStream_t s) {
+    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
         using T = decltype(tag);
-        launch<adaptive_avg_pool_backward_kernel<T>>({grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g,
-                                                     layout, static_cast<const T*>(dy), static_cast<T*>(dx));
+        launch<adaptive_avg_pool_backward_kernel<T, decltype(fast)::value>>(
+            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
+            static_cast<T*>(dx));
     });
 }
 

@@ -89,6 +89,8 @@ TEST_F(CudaPoolOps, MaxPoolingSpecialValuesMatchTheHostBitForBit) {
 }
 
 // More than 2^31 input elements: 2-wide max pooling of a ramp has a closed form at every index.
+// Such a launch takes the kernels with 64-bit divisions (the others divide by FastDivisor, exact
+// only below 2^31), so this is also the test of that choice.
 TEST_F(CudaPoolOps, MaxPoolingPastTwoToTheThirtyOneElements) {
     CONVKIT_SKIP_ON_EMULATED_DEVICE("2^31 elements (8 GiB) are too many to emulate");
     const std::int64_t n = (std::int64_t{1} << 31) + 6;
