@@ -4,7 +4,9 @@
 // Per-channel reductions (the statistics, the backward sums) are two-level and one pass over the
 // data: blocks sum chunks of each channel's values into double partial sums, laid out so that
 // the reads coalesce in either layout (contiguous: a block's threads walk one channel's runs;
-// channels-last: a warp reads 32 adjacent channels of one row), then one thread per channel adds
+// channels-last: each thread reads a 16-byte pack of adjacent channels of one row where the
+// channels are a multiple of the pack and the buffers aligned, else a warp reads 32 adjacent
+// channels of one row, one element per thread), then one thread per channel adds
 // its chunks in order. Both orders are fixed by the shape: deterministic run to run. The
 // variance comes from sums of (x - shift) and (x - shift)^2 with the channel's first value as the
 // shift (the shifted-data algorithm), so a large mean does not cancel the spread away and the
@@ -105,23 +107,37 @@ struct ReluRecompute {
 };
 
 // What the statistics sum per value: x - shift and its square, shift the channel's first value.
+// add() takes one value at an offset, add_pack() Width values of adjacent channels (channels-last)
+// from one 16-byte access at an offset that is a multiple of Width.
 template <typename T>
 struct StatisticsTerms {
+    using Element = T;
     const T* x;
     __device__ double shift(const BatchNormGeometry& g, std::int64_t c) const {
         return static_cast<double>(x[detail::batch_norm_offset(g, c, 0)]);
     }
-    __device__ void add(std::int64_t offset, std::int64_t, double shift, double& first, double& second) const {
-        const double deviation = static_cast<double>(x[offset]) - shift;
+    __device__ static void accumulate(T value, double shift, double& first, double& second) {
+        const double deviation = static_cast<double>(value) - shift;
         first += deviation;
         second += deviation * deviation;
     }
+    __device__ void add(std::int64_t offset, std::int64_t, double shift, double& first, double& second) const {
+        accumulate(x[offset], shift, first, second);
+    }
+    template <int Width>
+    __device__ void add_pack(std::int64_t offset, std::int64_t, const double (&shift)[Width], double (&first)[Width],
+                             double (&second)[Width]) const {
+        const ElementPack<T, Width> values = load_pack<Width>(x, offset / Width);
+        for (int lane = 0; lane < Width; ++lane) accumulate(values.value[lane], shift[lane], first[lane], second[lane]);
+    }
+    bool pack_aligned_buffers() const { return pack_aligned<T, kPackWidth<T>>(x); }
 };
 
 // What the backward reduction sums per value: dy and dy * (x - mean), dy taken through the
 // fused ReLU when there is one.
 template <typename T>
 struct GradientTerms {
+    using Element = T;
     const T* dy;
     const T* x;
     const double* mean;
@@ -129,17 +145,31 @@ struct GradientTerms {
     double eps;
     ReluRecompute<T> relu;
     __device__ double shift(const BatchNormGeometry&, std::int64_t c) const { return mean[c]; }
-    __device__ void add(std::int64_t offset, std::int64_t c, double mu, double& first, double& second) const {
+    __device__ void accumulate(T x_value, T dy_value, std::int64_t c, double mu, double& first, double& second) const {
         using C = Compute<T>;
-        const C value = static_cast<C>(x[offset]);
-        double d = static_cast<double>(dy[offset]);
+        const C value = static_cast<C>(x_value);
+        double d = static_cast<double>(dy_value);
         if (relu.enabled) {
             const C y = affine(normalized(value, c, mean, var, eps), c, relu.weight, relu.bias);
-            d = static_cast<double>(relu_gradient(static_cast<C>(dy[offset]), y));
+            d = static_cast<double>(relu_gradient(static_cast<C>(dy_value), y));
         }
         first += d;
         second += d * (static_cast<double>(value) - mu);
     }
+    __device__ void add(std::int64_t offset, std::int64_t c, double mu, double& first, double& second) const {
+        accumulate(x[offset], dy[offset], c, mu, first, second);
+    }
+    // Channels c .. c + Width - 1 of one row (channels-last).
+    template <int Width>
+    __device__ void add_pack(std::int64_t offset, std::int64_t c, const double (&mu)[Width], double (&first)[Width],
+                             double (&second)[Width]) const {
+        const ElementPack<T, Width> x_values = load_pack<Width>(x, offset / Width);
+        const ElementPack<T, Width> dy_values = load_pack<Width>(dy, offset / Width);
+        for (int lane = 0; lane < Width; ++lane) {
+            accumulate(x_values.value[lane], dy_values.value[lane], c + lane, mu[lane], first[lane], second[lane]);
+        }
+    }
+    bool pack_aligned_buffers() const { return pack_aligned<T, kPackWidth<T>>(x, dy); }
 };
 
 // partial[(chunk * channels + c) * 2 + k]: the chunk's two sums of channel c.
@@ -216,6 +246,58 @@ __global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::
     }
 }
 
+// Channels-last in 16-byte packs (channels a multiple of Width, buffers aligned): a thread reads
+// Width adjacent channels of a row per access, a block is blockDim.x packs across (a tile of
+// blockDim.x * Width channels) by blockDim.y row lanes, blockDim.x * blockDim.y =
+// kThreadsPerBlock. The row lanes' sums are then added in row-lane order in shared memory, every
+// thread taking some of the tile's channel sums.
+template <typename Terms, int Width>
+__global__ void channel_partials_channels_last_packed_kernel(BatchNormGeometry g, std::int64_t per_chunk, Terms terms,
+                                                             double* partial) {
+    __shared__ double lanes[2][kThreadsPerBlock * Width];  // [sum][row lane][channel of the tile]
+    const std::int64_t tile_channels = std::int64_t{blockDim.x} * Width;
+    const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
+    const std::int64_t last = std::min(g.per_channel(), first + per_chunk);
+    const int thread = threadIdx.y * blockDim.x + threadIdx.x;
+    for (std::int64_t tile = blockIdx.x; tile * tile_channels < g.channels; tile += gridDim.x) {
+        const std::int64_t c = tile * tile_channels + std::int64_t{threadIdx.x} * Width;
+        double sum_first[Width] = {};
+        double sum_second[Width] = {};
+        if (c < g.channels) {
+            double shift[Width];
+            for (int lane = 0; lane < Width; ++lane) shift[lane] = terms.shift(g, c + lane);
+            for (std::int64_t row = first + threadIdx.y; row < last; row += blockDim.y) {
+                terms.template add_pack<Width>(row * g.channels + c, c, shift, sum_first, sum_second);
+            }
+        }
+        for (int lane = 0; lane < Width; ++lane) {
+            lanes[0][thread * Width + lane] = sum_first[lane];
+            lanes[1][thread * Width + lane] = sum_second[lane];
+        }
+        __syncthreads();
+        for (std::int64_t j = thread; j < tile_channels; j += kThreadsPerBlock) {
+            const std::int64_t channel = tile * tile_channels + j;
+            if (channel >= g.channels) break;
+            double total_first = 0;
+            double total_second = 0;
+            for (unsigned row_lane = 0; row_lane < blockDim.y; ++row_lane) {
+                total_first += lanes[0][row_lane * tile_channels + j];
+                total_second += lanes[1][row_lane * tile_channels + j];
+            }
+            store_partial(partial, g.channels, blockIdx.y, channel, total_first, total_second);
+        }
+        __syncthreads();  // the lanes are rewritten for the next tile
+    }
+}
+
+// Packs across a packed channels-last block: the most, up to 32, that divides kThreadsPerBlock
+// and does not exceed the channels' packs (fewer leaves threads idle).
+unsigned packed_block_width(std::int64_t channel_packs) {
+    unsigned width = 32;
+    while (width > 1 && width > channel_packs) width /= 2;
+    return width;
+}
+
 // The first level of a per-channel reduction: plan.chunks x channels pairs of double sums in
 // `partial`, by the kernel that reads the geometry's layout coalesced.
 template <typename Terms>
@@ -223,7 +305,14 @@ void launch_channel_partials(const BatchNormGeometry& g, const ChunkPlan& plan, 
                              cudaStream_t stream) {
     const auto chunks = static_cast<unsigned>(plan.chunks);
     const unsigned blocks = grid_stride_blocks(channel_blocks(g));
-    if (g.channels_last) {
+    constexpr int width = kPackWidth<typename Terms::Element>;
+    if (g.channels_last && g.channels % width == 0 && terms.pack_aligned_buffers()) {
+        const unsigned across = packed_block_width(g.channels / width);
+        const std::int64_t tiles = (g.channels + across * width - 1) / (across * width);
+        launch<channel_partials_channels_last_packed_kernel<Terms, width>>(
+            {dim3(grid_stride_blocks(tiles), chunks), dim3(across, kThreadsPerBlock / across)}, stream, g,
+            plan.per_chunk, terms, partial);
+    } else if (g.channels_last) {
         launch<channel_partials_channels_last_kernel<Terms>>({dim3(blocks, chunks), dim3(kLaneChannels, kRowLanes)},
                                                              stream, g, plan.per_chunk, terms, partial);
     } else {

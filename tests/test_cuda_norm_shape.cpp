@@ -292,10 +292,14 @@ TEST_F(CudaBatchNorm, EveryDtypeRunsNativelyInBothLayoutsAgainstTheFloat64Host) 
     CONVKIT_SEEDED_RNG(rng);
     // {2, 70, 9, 31}: three channel tiles channels-last, two chunks per channel in both layouts.
     // {2, 16, 8, 6}: channels and positions multiples of 8, so the per-element passes move 16-byte
-    // packs in both layouts and every dtype; the others run element by element (or in packs in
-    // one layout only).
-    const NormCase cases[] = {
-        {Shape{3, 5, 19}}, {Shape{2, 3, 3, 5, 4}}, {Shape{2, 70, 9, 31}}, {Shape{2, 9, 41}, 300}, {Shape{2, 16, 8, 6}}};
+    // packs in both layouts and every dtype, and the channels-last reductions read packs; the
+    // others run element by element (or in packs in one layout only). {3, 264, 3, 5}: 33 packs
+    // of 8 channels, so the packed channels-last reductions run two tiles of 256 channels, the
+    // second holding one pack. {2, 24, 4, 4} with a mean of 300: packed tiles narrower than the
+    // channels (16 of 24), the last one partly empty, and the shifted sums of a large mean.
+    const NormCase cases[] = {{Shape{3, 5, 19}},        {Shape{2, 3, 3, 5, 4}}, {Shape{2, 70, 9, 31}},
+                              {Shape{2, 9, 41}, 300},   {Shape{2, 16, 8, 6}},   {Shape{3, 264, 3, 5}},
+                              {Shape{2, 24, 4, 4}, 300}};
     for (const NormCase& c : cases) {
         const Shape channels{c.shape[1]};
         for (DType dtype : {DType::Float32, DType::BFloat16, DType::Float16}) {
