@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "core/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/fast_division.h"
@@ -119,15 +120,17 @@ struct Widened {
 
 template <typename T, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
-    max_pool_forward_kernel(PoolGeometry g, PoolOperands ops, const T* x, T* y) {
+    max_pool_forward_kernel(PoolGeometry g, PoolOperands ops, const T* x, T* y, std::uint8_t* taps) {
     const OperandLayout& out = ops.out;
     const Widened<T> values{x};
     const std::int64_t total = g.planes() * g.output_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position o{};
         const std::int64_t plane = out.split<Fast>(index, o);
-        const std::int64_t best = detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout);
+        std::int64_t tap = -1;
+        const std::int64_t best = detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout, &tap);
         y[index] = best >= 0 ? x[best] : T(-INFINITY);
+        if (taps != nullptr) taps[index] = tap >= 0 ? static_cast<std::uint8_t>(tap) : kNoMaxPoolTap;
     }
 }
 
@@ -142,27 +145,48 @@ __device__ void for_each_window_holding(const PoolGeometry& g, const PoolOperand
     }
 }
 
-template <typename T, bool Fast>
-__global__ void max_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, const T* x, T* dx) {
-    const OperandLayout& in = ops.in;
-    const OperandLayout& out = ops.out;
-    const Widened<T> values{x};
+// The backward gathers: for each input element (index, at position i of `plane`), acc over the
+// windows holding it, in window order, of add(acc, plane, index, o, tap): o the window's output
+// position, tap the number of the window's tap on i (detail::max_pool_tap). Then dx[index] = acc.
+template <typename T, bool Fast, typename Add>
+__device__ void gather_over_windows(const PoolGeometry& g, const PoolOperands& ops, T* dx, Add&& add) {
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = in.split<Fast>(index, i);
+        const std::int64_t plane = ops.in.split<Fast>(index, i);
         ComputeType<T> acc = 0;
-        for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t) {
-            for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t) {
-                for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t) {
-                    const Position o{od, oh, ow};
-                    if (detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout) == index)
-                        acc += static_cast<ComputeType<T>>(dy[out(plane, o)]);
+        for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t kd) {
+            for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t kh) {
+                for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t kw) {
+                    add(acc, plane, index, Position{od, oh, ow}, detail::max_pool_tap(g, kd, kh, kw));
                 });
             });
         });
         dx[index] = T(acc);
     }
+}
+
+// Max pooling's backward from x: a window's dy goes to i when i is its argmax, searched again.
+template <typename T, bool Fast>
+__global__ void max_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, const T* x, T* dx) {
+    const Widened<T> values{x};
+    gather_over_windows<T, Fast>(
+        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t index, const Position& o, std::int64_t) {
+            if (detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout) == index)
+                acc += static_cast<ComputeType<T>>(dy[ops.out(plane, o)]);
+        });
+}
+
+// Max pooling's backward from the forward's argmax taps: the same windows and order of the sum,
+// each window's test a byte compare.
+template <typename T, bool Fast>
+__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
+    max_pool_backward_from_taps_kernel(PoolGeometry g, PoolOperands ops, const T* dy, const std::uint8_t* taps, T* dx) {
+    gather_over_windows<T, Fast>(g, ops, dx,
+                                 [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t tap) {
+                                     const std::int64_t at = ops.out(plane, o);
+                                     if (taps[at] == tap) acc += static_cast<ComputeType<T>>(dy[at]);
+                                 });
 }
 
 // Forward of average and adaptive pooling: the box of spans, summed and divided.
@@ -200,23 +224,11 @@ __device__ ComputeType<T> average_share(const PoolGeometry& g, const OperandLayo
 template <typename T, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     avg_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, T* dx) {
-    const OperandLayout& in = ops.in;
-    const OperandLayout& out = ops.out;
-    const std::int64_t total = g.planes() * g.input_spatial();
-    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
-        Position i{};
-        const std::int64_t plane = in.split<Fast>(index, i);
-        ComputeType<T> acc = 0;
-        // A window holds i when i is in its span (the span clips a ceil-mode overhang).
-        for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t) {
-            for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t) {
-                for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t) {
-                    acc += average_share(g, out, dy, plane, Position{od, oh, ow});
-                });
-            });
-        });
-        dx[index] = T(acc);
-    }
+    // A window holds i when i is in its span (the span clips a ceil-mode overhang).
+    gather_over_windows<T, Fast>(g, ops, dx,
+                                 [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t) {
+                                     acc += average_share(g, ops.out, dy, plane, o);
+                                 });
 }
 
 // Adaptive windows along dim s that hold input i: o in [floor(i * out / in), ceil((i + 1) * out / in)),
@@ -270,12 +282,25 @@ void on_stream_for_dtype(const PoolGeometry& g, MemoryFormat layout, DType dtype
 }
 }  // namespace
 
-void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
+void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout,
+                      std::uint8_t* argmax_taps) {
+    CONVKIT_REQUIRE(argmax_taps == nullptr || max_pool_taps_fit(g), "max_pool_forward", "a window of ",
+                    g.kernel[0] * g.kernel[1] * g.kernel[2], " taps is too large to record its argmax in a byte");
     on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
         using T = decltype(tag);
         launch<max_pool_forward_kernel<T, decltype(fast)::value>>(
             {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(x),
-            static_cast<T*>(y));
+            static_cast<T*>(y), argmax_taps);
+    });
+}
+
+void max_pool_backward_from_taps(const PoolGeometry& g, DType dtype, const void* dy, const std::uint8_t* argmax_taps,
+                                 void* dx, Stream stream, MemoryFormat layout) {
+    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
+        using T = decltype(tag);
+        launch<max_pool_backward_from_taps_kernel<T, decltype(fast)::value>>(
+            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
+            argmax_taps, static_cast<T*>(dx));
     });
 }
 

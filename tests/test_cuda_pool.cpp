@@ -88,6 +88,89 @@ TEST_F(CudaPoolOps, MaxPoolingSpecialValuesMatchTheHostBitForBit) {
     }
 }
 
+// The backward from the forward's argmax taps against the backward that searches x, bit for bit:
+// ties and NaN (small integers, every 7th value NaN or -inf), overlapping windows, a dilated
+// window that misses the input (tap 255), ceil mode, 1-D to 3-D, both layouts, float32 and
+// bfloat16. Both kernels write into NaN-filled buffers, and the taps buffer is poisoned with
+// 0xAB (a valid-looking tap) so a tap the forward leaves unwritten shows.
+TEST_F(CudaPoolOps, BackwardFromArgmaxTapsEqualsTheSearchingBackwardBitForBit) {
+    CONVKIT_SEEDED_RNG(rng);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::vector<std::pair<PoolParams, Shape>> problems = {
+        {PoolParams(2, 3).set_stride(2).set_padding(1), Shape{2, 3, 9, 8}},
+        {PoolParams(2, 3).set_stride(1).set_padding(1), Shape{1, 16, 5, 6}},
+        {PoolParams(1, 2).set_stride(1).set_dilation(3).set_padding(1), Shape{1, 2, 2}},
+        {PoolParams(2, 2).set_stride(2).set_ceil_mode(true), Shape{2, 8, 5, 7}},
+        {PoolParams(3, 2).set_stride(1), Shape{1, 2, 3, 4, 5}},
+    };
+    for (const auto& [params, shape] : problems) {
+        std::vector<double> values = testing::small_integer_tensor(shape, rng(), 2).to_vector();
+        for (std::size_t i = 0; i < values.size(); i += 7) values[i] = (i / 7) % 3 == 0 ? nan : -inf;
+        const Tensor x = Tensor::from_vector(shape, values);
+        const detail::PoolGeometry g = detail::pool_geometry("max_pool", shape, params, PoolKind::Max);
+        const Shape out_shape = g.output_shape();
+        const Tensor dy = testing::small_integer_tensor(out_shape, rng(), 3);
+        for (DType dtype : {DType::Float32, DType::BFloat16}) {
+            for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+                if (format == MemoryFormat::ChannelsLast && shape.rank() == 3) continue;
+                SCOPED_TRACE(params.to_string() + " " + shape.to_string() + " " + dtype_name(dtype) + " " +
+                             memory_format_name(format));
+                const Tensor xd = x.to(dtype).to(Device::cuda()).to(format);
+                const Tensor dyd = dy.to(dtype).to(Device::cuda()).to(format);
+                Tensor y = testing::nan_tensor(out_shape, dtype, Device::cuda()).to(format);
+                const std::int64_t words = (out_shape.numel() + 7) / 8;
+                const auto poison = static_cast<std::int64_t>(0xABABABABABABABABULL);
+                const Tensor taps =
+                    Tensor::from_vector(Shape{words}, std::vector<std::int64_t>(words, poison)).to(Device::cuda());
+                auto* tap_bytes = static_cast<std::uint8_t*>(taps.raw_data());
+                kernels::max_pool_forward(g, dtype, xd.raw_physical_data(), y.raw_physical_data(), current_stream(0),
+                                          format, tap_bytes);
+                Tensor from_taps = testing::nan_tensor(shape, dtype, Device::cuda()).to(format);
+                Tensor searching = testing::nan_tensor(shape, dtype, Device::cuda()).to(format);
+                kernels::max_pool_backward_from_taps(g, dtype, dyd.raw_physical_data(), tap_bytes,
+                                                     from_taps.raw_physical_data(), current_stream(0), format);
+                kernels::max_pool_backward(g, dtype, dyd.raw_physical_data(), xd.raw_physical_data(),
+                                           searching.raw_physical_data(), current_stream(0), format);
+                EXPECT_TRUE(testing::exactly_equal(from_taps, searching))
+                    << "max difference " << testing::max_abs_difference(from_taps, searching);
+            }
+        }
+    }
+}
+
+// Through the public ops, a recorded CUDA max pooling keeps its argmax taps, not its input: x may
+// be overwritten after the forward and the gradient is still x's at the forward (the host
+// reference variant, which keeps x, refuses that backward as it should).
+TEST_F(CudaPoolOps, RecordedMaxPoolingKeepsItsTapsNotItsInput) {
+    CONVKIT_SEEDED_RNG(rng);
+    const PoolParams params = PoolParams(2, 3).set_stride(2).set_padding(1);
+    const Tensor x0 = testing::random_tensor(Shape{2, 3, 9, 8}, rng);
+    const Tensor dy = testing::random_tensor(Shape{2, 3, 5, 4}, rng);
+    Tensor expected_grad;
+    {
+        Tensor leaf = x0.clone().set_requires_grad();
+        max_pool_forward(leaf * 2.0, params).backward(dy);
+        expected_grad = leaf.grad();
+    }
+    for (const Device device : {Device::cuda(), Device::host()}) {
+        SCOPED_TRACE(device.to_string());
+        Tensor leaf = x0.to(device).detach().set_requires_grad();
+        Tensor x = leaf * 2.0;  // its backward keeps nothing
+        const Tensor y = max_pool_forward(x, params);
+        {
+            NoGradGuard no_grad;
+            x.copy_(testing::random_tensor(x.shape(), rng).to(device));
+        }
+        if (device.type == DeviceType::CUDA) {
+            y.backward(dy.to(device));
+            EXPECT_LT(testing::relative_error(leaf.grad(), expected_grad), testing::kFloat64Tolerance);
+        } else {
+            EXPECT_THROW(y.backward(dy), InvalidArgument);
+        }
+    }
+}
+
 // More than 2^31 input elements: 2-wide max pooling of a ramp has a closed form at every index.
 // Such a launch takes the kernels with 64-bit divisions (the others divide by FastDivisor, exact
 // only below 2^31), so this is also the test of that choice.

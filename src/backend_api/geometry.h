@@ -134,6 +134,11 @@ constexpr std::int64_t pool_tap_position(const PoolGeometry& g, int s, std::int6
     return o * g.stride[s] - g.padding[s] + k * g.dilation[s];
 }
 
+// The flat number of tap (kd, kh, kw) of a pooling window, row-major over the kernel's extents.
+constexpr std::int64_t max_pool_tap(const PoolGeometry& g, std::int64_t kd, std::int64_t kh, std::int64_t kw) {
+    return (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+}
+
 // Offsets of the elements (plane, d, h, w) of a pooling operand of spatial `size`, plane =
 // n * channels + c, in either memory format (NCDHW or NDHWC).
 struct PlaneOffsets {
@@ -154,14 +159,18 @@ struct PlaneOffsets {
 // `v > max || isnan(v)`); -1 if the window holds no input element (possible only with dilation).
 // Shared by every backend so that all of them send a max-pool gradient to the same element.
 // `x` is anything indexed by offset that gives comparable values: a pointer to float or double,
-// or a kernel's view that widens 16-bit storage.
+// or a kernel's view that widens 16-bit storage. Given `tap`, it also receives the maximum's tap
+// in the window, max_pool_tap(g, kd, kh, kw) (-1 with the offset), for a backward pass that
+// reads the taps instead of x.
 template <typename Values>
 constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const Values& x, std::int64_t plane,
                                               const std::array<std::int64_t, 3>& o,
-                                              MemoryFormat layout = MemoryFormat::Contiguous) {
+                                              MemoryFormat layout = MemoryFormat::Contiguous,
+                                              std::int64_t* tap = nullptr) {
     using T = std::remove_cvref_t<decltype(x[0])>;
     const PlaneOffsets at{g.input, g.channels, layout};
     std::int64_t best = -1;
+    std::int64_t best_tap = -1;
     T best_value = T(0);
     for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
         const std::int64_t d = pool_tap_position(g, 0, o[0], kd);
@@ -177,11 +186,13 @@ constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const Value
                 const bool is_nan = v != v;
                 if (best < 0 || v > best_value || is_nan) {
                     best = i;
+                    best_tap = max_pool_tap(g, kd, kh, kw);
                     best_value = v;
                 }
             }
         }
     }
+    if (tap != nullptr) *tap = best_tap;
     return best;
 }
 

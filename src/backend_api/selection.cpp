@@ -254,12 +254,6 @@ const V* cached_winner(const ProblemKey& key) {
     return it == c.winners.end() ? nullptr : Family<V>::find(it->second);
 }
 
-template <typename Problem>
-Tensor workspace_tensor(const Problem& problem, std::size_t bytes) {
-    const auto words = static_cast<std::int64_t>((bytes + 7) / 8);
-    return Tensor::empty(Shape{words}, DType::Int64, problem.device);
-}
-
 template <typename V, typename Problem, typename Pass, typename Operands>
 void run_with_workspace(const V& variant, const Problem& problem, Pass pass, const Operands& operands, Stream stream) {
     const std::size_t bytes = variant.workspace(problem, pass);
@@ -267,7 +261,7 @@ void run_with_workspace(const V& variant, const Problem& problem, Pass pass, con
         variant.run(problem, pass, operands, WorkspaceView{}, stream);
         return;
     }
-    Tensor scratch = workspace_tensor(problem, bytes);
+    Tensor scratch = scratch_tensor(bytes, problem.device);
     variant.run(problem, pass, operands, WorkspaceView{scratch.raw_data(), bytes}, stream);
 }
 
@@ -457,6 +451,11 @@ std::string named_for(int pass, DeviceType device) {
 }
 
 }  // namespace
+
+Tensor scratch_tensor(std::size_t bytes, Device device) {
+    const auto words = static_cast<std::int64_t>((bytes + 7) / 8);
+    return Tensor::empty(Shape{words}, DType::Int64, device);
+}
 
 ConvChoice choose_variant(std::string_view op, const ConvProblem& problem, ConvPass pass) {
     return choose<ConvVariant, ConvChoice>(op, problem, pass);

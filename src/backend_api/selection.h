@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "backend_api/variant.h"
+#include "convkit/tensor.h"
 
 namespace convkit::detail {
 
@@ -30,6 +31,11 @@ PoolChoice choose_variant(std::string_view op, const PoolProblem& problem, PoolP
 // refuse (channels-last), and converts its operands instead where the answer is no.
 bool policy_supports(const ConvProblem& problem, ConvPass pass);
 bool policy_supports(const PoolProblem& problem, PoolPass pass);
+
+// At least `bytes` of memory on `device` held by a tensor (8-byte words, so aligned to 8 and
+// to the allocator's blocks): a variant's workspace, or state kept between passes such as max
+// pooling's argmax taps.
+Tensor scratch_tensor(std::size_t bytes, Device device);
 
 // Runs the chosen variant (measuring first when the choice says so), with its workspace.
 void run_variant(std::string_view op, const ConvProblem& problem, ConvPass pass, ConvChoice& choice,

@@ -43,10 +43,15 @@ struct ConvOperands {
 };
 
 // Forward: x → out = y. Backward: dy (and x, which max pooling needs) → out = dx.
+// Max pooling's argmax taps (one byte per output: which tap of its window holds the maximum,
+// detail::max_pool_tap, 255 for none): where non-null, a Forward writes them and a Backward reads
+// them instead of x (which may then be null). Given only to a variant whose
+// records_argmax_taps(problem) is true, for both passes.
 struct PoolOperands {
     const void* x = nullptr;
     const void* dy = nullptr;
     void* out = nullptr;
+    void* argmax_taps = nullptr;
 };
 
 // Scratch memory on the problem's device, at least workspace() bytes, owned by the caller.
@@ -93,7 +98,13 @@ public:
     // themselves (ConvOperands); when not, the op layer does, after the pass.
     virtual bool fuses_epilogue() const { return false; }
 };
-using PoolVariant = Variant<PoolProblem, PoolPass, PoolOperands>;
+class PoolVariant : public Variant<PoolProblem, PoolPass, PoolOperands> {
+public:
+    // Whether its max-pooling Forward can record the argmax taps of `problem` (PoolOperands) and
+    // its Backward run from them: a backward that reads a byte per window instead of searching
+    // each window of x again.
+    virtual bool records_argmax_taps(const PoolProblem&) const { return false; }
+};
 
 // The registry: every variant, registered once at load time (the macros below), kept for the
 // life of the process. Registering a second variant of a name throws.

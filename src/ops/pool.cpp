@@ -40,11 +40,26 @@ Shape spatial_sizes_of(const Shape& shape) {
 
 // The buffer of an operand, in the problem's layout (the caller converted it).
 const void* activation(const Tensor& t) { return t.defined() ? t.raw_physical_data() : nullptr; }
+void* scratch_data(const Tensor& t) {
+    return t.defined() ? t.raw_data() : nullptr;
+}
+
+// Max pooling's argmax taps for a recorded forward (PoolOperands): a byte per output where the
+// forward and backward variants are one that records them (chosen, not measured: a measured
+// choice is known only after its pass runs), else undefined, and the backward reads x.
+Tensor argmax_taps_for(const PoolProblem& problem, const PoolChoice& forward, const PoolChoice& backward) {
+    const bool recorded = problem.op == PoolOp::Max && !forward.measure && !backward.measure &&
+                          forward.variant == backward.variant && forward.variant->records_argmax_taps(problem);
+    if (!recorded) return Tensor();
+    const auto outputs = static_cast<std::size_t>(problem.geometry.planes() * problem.geometry.output_spatial());
+    return detail::scratch_tensor(outputs, problem.device);
+}
 
 // Runs the forward of `contiguous` (in the input's format where the variants of the forward and,
 // when recording, the backward pass support it) and records its backward with the same problem
-// and the backward variant chosen now. Max pooling's backward reads x; the average poolings'
-// do not. The result has the input's format.
+// and the backward variant chosen now. Max pooling's backward reads the forward's argmax taps
+// where its variant records them, else x; the average poolings' read neither. The result has
+// the input's format.
 Tensor pool_forward(std::string_view op, const Tensor& input_given, const PoolProblem& contiguous) {
     const bool records = autograd::should_record({input_given});
     const MemoryFormat given = input_given.memory_format();
@@ -53,22 +68,26 @@ Tensor pool_forward(std::string_view op, const Tensor& input_given, const PoolPr
                                     : detail::activation_format(contiguous, given, {PoolPass::Forward});
     const PoolProblem problem = detail::with_activations_in(contiguous, format);
     const Tensor input = detail::operand_in_format(input_given, format);
-    PoolChoice forward_choice;
-    Tensor out = detail::run_pass_into(op, problem, PoolPass::Forward, forward_choice, problem.geometry.output_shape(),
-                                       PoolOperands{.x = activation(input)}, input, format);
+    PoolChoice forward_choice = detail::choose_variant(op, problem, PoolPass::Forward);
+    const PoolChoice backward_choice = records ? detail::choose_variant(op, problem, PoolPass::Backward) : PoolChoice{};
+    const Tensor taps = records ? argmax_taps_for(problem, forward_choice, backward_choice) : Tensor();
+    Tensor out =
+        detail::run_pass_into(op, problem, PoolPass::Forward, forward_choice, problem.geometry.output_shape(),
+                              PoolOperands{.x = activation(input), .argmax_taps = scratch_data(taps)}, input, format);
     if (records) {
-        const bool max = problem.op == PoolOp::Max;
-        autograd::record(std::string(op), out, {input},
-                         [x = max ? autograd::SavedTensor(input) : autograd::SavedTensor(), x_shape = input.shape(),
-                          problem, choice = detail::choose_variant(op, problem, PoolPass::Backward),
-                          op](const Tensor& dy_given, const autograd::NeedsGrad&) mutable {
-                             // dy in the problem's layout (a root gradient may come in another).
-                             const Tensor dy = detail::operand_in_format(dy_given, problem.x_layout);
-                             const PoolOperands operands{.x = x.defined() ? activation(x.get()) : nullptr,
-                                                         .dy = activation(dy)};
-                             return std::vector<Tensor>{detail::run_pass_into(op, problem, PoolPass::Backward, choice,
-                                                                              x_shape, operands, dy, problem.x_layout)};
-                         });
+        const bool reads_x = problem.op == PoolOp::Max && !taps.defined();
+        autograd::record(
+            std::string(op), out, {input},
+            [x = reads_x ? autograd::SavedTensor(input) : autograd::SavedTensor(), taps, x_shape = input.shape(),
+             problem, choice = backward_choice, op](const Tensor& dy_given, const autograd::NeedsGrad&) mutable {
+                // dy in the problem's layout (a root gradient may come in another).
+                const Tensor dy = detail::operand_in_format(dy_given, problem.x_layout);
+                const PoolOperands operands{.x = x.defined() ? activation(x.get()) : nullptr,
+                                            .dy = activation(dy),
+                                            .argmax_taps = scratch_data(taps)};
+                return std::vector<Tensor>{detail::run_pass_into(op, problem, PoolPass::Backward, choice, x_shape,
+                                                                 operands, dy, problem.x_layout)};
+            });
     }
     return detail::operand_in_format(out, input_given.memory_format());
 }

@@ -48,14 +48,20 @@ public:
     std::string unsupported_reason(const PoolProblem& p, PoolPass) const override {
         return p.x_layout == p.y_layout ? std::string() : std::string("reads x and y in one memory format only");
     }
+    bool records_argmax_taps(const PoolProblem& p) const override {
+        return p.op == PoolOp::Max && kernels::max_pool_taps_fit(p.geometry);
+    }
     void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream stream) const override {
         const PoolGeometry& g = p.geometry;
         const MemoryFormat layout = p.x_layout;
         const bool forward = pass == PoolPass::Forward;
+        auto* taps = static_cast<std::uint8_t*>(o.argmax_taps);
         switch (p.op) {
             case PoolOp::Max:
                 if (forward) {
-                    kernels::max_pool_forward(g, p.dtype(), o.x, o.out, stream, layout);
+                    kernels::max_pool_forward(g, p.dtype(), o.x, o.out, stream, layout, taps);
+                } else if (taps != nullptr) {
+                    kernels::max_pool_backward_from_taps(g, p.dtype(), o.dy, taps, o.out, stream, layout);
                 } else {
                     kernels::max_pool_backward(g, p.dtype(), o.dy, o.x, o.out, stream, layout);
                 }
