@@ -24,6 +24,13 @@ float float16_to_float(std::uint16_t bits) {
     return sign != 0 ? -magnitude : magnitude;
 }
 
+float bfloat16_to_float(std::uint16_t bits) {
+    const std::uint32_t widened = std::uint32_t{bits} << 16;
+    float value;
+    std::memcpy(&value, &widened, sizeof(value));
+    return value;
+}
+
 std::uint16_t float_to_bfloat16(float value) {
     std::uint32_t bits;
     std::memcpy(&bits, &value, sizeof(bits));
@@ -64,13 +71,6 @@ std::uint32_t round_to_tf32(std::uint32_t float_bits) {
 namespace {
 constexpr int kWarpSize = 32;
 constexpr unsigned kFullWarp = 0xffffffffu;
-
-float bfloat16_to_float(std::uint16_t bits) {
-    const std::uint32_t widened = std::uint32_t{bits} << 16;
-    float value;
-    std::memcpy(&value, &widened, sizeof(value));
-    return value;
-}
 
 // Element `half` (0: low 16 bits, 1: high) of a packed register.
 std::uint16_t half_of(std::uint32_t reg, int half) {

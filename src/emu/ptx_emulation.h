@@ -40,10 +40,24 @@ void cp_async(void* shared_destination, const void* global_source, std::size_t b
 void cp_async_commit_group();
 void cp_async_wait_group(int allowed_pending);
 
+// ---- warpgroup MMA (sm_90a), emu/warpgroup_mma.cpp -----------------------------------------
+// Each is .sync.aligned over the calling thread's warpgroup (128 threads, warps 4g..4g+3) and
+// completes when all of them have arrived. The mma reads A (64x16) and B (Nx16), both K-major,
+// from the block's dynamic shared memory through the descriptors (kernels/wgmma_descriptor.h)
+// and holds d's new value back until a wait_group covers it (emu/warpgroup_mma.h).
+void wgmma_fence(const std::source_location& site);
+void wgmma_m64k16(MmaInput input, int n, float* d, std::uint64_t a_descriptor, std::uint64_t b_descriptor,
+                  bool accumulate, const std::source_location& site);
+void wgmma_commit_group(const std::source_location& site);
+void wgmma_wait_group(int allowed_pending, const std::source_location& site);
+// The shared-window address of dynamic shared memory (emu/emulator.h).
+std::uint32_t shared_window_address(const void* p);
+
 // cvt.rn.{bf16,f16}.f32 and cvt.f32.f16: round to nearest even, NaN kept (as a quiet NaN),
 // overflow to infinity, f16 subnormals kept.
 std::uint16_t float_to_bfloat16(float value);
 std::uint16_t float_to_float16(float value);
 float float16_to_float(std::uint16_t bits);
+float bfloat16_to_float(std::uint16_t bits);  // exact
 
 }  // namespace convkit::emu::ptx

@@ -1,7 +1,8 @@
 #pragma once
-// A bf16 GEMM problem for gemm_bf16_mma (tests/emu/gemm_bf16_mma.cu) with its plain-loop answer,
-// shared by the emulator's test (test_emu_planted.cpp) and the GPU's (test_cuda_mma.cpp): the
-// same kernel, the same check, on the CPU on every commit and on a GPU when one is lent.
+// GEMM problems for the tensor-core test kernels (tests/emu/gemm_bf16_mma.cu, wgmma_gemm.cu) with
+// their plain-loop answers in double, shared by the emulator's tests (test_emu_planted.cpp) and
+// the GPU's (test_cuda_mma.cpp, test_cuda_wgmma.cpp): the same kernel, the same check, on the CPU
+// on every commit and on a GPU when one is lent.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "convkit/half.h"
 #include "test_util.h"
 
 namespace convkit::testing {
@@ -53,14 +55,57 @@ inline GemmProblem gemm_problem(int m, int n, int k, std::mt19937_64& rng, bool 
 }
 
 // Worst |c - expected| relative to the largest |expected| (NaN if any element is NaN).
-inline double gemm_error(const GemmProblem& p, const std::vector<float>& c) {
+inline double product_error(const std::vector<double>& expected, const std::vector<float>& c) {
     double worst = 0, scale = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
         if (std::isnan(c[i])) return std::nan("");
-        worst = std::max(worst, std::abs(c[i] - p.expected[i]));
-        scale = std::max(scale, std::abs(p.expected[i]));
+        worst = std::max(worst, std::abs(c[i] - expected[i]));
+        scale = std::max(scale, std::abs(expected[i]));
     }
     return worst / std::max(scale, 1.0);
+}
+
+inline double gemm_error(const GemmProblem& p, const std::vector<float>& c) {
+    return product_error(p.expected, c);
+}
+
+// A problem for wgmma_gemm (tests/emu/wgmma_gemm.cu): d (64 x n) = a (64 x k) * b (k x n) [+ c],
+// b held transposed (n x k), 16-bit values (bf16 or f16) drawn as gemm_problem's, c float.
+struct WgmmaProblem {
+    bool bfloat16;
+    int n, k;
+    bool swizzle128, accumulate;
+    std::vector<std::uint16_t> a, b_transposed;
+    std::vector<float> c;  // empty unless accumulate
+    std::vector<double> expected;
+};
+
+inline WgmmaProblem wgmma_problem(bool bfloat16, int n, int k, bool swizzle128, bool accumulate, std::mt19937_64& rng,
+                                  bool small_integers) {
+    constexpr int m = 64;
+    WgmmaProblem p{bfloat16, n, k, swizzle128, accumulate, std::vector<std::uint16_t>(static_cast<std::size_t>(m) * k),
+                   std::vector<std::uint16_t>(static_cast<std::size_t>(n) * k), {},
+                   std::vector<double>(static_cast<std::size_t>(m) * n, 0.0)};
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    auto draw = [&] { return small_integers ? static_cast<float>(pick(rng, -3, 3)) : uniform(rng); };
+    auto bits = [&](float v) { return bfloat16 ? bfloat16_bits(v) : float16(v).bits; };
+    auto value = [&](std::uint16_t b) {
+        return bfloat16 ? double{bfloat16_value(b)} : static_cast<double>(float16::from_bits(b));
+    };
+    for (auto& v : p.a) v = bits(draw());
+    for (auto& v : p.b_transposed) v = bits(draw());
+    if (accumulate) {
+        p.c.resize(p.expected.size());
+        for (auto& v : p.c) v = draw();
+    }
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+            double sum = accumulate ? p.c[static_cast<std::size_t>(i) * n + j] : 0.0;
+            for (int l = 0; l < k; ++l)
+                sum += value(p.a[static_cast<std::size_t>(i) * k + l]) * value(p.b_transposed[static_cast<std::size_t>(j) * k + l]);
+            p.expected[static_cast<std::size_t>(i) * n + j] = sum;
+        }
+    return p;
 }
 
 }  // namespace convkit::testing

@@ -168,5 +168,59 @@ TEST(EmuPlanted, CpAsyncReadBeforeItsWaitIsCaught) {
         {Outcome::Fault, Outcome::Fault, Outcome::Fault, Outcome::Fault});
 }
 
+// ---- the warpgroup MMA (wgmma_gemm.cu) ------------------------------------------------------
+// Each correct run is itself a check of the emulated wgmma against a float64 product (the
+// shapes, swizzles and scale-d cases of test_cuda_wgmma.cpp, which runs them on a GPU).
+
+bool wgmma_correct(const testing::WgmmaProblem& p, probes::WgmmaPlant plant) {
+    std::vector<float> d(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(p.bfloat16, p.n, p.k, p.swizzle128, p.a.data(), p.b_transposed.data(),
+                       p.accumulate ? p.c.data() : nullptr, d.data(), plant);
+    return testing::product_error(p.expected, d) == 0.0;
+}
+
+void expect_wgmma_plant_caught(const testing::WgmmaProblem& p, probes::WgmmaPlant plant, Outcome outcome) {
+    expect_caught([&](bool planted) { return wgmma_correct(p, planted ? plant : probes::WgmmaPlant::None); },
+                  {outcome, outcome, outcome, outcome});
+}
+
+TEST(EmuPlanted, WgmmaTileStoredWithoutItsSwizzleIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(true, 64, 128, true, false, rng, true),
+                              probes::WgmmaPlant::UnswizzledStaging, Outcome::WrongResult);
+}
+
+TEST(EmuPlanted, WgmmaTransposedAccumulatorFragmentIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(false, 64, 64, false, true, rng, true),
+                              probes::WgmmaPlant::TransposedFragment, Outcome::WrongResult);
+}
+
+TEST(EmuPlanted, WgmmaWithoutFenceIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(true, 128, 64, true, true, rng, true),
+                              probes::WgmmaPlant::MissingFence, Outcome::Fault);
+}
+
+// The accumulators read before wgmma.wait_group are NaN in the emulator (undefined on a GPU).
+TEST(EmuPlanted, WgmmaAccumulatorsReadBeforeTheWaitAreCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(true, 64, 64, false, false, rng, true),
+                              probes::WgmmaPlant::ReadBeforeWait, Outcome::WrongResult);
+}
+
+TEST(EmuWgmma, RandomValuesWithinFloatRounding) {
+    CONVKIT_SEEDED_RNG(rng);
+    const testing::WgmmaProblem p = testing::wgmma_problem(true, 128, 64, true, true, rng, false);
+    std::vector<float> d(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(true, p.n, p.k, true, p.a.data(), p.b_transposed.data(), p.c.data(), d.data());
+    EXPECT_LT(testing::product_error(p.expected, d), 1e-5);
+}
+
+TEST(EmuWgmma, ShapesWithoutDeviceCodeAreRefused) {
+    EXPECT_THROW(probes::wgmma_gemm(true, 96, 64, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
+    EXPECT_THROW(probes::wgmma_gemm(true, 64, 48, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
+}
+
 }  // namespace
 }  // namespace convkit

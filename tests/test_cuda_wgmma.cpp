@@ -1,0 +1,97 @@
+// The warpgroup-MMA test kernel (tests/emu/wgmma_gemm.cu: wgmma m64nNk16 from 128-byte-swizzled
+// and unswizzled K-major shared tiles) on the device (label gpu), checked against a float64
+// product of the same 16-bit values. The emulator runs the same source in test_emu and, in the
+// emulated-device build, here. On an H100/H200 it checks that the emulator's reading of the PTX
+// ISA (descriptor bits, swizzle, accumulator fragment, scale-d) is the hardware's, which every
+// wgmma kernel verified in the emulator then relies on. Skipped on other devices (sm_90a code).
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "emu/gemm_problem.h"
+#include "emu/test_kernels.h"
+#include "test_util.h"
+
+namespace convkit {
+namespace {
+
+class CudaWgmma : public testing::WithCuda<> {
+protected:
+    void SetUp() override {
+        testing::WithCuda<>::SetUp();
+        if (IsSkipped()) return;
+        cudaDeviceProp properties{};
+        ASSERT_EQ(cudaGetDeviceProperties(&properties, 0), cudaSuccess);
+        if (properties.major != 9 || properties.minor != 0)
+            GTEST_SKIP() << "wgmma is sm_90a code: compute capability 9.0 only (this device: " << properties.major << "."
+                         << properties.minor << ")";
+    }
+};
+
+// A device copy of `host` (null for an empty vector), freed with cudaFree.
+template <typename T>
+T* device_copy(const std::vector<T>& host) {
+    if (host.empty()) return nullptr;
+    void* p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, host.size() * sizeof(T)), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    return static_cast<T*>(p);
+}
+
+std::vector<float> run_on_gpu(const testing::WgmmaProblem& p) {
+    std::uint16_t* a = device_copy(p.a);
+    std::uint16_t* b = device_copy(p.b_transposed);
+    float* c = device_copy(p.c);
+    float* d = device_copy(std::vector<float>(p.expected.size(), 0.0f));
+    EXPECT_EQ(cudaMemset(d, 0xff, p.expected.size() * sizeof(float)), cudaSuccess);  // NaN
+    kernels::emu_tests::wgmma_gemm(p.bfloat16, p.n, p.k, p.swizzle128, a, b, c, d);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> result(p.expected.size());
+    EXPECT_EQ(cudaMemcpy(result.data(), d, result.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (void* buffer : {static_cast<void*>(a), static_cast<void*>(b), static_cast<void*>(c), static_cast<void*>(d)})
+        cudaFree(buffer);  // null for an absent c: a no-op
+    return result;
+}
+
+struct WgmmaCase {
+    bool bfloat16;
+    int n, k;
+    bool swizzle128, accumulate, small_integers;
+};
+
+std::string case_name(const ::testing::TestParamInfo<WgmmaCase>& info) {
+    const WgmmaCase& c = info.param;
+    return std::string(c.bfloat16 ? "bf16" : "f16") + "_n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
+           (c.swizzle128 ? "_swizzle128" : "_unswizzled") + (c.accumulate ? "_accumulate" : "_overwrite") +
+           (c.small_integers ? "_integers" : "_random");
+}
+
+class CudaWgmmaCases : public CudaWgmma, public ::testing::WithParamInterface<WgmmaCase> {};
+
+// Small integers: every product and sum is exact in float, so the device must match bit for bit.
+// Random values: the hardware's own order of float sums over k, within float rounding.
+TEST_P(CudaWgmmaCases, MatchesTheFloat64Product) {
+    const WgmmaCase& c = GetParam();
+    CONVKIT_SEEDED_RNG(rng);
+    const testing::WgmmaProblem p =
+        testing::wgmma_problem(c.bfloat16, c.n, c.k, c.swizzle128, c.accumulate, rng, c.small_integers);
+    const double error = testing::product_error(p.expected, run_on_gpu(p));
+    if (c.small_integers) {
+        EXPECT_EQ(error, 0.0);
+    } else {
+        EXPECT_LT(error, 1e-5);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaWgmmaCases,
+                         ::testing::Values(WgmmaCase{true, 64, 128, true, false, true},
+                                           WgmmaCase{true, 128, 64, true, true, false},
+                                           WgmmaCase{true, 64, 64, false, true, true},
+                                           WgmmaCase{false, 64, 128, true, true, true},
+                                           WgmmaCase{false, 64, 64, false, false, false}),
+                         case_name);
+
+}  // namespace
+}  // namespace convkit
