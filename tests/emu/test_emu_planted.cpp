@@ -10,6 +10,7 @@
 #include "emu/emulator.h"
 #include "emu_test_support.h"
 #include "gemm_problem.h"
+#include "kernels/wgmma_descriptor.h"
 #include "test_kernels.h"
 
 namespace convkit {
@@ -215,6 +216,23 @@ TEST(EmuWgmma, RandomValuesWithinFloatRounding) {
     std::vector<float> d(p.expected.size(), std::nanf(""));
     probes::wgmma_gemm(true, p.n, p.k, true, p.a.data(), p.b_transposed.data(), p.c.data(), d.data());
     EXPECT_LT(testing::product_error(p.expected, d), 1e-5);
+}
+
+// The bit positions of the PTX ISA's "Matrix Descriptor Format", worked by hand: start 0x1230 >> 4
+// in bits 0-13, LBO 0x40 >> 4 in 16-29, SBO 0x400 >> 4 in 32-45, 128-byte swizzle (1) in 62-63.
+TEST(EmuWgmma, DescriptorBitsFollowThePtxIsa) {
+    constexpr std::uint64_t d = wgmma::make_descriptor(0x1230, 0x40, 0x400, wgmma::Swizzle::Bytes128);
+    static_assert(d == 0x4000004000040123ull);
+    static_assert(wgmma::make_descriptor(0x3fff0, 0, 0, wgmma::Swizzle::Bytes32) == (0x3ull << 62 | 0x3fffu));
+    static_assert(wgmma::advance_descriptor(d, 32) == d + 2);
+    constexpr wgmma::Descriptor back = wgmma::decode_descriptor(d);
+    static_assert(back.start_address == 0x1230 && back.leading_byte_offset == 0x40 &&
+                  back.stride_byte_offset == 0x400 && back.base_offset == 0 && back.swizzle == wgmma::Swizzle::Bytes128);
+    // 128-byte swizzle: 16-byte chunk 2 of row 3 of an atom at 1024 lands in chunk 2 ^ 3 = 1;
+    // 64-byte: the chunk XORed with address bits 7-8 only; none: unchanged.
+    EXPECT_EQ(wgmma::swizzled_address(1024 + 3 * 128 + 2 * 16 + 6, wgmma::Swizzle::Bytes128), 1024u + 3 * 128 + 16 + 6);
+    EXPECT_EQ(wgmma::swizzled_address(1024 + 7 * 128, wgmma::Swizzle::Bytes64), 1024u + 7 * 128 + 3 * 16);
+    EXPECT_EQ(wgmma::swizzled_address(1024 + 7 * 128 + 48, wgmma::Swizzle::None), 1024u + 7 * 128 + 48);
 }
 
 TEST(EmuWgmma, ShapesWithoutDeviceCodeAreRefused) {
