@@ -61,7 +61,7 @@ int d_col(int thread, int i) {
 
 // An operand's (rows x 16) values, element (row, k) at the descriptor's K-major address.
 std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, std::uint64_t descriptor, int rows,
-                                MmaInput input) {
+                                MmaInput input, WarpgroupMmas::Issued& issued) {
     const wgmma::Descriptor d = wgmma::decode_descriptor(descriptor);
     if (d.base_offset != 0) {
         warpgroup_fault(lanes, 0,
@@ -90,6 +90,7 @@ std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, 
             }
             std::uint16_t bits;
             std::memcpy(&bits, p, sizeof(bits));
+            issued.operands.emplace_back(p, bits);
             values[static_cast<std::size_t>(r) * kK + static_cast<std::size_t>(k)] =
                 input == MmaInput::BFloat16 ? bfloat16_to_float(bits) : float16_to_float(bits);
         }
@@ -138,10 +139,10 @@ void evaluate_mma(const WarpgroupLanes& lanes) {
                         "other access to its registers)");
     }
     const int registers = first.n / 2;
-    const std::vector<float> a = read_operand(lanes, "A", first.a_descriptor, kM, first.input);
-    const std::vector<float> b = read_operand(lanes, "B", first.b_descriptor, first.n, first.input);
     WarpgroupMmas::Issued issued;
     issued.registers = registers;
+    const std::vector<float> a = read_operand(lanes, "A", first.a_descriptor, kM, first.input, issued);
+    const std::vector<float> b = read_operand(lanes, "B", first.b_descriptor, first.n, first.input, issued);
     issued.results.resize(static_cast<std::size_t>(kThreads) * static_cast<std::size_t>(registers));
     for (int t = 0; t < kThreads; ++t) {
         float* d = static_cast<const MmaArrival*>(lanes.thread[t]->input)->d;
@@ -182,6 +183,13 @@ void evaluate_wait(const WarpgroupLanes& lanes) {
     auto done = [&](const WarpgroupMmas::Issued& issued) { return issued.group >= 0 && issued.group < below; };
     for (const WarpgroupMmas::Issued& issued : state.issued) {
         if (!done(issued)) continue;
+        for (const auto& [p, bits] : issued.operands) {
+            if (std::memcmp(p, &bits, sizeof(bits)) != 0) {
+                warpgroup_fault(lanes, 0,
+                                "wgmma.wait_group: a shared-memory operand of a wgmma.mma_async in the group it "
+                                "waits for was overwritten before this wait (the GPU may read operands until then)");
+            }
+        }
         for (int t = 0; t < kThreads; ++t)
             std::memcpy(issued.accumulators[static_cast<std::size_t>(t)],
                         issued.results.data() + static_cast<std::ptrdiff_t>(t) * issued.registers,

@@ -1,6 +1,7 @@
 #pragma once
 // wgmma.mma_async as the emulator models it (the operations themselves: emu/ptx_emulation.h).
-// An mma is evaluated when the warpgroup issues it (its shared-memory operands read then), but
+// An mma is evaluated when the warpgroup issues it (its shared-memory operands read then; the
+// wait checks that none of them has changed since, as the GPU may read them until then), but
 // its result is held back: the accumulator registers of every thread are overwritten with NaN
 // until a wgmma.wait_group covers the mma's commit group, and only then receive the result. So a
 // kernel that reads its accumulators before the wait sees NaN, as it would see undefined values
@@ -8,7 +9,9 @@
 // the hardware's back-to-back accumulation does.
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace convkit::emu {
@@ -22,6 +25,9 @@ public:
         int registers = 0;  // accumulator floats per thread (N / 2)
         std::array<float*, kThreads> accumulators{};
         std::vector<float> results;  // kThreads x registers
+        // Every 16-bit operand element read, with the value read: the GPU may read them at any
+        // time until the wait, so a change before then is a fault.
+        std::vector<std::pair<const unsigned char*, std::uint16_t>> operands;
     };
     struct Warpgroup {
         std::vector<Issued> issued;  // in issue order

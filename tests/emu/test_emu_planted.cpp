@@ -210,6 +210,12 @@ TEST(EmuPlanted, WgmmaAccumulatorsReadBeforeTheWaitAreCaught) {
                               probes::WgmmaPlant::ReadBeforeWait, Outcome::WrongResult);
 }
 
+TEST(EmuPlanted, WgmmaOperandOverwrittenBeforeTheWaitIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(false, 64, 128, true, true, rng, true),
+                              probes::WgmmaPlant::OverwriteBeforeWait, Outcome::Fault);
+}
+
 TEST(EmuWgmma, RandomValuesWithinFloatRounding) {
     CONVKIT_SEEDED_RNG(rng);
     const testing::WgmmaProblem p = testing::wgmma_problem(true, 128, 64, true, true, rng, false);

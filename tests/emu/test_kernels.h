@@ -77,6 +77,7 @@ enum class WgmmaPlant {
     TransposedFragment,  // planted: accumulator registers read and written with a transposed 2x2 pairing
     MissingFence,        // planted: no wgmma.fence before the first mma
     ReadBeforeWait,      // planted: the accumulators stored before wgmma.wait_group
+    OverwriteBeforeWait, // planted: thread 0 rewrites an element of A before wgmma.wait_group
 };
 void wgmma_gemm(bool bfloat16, int n, int k, bool swizzle128, const std::uint16_t* a, const std::uint16_t* b,
                 const float* c, float* d, WgmmaPlant plant = WgmmaPlant::None);

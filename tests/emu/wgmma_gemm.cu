@@ -111,6 +111,10 @@ __global__ void __launch_bounds__(kThreads)
         }
         ptx::wgmma_commit_group();
     }
+    if (planted(plant, WgmmaPlant::OverwriteBeforeWait) && threadIdx.x == 0) {
+        auto* element = reinterpret_cast<std::uint16_t*>(a_tile);  // a stage refilled too early
+        *element = static_cast<std::uint16_t>(~*element);
+    }
     const bool read_early = planted(plant, WgmmaPlant::ReadBeforeWait);
     if (!read_early) {
         ptx::wgmma_wait_group<1>(acc);
