@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_capability.h"
 #include "emu/gemm_problem.h"
 #include "emu/test_kernels.h"
 #include "test_util.h"
@@ -17,18 +18,8 @@
 namespace convkit {
 namespace {
 
-class CudaWgmma : public testing::WithCuda<> {
-protected:
-    void SetUp() override {
-        testing::WithCuda<>::SetUp();
-        if (IsSkipped()) return;
-        cudaDeviceProp properties{};
-        ASSERT_EQ(cudaGetDeviceProperties(&properties, 0), cudaSuccess);
-        if (properties.major != 9 || properties.minor != 0)
-            GTEST_SKIP() << "wgmma is sm_90a code: compute capability 9.0 only (this device: " << properties.major << "."
-                         << properties.minor << ")";
-    }
-};
+// wgmma is sm_90a code: compute capability 9.0 only.
+using CudaWgmma = testing::WithComputeCapability<9, 0, testing::Capability::Exactly>;
 
 // A device copy of `host` (null for an empty vector), freed with cudaFree.
 template <typename T>
