@@ -219,25 +219,26 @@ __device__ inline void cp_async_wait_group() {
 }
 
 // ---- warpgroup MMA: wgmma (sm_90a) ---------------------------------------------------------
-// A warpgroup (warps 4g..4g+3 of the block, 128 threads) computes D (64 x N, f32) = A (64 x 16)
-// * B (16 x N) [+ D], A and B read from shared memory through 64-bit matrix descriptors
-// (kernels/wgmma_descriptor.h: wgmma_descriptor below builds one), both K-major: A as 64 rows of
-// 16 k, B as N rows (its columns) of 16 k. Every call is .sync.aligned: all 128 threads execute it
-// together with the same arguments. The accumulator fragment (PTX ISA "Matrix Fragments for
-// wgmma.m64nNk16", the D figure): thread t of the warpgroup holds N / 2 floats, register i at
-// row 16 (t / 32) + (t % 32) / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (t % 4) + i % 2.
+// A warpgroup (warps 4g..4g+3 of the block, 128 threads) computes D (64 x N, f32) = A (64 x k)
+// * B (k x N) [+ D], k = 16 for bf16/f16 and 8 for tf32, A and B read from shared memory through
+// 64-bit matrix descriptors (kernels/wgmma_descriptor.h: wgmma_descriptor below builds one), both
+// K-major: A as 64 rows of k, B as N rows (its columns) of k. Every call is .sync.aligned: all
+// 128 threads execute it together with the same arguments. The accumulator fragment (PTX ISA
+// "Register Fragments and Shared Memory Matrix Layouts", the wgmma D figure): thread t of the
+// warpgroup holds N / 2 floats, register i at row 16 (t / 32) + (t % 32) / 4 + 8 ((i / 2) % 2),
+// column 8 (i / 4) + 2 (t % 4) + i % 2.
 //
 // The protocol (PTX ISA "Asynchronous Warpgroup Level Matrix Multiply-Accumulate Operation"):
 //   shared tiles written by ordinary stores (or cp.async after its wait): fence_proxy_async, then a
 //   barrier, so the async proxy that wgmma reads through sees them;
 //   wgmma_fence(d) before the first mma and after any other access to d;
-//   wgmma_m64k16 (several, back to back on the same d); wgmma_commit_group();
+//   wgmma_mma_async (several, back to back on the same d); wgmma_commit_group();
 //   wgmma_wait_group<n>(d) before d is read or the tiles are overwritten (n: groups left in flight).
 // Reading d before the wait is undefined; the emulator gives NaN there.
 //
 // Instantiations: N = 64 and 128 have device code (add a shape below when a kernel needs it).
 
-enum class WgmmaOperands { BFloat16, Float16 };
+enum class WgmmaOperands { BFloat16, Float16, TensorFloat32 };
 
 __device__ inline std::uint64_t wgmma_descriptor(const void* tile_start, std::uint32_t leading_byte_offset,
                                                  std::uint32_t stride_byte_offset, wgmma::Swizzle swizzle) {
@@ -308,12 +309,18 @@ __device__ inline void fence_proxy_async_shared() {
     "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
         "+f"(d[i + 7])
 #define CONVKIT_WGMMA_D32(i) CONVKIT_WGMMA_D8(i), CONVKIT_WGMMA_D8(i + 8), CONVKIT_WGMMA_D8(i + 16), CONVKIT_WGMMA_D8(i + 24)
-// scale-d is a predicate: set from the register operand; imm-scale-a/b 1, imm-trans-a/b 0 (K-major).
-#define CONVKIT_WGMMA(instruction, registers, operands, scale, ...)                  \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " scale ", 0;\n" instruction " " registers ", " operands \
-                 ", p, 1, 1, 0, 0;\n}\n"                                                                    \
-                 : __VA_ARGS__                                                                               \
+// scale-d is a predicate: set from the register operand; imm-scale-a/b 1; `transposes`: ", 0, 0"
+// (imm-trans-a/b: K-major) for bf16/f16, "" for tf32 (which has no transpose operands: K-major only).
+#define CONVKIT_WGMMA(instruction, registers, operands, scale, transposes, ...)                            \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " scale ", 0;\nwgmma.mma_async.sync.aligned." instruction \
+                 " " registers ", " operands ", p, 1, 1" transposes ";\n}\n"                                \
+                 : __VA_ARGS__                                                                              \
                  : "l"(a_descriptor), "l"(b_descriptor), "r"(static_cast<int>(accumulate)))
+#define CONVKIT_WGMMA_N64(instruction, transposes) \
+    CONVKIT_WGMMA(instruction, CONVKIT_WGMMA_REGISTERS_32, "%32, %33", "%34", transposes, CONVKIT_WGMMA_D32(0))
+#define CONVKIT_WGMMA_N128(instruction, transposes)                                                          \
+    CONVKIT_WGMMA(instruction, CONVKIT_WGMMA_REGISTERS_64, "%64, %65", "%66", transposes, CONVKIT_WGMMA_D32(0), \
+                  CONVKIT_WGMMA_D32(32))
 #define CONVKIT_WGMMA_REGISTERS_32                                                                                 \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
     "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
@@ -323,29 +330,33 @@ __device__ inline void fence_proxy_async_shared() {
     "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 #endif
 
-// wgmma.mma_async.sync.aligned.m64nNk16.f32.{bf16,f16}.{bf16,f16}: d = a * b (+ d when
-// `accumulate`, the scale-d operand), a and b descriptors of K-major shared tiles.
+// One k step of wgmma.mma_async.sync.aligned: m64nNk16.f32.{bf16,f16}.{bf16,f16} or
+// m64nNk8.f32.tf32.tf32 (operands in shared memory as 32-bit words whose 13 low mantissa bits the
+// tensor cores ignore: round them with round_to_tf32 first). d = a * b (+ d when `accumulate`,
+// the scale-d operand); a and b descriptors of K-major shared tiles (32 bytes of k a row either
+// way).
 template <WgmmaOperands Operands, int N>
-__device__ inline void wgmma_m64k16(float (&d)[N / 2], std::uint64_t a_descriptor, std::uint64_t b_descriptor,
-                                    bool accumulate) {
-    static_assert(N == 64 || N == 128, "wgmma_m64k16: device code for N = 64 and 128 only");
+__device__ inline void wgmma_mma_async(float (&d)[N / 2], std::uint64_t a_descriptor, std::uint64_t b_descriptor,
+                                       bool accumulate) {
+    static_assert(N == 64 || N == 128, "wgmma_mma_async: device code for N = 64 and 128 only");
 #if defined(CONVKIT_CPU_EMULATION)
-    emu::ptx::wgmma_m64k16(
-        Operands == WgmmaOperands::BFloat16 ? emu::ptx::MmaInput::BFloat16 : emu::ptx::MmaInput::Float16, N, d,
-        a_descriptor, b_descriptor, accumulate, std::source_location::current());
+    constexpr emu::ptx::MmaInput input = Operands == WgmmaOperands::BFloat16  ? emu::ptx::MmaInput::BFloat16
+                                         : Operands == WgmmaOperands::Float16 ? emu::ptx::MmaInput::Float16
+                                                                              : emu::ptx::MmaInput::TensorFloat32;
+    emu::ptx::wgmma_mma_async(input, N, d, a_descriptor, b_descriptor, accumulate, std::source_location::current());
 #elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
     if constexpr (N == 64 && Operands == WgmmaOperands::BFloat16) {
-        CONVKIT_WGMMA("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", CONVKIT_WGMMA_REGISTERS_32,
-                      "%32, %33", "%34", CONVKIT_WGMMA_D32(0));
+        CONVKIT_WGMMA_N64("m64n64k16.f32.bf16.bf16", ", 0, 0");
+    } else if constexpr (N == 64 && Operands == WgmmaOperands::Float16) {
+        CONVKIT_WGMMA_N64("m64n64k16.f32.f16.f16", ", 0, 0");
     } else if constexpr (N == 64) {
-        CONVKIT_WGMMA("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", CONVKIT_WGMMA_REGISTERS_32, "%32, %33",
-                      "%34", CONVKIT_WGMMA_D32(0));
+        CONVKIT_WGMMA_N64("m64n64k8.f32.tf32.tf32", "");
     } else if constexpr (Operands == WgmmaOperands::BFloat16) {
-        CONVKIT_WGMMA("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", CONVKIT_WGMMA_REGISTERS_64,
-                      "%64, %65", "%66", CONVKIT_WGMMA_D32(0), CONVKIT_WGMMA_D32(32));
+        CONVKIT_WGMMA_N128("m64n128k16.f32.bf16.bf16", ", 0, 0");
+    } else if constexpr (Operands == WgmmaOperands::Float16) {
+        CONVKIT_WGMMA_N128("m64n128k16.f32.f16.f16", ", 0, 0");
     } else {
-        CONVKIT_WGMMA("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", CONVKIT_WGMMA_REGISTERS_64,
-                      "%64, %65", "%66", CONVKIT_WGMMA_D32(0), CONVKIT_WGMMA_D32(32));
+        CONVKIT_WGMMA_N128("m64n128k8.f32.tf32.tf32", "");
     }
 #elif defined(__CUDA_ARCH__)
     (void)d, (void)a_descriptor, (void)b_descriptor, (void)accumulate;
@@ -357,6 +368,8 @@ __device__ inline void wgmma_m64k16(float (&d)[N / 2], std::uint64_t a_descripto
 #undef CONVKIT_WGMMA_D8
 #undef CONVKIT_WGMMA_D32
 #undef CONVKIT_WGMMA
+#undef CONVKIT_WGMMA_N64
+#undef CONVKIT_WGMMA_N128
 #undef CONVKIT_WGMMA_REGISTERS_32
 #undef CONVKIT_WGMMA_REGISTERS_64
 

@@ -32,12 +32,12 @@ T* device_copy(const std::vector<T>& host) {
 }
 
 std::vector<float> run_on_gpu(const testing::WgmmaProblem& p) {
-    std::uint16_t* a = device_copy(p.a);
-    std::uint16_t* b = device_copy(p.b_transposed);
+    unsigned char* a = device_copy(p.a);
+    unsigned char* b = device_copy(p.b_transposed);
     float* c = device_copy(p.c);
     float* d = device_copy(std::vector<float>(p.expected.size(), 0.0f));
     EXPECT_EQ(cudaMemset(d, 0xff, p.expected.size() * sizeof(float)), cudaSuccess);  // NaN
-    kernels::emu_tests::wgmma_gemm(p.bfloat16, p.n, p.k, p.swizzle128, a, b, c, d);
+    kernels::emu_tests::wgmma_gemm(p.operand, p.n, p.k, p.swizzle128, a, b, c, d);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<float> result(p.expected.size());
     EXPECT_EQ(cudaMemcpy(result.data(), d, result.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
@@ -46,15 +46,18 @@ std::vector<float> run_on_gpu(const testing::WgmmaProblem& p) {
     return result;
 }
 
+using kernels::emu_tests::WgmmaOperand;
+
 struct WgmmaCase {
-    bool bfloat16;
+    WgmmaOperand operand;
     int n, k;
     bool swizzle128, accumulate, small_integers;
 };
 
 std::string case_name(const ::testing::TestParamInfo<WgmmaCase>& info) {
     const WgmmaCase& c = info.param;
-    return std::string(c.bfloat16 ? "bf16" : "f16") + "_n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
+    const char* operand = c.operand == WgmmaOperand::BFloat16 ? "bf16" : c.operand == WgmmaOperand::Float16 ? "f16" : "tf32";
+    return std::string(operand) + "_n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
            (c.swizzle128 ? "_swizzle128" : "_unswizzled") + (c.accumulate ? "_accumulate" : "_overwrite") +
            (c.small_integers ? "_integers" : "_random");
 }
@@ -67,7 +70,7 @@ TEST_P(CudaWgmmaCases, MatchesTheFloat64Product) {
     const WgmmaCase& c = GetParam();
     CONVKIT_SEEDED_RNG(rng);
     const testing::WgmmaProblem p =
-        testing::wgmma_problem(c.bfloat16, c.n, c.k, c.swizzle128, c.accumulate, rng, c.small_integers);
+        testing::wgmma_problem(c.operand, c.n, c.k, c.swizzle128, c.accumulate, rng, c.small_integers);
     const double error = testing::product_error(p.expected, run_on_gpu(p));
     if (c.small_integers) {
         EXPECT_EQ(error, 0.0);
@@ -77,11 +80,13 @@ TEST_P(CudaWgmmaCases, MatchesTheFloat64Product) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaWgmmaCases,
-                         ::testing::Values(WgmmaCase{true, 64, 128, true, false, true},
-                                           WgmmaCase{true, 128, 64, true, true, false},
-                                           WgmmaCase{true, 64, 64, false, true, true},
-                                           WgmmaCase{false, 64, 128, true, true, true},
-                                           WgmmaCase{false, 64, 64, false, false, false}),
+                         ::testing::Values(WgmmaCase{WgmmaOperand::BFloat16, 64, 128, true, false, true},
+                                           WgmmaCase{WgmmaOperand::BFloat16, 128, 64, true, true, false},
+                                           WgmmaCase{WgmmaOperand::BFloat16, 64, 64, false, true, true},
+                                           WgmmaCase{WgmmaOperand::Float16, 64, 128, true, true, true},
+                                           WgmmaCase{WgmmaOperand::Float16, 64, 64, false, false, false},
+                                           WgmmaCase{WgmmaOperand::TensorFloat32, 64, 64, true, true, true},
+                                           WgmmaCase{WgmmaOperand::TensorFloat32, 64, 32, false, false, false}),
                          case_name);
 
 }  // namespace

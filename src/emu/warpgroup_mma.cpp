@@ -33,7 +33,26 @@ std::string WarpgroupMmas::unfinished() const {
 namespace ptx {
 namespace {
 constexpr int kThreads = WarpgroupMmas::kThreads;
-constexpr int kM = 64, kK = 16;
+constexpr int kM = 64;
+
+// k of one mma and the bytes of one operand element: 32 bytes of k per row either way.
+int k_of(MmaInput input) {
+    return input == MmaInput::TensorFloat32 ? 8 : 16;
+}
+int element_bytes(MmaInput input) {
+    return input == MmaInput::TensorFloat32 ? 4 : 2;
+}
+
+float operand_value(const unsigned char* p, MmaInput input) {
+    if (input == MmaInput::TensorFloat32) {
+        std::uint32_t bits;
+        std::memcpy(&bits, p, sizeof(bits));
+        return tensor_core_tf32_value(bits);
+    }
+    std::uint16_t bits;
+    std::memcpy(&bits, p, sizeof(bits));
+    return input == MmaInput::BFloat16 ? bfloat16_to_float(bits) : float16_to_float(bits);
+}
 
 std::string site_text(const std::source_location& site) {
     return std::string(site.file_name()) + ":" + std::to_string(site.line());
@@ -59,7 +78,8 @@ int d_col(int thread, int i) {
     return 8 * (i / 4) + 2 * (thread % 4) + i % 2;
 }
 
-// An operand's (rows x 16) values, element (row, k) at the descriptor's K-major address.
+// An operand's (rows x k) values, element (row, k) at the descriptor's K-major address; every
+// byte read is remembered with its value for the wait's check.
 std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, std::uint64_t descriptor, int rows,
                                 MmaInput input, WarpgroupMmas::Issued& issued) {
     const wgmma::Descriptor d = wgmma::decode_descriptor(descriptor);
@@ -69,18 +89,19 @@ std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, 
                             std::to_string(d.base_offset) +
                             " (the emulator models tiles that start on their swizzle's repeat boundary, offset 0)");
     }
-    std::vector<float> values(static_cast<std::size_t>(rows) * kK);
+    const int k_count = k_of(input), bytes = element_bytes(input);
+    std::vector<float> values(static_cast<std::size_t>(rows * k_count));
     for (int r = 0; r < rows; ++r) {
-        for (int k = 0; k < kK; ++k) {
-            const std::uint32_t address = wgmma::k_major_element_address(d, r, k, 2);
-            const unsigned char* p = shared_window_pointer(address, 2);
+        for (int k = 0; k < k_count; ++k) {
+            const std::uint32_t address = wgmma::k_major_element_address(d, r, k, bytes);
+            const unsigned char* p = shared_window_pointer(address, static_cast<std::size_t>(bytes));
             if (p == nullptr) {
                 warpgroup_fault(lanes, 0,
                                 std::string("wgmma.mma_async: element (") + std::to_string(r) + ", " +
                                     std::to_string(k) + ") of " + which + " is at shared-window address " +
                                     std::to_string(address) + ", outside the block's dynamic shared memory");
             }
-            const int writer = block_async_copies().pending_writer(p, 2);
+            const int writer = block_async_copies().pending_writer(p, static_cast<std::size_t>(bytes));
             if (writer >= 0) {
                 warpgroup_fault(lanes, 0,
                                 std::string("wgmma.mma_async reads element (") + std::to_string(r) + ", " +
@@ -88,11 +109,8 @@ std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, 
                                     ", the destination of a cp.async of thread " + std::to_string(writer) +
                                     " before that thread's cp.async.wait_group");
             }
-            std::uint16_t bits;
-            std::memcpy(&bits, p, sizeof(bits));
-            issued.operands.emplace_back(p, bits);
-            values[static_cast<std::size_t>(r) * kK + static_cast<std::size_t>(k)] =
-                input == MmaInput::BFloat16 ? bfloat16_to_float(bits) : float16_to_float(bits);
+            for (int i = 0; i < bytes; ++i) issued.operands.emplace_back(p + i, p[i]);
+            values[static_cast<std::size_t>(r * k_count + k)] = operand_value(p, input);
         }
     }
     return values;
@@ -124,9 +142,9 @@ const float* accumulator_input(const WarpgroupMmas::Warpgroup& state, int thread
     return d;
 }
 
-// D = A * B (+ D when accumulating). Each product of two bf16/f16 values is exact in float; the
-// 16 products of the k16 step are summed in float in ascending k, and that sum is added to the
-// accumulator in float. The GPU's order and internal precision are not specified, so results
+// D = A * B (+ D when accumulating). Each product of two bf16/f16 (or tf32) values is exact in
+// float; the 16 (8) products of the k step are summed in float in ascending k, and that sum is
+// added to the accumulator in float. The GPU's order and internal precision are not specified, so results
 // agree with it to float rounding, exactly on small integers.
 void evaluate_mma(const WarpgroupLanes& lanes) {
     const auto& first = *static_cast<const MmaArrival*>(lanes.thread[0]->input);
@@ -139,6 +157,7 @@ void evaluate_mma(const WarpgroupLanes& lanes) {
                         "other access to its registers)");
     }
     const int registers = first.n / 2;
+    const auto k_count = static_cast<std::size_t>(k_of(first.input));
     WarpgroupMmas::Issued issued;
     issued.registers = registers;
     const std::vector<float> a = read_operand(lanes, "A", first.a_descriptor, kM, first.input, issued);
@@ -150,7 +169,7 @@ void evaluate_mma(const WarpgroupLanes& lanes) {
         for (int i = 0; i < registers; ++i) {
             const std::size_t row = static_cast<std::size_t>(d_row(t, i)), col = static_cast<std::size_t>(d_col(t, i));
             float sum = 0.0f;
-            for (std::size_t k = 0; k < kK; ++k) sum += a[row * kK + k] * b[col * kK + k];
+            for (std::size_t k = 0; k < k_count; ++k) sum += a[row * k_count + k] * b[col * k_count + k];
             issued.results[static_cast<std::size_t>(t * registers + i)] = first.accumulate ? c[i] + sum : sum;
         }
         issued.accumulators[static_cast<std::size_t>(t)] = d;
@@ -183,8 +202,8 @@ void evaluate_wait(const WarpgroupLanes& lanes) {
     auto done = [&](const WarpgroupMmas::Issued& issued) { return issued.group >= 0 && issued.group < below; };
     for (const WarpgroupMmas::Issued& issued : state.issued) {
         if (!done(issued)) continue;
-        for (const auto& [p, bits] : issued.operands) {
-            if (std::memcmp(p, &bits, sizeof(bits)) != 0) {
+        for (const auto& [p, byte] : issued.operands) {
+            if (*p != byte) {
                 warpgroup_fault(lanes, 0,
                                 "wgmma.wait_group: a shared-memory operand of a wgmma.mma_async in the group it "
                                 "waits for was overwritten before this wait (the GPU may read operands until then)");
@@ -204,14 +223,25 @@ void wgmma_fence(const std::source_location& site) {
     warpgroup_collective({"wgmma.fence", 0xffffffffu, site, nullptr, nullptr}, evaluate_fence);
 }
 
-void wgmma_m64k16(MmaInput input, int n, float* d, std::uint64_t a_descriptor, std::uint64_t b_descriptor,
-                  bool accumulate, const std::source_location& site) {
+static const char* mma_name(MmaInput input) {
+    switch (input) {
+        case MmaInput::BFloat16:
+            return "wgmma.mma_async.m64nNk16.f32.bf16";
+        case MmaInput::Float16:
+            return "wgmma.mma_async.m64nNk16.f32.f16";
+        case MmaInput::TensorFloat32:
+            break;
+    }
+    return "wgmma.mma_async.m64nNk8.f32.tf32";
+}
+
+void wgmma_mma_async(MmaInput input, int n, float* d, std::uint64_t a_descriptor, std::uint64_t b_descriptor,
+                     bool accumulate, const std::source_location& site) {
     if (n % 8 != 0 || n < 8 || n > 256)
-        thread_fault("wgmma.mma_async.m64n" + std::to_string(n) + "k16 at " + site_text(site) +
+        thread_fault(std::string(mma_name(input)) + " with N " + std::to_string(n) + " at " + site_text(site) +
                      ": N must be a multiple of 8 from 8 to 256");
     const MmaArrival in{input, n, d, a_descriptor, b_descriptor, accumulate};
-    const char* name =
-        input == MmaInput::BFloat16 ? "wgmma.mma_async.m64nNk16.f32.bf16" : "wgmma.mma_async.m64nNk16.f32.f16";
+    const char* name = mma_name(input);
     warpgroup_collective({name, 0xffffffffu, site, &in, nullptr}, evaluate_mma);
 }
 

@@ -9,7 +9,6 @@
 // the hardware's back-to-back accumulation does.
 #include <array>
 #include <cstddef>
-#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,9 +24,9 @@ public:
         int registers = 0;  // accumulator floats per thread (N / 2)
         std::array<float*, kThreads> accumulators{};
         std::vector<float> results;  // kThreads x registers
-        // Every 16-bit operand element read, with the value read: the GPU may read them at any
-        // time until the wait, so a change before then is a fault.
-        std::vector<std::pair<const unsigned char*, std::uint16_t>> operands;
+        // Every operand byte read, with its value: the GPU may read them at any time until the
+        // wait, so a change before then is a fault.
+        std::vector<std::pair<const unsigned char*, unsigned char>> operands;
     };
     struct Warpgroup {
         std::vector<Issued> issued;  // in issue order

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "convkit/half.h"
+#include "test_kernels.h"
 #include "test_util.h"
 
 namespace convkit::testing {
@@ -70,30 +71,54 @@ inline double gemm_error(const GemmProblem& p, const std::vector<float>& c) {
 }
 
 // A problem for wgmma_gemm (tests/emu/wgmma_gemm.cu): d (64 x n) = a (64 x k) * b (k x n) [+ c],
-// b held transposed (n x k), 16-bit values (bf16 or f16) drawn as gemm_problem's, c float.
+// b held transposed (n x k), values drawn as gemm_problem's, as bf16 or f16 bits or as floats
+// already exact in tf32 (their 13 low mantissa bits zero); c float.
 struct WgmmaProblem {
-    bool bfloat16;
+    kernels::emu_tests::WgmmaOperand operand;
     int n, k;
     bool swizzle128, accumulate;
-    std::vector<std::uint16_t> a, b_transposed;
-    std::vector<float> c;  // empty unless accumulate
+    std::vector<unsigned char> a, b_transposed;  // the elements' bits, 2 or 4 bytes each
+    std::vector<float> c;                        // empty unless accumulate
     std::vector<double> expected;
 };
 
-inline WgmmaProblem wgmma_problem(bool bfloat16, int n, int k, bool swizzle128, bool accumulate, std::mt19937_64& rng,
-                                  bool small_integers) {
+// Appends the bits of `value` as `operand` stores it and returns the value the tensor cores see.
+inline double append_operand(kernels::emu_tests::WgmmaOperand operand, float value, std::vector<unsigned char>& out) {
+    using kernels::emu_tests::WgmmaOperand;
+    std::uint32_t bits;
+    std::size_t bytes = 2;
+    double exact;
+    if (operand == WgmmaOperand::TensorFloat32) {
+        std::memcpy(&bits, &value, sizeof(bits));
+        bits &= ~0x1fffu;  // exact in tf32
+        float kept;
+        std::memcpy(&kept, &bits, sizeof(kept));
+        exact = kept;
+        bytes = 4;
+    } else if (operand == WgmmaOperand::BFloat16) {
+        bits = bfloat16_bits(value);
+        exact = bfloat16_value(static_cast<std::uint16_t>(bits));
+    } else {
+        const float16 half(value);
+        bits = half.bits;
+        exact = static_cast<double>(half);
+    }
+    const std::size_t at = out.size();
+    out.resize(at + bytes);
+    std::memcpy(out.data() + at, &bits, bytes);  // little-endian: the low bytes
+    return exact;
+}
+
+inline WgmmaProblem wgmma_problem(kernels::emu_tests::WgmmaOperand operand, int n, int k, bool swizzle128,
+                                  bool accumulate, std::mt19937_64& rng, bool small_integers) {
     constexpr int m = 64;
-    WgmmaProblem p{bfloat16, n, k, swizzle128, accumulate, std::vector<std::uint16_t>(static_cast<std::size_t>(m) * k),
-                   std::vector<std::uint16_t>(static_cast<std::size_t>(n) * k), {},
+    WgmmaProblem p{operand, n, k, swizzle128, accumulate, {}, {}, {},
                    std::vector<double>(static_cast<std::size_t>(m) * n, 0.0)};
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
     auto draw = [&] { return small_integers ? static_cast<float>(pick(rng, -3, 3)) : uniform(rng); };
-    auto bits = [&](float v) { return bfloat16 ? bfloat16_bits(v) : float16(v).bits; };
-    auto value = [&](std::uint16_t b) {
-        return bfloat16 ? double{bfloat16_value(b)} : static_cast<double>(float16::from_bits(b));
-    };
-    for (auto& v : p.a) v = bits(draw());
-    for (auto& v : p.b_transposed) v = bits(draw());
+    std::vector<double> a(static_cast<std::size_t>(m) * k), b(static_cast<std::size_t>(n) * k);
+    for (auto& v : a) v = append_operand(operand, draw(), p.a);
+    for (auto& v : b) v = append_operand(operand, draw(), p.b_transposed);
     if (accumulate) {
         p.c.resize(p.expected.size());
         for (auto& v : p.c) v = draw();
@@ -102,7 +127,7 @@ inline WgmmaProblem wgmma_problem(bool bfloat16, int n, int k, bool swizzle128, 
         for (int j = 0; j < n; ++j) {
             double sum = accumulate ? p.c[static_cast<std::size_t>(i) * n + j] : 0.0;
             for (int l = 0; l < k; ++l)
-                sum += value(p.a[static_cast<std::size_t>(i) * k + l]) * value(p.b_transposed[static_cast<std::size_t>(j) * k + l]);
+                sum += a[static_cast<std::size_t>(i) * k + l] * b[static_cast<std::size_t>(j) * k + l];
             p.expected[static_cast<std::size_t>(i) * n + j] = sum;
         }
     return p;

@@ -173,9 +173,13 @@ TEST(EmuPlanted, CpAsyncReadBeforeItsWaitIsCaught) {
 // Each correct run is itself a check of the emulated wgmma against a float64 product (the
 // shapes, swizzles and scale-d cases of test_cuda_wgmma.cpp, which runs them on a GPU).
 
+constexpr auto kBf16 = probes::WgmmaOperand::BFloat16;
+constexpr auto kF16 = probes::WgmmaOperand::Float16;
+constexpr auto kTf32 = probes::WgmmaOperand::TensorFloat32;
+
 bool wgmma_correct(const testing::WgmmaProblem& p, probes::WgmmaPlant plant) {
     std::vector<float> d(p.expected.size(), std::nanf(""));
-    probes::wgmma_gemm(p.bfloat16, p.n, p.k, p.swizzle128, p.a.data(), p.b_transposed.data(),
+    probes::wgmma_gemm(p.operand, p.n, p.k, p.swizzle128, p.a.data(), p.b_transposed.data(),
                        p.accumulate ? p.c.data() : nullptr, d.data(), plant);
     return testing::product_error(p.expected, d) == 0.0;
 }
@@ -187,41 +191,55 @@ void expect_wgmma_plant_caught(const testing::WgmmaProblem& p, probes::WgmmaPlan
 
 TEST(EmuPlanted, WgmmaTileStoredWithoutItsSwizzleIsCaught) {
     CONVKIT_SEEDED_RNG(rng);
-    expect_wgmma_plant_caught(testing::wgmma_problem(true, 64, 128, true, false, rng, true),
+    expect_wgmma_plant_caught(testing::wgmma_problem(kBf16, 64, 128, true, false, rng, true),
                               probes::WgmmaPlant::UnswizzledStaging, Outcome::WrongResult);
 }
 
 TEST(EmuPlanted, WgmmaTransposedAccumulatorFragmentIsCaught) {
     CONVKIT_SEEDED_RNG(rng);
-    expect_wgmma_plant_caught(testing::wgmma_problem(false, 64, 64, false, true, rng, true),
+    expect_wgmma_plant_caught(testing::wgmma_problem(kF16, 64, 64, false, true, rng, true),
                               probes::WgmmaPlant::TransposedFragment, Outcome::WrongResult);
 }
 
 TEST(EmuPlanted, WgmmaWithoutFenceIsCaught) {
     CONVKIT_SEEDED_RNG(rng);
-    expect_wgmma_plant_caught(testing::wgmma_problem(true, 128, 64, true, true, rng, true),
+    expect_wgmma_plant_caught(testing::wgmma_problem(kBf16, 128, 64, true, true, rng, true),
                               probes::WgmmaPlant::MissingFence, Outcome::Fault);
 }
 
 // The accumulators read before wgmma.wait_group are NaN in the emulator (undefined on a GPU).
 TEST(EmuPlanted, WgmmaAccumulatorsReadBeforeTheWaitAreCaught) {
     CONVKIT_SEEDED_RNG(rng);
-    expect_wgmma_plant_caught(testing::wgmma_problem(true, 64, 64, false, false, rng, true),
+    expect_wgmma_plant_caught(testing::wgmma_problem(kBf16, 64, 64, false, false, rng, true),
                               probes::WgmmaPlant::ReadBeforeWait, Outcome::WrongResult);
 }
 
 TEST(EmuPlanted, WgmmaOperandOverwrittenBeforeTheWaitIsCaught) {
     CONVKIT_SEEDED_RNG(rng);
-    expect_wgmma_plant_caught(testing::wgmma_problem(false, 64, 128, true, true, rng, true),
+    expect_wgmma_plant_caught(testing::wgmma_problem(kF16, 64, 128, true, true, rng, true),
                               probes::WgmmaPlant::OverwriteBeforeWait, Outcome::Fault);
 }
 
 TEST(EmuWgmma, RandomValuesWithinFloatRounding) {
     CONVKIT_SEEDED_RNG(rng);
-    const testing::WgmmaProblem p = testing::wgmma_problem(true, 128, 64, true, true, rng, false);
+    const testing::WgmmaProblem p = testing::wgmma_problem(kBf16, 128, 64, true, true, rng, false);
     std::vector<float> d(p.expected.size(), std::nanf(""));
-    probes::wgmma_gemm(true, p.n, p.k, true, p.a.data(), p.b_transposed.data(), p.c.data(), d.data());
+    probes::wgmma_gemm(kBf16, p.n, p.k, true, p.a.data(), p.b_transposed.data(), p.c.data(), d.data());
     EXPECT_LT(testing::product_error(p.expected, d), 1e-5);
+}
+
+// tf32 operands: the tensor cores (and the emulator) read 19 bits of each word; values exact in
+// tf32 multiply exactly, and the low bits of an operand are ignored, not rounded.
+TEST(EmuWgmma, Tf32ReadsOnlyTheTopNineteenBits) {
+    CONVKIT_SEEDED_RNG(rng);
+    testing::WgmmaProblem p = testing::wgmma_problem(kTf32, 64, 64, true, false, rng, false);
+    std::vector<float> d(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(kTf32, p.n, p.k, true, p.a.data(), p.b_transposed.data(), nullptr, d.data());
+    EXPECT_LT(testing::product_error(p.expected, d), 1e-6);
+    for (std::size_t i = 0; i < p.a.size(); i += 4) p.a[i] |= 0xff;  // low mantissa bits set: ignored
+    std::vector<float> again(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(kTf32, p.n, p.k, true, p.a.data(), p.b_transposed.data(), nullptr, again.data());
+    EXPECT_EQ(again, d);
 }
 
 // The bit positions of the PTX ISA's "Matrix Descriptor Format", worked by hand: start 0x1230 >> 4
@@ -242,8 +260,9 @@ TEST(EmuWgmma, DescriptorBitsFollowThePtxIsa) {
 }
 
 TEST(EmuWgmma, ShapesWithoutDeviceCodeAreRefused) {
-    EXPECT_THROW(probes::wgmma_gemm(true, 96, 64, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
-    EXPECT_THROW(probes::wgmma_gemm(true, 64, 48, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
+    EXPECT_THROW(probes::wgmma_gemm(kBf16, 96, 64, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
+    EXPECT_THROW(probes::wgmma_gemm(kBf16, 64, 48, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
+    EXPECT_THROW(probes::wgmma_gemm(kTf32, 128, 32, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
 }
 
 }  // namespace
