@@ -305,26 +305,27 @@ __device__ inline void fence_proxy_async_shared() {
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(CONVKIT_CPU_EMULATION)
-#define CONVKIT_WGMMA_D8(i)                                                                                   \
+#define CONVKIT_WGMMA_D8(i)                                                                                     \
     "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
         "+f"(d[i + 7])
-#define CONVKIT_WGMMA_D32(i) CONVKIT_WGMMA_D8(i), CONVKIT_WGMMA_D8(i + 8), CONVKIT_WGMMA_D8(i + 16), CONVKIT_WGMMA_D8(i + 24)
+#define CONVKIT_WGMMA_D32(i) \
+    CONVKIT_WGMMA_D8(i), CONVKIT_WGMMA_D8(i + 8), CONVKIT_WGMMA_D8(i + 16), CONVKIT_WGMMA_D8(i + 24)
 // scale-d is a predicate: set from the register operand; imm-scale-a/b 1; `transposes`: ", 0, 0"
 // (imm-trans-a/b: K-major) for bf16/f16, "" for tf32 (which has no transpose operands: K-major only).
-#define CONVKIT_WGMMA(instruction, registers, operands, scale, transposes, ...)                            \
+#define CONVKIT_WGMMA(instruction, registers, operands, scale, transposes, ...)                              \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " scale ", 0;\nwgmma.mma_async.sync.aligned." instruction \
-                 " " registers ", " operands ", p, 1, 1" transposes ";\n}\n"                                \
-                 : __VA_ARGS__                                                                              \
+                 " " registers ", " operands ", p, 1, 1" transposes ";\n}\n"                                 \
+                 : __VA_ARGS__                                                                               \
                  : "l"(a_descriptor), "l"(b_descriptor), "r"(static_cast<int>(accumulate)))
 #define CONVKIT_WGMMA_N64(instruction, transposes) \
     CONVKIT_WGMMA(instruction, CONVKIT_WGMMA_REGISTERS_32, "%32, %33", "%34", transposes, CONVKIT_WGMMA_D32(0))
-#define CONVKIT_WGMMA_N128(instruction, transposes)                                                          \
+#define CONVKIT_WGMMA_N128(instruction, transposes)                                                             \
     CONVKIT_WGMMA(instruction, CONVKIT_WGMMA_REGISTERS_64, "%64, %65", "%66", transposes, CONVKIT_WGMMA_D32(0), \
                   CONVKIT_WGMMA_D32(32))
-#define CONVKIT_WGMMA_REGISTERS_32                                                                                 \
+#define CONVKIT_WGMMA_REGISTERS_32                                                                               \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
     "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
-#define CONVKIT_WGMMA_REGISTERS_64                                                                                 \
+#define CONVKIT_WGMMA_REGISTERS_64                                                                               \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
     "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "  \
     "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"

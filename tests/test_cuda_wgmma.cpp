@@ -56,7 +56,9 @@ struct WgmmaCase {
 
 std::string case_name(const ::testing::TestParamInfo<WgmmaCase>& info) {
     const WgmmaCase& c = info.param;
-    const char* operand = c.operand == WgmmaOperand::BFloat16 ? "bf16" : c.operand == WgmmaOperand::Float16 ? "f16" : "tf32";
+    const char* operand = c.operand == WgmmaOperand::BFloat16  ? "bf16"
+                          : c.operand == WgmmaOperand::Float16 ? "f16"
+                                                               : "tf32";
     return std::string(operand) + "_n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
            (c.swizzle128 ? "_swizzle128" : "_unswizzled") + (c.accumulate ? "_accumulate" : "_overwrite") +
            (c.small_integers ? "_integers" : "_random");

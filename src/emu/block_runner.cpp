@@ -47,7 +47,7 @@ constexpr int kWarpgroupSize = 128;
 // 128-byte-swizzled tile itself, as it must on a GPU where static shared memory may come first.
 constexpr std::uint32_t kDynamicSharedWindowStart = 1024 + 128;
 constexpr std::uint32_t kSharedWindowBytes = 1u << 18;  // what a descriptor's 14-bit field reaches
-constexpr unsigned char kPoison = 0xFF;  // NaN in every floating-point type
+constexpr unsigned char kPoison = 0xFF;                 // NaN in every floating-point type
 
 enum class State { Runnable, AtBarrier, AtWarpOperation, Exited };
 
@@ -78,9 +78,9 @@ struct Block {
     std::vector<Thread> threads;
     int at_barrier = 0;
     bool abandoned = false;
-    std::string fault;  // the first fault; the launch throws it
+    std::string fault;                                  // the first fault; the launch throws it
     std::vector<unsigned char> dynamic_shared_storage;  // over-allocated for the alignment below
-    unsigned char* dynamic_shared = nullptr;           // 1024-byte aligned in host memory
+    unsigned char* dynamic_shared = nullptr;            // 1024-byte aligned in host memory
     std::size_t dynamic_shared_bytes = 0;
     AsyncCopies async_copies;
     WarpgroupMmas warpgroup_mmas;
@@ -420,7 +420,8 @@ void run_grid(const GridLaunch& launch, const std::function<void()>& thread_body
     // bits (the swizzle of a wgmma tile is a function of them).
     b.dynamic_shared_storage.resize(launch.dynamic_shared_bytes + 1024);
     const auto storage = reinterpret_cast<std::uintptr_t>(b.dynamic_shared_storage.data());
-    b.dynamic_shared = b.dynamic_shared_storage.data() + ((1024 - storage % 1024) % 1024 + kDynamicSharedWindowStart) % 1024;
+    b.dynamic_shared =
+        b.dynamic_shared_storage.data() + ((1024 - storage % 1024) % 1024 + kDynamicSharedWindowStart) % 1024;
     b.dynamic_shared_bytes = launch.dynamic_shared_bytes;
     current_block = &b;
     struct ClearCurrent {
@@ -562,7 +563,12 @@ std::uint32_t shared_window_address(const void* p) {
                 "window wgmma descriptors address)";
         thread_fault(text.str());
     }
-    return kDynamicSharedWindowStart + static_cast<std::uint32_t>(byte - b.dynamic_shared);
+    const auto address = kDynamicSharedWindowStart + static_cast<std::uint64_t>(byte - b.dynamic_shared);
+    if (address >= kSharedWindowBytes) {
+        thread_fault("the shared-window address " + std::to_string(address) +
+                     " is past the 256 KiB a wgmma descriptor's 14-bit start field reaches");
+    }
+    return static_cast<std::uint32_t>(address);
 }
 
 const unsigned char* shared_window_pointer(std::uint32_t address, std::size_t bytes) {
@@ -604,7 +610,8 @@ void warpgroup_collective(const WarpArrival& arrival, WarpgroupEvaluate evaluate
     if (arrived == kWarpgroupSize) {
         WarpgroupLanes lanes;
         lanes.warpgroup = group;
-        for (int i = 0; i < kWarpgroupSize; ++i) lanes.thread[i] = b.threads[first + static_cast<std::size_t>(i)].arrival;
+        for (int i = 0; i < kWarpgroupSize; ++i)
+            lanes.thread[i] = b.threads[first + static_cast<std::size_t>(i)].arrival;
         evaluate(lanes);
         for (std::size_t r = first; r < first + kWarpgroupSize; ++r) b.threads[r].state = State::Runnable;
     }

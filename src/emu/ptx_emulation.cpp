@@ -160,7 +160,6 @@ int tf32_b_row(int lane, int i) {
     return lane % 4 + 4 * i;
 }
 
-
 void evaluate_mma_tf32(const WarpLanes& lanes) {
     double a[16][8], b[8][8], c[16][8];
     for (int l = 0; l < kWarpSize; ++l) {

@@ -105,9 +105,8 @@ std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, 
             if (writer >= 0) {
                 warpgroup_fault(lanes, 0,
                                 std::string("wgmma.mma_async reads element (") + std::to_string(r) + ", " +
-                                    std::to_string(k) + ") of " + which +
-                                    ", the destination of a cp.async of thread " + std::to_string(writer) +
-                                    " before that thread's cp.async.wait_group");
+                                    std::to_string(k) + ") of " + which + ", the destination of a cp.async of thread " +
+                                    std::to_string(writer) + " before that thread's cp.async.wait_group");
             }
             for (int i = 0; i < bytes; ++i) issued.operands.emplace_back(p + i, p[i]);
             values[static_cast<std::size_t>(r * k_count + k)] = operand_value(p, input);
@@ -144,8 +143,8 @@ const float* accumulator_input(const WarpgroupMmas::Warpgroup& state, int thread
 
 // D = A * B (+ D when accumulating). Each product of two bf16/f16 (or tf32) values is exact in
 // float; the 16 (8) products of the k step are summed in float in ascending k, and that sum is
-// added to the accumulator in float. The GPU's order and internal precision are not specified, so results
-// agree with it to float rounding, exactly on small integers.
+// added to the accumulator in float. The GPU's order and internal precision are not specified,
+// so results agree with it to float rounding, exactly on small integers.
 void evaluate_mma(const WarpgroupLanes& lanes) {
     const auto& first = *static_cast<const MmaArrival*>(lanes.thread[0]->input);
     check_uniform(lanes, first);

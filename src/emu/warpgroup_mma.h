@@ -20,7 +20,7 @@ public:
     static constexpr int kThreads = 128;
 
     struct Issued {
-        int group = -1;  // commit group; -1 until committed
+        int group = -1;     // commit group; -1 until committed
         int registers = 0;  // accumulator floats per thread (N / 2)
         std::array<float*, kThreads> accumulators{};
         std::vector<float> results;  // kThreads x registers

@@ -39,7 +39,10 @@ struct GemmProblem {
 // Small integers in [-3, 3] make every product and sum exact in float: the kernel must then
 // match bit for bit. Otherwise uniform in [-1, 1).
 inline GemmProblem gemm_problem(int m, int n, int k, std::mt19937_64& rng, bool small_integers) {
-    GemmProblem p{m, n, k, std::vector<std::uint16_t>(static_cast<std::size_t>(m) * k),
+    GemmProblem p{m,
+                  n,
+                  k,
+                  std::vector<std::uint16_t>(static_cast<std::size_t>(m) * k),
                   std::vector<std::uint16_t>(static_cast<std::size_t>(k) * n),
                   std::vector<double>(static_cast<std::size_t>(m) * n, 0.0)};
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
@@ -112,8 +115,8 @@ inline double append_operand(kernels::emu_tests::WgmmaOperand operand, float val
 inline WgmmaProblem wgmma_problem(kernels::emu_tests::WgmmaOperand operand, int n, int k, bool swizzle128,
                                   bool accumulate, std::mt19937_64& rng, bool small_integers) {
     constexpr int m = 64;
-    WgmmaProblem p{operand, n, k, swizzle128, accumulate, {}, {}, {},
-                   std::vector<double>(static_cast<std::size_t>(m) * n, 0.0)};
+    WgmmaProblem p{
+        operand, n, k, swizzle128, accumulate, {}, {}, {}, std::vector<double>(static_cast<std::size_t>(m) * n, 0.0)};
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
     auto draw = [&] { return small_integers ? static_cast<float>(pick(rng, -3, 3)) : uniform(rng); };
     std::vector<double> a(static_cast<std::size_t>(m) * k), b(static_cast<std::size_t>(n) * k);

@@ -251,7 +251,8 @@ TEST(EmuWgmma, DescriptorBitsFollowThePtxIsa) {
     static_assert(wgmma::advance_descriptor(d, 32) == d + 2);
     constexpr wgmma::Descriptor back = wgmma::decode_descriptor(d);
     static_assert(back.start_address == 0x1230 && back.leading_byte_offset == 0x40 &&
-                  back.stride_byte_offset == 0x400 && back.base_offset == 0 && back.swizzle == wgmma::Swizzle::Bytes128);
+                  back.stride_byte_offset == 0x400 && back.base_offset == 0 &&
+                  back.swizzle == wgmma::Swizzle::Bytes128);
     // 128-byte swizzle: 16-byte chunk 2 of row 3 of an atom at 1024 lands in chunk 2 ^ 3 = 1;
     // 64-byte: the chunk XORed with address bits 7-8 only; none: unchanged.
     EXPECT_EQ(wgmma::swizzled_address(1024 + 3 * 128 + 2 * 16 + 6, wgmma::Swizzle::Bytes128), 1024u + 3 * 128 + 16 + 6);

@@ -75,11 +75,11 @@ void gemm_bf16_mma(int m, int n, int k, const std::uint16_t* a, const std::uint1
 enum class WgmmaOperand { BFloat16, Float16, TensorFloat32 };
 enum class WgmmaPlant {
     None,
-    UnswizzledStaging,   // planted: tiles stored without the swizzle their descriptors name
-    TransposedFragment,  // planted: accumulator registers read and written with a transposed 2x2 pairing
-    MissingFence,        // planted: no wgmma.fence before the first mma
-    ReadBeforeWait,      // planted: the accumulators stored before wgmma.wait_group
-    OverwriteBeforeWait, // planted: thread 0 rewrites an element of A before wgmma.wait_group
+    UnswizzledStaging,    // planted: tiles stored without the swizzle their descriptors name
+    TransposedFragment,   // planted: accumulator registers read and written with a transposed 2x2 pairing
+    MissingFence,         // planted: no wgmma.fence before the first mma
+    ReadBeforeWait,       // planted: the accumulators stored before wgmma.wait_group
+    OverwriteBeforeWait,  // planted: thread 0 rewrites an element of A before wgmma.wait_group
 };
 void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void* a, const void* b, const float* c,
                 float* d, WgmmaPlant plant = WgmmaPlant::None);

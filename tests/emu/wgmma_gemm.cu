@@ -16,8 +16,8 @@ CONVKIT_KERNELS_BEGIN
 namespace emu_tests {
 
 namespace {
-constexpr int kThreads = 128;  // one warpgroup
-constexpr int kRows = 64;      // M of wgmma
+constexpr int kThreads = 128;               // one warpgroup
+constexpr int kRows = 64;                   // M of wgmma
 constexpr std::uint32_t kRowBytes = 128;    // one 128-byte swizzled row; k of one wgmma is 32 bytes
 constexpr std::uint32_t kAtomBytes = 1024;  // 8 rows x 128 bytes: a 128-byte swizzle's repeat
 
@@ -30,8 +30,7 @@ using Element = std::conditional_t<kOperands == ptx::WgmmaOperands::TensorFloat3
 //     rows (1024 bytes), the 16-byte chunk c of row r is stored at chunk c ^ (r % 8).
 //   no swizzle: core matrices of 8 rows x 16 bytes (128 contiguous bytes), column-major over the
 //     tile: core matrix (r / 8, k-chunk j) at (j * (rows / 8) + r / 8) * 128.
-__device__ std::uint32_t staged_offset(int rows, int row, int k, std::uint32_t e, bool swizzle,
-                                       bool plant_unswizzled) {
+__device__ std::uint32_t staged_offset(int rows, int row, int k, std::uint32_t e, bool swizzle, bool plant_unswizzled) {
     const auto r = static_cast<std::uint32_t>(row), byte = static_cast<std::uint32_t>(k) * e;
     if (!swizzle) return ((byte / 16) * static_cast<std::uint32_t>(rows / 8) + r / 8) * 128 + r % 8 * 16 + byte % 16;
     const std::uint32_t block = byte / kRowBytes * static_cast<std::uint32_t>(rows) * kRowBytes;
@@ -140,9 +139,9 @@ template <ptx::WgmmaOperands kOperands, int N>
 void launch_wgmma_gemm(WgmmaOperand operand, int k, bool swizzle, const void* a, const void* b, const float* c,
                        float* d, WgmmaPlant plant) {
     using T = Element<kOperands>;
-    launch<wgmma_gemm_kernel<kOperands, N>>(LaunchShape{dim3(1), dim3(kThreads), shared_bytes(operand, N, k)},
-                                            nullptr, k, swizzle, static_cast<const T*>(a), static_cast<const T*>(b),
-                                            c, d, plant);
+    launch<wgmma_gemm_kernel<kOperands, N>>(LaunchShape{dim3(1), dim3(kThreads), shared_bytes(operand, N, k)}, nullptr,
+                                            k, swizzle, static_cast<const T*>(a), static_cast<const T*>(b), c, d,
+                                            plant);
 }
 }  // namespace
 
@@ -151,8 +150,10 @@ void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void*
     const int group_k = operand == WgmmaOperand::TensorFloat32 ? 32 : 64;  // 128 bytes of k
     const bool shape = (n == 64 || (n == 128 && operand == WgmmaOperand::BFloat16)) && k > 0 && k % group_k == 0;
     if (!shape || shared_bytes(operand, n, k) > kMaxDynamicSharedBytes) {
-        throw InvalidArgument("wgmma_gemm: n 64 (bf16, f16, tf32) or 128 (bf16), k a positive multiple of 128 bytes "
-                              "within 48 KiB of tiles; got n " + std::to_string(n) + ", k " + std::to_string(k));
+        throw InvalidArgument(
+            "wgmma_gemm: n 64 (bf16, f16, tf32) or 128 (bf16), k a positive multiple of 128 bytes "
+            "within 48 KiB of tiles; got n " +
+            std::to_string(n) + ", k " + std::to_string(k));
     }
     switch (operand) {
         case WgmmaOperand::Float16:
