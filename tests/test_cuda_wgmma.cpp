@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -54,14 +55,22 @@ struct WgmmaCase {
     bool swizzle128, accumulate, small_integers;
 };
 
-std::string case_name(const ::testing::TestParamInfo<WgmmaCase>& info) {
-    const WgmmaCase& c = info.param;
+std::string case_label(const WgmmaCase& c) {
     const char* operand = c.operand == WgmmaOperand::BFloat16  ? "bf16"
                           : c.operand == WgmmaOperand::Float16 ? "f16"
                                                                : "tf32";
     return std::string(operand) + "_n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
            (c.swizzle128 ? "_swizzle128" : "_unswizzled") + (c.accumulate ? "_accumulate" : "_overwrite") +
            (c.small_integers ? "_integers" : "_random");
+}
+
+std::string case_name(const ::testing::TestParamInfo<WgmmaCase>& info) {
+    return case_label(info.param);
+}
+
+// gtest (and so ctest's test names) print the case by its label, not its bytes.
+void PrintTo(const WgmmaCase& c, std::ostream* out) {
+    *out << case_label(c);
 }
 
 class CudaWgmmaCases : public CudaWgmma, public ::testing::WithParamInterface<WgmmaCase> {};
