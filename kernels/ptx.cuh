@@ -7,11 +7,15 @@
 // Architectures: ldmatrix needs sm_75, bf16/f16 m16n8k16 mma, tf32 m16n8k8 mma, cp.async and cvt to
 // bf16 or tf32 sm_80. The build's
 // compute_75 PTX target therefore gets __trap() for the sm_80 ones; a launcher must only pick a
-// kernel built on them for devices of compute capability 8.0 or later.
+// kernel built on them for devices of compute capability 8.0 or later. The warpgroup MMA
+// (wgmma.*, fence.proxy.async) exists only in sm_90a code (__CUDA_ARCH_FEAT_SM90_ALL: files
+// built for 90a, docs/architecture.md "Build"); everywhere else it is __trap(), so a kernel built
+// on it runs on compute capability 9.0 only.
 #include <cstddef>
 #include <cstdint>
 
 #include "kernels/kernels_namespace.h"
+#include "kernels/wgmma_descriptor.h"
 #ifdef CONVKIT_CPU_EMULATION
 #include "emu/ptx_emulation.h"
 #endif
@@ -19,11 +23,18 @@
 CONVKIT_KERNELS_BEGIN
 namespace ptx {
 
-#if defined(__CUDA_ARCH__)
+// The shared-window address of a pointer to shared memory (cvta.to.shared). The emulator maps
+// only the dynamic shared memory into its window (emu/emulator.h).
 __device__ inline unsigned shared_address(const void* p) {
+#if defined(CONVKIT_CPU_EMULATION)
+    return emu::ptx::shared_window_address(p);
+#elif defined(__CUDA_ARCH__)
     return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
+#else
+    (void)p;
+    return 0;
 #endif
+}
 
 // ---- mma.sync.aligned.m16n8k{16,8}.row.col.f32.{bf16,f16,tf32}.{...}.f32 --------------------
 // d = a * b + c for the warp, d may be c. m16n8k16 bf16/f16: a is 16x16 (four registers of two
@@ -206,6 +217,162 @@ __device__ inline void cp_async_wait_group() {
     __trap();
 #endif
 }
+
+// ---- warpgroup MMA: wgmma (sm_90a) ---------------------------------------------------------
+// A warpgroup (warps 4g..4g+3 of the block, 128 threads) computes D (64 x N, f32) = A (64 x k)
+// * B (k x N) [+ D], k = 16 for bf16/f16 and 8 for tf32, A and B read from shared memory through
+// 64-bit matrix descriptors (kernels/wgmma_descriptor.h: wgmma_descriptor below builds one), both
+// K-major: A as 64 rows of k, B as N rows (its columns) of k. Every call is .sync.aligned: all
+// 128 threads execute it together with the same arguments. The accumulator fragment (PTX ISA
+// "Register Fragments and Shared Memory Matrix Layouts", the wgmma D figure): thread t of the
+// warpgroup holds N / 2 floats, register i at row 16 (t / 32) + (t % 32) / 4 + 8 ((i / 2) % 2),
+// column 8 (i / 4) + 2 (t % 4) + i % 2.
+//
+// The protocol (PTX ISA "Asynchronous Warpgroup Level Matrix Multiply-Accumulate Operation"):
+//   shared tiles written by ordinary stores (or cp.async after its wait): fence_proxy_async, then a
+//   barrier, so the async proxy that wgmma reads through sees them;
+//   wgmma_fence(d) before the first mma and after any other access to d;
+//   wgmma_mma_async (several, back to back on the same d); wgmma_commit_group();
+//   wgmma_wait_group<n>(d) before d is read or the tiles are overwritten (n: groups left in flight).
+// Reading d before the wait is undefined; the emulator gives NaN there.
+//
+// Instantiations: N = 64 and 128 have device code (add a shape below when a kernel needs it).
+
+enum class WgmmaOperands { BFloat16, Float16, TensorFloat32 };
+
+__device__ inline std::uint64_t wgmma_descriptor(const void* tile_start, std::uint32_t leading_byte_offset,
+                                                 std::uint32_t stride_byte_offset, wgmma::Swizzle swizzle) {
+    return wgmma::make_descriptor(shared_address(tile_start), leading_byte_offset, stride_byte_offset, swizzle);
+}
+
+// Keeps the compiler from moving accesses of the accumulators across the wgmma instructions
+// (they are asynchronous: the asm statements alone do not order ordinary register uses).
+template <int Count>
+__device__ inline void wgmma_fence_operands([[maybe_unused]] float (&d)[Count]) {
+#if defined(__CUDA_ARCH__) && !defined(CONVKIT_CPU_EMULATION)
+#pragma unroll
+    for (int i = 0; i < Count; ++i) asm volatile("" : "+f"(d[i])::"memory");
+#endif
+}
+
+// wgmma.fence.sync.aligned, after the compiler-level fence on the accumulators `d`.
+template <int Count>
+__device__ inline void wgmma_fence(float (&d)[Count]) {
+    wgmma_fence_operands(d);
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::wgmma_fence(std::source_location::current());
+#elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+
+__device__ inline void wgmma_commit_group() {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::wgmma_commit_group(std::source_location::current());
+#elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+
+// wgmma.wait_group.sync.aligned Pending: at most Pending of the warpgroup's newest commit groups
+// still in flight; then the accumulators `d` of the finished ones may be read.
+template <int Pending, int Count>
+__device__ inline void wgmma_wait_group(float (&d)[Count]) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::wgmma_wait_group(Pending, std::source_location::current());
+#elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+    wgmma_fence_operands(d);
+}
+
+// fence.proxy.async.shared::cta: this thread's generic-proxy writes to shared memory (stores,
+// completed cp.async) become visible to the async proxy (wgmma's operand reads, TMA). The emulator
+// has one coherent memory and cannot see a missing one: the GPU run is the check.
+__device__ inline void fence_proxy_async_shared() {
+#if defined(CONVKIT_CPU_EMULATION)
+#elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(CONVKIT_CPU_EMULATION)
+#define CONVKIT_WGMMA_D8(i)                                                                                     \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+        "+f"(d[i + 7])
+#define CONVKIT_WGMMA_D32(i) \
+    CONVKIT_WGMMA_D8(i), CONVKIT_WGMMA_D8(i + 8), CONVKIT_WGMMA_D8(i + 16), CONVKIT_WGMMA_D8(i + 24)
+// scale-d is a predicate: set from the register operand; imm-scale-a/b 1; `transposes`: ", 0, 0"
+// (imm-trans-a/b: K-major) for bf16/f16, "" for tf32 (which has no transpose operands: K-major only).
+#define CONVKIT_WGMMA(instruction, registers, operands, scale, transposes, ...)                              \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " scale ", 0;\nwgmma.mma_async.sync.aligned." instruction \
+                 " " registers ", " operands ", p, 1, 1" transposes ";\n}\n"                                 \
+                 : __VA_ARGS__                                                                               \
+                 : "l"(a_descriptor), "l"(b_descriptor), "r"(static_cast<int>(accumulate)))
+#define CONVKIT_WGMMA_N64(instruction, transposes) \
+    CONVKIT_WGMMA(instruction, CONVKIT_WGMMA_REGISTERS_32, "%32, %33", "%34", transposes, CONVKIT_WGMMA_D32(0))
+#define CONVKIT_WGMMA_N128(instruction, transposes)                                                             \
+    CONVKIT_WGMMA(instruction, CONVKIT_WGMMA_REGISTERS_64, "%64, %65", "%66", transposes, CONVKIT_WGMMA_D32(0), \
+                  CONVKIT_WGMMA_D32(32))
+#define CONVKIT_WGMMA_REGISTERS_32                                                                               \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+    "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define CONVKIT_WGMMA_REGISTERS_64                                                                               \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+    "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "  \
+    "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#endif
+
+// One k step of wgmma.mma_async.sync.aligned: m64nNk16.f32.{bf16,f16}.{bf16,f16} or
+// m64nNk8.f32.tf32.tf32 (operands in shared memory as 32-bit words whose 13 low mantissa bits the
+// tensor cores ignore: round them with round_to_tf32 first). d = a * b (+ d when `accumulate`,
+// the scale-d operand); a and b descriptors of K-major shared tiles (32 bytes of k a row either
+// way).
+template <WgmmaOperands Operands, int N>
+__device__ inline void wgmma_mma_async(float (&d)[N / 2], std::uint64_t a_descriptor, std::uint64_t b_descriptor,
+                                       bool accumulate) {
+    static_assert(N == 64 || N == 128, "wgmma_mma_async: device code for N = 64 and 128 only");
+#if defined(CONVKIT_CPU_EMULATION)
+    constexpr emu::ptx::MmaInput input = Operands == WgmmaOperands::BFloat16  ? emu::ptx::MmaInput::BFloat16
+                                         : Operands == WgmmaOperands::Float16 ? emu::ptx::MmaInput::Float16
+                                                                              : emu::ptx::MmaInput::TensorFloat32;
+    emu::ptx::wgmma_mma_async(input, N, d, a_descriptor, b_descriptor, accumulate, std::source_location::current());
+#elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if constexpr (N == 64 && Operands == WgmmaOperands::BFloat16) {
+        CONVKIT_WGMMA_N64("m64n64k16.f32.bf16.bf16", ", 0, 0");
+    } else if constexpr (N == 64 && Operands == WgmmaOperands::Float16) {
+        CONVKIT_WGMMA_N64("m64n64k16.f32.f16.f16", ", 0, 0");
+    } else if constexpr (N == 64) {
+        CONVKIT_WGMMA_N64("m64n64k8.f32.tf32.tf32", "");
+    } else if constexpr (Operands == WgmmaOperands::BFloat16) {
+        CONVKIT_WGMMA_N128("m64n128k16.f32.bf16.bf16", ", 0, 0");
+    } else if constexpr (Operands == WgmmaOperands::Float16) {
+        CONVKIT_WGMMA_N128("m64n128k16.f32.f16.f16", ", 0, 0");
+    } else {
+        CONVKIT_WGMMA_N128("m64n128k8.f32.tf32.tf32", "");
+    }
+#elif defined(__CUDA_ARCH__)
+    (void)d, (void)a_descriptor, (void)b_descriptor, (void)accumulate;
+    __trap();
+#else
+    (void)d, (void)a_descriptor, (void)b_descriptor, (void)accumulate;
+#endif
+}
+#undef CONVKIT_WGMMA_D8
+#undef CONVKIT_WGMMA_D32
+#undef CONVKIT_WGMMA
+#undef CONVKIT_WGMMA_N64
+#undef CONVKIT_WGMMA_N128
+#undef CONVKIT_WGMMA_REGISTERS_32
+#undef CONVKIT_WGMMA_REGISTERS_64
 
 // ---- cvt: float <-> 16-bit floating point, round to nearest even ---------------------------
 // The epilogues' output conversions (bf16 needs sm_80, f16 any sm). NaN stays NaN; values past

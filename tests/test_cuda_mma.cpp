@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "cuda_capability.h"
 #include "emu/gemm_problem.h"
 #include "emu/test_kernels.h"
 #include "test_util.h"
@@ -13,16 +14,8 @@
 namespace convkit {
 namespace {
 
-class CudaMma : public testing::WithCuda<> {
-protected:
-    void SetUp() override {
-        testing::WithCuda<>::SetUp();
-        if (IsSkipped()) return;
-        cudaDeviceProp properties{};
-        ASSERT_EQ(cudaGetDeviceProperties(&properties, 0), cudaSuccess);
-        if (properties.major < 8) GTEST_SKIP() << "bf16 mma.sync and cp.async need compute capability 8.0";
-    }
-};
+// bf16 mma.sync and cp.async need compute capability 8.0.
+using CudaMma = testing::WithComputeCapability<8, 0, testing::Capability::AtLeast>;
 
 // Device copies of a problem's operands, the product back on the host.
 std::vector<float> run_on_gpu(const testing::GemmProblem& p) {

@@ -24,6 +24,7 @@
 #include "emu/async_copy.h"
 #include "emu/emulator.h"
 #include "emu/fiber_stack.h"
+#include "emu/warpgroup_mma.h"
 
 // Every static __shared__ variable of the CPU build sits in this section (emu/device_api.h and
 // cmake/emu_shared_memory.ld), so one memset poisons them all. Weak: a program without
@@ -39,7 +40,14 @@ namespace {
 namespace ctx = boost::context;
 
 constexpr int kWarpSize = 32;
-constexpr unsigned char kPoison = 0xFF;  // NaN in every floating-point type
+constexpr int kWarpgroupSize = 128;
+// Where the block's dynamic shared memory starts in the emulated shared window (the addresses of
+// shared_window_address, which wgmma descriptors carry). Past sm_90's 1 KiB of reserved shared
+// memory, 128-byte aligned but deliberately not 1024-byte aligned: a kernel must align a
+// 128-byte-swizzled tile itself, as it must on a GPU where static shared memory may come first.
+constexpr std::uint32_t kDynamicSharedWindowStart = 1024 + 128;
+constexpr std::uint32_t kSharedWindowBytes = 1u << 18;  // what a descriptor's 14-bit field reaches
+constexpr unsigned char kPoison = 0xFF;                 // NaN in every floating-point type
 
 enum class State { Runnable, AtBarrier, AtWarpOperation, Exited };
 
@@ -61,7 +69,7 @@ struct Thread {
     int barrier_result = 0;
     // At a warp operation.
     const WarpArrival* arrival = nullptr;
-    WarpEvaluate evaluate = nullptr;
+    bool warpgroup_operation = false;  // the arrival is at a warpgroup_collective
 };
 
 struct Block {
@@ -70,9 +78,12 @@ struct Block {
     std::vector<Thread> threads;
     int at_barrier = 0;
     bool abandoned = false;
-    std::string fault;  // the first fault; the launch throws it
-    std::vector<unsigned char> dynamic_shared;
+    std::string fault;                                  // the first fault; the launch throws it
+    std::vector<unsigned char> dynamic_shared_storage;  // over-allocated for the alignment below
+    unsigned char* dynamic_shared = nullptr;            // 1024-byte aligned in host memory
+    std::size_t dynamic_shared_bytes = 0;
     AsyncCopies async_copies;
+    WarpgroupMmas warpgroup_mmas;
     SanitizerSwitch scheduler_sanitizer;
     const void* scheduler_stack_bottom = nullptr;
     std::size_t scheduler_stack_size = 0;
@@ -84,7 +95,15 @@ std::mutex launch_mutex;  // one launch at a time: __shared__ storage is process
 std::optional<Schedule> schedule_override;
 
 std::string extent_text(const Extent& e) {
-    return "(" + std::to_string(e.x) + "," + std::to_string(e.y) + "," + std::to_string(e.z) + ")";
+    // Appended piecewise: GCC 12's -Wrestrict misfires on "(" + string once this is inlined.
+    std::string text = "(";
+    text += std::to_string(e.x);
+    text += ',';
+    text += std::to_string(e.y);
+    text += ',';
+    text += std::to_string(e.z);
+    text += ')';
+    return text;
 }
 
 std::string site_text(const std::source_location& site) {
@@ -314,7 +333,7 @@ void poison_shared_memory(Block& b) {
         ASAN_UNPOISON_MEMORY_REGION(__start_convkit_emu_shared, bytes);
         std::memset(__start_convkit_emu_shared, kPoison, bytes);
     }
-    std::fill(b.dynamic_shared.begin(), b.dynamic_shared.end(), kPoison);
+    std::fill(b.dynamic_shared_storage.begin(), b.dynamic_shared_storage.end(), kPoison);
 }
 
 std::uint64_t seed_from_environment() {
@@ -331,13 +350,21 @@ void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, S
     b.at_barrier = 0;
     b.abandoned = false;
     b.async_copies.reset(n);
+    b.warpgroup_mmas.reset(n);
     poison_shared_memory(b);
     start_fibers(b, stacks, body);
     while (!b.abandoned) {
         if (schedule_pass(b, schedule, random)) continue;
         const bool all_exited =
             std::all_of(b.threads.begin(), b.threads.end(), [](const Thread& t) { return t.state == State::Exited; });
-        if (all_exited) break;
+        if (all_exited) {
+            const std::string unfinished = b.warpgroup_mmas.unfinished();
+            if (!unfinished.empty()) {
+                b.fault = where(b, b.threads.front()) + ": " + unfinished;
+                b.abandoned = true;
+            }
+            break;
+        }
         try {
             deadlock(b);
         } catch (const KernelFault& f) {
@@ -389,7 +416,13 @@ void run_grid(const GridLaunch& launch, const std::function<void()>& thread_body
     static StackPool stacks;  // guarded by launch_mutex
     Block b;
     b.launch = &launch;
-    b.dynamic_shared.resize(launch.dynamic_shared_bytes);
+    // Host memory 1024-byte aligned, so that window addresses and host addresses share their low
+    // bits (the swizzle of a wgmma tile is a function of them).
+    b.dynamic_shared_storage.resize(launch.dynamic_shared_bytes + 1024);
+    const auto storage = reinterpret_cast<std::uintptr_t>(b.dynamic_shared_storage.data());
+    b.dynamic_shared =
+        b.dynamic_shared_storage.data() + ((1024 - storage % 1024) % 1024 + kDynamicSharedWindowStart) % 1024;
+    b.dynamic_shared_bytes = launch.dynamic_shared_bytes;
     current_block = &b;
     struct ClearCurrent {
         ~ClearCurrent() { current_block = nullptr; }
@@ -468,7 +501,7 @@ void warp_collective(const WarpArrival& arrival, WarpEvaluate evaluate) {
     }
     t.state = State::AtWarpOperation;
     t.arrival = &arrival;
-    t.evaluate = evaluate;
+    t.warpgroup_operation = false;
     if (arrived == arrival.mask) {
         WarpLanes lanes;
         lanes.mask = arrival.mask;
@@ -513,7 +546,81 @@ void thread_fault(const std::string& what) {
 }
 
 void* dynamic_shared_memory() {
-    return block().dynamic_shared.data();
+    return block().dynamic_shared;
+}
+
+WarpgroupMmas& block_warpgroup_mmas() {
+    return block().warpgroup_mmas;
+}
+
+std::uint32_t shared_window_address(const void* p) {
+    const Block& b = block();
+    const auto* byte = static_cast<const unsigned char*>(p);
+    if (byte < b.dynamic_shared || byte >= b.dynamic_shared + b.dynamic_shared_bytes) {
+        std::ostringstream text;
+        text << "the shared-window address of " << p
+             << ", which is not in the block's dynamic shared memory (the emulator maps only that into the "
+                "window wgmma descriptors address)";
+        thread_fault(text.str());
+    }
+    const auto address = kDynamicSharedWindowStart + static_cast<std::uint64_t>(byte - b.dynamic_shared);
+    if (address >= kSharedWindowBytes) {
+        thread_fault("the shared-window address " + std::to_string(address) +
+                     " is past the 256 KiB a wgmma descriptor's 14-bit start field reaches");
+    }
+    return static_cast<std::uint32_t>(address);
+}
+
+const unsigned char* shared_window_pointer(std::uint32_t address, std::size_t bytes) {
+    const Block& b = block();
+    if (address < kDynamicSharedWindowStart || address + bytes > kDynamicSharedWindowStart + b.dynamic_shared_bytes)
+        return nullptr;
+    return b.dynamic_shared + (address - kDynamicSharedWindowStart);
+}
+
+void warpgroup_collective(const WarpArrival& arrival, WarpgroupEvaluate evaluate) {
+    Block& b = block();
+    Thread& t = thread();
+    const int group = t.rank / kWarpgroupSize;
+    const auto first = static_cast<std::size_t>(group * kWarpgroupSize);
+    if (first + kWarpgroupSize > b.threads.size()) {
+        fault_at(b, t,
+                 std::string(arrival.operation) + " in a block of " + std::to_string(b.threads.size()) +
+                     " threads, whose warpgroup " + std::to_string(group) + " is incomplete (" +
+                     site_text(arrival.site) + ")");
+    }
+    int arrived = 1;
+    for (std::size_t r = first; r < first + kWarpgroupSize; ++r) {
+        const Thread& o = b.threads[r];
+        if (o.rank == t.rank || o.state != State::AtWarpOperation) continue;
+        const bool same_warp = o.rank / kWarpSize == t.rank / kWarpSize;
+        if (!o.warpgroup_operation && !same_warp) continue;  // another warp's own operation: not here yet
+        if (!o.warpgroup_operation || std::strcmp(o.arrival->operation, arrival.operation) != 0) {
+            fault_at(b, t,
+                     "threads of warpgroup " + std::to_string(group) + " at different operations: thread " +
+                         std::to_string(t.rank) + " at " + arrival.operation + " (" + site_text(arrival.site) +
+                         "), thread " + std::to_string(o.rank) + " at " + o.arrival->operation + " (" +
+                         site_text(o.arrival->site) + ")");
+        }
+        ++arrived;
+    }
+    t.state = State::AtWarpOperation;
+    t.arrival = &arrival;
+    t.warpgroup_operation = true;
+    if (arrived == kWarpgroupSize) {
+        WarpgroupLanes lanes;
+        lanes.warpgroup = group;
+        for (int i = 0; i < kWarpgroupSize; ++i)
+            lanes.thread[i] = b.threads[first + static_cast<std::size_t>(i)].arrival;
+        evaluate(lanes);
+        for (std::size_t r = first; r < first + kWarpgroupSize; ++r) b.threads[r].state = State::Runnable;
+    }
+    suspend();
+}
+
+void warpgroup_fault(const WarpgroupLanes& lanes, int thread, const std::string& what) {
+    Block& b = block();
+    fault_at(b, b.threads[static_cast<std::size_t>(lanes.warpgroup * kWarpgroupSize + thread)], what);
 }
 
 }  // namespace convkit::emu

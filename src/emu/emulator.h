@@ -91,6 +91,17 @@ void warp_collective(const WarpArrival& arrival, WarpEvaluate evaluate);
 // Throws the KernelFault of a misuse found while evaluating a warp operation, naming the lane.
 [[noreturn]] void lane_fault(const WarpLanes& lanes, int lane, const std::string& what);
 
+// The same for the 128 threads of a warpgroup (warps 4g..4g+3; wgmma.*.sync.aligned): every
+// thread of it must arrive at the same operation (the arrival's mask is ignored); a lane whose
+// warp-mates wait at another operation is a fault, other warps' own operations are not.
+struct WarpgroupLanes {
+    const WarpArrival* thread[128] = {};
+    int warpgroup = 0;
+};
+using WarpgroupEvaluate = void (*)(const WarpgroupLanes& lanes);
+void warpgroup_collective(const WarpArrival& arrival, WarpgroupEvaluate evaluate);
+[[noreturn]] void warpgroup_fault(const WarpgroupLanes& lanes, int thread, const std::string& what);
+
 // Lanes of the calling thread's warp that have not exited (__activemask's approximation: the
 // emulator has no notion of divergence between switch points).
 unsigned live_lanes_of_warp();
@@ -106,11 +117,20 @@ void switch_point();
 
 // The block's dynamic shared memory (poisoned at the start of every block).
 void* dynamic_shared_memory();
+// The emulated shared window (what cvta.to.shared gives on a GPU), of the dynamic shared memory
+// only: it starts at window address 1152 (past sm_90's 1 KiB reserved, not 1024-byte aligned).
+// shared_window_address faults for any other pointer; shared_window_pointer gives null when
+// [address, address + bytes) is not all inside it.
+std::uint32_t shared_window_address(const void* p);
+const unsigned char* shared_window_pointer(std::uint32_t address, std::size_t bytes);
 
 // The calling thread's index within its block (x fastest), and the block's cp.async records
 // (emu/async_copy.h).
 int thread_rank();
 class AsyncCopies;
 AsyncCopies& block_async_copies();
+// The block's wgmma.mma_async operations not yet waited for (emu/warpgroup_mma.h).
+class WarpgroupMmas;
+WarpgroupMmas& block_warpgroup_mmas();
 
 }  // namespace convkit::emu

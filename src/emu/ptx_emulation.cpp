@@ -24,6 +24,20 @@ float float16_to_float(std::uint16_t bits) {
     return sign != 0 ? -magnitude : magnitude;
 }
 
+float bfloat16_to_float(std::uint16_t bits) {
+    const std::uint32_t widened = std::uint32_t{bits} << 16;
+    float value;
+    std::memcpy(&value, &widened, sizeof(value));
+    return value;
+}
+
+float tensor_core_tf32_value(std::uint32_t bits) {
+    const std::uint32_t kept = bits & ~0x1fffu;
+    float value;
+    std::memcpy(&value, &kept, sizeof(value));
+    return value;
+}
+
 std::uint16_t float_to_bfloat16(float value) {
     std::uint32_t bits;
     std::memcpy(&bits, &value, sizeof(bits));
@@ -64,13 +78,6 @@ std::uint32_t round_to_tf32(std::uint32_t float_bits) {
 namespace {
 constexpr int kWarpSize = 32;
 constexpr unsigned kFullWarp = 0xffffffffu;
-
-float bfloat16_to_float(std::uint16_t bits) {
-    const std::uint32_t widened = std::uint32_t{bits} << 16;
-    float value;
-    std::memcpy(&value, &widened, sizeof(value));
-    return value;
-}
 
 // Element `half` (0: low 16 bits, 1: high) of a packed register.
 std::uint16_t half_of(std::uint32_t reg, int half) {
@@ -153,20 +160,12 @@ int tf32_b_row(int lane, int i) {
     return lane % 4 + 4 * i;
 }
 
-// A register as the tensor cores read a tf32: the float with its 13 low mantissa bits dropped.
-double tf32_value(std::uint32_t bits) {
-    const std::uint32_t kept = bits & ~0x1fffu;
-    float value;
-    std::memcpy(&value, &kept, sizeof(value));
-    return value;
-}
-
 void evaluate_mma_tf32(const WarpLanes& lanes) {
     double a[16][8], b[8][8], c[16][8];
     for (int l = 0; l < kWarpSize; ++l) {
         const auto& in = *static_cast<const MmaLane*>(lanes.lane[l]->input);
-        for (int i = 0; i < 4; ++i) a[tf32_a_row(l, i)][tf32_a_col(l, i)] = tf32_value(in.a[i]);
-        for (int i = 0; i < 2; ++i) b[tf32_b_row(l, i)][b_col(l, i)] = tf32_value(in.b[i]);
+        for (int i = 0; i < 4; ++i) a[tf32_a_row(l, i)][tf32_a_col(l, i)] = tensor_core_tf32_value(in.a[i]);
+        for (int i = 0; i < 2; ++i) b[tf32_b_row(l, i)][b_col(l, i)] = tensor_core_tf32_value(in.b[i]);
         for (int i = 0; i < 4; ++i) c[c_row(l, i)][c_col(l, i)] = in.c[i];
     }
     write_accumulators(lanes, a, b, c);

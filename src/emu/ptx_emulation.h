@@ -8,7 +8,7 @@
 
 namespace convkit::emu::ptx {
 
-enum class MmaInput { BFloat16, Float16 };
+enum class MmaInput { BFloat16, Float16, TensorFloat32 };  // mma.sync's 16-bit inputs: the first two
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32: d = a * b + c over the warp.
 // Each product is exact in double and the sum is rounded to float once; the GPU's order and
 // rounding of the sum are unspecified, so results may differ from it in the last bits.
@@ -21,6 +21,10 @@ void mma_m16n8k16(MmaInput input, float (&d)[4], const std::uint32_t (&a)[4], co
 // round gets truncation, as on the GPU); products and sum as mma_m16n8k16's.
 void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2], const float (&c)[4],
                       const std::source_location& site);
+
+// A 32-bit register or shared word as the tensor cores read a tf32: the float with its 13 low
+// mantissa bits dropped (a kernel that forgot cvt.rna gets truncation, as on the GPU).
+float tensor_core_tf32_value(std::uint32_t bits);
 
 // cvt.rna.tf32.f32 on a float's bits: to nearest, ties away from zero, 10 mantissa bits kept;
 // overflow to infinity, infinity kept, NaN stays a (quiet) NaN.
@@ -40,10 +44,25 @@ void cp_async(void* shared_destination, const void* global_source, std::size_t b
 void cp_async_commit_group();
 void cp_async_wait_group(int allowed_pending);
 
+// ---- warpgroup MMA (sm_90a), emu/warpgroup_mma.cpp -----------------------------------------
+// Each is .sync.aligned over the calling thread's warpgroup (128 threads, warps 4g..4g+3) and
+// completes when all of them have arrived. The mma (m64nNk16 for bf16/f16, m64nNk8 for tf32)
+// reads A (64 x k) and B (N x k), both K-major, from the block's dynamic shared memory through
+// the descriptors (kernels/wgmma_descriptor.h) and holds d's new value back until a wait_group
+// covers it (emu/warpgroup_mma.h).
+void wgmma_fence(const std::source_location& site);
+void wgmma_mma_async(MmaInput input, int n, float* d, std::uint64_t a_descriptor, std::uint64_t b_descriptor,
+                     bool accumulate, const std::source_location& site);
+void wgmma_commit_group(const std::source_location& site);
+void wgmma_wait_group(int allowed_pending, const std::source_location& site);
+// The shared-window address of dynamic shared memory (emu/emulator.h).
+std::uint32_t shared_window_address(const void* p);
+
 // cvt.rn.{bf16,f16}.f32 and cvt.f32.f16: round to nearest even, NaN kept (as a quiet NaN),
 // overflow to infinity, f16 subnormals kept.
 std::uint16_t float_to_bfloat16(float value);
 std::uint16_t float_to_float16(float value);
 float float16_to_float(std::uint16_t bits);
+float bfloat16_to_float(std::uint16_t bits);  // exact
 
 }  // namespace convkit::emu::ptx

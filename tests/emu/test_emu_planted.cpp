@@ -10,6 +10,7 @@
 #include "emu/emulator.h"
 #include "emu_test_support.h"
 #include "gemm_problem.h"
+#include "kernels/wgmma_descriptor.h"
 #include "test_kernels.h"
 
 namespace convkit {
@@ -166,6 +167,103 @@ TEST(EmuPlanted, CpAsyncReadBeforeItsWaitIsCaught) {
                    0.0;
         },
         {Outcome::Fault, Outcome::Fault, Outcome::Fault, Outcome::Fault});
+}
+
+// ---- the warpgroup MMA (wgmma_gemm.cu) ------------------------------------------------------
+// Each correct run is itself a check of the emulated wgmma against a float64 product (the
+// shapes, swizzles and scale-d cases of test_cuda_wgmma.cpp, which runs them on a GPU).
+
+constexpr auto kBf16 = probes::WgmmaOperand::BFloat16;
+constexpr auto kF16 = probes::WgmmaOperand::Float16;
+constexpr auto kTf32 = probes::WgmmaOperand::TensorFloat32;
+
+bool wgmma_correct(const testing::WgmmaProblem& p, probes::WgmmaPlant plant) {
+    std::vector<float> d(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(p.operand, p.n, p.k, p.swizzle128, p.a.data(), p.b_transposed.data(),
+                       p.accumulate ? p.c.data() : nullptr, d.data(), plant);
+    return testing::product_error(p.expected, d) == 0.0;
+}
+
+void expect_wgmma_plant_caught(const testing::WgmmaProblem& p, probes::WgmmaPlant plant, Outcome outcome) {
+    expect_caught([&](bool planted) { return wgmma_correct(p, planted ? plant : probes::WgmmaPlant::None); },
+                  {outcome, outcome, outcome, outcome});
+}
+
+TEST(EmuPlanted, WgmmaTileStoredWithoutItsSwizzleIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(kBf16, 64, 128, true, false, rng, true),
+                              probes::WgmmaPlant::UnswizzledStaging, Outcome::WrongResult);
+}
+
+TEST(EmuPlanted, WgmmaTransposedAccumulatorFragmentIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(kF16, 64, 64, false, true, rng, true),
+                              probes::WgmmaPlant::TransposedFragment, Outcome::WrongResult);
+}
+
+TEST(EmuPlanted, WgmmaWithoutFenceIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(kBf16, 128, 64, true, true, rng, true),
+                              probes::WgmmaPlant::MissingFence, Outcome::Fault);
+}
+
+// The accumulators read before wgmma.wait_group are NaN in the emulator (undefined on a GPU).
+TEST(EmuPlanted, WgmmaAccumulatorsReadBeforeTheWaitAreCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(kBf16, 64, 64, false, false, rng, true),
+                              probes::WgmmaPlant::ReadBeforeWait, Outcome::WrongResult);
+}
+
+TEST(EmuPlanted, WgmmaOperandOverwrittenBeforeTheWaitIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(kF16, 64, 128, true, true, rng, true),
+                              probes::WgmmaPlant::OverwriteBeforeWait, Outcome::Fault);
+}
+
+TEST(EmuWgmma, RandomValuesWithinFloatRounding) {
+    CONVKIT_SEEDED_RNG(rng);
+    const testing::WgmmaProblem p = testing::wgmma_problem(kBf16, 128, 64, true, true, rng, false);
+    std::vector<float> d(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(kBf16, p.n, p.k, true, p.a.data(), p.b_transposed.data(), p.c.data(), d.data());
+    EXPECT_LT(testing::product_error(p.expected, d), 1e-5);
+}
+
+// tf32 operands: the tensor cores (and the emulator) read 19 bits of each word; values exact in
+// tf32 multiply exactly, and the low bits of an operand are ignored, not rounded.
+TEST(EmuWgmma, Tf32ReadsOnlyTheTopNineteenBits) {
+    CONVKIT_SEEDED_RNG(rng);
+    testing::WgmmaProblem p = testing::wgmma_problem(kTf32, 64, 64, true, false, rng, false);
+    std::vector<float> d(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(kTf32, p.n, p.k, true, p.a.data(), p.b_transposed.data(), nullptr, d.data());
+    EXPECT_LT(testing::product_error(p.expected, d), 1e-6);
+    for (std::size_t i = 0; i < p.a.size(); i += 4) p.a[i] |= 0xff;  // low mantissa bits set: ignored
+    std::vector<float> again(p.expected.size(), std::nanf(""));
+    probes::wgmma_gemm(kTf32, p.n, p.k, true, p.a.data(), p.b_transposed.data(), nullptr, again.data());
+    EXPECT_EQ(again, d);
+}
+
+// The bit positions of the PTX ISA's "Matrix Descriptor Format", worked by hand: start 0x1230 >> 4
+// in bits 0-13, LBO 0x40 >> 4 in 16-29, SBO 0x400 >> 4 in 32-45, 128-byte swizzle (1) in 62-63.
+TEST(EmuWgmma, DescriptorBitsFollowThePtxIsa) {
+    constexpr std::uint64_t d = wgmma::make_descriptor(0x1230, 0x40, 0x400, wgmma::Swizzle::Bytes128);
+    static_assert(d == 0x4000004000040123ull);
+    static_assert(wgmma::make_descriptor(0x3fff0, 0, 0, wgmma::Swizzle::Bytes32) == (0x3ull << 62 | 0x3fffu));
+    static_assert(wgmma::advance_descriptor(d, 32) == d + 2);
+    constexpr wgmma::Descriptor back = wgmma::decode_descriptor(d);
+    static_assert(back.start_address == 0x1230 && back.leading_byte_offset == 0x40 &&
+                  back.stride_byte_offset == 0x400 && back.base_offset == 0 &&
+                  back.swizzle == wgmma::Swizzle::Bytes128);
+    // 128-byte swizzle: 16-byte chunk 2 of row 3 of an atom at 1024 lands in chunk 2 ^ 3 = 1;
+    // 64-byte: the chunk XORed with address bits 7-8 only; none: unchanged.
+    EXPECT_EQ(wgmma::swizzled_address(1024 + 3 * 128 + 2 * 16 + 6, wgmma::Swizzle::Bytes128), 1024u + 3 * 128 + 16 + 6);
+    EXPECT_EQ(wgmma::swizzled_address(1024 + 7 * 128, wgmma::Swizzle::Bytes64), 1024u + 7 * 128 + 3 * 16);
+    EXPECT_EQ(wgmma::swizzled_address(1024 + 7 * 128 + 48, wgmma::Swizzle::None), 1024u + 7 * 128 + 48);
+}
+
+TEST(EmuWgmma, ShapesWithoutDeviceCodeAreRefused) {
+    EXPECT_THROW(probes::wgmma_gemm(kBf16, 96, 64, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
+    EXPECT_THROW(probes::wgmma_gemm(kBf16, 64, 48, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
+    EXPECT_THROW(probes::wgmma_gemm(kTf32, 128, 32, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
 }
 
 }  // namespace

@@ -65,6 +65,25 @@ enum class GemmPlant {
 void gemm_bf16_mma(int m, int n, int k, const std::uint16_t* a, const std::uint16_t* b, float* c,
                    GemmPlant plant = GemmPlant::None);
 
+// ---- warpgroup MMA, sm_90a (wgmma_gemm.cu) --------------------------------------------------
+// One warpgroup: d (64 x n, float, row-major) = a (64 x k) * b (k x n) [+ c (64 x n), when not
+// null], a and b as bf16/f16 bits (std::uint16_t) or tf32 (float bits, the 13 low mantissa bits
+// ignored), a row-major and b given transposed (n x k row-major: both K-major, as wgmma reads
+// them). Staged in shared memory 128-byte swizzled or as plain core matrices; one commit group
+// per 128 bytes of k. n 64 (every operand) or 128 (bf16), k a multiple of 128 bytes. Needs
+// compute capability 9.0 (sm_90a) on a GPU.
+enum class WgmmaOperand { BFloat16, Float16, TensorFloat32 };
+enum class WgmmaPlant {
+    None,
+    UnswizzledStaging,    // planted: tiles stored without the swizzle their descriptors name
+    TransposedFragment,   // planted: accumulator registers read and written with a transposed 2x2 pairing
+    MissingFence,         // planted: no wgmma.fence before the first mma
+    ReadBeforeWait,       // planted: the accumulators stored before wgmma.wait_group
+    OverwriteBeforeWait,  // planted: thread 0 rewrites an element of A before wgmma.wait_group
+};
+void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void* a, const void* b, const float* c,
+                float* d, WgmmaPlant plant = WgmmaPlant::None);
+
 // ---- deliberately broken kernels (planted_kernels.cu) --------------------------------------
 // Each computes, when correct, out[i] = in[i] reversed within blocks of 256 (MissingSyncthreads),
 // sums of lane pairs across a warp (MissingSyncwarp), or a copy (OffByOneBound).

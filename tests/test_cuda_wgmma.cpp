@@ -1,0 +1,104 @@
+// The warpgroup-MMA test kernel (tests/emu/wgmma_gemm.cu: wgmma m64nNk16 from 128-byte-swizzled
+// and unswizzled K-major shared tiles) on the device (label gpu), checked against a float64
+// product of the same 16-bit values. The emulator runs the same source in test_emu and, in the
+// emulated-device build, here. On an H100/H200 it checks that the emulator's reading of the PTX
+// ISA (descriptor bits, swizzle, accumulator fragment, scale-d) is the hardware's, which every
+// wgmma kernel verified in the emulator then relies on. Skipped on other devices (sm_90a code).
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "cuda_capability.h"
+#include "emu/gemm_problem.h"
+#include "emu/test_kernels.h"
+#include "test_util.h"
+
+namespace convkit {
+namespace {
+
+// wgmma is sm_90a code: compute capability 9.0 only.
+using CudaWgmma = testing::WithComputeCapability<9, 0, testing::Capability::Exactly>;
+
+// A device copy of `host` (null for an empty vector), freed with cudaFree.
+template <typename T>
+T* device_copy(const std::vector<T>& host) {
+    if (host.empty()) return nullptr;
+    void* p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, host.size() * sizeof(T)), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    return static_cast<T*>(p);
+}
+
+std::vector<float> run_on_gpu(const testing::WgmmaProblem& p) {
+    unsigned char* a = device_copy(p.a);
+    unsigned char* b = device_copy(p.b_transposed);
+    float* c = device_copy(p.c);
+    float* d = device_copy(std::vector<float>(p.expected.size(), 0.0f));
+    EXPECT_EQ(cudaMemset(d, 0xff, p.expected.size() * sizeof(float)), cudaSuccess);  // NaN
+    kernels::emu_tests::wgmma_gemm(p.operand, p.n, p.k, p.swizzle128, a, b, c, d);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> result(p.expected.size());
+    EXPECT_EQ(cudaMemcpy(result.data(), d, result.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (void* buffer : {static_cast<void*>(a), static_cast<void*>(b), static_cast<void*>(c), static_cast<void*>(d)})
+        cudaFree(buffer);  // null for an absent c: a no-op
+    return result;
+}
+
+using kernels::emu_tests::WgmmaOperand;
+
+struct WgmmaCase {
+    WgmmaOperand operand;
+    int n, k;
+    bool swizzle128, accumulate, small_integers;
+};
+
+std::string case_label(const WgmmaCase& c) {
+    const char* operand = c.operand == WgmmaOperand::BFloat16  ? "bf16"
+                          : c.operand == WgmmaOperand::Float16 ? "f16"
+                                                               : "tf32";
+    return std::string(operand) + "_n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
+           (c.swizzle128 ? "_swizzle128" : "_unswizzled") + (c.accumulate ? "_accumulate" : "_overwrite") +
+           (c.small_integers ? "_integers" : "_random");
+}
+
+std::string case_name(const ::testing::TestParamInfo<WgmmaCase>& info) {
+    return case_label(info.param);
+}
+
+// gtest (and so ctest's test names) print the case by its label, not its bytes.
+void PrintTo(const WgmmaCase& c, std::ostream* out) {
+    *out << case_label(c);
+}
+
+class CudaWgmmaCases : public CudaWgmma, public ::testing::WithParamInterface<WgmmaCase> {};
+
+// Small integers: every product and sum is exact in float, so the device must match bit for bit.
+// Random values: the hardware's own order of float sums over k, within float rounding.
+TEST_P(CudaWgmmaCases, MatchesTheFloat64Product) {
+    const WgmmaCase& c = GetParam();
+    CONVKIT_SEEDED_RNG(rng);
+    const testing::WgmmaProblem p =
+        testing::wgmma_problem(c.operand, c.n, c.k, c.swizzle128, c.accumulate, rng, c.small_integers);
+    const double error = testing::product_error(p.expected, run_on_gpu(p));
+    if (c.small_integers) {
+        EXPECT_EQ(error, 0.0);
+    } else {
+        EXPECT_LT(error, 1e-5);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaWgmmaCases,
+                         ::testing::Values(WgmmaCase{WgmmaOperand::BFloat16, 64, 128, true, false, true},
+                                           WgmmaCase{WgmmaOperand::BFloat16, 128, 64, true, true, false},
+                                           WgmmaCase{WgmmaOperand::BFloat16, 64, 64, false, true, true},
+                                           WgmmaCase{WgmmaOperand::Float16, 64, 128, true, true, true},
+                                           WgmmaCase{WgmmaOperand::Float16, 64, 64, false, false, false},
+                                           WgmmaCase{WgmmaOperand::TensorFloat32, 64, 64, true, true, true},
+                                           WgmmaCase{WgmmaOperand::TensorFloat32, 64, 32, false, false, false}),
+                         case_name);
+
+}  // namespace
+}  // namespace convkit
