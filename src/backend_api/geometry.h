@@ -128,6 +128,32 @@ constexpr std::int64_t conv_tap_source(const ConvGeometry& g, int s, std::int64_
     return padded_source_index(position, g.input[s], g.padding_mode);
 }
 
+// Calls f(o, k) for every output position o and tap k that read input position i along geometry
+// dim s, i.e. conv_tap_source(g, s, o, k) == i: its inverse, for gathers that sum what the taps
+// read (col2im). The padded positions that hold i are i itself and, for the padding modes that
+// copy the input, those of the padding that padded_source_index maps to i (at most the padding's
+// width on each side); each gives at most one output position per tap. Calls come in a fixed
+// order (position, then tap), so a gather summing in it is deterministic.
+template <typename F>
+constexpr void for_each_tap_reading(const ConvGeometry& g, int s, std::int64_t i, F&& f) {
+    const auto taps_reading = [&](std::int64_t position) {
+        for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
+            const std::int64_t scaled = position + g.pad_begin[s] - k * g.dilation[s];  // o * stride
+            if (scaled < 0 || scaled % g.stride[s] != 0) continue;
+            const std::int64_t o = scaled / g.stride[s];
+            if (o < g.output[s]) f(o, k);
+        }
+    };
+    taps_reading(i);
+    if (g.padding_mode == PaddingMode::Zeros) return;
+    for (std::int64_t position = -g.pad_begin[s]; position < 0; ++position) {
+        if (padded_source_index(position, g.input[s], g.padding_mode) == i) taps_reading(position);
+    }
+    for (std::int64_t position = g.input[s]; position < g.input[s] + g.pad_end[s]; ++position) {
+        if (padded_source_index(position, g.input[s], g.padding_mode) == i) taps_reading(position);
+    }
+}
+
 // The input position that tap k of a max-pooling window at output o covers along dim s; it may
 // lie outside [0, input) (in the padding, or past it in ceil mode).
 constexpr std::int64_t pool_tap_position(const PoolGeometry& g, int s, std::int64_t o, std::int64_t k) {

@@ -1,4 +1,5 @@
-// The matrix product on CUDA tensors through cuBLAS (ops/gemm_shape.h), for every GPU backend.
+// The matrix product on CUDA tensors through cuBLAS (ops/gemm_shape.h), for every GPU backend,
+// and the strided-batched product of the variants (backends/cuda/strided_batched_gemm.h).
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -10,6 +11,8 @@
 #include "cuda/cublas_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
+#include "backends/cuda/strided_batched_gemm.h"
+#include "kernels/gemm.h"
 #include "kernels/tensor_fill.h"
 #include "backend_api/backend_registry.h"
 
@@ -87,7 +90,48 @@ void gemm(const GemmShape& s, DType dtype, const void* a, const void* b, const v
                       operation(s.transpose_a), s.n, s.m, s.k, b, s.ldb(), a, s.lda(), bias != nullptr ? 1.0 : 0.0, c,
                       s.n);
 }
+#ifndef CONVKIT_EMULATED_DEVICE
+cudaDataType_t cuda_data_type(DType dtype) {
+    switch (dtype) {
+        case DType::Float32: return CUDA_R_32F;
+        case DType::Float64: return CUDA_R_64F;
+        case DType::BFloat16: return CUDA_R_16BF;
+        case DType::Float16: return CUDA_R_16F;
+        case DType::Int64: break;
+    }
+    detail::throw_dtype_not_supported("cublas strided-batched gemm", dtype);
+}
+
+// Row-major C_b = op(A_b) op(B_b) as the column-major C_b^T = op(B_b)^T op(A_b)^T (see gemm above).
+// Float64 computes in float64; everything else in float32, on tensors cores as the handle's math
+// mode allows (TF32 for float32 operands only under AllowTF32/AllowReduced).
+void cublas_strided_batched_gemm(const StridedBatchedGemm& s, DType operands, DType result, MathMode math,
+                                 const void* a, const void* b, void* c, Stream stream) {
+    CudaDeviceGuard device(stream.device);
+    const cublasHandle_t handle = cublas_handle(stream, math);
+    const bool float64 = operands == DType::Float64;
+    const double one64 = 1.0, beta64 = s.accumulate ? 1.0 : 0.0;
+    const float one32 = 1.0f, beta32 = s.accumulate ? 1.0f : 0.0f;
+    const void* alpha = float64 ? static_cast<const void*>(&one64) : static_cast<const void*>(&one32);
+    const void* beta = float64 ? static_cast<const void*>(&beta64) : static_cast<const void*>(&beta32);
+    CONVKIT_CHECK_CUBLAS(cublas_api().gemm_strided_batched_ex(
+        handle, operation(s.transpose_b), operation(s.transpose_a), s.n, s.m, s.k, alpha, b, cuda_data_type(operands),
+        s.ldb, s.stride_b, a, cuda_data_type(operands), s.lda, s.stride_a, beta, c, cuda_data_type(result), s.ldc,
+        s.stride_c, s.batch, float64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+#endif
 }  // namespace
+
+void strided_batched_gemm(const StridedBatchedGemm& shape, DType operands, DType result, MathMode math, const void* a,
+                          const void* b, void* c, Stream stream) {
+    if (shape.m == 0 || shape.n == 0 || shape.batch == 0) return;
+#ifdef CONVKIT_EMULATED_DEVICE
+    (void)math;  // convkit's own kernel multiplies exactly in float32: strict, whatever the mode
+    kernels::gemm_tiled_strided_batched(shape, operands, result, a, b, c, stream);
+#else
+    cublas_strided_batched_gemm(shape, operands, result, math, a, b, c, stream);
+#endif
+}
 
 const GemmBackendOps& cublas_gemm_backend() {
     static const GemmBackendOps ops{always_supported, gemm};

@@ -1,0 +1,323 @@
+// The variant `cuda.im2col`: every convolution as unfolded columns times a matrix product
+// (Caffe's approach), the robust baseline that runs every problem the geometry accepts: 1-D to
+// 3-D, stride, dilation, groups, every padding mode, contiguous and channels-last activations,
+// bfloat16/float16 (float32 accumulation), float32 (TF32 where the math mode allows, on a GPU)
+// and float64; all four passes. Transposed convolutions come free: the op layer runs their
+// forward as this variant's backward-data.
+//
+// Per block of whole images (as many as fit im2col_column_budget() of column matrix, at least one):
+//   forward          im2col(x) [rows, C_in taps], then per group y_g = columns_g w_g^T
+//   backward-data    per group dcolumns_g = dy_g w_g (float32 for 16-bit), then col2im's gather
+//   backward-filter  im2col(x), then per group dw_g += dy_g^T columns_g, summed over the blocks in
+//                    order (a float32 accumulator for 16-bit, rounded once at the end)
+// The column matrix's columns are (input channel, tap), the weight's own order, so the weight is
+// multiplied as stored. Channels-last activations are [rows, channels] matrices already: one
+// product per block, batched over the groups. Contiguous ones are [channels, positions] per
+// image: one product per image, batched over the groups. The products are
+// backends/cuda/strided_batched_gemm.h: cuBLAS on a GPU, convkit's own kernel on the emulated
+// device. The bias starts the output (forward: filled, then the product added; backward-data:
+// the gather's first term); the bias gradient is the channels-last reduction kernel, or on
+// contiguous activations the direct kernel (float32/float64) or a product with ones (16-bit).
+// The epilogue (residual, ReLU) is the op layer's (fuses_epilogue() is false).
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "backend_api/unfold_blocks.h"
+#include "backend_api/variant.h"
+#include "backend_api/workspace_pieces.h"
+#include "backends/cuda/conv_im2col_budget.h"
+#include "backends/cuda/strided_batched_gemm.h"
+#include "kernels/conv_bias_grad.h"
+#include "kernels/conv_direct.h"
+#include "kernels/conv_im2col.h"
+#include "kernels/tensor_fill.h"
+
+namespace convkit::detail {
+
+namespace {
+
+// Column matrix per block (kDefaultIm2colColumnBudgetBytes): large enough that the products are
+// GEMMs of thousands of rows (a ResNet-50 3x3 layer at 56x56, bfloat16: 17 images), small beside
+// a GPU's memory.
+std::atomic<std::size_t> column_budget{kDefaultIm2colColumnBudgetBytes};
+
+bool is_sixteen_bit(DType dtype) { return dtype == DType::BFloat16 || dtype == DType::Float16; }
+
+// The dtype products on `dtype` operands sum into when their result is summed again (col2im's
+// gather, backward-filter over blocks, the bias gradient): float32 for 16-bit, else the dtype.
+DType accumulator_dtype(DType dtype) { return is_sixteen_bit(dtype) ? DType::Float32 : dtype; }
+
+const void* at(const void* base, std::int64_t elements, DType dtype) {
+    return static_cast<const char*>(base) + elements * static_cast<std::int64_t>(dtype_size(dtype));
+}
+void* at(void* base, std::int64_t elements, DType dtype) {
+    return static_cast<char*>(base) + elements * static_cast<std::int64_t>(dtype_size(dtype));
+}
+
+// The blocks of one pass: whole images, their column matrix of `column_dtype`.
+struct Blocks {
+    const ConvGeometry& g;
+    DType column_dtype;
+
+    std::int64_t row_length() const { return g.in_channels * g.kernel_spatial(); }
+    std::size_t image_bytes() const {
+        return static_cast<std::size_t>(g.output_spatial() * row_length()) * dtype_size(column_dtype);
+    }
+    std::int64_t images_per_block() const { return units_within_budget(image_bytes(), im2col_column_budget(), g.batch); }
+    std::size_t column_bytes() const { return static_cast<std::size_t>(images_per_block()) * image_bytes(); }
+
+    // f(first image, images) for every block, in order.
+    template <typename F>
+    void for_each(F&& f) const {
+        const std::int64_t per_block = images_per_block();
+        for (std::int64_t first = 0; first < g.batch; first += per_block) f(first, std::min(per_block, g.batch - first));
+    }
+};
+
+DType column_dtype_of(const ConvProblem& p, ConvPass pass) {
+    return pass == ConvPass::BackwardData ? accumulator_dtype(p.dtype()) : p.dtype();
+}
+
+std::size_t weight_elements(const ConvGeometry& g) {
+    return static_cast<std::size_t>(g.out_channels * g.in_channels_per_group() * g.kernel_spatial());
+}
+
+// The product of one group's activation matrix, dy_g or y_g: `rows` output positions x C_out/groups
+// channels, for either layout. Channels-last: rows of the whole block, stored [rows, C_out] (the
+// group's columns). Contiguous: one image, stored transposed, [C_out/groups, positions] per group.
+struct ActivationMatrix {
+    std::int64_t rows;
+    std::int64_t ld;
+    std::int64_t group_stride;
+    bool stored_transposed;
+};
+
+ActivationMatrix output_matrix(const ConvGeometry& g, Layout layout, std::int64_t images) {
+    if (layout == Layout::ChannelsLast) {
+        return {images * g.output_spatial(), g.out_channels, g.out_channels_per_group(), false};
+    }
+    return {g.output_spatial(), g.output_spatial(), g.out_channels_per_group() * g.output_spatial(), true};
+}
+
+// f(image offset within the block, activation element offset, column element offset) for each
+// product of a block: one (channels-last) or one per image (contiguous).
+template <typename F>
+void for_each_product(const ConvGeometry& g, Layout layout, std::int64_t first, std::int64_t images, F&& f) {
+    const std::int64_t column_image = g.output_spatial() * g.in_channels * g.kernel_spatial();
+    const std::int64_t activation_image = g.output_spatial() * g.out_channels;
+    const std::int64_t products = layout == Layout::ChannelsLast ? 1 : images;
+    for (std::int64_t j = 0; j < products; ++j) f((first + j) * activation_image, j * column_image);
+}
+
+class CudaIm2colConv final : public ConvVariant {
+public:
+    const char* name() const override { return "cuda.im2col"; }
+    DeviceType device_type() const override { return DeviceType::CUDA; }
+    bool computes(DType dtype) const override {
+        return dtype == DType::Float32 || dtype == DType::Float64 || is_sixteen_bit(dtype);
+    }
+
+    std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
+        if (p.w_layout != Layout::Contiguous) return "runs contiguous weights only";
+        if (p.x_layout != p.y_layout) return "runs x and y in one layout only";
+        if (p.w_dtype != p.x_dtype || p.y_dtype != p.x_dtype) return "runs operands of one dtype only";
+        return {};
+    }
+
+    std::size_t workspace(const ConvProblem& p, ConvPass pass) const override {
+        const ConvGeometry& g = p.geometry;
+        const DType dtype = p.dtype();
+        if (pass == ConvPass::BackwardBias) {
+            const BiasGradShape& b = p.bias_grad;
+            if (p.x_layout == Layout::ChannelsLast) {
+                return kernels::conv_backward_bias_channels_last_workspace_bytes(b.batch * b.spatial, b.channels,
+                                                                                 dtype);
+            }
+            if (!is_sixteen_bit(dtype)) return 0;
+            return WorkspacePieces::rounded(static_cast<std::size_t>(b.spatial) * dtype_size(dtype)) +
+                   WorkspacePieces::rounded(static_cast<std::size_t>(b.channels) * sizeof(float));
+        }
+        std::size_t bytes = WorkspacePieces::rounded(Blocks{g, column_dtype_of(p, pass)}.column_bytes());
+        if (pass == ConvPass::BackwardFilter && is_sixteen_bit(dtype)) {
+            bytes += WorkspacePieces::rounded(weight_elements(g) * sizeof(float));
+        }
+        return bytes;
+    }
+
+    void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView workspace,
+             Stream stream) const override {
+        WorkspacePieces pieces(workspace);
+        switch (pass) {
+            case ConvPass::Forward: forward(p, o, pieces, stream); break;
+            case ConvPass::BackwardData: backward_data(p, o, pieces, stream); break;
+            case ConvPass::BackwardFilter: backward_filter(p, o, pieces, stream); break;
+            case ConvPass::BackwardBias: backward_bias(p, o, pieces, stream); break;
+        }
+    }
+
+private:
+    // y = bias, then per block y_g += columns_g w_g^T.
+    static void forward(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
+        const ConvGeometry& g = p.geometry;
+        const DType dtype = p.dtype();
+        const Layout layout = p.x_layout;
+        const Blocks blocks{g, dtype};
+        void* columns = pieces.take(blocks.column_bytes());
+        if (o.bias != nullptr) {
+            kernels::fill_channels(dtype, layout, g.batch, g.out_channels, g.output_spatial(), o.bias, o.out, stream);
+        }
+        const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
+        const std::int64_t og = g.out_channels_per_group();
+        blocks.for_each([&](std::int64_t first, std::int64_t images) {
+            kernels::im2col(g, dtype, layout, o.x, first, images, columns, stream);
+            const ActivationMatrix y = output_matrix(g, layout, images);
+            for_each_product(g, layout, first, images, [&](std::int64_t y_offset, std::int64_t column_offset) {
+                StridedBatchedGemm s;
+                s.k = kg;
+                s.batch = g.groups;
+                s.accumulate = o.bias != nullptr;
+                s.ldc = y.ld;
+                s.stride_c = y.group_stride;
+                const void* column_block = at(columns, column_offset, dtype);
+                if (!y.stored_transposed) {  // y_g [rows, og] = columns_g [rows, kg] w_g^T
+                    s.m = y.rows;
+                    s.n = og;
+                    s.transpose_b = true;
+                    s.lda = blocks.row_length();
+                    s.stride_a = kg;
+                    s.ldb = kg;
+                    s.stride_b = og * kg;
+                    strided_batched_gemm(s, dtype, dtype, p.math, column_block, o.w, at(o.out, y_offset, dtype),
+                                         stream);
+                } else {  // y_g^T [og, rows] = w_g [og, kg] columns_g^T
+                    s.m = og;
+                    s.n = y.rows;
+                    s.transpose_b = true;
+                    s.lda = kg;
+                    s.stride_a = og * kg;
+                    s.ldb = blocks.row_length();
+                    s.stride_b = kg;
+                    strided_batched_gemm(s, dtype, dtype, p.math, o.w, column_block, at(o.out, y_offset, dtype),
+                                         stream);
+                }
+            });
+        });
+    }
+
+    // Per block dcolumns_g = dy_g w_g, then dx = bias + col2im(dcolumns).
+    static void backward_data(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
+        const ConvGeometry& g = p.geometry;
+        const DType dtype = p.dtype();
+        const Layout layout = p.x_layout;
+        const DType accumulator = accumulator_dtype(dtype);
+        const Blocks blocks{g, accumulator};
+        void* columns = pieces.take(blocks.column_bytes());
+        const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
+        const std::int64_t og = g.out_channels_per_group();
+        blocks.for_each([&](std::int64_t first, std::int64_t images) {
+            const ActivationMatrix dy = output_matrix(g, layout, images);
+            for_each_product(g, layout, first, images, [&](std::int64_t dy_offset, std::int64_t column_offset) {
+                StridedBatchedGemm s;  // dcolumns_g [rows, kg] = dy_g [rows, og] w_g [og, kg]
+                s.m = dy.rows;
+                s.n = kg;
+                s.k = og;
+                s.transpose_a = dy.stored_transposed;
+                s.lda = dy.ld;
+                s.stride_a = dy.group_stride;
+                s.ldb = kg;
+                s.stride_b = og * kg;
+                s.ldc = blocks.row_length();
+                s.stride_c = kg;
+                s.batch = g.groups;
+                strided_batched_gemm(s, dtype, accumulator, p.math, at(o.dy, dy_offset, dtype), o.w,
+                                     at(columns, column_offset, accumulator), stream);
+            });
+            kernels::col2im(g, dtype, layout, columns, accumulator, o.bias, first, images, o.out, stream);
+        });
+    }
+
+    // Per block dw_g (+)= dy_g^T columns_g, in block order; 16-bit sums in float32, rounded once.
+    static void backward_filter(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
+        const ConvGeometry& g = p.geometry;
+        const DType dtype = p.dtype();
+        const Layout layout = p.x_layout;
+        const DType accumulator = accumulator_dtype(dtype);
+        const Blocks blocks{g, dtype};
+        void* columns = pieces.take(blocks.column_bytes());
+        void* dw = is_sixteen_bit(dtype) ? pieces.take(weight_elements(g) * sizeof(float)) : o.out;
+        const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
+        const std::int64_t og = g.out_channels_per_group();
+        bool first_product = true;
+        blocks.for_each([&](std::int64_t first, std::int64_t images) {
+            kernels::im2col(g, dtype, layout, o.x, first, images, columns, stream);
+            const ActivationMatrix dy = output_matrix(g, layout, images);
+            for_each_product(g, layout, first, images, [&](std::int64_t dy_offset, std::int64_t column_offset) {
+                StridedBatchedGemm s;  // dw_g [og, kg] (+)= dy_g^T [og, rows] columns_g [rows, kg]
+                s.m = og;
+                s.n = kg;
+                s.k = dy.rows;
+                s.transpose_a = !dy.stored_transposed;
+                s.lda = dy.ld;
+                s.stride_a = dy.group_stride;
+                s.ldb = blocks.row_length();
+                s.stride_b = kg;
+                s.ldc = kg;
+                s.stride_c = og * kg;
+                s.batch = g.groups;
+                s.accumulate = !first_product;
+                first_product = false;
+                strided_batched_gemm(s, dtype, accumulator, p.math, at(o.dy, dy_offset, dtype),
+                                     at(columns, column_offset, dtype), dw, stream);
+            });
+        });
+        if (dw != o.out) {
+            kernels::convert(dw, accumulator, o.out, dtype, static_cast<std::int64_t>(weight_elements(g)), stream);
+        }
+    }
+
+    // db[c] = the sum of dy over images and positions.
+    static void backward_bias(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
+        const BiasGradShape& b = p.bias_grad;
+        const DType dtype = p.dtype();
+        if (p.x_layout == Layout::ChannelsLast) {
+            const std::size_t bytes =
+                kernels::conv_backward_bias_channels_last_workspace_bytes(b.batch * b.spatial, b.channels, dtype);
+            kernels::conv_backward_bias_channels_last(b.batch * b.spatial, b.channels, dtype, o.dy, o.out,
+                                                      pieces.take(bytes), stream);
+            return;
+        }
+        if (!is_sixteen_bit(dtype)) {
+            kernels::conv_backward_bias(b.batch, b.channels, b.spatial, dtype, o.dy, o.out, stream);
+            return;
+        }
+        // 16-bit contiguous: db32 [C, 1] (+)= dy_n [C, S] ones [S, 1] per image, in order.
+        void* ones = pieces.take(static_cast<std::size_t>(b.spatial) * dtype_size(dtype));
+        void* db = pieces.take(static_cast<std::size_t>(b.channels) * sizeof(float));
+        kernels::fill_constant(ones, dtype, b.spatial, 1.0, stream);
+        for (std::int64_t n = 0; n < b.batch; ++n) {
+            StridedBatchedGemm s;
+            s.m = b.channels;
+            s.n = 1;
+            s.k = b.spatial;
+            s.lda = b.spatial;
+            s.ldb = 1;
+            s.ldc = 1;
+            s.accumulate = n > 0;
+            strided_batched_gemm(s, dtype, DType::Float32, p.math, at(o.dy, n * b.channels * b.spatial, dtype), ones,
+                                 db, stream);
+        }
+        kernels::convert(db, DType::Float32, o.out, dtype, b.channels, stream);
+    }
+};
+}  // namespace
+
+CONVKIT_REGISTER_CONV_VARIANT(CudaIm2colConv);
+
+std::size_t im2col_column_budget() { return column_budget.load(); }
+void set_im2col_column_budget(std::size_t bytes) {
+    column_budget.store(bytes == 0 ? kDefaultIm2colColumnBudgetBytes : bytes);
+}
+
+}  // namespace convkit::detail
