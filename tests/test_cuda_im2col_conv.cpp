@@ -17,8 +17,10 @@
 #include <utility>
 #include <vector>
 
+#include "backend_api/selection.h"
 #include "backends/cuda/conv_im2col_budget.h"
 #include "convkit/autograd.h"
+#include "convkit/ops/activation.h"
 #include "convkit/ops/conv.h"
 #include "convkit/ops/reduce.h"
 #include "test_util.h"
@@ -198,8 +200,9 @@ TEST_F(CudaIm2colConv, SmallIntegersGiveTheReferenceExactly) {
 }
 
 // The public ops with the variant named: a bfloat16 channels-last convolution with bias and the
-// unfused epilogue (residual, ReLU), and the gradients autograd takes through it, against the
-// same ops on float64 host tensors; a transposed convolution's forward (its backward-data).
+// unfused epilogue (residual, ReLU), and the gradients autograd takes through it (residual only:
+// a ReLU's mask may differ where bfloat16 rounds a value near zero across it), against the same
+// ops on float64 host tensors; a transposed convolution's forward (its backward-data).
 TEST_F(CudaIm2colConv, PublicOpsAndAutogradRunOnTheNamedVariant) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1).set_stride(2).set_groups(3);
@@ -218,7 +221,7 @@ TEST_F(CudaIm2colConv, PublicOpsAndAutogradRunOnTheNamedVariant) {
         return h;
     };
     const Tensor xh = on_host(x), wh = on_host(w), bh = on_host(b);
-    const Tensor expected = conv_forward(xh, wh, bh, params, {residual, true});
+    const Tensor expected = conv_forward(xh, wh, bh, params, {residual, false});
     sum(expected).backward();
     const auto weight_on_cuda = [](const Tensor& t) {
         Tensor c = t.to(DType::BFloat16).to(Device::cuda()).detach();
@@ -226,14 +229,16 @@ TEST_F(CudaIm2colConv, PublicOpsAndAutogradRunOnTheNamedVariant) {
         return c;
     };
     const Tensor xc = on_cuda(x, true), wc = weight_on_cuda(w), bc = weight_on_cuda(b);
-    Tensor got;
+    Tensor got, rectified;
     {
         const VariantGuard guard("cuda.im2col");
-        got = conv_forward(xc, wc, bc, params, {on_cuda(residual, false), true});
+        got = conv_forward(xc, wc, bc, params, {on_cuda(residual, false), false});
         sum(got).backward();
+        rectified = conv_forward(xc, wc, bc, params, {on_cuda(residual, false), true});
     }
     const auto back = [](const Tensor& t) { return t.to(Device::host()).to(DType::Float64).contiguous(); };
     EXPECT_LT(testing::relative_error(back(got), expected), testing::kBfloat16VsFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(back(rectified), relu(expected)), testing::kBfloat16VsFloat64Tolerance);
     EXPECT_LT(testing::relative_error(back(xc.grad()), xh.grad()), testing::kBfloat16VsFloat64Tolerance);
     EXPECT_LT(testing::relative_error(back(wc.grad()), wh.grad()), testing::kBfloat16VsFloat64Tolerance);
     EXPECT_LT(testing::relative_error(back(bc.grad()), bh.grad()), testing::kBfloat16VsFloat64Tolerance);
@@ -272,6 +277,54 @@ TEST_F(CudaIm2colConv, IsTheDefaultForSixteenBitProblemsTheTensorCoresRefuse) {
         }
         EXPECT_TRUE(testing::exactly_equal(by_default, named));
     }
+}
+
+// The default policy's choice, pass by pass: cuda.im2col only where no variant of the CUDA
+// backend's own list runs the problem in either layout. A 16-bit problem the tensor cores refuse
+// (3 channels; reflect padding) runs on it in its own layout; one they run only channels-last
+// is not run contiguous (the op converts it to channels-last for cuda.igemm); float32 problems
+// keep their variants (channels-last float32 is converted for cuda.tiled, as before).
+TEST_F(CudaIm2colConv, TheDefaultFallsBackOnItOnlyWhereNoOtherVariantRunsEitherLayout) {
+    const BackendGuard cuda(Backend::Cuda);
+    const VariantGuard nothing_named;
+    set_conv_variant("");
+    set_variant_selection(VariantSelection::Default);
+    const auto problem = [](const Shape& x, const Shape& w, const ConvParams& params, DType dtype, MemoryFormat layout) {
+        detail::ConvProblem p = detail::conv_problem(detail::conv_geometry("conv2d", x, w, params), dtype, Device::cuda());
+        p.x_layout = p.y_layout = layout;
+        p.bias_grad = {p.geometry.batch, p.geometry.out_channels, p.geometry.output_spatial()};
+        return p;
+    };
+    const auto chosen = [](const detail::ConvProblem& p, ConvPass pass) {
+        return std::string(detail::choose_variant("conv2d", p, pass).variant->name());
+    };
+    const ConvParams zeros = ConvParams(2).set_padding(1);
+    const ConvParams reflect = ConvParams(2).set_padding(1).set_padding_mode(PaddingMode::Reflect);
+    for (DType dtype : {DType::BFloat16, DType::Float16}) {
+        for (MemoryFormat layout : {MemoryFormat::ChannelsLast, MemoryFormat::Contiguous}) {
+            for (const ConvParams& params : {zeros, reflect}) {
+                SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + memory_format_name(layout) + " " +
+                             params.to_string());
+                const detail::ConvProblem refused = problem(Shape{2, 3, 6, 5}, Shape{8, 3, 3, 3}, params, dtype, layout);
+                for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+                    EXPECT_TRUE(detail::policy_supports(refused, pass));
+                    EXPECT_EQ(chosen(refused, pass), "cuda.im2col") << conv_pass_name(pass);
+                }
+                // cuda.igemm's bias gradient takes any channels-last 16-bit dy, so a recorded
+                // contiguous call is converted to channels-last.
+                EXPECT_EQ(detail::policy_supports(refused, ConvPass::BackwardBias),
+                          layout == MemoryFormat::ChannelsLast);
+            }
+            const detail::ConvProblem tensor_core = problem(Shape{2, 8, 6, 5}, Shape{8, 8, 3, 3}, zeros, dtype, layout);
+            EXPECT_EQ(detail::policy_supports(tensor_core, ConvPass::Forward), layout == MemoryFormat::ChannelsLast);
+        }
+    }
+    const detail::ConvProblem float32_channels_last =
+        problem(Shape{2, 3, 6, 5}, Shape{8, 3, 3, 3}, zeros, DType::Float32, MemoryFormat::ChannelsLast);
+    EXPECT_FALSE(detail::policy_supports(float32_channels_last, ConvPass::Forward));
+    const detail::ConvProblem float32_reflect =
+        problem(Shape{2, 3, 6, 5}, Shape{8, 3, 3, 3}, reflect, DType::Float32, MemoryFormat::Contiguous);
+    EXPECT_EQ(chosen(float32_reflect, ConvPass::Forward), "cuda.direct");
 }
 
 // for_each_tap_reading, the inverse col2im gathers with, enumerates exactly the (output, tap)

@@ -29,6 +29,8 @@
 #include "backend_api/workspace_pieces.h"
 #include "backends/cuda/conv_im2col_budget.h"
 #include "backends/cuda/strided_batched_gemm.h"
+#include "core/check.h"
+#include "cuda/cuda_runtime.h"
 #include "kernels/conv_bias_grad.h"
 #include "kernels/conv_direct.h"
 #include "kernels/conv_im2col.h"
@@ -42,6 +44,9 @@ namespace {
 // GEMMs of thousands of rows (a ResNet-50 3x3 layer at 56x56, bfloat16: 17 images), small beside
 // a GPU's memory.
 std::atomic<std::size_t> column_budget{kDefaultIm2colColumnBudgetBytes};
+
+// cuBLAS multiplies bfloat16 from Ampere on.
+constexpr int kBfloat16ComputeCapability = 80;
 
 bool is_sixteen_bit(DType dtype) { return dtype == DType::BFloat16 || dtype == DType::Float16; }
 
@@ -123,6 +128,12 @@ public:
         if (p.w_layout != Layout::Contiguous) return "runs contiguous weights only";
         if (p.x_layout != p.y_layout) return "runs x and y in one layout only";
         if (p.w_dtype != p.x_dtype || p.y_dtype != p.x_dtype) return "runs operands of one dtype only";
+        if (p.dtype() == DType::BFloat16) {
+            if (const int cc = cuda_compute_capability(p.device.index); cc < kBfloat16ComputeCapability) {
+                return concat("needs compute capability 8.0 or later for bfloat16 products (cuBLAS); device ",
+                              p.device.index, " has ", cc / 10, ".", cc % 10);
+            }
+        }
         return {};
     }
 
