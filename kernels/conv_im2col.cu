@@ -28,25 +28,33 @@ __device__ inline Position3 split_position(std::int64_t s, const SpatialDims& si
     return {s / (size[1] * size[2]), s / size[2] % size[1], s % size[2]};
 }
 
+// One thread per (row, input channel): the row's position is split once, then the thread walks
+// the taps with no division, writing the channel's `taps` consecutive column entries. Adjacent
+// threads take adjacent channels, so channels-last reads coalesce.
 template <typename T>
 __global__ void im2col_kernel(ConvGeometry g, MemoryFormat layout, const T* x, std::int64_t first_image,
                               std::int64_t images, T* columns) {
     const std::int64_t taps = g.kernel_spatial();
-    const std::int64_t row_length = g.in_channels * taps;
-    const std::int64_t count = images * g.output_spatial() * row_length;
+    const std::int64_t count = images * g.output_spatial() * g.in_channels;
     const ChannelsGeometry at{g.batch, g.in_channels, g.input_spatial()};
     for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
-        const std::int64_t t = i % taps;
-        const std::int64_t ci = i / taps % g.in_channels;
-        const std::int64_t row = i / row_length;
+        const std::int64_t ci = i % g.in_channels;
+        const std::int64_t row = i / g.in_channels;
         const std::int64_t n = first_image + row / g.output_spatial();
         const Position3 o = split_position(row % g.output_spatial(), g.output);
-        const Position3 k = split_position(t, g.kernel);
-        const std::int64_t d = detail::conv_tap_source(g, 0, o.d, k.d);
-        const std::int64_t h = detail::conv_tap_source(g, 1, o.h, k.h);
-        const std::int64_t w = detail::conv_tap_source(g, 2, o.w, k.w);
-        columns[i] = d < 0 || h < 0 || w < 0 ? element_cast<T>(0.0f)
-                                              : x[offset_in(layout, at, n, ci, (d * g.input[1] + h) * g.input[2] + w)];
+        T* to = columns + i * taps;  // (row, ci) is entry row * C_in + ci of [rows, C_in, taps]
+        for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+            const std::int64_t d = detail::conv_tap_source(g, 0, o.d, kd);
+            for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+                const std::int64_t h = detail::conv_tap_source(g, 1, o.h, kh);
+                for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+                    const std::int64_t w = detail::conv_tap_source(g, 2, o.w, kw);
+                    *to++ = d < 0 || h < 0 || w < 0
+                                ? element_cast<T>(0.0f)
+                                : x[offset_in(layout, at, n, ci, (d * g.input[1] + h) * g.input[2] + w)];
+                }
+            }
+        }
     }
 }
 
@@ -93,8 +101,8 @@ __global__ void fill_channels_kernel(MemoryFormat layout, ChannelsGeometry g, co
 
 void im2col(const ConvGeometry& g, DType dtype, MemoryFormat layout, const void* x, std::int64_t first_image,
             std::int64_t images, void* columns, Stream stream) {
-    const std::int64_t count = images * g.output_spatial() * g.in_channels * g.kernel_spatial();
-    if (count == 0) return;
+    const std::int64_t count = images * g.output_spatial() * g.in_channels;  // threads
+    if (count == 0 || g.kernel_spatial() == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     dispatch_float_storage_types("im2col", dtype, [&](auto zero) {
         using T = decltype(zero);

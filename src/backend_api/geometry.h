@@ -139,8 +139,11 @@ constexpr void for_each_tap_reading(const ConvGeometry& g, int s, std::int64_t i
     const auto taps_reading = [&](std::int64_t position) {
         for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
             const std::int64_t scaled = position + g.pad_begin[s] - k * g.dilation[s];  // o * stride
-            if (scaled < 0 || scaled % g.stride[s] != 0) continue;
-            const std::int64_t o = scaled / g.stride[s];
+            if (scaled < 0) continue;
+            // Stride 1 (most dims) needs no division, which 64-bit integers pay dearly for on a GPU.
+            const bool unit = g.stride[s] == 1;
+            if (!unit && scaled % g.stride[s] != 0) continue;
+            const std::int64_t o = unit ? scaled : scaled / g.stride[s];
             if (o < g.output[s]) f(o, k);
         }
     };

@@ -11,7 +11,8 @@
 //   backward-filter  im2col(x), then per group dw_g += dy_g^T columns_g, summed over the blocks in
 //                    order (a float32 accumulator for 16-bit, rounded once at the end)
 // The column matrix's columns are (input channel, tap), the weight's own order, so the weight is
-// multiplied as stored. Channels-last activations are [rows, channels] matrices already: one
+// multiplied as stored. A channels-last 1x1 convolution with stride 1 and no padding has x as its
+// column matrix: the forward and backward-filter read it in place, one block, no unfolding. Channels-last activations are [rows, channels] matrices already: one
 // product per block, batched over the groups. Contiguous ones are [channels, positions] per
 // image: one product per image, batched over the groups. The products are
 // backends/cuda/strided_batched_gemm.h: cuBLAS on a GPU, convkit's own kernel on the emulated
@@ -61,17 +62,40 @@ void* at(void* base, std::int64_t elements, DType dtype) {
     return static_cast<char*>(base) + elements * static_cast<std::int64_t>(dtype_size(dtype));
 }
 
-// The blocks of one pass: whole images, their column matrix of `column_dtype`.
+// Whether x is its own column matrix: channels-last 1x1 convolutions with stride 1 and no
+// padding (row (n, p) of x is its C_in channels, one tap each), whose products read x in place.
+bool columns_are_input(const ConvGeometry& g, Layout layout) {
+    if (layout != Layout::ChannelsLast) return false;
+    for (std::size_t s = 0; s < 3; ++s) {
+        if (g.kernel[s] != 1 || g.stride[s] != 1 || g.pad_begin[s] != 0 || g.output[s] != g.input[s]) return false;
+    }
+    return true;
+}
+
+// The blocks of one pass: whole images, their column matrix of `column_dtype` (none when the
+// pass reads x in place: then one block of every image).
 struct Blocks {
     const ConvGeometry& g;
     DType column_dtype;
+    bool in_place = false;
 
     std::int64_t row_length() const { return g.in_channels * g.kernel_spatial(); }
     std::size_t image_bytes() const {
         return static_cast<std::size_t>(g.output_spatial() * row_length()) * dtype_size(column_dtype);
     }
-    std::int64_t images_per_block() const { return units_within_budget(image_bytes(), im2col_column_budget(), g.batch); }
-    std::size_t column_bytes() const { return static_cast<std::size_t>(images_per_block()) * image_bytes(); }
+    std::int64_t images_per_block() const {
+        return in_place ? g.batch : units_within_budget(image_bytes(), im2col_column_budget(), g.batch);
+    }
+    std::size_t column_bytes() const {
+        return in_place ? 0 : static_cast<std::size_t>(images_per_block()) * image_bytes();
+    }
+    // The block's column matrix: built into `columns` by im2col, or x's rows in place.
+    const void* unfold(const void* x, DType dtype, Layout layout, std::int64_t first, std::int64_t images,
+                       void* columns, Stream stream) const {
+        if (in_place) return at(x, first * g.output_spatial() * row_length(), dtype);
+        kernels::im2col(g, dtype, layout, x, first, images, columns, stream);
+        return columns;
+    }
 
     // f(first image, images) for every block, in order.
     template <typename F>
@@ -81,8 +105,11 @@ struct Blocks {
     }
 };
 
-DType column_dtype_of(const ConvProblem& p, ConvPass pass) {
-    return pass == ConvPass::BackwardData ? accumulator_dtype(p.dtype()) : p.dtype();
+// The blocks of a pass: backward-data's column gradient is its own (float32 for 16-bit); the
+// forward and backward-filter unfold x, in place where x is its own column matrix.
+Blocks blocks_of(const ConvProblem& p, ConvPass pass) {
+    if (pass == ConvPass::BackwardData) return {p.geometry, accumulator_dtype(p.dtype())};
+    return {p.geometry, p.dtype(), columns_are_input(p.geometry, p.x_layout)};
 }
 
 std::size_t weight_elements(const ConvGeometry& g) {
@@ -150,7 +177,7 @@ public:
             return WorkspacePieces::rounded(static_cast<std::size_t>(b.spatial) * dtype_size(dtype)) +
                    WorkspacePieces::rounded(static_cast<std::size_t>(b.channels) * sizeof(float));
         }
-        std::size_t bytes = WorkspacePieces::rounded(Blocks{g, column_dtype_of(p, pass)}.column_bytes());
+        std::size_t bytes = WorkspacePieces::rounded(blocks_of(p, pass).column_bytes());
         if (pass == ConvPass::BackwardFilter && is_sixteen_bit(dtype)) {
             bytes += WorkspacePieces::rounded(weight_elements(g) * sizeof(float));
         }
@@ -174,7 +201,7 @@ private:
         const ConvGeometry& g = p.geometry;
         const DType dtype = p.dtype();
         const Layout layout = p.x_layout;
-        const Blocks blocks{g, dtype};
+        const Blocks blocks = blocks_of(p, ConvPass::Forward);
         void* columns = pieces.take(blocks.column_bytes());
         if (o.bias != nullptr) {
             kernels::fill_channels(dtype, layout, g.batch, g.out_channels, g.output_spatial(), o.bias, o.out, stream);
@@ -182,7 +209,7 @@ private:
         const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
         const std::int64_t og = g.out_channels_per_group();
         blocks.for_each([&](std::int64_t first, std::int64_t images) {
-            kernels::im2col(g, dtype, layout, o.x, first, images, columns, stream);
+            const void* block_columns = blocks.unfold(o.x, dtype, layout, first, images, columns, stream);
             const ActivationMatrix y = output_matrix(g, layout, images);
             for_each_product(g, layout, first, images, [&](std::int64_t y_offset, std::int64_t column_offset) {
                 StridedBatchedGemm s;
@@ -191,7 +218,7 @@ private:
                 s.accumulate = o.bias != nullptr;
                 s.ldc = y.ld;
                 s.stride_c = y.group_stride;
-                const void* column_block = at(columns, column_offset, dtype);
+                const void* column_block = at(block_columns, column_offset, dtype);
                 if (!y.stored_transposed) {  // y_g [rows, og] = columns_g [rows, kg] w_g^T
                     s.m = y.rows;
                     s.n = og;
@@ -223,7 +250,7 @@ private:
         const DType dtype = p.dtype();
         const Layout layout = p.x_layout;
         const DType accumulator = accumulator_dtype(dtype);
-        const Blocks blocks{g, accumulator};
+        const Blocks blocks = blocks_of(p, ConvPass::BackwardData);
         void* columns = pieces.take(blocks.column_bytes());
         const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
         const std::int64_t og = g.out_channels_per_group();
@@ -255,14 +282,14 @@ private:
         const DType dtype = p.dtype();
         const Layout layout = p.x_layout;
         const DType accumulator = accumulator_dtype(dtype);
-        const Blocks blocks{g, dtype};
+        const Blocks blocks = blocks_of(p, ConvPass::BackwardFilter);
         void* columns = pieces.take(blocks.column_bytes());
         void* dw = is_sixteen_bit(dtype) ? pieces.take(weight_elements(g) * sizeof(float)) : o.out;
         const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
         const std::int64_t og = g.out_channels_per_group();
         bool first_product = true;
         blocks.for_each([&](std::int64_t first, std::int64_t images) {
-            kernels::im2col(g, dtype, layout, o.x, first, images, columns, stream);
+            const void* block_columns = blocks.unfold(o.x, dtype, layout, first, images, columns, stream);
             const ActivationMatrix dy = output_matrix(g, layout, images);
             for_each_product(g, layout, first, images, [&](std::int64_t dy_offset, std::int64_t column_offset) {
                 StridedBatchedGemm s;  // dw_g [og, kg] (+)= dy_g^T [og, rows] columns_g [rows, kg]
@@ -280,7 +307,7 @@ private:
                 s.accumulate = !first_product;
                 first_product = false;
                 strided_batched_gemm(s, dtype, accumulator, p.math, at(o.dy, dy_offset, dtype),
-                                     at(columns, column_offset, dtype), dw, stream);
+                                     at(block_columns, column_offset, dtype), dw, stream);
             });
         });
         if (dw != o.out) {
