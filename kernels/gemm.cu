@@ -19,12 +19,12 @@ constexpr int kTile = 16;
 
 template <typename T>
 __device__ T a_element(const StridedBatchedGemm& s, const T* a, std::int64_t row, std::int64_t k) {
-    return s.transpose_a ? a[k * s.lda + row] : a[row * s.lda + k];
+    return s.transpose_a ? a[k * s.lead_a + row] : a[row * s.lead_a + k];
 }
 
 template <typename T>
 __device__ T b_element(const StridedBatchedGemm& s, const T* b, std::int64_t k, std::int64_t column) {
-    return s.transpose_b ? b[column * s.ldb + k] : b[k * s.ldb + column];
+    return s.transpose_b ? b[column * s.lead_b + k] : b[k * s.lead_b + column];
 }
 
 // Blocks stride over the output tiles of every product, row-major within one; threadIdx.x is
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kTile* kTile)
             __syncthreads();
         }
         if (row < s.m && column < s.n) {
-            Out& out = c_b[row * s.ldc + column];
+            Out& out = c_b[row * s.lead_c + column];
             if (s.accumulate) sum += element_cast<Acc>(out);
             if (bias != nullptr) sum += element_cast<Acc>(bias[column]);
             out = element_cast<Out>(sum);
@@ -79,15 +79,10 @@ void gemm_tiled(const detail::GemmShape& shape, DType dtype, const void* a, cons
                 Stream stream) {
     if (shape.m == 0 || shape.n == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
-    StridedBatchedGemm s;
-    s.m = shape.m;
-    s.n = shape.n;
-    s.k = shape.k;
-    s.transpose_a = shape.transpose_a;
-    s.transpose_b = shape.transpose_b;
-    s.lda = shape.lda();
-    s.ldb = shape.ldb();
-    s.ldc = shape.n;
+    StridedBatchedGemm s{shape};
+    s.lead_a = shape.lda();
+    s.lead_b = shape.ldb();
+    s.lead_c = shape.n;
     dispatch_float_types(dtype, [&](auto zero) {
         using T = decltype(zero);
         launch_gemm<T, T>(s, a, b, bias, c, stream);

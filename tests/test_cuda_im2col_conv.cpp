@@ -23,6 +23,7 @@
 #include "convkit/ops/activation.h"
 #include "convkit/ops/conv.h"
 #include "convkit/ops/reduce.h"
+#include "kernel_sweeps.h"
 #include "test_util.h"
 #include "tolerances.h"
 #include "variant_runner.h"
@@ -30,53 +31,46 @@
 namespace convkit {
 namespace {
 
-struct Im2colCase {
-    std::string label;
-    bool transposed;
-    ConvParams params;
-    Shape x, w;
+using testing::ConvCase;
 
-    detail::ConvGeometry geometry() const {
-        return transposed ? detail::conv_transpose_geometry("conv_transpose", x, w, params)
-                          : detail::conv_geometry("conv", x, w, params);
-    }
-    std::string name() const { return testing::test_name(label); }
-};
-void PrintTo(const Im2colCase& c, std::ostream* os) {
-    *os << c.label << " " << c.params.to_string();
+detail::ConvGeometry geometry_of(const ConvCase& c) {
+    const std::string op = conv_op_name(c.params.spatial_rank, c.transposed);
+    return c.transposed ? detail::conv_transpose_geometry(op, c.input, c.weight, c.params)
+                        : detail::conv_geometry(op, c.input, c.weight, c.params);
 }
 
-std::vector<Im2colCase> im2col_cases() {
+// 1-D to 3-D, strides 2-3, dilation 2, groups 2-3, depthwise, 1x1, batch 1, odd channel counts,
+// every padding mode, 'same' with an even kernel, transposed with output_padding.
+std::vector<ConvCase> im2col_cases() {
     using PM = PaddingMode;
+    using testing::conv;
+    using testing::transposed;
     return {
-        {"1d_k3_s2_p1", false, ConvParams(1).set_stride(2).set_padding(1), Shape{2, 3, 13}, Shape{5, 3, 3}},
-        {"1d_reflect_d2", false, ConvParams(1).set_dilation(2).set_padding(2).set_padding_mode(PM::Reflect),
-         Shape{2, 4, 9}, Shape{3, 4, 3}},
-        {"1d_circular_s3", false, ConvParams(1).set_stride(3).set_padding(3).set_padding_mode(PM::Circular),
-         Shape{1, 2, 10}, Shape{4, 2, 4}},
-        {"2d_3x3_odd_channels_batch1", false, ConvParams(2).set_padding(1), Shape{1, 3, 7, 6}, Shape{5, 3, 3, 3}},
-        {"2d_strided_dilated_asymmetric", false,
-         ConvParams(2).set_stride({2, 1}).set_dilation({1, 2}).set_padding({2, 1}), Shape{2, 5, 9, 8},
-         Shape{6, 5, 3, 2}},
-        {"2d_groups3_circular", false, ConvParams(2).set_groups(3).set_padding(1).set_padding_mode(PM::Circular),
-         Shape{2, 6, 5, 7}, Shape{9, 2, 3, 3}},
-        {"2d_same_even_kernel_replicate", false,
-         ConvParams(2).set_same_padding().set_padding_mode(PM::Replicate), Shape{1, 3, 6, 6}, Shape{4, 3, 4, 4}},
-        {"2d_reflect_s2_p2", false, ConvParams(2).set_stride(2).set_padding(2).set_padding_mode(PM::Reflect),
-         Shape{2, 2, 7, 9}, Shape{3, 2, 3, 3}},
-        {"2d_depthwise", false, ConvParams(2).set_groups(4).set_padding(1).set_stride(2), Shape{2, 4, 7, 7},
-         Shape{4, 1, 3, 3}},
-        {"2d_1x1", false, ConvParams(2), Shape{2, 7, 4, 5}, Shape{6, 7, 1, 1}},
-        {"3d_s121_g2", false, ConvParams(3).set_padding(1).set_stride({1, 2, 1}).set_groups(2), Shape{1, 4, 4, 5, 4},
-         Shape{6, 2, 3, 3, 3}},
-        {"3d_replicate_d2", false, ConvParams(3).set_padding({1, 2, 0}).set_dilation({1, 2, 1}).set_padding_mode(PM::Replicate),
-         Shape{2, 2, 3, 6, 4}, Shape{3, 2, 2, 3, 2}},
-        {"transposed_2d_k4_s2_op1_g2", true,
-         ConvParams(2).set_stride(2).set_padding(1).set_output_padding(1).set_groups(2), Shape{2, 4, 4, 3},
-         Shape{4, 3, 4, 4}},
-        {"transposed_1d_s3_d3_op2", true, ConvParams(1).set_stride(3).set_dilation(3).set_padding(1).set_output_padding(2),
-         Shape{1, 3, 5}, Shape{3, 2, 3}},
-        {"transposed_3d_k2_s2", true, ConvParams(3).set_stride(2), Shape{1, 2, 2, 3, 2}, Shape{2, 3, 2, 2, 2}},
+        conv(ConvParams(1).set_stride(2).set_padding(1), Shape{2, 3, 13}, Shape{5, 3, 3}),
+        conv(ConvParams(1).set_dilation(2).set_padding(2).set_padding_mode(PM::Reflect),
+             Shape{2, 4, 9}, Shape{3, 4, 3}),
+        conv(ConvParams(1).set_stride(3).set_padding(3).set_padding_mode(PM::Circular),
+             Shape{1, 2, 10}, Shape{4, 2, 4}),
+        conv(ConvParams(2).set_padding(1), Shape{1, 3, 7, 6}, Shape{5, 3, 3, 3}),
+        conv(ConvParams(2).set_stride({2, 1}).set_dilation({1, 2}).set_padding({2, 1}), Shape{2, 5, 9, 8},
+             Shape{6, 5, 3, 2}),
+        conv(ConvParams(2).set_groups(3).set_padding(1).set_padding_mode(PM::Circular),
+             Shape{2, 6, 5, 7}, Shape{9, 2, 3, 3}),
+        conv(ConvParams(2).set_same_padding().set_padding_mode(PM::Replicate), Shape{1, 3, 6, 6}, Shape{4, 3, 4, 4}),
+        conv(ConvParams(2).set_stride(2).set_padding(2).set_padding_mode(PM::Reflect),
+             Shape{2, 2, 7, 9}, Shape{3, 2, 3, 3}),
+        conv(ConvParams(2).set_groups(4).set_padding(1).set_stride(2), Shape{2, 4, 7, 7},
+             Shape{4, 1, 3, 3}),
+        conv(ConvParams(2), Shape{2, 7, 4, 5}, Shape{6, 7, 1, 1}),
+        conv(ConvParams(3).set_padding(1).set_stride({1, 2, 1}).set_groups(2), Shape{1, 4, 4, 5, 4},
+             Shape{6, 2, 3, 3, 3}),
+        conv(ConvParams(3).set_padding({1, 2, 0}).set_dilation({1, 2, 1}).set_padding_mode(PM::Replicate),
+             Shape{2, 2, 3, 6, 4}, Shape{3, 2, 2, 3, 2}),
+        transposed(ConvParams(2).set_stride(2).set_padding(1).set_output_padding(1).set_groups(2), Shape{2, 4, 4, 3},
+             Shape{4, 3, 4, 4}),
+        transposed(ConvParams(1).set_stride(3).set_dilation(3).set_padding(1).set_output_padding(2),
+             Shape{1, 3, 5}, Shape{3, 2, 3}),
+        transposed(ConvParams(3).set_stride(2), Shape{1, 2, 2, 3, 2}, Shape{2, 3, 2, 2, 2}),
     };
 }
 
@@ -101,10 +95,10 @@ const std::vector<DtypeMode>& dtype_modes() {
 }
 
 // Every pass of the case against the float64 reference on inputs exact in `dtype`.
-void expect_every_pass_matches(const Im2colCase& c, const DtypeMode& mode, MemoryFormat layout,
+void expect_every_pass_matches(const ConvCase& c, const DtypeMode& mode, MemoryFormat layout,
                                std::mt19937_64& rng) {
     SCOPED_TRACE(std::string(mode.label) + " " + memory_format_name(layout));
-    const detail::ConvGeometry g = c.geometry();
+    const detail::ConvGeometry g = geometry_of(c);
     const DType exact_in = mode.dtype == DType::Float64 ? DType::Float32 : mode.dtype;
     const testing::ConvPassInputs in = testing::random_pass_inputs(g, exact_in, rng);
     const testing::ConvPassResults expected =
@@ -116,7 +110,7 @@ void expect_every_pass_matches(const Im2colCase& c, const DtypeMode& mode, Memor
     testing::expect_conv_passes_close(got, expected, mode.tolerance);
 }
 
-class CudaIm2colSweep : public testing::WithCuda<::testing::TestWithParam<Im2colCase>> {};
+class CudaIm2colSweep : public testing::WithCuda<::testing::TestWithParam<ConvCase>> {};
 
 TEST_P(CudaIm2colSweep, EveryPassMatchesTheFloat64Reference) {
     CONVKIT_SEEDED_RNG(rng);
@@ -128,7 +122,7 @@ TEST_P(CudaIm2colSweep, EveryPassMatchesTheFloat64Reference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Geometries, CudaIm2colSweep, ::testing::ValuesIn(im2col_cases()),
-                         [](const ::testing::TestParamInfo<Im2colCase>& info) { return info.param.name(); });
+                         [](const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name(); });
 
 // Sets cuda.im2col's column budget for a scope.
 class ColumnBudget {
@@ -147,9 +141,9 @@ class CudaIm2colConv : public testing::WithCuda<> {};
 // same bits as the last.
 TEST_F(CudaIm2colConv, BlocksOfImagesMatchTheReferenceAndRepeatBitForBit) {
     CONVKIT_SEEDED_RNG(rng);
-    const Im2colCase c{"blocks", false, ConvParams(2).set_padding(1).set_stride({1, 2}).set_groups(2),
-                       Shape{5, 4, 6, 7}, Shape{6, 2, 3, 3}};
-    const detail::ConvGeometry g = c.geometry();
+    const ConvCase c = testing::conv(ConvParams(2).set_padding(1).set_stride({1, 2}).set_groups(2), Shape{5, 4, 6, 7},
+                                     Shape{6, 2, 3, 3});
+    const detail::ConvGeometry g = geometry_of(c);
     const std::size_t image_columns_bf16 =
         static_cast<std::size_t>(g.output_spatial() * g.in_channels * g.kernel_spatial()) * 2;
     for (DType dtype : {DType::BFloat16, DType::Float32}) {
@@ -181,9 +175,9 @@ TEST_F(CudaIm2colConv, BlocksOfImagesMatchTheReferenceAndRepeatBitForBit) {
 // Small integers: every product and sum is exact in float32, so the forward and both gradients
 // equal the reference bit for bit (an index error cannot hide in a tolerance).
 TEST_F(CudaIm2colConv, SmallIntegersGiveTheReferenceExactly) {
-    for (const Im2colCase& c : im2col_cases()) {
-        SCOPED_TRACE(c.label);
-        const detail::ConvGeometry g = c.geometry();
+    for (const ConvCase& c : im2col_cases()) {
+        SCOPED_TRACE(c.name());
+        const detail::ConvGeometry g = geometry_of(c);
         const testing::ConvPassInputs in{testing::small_integer_tensor(g.input_shape(), 1),
                                          testing::small_integer_tensor(g.weight_shape(), 2),
                                          testing::small_integer_tensor(g.output_shape(), 3),

@@ -25,15 +25,10 @@ struct GemmShape {
 //   C_b = op(A_b) op(B_b) (+ C_b when accumulate),  X_b = X + b * stride_x,
 // with leading dimensions of their own (row-major: the distance between rows as stored), so that
 // a product can read or write a block of columns of a wider matrix (one group's channels).
-struct StridedBatchedGemm {
-    std::int64_t m = 1;
-    std::int64_t n = 1;
-    std::int64_t k = 1;
-    bool transpose_a = false;
-    bool transpose_b = false;
-    std::int64_t lda = 1;
-    std::int64_t ldb = 1;
-    std::int64_t ldc = 1;
+struct StridedBatchedGemm : GemmShape {
+    std::int64_t lead_a = 1;
+    std::int64_t lead_b = 1;
+    std::int64_t lead_c = 1;
     std::int64_t stride_a = 0;
     std::int64_t stride_b = 0;
     std::int64_t stride_c = 0;

@@ -116,14 +116,57 @@ std::size_t weight_elements(const ConvGeometry& g) {
     return static_cast<std::size_t>(g.out_channels * g.in_channels_per_group() * g.kernel_spatial());
 }
 
+// One operand of the products batched over groups: a group's matrix as stored (leading
+// dimension, distance to the next group's), and whether the product reads it transposed.
+struct GroupMatrix {
+    std::int64_t lead;
+    std::int64_t group_stride;
+    bool transposed = false;
+};
+
+// C_g [m, n] = op(A_g) [m, k] op(B_g) [k, n] (+ C_g) for each of `groups` groups.
+StridedBatchedGemm per_group(std::int64_t groups, std::int64_t m, std::int64_t n, std::int64_t k, GroupMatrix a,
+                             GroupMatrix b, GroupMatrix c, bool accumulate = false) {
+    StridedBatchedGemm s;
+    s.m = m;
+    s.n = n;
+    s.k = k;
+    s.transpose_a = a.transposed;
+    s.transpose_b = b.transposed;
+    s.lead_a = a.lead;
+    s.lead_b = b.lead;
+    s.lead_c = c.lead;
+    s.stride_a = a.group_stride;
+    s.stride_b = b.group_stride;
+    s.stride_c = c.group_stride;
+    s.batch = groups;
+    s.accumulate = accumulate;
+    return s;
+}
+
+// A group's weight rows [C_out/groups, C_in/groups x taps] (or its gradient's).
+GroupMatrix weight_matrix(const ConvGeometry& g, bool transposed = false) {
+    const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
+    return {kg, g.out_channels_per_group() * kg, transposed};
+}
+
+// A group's columns of the column matrix [rows, C_in x taps].
+GroupMatrix column_matrix(const ConvGeometry& g, bool transposed = false) {
+    return {g.in_channels * g.kernel_spatial(), g.in_channels_per_group() * g.kernel_spatial(), transposed};
+}
+
 // The product of one group's activation matrix, dy_g or y_g: `rows` output positions x C_out/groups
 // channels, for either layout. Channels-last: rows of the whole block, stored [rows, C_out] (the
 // group's columns). Contiguous: one image, stored transposed, [C_out/groups, positions] per group.
 struct ActivationMatrix {
     std::int64_t rows;
-    std::int64_t ld;
+    std::int64_t lead;
     std::int64_t group_stride;
     bool stored_transposed;
+
+    // The group's [rows, C_out/groups] matrix, read transposed when `transposed` (so a matrix
+    // stored transposed is read as stored when `transposed` is).
+    GroupMatrix read(bool transposed) const { return {lead, group_stride, transposed != stored_transposed}; }
 };
 
 ActivationMatrix output_matrix(const ConvGeometry& g, Layout layout, std::int64_t images) {
@@ -142,6 +185,94 @@ void for_each_product(const ConvGeometry& g, Layout layout, std::int64_t first, 
     const std::int64_t products = layout == Layout::ChannelsLast ? 1 : images;
     for (std::int64_t j = 0; j < products; ++j) f((first + j) * activation_image, j * column_image);
 }
+
+// One pass of the unfolding: the problem's geometry, dtype and layout, the pass's blocks and
+// their column matrix (the workspace's first piece).
+struct UnfoldedPass {
+    const ConvProblem& p;
+    const ConvGeometry& g;
+    DType dtype;
+    Layout layout;
+    DType accumulator;
+    Blocks blocks;
+    void* columns;
+    std::int64_t kg;  // a group's columns: C_in/groups x taps
+    std::int64_t og;  // a group's output channels
+
+    UnfoldedPass(const ConvProblem& problem, ConvPass pass, WorkspacePieces& pieces)
+        : p(problem),
+          g(problem.geometry),
+          dtype(problem.dtype()),
+          layout(problem.x_layout),
+          accumulator(accumulator_dtype(dtype)),
+          blocks(blocks_of(problem, pass)),
+          columns(pieces.take(blocks.column_bytes())),
+          kg(g.in_channels_per_group() * g.kernel_spatial()),
+          og(g.out_channels_per_group()) {}
+
+    // y = bias, then per block y_g += columns_g w_g^T.
+    void forward(const ConvOperands& o, Stream stream) const {
+        if (o.bias != nullptr) {
+            kernels::fill_channels(dtype, layout, g.batch, g.out_channels, g.output_spatial(), o.bias, o.out, stream);
+        }
+        const bool accumulate = o.bias != nullptr;  // onto the bias
+        blocks.for_each([&](std::int64_t first, std::int64_t images) {
+            const void* block_columns = blocks.unfold(o.x, dtype, layout, first, images, columns, stream);
+            const ActivationMatrix y = output_matrix(g, layout, images);
+            for_each_product(g, layout, first, images, [&](std::int64_t y_offset, std::int64_t column_offset) {
+                const void* column_block = at(block_columns, column_offset, dtype);
+                void* y_block = at(o.out, y_offset, dtype);
+                const GroupMatrix y_stored{y.lead, y.group_stride};
+                if (!y.stored_transposed) {  // y_g [rows, og] = columns_g [rows, kg] w_g^T
+                    strided_batched_gemm(per_group(g.groups, y.rows, og, kg, column_matrix(g), weight_matrix(g, true),
+                                                   y_stored, accumulate),
+                                         dtype, dtype, p.math, column_block, o.w, y_block, stream);
+                } else {  // y_g^T [og, rows] = w_g [og, kg] columns_g^T
+                    strided_batched_gemm(per_group(g.groups, og, y.rows, kg, weight_matrix(g), column_matrix(g, true),
+                                                   y_stored, accumulate),
+                                         dtype, dtype, p.math, o.w, column_block, y_block, stream);
+                }
+            });
+        });
+    }
+
+    // Per block dcolumns_g = dy_g w_g, then dx = bias + col2im(dcolumns).
+    void backward_data(const ConvOperands& o, Stream stream) const {
+        blocks.for_each([&](std::int64_t first, std::int64_t images) {
+            const ActivationMatrix dy = output_matrix(g, layout, images);
+            for_each_product(g, layout, first, images, [&](std::int64_t dy_offset, std::int64_t column_offset) {
+                // dcolumns_g [rows, kg] = dy_g [rows, og] w_g [og, kg]
+                strided_batched_gemm(per_group(g.groups, dy.rows, kg, og, dy.read(false), weight_matrix(g),
+                                               column_matrix(g)),
+                                     dtype, accumulator, p.math, at(o.dy, dy_offset, dtype), o.w,
+                                     at(columns, column_offset, accumulator), stream);
+            });
+            kernels::col2im(g, dtype, layout, columns, accumulator, o.bias, first, images, o.out, stream);
+        });
+    }
+
+    // Per block dw_g (+)= dy_g^T columns_g, in block order; 16-bit sums in float32, rounded once.
+    void backward_filter(const ConvOperands& o, WorkspacePieces& pieces, Stream stream) const {
+        void* dw = is_sixteen_bit(dtype) ? pieces.take(weight_elements(g) * sizeof(float)) : o.out;
+        bool first_product = true;
+        blocks.for_each([&](std::int64_t first, std::int64_t images) {
+            const void* block_columns = blocks.unfold(o.x, dtype, layout, first, images, columns, stream);
+            const ActivationMatrix dy = output_matrix(g, layout, images);
+            for_each_product(g, layout, first, images, [&](std::int64_t dy_offset, std::int64_t column_offset) {
+                // dw_g [og, kg] (+)= dy_g^T [og, rows] columns_g [rows, kg]
+                strided_batched_gemm(per_group(g.groups, og, kg, dy.rows, dy.read(true), column_matrix(g),
+                                               weight_matrix(g), !first_product),
+                                     dtype, accumulator, p.math, at(o.dy, dy_offset, dtype),
+                                     at(block_columns, column_offset, dtype), dw, stream);
+                first_product = false;
+            });
+        });
+        if (dw != o.out) {
+            kernels::convert(dw, accumulator, o.out, dtype, static_cast<std::int64_t>(weight_elements(g)), stream);
+        }
+    }
+
+};
 
 class CudaIm2colConv final : public ConvVariant {
 public:
@@ -188,133 +319,14 @@ public:
              Stream stream) const override {
         WorkspacePieces pieces(workspace);
         switch (pass) {
-            case ConvPass::Forward: forward(p, o, pieces, stream); break;
-            case ConvPass::BackwardData: backward_data(p, o, pieces, stream); break;
-            case ConvPass::BackwardFilter: backward_filter(p, o, pieces, stream); break;
+            case ConvPass::Forward: UnfoldedPass(p, pass, pieces).forward(o, stream); break;
+            case ConvPass::BackwardData: UnfoldedPass(p, pass, pieces).backward_data(o, stream); break;
+            case ConvPass::BackwardFilter: UnfoldedPass(p, pass, pieces).backward_filter(o, pieces, stream); break;
             case ConvPass::BackwardBias: backward_bias(p, o, pieces, stream); break;
         }
     }
 
 private:
-    // y = bias, then per block y_g += columns_g w_g^T.
-    static void forward(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
-        const ConvGeometry& g = p.geometry;
-        const DType dtype = p.dtype();
-        const Layout layout = p.x_layout;
-        const Blocks blocks = blocks_of(p, ConvPass::Forward);
-        void* columns = pieces.take(blocks.column_bytes());
-        if (o.bias != nullptr) {
-            kernels::fill_channels(dtype, layout, g.batch, g.out_channels, g.output_spatial(), o.bias, o.out, stream);
-        }
-        const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
-        const std::int64_t og = g.out_channels_per_group();
-        blocks.for_each([&](std::int64_t first, std::int64_t images) {
-            const void* block_columns = blocks.unfold(o.x, dtype, layout, first, images, columns, stream);
-            const ActivationMatrix y = output_matrix(g, layout, images);
-            for_each_product(g, layout, first, images, [&](std::int64_t y_offset, std::int64_t column_offset) {
-                StridedBatchedGemm s;
-                s.k = kg;
-                s.batch = g.groups;
-                s.accumulate = o.bias != nullptr;
-                s.ldc = y.ld;
-                s.stride_c = y.group_stride;
-                const void* column_block = at(block_columns, column_offset, dtype);
-                if (!y.stored_transposed) {  // y_g [rows, og] = columns_g [rows, kg] w_g^T
-                    s.m = y.rows;
-                    s.n = og;
-                    s.transpose_b = true;
-                    s.lda = blocks.row_length();
-                    s.stride_a = kg;
-                    s.ldb = kg;
-                    s.stride_b = og * kg;
-                    strided_batched_gemm(s, dtype, dtype, p.math, column_block, o.w, at(o.out, y_offset, dtype),
-                                         stream);
-                } else {  // y_g^T [og, rows] = w_g [og, kg] columns_g^T
-                    s.m = og;
-                    s.n = y.rows;
-                    s.transpose_b = true;
-                    s.lda = kg;
-                    s.stride_a = og * kg;
-                    s.ldb = blocks.row_length();
-                    s.stride_b = kg;
-                    strided_batched_gemm(s, dtype, dtype, p.math, o.w, column_block, at(o.out, y_offset, dtype),
-                                         stream);
-                }
-            });
-        });
-    }
-
-    // Per block dcolumns_g = dy_g w_g, then dx = bias + col2im(dcolumns).
-    static void backward_data(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
-        const ConvGeometry& g = p.geometry;
-        const DType dtype = p.dtype();
-        const Layout layout = p.x_layout;
-        const DType accumulator = accumulator_dtype(dtype);
-        const Blocks blocks = blocks_of(p, ConvPass::BackwardData);
-        void* columns = pieces.take(blocks.column_bytes());
-        const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
-        const std::int64_t og = g.out_channels_per_group();
-        blocks.for_each([&](std::int64_t first, std::int64_t images) {
-            const ActivationMatrix dy = output_matrix(g, layout, images);
-            for_each_product(g, layout, first, images, [&](std::int64_t dy_offset, std::int64_t column_offset) {
-                StridedBatchedGemm s;  // dcolumns_g [rows, kg] = dy_g [rows, og] w_g [og, kg]
-                s.m = dy.rows;
-                s.n = kg;
-                s.k = og;
-                s.transpose_a = dy.stored_transposed;
-                s.lda = dy.ld;
-                s.stride_a = dy.group_stride;
-                s.ldb = kg;
-                s.stride_b = og * kg;
-                s.ldc = blocks.row_length();
-                s.stride_c = kg;
-                s.batch = g.groups;
-                strided_batched_gemm(s, dtype, accumulator, p.math, at(o.dy, dy_offset, dtype), o.w,
-                                     at(columns, column_offset, accumulator), stream);
-            });
-            kernels::col2im(g, dtype, layout, columns, accumulator, o.bias, first, images, o.out, stream);
-        });
-    }
-
-    // Per block dw_g (+)= dy_g^T columns_g, in block order; 16-bit sums in float32, rounded once.
-    static void backward_filter(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
-        const ConvGeometry& g = p.geometry;
-        const DType dtype = p.dtype();
-        const Layout layout = p.x_layout;
-        const DType accumulator = accumulator_dtype(dtype);
-        const Blocks blocks = blocks_of(p, ConvPass::BackwardFilter);
-        void* columns = pieces.take(blocks.column_bytes());
-        void* dw = is_sixteen_bit(dtype) ? pieces.take(weight_elements(g) * sizeof(float)) : o.out;
-        const std::int64_t kg = g.in_channels_per_group() * g.kernel_spatial();
-        const std::int64_t og = g.out_channels_per_group();
-        bool first_product = true;
-        blocks.for_each([&](std::int64_t first, std::int64_t images) {
-            const void* block_columns = blocks.unfold(o.x, dtype, layout, first, images, columns, stream);
-            const ActivationMatrix dy = output_matrix(g, layout, images);
-            for_each_product(g, layout, first, images, [&](std::int64_t dy_offset, std::int64_t column_offset) {
-                StridedBatchedGemm s;  // dw_g [og, kg] (+)= dy_g^T [og, rows] columns_g [rows, kg]
-                s.m = og;
-                s.n = kg;
-                s.k = dy.rows;
-                s.transpose_a = !dy.stored_transposed;
-                s.lda = dy.ld;
-                s.stride_a = dy.group_stride;
-                s.ldb = blocks.row_length();
-                s.stride_b = kg;
-                s.ldc = kg;
-                s.stride_c = og * kg;
-                s.batch = g.groups;
-                s.accumulate = !first_product;
-                first_product = false;
-                strided_batched_gemm(s, dtype, accumulator, p.math, at(o.dy, dy_offset, dtype),
-                                     at(block_columns, column_offset, dtype), dw, stream);
-            });
-        });
-        if (dw != o.out) {
-            kernels::convert(dw, accumulator, o.out, dtype, static_cast<std::int64_t>(weight_elements(g)), stream);
-        }
-    }
-
     // db[c] = the sum of dy over images and positions.
     static void backward_bias(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
         const BiasGradShape& b = p.bias_grad;
@@ -335,15 +347,7 @@ private:
         void* db = pieces.take(static_cast<std::size_t>(b.channels) * sizeof(float));
         kernels::fill_constant(ones, dtype, b.spatial, 1.0, stream);
         for (std::int64_t n = 0; n < b.batch; ++n) {
-            StridedBatchedGemm s;
-            s.m = b.channels;
-            s.n = 1;
-            s.k = b.spatial;
-            s.lda = b.spatial;
-            s.ldb = 1;
-            s.ldc = 1;
-            s.accumulate = n > 0;
-            strided_batched_gemm(s, dtype, DType::Float32, p.math, at(o.dy, n * b.channels * b.spatial, dtype), ones,
+            strided_batched_gemm(per_group(1, b.channels, 1, b.spatial, {b.spatial, 0}, {1, 0}, {1, 0}, n > 0), dtype, DType::Float32, p.math, at(o.dy, n * b.channels * b.spatial, dtype), ones,
                                  db, stream);
         }
         kernels::convert(db, DType::Float32, o.out, dtype, b.channels, stream);

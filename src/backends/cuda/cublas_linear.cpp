@@ -116,8 +116,8 @@ void cublas_strided_batched_gemm(const StridedBatchedGemm& s, DType operands, DT
     const void* beta = float64 ? static_cast<const void*>(&beta64) : static_cast<const void*>(&beta32);
     CONVKIT_CHECK_CUBLAS(cublas_api().gemm_strided_batched_ex(
         handle, operation(s.transpose_b), operation(s.transpose_a), s.n, s.m, s.k, alpha, b, cuda_data_type(operands),
-        s.ldb, s.stride_b, a, cuda_data_type(operands), s.lda, s.stride_a, beta, c, cuda_data_type(result), s.ldc,
-        s.stride_c, s.batch, float64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        s.lead_b, s.stride_b, a, cuda_data_type(operands), s.lead_a, s.stride_a, beta, c, cuda_data_type(result),
+        s.lead_c, s.stride_c, s.batch, float64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 #endif
 }  // namespace
