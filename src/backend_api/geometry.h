@@ -136,7 +136,16 @@ constexpr std::int64_t conv_tap_source(const ConvGeometry& g, int s, std::int64_
 // order (position, then tap), so a gather summing in it is deterministic.
 template <typename F>
 constexpr void for_each_tap_reading(const ConvGeometry& g, int s, std::int64_t i, F&& f) {
-    const auto taps_reading = [&](std::int64_t position) {
+    // Candidate 0 is i; then the padding's positions, before the input and after it. One loop
+    // with one call of f: a kernel nesting this per dim inlines f once, not once per case.
+    const std::int64_t before = g.pad_begin[s] > 0 ? g.pad_begin[s] : 0;
+    const std::int64_t after = g.pad_end[s] > 0 ? g.pad_end[s] : 0;
+    const std::int64_t candidates = g.padding_mode == PaddingMode::Zeros ? 1 : 1 + before + after;
+    for (std::int64_t c = 0; c < candidates; ++c) {
+        const std::int64_t position = c == 0        ? i
+                                      : c <= before ? c - 1 - before
+                                                    : g.input[s] + c - 1 - before;
+        if (c > 0 && padded_source_index(position, g.input[s], g.padding_mode) != i) continue;
         for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
             const std::int64_t scaled = position + g.pad_begin[s] - k * g.dilation[s];  // o * stride
             if (scaled < 0) continue;
@@ -146,14 +155,6 @@ constexpr void for_each_tap_reading(const ConvGeometry& g, int s, std::int64_t i
             const std::int64_t o = unit ? scaled : scaled / g.stride[s];
             if (o < g.output[s]) f(o, k);
         }
-    };
-    taps_reading(i);
-    if (g.padding_mode == PaddingMode::Zeros) return;
-    for (std::int64_t position = -g.pad_begin[s]; position < 0; ++position) {
-        if (padded_source_index(position, g.input[s], g.padding_mode) == i) taps_reading(position);
-    }
-    for (std::int64_t position = g.input[s]; position < g.input[s] + g.pad_end[s]; ++position) {
-        if (padded_source_index(position, g.input[s], g.padding_mode) == i) taps_reading(position);
     }
 }
 
