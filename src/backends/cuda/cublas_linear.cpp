@@ -27,11 +27,20 @@ void throw_cublas_error(cublasStatus_t status, const char* expression, const cha
 }
 
 namespace {
+// cuBLAS's math for a mode: Strict never uses TF32 for float32 (CUBLAS_DEFAULT_MATH); AllowTF32
+// and AllowReduced let float32 products run on TF32 tensor cores. Only AllowReduced lets a
+// product with 16-bit output reduce its split-K partial sums in that 16-bit type; the others keep
+// every reduction in the float32 accumulator (cuda.im2col's 16-bit products).
+cublasMath_t cublas_math(MathMode mode) {
+    const int tensor_cores = mode != MathMode::Strict ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    const int reductions = mode == MathMode::AllowReduced ? 0 : CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+    return static_cast<cublasMath_t>(tensor_cores | reductions);
+}
+
 // One handle per (device, stream, math mode), created on first use and kept for the process
 // (cuBLAS's teardown at exit would race with static destruction, as cuDNN's). The math mode is
-// fixed when the handle is made, so no call ever changes a handle that another thread may be
-// using: Strict is CUBLAS_DEFAULT_MATH, which never uses TF32 for float32; AllowTF32 lets
-// float32 products run on TF32 tensor cores.
+// fixed when the handle is made (cublas_math), so no call ever changes a handle that another
+// thread may be using.
 cublasHandle_t cublas_handle(Stream stream, MathMode mode) {
     static std::mutex mutex;
     static auto* handles = new std::map<std::tuple<int, void*, MathMode>, cublasHandle_t>();
@@ -42,8 +51,7 @@ cublasHandle_t cublas_handle(Stream stream, MathMode mode) {
         cublasHandle_t created = nullptr;
         CONVKIT_CHECK_CUBLAS(api.create(&created));
         CONVKIT_CHECK_CUBLAS(api.set_stream(created, to_cuda(stream)));
-        CONVKIT_CHECK_CUBLAS(api.set_math_mode(
-            created, mode != MathMode::Strict ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+        CONVKIT_CHECK_CUBLAS(api.set_math_mode(created, cublas_math(mode)));
         handle = created;  // only a fully set-up handle is cached
     }
     return handle;
