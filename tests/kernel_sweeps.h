@@ -3,6 +3,7 @@
 // (test_cuda_conv.cpp, test_cuda_pool.cpp) and the emulator's (emu/test_emu_conv_pool.cpp), so
 // the kernels meet the same shapes on a GPU and on the CPU. Names come from to_string() of the
 // parameters, so a failure names its shape.
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct ConvCase {
         return testing::test_name(text);
     }
 };
+
+// gtest prints a failing case with this instead of its bytes.
+inline void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
 
 inline ConvCase conv(const ConvParams& p, Shape input, Shape weight) {
     return {p, input, weight, false};

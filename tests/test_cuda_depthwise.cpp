@@ -20,10 +20,6 @@
 #include "variant_runner.h"
 
 namespace convkit {
-namespace testing {
-void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
-}  // namespace testing
-
 namespace {
 
 using testing::conv;

@@ -17,8 +17,7 @@
 
 namespace convkit {
 namespace testing {
-// gtest prints parameters with these instead of their bytes.
-void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
+// gtest prints parameters with this instead of their bytes (ConvCase's is kernel_sweeps.h's).
 void PrintTo(const PoolCase& c, std::ostream* os) { *os << c.name(); }
 }  // namespace testing
 

@@ -24,11 +24,6 @@ namespace convkit {
 void PrintTo(DType dtype, std::ostream* os) { *os << dtype_name(dtype); }
 void PrintTo(MemoryFormat format, std::ostream* os) { *os << memory_format_name(format); }
 
-namespace testing {
-// gtest prints parameters with these instead of their bytes.
-void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name(); }
-}  // namespace testing
-
 namespace {
 
 #ifdef CONVKIT_SWEEP_CUDA

@@ -17,8 +17,10 @@
 //               HostBlas → host.blas, Cuda → cuda.igemm where it runs the problem (bfloat16 or
 //               float16, channels-last, channels per group a multiple of 8), else
 //               cuda.depthwise (groups == input channels, float32/float64, contiguous), else
-//               cuda.tiled (float32/float64, contiguous, zeros padding), else cuda.direct;
-//               Cudnn → cudnn
+//               cuda.tiled (float32/float64, contiguous, zeros padding), else cuda.direct; and
+//               a 16-bit problem none of these runs in either memory format (channels per group
+//               not a multiple of 8, other padding modes) → cuda.im2col (columns times cuBLAS) in
+//               its own dtype rather than widened to float32; Cudnn → cudnn
 //
 // A name applies to tensors of its variant's kind (a host variant to host tensors, a CUDA one to
 // CUDA tensors), like the backends. A named variant that cannot run a call raises NotSupported

@@ -20,4 +20,20 @@ struct GemmShape {
     constexpr std::int64_t ldb() const { return transpose_b ? k : n; }
 };
 
+// Many products of one shape over matrices a fixed stride apart (cuBLAS's strided-batched
+// GEMM in row-major terms): for b in [0, batch),
+//   C_b = op(A_b) op(B_b) (+ C_b when accumulate),  X_b = X + b * stride_x,
+// with leading dimensions of their own (row-major: the distance between rows as stored), so that
+// a product can read or write a block of columns of a wider matrix (one group's channels).
+struct StridedBatchedGemm : GemmShape {
+    std::int64_t lead_a = 1;
+    std::int64_t lead_b = 1;
+    std::int64_t lead_c = 1;
+    std::int64_t stride_a = 0;
+    std::int64_t stride_b = 0;
+    std::int64_t stride_c = 0;
+    std::int64_t batch = 1;
+    bool accumulate = false;
+};
+
 }  // namespace convkit::detail

@@ -128,6 +128,36 @@ constexpr std::int64_t conv_tap_source(const ConvGeometry& g, int s, std::int64_
     return padded_source_index(position, g.input[s], g.padding_mode);
 }
 
+// Calls f(o, k) for every output position o and tap k that read input position i along geometry
+// dim s, i.e. conv_tap_source(g, s, o, k) == i: its inverse, for gathers that sum what the taps
+// read (col2im). The padded positions that hold i are i itself and, for the padding modes that
+// copy the input, those of the padding that padded_source_index maps to i (at most the padding's
+// width on each side); each gives at most one output position per tap. Calls come in a fixed
+// order (position, then tap), so a gather summing in it is deterministic.
+template <typename F>
+constexpr void for_each_tap_reading(const ConvGeometry& g, int s, std::int64_t i, F&& f) {
+    // Candidate 0 is i; then the padding's positions, before the input and after it. One loop
+    // with one call of f: a kernel nesting this per dim inlines f once, not once per case.
+    const std::int64_t before = g.pad_begin[s] > 0 ? g.pad_begin[s] : 0;
+    const std::int64_t after = g.pad_end[s] > 0 ? g.pad_end[s] : 0;
+    const std::int64_t candidates = g.padding_mode == PaddingMode::Zeros ? 1 : 1 + before + after;
+    for (std::int64_t c = 0; c < candidates; ++c) {
+        const std::int64_t position = c == 0        ? i
+                                      : c <= before ? c - 1 - before
+                                                    : g.input[s] + c - 1 - before;
+        if (c > 0 && padded_source_index(position, g.input[s], g.padding_mode) != i) continue;
+        for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
+            const std::int64_t scaled = position + g.pad_begin[s] - k * g.dilation[s];  // o * stride
+            if (scaled < 0) continue;
+            // Stride 1 (most dims) needs no division, which 64-bit integers pay dearly for on a GPU.
+            const bool unit = g.stride[s] == 1;
+            if (!unit && scaled % g.stride[s] != 0) continue;
+            const std::int64_t o = unit ? scaled : scaled / g.stride[s];
+            if (o < g.output[s]) f(o, k);
+        }
+    }
+}
+
 // The input position that tap k of a max-pooling window at output o covers along dim s; it may
 // lie outside [0, input) (in the padding, or past it in ceil mode).
 constexpr std::int64_t pool_tap_position(const PoolGeometry& g, int s, std::int64_t o, std::int64_t k) {

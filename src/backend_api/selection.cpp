@@ -338,6 +338,18 @@ std::vector<std::string_view> default_variant_names(Backend backend) {
     return {};
 }
 
+// The variants a backend falls back on by default: run only where none of its own variants
+// (above) runs the problem in either activation layout, so that the op layer still converts a
+// layout for them first. The CUDA backend's is cuda.im2col, for the 16-bit problems the tensor
+// cores refuse (channels per group not a multiple of 8, padding other than zeros, compute
+// capability below 8.0): they then run in their own dtype on cuBLAS's 16-bit GEMM instead of
+// being widened to float32 for the float32 kernels. Every other problem has a variant of its own
+// that needs no column matrix (docs/architecture.md, "cuda.im2col").
+std::vector<std::string_view> fallback_variant_names(Backend backend) {
+    if (backend == Backend::Cuda) return {"cuda.im2col"};
+    return {};
+}
+
 [[noreturn]] void backend_not_built(std::string_view op, Backend backend) {
     if (backend == Backend::HostBlas) {
         throw NotSupported(concat(op, ": this build has no host-blas backend (configured with ",
@@ -353,14 +365,41 @@ Backend backend_of(const ProblemBase& problem) {
     return problem.device.is_host() ? default_host_backend() : default_backend();
 }
 
-// The first of the backend's default variants that supports the problem. When none does, the
-// message gives the last one's reason (the backend's general variant) and then the others'.
+// The first of the backend's own default variants that supports the problem (null if none).
+template <typename V, typename Problem, typename Pass>
+const V* first_default_supporting(const Problem& problem, Pass pass) {
+    for (std::string_view name : default_variant_names(backend_of(problem))) {
+        const V* v = Family<V>::find(name);
+        if (v != nullptr && v->supports(problem, pass)) return v;
+    }
+    return nullptr;
+}
+
+// Whether the backend's fallback variants may run the problem: none of its own runs it in
+// either activation layout.
+template <typename V, typename Problem, typename Pass>
+bool fallback_applies(const Problem& problem, Pass pass) {
+    const MemoryFormat other =
+        problem.x_layout == MemoryFormat::Contiguous ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+    Problem in_other = problem;
+    in_other.x_layout = in_other.y_layout = other;
+    return first_default_supporting<V>(problem, pass) == nullptr &&
+           first_default_supporting<V>(in_other, pass) == nullptr;
+}
+
+// The first of the backend's default variants that supports the problem, then its fallbacks
+// where they apply. When none does, the message gives the last one's reason (the backend's general
+// variant, or the fallback) and then the others'.
 template <typename V, typename Problem, typename Pass>
 const V& checked_default(std::string_view op, const Problem& problem, Pass pass) {
     const Backend backend = backend_of(problem);
     std::string general_reason, other_reasons;
     const V* refused = nullptr;
-    for (std::string_view name : default_variant_names(backend)) {
+    std::vector<std::string_view> names = default_variant_names(backend);
+    if (fallback_applies<V>(problem, pass)) {
+        for (std::string_view name : fallback_variant_names(backend)) names.push_back(name);
+    }
+    for (std::string_view name : names) {
         const V* v = Family<V>::find(name);
         if (v == nullptr) continue;
         if (refused != nullptr) {
@@ -410,7 +449,9 @@ bool policy_supports_problem(const Problem& problem, Pass pass) {
         }
         return false;
     }
-    for (std::string_view name : default_variant_names(backend_of(problem))) {
+    if (first_default_supporting<V>(problem, pass) != nullptr) return true;
+    if (!fallback_applies<V>(problem, pass)) return false;
+    for (std::string_view name : fallback_variant_names(backend_of(problem))) {
         const V* v = Family<V>::find(name);
         if (v != nullptr && v->supports(problem, pass)) return true;
     }

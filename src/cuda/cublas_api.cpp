@@ -32,6 +32,7 @@ CublasApi load_cublas() {
     resolve_symbol(library, "cublasSgemm_v2_64", api.sgemm, missing);
     resolve_symbol(library, "cublasDgemm_v2_64", api.dgemm, missing);
     resolve_symbol(library, "cublasGemmEx_64", api.gemm_ex, missing);
+    resolve_symbol(library, "cublasGemmStridedBatchedEx_64", api.gemm_strided_batched_ex, missing);
     resolve_symbol(library, "cublasGetStatusName", api.status_name, missing);
     resolve_symbol(library, "cublasGetStatusString", api.status_string, missing);
     if (!missing.empty()) {

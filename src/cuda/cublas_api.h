@@ -14,6 +14,7 @@ struct CublasApi {
     decltype(&::cublasSgemm_v2_64) sgemm;
     decltype(&::cublasDgemm_v2_64) dgemm;
     decltype(&::cublasGemmEx_64) gemm_ex;  // mixed precision (convkit-bench's bf16 peak)
+    decltype(&::cublasGemmStridedBatchedEx_64) gemm_strided_batched_ex;  // cuda.im2col's products
     decltype(&::cublasGetStatusName) status_name;
     decltype(&::cublasGetStatusString) status_string;
 };

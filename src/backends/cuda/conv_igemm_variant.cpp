@@ -22,6 +22,7 @@
 #include <string>
 
 #include "backend_api/variant.h"
+#include "backend_api/workspace_pieces.h"
 #include "core/check.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_bias_grad.h"
@@ -80,25 +81,6 @@ std::string geometry_reason(const ConvGeometry& g, DType dtype) {
     }
     return {};
 }
-
-// Consecutive pieces of a workspace, each aligned for the kernels' 16-byte vector loads.
-class WorkspacePieces {
-public:
-    static constexpr std::size_t kAlignment = 256;
-    static std::size_t rounded(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
-
-    explicit WorkspacePieces(WorkspaceView workspace) : base_(static_cast<char*>(workspace.data)) {}
-    void* take(std::size_t bytes) {
-        if (bytes == 0) return nullptr;
-        void* piece = base_ + offset_;
-        offset_ += rounded(bytes);
-        return piece;
-    }
-
-private:
-    char* base_;
-    std::size_t offset_ = 0;
-};
 
 // The channels of a pass's fused bias: the convolution's output channels for the forward, its
 // input channels (the transposed convolution's output) for backward-data.

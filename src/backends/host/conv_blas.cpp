@@ -11,6 +11,7 @@
 #include "backend_api/variant.h"
 #include "backends/host/conv_reference.h"
 #include "backend_api/dtype_dispatch.h"
+#include "backend_api/unfold_blocks.h"
 
 namespace convkit::host {
 
@@ -204,9 +205,7 @@ void fold(const Unfolding& u, const T* patches, const Block& b, T* grad_input) {
 
 std::int64_t conv_blas_block_columns(const ConvGeometry& g, std::size_t element_size, std::size_t scratch_bytes) {
     const auto per_column = static_cast<std::size_t>(g.in_channels_per_group() * g.kernel_spatial()) * element_size;
-    const auto fit = static_cast<std::int64_t>(
-        std::min<std::size_t>(scratch_bytes / per_column, static_cast<std::size_t>(g.output_spatial())));
-    return std::max<std::int64_t>(fit, 1);
+    return detail::units_within_budget(per_column, scratch_bytes, g.output_spatial());
 }
 
 std::string conv_blas_unsupported_reason(const ConvGeometry& g) {

@@ -1,0 +1,29 @@
+#pragma once
+// Consecutive pieces of a variant's workspace (backend_api/variant.h), each aligned for 16-byte
+// vector loads and for cuBLAS: workspace() adds up rounded() sizes, run() takes the same pieces
+// in the same order.
+#include <cstddef>
+
+#include "backend_api/variant.h"
+
+namespace convkit::detail {
+
+class WorkspacePieces {
+public:
+    static constexpr std::size_t kAlignment = 256;
+    static std::size_t rounded(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+
+    explicit WorkspacePieces(WorkspaceView workspace) : base_(static_cast<char*>(workspace.data)) {}
+    void* take(std::size_t bytes) {
+        if (bytes == 0) return nullptr;
+        void* piece = base_ + offset_;
+        offset_ += rounded(bytes);
+        return piece;
+    }
+
+private:
+    char* base_;
+    std::size_t offset_ = 0;
+};
+
+}  // namespace convkit::detail
