@@ -4,6 +4,7 @@
 // the same windows, divisors and argmax (first maximum; the last NaN) as the oracle.
 #include "kernels/pool.h"
 
+#include <atomic>
 #include <cmath>
 
 #include "core/check.h"
@@ -47,15 +48,19 @@ struct Divisor {
     }
 };
 
+// Set by set_pool_64_bit_indices_for_testing: the 64-bit kernels otherwise run only past 2^31
+// elements, too many for the emulated device.
+std::atomic<bool> force_64_bit_pool_indices{false};
+
 // Whether every index and window offset of a launch stays below 2^31, so that its kernels may
-// divide with FastDivisor: each tensor under 2^31 elements, and each spatial extent plus
-// padding (the numerators of the window search) too.
+// divide with FastDivisor: each tensor under 2^31 elements, each spatial extent plus padding
+// (the numerators of the window search) and each stride too.
 bool divisions_fit_32_bits(const PoolGeometry& g) {
     constexpr std::int64_t limit = std::int64_t{1} << 31;
     const bool tensors_fit = g.planes() * g.input_spatial() < limit && g.planes() * g.output_spatial() < limit;
     bool windows_fit = true;
-    for (int s = 0; s < 3; ++s) windows_fit = windows_fit && g.input[s] + g.padding[s] < limit;
-    return tensors_fit && windows_fit;
+    for (int s = 0; s < 3; ++s) windows_fit = windows_fit && g.input[s] + g.padding[s] < limit && g.stride[s] < limit;
+    return !force_64_bit_pool_indices && tensors_fit && windows_fit;
 }
 
 // Where the elements of an operand of spatial `size` lie: its offsets (plane, d, h, w) and the
@@ -93,11 +98,11 @@ struct OperandLayout {
 
 // The input and output layouts of a launch and the window strides, built on the host so that
 // the divisors' multipliers are computed once per launch.
-struct PoolOperands {
+struct PoolLaunchLayout {
     OperandLayout in, out;
     Divisor stride[3];
 
-    PoolOperands(const PoolGeometry& g, MemoryFormat layout)
+    PoolLaunchLayout(const PoolGeometry& g, MemoryFormat layout)
         : in(g.input, g, layout),
           out(g.output, g, layout),
           stride{Divisor(g.stride[0]), Divisor(g.stride[1]), Divisor(g.stride[2])} {}
@@ -105,10 +110,10 @@ struct PoolOperands {
 
 // Each thread's work is a few loads and compares, so the kernels hide memory latency by having
 // many threads resident: 4 blocks of 256 per SM (half the threads an H100 SM holds) caps a
-// kernel at 64 registers. The Fast forward kernels and the average backward fit that without
-// spilling (cuobjdump --dump-resource-usage: no stack); the 64-bit-division kernels, max
-// pooling's backward (72 registers, 3 blocks) and the adaptive backward would spill, so they
-// keep ptxas's choice.
+// kernel at 64 registers. The Fast forward kernels, the average backward and max pooling's
+// backward from the argmax taps fit that without spilling (cuobjdump --dump-resource-usage: no
+// stack); the 64-bit-division kernels, max pooling's searching backward (72 registers, 3
+// blocks) and the adaptive backward would spill, so they keep ptxas's choice.
 constexpr int kPoolBlocksPerSm = 4;
 
 // 16-bit storage read as float (float and double as they are), for the window arithmetic.
@@ -120,7 +125,7 @@ struct Widened {
 
 template <typename T, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
-    max_pool_forward_kernel(PoolGeometry g, PoolOperands ops, const T* x, T* y, std::uint8_t* taps) {
+    max_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y, std::uint8_t* taps) {
     const OperandLayout& out = ops.out;
     const Widened<T> values{x};
     const std::int64_t total = g.planes() * g.output_spatial();
@@ -136,7 +141,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
 
 // Calls f(o, k) for each output position o along dim s whose window's tap k lands on input i.
 template <bool Fast, typename F>
-__device__ void for_each_window_holding(const PoolGeometry& g, const PoolOperands& ops, int s, std::int64_t i, F&& f) {
+__device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchLayout& ops, int s, std::int64_t i,
+                                        F&& f) {
     for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
         std::int64_t numerator = i + g.padding[s] - k * g.dilation[s];
         if (numerator < 0) continue;
@@ -149,7 +155,7 @@ __device__ void for_each_window_holding(const PoolGeometry& g, const PoolOperand
 // windows holding it, in window order, of add(acc, plane, index, o, tap): o the window's output
 // position, tap the number of the window's tap on i (detail::max_pool_tap). Then dx[index] = acc.
 template <typename T, bool Fast, typename Add>
-__device__ void gather_over_windows(const PoolGeometry& g, const PoolOperands& ops, T* dx, Add&& add) {
+__device__ void gather_over_windows(const PoolGeometry& g, const PoolLaunchLayout& ops, T* dx, Add&& add) {
     const std::int64_t total = g.planes() * g.input_spatial();
     for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
         Position i{};
@@ -168,7 +174,7 @@ __device__ void gather_over_windows(const PoolGeometry& g, const PoolOperands& o
 
 // Max pooling's backward from x: a window's dy goes to i when i is its argmax, searched again.
 template <typename T, bool Fast>
-__global__ void max_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, const T* x, T* dx) {
+__global__ void max_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const T* x, T* dx) {
     const Widened<T> values{x};
     gather_over_windows<T, Fast>(
         g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t index, const Position& o, std::int64_t) {
@@ -181,7 +187,8 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const
 // each window's test a byte compare.
 template <typename T, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
-    max_pool_backward_from_taps_kernel(PoolGeometry g, PoolOperands ops, const T* dy, const std::uint8_t* taps, T* dx) {
+    max_pool_backward_from_taps_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const std::uint8_t* taps,
+                                       T* dx) {
     gather_over_windows<T, Fast>(g, ops, dx,
                                  [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t tap) {
                                      const std::int64_t at = ops.out(plane, o);
@@ -192,7 +199,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
 // Forward of average and adaptive pooling: the box of spans, summed and divided.
 template <typename T, bool Adaptive, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
-    mean_pool_forward_kernel(PoolGeometry g, PoolOperands ops, const T* x, T* y) {
+    mean_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y) {
     const OperandLayout& in = ops.in;
     const OperandLayout& out = ops.out;
     const std::int64_t total = g.planes() * g.output_spatial();
@@ -223,7 +230,7 @@ __device__ ComputeType<T> average_share(const PoolGeometry& g, const OperandLayo
 
 template <typename T, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
-    avg_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, T* dx) {
+    avg_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, T* dx) {
     // A window holds i when i is in its span (the span clips a ceil-mode overhang).
     gather_over_windows<T, Fast>(g, ops, dx,
                                  [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t) {
@@ -244,7 +251,7 @@ __device__ void for_each_adaptive_window_holding(const PoolGeometry& g, int s, s
 }
 
 template <typename T, bool Fast>
-__global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, PoolOperands ops, const T* dy, T* dx) {
+__global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, T* dx) {
     using C = ComputeType<T>;
     const OperandLayout& in = ops.in;
     const OperandLayout& out = ops.out;
@@ -270,7 +277,7 @@ template <typename Launch>
 void on_stream_for_dtype(const PoolGeometry& g, MemoryFormat layout, DType dtype, Stream stream,
                          Launch&& launch_typed) {
     detail::CudaDeviceGuard guard(stream.device);
-    const PoolOperands operands(g, layout);
+    const PoolLaunchLayout operands(g, layout);
     const bool fast = divisions_fit_32_bits(g);
     dispatch_float_storage_types("pooling", dtype, [&](auto tag) {
         if (fast) {
@@ -286,71 +293,82 @@ void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y
                       std::uint8_t* argmax_taps) {
     CONVKIT_REQUIRE(argmax_taps == nullptr || max_pool_taps_fit(g), "max_pool_forward", "a window of ",
                     g.kernel[0] * g.kernel[1] * g.kernel[2], " taps is too large to record its argmax in a byte");
-    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
-        using T = decltype(tag);
-        launch<max_pool_forward_kernel<T, decltype(fast)::value>>(
-            {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(x),
-            static_cast<T*>(y), argmax_taps);
-    });
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            launch<max_pool_forward_kernel<T, decltype(fast)::value>>(
+                                {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops,
+                                static_cast<const T*>(x), static_cast<T*>(y), argmax_taps);
+                        });
 }
 
 void max_pool_backward_from_taps(const PoolGeometry& g, DType dtype, const void* dy, const std::uint8_t* argmax_taps,
                                  void* dx, Stream stream, MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
-        using T = decltype(tag);
-        launch<max_pool_backward_from_taps_kernel<T, decltype(fast)::value>>(
-            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
-            argmax_taps, static_cast<T*>(dx));
-    });
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            launch<max_pool_backward_from_taps_kernel<T, decltype(fast)::value>>(
+                                {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops,
+                                static_cast<const T*>(dy), argmax_taps, static_cast<T*>(dx));
+                        });
 }
 
 void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream,
                        MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
-        using T = decltype(tag);
-        launch<max_pool_backward_kernel<T, decltype(fast)::value>>(
-            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
-            static_cast<const T*>(x), static_cast<T*>(dx));
-    });
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            launch<max_pool_backward_kernel<T, decltype(fast)::value>>(
+                                {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops,
+                                static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx));
+                        });
 }
 
 void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
-        using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, false, decltype(fast)::value>>(
-            {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(x),
-            static_cast<T*>(y));
-    });
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            launch<mean_pool_forward_kernel<T, false, decltype(fast)::value>>(
+                                {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops,
+                                static_cast<const T*>(x), static_cast<T*>(y));
+                        });
 }
 
 void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                        MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
-        using T = decltype(tag);
-        launch<avg_pool_backward_kernel<T, decltype(fast)::value>>(
-            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
-            static_cast<T*>(dx));
-    });
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            launch<avg_pool_backward_kernel<T, decltype(fast)::value>>(
+                                {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops,
+                                static_cast<const T*>(dy), static_cast<T*>(dx));
+                        });
 }
 
 void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
                                MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
-        using T = decltype(tag);
-        launch<mean_pool_forward_kernel<T, true, decltype(fast)::value>>(
-            {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(x),
-            static_cast<T*>(y));
-    });
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            launch<mean_pool_forward_kernel<T, true, decltype(fast)::value>>(
+                                {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops,
+                                static_cast<const T*>(x), static_cast<T*>(y));
+                        });
 }
 
 void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                                 MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream, [&](auto tag, auto fast, const PoolOperands& ops, cudaStream_t s) {
-        using T = decltype(tag);
-        launch<adaptive_avg_pool_backward_kernel<T, decltype(fast)::value>>(
-            {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
-            static_cast<T*>(dx));
-    });
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            launch<adaptive_avg_pool_backward_kernel<T, decltype(fast)::value>>(
+                                {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops,
+                                static_cast<const T*>(dy), static_cast<T*>(dx));
+                        });
+}
+
+void set_pool_64_bit_indices_for_testing(bool force) {
+    force_64_bit_pool_indices = force;
 }
 
 CONVKIT_KERNELS_END

@@ -34,6 +34,10 @@ constexpr bool max_pool_taps_fit(const detail::PoolGeometry& g) {
     return g.kernel[0] * g.kernel[1] * g.kernel[2] <= kMaxPoolRecordedTaps;
 }
 
+// Tests only: with `force`, every launch takes the kernels that divide in 64 bits, which
+// otherwise run only past 2^31 elements (the emulated device cannot hold that many).
+void set_pool_64_bit_indices_for_testing(bool force);
+
 void avg_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
                       MemoryFormat layout = MemoryFormat::Contiguous);
 void avg_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,

@@ -309,6 +309,10 @@ const V* measure(std::string_view op, const Problem& problem, Pass pass, const O
             }
         } catch (const NotSupported& e) {
             reasons += concat("; ", v->name(), ": ", e.what());
+        } catch (const OutOfMemory& e) {
+            // A candidate whose workspace does not fit (cuda.im2col's column blocks) drops out;
+            // the allocator has released what it took, and the others may still run.
+            reasons += concat("; ", v->name(), ": ", e.what());
         }
     }
     if (best == nullptr) {
@@ -341,8 +345,8 @@ std::vector<std::string_view> default_variant_names(Backend backend) {
 // The variants a backend falls back on by default: run only where none of its own variants
 // (above) runs the problem in either activation layout, so that the op layer still converts a
 // layout for them first. The CUDA backend's is cuda.im2col, for the 16-bit problems the tensor
-// cores refuse (channels per group not a multiple of 8, padding other than zeros, compute
-// capability below 8.0): they then run in their own dtype on cuBLAS's 16-bit GEMM instead of
+// cores refuse (channels per group not a multiple of 8, padding other than zeros; float16 below
+// compute capability 8.0, where cuda.im2col refuses bfloat16): they then run in their own dtype on cuBLAS's 16-bit GEMM instead of
 // being widened to float32 for the float32 kernels. Every other problem has a variant of its own
 // that needs no column matrix (docs/architecture.md, "cuda.im2col").
 std::vector<std::string_view> fallback_variant_names(Backend backend) {

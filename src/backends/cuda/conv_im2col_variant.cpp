@@ -42,7 +42,7 @@ namespace convkit::detail {
 namespace {
 
 // Column matrix per block (kDefaultIm2colColumnBudgetBytes): large enough that the products are
-// GEMMs of thousands of rows (a ResNet-50 3x3 layer at 56x56, bfloat16: 17 images), small beside
+// GEMMs of thousands of rows (a ResNet-50 3x3 layer at 56x56, bfloat16: 18 images), small beside
 // a GPU's memory.
 std::atomic<std::size_t> column_budget{kDefaultIm2colColumnBudgetBytes};
 
