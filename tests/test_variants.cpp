@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "backend_api/selection.h"
+#include "backend_api/workspace_pieces.h"
 #include "convkit/convkit.h"
 #include "temp_dir.h"
 #include "test_util.h"
@@ -218,6 +219,19 @@ TEST_F(Variants, TheDefaultFollowsTheThreadsBackend) {
 #endif
     EXPECT_EQ(problem.math, default_math_mode());
     EXPECT_EQ(problem.deterministic, deterministic_mode());
+}
+
+// A variant's run() takes its workspace in pieces, rounded to 256 bytes as workspace() adds them
+// up; a piece that would end past the workspace given is an Error, not an overrun.
+TEST(WorkspacePieces, TakesRoundedPiecesAndRefusesOnePastTheEnd) {
+    alignas(256) static char buffer[532];
+    detail::WorkspacePieces pieces(detail::WorkspaceView{buffer, sizeof(buffer)});
+    EXPECT_EQ(pieces.take(0), nullptr);
+    EXPECT_EQ(pieces.take(1), buffer);
+    EXPECT_EQ(pieces.take(256), buffer + 256);
+    EXPECT_THROW(pieces.take(21), Error);      // would end at 533
+    EXPECT_EQ(pieces.take(20), buffer + 512);  // the last piece need not fill its rounding
+    EXPECT_THROW(pieces.take(1), Error);
 }
 
 }  // namespace
