@@ -146,7 +146,7 @@ __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchL
     for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
         std::int64_t numerator = i + g.padding[s] - k * g.dilation[s];
         if (numerator < 0) continue;
-        const std::int64_t o = ops.stride[s].template divide_keep_remainder<Fast>(numerator);
+        const std::int64_t o = ops.stride[s].divide_keep_remainder<Fast>(numerator);
         if (numerator == 0 && o < g.output[s]) f(o, k);
     }
 }

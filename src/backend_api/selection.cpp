@@ -346,9 +346,10 @@ std::vector<std::string_view> default_variant_names(Backend backend) {
 // (above) runs the problem in either activation layout, so that the op layer still converts a
 // layout for them first. The CUDA backend's is cuda.im2col, for the 16-bit problems the tensor
 // cores refuse (channels per group not a multiple of 8, padding other than zeros; float16 below
-// compute capability 8.0, where cuda.im2col refuses bfloat16): they then run in their own dtype on cuBLAS's 16-bit GEMM instead of
-// being widened to float32 for the float32 kernels. Every other problem has a variant of its own
-// that needs no column matrix (docs/architecture.md, "cuda.im2col").
+// compute capability 8.0, where cuda.im2col refuses bfloat16): they then run in their own dtype
+// on cuBLAS's 16-bit GEMM instead of being widened to float32 for the float32 kernels. Every
+// other problem has a variant of its own that needs no column matrix (docs/architecture.md,
+// "cuda.im2col").
 std::vector<std::string_view> fallback_variant_names(Backend backend) {
     if (backend == Backend::Cuda) return {"cuda.im2col"};
     return {};
@@ -379,16 +380,15 @@ const V* first_default_supporting(const Problem& problem, Pass pass) {
     return nullptr;
 }
 
-// Whether the backend's fallback variants may run the problem: none of its own runs it in
-// either activation layout.
+// Whether the backend's fallback variants may run a problem none of its own runs: none of its
+// own runs it in the other activation layout either (the op layer converts for those instead).
 template <typename V, typename Problem, typename Pass>
 bool fallback_applies(const Problem& problem, Pass pass) {
     const MemoryFormat other =
         problem.x_layout == MemoryFormat::Contiguous ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
     Problem in_other = problem;
     in_other.x_layout = in_other.y_layout = other;
-    return first_default_supporting<V>(problem, pass) == nullptr &&
-           first_default_supporting<V>(in_other, pass) == nullptr;
+    return first_default_supporting<V>(in_other, pass) == nullptr;
 }
 
 // The first of the backend's default variants that supports the problem, then its fallbacks
@@ -396,6 +396,7 @@ bool fallback_applies(const Problem& problem, Pass pass) {
 // variant, or the fallback) and then the others'.
 template <typename V, typename Problem, typename Pass>
 const V& checked_default(std::string_view op, const Problem& problem, Pass pass) {
+    if (const V* own = first_default_supporting<V>(problem, pass)) return *own;  // the common case, one scan
     const Backend backend = backend_of(problem);
     std::string general_reason, other_reasons;
     const V* refused = nullptr;

@@ -48,8 +48,8 @@ void* scratch_data(const Tensor& t) {
 // forward and backward variants are one that records them (chosen, not measured: a measured
 // choice is known only after its pass runs), else undefined, and the backward reads x.
 Tensor argmax_taps_for(const PoolProblem& problem, const PoolChoice& forward, const PoolChoice& backward) {
-    const bool recorded = problem.op == PoolOp::Max && !forward.measure && !backward.measure &&
-                          forward.variant == backward.variant && forward.variant->records_argmax_taps(problem);
+    const bool recorded = !forward.measure && !backward.measure && forward.variant == backward.variant &&
+                          forward.variant->records_argmax_taps(problem);
     if (!recorded) return Tensor();
     const auto outputs = static_cast<std::size_t>(problem.geometry.planes() * problem.geometry.output_spatial());
     return detail::scratch_tensor(outputs, problem.device);
