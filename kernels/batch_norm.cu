@@ -5,8 +5,8 @@
 // data: blocks sum chunks of each channel's values into double partial sums, laid out so that
 // the reads coalesce in either layout (contiguous: a block's threads walk one channel's runs;
 // channels-last: each thread reads a 16-byte pack of adjacent channels of one row where the
-// channels are a multiple of the pack and the buffers aligned, else a warp reads 32 adjacent
-// channels of one row, one element per thread), then one thread per channel adds
+// channels are a multiple of the pack and the buffers aligned, else one element, the same kernel
+// with packs of one), then one thread per channel adds
 // its chunks in order. Both orders are fixed by the shape: deterministic run to run. The
 // variance comes from sums of (x - shift) and (x - shift)^2 with the channel's first value as the
 // shift (the shifted-data algorithm), so a large mean does not cancel the spread away and the
@@ -38,8 +38,7 @@ using Compute = ComputeType<T>;
 
 // ---- the reductions' chunks ------------------------------------------------------------------
 
-constexpr int kLaneChannels = 32;  // channels-last: the channels of one warp's row read
-constexpr int kRowLanes = 8;       // channels-last: rows read at once by a block
+constexpr int kLaneChannels = 32;  // channels-last: the most packs (or channels) a block reads across
 // Each chunk holds at least this many values of its channel (so a block's start is amortised)
 // and a channel has at most kMaxChunks chunks (so the second level stays short); within those
 // bounds, enough chunks for about kTargetBlocks blocks (four per SM of a 132-SM H100).
@@ -211,49 +210,15 @@ __global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int
     }
 }
 
-// Channels-last: a block of kLaneChannels x kRowLanes threads sums one chunk of rows for 32
-// adjacent channels (blocks stride over channel tiles); each warp reads 32 consecutive elements
-// of a row, and the row lanes are combined in shared memory in a fixed order.
-template <typename Terms>
+// Channels-last: a thread reads Width adjacent channels of a row per access (a 16-byte pack where
+// the channels are a multiple of it and the buffers aligned, else Width 1), a block is
+// blockDim.x packs across (a tile of blockDim.x * Width channels; blocks stride over tiles) by
+// blockDim.y row lanes, blockDim.x * blockDim.y = kThreadsPerBlock, so a warp reads adjacent
+// channels of a row. The row lanes' sums are then added in row-lane order in shared memory,
+// every thread taking some of the tile's channel sums.
+template <typename Terms, int Width>
 __global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::int64_t per_chunk, Terms terms,
                                                       double* partial) {
-    __shared__ double lanes[2][kRowLanes][kLaneChannels];
-    const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
-    const std::int64_t last = std::min(g.per_channel(), first + per_chunk);
-    for (std::int64_t tile = blockIdx.x; tile * kLaneChannels < g.channels; tile += gridDim.x) {
-        const std::int64_t c = tile * kLaneChannels + threadIdx.x;
-        double sum_first = 0;
-        double sum_second = 0;
-        if (c < g.channels) {
-            const double shift = terms.shift(g, c);
-            for (std::int64_t row = first + threadIdx.y; row < last; row += kRowLanes) {
-                terms.add(row * g.channels + c, c, shift, sum_first, sum_second);
-            }
-        }
-        lanes[0][threadIdx.y][threadIdx.x] = sum_first;
-        lanes[1][threadIdx.y][threadIdx.x] = sum_second;
-        __syncthreads();
-        if (threadIdx.y == 0 && c < g.channels) {
-            double total_first = 0;
-            double total_second = 0;
-            for (int lane = 0; lane < kRowLanes; ++lane) {
-                total_first += lanes[0][lane][threadIdx.x];
-                total_second += lanes[1][lane][threadIdx.x];
-            }
-            store_partial(partial, g.channels, blockIdx.y, c, total_first, total_second);
-        }
-        __syncthreads();  // the lanes are rewritten for the next tile
-    }
-}
-
-// Channels-last in 16-byte packs (channels a multiple of Width, buffers aligned): a thread reads
-// Width adjacent channels of a row per access, a block is blockDim.x packs across (a tile of
-// blockDim.x * Width channels) by blockDim.y row lanes, blockDim.x * blockDim.y =
-// kThreadsPerBlock. The row lanes' sums are then added in row-lane order in shared memory, every
-// thread taking some of the tile's channel sums.
-template <typename Terms, int Width>
-__global__ void channel_partials_channels_last_packed_kernel(BatchNormGeometry g, std::int64_t per_chunk, Terms terms,
-                                                             double* partial) {
     __shared__ double lanes[2][kThreadsPerBlock * Width];  // [sum][row lane][channel of the tile]
     const std::int64_t tile_channels = std::int64_t{blockDim.x} * Width;
     const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
@@ -290,12 +255,22 @@ __global__ void channel_partials_channels_last_packed_kernel(BatchNormGeometry g
     }
 }
 
-// Packs across a packed channels-last block: the most, up to 32, that divides kThreadsPerBlock
-// and does not exceed the channels' packs (fewer leaves threads idle).
-unsigned packed_block_width(std::int64_t channel_packs) {
-    unsigned width = 32;
-    while (width > 1 && width > channel_packs) width /= 2;
-    return width;
+// Packs across a channels-last block: the most, up to kLaneChannels, that divides
+// kThreadsPerBlock and does not exceed the channels' packs (fewer leaves threads idle).
+unsigned packs_across(std::int64_t channel_packs) {
+    unsigned across = kLaneChannels;
+    while (across > 1 && across > channel_packs) across /= 2;
+    return across;
+}
+
+template <typename Terms, int Width>
+void launch_channel_partials_channels_last(const BatchNormGeometry& g, const ChunkPlan& plan, const Terms& terms,
+                                           double* partial, cudaStream_t stream) {
+    const unsigned across = packs_across(g.channels / Width);
+    const std::int64_t tiles = (g.channels + across * Width - 1) / (across * Width);
+    launch<channel_partials_channels_last_kernel<Terms, Width>>(
+        {dim3(grid_stride_blocks(tiles), static_cast<unsigned>(plan.chunks)), dim3(across, kThreadsPerBlock / across)},
+        stream, g, plan.per_chunk, terms, partial);
 }
 
 // The first level of a per-channel reduction: plan.chunks x channels pairs of double sums in
@@ -303,21 +278,15 @@ unsigned packed_block_width(std::int64_t channel_packs) {
 template <typename Terms>
 void launch_channel_partials(const BatchNormGeometry& g, const ChunkPlan& plan, const Terms& terms, double* partial,
                              cudaStream_t stream) {
-    const auto chunks = static_cast<unsigned>(plan.chunks);
-    const unsigned blocks = grid_stride_blocks(channel_blocks(g));
     constexpr int width = kPackWidth<typename Terms::Element>;
     if (g.channels_last && g.channels % width == 0 && terms.pack_aligned_buffers()) {
-        const unsigned across = packed_block_width(g.channels / width);
-        const std::int64_t tiles = (g.channels + across * width - 1) / (across * width);
-        launch<channel_partials_channels_last_packed_kernel<Terms, width>>(
-            {dim3(grid_stride_blocks(tiles), chunks), dim3(across, kThreadsPerBlock / across)}, stream, g,
-            plan.per_chunk, terms, partial);
+        launch_channel_partials_channels_last<Terms, width>(g, plan, terms, partial, stream);
     } else if (g.channels_last) {
-        launch<channel_partials_channels_last_kernel<Terms>>({dim3(blocks, chunks), dim3(kLaneChannels, kRowLanes)},
-                                                             stream, g, plan.per_chunk, terms, partial);
+        launch_channel_partials_channels_last<Terms, 1>(g, plan, terms, partial, stream);
     } else {
-        launch<channel_partials_contiguous_kernel<Terms>>({dim3(blocks, chunks), dim3(kThreadsPerBlock)}, stream, g,
-                                                          plan.per_chunk, terms, partial);
+        launch<channel_partials_contiguous_kernel<Terms>>(
+            {dim3(grid_stride_blocks(channel_blocks(g)), static_cast<unsigned>(plan.chunks)), dim3(kThreadsPerBlock)},
+            stream, g, plan.per_chunk, terms, partial);
     }
 }
 
