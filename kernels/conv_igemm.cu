@@ -62,10 +62,11 @@ enum class Pass { Forward, BackwardData };
 struct IgemmParams {
     const void* source;  // the operand's elements (OperandFormat::Element)
     const void* w;
-    void* y;
-    const float* bias;
-    const void* residual;
-    int relu;
+    EpilogueOperands epilogue;  // out: the tensor written (y or dx)
+    // Split-K: the k tiles dealt out tiles_per_split to a split, `splits` of them; with more than
+    // one, each split's sums go to its slice of `slices` (gemm_m x out_channels floats each).
+    float* slices;
+    int splits, tiles_per_split;
     int source_d, source_h, source_w;
     FastDivisor rows_d, rows_h, rows_w;  // m = ((n * rows_d + rd) * rows_h + rh) * rows_w + rw
     // A's gather per dim: row r's window starts at r * row_step + row_start, and the gathered tap
@@ -270,13 +271,20 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
     }
 }
 
-// grid: x over M tiles, y over N tiles of a group, z over groups.
+// The dx row written for a phase's GEMM row: what conv_igemm_add_split_slices_kernel writes through.
+template <Pass P>
+struct WrittenRow {
+    IgemmParams p;
+    __device__ std::int64_t operator()(int m) const { return written_row<P>(p, m); }
+};
+
+// grid: x over M tiles, y over N tiles of a group, z over groups x splits.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams p) {
     std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
     const int block_m = static_cast<int>(blockIdx.x) * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
-    const int group = static_cast<int>(blockIdx.z);
+    const int group = static_cast<int>(blockIdx.z) / p.splits, split = static_cast<int>(blockIdx.z) % p.splits;
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
     const int warp_m = warp / Tile::kWarpsN, warp_n = warp % Tile::kWarpsN;
 
@@ -285,33 +293,47 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
     Accumulators<Tile> acc;
     zero<Tile>(acc);
 
+    const SplitRange range = split_range(
+        split, p.tiles_per_split, (p.gemm_k + OperandFormat<Operand>::kBlockK - 1) / OperandFormat<Operand>::kBlockK);
     run_ring<Tile>(
-        shared, (p.gemm_k + OperandFormat<Operand>::kBlockK - 1) / OperandFormat<Operand>::kBlockK,
-        [&](int kt, std::uint16_t* stage) { load_stage<Tile, P, Operand>(p, rows, block_n, group, kt, stage); },
+        shared, range.count,
+        [&](int step, std::uint16_t* stage) {
+            load_stage<Tile, P, Operand>(p, rows, block_n, group, range.first + step, stage);
+        },
         [&](const std::uint16_t* stage) { multiply_stage<Tile, P, Operand>(stage, warp_m, warp_n, acc); });
 
-    // Epilogue straight from the accumulators: each row's place in the tensor written found once.
+    // Straight from the accumulators: to this split's slice at the GEMM's own row, or through the
+    // epilogue to the row's place in the tensor written (found once per row).
+    const bool to_slice = p.splits > 1;
+    float* const slice = to_slice ? p.slices + static_cast<std::int64_t>(split) * p.gemm_m * p.out_channels : nullptr;
     for_each_accumulator_row<Tile>(
         acc, block_m, block_n, warp_m, warp_n, lane,
-        [&](int m) { return m < p.gemm_m ? written_row<P>(p, m) : std::int64_t{-1}; },
+        [&](int m) -> std::int64_t {
+            if (m >= p.gemm_m) return -1;
+            return to_slice ? m : written_row<P>(p, m);
+        },
         [&](std::int64_t row, int col, float v) {
             if (row < 0 || col >= p.out_group) return;
             const int channel = group * p.out_group + col;
             const std::int64_t index = row * p.out_channels + channel;
-            if (p.bias != nullptr) v += p.bias[channel];
-            if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
-            if (p.relu != 0) v = fmaxf(v, 0.0f);
-            store_output<Output>(p.y, index, v);
+            if (to_slice) {
+                slice[index] = v;
+            } else {
+                finish_output<Output>(p.epilogue, index, channel, v);
+            }
         });
 }
 
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
-    const LaunchShape shape{
-        dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
-             static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN), static_cast<unsigned>(groups)),
-        dim3(Tile::kThreads), Tile::kSharedBytes, true};
+    const LaunchShape shape{dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
+                                 static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN),
+                                 static_cast<unsigned>(groups * p.splits)),
+                            dim3(Tile::kThreads), Tile::kSharedBytes, true};
     launch<conv_igemm_kernel<Tile, P, Operand, Output>>(shape, stream, p);
+    if (p.splits > 1) {
+        add_split_slices<Output>(p.slices, p.splits, p.gemm_m, p.out_channels, WrittenRow<P>{p}, p.epilogue, stream);
+    }
 }
 
 template <class Tile, Pass P, IgemmOperand Operand>
@@ -433,7 +455,7 @@ namespace {
 // Large when the Large tile gives at least 2 blocks per SM on a 132-SM H100.
 IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups) {
     const std::int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128) * groups;
-    return large_blocks >= 2 * 132 ? IgemmTile::Large : IgemmTile::Small;
+    return large_blocks >= kTargetBlocks ? IgemmTile::Large : IgemmTile::Small;
 }
 }  // namespace
 
@@ -452,10 +474,8 @@ IgemmParams common_params(const void* source, const std::array<std::int64_t, 3>&
     IgemmParams p{};
     p.source = source;
     p.w = w;
-    p.y = y;
-    p.bias = epilogue.bias;
-    p.residual = epilogue.residual;
-    p.relu = epilogue.relu ? 1 : 0;
+    p.epilogue = {y, epilogue.bias, epilogue.residual, epilogue.relu ? 1 : 0};
+    p.splits = 1;
     p.source_d = i32(source_dims[0]);
     p.source_h = i32(source_dims[1]);
     p.source_w = i32(source_dims[2]);
@@ -555,15 +575,20 @@ IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const 
     return p;
 }
 
-template <class Tile>
-std::int64_t mma_instructions(const IgemmParams& p, std::int64_t groups, IgemmOperand operand) {
+// k tiles of a GEMM of depth k: 32 deep for 16-bit operands, 16 for tf32.
+std::int64_t k_tiles_of(std::int64_t k, IgemmOperand operand) {
     const std::int64_t block_k = operand == IgemmOperand::TensorFloat32
                                      ? OperandFormat<IgemmOperand::TensorFloat32>::kBlockK
                                      : OperandFormat<IgemmOperand::BFloat16>::kBlockK;
+    return (k + block_k - 1) / block_k;
+}
+
+template <class Tile>
+std::int64_t mma_instructions(const IgemmLaunchPlan& l, std::int64_t groups, IgemmOperand operand) {
     const std::int64_t blocks =
-        (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM * ((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
+        (l.m + Tile::kBlockM - 1) / Tile::kBlockM * ((l.n + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
     const std::int64_t mma_per_k_tile = Tile::kWarpsM * Tile::kWarpsN * Tile::kMmaM * Tile::kMmaN * 2;
-    return blocks * ((p.gemm_k + block_k - 1) / block_k) * mma_per_k_tile;
+    return blocks * k_tiles_of(l.k, operand) * mma_per_k_tile;
 }
 
 void dispatch_tile(Pass pass, IgemmTile tile, const IgemmParams& p, std::int64_t groups, IgemmOperand operand,
@@ -576,6 +601,69 @@ void dispatch_tile(Pass pass, IgemmTile tile, const IgemmParams& p, std::int64_t
     if (tile == IgemmTile::Large)
         return dispatch_operand<LargeTile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
     dispatch_operand<SmallTile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
+}
+
+// One GEMM launch: its params and its plan, tile and split chosen as the schedule says (each
+// left empty from the launch's own GEMM). What conv_igemm_*_plan report is what the launchers
+// run: both come from here.
+struct Launch {
+    IgemmParams params;
+    IgemmLaunchPlan plan;
+};
+
+Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, const IgemmSchedule& schedule) {
+    Launch l{p, {}};
+    l.plan.m = p.gemm_m;
+    l.plan.n = p.out_group;
+    l.plan.k = p.gemm_k;
+    l.plan.tile = schedule.tile.value_or(default_tile(l.plan.m, l.plan.n, groups));
+    const bool large = l.plan.tile == IgemmTile::Large;
+    const std::int64_t edge = large ? LargeTile::kBlockM : SmallTile::kBlockM;
+    const std::int64_t k_tiles = k_tiles_of(l.plan.k, operand);
+    const std::int64_t blocks = (l.plan.m + edge - 1) / edge * ((l.plan.n + edge - 1) / edge) * groups;
+    l.plan.splits = schedule.splits.value_or(default_splits(l.plan.tile, blocks, k_tiles, groups));
+    l.plan.mma_instructions = large ? mma_instructions<LargeTile>(l.plan, groups, operand)
+                                    : mma_instructions<SmallTile>(l.plan, groups, operand);
+    l.params.splits = l.plan.splits;
+    l.params.tiles_per_split = l.plan.splits >= 1 ? i32((k_tiles + l.plan.splits - 1) / l.plan.splits) : 0;
+    return l;
+}
+
+std::vector<Launch> forward_launches(const IgemmConvShape& s, IgemmOperand operand, const IgemmSchedule& schedule,
+                                     const void* x, const void* w, const IgemmEpilogue& epilogue, void* y) {
+    return {plan_launch(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, schedule)};
+}
+
+std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand operand, const IgemmSchedule& schedule,
+                                           const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
+    const Dims3 d = dims3(s);
+    std::vector<Launch> launches;
+    for (const BackwardDataPhase& phase : backward_data_phases(d)) {
+        Launch l = plan_launch(backward_data_params(s, d, phase, dy, w, epilogue, dx), s.groups, operand, schedule);
+        for (int i = 0; i < s.rank; ++i) {
+            l.plan.phase[static_cast<std::size_t>(i)] = phase.phase[static_cast<std::size_t>(3 - s.rank + i)];
+        }
+        launches.push_back(l);
+    }
+    return launches;
+}
+
+IgemmPlan plan_of(const IgemmConvShape& s, const std::vector<Launch>& launches) {
+    IgemmPlan plan;
+    plan.groups = s.groups;
+    for (const Launch& l : launches) plan.launches.push_back(l.plan);
+    return plan;
+}
+
+// Checks every launch's split and the workspace, then runs them in order on `stream`.
+void run_launches(const char* op, Pass pass, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
+                  std::vector<Launch> launches, void* workspace, Stream stream) {
+    const std::size_t workspace_bytes = plan_of(s, launches).workspace_bytes();
+    for (const Launch& l : launches) check_splits(op, l.plan.splits, s.groups, workspace, workspace_bytes);
+    for (Launch& l : launches) {
+        l.params.slices = static_cast<float*>(workspace);
+        dispatch_tile(pass, l.plan.tile, l.params, s.groups, operand, output, detail::to_cuda(stream));
+    }
 }
 }  // namespace
 
@@ -591,45 +679,43 @@ std::int64_t IgemmPlan::mma_instructions() const {
     return sum;
 }
 
-IgemmPlan conv_igemm_backward_data_plan(const IgemmConvShape& s, IgemmOperand operand, std::optional<IgemmTile> tile) {
-    IgemmPlan plan;
-    plan.groups = s.groups;
-    if (!conv_igemm_unsupported_reason(s, operand).empty()) return plan;
-    const Dims3 d = dims3(s);
-    for (const BackwardDataPhase& phase : backward_data_phases(d)) {
-        const IgemmParams p = backward_data_params(s, d, phase, nullptr, nullptr, {}, nullptr);
-        IgemmLaunchPlan l;
-        for (int i = 0; i < s.rank; ++i) {
-            l.phase[static_cast<std::size_t>(i)] = phase.phase[static_cast<std::size_t>(3 - s.rank + i)];
+std::size_t IgemmPlan::workspace_bytes() const {
+    std::size_t most = 0;
+    for (const IgemmLaunchPlan& l : launches) {
+        if (l.splits > 1) {
+            most = std::max(most, static_cast<std::size_t>(l.splits) * static_cast<std::size_t>(l.m * l.n * groups) *
+                                      sizeof(float));
         }
-        l.m = p.gemm_m;
-        l.n = p.out_group;
-        l.k = p.gemm_k;
-        l.tile = tile.value_or(default_tile(l.m, l.n, s.groups));
-        l.mma_instructions = l.tile == IgemmTile::Large ? mma_instructions<LargeTile>(p, s.groups, operand)
-                                                        : mma_instructions<SmallTile>(p, s.groups, operand);
-        plan.launches.push_back(l);
     }
-    return plan;
+    return most;
 }
 
-void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
-                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream) {
-    check_call("conv_igemm_forward", s, operand, output, x, w, y, "x", "w", "y");
-    dispatch_tile(Pass::Forward, tile, forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, output,
-                  detail::to_cuda(stream));
+IgemmPlan conv_igemm_forward_plan(const IgemmConvShape& s, IgemmOperand operand, IgemmSchedule schedule) {
+    if (!conv_igemm_unsupported_reason(s, operand).empty()) return {};
+    return plan_of(s, forward_launches(s, operand, schedule, nullptr, nullptr, {}, nullptr));
 }
 
-void conv_igemm_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
-                              std::optional<IgemmTile> tile, const void* dy, const void* w,
-                              const IgemmEpilogue& epilogue, void* dx, Stream stream) {
-    check_call("conv_igemm_backward_data", s, operand, output, dy, w, dx, "dy", "w", "dx");
-    const Dims3 d = dims3(s);
-    for (const BackwardDataPhase& phase : backward_data_phases(d)) {
-        const IgemmParams p = backward_data_params(s, d, phase, dy, w, epilogue, dx);
-        dispatch_tile(Pass::BackwardData, tile.value_or(default_tile(p.gemm_m, p.out_group, s.groups)), p, s.groups,
-                      operand, output, detail::to_cuda(stream));
-    }
+IgemmPlan conv_igemm_backward_data_plan(const IgemmConvShape& s, IgemmOperand operand, IgemmSchedule schedule) {
+    if (!conv_igemm_unsupported_reason(s, operand).empty()) return {};
+    return plan_of(s, backward_data_launches(s, operand, schedule, nullptr, nullptr, {}, nullptr));
+}
+
+void conv_igemm_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmSchedule schedule,
+                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, void* workspace,
+                        Stream stream) {
+    const char* op = "conv_igemm_forward";
+    check_call(op, s, operand, output, x, w, y, "x", "w", "y");
+    run_launches(op, Pass::Forward, s, operand, output, forward_launches(s, operand, schedule, x, w, epilogue, y),
+                 workspace, stream);
+}
+
+void conv_igemm_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmSchedule schedule,
+                              const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx, void* workspace,
+                              Stream stream) {
+    const char* op = "conv_igemm_backward_data";
+    check_call(op, s, operand, output, dy, w, dx, "dy", "w", "dx");
+    run_launches(op, Pass::BackwardData, s, operand, output,
+                 backward_data_launches(s, operand, schedule, dy, w, epilogue, dx), workspace, stream);
 }
 
 CONVKIT_KERNELS_END

@@ -73,14 +73,29 @@ std::size_t conv_igemm_shared_bytes(IgemmTile tile);
 // forward's GEMM; backward-data chooses per phase, conv_igemm_backward_data_plan).
 IgemmTile conv_igemm_default_tile(const IgemmConvShape& shape);
 
-// One GEMM launch of backward-data: the phase (its first dx position per used dim, in the
-// shape's order; all 0 at stride 1), the GEMM per group (m = N * the phase's positions,
-// n = C / groups, k = the phase's taps * K / groups, 0 for a phase no tap reaches), its tile,
-// and the mma.sync instructions its blocks issue (tiles padded to whole blocks and k tiles).
+// How the launches of a pass cut their GEMMs into blocks: the block tile, and into how many
+// ranges the GEMM's k is split (split-K: each range's blocks write float partial sums to a slice of
+// the workspace, and a second kernel adds the slices in order and runs the epilogue, so the
+// result is deterministic for a given split). Each left empty is chosen per launch from that
+// launch's GEMM: the tile as conv_igemm_default_tile; the splits 1 where the output tiles fill
+// half a wave of a 132-SM H100 (2 large or 4 small blocks per SM) or more, else enough to fill
+// the wave, each split at least 8 k tiles long, at most 64 (ResNet-50's 7x7 layers split 18 ways
+// at batch 1, 3 at batch 32; its 56x56 layers never).
+struct IgemmSchedule {
+    std::optional<IgemmTile> tile;
+    std::optional<int> splits;
+};
+
+// One GEMM launch of a pass: the phase of the stride (backward-data: its first dx position per
+// used dim, in the shape's order; all 0 for the forward and at stride 1), the GEMM per group
+// (m = N * the positions, n = output channels per group, k = the taps * input channels per group;
+// 0 for a backward-data phase no tap reaches), its tile and split, and the mma.sync instructions
+// its blocks issue (tiles padded to whole blocks and k tiles).
 struct IgemmLaunchPlan {
     std::array<std::int64_t, 3> phase{0, 0, 0};
     std::int64_t m = 0, n = 0, k = 0;
     IgemmTile tile = IgemmTile::Small;
+    int splits = 1;
     std::int64_t mma_instructions = 0;
 };
 
@@ -89,31 +104,38 @@ struct IgemmPlan {
     std::vector<IgemmLaunchPlan> launches;
     std::int64_t multiply_adds() const;  // groups * sum of m * n * k: the GEMMs' own work
     std::int64_t mma_instructions() const;
+    // The split slices' float32 workspace: splits * m * n * groups * 4 bytes for the largest
+    // split launch (launches run one after another and reuse it); 0 when none splits.
+    std::size_t workspace_bytes() const;
 };
+
+// The one launch conv_igemm_forward runs (empty for a refused shape).
+IgemmPlan conv_igemm_forward_plan(const IgemmConvShape& shape, IgemmOperand operand, IgemmSchedule schedule);
 
 // The launches conv_igemm_backward_data runs, in order: one per phase of the stride
 // (position mod stride per dim) that has positions, each over only the taps that reach it
-// (kernels/conv_phase.h); stride 1 is the one phase 0. `tile` forces every launch's tile; without
-// it each phase chooses from its own GEMM, as conv_igemm_default_tile does. Tests read it.
-IgemmPlan conv_igemm_backward_data_plan(const IgemmConvShape& shape, IgemmOperand operand,
-                                        std::optional<IgemmTile> tile);
+// (kernels/conv_phase.h); stride 1 is the one phase 0. Tests read it.
+IgemmPlan conv_igemm_backward_data_plan(const IgemmConvShape& shape, IgemmOperand operand, IgemmSchedule schedule);
 
-// y = epilogue(conv(x, w)). Throws NotSupported with conv_igemm_unsupported_reason() when the
-// shape is refused, InvalidArgument for null x, w or y or for x or w not 16-byte aligned. Needs
-// a device of compute capability 8.0 or later (mma.sync bf16/f16/tf32, cp.async). A tf32 operand
-// needs a float32 output (InvalidArgument otherwise).
-void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
-                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
+// y = epilogue(conv(x, w)), as conv_igemm_forward_plan(shape, operand, schedule) plans it, with
+// `workspace` of the plan's workspace_bytes() (null when 0). Throws NotSupported with
+// conv_igemm_unsupported_reason() when the shape is refused, InvalidArgument for null x, w or y,
+// for x or w not 16-byte aligned, for splits outside 1..65535/groups, or for a split without a
+// workspace. Needs a device of compute capability 8.0 or later (mma.sync bf16/f16/tf32, cp.async).
+// A tf32 operand needs a float32 output (InvalidArgument otherwise).
+void conv_igemm_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmSchedule schedule,
+                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, void* workspace,
+                        Stream stream);
 
 // dx = epilogue(conv^T(dy, w)) for the convolution `shape` describes: dy [N, oD, oH, oW, K],
 // dx (and residual) [N, D, H, W, C], bias [C] (the transposed convolution's bias). Input
 // positions no output reads (past the last window, or a phase no tap reaches) get 0 before the
-// epilogue. Launches as conv_igemm_backward_data_plan(shape, operand, tile) lists them, one
-// after another on `stream`. Refusals and requirements as conv_igemm_forward. A residual of dx
-// itself accumulates into it (each element is read and written by one thread).
+// epilogue. Launches as conv_igemm_backward_data_plan(shape, operand, schedule) lists them, one
+// after another on `stream`. Workspace, refusals and requirements as conv_igemm_forward. A
+// residual of dx itself accumulates into it (each element is read and written by one thread).
 void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
-                              std::optional<IgemmTile> tile, const void* dy, const void* w,
-                              const IgemmEpilogue& epilogue, void* dx, Stream stream);
+                              IgemmSchedule schedule, const void* dy, const void* w, const IgemmEpilogue& epilogue,
+                              void* dx, void* workspace, Stream stream);
 
 // dw = conv's filter gradient from dy [N, oD, oH, oW, K] and x [N, D, H, W, C], into dw
 // [K, kD, kH, kW, C/groups] of `output`'s type (+ residual, like dw, when not null: dw += ...
@@ -127,8 +149,9 @@ void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operan
                                 int splits, const void* dy, const void* x, const void* residual, void* dw,
                                 void* workspace, Stream stream);
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, IgemmOperand operand, int splits);
-// Splits that give a 132-SM H100 about two blocks per SM, each split at least 8 k tiles long
-// (32 positions a tile for 16-bit operands, 16 for tf32), at most 64 (1 for refused shapes).
+// Splits as IgemmSchedule's default (a wave of `tile`'s blocks on a 132-SM H100 where the output
+// tiles fill less than half of it), each split at least 8 k tiles long (32 positions a tile for
+// 16-bit operands, 16 for tf32), at most 64 (1 for refused shapes).
 int conv_igemm_backward_filter_default_splits(const IgemmConvShape& shape, IgemmOperand operand, IgemmTile tile);
 
 CONVKIT_KERNELS_END

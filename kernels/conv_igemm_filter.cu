@@ -65,6 +65,11 @@ __device__ inline void load_a_fragment_km(const std::uint16_t* a_tile, int kk, i
     }
 }
 
+// dw's epilogue: the residual added, nothing else (the column's "channel" indexes no bias).
+constexpr EpilogueOperands epilogue_of(const FilterParams& p) {
+    return {p.dw, nullptr, p.residual, 0};
+}
+
 // grid: x over M tiles (output channels), y over N tiles ((tap, channel)), z over groups x splits.
 template <class Tile, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(FilterParams p) {
@@ -131,19 +136,18 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
     zero<Tile>(acc);
 
     // This split's k tiles, through the same ring as the other passes.
-    const int k_tiles = (p.positions + Format::kBlockK - 1) / Format::kBlockK;
-    const int first = split * p.tiles_per_split;
-    const int last = first + p.tiles_per_split < k_tiles ? first + p.tiles_per_split : k_tiles;
-    const int count = last > first ? last - first : 0;
+    const SplitRange range =
+        split_range(split, p.tiles_per_split, (p.positions + Format::kBlockK - 1) / Format::kBlockK);
     run_ring<Tile>(
-        shared, count, [&](int step, std::uint16_t* stage) { load_stage(first + step, stage); },
+        shared, range.count, [&](int step, std::uint16_t* stage) { load_stage(range.first + step, stage); },
         [&](const std::uint16_t* a_tile) {
             const std::uint16_t* b_tile = a_tile + Tile::kBlockM * Tile::kBlockK;
             CONVKIT_IGEMM_UNROLL
             for (int kk = 0; kk < Format::kMmaSteps; ++kk) {
                 std::uint32_t a[Tile::kMmaM][4];
                 CONVKIT_IGEMM_UNROLL
-                for (int i = 0; i < Tile::kMmaM; ++i) load_a_fragment_km<Tile, Operand>(a_tile, kk, warp_m, i, lane, a[i]);
+                for (int i = 0; i < Tile::kMmaM; ++i)
+                    load_a_fragment_km<Tile, Operand>(a_tile, kk, warp_m, i, lane, a[i]);
                 // B from [k][n], as backward-data's.
                 std::uint32_t b[Tile::kMmaN][2];
                 load_b_fragments_kn<Tile, Operand>(b_tile, kk, warp_n, lane, b);
@@ -160,23 +164,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
         if (p.splits > 1) {
             p.workspace[split * dw_elements + index] = v;
         } else {
-            if (p.residual != nullptr) v += load_output<Output>(p.residual, index);
-            store_output<Output>(p.dw, index, v);
+            finish_output<Output>(epilogue_of(p), index, col, v);
         }
     });
-}
-
-// dw[i] = sum of the slices in order 0..splits-1 (+ residual[i]), converted.
-template <IgemmOutput Output>
-__global__ void conv_igemm_filter_reduce_kernel(const float* workspace, int splits, std::int64_t elements,
-                                                const void* residual, void* dw) {
-    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < elements; i += stride) {
-        float v = 0.0f;
-        for (int s = 0; s < splits; ++s) v += workspace[s * elements + i];
-        if (residual != nullptr) v += load_output<Output>(residual, i);
-        store_output<Output>(dw, i, v);
-    }
 }
 
 template <class Tile, IgemmOperand Operand, IgemmOutput Output>
@@ -187,10 +177,7 @@ void launch_filter(const FilterParams& p, int groups, cudaStream_t stream) {
                             dim3(Tile::kThreads), Tile::kSharedBytes, true};
     launch<conv_igemm_filter_kernel<Tile, Operand, Output>>(shape, stream, p);
     if (p.splits > 1) {
-        const std::int64_t elements = static_cast<std::int64_t>(p.out_channels) * p.gemm_n;
-        const auto blocks = static_cast<unsigned>(std::min<std::int64_t>((elements + 255) / 256, 4096));
-        launch<conv_igemm_filter_reduce_kernel<Output>>(LaunchShape{dim3(blocks), dim3(256)}, stream, p.workspace,
-                                                        p.splits, elements, p.residual, p.dw);
+        add_split_slices<Output>(p.workspace, p.splits, p.out_channels, p.gemm_n, SameRow{}, epilogue_of(p), stream);
     }
 }
 
@@ -238,10 +225,7 @@ int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOper
     for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
     const std::int64_t blocks = (s.out_channels / s.groups + edge - 1) / edge *
                                 ((taps * s.in_channels / s.groups + edge - 1) / edge) * s.groups;
-    // Enough blocks for two per SM of a 132-SM H100, each split at least 8 k tiles long.
-    const std::int64_t wanted = (2 * 132 + blocks - 1) / blocks;
-    return static_cast<int>(
-        std::max<std::int64_t>(1, std::min({wanted, k_tiles_of(s, operand) / 8, std::int64_t{64}, 65535 / s.groups})));
+    return default_splits(tile, blocks, k_tiles_of(s, operand), s.groups);
 }
 
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, IgemmOperand operand, int splits) {
@@ -257,12 +241,7 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                                 void* workspace, Stream stream) {
     const char* op = "conv_igemm_backward_filter";
     check_call(op, s, operand, output, dy, x, dw, "dy", "x", "dw");
-    if (splits < 1 || splits > 65535 / s.groups)
-        throw InvalidArgument(std::string(op) + ": splits " + std::to_string(splits) + " (1 to 65535 / groups)");
-    if (splits > 1 && workspace == nullptr)
-        throw InvalidArgument(std::string(op) + ": " + std::to_string(splits) + " splits need a workspace of " +
-                              std::to_string(conv_igemm_backward_filter_workspace_bytes(s, operand, splits)) +
-                              " bytes");
+    check_splits(op, splits, s.groups, workspace, conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
     const Dims3 d = dims3(s);
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
     const std::int64_t positions = s.batch * d.output[0] * d.output[1] * d.output[2];

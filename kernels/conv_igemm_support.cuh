@@ -4,6 +4,7 @@
 // depends on the operand's width (16-bit or tf32), the swizzled shared-memory layouts, the mma
 // by operand type, the epilogue's loads and stores, and the geometry as three dims. Private to
 // those files.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -143,6 +144,24 @@ __device__ inline void store_output(void* p, std::int64_t i, float v) {
     }
 }
 
+// The fused epilogue's operands: the tensor written and what is added to it.
+struct EpilogueOperands {
+    void* out;
+    const float* bias;     // [channels] or null
+    const void* residual;  // like out (the same type and index), or null
+    int relu;
+};
+
+// out[index] = convert(v + bias[channel] + residual[index], then max(., 0) if relu): the one
+// epilogue of every pass, run by the GEMM kernel or, after split-K, by the kernel adding the slices.
+template <IgemmOutput Output>
+__device__ inline void finish_output(const EpilogueOperands& e, std::int64_t index, int channel, float v) {
+    if (e.bias != nullptr) v += e.bias[channel];
+    if (e.residual != nullptr) v += load_output<Output>(e.residual, index);
+    if (e.relu != 0) v = fmaxf(v, 0.0f);
+    store_output<Output>(e.out, index, v);
+}
+
 // The warp's accumulators: kMmaM x kMmaN m16n8 tiles of four floats.
 template <class Tile>
 using Accumulators = float[Tile::kMmaM][Tile::kMmaN][4];
@@ -255,6 +274,96 @@ __device__ inline void run_ring(std::uint16_t* shared, int count, Load&& load, M
         multiply(shared + step % Tile::kStages * Tile::kStageElements);
     }
     ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+}
+
+// Split-K (every pass). A GEMM whose output tiles give the GPU too few blocks splits its k tiles
+// into `splits` contiguous ranges, one block per (tile, range); each block writes its float
+// partial sums to its own slice of a workspace (every element of the slice, zeros where its range
+// is empty), and conv_igemm_add_split_slices_kernel adds the slices in order 0..splits-1 and runs the
+// epilogue: the same sums in the same order whatever the schedule, so the result is
+// deterministic for a given split (no atomics).
+
+// Blocks that keep a 132-SM H100 busy: two per SM (the tile choice's threshold).
+inline constexpr std::int64_t kTargetBlocks = 2 * 132;
+// The blocks of `tile` one wave of a 132-SM H100 holds: 2 large blocks per SM (ptxas: 236
+// registers a thread allow 2), 4 small ones (94 registers allow 5; one left for register growth).
+inline constexpr std::int64_t blocks_per_wave(IgemmTile tile) {
+    return (tile == IgemmTile::Large ? 2 : 4) * 132;
+}
+// A split shorter than this many k tiles would spend more on its slice than it saves.
+inline constexpr std::int64_t kMinimumTilesPerSplit = 8;
+inline constexpr int kMaximumDefaultSplits = 64;
+
+// The default split of a GEMM whose output tiles give `blocks` blocks of `tile` (tiles x groups)
+// over `k_tiles` k tiles: none where the blocks fill half a wave or more (splitting them would buy
+// at most twice the busy SMs with a pass over the slices and a second kernel); otherwise enough
+// splits for one full wave, each at least kMinimumTilesPerSplit long, at most
+// kMaximumDefaultSplits, and groups x splits within the grid's z.
+inline int default_splits(IgemmTile tile, std::int64_t blocks, std::int64_t k_tiles, std::int64_t groups) {
+    const std::int64_t some = std::max<std::int64_t>(blocks, 1);
+    if (2 * some > blocks_per_wave(tile)) return 1;
+    const std::int64_t wanted = (blocks_per_wave(tile) + some - 1) / some;
+    return static_cast<int>(std::max<std::int64_t>(
+        1, std::min({wanted, k_tiles / kMinimumTilesPerSplit, std::int64_t{kMaximumDefaultSplits},
+                     std::int64_t{kMaxGridZ} / std::max<std::int64_t>(groups, 1)})));
+}
+
+// The k tiles [first, first + count) of split `split` when `tiles` are dealt out `per_split` at
+// a time: the last splits may get fewer, or none.
+struct SplitRange {
+    int first, count;
+};
+__device__ inline SplitRange split_range(int split, int per_split, int tiles) {
+    const int first = split * per_split;
+    const int last = first + per_split < tiles ? first + per_split : tiles;
+    return {first, last > first ? last - first : 0};
+}
+
+// The identity: the GEMM's row is the row written (forward, backward-filter).
+struct SameRow {
+    __device__ std::int64_t operator()(int row) const { return row; }
+};
+
+// element (row, column) of the tensor written, at written_row(row) * columns + column =
+// finish_output(slices[0][row][column] + ... + slices[splits - 1][row][column]), column being
+// the epilogue's channel. Blocks of 32 columns x 8 rows: a warp reads 32 consecutive floats of a
+// slice; grid y strides over the rows.
+template <IgemmOutput Output, class WrittenRow>
+__global__ void conv_igemm_add_split_slices_kernel(const float* slices, int splits, int rows, int columns,
+                                                   WrittenRow written_row, EpilogueOperands epilogue) {
+    const int column = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    if (column >= columns) return;
+    const std::int64_t slice = static_cast<std::int64_t>(rows) * columns;
+    for (int row = static_cast<int>(blockIdx.y * blockDim.y + threadIdx.y); row < rows;
+         row += static_cast<int>(gridDim.y * blockDim.y)) {
+        const std::int64_t at = static_cast<std::int64_t>(row) * columns + column;
+        float v = 0.0f;
+        for (int s = 0; s < splits; ++s) v += slices[s * slice + at];
+        finish_output<Output>(epilogue, written_row(row) * columns + column, column, v);
+    }
+}
+
+// Launches conv_igemm_add_split_slices_kernel over a rows x columns GEMM output.
+template <IgemmOutput Output, class WrittenRow>
+void add_split_slices(const float* slices, int splits, int rows, int columns, WrittenRow written_row,
+                      const EpilogueOperands& epilogue, cudaStream_t stream) {
+    const dim3 block(32, 8);
+    const dim3 grid(static_cast<unsigned>((columns + 31) / 32),
+                    static_cast<unsigned>(std::min<std::int64_t>((rows + 7) / 8, kMaxGridY)));
+    launch<conv_igemm_add_split_slices_kernel<Output, WrittenRow>>(LaunchShape{grid, block}, stream, slices, splits,
+                                                                   rows, columns, written_row, epilogue);
+}
+
+// Splits outside 1..65535 / groups (the grid's z), or more than one without a workspace, refused
+// with InvalidArgument naming the op and the bytes wanted.
+inline void check_splits(const char* op, int splits, std::int64_t groups, const void* workspace,
+                         std::size_t workspace_bytes) {
+    if (splits < 1 || splits > kMaxGridZ / groups)
+        throw InvalidArgument(std::string(op) + ": splits " + std::to_string(splits) + " (1 to 65535 / groups " +
+                              std::to_string(groups) + ")");
+    if (splits > 1 && workspace == nullptr)
+        throw InvalidArgument(std::string(op) + ": " + std::to_string(splits) + " splits need a workspace of " +
+                              std::to_string(workspace_bytes) + " bytes");
 }
 
 // The geometry as three dims, rank r's dims last ([1, ..., 1, dims]; kernel 1, stride 1,

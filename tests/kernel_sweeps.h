@@ -92,6 +92,8 @@ inline std::vector<ConvCase> tensor_core_conv_sweep() {
         conv(P(2).set_stride(2).set_dilation(2).set_padding(2), Shape{1, 8, 11, 10}, Shape{16, 8, 3, 3}),
         conv(P(2).set_groups(2).set_padding({0, 1}), Shape{1, 32, 7, 8}, Shape{16, 16, 3, 3}),
         conv(P(2).set_stride(2), Shape{3, 24, 6, 6}, Shape{8, 24, 1, 1}),  // strided 1x1
+        // Batch 1, 64 -> 64 3x3: cuda.igemm's default splits its 18 k tiles in 2 (36 tf32 in 4).
+        conv(P(2).set_padding(1), Shape{1, 64, 5, 5}, Shape{64, 64, 3, 3}),
         conv(P(3).set_padding(1), Shape{1, 8, 4, 5, 6}, Shape{8, 8, 3, 3, 3}),
         conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect), Shape{1, 8, 5, 5}, Shape{8, 8, 3, 3}),
         transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1), Shape{2, 16, 5, 6}, Shape{16, 8, 4, 4}),

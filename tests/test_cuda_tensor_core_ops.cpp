@@ -12,6 +12,7 @@
 
 #include "backend_api/geometry.h"
 #include "backend_api/selection.h"
+#include "backend_api/workspace_pieces.h"
 #include "conv_epilogue_case.h"
 #include "convkit/convkit.h"
 #include "test_util.h"
@@ -270,6 +271,25 @@ TEST_F(CudaTensorCoreOps, FoldedResNetBlockMatchesTheFloat64Block) {
     EXPECT_EQ(layout_conversions(), 0U) << "the folded block runs channels-last on cuda.igemm throughout";
     EXPECT_LT(testing::relative_error(got.to(Device::host()).contiguous().to(DType::Float64), expected),
               testing::kBfloat16VsFloat64Tolerance);
+}
+
+// Split-K's slices come from the variant's workspace: a batch-1 64 -> 64 3x3 at 5x5 splits its 18
+// k tiles in 2 on cuda.igemm (kernels' DefaultSplitsFillTheGpuWhereTheTilesDoNot), 2 slices of
+// 25 rows x 64 channels of floats more than cuda.igemm.unsplit asks for in the forward and
+// backward-data; backward-filter splits alike on both. (The variant sweep compares both with
+// float64 on this problem.)
+TEST_F(CudaTensorCoreOps, SplitKSlicesComeFromTheWorkspace) {
+    const detail::ConvGeometry g =
+        detail::conv_geometry("conv2d", Shape{1, 64, 5, 5}, Shape{64, 64, 3, 3}, ConvParams(2).set_padding(1));
+    detail::ConvProblem problem = detail::conv_problem(g, DType::BFloat16, Device::cuda());
+    problem.x_layout = problem.y_layout = MemoryFormat::ChannelsLast;
+    const detail::ConvVariant& split = testing::conv_variant_named("cuda.igemm");
+    const detail::ConvVariant& unsplit = testing::conv_variant_named("cuda.igemm.unsplit");
+    for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData}) {
+        EXPECT_EQ(split.workspace(problem, pass) - unsplit.workspace(problem, pass),
+                  detail::WorkspacePieces::rounded(2 * 25 * 64 * sizeof(float)));
+    }
+    EXPECT_EQ(split.workspace(problem, ConvPass::BackwardFilter), unsplit.workspace(problem, ConvPass::BackwardFilter));
 }
 
 }  // namespace

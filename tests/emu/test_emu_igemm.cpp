@@ -89,13 +89,14 @@ struct Case {
     IgemmOutput output;
     bool bias, residual, relu;  // backward-filter: residual only
     Direction direction = Direction::Forward;
-    int splits = 1;  // backward-filter's split-K
+    int splits = 1;  // split-K: the GEMM's k tiles dealt out to this many ranges
 };
 
 std::string name_of(const Case& c) {
     std::string n = c.direction == Direction::Forward        ? "fwd "
                     : c.direction == Direction::BackwardData ? "bwd_data "
-                                                             : "bwd_filter split" + std::to_string(c.splits) + " ";
+                                                             : "bwd_filter ";
+    if (c.splits != 1) n += "split" + std::to_string(c.splits) + " ";
     n += c.shape.to_string();
     n += c.tile == IgemmTile::Large ? " large" : " small";
     n += c.operand == IgemmOperand::BFloat16 ? " bf16" : c.operand == IgemmOperand::Float16 ? " f16" : " tf32";
@@ -317,17 +318,24 @@ void launch(const Case& cs, const Problem& p, IgemmEpilogue epilogue, void* y) {
 #else
     const Stream stream{};
 #endif
+    const kernels::IgemmSchedule schedule{cs.tile, cs.splits};
+    const std::size_t workspace_bytes =
+        cs.direction == Direction::Forward
+            ? kernels::conv_igemm_forward_plan(cs.shape, cs.operand, schedule).workspace_bytes()
+        : cs.direction == Direction::BackwardData
+            ? kernels::conv_igemm_backward_data_plan(cs.shape, cs.operand, schedule).workspace_bytes()
+            : kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.operand, cs.splits);
+    std::vector<float> slices(workspace_bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
+    void* workspace = slices.empty() ? nullptr : on_device(slices.data(), workspace_bytes);
     if (cs.direction == Direction::Forward) {
-        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, cs.tile, first, second, epilogue, y, stream);
+        kernels::conv_igemm_forward(cs.shape, cs.operand, cs.output, schedule, first, second, epilogue, y, workspace,
+                                    stream);
     } else if (cs.direction == Direction::BackwardData) {
-        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, cs.tile, first, second, epilogue, y, stream);
+        kernels::conv_igemm_backward_data(cs.shape, cs.operand, cs.output, schedule, first, second, epilogue, y,
+                                          workspace, stream);
     } else {
-        std::vector<float> workspace(
-            kernels::conv_igemm_backward_filter_workspace_bytes(cs.shape, cs.operand, cs.splits) / 4,
-            std::numeric_limits<float>::quiet_NaN());
-        kernels::conv_igemm_backward_filter(
-            cs.shape, cs.operand, cs.output, cs.tile, cs.splits, first, second, epilogue.residual, y,
-            workspace.empty() ? nullptr : on_device(workspace.data(), workspace.size() * sizeof(float)), stream);
+        kernels::conv_igemm_backward_filter(cs.shape, cs.operand, cs.output, cs.tile, cs.splits, first, second,
+                                            epilogue.residual, y, workspace, stream);
     }
     on_device.copy_back(y_host);
 }
@@ -520,6 +528,49 @@ const std::vector<Case>& strided_backward_data_sweep() {
     return cases;
 }
 
+// Split-K in the forward and backward-data passes: k tiles dealt out to 2-7 ranges, some splits
+// with fewer tiles than the others, some with none at all (7 splits of 3 tiles), across tile edges,
+// groups, ranks 1-3, strided backward-data phases (one a tap, none a tap), bf16, f16 and tf32, and
+// every epilogue option, which the kernel adding the slices runs.
+const std::vector<Case>& split_sweep() {
+    static const std::vector<Case> cases = [] {
+        std::vector<Case> all = {
+            // Forward. K = 1152 (36 tiles of 32, 72 of 16) in 3 and 4 ranges.
+            {shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToF32, true, false, true},
+            {shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kLarge, kTF32, kToF32, true, true, true},
+            // K = 864 (27 tiles) in 5 ranges of 6 and a last of 3; M = 18 off every tile.
+            {shape(2, 1, 96, 24, 1, {3, 3}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToF16, false, true, false},
+            // Groups (2 of 16 -> 24): 5 tiles in 2 ranges; M = 72 past the small tile.
+            {shape(2, 2, 32, 48, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToBF, true, false, false},
+            // 3-D, K = 96 (3 tiles) in 7 ranges: four of them empty, their slices zeros.
+            {shape(3, 2, 16, 8, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kF16, kToF32, false,
+             true, false},
+            // 1-D strided and dilated, K = 200 (7 tiles), every epilogue option.
+            {shape(1, 3, 40, 56, 1, {50}, {5}, {3}, {4}, {2}), kSmall, kBF, kToF16, true, true, true},
+        };
+        const std::vector<int> forward_splits = {3, 4, 5, 2, 7, 2};
+        for (std::size_t i = 0; i < all.size(); ++i) all[i].splits = forward_splits[i];
+        std::vector<Case> backward = {
+            // Dense, K = 9 taps x 128 = 36 tiles in 4 ranges.
+            {shape(2, 1, 16, 128, 1, {4, 4}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToBF, false, true, false},
+            // 4x4/s2: 2 tiles a phase in 2 ranges; kernel 2 under stride 3: phases of one tap (1
+            // tile) and of none (0) in 3 ranges; tf32; groups with dilation and mixed strides.
+            {shape(2, 1, 16, 16, 1, {8, 8}, {4, 4}, {2, 2}, {1, 1}), kSmall, kBF, kToBF, true, false, true},
+            {shape(2, 1, 8, 16, 1, {7, 8}, {2, 2}, {3, 3}), kSmall, kBF, kToF32, true, true, true},
+            {shape(2, 2, 4, 12, 1, {6, 6}, {4, 4}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, false, true, true},
+            {shape(2, 1, 32, 16, 2, {9, 11}, {3, 5}, {2, 3}, {1, 2}, {2, 1}), kLarge, kF16, kToBF, false, false, true},
+        };
+        const std::vector<int> backward_splits = {4, 2, 3, 2, 3};
+        for (std::size_t i = 0; i < backward.size(); ++i) {
+            backward[i].direction = Direction::BackwardData;
+            backward[i].splits = backward_splits[i];
+            all.push_back(backward[i]);
+        }
+        return all;
+    }();
+    return cases;
+}
+
 // The same geometries through backward-data (as dx = conv^T(dy, w); the tile edges now fall on
 // M = N * input positions and on input channels per group), with the operand and output types
 // rotated so that each geometry meets a different combination than forward.
@@ -552,6 +603,7 @@ const std::vector<Case>& sweep() {
         // Float32 as tf32 (float32 output) through all three passes.
         for (const Case& c : tf32_sweep()) all.push_back(c);
         for (const Case& c : strided_backward_data_sweep()) all.push_back(c);
+        for (const Case& c : split_sweep()) all.push_back(c);
         return all;
     }();
     return cases;
@@ -647,35 +699,46 @@ IGEMM_TEST(ResidualInPlaceAccumulates) {
     }
 }
 
-// Backward-filter's split-K reduction adds the slices in a fixed order: the same splits give the
-// same bits on every run and under every schedule; other splits agree within rounding. For
-// 16-bit operands and for tf32 (k tiles of 16 positions: twice as many).
-IGEMM_TEST(BackwardFilterSplitsAreDeterministic) {
+// Split-K adds the slices in a fixed order, in every pass: the same splits give the same bits on
+// every run and under every schedule; other splits agree within rounding, down to more splits than
+// k tiles (the extra ones write zeros). For 16-bit operands and for tf32 (k tiles of 16: twice
+// as many).
+IGEMM_TEST(SplitsAreDeterministic) {
     CONVKIT_SEEDED_RNG(rng);
-    for (IgemmOperand operand : {kBF, kTF32}) {
-        const bool tf32 = operand == kTF32;
-        Case cs{shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
-                kSmall,
-                operand,
-                kToF32,
-                false,
-                false,
-                false,
-                Direction::BackwardFilter,
-                4};  // k = 324 positions: 11 tiles of 32 (21 of 16), splits of 3 (6)
-        const Problem p = make_problem(cs, rng, false);
-        const std::vector<double> once = run(cs, p), again = run(cs, p);
-        EXPECT_EQ(once, again) << name_of(cs);
-        EXPECT_LT(relative_error(once, p.expected), tolerance(cs)) << name_of(cs);
-        const int tiles = tf32 ? 21 : 11;
-        for (int splits : {1, 2, tiles, tiles + 1}) {  // tiles + 1: one split with no tile at all writes zeros
-            cs.splits = splits;
-            EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+    for (Direction direction : {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter}) {
+        for (IgemmOperand operand : {kBF, kTF32}) {
+            const bool tf32 = operand == kTF32, filter = direction == Direction::BackwardFilter;
+            // Backward-filter's k: 4 x 81 = 324 positions, 11 tiles of 32 (21 of 16). Forward's and
+            // backward-data's: 9 taps x 64 channels = 576, 18 tiles (36).
+            Case cs{filter ? shape(2, 4, 16, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1})
+                           : shape(2, 2, 64, 64, 1, {5, 5}, {3, 3}, {1, 1}, {1, 1}),
+                    kSmall,
+                    operand,
+                    kToF32,
+                    !filter,
+                    false,
+                    false,
+                    direction,
+                    4};
+            const Problem p = make_problem(cs, rng, false);
+            const std::vector<double> once = run(cs, p), again = run(cs, p);
+            EXPECT_EQ(once, again) << name_of(cs);
+            EXPECT_LT(relative_error(once, p.expected), tolerance(cs)) << name_of(cs);
+            const int tiles = filter ? (tf32 ? 21 : 11) : (tf32 ? 36 : 18);
+            for (int splits : {1, 2, tiles, tiles + 1}) {
+                cs.splits = splits;
+                EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+            }
         }
     }
-    EXPECT_GE(kernels::conv_igemm_backward_filter_default_splits(
+    // ResNet's last 3x3 at batch 32 on the large tile: 4 x 36 = 144 blocks, over half a wave of
+    // 264: no split. 256 -> 256 channels: 2 x 18 = 36 blocks want 8 splits, 49 k tiles allow 6.
+    EXPECT_EQ(kernels::conv_igemm_backward_filter_default_splits(
                   shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF, kLarge),
-              2);
+              1);
+    EXPECT_EQ(kernels::conv_igemm_backward_filter_default_splits(
+                  shape(2, 32, 256, 256, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF, kLarge),
+              6);
     // 8 k tiles a split at least (16 blocks would want 17 splits): 4 x 256 = 1024 positions give
     // 32 tiles of 32 (4 splits), 64 of 16 (8).
     const IgemmConvShape long_k = shape(1, 4, 512, 512, 1, {256}, {1});
@@ -689,6 +752,67 @@ IGEMM_TEST(BackwardFilterSplitsAreDeterministic) {
     EXPECT_THROW(kernels::conv_igemm_backward_filter(cs, kBF, kToF32, kSmall, 0, operands.data(), operands.data(),
                                                      nullptr, std::vector<float>(4).data(), nullptr, Stream{}),
                  InvalidArgument);
+    std::vector<float> out(4096);
+    for (int splits : {2, 0}) {  // without a workspace; no split at all
+        EXPECT_THROW(kernels::conv_igemm_forward(cs, kBF, kToF32, {kSmall, splits}, operands.data(), operands.data(),
+                                                 {}, out.data(), nullptr, Stream{}),
+                     InvalidArgument);
+        EXPECT_THROW(kernels::conv_igemm_backward_data(cs, kBF, kToF32, {kSmall, splits}, operands.data(),
+                                                       operands.data(), {}, out.data(), nullptr, Stream{}),
+                     InvalidArgument);
+    }
+}
+
+// The default split: only where the output tiles leave a wave of a 132-SM H100 unfilled (264
+// large or 528 small blocks), to about a wave, each split at least 8 k tiles long, at most 64;
+// the workspace is the largest launch's slices.
+IGEMM_TEST(DefaultSplitsFillTheGpuWhereTheTilesDoNot) {
+    // ResNet-50's last 3x3 (512 -> 512 at 7x7): K = 4608, 144 k tiles of 32 (288 of 16).
+    const IgemmConvShape late_batch1 = shape(2, 1, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1});
+    const kernels::IgemmPlan batch1 = kernels::conv_igemm_forward_plan(late_batch1, kBF, {});
+    ASSERT_EQ(batch1.launches.size(), 1u);
+    // M = 49: one row block x 8 column blocks of the small tile want 66 splits; 18 keep 8 tiles each.
+    EXPECT_EQ(batch1.launches[0].tile, kSmall);
+    EXPECT_EQ(batch1.launches[0].splits, 18);
+    EXPECT_EQ(batch1.workspace_bytes(), std::size_t{18} * 49 * 512 * sizeof(float));
+    EXPECT_EQ(kernels::conv_igemm_forward_plan(late_batch1, kTF32, {}).launches[0].splits, 36);  // 288 tiles of 16
+    // Batch 8: M = 392, 7 x 8 = 56 blocks want 10 splits (of 15 tiles, the last of 9).
+    IgemmConvShape late_batch8 = late_batch1;
+    late_batch8.batch = 8;
+    EXPECT_EQ(kernels::conv_igemm_forward_plan(late_batch8, kBF, {}).launches[0].splits, 10);
+    // Batch 32: 25 x 8 = 200 blocks want 3; ResNet's first stage at batch 32 (784 large blocks) none.
+    IgemmConvShape late_batch32 = late_batch1;
+    late_batch32.batch = 32;
+    EXPECT_EQ(kernels::conv_igemm_forward_plan(late_batch32, kBF, {}).launches[0].splits, 3);
+    const kernels::IgemmPlan early =
+        kernels::conv_igemm_forward_plan(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1}), kBF, {});
+    EXPECT_EQ(early.launches[0].tile, kLarge);
+    EXPECT_EQ(early.launches[0].splits, 1);
+    EXPECT_EQ(early.workspace_bytes(), 0u);
+    // A short reduction never splits: 64 -> 64 1x1 at batch 1 has 2 k tiles.
+    EXPECT_EQ(kernels::conv_igemm_forward_plan(shape(2, 1, 64, 64, 1, {7, 7}, {1, 1}), kBF, {}).launches[0].splits, 1);
+    // The variant sweep's small-batch case (tests/kernel_sweeps.h): 64 -> 64 3x3 at 5x5, 18 k tiles.
+    const IgemmConvShape sweep_case = shape(2, 1, 64, 64, 1, {5, 5}, {3, 3}, {1, 1}, {1, 1});
+    EXPECT_EQ(kernels::conv_igemm_forward_plan(sweep_case, kBF, {}).launches[0].splits, 2);
+    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(sweep_case, kBF, {}).launches[0].splits, 2);
+    EXPECT_EQ(kernels::conv_igemm_forward_plan(sweep_case, kTF32, {}).launches[0].splits, 4);
+    // Backward-data per phase: ResNet-50's strided 3x3 (14x14 -> 7x7) at batch 1 has phases of 1,
+    // 2, 2 and 4 taps x 512 channels: 16, 32, 32 and 64 k tiles, 2, 4, 4 and 8 splits; the
+    // workspace is the largest (8 splits of 49 rows x 512).
+    const kernels::IgemmPlan strided =
+        kernels::conv_igemm_backward_data_plan(shape(2, 1, 512, 512, 1, {14, 14}, {3, 3}, {2, 2}, {1, 1}), kBF, {});
+    ASSERT_EQ(strided.launches.size(), 4u);
+    const std::array<int, 4> phase_splits{2, 4, 4, 8};
+    for (std::size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(strided.launches[i].m, 49);
+        EXPECT_EQ(strided.launches[i].splits, phase_splits[i]) << "phase " << i;
+    }
+    EXPECT_EQ(strided.workspace_bytes(), std::size_t{8} * 49 * 512 * sizeof(float));
+    // A forced split is kept, a forced tile too; a refused shape plans nothing.
+    const kernels::IgemmPlan forced = kernels::conv_igemm_forward_plan(late_batch1, kBF, {kLarge, 3});
+    EXPECT_EQ(forced.launches[0].tile, kLarge);
+    EXPECT_EQ(forced.launches[0].splits, 3);
+    EXPECT_TRUE(kernels::conv_igemm_forward_plan(shape(2, 1, 12, 16, 1, {5, 5}, {3, 3}), kBF, {}).launches.empty());
 }
 
 // Refused before any pointer is touched, with the reason in the message.
@@ -704,10 +828,11 @@ void expect_refused(const IgemmConvShape& s, const std::string& reason) {
         }
     };
     expect_not_supported("conv_igemm_forward", [&] {
-        kernels::conv_igemm_forward(s, kBF, kToF32, kSmall, nullptr, nullptr, {}, nullptr, Stream{});
+        kernels::conv_igemm_forward(s, kBF, kToF32, {kSmall, 1}, nullptr, nullptr, {}, nullptr, nullptr, Stream{});
     });
     expect_not_supported("conv_igemm_backward_data", [&] {
-        kernels::conv_igemm_backward_data(s, kF16, kToBF, kLarge, nullptr, nullptr, {}, nullptr, Stream{});
+        kernels::conv_igemm_backward_data(s, kF16, kToBF, {kLarge, 1}, nullptr, nullptr, {}, nullptr, nullptr,
+                                          Stream{});
     });
     expect_not_supported("conv_igemm_backward_filter", [&] {
         kernels::conv_igemm_backward_filter(s, kF16, kToF32, kSmall, 1, nullptr, nullptr, nullptr, nullptr, nullptr,
@@ -743,25 +868,25 @@ IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     std::vector<std::uint16_t> buffer(4096);
     std::vector<float> out(4096);
     const IgemmConvShape ok = shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}, {1, 1}, {1, 1});
-    EXPECT_THROW(kernels::conv_igemm_forward(ok, kBF, kToF32, kSmall, buffer.data() + 1, buffer.data(), {}, out.data(),
-                                             Stream{}),
+    EXPECT_THROW(kernels::conv_igemm_forward(ok, kBF, kToF32, {kSmall, 1}, buffer.data() + 1, buffer.data(), {},
+                                             out.data(), nullptr, Stream{}),
                  InvalidArgument);
-    EXPECT_THROW(kernels::conv_igemm_backward_data(ok, kBF, kToF32, kSmall, buffer.data(), buffer.data() + 4, {},
-                                                   out.data(), Stream{}),
+    EXPECT_THROW(kernels::conv_igemm_backward_data(ok, kBF, kToF32, {kSmall, 1}, buffer.data(), buffer.data() + 4, {},
+                                                   out.data(), nullptr, Stream{}),
                  InvalidArgument);
     EXPECT_THROW(kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kSmall, 1, buffer.data() + 2, buffer.data(),
                                                      nullptr, out.data(), nullptr, Stream{}),
                  InvalidArgument);
-    EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, kSmall, nullptr,
-                                             nullptr, {}, nullptr, Stream{}),
+    EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, {kSmall, 1}, nullptr,
+                                             nullptr, {}, nullptr, nullptr, Stream{}),
                  InvalidArgument);
     // tf32 operands write float32 only.
     for (IgemmOutput output : {kToBF, kToF16}) {
-        EXPECT_THROW(kernels::conv_igemm_forward(ok, kTF32, output, kSmall, buffer.data(), buffer.data(), {},
-                                                 out.data(), Stream{}),
+        EXPECT_THROW(kernels::conv_igemm_forward(ok, kTF32, output, {kSmall, 1}, buffer.data(), buffer.data(), {},
+                                                 out.data(), nullptr, Stream{}),
                      InvalidArgument);
-        EXPECT_THROW(kernels::conv_igemm_backward_data(ok, kTF32, output, kSmall, buffer.data(), buffer.data(), {},
-                                                       out.data(), Stream{}),
+        EXPECT_THROW(kernels::conv_igemm_backward_data(ok, kTF32, output, {kSmall, 1}, buffer.data(), buffer.data(), {},
+                                                       out.data(), nullptr, Stream{}),
                      InvalidArgument);
         EXPECT_THROW(kernels::conv_igemm_backward_filter(ok, kTF32, output, kSmall, 1, buffer.data(), buffer.data(),
                                                          nullptr, out.data(), nullptr, Stream{}),
@@ -822,7 +947,7 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
 IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
     // 4x4/s2/p1, 16x16 dx, 64 -> 64 channels: dense M = 2 * 256 = 512, k = 16 taps * 64.
     const IgemmConvShape dcgan = shape(2, 2, 64, 64, 1, {16, 16}, {4, 4}, {2, 2}, {1, 1});
-    const kernels::IgemmPlan plan = kernels::conv_igemm_backward_data_plan(dcgan, kBF, kSmall);
+    const kernels::IgemmPlan plan = kernels::conv_igemm_backward_data_plan(dcgan, kBF, {kSmall, 1});
     ASSERT_EQ(plan.launches.size(), 4u);
     for (const kernels::IgemmLaunchPlan& l : plan.launches) {
         EXPECT_EQ(l.m, 2 * 8 * 8);
@@ -838,16 +963,16 @@ IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
     const std::int64_t dense_mma = 512 / 64 * 1 * (16 * 64 / 32) * 4 * 2 * 4 * 2;
     EXPECT_EQ(plan.mma_instructions() * 4, dense_mma);
     // tf32: k tiles of 16, m16n8k8: the same quarter.
-    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(dcgan, kTF32, kSmall).mma_instructions() * 4, dense_mma * 2);
+    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(dcgan, kTF32, {kSmall, 1}).mma_instructions() * 4, dense_mma * 2);
     // Stride 1: the dense gather is the one phase.
-    const kernels::IgemmPlan dense =
-        kernels::conv_igemm_backward_data_plan(shape(2, 2, 64, 64, 1, {16, 16}, {4, 4}, {1, 1}, {1, 1}), kBF, kSmall);
+    const kernels::IgemmPlan dense = kernels::conv_igemm_backward_data_plan(
+        shape(2, 2, 64, 64, 1, {16, 16}, {4, 4}, {1, 1}, {1, 1}), kBF, {kSmall, 1});
     ASSERT_EQ(dense.launches.size(), 1u);
     EXPECT_EQ(dense.launches[0].k, 16 * 64);
     EXPECT_EQ(dense.multiply_adds(), dense_multiply_adds);
     // kernel == stride (2x2x2/s2, 3-D): one tap a phase, 8 phases.
-    const kernels::IgemmPlan unet =
-        kernels::conv_igemm_backward_data_plan(shape(3, 1, 16, 8, 1, {4, 4, 4}, {2, 2, 2}, {2, 2, 2}), kF16, kLarge);
+    const kernels::IgemmPlan unet = kernels::conv_igemm_backward_data_plan(
+        shape(3, 1, 16, 8, 1, {4, 4, 4}, {2, 2, 2}, {2, 2, 2}), kF16, {kLarge, 1});
     ASSERT_EQ(unet.launches.size(), 8u);
     for (const kernels::IgemmLaunchPlan& l : unet.launches) {
         EXPECT_EQ(l.k, 8);

@@ -10,7 +10,10 @@
 // (conv_igemm_default_tile: 128x128 where that gives at least two blocks per SM of an H100, else
 // 64x64; backward-data per phase of the stride, from the phase's GEMM); `cuda.igemm.large` and `cuda.igemm.small`
 // always use one, so that measured selection (VariantSelection::Measured) times both tiles on the real problem and
-// keeps the faster.
+// keeps the faster. Every pass splits its GEMM's k (split-K, kernels/conv_igemm.h's IgemmSchedule) where the output
+// tiles alone leave the GPU's SMs idle, as at small batches and in the late layers; the split slices take workspace.
+// `cuda.igemm.unsplit` never splits the forward and backward-data (backward-filter, whose k is the batch's positions,
+// splits as `cuda.igemm`'s), so that measured selection and convkit-bench's --variant time the split against none.
 //
 // convkit's weights are [K, C/groups, taps] and contiguous; the kernels read them KRSC
 // ([K, taps, C/groups], the weight's channels-last order). The variant permutes the weight into
@@ -90,9 +93,11 @@ std::int64_t bias_channels(const ConvGeometry& g, ConvPass pass) {
 
 class CudaIgemmConv : public ConvVariant {
 public:
-    // `tile`: the block tile of every launch, or none for the per-shape choice.
-    explicit CudaIgemmConv(const char* name = "cuda.igemm", std::optional<kernels::IgemmTile> tile = std::nullopt)
-        : name_(name), tile_(tile) {}
+    // `tile`: the block tile of every launch, or none for the per-shape choice; `splits`: the
+    // forward's and backward-data's split-K, or none for the per-launch default.
+    explicit CudaIgemmConv(const char* name = "cuda.igemm", std::optional<kernels::IgemmTile> tile = std::nullopt,
+                           std::optional<int> splits = std::nullopt)
+        : name_(name), tile_(tile), splits_(splits) {}
     const char* name() const override { return name_; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
     // Float32 only as tf32: unsupported_reason refuses it under strict math.
@@ -123,7 +128,8 @@ public:
             case ConvPass::Forward:
             case ConvPass::BackwardData:
                 return WorkspacePieces::rounded(conv_weight_bytes(g, p.dtype())) +
-                       WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(g, pass)) * sizeof(float));
+                       WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(g, pass)) * sizeof(float)) +
+                       WorkspacePieces::rounded(plan(p, pass).workspace_bytes());
             case ConvPass::BackwardFilter: {
                 const IgemmConvShape s = igemm_shape(g);
                 const kernels::IgemmOperand operand = igemm_operand(p.dtype());
@@ -171,21 +177,35 @@ public:
         }
         epilogue.residual = o.residual;
         epilogue.relu = o.relu;
+        void* slices = pieces.take(plan(p, pass).workspace_bytes());
         if (pass == ConvPass::Forward) {
-            kernels::conv_igemm_forward(s, operand, output, tile, o.x, krsc, epilogue, o.out, stream);
+            kernels::conv_igemm_forward(s, operand, output, schedule(), o.x, krsc, epilogue, o.out, slices, stream);
         } else {
-            // Each phase of the stride chooses its own tile unless this variant forces one.
-            kernels::conv_igemm_backward_data(s, operand, output, tile_, o.dy, krsc, epilogue, o.out, stream);
+            kernels::conv_igemm_backward_data(s, operand, output, schedule(), o.dy, krsc, epilogue, o.out, slices,
+                                              stream);
         }
     }
 
 private:
+    // Each launch (backward-data: each phase of the stride) chooses its own tile and split-K
+    // unless this variant forces them.
+    kernels::IgemmSchedule schedule() const { return {tile_, splits_}; }
+
+    // The launches of the forward or backward-data pass, for their split slices' workspace.
+    kernels::IgemmPlan plan(const ConvProblem& p, ConvPass pass) const {
+        const IgemmConvShape s = igemm_shape(p.geometry);
+        return pass == ConvPass::Forward
+                   ? kernels::conv_igemm_forward_plan(s, igemm_operand(p.dtype()), schedule())
+                   : kernels::conv_igemm_backward_data_plan(s, igemm_operand(p.dtype()), schedule());
+    }
+
     kernels::IgemmTile tile_for(const IgemmConvShape& s) const {
         return tile_.value_or(kernels::conv_igemm_default_tile(s));
     }
 
     const char* name_;
     std::optional<kernels::IgemmTile> tile_;
+    std::optional<int> splits_;
 };
 
 class CudaIgemmLargeTileConv final : public CudaIgemmConv {
@@ -197,10 +217,16 @@ class CudaIgemmSmallTileConv final : public CudaIgemmConv {
 public:
     CudaIgemmSmallTileConv() : CudaIgemmConv("cuda.igemm.small", kernels::IgemmTile::Small) {}
 };
+
+class CudaIgemmUnsplitConv final : public CudaIgemmConv {
+public:
+    CudaIgemmUnsplitConv() : CudaIgemmConv("cuda.igemm.unsplit", std::nullopt, 1) {}
+};
 }  // namespace
 
 CONVKIT_REGISTER_CONV_VARIANT(CudaIgemmConv);
 CONVKIT_REGISTER_CONV_VARIANT(CudaIgemmLargeTileConv);
 CONVKIT_REGISTER_CONV_VARIANT(CudaIgemmSmallTileConv);
+CONVKIT_REGISTER_CONV_VARIANT(CudaIgemmUnsplitConv);
 
 }  // namespace convkit::detail
