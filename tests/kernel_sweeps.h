@@ -80,10 +80,10 @@ inline std::vector<ConvCase> conv_sweep() {
     };
 }
 
-// Problems the tensor-core path (cuda.igemm) runs: channels per group a multiple of 8, zeros
-// padding the same on both sides; every rank and pass, strides, dilation, groups, batch 1, sizes
-// past a 64-row tile, a transposed convolution with output padding; and one it refuses (reflect
-// padding), which the sweep records as not supported.
+// Problems the tensor-core path (cuda.igemm) runs: channels per group a multiple of 8 (or
+// ungrouped input channels, padded), zeros padding the same on both sides; every rank and pass,
+// strides, dilation, groups, batch 1, sizes past a 64-row tile, a transposed convolution with
+// output padding; and one it refuses (reflect padding), which the sweep records as not supported.
 inline std::vector<ConvCase> tensor_core_conv_sweep() {
     using P = ConvParams;
     return {
@@ -97,6 +97,14 @@ inline std::vector<ConvCase> tensor_core_conv_sweep() {
         conv(P(3).set_padding(1), Shape{1, 8, 4, 5, 6}, Shape{8, 8, 3, 3, 3}),
         conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect), Shape{1, 8, 5, 5}, Shape{8, 8, 3, 3}),
         transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1), Shape{2, 16, 5, 6}, Shape{16, 8, 4, 4}),
+        // Ungrouped input channels off the vector, which cuda.igemm pads with zeros: a stem's 3
+        // channels (7x7/2), a grayscale image's 1, 5 in 1-D, 2 in 3-D, and a transposed
+        // convolution's 3 output channels (DCGAN's last layer, 4x4/2).
+        conv(P(2).set_stride(2).set_padding(3), Shape{2, 3, 13, 12}, Shape{8, 3, 7, 7}),
+        conv(P(2).set_padding(1), Shape{2, 1, 9, 9}, Shape{16, 1, 3, 3}),
+        conv(P(1).set_padding(1), Shape{2, 5, 20}, Shape{8, 5, 3}),
+        conv(P(3).set_padding(1), Shape{1, 2, 3, 4, 5}, Shape{8, 2, 3, 3, 3}),
+        transposed(P(2).set_stride(2).set_padding(1), Shape{2, 16, 4, 5}, Shape{16, 3, 4, 4}),
     };
 }
 

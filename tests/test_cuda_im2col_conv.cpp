@@ -248,7 +248,7 @@ TEST_F(CudaIm2colConv, PublicOpsAndAutogradRunOnTheNamedVariant) {
               testing::kBfloat16VsFloat64Tolerance);
 }
 
-// A bfloat16 convolution the tensor cores refuse (3 input channels, not a multiple of 8; reflect
+// A bfloat16 convolution the tensor cores refuse (6 output channels, not a multiple of 8; reflect
 // padding) runs natively on cuda.im2col by default, not widened to float32: the same bits as the
 // named variant.
 TEST_F(CudaIm2colConv, IsTheDefaultForSixteenBitProblemsTheTensorCoresRefuse) {
@@ -260,9 +260,8 @@ TEST_F(CudaIm2colConv, IsTheDefaultForSixteenBitProblemsTheTensorCoresRefuse) {
                              .to(DType::BFloat16)
                              .to(Device::cuda())
                              .to(MemoryFormat::ChannelsLast);
-        const Tensor w = testing::random_exact_in(DType::BFloat16, Shape{8, 3, 3, 3}, rng)
-                             .to(DType::BFloat16)
-                             .to(Device::cuda());
+        const Tensor w =
+            testing::random_exact_in(DType::BFloat16, Shape{6, 3, 3, 3}, rng).to(DType::BFloat16).to(Device::cuda());
         const Tensor by_default = conv_forward(x, w, params).to(Device::host());
         Tensor named;
         {
@@ -275,9 +274,10 @@ TEST_F(CudaIm2colConv, IsTheDefaultForSixteenBitProblemsTheTensorCoresRefuse) {
 
 // The default policy's choice, pass by pass: cuda.im2col only where no variant of the CUDA
 // backend's own list runs the problem in either layout. A 16-bit problem the tensor cores refuse
-// (3 channels; reflect padding) runs on it in its own layout; one they run only channels-last
-// is not run contiguous (the op converts it to channels-last for cuda.igemm); float32 problems
-// keep their variants (channels-last float32 is converted for cuda.tiled, as before).
+// (6 output channels; reflect padding) runs on it in its own layout; one they run only
+// channels-last (8 channels, or 3 padded to 8) is not run contiguous (the op converts it to
+// channels-last for cuda.igemm); float32 problems keep their variants (channels-last float32 is
+// converted for cuda.tiled, as before).
 TEST_F(CudaIm2colConv, TheDefaultFallsBackOnItOnlyWhereNoOtherVariantRunsEitherLayout) {
     const BackendGuard cuda(Backend::Cuda);
     const VariantGuard nothing_named;
@@ -299,7 +299,8 @@ TEST_F(CudaIm2colConv, TheDefaultFallsBackOnItOnlyWhereNoOtherVariantRunsEitherL
             for (const ConvParams& params : {zeros, reflect}) {
                 SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + memory_format_name(layout) + " " +
                              params.to_string());
-                const detail::ConvProblem refused = problem(Shape{2, 3, 6, 5}, Shape{8, 3, 3, 3}, params, dtype, layout);
+                const detail::ConvProblem refused =
+                    problem(Shape{2, 3, 6, 5}, Shape{6, 3, 3, 3}, params, dtype, layout);
                 for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
                     EXPECT_TRUE(detail::policy_supports(refused, pass));
                     EXPECT_EQ(chosen(refused, pass), "cuda.im2col") << conv_pass_name(pass);
@@ -309,8 +310,16 @@ TEST_F(CudaIm2colConv, TheDefaultFallsBackOnItOnlyWhereNoOtherVariantRunsEitherL
                 EXPECT_EQ(detail::policy_supports(refused, ConvPass::BackwardBias),
                           layout == MemoryFormat::ChannelsLast);
             }
-            const detail::ConvProblem tensor_core = problem(Shape{2, 8, 6, 5}, Shape{8, 8, 3, 3}, zeros, dtype, layout);
-            EXPECT_EQ(detail::policy_supports(tensor_core, ConvPass::Forward), layout == MemoryFormat::ChannelsLast);
+            for (const Shape& x : {Shape{2, 8, 6, 5}, Shape{2, 3, 6, 5}}) {
+                const detail::ConvProblem tensor_core = problem(x, Shape{8, x[1], 3, 3}, zeros, dtype, layout);
+                EXPECT_EQ(detail::policy_supports(tensor_core, ConvPass::Forward),
+                          layout == MemoryFormat::ChannelsLast);
+                if (layout == MemoryFormat::ChannelsLast) {
+                    for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
+                        EXPECT_EQ(chosen(tensor_core, pass), "cuda.igemm") << x.to_string() << conv_pass_name(pass);
+                    }
+                }
+            }
         }
     }
     const detail::ConvProblem float32_channels_last =

@@ -88,17 +88,19 @@ TEST_F(CudaTensorCoreOps, SixteenBitChannelsLastConvolutionsRunNativelyAndMatchF
 }
 
 // A contiguous 16-bit input is brought to channels-last for the tensor cores (counted) and its
-// result and gradient back; a problem they refuse (3 input channels) runs in bfloat16 on the
-// CUDA backend's fallback cuda.im2col (channels-last too: cuda.igemm takes its bias gradient).
-// Both match float64.
+// result and gradient back; 3 input channels run there too, padded to 8 in the workspace; a
+// problem they refuse (6 output channels) runs in bfloat16 on the CUDA backend's fallback
+// cuda.im2col (channels-last too: cuda.igemm takes its bias gradient). All match float64.
 TEST_F(CudaTensorCoreOps, OtherSixteenBitProblemsConvertAndStayCorrect) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1);
-    for (const Shape& w_shape : {Shape{16, 8, 3, 3}, Shape{16, 3, 3, 3}}) {
+    for (const Shape& w_shape : {Shape{16, 8, 3, 3}, Shape{16, 3, 3, 3}, Shape{6, 3, 3, 3}}) {
         SCOPED_TRACE(w_shape.to_string());
         const DType dtype = DType::BFloat16;
-        const Tensor x = testing::random_exact_in(dtype, Shape{2, w_shape[1], 7, 6}, rng), w = testing::random_exact_in(dtype, w_shape, rng),
-                     b = testing::random_exact_in(dtype, Shape{16}, rng), dy = testing::random_exact_in(dtype, Shape{2, 16, 7, 6}, rng);
+        const Tensor x = testing::random_exact_in(dtype, Shape{2, w_shape[1], 7, 6}, rng),
+                     w = testing::random_exact_in(dtype, w_shape, rng),
+                     b = testing::random_exact_in(dtype, Shape{w_shape[0]}, rng),
+                     dy = testing::random_exact_in(dtype, Shape{2, w_shape[0], 7, 6}, rng);
         const ConvRun expected =
             run_conv(false, params, x, w, b, dy, DType::Float64, Device::host(), MemoryFormat::Contiguous);
         const ConvRun got = run_conv(false, params, x, w, b, dy, dtype, Device::cuda(), MemoryFormat::Contiguous);

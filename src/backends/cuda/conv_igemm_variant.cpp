@@ -20,17 +20,22 @@
 // its workspace before the forward and backward-data passes and the filter gradient back from
 // it (backends/cuda/conv_weight_layout.h, shared with the cudnn variant), and widens the bias to the float32 the fused
 // epilogue adds: a weight-sized copy per call, small beside the activations of the layers this path is for.
+// An ungrouped convolution whose input channels are not a multiple of the kernels' 16-byte vector (a stem's 3, a
+// grayscale image's 1, a transposed convolution's 3 outputs) runs with them zero-padded to the next multiple in the
+// workspace (kernel_geometry): x or dx copied widened, dx and dw copied back narrowed.
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "backend_api/variant.h"
 #include "backend_api/workspace_pieces.h"
+#include "backends/cuda/conv_weight_layout.h"
 #include "core/check.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_bias_grad.h"
 #include "kernels/conv_igemm.h"
-#include "backends/cuda/conv_weight_layout.h"
+#include "kernels/shape_ops.h"
 #include "kernels/tensor_fill.h"
 
 namespace convkit::detail {
@@ -74,16 +79,70 @@ kernels::IgemmOutput igemm_output(DType dtype) {
                                      : kernels::IgemmOutput::Float32;
 }
 
+// Channels one 16-byte cp.async vector holds: 8 16-bit values, 4 tf32.
+std::int64_t vector_channels(DType dtype) {
+    return dtype == DType::Float32 ? 4 : 8;
+}
+
+// The convolution as the kernels run it. Their 16-byte copies need channels per group a multiple
+// of the vector; an ungrouped convolution with other input channels (a stem's 3, a grayscale
+// image's 1, a transposed convolution's 3 output channels) runs with them padded with zeros to the
+// next multiple: x (dx for backward-data) and the weight are copied widened into the workspace,
+// the zero channels add nothing to any sum, and dx and dw are copied back narrowed.
+ConvGeometry kernel_geometry(const ConvGeometry& g, DType dtype) {
+    ConvGeometry k = g;
+    const std::int64_t vector = vector_channels(dtype);
+    if (g.groups == 1) k.in_channels = (g.in_channels + vector - 1) / vector * vector;
+    return k;
+}
+
 // Why the kernels cannot run the geometry (empty when they can): they pad with zeros, the same
 // on both sides, and produce every output position of the padded input, within their limits.
 std::string geometry_reason(const ConvGeometry& g, DType dtype) {
     if (std::string reason = symmetric_zero_padding_reason(g); !reason.empty()) return reason;
-    if (std::string reason = kernels::conv_igemm_unsupported_reason(igemm_shape(g), igemm_operand(dtype));
+    if (std::string reason =
+            kernels::conv_igemm_unsupported_reason(igemm_shape(kernel_geometry(g, dtype)), igemm_operand(dtype));
         !reason.empty()) {
         return concat("cannot run it: ", reason);
     }
     return {};
 }
+
+// Copies `rows` rows of `from_channels` elements into rows of `to_channels`: each row's first
+// min(from, to) channels, and zeros in the channels a widened row adds. Channels-last
+// activations are rows of channels per position, KRSC weights per (output channel, tap).
+void copy_channel_rows(const void* from, std::int64_t from_channels, void* to, std::int64_t to_channels,
+                       std::int64_t rows, DType dtype, Stream stream) {
+    if (to_channels > from_channels) kernels::fill_constant(to, dtype, rows * to_channels, 0.0, stream);
+    BlockCopyGeometry rows_copy;
+    rows_copy.outer = rows;
+    rows_copy.length = std::min(from_channels, to_channels);
+    rows_copy.source_dim = from_channels;
+    rows_copy.dest_dim = to_channels;
+    kernels::block_copy(rows_copy, dtype_size(dtype), from, to, stream);
+}
+
+// The workspace a pass takes for the channel padding (all 0 without it): the widened x (forward,
+// backward-filter) or dx (backward-data), and the weight in KRSC at its own channels, between
+// convkit's KCRS and the kernels' widened KRSC.
+struct ChannelPadding {
+    std::int64_t channels = 0, kernel_channels = 0;  // per position: the problem's, the kernels'
+    std::size_t activation_bytes = 0, narrow_weight_bytes = 0;
+
+    ChannelPadding(const ConvGeometry& g, DType dtype) {
+        channels = g.in_channels;
+        kernel_channels = kernel_geometry(g, dtype).in_channels;
+        if (pads()) {
+            activation_bytes =
+                static_cast<std::size_t>(g.batch * g.input_spatial() * kernel_channels) * dtype_size(dtype);
+            narrow_weight_bytes = conv_weight_bytes(g, dtype);
+        }
+    }
+    bool pads() const { return kernel_channels != channels; }
+    std::size_t bytes() const {
+        return WorkspacePieces::rounded(activation_bytes) + WorkspacePieces::rounded(narrow_weight_bytes);
+    }
+};
 
 // The channels of a pass's fused bias: the convolution's output channels for the forward, its
 // input channels (the transposed convolution's output) for backward-data.
@@ -123,21 +182,17 @@ public:
     }
 
     std::size_t workspace(const ConvProblem& p, ConvPass pass) const override {
-        const ConvGeometry& g = p.geometry;
+        const ConvGeometry kg = kernel_geometry(p.geometry, p.dtype());
+        const std::size_t weight_and_padding =
+            WorkspacePieces::rounded(conv_weight_bytes(kg, p.dtype())) + ChannelPadding(p.geometry, p.dtype()).bytes();
         switch (pass) {
             case ConvPass::Forward:
             case ConvPass::BackwardData:
-                return WorkspacePieces::rounded(conv_weight_bytes(g, p.dtype())) +
-                       WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(g, pass)) * sizeof(float)) +
+                return weight_and_padding +
+                       WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(kg, pass)) * sizeof(float)) +
                        WorkspacePieces::rounded(plan(p, pass).workspace_bytes());
-            case ConvPass::BackwardFilter: {
-                const IgemmConvShape s = igemm_shape(g);
-                const kernels::IgemmOperand operand = igemm_operand(p.dtype());
-                const int splits = kernels::conv_igemm_backward_filter_default_splits(s, operand, tile_for(s));
-                return WorkspacePieces::rounded(conv_weight_bytes(g, p.dtype())) +
-                       WorkspacePieces::rounded(
-                           kernels::conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
-            }
+            case ConvPass::BackwardFilter:
+                return weight_and_padding + WorkspacePieces::rounded(filter_slice_bytes(p));
             case ConvPass::BackwardBias:
                 return kernels::conv_backward_bias_channels_last_workspace_bytes(
                     p.bias_grad.batch * p.bias_grad.spatial, p.bias_grad.channels, p.dtype());
@@ -153,36 +208,67 @@ public:
                                                       p.dtype(), o.dy, o.out, workspace.data, stream);
             return;
         }
-        const IgemmConvShape s = igemm_shape(g);
-        const kernels::IgemmOperand operand = igemm_operand(p.dtype());
-        const kernels::IgemmOutput output = igemm_output(p.dtype());
-        const kernels::IgemmTile tile = tile_for(s);
+        const DType dtype = p.dtype();
+        const ConvGeometry kg = kernel_geometry(g, dtype);
+        const IgemmConvShape s = igemm_shape(kg);
+        const kernels::IgemmOperand operand = igemm_operand(dtype);
+        const kernels::IgemmOutput output = igemm_output(dtype);
+        const ChannelPadding padding(g, dtype);
+        const std::int64_t weight_rows = g.out_channels * g.kernel_spatial(), positions = g.batch * g.input_spatial();
         WorkspacePieces pieces(workspace);
-        void* krsc = pieces.take(conv_weight_bytes(g, p.dtype()));
+        void* krsc = pieces.take(conv_weight_bytes(kg, dtype));
+        void* narrow_krsc = pieces.take(padding.narrow_weight_bytes);
+        void* wide = pieces.take(padding.activation_bytes);  // x or dx at the kernels' channels
+        const auto widened_x = [&] {
+            if (!padding.pads()) return o.x;
+            copy_channel_rows(o.x, padding.channels, wide, padding.kernel_channels, positions, dtype, stream);
+            return static_cast<const void*>(wide);
+        };
         if (pass == ConvPass::BackwardFilter) {
+            const kernels::IgemmTile tile = tile_for(s);
             const int splits = kernels::conv_igemm_backward_filter_default_splits(s, operand, tile);
             void* partial = pieces.take(kernels::conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
-            kernels::conv_igemm_backward_filter(s, operand, output, tile, splits, o.dy, o.x, nullptr, krsc, partial,
-                                                stream);
-            permute_conv_weight(g, p.dtype(), krsc, o.out, false, stream);
+            kernels::conv_igemm_backward_filter(s, operand, output, tile, splits, o.dy, widened_x(), nullptr, krsc,
+                                                partial, stream);
+            if (padding.pads()) {
+                copy_channel_rows(krsc, padding.kernel_channels, narrow_krsc, padding.channels, weight_rows, dtype,
+                                  stream);
+            }
+            permute_conv_weight(g, dtype, padding.pads() ? narrow_krsc : krsc, o.out, false, stream);
             return;
         }
-        permute_conv_weight(g, p.dtype(), o.w, krsc, true, stream);
+        if (padding.pads()) {
+            permute_conv_weight(g, dtype, o.w, narrow_krsc, true, stream);
+            copy_channel_rows(narrow_krsc, padding.channels, krsc, padding.kernel_channels, weight_rows, dtype, stream);
+        } else {
+            permute_conv_weight(g, dtype, o.w, krsc, true, stream);
+        }
         kernels::IgemmEpilogue epilogue;
         if (o.bias != nullptr) {
-            const std::int64_t channels = bias_channels(g, pass);
-            auto* bias = static_cast<float*>(pieces.take(static_cast<std::size_t>(channels) * sizeof(float)));
-            kernels::convert(o.bias, p.dtype(), bias, DType::Float32, channels, stream);
+            const std::int64_t channels = bias_channels(g, pass), kernel_channels = bias_channels(kg, pass);
+            auto* bias = static_cast<float*>(pieces.take(static_cast<std::size_t>(kernel_channels) * sizeof(float)));
+            if (kernel_channels > channels) kernels::fill_constant(bias, DType::Float32, kernel_channels, 0.0, stream);
+            kernels::convert(o.bias, dtype, bias, DType::Float32, channels, stream);
             epilogue.bias = bias;
         }
         epilogue.residual = o.residual;
         epilogue.relu = o.relu;
         void* slices = pieces.take(plan(p, pass).workspace_bytes());
         if (pass == ConvPass::Forward) {
-            kernels::conv_igemm_forward(s, operand, output, schedule(), o.x, krsc, epilogue, o.out, slices, stream);
-        } else {
-            kernels::conv_igemm_backward_data(s, operand, output, schedule(), o.dy, krsc, epilogue, o.out, slices,
-                                              stream);
+            kernels::conv_igemm_forward(s, operand, output, schedule(), widened_x(), krsc, epilogue, o.out, slices,
+                                        stream);
+            return;
+        }
+        // Backward-data writes dx at the kernels' channels, then narrows it; a residual goes in
+        // widened first and accumulates there in place.
+        void* dx = padding.pads() ? wide : o.out;
+        if (padding.pads() && o.residual != nullptr) {
+            copy_channel_rows(o.residual, padding.channels, wide, padding.kernel_channels, positions, dtype, stream);
+            epilogue.residual = wide;
+        }
+        kernels::conv_igemm_backward_data(s, operand, output, schedule(), o.dy, krsc, epilogue, dx, slices, stream);
+        if (padding.pads()) {
+            copy_channel_rows(wide, padding.kernel_channels, o.out, padding.channels, positions, dtype, stream);
         }
     }
 
@@ -193,10 +279,18 @@ private:
 
     // The launches of the forward or backward-data pass, for their split slices' workspace.
     kernels::IgemmPlan plan(const ConvProblem& p, ConvPass pass) const {
-        const IgemmConvShape s = igemm_shape(p.geometry);
+        const IgemmConvShape s = igemm_shape(kernel_geometry(p.geometry, p.dtype()));
         return pass == ConvPass::Forward
                    ? kernels::conv_igemm_forward_plan(s, igemm_operand(p.dtype()), schedule())
                    : kernels::conv_igemm_backward_data_plan(s, igemm_operand(p.dtype()), schedule());
+    }
+
+    // Backward-filter's split slices.
+    std::size_t filter_slice_bytes(const ConvProblem& p) const {
+        const IgemmConvShape s = igemm_shape(kernel_geometry(p.geometry, p.dtype()));
+        const kernels::IgemmOperand operand = igemm_operand(p.dtype());
+        return kernels::conv_igemm_backward_filter_workspace_bytes(
+            s, operand, kernels::conv_igemm_backward_filter_default_splits(s, operand, tile_for(s)));
     }
 
     kernels::IgemmTile tile_for(const IgemmConvShape& s) const {
