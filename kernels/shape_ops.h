@@ -15,6 +15,11 @@ CONVKIT_KERNELS_BEGIN
 void block_copy(const detail::BlockCopyGeometry& g, std::size_t element_size, const void* source, void* dest,
                 Stream stream);
 
+// Copies rows as `g` describes (detail::ChannelRowsGeometry: widened with zeros, or narrowed);
+// elements of 2, 4 or 8 bytes as bits, another size is InvalidArgument.
+void copy_channel_rows(const detail::ChannelRowsGeometry& g, std::size_t element_size, const void* source, void* dest,
+                       Stream stream);
+
 // One thread per output element.
 void upsample_nearest_forward(const detail::UpsampleGeometry& g, DType dtype, const void* input, void* output,
                               Stream stream);

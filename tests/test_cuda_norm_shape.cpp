@@ -54,6 +54,49 @@ TEST_F(CudaShapeOps, BlockCopiesMatchTheHostExactly) {
     }
 }
 
+// Rows widened with zeros and narrowed back (cuda.igemm's channel padding): the kernel against
+// the host loop, every element size, into NaN-filled buffers; the host loop against the
+// definition (each row's first channels kept, the added ones +0; 5 -> 4 narrows), and narrowing
+// a widened copy gives the source back.
+TEST_F(CudaShapeOps, ChannelRowsWidenWithZerosAndNarrowBack) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Rows {
+        std::int64_t rows, from, to;
+    };
+    const std::vector<Rows> cases = {{1, 3, 8}, {257, 1, 8}, {7, 5, 4}, {65537, 3, 8}, {2, 12, 16}, {9, 4, 4}};
+    for (const Rows& r : cases) {
+        SCOPED_TRACE(std::to_string(r.rows) + " rows " + std::to_string(r.from) + " -> " + std::to_string(r.to));
+        for (DType dtype : {DType::Float32, DType::Float64, DType::BFloat16, DType::Float16}) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const Tensor source = small_integer_tensor(Shape{r.rows, r.from}, rng(), 100).to(dtype);
+            const detail::ChannelRowsGeometry g{r.rows, r.from, r.to};
+            Tensor host = nan_tensor(Shape{r.rows, r.to}, dtype, Device::host());
+            detail::copy_channel_rows_host(g, dtype_size(dtype), source.raw_data(), host.raw_data());
+            const Tensor source64 = source.to(DType::Float64), host64 = host.to(DType::Float64);
+            for (std::int64_t row = 0; row < r.rows; row += std::max<std::int64_t>(1, r.rows / 64)) {
+                for (std::int64_t c = 0; c < r.to; ++c) {
+                    const double got = host64.data<double>()[row * r.to + c];
+                    const double want = c < r.from ? source64.data<double>()[row * r.from + c] : 0.0;
+                    ASSERT_EQ(got, want) << "row " << row << " channel " << c;
+                    if (c >= r.from) {
+                        ASSERT_FALSE(std::signbit(got)) << "an added channel is +0";
+                    }
+                }
+            }
+            Tensor gpu = nan_tensor(host.shape(), dtype, Device::cuda());
+            kernels::copy_channel_rows(g, dtype_size(dtype), source.to(Device::cuda()).raw_data(), gpu.raw_data(),
+                                       current_stream(0));
+            EXPECT_TRUE(exactly_equal(gpu, host)) << "copied";
+            if (r.to < r.from) continue;  // narrowed: nothing to give back
+            Tensor back = nan_tensor(source.shape(), dtype, Device::cuda());
+            kernels::copy_channel_rows({r.rows, r.to, r.from}, dtype_size(dtype), gpu.raw_data(), back.raw_data(),
+                                       current_stream(0));
+            EXPECT_TRUE(exactly_equal(back, source)) << "narrowed back";
+        }
+    }
+    EXPECT_THROW(kernels::copy_channel_rows({1, 1, 2}, 3, nullptr, nullptr, current_stream(0)), InvalidArgument);
+}
+
 TEST_F(CudaShapeOps, ConcatSliceSplitAndTheirGradientsMatchTheHost) {
     CONVKIT_SEEDED_RNG(rng);
     const Tensor a = random_tensor(Shape{3, 5, 17, 9}, rng);

@@ -39,6 +39,25 @@ constexpr CopyOffsets block_copy_offsets(const BlockCopyGeometry& g, std::int64_
     return {(o * g.source_dim + g.source_start + j) * g.inner + i, (o * g.dest_dim + g.dest_start + j) * g.inner + i};
 }
 
+// Rows of `from` elements copied into rows of `to` (a channels-last tensor's positions, a KRSC
+// weight's (output channel, tap) rows), widened with zeros or narrowed:
+//   dest[r, c] = c < from ? source[r, c] : 0  for c in [0, to).
+// cuda.igemm pads a convolution's input channels to its 16-byte vectors this way, and narrows
+// the gradients back.
+struct ChannelRowsGeometry {
+    std::int64_t rows = 0;
+    std::int64_t from = 0;  // elements a source row holds
+    std::int64_t to = 0;    // elements a destination row holds
+    constexpr std::int64_t count() const { return rows * to; }
+};
+
+// The source offset of destination element `index` (row-major over [rows, to]), or -1 where the
+// destination gets a zero.
+constexpr std::int64_t channel_rows_source(const ChannelRowsGeometry& g, std::int64_t index) {
+    const std::int64_t c = index % g.to;
+    return c < g.from ? index / g.to * g.from + c : -1;
+}
+
 // Nearest-neighbour resampling of [planes, D, H, W] (unused spatial dims of size 1) from `input`
 // to `output` sizes. Output position o along a dim reads input floor(o * in / out), PyTorch's
 // 'nearest' rule; for an integer scale factor s (out = in * s) that is floor(o / s).

@@ -23,7 +23,6 @@
 // An ungrouped convolution whose input channels are not a multiple of the kernels' 16-byte vector (a stem's 3, a
 // grayscale image's 1, a transposed convolution's 3 outputs) runs with them zero-padded to the next multiple in the
 // workspace (kernel_geometry): x or dx copied widened, dx and dw copied back narrowed.
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -109,17 +108,13 @@ std::string geometry_reason(const ConvGeometry& g, DType dtype) {
 }
 
 // Copies `rows` rows of `from_channels` elements into rows of `to_channels`: each row's first
-// min(from, to) channels, and zeros in the channels a widened row adds. Channels-last
-// activations are rows of channels per position, KRSC weights per (output channel, tap).
+// min(from, to) channels, and zeros in the channels a widened row adds (one kernel, one pass).
+// Channels-last activations are rows of channels per position, KRSC weights per (output
+// channel, tap).
 void copy_channel_rows(const void* from, std::int64_t from_channels, void* to, std::int64_t to_channels,
                        std::int64_t rows, DType dtype, Stream stream) {
-    if (to_channels > from_channels) kernels::fill_constant(to, dtype, rows * to_channels, 0.0, stream);
-    BlockCopyGeometry rows_copy;
-    rows_copy.outer = rows;
-    rows_copy.length = std::min(from_channels, to_channels);
-    rows_copy.source_dim = from_channels;
-    rows_copy.dest_dim = to_channels;
-    kernels::block_copy(rows_copy, dtype_size(dtype), from, to, stream);
+    kernels::copy_channel_rows(ChannelRowsGeometry{rows, from_channels, to_channels}, dtype_size(dtype), from, to,
+                               stream);
 }
 
 // The workspace a pass takes for the channel padding (all 0 without it): the widened x (forward,

@@ -16,6 +16,20 @@ void block_copy_host(const BlockCopyGeometry& g, std::size_t element_size, const
     }
 }
 
+void copy_channel_rows_host(const ChannelRowsGeometry& g, std::size_t element_size, const void* source, void* dest) {
+    const auto* from = static_cast<const unsigned char*>(source);
+    auto* to = static_cast<unsigned char*>(dest);
+    for (std::int64_t index = 0; index < g.count(); ++index) {
+        const std::int64_t s = channel_rows_source(g, index);
+        unsigned char* element = to + static_cast<std::size_t>(index) * element_size;
+        if (s < 0) {
+            std::memset(element, 0, element_size);
+        } else {
+            std::memcpy(element, from + static_cast<std::size_t>(s) * element_size, element_size);
+        }
+    }
+}
+
 void upsample_nearest_forward_host(const UpsampleGeometry& g, DType dtype, const void* input, void* output) {
     dispatch_dtype(dtype, [&](auto zero) {
         using T = decltype(zero);
