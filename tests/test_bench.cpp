@@ -115,6 +115,24 @@ TEST(BenchConfig, BlankLinesAndCommentsAreSkipped) {
 
 // ---- suites --------------------------------------------------------------------------------------
 
+// What each row gives both sides: tf32, bf16 and fp16 convolutions channels-last (the tensor
+// cores' layout), strict f32 contiguous (cuda.tiled's), pooling contiguous in every dtype (all
+// cuDNN pools), each in its element type.
+TEST(BenchConfig, RowsGiveTheTensorCoresChannelsLastActivations) {
+    for (BenchOp op : {BenchOp::Conv, BenchOp::ConvTranspose, BenchOp::MaxPool, BenchOp::AvgPool}) {
+        SCOPED_TRACE(op_family_name(op));
+        const MemoryFormat tensor_core_format = is_pool(op) ? MemoryFormat::Contiguous : MemoryFormat::ChannelsLast;
+        EXPECT_EQ(row_operands("f32", op).element, DType::Float32);
+        EXPECT_EQ(row_operands("f32", op).activations, MemoryFormat::Contiguous);
+        EXPECT_EQ(row_operands("tf32", op).element, DType::Float32);
+        EXPECT_EQ(row_operands("tf32", op).activations, tensor_core_format);
+        EXPECT_EQ(row_operands("bf16", op).element, DType::BFloat16);
+        EXPECT_EQ(row_operands("bf16", op).activations, tensor_core_format);
+        EXPECT_EQ(row_operands("fp16", op).element, DType::Float16);
+        EXPECT_EQ(row_operands("fp16", op).activations, tensor_core_format);
+    }
+}
+
 TEST(BenchSuites, EverySuiteParsesAndQuickIsASubset) {
     for (const std::string& suite : standard_suite_names()) {
         SCOPED_TRACE(suite);

@@ -152,6 +152,12 @@ const char* op_family_name(BenchOp op) {
     return "unknown";
 }
 
+RowOperands row_operands(const std::string& dtype, BenchOp op) {
+    const DType element = dtype == "bf16" ? DType::BFloat16 : dtype == "fp16" ? DType::Float16 : DType::Float32;
+    const bool tensor_cores = dtype != "f32";
+    return {element, tensor_cores && !is_pool(op) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous};
+}
+
 const char* direction_name(Direction direction) {
     switch (direction) {
         case Direction::Forward:

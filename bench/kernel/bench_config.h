@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "convkit/conv_params.h"
+#include "convkit/dtype.h"
+#include "convkit/memory_format.h"
 #include "convkit/shape.h"
 
 namespace convkit::bench {
@@ -26,6 +28,17 @@ const char* op_family_name(BenchOp op);
 constexpr bool is_pool(BenchOp op) {
     return op == BenchOp::MaxPool || op == BenchOp::AvgPool;
 }
+
+// The tensors a row of `dtype` ("f32", "tf32", "bf16", "fp16") gives both sides: their element
+// type and the activations' format. Convolutions in bf16, fp16 and tf32 take channels-last
+// activations (the tensor cores' layout: cuda.igemm's, cuDNN's NHWC); strict f32 contiguous
+// ones (cuda.tiled's). Pooling stays contiguous in every dtype (cuDNN pools contiguous tensors
+// only).
+struct RowOperands {
+    DType element;
+    MemoryFormat activations;
+};
+RowOperands row_operands(const std::string& dtype, BenchOp op);
 
 // Pooling has no filter: its backward is BackwardData.
 enum class Direction { Forward, BackwardData, BackwardFilter };

@@ -196,15 +196,17 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
     return sets;
 }
 
-// The sets in a 16-bit dtype, activations (x, dy) channels-last: the tensor-core layout, given to
-// both sides. Weights stay contiguous, as the ops take them.
-std::vector<InputSet> in_sixteen_bits(const std::vector<InputSet>& sets, DType dtype) {
+// The sets as a row of `dtype` gives them to both sides (row_operands). Weights stay
+// contiguous, as the ops take them.
+std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::string& dtype, BenchOp op) {
+    const RowOperands row = row_operands(dtype, op);
+    if (row.element == DType::Float32 && row.activations == MemoryFormat::Contiguous) return sets;
     std::vector<InputSet> converted;
     for (const InputSet& s : sets) {
         InputSet c;
-        c.x = s.x.to(dtype).to(MemoryFormat::ChannelsLast);
-        c.dy = s.dy.to(dtype).to(MemoryFormat::ChannelsLast);
-        if (s.w.defined()) c.w = s.w.to(dtype);
+        c.x = s.x.to(row.element).to(row.activations);
+        c.dy = s.dy.to(row.element).to(row.activations);
+        if (s.w.defined()) c.w = s.w.to(row.element);
         converted.push_back(std::move(c));
     }
     return converted;
@@ -351,27 +353,19 @@ std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& opt
             result.dtype = dtype;
             const bool sixteen_bit = dtype == "bf16" || dtype == "fp16";
             result.work = work_counts(entry.config, direction, sixteen_bit ? 2 : 4);
-            if (sixteen_bit && is_pool(entry.config.op)) {
-                result.status = Status::Unsupported;
-                result.note = "convkit pools " + dtype + " tensors in float32 (no 16-bit pooling kernel yet)";
-            } else if (!setup_error.empty()) {
+            if (!setup_error.empty()) {
                 result.status = Status::Unsupported;
                 result.note = "inputs not allocated: " + setup_error;
             } else {
                 // 16-bit: both sides on the tensor cores whatever the math mode (cuda.igemm; cuDNN's
-                // tensor-op math), on channels-last activations.
+                // tensor-op math), on channels-last activations; tf32 too, under AllowTF32.
                 set_default_math_mode(dtype == "tf32" ? MathMode::AllowTF32 : MathMode::Strict);
                 set_default_algorithm_search(AlgorithmSearch::Timed);
                 const double tolerance = sixteen_bit       ? options.tolerance_16bit
                                          : dtype == "tf32" ? options.tolerance_tf32
                                                            : options.tolerance_f32;
                 try {
-                    if (sixteen_bit) {
-                        measure(result, in_sixteen_bits(sets, dtype == "bf16" ? DType::BFloat16 : DType::Float16),
-                                options, tolerance);
-                    } else {
-                        measure(result, sets, options, tolerance);
-                    }
+                    measure(result, sets_for(sets, dtype, entry.config.op), options, tolerance);
                 } catch (const OutOfMemory& error) {
                     result.status = Status::Unsupported;
                     result.note = std::string("out of memory: ") + error.what();
