@@ -278,9 +278,10 @@ TEST_F(CudaTensorCoreOps, FoldedResNetBlockMatchesTheFloat64Block) {
 // Split-K's slices come from the variant's workspace: a batch-1 64 -> 64 3x3 at 5x5 splits its 18
 // k tiles in 2 on cuda.igemm (kernels' DefaultSplitsFillTheGpuWhereTheTilesDoNot), 2 slices of
 // 25 rows x 64 channels of floats more than cuda.igemm.unsplit asks for in the forward and
-// backward-data; backward-filter splits alike on both. (The variant sweep compares both with
-// float64 on this problem.)
+// backward-data; backward-filter splits alike on both. Both variants' passes match float64 there
+// (the variant sweep, which leaves cuda.igemm.unsplit out, runs cuda.igemm on it too).
 TEST_F(CudaTensorCoreOps, SplitKSlicesComeFromTheWorkspace) {
+    CONVKIT_SEEDED_RNG(rng);
     const detail::ConvGeometry g =
         detail::conv_geometry("conv2d", Shape{1, 64, 5, 5}, Shape{64, 64, 3, 3}, ConvParams(2).set_padding(1));
     detail::ConvProblem problem = detail::conv_problem(g, DType::BFloat16, Device::cuda());
@@ -292,6 +293,15 @@ TEST_F(CudaTensorCoreOps, SplitKSlicesComeFromTheWorkspace) {
                   detail::WorkspacePieces::rounded(2 * 25 * 64 * sizeof(float)));
     }
     EXPECT_EQ(split.workspace(problem, ConvPass::BackwardFilter), unsplit.workspace(problem, ConvPass::BackwardFilter));
+    const testing::ConvPassInputs in = testing::random_pass_inputs(g, DType::BFloat16, rng);
+    const testing::ConvPassResults expected =
+        testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
+    for (const detail::ConvVariant* variant : {&split, &unsplit}) {
+        SCOPED_TRACE(variant->name());
+        testing::expect_conv_passes_close(
+            testing::run_conv_passes(*variant, g, in, DType::BFloat16, Device::cuda(), MemoryFormat::ChannelsLast),
+            expected, testing::kBfloat16VsFloat64Tolerance);
+    }
 }
 
 }  // namespace
