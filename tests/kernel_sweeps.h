@@ -70,7 +70,12 @@ inline std::vector<ConvCase> conv_sweep() {
         conv(P(2).set_padding({4, 1}).set_padding_mode(PaddingMode::Replicate), Shape{1, 2, 3, 4}, Shape{2, 2, 3, 3}),
         // More weights (76,800; 480 emulated) than blocks in one grid: the filter kernel's loop runs
         // a second trip.
-        conv(P(2), Shape{1, gpu_or_emulated(256, 16), 2, 2}, Shape{gpu_or_emulated(300, 30), gpu_or_emulated(256, 16), 1, 1}),
+        conv(P(2), Shape{1, gpu_or_emulated(256, 16), 2, 2},
+             Shape{gpu_or_emulated(300, 30), gpu_or_emulated(256, 16), 1, 1}),
+        // Matrix products (is_matrix_product): a fully connected layer as a 4x4 convolution, and
+        // DCGAN's first layer, 1x1 -> 4x4 transposed (the CUDA default runs them on cuda.im2col).
+        conv(P(2), Shape{3, 5, 4, 4}, Shape{7, 5, 4, 4}),
+        transposed(P(2), Shape{3, 6, 1, 1}, Shape{6, 5, 4, 4}),
         transposed(P(1).set_stride(2).set_padding(1).set_output_padding(1), Shape{2, 3, 9}, Shape{3, 5, 4}),
         transposed(P(2).set_stride(2).set_padding(1), Shape{1, 4, 7, 6}, Shape{4, 3, 4, 4}),  // doubling
         transposed(P(2).set_stride({2, 3}).set_dilation({1, 2}).set_output_padding({1, 1}).set_groups(2),
@@ -105,6 +110,8 @@ inline std::vector<ConvCase> tensor_core_conv_sweep() {
         conv(P(1).set_padding(1), Shape{2, 5, 20}, Shape{8, 5, 3}),
         conv(P(3).set_padding(1), Shape{1, 2, 3, 4, 5}, Shape{8, 2, 3, 3, 3}),
         transposed(P(2).set_stride(2).set_padding(1), Shape{2, 16, 4, 5}, Shape{16, 3, 4, 4}),
+        // A matrix product (DCGAN's first layer, 1x1 -> 4x4), which the CUDA default gives cuda.im2col.
+        transposed(P(2), Shape{2, 16, 1, 1}, Shape{16, 8, 4, 4}),
     };
 }
 

@@ -1,5 +1,6 @@
 // Output-size arithmetic of convolution, transposed convolution and pooling, with the worked
 // examples of docs/convolution-arithmetic.md.
+#include "backend_api/geometry.h"
 #include "test_util.h"
 
 namespace convkit {
@@ -65,6 +66,28 @@ TEST(ConvArithmetic, TransposedShapeUsesGroupsAndWeightLayout) {
     const Shape out =
         conv_transpose_output_shape(Shape{2, 8, 5, 7}, Shape{8, 3, 4, 4}, ConvParams(2).set_stride(2).set_padding(1).set_groups(4));
     EXPECT_EQ(out, (Shape{2, 12, 10, 14}));
+}
+
+// A convolution is one matrix product when its one output position reads the whole unpadded,
+// undilated input: a fully connected layer as a convolution, a 1x1 on one position, the adjoint of
+// a transposed layer from 1x1 (DCGAN's first, 1x1 -> 4x4); not with padding, dilation, a smaller
+// kernel, or a stride that still leaves one position of a kernel smaller than the input.
+TEST(ConvArithmetic, MatrixProductsAreTheConvolutionsThatReadTheWholeInputOnce) {
+    const auto conv = [](const Shape& x, const Shape& w, const ConvParams& p) {
+        return detail::is_matrix_product(detail::conv_geometry("conv", x, w, p));
+    };
+    EXPECT_TRUE(conv(Shape{3, 5, 4, 4}, Shape{7, 5, 4, 4}, ConvParams(2)));
+    EXPECT_TRUE(conv(Shape{3, 8, 1, 1}, Shape{4, 8, 1, 1}, ConvParams(2)));
+    EXPECT_TRUE(conv(Shape{2, 4, 6}, Shape{6, 2, 6}, ConvParams(1).set_groups(2).set_stride(3)));
+    EXPECT_TRUE(conv(Shape{1, 2, 2, 3, 4}, Shape{5, 2, 2, 3, 4}, ConvParams(3)));
+    EXPECT_TRUE(detail::is_matrix_product(
+        detail::conv_transpose_geometry("conv_transpose2d", Shape{2, 100, 1, 1}, Shape{100, 64, 4, 4}, ConvParams(2))));
+    EXPECT_FALSE(conv(Shape{3, 5, 4, 4}, Shape{7, 5, 4, 4}, ConvParams(2).set_padding(1)));   // 3x3 outputs
+    EXPECT_FALSE(conv(Shape{3, 5, 4, 4}, Shape{7, 5, 3, 3}, ConvParams(2).set_stride(2)));    // one output, 3x3 of 4x4
+    EXPECT_FALSE(conv(Shape{3, 5, 5, 5}, Shape{7, 5, 3, 3}, ConvParams(2).set_dilation(2)));  // one output, dilated
+    EXPECT_FALSE(conv(Shape{3, 5, 4, 4}, Shape{7, 5, 2, 2}, ConvParams(2).set_stride(2)));    // 2x2 outputs
+    EXPECT_FALSE(detail::is_matrix_product(detail::conv_transpose_geometry(
+        "conv_transpose2d", Shape{2, 64, 4, 4}, Shape{64, 32, 4, 4}, ConvParams(2).set_stride(2).set_padding(1))));
 }
 
 TEST(ConvArithmetic, PoolingCeilModeDropsAWindowThatStartsInTheRightPadding) {

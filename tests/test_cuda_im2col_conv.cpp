@@ -330,6 +330,46 @@ TEST_F(CudaIm2colConv, TheDefaultFallsBackOnItOnlyWhereNoOtherVariantRunsEitherL
     EXPECT_EQ(chosen(float32_reflect, ConvPass::Forward), "cuda.direct");
 }
 
+// A convolution that is one matrix product (a fully connected layer as a 4x4 convolution; DCGAN's
+// first layer, 1x1 -> 4x4 transposed) runs on cuda.im2col by default, every pass, in each dtype
+// and layout, with no column matrix for a contiguous forward (x is read in place, one product for
+// the batch); the public transposed op there matches float64 on the host.
+TEST_F(CudaIm2colConv, TheDefaultRunsMatrixProductsOnIt) {
+    CONVKIT_SEEDED_RNG(rng);
+    const BackendGuard cuda(Backend::Cuda);
+    const VariantGuard nothing_named;
+    set_conv_variant("");
+    set_variant_selection(VariantSelection::Default);
+    const detail::ConvGeometry fully_connected =
+        detail::conv_geometry("conv2d", Shape{3, 5, 4, 4}, Shape{7, 5, 4, 4}, ConvParams(2));
+    const detail::ConvGeometry dcgan =
+        detail::conv_transpose_geometry("conv_transpose2d", Shape{3, 16, 1, 1}, Shape{16, 8, 4, 4}, ConvParams(2));
+    for (const detail::ConvGeometry* g : {&fully_connected, &dcgan}) {
+        for (DType dtype : {DType::Float32, DType::Float64, DType::BFloat16}) {
+            for (MemoryFormat layout : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+                SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + memory_format_name(layout));
+                detail::ConvProblem p = detail::conv_problem(*g, dtype, Device::cuda());
+                p.x_layout = p.y_layout = layout;
+                p.bias_grad = {g->batch, g->out_channels, g->output_spatial()};
+                for (ConvPass pass :
+                     {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter, ConvPass::BackwardBias}) {
+                    EXPECT_STREQ(detail::choose_variant("conv2d", p, pass).variant->name(), "cuda.im2col")
+                        << conv_pass_name(pass);
+                }
+                if (layout == MemoryFormat::Contiguous) {
+                    EXPECT_EQ(testing::conv_variant_named("cuda.im2col").workspace(p, ConvPass::Forward), 0u);
+                }
+            }
+        }
+    }
+    const Tensor x = testing::random_exact_in(DType::Float32, Shape{3, 16, 1, 1}, rng),
+                 w = testing::random_exact_in(DType::Float32, Shape{16, 8, 4, 4}, rng);
+    const Tensor expected = conv_transpose_forward(x.to(DType::Float64), w.to(DType::Float64), ConvParams(2));
+    const Tensor got = conv_transpose_forward(x.to(Device::cuda()), w.to(Device::cuda()), ConvParams(2));
+    EXPECT_LT(testing::relative_error(got.to(Device::host()).to(DType::Float64), expected),
+              testing::kCudaStrictFloat32Tolerance);
+}
+
 // for_each_tap_reading, the inverse col2im gathers with, enumerates exactly the (output, tap)
 // pairs whose conv_tap_source is the input position, each once, over every padding mode,
 // stride, dilation and padding the geometry allows on a dim of 7.

@@ -9,6 +9,16 @@
 
 namespace convkit::detail {
 
+bool is_matrix_product(const ConvGeometry& g) {
+    for (std::size_t s = 0; s < 3; ++s) {
+        if (g.output[s] != 1 || g.kernel[s] != g.input[s] || g.pad_begin[s] != 0 || g.pad_end[s] != 0 ||
+            g.dilation[s] != 1) {
+            return false;
+        }
+    }
+    return true;
+}
+
 std::string symmetric_zero_padding_reason(const ConvGeometry& g) {
     if (g.padding_mode != PaddingMode::Zeros) {
         return concat("runs zeros padding only, not ", padding_mode_name(g.padding_mode));

@@ -94,6 +94,13 @@ void check_image_shape(std::string_view op, const char* what, const Shape& shape
 // gives an output no such convolution maps to.
 std::string symmetric_zero_padding_reason(const ConvGeometry& g);
 
+// Whether the convolution is one matrix product: its one output position reads the whole input,
+// unpadded and undilated (kernel == input in every dim), so y[n, k] = sum over (c, tap) of
+// x[n, c, tap] w[k, c, tap], with x's rows [N, C x taps] in its contiguous order. A fully
+// connected layer written as a convolution, a squeeze-excitation 1x1 on pooled features, and the
+// adjoint of DCGAN's first transposed layer (1x1 to 4x4) are.
+bool is_matrix_product(const ConvGeometry& g);
+
 // "3x3": the first spatial_rank entries, for messages and test names.
 std::string spatial_dims_text(const SpatialDims& dims, int spatial_rank);
 

@@ -370,9 +370,27 @@ Backend backend_of(const ProblemBase& problem) {
     return problem.device.is_host() ? default_host_backend() : default_backend();
 }
 
-// The first of the backend's own default variants that supports the problem (null if none).
+// A shape rule ahead of the backend's list: the variant that runs this problem best whatever
+// the list says, or empty. A convolution that is one matrix product (is_matrix_product: its one
+// output position reads the whole input) goes to cuda.im2col, which multiplies x in place in one
+// GEMM (cuBLAS), where the implicit GEMMs would spread a few rows over a grid of tiles and, for
+// a transposed layer from 1x1 (DCGAN's first), gather mostly padding.
+std::string_view shape_rule_variant(const ConvProblem& problem) {
+    return backend_of(problem) == Backend::Cuda && is_matrix_product(problem.geometry) ? "cuda.im2col"
+                                                                                       : std::string_view{};
+}
+std::string_view shape_rule_variant(const PoolProblem&) {
+    return {};
+}
+
+// The first of the backend's own default variants that supports the problem, after its shape
+// rule (null if none).
 template <typename V, typename Problem, typename Pass>
 const V* first_default_supporting(const Problem& problem, Pass pass) {
+    if (const std::string_view rule = shape_rule_variant(problem); !rule.empty()) {
+        const V* v = Family<V>::find(rule);
+        if (v != nullptr && v->supports(problem, pass)) return v;
+    }
     for (std::string_view name : default_variant_names(backend_of(problem))) {
         const V* v = Family<V>::find(name);
         if (v != nullptr && v->supports(problem, pass)) return v;

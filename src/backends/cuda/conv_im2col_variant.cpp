@@ -12,9 +12,13 @@
 //                    order (a float32 accumulator for 16-bit, rounded once at the end)
 // The column matrix's columns are (input channel, tap), the weight's own order, so the weight is
 // multiplied as stored. A channels-last 1x1 convolution with stride 1 and no padding has x as its
-// column matrix: the forward and backward-filter read it in place, one block, no unfolding. Channels-last activations are [rows, channels] matrices already: one
-// product per block, batched over the groups. Contiguous ones are [channels, positions] per
-// image: one product per image, batched over the groups. The products are
+// column matrix: the forward and backward-filter read it in place, one block, no unfolding; so
+// does a convolution that is one matrix product (is_matrix_product: a fully connected layer as a
+// convolution, DCGAN's first transposed layer), contiguous, which the CUDA backend's default
+// runs here (backend_api/selection.cpp). Channels-last activations, and those of one output
+// position, are [rows, channels] matrices already: one product per block, batched over the
+// groups. Other contiguous ones are [channels, positions] per image: one product per image,
+// batched over the groups. The products are
 // backends/cuda/strided_batched_gemm.h: cuBLAS on a GPU, convkit's own kernel on the emulated
 // device. The bias starts the output (forward: filled, then the product added; backward-data:
 // the gather's first term); the bias gradient is the channels-last reduction kernel, or on
@@ -62,14 +66,23 @@ void* at(void* base, std::int64_t elements, DType dtype) {
     return static_cast<char*>(base) + elements * static_cast<std::int64_t>(dtype_size(dtype));
 }
 
-// Whether x is its own column matrix: channels-last 1x1 convolutions with stride 1 and no
-// padding (row (n, p) of x is its C_in channels, one tap each), whose products read x in place.
+// Whether x is its own column matrix, whose products read it in place: channels-last 1x1
+// convolutions with stride 1 and no padding (row (n, p) of x is its C_in channels, one tap each),
+// and convolutions that are one matrix product (is_matrix_product: row n of x is its (c, tap)
+// elements, the column order, when x is contiguous or has one position).
 bool columns_are_input(const ConvGeometry& g, Layout layout) {
+    if (is_matrix_product(g)) return layout == Layout::Contiguous || g.input_spatial() == 1;
     if (layout != Layout::ChannelsLast) return false;
     for (std::size_t s = 0; s < 3; ++s) {
         if (g.kernel[s] != 1 || g.stride[s] != 1 || g.pad_begin[s] != 0 || g.output[s] != g.input[s]) return false;
     }
     return true;
+}
+
+// Whether an activation matrix (y, dy) is [rows of the block, C_out] as stored: channels-last, or
+// one output position, where [N, C_out, 1] is both layouts (one product a block, not one an image).
+bool rows_are_positions(const ConvGeometry& g, Layout layout) {
+    return layout == Layout::ChannelsLast || g.output_spatial() == 1;
 }
 
 // The blocks of one pass: whole images, their column matrix of `column_dtype` (none when the
@@ -170,19 +183,19 @@ struct ActivationMatrix {
 };
 
 ActivationMatrix output_matrix(const ConvGeometry& g, Layout layout, std::int64_t images) {
-    if (layout == Layout::ChannelsLast) {
+    if (rows_are_positions(g, layout)) {
         return {images * g.output_spatial(), g.out_channels, g.out_channels_per_group(), false};
     }
     return {g.output_spatial(), g.output_spatial(), g.out_channels_per_group() * g.output_spatial(), true};
 }
 
-// f(image offset within the block, activation element offset, column element offset) for each
-// product of a block: one (channels-last) or one per image (contiguous).
+// f(activation element offset, column element offset) for each product of a block: one
+// (rows_are_positions) or one per image (contiguous).
 template <typename F>
 void for_each_product(const ConvGeometry& g, Layout layout, std::int64_t first, std::int64_t images, F&& f) {
     const std::int64_t column_image = g.output_spatial() * g.in_channels * g.kernel_spatial();
     const std::int64_t activation_image = g.output_spatial() * g.out_channels;
-    const std::int64_t products = layout == Layout::ChannelsLast ? 1 : images;
+    const std::int64_t products = rows_are_positions(g, layout) ? 1 : images;
     for (std::int64_t j = 0; j < products; ++j) f((first + j) * activation_image, j * column_image);
 }
 
@@ -300,7 +313,7 @@ public:
         const DType dtype = p.dtype();
         if (pass == ConvPass::BackwardBias) {
             const BiasGradShape& b = p.bias_grad;
-            if (p.x_layout == Layout::ChannelsLast) {
+            if (bias_rows_are_positions(p)) {
                 return kernels::conv_backward_bias_channels_last_workspace_bytes(b.batch * b.spatial, b.channels,
                                                                                  dtype);
             }
@@ -327,11 +340,17 @@ public:
     }
 
 private:
+    // Whether dy is [rows, channels] for the bias gradient's channel sums: channels-last, or one
+    // position an image ([N, C, 1] in either layout).
+    static bool bias_rows_are_positions(const ConvProblem& p) {
+        return p.x_layout == Layout::ChannelsLast || p.bias_grad.spatial == 1;
+    }
+
     // db[c] = the sum of dy over images and positions.
     static void backward_bias(const ConvProblem& p, const ConvOperands& o, WorkspacePieces& pieces, Stream stream) {
         const BiasGradShape& b = p.bias_grad;
         const DType dtype = p.dtype();
-        if (p.x_layout == Layout::ChannelsLast) {
+        if (bias_rows_are_positions(p)) {
             const std::size_t bytes =
                 kernels::conv_backward_bias_channels_last_workspace_bytes(b.batch * b.spatial, b.channels, dtype);
             kernels::conv_backward_bias_channels_last(b.batch * b.spatial, b.channels, dtype, o.dy, o.out,
