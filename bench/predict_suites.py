@@ -1,0 +1,532 @@
+#!/usr/bin/env python3
+"""Floors and predicted times for convkit-bench's conv1d and conv3d suites (issue #15).
+
+Nothing here is measured: this is the model docs/benchmarks.md states ("The conv1d and conv3d
+suites (issue #15): floors and predictions"), written as code so that the first GPU run can be
+compared with it row by row, and the efficiencies below replaced by measured ones.
+
+    python3 bench/predict_suites.py                      # every line, markdown tables
+    python3 bench/predict_suites.py --quick              # the lines --quick keeps (scripts/gpu-all)
+    python3 bench/predict_suites.py --suite conv3d --dtype bf16 --detail
+    python3 bench/predict_suites.py --rank               # medians with each unbuilt kernel change
+    python3 bench/predict_suites.py --check              # the models reproduce the docs' own figures
+
+The suite lines are read from bench/kernel/bench_suites.cpp, so they stay the bench's own. The
+schedules (tile, blocks, splits, phases) follow the launchers' rules: kernels/conv_igemm.cu
+(default_tile, plan_launch, backward_data_launches), kernels/conv_igemm_support.cuh
+(default_splits), kernels/conv_igemm_filter.cu (backward-filter splits, tile chosen from the
+forward's GEMM), kernels/conv_tiled.cu (split_plan, per-phase backward-data).
+"""
+import argparse
+import math
+import os
+import re
+import statistics
+import sys
+
+# ---- the machine (H100 SXM, datasheet; the run measures its own peaks) ----------------------
+PEAK_TFLOPS = {"bf16": 989.0, "tf32": 494.0, "f32": 67.0}  # dense BF16, dense TF32, FP32 FMA
+BANDWIDTH = 3.35e12  # HBM3, bytes/s
+SMS = 132
+ELEMENT_BYTES = {"bf16": 2, "tf32": 4, "f32": 4}
+
+# ---- the models' constants (docs/benchmarks.md; change these after the first GPU run) ---------
+# cuda.igemm ("Tensor-core implicit GEMM", "TF32", "Split-K in every pass"): a fraction e of the
+# peak on the executed multiply-adds, scaled by the busy fraction of a wave; bytes at 0.6 of
+# HBM; every kernel at least 3 us.
+IGEMM_E = {("bf16", "L"): 0.40, ("bf16", "S"): 0.25, ("tf32", "L"): 0.35, ("tf32", "S"): 0.22}
+IGEMM_BW = 0.6
+KERNEL_FLOOR_US = 3.0
+# cuda.tiled ("Tiled implicit GEMM", "Strided backward-data per phase"): 0.40 of the FP32 peak
+# with the forward's gather (also used for stride-1 backward-data and backward-filter), 0.50
+# with the per-phase gather; bytes at the full 3.35 TB/s; 2 us between launches.
+TILED_E = {"gather": 0.40, "phase": 0.50}
+TILED_GAP_US = 2.0
+# cuDNN: tensor cores at e = 0.65 above 2e10 multiply-adds, 0.45 below, bytes at 0.7 of HBM,
+# at least 3 us; strict float32 (FMA math) at 0.65 of the FP32 peak (no Winograd: cuDNN's is for
+# 2-D 3x3 filters, and these are 1xk or 3-D).
+CUDNN_E_LARGE, CUDNN_E_SMALL, CUDNN_LARGE_MACS = 0.65, 0.45, 2e10
+CUDNN_E_F32 = 0.65
+CUDNN_BW = 0.7
+
+# ---- what-if kernel changes (--scenario): each one's effect on the medians ranks the work ------
+SCENARIOS = {
+    "wgmma": "cuda.igemm's 128x128 tile at e = 0.65 (bf16) / 0.57 (tf32): wgmma + TMA (the plan)",
+    "narrow_n": "no idle tile columns: GEMM N rounded to 8 (igemm) or 4 (tiled), not to the tile",
+    "bandwidth": "cuda.igemm's memory-bound kernels at 0.8 of HBM (16-byte epilogue stores)",
+    "fused_adder": "split-K's slices added by the GEMM's last block (no second kernel)",
+    "more_splits": "split-K up to 512 slices (still each >= 8 k tiles), not 64",
+    "pad4": "input channels padded to 4 in bf16 (8-byte cp.async vectors), not 8",
+    "tiled_e": "cuda.tiled at 0.55 of the FP32 peak (tap offsets precomputed, 128x128 tiles)",
+    "cached_weight": "cuda.igemm keeps the KRSC weight between calls (no permutation per call; the bench's "
+                     "cuDNN side still permutes, so part of this gain is the comparison's, and 'all' leaves it out)",
+}
+ACTIVE = set()  # the scenarios in force
+
+
+def igemm_e(dtype, tile):
+    if "wgmma" in ACTIVE and tile == "L":
+        return {"bf16": 0.65, "tf32": 0.57}[dtype]
+    return IGEMM_E[(dtype, tile)]
+
+
+def igemm_bw():
+    return 0.8 if "bandwidth" in ACTIVE else IGEMM_BW
+
+
+def max_splits():
+    return 512 if "more_splits" in ACTIVE else 64
+
+
+def executed_columns(n, tile_edge, narrow):
+    """Columns the tensor cores (or SIMT lanes) compute: the whole tile, or n rounded to `narrow`."""
+    return ceil_div(n, narrow) * narrow if "narrow_n" in ACTIVE else ceil_div(n, tile_edge) * tile_edge
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+# ---- the suites' lines ----------------------------------------------------------------------
+def suite_lines(suite, source):
+    """[(line, quick)] of kConv1d / kConv3d in bench_suites.cpp."""
+    name = {"conv1d": "kConv1d", "conv3d": "kConv3d"}[suite]
+    with open(source) as f:
+        text = f.read()
+    body = re.search(r"SuiteLine> " + name + r" = \{(.*?)\n\};", text, re.S).group(1)
+    return [(line, quick == "true") for line, quick in re.findall(r'\{"([^"]+)",\s*(true|false)\}', body)]
+
+
+def parse_line(line):
+    """One line of the configuration format, for what these suites use (s, p, d, g, op)."""
+    words = line.split()
+    op = words[0]
+    fields = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+    params = [w for w in words[1:] if "=" not in w]
+    shape_in = [int(v) for v in fields["in"].split("x")]
+    weight = [int(v) for v in fields["w"].split("x")]
+    rank = len(shape_in) - 2
+    conv = {"s": [1] * rank, "p": [0] * rank, "d": [1] * rank, "op": [0] * rank, "g": 1}
+    for part in "_".join(params).split("_") if params else []:
+        key, value = re.match(r"([a-z]+)(.*)", part).groups()
+        if key == "g":
+            conv["g"] = int(value)
+        else:
+            values = [int(v) for v in value.split("x")]
+            conv[key] = values * rank if len(values) == 1 else values
+    return op, shape_in, weight, conv
+
+
+class Geometry:
+    """The convolution a line describes; a transposed line as the convolution it is the adjoint of."""
+
+    def __init__(self, line):
+        op, shape_in, weight, c = parse_line(line)
+        self.transposed = op.startswith("conv_transpose")
+        self.rank = len(shape_in) - 2
+        self.groups, self.stride, self.pad, self.dilation = c["g"], c["s"], c["p"], c["d"]
+        self.kernel = weight[2:]
+        self.batch = shape_in[0]
+        if not self.transposed:
+            self.cin, self.cout = shape_in[1], weight[0]
+            self.input = shape_in[2:]
+            self.output = [(i + 2 * p - d * (k - 1) - 1) // s + 1
+                           for i, p, d, k, s in zip(self.input, self.pad, self.dilation, self.kernel, self.stride)]
+        else:  # weight [C_in_t, C_out_t / g, k...]: the adjoint runs C_out_t -> C_in_t
+            self.cin, self.cout = weight[1] * c["g"], shape_in[1]
+            self.output = shape_in[2:]
+            self.input = [(o - 1) * s - 2 * p + d * (k - 1) + op + 1 for o, s, p, d, k, op in
+                          zip(self.output, self.stride, self.pad, self.dilation, self.kernel, c["op"])]
+        self.taps = math.prod(self.kernel)
+        self.in_positions, self.out_positions = math.prod(self.input), math.prod(self.output)
+
+    def flops(self):  # bench_counts.cpp: 2 N C_out out_spatial (C_in / g) taps
+        return 2.0 * self.batch * self.cout * self.out_positions * (self.cin // self.groups) * self.taps
+
+    def elements(self):  # x, w, y of the convolution
+        return (self.batch * self.cin * self.in_positions, self.cout * (self.cin // self.groups) * self.taps,
+                self.batch * self.cout * self.out_positions)
+
+    def bytes(self, dtype):  # x + w + y once: every pass the same (bench_counts.cpp)
+        return sum(self.elements()) * ELEMENT_BYTES[dtype]
+
+    def phases(self):
+        """Backward-data's phases (kernels/conv_phase.h phase_axis): [(positions, taps)] per phase."""
+        axes = []
+        for i, k, s, d, p in zip(self.input, self.kernel, self.stride, self.dilation, self.pad):
+            per_dim = []
+            for phase in range(s):
+                rows = ceil_div(i - phase, s) if phase < i else 0
+                common = math.gcd(d, s)
+                step = s // common
+                taps = 0
+                for t in range(min(k, step)):
+                    if (phase + p - t * d) % s == 0:
+                        taps = ceil_div(k - t, step)
+                        break
+                per_dim.append((rows, taps))
+            axes.append(per_dim)
+        out = []
+        for combo in _product(axes):
+            rows = math.prod(r for r, _ in combo)
+            if rows:
+                out.append((rows, math.prod(t for _, t in combo)))
+        return out
+
+
+def _product(axes):
+    if not axes:
+        return [[]]
+    return [[first] + rest for first in axes[0] for rest in _product(axes[1:])]
+
+
+# ---- convkit: which variant, and its launches -------------------------------------------------
+def igemm_reason(g, dtype):
+    """Why cuda.igemm refuses (empty: it runs), after its input-channel padding (groups == 1)."""
+    vector = 4 if dtype == "tf32" else 8
+    cin = ceil_div(g.cin, vector) * vector if g.groups == 1 else g.cin
+    if (cin // g.groups) % vector or (g.cout // g.groups) % vector:
+        return "channels per group not a multiple of %d" % vector
+    return ""
+
+
+def padded_cin(g, dtype):
+    vector = 4 if dtype == "tf32" or "pad4" in ACTIVE else 8
+    return ceil_div(g.cin, vector) * vector if g.groups == 1 else g.cin
+
+
+def us(seconds):
+    return seconds * 1e6
+
+
+class Launch:
+    """One GEMM launch: its shape, schedule and predicted microseconds (adder included)."""
+
+    def __init__(self, kind, m, n, k, tile, blocks, splits, exec_flops, time_us, note=""):
+        self.kind, self.m, self.n, self.k, self.tile = kind, m, n, k, tile
+        self.blocks, self.splits, self.exec_flops, self.time_us, self.note = blocks, splits, exec_flops, time_us, note
+
+    def schedule(self):
+        return "%s %d%s" % (self.tile, self.blocks, "x%d" % self.splits if self.splits > 1 else "")
+
+
+def igemm_launch(dtype, m, n, k, groups, bytes_in, bytes_out, tile=None):
+    """conv_igemm.cu plan_launch + the split-K model of "Split-K in every pass"."""
+    block_k = 32 if dtype == "bf16" else 16
+    if tile is None:  # default_tile: large when 128x128 gives >= 264 blocks
+        tile = "L" if ceil_div(m, 128) * ceil_div(n, 128) * groups >= 2 * SMS else "S"
+    edge, wave = (128, 2 * SMS) if tile == "L" else (64, 4 * SMS)
+    k_tiles = ceil_div(k, block_k)
+    blocks = ceil_div(m, edge) * ceil_div(n, edge) * groups
+    splits = default_splits(wave, blocks, k_tiles, groups)
+    # Whole tiles, as the tensor cores run them (no warp skips columns past n).
+    exec_flops = 2.0 * ceil_div(m, edge) * edge * executed_columns(n, edge, 8) * groups * k_tiles * block_k
+    return timed_launch("igemm", dtype, m, n, k, groups, tile, wave, blocks, splits, exec_flops, bytes_in, bytes_out)
+
+
+def default_splits(wave, blocks, k_tiles, groups):
+    """conv_igemm_support.cuh default_splits: none from half a wave up, else about a wave."""
+    if 2 * blocks > wave:
+        return 1
+    return max(1, min(ceil_div(wave, blocks), k_tiles // 8, max_splits(), 65535 // groups))
+
+
+def timed_launch(kind, dtype, m, n, k, groups, tile, wave, blocks, splits, exec_flops, bytes_in, bytes_out):
+    """The igemm model: max(FLOPs / (e peak busy), bytes / (0.6 BW), 3 us), plus split-K's adder."""
+    size = ELEMENT_BYTES[dtype]
+    busy = min(1.0, blocks * splits / wave)
+    slices = splits * m * n * groups * 4 if splits > 1 else 0
+    gemm_bytes = bytes_in + (slices if splits > 1 else bytes_out)
+    t = max(us(exec_flops / (igemm_e(dtype, tile) * PEAK_TFLOPS[dtype] * 1e12 * busy)),
+            us(gemm_bytes / (igemm_bw() * BANDWIDTH)), KERNEL_FLOOR_US)
+    if splits > 1 and "fused_adder" not in ACTIVE:  # conv_igemm_add_split_slices_kernel: slices in, output out
+        t += max(us((slices + m * n * groups * size) / (igemm_bw() * BANDWIDTH)), KERNEL_FLOOR_US)
+    return Launch(kind, m, n, k, tile, blocks, splits, exec_flops, t)
+
+
+def copy_us(bytes_moved):
+    """A copy kernel (weight permutation, channel widening/narrowing) at 0.6 of HBM, >= 3 us."""
+    return max(us(bytes_moved / (IGEMM_BW * BANDWIDTH)), KERNEL_FLOOR_US)
+
+
+def igemm_pass(g, dtype, direction):
+    """cuda.igemm's launches and copies for one pass of the convolution (conv_igemm_variant.cpp)."""
+    size = ELEMENT_BYTES[dtype]
+    cin = padded_cin(g, dtype)
+    pads = cin != g.cin
+    x, w, y = g.elements()
+    xp = g.batch * cin * g.in_positions  # x at the kernels' channels
+    wk = g.cout * (cin // g.groups) * g.taps
+    cin_g, cout_g = cin // g.groups, g.cout // g.groups
+    # The weight permuted to KRSC (or dw back from it) on every call, as cuDNN's side does too.
+    extra = 0.0 if "cached_weight" in ACTIVE else copy_us(2 * w * size)
+    launches = []
+    if pads:  # x widened (forward, backward-filter) or dx narrowed (backward-data); KRSC w widened or dw narrowed
+        extra += copy_us((x + xp) * size) + copy_us((w + wk) * size)
+    if direction == "fwd":
+        launches.append(igemm_launch(dtype, g.batch * g.out_positions, cout_g, g.taps * cin_g, g.groups,
+                                     (xp + wk) * size, y * size))
+    elif direction == "bwd_data":  # one launch per phase of the stride, each its own tile and split
+        phases = g.phases()
+        for positions, taps in phases:  # dy from DRAM once per pass: the other phases find it in L2
+            rows = g.batch * positions
+            launches.append(igemm_launch(dtype, rows, cin_g, taps * cout_g, g.groups,
+                                         (y / len(phases) + wk) * size, rows * cin * size))
+    else:  # M = K/g, N = taps C/g, k = N x output positions; tile from the forward's GEMM
+        fwd_tile = "L" if ceil_div(g.batch * g.out_positions, 128) * ceil_div(cout_g, 128) * g.groups >= 2 * SMS \
+            else "S"
+        launches.append(filter_launch(dtype, g, cin_g, cout_g, fwd_tile, (y + xp) * size, wk * size))
+    return launches, extra
+
+
+def filter_launch(dtype, g, cin_g, cout_g, tile, bytes_in, bytes_out):
+    """conv_igemm_filter.cu: k tiles are 32 (16 tf32) positions; splits by default_splits."""
+    block_k = 32 if dtype == "bf16" else 16
+    edge, wave = (128, 2 * SMS) if tile == "L" else (64, 4 * SMS)
+    m, n, k = cout_g, g.taps * cin_g, g.batch * g.out_positions
+    blocks = ceil_div(m, edge) * ceil_div(n, edge) * g.groups
+    k_tiles = ceil_div(k, block_k)
+    splits = default_splits(wave, blocks, k_tiles, g.groups)
+    # M = K/g rows and N = taps C/g columns of whole tiles (narrow_n: the tile fitted to both).
+    exec_flops = 2.0 * executed_columns(m, edge, 8) * executed_columns(n, edge, 8) * g.groups * k_tiles * block_k
+    return timed_launch("igemm_filter", dtype, m, n, k, g.groups, tile, wave, blocks, splits, exec_flops,
+                        bytes_in, bytes_out)
+
+
+def tiled_launch(m, n, k, groups, bytes_moved, efficiency):
+    """conv_tiled.cu split_plan and the per-launch model of "Strided backward-data per phase"."""
+    tiles = ceil_div(m, 128) * ceil_div(n, 64) * groups
+    steps = ceil_div(max(k, 1), 8)
+    if "tiled_e" in ACTIVE and efficiency == TILED_E["gather"]:
+        efficiency = 0.55
+    splits = 1
+    if tiles < 264:
+        splits = max(1, min(min(ceil_div(264, tiles), steps // 16), 64))
+    while splits > 1 and splits * m * n * groups * 4 > 256 << 20:
+        splits //= 2
+    per_split = ceil_div(steps, splits)
+    splits = ceil_div(steps, per_split)
+    exec_flops = 2.0 * executed_columns(m, 128, 16) * executed_columns(n, 64, 4) * groups * steps * 8  # whole tiles
+    busy = min(1.0, tiles * splits / SMS)
+    t = max(us(exec_flops / (efficiency * PEAK_TFLOPS["f32"] * 1e12 * busy)), us(bytes_moved / BANDWIDTH))
+    if splits > 1:  # the split-sum kernel's pass over the slices, after a launch gap
+        t += TILED_GAP_US + us((splits + 1) * m * n * groups * 4 / BANDWIDTH)
+    return Launch("tiled", m, n, k, "128x64", tiles, splits, exec_flops, t)
+
+
+def tiled_pass(g, direction):
+    x, w, y = g.elements()
+    cin_g, cout_g = g.cin // g.groups, g.cout // g.groups
+    if direction == "fwd":
+        return [tiled_launch(g.batch * g.out_positions, cout_g, cin_g * g.taps, g.groups, 4 * (x + w + y),
+                             TILED_E["gather"])]
+    if direction == "bwd_filter":
+        return [tiled_launch(cout_g, cin_g * g.taps, g.batch * g.out_positions, g.groups, 4 * (x + w + y),
+                             TILED_E["gather"])]
+    if all(s == 1 for s in g.stride):  # dense gather at stride 1
+        return [tiled_launch(g.batch * g.in_positions, cin_g, cout_g * g.taps, g.groups, 4 * (x + w + y),
+                             TILED_E["gather"])]
+    launches = []
+    for positions, taps in g.phases():
+        rows = g.batch * positions
+        launches.append(tiled_launch(rows, cin_g, cout_g * taps, g.groups, 4 * (rows * g.cin + y + w),
+                                     TILED_E["phase"]))
+    return launches
+
+
+def convkit_pass(g, dtype, direction):
+    """(variant, launches, predicted us) of convkit's default for one pass of a row of `dtype`."""
+    if dtype == "f32":  # strict float32, contiguous: cuda.igemm refuses, not depthwise -> cuda.tiled
+        launches = tiled_pass(g, direction)
+        total = sum(l.time_us for l in launches) + TILED_GAP_US * (len(launches) - 1)
+        return "cuda.tiled", launches, total
+    if igemm_reason(g, dtype):
+        return "cuda.im2col", [], float("nan")  # not reached by these suites
+    launches, extra = igemm_pass(g, dtype, direction)
+    return "cuda.igemm", launches, sum(l.time_us for l in launches) + extra
+
+
+def cudnn_pass(g, dtype):
+    """cuDNN's model, the same for the three passes (their FLOPs and bytes are the same)."""
+    flops, size = g.flops(), ELEMENT_BYTES[dtype]
+    if dtype == "f32":
+        return max(us(flops / (CUDNN_E_F32 * PEAK_TFLOPS["f32"] * 1e12)), us(g.bytes(dtype) / (CUDNN_BW * BANDWIDTH)),
+                   KERNEL_FLOOR_US)
+    e = CUDNN_E_LARGE if flops / 2 > CUDNN_LARGE_MACS else CUDNN_E_SMALL
+    t = max(us(flops / (e * PEAK_TFLOPS[dtype] * 1e12)), us(g.bytes(dtype) / (CUDNN_BW * BANDWIDTH)), KERNEL_FLOOR_US)
+    return t + copy_us(2 * g.elements()[1] * size)  # the same weight permutation as convkit's side
+
+
+DIRECTIONS = ("fwd", "bwd_data", "bwd_filter")
+
+
+def bench_direction(g, direction):
+    """The adjoint convolution's pass a bench direction runs: a transposed line swaps fwd and bwd_data."""
+    if not g.transposed or direction == "bwd_filter":
+        return direction
+    return "bwd_data" if direction == "fwd" else "fwd"
+
+
+def predict(suite, dtype, quick_only, source):
+    rows = []
+    for number, (line, quick) in enumerate(suite_lines(suite, source), 1):
+        if quick_only and not quick:
+            continue
+        g = Geometry(line)
+        row = {"n": number, "line": line, "quick": quick, "g": g, "passes": {}}
+        for d in DIRECTIONS:
+            variant, launches, t = convkit_pass(g, dtype, bench_direction(g, d))
+            c = cudnn_pass(g, dtype)
+            row["passes"][d] = {"variant": variant, "launches": launches, "convkit": t, "cudnn": c, "ratio": c / t}
+        rows.append(row)
+    return rows
+
+
+def gemm_text(launches):
+    first = launches[0]
+    text = "%d×%d×%d" % (first.m, first.n, first.k)
+    same = all((l.m, l.n, l.k) == (first.m, first.n, first.k) for l in launches)
+    if len(launches) > 1:
+        text += " ×%d" % len(launches) if same else " +%d phases" % (len(launches) - 1)
+    return text
+
+
+def schedule_text(launches):
+    first = launches[0]
+    text = first.schedule()
+    if len(launches) > 1:
+        text += " ×%d" % len(launches)
+    return text
+
+
+def short(line):
+    return line.replace("conv_transpose3d", "convT3d")
+
+
+def print_tables(suite, dtype, rows):
+    peak = PEAK_TFLOPS[dtype]
+    print("\n**%s, %s** (%s)\n" % (suite, dtype, "cuda.tiled, strict float32, contiguous" if dtype == "f32"
+                                   else "cuda.igemm, channels-last"))
+    print("| # | line | GEMM fwd / bwd-data / bwd-filter (M×N×K) | GFLOP | MB | floors µs FLOP / byte "
+          "| schedule fwd / bwd-data / bwd-filter | convkit µs fwd / bd / bf | cuDNN µs | cuDNN÷convkit fwd / bd / bf |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        g, p = r["g"], r["passes"]
+        gemms = " / ".join(gemm_text(p[d]["launches"]) for d in DIRECTIONS)
+        scheds = " / ".join(schedule_text(p[d]["launches"]) for d in DIRECTIONS)
+        print("| %d%s | `%s` | %s | %.2f | %.1f | %.1f / %.1f | %s | %s | %s | %s |" % (
+            r["n"], "q" if r["quick"] else "", short(r["line"]), gemms, g.flops() / 1e9, g.bytes(dtype) / 1e6,
+            us(g.flops() / (peak * 1e12)), us(g.bytes(dtype) / BANDWIDTH), scheds,
+            " / ".join("%.0f" % p[d]["convkit"] for d in DIRECTIONS),
+            " / ".join("%.0f" % p[d]["cudnn"] for d in DIRECTIONS) if len({round(p[d]["cudnn"], 3) for d in DIRECTIONS}) > 1
+            else "%.0f" % p["fwd"]["cudnn"],
+            " / ".join("%.2f" % p[d]["ratio"] for d in DIRECTIONS)))
+
+
+def median_ratio(rows, quick_only):
+    ratios = [p["ratio"] for r in rows if r["quick"] or not quick_only for p in r["passes"].values()]
+    return statistics.median(ratios) if ratios else float("nan")
+
+
+def check():
+    """The models reproduce the figures of the sections they come from (exit 1 if not)."""
+    cases = [  # (what, predicted us, the doc's us)
+        ("tiled DCGAN 2 per phase", convkit_pass(Geometry("conv_transpose2d in=64x512x4x4 w=512x256x4x4 s2_p1"),
+                                                 "f32", "bwd_data")[2], 155),
+        ("tiled DCGAN 4 per phase", convkit_pass(Geometry("conv_transpose2d in=64x128x16x16 w=128x64x4x4 s2_p1"),
+                                                 "f32", "bwd_data")[2], 162),
+        ("tiled U-Net up 4 per phase", convkit_pass(Geometry("conv_transpose2d in=4x128x128x128 w=128x64x2x2 s2"),
+                                                    "f32", "bwd_data")[2], 134),
+        # Split-K table, batch 32 (its batch-1 rows differ: 196 or 49 rows run as 256 or 64 here).
+        ("igemm layer4 3x3 split 3", igemm_launch("bf16", 1568, 512, 4608, 1, 0, 0).time_us, 36),
+        ("igemm layer4 1x1 2048>512 split 3", igemm_launch("bf16", 1568, 512, 2048, 1, 0, 0).time_us, 19),
+        ("igemm layer3 3x3 unsplit (392 blocks)", igemm_launch("bf16", 6272, 256, 2304, 1, 0, 0).time_us, 40),
+    ]
+    failed = 0
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel", "bench_suites.cpp")
+    for suite in ("conv1d", "conv3d"):  # the suites still parse, and --quick keeps some of each
+        lines = suite_lines(suite, source)
+        ok = lines and any(quick for _, quick in lines) and all(Geometry(line).flops() > 0 for line, _ in lines)
+        failed += not ok
+        print("%-40s %d lines, %d kept by --quick %s" % (suite + " suite read", len(lines),
+                                                          sum(q for _, q in lines), "ok" if ok else "DIFFERS"))
+    for what, predicted, documented in cases:
+        ok = abs(predicted - documented) <= 0.6
+        failed += not ok
+        print("%-40s predicted %6.1f us, docs %4d us %s" % (what, predicted, documented, "ok" if ok else "DIFFERS"))
+    return 1 if failed else 0
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", action="append", choices=["conv1d", "conv3d"])
+    parser.add_argument("--dtype", action="append", choices=["bf16", "tf32", "f32"])
+    parser.add_argument("--quick", action="store_true", help="only the lines --quick keeps")
+    parser.add_argument("--detail", action="store_true", help="every launch of every pass")
+    parser.add_argument("--source", default=os.path.join(here, "kernel", "bench_suites.cpp"))
+    parser.add_argument("--scenario", action="append", default=[], choices=sorted(SCENARIOS),
+                        help="predict with a kernel change that is not built (repeatable)")
+    parser.add_argument("--check", action="store_true", help="reproduce figures of the docs' own tables")
+    parser.add_argument("--rank", action="store_true",
+                        help="only the medians of the --quick lines under each scenario alone and all together")
+    args = parser.parse_args()
+    suites = args.suite or ["conv1d", "conv3d"]
+    dtypes = args.dtype or ["bf16", "tf32", "f32"]
+    if args.check:
+        return check()
+    if args.rank:
+        return print_ranking(suites, dtypes, args.source)
+    ACTIVE.update(args.scenario)
+    medians, pooled = [], {}
+    for suite in suites:
+        for dtype in dtypes:
+            rows = predict(suite, dtype, args.quick, args.source)
+            pooled.setdefault(suite, []).extend(rows)
+            print_tables(suite, dtype, rows)
+            if args.detail:
+                for r in rows:
+                    for d in DIRECTIONS:
+                        for l in r["passes"][d]["launches"]:
+                            print("  line %d %s %s: %s m=%d n=%d k=%d tile %s blocks %d splits %d exec %.2f GFLOP "
+                                  "%.1f us" % (r["n"], d, r["passes"][d]["variant"], l.kind, l.m, l.n, l.k, l.tile,
+                                               l.blocks, l.splits, l.exec_flops / 1e9, l.time_us))
+            medians.append((suite, dtype, median_ratio(rows, True), median_ratio(rows, False)))
+    # The last column: how much slower than its model cuDNN would have to be for the quick median to reach 1.5.
+    print("\n| suite | dtype | predicted median cuDNN÷convkit, --quick lines | all lines | target "
+          "| 1.5 needs cuDNN slower than its model by |")
+    print("|---|---|---|---|---|---|")
+    for suite, dtype, quick, every in medians:
+        print("| %s | %s | %.2f | %s | 1.5 | %.1fx |" % (suite, dtype, quick, "%.2f" % every if not args.quick else "—",
+                                                         1.5 / quick))
+    for suite, rows in pooled.items() if len(dtypes) > 1 else ():  # one run's table: every dtype's rows together
+        quick = median_ratio(rows, True)
+        print("| %s | %s | %.2f | %s | 1.5 | %.1fx |" % (suite, ", ".join(dtypes), quick,
+                                                         "%.2f" % median_ratio(rows, False) if not args.quick
+                                                         else "—", 1.5 / quick))
+
+
+def print_ranking(suites, dtypes, source):
+    """Median cuDNN÷convkit over the --quick lines' passes, today and with each change alone."""
+    columns = [(suite, dtype) for suite in suites for dtype in dtypes]
+    print("| change (not built) | " + " | ".join("%s %s" % c for c in columns) + " | mean gain |")
+    print("|---|" + "---|" * (len(columns) + 1))
+    base = None
+    for name in [None] + sorted(SCENARIOS) + ["all"]:
+        ACTIVE.clear()
+        if name == "all":  # not cached_weight: its gain is the comparison's, not the kernels' (see --help)
+            ACTIVE.update(set(SCENARIOS) - {"cached_weight"})
+        elif name:
+            ACTIVE.add(name)
+        medians = [median_ratio(predict(suite, dtype, True, source), True) for suite, dtype in columns]
+        base = base or medians
+        gain = statistics.mean(m / b for m, b in zip(medians, base))
+        print("| %s | %s | %.2fx |" % ("as built" if name is None else name,
+                                       " | ".join("%.2f" % m for m in medians), gain))
+    ACTIVE.clear()
+    for name, what in sorted(SCENARIOS.items()):
+        print("- %s: %s" % (name, what))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
