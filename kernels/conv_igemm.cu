@@ -451,14 +451,6 @@ std::size_t conv_igemm_shared_bytes(IgemmTile tile) {
     return tile == IgemmTile::Large ? LargeTile::kSharedBytes : SmallTile::kSharedBytes;
 }
 
-namespace {
-// Large when the Large tile gives at least 2 blocks per SM on a 132-SM H100.
-IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups) {
-    const std::int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128) * groups;
-    return large_blocks >= kTargetBlocks ? IgemmTile::Large : IgemmTile::Small;
-}
-}  // namespace
-
 IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
     const auto out = s.output();
     return default_tile(s.batch * out[0] * out[1] * out[2], s.out_channels / std::max<std::int64_t>(s.groups, 1),

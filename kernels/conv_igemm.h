@@ -149,6 +149,12 @@ void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operan
                                 int splits, const void* dy, const void* x, const void* residual, void* dw,
                                 void* workspace, Stream stream);
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, IgemmOperand operand, int splits);
+// Backward-filter's tile by conv_igemm_default_tile's rule on its own GEMM (M = output channels per
+// group, N = taps x input channels per group), not the forward's: Small for every ResNet layer,
+// whose weights give fewer than 264 large blocks (and whose 64-channel layers would leave half a
+// large tile's rows idle); split-K then fills the GPU.
+IgemmTile conv_igemm_backward_filter_default_tile(const IgemmConvShape& shape);
+
 // Splits as IgemmSchedule's default (a wave of `tile`'s blocks on a 132-SM H100 where the output
 // tiles fill less than half of it), each split at least 8 k tiles long (32 positions a tile for
 // 16-bit operands, 16 for tf32), at most 64 (1 for refused shapes).

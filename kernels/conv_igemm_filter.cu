@@ -218,11 +218,16 @@ std::int64_t k_tiles_of(const IgemmConvShape& s, IgemmOperand operand) {
 }
 }  // namespace
 
+IgemmTile conv_igemm_backward_filter_default_tile(const IgemmConvShape& s) {
+    const std::int64_t taps = kernel_taps(s);
+    const std::int64_t groups = std::max<std::int64_t>(s.groups, 1);
+    return default_tile(s.out_channels / groups, taps * s.in_channels / groups, groups);
+}
+
 int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOperand operand, IgemmTile tile) {
     if (!conv_igemm_unsupported_reason(s, operand).empty()) return 1;
     const std::int64_t edge = tile == IgemmTile::Large ? 128 : 64;
-    std::int64_t taps = 1;
-    for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
+    const std::int64_t taps = kernel_taps(s);
     const std::int64_t blocks = (s.out_channels / s.groups + edge - 1) / edge *
                                 ((taps * s.in_channels / s.groups + edge - 1) / edge) * s.groups;
     return default_splits(tile, blocks, k_tiles_of(s, operand), s.groups);
@@ -230,8 +235,7 @@ int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOper
 
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, IgemmOperand operand, int splits) {
     if (splits <= 1 || !conv_igemm_unsupported_reason(s, operand).empty()) return 0;
-    std::int64_t taps = 1;
-    for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
+    const std::int64_t taps = kernel_taps(s);
     return static_cast<std::size_t>(splits) *
            static_cast<std::size_t>(s.out_channels * taps * s.in_channels / s.groups) * sizeof(float);
 }

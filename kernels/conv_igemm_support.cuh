@@ -290,6 +290,13 @@ inline constexpr std::int64_t kTargetBlocks = 2 * 132;
 inline constexpr std::int64_t blocks_per_wave(IgemmTile tile) {
     return (tile == IgemmTile::Large ? 2 : 4) * 132;
 }
+// The tile of an m x n GEMM per group: Large when its 128x128 blocks give at least kTargetBlocks,
+// else Small.
+inline IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups) {
+    const std::int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128) * groups;
+    return large_blocks >= kTargetBlocks ? IgemmTile::Large : IgemmTile::Small;
+}
+
 // A split shorter than this many k tiles would spend more on its slice than it saves.
 inline constexpr std::int64_t kMinimumTilesPerSplit = 8;
 inline constexpr int kMaximumDefaultSplits = 64;
@@ -406,6 +413,13 @@ inline void check_call(const char* op, const IgemmConvShape& s, IgemmOperand ope
     if (!aligned(a) || !aligned(b))
         throw InvalidArgument(std::string(op) + ": " + a_name + " and " + b_name +
                               " must be 16-byte aligned (cp.async vectors)");
+}
+
+// The kernel's taps (the product of its used dims).
+inline std::int64_t kernel_taps(const IgemmConvShape& s) {
+    std::int64_t taps = 1;
+    for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
+    return taps;
 }
 
 inline int i32(std::int64_t v) {

@@ -942,6 +942,15 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
     EXPECT_LE(kernels::conv_igemm_shared_bytes(kLarge), 227u * 1024);
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 1, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})), kSmall);
+    // Backward-filter by its own GEMM (output channels x taps x channels): ResNet's layer1 3x3 at
+    // batch 32 runs its forward on the large tile and its 64 x 576 filter on the small one; a
+    // 2048 x 4608 weight (16 x 36 = 576 large blocks) on the large.
+    EXPECT_EQ(
+        kernels::conv_igemm_backward_filter_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})),
+        kSmall);
+    EXPECT_EQ(
+        kernels::conv_igemm_backward_filter_default_tile(shape(2, 1, 512, 2048, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})),
+        kLarge);
 }
 
 // Backward-data's plan: one launch per phase of the stride that has positions, each over only the

@@ -220,7 +220,7 @@ public:
             return static_cast<const void*>(wide);
         };
         if (pass == ConvPass::BackwardFilter) {
-            const kernels::IgemmTile tile = tile_for(s);
+            const kernels::IgemmTile tile = filter_tile_for(s);
             const int splits = kernels::conv_igemm_backward_filter_default_splits(s, operand, tile);
             void* partial = pieces.take(kernels::conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
             kernels::conv_igemm_backward_filter(s, operand, output, tile, splits, o.dy, widened_x(), nullptr, krsc,
@@ -285,11 +285,13 @@ private:
         const IgemmConvShape s = igemm_shape(kernel_geometry(p.geometry, p.dtype()));
         const kernels::IgemmOperand operand = igemm_operand(p.dtype());
         return kernels::conv_igemm_backward_filter_workspace_bytes(
-            s, operand, kernels::conv_igemm_backward_filter_default_splits(s, operand, tile_for(s)));
+            s, operand, kernels::conv_igemm_backward_filter_default_splits(s, operand, filter_tile_for(s)));
     }
 
-    kernels::IgemmTile tile_for(const IgemmConvShape& s) const {
-        return tile_.value_or(kernels::conv_igemm_default_tile(s));
+    // Backward-filter's tile: forced, or chosen from its own GEMM (output channels x taps x
+    // channels), not the forward's.
+    kernels::IgemmTile filter_tile_for(const IgemmConvShape& s) const {
+        return tile_.value_or(kernels::conv_igemm_backward_filter_default_tile(s));
     }
 
     const char* name_;
