@@ -36,8 +36,8 @@ std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& shape);
 std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& shape);
 
 // y = epilogue(conv(x, w)). Throws NotSupported with conv_wgmma_unsupported_reason() when the
-// shape or operand is refused, InvalidArgument for a tf32 operand's non-float32 output, for null
-// x, w or y, or for x or w not 16-byte aligned. Needs a device of compute capability 9.0 exactly
+// shape or operand is refused, InvalidArgument for null x, w or y, or for x or w not 16-byte
+// aligned (cp.async vectors). Needs a device of compute capability 9.0 exactly
 // and conv_wgmma_built() (a build without it throws NotSupported).
 void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, const void* x,
                         const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
