@@ -1,8 +1,8 @@
 #pragma once
-// The implicit GEMM's parameters (forward and backward-data) and its A-operand gather (im2col on the fly: 16-byte
-// cp.async chunks of channels, zero-filled in the padding), shared by the mma.sync kernels
-// (kernels/conv_igemm.cu, forward and backward-data) and the warpgroup-MMA forward
-// (kernels/conv_wgmma.cu), which stage the chunks in different shared layouts. A tile type
+// The implicit GEMM's parameters (forward and backward-data) and its A-operand gather (im2col on
+// the fly: 16-byte cp.async chunks of channels, zero-filled in the padding), shared by the
+// mma.sync kernels (kernels/conv_igemm.cu, forward and backward-data) and the warpgroup-MMA
+// forward (kernels/conv_wgmma.cu), which stage the chunks in different shared layouts. A tile type
 // gives the gather its thread layout: kChunks 16-byte chunks a row, kRowsPerPass rows a pass of
 // the block's threads, kPassesA passes over the block's rows. Private to those files.
 #include <array>

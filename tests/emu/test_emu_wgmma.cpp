@@ -111,6 +111,8 @@ TEST(EmuWgmmaConv, SmallIntegersBitForBitOnTheSweep) {
 // before warpgroup 1's threads have copied their rows (a KernelFault or a wrong result). So the
 // ring's cases (several k tiles, both tiles, M past one block) run under it, two under random too.
 TEST(EmuWgmmaConv, RingUnderRunToBlockAndRandomSchedules) {
+    // It sets its own schedules: ctest's reverse entry would repeat the forward one's runs.
+    if (emu::schedule_from_environment() == emu::Schedule::Reverse) GTEST_SKIP() << "runs once, under forward";
     struct ScheduleScope {
         explicit ScheduleScope(emu::Schedule s) { emu::set_schedule_override(s); }
         ~ScheduleScope() { emu::set_schedule_override(std::nullopt); }
@@ -131,14 +133,14 @@ TEST(EmuWgmmaConv, RingUnderRunToBlockAndRandomSchedules) {
     }
 }
 
-// Every combination of epilogue options, output type and operand on one shape past both tile
-// edges (M = 2 * 9 * 9 = 162, N = 136).
+// Every combination of epilogue options, output type and operand on one shape past the block's
+// M edge and the narrow tile's N (M = 2 * 9 * 9 = 162, N = 72: the wide tile, partly filled).
 TEST(EmuWgmmaConv, EveryEpilogueCombination) {
     CONVKIT_SEEDED_RNG(rng);
     for (IgemmOperand operand : {kBF, kF16})
         for (IgemmOutput output : {kToBF, kToF16, kToF32})
             for (int options = 0; options < 8; ++options) {
-                const Case cs{shape(2, 2, 8, 136, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
+                const Case cs{shape(2, 2, 8, 72, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
                               kLarge,
                               operand,
                               output,
