@@ -39,6 +39,7 @@
 
 #include "convkit/error.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/conv_igemm_gather.cuh"
 #include "kernels/conv_igemm_support.cuh"
 #include "kernels/conv_phase.h"
 #include "kernels/fast_division.h"
@@ -53,97 +54,6 @@ using namespace igemm;
 // Which convolution pass a kernel computes; both are the same GEMM machinery with a different
 // gather for A and a different layout of B (see the file's head).
 enum class Pass { Forward, BackwardData };
-
-// Everything a block needs, by value. The spatial dims are always three: rank 1 and 2 are the
-// 3-D case with leading dims of size 1 (kernel 1, stride 1, padding 0). "Source" is the tensor
-// A gathers from (x forward, dy backward-data); "rows" the dims the GEMM's rows run over (y's
-// positions forward, one phase's positions j of dx backward-data). Every division by a launch
-// constant is a FastDivisor's multiply and shift.
-struct IgemmParams {
-    const void* source;  // the operand's elements (OperandFormat::Element)
-    const void* w;
-    EpilogueOperands epilogue;  // out: the tensor written (y or dx)
-    // Split-K: the k tiles dealt out tiles_per_split to a split, `splits` of them; with more than
-    // one, each split's sums go to its slice of `slices` (gemm_m x out_channels floats each).
-    float* slices;
-    int splits, tiles_per_split;
-    int source_d, source_h, source_w;
-    FastDivisor rows_d, rows_h, rows_w;  // m = ((n * rows_d + rd) * rows_h + rh) * rows_w + rw
-    // A's gather per dim: row r's window starts at r * row_step + row_start, and the gathered tap
-    // u (k's tap, split by gathered_taps_h and _w) reads start + u * tap_reach. Forward: stride,
-    // -padding, dilation, u over the kernel's taps. Backward-data: 1, the phase's offset,
-    // -offset_step, u over the phase's taps.
-    int row_step_d, row_step_h, row_step_w;
-    int row_start_d, row_start_h, row_start_w;
-    int tap_reach_d, tap_reach_h, tap_reach_w;
-    FastDivisor gathered_taps_h, gathered_taps_w;
-    // Backward-data's B: gathered tap u is filter tap first_tap + u * tap_step per dim of the
-    // filter's kernel_d x kernel_h x kernel_w = filter_taps.
-    int kernel_h, kernel_w, filter_taps;
-    int first_tap_d, first_tap_h, first_tap_w;
-    int tap_step_d, tap_step_h, tap_step_w;
-    // Backward-data's epilogue: row j writes dx position phase + stride * j per dim, of dx's
-    // written_d x written_h x written_w.
-    int phase_d, phase_h, phase_w;
-    int stride_d, stride_h, stride_w;
-    int written_d, written_h, written_w;
-    int source_channels;          // channels of the source
-    FastDivisor source_group;     // per group: the k chunks' channels, k = tap * source_group + c
-    int out_channels, out_group;  // channels of the tensor written, per group: GEMM columns
-    int gemm_m, gemm_k;           // N * row positions, gathered taps * source_group
-};
-
-struct Coordinates {
-    int n, d, h, w;
-};
-
-// Row m of the GEMM as (image, rd, rh, rw); m < 2^31.
-__device__ inline Coordinates split_row(const IgemmParams& p, int m) {
-    const int rest_w = p.rows_w.divide(m), rest_h = p.rows_h.divide(rest_w), n = p.rows_d.divide(rest_h);
-    return {n, rest_h - n * p.rows_d.divisor(), rest_w - rest_h * p.rows_h.divisor(), m - rest_w * p.rows_w.divisor()};
-}
-
-// A gathered tap index as its coordinates (n unused).
-__device__ inline Coordinates split_tap(const IgemmParams& p, int tap) {
-    const int rest_w = p.gathered_taps_w.divide(tap), d = p.gathered_taps_h.divide(rest_w);
-    return {0, d, rest_w - d * p.gathered_taps_h.divisor(), tap - rest_w * p.gathered_taps_w.divisor()};
-}
-
-// The rows of A one thread copies: the source image's offset and where the row's window starts
-// along each dim. A row past M gets a start no tap brings into range, so its copies zero-fill.
-template <class Tile>
-struct ARows {
-    std::int64_t image[Tile::kPassesA];  // offset of source[n, 0, 0, 0, group's first channel]
-    int d0[Tile::kPassesA], h0[Tile::kPassesA], w0[Tile::kPassesA];
-};
-
-template <class Tile>
-__device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group, ARows<Tile>& rows) {
-    const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
-    CONVKIT_IGEMM_UNROLL
-    for (int pass = 0; pass < Tile::kPassesA; ++pass) {
-        const int m = block_m + first_row + pass * Tile::kRowsPerPass;
-        if (m < p.gemm_m) {
-            const Coordinates r = split_row(p, m);
-            rows.image[pass] =
-                static_cast<std::int64_t>(r.n) * p.source_d * p.source_h * p.source_w * p.source_channels +
-                static_cast<std::int64_t>(group) * p.source_group.divisor();
-            rows.d0[pass] = r.d * p.row_step_d + p.row_start_d;
-            rows.h0[pass] = r.h * p.row_step_h + p.row_start_h;
-            rows.w0[pass] = r.w * p.row_step_w + p.row_start_w;
-        } else {
-            rows.image[pass] = 0;
-            rows.d0[pass] = rows.h0[pass] = rows.w0[pass] = -(1 << 30);
-        }
-    }
-}
-
-// The source coordinate along one dim that a row starting at `start` reads at `reach`
-// (u * tap_reach), or false when it reads padding: one bounds check, no division.
-__device__ inline bool source_coordinate(int start, int reach, int size, int& at) {
-    at = start + reach;
-    return static_cast<unsigned>(at) < static_cast<unsigned>(size);
-}
 
 // The element offset of the tensor written for GEMM row m: m itself forward; backward-data, the
 // dx position phase + stride * j of the phase's row j.
@@ -166,31 +76,14 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
                                   std::uint16_t* stage) {
     using Format = OperandFormat<Operand>;
     using Element = typename Format::Element;
-    const auto* source_elements = static_cast<const Element*>(p.source);
     const auto* w_elements = static_cast<const Element*>(p.w);
     const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
     const int k = kt * Format::kBlockK + chunk * Format::kPerChunk;
     const bool k_valid = k < p.gemm_k;
-    // k = tap * source_group + c; tap = (ud * taps_h + uh) * taps_w + uw over the gathered taps.
-    // A chunk's channels never straddle two taps since source_group is a multiple of kPerChunk.
-    const int tap = p.source_group.divide(k), c = k - tap * p.source_group.divisor();
-    const Coordinates u = split_tap(p, tap);
-    const int reach_d = u.d * p.tap_reach_d, reach_h = u.h * p.tap_reach_h, reach_w = u.w * p.tap_reach_w;
-    CONVKIT_IGEMM_UNROLL
-    for (int pass = 0; pass < Tile::kPassesA; ++pass) {
-        const int row = first_row + pass * Tile::kRowsPerPass;
-        int sd, sh, sw;
-        const bool inside = k_valid && source_coordinate(rows.d0[pass], reach_d, p.source_d, sd) &&
-                            source_coordinate(rows.h0[pass], reach_h, p.source_h, sh) &&
-                            source_coordinate(rows.w0[pass], reach_w, p.source_w, sw);
-        // Outside: zero-filled; the source address is then never read, the tensor itself stands in.
-        const Element* source =
-            inside ? source_elements + rows.image[pass] +
-                         ((static_cast<std::int64_t>(sd) * p.source_h + sh) * p.source_w + sw) * p.source_channels + c
-                   : source_elements;
-        ptx::cp_async<16>(stage + swizzled(row, chunk), source, inside ? 16 : 0);
-    }
+    gather_a_chunks<Tile, Element>(p, rows, k, [&](int row, const Element* source, int bytes) {
+        ptx::cp_async<16>(stage + swizzled(row, chunk), source, bytes);
+    });
     std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
     if constexpr (P == Pass::Forward) {
         // B(k, j) = w[j, tap, c]: row j of the filter is k-contiguous; stored [j][k].
@@ -458,47 +351,6 @@ IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
 }
 
 namespace {
-// What both passes' params share: the tensors, the source's dims and channels, the channels
-// written, the epilogue.
-IgemmParams common_params(const void* source, const std::array<std::int64_t, 3>& source_dims,
-                          std::int64_t source_channels, std::int64_t out_channels, std::int64_t groups, const void* w,
-                          const IgemmEpilogue& epilogue, void* y) {
-    IgemmParams p{};
-    p.source = source;
-    p.w = w;
-    p.epilogue = {y, epilogue.bias, epilogue.residual, epilogue.relu ? 1 : 0};
-    p.splits = 1;
-    p.source_d = i32(source_dims[0]);
-    p.source_h = i32(source_dims[1]);
-    p.source_w = i32(source_dims[2]);
-    p.source_channels = i32(source_channels);
-    p.source_group = FastDivisor(i32(source_channels / groups));
-    p.out_channels = i32(out_channels);
-    p.out_group = i32(out_channels / groups);
-    return p;
-}
-
-IgemmParams forward_params(const IgemmConvShape& s, const Dims3& d, const void* x, const void* w,
-                           const IgemmEpilogue& epilogue, void* y) {
-    IgemmParams p = common_params(x, d.input, s.in_channels, s.out_channels, s.groups, w, epilogue, y);
-    p.rows_d = FastDivisor(i32(d.output[0]));
-    p.rows_h = FastDivisor(i32(d.output[1]));
-    p.rows_w = FastDivisor(i32(d.output[2]));
-    p.row_step_d = i32(d.stride[0]);
-    p.row_step_h = i32(d.stride[1]);
-    p.row_step_w = i32(d.stride[2]);
-    p.row_start_d = -i32(d.padding[0]);
-    p.row_start_h = -i32(d.padding[1]);
-    p.row_start_w = -i32(d.padding[2]);
-    p.tap_reach_d = i32(d.dilation[0]);
-    p.tap_reach_h = i32(d.dilation[1]);
-    p.tap_reach_w = i32(d.dilation[2]);
-    p.gathered_taps_h = FastDivisor(i32(d.kernel[1]));
-    p.gathered_taps_w = FastDivisor(i32(d.kernel[2]));
-    p.gemm_m = i32(s.batch * d.output[0] * d.output[1] * d.output[2]);
-    p.gemm_k = i32(d.kernel[0] * d.kernel[1] * d.kernel[2] * (s.in_channels / s.groups));
-    return p;
-}
 
 // One phase of backward-data: its first dx position and its positions and taps per dim
 // (D, H, W as Dims3 orders them).

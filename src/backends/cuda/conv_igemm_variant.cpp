@@ -19,10 +19,11 @@
 // ([K, taps, C/groups], the weight's channels-last order). The variant permutes the weight into
 // its workspace before the forward and backward-data passes and the filter gradient back from
 // it (backends/cuda/conv_weight_layout.h, shared with the cudnn variant), and widens the bias to the float32 the fused
-// epilogue adds: a weight-sized copy per call, small beside the activations of the layers this path is for.
-// An ungrouped convolution whose input channels are not a multiple of the kernels' 16-byte vector (a stem's 3, a
-// grayscale image's 1, a transposed convolution's 3 outputs) runs with them zero-padded to the next multiple in the
-// workspace (kernel_geometry): x or dx copied widened, dx and dw copied back narrowed.
+// epilogue adds (backends/cuda/igemm_variant_support.h, shared with cuda.wgmma): a weight-sized copy per call, small
+// beside the activations of the layers this path is for. An ungrouped convolution whose input channels are not a
+// multiple of the kernels' 16-byte vector (a stem's 3, a grayscale image's 1, a transposed convolution's 3 outputs)
+// runs with them zero-padded to the next multiple in the workspace (kernel_geometry): x or dx copied widened, dx and dw
+// copied back narrowed.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,12 +31,12 @@
 #include "backend_api/variant.h"
 #include "backend_api/workspace_pieces.h"
 #include "backends/cuda/conv_weight_layout.h"
+#include "backends/cuda/igemm_variant_support.h"
 #include "core/check.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_bias_grad.h"
 #include "kernels/conv_igemm.h"
 #include "kernels/shape_ops.h"
-#include "kernels/tensor_fill.h"
 
 namespace convkit::detail {
 
@@ -44,39 +45,6 @@ using kernels::IgemmConvShape;
 
 // Compute capability 8.0: mma.sync on bf16/f16/tf32 and cp.async.
 constexpr int kMinimumComputeCapability = 80;
-
-// The convolution in the kernels' terms: the used dims first (the geometry right-aligns them).
-IgemmConvShape igemm_shape(const ConvGeometry& g) {
-    IgemmConvShape s;
-    s.rank = g.spatial_rank;
-    s.batch = g.batch;
-    s.in_channels = g.in_channels;
-    s.out_channels = g.out_channels;
-    s.groups = g.groups;
-    for (int i = 0; i < g.spatial_rank; ++i) {
-        const auto to = static_cast<std::size_t>(i);
-        const auto from = static_cast<std::size_t>(3 - g.spatial_rank + i);
-        s.input[to] = g.input[from];
-        s.kernel[to] = g.kernel[from];
-        s.stride[to] = g.stride[from];
-        s.padding[to] = g.pad_begin[from];
-        s.dilation[to] = g.dilation[from];
-    }
-    return s;
-}
-
-// The kernels' operand and output for a dtype the variant computes: float32 runs as tf32.
-kernels::IgemmOperand igemm_operand(DType dtype) {
-    return dtype == DType::BFloat16  ? kernels::IgemmOperand::BFloat16
-           : dtype == DType::Float16 ? kernels::IgemmOperand::Float16
-                                     : kernels::IgemmOperand::TensorFloat32;
-}
-
-kernels::IgemmOutput igemm_output(DType dtype) {
-    return dtype == DType::BFloat16  ? kernels::IgemmOutput::BFloat16
-           : dtype == DType::Float16 ? kernels::IgemmOutput::Float16
-                                     : kernels::IgemmOutput::Float32;
-}
 
 // Channels one 16-byte cp.async vector holds: 8 16-bit values, 4 tf32.
 std::int64_t vector_channels(DType dtype) {
@@ -183,8 +151,7 @@ public:
         switch (pass) {
             case ConvPass::Forward:
             case ConvPass::BackwardData:
-                return weight_and_padding +
-                       WorkspacePieces::rounded(static_cast<std::size_t>(bias_channels(kg, pass)) * sizeof(float)) +
+                return weight_and_padding + widened_bias_bytes(bias_channels(kg, pass)) +
                        WorkspacePieces::rounded(plan(p, pass).workspace_bytes());
             case ConvPass::BackwardFilter:
                 return weight_and_padding + WorkspacePieces::rounded(filter_slice_bytes(p));
@@ -240,11 +207,8 @@ public:
         }
         kernels::IgemmEpilogue epilogue;
         if (o.bias != nullptr) {
-            const std::int64_t channels = bias_channels(g, pass), kernel_channels = bias_channels(kg, pass);
-            auto* bias = static_cast<float*>(pieces.take(static_cast<std::size_t>(kernel_channels) * sizeof(float)));
-            if (kernel_channels > channels) kernels::fill_constant(bias, DType::Float32, kernel_channels, 0.0, stream);
-            kernels::convert(o.bias, dtype, bias, DType::Float32, channels, stream);
-            epilogue.bias = bias;
+            epilogue.bias =
+                widened_bias(o.bias, dtype, bias_channels(g, pass), bias_channels(kg, pass), pieces, stream);
         }
         epilogue.residual = o.residual;
         epilogue.relu = o.relu;

@@ -1,0 +1,45 @@
+#pragma once
+// Launcher of the warpgroup-MMA (wgmma, sm_90a) implicit-GEMM convolution, forward pass only
+// (kernels/conv_wgmma.cu). The same layouts, geometry and fused epilogue as the mma.sync kernels
+// (kernels/conv_igemm.h: x channels-last, w KRSC, y channels-last, bias float32, residual like
+// y, ReLU), bf16 or f16 operands with float32 accumulation, bf16/f16/f32 outputs. Plain C++:
+// host code calls it without CUDA headers.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "convkit/device.h"
+#include "kernels/conv_igemm.h"
+#include "kernels/kernels_namespace.h"
+
+CONVKIT_KERNELS_BEGIN
+
+// Why conv_wgmma_forward cannot run `shape` with `operand` (empty when it can):
+// conv_igemm_unsupported_reason's reasons, and tf32 operands (the kernel has bf16/f16 only).
+std::string conv_wgmma_unsupported_reason(const IgemmConvShape& shape, IgemmOperand operand);
+
+// Whether this build holds the kernel's sm_90a code (nvcc builds with 90 in
+// CMAKE_CUDA_ARCHITECTURES, which the tensor-core files get as 90a), or runs it in the CPU
+// emulator; elsewhere its wgmma instructions are __trap() and it must not be launched.
+bool conv_wgmma_built();
+
+// The block tile's columns for `shape`: 128, or 64 where a group has at most 64 output channels.
+int conv_wgmma_tile_columns(const IgemmConvShape& shape);
+
+// Dynamic shared memory of a launch of `shape` (4 stages of 128 x 128-byte A and N x 128-byte B
+// rows, and 1 KiB of alignment slack; the launcher opts in above 48 KiB).
+std::size_t conv_wgmma_shared_bytes(const IgemmConvShape& shape);
+
+// Blocks a forward launch of `shape` runs (128 x tile-columns output tiles x groups) and the
+// wgmma instructions they issue (m64nNk16, K padded to whole 64-deep k tiles): the plan's figures.
+std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& shape);
+std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& shape);
+
+// y = epilogue(conv(x, w)). Throws NotSupported with conv_wgmma_unsupported_reason() when the
+// shape or operand is refused, InvalidArgument for null x, w or y, or for x or w not 16-byte
+// aligned (cp.async vectors). Needs a device of compute capability 9.0 exactly
+// and conv_wgmma_built() (a build without it throws NotSupported).
+void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, const void* x,
+                        const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
+
+CONVKIT_KERNELS_END
