@@ -370,16 +370,19 @@ Backend backend_of(const ProblemBase& problem) {
     return problem.device.is_host() ? default_host_backend() : default_backend();
 }
 
-// A shape rule ahead of the backend's list: the variant that runs this problem best whatever
-// the list says, or empty. A convolution that is one matrix product (is_matrix_product: its one
-// output position reads the whole input) goes to cuda.im2col, which multiplies x in place in one
-// GEMM (cuBLAS), where the implicit GEMMs would spread a few rows over a grid of tiles and, for
-// a transposed layer from 1x1 (DCGAN's first), gather mostly padding.
-std::string_view shape_rule_variant(const ConvProblem& problem) {
-    return backend_of(problem) == Backend::Cuda && is_matrix_product(problem.geometry) ? "cuda.im2col"
-                                                                                       : std::string_view{};
+// A shape rule ahead of the backend's list: the variant that runs this pass of the problem best
+// whatever the list says, or empty. A convolution that is one matrix product (is_matrix_product:
+// its one output position reads the whole input) goes to cuda.im2col for its three GEMM passes:
+// one GEMM (cuBLAS) on x in place, where the implicit GEMMs would spread a few rows over a grid
+// of tiles and, for a transposed layer from 1x1 (DCGAN's first), gather mostly padding. Not the
+// bias gradient: a bias-only problem's geometry is a placeholder (which would read as a matrix
+// product), and the list's channel sums give the same bits in either layout.
+std::string_view shape_rule_variant(const ConvProblem& problem, ConvPass pass) {
+    const bool rule =
+        pass != ConvPass::BackwardBias && backend_of(problem) == Backend::Cuda && is_matrix_product(problem.geometry);
+    return rule ? "cuda.im2col" : std::string_view{};
 }
-std::string_view shape_rule_variant(const PoolProblem&) {
+std::string_view shape_rule_variant(const PoolProblem&, PoolPass) {
     return {};
 }
 
@@ -387,7 +390,7 @@ std::string_view shape_rule_variant(const PoolProblem&) {
 // rule (null if none).
 template <typename V, typename Problem, typename Pass>
 const V* first_default_supporting(const Problem& problem, Pass pass) {
-    if (const std::string_view rule = shape_rule_variant(problem); !rule.empty()) {
+    if (const std::string_view rule = shape_rule_variant(problem, pass); !rule.empty()) {
         const V* v = Family<V>::find(rule);
         if (v != nullptr && v->supports(problem, pass)) return v;
     }
