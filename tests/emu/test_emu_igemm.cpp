@@ -349,8 +349,16 @@ class IgemmSweep : public ::testing::TestWithParam<Case> {};
 #endif
 
 TEST_P(IgemmSweep, MatchesTheDefinition) {
-    CONVKIT_SEEDED_RNG(rng);
     const Case& cs = GetParam();
+#ifdef CONVKIT_IGEMM_ON_DEVICE
+    // On the emulated device the kernels are test_emu's Emu/IgemmSweep run in the same emulator;
+    // what is new here is the device memory around them, which a quarter of the cases (chosen by
+    // name, the same quarter every run) covers at a quarter of the time under CI's sanitizers.
+    if (cuda_is_emulated() && std::hash<std::string>{}(name_of(cs)) % 4 != 0) {
+        GTEST_SKIP() << "the emulated device runs a quarter of the sweep; test_emu runs all of it";
+    }
+#endif
+    CONVKIT_SEEDED_RNG(rng);
     const Problem p = make_problem(cs, rng, false);
     EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
 }
