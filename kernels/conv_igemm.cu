@@ -419,14 +419,6 @@ IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const 
     return p;
 }
 
-// k tiles of a GEMM of depth k: 32 deep for 16-bit operands, 16 for tf32.
-std::int64_t k_tiles_of(std::int64_t k, IgemmOperand operand) {
-    const std::int64_t block_k = operand == IgemmOperand::TensorFloat32
-                                     ? OperandFormat<IgemmOperand::TensorFloat32>::kBlockK
-                                     : OperandFormat<IgemmOperand::BFloat16>::kBlockK;
-    return (k + block_k - 1) / block_k;
-}
-
 template <class Tile>
 std::int64_t mma_instructions(const IgemmLaunchPlan& l, std::int64_t groups, IgemmOperand operand) {
     const std::int64_t blocks =
@@ -462,9 +454,8 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     l.plan.k = p.gemm_k;
     l.plan.tile = schedule.tile.value_or(default_tile(l.plan.m, l.plan.n, groups));
     const bool large = l.plan.tile == IgemmTile::Large;
-    const std::int64_t edge = large ? LargeTile::kBlockM : SmallTile::kBlockM;
     const std::int64_t k_tiles = k_tiles_of(l.plan.k, operand);
-    const std::int64_t blocks = (l.plan.m + edge - 1) / edge * ((l.plan.n + edge - 1) / edge) * groups;
+    const std::int64_t blocks = tile_blocks(l.plan.tile, l.plan.m, l.plan.n, groups);
     l.plan.splits = schedule.splits.value_or(default_splits(l.plan.tile, blocks, k_tiles, groups));
     l.plan.mma_instructions = large ? mma_instructions<LargeTile>(l.plan, groups, operand)
                                     : mma_instructions<SmallTile>(l.plan, groups, operand);

@@ -206,15 +206,10 @@ void filter_operand(const FilterParams& p, int groups, IgemmOperand operand, Ige
     }
 }
 
-// Positions (the GEMM's k) per k tile: 32 16-bit values or 16 tf32 to a 64-byte row.
-std::int64_t positions_per_tile(IgemmOperand operand) {
-    return operand == IgemmOperand::TensorFloat32 ? OperandFormat<IgemmOperand::TensorFloat32>::kBlockK
-                                                  : OperandFormat<IgemmOperand::BFloat16>::kBlockK;
-}
-
-std::int64_t k_tiles_of(const IgemmConvShape& s, IgemmOperand operand) {
+// The GEMM's k tiles: its k is N x output positions.
+std::int64_t filter_k_tiles(const IgemmConvShape& s, IgemmOperand operand) {
     const auto o = s.output();
-    return (s.batch * o[0] * o[1] * o[2] + positions_per_tile(operand) - 1) / positions_per_tile(operand);
+    return k_tiles_of(s.batch * o[0] * o[1] * o[2], operand);
 }
 }  // namespace
 
@@ -226,11 +221,9 @@ IgemmTile conv_igemm_backward_filter_default_tile(const IgemmConvShape& s) {
 
 int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOperand operand, IgemmTile tile) {
     if (!conv_igemm_unsupported_reason(s, operand).empty()) return 1;
-    const std::int64_t edge = tile == IgemmTile::Large ? 128 : 64;
-    const std::int64_t taps = kernel_taps(s);
-    const std::int64_t blocks = (s.out_channels / s.groups + edge - 1) / edge *
-                                ((taps * s.in_channels / s.groups + edge - 1) / edge) * s.groups;
-    return default_splits(tile, blocks, k_tiles_of(s, operand), s.groups);
+    const std::int64_t blocks =
+        tile_blocks(tile, s.out_channels / s.groups, kernel_taps(s) * s.in_channels / s.groups, s.groups);
+    return default_splits(tile, blocks, filter_k_tiles(s, operand), s.groups);
 }
 
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, IgemmOperand operand, int splits) {
@@ -249,7 +242,7 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
     const Dims3 d = dims3(s);
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
     const std::int64_t positions = s.batch * d.output[0] * d.output[1] * d.output[2];
-    const std::int64_t k_tiles = k_tiles_of(s, operand);
+    const std::int64_t k_tiles = filter_k_tiles(s, operand);
     const std::int64_t per_split = (k_tiles + splits - 1) / splits;
     const FilterParams p{dy,
                          x,

@@ -290,11 +290,22 @@ inline constexpr std::int64_t kTargetBlocks = 2 * 132;
 inline constexpr std::int64_t blocks_per_wave(IgemmTile tile) {
     return (tile == IgemmTile::Large ? 2 : 4) * 132;
 }
+// The blocks `tile` cuts an m x n GEMM per group into (both tiles are square).
+inline std::int64_t tile_blocks(IgemmTile tile, std::int64_t m, std::int64_t n, std::int64_t groups) {
+    const std::int64_t edge = tile == IgemmTile::Large ? LargeTile::kBlockM : SmallTile::kBlockM;
+    return (m + edge - 1) / edge * ((n + edge - 1) / edge) * groups;
+}
 // The tile of an m x n GEMM per group: Large when its 128x128 blocks give at least kTargetBlocks,
 // else Small.
 inline IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups) {
-    const std::int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128) * groups;
-    return large_blocks >= kTargetBlocks ? IgemmTile::Large : IgemmTile::Small;
+    return tile_blocks(IgemmTile::Large, m, n, groups) >= kTargetBlocks ? IgemmTile::Large : IgemmTile::Small;
+}
+// The k tiles of a GEMM of depth k: a 64-byte row of 32 16-bit values or 16 tf32 each.
+inline std::int64_t k_tiles_of(std::int64_t k, IgemmOperand operand) {
+    const std::int64_t block_k = operand == IgemmOperand::TensorFloat32
+                                     ? OperandFormat<IgemmOperand::TensorFloat32>::kBlockK
+                                     : OperandFormat<IgemmOperand::BFloat16>::kBlockK;
+    return (k + block_k - 1) / block_k;
 }
 
 // A split shorter than this many k tiles would spend more on its slice than it saves.

@@ -283,8 +283,7 @@ void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutp
     check_call(op, s, operand, output, x, w, y, "x", "w", "y");
     if (!conv_wgmma_built())
         throw NotSupported(std::string(op) + ": this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90)");
-    IgemmParams p = forward_params(s, dims3(s), x, w, epilogue, y);
-    p.tiles_per_split = i32(k_tiles(s));
+    const IgemmParams p = forward_params(s, dims3(s), x, w, epilogue, y);
     const cudaStream_t cuda_stream = detail::to_cuda(stream);
     if (narrow(columns(s))) return dispatch_operand<NarrowTile>(p, i32(s.groups), operand, output, cuda_stream);
     dispatch_operand<WideTile>(p, i32(s.groups), operand, output, cuda_stream);

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "kernels/conv_igemm.h"
 #include "test_util.h"
 #include "tolerances.h"
@@ -286,6 +288,18 @@ inline double relative_error(const std::vector<double>& y, const std::vector<dou
         norm += expected[i] * expected[i];
     }
     return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+// The elements of `y` that differ from `expected`: 0 for a bit-for-bit check to pass.
+inline std::size_t differing(const std::vector<double>& y, const std::vector<double>& expected) {
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) count += y[i] != expected[i] ? 1 : 0;
+    return count;
+}
+
+// A parameterised case's gtest name: its index and name_of, alphanumerics only.
+inline std::string case_test_name(const ::testing::TestParamInfo<Case>& info) {
+    return testing::test_name(std::to_string(info.index) + "_" + name_of(info.param));
 }
 
 // By output type: its rounding (bf16 8 bits, f16 11) dominates; float sums a few hundred exact

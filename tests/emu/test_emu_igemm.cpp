@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -363,17 +362,10 @@ TEST_P(IgemmSweep, MatchesTheDefinition) {
     EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
 }
 
-std::string test_name(const ::testing::TestParamInfo<Case>& info) {
-    std::string n = std::to_string(info.index) + "_" + name_of(info.param);
-    for (char& ch : n)
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-    return n;
-}
-
 #ifdef CONVKIT_IGEMM_ON_DEVICE
-INSTANTIATE_TEST_SUITE_P(Cuda, IgemmSweep, ::testing::ValuesIn(sweep()), test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, IgemmSweep, ::testing::ValuesIn(sweep()), case_test_name);
 #else
-INSTANTIATE_TEST_SUITE_P(Emu, IgemmSweep, ::testing::ValuesIn(sweep()), test_name);
+INSTANTIATE_TEST_SUITE_P(Emu, IgemmSweep, ::testing::ValuesIn(sweep()), case_test_name);
 #endif
 
 // Small integers: every product and sum is exact in float, so the float output must equal the
@@ -391,9 +383,7 @@ IGEMM_TEST(SmallIntegersBitForBitOnTheSweep) {
             cs.tile = tile;
             const Problem p = make_problem(cs, rng, true);
             const std::vector<double> y = run(cs, p);
-            std::size_t wrong = 0;
-            for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != p.expected[i] ? 1 : 0;
-            EXPECT_EQ(wrong, 0u) << name_of(cs);
+            EXPECT_EQ(differing(y, p.expected), 0u) << name_of(cs);
         }
     }
 }
@@ -664,9 +654,7 @@ IGEMM_TEST(Tf32OperandsAreRoundedToNearestTiesAway) {
             const Problem p = make_problem(cs, rng, false, &stored);
             const std::vector<double> expected = make_problem(cs, rng, false, &as_read).expected;
             const std::vector<double> y = run(cs, p);
-            std::size_t wrong = 0;
-            for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != expected[i] ? 1 : 0;
-            EXPECT_EQ(wrong, 0u) << name_of(cs) << ", the tie in operand " << (tied == first ? 1 : 2);
+            EXPECT_EQ(differing(y, expected), 0u) << name_of(cs) << ", the tie in operand " << (tied == first ? 1 : 2);
         }
     }
 }

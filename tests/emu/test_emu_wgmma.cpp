@@ -7,7 +7,6 @@
 // their reasons.
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <optional>
 #include <string>
 #include <vector>
@@ -80,14 +79,7 @@ TEST_P(WgmmaSweep, MatchesTheDefinition) {
     EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
 }
 
-std::string test_name(const ::testing::TestParamInfo<Case>& info) {
-    std::string n = std::to_string(info.index) + "_" + name_of(info.param);
-    for (char& ch : n)
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-    return n;
-}
-
-INSTANTIATE_TEST_SUITE_P(Emu, WgmmaSweep, ::testing::ValuesIn(sweep()), test_name);
+INSTANTIATE_TEST_SUITE_P(Emu, WgmmaSweep, ::testing::ValuesIn(sweep()), case_test_name);
 
 // Small integers: every product and sum is exact in float, so the float output must equal the
 // definition bit for bit on every case of the sweep (each with its own operand: the sweep
@@ -98,9 +90,7 @@ TEST(EmuWgmmaConv, SmallIntegersBitForBitOnTheSweep) {
         cs.output = kToF32;
         const Problem p = make_problem(cs, rng, true);
         const std::vector<double> y = run(cs, p);
-        std::size_t wrong = 0;
-        for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != p.expected[i] ? 1 : 0;
-        EXPECT_EQ(wrong, 0u) << name_of(cs);
+        EXPECT_EQ(differing(y, p.expected), 0u) << name_of(cs);
     }
 }
 
