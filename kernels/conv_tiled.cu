@@ -3,22 +3,26 @@
 // B out of the convolution's tensors (zero where a tap falls in the padding) and where result
 // (m, n) goes. The GEMM is the classic register-blocked SIMT design:
 //
-//   - a block of 256 threads computes a 128 x 64 tile of the output, over the reduction in steps
-//     of 8: each step's A (128 x 8) and B (8 x 64) tiles are gathered from global memory into
-//     registers while the previous step's tiles, in shared memory, are being multiplied (double
-//     buffering: one barrier per step);
-//   - each thread accumulates 8 x 4 results in registers, rows tm + 16 i and columns 4 tn + j,
-//     so a warp's 16 row lanes read 16 consecutive A values from shared memory (no bank
-//     conflict) and store 16 consecutive output positions (coalesced in NCDHW);
-//   - loads are spread over the threads so that consecutive threads read consecutive addresses:
-//     along the rows for the forward and backward-data patches (consecutive output or input
-//     positions), along the reduction for dy in backward-filter and for the weights.
+//   - a block of 256 threads computes a 128 x 128 tile of the output (128 x 64 for GEMMs of at
+//     most 64 columns), over the reduction in steps of 8: each step's A (128 x 8) and B (8 x 128)
+//     tiles are gathered from global memory into registers while the previous step's tiles, in
+//     shared memory, are being multiplied (double buffering: one barrier per step);
+//   - each thread accumulates 8 x 8 results in registers (8 x 4 in the narrow tile): two runs of
+//     4 rows, 64 apart, by two runs of 4 columns, so that every k of a step costs it 4 16-byte
+//     shared loads for 64 multiply-adds (the 128 x 64 design before 2026-12-05: 12 scalar loads
+//     for 32);
+//   - loads are spread over the threads so that consecutive threads read consecutive addresses
+//     (along the rows for the forward and backward-data patches, along the reduction for dy in
+//     backward-filter and for the weights), and so that each thread loads a single k of A and of
+//     B per step: the split of k into channel and tap coordinates is done once per step, the
+//     split of a row or column index once per block, each by multiply-and-shift (FastDivisor).
+//     No kernel here runs an integer division (before: 33-153 in a GEMM kernel's PTX, each some
+//     20 instructions, as many integer instructions per step as multiply-adds).
 //
 // Backward-data with a stride runs one such GEMM per phase of the stride (BackwardDataPhaseOperands:
 // only the taps that land on the phase, no zero taps gathered).
 //
-// Per thread and step: 12 shared-memory loads for 32 multiply-adds. Floors and predictions are in
-// docs/benchmarks.md ("Tiled implicit GEMM").
+// Floors and predictions are in docs/benchmarks.md ("Tiled implicit GEMM").
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -32,17 +36,37 @@
 #include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 
+// The step's 8 k rows unroll under nvcc (ptxas left the wide tile's loop rolled: 64 FFMA a
+// trip); GCC (the CPU build) needs no hint and warns on an unknown pragma.
+#if defined(__CUDACC__)
+#define CONVKIT_TILED_UNROLL _Pragma("unroll")
+#else
+#define CONVKIT_TILED_UNROLL
+#endif
+
 CONVKIT_KERNELS_BEGIN
 
 namespace {
 using detail::ConvGeometry;
 
-constexpr int kTileM = 128, kTileN = 64, kTileK = 8, kTiledThreads = 256;
-constexpr int kRowLanes = 16;                        // threads along the tile's rows
-constexpr int kRowsPerThread = kTileM / kRowLanes;   // 8
-constexpr int kColsPerThread = 4;                    // kTileN / (kTiledThreads / kRowLanes)
-constexpr int kALoads = kTileM * kTileK / kTiledThreads;  // 4
-constexpr int kBLoads = kTileK * kTileN / kTiledThreads;  // 2
+// The block tile: 128 rows x TileN columns (128, or 64 for GEMMs of at most 64 columns, whose
+// second half would be idle), over the reduction in steps of 8. 256 threads, 16 x 16: thread
+// (tm, tn) holds rows tm·4 + 64r + i and columns tn·4 + 64c + j (i, j < 4), runs of 4 so that
+// each step reads them from shared memory as 16-byte vectors.
+constexpr int kTileM = 128, kTileK = 8, kTiledThreads = 256;
+constexpr int kLanes = 16;      // threads along the rows, and along the columns
+constexpr int kRun = 4;         // consecutive rows (columns) a thread holds: one vector
+constexpr int kRunStride = 64;  // where its next run starts: kLanes runs apart
+constexpr int kRowRuns = kTileM / kRunStride;
+constexpr int kALoads = kTileM * kTileK / kTiledThreads;  // 4 A elements a thread per step
+constexpr int kAThreadsPerRow = kTileK / kALoads;         // 2
+constexpr int kWideTileN = 128, kNarrowTileN = 64;        // the two column widths
+// Float: two blocks an SM (16 warps to hide the global loads' latency), 128 registers a thread,
+// which the 64 accumulators, 16 operands and 8 loads in flight fit without spilling. Double
+// (not a speed path): one, so that its 32 accumulators of two registers each do not spill.
+template <typename T>
+constexpr int kTiledBlocksPerSM = sizeof(T) == sizeof(float) ? 2 : 1;
+static_assert(kLanes * kRun == kRunStride);
 // Enough blocks for about two per SM of a 132-SM H100; below it the reduction is split.
 constexpr std::int64_t kTargetBlocks = 264;
 constexpr std::int64_t kMaxSplits = 64;
@@ -51,10 +75,36 @@ constexpr std::int64_t kMinStepsPerSplit = 16;
 // The slices' scratch stays under this (the split count halves until it fits).
 constexpr std::size_t kMaxWorkspaceBytes = std::size_t{256} << 20;
 
+// The column width a GEMM of n columns runs with: double runs the narrow tile always (64
+// double accumulators a thread in the wide one do not fit its 128 registers).
+constexpr int tile_columns(std::int64_t n, std::size_t element_bytes) {
+    return n <= kNarrowTileN || element_bytes > sizeof(float) ? kNarrowTileN : kWideTileN;
+}
+
 struct Dims {
     int d = 1, h = 1, w = 1;
     __host__ __device__ int size() const { return d * h * w; }
 };
+
+// An extent whose flat positions split into coordinates by multiplications (FastDivisor), so no
+// kernel here runs an integer division.
+struct FastDims {
+    Dims size;
+    FastDivisor count, h, w;  // dividing by d·h·w, by h, by w
+};
+FastDims fast_dims(const Dims& size) {
+    return {size, FastDivisor(size.size()), FastDivisor(size.h), FastDivisor(size.w)};
+}
+
+// Splits a flat position (W fastest) into its coordinates.
+struct Position {
+    int d, h, w;
+};
+__device__ inline Position split_position(int index, const FastDims& s) {
+    const int rest = s.w.divide(index);
+    const int d = s.h.divide(rest);
+    return {d, rest - d * s.size.h, index - rest * s.size.w};
+}
 
 // The geometry in 32-bit integers (conv_tiled_unsupported_reason checks that they fit).
 struct ConvIndex {
@@ -62,6 +112,7 @@ struct ConvIndex {
     int in_group = 0, out_group = 0;  // channels per group
     Dims input, output, kernel, stride, dilation, pad;
     int taps = 0, in_spatial = 0, out_spatial = 0;
+    FastDims inputs, outputs, kernel_taps;  // input, output and kernel, for splitting flat indices
 };
 
 Dims dims_of(const SpatialDims& s) {
@@ -85,6 +136,9 @@ ConvIndex conv_index(const ConvGeometry& g) {
     c.taps = c.kernel.size();
     c.in_spatial = c.input.size();
     c.out_spatial = c.output.size();
+    c.inputs = fast_dims(c.input);
+    c.outputs = fast_dims(c.output);
+    c.kernel_taps = fast_dims(c.kernel);
     return c;
 }
 
@@ -93,39 +147,52 @@ struct GemmSize {
     int m = 0, n = 0, k = 0;
 };
 
-// Splits a flat position over `size` (W fastest) into its coordinates.
-struct Position {
-    int d, h, w;
-};
-__device__ inline Position split_position(int index, const Dims& size) {
-    const int w = index % size.w;
-    index /= size.w;
-    return {index / size.h, index % size.h, w};
-}
-
 // Whether 0 <= v < size, in one comparison.
 __device__ inline bool inside(int v, int size) { return static_cast<unsigned>(v) < static_cast<unsigned>(size); }
 
-// Result (image, spatial position, column n of `group`) into an [N, channels, spatial]
-// activation, plus its channel's bias when there is one.
-template <typename T>
-__device__ inline void store_activation_at(T* out, const T* bias, int channels, int group_channels, int spatial,
-                                           int image, int position, int n, int group, T value) {
-    const int channel = group * group_channels + n;
-    out[(image * channels + channel) * spatial + position] = bias != nullptr ? value + bias[channel] : value;
+// Where the results of GEMM row m go in an [N, channels, spatial] activation: the offset of
+// (image, channel 0, position), or -1 past the last row.
+__device__ inline int activation_row(int m, int rows, const FastDivisor& spatial, int channels) {
+    if (m >= rows) return -1;
+    const int image = spatial.divide(m);
+    return image * channels * spatial.divisor() + (m - image * spatial.divisor());
 }
-// The same for row m = image x spatial + position.
+
+// Result `value` at column n of `group` in that row, plus its channel's bias when there is one.
 template <typename T>
-__device__ inline void store_activation(T* out, const T* bias, int channels, int group_channels, int spatial, int m,
-                                        int n, int group, T value) {
-    const int image = m / spatial;
-    store_activation_at(out, bias, channels, group_channels, spatial, image, m - image * spatial, n, group, value);
+__device__ inline void store_activation(T* out, const T* bias, int row, int spatial, int group_channels, int n,
+                                        int group, T value) {
+    const int channel = group * group_channels + n;
+    out[row + channel * spatial] = bias != nullptr ? value + bias[channel] : value;
 }
 
 // ---- the three passes as operands -------------------------------------------------------------
-// Each provides: size(); Row row(m, group) (what a thread precomputes for one row it loads);
-// a(row, k); b(k, n, group); store(m, n, group, value); and kAAlongK: whether A's consecutive
-// addresses run along k (else along m).
+// The GEMM's element (m, k) of A and (k, n) of B are gathered from the tensors (zero where a tap
+// falls in the padding); what depends on one index is worked out once for it (a thread loads
+// four consecutive k of one A row and two or four of one B column each step):
+//   Row row(m, group)   an A row, once per thread;
+//   ACol a_col(k)       A's reduction index: its channel and tap, by multiply-and-shift;
+//   T a(Row, ACol)      the element: additions and bounds checks only;
+//   BCol b_col(n, group), BRow b_row(k, group), T b(BRow, BCol): the same for B;
+//   int out_row(m, group), store(row, n, group, value): where result (m, n) goes;
+// and kAAlongK: whether A's consecutive addresses run along k (else along m).
+
+// A tap's reach along each dim and the offset of its channel: what one reduction index of a
+// patch gathers.
+struct TapColumn {
+    int offset = 0;  // channel x the spatial size of the tensor gathered
+    int d = 0, h = 0, w = 0;
+};
+
+// A patch row: the offset of (image, the group's first channel) and a position per dim (each
+// operand says which). A row past the last has positions no tap brings into range (extents are
+// below 2^30, conv_tiled_unsupported_reason), so every element of it reads as zero with no
+// separate flag to keep in a register.
+struct PatchRow {
+    static constexpr int kOutside = -(1 << 30);
+    int base = 0;
+    int d = kOutside, h = kOutside, w = kOutside;
+};
 
 // Forward: A = x-patches [n·P, C/g·taps] (k = channel · taps + tap, the weight's order), B = w^T.
 template <typename T>
@@ -137,35 +204,40 @@ struct ForwardOperands {
     T* y;
     static constexpr bool kAAlongK = false;
 
-    struct Row {
-        int base = 0;  // x offset of (image, the group's first channel)
-        int d = 0, h = 0, w = 0;  // the window's first input coordinate (may be in the padding)
-        bool valid = false;
-    };
+    using Row = PatchRow;  // d, h, w: the window's first input coordinate (may be in the padding)
+    using ACol = TapColumn;
+    using BRow = int;  // k
+    using BCol = int;  // w's offset of the output channel's row, -1 past the last
     __host__ __device__ GemmSize size() const {
         return {c.batch * c.out_spatial, c.out_group, c.in_group * c.taps};
     }
     __device__ Row row(int m, int group) const {
         if (m >= c.batch * c.out_spatial) return {};
-        const int image = m / c.out_spatial;
-        const Position o = split_position(m - image * c.out_spatial, c.output);
+        const int image = c.outputs.count.divide(m);
+        const Position o = split_position(m - image * c.out_spatial, c.outputs);
         return {(image * c.in_channels + group * c.in_group) * c.in_spatial, o.d * c.stride.d - c.pad.d,
-                o.h * c.stride.h - c.pad.h, o.w * c.stride.w - c.pad.w, true};
+                o.h * c.stride.h - c.pad.h, o.w * c.stride.w - c.pad.w};
     }
-    __device__ T a(const Row& r, int k) const {
-        if (!r.valid) return T(0);
-        const int channel = k / c.taps;
-        const Position t = split_position(k - channel * c.taps, c.kernel);
-        const int d = r.d + t.d * c.dilation.d, h = r.h + t.h * c.dilation.h, col = r.w + t.w * c.dilation.w;
+    __device__ ACol a_col(int k) const {
+        const int channel = c.kernel_taps.count.divide(k);
+        const Position t = split_position(k - channel * c.taps, c.kernel_taps);
+        return {channel * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+    }
+    __device__ T a(const Row& r, const ACol& t) const {
+        const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
         if (!inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
-        return x[r.base + channel * c.in_spatial + (d * c.input.h + h) * c.input.w + col];
+        return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
     }
-    __device__ T b(int k, int n, int group) const {
-        if (n >= c.out_group) return T(0);
-        return w[(group * c.out_group + n) * (c.in_group * c.taps) + k];
+    __device__ BCol b_col(int n, int group) const {
+        return n < c.out_group ? (group * c.out_group + n) * (c.in_group * c.taps) : -1;
     }
-    __device__ void store(int m, int n, int group, T value) const {
-        store_activation(y, bias, c.out_channels, c.out_group, c.out_spatial, m, n, group, value);
+    __device__ BRow b_row(int k, int /*group*/) const { return k; }
+    __device__ T b(BRow k, BCol row) const { return row < 0 ? T(0) : w[row + k]; }
+    __device__ int out_row(int m, int /*group*/) const {
+        return activation_row(m, c.batch * c.out_spatial, c.outputs.count, c.out_channels);
+    }
+    __device__ void store(int row, int n, int group, T value) const {
+        store_activation(y, bias, row, c.out_spatial, c.out_group, n, group, value);
     }
 };
 
@@ -178,83 +250,72 @@ struct BackwardDataTensors {
     T* dx;
 };
 
-// A row of dy-patches, as the backward-data operands precompute it for the rows a thread loads.
-struct DyRow {
-    int base = 0;             // dy offset of (image, the group's first output channel)
-    int d = 0, h = 0, w = 0;  // a position per dim, each operand says which
-    bool valid = false;       // false past the last row
+// What both backward-data operands share: B[k, n] = the weight of output channel k / taps, input
+// channel n, the tap of k (BCol n · taps, BRow the rest of the offset), and the store into dx.
+template <typename T>
+struct BackwardDataStore {
+    __device__ static int b_col(const ConvIndex& c, int n) { return n < c.in_group ? n * c.taps : -1; }
+    __device__ static int b_row(const ConvIndex& c, int out_channel, int tap, int group) {
+        return (group * c.out_group + out_channel) * c.in_group * c.taps + tap;
+    }
+    __device__ static T b(const BackwardDataTensors<T>& t, int row, int col) { return col < 0 ? T(0) : t.w[row + col]; }
+    __device__ static void store(const ConvIndex& c, const BackwardDataTensors<T>& t, int row, int n, int group,
+                                 T value) {
+        store_activation(t.dx, t.bias, row, c.in_spatial, c.in_group, n, group, value);
+    }
 };
 
-// Backward-data: A = dy-patches [n·I, K/g·taps] (k = output channel · taps + tap), B[k, n] = the
-// weight of output channel k / taps, input channel n, tap k % taps. A tap reads dy where the
-// input position it would have read is this row's: d + pad - tap·dilation = o·stride.
+// Backward-data at stride 1 (a stride runs per phase, below): A = dy-patches [n·I, K/g·taps]
+// (k = output channel · taps + tap). Tap t of input position i reads dy at i + pad - t·dilation.
 template <typename T>
 struct BackwardDataOperands {
     ConvIndex c;
     BackwardDataTensors<T> tensors;
     static constexpr bool kAAlongK = false;
+    using Store = BackwardDataStore<T>;
 
-    // d, h, w: the input position, counted from the start of the padding.
-    using Row = DyRow;
+    using Row = PatchRow;  // d, h, w: the input position, counted from the start of the padding
+    using ACol = TapColumn;
+    using BRow = int;
+    using BCol = int;
     __host__ __device__ GemmSize size() const {
         return {c.batch * c.in_spatial, c.in_group, c.out_group * c.taps};
     }
     __device__ Row row(int m, int group) const {
         if (m >= c.batch * c.in_spatial) return {};
-        const int image = m / c.in_spatial;
-        const Position i = split_position(m - image * c.in_spatial, c.input);
+        const int image = c.inputs.count.divide(m);
+        const Position i = split_position(m - image * c.in_spatial, c.inputs);
         return {(image * c.out_channels + group * c.out_group) * c.out_spatial, i.d + c.pad.d, i.h + c.pad.h,
-                i.w + c.pad.w, true};
+                i.w + c.pad.w};
     }
-    // The output position along one dim whose tap t reads padded position q, or -1.
-    __device__ static int source(int q, int t, int dilation, int stride, int size) {
-        const int numerator = q - t * dilation;
-        if (numerator < 0 || numerator % stride != 0) return -1;
-        const int o = numerator / stride;
-        return o < size ? o : -1;
+    __device__ ACol a_col(int k) const {
+        const int channel = c.kernel_taps.count.divide(k);
+        const Position t = split_position(k - channel * c.taps, c.kernel_taps);
+        return {channel * c.out_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
     }
-    __device__ T a(const Row& r, int k) const {
-        if (!r.valid) return T(0);
-        const int channel = k / c.taps;
-        const Position t = split_position(k - channel * c.taps, c.kernel);
-        const int d = source(r.d, t.d, c.dilation.d, c.stride.d, c.output.d);
-        const int h = source(r.h, t.h, c.dilation.h, c.stride.h, c.output.h);
-        const int col = source(r.w, t.w, c.dilation.w, c.stride.w, c.output.w);
-        if (d < 0 || h < 0 || col < 0) return T(0);
-        return tensors.dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
+    __device__ T a(const Row& r, const ACol& t) const {
+        const int d = r.d - t.d, h = r.h - t.h, col = r.w - t.w;
+        if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
+        return tensors.dy[r.base + t.offset + (d * c.output.h + h) * c.output.w + col];
     }
-    __device__ T b(int k, int n, int group) const {
-        if (n >= c.in_group) return T(0);
-        const int out_channel = k / c.taps;
-        return tensors.w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + (k - out_channel * c.taps)];
+    __device__ BCol b_col(int n, int /*group*/) const { return Store::b_col(c, n); }
+    __device__ BRow b_row(int k, int group) const {
+        const int out_channel = c.kernel_taps.count.divide(k);
+        return Store::b_row(c, out_channel, k - out_channel * c.taps, group);
     }
-    __device__ void store(int m, int n, int group, T value) const {
-        store_activation(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, m, n, group, value);
+    __device__ T b(BRow row, BCol col) const { return Store::b(tensors, row, col); }
+    __device__ int out_row(int m, int /*group*/) const {
+        return activation_row(m, c.batch * c.in_spatial, c.inputs.count, c.in_channels);
     }
+    __device__ void store(int row, int n, int group, T value) const { Store::store(c, tensors, row, n, group, value); }
 };
-
-// An extent whose flat positions split into coordinates by multiplications (FastDivisor).
-struct FastDims {
-    Dims size;
-    FastDivisor count, h, w;  // dividing by d·h·w, by h, by w
-};
-FastDims fast_dims(const Dims& size) {
-    return {size, FastDivisor(size.size()), FastDivisor(size.h), FastDivisor(size.w)};
-}
-__device__ inline Position split_position(int index, const FastDims& s) {
-    const int rest = s.w.divide(index);
-    const int d = s.h.divide(rest);
-    return {d, rest - d * s.size.h, index - rest * s.size.w};
-}
 
 // Sub-pixel backward-data, one phase: the dx positions i = phase + stride·j (per dim, j < rows)
 // and only the taps that reach them. Along one dim those taps are an arithmetic progression,
 // tap = first_tap + u·tap_step (u < taps), and tap u of row j reads dy at j + offset - u·offset_step:
 // from (i + pad - tap·dilation) / stride, exact for these taps. The launcher computes them once
 // per phase on the host (phase_taps), with multipliers for every division left, so a gathered
-// element costs no modulo or division by the stride and no division instruction at all: the
-// split of k into (channel, tap) is three multiply-shifts, then multiply-adds and three bounds
-// checks (the dense gather spends about nine integer divisions an element here).
+// element costs no modulo or division by the stride.
 struct PhaseTaps {
     Dims phase;
     FastDims rows, taps;
@@ -267,9 +328,12 @@ struct BackwardDataPhaseOperands {
     PhaseTaps p;
     BackwardDataTensors<T> tensors;
     static constexpr bool kAAlongK = false;
+    using Store = BackwardDataStore<T>;
 
-    // d, h, w: the dy position tap u = 0 reads (may be outside dy).
-    using Row = DyRow;
+    using Row = PatchRow;  // d, h, w: the dy position tap u = 0 reads (may be outside dy)
+    using ACol = TapColumn;
+    using BRow = int;
+    using BCol = int;
     __host__ __device__ GemmSize size() const {
         return {c.batch * p.rows.size.size(), c.in_group, c.out_group * p.taps.size.size()};
     }
@@ -278,33 +342,37 @@ struct BackwardDataPhaseOperands {
         const int image = p.rows.count.divide(m);
         const Position j = split_position(m - image * p.rows.size.size(), p.rows);
         return {(image * c.out_channels + group * c.out_group) * c.out_spatial, j.d + p.offset.d, j.h + p.offset.h,
-                j.w + p.offset.w, true};
+                j.w + p.offset.w};
     }
-    __device__ T a(const Row& r, int k) const {
-        if (!r.valid) return T(0);
+    __device__ ACol a_col(int k) const {
         const int channel = p.taps.count.divide(k);
         const Position u = split_position(k - channel * p.taps.size.size(), p.taps);
-        const int d = r.d - u.d * p.offset_step.d, h = r.h - u.h * p.offset_step.h, col = r.w - u.w * p.offset_step.w;
-        if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
-        return tensors.dy[r.base + channel * c.out_spatial + (d * c.output.h + h) * c.output.w + col];
+        return {channel * c.out_spatial, u.d * p.offset_step.d, u.h * p.offset_step.h, u.w * p.offset_step.w};
     }
-    __device__ T b(int k, int n, int group) const {
-        if (n >= c.in_group) return T(0);
+    __device__ T a(const Row& r, const ACol& u) const {
+        const int d = r.d - u.d, h = r.h - u.h, col = r.w - u.w;
+        if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
+        return tensors.dy[r.base + u.offset + (d * c.output.h + h) * c.output.w + col];
+    }
+    __device__ BCol b_col(int n, int /*group*/) const { return Store::b_col(c, n); }
+    __device__ BRow b_row(int k, int group) const {
         const int out_channel = p.taps.count.divide(k);
         const Position u = split_position(k - out_channel * p.taps.size.size(), p.taps);
         const int tap =
             ((p.first_tap.d + u.d * p.tap_step.d) * c.kernel.h + p.first_tap.h + u.h * p.tap_step.h) * c.kernel.w +
             p.first_tap.w + u.w * p.tap_step.w;
-        return tensors.w[((group * c.out_group + out_channel) * c.in_group + n) * c.taps + tap];
+        return Store::b_row(c, out_channel, tap, group);
     }
-    __device__ void store(int m, int n, int group, T value) const {
+    __device__ T b(BRow row, BCol col) const { return Store::b(tensors, row, col); }
+    __device__ int out_row(int m, int /*group*/) const {
+        if (m >= c.batch * p.rows.size.size()) return -1;
         const int image = p.rows.count.divide(m);
         const Position j = split_position(m - image * p.rows.size.size(), p.rows);
         const int position = ((p.phase.d + c.stride.d * j.d) * c.input.h + p.phase.h + c.stride.h * j.h) * c.input.w +
                              p.phase.w + c.stride.w * j.w;
-        store_activation_at(tensors.dx, tensors.bias, c.in_channels, c.in_group, c.in_spatial, image, position, n,
-                            group, value);
+        return image * c.in_channels * c.in_spatial + position;
     }
+    __device__ void store(int row, int n, int group, T value) const { Store::store(c, tensors, row, n, group, value); }
 };
 
 // Backward-filter: A = dy^T [K/g, n·P], B = x-patches [n·P, C/g·taps] (n = channel · taps + tap,
@@ -317,90 +385,113 @@ struct BackwardFilterOperands {
     T* dw;
     static constexpr bool kAAlongK = true;
 
-    struct Row {
-        int channel = -1;  // the output channel, -1 past the last
-    };
+    using Row = int;         // dy's offset of the output channel's first position, -1 past the last
+    using ACol = int;        // dy's offset of (image, channel 0, position)
+    using BRow = PatchRow;   // x's offset of (image, the group's first channel); the window's first coordinate
+    using BCol = TapColumn;  // offset -1 past the last column
     __host__ __device__ GemmSize size() const {
         return {c.out_group, c.in_group * c.taps, c.batch * c.out_spatial};
     }
-    __device__ Row row(int m, int group) const { return {m < c.out_group ? group * c.out_group + m : -1}; }
-    __device__ T a(const Row& r, int k) const {
-        if (r.channel < 0) return T(0);
-        const int image = k / c.out_spatial;
-        return dy[(image * c.out_channels + r.channel) * c.out_spatial + (k - image * c.out_spatial)];
+    __device__ Row row(int m, int group) const {
+        return m < c.out_group ? (group * c.out_group + m) * c.out_spatial : -1;
     }
-    __device__ T b(int k, int n, int group) const {
-        if (n >= c.in_group * c.taps) return T(0);
-        const int image = k / c.out_spatial;
-        const Position o = split_position(k - image * c.out_spatial, c.output);
-        const int channel = n / c.taps;
-        const Position t = split_position(n - channel * c.taps, c.kernel);
-        const int d = o.d * c.stride.d - c.pad.d + t.d * c.dilation.d;
-        const int h = o.h * c.stride.h - c.pad.h + t.h * c.dilation.h;
-        const int col = o.w * c.stride.w - c.pad.w + t.w * c.dilation.w;
-        if (!inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
-        return x[((image * c.in_channels + group * c.in_group + channel) * c.input.d + d) * c.input.h * c.input.w +
-                 h * c.input.w + col];
+    __device__ ACol a_col(int k) const {
+        const int image = c.outputs.count.divide(k);
+        return image * c.out_channels * c.out_spatial + (k - image * c.out_spatial);
     }
-    __device__ void store(int m, int n, int group, T value) const {
-        dw[(group * c.out_group + m) * (c.in_group * c.taps) + n] = value;
+    __device__ T a(Row r, ACol k) const { return r < 0 ? T(0) : dy[r + k]; }
+    __device__ BCol b_col(int n, int /*group*/) const {
+        if (n >= c.in_group * c.taps) return {-1, 0, 0, 0};
+        const int channel = c.kernel_taps.count.divide(n);
+        const Position t = split_position(n - channel * c.taps, c.kernel_taps);
+        return {channel * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
     }
+    __device__ BRow b_row(int k, int group) const {
+        const int image = c.outputs.count.divide(k);
+        const Position o = split_position(k - image * c.out_spatial, c.outputs);
+        return {(image * c.in_channels + group * c.in_group) * c.in_spatial, o.d * c.stride.d - c.pad.d,
+                o.h * c.stride.h - c.pad.h, o.w * c.stride.w - c.pad.w};
+    }
+    __device__ T b(const BRow& r, const BCol& t) const {
+        const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
+        if (t.offset < 0 || !inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
+        return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
+    }
+    __device__ int out_row(int m, int group) const {
+        return m < c.out_group ? (group * c.out_group + m) * (c.in_group * c.taps) : -1;
+    }
+    __device__ void store(int row, int n, int /*group*/, T value) const { dw[row + n] = value; }
 };
 
 // ---- the kernels ---------------------------------------------------------------------------
 
-// One 128 x 64 tile of one group's GEMM, over the reduction slice `split` (blockIdx.z =
+// kRun consecutive values of a tile row: one 16-byte shared-memory load for float (two for
+// double). A tile row holds one spare vector: with rows kTileM + kRun values apart, the 8 k rows a
+// load pass of consecutive threads stores into start on different banks (without it, 128 floats
+// apart, all 8 on one bank).
+template <typename T>
+struct alignas(kRun * sizeof(T)) Vector {
+    T v[kRun];
+};
+
+// A TileN-column tile of the kernel below: the B elements a thread loads per step, the column
+// runs it multiplies.
+template <int TileN>
+struct TiledColumns {
+    static constexpr int kBLoads = TileN * kTileK / kTiledThreads;  // 4 or 2
+    static constexpr int kThreadsPerColumn = kTileK / kBLoads;      // 2 or 4
+    static constexpr int kColRuns = TileN / kRunStride;             // 2 or 1
+    static constexpr int kCols = kColRuns * kRun;                   // 8 or 4 results per thread per row
+    static_assert(TileN % kRunStride == 0);
+};
+
+// One 128 x TileN tile of one group's GEMM, over the reduction slice `split` (blockIdx.z =
 // split · groups + group). With one slice the results go to op.store; with several, to this
 // slice's float/double partial sums in `partial` ([slice][group][m][n]).
-template <typename T, typename Op>
-__global__ void __launch_bounds__(kTiledThreads)
+template <typename T, typename Op, int TileN>
+__global__ void __launch_bounds__(kTiledThreads, kTiledBlocksPerSM<T>)
     conv_tiled_kernel(Op op, int k_per_split, T* partial) {
-    __shared__ T a_tile[2][kTileK][kTileM];
-    __shared__ T b_tile[2][kTileK][kTileN];
+    using Columns = TiledColumns<TileN>;
+    __shared__ Vector<T> a_tile[2][kTileK][kTileM / kRun + 1];
+    __shared__ Vector<T> b_tile[2][kTileK][TileN / kRun + 1];
     const int tid = static_cast<int>(threadIdx.x);
     const int groups = op.c.groups;
     const int group = static_cast<int>(blockIdx.z) % groups;
     const int split = static_cast<int>(blockIdx.z) / groups;
     const GemmSize size = op.size();
-    const int m0 = static_cast<int>(blockIdx.x) * kTileM, n0 = static_cast<int>(blockIdx.y) * kTileN;
+    const int m0 = static_cast<int>(blockIdx.x) * kTileM, n0 = static_cast<int>(blockIdx.y) * TileN;
     const int k_begin = split * k_per_split;
     const int k_end = size.k < k_begin + k_per_split ? size.k : k_begin + k_per_split;
 
-    // What this thread loads: kALoads elements of each A tile, kBLoads of each B tile.
-    int a_m[kALoads], a_k[kALoads];
-    typename Op::Row rows[kALoads];
-    for (int j = 0; j < kALoads; ++j) {
-        if constexpr (Op::kAAlongK) {
-            a_k[j] = tid % kTileK;
-            a_m[j] = tid / kTileK + j * (kTiledThreads / kTileK);
-        } else {
-            a_m[j] = tid % kTileM;
-            a_k[j] = tid / kTileM + j * (kTiledThreads / kTileM);
-        }
-        rows[j] = op.row(m0 + a_m[j], group);
-    }
-    const int b_k = tid % kTileK;
-    int b_n[kBLoads];
-    for (int j = 0; j < kBLoads; ++j) b_n[j] = tid / kTileK + j * (kTiledThreads / kTileK);
+    // What this thread loads each step: kALoads consecutive k of one A row, kBLoads of one B
+    // column, so that it keeps one row's and one column's coordinates (registers for the
+    // accumulators) and works out each k's once. Consecutive threads read consecutive addresses:
+    // A along m (threads tid and tid + 128 share a row), or, for backward-filter's dy^T, along k
+    // like B (threads 2i and 2i + 1 share a row or column, reading 8 consecutive values).
+    const int a_m = Op::kAAlongK ? tid / kAThreadsPerRow : tid % kTileM;
+    const int a_k = (Op::kAAlongK ? tid % kAThreadsPerRow : tid / kTileM) * kALoads;
+    const typename Op::Row a_row = op.row(m0 + a_m, group);
+    const int b_n = tid / Columns::kThreadsPerColumn, b_k = tid % Columns::kThreadsPerColumn * Columns::kBLoads;
+    const typename Op::BCol b_column = op.b_col(n0 + b_n, group);
 
-    T a_next[kALoads], b_next[kBLoads];
+    T a_next[kALoads], b_next[Columns::kBLoads];
     const auto fetch = [&](int k0) {
         for (int j = 0; j < kALoads; ++j) {
-            const int k = k0 + a_k[j];
-            a_next[j] = k < k_end ? op.a(rows[j], k) : T(0);
+            const int k = k0 + a_k + j;
+            a_next[j] = k < k_end ? op.a(a_row, op.a_col(k)) : T(0);
         }
-        for (int j = 0; j < kBLoads; ++j) {
-            const int k = k0 + b_k;
-            b_next[j] = k < k_end ? op.b(k, n0 + b_n[j], group) : T(0);
+        for (int j = 0; j < Columns::kBLoads; ++j) {
+            const int k = k0 + b_k + j;
+            b_next[j] = k < k_end ? op.b(op.b_row(k, group), b_column) : T(0);
         }
     };
     const auto stash = [&](int buffer) {
-        for (int j = 0; j < kALoads; ++j) a_tile[buffer][a_k[j]][a_m[j]] = a_next[j];
-        for (int j = 0; j < kBLoads; ++j) b_tile[buffer][b_k][b_n[j]] = b_next[j];
+        for (int j = 0; j < kALoads; ++j) a_tile[buffer][a_k + j][a_m / kRun].v[a_m % kRun] = a_next[j];
+        for (int j = 0; j < Columns::kBLoads; ++j) b_tile[buffer][b_k + j][b_n / kRun].v[b_n % kRun] = b_next[j];
     };
 
-    const int tm = tid % kRowLanes, tn = tid / kRowLanes;
-    T acc[kRowsPerThread][kColsPerThread];
+    const int tm = tid % kLanes, tn = tid / kLanes;
+    T acc[kRowRuns * kRun][Columns::kCols];
     for (auto& row : acc) {
         for (T& v : row) v = T(0);
     }
@@ -411,12 +502,13 @@ __global__ void __launch_bounds__(kTiledThreads)
     for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
         const bool more = k0 + kTileK < k_end;
         if (more) fetch(k0 + kTileK);  // global loads in flight during the products below
+        CONVKIT_TILED_UNROLL
         for (int kk = 0; kk < kTileK; ++kk) {
-            T a[kRowsPerThread], b[kColsPerThread];
-            for (int i = 0; i < kRowsPerThread; ++i) a[i] = a_tile[buffer][kk][tm + kRowLanes * i];
-            for (int j = 0; j < kColsPerThread; ++j) b[j] = b_tile[buffer][kk][tn * kColsPerThread + j];
-            for (int i = 0; i < kRowsPerThread; ++i) {
-                for (int j = 0; j < kColsPerThread; ++j) acc[i][j] += a[i] * b[j];
+            Vector<T> a[kRowRuns], b[Columns::kColRuns];
+            for (int r = 0; r < kRowRuns; ++r) a[r] = a_tile[buffer][kk][tm + kLanes * r];
+            for (int r = 0; r < Columns::kColRuns; ++r) b[r] = b_tile[buffer][kk][tn + kLanes * r];
+            for (int i = 0; i < kRowRuns * kRun; ++i) {
+                for (int j = 0; j < Columns::kCols; ++j) acc[i][j] += a[i / kRun].v[i % kRun] * b[j / kRun].v[j % kRun];
             }
         }
         // The other buffer was last read before the previous barrier: free to fill.
@@ -425,14 +517,15 @@ __global__ void __launch_bounds__(kTiledThreads)
         buffer ^= 1;
     }
 
-    for (int i = 0; i < kRowsPerThread; ++i) {
-        const int m = m0 + tm + kRowLanes * i;
+    for (int i = 0; i < kRowRuns * kRun; ++i) {
+        const int m = m0 + tm * kRun + kRunStride * (i / kRun) + i % kRun;
         if (m >= size.m) continue;
-        for (int j = 0; j < kColsPerThread; ++j) {
-            const int n = n0 + tn * kColsPerThread + j;
+        const int row = partial == nullptr ? op.out_row(m, group) : 0;
+        for (int j = 0; j < Columns::kCols; ++j) {
+            const int n = n0 + tn * kRun + kRunStride * (j / kRun) + j % kRun;
             if (n >= size.n) continue;
             if (partial == nullptr) {
-                op.store(m, n, group, acc[i][j]);
+                op.store(row, n, group, acc[i][j]);
             } else {
                 partial[((static_cast<std::int64_t>(split) * groups + group) * size.m + m) * size.n + n] = acc[i][j];
             }
@@ -440,18 +533,21 @@ __global__ void __launch_bounds__(kTiledThreads)
     }
 }
 
-// Adds the slices of each result in slice order and stores the sum.
+// Adds the slices of each result in slice order and stores the sum. Results are fewer than 2^31
+// (conv_tiled_unsupported_reason), so an index splits into group, row and column by the
+// launcher's multipliers: per_group = m · n results, columns = n.
 template <typename T, typename Op>
-__global__ void conv_tiled_split_sum_kernel(Op op, int splits, const T* partial) {
-    const GemmSize size = op.size();
-    const std::int64_t per_group = static_cast<std::int64_t>(size.m) * size.n;
-    const std::int64_t total = per_group * op.c.groups;
-    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+__global__ void conv_tiled_split_sum_kernel(Op op, int splits, const T* partial, FastDivisor per_group,
+                                            FastDivisor columns) {
+    const auto total = static_cast<int>(std::int64_t{per_group.divisor()} * op.c.groups);
+    for (std::int64_t at = global_thread_index(); at < total; at += global_thread_count()) {
+        const auto index = static_cast<int>(at);
         T sum = T(0);
-        for (int split = 0; split < splits; ++split) sum += partial[split * total + index];
-        const auto group = static_cast<int>(index / per_group);
-        const std::int64_t rest = index - group * per_group;
-        op.store(static_cast<int>(rest / size.n), static_cast<int>(rest % size.n), group, sum);
+        for (int split = 0; split < splits; ++split) sum += partial[static_cast<std::int64_t>(split) * total + index];
+        const int group = per_group.divide(index);
+        const int rest = index - group * per_group.divisor();
+        const int m = columns.divide(rest);
+        op.store(op.out_row(m, group), rest - m * columns.divisor(), group, sum);
     }
 }
 
@@ -467,7 +563,7 @@ struct SplitPlan {
 // One slice when the output tiles alone give enough blocks; else as many slices as bring the
 // blocks to kTargetBlocks, each at least kMinStepsPerSplit steps, within the scratch bound.
 SplitPlan split_plan(const GemmSize& s, int groups, std::size_t element_bytes) {
-    const std::int64_t tiles = ceil_div(s.m, kTileM) * ceil_div(s.n, kTileN) * groups;
+    const std::int64_t tiles = ceil_div(s.m, kTileM) * ceil_div(s.n, tile_columns(s.n, element_bytes)) * groups;
     const std::int64_t steps = ceil_div(std::max(s.k, 1), kTileK);
     std::int64_t splits = 1;
     if (tiles < kTargetBlocks) {
@@ -519,28 +615,45 @@ bool runs_per_phase(const ConvIndex& c, TiledConvPass pass) {
 
 TiledGemmLaunch planned_launch(const GemmSize& size, int groups, DType dtype) {
     const SplitPlan split = split_plan(size, groups, element_bytes(dtype));
-    return {.m = size.m, .n = size.n, .k = size.k, .splits = split.splits, .k_per_split = split.k_per_split};
+    return {.m = size.m,
+            .n = size.n,
+            .k = size.k,
+            .tile_n = tile_columns(size.n, element_bytes(dtype)),
+            .splits = split.splits,
+            .k_per_split = split.k_per_split};
 }
 
-// The GEMM of one planned launch, its slices added by the split-sum kernel when it has several.
+// The GEMM of one planned launch at its column width, its slices added by the split-sum kernel
+// when it has several.
+template <typename T, typename Op, int TileN>
+void run_gemm_tile(const Op& op, const TiledGemmLaunch& plan, void* workspace, cudaStream_t s) {
+    const GemmSize size = op.size();
+    const dim3 grid(static_cast<unsigned>(ceil_div(size.m, kTileM)), static_cast<unsigned>(ceil_div(size.n, TileN)),
+                    static_cast<unsigned>(plan.splits * op.c.groups));
+    if (plan.splits == 1) {
+        launch<conv_tiled_kernel<T, Op, TileN>>({grid, kTiledThreads}, s, op, plan.k_per_split,
+                                                static_cast<T*>(nullptr));
+        return;
+    }
+    if (workspace == nullptr) throw InvalidArgument("conv_tiled: a split reduction needs its workspace");
+    T* partial = static_cast<T*>(workspace);
+    launch<conv_tiled_kernel<T, Op, TileN>>({grid, kTiledThreads}, s, op, plan.k_per_split, partial);
+    const std::int64_t results = static_cast<std::int64_t>(size.m) * size.n * op.c.groups;
+    launch<conv_tiled_split_sum_kernel<T, Op>>(
+        {grid_stride_blocks(ceil_div(results, kThreadsPerBlock)), kThreadsPerBlock}, s, op, plan.splits,
+        static_cast<const T*>(partial), FastDivisor(size.m * size.n), FastDivisor(size.n));
+}
+
 template <typename T, typename Op>
 void run_gemm(const Op& op, const TiledGemmLaunch& plan, void* workspace, Stream stream) {
     const GemmSize size = op.size();
     if (size.m == 0 || size.n == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    const dim3 grid(static_cast<unsigned>(ceil_div(size.m, kTileM)), static_cast<unsigned>(ceil_div(size.n, kTileN)),
-                    static_cast<unsigned>(plan.splits * op.c.groups));
-    if (plan.splits == 1) {
-        launch<conv_tiled_kernel<T, Op>>({grid, kTiledThreads}, s, op, plan.k_per_split, static_cast<T*>(nullptr));
-        return;
+    if constexpr (tile_columns(kWideTileN, sizeof(T)) == kWideTileN) {
+        if (plan.tile_n == kWideTileN) return run_gemm_tile<T, Op, kWideTileN>(op, plan, workspace, s);
     }
-    if (workspace == nullptr) throw InvalidArgument("conv_tiled: a split reduction needs its workspace");
-    T* partial = static_cast<T*>(workspace);
-    launch<conv_tiled_kernel<T, Op>>({grid, kTiledThreads}, s, op, plan.k_per_split, partial);
-    const std::int64_t results = static_cast<std::int64_t>(size.m) * size.n * op.c.groups;
-    launch<conv_tiled_split_sum_kernel<T, Op>>({grid_stride_blocks(ceil_div(results, kThreadsPerBlock)), kThreadsPerBlock},
-                                               s, op, plan.splits, static_cast<const T*>(partial));
+    run_gemm_tile<T, Op, kNarrowTileN>(op, plan, workspace, s);
 }
 
 template <typename F>
@@ -568,7 +681,8 @@ std::string conv_tiled_unsupported_reason(const ConvGeometry& g) {
     }
     if (g.groups * kMaxSplits > 65535) return "runs at most " + std::to_string(65535 / kMaxSplits) + " groups";
     for (TiledConvPass pass : {TiledConvPass::Forward, TiledConvPass::BackwardData, TiledConvPass::BackwardFilter}) {
-        if (ceil_div(gemm_size(g, pass).n, kTileN) > 65535) return "has too many channels per group for the grid's y";
+        const std::int64_t n = gemm_size(g, pass).n;
+        if (ceil_div(n, kNarrowTileN) > 65535) return "has too many channels per group for the grid's y";
     }
     return {};
 }

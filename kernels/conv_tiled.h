@@ -31,12 +31,14 @@ CONVKIT_KERNELS_BEGIN
 
 enum class TiledConvPass { Forward, BackwardData, BackwardFilter };
 
-// One GEMM launch as the launcher plans it: per group, rows m, columns n, reduction k, the
-// reduction in `splits` slices of k_per_split. A sub-pixel backward-data launch is one phase
+// One GEMM launch as the launcher plans it: per group, rows m, columns n, reduction k, in block
+// tiles of 128 rows x tile_n columns (128, or 64 where n <= 64), the reduction in `splits` slices
+// of k_per_split. A sub-pixel backward-data launch is one phase
 // (per_phase), `phase` its first dx position per spatial dim (right-aligned D, H, W like the
 // geometry's).
 struct TiledGemmLaunch {
     std::int64_t m = 0, n = 0, k = 0;
+    int tile_n = 128;
     int splits = 1;
     int k_per_split = 0;
     bool per_phase = false;

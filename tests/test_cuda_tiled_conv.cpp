@@ -32,10 +32,11 @@ struct TiledCase {
     Shape x, w;
 };
 
-// M = batch x positions past 128 (several row tiles, the last partial), N past 64 where the
-// emulator can afford it, and reductions long enough to split.
+// M = batch x positions past 128 (several row tiles, the last partial), N past 128 (two of the
+// wide tile's columns) in the first, at most 64 (the narrow tile) in others, and reductions long
+// enough to split.
 std::vector<TiledCase> tiled_cases() {
-    const std::int64_t wide = testing::gpu_or_emulated(160, 72);
+    const std::int64_t wide = 160;  // two 128-column tiles, the second partial
     return {
         {"conv2d 3x3 two row tiles", ConvParams(2).set_padding(1), Shape{2, 8, 9, 11}, Shape{wide, 8, 3, 3}},
         {"conv2d strided dilated asymmetric", ConvParams(2).set_stride({2, 1}).set_dilation({1, 2}).set_padding({2, 1}),
@@ -214,6 +215,33 @@ TEST(CudaTiledPlan, StridedBackwardDataComputesOnlyTheTapsOfEachPhase) {
     ASSERT_EQ(unit_plan.launches.size(), 1U);
     EXPECT_FALSE(unit_plan.launches[0].per_phase);
     EXPECT_EQ(unit_plan.multiply_adds(), dense_backward_data_multiply_adds(unit));
+}
+
+// A GEMM of at most 64 columns runs the 128 x 64 tile (the wide one would leave half its
+// columns idle), a wider one the 128 x 128 tile; float64 always the narrow one (its 64
+// accumulators a thread would not fit the wide tile's registers). The splits count the tiles of
+// the width chosen.
+TEST(CudaTiledPlan, ColumnWidthFollowsTheGemmAndTheDtype) {
+    using kernels::TiledConvPass;
+    const auto forward = [](std::int64_t out_channels, DType dtype) {
+        const detail::ConvGeometry g = detail::conv_geometry(
+            "conv", Shape{32, 64, 56, 56}, Shape{out_channels, 64, 3, 3}, ConvParams(2).set_padding(1));
+        const kernels::TiledConvPlan plan = kernels::conv_tiled_plan(g, TiledConvPass::Forward, dtype);
+        EXPECT_EQ(plan.launches.size(), 1U);
+        return plan.launches.front();
+    };
+    EXPECT_EQ(forward(64, DType::Float32).tile_n, 64);
+    EXPECT_EQ(forward(65, DType::Float32).tile_n, 128);
+    EXPECT_EQ(forward(256, DType::Float32).tile_n, 128);
+    EXPECT_EQ(forward(256, DType::Float64).tile_n, 64);
+    // ResNet-50's layer4 3x3 at batch 32: 1568 x 512, 13 x 4 = 52 wide tiles, split to reach about
+    // 264 blocks: 6 slices of 96 steps of 8 (the 128 x 64 tile gave 104 tiles and 3 slices).
+    const detail::ConvGeometry layer4 =
+        detail::conv_geometry("conv", Shape{32, 512, 7, 7}, Shape{512, 512, 3, 3}, ConvParams(2).set_padding(1));
+    const kernels::TiledGemmLaunch l =
+        kernels::conv_tiled_plan(layer4, TiledConvPass::Forward, DType::Float32).launches.front();
+    EXPECT_EQ(l.tile_n, 128);
+    EXPECT_EQ(l.splits, 6);
 }
 
 // The phase gather divides by multiply-shift (kernels/fast_division.h): exact for every dividend
