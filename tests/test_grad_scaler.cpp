@@ -382,11 +382,13 @@ TEST(GradScalerCheckpoint, AMismatchedCheckpointIsRefusedAndChangesNothing) {
     for (const auto& [name, t] : model_before) model_copy[name] = t.clone();
     const std::map<std::string, double> scaler_before = values_of(other.scaler->state_dict());
     const double lr_before = other.adam->learning_rate();
+    const std::map<std::string, double> schedule_before = values_of(other.schedule->state_dict());
     const auto expect_unchanged = [&] {
         for (const auto& [name, t] : other.model->state_dict())
             EXPECT_TRUE(exactly_equal(t, model_copy.at(name))) << name;
         EXPECT_EQ(values_of(other.scaler->state_dict()), scaler_before);
         EXPECT_EQ(other.adam->learning_rate(), lr_before);
+        EXPECT_EQ(values_of(other.schedule->state_dict()), schedule_before);
     };
 
     EXPECT_NE(message_of<InvalidArgument>([&] {
