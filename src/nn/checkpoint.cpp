@@ -1,5 +1,7 @@
 #include "convkit/nn/checkpoint.h"
 
+#include <optional>
+
 #include "convkit/io/safetensors.h"
 
 namespace convkit::nn {
@@ -59,8 +61,10 @@ void load_checkpoint(const std::string& path, Module& model, optim::Optimizer& o
     const auto optimizer_snapshot = optimizer.state_dict();
     std::map<std::string, Tensor> optimizer_copy;
     for (const auto& [name, t] : optimizer_snapshot) optimizer_copy[name] = t.clone();
-    const std::map<std::string, Tensor> scaler_copy =
-        scaler != nullptr ? scaler->state_dict() : std::map<std::string, Tensor>{};  // fresh tensors
+    // A copy of the scaler (a few numbers): restoring it cannot throw, even for a state that its
+    // load_state_dict would refuse (a scale that underflowed to 0 after a thousand overflows).
+    const std::optional<optim::GradScaler> scaler_before =
+        scaler != nullptr ? std::optional<optim::GradScaler>(*scaler) : std::nullopt;
     try {
         model.load_state_dict(with_prefix(all, "model."));
         optimizer.load_state_dict(with_prefix(all, "optimizer."));
@@ -69,7 +73,7 @@ void load_checkpoint(const std::string& path, Module& model, optim::Optimizer& o
     } catch (const Error& e) {
         model.load_state_dict(model_snapshot);
         optimizer.load_state_dict(optimizer_copy);
-        if (scaler != nullptr) scaler->load_state_dict(scaler_copy);
+        if (scaler != nullptr) *scaler = *scaler_before;
         throw InvalidArgument("load_training_checkpoint: " + path + ": " + e.what());
     }
 }
