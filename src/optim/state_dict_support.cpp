@@ -19,8 +19,9 @@ Tensor scalar_tensor(double value) {
     return Tensor::full(Shape{}, value, DType::Float64);
 }
 
-StateDictReader::StateDictReader(const std::map<std::string, Tensor>& state, std::string op)
-    : state_(state), op_(std::move(op)) {}
+StateDictReader::StateDictReader(const std::map<std::string, Tensor>& state, std::string op,
+                                 std::optional<DType> scalar_dtype)
+    : state_(state), op_(std::move(op)), scalar_dtype_(scalar_dtype) {}
 
 const Tensor& StateDictReader::find(const std::string& key) {
     const auto it = state_.find(key);
@@ -34,6 +35,8 @@ const Tensor& StateDictReader::find_scalar(const std::string& key) {
     const Tensor& t = find(key);
     CONVKIT_REQUIRE(t.rank() == 0, op_, "key '", key, "' must be a scalar (shape []), got shape ",
                     t.shape().to_string());
+    CONVKIT_REQUIRE(!scalar_dtype_ || t.dtype() == *scalar_dtype_, op_, "key '", key, "' must be a ",
+                    dtype_name(scalar_dtype_.value_or(t.dtype())), " scalar, got ", dtype_name(t.dtype()));
     return t;
 }
 

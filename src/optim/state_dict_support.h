@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -24,10 +25,13 @@ inline DType optimizer_state_dtype(DType parameter) {
 
 class StateDictReader {
 public:
-    // `op` prefixes the messages ("SGD::load_state_dict").
-    StateDictReader(const std::map<std::string, Tensor>& state, std::string op);
+    // `op` prefixes the messages ("SGD::load_state_dict"). With `scalar_dtype`, scalar(), flag()
+    // and count() refuse a tensor of another dtype (GradScaler: a narrower one could have
+    // rounded the scale); without it they take any dtype.
+    StateDictReader(const std::map<std::string, Tensor>& state, std::string op,
+                    std::optional<DType> scalar_dtype = std::nullopt);
 
-    // A rank-0 tensor of any dtype, as a double.
+    // A rank-0 tensor (of any dtype, or of scalar_dtype), as a double.
     double scalar(const std::string& key);
     // A rank-0 tensor holding 0 or 1.
     bool flag(const std::string& key);
@@ -50,6 +54,7 @@ private:
 
     const std::map<std::string, Tensor>& state_;
     std::string op_;
+    std::optional<DType> scalar_dtype_;
     std::set<std::string> used_;
 };
 

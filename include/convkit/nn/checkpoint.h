@@ -6,6 +6,7 @@
 #include <string>
 
 #include "convkit/nn/module.h"
+#include "convkit/optim/grad_scaler.h"
 #include "convkit/optim/optimizer.h"
 #include "convkit/optim/scheduler.h"
 
@@ -30,6 +31,18 @@ void save_training_checkpoint(const std::string& path, const Module& model, cons
 // schedule are as they were.
 void load_training_checkpoint(const std::string& path, Module& model, optim::Optimizer& optimizer,
                               optim::LRScheduler* scheduler = nullptr,
+                              std::map<std::string, std::string>* metadata = nullptr);
+
+// The same with a float16 run's loss scaler (optim/grad_scaler.h) under "scaler.<key>", so the
+// resumed run continues from the saved scale and counts instead of restarting at init_scale.
+// `scheduler` may be null. Loading needs the "scaler." keys (a checkpoint saved without a scaler
+// is refused by this overload, one with a scaler by the overloads above: unexpected tensors) and
+// leaves the model, optimizer, scaler and schedule as they were on an error.
+void save_training_checkpoint(const std::string& path, const Module& model, const optim::Optimizer& optimizer,
+                              const optim::LRScheduler* scheduler, const optim::GradScaler& scaler,
+                              const std::map<std::string, std::string>& metadata = {});
+void load_training_checkpoint(const std::string& path, Module& model, optim::Optimizer& optimizer,
+                              optim::LRScheduler* scheduler, optim::GradScaler& scaler,
                               std::map<std::string, std::string>* metadata = nullptr);
 
 }  // namespace convkit::nn

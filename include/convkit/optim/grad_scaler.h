@@ -18,7 +18,15 @@
 //
 // step() reads one number from the device (whether every gradient is finite): the one wait per
 // step that float16 training with loss scaling costs.
+//
+// state_dict() holds what a resumed run needs to continue bit-identically (docs/optimizers.md):
+// torch.amp.GradScaler's keys "scale", "growth_factor", "backoff_factor", "growth_interval",
+// "_growth_tracker" (good steps since the scale last changed) and convkit's "skipped_steps", each
+// a rank-0 float64 host tensor. Unlike PyTorch's (empty when disabled), a disabled scaler's dict
+// has the same keys and loads them: a checkpoint's layout does not depend on the precision.
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "convkit/optim/optimizer.h"
 #include "convkit/tensor.h"
@@ -48,6 +56,19 @@ public:
 
     double current_scale() const { return scale_; }
     std::int64_t skipped_steps() const { return skipped_; }
+    // The options: the constructor's, with the hyperparameters of the last load_state_dict.
+    GradScalerOptions options() const { return options_; }
+
+    // The scale, the hyperparameters and the counts as named rank-0 float64 tensors (see above).
+    std::map<std::string, Tensor> state_dict() const;
+    // Replaces them from a state_dict(), as PyTorch does: the loaded growth_factor,
+    // backoff_factor and growth_interval replace the constructor's; init_scale and enabled stay
+    // (whether to scale is this run's choice of precision). Throws InvalidArgument naming the key
+    // and the value on a missing or unexpected key, a tensor that is not a float64 scalar, a scale
+    // that is not positive and finite, a count that is not a non-negative integer, a
+    // hyperparameter out of the constructor's range, or a "_growth_tracker" not below
+    // "growth_interval" (no scaler is in that state); it then changes nothing.
+    void load_state_dict(const std::map<std::string, Tensor>& state);
 
 private:
     GradScalerOptions options_;
