@@ -375,8 +375,52 @@ struct BackwardDataPhaseOperands {
     __device__ void store(int row, int n, int group, T value) const { Store::store(c, tensors, row, n, group, value); }
 };
 
-// Backward-filter: A = dy^T [K/g, n·P], B = x-patches [n·P, C/g·taps] (n = channel · taps + tap,
-// the weight's order).
+// The two factors of the filter gradient, each a matrix over the reduction index k = image · P +
+// output position: dy (a row per output channel) and the x-patches (a row per channel · taps +
+// tap, the weight's order). The group's offset goes with the row (per thread, once), the rest with
+// k (per load).
+struct DyFactor {
+    // dy's offset of output channel n of `group`, -1 past the last.
+    __device__ static int channel(const ConvIndex& c, int n, int group) {
+        return n < c.out_group ? (group * c.out_group + n) * c.out_spatial : -1;
+    }
+    // dy's offset of (image, channel 0, position) for reduction index k.
+    __device__ static int position(const ConvIndex& c, int k) {
+        const int image = c.outputs.count.divide(k);
+        return image * c.out_channels * c.out_spatial + (k - image * c.out_spatial);
+    }
+    template <typename T>
+    __device__ static T at(const T* dy, int channel, int position) {
+        return channel < 0 ? T(0) : dy[channel + position];
+    }
+};
+
+struct PatchFactor {
+    // Patch row n = channel · taps + tap of `group`: the channel's offset in x and the tap's reach
+    // per dim; offset -1 past the last.
+    __device__ static TapColumn tap(const ConvIndex& c, int n, int group) {
+        if (n >= c.in_group * c.taps) return {-1, 0, 0, 0};
+        const int channel = c.kernel_taps.count.divide(n);
+        const Position t = split_position(n - channel * c.taps, c.kernel_taps);
+        return {(group * c.in_group + channel) * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h,
+                t.w * c.dilation.w};
+    }
+    // Reduction index k: x's offset of (image, channel 0) and the window's first coordinate.
+    __device__ static PatchRow window(const ConvIndex& c, int k) {
+        const int image = c.outputs.count.divide(k);
+        const Position o = split_position(k - image * c.out_spatial, c.outputs);
+        return {image * c.in_channels * c.in_spatial, o.d * c.stride.d - c.pad.d, o.h * c.stride.h - c.pad.h,
+                o.w * c.stride.w - c.pad.w};
+    }
+    template <typename T>
+    __device__ static T at(const ConvIndex& c, const T* x, const PatchRow& r, const TapColumn& t) {
+        const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
+        if (t.offset < 0 || !inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
+        return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
+    }
+};
+
+// Backward-filter: A = dy^T [K/g, n·P], B = x-patches [n·P, C/g·taps]: dw's rows are the GEMM's.
 template <typename T>
 struct BackwardFilterOperands {
     ConvIndex c;
@@ -385,42 +429,49 @@ struct BackwardFilterOperands {
     T* dw;
     static constexpr bool kAAlongK = true;
 
-    using Row = int;         // dy's offset of the output channel's first position, -1 past the last
-    using ACol = int;        // dy's offset of (image, channel 0, position)
-    using BRow = PatchRow;   // x's offset of (image, the group's first channel); the window's first coordinate
-    using BCol = TapColumn;  // offset -1 past the last column
-    __host__ __device__ GemmSize size() const {
-        return {c.out_group, c.in_group * c.taps, c.batch * c.out_spatial};
-    }
-    __device__ Row row(int m, int group) const {
-        return m < c.out_group ? (group * c.out_group + m) * c.out_spatial : -1;
-    }
-    __device__ ACol a_col(int k) const {
-        const int image = c.outputs.count.divide(k);
-        return image * c.out_channels * c.out_spatial + (k - image * c.out_spatial);
-    }
-    __device__ T a(Row r, ACol k) const { return r < 0 ? T(0) : dy[r + k]; }
-    __device__ BCol b_col(int n, int /*group*/) const {
-        if (n >= c.in_group * c.taps) return {-1, 0, 0, 0};
-        const int channel = c.kernel_taps.count.divide(n);
-        const Position t = split_position(n - channel * c.taps, c.kernel_taps);
-        return {channel * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
-    }
-    __device__ BRow b_row(int k, int group) const {
-        const int image = c.outputs.count.divide(k);
-        const Position o = split_position(k - image * c.out_spatial, c.outputs);
-        return {(image * c.in_channels + group * c.in_group) * c.in_spatial, o.d * c.stride.d - c.pad.d,
-                o.h * c.stride.h - c.pad.h, o.w * c.stride.w - c.pad.w};
-    }
-    __device__ T b(const BRow& r, const BCol& t) const {
-        const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
-        if (t.offset < 0 || !inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
-        return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
-    }
+    using Row = int;         // DyFactor::channel
+    using ACol = int;        // DyFactor::position
+    using BRow = PatchRow;   // PatchFactor::window
+    using BCol = TapColumn;  // PatchFactor::tap
+    __host__ __device__ GemmSize size() const { return {c.out_group, c.in_group * c.taps, c.batch * c.out_spatial}; }
+    __device__ Row row(int m, int group) const { return DyFactor::channel(c, m, group); }
+    __device__ ACol a_col(int k) const { return DyFactor::position(c, k); }
+    __device__ T a(Row r, ACol k) const { return DyFactor::at(dy, r, k); }
+    __device__ BCol b_col(int n, int group) const { return PatchFactor::tap(c, n, group); }
+    __device__ BRow b_row(int k, int /*group*/) const { return PatchFactor::window(c, k); }
+    __device__ T b(const BRow& r, const BCol& t) const { return PatchFactor::at(c, x, r, t); }
     __device__ int out_row(int m, int group) const {
         return m < c.out_group ? (group * c.out_group + m) * (c.in_group * c.taps) : -1;
     }
     __device__ void store(int row, int n, int /*group*/, T value) const { dw[row + n] = value; }
+};
+
+// Backward-filter transposed: dw^T = x-patches^T [C/g·taps, n·P] · dy [n·P, K/g], for filters of
+// few output channels (K/g <= 64, ResNet's first layers: 64 rows of a 128-row tile would idle).
+// The same factors, the same sums in the same order: only the tile that computes each differs.
+template <typename T>
+struct BackwardFilterTransposedOperands {
+    ConvIndex c;
+    const T* dy;
+    const T* x;
+    T* dw;
+    static constexpr bool kAAlongK = true;  // consecutive positions: consecutive x (stride 1)
+
+    using Row = TapColumn;  // PatchFactor::tap
+    using ACol = PatchRow;  // PatchFactor::window
+    using BRow = int;       // DyFactor::position
+    using BCol = int;       // DyFactor::channel
+    __host__ __device__ GemmSize size() const { return {c.in_group * c.taps, c.out_group, c.batch * c.out_spatial}; }
+    __device__ Row row(int m, int group) const { return PatchFactor::tap(c, m, group); }
+    __device__ ACol a_col(int k) const { return PatchFactor::window(c, k); }
+    __device__ T a(const Row& t, const ACol& r) const { return PatchFactor::at(c, x, r, t); }
+    __device__ BCol b_col(int n, int group) const { return DyFactor::channel(c, n, group); }
+    __device__ BRow b_row(int k, int /*group*/) const { return DyFactor::position(c, k); }
+    __device__ T b(BRow k, BCol channel) const { return DyFactor::at(dy, channel, k); }
+    __device__ int out_row(int m, int /*group*/) const { return m < c.in_group * c.taps ? m : -1; }
+    __device__ void store(int row, int n, int group, T value) const {
+        dw[(group * c.out_group + n) * (c.in_group * c.taps) + row] = value;
+    }
 };
 
 // ---- the kernels ---------------------------------------------------------------------------
@@ -562,8 +613,17 @@ struct SplitPlan {
 
 // One slice when the output tiles alone give enough blocks; else as many slices as bring the
 // blocks to kTargetBlocks, each at least kMinStepsPerSplit steps, within the scratch bound.
+// The column width a GEMM runs with: tile_columns', except that a wide tile too few to keep the
+// GPU busy even split kMaxSplits ways (a small filter gradient over a long reduction: one 128 x
+// 128 tile, 64 blocks on 132 SMs) gives way to the narrow one, which doubles the blocks.
+int tile_width(const GemmSize& s, int groups, std::size_t element_bytes) {
+    const int width = tile_columns(s.n, element_bytes);
+    const std::int64_t wide_tiles = ceil_div(s.m, kTileM) * ceil_div(s.n, kWideTileN) * groups;
+    return width == kWideTileN && wide_tiles * kMaxSplits < kTargetBlocks ? kNarrowTileN : width;
+}
+
 SplitPlan split_plan(const GemmSize& s, int groups, std::size_t element_bytes) {
-    const std::int64_t tiles = ceil_div(s.m, kTileM) * ceil_div(s.n, tile_columns(s.n, element_bytes)) * groups;
+    const std::int64_t tiles = ceil_div(s.m, kTileM) * ceil_div(s.n, tile_width(s, groups, element_bytes)) * groups;
     const std::int64_t steps = ceil_div(std::max(s.k, 1), kTileK);
     std::int64_t splits = 1;
     if (tiles < kTargetBlocks) {
@@ -613,12 +673,18 @@ bool runs_per_phase(const ConvIndex& c, TiledConvPass pass) {
     return pass == TiledConvPass::BackwardData && c.stride.size() > 1;
 }
 
+// The elements of the whole tiles a GEMM runs (its rows and columns rounded up to the tile).
+std::int64_t tile_area(const GemmSize& size, int groups, DType dtype) {
+    const int width = tile_width(size, groups, element_bytes(dtype));
+    return ceil_div(size.m, kTileM) * kTileM * ceil_div(size.n, width) * width;
+}
+
 TiledGemmLaunch planned_launch(const GemmSize& size, int groups, DType dtype) {
     const SplitPlan split = split_plan(size, groups, element_bytes(dtype));
     return {.m = size.m,
             .n = size.n,
             .k = size.k,
-            .tile_n = tile_columns(size.n, element_bytes(dtype)),
+            .tile_n = tile_width(size, groups, element_bytes(dtype)),
             .splits = split.splits,
             .k_per_split = split.k_per_split};
 }
@@ -697,7 +763,14 @@ TiledConvPlan conv_tiled_plan(const ConvGeometry& g, TiledConvPass pass, DType d
     const ConvIndex c = conv_index(g);
     TiledConvPlan plan;
     plan.groups = g.groups;
-    if (!runs_per_phase(c, pass)) {
+    if (pass == TiledConvPass::BackwardFilter) {
+        const GemmSize normal = gemm_size(g, pass);
+        const GemmSize transposed = BackwardFilterTransposedOperands<float>{c, nullptr, nullptr, nullptr}.size();
+        const bool transpose = tile_area(transposed, c.groups, dtype) < tile_area(normal, c.groups, dtype);
+        TiledGemmLaunch launch = planned_launch(transpose ? transposed : normal, c.groups, dtype);
+        launch.transposed = transpose;
+        plan.launches.push_back(launch);
+    } else if (!runs_per_phase(c, pass)) {
         plan.launches.push_back(planned_launch(gemm_size(g, pass), c.groups, dtype));
     } else {
         for (int d = 0; d < c.stride.d; ++d) {
@@ -762,9 +835,17 @@ void conv_backward_filter_tiled(const ConvGeometry& g, DType dtype, const void* 
     const TiledConvPlan plan = conv_tiled_plan(g, TiledConvPass::BackwardFilter, dtype);
     dispatch_tiled_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        run_gemm<T>(BackwardFilterOperands<T>{conv_index(g), static_cast<const T*>(dy), static_cast<const T*>(x),
-                                              static_cast<T*>(dw)},
-                    plan.launches.front(), workspace, stream);
+        const TiledGemmLaunch& launch = plan.launches.front();
+        const ConvIndex c = conv_index(g);
+        const auto* dy_elements = static_cast<const T*>(dy);
+        const auto* x_elements = static_cast<const T*>(x);
+        auto* dw_elements = static_cast<T*>(dw);
+        if (launch.transposed) {
+            run_gemm<T>(BackwardFilterTransposedOperands<T>{c, dy_elements, x_elements, dw_elements}, launch, workspace,
+                        stream);
+        } else {
+            run_gemm<T>(BackwardFilterOperands<T>{c, dy_elements, x_elements, dw_elements}, launch, workspace, stream);
+        }
     });
 }
 

@@ -43,6 +43,10 @@ struct TiledGemmLaunch {
     int k_per_split = 0;
     bool per_phase = false;
     SpatialDims phase{0, 0, 0};
+    // Backward-filter as dw^T = x-patches^T · dy (m = C/g · taps, n = K/g), chosen where its whole
+    // tiles hold fewer elements than dw = dy^T · x-patches' (filters of at most 64 output channels
+    // a group, whose 128-row tiles would be half idle).
+    bool transposed = false;
 };
 
 // Every launch of one pass, in launch order (one, or one per phase that has positions), and the

@@ -43,10 +43,14 @@ std::vector<TiledCase> tiled_cases() {
          Shape{3, 6, 13, 10}, Shape{12, 6, 3, 2}},
         {"conv2d same even kernel", ConvParams(2).set_same_padding(), Shape{1, 5, 12, 12}, Shape{7, 5, 4, 4}},
         {"conv2d groups", ConvParams(2).set_groups(3).set_padding(1), Shape{2, 12, 7, 9}, Shape{9, 4, 3, 3}},
+        // 8 output channels a group over 40 x 9 patch rows: backward-filter runs transposed.
+        {"conv2d groups transposed filter gradient", ConvParams(2).set_groups(2).set_padding(1), Shape{2, 80, 6, 7},
+         Shape{16, 40, 3, 3}},
         {"conv1d long", ConvParams(1).set_padding(2).set_stride(2), Shape{2, 6, testing::gpu_or_emulated(2000, 301)},
          Shape{10, 6, 5}},
         {"conv3d", ConvParams(3).set_padding(1).set_stride({1, 2, 1}), Shape{1, 4, 5, 7, 6}, Shape{6, 4, 3, 3, 3}},
-        {"conv2d 1x1 deep", ConvParams(2), Shape{1, testing::gpu_or_emulated(512, 96), 3, 3}, Shape{16, testing::gpu_or_emulated(512, 96), 1, 1}},
+        {"conv2d 1x1 deep", ConvParams(2), Shape{1, testing::gpu_or_emulated(512, 96), 3, 3},
+         Shape{16, testing::gpu_or_emulated(512, 96), 1, 1}},
     };
 }
 
@@ -218,9 +222,9 @@ TEST(CudaTiledPlan, StridedBackwardDataComputesOnlyTheTapsOfEachPhase) {
 }
 
 // A GEMM of at most 64 columns runs the 128 x 64 tile (the wide one would leave half its
-// columns idle), a wider one the 128 x 128 tile; float64 always the narrow one (its 64
-// accumulators a thread would not fit the wide tile's registers). The splits count the tiles of
-// the width chosen.
+// columns idle), a wider one the 128 x 128 tile unless its tiles are too few to fill the GPU
+// even split; float64 always the narrow one (its 64 accumulators a thread would not fit the wide
+// tile's registers). The splits count the tiles of the width chosen.
 TEST(CudaTiledPlan, ColumnWidthFollowsTheGemmAndTheDtype) {
     using kernels::TiledConvPass;
     const auto forward = [](std::int64_t out_channels, DType dtype) {
@@ -242,6 +246,34 @@ TEST(CudaTiledPlan, ColumnWidthFollowsTheGemmAndTheDtype) {
         kernels::conv_tiled_plan(layer4, TiledConvPass::Forward, DType::Float32).launches.front();
     EXPECT_EQ(l.tile_n, 128);
     EXPECT_EQ(l.splits, 6);
+    // WaveNet's filter gradient: dw 128 x 128 over 32768 positions is one wide tile, 64 blocks
+    // even split 64 ways; the narrow tile gives two tiles, 128 blocks.
+    const detail::ConvGeometry wavenet =
+        detail::conv_geometry("conv", Shape{8, 64, 4096}, Shape{128, 64, 2}, ConvParams(1));
+    const kernels::TiledGemmLaunch f =
+        kernels::conv_tiled_plan(wavenet, TiledConvPass::BackwardFilter, DType::Float32).launches.front();
+    EXPECT_EQ(f.tile_n, 64);
+    EXPECT_EQ(f.splits, 64);
+}
+
+// Backward-filter runs as dw^T = x-patches^T · dy where that wastes fewer tile elements: a filter
+// of 64 output channels (ResNet's layer1) puts them in the 64 columns of the narrow tile instead
+// of half of a 128-row tile; 256 of them stay dw = dy^T · x-patches.
+TEST(CudaTiledPlan, FilterGradientOfFewOutputChannelsRunsTransposed) {
+    const auto filter_launch = [](std::int64_t out_channels) {
+        const detail::ConvGeometry g = detail::conv_geometry(
+            "conv", Shape{32, 64, 56, 56}, Shape{out_channels, 64, 3, 3}, ConvParams(2).set_padding(1));
+        return kernels::conv_tiled_plan(g, kernels::TiledConvPass::BackwardFilter, DType::Float32).launches.front();
+    };
+    const kernels::TiledGemmLaunch few = filter_launch(64);
+    EXPECT_TRUE(few.transposed);
+    EXPECT_EQ(few.m, 64 * 9);
+    EXPECT_EQ(few.n, 64);
+    EXPECT_EQ(few.tile_n, 64);
+    const kernels::TiledGemmLaunch many = filter_launch(256);
+    EXPECT_FALSE(many.transposed);
+    EXPECT_EQ(many.m, 256);
+    EXPECT_EQ(many.n, 64 * 9);
 }
 
 // The phase gather divides by multiply-shift (kernels/fast_division.h): exact for every dividend
