@@ -38,6 +38,21 @@ __global__ void permute_channels_kernel(const T* source, T* destination, detail:
         }
     }
 }
+
+// One thread per destination element: (channel c of its group's in_per_group, reversed tap, output
+// channel k of the group), read from the source's [group·out_per_group + k][c][taps - 1 - tap].
+template <typename T>
+__global__ void backward_data_conv_weight_kernel(const T* source, T* destination, std::int64_t groups,
+                                                 std::int64_t out_per_group, std::int64_t in_per_group,
+                                                 std::int64_t taps) {
+    const std::int64_t count = groups * out_per_group * in_per_group * taps;
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) {
+        const std::int64_t k = i % out_per_group, row = i / out_per_group;
+        const std::int64_t tap = row % taps, channel = row / taps;
+        const std::int64_t group = channel / in_per_group, c = channel % in_per_group;
+        destination[i] = source[((group * out_per_group + k) * in_per_group + c) * taps + (taps - 1 - tap)];
+    }
+}
 }  // namespace
 
 void fill_constant(void* data, DType dtype, std::int64_t count, double value, Stream stream) {
@@ -81,6 +96,21 @@ void permute_channels(const void* source, void* destination, DType dtype, std::i
         using T = decltype(zero);
         launch<permute_channels_kernel<T>>({grid_for(count), kThreadsPerBlock}, s, static_cast<const T*>(source),
                                            static_cast<T*>(destination), g, to_channels_last);
+    });
+}
+
+void backward_data_conv_weight(const void* source, void* destination, DType dtype, std::int64_t groups,
+                               std::int64_t out_per_group, std::int64_t in_per_group, std::int64_t taps,
+                               Stream stream) {
+    const std::int64_t count = groups * out_per_group * in_per_group * taps;
+    if (count == 0) return;
+    detail::CudaDeviceGuard guard(stream.device);
+    const cudaStream_t s = detail::to_cuda(stream);
+    dispatch_all_types(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        launch<backward_data_conv_weight_kernel<T>>({grid_for(count), kThreadsPerBlock}, s,
+                                                    static_cast<const T*>(source), static_cast<T*>(destination), groups,
+                                                    out_per_group, in_per_group, taps);
     });
 }
 

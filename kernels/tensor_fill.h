@@ -16,5 +16,12 @@ void convert(const void* source, DType source_dtype, void* destination, DType de
 // (backend_api/layout_math.h); a bit copy, whatever the dtype.
 void permute_channels(const void* source, void* destination, DType dtype, std::int64_t batch, std::int64_t channels,
                       std::int64_t spatial, bool to_channels_last, Stream stream);
+// A convolution's weight [groups * out_per_group, in_per_group, taps] (convkit's order) as the
+// weight of the convolution that computes its backward-data at stride 1 as a forward over dy,
+// channels-last (KRSC): [groups * in_per_group, taps, out_per_group], each group's input and output
+// channels swapped and the taps reversed (reversing the flat tap index flips every spatial dim).
+// A bit copy, whatever the dtype.
+void backward_data_conv_weight(const void* source, void* destination, DType dtype, std::int64_t groups,
+                               std::int64_t out_per_group, std::int64_t in_per_group, std::int64_t taps, Stream stream);
 
 CONVKIT_KERNELS_END

@@ -2,11 +2,13 @@
 // kernels/conv_wgmma.cu, sm_90a) through the registry and the public ops on a CUDA device (label
 // gpu): an H100/H200, or the emulated device, which reports compute capability 9.0. It is not the
 // default policy's choice for any pass; named, the public forward runs on it with bias and the
-// fused residual and ReLU, against the same op on float64 host tensors; the passes it does not
-// implement are refused when named, and so are float32, contiguous activations and channels off
-// the 16-byte vector, each with its reason. Elsewhere (no device of compute capability 9.0) the
-// tests that run it skip. The kernel itself: tests/emu/test_emu_wgmma.cpp; the sweep of every
-// variant: test_variant_sweep.cpp.
+// fused residual and ReLU, and backward-data at stride 1 (a forward over dy with the weight
+// kernels::backward_data_conv_weight makes: the kernel against a host loop) with its transposed
+// convolution's bias and epilogue, against the same ops on float64 host tensors; the passes and
+// problems it does not run are refused when named, each with its reason (float32, contiguous
+// activations, channels off the 16-byte vector, a strided or over-padded backward-data). Elsewhere
+// (no device of compute capability 9.0) the tests that run it skip. The kernel itself:
+// tests/emu/test_emu_wgmma.cpp; the sweep of every variant: test_variant_sweep.cpp.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -16,6 +18,7 @@
 #include "convkit/ops/activation.h"
 #include "convkit/ops/conv.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/tensor_fill.h"
 #include "test_util.h"
 #include "tolerances.h"
 #include "variant_runner.h"
@@ -47,7 +50,7 @@ std::string reason_of(const detail::ConvProblem& p, ConvPass pass) {
 }
 
 // The default policy keeps cuda.igemm for the 16-bit channels-last problems both run, pass by
-// pass; cuda.wgmma supports the forward only.
+// pass.
 TEST_F(CudaWgmmaConv, IsNotTheDefaultChoice) {
     const BackendGuard cuda(Backend::Cuda);
     const VariantGuard nothing_named;
@@ -65,7 +68,7 @@ TEST_F(CudaWgmmaConv, IsNotTheDefaultChoice) {
 }
 
 // Named: the public forward with bias, residual and ReLU (fused by the variant) against the
-// float64 host op; a backward pass named for it is refused with the reason.
+// float64 host op; the backward passes it does not implement are refused with the reason.
 TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndOtherPassesAreRefused) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1).set_stride(2).set_groups(2);
@@ -87,8 +90,96 @@ TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndOtherPassesAreRefused) {
     EXPECT_LT(testing::relative_error(back, expected), testing::kBfloat16VsFloat64Tolerance);
 
     const detail::ConvProblem p = problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast);
-    for (ConvPass pass : {ConvPass::BackwardData, ConvPass::BackwardFilter, ConvPass::BackwardBias}) {
+    for (ConvPass pass : {ConvPass::BackwardFilter, ConvPass::BackwardBias}) {
         EXPECT_NE(reason_of(p, pass).find("does not implement it"), std::string::npos) << reason_of(p, pass);
+    }
+    // This convolution has stride 2: its backward-data has phases the forward kernel cannot write.
+    EXPECT_NE(reason_of(p, ConvPass::BackwardData).find("stride 1 only"), std::string::npos)
+        << reason_of(p, ConvPass::BackwardData);
+}
+
+// The backward-data weight: per group, [out, in, kd, kh, kw] becomes [in, kd, kh, kw, out] with
+// every spatial dim flipped. The kernel (a reversed flat tap index) against a loop that flips each
+// dim, every element size, into a NaN-filled buffer.
+TEST_F(CudaWgmmaConv, BackwardDataWeightSwapsEachGroupsChannelsAndFlipsEveryTap) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Case {
+        std::int64_t groups, out_per_group, in_per_group, kd, kh, kw;
+    };
+    for (const Case& c :
+         {Case{1, 3, 5, 1, 1, 1}, Case{2, 4, 3, 1, 3, 2}, Case{3, 2, 8, 2, 3, 3}, Case{1, 16, 8, 1, 1, 7}}) {
+        const std::int64_t taps = c.kd * c.kh * c.kw;
+        const Shape shape{c.groups * c.out_per_group, c.in_per_group, taps};
+        for (DType dtype : {DType::BFloat16, DType::Float16, DType::Float32, DType::Float64}) {
+            SCOPED_TRACE(std::string(dtype_name(dtype)) + " groups " + std::to_string(c.groups));
+            const Tensor w = testing::small_integer_tensor(shape, rng(), 100).to(dtype);
+            const Tensor w64 = w.to(DType::Float64);
+            Tensor expected = Tensor::zeros(Shape{c.groups * c.in_per_group, taps, c.out_per_group}, DType::Float64);
+            for (std::int64_t g = 0; g < c.groups; ++g) {
+                for (std::int64_t k = 0; k < c.out_per_group; ++k) {
+                    for (std::int64_t ci = 0; ci < c.in_per_group; ++ci) {
+                        for (std::int64_t d = 0; d < c.kd; ++d) {
+                            for (std::int64_t h = 0; h < c.kh; ++h) {
+                                for (std::int64_t x = 0; x < c.kw; ++x) {
+                                    const std::int64_t tap = (d * c.kh + h) * c.kw + x;
+                                    const std::int64_t flipped =
+                                        ((c.kd - 1 - d) * c.kh + (c.kh - 1 - h)) * c.kw + (c.kw - 1 - x);
+                                    expected.data<
+                                        double>()[((g * c.in_per_group + ci) * taps + flipped) * c.out_per_group + k] =
+                                        w64.data<double>()[((g * c.out_per_group + k) * c.in_per_group + ci) * taps +
+                                                           tap];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Tensor got = testing::nan_tensor(expected.shape(), dtype, Device::cuda());
+            kernels::backward_data_conv_weight(w.to(Device::cuda()).raw_data(), got.raw_data(), dtype, c.groups,
+                                               c.out_per_group, c.in_per_group, taps, current_stream(0));
+            EXPECT_TRUE(testing::exactly_equal(got.to(DType::Float64), expected));
+        }
+    }
+}
+
+// Named: backward-data at stride 1 as the transposed convolution's forward (its bias, residual and
+// ReLU fused) and as the convolution's gradient, 1-D to 3-D, with groups, dilation and padding
+// from none to the kernel's reach, against the float64 host ops.
+TEST_F(CudaWgmmaConv, NamedBackwardDataAtStrideOneMatchesTheReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Case {
+        const char* label;
+        ConvParams params;
+        Shape dy, w;
+    };
+    const std::vector<Case> cases = {
+        {"2d 3x3 same groups 2", ConvParams(2).set_padding(1).set_groups(2), Shape{2, 32, 7, 6}, Shape{32, 8, 3, 3}},
+        {"2d 1x1", ConvParams(2), Shape{1, 16, 5, 9}, Shape{16, 24, 1, 1}},
+        {"1d k5 dilation 2 padding 0", ConvParams(1).set_dilation(2), Shape{2, 8, 11}, Shape{8, 16, 5}},
+        {"3d 3x3x3 padding 2 (full)", ConvParams(3).set_padding(2), Shape{1, 8, 3, 4, 5}, Shape{8, 8, 3, 3, 3}},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.label);
+        const Tensor dy = testing::random_exact_in(DType::BFloat16, c.dy, rng);
+        const Tensor w = testing::random_exact_in(DType::BFloat16, c.w, rng);
+        const Shape x_shape = detail::conv_transpose_geometry("conv_transpose", c.dy, c.w, c.params).input_shape();
+        const Tensor b = testing::random_exact_in(DType::BFloat16, Shape{x_shape[1]}, rng);
+        const Tensor residual = testing::random_exact_in(DType::BFloat16, x_shape, rng);
+        const auto on_cuda = [](const Tensor& t) {
+            return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+        };
+        const auto weight = [](const Tensor& t) { return t.to(DType::BFloat16).to(Device::cuda()); };
+        const Tensor expected = relu(conv_transpose_forward(dy, w, b, c.params, {residual, false}));
+        const Tensor expected_gradient = conv_backward_data(dy, w, x_shape, c.params);
+        Tensor got, gradient;
+        {
+            const VariantGuard guard("cuda.wgmma");
+            got = conv_transpose_forward(on_cuda(dy), weight(w), weight(b), c.params, {on_cuda(residual), true});
+            gradient = conv_backward_data(on_cuda(dy), weight(w), x_shape, c.params);
+        }
+        const auto back = [](const Tensor& t) { return t.to(Device::host()).to(DType::Float64).contiguous(); };
+        EXPECT_LT(testing::relative_error(back(got), expected), testing::kBfloat16VsFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(back(gradient), expected_gradient), testing::kBfloat16VsFloat64Tolerance);
     }
 }
 
@@ -112,6 +203,24 @@ TEST_F(CudaWgmmaConv, RefusesWithTheReason) {
                                    DType::BFloat16, MemoryFormat::ChannelsLast),
                         ConvPass::Forward)
                   .find("zeros padding"),
+              std::string::npos);
+}
+
+// Backward-data's own refusals: a stride (its phases), and padding past the kernel's reach (the
+// forward over dy would need negative padding).
+TEST_F(CudaWgmmaConv, RefusesBackwardDataItCannotRunAsAForward) {
+    const Shape x{2, 16, 8, 8}, w{16, 16, 3, 3};
+    EXPECT_EQ(reason_of(problem_of(x, w, ConvParams(2).set_padding(2), DType::BFloat16, MemoryFormat::ChannelsLast),
+                        ConvPass::BackwardData),
+              "");
+    EXPECT_NE(reason_of(problem_of(x, w, ConvParams(2).set_padding(1).set_stride({1, 2}), DType::BFloat16,
+                                   MemoryFormat::ChannelsLast),
+                        ConvPass::BackwardData)
+                  .find("stride 1 only"),
+              std::string::npos);
+    EXPECT_NE(reason_of(problem_of(x, w, ConvParams(2).set_padding(3), DType::BFloat16, MemoryFormat::ChannelsLast),
+                        ConvPass::BackwardData)
+                  .find("padding up to the kernel's reach"),
               std::string::npos);
 }
 
