@@ -15,7 +15,8 @@ The suite lines are read from bench/kernel/bench_suites.cpp, so they stay the be
 schedules (tile, blocks, splits, phases) follow the launchers' rules: kernels/conv_igemm.cu
 (default_tile, plan_launch, backward_data_launches), kernels/conv_igemm_support.cuh
 (default_splits), kernels/conv_igemm_filter.cu (backward-filter splits, tile chosen from the
-forward's GEMM), kernels/conv_tiled.cu (tile_columns, split_plan, per-phase backward-data).
+forward's GEMM), kernels/conv_tiled.cu (tile_columns, tile_width, split_plan, per-phase
+backward-data, conv_tiled_plan's backward-filter orientation by tile_area).
 """
 import argparse
 import math
@@ -45,8 +46,9 @@ KERNEL_FLOOR_US = 3.0
 # for barriers, latency and the epilogue: wide 0.70 / 0.64 / 0.58 / 0.63, narrow 0.56 / 0.52 /
 # 0.50 / 0.57 (fwd / bwd_data / phase / bwd_filter). The 128 x 64 design before it had loop shares
 # of 0.31 / 0.19 / 0.41 / 0.29, so the 0.40 (gather passes) and 0.50 (phase) this model used for it
-# were above that kernel's own issue bound, the gather passes' by far. Bytes at the full 3.35 TB/s;
-# 2 us between launches.
+# were above that kernel's own issue bound, the gather passes' by far. A backward-filter run
+# transposed (conv_tiled_plan: dw^T = x-patches^T dy) takes "bwd_filter" at the width it runs:
+# the same two gathers, A's and B's roles swapped. Bytes at the full 3.35 TB/s; 2 us between launches.
 TILED_E = {
     ("fwd", 128): 0.56, ("bwd_data", 128): 0.51, ("phase", 128): 0.46, ("bwd_filter", 128): 0.50,
     ("fwd", 64): 0.45, ("bwd_data", 64): 0.42, ("phase", 64): 0.40, ("bwd_filter", 64): 0.46,
@@ -302,20 +304,41 @@ def filter_launch(dtype, g, cin_g, cout_g, tile, bytes_in, bytes_out):
                         bytes_in, bytes_out)
 
 
+# conv_tiled.cu's launch constants: split_plan splits a GEMM of fewer than kTargetBlocks tiles
+# into at most kMaxSplits slices of at least kMinStepsPerSplit 8-deep steps each, within
+# kMaxWorkspaceBytes of float32 slices.
+TILED_TARGET_BLOCKS, TILED_MAX_SPLITS, TILED_MIN_STEPS, TILED_WORKSPACE_BYTES = 264, 64, 16, 256 << 20
+
+
 def tiled_columns(n):
     """conv_tiled.cu tile_columns for float32: the wide tile above 64 columns, else the narrow one."""
     return 128 if n > 64 else 64
 
 
-def tiled_launch(m, n, k, groups, bytes_moved, kind):
-    """conv_tiled.cu split_plan and the per-launch model of "Strided backward-data per phase"."""
+def tiled_width(m, n, groups):
+    """conv_tiled.cu tile_width: tile_columns' choice, except that a wide choice whose tiles, split
+    kMaxSplits ways, are still fewer than kTargetBlocks blocks takes the narrow tile (twice the
+    tiles; WaveNet's 128 x 128 filter gradient: one wide tile, 64 blocks on 132 SMs)."""
     width = tiled_columns(n)
+    wide_tiles = ceil_div(m, 128) * ceil_div(n, 128) * groups
+    return 64 if width == 128 and wide_tiles * TILED_MAX_SPLITS < TILED_TARGET_BLOCKS else width
+
+
+def tiled_area(m, n, groups):
+    """conv_tiled.cu tile_area: the elements of the whole tiles a GEMM runs, at tile_width's width."""
+    width = tiled_width(m, n, groups)
+    return ceil_div(m, 128) * 128 * ceil_div(n, width) * width
+
+
+def tiled_launch(m, n, k, groups, bytes_moved, kind, transposed=False):
+    """conv_tiled.cu split_plan and the per-launch model of "Strided backward-data per phase"."""
+    width = tiled_width(m, n, groups)  # split_plan counts the tiles of the width tile_width chose
     tiles = ceil_div(m, 128) * ceil_div(n, width) * groups
     steps = ceil_div(max(k, 1), 8)
     splits = 1
-    if tiles < 264:
-        splits = max(1, min(min(ceil_div(264, tiles), steps // 16), 64))
-    while splits > 1 and splits * m * n * groups * 4 > 256 << 20:
+    if tiles < TILED_TARGET_BLOCKS:
+        splits = max(1, min(min(ceil_div(TILED_TARGET_BLOCKS, tiles), steps // TILED_MIN_STEPS), TILED_MAX_SPLITS))
+    while splits > 1 and splits * m * n * groups * 4 > TILED_WORKSPACE_BYTES:
         splits //= 2
     per_split = ceil_div(steps, splits)
     splits = ceil_div(steps, per_split)
@@ -324,7 +347,20 @@ def tiled_launch(m, n, k, groups, bytes_moved, kind):
     t = max(us(exec_flops / (TILED_E[(kind, width)] * PEAK_TFLOPS["f32"] * 1e12 * busy)), us(bytes_moved / BANDWIDTH))
     if splits > 1:  # the split-sum kernel's pass over the slices, after a launch gap
         t += TILED_GAP_US + us((splits + 1) * m * n * groups * 4 / BANDWIDTH)
-    return Launch("tiled", m, n, k, "128x%d" % width, tiles, splits, exec_flops, t)
+    return Launch("tiled", m, n, k, "128x%d" % width, tiles, splits, exec_flops, t, "transposed" if transposed else "")
+
+
+def tiled_filter_launch(g, bytes_moved):
+    """conv_tiled.cu conv_tiled_plan's backward-filter: dw = dy^T · x-patches (m = K/g, n = C/g ·
+    taps), or transposed, dw^T = x-patches^T · dy (m = C/g · taps, n = K/g), where the transposed
+    GEMM's tile_area is strictly smaller. Both read the same two factors with the roles swapped,
+    so the transposed one takes the backward-filter efficiency of the width it runs."""
+    cin_g, cout_g = g.cin // g.groups, g.cout // g.groups
+    k = g.batch * g.out_positions
+    normal, transposed = (cout_g, cin_g * g.taps), (cin_g * g.taps, cout_g)
+    if tiled_area(*transposed, g.groups) < tiled_area(*normal, g.groups):
+        return tiled_launch(*transposed, k, g.groups, bytes_moved, "bwd_filter", transposed=True)
+    return tiled_launch(*normal, k, g.groups, bytes_moved, "bwd_filter")
 
 
 def tiled_pass(g, direction):
@@ -333,8 +369,7 @@ def tiled_pass(g, direction):
     if direction == "fwd":
         return [tiled_launch(g.batch * g.out_positions, cout_g, cin_g * g.taps, g.groups, 4 * (x + w + y), "fwd")]
     if direction == "bwd_filter":
-        return [tiled_launch(cout_g, cin_g * g.taps, g.batch * g.out_positions, g.groups, 4 * (x + w + y),
-                             "bwd_filter")]
+        return [tiled_filter_launch(g, 4 * (x + w + y))]
     if all(s == 1 for s in g.stride):  # dense gather at stride 1
         return [tiled_launch(g.batch * g.in_positions, cin_g, cout_g * g.taps, g.groups, 4 * (x + w + y),
                              "bwd_data")]
@@ -395,7 +430,8 @@ def predict(suite, dtype, quick_only, source):
 
 def gemm_text(launches):
     first = launches[0]
-    text = "%d×%d×%d" % (first.m, first.n, first.k)
+    # ᵀ: cuda.tiled's backward-filter run transposed (M = C/g · taps, N = K/g).
+    text = "%d×%d×%d%s" % (first.m, first.n, first.k, "ᵀ" if first.note == "transposed" else "")
     same = all((l.m, l.n, l.k) == (first.m, first.n, first.k) for l in launches)
     if len(launches) > 1:
         text += " ×%d" % len(launches) if same else " +%d phases" % (len(launches) - 1)
@@ -453,7 +489,28 @@ def check():
         ("igemm layer4 1x1 2048>512 split 3", igemm_launch("bf16", 1568, 512, 2048, 1, 0, 0).time_us, 19),
         ("igemm layer3 3x3 unsplit (392 blocks)", igemm_launch("bf16", 6272, 256, 2304, 1, 0, 0).time_us, 40),
     ]
+    # cuda.tiled's backward-filter plans for the geometries of tests/test_cuda_tiled_conv.cpp's CudaTiledPlan
+    # tests (M, N, tile and orientation as those tests expect of conv_tiled_plan; splits by split_plan's rule):
+    # (what, (M, N, tile, splits, transposed) predicted, expected).
+    def filter_plan(line):
+        l = tiled_pass(Geometry(line), "bwd_filter")[0]
+        return l.m, l.n, l.tile, l.splits, l.note == "transposed"
+    plans = [
+        # tile_width: one wide 128 x 128 tile split 64 ways is 64 blocks (< 264): the narrow tile, 2 x 64.
+        ("tiled WaveNet filter narrow tile", filter_plan("conv1d in=8x64x4096 w=128x64x2"),
+         (128, 128, "128x64", 64, False)),
+        # conv_tiled_plan: 64 output channels run transposed (the 64 columns of the narrow tile, not
+        # half of a 128-row tile); 256 stay dw = dy^T x-patches (equal tile areas: not strictly smaller).
+        ("tiled filter 64 channels transposed", filter_plan("conv2d in=32x64x56x56 w=64x64x3x3 p1"),
+         (576, 64, "128x64", 53, True)),
+        ("tiled filter 256 channels normal", filter_plan("conv2d in=32x64x56x56 w=256x64x3x3 p1"),
+         (256, 576, "128x128", 27, False)),
+    ]
     failed = 0
+    for what, predicted, expected in plans:
+        ok = predicted == expected
+        failed += not ok
+        print("%-40s predicted %s, expected %s %s" % (what, predicted, expected, "ok" if ok else "DIFFERS"))
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel", "bench_suites.cpp")
     for suite in ("conv1d", "conv3d"):  # the suites still parse, and --quick keeps some of each
         lines = suite_lines(suite, source)
@@ -500,8 +557,9 @@ def main():
                     for d in DIRECTIONS:
                         for l in r["passes"][d]["launches"]:
                             print("  line %d %s %s: %s m=%d n=%d k=%d tile %s blocks %d splits %d exec %.2f GFLOP "
-                                  "%.1f us" % (r["n"], d, r["passes"][d]["variant"], l.kind, l.m, l.n, l.k, l.tile,
-                                               l.blocks, l.splits, l.exec_flops / 1e9, l.time_us))
+                                  "%.1f us%s" % (r["n"], d, r["passes"][d]["variant"], l.kind, l.m, l.n, l.k, l.tile,
+                                                 l.blocks, l.splits, l.exec_flops / 1e9, l.time_us,
+                                                 " " + l.note if l.note else ""))
             medians.append((suite, dtype, median_ratio(rows, True), median_ratio(rows, False)))
     # The last column: how much slower than its model cuDNN would have to be for the quick median to reach 1.5.
     print("\n| suite | dtype | predicted median cuDNN÷convkit, --quick lines | all lines | target "
