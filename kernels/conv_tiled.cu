@@ -250,10 +250,17 @@ struct BackwardDataTensors {
     T* dx;
 };
 
-// What both backward-data operands share: B[k, n] = the weight of output channel k / taps, input
-// channel n, the tap of k (BCol n · taps, BRow the rest of the offset), and the store into dx.
+// What both backward-data operands share: A's element, dy at a row's position less a tap's
+// reach (zero outside dy); B[k, n] = the weight of output channel k / taps, input channel n, the
+// tap of k (BCol n · taps, BRow the rest of the offset); and the store into dx.
 template <typename T>
 struct BackwardDataStore {
+    __device__ static T a(const ConvIndex& c, const BackwardDataTensors<T>& t, const PatchRow& r,
+                          const TapColumn& reach) {
+        const int d = r.d - reach.d, h = r.h - reach.h, col = r.w - reach.w;
+        if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
+        return t.dy[r.base + reach.offset + (d * c.output.h + h) * c.output.w + col];
+    }
     __device__ static int b_col(const ConvIndex& c, int n) { return n < c.in_group ? n * c.taps : -1; }
     __device__ static int b_row(const ConvIndex& c, int out_channel, int tap, int group) {
         return (group * c.out_group + out_channel) * c.in_group * c.taps + tap;
@@ -293,11 +300,7 @@ struct BackwardDataOperands {
         const Position t = split_position(k - channel * c.taps, c.kernel_taps);
         return {channel * c.out_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
     }
-    __device__ T a(const Row& r, const ACol& t) const {
-        const int d = r.d - t.d, h = r.h - t.h, col = r.w - t.w;
-        if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
-        return tensors.dy[r.base + t.offset + (d * c.output.h + h) * c.output.w + col];
-    }
+    __device__ T a(const Row& r, const ACol& t) const { return Store::a(c, tensors, r, t); }
     __device__ BCol b_col(int n, int /*group*/) const { return Store::b_col(c, n); }
     __device__ BRow b_row(int k, int group) const {
         const int out_channel = c.kernel_taps.count.divide(k);
@@ -349,11 +352,7 @@ struct BackwardDataPhaseOperands {
         const Position u = split_position(k - channel * p.taps.size.size(), p.taps);
         return {channel * c.out_spatial, u.d * p.offset_step.d, u.h * p.offset_step.h, u.w * p.offset_step.w};
     }
-    __device__ T a(const Row& r, const ACol& u) const {
-        const int d = r.d - u.d, h = r.h - u.h, col = r.w - u.w;
-        if (!inside(d, c.output.d) || !inside(h, c.output.h) || !inside(col, c.output.w)) return T(0);
-        return tensors.dy[r.base + u.offset + (d * c.output.h + h) * c.output.w + col];
-    }
+    __device__ T a(const Row& r, const ACol& u) const { return Store::a(c, tensors, r, u); }
     __device__ BCol b_col(int n, int /*group*/) const { return Store::b_col(c, n); }
     __device__ BRow b_row(int k, int group) const {
         const int out_channel = p.taps.count.divide(k);
