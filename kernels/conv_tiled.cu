@@ -28,6 +28,7 @@
 #include <limits>
 #include <numeric>
 #include <string>
+#include <type_traits>
 
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_phase.h"
@@ -166,6 +167,14 @@ __device__ inline void store_activation(T* out, const T* bias, int row, int spat
     out[row + channel * spatial] = bias != nullptr ? value + bias[channel] : value;
 }
 
+// A pointwise row (a 1x1 kernel at stride 1 without padding: input and output positions are the
+// same): the offset of (image, first_channel, position) in an [N, channels, spatial] activation for
+// row m = image · spatial + position, -1 past the last row.
+__device__ inline int pointwise_row(int m, int rows, const FastDivisor& spatial, int channels, int first_channel) {
+    const int row = activation_row(m, rows, spatial, channels);
+    return row < 0 ? -1 : row + first_channel * spatial.divisor();
+}
+
 // ---- the three passes as operands -------------------------------------------------------------
 // The GEMM's element (m, k) of A and (k, n) of B are gathered from the tensors (zero where a tap
 // falls in the padding); what depends on one index is worked out once for it (a thread loads
@@ -195,7 +204,9 @@ struct PatchRow {
 };
 
 // Forward: A = x-patches [n·P, C/g·taps] (k = channel · taps + tap, the weight's order), B = w^T.
-template <typename T>
+// Pointwise (a 1x1 kernel at stride 1 without padding, conv_tiled_plan's `pointwise`): A is x
+// itself, [n·S, C/g], its rows one offset each and every element in range.
+template <typename T, bool Pointwise = false>
 struct ForwardOperands {
     ConvIndex c;
     const T* x;
@@ -204,29 +215,43 @@ struct ForwardOperands {
     T* y;
     static constexpr bool kAAlongK = false;
 
-    using Row = PatchRow;  // d, h, w: the window's first input coordinate (may be in the padding)
-    using ACol = TapColumn;
+    // General: d, h, w the window's first input coordinate (may be in the padding). Pointwise: x's
+    // offset of (image, the group's first channel, position), -1 past the last row.
+    using Row = std::conditional_t<Pointwise, int, PatchRow>;
+    using ACol = std::conditional_t<Pointwise, int, TapColumn>;  // pointwise: the channel's offset
     using BRow = int;  // k
     using BCol = int;  // w's offset of the output channel's row, -1 past the last
     __host__ __device__ GemmSize size() const {
         return {c.batch * c.out_spatial, c.out_group, c.in_group * c.taps};
     }
     __device__ Row row(int m, int group) const {
-        if (m >= c.batch * c.out_spatial) return {};
-        const int image = c.outputs.count.divide(m);
-        const Position o = split_position(m - image * c.out_spatial, c.outputs);
-        return {(image * c.in_channels + group * c.in_group) * c.in_spatial, o.d * c.stride.d - c.pad.d,
-                o.h * c.stride.h - c.pad.h, o.w * c.stride.w - c.pad.w};
+        if constexpr (Pointwise) {
+            return pointwise_row(m, c.batch * c.out_spatial, c.outputs.count, c.in_channels, group * c.in_group);
+        } else {
+            if (m >= c.batch * c.out_spatial) return {};
+            const int image = c.outputs.count.divide(m);
+            const Position o = split_position(m - image * c.out_spatial, c.outputs);
+            return {(image * c.in_channels + group * c.in_group) * c.in_spatial, o.d * c.stride.d - c.pad.d,
+                    o.h * c.stride.h - c.pad.h, o.w * c.stride.w - c.pad.w};
+        }
     }
     __device__ ACol a_col(int k) const {
-        const int channel = c.kernel_taps.count.divide(k);
-        const Position t = split_position(k - channel * c.taps, c.kernel_taps);
-        return {channel * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+        if constexpr (Pointwise) {
+            return k * c.in_spatial;
+        } else {
+            const int channel = c.kernel_taps.count.divide(k);
+            const Position t = split_position(k - channel * c.taps, c.kernel_taps);
+            return {channel * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+        }
     }
     __device__ T a(const Row& r, const ACol& t) const {
-        const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
-        if (!inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
-        return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
+        if constexpr (Pointwise) {
+            return r < 0 ? T(0) : x[r + t];
+        } else {
+            const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
+            if (!inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
+            return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
+        }
     }
     __device__ BCol b_col(int n, int group) const {
         return n < c.out_group ? (group * c.out_group + n) * (c.in_group * c.taps) : -1;
@@ -274,37 +299,58 @@ struct BackwardDataStore {
 
 // Backward-data at stride 1 (a stride runs per phase, below): A = dy-patches [n·I, K/g·taps]
 // (k = output channel · taps + tap). Tap t of input position i reads dy at i + pad - t·dilation.
-template <typename T>
+// Pointwise (1x1, no padding): A is dy itself, [n·S, K/g].
+template <typename T, bool Pointwise = false>
 struct BackwardDataOperands {
     ConvIndex c;
     BackwardDataTensors<T> tensors;
     static constexpr bool kAAlongK = false;
     using Store = BackwardDataStore<T>;
 
-    using Row = PatchRow;  // d, h, w: the input position, counted from the start of the padding
-    using ACol = TapColumn;
+    // General: d, h, w the input position, counted from the start of the padding. Pointwise: dy's
+    // offset of (image, the group's first output channel, position), -1 past the last row.
+    using Row = std::conditional_t<Pointwise, int, PatchRow>;
+    using ACol = std::conditional_t<Pointwise, int, TapColumn>;  // pointwise: the channel's offset
     using BRow = int;
     using BCol = int;
     __host__ __device__ GemmSize size() const {
         return {c.batch * c.in_spatial, c.in_group, c.out_group * c.taps};
     }
     __device__ Row row(int m, int group) const {
-        if (m >= c.batch * c.in_spatial) return {};
-        const int image = c.inputs.count.divide(m);
-        const Position i = split_position(m - image * c.in_spatial, c.inputs);
-        return {(image * c.out_channels + group * c.out_group) * c.out_spatial, i.d + c.pad.d, i.h + c.pad.h,
-                i.w + c.pad.w};
+        if constexpr (Pointwise) {
+            return pointwise_row(m, c.batch * c.in_spatial, c.inputs.count, c.out_channels, group * c.out_group);
+        } else {
+            if (m >= c.batch * c.in_spatial) return {};
+            const int image = c.inputs.count.divide(m);
+            const Position i = split_position(m - image * c.in_spatial, c.inputs);
+            return {(image * c.out_channels + group * c.out_group) * c.out_spatial, i.d + c.pad.d, i.h + c.pad.h,
+                    i.w + c.pad.w};
+        }
     }
     __device__ ACol a_col(int k) const {
-        const int channel = c.kernel_taps.count.divide(k);
-        const Position t = split_position(k - channel * c.taps, c.kernel_taps);
-        return {channel * c.out_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+        if constexpr (Pointwise) {
+            return k * c.out_spatial;
+        } else {
+            const int channel = c.kernel_taps.count.divide(k);
+            const Position t = split_position(k - channel * c.taps, c.kernel_taps);
+            return {channel * c.out_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+        }
     }
-    __device__ T a(const Row& r, const ACol& t) const { return Store::a(c, tensors, r, t); }
+    __device__ T a(const Row& r, const ACol& t) const {
+        if constexpr (Pointwise) {
+            return r < 0 ? T(0) : tensors.dy[r + t];
+        } else {
+            return Store::a(c, tensors, r, t);
+        }
+    }
     __device__ BCol b_col(int n, int /*group*/) const { return Store::b_col(c, n); }
     __device__ BRow b_row(int k, int group) const {
-        const int out_channel = c.kernel_taps.count.divide(k);
-        return Store::b_row(c, out_channel, k - out_channel * c.taps, group);
+        if constexpr (Pointwise) {
+            return Store::b_row(c, k, 0, group);
+        } else {
+            const int out_channel = c.kernel_taps.count.divide(k);
+            return Store::b_row(c, out_channel, k - out_channel * c.taps, group);
+        }
     }
     __device__ T b(BRow row, BCol col) const { return Store::b(tensors, row, col); }
     __device__ int out_row(int m, int /*group*/) const {
@@ -394,34 +440,54 @@ struct DyFactor {
     }
 };
 
+// Pointwise (1x1, stride 1, no padding): a patch row is x's channel offset, a window x's offset of
+// (image, channel 0, position), every element in range.
+template <bool Pointwise>
 struct PatchFactor {
+    using Column = std::conditional_t<Pointwise, int, TapColumn>;
+    using Window = std::conditional_t<Pointwise, int, PatchRow>;
     // Patch row n = channel · taps + tap of `group`: the channel's offset in x and the tap's reach
     // per dim; offset -1 past the last.
-    __device__ static TapColumn tap(const ConvIndex& c, int n, int group) {
-        if (n >= c.in_group * c.taps) return {-1, 0, 0, 0};
-        const int channel = c.kernel_taps.count.divide(n);
-        const Position t = split_position(n - channel * c.taps, c.kernel_taps);
-        return {(group * c.in_group + channel) * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h,
-                t.w * c.dilation.w};
+    __device__ static Column tap(const ConvIndex& c, int n, int group) {
+        if constexpr (Pointwise) {
+            return n < c.in_group ? (group * c.in_group + n) * c.in_spatial : -1;
+        } else {
+            if (n >= c.in_group * c.taps) return {-1, 0, 0, 0};
+            const int channel = c.kernel_taps.count.divide(n);
+            const Position t = split_position(n - channel * c.taps, c.kernel_taps);
+            return {(group * c.in_group + channel) * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h,
+                    t.w * c.dilation.w};
+        }
     }
     // Reduction index k: x's offset of (image, channel 0) and the window's first coordinate.
-    __device__ static PatchRow window(const ConvIndex& c, int k) {
-        const int image = c.outputs.count.divide(k);
-        const Position o = split_position(k - image * c.out_spatial, c.outputs);
-        return {image * c.in_channels * c.in_spatial, o.d * c.stride.d - c.pad.d, o.h * c.stride.h - c.pad.h,
-                o.w * c.stride.w - c.pad.w};
+    __device__ static Window window(const ConvIndex& c, int k) {
+        if constexpr (Pointwise) {
+            return activation_row(k, c.batch * c.out_spatial, c.outputs.count, c.in_channels);
+        } else {
+            const int image = c.outputs.count.divide(k);
+            const Position o = split_position(k - image * c.out_spatial, c.outputs);
+            return {image * c.in_channels * c.in_spatial, o.d * c.stride.d - c.pad.d, o.h * c.stride.h - c.pad.h,
+                    o.w * c.stride.w - c.pad.w};
+        }
     }
     template <typename T>
-    __device__ static T at(const ConvIndex& c, const T* x, const PatchRow& r, const TapColumn& t) {
-        const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
-        if (t.offset < 0 || !inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) return T(0);
-        return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
+    __device__ static T at(const ConvIndex& c, const T* x, const Window& r, const Column& t) {
+        if constexpr (Pointwise) {
+            return t < 0 ? T(0) : x[r + t];
+        } else {
+            const int d = r.d + t.d, h = r.h + t.h, col = r.w + t.w;
+            if (t.offset < 0 || !inside(d, c.input.d) || !inside(h, c.input.h) || !inside(col, c.input.w)) {
+                return T(0);
+            }
+            return x[r.base + t.offset + (d * c.input.h + h) * c.input.w + col];
+        }
     }
 };
 
 // Backward-filter: A = dy^T [K/g, n·P], B = x-patches [n·P, C/g·taps]: dw's rows are the GEMM's.
-template <typename T>
+template <typename T, bool Pointwise = false>
 struct BackwardFilterOperands {
+    using Patches = PatchFactor<Pointwise>;
     ConvIndex c;
     const T* dy;
     const T* x;
@@ -430,15 +496,15 @@ struct BackwardFilterOperands {
 
     using Row = int;         // DyFactor::channel
     using ACol = int;        // DyFactor::position
-    using BRow = PatchRow;   // PatchFactor::window
-    using BCol = TapColumn;  // PatchFactor::tap
+    using BRow = typename Patches::Window;
+    using BCol = typename Patches::Column;
     __host__ __device__ GemmSize size() const { return {c.out_group, c.in_group * c.taps, c.batch * c.out_spatial}; }
     __device__ Row row(int m, int group) const { return DyFactor::channel(c, m, group); }
     __device__ ACol a_col(int k) const { return DyFactor::position(c, k); }
     __device__ T a(Row r, ACol k) const { return DyFactor::at(dy, r, k); }
-    __device__ BCol b_col(int n, int group) const { return PatchFactor::tap(c, n, group); }
-    __device__ BRow b_row(int k, int /*group*/) const { return PatchFactor::window(c, k); }
-    __device__ T b(const BRow& r, const BCol& t) const { return PatchFactor::at(c, x, r, t); }
+    __device__ BCol b_col(int n, int group) const { return Patches::tap(c, n, group); }
+    __device__ BRow b_row(int k, int /*group*/) const { return Patches::window(c, k); }
+    __device__ T b(const BRow& r, const BCol& t) const { return Patches::at(c, x, r, t); }
     __device__ int out_row(int m, int group) const {
         return m < c.out_group ? (group * c.out_group + m) * (c.in_group * c.taps) : -1;
     }
@@ -448,22 +514,23 @@ struct BackwardFilterOperands {
 // Backward-filter transposed: dw^T = x-patches^T [C/g·taps, n·P] · dy [n·P, K/g], for filters of
 // few output channels (K/g <= 64, ResNet's first layers: 64 rows of a 128-row tile would idle).
 // The same factors, the same sums in the same order: only the tile that computes each differs.
-template <typename T>
+template <typename T, bool Pointwise = false>
 struct BackwardFilterTransposedOperands {
+    using Patches = PatchFactor<Pointwise>;
     ConvIndex c;
     const T* dy;
     const T* x;
     T* dw;
     static constexpr bool kAAlongK = true;  // consecutive positions: consecutive x (stride 1)
 
-    using Row = TapColumn;  // PatchFactor::tap
-    using ACol = PatchRow;  // PatchFactor::window
+    using Row = typename Patches::Column;
+    using ACol = typename Patches::Window;
     using BRow = int;       // DyFactor::position
     using BCol = int;       // DyFactor::channel
     __host__ __device__ GemmSize size() const { return {c.in_group * c.taps, c.out_group, c.batch * c.out_spatial}; }
-    __device__ Row row(int m, int group) const { return PatchFactor::tap(c, m, group); }
-    __device__ ACol a_col(int k) const { return PatchFactor::window(c, k); }
-    __device__ T a(const Row& t, const ACol& r) const { return PatchFactor::at(c, x, r, t); }
+    __device__ Row row(int m, int group) const { return Patches::tap(c, m, group); }
+    __device__ ACol a_col(int k) const { return Patches::window(c, k); }
+    __device__ T a(const Row& t, const ACol& r) const { return Patches::at(c, x, r, t); }
     __device__ BCol b_col(int n, int group) const { return DyFactor::channel(c, n, group); }
     __device__ BRow b_row(int k, int /*group*/) const { return DyFactor::position(c, k); }
     __device__ T b(BRow k, BCol channel) const { return DyFactor::at(dy, channel, k); }
@@ -666,6 +733,15 @@ PhaseTaps phase_taps(const ConvIndex& c, const Dims& phase) {
             {d.offset_step, h.offset_step, w.offset_step}};
 }
 
+// A 1x1 kernel at stride 1 without padding, in float32: each pass's operands are the tensors
+// themselves (the operands' Pointwise form; float64 keeps the general gather, one instantiation
+// fewer per pass for a dtype that is not a speed path).
+bool runs_pointwise(const ConvIndex& c, DType dtype) {
+    const auto unit = [](const Dims& d) { return d.d == 1 && d.h == 1 && d.w == 1; };
+    const auto none = [](const Dims& d) { return d.d == 0 && d.h == 0 && d.w == 0; };
+    return dtype == DType::Float32 && c.taps == 1 && unit(c.stride) && none(c.pad) && c.input.size() == c.output.size();
+}
+
 // Backward-data runs per phase whenever a stride is above 1; at stride 1 every tap reaches every
 // position and the dense gather is the GEMM.
 bool runs_per_phase(const ConvIndex& c, TiledConvPass pass) {
@@ -786,6 +862,9 @@ TiledConvPlan conv_tiled_plan(const ConvGeometry& g, TiledConvPass pass, DType d
             }
         }
     }
+    if (runs_pointwise(c, dtype)) {
+        for (TiledGemmLaunch& l : plan.launches) l.pointwise = true;
+    }
     for (const TiledGemmLaunch& l : plan.launches) {
         if (l.splits == 1) continue;
         plan.workspace_bytes =
@@ -804,9 +883,20 @@ void conv_forward_tiled(const ConvGeometry& g, DType dtype, const void* x, const
     const TiledConvPlan plan = conv_tiled_plan(g, TiledConvPass::Forward, dtype);
     dispatch_tiled_types(dtype, [&](auto tag) {
         using T = decltype(tag);
-        run_gemm<T>(ForwardOperands<T>{conv_index(g), static_cast<const T*>(x), static_cast<const T*>(w),
-                                       static_cast<const T*>(bias), static_cast<T*>(y)},
-                    plan.launches.front(), workspace, stream);
+        const ConvIndex c = conv_index(g);
+        const auto* x_elements = static_cast<const T*>(x);
+        const auto* w_elements = static_cast<const T*>(w);
+        const auto* bias_elements = static_cast<const T*>(bias);
+        auto* y_elements = static_cast<T*>(y);
+        const TiledGemmLaunch& launch = plan.launches.front();
+        if constexpr (std::is_same_v<T, float>) {
+            if (launch.pointwise) {
+                return run_gemm<T>(ForwardOperands<T, true>{c, x_elements, w_elements, bias_elements, y_elements},
+                                   launch, workspace, stream);
+            }
+        }
+        run_gemm<T>(ForwardOperands<T>{c, x_elements, w_elements, bias_elements, y_elements}, launch, workspace,
+                    stream);
     });
 }
 
@@ -819,6 +909,12 @@ void conv_backward_data_tiled(const ConvGeometry& g, DType dtype, const void* dy
         const BackwardDataTensors<T> tensors{static_cast<const T*>(dy), static_cast<const T*>(w),
                                              static_cast<const T*>(bias), static_cast<T*>(dx)};
         for (const TiledGemmLaunch& launch : plan.launches) {
+            if constexpr (std::is_same_v<T, float>) {
+                if (launch.pointwise) {
+                    run_gemm<T>(BackwardDataOperands<T, true>{c, tensors}, launch, workspace, stream);
+                    continue;
+                }
+            }
             if (!launch.per_phase) {
                 run_gemm<T>(BackwardDataOperands<T>{c, tensors}, launch, workspace, stream);
             } else {
@@ -839,12 +935,21 @@ void conv_backward_filter_tiled(const ConvGeometry& g, DType dtype, const void* 
         const auto* dy_elements = static_cast<const T*>(dy);
         const auto* x_elements = static_cast<const T*>(x);
         auto* dw_elements = static_cast<T*>(dw);
-        if (launch.transposed) {
-            run_gemm<T>(BackwardFilterTransposedOperands<T>{c, dy_elements, x_elements, dw_elements}, launch, workspace,
-                        stream);
-        } else {
-            run_gemm<T>(BackwardFilterOperands<T>{c, dy_elements, x_elements, dw_elements}, launch, workspace, stream);
+        // The orientation and the gather's form (pointwise: float32 only) as the plan chose them.
+        const auto run = [&](auto pointwise) {
+            constexpr bool kPointwise = decltype(pointwise)::value;
+            if (launch.transposed) {
+                run_gemm<T>(BackwardFilterTransposedOperands<T, kPointwise>{c, dy_elements, x_elements, dw_elements},
+                            launch, workspace, stream);
+            } else {
+                run_gemm<T>(BackwardFilterOperands<T, kPointwise>{c, dy_elements, x_elements, dw_elements}, launch,
+                            workspace, stream);
+            }
+        };
+        if constexpr (std::is_same_v<T, float>) {
+            if (launch.pointwise) return run(std::true_type{});
         }
+        run(std::false_type{});
     });
 }
 

@@ -47,6 +47,9 @@ struct TiledGemmLaunch {
     // tiles hold fewer elements than dw = dy^T · x-patches' (filters of at most 64 output channels
     // a group, whose 128-row tiles would be half idle).
     bool transposed = false;
+    // A 1x1 kernel at stride 1 without padding in float32: the operands are read as the tensors
+    // themselves, no tap coordinates or bounds checks (ResNet's bottleneck 1x1 convolutions).
+    bool pointwise = false;
 };
 
 // Every launch of one pass, in launch order (one, or one per phase that has positions), and the

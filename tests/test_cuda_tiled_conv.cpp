@@ -43,6 +43,9 @@ std::vector<TiledCase> tiled_cases() {
          Shape{3, 6, 13, 10}, Shape{12, 6, 3, 2}},
         {"conv2d same even kernel", ConvParams(2).set_same_padding(), Shape{1, 5, 12, 12}, Shape{7, 5, 4, 4}},
         {"conv2d groups", ConvParams(2).set_groups(3).set_padding(1), Shape{2, 12, 7, 9}, Shape{9, 4, 3, 3}},
+        // 1x1 at stride 1 without padding, grouped: every pass's pointwise operands (forward on the
+        // wide tile, backward-filter not transposed).
+        {"conv2d 1x1 pointwise groups", ConvParams(2).set_groups(2), Shape{2, 80, 5, 7}, Shape{160, 40, 1, 1}},
         // 8 output channels a group over 40 x 9 patch rows: backward-filter runs transposed.
         {"conv2d groups transposed filter gradient", ConvParams(2).set_groups(2).set_padding(1), Shape{2, 80, 6, 7},
          Shape{16, 40, 3, 3}},
@@ -254,6 +257,26 @@ TEST(CudaTiledPlan, ColumnWidthFollowsTheGemmAndTheDtype) {
         kernels::conv_tiled_plan(wavenet, TiledConvPass::BackwardFilter, DType::Float32).launches.front();
     EXPECT_EQ(f.tile_n, 64);
     EXPECT_EQ(f.splits, 64);
+}
+
+// A 1x1 kernel at stride 1 without padding reads its operands as the tensors themselves in every
+// pass (float32); a stride, padding, a wider kernel or float64 keep the general gather.
+TEST(CudaTiledPlan, PointwiseConvolutionsSkipTheGather) {
+    using kernels::TiledConvPass;
+    const auto pointwise = [](const Shape& w, const ConvParams& params, TiledConvPass pass, DType dtype) {
+        const detail::ConvGeometry g = detail::conv_geometry("conv", Shape{4, 32, 14, 14}, w, params);
+        const kernels::TiledConvPlan plan = kernels::conv_tiled_plan(g, pass, dtype);
+        bool all = !plan.launches.empty();
+        for (const kernels::TiledGemmLaunch& l : plan.launches) all = all && l.pointwise;
+        return all;
+    };
+    for (TiledConvPass pass : {TiledConvPass::Forward, TiledConvPass::BackwardData, TiledConvPass::BackwardFilter}) {
+        EXPECT_TRUE(pointwise(Shape{64, 32, 1, 1}, ConvParams(2), pass, DType::Float32));
+        EXPECT_FALSE(pointwise(Shape{64, 32, 1, 1}, ConvParams(2), pass, DType::Float64));
+        EXPECT_FALSE(pointwise(Shape{64, 32, 1, 1}, ConvParams(2).set_stride(2), pass, DType::Float32));
+        EXPECT_FALSE(pointwise(Shape{64, 32, 1, 1}, ConvParams(2).set_padding(1), pass, DType::Float32));
+        EXPECT_FALSE(pointwise(Shape{64, 32, 3, 3}, ConvParams(2).set_padding(1), pass, DType::Float32));
+    }
 }
 
 // Backward-filter runs as dw^T = x-patches^T · dy where that wastes fewer tile elements: a filter
