@@ -48,11 +48,23 @@ KERNEL_FLOOR_US = 3.0
 # of 0.31 / 0.19 / 0.41 / 0.29, so the 0.40 (gather passes) and 0.50 (phase) this model used for it
 # were above that kernel's own issue bound, the gather passes' by far. A backward-filter run
 # transposed (conv_tiled_plan: dw^T = x-patches^T dy) takes "bwd_filter" at the width it runs:
-# the same two gathers, A's and B's roles swapped. Bytes at the full 3.35 TB/s; 2 us between launches.
+# the same two gathers, A's and B's roles swapped. A 1x1 kernel at stride 1 without padding runs
+# the operands' pointwise form (conv_tiled_plan's `pointwise`: no tap coordinates, no bounds
+# checks), loop shares wide 0.81 / 0.75 / 0.72 (0.71 transposed), narrow 0.73 / 0.69 / 0.62 (0.61)
+# (fwd / bwd_data / bwd_filter): the "pw_" kinds. Bytes at the full 3.35 TB/s; 2 us between launches.
 TILED_E = {
     ("fwd", 128): 0.56, ("bwd_data", 128): 0.51, ("phase", 128): 0.46, ("bwd_filter", 128): 0.50,
     ("fwd", 64): 0.45, ("bwd_data", 64): 0.42, ("phase", 64): 0.40, ("bwd_filter", 64): 0.46,
+    ("pw_fwd", 128): 0.65, ("pw_bwd_data", 128): 0.60, ("pw_bwd_filter", 128): 0.58,
+    ("pw_fwd", 64): 0.58, ("pw_bwd_data", 64): 0.55, ("pw_bwd_filter", 64): 0.50,
 }
+
+
+def tiled_kind(g, kind):
+    """conv_tiled.cu runs_pointwise: a 1x1 kernel at stride 1 without padding reads its operands as
+    the tensors themselves (the suites' f32 rows are float32)."""
+    pointwise = g.taps == 1 and all(s == 1 for s in g.stride) and all(p == 0 for p in g.pad)
+    return "pw_" + kind if pointwise and kind in ("fwd", "bwd_data", "bwd_filter") else kind
 TILED_GAP_US = 2.0
 # cuDNN: tensor cores at e = 0.65 above 2e10 multiply-adds, 0.45 below, bytes at 0.7 of HBM,
 # at least 3 us; strict float32 (FMA math) at 0.65 of the FP32 peak (no Winograd: cuDNN's is for
@@ -359,20 +371,21 @@ def tiled_filter_launch(g, bytes_moved):
     k = g.batch * g.out_positions
     normal, transposed = (cout_g, cin_g * g.taps), (cin_g * g.taps, cout_g)
     if tiled_area(*transposed, g.groups) < tiled_area(*normal, g.groups):
-        return tiled_launch(*transposed, k, g.groups, bytes_moved, "bwd_filter", transposed=True)
-    return tiled_launch(*normal, k, g.groups, bytes_moved, "bwd_filter")
+        return tiled_launch(*transposed, k, g.groups, bytes_moved, tiled_kind(g, "bwd_filter"), transposed=True)
+    return tiled_launch(*normal, k, g.groups, bytes_moved, tiled_kind(g, "bwd_filter"))
 
 
 def tiled_pass(g, direction):
     x, w, y = g.elements()
     cin_g, cout_g = g.cin // g.groups, g.cout // g.groups
     if direction == "fwd":
-        return [tiled_launch(g.batch * g.out_positions, cout_g, cin_g * g.taps, g.groups, 4 * (x + w + y), "fwd")]
+        return [tiled_launch(g.batch * g.out_positions, cout_g, cin_g * g.taps, g.groups, 4 * (x + w + y),
+                             tiled_kind(g, "fwd"))]
     if direction == "bwd_filter":
         return [tiled_filter_launch(g, 4 * (x + w + y))]
     if all(s == 1 for s in g.stride):  # dense gather at stride 1
         return [tiled_launch(g.batch * g.in_positions, cin_g, cout_g * g.taps, g.groups, 4 * (x + w + y),
-                             "bwd_data")]
+                             tiled_kind(g, "bwd_data"))]
     launches = []
     for positions, taps in g.phases():
         rows = g.batch * positions
