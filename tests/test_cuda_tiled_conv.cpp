@@ -46,6 +46,9 @@ std::vector<TiledCase> tiled_cases() {
         // 1x1 at stride 1 without padding, grouped: every pass's pointwise operands (forward on the
         // wide tile, backward-filter not transposed).
         {"conv2d 1x1 pointwise groups", ConvParams(2).set_groups(2), Shape{2, 80, 5, 7}, Shape{160, 40, 1, 1}},
+        // Pointwise with reductions long enough to split: forward (K = 256) 2 slices, the
+        // transposed filter gradient (512 positions) 4.
+        {"conv2d 1x1 pointwise split", ConvParams(2), Shape{2, 256, 16, 16}, Shape{32, 256, 1, 1}},
         // 8 output channels a group over 40 x 9 patch rows: backward-filter runs transposed.
         {"conv2d groups transposed filter gradient", ConvParams(2).set_groups(2).set_padding(1), Shape{2, 80, 6, 7},
          Shape{16, 40, 3, 3}},
@@ -277,6 +280,18 @@ TEST(CudaTiledPlan, PointwiseConvolutionsSkipTheGather) {
         EXPECT_FALSE(pointwise(Shape{64, 32, 1, 1}, ConvParams(2).set_padding(1), pass, DType::Float32));
         EXPECT_FALSE(pointwise(Shape{64, 32, 3, 3}, ConvParams(2).set_padding(1), pass, DType::Float32));
     }
+    // The sweep's split pointwise case ("conv2d 1x1 pointwise split") does split, in two passes.
+    const detail::ConvGeometry split =
+        detail::conv_geometry("conv", Shape{2, 256, 16, 16}, Shape{32, 256, 1, 1}, ConvParams(2));
+    const kernels::TiledGemmLaunch forward =
+        kernels::conv_tiled_plan(split, TiledConvPass::Forward, DType::Float32).launches.front();
+    EXPECT_TRUE(forward.pointwise);
+    EXPECT_EQ(forward.splits, 2);
+    const kernels::TiledGemmLaunch filter =
+        kernels::conv_tiled_plan(split, TiledConvPass::BackwardFilter, DType::Float32).launches.front();
+    EXPECT_TRUE(filter.pointwise);
+    EXPECT_TRUE(filter.transposed);
+    EXPECT_EQ(filter.splits, 4);
 }
 
 // Backward-filter runs as dw^T = x-patches^T · dy where that wastes fewer tile elements: a filter
