@@ -4,8 +4,8 @@
 // (m, n) goes. The GEMM is the classic register-blocked SIMT design:
 //
 //   - a block of 256 threads computes a 128 x 128 tile of the output (128 x 64 for GEMMs of at
-//     most 64 columns), over the reduction in steps of 8: each step's A (128 x 8) and B (8 x 128)
-//     tiles are gathered from global memory into registers while the previous step's tiles, in
+//     most 64 columns or too few wide tiles, and for float64), over the reduction in steps of 8: each step's A (128 x
+//     8) and B (8 x 128) tiles are gathered from global memory into registers while the previous step's tiles, in
 //     shared memory, are being multiplied (double buffering: one barrier per step);
 //   - each thread accumulates 8 x 8 results in registers (8 x 4 in the narrow tile): two runs of
 //     4 rows, 64 apart, by two runs of 4 columns, so that every k of a step costs it 4 16-byte
@@ -51,7 +51,8 @@ namespace {
 using detail::ConvGeometry;
 
 // The block tile: 128 rows x TileN columns (128, or 64 for GEMMs of at most 64 columns, whose
-// second half would be idle), over the reduction in steps of 8. 256 threads, 16 x 16: thread
+// second half would be idle, for GEMMs whose wide tiles are too few, tile_width, and for
+// float64), over the reduction in steps of 8. 256 threads, 16 x 16: thread
 // (tm, tn) holds rows tm·4 + 64r + i and columns tn·4 + 64c + j (i, j < 4), runs of 4 so that
 // each step reads them from shared memory as 16-byte vectors.
 constexpr int kTileM = 128, kTileK = 8, kTiledThreads = 256;
@@ -63,8 +64,10 @@ constexpr int kALoads = kTileM * kTileK / kTiledThreads;  // 4 A elements a thre
 constexpr int kAThreadsPerRow = kTileK / kALoads;         // 2
 constexpr int kWideTileN = 128, kNarrowTileN = 64;        // the two column widths
 // Float: two blocks an SM (16 warps to hide the global loads' latency), 128 registers a thread,
-// which the 64 accumulators, 16 operands and 8 loads in flight fit without spilling. Double
-// (not a speed path): one, so that its 32 accumulators of two registers each do not spill.
+// which the 64 accumulators, 16 operands and 8 loads in flight fit (ptxas spills a few values of
+// the wide phase, filter-gradient and pointwise backward-data kernels: a handful of L1 loads a
+// step; tiled.ptxas_resources bounds the stack). Double (not a speed path): one, so that its 32
+// accumulators of two registers each do not spill.
 template <typename T>
 constexpr int kTiledBlocksPerSM = sizeof(T) == sizeof(float) ? 2 : 1;
 static_assert(kLanes * kRun == kRunStride);
@@ -75,6 +78,8 @@ constexpr std::int64_t kMaxSplits = 64;
 constexpr std::int64_t kMinStepsPerSplit = 16;
 // The slices' scratch stays under this (the split count halves until it fits).
 constexpr std::size_t kMaxWorkspaceBytes = std::size_t{256} << 20;
+// The largest GEMM extent a launch indexes in int with a tile's worth of headroom.
+constexpr int kMaxGemmExtent = std::numeric_limits<int>::max() - (1 << 16);
 
 // The column width a GEMM of n columns runs with: double runs the narrow tile always (64
 // double accumulators a thread in the wide one do not fit its 128 registers).
@@ -578,7 +583,8 @@ __global__ void __launch_bounds__(kTiledThreads, kTiledBlocksPerSM<T>)
     const GemmSize size = op.size();
     const int m0 = static_cast<int>(blockIdx.x) * kTileM, n0 = static_cast<int>(blockIdx.y) * TileN;
     const int k_begin = split * k_per_split;
-    const int k_end = size.k < k_begin + k_per_split ? size.k : k_begin + k_per_split;
+    // k_begin + k_per_split may pass 2^31 in the last slice: compared as a difference.
+    const int k_end = size.k - k_begin <= k_per_split ? size.k : k_begin + k_per_split;
 
     // What this thread loads each step: kALoads consecutive k of one A row, kBLoads of one B
     // column, so that it keeps one row's and one column's coordinates (registers for the
@@ -617,7 +623,7 @@ __global__ void __launch_bounds__(kTiledThreads, kTiledBlocksPerSM<T>)
     __syncthreads();
     int buffer = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-        const bool more = k0 + kTileK < k_end;
+        const bool more = k_end - k0 > kTileK;
         if (more) fetch(k0 + kTileK);  // global loads in flight during the products below
         CONVKIT_TILED_UNROLL
         for (int kk = 0; kk < kTileK; ++kk) {
@@ -632,6 +638,7 @@ __global__ void __launch_bounds__(kTiledThreads, kTiledBlocksPerSM<T>)
         if (more) stash(buffer ^ 1);
         __syncthreads();
         buffer ^= 1;
+        if (!more) break;  // k0 + kTileK could pass 2^31 after the last step
     }
 
     for (int i = 0; i < kRowRuns * kRun; ++i) {
@@ -739,7 +746,8 @@ PhaseTaps phase_taps(const ConvIndex& c, const Dims& phase) {
 bool runs_pointwise(const ConvIndex& c, DType dtype) {
     const auto unit = [](const Dims& d) { return d.d == 1 && d.h == 1 && d.w == 1; };
     const auto none = [](const Dims& d) { return d.d == 0 && d.h == 0 && d.w == 0; };
-    return dtype == DType::Float32 && c.taps == 1 && unit(c.stride) && none(c.pad) && c.input.size() == c.output.size();
+    const bool same_positions = c.input.d == c.output.d && c.input.h == c.output.h && c.input.w == c.output.w;
+    return dtype == DType::Float32 && c.taps == 1 && unit(c.stride) && none(c.pad) && same_positions;
 }
 
 // Backward-data runs per phase whenever a stride is above 1; at stride 1 every tap reaches every
@@ -822,8 +830,13 @@ std::string conv_tiled_unsupported_reason(const ConvGeometry& g) {
     }
     if (g.groups * kMaxSplits > 65535) return "runs at most " + std::to_string(65535 / kMaxSplits) + " groups";
     for (TiledConvPass pass : {TiledConvPass::Forward, TiledConvPass::BackwardData, TiledConvPass::BackwardFilter}) {
-        const std::int64_t n = gemm_size(g, pass).n;
-        if (ceil_div(n, kNarrowTileN) > 65535) return "has too many channels per group for the grid's y";
+        const GemmSize size = gemm_size(g, pass);
+        if (ceil_div(size.n, kNarrowTileN) > 65535) return "has too many channels per group for the grid's y";
+        // A block's rows and columns (m0 + 127) and a step's k (k0 + 7) stay within int.
+        if (std::max({size.m, size.n, size.k}) > kMaxGemmExtent) {
+            return "runs GEMMs of at most 2^31 - 2^16 rows, columns and reduction, not " +
+                   std::to_string(std::max({size.m, size.n, size.k}));
+        }
     }
     return {};
 }

@@ -32,7 +32,8 @@ CONVKIT_KERNELS_BEGIN
 enum class TiledConvPass { Forward, BackwardData, BackwardFilter };
 
 // One GEMM launch as the launcher plans it: per group, rows m, columns n, reduction k, in block
-// tiles of 128 rows x tile_n columns (128, or 64 where n <= 64), the reduction in `splits` slices
+// tiles of 128 rows x tile_n columns (128; 64 where n <= 64, where the wide tiles are too few to
+// fill the GPU even split, and for float64), the reduction in `splits` slices
 // of k_per_split. A sub-pixel backward-data launch is one phase
 // (per_phase), `phase` its first dx position per spatial dim (right-aligned D, H, W like the
 // geometry's).

@@ -49,6 +49,15 @@ std::vector<TiledCase> tiled_cases() {
         // Pointwise with reductions long enough to split: forward (K = 256) 2 slices, the
         // transposed filter gradient (512 positions) 4.
         {"conv2d 1x1 pointwise split", ConvParams(2), Shape{2, 256, 16, 16}, Shape{32, 256, 1, 1}},
+        // The 128 x 128 tile with the general gather, and split (CudaTiledPlan pins these): forward
+        // 288 x 160 x 288 and the filter gradient 160 x 288 x 288, 2 slices each;
+        {"conv2d 3x3 wide tile split", ConvParams(2).set_padding(1), Shape{2, 32, 12, 12}, Shape{160, 32, 3, 3}},
+        // backward-data 720 x 96 x 288 in 2 slices, the filter gradient transposed in 5;
+        {"conv2d 3x3 wide backward-data split", ConvParams(2).set_padding(1), Shape{5, 96, 12, 12},
+         Shape{32, 96, 3, 3}},
+        // each stride phase's backward-data 800 x 80 on the wide tile.
+        {"conv2d 3x3/2 wide phases", ConvParams(2).set_padding(1).set_stride(2), Shape{2, 80, 40, 40},
+         Shape{16, 80, 3, 3}},
         // 8 output channels a group over 40 x 9 patch rows: backward-filter runs transposed.
         {"conv2d groups transposed filter gradient", ConvParams(2).set_groups(2).set_padding(1), Shape{2, 80, 6, 7},
          Shape{16, 40, 3, 3}},
@@ -292,6 +301,39 @@ TEST(CudaTiledPlan, PointwiseConvolutionsSkipTheGather) {
     EXPECT_TRUE(filter.pointwise);
     EXPECT_TRUE(filter.transposed);
     EXPECT_EQ(filter.splits, 4);
+}
+
+// The sweep's wide-tile cases run what they say: the 128 x 128 tile with the general gather, split
+// (so a change of the plan's rules cannot move them off it unnoticed).
+TEST(CudaTiledPlan, TheSweepsWideCasesRunTheWideTileSplit) {
+    using kernels::TiledConvPass;
+    const auto launches = [](const Shape& x, const Shape& w, const ConvParams& params, TiledConvPass pass) {
+        return kernels::conv_tiled_plan(detail::conv_geometry("conv", x, w, params), pass, DType::Float32).launches;
+    };
+    const ConvParams same = ConvParams(2).set_padding(1);
+    const auto forward = launches(Shape{2, 32, 12, 12}, Shape{160, 32, 3, 3}, same, TiledConvPass::Forward).front();
+    EXPECT_EQ(forward.tile_n, 128);
+    EXPECT_EQ(forward.splits, 2);
+    EXPECT_FALSE(forward.pointwise);
+    const auto filter =
+        launches(Shape{2, 32, 12, 12}, Shape{160, 32, 3, 3}, same, TiledConvPass::BackwardFilter).front();
+    EXPECT_EQ(filter.tile_n, 128);
+    EXPECT_EQ(filter.splits, 2);
+    EXPECT_FALSE(filter.transposed);
+    const auto data = launches(Shape{5, 96, 12, 12}, Shape{32, 96, 3, 3}, same, TiledConvPass::BackwardData).front();
+    EXPECT_EQ(data.tile_n, 128);
+    EXPECT_EQ(data.splits, 2);
+    const auto transposed =
+        launches(Shape{5, 96, 12, 12}, Shape{32, 96, 3, 3}, same, TiledConvPass::BackwardFilter).front();
+    EXPECT_TRUE(transposed.transposed);
+    EXPECT_EQ(transposed.splits, 5);
+    const auto phases = launches(Shape{2, 80, 40, 40}, Shape{16, 80, 3, 3}, ConvParams(2).set_padding(1).set_stride(2),
+                                 TiledConvPass::BackwardData);
+    ASSERT_EQ(phases.size(), 4U);
+    for (const kernels::TiledGemmLaunch& l : phases) {
+        EXPECT_TRUE(l.per_phase);
+        EXPECT_EQ(l.tile_n, 128);
+    }
 }
 
 // Backward-filter runs as dw^T = x-patches^T · dy where that wastes fewer tile elements: a filter
