@@ -28,6 +28,12 @@ using detail::PoolGeometry;
 using detail::WindowSpan;
 using Position = std::array<std::int64_t, 3>;
 
+// Where one plane's elements lie: element (d, h, w) at first + ((d * H + h) * W + w) * step.
+struct PlaneStart {
+    std::int64_t first;
+    std::int64_t step;
+};
+
 // n / d and n % d of a non-negative n: by a FastDivisor in kernels launched with Fast (every
 // dividend below 2^31), else by the integer division sequence.
 struct Divisor {
@@ -88,6 +94,22 @@ struct OperandLayout {
         return at(plane, p[0], p[1], p[2]);
     }
 
+    // PlaneOffsets' arithmetic with its channels-last split of the plane into image and channel
+    // done once, by the thread: within a window's walk the layout is a runtime value, so the
+    // compiler cannot hoist that 64-bit division out of the taps (about 100 instructions each).
+    template <bool Fast>
+    __device__ PlaneStart start(std::int64_t plane) const {
+        if (at.layout == MemoryFormat::ChannelsLast) {
+            std::int64_t channel = plane;
+            const std::int64_t image = channels.divide_keep_remainder<Fast>(channel);
+            return {image * at.size[0] * at.size[1] * at.size[2] * channels.value + channel, channels.value};
+        }
+        return {plane * at.size[0] * at.size[1] * at.size[2], 1};
+    }
+    __device__ std::int64_t operator()(const PlaneStart& plane, const Position& p) const {
+        return plane.first + ((p[0] * at.size[1] + p[1]) * at.size[2] + p[2]) * plane.step;
+    }
+
     // The plane (n * channels + c) and the position of the element at buffer offset `index`.
     template <bool Fast>
     __device__ std::int64_t split(std::int64_t index, Position& p) const {
@@ -142,7 +164,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     const std::int64_t total = g.planes() * g.output_spatial() / Width;
     for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = ops.out.split<Fast>(pack * Width, o);
+        const PlaneStart from = ops.in.start<Fast>(ops.out.split<Fast>(pack * Width, o));
         // -inf and kNoMaxPoolTap where the window misses the input (dilated). Only the stored
         // bits are kept, widened again for each comparison (exactly), and the taps as the bytes
         // they are stored as (recorded only for windows of at most 255 taps): 8 lanes of widened
@@ -156,7 +178,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
         bool first = true;  // the same for every lane: they share the window's walk
         detail::for_each_max_pool_window_tap(
             g, o, [&](std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t tap) {
-                const ElementPack<T, Width> v = load_pack<Width>(x, ops.in(plane, {d, h, w}) / Width);
+                const ElementPack<T, Width> v = load_pack<Width>(x, ops.in(from, {d, h, w}) / Width);
                 for (int lane = 0; lane < Width; ++lane) {
                     if (detail::max_pool_takes(first, static_cast<C>(v.value[lane]),
                                                static_cast<C>(best.value[lane]))) {
@@ -183,11 +205,19 @@ __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchL
     }
 }
 
+// A window that holds the position a backward gather is at: its output position, the offset of
+// that position's lane 0 in the output (dy, the taps), and the number of the window's tap on the
+// gathering position (detail::max_pool_tap).
+struct HoldingWindow {
+    Position o;
+    std::int64_t at;
+    std::int64_t tap;
+};
+
 // The backward gathers, over Width adjacent channels of one input position at a time (a pack in
 // channels-last; Width 1: one element, either layout): acc, the lanes' sums, over the windows
-// holding the position, in window order, of add(acc, plane, index, o, tap): plane and index
-// lane 0's (index its buffer offset), o the window's output position, tap the number of the
-// window's tap on the position (detail::max_pool_tap). Then dx's lanes = acc.
+// holding the position, in window order, of add(acc, plane, index, window): plane and index
+// lane 0's (index its buffer offset). Then dx's lanes = acc.
 template <typename T, int Width, bool Fast, typename Add>
 __device__ void gather_over_windows(const PoolGeometry& g, const PoolLaunchLayout& ops, T* dx, Add&& add) {
     const std::int64_t total = g.planes() * g.input_spatial() / Width;
@@ -195,11 +225,13 @@ __device__ void gather_over_windows(const PoolGeometry& g, const PoolLaunchLayou
         Position i{};
         const std::int64_t index = pack * Width;
         const std::int64_t plane = ops.in.split<Fast>(index, i);
+        const PlaneStart to = ops.out.start<Fast>(plane);
         ComputeType<T> acc[Width] = {};
         for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t kd) {
             for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t kh) {
                 for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t kw) {
-                    add(acc, plane, index, Position{od, oh, ow}, detail::max_pool_tap(g, kd, kh, kw));
+                    const Position o{od, oh, ow};
+                    add(acc, plane, index, HoldingWindow{o, ops.out(to, o), detail::max_pool_tap(g, kd, kh, kw)});
                 });
             });
         });
@@ -215,9 +247,9 @@ template <typename T, bool Fast>
 __global__ void max_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const T* x, T* dx) {
     const Widened<T> values{x};
     gather_over_windows<T, 1, Fast>(
-        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t index, const Position& o, std::int64_t) {
-            if (detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout) == index)
-                acc[0] += static_cast<ComputeType<T>>(dy[ops.out(plane, o)]);
+        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t index, const HoldingWindow& window) {
+            if (detail::max_pool_window_argmax(g, values, plane, window.o, ops.in.at.layout) == index)
+                acc[0] += static_cast<ComputeType<T>>(dy[window.at]);
         });
 }
 
@@ -228,13 +260,13 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     max_pool_backward_from_taps_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const std::uint8_t* taps,
                                        T* dx) {
     gather_over_windows<T, Width, Fast>(
-        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t tap) {
-            const std::int64_t pack = ops.out(plane, o) / Width;
+        g, ops, dx, [&](auto& acc, std::int64_t, std::int64_t, const HoldingWindow& window) {
+            const std::int64_t pack = window.at / Width;
             const ElementPack<std::uint8_t, Width> recorded = load_pack<Width>(taps, pack);
             bool hit[Width];
             bool any = false;
             for (int lane = 0; lane < Width; ++lane) {
-                hit[lane] = recorded.value[lane] == tap;
+                hit[lane] = recorded.value[lane] == window.tap;
                 any = any || hit[lane];
             }
             if (!any) return;
@@ -250,11 +282,10 @@ template <typename T, int Width, bool Adaptive, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     mean_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y) {
     using C = ComputeType<T>;
-    const OperandLayout& in = ops.in;
     const std::int64_t total = g.planes() * g.output_spatial() / Width;
     for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = ops.out.split<Fast>(pack * Width, o);
+        const PlaneStart from = ops.in.start<Fast>(ops.out.split<Fast>(pack * Width, o));
         WindowSpan span[3];
         for (int s = 0; s < 3; ++s)
             span[s] = Adaptive ? detail::adaptive_pool_span(g, s, o[s]) : detail::average_pool_span(g, s, o[s]);
@@ -262,7 +293,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
         for (std::int64_t d = span[0].begin; d < span[0].end; ++d)
             for (std::int64_t h = span[1].begin; h < span[1].end; ++h)
                 for (std::int64_t w = span[2].begin; w < span[2].end; ++w) {
-                    const ElementPack<T, Width> v = load_pack<Width>(x, in(plane, {d, h, w}) / Width);
+                    const ElementPack<T, Width> v = load_pack<Width>(x, ops.in(from, {d, h, w}) / Width);
                     for (int lane = 0; lane < Width; ++lane) sum[lane] += static_cast<C>(v.value[lane]);
                 }
         const C divisor = static_cast<C>(span[0].divisor_length * span[1].divisor_length * span[2].divisor_length);
@@ -285,12 +316,13 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     avg_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, T* dx) {
     using C = ComputeType<T>;
     // A window holds i when i is in its span (the span clips a ceil-mode overhang).
-    gather_over_windows<T, Width, Fast>(
-        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t) {
-            const C divisor = average_divisor<C>(g, o);
-            const ElementPack<T, Width> share = load_pack<Width>(dy, ops.out(plane, o) / Width);
-            for (int lane = 0; lane < Width; ++lane) acc[lane] += static_cast<C>(share.value[lane]) / divisor;
-        });
+    gather_over_windows<T, Width, Fast>(g, ops, dx,
+                                        [&](auto& acc, std::int64_t, std::int64_t, const HoldingWindow& window) {
+                                            const C divisor = average_divisor<C>(g, window.o);
+                                            const ElementPack<T, Width> share = load_pack<Width>(dy, window.at / Width);
+                                            for (int lane = 0; lane < Width; ++lane)
+                                                acc[lane] += static_cast<C>(share.value[lane]) / divisor;
+                                        });
 }
 
 // Adaptive windows along dim s that hold input i: o in [floor(i * out / in), ceil((i + 1) * out / in)),
