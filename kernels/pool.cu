@@ -263,10 +263,13 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
         g, ops, dx, [&](auto& acc, std::int64_t, std::int64_t, const HoldingWindow& window) {
             const std::int64_t pack = window.at / Width;
             const ElementPack<std::uint8_t, Width> recorded = load_pack<Width>(taps, pack);
+            // Compared in 32 bits (a recorded window has at most 255 taps): in 64 bits each lane's
+            // compare is two instructions.
+            const int tap = static_cast<int>(window.tap);
             bool hit[Width];
             bool any = false;
             for (int lane = 0; lane < Width; ++lane) {
-                hit[lane] = recorded.value[lane] == window.tap;
+                hit[lane] = recorded.value[lane] == tap;
                 any = any || hit[lane];
             }
             if (!any) return;
