@@ -193,13 +193,26 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     }
 }
 
-// Calls f(o, k) for each output position o along dim s whose window's tap k lands on input i.
+// Calls f(o, k) for each output position o along dim s whose window's tap k lands on input i,
+// k ascending: o * stride + k * dilation == i + padding.
 template <bool Fast, typename F>
 __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchLayout& ops, int s, std::int64_t i,
                                         F&& f) {
-    for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
-        std::int64_t numerator = i + g.padding[s] - k * g.dilation[s];
-        if (numerator < 0) continue;
+    const std::int64_t reach = i + g.padding[s];
+    // Undilated, the taps that can hold i are k = reach % stride and every stride-th one after
+    // it: a third of the stem's 3 taps at stride 2 are skipped without their division (the
+    // gathers' instructions, not their bytes, bound them: docs/benchmarks.md). One loop for
+    // both cases, so that f is inlined once per dim.
+    std::int64_t k = 0;
+    std::int64_t step = 1;
+    if (g.dilation[s] == 1 && g.stride[s] > 1) {
+        k = reach;
+        ops.stride[s].divide_keep_remainder<Fast>(k);
+        step = g.stride[s];
+    }
+    for (; k < g.kernel[s]; k += step) {
+        std::int64_t numerator = reach - k * g.dilation[s];
+        if (numerator < 0) break;  // and for every later tap
         const std::int64_t o = ops.stride[s].divide_keep_remainder<Fast>(numerator);
         if (numerator == 0 && o < g.output[s]) f(o, k);
     }
