@@ -141,9 +141,9 @@ struct PoolLaunchLayout {
 // Each thread's work is a few loads and compares, so the kernels hide memory latency by having
 // many threads resident: 4 blocks of 256 per SM (half the threads an H100 SM holds) caps a
 // kernel at 64 registers. The Fast forward kernels, the average backward and max pooling's
-// backward from the argmax taps fit that without spilling (cuobjdump --dump-resource-usage: no
-// stack); the 64-bit-division kernels, max pooling's searching backward (72 registers, 3
-// blocks) and the adaptive backward would spill, so they keep ptxas's choice.
+// backward from the argmax taps fit that without spilling, packed or not (cuobjdump
+// --dump-resource-usage: no stack); the 64-bit-division kernels, max pooling's searching
+// backward (90 registers) and the adaptive backward would spill, so they keep ptxas's choice.
 constexpr int kPoolBlocksPerSm = 4;
 
 // 16-bit storage read as float (float and double as they are), for the window arithmetic.
