@@ -200,7 +200,7 @@ __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchL
                                         F&& f) {
     const std::int64_t reach = i + g.padding[s];
     // Undilated, the taps that can hold i are k = reach % stride and every stride-th one after
-    // it: a third of the stem's 3 taps at stride 2 are skipped without their division (the
+    // it: at stride 2 half of a 3-wide window's taps are never visited, nor divided for (the
     // gathers' instructions, not their bytes, bound them: docs/benchmarks.md). One loop for
     // both cases, so that f is inlined once per dim.
     std::int64_t k = 0;

@@ -1,9 +1,10 @@
 // The CUDA pooling kernels' special cases against the host reference (label gpu): adaptive and
 // global average, max pooling's special values bit for bit, sizes past 2^31 elements; outputs
 // NaN-filled first. Most run twice: with the kernels that divide by FastDivisor and with those
-// that divide in 64 bits (forced; they otherwise run only past 2^31 elements). The sweep of max
-// and average pooling over the kernel sweeps runs through the cuda.direct variant in
-// tests/test_variant_sweep.cpp.
+// that divide in 64 bits (forced; they otherwise run only past 2^31 elements). The channels-last
+// kernels that move 16-byte packs of channels run against the same kernels one element per
+// thread, bit for bit. The sweep of max and average pooling over the kernel sweeps runs through
+// the cuda.direct variant in tests/test_variant_sweep.cpp.
 #include <cmath>
 #include <limits>
 #include <string>
