@@ -1,5 +1,10 @@
 // Pooling kernels. One thread per output element forward, one per input element backward, in
-// either memory format and every float dtype (16-bit storage summed and compared in float).
+// either memory format and every float dtype (16-bit storage summed and compared in float). In
+// channels-last, where the channels are a multiple of a 16-byte pack and the buffers aligned,
+// max and average pooling's forward and their backward gathers (max pooling's from the argmax
+// taps) give each thread one pack of adjacent channels of one position instead: the same
+// kernels with Width lanes, each tap of the window one 16-byte load (kernels/element_pack.cuh).
+// A 2-byte access per element moves too few bytes per warp to approach the copy rate.
 // Window arithmetic comes from ops/geometry.h, shared with the host reference, so the GPU picks
 // the same windows, divisors and argmax (first maximum; the last NaN) as the oracle.
 #include "kernels/pool.h"
@@ -10,6 +15,7 @@
 #include "core/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/element_pack.cuh"
 #include "kernels/fast_division.h"
 #include "kernels/kernel_support.cuh"
 
@@ -21,6 +27,12 @@ using detail::PlaneOffsets;
 using detail::PoolGeometry;
 using detail::WindowSpan;
 using Position = std::array<std::int64_t, 3>;
+
+// Where one plane's elements lie: element (d, h, w) at first + ((d * H + h) * W + w) * step.
+struct PlaneStart {
+    std::int64_t first;
+    std::int64_t step;
+};
 
 // n / d and n % d of a non-negative n: by a FastDivisor in kernels launched with Fast (every
 // dividend below 2^31), else by the integer division sequence.
@@ -51,6 +63,8 @@ struct Divisor {
 // Set by set_pool_64_bit_indices_for_testing: the 64-bit kernels otherwise run only past 2^31
 // elements, too many for the emulated device.
 std::atomic<bool> force_64_bit_pool_indices{false};
+// Cleared by set_pool_packs_for_testing(false): every launch then takes the per-element kernels.
+std::atomic<bool> allow_pool_packs{true};
 
 // Whether every index and window offset of a launch stays below 2^31, so that its kernels may
 // divide with FastDivisor: each tensor under 2^31 elements, each spatial extent plus padding
@@ -78,6 +92,22 @@ struct OperandLayout {
 
     __device__ std::int64_t operator()(std::int64_t plane, const Position& p) const {
         return at(plane, p[0], p[1], p[2]);
+    }
+
+    // PlaneOffsets' arithmetic with its channels-last split of the plane into image and channel
+    // done once, by the thread: within a window's walk the layout is a runtime value, so the
+    // compiler cannot hoist that 64-bit division out of the taps (about 100 instructions each).
+    template <bool Fast>
+    __device__ PlaneStart start(std::int64_t plane) const {
+        if (at.layout == MemoryFormat::ChannelsLast) {
+            std::int64_t channel = plane;
+            const std::int64_t image = channels.divide_keep_remainder<Fast>(channel);
+            return {image * at.size[0] * at.size[1] * at.size[2] * channels.value + channel, channels.value};
+        }
+        return {plane * at.size[0] * at.size[1] * at.size[2], 1};
+    }
+    __device__ std::int64_t operator()(const PlaneStart& plane, const Position& p) const {
+        return plane.first + ((p[0] * at.size[1] + p[1]) * at.size[2] + p[2]) * plane.step;
     }
 
     // The plane (n * channels + c) and the position of the element at buffer offset `index`.
@@ -111,9 +141,9 @@ struct PoolLaunchLayout {
 // Each thread's work is a few loads and compares, so the kernels hide memory latency by having
 // many threads resident: 4 blocks of 256 per SM (half the threads an H100 SM holds) caps a
 // kernel at 64 registers. The Fast forward kernels, the average backward and max pooling's
-// backward from the argmax taps fit that without spilling (cuobjdump --dump-resource-usage: no
-// stack); the 64-bit-division kernels, max pooling's searching backward (72 registers, 3
-// blocks) and the adaptive backward would spill, so they keep ptxas's choice.
+// backward from the argmax taps fit that without spilling, packed or not (cuobjdump
+// --dump-resource-usage: no stack); the 64-bit-division kernels, max pooling's searching
+// backward (90 registers) and the adaptive backward would spill, so they keep ptxas's choice.
 constexpr int kPoolBlocksPerSm = 4;
 
 // 16-bit storage read as float (float and double as they are), for the window arithmetic.
@@ -123,119 +153,192 @@ struct Widened {
     __device__ ComputeType<T> operator[](std::int64_t i) const { return static_cast<ComputeType<T>>(data[i]); }
 };
 
-template <typename T, bool Fast>
+// Max pooling's forward over Width adjacent channels of one output position (a pack in
+// channels-last; Width 1: one element, either layout). One walk of the window for all lanes, each
+// tap one load of Width values, each lane scanned by the host's rule (detail::max_pool_takes),
+// keeping the maximum's stored bits so that y holds x's element itself (a NaN's payload too).
+template <typename T, int Width, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     max_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y, std::uint8_t* taps) {
-    const OperandLayout& out = ops.out;
-    const Widened<T> values{x};
-    const std::int64_t total = g.planes() * g.output_spatial();
-    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+    using C = ComputeType<T>;
+    const std::int64_t total = g.planes() * g.output_spatial() / Width;
+    for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = out.split<Fast>(index, o);
-        std::int64_t tap = -1;
-        const std::int64_t best = detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout, &tap);
-        y[index] = best >= 0 ? x[best] : T(-INFINITY);
-        if (taps != nullptr) taps[index] = tap >= 0 ? static_cast<std::uint8_t>(tap) : kNoMaxPoolTap;
+        const PlaneStart from = ops.in.start<Fast>(ops.out.split<Fast>(pack * Width, o));
+        // -inf and kNoMaxPoolTap where the window misses the input (dilated). Only the stored
+        // bits are kept, widened again for each comparison (exactly), and the taps as the bytes
+        // they are stored as (recorded only for windows of at most 255 taps): 8 lanes of widened
+        // values or 64-bit taps push the 16-bit kernels past their 64 registers into spills.
+        ElementPack<T, Width> best;
+        ElementPack<std::uint8_t, Width> best_tap;
+        for (int lane = 0; lane < Width; ++lane) {
+            best.value[lane] = T(-INFINITY);
+            best_tap.value[lane] = kNoMaxPoolTap;
+        }
+        bool first = true;  // the same for every lane: they share the window's walk
+        detail::for_each_max_pool_window_tap(
+            g, o, [&](std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t tap) {
+                const ElementPack<T, Width> v = load_pack<Width>(x, ops.in(from, {d, h, w}) / Width);
+                for (int lane = 0; lane < Width; ++lane) {
+                    if (detail::max_pool_takes(first, static_cast<C>(v.value[lane]),
+                                               static_cast<C>(best.value[lane]))) {
+                        best.value[lane] = v.value[lane];
+                        best_tap.value[lane] = static_cast<std::uint8_t>(tap);
+                    }
+                }
+                first = false;
+            });
+        store_pack<Width>(y, pack, best);
+        if (taps != nullptr) store_pack<Width>(taps, pack, best_tap);
     }
 }
 
-// Calls f(o, k) for each output position o along dim s whose window's tap k lands on input i.
+// Calls f(o, k) for each output position o along dim s whose window's tap k lands on input i,
+// k ascending: o * stride + k * dilation == i + padding.
 template <bool Fast, typename F>
 __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchLayout& ops, int s, std::int64_t i,
                                         F&& f) {
-    for (std::int64_t k = 0; k < g.kernel[s]; ++k) {
-        std::int64_t numerator = i + g.padding[s] - k * g.dilation[s];
-        if (numerator < 0) continue;
+    const std::int64_t reach = i + g.padding[s];
+    // Undilated, the taps that can hold i are k = reach % stride and every stride-th one after
+    // it: at stride 2 half of a 3-wide window's taps are never visited, nor divided for (the
+    // gathers' instructions, not their bytes, bound them: docs/benchmarks.md). One loop for
+    // both cases, so that f is inlined once per dim.
+    std::int64_t k = 0;
+    std::int64_t step = 1;
+    if (g.dilation[s] == 1 && g.stride[s] > 1) {
+        k = reach;
+        ops.stride[s].divide_keep_remainder<Fast>(k);
+        step = g.stride[s];
+    }
+    for (; k < g.kernel[s]; k += step) {
+        std::int64_t numerator = reach - k * g.dilation[s];
+        if (numerator < 0) break;  // and for every later tap
         const std::int64_t o = ops.stride[s].divide_keep_remainder<Fast>(numerator);
         if (numerator == 0 && o < g.output[s]) f(o, k);
     }
 }
 
-// The backward gathers: for each input element (index, at position i of `plane`), acc over the
-// windows holding it, in window order, of add(acc, plane, index, o, tap): o the window's output
-// position, tap the number of the window's tap on i (detail::max_pool_tap). Then dx[index] = acc.
-template <typename T, bool Fast, typename Add>
+// A window that holds the position a backward gather is at: its output position, the offset of
+// that position's lane 0 in the output (dy, the taps), and the number of the window's tap on the
+// gathering position (detail::max_pool_tap).
+struct HoldingWindow {
+    Position o;
+    std::int64_t at;
+    std::int64_t tap;
+};
+
+// The backward gathers, over Width adjacent channels of one input position at a time (a pack in
+// channels-last; Width 1: one element, either layout): acc, the lanes' sums, over the windows
+// holding the position, in window order, of add(acc, plane, index, window): plane and index
+// lane 0's (index its buffer offset). Then dx's lanes = acc.
+template <typename T, int Width, bool Fast, typename Add>
 __device__ void gather_over_windows(const PoolGeometry& g, const PoolLaunchLayout& ops, T* dx, Add&& add) {
-    const std::int64_t total = g.planes() * g.input_spatial();
-    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+    const std::int64_t total = g.planes() * g.input_spatial() / Width;
+    for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position i{};
+        const std::int64_t index = pack * Width;
         const std::int64_t plane = ops.in.split<Fast>(index, i);
-        ComputeType<T> acc = 0;
+        const PlaneStart to = ops.out.start<Fast>(plane);
+        ComputeType<T> acc[Width] = {};
         for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t kd) {
             for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t kh) {
                 for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t kw) {
-                    add(acc, plane, index, Position{od, oh, ow}, detail::max_pool_tap(g, kd, kh, kw));
+                    const Position o{od, oh, ow};
+                    add(acc, plane, index, HoldingWindow{o, ops.out(to, o), detail::max_pool_tap(g, kd, kh, kw)});
                 });
             });
         });
-        dx[index] = T(acc);
+        ElementPack<T, Width> result;
+        for (int lane = 0; lane < Width; ++lane) result.value[lane] = T(acc[lane]);
+        store_pack<Width>(dx, pack, result);
     }
 }
 
 // Max pooling's backward from x: a window's dy goes to i when i is its argmax, searched again.
+// One element per thread: a pack's lanes would search the window once each.
 template <typename T, bool Fast>
 __global__ void max_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const T* x, T* dx) {
     const Widened<T> values{x};
-    gather_over_windows<T, Fast>(
-        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t index, const Position& o, std::int64_t) {
-            if (detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout) == index)
-                acc += static_cast<ComputeType<T>>(dy[ops.out(plane, o)]);
+    gather_over_windows<T, 1, Fast>(
+        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t index, const HoldingWindow& window) {
+            if (detail::max_pool_window_argmax(g, values, plane, window.o, ops.in.at.layout) == index)
+                acc[0] += static_cast<ComputeType<T>>(dy[window.at]);
         });
 }
 
 // Max pooling's backward from the forward's argmax taps: the same windows and order of the sum,
-// each window's test a byte compare.
-template <typename T, bool Fast>
+// each window's test a byte compare per lane; dy is read only where a lane's tap is its own.
+template <typename T, int Width, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     max_pool_backward_from_taps_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const std::uint8_t* taps,
                                        T* dx) {
-    gather_over_windows<T, Fast>(g, ops, dx,
-                                 [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t tap) {
-                                     const std::int64_t at = ops.out(plane, o);
-                                     if (taps[at] == tap) acc += static_cast<ComputeType<T>>(dy[at]);
-                                 });
+    gather_over_windows<T, Width, Fast>(
+        g, ops, dx, [&](auto& acc, std::int64_t, std::int64_t, const HoldingWindow& window) {
+            const std::int64_t pack = window.at / Width;
+            const ElementPack<std::uint8_t, Width> recorded = load_pack<Width>(taps, pack);
+            // Compared in 32 bits (a recorded window has at most 255 taps): in 64 bits each lane's
+            // compare is two instructions.
+            const int tap = static_cast<int>(window.tap);
+            bool hit[Width];
+            bool any = false;
+            for (int lane = 0; lane < Width; ++lane) {
+                hit[lane] = recorded.value[lane] == tap;
+                any = any || hit[lane];
+            }
+            if (!any) return;
+            const ElementPack<T, Width> share = load_pack<Width>(dy, pack);
+            for (int lane = 0; lane < Width; ++lane)
+                if (hit[lane]) acc[lane] += static_cast<ComputeType<T>>(share.value[lane]);
+        });
 }
 
-// Forward of average and adaptive pooling: the box of spans, summed and divided.
-template <typename T, bool Adaptive, bool Fast>
+// Forward of average and adaptive pooling over Width adjacent channels of one output position
+// (adaptive: Width 1 only): the box of spans, summed lane by lane in the same order, and divided.
+template <typename T, int Width, bool Adaptive, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     mean_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y) {
-    const OperandLayout& in = ops.in;
-    const OperandLayout& out = ops.out;
-    const std::int64_t total = g.planes() * g.output_spatial();
-    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+    using C = ComputeType<T>;
+    const std::int64_t total = g.planes() * g.output_spatial() / Width;
+    for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position o{};
-        const std::int64_t plane = out.split<Fast>(index, o);
+        const PlaneStart from = ops.in.start<Fast>(ops.out.split<Fast>(pack * Width, o));
         WindowSpan span[3];
         for (int s = 0; s < 3; ++s)
             span[s] = Adaptive ? detail::adaptive_pool_span(g, s, o[s]) : detail::average_pool_span(g, s, o[s]);
-        ComputeType<T> sum = 0;
+        C sum[Width] = {};
         for (std::int64_t d = span[0].begin; d < span[0].end; ++d)
             for (std::int64_t h = span[1].begin; h < span[1].end; ++h)
-                for (std::int64_t w = span[2].begin; w < span[2].end; ++w)
-                    sum += static_cast<ComputeType<T>>(x[in(plane, {d, h, w})]);
-        y[index] = T(sum / static_cast<ComputeType<T>>(span[0].divisor_length * span[1].divisor_length *
-                                                       span[2].divisor_length));
+                for (std::int64_t w = span[2].begin; w < span[2].end; ++w) {
+                    const ElementPack<T, Width> v = load_pack<Width>(x, ops.in(from, {d, h, w}) / Width);
+                    for (int lane = 0; lane < Width; ++lane) sum[lane] += static_cast<C>(v.value[lane]);
+                }
+        const C divisor = static_cast<C>(span[0].divisor_length * span[1].divisor_length * span[2].divisor_length);
+        ElementPack<T, Width> mean;
+        for (int lane = 0; lane < Width; ++lane) mean.value[lane] = T(sum[lane] / divisor);
+        store_pack<Width>(y, pack, mean);
     }
 }
 
-template <typename T>
-__device__ ComputeType<T> average_share(const PoolGeometry& g, const OperandLayout& out, const T* dy,
-                                        std::int64_t plane, const Position& o) {
-    const std::int64_t divisor = detail::average_pool_span(g, 0, o[0]).divisor_length *
-                                 detail::average_pool_span(g, 1, o[1]).divisor_length *
-                                 detail::average_pool_span(g, 2, o[2]).divisor_length;
-    return static_cast<ComputeType<T>>(dy[out(plane, o)]) / static_cast<ComputeType<T>>(divisor);
+// The divisor of average pooling's window at output position o, as the forward divides by it.
+template <typename C>
+__device__ C average_divisor(const PoolGeometry& g, const Position& o) {
+    return static_cast<C>(detail::average_pool_span(g, 0, o[0]).divisor_length *
+                          detail::average_pool_span(g, 1, o[1]).divisor_length *
+                          detail::average_pool_span(g, 2, o[2]).divisor_length);
 }
 
-template <typename T, bool Fast>
+template <typename T, int Width, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     avg_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, T* dx) {
+    using C = ComputeType<T>;
     // A window holds i when i is in its span (the span clips a ceil-mode overhang).
-    gather_over_windows<T, Fast>(g, ops, dx,
-                                 [&](auto& acc, std::int64_t plane, std::int64_t, const Position& o, std::int64_t) {
-                                     acc += average_share(g, ops.out, dy, plane, o);
-                                 });
+    gather_over_windows<T, Width, Fast>(g, ops, dx,
+                                        [&](auto& acc, std::int64_t, std::int64_t, const HoldingWindow& window) {
+                                            const C divisor = average_divisor<C>(g, window.o);
+                                            const ElementPack<T, Width> share = load_pack<Width>(dy, window.at / Width);
+                                            for (int lane = 0; lane < Width; ++lane)
+                                                acc[lane] += static_cast<C>(share.value[lane]) / divisor;
+                                        });
 }
 
 // Adaptive windows along dim s that hold input i: o in [floor(i * out / in), ceil((i + 1) * out / in)),
@@ -287,30 +390,56 @@ void on_stream_for_dtype(const PoolGeometry& g, MemoryFormat layout, DType dtype
         }
     });
 }
+
+// on_stream_for_dtype for the kernels with lanes: launch_typed(T{}, fast, PackWidth<W>{}, operands,
+// stream), W = kPackWidth<T> where a thread can take a 16-byte pack of adjacent channels of one
+// position (channels-last, the channels a multiple of the pack, so that a pack never straddles
+// two positions; `data`, T's buffers, aligned to 16 bytes and `taps` to W bytes), else W = 1.
+template <typename Launch, typename... Data>
+void on_stream_in_packs(const PoolGeometry& g, MemoryFormat layout, DType dtype, Stream stream,
+                        const std::uint8_t* taps, Launch&& launch_typed, const Data*... data) {
+    on_stream_for_dtype(g, layout, dtype, stream,
+                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
+                            using T = decltype(tag);
+                            constexpr int width = kPackWidth<T>;
+                            if (allow_pool_packs && layout == MemoryFormat::ChannelsLast && g.channels % width == 0 &&
+                                pack_aligned<T, width>(data...) && pack_aligned<std::uint8_t, width>(taps)) {
+                                launch_typed(tag, fast, PackWidth<width>{}, ops, s);
+                            } else {
+                                launch_typed(tag, fast, PackWidth<1>{}, ops, s);
+                            }
+                        });
+}
 }  // namespace
 
 void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout,
                       std::uint8_t* argmax_taps) {
     CONVKIT_REQUIRE(argmax_taps == nullptr || max_pool_taps_fit(g), "max_pool_forward", "a window of ",
                     g.kernel[0] * g.kernel[1] * g.kernel[2], " taps is too large to record its argmax in a byte");
-    on_stream_for_dtype(g, layout, dtype, stream,
-                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
-                            using T = decltype(tag);
-                            launch<max_pool_forward_kernel<T, decltype(fast)::value>>(
-                                {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops,
-                                static_cast<const T*>(x), static_cast<T*>(y), argmax_taps);
-                        });
+    on_stream_in_packs(
+        g, layout, dtype, stream, argmax_taps,
+        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
+            using T = decltype(tag);
+            constexpr int lanes = decltype(width)::value;
+            launch<max_pool_forward_kernel<T, lanes, decltype(fast)::value>>(
+                {grid_for(g.planes() * g.output_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
+                static_cast<const T*>(x), static_cast<T*>(y), argmax_taps);
+        },
+        x, y);
 }
 
 void max_pool_backward_from_taps(const PoolGeometry& g, DType dtype, const void* dy, const std::uint8_t* argmax_taps,
                                  void* dx, Stream stream, MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream,
-                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
-                            using T = decltype(tag);
-                            launch<max_pool_backward_from_taps_kernel<T, decltype(fast)::value>>(
-                                {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops,
-                                static_cast<const T*>(dy), argmax_taps, static_cast<T*>(dx));
-                        });
+    on_stream_in_packs(
+        g, layout, dtype, stream, argmax_taps,
+        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
+            using T = decltype(tag);
+            constexpr int lanes = decltype(width)::value;
+            launch<max_pool_backward_from_taps_kernel<T, lanes, decltype(fast)::value>>(
+                {grid_for(g.planes() * g.input_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
+                static_cast<const T*>(dy), argmax_taps, static_cast<T*>(dx));
+        },
+        dy, dx);
 }
 
 void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream,
@@ -325,24 +454,30 @@ void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const
 }
 
 void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream,
-                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
-                            using T = decltype(tag);
-                            launch<mean_pool_forward_kernel<T, false, decltype(fast)::value>>(
-                                {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops,
-                                static_cast<const T*>(x), static_cast<T*>(y));
-                        });
+    on_stream_in_packs(
+        g, layout, dtype, stream, nullptr,
+        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
+            using T = decltype(tag);
+            constexpr int lanes = decltype(width)::value;
+            launch<mean_pool_forward_kernel<T, lanes, false, decltype(fast)::value>>(
+                {grid_for(g.planes() * g.output_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
+                static_cast<const T*>(x), static_cast<T*>(y));
+        },
+        x, y);
 }
 
 void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                        MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream,
-                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
-                            using T = decltype(tag);
-                            launch<avg_pool_backward_kernel<T, decltype(fast)::value>>(
-                                {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops,
-                                static_cast<const T*>(dy), static_cast<T*>(dx));
-                        });
+    on_stream_in_packs(
+        g, layout, dtype, stream, nullptr,
+        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
+            using T = decltype(tag);
+            constexpr int lanes = decltype(width)::value;
+            launch<avg_pool_backward_kernel<T, lanes, decltype(fast)::value>>(
+                {grid_for(g.planes() * g.input_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
+                static_cast<const T*>(dy), static_cast<T*>(dx));
+        },
+        dy, dx);
 }
 
 void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
@@ -350,7 +485,7 @@ void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x
     on_stream_for_dtype(g, layout, dtype, stream,
                         [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
                             using T = decltype(tag);
-                            launch<mean_pool_forward_kernel<T, true, decltype(fast)::value>>(
+                            launch<mean_pool_forward_kernel<T, 1, true, decltype(fast)::value>>(
                                 {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops,
                                 static_cast<const T*>(x), static_cast<T*>(y));
                         });
@@ -369,6 +504,10 @@ void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* 
 
 void set_pool_64_bit_indices_for_testing(bool force) {
     force_64_bit_pool_indices = force;
+}
+
+void set_pool_packs_for_testing(bool allow) {
+    allow_pool_packs = allow;
 }
 
 CONVKIT_KERNELS_END

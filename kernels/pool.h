@@ -37,6 +37,9 @@ constexpr bool max_pool_taps_fit(const detail::PoolGeometry& g) {
 // Tests only: with `force`, every launch takes the kernels that divide in 64 bits, which
 // otherwise run only past 2^31 elements (the emulated device cannot hold that many).
 void set_pool_64_bit_indices_for_testing(bool force);
+// Tests only: without `allow`, every launch takes the per-element kernels, which otherwise run
+// only where the channels-last packs of adjacent channels do not fit (kernels/pool.cu).
+void set_pool_packs_for_testing(bool allow);
 
 void avg_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
                       MemoryFormat layout = MemoryFormat::Contiguous);

@@ -211,30 +211,6 @@ TEST_F(CudaElementwise, PublicOpsRunOnTheDeviceAndDifferentiate) {
 
 // ---- packs and alignment ---------------------------------------------------------------------
 
-// A device buffer of `values` placed `offset` elements past an aligned allocation, the element
-// before it NaN: with offset 1 no 16-byte pack is aligned, so the kernels take their
-// one-element path, and a write before the start shows.
-struct OffsetBuffer {
-    Tensor storage;
-    std::int64_t offset;
-
-    OffsetBuffer(const Tensor& values, std::int64_t offset_elements) : offset(offset_elements) {
-        std::vector<double> all(static_cast<std::size_t>(offset), std::numeric_limits<double>::quiet_NaN());
-        const std::vector<double> v = values.to_vector();
-        all.insert(all.end(), v.begin(), v.end());
-        storage = Tensor::from_vector(Shape{static_cast<std::int64_t>(all.size())}, all)
-                      .to(values.dtype())
-                      .to(Device::cuda());
-    }
-    void* data() const { return static_cast<char*>(storage.raw_data()) + offset * dtype_size(storage.dtype()); }
-    // The elements after the offset, and whether those before it are still NaN.
-    Tensor values(const Shape& shape) const {
-        const std::vector<double> all = storage.to(Device::host()).to_vector();
-        for (std::int64_t i = 0; i < offset; ++i) EXPECT_TRUE(std::isnan(all[static_cast<std::size_t>(i)])) << i;
-        return Tensor::from_vector(shape, std::vector<double>(all.begin() + offset, all.end())).to(storage.dtype());
-    }
-};
-
 // The unary and same-shape binary kernels move 16-byte packs where every buffer is aligned and
 // single elements otherwise. Both run the same arithmetic per element, so they must agree bit
 // for bit with each other, and with the host within the dtype's rounding; sizes leave tails of

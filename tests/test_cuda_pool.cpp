@@ -1,11 +1,14 @@
 // The CUDA pooling kernels' special cases against the host reference (label gpu): adaptive and
 // global average, max pooling's special values bit for bit, sizes past 2^31 elements; outputs
 // NaN-filled first. Most run twice: with the kernels that divide by FastDivisor and with those
-// that divide in 64 bits (forced; they otherwise run only past 2^31 elements). The sweep of max
-// and average pooling over the kernel sweeps runs through the cuda.direct variant in
-// tests/test_variant_sweep.cpp.
+// that divide in 64 bits (forced; they otherwise run only past 2^31 elements). The channels-last
+// kernels that move 16-byte packs of channels run against the same kernels one element per
+// thread, bit for bit. The sweep of max and average pooling over the kernel sweeps runs through
+// the cuda.direct variant in tests/test_variant_sweep.cpp.
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "backend_api/geometry.h"
 #include "kernels/pool.h"
@@ -164,6 +167,182 @@ void expect_taps_backward_equals_searching_backward() {
 TEST_F(CudaPoolOps, BackwardFromArgmaxTapsEqualsTheSearchingBackwardBitForBit) {
     with_each_index_width([] { expect_taps_backward_equals_searching_backward(); });
 }
+// ---- channels-last packs ---------------------------------------------------------------------
+
+// The elements of `t` in channels-last order (NDHWC), as a flat float64 tensor: the buffer the
+// kernels read and write in that layout.
+Tensor channels_last_buffer(const Tensor& t) {
+    const Tensor last = t.to(DType::Float64).to(Device::host()).to(MemoryFormat::ChannelsLast);
+    const double* begin = last.physical_data<double>();
+    return Tensor::from_vector(Shape{last.numel()}, std::vector<double>(begin, begin + last.numel()));
+}
+
+// Bytes on the device (max pooling's argmax taps) placed `offset` bytes past an aligned
+// allocation, every byte of the allocation `poison` first: bytes() gives the `count` bytes
+// after the offset and expects the 16 before and after them still poison.
+struct ByteBuffer {
+    static constexpr std::int64_t kGuard = 16;
+    Tensor storage;  // int64 words
+    std::int64_t offset, count;
+    std::uint8_t poison;
+
+    ByteBuffer(std::int64_t count_bytes, std::int64_t offset_bytes, std::uint8_t poison_byte)
+        : offset(offset_bytes), count(count_bytes), poison(poison_byte) {
+        const std::int64_t words = (offset + count + kGuard + 7) / 8;
+        const std::int64_t word = static_cast<std::int64_t>(0x0101010101010101ULL * poison);
+        storage = Tensor::from_vector(Shape{words}, std::vector<std::int64_t>(static_cast<std::size_t>(words), word))
+                      .to(Device::cuda());
+    }
+    std::uint8_t* data() const { return static_cast<std::uint8_t*>(storage.raw_data()) + offset; }
+    std::vector<std::uint8_t> bytes() const {
+        const Tensor host = storage.to(Device::host());
+        const auto* all = static_cast<const std::uint8_t*>(host.raw_data());
+        for (std::int64_t i = 0; i < offset; ++i) EXPECT_EQ(all[i], poison) << "byte " << i - offset;
+        for (std::int64_t i = offset + count; i < offset + count + kGuard; ++i)
+            EXPECT_EQ(all[i], poison) << "byte " << i - offset;
+        return std::vector<std::uint8_t>(all + offset, all + offset + count);
+    }
+};
+
+// Where the buffers of a run lie: the tensors `elements` past an aligned allocation, the argmax
+// taps `tap_bytes` past theirs. Aligned ones take the packs where the channels allow; an
+// element or a byte off takes the per-element kernels.
+struct Placement {
+    std::int64_t elements;
+    std::int64_t tap_bytes;
+};
+
+std::string placement_text(const Placement& p) {
+    return "tensors " + std::to_string(p.elements) + " elements in, taps " + std::to_string(p.tap_bytes) + " bytes in";
+}
+
+// What one run of a pooling case gives: the forward's and backward's buffers (their bytes) and,
+// for max pooling, the argmax taps.
+struct PoolRun {
+    std::vector<unsigned char> y, dx;
+    std::vector<std::uint8_t> taps;
+    Tensor y_values, dx_values;  // flat, channels-last order
+};
+
+// Max pooling (forward recording taps, backward from them) or average pooling, forward and
+// backward, on the kernels' channels-last buffers at `placement`, into NaN-poisoned outputs.
+PoolRun run_channels_last_pooling(const detail::PoolGeometry& g, PoolKind kind, DType dtype, const Tensor& x,
+                                  const Tensor& dy, const Placement& placement, std::uint8_t tap_poison) {
+    const Stream stream = current_stream(0);
+    const std::int64_t out_count = g.planes() * g.output_spatial();
+    const std::int64_t in_count = g.planes() * g.input_spatial();
+    const testing::OffsetBuffer xd(channels_last_buffer(x).to(dtype), placement.elements);
+    const testing::OffsetBuffer dyd(channels_last_buffer(dy).to(dtype), placement.elements);
+    const testing::OffsetBuffer y(testing::nan_tensor(Shape{out_count}, dtype), placement.elements);
+    const testing::OffsetBuffer dx(testing::nan_tensor(Shape{in_count}, dtype), placement.elements);
+    const ByteBuffer taps(out_count, placement.tap_bytes, tap_poison);
+    const MemoryFormat last = MemoryFormat::ChannelsLast;
+    PoolRun run;
+    if (kind == PoolKind::Max) {
+        kernels::max_pool_forward(g, dtype, xd.data(), y.data(), stream, last, taps.data());
+        kernels::max_pool_backward_from_taps(g, dtype, dyd.data(), taps.data(), dx.data(), stream, last);
+        run.taps = taps.bytes();
+    } else {
+        kernels::avg_pool_forward(g, dtype, xd.data(), y.data(), stream, last);
+        kernels::avg_pool_backward(g, dtype, dyd.data(), dx.data(), stream, last);
+    }
+    run.y = y.bytes();
+    run.dx = dx.bytes();
+    run.y_values = y.values(Shape{out_count}).to(DType::Float64);
+    run.dx_values = dx.values(Shape{in_count}).to(DType::Float64);
+    return run;
+}
+
+// Equal where both are NaN or both the same value; the count of the others.
+std::int64_t values_differing(const Tensor& a, const Tensor& b) {
+    const std::vector<double> u = a.to_vector(), v = b.to_vector();
+    std::int64_t differing = 0;
+    for (std::size_t i = 0; i < u.size(); ++i) differing += !(u[i] == v[i] || (std::isnan(u[i]) && std::isnan(v[i])));
+    return differing + static_cast<std::int64_t>(u.size() != v.size());
+}
+
+void expect_packed_pooling_equals_per_element() {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Case {
+        PoolKind kind;
+        PoolParams params;
+        SpatialDims input;  // the spatial extents (the last spatial_rank entries used)
+    };
+    const Case cases[] = {
+        {PoolKind::Max, PoolParams(2, 3).set_stride(2).set_padding(1), {1, 7, 6}},  // ResNet's stem, overlapping
+        {PoolKind::Max, PoolParams(2, 2).set_stride(1).set_dilation(3).set_padding(1), {1, 3, 2}},  // windows miss
+        {PoolKind::Max, PoolParams(2, 2).set_stride(2).set_ceil_mode(true), {1, 5, 7}},
+        {PoolKind::Max, PoolParams(3, 2).set_stride(1), {3, 4, 3}},
+        {PoolKind::Average, PoolParams(2, 3).set_stride(2).set_padding(1), {1, 7, 6}},
+        {PoolKind::Average, PoolParams(2, 3).set_stride(2).set_padding(1).set_count_include_pad(false), {1, 6, 5}},
+        {PoolKind::Average, PoolParams(3, 2).set_stride(1).set_ceil_mode(true), {3, 4, 3}},
+    };
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    for (const Case& c : cases) {
+        // 16 channels: whole packs of every dtype; 12 of float and double only, 6 of double only, 5 of none.
+        for (std::int64_t channels : {16, 12, 6, 5}) {
+            const int rank = c.params.spatial_rank;
+            const Shape shape = detail::image_shape(2, channels, c.input, rank);
+            const detail::PoolGeometry g = detail::pool_geometry("pool", shape, c.params, c.kind);
+            // Small integers: ties, and sums exact in every dtype; max pooling's also NaN and -inf.
+            std::vector<double> values = testing::small_integer_tensor(shape, rng(), 2).to_vector();
+            if (c.kind == PoolKind::Max)
+                for (std::size_t i = 0; i < values.size(); i += 7) values[i] = (i / 7) % 3 == 0 ? nan : -inf;
+            const Tensor x = Tensor::from_vector(shape, values);
+            const Tensor dy = testing::small_integer_tensor(g.output_shape(), rng(), 3);
+            const Tensor y_host =
+                c.kind == PoolKind::Max ? max_pool_forward(x, c.params) : avg_pool_forward(x, c.params);
+            const Tensor dx_host =
+                c.kind == PoolKind::Max ? max_pool_backward(dy, x, c.params) : avg_pool_backward(dy, shape, c.params);
+            for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+                const std::int64_t pack_elements = 16 / static_cast<std::int64_t>(dtype_size(dtype));
+                for (const Placement& placement :
+                     {Placement{0, 0}, Placement{pack_elements, 16}, Placement{1, 0}, Placement{0, 1}}) {
+                    SCOPED_TRACE(c.params.to_string() + " " + shape.to_string() + " " + dtype_name(dtype) + ", " +
+                                 placement_text(placement));
+                    kernels::set_pool_packs_for_testing(false);
+                    const PoolRun single = run_channels_last_pooling(g, c.kind, dtype, x, dy, placement, 1);
+                    kernels::set_pool_packs_for_testing(true);
+                    const PoolRun packed = run_channels_last_pooling(g, c.kind, dtype, x, dy, placement, 0);
+                    EXPECT_TRUE(packed.y == single.y)
+                        << "forward, " << values_differing(packed.y_values, single.y_values) << " values differ";
+                    EXPECT_TRUE(packed.dx == single.dx)
+                        << "backward, " << values_differing(packed.dx_values, single.dx_values) << " values differ";
+                    EXPECT_TRUE(packed.taps == single.taps) << "argmax taps";
+                    // Against the host in float64: max pooling and its integer sums exactly (NaN
+                    // where the host has NaN); the averages within the dtype's rounding.
+                    const Tensor y_expected = channels_last_buffer(y_host), dx_expected = channels_last_buffer(dx_host);
+                    if (c.kind == PoolKind::Max) {
+                        EXPECT_EQ(values_differing(packed.y_values, y_expected), 0) << "forward against the host";
+                        EXPECT_EQ(values_differing(packed.dx_values, dx_expected), 0) << "backward against the host";
+                    } else {
+                        const double tolerance = dtype == DType::Float64   ? testing::kFloat64Tolerance
+                                                 : dtype == DType::Float32 ? testing::kCudaStrictFloat32Tolerance
+                                                                           : testing::sixteen_bit_tolerance(dtype);
+                        EXPECT_LT(testing::relative_error(packed.y_values, y_expected), tolerance) << "forward";
+                        EXPECT_LT(testing::relative_error(packed.dx_values, dx_expected), tolerance) << "backward";
+                    }
+                }
+            }
+        }
+    }
+    kernels::set_pool_packs_for_testing(true);
+}
+
+// In channels-last, max and average pooling's forward and backward (max pooling's from the
+// argmax taps) give each thread a 16-byte pack of adjacent channels where the channels are a
+// multiple of the pack and the buffers aligned. Against the per-element kernels on the same
+// inputs, bit for bit (outputs, gradients and taps; NaN payloads too), and against the host:
+// every float dtype, channels that are and are not a multiple of each dtype's pack, tensors and
+// taps at an aligned offset and at an unaligned one (which falls back), windows that overlap,
+// miss the input, overhang in ceil mode, 2-D and 3-D, both index widths. Outputs are
+// NaN-filled, the taps poisoned with a different byte in each run, and the bytes around every
+// buffer checked untouched.
+TEST_F(CudaPoolOps, PackedChannelsLastKernelsEqualThePerElementOnesBitForBit) {
+    with_each_index_width([] { expect_packed_pooling_equals_per_element(); });
+}
+
 // Through the public ops, a recorded CUDA max pooling keeps its argmax taps, not its input: x may
 // be overwritten after the forward and the gradient is still x's at the forward (the host
 // reference variant, which keeps x, refuses that backward as it should).

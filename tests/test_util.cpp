@@ -92,6 +92,27 @@ Tensor nan_tensor(const Shape& shape, DType dtype, Device device) {
     return Tensor::full(shape, std::numeric_limits<double>::quiet_NaN(), dtype, device);
 }
 
+OffsetBuffer::OffsetBuffer(const Tensor& values, std::int64_t offset_elements) : offset(offset_elements) {
+    std::vector<double> all(static_cast<std::size_t>(offset), std::numeric_limits<double>::quiet_NaN());
+    const std::vector<double> v = values.to_vector();
+    all.insert(all.end(), v.begin(), v.end());
+    storage =
+        Tensor::from_vector(Shape{static_cast<std::int64_t>(all.size())}, all).to(values.dtype()).to(Device::cuda());
+}
+
+Tensor OffsetBuffer::values(const Shape& shape) const {
+    const std::vector<double> all = storage.to(Device::host()).to_vector();
+    for (std::int64_t i = 0; i < offset; ++i) EXPECT_TRUE(std::isnan(all[static_cast<std::size_t>(i)])) << i;
+    return Tensor::from_vector(shape, std::vector<double>(all.begin() + offset, all.end())).to(storage.dtype());
+}
+
+std::vector<unsigned char> OffsetBuffer::bytes() const {
+    const Tensor host = storage.to(Device::host());
+    const auto* begin = static_cast<const unsigned char*>(host.raw_data());
+    const std::size_t size = dtype_size(host.dtype());
+    return std::vector<unsigned char>(begin + offset * size, begin + host.numel() * size);
+}
+
 Tensor small_integer_tensor(const Shape& shape, std::uint64_t seed, int range, DType dtype) {
     Tensor t = Tensor::uniform(shape, 0.0, 1.0, seed, DType::Float64);
     std::vector<double> values = t.to_vector();

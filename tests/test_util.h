@@ -98,6 +98,21 @@ bool exactly_equal(const Tensor& a, const Tensor& b);
 // A tensor of NaN: outputs are poisoned with it before a kernel runs so unwritten elements fail.
 Tensor nan_tensor(const Shape& shape, DType dtype = DType::Float32, Device device = Device::host());
 
+// A CUDA buffer of `values` (flat, in their dtype) placed `offset` elements past an aligned
+// allocation, the elements before it NaN: with offset 1 no 16-byte pack is aligned, so the
+// kernels that move packs take their one-element path, and a write before the start shows.
+struct OffsetBuffer {
+    Tensor storage;
+    std::int64_t offset;
+
+    OffsetBuffer(const Tensor& values, std::int64_t offset_elements);
+    void* data() const { return static_cast<char*>(storage.raw_data()) + offset * dtype_size(storage.dtype()); }
+    // The elements after the offset, and whether those before it are still NaN.
+    Tensor values(const Shape& shape) const;
+    // The stored bytes of the elements after the offset (a NaN's payload included).
+    std::vector<unsigned char> bytes() const;
+};
+
 // Small integers in [-range, range]: products and sums of them are exact in float32 and float64,
 // so results can be compared bit for bit.
 Tensor small_integer_tensor(const Shape& shape, std::uint64_t seed, int range = 3, DType dtype = DType::Float64);

@@ -191,9 +191,39 @@ struct PlaneOffsets {
     }
 };
 
+// Calls f(d, h, w, tap) for each tap of the max-pooling window of output position `o` that lands
+// in the input, in the window's order (d, then h, then w), tap being max_pool_tap(g, kd, kh, kw).
+// The one walk of a max-pooling window, so that every scan over it (the host's, a kernel's over
+// one element or over a pack of adjacent channels) meets the taps in the same order.
+template <typename F>
+constexpr void for_each_max_pool_window_tap(const PoolGeometry& g, const std::array<std::int64_t, 3>& o, F&& f) {
+    for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+        const std::int64_t d = pool_tap_position(g, 0, o[0], kd);
+        if (d < 0 || d >= g.input[0]) continue;
+        for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
+            const std::int64_t h = pool_tap_position(g, 1, o[1], kh);
+            if (h < 0 || h >= g.input[1]) continue;
+            for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+                const std::int64_t w = pool_tap_position(g, 2, o[2], kw);
+                if (w < 0 || w >= g.input[2]) continue;
+                f(d, h, w, max_pool_tap(g, kd, kh, kw));
+            }
+        }
+    }
+}
+
+// Whether a max-pooling scan takes `v` as the window's maximum so far (`best`, none yet when
+// `first`): the first maximum on ties and the last NaN if there is one (PyTorch's scan,
+// `v > max || isnan(v)`).
+template <typename T>
+constexpr bool max_pool_takes(bool first, T v, T best) {
+    const bool is_nan = v != v;
+    return first || v > best || is_nan;
+}
+
 // The offset in x (of `layout`) of the maximum of the window of output position `o` in
-// `plane`: the first on ties and the last NaN if there is one (PyTorch's scan,
-// `v > max || isnan(v)`); -1 if the window holds no input element (possible only with dilation).
+// `plane` (max_pool_takes over the window's walk); -1 if the window holds no input element
+// (possible only with dilation).
 // Shared by every backend so that all of them send a max-pool gradient to the same element.
 // `x` is anything indexed by offset that gives comparable values: a pointer to float or double,
 // or a kernel's view that widens 16-bit storage. Given `tap`, it also receives the maximum's tap
@@ -209,26 +239,15 @@ constexpr std::int64_t max_pool_window_argmax(const PoolGeometry& g, const Value
     std::int64_t best = -1;
     std::int64_t best_tap = -1;
     T best_value = T(0);
-    for (std::int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-        const std::int64_t d = pool_tap_position(g, 0, o[0], kd);
-        if (d < 0 || d >= g.input[0]) continue;
-        for (std::int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-            const std::int64_t h = pool_tap_position(g, 1, o[1], kh);
-            if (h < 0 || h >= g.input[1]) continue;
-            for (std::int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-                const std::int64_t w = pool_tap_position(g, 2, o[2], kw);
-                if (w < 0 || w >= g.input[2]) continue;
-                const std::int64_t i = at(plane, d, h, w);
-                const T v = x[i];
-                const bool is_nan = v != v;
-                if (best < 0 || v > best_value || is_nan) {
-                    best = i;
-                    best_tap = max_pool_tap(g, kd, kh, kw);
-                    best_value = v;
-                }
-            }
+    for_each_max_pool_window_tap(g, o, [&](std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t t) {
+        const std::int64_t i = at(plane, d, h, w);
+        const T v = x[i];
+        if (max_pool_takes(best < 0, v, best_value)) {
+            best = i;
+            best_tap = t;
+            best_value = v;
         }
-    }
+    });
     if (tap != nullptr) *tap = best_tap;
     return best;
 }
