@@ -65,8 +65,7 @@ constexpr int kAThreadsPerRow = kTileK / kALoads;         // 2
 constexpr int kWideTileN = 128, kNarrowTileN = 64;        // the two column widths
 // Float: two blocks an SM (16 warps to hide the global loads' latency), 128 registers a thread,
 // which the 64 accumulators, 16 operands and 8 loads in flight fit (ptxas spills a few values of
-// the wide phase, filter-gradient and pointwise backward-data kernels: a handful of L1 loads a
-// step; tiled.ptxas_resources bounds the stack). Double (not a speed path): one, so that its 32
+// some wide kernels: a handful of L1 loads a step; tiled.ptxas_resources bounds the stack). Double (not a speed path): one, so that its 32
 // accumulators of two registers each do not spill.
 template <typename T>
 constexpr int kTiledBlocksPerSM = sizeof(T) == sizeof(float) ? 2 : 1;
