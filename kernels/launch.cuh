@@ -22,6 +22,7 @@
 #include "cuda/cuda_check.h"
 #include "kernels/kernels_namespace.h"
 #ifdef CONVKIT_CPU_EMULATION
+#include <functional>
 #include <memory>
 
 #include "emu/emulator.h"
@@ -64,11 +65,13 @@ inline unsigned grid_stride_blocks(std::int64_t units) {
     return static_cast<unsigned>(std::clamp<std::int64_t>(units, 1, kGridStrideBlocks));
 }
 
-// "conv_forward_kernel<float>": the kernel's name from the compiler's own spelling of the
-// template argument, without namespaces (for messages).
-template <auto Kernel>
-std::string kernel_name() {
-    const std::string_view pretty = __PRETTY_FUNCTION__;
+// Everything a launch does besides the launch itself lives in plain functions: code in a
+// function template is compiled again for each of the hundreds of kernels (17 unary ops x 4
+// dtypes x 2 widths x 2 directions in unary.cu alone), and the message building below, inlined
+// into each, had been half of nvcc's time on such a file and two thirds of the CPU build's.
+
+// The kernel's name out of kernel_name<Kernel>'s own __PRETTY_FUNCTION__.
+inline std::string kernel_name_from_signature(std::string_view pretty) {
     const std::size_t begin = pretty.find("Kernel = ") + 9;
     // GCC appends "; std::string = ..." after the argument; nvcc's host compiler may too.
     const std::size_t end = std::min(pretty.find(';', begin), pretty.rfind(']'));
@@ -80,13 +83,20 @@ std::string kernel_name() {
     return std::string(name);
 }
 
-// The checks the GPU would make at launch, made before it so both builds raise the same error.
+// "conv_forward_kernel<float>": the kernel's name from the compiler's own spelling of the
+// template argument, without namespaces (for messages).
 template <auto Kernel>
-void check_launch_shape(const LaunchShape& s) {
+std::string kernel_name() {
+    return kernel_name_from_signature(__PRETTY_FUNCTION__);
+}
+
+// The checks the GPU would make at launch, made before it so both builds raise the same error.
+// The name is asked for only to refuse.
+inline void check_launch_shape(const LaunchShape& s, std::string (*kernel_name_of)()) {
     const unsigned long long threads = 1ull * s.block.x * s.block.y * s.block.z;
     const unsigned long long blocks = 1ull * s.grid.x * s.grid.y * s.grid.z;
     auto refuse = [&](const std::string& why) {
-        throw InvalidArgument("launch of " + kernel_name<Kernel>() + ": " + why + " (grid " + std::to_string(s.grid.x) +
+        throw InvalidArgument("launch of " + kernel_name_of() + ": " + why + " (grid " + std::to_string(s.grid.x) +
                               "x" + std::to_string(s.grid.y) + "x" + std::to_string(s.grid.z) + ", block " +
                               std::to_string(s.block.x) + "x" + std::to_string(s.block.y) + "x" +
                               std::to_string(s.block.z) + ", " + std::to_string(s.dynamic_shared_bytes) +
@@ -110,23 +120,25 @@ void check_launch_shape(const LaunchShape& s) {
 template <typename... Params>
 std::tuple<std::decay_t<Params>...> kernel_parameters_of(void (*)(Params...));
 
-template <auto Kernel, typename... Args>
-void run_in_emulator(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, Args&&... args) {
-    using Parameters = decltype(kernel_parameters_of(Kernel));
-    // Converted once, as the CUDA runtime does; each thread calls with its own copies.
-    auto parameters = std::make_shared<const Parameters>(std::forward<Args>(args)...);
-    emu::GridLaunch grid{kernel_name<Kernel>(),
-                         {s.grid.x, s.grid.y, s.grid.z},
-                         {s.block.x, s.block.y, s.block.z},
-                         s.dynamic_shared_bytes};
-    auto run = [grid = std::move(grid), parameters] {
-        emu::run_grid(grid, [&parameters] { std::apply(Kernel, *parameters); });
-    };
+// Runs (or, on the emulated device, enqueues) a grid whose every thread calls `thread_body`.
+inline void run_grid_in_emulator(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, std::string kernel,
+                                 std::function<void()> thread_body) {
+    emu::GridLaunch grid{
+        std::move(kernel), {s.grid.x, s.grid.y, s.grid.z}, {s.block.x, s.block.y, s.block.z}, s.dynamic_shared_bytes};
+    auto run = [grid = std::move(grid), body = std::move(thread_body)] { emu::run_grid(grid, body); };
 #ifdef CONVKIT_EMULATED_DEVICE
     CONVKIT_CHECK_CUDA(emu::enqueue_on_stream(stream, std::move(run)));
 #else
     run();
 #endif
+}
+
+template <auto Kernel, typename... Args>
+void run_in_emulator(const LaunchShape& s, cudaStream_t stream, Args&&... args) {
+    using Parameters = decltype(kernel_parameters_of(Kernel));
+    // Converted once, as the CUDA runtime does; each thread calls with its own copies.
+    auto parameters = std::make_shared<const Parameters>(std::forward<Args>(args)...);
+    run_grid_in_emulator(s, stream, kernel_name<Kernel>(), [parameters] { std::apply(Kernel, *parameters); });
 }
 #endif
 
@@ -148,7 +160,7 @@ void allow_dynamic_shared(std::size_t bytes) {
 
 template <auto Kernel, typename... Args>
 void launch(const LaunchShape& s, [[maybe_unused]] cudaStream_t stream, Args&&... args) {
-    check_launch_shape<Kernel>(s);
+    check_launch_shape(s, &kernel_name<Kernel>);
 #ifdef CONVKIT_CPU_EMULATION
     run_in_emulator<Kernel>(s, stream, std::forward<Args>(args)...);
 #else
