@@ -68,6 +68,24 @@ TEST(Half, EveryBitPatternRoundTripsThroughFloatAndDouble) {
     expect_every_pattern_round_trips<float16>();
 }
 
+// Widening on its own, against each pattern's fields (the round trip above would pass a widening
+// and a narrowing wrong in matching ways).
+TEST(Half, Float16WidensToTheValueOfItsFieldsForEveryPattern) {
+    for (std::uint32_t b = 0; b < 0x10000U; ++b) {
+        const int exponent = static_cast<int>((b >> 10) & 0x1FU);
+        const int fraction = static_cast<int>(b & 0x3FFU);
+        const float value = static_cast<float>(float16::from_bits(static_cast<std::uint16_t>(b)));
+        ASSERT_EQ(std::signbit(value), (b & 0x8000U) != 0) << b;
+        if (exponent == 0x1F) {
+            ASSERT_EQ(std::isnan(value), fraction != 0) << b;
+            ASSERT_EQ(std::isinf(value), fraction == 0) << b;
+            continue;
+        }
+        const double expected = exponent == 0 ? std::ldexp(fraction, -24) : std::ldexp(1024 + fraction, exponent - 25);
+        ASSERT_EQ(std::fabs(static_cast<double>(value)), expected) << b;
+    }
+}
+
 TEST(Half, RoundsToNearestEvenWithoutDoubleRounding) {
     expect_ties_to_even<bfloat16>(0x7F7F);
     expect_ties_to_even<float16>(0x7BFF);
@@ -81,6 +99,9 @@ TEST(Half, RangeEdgesInfinityNanAndSubnormals) {
     // float16 overflows to inf from 65520 (the tie above 65504) on; bfloat16 only past float's range.
     EXPECT_EQ(float16(65519.0F).bits, 0x7BFF);
     EXPECT_EQ(float16(65520.0F).bits, 0x7C00);
+    EXPECT_EQ(float16(std::nextafter(65536.0F, 0.0F)).bits, 0x7C00);
+    EXPECT_EQ(float16(65536.0F).bits, 0x7C00);
+    EXPECT_EQ(float16(-std::numeric_limits<float>::max()).bits, 0xFC00);
     EXPECT_EQ(float16(-1e10).bits, 0xFC00);
     EXPECT_EQ(float16(inf).bits, 0x7C00);
     EXPECT_EQ(bfloat16(std::numeric_limits<float>::max()).bits, 0x7F80);
@@ -93,6 +114,10 @@ TEST(Half, RangeEdgesInfinityNanAndSubnormals) {
     EXPECT_EQ(float16(3 * 0x1p-25F).bits, 0x0002);
     EXPECT_EQ(float16(-0x1p-24).bits, 0x8001);
     EXPECT_EQ(float16(0x1p-14F - 0x1p-25F).bits, 0x0400);  // rounds up into the smallest normal
+    EXPECT_EQ(float16(std::nextafter(0x1p-14F, 0.0F)).bits, 0x0400);
+    EXPECT_EQ(float16(0x1p-14F - 0x1p-24F).bits, 0x03FF);
+    EXPECT_EQ(float16(std::numeric_limits<float>::denorm_min()).bits, 0x0000);  // a float subnormal
+    EXPECT_EQ(float16(-1e-40F).bits, 0x8000);
     EXPECT_EQ(bfloat16(0x1p-133F).bits, 0x0001);
     EXPECT_EQ(bfloat16(0x1p-149).bits, 0x0000);
     EXPECT_EQ(bfloat16(1e-300).bits, 0x0000);
