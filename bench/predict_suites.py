@@ -35,7 +35,13 @@ ELEMENT_BYTES = {"bf16": 2, "tf32": 4, "f32": 4}
 # cuda.igemm ("Tensor-core implicit GEMM", "TF32", "Split-K in every pass"): a fraction e of the
 # peak on the executed multiply-adds, scaled by the busy fraction of a wave; bytes at 0.6 of
 # HBM; every kernel at least 3 us.
-IGEMM_E = {("bf16", "L"): 0.40, ("bf16", "S"): 0.25, ("tf32", "L"): 0.35, ("tf32", "S"): 0.22}
+# "N": the narrow 128 x 64 tile (warps of 64 x 32: 6 ldmatrix per 16 mma against the large
+# tile's 8 per 32, so 1.5x the shared-memory reads per multiply-add), for at most 64 columns.
+IGEMM_E = {("bf16", "L"): 0.40, ("bf16", "N"): 0.35, ("bf16", "S"): 0.25,
+           ("tf32", "L"): 0.35, ("tf32", "N"): 0.30, ("tf32", "S"): 0.22}
+# conv_igemm_support.cuh: each tile's block edges (rows, columns) and blocks a wave of a 132-SM
+# H100 holds (blocks_per_wave).
+IGEMM_TILES = {"L": (128, 128, 2), "N": (128, 64, 3), "S": (64, 64, 4)}
 IGEMM_BW = 0.6
 KERNEL_FLOOR_US = 3.0
 # cuda.tiled ("Tiled implicit GEMM", "Strided backward-data per phase"): a fraction of the FP32
@@ -88,7 +94,7 @@ ACTIVE = set()  # the scenarios in force
 
 
 def igemm_e(dtype, tile):
-    if "wgmma" in ACTIVE and tile == "L":
+    if "wgmma" in ACTIVE and tile in ("L", "N"):
         return {"bf16": 0.65, "tf32": 0.57}[dtype]
     return IGEMM_E[(dtype, tile)]
 
@@ -236,14 +242,15 @@ class Launch:
 def igemm_launch(dtype, m, n, k, groups, bytes_in, bytes_out, tile=None):
     """conv_igemm.cu plan_launch + the split-K model of "Split-K in every pass"."""
     block_k = 32 if dtype == "bf16" else 16
-    if tile is None:  # default_tile: large when 128x128 gives >= 264 blocks
-        tile = "L" if ceil_div(m, 128) * ceil_div(n, 128) * groups >= 2 * SMS else "S"
-    edge, wave = (128, 2 * SMS) if tile == "L" else (64, 4 * SMS)
+    if tile is None:  # default_tile: 128x128 blocks >= 264: narrow for <= 64 columns, else large
+        tile = ("N" if n <= 64 else "L") if ceil_div(m, 128) * ceil_div(n, 128) * groups >= 2 * SMS else "S"
+    edge_m, edge_n, per_sm = IGEMM_TILES[tile]
+    wave = per_sm * SMS
     k_tiles = ceil_div(k, block_k)
-    blocks = ceil_div(m, edge) * ceil_div(n, edge) * groups
+    blocks = ceil_div(m, edge_m) * ceil_div(n, edge_n) * groups
     splits = default_splits(wave, blocks, k_tiles, groups)
     # Whole tiles, as the tensor cores run them (no warp skips columns past n).
-    exec_flops = 2.0 * ceil_div(m, edge) * edge * executed_columns(n, edge, 8) * groups * k_tiles * block_k
+    exec_flops = 2.0 * ceil_div(m, edge_m) * edge_m * executed_columns(n, edge_n, 8) * groups * k_tiles * block_k
     return timed_launch("igemm", dtype, m, n, k, groups, tile, wave, blocks, splits, exec_flops, bytes_in, bytes_out)
 
 

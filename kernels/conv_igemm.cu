@@ -341,7 +341,7 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& s, IgemmOperand 
 }
 
 std::size_t conv_igemm_shared_bytes(IgemmTile tile) {
-    return tile == IgemmTile::Large ? LargeTile::kSharedBytes : SmallTile::kSharedBytes;
+    return with_tile_config(tile, [](auto config) { return decltype(config)::kSharedBytes; });
 }
 
 IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
@@ -429,14 +429,12 @@ std::int64_t mma_instructions(const IgemmLaunchPlan& l, std::int64_t groups, Ige
 
 void dispatch_tile(Pass pass, IgemmTile tile, const IgemmParams& p, std::int64_t groups, IgemmOperand operand,
                    IgemmOutput output, cudaStream_t stream) {
-    if (pass == Pass::Forward) {
-        if (tile == IgemmTile::Large)
-            return dispatch_operand<LargeTile, Pass::Forward>(p, i32(groups), operand, output, stream);
-        return dispatch_operand<SmallTile, Pass::Forward>(p, i32(groups), operand, output, stream);
-    }
-    if (tile == IgemmTile::Large)
-        return dispatch_operand<LargeTile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
-    dispatch_operand<SmallTile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
+    with_tile_config(tile, [&](auto config) {
+        using Tile = decltype(config);
+        if (pass == Pass::Forward)
+            return dispatch_operand<Tile, Pass::Forward>(p, i32(groups), operand, output, stream);
+        dispatch_operand<Tile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
+    });
 }
 
 // One GEMM launch: its params and its plan, tile and split chosen as the schedule says (each
@@ -453,12 +451,11 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     l.plan.n = p.out_group;
     l.plan.k = p.gemm_k;
     l.plan.tile = schedule.tile.value_or(default_tile(l.plan.m, l.plan.n, groups));
-    const bool large = l.plan.tile == IgemmTile::Large;
     const std::int64_t k_tiles = k_tiles_of(l.plan.k, operand);
     const std::int64_t blocks = tile_blocks(l.plan.tile, l.plan.m, l.plan.n, groups);
     l.plan.splits = schedule.splits.value_or(default_splits(l.plan.tile, blocks, k_tiles, groups));
-    l.plan.mma_instructions = large ? mma_instructions<LargeTile>(l.plan, groups, operand)
-                                    : mma_instructions<SmallTile>(l.plan, groups, operand);
+    l.plan.mma_instructions = with_tile_config(
+        l.plan.tile, [&](auto config) { return mma_instructions<decltype(config)>(l.plan, groups, operand); });
     l.params.splits = l.plan.splits;
     l.params.tiles_per_split = l.plan.splits >= 1 ? i32((k_tiles + l.plan.splits - 1) / l.plan.splits) : 0;
     return l;

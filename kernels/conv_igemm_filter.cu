@@ -216,7 +216,8 @@ std::int64_t filter_k_tiles(const IgemmConvShape& s, IgemmOperand operand) {
 IgemmTile conv_igemm_backward_filter_default_tile(const IgemmConvShape& s) {
     const std::int64_t taps = kernel_taps(s);
     const std::int64_t groups = std::max<std::int64_t>(s.groups, 1);
-    return default_tile(s.out_channels / groups, taps * s.in_channels / groups, groups);
+    const IgemmTile tile = default_tile(s.out_channels / groups, taps * s.in_channels / groups, groups);
+    return tile == IgemmTile::Narrow ? IgemmTile::Large : tile;  // square tiles only here
 }
 
 int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOperand operand, IgemmTile tile) {
@@ -238,6 +239,9 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                                 void* workspace, Stream stream) {
     const char* op = "conv_igemm_backward_filter";
     check_call(op, s, operand, output, dy, x, dw, "dy", "x", "dw");
+    // Its A tile ([k][m], dy) reuses B's [k][n] layout, which takes square tiles.
+    if (tile == IgemmTile::Narrow)
+        throw InvalidArgument(std::string(op) + ": the narrow 128x64 tile runs forward and backward-data only");
     check_splits(op, splits, s.groups, workspace, conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
     const Dims3 d = dims3(s);
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;

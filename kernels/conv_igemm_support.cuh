@@ -49,6 +49,25 @@ struct TileConfig {
 };
 using LargeTile = TileConfig<128, 128, 64, 64, 4>;
 using SmallTile = TileConfig<64, 64, 32, 32, 3>;
+// For GEMMs of at most 64 columns (a group's output channels: ResNet's 64-channel layers, the
+// padded channels of a first layer's backward-data) that give the large tile enough blocks: the
+// large tile's rows with half its columns, so that no warp multiplies columns past N (on the
+// large tile half of every mma would).
+using NarrowTile = TileConfig<128, 64, 64, 32, 4>;
+
+// Calls f(Tile{}) with the TileConfig `tile` names: the one place an IgemmTile becomes a type.
+template <typename F>
+decltype(auto) with_tile_config(IgemmTile tile, F&& f) {
+    switch (tile) {
+        case IgemmTile::Large:
+            return f(LargeTile{});
+        case IgemmTile::Narrow:
+            return f(NarrowTile{});
+        case IgemmTile::Small:
+            break;
+    }
+    return f(SmallTile{});
+}
 
 // What depends on the operand's width. A 16-byte chunk holds 8 16-bit values or 4 tf32 (float32
 // bits), so a k tile (one 64-byte row) is 32 or 16 deep, and an mma step (two chunks) 16 or 8:
@@ -286,19 +305,24 @@ __device__ inline void run_ring(std::uint16_t* shared, int count, Load&& load, M
 // Blocks that keep a 132-SM H100 busy: two per SM (the tile choice's threshold).
 inline constexpr std::int64_t kTargetBlocks = 2 * 132;
 // The blocks of `tile` one wave of a 132-SM H100 holds: 2 large blocks per SM (ptxas: 236
-// registers a thread allow 2), 4 small ones (94 registers allow 5; one left for register growth).
+// registers a thread allow 2), 3 narrow ones (124 registers allow 4 of 128 threads, tf32's 151
+// allow 3), 4 small ones (94 registers allow 5; one left for register growth).
 inline constexpr std::int64_t blocks_per_wave(IgemmTile tile) {
-    return (tile == IgemmTile::Large ? 2 : 4) * 132;
+    return (tile == IgemmTile::Large ? 2 : tile == IgemmTile::Narrow ? 3 : 4) * 132;
 }
-// The blocks `tile` cuts an m x n GEMM per group into (both tiles are square).
+// The blocks `tile` cuts an m x n GEMM per group into.
 inline std::int64_t tile_blocks(IgemmTile tile, std::int64_t m, std::int64_t n, std::int64_t groups) {
-    const std::int64_t edge = tile == IgemmTile::Large ? LargeTile::kBlockM : SmallTile::kBlockM;
-    return (m + edge - 1) / edge * ((n + edge - 1) / edge) * groups;
+    return with_tile_config(tile, [&](auto config) {
+        using Tile = decltype(config);
+        return (m + Tile::kBlockM - 1) / Tile::kBlockM * ((n + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
+    });
 }
-// The tile of an m x n GEMM per group: Large when its 128x128 blocks give at least kTargetBlocks,
-// else Small.
+// The tile of an m x n GEMM per group: where the 128x128 blocks give at least kTargetBlocks,
+// Large, or Narrow for at most 64 columns (the same blocks, none of their columns idle); else
+// Small.
 inline IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups) {
-    return tile_blocks(IgemmTile::Large, m, n, groups) >= kTargetBlocks ? IgemmTile::Large : IgemmTile::Small;
+    if (tile_blocks(IgemmTile::Large, m, n, groups) < kTargetBlocks) return IgemmTile::Small;
+    return n <= NarrowTile::kBlockN ? IgemmTile::Narrow : IgemmTile::Large;
 }
 // The k tiles of a GEMM of depth k: a 64-byte row of 32 16-bit values or 16 tf32 each.
 inline std::int64_t k_tiles_of(std::int64_t k, IgemmOperand operand) {

@@ -72,12 +72,12 @@ struct WgmmaTileConfig {
 };
 // 128 x 128 for more than 64 output channels a group; 128 x 64 (m64n64k16) up to 64, where the
 // wide tile would multiply zero columns half the time (ResNet's 64-channel layers).
-using WideTile = WgmmaTileConfig<128, 128, 4>;
-using NarrowTile = WgmmaTileConfig<128, 64, 4>;
+using WgmmaWideTile = WgmmaTileConfig<128, 128, 4>;
+using WgmmaNarrowTile = WgmmaTileConfig<128, 64, 4>;
 
 // The tile a GEMM of `columns` columns (output channels per group) runs with.
 constexpr bool narrow(std::int64_t columns) {
-    return columns <= NarrowTile::kBlockN;
+    return columns <= WgmmaNarrowTile::kBlockN;
 }
 
 template <IgemmOperand Operand>
@@ -236,7 +236,7 @@ void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, Ig
 std::int64_t k_tiles(const IgemmConvShape& s) {
     const auto d = dims3(s);
     const std::int64_t k = d.kernel[0] * d.kernel[1] * d.kernel[2] * (s.in_channels / s.groups);
-    return (k + WideTile::kBlockK - 1) / WideTile::kBlockK;
+    return (k + WgmmaWideTile::kBlockK - 1) / WgmmaWideTile::kBlockK;
 }
 
 std::int64_t columns(const IgemmConvShape& s) {
@@ -258,21 +258,21 @@ bool conv_wgmma_built() {
 }
 
 std::size_t conv_wgmma_shared_bytes(const IgemmConvShape& s) {
-    return narrow(columns(s)) ? NarrowTile::kSharedBytes : WideTile::kSharedBytes;
+    return narrow(columns(s)) ? WgmmaNarrowTile::kSharedBytes : WgmmaWideTile::kSharedBytes;
 }
 
 int conv_wgmma_tile_columns(const IgemmConvShape& s) {
-    return narrow(columns(s)) ? NarrowTile::kBlockN : WideTile::kBlockN;
+    return narrow(columns(s)) ? WgmmaNarrowTile::kBlockN : WgmmaWideTile::kBlockN;
 }
 
 std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& s) {
     const auto o = s.output();
     const std::int64_t m = s.batch * o[0] * o[1] * o[2], n = columns(s), tile_n = conv_wgmma_tile_columns(s);
-    return (m + WideTile::kBlockM - 1) / WideTile::kBlockM * ((n + tile_n - 1) / tile_n) * s.groups;
+    return (m + WgmmaWideTile::kBlockM - 1) / WgmmaWideTile::kBlockM * ((n + tile_n - 1) / tile_n) * s.groups;
 }
 
 std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& s) {
-    return conv_wgmma_forward_blocks(s) * k_tiles(s) * WideTile::kWarpgroups * WideTile::kMmaSteps;
+    return conv_wgmma_forward_blocks(s) * k_tiles(s) * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
 }
 
 void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* x, const void* w,
@@ -285,8 +285,8 @@ void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutp
         throw NotSupported(std::string(op) + ": this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90)");
     const IgemmParams p = forward_params(s, dims3(s), x, w, epilogue, y);
     const cudaStream_t cuda_stream = detail::to_cuda(stream);
-    if (narrow(columns(s))) return dispatch_operand<NarrowTile>(p, i32(s.groups), operand, output, cuda_stream);
-    dispatch_operand<WideTile>(p, i32(s.groups), operand, output, cuda_stream);
+    if (narrow(columns(s))) return dispatch_operand<WgmmaNarrowTile>(p, i32(s.groups), operand, output, cuda_stream);
+    dispatch_operand<WgmmaWideTile>(p, i32(s.groups), operand, output, cuda_stream);
 }
 
 CONVKIT_KERNELS_END

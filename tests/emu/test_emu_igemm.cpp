@@ -127,8 +127,9 @@ std::vector<double> run(const Case& cs, const Problem& p) {
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* y) { launch(cs, p, epilogue, y); });
 }
 
-// Tile edges: the small tile is 64 x 64, the large 128 x 128 (GEMM rows M = N * output positions,
-// columns = output channels per group); k runs 32 at a time through 3 or 4 stages.
+// Tile edges: the small tile is 64 x 64, the large 128 x 128, the narrow 128 x 64 (GEMM rows M =
+// N * output positions, columns = output channels per group); k runs 32 at a time through 3 or 4
+// stages.
 const std::vector<Case>& forward_sweep() {
     static const std::vector<Case> cases = {
         // 2-D, M = 64 exactly one small tile; then M = 65 just past it.
@@ -136,19 +137,19 @@ const std::vector<Case>& forward_sweep() {
         {shape(2, 1, 16, 24, 1, {5, 13}, {3, 3}, {1, 1}, {1, 1}), kSmall, kF16, kToF16, true, false, false},
         // M = 128 one large tile; 136 output channels, 8 past the large tile's 128 columns.
         {shape(2, 2, 32, 136, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kLarge, kBF, kToBF, true, true, true},
-        // 1-D, M = 129 just past the large tile; 8 channels: K = 24 < one k tile.
-        {shape(1, 1, 8, 8, 1, {129}, {3}, {1}, {1}), kLarge, kF16, kToF32, false, false, true},
+        // 1-D, M = 129 just past the 128-row tiles; 8 channels: K = 24 < one k tile.
+        {shape(1, 1, 8, 8, 1, {129}, {3}, {1}, {1}), kNarrow, kF16, kToF32, false, false, true},
         // Strides, dilations, both.
         {shape(2, 2, 24, 16, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToBF, true, true, false},
         {shape(2, 1, 16, 16, 1, {10, 10}, {3, 3}, {1, 1}, {2, 2}, {2, 2}), kSmall, kF16, kToBF, false, false, true},
-        {shape(2, 1, 8, 8, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kBF, kToF16, true, false, true},
+        {shape(2, 1, 8, 8, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kNarrow, kBF, kToF16, true, false, true},
         // Groups: 2 of 16 -> 24, 4 of 8 -> 8 (cp.async vectors exactly one group wide), 3 of 8 -> 72.
         {shape(2, 2, 32, 48, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, true, false, false},
         {shape(2, 1, 32, 32, 4, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToF16, false, true, false},
         {shape(2, 2, 24, 216, 3, {5, 5}, {3, 3}, {2, 2}, {1, 1}), kSmall, kF16, kToF32, true, false, true},
         // 3-D: K = 27 taps x 8 channels; strided and dilated with an odd-shaped kernel.
         {shape(3, 1, 8, 16, 1, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}), kSmall, kBF, kToBF, true, false, true},
-        {shape(3, 2, 16, 8, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kF16, kToF32, false,
+        {shape(3, 2, 16, 8, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kNarrow, kF16, kToF32, false,
          true, false},
         {shape(3, 1, 16, 32, 2, {3, 4, 4}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}), kSmall, kBF, kToF16, false, false, false},
         // 1-D strided, dilated, every epilogue option at once.
@@ -158,7 +159,7 @@ const std::vector<Case>& forward_sweep() {
         {shape(2, 1, 16, 32, 1, {6, 11}, {1, 5}, {1, 2}, {0, 2}), kSmall, kF16, kToF16, true, false, false},
         // Long K (1152 = 36 k tiles through the ring), output 4 positions.
         {shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToF32, false, false, false},
-        {shape(2, 1, 96, 24, 1, {3, 3}, {3, 3}, {1, 1}, {1, 1}), kLarge, kF16, kToF32, true, false, false},
+        {shape(2, 1, 96, 24, 1, {3, 3}, {3, 3}, {1, 1}, {1, 1}), kNarrow, kF16, kToF32, true, false, false},
         // Padding wider than the kernel's reach in places, and a kernel as large as the input.
         {shape(2, 1, 16, 16, 1, {3, 3}, {3, 3}, {1, 1}, {2, 2}), kSmall, kBF, kToBF, false, true, false},
         {shape(2, 4, 24, 16, 1, {5, 5}, {5, 5}), kLarge, kF16, kToF16, true, true, true},
@@ -178,8 +179,8 @@ const std::vector<Case>& tf32_sweep() {
             {shape(2, 1, 4, 4, 1, {5, 13}, {3, 3}, {1, 1}, {1, 1}), kSmall, kTF32, kToF32, false, false, true},
             // M = 128 one large tile; 132 output channels, 4 past the large tile's columns.
             {shape(2, 2, 16, 132, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kLarge, kTF32, kToF32, true, true, true},
-            // 1-D, M = 129 just past the large tile; K = 12 < one k tile.
-            {shape(1, 1, 4, 4, 1, {129}, {3}, {1}, {1}), kLarge, kTF32, kToF32, false, true, false},
+            // 1-D, M = 129 just past the 128-row tiles; K = 12 < one k tile.
+            {shape(1, 1, 4, 4, 1, {129}, {3}, {1}, {1}), kNarrow, kTF32, kToF32, false, true, false},
             // Strides; strides and dilations with an odd-shaped kernel.
             {shape(2, 2, 12, 8, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, true, true, false},
             {shape(2, 1, 8, 12, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kTF32, kToF32, false, false,
@@ -190,10 +191,11 @@ const std::vector<Case>& tf32_sweep() {
             // 3-D: K = 27 taps x 4 channels; strided and dilated with an odd-shaped kernel.
             {shape(3, 1, 4, 8, 1, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}), kSmall, kTF32, kToF32, true, false,
              true},
-            {shape(3, 2, 8, 4, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kTF32, kToF32, false,
+            {shape(3, 2, 8, 4, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kNarrow, kTF32, kToF32, false,
              true, false},
-            // 1x1 (ResNet's bottleneck ends); long K (1152 = 72 k tiles through the ring).
-            {shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}), kLarge, kTF32, kToF32, true, true, true},
+            // 1x1 (ResNet's bottleneck ends), 72 columns: 8 past the narrow tile's 64; long K
+            // (1152 = 72 k tiles through the ring).
+            {shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}), kNarrow, kTF32, kToF32, true, true, true},
             {shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, false, false, false},
             // Batch 1, 1-D strided and dilated, every epilogue option; a kernel as large as the input.
             {shape(1, 1, 20, 28, 1, {50}, {5}, {3}, {4}, {2}), kSmall, kTF32, kToF32, true, true, true},
@@ -203,7 +205,7 @@ const std::vector<Case>& tf32_sweep() {
         int i = 0;
         for (Case c : geometries) {
             c.direction = Direction::BackwardData;
-            c.tile = i % 2 == 0 ? kLarge : kSmall;
+            c.tile = std::array{kLarge, kSmall, kNarrow}[static_cast<std::size_t>(i % 3)];
             all.push_back(c);
             c.direction = Direction::BackwardFilter;
             c.bias = c.relu = false;
@@ -311,7 +313,7 @@ const std::vector<Case>& sweep() {
             c.direction = Direction::BackwardData;
             c.operand = i % 2 == 0 ? kF16 : kBF;
             c.output = i % 3 == 0 ? kToF32 : i % 3 == 1 ? kToBF : kToF16;
-            c.tile = i % 4 < 2 ? kSmall : kLarge;
+            c.tile = std::array{kSmall, kSmall, kLarge, kNarrow}[static_cast<std::size_t>(i % 4)];
             all.push_back(c);
             ++i;
         }
@@ -379,7 +381,8 @@ IGEMM_TEST(SmallIntegersBitForBitOnTheSweep) {
     CONVKIT_SEEDED_RNG(rng);
     for (Case cs : sweep()) {
         cs.output = kToF32;
-        for (IgemmTile tile : {kSmall, kLarge}) {
+        for (IgemmTile tile : {kSmall, kLarge, kNarrow}) {
+            if (tile == kNarrow && cs.direction == Direction::BackwardFilter) continue;  // square tiles only
             cs.tile = tile;
             const Problem p = make_problem(cs, rng, true);
             const std::vector<double> y = run(cs, p);
@@ -398,7 +401,7 @@ IGEMM_TEST(EveryEpilogueCombination) {
                 for (int options = 0; options < 8; ++options) {
                     if (operand == kTF32 && output != kToF32) continue;  // tf32 writes float32 only
                     const Case cs{shape(2, 2, 8, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
-                                  options % 2 == 0 ? kSmall : kLarge,
+                                  std::array{kSmall, kLarge, kNarrow}[options % 3],
                                   operand,
                                   output,
                                   (options & 1) != 0,
@@ -513,13 +516,14 @@ IGEMM_TEST(DefaultSplitsFillTheGpuWhereTheTilesDoNot) {
     IgemmConvShape late_batch8 = late_batch1;
     late_batch8.batch = 8;
     EXPECT_EQ(kernels::conv_igemm_forward_plan(late_batch8, kBF, {}).launches[0].splits, 10);
-    // Batch 32: 25 x 8 = 200 blocks want 3; ResNet's first stage at batch 32 (784 large blocks) none.
+    // Batch 32: 25 x 8 = 200 blocks want 3; ResNet's first stage at batch 32 (784 narrow blocks:
+    // 64 columns) none.
     IgemmConvShape late_batch32 = late_batch1;
     late_batch32.batch = 32;
     EXPECT_EQ(kernels::conv_igemm_forward_plan(late_batch32, kBF, {}).launches[0].splits, 3);
     const kernels::IgemmPlan early =
         kernels::conv_igemm_forward_plan(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1}), kBF, {});
-    EXPECT_EQ(early.launches[0].tile, kLarge);
+    EXPECT_EQ(early.launches[0].tile, kNarrow);
     EXPECT_EQ(early.launches[0].splits, 1);
     EXPECT_EQ(early.workspace_bytes(), 0u);
     // A short reduction never splits: 64 -> 64 1x1 at batch 1 has 2 k tiles.
@@ -610,6 +614,16 @@ IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     EXPECT_THROW(kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kSmall, 1, buffer.data() + 2, buffer.data(),
                                                      nullptr, out.data(), nullptr, Stream{}),
                  InvalidArgument);
+    // Backward-filter's tiles are square: the narrow one is refused by name.
+    try {
+        kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kNarrow, 1, buffer.data(), buffer.data(), nullptr,
+                                            out.data(), nullptr, Stream{});
+        ADD_FAILURE() << "the narrow tile ran backward-filter";
+    } catch (const InvalidArgument& e) {
+        EXPECT_NE(std::string(e.what()).find("narrow 128x64 tile runs forward and backward-data only"),
+                  std::string::npos)
+            << e.what();
+    }
     EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, {kSmall, 1}, nullptr,
                                              nullptr, {}, nullptr, nullptr, Stream{}),
                  InvalidArgument);
@@ -666,8 +680,20 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
     EXPECT_EQ(kernels::conv_igemm_shared_bytes(kSmall), 3u * (64 + 64) * 32 * 2);
     EXPECT_GT(kernels::conv_igemm_shared_bytes(kLarge), 48u * 1024);  // kernels/launch.cuh's limits
     EXPECT_LE(kernels::conv_igemm_shared_bytes(kLarge), 227u * 1024);
-    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
+    EXPECT_EQ(kernels::conv_igemm_shared_bytes(kNarrow), 4u * (128 + 64) * 32 * 2);
+    // ResNet's layer1 3x3 at batch 32: 784 blocks of 128 rows; 64 columns take the narrow tile,
+    // 65 (two column tiles on either) and 128 the large one; layer4's 7x7 gives too few blocks.
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kNarrow);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 65, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 128, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kLarge);
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 1, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})), kSmall);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 1, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kSmall);
+    // Backward-data's phases choose the same way: ResNet's layer1 at batch 32 (C = 64 columns).
+    for (const kernels::IgemmLaunchPlan& l :
+         kernels::conv_igemm_backward_data_plan(shape(2, 32, 64, 256, 1, {56, 56}, {1, 1}), kBF, {}).launches) {
+        EXPECT_EQ(l.tile, kNarrow);
+        EXPECT_EQ(l.splits, 1);
+    }
     // Backward-filter by its own GEMM (output channels x taps x channels): ResNet's layer1 3x3 at
     // batch 32 runs its forward on the large tile and its 64 x 576 filter on the small one; a
     // 2048 x 4608 weight (16 x 36 = 576 large blocks) on the large.

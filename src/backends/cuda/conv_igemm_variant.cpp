@@ -7,8 +7,9 @@
 // applies (backend_api/selection.cpp).
 //
 // Tiles: `cuda.igemm` picks its block tile per problem from the GEMM's shape
-// (conv_igemm_default_tile: 128x128 where that gives at least two blocks per SM of an H100, else
-// 64x64; backward-data per phase of the stride, from the phase's GEMM); `cuda.igemm.large` and `cuda.igemm.small`
+// (conv_igemm_default_tile: 128x128 where that gives at least two blocks per SM of an H100, 128x64
+// there for GEMMs of at most 64 columns, else 64x64; backward-data per phase of the stride, from
+// the phase's GEMM; backward-filter square tiles only); `cuda.igemm.large` and `cuda.igemm.small`
 // always use one, so that measured selection (VariantSelection::Measured) times both tiles on the real problem and
 // keeps the faster. Every pass splits its GEMM's k (split-K, kernels/conv_igemm.h's IgemmSchedule) where the output
 // tiles alone leave the GPU's SMs idle, as at small batches and in the late layers; the split slices take workspace.
