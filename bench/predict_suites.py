@@ -302,10 +302,13 @@ def igemm_pass(g, dtype, direction):
             rows = g.batch * positions
             launches.append(igemm_launch(dtype, rows, cin_g, taps * cout_g, g.groups,
                                          (y / len(phases) + wk) * size, rows * cin * size))
-    else:  # M = K/g, N = taps C/g, k = N x output positions; tile from the forward's GEMM
-        fwd_tile = "L" if ceil_div(g.batch * g.out_positions, 128) * ceil_div(cout_g, 128) * g.groups >= 2 * SMS \
-            else "S"
-        launches.append(filter_launch(dtype, g, cin_g, cout_g, fwd_tile, (y + xp) * size, wk * size))
+    else:  # M = K/g, N = taps C/g, k = N x output positions; conv_igemm_backward_filter_default_tile:
+        # large where M and N fill it and its blocks split the most ways k allows reach 264
+        most_splits = min(max(ceil_div(g.batch * g.out_positions, 32) // 8, 1), 64)
+        full = cout_g >= 128 and g.taps * cin_g >= 128
+        filter_tile = "L" if full and ceil_div(cout_g, 128) * ceil_div(g.taps * cin_g, 128) * g.groups * most_splits \
+            >= 2 * SMS else "S"
+        launches.append(filter_launch(dtype, g, cin_g, cout_g, filter_tile, (y + xp) * size, wk * size))
     return launches, extra
 
 

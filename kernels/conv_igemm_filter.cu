@@ -214,10 +214,17 @@ std::int64_t filter_k_tiles(const IgemmConvShape& s, IgemmOperand operand) {
 }  // namespace
 
 IgemmTile conv_igemm_backward_filter_default_tile(const IgemmConvShape& s) {
-    const std::int64_t taps = kernel_taps(s);
     const std::int64_t groups = std::max<std::int64_t>(s.groups, 1);
-    const IgemmTile tile = default_tile(s.out_channels / groups, taps * s.in_channels / groups, groups);
-    return tile == IgemmTile::Narrow ? IgemmTile::Large : tile;  // square tiles only here
+    const std::int64_t rows = s.out_channels / groups, columns = kernel_taps(s) * s.in_channels / groups;
+    // The reduction (N x output positions) is long, so split-K gives this GEMM the blocks its output
+    // tiles lack: the large tile wherever its rows and columns fill one and its blocks, split as
+    // many ways as the reduction allows (16-bit k tiles), reach kTargetBlocks. Square tiles only.
+    const std::int64_t most_splits = std::clamp<std::int64_t>(
+        filter_k_tiles(s, IgemmOperand::BFloat16) / kMinimumTilesPerSplit, 1, kMaximumDefaultSplits);
+    const bool full = rows >= LargeTile::kBlockM && columns >= LargeTile::kBlockN;
+    return full && tile_blocks(IgemmTile::Large, rows, columns, groups) * most_splits >= kTargetBlocks
+               ? IgemmTile::Large
+               : IgemmTile::Small;
 }
 
 int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOperand operand, IgemmTile tile) {

@@ -694,15 +694,23 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
         EXPECT_EQ(l.tile, kNarrow);
         EXPECT_EQ(l.splits, 1);
     }
-    // Backward-filter by its own GEMM (output channels x taps x channels): ResNet's layer1 3x3 at
-    // batch 32 runs its forward on the large tile and its 64 x 576 filter on the small one; a
-    // 2048 x 4608 weight (16 x 36 = 576 large blocks) on the large.
+    // Backward-filter by its own GEMM (output channels x taps x channels, reduced over positions):
+    // ResNet's layer1 3x3 at batch 32 runs its 64 x 576 filter on the small tile (half a large
+    // tile's rows idle); a 2048 x 4608 weight (16 x 36 = 576 large blocks) on the large one; layer3's
+    // 256 x 2304 at batch 32 too (36 large blocks, 196 k tiles: split up to 24 ways), but not at
+    // batch 1 (7 k tiles: no split, 36 blocks).
     EXPECT_EQ(
         kernels::conv_igemm_backward_filter_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})),
         kSmall);
     EXPECT_EQ(
         kernels::conv_igemm_backward_filter_default_tile(shape(2, 1, 512, 2048, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1})),
         kLarge);
+    EXPECT_EQ(
+        kernels::conv_igemm_backward_filter_default_tile(shape(2, 32, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1})),
+        kLarge);
+    EXPECT_EQ(
+        kernels::conv_igemm_backward_filter_default_tile(shape(2, 1, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1})),
+        kSmall);
 }
 
 // Backward-data's plan: one launch per phase of the stride that has positions, each over only the
