@@ -14,8 +14,8 @@ compared with it row by row, and the efficiencies below replaced by measured one
 The suite lines are read from bench/kernel/bench_suites.cpp, so they stay the bench's own. The
 schedules (tile, blocks, splits, phases) follow the launchers' rules: kernels/conv_igemm.cu
 (default_tile, plan_launch, backward_data_launches), kernels/conv_igemm_support.cuh
-(default_splits), kernels/conv_igemm_filter.cu (backward-filter splits, tile chosen from the
-forward's GEMM), kernels/conv_tiled.cu (tile_columns, tile_width, split_plan, per-phase
+(default_tile with the narrow tile, default_splits), kernels/conv_igemm_filter.cu (backward-filter
+splits, and its tile chosen from its own GEMM with split-K counted in), kernels/conv_tiled.cu (tile_columns, tile_width, split_plan, per-phase
 backward-data, conv_tiled_plan's backward-filter orientation by tile_area).
 """
 import argparse
@@ -303,11 +303,12 @@ def igemm_pass(g, dtype, direction):
             launches.append(igemm_launch(dtype, rows, cin_g, taps * cout_g, g.groups,
                                          (y / len(phases) + wk) * size, rows * cin * size))
     else:  # M = K/g, N = taps C/g, k = N x output positions; conv_igemm_backward_filter_default_tile:
-        # large where M and N fill it and its blocks split the most ways k allows reach 264
-        most_splits = min(max(ceil_div(g.batch * g.out_positions, 32) // 8, 1), 64)
+        # large where M and N fill it and its blocks, split as default_splits splits them (k tiles
+        # of 32 positions), reach half a wave (132)
+        large_blocks = ceil_div(cout_g, 128) * ceil_div(g.taps * cin_g, 128) * g.groups
+        splits = default_splits(2 * SMS, large_blocks, ceil_div(g.batch * g.out_positions, 32), g.groups)
         full = cout_g >= 128 and g.taps * cin_g >= 128
-        filter_tile = "L" if full and ceil_div(cout_g, 128) * ceil_div(g.taps * cin_g, 128) * g.groups * most_splits \
-            >= 2 * SMS else "S"
+        filter_tile = "L" if full and 2 * large_blocks * splits >= 2 * SMS else "S"
         launches.append(filter_launch(dtype, g, cin_g, cout_g, filter_tile, (y + xp) * size, wk * size))
     return launches, extra
 

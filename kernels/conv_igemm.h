@@ -153,8 +153,8 @@ void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operan
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& shape, IgemmOperand operand, int splits);
 // Backward-filter's tile from its own GEMM (M = output channels per group, N = taps x input
 // channels per group, k = N x output positions): Large where M and N fill a 128x128 tile and its
-// blocks split-K'd the most ways k allows (each split >= 8 k tiles of 32 positions, <= 64) reach
-// 264; else Small. ResNet's 64-channel layers (half a large tile's rows idle) and short reductions
+// blocks, split-K'd as the default splits them (k tiles of 32 positions), reach half a wave (132);
+// else Small. ResNet's 64-channel layers (half a large tile's rows idle) and short reductions
 // (batch 1 at 7x7) take the small tile, its wider layers at batch 32 the large one, split to fill
 // the GPU.
 IgemmTile conv_igemm_backward_filter_default_tile(const IgemmConvShape& shape);

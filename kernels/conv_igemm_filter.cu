@@ -218,13 +218,14 @@ IgemmTile conv_igemm_backward_filter_default_tile(const IgemmConvShape& s) {
     const std::int64_t rows = s.out_channels / groups, columns = kernel_taps(s) * s.in_channels / groups;
     // The reduction (N x output positions) is long, so split-K gives this GEMM the blocks its output
     // tiles lack: the large tile wherever its rows and columns fill one and its blocks, split as
-    // many ways as the reduction allows (16-bit k tiles), reach kTargetBlocks. Square tiles only.
-    const std::int64_t most_splits = std::clamp<std::int64_t>(
-        filter_k_tiles(s, IgemmOperand::BFloat16) / kMinimumTilesPerSplit, 1, kMaximumDefaultSplits);
+    // default_splits splits them (16-bit k tiles), fill at least half a wave. default_splits leaves
+    // 132-263 blocks unsplit (a split would add a partial wave), so those run at 50-100% of a wave:
+    // by docs/benchmarks.md's model (e 0.40 large, 0.25 small) that beats the small tile from
+    // about 165 blocks up and loses by up to a fifth below. Square tiles only.
+    const std::int64_t blocks = tile_blocks(IgemmTile::Large, rows, columns, groups);
+    const int splits = default_splits(IgemmTile::Large, blocks, filter_k_tiles(s, IgemmOperand::BFloat16), groups);
     const bool full = rows >= LargeTile::kBlockM && columns >= LargeTile::kBlockN;
-    return full && tile_blocks(IgemmTile::Large, rows, columns, groups) * most_splits >= kTargetBlocks
-               ? IgemmTile::Large
-               : IgemmTile::Small;
+    return full && 2 * blocks * splits >= kTargetBlocks ? IgemmTile::Large : IgemmTile::Small;
 }
 
 int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOperand operand, IgemmTile tile) {

@@ -697,8 +697,8 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
     // Backward-filter by its own GEMM (output channels x taps x channels, reduced over positions):
     // ResNet's layer1 3x3 at batch 32 runs its 64 x 576 filter on the small tile (half a large
     // tile's rows idle); a 2048 x 4608 weight (16 x 36 = 576 large blocks) on the large one; layer3's
-    // 256 x 2304 at batch 32 too (36 large blocks, 196 k tiles: split up to 24 ways), but not at
-    // batch 1 (7 k tiles: no split, 36 blocks).
+    // 256 x 2304 at batch 32 too (36 large blocks, 196 k tiles: split 8 ways), but not at batch 1
+    // (7 k tiles: no split, 36 blocks).
     EXPECT_EQ(
         kernels::conv_igemm_backward_filter_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})),
         kSmall);
@@ -711,6 +711,10 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
     EXPECT_EQ(
         kernels::conv_igemm_backward_filter_default_tile(shape(2, 1, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1})),
         kSmall);
+    // Layer4's 512 x 4608 at batch 32: 144 large blocks, past half a wave, so unsplit: still large.
+    const IgemmConvShape layer4 = shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1});
+    EXPECT_EQ(kernels::conv_igemm_backward_filter_default_tile(layer4), kLarge);
+    EXPECT_EQ(kernels::conv_igemm_backward_filter_default_splits(layer4, kBF, kLarge), 1);
 }
 
 // Backward-data's plan: one launch per phase of the stride that has positions, each over only the
