@@ -19,6 +19,11 @@ static_assert(bfloat16(1.0F).bits == 0x3F80 && float16(1.0F).bits == 0x3C00);
 static_assert(static_cast<float>(bfloat16::from_bits(0xC000)) == -2.0F);
 static_assert(static_cast<float>(float16::from_bits(0x7BFF)) == 65504.0F);
 static_assert(dtype_of<bfloat16> == DType::BFloat16 && dtype_of<float16> == DType::Float16);
+// Constant-evaluated from NaN and infinity too (clang refuses a constant expression whose float
+// arithmetic produces a NaN, even in a discarded branch of the branch-free conversion).
+static_assert(float16(std::numeric_limits<float>::quiet_NaN()).bits == 0x7E00);
+static_assert(float16(-std::numeric_limits<float>::infinity()).bits == 0xFC00);
+static_assert(bfloat16(std::numeric_limits<float>::quiet_NaN()).bits == 0x7FC0);
 
 template <typename T>
 bool is_nan_bits(std::uint16_t bits) {

@@ -60,7 +60,10 @@ constexpr std::uint16_t float16_bits_from_float(float value) {
     // float16's subnormal step, so the addition rounds |value| / 2^-24 to nearest even into the
     // low bits (1024 = the smallest normal's bits when it rounds up). A float subnormal read as
     // zero still gives zero, its right result.
-    const std::uint32_t subnormal = float_bits(float_from_bits(magnitude) + 0.5F) - float_bits(0.5F);
+    // (Fed only magnitudes below 2^-14: a NaN here, unused, would still stop clang evaluating a
+    // constexpr float16(NaN).)
+    const std::uint32_t small = magnitude < 0x38800000U ? magnitude : 0U;
+    const std::uint32_t subnormal = float_bits(float_from_bits(small) + 0.5F) - float_bits(0.5F);
     std::uint32_t h = magnitude < 0x38800000U ? subnormal : normal;
     if (magnitude >= 0x47800000U) h = magnitude > 0x7F800000U ? 0x7E00U : 0x7C00U;  // from 65536: inf; NaN quiet
     return static_cast<std::uint16_t>(sign | h);
