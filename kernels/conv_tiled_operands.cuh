@@ -95,6 +95,14 @@ struct TapColumn {
     int d = 0, h = 0, w = 0;
 };
 
+// Patch index k = channel · taps + tap, split by multiply-and-shift: the channel's offset in a
+// tensor of `spatial` positions a channel, and the tap's dilated reach per dim.
+__device__ inline TapColumn dilated_tap(const ConvIndex& c, int k, int spatial) {
+    const int channel = c.kernel_taps.count.divide(k);
+    const Position t = split_position(k - channel * c.taps, c.kernel_taps);
+    return {channel * spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+}
+
 // A patch row: the offset of (image, the group's first channel) and a position per dim (each
 // operand says which). A row past the last has positions no tap brings into range (extents are
 // below 2^30, conv_tiled_unsupported_reason), so every element of it reads as zero with no
@@ -139,9 +147,7 @@ struct ForwardOperands {
         if constexpr (Pointwise) {
             return k * c.in_spatial;
         } else {
-            const int channel = c.kernel_taps.count.divide(k);
-            const Position t = split_position(k - channel * c.taps, c.kernel_taps);
-            return {channel * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+            return dilated_tap(c, k, c.in_spatial);
         }
     }
     __device__ T a(const Row& r, const ACol& t) const {
@@ -229,9 +235,7 @@ struct BackwardDataOperands {
         if constexpr (Pointwise) {
             return k * c.out_spatial;
         } else {
-            const int channel = c.kernel_taps.count.divide(k);
-            const Position t = split_position(k - channel * c.taps, c.kernel_taps);
-            return {channel * c.out_spatial, t.d * c.dilation.d, t.h * c.dilation.h, t.w * c.dilation.w};
+            return dilated_tap(c, k, c.out_spatial);
         }
     }
     __device__ T a(const Row& r, const ACol& t) const {
@@ -351,10 +355,9 @@ struct PatchFactor {
             return n < c.in_group ? (group * c.in_group + n) * c.in_spatial : -1;
         } else {
             if (n >= c.in_group * c.taps) return {-1, 0, 0, 0};
-            const int channel = c.kernel_taps.count.divide(n);
-            const Position t = split_position(n - channel * c.taps, c.kernel_taps);
-            return {(group * c.in_group + channel) * c.in_spatial, t.d * c.dilation.d, t.h * c.dilation.h,
-                    t.w * c.dilation.w};
+            TapColumn t = dilated_tap(c, n, c.in_spatial);
+            t.offset += group * c.in_group * c.in_spatial;
+            return t;
         }
     }
     // Reduction index k: x's offset of (image, channel 0) and the window's first coordinate.
