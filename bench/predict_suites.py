@@ -316,7 +316,8 @@ def igemm_pass(g, dtype, direction):
 def filter_launch(dtype, g, cin_g, cout_g, tile, bytes_in, bytes_out):
     """conv_igemm_filter.cu: k tiles are 32 (16 tf32) positions; splits by default_splits."""
     block_k = 32 if dtype == "bf16" else 16
-    edge, wave = (128, 2 * SMS) if tile == "L" else (64, 4 * SMS)
+    edge, _, per_sm = IGEMM_TILES[tile]  # square tiles only here
+    wave = per_sm * SMS
     m, n, k = cout_g, g.taps * cin_g, g.batch * g.out_positions
     blocks = ceil_div(m, edge) * ceil_div(n, edge) * g.groups
     k_tiles = ceil_div(k, block_k)
