@@ -278,8 +278,12 @@ const std::vector<Case>& split_sweep() {
              true, false},
             // 1-D strided and dilated, K = 200 (7 tiles), every epilogue option.
             {shape(1, 3, 40, 56, 1, {50}, {5}, {3}, {4}, {2}), kSmall, kBF, kToF16, true, true, true},
+            // The narrow tile split (the default never splits it: it is chosen only where its
+            // blocks fill the GPU): M = 162 past the tile's 128 rows, N = 40 within its 64
+            // columns, K = 576 (18 tiles of 32) in 4 ranges of 5 and a last of 3.
+            {shape(2, 2, 64, 40, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1}), kNarrow, kBF, kToBF, true, true, true},
         };
-        const std::vector<int> forward_splits = {3, 4, 5, 2, 7, 2};
+        const std::vector<int> forward_splits = {3, 4, 5, 2, 7, 2, 4};
         for (std::size_t i = 0; i < all.size(); ++i) all[i].splits = forward_splits[i];
         std::vector<Case> backward = {
             // Dense, K = 9 taps x 128 = 36 tiles in 4 ranges.
@@ -290,8 +294,11 @@ const std::vector<Case>& split_sweep() {
             {shape(2, 1, 8, 16, 1, {7, 8}, {2, 2}, {3, 3}), kSmall, kBF, kToF32, true, true, true},
             {shape(2, 2, 4, 12, 1, {6, 6}, {4, 4}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, false, true, true},
             {shape(2, 1, 32, 16, 2, {9, 11}, {3, 5}, {2, 3}, {1, 2}, {2, 1}), kLarge, kF16, kToBF, false, false, true},
+            // The narrow tile split, tf32, through 4 phases of a 2x2 stride: K = 4 taps x 48 = 12
+            // tiles of 16 a phase in 3 ranges; N = 12 input channels, 32 rows a phase.
+            {shape(2, 2, 12, 48, 1, {8, 8}, {4, 4}, {2, 2}, {1, 1}), kNarrow, kTF32, kToF32, true, true, false},
         };
-        const std::vector<int> backward_splits = {4, 2, 3, 2, 3};
+        const std::vector<int> backward_splits = {4, 2, 3, 2, 3, 3};
         for (std::size_t i = 0; i < backward.size(); ++i) {
             backward[i].direction = Direction::BackwardData;
             backward[i].splits = backward_splits[i];
