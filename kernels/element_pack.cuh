@@ -5,6 +5,7 @@
 // buffers allow it and single elements otherwise, from one template: the batch-norm passes
 // (their packs stay within a channel's run) and the flat elementwise ops below.
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "kernels/kernel_support.cuh"
@@ -21,13 +22,27 @@ struct alignas(sizeof(T) * Width) ElementPack {
     T value[Width];
 };
 
+// A GPU faults on a pack access off its size ("misaligned address"); the CPU has no such rule,
+// so the CPU build checks it here and stops the launch the same way (a KernelFault naming the
+// thread), rather than let a launcher that skipped pack_aligned pass its tests.
+template <typename T, int Width>
+__device__ inline void check_pack_alignment([[maybe_unused]] const T* data) {
+#ifdef CONVKIT_CPU_EMULATION
+    if (reinterpret_cast<std::uintptr_t>(data) % sizeof(ElementPack<T, Width>) != 0)
+        ::convkit::emu::thread_fault("misaligned address: a pack of " + std::to_string(sizeof(ElementPack<T, Width>)) +
+                                     " bytes from a buffer off that alignment");
+#endif
+}
+
 // Pack `pack` of `data` (elements [pack * Width, pack * Width + Width)).
 template <int Width, typename T>
 __device__ inline ElementPack<T, Width> load_pack(const T* data, std::int64_t pack) {
+    check_pack_alignment<T, Width>(data);
     return reinterpret_cast<const ElementPack<T, Width>*>(data)[pack];
 }
 template <int Width, typename T>
 __device__ inline void store_pack(T* data, std::int64_t pack, const ElementPack<T, Width>& values) {
+    check_pack_alignment<T, Width>(data);
     reinterpret_cast<ElementPack<T, Width>*>(data)[pack] = values;
 }
 

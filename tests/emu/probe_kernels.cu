@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/element_pack.cuh"
 #include "kernels/kernel_support.cuh"
 #include "kernels/ptx.cuh"
 #include "test_kernels.h"
@@ -148,6 +149,12 @@ __global__ void misuse_kernel(Misuse misuse, int* sink) {
             std::uint32_t registers[1];
             ptx::ldmatrix<1, false>(registers, row);
             sink[lane] = static_cast<int>(registers[0]);
+            break;
+        }
+        case Misuse::MisalignedPack: {
+            __shared__ ElementPack<float, 4> packs[2];
+            const float* buffer = packs[0].value + (lane == 6 ? 1 : 0);
+            sink[lane] = load_pack<4>(buffer, 0).value[0] == 0.0f ? 1 : 0;  // poison or not, a compare
             break;
         }
         case Misuse::Trap:

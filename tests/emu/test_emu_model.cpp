@@ -225,6 +225,8 @@ TEST(EmuModel, MisuseIsAFaultNamingKernelBlockAndThread) {
     expect_fault(probes::Misuse::SourceOutsideTheMask, "reads lane 20, which is outside its mask",
                  "block (0,0,0), thread (0,0,0)");
     expect_fault(probes::Misuse::MisalignedLdmatrix, "is not 16-byte aligned", "block (0,0,0), thread (3,0,0)");
+    expect_fault(probes::Misuse::MisalignedPack, "misaligned address: a pack of 16 bytes",
+                 "block (0,0,0), thread (6,0,0)");
     expect_fault(probes::Misuse::Trap, "__trap() at emu/probe_kernels.cu", "block (1,0,0), thread (9,0,0)");
     expect_fault(probes::Misuse::DifferentBarriers,
                  "threads wait at different barriers: thread 0 at emu/probe_kernels.cu", "block (0,0,0), thread");

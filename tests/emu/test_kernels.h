@@ -46,6 +46,7 @@ enum class Misuse {
     LaneOutsideItsMask,        // lane 20 shuffles with mask 0x0000ffff
     SourceOutsideTheMask,      // mask 0x0000ffff, lanes read lane 20
     MisalignedLdmatrix,        // lane 3's row is 8 bytes off
+    MisalignedPack,            // lane 6 loads a 16-byte pack from a buffer 4 bytes off
     Trap,                      // thread 9 of block 1 calls __trap()
     DifferentBarriers,         // threads 0-15 and 16-31 at two different __syncthreads
     SyncwarpWithoutALane,      // lane 7 returns; the others __syncwarp() with the full mask
