@@ -87,7 +87,7 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
     std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
     if constexpr (P == Pass::Forward) {
         // B(k, j) = w[j, tap, c]: row j of the filter is k-contiguous; stored [j][k].
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int pass = 0; pass < Tile::kPassesB; ++pass) {
             const int row = first_row + pass * Tile::kRowsPerPass;
             const int j = block_n + row;
@@ -102,7 +102,7 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
         const int j_chunk = static_cast<int>(threadIdx.x) % Kn::kChunks;
         const int j = block_n + j_chunk * Format::kPerChunk;
         const int source_group = p.source_group.divisor();
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int pass = 0; pass < Kn::kPasses; ++pass) {
             const int row = static_cast<int>(threadIdx.x) / Kn::kChunks + pass * Kn::kRowsPerPass;
             const int kb = kt * Format::kBlockK + row;
@@ -130,12 +130,12 @@ template <class Tile, Pass P, IgemmOperand Operand>
 __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, int warp_n, Accumulators<Tile>& acc) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
     const std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int kk = 0; kk < OperandFormat<Operand>::kMmaSteps; ++kk) {
         // A, x4: lanes 8i..8i+7 address matrix i = (rows 0-7 | 8-15) x (chunk 0 | 1 of the step),
         // in the order of the fragment's registers a0..a3 (rows fastest), for 16-bit and tf32.
         std::uint32_t a[Tile::kMmaM][4];
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int i = 0; i < Tile::kMmaM; ++i) {
             const int row = warp_m * Tile::kWarpM + i * 16 + lane % 16;
             ptx::ldmatrix<4, false>(a[i], stage + swizzled(row, kk * 2 + lane / 16));
@@ -146,7 +146,7 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
         // tile as stored; backward-data's [k][n] tile is read transposed.
         std::uint32_t b[Tile::kMmaN][2];
         if constexpr (P == Pass::Forward) {
-            CONVKIT_IGEMM_UNROLL
+            CONVKIT_UNROLL
             for (int j = 0; j < Tile::kMmaN / 2; ++j) {
                 std::uint32_t r[4];
                 const int row = warp_n * Tile::kWarpN + j * 16 + lane / 16 * 8 + lane % 8;

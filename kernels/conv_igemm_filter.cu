@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
 
     auto load_stage = [&](int kt, std::uint16_t* stage) {
         std::uint16_t* b_tile = stage + Tile::kBlockM * Tile::kBlockK;
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int pass = 0; pass < kPasses; ++pass) {
             const int row = first_row + pass * kRowsPerPass;
             const int q = kt * Format::kBlockK + row;
@@ -142,10 +142,10 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
         shared, range.count, [&](int step, std::uint16_t* stage) { load_stage(range.first + step, stage); },
         [&](const std::uint16_t* a_tile) {
             const std::uint16_t* b_tile = a_tile + Tile::kBlockM * Tile::kBlockK;
-            CONVKIT_IGEMM_UNROLL
+            CONVKIT_UNROLL
             for (int kk = 0; kk < Format::kMmaSteps; ++kk) {
                 std::uint32_t a[Tile::kMmaM][4];
-                CONVKIT_IGEMM_UNROLL
+                CONVKIT_UNROLL
                 for (int i = 0; i < Tile::kMmaM; ++i)
                     load_a_fragment_km<Tile, Operand>(a_tile, kk, warp_m, i, lane, a[i]);
                 // B from [k][n], as backward-data's.

@@ -81,7 +81,7 @@ struct ARows {
 template <class Tile>
 __device__ inline void find_a_rows(const IgemmParams& p, int block_m, int group, ARows<Tile>& rows) {
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int pass = 0; pass < Tile::kPassesA; ++pass) {
         const int m = block_m + first_row + pass * Tile::kRowsPerPass;
         if (m < p.gemm_m) {
@@ -121,7 +121,7 @@ __device__ inline void gather_a_chunks(const IgemmParams& p, const ARows<Tile>& 
     const int tap = p.source_group.divide(k), c = k - tap * p.source_group.divisor();
     const Coordinates u = split_tap(p, tap);
     const int reach_d = u.d * p.tap_reach_d, reach_h = u.h * p.tap_reach_h, reach_w = u.w * p.tap_reach_w;
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int pass = 0; pass < Tile::kPassesA; ++pass) {
         int sd, sh, sw;
         const bool inside = k_valid && source_coordinate(rows.d0[pass], reach_d, p.source_d, sd) &&

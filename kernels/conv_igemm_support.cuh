@@ -15,16 +15,9 @@
 #include "convkit/error.h"
 
 #include "kernels/conv_igemm.h"
+#include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
-
-// Loops over fragments and passes must unroll so that the accumulators and fragments stay in
-// registers (an array indexed at run time goes to the stack). GCC (the CPU build) needs no hint.
-#if defined(__CUDACC__)
-#define CONVKIT_IGEMM_UNROLL _Pragma("unroll")
-#else
-#define CONVKIT_IGEMM_UNROLL
-#endif
 
 CONVKIT_KERNELS_BEGIN
 namespace igemm {
@@ -122,7 +115,7 @@ __device__ inline std::uint32_t load_kn_word(const std::uint16_t* tile, int row,
 template <IgemmOperand Operand, int N>
 __device__ inline void round_operands(std::uint32_t (&r)[N]) {
     if constexpr (OperandFormat<Operand>::kTf32) {
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int i = 0; i < N; ++i) r[i] = ptx::round_to_tf32(r[i]);
     }
 }
@@ -187,11 +180,11 @@ using Accumulators = float[Tile::kMmaM][Tile::kMmaN][4];
 
 template <class Tile>
 __device__ inline void zero(Accumulators<Tile>& acc) {
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int i = 0; i < Tile::kMmaM; ++i) {
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int j = 0; j < Tile::kMmaN; ++j) {
-            CONVKIT_IGEMM_UNROLL
+            CONVKIT_UNROLL
             for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
         }
     }
@@ -206,7 +199,7 @@ __device__ inline void load_b_fragments_kn(const std::uint16_t* b_tile, int kk, 
                                            std::uint32_t (&b)[Tile::kMmaN][2]) {
     using Kn = KnTile<Tile, Operand>;
     if constexpr (OperandFormat<Operand>::kTf32) {
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int j = 0; j < Tile::kMmaN; ++j) {
             const int row = kk * 8 + lane % 4, column = warp_n * Tile::kWarpN + j * 8 + lane / 4;
             b[j][0] = load_kn_word<Kn>(b_tile, row, column);
@@ -214,7 +207,7 @@ __device__ inline void load_b_fragments_kn(const std::uint16_t* b_tile, int kk, 
             round_operands<Operand>(b[j]);
         }
     } else {
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int j = 0; j < Tile::kMmaN / 2; ++j) {
             std::uint32_t r[4];
             const int row = kk * 16 + lane / 8 % 2 * 8 + lane % 8;
@@ -232,9 +225,9 @@ __device__ inline void load_b_fragments_kn(const std::uint16_t* b_tile, int kk, 
 template <class Tile, IgemmOperand Operand>
 __device__ inline void mma_warp_tile(Accumulators<Tile>& acc, const std::uint32_t (&a)[Tile::kMmaM][4],
                                      const std::uint32_t (&b)[Tile::kMmaN][2]) {
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int i = 0; i < Tile::kMmaM; ++i) {
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int j = 0; j < Tile::kMmaN; ++j) mma<Operand>(acc[i][j], a[i], b[j]);
     }
 }
@@ -246,14 +239,14 @@ template <class Tile, class RowOf, class F>
 __device__ inline void for_each_accumulator_row(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
                                                 int warp_n, int lane, RowOf&& row_of, F&& f) {
     const int g = lane / 4, t = lane % 4;
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int i = 0; i < Tile::kMmaM; ++i) {
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int half = 0; half < 2; ++half) {
             const auto row = row_of(block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * half);
-            CONVKIT_IGEMM_UNROLL
+            CONVKIT_UNROLL
             for (int j = 0; j < Tile::kMmaN; ++j) {
-                CONVKIT_IGEMM_UNROLL
+                CONVKIT_UNROLL
                 for (int r = 0; r < 2; ++r) {
                     f(row, block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r, acc[i][j][2 * half + r]);
                 }
@@ -276,7 +269,7 @@ __device__ inline void for_each_accumulator(const Accumulators<Tile>& acc, int b
 // tile has landed".
 template <class Tile, class Load, class Multiply>
 __device__ inline void run_ring(std::uint16_t* shared, int count, Load&& load, Multiply&& multiply) {
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int s = 0; s < Tile::kStages - 1; ++s) {
         if (s < count) load(s, shared + s * Tile::kStageElements);
         ptx::cp_async_commit_group();

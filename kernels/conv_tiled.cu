@@ -38,14 +38,6 @@
 #include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 
-// The step's 8 k rows unroll under nvcc (ptxas left the wide tile's loop rolled: 64 FFMA a
-// trip); GCC (the CPU build) needs no hint and warns on an unknown pragma.
-#if defined(__CUDACC__)
-#define CONVKIT_TILED_UNROLL _Pragma("unroll")
-#else
-#define CONVKIT_TILED_UNROLL
-#endif
-
 CONVKIT_KERNELS_BEGIN
 
 namespace {
@@ -199,7 +191,7 @@ __global__ void __launch_bounds__(kTiledThreads, kTiledBlocksPerSM<T>)
     for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
         const bool more = k_end - k0 > kTileK;
         if (more) fetch(k0 + kTileK);  // global loads in flight during the products below
-        CONVKIT_TILED_UNROLL
+        CONVKIT_UNROLL
         for (int kk = 0; kk < kTileK; ++kk) {
             Vector<T> a[kRowRuns], b[Columns::kColRuns];
             for (int r = 0; r < kRowRuns; ++r) a[r] = a_tile[buffer][kk][tm + kLanes * r];

@@ -106,7 +106,7 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
     });
     const auto* w = static_cast<const std::uint16_t*>(p.w);
     unsigned char* b_tile = stage + Tile::kTileBytesA;
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int pass = 0; pass < Tile::kPassesB; ++pass) {
         const int row = first_row + pass * Tile::kRowsPerPass;
         const int j = block_n + row;
@@ -129,7 +129,7 @@ template <class Tile, IgemmOperand Operand>
 __device__ inline void multiply_stage(std::uint64_t a_descriptor, std::uint64_t b_descriptor,
                                       float (&acc)[Tile::kBlockN / 2]) {
     ptx::wgmma_fence(acc);
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int kk = 0; kk < Tile::kMmaSteps; ++kk) {
         const auto step = static_cast<std::uint32_t>(kk * 32);
         ptx::wgmma_mma_async<wgmma_operands<Operand>(), Tile::kBlockN>(
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     ARows<Tile> rows;
     find_a_rows<Tile>(p, block_m, group, rows);
     float acc[Tile::kBlockN / 2];
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int i = 0; i < Tile::kBlockN / 2; ++i) acc[i] = 0.0f;
 
     // Stage 0's descriptors; stage s is s * kStageBytes further (the start address field only).
@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     auto load = [&](int kt) {
         load_stage<Tile>(p, rows, block_n, group, kt, shared + kt % Tile::kStages * Tile::kStageBytes);
     };
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int s = 0; s < Tile::kPrefetch; ++s) {
         if (s < count) load(s);
         ptx::cp_async_commit_group();
@@ -187,13 +187,13 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
 
     // The D fragment (kernels/ptx.cuh): register i = 4j + 2 half + r of thread t at row
     // 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j + 2 (t % 4) + r of the warpgroup's 64 x N.
-    CONVKIT_IGEMM_UNROLL
+    CONVKIT_UNROLL
     for (int half = 0; half < 2; ++half) {
         const int m = block_m + warpgroup * Tile::kWarpgroupM + 16 * (t / 32) + t % 32 / 4 + 8 * half;
         if (m >= p.gemm_m) continue;
-        CONVKIT_IGEMM_UNROLL
+        CONVKIT_UNROLL
         for (int j = 0; j < Tile::kBlockN / 8; ++j) {
-            CONVKIT_IGEMM_UNROLL
+            CONVKIT_UNROLL
             for (int r = 0; r < 2; ++r) {
                 const int col = block_n + 8 * j + 2 * (t % 4) + r;
                 if (col >= p.out_group) continue;

@@ -14,6 +14,15 @@
 #include "kernels/kernels_namespace.h"
 #include "kernels/launch.cuh"
 
+// Loops over a thread's fragments, lanes and accumulators must unroll so that the arrays they
+// index stay in registers (an array indexed at run time goes to the stack; ptxas leaves some such
+// loops rolled). GCC (the CPU build) needs no hint and warns on an unknown pragma.
+#if defined(__CUDACC__)
+#define CONVKIT_UNROLL _Pragma("unroll")
+#else
+#define CONVKIT_UNROLL
+#endif
+
 CONVKIT_KERNELS_BEGIN
 
 inline constexpr int kThreadsPerBlock = 256;
