@@ -1,10 +1,12 @@
-// Pooling kernels. One thread per output element forward, one per input element backward, in
-// either memory format and every float dtype (16-bit storage summed and compared in float). In
-// channels-last, where the channels are a multiple of a 16-byte pack and the buffers aligned,
-// max and average pooling's forward and their backward gathers (max pooling's from the argmax
-// taps) give each thread one pack of adjacent channels of one position instead: the same
-// kernels with Width lanes, each tap of the window one 16-byte load (kernels/element_pack.cuh).
-// A 2-byte access per element moves too few bytes per warp to approach the copy rate.
+// Pooling kernels. One thread per output element forward; backward, max pooling's from the
+// argmax taps and average pooling's gather over a cell of 2x2 input positions a thread (each
+// window that holds one of them visited once for the cell), the others one input element a
+// thread; in either memory format and every float dtype (16-bit storage summed and compared in
+// float). In channels-last, where the channels are a multiple of a 16-byte pack and the buffers
+// aligned, max and average pooling's forward and those two backward gathers give each thread
+// one pack of adjacent channels instead: the same kernels with Width lanes, each tap of the
+// window one 16-byte load (kernels/element_pack.cuh). A 2-byte access per element moves too few
+// bytes per warp to approach the copy rate.
 // Window arithmetic comes from ops/geometry.h, shared with the host reference, so the GPU picks
 // the same windows, divisors and argmax (first maximum; the last NaN) as the oracle.
 #include "kernels/pool.h"
@@ -67,13 +69,14 @@ std::atomic<bool> force_64_bit_pool_indices{false};
 std::atomic<bool> allow_pool_packs{true};
 
 // Whether every index and window offset of a launch stays below 2^31, so that its kernels may
-// divide with FastDivisor: each tensor under 2^31 elements, each spatial extent plus padding
-// (the numerators of the window search) and each stride too.
+// divide with FastDivisor: each tensor under 2^31 elements, each spatial extent plus its padding
+// on both sides (the numerators of the window search, the reach of a window) and each stride.
 bool divisions_fit_32_bits(const PoolGeometry& g) {
     constexpr std::int64_t limit = std::int64_t{1} << 31;
     const bool tensors_fit = g.planes() * g.input_spatial() < limit && g.planes() * g.output_spatial() < limit;
     bool windows_fit = true;
-    for (int s = 0; s < 3; ++s) windows_fit = windows_fit && g.input[s] + g.padding[s] < limit && g.stride[s] < limit;
+    for (int s = 0; s < 3; ++s)
+        windows_fit = windows_fit && g.input[s] + 2 * g.padding[s] < limit && g.stride[s] < limit;
     return !force_64_bit_pool_indices && tensors_fit && windows_fit;
 }
 
@@ -126,15 +129,28 @@ struct OperandLayout {
     }
 };
 
-// The input and output layouts of a launch and the window strides, built on the host so that
-// the divisors' multipliers are computed once per launch.
+// The backward gathers give a thread a cell of kCellH x kCellW input positions (of one d; Width
+// channels each) and visit each window that holds one of them once for the whole cell: at 3x3
+// stride 2, 4 windows a cell instead of 2.25 a position (9 for the cell), and the thread's
+// split, plane and window bounds once for 4 positions. The gathers are bound by these
+// instructions, not by their bytes (docs/benchmarks.md).
+constexpr int kCellH = 2, kCellW = 2;
+
+// The grid of cells over an input of spatial `input`.
+SpatialDims cell_grid(const SpatialDims& input) {
+    return {input[0], (input[1] + kCellH - 1) / kCellH, (input[2] + kCellW - 1) / kCellW};
+}
+
+// The input and output layouts of a launch, the backward's cell grid and the window strides,
+// built on the host so that the divisors' multipliers are computed once per launch.
 struct PoolLaunchLayout {
-    OperandLayout in, out;
+    OperandLayout in, out, cells;
     Divisor stride[3];
 
     PoolLaunchLayout(const PoolGeometry& g, MemoryFormat layout)
         : in(g.input, g, layout),
           out(g.output, g, layout),
+          cells(cell_grid(g.input), g, layout),
           stride{Divisor(g.stride[0]), Divisor(g.stride[1]), Divisor(g.stride[2])} {}
 };
 
@@ -145,6 +161,11 @@ struct PoolLaunchLayout {
 // --dump-resource-usage: no stack); the 64-bit-division kernels, max pooling's searching
 // backward (90 registers) and the adaptive backward would spill, so they keep ptxas's choice.
 constexpr int kPoolBlocksPerSm = 4;
+// The backward gathers' cells hold 4 positions' sums: 32 floats for a pack of 8 16-bit channels,
+// which spills at 3 blocks of 256 a SM (80 registers) but not at 2 (128): 2,048 positions a SM
+// in flight against the 1,024 of 4 blocks of single positions. Single elements fit 3 blocks.
+template <int Width>
+constexpr int kCellBlocksPerSm = Width > 1 ? 2 : 3;
 
 // 16-bit storage read as float (float and double as they are), for the window arithmetic.
 template <typename T>
@@ -254,6 +275,111 @@ __device__ void gather_over_windows(const PoolGeometry& g, const PoolLaunchLayou
     }
 }
 
+// The cell gathers' indices along h and w: 32-bit in the Fast kernels (every extent, padding
+// and window reach below 2^31: divisions_fit_32_bits), whose registers then fit 64 a thread.
+template <bool Fast>
+using CellIndex = std::conditional_t<Fast, int, std::int64_t>;
+
+// The output positions [first, last] along dim s (h or w) whose windows hold one of the input
+// positions [begin, end): o * stride + k * dilation == i + padding for a tap k. Empty when
+// first > last.
+template <bool Fast>
+struct WindowRange {
+    CellIndex<Fast> first, last;
+};
+template <bool Fast>
+__device__ WindowRange<Fast> windows_holding_range(const PoolGeometry& g, const PoolLaunchLayout& ops, int s,
+                                                   std::int64_t begin, std::int64_t end) {
+    // first = ceil((begin + padding - reach) / stride), or 0; last = floor((end - 1 + padding) / stride).
+    const std::int64_t low = begin + g.padding[s] - (g.kernel[s] - 1) * g.dilation[s];
+    const std::int64_t first = low > 0 ? ops.stride[s].divide<Fast>(low - 1) + 1 : 0;
+    const std::int64_t last = ops.stride[s].divide<Fast>(end - 1 + g.padding[s]);
+    return {static_cast<CellIndex<Fast>>(first),
+            static_cast<CellIndex<Fast>>(last < g.output[s] ? last : g.output[s] - 1)};
+}
+
+// The tap along dim s of window o on input position i, or -1 where the window misses i.
+template <typename I>
+__device__ inline I tap_on(const PoolGeometry& g, int s, I o, I i) {
+    I k = i + static_cast<I>(g.padding[s]) - o * static_cast<I>(g.stride[s]);
+    if (k < 0 || k > static_cast<I>((g.kernel[s] - 1) * g.dilation[s])) return -1;
+    if (g.dilation[s] != 1) {  // dilated pooling is rare: the division only there
+        const I dilation = static_cast<I>(g.dilation[s]);
+        if (k % dilation != 0) return -1;
+        k /= dilation;
+    }
+    return k;
+}
+
+// A window of a cell's walk: where it lies and its taps on the cell. row[a] and column[b] are
+// its taps along h and w on the cell's position (h0 + a, w0 + b), -1 where the window misses it
+// or the position lies past the input.
+template <bool Fast>
+struct CellWindow {
+    using I = CellIndex<Fast>;
+    Position o;
+    std::int64_t at;  // the offset of o's lane 0 in the output (dy, the taps)
+    I kd, row[kCellH], column[kCellW];
+    __device__ bool holds(int a, int b) const { return row[a] >= 0 && column[b] >= 0; }
+    // The number of the window's tap (detail::max_pool_tap) on position (a, b), or -1; only for
+    // windows whose taps a byte numbers (max pooling's recorded argmax), so in 32 bits.
+    __device__ int tap(const PoolGeometry& g, int a, int b) const {
+        const int kernel_h = static_cast<int>(g.kernel[1]), kernel_w = static_cast<int>(g.kernel[2]);
+        return holds(a, b) ? (static_cast<int>(kd) * kernel_h + static_cast<int>(row[a])) * kernel_w +
+                                 static_cast<int>(column[b])
+                           : -1;
+    }
+};
+
+// The backward gathers, over a cell of input positions with Width adjacent channels each (a pack
+// in channels-last; Width 1: one element, either layout): acc[a][b], the lanes' sums of cell
+// position (a, b), over the windows holding it in window order (d, h, w ascending, as the host
+// sums), by visit(acc, window) once per window that holds a position of the cell. Then dx's
+// lanes = acc at each position of the cell inside the input.
+template <typename T, int Width, bool Fast, typename Visit>
+__device__ void gather_over_cells(const PoolGeometry& g, const PoolLaunchLayout& ops, T* dx, Visit&& visit) {
+    using I = CellIndex<Fast>;
+    const std::int64_t total = g.planes() * ops.cells.at.size[0] * ops.cells.at.size[1] * ops.cells.at.size[2] / Width;
+    for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
+        Position cell{};
+        const std::int64_t plane = ops.cells.split<Fast>(pack * Width, cell);
+        const PlaneStart from = ops.in.start<Fast>(plane), to = ops.out.start<Fast>(plane);
+        const I h0 = static_cast<I>(cell[1]) * kCellH, w0 = static_cast<I>(cell[2]) * kCellW;
+        const I h_end = h0 + kCellH < g.input[1] ? h0 + kCellH : static_cast<I>(g.input[1]);
+        const I w_end = w0 + kCellW < g.input[2] ? w0 + kCellW : static_cast<I>(g.input[2]);
+        const WindowRange<Fast> rows = windows_holding_range<Fast>(g, ops, 1, h0, h_end);
+        const WindowRange<Fast> columns = windows_holding_range<Fast>(g, ops, 2, w0, w_end);
+        ComputeType<T> acc[kCellH][kCellW][Width] = {};
+        for_each_window_holding<Fast>(g, ops, 0, cell[0], [&](std::int64_t od, std::int64_t kd) {
+            CellWindow<Fast> window{};
+            window.kd = static_cast<I>(kd);
+            for (I oh = rows.first; oh <= rows.last; ++oh) {
+                CONVKIT_UNROLL
+                for (int a = 0; a < kCellH; ++a) window.row[a] = h0 + a < h_end ? tap_on<I>(g, 1, oh, h0 + a) : -1;
+                for (I ow = columns.first; ow <= columns.last; ++ow) {
+                    CONVKIT_UNROLL
+                    for (int b = 0; b < kCellW; ++b)
+                        window.column[b] = w0 + b < w_end ? tap_on<I>(g, 2, ow, w0 + b) : -1;
+                    window.o = {od, oh, ow};
+                    window.at = ops.out(to, window.o);
+                    visit(acc, window);
+                }
+            }
+        });
+        CONVKIT_UNROLL
+        for (int a = 0; a < kCellH; ++a) {
+            CONVKIT_UNROLL
+            for (int b = 0; b < kCellW; ++b) {
+                if (h0 + a >= h_end || w0 + b >= w_end) continue;
+                ElementPack<T, Width> result;
+                CONVKIT_UNROLL
+                for (int lane = 0; lane < Width; ++lane) result.value[lane] = T(acc[a][b][lane]);
+                store_pack<Width>(dx, ops.in(from, {cell[0], h0 + a, w0 + b}) / Width, result);
+            }
+        }
+    }
+}
+
 // Max pooling's backward from x: a window's dy goes to i when i is its argmax, searched again.
 // One element per thread: a pack's lanes would search the window once each.
 template <typename T, bool Fast>
@@ -269,27 +395,33 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, c
 // Max pooling's backward from the forward's argmax taps: the same windows and order of the sum,
 // each window's test a byte compare per lane; dy is read only where a lane's tap is its own.
 template <typename T, int Width, bool Fast>
-__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
+__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kCellBlocksPerSm<Width> : 1)
     max_pool_backward_from_taps_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const std::uint8_t* taps,
                                        T* dx) {
-    gather_over_windows<T, Width, Fast>(
-        g, ops, dx, [&](auto& acc, std::int64_t, std::int64_t, const HoldingWindow& window) {
-            const std::int64_t pack = window.at / Width;
-            const ElementPack<std::uint8_t, Width> recorded = load_pack<Width>(taps, pack);
-            // Compared in 32 bits (a recorded window has at most 255 taps): in 64 bits each lane's
-            // compare is two instructions.
-            const int tap = static_cast<int>(window.tap);
-            bool hit[Width];
-            bool any = false;
-            for (int lane = 0; lane < Width; ++lane) {
-                hit[lane] = recorded.value[lane] == tap;
-                any = any || hit[lane];
+    using C = ComputeType<T>;
+    gather_over_cells<T, Width, Fast>(g, ops, dx, [&](auto& acc, const CellWindow<Fast>& window) {
+        // dy is read whether or not a lane's maximum is in the cell (its bytes come from L1 or
+        // L2: a window's pack is read by the cells it overlaps), so that both loads are in flight
+        // together and no branch separates one window's loads from the next one's.
+        const std::int64_t pack = window.at / Width;
+        const ElementPack<std::uint8_t, Width> recorded = load_pack<Width>(taps, pack);
+        const ElementPack<T, Width> share = load_pack<Width>(dy, pack);
+        C value[Width];  // widened once, not once per position (ptxas repeats it under each predicate)
+        CONVKIT_UNROLL
+        for (int lane = 0; lane < Width; ++lane) value[lane] = static_cast<C>(share.value[lane]);
+        CONVKIT_UNROLL
+        for (int a = 0; a < kCellH; ++a) {
+            CONVKIT_UNROLL
+            for (int b = 0; b < kCellW; ++b) {
+                // Compared in 32 bits (a recorded window has at most 255 taps): in 64 bits each
+                // lane's compare is two instructions. A miss (-1) matches no recorded byte.
+                const int tap = window.tap(g, a, b);
+                CONVKIT_UNROLL
+                for (int lane = 0; lane < Width; ++lane)
+                    if (recorded.value[lane] == tap) acc[a][b][lane] += value[lane];
             }
-            if (!any) return;
-            const ElementPack<T, Width> share = load_pack<Width>(dy, pack);
-            for (int lane = 0; lane < Width; ++lane)
-                if (hit[lane]) acc[lane] += static_cast<ComputeType<T>>(share.value[lane]);
-        });
+        }
+    });
 }
 
 // Forward of average and adaptive pooling over Width adjacent channels of one output position
@@ -328,17 +460,25 @@ __device__ C average_divisor(const PoolGeometry& g, const Position& o) {
 }
 
 template <typename T, int Width, bool Fast>
-__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
+__global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kCellBlocksPerSm<Width> : 1)
     avg_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, T* dx) {
     using C = ComputeType<T>;
-    // A window holds i when i is in its span (the span clips a ceil-mode overhang).
-    gather_over_windows<T, Width, Fast>(g, ops, dx,
-                                        [&](auto& acc, std::int64_t, std::int64_t, const HoldingWindow& window) {
-                                            const C divisor = average_divisor<C>(g, window.o);
-                                            const ElementPack<T, Width> share = load_pack<Width>(dy, window.at / Width);
-                                            for (int lane = 0; lane < Width; ++lane)
-                                                acc[lane] += static_cast<C>(share.value[lane]) / divisor;
-                                        });
+    gather_over_cells<T, Width, Fast>(g, ops, dx, [&](auto& acc, const CellWindow<Fast>& window) {
+        const C divisor = average_divisor<C>(g, window.o);
+        const ElementPack<T, Width> share = load_pack<Width>(dy, window.at / Width);
+        C part[Width];
+        CONVKIT_UNROLL
+        for (int lane = 0; lane < Width; ++lane) part[lane] = static_cast<C>(share.value[lane]) / divisor;
+        CONVKIT_UNROLL
+        for (int a = 0; a < kCellH; ++a) {
+            CONVKIT_UNROLL
+            for (int b = 0; b < kCellW; ++b) {
+                if (!window.holds(a, b)) continue;
+                CONVKIT_UNROLL
+                for (int lane = 0; lane < Width; ++lane) acc[a][b][lane] += part[lane];
+            }
+        }
+    });
 }
 
 // Adaptive windows along dim s that hold input i: o in [floor(i * out / in), ceil((i + 1) * out / in)),
@@ -372,6 +512,12 @@ __global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, PoolLaunchLayo
         });
         dx[index] = T(acc);
     }
+}
+
+// Cells of the backward gathers (each with all its planes' channels).
+std::int64_t cells_of(const PoolGeometry& g) {
+    const SpatialDims grid = cell_grid(g.input);
+    return g.planes() * grid[0] * grid[1] * grid[2];
 }
 
 // Runs launch_typed(T{}, std::bool_constant<Fast>{}, operands, stream) for the dtype's storage
@@ -436,8 +582,8 @@ void max_pool_backward_from_taps(const PoolGeometry& g, DType dtype, const void*
             using T = decltype(tag);
             constexpr int lanes = decltype(width)::value;
             launch<max_pool_backward_from_taps_kernel<T, lanes, decltype(fast)::value>>(
-                {grid_for(g.planes() * g.input_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
-                static_cast<const T*>(dy), argmax_taps, static_cast<T*>(dx));
+                {grid_for(cells_of(g) / lanes), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy), argmax_taps,
+                static_cast<T*>(dx));
         },
         dy, dx);
 }
@@ -474,8 +620,8 @@ void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void*
             using T = decltype(tag);
             constexpr int lanes = decltype(width)::value;
             launch<avg_pool_backward_kernel<T, lanes, decltype(fast)::value>>(
-                {grid_for(g.planes() * g.input_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
-                static_cast<const T*>(dy), static_cast<T*>(dx));
+                {grid_for(cells_of(g) / lanes), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
+                static_cast<T*>(dx));
         },
         dy, dx);
 }

@@ -276,6 +276,17 @@ void expect_packed_pooling_equals_per_element() {
         {PoolKind::Average, PoolParams(2, 3).set_stride(2).set_padding(1), {1, 7, 6}},
         {PoolKind::Average, PoolParams(2, 3).set_stride(2).set_padding(1).set_count_include_pad(false), {1, 6, 5}},
         {PoolKind::Average, PoolParams(3, 2).set_stride(1).set_ceil_mode(true), {3, 4, 3}},
+        // The backward's cells of 2x2 positions: odd extents (cells past the input), stride 3
+        // (positions no window holds), a 5-wide window at stride 1 (36 windows a cell), dilation
+        // along h and w, 1-D and 3-D.
+        {PoolKind::Max, PoolParams(2, 2).set_stride(3), {1, 7, 8}},
+        {PoolKind::Max, PoolParams(2, 5).set_stride(1).set_padding(2), {1, 6, 7}},
+        {PoolKind::Max, PoolParams(2, 3).set_stride(2).set_dilation(2).set_padding(1), {1, 9, 8}},
+        {PoolKind::Max, PoolParams(1, 3).set_stride(2).set_padding(1), {1, 1, 9}},
+        {PoolKind::Max, PoolParams(3, 3).set_stride(2).set_padding(1), {5, 5, 6}},
+        {PoolKind::Average, PoolParams(2, 5).set_stride(1).set_padding(2), {1, 5, 7}},
+        {PoolKind::Average, PoolParams(1, 3).set_stride(2).set_ceil_mode(true), {1, 1, 10}},
+        {PoolKind::Average, PoolParams(3, 3).set_stride(2).set_padding(1).set_count_include_pad(false), {3, 5, 7}},
     };
     const double nan = std::numeric_limits<double>::quiet_NaN();
     const double inf = std::numeric_limits<double>::infinity();
