@@ -119,7 +119,7 @@ def ceil_div(a, b):
 # ---- the suites' lines ----------------------------------------------------------------------
 def suite_lines(suite, source):
     """[(line, quick)] of kConv1d / kConv3d in bench_suites.cpp."""
-    name = {"conv1d": "kConv1d", "conv3d": "kConv3d"}[suite]
+    name = {"conv1d": "kConv1d", "conv3d": "kConv3d", "transposed": "kTransposed"}[suite]
     with open(source) as f:
         text = f.read()
     body = re.search(r"SuiteLine> " + name + r" = \{(.*?)\n\};", text, re.S).group(1)
@@ -195,12 +195,24 @@ class Geometry:
                         break
                 per_dim.append((rows, taps))
             axes.append(per_dim)
+        self._axes = axes
         out = []
         for combo in _product(axes):
             rows = math.prod(r for r, _ in combo)
             if rows:
                 out.append((rows, math.prod(t for _, t in combo)))
         return out
+
+
+def uniform_phases(g):
+    """conv_igemm.cu uniform_phases: every phase of the stride has positions and, per dim, the same
+    rows and taps, so one launch runs them all (the phases' count), else 1 (a launch per phase)."""
+    g.phases()
+    per_dim = g._axes
+    count = math.prod(len(dim) for dim in per_dim)
+    if count < 2 or any(rows == 0 for dim in per_dim for rows, _ in dim):
+        return 1
+    return count if all(len(set(dim)) == 1 for dim in per_dim) else 1
 
 
 def _product(axes):
@@ -233,25 +245,32 @@ class Launch:
 
     def __init__(self, kind, m, n, k, tile, blocks, splits, exec_flops, time_us, note=""):
         self.kind, self.m, self.n, self.k, self.tile = kind, m, n, k, tile
+        self.phases = 1  # GEMMs of m / phases rows in this one launch (backward-data's uniform phases)
         self.blocks, self.splits, self.exec_flops, self.time_us, self.note = blocks, splits, exec_flops, time_us, note
 
     def schedule(self):
         return "%s %d%s" % (self.tile, self.blocks, "x%d" % self.splits if self.splits > 1 else "")
 
 
-def igemm_launch(dtype, m, n, k, groups, bytes_in, bytes_out, tile=None):
-    """conv_igemm.cu plan_launch + the split-K model of "Split-K in every pass"."""
+def igemm_launch(dtype, m, n, k, groups, bytes_in, bytes_out, tile=None, phases=1):
+    """conv_igemm.cu plan_launch + the split-K model of "Split-K in every pass"; `phases` GEMMs of
+    m x n x k in one launch (backward-data's uniform phases)."""
     block_k = 32 if dtype == "bf16" else 16
     if tile is None:  # default_tile: 128x128 blocks >= 264: narrow for <= 64 columns, else large
-        tile = ("N" if n <= 64 else "L") if ceil_div(m, 128) * ceil_div(n, 128) * groups >= 2 * SMS else "S"
+        large = phases * ceil_div(m, 128) * ceil_div(n, 128) * groups
+        tile = ("N" if n <= 64 else "L") if large >= 2 * SMS else "S"
     edge_m, edge_n, per_sm = IGEMM_TILES[tile]
     wave = per_sm * SMS
     k_tiles = ceil_div(k, block_k)
-    blocks = ceil_div(m, edge_m) * ceil_div(n, edge_n) * groups
+    blocks = phases * ceil_div(m, edge_m) * ceil_div(n, edge_n) * groups
     splits = default_splits(wave, blocks, k_tiles, groups)
     # Whole tiles, as the tensor cores run them (no warp skips columns past n).
-    exec_flops = 2.0 * ceil_div(m, edge_m) * edge_m * executed_columns(n, edge_n, 8) * groups * k_tiles * block_k
-    return timed_launch("igemm", dtype, m, n, k, groups, tile, wave, blocks, splits, exec_flops, bytes_in, bytes_out)
+    exec_flops = 2.0 * phases * ceil_div(m, edge_m) * edge_m * executed_columns(n, edge_n, 8) * groups * k_tiles * \
+        block_k
+    launch = timed_launch("igemm", dtype, phases * m, n, k, groups, tile, wave, blocks, splits, exec_flops, bytes_in,
+                          bytes_out)
+    launch.phases = phases
+    return launch
 
 
 def default_splits(wave, blocks, k_tiles, groups):
@@ -296,8 +315,14 @@ def igemm_pass(g, dtype, direction):
     if direction == "fwd":
         launches.append(igemm_launch(dtype, g.batch * g.out_positions, cout_g, g.taps * cin_g, g.groups,
                                      (xp + wk) * size, y * size))
-    elif direction == "bwd_data":  # one launch per phase of the stride, each its own tile and split
+    elif direction == "bwd_data":  # the phases of the stride: one launch if uniform, else one each
         phases = g.phases()
+        together = uniform_phases(g)
+        if together > 1:
+            positions, taps = phases[0]
+            launches.append(igemm_launch(dtype, g.batch * positions, cin_g, taps * cout_g, g.groups,
+                                         (y + wk) * size, g.batch * g.in_positions * cin * size, phases=together))
+            return launches, extra
         for positions, taps in phases:  # dy from DRAM once per pass: the other phases find it in L2
             rows = g.batch * positions
             launches.append(igemm_launch(dtype, rows, cin_g, taps * cout_g, g.groups,
@@ -405,8 +430,16 @@ def tiled_pass(g, direction):
     return launches
 
 
+def is_matrix_product(g):
+    """geometry.cpp is_matrix_product: the one output position reads the whole unpadded input."""
+    return all(o == 1 and k == i and p == 0 and d == 1
+               for o, k, i, p, d in zip(g.output, g.kernel, g.input, g.pad, g.dilation))
+
+
 def convkit_pass(g, dtype, direction):
     """(variant, launches, predicted us) of convkit's default for one pass of a row of `dtype`."""
+    if is_matrix_product(g):  # the shape rule ahead of the default list: one cuBLAS GEMM, not modelled
+        return "cuda.im2col", [], float("nan")
     if dtype == "f32":  # strict float32, contiguous: cuda.igemm refuses, not depthwise -> cuda.tiled
         launches = tiled_pass(g, direction)
         total = sum(l.time_us for l in launches) + TILED_GAP_US * (len(launches) - 1)
@@ -454,9 +487,13 @@ def predict(suite, dtype, quick_only, source):
 
 
 def gemm_text(launches):
+    if not launches:  # cuda.im2col: one cuBLAS GEMM, not modelled here
+        return "cuBLAS"
     first = launches[0]
     # ᵀ: cuda.tiled's backward-filter run transposed (M = C/g · taps, N = K/g).
-    text = "%d×%d×%d%s" % (first.m, first.n, first.k, "ᵀ" if first.note == "transposed" else "")
+    text = "%d×%d×%d%s" % (first.m // first.phases, first.n, first.k, "ᵀ" if first.note == "transposed" else "")
+    if first.phases > 1:  # one launch of uniform phases
+        return text + " ×%d in 1" % first.phases
     same = all((l.m, l.n, l.k) == (first.m, first.n, first.k) for l in launches)
     if len(launches) > 1:
         text += " ×%d" % len(launches) if same else " +%d phases" % (len(launches) - 1)
@@ -464,6 +501,8 @@ def gemm_text(launches):
 
 
 def schedule_text(launches):
+    if not launches:
+        return "im2col"
     first = launches[0]
     text = first.schedule()
     if len(launches) > 1:
@@ -496,7 +535,9 @@ def print_tables(suite, dtype, rows):
 
 
 def median_ratio(rows, quick_only):
-    ratios = [p["ratio"] for r in rows if r["quick"] or not quick_only for p in r["passes"].values()]
+    # Passes of a variant this model leaves out (cuda.im2col's cuBLAS GEMM: NaN) are not counted.
+    ratios = [p["ratio"] for r in rows if r["quick"] or not quick_only for p in r["passes"].values()
+              if not math.isnan(p["ratio"])]
     return statistics.median(ratios) if ratios else float("nan")
 
 
@@ -553,7 +594,7 @@ def check():
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--suite", action="append", choices=["conv1d", "conv3d"])
+    parser.add_argument("--suite", action="append", choices=["conv1d", "conv3d", "transposed"])
     parser.add_argument("--dtype", action="append", choices=["bf16", "tf32", "f32"])
     parser.add_argument("--quick", action="store_true", help="only the lines --quick keeps")
     parser.add_argument("--detail", action="store_true", help="every launch of every pass")

@@ -4,7 +4,7 @@
 //             materialised: each 16-byte vector of 8 channels is gathered by cp.async straight
 //             from x, zero-filled where the tap falls in the padding or past the edges;
 //   B(k, j) = w[j, tap, c], already k-contiguous per output channel: the "col" operand of mma.
-// Backward-data (the forward of transposed convolution), one launch per phase of the stride
+// Backward-data (the forward of transposed convolution), per phase of the stride
 // (kernels/conv_phase.h; stride 1 is the one phase 0), rows over the phase's dx positions
 // i = phase + stride * j:
 //   A(m, k) = dy[n, j + offset - u * offset_step, kout]  (m = (n, j), k = (u, kout)), u over the
@@ -55,6 +55,16 @@ using namespace igemm;
 // gather for A and a different layout of B (see the file's head).
 enum class Pass { Forward, BackwardData };
 
+// The dx position (an element offset over the channels) of row j of backward-data's phase
+// `phase` (its d, h, w): phase + stride * j per dim.
+__device__ inline std::int64_t phase_row_position(const IgemmParams& p, int m, const Coordinates& phase) {
+    const Coordinates j = split_row(p, m);
+    return ((static_cast<std::int64_t>(j.n) * p.written_d + phase.d + p.stride_d * j.d) * p.written_h + phase.h +
+            p.stride_h * j.h) *
+               p.written_w +
+           phase.w + p.stride_w * j.w;
+}
+
 // The element offset of the tensor written for GEMM row m: m itself forward; backward-data, the
 // dx position phase + stride * j of the phase's row j.
 template <Pass P>
@@ -62,12 +72,33 @@ __device__ inline std::int64_t written_row(const IgemmParams& p, int m) {
     if constexpr (P == Pass::Forward) {
         return m;
     } else {
-        const Coordinates j = split_row(p, m);
-        return ((static_cast<std::int64_t>(j.n) * p.written_d + p.phase_d + p.stride_d * j.d) * p.written_h +
-                p.phase_h + p.stride_h * j.h) *
-                   p.written_w +
-               p.phase_w + p.stride_w * j.w;
+        return phase_row_position(p, m, {0, p.phase_d, p.phase_h, p.phase_w});
     }
+}
+
+// Phase q of a launch of uniform phases (IgemmParams::phases) as its (d, h, w).
+__device__ inline Coordinates phase_coordinates(const IgemmParams& p, int q) {
+    const int rest = q / p.phases_w;
+    return {0, rest / p.phases_h, rest % p.phases_h, q - rest * p.phases_w};
+}
+
+// p as phase q of a launch of uniform phases: the phase, and each dim's first dy offset and
+// first tap as phase_axis gives them (the host's own rule, backward_data_phases). The phases share
+// every other field: the same rows and taps per dim.
+__device__ inline void take_phase(IgemmParams& p, int q) {
+    const Coordinates c = phase_coordinates(p, q);
+    const PhaseAxis d = phase_axis(c.d, p.written_d, p.kernel_d, p.stride_d, p.dilation_d, p.padding_d);
+    const PhaseAxis h = phase_axis(c.h, p.written_h, p.kernel_h, p.stride_h, p.dilation_h, p.padding_h);
+    const PhaseAxis w = phase_axis(c.w, p.written_w, p.kernel_w, p.stride_w, p.dilation_w, p.padding_w);
+    p.phase_d = c.d;
+    p.phase_h = c.h;
+    p.phase_w = c.w;
+    p.row_start_d = d.offset;
+    p.row_start_h = h.offset;
+    p.row_start_w = w.offset;
+    p.first_tap_d = d.first_tap;
+    p.first_tap_h = h.first_tap;
+    p.first_tap_w = w.first_tap;
 }
 
 // Issues the cp.async copies of k tile `kt` into `stage` (A rows first, then B).
@@ -164,18 +195,37 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
     }
 }
 
-// The dx row written for a phase's GEMM row: what conv_igemm_add_split_slices_kernel writes through.
+// The row written for a row of the split slices (phase q's GEMM row m at q * gemm_m + m): what
+// conv_igemm_add_split_slices_kernel writes through.
 template <Pass P>
 struct WrittenRow {
     IgemmParams p;
-    __device__ std::int64_t operator()(int m) const { return written_row<P>(p, m); }
+    __device__ std::int64_t operator()(int row) const {
+        if constexpr (P == Pass::BackwardData) {
+            if (p.phases > 1) {
+                const int q = row / p.gemm_m;
+                return phase_row_position(p, row - q * p.gemm_m, phase_coordinates(p, q));
+            }
+        }
+        return written_row<P>(p, row);
+    }
 };
 
-// grid: x over M tiles, y over N tiles of a group, z over groups x splits.
+// grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
+// z over groups x splits.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams p) {
     std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
-    const int block_m = static_cast<int>(blockIdx.x) * Tile::kBlockM;
+    int tile_m = static_cast<int>(blockIdx.x), phase = 0;
+    if constexpr (P == Pass::BackwardData) {
+        if (p.phases > 1) {
+            const int tiles = (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM;
+            phase = tile_m / tiles;
+            tile_m -= phase * tiles;
+            take_phase(p, phase);
+        }
+    }
+    const int block_m = tile_m * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
     const int group = static_cast<int>(blockIdx.z) / p.splits, split = static_cast<int>(blockIdx.z) % p.splits;
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -195,15 +245,17 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
         },
         [&](const std::uint16_t* stage) { multiply_stage<Tile, P, Operand>(stage, warp_m, warp_n, acc); });
 
-    // Straight from the accumulators: to this split's slice at the GEMM's own row, or through the
-    // epilogue to the row's place in the tensor written (found once per row).
+    // Straight from the accumulators: to this split's slice at the GEMM's own row (after the rows
+    // of the phases before this one), or through the epilogue to the row's place in the tensor
+    // written (found once per row).
     const bool to_slice = p.splits > 1;
-    float* const slice = to_slice ? p.slices + static_cast<std::int64_t>(split) * p.gemm_m * p.out_channels : nullptr;
+    const std::int64_t slice_rows = static_cast<std::int64_t>(p.phases) * p.gemm_m;
+    float* const slice = to_slice ? p.slices + split * slice_rows * p.out_channels : nullptr;
     for_each_accumulator_row<Tile>(
         acc, block_m, block_n, warp_m, warp_n, lane,
         [&](int m) -> std::int64_t {
             if (m >= p.gemm_m) return -1;
-            return to_slice ? m : written_row<P>(p, m);
+            return to_slice ? static_cast<std::int64_t>(phase) * p.gemm_m + m : written_row<P>(p, m);
         },
         [&](std::int64_t row, int col, float v) {
             if (row < 0 || col >= p.out_group) return;
@@ -219,13 +271,14 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
 
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
-    const LaunchShape shape{dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
+    const LaunchShape shape{dim3(static_cast<unsigned>(p.phases * ((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM)),
                                  static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN),
                                  static_cast<unsigned>(groups * p.splits)),
                             dim3(Tile::kThreads), Tile::kSharedBytes, true};
     launch<conv_igemm_kernel<Tile, P, Operand, Output>>(shape, stream, p);
     if (p.splits > 1) {
-        add_split_slices<Output>(p.slices, p.splits, p.gemm_m, p.out_channels, WrittenRow<P>{p}, p.epilogue, stream);
+        add_split_slices<Output>(p.slices, p.splits, p.phases * p.gemm_m, p.out_channels, WrittenRow<P>{p}, p.epilogue,
+                                 stream);
     }
 }
 
@@ -414,6 +467,13 @@ IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const 
     p.written_d = i32(d.input[0]);
     p.written_h = i32(d.input[1]);
     p.written_w = i32(d.input[2]);
+    p.kernel_d = i32(d.kernel[0]);
+    p.dilation_d = i32(d.dilation[0]);
+    p.dilation_h = i32(d.dilation[1]);
+    p.dilation_w = i32(d.dilation[2]);
+    p.padding_d = i32(d.padding[0]);
+    p.padding_h = i32(d.padding[1]);
+    p.padding_w = i32(d.padding[2]);
     p.gemm_m = i32(s.batch * phase.positions());
     p.gemm_k = i32(phase.taps() * (s.out_channels / s.groups));
     return p;
@@ -422,7 +482,7 @@ IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const 
 template <class Tile>
 std::int64_t mma_instructions(const IgemmLaunchPlan& l, std::int64_t groups, IgemmOperand operand) {
     const std::int64_t blocks =
-        (l.m + Tile::kBlockM - 1) / Tile::kBlockM * ((l.n + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
+        l.phases * ((l.m + Tile::kBlockM - 1) / Tile::kBlockM) * ((l.n + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
     const std::int64_t mma_per_k_tile = Tile::kWarpsM * Tile::kWarpsN * Tile::kMmaM * Tile::kMmaN * 2;
     return blocks * k_tiles_of(l.k, operand) * mma_per_k_tile;
 }
@@ -450,9 +510,10 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     l.plan.m = p.gemm_m;
     l.plan.n = p.out_group;
     l.plan.k = p.gemm_k;
-    l.plan.tile = schedule.tile.value_or(default_tile(l.plan.m, l.plan.n, groups));
+    l.plan.phases = p.phases;
+    l.plan.tile = schedule.tile.value_or(default_tile(l.plan.m, l.plan.n, groups, p.phases));
     const std::int64_t k_tiles = k_tiles_of(l.plan.k, operand);
-    const std::int64_t blocks = tile_blocks(l.plan.tile, l.plan.m, l.plan.n, groups);
+    const std::int64_t blocks = tile_blocks(l.plan.tile, l.plan.m, l.plan.n, groups, p.phases);
     l.plan.splits = schedule.splits.value_or(default_splits(l.plan.tile, blocks, k_tiles, groups));
     l.plan.mma_instructions = with_tile_config(
         l.plan.tile, [&](auto config) { return mma_instructions<decltype(config)>(l.plan, groups, operand); });
@@ -466,11 +527,35 @@ std::vector<Launch> forward_launches(const IgemmConvShape& s, IgemmOperand opera
     return {plan_launch(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, schedule)};
 }
 
+// Whether one launch can run all the phases: every phase of the stride has positions, and per
+// dim the same rows and taps (the input a multiple of the stride and the kernel's taps dealt
+// out evenly: a 2x2/2 or 4x4/2 up-convolution, not a 3x3/2 one), so that they are one GEMM shape
+// and a block finds its phase's offsets and first taps from the phase alone (take_phase).
+bool uniform_phases(const Dims3& d, const std::vector<BackwardDataPhase>& phases) {
+    const std::int64_t all = d.stride[0] * d.stride[1] * d.stride[2];
+    if (phases.size() < 2 || static_cast<std::int64_t>(phases.size()) != all) return false;
+    for (const BackwardDataPhase& phase : phases) {
+        for (std::size_t i = 0; i < 3; ++i) {
+            if (phase.axis[i].rows != phases.front().axis[i].rows || phase.axis[i].taps != phases.front().axis[i].taps)
+                return false;
+        }
+    }
+    return true;
+}
+
 std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand operand, const IgemmSchedule& schedule,
                                            const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
     const Dims3 d = dims3(s);
+    const std::vector<BackwardDataPhase> phases = backward_data_phases(d);
+    if (uniform_phases(d, phases)) {  // one launch; its plan names the first phase
+        IgemmParams p = backward_data_params(s, d, phases.front(), dy, w, epilogue, dx);
+        p.phases = i32(static_cast<std::int64_t>(phases.size()));
+        p.phases_h = i32(d.stride[1]);
+        p.phases_w = i32(d.stride[2]);
+        return {plan_launch(p, s.groups, operand, schedule)};
+    }
     std::vector<Launch> launches;
-    for (const BackwardDataPhase& phase : backward_data_phases(d)) {
+    for (const BackwardDataPhase& phase : phases) {
         Launch l = plan_launch(backward_data_params(s, d, phase, dy, w, epilogue, dx), s.groups, operand, schedule);
         for (int i = 0; i < s.rank; ++i) {
             l.plan.phase[static_cast<std::size_t>(i)] = phase.phase[static_cast<std::size_t>(3 - s.rank + i)];
@@ -501,7 +586,7 @@ void run_launches(const char* op, Pass pass, const IgemmConvShape& s, IgemmOpera
 
 std::int64_t IgemmPlan::multiply_adds() const {
     std::int64_t sum = 0;
-    for (const IgemmLaunchPlan& l : launches) sum += l.m * l.n * l.k;
+    for (const IgemmLaunchPlan& l : launches) sum += l.phases * l.m * l.n * l.k;
     return groups * sum;
 }
 
@@ -515,8 +600,8 @@ std::size_t IgemmPlan::workspace_bytes() const {
     std::size_t most = 0;
     for (const IgemmLaunchPlan& l : launches) {
         if (l.splits > 1) {
-            most = std::max(most, static_cast<std::size_t>(l.splits) * static_cast<std::size_t>(l.m * l.n * groups) *
-                                      sizeof(float));
+            most = std::max(most, static_cast<std::size_t>(l.splits) *
+                                      static_cast<std::size_t>(l.phases * l.m * l.n * groups) * sizeof(float));
         }
     }
     return most;

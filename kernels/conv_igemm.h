@@ -96,6 +96,10 @@ struct IgemmSchedule {
 struct IgemmLaunchPlan {
     std::array<std::int64_t, 3> phase{0, 0, 0};
     std::int64_t m = 0, n = 0, k = 0;
+    // Backward-data phases this launch runs, each the GEMM m x n x k: all of them (`phase` the
+    // first, 0) where every phase has the same positions and taps per dim (a 2x2/2 or 4x4/2
+    // up-convolution over an input a multiple of the stride), one a launch otherwise.
+    std::int64_t phases = 1;
     IgemmTile tile = IgemmTile::Small;
     int splits = 1;
     std::int64_t mma_instructions = 0;
@@ -104,19 +108,20 @@ struct IgemmLaunchPlan {
 struct IgemmPlan {
     std::int64_t groups = 1;
     std::vector<IgemmLaunchPlan> launches;
-    std::int64_t multiply_adds() const;  // groups * sum of m * n * k: the GEMMs' own work
+    std::int64_t multiply_adds() const;  // groups * sum of phases * m * n * k: the GEMMs' own work
     std::int64_t mma_instructions() const;
-    // The split slices' float32 workspace: splits * m * n * groups * 4 bytes for the largest
-    // split launch (launches run one after another and reuse it); 0 when none splits.
+    // The split slices' float32 workspace: splits * phases * m * n * groups * 4 bytes for the
+    // largest split launch (launches run one after another and reuse it); 0 when none splits.
     std::size_t workspace_bytes() const;
 };
 
 // The one launch conv_igemm_forward runs (empty for a refused shape).
 IgemmPlan conv_igemm_forward_plan(const IgemmConvShape& shape, IgemmOperand operand, IgemmSchedule schedule);
 
-// The launches conv_igemm_backward_data runs, in order: one per phase of the stride
-// (position mod stride per dim) that has positions, each over only the taps that reach it
-// (kernels/conv_phase.h); stride 1 is the one phase 0. Tests read it.
+// The launches conv_igemm_backward_data runs, in order: the phases of the stride (position mod
+// stride per dim) that have positions, each over only the taps that reach it
+// (kernels/conv_phase.h), all in one launch where they are the same GEMM (IgemmLaunchPlan::phases),
+// else one launch per phase; stride 1 is the one phase 0. Tests read it.
 IgemmPlan conv_igemm_backward_data_plan(const IgemmConvShape& shape, IgemmOperand operand, IgemmSchedule schedule);
 
 // y = epilogue(conv(x, w)), as conv_igemm_forward_plan(shape, operand, schedule) plans it, with

@@ -303,18 +303,19 @@ inline constexpr std::int64_t kTargetBlocks = 2 * 132;
 inline constexpr std::int64_t blocks_per_wave(IgemmTile tile) {
     return (tile == IgemmTile::Large ? 2 : tile == IgemmTile::Narrow ? 3 : 4) * 132;
 }
-// The blocks `tile` cuts an m x n GEMM per group into.
-inline std::int64_t tile_blocks(IgemmTile tile, std::int64_t m, std::int64_t n, std::int64_t groups) {
+// The blocks `tile` cuts an m x n GEMM per group into (`phases` such GEMMs in one launch).
+inline std::int64_t tile_blocks(IgemmTile tile, std::int64_t m, std::int64_t n, std::int64_t groups,
+                                std::int64_t phases = 1) {
     return with_tile_config(tile, [&](auto config) {
         using Tile = decltype(config);
-        return (m + Tile::kBlockM - 1) / Tile::kBlockM * ((n + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
+        return phases * ((m + Tile::kBlockM - 1) / Tile::kBlockM) * ((n + Tile::kBlockN - 1) / Tile::kBlockN) * groups;
     });
 }
-// The tile of an m x n GEMM per group: where the 128x128 blocks give at least kTargetBlocks,
-// Large, or Narrow for at most 64 columns (the same blocks, none of their columns idle); else
-// Small.
-inline IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups) {
-    if (tile_blocks(IgemmTile::Large, m, n, groups) < kTargetBlocks) return IgemmTile::Small;
+// The tile of an m x n GEMM per group (`phases` of them in one launch): where the 128x128 blocks
+// give at least kTargetBlocks, Large, or Narrow for at most 64 columns (the same blocks, none of
+// their columns idle); else Small.
+inline IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups, std::int64_t phases = 1) {
+    if (tile_blocks(IgemmTile::Large, m, n, groups, phases) < kTargetBlocks) return IgemmTile::Small;
     return n <= NarrowTile::kBlockN ? IgemmTile::Narrow : IgemmTile::Large;
 }
 // The k tiles of a GEMM of depth k: a 64-byte row of 32 16-bit values or 16 tf32 each.

@@ -23,8 +23,9 @@ struct PhaseAxis {
 };
 
 // Positions and taps of phase `phase` along a dim of `input` positions and a `kernel`-tap filter.
-// The first tap is below tap_step, since the taps repeat every tap_step.
-inline PhaseAxis phase_axis(int phase, int input, int kernel, int stride, int dilation, int pad) {
+// The first tap is below tap_step, since the taps repeat every tap_step. constexpr, so that a
+// kernel running several phases in one launch finds its own (kernels/conv_igemm.cu).
+constexpr PhaseAxis phase_axis(int phase, int input, int kernel, int stride, int dilation, int pad) {
     PhaseAxis a;
     a.rows = phase < input ? (input - phase + stride - 1) / stride : 0;
     const int common = std::gcd(dilation, stride);

@@ -724,23 +724,25 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
     EXPECT_EQ(kernels::conv_igemm_backward_filter_default_splits(layer4, kBF, kLarge), 1);
 }
 
-// Backward-data's plan: one launch per phase of the stride that has positions, each over only the
-// taps that reach it. A 4x4/s2 layer runs a quarter of the dense gather's multiply-adds and
+// Backward-data's plan: the phases of the stride that have positions, each over only the taps
+// that reach it; all in one launch where every phase has the same positions and taps per dim,
+// else one launch a phase. A 4x4/s2 layer runs a quarter of the dense gather's multiply-adds and
 // mma.sync instructions (two taps per dim a phase, not four); kernel == stride one tap a phase;
-// dilation 2 at stride 2 with padding 1 reaches only the odd phases, the others an empty
-// reduction; a stride past the input skips the phases without positions; stride 1 is one launch.
+// a 3x3/s2 layer's phases have 4, 2, 2 and 1 taps (four launches); dilation 2 at stride 2 with
+// padding 1 reaches only the odd phases, the others an empty reduction; a stride past the input
+// skips the phases without positions; stride 1 is one launch.
 IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
     // 4x4/s2/p1, 16x16 dx, 64 -> 64 channels: dense M = 2 * 256 = 512, k = 16 taps * 64.
     const IgemmConvShape dcgan = shape(2, 2, 64, 64, 1, {16, 16}, {4, 4}, {2, 2}, {1, 1});
     const kernels::IgemmPlan plan = kernels::conv_igemm_backward_data_plan(dcgan, kBF, {kSmall, 1});
-    ASSERT_EQ(plan.launches.size(), 4u);
-    for (const kernels::IgemmLaunchPlan& l : plan.launches) {
-        EXPECT_EQ(l.m, 2 * 8 * 8);
-        EXPECT_EQ(l.n, 64);
-        EXPECT_EQ(l.k, 4 * 64);
-        EXPECT_EQ(l.tile, kSmall);
-    }
-    EXPECT_EQ(plan.launches[3].phase, (std::array<std::int64_t, 3>{1, 1, 0}));
+    ASSERT_EQ(plan.launches.size(), 1u);
+    const kernels::IgemmLaunchPlan& all = plan.launches[0];
+    EXPECT_EQ(all.phases, 4);
+    EXPECT_EQ(all.m, 2 * 8 * 8);
+    EXPECT_EQ(all.n, 64);
+    EXPECT_EQ(all.k, 4 * 64);
+    EXPECT_EQ(all.tile, kSmall);
+    EXPECT_EQ(all.phase, (std::array<std::int64_t, 3>{0, 0, 0}));
     const std::int64_t dense_multiply_adds = 2 * 16 * 16 * 64 * 16 * 64;
     EXPECT_EQ(plan.multiply_adds() * 4, dense_multiply_adds);
     // The dense gather on the small tile: 512 / 64 row blocks, one column block, 16 * 64 / 32
@@ -755,14 +757,30 @@ IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
     ASSERT_EQ(dense.launches.size(), 1u);
     EXPECT_EQ(dense.launches[0].k, 16 * 64);
     EXPECT_EQ(dense.multiply_adds(), dense_multiply_adds);
-    // kernel == stride (2x2x2/s2, 3-D): one tap a phase, 8 phases.
+    // kernel == stride (2x2x2/s2, 3-D): one tap a phase, 8 phases in one launch.
     const kernels::IgemmPlan unet = kernels::conv_igemm_backward_data_plan(
         shape(3, 1, 16, 8, 1, {4, 4, 4}, {2, 2, 2}, {2, 2, 2}), kF16, {kLarge, 1});
-    ASSERT_EQ(unet.launches.size(), 8u);
-    for (const kernels::IgemmLaunchPlan& l : unet.launches) {
-        EXPECT_EQ(l.k, 8);
-        EXPECT_EQ(l.m, 8);
-        EXPECT_EQ(l.tile, kLarge);
+    ASSERT_EQ(unet.launches.size(), 1u);
+    EXPECT_EQ(unet.launches[0].phases, 8);
+    EXPECT_EQ(unet.launches[0].k, 8);
+    EXPECT_EQ(unet.launches[0].m, 8);
+    EXPECT_EQ(unet.launches[0].tile, kLarge);
+    // An odd input (9x9 under a 4x4/s2 kernel): phase 0 has 5 rows a dim, phase 1 four, so four
+    // launches of their own; so does 3x3/s2 (ResNet's strided layers) on an even input, whose
+    // phases have 4, 2, 2 and 1 taps.
+    const kernels::IgemmPlan odd =
+        kernels::conv_igemm_backward_data_plan(shape(2, 1, 16, 16, 1, {9, 9}, {4, 4}, {2, 2}, {1, 1}), kBF, {});
+    ASSERT_EQ(odd.launches.size(), 4u);
+    EXPECT_EQ(odd.launches[0].m, 25);
+    EXPECT_EQ(odd.launches[3].m, 16);
+    EXPECT_EQ(odd.launches[3].phase, (std::array<std::int64_t, 3>{1, 1, 0}));
+    const kernels::IgemmPlan resnet =
+        kernels::conv_igemm_backward_data_plan(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}, {2, 2}, {1, 1}), kBF, {});
+    ASSERT_EQ(resnet.launches.size(), 4u);
+    const std::array<std::int64_t, 4> resnet_taps{1, 2, 2, 4};
+    for (std::size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(resnet.launches[i].phases, 1);
+        EXPECT_EQ(resnet.launches[i].k, resnet_taps[i] * 16) << "phase " << i;
     }
     // Dilation 2 at stride 2, padding 1: phase + 1 must be even, so only phase 1 per dim has taps
     // (all three of the kernel's); the other three phases an empty reduction.
@@ -780,16 +798,22 @@ IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
     ASSERT_EQ(short_input.launches.size(), 2u);
     EXPECT_EQ(short_input.launches[0].k, 8);
     EXPECT_EQ(short_input.launches[1].k, 0);  // kernel 1 under stride 3: phase 1 gets no tap
-    // Unforced, each phase chooses its tile from its own GEMM: 4 phases of 32 * 28 * 28 rows
-    // (196 large row blocks) x 1 column block: under 264 blocks, small; the same layer at
-    // stride 1 has 4 times the rows, large.
+    // Unforced, a launch chooses its tile from its blocks: 4 phases of 32 * 28 * 28 rows (196
+    // large row blocks each) x 1 column block in one launch, 784 blocks: large (each phase alone
+    // would have been under 264: small). Where the phases launch one by one each counts its own:
+    // 3x3/s2 at 28x28 (phases of 32 x 14 x 14 rows, 49 large blocks each), small.
     const IgemmConvShape big = shape(2, 32, 128, 128, 1, {56, 56}, {4, 4}, {2, 2}, {1, 1});
-    for (const kernels::IgemmLaunchPlan& l : kernels::conv_igemm_backward_data_plan(big, kBF, {}).launches)
+    const kernels::IgemmPlan big_plan = kernels::conv_igemm_backward_data_plan(big, kBF, {});
+    ASSERT_EQ(big_plan.launches.size(), 1u);
+    EXPECT_EQ(big_plan.launches[0].tile, kLarge);
+    EXPECT_EQ(big_plan.launches[0].splits, 1);
+    const IgemmConvShape strided = shape(2, 32, 128, 128, 1, {28, 28}, {3, 3}, {2, 2}, {1, 1});
+    for (const kernels::IgemmLaunchPlan& l : kernels::conv_igemm_backward_data_plan(strided, kBF, {}).launches)
         EXPECT_EQ(l.tile, kSmall);
-    IgemmConvShape big_dense = big;
-    big_dense.stride = {1, 1, 1};
-    big_dense.kernel = {3, 3, 1};
-    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(big_dense, kBF, {}).launches.at(0).tile, kLarge);
+    // The split slices of a launch of phases hold every phase's rows: 4 phases x 128 rows x 64
+    // channels x 2 splits x 4 bytes.
+    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(dcgan, kBF, {kSmall, 2}).workspace_bytes(),
+              std::size_t{4} * 128 * 64 * 2 * 4);
 }
 
 // The cvt emulations against values worked out from the formats (PTX ISA: cvt.rn rounds to
