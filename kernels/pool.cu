@@ -156,10 +156,10 @@ struct PoolLaunchLayout {
 
 // Each thread's work is a few loads and compares, so the kernels hide memory latency by having
 // many threads resident: 4 blocks of 256 per SM (half the threads an H100 SM holds) caps a
-// kernel at 64 registers. The Fast forward kernels, the average backward and max pooling's
-// backward from the argmax taps fit that without spilling, packed or not (cuobjdump
-// --dump-resource-usage: no stack); the 64-bit-division kernels, max pooling's searching
-// backward (90 registers) and the adaptive backward would spill, so they keep ptxas's choice.
+// kernel at 64 registers. The Fast forward kernels fit that without spilling, packed or not
+// (check-igemm-kernels pool: no stack); the 64-bit-division kernels, max pooling's searching
+// backward (90 registers) and the adaptive backward would spill, so they keep ptxas's choice;
+// the gathers over cells have their own bound (kCellBlocksPerSm).
 constexpr int kPoolBlocksPerSm = 4;
 // The backward gathers' cells hold 4 positions' sums: 32 floats for a pack of 8 16-bit channels,
 // which spills at 3 blocks of 256 a SM (80 registers) but not at 2 (128): 2,048 positions a SM
@@ -215,27 +215,32 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
 }
 
 // Calls f(o, k) for each output position o along dim s whose window's tap k lands on input i,
-// k ascending: o * stride + k * dilation == i + padding.
+// o ascending (k descending): o * stride + k * dilation == i + padding. Every backward gather sums
+// a position's windows in this order in each dim, output order as the host's scatter meets them,
+// so the gathers from the argmax taps and from x add the same terms in the same order.
 template <bool Fast, typename F>
 __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchLayout& ops, int s, std::int64_t i,
                                         F&& f) {
     const std::int64_t reach = i + g.padding[s];
-    // Undilated, the taps that can hold i are k = reach % stride and every stride-th one after
-    // it: at stride 2 half of a 3-wide window's taps are never visited, nor divided for (the
-    // gathers' instructions, not their bytes, bound them: docs/benchmarks.md). One loop for
-    // both cases, so that f is inlined once per dim.
-    std::int64_t k = 0;
+    // Undilated, the taps that can hold i are those k <= reach with k = reach (mod stride), every
+    // stride-th one down from the largest: at stride 2 half of a 3-wide window's taps are never
+    // visited, nor divided for (the gathers' instructions, not their bytes, bound them:
+    // docs/benchmarks.md). One loop for both cases, so that f is inlined once per dim.
+    std::int64_t k = g.kernel[s] - 1;
     std::int64_t step = 1;
     if (g.dilation[s] == 1 && g.stride[s] > 1) {
-        k = reach;
-        ops.stride[s].divide_keep_remainder<Fast>(k);
+        if (k > reach) k = reach;
+        std::int64_t off = reach - k;  // down to the residue of reach: reach - k a multiple of stride
+        ops.stride[s].divide_keep_remainder<Fast>(off);
+        if (off != 0) k -= g.stride[s] - off;
         step = g.stride[s];
     }
-    for (; k < g.kernel[s]; k += step) {
+    for (; k >= 0; k -= step) {
         std::int64_t numerator = reach - k * g.dilation[s];
-        if (numerator < 0) break;  // and for every later tap
+        if (numerator < 0) continue;  // dilated: a smaller tap may still reach
         const std::int64_t o = ops.stride[s].divide_keep_remainder<Fast>(numerator);
-        if (numerator == 0 && o < g.output[s]) f(o, k);
+        if (o >= g.output[s]) break;  // o only grows as k falls
+        if (numerator == 0) f(o, k);
     }
 }
 
@@ -333,9 +338,10 @@ struct CellWindow {
 
 // The backward gathers, over a cell of input positions with Width adjacent channels each (a pack
 // in channels-last; Width 1: one element, either layout): acc[a][b], the lanes' sums of cell
-// position (a, b), over the windows holding it in window order (d, h, w ascending, as the host
-// sums), by visit(acc, window) once per window that holds a position of the cell. Then dx's
-// lanes = acc at each position of the cell inside the input.
+// position (a, b), over the windows holding it in output order (d, h, w ascending, as the host's
+// scatter meets them and for_each_window_holding gives them to the searching backward), by
+// visit(acc, window) once per window that holds a position of the cell. Then dx's lanes = acc at
+// each position of the cell inside the input.
 template <typename T, int Width, bool Fast, typename Visit>
 __device__ void gather_over_cells(const PoolGeometry& g, const PoolLaunchLayout& ops, T* dx, Visit&& visit) {
     using I = CellIndex<Fast>;
@@ -392,8 +398,8 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, c
         });
 }
 
-// Max pooling's backward from the forward's argmax taps: the same windows and order of the sum,
-// each window's test a byte compare per lane; dy is read only where a lane's tap is its own.
+// Max pooling's backward from the forward's argmax taps: the same windows and order of the sum as
+// the searching backward, each window's test a byte compare per lane and position.
 template <typename T, int Width, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kCellBlocksPerSm<Width> : 1)
     max_pool_backward_from_taps_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const std::uint8_t* taps,

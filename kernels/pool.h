@@ -23,7 +23,8 @@ void max_pool_backward(const detail::PoolGeometry& g, DType dtype, const void* d
                        Stream stream, MemoryFormat layout = MemoryFormat::Contiguous);
 // The backward from the forward's argmax taps: each input element gathers dy from the windows
 // that hold it whose recorded tap is its own, reading a byte per window instead of searching
-// the window in x again. The same sums, in the same order, as max_pool_backward.
+// the window in x again. The same sums, in the same order (the windows in output order), as
+// max_pool_backward.
 void max_pool_backward_from_taps(const detail::PoolGeometry& g, DType dtype, const void* dy,
                                  const std::uint8_t* argmax_taps, void* dx, Stream stream,
                                  MemoryFormat layout = MemoryFormat::Contiguous);

@@ -7,6 +7,7 @@
 // the cuda.direct variant in tests/test_variant_sweep.cpp.
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -131,36 +132,48 @@ void expect_taps_backward_equals_searching_backward() {
         const Tensor x = Tensor::from_vector(shape, values);
         const detail::PoolGeometry g = detail::pool_geometry("max_pool", shape, params, PoolKind::Max);
         const Shape out_shape = g.output_shape();
-        const Tensor dy = testing::small_integer_tensor(out_shape, rng(), 3);
+        // dy of small integers (every sum exact) and of random values spread over 2^-20..2^20,
+        // whose float sums depend on their order: the kernels must add the same terms in the
+        // same order (a cell gather summing its windows in the opposite order of the searching
+        // one passed the small integers).
+        std::vector<double> spread(static_cast<std::size_t>(out_shape.numel()));
+        std::uniform_real_distribution<double> unit(-1.0, 1.0);
+        std::uniform_int_distribution<int> exponent(-20, 20);
+        for (double& v : spread) v = std::ldexp(unit(rng), exponent(rng));
+        const Tensor dys[] = {testing::small_integer_tensor(out_shape, rng(), 3),
+                              Tensor::from_vector(out_shape, spread)};
         for (DType dtype : {DType::Float32, DType::BFloat16}) {
             for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
-                if (format == MemoryFormat::ChannelsLast && shape.rank() == 3) continue;
-                SCOPED_TRACE(params.to_string() + " " + shape.to_string() + " " + dtype_name(dtype) + " " +
-                             memory_format_name(format));
-                const Tensor xd = x.to(dtype).to(Device::cuda()).to(format);
-                const Tensor dyd = dy.to(dtype).to(Device::cuda()).to(format);
-                Tensor y = testing::nan_tensor(out_shape, dtype, Device::cuda()).to(format);
-                const std::int64_t words = (out_shape.numel() + 7) / 8;
-                const Tensor taps =
-                    Tensor::from_vector(Shape{words}, std::vector<std::int64_t>(words, 0)).to(Device::cuda());
-                auto* tap_bytes = static_cast<std::uint8_t*>(taps.raw_data());
-                kernels::max_pool_forward(g, dtype, xd.raw_physical_data(), y.raw_physical_data(), current_stream(0),
-                                          format, tap_bytes);
-                Tensor from_taps = testing::nan_tensor(shape, dtype, Device::cuda()).to(format);
-                Tensor searching = testing::nan_tensor(shape, dtype, Device::cuda()).to(format);
-                kernels::max_pool_backward_from_taps(g, dtype, dyd.raw_physical_data(), tap_bytes,
-                                                     from_taps.raw_physical_data(), current_stream(0), format);
-                kernels::max_pool_backward(g, dtype, dyd.raw_physical_data(), xd.raw_physical_data(),
-                                           searching.raw_physical_data(), current_stream(0), format);
-                EXPECT_TRUE(testing::exactly_equal(from_taps, searching))
-                    << "max difference " << testing::max_abs_difference(from_taps, searching);
+                for (const Tensor& dy : dys) {
+                    if (format == MemoryFormat::ChannelsLast && shape.rank() == 3) continue;
+                    SCOPED_TRACE(params.to_string() + " " + shape.to_string() + " " + dtype_name(dtype) + " " +
+                                 memory_format_name(format) + (&dy == &dys[0] ? ", small integers" : ", spread"));
+                    const Tensor xd = x.to(dtype).to(Device::cuda()).to(format);
+                    const Tensor dyd = dy.to(dtype).to(Device::cuda()).to(format);
+                    Tensor y = testing::nan_tensor(out_shape, dtype, Device::cuda()).to(format);
+                    const std::int64_t words = (out_shape.numel() + 7) / 8;
+                    const Tensor taps =
+                        Tensor::from_vector(Shape{words}, std::vector<std::int64_t>(words, 0)).to(Device::cuda());
+                    auto* tap_bytes = static_cast<std::uint8_t*>(taps.raw_data());
+                    kernels::max_pool_forward(g, dtype, xd.raw_physical_data(), y.raw_physical_data(),
+                                              current_stream(0), format, tap_bytes);
+                    Tensor from_taps = testing::nan_tensor(shape, dtype, Device::cuda()).to(format);
+                    Tensor searching = testing::nan_tensor(shape, dtype, Device::cuda()).to(format);
+                    kernels::max_pool_backward_from_taps(g, dtype, dyd.raw_physical_data(), tap_bytes,
+                                                         from_taps.raw_physical_data(), current_stream(0), format);
+                    kernels::max_pool_backward(g, dtype, dyd.raw_physical_data(), xd.raw_physical_data(),
+                                               searching.raw_physical_data(), current_stream(0), format);
+                    EXPECT_TRUE(testing::exactly_equal(from_taps, searching))
+                        << "max difference " << testing::max_abs_difference(from_taps, searching);
+                }
             }
         }
     }
 }
 
 // The backward from the forward's argmax taps against the backward that searches x, bit for bit:
-// ties and NaN (small integers, every 7th value NaN or -inf), overlapping windows, a dilated
+// ties and NaN (small integers, every 7th value NaN or -inf), dy of small integers and of values
+// spread over 2^-20..2^20 (order-dependent sums: the same windows in the same order), overlapping windows, a dilated
 // window that misses the input (tap 255), ceil mode, 1-D to 3-D, both layouts, float32 and
 // bfloat16, both index widths. Both kernels write into NaN-filled buffers, and the taps buffer
 // is poisoned with zeros (tap 0, a real tap) so a tap the forward leaves unwritten shows.

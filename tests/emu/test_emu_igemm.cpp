@@ -280,7 +280,7 @@ const std::vector<Case>& split_sweep() {
             {shape(1, 3, 40, 56, 1, {50}, {5}, {3}, {4}, {2}), kSmall, kBF, kToF16, true, true, true},
             // The narrow tile split (the default never splits it: it is chosen only where its
             // blocks fill the GPU): M = 162 past the tile's 128 rows, N = 40 within its 64
-            // columns, K = 576 (18 tiles of 32) in 4 ranges of 5 and a last of 3.
+            // columns, K = 576 (18 tiles of 32) in 4 ranges: three of 5 and a last of 3.
             {shape(2, 2, 64, 40, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1}), kNarrow, kBF, kToBF, true, true, true},
         };
         const std::vector<int> forward_splits = {3, 4, 5, 2, 7, 2, 4};
@@ -728,7 +728,7 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
 // that reach it; all in one launch where every phase has the same positions and taps per dim,
 // else one launch a phase. A 4x4/s2 layer runs a quarter of the dense gather's multiply-adds and
 // mma.sync instructions (two taps per dim a phase, not four); kernel == stride one tap a phase;
-// a 3x3/s2 layer's phases have 4, 2, 2 and 1 taps (four launches); dilation 2 at stride 2 with
+// a 3x3/s2 layer's phases have 1, 2, 2 and 4 taps (four launches); dilation 2 at stride 2 with
 // padding 1 reaches only the odd phases, the others an empty reduction; a stride past the input
 // skips the phases without positions; stride 1 is one launch.
 IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
@@ -767,7 +767,7 @@ IGEMM_TEST(BackwardDataPlanRunsOnlyThePhasesTaps) {
     EXPECT_EQ(unet.launches[0].tile, kLarge);
     // An odd input (9x9 under a 4x4/s2 kernel): phase 0 has 5 rows a dim, phase 1 four, so four
     // launches of their own; so does 3x3/s2 (ResNet's strided layers) on an even input, whose
-    // phases have 4, 2, 2 and 1 taps.
+    // phases have 1, 2, 2 and 4 taps.
     const kernels::IgemmPlan odd =
         kernels::conv_igemm_backward_data_plan(shape(2, 1, 16, 16, 1, {9, 9}, {4, 4}, {2, 2}, {1, 1}), kBF, {});
     ASSERT_EQ(odd.launches.size(), 4u);

@@ -233,8 +233,8 @@ public:
     }
 
 private:
-    // Each launch (backward-data: each phase of the stride) chooses its own tile and split-K
-    // unless this variant forces them.
+    // Each launch (backward-data: each phase of the stride, or all of them in one launch where
+    // they are the same GEMM) chooses its own tile and split-K unless this variant forces them.
     kernels::IgemmSchedule schedule() const { return {tile_, splits_}; }
 
     // The launches of the forward or backward-data pass, for their split slices' workspace.
