@@ -82,23 +82,29 @@ __device__ inline Coordinates phase_coordinates(const IgemmParams& p, int q) {
     return {0, rest / p.phases_h, rest % p.phases_h, q - rest * p.phases_w};
 }
 
-// p as phase q of a launch of uniform phases: the phase, and each dim's first dy offset and
-// first tap as phase_axis gives them (the host's own rule, backward_data_phases). The phases share
-// every other field: the same rows and taps per dim.
-__device__ inline void take_phase(IgemmParams& p, int q) {
-    const Coordinates c = phase_coordinates(p, q);
-    const PhaseAxis d = phase_axis(c.d, p.written_d, p.kernel_d, p.stride_d, p.dilation_d, p.padding_d);
-    const PhaseAxis h = phase_axis(c.h, p.written_h, p.kernel_h, p.stride_h, p.dilation_h, p.padding_h);
-    const PhaseAxis w = phase_axis(c.w, p.written_w, p.kernel_w, p.stride_w, p.dilation_w, p.padding_w);
-    p.phase_d = c.d;
-    p.phase_h = c.h;
-    p.phase_w = c.w;
+// The fields of p that differ between backward-data's phases: the phase (d, h, w), and per dim
+// its first dy offset and first tap from its axes. constexpr: the host sets them per launch
+// (backward_data_params), a block of a launch of uniform phases for its own phase (take_phase).
+constexpr void set_phase_fields(IgemmParams& p, const Coordinates& phase, const PhaseAxis& d, const PhaseAxis& h,
+                                const PhaseAxis& w) {
+    p.phase_d = phase.d;
+    p.phase_h = phase.h;
+    p.phase_w = phase.w;
     p.row_start_d = d.offset;
     p.row_start_h = h.offset;
     p.row_start_w = w.offset;
     p.first_tap_d = d.first_tap;
     p.first_tap_h = h.first_tap;
     p.first_tap_w = w.first_tap;
+}
+
+// p as phase q of a launch of uniform phases, its axes from phase_axis (the host's own rule,
+// backward_data_phases). The phases share every other field: the same rows and taps per dim.
+__device__ inline void take_phase(IgemmParams& p, int q) {
+    const Coordinates c = phase_coordinates(p, q);
+    set_phase_fields(p, c, phase_axis(c.d, p.written_d, p.kernel_d, p.stride_d, p.dilation_d, p.padding_d),
+                     phase_axis(c.h, p.written_h, p.kernel_h, p.stride_h, p.dilation_h, p.padding_h),
+                     phase_axis(c.w, p.written_w, p.kernel_w, p.stride_w, p.dilation_w, p.padding_w));
 }
 
 // Issues the cp.async copies of k tile `kt` into `stage` (A rows first, then B).
@@ -441,9 +447,7 @@ IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const 
     p.rows_h = FastDivisor(a[1].rows);
     p.rows_w = FastDivisor(a[2].rows);
     p.row_step_d = p.row_step_h = p.row_step_w = 1;
-    p.row_start_d = a[0].offset;
-    p.row_start_h = a[1].offset;
-    p.row_start_w = a[2].offset;
+    set_phase_fields(p, {0, phase.phase[0], phase.phase[1], phase.phase[2]}, a[0], a[1], a[2]);
     p.tap_reach_d = -a[0].offset_step;
     p.tap_reach_h = -a[1].offset_step;
     p.tap_reach_w = -a[2].offset_step;
@@ -452,15 +456,9 @@ IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const 
     p.kernel_h = i32(d.kernel[1]);
     p.kernel_w = i32(d.kernel[2]);
     p.filter_taps = i32(d.kernel[0] * d.kernel[1] * d.kernel[2]);
-    p.first_tap_d = a[0].first_tap;
-    p.first_tap_h = a[1].first_tap;
-    p.first_tap_w = a[2].first_tap;
     p.tap_step_d = a[0].tap_step;
     p.tap_step_h = a[1].tap_step;
     p.tap_step_w = a[2].tap_step;
-    p.phase_d = phase.phase[0];
-    p.phase_h = phase.phase[1];
-    p.phase_w = phase.phase[2];
     p.stride_d = i32(d.stride[0]);
     p.stride_h = i32(d.stride[1]);
     p.stride_w = i32(d.stride[2]);
