@@ -36,12 +36,13 @@ ELEMENT_BYTES = {"bf16": 2, "tf32": 4, "f32": 4}
 # peak on the executed multiply-adds, scaled by the busy fraction of a wave; bytes at 0.6 of
 # HBM; every kernel at least 3 us.
 # "N": the narrow 128 x 64 tile (warps of 64 x 32: 6 ldmatrix per 16 mma against the large
-# tile's 8 per 32, so 1.5x the shared-memory reads per multiply-add), for at most 64 columns.
-IGEMM_E = {("bf16", "L"): 0.40, ("bf16", "N"): 0.35, ("bf16", "S"): 0.25,
-           ("tf32", "L"): 0.35, ("tf32", "N"): 0.30, ("tf32", "S"): 0.22}
+# tile's 8 per 32, so 1.5x the shared-memory reads per multiply-add), for at most 64 columns;
+# "T": the slim 128 x 32 tile (warps of 32 x 32 like the small tile's, so its e), at most 32.
+IGEMM_E = {("bf16", "L"): 0.40, ("bf16", "N"): 0.35, ("bf16", "S"): 0.25, ("bf16", "T"): 0.25,
+           ("tf32", "L"): 0.35, ("tf32", "N"): 0.30, ("tf32", "S"): 0.22, ("tf32", "T"): 0.22}
 # conv_igemm_support.cuh: each tile's block edges (rows, columns) and blocks a wave of a 132-SM
 # H100 holds (blocks_per_wave).
-IGEMM_TILES = {"L": (128, 128, 2), "N": (128, 64, 3), "S": (64, 64, 4)}
+IGEMM_TILES = {"L": (128, 128, 2), "N": (128, 64, 3), "S": (64, 64, 4), "T": (128, 32, 4)}
 IGEMM_BW = 0.6
 KERNEL_FLOOR_US = 3.0
 # cuda.tiled ("Tiled implicit GEMM", "Strided backward-data per phase"): a fraction of the FP32
@@ -256,9 +257,9 @@ def igemm_launch(dtype, m, n, k, groups, bytes_in, bytes_out, tile=None, phases=
     """conv_igemm.cu plan_launch + the split-K model of "Split-K in every pass"; `phases` GEMMs of
     m x n x k in one launch (backward-data's uniform phases)."""
     block_k = 32 if dtype == "bf16" else 16
-    if tile is None:  # default_tile: 128x128 blocks >= 264: narrow for <= 64 columns, else large
+    if tile is None:  # default_tile: 128x128 blocks >= 264: slim for <= 32 columns, narrow <= 64, else large
         large = phases * ceil_div(m, 128) * ceil_div(n, 128) * groups
-        tile = ("N" if n <= 64 else "L") if large >= 2 * SMS else "S"
+        tile = ("T" if n <= 32 else "N" if n <= 64 else "L") if large >= 2 * SMS else "S"
     edge_m, edge_n, per_sm = IGEMM_TILES[tile]
     wave = per_sm * SMS
     k_tiles = ceil_div(k, block_k)

@@ -49,9 +49,10 @@ enum class IgemmOperand { BFloat16, Float16, TensorFloat32 };
 enum class IgemmOutput { BFloat16, Float16, Float32 };  // y and residual
 // Block tiles: Large 128x128 (4 warps of 64x64, 4-stage pipeline, 64 KiB of shared memory)
 // for big problems; Narrow 128x64 (4 warps of 64x32, 4 stages, 48 KiB) for big problems of at
-// most 64 columns; Small 64x64 (4 warps of 32x32, 3 stages, 24 KiB) when the large tile would
-// leave the GPU's SMs without enough blocks.
-enum class IgemmTile { Large, Small, Narrow };
+// most 64 columns, Slim 128x32 (4 warps of 32x32, 4 stages, 40 KiB) of at most 32; Small 64x64
+// (4 warps of 32x32, 3 stages, 24 KiB) when the large tile would leave the GPU's SMs without
+// enough blocks.
+enum class IgemmTile { Large, Small, Narrow, Slim };
 
 // Fused after the GEMM, per output element: v = acc + bias[k] + residual; then max(v, 0) if relu;
 // then converted to the output type (round to nearest even).
@@ -71,7 +72,7 @@ std::string conv_igemm_unsupported_reason(const IgemmConvShape& shape, IgemmOper
 std::size_t conv_igemm_shared_bytes(IgemmTile tile);
 
 // Large when the Large tile gives at least 2 blocks per SM on a 132-SM H100 (Narrow when the GEMM
-// has at most 64 columns), else Small (the forward's GEMM; backward-data chooses per phase,
+// has at most 64 columns, Slim at most 32), else Small (the forward's GEMM; backward-data chooses per phase,
 // conv_igemm_backward_data_plan).
 IgemmTile conv_igemm_default_tile(const IgemmConvShape& shape);
 
@@ -151,7 +152,7 @@ void conv_igemm_backward_data(const IgemmConvShape& shape, IgemmOperand operand,
 // (conv_igemm_backward_filter_workspace_bytes) and a second kernel adds the slices in a fixed
 // order: the result is deterministic, bit for bit, for a given splits. Refusals as forward;
 // InvalidArgument for null pointers, dy or x not 16-byte aligned, splits outside
-// 1..65535/groups, a missing workspace, or the Narrow tile (Large and Small only).
+// 1..65535/groups, a missing workspace, or the Narrow or Slim tile (Large and Small only).
 void conv_igemm_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, IgemmTile tile,
                                 int splits, const void* dy, const void* x, const void* residual, void* dw,
                                 void* workspace, Stream stream);

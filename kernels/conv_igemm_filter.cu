@@ -248,8 +248,9 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
     const char* op = "conv_igemm_backward_filter";
     check_call(op, s, operand, output, dy, x, dw, "dy", "x", "dw");
     // Its A tile ([k][m], dy) reuses B's [k][n] layout, which takes square tiles.
-    if (tile == IgemmTile::Narrow)
-        throw InvalidArgument(std::string(op) + ": the narrow 128x64 tile runs forward and backward-data only");
+    if (tile == IgemmTile::Narrow || tile == IgemmTile::Slim)
+        throw InvalidArgument(std::string(op) + ": the " + (tile == IgemmTile::Slim ? "slim 128x32" : "narrow 128x64") +
+                              " tile runs forward and backward-data only");
     check_splits(op, splits, s.groups, workspace, conv_igemm_backward_filter_workspace_bytes(s, operand, splits));
     const Dims3 d = dims3(s);
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;

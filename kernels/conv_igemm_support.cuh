@@ -47,6 +47,11 @@ using SmallTile = TileConfig<64, 64, 32, 32, 3>;
 // large tile's rows with half its columns, so that no warp multiplies columns past N (on the
 // large tile half of every mma would).
 using NarrowTile = TileConfig<128, 64, 64, 32, 4>;
+// For GEMMs of at most 32 columns (a first layer's backward-data: 3 or 1 input channels padded
+// to 8; 32-channel 3-D layers; decoder heads of a few channels): the narrow tile would leave
+// half (or, for 8 columns, seven eighths) of its mma columns idle, this one a quarter at most
+// for 8.
+using SlimTile = TileConfig<128, 32, 32, 32, 4>;
 
 // Calls f(Tile{}) with the TileConfig `tile` names: the one place an IgemmTile becomes a type.
 template <typename F>
@@ -56,6 +61,8 @@ decltype(auto) with_tile_config(IgemmTile tile, F&& f) {
             return f(LargeTile{});
         case IgemmTile::Narrow:
             return f(NarrowTile{});
+        case IgemmTile::Slim:
+            return f(SlimTile{});
         case IgemmTile::Small:
             break;
     }
@@ -84,7 +91,8 @@ struct KnTile {
     static constexpr int kRowsPerPass = Tile::kThreads / kChunks;
     static constexpr int kPasses = kRows / kRowsPerPass;
     static constexpr bool kWordLoads = OperandFormat<Operand>::kTf32;  // 32-bit loads, not ldmatrix.trans
-    static_assert(kChunks >= 8 && kRows % kRowsPerPass == 0, "the [k][n] swizzle needs 8 chunks a row");
+    static_assert((kChunks == 4 || kChunks >= 8) && kRows % kRowsPerPass == 0,
+                  "the [k][n] swizzle takes 4 chunks a row (16-bit) or 8 and more");
     static_assert(kRows * kChunks * 8 == Tile::kBlockN * Tile::kBlockK, "as many bytes as the [n][k] tile");
 };
 
@@ -94,13 +102,15 @@ __device__ inline int swizzled(int row, int chunk) {
 }
 
 // The same for a [k][n] tile. 16-bit: ldmatrix.trans reads one chunk of 8 consecutive k rows,
-// 128 or 256 bytes apart, all on the same banks unless chunk c of row r sits at c ^ (r % 8).
+// 128 or 256 bytes apart, all on the same banks unless chunk c of row r sits at c ^ (r % 8);
+// rows of 4 chunks (the slim tile's 32 columns, 64 bytes) pair up in a 128-byte bank line, and
+// c ^ ((r / 2) % 4), the [n][k] tile's pattern, puts 8 consecutive ones on all 8 bank groups.
 // tf32: a fragment load reads rows t (4 consecutive) at columns g (8, two chunks) of an n8
 // tile; chunk c of row r at c ^ 2 (r % 4) puts those 4 pairs of chunks on all 8 bank groups
 // (c ^ (r % 8) would leave rows 0 and 1 on the same pair: 2-way conflicts).
 template <class Kn>
 __device__ inline int swizzled_kn(int row, int chunk) {
-    const int pattern = Kn::kWordLoads ? (row & 3) << 1 : row & 7;
+    const int pattern = Kn::kWordLoads ? (row & 3) << 1 : Kn::kChunks == 4 ? (row >> 1) & 3 : row & 7;
     return (row * Kn::kChunks + (chunk ^ pattern)) * 8;
 }
 
@@ -301,7 +311,7 @@ inline constexpr std::int64_t kTargetBlocks = 2 * 132;
 // registers a thread allow 2), 3 narrow ones (124 registers allow 4 of 128 threads, tf32's 151
 // allow 3), 4 small ones (94 registers allow 5; one left for register growth).
 inline constexpr std::int64_t blocks_per_wave(IgemmTile tile) {
-    return (tile == IgemmTile::Large ? 2 : tile == IgemmTile::Narrow ? 3 : 4) * 132;
+    return (tile == IgemmTile::Large ? 2 : tile == IgemmTile::Narrow ? 3 : 4) * 132;  // Slim: as Small
 }
 // The blocks `tile` cuts an m x n GEMM per group into (`phases` such GEMMs in one launch).
 inline std::int64_t tile_blocks(IgemmTile tile, std::int64_t m, std::int64_t n, std::int64_t groups,
@@ -312,10 +322,11 @@ inline std::int64_t tile_blocks(IgemmTile tile, std::int64_t m, std::int64_t n, 
     });
 }
 // The tile of an m x n GEMM per group (`phases` of them in one launch): where the 128x128 blocks
-// give at least kTargetBlocks, Large, or Narrow for at most 64 columns (the same blocks, none of
-// their columns idle); else Small.
+// give at least kTargetBlocks, Large, or Narrow for at most 64 columns and Slim for at most 32
+// (the same blocks, fewer of their columns idle); else Small.
 inline IgemmTile default_tile(std::int64_t m, std::int64_t n, std::int64_t groups, std::int64_t phases = 1) {
     if (tile_blocks(IgemmTile::Large, m, n, groups, phases) < kTargetBlocks) return IgemmTile::Small;
+    if (n <= SlimTile::kBlockN) return IgemmTile::Slim;
     return n <= NarrowTile::kBlockN ? IgemmTile::Narrow : IgemmTile::Large;
 }
 // The k tiles of a GEMM of depth k: a 64-byte row of 32 16-bit values or 16 tf32 each.

@@ -83,7 +83,10 @@ inline std::string name_of(const Case& c) {
                                                              : "bwd_filter ";
     if (c.splits != 1) n += "split" + std::to_string(c.splits) + " ";
     n += c.shape.to_string();
-    n += c.tile == IgemmTile::Large ? " large" : c.tile == IgemmTile::Narrow ? " narrow" : " small";
+    n += c.tile == IgemmTile::Large    ? " large"
+         : c.tile == IgemmTile::Narrow ? " narrow"
+         : c.tile == IgemmTile::Slim   ? " slim"
+                                       : " small";
     n += c.operand == IgemmOperand::BFloat16 ? " bf16" : c.operand == IgemmOperand::Float16 ? " f16" : " tf32";
     n += c.output == IgemmOutput::BFloat16 ? " to bf16" : c.output == IgemmOutput::Float16 ? " to f16" : " to f32";
     if (c.bias) n += " bias";
@@ -321,5 +324,6 @@ inline constexpr auto kToF32 = IgemmOutput::Float32;
 inline constexpr auto kLarge = IgemmTile::Large;
 inline constexpr auto kSmall = IgemmTile::Small;
 inline constexpr auto kNarrow = IgemmTile::Narrow;
+inline constexpr auto kSlim = IgemmTile::Slim;
 
 }  // namespace convkit::igemm_test

@@ -33,7 +33,9 @@
 
 #include "cuda/cuda_memory.h"
 #else
+#include "emu/device_api.h"  // CUDA's device names, as the CPU build of the kernels sees them
 #include "emu/ptx_emulation.h"
+#include "kernels/conv_igemm_support.cuh"
 #endif
 
 namespace convkit {
@@ -127,9 +129,9 @@ std::vector<double> run(const Case& cs, const Problem& p) {
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* y) { launch(cs, p, epilogue, y); });
 }
 
-// Tile edges: the small tile is 64 x 64, the large 128 x 128, the narrow 128 x 64 (GEMM rows M =
-// N * output positions, columns = output channels per group); k runs 32 at a time through 3 or 4
-// stages.
+// Tile edges: the small tile is 64 x 64, the large 128 x 128, the narrow 128 x 64, the slim
+// 128 x 32 (GEMM rows M = N * output positions, columns = output channels per group); k runs 32
+// at a time through 3 or 4 stages.
 const std::vector<Case>& forward_sweep() {
     static const std::vector<Case> cases = {
         // 2-D, M = 64 exactly one small tile; then M = 65 just past it.
@@ -139,9 +141,11 @@ const std::vector<Case>& forward_sweep() {
         {shape(2, 2, 32, 136, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kLarge, kBF, kToBF, true, true, true},
         // 1-D, M = 129 just past the 128-row tiles; 8 channels: K = 24 < one k tile.
         {shape(1, 1, 8, 8, 1, {129}, {3}, {1}, {1}), kNarrow, kF16, kToF32, false, false, true},
+        // The slim tile one past its edges: M = 129, 40 columns (8 past its 32).
+        {shape(1, 1, 16, 40, 1, {129}, {3}, {1}, {1}), kSlim, kBF, kToBF, true, true, true},
         // Strides, dilations, both.
         {shape(2, 2, 24, 16, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kBF, kToBF, true, true, false},
-        {shape(2, 1, 16, 16, 1, {10, 10}, {3, 3}, {1, 1}, {2, 2}, {2, 2}), kSmall, kF16, kToBF, false, false, true},
+        {shape(2, 1, 16, 16, 1, {10, 10}, {3, 3}, {1, 1}, {2, 2}, {2, 2}), kSlim, kF16, kToBF, false, false, true},
         {shape(2, 1, 8, 8, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kNarrow, kBF, kToF16, true, false, true},
         // Groups: 2 of 16 -> 24, 4 of 8 -> 8 (cp.async vectors exactly one group wide), 3 of 8 -> 72.
         {shape(2, 2, 32, 48, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kSmall, kBF, kToF32, true, false, false},
@@ -181,6 +185,8 @@ const std::vector<Case>& tf32_sweep() {
             {shape(2, 2, 16, 132, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kLarge, kTF32, kToF32, true, true, true},
             // 1-D, M = 129 just past the 128-row tiles; K = 12 < one k tile.
             {shape(1, 1, 4, 4, 1, {129}, {3}, {1}, {1}), kNarrow, kTF32, kToF32, false, true, false},
+            // The slim tile one past its edges: M = 129, 36 columns (4 past its 32).
+            {shape(1, 1, 8, 36, 1, {129}, {3}, {1}, {1}), kSlim, kTF32, kToF32, true, false, true},
             // Strides; strides and dilations with an odd-shaped kernel.
             {shape(2, 2, 12, 8, 1, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kSmall, kTF32, kToF32, true, true, false},
             {shape(2, 1, 8, 12, 1, {11, 12}, {3, 2}, {2, 3}, {2, 1}, {2, 3}), kLarge, kTF32, kToF32, false, false,
@@ -205,7 +211,7 @@ const std::vector<Case>& tf32_sweep() {
         int i = 0;
         for (Case c : geometries) {
             c.direction = Direction::BackwardData;
-            c.tile = std::array{kLarge, kSmall, kNarrow}[static_cast<std::size_t>(i % 3)];
+            c.tile = std::array{kLarge, kSmall, kNarrow, kSlim}[static_cast<std::size_t>(i % 4)];
             all.push_back(c);
             c.direction = Direction::BackwardFilter;
             c.bias = c.relu = false;
@@ -320,7 +326,7 @@ const std::vector<Case>& sweep() {
             c.direction = Direction::BackwardData;
             c.operand = i % 2 == 0 ? kF16 : kBF;
             c.output = i % 3 == 0 ? kToF32 : i % 3 == 1 ? kToBF : kToF16;
-            c.tile = std::array{kSmall, kSmall, kLarge, kNarrow}[static_cast<std::size_t>(i % 4)];
+            c.tile = std::array{kSmall, kSlim, kLarge, kNarrow}[static_cast<std::size_t>(i % 4)];
             all.push_back(c);
             ++i;
         }
@@ -388,8 +394,9 @@ IGEMM_TEST(SmallIntegersBitForBitOnTheSweep) {
     CONVKIT_SEEDED_RNG(rng);
     for (Case cs : sweep()) {
         cs.output = kToF32;
-        for (IgemmTile tile : {kSmall, kLarge, kNarrow}) {
-            if (tile == kNarrow && cs.direction == Direction::BackwardFilter) continue;  // square tiles only
+        for (IgemmTile tile : {kSmall, kLarge, kNarrow, kSlim}) {
+            const bool square = tile == kSmall || tile == kLarge;
+            if (!square && cs.direction == Direction::BackwardFilter) continue;  // square tiles only
             cs.tile = tile;
             const Problem p = make_problem(cs, rng, true);
             const std::vector<double> y = run(cs, p);
@@ -408,7 +415,7 @@ IGEMM_TEST(EveryEpilogueCombination) {
                 for (int options = 0; options < 8; ++options) {
                     if (operand == kTF32 && output != kToF32) continue;  // tf32 writes float32 only
                     const Case cs{shape(2, 2, 8, 16, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
-                                  std::array{kSmall, kLarge, kNarrow}[options % 3],
+                                  std::array{kSmall, kLarge, kNarrow, kSlim}[options % 4],
                                   operand,
                                   output,
                                   (options & 1) != 0,
@@ -621,7 +628,7 @@ IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     EXPECT_THROW(kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kSmall, 1, buffer.data() + 2, buffer.data(),
                                                      nullptr, out.data(), nullptr, Stream{}),
                  InvalidArgument);
-    // Backward-filter's tiles are square: the narrow one is refused by name.
+    // Backward-filter's tiles are square: the narrow and slim ones are refused by name.
     try {
         kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kNarrow, 1, buffer.data(), buffer.data(), nullptr,
                                             out.data(), nullptr, Stream{});
@@ -629,6 +636,14 @@ IGEMM_TEST(UnsupportedShapesAreRefusedWithTheReason) {
     } catch (const InvalidArgument& e) {
         EXPECT_NE(std::string(e.what()).find("narrow 128x64 tile runs forward and backward-data only"),
                   std::string::npos)
+            << e.what();
+    }
+    try {
+        kernels::conv_igemm_backward_filter(ok, kBF, kToF32, kSlim, 1, buffer.data(), buffer.data(), nullptr,
+                                            out.data(), nullptr, Stream{});
+        ADD_FAILURE() << "the slim tile ran backward-filter";
+    } catch (const InvalidArgument& e) {
+        EXPECT_NE(std::string(e.what()).find("slim 128x32 tile runs forward and backward-data only"), std::string::npos)
             << e.what();
     }
     EXPECT_THROW(kernels::conv_igemm_forward(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}), kBF, kToF32, {kSmall, 1}, nullptr,
@@ -688,6 +703,17 @@ IGEMM_TEST(SharedMemoryAndTileChoice) {
     EXPECT_GT(kernels::conv_igemm_shared_bytes(kLarge), 48u * 1024);  // kernels/launch.cuh's limits
     EXPECT_LE(kernels::conv_igemm_shared_bytes(kLarge), 227u * 1024);
     EXPECT_EQ(kernels::conv_igemm_shared_bytes(kNarrow), 4u * (128 + 64) * 32 * 2);
+    EXPECT_EQ(kernels::conv_igemm_shared_bytes(kSlim), 4u * (128 + 32) * 32 * 2);
+    // 32 columns or fewer on as many blocks take the slim tile, 33 the narrow one; a 3-D first
+    // layer's backward-data (8 input channels, the padded 3) too.
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 32, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kSlim);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 8, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kSlim);
+    EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 40, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kNarrow);
+    EXPECT_EQ(kernels::conv_igemm_backward_data_plan(
+                  shape(3, 8, 8, 64, 1, {16, 112, 112}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}), kBF, {})
+                  .launches.at(0)
+                  .tile,
+              kSlim);
     // ResNet's layer1 3x3 at batch 32: 784 blocks of 128 rows; 64 columns take the narrow tile,
     // 65 (two column tiles on either) and 128 the large one; layer4's 7x7 gives too few blocks.
     EXPECT_EQ(kernels::conv_igemm_default_tile(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1})), kNarrow);
@@ -850,6 +876,38 @@ IGEMM_TEST(ConversionsRoundToNearestEven) {
         EXPECT_EQ(float_to_float16(emu::ptx::float16_to_float(h)), h);
         EXPECT_EQ(emu::ptx::float16_to_float(h), static_cast<float>(float16_value(h)));
     }
+}
+
+// ldmatrix (.trans) reads one 16-byte chunk of 8 consecutive rows of a tile: the swizzles must put
+// those 8 chunks in 8 different 16-byte bank groups of a 128-byte line (else the read is 2- to
+// 8-way conflicted). The [n][k] tile's rows are 64 bytes; a [k][n] tile's 16-bit rows 64 (slim),
+// 128 (narrow) or 256 bytes (large). For every tile, chunk and group of 8 rows.
+template <class Tile>
+void expect_conflict_free_ldmatrix_rows() {
+    using Kn = kernels::igemm::KnTile<Tile, IgemmOperand::BFloat16>;
+    const auto bank_group = [](int slot) { return slot * 2 / 16 % 8; };  // 16-bit slots to 16-byte groups
+    for (int first = 0; first < Kn::kRows; first += 8) {
+        for (int chunk = 0; chunk < Kn::kChunks; ++chunk) {
+            std::array<bool, 8> kn_used{}, nk_used{};
+            for (int row = first; row < first + 8; ++row) {
+                kn_used[static_cast<std::size_t>(bank_group(kernels::igemm::swizzled_kn<Kn>(row, chunk)))] = true;
+                if (chunk < 4)
+                    nk_used[static_cast<std::size_t>(bank_group(kernels::igemm::swizzled(row, chunk)))] = true;
+            }
+            EXPECT_EQ(std::count(kn_used.begin(), kn_used.end(), true), 8)
+                << Tile::kBlockN << " columns, [k][n] rows " << first << "+, chunk " << chunk;
+            if (chunk < 4) {
+                EXPECT_EQ(std::count(nk_used.begin(), nk_used.end(), true), 8) << "[n][k] rows " << first << "+";
+            }
+        }
+    }
+}
+
+IGEMM_TEST(SwizzlesSpreadLdmatrixRowsOverEveryBankGroup) {
+    expect_conflict_free_ldmatrix_rows<kernels::igemm::LargeTile>();
+    expect_conflict_free_ldmatrix_rows<kernels::igemm::NarrowTile>();
+    expect_conflict_free_ldmatrix_rows<kernels::igemm::SlimTile>();
+    expect_conflict_free_ldmatrix_rows<kernels::igemm::SmallTile>();
 }
 #endif
 
