@@ -76,10 +76,11 @@ __device__ inline std::int64_t written_row(const IgemmParams& p, int m) {
     }
 }
 
-// Phase q of a launch of uniform phases (IgemmParams::phases) as its (d, h, w).
+// Phase q of a launch of uniform phases (IgemmParams::phases: all stride_d x stride_h x stride_w
+// of them) as its (d, h, w), w fastest as backward_data_phases orders them.
 __device__ inline Coordinates phase_coordinates(const IgemmParams& p, int q) {
-    const int rest = q / p.phases_w;
-    return {0, rest / p.phases_h, rest % p.phases_h, q - rest * p.phases_w};
+    const int rest = q / p.stride_w;
+    return {0, rest / p.stride_h, rest % p.stride_h, q - rest * p.stride_w};
 }
 
 // The fields of p that differ between backward-data's phases: the phase (d, h, w), and per dim
@@ -548,8 +549,6 @@ std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand
     if (uniform_phases(d, phases)) {  // one launch; its plan names the first phase
         IgemmParams p = backward_data_params(s, d, phases.front(), dy, w, epilogue, dx);
         p.phases = i32(static_cast<std::int64_t>(phases.size()));
-        p.phases_h = i32(d.stride[1]);
-        p.phases_w = i32(d.stride[2]);
         return {plan_launch(p, s.groups, operand, schedule)};
     }
     std::vector<Launch> launches;

@@ -49,11 +49,12 @@ struct IgemmParams {
     int stride_d, stride_h, stride_w;
     int written_d, written_h, written_w;
     // Backward-data's uniform phases (conv_igemm.cu): `phases` phases of the stride run by one
-    // launch, each the same gemm_m x gemm_k GEMM; phase q is (q / (phases_h * phases_w),
-    // q / phases_w % phases_h, q % phases_w) and its blocks follow phase q - 1's along grid x. Each
-    // block finds its phase's offsets, first taps and phase_* from the geometry below
-    // (phase_axis). 1: the one GEMM the fields describe (forward, or one phase).
-    int phases, phases_h, phases_w;
+    // launch, all of them (stride_d x stride_h x stride_w), each the same gemm_m x gemm_k GEMM;
+    // phase q is (q / (stride_h * stride_w), q / stride_w % stride_h, q % stride_w) and its blocks
+    // follow phase q - 1's along grid x. Each block finds its phase's offsets, first taps and
+    // phase_* from the geometry below (phase_axis). 1: the one GEMM the fields describe (forward,
+    // or one phase).
+    int phases;
     int kernel_d, dilation_d, dilation_h, dilation_w, padding_d, padding_h, padding_w;
     int source_channels;          // channels of the source
     FastDivisor source_group;     // per group: the k chunks' channels, k = tap * source_group + c
@@ -152,7 +153,7 @@ inline IgemmParams common_params(const void* source, const std::array<std::int64
     p.w = w;
     p.epilogue = {y, epilogue.bias, epilogue.residual, epilogue.relu ? 1 : 0};
     p.splits = 1;
-    p.phases = p.phases_h = p.phases_w = 1;
+    p.phases = 1;
     p.source_d = i32(source_dims[0]);
     p.source_h = i32(source_dims[1]);
     p.source_w = i32(source_dims[2]);
