@@ -244,42 +244,6 @@ __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchL
     }
 }
 
-// A window that holds the position a backward gather is at: its output position, the offset of
-// that position's lane 0 in the output (dy, the taps), and the number of the window's tap on the
-// gathering position (detail::max_pool_tap).
-struct HoldingWindow {
-    Position o;
-    std::int64_t at;
-    std::int64_t tap;
-};
-
-// The backward gathers, over Width adjacent channels of one input position at a time (a pack in
-// channels-last; Width 1: one element, either layout): acc, the lanes' sums, over the windows
-// holding the position, in window order, of add(acc, plane, index, window): plane and index
-// lane 0's (index its buffer offset). Then dx's lanes = acc.
-template <typename T, int Width, bool Fast, typename Add>
-__device__ void gather_over_windows(const PoolGeometry& g, const PoolLaunchLayout& ops, T* dx, Add&& add) {
-    const std::int64_t total = g.planes() * g.input_spatial() / Width;
-    for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
-        Position i{};
-        const std::int64_t index = pack * Width;
-        const std::int64_t plane = ops.in.split<Fast>(index, i);
-        const PlaneStart to = ops.out.start<Fast>(plane);
-        ComputeType<T> acc[Width] = {};
-        for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t kd) {
-            for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t kh) {
-                for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t kw) {
-                    const Position o{od, oh, ow};
-                    add(acc, plane, index, HoldingWindow{o, ops.out(to, o), detail::max_pool_tap(g, kd, kh, kw)});
-                });
-            });
-        });
-        ElementPack<T, Width> result;
-        for (int lane = 0; lane < Width; ++lane) result.value[lane] = T(acc[lane]);
-        store_pack<Width>(dx, pack, result);
-    }
-}
-
 // The cell gathers' indices along h and w: 32-bit in the Fast kernels (every extent, padding
 // and window reach below 2^31: divisions_fit_32_bits), whose registers then fit 64 a thread.
 template <bool Fast>
@@ -387,15 +351,28 @@ __device__ void gather_over_cells(const PoolGeometry& g, const PoolLaunchLayout&
 }
 
 // Max pooling's backward from x: a window's dy goes to i when i is its argmax, searched again.
-// One element per thread: a pack's lanes would search the window once each.
+// One element per thread (a pack's lanes would search the window once each), its windows in
+// output order (for_each_window_holding in each dim), as the cell gathers sum theirs.
 template <typename T, bool Fast>
 __global__ void max_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, const T* x, T* dx) {
     const Widened<T> values{x};
-    gather_over_windows<T, 1, Fast>(
-        g, ops, dx, [&](auto& acc, std::int64_t plane, std::int64_t index, const HoldingWindow& window) {
-            if (detail::max_pool_window_argmax(g, values, plane, window.o, ops.in.at.layout) == index)
-                acc[0] += static_cast<ComputeType<T>>(dy[window.at]);
+    const std::int64_t total = g.planes() * g.input_spatial();
+    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+        Position i{};
+        const std::int64_t plane = ops.in.split<Fast>(index, i);
+        const PlaneStart to = ops.out.start<Fast>(plane);
+        ComputeType<T> acc = 0;
+        for_each_window_holding<Fast>(g, ops, 0, i[0], [&](std::int64_t od, std::int64_t) {
+            for_each_window_holding<Fast>(g, ops, 1, i[1], [&](std::int64_t oh, std::int64_t) {
+                for_each_window_holding<Fast>(g, ops, 2, i[2], [&](std::int64_t ow, std::int64_t) {
+                    const Position o{od, oh, ow};
+                    if (detail::max_pool_window_argmax(g, values, plane, o, ops.in.at.layout) == index)
+                        acc += static_cast<ComputeType<T>>(dy[ops.out(to, o)]);
+                });
+            });
         });
+        dx[index] = T(acc);
+    }
 }
 
 // Max pooling's backward from the forward's argmax taps: the same windows and order of the sum as
