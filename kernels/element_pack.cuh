@@ -22,13 +22,21 @@ struct alignas(sizeof(T) * Width) ElementPack {
     T value[Width];
 };
 
+// Whether every pointer is aligned to a whole pack of Width elements of T (null pointers, such as
+// an absent operand, do not matter).
+template <typename T, int Width, typename... Pointers>
+bool pack_aligned(const Pointers*... pointers) {
+    constexpr std::uintptr_t bytes = sizeof(T) * Width;
+    return ((pointers == nullptr || reinterpret_cast<std::uintptr_t>(pointers) % bytes == 0) && ...);
+}
+
 // A GPU faults on a pack access off its size ("misaligned address"); the CPU has no such rule,
 // so the CPU build checks it here and stops the launch the same way (a KernelFault naming the
 // thread), rather than let a launcher that skipped pack_aligned pass its tests.
 template <typename T, int Width>
 __device__ inline void check_pack_alignment([[maybe_unused]] const T* data) {
 #ifdef CONVKIT_CPU_EMULATION
-    if (reinterpret_cast<std::uintptr_t>(data) % sizeof(ElementPack<T, Width>) != 0)
+    if (!pack_aligned<T, Width>(data))
         ::convkit::emu::thread_fault("misaligned address: a pack of " + std::to_string(sizeof(ElementPack<T, Width>)) +
                                      " bytes from a buffer off that alignment");
 #endif
@@ -44,14 +52,6 @@ template <int Width, typename T>
 __device__ inline void store_pack(T* data, std::int64_t pack, const ElementPack<T, Width>& values) {
     check_pack_alignment<T, Width>(data);
     reinterpret_cast<ElementPack<T, Width>*>(data)[pack] = values;
-}
-
-// Whether every pointer is aligned to a whole pack of Width elements of T (null pointers, such as
-// an absent operand, do not matter).
-template <typename T, int Width, typename... Pointers>
-bool pack_aligned(const Pointers*... pointers) {
-    constexpr std::uintptr_t bytes = sizeof(T) * Width;
-    return ((pointers == nullptr || reinterpret_cast<std::uintptr_t>(pointers) % bytes == 0) && ...);
 }
 
 // ---- Flat elementwise work over packs -----------------------------------------------------------
