@@ -180,8 +180,8 @@ class Geometry:
     def bytes(self, dtype):  # x + w + y once: every pass the same (bench_counts.cpp)
         return sum(self.elements()) * ELEMENT_BYTES[dtype]
 
-    def phases(self):
-        """Backward-data's phases (kernels/conv_phase.h phase_axis): [(positions, taps)] per phase."""
+    def phase_axes(self):
+        """Per dim, (rows, taps) of each phase of the stride (kernels/conv_phase.h phase_axis)."""
         axes = []
         for i, k, s, d, p in zip(self.input, self.kernel, self.stride, self.dilation, self.pad):
             per_dim = []
@@ -196,9 +196,12 @@ class Geometry:
                         break
                 per_dim.append((rows, taps))
             axes.append(per_dim)
-        self._axes = axes
+        return axes
+
+    def phases(self):
+        """Backward-data's phases that have positions: [(positions, taps)] per phase."""
         out = []
-        for combo in _product(axes):
+        for combo in _product(self.phase_axes()):
             rows = math.prod(r for r, _ in combo)
             if rows:
                 out.append((rows, math.prod(t for _, t in combo)))
@@ -208,8 +211,7 @@ class Geometry:
 def uniform_phases(g):
     """conv_igemm.cu uniform_phases: every phase of the stride has positions and, per dim, the same
     rows and taps, so one launch runs them all (the phases' count), else 1 (a launch per phase)."""
-    g.phases()
-    per_dim = g._axes
+    per_dim = g.phase_axes()
     count = math.prod(len(dim) for dim in per_dim)
     if count < 2 or any(rows == 0 for dim in per_dim for rows, _ in dim):
         return 1
