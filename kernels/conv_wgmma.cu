@@ -9,18 +9,19 @@
 //
 // Block: 256 threads (2 warpgroups), a 128 (M) x 128 (N) tile, warpgroup g the rows 64g..64g+63
 // and all 128 columns (64 float accumulators a thread); 128 x 64 (m64n64k16, 32 accumulators)
-// where a group has at most 64 output channels. k advances 64 at a time (one 128-byte
-// row of 16-bit values) through a 4-stage cp.async ring; each stage holds A (128 rows) and B (128
-// or 64 rows) K-major in the 128-byte-swizzled layout the wgmma descriptors describe
-// (kernels/wgmma_descriptor.h): row r at r * 128 bytes of its 1024-byte-aligned tile, its 16-byte
-// chunk c stored at chunk c ^ (r % 8).
+// where a group has at most 64 output channels. k advances one 128-byte row at a time (64 16-bit
+// values, or 32 tf32 for float32 tensors: m64nNk8, 4 chunks of 4 channels) through a 4-stage
+// cp.async ring; each stage holds A (128 rows) and B (128 or 64 rows) K-major in the
+// 128-byte-swizzled layout the wgmma descriptors describe (kernels/wgmma_descriptor.h): row r at
+// r * 128 bytes of its 1024-byte-aligned tile, its 16-byte chunk c stored at chunk c ^ (r % 8).
 //
 // No mbarriers (the emulator has none): per k tile, every thread waits for its own cp.async
-// group of that tile, makes the written bytes visible to the async proxy that wgmma reads through
+// group of that tile, rounds its chunks to tf32 in place for float32 tensors (the tensor cores
+// would truncate them), makes the written bytes visible to the async proxy that wgmma reads through
 // (fence.proxy.async: PTX ISA "Memory Consistency Model" > proxies; wgmma's operands are read
 // through the async proxy, cp.async writes through the generic one), then __syncthreads() makes
-// every thread's chunks visible to both warpgroups. Each warpgroup then issues 4 wgmmas (k16
-// steps), commits them as one group and waits until at most one group (this tile's) is still in
+// every thread's chunks visible to both warpgroups. Each warpgroup then issues 4 wgmmas (32
+// bytes of k each), commits them as one group and waits until at most one group (this tile's) is still in
 // flight: the tile before it is finished. The ring's prefetch distance is Stages - 2 (not - 1):
 // the tile refilled at step s is s - 2's, which both warpgroups finished before the barrier of
 // step s (each waited for it at the end of step s - 1). So the tensor cores run tile s while the
@@ -54,11 +55,10 @@ struct WgmmaTileConfig {
     static constexpr int kWarpgroups = BlockM / kWarpgroupM;  // each all BlockN columns
     static constexpr int kThreads = 128 * kWarpgroups;
     static constexpr int kRowBytes = 128;           // a k tile: one 128-byte swizzled row
-    static constexpr int kBlockK = kRowBytes / 2;   // 64 16-bit values
     static constexpr int kChunks = kRowBytes / 16;  // 16-byte cp.async chunks a row
     static constexpr int kRowsPerPass = kThreads / kChunks;
     static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
-    static constexpr int kMmaSteps = kRowBytes / 32;  // k16 steps of 32 bytes a tile
+    static constexpr int kMmaSteps = kRowBytes / 32;  // k16 (16-bit) or k8 (tf32) steps of 32 bytes a tile
     static constexpr int kAtomBytes = 1024;           // 8 rows x 128 bytes: the swizzle's repeat
     static constexpr int kTileBytesA = BlockM * kRowBytes, kTileBytesB = BlockN * kRowBytes;
     static constexpr int kStageBytes = kTileBytesA + kTileBytesB;
@@ -82,8 +82,15 @@ constexpr bool narrow(std::int64_t columns) {
 
 template <IgemmOperand Operand>
 constexpr ptx::WgmmaOperands wgmma_operands() {
-    static_assert(Operand != IgemmOperand::TensorFloat32, "conv_wgmma runs 16-bit operands only");
-    return Operand == IgemmOperand::BFloat16 ? ptx::WgmmaOperands::BFloat16 : ptx::WgmmaOperands::Float16;
+    return Operand == IgemmOperand::BFloat16  ? ptx::WgmmaOperands::BFloat16
+           : Operand == IgemmOperand::Float16 ? ptx::WgmmaOperands::Float16
+                                              : ptx::WgmmaOperands::TensorFloat32;
+}
+
+// A k tile's depth: a 128-byte row of 64 16-bit values or 32 tf32 (float32 bits), 8 or 4 a chunk.
+template <IgemmOperand Operand>
+constexpr int k_per_tile() {
+    return WgmmaWideTile::kChunks * OperandFormat<Operand>::kPerChunk;
 }
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in a tile staged for a 128-byte-swizzle
@@ -95,26 +102,44 @@ __device__ inline int swizzled_128(int row, int chunk) {
 
 // Issues the cp.async copies of k tile `kt` into `stage`: A (the gathered x rows), then B (the
 // filter rows j, w[j, tap, c] k-contiguous).
-template <class Tile>
+template <class Tile, IgemmOperand Operand>
 __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows, int block_n, int group, int kt,
                                   unsigned char* stage) {
+    using Element = typename OperandFormat<Operand>::Element;
     const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
     const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
-    const int k = kt * Tile::kBlockK + chunk * 8;
-    gather_a_chunks<Tile, std::uint16_t>(p, rows, k, [&](int row, const std::uint16_t* source, int bytes) {
+    const int k = kt * k_per_tile<Operand>() + chunk * OperandFormat<Operand>::kPerChunk;
+    gather_a_chunks<Tile, Element>(p, rows, k, [&](int row, const Element* source, int bytes) {
         ptx::cp_async<16>(stage + swizzled_128(row, chunk), source, bytes);
     });
-    const auto* w = static_cast<const std::uint16_t*>(p.w);
+    const auto* w = static_cast<const Element*>(p.w);
     unsigned char* b_tile = stage + Tile::kTileBytesA;
     CONVKIT_UNROLL
     for (int pass = 0; pass < Tile::kPassesB; ++pass) {
         const int row = first_row + pass * Tile::kRowsPerPass;
         const int j = block_n + row;
         const bool inside = k < p.gemm_k && j < p.out_group;
-        const std::uint16_t* source =
-            inside ? w + static_cast<std::int64_t>(group * p.out_group + j) * p.gemm_k + k : w;
+        const Element* source = inside ? w + static_cast<std::int64_t>(group * p.out_group + j) * p.gemm_k + k : w;
         ptx::cp_async<16>(b_tile + swizzled_128(row, chunk), source, inside ? 16 : 0);
     }
+}
+
+// tf32: rounds the chunks this thread copied into `stage` (load_stage's rows and chunk) to
+// nearest, once its copies have landed and before the tensor cores read them: they would
+// truncate the 13 low mantissa bits, biasing every product towards zero (by 2^-12 of it on
+// average; mma.sync's fragments are rounded in registers instead, round_operands): kPassesA +
+// kPassesB chunks a thread, 8 of 16 bytes each for the wide tile.
+template <class Tile>
+__device__ inline void round_own_chunks_to_tf32(unsigned char* stage) {
+    const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
+    const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
+    CONVKIT_UNROLL
+    for (int pass = 0; pass < Tile::kPassesA; ++pass)
+        ptx::round_shared_chunk_to_tf32(stage + swizzled_128(first_row + pass * Tile::kRowsPerPass, chunk));
+    CONVKIT_UNROLL
+    for (int pass = 0; pass < Tile::kPassesB; ++pass)
+        ptx::round_shared_chunk_to_tf32(stage + Tile::kTileBytesA +
+                                        swizzled_128(first_row + pass * Tile::kRowsPerPass, chunk));
 }
 
 // The descriptor of a K-major 128-byte-swizzled tile at `tile` (1024-byte aligned): SBO the next 8
@@ -157,10 +182,9 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     // Stage 0's descriptors; stage s is s * kStageBytes further (the start address field only).
     const std::uint64_t a0 = tile_descriptor(shared + warpgroup * Tile::kWarpgroupM * Tile::kRowBytes);
     const std::uint64_t b0 = tile_descriptor(shared + Tile::kTileBytesA);
-    const int count = (p.gemm_k + Tile::kBlockK - 1) / Tile::kBlockK;
-    auto load = [&](int kt) {
-        load_stage<Tile>(p, rows, block_n, group, kt, shared + kt % Tile::kStages * Tile::kStageBytes);
-    };
+    const int count = (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>();
+    auto stage_of = [&](int kt) { return shared + kt % Tile::kStages * Tile::kStageBytes; };
+    auto load = [&](int kt) { load_stage<Tile, Operand>(p, rows, block_n, group, kt, stage_of(kt)); };
     CONVKIT_UNROLL
     for (int s = 0; s < Tile::kPrefetch; ++s) {
         if (s < count) load(s);
@@ -170,6 +194,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
         // Every step commits one group (empty past the end): all but kPrefetch - 1 done means
         // this step's tile has landed, for this thread's copies.
         ptx::cp_async_wait_group<Tile::kPrefetch - 1>();
+        if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
         ptx::fence_proxy_async_shared();
         // Every thread's copies of this tile are in and visible to the async proxy; both
         // warpgroups have finished tile step - 2 (their wait below in step - 1), whose stage the
@@ -226,17 +251,25 @@ void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaS
     }
 }
 
+// tf32 operands come from float32 tensors and write float32 (check_call refuses other outputs).
 template <class Tile>
 void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
-    if (operand == IgemmOperand::BFloat16)
-        return dispatch_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
-    dispatch_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+    switch (operand) {
+        case IgemmOperand::BFloat16:
+            return dispatch_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
+        case IgemmOperand::Float16:
+            return dispatch_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+        case IgemmOperand::TensorFloat32:
+            return launch_forward<Tile, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
+    }
 }
 
-std::int64_t k_tiles(const IgemmConvShape& s) {
+std::int64_t k_tiles(const IgemmConvShape& s, IgemmOperand operand) {
     const auto d = dims3(s);
     const std::int64_t k = d.kernel[0] * d.kernel[1] * d.kernel[2] * (s.in_channels / s.groups);
-    return (k + WgmmaWideTile::kBlockK - 1) / WgmmaWideTile::kBlockK;
+    const std::int64_t depth = operand == IgemmOperand::TensorFloat32 ? k_per_tile<IgemmOperand::TensorFloat32>()
+                                                                      : k_per_tile<IgemmOperand::BFloat16>();
+    return (k + depth - 1) / depth;
 }
 
 std::int64_t columns(const IgemmConvShape& s) {
@@ -245,7 +278,6 @@ std::int64_t columns(const IgemmConvShape& s) {
 }  // namespace
 
 std::string conv_wgmma_unsupported_reason(const IgemmConvShape& s, IgemmOperand operand) {
-    if (operand == IgemmOperand::TensorFloat32) return "bf16 and f16 operands only (no tf32 kernel)";
     return conv_igemm_unsupported_reason(s, operand);
 }
 
@@ -271,8 +303,8 @@ std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& s) {
     return (m + WgmmaWideTile::kBlockM - 1) / WgmmaWideTile::kBlockM * ((n + tile_n - 1) / tile_n) * s.groups;
 }
 
-std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& s) {
-    return conv_wgmma_forward_blocks(s) * k_tiles(s) * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
+std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& s, IgemmOperand operand) {
+    return conv_wgmma_forward_blocks(s) * k_tiles(s, operand) * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
 }
 
 void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* x, const void* w,

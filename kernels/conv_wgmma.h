@@ -2,8 +2,9 @@
 // Launcher of the warpgroup-MMA (wgmma, sm_90a) implicit-GEMM convolution, forward pass only
 // (kernels/conv_wgmma.cu). The same layouts, geometry and fused epilogue as the mma.sync kernels
 // (kernels/conv_igemm.h: x channels-last, w KRSC, y channels-last, bias float32, residual like
-// y, ReLU), bf16 or f16 operands with float32 accumulation, bf16/f16/f32 outputs. Plain C++:
-// host code calls it without CUDA headers.
+// y, ReLU): bf16 or f16 operands with float32 accumulation and bf16/f16/f32 outputs, or tf32
+// operands (float32 tensors, rounded to nearest in shared memory) with a float32 output. Plain
+// C++: host code calls it without CUDA headers.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,8 +15,8 @@
 
 CONVKIT_KERNELS_BEGIN
 
-// Why conv_wgmma_forward cannot run `shape` with `operand` (empty when it can):
-// conv_igemm_unsupported_reason's reasons, and tf32 operands (the kernel has bf16/f16 only).
+// Why conv_wgmma_forward cannot run `shape` with `operand` (empty when it can): those of
+// conv_igemm_unsupported_reason (channels per group a multiple of 8, or 4 for tf32, 32-bit GEMM sizes).
 std::string conv_wgmma_unsupported_reason(const IgemmConvShape& shape, IgemmOperand operand);
 
 // Whether this build holds the kernel's sm_90a code (nvcc builds with 90 in
@@ -27,13 +28,14 @@ bool conv_wgmma_built();
 int conv_wgmma_tile_columns(const IgemmConvShape& shape);
 
 // Dynamic shared memory of a launch of `shape` (4 stages of 128 x 128-byte A and N x 128-byte B
-// rows, and 1 KiB of alignment slack; the launcher opts in above 48 KiB).
+// rows, whatever the operand, and 1 KiB of alignment slack; the launcher opts in above 48 KiB).
 std::size_t conv_wgmma_shared_bytes(const IgemmConvShape& shape);
 
 // Blocks a forward launch of `shape` runs (128 x tile-columns output tiles x groups) and the
-// wgmma instructions they issue (m64nNk16, K padded to whole 64-deep k tiles): the plan's figures.
+// wgmma instructions they issue (m64nNk16, or m64nNk8 for tf32, K padded to whole k tiles of 64
+// 16-bit values or 32 tf32): the plan's figures.
 std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& shape);
-std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& shape);
+std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& shape, IgemmOperand operand);
 
 // y = epilogue(conv(x, w)). Throws NotSupported with conv_wgmma_unsupported_reason() when the
 // shape or operand is refused, InvalidArgument for null x, w or y, or for x or w not 16-byte

@@ -127,6 +127,33 @@ __device__ inline std::uint32_t load_shared_b32(const void* p) {
 #endif
 }
 
+// ---- a 16-byte shared chunk rounded to tf32 in place -----------------------------------------
+// ld.shared.v4.b32, cvt.rna.tf32.f32 of each word, st.shared.v4.b32: for operands the tensor cores
+// read from shared memory themselves (wgmma), where no fragment passes through registers to be
+// rounded on the way (round_to_tf32). The emulator faults a chunk not 16-byte aligned, or one still
+// the destination of a cp.async before its wait.
+
+__device__ inline void round_shared_chunk_to_tf32(void* chunk) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::round_shared_chunk_to_tf32(chunk, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned address = shared_address(chunk);
+    std::uint32_t w0, w1, w2, w3;
+    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(w0), "=r"(w1), "=r"(w2), "=r"(w3)
+                 : "r"(address)
+                 : "memory");
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(address), "r"(round_to_tf32(w0)),
+                 "r"(round_to_tf32(w1)), "r"(round_to_tf32(w2)), "r"(round_to_tf32(w3))
+                 : "memory");
+#elif defined(__CUDA_ARCH__)
+    (void)chunk;
+    __trap();
+#else
+    (void)chunk;
+#endif
+}
+
 // ---- ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16 -------------------------------
 // Lanes 8i..8i+7 pass the 16-byte-aligned rows of matrix i (other lanes' addresses are
 // ignored but must be valid for x4); register i of lane l gets row l/4, columns 2(l%4) and

@@ -5,8 +5,9 @@
 // fused residual and ReLU, and backward-data at stride 1 (a forward over dy with the weight
 // kernels::backward_data_conv_weight makes: the kernel against a host loop) with its transposed
 // convolution's bias and epilogue, against the same ops on float64 host tensors; the passes and
-// problems it does not run are refused when named, each with its reason (float32, contiguous
-// activations, channels off the 16-byte vector, a strided or over-padded backward-data). Elsewhere
+// problems it does not run are refused when named, each with its reason (float32 under strict math,
+// contiguous activations, channels off the 16-byte vector, a strided or over-padded
+// backward-data). Float32 tensors run as tf32 where the math mode allows it. Elsewhere
 // (no device of compute capability 9.0) the tests that run it skip. The kernel itself:
 // tests/emu/test_emu_wgmma.cpp; the sweep of every variant: test_variant_sweep.cpp.
 #include <gtest/gtest.h>
@@ -49,16 +50,17 @@ std::string reason_of(const detail::ConvProblem& p, ConvPass pass) {
     return supported ? std::string() : reason;
 }
 
-// The default policy keeps cuda.igemm for the 16-bit channels-last problems both run, pass by
-// pass.
+// The default policy keeps cuda.igemm for the channels-last problems both run (16-bit, and
+// float32 as tf32), pass by pass.
 TEST_F(CudaWgmmaConv, IsNotTheDefaultChoice) {
     const BackendGuard cuda(Backend::Cuda);
     const VariantGuard nothing_named;
     set_conv_variant("");
     set_variant_selection(VariantSelection::Default);
-    for (DType dtype : {DType::BFloat16, DType::Float16}) {
-        const detail::ConvProblem p = problem_of(Shape{2, 64, 14, 14}, Shape{128, 64, 3, 3},
-                                                 ConvParams(2).set_padding(1), dtype, MemoryFormat::ChannelsLast);
+    for (DType dtype : {DType::BFloat16, DType::Float16, DType::Float32}) {
+        detail::ConvProblem p = problem_of(Shape{2, 64, 14, 14}, Shape{128, 64, 3, 3}, ConvParams(2).set_padding(1),
+                                           dtype, MemoryFormat::ChannelsLast);
+        p.math = MathMode::AllowTF32;
         EXPECT_EQ(reason_of(p, ConvPass::Forward), "");
         for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter}) {
             EXPECT_EQ(std::string(detail::choose_variant("conv2d", p, pass).variant->name()), "cuda.igemm")
@@ -88,6 +90,24 @@ TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndOtherPassesAreRefused) {
     }
     const Tensor back = got.to(Device::host()).to(DType::Float64).contiguous();
     EXPECT_LT(testing::relative_error(back, expected), testing::kBfloat16VsFloat64Tolerance);
+
+    // Float32 tensors under AllowTF32: the same forward on the tf32 kernel (float32 values, which
+    // it rounds to tf32's 11 significant bits).
+    {
+        const Tensor x32 = testing::random_exact_in(DType::Float32, x.shape(), rng);
+        const Tensor w32 = testing::random_exact_in(DType::Float32, w.shape(), rng);
+        const Tensor expected32 = relu(conv_forward(x32, w32, b, params, {residual, false}));
+        const testing::MathModeGuard tf32(MathMode::AllowTF32);
+        const VariantGuard guard("cuda.wgmma");
+        const auto channels_last = [](const Tensor& t) {
+            return t.to(DType::Float32).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+        };
+        const Tensor got32 =
+            conv_forward(channels_last(x32), w32.to(DType::Float32).to(Device::cuda()),
+                         b.to(DType::Float32).to(Device::cuda()), params, {channels_last(residual), true});
+        EXPECT_LT(testing::relative_error(got32.to(Device::host()).to(DType::Float64).contiguous(), expected32),
+                  testing::kTf32Tolerance);
+    }
 
     const detail::ConvProblem p = problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast);
     for (ConvPass pass : {ConvPass::BackwardFilter, ConvPass::BackwardBias}) {
@@ -183,14 +203,17 @@ TEST_F(CudaWgmmaConv, NamedBackwardDataAtStrideOneMatchesTheReference) {
     }
 }
 
-// What it refuses, with the reason: float32 (no tf32 kernel), contiguous activations, channels per
-// group off the 16-byte vector, padding other than zeros.
+// What it refuses, with the reason: float32 under strict math (it runs it as tf32 otherwise),
+// contiguous activations, channels per group off the 16-byte vector, padding other than zeros.
 TEST_F(CudaWgmmaConv, RefusesWithTheReason) {
     const ConvParams zeros = ConvParams(2).set_padding(1);
     const Shape x{2, 16, 8, 8}, w{16, 16, 3, 3};
-    EXPECT_NE(reason_of(problem_of(x, w, zeros, DType::Float32, MemoryFormat::ChannelsLast), ConvPass::Forward)
-                  .find("does not compute float32"),
-              std::string::npos);
+    detail::ConvProblem float32 = problem_of(x, w, zeros, DType::Float32, MemoryFormat::ChannelsLast);
+    float32.math = MathMode::Strict;
+    EXPECT_NE(reason_of(float32, ConvPass::Forward).find("strict math forbids"), std::string::npos);
+    float32.math = MathMode::AllowTF32;
+    EXPECT_EQ(reason_of(float32, ConvPass::Forward), "");
+    EXPECT_EQ(reason_of(float32, ConvPass::BackwardData), "");
     EXPECT_NE(reason_of(problem_of(x, w, zeros, DType::BFloat16, MemoryFormat::Contiguous), ConvPass::Forward)
                   .find("channels-last"),
               std::string::npos);

@@ -251,20 +251,37 @@ void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uin
     std::memcpy(d, out, sizeof(out));  // d may alias c
 }
 
-std::uint32_t load_shared_b32(const void* p, const std::source_location& site) {
-    if (reinterpret_cast<std::uintptr_t>(p) % 4 != 0) {
-        thread_fault("ld.shared.b32 of " + address_text(p) + " at " + site.file_name() + ":" +
-                     std::to_string(site.line()) + " is not 4-byte aligned");
+namespace {
+// Faults an access of `bytes` bytes at `p` by `instruction` that is not `bytes`-aligned or reads
+// the destination of a cp.async before that copy's wait.
+void check_shared_read(const void* p, int bytes, const char* instruction, const std::source_location& site) {
+    const std::string where = std::string(site.file_name()) + ":" + std::to_string(site.line());
+    if (reinterpret_cast<std::uintptr_t>(p) % static_cast<std::uintptr_t>(bytes) != 0) {
+        thread_fault(std::string(instruction) + " of " + address_text(p) + " at " + where + " is not " +
+                     std::to_string(bytes) + "-byte aligned");
     }
-    const int writer = block_async_copies().pending_writer(p, 4);
+    const int writer = block_async_copies().pending_writer(p, bytes);
     if (writer >= 0) {
-        thread_fault("ld.shared.b32 at " + std::string(site.file_name()) + ":" + std::to_string(site.line()) +
-                     " reads " + address_text(p) + ", the destination of a cp.async of thread " +
-                     std::to_string(writer) + " before that thread's cp.async.wait_group");
+        thread_fault(std::string(instruction) + " at " + where + " reads " + address_text(p) +
+                     ", the destination of a cp.async of thread " + std::to_string(writer) +
+                     " before that thread's cp.async.wait_group");
     }
+}
+}  // namespace
+
+std::uint32_t load_shared_b32(const void* p, const std::source_location& site) {
+    check_shared_read(p, 4, "ld.shared.b32", site);
     std::uint32_t word;
     std::memcpy(&word, p, sizeof(word));
     return word;
+}
+
+void round_shared_chunk_to_tf32(void* chunk, const std::source_location& site) {
+    check_shared_read(chunk, 16, "ld.shared.v4.b32", site);
+    std::uint32_t words[4];
+    std::memcpy(words, chunk, sizeof(words));
+    for (std::uint32_t& word : words) word = round_to_tf32(word);
+    std::memcpy(chunk, words, sizeof(words));
 }
 
 void ldmatrix(int matrices, bool transpose, std::uint32_t* registers, const void* row,

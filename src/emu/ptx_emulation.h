@@ -33,6 +33,8 @@ std::uint32_t round_to_tf32(std::uint32_t float_bits);
 // ld.shared.b32 (4-byte aligned); faults when the word is the destination of a cp.async not
 // yet waited for.
 std::uint32_t load_shared_b32(const void* p, const std::source_location& site);
+// ld.shared.v4.b32, cvt.rna.tf32.f32 of each word, st.shared.v4.b32 (ptx::round_shared_chunk_to_tf32).
+void round_shared_chunk_to_tf32(void* chunk, const std::source_location& site);
 
 // ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: lanes 8i..8i+7 give the rows of
 // matrix i (16-byte aligned); every lane receives one 32-bit register per matrix.

@@ -121,6 +121,18 @@ __global__ void mma_tf32_kernel(const float* a, const float* b, const float* c, 
     d[(g + 8) * 8 + 2 * t + 1] = df[3];
 }
 
+__global__ void round_shared_tf32_kernel(const float* in, float* out) {
+    __shared__ ElementPack<float, 4> chunks[32];
+    const int lane = static_cast<int>(threadIdx.x);
+    ptx::cp_async<16>(&chunks[lane], in + 4 * lane, 16);
+    ptx::cp_async_commit_group();
+    ptx::cp_async_wait_group<0>();
+    ptx::round_shared_chunk_to_tf32(&chunks[lane]);
+    __syncwarp();
+    for (int i = 0; i < 4; ++i) out[4 * lane + i] = chunks[(lane + 1) % 32].value[i];
+}
+
+// `sink` is 16-byte aligned (misuse_probe), a cp.async source.
 __global__ void misuse_kernel(Misuse misuse, int* sink) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
     switch (misuse) {
@@ -171,6 +183,19 @@ __global__ void misuse_kernel(Misuse misuse, int* sink) {
             if (lane == 7) return;
             __syncwarp();
             break;
+        case Misuse::MisalignedTf32Rounding: {
+            __shared__ ElementPack<float, 8> pairs[32];
+            ptx::round_shared_chunk_to_tf32(pairs[lane].value + (lane == 2 ? 1 : 0));
+            break;
+        }
+        case Misuse::Tf32RoundingBeforeTheWait: {
+            __shared__ ElementPack<float, 4> chunks[32];
+            ptx::cp_async<16>(&chunks[lane], sink, 16);
+            ptx::cp_async_commit_group();
+            if (lane == 4) ptx::round_shared_chunk_to_tf32(&chunks[lane]);
+            ptx::cp_async_wait_group<0>();
+            break;
+        }
     }
 }
 
@@ -219,8 +244,12 @@ void mma_tf32_probe(const float* a, const float* b, const float* c, bool round, 
     launch<mma_tf32_kernel>({1, 32}, nullptr, a, b, c, round, d);
 }
 
+void round_shared_tf32_probe(const float* in, float* out) {
+    launch<round_shared_tf32_kernel>({1, 32}, nullptr, in, out);
+}
+
 void misuse_probe(Misuse misuse) {
-    int sink[64] = {};
+    alignas(16) int sink[64] = {};
     launch<misuse_kernel>({2, 32}, nullptr, misuse, sink);
 }
 

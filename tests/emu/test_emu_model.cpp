@@ -2,6 +2,7 @@
 // warp and block operations give CUDA's answers, shared memory is per block and poisoned,
 // ldmatrix and mma.sync follow the PTX fragment layouts, and every misuse is a KernelFault
 // naming the kernel, the block and the thread. Launch-shape errors are InvalidArgument.
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -157,6 +158,12 @@ float float_of(std::uint32_t bits) {
     return v;
 }
 
+std::uint32_t bits_of(float value) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, sizeof(bits));
+    return bits;
+}
+
 // Worked values: every operand 1 + 2^-11 (half a tf32 unit past 1, bits 0x3f801000) times 1.
 // Rounded to nearest, ties away (cvt.rna), it is 1 + 2^-10, so each dot product of 8 is
 // 8 + 2^-7 on top of c; handed over unrounded, the tensor cores read its top 19 bits, 1.0,
@@ -202,6 +209,26 @@ TEST(EmuModel, Tf32RoundingIsToNearestTiesAway) {
     }
 }
 
+// A shared chunk rounded in place (the wgmma kernels' tf32 operands): each word as
+// round_to_tf32 rounds it (ties away, carries, NaN, a subnormal tie), visible to the warp after
+// a __syncwarp.
+TEST(EmuModel, SharedChunksRoundToTf32InPlace) {
+    alignas(16) std::array<std::uint32_t, 128> in{};
+    const std::uint32_t worked[] = {0x3f801000u, 0xbf801000u, 0x3f800fffu, 0x3f7fffffu,
+                                    0x3dcccccdu, 0x7f7fffffu, 0x00001000u, 0x7f800001u};
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = i < 8 ? worked[i] : 0x3f800000u + 0x0fffu * i;
+    std::array<float, 128> out;
+    out.fill(std::nanf(""));
+    probes::round_shared_tf32_probe(reinterpret_cast<const float*>(in.data()), out.data());
+    for (std::size_t lane = 0; lane < 32; ++lane) {
+        for (std::size_t i = 0; i < 4; ++i) {
+            const std::size_t from = (lane + 1) % 32 * 4 + i;
+            EXPECT_EQ(bits_of(out[lane * 4 + i]), emu::ptx::round_to_tf32(in[from])) << "word " << from;
+        }
+    }
+    EXPECT_EQ(bits_of(out[31 * 4]), 0x3f802000u);  // lane 31 reads lane 0's chunk: the tie, away
+}
+
 // The fault's message must name what went wrong, the kernel, a block and a thread.
 void expect_fault(probes::Misuse misuse, const std::string& what, const std::string& block_and_thread) {
     try {
@@ -232,6 +259,11 @@ TEST(EmuModel, MisuseIsAFaultNamingKernelBlockAndThread) {
                  "threads wait at different barriers: thread 0 at emu/probe_kernels.cu", "block (0,0,0), thread");
     expect_fault(probes::Misuse::SyncwarpWithoutALane, "threads 7 have returned", "block (0,0,0)");
     expect_fault(probes::Misuse::SyncwarpWithoutALane, "wait at __syncwarp with mask 0xffffffff", "block (0,0,0)");
+    expect_fault(probes::Misuse::MisalignedTf32Rounding, "ld.shared.v4.b32 of", "block (0,0,0), thread (2,0,0)");
+    expect_fault(probes::Misuse::MisalignedTf32Rounding, "is not 16-byte aligned", "block (0,0,0), thread (2,0,0)");
+    expect_fault(probes::Misuse::Tf32RoundingBeforeTheWait,
+                 "the destination of a cp.async of thread 4 before that thread's cp.async.wait_group",
+                 "block (0,0,0), thread (4,0,0)");
 }
 
 TEST(EmuModel, TheSameFaultUnderEverySchedule) {

@@ -1,12 +1,15 @@
 // The warpgroup-MMA implicit-GEMM convolution (kernels/conv_wgmma.cu, forward, sm_90a) executed
 // on the CPU by the emulator (its wgmma: src/emu/warpgroup_mma.cpp), against the float64
 // definition of tests/emu/igemm_problem.h: a sweep over rank 1-3, M and N at and past the 128 x
-// 128 block tile's edges (and the 128 x 64 one's up to 64 channels a group), K from under one 64-deep k tile to many
-// (through the 4-stage ring, with a partial last tile), strides, dilations, padding, groups, batch 1, every epilogue
-// option, bf16 and f16 operands and every output type, outputs NaN-poisoned; small integers bit for bit; refusals with
-// their reasons.
+// 128 block tile's edges (and the 128 x 64 one's up to 64 channels a group), K from under one k tile (64 16-bit values
+// or 32 tf32) to many (through the 4-stage ring, with a partial last tile), strides, dilations, padding, groups, batch
+// 1, every epilogue option, bf16, f16 and tf32 operands and every output type, outputs NaN-poisoned; small integers bit
+// for bit; tf32 rounding to nearest; refusals with their reasons.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,6 +69,20 @@ const std::vector<Case>& sweep() {
         // Padding wider than the kernel's reach in places; a kernel as large as the input.
         {shape(2, 1, 16, 16, 1, {3, 3}, {3, 3}, {1, 1}, {2, 2}), kLarge, kBF, kToBF, false, true, false},
         {shape(2, 4, 24, 16, 1, {5, 5}, {5, 5}), kLarge, kF16, kToF16, true, true, true},
+        // tf32 (float32 tensors; a k tile is 32 deep, a chunk 4 channels): M = 129 one past the
+        // wide tile and N = 132 4 past it, with K = 36 (one full k tile and 4 of the next); K = 32 exactly one (1x1);
+        // 1152 = 36 k tiles through the ring, 108 = 3.4 (partial last); the narrow tile.
+        {shape(1, 1, 4, 132, 1, {129}, {9}, {1}, {4}), kLarge, kTF32, kToF32, true, false, false},
+        {shape(2, 2, 32, 136, 1, {9, 8}, {1, 1}), kLarge, kTF32, kToF32, false, true, true},
+        {shape(2, 1, 128, 24, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kLarge, kTF32, kToF32, true, true, false},
+        {shape(2, 2, 12, 64, 1, {6, 7}, {3, 3}, {2, 1}, {1, 1}), kLarge, kTF32, kToF32, false, false, true},
+        // Groups of 4 channels (a chunk exactly one group wide) and of 12 -> 72; 3-D strided and
+        // dilated; batch 1 1-D with every epilogue option.
+        {shape(2, 1, 16, 16, 4, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kLarge, kTF32, kToF32, true, false, true},
+        {shape(2, 2, 24, 144, 2, {5, 5}, {3, 3}, {2, 2}, {1, 1}), kLarge, kTF32, kToF32, false, true, false},
+        {shape(3, 2, 8, 8, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kTF32, kToF32, true,
+         false, false},
+        {shape(1, 1, 20, 40, 1, {150}, {5}, {3}, {4}, {2}), kLarge, kTF32, kToF32, true, true, true},
     };
     return cases;
 }
@@ -111,9 +128,11 @@ TEST(EmuWgmmaConv, RingUnderRunToBlockAndRandomSchedules) {
     for (emu::Schedule schedule : {emu::Schedule::RunToBlock, emu::Schedule::Random}) {
         const ScheduleScope scope(schedule);
         // Random (the slower schedule) on two of them: the wide tile's M edge and its longest K.
+        // The tf32 ones: M and N past the wide tile; 36 k tiles (the copies and then the rounding
+        // of the chunks of both warpgroups before either multiplies).
         const std::vector<std::size_t> cases = schedule == emu::Schedule::RunToBlock
-                                                   ? std::vector<std::size_t>{2, 6, 7, 9, 22}
-                                                   : std::vector<std::size_t>{2, 9};
+                                                   ? std::vector<std::size_t>{2, 6, 7, 9, 22, 23, 25}
+                                                   : std::vector<std::size_t>{2, 9, 25};
         for (const std::size_t i : cases) {
             const Case& cs = sweep()[i];
             const Problem p = make_problem(cs, rng, false);
@@ -127,9 +146,10 @@ TEST(EmuWgmmaConv, RingUnderRunToBlockAndRandomSchedules) {
 // M edge and the narrow tile's N (M = 2 * 9 * 9 = 162, N = 72: the wide tile, partly filled).
 TEST(EmuWgmmaConv, EveryEpilogueCombination) {
     CONVKIT_SEEDED_RNG(rng);
-    for (IgemmOperand operand : {kBF, kF16})
+    for (IgemmOperand operand : {kBF, kF16, kTF32})
         for (IgemmOutput output : {kToBF, kToF16, kToF32})
             for (int options = 0; options < 8; ++options) {
+                if (operand == kTF32 && output != kToF32) continue;  // float32 tensors write float32
                 const Case cs{shape(2, 2, 8, 72, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}),
                               kLarge,
                               operand,
@@ -140,6 +160,28 @@ TEST(EmuWgmmaConv, EveryEpilogueCombination) {
                 const Problem p = make_problem(cs, rng, false);
                 EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
             }
+}
+
+// tf32 operands are rounded to nearest, ties away from zero (cvt.rna), in shared memory before
+// the tensor cores read them, in both operands: one is 1 + 2^-11 everywhere (a tie between 1 and
+// 1 + 2^-10), the other 1. Rounded, each product is 1 + 2^-10 and every sum (at most 36 x 12
+// terms) exact in float; truncation, which the tensor cores do themselves, or ties to even would
+// give 1 a product. A partial last k tile, both tiles.
+TEST(EmuWgmmaConv, Tf32OperandsAreRoundedToNearestTiesAway) {
+    CONVKIT_SEEDED_RNG(rng);
+    const double tie = 1 + std::ldexp(1.0, -11), rounded = 1 + std::ldexp(1.0, -10);
+    for (const IgemmConvShape& s : {shape(2, 2, 12, 136, 1, {6, 7}, {3, 3}, {2, 1}, {1, 1}),
+                                    shape(2, 1, 36, 40, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1})}) {
+        const Case cs{s, kLarge, kTF32, kToF32, false, false, false};
+        for (std::size_t tied : {std::size_t{0}, std::size_t{1}}) {  // x, w
+            std::array<double, 3> stored{1, 1, 1}, as_read{1, 1, 1};
+            stored[tied] = tie;
+            as_read[tied] = rounded;
+            const Problem p = make_problem(cs, rng, false, &stored);
+            const std::vector<double> expected = make_problem(cs, rng, false, &as_read).expected;
+            EXPECT_EQ(differing(run(cs, p), expected), 0u) << name_of(cs) << ", the tie in " << (tied ? "w" : "x");
+        }
+    }
 }
 
 void expect_refused(const IgemmConvShape& s, IgemmOperand operand, const std::string& reason) {
@@ -155,18 +197,26 @@ void expect_refused(const IgemmConvShape& s, IgemmOperand operand, const std::st
     }
 }
 
-// tf32 and channel counts off the 16-byte vector are refused with the reason; the supported
-// shape's reason is empty; the emulator build runs the kernel.
+// Channel counts off the 16-byte vector (8 16-bit values, 4 tf32) are refused with the reason;
+// the supported shapes' reasons are empty; the emulator build runs the kernel.
 TEST(EmuWgmmaConv, RefusalsAndAvailability) {
     EXPECT_TRUE(kernels::conv_wgmma_built());
     EXPECT_EQ(kernels::conv_wgmma_unsupported_reason(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF), "");
-    expect_refused(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, "bf16 and f16 operands only");
+    EXPECT_EQ(kernels::conv_wgmma_unsupported_reason(shape(2, 1, 12, 20, 1, {8, 8}, {3, 3}), kTF32), "");
     expect_refused(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3}), kBF, "input channels per group 12 not a multiple of 8");
     expect_refused(shape(2, 1, 16, 20, 1, {8, 8}, {3, 3}), kF16, "output channels per group 20 not a multiple of 8");
-    // Null pointers and a tf32-style output mismatch are InvalidArgument.
+    expect_refused(shape(2, 1, 6, 16, 1, {8, 8}, {3, 3}), kTF32, "input channels per group 6 not a multiple of 4");
+    // Null pointers, and tf32 operands (float32 tensors) with a 16-bit output, are InvalidArgument.
     EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, nullptr, nullptr, {},
                                              nullptr, Stream{}),
                  InvalidArgument);
+    {
+        const std::vector<float> data(4096);
+        std::vector<std::uint16_t> y(4096);
+        EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToBF, data.data(),
+                                                 data.data(), {}, y.data(), Stream{}),
+                     InvalidArgument);
+    }
     // The tiles: 128 columns past 64 output channels a group, 64 up to it; the shared memory 4
     // stages of 16 KiB of A and 16 or 8 KiB of B, and an atom's alignment slack.
     const IgemmConvShape layer1 = shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1});
@@ -176,12 +226,14 @@ TEST(EmuWgmmaConv, RefusalsAndAvailability) {
     EXPECT_EQ(kernels::conv_wgmma_tile_columns(shape(2, 1, 16, 144, 2, {8, 8}, {3, 3})), 128);  // 72 a group
     EXPECT_EQ(kernels::conv_wgmma_shared_bytes(layer1), std::size_t{4 * 24 * 1024 + 1024});
     EXPECT_EQ(kernels::conv_wgmma_shared_bytes(layer2), std::size_t{4 * 32 * 1024 + 1024});
-    // ResNet-50's 3x3 layers at batch 32: 784 x 1 blocks, 9 k tiles; 196 x 1, 18 k tiles; 2
-    // warpgroups x 4 k16 steps a k tile.
+    // ResNet-50's 3x3 layers at batch 32: 784 x 1 blocks, 9 k tiles (18 in tf32, 32 deep); 196 x
+    // 1, 18 k tiles (36); 2 warpgroups x 4 k steps (k16, or k8 in tf32) a k tile.
     EXPECT_EQ(kernels::conv_wgmma_forward_blocks(layer1), 784);
-    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer1), 784 * 9 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer1, kBF), 784 * 9 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer1, kTF32), 784 * 18 * 8);
     EXPECT_EQ(kernels::conv_wgmma_forward_blocks(layer2), 196);
-    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer2), 196 * 18 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer2, kF16), 196 * 18 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer2, kTF32), 196 * 36 * 8);
 }
 
 }  // namespace

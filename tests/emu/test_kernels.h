@@ -38,18 +38,24 @@ void mma_probe(const std::uint16_t* a, const std::uint16_t* b, const float* c, b
 // float; fragments gathered per the PTX layouts, each rounded by cvt.rna.tf32 first when `round`
 // (else handed over as they are, which the tensor cores truncate).
 void mma_tf32_probe(const float* a, const float* b, const float* c, bool round, float* d);
+// One warp: lane l copies in[4l..4l+3] (in 16-byte aligned) into shared memory with cp.async,
+// waits, rounds its chunk to tf32 in place (ptx::round_shared_chunk_to_tf32); then out[4l + i]
+// = word i of lane (l + 1) % 32's chunk, after a __syncwarp.
+void round_shared_tf32_probe(const float* in, float* out);
 
 // Misuse, each must be a KernelFault naming the kernel, block and thread.
 enum class Misuse {
-    EarlyReturnBeforeBarrier,  // thread 5 returns; the others wait at __syncthreads
-    DifferentWarpOperations,   // lanes 0-15 at __ballot_sync, 16-31 at __shfl_sync
-    LaneOutsideItsMask,        // lane 20 shuffles with mask 0x0000ffff
-    SourceOutsideTheMask,      // mask 0x0000ffff, lanes read lane 20
-    MisalignedLdmatrix,        // lane 3's row is 8 bytes off
-    MisalignedPack,            // lane 6 loads a 16-byte pack from a buffer 4 bytes off
-    Trap,                      // thread 9 of block 1 calls __trap()
-    DifferentBarriers,         // threads 0-15 and 16-31 at two different __syncthreads
-    SyncwarpWithoutALane,      // lane 7 returns; the others __syncwarp() with the full mask
+    EarlyReturnBeforeBarrier,   // thread 5 returns; the others wait at __syncthreads
+    DifferentWarpOperations,    // lanes 0-15 at __ballot_sync, 16-31 at __shfl_sync
+    LaneOutsideItsMask,         // lane 20 shuffles with mask 0x0000ffff
+    SourceOutsideTheMask,       // mask 0x0000ffff, lanes read lane 20
+    MisalignedLdmatrix,         // lane 3's row is 8 bytes off
+    MisalignedPack,             // lane 6 loads a 16-byte pack from a buffer 4 bytes off
+    Trap,                       // thread 9 of block 1 calls __trap()
+    DifferentBarriers,          // threads 0-15 and 16-31 at two different __syncthreads
+    SyncwarpWithoutALane,       // lane 7 returns; the others __syncwarp() with the full mask
+    MisalignedTf32Rounding,     // lane 2 rounds a shared chunk 4 bytes off
+    Tf32RoundingBeforeTheWait,  // lane 4 rounds its cp.async's destination before the wait
 };
 void misuse_probe(Misuse misuse);
 // A launch of `threads` threads (and `dynamic_bytes`) over `blocks` blocks that does nothing.

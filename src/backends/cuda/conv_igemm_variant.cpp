@@ -131,13 +131,7 @@ public:
     bool fuses_epilogue() const override { return true; }
 
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
-        if (p.dtype() == DType::Float32 && p.math == MathMode::Strict) {
-            return "computes float32 on tf32 tensor cores only, which strict math forbids (MathMode::AllowTF32)";
-        }
-        if (p.x_layout != Layout::ChannelsLast || p.y_layout != Layout::ChannelsLast) {
-            return "runs channels-last activations only";
-        }
-        if (p.w_layout != Layout::Contiguous) return "runs contiguous weights only";
+        if (std::string reason = tensor_core_operands_reason(p); !reason.empty()) return reason;
         if (const int cc = cuda_compute_capability(p.device.index); cc < kMinimumComputeCapability) {
             return concat("needs compute capability 8.0 or later (mma.sync on 16-bit operands, cp.async); device ",
                           p.device.index, " has ", cc / 10, ".", cc % 10);

@@ -1,6 +1,7 @@
 // The warpgroup-MMA implicit-GEMM convolution (kernels/conv_wgmma.h, sm_90a) as the variant
 // `cuda.wgmma`: the forward pass, and backward-data at stride 1; bfloat16 and float16 operands with
-// float32 accumulation (channels per group a multiple of 8), channels-last activations, zeros
+// float32 accumulation (channels per group a multiple of 8), and float32 ones as tf32 where the
+// math mode allows it (as cuda.igemm; 4 channels a group), channels-last activations, zeros
 // padding, on devices of compute capability 9.0 exactly (H100, H200: wgmma exists only in sm_90a
 // code) and in builds that hold that code (CMAKE_CUDA_ARCHITECTURES with 90). Not a default: the
 // CUDA backend's default list (backend_api/selection.cpp) keeps cuda.igemm; this one runs when
@@ -46,7 +47,10 @@ public:
     bool implements(ConvPass pass) const override {
         return pass == ConvPass::Forward || pass == ConvPass::BackwardData;
     }
-    bool computes(DType dtype) const override { return dtype == DType::BFloat16 || dtype == DType::Float16; }
+    // Float32 only as tf32: unsupported_reason refuses it under strict math.
+    bool computes(DType dtype) const override {
+        return dtype == DType::BFloat16 || dtype == DType::Float16 || dtype == DType::Float32;
+    }
     // The kernel's epilogue adds the bias and residual and rectifies as it writes y.
     bool fuses_epilogue() const override { return true; }
 
@@ -54,10 +58,7 @@ public:
         if (pass != ConvPass::Forward && pass != ConvPass::BackwardData) {
             return "runs the forward and backward-data passes only";
         }
-        if (p.x_layout != Layout::ChannelsLast || p.y_layout != Layout::ChannelsLast) {
-            return "runs channels-last activations only";
-        }
-        if (p.w_layout != Layout::Contiguous) return "runs contiguous weights only";
+        if (std::string reason = tensor_core_operands_reason(p); !reason.empty()) return reason;
         if (const int cc = cuda_compute_capability(p.device.index); cc != kComputeCapability) {
             return concat("needs compute capability 9.0 (wgmma, sm_90a code); device ", p.device.index, " has ",
                           cc / 10, ".", cc % 10);

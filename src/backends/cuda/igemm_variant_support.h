@@ -5,8 +5,10 @@
 // widened to the float32 their epilogue adds.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "backend_api/geometry.h"
+#include "backend_api/problem.h"
 #include "backend_api/workspace_pieces.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"
@@ -33,6 +35,20 @@ inline kernels::IgemmConvShape igemm_shape(const ConvGeometry& g) {
         s.dilation[to] = g.dilation[from];
     }
     return s;
+}
+
+// Why neither tensor-core variant runs `p` whatever its geometry (empty when they may): float32
+// computes on the tf32 tensor cores, which strict math forbids; activations channels-last and
+// the weight contiguous (permuted to KRSC in the workspace).
+inline std::string tensor_core_operands_reason(const ConvProblem& p) {
+    if (p.dtype() == DType::Float32 && p.math == MathMode::Strict) {
+        return "computes float32 on tf32 tensor cores only, which strict math forbids (MathMode::AllowTF32)";
+    }
+    if (p.x_layout != Layout::ChannelsLast || p.y_layout != Layout::ChannelsLast) {
+        return "runs channels-last activations only";
+    }
+    if (p.w_layout != Layout::Contiguous) return "runs contiguous weights only";
+    return {};
 }
 
 // The kernels' operand and output for a dtype the variants compute: float32 runs as tf32.
