@@ -43,6 +43,11 @@ IGEMM_E = {("bf16", "L"): 0.40, ("bf16", "N"): 0.35, ("bf16", "S"): 0.25, ("bf16
 # conv_igemm_support.cuh: each tile's block edges (rows, columns) and blocks a wave of a 132-SM
 # H100 holds (blocks_per_wave).
 IGEMM_TILES = {"L": (128, 128, 2), "N": (128, 64, 3), "S": (64, 64, 4), "T": (128, 32, 4)}
+# cuda.wgmma as built (conv_wgmma.cu, docs/benchmarks.md "wgmma variant: built"): 128x128 (one
+# block an SM by its 129 KiB) and 128x64 (two), k tiles of one 128-byte row, no split-K; e from the
+# docs' predictions (0.50 / 0.45 bf16, 0.45 / 0.40 tf32).
+WGMMA_TILES = {"W": (128, 128, 1), "WN": (128, 64, 2)}
+WGMMA_E = {("bf16", "W"): 0.50, ("bf16", "WN"): 0.45, ("tf32", "W"): 0.45, ("tf32", "WN"): 0.40}
 IGEMM_BW = 0.6
 KERNEL_FLOOR_US = 3.0
 # cuda.tiled ("Tiled implicit GEMM", "Strided backward-data per phase"): a fraction of the FP32
@@ -90,11 +95,15 @@ SCENARIOS = {
     "pad4": "input channels padded to 4 in bf16 (8-byte cp.async vectors), not 8",
     "cached_weight": "cuda.igemm keeps the KRSC weight between calls (no permutation per call; the bench's "
                      "cuDNN side still permutes, so part of this gain is the comparison's, and 'all' leaves it out)",
+    "wgmma_measured": "built, not a default: cuda.wgmma (forward, backward-data; no split-K) wherever measured "
+                      "selection would find it faster than cuda.igemm",
 }
 ACTIVE = set()  # the scenarios in force
 
 
 def igemm_e(dtype, tile):
+    if tile in WGMMA_TILES:
+        return WGMMA_E[(dtype, tile)]
     if "wgmma" in ACTIVE and tile in ("L", "N"):
         return {"bf16": 0.65, "tf32": 0.57}[dtype]
     return IGEMM_E[(dtype, tile)]
@@ -276,6 +285,21 @@ def igemm_launch(dtype, m, n, k, groups, bytes_in, bytes_out, tile=None, phases=
     return launch
 
 
+def wgmma_launch(dtype, m, n, k, groups, bytes_in, bytes_out, phases=1):
+    """conv_wgmma.cu: the 128x64 tile up to 64 columns, else 128x128; whole k tiles of 64 (bf16)
+    or 32 (tf32); no split-K."""
+    block_k = 64 if dtype == "bf16" else 32
+    tile = "WN" if n <= 64 else "W"
+    edge_m, edge_n, per_sm = WGMMA_TILES[tile]
+    blocks = phases * ceil_div(m, edge_m) * ceil_div(n, edge_n) * groups
+    exec_flops = 2.0 * phases * ceil_div(m, edge_m) * edge_m * ceil_div(n, edge_n) * edge_n * groups * \
+        ceil_div(k, block_k) * block_k
+    launch = timed_launch("wgmma", dtype, phases * m, n, k, groups, tile, per_sm * SMS, blocks, 1, exec_flops,
+                          bytes_in, bytes_out)
+    launch.phases = phases
+    return launch
+
+
 def default_splits(wave, blocks, k_tiles, groups):
     """conv_igemm_support.cuh default_splits: none from half a wave up, else about a wave."""
     if 2 * blocks > wave:
@@ -315,21 +339,13 @@ def igemm_pass(g, dtype, direction):
     launches = []
     if pads:  # x widened (forward, backward-filter) or dx narrowed (backward-data); KRSC w widened or dw narrowed
         extra += copy_us((x + xp) * size) + copy_us((w + wk) * size)
-    if direction == "fwd":
-        launches.append(igemm_launch(dtype, g.batch * g.out_positions, cout_g, g.taps * cin_g, g.groups,
-                                     (xp + wk) * size, y * size))
-    elif direction == "bwd_data":  # the phases of the stride: one launch if uniform, else one each
-        phases = g.phases()
-        together = uniform_phases(g)
-        if together > 1:
-            positions, taps = phases[0]
-            launches.append(igemm_launch(dtype, g.batch * positions, cin_g, taps * cout_g, g.groups,
-                                         (y + wk) * size, g.batch * g.in_positions * cin * size, phases=together))
-            return launches, extra
-        for positions, taps in phases:  # dy from DRAM once per pass: the other phases find it in L2
-            rows = g.batch * positions
-            launches.append(igemm_launch(dtype, rows, cin_g, taps * cout_g, g.groups,
-                                         (y / len(phases) + wk) * size, rows * cin * size))
+    if direction in ("fwd", "bwd_data"):
+        launches = gemm_launches(igemm_launch, g, dtype, direction, cin, xp, wk)
+        # cuda.wgmma runs the same GEMMs (it refuses the padded stem): measured selection's pick.
+        if "wgmma_measured" in ACTIVE and not pads:
+            alternative = gemm_launches(wgmma_launch, g, dtype, direction, cin, xp, wk)
+            if sum(l.time_us for l in alternative) < sum(l.time_us for l in launches):
+                launches = alternative
     else:  # M = K/g, N = taps C/g, k = N x output positions; conv_igemm_backward_filter_default_tile:
         # large where M and N fill it and its blocks, split as default_splits splits them (k tiles
         # of 32 positions), reach half a wave (132)
@@ -339,6 +355,26 @@ def igemm_pass(g, dtype, direction):
         filter_tile = "L" if full and 2 * large_blocks * splits >= 2 * SMS else "S"
         launches.append(filter_launch(dtype, g, cin_g, cout_g, filter_tile, (y + xp) * size, wk * size))
     return launches, extra
+
+
+def gemm_launches(launcher, g, dtype, direction, cin, xp, wk):
+    """The forward's GEMM, or backward-data's per phase of the stride (one launch if uniform, else
+    one each), through `launcher` (igemm_launch or wgmma_launch)."""
+    size = ELEMENT_BYTES[dtype]
+    x, w, y = g.elements()
+    cin_g, cout_g = cin // g.groups, g.cout // g.groups
+    if direction == "fwd":
+        return [launcher(dtype, g.batch * g.out_positions, cout_g, g.taps * cin_g, g.groups, (xp + wk) * size,
+                         y * size)]
+    phases = g.phases()
+    together = uniform_phases(g)
+    if together > 1:
+        positions, taps = phases[0]
+        return [launcher(dtype, g.batch * positions, cin_g, taps * cout_g, g.groups, (y + wk) * size,
+                         g.batch * g.in_positions * cin * size, phases=together)]
+    # dy from DRAM once per pass: the other phases find it in L2
+    return [launcher(dtype, g.batch * positions, cin_g, taps * cout_g, g.groups, (y / len(phases) + wk) * size,
+                     g.batch * positions * cin * size) for positions, taps in phases]
 
 
 def filter_launch(dtype, g, cin_g, cout_g, tile, bytes_in, bytes_out):
@@ -647,7 +683,7 @@ def main():
 def print_ranking(suites, dtypes, source):
     """Median cuDNN÷convkit over the --quick lines' passes, today and with each change alone."""
     columns = [(suite, dtype) for suite in suites for dtype in dtypes]
-    print("| change (not built) | " + " | ".join("%s %s" % c for c in columns) + " | mean gain |")
+    print("| change | " + " | ".join("%s %s" % c for c in columns) + " | mean gain |")
     print("|---|" + "---|" * (len(columns) + 1))
     base = None
     for name in [None] + sorted(SCENARIOS) + ["all"]:

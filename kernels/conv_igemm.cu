@@ -40,6 +40,7 @@
 #include "convkit/error.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_igemm_gather.cuh"
+#include "kernels/conv_igemm_phases.cuh"
 #include "kernels/conv_igemm_support.cuh"
 #include "kernels/conv_phase.h"
 #include "kernels/fast_division.h"
@@ -50,63 +51,6 @@ CONVKIT_KERNELS_BEGIN
 
 namespace {
 using namespace igemm;
-
-// Which convolution pass a kernel computes; both are the same GEMM machinery with a different
-// gather for A and a different layout of B (see the file's head).
-enum class Pass { Forward, BackwardData };
-
-// The dx position (an element offset over the channels) of row j of backward-data's phase
-// `phase` (its d, h, w): phase + stride * j per dim.
-__device__ inline std::int64_t phase_row_position(const IgemmParams& p, int m, const Coordinates& phase) {
-    const Coordinates j = split_row(p, m);
-    return ((static_cast<std::int64_t>(j.n) * p.written_d + phase.d + p.stride_d * j.d) * p.written_h + phase.h +
-            p.stride_h * j.h) *
-               p.written_w +
-           phase.w + p.stride_w * j.w;
-}
-
-// The element offset of the tensor written for GEMM row m: m itself forward; backward-data, the
-// dx position phase + stride * j of the phase's row j.
-template <Pass P>
-__device__ inline std::int64_t written_row(const IgemmParams& p, int m) {
-    if constexpr (P == Pass::Forward) {
-        return m;
-    } else {
-        return phase_row_position(p, m, {0, p.phase_d, p.phase_h, p.phase_w});
-    }
-}
-
-// Phase q of a launch of uniform phases (IgemmParams::phases: all stride_d x stride_h x stride_w
-// of them) as its (d, h, w), w fastest as backward_data_phases orders them.
-__device__ inline Coordinates phase_coordinates(const IgemmParams& p, int q) {
-    const int rest = q / p.stride_w;
-    return {0, rest / p.stride_h, rest % p.stride_h, q - rest * p.stride_w};
-}
-
-// The fields of p that differ between backward-data's phases: the phase (d, h, w), and per dim
-// its first dy offset and first tap from its axes. constexpr: the host sets them per launch
-// (backward_data_params), a block of a launch of uniform phases for its own phase (take_phase).
-constexpr void set_phase_fields(IgemmParams& p, const Coordinates& phase, const PhaseAxis& d, const PhaseAxis& h,
-                                const PhaseAxis& w) {
-    p.phase_d = phase.d;
-    p.phase_h = phase.h;
-    p.phase_w = phase.w;
-    p.row_start_d = d.offset;
-    p.row_start_h = h.offset;
-    p.row_start_w = w.offset;
-    p.first_tap_d = d.first_tap;
-    p.first_tap_h = h.first_tap;
-    p.first_tap_w = w.first_tap;
-}
-
-// p as phase q of a launch of uniform phases, its axes from phase_axis (the host's own rule,
-// backward_data_phases). The phases share every other field: the same rows and taps per dim.
-__device__ inline void take_phase(IgemmParams& p, int q) {
-    const Coordinates c = phase_coordinates(p, q);
-    set_phase_fields(p, c, phase_axis(c.d, p.written_d, p.kernel_d, p.stride_d, p.dilation_d, p.padding_d),
-                     phase_axis(c.h, p.written_h, p.kernel_h, p.stride_h, p.dilation_h, p.padding_h),
-                     phase_axis(c.w, p.written_w, p.kernel_w, p.stride_w, p.dilation_w, p.padding_w));
-}
 
 // Issues the cp.async copies of k tile `kt` into `stage` (A rows first, then B).
 template <class Tile, Pass P, IgemmOperand Operand>
@@ -145,11 +89,7 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
             const int row = static_cast<int>(threadIdx.x) / Kn::kChunks + pass * Kn::kRowsPerPass;
             const int kb = kt * Format::kBlockK + row;
             const int u_b = p.source_group.divide(kb), kout = kb - u_b * source_group;
-            const Coordinates ub = split_tap(p, u_b);
-            const int filter_tap =
-                ((p.first_tap_d + ub.d * p.tap_step_d) * p.kernel_h + p.first_tap_h + ub.h * p.tap_step_h) *
-                    p.kernel_w +
-                p.first_tap_w + ub.w * p.tap_step_w;
+            const int filter_tap = phase_filter_tap(p, split_tap(p, u_b));
             const bool inside = kb < p.gemm_k && j < p.out_group;
             const Element* source =
                 inside ? w_elements +
@@ -202,37 +142,13 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
     }
 }
 
-// The row written for a row of the split slices (phase q's GEMM row m at q * gemm_m + m): what
-// conv_igemm_add_split_slices_kernel writes through.
-template <Pass P>
-struct WrittenRow {
-    IgemmParams p;
-    __device__ std::int64_t operator()(int row) const {
-        if constexpr (P == Pass::BackwardData) {
-            if (p.phases > 1) {
-                const int q = row / p.gemm_m;
-                return phase_row_position(p, row - q * p.gemm_m, phase_coordinates(p, q));
-            }
-        }
-        return written_row<P>(p, row);
-    }
-};
-
 // grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
 // z over groups x splits.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams p) {
     std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
-    int tile_m = static_cast<int>(blockIdx.x), phase = 0;
-    if constexpr (P == Pass::BackwardData) {
-        if (p.phases > 1) {
-            const int tiles = (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM;
-            phase = tile_m / tiles;
-            tile_m -= phase * tiles;
-            take_phase(p, phase);
-        }
-    }
-    const int block_m = tile_m * Tile::kBlockM;
+    const BlockTile tile = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM);
+    const int block_m = tile.tile_m * Tile::kBlockM, phase = tile.phase;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
     const int group = static_cast<int>(blockIdx.z) / p.splits, split = static_cast<int>(blockIdx.z) % p.splits;
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -412,72 +328,6 @@ IgemmTile conv_igemm_default_tile(const IgemmConvShape& s) {
 
 namespace {
 
-// One phase of backward-data: its first dx position and its positions and taps per dim
-// (D, H, W as Dims3 orders them).
-struct BackwardDataPhase {
-    std::array<int, 3> phase{0, 0, 0};
-    std::array<PhaseAxis, 3> axis;
-    std::int64_t positions() const { return std::int64_t{axis[0].rows} * axis[1].rows * axis[2].rows; }
-    std::int64_t taps() const { return std::int64_t{axis[0].taps} * axis[1].taps * axis[2].taps; }
-};
-
-// The phases that have positions, in launch order.
-std::vector<BackwardDataPhase> backward_data_phases(const Dims3& d) {
-    std::vector<BackwardDataPhase> phases;
-    for (int pd = 0; pd < d.stride[0]; ++pd) {
-        for (int ph = 0; ph < d.stride[1]; ++ph) {
-            for (int pw = 0; pw < d.stride[2]; ++pw) {
-                BackwardDataPhase phase;
-                phase.phase = {pd, ph, pw};
-                for (std::size_t i = 0; i < 3; ++i) {
-                    phase.axis[i] = phase_axis(phase.phase[i], i32(d.input[i]), i32(d.kernel[i]), i32(d.stride[i]),
-                                               i32(d.dilation[i]), i32(d.padding[i]));
-                }
-                if (phase.positions() > 0) phases.push_back(phase);
-            }
-        }
-    }
-    return phases;
-}
-
-IgemmParams backward_data_params(const IgemmConvShape& s, const Dims3& d, const BackwardDataPhase& phase,
-                                 const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
-    IgemmParams p = common_params(dy, d.output, s.out_channels, s.in_channels, s.groups, w, epilogue, dx);
-    const auto& a = phase.axis;
-    p.rows_d = FastDivisor(a[0].rows);
-    p.rows_h = FastDivisor(a[1].rows);
-    p.rows_w = FastDivisor(a[2].rows);
-    p.row_step_d = p.row_step_h = p.row_step_w = 1;
-    set_phase_fields(p, {0, phase.phase[0], phase.phase[1], phase.phase[2]}, a[0], a[1], a[2]);
-    p.tap_reach_d = -a[0].offset_step;
-    p.tap_reach_h = -a[1].offset_step;
-    p.tap_reach_w = -a[2].offset_step;
-    p.gathered_taps_h = FastDivisor(a[1].taps);
-    p.gathered_taps_w = FastDivisor(a[2].taps);
-    p.kernel_h = i32(d.kernel[1]);
-    p.kernel_w = i32(d.kernel[2]);
-    p.filter_taps = i32(d.kernel[0] * d.kernel[1] * d.kernel[2]);
-    p.tap_step_d = a[0].tap_step;
-    p.tap_step_h = a[1].tap_step;
-    p.tap_step_w = a[2].tap_step;
-    p.stride_d = i32(d.stride[0]);
-    p.stride_h = i32(d.stride[1]);
-    p.stride_w = i32(d.stride[2]);
-    p.written_d = i32(d.input[0]);
-    p.written_h = i32(d.input[1]);
-    p.written_w = i32(d.input[2]);
-    p.kernel_d = i32(d.kernel[0]);
-    p.dilation_d = i32(d.dilation[0]);
-    p.dilation_h = i32(d.dilation[1]);
-    p.dilation_w = i32(d.dilation[2]);
-    p.padding_d = i32(d.padding[0]);
-    p.padding_h = i32(d.padding[1]);
-    p.padding_w = i32(d.padding[2]);
-    p.gemm_m = i32(s.batch * phase.positions());
-    p.gemm_k = i32(phase.taps() * (s.out_channels / s.groups));
-    return p;
-}
-
 template <class Tile>
 std::int64_t mma_instructions(const IgemmLaunchPlan& l, std::int64_t groups, IgemmOperand operand) {
     const std::int64_t blocks =
@@ -526,36 +376,15 @@ std::vector<Launch> forward_launches(const IgemmConvShape& s, IgemmOperand opera
     return {plan_launch(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, schedule)};
 }
 
-// Whether one launch can run all the phases: every phase of the stride has positions, and per
-// dim the same rows and taps (the input a multiple of the stride and the kernel's taps dealt
-// out evenly: a 2x2/2 or 4x4/2 up-convolution, not a 3x3/2 one), so that they are one GEMM shape
-// and a block finds its phase's offsets and first taps from the phase alone (take_phase).
-bool uniform_phases(const Dims3& d, const std::vector<BackwardDataPhase>& phases) {
-    const std::int64_t all = d.stride[0] * d.stride[1] * d.stride[2];
-    if (phases.size() < 2 || static_cast<std::int64_t>(phases.size()) != all) return false;
-    for (const BackwardDataPhase& phase : phases) {
-        for (std::size_t i = 0; i < 3; ++i) {
-            if (phase.axis[i].rows != phases.front().axis[i].rows || phase.axis[i].taps != phases.front().axis[i].taps)
-                return false;
-        }
-    }
-    return true;
-}
-
 std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand operand, const IgemmSchedule& schedule,
                                            const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
-    const Dims3 d = dims3(s);
-    const std::vector<BackwardDataPhase> phases = backward_data_phases(d);
-    if (uniform_phases(d, phases)) {  // one launch; its plan names the first phase
-        IgemmParams p = backward_data_params(s, d, phases.front(), dy, w, epilogue, dx);
-        p.phases = i32(static_cast<std::int64_t>(phases.size()));
-        return {plan_launch(p, s.groups, operand, schedule)};
-    }
     std::vector<Launch> launches;
-    for (const BackwardDataPhase& phase : phases) {
-        Launch l = plan_launch(backward_data_params(s, d, phase, dy, w, epilogue, dx), s.groups, operand, schedule);
-        for (int i = 0; i < s.rank; ++i) {
-            l.plan.phase[static_cast<std::size_t>(i)] = phase.phase[static_cast<std::size_t>(3 - s.rank + i)];
+    for (const BackwardDataGemm& gemm : backward_data_gemms(s, dy, w, epilogue, dx)) {
+        Launch l = plan_launch(gemm.params, s.groups, operand, schedule);
+        if (gemm.params.phases == 1) {  // a launch of uniform phases names none (its plan: the first)
+            for (int i = 0; i < s.rank; ++i) {
+                l.plan.phase[static_cast<std::size_t>(i)] = gemm.phase[static_cast<std::size_t>(3 - s.rank + i)];
+            }
         }
         launches.push_back(l);
     }

@@ -1,8 +1,12 @@
-// Implicit-GEMM convolution on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a), forward pass
-// (kernels/conv_wgmma.h). The GEMM is the mma.sync forward's (kernels/conv_igemm.cu), per group
-// D[M x Ng] = A[M x Kg] * B[Kg x Ng], A gathered from x by the same cp.async code
-// (kernels/conv_igemm_gather.cuh: 16-byte chunks of 8 channels, zero-filled in the padding), B
-// the KRSC weight's rows, k-contiguous. What changes is who multiplies: instead of 4 warps each
+// Implicit-GEMM convolution on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a), forward and
+// backward-data (kernels/conv_wgmma.h). The GEMMs are the mma.sync kernels' (kernels/conv_igemm.cu),
+// per group D[M x Ng] = A[M x Kg] * B[Kg x Ng], A gathered by the same cp.async code
+// (kernels/conv_igemm_gather.cuh: 16-byte chunks of 8 channels, zero-filled in the padding) from
+// x, or from dy for one phase of the stride's dx positions (kernels/conv_igemm_phases.cuh:
+// sub-pixel, only the taps that reach the phase; uniform phases in one launch); B the weight's
+// rows, k-contiguous: the KRSC weight forward, for backward-data the transposed one with its taps
+// reversed (wgmma reads K-major B for every operand type; b_row_offset). What changes is who
+// multiplies: instead of 4 warps each
 // loading its fragments with ldmatrix and issuing m16n8k16 per 16 x 8 piece, each of 2
 // warpgroups issues wgmma.m64n128k16 straight from shared memory, 64 rows x 128 columns per
 // instruction: no fragment loads, one instruction per 16-deep k step per warpgroup.
@@ -31,10 +35,12 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "convkit/error.h"
 #include "cuda/cuda_runtime.h"
 #include "kernels/conv_igemm_gather.cuh"
+#include "kernels/conv_igemm_phases.cuh"
 #include "kernels/conv_igemm_support.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
@@ -100,9 +106,26 @@ __device__ inline int swizzled_128(int row, int chunk) {
     return row * 128 + ((chunk ^ (row & 7)) << 4);
 }
 
-// Issues the cp.async copies of k tile `kt` into `stage`: A (the gathered x rows), then B (the
-// filter rows j, w[j, tap, c] k-contiguous).
-template <class Tile, IgemmOperand Operand>
+// Where row j of B (column j of the GEMM, in `group`) holds k: forward, w[j, tap, c] of the KRSC
+// weight, k = (tap, c) contiguous; backward-data, w[kout, tap(u), j] for k = (u, kout), read from
+// the weight kernels::backward_data_conv_weight writes, w'[j, taps - 1 - tap, kout]: each row's
+// kout contiguous per tap, the taps reversed (phase_filter_tap: the phase's taps).
+template <Pass P>
+__device__ inline std::int64_t b_row_offset(const IgemmParams& p, int group, int j, int k) {
+    if constexpr (P == Pass::Forward) {
+        return static_cast<std::int64_t>(group * p.out_group + j) * p.gemm_k + k;
+    } else {
+        const int source_group = p.source_group.divisor();
+        const int u = p.source_group.divide(k), kout = k - u * source_group;
+        const int reversed_tap = p.filter_taps - 1 - phase_filter_tap(p, split_tap(p, u));
+        return (static_cast<std::int64_t>(group * p.out_group + j) * p.filter_taps + reversed_tap) * source_group +
+               kout;
+    }
+}
+
+// Issues the cp.async copies of k tile `kt` into `stage`: A (the gathered rows of x, or of dy for
+// backward-data), then B (rows j of the weight, k-contiguous per 16-byte chunk).
+template <class Tile, Pass P, IgemmOperand Operand>
 __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows, int block_n, int group, int kt,
                                   unsigned char* stage) {
     using Element = typename OperandFormat<Operand>::Element;
@@ -119,7 +142,7 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
         const int row = first_row + pass * Tile::kRowsPerPass;
         const int j = block_n + row;
         const bool inside = k < p.gemm_k && j < p.out_group;
-        const Element* source = inside ? w + static_cast<std::int64_t>(group * p.out_group + j) * p.gemm_k + k : w;
+        const Element* source = inside ? w + b_row_offset<P>(p, group, j, k) : w;
         ptx::cp_async<16>(b_tile + swizzled_128(row, chunk), source, inside ? 16 : 0);
     }
 }
@@ -163,12 +186,13 @@ __device__ inline void multiply_stage(std::uint64_t a_descriptor, std::uint64_t 
     ptx::wgmma_commit_group();
 }
 
-// grid: x over M tiles, y over N tiles of a group, z over groups.
-template <class Tile, IgemmOperand Operand, IgemmOutput Output>
+// grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
+// z over groups.
+template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams p) {
     unsigned char* raw = dynamic_shared_memory<unsigned char>();
     unsigned char* shared = raw + (Tile::kAtomBytes - ptx::shared_address(raw) % Tile::kAtomBytes) % Tile::kAtomBytes;
-    const int block_m = static_cast<int>(blockIdx.x) * Tile::kBlockM;
+    const int block_m = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM).tile_m * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
     const int group = static_cast<int>(blockIdx.z);
     const int warpgroup = static_cast<int>(threadIdx.x) / 128, t = static_cast<int>(threadIdx.x) % 128;
@@ -184,7 +208,7 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     const std::uint64_t b0 = tile_descriptor(shared + Tile::kTileBytesA);
     const int count = (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>();
     auto stage_of = [&](int kt) { return shared + kt % Tile::kStages * Tile::kStageBytes; };
-    auto load = [&](int kt) { load_stage<Tile, Operand>(p, rows, block_n, group, kt, stage_of(kt)); };
+    auto load = [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, kt, stage_of(kt)); };
     CONVKIT_UNROLL
     for (int s = 0; s < Tile::kPrefetch; ++s) {
         if (s < count) load(s);
@@ -211,11 +235,13 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
 
     // The D fragment (kernels/ptx.cuh): register i = 4j + 2 half + r of thread t at row
-    // 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j + 2 (t % 4) + r of the warpgroup's 64 x N.
+    // 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j + 2 (t % 4) + r of the warpgroup's 64 x N;
+    // row m written at its place in y, or in dx (the phase's position of row m).
     CONVKIT_UNROLL
     for (int half = 0; half < 2; ++half) {
         const int m = block_m + warpgroup * Tile::kWarpgroupM + 16 * (t / 32) + t % 32 / 4 + 8 * half;
         if (m >= p.gemm_m) continue;
+        const std::int64_t row = written_row<P>(p, m);
         CONVKIT_UNROLL
         for (int j = 0; j < Tile::kBlockN / 8; ++j) {
             CONVKIT_UNROLL
@@ -223,45 +249,56 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
                 const int col = block_n + 8 * j + 2 * (t % 4) + r;
                 if (col >= p.out_group) continue;
                 const int channel = group * p.out_group + col;
-                finish_output<Output>(p.epilogue, static_cast<std::int64_t>(m) * p.out_channels + channel, channel,
-                                      acc[4 * j + 2 * half + r]);
+                finish_output<Output>(p.epilogue, row * p.out_channels + channel, channel, acc[4 * j + 2 * half + r]);
             }
         }
     }
 }
 
-template <class Tile, IgemmOperand Operand, IgemmOutput Output>
-void launch_forward(const IgemmParams& p, int groups, cudaStream_t stream) {
-    const LaunchShape shape{
-        dim3(static_cast<unsigned>((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM),
-             static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN), static_cast<unsigned>(groups)),
-        dim3(Tile::kThreads), Tile::kSharedBytes, true};
-    launch<conv_wgmma_kernel<Tile, Operand, Output>>(shape, stream, p);
+// Blocks of a launch of p: phases x M tiles, N tiles of a group, groups.
+template <class Tile>
+dim3 grid_of(const IgemmParams& p, std::int64_t groups) {
+    return dim3(static_cast<unsigned>(p.phases * ((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM)),
+                static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN),
+                static_cast<unsigned>(groups));
 }
 
-template <class Tile, IgemmOperand Operand>
+template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
+void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
+    const LaunchShape shape{grid_of<Tile>(p, groups), dim3(Tile::kThreads), Tile::kSharedBytes, true};
+    launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p);
+}
+
+template <class Tile, Pass P, IgemmOperand Operand>
 void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaStream_t stream) {
     switch (output) {
         case IgemmOutput::BFloat16:
-            return launch_forward<Tile, Operand, IgemmOutput::BFloat16>(p, groups, stream);
+            return launch_pass<Tile, P, Operand, IgemmOutput::BFloat16>(p, groups, stream);
         case IgemmOutput::Float16:
-            return launch_forward<Tile, Operand, IgemmOutput::Float16>(p, groups, stream);
+            return launch_pass<Tile, P, Operand, IgemmOutput::Float16>(p, groups, stream);
         case IgemmOutput::Float32:
-            return launch_forward<Tile, Operand, IgemmOutput::Float32>(p, groups, stream);
+            return launch_pass<Tile, P, Operand, IgemmOutput::Float32>(p, groups, stream);
     }
 }
 
 // tf32 operands come from float32 tensors and write float32 (check_call refuses other outputs).
-template <class Tile>
+template <class Tile, Pass P>
 void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
     switch (operand) {
         case IgemmOperand::BFloat16:
-            return dispatch_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
+            return dispatch_output<Tile, P, IgemmOperand::BFloat16>(p, groups, output, stream);
         case IgemmOperand::Float16:
-            return dispatch_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
+            return dispatch_output<Tile, P, IgemmOperand::Float16>(p, groups, output, stream);
         case IgemmOperand::TensorFloat32:
-            return launch_forward<Tile, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
+            return launch_pass<Tile, P, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
     }
+}
+
+// The launch of p on the tile its GEMM's columns (channels written per group) take.
+template <Pass P>
+void dispatch_tile(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
+    if (narrow(p.out_group)) return dispatch_operand<WgmmaNarrowTile, P>(p, groups, operand, output, stream);
+    dispatch_operand<WgmmaWideTile, P>(p, groups, operand, output, stream);
 }
 
 std::int64_t k_tiles(const IgemmConvShape& s, IgemmOperand operand) {
@@ -274,6 +311,22 @@ std::int64_t k_tiles(const IgemmConvShape& s, IgemmOperand operand) {
 
 std::int64_t columns(const IgemmConvShape& s) {
     return s.out_channels / std::max<std::int64_t>(s.groups, 1);
+}
+
+// The checks of both launchers: shape and operand supported, pointers, output type, this build.
+void check_launch(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* a,
+                  const void* w, const void* out, const char* a_name, const char* out_name) {
+    if (const std::string why = conv_wgmma_unsupported_reason(s, operand); !why.empty())
+        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
+    check_call(op, s, operand, output, a, w, out, a_name, "w", out_name);
+    if (!conv_wgmma_built())
+        throw NotSupported(std::string(op) + ": this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90)");
+}
+
+// Blocks of a launch of p on the tile its columns take.
+std::int64_t blocks_of(const IgemmParams& p, std::int64_t groups) {
+    const dim3 grid = narrow(p.out_group) ? grid_of<WgmmaNarrowTile>(p, groups) : grid_of<WgmmaWideTile>(p, groups);
+    return std::int64_t{grid.x} * grid.y * grid.z;
 }
 }  // namespace
 
@@ -298,27 +351,33 @@ int conv_wgmma_tile_columns(const IgemmConvShape& s) {
 }
 
 std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& s) {
-    const auto o = s.output();
-    const std::int64_t m = s.batch * o[0] * o[1] * o[2], n = columns(s), tile_n = conv_wgmma_tile_columns(s);
-    return (m + WgmmaWideTile::kBlockM - 1) / WgmmaWideTile::kBlockM * ((n + tile_n - 1) / tile_n) * s.groups;
+    return blocks_of(forward_params(s, dims3(s), nullptr, nullptr, {}, nullptr), s.groups);
 }
 
 std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& s, IgemmOperand operand) {
     return conv_wgmma_forward_blocks(s) * k_tiles(s, operand) * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
 }
 
+std::vector<std::int64_t> conv_wgmma_backward_data_blocks(const IgemmConvShape& s) {
+    std::vector<std::int64_t> blocks;
+    if (!conv_wgmma_unsupported_reason(s, IgemmOperand::BFloat16).empty()) return blocks;
+    for (const BackwardDataGemm& gemm : backward_data_gemms(s, nullptr, nullptr, {}, nullptr))
+        blocks.push_back(blocks_of(gemm.params, s.groups));
+    return blocks;
+}
+
 void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* x, const void* w,
                         const IgemmEpilogue& epilogue, void* y, Stream stream) {
-    const char* op = "conv_wgmma_forward";
-    if (const std::string why = conv_wgmma_unsupported_reason(s, operand); !why.empty())
-        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
-    check_call(op, s, operand, output, x, w, y, "x", "w", "y");
-    if (!conv_wgmma_built())
-        throw NotSupported(std::string(op) + ": this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90)");
-    const IgemmParams p = forward_params(s, dims3(s), x, w, epilogue, y);
-    const cudaStream_t cuda_stream = detail::to_cuda(stream);
-    if (narrow(columns(s))) return dispatch_operand<WgmmaNarrowTile>(p, i32(s.groups), operand, output, cuda_stream);
-    dispatch_operand<WgmmaWideTile>(p, i32(s.groups), operand, output, cuda_stream);
+    check_launch("conv_wgmma_forward", s, operand, output, x, w, y, "x", "y");
+    dispatch_tile<Pass::Forward>(forward_params(s, dims3(s), x, w, epilogue, y), i32(s.groups), operand, output,
+                                 detail::to_cuda(stream));
+}
+
+void conv_wgmma_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* dy,
+                              const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream) {
+    check_launch("conv_wgmma_backward_data", s, operand, output, dy, w, dx, "dy", "dx");
+    for (const BackwardDataGemm& gemm : backward_data_gemms(s, dy, w, epilogue, dx))
+        dispatch_tile<Pass::BackwardData>(gemm.params, i32(s.groups), operand, output, detail::to_cuda(stream));
 }
 
 CONVKIT_KERNELS_END

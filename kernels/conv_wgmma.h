@@ -1,13 +1,15 @@
 #pragma once
-// Launcher of the warpgroup-MMA (wgmma, sm_90a) implicit-GEMM convolution, forward pass only
-// (kernels/conv_wgmma.cu). The same layouts, geometry and fused epilogue as the mma.sync kernels
-// (kernels/conv_igemm.h: x channels-last, w KRSC, y channels-last, bias float32, residual like
-// y, ReLU): bf16 or f16 operands with float32 accumulation and bf16/f16/f32 outputs, or tf32
-// operands (float32 tensors, rounded to nearest in shared memory) with a float32 output. Plain
-// C++: host code calls it without CUDA headers.
+// Launchers of the warpgroup-MMA (wgmma, sm_90a) implicit-GEMM convolution, forward and
+// backward-data (kernels/conv_wgmma.cu). The same layouts, geometry and fused epilogue as the
+// mma.sync kernels (kernels/conv_igemm.h: x, y, dy and dx channels-last, bias float32, residual
+// like the output, ReLU), except backward-data's weight (below): bf16 or f16 operands with
+// float32 accumulation and bf16/f16/f32 outputs, or tf32 operands (float32 tensors, rounded to
+// nearest in shared memory) with a float32 output. Plain C++: host code calls it without CUDA
+// headers.
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "convkit/device.h"
 #include "kernels/conv_igemm.h"
@@ -15,7 +17,8 @@
 
 CONVKIT_KERNELS_BEGIN
 
-// Why conv_wgmma_forward cannot run `shape` with `operand` (empty when it can): those of
+// Why conv_wgmma_forward and conv_wgmma_backward_data cannot run `shape` (the convolution's, for
+// both) with `operand` (empty when they can): those of
 // conv_igemm_unsupported_reason (channels per group a multiple of 8, or 4 for tf32, 32-bit GEMM sizes).
 std::string conv_wgmma_unsupported_reason(const IgemmConvShape& shape, IgemmOperand operand);
 
@@ -24,10 +27,11 @@ std::string conv_wgmma_unsupported_reason(const IgemmConvShape& shape, IgemmOper
 // emulator; elsewhere its wgmma instructions are __trap() and it must not be launched.
 bool conv_wgmma_built();
 
-// The block tile's columns for `shape`: 128, or 64 where a group has at most 64 output channels.
+// The forward's block tile columns for `shape`: 128, or 64 where a group has at most 64 output
+// channels (backward-data's tile by its input channels a group, alike).
 int conv_wgmma_tile_columns(const IgemmConvShape& shape);
 
-// Dynamic shared memory of a launch of `shape` (4 stages of 128 x 128-byte A and N x 128-byte B
+// Dynamic shared memory of a forward launch of `shape` (4 stages of 128 x 128-byte A and N x 128-byte B
 // rows, whatever the operand, and 1 KiB of alignment slack; the launcher opts in above 48 KiB).
 std::size_t conv_wgmma_shared_bytes(const IgemmConvShape& shape);
 
@@ -37,11 +41,27 @@ std::size_t conv_wgmma_shared_bytes(const IgemmConvShape& shape);
 std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& shape);
 std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& shape, IgemmOperand operand);
 
+// Blocks of each launch of a backward-data of `shape`, in launch order (empty where refused):
+// one launch of all the stride's phases where they are uniform (2x2/2, 4x4/2 on inputs a
+// multiple of the stride: each block finds its phase), else one per phase with positions
+// (kernels/conv_igemm_phases.cuh; stride 1 is one phase).
+std::vector<std::int64_t> conv_wgmma_backward_data_blocks(const IgemmConvShape& shape);
+
 // y = epilogue(conv(x, w)). Throws NotSupported with conv_wgmma_unsupported_reason() when the
 // shape or operand is refused, InvalidArgument for null x, w or y, or for x or w not 16-byte
 // aligned (cp.async vectors). Needs a device of compute capability 9.0 exactly
 // and conv_wgmma_built() (a build without it throws NotSupported).
 void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, const void* x,
                         const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
+
+// dx = epilogue(conv^T(dy, w)) for the convolution `shape` (dy has its output's size, dx its
+// input's), every dx position written, sub-pixel: per phase of the stride only the taps that
+// reach it are gathered and multiplied (a phase no tap reaches gets the epilogue of 0). `w` is
+// the weight kernels::backward_data_conv_weight writes from the convolution's [K, C/g, taps]:
+// per group [C/g, taps reversed, K/g], so that B's rows (dx channels) are k-contiguous for the
+// tensor cores, which read K-major tiles only (tf32 has no transposed form). Throws as
+// conv_wgmma_forward.
+void conv_wgmma_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, const void* dy,
+                              const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream);
 
 CONVKIT_KERNELS_END

@@ -2,12 +2,12 @@
 // kernels/conv_wgmma.cu, sm_90a) through the registry and the public ops on a CUDA device (label
 // gpu): an H100/H200, or the emulated device, which reports compute capability 9.0. It is not the
 // default policy's choice for any pass; named, the public forward runs on it with bias and the
-// fused residual and ReLU, and backward-data at stride 1 (a forward over dy with the weight
-// kernels::backward_data_conv_weight makes: the kernel against a host loop) with its transposed
+// fused residual and ReLU, and backward-data (sub-pixel per phase of the stride, with the weight
+// kernels::backward_data_conv_weight makes: that kernel against a host loop) with its transposed
 // convolution's bias and epilogue, against the same ops on float64 host tensors; the passes and
 // problems it does not run are refused when named, each with its reason (float32 under strict math,
-// contiguous activations, channels off the 16-byte vector, a strided or over-padded
-// backward-data). Float32 tensors run as tf32 where the math mode allows it. Elsewhere
+// contiguous activations, channels off the 16-byte vector, other padding modes). Float32 tensors
+// run as tf32 where the math mode allows it. Elsewhere
 // (no device of compute capability 9.0) the tests that run it skip. The kernel itself:
 // tests/emu/test_emu_wgmma.cpp; the sweep of every variant: test_variant_sweep.cpp.
 #include <gtest/gtest.h>
@@ -113,9 +113,8 @@ TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndOtherPassesAreRefused) {
     for (ConvPass pass : {ConvPass::BackwardFilter, ConvPass::BackwardBias}) {
         EXPECT_NE(reason_of(p, pass).find("does not implement it"), std::string::npos) << reason_of(p, pass);
     }
-    // This convolution has stride 2: its backward-data has phases the forward kernel cannot write.
-    EXPECT_NE(reason_of(p, ConvPass::BackwardData).find("stride 1 only"), std::string::npos)
-        << reason_of(p, ConvPass::BackwardData);
+    // This convolution has stride 2: its backward-data runs per phase.
+    EXPECT_EQ(reason_of(p, ConvPass::BackwardData), "");
 }
 
 // The backward-data weight: per group, [out, in, kd, kh, kw] becomes [in, kd, kh, kw, out] with
@@ -162,10 +161,11 @@ TEST_F(CudaWgmmaConv, BackwardDataWeightSwapsEachGroupsChannelsAndFlipsEveryTap)
     }
 }
 
-// Named: backward-data at stride 1 as the transposed convolution's forward (its bias, residual and
-// ReLU fused) and as the convolution's gradient, 1-D to 3-D, with groups, dilation and padding
-// from none to the kernel's reach, against the float64 host ops.
-TEST_F(CudaWgmmaConv, NamedBackwardDataAtStrideOneMatchesTheReference) {
+// Named: backward-data as the transposed convolution's forward (its bias, residual and ReLU
+// fused) and as the convolution's gradient, 1-D to 3-D, with groups, dilation and padding from
+// none to past the kernel's reach, at stride 1 and per phase of a stride (uniform phases in one
+// launch, unequal ones, phases no tap reaches), against the float64 host ops.
+TEST_F(CudaWgmmaConv, NamedBackwardDataMatchesTheReference) {
     CONVKIT_SEEDED_RNG(rng);
     struct Case {
         const char* label;
@@ -177,6 +177,15 @@ TEST_F(CudaWgmmaConv, NamedBackwardDataAtStrideOneMatchesTheReference) {
         {"2d 1x1", ConvParams(2), Shape{1, 16, 5, 9}, Shape{16, 24, 1, 1}},
         {"1d k5 dilation 2 padding 0", ConvParams(1).set_dilation(2), Shape{2, 8, 11}, Shape{8, 16, 5}},
         {"3d 3x3x3 padding 2 (full)", ConvParams(3).set_padding(2), Shape{1, 8, 3, 4, 5}, Shape{8, 8, 3, 3, 3}},
+        {"2d 3x3 padding 3 (past the reach)", ConvParams(2).set_padding(3), Shape{1, 16, 9, 9}, Shape{16, 8, 3, 3}},
+        {"2d 4x4/2 padding 1 (DCGAN, uniform)", ConvParams(2).set_padding(1).set_stride(2), Shape{2, 32, 6, 5},
+         Shape{32, 16, 4, 4}},
+        {"2d 3x3/2 padding 1 groups 2 (unequal phases)", ConvParams(2).set_padding(1).set_stride(2).set_groups(2),
+         Shape{2, 16, 5, 4}, Shape{16, 8, 3, 3}},
+        {"2d 1x1/2 (phases without taps)", ConvParams(2).set_stride(2), Shape{1, 32, 4, 4}, Shape{32, 16, 1, 1}},
+        {"3d 2x2x2/2 (8 uniform phases)", ConvParams(3).set_stride(2), Shape{1, 16, 3, 2, 4}, Shape{16, 8, 2, 2, 2}},
+        {"1d k5/3 dilation 2", ConvParams(1).set_stride(3).set_dilation(2).set_padding(2), Shape{2, 8, 9},
+         Shape{8, 24, 5}},
     };
     for (const Case& c : cases) {
         SCOPED_TRACE(c.label);
@@ -226,24 +235,6 @@ TEST_F(CudaWgmmaConv, RefusesWithTheReason) {
                                    DType::BFloat16, MemoryFormat::ChannelsLast),
                         ConvPass::Forward)
                   .find("zeros padding"),
-              std::string::npos);
-}
-
-// Backward-data's own refusals: a stride (its phases), and padding past the kernel's reach (the
-// forward over dy would need negative padding).
-TEST_F(CudaWgmmaConv, RefusesBackwardDataItCannotRunAsAForward) {
-    const Shape x{2, 16, 8, 8}, w{16, 16, 3, 3};
-    EXPECT_EQ(reason_of(problem_of(x, w, ConvParams(2).set_padding(2), DType::BFloat16, MemoryFormat::ChannelsLast),
-                        ConvPass::BackwardData),
-              "");
-    EXPECT_NE(reason_of(problem_of(x, w, ConvParams(2).set_padding(1).set_stride({1, 2}), DType::BFloat16,
-                                   MemoryFormat::ChannelsLast),
-                        ConvPass::BackwardData)
-                  .find("stride 1 only"),
-              std::string::npos);
-    EXPECT_NE(reason_of(problem_of(x, w, ConvParams(2).set_padding(3), DType::BFloat16, MemoryFormat::ChannelsLast),
-                        ConvPass::BackwardData)
-                  .find("padding up to the kernel's reach"),
               std::string::npos);
 }
 

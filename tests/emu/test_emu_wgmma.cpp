@@ -98,6 +98,125 @@ TEST_P(WgmmaSweep, MatchesTheDefinition) {
 
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaSweep, ::testing::ValuesIn(sweep()), case_test_name);
 
+// ---- backward-data ------------------------------------------------------------------------
+
+// The weight conv_wgmma_backward_data reads, from the problem's KRSC one (w[k, tap, c], k and c
+// over all groups): per group [c, taps reversed, k] (what kernels::backward_data_conv_weight
+// writes from convkit's [K, C/g, taps]; written here from the definition, independently).
+OperandData backward_data_weight(const Case& cs, const OperandData& krsc) {
+    const IgemmConvShape& s = cs.shape;
+    std::int64_t taps = 1;
+    for (int i = 0; i < s.rank; ++i) taps *= s.kernel[static_cast<std::size_t>(i)];
+    const std::int64_t cg = s.in_channels / s.groups, kg = s.out_channels / s.groups;
+    OperandData out;
+    out.bits16.resize(krsc.bits16.size());
+    out.values32.resize(krsc.values32.size());
+    for (std::int64_t k = 0; k < s.out_channels; ++k) {
+        const std::int64_t g = k / kg, kk = k % kg;
+        for (std::int64_t tap = 0; tap < taps; ++tap) {
+            for (std::int64_t c = 0; c < cg; ++c) {
+                const auto from = static_cast<std::size_t>((k * taps + tap) * cg + c);
+                const auto to = static_cast<std::size_t>(((g * cg + c) * taps + taps - 1 - tap) * kg + kk);
+                if (krsc.values32.empty()) {
+                    out.bits16[to] = krsc.bits16[from];
+                } else {
+                    out.values32[to] = krsc.values32[from];
+                }
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<double> run_backward_data(const Case& cs, const Problem& p) {
+    const OperandData w = backward_data_weight(cs, p.second);
+    return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* dx) {
+        kernels::conv_wgmma_backward_data(cs.shape, cs.operand, cs.output, p.first.data(), w.data(), epilogue, dx,
+                                          Stream{});
+    });
+}
+
+Case backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, bool bias, bool residual,
+                   bool relu) {
+    return {s, kLarge, operand, output, bias, residual, relu, Direction::BackwardData};
+}
+
+// The GEMM of a phase: M = N x the phase's dx positions, N = C/g (the tile: 128 columns past 64,
+// else 64), K = the phase's taps x K/g. Stride 1 (one phase, every tap), uniform phases (one
+// launch: 2x2/2, 4x4/2, 2x2x2/2 on inputs a multiple of the stride), phases of unequal taps
+// (3x3/2), phases no tap reaches (1x1/2, 1-D k3/4), dilation with the stride (gcd 2), padding
+// past the kernel's reach; M, N and K at and past the tiles' edges; groups; every operand.
+const std::vector<Case>& backward_data_sweep() {
+    static const std::vector<Case> cases = {
+        // Stride 1: 3x3 'same' with groups; dilated unpadded; padding 3 past the 3x3's reach 2.
+        backward_data(shape(2, 2, 32, 48, 2, {9, 8}, {3, 3}, {1, 1}, {1, 1}), kBF, kToF32, true, false, false),
+        backward_data(shape(1, 2, 24, 16, 1, {20}, {5}, {1}, {0}, {2}), kF16, kToF16, false, true, true),
+        backward_data(shape(2, 1, 16, 16, 1, {5, 5}, {3, 3}, {1, 1}, {3, 3}), kBF, kToBF, true, true, false),
+        // Uniform phases, one launch: 2x2/2 (1 tap a phase), 4x4/2 pad 1 (DCGAN: 4 taps a phase,
+        // M = 2 x 16 x 16 / 4 = 128 a phase exactly), 3-D 2x2x2/2 (8 phases), C/g = 136 past the wide tile.
+        backward_data(shape(2, 2, 136, 16, 1, {10, 12}, {2, 2}, {2, 2}), kBF, kToBF, true, true, true),
+        backward_data(shape(2, 2, 64, 32, 1, {16, 16}, {4, 4}, {2, 2}, {1, 1}), kF16, kToF32, false, false, true),
+        backward_data(shape(3, 1, 16, 32, 1, {4, 6, 8}, {2, 2, 2}, {2, 2, 2}), kBF, kToF32, true, false, false),
+        // 3x3/2 pad 1 (phases of 1, 2, 2 and 4 taps: a launch each), odd input, M past 128 a
+        // phase (2 x 17 x 17: 162 rows in the largest), K/g = 72 (phase K up to 288).
+        backward_data(shape(2, 2, 24, 72, 1, {17, 17}, {3, 3}, {2, 2}, {1, 1}), kBF, kToF16, true, false, true),
+        // 1x1/2 (the downsample: 3 of 4 phases have no tap, their dx the epilogue of 0).
+        backward_data(shape(2, 2, 64, 128, 1, {7, 8}, {1, 1}, {2, 2}), kF16, kToF16, true, true, false),
+        // 1-D k3 stride 4 (a phase of no tap), dilation 2 with stride 2 (gcd 2: taps a step of 1).
+        backward_data(shape(1, 2, 8, 16, 1, {23}, {3}, {4}, {1}), kBF, kToF32, false, true, false),
+        backward_data(shape(2, 1, 16, 8, 1, {13, 12}, {3, 3}, {2, 2}, {2, 1}, {2, 2}), kF16, kToBF, true, false, true),
+        // Long K through the ring (256 x 9 / 64 = 36 k tiles), groups of 8 channels.
+        backward_data(shape(2, 1, 16, 256, 1, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kBF, kToF32, false, false, false),
+        backward_data(shape(2, 1, 32, 64, 4, {7, 7}, {3, 3}, {2, 2}, {1, 1}), kF16, kToF32, true, true, true),
+        // tf32: stride 1, uniform 4x4/2, 3x3/2 with 2 groups (24 dx channels, 12 dy channels each).
+        backward_data(shape(2, 2, 12, 20, 1, {9, 8}, {3, 3}, {1, 1}, {1, 1}), kTF32, kToF32, true, true, false),
+        backward_data(shape(2, 1, 40, 36, 1, {12, 12}, {4, 4}, {2, 2}, {1, 1}), kTF32, kToF32, false, false, true),
+        backward_data(shape(2, 2, 48, 24, 2, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kTF32, kToF32, true, false, false),
+    };
+    return cases;
+}
+
+class WgmmaBackwardDataSweep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(WgmmaBackwardDataSweep, MatchesTheDefinition) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Case& cs = GetParam();
+    const Problem p = make_problem(cs, rng, false);
+    EXPECT_LT(relative_error(run_backward_data(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Emu, WgmmaBackwardDataSweep, ::testing::ValuesIn(backward_data_sweep()), case_test_name);
+
+TEST(EmuWgmmaConv, BackwardDataSmallIntegersBitForBit) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (Case cs : backward_data_sweep()) {
+        cs.output = kToF32;
+        const Problem p = make_problem(cs, rng, true);
+        EXPECT_EQ(differing(run_backward_data(cs, p), p.expected), 0u) << name_of(cs);
+    }
+}
+
+// The launches: stride 1 one; uniform phases one of all of them (each block its phase); unequal
+// phases one each, phases without positions left out; blocks as the tiles divide each GEMM.
+TEST(EmuWgmmaConv, BackwardDataLaunchesPerPhase) {
+    using Blocks = std::vector<std::int64_t>;
+    // 3x3 'same', 2 x 9 x 8 = 144 rows: 2 M tiles of 128; 48 columns: one of the narrow tile's.
+    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[0].shape), (Blocks{2 * 1 * 2}));
+    // 4x4/2 on 16 x 16: 4 phases of 2 x 8 x 8 = 128 rows, one launch.
+    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[4].shape), (Blocks{4}));
+    // 2x2x2/2: 8 phases of 2 x 3 x 4 = 24 rows, one launch; C = 16 one narrow column tile.
+    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[5].shape), (Blocks{8}));
+    // 2x2/2 with C = 136: 4 phases of 2 x 5 x 6 rows, 2 column tiles of 128.
+    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[3].shape), (Blocks{8}));
+    // 3x3/2 on 17 x 17: phases of 9 x 9, 9 x 8, 8 x 9, 8 x 8 positions (x 2 images): 162, 144, 144
+    // and 128 rows, a launch each; 72 columns, one wide tile.
+    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[6].shape), (Blocks{2, 2, 2, 1}));
+    // 1-D k3 stride 4 on 23: phases 0-3 of 6, 6, 6, 5 positions, each its own launch.
+    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[8].shape), (Blocks{1, 1, 1, 1}));
+    // Refused shapes have no launches.
+    EXPECT_TRUE(kernels::conv_wgmma_backward_data_blocks(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3})).empty());
+}
+
 // Small integers: every product and sum is exact in float, so the float output must equal the
 // definition bit for bit on every case of the sweep (each with its own operand: the sweep
 // alternates bf16 and f16).
