@@ -338,7 +338,8 @@ __device__ inline void fence_proxy_async_shared() {
 #define CONVKIT_WGMMA_D32(i) \
     CONVKIT_WGMMA_D8(i), CONVKIT_WGMMA_D8(i + 8), CONVKIT_WGMMA_D8(i + 16), CONVKIT_WGMMA_D8(i + 24)
 // scale-d is a predicate: set from the register operand; imm-scale-a/b 1; `transposes`: ", 0, 0"
-// (imm-trans-a/b: K-major) for bf16/f16, "" for tf32 (which has no transpose operands: K-major only).
+// (imm-trans-a/b: K-major) or ", 1, 1" (MN-major) for bf16/f16, "" for tf32 (which has no transpose
+// operands: K-major only).
 #define CONVKIT_WGMMA(instruction, registers, operands, scale, transposes, ...)                              \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " scale ", 0;\nwgmma.mma_async.sync.aligned." instruction \
                  " " registers ", " operands ", p, 1, 1" transposes ";\n}\n"                                 \
@@ -362,27 +363,46 @@ __device__ inline void fence_proxy_async_shared() {
 // m64nNk8.f32.tf32.tf32 (operands in shared memory as 32-bit words whose 13 low mantissa bits the
 // tensor cores ignore: round them with round_to_tf32 first). d = a * b (+ d when `accumulate`,
 // the scale-d operand); a and b descriptors of K-major shared tiles (32 bytes of k a row either
-// way).
-template <WgmmaOperands Operands, int N>
+// way), or with MnMajor (16-bit operands only: imm-trans-a and imm-trans-b 1, both operands)
+// of MN-major ones (kernels/wgmma_descriptor.h: a k16 step is 16 k-rows).
+template <WgmmaOperands Operands, int N, bool MnMajor = false>
 __device__ inline void wgmma_mma_async(float (&d)[N / 2], std::uint64_t a_descriptor, std::uint64_t b_descriptor,
                                        bool accumulate) {
     static_assert(N == 64 || N == 128, "wgmma_mma_async: device code for N = 64 and 128 only");
+    static_assert(!MnMajor || Operands != WgmmaOperands::TensorFloat32, "tf32 operands are K-major only");
 #if defined(CONVKIT_CPU_EMULATION)
     constexpr emu::ptx::MmaInput input = Operands == WgmmaOperands::BFloat16  ? emu::ptx::MmaInput::BFloat16
                                          : Operands == WgmmaOperands::Float16 ? emu::ptx::MmaInput::Float16
                                                                               : emu::ptx::MmaInput::TensorFloat32;
-    emu::ptx::wgmma_mma_async(input, N, d, a_descriptor, b_descriptor, accumulate, std::source_location::current());
+    emu::ptx::wgmma_mma_async(input, N, d, a_descriptor, b_descriptor, accumulate, MnMajor, MnMajor,
+                              std::source_location::current());
 #elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
     if constexpr (N == 64 && Operands == WgmmaOperands::BFloat16) {
-        CONVKIT_WGMMA_N64("m64n64k16.f32.bf16.bf16", ", 0, 0");
+        if constexpr (MnMajor) {
+            CONVKIT_WGMMA_N64("m64n64k16.f32.bf16.bf16", ", 1, 1");
+        } else {
+            CONVKIT_WGMMA_N64("m64n64k16.f32.bf16.bf16", ", 0, 0");
+        }
     } else if constexpr (N == 64 && Operands == WgmmaOperands::Float16) {
-        CONVKIT_WGMMA_N64("m64n64k16.f32.f16.f16", ", 0, 0");
+        if constexpr (MnMajor) {
+            CONVKIT_WGMMA_N64("m64n64k16.f32.f16.f16", ", 1, 1");
+        } else {
+            CONVKIT_WGMMA_N64("m64n64k16.f32.f16.f16", ", 0, 0");
+        }
     } else if constexpr (N == 64) {
         CONVKIT_WGMMA_N64("m64n64k8.f32.tf32.tf32", "");
     } else if constexpr (Operands == WgmmaOperands::BFloat16) {
-        CONVKIT_WGMMA_N128("m64n128k16.f32.bf16.bf16", ", 0, 0");
+        if constexpr (MnMajor) {
+            CONVKIT_WGMMA_N128("m64n128k16.f32.bf16.bf16", ", 1, 1");
+        } else {
+            CONVKIT_WGMMA_N128("m64n128k16.f32.bf16.bf16", ", 0, 0");
+        }
     } else if constexpr (Operands == WgmmaOperands::Float16) {
-        CONVKIT_WGMMA_N128("m64n128k16.f32.f16.f16", ", 0, 0");
+        if constexpr (MnMajor) {
+            CONVKIT_WGMMA_N128("m64n128k16.f32.f16.f16", ", 1, 1");
+        } else {
+            CONVKIT_WGMMA_N128("m64n128k16.f32.f16.f16", ", 0, 0");
+        }
     } else {
         CONVKIT_WGMMA_N128("m64n128k8.f32.tf32.tf32", "");
     }

@@ -13,8 +13,7 @@
 //   bits 62-63  swizzle: 0 none, 1 128-byte, 2 64-byte, 3 32-byte
 // The address is a shared-window address (cvta.to.shared), not a generic pointer.
 //
-// What the offsets mean for K-major operands (both transpose flags 0, the only form the wrappers
-// issue), PTX ISA "Shared Memory Matrix Layout" / "Strides" and CUTLASS's canonical GMMA K-major
+// What the offsets mean for K-major operands (transpose flag 0), PTX ISA "Shared Memory Matrix Layout" / "Strides" and CUTLASS's canonical GMMA K-major
 // layouts (cute/atom/mma_traits_sm90_gmma.hpp), element (row r of M or N, column k):
 //   no swizzle: 8x16-byte "core matrices" of 8 rows x 16 contiguous bytes (rows 16 bytes apart);
 //               core matrices adjacent in K are LBO bytes apart, adjacent in M/N SBO bytes apart:
@@ -27,6 +26,19 @@
 // with e the element size in bytes. The swizzle reads absolute address bits, so a swizzled tile
 // starts on a multiple of 8 * W bytes (1024 for 128-byte) and a k step inside it moves the start
 // address by k * e bytes.
+//
+// MN-major operands (the transpose flag 1; 16-bit types only, tf32 has no transposed form), after
+// CUTLASS's canonical GMMA MN-major layouts (make_gmma_desc<Major::MN>: in 16-byte units
+// ((8,n),(8,k)):((1,LBO),(8,SBO)) for the 128-byte swizzle, ((1,n),(8,k)):((X,SBO),(1,LBO))
+// without), element (row r of M or N, column k):
+//   no swizzle: core matrices of 8 k-rows x 16 bytes of M/N (8 16-bit values) contiguous;
+//               adjacent in M/N SBO bytes apart, adjacent in K (8 k-rows on) LBO bytes apart:
+//               start + (r * e / 16) * SBO + (r * e) % 16 + (k % 8) * 16 + (k / 8) * LBO.
+//   W-byte swizzle: rows of W bytes along M/N, one per k, 8 k-rows W bytes apart, the next 8 k-rows
+//               SBO bytes on, the next W bytes of M/N LBO bytes on (LBO and SBO trade meanings
+//               with the K-major case), then the same XOR:
+//               a = start + (r * e / W) * LBO + (k / 8) * SBO + (k % 8) * W + (r * e) % W.
+// A k16 step of an MN-major tile is two groups of 8 k-rows: the start address moves by 2 * SBO.
 #include <cstdint>
 
 namespace convkit::wgmma {
@@ -79,6 +91,19 @@ constexpr Descriptor decode_descriptor(std::uint64_t d) {
     return {static_cast<std::uint32_t>(d & 0x3FFFu) << 4, static_cast<std::uint32_t>(d >> 16 & 0x3FFFu) << 4,
             static_cast<std::uint32_t>(d >> 32 & 0x3FFFu) << 4, static_cast<std::uint32_t>(d >> 49 & 0x7u),
             static_cast<Swizzle>(d >> 62 & 0x3u)};
+}
+
+// Where element (row, k) of an MN-major operand lies (shared-window address), per the layouts above.
+constexpr std::uint32_t mn_major_element_address(const Descriptor& d, int row, int k, int element_bytes) {
+    const auto r_bytes = static_cast<std::uint32_t>(row * element_bytes);
+    const auto kk = static_cast<std::uint32_t>(k);
+    if (d.swizzle == Swizzle::None)
+        return d.start_address + r_bytes / 16 * d.stride_byte_offset + r_bytes % 16 + kk % 8 * 16 +
+               kk / 8 * d.leading_byte_offset;
+    const std::uint32_t width = swizzle_width_bytes(d.swizzle);
+    return swizzled_address(d.start_address + r_bytes / width * d.leading_byte_offset + kk / 8 * d.stride_byte_offset +
+                                kk % 8 * width + r_bytes % width,
+                            d.swizzle);
 }
 
 // Where element (row, k) of a K-major operand lies (shared-window address), per the layouts above.

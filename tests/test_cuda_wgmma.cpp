@@ -32,13 +32,14 @@ T* device_copy(const std::vector<T>& host) {
     return static_cast<T*>(p);
 }
 
-std::vector<float> run_on_gpu(const testing::WgmmaProblem& p) {
+std::vector<float> run_on_gpu(const testing::WgmmaProblem& p, bool mn_major) {
     unsigned char* a = device_copy(p.a);
     unsigned char* b = device_copy(p.b_transposed);
     float* c = device_copy(p.c);
     float* d = device_copy(std::vector<float>(p.expected.size(), 0.0f));
     EXPECT_EQ(cudaMemset(d, 0xff, p.expected.size() * sizeof(float)), cudaSuccess);  // NaN
-    kernels::emu_tests::wgmma_gemm(p.operand, p.n, p.k, p.swizzle128, a, b, c, d);
+    kernels::emu_tests::wgmma_gemm(p.operand, p.n, p.k, p.swizzle128, a, b, c, d, kernels::emu_tests::WgmmaPlant::None,
+                                   mn_major);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<float> result(p.expected.size());
     EXPECT_EQ(cudaMemcpy(result.data(), d, result.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
@@ -53,6 +54,7 @@ struct WgmmaCase {
     WgmmaOperand operand;
     int n, k;
     bool swizzle128, accumulate, small_integers;
+    bool mn_major = false;  // both operands MN-major (the transpose flags; 16-bit, swizzled)
 };
 
 std::string case_label(const WgmmaCase& c) {
@@ -61,7 +63,7 @@ std::string case_label(const WgmmaCase& c) {
                                                                : "tf32";
     return std::string(operand) + "_n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
            (c.swizzle128 ? "_swizzle128" : "_unswizzled") + (c.accumulate ? "_accumulate" : "_overwrite") +
-           (c.small_integers ? "_integers" : "_random");
+           (c.small_integers ? "_integers" : "_random") + (c.mn_major ? "_mn_major" : "");
 }
 
 std::string case_name(const ::testing::TestParamInfo<WgmmaCase>& info) {
@@ -82,7 +84,7 @@ TEST_P(CudaWgmmaCases, MatchesTheFloat64Product) {
     CONVKIT_SEEDED_RNG(rng);
     const testing::WgmmaProblem p =
         testing::wgmma_problem(c.operand, c.n, c.k, c.swizzle128, c.accumulate, rng, c.small_integers);
-    const double error = testing::product_error(p.expected, run_on_gpu(p));
+    const double error = testing::product_error(p.expected, run_on_gpu(p, c.mn_major));
     if (c.small_integers) {
         EXPECT_EQ(error, 0.0);
     } else {
@@ -97,7 +99,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaWgmmaCases,
                                            WgmmaCase{WgmmaOperand::Float16, 64, 128, true, true, true},
                                            WgmmaCase{WgmmaOperand::Float16, 64, 64, false, false, false},
                                            WgmmaCase{WgmmaOperand::TensorFloat32, 64, 64, true, true, true},
-                                           WgmmaCase{WgmmaOperand::TensorFloat32, 64, 32, false, false, false}),
+                                           WgmmaCase{WgmmaOperand::TensorFloat32, 64, 32, false, false, false},
+                                           WgmmaCase{WgmmaOperand::BFloat16, 128, 64, true, true, true, true},
+                                           WgmmaCase{WgmmaOperand::BFloat16, 64, 64, true, false, false, true},
+                                           WgmmaCase{WgmmaOperand::Float16, 64, 128, true, true, true, true}),
                          case_name);
 
 }  // namespace

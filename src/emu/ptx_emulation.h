@@ -49,12 +49,13 @@ void cp_async_wait_group(int allowed_pending);
 // ---- warpgroup MMA (sm_90a), emu/warpgroup_mma.cpp -----------------------------------------
 // Each is .sync.aligned over the calling thread's warpgroup (128 threads, warps 4g..4g+3) and
 // completes when all of them have arrived. The mma (m64nNk16 for bf16/f16, m64nNk8 for tf32)
-// reads A (64 x k) and B (N x k), both K-major, from the block's dynamic shared memory through
-// the descriptors (kernels/wgmma_descriptor.h) and holds d's new value back until a wait_group
-// covers it (emu/warpgroup_mma.h).
+// reads A (64 x k) and B (N x k), each K-major or (16-bit only: the transpose flags
+// imm-trans-a/b) MN-major, from the block's dynamic shared memory through the descriptors
+// (kernels/wgmma_descriptor.h) and holds d's new value back until a wait_group covers it
+// (emu/warpgroup_mma.h).
 void wgmma_fence(const std::source_location& site);
 void wgmma_mma_async(MmaInput input, int n, float* d, std::uint64_t a_descriptor, std::uint64_t b_descriptor,
-                     bool accumulate, const std::source_location& site);
+                     bool accumulate, bool mn_major_a, bool mn_major_b, const std::source_location& site);
 void wgmma_commit_group(const std::source_location& site);
 void wgmma_wait_group(int allowed_pending, const std::source_location& site);
 // The shared-window address of dynamic shared memory (emu/emulator.h).

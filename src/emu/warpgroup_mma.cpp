@@ -64,6 +64,7 @@ struct MmaArrival {
     float* d;
     std::uint64_t a_descriptor, b_descriptor;
     bool accumulate;
+    bool mn_major_a, mn_major_b;  // the transpose flags
 };
 
 // The accumulator D (64 x N, f32) of m64nNk16, PTX ISA "Register Fragments and Shared Memory
@@ -78,10 +79,10 @@ int d_col(int thread, int i) {
     return 8 * (i / 4) + 2 * (thread % 4) + i % 2;
 }
 
-// An operand's (rows x k) values, element (row, k) at the descriptor's K-major address; every
-// byte read is remembered with its value for the wait's check.
+// An operand's (rows x k) values, element (row, k) at the descriptor's K-major or MN-major
+// address; every byte read is remembered with its value for the wait's check.
 std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, std::uint64_t descriptor, int rows,
-                                MmaInput input, WarpgroupMmas::Issued& issued) {
+                                MmaInput input, bool mn_major, WarpgroupMmas::Issued& issued) {
     const wgmma::Descriptor d = wgmma::decode_descriptor(descriptor);
     if (d.base_offset != 0) {
         warpgroup_fault(lanes, 0,
@@ -93,7 +94,8 @@ std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, 
     std::vector<float> values(static_cast<std::size_t>(rows * k_count));
     for (int r = 0; r < rows; ++r) {
         for (int k = 0; k < k_count; ++k) {
-            const std::uint32_t address = wgmma::k_major_element_address(d, r, k, bytes);
+            const std::uint32_t address = mn_major ? wgmma::mn_major_element_address(d, r, k, bytes)
+                                                   : wgmma::k_major_element_address(d, r, k, bytes);
             const unsigned char* p = shared_window_pointer(address, static_cast<std::size_t>(bytes));
             if (p == nullptr) {
                 warpgroup_fault(lanes, 0,
@@ -120,10 +122,12 @@ void check_uniform(const WarpgroupLanes& lanes, const MmaArrival& first) {
     for (int t = 1; t < kThreads; ++t) {
         const auto& in = *static_cast<const MmaArrival*>(lanes.thread[t]->input);
         if (in.a_descriptor != first.a_descriptor || in.b_descriptor != first.b_descriptor ||
-            in.accumulate != first.accumulate || in.n != first.n || in.input != first.input) {
+            in.accumulate != first.accumulate || in.n != first.n || in.input != first.input ||
+            in.mn_major_a != first.mn_major_a || in.mn_major_b != first.mn_major_b) {
             warpgroup_fault(lanes, t,
                             "wgmma.mma_async: thread " + std::to_string(t) +
-                                " of the warpgroup passes other descriptors, scale-d or shape than thread 0");
+                                " of the warpgroup passes other descriptors, scale-d, transpose flags or shape than "
+                                "thread 0");
         }
     }
 }
@@ -159,8 +163,9 @@ void evaluate_mma(const WarpgroupLanes& lanes) {
     const auto k_count = static_cast<std::size_t>(k_of(first.input));
     WarpgroupMmas::Issued issued;
     issued.registers = registers;
-    const std::vector<float> a = read_operand(lanes, "A", first.a_descriptor, kM, first.input, issued);
-    const std::vector<float> b = read_operand(lanes, "B", first.b_descriptor, first.n, first.input, issued);
+    const std::vector<float> a = read_operand(lanes, "A", first.a_descriptor, kM, first.input, first.mn_major_a, issued);
+    const std::vector<float> b =
+        read_operand(lanes, "B", first.b_descriptor, first.n, first.input, first.mn_major_b, issued);
     issued.results.resize(static_cast<std::size_t>(kThreads) * static_cast<std::size_t>(registers));
     for (int t = 0; t < kThreads; ++t) {
         float* d = static_cast<const MmaArrival*>(lanes.thread[t]->input)->d;
@@ -235,11 +240,14 @@ static const char* mma_name(MmaInput input) {
 }
 
 void wgmma_mma_async(MmaInput input, int n, float* d, std::uint64_t a_descriptor, std::uint64_t b_descriptor,
-                     bool accumulate, const std::source_location& site) {
+                     bool accumulate, bool mn_major_a, bool mn_major_b, const std::source_location& site) {
     if (n % 8 != 0 || n < 8 || n > 256)
         thread_fault(std::string(mma_name(input)) + " with N " + std::to_string(n) + " at " + site_text(site) +
                      ": N must be a multiple of 8 from 8 to 256");
-    const MmaArrival in{input, n, d, a_descriptor, b_descriptor, accumulate};
+    if (input == MmaInput::TensorFloat32 && (mn_major_a || mn_major_b))
+        thread_fault(std::string(mma_name(input)) + " at " + site_text(site) +
+                     ": tf32 operands are K-major only (no transpose flags)");
+    const MmaArrival in{input, n, d, a_descriptor, b_descriptor, accumulate, mn_major_a, mn_major_b};
     const char* name = mma_name(input);
     warpgroup_collective({name, 0xffffffffu, site, &in, nullptr}, evaluate_mma);
 }

@@ -260,6 +260,67 @@ TEST(EmuWgmma, DescriptorBitsFollowThePtxIsa) {
     EXPECT_EQ(wgmma::swizzled_address(1024 + 7 * 128 + 48, wgmma::Swizzle::None), 1024u + 7 * 128 + 48);
 }
 
+// MN-major operands (the transpose flags, 16-bit): the same products from tiles staged with M/N
+// contiguous (tests/emu/wgmma_gemm.cu staged_offset_mn), bit for bit on small integers (N 64 and
+// 128, where B spans two 128-byte blocks LBO apart; one and two commit groups), within float
+// rounding on random values; staged without the swizzle, wrong.
+TEST(EmuWgmma, MnMajorOperandsMatchTheProduct) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Shape {
+        probes::WgmmaOperand operand;
+        int n, k;
+        bool accumulate, small_integers;
+    };
+    for (const Shape& s : {Shape{kBf16, 64, 64, false, true}, Shape{kBf16, 128, 64, true, true},
+                           Shape{kF16, 64, 128, true, true}, Shape{kBf16, 64, 128, true, false},
+                           Shape{kF16, 64, 64, false, false}}) {
+        const testing::WgmmaProblem p =
+            testing::wgmma_problem(s.operand, s.n, s.k, true, s.accumulate, rng, s.small_integers);
+        for (const bool planted : {false, true}) {
+            std::vector<float> d(p.expected.size(), std::nanf(""));
+            probes::wgmma_gemm(s.operand, p.n, p.k, true, p.a.data(), p.b_transposed.data(),
+                               s.accumulate ? p.c.data() : nullptr, d.data(),
+                               planted ? probes::WgmmaPlant::UnswizzledStaging : probes::WgmmaPlant::None, true);
+            const double error = testing::product_error(p.expected, d);
+            const std::string label = "n " + std::to_string(s.n) + " k " + std::to_string(s.k);
+            if (planted) {
+                EXPECT_GT(error, 1e-3) << label << ": staged without the swizzle";
+            } else if (s.small_integers) {
+                EXPECT_EQ(error, 0.0) << label;
+            } else {
+                EXPECT_LT(error, 1e-5) << label;
+            }
+        }
+    }
+    // tf32 and unswizzled MN-major tiles are not offered.
+    EXPECT_THROW(probes::wgmma_gemm(kTf32, 64, 32, true, nullptr, nullptr, nullptr, nullptr, probes::WgmmaPlant::None,
+                                    true),
+                 InvalidArgument);
+    EXPECT_THROW(probes::wgmma_gemm(kBf16, 64, 64, false, nullptr, nullptr, nullptr, nullptr, probes::WgmmaPlant::None,
+                                    true),
+                 InvalidArgument);
+}
+
+// The MN-major element addresses of kernels/wgmma_descriptor.h against worked values: 128-byte
+// swizzle, LBO 8192 (the next 64 16-bit values of M/N), SBO 1024 (the next 8 k-rows); no swizzle,
+// LBO the next 8 k-rows, SBO the next 8 values of M/N.
+TEST(EmuWgmma, MnMajorAddressesFollowCutlassCanonicalLayouts) {
+    const wgmma::Descriptor swizzled{0, 8192, 1024, 0, wgmma::Swizzle::Bytes128};
+    // (mn 0, k 0) at 0; (mn 8, k 0): chunk 1 of k-row 0, unswizzled (row 0): 16.
+    EXPECT_EQ(wgmma::mn_major_element_address(swizzled, 0, 0, 2), 0u);
+    EXPECT_EQ(wgmma::mn_major_element_address(swizzled, 8, 0, 2), 16u);
+    // (mn 9, k 3): k-row 3 at 384, chunk 1 ^ 3 = 2, element 1 of it: 384 + 32 + 2.
+    EXPECT_EQ(wgmma::mn_major_element_address(swizzled, 9, 3, 2), 418u);
+    // (mn 70, k 11): block 1 (8192), k group 1 (1024), k-row 3 (384), byte 12 of the block's
+    // row: chunk 0 ^ 3 = 3 (48), + 12.
+    EXPECT_EQ(wgmma::mn_major_element_address(swizzled, 70, 11, 2), 8192u + 1024 + 384 + 48 + 12);
+    const wgmma::Descriptor plain{0, 256, 128, 0, wgmma::Swizzle::None};
+    // (mn 9, k 3): core matrix 1 along M/N (SBO 128), byte 2 of its k-row 3 (48).
+    EXPECT_EQ(wgmma::mn_major_element_address(plain, 9, 3, 2), 128u + 48 + 2);
+    // (mn 1, k 10): k group 1 (LBO 256), k-row 2 (32), byte 2.
+    EXPECT_EQ(wgmma::mn_major_element_address(plain, 1, 10, 2), 256u + 32 + 2);
+}
+
 TEST(EmuWgmma, ShapesWithoutDeviceCodeAreRefused) {
     EXPECT_THROW(probes::wgmma_gemm(kBf16, 96, 64, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);
     EXPECT_THROW(probes::wgmma_gemm(kBf16, 64, 48, true, nullptr, nullptr, nullptr, nullptr), InvalidArgument);

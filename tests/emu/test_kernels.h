@@ -76,9 +76,10 @@ void gemm_bf16_mma(int m, int n, int k, const std::uint16_t* a, const std::uint1
 // One warpgroup: d (64 x n, float, row-major) = a (64 x k) * b (k x n) [+ c (64 x n), when not
 // null], a and b as bf16/f16 bits (std::uint16_t) or tf32 (float bits, the 13 low mantissa bits
 // ignored), a row-major and b given transposed (n x k row-major: both K-major, as wgmma reads
-// them). Staged in shared memory 128-byte swizzled or as plain core matrices; one commit group
-// per 128 bytes of k. n 64 (every operand) or 128 (bf16), k a multiple of 128 bytes. Needs
-// compute capability 9.0 (sm_90a) on a GPU.
+// them). Staged in shared memory 128-byte swizzled or as plain core matrices, K-major, or with
+// `mn_major` (16-bit, swizzled) MN-major, as the transpose flags read them; one commit group per
+// 128 bytes of k. n 64 (every operand) or 128 (bf16), k a multiple of 128 bytes. Needs compute
+// capability 9.0 (sm_90a) on a GPU.
 enum class WgmmaOperand { BFloat16, Float16, TensorFloat32 };
 enum class WgmmaPlant {
     None,
@@ -89,7 +90,7 @@ enum class WgmmaPlant {
     OverwriteBeforeWait,  // planted: thread 0 rewrites an element of A before wgmma.wait_group
 };
 void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void* a, const void* b, const float* c,
-                float* d, WgmmaPlant plant = WgmmaPlant::None);
+                float* d, WgmmaPlant plant = WgmmaPlant::None, bool mn_major = false);
 
 // ---- deliberately broken kernels (planted_kernels.cu) --------------------------------------
 // Each computes, when correct, out[i] = in[i] reversed within blocks of 256 (MissingSyncthreads),

@@ -1,6 +1,7 @@
 // One warpgroup multiplies through wgmma (kernels/ptx.cuh): D (64 x N) = A (64 x K) * B (K x N)
 // [+ C], bf16, f16 or tf32, A and B staged in shared memory K-major, either 128-byte swizzled or
-// as plain 8x16-byte core matrices, several k steps in one or two commit groups. The emulator runs it on every commit;
+// as plain 8x16-byte core matrices, or (16-bit) MN-major 128-byte swizzled (the transpose flags),
+// several k steps in one or two commit groups. The emulator runs it on every commit;
 // on an H100/H200 (test_cuda_wgmma.cpp) the same source checks that the emulator's reading of
 // the PTX ISA (descriptors, swizzle, accumulator fragment) is the hardware's. The staging below
 // writes the layouts from the ISA's pictures, independently of the emulator's address decoding
@@ -39,6 +40,27 @@ __device__ std::uint32_t staged_offset(int rows, int row, int k, std::uint32_t e
     return block + r / 8 * kAtomBytes + r % 8 * kRowBytes + stored_chunk * 16 + byte % 16;
 }
 
+// The byte offset of element (row, k) of an MN-major tile of `rows` rows (M or N) and `k_total`
+// k-rows of `e`-byte elements, 128-byte swizzled: 128-byte blocks of M/N (64 16-bit values), each
+// k_total rows of 128 bytes, one per k; inside a group of 8 k-rows (1024 bytes), the 16-byte chunk
+// c of k-row r is stored at chunk c ^ (r % 8).
+__device__ std::uint32_t staged_offset_mn(int row, int k, int k_total, std::uint32_t e, bool plant_unswizzled) {
+    const auto kk = static_cast<std::uint32_t>(k), byte = static_cast<std::uint32_t>(row) * e;
+    const std::uint32_t block = byte / kRowBytes * static_cast<std::uint32_t>(k_total) * kRowBytes;
+    const std::uint32_t chunk = byte % kRowBytes / 16;
+    const std::uint32_t stored_chunk = plant_unswizzled ? chunk : chunk ^ (kk % 8);
+    return block + kk / 8 * kAtomBytes + kk % 8 * kRowBytes + stored_chunk * 16 + byte % 16;
+}
+
+// The descriptor of k step `step` (16 k-rows of 16-bit values) of an MN-major tile staged as
+// above: the step's first group of 8 k-rows; SBO the next 8 k-rows (one atom), LBO the next 128
+// bytes of M/N (a block of k_total rows).
+__device__ std::uint64_t step_descriptor_mn(const unsigned char* tile, int k_total, int step) {
+    const auto block = static_cast<std::uint32_t>(k_total) * kRowBytes;
+    return ptx::wgmma_descriptor(tile + static_cast<std::uint32_t>(step) * 2 * kAtomBytes, block, kAtomBytes,
+                                 wgmma::Swizzle::Bytes128);
+}
+
 // The descriptor of k step `step` (32 bytes of k: bytes 32 step .. 32 step + 31 of each row) of a
 // tile staged as above.
 __device__ std::uint64_t step_descriptor(const unsigned char* tile, int rows, int step, bool swizzle) {
@@ -53,12 +75,14 @@ __device__ std::uint64_t step_descriptor(const unsigned char* tile, int rows, in
     return ptx::wgmma_descriptor(block + byte % kRowBytes, 16, kAtomBytes, wgmma::Swizzle::Bytes128);
 }
 
-template <typename T>
+template <bool MnMajor, typename T>
 __device__ void stage(unsigned char* tile, const T* source, int rows, int k_total, bool swizzle,
                       bool plant_unswizzled) {
     for (int i = static_cast<int>(threadIdx.x); i < rows * k_total; i += kThreads) {
         const int row = i / k_total, k = i % k_total;
-        *reinterpret_cast<T*>(tile + staged_offset(rows, row, k, sizeof(T), swizzle, plant_unswizzled)) = source[i];
+        const std::uint32_t offset = MnMajor ? staged_offset_mn(row, k, k_total, sizeof(T), plant_unswizzled)
+                                             : staged_offset(rows, row, k, sizeof(T), swizzle, plant_unswizzled);
+        *reinterpret_cast<T*>(tile + offset) = source[i];
     }
 }
 
@@ -85,7 +109,7 @@ __device__ bool planted(WgmmaPlant plant, WgmmaPlant which) {
 #endif
 }
 
-template <ptx::WgmmaOperands kOperands, int N>
+template <ptx::WgmmaOperands kOperands, int N, bool MnMajor>
 __global__ void __launch_bounds__(kThreads)
     wgmma_gemm_kernel(int k_total, bool swizzle, const Element<kOperands>* a, const Element<kOperands>* b,
                       const float* c, float* d, WgmmaPlant plant) {
@@ -94,8 +118,8 @@ __global__ void __launch_bounds__(kThreads)
     unsigned char* a_tile = shared + (kAtomBytes - ptx::shared_address(shared) % kAtomBytes) % kAtomBytes;
     unsigned char* b_tile = a_tile + kRows * k_total * static_cast<int>(sizeof(Element<kOperands>));
     const bool unswizzled = planted(plant, WgmmaPlant::UnswizzledStaging);
-    stage(a_tile, a, kRows, k_total, swizzle, unswizzled);
-    stage(b_tile, b, N, k_total, swizzle, unswizzled);
+    stage<MnMajor>(a_tile, a, kRows, k_total, swizzle, unswizzled);
+    stage<MnMajor>(b_tile, b, N, k_total, swizzle, unswizzled);
     ptx::fence_proxy_async_shared();  // the stores above, visible to wgmma's async-proxy reads
     __syncthreads();
 
@@ -112,8 +136,13 @@ __global__ void __launch_bounds__(kThreads)
         if (group > 0 || !planted(plant, WgmmaPlant::MissingFence)) ptx::wgmma_fence(acc);
         for (int i = 0; i < kStepsPerGroup; ++i) {
             const int s = group * kStepsPerGroup + i;
-            ptx::wgmma_mma_async<kOperands, N>(acc, step_descriptor(a_tile, kRows, s, swizzle),
-                                               step_descriptor(b_tile, N, s, swizzle), s > 0 || c != nullptr);
+            if constexpr (MnMajor) {
+                ptx::wgmma_mma_async<kOperands, N, true>(acc, step_descriptor_mn(a_tile, k_total, s),
+                                                         step_descriptor_mn(b_tile, k_total, s), s > 0 || c != nullptr);
+            } else {
+                ptx::wgmma_mma_async<kOperands, N>(acc, step_descriptor(a_tile, kRows, s, swizzle),
+                                                   step_descriptor(b_tile, N, s, swizzle), s > 0 || c != nullptr);
+            }
         }
         ptx::wgmma_commit_group();
     }
@@ -137,16 +166,22 @@ std::size_t shared_bytes(WgmmaOperand operand, int n, int k) {
 
 template <ptx::WgmmaOperands kOperands, int N>
 void launch_wgmma_gemm(WgmmaOperand operand, int k, bool swizzle, const void* a, const void* b, const float* c,
-                       float* d, WgmmaPlant plant) {
+                       float* d, WgmmaPlant plant, bool mn_major) {
     using T = Element<kOperands>;
-    launch<wgmma_gemm_kernel<kOperands, N>>(LaunchShape{dim3(1), dim3(kThreads), shared_bytes(operand, N, k)}, nullptr,
-                                            k, swizzle, static_cast<const T*>(a), static_cast<const T*>(b), c, d,
-                                            plant);
+    const LaunchShape shape{dim3(1), dim3(kThreads), shared_bytes(operand, N, k)};
+    if constexpr (kOperands != ptx::WgmmaOperands::TensorFloat32) {
+        if (mn_major) {
+            return launch<wgmma_gemm_kernel<kOperands, N, true>>(shape, nullptr, k, swizzle, static_cast<const T*>(a),
+                                                                 static_cast<const T*>(b), c, d, plant);
+        }
+    }
+    launch<wgmma_gemm_kernel<kOperands, N, false>>(shape, nullptr, k, swizzle, static_cast<const T*>(a),
+                                                   static_cast<const T*>(b), c, d, plant);
 }
 }  // namespace
 
 void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void* a, const void* b, const float* c,
-                float* d, WgmmaPlant plant) {
+                float* d, WgmmaPlant plant, bool mn_major) {
     const int group_k = operand == WgmmaOperand::TensorFloat32 ? 32 : 64;  // 128 bytes of k
     const bool shape = (n == 64 || (n == 128 && operand == WgmmaOperand::BFloat16)) && k > 0 && k % group_k == 0;
     if (!shape || shared_bytes(operand, n, k) > kMaxDynamicSharedBytes) {
@@ -155,16 +190,18 @@ void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void*
             "within 48 KiB of tiles; got n " +
             std::to_string(n) + ", k " + std::to_string(k));
     }
+    if (mn_major && (operand == WgmmaOperand::TensorFloat32 || !swizzle128))
+        throw InvalidArgument("wgmma_gemm: MN-major operands are 16-bit and 128-byte swizzled here");
     switch (operand) {
         case WgmmaOperand::Float16:
-            return launch_wgmma_gemm<ptx::WgmmaOperands::Float16, 64>(operand, k, swizzle128, a, b, c, d, plant);
+            return launch_wgmma_gemm<ptx::WgmmaOperands::Float16, 64>(operand, k, swizzle128, a, b, c, d, plant, mn_major);
         case WgmmaOperand::TensorFloat32:
-            return launch_wgmma_gemm<ptx::WgmmaOperands::TensorFloat32, 64>(operand, k, swizzle128, a, b, c, d, plant);
+            return launch_wgmma_gemm<ptx::WgmmaOperands::TensorFloat32, 64>(operand, k, swizzle128, a, b, c, d, plant, mn_major);
         case WgmmaOperand::BFloat16:
             break;
     }
-    if (n == 64) return launch_wgmma_gemm<ptx::WgmmaOperands::BFloat16, 64>(operand, k, swizzle128, a, b, c, d, plant);
-    return launch_wgmma_gemm<ptx::WgmmaOperands::BFloat16, 128>(operand, k, swizzle128, a, b, c, d, plant);
+    if (n == 64) return launch_wgmma_gemm<ptx::WgmmaOperands::BFloat16, 64>(operand, k, swizzle128, a, b, c, d, plant, mn_major);
+    return launch_wgmma_gemm<ptx::WgmmaOperands::BFloat16, 128>(operand, k, swizzle128, a, b, c, d, plant, mn_major);
 }
 
 }  // namespace emu_tests
