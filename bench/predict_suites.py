@@ -95,8 +95,8 @@ SCENARIOS = {
     "pad4": "input channels padded to 4 in bf16 (8-byte cp.async vectors), not 8",
     "cached_weight": "cuda.igemm keeps the KRSC weight between calls (no permutation per call; the bench's "
                      "cuDNN side still permutes, so part of this gain is the comparison's, and 'all' leaves it out)",
-    "wgmma_measured": "built, not a default: cuda.wgmma (forward, backward-data; no split-K) wherever measured "
-                      "selection would find it faster than cuda.igemm",
+    "wgmma_measured": "built, not a default: cuda.wgmma (forward, backward-data without split-K; bf16 "
+                      "backward-filter, split) wherever measured selection would find it faster than cuda.igemm",
 }
 ACTIVE = set()  # the scenarios in force
 
@@ -354,6 +354,10 @@ def igemm_pass(g, dtype, direction):
         full = cout_g >= 128 and g.taps * cin_g >= 128
         filter_tile = "L" if full and 2 * large_blocks * splits >= 2 * SMS else "S"
         launches.append(filter_launch(dtype, g, cin_g, cout_g, filter_tile, (y + xp) * size, wk * size))
+        if "wgmma_measured" in ACTIVE and not pads and dtype == "bf16":  # MN-major tiles: 16-bit only
+            alternative = wgmma_filter_launch(dtype, g, cin_g, cout_g, (y + xp) * size, wk * size)
+            if alternative.time_us < launches[0].time_us:
+                launches = [alternative]
     return launches, extra
 
 
@@ -375,6 +379,24 @@ def gemm_launches(launcher, g, dtype, direction, cin, xp, wk):
     # dy from DRAM once per pass: the other phases find it in L2
     return [launcher(dtype, g.batch * positions, cin_g, taps * cout_g, g.groups, (y / len(phases) + wk) * size,
                      g.batch * positions * cin * size) for positions, taps in phases]
+
+
+def wgmma_filter_launch(dtype, g, cin_g, cout_g, bytes_in, bytes_out):
+    """conv_wgmma_filter.cu: D = dy^T x, or transposed where K/g <= 64 < taps C/g; 128x64 up to 64
+    columns, else 128x128; k tiles of 64 positions, split as conv_wgmma_backward_filter_plan."""
+    n_filter = g.taps * cin_g
+    transposed = cout_g <= 64 < n_filter
+    m, n = (n_filter, cout_g) if transposed else (cout_g, n_filter)
+    tile = "WN" if n <= 64 else "W"
+    edge_m, edge_n, per_sm = WGMMA_TILES[tile]
+    wave = per_sm * SMS
+    k = g.batch * g.out_positions
+    k_tiles = ceil_div(k, 64)
+    blocks = ceil_div(m, edge_m) * ceil_div(n, edge_n) * g.groups
+    splits = default_splits(wave, blocks, k_tiles, g.groups)
+    exec_flops = 2.0 * ceil_div(m, edge_m) * edge_m * ceil_div(n, edge_n) * edge_n * g.groups * k_tiles * 64
+    return timed_launch("wgmma_filter", dtype, m, n, k, g.groups, tile, wave, blocks, splits, exec_flops,
+                        bytes_in, bytes_out)
 
 
 def filter_launch(dtype, g, cin_g, cout_g, tile, bytes_in, bytes_out):

@@ -205,31 +205,6 @@ void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     }
 }
 
-template <class Tile, Pass P, IgemmOperand Operand>
-void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaStream_t stream) {
-    switch (output) {
-        case IgemmOutput::BFloat16:
-            return launch_pass<Tile, P, Operand, IgemmOutput::BFloat16>(p, groups, stream);
-        case IgemmOutput::Float16:
-            return launch_pass<Tile, P, Operand, IgemmOutput::Float16>(p, groups, stream);
-        case IgemmOutput::Float32:
-            return launch_pass<Tile, P, Operand, IgemmOutput::Float32>(p, groups, stream);
-    }
-}
-
-// tf32 writes float32 only (check_call): one instantiation per tile and pass.
-template <class Tile, Pass P>
-void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
-    switch (operand) {
-        case IgemmOperand::BFloat16:
-            return dispatch_output<Tile, P, IgemmOperand::BFloat16>(p, groups, output, stream);
-        case IgemmOperand::Float16:
-            return dispatch_output<Tile, P, IgemmOperand::Float16>(p, groups, output, stream);
-        case IgemmOperand::TensorFloat32:
-            return launch_pass<Tile, P, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
-    }
-}
-
 // Appends "3x3" for the first `rank` entries. Appends only: GCC 12's -Wrestrict misfires on
 // `"literal" + std::string&&` at -O3.
 void append_dims(std::string& s, const char* prefix, const std::array<std::int64_t, 3>& v, int rank) {
@@ -340,9 +315,12 @@ void dispatch_tile(Pass pass, IgemmTile tile, const IgemmParams& p, std::int64_t
                    IgemmOutput output, cudaStream_t stream) {
     with_tile_config(tile, [&](auto config) {
         using Tile = decltype(config);
-        if (pass == Pass::Forward)
-            return dispatch_operand<Tile, Pass::Forward>(p, i32(groups), operand, output, stream);
-        dispatch_operand<Tile, Pass::BackwardData>(p, i32(groups), operand, output, stream);
+        with_operand_and_output(operand, output, [&](auto op, auto out) {
+            if (pass == Pass::Forward)
+                return launch_pass<Tile, Pass::Forward, decltype(op)::value, decltype(out)::value>(p, i32(groups),
+                                                                                                   stream);
+            launch_pass<Tile, Pass::BackwardData, decltype(op)::value, decltype(out)::value>(p, i32(groups), stream);
+        });
     });
 }
 

@@ -181,29 +181,12 @@ void launch_filter(const FilterParams& p, int groups, cudaStream_t stream) {
     }
 }
 
-template <class Tile, IgemmOperand Operand>
-void filter_output(const FilterParams& p, int groups, IgemmOutput output, cudaStream_t stream) {
-    switch (output) {
-        case IgemmOutput::BFloat16:
-            return launch_filter<Tile, Operand, IgemmOutput::BFloat16>(p, groups, stream);
-        case IgemmOutput::Float16:
-            return launch_filter<Tile, Operand, IgemmOutput::Float16>(p, groups, stream);
-        case IgemmOutput::Float32:
-            return launch_filter<Tile, Operand, IgemmOutput::Float32>(p, groups, stream);
-    }
-}
-
-// tf32 writes float32 only (check_call): one instantiation per tile.
+// One instantiation per tile, operand and output (tf32 writes float32 only).
 template <class Tile>
 void filter_operand(const FilterParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
-    switch (operand) {
-        case IgemmOperand::BFloat16:
-            return filter_output<Tile, IgemmOperand::BFloat16>(p, groups, output, stream);
-        case IgemmOperand::Float16:
-            return filter_output<Tile, IgemmOperand::Float16>(p, groups, output, stream);
-        case IgemmOperand::TensorFloat32:
-            return launch_filter<Tile, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
-    }
+    with_operand_and_output(operand, output, [&](auto op, auto out) {
+        launch_filter<Tile, decltype(op)::value, decltype(out)::value>(p, groups, stream);
+    });
 }
 
 // The GEMM's k tiles: its k is N x output positions.

@@ -166,6 +166,42 @@ __device__ inline void store_output(void* p, std::int64_t i, float v) {
     }
 }
 
+// The kernels' compile-time operand and output for a launch's run-time pair: calls
+// f(operand, output) with std::integral_constant arguments (their ::value the template
+// arguments): bf16 and f16 with every output, tf32 with float32 only (check_call refuses the
+// others), so one instantiation each. Without `WithTf32` (kernels for 16-bit operands only, whose
+// launchers refuse tf32 first) tf32 instantiates nothing and throws NotSupported, should a caller
+// skip that refusal.
+template <bool WithTf32 = true, class F>
+void with_operand_and_output(IgemmOperand operand, IgemmOutput output, F&& f) {
+    using std::integral_constant;
+    const auto with_output = [&](auto op) {
+        switch (output) {
+            case IgemmOutput::BFloat16:
+                return f(op, integral_constant<IgemmOutput, IgemmOutput::BFloat16>{});
+            case IgemmOutput::Float16:
+                return f(op, integral_constant<IgemmOutput, IgemmOutput::Float16>{});
+            case IgemmOutput::Float32:
+                break;
+        }
+        return f(op, integral_constant<IgemmOutput, IgemmOutput::Float32>{});
+    };
+    switch (operand) {
+        case IgemmOperand::BFloat16:
+            return with_output(integral_constant<IgemmOperand, IgemmOperand::BFloat16>{});
+        case IgemmOperand::Float16:
+            return with_output(integral_constant<IgemmOperand, IgemmOperand::Float16>{});
+        case IgemmOperand::TensorFloat32:
+            break;
+    }
+    if constexpr (WithTf32) {
+        f(integral_constant<IgemmOperand, IgemmOperand::TensorFloat32>{},
+          integral_constant<IgemmOutput, IgemmOutput::Float32>{});
+    } else {
+        throw NotSupported("a kernel for 16-bit operands only was asked for tf32 ones");
+    }
+}
+
 // The fused epilogue's operands: the tensor written and what is added to it.
 struct EpilogueOperands {
     void* out;
@@ -346,13 +382,17 @@ inline constexpr int kMaximumDefaultSplits = 64;
 // at most twice the busy SMs with a pass over the slices and a second kernel); otherwise enough
 // splits for one full wave, each at least kMinimumTilesPerSplit long, at most
 // kMaximumDefaultSplits, and groups x splits within the grid's z.
-inline int default_splits(IgemmTile tile, std::int64_t blocks, std::int64_t k_tiles, std::int64_t groups) {
+// (`wave`: the blocks one wave holds, blocks_per_wave for cuda.igemm's tiles).
+inline int default_splits_for_wave(std::int64_t wave, std::int64_t blocks, std::int64_t k_tiles, std::int64_t groups) {
     const std::int64_t some = std::max<std::int64_t>(blocks, 1);
-    if (2 * some > blocks_per_wave(tile)) return 1;
-    const std::int64_t wanted = (blocks_per_wave(tile) + some - 1) / some;
+    if (2 * some > wave) return 1;
+    const std::int64_t wanted = (wave + some - 1) / some;
     return static_cast<int>(std::max<std::int64_t>(
         1, std::min({wanted, k_tiles / kMinimumTilesPerSplit, std::int64_t{kMaximumDefaultSplits},
                      std::int64_t{kMaxGridZ} / std::max<std::int64_t>(groups, 1)})));
+}
+inline int default_splits(IgemmTile tile, std::int64_t blocks, std::int64_t k_tiles, std::int64_t groups) {
+    return default_splits_for_wave(blocks_per_wave(tile), blocks, k_tiles, groups);
 }
 
 // The k tiles [first, first + count) of split `split` when `tiles` are dealt out `per_split` at

@@ -13,24 +13,17 @@
 //
 // Block: 256 threads (2 warpgroups), a 128 (M) x 128 (N) tile, warpgroup g the rows 64g..64g+63
 // and all 128 columns (64 float accumulators a thread); 128 x 64 (m64n64k16, 32 accumulators)
-// where a group has at most 64 output channels. k advances one 128-byte row at a time (64 16-bit
-// values, or 32 tf32 for float32 tensors: m64nNk8, 4 chunks of 4 channels) through a 4-stage
-// cp.async ring; each stage holds A (128 rows) and B (128 or 64 rows) K-major in the
-// 128-byte-swizzled layout the wgmma descriptors describe (kernels/wgmma_descriptor.h): row r at
-// r * 128 bytes of its 1024-byte-aligned tile, its 16-byte chunk c stored at chunk c ^ (r % 8).
+// where a group has at most 64 channels written (y's forward, dx's backward-data). k advances one 128-byte row at a
+// time (64 16-bit values, or 32 tf32 for float32 tensors: m64nNk8, 4 chunks of 4 channels) through a 4-stage cp.async
+// ring; each stage holds A (128 rows) and B (128 or 64 rows) K-major in the 128-byte-swizzled layout the wgmma
+// descriptors describe (kernels/wgmma_descriptor.h): row r at r * 128 bytes of its 1024-byte-aligned tile, its 16-byte
+// chunk c stored at chunk c ^ (r % 8).
 //
-// No mbarriers (the emulator has none): per k tile, every thread waits for its own cp.async
-// group of that tile, rounds its chunks to tf32 in place for float32 tensors (the tensor cores
-// would truncate them), makes the written bytes visible to the async proxy that wgmma reads through
-// (fence.proxy.async: PTX ISA "Memory Consistency Model" > proxies; wgmma's operands are read
-// through the async proxy, cp.async writes through the generic one), then __syncthreads() makes
-// every thread's chunks visible to both warpgroups. Each warpgroup then issues 4 wgmmas (32
-// bytes of k each), commits them as one group and waits until at most one group (this tile's) is still in
-// flight: the tile before it is finished. The ring's prefetch distance is Stages - 2 (not - 1):
-// the tile refilled at step s is s - 2's, which both warpgroups finished before the barrier of
-// step s (each waited for it at the end of step s - 1). So the tensor cores run tile s while the
-// threads issue tile s + 2's copies and reach the next barrier. (The emulator faults any operand
-// byte changed before the wait that covers its mma.)
+// The ring (kernels/conv_wgmma_ring.cuh, no mbarriers): per k tile, every thread waits for its
+// own cp.async group of that tile, rounds its chunks to tf32 in place for float32 tensors (the
+// tensor cores would truncate them), fences them for the async proxy, a barrier; each warpgroup
+// then issues 4 wgmmas (32 bytes of k each) as one commit group and waits until at most that
+// group is in flight, while the threads copy the tile two ahead.
 #include "kernels/conv_wgmma.h"
 
 #include <algorithm>
@@ -42,6 +35,7 @@
 #include "kernels/conv_igemm_gather.cuh"
 #include "kernels/conv_igemm_phases.cuh"
 #include "kernels/conv_igemm_support.cuh"
+#include "kernels/conv_wgmma_ring.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
 #include "kernels/wgmma_descriptor.h"
@@ -51,46 +45,13 @@ CONVKIT_KERNELS_BEGIN
 namespace {
 using namespace igemm;
 
-// The block's shape and what the A gather (ARows, find_a_rows, gather_a_chunks) reads from it.
-// The static check (tests/scripts/check-igemm-kernels) reads BlockM, BlockN and Stages from the
-// kernel's name.
-template <int BlockM, int BlockN, int Stages>
-struct WgmmaTileConfig {
-    static constexpr int kBlockM = BlockM, kBlockN = BlockN, kStages = Stages;
-    static constexpr int kWarpgroupM = 64;                    // wgmma's M
-    static constexpr int kWarpgroups = BlockM / kWarpgroupM;  // each all BlockN columns
-    static constexpr int kThreads = 128 * kWarpgroups;
-    static constexpr int kRowBytes = 128;           // a k tile: one 128-byte swizzled row
-    static constexpr int kChunks = kRowBytes / 16;  // 16-byte cp.async chunks a row
-    static constexpr int kRowsPerPass = kThreads / kChunks;
-    static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
-    static constexpr int kMmaSteps = kRowBytes / 32;  // k16 (16-bit) or k8 (tf32) steps of 32 bytes a tile
-    static constexpr int kAtomBytes = 1024;           // 8 rows x 128 bytes: the swizzle's repeat
-    static constexpr int kTileBytesA = BlockM * kRowBytes, kTileBytesB = BlockN * kRowBytes;
-    static constexpr int kStageBytes = kTileBytesA + kTileBytesB;
-    static constexpr int kPrefetch = Stages - 2;  // k tiles in flight ahead of the one multiplied
-    // The stages, and an atom's slack to start them on a 1024-byte boundary of the shared window.
-    static constexpr std::size_t kSharedBytes = std::size_t{kStageBytes} * Stages + kAtomBytes;
-    static_assert(BlockN == 64 || BlockN == 128, "wgmma_mma_async has device code for N = 64 and 128");
-    static_assert(BlockM % kWarpgroupM == 0 && BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
-    static_assert(Stages >= 3, "one tile multiplied, one finishing in the tensor cores, one or more loading");
-    static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
-};
-// 128 x 128 for more than 64 output channels a group; 128 x 64 (m64n64k16) up to 64, where the
-// wide tile would multiply zero columns half the time (ResNet's 64-channel layers).
-using WgmmaWideTile = WgmmaTileConfig<128, 128, 4>;
-using WgmmaNarrowTile = WgmmaTileConfig<128, 64, 4>;
+using wgmma_ring::WgmmaNarrowTile;
+using wgmma_ring::WgmmaTileConfig;
+using wgmma_ring::WgmmaWideTile;
 
 // The tile a GEMM of `columns` columns (output channels per group) runs with.
 constexpr bool narrow(std::int64_t columns) {
     return columns <= WgmmaNarrowTile::kBlockN;
-}
-
-template <IgemmOperand Operand>
-constexpr ptx::WgmmaOperands wgmma_operands() {
-    return Operand == IgemmOperand::BFloat16  ? ptx::WgmmaOperands::BFloat16
-           : Operand == IgemmOperand::Float16 ? ptx::WgmmaOperands::Float16
-                                              : ptx::WgmmaOperands::TensorFloat32;
 }
 
 // A k tile's depth: a 128-byte row of 64 16-bit values or 32 tf32 (float32 bits), 8 or 4 a chunk.
@@ -171,31 +132,15 @@ __device__ inline std::uint64_t tile_descriptor(const unsigned char* tile) {
     return ptx::wgmma_descriptor(tile, 16, 1024, wgmma::Swizzle::Bytes128);
 }
 
-// acc += this warpgroup's 64 rows of A(stage) x B(stage), one commit group of kMmaSteps
-// m64nNk16 (the descriptors moved 32 bytes along k per step).
-template <class Tile, IgemmOperand Operand>
-__device__ inline void multiply_stage(std::uint64_t a_descriptor, std::uint64_t b_descriptor,
-                                      float (&acc)[Tile::kBlockN / 2]) {
-    ptx::wgmma_fence(acc);
-    CONVKIT_UNROLL
-    for (int kk = 0; kk < Tile::kMmaSteps; ++kk) {
-        const auto step = static_cast<std::uint32_t>(kk * 32);
-        ptx::wgmma_mma_async<wgmma_operands<Operand>(), Tile::kBlockN>(
-            acc, wgmma::advance_descriptor(a_descriptor, step), wgmma::advance_descriptor(b_descriptor, step), true);
-    }
-    ptx::wgmma_commit_group();
-}
-
 // grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
 // z over groups.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams p) {
-    unsigned char* raw = dynamic_shared_memory<unsigned char>();
-    unsigned char* shared = raw + (Tile::kAtomBytes - ptx::shared_address(raw) % Tile::kAtomBytes) % Tile::kAtomBytes;
+    unsigned char* shared = wgmma_ring::aligned_shared<Tile>();
     const int block_m = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM).tile_m * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
     const int group = static_cast<int>(blockIdx.z);
-    const int warpgroup = static_cast<int>(threadIdx.x) / 128, t = static_cast<int>(threadIdx.x) % 128;
+    const int warpgroup = static_cast<int>(threadIdx.x) / 128;
 
     ARows<Tile> rows;
     find_a_rows<Tile>(p, block_m, group, rows);
@@ -206,53 +151,34 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     // Stage 0's descriptors; stage s is s * kStageBytes further (the start address field only).
     const std::uint64_t a0 = tile_descriptor(shared + warpgroup * Tile::kWarpgroupM * Tile::kRowBytes);
     const std::uint64_t b0 = tile_descriptor(shared + Tile::kTileBytesA);
-    const int count = (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>();
     auto stage_of = [&](int kt) { return shared + kt % Tile::kStages * Tile::kStageBytes; };
-    auto load = [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, kt, stage_of(kt)); };
-    CONVKIT_UNROLL
-    for (int s = 0; s < Tile::kPrefetch; ++s) {
-        if (s < count) load(s);
-        ptx::cp_async_commit_group();
-    }
-    for (int step = 0; step < count; ++step) {
-        // Every step commits one group (empty past the end): all but kPrefetch - 1 done means
-        // this step's tile has landed, for this thread's copies.
-        ptx::cp_async_wait_group<Tile::kPrefetch - 1>();
-        if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
-        ptx::fence_proxy_async_shared();
-        // Every thread's copies of this tile are in and visible to the async proxy; both
-        // warpgroups have finished tile step - 2 (their wait below in step - 1), whose stage the
-        // copies below refill.
-        __syncthreads();
-        if (step + Tile::kPrefetch < count) load(step + Tile::kPrefetch);
-        ptx::cp_async_commit_group();
-        const auto offset = static_cast<std::uint32_t>(step % Tile::kStages * Tile::kStageBytes);
-        multiply_stage<Tile, Operand>(wgmma::advance_descriptor(a0, offset), wgmma::advance_descriptor(b0, offset),
-                                      acc);
-        ptx::wgmma_wait_group<1>(acc);
-    }
-    ptx::wgmma_wait_group<0>(acc);
-    ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+    wgmma_ring::run_ring<Tile::kStages>(
+        (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>(), acc,
+        [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, kt, stage_of(kt)); },
+        [&](int step) {
+            if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
+        },
+        [&](int step) {
+            const auto offset = static_cast<std::uint32_t>(step % Tile::kStages * Tile::kStageBytes);
+            wgmma_ring::multiply_steps<Operand, Tile::kBlockN, false, Tile::kMmaSteps>(
+                wgmma::advance_descriptor(a0, offset), wgmma::advance_descriptor(b0, offset), 32, acc);
+        });
 
-    // The D fragment (kernels/ptx.cuh): register i = 4j + 2 half + r of thread t at row
-    // 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j + 2 (t % 4) + r of the warpgroup's 64 x N;
-    // row m written at its place in y, or in dx (the phase's position of row m).
-    CONVKIT_UNROLL
-    for (int half = 0; half < 2; ++half) {
-        const int m = block_m + warpgroup * Tile::kWarpgroupM + 16 * (t / 32) + t % 32 / 4 + 8 * half;
-        if (m >= p.gemm_m) continue;
-        const std::int64_t row = written_row<P>(p, m);
-        CONVKIT_UNROLL
-        for (int j = 0; j < Tile::kBlockN / 8; ++j) {
-            CONVKIT_UNROLL
-            for (int r = 0; r < 2; ++r) {
-                const int col = block_n + 8 * j + 2 * (t % 4) + r;
-                if (col >= p.out_group) continue;
-                const int channel = group * p.out_group + col;
-                finish_output<Output>(p.epilogue, row * p.out_channels + channel, channel, acc[4 * j + 2 * half + r]);
-            }
-        }
-    }
+    // Row m of this warpgroup's piece written at its place in y, or in dx (the phase's position
+    // of row m).
+    const int first_m = block_m + warpgroup * Tile::kWarpgroupM;
+    wgmma_ring::for_each_d<Tile::kBlockN>(
+        acc,
+        [&](int row) -> std::int64_t {
+            const int m = first_m + row;
+            return m < p.gemm_m ? written_row<P>(p, m) : -1;
+        },
+        [&](std::int64_t row, int column, float v) {
+            const int col = block_n + column;
+            if (col >= p.out_group) return;
+            const int channel = group * p.out_group + col;
+            finish_output<Output>(p.epilogue, row * p.out_channels + channel, channel, v);
+        });
 }
 
 // Blocks of a launch of p: phases x M tiles, N tiles of a group, groups.
@@ -269,36 +195,14 @@ void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p);
 }
 
-template <class Tile, Pass P, IgemmOperand Operand>
-void dispatch_output(const IgemmParams& p, int groups, IgemmOutput output, cudaStream_t stream) {
-    switch (output) {
-        case IgemmOutput::BFloat16:
-            return launch_pass<Tile, P, Operand, IgemmOutput::BFloat16>(p, groups, stream);
-        case IgemmOutput::Float16:
-            return launch_pass<Tile, P, Operand, IgemmOutput::Float16>(p, groups, stream);
-        case IgemmOutput::Float32:
-            return launch_pass<Tile, P, Operand, IgemmOutput::Float32>(p, groups, stream);
-    }
-}
-
-// tf32 operands come from float32 tensors and write float32 (check_call refuses other outputs).
-template <class Tile, Pass P>
-void dispatch_operand(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
-    switch (operand) {
-        case IgemmOperand::BFloat16:
-            return dispatch_output<Tile, P, IgemmOperand::BFloat16>(p, groups, output, stream);
-        case IgemmOperand::Float16:
-            return dispatch_output<Tile, P, IgemmOperand::Float16>(p, groups, output, stream);
-        case IgemmOperand::TensorFloat32:
-            return launch_pass<Tile, P, IgemmOperand::TensorFloat32, IgemmOutput::Float32>(p, groups, stream);
-    }
-}
-
 // The launch of p on the tile its GEMM's columns (channels written per group) take.
 template <Pass P>
 void dispatch_tile(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
-    if (narrow(p.out_group)) return dispatch_operand<WgmmaNarrowTile, P>(p, groups, operand, output, stream);
-    dispatch_operand<WgmmaWideTile, P>(p, groups, operand, output, stream);
+    with_operand_and_output(operand, output, [&](auto op, auto out) {
+        if (narrow(p.out_group))
+            return launch_pass<WgmmaNarrowTile, P, decltype(op)::value, decltype(out)::value>(p, groups, stream);
+        launch_pass<WgmmaWideTile, P, decltype(op)::value, decltype(out)::value>(p, groups, stream);
+    });
 }
 
 std::int64_t k_tiles(const IgemmConvShape& s, IgemmOperand operand) {

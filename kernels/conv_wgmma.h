@@ -1,7 +1,7 @@
 #pragma once
 // Launchers of the warpgroup-MMA (wgmma, sm_90a) implicit-GEMM convolution, forward and
-// backward-data (kernels/conv_wgmma.cu). The same layouts, geometry and fused epilogue as the
-// mma.sync kernels (kernels/conv_igemm.h: x, y, dy and dx channels-last, bias float32, residual
+// backward-data (kernels/conv_wgmma.cu), backward-filter (kernels/conv_wgmma_filter.cu). The same layouts, geometry and
+// fused epilogue as the mma.sync kernels (kernels/conv_igemm.h: x, y, dy and dx channels-last, bias float32, residual
 // like the output, ReLU), except backward-data's weight (below): bf16 or f16 operands with
 // float32 accumulation and bf16/f16/f32 outputs, or tf32 operands (float32 tensors, rounded to
 // nearest in shared memory) with a float32 output. Plain C++: host code calls it without CUDA
@@ -28,7 +28,7 @@ std::string conv_wgmma_unsupported_reason(const IgemmConvShape& shape, IgemmOper
 bool conv_wgmma_built();
 
 // The forward's block tile columns for `shape`: 128, or 64 where a group has at most 64 output
-// channels (backward-data's tile by its input channels a group, alike).
+// channels (forward only: backward-data's tile goes by the input channels a group).
 int conv_wgmma_tile_columns(const IgemmConvShape& shape);
 
 // Dynamic shared memory of a forward launch of `shape` (4 stages of 128 x 128-byte A and N x 128-byte B
@@ -58,10 +58,42 @@ void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, Igemm
 // input's), every dx position written, sub-pixel: per phase of the stride only the taps that
 // reach it are gathered and multiplied (a phase no tap reaches gets the epilogue of 0). `w` is
 // the weight kernels::backward_data_conv_weight writes from the convolution's [K, C/g, taps]:
-// per group [C/g, taps reversed, K/g], so that B's rows (dx channels) are k-contiguous for the
-// tensor cores, which read K-major tiles only (tf32 has no transposed form). Throws as
+// per group [C/g, taps reversed, K/g], so that B's rows (dx channels) are k-contiguous: K-major,
+// the only form wgmma reads tf32 in (16-bit operands may be MN-major). Throws as
 // conv_wgmma_forward.
 void conv_wgmma_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, const void* dy,
                               const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream);
+
+// ---- backward-filter (kernels/conv_wgmma_filter.cu) -----------------------------------------
+
+// Why conv_wgmma_backward_filter cannot run `shape` with `operand` (empty when it can): those of
+// conv_wgmma_unsupported_reason, and tf32 (its tiles are MN-major, which wgmma reads for 16-bit
+// types only).
+std::string conv_wgmma_backward_filter_unsupported_reason(const IgemmConvShape& shape, IgemmOperand operand);
+
+// How a backward-filter of `shape` runs: the GEMM D = dy^T x (M = K/g, N = taps x C/g) or, where
+// K/g <= 64 < taps x C/g, transposed (M = taps x C/g, N = K/g); the tile's columns (64 up to 64
+// columns, else 128); its blocks (M tiles x N tiles x groups); and the default split of the
+// positions (as cuda.igemm's: none from half a wave up, else about a wave's blocks, each split at
+// least 8 k tiles of 64 positions). All zero where refused.
+struct WgmmaFilterPlan {
+    bool transposed = false;
+    int tile_columns = 0;
+    std::int64_t blocks = 0;
+    int splits = 0;
+};
+WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& shape);
+
+// The float32 slices of `splits` > 1 (0 for one): splits x dw's elements.
+std::size_t conv_wgmma_backward_filter_workspace_bytes(const IgemmConvShape& shape, int splits);
+
+// dw (KRSC, [K, taps, C/g], as cuda.igemm's) = the filter gradient from dy [N, oD, oH, oW, K]
+// and x [N, D, H, W, C] (+ `residual`, like dw, or null), bf16 or f16 operands, float32
+// accumulation, summed over the positions in `splits` ranges whose slices (the workspace) a
+// second kernel adds in order. Throws as conv_wgmma_forward, and InvalidArgument for splits
+// outside 1..65535 / groups or more than one without a workspace.
+void conv_wgmma_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, int splits,
+                                const void* dy, const void* x, const void* residual, void* dw, void* workspace,
+                                Stream stream);
 
 CONVKIT_KERNELS_END

@@ -361,7 +361,7 @@ __device__ inline void fence_proxy_async_shared() {
 
 // One k step of wgmma.mma_async.sync.aligned: m64nNk16.f32.{bf16,f16}.{bf16,f16} or
 // m64nNk8.f32.tf32.tf32 (operands in shared memory as 32-bit words whose 13 low mantissa bits the
-// tensor cores ignore: round them with round_to_tf32 first). d = a * b (+ d when `accumulate`,
+// tensor cores ignore: round them in place first, round_shared_chunk_to_tf32). d = a * b (+ d when `accumulate`,
 // the scale-d operand); a and b descriptors of K-major shared tiles (32 bytes of k a row either
 // way), or with MnMajor (16-bit operands only: imm-trans-a and imm-trans-b 1, both operands)
 // of MN-major ones (kernels/wgmma_descriptor.h: a k16 step is 16 k-rows).

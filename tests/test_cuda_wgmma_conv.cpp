@@ -2,9 +2,10 @@
 // kernels/conv_wgmma.cu, sm_90a) through the registry and the public ops on a CUDA device (label
 // gpu): an H100/H200, or the emulated device, which reports compute capability 9.0. It is not the
 // default policy's choice for any pass; named, the public forward runs on it with bias and the
-// fused residual and ReLU, and backward-data (sub-pixel per phase of the stride, with the weight
+// fused residual and ReLU, backward-data (sub-pixel per phase of the stride, with the weight
 // kernels::backward_data_conv_weight makes: that kernel against a host loop) with its transposed
-// convolution's bias and epilogue, against the same ops on float64 host tensors; the passes and
+// convolution's bias and epilogue, and backward-filter (kernels/conv_wgmma_filter.cu: both
+// orientations, split-K), against the same ops on float64 host tensors; the passes and
 // problems it does not run are refused when named, each with its reason (float32 under strict math,
 // contiguous activations, channels off the 16-byte vector, other padding modes). Float32 tensors
 // run as tf32 where the math mode allows it. Elsewhere
@@ -16,9 +17,11 @@
 #include <string>
 
 #include "backend_api/selection.h"
+#include "backends/cuda/igemm_variant_support.h"
 #include "convkit/ops/activation.h"
 #include "convkit/ops/conv.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/conv_wgmma.h"
 #include "kernels/tensor_fill.h"
 #include "test_util.h"
 #include "tolerances.h"
@@ -71,7 +74,7 @@ TEST_F(CudaWgmmaConv, IsNotTheDefaultChoice) {
 
 // Named: the public forward with bias, residual and ReLU (fused by the variant) against the
 // float64 host op; the backward passes it does not implement are refused with the reason.
-TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndOtherPassesAreRefused) {
+TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndBackwardBiasIsRefused) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1).set_stride(2).set_groups(2);
     const Tensor x = testing::random_exact_in(DType::BFloat16, Shape{2, 32, 9, 8}, rng);
@@ -110,9 +113,9 @@ TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndOtherPassesAreRefused) {
     }
 
     const detail::ConvProblem p = problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast);
-    for (ConvPass pass : {ConvPass::BackwardFilter, ConvPass::BackwardBias}) {
-        EXPECT_NE(reason_of(p, pass).find("does not implement it"), std::string::npos) << reason_of(p, pass);
-    }
+    EXPECT_NE(reason_of(p, ConvPass::BackwardBias).find("does not implement it"), std::string::npos)
+        << reason_of(p, ConvPass::BackwardBias);
+    EXPECT_EQ(reason_of(p, ConvPass::BackwardFilter), "");
     // This convolution has stride 2: its backward-data runs per phase.
     EXPECT_EQ(reason_of(p, ConvPass::BackwardData), "");
 }
@@ -210,6 +213,58 @@ TEST_F(CudaWgmmaConv, NamedBackwardDataMatchesTheReference) {
         EXPECT_LT(testing::relative_error(back(got), expected), testing::kBfloat16VsFloat64Tolerance);
         EXPECT_LT(testing::relative_error(back(gradient), expected_gradient), testing::kBfloat16VsFloat64Tolerance);
     }
+}
+
+// Named: backward-filter (split over the positions, its GEMM transposed where K/g <= 64) against
+// the float64 host op, 1-D to 3-D, groups, strides, dilation, both 16-bit types; float32 (tf32)
+// refused for it with the reason, since its tiles are MN-major.
+TEST_F(CudaWgmmaConv, NamedBackwardFilterMatchesTheReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Case {
+        const char* label;
+        ConvParams params;
+        Shape x, w;
+        DType dtype;
+    };
+    const std::vector<Case> cases = {
+        {"2d 3x3 same, 64 channels (transposed)", ConvParams(2).set_padding(1), Shape{2, 16, 9, 8}, Shape{64, 16, 3, 3},
+         DType::BFloat16},
+        {"2d 3x3/2 groups 2, 96 channels", ConvParams(2).set_padding(1).set_stride(2).set_groups(2),
+         Shape{2, 32, 11, 10}, Shape{192, 16, 3, 3}, DType::Float16},
+        {"1d k5 dilation 2", ConvParams(1).set_dilation(2).set_padding(4), Shape{2, 24, 40}, Shape{136, 24, 5},
+         DType::BFloat16},
+        {"3d 1x1x1 (both at most 64)", ConvParams(3), Shape{2, 32, 3, 4, 5}, Shape{48, 32, 1, 1, 1}, DType::Float16},
+        // 4 x 32 x 32 = 4,096 positions (64 k tiles) on 5 blocks: split 8 ways (asserted below),
+        // through the variant's slice workspace and the adder.
+        {"2d 3x3 split-K", ConvParams(2).set_padding(1), Shape{4, 16, 32, 32}, Shape{64, 16, 3, 3}, DType::BFloat16},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.label);
+        const Tensor x = testing::random_exact_in(c.dtype, c.x, rng);
+        const Tensor w = testing::random_exact_in(c.dtype, c.w, rng);
+        const Shape y_shape = detail::conv_geometry("conv", c.x, c.w, c.params).output_shape();
+        const Tensor dy = testing::random_exact_in(c.dtype, y_shape, rng);
+        const Tensor expected = conv_backward_filter(dy, x, c.w, c.params);
+        const auto on_cuda = [&](const Tensor& t) {
+            return t.to(c.dtype).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+        };
+        Tensor got;
+        {
+            const VariantGuard guard("cuda.wgmma");
+            got = conv_backward_filter(on_cuda(dy), on_cuda(x), c.w, c.params);
+        }
+        EXPECT_LT(
+            testing::relative_error(got.to(Device::host()).to(DType::Float64).contiguous(), expected),
+            c.dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance);
+    }
+    const detail::ConvProblem split =
+        problem_of(cases.back().x, cases.back().w, cases.back().params, DType::BFloat16, MemoryFormat::ChannelsLast);
+    EXPECT_GT(kernels::conv_wgmma_backward_filter_plan(detail::igemm_shape(split.geometry)).splits, 1);
+    detail::ConvProblem float32 = problem_of(Shape{2, 16, 8, 8}, Shape{16, 16, 3, 3}, ConvParams(2).set_padding(1),
+                                             DType::Float32, MemoryFormat::ChannelsLast);
+    float32.math = MathMode::AllowTF32;
+    EXPECT_NE(reason_of(float32, ConvPass::BackwardFilter).find("bf16 and f16 operands only"), std::string::npos)
+        << reason_of(float32, ConvPass::BackwardFilter);
 }
 
 // What it refuses, with the reason: float32 under strict math (it runs it as tf32 otherwise),

@@ -52,10 +52,13 @@ inline ConvPassInputs random_pass_inputs(const detail::ConvGeometry& g, DType dt
 inline Stream stream_for(Device device) { return device.is_host() ? Stream{} : current_stream(device.index); }
 
 // The activations (x, dy and the results y, dx) in `layout`; the weight and bias contiguous.
-// The results come back contiguous.
+// The results come back contiguous. With `only_supported`, a pass the variant implements but
+// refuses for this problem is left out like one it does not implement (the caller records the
+// refusal); otherwise running it throws, as a refused pass must.
 inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const detail::ConvGeometry& g,
                                        const ConvPassInputs& in, DType dtype, Device device = Device::host(),
-                                       detail::Layout layout = detail::Layout::Contiguous) {
+                                       detail::Layout layout = detail::Layout::Contiguous,
+                                       bool only_supported = false) {
     const auto on = [&](const Tensor& t) { return t.to(dtype).to(device); };
     const auto activation = [&](const Tensor& t) { return on(t).to(layout); };
     const Tensor x = activation(in.x), w = on(in.w), dy = activation(in.dy), bias_out = on(in.bias_out),
@@ -67,8 +70,11 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
     problem.x_layout = problem.y_layout = layout;
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     const Stream stream = stream_for(device);
+    const auto runs = [&](ConvPass pass) {
+        return variant.implements(pass) && (!only_supported || variant.supports(problem, pass));
+    };
     const auto run = [&](ConvPass pass, const detail::ConvOperands& operands) {
-        if (!variant.implements(pass)) return;
+        if (!runs(pass)) return;
         // The workspace the variant asks for, poisoned (NaN bytes) so that a variant reading
         // scratch it did not write fails.
         const std::size_t bytes = variant.workspace(problem, pass);
@@ -81,9 +87,9 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
         {.w = w.raw_data(), .dy = buffer(dy), .bias = bias_in.raw_data(), .out = buffer(r.dx)});
     run(ConvPass::BackwardFilter, {.x = buffer(x), .dy = buffer(dy), .out = r.dw.raw_data()});
     run(ConvPass::BackwardBias, {.dy = buffer(dy), .out = r.db.raw_data()});
-    // A pass the variant does not implement gives an undefined result.
+    // A pass the variant does not run gives an undefined result.
     const auto back = [&](const Tensor& t, ConvPass pass) {
-        return variant.implements(pass) ? t.to(Device::host()).contiguous() : Tensor();
+        return runs(pass) ? t.to(Device::host()).contiguous() : Tensor();
     };
     return {back(r.y, ConvPass::Forward), back(r.dx, ConvPass::BackwardData), back(r.dw, ConvPass::BackwardFilter),
             back(r.db, ConvPass::BackwardBias)};

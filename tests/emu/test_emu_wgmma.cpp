@@ -1,15 +1,18 @@
-// The warpgroup-MMA implicit-GEMM convolution (kernels/conv_wgmma.cu, forward, sm_90a) executed
-// on the CPU by the emulator (its wgmma: src/emu/warpgroup_mma.cpp), against the float64
-// definition of tests/emu/igemm_problem.h: a sweep over rank 1-3, M and N at and past the 128 x
+// The warpgroup-MMA implicit-GEMM convolution (kernels/conv_wgmma.cu and conv_wgmma_filter.cu,
+// sm_90a) executed on the CPU by the emulator (its wgmma: src/emu/warpgroup_mma.cpp), against the
+// float64 definition of tests/emu/igemm_problem.h. Forward: a sweep over rank 1-3, M and N at and past the 128 x
 // 128 block tile's edges (and the 128 x 64 one's up to 64 channels a group), K from under one k tile (64 16-bit values
 // or 32 tf32) to many (through the 4-stage ring, with a partial last tile), strides, dilations, padding, groups, batch
 // 1, every epilogue option, bf16, f16 and tf32 operands and every output type, outputs NaN-poisoned; small integers bit
-// for bit; tf32 rounding to nearest; refusals with their reasons.
+// for bit; tf32 rounding to nearest; refusals with their reasons. Backward-data per phase of the
+// stride and backward-filter (MN-major tiles, split-K): sweeps of their own below, and their
+// rings under the run-to-block and random schedules too.
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +26,33 @@ namespace convkit {
 namespace {
 
 using namespace igemm_test;
+
+// The case's pass (forward, backward-data or backward-filter, by its direction), defined below.
+std::vector<double> run_pass(const Case& cs, const Problem& p);
+
+// The case on random values against the float64 definition, at its dtype's tolerance.
+void expect_matches_the_definition(const Case& cs) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Problem p = make_problem(cs, rng, false);
+    EXPECT_LT(relative_error(run_pass(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+}
+
+// Small integers: every product and sum is exact in float, so the float output must equal the
+// definition bit for bit, on every case of a sweep.
+void expect_small_integers_bit_for_bit(const std::vector<Case>& cases) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (Case cs : cases) {
+        cs.output = kToF32;
+        const Problem p = make_problem(cs, rng, true);
+        EXPECT_EQ(differing(run_pass(cs, p), p.expected), 0u) << name_of(cs);
+    }
+}
+
+// Sets the emulator's schedule for its lifetime (the ring tests choose their own).
+struct ScheduleScope {
+    explicit ScheduleScope(emu::Schedule s) { emu::set_schedule_override(s); }
+    ~ScheduleScope() { emu::set_schedule_override(std::nullopt); }
+};
 
 std::vector<double> run(const Case& cs, const Problem& p) {
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* y) {
@@ -90,10 +120,7 @@ const std::vector<Case>& sweep() {
 class WgmmaSweep : public ::testing::TestWithParam<Case> {};
 
 TEST_P(WgmmaSweep, MatchesTheDefinition) {
-    CONVKIT_SEEDED_RNG(rng);
-    const Case& cs = GetParam();
-    const Problem p = make_problem(cs, rng, false);
-    EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+    expect_matches_the_definition(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaSweep, ::testing::ValuesIn(sweep()), case_test_name);
@@ -179,21 +206,13 @@ const std::vector<Case>& backward_data_sweep() {
 class WgmmaBackwardDataSweep : public ::testing::TestWithParam<Case> {};
 
 TEST_P(WgmmaBackwardDataSweep, MatchesTheDefinition) {
-    CONVKIT_SEEDED_RNG(rng);
-    const Case& cs = GetParam();
-    const Problem p = make_problem(cs, rng, false);
-    EXPECT_LT(relative_error(run_backward_data(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+    expect_matches_the_definition(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaBackwardDataSweep, ::testing::ValuesIn(backward_data_sweep()), case_test_name);
 
 TEST(EmuWgmmaConv, BackwardDataSmallIntegersBitForBit) {
-    CONVKIT_SEEDED_RNG(rng);
-    for (Case cs : backward_data_sweep()) {
-        cs.output = kToF32;
-        const Problem p = make_problem(cs, rng, true);
-        EXPECT_EQ(differing(run_backward_data(cs, p), p.expected), 0u) << name_of(cs);
-    }
+    expect_small_integers_bit_for_bit(backward_data_sweep());
 }
 
 // The launches: stride 1 one; uniform phases one of all of them (each block its phase); unequal
@@ -217,17 +236,10 @@ TEST(EmuWgmmaConv, BackwardDataLaunchesPerPhase) {
     EXPECT_TRUE(kernels::conv_wgmma_backward_data_blocks(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3})).empty());
 }
 
-// Small integers: every product and sum is exact in float, so the float output must equal the
-// definition bit for bit on every case of the sweep (each with its own operand: the sweep
-// alternates bf16 and f16).
+// Small integers bit for bit on every case of the sweep (each with its own operand: the sweep
+// alternates bf16 and f16, and ends with tf32).
 TEST(EmuWgmmaConv, SmallIntegersBitForBitOnTheSweep) {
-    CONVKIT_SEEDED_RNG(rng);
-    for (Case cs : sweep()) {
-        cs.output = kToF32;
-        const Problem p = make_problem(cs, rng, true);
-        const std::vector<double> y = run(cs, p);
-        EXPECT_EQ(differing(y, p.expected), 0u) << name_of(cs);
-    }
+    expect_small_integers_bit_for_bit(sweep());
 }
 
 // The barrier between a k tile's cp.async wait and its wgmmas is what makes the other
@@ -239,10 +251,6 @@ TEST(EmuWgmmaConv, SmallIntegersBitForBitOnTheSweep) {
 TEST(EmuWgmmaConv, RingUnderRunToBlockAndRandomSchedules) {
     // It sets its own schedules: ctest's reverse entry would repeat the forward one's runs.
     if (emu::schedule_from_environment() == emu::Schedule::Reverse) GTEST_SKIP() << "runs once, under forward";
-    struct ScheduleScope {
-        explicit ScheduleScope(emu::Schedule s) { emu::set_schedule_override(s); }
-        ~ScheduleScope() { emu::set_schedule_override(std::nullopt); }
-    };
     CONVKIT_SEEDED_RNG(rng);
     for (emu::Schedule schedule : {emu::Schedule::RunToBlock, emu::Schedule::Random}) {
         const ScheduleScope scope(schedule);
@@ -314,6 +322,133 @@ void expect_refused(const IgemmConvShape& s, IgemmOperand operand, const std::st
     } catch (const NotSupported& e) {
         EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
     }
+}
+
+// ---- backward-filter ----------------------------------------------------------------------
+
+std::vector<double> run_backward_filter(const Case& cs, const Problem& p) {
+    const std::size_t bytes = kernels::conv_wgmma_backward_filter_workspace_bytes(cs.shape, cs.splits);
+    std::vector<float> slices(bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
+    return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* dw) {
+        kernels::conv_wgmma_backward_filter(cs.shape, cs.operand, cs.output, cs.splits, p.first.data(), p.second.data(),
+                                            epilogue.residual, dw, slices.empty() ? nullptr : slices.data(), Stream{});
+    });
+}
+
+std::vector<double> run_pass(const Case& cs, const Problem& p) {
+    switch (cs.direction) {
+        case Direction::Forward:
+            return run(cs, p);
+        case Direction::BackwardData:
+            return run_backward_data(cs, p);
+        case Direction::BackwardFilter:
+            break;
+    }
+    return run_backward_filter(cs, p);
+}
+
+Case backward_filter(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, bool residual, int splits) {
+    return {s, kLarge, operand, output, false, residual, false, Direction::BackwardFilter, splits};
+}
+
+// The GEMM: M = K/g output channels, N = taps x C/g, k = N x output positions (64 a k tile), or
+// transposed where K/g <= 64 < taps x C/g. Both orientations, the wide and narrow tiles, M and N
+// at and past the tiles' edges, positions past a k tile and through the ring, split-K 2 and 3
+// (a split with fewer tiles), groups, strides, dilation, padding, 1-D and 3-D, both operands.
+const std::vector<Case>& backward_filter_sweep() {
+    static const std::vector<Case> cases = {
+        // Normal, wide: K/g = 128, N = 9 x 16 = 144 (two column tiles); 2 x 8 x 8 = 128 positions.
+        backward_filter(shape(2, 2, 16, 128, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}), kBF, kToF32, false, 1),
+        // Transposed: K/g = 64, N = 144 rows of D^T (two row tiles) on the 64-column tile.
+        backward_filter(shape(2, 2, 16, 64, 1, {9, 7}, {3, 3}, {1, 1}, {1, 1}), kF16, kToF16, true, 1),
+        // Normal, narrow: K/g = 136 (M past 128), 1x1 N = 64; both at most 64: 48 x 32, 1x1.
+        backward_filter(shape(2, 2, 64, 136, 1, {6, 6}, {1, 1}), kBF, kToBF, false, 1),
+        backward_filter(shape(2, 1, 32, 48, 1, {9, 9}, {1, 1}), kF16, kToF32, true, 1),
+        // Long positions through the ring (2 x 24 x 24 = 1152: 18 k tiles), split 2 and 3.
+        backward_filter(shape(2, 2, 8, 32, 1, {24, 24}, {3, 3}, {1, 1}, {1, 1}), kBF, kToF32, false, 2),
+        backward_filter(shape(2, 2, 24, 72, 1, {20, 23}, {3, 3}, {1, 1}, {1, 1}), kF16, kToBF, true, 3),
+        // Groups (2 of 16 -> 48, 4 of 8 -> 8), stride 2, dilation, padding past the reach.
+        backward_filter(shape(2, 2, 32, 96, 2, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kBF, kToF32, true, 1),
+        backward_filter(shape(2, 1, 32, 32, 4, {10, 10}, {3, 3}, {1, 1}, {2, 2}, {2, 2}), kF16, kToF16, false, 2),
+        // 1-D (a long kernel), 3-D strided and dilated.
+        backward_filter(shape(1, 2, 16, 64, 1, {150}, {7}, {2}, {3}), kBF, kToBF, false, 1),
+        backward_filter(shape(3, 2, 8, 16, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kF16, kToF32,
+                        true, 1),
+    };
+    return cases;
+}
+
+class WgmmaBackwardFilterSweep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(WgmmaBackwardFilterSweep, MatchesTheDefinition) {
+    expect_matches_the_definition(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Emu, WgmmaBackwardFilterSweep, ::testing::ValuesIn(backward_filter_sweep()), case_test_name);
+
+TEST(EmuWgmmaConv, BackwardFilterSmallIntegersBitForBit) {
+    expect_small_integers_bit_for_bit(backward_filter_sweep());
+}
+
+// The rings of backward-data (its phases' gathers) and backward-filter (MN-major tiles, split-K)
+// under the schedules that catch a missing barrier (RingUnderRunToBlockAndRandomSchedules): a
+// uniform launch, long K and tf32 of backward-data; the wide tile, a 2-way split of 18 k tiles and
+// a transposed 3-way split of backward-filter.
+TEST(EmuWgmmaConv, BackwardRingsUnderRunToBlockAndRandomSchedules) {
+    if (emu::schedule_from_environment() == emu::Schedule::Reverse) GTEST_SKIP() << "runs once, under forward";
+    CONVKIT_SEEDED_RNG(rng);
+    for (emu::Schedule schedule : {emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+        const ScheduleScope scope(schedule);
+        const bool random = schedule == emu::Schedule::Random;  // the slower one: fewer cases
+        for (const std::size_t i : random ? std::vector<std::size_t>{4} : std::vector<std::size_t>{4, 10, 13}) {
+            const Case& cs = backward_data_sweep()[i];
+            const Problem p = make_problem(cs, rng, false);
+            EXPECT_LT(relative_error(run_pass(cs, p), p.expected), tolerance(cs))
+                << name_of(cs) << " under " << emu::schedule_name(schedule);
+        }
+        for (const std::size_t i : random ? std::vector<std::size_t>{4} : std::vector<std::size_t>{0, 4, 5}) {
+            const Case& cs = backward_filter_sweep()[i];
+            const Problem p = make_problem(cs, rng, false);
+            EXPECT_LT(relative_error(run_pass(cs, p), p.expected), tolerance(cs))
+                << name_of(cs) << " under " << emu::schedule_name(schedule);
+        }
+    }
+}
+
+// The plan: the orientation, the tile, the blocks and the default split; tf32 refused with the
+// reason (MN-major tiles take 16-bit operands only), splits without a workspace refused.
+TEST(EmuWgmmaConv, BackwardFilterPlanAndRefusals) {
+    // ResNet-50 layer1 3x3 64 -> 64 at batch 32: transposed (M = 576 rows, N = 64), 5 blocks of
+    // 128x64; 100,352 positions = 1,568 k tiles; a wave of 264 blocks: 53 splits.
+    const kernels::WgmmaFilterPlan layer1 =
+        kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1}));
+    EXPECT_TRUE(layer1.transposed);
+    EXPECT_EQ(layer1.tile_columns, 64);
+    EXPECT_EQ(layer1.blocks, 5);
+    EXPECT_EQ(layer1.splits, 53);
+    // layer3 3x3 256 -> 256 at 14 x 14: normal, 2 x 18 blocks of 128x128, 6,272 positions (98
+    // k tiles): a wave of 132 blocks wants 4 splits.
+    const kernels::WgmmaFilterPlan layer3 =
+        kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1}));
+    EXPECT_FALSE(layer3.transposed);
+    EXPECT_EQ(layer3.tile_columns, 128);
+    EXPECT_EQ(layer3.blocks, 36);
+    EXPECT_EQ(layer3.splits, 4);
+    // Enough blocks: no split (a 1x1 2048 -> 512 at 7 x 7, 4 x 16 blocks of 128x128: 64 < 66,
+    // so 3 splits; 4096 -> 512: 128 blocks, half a wave, none).
+    EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 2048, 512, 1, {7, 7}, {1, 1})).splits, 3);
+    EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 4096, 512, 1, {7, 7}, {1, 1})).splits, 1);
+    EXPECT_NE(kernels::conv_wgmma_backward_filter_unsupported_reason(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32)
+                  .find("bf16 and f16 operands only"),
+              std::string::npos);
+    EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3})).blocks, 0);
+    std::vector<std::uint16_t> data(4096);
+    EXPECT_THROW(kernels::conv_wgmma_backward_filter(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToF32, 1,
+                                                     data.data(), data.data(), nullptr, data.data(), nullptr, Stream{}),
+                 NotSupported);
+    EXPECT_THROW(kernels::conv_wgmma_backward_filter(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, 2,
+                                                     data.data(), data.data(), nullptr, data.data(), nullptr, Stream{}),
+                 InvalidArgument);
 }
 
 // Channel counts off the 16-byte vector (8 16-bit values, 4 tf32) are refused with the reason;

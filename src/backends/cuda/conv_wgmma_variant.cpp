@@ -1,8 +1,10 @@
 // The warpgroup-MMA implicit-GEMM convolution (kernels/conv_wgmma.h, sm_90a) as the variant
-// `cuda.wgmma`: the forward pass and backward-data (sub-pixel per phase of the stride, as
-// cuda.igemm: uniform phases in one launch); bfloat16 and float16 operands with float32
+// `cuda.wgmma`: the forward pass, backward-data (sub-pixel per phase of the stride, as
+// cuda.igemm: uniform phases in one launch) and backward-filter (split-K over the positions, its
+// tiles MN-major: bfloat16 and float16 only); bfloat16 and float16 operands with float32
 // accumulation (channels per group a multiple of 8), and float32 ones as tf32 where the math mode
-// allows it (as cuda.igemm; 4 channels a group), channels-last activations, zeros padding, on
+// allows it (as cuda.igemm; 4 channels a group; not backward-filter), channels-last activations,
+// zeros padding, on
 // devices of compute capability 9.0 exactly (H100, H200: wgmma exists only in sm_90a code) and in
 // builds that hold that code (CMAKE_CUDA_ARCHITECTURES with 90). Not a default: the CUDA
 // backend's default list (backend_api/selection.cpp) keeps cuda.igemm; this one runs when named
@@ -11,9 +13,10 @@
 // Like cuda.igemm it permutes convkit's [K, C/groups, taps] weight in its workspace: into KRSC
 // for the forward (backends/cuda/conv_weight_layout.h), and for backward-data into
 // [C/groups, taps reversed, K/groups] per group (kernels::backward_data_conv_weight), since
-// wgmma reads B K-major: each dx channel's row contiguous along (tap, K). It widens the bias to
-// float32 for the fused epilogue (backends/cuda/igemm_variant_support.h); it does not pad channels
-// (cuda.igemm's stem path) nor split K: a problem it refuses goes to the default variants.
+// wgmma reads B K-major: each dx channel's row contiguous along (tap, K); backward-filter writes
+// KRSC there and permutes it back. It widens the bias to float32 for the fused epilogue
+// (backends/cuda/igemm_variant_support.h); it does not pad channels (cuda.igemm's stem path) nor
+// split the forward's or backward-data's K: a problem it refuses goes to the default variants.
 #include <cstdint>
 #include <string>
 
@@ -37,9 +40,7 @@ class CudaWgmmaConv final : public ConvVariant {
 public:
     const char* name() const override { return "cuda.wgmma"; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
-    bool implements(ConvPass pass) const override {
-        return pass == ConvPass::Forward || pass == ConvPass::BackwardData;
-    }
+    bool implements(ConvPass pass) const override { return pass != ConvPass::BackwardBias; }
     // Float32 only as tf32: unsupported_reason refuses it under strict math.
     bool computes(DType dtype) const override {
         return dtype == DType::BFloat16 || dtype == DType::Float16 || dtype == DType::Float32;
@@ -48,9 +49,7 @@ public:
     bool fuses_epilogue() const override { return true; }
 
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
-        if (pass != ConvPass::Forward && pass != ConvPass::BackwardData) {
-            return "runs the forward and backward-data passes only";
-        }
+        if (pass == ConvPass::BackwardBias) return "runs the forward, backward-data and backward-filter passes only";
         if (std::string reason = tensor_core_operands_reason(p); !reason.empty()) return reason;
         if (const int cc = cuda_compute_capability(p.device.index); cc != kComputeCapability) {
             return concat("needs compute capability 9.0 (wgmma, sm_90a code); device ", p.device.index, " has ",
@@ -60,8 +59,11 @@ public:
             return "this build has no sm_90a code for it (CMAKE_CUDA_ARCHITECTURES without 90)";
         }
         if (std::string reason = symmetric_zero_padding_reason(p.geometry); !reason.empty()) return reason;
-        if (std::string reason =
-                kernels::conv_wgmma_unsupported_reason(igemm_shape(p.geometry), igemm_operand(p.dtype()));
+        const kernels::IgemmConvShape s = igemm_shape(p.geometry);
+        const kernels::IgemmOperand operand = igemm_operand(p.dtype());
+        if (std::string reason = pass == ConvPass::BackwardFilter
+                                     ? kernels::conv_wgmma_backward_filter_unsupported_reason(s, operand)
+                                     : kernels::conv_wgmma_unsupported_reason(s, operand);
             !reason.empty()) {
             return concat("cannot run it: ", reason);
         }
@@ -69,8 +71,9 @@ public:
     }
 
     std::size_t workspace(const ConvProblem& p, ConvPass pass) const override {
-        return WorkspacePieces::rounded(conv_weight_bytes(p.geometry, p.dtype())) +
-               widened_bias_bytes(written_channels(p.geometry, pass));
+        const std::size_t weight = WorkspacePieces::rounded(conv_weight_bytes(p.geometry, p.dtype()));
+        if (pass == ConvPass::BackwardFilter) return weight + WorkspacePieces::rounded(filter_slice_bytes(p.geometry));
+        return weight + widened_bias_bytes(written_channels(p.geometry, pass));
     }
 
     void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView workspace,
@@ -80,6 +83,14 @@ public:
         const kernels::IgemmConvShape s = igemm_shape(g);
         WorkspacePieces pieces(workspace);
         void* weight = pieces.take(conv_weight_bytes(g, dtype));
+        if (pass == ConvPass::BackwardFilter) {
+            const int splits = kernels::conv_wgmma_backward_filter_plan(s).splits;
+            void* slices = pieces.take(filter_slice_bytes(g));
+            kernels::conv_wgmma_backward_filter(s, igemm_operand(dtype), igemm_output(dtype), splits, o.dy, o.x,
+                                                nullptr, weight, slices, stream);
+            permute_conv_weight(g, dtype, weight, o.out, false, stream);  // KRSC back to [K, C/g, taps]
+            return;
+        }
         kernels::IgemmEpilogue epilogue;
         if (o.bias != nullptr) {
             const std::int64_t channels = written_channels(g, pass);
@@ -100,6 +111,13 @@ public:
     }
 
 private:
+    // Backward-filter's split slices (its default split).
+    static std::size_t filter_slice_bytes(const ConvGeometry& g) {
+        const kernels::IgemmConvShape s = igemm_shape(g);
+        return kernels::conv_wgmma_backward_filter_workspace_bytes(s,
+                                                                   kernels::conv_wgmma_backward_filter_plan(s).splits);
+    }
+
     // The channels of the tensor a pass writes, and of its fused bias: y's forward, dx's (the
     // transposed convolution's) backward-data.
     static std::int64_t written_channels(const ConvGeometry& g, ConvPass pass) {

@@ -1,0 +1,137 @@
+#pragma once
+// What the warpgroup-MMA convolution kernels share (kernels/conv_wgmma.cu, forward and
+// backward-data; kernels/conv_wgmma_filter.cu, backward-filter): the block tiles, the cp.async ring
+// that feeds the tensor cores without mbarriers, a stage's k steps of wgmma, and the walk over the
+// D fragment.
+// Private to those files.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/conv_igemm.h"
+#include "kernels/kernel_support.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/ptx.cuh"
+#include "kernels/wgmma_descriptor.h"
+
+CONVKIT_KERNELS_BEGIN
+namespace wgmma_ring {
+
+// The block's shape: BlockM x BlockN of D, 2 warpgroups of 64 rows each, a k tile of 128 bytes
+// per row of A and of B (K-major: one swizzled row per M or N row, the forward's; MN-major: 64
+// k-rows of BlockM or BlockN 16-bit values, backward-filter's: the same bytes), Stages of them;
+// and what the forward's A gather (ARows, find_a_rows, gather_a_chunks) reads from it. The static
+// check (tests/scripts/check-igemm-kernels) reads BlockM, BlockN and Stages from the kernel's name.
+template <int BlockM, int BlockN, int Stages>
+struct WgmmaTileConfig {
+    static constexpr int kBlockM = BlockM, kBlockN = BlockN, kStages = Stages;
+    static constexpr int kWarpgroupM = 64;                    // wgmma's M
+    static constexpr int kWarpgroups = BlockM / kWarpgroupM;  // each all BlockN columns
+    static constexpr int kThreads = 128 * kWarpgroups;
+    static constexpr int kRowBytes = 128;           // a k tile: one 128-byte swizzled row
+    static constexpr int kChunks = kRowBytes / 16;  // 16-byte cp.async chunks a row
+    static constexpr int kRowsPerPass = kThreads / kChunks;
+    static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
+    static constexpr int kMmaSteps = kRowBytes / 32;  // k16 (16-bit) or k8 (tf32) steps of 32 bytes a tile
+    static constexpr int kAtomBytes = 1024;           // 8 rows x 128 bytes: the swizzle's repeat
+    static constexpr int kTileBytesA = BlockM * kRowBytes, kTileBytesB = BlockN * kRowBytes;
+    static constexpr int kStageBytes = kTileBytesA + kTileBytesB;
+    // The stages, and an atom's slack to start them on a 1024-byte boundary of the shared window.
+    static constexpr std::size_t kSharedBytes = std::size_t{kStageBytes} * Stages + kAtomBytes;
+    static_assert(BlockN == 64 || BlockN == 128, "wgmma_mma_async has device code for N = 64 and 128");
+    static_assert(BlockM % kWarpgroupM == 0 && BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
+    static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
+};
+// 128 x 128 for GEMMs of more than 64 columns; 128 x 64 (m64n64k16) up to 64, where the wide
+// tile would multiply zero columns half the time (ResNet's 64-channel layers).
+using WgmmaWideTile = WgmmaTileConfig<128, 128, 4>;
+using WgmmaNarrowTile = WgmmaTileConfig<128, 64, 4>;
+
+// The block's dynamic shared memory from its first 1024-byte boundary in the shared window (the
+// swizzle reads absolute address bits; the launch asks for an atom's slack).
+template <class Tile>
+__device__ inline unsigned char* aligned_shared() {
+    unsigned char* raw = dynamic_shared_memory<unsigned char>();
+    return raw + (Tile::kAtomBytes - ptx::shared_address(raw) % Tile::kAtomBytes) % Tile::kAtomBytes;
+}
+
+template <IgemmOperand Operand>
+constexpr ptx::WgmmaOperands wgmma_operands() {
+    return Operand == IgemmOperand::BFloat16  ? ptx::WgmmaOperands::BFloat16
+           : Operand == IgemmOperand::Float16 ? ptx::WgmmaOperands::Float16
+                                              : ptx::WgmmaOperands::TensorFloat32;
+}
+
+// `count` k tiles through a `Stages`-deep ring of shared stages, no mbarriers (the emulator has
+// none): load(kt) issues tile kt's cp.async copies into its stage; per tile, every thread waits
+// for its own copies of it, landed(step) lets it touch them (tf32 rounding), fence.proxy.async
+// makes the written bytes visible to the async proxy that wgmma reads through (PTX ISA "Memory
+// Consistency Model" > proxies: cp.async and st.shared write through the generic one), and
+// __syncthreads() every thread's chunks to both warpgroups; then the copies of tile step + Stages
+// - 2 (step + 2 with the kernels' 4 stages) are issued and multiply(step) issues this tile's wgmmas as one commit
+// group, and each warpgroup waits until at most that group is in flight. The prefetch distance is Stages - 2 (not - 1):
+// the tile refilled at step s is s - 2's, which both warpgroups finished before the barrier of step s (each waited for
+// it at the end of step s - 1). So the tensor cores run tile s while the threads issue tile s + Stages - 2's copies and
+// reach the next barrier. (The emulator faults any operand byte changed before the wait that covers its mma.)
+template <int Stages, int Registers, class Load, class Landed, class Multiply>
+__device__ inline void run_ring(int count, float (&acc)[Registers], Load&& load, Landed&& landed, Multiply&& multiply) {
+    static_assert(Stages >= 3, "one tile multiplied, one finishing in the tensor cores, one or more loading");
+    constexpr int kPrefetch = Stages - 2;
+    CONVKIT_UNROLL
+    for (int s = 0; s < kPrefetch; ++s) {
+        if (s < count) load(s);
+        ptx::cp_async_commit_group();
+    }
+    for (int step = 0; step < count; ++step) {
+        // Every step commits one group (empty past the end): all but kPrefetch - 1 done means
+        // this step's tile has landed, for this thread's copies.
+        ptx::cp_async_wait_group<kPrefetch - 1>();
+        landed(step);
+        ptx::fence_proxy_async_shared();
+        __syncthreads();
+        if (step + kPrefetch < count) load(step + kPrefetch);
+        ptx::cp_async_commit_group();
+        multiply(step);
+        ptx::wgmma_wait_group<1>(acc);
+    }
+    ptx::wgmma_wait_group<0>(acc);
+    ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+}
+
+// acc += A x B over one stage: `Steps` wgmma (m64nNk16, or m64nNk8 for tf32) as one commit group,
+// the descriptors moved `step_bytes` between steps (32 bytes of k in K-major tiles, two groups of
+// 8 k-rows in MN-major ones).
+template <IgemmOperand Operand, int N, bool MnMajor, int Steps>
+__device__ inline void multiply_steps(std::uint64_t a_descriptor, std::uint64_t b_descriptor, std::uint32_t step_bytes,
+                                      float (&acc)[N / 2]) {
+    ptx::wgmma_fence(acc);
+    CONVKIT_UNROLL
+    for (int kk = 0; kk < Steps; ++kk) {
+        const auto offset = static_cast<std::uint32_t>(kk) * step_bytes;
+        ptx::wgmma_mma_async<wgmma_operands<Operand>(), N, MnMajor>(
+            acc, wgmma::advance_descriptor(a_descriptor, offset), wgmma::advance_descriptor(b_descriptor, offset),
+            true);
+    }
+    ptx::wgmma_commit_group();
+}
+
+// Each accumulator of this thread's warpgroup's 64 x N piece of D: register i = 4j + 2 half + r
+// of thread t (of the warpgroup) at row 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j + 2 (t %
+// 4) + r (kernels/ptx.cuh). Row by row: row_of(row) once per row (a negative result skips it),
+// then f(that result, column, value) for the row's accumulators.
+template <int N, class RowOf, class F>
+__device__ inline void for_each_d(const float (&acc)[N / 2], RowOf&& row_of, F&& f) {
+    const int t = static_cast<int>(threadIdx.x) % 128;
+    CONVKIT_UNROLL
+    for (int half = 0; half < 2; ++half) {
+        const std::int64_t row = row_of(16 * (t / 32) + t % 32 / 4 + 8 * half);
+        if (row < 0) continue;
+        CONVKIT_UNROLL
+        for (int j = 0; j < N / 8; ++j) {
+            CONVKIT_UNROLL
+            for (int r = 0; r < 2; ++r) f(row, 8 * j + 2 * (t % 4) + r, acc[4 * j + 2 * half + r]);
+        }
+    }
+}
+
+}  // namespace wgmma_ring
+CONVKIT_KERNELS_END
