@@ -321,9 +321,11 @@ __device__ inline void wgmma_wait_group(float (&d)[Count]) {
 
 // fence.proxy.async.shared::cta: this thread's generic-proxy writes to shared memory (stores,
 // completed cp.async) become visible to the async proxy (wgmma's operand reads, TMA). The emulator
-// has one coherent memory and cannot see a missing one: the GPU run is the check.
+// remembers the writes it sees (landed cp.async, round_shared_chunk_to_tf32's stores) until the
+// writing thread's fence and faults a wgmma that reads one; plain stores it cannot see.
 __device__ inline void fence_proxy_async_shared() {
 #if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::fence_proxy_async_shared();
 #elif defined(__CUDA_ARCH_FEAT_SM90_ALL)
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #elif defined(__CUDA_ARCH__)

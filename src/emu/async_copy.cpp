@@ -7,6 +7,7 @@ namespace convkit::emu {
 
 void AsyncCopies::reset(std::size_t threads) {
     pending_.clear();
+    unfenced_.clear();
     committed_groups_.assign(threads, 0);
 }
 
@@ -41,8 +42,24 @@ void AsyncCopies::complete_if(int thread, int below_group, bool uncommitted_too)
         if (!done(c)) continue;
         std::memcpy(c.destination, c.source, c.source_bytes);
         std::memset(c.destination + c.source_bytes, 0, c.bytes - c.source_bytes);
+        unfenced_.push_back({c.thread, c.destination, c.bytes});
     }
     pending_.erase(std::remove_if(pending_.begin(), pending_.end(), done), pending_.end());
+}
+
+void AsyncCopies::generic_write(int thread, void* p, std::size_t bytes) {
+    unfenced_.push_back({thread, static_cast<const unsigned char*>(p), bytes});
+}
+
+void AsyncCopies::fence_proxy_async(int thread) {
+    std::erase_if(unfenced_, [&](const Write& w) { return w.thread == thread; });
+}
+
+int AsyncCopies::unfenced_writer(const void* p, std::size_t bytes) const {
+    const auto* begin = static_cast<const unsigned char*>(p);
+    for (const Write& w : unfenced_)
+        if (begin < w.begin + w.bytes && w.begin < begin + bytes) return w.thread;
+    return -1;
 }
 
 int AsyncCopies::pending_writer(const void* p, std::size_t bytes) const {

@@ -3,6 +3,12 @@
 // poisoned (0xFF bytes: NaN in every float type) until the issuing thread's
 // cp.async.wait_group covers its group, and only then are the bytes copied. A read of the
 // destination before the wait sees poison; an ldmatrix of it is a KernelFault.
+//
+// The proxies (PTX ISA "Memory Consistency Model" > proxies): a landed copy, like a store the
+// emulator sees (st.shared of ptx::round_shared_chunk_to_tf32), is a write through the generic
+// proxy, which wgmma's operand reads (the async proxy) see only after the writing thread's
+// fence.proxy.async. Such writes are remembered per thread until its fence; a wgmma that reads
+// one is a KernelFault (emu/warpgroup_mma.cpp). Plain C++ stores to shared memory are not seen.
 #include <cstddef>
 #include <vector>
 
@@ -22,6 +28,12 @@ public:
     void complete_all(int thread);
     // The issuing thread of an uncompleted copy whose destination overlaps [p, p + bytes), or -1.
     int pending_writer(const void* p, std::size_t bytes) const;
+    // A generic-proxy write of [p, p + bytes) by `thread` (besides the landed copies).
+    void generic_write(int thread, void* p, std::size_t bytes);
+    // fence.proxy.async by `thread`: its generic writes so far are visible to the async proxy.
+    void fence_proxy_async(int thread);
+    // The thread of a generic write overlapping [p, p + bytes) not yet fenced, or -1.
+    int unfenced_writer(const void* p, std::size_t bytes) const;
 
 private:
     struct Copy {
@@ -32,8 +44,14 @@ private:
         std::size_t bytes;
         std::size_t source_bytes;
     };
+    struct Write {
+        int thread;
+        const unsigned char* begin;
+        std::size_t bytes;
+    };
     void complete_if(int thread, int below_group, bool uncommitted_too);
     std::vector<Copy> pending_;
+    std::vector<Write> unfenced_;        // generic-proxy writes, per thread until its fence.proxy.async
     std::vector<int> committed_groups_;  // per thread
 };
 

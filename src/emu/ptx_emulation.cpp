@@ -282,6 +282,11 @@ void round_shared_chunk_to_tf32(void* chunk, const std::source_location& site) {
     std::memcpy(words, chunk, sizeof(words));
     for (std::uint32_t& word : words) word = round_to_tf32(word);
     std::memcpy(chunk, words, sizeof(words));
+    block_async_copies().generic_write(thread_rank(), chunk, sizeof(words));
+}
+
+void fence_proxy_async_shared() {
+    block_async_copies().fence_proxy_async(thread_rank());
 }
 
 void ldmatrix(int matrices, bool transpose, std::uint32_t* registers, const void* row,

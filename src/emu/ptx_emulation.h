@@ -35,6 +35,9 @@ std::uint32_t round_to_tf32(std::uint32_t float_bits);
 std::uint32_t load_shared_b32(const void* p, const std::source_location& site);
 // ld.shared.v4.b32, cvt.rna.tf32.f32 of each word, st.shared.v4.b32 (ptx::round_shared_chunk_to_tf32).
 void round_shared_chunk_to_tf32(void* chunk, const std::source_location& site);
+// fence.proxy.async.shared::cta: the calling thread's generic-proxy shared writes (landed cp.async,
+// the stores above) become visible to wgmma (emu/async_copy.h).
+void fence_proxy_async_shared();
 
 // ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: lanes 8i..8i+7 give the rows of
 // matrix i (16-byte aligned); every lane receives one 32-bit register per matrix.

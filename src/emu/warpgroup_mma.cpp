@@ -110,6 +110,14 @@ std::vector<float> read_operand(const WarpgroupLanes& lanes, const char* which, 
                                     std::to_string(k) + ") of " + which + ", the destination of a cp.async of thread " +
                                     std::to_string(writer) + " before that thread's cp.async.wait_group");
             }
+            const int unfenced = block_async_copies().unfenced_writer(p, static_cast<std::size_t>(bytes));
+            if (unfenced >= 0) {
+                warpgroup_fault(lanes, 0,
+                                std::string("wgmma.mma_async reads element (") + std::to_string(r) + ", " +
+                                    std::to_string(k) + ") of " + which + ", written through the generic proxy by " +
+                                    "thread " + std::to_string(unfenced) + " (a landed cp.async or a shared store) " +
+                                    "with no fence.proxy.async by that thread since: the async proxy need not see it");
+            }
             for (int i = 0; i < bytes; ++i) issued.operands.emplace_back(p + i, p[i]);
             values[static_cast<std::size_t>(r * k_count + k)] = operand_value(p, input);
         }

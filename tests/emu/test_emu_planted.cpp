@@ -220,6 +220,14 @@ TEST(EmuPlanted, WgmmaOperandOverwrittenBeforeTheWaitIsCaught) {
                               probes::WgmmaPlant::OverwriteBeforeWait, Outcome::Fault);
 }
 
+// A landed cp.async is a generic-proxy write: wgmma may read it only after the writing thread's
+// fence.proxy.async (emu/async_copy.h). Written after the fence: a fault under every schedule.
+TEST(EmuPlanted, WgmmaReadOfAnUnfencedCopyIsCaught) {
+    CONVKIT_SEEDED_RNG(rng);
+    expect_wgmma_plant_caught(testing::wgmma_problem(kBf16, 64, 64, true, false, rng, true),
+                              probes::WgmmaPlant::UnfencedCopy, Outcome::Fault);
+}
+
 TEST(EmuWgmma, RandomValuesWithinFloatRounding) {
     CONVKIT_SEEDED_RNG(rng);
     const testing::WgmmaProblem p = testing::wgmma_problem(kBf16, 128, 64, true, true, rng, false);

@@ -88,6 +88,7 @@ enum class WgmmaPlant {
     MissingFence,         // planted: no wgmma.fence before the first mma
     ReadBeforeWait,       // planted: the accumulators stored before wgmma.wait_group
     OverwriteBeforeWait,  // planted: thread 0 rewrites an element of A before wgmma.wait_group
+    UnfencedCopy,         // planted: thread 0 cp.asyncs a chunk of A after its fence.proxy.async
 };
 void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void* a, const void* b, const float* c,
                 float* d, WgmmaPlant plant = WgmmaPlant::None, bool mn_major = false);

@@ -121,6 +121,12 @@ __global__ void __launch_bounds__(kThreads)
     stage<MnMajor>(a_tile, a, kRows, k_total, swizzle, unswizzled);
     stage<MnMajor>(b_tile, b, N, k_total, swizzle, unswizzled);
     ptx::fence_proxy_async_shared();  // the stores above, visible to wgmma's async-proxy reads
+    if (planted(plant, WgmmaPlant::UnfencedCopy) && threadIdx.x == 0) {
+        // A chunk of A rewritten by cp.async after the fence: landed, but not fenced.
+        ptx::cp_async<16>(a_tile, a, 16);
+        ptx::cp_async_commit_group();
+        ptx::cp_async_wait_group<0>();
+    }
     __syncthreads();
 
     const bool transposed = planted(plant, WgmmaPlant::TransposedFragment);
