@@ -217,16 +217,6 @@ std::int64_t columns(const IgemmConvShape& s) {
     return s.out_channels / std::max<std::int64_t>(s.groups, 1);
 }
 
-// The checks of both launchers: shape and operand supported, pointers, output type, this build.
-void check_launch(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* a,
-                  const void* w, const void* out, const char* a_name, const char* out_name) {
-    if (const std::string why = conv_wgmma_unsupported_reason(s, operand); !why.empty())
-        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
-    check_call(op, s, operand, output, a, w, out, a_name, "w", out_name);
-    if (!conv_wgmma_built())
-        throw NotSupported(std::string(op) + ": this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90)");
-}
-
 // Blocks of a launch of p on the tile its columns take.
 std::int64_t blocks_of(const IgemmParams& p, std::int64_t groups) {
     const dim3 grid = narrow(p.out_group) ? grid_of<WgmmaNarrowTile>(p, groups) : grid_of<WgmmaWideTile>(p, groups);
@@ -272,14 +262,16 @@ std::vector<std::int64_t> conv_wgmma_backward_data_blocks(const IgemmConvShape& 
 
 void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* x, const void* w,
                         const IgemmEpilogue& epilogue, void* y, Stream stream) {
-    check_launch("conv_wgmma_forward", s, operand, output, x, w, y, "x", "y");
+    wgmma_ring::check_launch("conv_wgmma_forward", conv_wgmma_unsupported_reason(s, operand), s, operand, output, x, w,
+                             y, "x", "w", "y");
     dispatch_tile<Pass::Forward>(forward_params(s, dims3(s), x, w, epilogue, y), i32(s.groups), operand, output,
                                  detail::to_cuda(stream));
 }
 
 void conv_wgmma_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* dy,
                               const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream) {
-    check_launch("conv_wgmma_backward_data", s, operand, output, dy, w, dx, "dy", "dx");
+    wgmma_ring::check_launch("conv_wgmma_backward_data", conv_wgmma_unsupported_reason(s, operand), s, operand, output,
+                             dy, w, dx, "dy", "w", "dx");
     for (const BackwardDataGemm& gemm : backward_data_gemms(s, dy, w, epilogue, dx))
         dispatch_tile<Pass::BackwardData>(gemm.params, i32(s.groups), operand, output, detail::to_cuda(stream));
 }

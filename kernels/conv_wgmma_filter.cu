@@ -219,6 +219,12 @@ void launch_filter(const WgmmaFilterParams& p, int groups, cudaStream_t stream) 
     }
 }
 
+// The GEMM's k tiles: 64 of its N x output positions each.
+std::int64_t k_tiles(const IgemmConvShape& s) {
+    const auto o = s.output();
+    return (s.batch * o[0] * o[1] * o[2] + kTilePositions - 1) / kTilePositions;
+}
+
 // Normal on the wide tile (or the narrow one for at most 64 columns), transposed on the narrow
 // one; 16-bit operands only (the launcher refuses tf32 first).
 void filter_tile(const WgmmaFilterParams& p, const WgmmaFilterPlan& plan, int groups, IgemmOperand operand,
@@ -252,10 +258,7 @@ WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& s) {
                   ((columns + plan.tile_columns - 1) / plan.tile_columns) * s.groups;
     // A wave: one 128x128 block an SM (129 KiB of shared memory), two 128x64 ones (97 KiB).
     const std::int64_t wave = (plan.tile_columns == WgmmaNarrowTile::kBlockN ? 2 : 1) * 132;
-    const auto o = s.output();
-    const std::int64_t positions = s.batch * o[0] * o[1] * o[2];
-    plan.splits =
-        default_splits_for_wave(wave, plan.blocks, (positions + kTilePositions - 1) / kTilePositions, s.groups);
+    plan.splits = default_splits_for_wave(wave, plan.blocks, k_tiles(s), s.groups);
     return plan;
 }
 
@@ -267,16 +270,12 @@ void conv_wgmma_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                                 const void* dy, const void* x, const void* residual, void* dw, void* workspace,
                                 Stream stream) {
     const char* op = "conv_wgmma_backward_filter";
-    if (const std::string why = conv_wgmma_backward_filter_unsupported_reason(s, operand); !why.empty())
-        throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
-    check_call(op, s, operand, output, dy, x, dw, "dy", "x", "dw");
-    if (!conv_wgmma_built())
-        throw NotSupported(std::string(op) + ": this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90)");
+    wgmma_ring::check_launch(op, conv_wgmma_backward_filter_unsupported_reason(s, operand), s, operand, output, dy, x,
+                             dw, "dy", "x", "dw");
     check_splits(op, splits, s.groups, workspace, conv_wgmma_backward_filter_workspace_bytes(s, splits));
     const Dims3 d = dims3(s);
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
     const std::int64_t positions = s.batch * d.output[0] * d.output[1] * d.output[2];
-    const std::int64_t k_tiles = (positions + kTilePositions - 1) / kTilePositions;
     WgmmaFilterParams p{};
     p.dy = dy;
     p.x = x;
@@ -307,7 +306,7 @@ void conv_wgmma_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
     p.gemm_n = i32(kernel_taps(s) * group_in);
     p.positions = i32(positions);
     p.splits = splits;
-    p.tiles_per_split = i32((k_tiles + splits - 1) / splits);
+    p.tiles_per_split = i32((k_tiles(s) + splits - 1) / splits);
     filter_tile(p, conv_wgmma_backward_filter_plan(s), i32(s.groups), operand, output, detail::to_cuda(stream));
 }
 

@@ -6,8 +6,12 @@
 // Private to those files.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
+#include "convkit/error.h"
 #include "kernels/conv_igemm.h"
+#include "kernels/conv_igemm_support.cuh"
+#include "kernels/conv_wgmma.h"
 #include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
@@ -131,6 +135,18 @@ __device__ inline void for_each_d(const float (&acc)[N / 2], RowOf&& row_of, F&&
             for (int r = 0; r < 2; ++r) f(row, 8 * j + 2 * (t % 4) + r, acc[4 * j + 2 * half + r]);
         }
     }
+}
+
+// The checks of every wgmma launcher, before anything runs: `why` (the launcher's own unsupported
+// reason, empty when it runs the shape and operand) as NotSupported naming the op and shape;
+// check_call's pointers, alignment and output type; a build without the sm_90a code.
+inline void check_launch(const char* op, const std::string& why, const IgemmConvShape& s, IgemmOperand operand,
+                         IgemmOutput output, const void* a, const void* b, const void* out, const char* a_name,
+                         const char* b_name, const char* out_name) {
+    if (!why.empty()) throw NotSupported(std::string(op) + " (" + s.to_string() + "): " + why);
+    igemm::check_call(op, s, operand, output, a, b, out, a_name, b_name, out_name);
+    if (!conv_wgmma_built())
+        throw NotSupported(std::string(op) + ": this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90)");
 }
 
 }  // namespace wgmma_ring
