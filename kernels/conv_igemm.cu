@@ -402,12 +402,8 @@ std::int64_t IgemmPlan::mma_instructions() const {
 
 std::size_t IgemmPlan::workspace_bytes() const {
     std::size_t most = 0;
-    for (const IgemmLaunchPlan& l : launches) {
-        if (l.splits > 1) {
-            most = std::max(most, static_cast<std::size_t>(l.splits) *
-                                      static_cast<std::size_t>(l.phases * l.m * l.n * groups) * sizeof(float));
-        }
-    }
+    for (const IgemmLaunchPlan& l : launches)
+        most = std::max(most, split_slice_bytes(l.splits, l.phases * l.m * l.n * groups));
     return most;
 }
 

@@ -219,10 +219,8 @@ int conv_igemm_backward_filter_default_splits(const IgemmConvShape& s, IgemmOper
 }
 
 std::size_t conv_igemm_backward_filter_workspace_bytes(const IgemmConvShape& s, IgemmOperand operand, int splits) {
-    if (splits <= 1 || !conv_igemm_unsupported_reason(s, operand).empty()) return 0;
-    const std::int64_t taps = kernel_taps(s);
-    return static_cast<std::size_t>(splits) *
-           static_cast<std::size_t>(s.out_channels * taps * s.in_channels / s.groups) * sizeof(float);
+    if (!conv_igemm_unsupported_reason(s, operand).empty()) return 0;
+    return split_slice_bytes(splits, s.out_channels * kernel_taps(s) * s.in_channels / s.groups);
 }
 
 void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, IgemmTile tile,

@@ -395,6 +395,11 @@ inline int default_splits(IgemmTile tile, std::int64_t blocks, std::int64_t k_ti
     return default_splits_for_wave(blocks_per_wave(tile), blocks, k_tiles, groups);
 }
 
+// The float32 slices of a GEMM output of `elements` split `splits` ways: 0 for one (no slices).
+inline std::size_t split_slice_bytes(int splits, std::int64_t elements) {
+    return splits > 1 ? static_cast<std::size_t>(splits) * static_cast<std::size_t>(elements) * sizeof(float) : 0;
+}
+
 // The k tiles [first, first + count) of split `split` when `tiles` are dealt out `per_split` at
 // a time: the last splits may get fewer, or none.
 struct SplitRange {

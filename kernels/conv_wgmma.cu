@@ -27,6 +27,7 @@
 #include "kernels/conv_wgmma.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -133,13 +134,14 @@ __device__ inline std::uint64_t tile_descriptor(const unsigned char* tile) {
 }
 
 // grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
-// z over groups.
+// z over groups x splits (split-K: each block multiplies its split's range of k tiles).
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams p) {
     unsigned char* shared = wgmma_ring::aligned_shared<Tile>();
-    const int block_m = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM).tile_m * Tile::kBlockM;
+    const BlockTile tile = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM);
+    const int block_m = tile.tile_m * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
-    const int group = static_cast<int>(blockIdx.z);
+    const int group = static_cast<int>(blockIdx.z) / p.splits, split = static_cast<int>(blockIdx.z) % p.splits;
     const int warpgroup = static_cast<int>(threadIdx.x) / 128;
 
     ARows<Tile> rows;
@@ -152,9 +154,11 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     const std::uint64_t a0 = tile_descriptor(shared + warpgroup * Tile::kWarpgroupM * Tile::kRowBytes);
     const std::uint64_t b0 = tile_descriptor(shared + Tile::kTileBytesA);
     auto stage_of = [&](int kt) { return shared + kt % Tile::kStages * Tile::kStageBytes; };
+    const SplitRange range =
+        split_range(split, p.tiles_per_split, (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>());
     wgmma_ring::run_ring<Tile::kStages>(
-        (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>(), acc,
-        [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, kt, stage_of(kt)); },
+        range.count, acc,
+        [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, range.first + kt, stage_of(kt)); },
         [&](int step) {
             if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
         },
@@ -164,35 +168,50 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
                 wgmma::advance_descriptor(a0, offset), wgmma::advance_descriptor(b0, offset), 32, acc);
         });
 
-    // Row m of this warpgroup's piece written at its place in y, or in dx (the phase's position
-    // of row m).
+    // Row m of this warpgroup's piece: to this split's slice at the GEMM's own row (after the
+    // rows of the phases before this one), or through the epilogue to its place in y, or in dx
+    // (the phase's position of row m).
+    const bool to_slice = p.splits > 1;
+    float* const slice =
+        to_slice ? p.slices + split * static_cast<std::int64_t>(p.phases) * p.gemm_m * p.out_channels : nullptr;
     const int first_m = block_m + warpgroup * Tile::kWarpgroupM;
     wgmma_ring::for_each_d<Tile::kBlockN>(
         acc,
         [&](int row) -> std::int64_t {
             const int m = first_m + row;
-            return m < p.gemm_m ? written_row<P>(p, m) : -1;
+            if (m >= p.gemm_m) return -1;
+            return to_slice ? static_cast<std::int64_t>(tile.phase) * p.gemm_m + m : written_row<P>(p, m);
         },
         [&](std::int64_t row, int column, float v) {
             const int col = block_n + column;
             if (col >= p.out_group) return;
             const int channel = group * p.out_group + col;
-            finish_output<Output>(p.epilogue, row * p.out_channels + channel, channel, v);
+            const std::int64_t index = row * p.out_channels + channel;
+            if (to_slice) {
+                slice[index] = v;
+            } else {
+                finish_output<Output>(p.epilogue, index, channel, v);
+            }
         });
 }
 
-// Blocks of a launch of p: phases x M tiles, N tiles of a group, groups.
+// Blocks of a launch of p: phases x M tiles, N tiles of a group, groups x splits.
 template <class Tile>
 dim3 grid_of(const IgemmParams& p, std::int64_t groups) {
     return dim3(static_cast<unsigned>(p.phases * ((p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM)),
                 static_cast<unsigned>((p.out_group + Tile::kBlockN - 1) / Tile::kBlockN),
-                static_cast<unsigned>(groups));
+                static_cast<unsigned>(groups * p.splits));
 }
 
+// The GEMM kernel, then (split-K) the adder of its slices, which runs the epilogue.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     const LaunchShape shape{grid_of<Tile>(p, groups), dim3(Tile::kThreads), Tile::kSharedBytes, true};
     launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p);
+    if (p.splits > 1) {
+        add_split_slices<Output>(p.slices, p.splits, p.phases * p.gemm_m, p.out_channels, WrittenRow<P>{p}, p.epilogue,
+                                 stream);
+    }
 }
 
 // The launch of p on the tile its GEMM's columns (channels written per group) take.
@@ -205,9 +224,8 @@ void dispatch_tile(const IgemmParams& p, int groups, IgemmOperand operand, Igemm
     });
 }
 
-std::int64_t k_tiles(const IgemmConvShape& s, IgemmOperand operand) {
-    const auto d = dims3(s);
-    const std::int64_t k = d.kernel[0] * d.kernel[1] * d.kernel[2] * (s.in_channels / s.groups);
+// The k tiles of a GEMM of depth k: 64 16-bit values or 32 tf32 each.
+std::int64_t k_tiles_of_depth(std::int64_t k, IgemmOperand operand) {
     const std::int64_t depth = operand == IgemmOperand::TensorFloat32 ? k_per_tile<IgemmOperand::TensorFloat32>()
                                                                       : k_per_tile<IgemmOperand::BFloat16>();
     return (k + depth - 1) / depth;
@@ -217,12 +235,83 @@ std::int64_t columns(const IgemmConvShape& s) {
     return s.out_channels / std::max<std::int64_t>(s.groups, 1);
 }
 
-// Blocks of a launch of p on the tile its columns take.
-std::int64_t blocks_of(const IgemmParams& p, std::int64_t groups) {
-    const dim3 grid = narrow(p.out_group) ? grid_of<WgmmaNarrowTile>(p, groups) : grid_of<WgmmaWideTile>(p, groups);
-    return std::int64_t{grid.x} * grid.y * grid.z;
+// One GEMM launch: its params and its plan, the split the caller names or the default one. What
+// conv_wgmma_*_plan report is what the launchers run: both come from here.
+struct Launch {
+    IgemmParams params;
+    WgmmaLaunchPlan plan;
+};
+
+Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, std::optional<int> splits) {
+    Launch l{p, {}};
+    l.plan.m = p.gemm_m;
+    l.plan.n = p.out_group;
+    l.plan.k = p.gemm_k;
+    l.plan.phases = p.phases;
+    l.plan.tile_columns = narrow(p.out_group) ? WgmmaNarrowTile::kBlockN : WgmmaWideTile::kBlockN;
+    l.plan.blocks = p.phases * ((p.gemm_m + WgmmaWideTile::kBlockM - 1) / WgmmaWideTile::kBlockM) *
+                    ((p.out_group + l.plan.tile_columns - 1) / l.plan.tile_columns) * groups;
+    const std::int64_t k_tiles = k_tiles_of_depth(p.gemm_k, operand);
+    l.plan.splits = splits.value_or(
+        default_splits_for_wave(wgmma_ring::wave_blocks(l.plan.tile_columns), l.plan.blocks, k_tiles, groups));
+    l.plan.wgmma_instructions = l.plan.blocks * k_tiles * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
+    l.params.splits = l.plan.splits;
+    l.params.tiles_per_split = l.plan.splits >= 1 ? i32((k_tiles + l.plan.splits - 1) / l.plan.splits) : 0;
+    return l;
+}
+
+std::vector<Launch> forward_launches(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits,
+                                     const void* x, const void* w, const IgemmEpilogue& epilogue, void* y) {
+    return {plan_launch(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, splits)};
+}
+
+std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits,
+                                           const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
+    std::vector<Launch> launches;
+    for (const BackwardDataGemm& gemm : backward_data_gemms(s, dy, w, epilogue, dx))
+        launches.push_back(plan_launch(gemm.params, s.groups, operand, splits));
+    return launches;
+}
+
+WgmmaPlan plan_of(const IgemmConvShape& s, const std::vector<Launch>& launches) {
+    WgmmaPlan plan;
+    plan.groups = s.groups;
+    for (const Launch& l : launches) plan.launches.push_back(l.plan);
+    return plan;
+}
+
+// Checks the launcher's call, every launch's split and the workspace, then runs the launches in
+// order on `stream` (they share the workspace: each adds its slices before the next starts).
+template <Pass P>
+void run_launches(const char* op, const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
+                  std::vector<Launch> launches, void* workspace, Stream stream) {
+    const std::size_t workspace_bytes = plan_of(s, launches).workspace_bytes();
+    for (const Launch& l : launches) check_splits(op, l.plan.splits, s.groups, workspace, workspace_bytes);
+    for (Launch& l : launches) {
+        l.params.slices = static_cast<float*>(workspace);
+        dispatch_tile<P>(l.params, i32(s.groups), operand, output, detail::to_cuda(stream));
+    }
 }
 }  // namespace
+
+std::size_t WgmmaPlan::workspace_bytes() const {
+    std::size_t most = 0;
+    for (const WgmmaLaunchPlan& l : launches)
+        most = std::max(most, split_slice_bytes(l.splits, l.phases * l.m * l.n * groups));
+    return most;
+}
+
+std::int64_t WgmmaPlan::blocks() const {
+    std::int64_t sum = 0;
+    for (const WgmmaLaunchPlan& l : launches) sum += l.blocks * l.splits;
+    return sum;
+}
+
+std::int64_t WgmmaPlan::wgmma_instructions() const {
+    std::int64_t sum = 0;
+    for (const WgmmaLaunchPlan& l : launches) sum += l.wgmma_instructions;
+    return sum;
+}
 
 std::string conv_wgmma_unsupported_reason(const IgemmConvShape& s, IgemmOperand operand) {
     return conv_igemm_unsupported_reason(s, operand);
@@ -244,36 +333,33 @@ int conv_wgmma_tile_columns(const IgemmConvShape& s) {
     return narrow(columns(s)) ? WgmmaNarrowTile::kBlockN : WgmmaWideTile::kBlockN;
 }
 
-std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& s) {
-    return blocks_of(forward_params(s, dims3(s), nullptr, nullptr, {}, nullptr), s.groups);
+WgmmaPlan conv_wgmma_forward_plan(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits) {
+    if (!conv_wgmma_unsupported_reason(s, operand).empty()) return {};
+    return plan_of(s, forward_launches(s, operand, splits, nullptr, nullptr, {}, nullptr));
 }
 
-std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& s, IgemmOperand operand) {
-    return conv_wgmma_forward_blocks(s) * k_tiles(s, operand) * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
+WgmmaPlan conv_wgmma_backward_data_plan(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits) {
+    if (!conv_wgmma_unsupported_reason(s, operand).empty()) return {};
+    return plan_of(s, backward_data_launches(s, operand, splits, nullptr, nullptr, {}, nullptr));
 }
 
-std::vector<std::int64_t> conv_wgmma_backward_data_blocks(const IgemmConvShape& s) {
-    std::vector<std::int64_t> blocks;
-    if (!conv_wgmma_unsupported_reason(s, IgemmOperand::BFloat16).empty()) return blocks;
-    for (const BackwardDataGemm& gemm : backward_data_gemms(s, nullptr, nullptr, {}, nullptr))
-        blocks.push_back(blocks_of(gemm.params, s.groups));
-    return blocks;
+void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, std::optional<int> splits,
+                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, void* workspace,
+                        Stream stream) {
+    const char* op = "conv_wgmma_forward";
+    wgmma_ring::check_launch(op, conv_wgmma_unsupported_reason(s, operand), s, operand, output, x, w, y, "x", "w", "y");
+    run_launches<Pass::Forward>(op, s, operand, output, forward_launches(s, operand, splits, x, w, epilogue, y),
+                                workspace, stream);
 }
 
-void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* x, const void* w,
-                        const IgemmEpilogue& epilogue, void* y, Stream stream) {
-    wgmma_ring::check_launch("conv_wgmma_forward", conv_wgmma_unsupported_reason(s, operand), s, operand, output, x, w,
-                             y, "x", "w", "y");
-    dispatch_tile<Pass::Forward>(forward_params(s, dims3(s), x, w, epilogue, y), i32(s.groups), operand, output,
-                                 detail::to_cuda(stream));
-}
-
-void conv_wgmma_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, const void* dy,
-                              const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream) {
-    wgmma_ring::check_launch("conv_wgmma_backward_data", conv_wgmma_unsupported_reason(s, operand), s, operand, output,
-                             dy, w, dx, "dy", "w", "dx");
-    for (const BackwardDataGemm& gemm : backward_data_gemms(s, dy, w, epilogue, dx))
-        dispatch_tile<Pass::BackwardData>(gemm.params, i32(s.groups), operand, output, detail::to_cuda(stream));
+void conv_wgmma_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
+                              std::optional<int> splits, const void* dy, const void* w, const IgemmEpilogue& epilogue,
+                              void* dx, void* workspace, Stream stream) {
+    const char* op = "conv_wgmma_backward_data";
+    wgmma_ring::check_launch(op, conv_wgmma_unsupported_reason(s, operand), s, operand, output, dy, w, dx, "dy", "w",
+                             "dx");
+    run_launches<Pass::BackwardData>(
+        op, s, operand, output, backward_data_launches(s, operand, splits, dy, w, epilogue, dx), workspace, stream);
 }
 
 CONVKIT_KERNELS_END

@@ -8,6 +8,7 @@
 // headers.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,34 +36,66 @@ int conv_wgmma_tile_columns(const IgemmConvShape& shape);
 // rows, whatever the operand, and 1 KiB of alignment slack; the launcher opts in above 48 KiB).
 std::size_t conv_wgmma_shared_bytes(const IgemmConvShape& shape);
 
-// Blocks a forward launch of `shape` runs (128 x tile-columns output tiles x groups) and the
-// wgmma instructions they issue (m64nNk16, or m64nNk8 for tf32, K padded to whole k tiles of 64
-// 16-bit values or 32 tf32): the plan's figures.
-std::int64_t conv_wgmma_forward_blocks(const IgemmConvShape& shape);
-std::int64_t conv_wgmma_forward_instructions(const IgemmConvShape& shape, IgemmOperand operand);
+// One launch of conv_wgmma_forward or conv_wgmma_backward_data: its GEMM per group (m = N x the
+// positions written, n = channels written per group, k = taps x channels read per group; 0 for a
+// backward-data phase no tap reaches), the phases it runs (backward-data's uniform phases in one
+// launch, else 1), its tile's columns (128, or 64 up to 64), its output tiles x groups (`blocks`;
+// the grid has `splits` times as many), the split of its k tiles (k tiles of 64 16-bit values or
+// 32 tf32; split-K as cuda.igemm's, every slice one block's float32 partial sums, added in order
+// by a second kernel that runs the epilogue) and the wgmma instructions its blocks issue
+// (m64nNk16, or m64nNk8 for tf32; 8 a k tile).
+struct WgmmaLaunchPlan {
+    std::int64_t m = 0, n = 0, k = 0, phases = 1;
+    int tile_columns = 0;
+    std::int64_t blocks = 0;
+    int splits = 1;
+    std::int64_t wgmma_instructions = 0;
+};
 
-// Blocks of each launch of a backward-data of `shape`, in launch order (empty where refused):
-// one launch of all the stride's phases where they are uniform (2x2/2, 4x4/2 on inputs a
-// multiple of the stride: each block finds its phase), else one per phase with positions
-// (kernels/conv_igemm_phases.cuh; stride 1 is one phase).
-std::vector<std::int64_t> conv_wgmma_backward_data_blocks(const IgemmConvShape& shape);
+struct WgmmaPlan {
+    std::int64_t groups = 1;
+    std::vector<WgmmaLaunchPlan> launches;
+    // The split slices' float32 workspace: splits x phases x m x n x groups x 4 bytes for the
+    // largest split launch (launches run one after another and reuse it); 0 when none splits.
+    std::size_t workspace_bytes() const;
+    std::int64_t blocks() const;  // every launch's grid, splits included
+    std::int64_t wgmma_instructions() const;
+};
 
-// y = epilogue(conv(x, w)). Throws NotSupported with conv_wgmma_unsupported_reason() when the
-// shape or operand is refused, InvalidArgument for null x, w or y, or for x or w not 16-byte
-// aligned (cp.async vectors). Needs a device of compute capability 9.0 exactly
+// The launch conv_wgmma_forward runs (none where refused), split `splits` ways, or by default as
+// cuda.igemm splits: none from half a wave of blocks up (one 128x128 block or two 128x64 an SM
+// of a 132-SM H100), else about a wave, each split at least 8 k tiles, at most 64.
+WgmmaPlan conv_wgmma_forward_plan(const IgemmConvShape& shape, IgemmOperand operand,
+                                  std::optional<int> splits = std::nullopt);
+
+// The launches conv_wgmma_backward_data runs, in order: one of all the stride's phases where
+// they are uniform (2x2/2, 4x4/2 on inputs a multiple of the stride: each block finds its phase),
+// else one per phase with positions (kernels/conv_igemm_phases.cuh; stride 1 is one phase), each
+// split as conv_wgmma_forward_plan says for its own GEMM (`splits` for all of them).
+WgmmaPlan conv_wgmma_backward_data_plan(const IgemmConvShape& shape, IgemmOperand operand,
+                                        std::optional<int> splits = std::nullopt);
+
+// y = epilogue(conv(x, w)), as conv_wgmma_forward_plan(shape, operand, splits) plans it, with
+// `workspace` of the plan's workspace_bytes() (null when 0). Throws NotSupported with
+// conv_wgmma_unsupported_reason() when the shape or operand is refused, InvalidArgument for null
+// x, w or y, for x or w not 16-byte aligned (cp.async vectors), for splits outside 1..65535 /
+// groups, or for a split without a workspace. Needs a device of compute capability 9.0 exactly
 // and conv_wgmma_built() (a build without it throws NotSupported).
-void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, const void* x,
-                        const void* w, const IgemmEpilogue& epilogue, void* y, Stream stream);
+void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
+                        std::optional<int> splits, const void* x, const void* w, const IgemmEpilogue& epilogue, void* y,
+                        void* workspace, Stream stream);
 
 // dx = epilogue(conv^T(dy, w)) for the convolution `shape` (dy has its output's size, dx its
 // input's), every dx position written, sub-pixel: per phase of the stride only the taps that
-// reach it are gathered and multiplied (a phase no tap reaches gets the epilogue of 0). `w` is
+// reach it are gathered and multiplied (a phase no tap reaches gets the epilogue of 0), as
+// conv_wgmma_backward_data_plan plans it, with `workspace` of the plan's workspace_bytes(). `w` is
 // the weight kernels::backward_data_conv_weight writes from the convolution's [K, C/g, taps]:
 // per group [C/g, taps reversed, K/g], so that B's rows (dx channels) are k-contiguous: K-major,
 // the only form wgmma reads tf32 in (16-bit operands may be MN-major). Throws as
 // conv_wgmma_forward.
-void conv_wgmma_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, const void* dy,
-                              const void* w, const IgemmEpilogue& epilogue, void* dx, Stream stream);
+void conv_wgmma_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
+                              std::optional<int> splits, const void* dy, const void* w, const IgemmEpilogue& epilogue,
+                              void* dx, void* workspace, Stream stream);
 
 // ---- backward-filter (kernels/conv_wgmma_filter.cu) -----------------------------------------
 

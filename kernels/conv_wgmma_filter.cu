@@ -256,9 +256,8 @@ WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& s) {
     plan.tile_columns = columns <= WgmmaNarrowTile::kBlockN ? WgmmaNarrowTile::kBlockN : WgmmaWideTile::kBlockN;
     plan.blocks = (rows + WgmmaWideTile::kBlockM - 1) / WgmmaWideTile::kBlockM *
                   ((columns + plan.tile_columns - 1) / plan.tile_columns) * s.groups;
-    // A wave: one 128x128 block an SM (129 KiB of shared memory), two 128x64 ones (97 KiB).
-    const std::int64_t wave = (plan.tile_columns == WgmmaNarrowTile::kBlockN ? 2 : 1) * 132;
-    plan.splits = default_splits_for_wave(wave, plan.blocks, k_tiles(s), s.groups);
+    plan.splits =
+        default_splits_for_wave(wgmma_ring::wave_blocks(plan.tile_columns), plan.blocks, k_tiles(s), s.groups);
     return plan;
 }
 

@@ -50,6 +50,12 @@ struct WgmmaTileConfig {
 using WgmmaWideTile = WgmmaTileConfig<128, 128, 4>;
 using WgmmaNarrowTile = WgmmaTileConfig<128, 64, 4>;
 
+// The blocks of a tile `tile_columns` wide that one wave of a 132-SM H100 holds: one 128x128 block
+// an SM (129 KiB of shared memory), two 128x64 ones (97 KiB).
+inline constexpr std::int64_t wave_blocks(int tile_columns) {
+    return (tile_columns == WgmmaNarrowTile::kBlockN ? 2 : 1) * 132;
+}
+
 // The block's dynamic shared memory from its first 1024-byte boundary in the shared window (the
 // swizzle reads absolute address bits; the launch asks for an atom's slack).
 template <class Tile>

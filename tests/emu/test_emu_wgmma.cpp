@@ -54,10 +54,25 @@ struct ScheduleScope {
     ~ScheduleScope() { emu::set_schedule_override(std::nullopt); }
 };
 
+// The split a forward or backward-data case runs: its own where it names one other than 1, else
+// the kernels' default plan (which splits the sweeps' long-K cases on their few blocks: 18 k
+// tiles 2 ways, 36 4 ways; WgmmaPlans below).
+std::optional<int> splits_of(const Case& cs) {
+    return cs.splits == 1 ? std::nullopt : std::optional<int>(cs.splits);
+}
+
+// A NaN-filled workspace of `bytes` (null for none): a slice element left unwritten would poison
+// the sum.
+std::vector<float> poisoned_workspace(std::size_t bytes) {
+    return std::vector<float>(bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
+}
+
 std::vector<double> run(const Case& cs, const Problem& p) {
+    std::vector<float> slices =
+        poisoned_workspace(kernels::conv_wgmma_forward_plan(cs.shape, cs.operand, splits_of(cs)).workspace_bytes());
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* y) {
-        kernels::conv_wgmma_forward(cs.shape, cs.operand, cs.output, p.first.data(), p.second.data(), epilogue, y,
-                                    Stream{});
+        kernels::conv_wgmma_forward(cs.shape, cs.operand, cs.output, splits_of(cs), p.first.data(), p.second.data(),
+                                    epilogue, y, slices.empty() ? nullptr : slices.data(), Stream{});
     });
 }
 
@@ -157,15 +172,17 @@ OperandData backward_data_weight(const Case& cs, const OperandData& krsc) {
 
 std::vector<double> run_backward_data(const Case& cs, const Problem& p) {
     const OperandData w = backward_data_weight(cs, p.second);
+    std::vector<float> slices = poisoned_workspace(
+        kernels::conv_wgmma_backward_data_plan(cs.shape, cs.operand, splits_of(cs)).workspace_bytes());
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* dx) {
-        kernels::conv_wgmma_backward_data(cs.shape, cs.operand, cs.output, p.first.data(), w.data(), epilogue, dx,
-                                          Stream{});
+        kernels::conv_wgmma_backward_data(cs.shape, cs.operand, cs.output, splits_of(cs), p.first.data(), w.data(),
+                                          epilogue, dx, slices.empty() ? nullptr : slices.data(), Stream{});
     });
 }
 
 Case backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, bool bias, bool residual,
-                   bool relu) {
-    return {s, kLarge, operand, output, bias, residual, relu, Direction::BackwardData};
+                   bool relu, int splits = 1) {
+    return {s, kLarge, operand, output, bias, residual, relu, Direction::BackwardData, splits};
 }
 
 // The GEMM of a phase: M = N x the phase's dx positions, N = C/g (the tile: 128 columns past 64,
@@ -219,21 +236,27 @@ TEST(EmuWgmmaConv, BackwardDataSmallIntegersBitForBit) {
 // phases one each, phases without positions left out; blocks as the tiles divide each GEMM.
 TEST(EmuWgmmaConv, BackwardDataLaunchesPerPhase) {
     using Blocks = std::vector<std::int64_t>;
+    auto blocks_of_launches = [](const IgemmConvShape& s) {
+        Blocks blocks;
+        for (const kernels::WgmmaLaunchPlan& l : kernels::conv_wgmma_backward_data_plan(s, kBF).launches)
+            blocks.push_back(l.blocks);
+        return blocks;
+    };
     // 3x3 'same', 2 x 9 x 8 = 144 rows: 2 M tiles of 128; 48 columns: one of the narrow tile's.
-    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[0].shape), (Blocks{2 * 1 * 2}));
+    EXPECT_EQ(blocks_of_launches(backward_data_sweep()[0].shape), (Blocks{2 * 1 * 2}));
     // 4x4/2 on 16 x 16: 4 phases of 2 x 8 x 8 = 128 rows, one launch.
-    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[4].shape), (Blocks{4}));
+    EXPECT_EQ(blocks_of_launches(backward_data_sweep()[4].shape), (Blocks{4}));
     // 2x2x2/2: 8 phases of 2 x 3 x 4 = 24 rows, one launch; C = 16 one narrow column tile.
-    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[5].shape), (Blocks{8}));
+    EXPECT_EQ(blocks_of_launches(backward_data_sweep()[5].shape), (Blocks{8}));
     // 2x2/2 with C = 136: 4 phases of 2 x 5 x 6 rows, 2 column tiles of 128.
-    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[3].shape), (Blocks{8}));
+    EXPECT_EQ(blocks_of_launches(backward_data_sweep()[3].shape), (Blocks{8}));
     // 3x3/2 on 17 x 17: phases of 9 x 9, 9 x 8, 8 x 9, 8 x 8 positions (x 2 images): 162, 144, 144
     // and 128 rows, a launch each; 72 columns, one wide tile.
-    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[6].shape), (Blocks{2, 2, 2, 1}));
+    EXPECT_EQ(blocks_of_launches(backward_data_sweep()[6].shape), (Blocks{2, 2, 2, 1}));
     // 1-D k3 stride 4 on 23: phases 0-3 of 6, 6, 6, 5 positions, each its own launch.
-    EXPECT_EQ(kernels::conv_wgmma_backward_data_blocks(backward_data_sweep()[8].shape), (Blocks{1, 1, 1, 1}));
+    EXPECT_EQ(blocks_of_launches(backward_data_sweep()[8].shape), (Blocks{1, 1, 1, 1}));
     // Refused shapes have no launches.
-    EXPECT_TRUE(kernels::conv_wgmma_backward_data_blocks(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3})).empty());
+    EXPECT_TRUE(blocks_of_launches(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3})).empty());
 }
 
 // Small integers bit for bit on every case of the sweep (each with its own operand: the sweep
@@ -317,10 +340,119 @@ void expect_refused(const IgemmConvShape& s, IgemmOperand operand, const std::st
     const std::vector<std::uint16_t> data(4096);
     std::vector<float> y(4096);
     try {
-        kernels::conv_wgmma_forward(s, operand, IgemmOutput::Float32, data.data(), data.data(), {}, y.data(), Stream{});
+        kernels::conv_wgmma_forward(s, operand, IgemmOutput::Float32, std::nullopt, data.data(), data.data(), {},
+                                    y.data(), nullptr, Stream{});
         ADD_FAILURE() << "not refused: " << s.to_string();
     } catch (const NotSupported& e) {
         EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+    }
+}
+
+// ---- split-K (forward and backward-data) --------------------------------------------------
+
+Case split_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, bool bias, bool residual,
+                   bool relu, int splits) {
+    return {s, kLarge, operand, output, bias, residual, relu, Direction::Forward, splits};
+}
+
+// Splits named, not the default's: ranges of k tiles dealt evenly, unevenly (a partial last
+// range, a partial last tile), and past the tiles (empty ranges, whose slices are zeros); the
+// wide tile with groups, tf32, 3-D; backward-data's uniform phases (each block's slice rows
+// after the phases before its own), unequal phases split alike, phases no tap reaches (k = 0:
+// every range empty, the adder writes the epilogue of 0). Slices NaN-poisoned.
+const std::vector<Case>& split_sweep() {
+    static const std::vector<Case> cases = {
+        // 1152 = 18 k tiles in 3 ranges of 6; 864 = 13.5 in 4 of 4, 4, 4, 2 (the last tile partial).
+        split_forward(shape(2, 1, 128, 16, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kBF, kToBF, true, true, true, 3),
+        split_forward(shape(2, 1, 96, 24, 1, {3, 3}, {3, 3}, {1, 1}, {1, 1}), kF16, kToF16, true, false, false, 4),
+        // One k tile in 3 ranges: two empty.
+        split_forward(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}), kBF, kToF32, false, true, true, 3),
+        // Groups of 64 -> 136 (two wide column tiles a group), 9 k tiles in 2 ranges.
+        split_forward(shape(2, 1, 128, 272, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}), kBF, kToBF, true, true, true, 2),
+        // tf32: 36 k tiles of 32 in 5 ranges (8 each, the last 4); 3-D, 3.4 k tiles in 2.
+        split_forward(shape(2, 1, 128, 24, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}), kTF32, kToF32, true, false, false, 5),
+        split_forward(shape(3, 1, 8, 16, 1, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}), kBF, kToF16, false, false,
+                      true, 2),
+        // Backward-data: 4x4/2 (4 uniform phases in one launch, 4 k tiles each) in 2; 3x3/2
+        // (phases of 5, 3, 3 and 2 k tiles) in 3; 1x1/2 (3 phases of no tap) in 2; tf32 groups.
+        backward_data(shape(2, 2, 64, 32, 1, {16, 16}, {4, 4}, {2, 2}, {1, 1}), kF16, kToF32, true, true, true, 2),
+        backward_data(shape(2, 2, 24, 72, 1, {17, 17}, {3, 3}, {2, 2}, {1, 1}), kBF, kToBF, true, false, true, 3),
+        backward_data(shape(2, 2, 64, 128, 1, {7, 8}, {1, 1}, {2, 2}), kF16, kToF16, true, true, false, 2),
+        backward_data(shape(2, 2, 48, 24, 2, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kTF32, kToF32, true, true, false, 2),
+    };
+    return cases;
+}
+
+class WgmmaSplitSweep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(WgmmaSplitSweep, MatchesTheDefinition) {
+    expect_matches_the_definition(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Emu, WgmmaSplitSweep, ::testing::ValuesIn(split_sweep()), case_test_name);
+
+// The slices are added in order 0..S-1 by one kernel: with small integers every partial sum is
+// exact, so the split result equals the definition bit for bit.
+TEST(EmuWgmmaConv, SplitSmallIntegersBitForBit) {
+    expect_small_integers_bit_for_bit(split_sweep());
+}
+
+// The default split: none where the output tiles fill half a wave (one 128x128 block an SM, two
+// 128x64), else about a wave's blocks, each range at least 8 k tiles; per launch for
+// backward-data; the workspace the largest launch's slices; a split named overrides it.
+TEST(EmuWgmmaConv, WgmmaPlans) {
+    // ResNet-50 layer4 3x3 512 -> 512 at batch 32: M = 32 x 49 = 1568 (13 tiles) x 4 column tiles
+    // = 52 blocks, under half of 132: 3 splits (72 k tiles allow 9; tf32's 144 the same 3).
+    const IgemmConvShape layer4 = shape(2, 32, 512, 512, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1});
+    const kernels::WgmmaPlan forward = kernels::conv_wgmma_forward_plan(layer4, kBF);
+    ASSERT_EQ(forward.launches.size(), 1u);
+    EXPECT_EQ(forward.launches[0].blocks, 52);
+    EXPECT_EQ(forward.launches[0].splits, 3);
+    EXPECT_EQ(forward.blocks(), 156);
+    EXPECT_EQ(forward.workspace_bytes(), std::size_t{3} * 1568 * 512 * 4);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer4, kTF32).launches[0].splits, 3);
+    // layer3 3x3 256 -> 256 at 14 x 14: 49 x 2 = 98 blocks, more than half a wave: none; named: 2.
+    const IgemmConvShape layer3 = shape(2, 32, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1});
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF).launches[0].splits, 1);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF).workspace_bytes(), 0u);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF, 2).launches[0].splits, 2);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF, 2).workspace_bytes(), std::size_t{2} * 6272 * 256 * 4);
+    // The narrow tile: one block of 128x64 (a wave of 264): 36 k tiles allow 4 ranges.
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(shape(2, 2, 256, 64, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF)
+                  .launches[0]
+                  .splits,
+              4);
+    // layer4's first 3x3/2 256 -> 512 from 14 x 14, backward-data: dx's 4 phases of 32 x 7 x 7 =
+    // 1568 rows (13 tiles) x 256 columns (2 tiles) = 26 blocks each, under half a wave (6 wanted),
+    // of 1, 2, 2 and 4 taps (pad 1: even positions take tap 1, odd ones taps 0 and 2): 8, 16, 16
+    // and 32 k tiles of 512 channels a tap, so 1, 2, 2 and 4 splits.
+    const kernels::WgmmaPlan strided =
+        kernels::conv_wgmma_backward_data_plan(shape(2, 32, 256, 512, 1, {14, 14}, {3, 3}, {2, 2}, {1, 1}), kBF);
+    std::vector<int> splits;
+    for (const kernels::WgmmaLaunchPlan& l : strided.launches) {
+        EXPECT_EQ(l.blocks, 26);
+        splits.push_back(l.splits);
+    }
+    EXPECT_EQ(splits, (std::vector<int>{1, 2, 2, 4}));
+    EXPECT_EQ(strided.workspace_bytes(), std::size_t{4} * 1568 * 256 * 4);
+    // A split outside 1..65535 / groups, or more than one without a workspace: InvalidArgument
+    // naming the bytes wanted.
+    const IgemmConvShape small = shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1});
+    const std::vector<std::uint16_t> data(4096);
+    std::vector<std::uint16_t> y(4096);
+    EXPECT_THROW(
+        kernels::conv_wgmma_forward(small, kBF, kToBF, 0, data.data(), data.data(), {}, y.data(), nullptr, Stream{}),
+        InvalidArgument);
+    try {
+        kernels::conv_wgmma_backward_data(small, kBF, kToBF, 2, data.data(), data.data(), {}, y.data(), nullptr,
+                                          Stream{});
+        ADD_FAILURE() << "a split without a workspace ran";
+    } catch (const InvalidArgument& e) {
+        // 2 slices of dx's 1 x 8 x 8 rows x 16 channels.
+        EXPECT_NE(std::string(e.what()).find("2 splits need a workspace of " +
+                                             std::to_string(2 * 64 * 16 * sizeof(float)) + " bytes"),
+                  std::string::npos)
+            << e.what();
     }
 }
 
@@ -461,14 +593,14 @@ TEST(EmuWgmmaConv, RefusalsAndAvailability) {
     expect_refused(shape(2, 1, 16, 20, 1, {8, 8}, {3, 3}), kF16, "output channels per group 20 not a multiple of 8");
     expect_refused(shape(2, 1, 6, 16, 1, {8, 8}, {3, 3}), kTF32, "input channels per group 6 not a multiple of 4");
     // Null pointers, and tf32 operands (float32 tensors) with a 16-bit output, are InvalidArgument.
-    EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, nullptr, nullptr, {},
-                                             nullptr, Stream{}),
+    EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, std::nullopt, nullptr,
+                                             nullptr, {}, nullptr, nullptr, Stream{}),
                  InvalidArgument);
     {
         const std::vector<float> data(4096);
         std::vector<std::uint16_t> y(4096);
-        EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToBF, data.data(),
-                                                 data.data(), {}, y.data(), Stream{}),
+        EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToBF, std::nullopt,
+                                                 data.data(), data.data(), {}, y.data(), nullptr, Stream{}),
                      InvalidArgument);
     }
     // The tiles: 128 columns past 64 output channels a group, 64 up to it; the shared memory 4
@@ -481,13 +613,16 @@ TEST(EmuWgmmaConv, RefusalsAndAvailability) {
     EXPECT_EQ(kernels::conv_wgmma_shared_bytes(layer1), std::size_t{4 * 24 * 1024 + 1024});
     EXPECT_EQ(kernels::conv_wgmma_shared_bytes(layer2), std::size_t{4 * 32 * 1024 + 1024});
     // ResNet-50's 3x3 layers at batch 32: 784 x 1 blocks, 9 k tiles (18 in tf32, 32 deep); 196 x
-    // 1, 18 k tiles (36); 2 warpgroups x 4 k steps (k16, or k8 in tf32) a k tile.
-    EXPECT_EQ(kernels::conv_wgmma_forward_blocks(layer1), 784);
-    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer1, kBF), 784 * 9 * 8);
-    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer1, kTF32), 784 * 18 * 8);
-    EXPECT_EQ(kernels::conv_wgmma_forward_blocks(layer2), 196);
-    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer2, kF16), 196 * 18 * 8);
-    EXPECT_EQ(kernels::conv_wgmma_forward_instructions(layer2, kTF32), 196 * 36 * 8);
+    // 1, 18 k tiles (36); 2 warpgroups x 4 k steps (k16, or k8 in tf32) a k tile; enough blocks
+    // for half a wave, so no split.
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer1, kBF).blocks(), 784);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer1, kBF).wgmma_instructions(), 784 * 9 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer1, kTF32).wgmma_instructions(), 784 * 18 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer2, kBF).blocks(), 196);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer2, kF16).wgmma_instructions(), 196 * 18 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer2, kTF32).wgmma_instructions(), 196 * 36 * 8);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer2, kBF).workspace_bytes(), 0u);
+    EXPECT_TRUE(kernels::conv_wgmma_forward_plan(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3}), kBF).launches.empty());
 }
 
 }  // namespace

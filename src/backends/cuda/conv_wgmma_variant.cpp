@@ -15,9 +15,11 @@
 // [C/groups, taps reversed, K/groups] per group (kernels::backward_data_conv_weight), since
 // wgmma reads B K-major: each dx channel's row contiguous along (tap, K); backward-filter writes
 // KRSC there and permutes it back. It widens the bias to float32 for the fused epilogue
-// (backends/cuda/igemm_variant_support.h); it does not pad channels (cuda.igemm's stem path) nor
-// split the forward's or backward-data's K: a problem it refuses goes to the default variants.
+// (backends/cuda/igemm_variant_support.h). Every pass splits K by the kernels' default plan where
+// its output tiles fill less than half a wave, the slices in the workspace too. It does not pad
+// channels (cuda.igemm's stem path): a problem it refuses goes to the default variants.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backend_api/variant.h"
@@ -73,7 +75,8 @@ public:
     std::size_t workspace(const ConvProblem& p, ConvPass pass) const override {
         const std::size_t weight = WorkspacePieces::rounded(conv_weight_bytes(p.geometry, p.dtype()));
         if (pass == ConvPass::BackwardFilter) return weight + WorkspacePieces::rounded(filter_slice_bytes(p.geometry));
-        return weight + widened_bias_bytes(written_channels(p.geometry, pass));
+        return weight + WorkspacePieces::rounded(gemm_plan(p, pass).workspace_bytes()) +
+               widened_bias_bytes(written_channels(p.geometry, pass));
     }
 
     void run(const ConvProblem& p, ConvPass pass, const ConvOperands& o, WorkspaceView workspace,
@@ -91,6 +94,7 @@ public:
             permute_conv_weight(g, dtype, weight, o.out, false, stream);  // KRSC back to [K, C/g, taps]
             return;
         }
+        void* slices = pieces.take(gemm_plan(p, pass).workspace_bytes());
         kernels::IgemmEpilogue epilogue;
         if (o.bias != nullptr) {
             const std::int64_t channels = written_channels(g, pass);
@@ -100,17 +104,25 @@ public:
         epilogue.relu = o.relu;
         if (pass == ConvPass::Forward) {
             permute_conv_weight(g, dtype, o.w, weight, true, stream);
-            kernels::conv_wgmma_forward(s, igemm_operand(dtype), igemm_output(dtype), o.x, weight, epilogue, o.out,
-                                        stream);
+            kernels::conv_wgmma_forward(s, igemm_operand(dtype), igemm_output(dtype), std::nullopt, o.x, weight,
+                                        epilogue, o.out, slices, stream);
         } else {
             kernels::backward_data_conv_weight(o.w, weight, dtype, g.groups, g.out_channels_per_group(),
                                                g.in_channels_per_group(), g.kernel_spatial(), stream);
-            kernels::conv_wgmma_backward_data(s, igemm_operand(dtype), igemm_output(dtype), o.dy, weight, epilogue,
-                                              o.out, stream);
+            kernels::conv_wgmma_backward_data(s, igemm_operand(dtype), igemm_output(dtype), std::nullopt, o.dy, weight,
+                                              epilogue, o.out, slices, stream);
         }
     }
 
 private:
+    // The default plan of the forward's or backward-data's GEMMs (their split slices).
+    static kernels::WgmmaPlan gemm_plan(const ConvProblem& p, ConvPass pass) {
+        const kernels::IgemmConvShape s = igemm_shape(p.geometry);
+        const kernels::IgemmOperand operand = igemm_operand(p.dtype());
+        return pass == ConvPass::Forward ? kernels::conv_wgmma_forward_plan(s, operand)
+                                         : kernels::conv_wgmma_backward_data_plan(s, operand);
+    }
+
     // Backward-filter's split slices (its default split).
     static std::size_t filter_slice_bytes(const ConvGeometry& g) {
         const kernels::IgemmConvShape s = igemm_shape(g);
