@@ -120,6 +120,34 @@ TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndBackwardBiasIsRefused) {
     EXPECT_EQ(reason_of(p, ConvPass::BackwardData), "");
 }
 
+// A forward whose k tiles the default plan splits (9 taps x 128 channels = 18 on one block: 2
+// ways), with every epilogue option: the slices' adder runs it.
+TEST_F(CudaWgmmaConv, NamedSplitForwardMatchesTheReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = ConvParams(2).set_padding(1);
+    const Tensor x = testing::random_exact_in(DType::BFloat16, Shape{1, 128, 4, 4}, rng);
+    const Tensor w = testing::random_exact_in(DType::BFloat16, Shape{24, 128, 3, 3}, rng);
+    const Tensor b = testing::random_exact_in(DType::BFloat16, Shape{24}, rng);
+    const Tensor residual = testing::random_exact_in(DType::BFloat16, Shape{1, 24, 4, 4}, rng);
+    const detail::ConvProblem p = problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(detail::igemm_shape(p.geometry), kernels::IgemmOperand::BFloat16)
+                  .launches.at(0)
+                  .splits,
+              2);
+    const auto on_cuda = [](const Tensor& t) {
+        return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+    };
+    const Tensor expected = relu(conv_forward(x, w, b, params, {residual, false}));
+    Tensor got;
+    {
+        const VariantGuard guard("cuda.wgmma");
+        got = conv_forward(on_cuda(x), w.to(DType::BFloat16).to(Device::cuda()),
+                           b.to(DType::BFloat16).to(Device::cuda()), params, {on_cuda(residual), true});
+    }
+    EXPECT_LT(testing::relative_error(got.to(Device::host()).to(DType::Float64).contiguous(), expected),
+              testing::kBfloat16VsFloat64Tolerance);
+}
+
 // The backward-data weight: per group, [out, in, kd, kh, kw] becomes [in, kd, kh, kw, out] with
 // every spatial dim flipped. The kernel (a reversed flat tap index) against a loop that flips each
 // dim, every element size, into a NaN-filled buffer.
@@ -189,7 +217,17 @@ TEST_F(CudaWgmmaConv, NamedBackwardDataMatchesTheReference) {
         {"3d 2x2x2/2 (8 uniform phases)", ConvParams(3).set_stride(2), Shape{1, 16, 3, 2, 4}, Shape{16, 8, 2, 2, 2}},
         {"1d k5/3 dilation 2", ConvParams(1).set_stride(3).set_dilation(2).set_padding(2), Shape{2, 8, 9},
          Shape{8, 24, 5}},
+        // 9 taps x 128 dy channels = 18 k tiles on one block: split 2 ways by default (below).
+        {"2d 3x3 same, 128 dy channels (split-K)", ConvParams(2).set_padding(1), Shape{1, 128, 4, 4},
+         Shape{128, 16, 3, 3}},
     };
+    const detail::ConvProblem split = problem_of(Shape{1, 16, 4, 4}, Shape{128, 16, 3, 3}, ConvParams(2).set_padding(1),
+                                                 DType::BFloat16, MemoryFormat::ChannelsLast);
+    EXPECT_EQ(
+        kernels::conv_wgmma_backward_data_plan(detail::igemm_shape(split.geometry), kernels::IgemmOperand::BFloat16)
+            .launches.at(0)
+            .splits,
+        2);
     for (const Case& c : cases) {
         SCOPED_TRACE(c.label);
         const Tensor dy = testing::random_exact_in(DType::BFloat16, c.dy, rng);
