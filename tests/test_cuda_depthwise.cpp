@@ -117,13 +117,18 @@ void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DTyp
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda());
     const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
-    EXPECT_LT(testing::relative_error(got.y, expected.y), tol) << "forward";
-    EXPECT_LT(testing::relative_error(got.dx, expected.dx), tol) << "backward data";
-    EXPECT_LT(testing::relative_error(got.dw, expected.dw), tol) << "backward filter";
-    // The bias gradient is a sum per channel of batch x positions terms: a channel or two whose
-    // random terms cancel leave it no relative accuracy, so judge it against their magnitudes.
-    const Tensor magnitudes = conv_backward_bias(abs(in.dy.to(DType::Float64)));
-    EXPECT_LT(testing::summation_error(got.db, expected.db, magnitudes), tol) << "backward bias";
+    // Every pass judged per element against the sum of its terms' magnitudes (the reference on
+    // |x|, |w|, |dy|, |biases|): a random geometry may have one channel and a kernel of a few taps,
+    // so that a pass has a few elements whose random terms cancel to near zero and keep no
+    // relative accuracy in float32 (seed 14692979781493758838: a 3-tap filter gradient, 1.3e-5
+    // relative). The bias gradient, a sum per channel of batch x positions terms, likewise.
+    const testing::ConvPassResults magnitudes =
+        testing::run_conv_passes(testing::conv_variant_named("host.reference"), g,
+                                 {abs(in.x), abs(in.w), abs(in.dy), abs(in.bias_out), abs(in.bias_in)}, DType::Float64);
+    EXPECT_LT(testing::summation_error(got.y, expected.y, magnitudes.y), tol) << "forward";
+    EXPECT_LT(testing::summation_error(got.dx, expected.dx, magnitudes.dx), tol) << "backward data";
+    EXPECT_LT(testing::summation_error(got.dw, expected.dw, magnitudes.dw), tol) << "backward filter";
+    EXPECT_LT(testing::summation_error(got.db, expected.db, magnitudes.db), tol) << "backward bias";
 }
 
 TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {
