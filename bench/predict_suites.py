@@ -44,8 +44,8 @@ IGEMM_E = {("bf16", "L"): 0.40, ("bf16", "N"): 0.35, ("bf16", "S"): 0.25, ("bf16
 # H100 holds (blocks_per_wave).
 IGEMM_TILES = {"L": (128, 128, 2), "N": (128, 64, 3), "S": (64, 64, 4), "T": (128, 32, 4)}
 # cuda.wgmma as built (conv_wgmma.cu, docs/benchmarks.md "wgmma variant: built"): 128x128 (one
-# block an SM by its 129 KiB) and 128x64 (two), k tiles of one 128-byte row, no split-K; e from the
-# docs' predictions (0.50 / 0.45 bf16, 0.45 / 0.40 tf32).
+# block an SM by its 129 KiB) and 128x64 (two), k tiles of one 128-byte row, split-K as
+# cuda.igemm's (wave_blocks); e from the docs' predictions (0.50 / 0.45 bf16, 0.45 / 0.40 tf32).
 WGMMA_TILES = {"W": (128, 128, 1), "WN": (128, 64, 2)}
 WGMMA_E = {("bf16", "W"): 0.50, ("bf16", "WN"): 0.45, ("tf32", "W"): 0.45, ("tf32", "WN"): 0.40}
 IGEMM_BW = 0.6
@@ -95,8 +95,8 @@ SCENARIOS = {
     "pad4": "input channels padded to 4 in bf16 (8-byte cp.async vectors), not 8",
     "cached_weight": "cuda.igemm keeps the KRSC weight between calls (no permutation per call; the bench's "
                      "cuDNN side still permutes, so part of this gain is the comparison's, and 'all' leaves it out)",
-    "wgmma_measured": "built, not a default: cuda.wgmma (forward, backward-data without split-K; bf16 "
-                      "backward-filter, split) wherever measured selection would find it faster than cuda.igemm",
+    "wgmma_measured": "built, not a default: cuda.wgmma (forward, backward-data, bf16 backward-filter; "
+                      "every pass split-K) wherever measured selection would find it faster than cuda.igemm",
 }
 ACTIVE = set()  # the scenarios in force
 
@@ -286,15 +286,16 @@ def igemm_launch(dtype, m, n, k, groups, bytes_in, bytes_out, tile=None, phases=
 
 
 def wgmma_launch(dtype, m, n, k, groups, bytes_in, bytes_out, phases=1):
-    """conv_wgmma.cu: the 128x64 tile up to 64 columns, else 128x128; whole k tiles of 64 (bf16)
-    or 32 (tf32); no split-K."""
+    """conv_wgmma.cu plan_launch: the 128x64 tile up to 64 columns, else 128x128; whole k tiles of
+    64 (bf16) or 32 (tf32), split by default_splits over the tile's wave (wave_blocks)."""
     block_k = 64 if dtype == "bf16" else 32
     tile = "WN" if n <= 64 else "W"
     edge_m, edge_n, per_sm = WGMMA_TILES[tile]
     blocks = phases * ceil_div(m, edge_m) * ceil_div(n, edge_n) * groups
     exec_flops = 2.0 * phases * ceil_div(m, edge_m) * edge_m * ceil_div(n, edge_n) * edge_n * groups * \
         ceil_div(k, block_k) * block_k
-    launch = timed_launch("wgmma", dtype, phases * m, n, k, groups, tile, per_sm * SMS, blocks, 1, exec_flops,
+    splits = default_splits(per_sm * SMS, blocks, ceil_div(k, block_k), groups)
+    launch = timed_launch("wgmma", dtype, phases * m, n, k, groups, tile, per_sm * SMS, blocks, splits, exec_flops,
                           bytes_in, bytes_out)
     launch.phases = phases
     return launch
