@@ -78,6 +78,36 @@ TEST(GradScaler, AnOverflowedStepIsSkippedAndTheScaleBacksOff) {
     EXPECT_NE(w.to_vector(), (std::vector<double>{1.0, 2.0}));
 }
 
+// The optimizer reads each gradient divided by the scale in float32: finite scaled gradients that
+// a small scale would blow past float32's range skip the step (they would write inf into the
+// weights). A run of non-finite steps lowers the scale to float32's smallest normal number and no
+// further (halving would reach 0 after about a thousand, from which no growth returns), and it
+// grows back from there.
+TEST(GradScaler, AScaleTooSmallForTheGradientsSkipsAndTheScaleNeverReachesZero) {
+    Tensor w = Tensor::from_vector(Shape{1}, std::vector<double>{1.0}).to(DType::Float32).set_requires_grad();
+    optim::SGD sgd({w}, {.lr = 1.0});
+    optim::GradScaler scaler({.init_scale = 1e-30, .growth_interval = 1});
+    // d(1e30 x w x 1e10 x 1e-30)/dw = 1e10 scaled, 1e40 unscaled: past float32's 3.4e38.
+    scaler.scale(weighted_loss(w, {1e10}, 1e30)).backward();
+    EXPECT_FALSE(scaler.step(sgd));
+    EXPECT_EQ(w.to_vector(), (std::vector<double>{1.0}));
+    EXPECT_EQ(scaler.current_scale(), 0.5e-30);
+    for (int step = 0; step < 200; ++step) {
+        sgd.zero_grad();
+        scaler.scale(weighted_loss(w, {std::numeric_limits<double>::quiet_NaN()}, 1.0)).backward();
+        ASSERT_FALSE(scaler.step(sgd)) << step;
+    }
+    EXPECT_EQ(scaler.current_scale(), static_cast<double>(std::numeric_limits<float>::min()));
+    EXPECT_EQ(scaler.skipped_steps(), 201);
+    EXPECT_EQ(w.to_vector(), (std::vector<double>{1.0}));
+    // A good step at the floor: gradient 1 (scaled 2^-126, exact), w = 1 - 1; the scale doubles.
+    sgd.zero_grad();
+    scaler.scale(weighted_loss(w, {1.0}, 1.0)).backward();
+    EXPECT_TRUE(scaler.step(sgd));
+    EXPECT_EQ(w.to_vector(), (std::vector<double>{0.0}));
+    EXPECT_EQ(scaler.current_scale(), 2.0 * std::numeric_limits<float>::min());
+}
+
 TEST(GradScaler, TheScaleGrowsAfterItsIntervalAndBadOptionsAreRefused) {
     Tensor w = Tensor::from_vector(Shape{1}, std::vector<double>{1.0}).set_requires_grad();
     optim::SGD sgd({w}, {.lr = 0.1});

@@ -1,6 +1,8 @@
 #include "convkit/optim/grad_scaler.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "convkit/autograd.h"
 #include "convkit/ops/elementwise.h"
@@ -11,10 +13,13 @@
 namespace convkit::optim {
 
 namespace {
-// Whether every gradient of the optimizer's parameters is finite: the sum of all magnitudes, in
-// float32 on the parameters' device, read once (an inf or NaN anywhere makes it non-finite; the
-// scaled float16 gradients are too small for finite ones to overflow it).
-bool gradients_finite(const Optimizer& optimizer) {
+// Whether every gradient of the optimizer's parameters divided by `scale` is finite in float32,
+// the type the optimizer reads them in (step_with_gradients_divided_by): the sum of all scaled
+// magnitudes, in float32 on the parameters' device, read once, divided by the scale. An inf or NaN
+// anywhere makes it non-finite; so do finite gradients that a small scale would blow past
+// float32's range (after many skipped steps), which the step would otherwise write into the
+// weights as inf.
+bool unscaled_gradients_finite(const Optimizer& optimizer, double scale) {
     NoGradGuard no_grad;
     Tensor total;
     for (const Tensor& p : optimizer.parameters()) {
@@ -23,8 +28,15 @@ bool gradients_finite(const Optimizer& optimizer) {
         const Tensor magnitude = sum(abs(grad.to(DType::Float32)));
         total = total.defined() ? total + magnitude : magnitude;
     }
-    return !total.defined() || std::isfinite(total.to(Device::host()).item(0));
+    if (!total.defined()) return true;
+    const double scaled = total.to(Device::host()).item(0);
+    return std::isfinite(scaled) && scaled / scale <= std::numeric_limits<float>::max();
 }
+
+// The lowest scale: float32's smallest normal number. Halving without a floor reaches 0 after
+// about a thousand skipped steps in a row (a NaN in the model or the data), and then no growth
+// can bring it back.
+constexpr double kSmallestScale = std::numeric_limits<float>::min();
 
 // The ranges of the scale and the hyperparameters, shared by the constructor (naming the option)
 // and load_state_dict (naming the key), so a checkpoint cannot hold what the constructor refuses.
@@ -109,8 +121,8 @@ bool GradScaler::step(Optimizer& optimizer) {
         optimizer.step();
         return true;
     }
-    if (!gradients_finite(optimizer)) {
-        scale_ *= options_.backoff_factor;
+    if (!unscaled_gradients_finite(optimizer, scale_)) {
+        scale_ = std::max(scale_ * options_.backoff_factor, kSmallestScale);
         good_steps_ = 0;
         ++skipped_;
         return false;

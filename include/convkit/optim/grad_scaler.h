@@ -8,9 +8,11 @@
 // float16's smallest normal number is 6e-5 (subnormals to 6e-8): gradients of a small loss fall
 // below it and become zero. Scaling the loss by S scales every gradient by S, into range; the
 // optimizer then reads each gradient divided by S, in float32 (step_with_gradients_divided_by),
-// so the update is the unscaled one. When a scaled gradient overflowed (inf or NaN anywhere),
-// the step is skipped and S halves; after `growth_interval` good steps in a row S doubles, so it
-// settles just below overflow. bfloat16 has float32's range and needs none of this.
+// so the update is the unscaled one. When a scaled gradient overflowed (inf or NaN anywhere), or
+// the gradients divided by S would pass float32's range, the step is skipped and S halves, never
+// below float32's smallest normal number (1.2e-38: a run of NaN steps cannot drive it to 0);
+// after `growth_interval` good steps in a row S doubles, so it settles just below overflow.
+// bfloat16 has float32's range and needs none of this.
 //
 // Compute the loss in float32 (from logits widened once, as PyTorch's autocast does): the
 // gradient reaching the loss itself is the scale, 2^16 by default, past float16's largest
