@@ -370,10 +370,7 @@ std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand
 }
 
 IgemmPlan plan_of(const IgemmConvShape& s, const std::vector<Launch>& launches) {
-    IgemmPlan plan;
-    plan.groups = s.groups;
-    for (const Launch& l : launches) plan.launches.push_back(l.plan);
-    return plan;
+    return plan_of_launches<IgemmPlan>(s.groups, launches);
 }
 
 // Checks every launch's split and the workspace, then runs them in order on `stream`.
@@ -401,10 +398,7 @@ std::int64_t IgemmPlan::mma_instructions() const {
 }
 
 std::size_t IgemmPlan::workspace_bytes() const {
-    std::size_t most = 0;
-    for (const IgemmLaunchPlan& l : launches)
-        most = std::max(most, split_slice_bytes(l.splits, l.phases * l.m * l.n * groups));
-    return most;
+    return largest_split_slice_bytes(groups, launches);
 }
 
 IgemmPlan conv_igemm_forward_plan(const IgemmConvShape& s, IgemmOperand operand, IgemmSchedule schedule) {

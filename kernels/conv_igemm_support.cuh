@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "convkit/error.h"
 
@@ -398,6 +399,26 @@ inline int default_splits(IgemmTile tile, std::int64_t blocks, std::int64_t k_ti
 // The float32 slices of a GEMM output of `elements` split `splits` ways: 0 for one (no slices).
 inline std::size_t split_slice_bytes(int splits, std::int64_t elements) {
     return splits > 1 ? static_cast<std::size_t>(splits) * static_cast<std::size_t>(elements) * sizeof(float) : 0;
+}
+
+// A pass's plan (IgemmPlan, WgmmaPlan) from its launches (each holding its launch plan, .plan), in
+// launch order: what the launchers run is what the *_plan functions report.
+template <class Plan, class Launch>
+Plan plan_of_launches(std::int64_t groups, const std::vector<Launch>& launches) {
+    Plan plan;
+    plan.groups = groups;
+    for (const Launch& l : launches) plan.launches.push_back(l.plan);
+    return plan;
+}
+
+// The workspace of a pass's launch plans (each with splits, phases, m, n): the largest launch's
+// slices (launches run one after another and reuse it); 0 when none splits.
+template <class LaunchPlan>
+std::size_t largest_split_slice_bytes(std::int64_t groups, const std::vector<LaunchPlan>& launches) {
+    std::size_t most = 0;
+    for (const LaunchPlan& l : launches)
+        most = std::max(most, split_slice_bytes(l.splits, l.phases * l.m * l.n * groups));
+    return most;
 }
 
 // The k tiles [first, first + count) of split `split` when `tiles` are dealt out `per_split` at

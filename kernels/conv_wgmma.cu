@@ -274,10 +274,7 @@ std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand
 }
 
 WgmmaPlan plan_of(const IgemmConvShape& s, const std::vector<Launch>& launches) {
-    WgmmaPlan plan;
-    plan.groups = s.groups;
-    for (const Launch& l : launches) plan.launches.push_back(l.plan);
-    return plan;
+    return plan_of_launches<WgmmaPlan>(s.groups, launches);
 }
 
 // Checks the launcher's call, every launch's split and the workspace, then runs the launches in
@@ -295,10 +292,7 @@ void run_launches(const char* op, const IgemmConvShape& s, IgemmOperand operand,
 }  // namespace
 
 std::size_t WgmmaPlan::workspace_bytes() const {
-    std::size_t most = 0;
-    for (const WgmmaLaunchPlan& l : launches)
-        most = std::max(most, split_slice_bytes(l.splits, l.phases * l.m * l.n * groups));
-    return most;
+    return largest_split_slice_bytes(groups, launches);
 }
 
 std::int64_t WgmmaPlan::blocks() const {

@@ -74,6 +74,23 @@ TEST_F(CudaWgmmaConv, IsNotTheDefaultChoice) {
 
 // Named: the public forward with bias, residual and ReLU (fused by the variant) against the
 // float64 host op; the backward passes it does not implement are refused with the reason.
+// relu(conv(x, w) + b + residual) on cuda.wgmma in bf16 (channels-last activations), back on the
+// host in float64, and the float64 host op's result.
+struct ForwardResult {
+    Tensor got, expected;
+};
+ForwardResult named_bf16_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& residual,
+                                 const ConvParams& params) {
+    const auto on_cuda = [](const Tensor& t) {
+        return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+    };
+    const VariantGuard guard("cuda.wgmma");
+    const Tensor got = conv_forward(on_cuda(x), w.to(DType::BFloat16).to(Device::cuda()),
+                                    b.to(DType::BFloat16).to(Device::cuda()), params, {on_cuda(residual), true});
+    return {got.to(Device::host()).to(DType::Float64).contiguous(),
+            relu(conv_forward(x, w, b, params, {residual, false}))};
+}
+
 TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndBackwardBiasIsRefused) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1).set_stride(2).set_groups(2);
@@ -81,18 +98,8 @@ TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndBackwardBiasIsRefused) {
     const Tensor w = testing::random_exact_in(DType::BFloat16, Shape{144, 16, 3, 3}, rng);
     const Tensor b = testing::random_exact_in(DType::BFloat16, Shape{144}, rng);
     const Tensor residual = testing::random_exact_in(DType::BFloat16, Shape{2, 144, 5, 4}, rng);
-    const auto on_cuda = [](const Tensor& t) {
-        return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
-    };
-    const Tensor expected = relu(conv_forward(x, w, b, params, {residual, false}));
-    Tensor got;
-    {
-        const VariantGuard guard("cuda.wgmma");
-        got = conv_forward(on_cuda(x), w.to(DType::BFloat16).to(Device::cuda()),
-                           b.to(DType::BFloat16).to(Device::cuda()), params, {on_cuda(residual), true});
-    }
-    const Tensor back = got.to(Device::host()).to(DType::Float64).contiguous();
-    EXPECT_LT(testing::relative_error(back, expected), testing::kBfloat16VsFloat64Tolerance);
+    const ForwardResult forward = named_bf16_forward(x, w, b, residual, params);
+    EXPECT_LT(testing::relative_error(forward.got, forward.expected), testing::kBfloat16VsFloat64Tolerance);
 
     // Float32 tensors under AllowTF32: the same forward on the tf32 kernel (float32 values, which
     // it rounds to tf32's 11 significant bits).
@@ -134,18 +141,8 @@ TEST_F(CudaWgmmaConv, NamedSplitForwardMatchesTheReference) {
                   .launches.at(0)
                   .splits,
               2);
-    const auto on_cuda = [](const Tensor& t) {
-        return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
-    };
-    const Tensor expected = relu(conv_forward(x, w, b, params, {residual, false}));
-    Tensor got;
-    {
-        const VariantGuard guard("cuda.wgmma");
-        got = conv_forward(on_cuda(x), w.to(DType::BFloat16).to(Device::cuda()),
-                           b.to(DType::BFloat16).to(Device::cuda()), params, {on_cuda(residual), true});
-    }
-    EXPECT_LT(testing::relative_error(got.to(Device::host()).to(DType::Float64).contiguous(), expected),
-              testing::kBfloat16VsFloat64Tolerance);
+    const ForwardResult forward = named_bf16_forward(x, w, b, residual, params);
+    EXPECT_LT(testing::relative_error(forward.got, forward.expected), testing::kBfloat16VsFloat64Tolerance);
 }
 
 // The backward-data weight: per group, [out, in, kd, kh, kw] becomes [in, kd, kh, kw, out] with
