@@ -122,13 +122,7 @@ void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DTyp
     // so that a pass has a few elements whose random terms cancel to near zero and keep no
     // relative accuracy in float32 (seed 14692979781493758838: a 3-tap filter gradient, 1.3e-5
     // relative). The bias gradient, a sum per channel of batch x positions terms, likewise.
-    const testing::ConvPassResults magnitudes =
-        testing::run_conv_passes(testing::conv_variant_named("host.reference"), g,
-                                 {abs(in.x), abs(in.w), abs(in.dy), abs(in.bias_out), abs(in.bias_in)}, DType::Float64);
-    EXPECT_LT(testing::summation_error(got.y, expected.y, magnitudes.y), tol) << "forward";
-    EXPECT_LT(testing::summation_error(got.dx, expected.dx, magnitudes.dx), tol) << "backward data";
-    EXPECT_LT(testing::summation_error(got.dw, expected.dw, magnitudes.dw), tol) << "backward filter";
-    EXPECT_LT(testing::summation_error(got.db, expected.db, magnitudes.db), tol) << "backward bias";
+    testing::expect_conv_passes_close(got, expected, testing::conv_pass_magnitudes(g, in), tol);
 }
 
 TEST_P(CudaDepthwise, EveryPassMatchesTheFloat64Reference) {

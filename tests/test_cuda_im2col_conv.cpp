@@ -107,7 +107,11 @@ void expect_every_pass_matches(const ConvCase& c, const DtypeMode& mode, MemoryF
     const testing::ConvPassResults got = testing::run_conv_passes(testing::conv_variant_named("cuda.im2col"), g, in,
                                                                   mode.dtype, Device::cuda(), layout);
     ASSERT_TRUE(got.y.defined() && got.dx.defined() && got.dw.defined() && got.db.defined());
-    testing::expect_conv_passes_close(got, expected, mode.tolerance);
+    // Each element against the sum of its terms' magnitudes: the transposed 3-D case's bias
+    // gradient (over dy, its input) is two sums of 12 random terms, which both cancel to near zero
+    // often enough that float32's rounding left no relative accuracy by the norm (seed
+    // 7074829158760995853: float32 strict contiguous, 1.7e-5).
+    testing::expect_conv_passes_close(got, expected, testing::conv_pass_magnitudes(g, in), mode.tolerance);
 }
 
 class CudaIm2colSweep : public testing::WithCuda<::testing::TestWithParam<ConvCase>> {};

@@ -60,8 +60,10 @@ std::vector<std::string> pool_variant_names() {
     return names;
 }
 
-// Relative to the reference's norm: float64 sums in another order; float32 sums over up to a few
-// thousand terms; 16-bit operands with float32 accumulation and one rounding of the result.
+// Per element, relative to the sum of its terms' magnitudes (convolution passes) or to the
+// reference's norm (pooling, on small integers): float64 sums in another order; float32 sums over
+// up to a few thousand terms; 16-bit operands with float32 accumulation and one rounding of the
+// result.
 double tolerance(DType dtype) {
     switch (dtype) {
         case DType::Float64: return testing::kFloat64Tolerance;
@@ -129,7 +131,11 @@ void expect_every_pass_matches(const ConvSweepParam& param, double tol) {
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got =
         testing::run_conv_passes(variant, g, in, dtype, sweep_device(), layout, /*only_supported=*/true);
-    testing::expect_conv_passes_close(got, expected, tol);  // the passes it implements
+    // The passes it implements, each element against the sum of its terms' magnitudes: a sweep
+    // shape with two output channels has a bias gradient of two sums, whose random terms both
+    // cancel to near zero often enough that float32's rounding left no relative accuracy by the
+    // norm (seed 5587772164761748097: cuda.im2col, the 2-channel replicate conv2d, 6.2e-5).
+    testing::expect_conv_passes_close(got, expected, testing::conv_pass_magnitudes(g, in), tol);
 }
 
 TEST_P(ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {

@@ -95,4 +95,30 @@ inline ConvPassResults run_conv_passes(const detail::ConvVariant& variant, const
             back(r.db, ConvPass::BackwardBias)};
 }
 
+// The host reference's passes on the inputs' absolute values, in float64: for each element of
+// each pass the sum of the magnitudes of the terms behind it, which summation_error judges it
+// against.
+inline ConvPassResults conv_pass_magnitudes(const detail::ConvGeometry& g, const ConvPassInputs& in) {
+    return run_conv_passes(conv_variant_named("host.reference"), g,
+                           {abs(in.x), abs(in.w), abs(in.dy), abs(in.bias_out), abs(in.bias_in)}, DType::Float64);
+}
+
+// Each result of `got` that is defined within `tolerance` of `expected`'s, per element against
+// the sum of its terms' magnitudes (summation_error, `magnitudes` from conv_pass_magnitudes):
+// for problems where a pass has so few elements (a bias gradient of one or two channels) that
+// random terms cancelling in all of them, which relative_error cannot judge, come by chance.
+inline void expect_conv_passes_close(const ConvPassResults& got, const ConvPassResults& expected,
+                                     const ConvPassResults& magnitudes, double tolerance) {
+    const Tensor* results[][3] = {{&got.y, &expected.y, &magnitudes.y},
+                                  {&got.dx, &expected.dx, &magnitudes.dx},
+                                  {&got.dw, &expected.dw, &magnitudes.dw},
+                                  {&got.db, &expected.db, &magnitudes.db}};
+    const char* names[] = {"forward", "backward data", "backward filter", "backward bias"};
+    for (std::size_t i = 0; i < 4; ++i) {
+        if (results[i][0]->defined()) {
+            EXPECT_LT(summation_error(*results[i][0], *results[i][1], *results[i][2]), tolerance) << names[i];
+        }
+    }
+}
+
 }  // namespace convkit::testing
