@@ -245,6 +245,91 @@ __device__ inline void cp_async_wait_group() {
 #endif
 }
 
+// ---- mbarrier -------------------------------------------------------------------------------
+// A barrier object of 8 bytes in shared memory (8-byte aligned) that counts arrivals in phases
+// (PTX ISA "mbarrier"): init gives each phase `count` expected arrivals and starts phase 0; the
+// arrival that completes a phase flips its parity. A wait for parity p returns once the last
+// phase of parity p has completed (a wait for 1 on a fresh barrier at once: a producer's first
+// wait on an empty slot). Arrive releases, the wait acquires: what a thread wrote to shared or
+// global memory before its arrive is visible to a thread past the wait for that phase (for
+// wgmma's async-proxy reads the writer still fences: fence_proxy_async_shared before arriving).
+// The barrier must be initialised by one thread and made visible to the others by a
+// __syncthreads() before any uses it. The emulator blocks a waiting thread until the phase
+// completes and reports a deadlock where every thread waits (emu/ptx_emulation.h).
+// init, arrive and inval from sm_80; try_wait.parity (the wait) from sm_90.
+
+__device__ inline void mbarrier_init(std::uint64_t* barrier, unsigned count) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::mbarrier_init(barrier, count, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(shared_address(barrier)), "r"(count) : "memory");
+#elif defined(__CUDA_ARCH__)
+    (void)barrier, (void)count;
+    __trap();
+#else
+    (void)barrier, (void)count;
+#endif
+}
+
+// Counts this thread's arrival on the barrier's current phase; returns the state token (the
+// emulator: the phase's number).
+__device__ inline std::uint64_t mbarrier_arrive(std::uint64_t* barrier) {
+    std::uint64_t state = 0;
+#if defined(CONVKIT_CPU_EMULATION)
+    state = emu::ptx::mbarrier_arrive(barrier, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mbarrier.arrive.shared.b64 %0, [%1];\n" : "=l"(state) : "r"(shared_address(barrier)) : "memory");
+#elif defined(__CUDA_ARCH__)
+    (void)barrier;
+    __trap();
+#else
+    (void)barrier;
+#endif
+    return state;
+}
+
+// Waits until the barrier's last phase of parity `parity` (0 or 1) has completed.
+__device__ inline void mbarrier_wait_parity(std::uint64_t* barrier, unsigned parity) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::mbarrier_wait_parity(barrier, parity, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned done = 0;
+    do {
+        // try_wait suspends the thread for a hardware-chosen time before giving up: a loop of them
+        // waits without spinning hard.
+        asm volatile(
+            "{\n"
+            ".reg .pred complete;\n"
+            "mbarrier.try_wait.parity.shared.b64 complete, [%1], %2;\n"
+            "selp.u32 %0, 1, 0, complete;\n"
+            "}\n"
+            : "=r"(done)
+            : "r"(shared_address(barrier)), "r"(parity)
+            : "memory");
+    } while (done == 0);
+#elif defined(__CUDA_ARCH__)
+    (void)barrier, (void)parity;
+    __trap();
+#else
+    (void)barrier, (void)parity;
+#endif
+}
+
+// Invalidates an initialised barrier, so that its 8 bytes may be used again (as data, or by
+// another mbarrier_init).
+__device__ inline void mbarrier_inval(std::uint64_t* barrier) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::mbarrier_inval(barrier, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mbarrier.inval.shared.b64 [%0];\n" ::"r"(shared_address(barrier)) : "memory");
+#elif defined(__CUDA_ARCH__)
+    (void)barrier;
+    __trap();
+#else
+    (void)barrier;
+#endif
+}
+
 // ---- warpgroup MMA: wgmma (sm_90a) ---------------------------------------------------------
 // A warpgroup (warps 4g..4g+3 of the block, 128 threads) computes D (64 x N, f32) = A (64 x k)
 // * B (k x N) [+ D], k = 16 for bf16/f16 and 8 for tf32, A and B read from shared memory through

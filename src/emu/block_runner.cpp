@@ -24,6 +24,7 @@
 #include "emu/async_copy.h"
 #include "emu/emulator.h"
 #include "emu/fiber_stack.h"
+#include "emu/ptx_emulation.h"
 #include "emu/warpgroup_mma.h"
 
 // Every static __shared__ variable of the CPU build sits in this section (emu/device_api.h and
@@ -49,7 +50,7 @@ constexpr std::uint32_t kDynamicSharedWindowStart = 1024 + 128;
 constexpr std::uint32_t kSharedWindowBytes = 1u << 18;  // what a descriptor's 14-bit field reaches
 constexpr unsigned char kPoison = 0xFF;                 // NaN in every floating-point type
 
-enum class State { Runnable, AtBarrier, AtWarpOperation, Exited };
+enum class State { Runnable, AtBarrier, AtWarpOperation, AtMbarrier, Exited };
 
 // Unwinds a suspended thread's stack when its block is abandoned after a fault.
 struct AbandonBlock {};
@@ -70,6 +71,18 @@ struct Thread {
     // At a warp operation.
     const WarpArrival* arrival = nullptr;
     bool warpgroup_operation = false;  // the arrival is at a warpgroup_collective
+    // At an mbarrier wait: for the phase of this parity to complete.
+    const void* mbarrier = nullptr;
+    unsigned mbarrier_parity = 0;
+    std::source_location mbarrier_site;
+};
+
+// An initialised mbarrier (emu/emulator.h): its expected arrivals a phase, those still pending in
+// the current phase, and the current phase (its parity is phase % 2).
+struct Mbarrier {
+    unsigned expected = 0;
+    unsigned pending = 0;
+    std::uint64_t phase = 0;
 };
 
 struct Block {
@@ -84,6 +97,7 @@ struct Block {
     std::size_t dynamic_shared_bytes = 0;
     AsyncCopies async_copies;
     WarpgroupMmas warpgroup_mmas;
+    std::map<const void*, Mbarrier> mbarriers;  // by address in shared memory
     SanitizerSwitch scheduler_sanitizer;
     const void* scheduler_stack_bottom = nullptr;
     std::size_t scheduler_stack_size = 0;
@@ -173,6 +187,9 @@ std::string waiting_place(const Thread& t) {
         case State::AtWarpOperation:
             return std::string("wait at ") + t.arrival->operation + " with mask " + mask_text(t.arrival->mask) + " (" +
                    site_text(t.arrival->site) + ")";
+        case State::AtMbarrier:
+            return "wait at an mbarrier for its phase of parity " + std::to_string(t.mbarrier_parity) + " (" +
+                   site_text(t.mbarrier_site) + ")";
         case State::Exited:
             return "have returned";
         case State::Runnable:
@@ -351,6 +368,7 @@ void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, S
     b.abandoned = false;
     b.async_copies.reset(n);
     b.warpgroup_mmas.reset(n);
+    b.mbarriers.clear();
     poison_shared_memory(b);
     start_fibers(b, stacks, body);
     while (!b.abandoned) {
@@ -536,6 +554,85 @@ unsigned live_lanes_of_warp() {
 void switch_point() {
     suspend();  // stays runnable: the schedule decides who goes next
 }
+
+namespace ptx {
+namespace {
+// 2^20 - 1: the largest expected arrival count (PTX ISA, mbarrier.init).
+constexpr unsigned kMaximumMbarrierCount = (1u << 20) - 1;
+
+bool in_shared_memory(const Block& b, const void* p, std::size_t bytes) {
+    const auto* byte = static_cast<const unsigned char*>(p);
+    const bool dynamic = byte >= b.dynamic_shared && byte + bytes <= b.dynamic_shared + b.dynamic_shared_bytes;
+    const bool static_shared = __start_convkit_emu_shared != nullptr && byte >= __start_convkit_emu_shared &&
+                               byte + bytes <= __stop_convkit_emu_shared;
+    return dynamic || static_shared;
+}
+
+// The barrier at `p`, faulting (naming the operation and site) where it is misaligned, outside
+// shared memory, or (unless `initialising`) not initialised.
+Mbarrier* find_mbarrier(const void* p, const char* operation, const std::source_location& site, bool initialising) {
+    Block& b = block();
+    const std::string at = std::string(operation) + " at " + site_text(site) + ": ";
+    if (reinterpret_cast<std::uintptr_t>(p) % 8 != 0) thread_fault(at + "the barrier is not 8-byte aligned");
+    if (!in_shared_memory(b, p, 8)) thread_fault(at + "the barrier is not in shared memory");
+    const auto found = b.mbarriers.find(p);
+    if (found == b.mbarriers.end()) {
+        if (!initialising) thread_fault(at + "the barrier was not initialised (mbarrier.init)");
+        return nullptr;
+    }
+    return &found->second;
+}
+}  // namespace
+
+void mbarrier_init(void* barrier, unsigned count, const std::source_location& site) {
+    if (find_mbarrier(barrier, "mbarrier.init", site, true) != nullptr)
+        thread_fault("mbarrier.init at " + site_text(site) +
+                     ": the barrier is already initialised (mbarrier.inval it first)");
+    if (count < 1 || count > kMaximumMbarrierCount)
+        thread_fault("mbarrier.init at " + site_text(site) + ": count " + std::to_string(count) + " (1 to " +
+                     std::to_string(kMaximumMbarrierCount) + ")");
+    block().mbarriers[barrier] = Mbarrier{count, count, 0};
+    std::memset(barrier, 0, 8);  // the object's bytes are the barrier's, not data
+}
+
+std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site) {
+    Block& b = block();
+    Mbarrier& m = *find_mbarrier(barrier, "mbarrier.arrive", site, false);
+    const std::uint64_t arrived_on = m.phase;
+    if (--m.pending == 0) {
+        // The phase completes: its waiters (for this parity) run again.
+        for (Thread& t : b.threads) {
+            if (t.state == State::AtMbarrier && t.mbarrier == barrier && t.mbarrier_parity == m.phase % 2)
+                t.state = State::Runnable;
+        }
+        ++m.phase;
+        m.pending = m.expected;
+    }
+    switch_point();  // as an atomic: the others may run before this thread goes on
+    return arrived_on;
+}
+
+void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_location& site) {
+    const Mbarrier& m = *find_mbarrier(barrier, "mbarrier.try_wait.parity", site, false);
+    if (parity > 1)
+        thread_fault("mbarrier.try_wait.parity at " + site_text(site) + ": parity " + std::to_string(parity));
+    if (m.phase % 2 != parity) {
+        switch_point();  // the phase of this parity has completed: no wait, but a switch point
+        return;
+    }
+    Thread& t = thread();
+    t.state = State::AtMbarrier;
+    t.mbarrier = barrier;
+    t.mbarrier_parity = parity;
+    t.mbarrier_site = site;
+    suspend();  // until the arrival that completes the phase makes this thread runnable
+}
+
+void mbarrier_inval(void* barrier, const std::source_location& site) {
+    find_mbarrier(barrier, "mbarrier.inval", site, false);
+    block().mbarriers.erase(barrier);
+}
+}  // namespace ptx
 
 void trap(const std::source_location& site) {
     thread_fault("__trap() at " + site_text(site));

@@ -49,6 +49,25 @@ void cp_async(void* shared_destination, const void* global_source, std::size_t b
 void cp_async_commit_group();
 void cp_async_wait_group(int allowed_pending);
 
+// ---- mbarrier (PTX ISA "Parallel Synchronization and Communication Instructions: mbarrier"),
+// emu/block_runner.cpp (the wait blocks the thread in the scheduler) -------------------------
+// An 8-byte object in shared memory (8-byte aligned), emulated beside it: init gives each phase
+// `count` expected arrivals (1 to 2^20 - 1) and starts phase 0; an arrive counts one against the
+// current phase, and the arrival that brings its pending count to 0 completes it: the phase
+// advances (its parity flips) and the pending count is `count` again. A wait for parity p returns
+// once the current phase's parity differs from p, i.e. the last phase of parity p has completed
+// (so a wait for parity 1 on a fresh barrier returns at once): the emulator blocks the thread
+// until then (the try_wait loop's first try succeeds), and a block whose every live thread waits is
+// a deadlock naming where. Arrive is a release and the wait an acquire: the emulator's threads
+// share memory sequentially, so the data written before an arrive is what the waiter reads.
+// Faults: a count out of range, init of a barrier already initialised (inval first), arrive or
+// wait on one not initialised, an address not 8-byte aligned or outside shared memory.
+void mbarrier_init(void* barrier, unsigned count, const std::source_location& site);
+// Returns the phase arrived on (mbarrier.arrive's state operand, opaque on a GPU).
+std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site);
+void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_location& site);
+void mbarrier_inval(void* barrier, const std::source_location& site);
+
 // ---- warpgroup MMA (sm_90a), emu/warpgroup_mma.cpp -----------------------------------------
 // Each is .sync.aligned over the calling thread's warpgroup (128 threads, warps 4g..4g+3) and
 // completes when all of them have arrived. The mma (m64nNk16 for bf16/f16, m64nNk8 for tf32)

@@ -2,10 +2,14 @@
 // warp and block operations give CUDA's answers, shared memory is per block and poisoned,
 // ldmatrix and mma.sync follow the PTX fragment layouts, and every misuse is a KernelFault
 // naming the kernel, the block and the thread. Launch-shape errors are InvalidArgument.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "emu/emulator.h"
@@ -264,6 +268,67 @@ TEST(EmuModel, MisuseIsAFaultNamingKernelBlockAndThread) {
     expect_fault(probes::Misuse::Tf32RoundingBeforeTheWait,
                  "the destination of a cp.async of thread 4 before that thread's cp.async.wait_group",
                  "block (0,0,0), thread (4,0,0)");
+    expect_fault(probes::Misuse::MbarrierCountZero, "mbarrier.init at kernels/ptx.cuh",
+                 "block (0,0,0), thread (0,0,0)");
+    expect_fault(probes::Misuse::MbarrierCountZero, "count 0 (1 to 1048575)", "block (0,0,0), thread (0,0,0)");
+    expect_fault(probes::Misuse::MbarrierNotInitialised, "the barrier was not initialised (mbarrier.init)",
+                 "block (0,0,0), thread (3,0,0)");
+    expect_fault(probes::Misuse::MbarrierInitialisedTwice, "already initialised (mbarrier.inval it first)",
+                 "block (0,0,0), thread (0,0,0)");
+    expect_fault(probes::Misuse::MbarrierNeverCompletes,
+                 "deadlock: threads 0-31 wait at an mbarrier for its phase of parity 0", "block (0,0,0)");
+}
+
+// The mbarrier ring (probe_kernels.cu): every consumer's sum equals the host's, in the same order,
+// bit for bit, under every schedule: the producer refills a stage only after both consumer warps
+// have arrived on its empty barrier, and they read it only after the producer's lanes have
+// arrived on its full one, phase after phase (12 chunks: 4 rounds of the 3 stages, both parities
+// twice). Each flaw is caught: refilling without the empty wait overwrites chunks not yet read
+// under run-to-block (the producer runs ahead); waiting for the wrong parity reads a stage before
+// its chunk has come (poison: NaN sums) or deadlocks. (Without the empty wait, the producer's
+// lanes each arrive on a stage's full barrier once a round, so its phases run ahead of the
+// consumers' parities: they wait for a phase that never completes, as they would on a GPU.)
+TEST(EmuModel, MbarrierRingMatchesTheHostUnderEverySchedule) {
+    constexpr int kChunks = 12;
+    std::vector<float> in(kChunks * 32);
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i % 97) * 0.25f - 7.0f;
+    std::vector<float> expected(64);
+    for (int w = 0; w < 2; ++w) {
+        for (int l = 0; l < 32; ++l) {
+            float sum = 0.0f;
+            for (int c = 0; c < kChunks; ++c) sum += in[static_cast<std::size_t>(c * 32 + l)];
+            expected[static_cast<std::size_t>(w * 32 + l)] = sum;
+        }
+    }
+    struct ClearOverride {
+        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
+    } clear;
+    for (emu::Schedule s :
+         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+        SCOPED_TRACE(emu::schedule_name(s));
+        emu::set_schedule_override(s);
+        std::vector<float> out(64, std::nanf(""));
+        probes::mbarrier_pipeline_probe(in.data(), kChunks, out.data());
+        EXPECT_EQ(out, expected);
+    }
+    // The schedules each flaw must be caught under: the missing empty wait is a race that the
+    // forward schedule's lockstep happens to win; run-to-block lets the producer run ahead.
+    const std::vector<std::pair<probes::PipelineFlaw, std::vector<emu::Schedule>>> flaws = {
+        {probes::PipelineFlaw::NoEmptyWait, {emu::Schedule::RunToBlock}},
+        {probes::PipelineFlaw::WrongFullParity, {emu::Schedule::Forward, emu::Schedule::RunToBlock}}};
+    for (const auto& [flaw, schedules] : flaws) {
+        for (emu::Schedule s : schedules) {
+            SCOPED_TRACE(emu::schedule_name(s));
+            emu::set_schedule_override(s);
+            std::vector<float> out(64, std::nanf(""));
+            try {
+                probes::mbarrier_pipeline_probe(in.data(), kChunks, out.data(), flaw);
+                EXPECT_NE(out, expected) << "a flaw went unnoticed";
+            } catch (const KernelFault& fault) {
+                EXPECT_NE(std::string(fault.what()).find("mbarrier"), std::string::npos) << fault.what();
+            }
+        }
+    }
 }
 
 TEST(EmuModel, TheSameFaultUnderEverySchedule) {
