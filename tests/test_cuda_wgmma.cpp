@@ -3,7 +3,8 @@
 // product of the same 16-bit values. The emulator runs the same source in test_emu and, in the
 // emulated-device build, here. On an H100/H200 it checks that the emulator's reading of the PTX
 // ISA (descriptor bits, swizzle, accumulator fragment, scale-d) is the hardware's, which every
-// wgmma kernel verified in the emulator then relies on. Skipped on other devices (sm_90a code).
+// wgmma kernel verified in the emulator then relies on; likewise the mbarrier ring for the
+// mbarrier rules. Skipped on other devices (sm_90a code).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -104,6 +105,34 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaWgmmaCases,
                                            WgmmaCase{WgmmaOperand::BFloat16, 64, 64, true, false, false, true},
                                            WgmmaCase{WgmmaOperand::Float16, 64, 128, true, true, true, true}),
                          case_name);
+
+// The mbarrier ring (tests/emu/mbarrier_ring.cu) on the device: one producer warp and two
+// consumer warps through 3 stages and 40 chunks (both parities of every stage's barriers many
+// times); each consumer's sum in its own order, bit for bit with the host's. On an H100/H200 this
+// pins the emulator's parity rules (a wait for parity 1 on a fresh barrier returns at once; a
+// phase completes at its count's arrivals) to the hardware's: a wrong reading hangs or reads a
+// stage early here.
+TEST_F(CudaWgmma, MbarrierRingMatchesTheHost) {
+    constexpr int kChunks = 40;
+    std::vector<float> in(kChunks * 32);
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i % 89) * 0.5f - 11.0f;
+    std::vector<float> expected(64);
+    for (std::size_t t = 0; t < expected.size(); ++t) {
+        float sum = 0.0f;
+        for (std::size_t c = 0; c < kChunks; ++c) sum += in[c * 32 + t % 32];
+        expected[t] = sum;
+    }
+    float* device_in = device_copy(in);
+    float* device_out = device_copy(std::vector<float>(64, 0.0f));
+    EXPECT_EQ(cudaMemset(device_out, 0xff, 64 * sizeof(float)), cudaSuccess);  // NaN
+    kernels::emu_tests::mbarrier_pipeline_probe(device_in, kChunks, device_out);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> out(64);
+    EXPECT_EQ(cudaMemcpy(out.data(), device_out, out.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    cudaFree(device_in);
+    cudaFree(device_out);
+    EXPECT_EQ(out, expected);
+}
 
 }  // namespace
 }  // namespace convkit

@@ -226,46 +226,6 @@ __global__ void misuse_kernel(Misuse misuse, int* sink) {
     }
 }
 
-constexpr int kPipelineStages = 3;
-constexpr int kPipelineWidth = 32;  // floats a chunk: one per producer lane
-
-// mbarrier_pipeline_probe's kernel (test_kernels.h).
-__global__ void mbarrier_pipeline_kernel(const float* in, int chunks, float* out, PipelineFlaw flaw) {
-    __shared__ std::uint64_t full[kPipelineStages], empty[kPipelineStages];
-    float* stages = dynamic_shared_memory<float>();
-    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < kPipelineStages; ++s) {
-            ptx::mbarrier_init(&full[s], kPipelineWidth);
-            ptx::mbarrier_init(&empty[s], 2 * kPipelineWidth);
-        }
-    }
-    __syncthreads();
-    if (warp == 0) {
-        for (int c = 0; c < chunks; ++c) {
-            const int s = c % kPipelineStages, round = c / kPipelineStages;
-            // Round r refills the stage once the consumers' phase r - 1 of its empty barrier has
-            // completed; round 0 waits for parity 1, which a fresh barrier has passed.
-            if (flaw != PipelineFlaw::NoEmptyWait) ptx::mbarrier_wait_parity(&empty[s], (round & 1) ^ 1);
-            ptx::cp_async<4>(stages + s * kPipelineWidth + lane, in + c * kPipelineWidth + lane);
-            ptx::cp_async_commit_group();
-            ptx::cp_async_wait_group<0>();
-            ptx::mbarrier_arrive(&full[s]);
-        }
-    } else {
-        float sum = 0.0f;
-        for (int c = 0; c < chunks; ++c) {
-            const int s = c % kPipelineStages, round = c / kPipelineStages;
-            const unsigned parity =
-                static_cast<unsigned>(round & 1) ^ (flaw == PipelineFlaw::WrongFullParity ? 1u : 0u);
-            ptx::mbarrier_wait_parity(&full[s], parity);
-            sum += stages[s * kPipelineWidth + lane];
-            ptx::mbarrier_arrive(&empty[s]);
-        }
-        out[(warp - 1) * kPipelineWidth + lane] = sum;
-    }
-}
-
 __global__ void empty_kernel() {}
 }  // namespace
 
@@ -318,11 +278,6 @@ void round_shared_tf32_probe(const float* in, float* out) {
 void misuse_probe(Misuse misuse) {
     alignas(16) int sink[64] = {};
     launch<misuse_kernel>({2, 32}, nullptr, misuse, sink);
-}
-
-void mbarrier_pipeline_probe(const float* in, int chunks, float* out, PipelineFlaw flaw) {
-    const std::size_t bytes = kPipelineStages * kPipelineWidth * sizeof(float);
-    launch<mbarrier_pipeline_kernel>({1, 3 * kPipelineWidth, bytes}, nullptr, in, chunks, out, flaw);
 }
 
 void empty_kernel_launch(unsigned blocks, unsigned threads, std::size_t dynamic_bytes) {

@@ -62,17 +62,6 @@ enum class Misuse {
     MbarrierNeverCompletes,     // every thread waits on an mbarrier phase that needs one more arrival
 };
 void misuse_probe(Misuse misuse);
-// A producer/consumer ring on mbarriers (ptx::mbarrier_*): one block of 96 threads, warp 0 the
-// producer, warps 1 and 2 the consumers; 3 stages of 32 floats in dynamic shared memory, each
-// with a full barrier (32 arrivals: the producer's lanes, once their cp.async of the chunk has
-// landed) and an empty one (64: the consumers' threads, once they have read it). Chunk c (in[32c
-// .. 32c + 31]) goes through stage c % 3; consumer thread w * 32 + l (w = 0, 1) adds element l of
-// every chunk in order: out[32 w + l] = in[l] + in[32 + l] + ... (float, left to right). A flaw
-// breaks the protocol on purpose (the producer refills a stage without waiting until it is empty,
-// or the consumers wait for the wrong phase of the full barrier) for the tests that catch it.
-// Needs sm_90 on a GPU (try_wait.parity).
-enum class PipelineFlaw { None, NoEmptyWait, WrongFullParity };
-void mbarrier_pipeline_probe(const float* in, int chunks, float* out, PipelineFlaw flaw = PipelineFlaw::None);
 // A launch of `threads` threads (and `dynamic_bytes`) over `blocks` blocks that does nothing.
 void empty_kernel_launch(unsigned blocks, unsigned threads, std::size_t dynamic_bytes);
 
@@ -107,6 +96,19 @@ enum class WgmmaPlant {
 };
 void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void* a, const void* b, const float* c,
                 float* d, WgmmaPlant plant = WgmmaPlant::None, bool mn_major = false);
+
+// ---- mbarrier ring (mbarrier_ring.cu) -------------------------------------------------------
+// A producer/consumer ring on mbarriers (ptx::mbarrier_*): one block of 96 threads, warp 0 the
+// producer, warps 1 and 2 the consumers; 3 stages of 32 floats in dynamic shared memory, each
+// with a full barrier (32 arrivals: the producer's lanes, once their cp.async of the chunk has
+// landed) and an empty one (64: the consumers' threads, once they have read it). Chunk c (in[32c
+// .. 32c + 31]) goes through stage c % 3; consumer thread w * 32 + l (w = 0, 1) adds element l of
+// every chunk in order: out[32 w + l] = in[l] + in[32 + l] + ... (float, left to right). A flaw
+// breaks the protocol on purpose (the producer refills a stage without waiting until it is empty,
+// or the consumers wait for the wrong phase of the full barrier) for the tests that catch it.
+// Needs sm_90 on a GPU (try_wait.parity).
+enum class PipelineFlaw { None, NoEmptyWait, WrongFullParity };
+void mbarrier_pipeline_probe(const float* in, int chunks, float* out, PipelineFlaw flaw = PipelineFlaw::None);
 
 // ---- deliberately broken kernels (planted_kernels.cu) --------------------------------------
 // Each computes, when correct, out[i] = in[i] reversed within blocks of 256 (MissingSyncthreads),
