@@ -47,6 +47,8 @@ namespace {
 using namespace igemm;
 
 using wgmma_ring::WgmmaNarrowTile;
+using wgmma_ring::WgmmaProducerNarrowTile;
+using wgmma_ring::WgmmaProducerWideTile;
 using wgmma_ring::WgmmaTileConfig;
 using wgmma_ring::WgmmaWideTile;
 
@@ -136,13 +138,13 @@ __device__ inline std::uint64_t tile_descriptor(const unsigned char* tile) {
 // grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
 // z over groups x splits (split-K: each block multiplies its split's range of k tiles).
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
-__global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams p) {
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm) conv_wgmma_kernel(IgemmParams p) {
     unsigned char* shared = wgmma_ring::aligned_shared<Tile>();
     const BlockTile tile = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM);
     const int block_m = tile.tile_m * Tile::kBlockM;
     const int block_n = static_cast<int>(blockIdx.y) * Tile::kBlockN;
     const int group = static_cast<int>(blockIdx.z) / p.splits, split = static_cast<int>(blockIdx.z) % p.splits;
-    const int warpgroup = static_cast<int>(threadIdx.x) / 128;
+    const int warpgroup = wgmma_ring::multiplying_warpgroup<Tile>();  // -1: the producer
 
     ARows<Tile> rows;
     find_a_rows<Tile>(p, block_m, group, rows);
@@ -151,22 +153,28 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_wgmma_kernel(IgemmParams 
     for (int i = 0; i < Tile::kBlockN / 2; ++i) acc[i] = 0.0f;
 
     // Stage 0's descriptors; stage s is s * kStageBytes further (the start address field only).
-    const std::uint64_t a0 = tile_descriptor(shared + warpgroup * Tile::kWarpgroupM * Tile::kRowBytes);
+    const std::uint64_t a0 =
+        tile_descriptor(shared + (warpgroup > 0 ? warpgroup : 0) * Tile::kWarpgroupM * Tile::kRowBytes);
     const std::uint64_t b0 = tile_descriptor(shared + Tile::kTileBytesA);
     auto stage_of = [&](int kt) { return shared + kt % Tile::kStages * Tile::kStageBytes; };
     const SplitRange range =
         split_range(split, p.tiles_per_split, (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>());
-    wgmma_ring::run_ring<Tile::kStages>(
-        range.count, acc,
-        [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, range.first + kt, stage_of(kt)); },
-        [&](int step) {
-            if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
-        },
-        [&](int step) {
-            const auto offset = static_cast<std::uint32_t>(step % Tile::kStages * Tile::kStageBytes);
-            wgmma_ring::multiply_steps<Operand, Tile::kBlockN, false, Tile::kMmaSteps>(
-                wgmma::advance_descriptor(a0, offset), wgmma::advance_descriptor(b0, offset), 32, acc);
-        });
+    auto load = [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, range.first + kt, stage_of(kt)); };
+    auto landed = [&](int step) {
+        if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
+    };
+    auto multiply = [&](int step) {
+        const auto offset = static_cast<std::uint32_t>(step % Tile::kStages * Tile::kStageBytes);
+        wgmma_ring::multiply_steps<Operand, Tile::kBlockN, false, Tile::kMmaSteps>(
+            wgmma::advance_descriptor(a0, offset), wgmma::advance_descriptor(b0, offset), 32, acc);
+    };
+    if constexpr (Tile::kProducer) {
+        auto* barriers = reinterpret_cast<std::uint64_t*>(shared + Tile::kStages * Tile::kStageBytes);
+        wgmma_ring::run_producer_ring<Tile::kStages>(range.count, acc, barriers, load, landed, multiply);
+        if (warpgroup < 0) return;  // the producer holds no results
+    } else {
+        wgmma_ring::run_ring<Tile::kStages>(range.count, acc, load, landed, multiply);
+    }
 
     // Row m of this warpgroup's piece: to this split's slice at the GEMM's own row (after the
     // rows of the phases before this one), or through the epilogue to its place in y, or in dx
@@ -214,13 +222,21 @@ void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     }
 }
 
-// The launch of p on the tile its GEMM's columns (channels written per group) take.
+// The launch of p on the tile its GEMM's columns (channels written per group) take, with or
+// without the producer warpgroup.
 template <Pass P>
-void dispatch_tile(const IgemmParams& p, int groups, IgemmOperand operand, IgemmOutput output, cudaStream_t stream) {
+void dispatch_tile(const IgemmParams& p, int groups, bool producer, IgemmOperand operand, IgemmOutput output,
+                   cudaStream_t stream) {
     with_operand_and_output(operand, output, [&](auto op, auto out) {
-        if (narrow(p.out_group))
-            return launch_pass<WgmmaNarrowTile, P, decltype(op)::value, decltype(out)::value>(p, groups, stream);
-        launch_pass<WgmmaWideTile, P, decltype(op)::value, decltype(out)::value>(p, groups, stream);
+        constexpr IgemmOperand kOperand = decltype(op)::value;
+        constexpr IgemmOutput kOutput = decltype(out)::value;
+        if (producer) {
+            if (narrow(p.out_group))
+                return launch_pass<WgmmaProducerNarrowTile, P, kOperand, kOutput>(p, groups, stream);
+            return launch_pass<WgmmaProducerWideTile, P, kOperand, kOutput>(p, groups, stream);
+        }
+        if (narrow(p.out_group)) return launch_pass<WgmmaNarrowTile, P, kOperand, kOutput>(p, groups, stream);
+        launch_pass<WgmmaWideTile, P, kOperand, kOutput>(p, groups, stream);
     });
 }
 
@@ -242,7 +258,7 @@ struct Launch {
     WgmmaLaunchPlan plan;
 };
 
-Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, std::optional<int> splits) {
+Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, const WgmmaSchedule& schedule) {
     Launch l{p, {}};
     l.plan.m = p.gemm_m;
     l.plan.n = p.out_group;
@@ -252,7 +268,8 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     l.plan.blocks = p.phases * ((p.gemm_m + WgmmaWideTile::kBlockM - 1) / WgmmaWideTile::kBlockM) *
                     ((p.out_group + l.plan.tile_columns - 1) / l.plan.tile_columns) * groups;
     const std::int64_t k_tiles = k_tiles_of_depth(p.gemm_k, operand);
-    l.plan.splits = splits.value_or(
+    l.plan.producer_warpgroup = schedule.producer_warpgroup;
+    l.plan.splits = schedule.splits.value_or(
         default_splits_for_wave(wgmma_ring::wave_blocks(l.plan.tile_columns), l.plan.blocks, k_tiles, groups));
     l.plan.wgmma_instructions = l.plan.blocks * k_tiles * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
     l.params.splits = l.plan.splits;
@@ -260,16 +277,16 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     return l;
 }
 
-std::vector<Launch> forward_launches(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits,
+std::vector<Launch> forward_launches(const IgemmConvShape& s, IgemmOperand operand, const WgmmaSchedule& schedule,
                                      const void* x, const void* w, const IgemmEpilogue& epilogue, void* y) {
-    return {plan_launch(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, splits)};
+    return {plan_launch(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, schedule)};
 }
 
-std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits,
+std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand operand, const WgmmaSchedule& schedule,
                                            const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
     std::vector<Launch> launches;
     for (const BackwardDataGemm& gemm : backward_data_gemms(s, dy, w, epilogue, dx))
-        launches.push_back(plan_launch(gemm.params, s.groups, operand, splits));
+        launches.push_back(plan_launch(gemm.params, s.groups, operand, schedule));
     return launches;
 }
 
@@ -286,7 +303,7 @@ void run_launches(const char* op, const IgemmConvShape& s, IgemmOperand operand,
     for (const Launch& l : launches) check_splits(op, l.plan.splits, s.groups, workspace, workspace_bytes);
     for (Launch& l : launches) {
         l.params.slices = static_cast<float*>(workspace);
-        dispatch_tile<P>(l.params, i32(s.groups), operand, output, detail::to_cuda(stream));
+        dispatch_tile<P>(l.params, i32(s.groups), l.plan.producer_warpgroup, operand, output, detail::to_cuda(stream));
     }
 }
 }  // namespace
@@ -327,33 +344,33 @@ int conv_wgmma_tile_columns(const IgemmConvShape& s) {
     return narrow(columns(s)) ? WgmmaNarrowTile::kBlockN : WgmmaWideTile::kBlockN;
 }
 
-WgmmaPlan conv_wgmma_forward_plan(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits) {
+WgmmaPlan conv_wgmma_forward_plan(const IgemmConvShape& s, IgemmOperand operand, const WgmmaSchedule& schedule) {
     if (!conv_wgmma_unsupported_reason(s, operand).empty()) return {};
-    return plan_of(s, forward_launches(s, operand, splits, nullptr, nullptr, {}, nullptr));
+    return plan_of(s, forward_launches(s, operand, schedule, nullptr, nullptr, {}, nullptr));
 }
 
-WgmmaPlan conv_wgmma_backward_data_plan(const IgemmConvShape& s, IgemmOperand operand, std::optional<int> splits) {
+WgmmaPlan conv_wgmma_backward_data_plan(const IgemmConvShape& s, IgemmOperand operand, const WgmmaSchedule& schedule) {
     if (!conv_wgmma_unsupported_reason(s, operand).empty()) return {};
-    return plan_of(s, backward_data_launches(s, operand, splits, nullptr, nullptr, {}, nullptr));
+    return plan_of(s, backward_data_launches(s, operand, schedule, nullptr, nullptr, {}, nullptr));
 }
 
-void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, std::optional<int> splits,
-                        const void* x, const void* w, const IgemmEpilogue& epilogue, void* y, void* workspace,
-                        Stream stream) {
+void conv_wgmma_forward(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
+                        const WgmmaSchedule& schedule, const void* x, const void* w, const IgemmEpilogue& epilogue,
+                        void* y, void* workspace, Stream stream) {
     const char* op = "conv_wgmma_forward";
     wgmma_ring::check_launch(op, conv_wgmma_unsupported_reason(s, operand), s, operand, output, x, w, y, "x", "w", "y");
-    run_launches<Pass::Forward>(op, s, operand, output, forward_launches(s, operand, splits, x, w, epilogue, y),
+    run_launches<Pass::Forward>(op, s, operand, output, forward_launches(s, operand, schedule, x, w, epilogue, y),
                                 workspace, stream);
 }
 
 void conv_wgmma_backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output,
-                              std::optional<int> splits, const void* dy, const void* w, const IgemmEpilogue& epilogue,
-                              void* dx, void* workspace, Stream stream) {
+                              const WgmmaSchedule& schedule, const void* dy, const void* w,
+                              const IgemmEpilogue& epilogue, void* dx, void* workspace, Stream stream) {
     const char* op = "conv_wgmma_backward_data";
     wgmma_ring::check_launch(op, conv_wgmma_unsupported_reason(s, operand), s, operand, output, dy, w, dx, "dy", "w",
                              "dx");
     run_launches<Pass::BackwardData>(
-        op, s, operand, output, backward_data_launches(s, operand, splits, dy, w, epilogue, dx), workspace, stream);
+        op, s, operand, output, backward_data_launches(s, operand, schedule, dy, w, epilogue, dx), workspace, stream);
 }
 
 CONVKIT_KERNELS_END

@@ -47,9 +47,22 @@ std::size_t conv_wgmma_shared_bytes(const IgemmConvShape& shape);
 struct WgmmaLaunchPlan {
     std::int64_t m = 0, n = 0, k = 0, phases = 1;
     int tile_columns = 0;
+    bool producer_warpgroup = false;  // WgmmaSchedule's
     std::int64_t blocks = 0;
     int splits = 1;
     std::int64_t wgmma_instructions = 0;
+};
+
+// How the launchers run a pass: the split of every launch (the default plan's where empty), and
+// the ring. Without a producer warpgroup (cuda.wgmma), the block's 256 threads each copy their
+// chunks of a k tile with cp.async, wait for them and meet at a __syncthreads before both
+// warpgroups multiply. With one (cuda.wgmma.producer), a third warpgroup of 128 threads does all
+// the copying, Stages - 2 tiles of copies in flight, and hands each stage to the two multiplying
+// warpgroups on an mbarrier (and they hand it back on another): no block-wide barrier in the
+// loop, and the multiplying threads never compute a gather address.
+struct WgmmaSchedule {
+    std::optional<int> splits;
+    bool producer_warpgroup = false;
 };
 
 struct WgmmaPlan {
@@ -62,28 +75,28 @@ struct WgmmaPlan {
     std::int64_t wgmma_instructions() const;
 };
 
-// The launch conv_wgmma_forward runs (none where refused), split `splits` ways, or by default as
+// The launch conv_wgmma_forward runs (none where refused), split as `schedule` says, or by default as
 // cuda.igemm splits: none from half a wave of blocks up (one 128x128 block or two 128x64 an SM
 // of a 132-SM H100), else about a wave, each split at least 8 k tiles, at most 64.
 WgmmaPlan conv_wgmma_forward_plan(const IgemmConvShape& shape, IgemmOperand operand,
-                                  std::optional<int> splits = std::nullopt);
+                                  const WgmmaSchedule& schedule = {});
 
 // The launches conv_wgmma_backward_data runs, in order: one of all the stride's phases where
 // they are uniform (2x2/2, 4x4/2 on inputs a multiple of the stride: each block finds its phase),
 // else one per phase with positions (kernels/conv_igemm_phases.cuh; stride 1 is one phase), each
-// split as conv_wgmma_forward_plan says for its own GEMM (`splits` for all of them).
+// split as conv_wgmma_forward_plan says for its own GEMM (the schedule's split for all of them).
 WgmmaPlan conv_wgmma_backward_data_plan(const IgemmConvShape& shape, IgemmOperand operand,
-                                        std::optional<int> splits = std::nullopt);
+                                        const WgmmaSchedule& schedule = {});
 
-// y = epilogue(conv(x, w)), as conv_wgmma_forward_plan(shape, operand, splits) plans it, with
+// y = epilogue(conv(x, w)), as conv_wgmma_forward_plan(shape, operand, schedule) plans it, with
 // `workspace` of the plan's workspace_bytes() (null when 0). Throws NotSupported with
 // conv_wgmma_unsupported_reason() when the shape or operand is refused, InvalidArgument for null
 // x, w or y, for x or w not 16-byte aligned (cp.async vectors), for splits outside 1..65535 /
 // groups, or for a split without a workspace. Needs a device of compute capability 9.0 exactly
 // and conv_wgmma_built() (a build without it throws NotSupported).
 void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
-                        std::optional<int> splits, const void* x, const void* w, const IgemmEpilogue& epilogue, void* y,
-                        void* workspace, Stream stream);
+                        const WgmmaSchedule& schedule, const void* x, const void* w, const IgemmEpilogue& epilogue,
+                        void* y, void* workspace, Stream stream);
 
 // dx = epilogue(conv^T(dy, w)) for the convolution `shape` (dy has its output's size, dx its
 // input's), every dx position written, sub-pixel: per phase of the stride only the taps that
@@ -94,8 +107,8 @@ void conv_wgmma_forward(const IgemmConvShape& shape, IgemmOperand operand, Igemm
 // the only form wgmma reads tf32 in (16-bit operands may be MN-major). Throws as
 // conv_wgmma_forward.
 void conv_wgmma_backward_data(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
-                              std::optional<int> splits, const void* dy, const void* w, const IgemmEpilogue& epilogue,
-                              void* dx, void* workspace, Stream stream);
+                              const WgmmaSchedule& schedule, const void* dy, const void* w,
+                              const IgemmEpilogue& epilogue, void* dx, void* workspace, Stream stream);
 
 // ---- backward-filter (kernels/conv_wgmma_filter.cu) -----------------------------------------
 

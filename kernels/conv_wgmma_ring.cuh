@@ -23,37 +23,62 @@ namespace wgmma_ring {
 // The block's shape: BlockM x BlockN of D, 2 warpgroups of 64 rows each, a k tile of 128 bytes
 // per row of A and of B (K-major: one swizzled row per M or N row, the forward's; MN-major: 64
 // k-rows of BlockM or BlockN 16-bit values, backward-filter's: the same bytes), Stages of them;
-// and what the forward's A gather (ARows, find_a_rows, gather_a_chunks) reads from it. The static
-// check (tests/scripts/check-igemm-kernels) reads BlockM, BlockN and Stages from the kernel's name.
-template <int BlockM, int BlockN, int Stages>
+// and what the forward's A gather (ARows, find_a_rows, gather_a_chunks) reads from it: the
+// loaders' layout (kChunks chunks a row, kRowsPerPass rows a pass, kPassesA/B passes). With
+// Producer, a third warpgroup, the block's first (threads 0-127), is the only loader and the two
+// multiplying warpgroups follow it (run_producer_ring: the stages handed over on mbarriers, kept
+// after the stages); without, all threads load and multiply (run_ring). The static check
+// (tests/scripts/check-igemm-kernels) reads BlockM, BlockN and Stages from the kernel's name.
+template <int BlockM, int BlockN, int Stages, bool Producer = false>
 struct WgmmaTileConfig {
     static constexpr int kBlockM = BlockM, kBlockN = BlockN, kStages = Stages;
+    static constexpr bool kProducer = Producer;
     static constexpr int kWarpgroupM = 64;                    // wgmma's M
-    static constexpr int kWarpgroups = BlockM / kWarpgroupM;  // each all BlockN columns
-    static constexpr int kThreads = 128 * kWarpgroups;
+    static constexpr int kWarpgroups = BlockM / kWarpgroupM;  // multiplying, each all BlockN columns
+    static constexpr int kProducerThreads = Producer ? 128 : 0;
+    static constexpr int kThreads = 128 * kWarpgroups + kProducerThreads;
+    static constexpr int kLoaders = Producer ? kProducerThreads : kThreads;  // threads 0 .. kLoaders - 1
     static constexpr int kRowBytes = 128;           // a k tile: one 128-byte swizzled row
     static constexpr int kChunks = kRowBytes / 16;  // 16-byte cp.async chunks a row
-    static constexpr int kRowsPerPass = kThreads / kChunks;
+    static constexpr int kRowsPerPass = kLoaders / kChunks;
     static constexpr int kPassesA = BlockM / kRowsPerPass, kPassesB = BlockN / kRowsPerPass;
     static constexpr int kMmaSteps = kRowBytes / 32;  // k16 (16-bit) or k8 (tf32) steps of 32 bytes a tile
     static constexpr int kAtomBytes = 1024;           // 8 rows x 128 bytes: the swizzle's repeat
     static constexpr int kTileBytesA = BlockM * kRowBytes, kTileBytesB = BlockN * kRowBytes;
     static constexpr int kStageBytes = kTileBytesA + kTileBytesB;
-    // The stages, and an atom's slack to start them on a 1024-byte boundary of the shared window.
-    static constexpr std::size_t kSharedBytes = std::size_t{kStageBytes} * Stages + kAtomBytes;
+    // The producer ring's full and empty mbarriers, 8 bytes each, after the stages.
+    static constexpr int kBarrierBytes = Producer ? 2 * Stages * 8 : 0;
+    // The stages, the barriers, and an atom's slack to start the stages on a 1024-byte boundary of
+    // the shared window.
+    static constexpr std::size_t kSharedBytes = std::size_t{kStageBytes} * Stages + kBarrierBytes + kAtomBytes;
+    // Blocks an SM holds by their shared memory (one 129 KiB wide block, two 97 KiB narrow ones),
+    // which __launch_bounds__ asks the registers to allow too (a producer's 384 threads x 2
+    // blocks: 85 registers a thread).
+    static constexpr int kBlocksPerSm = BlockN == 64 ? 2 : 1;
     static_assert(BlockN == 64 || BlockN == 128, "wgmma_mma_async has device code for N = 64 and 128");
     static_assert(BlockM % kWarpgroupM == 0 && BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);
     static_assert(kSharedBytes <= kMaxOptInDynamicSharedBytes, "a block's shared memory within sm_90's 227 KiB");
 };
 // 128 x 128 for GEMMs of more than 64 columns; 128 x 64 (m64n64k16) up to 64, where the wide
-// tile would multiply zero columns half the time (ResNet's 64-channel layers).
+// tile would multiply zero columns half the time (ResNet's 64-channel layers); each also with a
+// producer warpgroup (cuda.wgmma.producer).
 using WgmmaWideTile = WgmmaTileConfig<128, 128, 4>;
 using WgmmaNarrowTile = WgmmaTileConfig<128, 64, 4>;
+using WgmmaProducerWideTile = WgmmaTileConfig<128, 128, 4, true>;
+using WgmmaProducerNarrowTile = WgmmaTileConfig<128, 64, 4, true>;
+
+// This thread's multiplying warpgroup (0 or 1: rows 64g..64g+63 of the tile), or -1 for the
+// producer warpgroup.
+template <class Tile>
+__device__ inline int multiplying_warpgroup() {
+    return static_cast<int>(threadIdx.x) / 128 - (Tile::kProducer ? 1 : 0);
+}
 
 // The blocks of a tile `tile_columns` wide that one wave of a 132-SM H100 holds: one 128x128 block
 // an SM (129 KiB of shared memory), two 128x64 ones (97 KiB).
 inline constexpr std::int64_t wave_blocks(int tile_columns) {
-    return (tile_columns == WgmmaNarrowTile::kBlockN ? 2 : 1) * 132;
+    return (tile_columns == WgmmaNarrowTile::kBlockN ? WgmmaNarrowTile::kBlocksPerSm : WgmmaWideTile::kBlocksPerSm) *
+           132;
 }
 
 // The block's dynamic shared memory from its first 1024-byte boundary in the shared window (the
@@ -105,6 +130,60 @@ __device__ inline void run_ring(int count, float (&acc)[Registers], Load&& load,
     }
     ptx::wgmma_wait_group<0>(acc);
     ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
+}
+
+// The ring of run_ring with a producer warpgroup (threads 0-127) and mbarriers instead of
+// __syncthreads (`barriers`: 2 x Stages of them in shared memory, full then empty). The producer
+// fills stage kt % Stages with tile kt once the multipliers' empty barrier says they are done
+// with its previous tile (round r waits for the completion of phase r - 1: parity (r & 1) ^ 1,
+// which a fresh barrier has passed), and keeps Stages - 2 tiles of copies in flight: at tile kt
+// it waits for its copies of tile kt - (Stages - 2), lets landed() round them, fences them for
+// the async proxy and arrives on that stage's full barrier (128 arrivals complete it). The
+// multiplying warpgroups wait for tile kt's full barrier (parity r & 1), issue its wgmmas as one
+// commit group, wait until at most that group is in flight, and then arrive on the empty barrier
+// of tile kt - 1, whose wgmmas are done (256 arrivals). The producer's wait for tile kt - Stages
+// needs the multipliers past tile kt - Stages + 1, whose full arrival came at the producer's tile
+// kt - 1 at the latest (Stages - 2 >= 1 behind): no cycle.
+template <int Stages, int Registers, class Load, class Landed, class Multiply>
+__device__ inline void run_producer_ring(int count, float (&acc)[Registers], std::uint64_t* barriers, Load&& load,
+                                         Landed&& landed, Multiply&& multiply) {
+    static_assert(Stages >= 3, "one tile multiplied, one finishing in the tensor cores, one or more loading");
+    constexpr int kLag = Stages - 2;  // the producer's tiles of copies in flight
+    std::uint64_t* full = barriers;
+    std::uint64_t* empty = barriers + Stages;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < Stages; ++s) {
+            ptx::mbarrier_init(&full[s], 128);
+            ptx::mbarrier_init(&empty[s], blockDim.x - 128);
+        }
+    }
+    __syncthreads();
+    auto hand_over = [&](int kt) {  // tile kt's copies have landed: round, fence, arrive
+        landed(kt);
+        ptx::fence_proxy_async_shared();
+        ptx::mbarrier_arrive(&full[kt % Stages]);
+    };
+    if (threadIdx.x < 128) {
+        for (int kt = 0; kt < count; ++kt) {
+            ptx::mbarrier_wait_parity(&empty[kt % Stages], static_cast<unsigned>((kt / Stages) & 1) ^ 1u);
+            load(kt);
+            ptx::cp_async_commit_group();
+            if (kt >= kLag) {
+                ptx::cp_async_wait_group<kLag>();
+                hand_over(kt - kLag);
+            }
+        }
+        ptx::cp_async_wait_group<0>();
+        for (int kt = count > kLag ? count - kLag : 0; kt < count; ++kt) hand_over(kt);
+        return;
+    }
+    for (int kt = 0; kt < count; ++kt) {
+        ptx::mbarrier_wait_parity(&full[kt % Stages], static_cast<unsigned>((kt / Stages) & 1));
+        multiply(kt);
+        ptx::wgmma_wait_group<1>(acc);
+        if (kt > 0) ptx::mbarrier_arrive(&empty[(kt - 1) % Stages]);
+    }
+    ptx::wgmma_wait_group<0>(acc);
 }
 
 // acc += A x B over one stage: `Steps` wgmma (m64nNk16, or m64nNk8 for tf32) as one commit group,

@@ -145,6 +145,41 @@ TEST_F(CudaWgmmaConv, NamedSplitForwardMatchesTheReference) {
     EXPECT_LT(testing::relative_error(forward.got, forward.expected), testing::kBfloat16VsFloat64Tolerance);
 }
 
+// cuda.wgmma.producer (the same kernels with a producer warpgroup handing the stages over on
+// mbarriers): the forward (split by default, every epilogue option) and backward-data (strided,
+// uniform phases) through the public ops against the float64 host ops; backward-filter refused
+// with its reason.
+TEST_F(CudaWgmmaConv, ProducerVariantRunsTheForwardAndBackwardData) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = ConvParams(2).set_padding(1).set_stride(2);
+    const Tensor x = testing::random_exact_in(DType::BFloat16, Shape{2, 64, 8, 8}, rng);
+    const Tensor w = testing::random_exact_in(DType::BFloat16, Shape{72, 64, 4, 4}, rng);
+    const Tensor b = testing::random_exact_in(DType::BFloat16, Shape{72}, rng);
+    const Tensor residual = testing::random_exact_in(DType::BFloat16, Shape{2, 72, 4, 4}, rng);
+    const Tensor dy = testing::random_exact_in(DType::BFloat16, Shape{2, 72, 4, 4}, rng);
+    const auto on_cuda = [](const Tensor& t) {
+        return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+    };
+    const auto back = [](const Tensor& t) { return t.to(Device::host()).to(DType::Float64).contiguous(); };
+    Tensor y, dx;
+    {
+        const VariantGuard guard("cuda.wgmma.producer");
+        y = conv_forward(on_cuda(x), w.to(DType::BFloat16).to(Device::cuda()), b.to(DType::BFloat16).to(Device::cuda()),
+                         params, {on_cuda(residual), true});
+        dx = conv_backward_data(on_cuda(dy), w.to(DType::BFloat16).to(Device::cuda()), x.shape(), params);
+    }
+    EXPECT_LT(testing::relative_error(back(y), relu(conv_forward(x, w, b, params, {residual, false}))),
+              testing::kBfloat16VsFloat64Tolerance);
+    EXPECT_LT(testing::relative_error(back(dx), conv_backward_data(dy, w, x.shape(), params)),
+              testing::kBfloat16VsFloat64Tolerance);
+    const detail::ConvProblem p = problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast);
+    std::string reason;
+    EXPECT_FALSE(testing::conv_variant_named("cuda.wgmma.producer").supports(p, ConvPass::BackwardFilter, &reason));
+    EXPECT_NE(reason.find("does not implement it"), std::string::npos) << reason;
+    EXPECT_TRUE(testing::conv_variant_named("cuda.wgmma.producer").supports(p, ConvPass::BackwardData, &reason))
+        << reason;
+}
+
 // The backward-data weight: per group, [out, in, kd, kh, kw] becomes [in, kd, kh, kw, out] with
 // every spatial dim flipped. The kernel (a reversed flat tap index) against a loop that flips each
 // dim, every element size, into a NaN-filled buffer.

@@ -152,12 +152,12 @@ TEST_P(Tf32ConvVariantSweep, EveryPassMatchesTheFloat64Reference) {
 }
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Tf32ConvVariantSweep);  // no tensor-core variant on the host
 
-// The tensor-core variants (cuda.igemm and its forced tiles, cuda.wgmma): the only ones of
+// The tensor-core variants (cuda.igemm and its forced tiles, cuda.wgmma and its producer ring): the only ones of
 // convkit's own whose arithmetic the math mode changes (cuDNN's TF32 is test_cuda_cudnn.cpp's).
 std::vector<std::string> tensor_core_variant_names() {
     std::vector<std::string> names;
     for (const std::string& name : conv_variant_names()) {
-        if (name.rfind("cuda.igemm", 0) == 0 || name == "cuda.wgmma") names.push_back(name);
+        if (name.rfind("cuda.igemm", 0) == 0 || name.rfind("cuda.wgmma", 0) == 0) names.push_back(name);
     }
     return names;
 }

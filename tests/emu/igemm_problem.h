@@ -75,6 +75,7 @@ struct Case {
     bool bias, residual, relu;  // backward-filter: residual only
     Direction direction = Direction::Forward;
     int splits = 1;  // split-K: the GEMM's k tiles dealt out to this many ranges
+    bool producer_warpgroup = false;  // cuda.wgmma's producer ring (kernels::WgmmaSchedule; wgmma tests only)
 };
 
 inline std::string name_of(const Case& c) {
@@ -92,6 +93,7 @@ inline std::string name_of(const Case& c) {
     if (c.bias) n += " bias";
     if (c.residual) n += " residual";
     if (c.relu) n += " relu";
+    if (c.producer_warpgroup) n += " producer";
     return n;
 }
 

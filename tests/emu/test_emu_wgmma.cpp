@@ -29,6 +29,8 @@ using namespace igemm_test;
 
 // The case's pass (forward, backward-data or backward-filter, by its direction), defined below.
 std::vector<double> run_pass(const Case& cs, const Problem& p);
+// Forward and backward-data cases with named splits, defined below.
+const std::vector<Case>& split_sweep();
 
 // The case on random values against the float64 definition, at its dtype's tolerance.
 void expect_matches_the_definition(const Case& cs) {
@@ -54,11 +56,18 @@ struct ScheduleScope {
     ~ScheduleScope() { emu::set_schedule_override(std::nullopt); }
 };
 
-// The split a forward or backward-data case runs: its own where it names one other than 1, else
+// How a forward or backward-data case runs: its own split where it names one other than 1, else
 // the kernels' default plan (which splits the sweeps' long-K cases on their few blocks: 18 k
-// tiles 2 ways, 36 4 ways; WgmmaPlans below).
-std::optional<int> splits_of(const Case& cs) {
-    return cs.splits == 1 ? std::nullopt : std::optional<int>(cs.splits);
+// tiles 2 ways, 36 4 ways; WgmmaPlans below), and its ring.
+kernels::WgmmaSchedule schedule_of(const Case& cs) {
+    return {cs.splits == 1 ? std::nullopt : std::optional<int>(cs.splits), cs.producer_warpgroup};
+}
+
+// The cases again on the producer ring (a third warpgroup loads; the stages change hands on
+// mbarriers).
+std::vector<Case> on_the_producer_ring(std::vector<Case> cases) {
+    for (Case& c : cases) c.producer_warpgroup = true;
+    return cases;
 }
 
 // A NaN-filled workspace of `bytes` (null for none): a slice element left unwritten would poison
@@ -69,9 +78,9 @@ std::vector<float> poisoned_workspace(std::size_t bytes) {
 
 std::vector<double> run(const Case& cs, const Problem& p) {
     std::vector<float> slices =
-        poisoned_workspace(kernels::conv_wgmma_forward_plan(cs.shape, cs.operand, splits_of(cs)).workspace_bytes());
+        poisoned_workspace(kernels::conv_wgmma_forward_plan(cs.shape, cs.operand, schedule_of(cs)).workspace_bytes());
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* y) {
-        kernels::conv_wgmma_forward(cs.shape, cs.operand, cs.output, splits_of(cs), p.first.data(), p.second.data(),
+        kernels::conv_wgmma_forward(cs.shape, cs.operand, cs.output, schedule_of(cs), p.first.data(), p.second.data(),
                                     epilogue, y, slices.empty() ? nullptr : slices.data(), Stream{});
     });
 }
@@ -139,6 +148,7 @@ TEST_P(WgmmaSweep, MatchesTheDefinition) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaSweep, ::testing::ValuesIn(sweep()), case_test_name);
+INSTANTIATE_TEST_SUITE_P(EmuProducer, WgmmaSweep, ::testing::ValuesIn(on_the_producer_ring(sweep())), case_test_name);
 
 // ---- backward-data ------------------------------------------------------------------------
 
@@ -173,9 +183,9 @@ OperandData backward_data_weight(const Case& cs, const OperandData& krsc) {
 std::vector<double> run_backward_data(const Case& cs, const Problem& p) {
     const OperandData w = backward_data_weight(cs, p.second);
     std::vector<float> slices = poisoned_workspace(
-        kernels::conv_wgmma_backward_data_plan(cs.shape, cs.operand, splits_of(cs)).workspace_bytes());
+        kernels::conv_wgmma_backward_data_plan(cs.shape, cs.operand, schedule_of(cs)).workspace_bytes());
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* dx) {
-        kernels::conv_wgmma_backward_data(cs.shape, cs.operand, cs.output, splits_of(cs), p.first.data(), w.data(),
+        kernels::conv_wgmma_backward_data(cs.shape, cs.operand, cs.output, schedule_of(cs), p.first.data(), w.data(),
                                           epilogue, dx, slices.empty() ? nullptr : slices.data(), Stream{});
     });
 }
@@ -227,6 +237,8 @@ TEST_P(WgmmaBackwardDataSweep, MatchesTheDefinition) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaBackwardDataSweep, ::testing::ValuesIn(backward_data_sweep()), case_test_name);
+INSTANTIATE_TEST_SUITE_P(EmuProducer, WgmmaBackwardDataSweep,
+                         ::testing::ValuesIn(on_the_producer_ring(backward_data_sweep())), case_test_name);
 
 TEST(EmuWgmmaConv, BackwardDataSmallIntegersBitForBit) {
     expect_small_integers_bit_for_bit(backward_data_sweep());
@@ -263,6 +275,35 @@ TEST(EmuWgmmaConv, BackwardDataLaunchesPerPhase) {
 // alternates bf16 and f16, and ends with tf32).
 TEST(EmuWgmmaConv, SmallIntegersBitForBitOnTheSweep) {
     expect_small_integers_bit_for_bit(sweep());
+}
+
+// The producer ring, bit for bit on small integers over the forward and backward-data sweeps.
+TEST(EmuWgmmaConv, ProducerRingSmallIntegersBitForBit) {
+    expect_small_integers_bit_for_bit(on_the_producer_ring(sweep()));
+    expect_small_integers_bit_for_bit(on_the_producer_ring(backward_data_sweep()));
+}
+
+// The producer ring's hand-overs under the schedules that find a missing or wrong one: run-to-block
+// lets the producer run as far ahead as its empty barriers allow (a wait for the wrong phase, or
+// none, refills a stage the multipliers still read: a KernelFault for the operand changed under a
+// wgmma in flight, or a wrong result), and random interleaves the three warpgroups anyhow. Long K
+// (18, 36 k tiles: every stage's barriers through both parities several times), tf32 (the
+// producer rounds its chunks before the hand-over), a split (ranges of 4 and 2 k tiles: fewer
+// tiles than stages) and uniform backward-data phases.
+TEST(EmuWgmmaConv, ProducerRingUnderRunToBlockAndRandomSchedules) {
+    if (emu::schedule_from_environment() == emu::Schedule::Reverse) GTEST_SKIP() << "runs once, under forward";
+    CONVKIT_SEEDED_RNG(rng);
+    const std::vector<Case> cases = on_the_producer_ring(
+        {sweep()[7], sweep()[9], sweep()[25], split_sweep()[1], backward_data_sweep()[4], backward_data_sweep()[10]});
+    for (emu::Schedule schedule : {emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+        const ScheduleScope scope(schedule);
+        for (std::size_t i = 0; i < cases.size(); ++i) {
+            if (schedule == emu::Schedule::Random && i % 2 == 1) continue;  // the slower schedule: half of them
+            const Problem p = make_problem(cases[i], rng, false);
+            EXPECT_LT(relative_error(run_pass(cases[i], p), p.expected), tolerance(cases[i]))
+                << name_of(cases[i]) << " under " << emu::schedule_name(schedule);
+        }
+    }
 }
 
 // The barrier between a k tile's cp.async wait and its wgmmas is what makes the other
@@ -340,8 +381,8 @@ void expect_refused(const IgemmConvShape& s, IgemmOperand operand, const std::st
     const std::vector<std::uint16_t> data(4096);
     std::vector<float> y(4096);
     try {
-        kernels::conv_wgmma_forward(s, operand, IgemmOutput::Float32, std::nullopt, data.data(), data.data(), {},
-                                    y.data(), nullptr, Stream{});
+        kernels::conv_wgmma_forward(s, operand, IgemmOutput::Float32, {}, data.data(), data.data(), {}, y.data(),
+                                    nullptr, Stream{});
         ADD_FAILURE() << "not refused: " << s.to_string();
     } catch (const NotSupported& e) {
         EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
@@ -390,6 +431,8 @@ TEST_P(WgmmaSplitSweep, MatchesTheDefinition) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaSplitSweep, ::testing::ValuesIn(split_sweep()), case_test_name);
+INSTANTIATE_TEST_SUITE_P(EmuProducer, WgmmaSplitSweep, ::testing::ValuesIn(on_the_producer_ring(split_sweep())),
+                         case_test_name);
 
 // The slices are added in order 0..S-1 by one kernel: with small integers every partial sum is
 // exact, so the split result equals the definition bit for bit.
@@ -415,8 +458,8 @@ TEST(EmuWgmmaConv, WgmmaPlans) {
     const IgemmConvShape layer3 = shape(2, 32, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1});
     EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF).launches[0].splits, 1);
     EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF).workspace_bytes(), 0u);
-    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF, 2).launches[0].splits, 2);
-    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF, 2).workspace_bytes(), std::size_t{2} * 6272 * 256 * 4);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF, {2}).launches[0].splits, 2);
+    EXPECT_EQ(kernels::conv_wgmma_forward_plan(layer3, kBF, {2}).workspace_bytes(), std::size_t{2} * 6272 * 256 * 4);
     // The narrow tile: one block of 128x64 (a wave of 264): 36 k tiles allow 4 ranges.
     EXPECT_EQ(kernels::conv_wgmma_forward_plan(shape(2, 2, 256, 64, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF)
                   .launches[0]
@@ -441,10 +484,10 @@ TEST(EmuWgmmaConv, WgmmaPlans) {
     const std::vector<std::uint16_t> data(4096);
     std::vector<std::uint16_t> y(4096);
     EXPECT_THROW(
-        kernels::conv_wgmma_forward(small, kBF, kToBF, 0, data.data(), data.data(), {}, y.data(), nullptr, Stream{}),
+        kernels::conv_wgmma_forward(small, kBF, kToBF, {0}, data.data(), data.data(), {}, y.data(), nullptr, Stream{}),
         InvalidArgument);
     try {
-        kernels::conv_wgmma_backward_data(small, kBF, kToBF, 2, data.data(), data.data(), {}, y.data(), nullptr,
+        kernels::conv_wgmma_backward_data(small, kBF, kToBF, {2}, data.data(), data.data(), {}, y.data(), nullptr,
                                           Stream{});
         ADD_FAILURE() << "a split without a workspace ran";
     } catch (const InvalidArgument& e) {
@@ -593,14 +636,14 @@ TEST(EmuWgmmaConv, RefusalsAndAvailability) {
     expect_refused(shape(2, 1, 16, 20, 1, {8, 8}, {3, 3}), kF16, "output channels per group 20 not a multiple of 8");
     expect_refused(shape(2, 1, 6, 16, 1, {8, 8}, {3, 3}), kTF32, "input channels per group 6 not a multiple of 4");
     // Null pointers, and tf32 operands (float32 tensors) with a 16-bit output, are InvalidArgument.
-    EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, std::nullopt, nullptr,
-                                             nullptr, {}, nullptr, nullptr, Stream{}),
+    EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, {}, nullptr, nullptr,
+                                             {}, nullptr, nullptr, Stream{}),
                  InvalidArgument);
     {
         const std::vector<float> data(4096);
         std::vector<std::uint16_t> y(4096);
-        EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToBF, std::nullopt,
-                                                 data.data(), data.data(), {}, y.data(), nullptr, Stream{}),
+        EXPECT_THROW(kernels::conv_wgmma_forward(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToBF, {}, data.data(),
+                                                 data.data(), {}, y.data(), nullptr, Stream{}),
                      InvalidArgument);
     }
     // The tiles: 128 columns past 64 output channels a group, 64 up to it; the shared memory 4

@@ -38,11 +38,15 @@ namespace {
 // Compute capability 9.0 exactly: sm_90a code runs on nothing else.
 constexpr int kComputeCapability = 90;
 
-class CudaWgmmaConv final : public ConvVariant {
+class CudaWgmmaConv : public ConvVariant {
 public:
-    const char* name() const override { return "cuda.wgmma"; }
+    CudaWgmmaConv() = default;
+    const char* name() const override { return name_; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
-    bool implements(ConvPass pass) const override { return pass != ConvPass::BackwardBias; }
+    // The producer ring serves the forward and backward-data kernel only.
+    bool implements(ConvPass pass) const override {
+        return pass != ConvPass::BackwardBias && !(producer_warpgroup_ && pass == ConvPass::BackwardFilter);
+    }
     // Float32 only as tf32: unsupported_reason refuses it under strict math.
     bool computes(DType dtype) const override {
         return dtype == DType::BFloat16 || dtype == DType::Float16 || dtype == DType::Float32;
@@ -51,7 +55,10 @@ public:
     bool fuses_epilogue() const override { return true; }
 
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
-        if (pass == ConvPass::BackwardBias) return "runs the forward, backward-data and backward-filter passes only";
+        if (!implements(pass)) {
+            return producer_warpgroup_ ? "runs the forward and backward-data passes only"
+                                       : "runs the forward, backward-data and backward-filter passes only";
+        }
         if (std::string reason = tensor_core_operands_reason(p); !reason.empty()) return reason;
         if (const int cc = cuda_compute_capability(p.device.index); cc != kComputeCapability) {
             return concat("needs compute capability 9.0 (wgmma, sm_90a code); device ", p.device.index, " has ",
@@ -104,23 +111,28 @@ public:
         epilogue.relu = o.relu;
         if (pass == ConvPass::Forward) {
             permute_conv_weight(g, dtype, o.w, weight, true, stream);
-            kernels::conv_wgmma_forward(s, igemm_operand(dtype), igemm_output(dtype), std::nullopt, o.x, weight,
-                                        epilogue, o.out, slices, stream);
+            kernels::conv_wgmma_forward(s, igemm_operand(dtype), igemm_output(dtype), schedule(), o.x, weight, epilogue,
+                                        o.out, slices, stream);
         } else {
             kernels::backward_data_conv_weight(o.w, weight, dtype, g.groups, g.out_channels_per_group(),
                                                g.in_channels_per_group(), g.kernel_spatial(), stream);
-            kernels::conv_wgmma_backward_data(s, igemm_operand(dtype), igemm_output(dtype), std::nullopt, o.dy, weight,
+            kernels::conv_wgmma_backward_data(s, igemm_operand(dtype), igemm_output(dtype), schedule(), o.dy, weight,
                                               epilogue, o.out, slices, stream);
         }
     }
 
+protected:
+    CudaWgmmaConv(const char* name, bool producer_warpgroup) : name_(name), producer_warpgroup_(producer_warpgroup) {}
+
 private:
-    // The default plan of the forward's or backward-data's GEMMs (their split slices).
-    static kernels::WgmmaPlan gemm_plan(const ConvProblem& p, ConvPass pass) {
+    kernels::WgmmaSchedule schedule() const { return {std::nullopt, producer_warpgroup_}; }
+
+    // The plan of the forward's or backward-data's GEMMs (their default split slices).
+    kernels::WgmmaPlan gemm_plan(const ConvProblem& p, ConvPass pass) const {
         const kernels::IgemmConvShape s = igemm_shape(p.geometry);
         const kernels::IgemmOperand operand = igemm_operand(p.dtype());
-        return pass == ConvPass::Forward ? kernels::conv_wgmma_forward_plan(s, operand)
-                                         : kernels::conv_wgmma_backward_data_plan(s, operand);
+        return pass == ConvPass::Forward ? kernels::conv_wgmma_forward_plan(s, operand, schedule())
+                                         : kernels::conv_wgmma_backward_data_plan(s, operand, schedule());
     }
 
     // Backward-filter's split slices (its default split).
@@ -135,9 +147,21 @@ private:
     static std::int64_t written_channels(const ConvGeometry& g, ConvPass pass) {
         return pass == ConvPass::Forward ? g.out_channels : g.in_channels;
     }
+
+    const char* name_ = "cuda.wgmma";
+    bool producer_warpgroup_ = false;
+};
+
+// The same kernels with a producer warpgroup: a third warpgroup copies every k tile and hands
+// the stages over on mbarriers (kernels::WgmmaSchedule); forward and backward-data. Beside
+// cuda.wgmma for measured selection and the bench until a GPU run says which ring is faster.
+class CudaWgmmaProducerConv final : public CudaWgmmaConv {
+public:
+    CudaWgmmaProducerConv() : CudaWgmmaConv("cuda.wgmma.producer", true) {}
 };
 }  // namespace
 
 CONVKIT_REGISTER_CONV_VARIANT(CudaWgmmaConv);
+CONVKIT_REGISTER_CONV_VARIANT(CudaWgmmaProducerConv);
 
 }  // namespace convkit::detail
