@@ -59,7 +59,8 @@ struct WgmmaLaunchPlan {
 // warpgroups multiply. With one (cuda.wgmma.producer), a third warpgroup of 128 threads does all
 // the copying, Stages - 2 tiles of copies in flight, and hands each stage to the two multiplying
 // warpgroups on an mbarrier (and they hand it back on another): no block-wide barrier in the
-// loop, and the multiplying threads never compute a gather address.
+// loop, and the multiplying threads issue no copies (they still find the tile's rows at the
+// start, as every thread does).
 struct WgmmaSchedule {
     std::optional<int> splits;
     bool producer_warpgroup = false;

@@ -53,7 +53,7 @@ struct WgmmaTileConfig {
     static constexpr std::size_t kSharedBytes = std::size_t{kStageBytes} * Stages + kBarrierBytes + kAtomBytes;
     // Blocks an SM holds by their shared memory (one 129 KiB wide block, two 97 KiB narrow ones),
     // which __launch_bounds__ asks the registers to allow too (a producer's 384 threads x 2
-    // blocks: 85 registers a thread).
+    // blocks: 80 registers a thread, registers being allocated 8 at a time).
     static constexpr int kBlocksPerSm = BlockN == 64 ? 2 : 1;
     static_assert(BlockN == 64 || BlockN == 128, "wgmma_mma_async has device code for N = 64 and 128");
     static_assert(BlockM % kWarpgroupM == 0 && BlockM % kRowsPerPass == 0 && BlockN % kRowsPerPass == 0);

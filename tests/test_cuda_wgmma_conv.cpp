@@ -72,8 +72,6 @@ TEST_F(CudaWgmmaConv, IsNotTheDefaultChoice) {
     }
 }
 
-// Named: the public forward with bias, residual and ReLU (fused by the variant) against the
-// float64 host op; the backward passes it does not implement are refused with the reason.
 // relu(conv(x, w) + b + residual) on cuda.wgmma in bf16 (channels-last activations), back on the
 // host in float64, and the float64 host op's result.
 struct ForwardResult {
@@ -91,6 +89,8 @@ ForwardResult named_bf16_forward(const Tensor& x, const Tensor& w, const Tensor&
             relu(conv_forward(x, w, b, params, {residual, false}))};
 }
 
+// Named: the public forward with bias, residual and ReLU (fused by the variant) against the
+// float64 host op; the backward passes it does not implement are refused with the reason.
 TEST_F(CudaWgmmaConv, NamedForwardMatchesTheReferenceAndBackwardBiasIsRefused) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1).set_stride(2).set_groups(2);

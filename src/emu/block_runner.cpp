@@ -613,23 +613,28 @@ std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site) {
 }
 
 void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_location& site) {
-    const Mbarrier& m = *find_mbarrier(barrier, "mbarrier.try_wait.parity", site, false);
     if (parity > 1)
         thread_fault("mbarrier.try_wait.parity at " + site_text(site) + ": parity " + std::to_string(parity));
-    if (m.phase % 2 != parity) {
-        switch_point();  // the phase of this parity has completed: no wait, but a switch point
-        return;
+    // Checked at every resumption, as try_wait polls: a barrier whose phase advanced twice before
+    // this thread ran again has the waited-for parity once more, and the wait goes on.
+    while (find_mbarrier(barrier, "mbarrier.try_wait.parity", site, false)->phase % 2 == parity) {
+        Thread& t = thread();
+        t.state = State::AtMbarrier;
+        t.mbarrier = barrier;
+        t.mbarrier_parity = parity;
+        t.mbarrier_site = site;
+        suspend();  // until the arrival that completes the phase makes this thread runnable
     }
-    Thread& t = thread();
-    t.state = State::AtMbarrier;
-    t.mbarrier = barrier;
-    t.mbarrier_parity = parity;
-    t.mbarrier_site = site;
-    suspend();  // until the arrival that completes the phase makes this thread runnable
+    switch_point();  // the phase of this parity has completed: a switch point, no wait
 }
 
 void mbarrier_inval(void* barrier, const std::source_location& site) {
     find_mbarrier(barrier, "mbarrier.inval", site, false);
+    for (const Thread& t : block().threads) {
+        if (t.state == State::AtMbarrier && t.mbarrier == barrier)
+            thread_fault("mbarrier.inval at " + site_text(site) + ": thread " + std::to_string(t.rank) +
+                         " still waits on the barrier");
+    }
     block().mbarriers.erase(barrier);
 }
 }  // namespace ptx

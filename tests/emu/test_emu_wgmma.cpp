@@ -56,11 +56,11 @@ struct ScheduleScope {
     ~ScheduleScope() { emu::set_schedule_override(std::nullopt); }
 };
 
-// How a forward or backward-data case runs: its own split where it names one other than 1, else
-// the kernels' default plan (which splits the sweeps' long-K cases on their few blocks: 18 k
-// tiles 2 ways, 36 4 ways; WgmmaPlans below), and its ring.
+// How a forward or backward-data case runs: its own split (1, the sweeps': none, so their long-K
+// cases go through the ring unsplit), or with splits 0 the kernels' default plan; and its ring.
+constexpr int kDefaultPlan = 0;
 kernels::WgmmaSchedule schedule_of(const Case& cs) {
-    return {cs.splits == 1 ? std::nullopt : std::optional<int>(cs.splits), cs.producer_warpgroup};
+    return {cs.splits == kDefaultPlan ? std::nullopt : std::optional<int>(cs.splits), cs.producer_warpgroup};
 }
 
 // The cases again on the producer ring (a third warpgroup loads; the stages change hands on
@@ -275,6 +275,24 @@ TEST(EmuWgmmaConv, BackwardDataLaunchesPerPhase) {
 // alternates bf16 and f16, and ends with tf32).
 TEST(EmuWgmmaConv, SmallIntegersBitForBitOnTheSweep) {
     expect_small_integers_bit_for_bit(sweep());
+}
+
+// The default plan splits the sweeps' long-K cases on their few blocks (18 k tiles 2 ways, 36 4
+// ways): those cases under it, on both rings, against the definition.
+TEST(EmuWgmmaConv, TheDefaultPlanSplitsLongKOnFewBlocks) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (const bool producer : {false, true}) {
+        for (Case cs : {sweep()[7], sweep()[9], sweep()[25], backward_data_sweep()[10]}) {
+            cs.splits = kDefaultPlan;
+            cs.producer_warpgroup = producer;
+            const kernels::WgmmaPlan plan = cs.direction == Direction::Forward
+                                                ? kernels::conv_wgmma_forward_plan(cs.shape, cs.operand)
+                                                : kernels::conv_wgmma_backward_data_plan(cs.shape, cs.operand);
+            EXPECT_GT(plan.launches.at(0).splits, 1) << name_of(cs);
+            const Problem p = make_problem(cs, rng, false);
+            EXPECT_LT(relative_error(run_pass(cs, p), p.expected), tolerance(cs)) << name_of(cs);
+        }
+    }
 }
 
 // The producer ring, bit for bit on small integers over the forward and backward-data sweeps.
