@@ -345,7 +345,7 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     l.plan.mma_instructions = with_tile_config(
         l.plan.tile, [&](auto config) { return mma_instructions<decltype(config)>(l.plan, groups, operand); });
     l.params.splits = l.plan.splits;
-    l.params.tiles_per_split = l.plan.splits >= 1 ? i32((k_tiles + l.plan.splits - 1) / l.plan.splits) : 0;
+    l.params.tiles_per_split = tiles_per_split(k_tiles, l.plan.splits);
     return l;
 }
 

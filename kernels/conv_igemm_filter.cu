@@ -237,7 +237,7 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
     const std::int64_t group_in = s.in_channels / s.groups, group_out = s.out_channels / s.groups;
     const std::int64_t positions = s.batch * d.output[0] * d.output[1] * d.output[2];
     const std::int64_t k_tiles = filter_k_tiles(s, operand);
-    const std::int64_t per_split = (k_tiles + splits - 1) / splits;
+    const int per_split = tiles_per_split(k_tiles, splits);
     const FilterParams p{dy,
                          x,
                          dw,
@@ -267,7 +267,7 @@ void conv_igemm_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                          i32(d.kernel[0] * d.kernel[1] * d.kernel[2] * group_in),
                          i32(positions),
                          splits,
-                         i32(per_split)};
+                         per_split};
     const cudaStream_t cuda_stream = detail::to_cuda(stream);
     if (tile == IgemmTile::Large) {
         filter_operand<LargeTile>(p, i32(s.groups), operand, output, cuda_stream);

@@ -421,6 +421,12 @@ std::size_t largest_split_slice_bytes(std::int64_t groups, const std::vector<Lau
     return most;
 }
 
+// The k tiles each of `splits` ranges gets when `k_tiles` are dealt out evenly (the last may get
+// fewer, or none); 0 for no valid split (the launchers refuse it before anything runs).
+inline int tiles_per_split(std::int64_t k_tiles, int splits) {
+    return splits >= 1 ? static_cast<int>((k_tiles + splits - 1) / splits) : 0;
+}
+
 // The k tiles [first, first + count) of split `split` when `tiles` are dealt out `per_split` at
 // a time: the last splits may get fewer, or none.
 struct SplitRange {

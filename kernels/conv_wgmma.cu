@@ -273,7 +273,7 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
         default_splits_for_wave(wgmma_ring::wave_blocks(l.plan.tile_columns), l.plan.blocks, k_tiles, groups));
     l.plan.wgmma_instructions = l.plan.blocks * k_tiles * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
     l.params.splits = l.plan.splits;
-    l.params.tiles_per_split = l.plan.splits >= 1 ? i32((k_tiles + l.plan.splits - 1) / l.plan.splits) : 0;
+    l.params.tiles_per_split = tiles_per_split(k_tiles, l.plan.splits);
     return l;
 }
 

@@ -305,7 +305,7 @@ void conv_wgmma_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
     p.gemm_n = i32(kernel_taps(s) * group_in);
     p.positions = i32(positions);
     p.splits = splits;
-    p.tiles_per_split = i32((k_tiles(s) + splits - 1) / splits);
+    p.tiles_per_split = tiles_per_split(k_tiles(s), splits);
     filter_tile(p, conv_wgmma_backward_filter_plan(s), i32(s.groups), operand, output, detail::to_cuda(stream));
 }
 
