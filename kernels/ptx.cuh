@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "kernels/kernels_namespace.h"
+#include "kernels/tensor_map.h"
 #include "kernels/wgmma_descriptor.h"
 #ifdef CONVKIT_CPU_EMULATION
 #include "emu/ptx_emulation.h"
@@ -315,6 +316,27 @@ __device__ inline void mbarrier_wait_parity(std::uint64_t* barrier, unsigned par
 #endif
 }
 
+// Adds `bytes` to the barrier's expected transactions of its current phase, then arrives: the
+// phase completes once its arrivals are in and the bulk copies completing on it (bulk_tensor_load)
+// have landed that many bytes. The issuing thread calls it before the copies it covers (sm_90).
+__device__ inline std::uint64_t mbarrier_arrive_expect_tx(std::uint64_t* barrier, unsigned bytes) {
+    std::uint64_t state = 0;
+#if defined(CONVKIT_CPU_EMULATION)
+    state = emu::ptx::mbarrier_arrive_expect_tx(barrier, bytes, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 %0, [%1], %2;\n"
+                 : "=l"(state)
+                 : "r"(shared_address(barrier)), "r"(bytes)
+                 : "memory");
+#elif defined(__CUDA_ARCH__)
+    (void)barrier, (void)bytes;
+    __trap();
+#else
+    (void)barrier, (void)bytes;
+#endif
+    return state;
+}
+
 // Invalidates an initialised barrier, so that its 8 bytes may be used again (as data, or by
 // another mbarrier_init).
 __device__ inline void mbarrier_inval(std::uint64_t* barrier) {
@@ -327,6 +349,64 @@ __device__ inline void mbarrier_inval(std::uint64_t* barrier) {
     __trap();
 #else
     (void)barrier;
+#endif
+}
+
+// ---- bulk tensor copy (TMA, sm_90) -----------------------------------------------------------
+// cp.async.bulk.tensor.Nd.shared::cluster.global.tile.mbarrier::complete_tx::bytes: the copy
+// engine moves the box of `map` (kernels/tensor_map.h: a `const __grid_constant__` kernel
+// parameter, whose address this takes) at `coordinates` (innermost first, signed: zeros outside
+// the tensor) into `shared` (128-byte aligned), and completes the box's bytes as transactions on
+// `barrier`, which the issuing thread has covered with mbarrier_arrive_expect_tx. One thread issues
+// it; every reader waits for the barrier's phase. Its writes go through the async proxy: wgmma
+// reads them without a fence. Ranks 1 to 5.
+template <int Rank>
+__device__ inline void bulk_tensor_load(void* shared, const tma::TensorMap& map, const int (&coordinates)[Rank],
+                                        std::uint64_t* barrier) {
+    static_assert(Rank >= 1 && Rank <= tma::kMaxRank);
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::bulk_tensor_load(shared, &map, coordinates, Rank, barrier, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const unsigned destination = shared_address(shared), mbar = shared_address(barrier);
+    const auto tensor = reinterpret_cast<std::uint64_t>(&map);
+    if constexpr (Rank == 1) {
+        asm volatile(
+            "cp.async.bulk.tensor.1d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3}], "
+            "[%2];\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0])
+            : "memory");
+    } else if constexpr (Rank == 2) {
+        asm volatile(
+            "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], "
+            "[%2];\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0]), "r"(coordinates[1])
+            : "memory");
+    } else if constexpr (Rank == 3) {
+        asm volatile(
+            "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, "
+            "%5}], "
+            "[%2];\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0]), "r"(coordinates[1]), "r"(coordinates[2])
+            : "memory");
+    } else if constexpr (Rank == 4) {
+        asm volatile(
+            "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, "
+            "%6}], [%2];\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0]), "r"(coordinates[1]), "r"(coordinates[2]), "r"(coordinates[3])
+            : "memory");
+    } else {
+        asm volatile(
+            "cp.async.bulk.tensor.5d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, "
+            "%6, %7}], [%2];\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0]), "r"(coordinates[1]), "r"(coordinates[2]), "r"(coordinates[3]),
+            "r"(coordinates[4])
+            : "memory");
+    }
+#elif defined(__CUDA_ARCH__)
+    (void)shared, (void)map, (void)coordinates, (void)barrier;
+    __trap();
+#else
+    (void)shared, (void)map, (void)coordinates, (void)barrier;
 #endif
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cuda_capability.h"
+#include "emu/bulk_copy_problem.h"
 #include "emu/gemm_problem.h"
 #include "emu/test_kernels.h"
 #include "test_util.h"
@@ -20,7 +21,7 @@
 namespace convkit {
 namespace {
 
-// wgmma is sm_90a code: compute capability 9.0 only.
+// wgmma is sm_90a code: compute capability 9.0 only (the bulk tensor copy, sm_90, is tested with it).
 using CudaWgmma = testing::WithComputeCapability<9, 0, testing::Capability::Exactly>;
 
 // A device copy of `host` (null for an empty vector), freed with cudaFree.
@@ -132,6 +133,31 @@ TEST_F(CudaWgmma, MbarrierRingMatchesTheHost) {
     cudaFree(device_in);
     cudaFree(device_out);
     EXPECT_EQ(out, expected);
+}
+
+// The bulk tensor copy (tests/emu/bulk_tensor_copy.cu) on the device: each box's bytes in shared
+// memory, as the copy engine leaves them, byte for byte against the definition the emulator
+// follows (bulk_copy_problem.h): the driver's encoding of the same map, the zero fill outside the
+// tensor (negative coordinates too), the 128-byte swizzle on the stage's address, and a transaction
+// count of the whole box, which completes the phase (a wrong reading of any hangs or differs here).
+TEST_F(CudaWgmma, BulkTensorCopyMatchesTheDefinition) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (testing::BulkCopyProblem& p : testing::bulk_copy_problems(rng)) {
+        SCOPED_TRACE(p.name);
+        unsigned char* tensor = device_copy(p.tensor);
+        int* coordinates = device_copy(p.coordinates);
+        unsigned char* out = device_copy(std::vector<unsigned char>(p.expected.size(), 0xAB));
+        p.spec.global = tensor;
+        const tma::TensorMap map = kernels::encode_tiled_tensor_map("test", p.spec);
+        kernels::emu_tests::bulk_tensor_copy_probe(map, p.spec.rank, coordinates, p.boxes,
+                                                   static_cast<unsigned>(tma::box_bytes(p.spec)), out);
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<unsigned char> result(p.expected.size());
+        EXPECT_EQ(cudaMemcpy(result.data(), out, result.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+        for (void* buffer : {static_cast<void*>(tensor), static_cast<void*>(coordinates), static_cast<void*>(out)})
+            cudaFree(buffer);
+        EXPECT_EQ(result, p.expected);
+    }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ namespace convkit::emu {
 
 void AsyncCopies::reset(std::size_t threads) {
     pending_.clear();
+    bulk_.clear();
     unfenced_.clear();
     committed_groups_.assign(threads, 0);
 }
@@ -66,7 +67,25 @@ int AsyncCopies::pending_writer(const void* p, std::size_t bytes) const {
     const auto* begin = static_cast<const unsigned char*>(p);
     for (const Copy& c : pending_)
         if (begin < c.destination + c.bytes && c.destination < begin + bytes) return c.thread;
+    for (const BulkCopy& c : bulk_)
+        if (begin < c.destination + c.image.size() && c.destination < begin + bytes) return c.thread;
     return -1;
+}
+
+void AsyncCopies::issue_bulk(int thread, void* destination, std::vector<unsigned char> image, const void* barrier) {
+    auto* d = static_cast<unsigned char*>(destination);
+    std::memset(d, 0xFF, image.size());  // poison until it lands
+    bulk_.push_back({thread, d, std::move(image), barrier});
+}
+
+std::vector<std::pair<const void*, std::size_t>> AsyncCopies::land_bulk() {
+    std::vector<std::pair<const void*, std::size_t>> landed;
+    for (const BulkCopy& c : bulk_) {
+        std::memcpy(c.destination, c.image.data(), c.image.size());
+        landed.emplace_back(c.barrier, c.image.size());
+    }
+    bulk_.clear();
+    return landed;
 }
 
 }  // namespace convkit::emu

@@ -78,10 +78,12 @@ struct Thread {
 };
 
 // An initialised mbarrier (emu/emulator.h): its expected arrivals a phase, those still pending in
-// the current phase, and the current phase (its parity is phase % 2).
+// the current phase, the current phase's pending transaction bytes (expect_tx adds, a landed bulk
+// copy subtracts), and the current phase (its parity is phase % 2).
 struct Mbarrier {
     unsigned expected = 0;
     unsigned pending = 0;
+    std::int64_t transactions = 0;
     std::uint64_t phase = 0;
 };
 
@@ -98,6 +100,7 @@ struct Block {
     AsyncCopies async_copies;
     WarpgroupMmas warpgroup_mmas;
     std::map<const void*, Mbarrier> mbarriers;  // by address in shared memory
+    std::uint64_t bulk_copies_started = 0;      // picks when each lands under the random schedule
     SanitizerSwitch scheduler_sanitizer;
     const void* scheduler_stack_bottom = nullptr;
     std::size_t scheduler_stack_size = 0;
@@ -358,6 +361,29 @@ std::uint64_t seed_from_environment() {
     return text != nullptr ? std::strtoull(text, nullptr, 10) : 1;
 }
 
+// Completes the barrier's current phase if nothing is pending in it (arrivals and transactions):
+// its waiters for this parity run again, and the next phase expects `expected` arrivals.
+void complete_phase_if_done(Block& b, const void* barrier, Mbarrier& m) {
+    if (m.pending != 0 || m.transactions != 0) return;
+    for (Thread& t : b.threads) {
+        if (t.state == State::AtMbarrier && t.mbarrier == barrier && t.mbarrier_parity == m.phase % 2)
+            t.state = State::Runnable;
+    }
+    ++m.phase;
+    m.pending = m.expected;
+}
+
+// Lands every bulk copy in flight and completes their transactions (`t`: whom a fault names).
+void land_bulk_copies(Block& b, const Thread& t) {
+    for (const auto& [barrier, bytes] : b.async_copies.land_bulk()) {
+        const auto found = b.mbarriers.find(barrier);
+        if (found == b.mbarriers.end())
+            fault_at(b, t, "a bulk tensor copy completes on an mbarrier that was invalidated while it was in flight");
+        found->second.transactions -= static_cast<std::int64_t>(bytes);
+        complete_phase_if_done(b, barrier, found->second);
+    }
+}
+
 void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, Schedule schedule,
                std::mt19937_64& random) {
     const std::size_t n = static_cast<std::size_t>(b.launch->block.count());
@@ -369,6 +395,7 @@ void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, S
     b.async_copies.reset(n);
     b.warpgroup_mmas.reset(n);
     b.mbarriers.clear();
+    b.bulk_copies_started = 0;
     poison_shared_memory(b);
     start_fibers(b, stacks, body);
     while (!b.abandoned) {
@@ -376,12 +403,25 @@ void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, S
         const bool all_exited =
             std::all_of(b.threads.begin(), b.threads.end(), [](const Thread& t) { return t.state == State::Exited; });
         if (all_exited) {
-            const std::string unfinished = b.warpgroup_mmas.unfinished();
+            std::string unfinished = b.warpgroup_mmas.unfinished();
+            if (unfinished.empty() && b.async_copies.bulk_in_flight())
+                unfinished = "a bulk tensor copy into shared memory is still in flight when every thread has returned";
             if (!unfinished.empty()) {
                 b.fault = where(b, b.threads.front()) + ": " + unfinished;
                 b.abandoned = true;
             }
             break;
+        }
+        // No thread can run: the copies in flight land (the latest a GPU could land them), which
+        // may complete the phases the threads wait for.
+        if (b.async_copies.bulk_in_flight()) {
+            try {
+                land_bulk_copies(b, b.threads.front());
+            } catch (const KernelFault& f) {
+                b.fault = f.what();
+                b.abandoned = true;
+            }
+            continue;
         }
         try {
             deadlock(b);
@@ -595,21 +635,34 @@ void mbarrier_init(void* barrier, unsigned count, const std::source_location& si
     std::memset(barrier, 0, 8);  // the object's bytes are the barrier's, not data
 }
 
-std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site) {
+namespace {
+// One arrival on the current phase, after adding `transactions` expected bytes to it.
+std::uint64_t arrive(void* barrier, std::int64_t transactions, const char* operation,
+                     const std::source_location& site) {
     Block& b = block();
-    Mbarrier& m = *find_mbarrier(barrier, "mbarrier.arrive", site, false);
+    Mbarrier& m = *find_mbarrier(barrier, operation, site, false);
     const std::uint64_t arrived_on = m.phase;
-    if (--m.pending == 0) {
-        // The phase completes: its waiters (for this parity) run again.
-        for (Thread& t : b.threads) {
-            if (t.state == State::AtMbarrier && t.mbarrier == barrier && t.mbarrier_parity == m.phase % 2)
-                t.state = State::Runnable;
-        }
-        ++m.phase;
-        m.pending = m.expected;
-    }
+    m.transactions += transactions;
+    if (m.transactions > kMaximumMbarrierCount)
+        thread_fault(std::string(operation) + " at " + site_text(site) + ": " + std::to_string(m.transactions) +
+                     " transaction bytes pending in one phase (at most 2^20 - 1)");
+    if (m.pending == 0)
+        thread_fault(std::string(operation) + " at " + site_text(site) +
+                     ": an arrival on a phase whose arrivals are all in (it waits for " +
+                     std::to_string(m.transactions) + " transaction bytes)");
+    --m.pending;
+    complete_phase_if_done(b, barrier, m);
     switch_point();  // as an atomic: the others may run before this thread goes on
     return arrived_on;
+}
+}  // namespace
+
+std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site) {
+    return arrive(barrier, 0, "mbarrier.arrive", site);
+}
+
+std::uint64_t mbarrier_arrive_expect_tx(void* barrier, unsigned bytes, const std::source_location& site) {
+    return arrive(barrier, bytes, "mbarrier.arrive.expect_tx", site);
 }
 
 void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_location& site) {
@@ -628,6 +681,27 @@ void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_loca
     switch_point();  // the phase of this parity has completed: a switch point, no wait
 }
 
+}  // namespace ptx
+
+void start_bulk_copy(void* destination, std::vector<unsigned char> image, void* barrier,
+                     const std::source_location& site) {
+    Block& b = block();
+    Mbarrier& m = *ptx::find_mbarrier(barrier, "cp.async.bulk.tensor", site, false);
+    if (-m.transactions + static_cast<std::int64_t>(image.size()) > ptx::kMaximumMbarrierCount)
+        thread_fault("cp.async.bulk.tensor at " + site_text(site) + ": more than 2^20 - 1 transaction bytes " +
+                     "complete on its mbarrier before an expect_tx covers them");
+    switch_point();  // issued; others may run before it lands
+    b.async_copies.issue_bulk(thread_rank(), destination, std::move(image), barrier);
+    // When it lands: at once under reverse (a stage refilled too early changes under the wgmma that
+    // reads it), every other copy under random, and otherwise once no thread can run (a read before
+    // the wait sees the poison).
+    const Schedule schedule = current_schedule();
+    const bool now = schedule == Schedule::Reverse || (schedule == Schedule::Random && b.bulk_copies_started % 2 == 1);
+    ++b.bulk_copies_started;
+    if (now) land_bulk_copies(b, thread());
+}
+
+namespace ptx {
 void mbarrier_inval(void* barrier, const std::source_location& site) {
     find_mbarrier(barrier, "mbarrier.inval", site, false);
     for (const Thread& t : block().threads) {

@@ -31,6 +31,7 @@
 #undef __noinline__
 #undef __launch_bounds__
 #undef __shared__
+#undef __grid_constant__
 #endif
 
 #define __global__
@@ -39,6 +40,9 @@
 #define __forceinline__ inline
 #define __noinline__
 #define __launch_bounds__(...)
+// A kernel parameter whose address the kernel takes (a tensor map's): every emulated thread holds
+// its own copy of the arguments.
+#define __grid_constant__
 // Static shared variables go to one section, which the emulator poisons before every block
 // (one block runs at a time, so static storage is per block). No initialiser is allowed, as in
 // CUDA; `extern __shared__` cannot be expressed: use kernels::dynamic_shared_memory().

@@ -13,6 +13,7 @@
 #include <optional>
 #include <source_location>
 #include <string>
+#include <vector>
 
 #include "convkit/error.h"
 
@@ -129,6 +130,11 @@ const unsigned char* shared_window_pointer(std::uint32_t address, std::size_t by
 int thread_rank();
 class AsyncCopies;
 AsyncCopies& block_async_copies();
+// A bulk tensor copy (emu/bulk_tensor.cpp) of `image` to `destination` by the calling thread,
+// completing its bytes as transactions on the mbarrier `barrier`; when it lands depends on the
+// schedule (emu/ptx_emulation.h, bulk_tensor_load).
+void start_bulk_copy(void* destination, std::vector<unsigned char> image, void* barrier,
+                     const std::source_location& site);
 // The block's wgmma.mma_async operations not yet waited for (emu/warpgroup_mma.h).
 class WarpgroupMmas;
 WarpgroupMmas& block_warpgroup_mmas();

@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <source_location>
 
+namespace convkit::tma {
+struct TiledTensorMapSpec;  // kernels/tensor_map.h
+}
+
 namespace convkit::emu::ptx {
 
 enum class MmaInput { BFloat16, Float16, TensorFloat32 };  // mma.sync's 16-bit inputs: the first two
@@ -67,6 +71,25 @@ void mbarrier_init(void* barrier, unsigned count, const std::source_location& si
 std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site);
 void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_location& site);
 void mbarrier_inval(void* barrier, const std::source_location& site);
+// mbarrier.arrive.expect_tx: adds `bytes` to the current phase's pending transaction count, then
+// arrives. A phase completes when its pending arrivals and its pending transactions are both 0;
+// the bulk copies that complete on the barrier (bulk_tensor_load) subtract their bytes, so the
+// count may go below 0 before the expect_tx that covers it. Faults: a count past 2^20 - 1 either way.
+std::uint64_t mbarrier_arrive_expect_tx(void* barrier, unsigned bytes, const std::source_location& site);
+
+// ---- bulk tensor copy (TMA, sm_90), emu/bulk_tensor.cpp ------------------------------------
+// The CPU build's tensor map (kernels/tensor_map.h): `spec` itself in the 128 opaque bytes, after
+// a tag that bulk_tensor_load checks (a map the emulator did not encode is a fault).
+void encode_tiled_tensor_map(void* map, const tma::TiledTensorMapSpec& spec);
+// cp.async.bulk.tensor.Nd.shared::cluster.global.tile.mbarrier::complete_tx::bytes: the box of
+// `map` at `coordinates` (`rank` of them, the map's rank) into `shared` (128-byte aligned dynamic
+// shared memory), completing box_bytes transactions on `barrier`. As with cp.async, the bytes are
+// read when the copy is issued and the destination is poisoned until the copy lands
+// (emu/async_copy.h); when it lands depends on the schedule (emu/block_runner.cpp: at once under
+// reverse, at random under random, otherwise only once no thread can run), and landing completes
+// its transactions. Its writes are the async proxy's: wgmma reads them without a fence.
+void bulk_tensor_load(void* shared, const void* map, const int* coordinates, int rank, void* barrier,
+                      const std::source_location& site);
 
 // ---- warpgroup MMA (sm_90a), emu/warpgroup_mma.cpp -----------------------------------------
 // Each is .sync.aligned over the calling thread's warpgroup (128 threads, warps 4g..4g+3) and

@@ -12,9 +12,11 @@
 #include <utility>
 #include <vector>
 
+#include "bulk_copy_problem.h"
 #include "emu/emulator.h"
 #include "emu/ptx_emulation.h"
 #include "emu_test_support.h"
+#include "kernels/tensor_map.h"
 #include "test_kernels.h"
 
 namespace convkit {
@@ -329,6 +331,99 @@ TEST(EmuModel, MbarrierRingMatchesTheHostUnderEverySchedule) {
             }
         }
     }
+}
+
+// The bulk tensor copy (tests/emu/bulk_tensor_copy.cu): every box's bytes in shared memory are the
+// definition's (bulk_copy_problem.h: the tensor map's strides, zeros outside the tensor, the
+// 128-byte swizzle), through both stages and both parities of their barriers, under every schedule
+// (the copies land at once, at random, or only once every thread waits). Each flaw is caught: an
+// expect_tx short of the box never completes its phase (a deadlock at the wait), and reading
+// without the wait sees the poison of a copy not landed, or the copy lands on an arrival-complete
+// phase, or is still in flight when the block ends.
+TEST(EmuModel, BulkTensorCopyMatchesTheDefinitionUnderEverySchedule) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct ClearOverride {
+        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
+    } clear;
+    for (testing::BulkCopyProblem& p : testing::bulk_copy_problems(rng)) {
+        SCOPED_TRACE(p.name);
+        p.spec.global = p.tensor.data();
+        const tma::TensorMap map = kernels::encode_tiled_tensor_map("test", p.spec);
+        const auto box_bytes = static_cast<unsigned>(tma::box_bytes(p.spec));
+        for (emu::Schedule s :
+             {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+            SCOPED_TRACE(emu::schedule_name(s));
+            emu::set_schedule_override(s);
+            std::vector<unsigned char> out(p.expected.size(), 0xAB);
+            probes::bulk_tensor_copy_probe(map, p.spec.rank, p.coordinates.data(), p.boxes, box_bytes, out.data());
+            EXPECT_EQ(out, p.expected);
+        }
+        for (emu::Schedule s : {emu::Schedule::Forward, emu::Schedule::Reverse}) {
+            SCOPED_TRACE(emu::schedule_name(s));
+            emu::set_schedule_override(s);
+            std::vector<unsigned char> out(p.expected.size(), 0xAB);
+            try {
+                probes::bulk_tensor_copy_probe(map, p.spec.rank, p.coordinates.data(), p.boxes, box_bytes, out.data(),
+                                               probes::BulkCopyFlaw::ShortTransactionCount);
+                ADD_FAILURE() << "a short expect_tx went unnoticed";
+            } catch (const KernelFault& fault) {
+                EXPECT_NE(std::string(fault.what()).find("deadlock"), std::string::npos) << fault.what();
+            }
+        }
+        emu::set_schedule_override(emu::Schedule::Forward);
+        std::vector<unsigned char> out(p.expected.size(), 0xAB);
+        try {
+            probes::bulk_tensor_copy_probe(map, p.spec.rank, p.coordinates.data(), p.boxes, box_bytes, out.data(),
+                                           probes::BulkCopyFlaw::NoWait);
+            EXPECT_NE(out, p.expected) << "reading before the wait went unnoticed";
+        } catch (const KernelFault& fault) {
+            SUCCEED() << fault.what();
+        }
+    }
+}
+
+// A map the driver would refuse is an InvalidArgument naming the op and the rule, before anything
+// is encoded; a copy through bytes the emulator did not encode, or with the wrong number of
+// coordinates, is a fault.
+TEST(EmuModel, TensorMapsFollowTheDriversRules) {
+    std::vector<unsigned char> tensor(4096 + 16);
+    tma::TiledTensorMapSpec good;
+    good.global = tensor.data() + (16 - reinterpret_cast<std::uintptr_t>(tensor.data()) % 16) % 16;
+    good.type = tma::ElementType::BFloat16;
+    good.rank = 2;
+    good.dims = {64, 16};
+    good.strides = {0, 128};
+    good.box = {64, 8};
+    good.swizzle = wgmma::Swizzle::Bytes128;
+    EXPECT_NO_THROW(kernels::encode_tiled_tensor_map("test", good));
+    auto refused = [&](const char* rule, auto&& change) {
+        tma::TiledTensorMapSpec bad = good;
+        change(bad);
+        try {
+            kernels::encode_tiled_tensor_map("conv_probe", bad);
+            ADD_FAILURE() << rule << " was accepted";
+        } catch (const InvalidArgument& e) {
+            EXPECT_NE(std::string(e.what()).find("conv_probe: tensor map: "), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(rule), std::string::npos) << e.what();
+        }
+    };
+    refused("rank 6", [](tma::TiledTensorMapSpec& s) { s.rank = 6; });
+    refused("not 16-byte aligned",
+            [](tma::TiledTensorMapSpec& s) { s.global = static_cast<const char*>(s.global) + 8; });
+    refused("stride 120 bytes", [](tma::TiledTensorMapSpec& s) { s.strides[1] = 120; });
+    refused("box 512", [](tma::TiledTensorMapSpec& s) { s.box[1] = 512; });
+    refused("size 0", [](tma::TiledTensorMapSpec& s) { s.dims[1] = 0; });
+    refused("inner 14 bytes", [](tma::TiledTensorMapSpec& s) { s.box[0] = 7; });
+    refused("exceed the swizzle's 64", [](tma::TiledTensorMapSpec& s) { s.swizzle = wgmma::Swizzle::Bytes64; });
+
+    tma::TensorMap forged{};
+    std::vector<unsigned char> out(tma::box_bytes(good));
+    const int three[3] = {0, 0, 0};
+    EXPECT_THROW(probes::bulk_tensor_copy_probe(forged, 3, three, 1, static_cast<unsigned>(out.size()), out.data()),
+                 KernelFault);
+    const tma::TensorMap map = kernels::encode_tiled_tensor_map("test", good);
+    EXPECT_THROW(probes::bulk_tensor_copy_probe(map, 3, three, 1, static_cast<unsigned>(out.size()), out.data()),
+                 KernelFault);
 }
 
 TEST(EmuModel, TheSameFaultUnderEverySchedule) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/kernels_namespace.h"
+#include "kernels/tensor_map.h"
 
 CONVKIT_KERNELS_BEGIN
 namespace emu_tests {
@@ -109,6 +110,17 @@ void wgmma_gemm(WgmmaOperand operand, int n, int k, bool swizzle128, const void*
 // Needs sm_90 on a GPU (try_wait.parity).
 enum class PipelineFlaw { None, NoEmptyWait, WrongFullParity };
 void mbarrier_pipeline_probe(const float* in, int chunks, float* out, PipelineFlaw flaw = PipelineFlaw::None);
+
+// ---- bulk tensor copy (bulk_tensor_copy.cu) --------------------------------------------------
+// One block of 128 threads copies `boxes` boxes of `map` (rank 3 or 4; coordinates[b * rank ..]
+// box b's) through 2 shared stages, 1024-byte aligned: thread 0 covers the stage's `box_bytes`
+// on its mbarrier (mbarrier_arrive_expect_tx, the barrier's one arrival) and issues the copy;
+// every thread waits for the phase and copies the stage's bytes as they lie in shared memory
+// (swizzled) to out[b * box_bytes ..]. A flaw breaks the protocol on purpose: an expect_tx 16
+// bytes short (the phase never completes), or no wait before reading. Needs sm_90 on a GPU.
+enum class BulkCopyFlaw { None, ShortTransactionCount, NoWait };
+void bulk_tensor_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, int boxes, unsigned box_bytes,
+                            unsigned char* out, BulkCopyFlaw flaw = BulkCopyFlaw::None);
 
 // ---- deliberately broken kernels (planted_kernels.cu) --------------------------------------
 // Each computes, when correct, out[i] = in[i] reversed within blocks of 256 (MissingSyncthreads),

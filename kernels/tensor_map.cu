@@ -1,0 +1,96 @@
+// Tiled tensor maps for the bulk tensor copy (kernels/tensor_map.h): checked by the project's own
+// reading of the driver's rules in both builds, then encoded by the driver under nvcc and by the
+// emulator in the CPU build.
+#include "kernels/tensor_map.h"
+
+#include <string>
+
+#include "convkit/error.h"
+#include "cuda/cuda_check.h"
+
+#if defined(CONVKIT_CPU_EMULATION)
+#include "emu/ptx_emulation.h"
+#else
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <mutex>
+#endif
+
+CONVKIT_KERNELS_BEGIN
+
+namespace {
+#if !defined(CONVKIT_CPU_EMULATION)
+// cuTensorMapEncodeTiled, looked up once through the runtime (the library links no libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 driver_encode_tiled() {
+    static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+    static std::once_flag once;
+    std::call_once(once, [] {
+        void* function = nullptr;
+        cudaDriverEntryPointQueryResult found{};
+        CONVKIT_CHECK_CUDA(
+            cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function, 12000, cudaEnableDefault, &found));
+        if (found == cudaDriverEntryPointSuccess)
+            encode = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
+    });
+    if (encode == nullptr)
+        throw CudaError("cuTensorMapEncodeTiled: the CUDA driver has no such entry point (CUDA 12.0 or later needed)");
+    return encode;
+}
+
+CUtensorMapDataType driver_type(tma::ElementType type) {
+    switch (type) {
+        case tma::ElementType::BFloat16:
+            return CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+        case tma::ElementType::Float16:
+            return CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+        case tma::ElementType::Float32:
+            break;
+    }
+    return CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+}
+
+CUtensorMapSwizzle driver_swizzle(wgmma::Swizzle swizzle) {
+    switch (swizzle) {
+        case wgmma::Swizzle::Bytes128:
+            return CU_TENSOR_MAP_SWIZZLE_128B;
+        case wgmma::Swizzle::Bytes64:
+            return CU_TENSOR_MAP_SWIZZLE_64B;
+        case wgmma::Swizzle::Bytes32:
+            return CU_TENSOR_MAP_SWIZZLE_32B;
+        case wgmma::Swizzle::None:
+            break;
+    }
+    return CU_TENSOR_MAP_SWIZZLE_NONE;
+}
+#endif
+}  // namespace
+
+tma::TensorMap encode_tiled_tensor_map(const char* op, const tma::TiledTensorMapSpec& spec) {
+    const std::string problem = tma::tiled_tensor_map_problem(spec);
+    if (!problem.empty()) throw InvalidArgument(std::string(op) + ": tensor map: " + problem);
+    tma::TensorMap map{};
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::encode_tiled_tensor_map(&map, spec);
+#else
+    static_assert(sizeof(tma::TensorMap) == sizeof(CUtensorMap) && alignof(tma::TensorMap) >= alignof(CUtensorMap));
+    cuuint64_t dims[tma::kMaxRank], strides[tma::kMaxRank];
+    cuuint32_t box[tma::kMaxRank], element_strides[tma::kMaxRank];
+    for (int i = 0; i < spec.rank; ++i) {
+        const auto at = static_cast<std::size_t>(i);
+        dims[i] = spec.dims[at];
+        box[i] = spec.box[at];
+        element_strides[i] = 1;
+        if (i > 0) strides[i - 1] = spec.strides[at];  // the driver takes rank - 1 strides, from dimension 1
+    }
+    const CUresult result = driver_encode_tiled()(
+        reinterpret_cast<CUtensorMap*>(&map), driver_type(spec.type), static_cast<cuuint32_t>(spec.rank),
+        const_cast<void*>(spec.global), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+        driver_swizzle(spec.swizzle), CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (result != CUDA_SUCCESS)
+        throw CudaError(std::string(op) + ": cuTensorMapEncodeTiled failed with CUresult " + std::to_string(result));
+#endif
+    return map;
+}
+
+CONVKIT_KERNELS_END

@@ -1,0 +1,95 @@
+#pragma once
+// A tiled tensor map: what Hopper's bulk tensor copy (TMA, cp.async.bulk.tensor, sm_90) reads to
+// copy a box of a global tensor into shared memory (kernels/ptx.cuh: bulk_tensor_load). Plain C++,
+// shared by the launchers that encode maps (kernels/tensor_map.cu: the driver's
+// cuTensorMapEncodeTiled under nvcc, the emulator's own encoding in the CPU build) and by the
+// emulator that executes the copies (src/emu/bulk_tensor.cpp).
+//
+// The copy (PTX ISA "Tensor copy", tile mode; CUDA driver API cuTensorMapEncodeTiled): the tensor
+// has `rank` dimensions, dims[0] innermost and contiguous, dimension i > 0 strides[i] bytes apart.
+// A copy at coordinates c (signed) reads the box of box[0] x ... x box[rank - 1] elements from
+// c, element (i0, ...) at global + sum((c_i + i_i) * stride_i) (stride_0 the element size),
+// and writes them densely to shared memory, i0 fastest, each element whose position lies outside
+// the tensor (a coordinate < 0 or >= dims) as zero. With a swizzle, the byte at offset o of the
+// box lands at offset wgmma::swizzled_address(o) (the same address-bit XOR the wgmma descriptors
+// describe, on the shared-window address), so a box of 128-byte rows written with
+// Swizzle::Bytes128 is exactly the K-major tile a 128-byte-swizzled descriptor reads. The copy
+// always counts the whole box's bytes (box_bytes) as transactions on its mbarrier, the padding
+// included.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/kernels_namespace.h"
+#include "kernels/wgmma_descriptor.h"
+
+namespace convkit::tma {
+
+inline constexpr int kMaxRank = 5;
+inline constexpr std::uint32_t kMaxBoxDim = 256;
+
+enum class ElementType : std::uint32_t { BFloat16, Float16, Float32 };
+
+constexpr std::uint32_t element_bytes(ElementType type) {
+    return type == ElementType::Float32 ? 4 : 2;
+}
+
+// cuTensorMapEncodeTiled's arguments as this project uses them: no interleave, element strides of
+// 1, zeros outside the tensor (CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE).
+struct TiledTensorMapSpec {
+    const void* global = nullptr;
+    ElementType type = ElementType::BFloat16;
+    int rank = 0;
+    std::array<std::uint64_t, kMaxRank> dims{};     // elements, innermost first
+    std::array<std::uint64_t, kMaxRank> strides{};  // bytes between neighbours along dimension i (i >= 1)
+    std::array<std::uint32_t, kMaxRank> box{};      // elements a copy moves along each dimension
+    wgmma::Swizzle swizzle = wgmma::Swizzle::None;
+};
+
+// The box's bytes in shared memory, and the transaction count one copy completes.
+constexpr std::uint64_t box_bytes(const TiledTensorMapSpec& s) {
+    std::uint64_t bytes = element_bytes(s.type);
+    for (int i = 0; i < s.rank; ++i) bytes *= s.box[static_cast<std::size_t>(i)];
+    return bytes;
+}
+
+// The driver's rules for a tiled map (cuTensorMapEncodeTiled: "" when they hold, else the first
+// broken one). Checked before encoding in both builds, so a bad map is the same InvalidArgument
+// with or without a GPU.
+inline std::string tiled_tensor_map_problem(const TiledTensorMapSpec& s) {
+    const std::uint64_t element = element_bytes(s.type);
+    if (s.rank < 1 || s.rank > kMaxRank) return "rank " + std::to_string(s.rank) + " (1 to 5)";
+    if (reinterpret_cast<std::uintptr_t>(s.global) % 16 != 0) return "the global address is not 16-byte aligned";
+    for (int i = 0; i < s.rank; ++i) {
+        const auto at = static_cast<std::size_t>(i);
+        const std::string dim = "dimension " + std::to_string(i) + ": ";
+        if (s.dims[at] < 1 || s.dims[at] > (std::uint64_t{1} << 32))
+            return dim + "size " + std::to_string(s.dims[at]) + " (1 to 2^32)";
+        if (s.box[at] < 1 || s.box[at] > kMaxBoxDim) return dim + "box " + std::to_string(s.box[at]) + " (1 to 256)";
+        if (i > 0 && (s.strides[at] % 16 != 0 || s.strides[at] >= (std::uint64_t{1} << 40)))
+            return dim + "stride " + std::to_string(s.strides[at]) + " bytes (a multiple of 16 below 2^40)";
+    }
+    const std::uint64_t inner_bytes = s.box[0] * element;
+    if (inner_bytes % 16 != 0) return "the box's inner " + std::to_string(inner_bytes) + " bytes (a multiple of 16)";
+    if (s.swizzle != wgmma::Swizzle::None && inner_bytes > wgmma::swizzle_width_bytes(s.swizzle)) {
+        return "the box's inner " + std::to_string(inner_bytes) + " bytes exceed the swizzle's " +
+               std::to_string(wgmma::swizzle_width_bytes(s.swizzle));
+    }
+    return {};
+}
+
+// The map itself: 128 opaque bytes, 128-byte aligned, as CUtensorMap. A kernel takes it as a
+// `const __grid_constant__` parameter, whose address the copy instruction reads.
+struct alignas(128) TensorMap {
+    std::uint64_t opaque[16];
+};
+
+}  // namespace convkit::tma
+
+CONVKIT_KERNELS_BEGIN
+// Encodes `spec` (throws InvalidArgument naming `op` and the broken rule; a CudaError where the
+// driver refuses it or has no cuTensorMapEncodeTiled). The CPU build encodes it for the emulator
+// (emu/ptx_emulation.h); nvcc's asks the driver, looked up once through the runtime.
+tma::TensorMap encode_tiled_tensor_map(const char* op, const tma::TiledTensorMapSpec& spec);
+CONVKIT_KERNELS_END

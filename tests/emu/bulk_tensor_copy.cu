@@ -1,0 +1,73 @@
+// The bulk tensor copy (kernels/ptx.cuh: bulk_tensor_load, mbarrier_arrive_expect_tx) as the
+// wgmma producer uses it: one thread covers a stage's bytes on its mbarrier and issues the copy,
+// every thread waits for the phase and reads the stage. The emulator runs it under every schedule
+// (test_emu_model.cpp); on an H100/H200 (test_cuda_wgmma.cpp) the same source checks the
+// emulator's reading of the tensor map, the zero fill, the swizzle and the transaction count
+// against the hardware. Compiled by nvcc for the tensor-core architectures (sm_90).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "convkit/error.h"
+#include "kernels/kernel_support.cuh"
+#include "kernels/ptx.cuh"
+#include "kernels/tensor_map.h"
+#include "test_kernels.h"
+
+CONVKIT_KERNELS_BEGIN
+namespace emu_tests {
+
+namespace {
+constexpr int kCopyStages = 2;
+constexpr int kCopyThreads = 128;
+constexpr unsigned kStageAlignment = 1024;  // a 128-byte swizzle's repeat
+
+__host__ __device__ inline unsigned stage_stride(unsigned box_bytes) {
+    return (box_bytes + kStageAlignment - 1) / kStageAlignment * kStageAlignment;
+}
+
+// bulk_tensor_copy_probe's kernel (test_kernels.h).
+template <int Rank>
+__global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap map, const int* coordinates, int boxes,
+                                        unsigned box_bytes, unsigned char* out, BulkCopyFlaw flaw) {
+    __shared__ std::uint64_t full[kCopyStages];
+    unsigned char* raw = dynamic_shared_memory<unsigned char>();
+    unsigned char* stages = raw + (kStageAlignment - ptx::shared_address(raw) % kStageAlignment) % kStageAlignment;
+    const unsigned stride = stage_stride(box_bytes);
+    if (threadIdx.x == 0)
+        for (int s = 0; s < kCopyStages; ++s) ptx::mbarrier_init(&full[s], 1);
+    __syncthreads();
+    for (int b = 0; b < boxes; ++b) {
+        const int s = b % kCopyStages;
+        unsigned char* stage = stages + s * stride;
+        if (threadIdx.x == 0) {
+            int at[Rank];
+            for (int i = 0; i < Rank; ++i) at[i] = coordinates[b * Rank + i];
+            ptx::mbarrier_arrive_expect_tx(&full[s],
+                                           flaw == BulkCopyFlaw::ShortTransactionCount ? box_bytes - 16 : box_bytes);
+            ptx::bulk_tensor_load<Rank>(stage, map, at, &full[s]);
+        }
+        if (flaw != BulkCopyFlaw::NoWait)
+            ptx::mbarrier_wait_parity(&full[s], static_cast<unsigned>(b / kCopyStages) & 1u);
+        for (unsigned i = threadIdx.x; i < box_bytes; i += kCopyThreads)
+            out[b * static_cast<std::size_t>(box_bytes) + i] = stage[i];
+        __syncthreads();  // the stage is read before its next copy is issued
+    }
+}
+}  // namespace
+
+void bulk_tensor_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, int boxes, unsigned box_bytes,
+                            unsigned char* out, BulkCopyFlaw flaw) {
+    const LaunchShape shape{1, kCopyThreads, kCopyStages * stage_stride(box_bytes) + kStageAlignment, true};
+    switch (rank) {
+        case 3:
+            return launch<bulk_tensor_copy_kernel<3>>(shape, nullptr, map, coordinates, boxes, box_bytes, out, flaw);
+        case 4:
+            return launch<bulk_tensor_copy_kernel<4>>(shape, nullptr, map, coordinates, boxes, box_bytes, out, flaw);
+        default:
+            throw InvalidArgument("bulk_tensor_copy_probe: rank " + std::to_string(rank) + " (3 or 4)");
+    }
+}
+
+}  // namespace emu_tests
+CONVKIT_KERNELS_END
