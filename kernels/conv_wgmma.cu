@@ -23,7 +23,10 @@
 // own cp.async group of that tile, rounds its chunks to tf32 in place for float32 tensors (the
 // tensor cores would truncate them), fences them for the async proxy, a barrier; each warpgroup
 // then issues 4 wgmmas (32 bytes of k each) as one commit group and waits until at most that
-// group is in flight, while the threads copy the tile two ahead.
+// group is in flight, while the threads copy the tile two ahead. cuda.wgmma.producer runs the
+// same tiles on the producer ring (a third warpgroup copies, mbarriers hand the stages over), and
+// copies B there with one bulk tensor copy a stage where a tensor map describes it
+// (weight_map_spec, copy_b_tile).
 #include "kernels/conv_wgmma.h"
 
 #include <algorithm>
@@ -39,6 +42,7 @@
 #include "kernels/conv_wgmma_ring.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
+#include "kernels/tensor_map.h"
 #include "kernels/wgmma_descriptor.h"
 
 CONVKIT_KERNELS_BEGIN
@@ -87,18 +91,34 @@ __device__ inline std::int64_t b_row_offset(const IgemmParams& p, int group, int
     }
 }
 
-// Issues the cp.async copies of k tile `kt` into `stage`: A (the gathered rows of x, or of dy for
-// backward-data), then B (rows j of the weight, k-contiguous per 16-byte chunk).
-template <class Tile, Pass P, IgemmOperand Operand>
-__device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows, int block_n, int group, int kt,
-                                  unsigned char* stage) {
+// The weight operand by the bulk tensor copy (cuda.wgmma.producer with 16-bit operands): its
+// tensor map (weight_map_spec) and rank, or rank 0 where the launch copies B with cp.async. A
+// `const __grid_constant__` kernel parameter: the copy reads the map where the launch put it.
+struct BulkWeight {
+    tma::TensorMap map;
+    int rank;
+};
+
+// Issues this thread's cp.async copies of A's k tile `kt` into `stage` (the gathered rows of x,
+// or of dy for backward-data).
+template <class Tile, IgemmOperand Operand>
+__device__ inline void load_a_tile(const IgemmParams& p, const ARows<Tile>& rows, int kt, unsigned char* stage) {
     using Element = typename OperandFormat<Operand>::Element;
     const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
-    const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
     const int k = kt * k_per_tile<Operand>() + chunk * OperandFormat<Operand>::kPerChunk;
     gather_a_chunks<Tile, Element>(p, rows, k, [&](int row, const Element* source, int bytes) {
         ptx::cp_async<16>(stage + swizzled_128(row, chunk), source, bytes);
     });
+}
+
+// Issues this thread's cp.async copies of B's k tile `kt` into `stage` (rows j of the weight,
+// k-contiguous per 16-byte chunk).
+template <class Tile, Pass P, IgemmOperand Operand>
+__device__ inline void load_b_tile(const IgemmParams& p, int block_n, int group, int kt, unsigned char* stage) {
+    using Element = typename OperandFormat<Operand>::Element;
+    const int chunk = static_cast<int>(threadIdx.x) % Tile::kChunks;
+    const int first_row = static_cast<int>(threadIdx.x) / Tile::kChunks;
+    const int k = kt * k_per_tile<Operand>() + chunk * OperandFormat<Operand>::kPerChunk;
     const auto* w = static_cast<const Element*>(p.w);
     unsigned char* b_tile = stage + Tile::kTileBytesA;
     CONVKIT_UNROLL
@@ -111,7 +131,28 @@ __device__ inline void load_stage(const IgemmParams& p, const ARows<Tile>& rows,
     }
 }
 
-// tf32: rounds the chunks this thread copied into `stage` (load_stage's rows and chunk) to
+// B's k tile `kt` of the block's columns by one bulk tensor copy into `stage` (one thread), which
+// completes on `full` after this thread's arrival covers its bytes: the box at (k, block_n,
+// group) of the forward's weight map, or at (k's channel, its reversed filter tap, block_n,
+// group) of backward-data's (weight_map_spec; a k tile lies inside one tap there). Rows past the
+// group's columns and k past its depth are outside the map: zeros, as load_b_tile's.
+template <class Tile, Pass P, IgemmOperand Operand>
+__device__ inline void copy_b_tile(const IgemmParams& p, const BulkWeight& bulk, int block_n, int group, int kt,
+                                   unsigned char* stage, std::uint64_t* full) {
+    const int k = kt * k_per_tile<Operand>();
+    ptx::mbarrier_arrive_expect_tx(full, Tile::kTileBytesB);
+    if constexpr (P == Pass::Forward) {
+        const int at[3] = {k, block_n, group};
+        ptx::bulk_tensor_load(stage + Tile::kTileBytesA, bulk.map, at, full);
+    } else {
+        const int u = p.source_group.divide(k);
+        const int at[4] = {k - u * p.source_group.divisor(), p.filter_taps - 1 - phase_filter_tap(p, split_tap(p, u)),
+                           block_n, group};
+        ptx::bulk_tensor_load(stage + Tile::kTileBytesA, bulk.map, at, full);
+    }
+}
+
+// tf32: rounds the chunks this thread copied into `stage` (load_a_tile's and load_b_tile's rows and chunk) to
 // nearest, once its copies have landed and before the tensor cores read them: they would
 // truncate the 13 low mantissa bits, biasing every product towards zero (by 2^-12 of it on
 // average; mma.sync's fragments are rounded in registers instead, round_operands): kPassesA +
@@ -138,7 +179,8 @@ __device__ inline std::uint64_t tile_descriptor(const unsigned char* tile) {
 // grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
 // z over groups x splits (split-K: each block multiplies its split's range of k tiles).
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
-__global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm) conv_wgmma_kernel(IgemmParams p) {
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
+    conv_wgmma_kernel(IgemmParams p, const __grid_constant__ BulkWeight bulk) {
     unsigned char* shared = wgmma_ring::aligned_shared<Tile>();
     const BlockTile tile = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM);
     const int block_m = tile.tile_m * Tile::kBlockM;
@@ -159,7 +201,15 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm) conv_wgmma
     auto stage_of = [&](int kt) { return shared + kt % Tile::kStages * Tile::kStageBytes; };
     const SplitRange range =
         split_range(split, p.tiles_per_split, (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>());
-    auto load = [&](int kt) { load_stage<Tile, P, Operand>(p, rows, block_n, group, range.first + kt, stage_of(kt)); };
+    // The stage's full barrier is the producer ring's (null in run_ring's, where every copy is a cp.async).
+    auto load = [&](int kt, std::uint64_t* full) {
+        load_a_tile<Tile, Operand>(p, rows, range.first + kt, stage_of(kt));
+        if (bulk.rank == 0) {
+            load_b_tile<Tile, P, Operand>(p, block_n, group, range.first + kt, stage_of(kt));
+        } else if (threadIdx.x == 0) {
+            copy_b_tile<Tile, P, Operand>(p, bulk, block_n, group, range.first + kt, stage_of(kt), full);
+        }
+    };
     auto landed = [&](int step) {
         if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
     };
@@ -170,10 +220,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm) conv_wgmma
     };
     if constexpr (Tile::kProducer) {
         auto* barriers = reinterpret_cast<std::uint64_t*>(shared + Tile::kStages * Tile::kStageBytes);
-        wgmma_ring::run_producer_ring<Tile::kStages>(range.count, acc, barriers, load, landed, multiply);
+        wgmma_ring::run_producer_ring<Tile::kStages>(range.count, acc, barriers, bulk.rank > 0 ? 1u : 0u, load, landed,
+                                                     multiply);
         if (warpgroup < 0) return;  // the producer holds no results
     } else {
-        wgmma_ring::run_ring<Tile::kStages>(range.count, acc, load, landed, multiply);
+        wgmma_ring::run_ring<Tile::kStages>(
+            range.count, acc, [&](int kt) { load(kt, nullptr); }, landed, multiply);
     }
 
     // Row m of this warpgroup's piece: to this split's slice at the GEMM's own row (after the
@@ -211,11 +263,56 @@ dim3 grid_of(const IgemmParams& p, std::int64_t groups) {
                 static_cast<unsigned>(groups * p.splits));
 }
 
+// The weight's tensor map for the producer's bulk copies of B (copy_b_tile), boxes of a k tile by
+// `tile_columns` rows; nullopt where B goes by cp.async: tf32 (the threads that copy a tile round
+// it to tf32 in shared memory), backward-data whose channels per group are not whole k tiles (a
+// tile would straddle two taps), and a map the driver would refuse (a phase of no taps).
+// Forward: the KRSC weight as (k, out channel, group); backward-data: the transposed weight as
+// (source channel, reversed tap, out channel, group).
+template <Pass P>
+std::optional<tma::TiledTensorMapSpec> weight_map_spec(const IgemmParams& p, std::int64_t groups, IgemmOperand operand,
+                                                       int tile_columns) {
+    if (operand == IgemmOperand::TensorFloat32) return std::nullopt;
+    constexpr std::uint32_t kDepth = k_per_tile<IgemmOperand::BFloat16>();
+    constexpr std::uint64_t kElement = 2;
+    tma::TiledTensorMapSpec s;
+    s.global = p.w;
+    s.type = operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.swizzle = wgmma::Swizzle::Bytes128;
+    const auto columns = static_cast<std::uint64_t>(p.out_group), all_groups = static_cast<std::uint64_t>(groups);
+    const auto box_rows = static_cast<std::uint32_t>(tile_columns);
+    if constexpr (P == Pass::Forward) {
+        const auto k = static_cast<std::uint64_t>(p.gemm_k);
+        s.rank = 3;
+        s.dims = {k, columns, all_groups};
+        s.strides = {0, k * kElement, columns * k * kElement};
+        s.box = {kDepth, box_rows, 1};
+    } else {
+        const auto channels = static_cast<std::uint64_t>(p.source_group.divisor());
+        const auto taps = static_cast<std::uint64_t>(p.filter_taps);
+        if (channels % kDepth != 0) return std::nullopt;
+        s.rank = 4;
+        s.dims = {channels, taps, columns, all_groups};
+        s.strides = {0, channels * kElement, taps * channels * kElement, columns * taps * channels * kElement};
+        s.box = {kDepth, 1, box_rows, 1};
+    }
+    if (!tma::tiled_tensor_map_problem(s).empty()) return std::nullopt;
+    return s;
+}
+
 // The GEMM kernel, then (split-K) the adder of its slices, which runs the epilogue.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     const LaunchShape shape{grid_of<Tile>(p, groups), dim3(Tile::kThreads), Tile::kSharedBytes, true};
-    launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p);
+    BulkWeight bulk{};
+    bulk.rank = 0;
+    if constexpr (Tile::kProducer) {
+        if (const auto spec = weight_map_spec<P>(p, groups, Operand, Tile::kBlockN)) {
+            bulk.map = encode_tiled_tensor_map("conv_wgmma", *spec);
+            bulk.rank = spec->rank;
+        }
+    }
+    launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p, bulk);
     if (p.splits > 1) {
         add_split_slices<Output>(p.slices, p.splits, p.phases * p.gemm_m, p.out_channels, WrittenRow<P>{p}, p.epilogue,
                                  stream);
@@ -258,6 +355,7 @@ struct Launch {
     WgmmaLaunchPlan plan;
 };
 
+template <Pass P>
 Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, const WgmmaSchedule& schedule) {
     Launch l{p, {}};
     l.plan.m = p.gemm_m;
@@ -269,6 +367,8 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
                     ((p.out_group + l.plan.tile_columns - 1) / l.plan.tile_columns) * groups;
     const std::int64_t k_tiles = k_tiles_of_depth(p.gemm_k, operand);
     l.plan.producer_warpgroup = schedule.producer_warpgroup;
+    l.plan.weight_by_bulk_copy =
+        schedule.producer_warpgroup && weight_map_spec<P>(p, groups, operand, l.plan.tile_columns).has_value();
     l.plan.splits = schedule.splits.value_or(
         default_splits_for_wave(wgmma_ring::wave_blocks(l.plan.tile_columns), l.plan.blocks, k_tiles, groups));
     l.plan.wgmma_instructions = l.plan.blocks * k_tiles * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
@@ -279,14 +379,14 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
 
 std::vector<Launch> forward_launches(const IgemmConvShape& s, IgemmOperand operand, const WgmmaSchedule& schedule,
                                      const void* x, const void* w, const IgemmEpilogue& epilogue, void* y) {
-    return {plan_launch(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, schedule)};
+    return {plan_launch<Pass::Forward>(forward_params(s, dims3(s), x, w, epilogue, y), s.groups, operand, schedule)};
 }
 
 std::vector<Launch> backward_data_launches(const IgemmConvShape& s, IgemmOperand operand, const WgmmaSchedule& schedule,
                                            const void* dy, const void* w, const IgemmEpilogue& epilogue, void* dx) {
     std::vector<Launch> launches;
     for (const BackwardDataGemm& gemm : backward_data_gemms(s, dy, w, epilogue, dx))
-        launches.push_back(plan_launch(gemm.params, s.groups, operand, schedule));
+        launches.push_back(plan_launch<Pass::BackwardData>(gemm.params, s.groups, operand, schedule));
     return launches;
 }
 

@@ -48,6 +48,9 @@ struct WgmmaLaunchPlan {
     std::int64_t m = 0, n = 0, k = 0, phases = 1;
     int tile_columns = 0;
     bool producer_warpgroup = false;  // WgmmaSchedule's
+    // The producer copies B (the weight's tile) with one bulk tensor copy a stage (TMA) instead of
+    // cp.async: 16-bit operands, forward, and backward-data with whole k tiles of channels a tap.
+    bool weight_by_bulk_copy = false;
     std::int64_t blocks = 0;
     int splits = 1;
     std::int64_t wgmma_instructions = 0;
@@ -60,7 +63,10 @@ struct WgmmaLaunchPlan {
 // the copying, Stages - 2 tiles of copies in flight, and hands each stage to the two multiplying
 // warpgroups on an mbarrier (and they hand it back on another): no block-wide barrier in the
 // loop, and the multiplying threads issue no copies (they still find the tile's rows at the
-// start, as every thread does).
+// start, as every thread does). Where a tensor map describes the weight's tiles (16-bit operands:
+// the forward, and backward-data with whole k tiles of channels a tap), one producer thread
+// copies each B tile with the bulk tensor copy (TMA), which completes on the same full barrier
+// (WgmmaLaunchPlan::weight_by_bulk_copy); the producer's threads gather only A.
 struct WgmmaSchedule {
     std::optional<int> splits;
     bool producer_warpgroup = false;

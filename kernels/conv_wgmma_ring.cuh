@@ -144,16 +144,20 @@ __device__ inline void run_ring(int count, float (&acc)[Registers], Load&& load,
 // of tile kt - 1, whose wgmmas are done (256 arrivals). The producer's wait for tile kt - Stages
 // needs the multipliers past tile kt - Stages + 1, whose full arrival came at the producer's tile
 // kt - 1 at the latest (Stages - 2 >= 1 behind): no cycle.
+//
+// load(kt, full) gets the stage's full barrier: with `bulk_arrivals` 1, one producer thread also
+// arrives on it with expect_tx and issues a bulk tensor copy completing on it (the weight tile),
+// so the phase completes once the 128 hand-overs are in and the copy has landed.
 template <int Stages, int Registers, class Load, class Landed, class Multiply>
-__device__ inline void run_producer_ring(int count, float (&acc)[Registers], std::uint64_t* barriers, Load&& load,
-                                         Landed&& landed, Multiply&& multiply) {
+__device__ inline void run_producer_ring(int count, float (&acc)[Registers], std::uint64_t* barriers,
+                                         unsigned bulk_arrivals, Load&& load, Landed&& landed, Multiply&& multiply) {
     static_assert(Stages >= 3, "one tile multiplied, one finishing in the tensor cores, one or more loading");
     constexpr int kLag = Stages - 2;  // the producer's tiles of copies in flight
     std::uint64_t* full = barriers;
     std::uint64_t* empty = barriers + Stages;
     if (threadIdx.x == 0) {
         for (int s = 0; s < Stages; ++s) {
-            ptx::mbarrier_init(&full[s], 128);
+            ptx::mbarrier_init(&full[s], 128 + bulk_arrivals);
             ptx::mbarrier_init(&empty[s], blockDim.x - 128);
         }
     }
@@ -166,7 +170,7 @@ __device__ inline void run_producer_ring(int count, float (&acc)[Registers], std
     if (threadIdx.x < 128) {
         for (int kt = 0; kt < count; ++kt) {
             ptx::mbarrier_wait_parity(&empty[kt % Stages], static_cast<unsigned>((kt / Stages) & 1) ^ 1u);
-            load(kt);
+            load(kt, &full[kt % Stages]);
             ptx::cp_async_commit_group();
             if (kt >= kLag) {
                 ptx::cp_async_wait_group<kLag>();

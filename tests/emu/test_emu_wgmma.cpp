@@ -226,6 +226,11 @@ const std::vector<Case>& backward_data_sweep() {
         backward_data(shape(2, 2, 12, 20, 1, {9, 8}, {3, 3}, {1, 1}, {1, 1}), kTF32, kToF32, true, true, false),
         backward_data(shape(2, 1, 40, 36, 1, {12, 12}, {4, 4}, {2, 2}, {1, 1}), kTF32, kToF32, false, false, true),
         backward_data(shape(2, 2, 48, 24, 2, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kTF32, kToF32, true, false, false),
+        // 64 dy channels a group: whole k tiles a tap, so the producer copies the weight's tiles
+        // with the bulk copy (at the phase's reversed taps): 3x3/2 phases of unequal taps with 2
+        // groups, and uniform 4x4/2 phases.
+        backward_data(shape(2, 2, 16, 128, 2, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kBF, kToF32, true, false, true),
+        backward_data(shape(2, 2, 24, 64, 1, {8, 8}, {4, 4}, {2, 2}, {1, 1}), kF16, kToBF, false, true, false),
     };
     return cases;
 }
@@ -461,6 +466,30 @@ TEST(EmuWgmmaConv, SplitSmallIntegersBitForBit) {
 // The default split: none where the output tiles fill half a wave (one 128x128 block an SM, two
 // 128x64), else about a wave's blocks, each range at least 8 k tiles; per launch for
 // backward-data; the workspace the largest launch's slices; a split named overrides it.
+// The producer copies the weight's tile with one bulk tensor copy a stage where a map describes
+// it: 16-bit forward (any depth: the last tile's k past the end is outside the map), and
+// backward-data with whole k tiles of dy channels a tap; tf32 (rounded by the threads that copy
+// it) and 24 channels a tap (a tile straddling taps) keep cp.async, and so does the ring without
+// a producer.
+TEST(EmuWgmmaConv, TheProducerCopiesWeightsWithTheBulkCopyWhereAMapDescribesThem) {
+    const kernels::WgmmaSchedule producer{std::nullopt, true};
+    auto bulk = [](const kernels::WgmmaPlan& plan) {
+        std::vector<bool> each;
+        for (const kernels::WgmmaLaunchPlan& l : plan.launches) each.push_back(l.weight_by_bulk_copy);
+        return each;
+    };
+    const IgemmConvShape forward = shape(2, 2, 24, 40, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1});  // k = 216
+    EXPECT_EQ(bulk(kernels::conv_wgmma_forward_plan(forward, kBF, producer)), std::vector<bool>{true});
+    EXPECT_EQ(bulk(kernels::conv_wgmma_forward_plan(forward, kF16, producer)), std::vector<bool>{true});
+    EXPECT_EQ(bulk(kernels::conv_wgmma_forward_plan(forward, kTF32, producer)), std::vector<bool>{false});
+    EXPECT_EQ(bulk(kernels::conv_wgmma_forward_plan(forward, kBF)), std::vector<bool>{false});
+    // 3x3/2 with 64 dy channels a group: 4 launches (phases of 1, 2, 2 and 4 taps), each by bulk copy.
+    EXPECT_EQ(bulk(kernels::conv_wgmma_backward_data_plan(backward_data_sweep()[15].shape, kBF, producer)),
+              (std::vector<bool>{true, true, true, true}));
+    EXPECT_EQ(bulk(kernels::conv_wgmma_backward_data_plan(backward_data_sweep()[6].shape, kBF, producer)),
+              (std::vector<bool>{false, false, false, false}));
+}
+
 TEST(EmuWgmmaConv, WgmmaPlans) {
     // ResNet-50 layer4 3x3 512 -> 512 at batch 32: M = 32 x 49 = 1568 (13 tiles) x 4 column tiles
     // = 52 blocks, under half of 132: 3 splits (72 k tiles allow 9; tf32's 144 the same 3).
