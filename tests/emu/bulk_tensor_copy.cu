@@ -30,10 +30,12 @@ __host__ __device__ inline unsigned stage_stride(unsigned box_bytes) {
 template <int Rank>
 __global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap map, const int* coordinates, int boxes,
                                         unsigned box_bytes, unsigned char* out, BulkCopyFlaw flaw) {
-    __shared__ std::uint64_t full[kCopyStages];
+    // The stages from the first 1024-byte boundary, then their barriers (dynamic shared memory, as
+    // the wgmma kernels keep theirs).
     unsigned char* raw = dynamic_shared_memory<unsigned char>();
     unsigned char* stages = raw + (kStageAlignment - ptx::shared_address(raw) % kStageAlignment) % kStageAlignment;
     const unsigned stride = stage_stride(box_bytes);
+    auto* full = reinterpret_cast<std::uint64_t*>(stages + kCopyStages * stride);
     if (threadIdx.x == 0)
         for (int s = 0; s < kCopyStages; ++s) ptx::mbarrier_init(&full[s], 1);
     __syncthreads();
@@ -58,7 +60,8 @@ __global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap m
 
 void bulk_tensor_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, int boxes, unsigned box_bytes,
                             unsigned char* out, BulkCopyFlaw flaw) {
-    const LaunchShape shape{1, kCopyThreads, kCopyStages * stage_stride(box_bytes) + kStageAlignment, true};
+    const LaunchShape shape{1, kCopyThreads,
+                            kCopyStages * (stage_stride(box_bytes) + sizeof(std::uint64_t)) + kStageAlignment, true};
     switch (rank) {
         case 3:
             return launch<bulk_tensor_copy_kernel<3>>(shape, nullptr, map, coordinates, boxes, box_bytes, out, flaw);
