@@ -25,8 +25,8 @@
 // then issues 4 wgmmas (32 bytes of k each) as one commit group and waits until at most that
 // group is in flight, while the threads copy the tile two ahead. cuda.wgmma.producer runs the
 // same tiles on the producer ring (a third warpgroup copies, mbarriers hand the stages over), and
-// copies B there with one bulk tensor copy a stage where a tensor map describes it
-// (weight_map_spec, copy_b_tile).
+// copies B there (and A, for a 1x1 convolution of stride 1) with the bulk tensor copy where a
+// tensor map describes it (weight_map_spec, activation_map_spec, copy_tiles).
 #include "kernels/conv_wgmma.h"
 
 #include <algorithm>
@@ -91,12 +91,13 @@ __device__ inline std::int64_t b_row_offset(const IgemmParams& p, int group, int
     }
 }
 
-// The weight operand by the bulk tensor copy (cuda.wgmma.producer with 16-bit operands): its
-// tensor map (weight_map_spec) and rank, or rank 0 where the launch copies B with cp.async. A
-// `const __grid_constant__` kernel parameter: the copy reads the map where the launch put it.
-struct BulkWeight {
-    tma::TensorMap map;
-    int rank;
+// The operands the producer copies with the bulk tensor copy (cuda.wgmma.producer, 16-bit): each
+// one's tensor map and rank, rank 0 where the producer's threads copy it with cp.async
+// (activation_map_spec, weight_map_spec). A `const __grid_constant__` kernel parameter: the copy
+// reads the maps where the launch put them.
+struct BulkOperands {
+    tma::TensorMap a_map, b_map;
+    int a_rank, b_rank;
 };
 
 // Issues this thread's cp.async copies of A's k tile `kt` into `stage` (the gathered rows of x,
@@ -131,24 +132,31 @@ __device__ inline void load_b_tile(const IgemmParams& p, int block_n, int group,
     }
 }
 
-// B's k tile `kt` of the block's columns by one bulk tensor copy into `stage` (one thread), which
-// completes on `full` after this thread's arrival covers its bytes: the box at (k, block_n,
-// group) of the forward's weight map, or at (k's channel, its reversed filter tap, block_n,
-// group) of backward-data's (weight_map_spec; a k tile lies inside one tap there). Rows past the
-// group's columns and k past its depth are outside the map: zeros, as load_b_tile's.
+// One thread's bulk copies of k tile `kt` into `stage`, after one arrival on `full` that covers
+// their bytes (the phase completes once they land and the 128 hand-overs are in). A: the box at
+// (k, group, block_m) of the source seen as rows (rows past the GEMM's M, k past its depth: zeros).
+// B: the box at (k, block_n, group) of the forward's weight map, or at (k's channel, its reversed
+// filter tap, block_n, group) of backward-data's (a k tile lies inside one tap there); rows past
+// the group's columns and k past its depth are outside the map: zeros, as load_b_tile's.
 template <class Tile, Pass P, IgemmOperand Operand>
-__device__ inline void copy_b_tile(const IgemmParams& p, const BulkWeight& bulk, int block_n, int group, int kt,
-                                   unsigned char* stage, std::uint64_t* full) {
+__device__ inline void copy_tiles(const IgemmParams& p, const BulkOperands& bulk, int block_m, int block_n, int group,
+                                  int kt, unsigned char* stage, std::uint64_t* full) {
     const int k = kt * k_per_tile<Operand>();
-    ptx::mbarrier_arrive_expect_tx(full, Tile::kTileBytesB);
+    ptx::mbarrier_arrive_expect_tx(full, static_cast<unsigned>((bulk.a_rank > 0 ? Tile::kTileBytesA : 0) +
+                                                               (bulk.b_rank > 0 ? Tile::kTileBytesB : 0)));
+    if (bulk.a_rank > 0) {
+        const int at[3] = {k, group, block_m};
+        ptx::bulk_tensor_load(stage, bulk.a_map, at, full);
+    }
+    if (bulk.b_rank == 0) return;
     if constexpr (P == Pass::Forward) {
         const int at[3] = {k, block_n, group};
-        ptx::bulk_tensor_load(stage + Tile::kTileBytesA, bulk.map, at, full);
+        ptx::bulk_tensor_load(stage + Tile::kTileBytesA, bulk.b_map, at, full);
     } else {
         const int u = p.source_group.divide(k);
         const int at[4] = {k - u * p.source_group.divisor(), p.filter_taps - 1 - phase_filter_tap(p, split_tap(p, u)),
                            block_n, group};
-        ptx::bulk_tensor_load(stage + Tile::kTileBytesA, bulk.map, at, full);
+        ptx::bulk_tensor_load(stage + Tile::kTileBytesA, bulk.b_map, at, full);
     }
 }
 
@@ -180,7 +188,7 @@ __device__ inline std::uint64_t tile_descriptor(const unsigned char* tile) {
 // z over groups x splits (split-K: each block multiplies its split's range of k tiles).
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
-    conv_wgmma_kernel(IgemmParams p, const __grid_constant__ BulkWeight bulk) {
+    conv_wgmma_kernel(IgemmParams p, const __grid_constant__ BulkOperands bulk) {
     unsigned char* shared = wgmma_ring::aligned_shared<Tile>();
     const BlockTile tile = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM);
     const int block_m = tile.tile_m * Tile::kBlockM;
@@ -203,12 +211,11 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
         split_range(split, p.tiles_per_split, (p.gemm_k + k_per_tile<Operand>() - 1) / k_per_tile<Operand>());
     // The stage's full barrier is the producer ring's (null in run_ring's, where every copy is a cp.async).
     auto load = [&](int kt, std::uint64_t* full) {
-        load_a_tile<Tile, Operand>(p, rows, range.first + kt, stage_of(kt));
-        if (bulk.rank == 0) {
-            load_b_tile<Tile, P, Operand>(p, block_n, group, range.first + kt, stage_of(kt));
-        } else if (threadIdx.x == 0) {
-            copy_b_tile<Tile, P, Operand>(p, bulk, block_n, group, range.first + kt, stage_of(kt), full);
-        }
+        const int k_tile = range.first + kt;
+        if (bulk.a_rank == 0) load_a_tile<Tile, Operand>(p, rows, k_tile, stage_of(kt));
+        if (bulk.b_rank == 0) load_b_tile<Tile, P, Operand>(p, block_n, group, k_tile, stage_of(kt));
+        if ((bulk.a_rank | bulk.b_rank) != 0 && threadIdx.x == 0)
+            copy_tiles<Tile, P, Operand>(p, bulk, block_m, block_n, group, k_tile, stage_of(kt), full);
     };
     auto landed = [&](int step) {
         if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
@@ -220,8 +227,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
     };
     if constexpr (Tile::kProducer) {
         auto* barriers = reinterpret_cast<std::uint64_t*>(shared + Tile::kStages * Tile::kStageBytes);
-        wgmma_ring::run_producer_ring<Tile::kStages>(range.count, acc, barriers, bulk.rank > 0 ? 1u : 0u, load, landed,
-                                                     multiply);
+        wgmma_ring::run_producer_ring<Tile::kStages>(
+            range.count, acc, barriers, (bulk.a_rank | bulk.b_rank) != 0 ? 1u : 0u, load, landed, multiply);
         if (warpgroup < 0) return;  // the producer holds no results
     } else {
         wgmma_ring::run_ring<Tile::kStages>(
@@ -263,7 +270,7 @@ dim3 grid_of(const IgemmParams& p, std::int64_t groups) {
                 static_cast<unsigned>(groups * p.splits));
 }
 
-// The weight's tensor map for the producer's bulk copies of B (copy_b_tile), boxes of a k tile by
+// The weight's tensor map for the producer's bulk copies of B (copy_tiles), boxes of a k tile by
 // `tile_columns` rows; nullopt where B goes by cp.async: tf32 (the threads that copy a tile round
 // it to tf32 in shared memory), backward-data whose channels per group are not whole k tiles (a
 // tile would straddle two taps), and a map the driver would refuse (a phase of no taps).
@@ -300,16 +307,49 @@ std::optional<tma::TiledTensorMapSpec> weight_map_spec(const IgemmParams& p, std
     return s;
 }
 
+// The source's tensor map for the producer's bulk copies of A (copy_tiles), boxes of a k tile by
+// the block's rows, where the GEMM's rows are the source's own rows: one tap, stride 1, no offset,
+// the rows' dims the source's. That is a 1x1 convolution with stride 1 and no padding, forward or
+// backward-data (ResNet's bottleneck 1x1s), and a strided backward-data's phase that reads dy at
+// its own positions through one tap (the even phase of a 1x1/2, or of a 3x3/2 with padding 1 on
+// an odd input). A is then the source seen as (channel in group, group, row); nullopt elsewhere
+// (the gather picks rows and taps the copy engine's tile mode cannot) and for tf32.
+std::optional<tma::TiledTensorMapSpec> activation_map_spec(const IgemmParams& p, std::int64_t groups,
+                                                           IgemmOperand operand) {
+    const int channels = p.source_group.divisor();
+    const bool rows_are_source_rows = p.phases == 1 && p.gemm_k == channels && p.row_step_d == 1 && p.row_step_h == 1 &&
+                                      p.row_step_w == 1 && p.row_start_d == 0 && p.row_start_h == 0 &&
+                                      p.row_start_w == 0 && p.rows_d.divisor() == p.source_d &&
+                                      p.rows_h.divisor() == p.source_h && p.rows_w.divisor() == p.source_w;
+    if (operand == IgemmOperand::TensorFloat32 || !rows_are_source_rows) return std::nullopt;
+    constexpr std::uint64_t kElement = 2;
+    tma::TiledTensorMapSpec s;
+    s.global = p.source;
+    s.type = operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.swizzle = wgmma::Swizzle::Bytes128;
+    s.rank = 3;
+    s.dims = {static_cast<std::uint64_t>(channels), static_cast<std::uint64_t>(groups),
+              static_cast<std::uint64_t>(p.gemm_m)};
+    s.strides = {0, channels * kElement, static_cast<std::uint64_t>(p.source_channels) * kElement};
+    s.box = {k_per_tile<IgemmOperand::BFloat16>(), 1, WgmmaWideTile::kBlockM};
+    if (!tma::tiled_tensor_map_problem(s).empty()) return std::nullopt;
+    return s;
+}
+
 // The GEMM kernel, then (split-K) the adder of its slices, which runs the epilogue.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     const LaunchShape shape{grid_of<Tile>(p, groups), dim3(Tile::kThreads), Tile::kSharedBytes, true};
-    BulkWeight bulk{};
-    bulk.rank = 0;
+    BulkOperands bulk{};
+    bulk.a_rank = bulk.b_rank = 0;
     if constexpr (Tile::kProducer) {
+        if (const auto spec = activation_map_spec(p, groups, Operand)) {
+            bulk.a_map = encode_tiled_tensor_map("conv_wgmma", *spec);
+            bulk.a_rank = spec->rank;
+        }
         if (const auto spec = weight_map_spec<P>(p, groups, Operand, Tile::kBlockN)) {
-            bulk.map = encode_tiled_tensor_map("conv_wgmma", *spec);
-            bulk.rank = spec->rank;
+            bulk.b_map = encode_tiled_tensor_map("conv_wgmma", *spec);
+            bulk.b_rank = spec->rank;
         }
     }
     launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p, bulk);
@@ -369,6 +409,8 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     l.plan.producer_warpgroup = schedule.producer_warpgroup;
     l.plan.weight_by_bulk_copy =
         schedule.producer_warpgroup && weight_map_spec<P>(p, groups, operand, l.plan.tile_columns).has_value();
+    l.plan.activations_by_bulk_copy =
+        schedule.producer_warpgroup && activation_map_spec(p, groups, operand).has_value();
     l.plan.splits = schedule.splits.value_or(
         default_splits_for_wave(wgmma_ring::wave_blocks(l.plan.tile_columns), l.plan.blocks, k_tiles, groups));
     l.plan.wgmma_instructions = l.plan.blocks * k_tiles * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;

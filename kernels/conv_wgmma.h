@@ -51,6 +51,10 @@ struct WgmmaLaunchPlan {
     // The producer copies B (the weight's tile) with one bulk tensor copy a stage (TMA) instead of
     // cp.async: 16-bit operands, forward, and backward-data with whole k tiles of channels a tap.
     bool weight_by_bulk_copy = false;
+    // And A (the source's tile) too, where the GEMM's rows are the source's rows through one tap:
+    // 16-bit operands of a 1x1 convolution with stride 1 and no padding, forward or backward-data,
+    // and backward-data phases that read dy at their own positions (the even phase of a 1x1/2).
+    bool activations_by_bulk_copy = false;
     std::int64_t blocks = 0;
     int splits = 1;
     std::int64_t wgmma_instructions = 0;
@@ -66,7 +70,8 @@ struct WgmmaLaunchPlan {
 // start, as every thread does). Where a tensor map describes the weight's tiles (16-bit operands:
 // the forward, and backward-data with whole k tiles of channels a tap), one producer thread
 // copies each B tile with the bulk tensor copy (TMA), which completes on the same full barrier
-// (WgmmaLaunchPlan::weight_by_bulk_copy); the producer's threads gather only A.
+// (WgmmaLaunchPlan::weight_by_bulk_copy); the producer's threads gather only A, and for a 1x1
+// convolution of stride 1 not even that (activations_by_bulk_copy: A is one copy a stage too).
 struct WgmmaSchedule {
     std::optional<int> splits;
     bool producer_warpgroup = false;

@@ -231,6 +231,9 @@ const std::vector<Case>& backward_data_sweep() {
         // groups, and uniform 4x4/2 phases.
         backward_data(shape(2, 2, 16, 128, 2, {9, 9}, {3, 3}, {2, 2}, {1, 1}), kBF, kToF32, true, false, true),
         backward_data(shape(2, 2, 24, 64, 1, {8, 8}, {4, 4}, {2, 2}, {1, 1}), kF16, kToBF, false, true, false),
+        // 1x1 stride 1 with 2 groups of 32 dy channels: the producer copies A (dy's rows, 2 x 9 x 15
+        // = 270: a partial third tile) with the bulk copy, B with cp.async (32 channels a tap).
+        backward_data(shape(2, 2, 48, 64, 2, {9, 15}, {1, 1}, {1, 1}), kBF, kToBF, true, true, true),
     };
     return cases;
 }
@@ -312,12 +315,14 @@ TEST(EmuWgmmaConv, ProducerRingSmallIntegersBitForBit) {
 // wgmma in flight, or a wrong result), and random interleaves the three warpgroups anyhow. Long K
 // (18, 36 k tiles: every stage's barriers through both parities several times), tf32 (the
 // producer rounds its chunks before the hand-over), a split (ranges of 4 and 2 k tiles: fewer
-// tiles than stages) and uniform backward-data phases.
+// tiles than stages), uniform backward-data phases, and the bulk copies (the weight's tiles of
+// the long-K case and of grouped 3x3/2 phases, A's tiles of a 1x1 backward-data).
 TEST(EmuWgmmaConv, ProducerRingUnderRunToBlockAndRandomSchedules) {
     if (emu::schedule_from_environment() == emu::Schedule::Reverse) GTEST_SKIP() << "runs once, under forward";
     CONVKIT_SEEDED_RNG(rng);
-    const std::vector<Case> cases = on_the_producer_ring(
-        {sweep()[7], sweep()[9], sweep()[25], split_sweep()[1], backward_data_sweep()[4], backward_data_sweep()[10]});
+    const std::vector<Case> cases =
+        on_the_producer_ring({sweep()[7], sweep()[9], sweep()[25], split_sweep()[1], backward_data_sweep()[4],
+                              backward_data_sweep()[10], backward_data_sweep()[17], backward_data_sweep()[15]});
     for (emu::Schedule schedule : {emu::Schedule::RunToBlock, emu::Schedule::Random}) {
         const ScheduleScope scope(schedule);
         for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -470,8 +475,8 @@ TEST(EmuWgmmaConv, SplitSmallIntegersBitForBit) {
 // it: 16-bit forward (any depth: the last tile's k past the end is outside the map), and
 // backward-data with whole k tiles of dy channels a tap; tf32 (rounded by the threads that copy
 // it) and 24 channels a tap (a tile straddling taps) keep cp.async, and so does the ring without
-// a producer.
-TEST(EmuWgmmaConv, TheProducerCopiesWeightsWithTheBulkCopyWhereAMapDescribesThem) {
+// a producer. The same for A where the GEMM's rows are the source's own rows through one tap.
+TEST(EmuWgmmaConv, TheProducerUsesTheBulkCopyWhereAMapDescribesTheOperand) {
     const kernels::WgmmaSchedule producer{std::nullopt, true};
     auto bulk = [](const kernels::WgmmaPlan& plan) {
         std::vector<bool> each;
@@ -488,6 +493,31 @@ TEST(EmuWgmmaConv, TheProducerCopiesWeightsWithTheBulkCopyWhereAMapDescribesThem
               (std::vector<bool>{true, true, true, true}));
     EXPECT_EQ(bulk(kernels::conv_wgmma_backward_data_plan(backward_data_sweep()[6].shape, kBF, producer)),
               (std::vector<bool>{false, false, false, false}));
+    // A too where the GEMM's rows are the source's rows: 1x1, stride 1, no padding.
+    auto bulk_a = [](const kernels::WgmmaPlan& plan) {
+        std::vector<bool> each;
+        for (const kernels::WgmmaLaunchPlan& l : plan.launches) each.push_back(l.activations_by_bulk_copy);
+        return each;
+    };
+    const IgemmConvShape pointwise = shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {1, 1}, {0, 0});
+    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kBF, producer)), std::vector<bool>{true});
+    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kTF32, producer)), std::vector<bool>{false});
+    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kBF)), std::vector<bool>{false});
+    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(forward, kBF, producer)), std::vector<bool>{false});
+    EXPECT_EQ(
+        bulk_a(kernels::conv_wgmma_forward_plan(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {2, 2}, {0, 0}), kBF, producer)),
+        std::vector<bool>{false});  // stride 2: rows skip source rows
+    EXPECT_EQ(
+        bulk_a(kernels::conv_wgmma_forward_plan(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {1, 1}, {1, 1}), kBF, producer)),
+        std::vector<bool>{false});  // padding: rows of zeros around the source
+    const kernels::WgmmaPlan pointwise_back =
+        kernels::conv_wgmma_backward_data_plan(backward_data_sweep()[17].shape, kBF, producer);
+    EXPECT_EQ(bulk_a(pointwise_back), std::vector<bool>{true});
+    EXPECT_EQ(bulk(pointwise_back), std::vector<bool>{false});
+    // 3x3/2 pad 1 on 17 x 17: the even phase reads dy (9 x 9) at its own 9 x 9 positions through
+    // its one tap; the phases of 2 and 4 taps gather.
+    EXPECT_EQ(bulk_a(kernels::conv_wgmma_backward_data_plan(backward_data_sweep()[6].shape, kBF, producer)),
+              (std::vector<bool>{true, false, false, false}));
 }
 
 TEST(EmuWgmmaConv, WgmmaPlans) {
