@@ -410,6 +410,49 @@ __device__ inline void bulk_tensor_load(void* shared, const tma::TensorMap& map,
 #endif
 }
 
+// The same in im2col mode (...global.im2col.mbarrier::complete_tx::bytes): `map` an im2col map
+// (kernels/tensor_map.h: Im2colTensorMapSpec), `coordinates` (c, w[, h[, d]], n) the first pixel
+// of the walk and `offsets` (w[, h[, d]]: a filter tap times the dilation) where each pixel reads;
+// the box is pixels_per_column rows of channels_per_pixel elements. Ranks 3 to 5.
+template <int Rank>
+__device__ inline void bulk_tensor_load_im2col(void* shared, const tma::TensorMap& map, const int (&coordinates)[Rank],
+                                               const std::uint16_t (&offsets)[Rank - 2], std::uint64_t* barrier) {
+    static_assert(Rank >= 3 && Rank <= tma::kMaxRank);
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::bulk_tensor_load_im2col(shared, &map, coordinates, offsets, Rank, barrier,
+                                      std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const unsigned destination = shared_address(shared), mbar = shared_address(barrier);
+    const auto tensor = reinterpret_cast<std::uint64_t>(&map);
+    if constexpr (Rank == 3) {
+        asm volatile(
+            "cp.async.bulk.tensor.3d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, "
+            "%5}], [%2], {%6};\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0]), "r"(coordinates[1]), "r"(coordinates[2]), "h"(offsets[0])
+            : "memory");
+    } else if constexpr (Rank == 4) {
+        asm volatile(
+            "cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, "
+            "%5, %6}], [%2], {%7, %8};\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0]), "r"(coordinates[1]), "r"(coordinates[2]), "r"(coordinates[3]),
+            "h"(offsets[0]), "h"(offsets[1])
+            : "memory");
+    } else {
+        asm volatile(
+            "cp.async.bulk.tensor.5d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, "
+            "%5, %6, %7}], [%2], {%8, %9, %10};\n" ::"r"(destination),
+            "l"(tensor), "r"(mbar), "r"(coordinates[0]), "r"(coordinates[1]), "r"(coordinates[2]), "r"(coordinates[3]),
+            "r"(coordinates[4]), "h"(offsets[0]), "h"(offsets[1]), "h"(offsets[2])
+            : "memory");
+    }
+#elif defined(__CUDA_ARCH__)
+    (void)shared, (void)map, (void)coordinates, (void)offsets, (void)barrier;
+    __trap();
+#else
+    (void)shared, (void)map, (void)coordinates, (void)offsets, (void)barrier;
+#endif
+}
+
 // ---- warpgroup MMA: wgmma (sm_90a) ---------------------------------------------------------
 // A warpgroup (warps 4g..4g+3 of the block, 128 threads) computes D (64 x N, f32) = A (64 x k)
 // * B (k x N) [+ D], k = 16 for bf16/f16 and 8 for tf32, A and B read from shared memory through

@@ -1,4 +1,4 @@
-// Tiled tensor maps for the bulk tensor copy (kernels/tensor_map.h): checked by the project's own
+// Tensor maps for the bulk tensor copy (kernels/tensor_map.h): checked by the project's own
 // reading of the driver's rules in both builds, then encoded by the driver under nvcc and by the
 // emulator in the CPU build.
 #include "kernels/tensor_map.h"
@@ -13,29 +13,38 @@
 #else
 #include <cuda.h>
 #include <cudaTypedefs.h>
-
-#include <mutex>
 #endif
 
 CONVKIT_KERNELS_BEGIN
 
 namespace {
 #if !defined(CONVKIT_CPU_EMULATION)
-// cuTensorMapEncodeTiled, looked up once through the runtime (the library links no libcuda).
+// A driver function, looked up through the runtime (the library links no libcuda).
+template <class Function>
+Function driver_function(const char* name) {
+    void* function = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    CONVKIT_CHECK_CUDA(cudaGetDriverEntryPointByVersion(name, &function, 12000, cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || function == nullptr)
+        throw CudaError(std::string(name) + ": the CUDA driver has no such entry point (CUDA 12.0 or later needed)");
+    return reinterpret_cast<Function>(function);
+}
+
+// Each looked up once (a function-local static: thread-safe, and a failed lookup is tried again).
 PFN_cuTensorMapEncodeTiled_v12000 driver_encode_tiled() {
-    static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
-    static std::once_flag once;
-    std::call_once(once, [] {
-        void* function = nullptr;
-        cudaDriverEntryPointQueryResult found{};
-        CONVKIT_CHECK_CUDA(
-            cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function, 12000, cudaEnableDefault, &found));
-        if (found == cudaDriverEntryPointSuccess)
-            encode = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
-    });
-    if (encode == nullptr)
-        throw CudaError("cuTensorMapEncodeTiled: the CUDA driver has no such entry point (CUDA 12.0 or later needed)");
+    static const auto encode = driver_function<PFN_cuTensorMapEncodeTiled_v12000>("cuTensorMapEncodeTiled");
     return encode;
+}
+
+PFN_cuTensorMapEncodeIm2col_v12000 driver_encode_im2col() {
+    static const auto encode = driver_function<PFN_cuTensorMapEncodeIm2col_v12000>("cuTensorMapEncodeIm2col");
+    return encode;
+}
+
+// A driver call's result: a CudaError naming the op and the function where it failed.
+void check_driver_result(const char* op, const char* function, CUresult result) {
+    if (result != CUDA_SUCCESS)
+        throw CudaError(std::string(op) + ": " + function + " failed with CUresult " + std::to_string(result));
 }
 
 CUtensorMapDataType driver_type(tma::ElementType type) {
@@ -63,6 +72,8 @@ CUtensorMapSwizzle driver_swizzle(wgmma::Swizzle swizzle) {
     }
     return CU_TENSOR_MAP_SWIZZLE_NONE;
 }
+
+static_assert(sizeof(tma::TensorMap) == sizeof(CUtensorMap) && alignof(tma::TensorMap) >= alignof(CUtensorMap));
 #endif
 }  // namespace
 
@@ -73,7 +84,6 @@ tma::TensorMap encode_tiled_tensor_map(const char* op, const tma::TiledTensorMap
 #if defined(CONVKIT_CPU_EMULATION)
     emu::ptx::encode_tiled_tensor_map(&map, spec);
 #else
-    static_assert(sizeof(tma::TensorMap) == sizeof(CUtensorMap) && alignof(tma::TensorMap) >= alignof(CUtensorMap));
     cuuint64_t dims[tma::kMaxRank], strides[tma::kMaxRank];
     cuuint32_t box[tma::kMaxRank], element_strides[tma::kMaxRank];
     for (int i = 0; i < spec.rank; ++i) {
@@ -83,12 +93,39 @@ tma::TensorMap encode_tiled_tensor_map(const char* op, const tma::TiledTensorMap
         element_strides[i] = 1;
         if (i > 0) strides[i - 1] = spec.strides[at];  // the driver takes rank - 1 strides, from dimension 1
     }
-    const CUresult result = driver_encode_tiled()(
-        reinterpret_cast<CUtensorMap*>(&map), driver_type(spec.type), static_cast<cuuint32_t>(spec.rank),
-        const_cast<void*>(spec.global), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-        driver_swizzle(spec.swizzle), CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (result != CUDA_SUCCESS)
-        throw CudaError(std::string(op) + ": cuTensorMapEncodeTiled failed with CUresult " + std::to_string(result));
+    check_driver_result(
+        op, "cuTensorMapEncodeTiled",
+        driver_encode_tiled()(reinterpret_cast<CUtensorMap*>(&map), driver_type(spec.type),
+                              static_cast<cuuint32_t>(spec.rank), const_cast<void*>(spec.global), dims, strides, box,
+                              element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, driver_swizzle(spec.swizzle),
+                              CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+#endif
+    return map;
+}
+
+tma::TensorMap encode_im2col_tensor_map(const char* op, const tma::Im2colTensorMapSpec& spec) {
+    const std::string problem = tma::im2col_tensor_map_problem(spec);
+    if (!problem.empty()) throw InvalidArgument(std::string(op) + ": im2col tensor map: " + problem);
+    tma::TensorMap map{};
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::encode_im2col_tensor_map(&map, spec);
+#else
+    cuuint64_t dims[tma::kMaxRank], strides[tma::kMaxRank];
+    cuuint32_t element_strides[tma::kMaxRank];
+    for (int i = 0; i < spec.rank; ++i) {
+        const auto at = static_cast<std::size_t>(i);
+        dims[i] = spec.dims[at];
+        const bool spatial = i >= 1 && i <= spec.rank - 2;  // C first, N last
+        element_strides[i] = spatial ? spec.traversal[at - 1] : 1;
+        if (i > 0) strides[i - 1] = spec.strides[at];
+    }
+    check_driver_result(
+        op, "cuTensorMapEncodeIm2col",
+        driver_encode_im2col()(reinterpret_cast<CUtensorMap*>(&map), driver_type(spec.type),
+                               static_cast<cuuint32_t>(spec.rank), const_cast<void*>(spec.global), dims, strides,
+                               spec.lower.data(), spec.upper.data(), spec.channels_per_pixel, spec.pixels_per_column,
+                               element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, driver_swizzle(spec.swizzle),
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
 #endif
     return map;
 }

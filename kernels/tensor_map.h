@@ -79,6 +79,73 @@ inline std::string tiled_tensor_map_problem(const TiledTensorMapSpec& s) {
     return {};
 }
 
+// An im2col map (cuTensorMapEncodeIm2col; PTX ISA "Tensor copy", im2col mode): a channels-last
+// activation tensor of `rank` 3 to 5 dims, (C, W, N), (C, W, H, N) or (C, W, H, D, N), C innermost
+// and contiguous. Per spatial dim i (W, H, D) a bounding box runs from lower[i] to
+// dims[i + 1] - 1 + upper[i] (inclusive; a convolution's -padding and padding - (kernel - 1) *
+// dilation), walked in steps of traversal[i] (its stride). A copy at coordinates (c, w, h, d, n)
+// with offsets (ow, oh, od) reads pixels_per_column pixels: from (w, h, d, n), each next pixel
+// `traversal` further along W, back to the box's lower W and one step along H past its upper end,
+// and so on through D and then N (one image on); pixel p's channels c .. c + channels_per_pixel - 1
+// at (w + ow, h + oh, d + od, n) land as row p of the box (channels_per_pixel elements a row,
+// swizzled as a tiled box), zeros where that position is outside the tensor. So a GEMM's 128 rows of
+// output positions and one filter tap (the offsets: tap x dilation) are one copy.
+struct Im2colTensorMapSpec {
+    const void* global = nullptr;
+    ElementType type = ElementType::BFloat16;
+    int rank = 0;
+    std::array<std::uint64_t, kMaxRank> dims{};     // C, W, H, D, N (the rank's first ones, N last)
+    std::array<std::uint64_t, kMaxRank> strides{};  // bytes, dimension i >= 1
+    std::array<int, 3> lower{}, upper{};            // W, H, D
+    std::array<std::uint32_t, 3> traversal{1, 1, 1};
+    std::uint32_t channels_per_pixel = 0, pixels_per_column = 0;
+    wgmma::Swizzle swizzle = wgmma::Swizzle::None;
+};
+
+constexpr std::uint64_t box_bytes(const Im2colTensorMapSpec& s) {
+    return std::uint64_t{element_bytes(s.type)} * s.channels_per_pixel * s.pixels_per_column;
+}
+
+// The driver's rules for an im2col map ("" when they hold).
+inline std::string im2col_tensor_map_problem(const Im2colTensorMapSpec& s) {
+    if (s.rank < 3 || s.rank > kMaxRank) return "rank " + std::to_string(s.rank) + " (3 to 5)";
+    if (reinterpret_cast<std::uintptr_t>(s.global) % 16 != 0) return "the global address is not 16-byte aligned";
+    const int spatial = s.rank - 2;
+    // The corners' range narrows with the rank: 16 bits for one spatial dim, 8 for two, 5 for three.
+    const int reach = s.rank == 3 ? 32768 : s.rank == 4 ? 128 : 16;
+    for (int i = 0; i < s.rank; ++i) {
+        const auto at = static_cast<std::size_t>(i);
+        const std::string dim = "dimension " + std::to_string(i) + ": ";
+        if (s.dims[at] < 1 || s.dims[at] > (std::uint64_t{1} << 32))
+            return dim + "size " + std::to_string(s.dims[at]) + " (1 to 2^32)";
+        if (i > 0 && (s.strides[at] % 16 != 0 || s.strides[at] >= (std::uint64_t{1} << 40)))
+            return dim + "stride " + std::to_string(s.strides[at]) + " bytes (a multiple of 16 below 2^40)";
+    }
+    for (int i = 0; i < spatial; ++i) {
+        const auto at = static_cast<std::size_t>(i);
+        const std::string dim = "spatial dimension " + std::to_string(i) + ": ";
+        if (s.lower[at] < -reach || s.lower[at] >= reach || s.upper[at] < -reach || s.upper[at] >= reach)
+            return dim + "corners " + std::to_string(s.lower[at]) + " and " + std::to_string(s.upper[at]) + " (-" +
+                   std::to_string(reach) + " to " + std::to_string(reach - 1) + " at rank " + std::to_string(s.rank) +
+                   ")";
+        if (static_cast<std::int64_t>(s.dims[at + 1]) + s.upper[at] - s.lower[at] < 1)
+            return dim + "an empty bounding box";
+        if (s.traversal[at] < 1 || s.traversal[at] > 8)
+            return dim + "traversal stride " + std::to_string(s.traversal[at]) + " (1 to 8)";
+    }
+    if (s.channels_per_pixel < 1 || s.channels_per_pixel > 256)
+        return "channels per pixel " + std::to_string(s.channels_per_pixel) + " (1 to 256)";
+    if (s.pixels_per_column < 1 || s.pixels_per_column > 1024)
+        return "pixels per column " + std::to_string(s.pixels_per_column) + " (1 to 1024)";
+    const std::uint64_t inner_bytes = std::uint64_t{s.channels_per_pixel} * element_bytes(s.type);
+    if (inner_bytes % 16 != 0) return "a pixel's " + std::to_string(inner_bytes) + " bytes (a multiple of 16)";
+    if (s.swizzle != wgmma::Swizzle::None && inner_bytes > wgmma::swizzle_width_bytes(s.swizzle)) {
+        return "a pixel's " + std::to_string(inner_bytes) + " bytes exceed the swizzle's " +
+               std::to_string(wgmma::swizzle_width_bytes(s.swizzle));
+    }
+    return {};
+}
+
 // The map itself: 128 opaque bytes, 128-byte aligned, as CUtensorMap. A kernel takes it as a
 // `const __grid_constant__` parameter, whose address the copy instruction reads.
 struct alignas(128) TensorMap {
@@ -92,4 +159,6 @@ CONVKIT_KERNELS_BEGIN
 // driver refuses it or has no cuTensorMapEncodeTiled). The CPU build encodes it for the emulator
 // (emu/ptx_emulation.h); nvcc's asks the driver, looked up once through the runtime.
 tma::TensorMap encode_tiled_tensor_map(const char* op, const tma::TiledTensorMapSpec& spec);
+// The same for an im2col map (the driver's cuTensorMapEncodeIm2col).
+tma::TensorMap encode_im2col_tensor_map(const char* op, const tma::Im2colTensorMapSpec& spec);
 CONVKIT_KERNELS_END

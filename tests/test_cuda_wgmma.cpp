@@ -160,5 +160,32 @@ TEST_F(CudaWgmma, BulkTensorCopyMatchesTheDefinition) {
     }
 }
 
+// The im2col copy on the device, byte for byte against the definition the emulator follows
+// (bulk_copy_problem.h): the bounding box from the corners, the walk's order and wrap across
+// images, the traversal stride, the offsets, the channel range, the zero fill; 2-D (a tensor under
+// and one over 128 KiB), strided, 1-D, 3-D. The first run on an H100/H200 tests the project's
+// reading of the PTX ISA's im2col mode, which cuda.wgmma.producer's A tiles rely on.
+TEST_F(CudaWgmma, BulkIm2colCopyMatchesTheDefinition) {
+    CONVKIT_SEEDED_RNG(rng);
+    for (testing::BulkIm2colProblem& p : testing::bulk_im2col_problems(rng)) {
+        SCOPED_TRACE(p.name);
+        unsigned char* tensor = device_copy(p.tensor);
+        int* coordinates = device_copy(p.coordinates);
+        std::uint16_t* offsets = device_copy(p.offsets);
+        unsigned char* out = device_copy(std::vector<unsigned char>(p.expected.size(), 0xAB));
+        p.spec.global = tensor;
+        const tma::TensorMap map = kernels::encode_im2col_tensor_map("test", p.spec);
+        kernels::emu_tests::bulk_im2col_copy_probe(map, p.spec.rank, coordinates, offsets, p.boxes,
+                                                   static_cast<unsigned>(tma::box_bytes(p.spec)), out);
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<unsigned char> result(p.expected.size());
+        EXPECT_EQ(cudaMemcpy(result.data(), out, result.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+        for (void* buffer : {static_cast<void*>(tensor), static_cast<void*>(coordinates), static_cast<void*>(offsets),
+                             static_cast<void*>(out)})
+            cudaFree(buffer);
+        EXPECT_EQ(result, p.expected);
+    }
+}
+
 }  // namespace
 }  // namespace convkit

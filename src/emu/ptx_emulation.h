@@ -8,6 +8,7 @@
 
 namespace convkit::tma {
 struct TiledTensorMapSpec;  // kernels/tensor_map.h
+struct Im2colTensorMapSpec;
 }
 
 namespace convkit::emu::ptx {
@@ -90,6 +91,12 @@ void encode_tiled_tensor_map(void* map, const tma::TiledTensorMapSpec& spec);
 // its transactions. Its writes are the async proxy's: wgmma reads them without a fence.
 void bulk_tensor_load(void* shared, const void* map, const int* coordinates, int rank, void* barrier,
                       const std::source_location& site);
+// The same for im2col maps (kernels/tensor_map.h: Im2colTensorMapSpec): ...im2col.mbarrier::complete_tx
+// with `rank` coordinates (c, w[, h[, d]], n) and rank - 2 offsets (w[, h[, d]]), the box of
+// pixels_per_column rows gathered by the walk Im2colTensorMapSpec describes.
+void encode_im2col_tensor_map(void* map, const tma::Im2colTensorMapSpec& spec);
+void bulk_tensor_load_im2col(void* shared, const void* map, const int* coordinates, const std::uint16_t* offsets,
+                             int rank, void* barrier, const std::source_location& site);
 
 // ---- warpgroup MMA (sm_90a), emu/warpgroup_mma.cpp -----------------------------------------
 // Each is .sync.aligned over the calling thread's warpgroup (128 threads, warps 4g..4g+3) and

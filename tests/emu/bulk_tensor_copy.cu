@@ -27,9 +27,11 @@ __host__ __device__ inline unsigned stage_stride(unsigned box_bytes) {
 }
 
 // bulk_tensor_copy_probe's kernel (test_kernels.h).
-template <int Rank>
-__global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap map, const int* coordinates, int boxes,
-                                        unsigned box_bytes, unsigned char* out, BulkCopyFlaw flaw) {
+// Im2col: the map is an im2col one and each box also takes Rank - 2 offsets from `offsets`.
+template <int Rank, bool Im2col>
+__global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap map, const int* coordinates,
+                                        const std::uint16_t* offsets, int boxes, unsigned box_bytes, unsigned char* out,
+                                        BulkCopyFlaw flaw) {
     // The stages from the first 1024-byte boundary, then their barriers (dynamic shared memory, as
     // the wgmma kernels keep theirs).
     unsigned char* raw = dynamic_shared_memory<unsigned char>();
@@ -47,7 +49,13 @@ __global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap m
             for (int i = 0; i < Rank; ++i) at[i] = coordinates[b * Rank + i];
             ptx::mbarrier_arrive_expect_tx(&full[s],
                                            flaw == BulkCopyFlaw::ShortTransactionCount ? box_bytes - 16 : box_bytes);
-            ptx::bulk_tensor_load<Rank>(stage, map, at, &full[s]);
+            if constexpr (Im2col) {
+                std::uint16_t offset[Rank - 2];
+                for (int i = 0; i < Rank - 2; ++i) offset[i] = offsets[b * (Rank - 2) + i];
+                ptx::bulk_tensor_load_im2col<Rank>(stage, map, at, offset, &full[s]);
+            } else {
+                ptx::bulk_tensor_load<Rank>(stage, map, at, &full[s]);
+            }
         }
         if (flaw != BulkCopyFlaw::NoWait)
             ptx::mbarrier_wait_parity(&full[s], static_cast<unsigned>(b / kCopyStages) & 1u);
@@ -58,17 +66,43 @@ __global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap m
 }
 }  // namespace
 
+namespace {
+LaunchShape copy_shape(unsigned box_bytes) {
+    return {1, kCopyThreads, kCopyStages * (stage_stride(box_bytes) + sizeof(std::uint64_t)) + kStageAlignment, true};
+}
+}  // namespace
+
 void bulk_tensor_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, int boxes, unsigned box_bytes,
                             unsigned char* out, BulkCopyFlaw flaw) {
-    const LaunchShape shape{1, kCopyThreads,
-                            kCopyStages * (stage_stride(box_bytes) + sizeof(std::uint64_t)) + kStageAlignment, true};
+    const LaunchShape shape = copy_shape(box_bytes);
     switch (rank) {
         case 3:
-            return launch<bulk_tensor_copy_kernel<3>>(shape, nullptr, map, coordinates, boxes, box_bytes, out, flaw);
+            return launch<bulk_tensor_copy_kernel<3, false>>(shape, nullptr, map, coordinates, nullptr, boxes,
+                                                             box_bytes, out, flaw);
         case 4:
-            return launch<bulk_tensor_copy_kernel<4>>(shape, nullptr, map, coordinates, boxes, box_bytes, out, flaw);
+            return launch<bulk_tensor_copy_kernel<4, false>>(shape, nullptr, map, coordinates, nullptr, boxes,
+                                                             box_bytes, out, flaw);
         default:
             throw InvalidArgument("bulk_tensor_copy_probe: rank " + std::to_string(rank) + " (3 or 4)");
+    }
+}
+
+void bulk_im2col_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, const std::uint16_t* offsets,
+                            int boxes, unsigned box_bytes, unsigned char* out) {
+    const LaunchShape shape = copy_shape(box_bytes);
+    const BulkCopyFlaw none = BulkCopyFlaw::None;
+    switch (rank) {
+        case 3:
+            return launch<bulk_tensor_copy_kernel<3, true>>(shape, nullptr, map, coordinates, offsets, boxes, box_bytes,
+                                                            out, none);
+        case 4:
+            return launch<bulk_tensor_copy_kernel<4, true>>(shape, nullptr, map, coordinates, offsets, boxes, box_bytes,
+                                                            out, none);
+        case 5:
+            return launch<bulk_tensor_copy_kernel<5, true>>(shape, nullptr, map, coordinates, offsets, boxes, box_bytes,
+                                                            out, none);
+        default:
+            throw InvalidArgument("bulk_im2col_copy_probe: rank " + std::to_string(rank) + " (3 to 5)");
     }
 }
 

@@ -382,6 +382,51 @@ TEST(EmuModel, BulkTensorCopyMatchesTheDefinitionUnderEverySchedule) {
     }
 }
 
+// The im2col copy (the same probe with im2col maps): every box's rows are the definition's walk
+// (bulk_copy_problem.h: the bounding box's pixels from the coordinates, stepped by the traversal
+// stride, across image edges and past the last image, each read at the offsets; channels past C
+// and positions outside the tensor zero), swizzled, under every schedule; 2-D, strided, a larger
+// tensor, 1-D with dilation, 3-D.
+TEST(EmuModel, BulkIm2colCopyMatchesTheDefinitionUnderEverySchedule) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct ClearOverride {
+        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
+    } clear;
+    for (testing::BulkIm2colProblem& p : testing::bulk_im2col_problems(rng)) {
+        SCOPED_TRACE(p.name);
+        p.spec.global = p.tensor.data();
+        const tma::TensorMap map = kernels::encode_im2col_tensor_map("test", p.spec);
+        for (emu::Schedule s :
+             {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+            SCOPED_TRACE(emu::schedule_name(s));
+            emu::set_schedule_override(s);
+            std::vector<unsigned char> out(p.expected.size(), 0xAB);
+            probes::bulk_im2col_copy_probe(map, p.spec.rank, p.coordinates.data(), p.offsets.data(), p.boxes,
+                                           static_cast<unsigned>(tma::box_bytes(p.spec)), out.data());
+            EXPECT_EQ(out, p.expected);
+        }
+    }
+    // The driver's rules: corners past rank 5's 5 bits, a traversal stride of 9, an empty box.
+    testing::BulkIm2colProblem p = testing::bulk_im2col_problems(rng).back();
+    p.spec.global = p.tensor.data();
+    auto refused = [&](const char* rule, auto&& change) {
+        tma::Im2colTensorMapSpec bad = p.spec;
+        change(bad);
+        try {
+            kernels::encode_im2col_tensor_map("conv_probe", bad);
+            ADD_FAILURE() << rule << " was accepted";
+        } catch (const InvalidArgument& e) {
+            EXPECT_NE(std::string(e.what()).find("conv_probe: im2col tensor map: "), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(rule), std::string::npos) << e.what();
+        }
+    };
+    refused("corners -17 and -1 (-16 to 15 at rank 5)", [](tma::Im2colTensorMapSpec& s) { s.lower[0] = -17; });
+    refused("traversal stride 9", [](tma::Im2colTensorMapSpec& s) { s.traversal[1] = 9; });
+    refused("an empty bounding box", [](tma::Im2colTensorMapSpec& s) { s.upper[2] = -8; });
+    refused("pixels per column 2048", [](tma::Im2colTensorMapSpec& s) { s.pixels_per_column = 2048; });
+    refused("rank 2", [](tma::Im2colTensorMapSpec& s) { s.rank = 2; });
+}
+
 // A map the driver would refuse is an InvalidArgument naming the op and the rule, before anything
 // is encoded; a copy through bytes the emulator did not encode, or with the wrong number of
 // coordinates, is a fault.

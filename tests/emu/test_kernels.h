@@ -121,6 +121,9 @@ void mbarrier_pipeline_probe(const float* in, int chunks, float* out, PipelineFl
 enum class BulkCopyFlaw { None, ShortTransactionCount, NoWait };
 void bulk_tensor_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, int boxes, unsigned box_bytes,
                             unsigned char* out, BulkCopyFlaw flaw = BulkCopyFlaw::None);
+// The same with an im2col map (rank 3 to 5) and rank - 2 offsets a box (offsets[b * (rank - 2) ..]).
+void bulk_im2col_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, const std::uint16_t* offsets,
+                            int boxes, unsigned box_bytes, unsigned char* out);
 
 // ---- deliberately broken kernels (planted_kernels.cu) --------------------------------------
 // Each computes, when correct, out[i] = in[i] reversed within blocks of 256 (MissingSyncthreads),
