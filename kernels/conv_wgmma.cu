@@ -98,6 +98,7 @@ __device__ inline std::int64_t b_row_offset(const IgemmParams& p, int group, int
 struct BulkOperands {
     tma::TensorMap a_map, b_map;
     int a_rank, b_rank;
+    bool a_im2col;  // a_map an im2col map of the forward's x (activation_im2col_spec), else a tiled one
 };
 
 // Issues this thread's cp.async copies of A's k tile `kt` into `stage` (the gathered rows of x,
@@ -134,7 +135,9 @@ __device__ inline void load_b_tile(const IgemmParams& p, int block_n, int group,
 
 // One thread's bulk copies of k tile `kt` into `stage`, after one arrival on `full` that covers
 // their bytes (the phase completes once they land and the 128 hand-overs are in). A: the box at
-// (k, group, block_m) of the source seen as rows (rows past the GEMM's M, k past its depth: zeros).
+// (k, group, block_m) of the source seen as rows (rows past the GEMM's M, k past its depth: zeros),
+// or in the forward the im2col walk from the block's first output position (its window's corner)
+// with the tile's tap times the dilation as offsets and its 64 channels of the group.
 // B: the box at (k, block_n, group) of the forward's weight map, or at (k's channel, its reversed
 // filter tap, block_n, group) of backward-data's (a k tile lies inside one tap there); rows past
 // the group's columns and k past its depth are outside the map: zeros, as load_b_tile's.
@@ -144,9 +147,22 @@ __device__ inline void copy_tiles(const IgemmParams& p, const BulkOperands& bulk
     const int k = kt * k_per_tile<Operand>();
     ptx::mbarrier_arrive_expect_tx(full, static_cast<unsigned>((bulk.a_rank > 0 ? Tile::kTileBytesA : 0) +
                                                                (bulk.b_rank > 0 ? Tile::kTileBytesB : 0)));
-    if (bulk.a_rank > 0) {
+    if (bulk.a_rank > 0 && !bulk.a_im2col) {
         const int at[3] = {k, group, block_m};
         ptx::bulk_tensor_load(stage, bulk.a_map, at, full);
+    }
+    if constexpr (P == Pass::Forward) {
+        if (bulk.a_im2col) {  // the block's first output position, read at the tile's tap
+            const int u = p.source_group.divide(k);
+            const Coordinates tap = split_tap(p, u), row = split_row(p, block_m);
+            const int at[5] = {group * p.source_group.divisor() + k - u * p.source_group.divisor(),
+                               p.row_start_w + row.w * p.row_step_w, p.row_start_h + row.h * p.row_step_h,
+                               p.row_start_d + row.d * p.row_step_d, row.n};
+            const std::uint16_t offsets[3] = {static_cast<std::uint16_t>(tap.w * p.tap_reach_w),
+                                              static_cast<std::uint16_t>(tap.h * p.tap_reach_h),
+                                              static_cast<std::uint16_t>(tap.d * p.tap_reach_d)};
+            ptx::bulk_tensor_load_im2col(stage, bulk.a_map, at, offsets, full);
+        }
     }
     if (bulk.b_rank == 0) return;
     if constexpr (P == Pass::Forward) {
@@ -336,16 +352,63 @@ std::optional<tma::TiledTensorMapSpec> activation_map_spec(const IgemmParams& p,
     return s;
 }
 
+// x's im2col map for the producer's bulk copies of A in the forward (copy_tiles): one copy a k
+// tile, the block's 128 output positions (the walk of the bounding box from -padding to
+// padding - (kernel - 1) x dilation past the input, by the stride: the GEMM's rows in order, on
+// into the next image) at the tile's tap. Where a group's channels are whole k tiles (64: no tile
+// straddles two taps) and the corners fit the rank-5 map (-16 to 15); always rank 5, (C, W, H, D,
+// N), the dims a 1-D or 2-D convolution lacks of size 1. nullopt elsewhere and for tf32.
+std::optional<tma::Im2colTensorMapSpec> activation_im2col_spec(const IgemmParams& p, IgemmOperand operand) {
+    constexpr int kDepth = k_per_tile<IgemmOperand::BFloat16>();
+    const int channels = p.source_group.divisor();
+    if (operand == IgemmOperand::TensorFloat32 || p.phases != 1 || channels % kDepth != 0) return std::nullopt;
+    const int kernel_w = p.gathered_taps_w.divisor(), kernel_h = p.gathered_taps_h.divisor();
+    const int kernel[3] = {kernel_w, kernel_h, p.gemm_k / (channels * kernel_h * kernel_w)};
+    const int padding[3] = {-p.row_start_w, -p.row_start_h, -p.row_start_d};
+    const int dilation[3] = {p.tap_reach_w, p.tap_reach_h, p.tap_reach_d};
+    const int stride[3] = {p.row_step_w, p.row_step_h, p.row_step_d};
+    const std::uint64_t source[3] = {static_cast<std::uint64_t>(p.source_w), static_cast<std::uint64_t>(p.source_h),
+                                     static_cast<std::uint64_t>(p.source_d)};
+    const auto images = static_cast<std::uint64_t>(p.gemm_m) /
+                        (static_cast<std::uint64_t>(p.rows_d.divisor()) * p.rows_h.divisor() * p.rows_w.divisor());
+    constexpr std::uint64_t kElement = 2;
+    tma::Im2colTensorMapSpec s;
+    s.global = p.source;
+    s.type = operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.rank = 5;
+    s.swizzle = wgmma::Swizzle::Bytes128;
+    s.channels_per_pixel = kDepth;
+    s.pixels_per_column = WgmmaWideTile::kBlockM;
+    s.dims = {static_cast<std::uint64_t>(p.source_channels), source[0], source[1], source[2], images};
+    std::uint64_t stride_bytes = s.dims[0] * kElement;
+    for (std::size_t i = 1; i < 5; ++i) {
+        s.strides[i] = stride_bytes;
+        stride_bytes *= s.dims[i];
+    }
+    for (std::size_t i = 0; i < 3; ++i) {
+        s.lower[i] = -padding[i];
+        s.upper[i] = padding[i] - (kernel[i] - 1) * dilation[i];
+        s.traversal[i] = static_cast<std::uint32_t>(stride[i]);
+    }
+    if (!tma::im2col_tensor_map_problem(s).empty()) return std::nullopt;
+    return s;
+}
+
 // The GEMM kernel, then (split-K) the adder of its slices, which runs the epilogue.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
 void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
     const LaunchShape shape{grid_of<Tile>(p, groups), dim3(Tile::kThreads), Tile::kSharedBytes, true};
     BulkOperands bulk{};
     bulk.a_rank = bulk.b_rank = 0;
+    bulk.a_im2col = false;
     if constexpr (Tile::kProducer) {
         if (const auto spec = activation_map_spec(p, groups, Operand)) {
             bulk.a_map = encode_tiled_tensor_map("conv_wgmma", *spec);
             bulk.a_rank = spec->rank;
+        } else if (const auto im2col = P == Pass::Forward ? activation_im2col_spec(p, Operand) : std::nullopt) {
+            bulk.a_map = encode_im2col_tensor_map("conv_wgmma", *im2col);
+            bulk.a_rank = im2col->rank;
+            bulk.a_im2col = true;
         }
         if (const auto spec = weight_map_spec<P>(p, groups, Operand, Tile::kBlockN)) {
             bulk.b_map = encode_tiled_tensor_map("conv_wgmma", *spec);
@@ -410,7 +473,8 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
     l.plan.weight_by_bulk_copy =
         schedule.producer_warpgroup && weight_map_spec<P>(p, groups, operand, l.plan.tile_columns).has_value();
     l.plan.activations_by_bulk_copy =
-        schedule.producer_warpgroup && activation_map_spec(p, groups, operand).has_value();
+        schedule.producer_warpgroup && (activation_map_spec(p, groups, operand).has_value() ||
+                                        (P == Pass::Forward && activation_im2col_spec(p, operand).has_value()));
     l.plan.splits = schedule.splits.value_or(
         default_splits_for_wave(wgmma_ring::wave_blocks(l.plan.tile_columns), l.plan.blocks, k_tiles, groups));
     l.plan.wgmma_instructions = l.plan.blocks * k_tiles * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;

@@ -51,9 +51,11 @@ struct WgmmaLaunchPlan {
     // The producer copies B (the weight's tile) with one bulk tensor copy a stage (TMA) instead of
     // cp.async: 16-bit operands, forward, and backward-data with whole k tiles of channels a tap.
     bool weight_by_bulk_copy = false;
-    // And A (the source's tile) too, where the GEMM's rows are the source's rows through one tap:
-    // 16-bit operands of a 1x1 convolution with stride 1 and no padding, forward or backward-data,
-    // and backward-data phases that read dy at their own positions (the even phase of a 1x1/2).
+    // And A (the source's tile) too: where the GEMM's rows are the source's rows through one tap
+    // (16-bit operands of a 1x1 convolution with stride 1 and no padding, forward or backward-data,
+    // and backward-data phases that read dy at their own positions, the even phase of a 1x1/2), as
+    // a tiled copy; and in the forward where a group's channels are whole k tiles (64) and the
+    // corners fit an im2col map, as one im2col copy of the block's 128 positions at the tile's tap.
     bool activations_by_bulk_copy = false;
     std::int64_t blocks = 0;
     int splits = 1;

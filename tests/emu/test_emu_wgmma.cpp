@@ -137,6 +137,12 @@ const std::vector<Case>& sweep() {
         {shape(3, 2, 8, 8, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kLarge, kTF32, kToF32, true,
          false, false},
         {shape(1, 1, 20, 40, 1, {150}, {5}, {3}, {4}, {2}), kLarge, kTF32, kToF32, true, true, true},
+        // 64 channels a group, where the producer's A is one im2col copy a tile: 1-D dilated with
+        // 2 groups and M past two tiles (2 x 141), 3-D strided (a rank-5 walk through D), 2-D
+        // 3x3/2 dilated and padded 2 with groups.
+        {shape(1, 2, 128, 48, 2, {145}, {5}, {1}, {2}, {2}), kLarge, kBF, kToF32, true, false, true},
+        {shape(3, 2, 64, 40, 1, {5, 6, 7}, {3, 3, 3}, {2, 1, 2}, {1, 1, 1}), kLarge, kF16, kToF16, false, true, false},
+        {shape(2, 2, 128, 80, 2, {9, 9}, {3, 3}, {2, 2}, {2, 2}, {2, 2}), kLarge, kBF, kToBF, true, true, true},
     };
     return cases;
 }
@@ -475,7 +481,8 @@ TEST(EmuWgmmaConv, SplitSmallIntegersBitForBit) {
 // it: 16-bit forward (any depth: the last tile's k past the end is outside the map), and
 // backward-data with whole k tiles of dy channels a tap; tf32 (rounded by the threads that copy
 // it) and 24 channels a tap (a tile straddling taps) keep cp.async, and so does the ring without
-// a producer. The same for A where the GEMM's rows are the source's own rows through one tap.
+// a producer. The same for A where the GEMM's rows are the source's own rows through one tap (a
+// tiled copy), and in the forward where a group's channels are whole k tiles (an im2col copy).
 TEST(EmuWgmmaConv, TheProducerUsesTheBulkCopyWhereAMapDescribesTheOperand) {
     const kernels::WgmmaSchedule producer{std::nullopt, true};
     auto bulk = [](const kernels::WgmmaPlan& plan) {
@@ -503,13 +510,21 @@ TEST(EmuWgmmaConv, TheProducerUsesTheBulkCopyWhereAMapDescribesTheOperand) {
     EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kBF, producer)), std::vector<bool>{true});
     EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kTF32, producer)), std::vector<bool>{false});
     EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kBF)), std::vector<bool>{false});
-    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(forward, kBF, producer)), std::vector<bool>{false});
-    EXPECT_EQ(
-        bulk_a(kernels::conv_wgmma_forward_plan(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {2, 2}, {0, 0}), kBF, producer)),
-        std::vector<bool>{false});  // stride 2: rows skip source rows
-    EXPECT_EQ(
-        bulk_a(kernels::conv_wgmma_forward_plan(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {1, 1}, {1, 1}), kBF, producer)),
-        std::vector<bool>{false});  // padding: rows of zeros around the source
+    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(forward, kBF, producer)),
+              std::vector<bool>{false});  // 24 channels: a k tile would straddle taps
+    // The forward's other convolutions with 64 channels a group: an im2col copy a tile (1x1/2, a
+    // padded 1x1, 3x3/2 with dilation 2); not past the rank-5 map's corners (padding 17), nor for
+    // 96 channels, nor tf32.
+    auto forward_a = [&](const IgemmConvShape& s, IgemmOperand operand) -> bool {
+        const std::vector<bool> each = bulk_a(kernels::conv_wgmma_forward_plan(s, operand, producer));
+        return each.size() == 1 && each[0];
+    };
+    EXPECT_TRUE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {2, 2}, {0, 0}), kBF));
+    EXPECT_TRUE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {1, 1}, {1, 1}), kF16));
+    EXPECT_TRUE(forward_a(shape(2, 2, 128, 80, 2, {9, 9}, {3, 3}, {2, 2}, {2, 2}, {2, 2}), kBF));
+    EXPECT_FALSE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {3, 3}, {1, 1}, {17, 17}), kBF));
+    EXPECT_FALSE(forward_a(shape(2, 2, 96, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF));
+    EXPECT_FALSE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kTF32));
     const kernels::WgmmaPlan pointwise_back =
         kernels::conv_wgmma_backward_data_plan(backward_data_sweep()[17].shape, kBF, producer);
     EXPECT_EQ(bulk_a(pointwise_back), std::vector<bool>{true});
