@@ -276,6 +276,9 @@ TEST(Scheduler, StateDictRoundTripResumesTheSchedule) {
     auto bad = state;
     bad["extra"] = Tensor::zeros(Shape{});
     EXPECT_THROW(b.load_state_dict(bad), InvalidArgument);
+    auto narrow = state;
+    narrow["base_lr"] = Tensor::full(Shape{}, 0.5, DType::Float32);
+    EXPECT_THROW(b.load_state_dict(narrow), InvalidArgument);  // float64 scalars only
 }
 
 TEST(Scheduler, BadArgumentsAreRejected) {
@@ -744,6 +747,12 @@ TEST(OptimizerStateDict, LoadErrorsNameTheKeyAndChangeNothing) {
                  "key 'state.0.step' must be a non-negative integer, got 1.5");
     expect_error([](auto& s) { s["param_groups.0.beta1"] = Tensor::full(Shape{}, 1.0, DType::Float64); },
                  "invalid beta1 1");
+    // Hyperparameters and counts are float64 scalars, as state_dict writes them: a float32 lr would
+    // have lost its value already (0.01 is not a float32), a bfloat16 step count 257.
+    expect_error([](auto& s) { s["param_groups.0.lr"] = Tensor::full(Shape{}, 0.01, DType::Float32); },
+                 "key 'param_groups.0.lr' must be a float64 scalar, got float32");
+    expect_error([](auto& s) { s["state.0.step"] = Tensor::full(Shape{}, 256.0, DType::BFloat16); },
+                 "key 'state.0.step' must be a float64 scalar, got bfloat16");
     // Without amsgrad, the max_exp_avg_sq buffer is one key too many.
     expect_error([](auto& s) { s["param_groups.0.amsgrad"] = Tensor::full(Shape{}, 0.0, DType::Float64); },
                  "unexpected key 'state.0.max_exp_avg_sq'");

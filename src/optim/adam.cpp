@@ -161,7 +161,7 @@ std::map<std::string, Tensor> Adam::state_dict() const {
 
 void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
     const std::string op = name() + "::load_state_dict";
-    detail::StateDictReader reader(state, op);
+    detail::StateDictReader reader(state, op, DType::Float64);  // as state_dict writes them
     AdamOptions o;
     o.lr = reader.scalar(detail::hyperparameter_key("lr"));
     o.beta1 = reader.scalar(detail::hyperparameter_key("beta1"));

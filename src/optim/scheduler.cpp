@@ -38,7 +38,7 @@ std::map<std::string, Tensor> LRScheduler::state_dict() const {
 }
 
 void LRScheduler::load_state_dict(const std::map<std::string, Tensor>& state) {
-    detail::StateDictReader reader(state, name_ + "::load_state_dict");
+    detail::StateDictReader reader(state, name_ + "::load_state_dict", DType::Float64);  // as state_dict writes them
     const std::int64_t epoch = reader.count("last_epoch");
     const double base_lr = reader.scalar("base_lr");
     reader.finish();

@@ -130,7 +130,7 @@ std::map<std::string, Tensor> SGD::state_dict() const {
 
 void SGD::load_state_dict(const std::map<std::string, Tensor>& state) {
     const std::string op = name() + "::load_state_dict";
-    detail::StateDictReader reader(state, op);
+    detail::StateDictReader reader(state, op, DType::Float64);  // as state_dict writes them
     SGDOptions o;
     o.lr = reader.scalar(detail::hyperparameter_key("lr"));
     o.momentum = reader.scalar(detail::hyperparameter_key("momentum"));
