@@ -160,6 +160,7 @@ __device__ inline void run_producer_ring(int count, float (&acc)[Registers], std
             ptx::mbarrier_init(&full[s], 128 + bulk_arrivals);
             ptx::mbarrier_init(&empty[s], blockDim.x - 128);
         }
+        ptx::fence_mbarrier_init();  // bulk copies complete on the full barriers through the async proxy
     }
     __syncthreads();
     auto hand_over = [&](int kt) {  // tile kt's copies have landed: round, fence, arrive

@@ -289,7 +289,10 @@ __device__ inline std::uint64_t mbarrier_arrive(std::uint64_t* barrier) {
     return state;
 }
 
-// Waits until the barrier's last phase of parity `parity` (0 or 1) has completed.
+// Waits until the barrier's last phase of parity `parity` (0 or 1) has completed. A phase that never
+// completes (a wrong parity, a transaction count the copies never reach) hangs the GPU here; the
+// emulator reports it as a deadlock. Probes that test the hardware's reading of these rules use
+// mbarrier_wait_parity_or_trap instead, so that a misreading costs a test, not a device session.
 __device__ inline void mbarrier_wait_parity(std::uint64_t* barrier, unsigned parity) {
 #if defined(CONVKIT_CPU_EMULATION)
     emu::ptx::mbarrier_wait_parity(barrier, parity, std::source_location::current());
@@ -316,6 +319,19 @@ __device__ inline void mbarrier_wait_parity(std::uint64_t* barrier, unsigned par
 #endif
 }
 
+// Makes the barriers this thread initialised visible to the other proxies, the async one that the
+// bulk copies complete through included (fence.mbarrier_init.release.cluster, sm_90): between the
+// inits and the __syncthreads() that publishes them, wherever a bulk copy completes on them.
+__device__ inline void fence_mbarrier_init() {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::fence_mbarrier_init();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+
 // Adds `bytes` to the barrier's expected transactions of its current phase, then arrives: the
 // phase completes once its arrivals are in and the bulk copies completing on it (bulk_tensor_load)
 // have landed that many bytes. The issuing thread calls it before the copies it covers (sm_90).
@@ -335,6 +351,46 @@ __device__ inline std::uint64_t mbarrier_arrive_expect_tx(std::uint64_t* barrier
     (void)barrier, (void)bytes;
 #endif
     return state;
+}
+
+// The longest mbarrier_wait_parity_or_trap waits: no stage of a correct kernel waits a thousandth
+// of it, even under compute-sanitizer.
+inline constexpr std::uint64_t kMbarrierWaitLimitNanoseconds = 10'000'000'000ull;
+
+// mbarrier_wait_parity, but traps (a launch failure the test sees) once the wait has lasted
+// kMbarrierWaitLimitNanoseconds by %globaltimer. For test probes: the clock's state costs registers
+// the production rings do not spend.
+__device__ inline void mbarrier_wait_parity_or_trap(std::uint64_t* barrier, unsigned parity) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::mbarrier_wait_parity(barrier, parity, std::source_location::current());
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    std::uint64_t started = 0;
+    for (;;) {
+        unsigned done = 0;
+        asm volatile(
+            "{\n"
+            ".reg .pred complete;\n"
+            "mbarrier.try_wait.parity.shared.b64 complete, [%1], %2;\n"
+            "selp.u32 %0, 1, 0, complete;\n"
+            "}\n"
+            : "=r"(done)
+            : "r"(shared_address(barrier)), "r"(parity)
+            : "memory");
+        if (done != 0) return;
+        std::uint64_t now;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+        if (started == 0) {
+            started = now;
+        } else if (now - started > kMbarrierWaitLimitNanoseconds) {
+            __trap();
+        }
+    }
+#elif defined(__CUDA_ARCH__)
+    (void)barrier, (void)parity;
+    __trap();
+#else
+    (void)barrier, (void)parity;
+#endif
 }
 
 // Invalidates an initialised barrier, so that its 8 bytes may be used again (as data, or by

@@ -3,6 +3,7 @@
 // emulator in the CPU build.
 #include "kernels/tensor_map.h"
 
+#include <cstdint>
 #include <string>
 
 #include "convkit/error.h"
@@ -73,6 +74,28 @@ CUtensorMapSwizzle driver_swizzle(wgmma::Swizzle swizzle) {
     return CU_TENSOR_MAP_SWIZZLE_NONE;
 }
 
+// Drivers up to 13.1 encode maps of tensors under 128 KiB with a bit that makes copies through them
+// fail now and then (CUTLASS 4.3.4's changelog: "a driver bug which will cause occasionally errors
+// when executing kernels"); CUTLASS clears it (bit 21 of the second 64-bit word) after encoding,
+// for tiled and im2col maps alike, and so do we. `extent_bytes`: the tensor's bytes.
+void work_around_small_tensor_encoding(tma::TensorMap& map, std::uint64_t extent_bytes) {
+    constexpr int kLastAffectedDriver = 13010;
+    constexpr std::uint64_t kSmallTensorBytes = 128 * 1024;
+    static const int driver = [] {
+        int version = 0;
+        CONVKIT_CHECK_CUDA(cudaDriverGetVersion(&version));
+        return version;
+    }();
+    if (driver <= kLastAffectedDriver && extent_bytes < kSmallTensorBytes) map.opaque[1] &= ~(std::uint64_t{1} << 21);
+}
+
+// The bytes a map's tensor spans: its outermost dim's count times its stride.
+template <class Spec>
+std::uint64_t extent_bytes(const Spec& spec) {
+    const auto outer = static_cast<std::size_t>(spec.rank - 1);
+    return spec.dims[outer] * (outer == 0 ? tma::element_bytes(spec.type) : spec.strides[outer]);
+}
+
 static_assert(sizeof(tma::TensorMap) == sizeof(CUtensorMap) && alignof(tma::TensorMap) >= alignof(CUtensorMap));
 #endif
 }  // namespace
@@ -99,6 +122,7 @@ tma::TensorMap encode_tiled_tensor_map(const char* op, const tma::TiledTensorMap
                               static_cast<cuuint32_t>(spec.rank), const_cast<void*>(spec.global), dims, strides, box,
                               element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, driver_swizzle(spec.swizzle),
                               CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    work_around_small_tensor_encoding(map, extent_bytes(spec));
 #endif
     return map;
 }
@@ -126,6 +150,7 @@ tma::TensorMap encode_im2col_tensor_map(const char* op, const tma::Im2colTensorM
                                spec.lower.data(), spec.upper.data(), spec.channels_per_pixel, spec.pixels_per_column,
                                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, driver_swizzle(spec.swizzle),
                                CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    work_around_small_tensor_encoding(map, extent_bytes(spec));
 #endif
     return map;
 }

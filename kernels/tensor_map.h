@@ -102,6 +102,14 @@ struct Im2colTensorMapSpec {
     wgmma::Swizzle swizzle = wgmma::Swizzle::None;
 };
 
+// The largest offset an im2col copy of a map of `rank` takes along each spatial dim: the
+// instruction's offsets share 16 bits between the spatial dims (16, 8 or 5 bits each), and
+// CUTLASS keeps a convolution's (kernel - 1) x dilation below 2^bits - 1 (its implementable()
+// check), which this follows.
+constexpr int im2col_largest_offset(int rank) {
+    return (1 << (16 / (rank - 2))) - 2;
+}
+
 constexpr std::uint64_t box_bytes(const Im2colTensorMapSpec& s) {
     return std::uint64_t{element_bytes(s.type)} * s.channels_per_pixel * s.pixels_per_column;
 }

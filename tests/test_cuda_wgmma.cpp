@@ -135,6 +135,26 @@ TEST_F(CudaWgmma, MbarrierRingMatchesTheHost) {
     EXPECT_EQ(out, expected);
 }
 
+// A bulk-copy probe problem on the device: its tensor, coordinates and offsets (im2col) copied
+// over, its map encoded by `encode` for the device copy, out poisoned (0xAB); the probe's bytes.
+template <class Problem, class Encode, class Probe>
+std::vector<unsigned char> copy_probe_on_gpu(Problem& p, Encode&& encode, Probe&& probe) {
+    unsigned char* tensor = device_copy(p.tensor);
+    int* coordinates = device_copy(p.coordinates);
+    unsigned char* out = device_copy(std::vector<unsigned char>(p.expected.size(), 0xAB));
+    std::uint16_t* offsets = nullptr;
+    if constexpr (requires { p.offsets; }) offsets = device_copy(p.offsets);
+    p.spec.global = tensor;
+    probe(encode("test", p.spec), coordinates, offsets, static_cast<unsigned>(tma::box_bytes(p.spec)), out);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<unsigned char> result(p.expected.size());
+    EXPECT_EQ(cudaMemcpy(result.data(), out, result.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (void* buffer : {static_cast<void*>(tensor), static_cast<void*>(coordinates), static_cast<void*>(offsets),
+                         static_cast<void*>(out)})
+        cudaFree(buffer);  // null offsets: a no-op
+    return result;
+}
+
 // The bulk tensor copy (tests/emu/bulk_tensor_copy.cu) on the device: each box's bytes in shared
 // memory, as the copy engine leaves them, byte for byte against the definition the emulator
 // follows (bulk_copy_problem.h): the driver's encoding of the same map, the zero fill outside the
@@ -144,18 +164,12 @@ TEST_F(CudaWgmma, BulkTensorCopyMatchesTheDefinition) {
     CONVKIT_SEEDED_RNG(rng);
     for (testing::BulkCopyProblem& p : testing::bulk_copy_problems(rng)) {
         SCOPED_TRACE(p.name);
-        unsigned char* tensor = device_copy(p.tensor);
-        int* coordinates = device_copy(p.coordinates);
-        unsigned char* out = device_copy(std::vector<unsigned char>(p.expected.size(), 0xAB));
-        p.spec.global = tensor;
-        const tma::TensorMap map = kernels::encode_tiled_tensor_map("test", p.spec);
-        kernels::emu_tests::bulk_tensor_copy_probe(map, p.spec.rank, coordinates, p.boxes,
-                                                   static_cast<unsigned>(tma::box_bytes(p.spec)), out);
-        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        std::vector<unsigned char> result(p.expected.size());
-        EXPECT_EQ(cudaMemcpy(result.data(), out, result.size(), cudaMemcpyDeviceToHost), cudaSuccess);
-        for (void* buffer : {static_cast<void*>(tensor), static_cast<void*>(coordinates), static_cast<void*>(out)})
-            cudaFree(buffer);
+        const std::vector<unsigned char> result = copy_probe_on_gpu(
+            p, kernels::encode_tiled_tensor_map,
+            [&](const tma::TensorMap& map, const int* coordinates, const std::uint16_t*, unsigned bytes,
+                unsigned char* out) {
+                kernels::emu_tests::bulk_tensor_copy_probe(map, p.spec.rank, coordinates, p.boxes, bytes, out);
+            });
         EXPECT_EQ(result, p.expected);
     }
 }
@@ -169,20 +183,12 @@ TEST_F(CudaWgmma, BulkIm2colCopyMatchesTheDefinition) {
     CONVKIT_SEEDED_RNG(rng);
     for (testing::BulkIm2colProblem& p : testing::bulk_im2col_problems(rng)) {
         SCOPED_TRACE(p.name);
-        unsigned char* tensor = device_copy(p.tensor);
-        int* coordinates = device_copy(p.coordinates);
-        std::uint16_t* offsets = device_copy(p.offsets);
-        unsigned char* out = device_copy(std::vector<unsigned char>(p.expected.size(), 0xAB));
-        p.spec.global = tensor;
-        const tma::TensorMap map = kernels::encode_im2col_tensor_map("test", p.spec);
-        kernels::emu_tests::bulk_im2col_copy_probe(map, p.spec.rank, coordinates, offsets, p.boxes,
-                                                   static_cast<unsigned>(tma::box_bytes(p.spec)), out);
-        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        std::vector<unsigned char> result(p.expected.size());
-        EXPECT_EQ(cudaMemcpy(result.data(), out, result.size(), cudaMemcpyDeviceToHost), cudaSuccess);
-        for (void* buffer : {static_cast<void*>(tensor), static_cast<void*>(coordinates), static_cast<void*>(offsets),
-                             static_cast<void*>(out)})
-            cudaFree(buffer);
+        const std::vector<unsigned char> result = copy_probe_on_gpu(
+            p, kernels::encode_im2col_tensor_map,
+            [&](const tma::TensorMap& map, const int* coordinates, const std::uint16_t* offsets, unsigned bytes,
+                unsigned char* out) {
+                kernels::emu_tests::bulk_im2col_copy_probe(map, p.spec.rank, coordinates, offsets, p.boxes, bytes, out);
+            });
         EXPECT_EQ(result, p.expected);
     }
 }

@@ -180,6 +180,48 @@ TEST_F(CudaWgmmaConv, ProducerVariantRunsTheForwardAndBackwardData) {
         << reason;
 }
 
+// cuda.wgmma.producer where its tiles come by bulk tensor copies (kernels/conv_wgmma.cu: the plan's
+// activations_ and weight_by_bulk_copy): a forward of 64 channels with every spatial parameter
+// different along H and W (A by im2col copies: a W/H mix-up in the map, the coordinates or the
+// offsets differs here), a 1x1 forward and backward-data (A by tiled copies), and a backward-data
+// of 64 dy channels a group with 2 groups (B by tiled copies at the phases' reversed taps), each
+// against the float64 host ops.
+TEST_F(CudaWgmmaConv, ProducerBulkCopiesMatchTheReference) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Case {
+        const char* name;
+        Shape x, w;
+        ConvParams params;
+    };
+    const std::vector<Case> cases = {
+        {"asymmetric_forward", Shape{2, 64, 6, 11}, Shape{40, 64, 3, 5},
+         ConvParams(2).set_stride({1, 2}).set_padding({1, 2}).set_dilation({2, 1})},
+        {"pointwise", Shape{2, 64, 7, 9}, Shape{72, 64, 1, 1}, ConvParams(2)},
+        {"grouped_strided", Shape{2, 32, 9, 9}, Shape{128, 16, 3, 3},
+         ConvParams(2).set_stride(2).set_padding(1).set_groups(2)},
+    };
+    const auto on_cuda = [](const Tensor& t) {
+        return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+    };
+    const auto back = [](const Tensor& t) { return t.to(Device::host()).to(DType::Float64).contiguous(); };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        const Tensor x = testing::random_exact_in(DType::BFloat16, c.x, rng);
+        const Tensor w = testing::random_exact_in(DType::BFloat16, c.w, rng);
+        const Tensor expected_y = conv_forward(x, w, c.params);
+        const Tensor dy = testing::random_exact_in(DType::BFloat16, expected_y.shape(), rng);
+        Tensor y, dx;
+        {
+            const VariantGuard guard("cuda.wgmma.producer");
+            y = conv_forward(on_cuda(x), w.to(DType::BFloat16).to(Device::cuda()), c.params);
+            dx = conv_backward_data(on_cuda(dy), w.to(DType::BFloat16).to(Device::cuda()), x.shape(), c.params);
+        }
+        EXPECT_LT(testing::relative_error(back(y), expected_y), testing::kBfloat16VsFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(back(dx), conv_backward_data(dy, w, x.shape(), c.params)),
+                  testing::kBfloat16VsFloat64Tolerance);
+    }
+}
+
 // The backward-data weight: per group, [out, in, kd, kh, kw] becomes [in, kd, kh, kw, out] with
 // every spatial dim flipped. The kernel (a reversed flat tap index) against a loop that flips each
 // dim, every element size, into a NaN-filled buffer.

@@ -85,6 +85,11 @@ struct Mbarrier {
     unsigned pending = 0;
     std::int64_t transactions = 0;
     std::uint64_t phase = 0;
+    // The thread that initialised it, and whether it has fenced the init since (fence.mbarrier_init
+    // or fence.proxy.async): a bulk copy completes on the barrier through the async proxy, which
+    // sees the generic proxy's init only after that fence.
+    int initialiser = -1;
+    bool init_fenced = false;
 };
 
 struct Block {
@@ -631,7 +636,7 @@ void mbarrier_init(void* barrier, unsigned count, const std::source_location& si
     if (count < 1 || count > kMaximumMbarrierCount)
         thread_fault("mbarrier.init at " + site_text(site) + ": count " + std::to_string(count) + " (1 to " +
                      std::to_string(kMaximumMbarrierCount) + ")");
-    block().mbarriers[barrier] = Mbarrier{count, count, 0};
+    block().mbarriers[barrier] = Mbarrier{count, count, 0, 0, thread_rank(), false};
     std::memset(barrier, 0, 8);  // the object's bytes are the barrier's, not data
 }
 
@@ -683,10 +688,20 @@ void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_loca
 
 }  // namespace ptx
 
+void fence_barrier_inits(int thread) {
+    for (auto& [address, m] : block().mbarriers)
+        if (m.initialiser == thread) m.init_fenced = true;
+}
+
 void start_bulk_copy(void* destination, std::vector<unsigned char> image, void* barrier,
                      const std::source_location& site) {
     Block& b = block();
     Mbarrier& m = *ptx::find_mbarrier(barrier, "cp.async.bulk.tensor", site, false);
+    if (!m.init_fenced)
+        thread_fault("cp.async.bulk.tensor at " + site_text(site) + ": its mbarrier's init by thread " +
+                     std::to_string(m.initialiser) +
+                     " was not fenced for the async proxy (fence.mbarrier_init or fence.proxy.async after "
+                     "mbarrier.init)");
     if (-m.transactions + static_cast<std::int64_t>(image.size()) > ptx::kMaximumMbarrierCount)
         thread_fault("cp.async.bulk.tensor at " + site_text(site) + ": more than 2^20 - 1 transaction bytes " +
                      "complete on its mbarrier before an expect_tx covers them");
@@ -702,6 +717,10 @@ void start_bulk_copy(void* destination, std::vector<unsigned char> image, void* 
 }
 
 namespace ptx {
+void fence_mbarrier_init() {
+    fence_barrier_inits(thread_rank());
+}
+
 void mbarrier_inval(void* barrier, const std::source_location& site) {
     find_mbarrier(barrier, "mbarrier.inval", site, false);
     for (const Thread& t : block().threads) {

@@ -166,6 +166,12 @@ void bulk_tensor_load_im2col(void* shared, const void* map, const int* coordinat
     const std::uint32_t window = checked_destination(shared, bytes, s.swizzle, at);
 
     const int spatial = rank - 2;
+    for (int i = 0; i < spatial; ++i) {
+        if (offsets[i] > tma::im2col_largest_offset(rank))
+            thread_fault(at + "offset " + std::to_string(offsets[i]) + " along spatial dimension " + std::to_string(i) +
+                         " (at most " + std::to_string(tma::im2col_largest_offset(rank)) + " at rank " +
+                         std::to_string(rank) + ")");
+    }
     const std::uint32_t element = tma::element_bytes(s.type);
     const auto* global = static_cast<const unsigned char*>(s.global);
     auto size = [&](int dim) { return static_cast<std::int64_t>(s.dims[static_cast<std::size_t>(dim)]); };

@@ -130,6 +130,9 @@ const unsigned char* shared_window_pointer(std::uint32_t address, std::size_t by
 int thread_rank();
 class AsyncCopies;
 AsyncCopies& block_async_copies();
+// A fence of `thread` that makes the mbarriers it initialised visible to the async proxy
+// (fence.mbarrier_init, fence.proxy.async): bulk copies may then complete on them.
+void fence_barrier_inits(int thread);
 // A bulk tensor copy (emu/bulk_tensor.cpp) of `image` to `destination` by the calling thread,
 // completing its bytes as transactions on the mbarrier `barrier`; when it lands depends on the
 // schedule (emu/ptx_emulation.h, bulk_tensor_load).

@@ -287,6 +287,7 @@ void round_shared_chunk_to_tf32(void* chunk, const std::source_location& site) {
 
 void fence_proxy_async_shared() {
     block_async_copies().fence_proxy_async(thread_rank());
+    fence_barrier_inits(thread_rank());
 }
 
 void ldmatrix(int matrices, bool transpose, std::uint32_t* registers, const void* row,

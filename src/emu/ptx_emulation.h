@@ -72,6 +72,10 @@ void mbarrier_init(void* barrier, unsigned count, const std::source_location& si
 std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site);
 void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_location& site);
 void mbarrier_inval(void* barrier, const std::source_location& site);
+// fence.mbarrier_init.release.cluster: the barriers this thread initialised become visible to the
+// async proxy; a bulk copy completing on a barrier whose init was not fenced (by this or by
+// fence.proxy.async) is a fault.
+void fence_mbarrier_init();
 // mbarrier.arrive.expect_tx: adds `bytes` to the current phase's pending transaction count, then
 // arrives. A phase completes when its pending arrivals and its pending transactions are both 0;
 // the bulk copies that complete on the barrier (bulk_tensor_load) subtract their bytes, so the

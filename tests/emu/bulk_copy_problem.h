@@ -201,8 +201,10 @@ inline BulkIm2colProblem bulk_im2col_problem(std::string name, tma::ElementType 
 
 // The probe's im2col cases: a 3x3 'same' convolution's 128-row tiles over small images (the walk
 // across image edges and past the last image), with taps' offsets and a channel range past C; a
-// 3x3/2 one (the traversal stride); a larger tensor (over 128 KiB); 1-D (rank 3, dilation 2) with
-// 64-byte pixels; 3-D (rank 5) unswizzled.
+// 3x3/2 one (the traversal stride); a larger tensor (over 128 KiB); W and H of different kernels,
+// paddings, strides and dilations; 1-D (rank 3, dilation 2) with 64-byte pixels (a 128-byte swizzle
+// of half-line rows, which no kernel here uses: if only this case fails on a GPU, the reading of
+// the swizzle for short rows is wrong, not the walk); 3-D (rank 5) unswizzled.
 inline std::vector<BulkIm2colProblem> bulk_im2col_problems(std::mt19937_64& rng) {
     using tma::ElementType;
     using wgmma::Swizzle;
@@ -214,6 +216,10 @@ inline std::vector<BulkIm2colProblem> bulk_im2col_problems(std::mt19937_64& rng)
                             64, 128, Swizzle::Bytes128, {0, -1, -1, 0, 0, 3, 1, 1}, {1, 1, 2, 0}, rng),
         bulk_im2col_problem("conv3x3_large_bf16", ElementType::BFloat16, {64, 32, 32, 2}, {3, 3}, {1, 1}, {1, 1},
                             {1, 1}, 64, 128, Swizzle::Bytes128, {0, -1, -1, 0, 0, 29, 30, 1}, {2, 2, 0, 1}, rng),
+        // Every spatial parameter different along W and H (W: kernel 5, padding 2, stride 2; H:
+        // kernel 3, padding 1, dilation 2) on a non-square input: a W/H mix-up anywhere differs.
+        bulk_im2col_problem("conv5x3_asymmetric_bf16", ElementType::BFloat16, {64, 11, 6, 3}, {5, 3}, {2, 1}, {1, 2},
+                            {2, 1}, 64, 128, Swizzle::Bytes128, {0, -2, -1, 0, 0, 2, 0, 1}, {4, 4, 1, 2}, rng),
         bulk_im2col_problem("conv1d_k5_dilation2_f16", ElementType::Float16, {64, 40, 2}, {5}, {2}, {2}, {1}, 32, 64,
                             Swizzle::Bytes128, {32, -2, 0, 0, 10, 1}, {4, 8}, rng),
         bulk_im2col_problem("conv3d_bf16_unswizzled", ElementType::BFloat16, {16, 6, 5, 4, 2}, {3, 3, 3}, {1, 1, 1},

@@ -38,8 +38,10 @@ __global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap m
     unsigned char* stages = raw + (kStageAlignment - ptx::shared_address(raw) % kStageAlignment) % kStageAlignment;
     const unsigned stride = stage_stride(box_bytes);
     auto* full = reinterpret_cast<std::uint64_t*>(stages + kCopyStages * stride);
-    if (threadIdx.x == 0)
+    if (threadIdx.x == 0) {
         for (int s = 0; s < kCopyStages; ++s) ptx::mbarrier_init(&full[s], 1);
+        if (flaw != BulkCopyFlaw::UnfencedInit) ptx::fence_mbarrier_init();
+    }
     __syncthreads();
     for (int b = 0; b < boxes; ++b) {
         const int s = b % kCopyStages;
@@ -58,7 +60,7 @@ __global__ void bulk_tensor_copy_kernel(const __grid_constant__ tma::TensorMap m
             }
         }
         if (flaw != BulkCopyFlaw::NoWait)
-            ptx::mbarrier_wait_parity(&full[s], static_cast<unsigned>(b / kCopyStages) & 1u);
+            ptx::mbarrier_wait_parity_or_trap(&full[s], static_cast<unsigned>(b / kCopyStages) & 1u);
         for (unsigned i = threadIdx.x; i < box_bytes; i += kCopyThreads)
             out[b * static_cast<std::size_t>(box_bytes) + i] = stage[i];
         __syncthreads();  // the stage is read before its next copy is issued

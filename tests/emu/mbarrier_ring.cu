@@ -34,7 +34,7 @@ __global__ void mbarrier_pipeline_kernel(const float* in, int chunks, float* out
             const int s = c % kPipelineStages, round = c / kPipelineStages;
             // Round r refills the stage once the consumers' phase r - 1 of its empty barrier has
             // completed; round 0 waits for parity 1, which a fresh barrier has passed.
-            if (flaw != PipelineFlaw::NoEmptyWait) ptx::mbarrier_wait_parity(&empty[s], (round & 1) ^ 1);
+            if (flaw != PipelineFlaw::NoEmptyWait) ptx::mbarrier_wait_parity_or_trap(&empty[s], (round & 1) ^ 1);
             ptx::cp_async<4>(stages + s * kPipelineWidth + lane, in + c * kPipelineWidth + lane);
             ptx::cp_async_commit_group();
             ptx::cp_async_wait_group<0>();
@@ -46,7 +46,7 @@ __global__ void mbarrier_pipeline_kernel(const float* in, int chunks, float* out
             const int s = c % kPipelineStages, round = c / kPipelineStages;
             const unsigned parity =
                 static_cast<unsigned>(round & 1) ^ (flaw == PipelineFlaw::WrongFullParity ? 1u : 0u);
-            ptx::mbarrier_wait_parity(&full[s], parity);
+            ptx::mbarrier_wait_parity_or_trap(&full[s], parity);
             sum += stages[s * kPipelineWidth + lane];
             ptx::mbarrier_arrive(&empty[s]);
         }

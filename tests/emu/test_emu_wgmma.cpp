@@ -513,8 +513,8 @@ TEST(EmuWgmmaConv, TheProducerUsesTheBulkCopyWhereAMapDescribesTheOperand) {
     EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(forward, kBF, producer)),
               std::vector<bool>{false});  // 24 channels: a k tile would straddle taps
     // The forward's other convolutions with 64 channels a group: an im2col copy a tile (1x1/2, a
-    // padded 1x1, 3x3/2 with dilation 2); not past the rank-5 map's corners (padding 17), nor for
-    // 96 channels, nor tf32.
+    // padded 1x1, 3x3/2 with dilation 2); not past the map's corners or offsets, nor for 96
+    // channels, nor tf32.
     auto forward_a = [&](const IgemmConvShape& s, IgemmOperand operand) -> bool {
         const std::vector<bool> each = bulk_a(kernels::conv_wgmma_forward_plan(s, operand, producer));
         return each.size() == 1 && each[0];
@@ -522,7 +522,12 @@ TEST(EmuWgmmaConv, TheProducerUsesTheBulkCopyWhereAMapDescribesTheOperand) {
     EXPECT_TRUE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {2, 2}, {0, 0}), kBF));
     EXPECT_TRUE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {1, 1}, {1, 1}), kF16));
     EXPECT_TRUE(forward_a(shape(2, 2, 128, 80, 2, {9, 9}, {3, 3}, {2, 2}, {2, 2}, {2, 2}), kBF));
-    EXPECT_FALSE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {3, 3}, {1, 1}, {17, 17}), kBF));
+    // The map's rank is the convolution's: 2-D corners reach -128..127 (padding 17 is fine, 130
+    // is not); 3-D ones -16..15 and offsets 30 (dilation 16 on a 3-tap kernel reaches 32).
+    EXPECT_TRUE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {3, 3}, {1, 1}, {17, 17}), kBF));
+    EXPECT_FALSE(forward_a(shape(2, 1, 64, 72, 1, {3, 3}, {3, 3}, {1, 1}, {130, 130}), kBF));
+    EXPECT_TRUE(forward_a(shape(3, 1, 64, 16, 1, {5, 5, 5}, {3, 3, 3}, {1, 1, 1}, {15, 15, 15}, {15, 15, 15}), kBF));
+    EXPECT_FALSE(forward_a(shape(3, 1, 64, 16, 1, {5, 5, 5}, {3, 3, 3}, {1, 1, 1}, {16, 16, 16}, {16, 16, 16}), kBF));
     EXPECT_FALSE(forward_a(shape(2, 2, 96, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF));
     EXPECT_FALSE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kTF32));
     const kernels::WgmmaPlan pointwise_back =

@@ -117,8 +117,9 @@ void mbarrier_pipeline_probe(const float* in, int chunks, float* out, PipelineFl
 // on its mbarrier (mbarrier_arrive_expect_tx, the barrier's one arrival) and issues the copy;
 // every thread waits for the phase and copies the stage's bytes as they lie in shared memory
 // (swizzled) to out[b * box_bytes ..]. A flaw breaks the protocol on purpose: an expect_tx 16
-// bytes short (the phase never completes), or no wait before reading. Needs sm_90 on a GPU.
-enum class BulkCopyFlaw { None, ShortTransactionCount, NoWait };
+// bytes short (the phase never completes), no wait before reading, or no fence between the
+// barriers' init and the copies completing on them. Needs sm_90 on a GPU.
+enum class BulkCopyFlaw { None, ShortTransactionCount, NoWait, UnfencedInit };
 void bulk_tensor_copy_probe(const tma::TensorMap& map, int rank, const int* coordinates, int boxes, unsigned box_bytes,
                             unsigned char* out, BulkCopyFlaw flaw = BulkCopyFlaw::None);
 // The same with an im2col map (rank 3 to 5) and rank - 2 offsets a box (offsets[b * (rank - 2) ..]).
