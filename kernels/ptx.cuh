@@ -289,6 +289,24 @@ __device__ inline std::uint64_t mbarrier_arrive(std::uint64_t* barrier) {
     return state;
 }
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(CONVKIT_CPU_EMULATION)
+// One mbarrier.try_wait.parity: whether the phase has completed. It suspends the thread for a
+// hardware-chosen time before giving up, so a loop of them waits without spinning hard.
+__device__ inline bool mbarrier_try_wait_parity(std::uint64_t* barrier, unsigned parity) {
+    unsigned done = 0;
+    asm volatile(
+        "{\n"
+        ".reg .pred complete;\n"
+        "mbarrier.try_wait.parity.shared.b64 complete, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, complete;\n"
+        "}\n"
+        : "=r"(done)
+        : "r"(shared_address(barrier)), "r"(parity)
+        : "memory");
+    return done != 0;
+}
+#endif
+
 // Waits until the barrier's last phase of parity `parity` (0 or 1) has completed. A phase that never
 // completes (a wrong parity, a transaction count the copies never reach) hangs the GPU here; the
 // emulator reports it as a deadlock. Probes that test the hardware's reading of these rules use
@@ -297,20 +315,8 @@ __device__ inline void mbarrier_wait_parity(std::uint64_t* barrier, unsigned par
 #if defined(CONVKIT_CPU_EMULATION)
     emu::ptx::mbarrier_wait_parity(barrier, parity, std::source_location::current());
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned done = 0;
-    do {
-        // try_wait suspends the thread for a hardware-chosen time before giving up: a loop of them
-        // waits without spinning hard.
-        asm volatile(
-            "{\n"
-            ".reg .pred complete;\n"
-            "mbarrier.try_wait.parity.shared.b64 complete, [%1], %2;\n"
-            "selp.u32 %0, 1, 0, complete;\n"
-            "}\n"
-            : "=r"(done)
-            : "r"(shared_address(barrier)), "r"(parity)
-            : "memory");
-    } while (done == 0);
+    while (!mbarrier_try_wait_parity(barrier, parity)) {
+    }
 #elif defined(__CUDA_ARCH__)
     (void)barrier, (void)parity;
     __trap();
@@ -366,17 +372,7 @@ __device__ inline void mbarrier_wait_parity_or_trap(std::uint64_t* barrier, unsi
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     std::uint64_t started = 0;
     for (;;) {
-        unsigned done = 0;
-        asm volatile(
-            "{\n"
-            ".reg .pred complete;\n"
-            "mbarrier.try_wait.parity.shared.b64 complete, [%1], %2;\n"
-            "selp.u32 %0, 1, 0, complete;\n"
-            "}\n"
-            : "=r"(done)
-            : "r"(shared_address(barrier)), "r"(parity)
-            : "memory");
-        if (done != 0) return;
+        if (mbarrier_try_wait_parity(barrier, parity)) return;
         std::uint64_t now;
         asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
         if (started == 0) {
