@@ -297,6 +297,11 @@ dim3 grid_of(const IgemmParams& p, std::int64_t groups) {
                 static_cast<unsigned>(groups * p.splits));
 }
 
+// A 16-bit operand's element type in a tensor map (the bulk copies carry no tf32).
+tma::ElementType map_element_type(IgemmOperand operand) {
+    return operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+}
+
 // The weight's tensor map for the producer's bulk copies of B (copy_tiles), boxes of a k tile by
 // `tile_columns` rows; nullopt where B goes by cp.async: tf32 (the threads that copy a tile round
 // it to tf32 in shared memory), backward-data whose channels per group are not whole k tiles (a
@@ -311,7 +316,7 @@ std::optional<tma::TiledTensorMapSpec> weight_map_spec(const IgemmParams& p, std
     constexpr std::uint64_t kElement = 2;
     tma::TiledTensorMapSpec s;
     s.global = p.w;
-    s.type = operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.type = map_element_type(operand);
     s.swizzle = wgmma::Swizzle::Bytes128;
     const auto columns = static_cast<std::uint64_t>(p.out_group), all_groups = static_cast<std::uint64_t>(groups);
     const auto box_rows = static_cast<std::uint32_t>(tile_columns);
@@ -352,7 +357,7 @@ std::optional<tma::TiledTensorMapSpec> activation_map_spec(const IgemmParams& p,
     constexpr std::uint64_t kElement = 2;
     tma::TiledTensorMapSpec s;
     s.global = p.source;
-    s.type = operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.type = map_element_type(operand);
     s.swizzle = wgmma::Swizzle::Bytes128;
     s.rank = 3;
     s.dims = {static_cast<std::uint64_t>(channels), static_cast<std::uint64_t>(groups),
@@ -388,7 +393,7 @@ std::optional<tma::Im2colTensorMapSpec> activation_im2col_spec(const IgemmParams
     constexpr std::uint64_t kElement = 2;
     tma::Im2colTensorMapSpec s;
     s.global = p.source;
-    s.type = operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.type = map_element_type(operand);
     s.rank = spatial + 2;
     s.swizzle = wgmma::Swizzle::Bytes128;
     s.channels_per_pixel = kDepth;
@@ -411,28 +416,50 @@ std::optional<tma::Im2colTensorMapSpec> activation_im2col_spec(const IgemmParams
     return s;
 }
 
-// The GEMM kernel, then (split-K) the adder of its slices, which runs the epilogue.
-template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
-void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
-    const LaunchShape shape{grid_of<Tile>(p, groups), dim3(Tile::kThreads), Tile::kSharedBytes, true};
+// The maps of a producer launch's bulk copies (none: its threads copy with cp.async): A tiled
+// where the GEMM's rows are the source's, else in the forward by im2col where that fits; B tiled.
+// Chosen once, by plan_launch, for the plan and the launch alike.
+struct BulkCopies {
+    std::optional<tma::TiledTensorMapSpec> a_tiled;
+    std::optional<tma::Im2colTensorMapSpec> a_im2col;
+    std::optional<tma::TiledTensorMapSpec> b;
+};
+
+template <Pass P>
+BulkCopies bulk_copies(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, int tile_columns) {
+    BulkCopies copies;
+    copies.a_tiled = activation_map_spec(p, groups, operand);
+    if (P == Pass::Forward && !copies.a_tiled) copies.a_im2col = activation_im2col_spec(p, operand);
+    copies.b = weight_map_spec<P>(p, groups, operand, tile_columns);
+    return copies;
+}
+
+// The kernel parameter of `copies`: their maps encoded (the driver's, or the emulator's).
+BulkOperands encoded(const BulkCopies& copies) {
     BulkOperands bulk{};
     bulk.a_rank = bulk.b_rank = 0;
-    bulk.a_im2col = false;
-    if constexpr (Tile::kProducer) {
-        if (const auto spec = activation_map_spec(p, groups, Operand)) {
-            bulk.a_map = encode_tiled_tensor_map("conv_wgmma", *spec);
-            bulk.a_rank = spec->rank;
-        } else if (const auto im2col = P == Pass::Forward ? activation_im2col_spec(p, Operand) : std::nullopt) {
-            bulk.a_map = encode_im2col_tensor_map("conv_wgmma", *im2col);
-            bulk.a_rank = im2col->rank;
-            bulk.a_im2col = true;
-        }
-        if (const auto spec = weight_map_spec<P>(p, groups, Operand, Tile::kBlockN)) {
-            bulk.b_map = encode_tiled_tensor_map("conv_wgmma", *spec);
-            bulk.b_rank = spec->rank;
-        }
+    bulk.a_im2col = copies.a_im2col.has_value();
+    if (copies.a_tiled) {
+        bulk.a_map = encode_tiled_tensor_map("conv_wgmma", *copies.a_tiled);
+        bulk.a_rank = copies.a_tiled->rank;
+    } else if (copies.a_im2col) {
+        bulk.a_map = encode_im2col_tensor_map("conv_wgmma", *copies.a_im2col);
+        bulk.a_rank = copies.a_im2col->rank;
     }
-    launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p, bulk);
+    if (copies.b) {
+        bulk.b_map = encode_tiled_tensor_map("conv_wgmma", *copies.b);
+        bulk.b_rank = copies.b->rank;
+    }
+    return bulk;
+}
+
+// The GEMM kernel, then (split-K) the adder of its slices, which runs the epilogue. A tile without
+// a producer has no bulk copies (its ring waits on no mbarrier): plan_launch chooses none for it.
+template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
+void launch_pass(const IgemmParams& p, int groups, const BulkCopies& copies, cudaStream_t stream) {
+    const LaunchShape shape{grid_of<Tile>(p, groups), dim3(Tile::kThreads), Tile::kSharedBytes, true};
+    launch<conv_wgmma_kernel<Tile, P, Operand, Output>>(shape, stream, p,
+                                                        encoded(Tile::kProducer ? copies : BulkCopies{}));
     if (p.splits > 1) {
         add_split_slices<Output>(p.slices, p.splits, p.phases * p.gemm_m, p.out_channels, WrittenRow<P>{p}, p.epilogue,
                                  stream);
@@ -442,18 +469,18 @@ void launch_pass(const IgemmParams& p, int groups, cudaStream_t stream) {
 // The launch of p on the tile its GEMM's columns (channels written per group) take, with or
 // without the producer warpgroup.
 template <Pass P>
-void dispatch_tile(const IgemmParams& p, int groups, bool producer, IgemmOperand operand, IgemmOutput output,
-                   cudaStream_t stream) {
+void dispatch_tile(const IgemmParams& p, int groups, bool producer, const BulkCopies& copies, IgemmOperand operand,
+                   IgemmOutput output, cudaStream_t stream) {
     with_operand_and_output(operand, output, [&](auto op, auto out) {
         constexpr IgemmOperand kOperand = decltype(op)::value;
         constexpr IgemmOutput kOutput = decltype(out)::value;
         if (producer) {
             if (narrow(p.out_group))
-                return launch_pass<WgmmaProducerNarrowTile, P, kOperand, kOutput>(p, groups, stream);
-            return launch_pass<WgmmaProducerWideTile, P, kOperand, kOutput>(p, groups, stream);
+                return launch_pass<WgmmaProducerNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
+            return launch_pass<WgmmaProducerWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
         }
-        if (narrow(p.out_group)) return launch_pass<WgmmaNarrowTile, P, kOperand, kOutput>(p, groups, stream);
-        launch_pass<WgmmaWideTile, P, kOperand, kOutput>(p, groups, stream);
+        if (narrow(p.out_group)) return launch_pass<WgmmaNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
+        launch_pass<WgmmaWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
     });
 }
 
@@ -473,11 +500,12 @@ std::int64_t columns(const IgemmConvShape& s) {
 struct Launch {
     IgemmParams params;
     WgmmaLaunchPlan plan;
+    BulkCopies copies;  // the producer's (none without one)
 };
 
 template <Pass P>
 Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, const WgmmaSchedule& schedule) {
-    Launch l{p, {}};
+    Launch l{p, {}, {}};
     l.plan.m = p.gemm_m;
     l.plan.n = p.out_group;
     l.plan.k = p.gemm_k;
@@ -487,11 +515,9 @@ Launch plan_launch(const IgemmParams& p, std::int64_t groups, IgemmOperand opera
                     ((p.out_group + l.plan.tile_columns - 1) / l.plan.tile_columns) * groups;
     const std::int64_t k_tiles = k_tiles_of_depth(p.gemm_k, operand);
     l.plan.producer_warpgroup = schedule.producer_warpgroup;
-    l.plan.weight_by_bulk_copy =
-        schedule.producer_warpgroup && weight_map_spec<P>(p, groups, operand, l.plan.tile_columns).has_value();
-    l.plan.activations_by_bulk_copy =
-        schedule.producer_warpgroup && (activation_map_spec(p, groups, operand).has_value() ||
-                                        (P == Pass::Forward && activation_im2col_spec(p, operand).has_value()));
+    if (schedule.producer_warpgroup) l.copies = bulk_copies<P>(p, groups, operand, l.plan.tile_columns);
+    l.plan.weight_by_bulk_copy = l.copies.b.has_value();
+    l.plan.activations_by_bulk_copy = l.copies.a_tiled.has_value() || l.copies.a_im2col.has_value();
     l.plan.splits = schedule.splits.value_or(
         default_splits_for_wave(wgmma_ring::wave_blocks(l.plan.tile_columns), l.plan.blocks, k_tiles, groups));
     l.plan.wgmma_instructions = l.plan.blocks * k_tiles * WgmmaWideTile::kWarpgroups * WgmmaWideTile::kMmaSteps;
@@ -526,7 +552,8 @@ void run_launches(const char* op, const IgemmConvShape& s, IgemmOperand operand,
     for (const Launch& l : launches) check_splits(op, l.plan.splits, s.groups, workspace, workspace_bytes);
     for (Launch& l : launches) {
         l.params.slices = static_cast<float*>(workspace);
-        dispatch_tile<P>(l.params, i32(s.groups), l.plan.producer_warpgroup, operand, output, detail::to_cuda(stream));
+        dispatch_tile<P>(l.params, i32(s.groups), l.plan.producer_warpgroup, l.copies, operand, output,
+                         detail::to_cuda(stream));
     }
 }
 }  // namespace
