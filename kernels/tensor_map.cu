@@ -96,6 +96,15 @@ std::uint64_t extent_bytes(const Spec& spec) {
     return spec.dims[outer] * (outer == 0 ? tma::element_bytes(spec.type) : spec.strides[outer]);
 }
 
+// A spec's dims, and its rank - 1 byte strides from dimension 1 on, as the driver takes them.
+template <class Spec>
+void driver_dims(const Spec& spec, cuuint64_t (&dims)[tma::kMaxRank], cuuint64_t (&strides)[tma::kMaxRank]) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(spec.rank); ++i) {
+        dims[i] = spec.dims[i];
+        if (i > 0) strides[i - 1] = spec.strides[i];
+    }
+}
+
 static_assert(sizeof(tma::TensorMap) == sizeof(CUtensorMap) && alignof(tma::TensorMap) >= alignof(CUtensorMap));
 #endif
 }  // namespace
@@ -108,13 +117,11 @@ tma::TensorMap encode_tiled_tensor_map(const char* op, const tma::TiledTensorMap
     emu::ptx::encode_tiled_tensor_map(&map, spec);
 #else
     cuuint64_t dims[tma::kMaxRank], strides[tma::kMaxRank];
+    driver_dims(spec, dims, strides);
     cuuint32_t box[tma::kMaxRank], element_strides[tma::kMaxRank];
-    for (int i = 0; i < spec.rank; ++i) {
-        const auto at = static_cast<std::size_t>(i);
-        dims[i] = spec.dims[at];
-        box[i] = spec.box[at];
+    for (std::size_t i = 0; i < static_cast<std::size_t>(spec.rank); ++i) {
+        box[i] = spec.box[i];
         element_strides[i] = 1;
-        if (i > 0) strides[i - 1] = spec.strides[at];  // the driver takes rank - 1 strides, from dimension 1
     }
     check_driver_result(
         op, "cuTensorMapEncodeTiled",
@@ -135,13 +142,11 @@ tma::TensorMap encode_im2col_tensor_map(const char* op, const tma::Im2colTensorM
     emu::ptx::encode_im2col_tensor_map(&map, spec);
 #else
     cuuint64_t dims[tma::kMaxRank], strides[tma::kMaxRank];
+    driver_dims(spec, dims, strides);
     cuuint32_t element_strides[tma::kMaxRank];
     for (int i = 0; i < spec.rank; ++i) {
-        const auto at = static_cast<std::size_t>(i);
-        dims[i] = spec.dims[at];
         const bool spatial = i >= 1 && i <= spec.rank - 2;  // C first, N last
-        element_strides[i] = spatial ? spec.traversal[at - 1] : 1;
-        if (i > 0) strides[i - 1] = spec.strides[at];
+        element_strides[i] = spatial ? spec.traversal[static_cast<std::size_t>(i) - 1] : 1;
     }
     check_driver_result(
         op, "cuTensorMapEncodeIm2col",

@@ -54,29 +54,47 @@ constexpr std::uint64_t box_bytes(const TiledTensorMapSpec& s) {
     return bytes;
 }
 
+// The rules both kinds of map share (the driver's, for cuTensorMapEncodeTiled and
+// cuTensorMapEncodeIm2col): "" when they hold, else the broken one.
+namespace rules {
+inline std::string global_address_problem(const void* global) {
+    return reinterpret_cast<std::uintptr_t>(global) % 16 != 0 ? "the global address is not 16-byte aligned" : "";
+}
+
+// Dimension i's size, and its byte stride (dimension 0's is the element's).
+inline std::string dimension_problem(int i, std::uint64_t size, std::uint64_t stride) {
+    const std::string dim = "dimension " + std::to_string(i) + ": ";
+    if (size < 1 || size > (std::uint64_t{1} << 32)) return dim + "size " + std::to_string(size) + " (1 to 2^32)";
+    if (i > 0 && (stride % 16 != 0 || stride >= (std::uint64_t{1} << 40)))
+        return dim + "stride " + std::to_string(stride) + " bytes (a multiple of 16 below 2^40)";
+    return {};
+}
+
+// The bytes a copy moves along dimension 0 (`what`: "the box's inner", "a pixel's").
+inline std::string inner_bytes_problem(const char* what, std::uint64_t bytes, wgmma::Swizzle swizzle) {
+    if (bytes % 16 != 0) return std::string(what) + " " + std::to_string(bytes) + " bytes (a multiple of 16)";
+    if (swizzle != wgmma::Swizzle::None && bytes > wgmma::swizzle_width_bytes(swizzle)) {
+        return std::string(what) + " " + std::to_string(bytes) + " bytes exceed the swizzle's " +
+               std::to_string(wgmma::swizzle_width_bytes(swizzle));
+    }
+    return {};
+}
+}  // namespace rules
+
 // The driver's rules for a tiled map (cuTensorMapEncodeTiled: "" when they hold, else the first
 // broken one). Checked before encoding in both builds, so a bad map is the same InvalidArgument
 // with or without a GPU.
 inline std::string tiled_tensor_map_problem(const TiledTensorMapSpec& s) {
-    const std::uint64_t element = element_bytes(s.type);
     if (s.rank < 1 || s.rank > kMaxRank) return "rank " + std::to_string(s.rank) + " (1 to 5)";
-    if (reinterpret_cast<std::uintptr_t>(s.global) % 16 != 0) return "the global address is not 16-byte aligned";
+    if (std::string problem = rules::global_address_problem(s.global); !problem.empty()) return problem;
     for (int i = 0; i < s.rank; ++i) {
         const auto at = static_cast<std::size_t>(i);
-        const std::string dim = "dimension " + std::to_string(i) + ": ";
-        if (s.dims[at] < 1 || s.dims[at] > (std::uint64_t{1} << 32))
-            return dim + "size " + std::to_string(s.dims[at]) + " (1 to 2^32)";
-        if (s.box[at] < 1 || s.box[at] > kMaxBoxDim) return dim + "box " + std::to_string(s.box[at]) + " (1 to 256)";
-        if (i > 0 && (s.strides[at] % 16 != 0 || s.strides[at] >= (std::uint64_t{1} << 40)))
-            return dim + "stride " + std::to_string(s.strides[at]) + " bytes (a multiple of 16 below 2^40)";
+        if (std::string problem = rules::dimension_problem(i, s.dims[at], s.strides[at]); !problem.empty())
+            return problem;
+        if (s.box[at] < 1 || s.box[at] > kMaxBoxDim)
+            return "dimension " + std::to_string(i) + ": box " + std::to_string(s.box[at]) + " (1 to 256)";
     }
-    const std::uint64_t inner_bytes = s.box[0] * element;
-    if (inner_bytes % 16 != 0) return "the box's inner " + std::to_string(inner_bytes) + " bytes (a multiple of 16)";
-    if (s.swizzle != wgmma::Swizzle::None && inner_bytes > wgmma::swizzle_width_bytes(s.swizzle)) {
-        return "the box's inner " + std::to_string(inner_bytes) + " bytes exceed the swizzle's " +
-               std::to_string(wgmma::swizzle_width_bytes(s.swizzle));
-    }
-    return {};
+    return rules::inner_bytes_problem("the box's inner", std::uint64_t{s.box[0]} * element_bytes(s.type), s.swizzle);
 }
 
 // An im2col map (cuTensorMapEncodeIm2col; PTX ISA "Tensor copy", im2col mode): a channels-last
@@ -117,17 +135,14 @@ constexpr std::uint64_t box_bytes(const Im2colTensorMapSpec& s) {
 // The driver's rules for an im2col map ("" when they hold).
 inline std::string im2col_tensor_map_problem(const Im2colTensorMapSpec& s) {
     if (s.rank < 3 || s.rank > kMaxRank) return "rank " + std::to_string(s.rank) + " (3 to 5)";
-    if (reinterpret_cast<std::uintptr_t>(s.global) % 16 != 0) return "the global address is not 16-byte aligned";
+    if (std::string problem = rules::global_address_problem(s.global); !problem.empty()) return problem;
     const int spatial = s.rank - 2;
     // The corners' range narrows with the rank: 16 bits for one spatial dim, 8 for two, 5 for three.
     const int reach = s.rank == 3 ? 32768 : s.rank == 4 ? 128 : 16;
     for (int i = 0; i < s.rank; ++i) {
         const auto at = static_cast<std::size_t>(i);
-        const std::string dim = "dimension " + std::to_string(i) + ": ";
-        if (s.dims[at] < 1 || s.dims[at] > (std::uint64_t{1} << 32))
-            return dim + "size " + std::to_string(s.dims[at]) + " (1 to 2^32)";
-        if (i > 0 && (s.strides[at] % 16 != 0 || s.strides[at] >= (std::uint64_t{1} << 40)))
-            return dim + "stride " + std::to_string(s.strides[at]) + " bytes (a multiple of 16 below 2^40)";
+        if (std::string problem = rules::dimension_problem(i, s.dims[at], s.strides[at]); !problem.empty())
+            return problem;
     }
     for (int i = 0; i < spatial; ++i) {
         const auto at = static_cast<std::size_t>(i);
@@ -145,13 +160,8 @@ inline std::string im2col_tensor_map_problem(const Im2colTensorMapSpec& s) {
         return "channels per pixel " + std::to_string(s.channels_per_pixel) + " (1 to 256)";
     if (s.pixels_per_column < 1 || s.pixels_per_column > 1024)
         return "pixels per column " + std::to_string(s.pixels_per_column) + " (1 to 1024)";
-    const std::uint64_t inner_bytes = std::uint64_t{s.channels_per_pixel} * element_bytes(s.type);
-    if (inner_bytes % 16 != 0) return "a pixel's " + std::to_string(inner_bytes) + " bytes (a multiple of 16)";
-    if (s.swizzle != wgmma::Swizzle::None && inner_bytes > wgmma::swizzle_width_bytes(s.swizzle)) {
-        return "a pixel's " + std::to_string(inner_bytes) + " bytes exceed the swizzle's " +
-               std::to_string(wgmma::swizzle_width_bytes(s.swizzle));
-    }
-    return {};
+    return rules::inner_bytes_problem("a pixel's", std::uint64_t{s.channels_per_pixel} * element_bytes(s.type),
+                                      s.swizzle);
 }
 
 // The map itself: 128 opaque bytes, 128-byte aligned, as CUtensorMap. A kernel takes it as a
