@@ -25,8 +25,10 @@
 // then issues 4 wgmmas (32 bytes of k each) as one commit group and waits until at most that
 // group is in flight, while the threads copy the tile two ahead. cuda.wgmma.producer runs the
 // same tiles on the producer ring (a third warpgroup copies, mbarriers hand the stages over), and
-// copies B there (and A, for a 1x1 convolution of stride 1) with the bulk tensor copy where a
-// tensor map describes it (weight_map_spec, activation_map_spec, copy_tiles).
+// copies B there (and A, for a 1x1 convolution of stride 1, and in the forward by im2col) with the
+// bulk tensor copy where a tensor map describes it (weight_map_spec, activation_map_spec,
+// activation_im2col_spec, copy_tiles); where both are, one producer thread copies and hands over
+// every stage (the AllBulk tiles).
 #include "kernels/conv_wgmma.h"
 
 #include <algorithm>
@@ -50,6 +52,8 @@ CONVKIT_KERNELS_BEGIN
 namespace {
 using namespace igemm;
 
+using wgmma_ring::WgmmaAllBulkNarrowTile;
+using wgmma_ring::WgmmaAllBulkWideTile;
 using wgmma_ring::WgmmaNarrowTile;
 using wgmma_ring::WgmmaProducerNarrowTile;
 using wgmma_ring::WgmmaProducerWideTile;
@@ -223,8 +227,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
     const int group = static_cast<int>(blockIdx.z) / p.splits, split = static_cast<int>(blockIdx.z) % p.splits;
     const int warpgroup = wgmma_ring::multiplying_warpgroup<Tile>();  // -1: the producer
 
-    ARows<Tile> rows;
-    find_a_rows<Tile>(p, block_m, group, rows);
+    ARows<Tile> rows;  // the rows A's gather reads (none where every tile comes by bulk copies)
+    if constexpr (!Tile::kAllBulk) find_a_rows<Tile>(p, block_m, group, rows);
     float acc[Tile::kBlockN / 2];
     CONVKIT_UNROLL
     for (int i = 0; i < Tile::kBlockN / 2; ++i) acc[i] = 0.0f;
@@ -239,8 +243,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
     // The stage's full barrier is the producer ring's (null in run_ring's, where every copy is a cp.async).
     auto load = [&](int kt, std::uint64_t* full) {
         const int k_tile = range.first + kt;
-        if (bulk.a_rank == 0) load_a_tile<Tile, Operand>(p, rows, k_tile, stage_of(kt));
-        if (bulk.b_rank == 0) load_b_tile<Tile, P, Operand>(p, block_n, group, k_tile, stage_of(kt));
+        if constexpr (!Tile::kAllBulk) {
+            if (bulk.a_rank == 0) load_a_tile<Tile, Operand>(p, rows, k_tile, stage_of(kt));
+            if (bulk.b_rank == 0) load_b_tile<Tile, P, Operand>(p, block_n, group, k_tile, stage_of(kt));
+        }
         if ((bulk.a_rank | bulk.b_rank) != 0 && threadIdx.x == 0)
             copy_tiles<Tile, P, Operand>(p, bulk, block_m, block_n, group, k_tile, stage_of(kt), full);
     };
@@ -254,7 +260,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
     };
     if constexpr (Tile::kProducer) {
         auto* barriers = reinterpret_cast<std::uint64_t*>(shared + Tile::kStages * Tile::kStageBytes);
-        wgmma_ring::run_producer_ring<Tile::kStages>(
+        wgmma_ring::run_producer_ring<Tile::kStages, Tile::kAllBulk>(
             range.count, acc, barriers, (bulk.a_rank | bulk.b_rank) != 0 ? 1u : 0u, load, landed, multiply);
         if (warpgroup < 0) return;  // the producer holds no results
     } else {
@@ -423,6 +429,9 @@ struct BulkCopies {
     std::optional<tma::TiledTensorMapSpec> a_tiled;
     std::optional<tma::Im2colTensorMapSpec> a_im2col;
     std::optional<tma::TiledTensorMapSpec> b;
+
+    // Both tiles of every stage: the producer's threads copy nothing (the AllBulk tiles).
+    bool all() const { return (a_tiled || a_im2col) && b; }
 };
 
 template <Pass P>
@@ -467,13 +476,21 @@ void launch_pass(const IgemmParams& p, int groups, const BulkCopies& copies, cud
 }
 
 // The launch of p on the tile its GEMM's columns (channels written per group) take, with or
-// without the producer warpgroup.
+// without the producer warpgroup, whose threads copy nothing where every tile comes by bulk copies
+// (16-bit operands only: tf32 has none).
 template <Pass P>
 void dispatch_tile(const IgemmParams& p, int groups, bool producer, const BulkCopies& copies, IgemmOperand operand,
                    IgemmOutput output, cudaStream_t stream) {
     with_operand_and_output(operand, output, [&](auto op, auto out) {
         constexpr IgemmOperand kOperand = decltype(op)::value;
         constexpr IgemmOutput kOutput = decltype(out)::value;
+        if constexpr (kOperand != IgemmOperand::TensorFloat32) {
+            if (producer && copies.all()) {
+                if (narrow(p.out_group))
+                    return launch_pass<WgmmaAllBulkNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
+                return launch_pass<WgmmaAllBulkWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
+            }
+        }
         if (producer) {
             if (narrow(p.out_group))
                 return launch_pass<WgmmaProducerNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);

@@ -56,6 +56,8 @@ struct WgmmaLaunchPlan {
     // and backward-data phases that read dy at their own positions, the even phase of a 1x1/2), as
     // a tiled copy; and in the forward where a group's channels are whole k tiles (64) and the
     // corners fit an im2col map, as one im2col copy of the block's 128 positions at the tile's tap.
+    // With both, the producer's threads copy nothing: one thread issues a stage's two copies after
+    // its one arrival, which with the bytes completes the stage (all 4 stages in flight, not 2).
     bool activations_by_bulk_copy = false;
     std::int64_t blocks = 0;
     int splits = 1;
@@ -72,8 +74,9 @@ struct WgmmaLaunchPlan {
 // start, as every thread does). Where a tensor map describes the weight's tiles (16-bit operands:
 // the forward, and backward-data with whole k tiles of channels a tap), one producer thread
 // copies each B tile with the bulk tensor copy (TMA), which completes on the same full barrier
-// (WgmmaLaunchPlan::weight_by_bulk_copy); the producer's threads gather only A, and for a 1x1
-// convolution of stride 1 not even that (activations_by_bulk_copy: A is one copy a stage too).
+// (WgmmaLaunchPlan::weight_by_bulk_copy); the producer's threads gather only A, and where A is a
+// bulk copy too (activations_by_bulk_copy: 1x1 stride 1, and the forward with 64 channels a group)
+// not even that: a kernel of its own then has one producer thread copy and hand over each stage.
 struct WgmmaSchedule {
     std::optional<int> splits;
     bool producer_warpgroup = false;

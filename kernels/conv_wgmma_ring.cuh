@@ -27,12 +27,16 @@ namespace wgmma_ring {
 // loaders' layout (kChunks chunks a row, kRowsPerPass rows a pass, kPassesA/B passes). With
 // Producer, a third warpgroup, the block's first (threads 0-127), is the only loader and the two
 // multiplying warpgroups follow it (run_producer_ring: the stages handed over on mbarriers, kept
-// after the stages); without, all threads load and multiply (run_ring). The static check
-// (tests/scripts/check-igemm-kernels) reads BlockM, BlockN and Stages from the kernel's name.
-template <int BlockM, int BlockN, int Stages, bool Producer = false>
+// after the stages); without, all threads load and multiply (run_ring). With AllBulk too, both
+// tiles of every stage come by bulk tensor copies that one producer thread issues, and that thread
+// alone hands the stage over (the stage's full barrier then waits for one arrival and the copies'
+// bytes, not for 128 threads' hand-overs of copies that are not theirs). The static check
+// (tests/scripts/check-igemm-kernels) reads BlockM, BlockN, Stages and Producer from the kernel's name.
+template <int BlockM, int BlockN, int Stages, bool Producer = false, bool AllBulk = false>
 struct WgmmaTileConfig {
     static constexpr int kBlockM = BlockM, kBlockN = BlockN, kStages = Stages;
-    static constexpr bool kProducer = Producer;
+    static constexpr bool kProducer = Producer, kAllBulk = AllBulk;
+    static_assert(Producer || !AllBulk, "only a producer warpgroup issues bulk copies");
     static constexpr int kWarpgroupM = 64;                    // wgmma's M
     static constexpr int kWarpgroups = BlockM / kWarpgroupM;  // multiplying, each all BlockN columns
     static constexpr int kProducerThreads = Producer ? 128 : 0;
@@ -66,6 +70,8 @@ using WgmmaWideTile = WgmmaTileConfig<128, 128, 4>;
 using WgmmaNarrowTile = WgmmaTileConfig<128, 64, 4>;
 using WgmmaProducerWideTile = WgmmaTileConfig<128, 128, 4, true>;
 using WgmmaProducerNarrowTile = WgmmaTileConfig<128, 64, 4, true>;
+using WgmmaAllBulkWideTile = WgmmaTileConfig<128, 128, 4, true, true>;
+using WgmmaAllBulkNarrowTile = WgmmaTileConfig<128, 64, 4, true, true>;
 
 // This thread's multiplying warpgroup (0 or 1: rows 64g..64g+63 of the tile), or -1 for the
 // producer warpgroup.
@@ -132,6 +138,51 @@ __device__ inline void run_ring(int count, float (&acc)[Registers], Load&& load,
     ptx::cp_async_wait_group<0>();  // only empty groups remain; no copy outlives the block
 }
 
+// The producer ring's round of tile kt in its stage: the empty barrier's phase a producer waits
+// for before refilling the stage (the previous round's: parity (r & 1) ^ 1, which a fresh
+// barrier has passed), and the full barrier's the multipliers wait for (r & 1).
+template <int Stages>
+__device__ inline unsigned ring_round_parity(int kt) {
+    return static_cast<unsigned>((kt / Stages) & 1);
+}
+
+// run_producer_ring's producer when its 128 threads copy (cp.async, and bulk copies load issues
+// besides): Stages - 2 tiles of copies in flight, each stage handed over by all 128 threads once
+// their copies of it have landed, been rounded (landed) and fenced for the async proxy.
+template <int Stages, class Load, class Landed>
+__device__ inline void produce_by_threads(int count, std::uint64_t* full, std::uint64_t* empty, Load& load,
+                                          Landed& landed) {
+    constexpr int kLag = Stages - 2;
+    auto hand_over = [&](int kt) {
+        landed(kt);
+        ptx::fence_proxy_async_shared();
+        ptx::mbarrier_arrive(&full[kt % Stages]);
+    };
+    for (int kt = 0; kt < count; ++kt) {
+        ptx::mbarrier_wait_parity(&empty[kt % Stages], ring_round_parity<Stages>(kt) ^ 1u);
+        load(kt, &full[kt % Stages]);
+        ptx::cp_async_commit_group();
+        if (kt >= kLag) {
+            ptx::cp_async_wait_group<kLag>();
+            hand_over(kt - kLag);
+        }
+    }
+    ptx::cp_async_wait_group<0>();
+    for (int kt = count > kLag ? count - kLag : 0; kt < count; ++kt) hand_over(kt);
+}
+
+// run_producer_ring's producer when every byte comes by bulk copies (AllBulk), one thread: per
+// tile, the stage's empty wait, then load's one arrival with expect_tx and its copies, which
+// complete the full barrier when they land. Nothing to round (16-bit operands) and no proxy fence
+// (the copies write through the async proxy, which wgmma reads through).
+template <int Stages, class Load>
+__device__ inline void produce_bulk(int count, std::uint64_t* full, std::uint64_t* empty, Load& load) {
+    for (int kt = 0; kt < count; ++kt) {
+        ptx::mbarrier_wait_parity(&empty[kt % Stages], ring_round_parity<Stages>(kt) ^ 1u);
+        load(kt, &full[kt % Stages]);
+    }
+}
+
 // The ring of run_ring with a producer warpgroup (threads 0-127) and mbarriers instead of
 // __syncthreads (`barriers`: 2 x Stages of them in shared memory, full then empty). The producer
 // fills stage kt % Stages with tile kt once the multipliers' empty barrier says they are done
@@ -148,42 +199,35 @@ __device__ inline void run_ring(int count, float (&acc)[Registers], Load&& load,
 // load(kt, full) gets the stage's full barrier: with `bulk_arrivals` 1, one producer thread also
 // arrives on it with expect_tx and issues a bulk tensor copy completing on it (the weight tile),
 // so the phase completes once the 128 hand-overs are in and the copy has landed.
-template <int Stages, int Registers, class Load, class Landed, class Multiply>
+//
+// With AllBulk, every byte of a stage comes by the bulk copies load(kt, full) issues from thread
+// 0 after its one arrival with expect_tx (produce_bulk): the full barrier counts that arrival
+// alone, so a stage is the multipliers' as soon as its bytes land, all Stages of them in flight
+// (with the threads' hand-overs only Stages - 2), and the producer's other 127 threads leave at once.
+template <int Stages, bool AllBulk = false, int Registers, class Load, class Landed, class Multiply>
 __device__ inline void run_producer_ring(int count, float (&acc)[Registers], std::uint64_t* barriers,
                                          unsigned bulk_arrivals, Load&& load, Landed&& landed, Multiply&& multiply) {
     static_assert(Stages >= 3, "one tile multiplied, one finishing in the tensor cores, one or more loading");
-    constexpr int kLag = Stages - 2;  // the producer's tiles of copies in flight
     std::uint64_t* full = barriers;
     std::uint64_t* empty = barriers + Stages;
     if (threadIdx.x == 0) {
         for (int s = 0; s < Stages; ++s) {
-            ptx::mbarrier_init(&full[s], 128 + bulk_arrivals);
+            ptx::mbarrier_init(&full[s], AllBulk ? 1u : 128 + bulk_arrivals);
             ptx::mbarrier_init(&empty[s], blockDim.x - 128);
         }
         ptx::fence_mbarrier_init();  // bulk copies complete on the full barriers through the async proxy
     }
     __syncthreads();
-    auto hand_over = [&](int kt) {  // tile kt's copies have landed: round, fence, arrive
-        landed(kt);
-        ptx::fence_proxy_async_shared();
-        ptx::mbarrier_arrive(&full[kt % Stages]);
-    };
     if (threadIdx.x < 128) {
-        for (int kt = 0; kt < count; ++kt) {
-            ptx::mbarrier_wait_parity(&empty[kt % Stages], static_cast<unsigned>((kt / Stages) & 1) ^ 1u);
-            load(kt, &full[kt % Stages]);
-            ptx::cp_async_commit_group();
-            if (kt >= kLag) {
-                ptx::cp_async_wait_group<kLag>();
-                hand_over(kt - kLag);
-            }
+        if constexpr (AllBulk) {
+            if (threadIdx.x == 0) produce_bulk<Stages>(count, full, empty, load);
+        } else {
+            produce_by_threads<Stages>(count, full, empty, load, landed);
         }
-        ptx::cp_async_wait_group<0>();
-        for (int kt = count > kLag ? count - kLag : 0; kt < count; ++kt) hand_over(kt);
         return;
     }
     for (int kt = 0; kt < count; ++kt) {
-        ptx::mbarrier_wait_parity(&full[kt % Stages], static_cast<unsigned>((kt / Stages) & 1));
+        ptx::mbarrier_wait_parity(&full[kt % Stages], ring_round_parity<Stages>(kt));
         multiply(kt);
         ptx::wgmma_wait_group<1>(acc);
         if (kt > 0) ptx::mbarrier_arrive(&empty[(kt - 1) % Stages]);
