@@ -13,29 +13,18 @@
 #include <sstream>
 #include <vector>
 
-#include <boost/context/fiber.hpp>
-
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #else
 #define ASAN_UNPOISON_MEMORY_REGION(address, size) ((void)(address), (void)(size))
 #endif
 
-#include "emu/async_copy.h"
-#include "emu/emulator.h"
-#include "emu/fiber_stack.h"
+#include "emu/block_state.h"
 #include "emu/ptx_emulation.h"
-#include "emu/warpgroup_mma.h"
-
-// Every static __shared__ variable of the CPU build sits in this section (emu/device_api.h and
-// cmake/emu_shared_memory.ld), so one memset poisons them all. Weak: a program without
-// CPU-built kernels has no section.
-extern "C" {
-extern unsigned char __start_convkit_emu_shared[] __attribute__((weak));
-extern unsigned char __stop_convkit_emu_shared[] __attribute__((weak));
-}
 
 namespace convkit::emu {
+
+using namespace runner;
 
 namespace {
 namespace ctx = boost::context;
@@ -49,67 +38,6 @@ constexpr int kWarpgroupSize = 128;
 constexpr std::uint32_t kDynamicSharedWindowStart = 1024 + 128;
 constexpr std::uint32_t kSharedWindowBytes = 1u << 18;  // what a descriptor's 14-bit field reaches
 constexpr unsigned char kPoison = 0xFF;                 // NaN in every floating-point type
-
-enum class State { Runnable, AtBarrier, AtWarpOperation, AtMbarrier, Exited };
-
-// Unwinds a suspended thread's stack when its block is abandoned after a fault.
-struct AbandonBlock {};
-
-struct Thread {
-    int rank = 0;
-    ThreadPosition position;
-    State state = State::Runnable;
-    ctx::fiber fiber;  // the suspended thread (held by the scheduler)
-    ctx::fiber sink;   // the suspended scheduler (held by the running thread)
-    ctx::stack_context stack;
-    SanitizerSwitch sanitizer;
-    // At a barrier.
-    BarrierKind barrier_kind = BarrierKind::Sync;
-    int predicate = 0;
-    std::source_location barrier_site;
-    int barrier_result = 0;
-    // At a warp operation.
-    const WarpArrival* arrival = nullptr;
-    bool warpgroup_operation = false;  // the arrival is at a warpgroup_collective
-    // At an mbarrier wait: for the phase of this parity to complete.
-    const void* mbarrier = nullptr;
-    unsigned mbarrier_parity = 0;
-    std::source_location mbarrier_site;
-};
-
-// An initialised mbarrier (emu/emulator.h): its expected arrivals a phase, those still pending in
-// the current phase, the current phase's pending transaction bytes (expect_tx adds, a landed bulk
-// copy subtracts), and the current phase (its parity is phase % 2).
-struct Mbarrier {
-    unsigned expected = 0;
-    unsigned pending = 0;
-    std::int64_t transactions = 0;
-    std::uint64_t phase = 0;
-    // The thread that initialised it, and whether it has fenced the init since (fence.mbarrier_init
-    // or fence.proxy.async): a bulk copy completes on the barrier through the async proxy, which
-    // sees the generic proxy's init only after that fence.
-    int initialiser = -1;
-    bool init_fenced = false;
-};
-
-struct Block {
-    const GridLaunch* launch = nullptr;
-    Extent index;
-    std::vector<Thread> threads;
-    int at_barrier = 0;
-    bool abandoned = false;
-    std::string fault;                                  // the first fault; the launch throws it
-    std::vector<unsigned char> dynamic_shared_storage;  // over-allocated for the alignment below
-    unsigned char* dynamic_shared = nullptr;            // 1024-byte aligned in host memory
-    std::size_t dynamic_shared_bytes = 0;
-    AsyncCopies async_copies;
-    WarpgroupMmas warpgroup_mmas;
-    std::map<const void*, Mbarrier> mbarriers;  // by address in shared memory
-    std::uint64_t bulk_copies_started = 0;      // picks when each lands under the random schedule
-    SanitizerSwitch scheduler_sanitizer;
-    const void* scheduler_stack_bottom = nullptr;
-    std::size_t scheduler_stack_size = 0;
-};
 
 Block* current_block = nullptr;
 Thread* current_thread = nullptr;
@@ -128,6 +56,15 @@ std::string extent_text(const Extent& e) {
     return text;
 }
 
+std::string where(const Block& b, const Thread& t) {
+    return "kernel " + b.launch->kernel + ", block " + extent_text(b.index) + ", thread " +
+           extent_text(t.position.thread_index) + " [schedule " + schedule_name(current_schedule()) + "]";
+}
+
+}  // namespace
+
+namespace runner {
+
 std::string site_text(const std::source_location& site) {
     std::string file = site.file_name();
     const std::size_t slash = file.find_last_of('/');
@@ -137,11 +74,6 @@ std::string site_text(const std::source_location& site) {
         file = file.substr(before == std::string::npos ? 0 : before + 1);
     }
     return file + ":" + std::to_string(site.line());
-}
-
-std::string where(const Block& b, const Thread& t) {
-    return "kernel " + b.launch->kernel + ", block " + extent_text(b.index) + ", thread " +
-           extent_text(t.position.thread_index) + " [schedule " + schedule_name(current_schedule()) + "]";
 }
 
 [[noreturn]] void fault_at(const Block& b, const Thread& t, const std::string& what) {
@@ -164,6 +96,10 @@ void suspend() {
     t.sanitizer.finish(&b.scheduler_stack_bottom, &b.scheduler_stack_size);
     if (b.abandoned) throw AbandonBlock{};
 }
+
+}  // namespace runner
+
+namespace {
 
 std::string mask_text(unsigned mask) {
     std::ostringstream text;
@@ -364,29 +300,6 @@ void poison_shared_memory(Block& b) {
 std::uint64_t seed_from_environment() {
     const char* text = std::getenv("CONVKIT_EMU_SEED");
     return text != nullptr ? std::strtoull(text, nullptr, 10) : 1;
-}
-
-// Completes the barrier's current phase if nothing is pending in it (arrivals and transactions):
-// its waiters for this parity run again, and the next phase expects `expected` arrivals.
-void complete_phase_if_done(Block& b, const void* barrier, Mbarrier& m) {
-    if (m.pending != 0 || m.transactions != 0) return;
-    for (Thread& t : b.threads) {
-        if (t.state == State::AtMbarrier && t.mbarrier == barrier && t.mbarrier_parity == m.phase % 2)
-            t.state = State::Runnable;
-    }
-    ++m.phase;
-    m.pending = m.expected;
-}
-
-// Lands every bulk copy in flight and completes their transactions (`t`: whom a fault names).
-void land_bulk_copies(Block& b, const Thread& t) {
-    for (const auto& [barrier, bytes] : b.async_copies.land_bulk()) {
-        const auto found = b.mbarriers.find(barrier);
-        if (found == b.mbarriers.end())
-            fault_at(b, t, "a bulk tensor copy completes on an mbarrier that was invalidated while it was in flight");
-        found->second.transactions -= static_cast<std::int64_t>(bytes);
-        complete_phase_if_done(b, barrier, found->second);
-    }
 }
 
 void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, Schedule schedule,
@@ -599,138 +512,6 @@ unsigned live_lanes_of_warp() {
 void switch_point() {
     suspend();  // stays runnable: the schedule decides who goes next
 }
-
-namespace ptx {
-namespace {
-// 2^20 - 1: the largest expected arrival count (PTX ISA, mbarrier.init).
-constexpr unsigned kMaximumMbarrierCount = (1u << 20) - 1;
-
-bool in_shared_memory(const Block& b, const void* p, std::size_t bytes) {
-    const auto* byte = static_cast<const unsigned char*>(p);
-    const bool dynamic = byte >= b.dynamic_shared && byte + bytes <= b.dynamic_shared + b.dynamic_shared_bytes;
-    const bool static_shared = __start_convkit_emu_shared != nullptr && byte >= __start_convkit_emu_shared &&
-                               byte + bytes <= __stop_convkit_emu_shared;
-    return dynamic || static_shared;
-}
-
-// The barrier at `p`, faulting (naming the operation and site) where it is misaligned, outside
-// shared memory, or (unless `initialising`) not initialised.
-Mbarrier* find_mbarrier(const void* p, const char* operation, const std::source_location& site, bool initialising) {
-    Block& b = block();
-    const std::string at = std::string(operation) + " at " + site_text(site) + ": ";
-    if (reinterpret_cast<std::uintptr_t>(p) % 8 != 0) thread_fault(at + "the barrier is not 8-byte aligned");
-    if (!in_shared_memory(b, p, 8)) thread_fault(at + "the barrier is not in shared memory");
-    const auto found = b.mbarriers.find(p);
-    if (found == b.mbarriers.end()) {
-        if (!initialising) thread_fault(at + "the barrier was not initialised (mbarrier.init)");
-        return nullptr;
-    }
-    return &found->second;
-}
-}  // namespace
-
-void mbarrier_init(void* barrier, unsigned count, const std::source_location& site) {
-    if (find_mbarrier(barrier, "mbarrier.init", site, true) != nullptr)
-        thread_fault("mbarrier.init at " + site_text(site) +
-                     ": the barrier is already initialised (mbarrier.inval it first)");
-    if (count < 1 || count > kMaximumMbarrierCount)
-        thread_fault("mbarrier.init at " + site_text(site) + ": count " + std::to_string(count) + " (1 to " +
-                     std::to_string(kMaximumMbarrierCount) + ")");
-    block().mbarriers[barrier] = Mbarrier{count, count, 0, 0, thread_rank(), false};
-    std::memset(barrier, 0, 8);  // the object's bytes are the barrier's, not data
-}
-
-namespace {
-// One arrival on the current phase, after adding `transactions` expected bytes to it.
-std::uint64_t arrive(void* barrier, std::int64_t transactions, const char* operation,
-                     const std::source_location& site) {
-    Block& b = block();
-    Mbarrier& m = *find_mbarrier(barrier, operation, site, false);
-    const std::uint64_t arrived_on = m.phase;
-    m.transactions += transactions;
-    if (m.transactions > kMaximumMbarrierCount)
-        thread_fault(std::string(operation) + " at " + site_text(site) + ": " + std::to_string(m.transactions) +
-                     " transaction bytes pending in one phase (at most 2^20 - 1)");
-    if (m.pending == 0)
-        thread_fault(std::string(operation) + " at " + site_text(site) +
-                     ": an arrival on a phase whose arrivals are all in (it waits for " +
-                     std::to_string(m.transactions) + " transaction bytes)");
-    --m.pending;
-    complete_phase_if_done(b, barrier, m);
-    switch_point();  // as an atomic: the others may run before this thread goes on
-    return arrived_on;
-}
-}  // namespace
-
-std::uint64_t mbarrier_arrive(void* barrier, const std::source_location& site) {
-    return arrive(barrier, 0, "mbarrier.arrive", site);
-}
-
-std::uint64_t mbarrier_arrive_expect_tx(void* barrier, unsigned bytes, const std::source_location& site) {
-    return arrive(barrier, bytes, "mbarrier.arrive.expect_tx", site);
-}
-
-void mbarrier_wait_parity(void* barrier, unsigned parity, const std::source_location& site) {
-    if (parity > 1)
-        thread_fault("mbarrier.try_wait.parity at " + site_text(site) + ": parity " + std::to_string(parity));
-    // Checked at every resumption, as try_wait polls: a barrier whose phase advanced twice before
-    // this thread ran again has the waited-for parity once more, and the wait goes on.
-    while (find_mbarrier(barrier, "mbarrier.try_wait.parity", site, false)->phase % 2 == parity) {
-        Thread& t = thread();
-        t.state = State::AtMbarrier;
-        t.mbarrier = barrier;
-        t.mbarrier_parity = parity;
-        t.mbarrier_site = site;
-        suspend();  // until the arrival that completes the phase makes this thread runnable
-    }
-    switch_point();  // the phase of this parity has completed: a switch point, no wait
-}
-
-}  // namespace ptx
-
-void fence_barrier_inits(int thread) {
-    for (auto& [address, m] : block().mbarriers)
-        if (m.initialiser == thread) m.init_fenced = true;
-}
-
-void start_bulk_copy(void* destination, std::vector<unsigned char> image, void* barrier,
-                     const std::source_location& site) {
-    Block& b = block();
-    Mbarrier& m = *ptx::find_mbarrier(barrier, "cp.async.bulk.tensor", site, false);
-    if (!m.init_fenced)
-        thread_fault("cp.async.bulk.tensor at " + site_text(site) + ": its mbarrier's init by thread " +
-                     std::to_string(m.initialiser) +
-                     " was not fenced for the async proxy (fence.mbarrier_init or fence.proxy.async after "
-                     "mbarrier.init)");
-    if (-m.transactions + static_cast<std::int64_t>(image.size()) > ptx::kMaximumMbarrierCount)
-        thread_fault("cp.async.bulk.tensor at " + site_text(site) + ": more than 2^20 - 1 transaction bytes " +
-                     "complete on its mbarrier before an expect_tx covers them");
-    switch_point();  // issued; others may run before it lands
-    b.async_copies.issue_bulk(thread_rank(), destination, std::move(image), barrier);
-    // When it lands: at once under reverse (a stage refilled too early changes under the wgmma that
-    // reads it), every other copy under random, and otherwise once no thread can run (a read before
-    // the wait sees the poison).
-    const Schedule schedule = current_schedule();
-    const bool now = schedule == Schedule::Reverse || (schedule == Schedule::Random && b.bulk_copies_started % 2 == 1);
-    ++b.bulk_copies_started;
-    if (now) land_bulk_copies(b, thread());
-}
-
-namespace ptx {
-void fence_mbarrier_init() {
-    fence_barrier_inits(thread_rank());
-}
-
-void mbarrier_inval(void* barrier, const std::source_location& site) {
-    find_mbarrier(barrier, "mbarrier.inval", site, false);
-    for (const Thread& t : block().threads) {
-        if (t.state == State::AtMbarrier && t.mbarrier == barrier)
-            thread_fault("mbarrier.inval at " + site_text(site) + ": thread " + std::to_string(t.rank) +
-                         " still waits on the barrier");
-    }
-    block().mbarriers.erase(barrier);
-}
-}  // namespace ptx
 
 void trap(const std::source_location& site) {
     thread_fault("__trap() at " + site_text(site));

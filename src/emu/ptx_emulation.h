@@ -55,7 +55,7 @@ void cp_async_commit_group();
 void cp_async_wait_group(int allowed_pending);
 
 // ---- mbarrier (PTX ISA "Parallel Synchronization and Communication Instructions: mbarrier"),
-// emu/block_runner.cpp (the wait blocks the thread in the scheduler) -------------------------
+// emu/mbarrier.cpp (the wait blocks the thread in the scheduler) ------------------------------
 // An 8-byte object in shared memory (8-byte aligned), emulated beside it: init gives each phase
 // `count` expected arrivals (1 to 2^20 - 1) and starts phase 0; an arrive counts one against the
 // current phase, and the arrival that brings its pending count to 0 completes it: the phase
@@ -90,7 +90,7 @@ void encode_tiled_tensor_map(void* map, const tma::TiledTensorMapSpec& spec);
 // `map` at `coordinates` (`rank` of them, the map's rank) into `shared` (128-byte aligned dynamic
 // shared memory), completing box_bytes transactions on `barrier`. As with cp.async, the bytes are
 // read when the copy is issued and the destination is poisoned until the copy lands
-// (emu/async_copy.h); when it lands depends on the schedule (emu/block_runner.cpp: at once under
+// (emu/async_copy.h); when it lands depends on the schedule (emu/mbarrier.cpp: at once under
 // reverse, at random under random, otherwise only once no thread can run), and landing completes
 // its transactions. Its writes are the async proxy's: wgmma reads them without a fence.
 void bulk_tensor_load(void* shared, const void* map, const int* coordinates, int rank, void* barrier,
