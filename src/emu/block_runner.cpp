@@ -80,6 +80,15 @@ std::string site_text(const std::source_location& site) {
     throw KernelFault(where(b, t) + ": " + what);
 }
 
+std::vector<StaticSharedSection>& registered_static_shared() {
+    static std::vector<StaticSharedSection> sections;  // a function's static: modules register at load
+    return sections;
+}
+
+const std::vector<StaticSharedSection>& static_shared_sections() {
+    return registered_static_shared();
+}
+
 Block& block() {
     return *current_block;
 }
@@ -288,11 +297,11 @@ bool schedule_pass(Block& b, Schedule schedule, std::mt19937_64& random) {
 }
 
 void poison_shared_memory(Block& b) {
-    if (__start_convkit_emu_shared != nullptr) {
-        const auto bytes = static_cast<std::size_t>(__stop_convkit_emu_shared - __start_convkit_emu_shared);
+    for (const StaticSharedSection& section : static_shared_sections()) {
+        const auto bytes = static_cast<std::size_t>(section.end - section.begin);
         // ASan's redzones between the gathered variables would report the memset.
-        ASAN_UNPOISON_MEMORY_REGION(__start_convkit_emu_shared, bytes);
-        std::memset(__start_convkit_emu_shared, kPoison, bytes);
+        ASAN_UNPOISON_MEMORY_REGION(section.begin, bytes);
+        std::memset(section.begin, kPoison, bytes);
     }
     std::fill(b.dynamic_shared_storage.begin(), b.dynamic_shared_storage.end(), kPoison);
 }
@@ -353,6 +362,17 @@ void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, S
         while (t.fiber) run_thread(b, t);
 }
 }  // namespace
+
+bool register_static_shared(unsigned char* begin, unsigned char* end) {
+    if (begin == nullptr || end <= begin) return true;
+    // Modules register while they load, before any launch; the lock is for two loading at once.
+    const std::lock_guard<std::mutex> lock(launch_mutex);
+    std::vector<StaticSharedSection>& sections = registered_static_shared();
+    const bool known = std::any_of(sections.begin(), sections.end(),
+                                   [&](const StaticSharedSection& s) { return s.begin == begin && s.end == end; });
+    if (!known) sections.push_back({begin, end});
+    return true;
+}
 
 const char* schedule_name(Schedule schedule) {
     switch (schedule) {

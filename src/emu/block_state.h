@@ -15,14 +15,6 @@
 #include "emu/fiber_stack.h"
 #include "emu/warpgroup_mma.h"
 
-// Every static __shared__ variable of the CPU build sits in this section (emu/device_api.h and
-// cmake/emu_shared_memory.ld), so one memset poisons them all. Weak: a program without
-// CPU-built kernels has no section.
-extern "C" {
-extern unsigned char __start_convkit_emu_shared[] __attribute__((weak));
-extern unsigned char __stop_convkit_emu_shared[] __attribute__((weak));
-}
-
 namespace convkit::emu::runner {
 
 enum class State { Runnable, AtBarrier, AtWarpOperation, AtMbarrier, Exited };
@@ -93,6 +85,13 @@ Thread& thread();
 // Back to the scheduler; returns when this thread is resumed (throws AbandonBlock when its block
 // has faulted meanwhile).
 void suspend();
+
+// The registered static __shared__ sections (register_static_shared), [begin, end) each.
+struct StaticSharedSection {
+    unsigned char* begin;
+    unsigned char* end;
+};
+const std::vector<StaticSharedSection>& static_shared_sections();
 
 // "kernels/pool.cu:120": a site, with its folder.
 std::string site_text(const std::source_location& site);

@@ -48,6 +48,20 @@
 // CUDA; `extern __shared__` cannot be expressed: use kernels::dynamic_shared_memory().
 #define __shared__ static __attribute__((section("convkit_emu_shared")))
 
+// This module's section (the library's, or a test program's own kernels'): hidden, so each module
+// names its own __start/__stop (the linker defines them where the section exists, weak null where
+// it does not), never another module's of the same name.
+extern "C" {
+extern unsigned char __start_convkit_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern unsigned char __stop_convkit_emu_shared[] __attribute__((weak, visibility("hidden")));
+}
+namespace convkit::emu {
+namespace {
+[[maybe_unused]] const bool static_shared_registered =
+    register_static_shared(__start_convkit_emu_shared, __stop_convkit_emu_shared);
+}  // namespace
+}  // namespace convkit::emu
+
 #ifndef CONVKIT_EMULATED_DEVICE
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;

@@ -118,6 +118,13 @@ void switch_point();
 
 // The block's dynamic shared memory (poisoned at the start of every block).
 void* dynamic_shared_memory();
+// A program or library's static __shared__ variables, [begin, end): the section
+// convkit_emu_shared of that module (emu/device_api.h puts them there, cmake/emu_shared_memory.ld
+// gathers the templates' too). Every translation unit of CPU-built kernels registers its own
+// module's, once a module (device_api.h); the emulator poisons every registered section before
+// each block and takes an address in any of them as shared memory. A null or empty range is
+// ignored; registering one again does nothing. Returns true (for a static initialiser).
+bool register_static_shared(unsigned char* begin, unsigned char* end);
 // The emulated shared window (what cvta.to.shared gives on a GPU), of the dynamic shared memory
 // only: it starts at window address 1152 (past sm_90's 1 KiB reserved, not 1024-byte aligned).
 // shared_window_address faults for any other pointer; shared_window_pointer gives null when

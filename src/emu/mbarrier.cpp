@@ -3,6 +3,7 @@
 // on one (emu/bulk_tensor.cpp gathers it): a barrier's expected and pending arrivals and
 // transaction bytes per phase, its waiters blocked in the scheduler (emu/block_runner.cpp) until
 // the phase completes, and the faults of their misuse.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -51,8 +52,10 @@ constexpr unsigned kMaximumMbarrierCount = (1u << 20) - 1;
 bool in_shared_memory(const Block& b, const void* p, std::size_t bytes) {
     const auto* byte = static_cast<const unsigned char*>(p);
     const bool dynamic = byte >= b.dynamic_shared && byte + bytes <= b.dynamic_shared + b.dynamic_shared_bytes;
-    const bool static_shared = __start_convkit_emu_shared != nullptr && byte >= __start_convkit_emu_shared &&
-                               byte + bytes <= __stop_convkit_emu_shared;
+    const std::vector<StaticSharedSection>& sections = static_shared_sections();
+    const bool static_shared = std::any_of(sections.begin(), sections.end(), [&](const StaticSharedSection& s) {
+        return byte >= s.begin && byte + bytes <= s.end;
+    });
     return dynamic || static_shared;
 }
 

@@ -17,13 +17,16 @@ namespace {
 constexpr int kPipelineStages = 3;
 constexpr int kPipelineWidth = 32;  // floats a chunk: one per producer lane
 
-// mbarrier_pipeline_probe's kernel (test_kernels.h).
+// mbarrier_pipeline_probe's kernel (test_kernels.h). A template, as the library's kernels are: its
+// static __shared__ barriers are a template's function-local statics, which the CPU build must
+// find in shared memory in every program (cmake/emu_shared_memory.ld, emu::register_static_shared).
+template <int Stages>
 __global__ void mbarrier_pipeline_kernel(const float* in, int chunks, float* out, PipelineFlaw flaw) {
-    __shared__ std::uint64_t full[kPipelineStages], empty[kPipelineStages];
+    __shared__ std::uint64_t full[Stages], empty[Stages];
     float* stages = dynamic_shared_memory<float>();
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
     if (threadIdx.x == 0) {
-        for (int s = 0; s < kPipelineStages; ++s) {
+        for (int s = 0; s < Stages; ++s) {
             ptx::mbarrier_init(&full[s], kPipelineWidth);
             ptx::mbarrier_init(&empty[s], 2 * kPipelineWidth);
         }
@@ -31,7 +34,7 @@ __global__ void mbarrier_pipeline_kernel(const float* in, int chunks, float* out
     __syncthreads();
     if (warp == 0) {
         for (int c = 0; c < chunks; ++c) {
-            const int s = c % kPipelineStages, round = c / kPipelineStages;
+            const int s = c % Stages, round = c / Stages;
             // Round r refills the stage once the consumers' phase r - 1 of its empty barrier has
             // completed; round 0 waits for parity 1, which a fresh barrier has passed.
             if (flaw != PipelineFlaw::NoEmptyWait) ptx::mbarrier_wait_parity_or_trap(&empty[s], (round & 1) ^ 1);
@@ -43,7 +46,7 @@ __global__ void mbarrier_pipeline_kernel(const float* in, int chunks, float* out
     } else {
         float sum = 0.0f;
         for (int c = 0; c < chunks; ++c) {
-            const int s = c % kPipelineStages, round = c / kPipelineStages;
+            const int s = c % Stages, round = c / Stages;
             const unsigned parity =
                 static_cast<unsigned>(round & 1) ^ (flaw == PipelineFlaw::WrongFullParity ? 1u : 0u);
             ptx::mbarrier_wait_parity_or_trap(&full[s], parity);
@@ -58,7 +61,7 @@ __global__ void mbarrier_pipeline_kernel(const float* in, int chunks, float* out
 
 void mbarrier_pipeline_probe(const float* in, int chunks, float* out, PipelineFlaw flaw) {
     const std::size_t bytes = kPipelineStages * kPipelineWidth * sizeof(float);
-    launch<mbarrier_pipeline_kernel>({1, 3 * kPipelineWidth, bytes}, nullptr, in, chunks, out, flaw);
+    launch<mbarrier_pipeline_kernel<kPipelineStages>>({1, 3 * kPipelineWidth, bytes}, nullptr, in, chunks, out, flaw);
 }
 
 }  // namespace emu_tests
