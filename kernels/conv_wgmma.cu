@@ -159,24 +159,12 @@ __device__ inline void copy_tiles(const IgemmParams& p, const BulkOperands& bulk
         if (bulk.a_im2col) {  // the block's first output position, read at the tile's tap
             const int u = p.source_group.divide(k);
             const Coordinates tap = split_tap(p, u), row = split_row(p, block_m);
-            const int at[5] = {group * p.source_group.divisor() + k - u * p.source_group.divisor(),
-                               p.row_start_w + row.w * p.row_step_w, p.row_start_h + row.h * p.row_step_h,
-                               p.row_start_d + row.d * p.row_step_d, row.n};
-            const std::uint16_t offsets[3] = {static_cast<std::uint16_t>(tap.w * p.tap_reach_w),
-                                              static_cast<std::uint16_t>(tap.h * p.tap_reach_h),
-                                              static_cast<std::uint16_t>(tap.d * p.tap_reach_d)};
-            // The map's rank is the convolution's spatial dims + 2: (c, w[, h[, d]], n).
-            if (bulk.a_rank == 5) {
-                ptx::bulk_tensor_load_im2col(stage, bulk.a_map, at, offsets, full);
-            } else if (bulk.a_rank == 4) {
-                const int at4[4] = {at[0], at[1], at[2], at[4]};
-                const std::uint16_t offsets2[2] = {offsets[0], offsets[1]};
-                ptx::bulk_tensor_load_im2col(stage, bulk.a_map, at4, offsets2, full);
-            } else {
-                const int at3[3] = {at[0], at[1], at[4]};
-                const std::uint16_t offsets1[1] = {offsets[0]};
-                ptx::bulk_tensor_load_im2col(stage, bulk.a_map, at3, offsets1, full);
-            }
+            const int corner[3] = {p.row_start_w + row.w * p.row_step_w, p.row_start_h + row.h * p.row_step_h,
+                                   p.row_start_d + row.d * p.row_step_d};
+            const int offsets[3] = {tap.w * p.tap_reach_w, tap.h * p.tap_reach_h, tap.d * p.tap_reach_d};
+            wgmma_ring::bulk_im2col_load(stage, bulk.a_map, bulk.a_rank,
+                                         group * p.source_group.divisor() + k - u * p.source_group.divisor(), corner,
+                                         row.n, offsets, full);
         }
     }
     if (bulk.b_rank == 0) return;
@@ -375,51 +363,27 @@ std::optional<tma::TiledTensorMapSpec> activation_map_spec(const IgemmParams& p,
 }
 
 // x's im2col map for the producer's bulk copies of A in the forward (copy_tiles): one copy a k
-// tile, the block's 128 output positions (the walk of the bounding box from -padding to
-// padding - (kernel - 1) x dilation past the input, by the stride: the GEMM's rows in order, on
-// into the next image) at the tile's tap. Its rank is the convolution's spatial dims + 2, (C, W[,
-// H[, D]], N) (a dim of size 1, kernel 1, no padding and stride 1 is dropped from the top: the
-// params hold every convolution as 3-D), since the corners' and offsets' range narrows with the
-// rank. Where a group's channels are whole k tiles (64: no tile straddles two taps), the corners
-// fit the rank's range and every tap's offset its width; nullopt elsewhere and for tf32.
+// tile, the block's 128 output positions (the GEMM's rows in order, on into the next image) at
+// the tile's tap (wgmma_ring::im2col_walk_spec). Where a group's channels are whole k tiles (64: no
+// tile straddles two taps), the corners fit the rank's range and every tap's offset its width;
+// nullopt elsewhere and for tf32.
 std::optional<tma::Im2colTensorMapSpec> activation_im2col_spec(const IgemmParams& p, IgemmOperand operand) {
-    constexpr int kDepth = k_per_tile<IgemmOperand::BFloat16>();
-    const int channels = p.source_group.divisor();
-    if (operand == IgemmOperand::TensorFloat32 || p.phases != 1 || channels % kDepth != 0) return std::nullopt;
+    if (p.phases != 1) return std::nullopt;
+    wgmma_ring::Im2colWalk w;
+    w.source = p.source;
+    w.operand = operand;
+    w.channels = p.source_channels;
+    w.group_channels = p.source_group.divisor();
     const int kernel_w = p.gathered_taps_w.divisor(), kernel_h = p.gathered_taps_h.divisor();
-    const int kernel[3] = {kernel_w, kernel_h, p.gemm_k / (channels * kernel_h * kernel_w)};
-    const int padding[3] = {-p.row_start_w, -p.row_start_h, -p.row_start_d};
-    const int dilation[3] = {p.tap_reach_w, p.tap_reach_h, p.tap_reach_d};
-    const int stride[3] = {p.row_step_w, p.row_step_h, p.row_step_d};
-    const int source[3] = {p.source_w, p.source_h, p.source_d};
-    auto trivial = [&](int i) { return source[i] == 1 && kernel[i] == 1 && padding[i] == 0 && stride[i] == 1; };
-    const int spatial = !trivial(2) ? 3 : !trivial(1) ? 2 : 1;
-    const auto images = static_cast<std::uint64_t>(p.gemm_m) /
-                        (static_cast<std::uint64_t>(p.rows_d.divisor()) * p.rows_h.divisor() * p.rows_w.divisor());
-    constexpr std::uint64_t kElement = 2;
-    tma::Im2colTensorMapSpec s;
-    s.global = p.source;
-    s.type = map_element_type(operand);
-    s.rank = spatial + 2;
-    s.swizzle = wgmma::Swizzle::Bytes128;
-    s.channels_per_pixel = kDepth;
-    s.pixels_per_column = WgmmaWideTile::kBlockM;
-    s.dims[0] = static_cast<std::uint64_t>(p.source_channels);
-    for (std::size_t i = 0; i < static_cast<std::size_t>(spatial); ++i) {
-        s.dims[i + 1] = static_cast<std::uint64_t>(source[i]);
-        s.lower[i] = -padding[i];
-        s.upper[i] = padding[i] - (kernel[i] - 1) * dilation[i];
-        s.traversal[i] = static_cast<std::uint32_t>(stride[i]);
-        if ((kernel[i] - 1) * dilation[i] > tma::im2col_largest_offset(s.rank)) return std::nullopt;
-    }
-    s.dims[static_cast<std::size_t>(spatial) + 1] = images;
-    std::uint64_t stride_bytes = s.dims[0] * kElement;
-    for (std::size_t i = 1; i < static_cast<std::size_t>(s.rank); ++i) {
-        s.strides[i] = stride_bytes;
-        stride_bytes *= s.dims[i];
-    }
-    if (!tma::im2col_tensor_map_problem(s).empty()) return std::nullopt;
-    return s;
+    w.size = {p.source_w, p.source_h, p.source_d};
+    w.kernel = {kernel_w, kernel_h, w.group_channels > 0 ? p.gemm_k / (w.group_channels * kernel_h * kernel_w) : 1};
+    w.padding = {-p.row_start_w, -p.row_start_h, -p.row_start_d};
+    w.dilation = {p.tap_reach_w, p.tap_reach_h, p.tap_reach_d};
+    w.stride = {p.row_step_w, p.row_step_h, p.row_step_d};
+    w.images = static_cast<std::uint64_t>(p.gemm_m) /
+               (static_cast<std::uint64_t>(p.rows_d.divisor()) * p.rows_h.divisor() * p.rows_w.divisor());
+    w.pixels = WgmmaWideTile::kBlockM;
+    return wgmma_ring::im2col_walk_spec(w);
 }
 
 // The maps of a producer launch's bulk copies (none: its threads copy with cp.async): A tiled

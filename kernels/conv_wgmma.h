@@ -138,25 +138,35 @@ std::string conv_wgmma_backward_filter_unsupported_reason(const IgemmConvShape& 
 // K/g <= 64 < taps x C/g, transposed (M = taps x C/g, N = K/g); the tile's columns (64 up to 64
 // columns, else 128); its blocks (M tiles x N tiles x groups); and the default split of the
 // positions (as cuda.igemm's: none from half a wave up, else about a wave's blocks, each split at
-// least 8 k tiles of 64 positions). All zero where refused.
+// least 8 k tiles of 64 positions), or the schedule's. With the schedule's producer warpgroup
+// (cuda.wgmma.producer), whether both operands come by bulk tensor copies on the producer ring
+// (bulk_copies: one producer thread copies a k tile's dy blocks as tiled boxes and x's as im2col
+// copies of 64 positions at one tap; that takes 16-bit operands, a group's input channels whole
+// blocks of 64, and the im2col walk's corners and offsets within the rank's range); elsewhere the
+// producer schedule runs the plain ring. All zero where refused.
 struct WgmmaFilterPlan {
     bool transposed = false;
     int tile_columns = 0;
     std::int64_t blocks = 0;
     int splits = 0;
+    bool producer_warpgroup = false;
+    bool bulk_copies = false;
 };
-WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& shape);
+WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& shape,
+                                                IgemmOperand operand = IgemmOperand::BFloat16,
+                                                const WgmmaSchedule& schedule = {});
 
 // The float32 slices of `splits` > 1 (0 for one): splits x dw's elements.
 std::size_t conv_wgmma_backward_filter_workspace_bytes(const IgemmConvShape& shape, int splits);
 
 // dw (KRSC, [K, taps, C/g], as cuda.igemm's) = the filter gradient from dy [N, oD, oH, oW, K]
 // and x [N, D, H, W, C] (+ `residual`, like dw, or null), bf16 or f16 operands, float32
-// accumulation, summed over the positions in `splits` ranges whose slices (the workspace) a
-// second kernel adds in order. Throws as conv_wgmma_forward, and InvalidArgument for splits
-// outside 1..65535 / groups or more than one without a workspace.
-void conv_wgmma_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output, int splits,
-                                const void* dy, const void* x, const void* residual, void* dw, void* workspace,
-                                Stream stream);
+// accumulation, summed over the positions in the plan's splits (the schedule's, or the default)
+// whose slices (the workspace) a second kernel adds in order; on the producer ring where the plan
+// has bulk copies and the pointers allow them. Throws as conv_wgmma_forward, and InvalidArgument
+// for splits outside 1..65535 / groups or more than one without a workspace.
+void conv_wgmma_backward_filter(const IgemmConvShape& shape, IgemmOperand operand, IgemmOutput output,
+                                const WgmmaSchedule& schedule, const void* dy, const void* x, const void* residual,
+                                void* dw, void* workspace, Stream stream);
 
 CONVKIT_KERNELS_END

@@ -4,8 +4,10 @@
 // that feeds the tensor cores without mbarriers, a stage's k steps of wgmma, and the walk over the
 // D fragment.
 // Private to those files.
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "convkit/error.h"
@@ -15,6 +17,7 @@
 #include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
+#include "kernels/tensor_map.h"
 #include "kernels/wgmma_descriptor.h"
 
 CONVKIT_KERNELS_BEGIN
@@ -268,6 +271,82 @@ __device__ inline void for_each_d(const float (&acc)[N / 2], RowOf&& row_of, F&&
             CONVKIT_UNROLL
             for (int r = 0; r < 2; ++r) f(row, 8 * j + 2 * (t % 4) + r, acc[4 * j + 2 * half + r]);
         }
+    }
+}
+
+// A source's im2col walk for the producer's bulk copies of gathered tiles (forward's A from x,
+// backward-filter's x columns): `pixels` output positions a copy, in order (W fastest, then H, D,
+// the image), each position's window corner walked by the stride from -padding, a copy's
+// `kDepth` (64) channels of one tap read at offsets tap x dilation. Spatial arrays are (W, H, D).
+struct Im2colWalk {
+    const void* source = nullptr;
+    IgemmOperand operand = IgemmOperand::BFloat16;
+    int channels = 0;        // the source's, all groups
+    int group_channels = 0;  // a group's: whole k tiles of 64, so no copy straddles two taps
+    std::array<int, 3> size{}, kernel{}, padding{}, dilation{}, stride{};
+    std::uint64_t images = 0;
+    std::uint32_t pixels = 0;
+};
+inline constexpr std::uint32_t kIm2colDepth = 64;  // a copy's channels: one 128-byte row of 16-bit values
+
+// The walk's im2col map: x as (C, W[, H[, D]], N), of the convolution's rank (a dim of size 1,
+// kernel 1, no padding and stride 1 is dropped from the top: the params hold every convolution as
+// 3-D), since the corners' and offsets' range narrows with the rank; the bounding box per spatial
+// dim from -padding to size - 1 + padding - (kernel - 1) x dilation. nullopt for tf32 (the bulk
+// copies carry 16-bit operands only), groups of channels that are not whole copies, offsets past
+// the rank's width and maps the driver would refuse.
+inline std::optional<tma::Im2colTensorMapSpec> im2col_walk_spec(const Im2colWalk& w) {
+    if (w.operand == IgemmOperand::TensorFloat32 || w.group_channels % static_cast<int>(kIm2colDepth) != 0)
+        return std::nullopt;
+    auto trivial = [&](std::size_t i) {
+        return w.size[i] == 1 && w.kernel[i] == 1 && w.padding[i] == 0 && w.stride[i] == 1;
+    };
+    const int spatial = !trivial(2) ? 3 : !trivial(1) ? 2 : 1;
+    constexpr std::uint64_t kElement = 2;
+    tma::Im2colTensorMapSpec s;
+    s.global = w.source;
+    s.type = w.operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.rank = spatial + 2;
+    s.swizzle = wgmma::Swizzle::Bytes128;
+    s.channels_per_pixel = kIm2colDepth;
+    s.pixels_per_column = w.pixels;
+    s.dims[0] = static_cast<std::uint64_t>(w.channels);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(spatial); ++i) {
+        s.dims[i + 1] = static_cast<std::uint64_t>(w.size[i]);
+        s.lower[i] = -w.padding[i];
+        s.upper[i] = w.padding[i] - (w.kernel[i] - 1) * w.dilation[i];
+        s.traversal[i] = static_cast<std::uint32_t>(w.stride[i]);
+        if ((w.kernel[i] - 1) * w.dilation[i] > tma::im2col_largest_offset(s.rank)) return std::nullopt;
+    }
+    s.dims[static_cast<std::size_t>(spatial) + 1] = w.images;
+    std::uint64_t stride_bytes = s.dims[0] * kElement;
+    for (std::size_t i = 1; i < static_cast<std::size_t>(s.rank); ++i) {
+        s.strides[i] = stride_bytes;
+        stride_bytes *= s.dims[i];
+    }
+    if (!tma::im2col_tensor_map_problem(s).empty()) return std::nullopt;
+    return s;
+}
+
+// One im2col copy of an im2col_walk_spec map of `rank` into `shared`, completing on `full`: from
+// channel `channel`, the window corner `corner` (W, H, D) of image `image`, at `offsets` (W, H,
+// D: the tap times the dilation); the map's rank keeps the first rank - 2 spatial dims.
+__device__ inline void bulk_im2col_load(void* shared, const tma::TensorMap& map, int rank, int channel,
+                                        const int (&corner)[3], int image, const int (&offsets)[3],
+                                        std::uint64_t* full) {
+    auto offset = [&](int i) { return static_cast<std::uint16_t>(offsets[i]); };
+    if (rank == 5) {
+        const int at[5] = {channel, corner[0], corner[1], corner[2], image};
+        const std::uint16_t by[3] = {offset(0), offset(1), offset(2)};
+        ptx::bulk_tensor_load_im2col(shared, map, at, by, full);
+    } else if (rank == 4) {
+        const int at[4] = {channel, corner[0], corner[1], image};
+        const std::uint16_t by[2] = {offset(0), offset(1)};
+        ptx::bulk_tensor_load_im2col(shared, map, at, by, full);
+    } else {
+        const int at[3] = {channel, corner[0], image};
+        const std::uint16_t by[1] = {offset(0)};
+        ptx::bulk_tensor_load_im2col(shared, map, at, by, full);
     }
 }
 

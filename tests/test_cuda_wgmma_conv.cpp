@@ -146,10 +146,10 @@ TEST_F(CudaWgmmaConv, NamedSplitForwardMatchesTheReference) {
 }
 
 // cuda.wgmma.producer (the same kernels with a producer warpgroup handing the stages over on
-// mbarriers): the forward (split by default, every epilogue option) and backward-data (strided,
-// uniform phases) through the public ops against the float64 host ops; backward-filter refused
-// with its reason.
-TEST_F(CudaWgmmaConv, ProducerVariantRunsTheForwardAndBackwardData) {
+// mbarriers): the forward (split by default, every epilogue option), backward-data (strided,
+// uniform phases) and backward-filter (64 input channels: both operands by bulk copies, dy's boxes
+// and x's im2col walk of a strided 4x4) through the public ops against the float64 host ops.
+TEST_F(CudaWgmmaConv, ProducerVariantRunsEveryPass) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1).set_stride(2);
     const Tensor x = testing::random_exact_in(DType::BFloat16, Shape{2, 64, 8, 8}, rng);
@@ -161,23 +161,25 @@ TEST_F(CudaWgmmaConv, ProducerVariantRunsTheForwardAndBackwardData) {
         return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
     };
     const auto back = [](const Tensor& t) { return t.to(Device::host()).to(DType::Float64).contiguous(); };
-    Tensor y, dx;
+    Tensor y, dx, dw;
     {
         const VariantGuard guard("cuda.wgmma.producer");
         y = conv_forward(on_cuda(x), w.to(DType::BFloat16).to(Device::cuda()), b.to(DType::BFloat16).to(Device::cuda()),
                          params, {on_cuda(residual), true});
         dx = conv_backward_data(on_cuda(dy), w.to(DType::BFloat16).to(Device::cuda()), x.shape(), params);
+        dw = conv_backward_filter(on_cuda(dy), on_cuda(x), w.shape(), params);
     }
     EXPECT_LT(testing::relative_error(back(y), relu(conv_forward(x, w, b, params, {residual, false}))),
               testing::kBfloat16VsFloat64Tolerance);
     EXPECT_LT(testing::relative_error(back(dx), conv_backward_data(dy, w, x.shape(), params)),
               testing::kBfloat16VsFloat64Tolerance);
-    const detail::ConvProblem p = problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast);
-    std::string reason;
-    EXPECT_FALSE(testing::conv_variant_named("cuda.wgmma.producer").supports(p, ConvPass::BackwardFilter, &reason));
-    EXPECT_NE(reason.find("does not implement it"), std::string::npos) << reason;
-    EXPECT_TRUE(testing::conv_variant_named("cuda.wgmma.producer").supports(p, ConvPass::BackwardData, &reason))
-        << reason;
+    EXPECT_LT(testing::relative_error(back(dw), conv_backward_filter(dy, x, w.shape(), params)),
+              testing::kBfloat16VsFloat64Tolerance);
+    const kernels::WgmmaFilterPlan plan = kernels::conv_wgmma_backward_filter_plan(
+        detail::igemm_shape(
+            problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast).geometry),
+        kernels::IgemmOperand::BFloat16, {std::nullopt, true});
+    EXPECT_TRUE(plan.bulk_copies);
 }
 
 // cuda.wgmma.producer where its tiles come by bulk tensor copies (kernels/conv_wgmma.cu: the plan's

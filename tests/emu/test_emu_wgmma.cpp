@@ -31,6 +31,8 @@ using namespace igemm_test;
 std::vector<double> run_pass(const Case& cs, const Problem& p);
 // Forward and backward-data cases with named splits, defined below.
 const std::vector<Case>& split_sweep();
+// Backward-filter cases, defined below.
+const std::vector<Case>& backward_filter_sweep();
 
 // The case on random values against the float64 definition, at its dtype's tolerance.
 void expect_matches_the_definition(const Case& cs) {
@@ -328,7 +330,8 @@ TEST(EmuWgmmaConv, ProducerRingUnderRunToBlockAndRandomSchedules) {
     CONVKIT_SEEDED_RNG(rng);
     const std::vector<Case> cases =
         on_the_producer_ring({sweep()[7], sweep()[9], sweep()[25], split_sweep()[1], backward_data_sweep()[4],
-                              backward_data_sweep()[10], backward_data_sweep()[17], backward_data_sweep()[15]});
+                              backward_data_sweep()[10], backward_data_sweep()[17], backward_data_sweep()[15],
+                              backward_filter_sweep()[13], backward_filter_sweep()[12]});
     for (emu::Schedule schedule : {emu::Schedule::RunToBlock, emu::Schedule::Random}) {
         const ScheduleScope scope(schedule);
         for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -602,8 +605,9 @@ std::vector<double> run_backward_filter(const Case& cs, const Problem& p) {
     const std::size_t bytes = kernels::conv_wgmma_backward_filter_workspace_bytes(cs.shape, cs.splits);
     std::vector<float> slices(bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
     return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* dw) {
-        kernels::conv_wgmma_backward_filter(cs.shape, cs.operand, cs.output, cs.splits, p.first.data(), p.second.data(),
-                                            epilogue.residual, dw, slices.empty() ? nullptr : slices.data(), Stream{});
+        kernels::conv_wgmma_backward_filter(cs.shape, cs.operand, cs.output, {cs.splits, cs.producer_warpgroup},
+                                            p.first.data(), p.second.data(), epilogue.residual, dw,
+                                            slices.empty() ? nullptr : slices.data(), Stream{});
     });
 }
 
@@ -646,6 +650,18 @@ const std::vector<Case>& backward_filter_sweep() {
         backward_filter(shape(1, 2, 16, 64, 1, {150}, {7}, {2}, {3}), kBF, kToBF, false, 1),
         backward_filter(shape(3, 2, 8, 16, 1, {5, 6, 7}, {2, 3, 1}, {2, 1, 2}, {1, 0, 0}, {1, 2, 1}), kF16, kToF32,
                         true, 1),
+        // 64 input channels a group, where the producer copies both operands by bulk copies (x by
+        // im2col, 64 positions at one tap): normal wide 3x3 (N = 576) with positions past a k tile
+        // (2 x 9 x 9 = 162); transposed 3x3/2 dilated; 2 groups of 64 -> 48 (dy's 64-channel boxes
+        // reach the next group's channels, which land in dropped columns); 1-D dilated, 136
+        // output channels (M past the tile, the second box past K: zeros), long positions split 3
+        // ways; 3-D strided, transposed; a 1x1 on the narrow tile.
+        backward_filter(shape(2, 2, 64, 128, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kBF, kToF32, false, 1),
+        backward_filter(shape(2, 2, 64, 64, 1, {11, 9}, {3, 3}, {2, 2}, {2, 1}, {2, 1}), kF16, kToF16, true, 1),
+        backward_filter(shape(2, 2, 128, 96, 2, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF, kToBF, false, 1),
+        backward_filter(shape(1, 2, 64, 136, 1, {300}, {5}, {1}, {4}, {2}), kF16, kToF32, true, 3),
+        backward_filter(shape(3, 1, 64, 32, 1, {5, 6, 7}, {3, 3, 3}, {2, 1, 2}, {1, 1, 1}), kBF, kToF32, false, 1),
+        backward_filter(shape(2, 2, 64, 64, 1, {6, 6}, {1, 1}), kBF, kToBF, false, 2),
     };
     return cases;
 }
@@ -657,9 +673,12 @@ TEST_P(WgmmaBackwardFilterSweep, MatchesTheDefinition) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaBackwardFilterSweep, ::testing::ValuesIn(backward_filter_sweep()), case_test_name);
+INSTANTIATE_TEST_SUITE_P(EmuProducer, WgmmaBackwardFilterSweep,
+                         ::testing::ValuesIn(on_the_producer_ring(backward_filter_sweep())), case_test_name);
 
 TEST(EmuWgmmaConv, BackwardFilterSmallIntegersBitForBit) {
     expect_small_integers_bit_for_bit(backward_filter_sweep());
+    expect_small_integers_bit_for_bit(on_the_producer_ring(backward_filter_sweep()));
 }
 
 // The rings of backward-data (its phases' gathers) and backward-filter (MN-major tiles, split-K)
@@ -710,15 +729,31 @@ TEST(EmuWgmmaConv, BackwardFilterPlanAndRefusals) {
     // so 3 splits; 4096 -> 512: 128 blocks, half a wave, none).
     EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 2048, 512, 1, {7, 7}, {1, 1})).splits, 3);
     EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 4096, 512, 1, {7, 7}, {1, 1})).splits, 1);
+    // The producer's bulk copies of both operands: 16-bit with 64 input channels a group (ResNet's
+    // layers), not 32, not past the im2col offsets' width (3-D: 30), not without the producer.
+    const kernels::WgmmaSchedule producer{std::nullopt, true};
+    const IgemmConvShape layer1_shape = shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1});
+    EXPECT_TRUE(kernels::conv_wgmma_backward_filter_plan(layer1_shape, kBF, producer).bulk_copies);
+    EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(layer1_shape, kBF, producer).splits, 53);
+    EXPECT_FALSE(kernels::conv_wgmma_backward_filter_plan(layer1_shape, kBF).bulk_copies);
+    EXPECT_FALSE(
+        kernels::conv_wgmma_backward_filter_plan(shape(2, 2, 32, 64, 1, {8, 8}, {3, 3}), kBF, producer).bulk_copies);
+    EXPECT_FALSE(
+        kernels::conv_wgmma_backward_filter_plan(
+            shape(3, 1, 64, 16, 1, {5, 5, 5}, {3, 3, 3}, {1, 1, 1}, {16, 16, 16}, {16, 16, 16}), kF16, producer)
+            .bulk_copies);
+    EXPECT_TRUE(kernels::conv_wgmma_backward_filter_plan(
+                    shape(3, 1, 64, 16, 1, {5, 5, 5}, {3, 3, 3}, {1, 1, 1}, {15, 15, 15}, {15, 15, 15}), kF16, producer)
+                    .bulk_copies);
     EXPECT_NE(kernels::conv_wgmma_backward_filter_unsupported_reason(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32)
                   .find("bf16 and f16 operands only"),
               std::string::npos);
     EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(shape(2, 1, 12, 16, 1, {8, 8}, {3, 3})).blocks, 0);
     std::vector<std::uint16_t> data(4096);
-    EXPECT_THROW(kernels::conv_wgmma_backward_filter(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToF32, 1,
+    EXPECT_THROW(kernels::conv_wgmma_backward_filter(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kTF32, kToF32, {1},
                                                      data.data(), data.data(), nullptr, data.data(), nullptr, Stream{}),
                  NotSupported);
-    EXPECT_THROW(kernels::conv_wgmma_backward_filter(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, 2,
+    EXPECT_THROW(kernels::conv_wgmma_backward_filter(shape(2, 1, 16, 16, 1, {8, 8}, {3, 3}), kBF, kToF32, {2},
                                                      data.data(), data.data(), nullptr, data.data(), nullptr, Stream{}),
                  InvalidArgument);
 }

@@ -43,10 +43,7 @@ public:
     CudaWgmmaConv() = default;
     const char* name() const override { return name_; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
-    // The producer ring serves the forward and backward-data kernel only.
-    bool implements(ConvPass pass) const override {
-        return pass != ConvPass::BackwardBias && !(producer_warpgroup_ && pass == ConvPass::BackwardFilter);
-    }
+    bool implements(ConvPass pass) const override { return pass != ConvPass::BackwardBias; }
     // Float32 only as tf32: unsupported_reason refuses it under strict math.
     bool computes(DType dtype) const override {
         return dtype == DType::BFloat16 || dtype == DType::Float16 || dtype == DType::Float32;
@@ -55,10 +52,7 @@ public:
     bool fuses_epilogue() const override { return true; }
 
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
-        if (!implements(pass)) {
-            return producer_warpgroup_ ? "runs the forward and backward-data passes only"
-                                       : "runs the forward, backward-data and backward-filter passes only";
-        }
+        if (!implements(pass)) return "runs the forward, backward-data and backward-filter passes only";
         if (std::string reason = tensor_core_operands_reason(p); !reason.empty()) return reason;
         if (const int cc = cuda_compute_capability(p.device.index); cc != kComputeCapability) {
             return concat("needs compute capability 9.0 (wgmma, sm_90a code); device ", p.device.index, " has ",
@@ -94,9 +88,8 @@ public:
         WorkspacePieces pieces(workspace);
         void* weight = pieces.take(conv_weight_bytes(g, dtype));
         if (pass == ConvPass::BackwardFilter) {
-            const int splits = kernels::conv_wgmma_backward_filter_plan(s).splits;
             void* slices = pieces.take(filter_slice_bytes(g));
-            kernels::conv_wgmma_backward_filter(s, igemm_operand(dtype), igemm_output(dtype), splits, o.dy, o.x,
+            kernels::conv_wgmma_backward_filter(s, igemm_operand(dtype), igemm_output(dtype), schedule(), o.dy, o.x,
                                                 nullptr, weight, slices, stream);
             permute_conv_weight(g, dtype, weight, o.out, false, stream);  // KRSC back to [K, C/g, taps]
             return;
@@ -153,7 +146,8 @@ private:
 };
 
 // The same kernels with a producer warpgroup: a third warpgroup copies every k tile and hands
-// the stages over on mbarriers (kernels::WgmmaSchedule); forward and backward-data. Beside
+// the stages over on mbarriers (kernels::WgmmaSchedule); every pass (backward-filter where both
+// operands come by bulk copies, else on the plain ring: WgmmaFilterPlan::bulk_copies). Beside
 // cuda.wgmma for measured selection and the bench until a GPU run says which ring is faster.
 class CudaWgmmaProducerConv final : public CudaWgmmaConv {
 public:
