@@ -239,7 +239,13 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
             copy_tiles<Tile, P, Operand>(p, bulk, block_m, block_n, group, k_tile, stage_of(kt), full);
     };
     auto landed = [&](int step) {
-        if constexpr (OperandFormat<Operand>::kTf32) round_own_chunks_to_tf32<Tile>(stage_of(step));
+        if constexpr (OperandFormat<Operand>::kTf32) {
+            if constexpr (Tile::kAllBulk) {
+                wgmma_ring::round_stage_share_to_tf32<Tile>(stage_of(step));
+            } else {
+                round_own_chunks_to_tf32<Tile>(stage_of(step));
+            }
+        }
     };
     auto multiply = [&](int step) {
         const auto offset = static_cast<std::uint32_t>(step % Tile::kStages * Tile::kStageBytes);
@@ -248,7 +254,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
     };
     if constexpr (Tile::kProducer) {
         auto* barriers = reinterpret_cast<std::uint64_t*>(shared + Tile::kStages * Tile::kStageBytes);
-        wgmma_ring::run_producer_ring<Tile::kStages, Tile::kAllBulk>(
+        constexpr bool kRoundsLanded = Tile::kAllBulk && OperandFormat<Operand>::kTf32;
+        wgmma_ring::run_producer_ring<Tile::kStages, Tile::kAllBulk, kRoundsLanded>(
             range.count, acc, barriers, (bulk.a_rank | bulk.b_rank) != 0 ? 1u : 0u, load, landed, multiply);
         if (warpgroup < 0) return;  // the producer holds no results
     } else {
@@ -291,26 +298,25 @@ dim3 grid_of(const IgemmParams& p, std::int64_t groups) {
                 static_cast<unsigned>(groups * p.splits));
 }
 
-// A 16-bit operand's element type in a tensor map (the bulk copies carry no tf32).
-tma::ElementType map_element_type(IgemmOperand operand) {
-    return operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+// A k tile's depth in `operand`'s values (64 16-bit, 32 tf32: one 128-byte row), for the maps.
+std::uint32_t depth_of(IgemmOperand operand) {
+    return operand == IgemmOperand::TensorFloat32 ? k_per_tile<IgemmOperand::TensorFloat32>()
+                                                  : k_per_tile<IgemmOperand::BFloat16>();
 }
 
 // The weight's tensor map for the producer's bulk copies of B (copy_tiles), boxes of a k tile by
-// `tile_columns` rows; nullopt where B goes by cp.async: tf32 (the threads that copy a tile round
-// it to tf32 in shared memory), backward-data whose channels per group are not whole k tiles (a
-// tile would straddle two taps), and a map the driver would refuse (a phase of no taps).
-// Forward: the KRSC weight as (k, out channel, group); backward-data: the transposed weight as
-// (source channel, reversed tap, out channel, group).
+// `tile_columns` rows; nullopt where B goes by cp.async: backward-data whose channels per group
+// are not whole k tiles (a tile would straddle two taps), and a map the driver would refuse (a
+// phase of no taps). Forward: the KRSC weight as (k, out channel, group); backward-data: the
+// transposed weight as (source channel, reversed tap, out channel, group).
 template <Pass P>
 std::optional<tma::TiledTensorMapSpec> weight_map_spec(const IgemmParams& p, std::int64_t groups, IgemmOperand operand,
                                                        int tile_columns) {
-    if (operand == IgemmOperand::TensorFloat32) return std::nullopt;
-    constexpr std::uint32_t kDepth = k_per_tile<IgemmOperand::BFloat16>();
-    constexpr std::uint64_t kElement = 2;
+    const std::uint32_t kDepth = depth_of(operand);
     tma::TiledTensorMapSpec s;
     s.global = p.w;
-    s.type = map_element_type(operand);
+    s.type = wgmma_ring::map_element_type(operand);
+    const std::uint64_t kElement = tma::element_bytes(s.type);
     s.swizzle = wgmma::Swizzle::Bytes128;
     const auto columns = static_cast<std::uint64_t>(p.out_group), all_groups = static_cast<std::uint64_t>(groups);
     const auto box_rows = static_cast<std::uint32_t>(tile_columns);
@@ -339,7 +345,7 @@ std::optional<tma::TiledTensorMapSpec> weight_map_spec(const IgemmParams& p, std
 // backward-data (ResNet's bottleneck 1x1s), and a strided backward-data's phase that reads dy at
 // its own positions through one tap (the even phase of a 1x1/2, or of a 3x3/2 with padding 1 on
 // an odd input). A is then the source seen as (channel in group, group, row); nullopt elsewhere
-// (the gather picks rows and taps the copy engine's tile mode cannot) and for tf32.
+// (the gather picks rows and taps the copy engine's tile mode cannot).
 std::optional<tma::TiledTensorMapSpec> activation_map_spec(const IgemmParams& p, std::int64_t groups,
                                                            IgemmOperand operand) {
     const int channels = p.source_group.divisor();
@@ -347,26 +353,26 @@ std::optional<tma::TiledTensorMapSpec> activation_map_spec(const IgemmParams& p,
                                       p.row_step_w == 1 && p.row_start_d == 0 && p.row_start_h == 0 &&
                                       p.row_start_w == 0 && p.rows_d.divisor() == p.source_d &&
                                       p.rows_h.divisor() == p.source_h && p.rows_w.divisor() == p.source_w;
-    if (operand == IgemmOperand::TensorFloat32 || !rows_are_source_rows) return std::nullopt;
-    constexpr std::uint64_t kElement = 2;
+    if (!rows_are_source_rows) return std::nullopt;
     tma::TiledTensorMapSpec s;
     s.global = p.source;
-    s.type = map_element_type(operand);
+    s.type = wgmma_ring::map_element_type(operand);
+    const std::uint64_t kElement = tma::element_bytes(s.type);
     s.swizzle = wgmma::Swizzle::Bytes128;
     s.rank = 3;
     s.dims = {static_cast<std::uint64_t>(channels), static_cast<std::uint64_t>(groups),
               static_cast<std::uint64_t>(p.gemm_m)};
     s.strides = {0, channels * kElement, static_cast<std::uint64_t>(p.source_channels) * kElement};
-    s.box = {k_per_tile<IgemmOperand::BFloat16>(), 1, WgmmaWideTile::kBlockM};
+    s.box = {depth_of(operand), 1, WgmmaWideTile::kBlockM};
     if (!tma::tiled_tensor_map_problem(s).empty()) return std::nullopt;
     return s;
 }
 
 // x's im2col map for the producer's bulk copies of A in the forward (copy_tiles): one copy a k
 // tile, the block's 128 output positions (the GEMM's rows in order, on into the next image) at
-// the tile's tap (wgmma_ring::im2col_walk_spec). Where a group's channels are whole k tiles (64: no
-// tile straddles two taps), the corners fit the rank's range and every tap's offset its width;
-// nullopt elsewhere and for tf32.
+// the tile's tap (wgmma_ring::im2col_walk_spec). Where a group's channels are whole k tiles (64,
+// or 32 tf32: no tile straddles two taps), the corners fit the rank's range and every tap's offset
+// its width; nullopt elsewhere.
 std::optional<tma::Im2colTensorMapSpec> activation_im2col_spec(const IgemmParams& p, IgemmOperand operand) {
     if (p.phases != 1) return std::nullopt;
     wgmma_ring::Im2colWalk w;
@@ -398,12 +404,16 @@ struct BulkCopies {
     bool all() const { return (a_tiled || a_im2col) && b; }
 };
 
+// tf32 takes them only where both tiles come by copies (the producer's threads then round whole
+// stages once they land, produce_bulk_and_round); with one tile gathered, the threads round only
+// the chunks they copied themselves, so a copied tile would reach the tensor cores unrounded.
 template <Pass P>
 BulkCopies bulk_copies(const IgemmParams& p, std::int64_t groups, IgemmOperand operand, int tile_columns) {
     BulkCopies copies;
     copies.a_tiled = activation_map_spec(p, groups, operand);
     if (P == Pass::Forward && !copies.a_tiled) copies.a_im2col = activation_im2col_spec(p, operand);
     copies.b = weight_map_spec<P>(p, groups, operand, tile_columns);
+    if (operand == IgemmOperand::TensorFloat32 && !copies.all()) return {};
     return copies;
 }
 
@@ -441,19 +451,17 @@ void launch_pass(const IgemmParams& p, int groups, const BulkCopies& copies, cud
 
 // The launch of p on the tile its GEMM's columns (channels written per group) take, with or
 // without the producer warpgroup, whose threads copy nothing where every tile comes by bulk copies
-// (16-bit operands only: tf32 has none).
+// (but round tf32 stages once they land).
 template <Pass P>
 void dispatch_tile(const IgemmParams& p, int groups, bool producer, const BulkCopies& copies, IgemmOperand operand,
                    IgemmOutput output, cudaStream_t stream) {
     with_operand_and_output(operand, output, [&](auto op, auto out) {
         constexpr IgemmOperand kOperand = decltype(op)::value;
         constexpr IgemmOutput kOutput = decltype(out)::value;
-        if constexpr (kOperand != IgemmOperand::TensorFloat32) {
-            if (producer && copies.all()) {
-                if (narrow(p.out_group))
-                    return launch_pass<WgmmaAllBulkNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
-                return launch_pass<WgmmaAllBulkWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
-            }
+        if (producer && copies.all()) {
+            if (narrow(p.out_group))
+                return launch_pass<WgmmaAllBulkNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
+            return launch_pass<WgmmaAllBulkWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
         }
         if (producer) {
             if (narrow(p.out_group))
@@ -467,8 +475,7 @@ void dispatch_tile(const IgemmParams& p, int groups, bool producer, const BulkCo
 
 // The k tiles of a GEMM of depth k: 64 16-bit values or 32 tf32 each.
 std::int64_t k_tiles_of_depth(std::int64_t k, IgemmOperand operand) {
-    const std::int64_t depth = operand == IgemmOperand::TensorFloat32 ? k_per_tile<IgemmOperand::TensorFloat32>()
-                                                                      : k_per_tile<IgemmOperand::BFloat16>();
+    const std::int64_t depth = depth_of(operand);
     return (k + depth - 1) / depth;
 }
 

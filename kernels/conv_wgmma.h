@@ -49,15 +49,19 @@ struct WgmmaLaunchPlan {
     int tile_columns = 0;
     bool producer_warpgroup = false;  // WgmmaSchedule's
     // The producer copies B (the weight's tile) with one bulk tensor copy a stage (TMA) instead of
-    // cp.async: 16-bit operands, forward, and backward-data with whole k tiles of channels a tap.
+    // cp.async: forward, and backward-data with whole k tiles of channels a tap; tf32 only where A
+    // is a bulk copy too (its threads then round whole stages once they land).
     bool weight_by_bulk_copy = false;
     // And A (the source's tile) too: where the GEMM's rows are the source's rows through one tap
     // (16-bit operands of a 1x1 convolution with stride 1 and no padding, forward or backward-data,
     // and backward-data phases that read dy at their own positions, the even phase of a 1x1/2), as
-    // a tiled copy; and in the forward where a group's channels are whole k tiles (64) and the
-    // corners fit an im2col map, as one im2col copy of the block's 128 positions at the tile's tap.
+    // a tiled copy; and in the forward where a group's channels are whole k tiles (64, 32 tf32) and
+    // the corners fit an im2col map, as one im2col copy of the block's 128 positions at the tile's
+    // tap.
     // With both, the producer's threads copy nothing: one thread issues a stage's two copies after
-    // its one arrival, which with the bytes completes the stage (all 4 stages in flight, not 2).
+    // its one arrival, which with the bytes completes the stage (all 4 stages in flight, not 2);
+    // for tf32 the copies complete a landed barrier, and the 128 threads round the stage to
+    // nearest before they hand it over.
     bool activations_by_bulk_copy = false;
     std::int64_t blocks = 0;
     int splits = 1;
@@ -71,8 +75,8 @@ struct WgmmaLaunchPlan {
 // the copying, Stages - 2 tiles of copies in flight, and hands each stage to the two multiplying
 // warpgroups on an mbarrier (and they hand it back on another): no block-wide barrier in the
 // loop, and the multiplying threads issue no copies (they still find the tile's rows at the
-// start, as every thread does). Where a tensor map describes the weight's tiles (16-bit operands:
-// the forward, and backward-data with whole k tiles of channels a tap), one producer thread
+// start, as every thread does). Where a tensor map describes the weight's tiles (the forward,
+// and backward-data with whole k tiles of channels a tap; tf32 only with A's too), one producer thread
 // copies each B tile with the bulk tensor copy (TMA), which completes on the same full barrier
 // (WgmmaLaunchPlan::weight_by_bulk_copy); the producer's threads gather only A, and where A is a
 // bulk copy too (activations_by_bulk_copy: 1x1 stride 1, and the forward with 64 channels a group)

@@ -53,8 +53,9 @@ struct WgmmaTileConfig {
     static constexpr int kAtomBytes = 1024;           // 8 rows x 128 bytes: the swizzle's repeat
     static constexpr int kTileBytesA = BlockM * kRowBytes, kTileBytesB = BlockN * kRowBytes;
     static constexpr int kStageBytes = kTileBytesA + kTileBytesB;
-    // The producer ring's full and empty mbarriers, 8 bytes each, after the stages.
-    static constexpr int kBarrierBytes = Producer ? 2 * Stages * 8 : 0;
+    // The producer ring's full and empty mbarriers, 8 bytes each, after the stages; with AllBulk a
+    // third set, the copies' landed barriers, which a tf32 stage is rounded on before its hand-over.
+    static constexpr int kBarrierBytes = Producer ? (AllBulk ? 3 : 2) * Stages * 8 : 0;
     // The stages, the barriers, and an atom's slack to start the stages on a 1024-byte boundary of
     // the shared window.
     static constexpr std::size_t kSharedBytes = std::size_t{kStageBytes} * Stages + kBarrierBytes + kAtomBytes;
@@ -186,6 +187,43 @@ __device__ inline void produce_bulk(int count, std::uint64_t* full, std::uint64_
     }
 }
 
+// The same for tf32 operands, which the tensor cores would truncate: thread 0's copies complete
+// on the stage's landed barrier instead, and all 128 producer threads, Stages - 2 tiles behind,
+// wait for it, round their share of the stage to nearest (landed), fence the stores for the async
+// proxy and arrive on the full barrier (128 arrivals). Thread 0 refills a stage only after the
+// multipliers' empty phase, and the others touch it only after its copies landed, so no thread
+// rounds a stage a wgmma still reads.
+template <int Stages, class Load, class Landed>
+__device__ inline void produce_bulk_and_round(int count, std::uint64_t* full, std::uint64_t* empty,
+                                              std::uint64_t* landed_barriers, Load& load, Landed& landed) {
+    constexpr int kLag = Stages - 2;
+    auto hand_over = [&](int kt) {
+        ptx::mbarrier_wait_parity(&landed_barriers[kt % Stages], ring_round_parity<Stages>(kt));
+        landed(kt);
+        ptx::fence_proxy_async_shared();
+        ptx::mbarrier_arrive(&full[kt % Stages]);
+    };
+    for (int kt = 0; kt < count; ++kt) {
+        if (threadIdx.x == 0) {
+            ptx::mbarrier_wait_parity(&empty[kt % Stages], ring_round_parity<Stages>(kt) ^ 1u);
+            load(kt, &landed_barriers[kt % Stages]);
+        }
+        if (kt >= kLag) hand_over(kt - kLag);
+    }
+    for (int kt = count > kLag ? count - kLag : 0; kt < count; ++kt) hand_over(kt);
+}
+
+// Rounds this producer thread's share of a stage to tf32 in place (produce_bulk_and_round's
+// landed): chunks threadIdx.x, + 128, ... of A and B alike (rounding each float wherever the
+// swizzle put it).
+template <class Tile>
+__device__ inline void round_stage_share_to_tf32(unsigned char* stage) {
+    static_assert(Tile::kStageBytes % (16 * Tile::kProducerThreads) == 0, "every producer thread rounds as many");
+    CONVKIT_UNROLL
+    for (int chunk = static_cast<int>(threadIdx.x); chunk < Tile::kStageBytes / 16; chunk += Tile::kProducerThreads)
+        ptx::round_shared_chunk_to_tf32(stage + 16 * chunk);
+}
+
 // The ring of run_ring with a producer warpgroup (threads 0-127) and mbarriers instead of
 // __syncthreads (`barriers`: 2 x Stages of them in shared memory, full then empty). The producer
 // fills stage kt % Stages with tile kt once the multipliers' empty barrier says they are done
@@ -206,23 +244,32 @@ __device__ inline void produce_bulk(int count, std::uint64_t* full, std::uint64_
 // With AllBulk, every byte of a stage comes by the bulk copies load(kt, full) issues from thread
 // 0 after its one arrival with expect_tx (produce_bulk): the full barrier counts that arrival
 // alone, so a stage is the multipliers' as soon as its bytes land, all Stages of them in flight
-// (with the threads' hand-overs only Stages - 2), and the producer's other 127 threads leave at once.
-template <int Stages, bool AllBulk = false, int Registers, class Load, class Landed, class Multiply>
+// (with the threads' hand-overs only Stages - 2), and the producer's other 127 threads leave at
+// once. With RoundsLanded too (tf32), the copies complete on a third barrier per stage, after the
+// full and empty ones, and the 128 threads round each stage and hand it over
+// (produce_bulk_and_round).
+template <int Stages, bool AllBulk = false, bool RoundsLanded = false, int Registers, class Load, class Landed,
+          class Multiply>
 __device__ inline void run_producer_ring(int count, float (&acc)[Registers], std::uint64_t* barriers,
                                          unsigned bulk_arrivals, Load&& load, Landed&& landed, Multiply&& multiply) {
     static_assert(Stages >= 3, "one tile multiplied, one finishing in the tensor cores, one or more loading");
+    static_assert(AllBulk || !RoundsLanded, "a stage rounded after its copies land is a bulk-copied one");
     std::uint64_t* full = barriers;
     std::uint64_t* empty = barriers + Stages;
+    std::uint64_t* landed_barriers = barriers + 2 * Stages;  // AllBulk tiles only
     if (threadIdx.x == 0) {
         for (int s = 0; s < Stages; ++s) {
-            ptx::mbarrier_init(&full[s], AllBulk ? 1u : 128 + bulk_arrivals);
+            ptx::mbarrier_init(&full[s], AllBulk && !RoundsLanded ? 1u : 128 + (AllBulk ? 0 : bulk_arrivals));
             ptx::mbarrier_init(&empty[s], blockDim.x - 128);
+            if constexpr (RoundsLanded) ptx::mbarrier_init(&landed_barriers[s], 1);
         }
-        ptx::fence_mbarrier_init();  // bulk copies complete on the full barriers through the async proxy
+        ptx::fence_mbarrier_init();  // bulk copies complete on the barriers through the async proxy
     }
     __syncthreads();
     if (threadIdx.x < 128) {
-        if constexpr (AllBulk) {
+        if constexpr (RoundsLanded) {
+            produce_bulk_and_round<Stages>(count, full, empty, landed_barriers, load, landed);
+        } else if constexpr (AllBulk) {
             if (threadIdx.x == 0) produce_bulk<Stages>(count, full, empty, load);
         } else {
             produce_by_threads<Stages>(count, full, empty, load, landed);
@@ -274,10 +321,18 @@ __device__ inline void for_each_d(const float (&acc)[N / 2], RowOf&& row_of, F&&
     }
 }
 
+// An operand's element type in a tensor map (tf32 is float32's bits).
+constexpr tma::ElementType map_element_type(IgemmOperand operand) {
+    return operand == IgemmOperand::BFloat16  ? tma::ElementType::BFloat16
+           : operand == IgemmOperand::Float16 ? tma::ElementType::Float16
+                                              : tma::ElementType::Float32;
+}
+
 // A source's im2col walk for the producer's bulk copies of gathered tiles (forward's A from x,
 // backward-filter's x columns): `pixels` output positions a copy, in order (W fastest, then H, D,
-// the image), each position's window corner walked by the stride from -padding, a copy's
-// `kDepth` (64) channels of one tap read at offsets tap x dilation. Spatial arrays are (W, H, D).
+// the image), each position's window corner walked by the stride from -padding, a copy's 128
+// bytes of channels (64 16-bit values, 32 tf32: im2col_depth) of one tap read at offsets tap x
+// dilation. Spatial arrays are (W, H, D).
 struct Im2colWalk {
     const void* source = nullptr;
     IgemmOperand operand = IgemmOperand::BFloat16;
@@ -287,28 +342,31 @@ struct Im2colWalk {
     std::uint64_t images = 0;
     std::uint32_t pixels = 0;
 };
-inline constexpr std::uint32_t kIm2colDepth = 64;  // a copy's channels: one 128-byte row of 16-bit values
+// A copy's channels: one 128-byte row.
+constexpr std::uint32_t im2col_depth(IgemmOperand operand) {
+    return operand == IgemmOperand::TensorFloat32 ? 32 : 64;
+}
 
 // The walk's im2col map: x as (C, W[, H[, D]], N), of the convolution's rank (a dim of size 1,
 // kernel 1, no padding and stride 1 is dropped from the top: the params hold every convolution as
 // 3-D), since the corners' and offsets' range narrows with the rank; the bounding box per spatial
-// dim from -padding to size - 1 + padding - (kernel - 1) x dilation. nullopt for tf32 (the bulk
-// copies carry 16-bit operands only), groups of channels that are not whole copies, offsets past
-// the rank's width and maps the driver would refuse.
+// dim from -padding to size - 1 + padding - (kernel - 1) x dilation. nullopt for groups of
+// channels that are not whole copies, offsets past the rank's width and maps the driver would
+// refuse.
 inline std::optional<tma::Im2colTensorMapSpec> im2col_walk_spec(const Im2colWalk& w) {
-    if (w.operand == IgemmOperand::TensorFloat32 || w.group_channels % static_cast<int>(kIm2colDepth) != 0)
-        return std::nullopt;
+    const std::uint32_t depth = im2col_depth(w.operand);
+    if (w.group_channels % static_cast<int>(depth) != 0) return std::nullopt;
     auto trivial = [&](std::size_t i) {
         return w.size[i] == 1 && w.kernel[i] == 1 && w.padding[i] == 0 && w.stride[i] == 1;
     };
     const int spatial = !trivial(2) ? 3 : !trivial(1) ? 2 : 1;
-    constexpr std::uint64_t kElement = 2;
     tma::Im2colTensorMapSpec s;
     s.global = w.source;
-    s.type = w.operand == IgemmOperand::BFloat16 ? tma::ElementType::BFloat16 : tma::ElementType::Float16;
+    s.type = map_element_type(w.operand);
+    const std::uint64_t element = tma::element_bytes(s.type);
     s.rank = spatial + 2;
     s.swizzle = wgmma::Swizzle::Bytes128;
-    s.channels_per_pixel = kIm2colDepth;
+    s.channels_per_pixel = depth;
     s.pixels_per_column = w.pixels;
     s.dims[0] = static_cast<std::uint64_t>(w.channels);
     for (std::size_t i = 0; i < static_cast<std::size_t>(spatial); ++i) {
@@ -319,7 +377,7 @@ inline std::optional<tma::Im2colTensorMapSpec> im2col_walk_spec(const Im2colWalk
         if ((w.kernel[i] - 1) * w.dilation[i] > tma::im2col_largest_offset(s.rank)) return std::nullopt;
     }
     s.dims[static_cast<std::size_t>(spatial) + 1] = w.images;
-    std::uint64_t stride_bytes = s.dims[0] * kElement;
+    std::uint64_t stride_bytes = s.dims[0] * element;
     for (std::size_t i = 1; i < static_cast<std::size_t>(s.rank); ++i) {
         s.strides[i] = stride_bytes;
         stride_bytes *= s.dims[i];

@@ -398,9 +398,16 @@ TEST(EmuWgmmaConv, EveryEpilogueCombination) {
 TEST(EmuWgmmaConv, Tf32OperandsAreRoundedToNearestTiesAway) {
     CONVKIT_SEEDED_RNG(rng);
     const double tie = 1 + std::ldexp(1.0, -11), rounded = 1 + std::ldexp(1.0, -10);
-    for (const IgemmConvShape& s : {shape(2, 2, 12, 136, 1, {6, 7}, {3, 3}, {2, 1}, {1, 1}),
-                                    shape(2, 1, 36, 40, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1})}) {
-        const Case cs{s, kLarge, kTF32, kToF32, false, false, false};
+    // On the plain ring, and on the producer ring with both tiles by bulk copies (32 channels a
+    // group: x by im2col, the 1x1's by tiled boxes), whose threads round whole stages.
+    const Case plain{
+        shape(2, 2, 12, 136, 1, {6, 7}, {3, 3}, {2, 1}, {1, 1}), kLarge, kTF32, kToF32, false, false, false};
+    std::vector<Case> cases = {plain, plain, plain, plain};
+    cases[1].shape = shape(2, 1, 36, 40, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1});
+    cases[2].shape = shape(2, 1, 32, 40, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1});
+    cases[3].shape = shape(2, 2, 64, 136, 1, {6, 5}, {1, 1});
+    cases[2].producer_warpgroup = cases[3].producer_warpgroup = true;
+    for (const Case& cs : cases) {
         for (std::size_t tied : {std::size_t{0}, std::size_t{1}}) {  // x, w
             std::array<double, 3> stored{1, 1, 1}, as_read{1, 1, 1};
             stored[tied] = tie;
@@ -511,7 +518,9 @@ TEST(EmuWgmmaConv, TheProducerUsesTheBulkCopyWhereAMapDescribesTheOperand) {
     };
     const IgemmConvShape pointwise = shape(2, 2, 64, 72, 1, {7, 7}, {1, 1}, {1, 1}, {0, 0});
     EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kBF, producer)), std::vector<bool>{true});
-    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kTF32, producer)), std::vector<bool>{false});
+    // tf32 too, where both tiles are copies (the producer's threads then round whole stages).
+    EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kTF32, producer)), std::vector<bool>{true});
+    EXPECT_EQ(bulk(kernels::conv_wgmma_forward_plan(pointwise, kTF32, producer)), std::vector<bool>{true});
     EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(pointwise, kBF)), std::vector<bool>{false});
     EXPECT_EQ(bulk_a(kernels::conv_wgmma_forward_plan(forward, kBF, producer)),
               std::vector<bool>{false});  // 24 channels: a k tile would straddle taps
@@ -532,7 +541,13 @@ TEST(EmuWgmmaConv, TheProducerUsesTheBulkCopyWhereAMapDescribesTheOperand) {
     EXPECT_TRUE(forward_a(shape(3, 1, 64, 16, 1, {5, 5, 5}, {3, 3, 3}, {1, 1, 1}, {15, 15, 15}, {15, 15, 15}), kBF));
     EXPECT_FALSE(forward_a(shape(3, 1, 64, 16, 1, {5, 5, 5}, {3, 3, 3}, {1, 1, 1}, {16, 16, 16}, {16, 16, 16}), kBF));
     EXPECT_FALSE(forward_a(shape(2, 2, 96, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kBF));
-    EXPECT_FALSE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kTF32));
+    EXPECT_TRUE(forward_a(shape(2, 2, 64, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kTF32));
+    // tf32 with 48 channels: a k tile of 32 straddles taps, so A is gathered, and B, which the
+    // gathering threads would not round, is gathered too.
+    EXPECT_FALSE(forward_a(shape(2, 2, 48, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kTF32));
+    EXPECT_EQ(
+        bulk(kernels::conv_wgmma_forward_plan(shape(2, 2, 48, 72, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}), kTF32, producer)),
+        std::vector<bool>{false});
     const kernels::WgmmaPlan pointwise_back =
         kernels::conv_wgmma_backward_data_plan(backward_data_sweep()[17].shape, kBF, producer);
     EXPECT_EQ(bulk_a(pointwise_back), std::vector<bool>{true});
