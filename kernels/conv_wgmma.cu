@@ -149,8 +149,12 @@ template <class Tile, Pass P, IgemmOperand Operand>
 __device__ inline void copy_tiles(const IgemmParams& p, const BulkOperands& bulk, int block_m, int block_n, int group,
                                   int kt, unsigned char* stage, std::uint64_t* full) {
     const int k = kt * k_per_tile<Operand>();
-    ptx::mbarrier_arrive_expect_tx(full, static_cast<unsigned>((bulk.a_rank > 0 ? Tile::kTileBytesA : 0) +
-                                                               (bulk.b_rank > 0 ? Tile::kTileBytesB : 0)));
+    // An all-bulk tile expects its whole stage: were a rank ever 0 there, its stage would never
+    // complete (a deadlock the emulator names), not reach the tensor cores unwritten.
+    ptx::mbarrier_arrive_expect_tx(
+        full, static_cast<unsigned>(Tile::kAllBulk ? Tile::kStageBytes
+                                                   : (bulk.a_rank > 0 ? Tile::kTileBytesA : 0) +
+                                                         (bulk.b_rank > 0 ? Tile::kTileBytesB : 0)));
     if (bulk.a_rank > 0 && !bulk.a_im2col) {
         const int at[3] = {k, group, block_m};
         ptx::bulk_tensor_load(stage, bulk.a_map, at, full);

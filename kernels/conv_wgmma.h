@@ -134,26 +134,25 @@ void conv_wgmma_backward_data(const IgemmConvShape& shape, IgemmOperand operand,
 // ---- backward-filter (kernels/conv_wgmma_filter.cu) -----------------------------------------
 
 // Why conv_wgmma_backward_filter cannot run `shape` with `operand` (empty when it can): those of
-// conv_wgmma_unsupported_reason, and tf32 (its tiles are MN-major, which wgmma reads for 16-bit
-// types only).
-std::string conv_wgmma_backward_filter_unsupported_reason(const IgemmConvShape& shape, IgemmOperand operand);
+// conv_wgmma_unsupported_reason, tf32 (its tiles are MN-major, which wgmma reads for 16-bit
+// types only), and on the schedule's producer ring, operands the bulk copies cannot bring (a
+// group's input channels not whole blocks of 64, x's im2col walk past the copy engine's ranges).
+std::string conv_wgmma_backward_filter_unsupported_reason(const IgemmConvShape& shape, IgemmOperand operand,
+                                                          const WgmmaSchedule& schedule = {});
 
 // How a backward-filter of `shape` runs: the GEMM D = dy^T x (M = K/g, N = taps x C/g) or, where
 // K/g <= 64 < taps x C/g, transposed (M = taps x C/g, N = K/g); the tile's columns (64 up to 64
 // columns, else 128); its blocks (M tiles x N tiles x groups); and the default split of the
 // positions (as cuda.igemm's: none from half a wave up, else about a wave's blocks, each split at
 // least 8 k tiles of 64 positions), or the schedule's. With the schedule's producer warpgroup
-// (cuda.wgmma.producer), whether both operands come by bulk tensor copies on the producer ring
-// (bulk_copies: one producer thread copies a k tile's dy blocks as tiled boxes and x's as im2col
-// copies of 64 positions at one tap; that takes 16-bit operands, a group's input channels whole
-// blocks of 64, and the im2col walk's corners and offsets within the rank's range); elsewhere the
-// producer schedule runs the plain ring. All zero where refused.
+// (cuda.wgmma.producer), bulk_copies: the producer ring, on which one producer thread copies a k
+// tile's dy blocks as tiled boxes and x's as im2col copies of 64 positions at one tap (the reason
+// above refuses the shapes it cannot take). All zero where refused.
 struct WgmmaFilterPlan {
     bool transposed = false;
     int tile_columns = 0;
     std::int64_t blocks = 0;
     int splits = 0;
-    bool producer_warpgroup = false;
     bool bulk_copies = false;
 };
 WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& shape,

@@ -139,7 +139,7 @@ __device__ inline void load_x(const WgmmaFilterParams& p, int group, int first, 
 
 // The producer's bulk copies (cuda.wgmma.producer): dy's tiled map and x's im2col map
 // (filter_bulk_copies), a `const __grid_constant__` kernel parameter; x_rank 0 where the launch
-// runs the plain ring, whose threads copy with cp.async.
+// runs the plain ring (cuda.wgmma), whose threads copy with cp.async.
 struct FilterBulkOperands {
     tma::TensorMap dy_map, x_map;
     int x_rank;
@@ -237,8 +237,8 @@ __global__ void __launch_bounds__(Tile::kThreads)
     };
     if constexpr (Tile::kProducer) {
         auto* barriers = reinterpret_cast<std::uint64_t*>(shared + Tile::kStages * Tile::kStageBytes);
-        wgmma_ring::run_producer_ring<Tile::kStages, true>(
-            range.count, acc, barriers, 1u,
+        wgmma_ring::run_producer_ring<Tile::kStages, Tile::kAllBulk>(
+            range.count, acc, barriers, 0u,
             [&](int step, std::uint64_t* full) {
                 copy_filter_tiles<Tile, Transposed>(p, bulk, group, block_m, block_n, range.first + step,
                                                     stage_of(step), full);
@@ -302,9 +302,8 @@ std::int64_t k_tiles(const IgemmConvShape& s) {
 
 // The producer's maps (copy_filter_tiles): dy as (channel, position), boxes of 64 x 64; x's
 // im2col walk of 64 positions a copy (wgmma_ring::im2col_walk_spec: a group's input channels
-// whole blocks of 64, the corners and offsets within the rank's range). Both or neither: nullopt
-// where either is refused (16-bit operands only; a pointer off 16 bytes), and the launch then
-// runs the plain ring.
+// whole blocks of 64, the corners, offsets and strides within the copy engine's ranges). Both or
+// neither: nullopt where either is refused, and the producer schedule with it.
 struct FilterBulkCopies {
     tma::TiledTensorMapSpec dy;
     tma::Im2colTensorMapSpec x;
@@ -357,8 +356,8 @@ FilterBulkOperands encoded(const std::optional<FilterBulkCopies>& copies) {
 }
 
 // Normal on the wide tile (or the narrow one for at most 64 columns), transposed on the narrow
-// one; on the producer ring (its all-bulk tiles) where `copies` has both maps. 16-bit operands
-// only (the launcher refuses tf32 first).
+// one; on the producer ring (its all-bulk tiles) with `copies`. 16-bit operands only (the launcher
+// refuses tf32 first).
 void filter_tile(const WgmmaFilterParams& p, const WgmmaFilterPlan& plan, int groups,
                  const std::optional<FilterBulkCopies>& copies, IgemmOperand operand, IgemmOutput output,
                  cudaStream_t stream) {
@@ -381,16 +380,24 @@ void filter_tile(const WgmmaFilterParams& p, const WgmmaFilterPlan& plan, int gr
 }
 }  // namespace
 
-std::string conv_wgmma_backward_filter_unsupported_reason(const IgemmConvShape& s, IgemmOperand operand) {
+std::string conv_wgmma_backward_filter_unsupported_reason(const IgemmConvShape& s, IgemmOperand operand,
+                                                          const WgmmaSchedule& schedule) {
     if (operand == IgemmOperand::TensorFloat32)
         return "backward-filter's MN-major tiles take bf16 and f16 operands only (wgmma has no transposed tf32)";
-    return conv_wgmma_unsupported_reason(s, operand);
+    if (std::string reason = conv_wgmma_unsupported_reason(s, operand); !reason.empty()) return reason;
+    if (schedule.producer_warpgroup && !filter_bulk_copies(s, operand, nullptr, nullptr))
+        return "the producer ring copies backward-filter's operands by bulk tensor copies only: a group's input "
+               "channels must be whole blocks of 64 (" +
+               std::to_string(s.in_channels / s.groups) +
+               " here) and x's im2col walk within the copy engine's ranges (window corners, tap offsets up to " +
+               std::to_string(tma::im2col_largest_offset(s.rank + 2)) + ", strides up to 8)";
+    return {};
 }
 
 WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& s, IgemmOperand operand,
                                                 const WgmmaSchedule& schedule) {
     WgmmaFilterPlan plan;
-    if (!conv_wgmma_backward_filter_unsupported_reason(s, operand).empty()) return plan;
+    if (!conv_wgmma_backward_filter_unsupported_reason(s, operand, schedule).empty()) return plan;
     const std::int64_t group_out = s.out_channels / s.groups;
     const std::int64_t gemm_n = kernel_taps(s) * (s.in_channels / s.groups);
     plan.transposed = group_out <= WgmmaNarrowTile::kBlockN && gemm_n > WgmmaNarrowTile::kBlockN;
@@ -400,8 +407,7 @@ WgmmaFilterPlan conv_wgmma_backward_filter_plan(const IgemmConvShape& s, IgemmOp
                   ((columns + plan.tile_columns - 1) / plan.tile_columns) * s.groups;
     plan.splits = schedule.splits.value_or(
         default_splits_for_wave(wgmma_ring::wave_blocks(plan.tile_columns), plan.blocks, k_tiles(s), s.groups));
-    plan.producer_warpgroup = schedule.producer_warpgroup;
-    plan.bulk_copies = schedule.producer_warpgroup && filter_bulk_copies(s, operand, nullptr, nullptr).has_value();
+    plan.bulk_copies = schedule.producer_warpgroup;  // the reason above refused it where they cannot be
     return plan;
 }
 
@@ -413,8 +419,8 @@ void conv_wgmma_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
                                 const WgmmaSchedule& schedule, const void* dy, const void* x, const void* residual,
                                 void* dw, void* workspace, Stream stream) {
     const char* op = "conv_wgmma_backward_filter";
-    wgmma_ring::check_launch(op, conv_wgmma_backward_filter_unsupported_reason(s, operand), s, operand, output, dy, x,
-                             dw, "dy", "x", "dw");
+    wgmma_ring::check_launch(op, conv_wgmma_backward_filter_unsupported_reason(s, operand, schedule), s, operand,
+                             output, dy, x, dw, "dy", "x", "dw");
     const WgmmaFilterPlan plan = conv_wgmma_backward_filter_plan(s, operand, schedule);
     const int splits = plan.splits;
     check_splits(op, splits, s.groups, workspace, conv_wgmma_backward_filter_workspace_bytes(s, splits));
@@ -454,6 +460,8 @@ void conv_wgmma_backward_filter(const IgemmConvShape& s, IgemmOperand operand, I
     p.tiles_per_split = tiles_per_split(k_tiles(s), splits);
     const std::optional<FilterBulkCopies> copies =
         plan.bulk_copies ? filter_bulk_copies(s, operand, dy, x) : std::nullopt;
+    if (plan.bulk_copies && !copies)  // the shape's maps hold (the reason above), so only the pointers can fail
+        throw NotSupported(std::string(op) + ": the bulk copies' tensor maps refuse dy or x (16-byte aligned)");
     filter_tile(p, plan, i32(s.groups), copies, operand, output, detail::to_cuda(stream));
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // What the warpgroup-MMA convolution kernels share (kernels/conv_wgmma.cu, forward and
 // backward-data; kernels/conv_wgmma_filter.cu, backward-filter): the block tiles, the cp.async ring
-// that feeds the tensor cores without mbarriers, a stage's k steps of wgmma, and the walk over the
-// D fragment.
+// that feeds the tensor cores without mbarriers, the producer ring on mbarriers (its threads'
+// copies, or one thread's bulk tensor copies, rounded once landed for tf32), a stage's k steps of
+// wgmma, the walk over the D fragment, and the im2col walk of the bulk copies' gathered tiles.
 // Private to those files.
 #include <array>
 #include <cstddef>
@@ -34,7 +35,8 @@ namespace wgmma_ring {
 // tiles of every stage come by bulk tensor copies that one producer thread issues, and that thread
 // alone hands the stage over (the stage's full barrier then waits for one arrival and the copies'
 // bytes, not for 128 threads' hand-overs of copies that are not theirs). The static check
-// (tests/scripts/check-igemm-kernels) reads BlockM, BlockN, Stages and Producer from the kernel's name.
+// (tests/scripts/check-igemm-kernels) reads BlockM, BlockN, Stages, Producer and AllBulk from the
+// kernel's name.
 template <int BlockM, int BlockN, int Stages, bool Producer = false, bool AllBulk = false>
 struct WgmmaTileConfig {
     static constexpr int kBlockM = BlockM, kBlockN = BlockN, kStages = Stages;
@@ -106,10 +108,10 @@ constexpr ptx::WgmmaOperands wgmma_operands() {
                                               : ptx::WgmmaOperands::TensorFloat32;
 }
 
-// `count` k tiles through a `Stages`-deep ring of shared stages, no mbarriers (the emulator has
-// none): load(kt) issues tile kt's cp.async copies into its stage; per tile, every thread waits
-// for its own copies of it, landed(step) lets it touch them (tf32 rounding), fence.proxy.async
-// makes the written bytes visible to the async proxy that wgmma reads through (PTX ISA "Memory
+// `count` k tiles through a `Stages`-deep ring of shared stages, no mbarriers (the first ring,
+// from before the emulator had them; run_producer_ring below has): load(kt) issues tile kt's cp.async copies into its
+// stage; per tile, every thread waits for its own copies of it, landed(step) lets it touch them (tf32 rounding),
+// fence.proxy.async makes the written bytes visible to the async proxy that wgmma reads through (PTX ISA "Memory
 // Consistency Model" > proxies: cp.async and st.shared write through the generic one), and
 // __syncthreads() every thread's chunks to both warpgroups; then the copies of tile step + Stages
 // - 2 (step + 2 with the kernels' 4 stages) are issued and multiply(step) issues this tile's wgmmas as one commit

@@ -175,11 +175,19 @@ TEST_F(CudaWgmmaConv, ProducerVariantRunsEveryPass) {
               testing::kBfloat16VsFloat64Tolerance);
     EXPECT_LT(testing::relative_error(back(dw), conv_backward_filter(dy, x, w.shape(), params)),
               testing::kBfloat16VsFloat64Tolerance);
-    const kernels::WgmmaFilterPlan plan = kernels::conv_wgmma_backward_filter_plan(
-        detail::igemm_shape(
-            problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast).geometry),
-        kernels::IgemmOperand::BFloat16, {std::nullopt, true});
-    EXPECT_TRUE(plan.bulk_copies);
+    // Its backward-filter takes 64-channel groups only (both operands by bulk copies): 32 refused,
+    // with the reason.
+    std::string reason;
+    const detail::ConvProblem p = problem_of(x.shape(), w.shape(), params, DType::BFloat16, MemoryFormat::ChannelsLast);
+    EXPECT_TRUE(testing::conv_variant_named("cuda.wgmma.producer").supports(p, ConvPass::BackwardFilter, &reason))
+        << reason;
+    const detail::ConvProblem narrow =
+        problem_of(Shape{2, 32, 8, 8}, Shape{72, 32, 4, 4}, params, DType::BFloat16, MemoryFormat::ChannelsLast);
+    EXPECT_FALSE(
+        testing::conv_variant_named("cuda.wgmma.producer").supports(narrow, ConvPass::BackwardFilter, &reason));
+    EXPECT_NE(reason.find("whole blocks of 64"), std::string::npos) << reason;
+    EXPECT_TRUE(testing::conv_variant_named("cuda.wgmma").supports(narrow, ConvPass::BackwardFilter, &reason))
+        << reason;
 }
 
 // cuda.wgmma.producer where its tiles come by bulk tensor copies (kernels/conv_wgmma.cu: the plan's
@@ -187,7 +195,9 @@ TEST_F(CudaWgmmaConv, ProducerVariantRunsEveryPass) {
 // different along H and W (A by im2col copies: a W/H mix-up in the map, the coordinates or the
 // offsets differs here), a 1x1 forward and backward-data (A by tiled copies), and a backward-data
 // of 64 dy channels a group with 2 groups (B by tiled copies at the phases' reversed taps), each
-// against the float64 host ops.
+// against the float64 host ops. Backward-filter (kernels/conv_wgmma_filter.cu: dy's boxes, x's
+// im2col walk of 64 positions) where a group's input channels are 64: the asymmetric one (484
+// positions: 8 k tiles, every stage's second round), the 1x1 and 2 groups of 64 strided.
 TEST_F(CudaWgmmaConv, ProducerBulkCopiesMatchTheReference) {
     CONVKIT_SEEDED_RNG(rng);
     struct Case {
@@ -196,11 +206,13 @@ TEST_F(CudaWgmmaConv, ProducerBulkCopiesMatchTheReference) {
         ConvParams params;
     };
     const std::vector<Case> cases = {
-        {"asymmetric_forward", Shape{2, 64, 6, 11}, Shape{40, 64, 3, 5},
+        {"asymmetric_forward", Shape{4, 64, 13, 21}, Shape{40, 64, 3, 5},
          ConvParams(2).set_stride({1, 2}).set_padding({1, 2}).set_dilation({2, 1})},
         {"pointwise", Shape{2, 64, 7, 9}, Shape{72, 64, 1, 1}, ConvParams(2)},
         {"grouped_strided", Shape{2, 32, 9, 9}, Shape{128, 16, 3, 3},
          ConvParams(2).set_stride(2).set_padding(1).set_groups(2)},
+        {"grouped_64", Shape{2, 128, 9, 11}, Shape{96, 64, 3, 3},
+         ConvParams(2).set_stride({2, 1}).set_padding(1).set_groups(2)},
     };
     const auto on_cuda = [](const Tensor& t) {
         return t.to(DType::BFloat16).to(Device::cuda()).to(MemoryFormat::ChannelsLast);
@@ -220,6 +232,14 @@ TEST_F(CudaWgmmaConv, ProducerBulkCopiesMatchTheReference) {
         }
         EXPECT_LT(testing::relative_error(back(y), expected_y), testing::kBfloat16VsFloat64Tolerance);
         EXPECT_LT(testing::relative_error(back(dx), conv_backward_data(dy, w, x.shape(), c.params)),
+                  testing::kBfloat16VsFloat64Tolerance);
+        if (c.x[1] / c.params.groups % 64 != 0) continue;
+        Tensor dw;
+        {
+            const VariantGuard guard("cuda.wgmma.producer");
+            dw = conv_backward_filter(on_cuda(dy), on_cuda(x), w.shape(), c.params);
+        }
+        EXPECT_LT(testing::relative_error(back(dw), conv_backward_filter(dy, x, w.shape(), c.params)),
                   testing::kBfloat16VsFloat64Tolerance);
     }
 }

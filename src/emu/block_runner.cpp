@@ -61,6 +61,24 @@ std::string where(const Block& b, const Thread& t) {
            extent_text(t.position.thread_index) + " [schedule " + schedule_name(current_schedule()) + "]";
 }
 
+// Modules register while they load (static initialisers, in any order and before main); never
+// destroyed, so a launch from an exit handler still finds them. Its own lock, not the launch's: a
+// module loading on another thread during a launch must not wait for the launch to end.
+std::vector<StaticSharedSection>& registered_static_shared() {
+    static auto* sections = new std::vector<StaticSharedSection>;
+    return *sections;
+}
+std::mutex& static_shared_mutex() {
+    static auto* mutex = new std::mutex;
+    return *mutex;
+}
+
+// The sections registered so far, for a launch to keep.
+std::vector<StaticSharedSection> static_shared_sections() {
+    const std::lock_guard<std::mutex> lock(static_shared_mutex());
+    return registered_static_shared();
+}
+
 }  // namespace
 
 namespace runner {
@@ -78,15 +96,6 @@ std::string site_text(const std::source_location& site) {
 
 [[noreturn]] void fault_at(const Block& b, const Thread& t, const std::string& what) {
     throw KernelFault(where(b, t) + ": " + what);
-}
-
-std::vector<StaticSharedSection>& registered_static_shared() {
-    static std::vector<StaticSharedSection> sections;  // a function's static: modules register at load
-    return sections;
-}
-
-const std::vector<StaticSharedSection>& static_shared_sections() {
-    return registered_static_shared();
 }
 
 Block& block() {
@@ -297,7 +306,7 @@ bool schedule_pass(Block& b, Schedule schedule, std::mt19937_64& random) {
 }
 
 void poison_shared_memory(Block& b) {
-    for (const StaticSharedSection& section : static_shared_sections()) {
+    for (const StaticSharedSection& section : b.static_shared) {
         const auto bytes = static_cast<std::size_t>(section.end - section.begin);
         // ASan's redzones between the gathered variables would report the memset.
         ASAN_UNPOISON_MEMORY_REGION(section.begin, bytes);
@@ -365,8 +374,7 @@ void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, S
 
 bool register_static_shared(unsigned char* begin, unsigned char* end) {
     if (begin == nullptr || end <= begin) return true;
-    // Modules register while they load, before any launch; the lock is for two loading at once.
-    const std::lock_guard<std::mutex> lock(launch_mutex);
+    const std::lock_guard<std::mutex> lock(static_shared_mutex());
     std::vector<StaticSharedSection>& sections = registered_static_shared();
     const bool known = std::any_of(sections.begin(), sections.end(),
                                    [&](const StaticSharedSection& s) { return s.begin == begin && s.end == end; });
@@ -419,6 +427,7 @@ void run_grid(const GridLaunch& launch, const std::function<void()>& thread_body
     b.dynamic_shared =
         b.dynamic_shared_storage.data() + ((1024 - storage % 1024) % 1024 + kDynamicSharedWindowStart) % 1024;
     b.dynamic_shared_bytes = launch.dynamic_shared_bytes;
+    b.static_shared = static_shared_sections();
     current_block = &b;
     struct ClearCurrent {
         ~ClearCurrent() { current_block = nullptr; }

@@ -59,6 +59,12 @@ struct Mbarrier {
     bool init_fenced = false;
 };
 
+// A registered static __shared__ section (register_static_shared), [begin, end).
+struct StaticSharedSection {
+    unsigned char* begin;
+    unsigned char* end;
+};
+
 struct Block {
     const GridLaunch* launch = nullptr;
     Extent index;
@@ -71,7 +77,8 @@ struct Block {
     std::size_t dynamic_shared_bytes = 0;
     AsyncCopies async_copies;
     WarpgroupMmas warpgroup_mmas;
-    std::map<const void*, Mbarrier> mbarriers;  // by address in shared memory
+    std::vector<StaticSharedSection> static_shared;  // the registered sections, as the launch began
+    std::map<const void*, Mbarrier> mbarriers;       // by address in shared memory
     std::uint64_t bulk_copies_started = 0;      // picks when each lands under the random schedule
     SanitizerSwitch scheduler_sanitizer;
     const void* scheduler_stack_bottom = nullptr;
@@ -85,13 +92,6 @@ Thread& thread();
 // Back to the scheduler; returns when this thread is resumed (throws AbandonBlock when its block
 // has faulted meanwhile).
 void suspend();
-
-// The registered static __shared__ sections (register_static_shared), [begin, end) each.
-struct StaticSharedSection {
-    unsigned char* begin;
-    unsigned char* end;
-};
-const std::vector<StaticSharedSection>& static_shared_sections();
 
 // "kernels/pool.cu:120": a site, with its folder.
 std::string site_text(const std::source_location& site);

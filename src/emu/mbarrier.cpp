@@ -52,10 +52,9 @@ constexpr unsigned kMaximumMbarrierCount = (1u << 20) - 1;
 bool in_shared_memory(const Block& b, const void* p, std::size_t bytes) {
     const auto* byte = static_cast<const unsigned char*>(p);
     const bool dynamic = byte >= b.dynamic_shared && byte + bytes <= b.dynamic_shared + b.dynamic_shared_bytes;
-    const std::vector<StaticSharedSection>& sections = static_shared_sections();
-    const bool static_shared = std::any_of(sections.begin(), sections.end(), [&](const StaticSharedSection& s) {
-        return byte >= s.begin && byte + bytes <= s.end;
-    });
+    const bool static_shared =
+        std::any_of(b.static_shared.begin(), b.static_shared.end(),
+                    [&](const StaticSharedSection& s) { return byte >= s.begin && byte + bytes <= s.end; });
     return dynamic || static_shared;
 }
 

@@ -324,7 +324,8 @@ TEST(EmuWgmmaConv, ProducerRingSmallIntegersBitForBit) {
 // (18, 36 k tiles: every stage's barriers through both parities several times), tf32 (the
 // producer rounds its chunks before the hand-over), a split (ranges of 4 and 2 k tiles: fewer
 // tiles than stages), uniform backward-data phases, and the bulk copies (the weight's tiles of
-// the long-K case and of grouped 3x3/2 phases, A's tiles of a 1x1 backward-data).
+// the long-K case and of grouped 3x3/2 phases, A's tiles of a 1x1 backward-data; backward-filter's
+// operands, a 1-D split 3 ways (under random too) and 2 groups of 64).
 TEST(EmuWgmmaConv, ProducerRingUnderRunToBlockAndRandomSchedules) {
     if (emu::schedule_from_environment() == emu::Schedule::Reverse) GTEST_SKIP() << "runs once, under forward";
     CONVKIT_SEEDED_RNG(rng);
@@ -687,13 +688,45 @@ TEST_P(WgmmaBackwardFilterSweep, MatchesTheDefinition) {
     expect_matches_the_definition(GetParam());
 }
 
+// The sweep's cases the producer ring takes (a group's input channels whole blocks of 64, both
+// operands by bulk copies), on it.
+std::vector<Case> producer_backward_filter_sweep() {
+    std::vector<Case> cases;
+    for (const Case& c : backward_filter_sweep())
+        if (c.shape.in_channels / c.shape.groups % 64 == 0) cases.push_back(c);
+    return on_the_producer_ring(cases);
+}
+
 INSTANTIATE_TEST_SUITE_P(Emu, WgmmaBackwardFilterSweep, ::testing::ValuesIn(backward_filter_sweep()), case_test_name);
-INSTANTIATE_TEST_SUITE_P(EmuProducer, WgmmaBackwardFilterSweep,
-                         ::testing::ValuesIn(on_the_producer_ring(backward_filter_sweep())), case_test_name);
+INSTANTIATE_TEST_SUITE_P(EmuProducer, WgmmaBackwardFilterSweep, ::testing::ValuesIn(producer_backward_filter_sweep()),
+                         case_test_name);
 
 TEST(EmuWgmmaConv, BackwardFilterSmallIntegersBitForBit) {
     expect_small_integers_bit_for_bit(backward_filter_sweep());
-    expect_small_integers_bit_for_bit(on_the_producer_ring(backward_filter_sweep()));
+    expect_small_integers_bit_for_bit(producer_backward_filter_sweep());
+}
+
+// The producer ring takes exactly the sweep's 7 cases of 64-channel groups, each by bulk copies;
+// it refuses the others with the reason, and its launcher throws it.
+TEST(EmuWgmmaConv, TheProducerRingTakesBackwardFiltersOfWholeChannelBlocks) {
+    const kernels::WgmmaSchedule producer{std::nullopt, true};
+    std::size_t taken = 0;
+    for (const Case& c : backward_filter_sweep()) {
+        const bool whole = c.shape.in_channels / c.shape.groups % 64 == 0;
+        EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(c.shape, c.operand, producer).bulk_copies, whole)
+            << name_of(c);
+        const std::string reason = kernels::conv_wgmma_backward_filter_unsupported_reason(c.shape, c.operand, producer);
+        EXPECT_EQ(reason.find("whole blocks of 64") != std::string::npos, !whole) << name_of(c) << ": " << reason;
+        taken += whole ? 1 : 0;
+    }
+    EXPECT_EQ(taken, 7u);
+    EXPECT_EQ(producer_backward_filter_sweep().size(), 7u);
+    const IgemmConvShape narrow_groups = backward_filter_sweep()[0].shape;  // 16 channels
+    const std::vector<std::uint16_t> data(8192);
+    std::vector<float> dw(8192);
+    EXPECT_THROW(kernels::conv_wgmma_backward_filter(narrow_groups, kBF, kToF32, producer, data.data(), data.data(),
+                                                     nullptr, dw.data(), nullptr, Stream{}),
+                 NotSupported);
 }
 
 // The rings of backward-data (its phases' gathers) and backward-filter (MN-major tiles, split-K)

@@ -65,7 +65,7 @@ public:
         const kernels::IgemmConvShape s = igemm_shape(p.geometry);
         const kernels::IgemmOperand operand = igemm_operand(p.dtype());
         if (std::string reason = pass == ConvPass::BackwardFilter
-                                     ? kernels::conv_wgmma_backward_filter_unsupported_reason(s, operand)
+                                     ? kernels::conv_wgmma_backward_filter_unsupported_reason(s, operand, schedule())
                                      : kernels::conv_wgmma_unsupported_reason(s, operand);
             !reason.empty()) {
             return concat("cannot run it: ", reason);
@@ -147,7 +147,7 @@ private:
 
 // The same kernels with a producer warpgroup: a third warpgroup copies every k tile and hands
 // the stages over on mbarriers (kernels::WgmmaSchedule); every pass (backward-filter where both
-// operands come by bulk copies, else on the plain ring: WgmmaFilterPlan::bulk_copies). Beside
+// of its operands can come by bulk copies, refused with the reason elsewhere). Beside
 // cuda.wgmma for measured selection and the bench until a GPU run says which ring is faster.
 class CudaWgmmaProducerConv final : public CudaWgmmaConv {
 public:
