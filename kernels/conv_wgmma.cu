@@ -460,20 +460,16 @@ template <Pass P>
 void dispatch_tile(const IgemmParams& p, int groups, bool producer, const BulkCopies& copies, IgemmOperand operand,
                    IgemmOutput output, cudaStream_t stream) {
     with_operand_and_output(operand, output, [&](auto op, auto out) {
-        constexpr IgemmOperand kOperand = decltype(op)::value;
-        constexpr IgemmOutput kOutput = decltype(out)::value;
-        if (producer && copies.all()) {
-            if (narrow(p.out_group))
-                return launch_pass<WgmmaAllBulkNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
-            return launch_pass<WgmmaAllBulkWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
-        }
-        if (producer) {
-            if (narrow(p.out_group))
-                return launch_pass<WgmmaProducerNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
-            return launch_pass<WgmmaProducerWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
-        }
-        if (narrow(p.out_group)) return launch_pass<WgmmaNarrowTile, P, kOperand, kOutput>(p, groups, copies, stream);
-        launch_pass<WgmmaWideTile, P, kOperand, kOutput>(p, groups, copies, stream);
+        // The narrow or the wide tile of one ring.
+        auto on = [&]<class Narrow, class Wide>(Narrow, Wide) {
+            constexpr IgemmOperand kOperand = decltype(op)::value;
+            constexpr IgemmOutput kOutput = decltype(out)::value;
+            if (narrow(p.out_group)) return launch_pass<Narrow, P, kOperand, kOutput>(p, groups, copies, stream);
+            launch_pass<Wide, P, kOperand, kOutput>(p, groups, copies, stream);
+        };
+        if (producer && copies.all()) return on(WgmmaAllBulkNarrowTile{}, WgmmaAllBulkWideTile{});
+        if (producer) return on(WgmmaProducerNarrowTile{}, WgmmaProducerWideTile{});
+        on(WgmmaNarrowTile{}, WgmmaWideTile{});
     });
 }
 

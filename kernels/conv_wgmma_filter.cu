@@ -363,19 +363,17 @@ void filter_tile(const WgmmaFilterParams& p, const WgmmaFilterPlan& plan, int gr
                  cudaStream_t stream) {
     const FilterBulkOperands bulk = encoded(copies);
     with_operand_and_output<false>(operand, output, [&](auto op, auto out) {
-        constexpr IgemmOperand kOperand = decltype(op)::value;
-        constexpr IgemmOutput kOutput = decltype(out)::value;
-        if (copies) {
-            if (plan.transposed)
-                return launch_filter<WgmmaAllBulkNarrowTile, true, kOperand, kOutput>(p, groups, bulk, stream);
-            if (plan.tile_columns == WgmmaNarrowTile::kBlockN)
-                return launch_filter<WgmmaAllBulkNarrowTile, false, kOperand, kOutput>(p, groups, bulk, stream);
-            return launch_filter<WgmmaAllBulkWideTile, false, kOperand, kOutput>(p, groups, bulk, stream);
-        }
-        if (plan.transposed) return launch_filter<WgmmaNarrowTile, true, kOperand, kOutput>(p, groups, bulk, stream);
-        if (plan.tile_columns == WgmmaNarrowTile::kBlockN)
-            return launch_filter<WgmmaNarrowTile, false, kOperand, kOutput>(p, groups, bulk, stream);
-        launch_filter<WgmmaWideTile, false, kOperand, kOutput>(p, groups, bulk, stream);
+        // The orientation and tile of the plan on one ring's narrow and wide tiles.
+        auto on = [&]<class Narrow, class Wide>(Narrow, Wide) {
+            constexpr IgemmOperand kOperand = decltype(op)::value;
+            constexpr IgemmOutput kOutput = decltype(out)::value;
+            if (plan.transposed) return launch_filter<Narrow, true, kOperand, kOutput>(p, groups, bulk, stream);
+            if (plan.tile_columns == Narrow::kBlockN)
+                return launch_filter<Narrow, false, kOperand, kOutput>(p, groups, bulk, stream);
+            launch_filter<Wide, false, kOperand, kOutput>(p, groups, bulk, stream);
+        };
+        if (copies) return on(WgmmaAllBulkNarrowTile{}, WgmmaAllBulkWideTile{});
+        on(WgmmaNarrowTile{}, WgmmaWideTile{});
     });
 }
 }  // namespace
