@@ -360,6 +360,7 @@ std::vector<BenchResult> sample_results() {
     conv.work = work_counts(conv.config, conv.direction);
     conv.convkit = TimingStats{2.0, 1.5, 3.0, 10};
     conv.cudnn = TimingStats{1.0, 0.9, 1.2, 10};
+    conv.convkit_variant = "cuda.igemm";
     BenchResult pool;
     pool.suite = "pooling";
     pool.config = parse_config_line("max_pool2d in=32x64x112x112 k3x3_s2x2_p1x1", "t");
@@ -372,6 +373,7 @@ std::vector<BenchResult> sample_results() {
     bad.status = Status::Mismatch;
     bad.convkit.reset();
     bad.cudnn.reset();
+    bad.convkit_variant = "cuda.wgmma";
     bad.note = "relative L2 difference 0.1 exceeds 0.0001 (not timed)";
     return {conv, pool, bad};
 }
@@ -397,7 +399,10 @@ TEST(BenchReport, JsonHasTheIssuesFieldsAndParsesBack) {
     EXPECT_NEAR(conv["tflops"].get<double>(), 7552892928.0 / 2e-3 / 1e12, 1e-12);
     EXPECT_FALSE(conv.contains("gbps"));
     EXPECT_EQ(conv["status"], "ok");
+    EXPECT_EQ(conv["convkit_variant"], "cuda.igemm");
+    EXPECT_FALSE(conv.contains("note"));
     const auto& pool = root["results"][1];
+    EXPECT_TRUE(pool["convkit_variant"].is_null());
     EXPECT_EQ(pool["op"], "pool");
     EXPECT_EQ(pool["direction"], "bwd_data");
     EXPECT_NEAR(pool["gbps"].get<double>(), work_counts(sample_results()[1].config, Direction::BackwardData).bytes /
@@ -405,6 +410,8 @@ TEST(BenchReport, JsonHasTheIssuesFieldsAndParsesBack) {
     EXPECT_FALSE(pool.contains("tflops"));
     const auto& bad = root["results"][2];
     EXPECT_EQ(bad["status"], "mismatch");
+    EXPECT_EQ(bad["convkit_variant"], "cuda.wgmma");
+    EXPECT_EQ(bad["note"], "relative L2 difference 0.1 exceeds 0.0001 (not timed)");
     EXPECT_TRUE(bad["convkit_ms"].is_null());
     EXPECT_TRUE(bad["ratio"].is_null());
     EXPECT_TRUE(bad["tflops"].is_null());
@@ -483,6 +490,7 @@ TEST(BenchReport, TableShowsTimesRatesRatioAndNotes) {
     EXPECT_NE(table.find("0.50"), std::string::npos) << table;             // the ratio
     EXPECT_NE(table.find("mismatch"), std::string::npos);
     EXPECT_NE(table.find("note: relative L2 difference"), std::string::npos);
+    EXPECT_NE(table.find("convkit ran cuda.igemm"), std::string::npos) << table;
 }
 
 }  // namespace

@@ -103,6 +103,27 @@ TEST_F(Variants, NamedThroughTheEnvironmentTheToyRuns) {
     EXPECT_EQ(runs, 1);
 }
 
+// last_conv_variant / last_pool_variant name what ran the thread's most recent pass of the family:
+// the named toy, then host.reference named for the next pass; another thread has its own; pooling
+// apart.
+TEST_F(Variants, TheLastVariantIsTheOneThatRanTheThreadsMostRecentPass) {
+    const Tensor x = testing::small_integer_tensor(kInput, 11, 3, DType::Float32);
+    const Tensor w = testing::small_integer_tensor(kPointwiseWeight, 12, 3, DType::Float32);
+    set_conv_variant(ConvPass::Forward, "test.toy");
+    conv_forward(x, w, Tensor(), kPointwise);
+    EXPECT_EQ(last_conv_variant(), "test.toy");
+    set_conv_variant(ConvPass::BackwardData, "host.reference");
+    conv_backward_data(conv_forward(x, w, Tensor(), kPointwise), w, kInput, kPointwise);
+    EXPECT_EQ(last_conv_variant(), "host.reference");
+    std::string other = "unset";
+    std::thread([&] { other = last_conv_variant(); }).join();
+    EXPECT_EQ(other, "");
+    set_pool_variant("host.reference");
+    max_pool_forward(x, PoolParams(2, 2));
+    EXPECT_EQ(last_pool_variant(), "host.reference");
+    EXPECT_EQ(last_conv_variant(), "host.reference");
+}
+
 TEST_F(Variants, AnUnknownNameIsAnInvalidArgumentListingTheRegisteredOnes) {
     try {
         set_conv_variant("no.such.variant");

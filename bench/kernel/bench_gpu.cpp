@@ -221,6 +221,7 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
     try {
         SideGuard guard(Side::Convkit, options);
         ours = pass(sets[0]);
+        result.convkit_variant = is_pool(result.config.op) ? last_pool_variant() : last_conv_variant();
     } catch (const NotSupported& error) {
         result.status = Status::Unsupported;
         result.note = std::string("convkit: ") + error.what();

@@ -91,6 +91,8 @@ std::string to_json(const RunInfo& info, const std::vector<BenchResult>& results
         const std::optional<double> rate = r.convkit ? r.rate(*r.convkit) : std::nullopt;
         row[reports_flops(r.config.op) ? "tflops" : "gbps"] = optional_or_null(rate);
         row["status"] = status_name(r.status);
+        row["convkit_variant"] = r.convkit_variant.empty() ? Json(nullptr) : Json(r.convkit_variant);
+        if (!r.note.empty()) row["note"] = r.note;
         rows.push_back(std::move(row));
     }
     root["results"] = std::move(rows);
@@ -208,6 +210,7 @@ std::string to_table(const RunInfo& info, const std::vector<BenchResult>& result
                       floor > 0 ? format("%.4g", floor).c_str() : "-", ratio ? format("%.2f", *ratio).c_str() : "-",
                       status_name(r.status), r.name().c_str());
         out << line;
+        if (!r.convkit_variant.empty()) out << "           convkit ran " << r.convkit_variant << "\n";
         if (!r.note.empty()) out << "           note: " << r.note << "\n";
     }
     return out.str();

@@ -41,6 +41,9 @@ struct BenchResult {
     std::optional<TimingStats> cudnn;
     WorkCounts work;
     std::string note;  // why a row is not ok (the mismatch's size, the unsupported reason)
+    // The variant that ran convkit's side (last_conv_variant / last_pool_variant after its first
+    // pass): the one --variant names, or the default's choice; "" where it did not run.
+    std::string convkit_variant;
 
     std::string name() const { return config.to_line(); }
     // cudnn_ms / convkit_ms: above 1 convkit is faster. nullopt unless both were timed.

@@ -62,6 +62,10 @@ void set_pool_variant(PoolPass pass, std::string_view name);
 // The variant named for a pass on tensors of `device`, or "" when none is.
 std::string conv_variant(ConvPass pass, DeviceType device);
 std::string pool_variant(PoolPass pass, DeviceType device);
+// The variant that ran the calling thread's most recent pass of the family ("" before any): the
+// policy's choice, named, default or measured, for reports (convkit-bench records it per row).
+std::string last_conv_variant();
+std::string last_pool_variant();
 
 enum class VariantSelection { Default, Measured };
 const char* variant_selection_name(VariantSelection selection);  // "default", "measured"

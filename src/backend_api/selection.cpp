@@ -12,7 +12,9 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "convkit/tensor.h"
@@ -131,6 +133,18 @@ Slots<V> slots_from_environment() {
 thread_local std::optional<Slots<ConvVariant>> thread_conv_slots;
 thread_local std::optional<Slots<PoolVariant>> thread_pool_slots;
 thread_local std::optional<VariantSelection> thread_selection;
+// The variant of the thread's most recent pass of each family (last_conv_variant).
+thread_local std::string thread_last_conv_variant;
+thread_local std::string thread_last_pool_variant;
+
+template <typename V>
+std::string& last_variant_storage() {
+    if constexpr (std::is_same_v<V, ConvVariant>) {
+        return thread_last_conv_variant;
+    } else {
+        return thread_last_pool_variant;
+    }
+}
 
 template <typename V>
 std::optional<Slots<V>>& slot_storage();
@@ -496,6 +510,7 @@ void run_choice(std::string_view op, const Problem& problem, Pass pass, Choice& 
         choice.measure = false;
     }
     run_with_workspace(*choice.variant, problem, pass, operands, stream);
+    last_variant_storage<V>() = choice.variant->name();
 }
 
 template <typename V>
@@ -551,6 +566,13 @@ void run_variant(std::string_view op, const PoolProblem& problem, PoolPass pass,
 }
 
 }  // namespace detail
+
+std::string last_conv_variant() {
+    return detail::last_variant_storage<detail::ConvVariant>();
+}
+std::string last_pool_variant() {
+    return detail::last_variant_storage<detail::PoolVariant>();
+}
 
 std::vector<VariantInfo> registered_variants() {
     std::vector<VariantInfo> list;
