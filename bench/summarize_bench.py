@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A short summary of a convkit-bench --json file, for the end of scripts/gpu-all's bench phase:
 the machine, the status counts, per suite the geometric mean of cuDNN time / convkit time,
-and the rows where convkit is furthest behind.
+the variants that ran convkit's side (rows' convkit_variant, where the JSON has it), and the
+rows where convkit is furthest behind.
 
     python3 bench/summarize_bench.py results.json [--worst N]
 """
@@ -32,11 +33,18 @@ def summarize(report, worst=5):
         geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         lines.append(f"  {suite:<11} cudnn/convkit geomean {geomean:6.3f}  (min {min(ratios):.3f}, "
                      f"max {max(ratios):.3f}, {len(ratios)} rows)")
+    ran = {}
+    for row in results:
+        if row.get("convkit_variant"):
+            ran[row["convkit_variant"]] = ran.get(row["convkit_variant"], 0) + 1
+    if ran:
+        lines.append("convkit ran: " + ", ".join(f"{name} {n}" for name, n in sorted(ran.items())))
     timed = sorted((r for r in results if r["status"] == "ok" and r["ratio"]), key=lambda r: r["ratio"])
     if timed:
-        lines.append(f"convkit furthest behind (ratio, direction, config):")
+        lines.append(f"convkit furthest behind (ratio, direction, variant, config):")
         for row in timed[:worst]:
-            lines.append(f"  {row['ratio']:.3f} {row['direction']:<10} {row['name']}")
+            variant = row.get("convkit_variant") or "-"
+            lines.append(f"  {row['ratio']:.3f} {row['direction']:<10} {variant:<20} {row['name']}")
     failed = [r for r in results if r["status"] == "mismatch"]
     for row in failed:
         lines.append(f"  MISMATCH {row['direction']} {row['dtype']} {row['name']}")
