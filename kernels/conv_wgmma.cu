@@ -68,7 +68,8 @@ constexpr bool narrow(std::int64_t columns) {
 // A k tile's depth: a 128-byte row of 64 16-bit values or 32 tf32 (float32 bits), 8 or 4 a chunk.
 template <IgemmOperand Operand>
 constexpr int k_per_tile() {
-    return WgmmaWideTile::kChunks * OperandFormat<Operand>::kPerChunk;
+    static_assert(wgmma_ring::row_depth(Operand) == WgmmaWideTile::kChunks * OperandFormat<Operand>::kPerChunk);
+    return static_cast<int>(wgmma_ring::row_depth(Operand));
 }
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in a tile staged for a 128-byte-swizzle
@@ -302,12 +303,6 @@ dim3 grid_of(const IgemmParams& p, std::int64_t groups) {
                 static_cast<unsigned>(groups * p.splits));
 }
 
-// A k tile's depth in `operand`'s values (64 16-bit, 32 tf32: one 128-byte row), for the maps.
-std::uint32_t depth_of(IgemmOperand operand) {
-    return operand == IgemmOperand::TensorFloat32 ? k_per_tile<IgemmOperand::TensorFloat32>()
-                                                  : k_per_tile<IgemmOperand::BFloat16>();
-}
-
 // The weight's tensor map for the producer's bulk copies of B (copy_tiles), boxes of a k tile by
 // `tile_columns` rows; nullopt where B goes by cp.async: backward-data whose channels per group
 // are not whole k tiles (a tile would straddle two taps), and a map the driver would refuse (a
@@ -316,7 +311,7 @@ std::uint32_t depth_of(IgemmOperand operand) {
 template <Pass P>
 std::optional<tma::TiledTensorMapSpec> weight_map_spec(const IgemmParams& p, std::int64_t groups, IgemmOperand operand,
                                                        int tile_columns) {
-    const std::uint32_t kDepth = depth_of(operand);
+    const std::uint32_t depth = wgmma_ring::row_depth(operand);
     tma::TiledTensorMapSpec s;
     s.global = p.w;
     s.type = wgmma_ring::map_element_type(operand);
@@ -329,15 +324,15 @@ std::optional<tma::TiledTensorMapSpec> weight_map_spec(const IgemmParams& p, std
         s.rank = 3;
         s.dims = {k, columns, all_groups};
         s.strides = {0, k * kElement, columns * k * kElement};
-        s.box = {kDepth, box_rows, 1};
+        s.box = {depth, box_rows, 1};
     } else {
         const auto channels = static_cast<std::uint64_t>(p.source_group.divisor());
         const auto taps = static_cast<std::uint64_t>(p.filter_taps);
-        if (channels % kDepth != 0) return std::nullopt;
+        if (channels % depth != 0) return std::nullopt;
         s.rank = 4;
         s.dims = {channels, taps, columns, all_groups};
         s.strides = {0, channels * kElement, taps * channels * kElement, columns * taps * channels * kElement};
-        s.box = {kDepth, 1, box_rows, 1};
+        s.box = {depth, 1, box_rows, 1};
     }
     if (!tma::tiled_tensor_map_problem(s).empty()) return std::nullopt;
     return s;
@@ -367,7 +362,7 @@ std::optional<tma::TiledTensorMapSpec> activation_map_spec(const IgemmParams& p,
     s.dims = {static_cast<std::uint64_t>(channels), static_cast<std::uint64_t>(groups),
               static_cast<std::uint64_t>(p.gemm_m)};
     s.strides = {0, channels * kElement, static_cast<std::uint64_t>(p.source_channels) * kElement};
-    s.box = {depth_of(operand), 1, WgmmaWideTile::kBlockM};
+    s.box = {wgmma_ring::row_depth(operand), 1, WgmmaWideTile::kBlockM};
     if (!tma::tiled_tensor_map_problem(s).empty()) return std::nullopt;
     return s;
 }
@@ -475,7 +470,7 @@ void dispatch_tile(const IgemmParams& p, int groups, bool producer, const BulkCo
 
 // The k tiles of a GEMM of depth k: 64 16-bit values or 32 tf32 each.
 std::int64_t k_tiles_of_depth(std::int64_t k, IgemmOperand operand) {
-    const std::int64_t depth = depth_of(operand);
+    const std::int64_t depth = wgmma_ring::row_depth(operand);
     return (k + depth - 1) / depth;
 }
 

@@ -336,7 +336,7 @@ std::optional<FilterBulkCopies> filter_bulk_copies(const IgemmConvShape& s, Igem
     copies.dy.rank = 2;
     const auto channels = static_cast<std::uint64_t>(s.out_channels);
     copies.dy.dims = {channels, positions};
-    copies.dy.strides = {0, channels * 2};
+    copies.dy.strides = {0, channels * tma::element_bytes(copies.dy.type)};
     copies.dy.box = {kTilePositions, kTilePositions};
     if (!tma::tiled_tensor_map_problem(copies.dy).empty()) return std::nullopt;
     return copies;

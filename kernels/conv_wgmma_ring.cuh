@@ -152,18 +152,24 @@ __device__ inline unsigned ring_round_parity(int kt) {
     return static_cast<unsigned>((kt / Stages) & 1);
 }
 
+// A producer thread's hand-over of tile kt's stage once its bytes are there: landed(kt) (tf32's
+// rounding), the stores fenced for the async proxy wgmma reads through, an arrival on the stage's
+// full barrier.
+template <int Stages, class Landed>
+__device__ inline void hand_over_stage(int kt, std::uint64_t* full, Landed& landed) {
+    landed(kt);
+    ptx::fence_proxy_async_shared();
+    ptx::mbarrier_arrive(&full[kt % Stages]);
+}
+
 // run_producer_ring's producer when its 128 threads copy (cp.async, and bulk copies load issues
 // besides): Stages - 2 tiles of copies in flight, each stage handed over by all 128 threads once
-// their copies of it have landed, been rounded (landed) and fenced for the async proxy.
+// their copies of it have landed.
 template <int Stages, class Load, class Landed>
 __device__ inline void produce_by_threads(int count, std::uint64_t* full, std::uint64_t* empty, Load& load,
                                           Landed& landed) {
     constexpr int kLag = Stages - 2;
-    auto hand_over = [&](int kt) {
-        landed(kt);
-        ptx::fence_proxy_async_shared();
-        ptx::mbarrier_arrive(&full[kt % Stages]);
-    };
+    auto hand_over = [&](int kt) { hand_over_stage<Stages>(kt, full, landed); };
     for (int kt = 0; kt < count; ++kt) {
         ptx::mbarrier_wait_parity(&empty[kt % Stages], ring_round_parity<Stages>(kt) ^ 1u);
         load(kt, &full[kt % Stages]);
@@ -201,9 +207,7 @@ __device__ inline void produce_bulk_and_round(int count, std::uint64_t* full, st
     constexpr int kLag = Stages - 2;
     auto hand_over = [&](int kt) {
         ptx::mbarrier_wait_parity(&landed_barriers[kt % Stages], ring_round_parity<Stages>(kt));
-        landed(kt);
-        ptx::fence_proxy_async_shared();
-        ptx::mbarrier_arrive(&full[kt % Stages]);
+        hand_over_stage<Stages>(kt, full, landed);
     };
     for (int kt = 0; kt < count; ++kt) {
         if (threadIdx.x == 0) {
@@ -330,10 +334,16 @@ constexpr tma::ElementType map_element_type(IgemmOperand operand) {
                                               : tma::ElementType::Float32;
 }
 
+// The values of `operand` one 128-byte swizzled row holds (64 16-bit, 32 tf32): a k tile's depth,
+// and an im2col copy's channels.
+constexpr std::uint32_t row_depth(IgemmOperand operand) {
+    return WgmmaWideTile::kRowBytes / tma::element_bytes(map_element_type(operand));
+}
+
 // A source's im2col walk for the producer's bulk copies of gathered tiles (forward's A from x,
 // backward-filter's x columns): `pixels` output positions a copy, in order (W fastest, then H, D,
 // the image), each position's window corner walked by the stride from -padding, a copy's 128
-// bytes of channels (64 16-bit values, 32 tf32: im2col_depth) of one tap read at offsets tap x
+// bytes of channels (64 16-bit values, 32 tf32: row_depth) of one tap read at offsets tap x
 // dilation. Spatial arrays are (W, H, D).
 struct Im2colWalk {
     const void* source = nullptr;
@@ -344,10 +354,6 @@ struct Im2colWalk {
     std::uint64_t images = 0;
     std::uint32_t pixels = 0;
 };
-// A copy's channels: one 128-byte row.
-constexpr std::uint32_t im2col_depth(IgemmOperand operand) {
-    return operand == IgemmOperand::TensorFloat32 ? 32 : 64;
-}
 
 // The walk's im2col map: x as (C, W[, H[, D]], N), of the convolution's rank (a dim of size 1,
 // kernel 1, no padding and stride 1 is dropped from the top: the params hold every convolution as
@@ -356,7 +362,7 @@ constexpr std::uint32_t im2col_depth(IgemmOperand operand) {
 // channels that are not whole copies, offsets past the rank's width and maps the driver would
 // refuse.
 inline std::optional<tma::Im2colTensorMapSpec> im2col_walk_spec(const Im2colWalk& w) {
-    const std::uint32_t depth = im2col_depth(w.operand);
+    const std::uint32_t depth = row_depth(w.operand);
     if (w.group_channels % static_cast<int>(depth) != 0) return std::nullopt;
     auto trivial = [&](std::size_t i) {
         return w.size[i] == 1 && w.kernel[i] == 1 && w.padding[i] == 0 && w.stride[i] == 1;
