@@ -145,7 +145,7 @@ __device__ inline void multiply_stage(const std::uint16_t* stage, int warp_m, in
 // grid: x over M tiles (of each phase in turn: IgemmParams::phases), y over N tiles of a group,
 // z over groups x splits.
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>
-__global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams p) {
+__global__ void __launch_bounds__(Tile::kThreads, kMinBlocksPerSm<Tile, Operand>) conv_igemm_kernel(IgemmParams p) {
     std::uint16_t* shared = dynamic_shared_memory<std::uint16_t>();
     const BlockTile tile = take_block_tile<P>(p, (p.gemm_m + Tile::kBlockM - 1) / Tile::kBlockM);
     const int block_m = tile.tile_m * Tile::kBlockM, phase = tile.phase;
@@ -174,21 +174,15 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_kernel(IgemmParams 
     const bool to_slice = p.splits > 1;
     const std::int64_t slice_rows = static_cast<std::int64_t>(p.phases) * p.gemm_m;
     float* const slice = to_slice ? p.slices + split * slice_rows * p.out_channels : nullptr;
-    for_each_accumulator_row<Tile>(
+    const bool pairs = pairs_fit<Output>(p.epilogue, slice, p.out_channels);
+    for_each_accumulator_pair<Tile>(
         acc, block_m, block_n, warp_m, warp_n, lane,
         [&](int m) -> std::int64_t {
             if (m >= p.gemm_m) return -1;
             return to_slice ? static_cast<std::int64_t>(phase) * p.gemm_m + m : written_row<P>(p, m);
         },
-        [&](std::int64_t row, int col, float v) {
-            if (row < 0 || col >= p.out_group) return;
-            const int channel = group * p.out_group + col;
-            const std::int64_t index = row * p.out_channels + channel;
-            if (to_slice) {
-                slice[index] = v;
-            } else {
-                finish_output<Output>(p.epilogue, index, channel, v);
-            }
+        [&](std::int64_t row, int col, float v0, float v1) {
+            write_result_pair<Output>(p.epilogue, slice, pairs, p.out_channels, p.out_group, group, row, col, v0, v1);
         });
 }
 

@@ -16,6 +16,7 @@
 #include "convkit/error.h"
 
 #include "kernels/conv_igemm.h"
+#include "kernels/element_pack.cuh"
 #include "kernels/kernel_support.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ptx.cuh"
@@ -53,6 +54,15 @@ using NarrowTile = TileConfig<128, 64, 64, 32, 4>;
 // half (or, for 8 columns, seven eighths) of its mma columns idle, this one a quarter at most
 // for 8.
 using SlimTile = TileConfig<128, 32, 32, 32, 4>;
+// The blocks an SM is to hold of a tile's forward and backward-data kernels: __launch_bounds__'
+// minimum, which caps the registers. The narrow tile's 16-bit kernels fit 128 registers without
+// a spill (4 blocks of 128 threads an SM, as its 48 KiB of shared memory allow) where ptxas left
+// alone takes 155-156 (3 blocks); its tf32 ones spill at 128, so they and the other tiles are
+// left to ptxas: 0, as good as no minimum (an explicit 1 lets ptxas spend registers freely: 108
+// instead of 91 on the slim tile, 99 instead of 78 on the small one).
+template <class Tile, IgemmOperand Operand>
+inline constexpr int kMinBlocksPerSm =
+    std::is_same_v<Tile, NarrowTile>&& Operand != IgemmOperand::TensorFloat32 ? 4 : 0;
 
 // Calls f(Tile{}) with the TileConfig `tile` names: the one place an IgemmTile becomes a type.
 template <typename F>
@@ -221,6 +231,86 @@ __device__ inline void finish_output(const EpilogueOperands& e, std::int64_t ind
     store_output<Output>(e.out, index, v);
 }
 
+// ---- The epilogue's pairs of channels --------------------------------------------------------
+// An mma.sync or wgmma thread holds its accumulators in pairs of adjacent columns of one row
+// (c, c + 1, c even), so the epilogue can move a pair as one access: one 4-byte store of two
+// 16-bit values, or one 8-byte one of two floats, and one load of the pair's bias and residual,
+// where a per-value epilogue issued two of each (half the memory instructions of the epilogue,
+// which on a short-K layer runs for a tenth of the GEMM's time or more).
+
+// The element written for Output: a float, or a 16-bit pattern.
+template <IgemmOutput Output>
+using OutputElement = std::conditional_t<Output == IgemmOutput::Float32, float, std::uint16_t>;
+
+// Whether pairs fit: an even channel count (an even channel is then an even index) and every
+// tensor the epilogue touches aligned to a pair (split-K's slices included); else each value
+// goes alone.
+template <IgemmOutput Output>
+__device__ inline bool pairs_fit(const EpilogueOperands& e, const float* slices, int channels) {
+    using T = OutputElement<Output>;
+    return channels % 2 == 0 && pack_aligned<T, 2>(static_cast<const T*>(e.out), static_cast<const T*>(e.residual)) &&
+           pack_aligned<float, 2>(e.bias, static_cast<const float*>(slices));
+}
+
+template <IgemmOutput Output>
+__device__ inline ElementPack<OutputElement<Output>, 2> pair_of(float v0, float v1) {
+    ElementPack<OutputElement<Output>, 2> pair;
+    store_output<Output>(pair.value, 0, v0);
+    store_output<Output>(pair.value, 1, v1);
+    return pair;
+}
+
+// finish_output of channels (channel, channel + 1) at (index, index + 1), both even: one
+// access of each tensor.
+template <IgemmOutput Output>
+__device__ inline void finish_output_pair(const EpilogueOperands& e, std::int64_t index, int channel, float v0,
+                                          float v1) {
+    using T = OutputElement<Output>;
+    if (e.bias != nullptr) {
+        const ElementPack<float, 2> bias = load_pack<2>(e.bias, channel / 2);
+        v0 += bias.value[0];
+        v1 += bias.value[1];
+    }
+    if (e.residual != nullptr) {
+        const ElementPack<T, 2> residual = load_pack<2>(static_cast<const T*>(e.residual), index / 2);
+        v0 += load_output<Output>(residual.value, 0);
+        v1 += load_output<Output>(residual.value, 1);
+    }
+    if (e.relu != 0) {
+        v0 = fmaxf(v0, 0.0f);
+        v1 = fmaxf(v1, 0.0f);
+    }
+    store_pack<2>(static_cast<T*>(e.out), index / 2, pair_of<Output>(v0, v1));
+}
+
+// A GEMM kernel's pair of results, columns (col, col + 1) of GEMM row `row` of `group` (col
+// even; a negative row is none): to `slice` (split-K, at row x channels) or through the
+// epilogue to the row's place in the tensor written (row is then that place). A column past
+// the group's (out_group) is dropped; `pairs` says pairs_fit.
+template <IgemmOutput Output>
+__device__ inline void write_result_pair(const EpilogueOperands& e, float* slice, bool pairs, int out_channels,
+                                         int out_group, int group, std::int64_t row, int col, float v0, float v1) {
+    if (row < 0 || col >= out_group) return;
+    const int channel = group * out_group + col;
+    const std::int64_t index = row * out_channels + channel;
+    const bool both = col + 1 < out_group;
+    if (both && pairs) {
+        if (slice != nullptr) {
+            store_pack<2>(slice, index / 2, ElementPack<float, 2>{{v0, v1}});
+        } else {
+            finish_output_pair<Output>(e, index, channel, v0, v1);
+        }
+        return;
+    }
+    if (slice != nullptr) {
+        slice[index] = v0;
+        if (both) slice[index + 1] = v1;
+    } else {
+        finish_output<Output>(e, index, channel, v0);
+        if (both) finish_output<Output>(e, index + 1, channel + 1, v1);
+    }
+}
+
 // The warp's accumulators: kMmaM x kMmaN m16n8 tiles of four floats.
 template <class Tile>
 using Accumulators = float[Tile::kMmaM][Tile::kMmaN][4];
@@ -279,12 +369,13 @@ __device__ inline void mma_warp_tile(Accumulators<Tile>& acc, const std::uint32_
     }
 }
 
-// f(row_of(m), column, value) for every accumulator of the warp, at its row m and column in the
-// block's tile offset by (block_m, block_n): register r of an m16n8 tile is row g + 8 (r / 2),
-// column 2t + r % 2 (g = lane / 4, t = lane % 4). row_of runs once per row, not per accumulator.
+// f(row_of(m), column, value, next) for every pair of accumulators of the warp, at its row m and
+// columns (column, column + 1) in the block's tile offset by (block_m, block_n): registers 2 half
+// and 2 half + 1 of an m16n8 tile are row g + 8 half, columns 2t and 2t + 1 (g = lane / 4, t =
+// lane % 4). row_of runs once per row, not per accumulator.
 template <class Tile, class RowOf, class F>
-__device__ inline void for_each_accumulator_row(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
-                                                int warp_n, int lane, RowOf&& row_of, F&& f) {
+__device__ inline void for_each_accumulator_pair(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
+                                                 int warp_n, int lane, RowOf&& row_of, F&& f) {
     const int g = lane / 4, t = lane % 4;
     CONVKIT_UNROLL
     for (int i = 0; i < Tile::kMmaM; ++i) {
@@ -293,13 +384,21 @@ __device__ inline void for_each_accumulator_row(const Accumulators<Tile>& acc, i
             const auto row = row_of(block_m + warp_m * Tile::kWarpM + i * 16 + g + 8 * half);
             CONVKIT_UNROLL
             for (int j = 0; j < Tile::kMmaN; ++j) {
-                CONVKIT_UNROLL
-                for (int r = 0; r < 2; ++r) {
-                    f(row, block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t + r, acc[i][j][2 * half + r]);
-                }
+                f(row, block_n + warp_n * Tile::kWarpN + j * 8 + 2 * t, acc[i][j][2 * half], acc[i][j][2 * half + 1]);
             }
         }
     }
+}
+
+// The same, f(row_of(m), column, value) one accumulator at a time.
+template <class Tile, class RowOf, class F>
+__device__ inline void for_each_accumulator_row(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
+                                                int warp_n, int lane, RowOf&& row_of, F&& f) {
+    for_each_accumulator_pair<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, row_of,
+                                    [&](auto row, int column, float v0, float v1) {
+                                        f(row, column, v0);
+                                        f(row, column + 1, v1);
+                                    });
 }
 
 // f(row, column, value) for every accumulator of the warp (the row as it is).

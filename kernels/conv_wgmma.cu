@@ -275,23 +275,17 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
     float* const slice =
         to_slice ? p.slices + split * static_cast<std::int64_t>(p.phases) * p.gemm_m * p.out_channels : nullptr;
     const int first_m = block_m + warpgroup * Tile::kWarpgroupM;
-    wgmma_ring::for_each_d<Tile::kBlockN>(
+    const bool pairs = pairs_fit<Output>(p.epilogue, slice, p.out_channels);
+    wgmma_ring::for_each_d_pair<Tile::kBlockN>(
         acc,
         [&](int row) -> std::int64_t {
             const int m = first_m + row;
             if (m >= p.gemm_m) return -1;
             return to_slice ? static_cast<std::int64_t>(tile.phase) * p.gemm_m + m : written_row<P>(p, m);
         },
-        [&](std::int64_t row, int column, float v) {
-            const int col = block_n + column;
-            if (col >= p.out_group) return;
-            const int channel = group * p.out_group + col;
-            const std::int64_t index = row * p.out_channels + channel;
-            if (to_slice) {
-                slice[index] = v;
-            } else {
-                finish_output<Output>(p.epilogue, index, channel, v);
-            }
+        [&](std::int64_t row, int column, float v0, float v1) {
+            write_result_pair<Output>(p.epilogue, slice, pairs, p.out_channels, p.out_group, group, row,
+                                      block_n + column, v0, v1);
         });
 }
 

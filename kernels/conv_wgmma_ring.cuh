@@ -308,23 +308,30 @@ __device__ inline void multiply_steps(std::uint64_t a_descriptor, std::uint64_t 
     ptx::wgmma_commit_group();
 }
 
-// Each accumulator of this thread's warpgroup's 64 x N piece of D: register i = 4j + 2 half + r
-// of thread t (of the warpgroup) at row 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j + 2 (t %
-// 4) + r (kernels/ptx.cuh). Row by row: row_of(row) once per row (a negative result skips it),
-// then f(that result, column, value) for the row's accumulators.
+// Each pair of accumulators of this thread's warpgroup's 64 x N piece of D: register i = 4j + 2
+// half + r of thread t (of the warpgroup) at row 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j +
+// 2 (t % 4) + r (kernels/ptx.cuh), r = 0 and 1 a pair of adjacent columns. Row by row: row_of(row)
+// once per row (a negative result skips it), then f(that result, column, value, next) for the
+// row's pairs, column even.
 template <int N, class RowOf, class F>
-__device__ inline void for_each_d(const float (&acc)[N / 2], RowOf&& row_of, F&& f) {
+__device__ inline void for_each_d_pair(const float (&acc)[N / 2], RowOf&& row_of, F&& f) {
     const int t = static_cast<int>(threadIdx.x) % 128;
     CONVKIT_UNROLL
     for (int half = 0; half < 2; ++half) {
         const std::int64_t row = row_of(16 * (t / 32) + t % 32 / 4 + 8 * half);
         if (row < 0) continue;
         CONVKIT_UNROLL
-        for (int j = 0; j < N / 8; ++j) {
-            CONVKIT_UNROLL
-            for (int r = 0; r < 2; ++r) f(row, 8 * j + 2 * (t % 4) + r, acc[4 * j + 2 * half + r]);
-        }
+        for (int j = 0; j < N / 8; ++j) f(row, 8 * j + 2 * (t % 4), acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
     }
+}
+
+// The same, f(that result, column, value) one accumulator at a time.
+template <int N, class RowOf, class F>
+__device__ inline void for_each_d(const float (&acc)[N / 2], RowOf&& row_of, F&& f) {
+    for_each_d_pair<N>(acc, row_of, [&](std::int64_t row, int column, float v0, float v1) {
+        f(row, column, v0);
+        f(row, column + 1, v1);
+    });
 }
 
 // An operand's element type in a tensor map (tf32 is float32's bits).

@@ -25,7 +25,7 @@ struct alignas(sizeof(T) * Width) ElementPack {
 // Whether every pointer is aligned to a whole pack of Width elements of T (null pointers, such as
 // an absent operand, do not matter).
 template <typename T, int Width, typename... Pointers>
-bool pack_aligned(const Pointers*... pointers) {
+__host__ __device__ inline bool pack_aligned(const Pointers*... pointers) {
     constexpr std::uintptr_t bytes = sizeof(T) * Width;
     return ((pointers == nullptr || reinterpret_cast<std::uintptr_t>(pointers) % bytes == 0) && ...);
 }

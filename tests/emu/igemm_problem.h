@@ -78,6 +78,21 @@ struct Case {
     bool producer_warpgroup = false;  // cuda.wgmma's producer ring (kernels::WgmmaSchedule; wgmma tests only)
 };
 
+// The cases of the misaligned-output tests: every epilogue option on (bias, residual, ReLU), each
+// output in both passes, split `splits` ways and not; tf32 operands for a float32 output, bf16
+// for the others.
+inline std::vector<Case> every_output_with_every_option(const IgemmConvShape& s, IgemmTile tile, int splits) {
+    std::vector<Case> cases;
+    for (Direction direction : {Direction::Forward, Direction::BackwardData})
+        for (IgemmOutput output : {IgemmOutput::BFloat16, IgemmOutput::Float16, IgemmOutput::Float32})
+            for (int split : {1, splits}) {
+                const IgemmOperand operand =
+                    output == IgemmOutput::Float32 ? IgemmOperand::TensorFloat32 : IgemmOperand::BFloat16;
+                cases.push_back({s, tile, operand, output, true, true, true, direction, split});
+            }
+    return cases;
+}
+
 inline std::string name_of(const Case& c) {
     std::string n = c.direction == Direction::Forward        ? "fwd "
                     : c.direction == Direction::BackwardData ? "bwd_data "
@@ -255,32 +270,35 @@ inline Problem make_problem(const Case& cs, std::mt19937_64& rng, bool small_int
 }
 
 // Runs launch(epilogue, y) with the case's epilogue into a NaN-poisoned y (host memory) and
-// returns y as doubles.
+// returns y as doubles. With `misalign` 1, y and the residual start one element into their
+// buffers: off the alignment of a pair of elements (the epilogue then writes each value alone).
 inline std::vector<double> run_with(const Case& cs, const Problem& p,
-                                    const std::function<void(const IgemmEpilogue&, void*)>& launch) {
+                                    const std::function<void(const IgemmEpilogue&, void*)>& launch,
+                                    std::size_t misalign = 0) {
     const auto count = static_cast<std::size_t>(p.outputs);
-    std::vector<float> y32(count, std::numeric_limits<float>::quiet_NaN()), residual32;
+    std::vector<float> y32(count + misalign, std::numeric_limits<float>::quiet_NaN()), residual32(misalign);
     const std::uint16_t nan16 = cs.output == IgemmOutput::BFloat16 ? 0x7fc0 : 0x7e00;
-    std::vector<std::uint16_t> y16(count, nan16), residual16;
+    std::vector<std::uint16_t> y16(count + misalign, nan16), residual16(misalign);
     const void* residual = nullptr;
     if (cs.residual) {
         if (cs.output == IgemmOutput::Float32) {
             for (double v : p.residual) residual32.push_back(static_cast<float>(v));
-            residual = residual32.data();
+            residual = residual32.data() + misalign;
         } else {
             for (double v : p.residual)
                 residual16.push_back(cs.output == IgemmOutput::BFloat16 ? bfloat16_of_exact(v) : float16_of_exact(v));
-            residual = residual16.data();
+            residual = residual16.data() + misalign;
         }
     }
     const IgemmEpilogue epilogue{cs.bias ? p.bias.data() : nullptr, residual, cs.relu};
-    void* y = cs.output == IgemmOutput::Float32 ? static_cast<void*>(y32.data()) : static_cast<void*>(y16.data());
+    void* y = cs.output == IgemmOutput::Float32 ? static_cast<void*>(y32.data() + misalign)
+                                                : static_cast<void*>(y16.data() + misalign);
     launch(epilogue, y);
     std::vector<double> result(count);
     for (std::size_t i = 0; i < count; ++i)
-        result[i] = cs.output == IgemmOutput::Float32    ? y32[i]
-                    : cs.output == IgemmOutput::BFloat16 ? bfloat16_value(y16[i])
-                                                         : float16_value(y16[i]);
+        result[i] = cs.output == IgemmOutput::Float32    ? y32[misalign + i]
+                    : cs.output == IgemmOutput::BFloat16 ? bfloat16_value(y16[misalign + i])
+                                                         : float16_value(y16[misalign + i]);
     return result;
 }
 

@@ -50,7 +50,9 @@ using namespace igemm_test;
 
 #ifdef CONVKIT_IGEMM_ON_DEVICE
 // Device copies of host buffers for one launch, one per host buffer (so an in-place residual
-// stays in place), and the output copied back.
+// stays in place), and the output copied back. A copy starts at the host buffer's offset from a
+// 16-byte boundary, so a buffer off a vector's alignment on the host (run_with's misalign) is off
+// it on the device too.
 class DeviceMirror {
 public:
     template <typename T>
@@ -58,20 +60,22 @@ public:
         if (host == nullptr) return nullptr;
         Block& block = blocks_[host];
         if (!block.device) {
-            block = {detail::allocate_cuda(std::max<std::size_t>(bytes, 1), 0), bytes};
-            detail::copy_bytes(block.device.get(), Device::cuda(0), host, Device::host(), bytes);
+            const std::size_t shift = reinterpret_cast<std::uintptr_t>(host) % 16;
+            block = {detail::allocate_cuda(bytes + shift, 0), bytes, shift};
+            detail::copy_bytes(block.at(), Device::cuda(0), host, Device::host(), bytes);
         }
-        return static_cast<T*>(block.device.get());
+        return static_cast<T*>(block.at());
     }
     void copy_back(void* host) const {
         const Block& block = blocks_.at(host);
-        detail::copy_bytes(host, Device::host(), block.device.get(), Device::cuda(0), block.bytes);
+        detail::copy_bytes(host, Device::host(), block.at(), Device::cuda(0), block.bytes);
     }
 
 private:
     struct Block {
         std::shared_ptr<void> device;
-        std::size_t bytes = 0;
+        std::size_t bytes = 0, shift = 0;
+        void* at() const { return static_cast<char*>(device.get()) + shift; }
     };
     std::map<const void*, Block> blocks_;
 };
@@ -124,9 +128,11 @@ void launch(const Case& cs, const Problem& p, IgemmEpilogue epilogue, void* y) {
     on_device.copy_back(y_host);
 }
 
-// Runs the case's launcher into a NaN-poisoned buffer and returns its output as doubles.
-std::vector<double> run(const Case& cs, const Problem& p) {
-    return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* y) { launch(cs, p, epilogue, y); });
+// Runs the case's launcher into a NaN-poisoned buffer and returns its output as doubles (y and
+// the residual `misalign` elements into their buffers: run_with).
+std::vector<double> run(const Case& cs, const Problem& p, std::size_t misalign = 0) {
+    return run_with(
+        cs, p, [&](const IgemmEpilogue& epilogue, void* y) { launch(cs, p, epilogue, y); }, misalign);
 }
 
 // Tile edges: the small tile is 64 x 64, the large 128 x 128, the narrow 128 x 64, the slim
@@ -425,6 +431,21 @@ IGEMM_TEST(EveryEpilogueCombination) {
                     const Problem p = make_problem(cs, rng, false);
                     EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
                 }
+}
+
+// The epilogue writes a thread's pairs of adjacent channels with one access each (a 4-byte store
+// of two 16-bit values, an 8-byte one of two floats) where every tensor it touches is aligned to
+// a pair; a y or residual one element off that (a view into a larger buffer) goes a value at a
+// time, to the same result (a pair written there faults: the emulator checks the alignment of
+// every pack, as a GPU does), straight from the GEMM and through split-K's adder, every output.
+IGEMM_TEST(OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
+    CONVKIT_SEEDED_RNG(rng);
+    int i = 0;
+    for (Case cs : every_output_with_every_option(shape(2, 2, 16, 24, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kSmall, 3)) {
+        cs.tile = ++i % 2 == 0 ? kLarge : kSmall;
+        const Problem p = make_problem(cs, rng, false);
+        EXPECT_LT(relative_error(run(cs, p, 1), p.expected), tolerance(cs)) << name_of(cs);
+    }
 }
 
 // A residual that is the output itself accumulates into it (dx += conv^T(dy, w), as a gradient

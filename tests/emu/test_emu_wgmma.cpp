@@ -61,13 +61,18 @@ std::vector<float> poisoned_workspace(std::size_t bytes) {
     return std::vector<float>(bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
 }
 
-std::vector<double> run(const Case& cs, const Problem& p) {
+// y and the residual `misalign` elements into their buffers (run_with).
+std::vector<double> run(const Case& cs, const Problem& p, std::size_t misalign = 0) {
     std::vector<float> slices =
         poisoned_workspace(kernels::conv_wgmma_forward_plan(cs.shape, cs.operand, schedule_of(cs)).workspace_bytes());
-    return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* y) {
-        kernels::conv_wgmma_forward(cs.shape, cs.operand, cs.output, schedule_of(cs), p.first.data(), p.second.data(),
-                                    epilogue, y, slices.empty() ? nullptr : slices.data(), Stream{});
-    });
+    return run_with(
+        cs, p,
+        [&](const IgemmEpilogue& epilogue, void* y) {
+            kernels::conv_wgmma_forward(cs.shape, cs.operand, cs.output, schedule_of(cs), p.first.data(),
+                                        p.second.data(), epilogue, y, slices.empty() ? nullptr : slices.data(),
+                                        Stream{});
+        },
+        misalign);
 }
 
 // The tile is 128 (M = N * output positions) x 128 (output channels per group), or x 64 up to 64
@@ -171,14 +176,18 @@ OperandData backward_data_weight(const Case& cs, const OperandData& krsc) {
     return out;
 }
 
-std::vector<double> run_backward_data(const Case& cs, const Problem& p) {
+std::vector<double> run_backward_data(const Case& cs, const Problem& p, std::size_t misalign = 0) {
     const OperandData w = backward_data_weight(cs, p.second);
     std::vector<float> slices = poisoned_workspace(
         kernels::conv_wgmma_backward_data_plan(cs.shape, cs.operand, schedule_of(cs)).workspace_bytes());
-    return run_with(cs, p, [&](const IgemmEpilogue& epilogue, void* dx) {
-        kernels::conv_wgmma_backward_data(cs.shape, cs.operand, cs.output, schedule_of(cs), p.first.data(), w.data(),
-                                          epilogue, dx, slices.empty() ? nullptr : slices.data(), Stream{});
-    });
+    return run_with(
+        cs, p,
+        [&](const IgemmEpilogue& epilogue, void* dx) {
+            kernels::conv_wgmma_backward_data(cs.shape, cs.operand, cs.output, schedule_of(cs), p.first.data(),
+                                              w.data(), epilogue, dx, slices.empty() ? nullptr : slices.data(),
+                                              Stream{});
+        },
+        misalign);
 }
 
 Case backward_data(const IgemmConvShape& s, IgemmOperand operand, IgemmOutput output, bool bias, bool residual,
@@ -372,6 +381,22 @@ TEST(EmuWgmmaConv, EveryEpilogueCombination) {
                 const Problem p = make_problem(cs, rng, false);
                 EXPECT_LT(relative_error(run(cs, p), p.expected), tolerance(cs)) << name_of(cs);
             }
+}
+
+// The epilogue writes each thread's pairs of adjacent channels with one access (4 bytes of two
+// 16-bit values, 8 of two floats) where every tensor it touches is aligned to a pair; a y or
+// residual one element off that goes a value at a time to the same result (a pair there faults
+// in the emulator, as on a GPU), on both rings, straight from the GEMM and through split-K.
+TEST(EmuWgmmaConv, OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
+    CONVKIT_SEEDED_RNG(rng);
+    int i = 0;
+    for (Case cs : every_output_with_every_option(shape(2, 2, 64, 72, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kLarge, 2)) {
+        cs.producer_warpgroup = ++i % 2 == 0;
+        const Problem p = make_problem(cs, rng, false);
+        const std::vector<double> y =
+            cs.direction == Direction::Forward ? run(cs, p, 1) : run_backward_data(cs, p, 1);
+        EXPECT_LT(relative_error(y, p.expected), tolerance(cs)) << name_of(cs);
+    }
 }
 
 // tf32 operands are rounded to nearest, ties away from zero (cvt.rna), in shared memory before
