@@ -407,8 +407,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kCellBlocksPerSm<Widt
     });
 }
 
-// Forward of average and adaptive pooling over Width adjacent channels of one output position
-// (adaptive: Width 1 only): the box of spans, summed lane by lane in the same order, and divided.
+// Forward of average and adaptive pooling over Width adjacent channels of one output position:
+// the box of spans, summed lane by lane in the same order, and divided.
 template <typename T, int Width, bool Adaptive, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     mean_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y) {
@@ -476,24 +476,31 @@ __device__ void for_each_adaptive_window_holding(const PoolGeometry& g, int s, s
     }
 }
 
-template <typename T, bool Fast>
+// dx at Width adjacent channels of one input position: the sum over the adaptive windows holding
+// it of dy / the window's size, lane by lane in the same order (a window per output position
+// along each dim, so a global average's position has one: a read of dy per pack).
+template <typename T, int Width, bool Fast>
 __global__ void adaptive_avg_pool_backward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* dy, T* dx) {
     using C = ComputeType<T>;
-    const OperandLayout& in = ops.in;
-    const OperandLayout& out = ops.out;
-    const std::int64_t total = g.planes() * g.input_spatial();
-    for (std::int64_t index = global_thread_index(); index < total; index += global_thread_count()) {
+    const std::int64_t total = g.planes() * g.input_spatial() / Width;
+    for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position i{};
-        const std::int64_t plane = in.split<Fast>(index, i);
-        C acc = 0;
+        const std::int64_t plane = ops.in.split<Fast>(pack * Width, i);
+        C acc[Width] = {};
         for_each_adaptive_window_holding(g, 0, i[0], [&](std::int64_t od, std::int64_t ld) {
             for_each_adaptive_window_holding(g, 1, i[1], [&](std::int64_t oh, std::int64_t lh) {
                 for_each_adaptive_window_holding(g, 2, i[2], [&](std::int64_t ow, std::int64_t lw) {
-                    acc += static_cast<C>(dy[out(plane, {od, oh, ow})]) / static_cast<C>(ld * lh * lw);
+                    const ElementPack<T, Width> share = load_pack<Width>(dy, ops.out(plane, {od, oh, ow}) / Width);
+                    const C size = static_cast<C>(ld * lh * lw);
+                    CONVKIT_UNROLL
+                    for (int lane = 0; lane < Width; ++lane) acc[lane] += static_cast<C>(share.value[lane]) / size;
                 });
             });
         });
-        dx[index] = T(acc);
+        ElementPack<T, Width> sums;
+        CONVKIT_UNROLL
+        for (int lane = 0; lane < Width; ++lane) sums.value[lane] = T(acc[lane]);
+        store_pack<Width>(dx, pack, sums);
     }
 }
 
@@ -539,6 +546,21 @@ void on_stream_in_packs(const PoolGeometry& g, MemoryFormat layout, DType dtype,
                             }
                         });
 }
+// Average (Adaptive false) or adaptive average pooling's forward, in packs where they fit.
+template <bool Adaptive>
+void mean_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
+                       MemoryFormat layout) {
+    on_stream_in_packs(
+        g, layout, dtype, stream, nullptr,
+        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
+            using T = decltype(tag);
+            constexpr int lanes = decltype(width)::value;
+            launch<mean_pool_forward_kernel<T, lanes, Adaptive, decltype(fast)::value>>(
+                {grid_for(g.planes() * g.output_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
+                static_cast<const T*>(x), static_cast<T*>(y));
+        },
+        x, y);
+}
 }  // namespace
 
 void max_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout,
@@ -583,16 +605,7 @@ void max_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, const
 }
 
 void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
-    on_stream_in_packs(
-        g, layout, dtype, stream, nullptr,
-        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
-            using T = decltype(tag);
-            constexpr int lanes = decltype(width)::value;
-            launch<mean_pool_forward_kernel<T, lanes, false, decltype(fast)::value>>(
-                {grid_for(g.planes() * g.output_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
-                static_cast<const T*>(x), static_cast<T*>(y));
-        },
-        x, y);
+    mean_pool_forward<false>(g, dtype, x, y, stream, layout);
 }
 
 void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
@@ -611,24 +624,21 @@ void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void*
 
 void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
                                MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream,
-                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
-                            using T = decltype(tag);
-                            launch<mean_pool_forward_kernel<T, 1, true, decltype(fast)::value>>(
-                                {grid_for(g.planes() * g.output_spatial()), kThreadsPerBlock}, s, g, ops,
-                                static_cast<const T*>(x), static_cast<T*>(y));
-                        });
+    mean_pool_forward<true>(g, dtype, x, y, stream, layout);
 }
 
 void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                                 MemoryFormat layout) {
-    on_stream_for_dtype(g, layout, dtype, stream,
-                        [&](auto tag, auto fast, const PoolLaunchLayout& ops, cudaStream_t s) {
-                            using T = decltype(tag);
-                            launch<adaptive_avg_pool_backward_kernel<T, decltype(fast)::value>>(
-                                {grid_for(g.planes() * g.input_spatial()), kThreadsPerBlock}, s, g, ops,
-                                static_cast<const T*>(dy), static_cast<T*>(dx));
-                        });
+    on_stream_in_packs(
+        g, layout, dtype, stream, nullptr,
+        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
+            using T = decltype(tag);
+            constexpr int lanes = decltype(width)::value;
+            launch<adaptive_avg_pool_backward_kernel<T, lanes, decltype(fast)::value>>(
+                {grid_for(g.planes() * g.input_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
+                static_cast<const T*>(dy), static_cast<T*>(dx));
+        },
+        dy, dx);
 }
 
 void set_pool_64_bit_indices_for_testing(bool force) {

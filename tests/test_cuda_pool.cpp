@@ -237,10 +237,12 @@ struct PoolRun {
     Tensor y_values, dx_values;  // flat, channels-last order
 };
 
-// Max pooling (forward recording taps, backward from them) or average pooling, forward and
-// backward, on the kernels' channels-last buffers at `placement`, into NaN-poisoned outputs.
-PoolRun run_channels_last_pooling(const detail::PoolGeometry& g, PoolKind kind, DType dtype, const Tensor& x,
-                                  const Tensor& dy, const Placement& placement, std::uint8_t tap_poison) {
+// Max pooling (forward recording taps, backward from them), average or adaptive average pooling
+// (`adaptive`, its geometry from adaptive_pool_geometry), forward and backward, on the kernels'
+// channels-last buffers at `placement`, into NaN-poisoned outputs.
+PoolRun run_channels_last_pooling(const detail::PoolGeometry& g, PoolKind kind, bool adaptive, DType dtype,
+                                  const Tensor& x, const Tensor& dy, const Placement& placement,
+                                  std::uint8_t tap_poison) {
     const Stream stream = current_stream(0);
     const std::int64_t out_count = g.planes() * g.output_spatial();
     const std::int64_t in_count = g.planes() * g.input_spatial();
@@ -255,6 +257,9 @@ PoolRun run_channels_last_pooling(const detail::PoolGeometry& g, PoolKind kind, 
         kernels::max_pool_forward(g, dtype, xd.data(), y.data(), stream, last, taps.data());
         kernels::max_pool_backward_from_taps(g, dtype, dyd.data(), taps.data(), dx.data(), stream, last);
         run.taps = taps.bytes();
+    } else if (adaptive) {
+        kernels::adaptive_avg_pool_forward(g, dtype, xd.data(), y.data(), stream, last);
+        kernels::adaptive_avg_pool_backward(g, dtype, dyd.data(), dx.data(), stream, last);
     } else {
         kernels::avg_pool_forward(g, dtype, xd.data(), y.data(), stream, last);
         kernels::avg_pool_backward(g, dtype, dyd.data(), dx.data(), stream, last);
@@ -278,8 +283,9 @@ void expect_packed_pooling_equals_per_element() {
     CONVKIT_SEEDED_RNG(rng);
     struct Case {
         PoolKind kind;
-        PoolParams params;
+        PoolParams params;  // adaptive: its rank only
         SpatialDims input;  // the spatial extents (the last spatial_rank entries used)
+        std::vector<std::int64_t> adaptive_output = {};  // adaptive average pooling to these extents
     };
     const Case cases[] = {
         {PoolKind::Max, PoolParams(2, 3).set_stride(2).set_padding(1), {1, 7, 6}},  // ResNet's stem, overlapping
@@ -300,6 +306,14 @@ void expect_packed_pooling_equals_per_element() {
         {PoolKind::Average, PoolParams(2, 5).set_stride(1).set_padding(2), {1, 5, 7}},
         {PoolKind::Average, PoolParams(1, 3).set_stride(2).set_ceil_mode(true), {1, 1, 10}},
         {PoolKind::Average, PoolParams(3, 3).set_stride(2).set_padding(1).set_count_include_pad(false), {3, 5, 7}},
+        // Adaptive average pooling: ResNet's global average (7x7 to 1x1), windows of unequal
+        // sizes that overlap (7x5 to 3x3), more outputs than inputs (3x4 to 5x6: positions in
+        // several windows), 1-D and 3-D.
+        {PoolKind::Average, PoolParams(2, 1), {1, 7, 7}, {1, 1}},
+        {PoolKind::Average, PoolParams(2, 1), {1, 7, 5}, {3, 3}},
+        {PoolKind::Average, PoolParams(2, 1), {1, 3, 4}, {5, 6}},
+        {PoolKind::Average, PoolParams(1, 1), {1, 1, 10}, {4}},
+        {PoolKind::Average, PoolParams(3, 1), {5, 4, 6}, {2, 3, 4}},
     };
     const double nan = std::numeric_limits<double>::quiet_NaN();
     const double inf = std::numeric_limits<double>::infinity();
@@ -308,27 +322,32 @@ void expect_packed_pooling_equals_per_element() {
         for (std::int64_t channels : {16, 12, 6, 5}) {
             const int rank = c.params.spatial_rank;
             const Shape shape = detail::image_shape(2, channels, c.input, rank);
-            const detail::PoolGeometry g = detail::pool_geometry("pool", shape, c.params, c.kind);
+            const bool adaptive = !c.adaptive_output.empty();
+            const detail::PoolGeometry g =
+                adaptive ? detail::adaptive_pool_geometry("adaptive_avg_pool", shape, c.adaptive_output)
+                         : detail::pool_geometry("pool", shape, c.params, c.kind);
             // Small integers: ties, and sums exact in every dtype; max pooling's also NaN and -inf.
             std::vector<double> values = testing::small_integer_tensor(shape, rng(), 2).to_vector();
             if (c.kind == PoolKind::Max)
                 for (std::size_t i = 0; i < values.size(); i += 7) values[i] = (i / 7) % 3 == 0 ? nan : -inf;
             const Tensor x = Tensor::from_vector(shape, values);
             const Tensor dy = testing::small_integer_tensor(g.output_shape(), rng(), 3);
-            const Tensor y_host =
-                c.kind == PoolKind::Max ? max_pool_forward(x, c.params) : avg_pool_forward(x, c.params);
-            const Tensor dx_host =
-                c.kind == PoolKind::Max ? max_pool_backward(dy, x, c.params) : avg_pool_backward(dy, shape, c.params);
+            const Tensor y_host = c.kind == PoolKind::Max ? max_pool_forward(x, c.params)
+                                  : adaptive              ? adaptive_avg_pool_forward(x, c.adaptive_output)
+                                                          : avg_pool_forward(x, c.params);
+            const Tensor dx_host = c.kind == PoolKind::Max ? max_pool_backward(dy, x, c.params)
+                                   : adaptive              ? adaptive_avg_pool_backward(dy, shape)
+                                                           : avg_pool_backward(dy, shape, c.params);
             for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
                 const std::int64_t pack_elements = 16 / static_cast<std::int64_t>(dtype_size(dtype));
                 for (const Placement& placement :
                      {Placement{0, 0}, Placement{pack_elements, 16}, Placement{1, 0}, Placement{0, 1}}) {
-                    SCOPED_TRACE(c.params.to_string() + " " + shape.to_string() + " " + dtype_name(dtype) + ", " +
-                                 placement_text(placement));
+                    SCOPED_TRACE((adaptive ? "adaptive to " + g.output_shape().to_string() : c.params.to_string()) +
+                                 " " + shape.to_string() + " " + dtype_name(dtype) + ", " + placement_text(placement));
                     kernels::set_pool_packs_for_testing(false);
-                    const PoolRun single = run_channels_last_pooling(g, c.kind, dtype, x, dy, placement, 1);
+                    const PoolRun single = run_channels_last_pooling(g, c.kind, adaptive, dtype, x, dy, placement, 1);
                     kernels::set_pool_packs_for_testing(true);
-                    const PoolRun packed = run_channels_last_pooling(g, c.kind, dtype, x, dy, placement, 0);
+                    const PoolRun packed = run_channels_last_pooling(g, c.kind, adaptive, dtype, x, dy, placement, 0);
                     EXPECT_TRUE(packed.y == single.y)
                         << "forward, " << values_differing(packed.y_values, single.y_values) << " values differ";
                     EXPECT_TRUE(packed.dx == single.dx)
