@@ -40,6 +40,9 @@ TEST(BenchConfig, DefaultsAreFilledInAndWrittenOutInFull) {
               "conv1d in=2x4x50 w=8x4x3 s3_p0_d2_g1");
     // A pool's stride defaults to its kernel, as in PyTorch.
     EXPECT_EQ(parse_config_line("max_pool2d in=1x1x8x8 k2", "t").to_line(), "max_pool2d in=1x1x8x8 k2x2_s2x2_p0x0");
+    // A pool's layout defaults to nchw, which is not written out.
+    EXPECT_EQ(parse_config_line("max_pool2d layout=nchw in=1x1x8x8 k2", "t").to_line(),
+              "max_pool2d in=1x1x8x8 k2x2_s2x2_p0x0");
 }
 
 TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
@@ -53,6 +56,7 @@ TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
         "max_pool3d in=1x2x8x8x8 k3x3x3_s2x2x2_p1x1x1_d2x2x2_ceil",
         "avg_pool2d in=2x3x9x9 k3x3_s1x1_p1x1_excludepad",
         "avg_pool1d in=2x3x20 k4_s3_p2",
+        "max_pool2d in=2x16x9x9 k3x3_s2x2_p1x1 layout=nhwc",
     };
     for (const std::string& line : lines) {
         SCOPED_TRACE(line);
@@ -98,6 +102,9 @@ TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
         {"max_pool2d in=1x3x8x8 w=1x1x1x1 k2", "field 'w': pooling has no weight"},
         {"max_pool2d in=1x3x8x8 s2", "field 'kernel': missing"},
         {"avg_pool2d in=1x3x8x8 k2_d2", "field 'geometry'"},  // dilation is max pooling only
+        {"conv2d in=1x3x8x8 w=4x3x3x3 layout=nhwc", "field 'layout'"},  // the dtype decides
+        {"max_pool2d in=1x3x8x8 k2 layout=cl", "field 'layout'"},
+        {"max_pool2d in=1x3x8x8 k2 layout=nhwc layout=nchw", "field 'layout'"},
     };
     for (const auto& [line, expected] : cases) {
         const std::string error = error_of([&] { (void)parse_config_line(line, "--config"); });
@@ -116,20 +123,28 @@ TEST(BenchConfig, BlankLinesAndCommentsAreSkipped) {
 // ---- suites --------------------------------------------------------------------------------------
 
 // What each row gives both sides: tf32, bf16 and fp16 convolutions channels-last (the tensor
-// cores' layout), strict f32 contiguous (cuda.tiled's), pooling contiguous in every dtype (all
-// cuDNN pools), each in its element type.
+// cores' layout), strict f32 contiguous (cuda.tiled's), pooling its line's layout in every dtype
+// (contiguous unless layout=nhwc), each in its element type.
 TEST(BenchConfig, RowsGiveTheTensorCoresChannelsLastActivations) {
-    for (BenchOp op : {BenchOp::Conv, BenchOp::ConvTranspose, BenchOp::MaxPool, BenchOp::AvgPool}) {
-        SCOPED_TRACE(op_family_name(op));
-        const MemoryFormat tensor_core_format = is_pool(op) ? MemoryFormat::Contiguous : MemoryFormat::ChannelsLast;
-        EXPECT_EQ(row_operands("f32", op).element, DType::Float32);
-        EXPECT_EQ(row_operands("f32", op).activations, MemoryFormat::Contiguous);
-        EXPECT_EQ(row_operands("tf32", op).element, DType::Float32);
-        EXPECT_EQ(row_operands("tf32", op).activations, tensor_core_format);
-        EXPECT_EQ(row_operands("bf16", op).element, DType::BFloat16);
-        EXPECT_EQ(row_operands("bf16", op).activations, tensor_core_format);
-        EXPECT_EQ(row_operands("fp16", op).element, DType::Float16);
-        EXPECT_EQ(row_operands("fp16", op).activations, tensor_core_format);
+    const std::vector<std::string> lines = {"conv2d in=1x8x8x8 w=8x8x3x3", "conv_transpose2d in=1x8x8x8 w=8x8x2x2 s2",
+                                            "max_pool2d in=1x8x8x8 k2", "avg_pool2d in=1x8x8x8 k2",
+                                            "max_pool2d in=1x8x8x8 k2 layout=nhwc",
+                                            "avg_pool3d in=1x8x4x4x4 k2 layout=nhwc"};
+    for (const std::string& line : lines) {
+        SCOPED_TRACE(line);
+        const BenchConfig config = parse_config_line(line, "t");
+        const MemoryFormat f32_format = is_pool(config.op) ? config.pool_layout : MemoryFormat::Contiguous;
+        const MemoryFormat tensor_core_format = is_pool(config.op) ? config.pool_layout : MemoryFormat::ChannelsLast;
+        EXPECT_EQ(config.pool_layout, line.find("nhwc") != std::string::npos ? MemoryFormat::ChannelsLast
+                                                                             : MemoryFormat::Contiguous);
+        EXPECT_EQ(row_operands("f32", config).element, DType::Float32);
+        EXPECT_EQ(row_operands("f32", config).activations, f32_format);
+        EXPECT_EQ(row_operands("tf32", config).element, DType::Float32);
+        EXPECT_EQ(row_operands("tf32", config).activations, tensor_core_format);
+        EXPECT_EQ(row_operands("bf16", config).element, DType::BFloat16);
+        EXPECT_EQ(row_operands("bf16", config).activations, tensor_core_format);
+        EXPECT_EQ(row_operands("fp16", config).element, DType::Float16);
+        EXPECT_EQ(row_operands("fp16", config).activations, tensor_core_format);
     }
 }
 

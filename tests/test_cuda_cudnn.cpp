@@ -203,6 +203,20 @@ TEST_F(Cudnn, PoolingMatchesTheHostReference) {
         EXPECT_LT(testing::relative_error(avg_pool_backward(dy.to(Device::cuda()), shape, params),
                                           avg_pool_backward(dy, shape, params)),
                   testing::kCudnnFloat64Tolerance);
+        // Channels-last: cuDNN's NHWC descriptors, so the op converts no layout, and the results
+        // stay channels-last.
+        const Tensor xl = xd.to(MemoryFormat::ChannelsLast), dyl = dy.to(Device::cuda()).to(MemoryFormat::ChannelsLast);
+        reset_layout_conversions();
+        const Tensor ymax_last = max_pool_forward(xl, params);
+        EXPECT_EQ(ymax_last.memory_format(), MemoryFormat::ChannelsLast);
+        EXPECT_LT(testing::relative_error(ymax_last, max_pool_forward(x, params)), testing::kCudnnFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(max_pool_backward(dyl, xl, params), max_pool_backward(dy, x, params)),
+                  testing::kCudnnFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(avg_pool_forward(xl, params), avg_pool_forward(x, params)),
+                  testing::kCudnnFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(avg_pool_backward(dyl, shape, params), avg_pool_backward(dy, shape, params)),
+                  testing::kCudnnFloat64Tolerance);
+        EXPECT_EQ(layout_conversions(), 0u) << "cuDNN pools NHWC tensors as they are";
     }
 }
 

@@ -152,10 +152,10 @@ const char* op_family_name(BenchOp op) {
     return "unknown";
 }
 
-RowOperands row_operands(const std::string& dtype, BenchOp op) {
+RowOperands row_operands(const std::string& dtype, const BenchConfig& config) {
     const DType element = dtype == "bf16" ? DType::BFloat16 : dtype == "fp16" ? DType::Float16 : DType::Float32;
-    const bool tensor_cores = dtype != "f32";
-    return {element, tensor_cores && !is_pool(op) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous};
+    if (is_pool(config.op)) return {element, config.pool_layout};
+    return {element, dtype != "f32" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous};
 }
 
 const char* direction_name(Direction direction) {
@@ -196,6 +196,7 @@ std::string BenchConfig::to_line() const {
     line << op_name() << " in=" << shape_text(input);
     if (is_pool(op)) {
         line << " " << pool.to_string();
+        if (pool_layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
     } else {
         line << " w=" << shape_text(weight) << " " << conv.to_string();
     }
@@ -243,7 +244,7 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
     config.op = name.op;
     config.conv = ConvParams(name.rank);
     config.pool = PoolParams(name.rank, 1);
-    bool has_input = false, has_weight = false, has_params = false, has_kernel = false;
+    bool has_input = false, has_weight = false, has_params = false, has_kernel = false, has_layout = false;
     for (std::size_t i = 1; i < tokens.size(); ++i) {
         const std::string& token = tokens[i];
         if (token.rfind("in=", 0) == 0) {
@@ -255,8 +256,16 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
             if (has_weight) fail(where, "field 'w': given twice");
             config.weight = parse_shape(token.substr(2), name.rank + 2, where, "w");
             has_weight = true;
+        } else if (token.rfind("layout=", 0) == 0) {
+            if (!is_pool(name.op)) fail(where, "field 'layout': convolutions take theirs from the dtype");
+            if (has_layout) fail(where, "field 'layout': given twice");
+            const std::string layout = token.substr(7);
+            if (layout != "nchw" && layout != "nhwc") fail(where, "field 'layout': '", layout, "' is not nchw or nhwc");
+            config.pool_layout = layout == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+            has_layout = true;
         } else if (token.find('=') != std::string::npos) {
-            fail(where, "field '", token.substr(0, token.find('=')), "': unknown (expected in=, w= or parameters)");
+            fail(where, "field '", token.substr(0, token.find('=')),
+                 "': unknown (expected in=, w=, layout= or parameters)");
         } else {
             if (has_params) fail(where, "field 'params': given twice ('", token, "')");
             if (is_pool(name.op)) {

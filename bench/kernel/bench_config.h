@@ -11,6 +11,8 @@
 // and the parameters in ConvParams::to_string() / PoolParams::to_string() form, in any order.
 // Parameters left out take their defaults (stride 1, padding 0, dilation 1, groups 1; a pool's
 // stride is its kernel), and one number stands for every spatial dim ("p1" is "p1x1" in 2-D).
+// A pool may add `layout=nhwc`: its activations channels-last on both sides, in every dtype
+// (`layout=nchw`, contiguous, is the default and is not written out).
 // docs/benchmarks.md describes the format; parse_config_line(to_line()) gives back the same config.
 #include <string>
 #include <vector>
@@ -32,13 +34,13 @@ constexpr bool is_pool(BenchOp op) {
 // The tensors a row of `dtype` ("f32", "tf32", "bf16", "fp16") gives both sides: their element
 // type and the activations' format. Convolutions in bf16, fp16 and tf32 take channels-last
 // activations (the tensor cores' layout: cuda.igemm's, cuDNN's NHWC); strict f32 contiguous
-// ones (cuda.tiled's). Pooling stays contiguous in every dtype (cuDNN pools contiguous tensors
-// only).
+// ones (cuda.tiled's). Pooling takes its line's layout (`pool_layout`) in every dtype.
 struct RowOperands {
     DType element;
     MemoryFormat activations;
 };
-RowOperands row_operands(const std::string& dtype, BenchOp op);
+struct BenchConfig;
+RowOperands row_operands(const std::string& dtype, const BenchConfig& config);
 
 // Pooling has no filter: its backward is BackwardData.
 enum class Direction { Forward, BackwardData, BackwardFilter };
@@ -51,6 +53,7 @@ struct BenchConfig {
     Shape weight;  // convolutions only
     ConvParams conv{2};
     PoolParams pool{2, 1};
+    MemoryFormat pool_layout = MemoryFormat::Contiguous;  // pooling's activations (layout=nchw|nhwc)
 
     int spatial_rank() const { return is_pool(op) ? pool.spatial_rank : conv.spatial_rank; }
     std::string op_name() const;  // "conv2d", "conv_transpose3d", "max_pool1d", ...

@@ -198,8 +198,8 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
 
 // The sets as a row of `dtype` gives them to both sides (row_operands). Weights stay
 // contiguous, as the ops take them.
-std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::string& dtype, BenchOp op) {
-    const RowOperands row = row_operands(dtype, op);
+std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::string& dtype, const BenchConfig& config) {
+    const RowOperands row = row_operands(dtype, config);
     if (row.element == DType::Float32 && row.activations == MemoryFormat::Contiguous) return sets;
     std::vector<InputSet> converted;
     for (const InputSet& s : sets) {
@@ -366,7 +366,7 @@ std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& opt
                                          : dtype == "tf32" ? options.tolerance_tf32
                                                            : options.tolerance_f32;
                 try {
-                    measure(result, sets_for(sets, dtype, entry.config.op), options, tolerance);
+                    measure(result, sets_for(sets, dtype, entry.config), options, tolerance);
                 } catch (const OutOfMemory& error) {
                     result.status = Status::Unsupported;
                     result.note = std::string("out of memory: ") + error.what();

@@ -148,6 +148,12 @@ const std::vector<SuiteLine> kPooling = {
     {"max_pool1d in=16x256x4096 k3_s2_p1", false},
     {"max_pool3d in=8x64x16x112x112 k1x2x2", true},  // C3D pool1
     {"avg_pool3d in=2x64x64x64x64 k2x2x2", false},
+    // Channels-last (both sides: cuDNN's NHWC pooling), where convkit's kernels take 16-byte
+    // packs of adjacent channels: the same stem, transition and global average, and C3D's pool.
+    {"max_pool2d in=32x64x112x112 k3x3_s2x2_p1x1 layout=nhwc", true},
+    {"avg_pool2d in=32x256x56x56 k2x2 layout=nhwc", true},
+    {"avg_pool2d in=32x512x7x7 k7x7 layout=nhwc", false},
+    {"max_pool3d in=8x64x16x112x112 k1x2x2 layout=nhwc", false},
 };
 
 struct SuiteSpec {

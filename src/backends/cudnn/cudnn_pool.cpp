@@ -1,6 +1,6 @@
-// Max and average pooling through cuDNN, for comparison with the hand-written kernels. cuDNN
-// has no dilated windows, no ceil-mode windows and no adaptive pooling: those calls are
-// NotSupported with the reason.
+// Max and average pooling through cuDNN, for comparison with the hand-written kernels, in either
+// layout (NCHW, or NHWC: channels-last, x and y alike). cuDNN has no dilated windows, no
+// ceil-mode windows and no adaptive pooling: those calls are NotSupported with the reason.
 #include "backends/cudnn/cudnn_common.h"
 #include "core/check.h"
 #include "cuda/cuda_check.h"
@@ -16,9 +16,9 @@ struct PoolDescriptors {
     TensorDescriptor y;
     cudnnPoolingDescriptor_t pool = nullptr;
 
-    PoolDescriptors(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode)
-        : x(dtype, cudnn_dims(g.batch, g.channels, g.input, g.spatial_rank)),
-          y(dtype, cudnn_dims(g.batch, g.channels, g.output, g.spatial_rank)) {
+    PoolDescriptors(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode, Layout layout)
+        : x(dtype, cudnn_dims(g.batch, g.channels, g.input, g.spatial_rank), layout),
+          y(dtype, cudnn_dims(g.batch, g.channels, g.output, g.spatial_rank), layout) {
         CONVKIT_CHECK_CUDNN(cudnn().cudnnCreatePoolingDescriptor(&pool));
         const std::vector<int> window = cudnn_spatial(g.kernel, g.spatial_rank);
         const std::vector<int> padding = cudnn_spatial(g.padding, g.spatial_rank);
@@ -44,7 +44,7 @@ cudnnPoolingMode_t average_mode(const PoolGeometry& g) {
 std::string cudnn_unsupported_reason(const PoolProblem& p) {
     if (std::string reason = cudnn_unavailable_reason(); !reason.empty()) return concat("is not available: ", reason);
     if (p.op == PoolOp::AdaptiveAverage) return "has no adaptive pooling";
-    if (!p.all_contiguous()) return "runs contiguous layouts only";
+    if (p.x_layout != p.y_layout) return "pools x and y in one layout only";
     const PoolGeometry& g = p.geometry;
     constexpr std::int64_t kIntMax = 2147483647;
     if (g.planes() * g.input_spatial() > kIntMax) return "handles tensors of at most 2^31 - 1 elements";
@@ -57,8 +57,9 @@ std::string cudnn_unsupported_reason(const PoolProblem& p) {
     return {};
 }
 
-void run_forward(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode, const void* x, void* y, Stream stream) {
-    const PoolDescriptors d(g, dtype, mode);
+void run_forward(const PoolGeometry& g, DType dtype, Layout layout, cudnnPoolingMode_t mode, const void* x, void* y,
+                 Stream stream) {
+    const PoolDescriptors d(g, dtype, mode, layout);
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
     CONVKIT_CHECK_CUDNN(
@@ -67,8 +68,9 @@ void run_forward(const PoolGeometry& g, DType dtype, cudnnPoolingMode_t mode, co
 
 // cuDNN's backward wants the forward output too; the ops API does not keep it, so for max
 // pooling it is recomputed into scratch space.
-void max_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, const void* x, void* dx, Stream stream) {
-    const PoolDescriptors d(g, dtype, CUDNN_POOLING_MAX_DETERMINISTIC);
+void max_pool_gradient(const PoolGeometry& g, DType dtype, Layout layout, const void* dy, const void* x, void* dx,
+                       Stream stream) {
+    const PoolDescriptors d(g, dtype, CUDNN_POOLING_MAX_DETERMINISTIC, layout);
     const std::shared_ptr<void> y =
         allocate_cuda(static_cast<std::size_t>(g.planes() * g.output_spatial()) * dtype_size(dtype), stream);
     const Scale one(dtype, 1.0);
@@ -82,8 +84,8 @@ void max_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, const
 
 // Average pooling's gradient depends on neither x nor y, but the call takes both: dy stands in
 // for y, and dx (zeroed first, so nothing uninitialised is read) for x.
-void average_pool_gradient(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream) {
-    const PoolDescriptors d(g, dtype, average_mode(g));
+void average_pool_gradient(const PoolGeometry& g, DType dtype, Layout layout, const void* dy, void* dx, Stream stream) {
+    const PoolDescriptors d(g, dtype, average_mode(g), layout);
     const Scale one(dtype, 1.0);
     const Scale zero(dtype, 0.0);
     const std::size_t bytes = static_cast<std::size_t>(g.planes() * g.input_spatial()) * dtype_size(dtype);
@@ -105,12 +107,14 @@ public:
     void run(const PoolProblem& p, PoolPass pass, const PoolOperands& o, WorkspaceView, Stream stream) const override {
         const PoolGeometry& g = p.geometry;
         const bool max = p.op == PoolOp::Max;  // adaptive pooling is refused above
+        const Layout layout = p.x_layout;  // y's too (unsupported_reason)
         if (pass == PoolPass::Forward) {
-            run_forward(g, p.dtype(), max ? CUDNN_POOLING_MAX_DETERMINISTIC : average_mode(g), o.x, o.out, stream);
+            run_forward(g, p.dtype(), layout, max ? CUDNN_POOLING_MAX_DETERMINISTIC : average_mode(g), o.x, o.out,
+                        stream);
         } else if (max) {
-            max_pool_gradient(g, p.dtype(), o.dy, o.x, o.out, stream);
+            max_pool_gradient(g, p.dtype(), layout, o.dy, o.x, o.out, stream);
         } else {
-            average_pool_gradient(g, p.dtype(), o.dy, o.out, stream);
+            average_pool_gradient(g, p.dtype(), layout, o.dy, o.out, stream);
         }
     }
 };
