@@ -174,16 +174,14 @@ __global__ void __launch_bounds__(Tile::kThreads, kMinBlocksPerSm<Tile, Operand>
     const bool to_slice = p.splits > 1;
     const std::int64_t slice_rows = static_cast<std::int64_t>(p.phases) * p.gemm_m;
     float* const slice = to_slice ? p.slices + split * slice_rows * p.out_channels : nullptr;
-    const bool pairs = pairs_fit<Output>(p.epilogue, slice, p.out_channels);
+    const ResultPairs<Output> write{p.epilogue, slice, p.out_channels, p.out_group, group};
     for_each_accumulator_pair<Tile>(
         acc, block_m, block_n, warp_m, warp_n, lane,
         [&](int m) -> std::int64_t {
             if (m >= p.gemm_m) return -1;
             return to_slice ? static_cast<std::int64_t>(phase) * p.gemm_m + m : written_row<P>(p, m);
         },
-        [&](std::int64_t row, int col, float v0, float v1) {
-            write_result_pair<Output>(p.epilogue, slice, pairs, p.out_channels, p.out_group, group, row, col, v0, v1);
-        });
+        write);
 }
 
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>

@@ -221,14 +221,37 @@ struct EpilogueOperands {
     int relu;
 };
 
-// out[index] = convert(v + bias[channel] + residual[index], then max(., 0) if relu): the one
-// epilogue of every pass, run by the GEMM kernel or, after split-K, by the kernel adding the slices.
+// The element written for Output: a float, or a 16-bit pattern.
+template <IgemmOutput Output>
+using OutputElement = std::conditional_t<Output == IgemmOutput::Float32, float, std::uint16_t>;
+
+// out[index + i] = convert(v[i] + bias[channel + i] + residual[index + i], then max(., 0) if
+// relu) for Width adjacent channels, one access of each tensor (index and channel multiples of
+// Width, the tensors aligned to Width elements): the one epilogue of every pass, run by the GEMM
+// kernel or, after split-K, by the kernel adding the slices.
+template <IgemmOutput Output, int Width>
+__device__ inline void finish_output_pack(const EpilogueOperands& e, std::int64_t index, int channel,
+                                          float (&v)[Width]) {
+    using T = OutputElement<Output>;
+    if (e.bias != nullptr) {
+        const ElementPack<float, Width> bias = load_pack<Width>(e.bias, channel / Width);
+        for (int i = 0; i < Width; ++i) v[i] += bias.value[i];
+    }
+    if (e.residual != nullptr) {
+        const ElementPack<T, Width> residual = load_pack<Width>(static_cast<const T*>(e.residual), index / Width);
+        for (int i = 0; i < Width; ++i) v[i] += load_output<Output>(residual.value, i);
+    }
+    if (e.relu != 0)
+        for (int i = 0; i < Width; ++i) v[i] = fmaxf(v[i], 0.0f);
+    ElementPack<T, Width> out;
+    for (int i = 0; i < Width; ++i) store_output<Output>(out.value, i, v[i]);
+    store_pack<Width>(static_cast<T*>(e.out), index / Width, out);
+}
+
 template <IgemmOutput Output>
 __device__ inline void finish_output(const EpilogueOperands& e, std::int64_t index, int channel, float v) {
-    if (e.bias != nullptr) v += e.bias[channel];
-    if (e.residual != nullptr) v += load_output<Output>(e.residual, index);
-    if (e.relu != 0) v = fmaxf(v, 0.0f);
-    store_output<Output>(e.out, index, v);
+    float value[1] = {v};
+    finish_output_pack<Output, 1>(e, index, channel, value);
 }
 
 // ---- The epilogue's pairs of channels --------------------------------------------------------
@@ -238,78 +261,53 @@ __device__ inline void finish_output(const EpilogueOperands& e, std::int64_t ind
 // where a per-value epilogue issued two of each (half the memory instructions of the epilogue,
 // which on a short-K layer runs for a tenth of the GEMM's time or more).
 
-// The element written for Output: a float, or a 16-bit pattern.
+// Whether pairs fit: a group's channel count even (so a pair's first channel and index are
+// even: every group starts at an even channel of an even row length) and every tensor written
+// or read aligned to a pair: split-K's slice where there is one, else the epilogue's tensors.
+// Else each value goes alone.
 template <IgemmOutput Output>
-using OutputElement = std::conditional_t<Output == IgemmOutput::Float32, float, std::uint16_t>;
-
-// Whether pairs fit: an even channel count (an even channel is then an even index) and every
-// tensor the epilogue touches aligned to a pair (split-K's slices included); else each value
-// goes alone.
-template <IgemmOutput Output>
-__device__ inline bool pairs_fit(const EpilogueOperands& e, const float* slices, int channels) {
+__device__ inline bool pairs_fit(const EpilogueOperands& e, const float* slice, int out_group) {
     using T = OutputElement<Output>;
-    return channels % 2 == 0 && pack_aligned<T, 2>(static_cast<const T*>(e.out), static_cast<const T*>(e.residual)) &&
-           pack_aligned<float, 2>(e.bias, static_cast<const float*>(slices));
+    if (out_group % 2 != 0) return false;
+    if (slice != nullptr) return pack_aligned<float, 2>(slice);
+    return pack_aligned<T, 2>(static_cast<const T*>(e.out), static_cast<const T*>(e.residual)) &&
+           pack_aligned<float, 2>(e.bias);
 }
 
+// Where a GEMM kernel's results go, a pair at a time: (row, col, v0, v1) writes columns col and
+// col + 1 (col even) of GEMM row `row` of `group` (a negative row is none) to `slice` (split-K,
+// at row x channels) or through the epilogue to the row's place in the tensor written (row is
+// then that place). Columns past the group's (out_group) are dropped.
 template <IgemmOutput Output>
-__device__ inline ElementPack<OutputElement<Output>, 2> pair_of(float v0, float v1) {
-    ElementPack<OutputElement<Output>, 2> pair;
-    store_output<Output>(pair.value, 0, v0);
-    store_output<Output>(pair.value, 1, v1);
-    return pair;
-}
+struct ResultPairs {
+    const EpilogueOperands& epilogue;
+    float* slice;  // this split's slice of the workspace; null: through the epilogue
+    int out_channels, out_group, group;
+    bool pairs = pairs_fit<Output>(epilogue, slice, out_group);
 
-// finish_output of channels (channel, channel + 1) at (index, index + 1), both even: one
-// access of each tensor.
-template <IgemmOutput Output>
-__device__ inline void finish_output_pair(const EpilogueOperands& e, std::int64_t index, int channel, float v0,
-                                          float v1) {
-    using T = OutputElement<Output>;
-    if (e.bias != nullptr) {
-        const ElementPack<float, 2> bias = load_pack<2>(e.bias, channel / 2);
-        v0 += bias.value[0];
-        v1 += bias.value[1];
-    }
-    if (e.residual != nullptr) {
-        const ElementPack<T, 2> residual = load_pack<2>(static_cast<const T*>(e.residual), index / 2);
-        v0 += load_output<Output>(residual.value, 0);
-        v1 += load_output<Output>(residual.value, 1);
-    }
-    if (e.relu != 0) {
-        v0 = fmaxf(v0, 0.0f);
-        v1 = fmaxf(v1, 0.0f);
-    }
-    store_pack<2>(static_cast<T*>(e.out), index / 2, pair_of<Output>(v0, v1));
-}
-
-// A GEMM kernel's pair of results, columns (col, col + 1) of GEMM row `row` of `group` (col
-// even; a negative row is none): to `slice` (split-K, at row x channels) or through the
-// epilogue to the row's place in the tensor written (row is then that place). A column past
-// the group's (out_group) is dropped; `pairs` says pairs_fit.
-template <IgemmOutput Output>
-__device__ inline void write_result_pair(const EpilogueOperands& e, float* slice, bool pairs, int out_channels,
-                                         int out_group, int group, std::int64_t row, int col, float v0, float v1) {
-    if (row < 0 || col >= out_group) return;
-    const int channel = group * out_group + col;
-    const std::int64_t index = row * out_channels + channel;
-    const bool both = col + 1 < out_group;
-    if (both && pairs) {
-        if (slice != nullptr) {
-            store_pack<2>(slice, index / 2, ElementPack<float, 2>{{v0, v1}});
-        } else {
-            finish_output_pair<Output>(e, index, channel, v0, v1);
+    __device__ void operator()(std::int64_t row, int col, float v0, float v1) const {
+        if (row < 0 || col >= out_group) return;
+        const int channel = group * out_group + col;
+        const std::int64_t index = row * out_channels + channel;
+        if (pairs) {  // out_group is even: col + 1 is in the group too
+            if (slice != nullptr) {
+                store_pack<2>(slice, index / 2, ElementPack<float, 2>{{v0, v1}});
+            } else {
+                float v[2] = {v0, v1};
+                finish_output_pack<Output, 2>(epilogue, index, channel, v);
+            }
+            return;
         }
-        return;
+        const bool second = col + 1 < out_group;
+        if (slice != nullptr) {
+            slice[index] = v0;
+            if (second) slice[index + 1] = v1;
+        } else {
+            finish_output<Output>(epilogue, index, channel, v0);
+            if (second) finish_output<Output>(epilogue, index + 1, channel + 1, v1);
+        }
     }
-    if (slice != nullptr) {
-        slice[index] = v0;
-        if (both) slice[index + 1] = v1;
-    } else {
-        finish_output<Output>(e, index, channel, v0);
-        if (both) finish_output<Output>(e, index + 1, channel + 1, v1);
-    }
-}
+};
 
 // The warp's accumulators: kMmaM x kMmaN m16n8 tiles of four floats.
 template <class Tile>
@@ -369,7 +367,7 @@ __device__ inline void mma_warp_tile(Accumulators<Tile>& acc, const std::uint32_
     }
 }
 
-// f(row_of(m), column, value, next) for every pair of accumulators of the warp, at its row m and
+// f(row_of(m), column, v0, v1) for every pair of accumulators of the warp, at its row m and
 // columns (column, column + 1) in the block's tile offset by (block_m, block_n): registers 2 half
 // and 2 half + 1 of an m16n8 tile are row g + 8 half, columns 2t and 2t + 1 (g = lane / 4, t =
 // lane % 4). row_of runs once per row, not per accumulator.

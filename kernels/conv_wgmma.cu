@@ -275,7 +275,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
     float* const slice =
         to_slice ? p.slices + split * static_cast<std::int64_t>(p.phases) * p.gemm_m * p.out_channels : nullptr;
     const int first_m = block_m + warpgroup * Tile::kWarpgroupM;
-    const bool pairs = pairs_fit<Output>(p.epilogue, slice, p.out_channels);
+    const ResultPairs<Output> write{p.epilogue, slice, p.out_channels, p.out_group, group};
     wgmma_ring::for_each_d_pair<Tile::kBlockN>(
         acc,
         [&](int row) -> std::int64_t {
@@ -283,10 +283,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
             if (m >= p.gemm_m) return -1;
             return to_slice ? static_cast<std::int64_t>(tile.phase) * p.gemm_m + m : written_row<P>(p, m);
         },
-        [&](std::int64_t row, int column, float v0, float v1) {
-            write_result_pair<Output>(p.epilogue, slice, pairs, p.out_channels, p.out_group, group, row,
-                                      block_n + column, v0, v1);
-        });
+        [&](std::int64_t row, int column, float v0, float v1) { write(row, block_n + column, v0, v1); });
 }
 
 // Blocks of a launch of p: phases x M tiles, N tiles of a group, groups x splits.

@@ -311,8 +311,8 @@ __device__ inline void multiply_steps(std::uint64_t a_descriptor, std::uint64_t 
 // Each pair of accumulators of this thread's warpgroup's 64 x N piece of D: register i = 4j + 2
 // half + r of thread t (of the warpgroup) at row 16 (t / 32) + (t % 32) / 4 + 8 half, column 8 j +
 // 2 (t % 4) + r (kernels/ptx.cuh), r = 0 and 1 a pair of adjacent columns. Row by row: row_of(row)
-// once per row (a negative result skips it), then f(that result, column, value, next) for the
-// row's pairs, column even.
+// once per row (a negative result skips it), then f(that result, column, v0, v1) for the row's
+// pairs, column even.
 template <int N, class RowOf, class F>
 __device__ inline void for_each_d_pair(const float (&acc)[N / 2], RowOf&& row_of, F&& f) {
     const int t = static_cast<int>(threadIdx.x) % 128;

@@ -546,6 +546,7 @@ void on_stream_in_packs(const PoolGeometry& g, MemoryFormat layout, DType dtype,
                             }
                         });
 }
+
 // Average (Adaptive false) or adaptive average pooling's forward, in packs where they fit.
 template <bool Adaptive>
 void mean_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,

@@ -2,7 +2,8 @@
 // autograd chooses its backward variant then; the backward runs it on the stored problem.
 //
 // Memory formats: input and output (and their gradients) run channels-last when they are and
-// the variants the thread's policy picks support it (the host reference and cuda.direct do);
+// the variants the thread's policy picks support it (the host reference, cuda.direct and cudnn
+// do; cudnn not for float64);
 // otherwise they are converted to contiguous (counted) and the result converted back, so every
 // result has the format of the tensor it derives from.
 //

@@ -61,7 +61,7 @@ public:
         Block& block = blocks_[host];
         if (!block.device) {
             const std::size_t shift = reinterpret_cast<std::uintptr_t>(host) % 16;
-            block = {detail::allocate_cuda(bytes + shift, 0), bytes, shift};
+            block = {detail::allocate_cuda(std::max<std::size_t>(bytes + shift, 1), 0), bytes, shift};
             detail::copy_bytes(block.at(), Device::cuda(0), host, Device::host(), bytes);
         }
         return static_cast<T*>(block.at());
@@ -442,11 +442,33 @@ IGEMM_TEST(OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
     CONVKIT_SEEDED_RNG(rng);
     int i = 0;
     for (Case cs : every_output_with_every_option(shape(2, 2, 16, 24, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kSmall, 3)) {
-        cs.tile = ++i % 2 == 0 ? kLarge : kSmall;
+        cs.tile = std::array{kSmall, kLarge, kNarrow, kSlim}[static_cast<std::size_t>(i++ / 2 % 4)];  // split and not
         const Problem p = make_problem(cs, rng, false);
         EXPECT_LT(relative_error(run(cs, p, 1), p.expected), tolerance(cs)) << name_of(cs);
     }
 }
+
+#ifndef CONVKIT_IGEMM_ON_DEVICE
+// Where pairs fit: an even group of channels and every tensor touched aligned to a pair; the
+// slice alone decides under split-K. (Were pairs_fit always false, every result test would
+// still pass: this one would not.)
+TEST(EmuIgemm, PairsFitEvenGroupsOfPairAlignedTensors) {
+    alignas(16) std::uint16_t y[8] = {};
+    alignas(16) float bias[8] = {}, slice[8] = {};
+    const kernels::igemm::EpilogueOperands aligned{y, bias, y, 0};
+    EXPECT_TRUE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>(aligned, nullptr, 24));
+    EXPECT_FALSE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>(aligned, nullptr, 3));  // odd groups' channels are odd
+    EXPECT_FALSE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>({y + 1, bias, nullptr, 0}, nullptr, 24));
+    EXPECT_FALSE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>({y, bias, y + 1, 0}, nullptr, 24));
+    EXPECT_FALSE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>({y, bias + 1, nullptr, 0}, nullptr, 24));
+    EXPECT_TRUE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>({y, nullptr, nullptr, 0}, nullptr, 24));
+    // A float32 output needs 8-byte pairs: y 4 bytes in is off them.
+    EXPECT_FALSE(kernels::igemm::pairs_fit<IgemmOutput::Float32>({slice + 1, nullptr, nullptr, 0}, nullptr, 24));
+    // Split-K: the slice, not y, is written.
+    EXPECT_TRUE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>({y + 1, bias + 1, nullptr, 0}, slice, 24));
+    EXPECT_FALSE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>(aligned, slice + 1, 24));
+}
+#endif
 
 // A residual that is the output itself accumulates into it (dx += conv^T(dy, w), as a gradient
 // summed over uses is): each element is read and written by the same thread.
