@@ -61,8 +61,8 @@ using SlimTile = TileConfig<128, 32, 32, 32, 4>;
 // left to ptxas: 0, as good as no minimum (an explicit 1 lets ptxas spend registers freely: 108
 // instead of 91 on the slim tile, 99 instead of 78 on the small one).
 template <class Tile, IgemmOperand Operand>
-inline constexpr int kMinBlocksPerSm =
-    std::is_same_v<Tile, NarrowTile>&& Operand != IgemmOperand::TensorFloat32 ? 4 : 0;
+inline constexpr int kMinBlocksPerSm = (std::is_same_v<Tile, NarrowTile> && Operand != IgemmOperand::TensorFloat32) ? 4
+                                                                                                                    : 0;
 
 // Calls f(Tile{}) with the TileConfig `tile` names: the one place an IgemmTile becomes a type.
 template <typename F>

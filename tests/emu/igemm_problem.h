@@ -80,15 +80,15 @@ struct Case {
 
 // The cases of the misaligned-output tests: every epilogue option on (bias, residual, ReLU), each
 // output in both passes, split `splits` ways and not; tf32 operands for a float32 output, bf16
-// for the others.
-inline std::vector<Case> every_output_with_every_option(const IgemmConvShape& s, IgemmTile tile, int splits) {
+// for the others; the large tile (a caller may set its own).
+inline std::vector<Case> every_output_with_every_option(const IgemmConvShape& s, int splits) {
     std::vector<Case> cases;
     for (Direction direction : {Direction::Forward, Direction::BackwardData})
         for (IgemmOutput output : {IgemmOutput::BFloat16, IgemmOutput::Float16, IgemmOutput::Float32})
             for (int split : {1, splits}) {
                 const IgemmOperand operand =
                     output == IgemmOutput::Float32 ? IgemmOperand::TensorFloat32 : IgemmOperand::BFloat16;
-                cases.push_back({s, tile, operand, output, true, true, true, direction, split});
+                cases.push_back({s, IgemmTile::Large, operand, output, true, true, true, direction, split});
             }
     return cases;
 }

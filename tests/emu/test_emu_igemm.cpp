@@ -441,7 +441,7 @@ IGEMM_TEST(EveryEpilogueCombination) {
 IGEMM_TEST(OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
     CONVKIT_SEEDED_RNG(rng);
     int i = 0;
-    for (Case cs : every_output_with_every_option(shape(2, 2, 16, 24, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kSmall, 3)) {
+    for (Case cs : every_output_with_every_option(shape(2, 2, 16, 24, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), 3)) {
         cs.tile = std::array{kSmall, kLarge, kNarrow, kSlim}[static_cast<std::size_t>(i++ / 2 % 4)];  // split and not
         const Problem p = make_problem(cs, rng, false);
         EXPECT_LT(relative_error(run(cs, p, 1), p.expected), tolerance(cs)) << name_of(cs);

@@ -390,7 +390,7 @@ TEST(EmuWgmmaConv, EveryEpilogueCombination) {
 TEST(EmuWgmmaConv, OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
     CONVKIT_SEEDED_RNG(rng);
     int i = 0;
-    for (Case cs : every_output_with_every_option(shape(2, 2, 64, 72, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), kLarge, 2)) {
+    for (Case cs : every_output_with_every_option(shape(2, 2, 64, 72, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), 2)) {
         cs.producer_warpgroup = i++ / 2 % 2 == 0;  // each ring split and not
         const Problem p = make_problem(cs, rng, false);
         const std::vector<double> y =

@@ -148,25 +148,26 @@ TEST(EmuWgmmaConv, BackwardRingsUnderRunToBlockAndRandomSchedules) {
     }
 }
 
+namespace {
+void expect_plan(const kernels::WgmmaFilterPlan& plan, bool transposed, int tile_columns, int blocks, int splits) {
+    EXPECT_EQ(plan.transposed, transposed);
+    EXPECT_EQ(plan.tile_columns, tile_columns);
+    EXPECT_EQ(plan.blocks, blocks);
+    EXPECT_EQ(plan.splits, splits);
+}
+}  // namespace
+
 // The plan: the orientation, the tile, the blocks and the default split; tf32 refused with the
 // reason (MN-major tiles take 16-bit operands only), splits without a workspace refused.
 TEST(EmuWgmmaConv, BackwardFilterPlanAndRefusals) {
     // ResNet-50 layer1 3x3 64 -> 64 at batch 32: transposed (M = 576 rows, N = 64), 5 blocks of
     // 128x64; 100,352 positions = 1,568 k tiles; a wave of 264 blocks: 53 splits.
-    const kernels::WgmmaFilterPlan layer1 =
-        kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1}));
-    EXPECT_TRUE(layer1.transposed);
-    EXPECT_EQ(layer1.tile_columns, 64);
-    EXPECT_EQ(layer1.blocks, 5);
-    EXPECT_EQ(layer1.splits, 53);
+    const IgemmConvShape layer1 = shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1});
+    expect_plan(kernels::conv_wgmma_backward_filter_plan(layer1), true, 64, 5, 53);
     // layer3 3x3 256 -> 256 at 14 x 14: normal, 2 x 18 blocks of 128x128, 6,272 positions (98
     // k tiles): a wave of 132 blocks wants 4 splits.
-    const kernels::WgmmaFilterPlan layer3 =
-        kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1}));
-    EXPECT_FALSE(layer3.transposed);
-    EXPECT_EQ(layer3.tile_columns, 128);
-    EXPECT_EQ(layer3.blocks, 36);
-    EXPECT_EQ(layer3.splits, 4);
+    expect_plan(kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 256, 256, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1})),
+                false, 128, 36, 4);
     // Enough blocks: no split (a 1x1 2048 -> 512 at 7 x 7, 4 x 16 blocks of 128x128: 64 < 66,
     // so 3 splits; 4096 -> 512: 128 blocks, half a wave, none).
     EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(shape(2, 32, 2048, 512, 1, {7, 7}, {1, 1})).splits, 3);
@@ -174,10 +175,9 @@ TEST(EmuWgmmaConv, BackwardFilterPlanAndRefusals) {
     // The producer's bulk copies of both operands: 16-bit with 64 input channels a group (ResNet's
     // layers), not 32, not past the im2col offsets' width (3-D: 30), not without the producer.
     const kernels::WgmmaSchedule producer{std::nullopt, true};
-    const IgemmConvShape layer1_shape = shape(2, 32, 64, 64, 1, {56, 56}, {3, 3}, {1, 1}, {1, 1});
-    EXPECT_TRUE(kernels::conv_wgmma_backward_filter_plan(layer1_shape, kBF, producer).bulk_copies);
-    EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(layer1_shape, kBF, producer).splits, 53);
-    EXPECT_FALSE(kernels::conv_wgmma_backward_filter_plan(layer1_shape, kBF).bulk_copies);
+    EXPECT_TRUE(kernels::conv_wgmma_backward_filter_plan(layer1, kBF, producer).bulk_copies);
+    EXPECT_EQ(kernels::conv_wgmma_backward_filter_plan(layer1, kBF, producer).splits, 53);
+    EXPECT_FALSE(kernels::conv_wgmma_backward_filter_plan(layer1, kBF).bulk_copies);
     EXPECT_FALSE(
         kernels::conv_wgmma_backward_filter_plan(shape(2, 2, 32, 64, 1, {8, 8}, {3, 3}), kBF, producer).bulk_copies);
     EXPECT_FALSE(

@@ -47,7 +47,8 @@ std::string cudnn_unsupported_reason(const PoolProblem& p) {
     if (p.x_layout != p.y_layout) return "pools x and y in one layout only";
     // Its NHWC pooling is documented and used for float and 16-bit types; float64 is left to the
     // contiguous kernels rather than tried first on a GPU run.
-    if (p.x_layout == Layout::ChannelsLast && p.dtype() == DType::Float64) return "pools channels-last float64 tensors in no kernel we rely on";
+    if (p.x_layout == Layout::ChannelsLast && p.dtype() == DType::Float64)
+        return "pools channels-last float64 tensors in no kernel we rely on";
     const PoolGeometry& g = p.geometry;
     constexpr std::int64_t kIntMax = 2147483647;
     if (g.planes() * g.input_spatial() > kIntMax) return "handles tensors of at most 2^31 - 1 elements";
