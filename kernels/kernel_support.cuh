@@ -26,6 +26,8 @@
 CONVKIT_KERNELS_BEGIN
 
 inline constexpr int kThreadsPerBlock = 256;
+inline constexpr int kWarpSize = 32;
+inline constexpr int kWarpsPerBlock = kThreadsPerBlock / kWarpSize;
 
 // Enough blocks to fill the GPU several times over; grid-stride loops cover the rest.
 inline unsigned grid_for(std::int64_t count) {

@@ -41,6 +41,10 @@ void set_pool_64_bit_indices_for_testing(bool force);
 // Tests only: without `allow`, every launch takes the per-element kernels, which otherwise run
 // only where the channels-last packs of adjacent channels do not fit (kernels/pool.cu).
 void set_pool_packs_for_testing(bool allow);
+// Tests only: every average and adaptive average pooling forward shares each output's window
+// among `members` threads (a power of two up to a warp), or, with 0, as many as the window's size
+// calls for (kernels/pool.cu, window_team_log2).
+void set_pool_window_team_for_testing(int members);
 
 void avg_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
                       MemoryFormat layout = MemoryFormat::Contiguous);

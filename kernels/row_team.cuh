@@ -14,9 +14,6 @@
 
 CONVKIT_KERNELS_BEGIN
 
-inline constexpr int kWarpSize = 32;
-inline constexpr int kWarpsPerBlock = kThreadsPerBlock / kWarpSize;
-
 struct MaxOrNanOp {
     template <typename T>
     __device__ T operator()(T a, T b) const {

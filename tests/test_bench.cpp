@@ -101,16 +101,47 @@ TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
         {"conv2d in=1x3x8x8 w=4x2x3x3", "field 'geometry'"},
         {"max_pool2d in=1x3x8x8 w=1x1x1x1 k2", "field 'w': pooling has no weight"},
         {"max_pool2d in=1x3x8x8 s2", "field 'kernel': missing"},
-        {"avg_pool2d in=1x3x8x8 k2_d2", "field 'geometry'"},  // dilation is max pooling only
+        {"avg_pool2d in=1x3x8x8 k2_d2", "field 'geometry'"},            // dilation is max pooling only
         {"conv2d in=1x3x8x8 w=4x3x3x3 layout=nhwc", "field 'layout'"},  // the dtype decides
         {"max_pool2d in=1x3x8x8 k2 layout=cl", "field 'layout'"},
         {"max_pool2d in=1x3x8x8 k2 layout=nhwc layout=nchw", "field 'layout'"},
+        {"adaptive_avg_pool2d in=1x3x7x7", "field 'out': missing"},
+        {"adaptive_avg_pool2d in=1x3x7x7 out=2x1", "not a multiple of 2"},  // no cuDNN equivalent
+        {"adaptive_avg_pool2d in=1x3x7x7 out=1 out=1", "field 'out': given twice"},
+        {"adaptive_avg_pool2d in=1x3x7x7 out=1x1x1", "field 'out'"},
+        {"adaptive_avg_pool2d in=1x3x7x7 k7", "adaptive pooling takes out="},
+        {"avg_pool2d in=1x3x7x7 k7 out=1x1", "only adaptive pooling"},
     };
     for (const auto& [line, expected] : cases) {
         const std::string error = error_of([&] { (void)parse_config_line(line, "--config"); });
         EXPECT_EQ(error.rfind("--config: ", 0), 0u) << line << " -> " << error;
         EXPECT_NE(error.find(expected), std::string::npos) << line << " -> " << error;
     }
+}
+
+// Adaptive average pooling's rows: its output's extents (one for all dims, as elsewhere), its
+// text form back, and for cuDNN's side the average pooling with the same windows, whose output
+// shape is the adaptive one's.
+TEST(BenchConfig, AdaptivePoolingRowsCarryTheirEqualWindowAveragePooling) {
+    const BenchConfig global = parse_config_line("adaptive_avg_pool2d in=32x2048x7x7 out=1 layout=nhwc", "t");
+    EXPECT_EQ(global.op, BenchOp::AdaptiveAvgPool);
+    EXPECT_TRUE(is_pool(global.op));
+    EXPECT_EQ(global.to_line(), "adaptive_avg_pool2d in=32x2048x7x7 out=1x1 layout=nhwc");
+    EXPECT_EQ(parse_config_line(global.to_line(), "t"), global);
+    EXPECT_EQ(global.pool.to_string(), PoolParams(2, 7).to_string());
+    EXPECT_EQ(global.output_shape(), (Shape{32, 2048, 1, 1}));
+    EXPECT_EQ(global.pool_layout, MemoryFormat::ChannelsLast);
+    EXPECT_EQ(global.directions().size(), 2u);
+
+    const BenchConfig volume = parse_config_line("adaptive_avg_pool3d in=2x8x8x6x9 out=2x3x3", "t");
+    EXPECT_EQ(volume.op_name(), "adaptive_avg_pool3d");
+    EXPECT_EQ(volume.pool.kernel[0], 4);
+    EXPECT_EQ(volume.pool.kernel[1], 2);
+    EXPECT_EQ(volume.pool.kernel[2], 3);
+    EXPECT_EQ(volume.pool.stride[2], 3);
+    EXPECT_EQ(volume.output_shape(), (Shape{2, 8, 2, 3, 3}));
+    EXPECT_EQ(volume.pool_layout, MemoryFormat::Contiguous);
+    EXPECT_EQ(volume.to_line(), "adaptive_avg_pool3d in=2x8x8x6x9 out=2x3x3");
 }
 
 TEST(BenchConfig, BlankLinesAndCommentsAreSkipped) {

@@ -79,6 +79,74 @@ TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {
     });
 }
 
+// Forces the mean pools' window teams to `members` threads for a scope (0 after it: by shape).
+struct WindowTeamGuard {
+    explicit WindowTeamGuard(int members) { kernels::set_pool_window_team_for_testing(members); }
+    ~WindowTeamGuard() { kernels::set_pool_window_team_for_testing(0); }
+    WindowTeamGuard(const WindowTeamGuard&) = delete;
+    WindowTeamGuard& operator=(const WindowTeamGuard&) = delete;
+};
+
+// The average pools' forward with each output's window shared by a team of every size up to a
+// warp (forced; by shape a team serves windows of 16 taps or more): ResNet's global average
+// (49 taps, more than any team), adaptive windows of unequal sizes and fewer taps than the larger
+// teams have members, average windows clipped by the padding, 1-D and 3-D, outputs that fill no
+// whole warp of teams; both layouts, single elements and channels-last packs, both index widths.
+// Random float64 values against the host within rounding (a team sums in its own order); small
+// integers in bfloat16, whose every sum is exact, bit for bit against one thread an output, so a
+// tap summed twice or skipped shows in either.
+TEST_F(CudaPoolOps, WindowTeamsOfEverySizeSumEachTapOnce) {
+    with_each_index_width([] {
+        CONVKIT_SEEDED_RNG(rng);
+        struct Case {
+            Shape shape;
+            std::vector<std::int64_t> adaptive_output;  // empty: average pooling by `params`
+            PoolParams params = PoolParams(2, 1);
+        };
+        const Case cases[] = {
+            {Shape{3, 16, 7, 7}, {1, 1}},
+            {Shape{2, 512, 7, 7}, {1, 1}},  // more teams than the emulated grid's warps: a second round
+            {Shape{2, 5, 7, 7}, {1, 1}},
+            {Shape{2, 16, 7, 5}, {3, 3}},
+            {Shape{1, 8, 9, 8}, {}, PoolParams(2, 5).set_stride(2).set_padding(2).set_count_include_pad(false)},
+            {Shape{2, 3, 37}, {2}},
+            {Shape{1, 16, 4, 3, 5}, {1, 1, 1}},
+        };
+        for (const Case& c : cases) {
+            const bool adaptive = !c.adaptive_output.empty();
+            const detail::PoolGeometry g =
+                adaptive ? detail::adaptive_pool_geometry("adaptive_avg_pool", c.shape, c.adaptive_output)
+                         : detail::pool_geometry("avg_pool", c.shape, c.params, PoolKind::Average);
+            const Tensor random = testing::random_tensor(c.shape, rng);
+            const Tensor integers = testing::small_integer_tensor(c.shape, rng(), 3);
+            const Tensor expected =
+                adaptive ? adaptive_avg_pool_forward(random, c.adaptive_output) : avg_pool_forward(random, c.params);
+            for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+                if (format == MemoryFormat::ChannelsLast && c.shape.rank() == 3) continue;
+                // The forward into a NaN-filled output in `format`, each window shared by `members`.
+                const auto forward = [&](const Tensor& x, DType dtype, int members) {
+                    const WindowTeamGuard team(members);
+                    const Tensor xd = x.to(dtype).to(Device::cuda()).to(format);
+                    Tensor y = testing::nan_tensor(g.output_shape(), dtype, Device::cuda()).to(format);
+                    (adaptive ? kernels::adaptive_avg_pool_forward : kernels::avg_pool_forward)(
+                        g, dtype, xd.raw_physical_data(), y.raw_physical_data(), current_stream(0), format);
+                    return y.to(Device::host());
+                };
+                const Tensor alone = forward(integers, DType::BFloat16, 1);
+                for (int members : {1, 2, 4, 8, 16, 32}) {
+                    SCOPED_TRACE(c.shape.to_string() + " " + memory_format_name(format) + ", " +
+                                 std::to_string(members) + " members");
+                    EXPECT_LT(testing::relative_error(forward(random, DType::Float64, members), expected),
+                              testing::kFloat64Tolerance);
+                    const Tensor shared = forward(integers, DType::BFloat16, members);
+                    EXPECT_TRUE(testing::exactly_equal(shared, alone))
+                        << "max difference " << testing::max_abs_difference(shared, alone);
+                }
+            }
+        }
+    });
+}
+
 // Ties, NaN and -inf, and dilated windows that miss the input: the GPU must pick the same
 // element as the host (first maximum, last NaN) and give the same bits.
 TEST_F(CudaPoolOps, MaxPoolingSpecialValuesMatchTheHostBitForBit) {

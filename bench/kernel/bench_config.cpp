@@ -68,7 +68,8 @@ OpName parse_op_name(const std::string& name, const std::string& where) {
     static const std::pair<const char*, BenchOp> prefixes[] = {{"conv_transpose", BenchOp::ConvTranspose},
                                                                {"conv", BenchOp::Conv},
                                                                {"max_pool", BenchOp::MaxPool},
-                                                               {"avg_pool", BenchOp::AvgPool}};
+                                                               {"avg_pool", BenchOp::AvgPool},
+                                                               {"adaptive_avg_pool", BenchOp::AdaptiveAvgPool}};
     for (const auto& [prefix, op] : prefixes) {
         const std::string p = prefix;
         if (name.size() == p.size() + 2 && name.compare(0, p.size(), p) == 0 && name.back() == 'd' &&
@@ -77,7 +78,8 @@ OpName parse_op_name(const std::string& name, const std::string& where) {
         }
     }
     fail(where, "field 'op': '", name,
-         "' is not one of conv{1,2,3}d, conv_transpose{1,2,3}d, max_pool{1,2,3}d, avg_pool{1,2,3}d");
+         "' is not one of conv{1,2,3}d, conv_transpose{1,2,3}d, max_pool{1,2,3}d, avg_pool{1,2,3}d, "
+         "adaptive_avg_pool{1,2,3}d");
 }
 
 void parse_conv_params(const std::string& text, ConvParams& params, const std::string& where) {
@@ -137,6 +139,25 @@ Shape parse_shape(const std::string& text, int rank, const std::string& where, c
     return Shape(parse_dims(text, rank, false, false, where, field));
 }
 
+// The average pooling with adaptive pooling's windows (each input extent a multiple of the
+// output's: windows of in / out, side by side), which cuDNN's side of the row runs.
+PoolParams equal_windows_pooling(const Shape& input, const std::vector<std::int64_t>& output,
+                                 const std::string& where) {
+    const int rank = static_cast<int>(output.size());
+    PoolParams params(rank, 1);
+    for (int s = 0; s < rank; ++s) {
+        const std::int64_t in = input[2 + s];
+        if (in % output[static_cast<std::size_t>(s)] != 0) {
+            fail(where, "field 'out': input extent ", in, " (spatial dim ", s, ") is not a multiple of ",
+                 output[static_cast<std::size_t>(s)],
+                 ": cuDNN, which has no adaptive pooling, times the average pooling with the same windows");
+        }
+        params.kernel[static_cast<std::size_t>(s)] = in / output[static_cast<std::size_t>(s)];
+    }
+    params.stride = params.kernel;
+    return params;
+}
+
 }  // namespace
 
 const char* op_family_name(BenchOp op) {
@@ -147,6 +168,7 @@ const char* op_family_name(BenchOp op) {
             return "conv_transpose";
         case BenchOp::MaxPool:
         case BenchOp::AvgPool:
+        case BenchOp::AdaptiveAvgPool:
             return "pool";
     }
     return "unknown";
@@ -187,6 +209,8 @@ std::string BenchConfig::op_name() const {
             return pool_op_name(spatial_rank(), PoolKind::Max);
         case BenchOp::AvgPool:
             return pool_op_name(spatial_rank(), PoolKind::Average);
+        case BenchOp::AdaptiveAvgPool:
+            return "adaptive_" + pool_op_name(spatial_rank(), PoolKind::Average);
     }
     return "unknown";
 }
@@ -194,7 +218,10 @@ std::string BenchConfig::op_name() const {
 std::string BenchConfig::to_line() const {
     std::ostringstream line;
     line << op_name() << " in=" << shape_text(input);
-    if (is_pool(op)) {
+    if (op == BenchOp::AdaptiveAvgPool) {
+        line << " out=" << shape_text(Shape(adaptive_output));
+        if (pool_layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
+    } else if (is_pool(op)) {
         line << " " << pool.to_string();
         if (pool_layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
     } else {
@@ -217,6 +244,7 @@ Shape BenchConfig::output_shape() const {
         case BenchOp::MaxPool:
             return pool_output_shape(input, pool, PoolKind::Max);
         case BenchOp::AvgPool:
+        case BenchOp::AdaptiveAvgPool:  // `pool` has its windows
             return pool_output_shape(input, pool, PoolKind::Average);
     }
     return Shape();
@@ -245,6 +273,7 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
     config.conv = ConvParams(name.rank);
     config.pool = PoolParams(name.rank, 1);
     bool has_input = false, has_weight = false, has_params = false, has_kernel = false, has_layout = false;
+    const bool adaptive = name.op == BenchOp::AdaptiveAvgPool;
     for (std::size_t i = 1; i < tokens.size(); ++i) {
         const std::string& token = tokens[i];
         if (token.rfind("in=", 0) == 0) {
@@ -263,10 +292,15 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
             if (layout != "nchw" && layout != "nhwc") fail(where, "field 'layout': '", layout, "' is not nchw or nhwc");
             config.pool_layout = layout == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
             has_layout = true;
+        } else if (token.rfind("out=", 0) == 0) {
+            if (!adaptive) fail(where, "field 'out': only adaptive pooling takes its output's extents");
+            if (!config.adaptive_output.empty()) fail(where, "field 'out': given twice");
+            config.adaptive_output = parse_dims(token.substr(4), name.rank, true, false, where, "out");
         } else if (token.find('=') != std::string::npos) {
             fail(where, "field '", token.substr(0, token.find('=')),
-                 "': unknown (expected in=, w=, layout= or parameters)");
+                 "': unknown (expected in=, w=, out=, layout= or parameters)");
         } else {
+            if (adaptive) fail(where, "field 'params': adaptive pooling takes out= instead ('", token, "')");
             if (has_params) fail(where, "field 'params': given twice ('", token, "')");
             if (is_pool(name.op)) {
                 parse_pool_params(token, config.pool, has_kernel, where);
@@ -278,7 +312,12 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
     }
     if (!has_input) fail(where, "field 'in': missing (e.g. in=32x64x56x56)");
     if (!is_pool(name.op) && !has_weight) fail(where, "field 'w': missing (e.g. w=64x64x3x3)");
-    if (is_pool(name.op) && !has_kernel) fail(where, "field 'kernel': missing (e.g. k3x3_s2x2_p1x1)");
+    if (adaptive) {
+        if (config.adaptive_output.empty()) fail(where, "field 'out': missing (e.g. out=1x1)");
+        config.pool = equal_windows_pooling(config.input, config.adaptive_output, where);
+    } else if (is_pool(name.op) && !has_kernel) {
+        fail(where, "field 'kernel': missing (e.g. k3x3_s2x2_p1x1)");
+    }
     try {
         (void)config.output_shape();
     } catch (const InvalidArgument& error) {

@@ -13,6 +13,12 @@
 // stride is its kernel), and one number stands for every spatial dim ("p1" is "p1x1" in 2-D).
 // A pool may add `layout=nhwc`: its activations channels-last on both sides, in every dtype
 // (`layout=nchw`, contiguous, is the default and is not written out).
+//
+//   adaptive_avg_pool2d in=32x2048x7x7 out=1x1 layout=nhwc
+//
+// Adaptive average pooling takes its output's spatial extents (`out=`) instead of parameters,
+// each dividing the input's: cuDNN has no adaptive pooling, so its side of the row is the
+// average pooling with the same windows (kernel and stride in / out, in `pool`).
 // docs/benchmarks.md describes the format; parse_config_line(to_line()) gives back the same config.
 #include <string>
 #include <vector>
@@ -24,11 +30,11 @@
 
 namespace convkit::bench {
 
-enum class BenchOp { Conv, ConvTranspose, MaxPool, AvgPool };
+enum class BenchOp { Conv, ConvTranspose, MaxPool, AvgPool, AdaptiveAvgPool };
 // What the result format calls the op family: "conv", "conv_transpose", "pool".
 const char* op_family_name(BenchOp op);
 constexpr bool is_pool(BenchOp op) {
-    return op == BenchOp::MaxPool || op == BenchOp::AvgPool;
+    return op == BenchOp::MaxPool || op == BenchOp::AvgPool || op == BenchOp::AdaptiveAvgPool;
 }
 
 // The tensors a row of `dtype` ("f32", "tf32", "bf16", "fp16") gives both sides: their element
@@ -52,11 +58,13 @@ struct BenchConfig {
     Shape input;
     Shape weight;  // convolutions only
     ConvParams conv{2};
+    // Pooling's parameters; for adaptive pooling, the average pooling with its windows (cuDNN's side).
     PoolParams pool{2, 1};
+    std::vector<std::int64_t> adaptive_output;            // adaptive pooling's output extents (out=)
     MemoryFormat pool_layout = MemoryFormat::Contiguous;  // pooling's activations (layout=nchw|nhwc)
 
     int spatial_rank() const { return is_pool(op) ? pool.spatial_rank : conv.spatial_rank; }
-    std::string op_name() const;  // "conv2d", "conv_transpose3d", "max_pool1d", ...
+    std::string op_name() const;  // "conv2d", "conv_transpose3d", "max_pool1d", "adaptive_avg_pool2d", ...
     std::string to_line() const;
     // The directions this op has: all three for convolutions, fwd and bwd_data for pooling.
     std::vector<Direction> directions() const;

@@ -97,7 +97,12 @@ struct InputSet {
     Tensor dy;  // the gradient of its output
 };
 
-Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s) {
+// The two sides of a comparison (SideGuard below sets one up).
+enum class Side { Convkit, Cudnn };
+
+// One pass of the row's op on `side`. cuDNN has no adaptive pooling: its side runs the average
+// pooling with the same windows (BenchConfig::pool), the same result.
+Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s, Side side) {
     switch (c.op) {
         case BenchOp::Conv:
             if (direction == Direction::Forward) return conv_forward(s.x, s.w, c.conv);
@@ -113,6 +118,13 @@ Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s) {
         case BenchOp::AvgPool:
             if (direction == Direction::Forward) return avg_pool_forward(s.x, c.pool);
             return avg_pool_backward(s.dy, c.input, c.pool);
+        case BenchOp::AdaptiveAvgPool:
+            if (side == Side::Cudnn) {
+                if (direction == Direction::Forward) return avg_pool_forward(s.x, c.pool);
+                return avg_pool_backward(s.dy, c.input, c.pool);
+            }
+            if (direction == Direction::Forward) return adaptive_avg_pool_forward(s.x, c.adaptive_output);
+            return adaptive_avg_pool_backward(s.dy, c.input);
     }
     throw InvalidArgument("convkit-bench: unknown op");
 }
@@ -130,7 +142,6 @@ double backends_difference(const Tensor& convkit_result, const Tensor& cudnn_res
 // One side of a comparison for a scope: cuDNN, or convkit's hand-written kernels (the Cuda
 // backend), or the variant --variant names for every convolution (and pooling, where that
 // variant pools) pass.
-enum class Side { Convkit, Cudnn };
 class SideGuard {
 public:
     SideGuard(Side side, const Options& options) : backend_(side == Side::Convkit ? Backend::Cuda : Backend::Cudnn) {
@@ -214,13 +225,15 @@ std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::str
 
 // Runs one pass with both backends, compares, and times the two if they agree.
 void measure(BenchResult& result, const std::vector<InputSet>& sets, const Options& options, double tolerance) {
-    const std::function<Tensor(const InputSet&)> pass = [&](const InputSet& s) {
-        return run_pass(result.config, result.direction, s);
+    const auto pass_on = [&](Side side) {
+        return std::function<Tensor(const InputSet&)>(
+            [&result, side](const InputSet& s) { return run_pass(result.config, result.direction, s, side); });
     };
+    const std::function<Tensor(const InputSet&)> our_pass = pass_on(Side::Convkit), their_pass = pass_on(Side::Cudnn);
     Tensor ours, theirs;
     try {
         SideGuard guard(Side::Convkit, options);
-        ours = pass(sets[0]);
+        ours = our_pass(sets[0]);
         result.convkit_variant = is_pool(result.config.op) ? last_pool_variant() : last_conv_variant();
     } catch (const NotSupported& error) {
         result.status = Status::Unsupported;
@@ -229,7 +242,7 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
     }
     try {
         SideGuard guard(Side::Cudnn, options);
-        theirs = pass(sets[0]);
+        theirs = their_pass(sets[0]);
     } catch (const NotSupported& error) {
         result.status = Status::Unsupported;
         result.note = std::string("cudnn: ") + error.what();
@@ -245,8 +258,8 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
         result.note = note.str();
         return;
     }
-    result.convkit = time_backend(Side::Convkit, pass, sets, options);
-    result.cudnn = time_backend(Side::Cudnn, pass, sets, options);
+    result.convkit = time_backend(Side::Convkit, our_pass, sets, options);
+    result.cudnn = time_backend(Side::Cudnn, their_pass, sets, options);
     result.status = Status::Ok;
 }
 

@@ -154,6 +154,11 @@ const std::vector<SuiteLine> kPooling = {
     {"avg_pool2d in=32x256x56x56 k2x2 layout=nhwc", true},
     {"avg_pool2d in=32x512x7x7 k7x7 layout=nhwc", false},
     {"max_pool3d in=8x64x16x112x112 k1x2x2 layout=nhwc", false},
+    // ResNet-50's global average as the model runs it (GlobalAvgPool: adaptive pooling to 1x1;
+    // cuDNN's side is the 7x7 average pooling), where each window is shared by a team of threads.
+    {"adaptive_avg_pool2d in=32x2048x7x7 out=1x1 layout=nhwc", true},
+    {"adaptive_avg_pool2d in=128x2048x7x7 out=1x1 layout=nhwc", false},
+    {"adaptive_avg_pool2d in=32x2048x7x7 out=1x1", false},
 };
 
 struct SuiteSpec {
