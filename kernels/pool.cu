@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 
 #include "core/check.h"
 #include "cuda/cuda_check.h"
@@ -33,6 +34,12 @@ using detail::PlaneOffsets;
 using detail::PoolGeometry;
 using detail::WindowSpan;
 using Position = std::array<std::int64_t, 3>;
+
+// The kernels' positions and offsets where 32 bits hold them: in the Fast kernels (every tensor,
+// extent, padding and window reach below 2^31: divisions_fit_32_bits), whose registers then fit
+// 64 a thread and whose offsets take a 32-bit multiply each.
+template <bool Fast>
+using KernelIndex = std::conditional_t<Fast, int, std::int64_t>;
 
 // Where one plane's elements lie: element (d, h, w) at first + ((d * H + h) * W + w) * step.
 struct PlaneStart {
@@ -117,6 +124,13 @@ struct OperandLayout {
     __device__ std::int64_t operator()(const PlaneStart& plane, const Position& p) const {
         return plane.first + ((p[0] * at.size[1] + p[1]) * at.size[2] + p[2]) * plane.step;
     }
+    // The same in index type I: 32-bit in the Fast kernels, where every offset fits (about 10
+    // instructions a tap fewer than 64-bit multiplies).
+    template <typename I>
+    __device__ I offset(const PlaneStart& plane, I d, I h, I w) const {
+        return static_cast<I>(plane.first) +
+               ((d * static_cast<I>(at.size[1]) + h) * static_cast<I>(at.size[2]) + w) * static_cast<I>(plane.step);
+    }
 
     // The plane (n * channels + c) and the position of the element at buffer offset `index`.
     template <bool Fast>
@@ -190,10 +204,49 @@ __device__ inline ComputeType<T> widen(T value) {
     }
 }
 
+// Whether max pooling's forward scans a pack of 16-bit lanes two at a time (a whole number of
+// 32-bit words of argmax taps too): set.bf16x2 / set.f16x2 compares (ptx::pair_takes_maximum).
+template <typename T, int Width>
+inline constexpr bool kScansPairs = is_half_type<T>&& Width % 4 == 0;
+
+template <typename T>
+inline constexpr ptx::HalfPair kHalfPair =
+    std::is_same_v<T, bfloat16> ? ptx::HalfPair::BFloat16 : ptx::HalfPair::Float16;
+
+// The running maximum of a window's walk over Width lanes of 16-bit storage, two lanes to a
+// 32-bit word, and their argmax taps four to a word: each tap one pair compare per word and
+// bitwise selects of the words, where lanes one at a time widen, compare and select each lane
+// (101 instructions a tap for a bf16 pack, 55 of them the lanes').
+template <typename T, int Width>
+struct PairedMaximum {
+    std::uint32_t value[Width / 2];
+    std::uint32_t tap[Width / 4];
+
+    // v (its words) is the window's tap `tap_number`; `first`: the window's first tap.
+    __device__ void take(const std::uint32_t (&v)[Width / 2], int tap_number, bool first) {
+        std::uint32_t takes[Width / 2];  // per lane: 0xFFFF where v's lane is the new maximum
+        const std::uint32_t every_lane_if_first = first ? 0xFFFFFFFFu : 0u;  // or'ed in: no branch
+        CONVKIT_UNROLL
+        for (int w = 0; w < Width / 2; ++w) {
+            takes[w] = ptx::pair_takes_maximum<kHalfPair<T>>(v[w], value[w]) | every_lane_if_first;
+            value[w] = (v[w] & takes[w]) | (value[w] & ~takes[w]);
+        }
+        // A tap word's 4 bytes belong to the lanes of two value words. A lane's mask fills its
+        // half of the word, so bytes 1 and 2 of a word's mask are its two lanes' in order.
+        const std::uint32_t splat = 0x01010101u * static_cast<std::uint8_t>(tap_number);  // as a lane stores it
+        CONVKIT_UNROLL
+        for (int t = 0; t < Width / 4; ++t) {
+            const std::uint32_t bytes = ((takes[2 * t] >> 8) & 0x0000FFFFu) | ((takes[2 * t + 1] << 8) & 0xFFFF0000u);
+            tap[t] = (splat & bytes) | (tap[t] & ~bytes);
+        }
+    }
+};
+
 // Max pooling's forward over Width adjacent channels of one output position (a pack in
 // channels-last; Width 1: one element, either layout). One walk of the window for all lanes, each
 // tap one load of Width values, each lane scanned by the host's rule (detail::max_pool_takes),
 // keeping the maximum's stored bits so that y holds x's element itself (a NaN's payload too).
+// 16-bit packs scan two lanes at a time (PairedMaximum), with the same rule and the same bits.
 template <typename T, int Width, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     max_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y, std::uint8_t* taps) {
@@ -213,18 +266,38 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
             best_tap.value[lane] = kNoMaxPoolTap;
         }
         bool first = true;  // the same for every lane: they share the window's walk
-        detail::for_each_max_pool_window_tap(
-            g, o, [&](std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t tap) {
-                const ElementPack<T, Width> v = load_pack<Width>(x, ops.in(from, {d, h, w}) / Width);
-                for (int lane = 0; lane < Width; ++lane) {
-                    if (detail::max_pool_takes(first, static_cast<C>(v.value[lane]),
-                                               static_cast<C>(best.value[lane]))) {
-                        best.value[lane] = v.value[lane];
-                        best_tap.value[lane] = static_cast<std::uint8_t>(tap);
+        using I = KernelIndex<Fast>;
+        const auto offset_of = [&](std::int64_t d, std::int64_t h, std::int64_t w) {
+            return ops.in.offset<I>(from, static_cast<I>(d), static_cast<I>(h), static_cast<I>(w));
+        };
+        if constexpr (kScansPairs<T, Width>) {
+            PairedMaximum<T, Width> maximum;
+            memcpy(maximum.value, best.value, sizeof(maximum.value));
+            memcpy(maximum.tap, best_tap.value, sizeof(maximum.tap));
+            detail::for_each_max_pool_window_tap(
+                g, o, [&](std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t tap) {
+                    const ElementPack<T, Width> v = load_pack<Width>(x, offset_of(d, h, w) / Width);
+                    std::uint32_t words[Width / 2];
+                    memcpy(words, v.value, sizeof(words));
+                    maximum.take(words, static_cast<int>(tap), first);
+                    first = false;
+                });
+            memcpy(best.value, maximum.value, sizeof(maximum.value));
+            memcpy(best_tap.value, maximum.tap, sizeof(maximum.tap));
+        } else {
+            detail::for_each_max_pool_window_tap(
+                g, o, [&](std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t tap) {
+                    const ElementPack<T, Width> v = load_pack<Width>(x, offset_of(d, h, w) / Width);
+                    for (int lane = 0; lane < Width; ++lane) {
+                        if (detail::max_pool_takes(first, static_cast<C>(v.value[lane]),
+                                                   static_cast<C>(best.value[lane]))) {
+                            best.value[lane] = v.value[lane];
+                            best_tap.value[lane] = static_cast<std::uint8_t>(tap);
+                        }
                     }
-                }
-                first = false;
-            });
+                    first = false;
+                });
+        }
         store_pack<Width>(y, pack, best);
         if (taps != nullptr) store_pack<Width>(taps, pack, best_tap);
     }
@@ -260,17 +333,12 @@ __device__ void for_each_window_holding(const PoolGeometry& g, const PoolLaunchL
     }
 }
 
-// The cell gathers' indices along h and w: 32-bit in the Fast kernels (every extent, padding
-// and window reach below 2^31: divisions_fit_32_bits), whose registers then fit 64 a thread.
-template <bool Fast>
-using CellIndex = std::conditional_t<Fast, int, std::int64_t>;
-
 // The output positions [first, last] along dim s (h or w) whose windows hold one of the input
 // positions [begin, end): o * stride + k * dilation == i + padding for a tap k. Empty when
 // first > last.
 template <bool Fast>
 struct WindowRange {
-    CellIndex<Fast> first, last;
+    KernelIndex<Fast> first, last;
 };
 template <bool Fast>
 __device__ WindowRange<Fast> windows_holding_range(const PoolGeometry& g, const PoolLaunchLayout& ops, int s,
@@ -279,8 +347,8 @@ __device__ WindowRange<Fast> windows_holding_range(const PoolGeometry& g, const 
     const std::int64_t low = begin + g.padding[s] - (g.kernel[s] - 1) * g.dilation[s];
     const std::int64_t first = low > 0 ? ops.stride[s].divide<Fast>(low - 1) + 1 : 0;
     const std::int64_t last = ops.stride[s].divide<Fast>(end - 1 + g.padding[s]);
-    return {static_cast<CellIndex<Fast>>(first),
-            static_cast<CellIndex<Fast>>(last < g.output[s] ? last : g.output[s] - 1)};
+    return {static_cast<KernelIndex<Fast>>(first),
+            static_cast<KernelIndex<Fast>>(last < g.output[s] ? last : g.output[s] - 1)};
 }
 
 // The tap along dim s of window o on input position i, or -1 where the window misses i.
@@ -301,7 +369,7 @@ __device__ inline I tap_on(const PoolGeometry& g, int s, I o, I i) {
 // or the position lies past the input.
 template <bool Fast>
 struct CellWindow {
-    using I = CellIndex<Fast>;
+    using I = KernelIndex<Fast>;
     Position o;
     std::int64_t at;  // the offset of o's lane 0 in the output (dy, the taps)
     I kd, row[kCellH], column[kCellW];
@@ -324,7 +392,7 @@ struct CellWindow {
 // each position of the cell inside the input.
 template <typename T, int Width, bool Fast, typename Visit>
 __device__ void gather_over_cells(const PoolGeometry& g, const PoolLaunchLayout& ops, T* dx, Visit&& visit) {
-    using I = CellIndex<Fast>;
+    using I = KernelIndex<Fast>;
     const std::int64_t total = g.planes() * ops.cells.at.size[0] * ops.cells.at.size[1] * ops.cells.at.size[2] / Width;
     for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position cell{};
@@ -484,7 +552,7 @@ template <typename T, int Width, bool Adaptive, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     mean_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, int team_log2, const T* x, T* y) {
     using C = ComputeType<T>;
-    using I = CellIndex<Fast>;
+    using I = KernelIndex<Fast>;
     const WindowTeam team(team_log2);
     const std::int64_t total = g.planes() * g.output_spatial() / Width;
     const std::int64_t warps = global_thread_count() / kWarpSize;
@@ -506,8 +574,6 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
                 size *= span.divisor_length;
             }
             divisor = static_cast<C>(size);
-            const I first_offset = static_cast<I>(from.first), step = static_cast<I>(from.step);
-            const I height = static_cast<I>(ops.in.at.size[1]), width = static_cast<I>(ops.in.at.size[2]);
             I p[3] = {box.begin[0], box.begin[1], box.begin[2]};
             if (!box.empty()) box.advance(p, team.member);
             // kTapsInFlight taps found, then loaded one after another, then added (in tap order
@@ -521,7 +587,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
                 CONVKIT_UNROLL
                 for (int k = 0; k < kTapsInFlight; ++k) {
                     if (p[0] < box.end[0]) {
-                        offset[k] = first_offset + ((p[0] * height + p[1]) * width + p[2]) * step;
+                        offset[k] = ops.in.offset<I>(from, p[0], p[1], p[2]);
                         found = k + 1;
                         box.advance(p, team.size);
                     }

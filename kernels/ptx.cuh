@@ -730,5 +730,49 @@ __device__ inline float float16_to_float(std::uint16_t bits) {
 #endif
 }
 
+// ---- set.{gt,nan}.u32.{bf16x2,f16x2}: a max-pooling scan over two 16-bit lanes at once -----
+// Per 16-bit half: 0xFFFF where a's half would replace b's as a window's maximum by
+// detail::max_pool_takes' rule (a > b, ordered; or a is NaN), else 0. Two set instructions and
+// an or for two lanes, where widening and comparing each lane as a float takes about six
+// instructions a lane. bf16x2 compares need sm_90: the compute_75 PTX (and the host pass)
+// compares each half as a float instead, with the same result.
+enum class HalfPair { BFloat16, Float16 };
+
+template <HalfPair Pair>
+__device__ inline std::uint32_t pair_takes_maximum(std::uint32_t a, std::uint32_t b) {
+#if defined(CONVKIT_CPU_EMULATION)
+    return emu::ptx::pair_takes_maximum(
+        Pair == HalfPair::BFloat16 ? emu::ptx::MmaInput::BFloat16 : emu::ptx::MmaInput::Float16, a, b);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    std::uint32_t greater, nan;
+    if constexpr (Pair == HalfPair::BFloat16) {
+        asm("set.gt.u32.bf16x2 %0, %1, %2;\n" : "=r"(greater) : "r"(a), "r"(b));
+        asm("set.nan.u32.bf16x2 %0, %1, %1;\n" : "=r"(nan) : "r"(a));
+    } else {
+        asm("set.gt.u32.f16x2 %0, %1, %2;\n" : "=r"(greater) : "r"(a), "r"(b));
+        asm("set.nan.u32.f16x2 %0, %1, %1;\n" : "=r"(nan) : "r"(a));
+    }
+    return greater | nan;
+#else
+    std::uint32_t mask = 0;
+    for (int half = 0; half < 2; ++half) {
+        const auto value_of = [&](std::uint32_t word) {
+            const auto bits = static_cast<std::uint16_t>(word >> (16 * half));
+            if constexpr (Pair == HalfPair::BFloat16) {
+                const std::uint32_t widened = std::uint32_t{bits} << 16;
+                float value;
+                memcpy(&value, &widened, sizeof(value));
+                return value;
+            } else {
+                return float16_to_float(bits);
+            }
+        };
+        const float x = value_of(a), y = value_of(b);
+        if (x > y || x != x) mask |= 0xFFFFu << (16 * half);
+    }
+    return mask;
+#endif
+}
+
 }  // namespace ptx
 CONVKIT_KERNELS_END

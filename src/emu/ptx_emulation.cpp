@@ -31,6 +31,19 @@ float bfloat16_to_float(std::uint16_t bits) {
     return value;
 }
 
+std::uint32_t pair_takes_maximum(MmaInput pair, std::uint32_t a, std::uint32_t b) {
+    std::uint32_t mask = 0;
+    for (int half = 0; half < 2; ++half) {
+        const auto bits_of = [&](std::uint32_t word) { return static_cast<std::uint16_t>(word >> (16 * half)); };
+        const auto value_of = [&](std::uint32_t word) {
+            return pair == MmaInput::BFloat16 ? bfloat16_to_float(bits_of(word)) : float16_to_float(bits_of(word));
+        };
+        const float x = value_of(a), y = value_of(b);
+        if (x > y || x != x) mask |= 0xFFFFu << (16 * half);
+    }
+    return mask;
+}
+
 float tensor_core_tf32_value(std::uint32_t bits) {
     const std::uint32_t kept = bits & ~0x1fffu;
     float value;

@@ -124,4 +124,8 @@ std::uint16_t float_to_float16(float value);
 float float16_to_float(std::uint16_t bits);
 float bfloat16_to_float(std::uint16_t bits);  // exact
 
+// set.gt.u32.{bf16x2,f16x2} a, b or'ed with set.nan.u32.{bf16x2,f16x2} a, a: per 16-bit half,
+// 0xFFFF where a's half is greater than b's (ordered: false when either is NaN) or is NaN, else 0.
+std::uint32_t pair_takes_maximum(MmaInput pair, std::uint32_t a, std::uint32_t b);
+
 }  // namespace convkit::emu::ptx

@@ -133,6 +133,14 @@ __global__ void round_shared_tf32_kernel(const float* in, float* out) {
     for (int i = 0; i < 4; ++i) out[4 * lane + i] = chunks[(lane + 1) % 32].value[i];
 }
 
+// Thread i: out[i] = ptx::pair_takes_maximum(a[i], b[i]).
+template <ptx::HalfPair Pair>
+__global__ void pair_takes_maximum_kernel(const std::uint32_t* a, const std::uint32_t* b, int count,
+                                          std::uint32_t* out) {
+    const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i < count) out[i] = ptx::pair_takes_maximum<Pair>(a[i], b[i]);
+}
+
 // `sink` is 16-byte aligned (misuse_probe), a cp.async source.
 __global__ void misuse_kernel(Misuse misuse, int* sink) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
@@ -273,6 +281,16 @@ void mma_tf32_probe(const float* a, const float* b, const float* c, bool round, 
 
 void round_shared_tf32_probe(const float* in, float* out) {
     launch<round_shared_tf32_kernel>({1, 32}, nullptr, in, out);
+}
+
+void pair_takes_maximum_probe(bool bfloat16, const std::uint32_t* a, const std::uint32_t* b, int count,
+                              std::uint32_t* out) {
+    const LaunchShape shape{static_cast<unsigned>((count + 127) / 128), 128};
+    if (bfloat16) {
+        launch<pair_takes_maximum_kernel<ptx::HalfPair::BFloat16>>(shape, nullptr, a, b, count, out);
+    } else {
+        launch<pair_takes_maximum_kernel<ptx::HalfPair::Float16>>(shape, nullptr, a, b, count, out);
+    }
 }
 
 void misuse_probe(Misuse misuse) {

@@ -12,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "backend_api/geometry.h"
 #include "bulk_copy_problem.h"
+#include "convkit/half.h"
 #include "emu/emulator.h"
 #include "emu/ptx_emulation.h"
 #include "emu_test_support.h"
@@ -233,6 +235,43 @@ TEST(EmuModel, SharedChunksRoundToTf32InPlace) {
         }
     }
     EXPECT_EQ(bits_of(out[31 * 4]), 0x3f802000u);  // lane 31 reads lane 0's chunk: the tie, away
+}
+
+// Max pooling's pair compare (set.gt | set.nan on bf16x2 / f16x2) against the host's scan rule
+// (detail::max_pool_takes: greater, ordered, or a NaN), lane by lane, over every pair of special
+// values in both halves of a word: signed zeros, ±1 and 2, infinities, quiet and signalling NaNs
+// of both signs, subnormals, the largest finite value. On a GPU the packed max-pooling tests
+// check the instructions themselves against the per-element kernels.
+TEST(EmuModel, PairCompareFollowsTheMaxPoolingRule) {
+    const std::vector<std::uint16_t> bfloat16_values = {0x0000, 0x8000, 0x3F80, 0xBF80, 0x4000, 0x7F80, 0xFF80,
+                                                        0x7FC0, 0xFFC1, 0x7F81, 0x0001, 0x8001, 0x7F7F};
+    const std::vector<std::uint16_t> float16_values = {0x0000, 0x8000, 0x3C00, 0xBC00, 0x4000, 0x7C00, 0xFC00,
+                                                       0x7E00, 0xFE01, 0x7C01, 0x0001, 0x8001, 0x7BFF};
+    for (bool bf16 : {true, false}) {
+        SCOPED_TRACE(bf16 ? "bf16x2" : "f16x2");
+        const std::vector<std::uint16_t>& values = bf16 ? bfloat16_values : float16_values;
+        const auto value_of = [&](std::uint16_t bits) {
+            return bf16 ? static_cast<float>(bfloat16::from_bits(bits)) : static_cast<float>(float16::from_bits(bits));
+        };
+        std::vector<std::uint32_t> a, b;
+        for (std::uint16_t x : values) {
+            for (std::uint16_t y : values) {
+                a.push_back(x | std::uint32_t{y} << 16);  // low half x against y, high half y against x
+                b.push_back(y | std::uint32_t{x} << 16);
+            }
+        }
+        std::vector<std::uint32_t> out(a.size(), 0x12345678u);
+        probes::pair_takes_maximum_probe(bf16, a.data(), b.data(), static_cast<int>(a.size()), out.data());
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            for (int half = 0; half < 2; ++half) {
+                const auto x = static_cast<std::uint16_t>(a[i] >> (16 * half));
+                const auto y = static_cast<std::uint16_t>(b[i] >> (16 * half));
+                const bool takes = detail::max_pool_takes(false, value_of(x), value_of(y));
+                EXPECT_EQ((out[i] >> (16 * half)) & 0xFFFFu, takes ? 0xFFFFu : 0u)
+                    << std::hex << "a 0x" << x << " against b 0x" << y;
+            }
+        }
+    }
 }
 
 // The fault's message must name what went wrong, the kernel, a block and a thread.

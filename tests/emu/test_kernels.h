@@ -43,6 +43,9 @@ void mma_tf32_probe(const float* a, const float* b, const float* c, bool round, 
 // waits, rounds its chunk to tf32 in place (ptx::round_shared_chunk_to_tf32); then out[4l + i]
 // = word i of lane (l + 1) % 32's chunk, after a __syncwarp.
 void round_shared_tf32_probe(const float* in, float* out);
+// Thread i: out[i] = ptx::pair_takes_maximum<bf16x2 or f16x2>(a[i], b[i]), for i < count.
+void pair_takes_maximum_probe(bool bfloat16, const std::uint32_t* a, const std::uint32_t* b, int count,
+                              std::uint32_t* out);
 
 // Misuse, each must be a KernelFault naming the kernel, block and thread.
 enum class Misuse {
