@@ -106,11 +106,18 @@ struct ReluRecompute {
 };
 
 // What the statistics sum per value: x - shift and its square, shift the channel's first value.
-// add() takes one value at an offset, add_pack() Width values of adjacent channels (channels-last)
-// from one 16-byte access at an offset that is a multiple of Width.
+// add() takes one value at an offset; for Width values of adjacent channels (channels-last),
+// load_pack() reads them with one 16-byte access at an offset that is a multiple of Width and
+// add_pack() sums what it read (apart, so that a thread can have several rows' loads in flight
+// before it adds the first: kRowsInFlight).
 template <typename T>
 struct StatisticsTerms {
     using Element = T;
+    template <int Width>
+    using Pack = ElementPack<T, Width>;
+    // Rows of packs a channels-last thread loads before adding them: 71 registers with one, so
+    // three more packs of 4 registers keep 3 blocks of 256 an SM.
+    static constexpr int kRowsInFlight = 4;
     const T* x;
     __device__ double shift(const BatchNormGeometry& g, std::int64_t c) const {
         return static_cast<double>(x[detail::batch_norm_offset(g, c, 0)]);
@@ -124,9 +131,12 @@ struct StatisticsTerms {
         accumulate(x[offset], shift, first, second);
     }
     template <int Width>
-    __device__ void add_pack(std::int64_t offset, std::int64_t, const double (&shift)[Width], double (&first)[Width],
-                             double (&second)[Width]) const {
-        const ElementPack<T, Width> values = load_pack<Width>(x, offset / Width);
+    __device__ Pack<Width> load_pack(std::int64_t offset) const {
+        return kernels::load_pack<Width>(x, offset / Width);
+    }
+    template <int Width>
+    __device__ void add_pack(const Pack<Width>& values, std::int64_t, const double (&shift)[Width],
+                             double (&first)[Width], double (&second)[Width]) const {
         for (int lane = 0; lane < Width; ++lane) accumulate(values.value[lane], shift[lane], first[lane], second[lane]);
     }
     bool pack_aligned_buffers() const { return pack_aligned<T, kPackWidth<T>>(x); }
@@ -137,6 +147,13 @@ struct StatisticsTerms {
 template <typename T>
 struct GradientTerms {
     using Element = T;
+    template <int Width>
+    struct Pack {
+        ElementPack<T, Width> x, dy;
+    };
+    // Two loads a row already: the bf16 kernel holds 124 registers, 2 blocks of 256 an SM, and
+    // a second row's packs would take it past 128.
+    static constexpr int kRowsInFlight = 1;
     const T* dy;
     const T* x;
     const double* mean;
@@ -160,12 +177,14 @@ struct GradientTerms {
     }
     // Channels c .. c + Width - 1 of one row (channels-last).
     template <int Width>
-    __device__ void add_pack(std::int64_t offset, std::int64_t c, const double (&mu)[Width], double (&first)[Width],
-                             double (&second)[Width]) const {
-        const ElementPack<T, Width> x_values = load_pack<Width>(x, offset / Width);
-        const ElementPack<T, Width> dy_values = load_pack<Width>(dy, offset / Width);
+    __device__ Pack<Width> load_pack(std::int64_t offset) const {
+        return {kernels::load_pack<Width>(x, offset / Width), kernels::load_pack<Width>(dy, offset / Width)};
+    }
+    template <int Width>
+    __device__ void add_pack(const Pack<Width>& values, std::int64_t c, const double (&mu)[Width],
+                             double (&first)[Width], double (&second)[Width]) const {
         for (int lane = 0; lane < Width; ++lane) {
-            accumulate(x_values.value[lane], dy_values.value[lane], c + lane, mu[lane], first[lane], second[lane]);
+            accumulate(values.x.value[lane], values.dy.value[lane], c + lane, mu[lane], first[lane], second[lane]);
         }
     }
     bool pack_aligned_buffers() const { return pack_aligned<T, kPackWidth<T>>(x, dy); }
@@ -231,8 +250,21 @@ __global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::
         if (c < g.channels) {
             double shift[Width];
             for (int lane = 0; lane < Width; ++lane) shift[lane] = terms.shift(g, c + lane);
-            for (std::int64_t row = first + threadIdx.y; row < last; row += blockDim.y) {
-                terms.template add_pack<Width>(row * g.channels + c, c, shift, sum_first, sum_second);
+            // Terms::kRowsInFlight rows loaded, then added in row order (the order of one row
+            // at a time, so the sums are the same bits).
+            constexpr int rows_in_flight = Terms::kRowsInFlight;
+            for (std::int64_t row = first + threadIdx.y; row < last; row += std::int64_t{blockDim.y} * rows_in_flight) {
+                typename Terms::template Pack<Width> loaded[rows_in_flight];
+                CONVKIT_UNROLL
+                for (int k = 0; k < rows_in_flight; ++k) {
+                    const std::int64_t r = row + std::int64_t{k} * blockDim.y;
+                    if (r < last) loaded[k] = terms.template load_pack<Width>(r * g.channels + c);
+                }
+                CONVKIT_UNROLL
+                for (int k = 0; k < rows_in_flight; ++k) {
+                    if (row + std::int64_t{k} * blockDim.y < last)
+                        terms.template add_pack<Width>(loaded[k], c, shift, sum_first, sum_second);
+                }
             }
         }
         for (int lane = 0; lane < Width; ++lane) {
