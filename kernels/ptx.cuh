@@ -13,6 +13,7 @@
 // on it runs on compute capability 9.0 only.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/kernels_namespace.h"
 #include "kernels/tensor_map.h"
@@ -734,43 +735,50 @@ __device__ inline float float16_to_float(std::uint16_t bits) {
 // Per 16-bit half: 0xFFFF where a's half would replace b's as a window's maximum by
 // detail::max_pool_takes' rule (a > b, ordered; or a is NaN), else 0. Two set instructions and
 // an or for two lanes, where widening and comparing each lane as a float takes about six
-// instructions a lane. bf16x2 compares need sm_90: the compute_75 PTX (and the host pass)
-// compares each half as a float instead, with the same result.
+// instructions a lane. bf16x2 compares need sm_90 (f16x2 sm_53): the compute_75 PTX compares
+// each bf16 half as a float instead, with the same result.
 enum class HalfPair { BFloat16, Float16 };
+
+// The same for bf16x2 before sm_90 (the compute_75 PTX), each half widened and compared as a float.
+__device__ inline std::uint32_t bfloat16_pair_takes_maximum_as_floats(std::uint32_t a, std::uint32_t b) {
+    std::uint32_t mask = 0;
+    for (int half = 0; half < 2; ++half) {
+        const auto value_of = [&](std::uint32_t word) {
+            const std::uint32_t widened = (word >> (16 * half)) << 16;  // bf16 is float's top half
+            float value;
+            memcpy(&value, &widened, sizeof(value));
+            return value;
+        };
+        const float x = value_of(a), y = value_of(b);
+        if (x > y || x != x) mask |= 0xFFFFu << (16 * half);
+    }
+    return mask;
+}
 
 template <HalfPair Pair>
 __device__ inline std::uint32_t pair_takes_maximum(std::uint32_t a, std::uint32_t b) {
 #if defined(CONVKIT_CPU_EMULATION)
     return emu::ptx::pair_takes_maximum(
         Pair == HalfPair::BFloat16 ? emu::ptx::MmaInput::BFloat16 : emu::ptx::MmaInput::Float16, a, b);
-#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#elif defined(__CUDA_ARCH__)
     std::uint32_t greater, nan;
-    if constexpr (Pair == HalfPair::BFloat16) {
-        asm("set.gt.u32.bf16x2 %0, %1, %2;\n" : "=r"(greater) : "r"(a), "r"(b));
-        asm("set.nan.u32.bf16x2 %0, %1, %1;\n" : "=r"(nan) : "r"(a));
-    } else {
+    if constexpr (Pair == HalfPair::Float16) {  // sm_53
         asm("set.gt.u32.f16x2 %0, %1, %2;\n" : "=r"(greater) : "r"(a), "r"(b));
         asm("set.nan.u32.f16x2 %0, %1, %1;\n" : "=r"(nan) : "r"(a));
+    } else {
+#if __CUDA_ARCH__ >= 900
+        asm("set.gt.u32.bf16x2 %0, %1, %2;\n" : "=r"(greater) : "r"(a), "r"(b));
+        asm("set.nan.u32.bf16x2 %0, %1, %1;\n" : "=r"(nan) : "r"(a));
+#else
+        greater = bfloat16_pair_takes_maximum_as_floats(a, b);
+        nan = 0;
+#endif
     }
     return greater | nan;
 #else
-    std::uint32_t mask = 0;
-    for (int half = 0; half < 2; ++half) {
-        const auto value_of = [&](std::uint32_t word) {
-            const auto bits = static_cast<std::uint16_t>(word >> (16 * half));
-            if constexpr (Pair == HalfPair::BFloat16) {
-                const std::uint32_t widened = std::uint32_t{bits} << 16;
-                float value;
-                memcpy(&value, &widened, sizeof(value));
-                return value;
-            } else {
-                return float16_to_float(bits);
-            }
-        };
-        const float x = value_of(a), y = value_of(b);
-        if (x > y || x != x) mask |= 0xFFFFu << (16 * half);
-    }
-    return mask;
+    (void)a;
+    (void)b;
+    return 0;
 #endif
 }
 
