@@ -121,15 +121,15 @@ struct OperandLayout {
         }
         return {plane * at.size[0] * at.size[1] * at.size[2], 1};
     }
-    __device__ std::int64_t operator()(const PlaneStart& plane, const Position& p) const {
-        return plane.first + ((p[0] * at.size[1] + p[1]) * at.size[2] + p[2]) * plane.step;
-    }
-    // The same in index type I: 32-bit in the Fast kernels, where every offset fits (about 10
-    // instructions a tap fewer than 64-bit multiplies).
+    // The offset of (d, h, w) in index type I: 32-bit in the Fast kernels' window walks, where
+    // every offset fits (about 10 instructions a tap fewer than 64-bit multiplies).
     template <typename I>
     __device__ I offset(const PlaneStart& plane, I d, I h, I w) const {
         return static_cast<I>(plane.first) +
                ((d * static_cast<I>(at.size[1]) + h) * static_cast<I>(at.size[2]) + w) * static_cast<I>(plane.step);
+    }
+    __device__ std::int64_t operator()(const PlaneStart& plane, const Position& p) const {
+        return offset<std::int64_t>(plane, p[0], p[1], p[2]);
     }
 
     // The plane (n * channels + c) and the position of the element at buffer offset `index`.
@@ -186,13 +186,6 @@ constexpr int kPoolBlocksPerSm = 4;
 template <int Width>
 constexpr int kCellBlocksPerSm = Width > 1 ? 2 : 3;
 
-// 16-bit storage read as float (float and double as they are), for the window arithmetic.
-template <typename T>
-struct Widened {
-    const T* data;
-    __device__ ComputeType<T> operator[](std::int64_t i) const { return static_cast<ComputeType<T>>(data[i]); }
-};
-
 // A stored value as the window arithmetic's type: float16 by the hardware's conversion (one
 // instruction, where convkit/half.h's software decode takes 11), exact either way.
 template <typename T>
@@ -203,6 +196,13 @@ __device__ inline ComputeType<T> widen(T value) {
         return static_cast<ComputeType<T>>(value);
     }
 }
+
+// 16-bit storage read as float (float and double as they are), for the window arithmetic.
+template <typename T>
+struct Widened {
+    const T* data;
+    __device__ ComputeType<T> operator[](std::int64_t i) const { return widen(data[i]); }
+};
 
 // Whether max pooling's forward scans a pack of 16-bit lanes two at a time (a whole number of
 // 32-bit words of argmax taps too): set.bf16x2 / set.f16x2 compares (ptx::pair_takes_maximum).
@@ -250,7 +250,6 @@ struct PairedMaximum {
 template <typename T, int Width, bool Fast>
 __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
     max_pool_forward_kernel(PoolGeometry g, PoolLaunchLayout ops, const T* x, T* y, std::uint8_t* taps) {
-    using C = ComputeType<T>;
     const std::int64_t total = g.planes() * g.output_spatial() / Width;
     for (std::int64_t pack = global_thread_index(); pack < total; pack += global_thread_count()) {
         Position o{};
@@ -289,8 +288,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, Fast ? kPoolBlocksPerSm : 1)
                 g, o, [&](std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t tap) {
                     const ElementPack<T, Width> v = load_pack<Width>(x, offset_of(d, h, w) / Width);
                     for (int lane = 0; lane < Width; ++lane) {
-                        if (detail::max_pool_takes(first, static_cast<C>(v.value[lane]),
-                                                   static_cast<C>(best.value[lane]))) {
+                        if (detail::max_pool_takes(first, widen(v.value[lane]), widen(best.value[lane]))) {
                             best.value[lane] = v.value[lane];
                             best_tap.value[lane] = static_cast<std::uint8_t>(tap);
                         }

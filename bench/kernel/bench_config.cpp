@@ -218,11 +218,9 @@ std::string BenchConfig::op_name() const {
 std::string BenchConfig::to_line() const {
     std::ostringstream line;
     line << op_name() << " in=" << shape_text(input);
-    if (op == BenchOp::AdaptiveAvgPool) {
-        line << " out=" << shape_text(Shape(adaptive_output));
-        if (pool_layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
-    } else if (is_pool(op)) {
-        line << " " << pool.to_string();
+    if (is_pool(op)) {
+        line << " "
+             << (op == BenchOp::AdaptiveAvgPool ? "out=" + shape_text(Shape(adaptive_output)) : pool.to_string());
         if (pool_layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
     } else {
         line << " w=" << shape_text(weight) << " " << conv.to_string();

@@ -103,7 +103,8 @@ enum class Side { Convkit, Cudnn };
 // One pass of the row's op on `side`. cuDNN has no adaptive pooling: its side runs the average
 // pooling with the same windows (BenchConfig::pool), the same result.
 Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s, Side side) {
-    switch (c.op) {
+    const BenchOp op = c.op == BenchOp::AdaptiveAvgPool && side == Side::Cudnn ? BenchOp::AvgPool : c.op;
+    switch (op) {
         case BenchOp::Conv:
             if (direction == Direction::Forward) return conv_forward(s.x, s.w, c.conv);
             if (direction == Direction::BackwardData) return conv_backward_data(s.dy, s.w, c.input, c.conv);
@@ -119,10 +120,6 @@ Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s, Si
             if (direction == Direction::Forward) return avg_pool_forward(s.x, c.pool);
             return avg_pool_backward(s.dy, c.input, c.pool);
         case BenchOp::AdaptiveAvgPool:
-            if (side == Side::Cudnn) {
-                if (direction == Direction::Forward) return avg_pool_forward(s.x, c.pool);
-                return avg_pool_backward(s.dy, c.input, c.pool);
-            }
             if (direction == Direction::Forward) return adaptive_avg_pool_forward(s.x, c.adaptive_output);
             return adaptive_avg_pool_backward(s.dy, c.input);
     }
