@@ -1,8 +1,8 @@
 #pragma once
-// Launchers of the pooling kernels (kernels/pool.cu): max, average and adaptive average,
-// forward and backward, 1-D to 3-D through the widened geometry, every float dtype (bfloat16 and
-// float16 computed in float), operands in `layout` (x, y and their gradients alike). Backward
-// passes are gathers (each input element sums the outputs whose windows hold it):
+// Launchers of the pooling kernels (kernels/pool_max.cu, kernels/pool_mean.cu): max, average and
+// adaptive average, forward and backward, 1-D to 3-D through the widened geometry, every float
+// dtype (bfloat16 and float16 computed in float), operands in `layout` (x, y and their gradients
+// alike). Backward passes are gathers (each input element sums the outputs whose windows hold it):
 // deterministic, no atomics.
 #include <cstdint>
 
@@ -39,11 +39,11 @@ constexpr bool max_pool_taps_fit(const detail::PoolGeometry& g) {
 // otherwise run only past 2^31 elements (the emulated device cannot hold that many).
 void set_pool_64_bit_indices_for_testing(bool force);
 // Tests only: without `allow`, every launch takes the per-element kernels, which otherwise run
-// only where the channels-last packs of adjacent channels do not fit (kernels/pool.cu).
+// only where the channels-last packs of adjacent channels do not fit (kernels/pool_support.cuh).
 void set_pool_packs_for_testing(bool allow);
 // Tests only: every average and adaptive average pooling forward shares each output's window
 // among `members` threads (a power of two up to a warp), or, with 0, as many as the window's size
-// calls for (kernels/pool.cu, window_team_log2).
+// calls for (kernels/pool_mean.cu, window_team_log2).
 void set_pool_window_team_for_testing(int members);
 
 void avg_pool_forward(const detail::PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,

@@ -1,8 +1,8 @@
-// The convolution and pooling kernels (kernels/conv_direct.cu, kernels/pool.cu) executed on the
-// CPU by the emulator, through their own launchers on host memory, against the host reference:
-// float64 to 1e-12, float32 to 1e-5, every output poisoned with NaN first, on the GPU suites'
-// own sweeps (kernel_sweeps.h): ranks 1-3, stride, dilation, groups and depthwise, every padding
-// mode, 'same', transposed with output_padding, ceil mode.
+// The convolution and pooling kernels (kernels/conv_direct.cu, kernels/pool_max.cu and
+// pool_mean.cu) executed on the CPU by the emulator, through their own launchers on host memory,
+// against the host reference: float64 to 1e-12, float32 to 1e-5, every output poisoned with NaN
+// first, on the GPU suites' own sweeps (kernel_sweeps.h): ranks 1-3, stride, dilation, groups and
+// depthwise, every padding mode, 'same', transposed with output_padding, ceil mode.
 #include "emu_test_support.h"
 #include "kernel_sweeps.h"
 #include "kernels/conv_direct.h"
