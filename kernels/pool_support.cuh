@@ -137,7 +137,7 @@ struct OperandLayout {
 // stride 2, 4 windows a cell instead of 2.25 a position (9 for the cell), and the thread's
 // split, plane and window bounds once for 4 positions. The gathers are bound by these
 // instructions, not by their bytes (docs/benchmarks.md).
-constexpr int kCellH = 2, kCellW = 2;
+inline constexpr int kCellH = 2, kCellW = 2;
 
 // The grid of cells over an input of spatial `input`.
 inline SpatialDims cell_grid(const SpatialDims& input) {
@@ -163,12 +163,12 @@ struct PoolLaunchLayout {
 // (check-igemm-kernels pool: no stack); the 64-bit-division kernels, max pooling's searching
 // backward (90 registers) and the adaptive backward would spill, so they keep ptxas's choice;
 // the gathers over cells have their own bound (kCellBlocksPerSm).
-constexpr int kPoolBlocksPerSm = 4;
+inline constexpr int kPoolBlocksPerSm = 4;
 // The backward gathers' cells hold 4 positions' sums: 32 floats for a pack of 8 16-bit channels,
 // which spills at 3 blocks of 256 a SM (80 registers) but not at 2 (128): 2,048 positions a SM
 // in flight against the 1,024 of 4 blocks of single positions. Single elements fit 3 blocks.
 template <int Width>
-constexpr int kCellBlocksPerSm = Width > 1 ? 2 : 3;
+inline constexpr int kCellBlocksPerSm = Width > 1 ? 2 : 3;
 
 // A stored value as the window arithmetic's type: float16 by the hardware's conversion (one
 // instruction, where convkit/half.h's software decode takes 11), exact either way.

@@ -87,7 +87,7 @@ std::string site_text(const std::source_location& site) {
     std::string file = site.file_name();
     const std::size_t slash = file.find_last_of('/');
     if (slash != std::string::npos) {
-        // Keep the folder: "kernels/pool.cu", "tests/emu/planted_kernels.cu".
+        // Keep the folder: "kernels/pool_max.cu", "tests/emu/planted_kernels.cu".
         const std::size_t before = file.find_last_of('/', slash - 1);
         file = file.substr(before == std::string::npos ? 0 : before + 1);
     }

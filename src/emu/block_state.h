@@ -93,7 +93,7 @@ Thread& thread();
 // has faulted meanwhile).
 void suspend();
 
-// "kernels/pool.cu:120": a site, with its folder.
+// "kernels/pool_max.cu:120": a site, with its folder.
 std::string site_text(const std::source_location& site);
 
 // A KernelFault naming the kernel, block, thread and schedule.
