@@ -258,6 +258,35 @@ void mean_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* 
         },
         x, y);
 }
+// The mean pools' backward kernels, each as Gather::kernel<T, Width, Fast>() for gather_backward.
+struct AverageBackward {
+    template <typename T, int Width, bool Fast>
+    static constexpr auto kernel() {
+        return &avg_pool_backward_kernel<T, Width, Fast>;
+    }
+};
+struct AdaptiveBackward {
+    template <typename T, int Width, bool Fast>
+    static constexpr auto kernel() {
+        return &adaptive_avg_pool_backward_kernel<T, Width, Fast>;
+    }
+};
+
+// dx from dy by Gather's kernel, a thread a pack of adjacent channels (or one element) of each
+// of `items` places (the input's cells, or its positions), in packs where they fit.
+template <typename Gather>
+void gather_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream, MemoryFormat layout,
+                     std::int64_t items) {
+    on_stream_in_packs(
+        g, layout, dtype, stream, nullptr,
+        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
+            using T = decltype(tag);
+            constexpr int lanes = decltype(width)::value;
+            launch<Gather::template kernel<T, lanes, decltype(fast)::value>()>(
+                {grid_for(items / lanes), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy), static_cast<T*>(dx));
+        },
+        dy, dx);
+}
 }  // namespace
 
 void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream, MemoryFormat layout) {
@@ -266,16 +295,7 @@ void avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y
 
 void avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                        MemoryFormat layout) {
-    on_stream_in_packs(
-        g, layout, dtype, stream, nullptr,
-        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
-            using T = decltype(tag);
-            constexpr int lanes = decltype(width)::value;
-            launch<avg_pool_backward_kernel<T, lanes, decltype(fast)::value>>(
-                {grid_for(cells_of(g) / lanes), kThreadsPerBlock}, s, g, ops, static_cast<const T*>(dy),
-                static_cast<T*>(dx));
-        },
-        dy, dx);
+    gather_backward<AverageBackward>(g, dtype, dy, dx, stream, layout, cells_of(g));
 }
 
 void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x, void* y, Stream stream,
@@ -285,16 +305,7 @@ void adaptive_avg_pool_forward(const PoolGeometry& g, DType dtype, const void* x
 
 void adaptive_avg_pool_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx, Stream stream,
                                 MemoryFormat layout) {
-    on_stream_in_packs(
-        g, layout, dtype, stream, nullptr,
-        [&](auto tag, auto fast, auto width, const PoolLaunchLayout& ops, cudaStream_t s) {
-            using T = decltype(tag);
-            constexpr int lanes = decltype(width)::value;
-            launch<adaptive_avg_pool_backward_kernel<T, lanes, decltype(fast)::value>>(
-                {grid_for(g.planes() * g.input_spatial() / lanes), kThreadsPerBlock}, s, g, ops,
-                static_cast<const T*>(dy), static_cast<T*>(dx));
-        },
-        dy, dx);
+    gather_backward<AdaptiveBackward>(g, dtype, dy, dx, stream, layout, g.planes() * g.input_spatial());
 }
 
 void set_pool_window_team_for_testing(int members) {
