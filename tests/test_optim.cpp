@@ -10,9 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "convkit/convkit.h"
 #include "backend_api/multi_tensor.h"
+#include "convkit/convkit.h"
 #include "optim_scenario.h"
+#include "optim_test_support.h"
 #include "temp_dir.h"
 #include "test_util.h"
 
@@ -297,10 +298,6 @@ TEST(Scheduler, BadArgumentsAreRejected) {
 
 // ---- The rules of step -------------------------------------------------------------------------
 
-Tensor parameter(const Shape& shape, std::uint64_t seed, DType dtype = DType::Float64) {
-    return Tensor::uniform(shape, -1, 1, seed, dtype).set_requires_grad();
-}
-
 TEST(Optimizer, ZeroGradClearsEveryGradient) {
     std::vector<Tensor> params = {parameter(Shape{3}, 1), parameter(Shape{2, 2}, 2)};
     for (Tensor& p : params) p.set_grad(Tensor::full(p.shape(), 1.0, DType::Float64));
@@ -440,8 +437,6 @@ TEST(Optimizer, DefaultsAreTorchDefaults) {
 }
 
 // ---- Convergence ---------------------------------------------------------------------------------
-
-using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(const std::vector<Tensor>&)>;
 
 // f(p) = sum(c * (p - t)^2) / 2 through autograd, minimised by every optimizer.
 TEST(Optimizer, MinimisesAQuadraticThroughAutograd) {

@@ -13,6 +13,7 @@
 #include "backend_api/multi_tensor.h"
 #include "convkit/convkit.h"
 #include "optim_scenario.h"
+#include "optim_test_support.h"
 #include "temp_dir.h"
 #include "test_util.h"
 
@@ -20,14 +21,7 @@ namespace convkit {
 namespace {
 using namespace convkit::testing;
 
-// A float parameter of `shape`, uniform in [-1, 1], that takes gradients.
-Tensor parameter(const Shape& shape, std::uint64_t seed, DType dtype = DType::Float64) {
-    return Tensor::uniform(shape, -1, 1, seed, dtype).set_requires_grad();
-}
-
 // ---- state_dict ---------------------------------------------------------------------------------
-
-using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(const std::vector<Tensor>&)>;
 
 std::vector<std::pair<std::string, MakeOptimizer>> optimizers_with_state() {
     return {
