@@ -168,20 +168,18 @@ __global__ void __launch_bounds__(Tile::kThreads, kMinBlocksPerSm<Tile, Operand>
         },
         [&](const std::uint16_t* stage) { multiply_stage<Tile, P, Operand>(stage, warp_m, warp_n, acc); });
 
-    // Straight from the accumulators: to this split's slice at the GEMM's own row (after the rows
-    // of the phases before this one), or through the epilogue to the row's place in the tensor
-    // written (found once per row).
+    // To this split's slice at the GEMM's own row (after the rows of the phases before this one),
+    // or through the epilogue to the row's place in the tensor written (found once per row):
+    // staged through shared memory where 16-byte packs fit, else straight from the accumulators.
     const bool to_slice = p.splits > 1;
     const std::int64_t slice_rows = static_cast<std::int64_t>(p.phases) * p.gemm_m;
     float* const slice = to_slice ? p.slices + split * slice_rows * p.out_channels : nullptr;
-    const ResultPairs<Output> write{p.epilogue, slice, p.out_channels, p.out_group, group};
-    for_each_accumulator_pair<Tile>(
-        acc, block_m, block_n, warp_m, warp_n, lane,
-        [&](int m) -> std::int64_t {
-            if (m >= p.gemm_m) return -1;
-            return to_slice ? static_cast<std::int64_t>(phase) * p.gemm_m + m : written_row<P>(p, m);
-        },
-        write);
+    const ResultWriter<Output> write{p.epilogue, slice, p.out_channels, p.out_group, group};
+    auto row_of = [&](int m) -> std::int64_t {
+        if (m >= p.gemm_m) return -1;
+        return to_slice ? static_cast<std::int64_t>(phase) * p.gemm_m + m : written_row<P>(p, m);
+    };
+    write_accumulators<Tile>(shared, acc, write, block_m, block_n, warp_m, warp_n, lane, row_of);
 }
 
 template <class Tile, Pass P, IgemmOperand Operand, IgemmOutput Output>

@@ -155,17 +155,15 @@ __global__ void __launch_bounds__(Tile::kThreads) conv_igemm_filter_kernel(Filte
             }
         });
 
-    // dw[group * group_out + m, j] (row length gemm_n): straight to dw with one split, else to
-    // this split's slice of the workspace (every element of the slice, zero where count is 0).
-    const std::int64_t dw_elements = static_cast<std::int64_t>(p.out_channels) * p.gemm_n;
-    for_each_accumulator<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, [&](int m, int col, float v) {
-        if (m >= p.group_out || col >= p.gemm_n) return;
-        const std::int64_t index = (static_cast<std::int64_t>(group) * p.group_out + m) * p.gemm_n + col;
-        if (p.splits > 1) {
-            p.workspace[split * dw_elements + index] = v;
-        } else {
-            finish_output<Output>(epilogue_of(p), index, col, v);
-        }
+    // dw[group * group_out + m, j] (row length gemm_n): to dw through its epilogue with one split,
+    // else to this split's slice of the workspace (every element of the slice, zero where count
+    // is 0).
+    float* const slice =
+        p.splits > 1 ? p.workspace + split * static_cast<std::int64_t>(p.out_channels) * p.gemm_n : nullptr;
+    const EpilogueOperands epilogue = epilogue_of(p);
+    const ResultWriter<Output> write{epilogue, slice, p.gemm_n, p.gemm_n, 0};
+    write_accumulators<Tile>(shared, acc, write, block_m, block_n, warp_m, warp_n, lane, [&](int m) -> std::int64_t {
+        return m < p.group_out ? static_cast<std::int64_t>(group) * p.group_out + m : -1;
     });
 }
 

@@ -234,8 +234,12 @@ __device__ inline void finish_output_pack(const EpilogueOperands& e, std::int64_
                                           float (&v)[Width]) {
     using T = OutputElement<Output>;
     if (e.bias != nullptr) {
-        const ElementPack<float, Width> bias = load_pack<Width>(e.bias, channel / Width);
-        for (int i = 0; i < Width; ++i) v[i] += bias.value[i];
+        // At most 4 floats (16 bytes) an access: 8 channels of a 16-bit output take two.
+        constexpr int kBiasWidth = Width < kPackWidth<float> ? Width : kPackWidth<float>;
+        for (int first = 0; first < Width; first += kBiasWidth) {
+            const ElementPack<float, kBiasWidth> bias = load_pack<kBiasWidth>(e.bias + first, channel / kBiasWidth);
+            for (int i = 0; i < kBiasWidth; ++i) v[first + i] += bias.value[i];
+        }
     }
     if (e.residual != nullptr) {
         const ElementPack<T, Width> residual = load_pack<Width>(static_cast<const T*>(e.residual), index / Width);
@@ -261,43 +265,67 @@ __device__ inline void finish_output(const EpilogueOperands& e, std::int64_t ind
 // where a per-value epilogue issued two of each (half the memory instructions of the epilogue,
 // which on a short-K layer runs for a tenth of the GEMM's time or more).
 
-// Whether pairs fit: a group's channel count even (so a pair's first channel and index are
-// even: every group starts at an even channel of an even row length) and every tensor written
-// or read aligned to a pair: split-K's slice where there is one, else the epilogue's tensors.
-// Else each value goes alone.
+// Whether packs of Width adjacent channels fit: a group's channel count a multiple of Width (so a
+// pack's first channel and index are too: every group starts at a multiple of Width in a row
+// whose length is one) and every tensor written or read aligned to a pack: split-K's slice where
+// there is one, else the epilogue's tensors (the bias to min(Width, 4) floats, as
+// finish_output_pack reads it). Pairs (Width 2) where they do not, else each value alone.
+template <IgemmOutput Output, int Width>
+__host__ __device__ inline bool packs_fit(const EpilogueOperands& e, const float* slice, int out_group) {
+    using T = OutputElement<Output>;
+    if (out_group % Width != 0) return false;
+    if (slice != nullptr) return pack_aligned<float, Width>(slice);
+    constexpr int kBiasWidth = Width < kPackWidth<float> ? Width : kPackWidth<float>;
+    return pack_aligned<T, Width>(static_cast<const T*>(e.out), static_cast<const T*>(e.residual)) &&
+           pack_aligned<float, kBiasWidth>(e.bias);
+}
 template <IgemmOutput Output>
 __device__ inline bool pairs_fit(const EpilogueOperands& e, const float* slice, int out_group) {
-    using T = OutputElement<Output>;
-    if (out_group % 2 != 0) return false;
-    if (slice != nullptr) return pack_aligned<float, 2>(slice);
-    return pack_aligned<T, 2>(static_cast<const T*>(e.out), static_cast<const T*>(e.residual)) &&
-           pack_aligned<float, 2>(e.bias);
+    return packs_fit<Output, 2>(e, slice, out_group);
 }
 
-// Where a GEMM kernel's results go, a pair at a time: (row, col, v0, v1) writes columns col and
-// col + 1 (col even) of GEMM row `row` of `group` (a negative row is none) to `slice` (split-K,
-// at row x channels) or through the epilogue to the row's place in the tensor written (row is
-// then that place). Columns past the group's (out_group) are dropped.
+// Where a GEMM kernel's results go: (row, col, v0, v1) writes columns col and col + 1 (col even) of
+// GEMM row `row` of `group` (a negative row is none) to `slice` (split-K, at row x channels) or
+// through the epilogue to the row's place in the tensor written (row is then that place), a pair
+// at a time where pairs fit, else one value at a time. Columns past the group's (out_group) are
+// dropped. pack<Width>(row, col, v) writes a whole pack where `packs` (16 bytes) fit: the staged
+// epilogue's (write_staged).
 template <IgemmOutput Output>
-struct ResultPairs {
+struct ResultWriter {
+    // A pack of the tensor written: 16 bytes, 4 floats of a slice or a float32 output, 8 16-bit values.
+    static constexpr int kOutputPack = kPackWidth<OutputElement<Output>>, kSlicePack = kPackWidth<float>;
+
     const EpilogueOperands& epilogue;
     float* slice;  // this split's slice of the workspace; null: through the epilogue
     int out_channels, out_group, group;
     bool pairs = pairs_fit<Output>(epilogue, slice, out_group);
+    bool packs = slice != nullptr ? packs_fit<Output, kSlicePack>(epilogue, slice, out_group)
+                                  : packs_fit<Output, kOutputPack>(epilogue, slice, out_group);
+
+    // Columns col .. col + Width - 1 of `row` (a place written; col a multiple of Width in the
+    // group), as one access of each tensor.
+    template <int Width>
+    __device__ void pack(std::int64_t row, int col, float (&v)[Width]) const {
+        const int channel = group * out_group + col;
+        const std::int64_t index = row * out_channels + channel;
+        if (slice != nullptr) {
+            ElementPack<float, Width> values;
+            for (int i = 0; i < Width; ++i) values.value[i] = v[i];
+            store_pack<Width>(slice, index / Width, values);
+        } else {
+            finish_output_pack<Output, Width>(epilogue, index, channel, v);
+        }
+    }
 
     __device__ void operator()(std::int64_t row, int col, float v0, float v1) const {
         if (row < 0 || col >= out_group) return;
-        const int channel = group * out_group + col;
-        const std::int64_t index = row * out_channels + channel;
         if (pairs) {  // out_group is even: col + 1 is in the group too
-            if (slice != nullptr) {
-                store_pack<2>(slice, index / 2, ElementPack<float, 2>{{v0, v1}});
-            } else {
-                float v[2] = {v0, v1};
-                finish_output_pack<Output, 2>(epilogue, index, channel, v);
-            }
+            float v[2] = {v0, v1};
+            pack<2>(row, col, v);
             return;
         }
+        const int channel = group * out_group + col;
+        const std::int64_t index = row * out_channels + channel;
         const bool second = col + 1 < out_group;
         if (slice != nullptr) {
             slice[index] = v0;
@@ -308,6 +336,97 @@ struct ResultPairs {
         }
     }
 };
+
+// ---- The staged epilogue -------------------------------------------------------------------------
+// Straight from the fragments, a warp's store writes one pair of columns per lane: for a 16-bit
+// output 8 rows x 16 bytes, half of each row's 32-byte sector, and as many residual loads; 64
+// stores a thread for a 128 x 128 tile. Staged, the block's results go row-major through the
+// ring's shared memory (free once the last k tile is multiplied), and each thread then moves 16
+// bytes of one row (8 16-bit values, 4 floats) as one access of the output, the residual or the
+// slice: a warp's store covers whole sectors of 2-4 rows, with a quarter (16-bit) or half
+// (float) of the store and residual instructions. CUTLASS's epilogues stage for the same reason.
+
+// A BlockM x BlockN tile of results staged in SharedBytes kRows rows at a time. A staged row is
+// BlockN + 8 floats: rows g and g + 1 of a fragment start 8 banks apart, so a half-warp's 8-byte
+// fragment stores (4 rows x 4 pairs) fall on 32 different banks, and a quarter-warp's 16-byte reads
+// of one row (4 floats a lane) on all of them. Each row's place written follows the rows, one 8-byte entry a row,
+// found once per block.
+template <int BlockM, int BlockN, std::size_t SharedBytes>
+struct StagedTile {
+    static constexpr int kColumns = BlockN, kStride = BlockN + 8;
+    static constexpr std::size_t kRowBytes = kStride * sizeof(float) + sizeof(std::int64_t);
+    static constexpr int rows_fitting() {
+        int rows = BlockM;
+        while (rows > 8 && rows * kRowBytes > SharedBytes) rows /= 2;
+        return rows;
+    }
+    static constexpr int kRows = rows_fitting(), kPasses = BlockM / kRows;
+    static_assert(BlockM % kRows == 0 && kRows * kRowBytes <= SharedBytes, "the staged rows within the ring's memory");
+};
+
+// One pass of write_staged per kRows rows, Width columns (16 bytes of what is written) a thread.
+template <class Staged, int Width, IgemmOutput Output, class Pairs, class RowOf>
+__device__ inline void write_staged_packs(unsigned char* shared, const ResultWriter<Output>& write, int block_n,
+                                          Pairs&& pairs, RowOf&& row_of, int thread, int threads) {
+    static_assert(Width == kPackWidth<float> || Width == 2 * kPackWidth<float>,
+                  "staged rows are read 4 floats (16 bytes) at a time, one or two reads a pack");
+    constexpr int kPacks = Staged::kColumns / Width;  // a row's
+    float* const staged = reinterpret_cast<float*>(shared);
+    auto* const rows = reinterpret_cast<std::int64_t*>(staged + Staged::kRows * Staged::kStride);
+    for (int pass = 0; pass < Staged::kPasses; ++pass) {
+        const int first = pass * Staged::kRows;
+        // The ring's last stage, or the previous pass's rows, read by every thread.
+        __syncthreads();
+        for (int r = thread; r < Staged::kRows; r += threads) rows[r] = row_of(first + r);
+        pairs([&](int row, int column, float v0, float v1) {
+            const int r = row - first;
+            if (r >= 0 && r < Staged::kRows)
+                store_pack<2>(staged + r * Staged::kStride + column, 0, ElementPack<float, 2>{{v0, v1}});
+        });
+        __syncthreads();
+        for (int item = thread; item < Staged::kRows * kPacks; item += threads) {
+            const int r = item / kPacks, column = item % kPacks * Width;
+            const std::int64_t row = rows[r];
+            if (row < 0 || block_n + column >= write.out_group) continue;
+            const float* const at = staged + r * Staged::kStride + column;
+            float v[Width];
+            if constexpr (Width == kPackWidth<float>) {
+                const auto four = load_pack<Width>(at, 0);
+                for (int i = 0; i < Width; ++i) v[i] = four.value[i];
+            } else {
+                // A 16-bit output's 8 floats are two 16-byte reads, 32 bytes apart from a lane to
+                // the next: lanes 4-7 of each quarter-warp read their halves in the other order, so
+                // that its 8 reads fall on all 8 16-byte bank groups rather than on 4 of them twice.
+                // (Selected into place: a run-time index into v would put it in local memory.)
+                constexpr int kHalf = kPackWidth<float>;
+                const bool swap = (item & 4) != 0;
+                const auto read_first = load_pack<kHalf>(at + (swap ? kHalf : 0), 0);
+                const auto read_second = load_pack<kHalf>(at + (swap ? 0 : kHalf), 0);
+                for (int i = 0; i < kHalf; ++i) {
+                    v[i] = swap ? read_second.value[i] : read_first.value[i];
+                    v[kHalf + i] = swap ? read_first.value[i] : read_second.value[i];
+                }
+            }
+            write.template pack<Width>(row, block_n + column, v);
+        }
+    }
+}
+
+// Writes a block's results through a StagedTile in `shared` (the ring's, once no thread reads
+// it), where write.packs: pairs(f) calls f(tile row, tile column, v0, v1) for each of this
+// thread's accumulator pairs (coordinates in the block's tile), row_of(tile row) is the row's
+// place written as ResultWriter takes it (negative: none). Called by the `threads` threads that
+// hold results (this one of rank `thread`), all of them, and no other.
+template <class Staged, IgemmOutput Output, class Pairs, class RowOf>
+__device__ inline void write_staged(unsigned char* shared, const ResultWriter<Output>& write, int block_n,
+                                    Pairs&& pairs, RowOf&& row_of, int thread, int threads) {
+    using Writer = ResultWriter<Output>;
+    if (Writer::kOutputPack == Writer::kSlicePack || write.slice == nullptr) {
+        write_staged_packs<Staged, Writer::kOutputPack>(shared, write, block_n, pairs, row_of, thread, threads);
+    } else if constexpr (Writer::kOutputPack != Writer::kSlicePack) {
+        write_staged_packs<Staged, Writer::kSlicePack>(shared, write, block_n, pairs, row_of, thread, threads);
+    }
+}
 
 // The warp's accumulators: kMmaM x kMmaN m16n8 tiles of four floats.
 template <class Tile>
@@ -388,23 +507,24 @@ __device__ inline void for_each_accumulator_pair(const Accumulators<Tile>& acc, 
     }
 }
 
-// The same, f(row_of(m), column, value) one accumulator at a time.
-template <class Tile, class RowOf, class F>
-__device__ inline void for_each_accumulator_row(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
-                                                int warp_n, int lane, RowOf&& row_of, F&& f) {
-    for_each_accumulator_pair<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, row_of,
-                                    [&](auto row, int column, float v0, float v1) {
-                                        f(row, column, v0);
-                                        f(row, column + 1, v1);
-                                    });
-}
-
-// f(row, column, value) for every accumulator of the warp (the row as it is).
-template <class Tile, class F>
-__device__ inline void for_each_accumulator(const Accumulators<Tile>& acc, int block_m, int block_n, int warp_m,
-                                            int warp_n, int lane, F&& f) {
-    for_each_accumulator_row<Tile>(
-        acc, block_m, block_n, warp_m, warp_n, lane, [](int m) { return m; }, f);
+// Writes a block's accumulators through `write` (the mma.sync kernels' epilogue, after run_ring):
+// staged through `shared` where 16-byte packs fit, else straight from the fragments in pairs or
+// single values. row_of(m) is GEMM row m's place as ResultWriter takes it (negative: none).
+template <class Tile, IgemmOutput Output, class RowOf>
+__device__ inline void write_accumulators(std::uint16_t* shared, const Accumulators<Tile>& acc,
+                                          const ResultWriter<Output>& write, int block_m, int block_n, int warp_m,
+                                          int warp_n, int lane, RowOf&& row_of) {
+    if (write.packs) {
+        auto pairs = [&](auto&& f) {
+            for_each_accumulator_pair<Tile>(
+                acc, 0, 0, warp_m, warp_n, lane, [](int m) { return m; }, f);
+        };
+        write_staged<StagedTile<Tile::kBlockM, Tile::kBlockN, Tile::kSharedBytes>>(
+            reinterpret_cast<unsigned char*>(shared), write, block_n, pairs,
+            [&](int tile_row) { return row_of(block_m + tile_row); }, static_cast<int>(threadIdx.x), Tile::kThreads);
+    } else {
+        for_each_accumulator_pair<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, row_of, write);
+    }
 }
 
 // The cp.async ring every pass runs: k tile `step` (0..count-1) lives in stage step % Stages of
@@ -542,32 +662,48 @@ struct SameRow {
 
 // element (row, column) of the tensor written, at written_row(row) * columns + column =
 // finish_output(slices[0][row][column] + ... + slices[splits - 1][row][column]), column being
-// the epilogue's channel. Blocks of 32 columns x 8 rows: a warp reads 32 consecutive floats of a
-// slice; grid y strides over the rows.
-template <IgemmOutput Output, class WrittenRow>
+// the epilogue's channel; Width adjacent columns a thread, one access of each slice and tensor.
+// Blocks of 32 threads across x 8 rows: a warp reads 32 Width-wide packs of consecutive floats
+// of a slice; grid y strides over the rows.
+template <IgemmOutput Output, int Width, class WrittenRow>
 __global__ void conv_igemm_add_split_slices_kernel(const float* slices, int splits, int rows, int columns,
                                                    WrittenRow written_row, EpilogueOperands epilogue) {
-    const int column = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    const int column = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x) * Width;
     if (column >= columns) return;
     const std::int64_t slice = static_cast<std::int64_t>(rows) * columns;
     for (int row = static_cast<int>(blockIdx.y * blockDim.y + threadIdx.y); row < rows;
          row += static_cast<int>(gridDim.y * blockDim.y)) {
         const std::int64_t at = static_cast<std::int64_t>(row) * columns + column;
-        float v = 0.0f;
-        for (int s = 0; s < splits; ++s) v += slices[s * slice + at];
-        finish_output<Output>(epilogue, written_row(row) * columns + column, column, v);
+        float v[Width] = {};
+        for (int s = 0; s < splits; ++s) {
+            const ElementPack<float, Width> part = load_pack<Width>(slices + s * slice + at, 0);
+            for (int i = 0; i < Width; ++i) v[i] += part.value[i];
+        }
+        finish_output_pack<Output, Width>(epilogue, written_row(row) * columns + column, column, v);
     }
 }
 
-// Launches conv_igemm_add_split_slices_kernel over a rows x columns GEMM output.
+// Launches conv_igemm_add_split_slices_kernel over a rows x columns GEMM output: 4 columns a
+// thread (16-byte loads of the slices: the adder is bandwidth-bound, splits x the output's floats
+// read) where every row's packs fit (packs_fit with the row as the group), else one.
 template <IgemmOutput Output, class WrittenRow>
 void add_split_slices(const float* slices, int splits, int rows, int columns, WrittenRow written_row,
                       const EpilogueOperands& epilogue, cudaStream_t stream) {
-    const dim3 block(32, 8);
-    const dim3 grid(static_cast<unsigned>((columns + 31) / 32),
-                    static_cast<unsigned>(std::min<std::int64_t>((rows + 7) / 8, kMaxGridY)));
-    launch<conv_igemm_add_split_slices_kernel<Output, WrittenRow>>(LaunchShape{grid, block}, stream, slices, splits,
-                                                                   rows, columns, written_row, epilogue);
+    const auto launch_width = [&](auto width) {
+        constexpr int kWidth = decltype(width)::value;
+        const int threads_x = (columns + kWidth - 1) / kWidth;
+        const dim3 block(32, 8);
+        const dim3 grid(static_cast<unsigned>((threads_x + 31) / 32),
+                        static_cast<unsigned>(std::min<std::int64_t>((rows + 7) / 8, kMaxGridY)));
+        launch<conv_igemm_add_split_slices_kernel<Output, kWidth, WrittenRow>>(
+            LaunchShape{grid, block}, stream, slices, splits, rows, columns, written_row, epilogue);
+    };
+    constexpr int kWidth = kPackWidth<float>;
+    if (pack_aligned<float, kWidth>(slices) && packs_fit<Output, kWidth>(epilogue, nullptr, columns)) {
+        launch_width(PackWidth<kWidth>{});
+    } else {
+        launch_width(PackWidth<1>{});
+    }
 }
 
 // Splits outside 1..65535 / groups (the grid's z), or more than one without a workspace, refused

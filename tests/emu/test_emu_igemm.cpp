@@ -433,19 +433,33 @@ IGEMM_TEST(EveryEpilogueCombination) {
                 }
 }
 
-// The epilogue writes a thread's pairs of adjacent channels with one access each (a 4-byte store
-// of two 16-bit values, an 8-byte one of two floats) where every tensor it touches is aligned to
-// a pair; a y or residual one element off that (a view into a larger buffer) goes a value at a
-// time, to the same result (a pair written there faults: the emulator checks the alignment of
-// every pack, as a GPU does), straight from the GEMM and through split-K's adder, every output.
-IGEMM_TEST(OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
+// Every output with every epilogue option, straight from the GEMM and through split-K's adder,
+// each tile in turn, with y and the residual `misalign` elements into their buffers.
+void expect_misaligned_outputs_match(std::size_t misalign) {
     CONVKIT_SEEDED_RNG(rng);
     int i = 0;
     for (Case cs : every_output_with_every_option(shape(2, 2, 16, 24, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), 3)) {
         cs.tile = std::array{kSmall, kLarge, kNarrow, kSlim}[static_cast<std::size_t>(i++ / 2 % 4)];  // split and not
         const Problem p = make_problem(cs, rng, false);
-        EXPECT_LT(relative_error(run(cs, p, 1), p.expected), tolerance(cs)) << name_of(cs);
+        EXPECT_LT(relative_error(run(cs, p, misalign), p.expected), tolerance(cs)) << name_of(cs);
     }
+}
+
+// The epilogue writes 16 bytes of a row at a time (8 16-bit values, 4 floats), staged through
+// shared memory, where every tensor it touches is aligned to that and a group's channels are a
+// multiple of it; else a thread's pairs of adjacent channels from the accumulators, one access
+// each (a 4-byte store of two 16-bit values, an 8-byte one of two floats) where they are aligned
+// to a pair. A y or residual one element off a pair (a view into a larger buffer) goes a value at
+// a time, to the same result (a pair or pack written there faults: the emulator checks the
+// alignment of every pack, as a GPU does).
+IGEMM_TEST(OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
+    expect_misaligned_outputs_match(1);
+}
+
+// Two elements off (4 bytes of a 16-bit output, 8 of a float32 one): off a 16-byte pack, on a
+// pair, so written in pairs straight from the accumulators (split-K's slice, aligned, is staged).
+IGEMM_TEST(OutputsOffSixteenBytesAreWrittenInPairs) {
+    expect_misaligned_outputs_match(2);
 }
 
 #ifndef CONVKIT_IGEMM_ON_DEVICE
@@ -467,6 +481,36 @@ TEST(EmuIgemm, PairsFitEvenGroupsOfPairAlignedTensors) {
     // Split-K: the slice, not y, is written.
     EXPECT_TRUE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>({y + 1, bias + 1, nullptr, 0}, slice, 24));
     EXPECT_FALSE(kernels::igemm::pairs_fit<IgemmOutput::BFloat16>(aligned, slice + 1, 24));
+}
+
+// Where the staged epilogue's 16-byte packs fit (ResultWriter::packs): a group's channels a
+// multiple of the pack (8 16-bit values, 4 floats; 4 floats of split-K's slice), y and the
+// residual 16-byte aligned, the bias to the 16 bytes it is read in. (Were packs always false,
+// every result test would pass through the pairs: this one would not.)
+TEST(EmuIgemm, PacksFitGroupsOfWholePacksOfSixteenByteAlignedTensors) {
+    using kernels::igemm::EpilogueOperands;
+    using kernels::igemm::ResultWriter;
+    alignas(16) std::uint16_t y[16] = {};
+    alignas(16) float bias[16] = {}, slice[16] = {};
+    auto packs = [](IgemmOutput output, const EpilogueOperands& e, float* s, int out_group) {
+        if (output == IgemmOutput::Float32)
+            return ResultWriter<IgemmOutput::Float32>{e, s, out_group, out_group, 0}.packs;
+        return ResultWriter<IgemmOutput::BFloat16>{e, s, out_group, out_group, 0}.packs;
+    };
+    const EpilogueOperands aligned{y, bias, y, 0};
+    EXPECT_TRUE(packs(IgemmOutput::BFloat16, aligned, nullptr, 24));
+    EXPECT_FALSE(packs(IgemmOutput::BFloat16, aligned, nullptr, 12));                    // pairs, not packs of 8
+    EXPECT_FALSE(packs(IgemmOutput::BFloat16, {y + 4, bias, nullptr, 0}, nullptr, 24));  // 8 bytes in
+    EXPECT_FALSE(packs(IgemmOutput::BFloat16, {y, bias, y + 2, 0}, nullptr, 24));
+    EXPECT_FALSE(packs(IgemmOutput::BFloat16, {y, bias + 2, nullptr, 0}, nullptr, 24));
+    EXPECT_TRUE(packs(IgemmOutput::BFloat16, {y, bias + 4, nullptr, 0}, nullptr, 24));  // read 16 bytes at a time
+    // Four floats a pack: 12 channels fit a float32 output, not a 16-bit one.
+    EXPECT_TRUE(packs(IgemmOutput::Float32, {bias, bias, bias, 0}, nullptr, 12));
+    EXPECT_FALSE(packs(IgemmOutput::Float32, {bias + 2, bias, nullptr, 0}, nullptr, 12));
+    // Split-K: the slice, 4 floats a pack, not y, is written.
+    EXPECT_TRUE(packs(IgemmOutput::BFloat16, {y + 1, bias + 1, nullptr, 0}, slice, 12));
+    EXPECT_FALSE(packs(IgemmOutput::BFloat16, aligned, slice + 2, 24));
+    EXPECT_FALSE(packs(IgemmOutput::BFloat16, aligned, slice, 6));
 }
 #endif
 

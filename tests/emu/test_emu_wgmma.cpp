@@ -383,20 +383,33 @@ TEST(EmuWgmmaConv, EveryEpilogueCombination) {
             }
 }
 
-// The epilogue writes each thread's pairs of adjacent channels with one access (4 bytes of two
-// 16-bit values, 8 of two floats) where every tensor it touches is aligned to a pair; a y or
-// residual one element off that goes a value at a time to the same result (a pair there faults
-// in the emulator, as on a GPU), on both rings, straight from the GEMM and through split-K.
-TEST(EmuWgmmaConv, OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
+// Every output with every epilogue option, on both rings, straight from the GEMM and through
+// split-K, with y and the residual `misalign` elements into their buffers (run_with).
+void expect_misaligned_outputs_match(std::size_t misalign) {
     CONVKIT_SEEDED_RNG(rng);
     int i = 0;
     for (Case cs : every_output_with_every_option(shape(2, 2, 64, 72, 1, {9, 9}, {3, 3}, {1, 1}, {1, 1}), 2)) {
         cs.producer_warpgroup = i++ / 2 % 2 == 0;  // each ring split and not
         const Problem p = make_problem(cs, rng, false);
         const std::vector<double> y =
-            cs.direction == Direction::Forward ? run(cs, p, 1) : run_backward_data(cs, p, 1);
+            cs.direction == Direction::Forward ? run(cs, p, misalign) : run_backward_data(cs, p, misalign);
         EXPECT_LT(relative_error(y, p.expected), tolerance(cs)) << name_of(cs);
     }
+}
+
+// The epilogue writes 16 bytes of a row at a time, staged through shared memory, where every
+// tensor it touches is aligned to that (cp.async ring; the producer ring writes from the D
+// fragment), else each thread's pairs of adjacent channels with one access (4 bytes of two
+// 16-bit values, 8 of two floats) where they are aligned to a pair; a y or residual one element
+// off that goes a value at a time to the same result (a pair or pack there faults in the
+// emulator, as on a GPU).
+TEST(EmuWgmmaConv, OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
+    expect_misaligned_outputs_match(1);
+}
+
+// Two elements off: off a 16-byte pack, on a pair, so written in pairs from the D fragment.
+TEST(EmuWgmmaConv, OutputsOffSixteenBytesAreWrittenInPairs) {
+    expect_misaligned_outputs_match(2);
 }
 
 // tf32 operands are rounded to nearest, ties away from zero (cvt.rna), in shared memory before
