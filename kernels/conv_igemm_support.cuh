@@ -365,9 +365,9 @@ struct StagedTile {
 };
 
 // One pass of write_staged per kRows rows, Width columns (16 bytes of what is written) a thread.
-template <class Staged, int Width, IgemmOutput Output, class Pairs, class RowOf>
+template <class Staged, int Width, IgemmOutput Output, class Pairs, class RowOf, class Sync>
 __device__ inline void write_staged_packs(unsigned char* shared, const ResultWriter<Output>& write, int block_n,
-                                          Pairs&& pairs, RowOf&& row_of, int thread, int threads) {
+                                          Pairs&& pairs, RowOf&& row_of, int thread, int threads, Sync&& sync) {
     static_assert(Width == kPackWidth<float> || Width == 2 * kPackWidth<float>,
                   "staged rows are read 4 floats (16 bytes) at a time, one or two reads a pack");
     constexpr int kPacks = Staged::kColumns / Width;  // a row's
@@ -376,14 +376,14 @@ __device__ inline void write_staged_packs(unsigned char* shared, const ResultWri
     for (int pass = 0; pass < Staged::kPasses; ++pass) {
         const int first = pass * Staged::kRows;
         // The ring's last stage, or the previous pass's rows, read by every thread.
-        __syncthreads();
+        sync();
         for (int r = thread; r < Staged::kRows; r += threads) rows[r] = row_of(first + r);
         pairs([&](int row, int column, float v0, float v1) {
             const int r = row - first;
             if (r >= 0 && r < Staged::kRows)
                 store_pack<2>(staged + r * Staged::kStride + column, 0, ElementPack<float, 2>{{v0, v1}});
         });
-        __syncthreads();
+        sync();
         for (int item = thread; item < Staged::kRows * kPacks; item += threads) {
             const int r = item / kPacks, column = item % kPacks * Width;
             const std::int64_t row = rows[r];
@@ -416,15 +416,16 @@ __device__ inline void write_staged_packs(unsigned char* shared, const ResultWri
 // it), where write.packs: pairs(f) calls f(tile row, tile column, v0, v1) for each of this
 // thread's accumulator pairs (coordinates in the block's tile), row_of(tile row) is the row's
 // place written as ResultWriter takes it (negative: none). Called by the `threads` threads that
-// hold results (this one of rank `thread`), all of them, and no other.
-template <class Staged, IgemmOutput Output, class Pairs, class RowOf>
+// hold results (this one of rank `thread`), all of them, and no other; sync() is a barrier over
+// exactly them (__syncthreads where they are the block).
+template <class Staged, IgemmOutput Output, class Pairs, class RowOf, class Sync>
 __device__ inline void write_staged(unsigned char* shared, const ResultWriter<Output>& write, int block_n,
-                                    Pairs&& pairs, RowOf&& row_of, int thread, int threads) {
+                                    Pairs&& pairs, RowOf&& row_of, int thread, int threads, Sync&& sync) {
     using Writer = ResultWriter<Output>;
     if (Writer::kOutputPack == Writer::kSlicePack || write.slice == nullptr) {
-        write_staged_packs<Staged, Writer::kOutputPack>(shared, write, block_n, pairs, row_of, thread, threads);
+        write_staged_packs<Staged, Writer::kOutputPack>(shared, write, block_n, pairs, row_of, thread, threads, sync);
     } else if constexpr (Writer::kOutputPack != Writer::kSlicePack) {
-        write_staged_packs<Staged, Writer::kSlicePack>(shared, write, block_n, pairs, row_of, thread, threads);
+        write_staged_packs<Staged, Writer::kSlicePack>(shared, write, block_n, pairs, row_of, thread, threads, sync);
     }
 }
 
@@ -521,7 +522,8 @@ __device__ inline void write_accumulators(std::uint16_t* shared, const Accumulat
         };
         write_staged<StagedTile<Tile::kBlockM, Tile::kBlockN, Tile::kSharedBytes>>(
             reinterpret_cast<unsigned char*>(shared), write, block_n, pairs,
-            [&](int tile_row) { return row_of(block_m + tile_row); }, static_cast<int>(threadIdx.x), Tile::kThreads);
+            [&](int tile_row) { return row_of(block_m + tile_row); }, static_cast<int>(threadIdx.x), Tile::kThreads,
+            [] { __syncthreads(); });
     } else {
         for_each_accumulator_pair<Tile>(acc, block_m, block_n, warp_m, warp_n, lane, row_of, write);
     }

@@ -270,9 +270,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
 
     // Row m of the block's tile: to this split's slice at the GEMM's own row (after the rows of
     // the phases before this one), or through the epilogue to its place in y, or in dx (the
-    // phase's position of row m). Staged through the ring's shared memory where 16-byte packs fit
-    // and every thread holds results (the producer's warpgroup has left), else straight from the
-    // warpgroup's D fragment.
+    // phase's position of row m). Staged through the ring's shared memory where 16-byte packs
+    // fit, else straight from the warpgroup's D fragment.
     const bool to_slice = p.splits > 1;
     float* const slice =
         to_slice ? p.slices + split * static_cast<std::int64_t>(p.phases) * p.gemm_m * p.out_channels : nullptr;
@@ -282,20 +281,26 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kBlocksPerSm)
         return to_slice ? static_cast<std::int64_t>(tile.phase) * p.gemm_m + m : written_row<P>(p, m);
     };
     const int first_row = warpgroup * Tile::kWarpgroupM;  // of this warpgroup's piece in the tile
-    if constexpr (!Tile::kProducer) {
-        if (write.packs) {
-            auto pairs = [&](auto&& f) {
-                wgmma_ring::for_each_d_pair<Tile::kBlockN>(
-                    acc, [&](int row) -> std::int64_t { return first_row + row; },
-                    [&](std::int64_t row, int column, float v0, float v1) {
-                        f(static_cast<int>(row), column, v0, v1);
-                    });
-            };
-            write_staged<StagedTile<Tile::kBlockM, Tile::kBlockN, std::size_t{Tile::kStages} * Tile::kStageBytes>>(
-                shared, write, block_n, pairs, [&](int tile_row) { return row_of(block_m + tile_row); },
-                static_cast<int>(threadIdx.x), Tile::kThreads);
-            return;
-        }
+    if (write.packs) {
+        auto pairs = [&](auto&& f) {
+            wgmma_ring::for_each_d_pair<Tile::kBlockN>(
+                acc, [&](int row) -> std::int64_t { return first_row + row; },
+                [&](std::int64_t row, int column, float v0, float v1) { f(static_cast<int>(row), column, v0, v1); });
+        };
+        // The multiplying warpgroups only: the producer's has returned, so they meet at a named
+        // barrier of their own (ids past 0 are used nowhere else in the kernel).
+        constexpr int kResultThreads = 128 * Tile::kWarpgroups;
+        auto sync = [] {
+            if constexpr (Tile::kProducer) {
+                ptx::named_barrier_sync(1, kResultThreads);
+            } else {
+                __syncthreads();
+            }
+        };
+        write_staged<StagedTile<Tile::kBlockM, Tile::kBlockN, std::size_t{Tile::kStages} * Tile::kStageBytes>>(
+            shared, write, block_n, pairs, [&](int tile_row) { return row_of(block_m + tile_row); },
+            static_cast<int>(threadIdx.x) - (Tile::kThreads - kResultThreads), kResultThreads, sync);
+        return;
     }
     wgmma_ring::for_each_d_pair<Tile::kBlockN>(
         acc, [&](int row) { return row_of(block_m + first_row + row); },

@@ -247,6 +247,21 @@ __device__ inline void cp_async_wait_group() {
 #endif
 }
 
+// ---- bar.sync id, threads: a barrier over some of the block's warps ---------------------------
+// Waits until `threads` threads (a multiple of 32) have arrived at barrier `id` (1 to 15; 0 is
+// __syncthreads'), with __syncthreads' ordering of memory among them: for the warpgroups that hold
+// results once a producer warpgroup has returned, where __syncthreads would wait for threads that
+// have exited. Every warp that arrives must arrive whole.
+__device__ inline void named_barrier_sync(int id, int threads) {
+#if defined(CONVKIT_CPU_EMULATION)
+    emu::ptx::bar_sync(id, threads, std::source_location::current());
+#elif defined(__CUDA_ARCH__)
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+#else
+    (void)id, (void)threads;
+#endif
+}
+
 // ---- mbarrier -------------------------------------------------------------------------------
 // A barrier object of 8 bytes in shared memory (8-byte aligned) that counts arrivals in phases
 // (PTX ISA "mbarrier"): init gives each phase `count` expected arrivals and starts phase 0; the

@@ -142,10 +142,14 @@ std::string ranks_text(const std::vector<int>& ranks) {
     return text;
 }
 
-std::string waiting_place(const Thread& t) {
+std::string waiting_place(const Block& b, const Thread& t) {
     switch (t.state) {
         case State::AtBarrier:
             return "wait at __syncthreads (" + site_text(t.barrier_site) + ")";
+        case State::AtNamedBarrier:
+            return "wait at named barrier " + std::to_string(t.named_barrier) + " for " +
+                   std::to_string(b.named_barriers[static_cast<std::size_t>(t.named_barrier)].expected) + " threads (" +
+                   site_text(t.barrier_site) + ")";
         case State::AtWarpOperation:
             return std::string("wait at ") + t.arrival->operation + " with mask " + mask_text(t.arrival->mask) + " (" +
                    site_text(t.arrival->site) + ")";
@@ -165,7 +169,7 @@ std::string waiting_place(const Thread& t) {
     std::map<std::string, std::vector<int>> groups;
     const Thread* first_waiting = nullptr;
     for (const Thread& t : b.threads) {
-        groups[waiting_place(t)].push_back(t.rank);
+        groups[waiting_place(b, t)].push_back(t.rank);
         if (first_waiting == nullptr && t.state != State::Exited) first_waiting = &t;
     }
     std::string text = "deadlock:";
@@ -327,6 +331,7 @@ void run_block(Block& b, StackPool& stacks, const std::function<void()>& body, S
     b.threads.reserve(n);
     for (std::size_t i = 0; i < n; ++i) b.threads.push_back(make_thread(b, static_cast<int>(i)));
     b.at_barrier = 0;
+    b.named_barriers = {};
     b.abandoned = false;
     b.async_copies.reset(n);
     b.warpgroup_mmas.reset(n);
@@ -628,4 +633,36 @@ void warpgroup_fault(const WarpgroupLanes& lanes, int thread, const std::string&
     fault_at(b, b.threads[static_cast<std::size_t>(lanes.warpgroup * kWarpgroupSize + thread)], what);
 }
 
+namespace ptx {
+
+void bar_sync(int id, int count, const std::source_location& site) {
+    Block& b = block();
+    Thread& t = thread();
+    t.barrier_site = site;
+    if (id < 1 || id >= kNamedBarriers)
+        fault_at(b, t,
+                 "bar.sync " + std::to_string(id) + " (" + site_text(site) + "): named barriers are 1 to " +
+                     std::to_string(kNamedBarriers - 1) + " (0 is __syncthreads')");
+    if (count <= 0 || count % kWarpSize != 0 || count > static_cast<int>(b.threads.size()))
+        fault_at(b, t,
+                 "bar.sync " + std::to_string(id) + ", " + std::to_string(count) + " (" + site_text(site) +
+                     "): the count must be a positive multiple of 32 within the block's " +
+                     std::to_string(b.threads.size()) + " threads");
+    NamedBarrier& n = b.named_barriers[static_cast<std::size_t>(id)];
+    if (n.arrived > 0 && n.expected != count)
+        fault_at(b, t,
+                 "threads wait at named barrier " + std::to_string(id) + " for different counts: " +
+                     std::to_string(n.expected) + " and " + std::to_string(count) + " (" + site_text(site) + ")");
+    n.expected = count;
+    t.state = State::AtNamedBarrier;
+    t.named_barrier = id;
+    if (++n.arrived == count) {
+        for (Thread& w : b.threads)
+            if (w.state == State::AtNamedBarrier && w.named_barrier == id) w.state = State::Runnable;
+        n.arrived = 0;
+    }
+    suspend();
+}
+
+}  // namespace ptx
 }  // namespace convkit::emu

@@ -2,6 +2,7 @@
 // The block runner's state (emu/block_runner.cpp), shared with the parts of the emulator that
 // suspend threads or complete their waits outside it: the mbarriers and the bulk copies that
 // complete on them (emu/mbarrier.cpp). Private to src/emu.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <source_location>
@@ -17,7 +18,7 @@
 
 namespace convkit::emu::runner {
 
-enum class State { Runnable, AtBarrier, AtWarpOperation, AtMbarrier, Exited };
+enum class State { Runnable, AtBarrier, AtNamedBarrier, AtWarpOperation, AtMbarrier, Exited };
 
 // Unwinds a suspended thread's stack when its block is abandoned after a fault.
 struct AbandonBlock {};
@@ -35,6 +36,7 @@ struct Thread {
     int predicate = 0;
     std::source_location barrier_site;
     int barrier_result = 0;
+    int named_barrier = 0;  // at a named barrier (AtNamedBarrier): its id
     // At a warp operation.
     const WarpArrival* arrival = nullptr;
     bool warpgroup_operation = false;  // the arrival is at a warpgroup_collective
@@ -65,11 +67,21 @@ struct StaticSharedSection {
     unsigned char* end;
 };
 
+// Named barriers (bar.sync id, count): ids 0 to 15, 0 being __syncthreads' (at_barrier).
+inline constexpr int kNamedBarriers = 16;
+
+// A named barrier's threads arrived so far and the count they wait for (bar.sync id, count).
+struct NamedBarrier {
+    int arrived = 0;
+    int expected = 0;
+};
+
 struct Block {
     const GridLaunch* launch = nullptr;
     Extent index;
     std::vector<Thread> threads;
     int at_barrier = 0;
+    std::array<NamedBarrier, kNamedBarriers> named_barriers{};
     bool abandoned = false;
     std::string fault;                                  // the first fault; the launch throws it
     std::vector<unsigned char> dynamic_shared_storage;  // over-allocated for the alignment below

@@ -35,6 +35,12 @@ float tensor_core_tf32_value(std::uint32_t bits);
 // overflow to infinity, infinity kept, NaN stays a (quiet) NaN.
 std::uint32_t round_to_tf32(std::uint32_t float_bits);
 
+// bar.sync id, threads (a named barrier, ids 1 to 15; 0 is __syncthreads'): waits until
+// `threads` threads (a positive multiple of 32, at most the block's) have arrived at barrier `id`,
+// then releases them and starts it over. Threads not counted (a producer warpgroup that has
+// returned) take no part. Faults on a bad id or count, or arrivals waiting for different counts.
+void bar_sync(int id, int threads, const std::source_location& site);
+
 // ld.shared.b32 (4-byte aligned); faults when the word is the destination of a cp.async not
 // yet waited for.
 std::uint32_t load_shared_b32(const void* p, const std::source_location& site);

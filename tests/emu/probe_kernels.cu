@@ -234,6 +234,34 @@ __global__ void misuse_kernel(Misuse misuse, int* sink) {
     }
 }
 
+__global__ void named_barrier_kernel(NamedBarrierUse use, int* out) {
+    __shared__ int first[96], second[96];
+    const int t = static_cast<int>(threadIdx.x);
+    if (t < 32) return;
+    const int me = t - 32, next = (me + 1) % 96;
+    switch (use) {
+        case NamedBarrierUse::Exchange:
+            first[me] = t;
+            ptx::named_barrier_sync(1, 96);
+            second[me] = t + 1000 * first[next];  // read before, written after: the barrier again
+            ptx::named_barrier_sync(1, 96);
+            out[t] = second[next];
+            break;
+        case NamedBarrierUse::IdZero:
+            ptx::named_barrier_sync(0, 96);
+            break;
+        case NamedBarrierUse::CountNotWarps:
+            ptx::named_barrier_sync(1, 48);
+            break;
+        case NamedBarrierUse::DifferentCounts:
+            ptx::named_barrier_sync(2, t < 64 ? 64 : 96);
+            break;
+        case NamedBarrierUse::NeverFills:
+            ptx::named_barrier_sync(1, 128);
+            break;
+    }
+}
+
 __global__ void empty_kernel() {}
 }  // namespace
 
@@ -296,6 +324,10 @@ void pair_takes_maximum_probe(bool bfloat16, const std::uint32_t* a, const std::
 void misuse_probe(Misuse misuse) {
     alignas(16) int sink[64] = {};
     launch<misuse_kernel>({2, 32}, nullptr, misuse, sink);
+}
+
+void named_barrier_probe(NamedBarrierUse use, int* out) {
+    launch<named_barrier_kernel>({1, 128}, nullptr, use, out);
 }
 
 void empty_kernel_launch(unsigned blocks, unsigned threads, std::size_t dynamic_bytes) {

@@ -320,6 +320,50 @@ TEST(EmuModel, MisuseIsAFaultNamingKernelBlockAndThread) {
                  "deadlock: threads 0-31 wait at an mbarrier for its phase of parity 0", "block (0,0,0)");
 }
 
+// bar.sync id, count (kernels/ptx.cuh named_barrier_sync): the 96 threads left after warp 0 has
+// returned meet at barrier 1 twice and see each other's shared writes each time (the values read
+// after each barrier are the ones written before it: shared memory starts poisoned, so a barrier
+// that let a thread through early would read poison), under every schedule.
+TEST(EmuModel, NamedBarriersJoinTheirCountOfThreadsAndStartOver) {
+    struct ClearOverride {
+        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
+    } clear;
+    for (emu::Schedule s :
+         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+        SCOPED_TRACE(emu::schedule_name(s));
+        emu::set_schedule_override(s);
+        std::vector<int> out(128, -1);
+        probes::named_barrier_probe(probes::NamedBarrierUse::Exchange, out.data());
+        for (int t = 0; t < 32; ++t) EXPECT_EQ(out[static_cast<std::size_t>(t)], -1) << t;
+        for (int me = 0; me < 96; ++me) {
+            const int next = (me + 1) % 96, after_next = (me + 2) % 96;
+            EXPECT_EQ(out[static_cast<std::size_t>(me + 32)], (next + 32) + 1000 * (after_next + 32)) << me;
+        }
+    }
+}
+
+// Its misuse: an id of 0 (__syncthreads'), a count that is not whole warps, two counts for one
+// barrier, and a barrier that never fills (a deadlock naming the barrier and its count).
+TEST(EmuModel, NamedBarrierMisuseIsAFault) {
+    auto expect_named_fault = [](probes::NamedBarrierUse use, const std::string& what) {
+        std::vector<int> out(128, -1);
+        try {
+            probes::named_barrier_probe(use, out.data());
+            ADD_FAILURE() << "no KernelFault; expected: " << what;
+        } catch (const KernelFault& fault) {
+            const std::string message = fault.what();
+            EXPECT_NE(message.find(what), std::string::npos) << message;
+            EXPECT_NE(message.find("kernel named_barrier_kernel"), std::string::npos) << message;
+        }
+    };
+    expect_named_fault(probes::NamedBarrierUse::IdZero, "named barriers are 1 to 15 (0 is __syncthreads')");
+    expect_named_fault(probes::NamedBarrierUse::CountNotWarps, "the count must be a positive multiple of 32");
+    expect_named_fault(probes::NamedBarrierUse::DifferentCounts,
+                       "threads wait at named barrier 2 for different counts");
+    expect_named_fault(probes::NamedBarrierUse::NeverFills,
+                       "deadlock: threads 0-31 have returned; threads 32-127 wait at named barrier 1 for 128 threads");
+}
+
 // The mbarrier ring (probe_kernels.cu): every consumer's sum equals the host's, in the same order,
 // bit for bit, under every schedule: the producer refills a stage only after both consumer warps
 // have arrived on its empty barrier, and they read it only after the producer's lanes have

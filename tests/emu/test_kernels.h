@@ -66,6 +66,17 @@ enum class Misuse {
     MbarrierNeverCompletes,     // every thread waits on an mbarrier phase that needs one more arrival
 };
 void misuse_probe(Misuse misuse);
+// Named barriers (bar.sync id, count) over 128 threads whose warp 0 returns first: the other 96
+// exchange values through shared memory twice at barrier 1 (out[t] for t in 32..127: thread
+// t + 1's first value times its second, wrapping at 127 to 32), or misuse one.
+enum class NamedBarrierUse {
+    Exchange,         // as above; out[0..31] untouched
+    IdZero,           // bar.sync 0, 96: 0 is __syncthreads'
+    CountNotWarps,    // bar.sync 1, 48
+    DifferentCounts,  // warp 1 waits for 64 threads at barrier 2, warps 2-3 for 96
+    NeverFills,       // warps 1-3 wait for 128 threads: warp 0 has returned
+};
+void named_barrier_probe(NamedBarrierUse use, int* out);
 // A launch of `threads` threads (and `dynamic_bytes`) over `blocks` blocks that does nothing.
 void empty_kernel_launch(unsigned blocks, unsigned threads, std::size_t dynamic_bytes);
 
