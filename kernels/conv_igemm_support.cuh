@@ -343,8 +343,9 @@ struct ResultWriter {
 // stores a thread for a 128 x 128 tile. Staged, the block's results go row-major through the
 // ring's shared memory (free once the last k tile is multiplied), and each thread then moves 16
 // bytes of one row (8 16-bit values, 4 floats) as one access of the output, the residual or the
-// slice: a warp's store covers whole sectors of 2-4 rows, with a quarter (16-bit) or half
-// (float) of the store and residual instructions. CUTLASS's epilogues stage for the same reason.
+// slice: a warp's store covers 512 bytes in whole sectors (2 rows of a 128-column 16-bit tile,
+// 1 of a float one), with a quarter (16-bit) or half (float) of the store and residual
+// instructions. CUTLASS's epilogues stage for the same reason.
 
 // A BlockM x BlockN tile of results staged in SharedBytes kRows rows at a time. A staged row is
 // BlockN + 8 floats: rows g and g + 1 of a fragment start 8 banks apart, so a half-warp's 8-byte

@@ -250,8 +250,9 @@ __device__ inline void cp_async_wait_group() {
 // ---- bar.sync id, threads: a barrier over some of the block's warps ---------------------------
 // Waits until `threads` threads (a multiple of 32) have arrived at barrier `id` (1 to 15; 0 is
 // __syncthreads'), with __syncthreads' ordering of memory among them: for the warpgroups that hold
-// results once a producer warpgroup has returned, where __syncthreads would wait for threads that
-// have exited. Every warp that arrives must arrive whole.
+// results once a producer warpgroup has returned, where __syncthreads with threads exited is
+// undefined (the emulator reports a deadlock). The hardware counts arrivals by warp, so every
+// warp that arrives must arrive whole (bar.sync is .aligned); the emulator faults otherwise.
 __device__ inline void named_barrier_sync(int id, int threads) {
 #if defined(CONVKIT_CPU_EMULATION)
     emu::ptx::bar_sync(id, threads, std::source_location::current());

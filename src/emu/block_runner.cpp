@@ -657,6 +657,21 @@ void bar_sync(int id, int count, const std::source_location& site) {
     t.state = State::AtNamedBarrier;
     t.named_barrier = id;
     if (++n.arrived == count) {
+        // The hardware counts whole warps (bar.sync is .aligned): a warp released in part would
+        // have been counted differently there.
+        for (const Thread& w : b.threads) {
+            if (w.state != State::AtNamedBarrier || w.named_barrier != id) continue;
+            const std::size_t first = static_cast<std::size_t>(w.rank / kWarpSize * kWarpSize);
+            const std::size_t end = std::min(first + kWarpSize, b.threads.size());
+            for (std::size_t r = first; r < end; ++r) {
+                const Thread& lane = b.threads[r];
+                if (lane.state != State::AtNamedBarrier || lane.named_barrier != id)
+                    fault_at(b, lane,
+                             "named barrier " + std::to_string(id) + " (" + site_text(site) +
+                                 ") filled with part of warp " + std::to_string(w.rank / kWarpSize) + ": thread " +
+                                 std::to_string(w.rank) + " arrived, this one did not (bar.sync counts whole warps)");
+            }
+        }
         for (Thread& w : b.threads)
             if (w.state == State::AtNamedBarrier && w.named_barrier == id) w.state = State::Runnable;
         n.arrived = 0;

@@ -259,6 +259,9 @@ __global__ void named_barrier_kernel(NamedBarrierUse use, int* out) {
         case NamedBarrierUse::NeverFills:
             ptx::named_barrier_sync(1, 128);
             break;
+        case NamedBarrierUse::PartOfAWarp:
+            if (t % 32 < 16 || t >= 96) ptx::named_barrier_sync(1, 64);
+            break;
     }
 }
 

@@ -25,6 +25,24 @@ namespace convkit {
 namespace {
 
 namespace probes = kernels::emu_tests;
+
+// Clears the emulator's schedule override when it goes out of scope, so that a test that fails
+// midway leaves none behind.
+struct ClearScheduleOverride {
+    ~ClearScheduleOverride() { emu::set_schedule_override(std::nullopt); }
+};
+
+// Calls body() once under each of the emulator's four schedules, traced by name (the override
+// is left set: a ClearScheduleOverride in the test clears it).
+template <class Body>
+void under_every_schedule(Body&& body) {
+    for (emu::Schedule s :
+         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
+        SCOPED_TRACE(emu::schedule_name(s));
+        emu::set_schedule_override(s);
+        body();
+    }
+}
 using emu::KernelFault;
 
 TEST(EmuModel, WarpOperationsGiveCudasAnswers) {
@@ -325,13 +343,8 @@ TEST(EmuModel, MisuseIsAFaultNamingKernelBlockAndThread) {
 // after each barrier are the ones written before it: shared memory starts poisoned, so a barrier
 // that let a thread through early would read poison), under every schedule.
 TEST(EmuModel, NamedBarriersJoinTheirCountOfThreadsAndStartOver) {
-    struct ClearOverride {
-        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
-    } clear;
-    for (emu::Schedule s :
-         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
-        SCOPED_TRACE(emu::schedule_name(s));
-        emu::set_schedule_override(s);
+    const ClearScheduleOverride clear;
+    under_every_schedule([] {
         std::vector<int> out(128, -1);
         probes::named_barrier_probe(probes::NamedBarrierUse::Exchange, out.data());
         for (int t = 0; t < 32; ++t) EXPECT_EQ(out[static_cast<std::size_t>(t)], -1) << t;
@@ -339,11 +352,12 @@ TEST(EmuModel, NamedBarriersJoinTheirCountOfThreadsAndStartOver) {
             const int next = (me + 1) % 96, after_next = (me + 2) % 96;
             EXPECT_EQ(out[static_cast<std::size_t>(me + 32)], (next + 32) + 1000 * (after_next + 32)) << me;
         }
-    }
+    });
 }
 
 // Its misuse: an id of 0 (__syncthreads'), a count that is not whole warps, two counts for one
-// barrier, and a barrier that never fills (a deadlock naming the barrier and its count).
+// barrier, a barrier filled with part of a warp (the hardware counts warps), and a barrier that
+// never fills (a deadlock naming the barrier and its count).
 TEST(EmuModel, NamedBarrierMisuseIsAFault) {
     auto expect_named_fault = [](probes::NamedBarrierUse use, const std::string& what) {
         std::vector<int> out(128, -1);
@@ -360,6 +374,7 @@ TEST(EmuModel, NamedBarrierMisuseIsAFault) {
     expect_named_fault(probes::NamedBarrierUse::CountNotWarps, "the count must be a positive multiple of 32");
     expect_named_fault(probes::NamedBarrierUse::DifferentCounts,
                        "threads wait at named barrier 2 for different counts");
+    expect_named_fault(probes::NamedBarrierUse::PartOfAWarp, "filled with part of warp");
     expect_named_fault(probes::NamedBarrierUse::NeverFills,
                        "deadlock: threads 0-31 have returned; threads 32-127 wait at named barrier 1 for 128 threads");
 }
@@ -385,17 +400,12 @@ TEST(EmuModel, MbarrierRingMatchesTheHostUnderEverySchedule) {
             expected[static_cast<std::size_t>(w * 32 + l)] = sum;
         }
     }
-    struct ClearOverride {
-        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
-    } clear;
-    for (emu::Schedule s :
-         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
-        SCOPED_TRACE(emu::schedule_name(s));
-        emu::set_schedule_override(s);
+    const ClearScheduleOverride clear;
+    under_every_schedule([&] {
         std::vector<float> out(64, std::nanf(""));
         probes::mbarrier_pipeline_probe(in.data(), kChunks, out.data());
         EXPECT_EQ(out, expected);
-    }
+    });
     // The schedules each flaw must be caught under: the missing empty wait is a race that the
     // forward schedule's lockstep happens to win; run-to-block lets the producer run ahead.
     const std::vector<std::pair<probes::PipelineFlaw, std::vector<emu::Schedule>>> flaws = {
@@ -428,21 +438,16 @@ TEST(EmuModel, MbarrierRingMatchesTheHostUnderEverySchedule) {
 // expects `expected` each time.
 template <class Probe>
 void expect_bytes_under_every_schedule(const std::vector<unsigned char>& expected, Probe&& probe) {
-    for (emu::Schedule s :
-         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
-        SCOPED_TRACE(emu::schedule_name(s));
-        emu::set_schedule_override(s);
+    under_every_schedule([&] {
         std::vector<unsigned char> out(expected.size(), 0xAB);
         probe(out.data());
         EXPECT_EQ(out, expected);
-    }
+    });
 }
 
 TEST(EmuModel, BulkTensorCopyMatchesTheDefinitionUnderEverySchedule) {
     CONVKIT_SEEDED_RNG(rng);
-    struct ClearOverride {
-        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
-    } clear;
+    const ClearScheduleOverride clear;
     for (testing::BulkCopyProblem& p : testing::bulk_copy_problems(rng)) {
         SCOPED_TRACE(p.name);
         p.spec.global = p.tensor.data();
@@ -495,9 +500,7 @@ TEST(EmuModel, BulkTensorCopyMatchesTheDefinitionUnderEverySchedule) {
 // tensor, 1-D with dilation, 3-D.
 TEST(EmuModel, BulkIm2colCopyMatchesTheDefinitionUnderEverySchedule) {
     CONVKIT_SEEDED_RNG(rng);
-    struct ClearOverride {
-        ~ClearOverride() { emu::set_schedule_override(std::nullopt); }
-    } clear;
+    const ClearScheduleOverride clear;
     for (testing::BulkIm2colProblem& p : testing::bulk_im2col_problems(rng)) {
         SCOPED_TRACE(p.name);
         p.spec.global = p.tensor.data();
@@ -573,14 +576,11 @@ TEST(EmuModel, TensorMapsFollowTheDriversRules) {
 }
 
 TEST(EmuModel, TheSameFaultUnderEverySchedule) {
-    for (emu::Schedule s :
-         {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::RunToBlock, emu::Schedule::Random}) {
-        SCOPED_TRACE(emu::schedule_name(s));
-        emu::set_schedule_override(s);
+    const ClearScheduleOverride clear;
+    under_every_schedule([] {
         EXPECT_THROW(probes::misuse_probe(probes::Misuse::EarlyReturnBeforeBarrier), KernelFault);
         EXPECT_THROW(probes::misuse_probe(probes::Misuse::Trap), KernelFault);
-    }
-    emu::set_schedule_override(std::nullopt);
+    });
 }
 
 // The launch helper's checks, the same InvalidArgument as on the GPU build.

@@ -398,16 +398,15 @@ void expect_misaligned_outputs_match(std::size_t misalign) {
 }
 
 // The epilogue writes 16 bytes of a row at a time, staged through shared memory, where every
-// tensor it touches is aligned to that (cp.async ring; the producer ring writes from the D
-// fragment), else each thread's pairs of adjacent channels with one access (4 bytes of two
-// 16-bit values, 8 of two floats) where they are aligned to a pair; a y or residual one element
-// off that goes a value at a time to the same result (a pair or pack there faults in the
-// emulator, as on a GPU).
+// tensor it touches is aligned to that (both rings), else each thread's pairs of adjacent channels with one access (4
+// bytes of two 16-bit values, 8 of two floats) where they are aligned to a pair; a y or residual one element off that
+// goes a value at a time to the same result (a pair or pack there faults in the emulator, as on a GPU).
 TEST(EmuWgmmaConv, OutputsOffAPairsAlignmentAreWrittenOneValueAtATime) {
     expect_misaligned_outputs_match(1);
 }
 
-// Two elements off: off a 16-byte pack, on a pair, so written in pairs from the D fragment.
+// Two elements off: off a 16-byte pack, on a pair, so written in pairs from the D fragment
+// (split-K's slice, aligned, is still staged).
 TEST(EmuWgmmaConv, OutputsOffSixteenBytesAreWrittenInPairs) {
     expect_misaligned_outputs_match(2);
 }

@@ -75,6 +75,7 @@ enum class NamedBarrierUse {
     CountNotWarps,    // bar.sync 1, 48
     DifferentCounts,  // warp 1 waits for 64 threads at barrier 2, warps 2-3 for 96
     NeverFills,       // warps 1-3 wait for 128 threads: warp 0 has returned
+    PartOfAWarp,      // lanes 0-15 of warps 1 and 2 and all of warp 3 wait for 64 threads
 };
 void named_barrier_probe(NamedBarrierUse use, int* out);
 // A launch of `threads` threads (and `dynamic_bytes`) over `blocks` blocks that does nothing.
