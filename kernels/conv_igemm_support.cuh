@@ -221,6 +221,11 @@ struct EpilogueOperands {
     int relu;
 };
 
+// The bias floats read in one access for a pack of Width channels: at most 4 (16 bytes), so 8
+// channels of a 16-bit output take two. finish_output_pack reads them so, packs_fit checks it.
+template <int Width>
+inline constexpr int kBiasPackWidth = Width < kPackWidth<float> ? Width : kPackWidth<float>;
+
 // The element written for Output: a float, or a 16-bit pattern.
 template <IgemmOutput Output>
 using OutputElement = std::conditional_t<Output == IgemmOutput::Float32, float, std::uint16_t>;
@@ -234,8 +239,7 @@ __device__ inline void finish_output_pack(const EpilogueOperands& e, std::int64_
                                           float (&v)[Width]) {
     using T = OutputElement<Output>;
     if (e.bias != nullptr) {
-        // At most 4 floats (16 bytes) an access: 8 channels of a 16-bit output take two.
-        constexpr int kBiasWidth = Width < kPackWidth<float> ? Width : kPackWidth<float>;
+        constexpr int kBiasWidth = kBiasPackWidth<Width>;
         for (int first = 0; first < Width; first += kBiasWidth) {
             const ElementPack<float, kBiasWidth> bias = load_pack<kBiasWidth>(e.bias + first, channel / kBiasWidth);
             for (int i = 0; i < kBiasWidth; ++i) v[first + i] += bias.value[i];
@@ -275,9 +279,8 @@ __host__ __device__ inline bool packs_fit(const EpilogueOperands& e, const float
     using T = OutputElement<Output>;
     if (out_group % Width != 0) return false;
     if (slice != nullptr) return pack_aligned<float, Width>(slice);
-    constexpr int kBiasWidth = Width < kPackWidth<float> ? Width : kPackWidth<float>;
     return pack_aligned<T, Width>(static_cast<const T*>(e.out), static_cast<const T*>(e.residual)) &&
-           pack_aligned<float, kBiasWidth>(e.bias);
+           pack_aligned<float, kBiasPackWidth<Width>>(e.bias);
 }
 template <IgemmOutput Output>
 __device__ inline bool pairs_fit(const EpilogueOperands& e, const float* slice, int out_group) {

@@ -248,11 +248,9 @@ __device__ inline void cp_async_wait_group() {
 }
 
 // ---- bar.sync id, threads: a barrier over some of the block's warps ---------------------------
-// Waits until `threads` threads (a multiple of 32) have arrived at barrier `id` (1 to 15; 0 is
-// __syncthreads'), with __syncthreads' ordering of memory among them: for the warpgroups that hold
-// results once a producer warpgroup has returned, where __syncthreads with threads exited is
-// undefined (the emulator reports a deadlock). The hardware counts arrivals by warp, so every
-// warp that arrives must arrive whole (bar.sync is .aligned); the emulator faults otherwise.
+// Waits until `threads` threads (whole warps: bar.sync is .aligned, the hardware counts warps) have
+// arrived at barrier `id` (1-15; 0 is __syncthreads'), ordering memory as __syncthreads does: for
+// warpgroups that meet after a producer warpgroup has returned (__syncthreads is undefined then).
 __device__ inline void named_barrier_sync(int id, int threads) {
 #if defined(CONVKIT_CPU_EMULATION)
     emu::ptx::bar_sync(id, threads, std::source_location::current());
