@@ -57,6 +57,8 @@ TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
         "avg_pool2d in=2x3x9x9 k3x3_s1x1_p1x1_excludepad",
         "avg_pool1d in=2x3x20 k4_s3_p2",
         "max_pool2d in=2x16x9x9 k3x3_s2x2_p1x1 layout=nhwc",
+        "conv2d in=2x8x9x9 w=16x8x3x3 s1x1_p1x1_d1x1_g1 epilogue=bias+residual+relu",
+        "conv_transpose2d in=2x8x4x4 w=8x4x4x4 s2x2_p1x1_d1x1_g1 epilogue=relu",
     };
     for (const std::string& line : lines) {
         SCOPED_TRACE(line);
@@ -111,6 +113,12 @@ TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
         {"adaptive_avg_pool2d in=1x3x7x7 out=1x1x1", "field 'out'"},
         {"adaptive_avg_pool2d in=1x3x7x7 k7", "adaptive pooling takes out="},
         {"avg_pool2d in=1x3x7x7 k7 out=1x1", "only adaptive pooling"},
+        {"max_pool2d in=1x3x8x8 k2 epilogue=relu", "field 'epilogue': only convolutions"},
+        {"conv2d in=1x3x8x8 w=4x3x3x3 epilogue=", "field 'epilogue': empty"},
+        {"conv2d in=1x3x8x8 w=4x3x3x3 epilogue=bias+gelu", "'gelu' in 'bias+gelu' is not bias, residual or relu"},
+        {"conv2d in=1x3x8x8 w=4x3x3x3 epilogue=relu+bias", "at most once, in that order"},
+        {"conv2d in=1x3x8x8 w=4x3x3x3 epilogue=relu+relu", "at most once, in that order"},
+        {"conv2d in=1x3x8x8 w=4x3x3x3 epilogue=relu epilogue=bias", "field 'epilogue': given twice"},
     };
     for (const auto& [line, expected] : cases) {
         const std::string error = error_of([&] { (void)parse_config_line(line, "--config"); });
@@ -204,6 +212,8 @@ TEST(BenchSuites, SuitesHoldWhatTheyPromise) {
     EXPECT_TRUE(has(suite_configs("unet", true), [](const BenchConfig& c) { return c.op == BenchOp::ConvTranspose; }));
     for (const BenchConfig& c : suite_configs("transposed", false)) EXPECT_EQ(c.op, BenchOp::ConvTranspose);
     for (const BenchConfig& c : suite_configs("pooling", false)) EXPECT_TRUE(is_pool(c.op));
+    for (const BenchConfig& c : suite_configs("fused", false)) EXPECT_TRUE(c.epilogue.relu) << c.to_line();
+    EXPECT_TRUE(has(suite_configs("fused", true), [](const BenchConfig& c) { return c.epilogue.residual; }));
     for (const BenchConfig& c : suite_configs("conv1d", false)) EXPECT_EQ(c.spatial_rank(), 1);
     for (const BenchConfig& c : suite_configs("conv3d", false)) EXPECT_EQ(c.spatial_rank(), 3);
     for (const BenchConfig& c : suite_configs("depthwise", false)) {
@@ -255,6 +265,26 @@ TEST(BenchCounts, ConvolutionFlopsMatchHandComputedValues) {
     // C3D conv2, 3x3x3 'same': 2*8*128*16*56*56*64*27.
     const BenchConfig c3d = parse_config_line("conv3d in=8x64x16x56x56 w=128x64x3x3x3 p1", "t");
     EXPECT_DOUBLE_EQ(work_counts(c3d, Direction::Forward).flops, 2.0 * 8 * 128 * 16 * 56 * 56 * 64 * 27);
+}
+
+// An epilogue row: forward only, its text read back, its bias and residual read once more.
+TEST(BenchCounts, EpilogueRowsAreForwardOnlyAndReadTheBiasAndResidual) {
+    const BenchConfig plain = parse_config_line("conv2d in=32x64x56x56 w=256x64x1x1", "t");
+    const BenchConfig block = parse_config_line("conv2d in=32x64x56x56 w=256x64x1x1 epilogue=bias+residual+relu", "t");
+    EXPECT_TRUE(block.epilogue.bias && block.epilogue.residual && block.epilogue.relu);
+    EXPECT_FALSE(plain.epilogue.any());
+    EXPECT_EQ(plain.directions().size(), 3u);
+    ASSERT_EQ(block.directions().size(), 1u);
+    EXPECT_EQ(block.directions()[0], Direction::Forward);
+    EXPECT_NE(plain, block);
+    const double y = 32.0 * 256 * 56 * 56;
+    EXPECT_DOUBLE_EQ(work_counts(block, Direction::Forward).flops, work_counts(plain, Direction::Forward).flops);
+    EXPECT_DOUBLE_EQ(work_counts(block, Direction::Forward).bytes,
+                     work_counts(plain, Direction::Forward).bytes + 4.0 * (y + 256));  // 4-byte elements
+    const BenchConfig relu_only = parse_config_line("conv2d in=32x64x56x56 w=256x64x1x1 epilogue=relu", "t");
+    EXPECT_DOUBLE_EQ(work_counts(relu_only, Direction::Forward, 2).bytes,
+                     work_counts(plain, Direction::Forward, 2).bytes);
+    EXPECT_EQ(relu_only.epilogue.text(), "relu");
 }
 
 TEST(BenchCounts, PoolingBytesCountWhatEachPassReadsAndWrites) {

@@ -1,8 +1,12 @@
 // The cuDNN backend against the host reference (label gpu), in strict float32, TF32 and
 // float64, with heuristic and timed algorithm choice, into NaN-filled buffers; and the calls it
 // cannot run answered with NotSupported and a reason.
+#include <iostream>
+
 #include "backend_api/geometry.h"
 #include "backend_api/variant.h"
+#include "backends/cudnn/cudnn_epilogue_route.h"
+#include "conv_epilogue_case.h"
 #include "test_util.h"
 #include "tolerances.h"
 #include "variant_runner.h"
@@ -217,6 +221,96 @@ TEST_F(Cudnn, PoolingMatchesTheHostReference) {
         EXPECT_LT(testing::relative_error(avg_pool_backward(dyl, shape, params), avg_pool_backward(dy, shape, params)),
                   testing::kCudnnFloat64Tolerance);
         EXPECT_EQ(layout_conversions(), 0u) << "cuDNN pools NHWC tensors as they are";
+    }
+}
+
+// The epilogue (bias, residual, ReLU) by cuDNN's own calls (the variant fuses it: nothing is
+// left to the op layer): every combination, through the public ops with the cuDNN backend, for
+// a convolution (the fused call where there is a ReLU) and a transposed one (backward-data: the
+// separate calls), forward and every gradient against the float64 composition on the host.
+TEST_F(Cudnn, EpilogueByCudnnsOwnCallsMatchesTheFloat64Composition) {
+    CONVKIT_SEEDED_RNG(rng);
+    BackendGuard guard(Backend::Cudnn);
+    EXPECT_TRUE(testing::conv_variant_named("cudnn").fuses_epilogue());
+    const std::vector<testing::EpilogueCase> cases = {
+        {"conv2d 3x3", false, ConvParams(2).set_padding(1), Shape{2, 16, 6, 5}, Shape{16, 16, 3, 3}},
+        {"conv_transpose2d strided", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 8, 3, 4},
+         Shape{8, 16, 4, 4}},
+    };
+    struct Mode {
+        DType dtype;
+        MemoryFormat format;
+        double tolerance;
+    };
+    const Mode modes[] = {
+        {DType::Float64, MemoryFormat::Contiguous, testing::kCudnnFloat64Tolerance},
+        {DType::Float32, MemoryFormat::Contiguous, testing::kCudaStrictFloat32Tolerance},
+        {DType::BFloat16, MemoryFormat::ChannelsLast, testing::kBfloat16VsFloat64Tolerance},
+        {DType::Float16, MemoryFormat::ChannelsLast, testing::kFloat16VsFloat64Tolerance},
+    };
+    for (const testing::EpilogueCase& c : cases) {
+        for (const Mode& mode : modes) {
+            for (int combination = 1; combination < 8; ++combination) {
+                const bool bias = combination & 1, residual = combination & 2, relu_after = combination & 4;
+                SCOPED_TRACE(c.name + " " + dtype_name(mode.dtype) + (bias ? " bias" : "") +
+                             (residual ? " residual" : "") + (relu_after ? " relu" : ""));
+                const testing::EpilogueInputs in =
+                    testing::random_epilogue_inputs(c, bias, residual, DType::BFloat16, rng);
+                const testing::EpilogueResults expected = testing::run_epilogue(
+                    c, in, relu_after, false, DType::Float64, Device::host(), MemoryFormat::Contiguous);
+                const testing::EpilogueResults got =
+                    testing::run_epilogue(c, in, relu_after, true, mode.dtype, Device::cuda(), mode.format);
+                testing::expect_epilogue_results_close(got, expected, mode.tolerance);
+            }
+        }
+    }
+}
+
+// The fused call writes every element of a NaN-filled output (without a residual its z is that
+// output, scaled by 0; without a bias a zero bias), and says it ran: float32 and float64 are
+// configurations cudnnConvolutionBiasActivationForward documents. 16-bit ones may be refused:
+// then the separate calls give the same numbers, and the route says why (printed).
+TEST_F(Cudnn, FusedForwardWritesEveryElementAndSaysHowItRan) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = ConvParams(2).set_padding(1);
+    const Shape x_shape{2, 16, 7, 6}, w_shape{24, 16, 3, 3};
+    const detail::ConvGeometry g = detail::conv_geometry("conv2d", x_shape, w_shape, params);
+    const Tensor x = testing::random_tensor(x_shape, rng), w = testing::random_tensor(w_shape, rng);
+    const Tensor b = testing::random_tensor(Shape{g.out_channels}, rng);
+    const Tensor r = testing::random_tensor(g.output_shape(), rng);
+    for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+        for (int combination = 0; combination < 4; ++combination) {
+            const bool with_bias = combination & 1, with_residual = combination & 2;
+            SCOPED_TRACE(std::string(dtype_name(dtype)) + (with_bias ? " bias" : "") +
+                         (with_residual ? " residual" : ""));
+            const Tensor bd = b.to(dtype), rd = r.to(dtype), xd = x.to(dtype), wd = w.to(dtype);
+            const Tensor expected =
+                relu(conv_forward(xd.to(DType::Float64), wd.to(DType::Float64),
+                                  with_bias ? bd.to(DType::Float64) : Tensor(), params) +
+                     (with_residual ? rd.to(DType::Float64) : Tensor::zeros(r.shape(), DType::Float64)));
+            const Tensor xc = xd.to(Device::cuda()), wc = wd.to(Device::cuda()), bc = bd.to(Device::cuda()),
+                         rc = rd.to(Device::cuda());
+            Tensor y = testing::nan_tensor(g.output_shape(), dtype, Device::cuda());
+            run_cudnn(detail::conv_problem(g, dtype, Device::cuda()), ConvPass::Forward,
+                      {.x = xc.raw_data(),
+                       .w = wc.raw_data(),
+                       .bias = with_bias ? bc.raw_data() : nullptr,
+                       .out = y.raw_data(),
+                       .residual = with_residual ? rc.raw_data() : nullptr,
+                       .relu = true});
+            const std::string route = detail::cudnn_last_epilogue_route();
+            std::cout << dtype_name(dtype) << (with_bias ? " bias" : "") << (with_residual ? " residual" : "") << ": "
+                      << route << "\n";
+            const bool wide = dtype == DType::Float64 || dtype == DType::Float32;
+            if (wide) {
+                EXPECT_EQ(route, "fused: cudnnConvolutionBiasActivationForward");
+            }
+            const double tolerance = dtype == DType::Float64    ? testing::kCudnnFloat64Tolerance
+                                     : dtype == DType::Float32  ? testing::kCudaStrictFloat32Tolerance
+                                     : dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
+                                                                : testing::kFloat16VsFloat64Tolerance;
+            EXPECT_LT(testing::relative_error(y.to(DType::Float64), expected), tolerance);
+        }
     }
 }
 

@@ -135,6 +135,26 @@ void parse_pool_params(const std::string& text, PoolParams& params, bool& has_ke
     if (!has_stride) params.stride = params.kernel;  // PyTorch's default
 }
 
+BenchEpilogue parse_epilogue(const std::string& text, const std::string& where) {
+    if (text.empty()) fail(where, "field 'epilogue': empty (e.g. epilogue=bias+relu)");
+    BenchEpilogue epilogue;
+    bool* const parts[] = {&epilogue.bias, &epilogue.residual, &epilogue.relu};
+    const char* const names[] = {"bias", "residual", "relu"};
+    int next = 0;  // parts come in the order of `names`, each once
+    for (const std::string& piece : split(text, '+')) {
+        int found = 0;
+        while (found < 3 && piece != names[found]) ++found;
+        if (found == 3) fail(where, "field 'epilogue': '", piece, "' in '", text, "' is not bias, residual or relu");
+        if (found < next) {
+            fail(where, "field 'epilogue': '", text,
+                 "' must name each of bias, residual, relu at most once, in that order");
+        }
+        *parts[found] = true;
+        next = found + 1;
+    }
+    return epilogue;
+}
+
 Shape parse_shape(const std::string& text, int rank, const std::string& where, const std::string& field) {
     return Shape(parse_dims(text, rank, false, false, where, field));
 }
@@ -159,6 +179,16 @@ PoolParams equal_windows_pooling(const Shape& input, const std::vector<std::int6
 }
 
 }  // namespace
+
+std::string BenchEpilogue::text() const {
+    std::string text;
+    for (const auto& [present, name] : {std::pair{bias, "bias"}, {residual, "residual"}, {relu, "relu"}}) {
+        if (!present) continue;
+        if (!text.empty()) text += '+';  // appends only: GCC 12's -Wrestrict misfires on "literal" + string
+        text += name;
+    }
+    return text;
+}
 
 const char* op_family_name(BenchOp op) {
     switch (op) {
@@ -224,12 +254,14 @@ std::string BenchConfig::to_line() const {
         if (pool_layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
     } else {
         line << " w=" << shape_text(weight) << " " << conv.to_string();
+        if (epilogue.any()) line << " epilogue=" << epilogue.text();
     }
     return line.str();
 }
 
 std::vector<Direction> BenchConfig::directions() const {
     if (is_pool(op)) return {Direction::Forward, Direction::BackwardData};
+    if (epilogue.any()) return {Direction::Forward};
     return {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter};
 }
 
@@ -294,9 +326,13 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
             if (!adaptive) fail(where, "field 'out': only adaptive pooling takes its output's extents");
             if (!config.adaptive_output.empty()) fail(where, "field 'out': given twice");
             config.adaptive_output = parse_dims(token.substr(4), name.rank, true, false, where, "out");
+        } else if (token.rfind("epilogue=", 0) == 0) {
+            if (is_pool(name.op)) fail(where, "field 'epilogue': only convolutions have one");
+            if (config.epilogue.any()) fail(where, "field 'epilogue': given twice");
+            config.epilogue = parse_epilogue(token.substr(9), where);
         } else if (token.find('=') != std::string::npos) {
             fail(where, "field '", token.substr(0, token.find('=')),
-                 "': unknown (expected in=, w=, out=, layout= or parameters)");
+                 "': unknown (expected in=, w=, out=, layout=, epilogue= or parameters)");
         } else {
             if (adaptive) fail(where, "field 'params': adaptive pooling takes out= instead ('", token, "')");
             if (has_params) fail(where, "field 'params': given twice ('", token, "')");

@@ -19,6 +19,13 @@
 // Adaptive average pooling takes its output's spatial extents (`out=`) instead of parameters,
 // each dividing the input's: cuDNN has no adaptive pooling, so its side of the row is the
 // average pooling with the same windows (kernel and stride in / out, in `pool`).
+//
+// A convolution may add the epilogue its forward applies before writing the output:
+//
+//   conv2d in=32x64x56x56 w=256x64x1x1 epilogue=bias+residual+relu
+//
+// (any of the three, joined by '+' in that order): a forward-only row, y = relu(conv(x, w) + bias
+// + residual) on both sides (convkit's fused epilogue; cuDNN's own fused call or separate calls).
 // docs/benchmarks.md describes the format; parse_config_line(to_line()) gives back the same config.
 #include <string>
 #include <vector>
@@ -53,6 +60,16 @@ enum class Direction { Forward, BackwardData, BackwardFilter };
 const char* direction_name(Direction direction);  // "fwd", "bwd_data", "bwd_filter"
 Direction parse_direction(const std::string& name);
 
+// What a convolution row's forward applies after the convolution (ConvEpilogue, and the bias).
+struct BenchEpilogue {
+    bool bias = false;
+    bool residual = false;
+    bool relu = false;
+
+    bool any() const { return bias || residual || relu; }
+    std::string text() const;  // "bias+residual+relu", the parts present in that order; "" for none
+};
+
 struct BenchConfig {
     BenchOp op = BenchOp::Conv;
     Shape input;
@@ -62,11 +79,13 @@ struct BenchConfig {
     PoolParams pool{2, 1};
     std::vector<std::int64_t> adaptive_output;            // adaptive pooling's output extents (out=)
     MemoryFormat pool_layout = MemoryFormat::Contiguous;  // pooling's activations (layout=nchw|nhwc)
+    BenchEpilogue epilogue;                               // convolutions only (epilogue=)
 
     int spatial_rank() const { return is_pool(op) ? pool.spatial_rank : conv.spatial_rank; }
     std::string op_name() const;  // "conv2d", "conv_transpose3d", "max_pool1d", "adaptive_avg_pool2d", ...
     std::string to_line() const;
-    // The directions this op has: all three for convolutions, fwd and bwd_data for pooling.
+    // The directions this row has: all three for convolutions (fwd alone with an epilogue), fwd
+    // and bwd_data for pooling.
     std::vector<Direction> directions() const;
     // The output's shape (the gradient of the output has it too); checks the whole geometry.
     Shape output_shape() const;

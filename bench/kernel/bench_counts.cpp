@@ -37,7 +37,9 @@ WorkCounts work_counts(const BenchConfig& config, Direction direction, std::size
     const double x = elements(config.input), w = elements(config.weight), y = elements(out);
     switch (direction) {
         case Direction::Forward:
-            work.bytes = (x + w + y) * size;
+            work.bytes = (x + w + y + (config.epilogue.residual ? y : 0) +
+                          (config.epilogue.bias ? static_cast<double>(config.output_shape()[1]) : 0)) *
+                         size;
             break;
         case Direction::BackwardData:
             work.bytes = (y + w + x) * size;

@@ -4,7 +4,8 @@
 //          convolution: each sums the same products, grouped differently); 0 for pooling
 //   bytes  the least traffic of the pass: every tensor it reads once, the one it writes once
 //          (conv fwd x + w -> y, bwd_data dy + w -> dx, bwd_filter dy + x -> dw; max-pool bwd
-//          dy + x -> dx, avg-pool bwd dy -> dx). Workspaces and re-reads are the backend's cost.
+//          dy + x -> dx, avg-pool bwd dy -> dx), and an epilogue's bias and residual read once
+//          (its ReLU is free). Workspaces and re-reads are the backend's cost.
 // Floors: time >= flops / peak FLOP/s and time >= bytes / peak bandwidth (docs/benchmarks.md).
 #include <cstddef>
 

@@ -13,6 +13,9 @@
 #include <sstream>
 
 #include "convkit/convkit.h"
+#ifdef CONVKIT_WITH_CUDNN
+#include "backends/cudnn/cudnn_epilogue_route.h"
+#endif
 #include "cuda/cublas_api.h"
 #include "cuda/cublas_check.h"
 #include "cuda/cuda_check.h"
@@ -92,9 +95,11 @@ double median_of(std::vector<double> times) {
 
 // The inputs of one timed pass; several sets are rotated so the L2 cache holds none of them.
 struct InputSet {
-    Tensor x;   // the op's input
-    Tensor w;   // its weight (convolutions)
-    Tensor dy;  // the gradient of its output
+    Tensor x;         // the op's input
+    Tensor w;         // its weight (convolutions)
+    Tensor dy;        // the gradient of its output
+    Tensor bias;      // an epilogue's (BenchEpilogue), else undefined
+    Tensor residual;  // likewise
 };
 
 // The two sides of a comparison (SideGuard below sets one up).
@@ -104,13 +109,14 @@ enum class Side { Convkit, Cudnn };
 // pooling with the same windows (BenchConfig::pool), the same result.
 Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s, Side side) {
     const BenchOp op = c.op == BenchOp::AdaptiveAvgPool && side == Side::Cudnn ? BenchOp::AvgPool : c.op;
+    const ConvEpilogue epilogue{s.residual, c.epilogue.relu};
     switch (op) {
         case BenchOp::Conv:
-            if (direction == Direction::Forward) return conv_forward(s.x, s.w, c.conv);
+            if (direction == Direction::Forward) return conv_forward(s.x, s.w, s.bias, c.conv, epilogue);
             if (direction == Direction::BackwardData) return conv_backward_data(s.dy, s.w, c.input, c.conv);
             return conv_backward_filter(s.dy, s.x, c.weight, c.conv);
         case BenchOp::ConvTranspose:
-            if (direction == Direction::Forward) return conv_transpose_forward(s.x, s.w, c.conv);
+            if (direction == Direction::Forward) return conv_transpose_forward(s.x, s.w, s.bias, c.conv, epilogue);
             if (direction == Direction::BackwardData) return conv_transpose_backward_data(s.dy, s.w, c.input, c.conv);
             return conv_transpose_backward_filter(s.dy, s.x, c.weight, c.conv);
         case BenchOp::MaxPool:
@@ -124,6 +130,17 @@ Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s, Si
             return adaptive_avg_pool_backward(s.dy, c.input);
     }
     throw InvalidArgument("convkit-bench: unknown op");
+}
+
+// How cuDNN's side ran an epilogue row's epilogue (its fused call, or separate calls and why),
+// after its first pass; "" for a row without one.
+std::string cudnn_epilogue_note(const BenchConfig& config) {
+    if (!config.epilogue.any()) return "";
+#ifdef CONVKIT_WITH_CUDNN
+    return "cudnn epilogue: " + detail::cudnn_last_epilogue_route();
+#else
+    return "";
+#endif
 }
 
 // sum((a - b)^2) and sum(b^2) on the GPU with the hand-written kernels, in float32 whatever the
@@ -181,7 +198,8 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
     const Shape out = config.output_shape();
     const bool has_weight = !is_pool(config.op);
     const std::size_t set_bytes =
-        4 * static_cast<std::size_t>(config.input.numel() + out.numel() + (has_weight ? config.weight.numel() : 0));
+        4 * static_cast<std::size_t>(config.input.numel() + out.numel() * (config.epilogue.residual ? 2 : 1) +
+                                     (has_weight ? config.weight.numel() : 0));
     // The previous configuration's blocks go back to the driver so its free memory is real.
     cuda_empty_cache();
     std::size_t free_bytes = 0, total_bytes = 0;
@@ -199,6 +217,8 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
         s.x = Tensor::uniform(config.input, -1, 1, seed, DType::Float32, gpu);
         s.dy = Tensor::uniform(out, -1, 1, seed + 1, DType::Float32, gpu);
         if (has_weight) s.w = Tensor::uniform(config.weight, -1, 1, seed + 2, DType::Float32, gpu);
+        if (config.epilogue.bias) s.bias = Tensor::uniform(Shape{out[1]}, -1, 1, seed + 3, DType::Float32, gpu);
+        if (config.epilogue.residual) s.residual = Tensor::uniform(out, -1, 1, seed + 4, DType::Float32, gpu);
         sets.push_back(std::move(s));
     }
     return sets;
@@ -215,6 +235,8 @@ std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::str
         c.x = s.x.to(row.element).to(row.activations);
         c.dy = s.dy.to(row.element).to(row.activations);
         if (s.w.defined()) c.w = s.w.to(row.element);
+        if (s.bias.defined()) c.bias = s.bias.to(row.element);
+        if (s.residual.defined()) c.residual = s.residual.to(row.element).to(row.activations);
         converted.push_back(std::move(c));
     }
     return converted;
@@ -240,6 +262,7 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
     try {
         SideGuard guard(Side::Cudnn, options);
         theirs = their_pass(sets[0]);
+        result.note = cudnn_epilogue_note(result.config);
     } catch (const NotSupported& error) {
         result.status = Status::Unsupported;
         result.note = std::string("cudnn: ") + error.what();
@@ -252,7 +275,7 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
         result.status = Status::Mismatch;
         std::ostringstream note;
         note << "relative L2 difference " << difference << " exceeds " << tolerance << " (not timed)";
-        result.note = note.str();
+        result.note = result.note.empty() ? note.str() : result.note + "; " + note.str();
         return;
     }
     result.convkit = time_backend(Side::Convkit, our_pass, sets, options);

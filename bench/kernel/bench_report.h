@@ -40,7 +40,9 @@ struct BenchResult {
     std::optional<TimingStats> convkit;  // both set when status is Ok
     std::optional<TimingStats> cudnn;
     WorkCounts work;
-    std::string note;  // why a row is not ok (the mismatch's size, the unsupported reason)
+    // Why a row is not ok (the mismatch's size, the unsupported reason); on an epilogue row, how
+    // cuDNN's side applied it ("cudnn epilogue: fused: ..." or "...: separate calls (why)").
+    std::string note;
     // The variant that ran convkit's side (last_conv_variant / last_pool_variant after its first
     // pass): the one --variant names, or the default's choice; "" where it did not run.
     std::string convkit_variant;

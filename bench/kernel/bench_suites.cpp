@@ -138,6 +138,22 @@ const std::vector<SuiteLine> kTransposed = {
     {"conv_transpose2d in=64x64x32x32 w=64x3x4x4 s2_p1", false},
 };
 
+// Convolutions with the epilogue their layers fuse into them, forward only (issue #15 "fusion"):
+// convkit's output pass applies it (cuda.igemm in bf16 and tf32; after cuda.tiled's pass in strict
+// f32), cuDNN's side runs cudnnConvolutionBiasActivationForward or, where it refuses that, its
+// separate calls (each row's note says which). ResNet-50 folded for inference (BatchNorm as a bias;
+// the block's last convolution adds the shortcut), a U-Net decoder convolution, a DCGAN layer and
+// a wide 1-D convolution, batch as in their suites.
+const std::vector<SuiteLine> kFused = {
+    {"conv2d in=32x64x56x56 w=256x64x1x1 epilogue=bias+residual+relu", true},  // layer1's expansion: bytes
+    {"conv2d in=32x128x28x28 w=128x128x3x3 p1 epilogue=bias+relu", true},      // layer2's 3x3
+    {"conv2d in=32x256x14x14 w=1024x256x1x1 epilogue=bias+residual+relu", false},
+    {"conv2d in=32x512x7x7 w=512x512x3x3 p1 epilogue=bias+relu", false},
+    {"conv2d in=4x128x256x256 w=64x128x3x3 p1 epilogue=bias+relu", true},
+    {"conv_transpose2d in=64x512x4x4 w=512x256x4x4 s2_p1 epilogue=bias+relu", false},
+    {"conv1d in=16x1024x512 w=1024x1024x3 p1 epilogue=bias+relu", false},
+};
+
 const std::vector<SuiteLine> kPooling = {
     {"max_pool2d in=32x64x112x112 k3x3_s2x2_p1x1", true},  // ResNet stem
     {"max_pool2d in=4x64x256x256 k2x2", true},             // U-Net
@@ -181,6 +197,7 @@ const std::map<std::string, SuiteSpec>& suites() {
         {"conv3d", {fixed<kConv3d>, {}}},
         {"transposed", {fixed<kTransposed>, {}}},
         {"pooling", {fixed<kPooling>, {}}},
+        {"fused", {fixed<kFused>, {}}},
     };
     return table;
 }
@@ -196,8 +213,8 @@ std::string with_batch(std::string line, int batch) {
 }  // namespace
 
 const std::vector<std::string>& standard_suite_names() {
-    static const std::vector<std::string> names = {"resnet18", "resnet50", "unet",       "depthwise",
-                                                   "conv1d",   "conv3d",   "transposed", "pooling"};
+    static const std::vector<std::string> names = {"resnet18", "resnet50",   "unet",    "depthwise", "conv1d",
+                                                   "conv3d",   "transposed", "pooling", "fused"};
     return names;
 }
 

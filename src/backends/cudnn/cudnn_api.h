@@ -11,19 +11,23 @@
 
 namespace convkit::detail {
 
-#define CONVKIT_CUDNN_FUNCTIONS(X)                                                                          \
-    X(cudnnGetVersion) X(cudnnGetErrorString) X(cudnnCreate) X(cudnnSetStream)                              \
-    X(cudnnCreateTensorDescriptor) X(cudnnSetTensorNdDescriptor) X(cudnnDestroyTensorDescriptor)            \
-    X(cudnnCreateFilterDescriptor) X(cudnnSetFilterNdDescriptor) X(cudnnDestroyFilterDescriptor)            \
-    X(cudnnCreateConvolutionDescriptor) X(cudnnSetConvolutionNdDescriptor) X(cudnnSetConvolutionGroupCount)  \
-    X(cudnnSetConvolutionMathType) X(cudnnDestroyConvolutionDescriptor)                                     \
-    X(cudnnGetConvolutionForwardAlgorithm_v7) X(cudnnGetConvolutionBackwardDataAlgorithm_v7)                \
-    X(cudnnGetConvolutionBackwardFilterAlgorithm_v7)                                                        \
-    X(cudnnFindConvolutionForwardAlgorithmEx) X(cudnnFindConvolutionBackwardDataAlgorithmEx)                \
-    X(cudnnFindConvolutionBackwardFilterAlgorithmEx) X(cudnnConvolutionForward)                             \
-    X(cudnnConvolutionBackwardData) X(cudnnConvolutionBackwardFilter) X(cudnnConvolutionBackwardBias)       \
-    X(cudnnAddTensor) X(cudnnCreatePoolingDescriptor) X(cudnnSetPoolingNdDescriptor)                        \
-    X(cudnnDestroyPoolingDescriptor) X(cudnnPoolingForward) X(cudnnPoolingBackward)
+#define CONVKIT_CUDNN_FUNCTIONS(X)                                                                                    \
+    X(cudnnGetVersion)                                                                                                \
+    X(cudnnGetErrorString) X(cudnnCreate) X(cudnnSetStream) X(cudnnCreateTensorDescriptor)                            \
+        X(cudnnSetTensorNdDescriptor) X(cudnnDestroyTensorDescriptor) X(cudnnCreateFilterDescriptor)                  \
+            X(cudnnSetFilterNdDescriptor) X(cudnnDestroyFilterDescriptor) X(cudnnCreateConvolutionDescriptor)         \
+                X(cudnnSetConvolutionNdDescriptor) X(cudnnSetConvolutionGroupCount) X(cudnnSetConvolutionMathType)    \
+                    X(cudnnDestroyConvolutionDescriptor) X(cudnnGetConvolutionForwardAlgorithm_v7) X(                 \
+                        cudnnGetConvolutionBackwardDataAlgorithm_v7) X(cudnnGetConvolutionBackwardFilterAlgorithm_v7) \
+                        X(cudnnFindConvolutionForwardAlgorithmEx) X(cudnnFindConvolutionBackwardDataAlgorithmEx)      \
+                            X(cudnnFindConvolutionBackwardFilterAlgorithmEx) X(cudnnConvolutionForward)               \
+                                X(cudnnConvolutionBackwardData) X(cudnnConvolutionBackwardFilter)                     \
+                                    X(cudnnConvolutionBackwardBias) X(cudnnAddTensor) X(cudnnCreatePoolingDescriptor) \
+                                        X(cudnnSetPoolingNdDescriptor) X(cudnnDestroyPoolingDescriptor)               \
+                                            X(cudnnPoolingForward) X(cudnnPoolingBackward)                            \
+                                                X(cudnnCreateActivationDescriptor) X(cudnnSetActivationDescriptor)    \
+                                                    X(cudnnDestroyActivationDescriptor) X(cudnnActivationForward)     \
+                                                        X(cudnnConvolutionBiasActivationForward)
 
 struct CudnnApi {
 #define CONVKIT_CUDNN_MEMBER(name) decltype(&::name) name = nullptr;

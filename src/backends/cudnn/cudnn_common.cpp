@@ -14,7 +14,8 @@ void throw_cudnn_error(cudnnStatus_t status, const char* expression, const char*
     const std::string message =
         concat(expression, " failed: ", cudnn().cudnnGetErrorString(status), " at ", file, ":", line);
     if (status == CUDNN_STATUS_ALLOC_FAILED) throw OutOfMemory(message);
-    if (status == CUDNN_STATUS_NOT_SUPPORTED) throw NotSupported(message);
+    // cuDNN 9's refusals come with a reason inside the category (NOT_SUPPORTED_DATA_TYPE, ...).
+    if (CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED) throw NotSupported(message);
     throw CudaError(message);
 }
 

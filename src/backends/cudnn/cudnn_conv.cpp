@@ -7,15 +7,25 @@
 // weight is given to cuDNN in its NHWC filter format (KRSC), permuted into the variant's
 // workspace on every call, and the filter gradient permuted back: the same work cuda.igemm
 // does, so the two compare on equal terms.
+//
+// The epilogue (bias, residual, ReLU: ConvOperands) is applied with cuDNN's own calls, as a cuDNN
+// user would and PyTorch's fused conv-add-ReLU does: a forward with a ReLU is the one fused call
+// cudnnConvolutionBiasActivationForward (y = relu(conv(x, w) + residual + bias)); anything else,
+// or a configuration that call refuses, is the convolution accumulating onto the residual copied
+// into its output (beta = 1), then cudnnAddTensor for the bias and cudnnActivationForward in place.
+// cudnn_last_epilogue_route() says which ran.
 #include <algorithm>
 #include <map>
 #include <mutex>
 #include <tuple>
 
-#include "backends/cudnn/cudnn_common.h"
-#include "core/check.h"
 #include "backend_api/variant.h"
 #include "backends/cuda/conv_weight_layout.h"
+#include "backends/cudnn/cudnn_common.h"
+#include "backends/cudnn/cudnn_epilogue_route.h"
+#include "core/check.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_runtime.h"
 
 namespace convkit::detail {
 
@@ -146,6 +156,57 @@ void add_channel_bias(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, 
         cudnn().cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), data_descriptor.get(), data));
 }
 
+// What a Forward or BackwardData pass applies after the convolution (ConvOperands).
+struct Epilogue {
+    const void* bias = nullptr;
+    const void* residual = nullptr;
+    bool relu = false;
+};
+
+// max(v, 0); NaN becomes 0, as fmaxf in cuda.igemm's epilogue and the host reference's ReLU.
+class ReluDescriptor {
+public:
+    ReluDescriptor() {
+        CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateActivationDescriptor(&descriptor_));
+        const cudnnStatus_t status =
+            cudnn().cudnnSetActivationDescriptor(descriptor_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0);
+        if (status != CUDNN_STATUS_SUCCESS) {
+            cudnn().cudnnDestroyActivationDescriptor(descriptor_);
+            CONVKIT_CHECK_CUDNN(status);
+        }
+    }
+    ~ReluDescriptor() { cudnn().cudnnDestroyActivationDescriptor(descriptor_); }
+    ReluDescriptor(const ReluDescriptor&) = delete;
+    ReluDescriptor& operator=(const ReluDescriptor&) = delete;
+    cudnnActivationDescriptor_t get() const { return descriptor_; }
+
+private:
+    cudnnActivationDescriptor_t descriptor_ = nullptr;
+};
+
+// The calling thread's route (cudnn_last_epilogue_route).
+thread_local std::string thread_epilogue_route;
+
+// The separate route, before the convolution: its output starts as the residual, which the
+// convolution then accumulates onto (its beta, returned: 1), or is overwritten (beta 0).
+double start_from_residual(const void* residual, void* out, std::size_t out_bytes, Stream stream) {
+    if (residual == nullptr) return 0.0;
+    CONVKIT_CHECK_CUDA(cudaMemcpyAsync(out, residual, out_bytes, cudaMemcpyDeviceToDevice, to_cuda(stream)));
+    return 1.0;
+}
+
+// The separate route, after the convolution: the bias, then the ReLU, each in place on `out`.
+void finish_separately(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, std::int64_t channels,
+                       const Epilogue& e, const TensorDescriptor& out_descriptor, void* out) {
+    if (e.bias != nullptr) add_channel_bias(handle, g, dtype, channels, e.bias, out_descriptor, out);
+    if (e.relu) {
+        const ReluDescriptor relu;
+        const Scale one(dtype, 1.0), zero(dtype, 0.0);
+        CONVKIT_CHECK_CUDNN(cudnn().cudnnActivationForward(handle, relu.get(), one.get(), out_descriptor.get(), out,
+                                                           zero.get(), out_descriptor.get(), out));
+    }
+}
+
 // The legacy API describes tensors with int dims and strides.
 constexpr std::int64_t kIntMax = 2147483647;
 
@@ -169,13 +230,76 @@ std::string cudnn_unsupported_reason(const ConvProblem& p, ConvPass pass) {
     return symmetric_zero_padding_reason(g);
 }
 
-void forward(const ConvProblem& p, const void* x, const void* w, const void* bias, void* y, Stream stream) {
+// Configurations whose fused call cuDNN refused, each with the refusal's status: not asked again
+// (each refusal would cost cuDNN's checks on every call).
+using FusedKey = std::pair<AlgorithmKey, bool>;  // the forward's key, and whether a residual is added
+std::mutex refusals_mutex;
+std::map<FusedKey, std::string>& fused_refusals() {
+    static auto* refusals = new std::map<FusedKey, std::string>();
+    return *refusals;
+}
+
+// Whether `status` is cuDNN declining the fused call for this configuration (a data type, layout
+// or algorithm it does not fuse), not a failure of the call.
+bool is_refusal(cudnnStatus_t status) {
+    const int category = CUDNN_STATUS_CATEGORY(status);
+    return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+}
+
+// y = relu(conv(x, w) + residual + bias) in cuDNN's one fused call, with `algorithm` (the
+// forward's choice) and its workspace. Without a residual the call's z is y itself, scaled by 0;
+// without a bias a zero one. False, with the status remembered for `key`, where cuDNN refuses.
+bool fused_forward(const ConvProblem& p, const FusedKey& key, const ConvDescriptors& d,
+                   cudnnConvolutionFwdAlgo_t algorithm, const Workspace& workspace, const void* x, const void* w,
+                   const Epilogue& e, void* y, Stream stream) {
+    {
+        std::lock_guard lock(refusals_mutex);
+        const auto refused = fused_refusals().find(key);
+        if (refused != fused_refusals().end()) {
+            thread_epilogue_route =
+                concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", refused->second, ")");
+            return false;
+        }
+    }
+    const ConvGeometry& g = p.geometry;
+    const DType dtype = p.dtype();
+    const TensorDescriptor bias(dtype, cudnn_dims(1, g.out_channels, SpatialDims{1, 1, 1}, g.spatial_rank));
+    const Workspace zeros(e.bias == nullptr ? static_cast<std::size_t>(g.out_channels) * dtype_size(dtype) : 0, stream);
+    if (e.bias == nullptr) CONVKIT_CHECK_CUDA(cudaMemsetAsync(zeros.get(), 0, zeros.size(), to_cuda(stream)));
+    const ReluDescriptor relu;
+    const Scale one(dtype, 1.0), residual_scale(dtype, e.residual != nullptr ? 1.0 : 0.0);
+    const cudnnStatus_t status = cudnn().cudnnConvolutionBiasActivationForward(
+        cudnn_handle(stream), one.get(), d.x.get(), x, d.w.get(), w, d.conv, algorithm, workspace.get(),
+        workspace.size(), residual_scale.get(), d.y.get(), e.residual != nullptr ? e.residual : y, bias.get(),
+        e.bias != nullptr ? e.bias : zeros.get(), relu.get(), d.y.get(), y);
+    if (status == CUDNN_STATUS_SUCCESS) {
+        thread_epilogue_route = "fused: cudnnConvolutionBiasActivationForward";
+        return true;
+    }
+    if (!is_refusal(status)) throw_cudnn_error(status, "cudnnConvolutionBiasActivationForward", __FILE__, __LINE__);
+    const std::string reason = cudnn().cudnnGetErrorString(status);
+    {
+        std::lock_guard lock(refusals_mutex);
+        fused_refusals().emplace(key, reason);
+    }
+    thread_epilogue_route = concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", reason, ")");
+    return false;
+}
+
+// The route of a pass that does not try the fused call.
+std::string separate_route(const Epilogue& e, const char* why) {
+    if (e.bias == nullptr && e.residual == nullptr && !e.relu) return "none";
+    return concat("separate calls (", why, ")");
+}
+
+void forward(const ConvProblem& p, const void* x, const void* w, const Epilogue& e, void* y, Stream stream) {
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
     const ConvDescriptors d(g, dtype, p.math, p.x_layout);
+    const AlgorithmKey key = key_of(Pass::Forward, p, stream.device);
     const Choice choice = choose(
-        key_of(Pass::Forward, p, stream.device), p.algorithm_search,
+        key, p.algorithm_search,
         [&] {
             const Workspace search(kSearchWorkspace, stream);
             cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
@@ -193,15 +317,21 @@ void forward(const ConvProblem& p, const void* x, const void* w, const void* bia
             return pick(results, count, "forward", p.deterministic);
         });
     const Workspace workspace(choice.workspace, stream);
-    const Scale one(dtype, 1.0);
-    const Scale zero(dtype, 0.0);
+    const auto algorithm = static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm);
+    if (e.relu && fused_forward(p, {key, e.residual != nullptr}, d, algorithm, workspace, x, w, e, y, stream)) return;
+    if (!e.relu) thread_epilogue_route = separate_route(e, "no ReLU to fuse");
+    const std::size_t y_bytes =
+        static_cast<std::size_t>(g.batch * g.out_channels * g.output_spatial()) * dtype_size(dtype);
+    const Scale one(dtype, 1.0), beta(dtype, start_from_residual(e.residual, y, y_bytes, stream));
     CONVKIT_CHECK_CUDNN(cudnn().cudnnConvolutionForward(handle, one.get(), d.x.get(), x, d.w.get(), w, d.conv,
-                                                        static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm),
-                                                        workspace.get(), workspace.size(), zero.get(), d.y.get(), y));
-    if (bias != nullptr) add_channel_bias(handle, g, dtype, g.out_channels, bias, d.y, y);
+                                                        algorithm, workspace.get(), workspace.size(), beta.get(),
+                                                        d.y.get(), y));
+    finish_separately(handle, g, dtype, g.out_channels, e, d.y, y);
 }
 
-void backward_data(const ConvProblem& p, const void* dy, const void* w, const void* bias, void* dx, Stream stream) {
+// Backward-data (also the forward of a transposed convolution, whose epilogue it then carries):
+// cuDNN has no fused call for it, so its epilogue takes the separate route.
+void backward_data(const ConvProblem& p, const void* dy, const void* w, const Epilogue& e, void* dx, Stream stream) {
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
@@ -225,14 +355,16 @@ void backward_data(const ConvProblem& p, const void* dy, const void* w, const vo
                 results));
             return pick(results, count, "backward data", p.deterministic);
         });
+    thread_epilogue_route = separate_route(e, "cuDNN fuses no epilogue into backward-data");
     const Workspace workspace(choice.workspace, stream);
-    const Scale one(dtype, 1.0);
-    const Scale zero(dtype, 0.0);
+    const std::size_t dx_bytes =
+        static_cast<std::size_t>(g.batch * g.in_channels * g.input_spatial()) * dtype_size(dtype);
+    const Scale one(dtype, 1.0), beta(dtype, start_from_residual(e.residual, dx, dx_bytes, stream));
     CONVKIT_CHECK_CUDNN(
         cudnn().cudnnConvolutionBackwardData(handle, one.get(), d.w.get(), w, d.y.get(), dy, d.conv,
                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algorithm),
-                                             workspace.get(), workspace.size(), zero.get(), d.x.get(), dx));
-    if (bias != nullptr) add_channel_bias(handle, g, dtype, g.in_channels, bias, d.x, dx);
+                                             workspace.get(), workspace.size(), beta.get(), d.x.get(), dx));
+    finish_separately(handle, g, dtype, g.in_channels, e, d.x, dx);
 }
 
 void backward_filter(const ConvProblem& p, const void* dy, const void* x, void* dw, Stream stream) {
@@ -286,6 +418,8 @@ public:
     const char* name() const override { return "cudnn"; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
     bool computes(DType dtype) const override { return dtype != DType::Int64; }
+    // With cuDNN's own calls (the file's comment).
+    bool fuses_epilogue() const override { return true; }
     std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
         return cudnn_unsupported_reason(p, pass);
     }
@@ -304,8 +438,12 @@ public:
             w = workspace.data;
         }
         switch (pass) {
-            case ConvPass::Forward: forward(p, o.x, w, o.bias, o.out, stream); break;
-            case ConvPass::BackwardData: backward_data(p, o.dy, w, o.bias, o.out, stream); break;
+            case ConvPass::Forward:
+                forward(p, o.x, w, {o.bias, o.residual, o.relu}, o.out, stream);
+                break;
+            case ConvPass::BackwardData:
+                backward_data(p, o.dy, w, {o.bias, o.residual, o.relu}, o.out, stream);
+                break;
             case ConvPass::BackwardFilter:
                 backward_filter(p, o.dy, o.x, krsc ? workspace.data : o.out, stream);
                 if (krsc) permute_conv_weight(p.geometry, p.dtype(), workspace.data, o.out, false, stream);
@@ -317,6 +455,10 @@ public:
     }
 };
 }  // namespace
+
+std::string cudnn_last_epilogue_route() {
+    return thread_epilogue_route;
+}
 
 CONVKIT_REGISTER_CONV_VARIANT(CudnnConv);
 
