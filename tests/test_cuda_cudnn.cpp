@@ -224,10 +224,11 @@ TEST_F(Cudnn, PoolingMatchesTheHostReference) {
     }
 }
 
-// The epilogue (bias, residual, ReLU) by cuDNN's own calls (the variant fuses it: nothing is
-// left to the op layer): every combination, through the public ops with the cuDNN backend, for
-// a convolution (the fused call where there is a ReLU) and a transposed one (backward-data: the
-// separate calls), forward and every gradient against the float64 composition on the host.
+// The epilogue (bias, residual, ReLU) by cuDNN's own calls (the variant applies it: nothing is
+// left to the op layer, whose unfused_epilogue would otherwise hide a variant that ignores it): every combination,
+// through the public ops with the cuDNN backend, for a convolution (the fused call where there is a ReLU) and a
+// transposed one (backward-data: the separate calls), forward and every gradient against the float64 composition on the
+// host.
 TEST_F(Cudnn, EpilogueByCudnnsOwnCallsMatchesTheFloat64Composition) {
     CONVKIT_SEEDED_RNG(rng);
     BackendGuard guard(Backend::Cudnn);
@@ -267,9 +268,10 @@ TEST_F(Cudnn, EpilogueByCudnnsOwnCallsMatchesTheFloat64Composition) {
 }
 
 // The fused call writes every element of a NaN-filled output (without a residual its z is that
-// output, scaled by 0; without a bias a zero bias), and says it ran: float32 and float64 are
-// configurations cudnnConvolutionBiasActivationForward documents. 16-bit ones may be refused:
-// then the separate calls give the same numbers, and the route says why (printed).
+// output, scaled by 0; without a bias a zero bias), and says it ran: float32 is a configuration
+// cudnnConvolutionBiasActivationForward documents. The others may be refused (then the separate
+// calls give the same numbers, and the route says why): their routes are printed, for 16-bit
+// data also on channels-last activations through the public op, as convkit-bench runs them.
 TEST_F(Cudnn, FusedForwardWritesEveryElementAndSaysHowItRan) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = ConvParams(2).set_padding(1);
@@ -278,11 +280,18 @@ TEST_F(Cudnn, FusedForwardWritesEveryElementAndSaysHowItRan) {
     const Tensor x = testing::random_tensor(x_shape, rng), w = testing::random_tensor(w_shape, rng);
     const Tensor b = testing::random_tensor(Shape{g.out_channels}, rng);
     const Tensor r = testing::random_tensor(g.output_shape(), rng);
+    const auto tolerance_of = [](DType dtype) {
+        return dtype == DType::Float64    ? testing::kCudnnFloat64Tolerance
+               : dtype == DType::Float32  ? testing::kCudaStrictFloat32Tolerance
+               : dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
+                                          : testing::kFloat16VsFloat64Tolerance;
+    };
     for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
         for (int combination = 0; combination < 4; ++combination) {
             const bool with_bias = combination & 1, with_residual = combination & 2;
-            SCOPED_TRACE(std::string(dtype_name(dtype)) + (with_bias ? " bias" : "") +
-                         (with_residual ? " residual" : ""));
+            const std::string what =
+                std::string(dtype_name(dtype)) + (with_bias ? " bias" : "") + (with_residual ? " residual" : "");
+            SCOPED_TRACE(what);
             const Tensor bd = b.to(dtype), rd = r.to(dtype), xd = x.to(dtype), wd = w.to(dtype);
             const Tensor expected =
                 relu(conv_forward(xd.to(DType::Float64), wd.to(DType::Float64),
@@ -299,17 +308,24 @@ TEST_F(Cudnn, FusedForwardWritesEveryElementAndSaysHowItRan) {
                        .residual = with_residual ? rc.raw_data() : nullptr,
                        .relu = true});
             const std::string route = detail::cudnn_last_epilogue_route();
-            std::cout << dtype_name(dtype) << (with_bias ? " bias" : "") << (with_residual ? " residual" : "") << ": "
-                      << route << "\n";
-            const bool wide = dtype == DType::Float64 || dtype == DType::Float32;
-            if (wide) {
+            std::cout << what << ": " << route << "\n";
+            if (dtype == DType::Float32) {
                 EXPECT_EQ(route, "fused: cudnnConvolutionBiasActivationForward");
+            } else {
+                EXPECT_FALSE(route.empty());
             }
-            const double tolerance = dtype == DType::Float64    ? testing::kCudnnFloat64Tolerance
-                                     : dtype == DType::Float32  ? testing::kCudaStrictFloat32Tolerance
-                                     : dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
-                                                                : testing::kFloat16VsFloat64Tolerance;
-            EXPECT_LT(testing::relative_error(y.to(DType::Float64), expected), tolerance);
+            EXPECT_LT(testing::relative_error(y.to(DType::Float64), expected), tolerance_of(dtype));
+
+            if (dtype == DType::BFloat16 || dtype == DType::Float16) {
+                BackendGuard guard(Backend::Cudnn);
+                const Tensor y_last =
+                    conv_forward(xc.to(MemoryFormat::ChannelsLast), wc, with_bias ? bc : Tensor(), params,
+                                 {with_residual ? rc.to(MemoryFormat::ChannelsLast) : Tensor(), true});
+                std::cout << what << " channels-last: " << detail::cudnn_last_epilogue_route() << "\n";
+                EXPECT_EQ(y_last.memory_format(), MemoryFormat::ChannelsLast);
+                EXPECT_LT(testing::relative_error(y_last.to(DType::Float64).contiguous(), expected),
+                          tolerance_of(dtype));
+            }
         }
     }
 }

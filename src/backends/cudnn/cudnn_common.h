@@ -16,6 +16,12 @@
 
 namespace convkit::detail {
 
+// cuDNN 9 groups its statuses in categories of 1000 (NOT_SUPPORTED_DATA_TYPE within NOT_SUPPORTED);
+// cuDNN 8's are all top-level.
+#ifndef CUDNN_STATUS_CATEGORY
+#define CUDNN_STATUS_CATEGORY(status) (status)
+#endif
+
 [[noreturn]] void throw_cudnn_error(cudnnStatus_t status, const char* expression, const char* file, int line);
 
 #define CONVKIT_CHECK_CUDNN(expression)                                                            \

@@ -15,6 +15,7 @@
 // into its output (beta = 1), then cudnnAddTensor for the bias and cudnnActivationForward in place.
 // cudnn_last_epilogue_route() says which ran.
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -163,13 +164,15 @@ struct Epilogue {
     bool relu = false;
 };
 
-// max(v, 0); NaN becomes 0, as fmaxf in cuda.igemm's epilogue and the host reference's ReLU.
+// max(v, 0); NaN becomes 0, as fmaxf in cuda.igemm's epilogue and the host reference's ReLU. The
+// coefficient, RELU's upper bound in cuDNN's text (ignored in practice), is the largest double, as
+// PyTorch passes.
 class ReluDescriptor {
 public:
     ReluDescriptor() {
         CONVKIT_CHECK_CUDNN(cudnn().cudnnCreateActivationDescriptor(&descriptor_));
-        const cudnnStatus_t status =
-            cudnn().cudnnSetActivationDescriptor(descriptor_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0);
+        const cudnnStatus_t status = cudnn().cudnnSetActivationDescriptor(
+            descriptor_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, std::numeric_limits<double>::max());
         if (status != CUDNN_STATUS_SUCCESS) {
             cudnn().cudnnDestroyActivationDescriptor(descriptor_);
             CONVKIT_CHECK_CUDNN(status);
@@ -240,24 +243,27 @@ std::map<FusedKey, std::string>& fused_refusals() {
 }
 
 // Whether `status` is cuDNN declining the fused call for this configuration (a data type, layout
-// or algorithm it does not fuse), not a failure of the call.
+// or algorithm it does not fuse): remembered for the problem. A BAD_PARAM status may depend on
+// this call's pointers or workspace, so it falls back for the call alone, its status in the route.
 bool is_refusal(cudnnStatus_t status) {
-    const int category = CUDNN_STATUS_CATEGORY(status);
-    return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+    return CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED;
+}
+bool is_bad_parameter(cudnnStatus_t status) {
+    return CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_BAD_PARAM;
 }
 
 // y = relu(conv(x, w) + residual + bias) in cuDNN's one fused call, with `algorithm` (the
 // forward's choice) and its workspace. Without a residual the call's z is y itself, scaled by 0;
-// without a bias a zero one. False, with the status remembered for `key`, where cuDNN refuses.
+// without a bias a zero one. False, with the status remembered for `key`, where cuDNN refuses;
+// `route` says which.
 bool fused_forward(const ConvProblem& p, const FusedKey& key, const ConvDescriptors& d,
                    cudnnConvolutionFwdAlgo_t algorithm, const Workspace& workspace, const void* x, const void* w,
-                   const Epilogue& e, void* y, Stream stream) {
+                   const Epilogue& e, void* y, Stream stream, std::string& route) {
     {
         std::lock_guard lock(refusals_mutex);
         const auto refused = fused_refusals().find(key);
         if (refused != fused_refusals().end()) {
-            thread_epilogue_route =
-                concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", refused->second, ")");
+            route = concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", refused->second, ")");
             return false;
         }
     }
@@ -273,16 +279,20 @@ bool fused_forward(const ConvProblem& p, const FusedKey& key, const ConvDescript
         workspace.size(), residual_scale.get(), d.y.get(), e.residual != nullptr ? e.residual : y, bias.get(),
         e.bias != nullptr ? e.bias : zeros.get(), relu.get(), d.y.get(), y);
     if (status == CUDNN_STATUS_SUCCESS) {
-        thread_epilogue_route = "fused: cudnnConvolutionBiasActivationForward";
+        route = "fused: cudnnConvolutionBiasActivationForward";
         return true;
     }
+    const std::string reason = concat(cudnn().cudnnGetErrorString(status), " (", static_cast<int>(status), ")");
+    if (is_bad_parameter(status)) {
+        route = concat("separate calls (cudnnConvolutionBiasActivationForward returned ", reason, " for this call)");
+        return false;
+    }
     if (!is_refusal(status)) throw_cudnn_error(status, "cudnnConvolutionBiasActivationForward", __FILE__, __LINE__);
-    const std::string reason = cudnn().cudnnGetErrorString(status);
     {
         std::lock_guard lock(refusals_mutex);
         fused_refusals().emplace(key, reason);
     }
-    thread_epilogue_route = concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", reason, ")");
+    route = concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", reason, ")");
     return false;
 }
 
@@ -293,6 +303,7 @@ std::string separate_route(const Epilogue& e, const char* why) {
 }
 
 void forward(const ConvProblem& p, const void* x, const void* w, const Epilogue& e, void* y, Stream stream) {
+    thread_epilogue_route.clear();  // set once the pass has run: a failed one leaves none
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
@@ -318,8 +329,11 @@ void forward(const ConvProblem& p, const void* x, const void* w, const Epilogue&
         });
     const Workspace workspace(choice.workspace, stream);
     const auto algorithm = static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm);
-    if (e.relu && fused_forward(p, {key, e.residual != nullptr}, d, algorithm, workspace, x, w, e, y, stream)) return;
-    if (!e.relu) thread_epilogue_route = separate_route(e, "no ReLU to fuse");
+    std::string route = separate_route(e, "no ReLU to fuse");
+    if (e.relu && fused_forward(p, {key, e.residual != nullptr}, d, algorithm, workspace, x, w, e, y, stream, route)) {
+        thread_epilogue_route = route;
+        return;
+    }
     const std::size_t y_bytes =
         static_cast<std::size_t>(g.batch * g.out_channels * g.output_spatial()) * dtype_size(dtype);
     const Scale one(dtype, 1.0), beta(dtype, start_from_residual(e.residual, y, y_bytes, stream));
@@ -327,11 +341,13 @@ void forward(const ConvProblem& p, const void* x, const void* w, const Epilogue&
                                                         algorithm, workspace.get(), workspace.size(), beta.get(),
                                                         d.y.get(), y));
     finish_separately(handle, g, dtype, g.out_channels, e, d.y, y);
+    thread_epilogue_route = route;
 }
 
 // Backward-data (also the forward of a transposed convolution, whose epilogue it then carries):
 // cuDNN has no fused call for it, so its epilogue takes the separate route.
 void backward_data(const ConvProblem& p, const void* dy, const void* w, const Epilogue& e, void* dx, Stream stream) {
+    thread_epilogue_route.clear();
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
     const cudnnHandle_t handle = cudnn_handle(stream);
@@ -355,7 +371,6 @@ void backward_data(const ConvProblem& p, const void* dy, const void* w, const Ep
                 results));
             return pick(results, count, "backward data", p.deterministic);
         });
-    thread_epilogue_route = separate_route(e, "cuDNN fuses no epilogue into backward-data");
     const Workspace workspace(choice.workspace, stream);
     const std::size_t dx_bytes =
         static_cast<std::size_t>(g.batch * g.in_channels * g.input_spatial()) * dtype_size(dtype);
@@ -365,6 +380,7 @@ void backward_data(const ConvProblem& p, const void* dy, const void* w, const Ep
                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algorithm),
                                              workspace.get(), workspace.size(), beta.get(), d.x.get(), dx));
     finish_separately(handle, g, dtype, g.in_channels, e, d.x, dx);
+    thread_epilogue_route = separate_route(e, "cuDNN fuses no epilogue into backward-data");
 }
 
 void backward_filter(const ConvProblem& p, const void* dy, const void* x, void* dw, Stream stream) {
