@@ -27,6 +27,7 @@
 #include <type_traits>
 
 #include "cuda/cuda_runtime.h"
+#include "kernels/conv_depthwise_widths.h"
 #include "kernels/conv_direct.h"
 #include "kernels/kernel_support.cuh"
 
@@ -493,19 +494,6 @@ __global__ void depthwise_filter_sum_kernel(std::int64_t weights, std::int64_t s
     }
 }
 
-// Calls f(std::integral_constant<int, W>) with the kernel width W if the forward and
-// backward-data kernels have an unrolled instantiation for it (MobileNet's 3, 5, ConvNeXt's
-// 7), else with W = 0.
-template <typename F>
-void dispatch_kernel_width(std::int64_t width, F&& f) {
-    switch (width) {
-        case 3: f(std::integral_constant<int, 3>{}); return;
-        case 5: f(std::integral_constant<int, 5>{}); return;
-        case 7: f(std::integral_constant<int, 7>{}); return;
-        default: f(std::integral_constant<int, 0>{}); return;
-    }
-}
-
 LaunchShape spatial_launch(const Tiling& t) {
     return {grid_stride_blocks(t.units),
             dim3(static_cast<unsigned>(t.block[0]), static_cast<unsigned>(t.block[1]),
@@ -518,14 +506,17 @@ void check_fits(const Tiling& t, const ConvGeometry& g, DType dtype) {
 }
 }  // namespace
 
+std::string depthwise_groups_unsupported_reason(const ConvGeometry& g) {
+    if (g.groups == g.in_channels) return {};
+    return "runs depthwise convolutions only (groups == input channels), not " + std::to_string(g.groups) +
+           (g.groups == 1 ? " group of " : " groups of ") + std::to_string(g.in_channels) + " input channels";
+}
+
 std::string depthwise_unsupported_reason(const ConvGeometry& g, DType dtype) {
     if (dtype != DType::Float32 && dtype != DType::Float64) {
         return std::string("runs float32 and float64 only, not ") + dtype_name(dtype);
     }
-    if (g.groups != g.in_channels) {
-        return "runs depthwise convolutions only (groups == input channels), not " + std::to_string(g.groups) +
-               (g.groups == 1 ? " group of " : " groups of ") + std::to_string(g.in_channels) + " input channels";
-    }
+    if (std::string reason = depthwise_groups_unsupported_reason(g); !reason.empty()) return reason;
     const std::size_t element = dtype_size(dtype);
     if (!forward_tiling(g, element).fits || !backward_data_tiling(zeros_padded(g), element).fits ||
         !filter_tiling(g, element).fits) {

@@ -16,6 +16,9 @@
 
 CONVKIT_KERNELS_BEGIN
 
+// Empty when g is depthwise (groups == input channels), else why not: both layouts' first rule.
+std::string depthwise_groups_unsupported_reason(const detail::ConvGeometry& g);
+
 // Empty when the depthwise kernels run geometry g in dtype, else why not, as a phrase
 // ("runs depthwise convolutions only (groups == input channels), not 2 groups of 6 channels").
 std::string depthwise_unsupported_reason(const detail::ConvGeometry& g, DType dtype);
@@ -39,5 +42,30 @@ void conv_backward_data_depthwise(const detail::ConvGeometry& g, DType dtype, co
 // in a fixed order by a second kernel.
 void conv_backward_filter_depthwise(const detail::ConvGeometry& g, DType dtype, const void* dy, const void* x,
                                     void* dw, void* workspace, Stream stream);
+
+// ---- Channels-last activations (kernels/conv_depthwise_nhwc.cu) --------------------------------
+// x, y, dy and dx as [N, spatial..., C]; the filter [C, 1, kernel...] and its gradient as above.
+// One output channel per input channel, zeros padding; float32, float64, bfloat16 and float16
+// (16-bit computed in float32, rounded once). 16-byte packs of adjacent channels where the channel
+// count and the buffers allow, else single channels.
+
+// Empty when these kernels run geometry g in dtype, else why not.
+std::string depthwise_channels_last_unsupported_reason(const detail::ConvGeometry& g, DType dtype);
+
+// Scratch bytes: forward and backward-data the filter as [taps, C]; backward-filter the per-split
+// partial sums (float32, float64 for float64).
+std::size_t depthwise_channels_last_filter_by_tap_bytes(const detail::ConvGeometry& g, DType dtype);
+std::size_t depthwise_channels_last_filter_workspace(const detail::ConvGeometry& g, DType dtype);
+
+// y = conv(x, w) + bias (bias may be null); `workspace`: filter_by_tap_bytes.
+void conv_forward_depthwise_channels_last(const detail::ConvGeometry& g, DType dtype, const void* x, const void* w,
+                                          const void* bias, void* y, void* workspace, Stream stream);
+// dx = conv^T(dy, w) + bias per channel of dx (bias may be null); `workspace`: filter_by_tap_bytes.
+void conv_backward_data_depthwise_channels_last(const detail::ConvGeometry& g, DType dtype, const void* dy,
+                                                const void* w, const void* bias, void* dx, void* workspace,
+                                                Stream stream);
+// dw, bit-identical run to run; `workspace`: filter_workspace.
+void conv_backward_filter_depthwise_channels_last(const detail::ConvGeometry& g, DType dtype, const void* dy,
+                                                  const void* x, void* dw, void* workspace, Stream stream);
 
 CONVKIT_KERNELS_END

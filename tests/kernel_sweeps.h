@@ -128,6 +128,34 @@ inline std::vector<ConvCase> tf32_conv_sweep() {
     return cases;
 }
 
+// Depthwise convolutions (groups = channels, one output channel each), which cuda.depthwise
+// runs on channels-last activations in 16-byte packs of adjacent channels where the channel count
+// allows (8 16-bit values, 4 floats, 2 doubles) and one channel at a time where it does not: 16,
+// 24, 32 and 64 channels (packs) and 6, 12 and 20 (single channels in 16 bits; pairs of doubles,
+// packs of floats for 12 and 20); kernels of 1 to 7 taps a dim, strides 1 to 3, dilation,
+// asymmetric 'same' padding, widths one past the 4-position runs, batch 1; 1-D, 2-D and 3-D; a
+// transposed layer with output padding (its forward the backward-data kernel); rows enough for
+// backward-filter to split them (64 channels, 2 x 40 rows); and one the channels-last kernels
+// refuse (reflect padding, run contiguous by the other kernels).
+inline std::vector<ConvCase> depthwise_conv_sweep() {
+    using P = ConvParams;
+    return {
+        conv(P(2).set_padding(1).set_groups(16), Shape{2, 16, 9, 10}, Shape{16, 1, 3, 3}),
+        conv(P(2).set_stride(2).set_padding(1).set_groups(24), Shape{1, 24, 11, 9}, Shape{24, 1, 3, 3}),
+        conv(P(2).set_padding(3).set_groups(32), Shape{1, 32, 8, 13}, Shape{32, 1, 7, 7}),
+        conv(P(2).set_dilation({2, 3}).set_padding(2).set_groups(6), Shape{2, 6, 9, 11}, Shape{6, 1, 3, 3}),
+        conv(P(2).set_same_padding().set_groups(12), Shape{1, 12, 6, 7}, Shape{12, 1, 4, 2}),
+        conv(P(1).set_stride(3).set_padding(2).set_groups(20), Shape{2, 20, 29}, Shape{20, 1, 5}),
+        conv(P(3).set_padding(1).set_groups(16), Shape{1, 16, 4, 5, 6}, Shape{16, 1, 3, 3, 3}),
+        conv(P(2).set_groups(16), Shape{1, 16, 5, 5}, Shape{16, 1, 1, 1}),
+        conv(P(2).set_padding(1).set_groups(64), Shape{2, 64, 40, 6}, Shape{64, 1, 3, 3}),
+        transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1).set_groups(16), Shape{2, 16, 4, 5},
+                   Shape{16, 1, 3, 3}),
+        conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect).set_groups(8), Shape{1, 8, 5, 6},
+             Shape{8, 1, 3, 3}),
+    };
+}
+
 inline std::string conv_case_name(const ::testing::TestParamInfo<ConvCase>& info) {
     return info.param.name() + "_" + std::to_string(info.index);
 }

@@ -5,8 +5,10 @@
 // strides, dilations, channel multipliers, batch 1, odd sizes, sizes one past the kernels' tile
 // edges, small planes (several planes per block), every padding mode and asymmetric 'same'
 // padding. Then: backward filter is bit-identical run to run, and the variant refuses what is
-// not depthwise (and channels-last, bfloat16, kernels too large for shared memory) with its
-// reason.
+// not depthwise (and 16-bit contiguous problems, kernels too large for shared memory; on
+// channels-last activations channel multipliers and padding other than zeros) with its reason.
+// The channels-last kernels (kernels/conv_depthwise_nhwc.cu) meet their sweep in
+// test_variant_sweep.cpp (Depthwise/*) and the public ops below.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -187,29 +189,39 @@ TEST_F(depthwise, RandomGeometriesMatchTheFloat64Reference) {
 }
 
 // The partial sums of each split are added in a fixed order, so two runs agree bit for bit
-// (float32, where a different order would show); many batch x tile steps and splits.
+// (float32, where a different order would show); many batch x tile steps and splits; the
+// contiguous kernels and the channels-last ones (2 channels one at a time, 64 in packs of 4).
 TEST_F(depthwise, BackwardFilterIsBitIdenticalRunToRun) {
     const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
     for (const ConvCase& c : {conv(P(2).set_padding(1).set_groups(3), Shape{4, 3, 33, 40}, Shape{6, 1, 3, 3}),
-                              conv(P(1).set_padding(3).set_groups(2), Shape{3, 2, 2'100}, Shape{2, 1, 7})}) {
-        SCOPED_TRACE(c.name());
-        const detail::ConvGeometry g = geometry_of(c);
-        CONVKIT_SEEDED_RNG(rng);
-        const Tensor x = testing::random_tensor(g.input_shape(), rng).to(DType::Float32).to(Device::cuda());
-        const Tensor dy = testing::random_tensor(g.output_shape(), rng).to(DType::Float32).to(Device::cuda());
-        const detail::ConvProblem problem = problem_of(g, DType::Float32);
-        const std::size_t bytes = variant.workspace(problem, ConvPass::BackwardFilter);
-        ASSERT_GT(bytes, 0u);
-        const auto run = [&] {
-            Tensor dw = testing::nan_tensor(g.weight_shape(), DType::Float32, Device::cuda());
-            Tensor scratch = Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Int64,
-                                           Device::cuda());
-            variant.run(problem, ConvPass::BackwardFilter, {.x = x.raw_data(), .dy = dy.raw_data(), .out = dw.raw_data()},
-                        {scratch.raw_data(), bytes}, testing::stream_for(Device::cuda()));
-            return dw.to(Device::host());
-        };
-        const Tensor first = run(), second = run();
-        EXPECT_TRUE(testing::exactly_equal(first, second));
+                              conv(P(1).set_padding(3).set_groups(2), Shape{3, 2, 2'100}, Shape{2, 1, 7}),
+                              conv(P(2).set_padding(1).set_groups(64), Shape{2, 64, 40, 6}, Shape{64, 1, 3, 3})}) {
+        for (MemoryFormat layout : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+            SCOPED_TRACE(c.name() + " " + memory_format_name(layout));
+            const detail::ConvGeometry g = geometry_of(c);
+            CONVKIT_SEEDED_RNG(rng);
+            const Tensor x =
+                testing::random_tensor(g.input_shape(), rng).to(DType::Float32).to(Device::cuda()).to(layout);
+            const Tensor dy =
+                testing::random_tensor(g.output_shape(), rng).to(DType::Float32).to(Device::cuda()).to(layout);
+            detail::ConvProblem problem = problem_of(g, DType::Float32);
+            problem.x_layout = problem.y_layout = layout;
+            if (!variant.supports(problem, ConvPass::BackwardFilter))
+                continue;  // a channel multiplier: contiguous only
+            const std::size_t bytes = variant.workspace(problem, ConvPass::BackwardFilter);
+            ASSERT_GT(bytes, 0u);
+            const auto run = [&] {
+                Tensor dw = testing::nan_tensor(g.weight_shape(), DType::Float32, Device::cuda());
+                Tensor scratch =
+                    Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8)}, DType::Int64, Device::cuda());
+                variant.run(problem, ConvPass::BackwardFilter,
+                            {.x = x.raw_physical_data(), .dy = dy.raw_physical_data(), .out = dw.raw_data()},
+                            {scratch.raw_data(), bytes}, testing::stream_for(Device::cuda()));
+                return dw.to(Device::host());
+            };
+            const Tensor first = run(), second = run();
+            EXPECT_TRUE(testing::exactly_equal(first, second));
+        }
     }
 }
 
@@ -246,6 +258,52 @@ TEST_F(depthwise, RunsThePublicOpsWhenNamed) {
     }
 }
 
+// On channels-last activations the CUDA default runs a depthwise layer on the channels-last
+// kernels in every floating dtype, 16-bit included, converting no layout (bfloat16 had gone to
+// cuda.im2col: a column matrix of 9 times the input and one cuBLAS GEMM of one column per
+// channel). The forward and every gradient through autograd, against float64 on the host, from
+// inputs exact in bfloat16.
+TEST_F(depthwise, ChannelsLastSixteenBitLayersRunNativelyByDefault) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = P(2).set_stride(2).set_padding(1).set_groups(16);
+    const Tensor x = testing::random_exact_in(DType::BFloat16, Shape{2, 16, 9, 10}, rng);
+    const Tensor w = testing::random_exact_in(DType::BFloat16, Shape{16, 1, 3, 3}, rng);
+    const Tensor b = testing::random_exact_in(DType::BFloat16, Shape{16}, rng);
+    const auto leaf = [](const Tensor& t, DType dtype, Device device, MemoryFormat format) {
+        Tensor on = t.to(dtype).to(device).to(format).detach();
+        on.set_requires_grad();
+        return on;
+    };
+    const auto run = [&](DType dtype, Device device, MemoryFormat format) {
+        const Tensor xl = leaf(x, dtype, device, format), wl = leaf(w, dtype, device, MemoryFormat::Contiguous),
+                     bl = leaf(b, dtype, device, MemoryFormat::Contiguous);
+        const Tensor y = conv_forward(xl, wl, bl, params);
+        const std::string variant = last_conv_variant();
+        Tensor dy = testing::random_exact_in(DType::BFloat16, y.shape(), rng);
+        y.backward(dy.to(dtype).to(device).to(format));
+        const auto host = [](const Tensor& t) { return t.to(Device::host()).contiguous().to(DType::Float64); };
+        return std::tuple{variant, host(y), host(xl.grad()), host(wl.grad()), host(bl.grad())};
+    };
+    const std::uint64_t seed = rng();
+    rng.seed(seed);
+    const auto [reference_variant, y, dx, dw, db] = run(DType::Float64, Device::host(), MemoryFormat::Contiguous);
+    for (DType dtype : {DType::BFloat16, DType::Float16, DType::Float32}) {
+        SCOPED_TRACE(dtype_name(dtype));
+        rng.seed(seed);  // the same dy
+        reset_layout_conversions();
+        const auto [variant, y_got, dx_got, dw_got, db_got] = run(dtype, Device::cuda(), MemoryFormat::ChannelsLast);
+        EXPECT_EQ(variant, kVariant);
+        EXPECT_EQ(layout_conversions(), 0u) << "channels-last in, channels-last kernels";
+        const double tolerance = dtype == DType::BFloat16  ? testing::kBfloat16VsFloat64Tolerance
+                                 : dtype == DType::Float16 ? testing::kFloat16VsFloat64Tolerance
+                                                           : testing::kCudaStrictFloat32Tolerance;
+        EXPECT_LT(testing::relative_error(y_got, y), tolerance);
+        EXPECT_LT(testing::relative_error(dx_got, dx), tolerance);
+        EXPECT_LT(testing::relative_error(dw_got, dw), tolerance);
+        EXPECT_LT(testing::relative_error(db_got, db), tolerance);
+    }
+}
+
 std::string refusal(const detail::ConvProblem& problem, ConvPass pass = ConvPass::Forward) {
     std::string reason;
     EXPECT_FALSE(testing::conv_variant_named(kVariant).supports(problem, pass, &reason));
@@ -265,10 +323,31 @@ TEST_F(depthwise, RefusesWhatIsNotDepthwiseWithItsReason) {
         EXPECT_EQ(refusal(problem(grouped), pass),
                   "runs depthwise convolutions only (groups == input channels), not 2 groups of 6 input channels");
     }
-    detail::ConvProblem channels_last = problem(depthwise);
-    channels_last.x_layout = channels_last.y_layout = detail::Layout::ChannelsLast;
-    EXPECT_EQ(refusal(channels_last), "runs contiguous layouts only, not channels-last");
-    EXPECT_EQ(refusal(problem(depthwise, DType::BFloat16)), "does not compute bfloat16");
+    // Channels-last activations (kernels/conv_depthwise_nhwc.cu): one output channel per input
+    // channel and zeros padding, every floating dtype; 16-bit contiguous ones are refused.
+    const auto channels_last = [&](const ConvCase& c, DType dtype = DType::Float32) {
+        detail::ConvProblem p = problem(c, dtype);
+        p.x_layout = p.y_layout = detail::Layout::ChannelsLast;
+        return p;
+    };
+    const ConvCase multiplier = conv(P(2).set_padding(1).set_groups(3), Shape{1, 3, 8, 8}, Shape{6, 1, 3, 3});
+    const ConvCase reflect = conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect).set_groups(3),
+                                  Shape{1, 3, 8, 8}, Shape{3, 1, 3, 3});
+    EXPECT_EQ(refusal(channels_last(multiplier)),
+              "runs one output channel per input channel on channels-last activations, not a channel multiplier of 2");
+    EXPECT_EQ(refusal(channels_last(reflect)), "runs zeros padding only on channels-last activations");
+    EXPECT_EQ(refusal(channels_last(dense)),
+              "runs depthwise convolutions only (groups == input channels), not 1 group of 3 input channels");
+    EXPECT_EQ(refusal(problem(depthwise, DType::BFloat16)), "runs float32 and float64 only, not bfloat16");
+    detail::ConvProblem mixed = problem(depthwise);
+    mixed.x_layout = detail::Layout::ChannelsLast;
+    EXPECT_EQ(refusal(mixed), "runs activations and weight contiguous, or the activations channels-last");
+    for (DType dtype : {DType::BFloat16, DType::Float16, DType::Float32, DType::Float64}) {
+        std::string why;
+        EXPECT_TRUE(
+            testing::conv_variant_named(kVariant).supports(channels_last(depthwise, dtype), ConvPass::Forward, &why))
+            << dtype_name(dtype) << ": " << why;
+    }
     // 31x31x31 taps of float64 are 238 KiB on their own: no tile fits 48 KiB.
     const ConvCase huge = conv(P(3).set_groups(1), Shape{1, 1, 31, 31, 31}, Shape{1, 1, 31, 31, 31});
     const std::string too_large = refusal(problem(huge, DType::Float64));

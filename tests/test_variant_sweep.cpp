@@ -183,6 +183,24 @@ INSTANTIATE_TEST_SUITE_P(SixteenBit, ConvVariantSweep,
                                             ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
                          conv_sweep_name);
 
+// The depthwise variant (cuda.depthwise; none on the host) over the depthwise shapes in every
+// floating dtype and both layouts: channels-last runs every dtype natively (16-bit included);
+// contiguous runs float32 and float64 and records its refusal of 16-bit ones.
+std::vector<std::string> depthwise_variant_names() {
+    std::vector<std::string> names;
+    for (const std::string& name : conv_variant_names()) {
+        if (name.find("depthwise") != std::string::npos) names.push_back(name);
+    }
+    return names;
+}
+INSTANTIATE_TEST_SUITE_P(Depthwise, ConvVariantSweep,
+                         ::testing::Combine(::testing::ValuesIn(depthwise_variant_names()),
+                                            ::testing::ValuesIn(testing::depthwise_conv_sweep()),
+                                            ::testing::Values(DType::BFloat16, DType::Float16, DType::Float32,
+                                                              DType::Float64),
+                                            ::testing::Values(MemoryFormat::Contiguous, MemoryFormat::ChannelsLast)),
+                         conv_sweep_name);
+
 // Float32 as tf32 over the tensor-core shapes (channels-last runs; contiguous records the
 // refusal), and over the shapes whose channels per group are a multiple of 4 but not of 8,
 // which only tf32 runs.

@@ -1,0 +1,488 @@
+// Depthwise convolution on channels-last activations (N, D, H, W, C: channels adjacent), one
+// output channel per input channel, zeros padding: forward, backward-data and backward-filter,
+// 1-D/2-D/3-D, every stride and dilation, float32, float64, bfloat16 and float16 (16-bit values
+// computed in float32 and rounded once). The variant cuda.depthwise runs these for channels-last
+// problems and kernels/conv_depthwise.cu's for contiguous ones.
+//
+// Why a layout of its own: channels-last puts one position's channels in a row, so a thread can
+// own a pack of adjacent channels (16 bytes: 8 bfloat16, 4 floats) and move each operand in
+// 16-byte accesses, the width bandwidth-bound kernels need (kernels/element_pack.cuh); a warp's
+// packs are consecutive in memory whatever the channel count. Without it a bfloat16 depthwise
+// layer on channels-last tensors ran as unfolded columns times cuBLAS (cuda.im2col: a column
+// matrix of taps times the input, and one GEMM of one column per channel).
+//
+// Forward and backward-data: a thread computes one pack at kRun consecutive positions along W
+// (its accumulators in registers), reading the filter's pack once per tap for all of them; the
+// neighbouring positions' inputs, which several taps and threads share, come from L1 and L2. The
+// filter is read as [taps][C] (permuted into the workspace first), so that a tap's pack is one
+// access. Backward-data gathers dy through the taps whose output position is whole (stride
+// division), the adjoint of the forward.
+// Backward-filter: a block per (row of the kernel's taps along W, tile of packs, split of the rows
+// n, d, h); each thread sums dy x for its pack over its rows' columns, each dy pack loaded once for
+// the whole row of taps (single taps for widths not unrolled); the block adds its lanes in lane
+// order, and a second kernel adds the splits in split order: dw is the same bit for bit on every run.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "convkit/error.h"
+#include "cuda/cuda_runtime.h"
+#include "kernels/conv_depthwise.h"
+#include "kernels/conv_depthwise_widths.h"
+#include "kernels/element_pack.cuh"
+#include "kernels/kernel_support.cuh"
+
+CONVKIT_KERNELS_BEGIN
+
+namespace {
+using detail::ConvGeometry;
+
+// Positions along W a forward or backward-data thread computes.
+constexpr int kRun = 4;
+// Their __launch_bounds__ (256 threads; blocks an SM at least): for 16-bit storage 3 (24 warps),
+// which caps them at 80 registers where float16 packs took 90-92 left alone (2 blocks), since a
+// bandwidth-bound kernel wants more warps' loads in flight; for float and double 2, since ptxas
+// gave the float pack forward a stack frame under 3 (and under a bare 256-thread bound: 8 bytes).
+template <typename T>
+inline constexpr int kRunBlocksPerSm = sizeof(T) == 2 ? 3 : 2;
+// Backward-filter: threads a block, packs a block at most (a power of two: the rest of the
+// block's threads are lanes over rows), and the blocks aimed at (about four waves of an H100).
+constexpr int kFilterThreads = 256;
+constexpr int kMaxFilterPacks = 32;
+constexpr std::int64_t kFilterBlocksTarget = 2048;
+
+// The geometry by value, always 3-D (rank 1 and 2 have leading extents of 1).
+struct NhwcGeometry {
+    std::int64_t batch = 1, channels = 1;
+    int in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, kernel[3] = {1, 1, 1};
+    int stride[3] = {1, 1, 1}, dilation[3] = {1, 1, 1}, pad[3] = {0, 0, 0};
+    int taps = 1;
+};
+
+NhwcGeometry nhwc_geometry(const ConvGeometry& g) {
+    NhwcGeometry n;
+    n.batch = g.batch;
+    n.channels = g.in_channels;
+    for (std::size_t d = 0; d < 3; ++d) {
+        n.in[d] = static_cast<int>(g.input[d]);
+        n.out[d] = static_cast<int>(g.output[d]);
+        n.kernel[d] = static_cast<int>(g.kernel[d]);
+        n.stride[d] = static_cast<int>(g.stride[d]);
+        n.dilation[d] = static_cast<int>(g.dilation[d]);
+        n.pad[d] = static_cast<int>(g.pad_begin[d]);
+    }
+    n.taps = n.kernel[0] * n.kernel[1] * n.kernel[2];
+    return n;
+}
+
+// Backward-filter's launch: blocks along x over tap groups (a row of a kernel's W taps where
+// dispatch_kernel_width unrolls that width, each thread summing all of them from one load of dy;
+// else single taps), packs of a block (block x), lanes over rows (block y), and the split of the
+// rows (n, d, h of the output) over grid z.
+struct FilterPlan {
+    int block_packs = 1, lanes = kFilterThreads;
+    int group_taps = 1;  // taps along W a thread sums: the kernel's width, or 1
+    std::int64_t tap_groups = 1, pack_tiles = 1;
+    std::int64_t rows = 1, rows_per_split = 1;
+    int splits = 1;
+};
+
+// The taps along W one backward-filter thread sums: the kernel width where it is unrolled, else 1.
+int filter_group_taps(const NhwcGeometry& g) {
+    int taps = 1;
+    dispatch_kernel_width(g.kernel[2], [&](auto width) { taps = decltype(width)::value > 0 ? g.kernel[2] : 1; });
+    return taps;
+}
+
+FilterPlan filter_plan(const NhwcGeometry& g, int width) {
+    FilterPlan plan;
+    const std::int64_t packs = g.channels / width;
+    while (plan.block_packs * 2 <= std::min<std::int64_t>(packs, kMaxFilterPacks)) plan.block_packs *= 2;
+    plan.lanes = kFilterThreads / plan.block_packs;
+    plan.group_taps = filter_group_taps(g);
+    plan.tap_groups = g.taps / plan.group_taps;
+    plan.pack_tiles = (packs + plan.block_packs - 1) / plan.block_packs;
+    plan.rows = g.batch * g.out[0] * g.out[1];
+    const std::int64_t blocks = plan.tap_groups * plan.pack_tiles;
+    const std::int64_t wanted = (kFilterBlocksTarget + blocks - 1) / blocks;
+    // Each split gives every lane a row at least; grid z holds at most 65535.
+    const std::int64_t most = std::max<std::int64_t>(1, plan.rows / plan.lanes);
+    plan.splits = static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxGridZ));
+    plan.rows_per_split = (plan.rows + plan.splits - 1) / plan.splits;
+    plan.splits = static_cast<int>((plan.rows + plan.rows_per_split - 1) / plan.rows_per_split);
+    return plan;
+}
+
+// The widest pack (16 bytes of T, else one element) that the channel count and every buffer allow.
+template <typename T, typename F, typename... Pointers>
+void with_pack_width(std::int64_t channels, F&& f, const Pointers*... pointers) {
+    constexpr int wide = kPackWidth<T>;
+    if (channels % wide == 0 && pack_aligned<T, wide>(pointers...)) {
+        f(PackWidth<wide>{});
+    } else {
+        f(PackWidth<1>{});
+    }
+}
+
+// Where a backward-data gather along one dim reads dy: the output position o with o * stride =
+// numerator (i + pad - tap * dilation), if whole and inside.
+__device__ inline bool gathered_position(int numerator, int stride, int size, int& o) {
+    if (stride == 1) {
+        o = numerator;
+    } else {
+        if (numerator < 0 || numerator % stride != 0) return false;
+        o = numerator / stride;
+    }
+    return static_cast<unsigned>(o) < static_cast<unsigned>(size);
+}
+
+// One thread's kRun packs, accumulated in the compute type and started from the bias.
+template <typename T, int Width>
+struct RunAccumulators {
+    using C = ComputeType<T>;
+    C value[kRun][Width];
+
+    __device__ explicit RunAccumulators(const T* bias, std::int64_t pack) {
+        ElementPack<T, Width> b{};
+        if (bias != nullptr) b = load_pack<Width>(bias, pack);
+        CONVKIT_UNROLL
+        for (int r = 0; r < kRun; ++r) {
+            CONVKIT_UNROLL
+            for (int v = 0; v < Width; ++v) value[r][v] = bias != nullptr ? static_cast<C>(b.value[v]) : C(0);
+        }
+    }
+    __device__ void add(int r, const ElementPack<T, Width>& a, const ElementPack<T, Width>& b) {
+        CONVKIT_UNROLL
+        for (int v = 0; v < Width; ++v) value[r][v] += static_cast<C>(a.value[v]) * static_cast<C>(b.value[v]);
+    }
+    // Positions first, first + 1, ... of `out` (the pack `pack` of each), the first
+    // `positions_left` of them (the row's end).
+    __device__ void store(T* out, std::int64_t first_position, int positions_left, std::int64_t packs,
+                          std::int64_t pack) const {
+        CONVKIT_UNROLL
+        for (int r = 0; r < kRun; ++r) {
+            if (r >= positions_left) break;
+            ElementPack<T, Width> result;
+            CONVKIT_UNROLL
+            for (int v = 0; v < Width; ++v) result.value[v] = T(value[r][v]);
+            store_pack<Width>(out, (first_position + r) * packs + pack, result);
+        }
+    }
+};
+
+// A unit of forward or backward-data work: pack `pack` at positions w0 .. w0 + kRun - 1 of row
+// (n, d, h) of a tensor of extents `extent`.
+struct RunUnit {
+    std::int64_t n, pack;
+    int d, h, w0;
+};
+
+__device__ inline RunUnit run_unit(std::int64_t u, std::int64_t packs, const int (&extent)[3]) {
+    const int runs = (extent[2] + kRun - 1) / kRun;
+    RunUnit unit;
+    unit.pack = u % packs;
+    std::int64_t rest = u / packs;
+    unit.w0 = static_cast<int>(rest % runs) * kRun;
+    rest /= runs;
+    unit.h = static_cast<int>(rest % extent[1]);
+    rest /= extent[1];
+    unit.d = static_cast<int>(rest % extent[0]);
+    unit.n = rest / extent[0];
+    return unit;
+}
+
+__host__ __device__ inline std::int64_t run_units(const NhwcGeometry& g, const int (&extent)[3], int width) {
+    return g.batch * extent[0] * extent[1] * ((extent[2] + kRun - 1) / kRun) * (g.channels / width);
+}
+
+// y[n, o, c] = bias[c] + sum over taps t of x[n, o * stride - pad + t * dilation, c] w[t, c].
+template <typename T, int Width>
+__global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm<T>)
+    depthwise_nhwc_forward_kernel(NhwcGeometry g, const T* x, const T* w, const T* bias, T* y) {
+    const std::int64_t packs = g.channels / Width;
+    const std::int64_t units = run_units(g, g.out, Width);
+    for (std::int64_t u = global_thread_index(); u < units; u += global_thread_count()) {
+        const RunUnit at = run_unit(u, packs, g.out);
+        RunAccumulators<T, Width> acc(bias, at.pack);
+        for (int kd = 0; kd < g.kernel[0]; ++kd) {
+            const int id = at.d * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+            if (static_cast<unsigned>(id) >= static_cast<unsigned>(g.in[0])) continue;
+            for (int kh = 0; kh < g.kernel[1]; ++kh) {
+                const int ih = at.h * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+                if (static_cast<unsigned>(ih) >= static_cast<unsigned>(g.in[1])) continue;
+                const std::int64_t row = ((at.n * g.in[0] + id) * g.in[1] + ih) * g.in[2];
+                for (int kw = 0; kw < g.kernel[2]; ++kw) {
+                    const int tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                    const ElementPack<T, Width> wp = load_pack<Width>(w, tap * packs + at.pack);
+                    const int iw0 = at.w0 * g.stride[2] - g.pad[2] + kw * g.dilation[2];
+                    CONVKIT_UNROLL
+                    for (int r = 0; r < kRun; ++r) {
+                        const int iw = iw0 + r * g.stride[2];
+                        if (static_cast<unsigned>(iw) >= static_cast<unsigned>(g.in[2])) continue;
+                        acc.add(r, load_pack<Width>(x, (row + iw) * packs + at.pack), wp);
+                    }
+                }
+            }
+        }
+        const std::int64_t first = ((at.n * g.out[0] + at.d) * g.out[1] + at.h) * g.out[2] + at.w0;
+        acc.store(y, first, g.out[2] - at.w0, packs, at.pack);
+    }
+}
+
+// dx[n, i, c] = bias[c] + sum over the taps t with o * stride = i + pad - t * dilation whole and
+// inside of dy[n, o, c] w[t, c].
+template <typename T, int Width>
+__global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm<T>)
+    depthwise_nhwc_backward_data_kernel(NhwcGeometry g, const T* dy, const T* w, const T* bias, T* dx) {
+    const std::int64_t packs = g.channels / Width;
+    const std::int64_t units = run_units(g, g.in, Width);
+    for (std::int64_t u = global_thread_index(); u < units; u += global_thread_count()) {
+        const RunUnit at = run_unit(u, packs, g.in);
+        RunAccumulators<T, Width> acc(bias, at.pack);
+        for (int kd = 0; kd < g.kernel[0]; ++kd) {
+            int od;
+            if (!gathered_position(at.d + g.pad[0] - kd * g.dilation[0], g.stride[0], g.out[0], od)) continue;
+            for (int kh = 0; kh < g.kernel[1]; ++kh) {
+                int oh;
+                if (!gathered_position(at.h + g.pad[1] - kh * g.dilation[1], g.stride[1], g.out[1], oh)) continue;
+                const std::int64_t row = ((at.n * g.out[0] + od) * g.out[1] + oh) * g.out[2];
+                for (int kw = 0; kw < g.kernel[2]; ++kw) {
+                    const int tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                    const ElementPack<T, Width> wp = load_pack<Width>(w, tap * packs + at.pack);
+                    const int numerator0 = at.w0 + g.pad[2] - kw * g.dilation[2];
+                    CONVKIT_UNROLL
+                    for (int r = 0; r < kRun; ++r) {
+                        int ow;
+                        if (!gathered_position(numerator0 + r, g.stride[2], g.out[2], ow)) continue;
+                        acc.add(r, load_pack<Width>(dy, (row + ow) * packs + at.pack), wp);
+                    }
+                }
+            }
+        }
+        const std::int64_t first = ((at.n * g.in[0] + at.d) * g.in[1] + at.h) * g.in[2] + at.w0;
+        acc.store(dx, first, g.in[2] - at.w0, packs, at.pack);
+    }
+}
+
+// Partial sums of dw[t, c] = sum over rows and columns of dy[n, o, c] x[n, o * stride - pad + t *
+// dilation, c]: block (tap group, pack tile, split); thread (pack in the tile, lane). KW > 0: the
+// group is a row (kd, kh) of the kernel's KW taps along W, each dy pack loaded once for all of
+// them (their x packs, neighbours along the row, from L1); KW == 0: one tap. Lanes take the
+// split's rows in turn; the block adds its lanes in lane order, tap by tap, into
+// partial[split][tap][c].
+template <typename T, int Width, int KW>
+__global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan plan, const T* dy, const T* x,
+                                                      ComputeType<T>* partial) {
+    using C = ComputeType<T>;
+    constexpr int kGroupTaps = KW > 0 ? KW : 1;
+    const std::int64_t packs = g.channels / Width;
+    const int first_tap = static_cast<int>(blockIdx.x) * kGroupTaps;  // and the next kGroupTaps - 1, along W
+    const int kw0 = first_tap % g.kernel[2], kh = first_tap / g.kernel[2] % g.kernel[1];
+    const int kd = first_tap / (g.kernel[2] * g.kernel[1]);
+    const std::int64_t pack = static_cast<std::int64_t>(blockIdx.y) * plan.block_packs + threadIdx.x;
+    const int lane = static_cast<int>(threadIdx.y);
+    C acc[kGroupTaps][Width] = {};
+    if (pack < packs) {
+        const std::int64_t first_row = static_cast<std::int64_t>(blockIdx.z) * plan.rows_per_split;
+        const std::int64_t split_end = first_row + plan.rows_per_split;
+        const std::int64_t end_row = split_end < plan.rows ? split_end : plan.rows;
+        for (std::int64_t row = first_row + lane; row < end_row; row += plan.lanes) {
+            const int oh = static_cast<int>(row % g.out[1]), od = static_cast<int>(row / g.out[1] % g.out[0]);
+            const std::int64_t n = row / (std::int64_t{g.out[1]} * g.out[0]);
+            const int id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+            const int ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+            if (static_cast<unsigned>(id) >= static_cast<unsigned>(g.in[0]) ||
+                static_cast<unsigned>(ih) >= static_cast<unsigned>(g.in[1]))
+                continue;
+            const std::int64_t dy_row = row * g.out[2];
+            const std::int64_t x_row = ((n * g.in[0] + id) * g.in[1] + ih) * g.in[2];
+            for (int o = 0; o < g.out[2]; ++o) {
+                const ElementPack<T, Width> d = load_pack<Width>(dy, (dy_row + o) * packs + pack);
+                const int iw0 = o * g.stride[2] - g.pad[2] + kw0 * g.dilation[2];
+                CONVKIT_UNROLL
+                for (int j = 0; j < kGroupTaps; ++j) {
+                    const int iw = iw0 + j * g.dilation[2];
+                    if (static_cast<unsigned>(iw) >= static_cast<unsigned>(g.in[2])) continue;
+                    const ElementPack<T, Width> s = load_pack<Width>(x, (x_row + iw) * packs + pack);
+                    CONVKIT_UNROLL
+                    for (int v = 0; v < Width; ++v)
+                        acc[j][v] += static_cast<C>(d.value[v]) * static_cast<C>(s.value[v]);
+                }
+            }
+        }
+    }
+    // Each tap's lanes through shared memory, added by lane 0 in lane order.
+    C* lanes = dynamic_shared_memory<C>();
+    const int slot = (lane * plan.block_packs + static_cast<int>(threadIdx.x)) * Width;
+    CONVKIT_UNROLL
+    for (int j = 0; j < kGroupTaps; ++j) {
+        CONVKIT_UNROLL
+        for (int v = 0; v < Width; ++v) lanes[slot + v] = acc[j][v];
+        __syncthreads();
+        if (lane == 0 && pack < packs) {
+            for (int v = 0; v < Width; ++v) {
+                C total = C(0);
+                for (int l = 0; l < plan.lanes; ++l) {
+                    total += lanes[(l * plan.block_packs + static_cast<int>(threadIdx.x)) * Width + v];
+                }
+                partial[(static_cast<std::int64_t>(blockIdx.z) * g.taps + first_tap + j) * g.channels + pack * Width +
+                        v] = total;
+            }
+        }
+        __syncthreads();  // the slots are free for the next tap
+    }
+}
+
+// dw[c, t] (the filter's [C, 1, taps] order) = the sum of partial[s][t][c] over splits s, in order.
+template <typename T>
+__global__ void depthwise_nhwc_filter_sum_kernel(NhwcGeometry g, int splits, const ComputeType<T>* partial, T* dw) {
+    using C = ComputeType<T>;
+    const std::int64_t weights = g.channels * g.taps;
+    for (std::int64_t i = global_thread_index(); i < weights; i += global_thread_count()) {
+        const std::int64_t c = i / g.taps, tap = i % g.taps;
+        C total = C(0);
+        for (int s = 0; s < splits; ++s) total += partial[(s * std::int64_t{g.taps} + tap) * g.channels + c];
+        dw[i] = T(total);
+    }
+}
+
+// The filter [C, 1, taps] as [taps, C], so that a tap's channels are adjacent.
+template <typename T>
+__global__ void depthwise_nhwc_filter_by_tap_kernel(NhwcGeometry g, const T* w, T* by_tap) {
+    const std::int64_t weights = g.channels * g.taps;
+    for (std::int64_t i = global_thread_index(); i < weights; i += global_thread_count()) {
+        const std::int64_t c = i % g.channels, tap = i / g.channels;
+        by_tap[i] = w[c * g.taps + tap];
+    }
+}
+
+// The workspace's filter [taps, C], written on `stream`; it takes the first filter_bytes of
+// `workspace`.
+template <typename T>
+const T* filter_by_tap(const NhwcGeometry& g, const void* w, void* workspace, cudaStream_t stream) {
+    T* by_tap = static_cast<T*>(workspace);
+    launch<depthwise_nhwc_filter_by_tap_kernel<T>>({grid_for(g.channels * g.taps), kThreadsPerBlock}, stream, g,
+                                                   static_cast<const T*>(w), by_tap);
+    return by_tap;
+}
+
+std::size_t filter_bytes(const ConvGeometry& g, DType dtype) {
+    return static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) * dtype_size(dtype);
+}
+
+int widest_pack_width(const ConvGeometry& g, DType dtype) {
+    const int wide = 16 / static_cast<int>(dtype_size(dtype));
+    return g.in_channels % wide == 0 ? wide : 1;
+}
+
+}  // namespace
+
+std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DType dtype) {
+    if (dtype == DType::Int64) return "runs floating-point dtypes only, not int64";
+    if (std::string reason = depthwise_groups_unsupported_reason(g); !reason.empty()) return reason;
+    if (g.out_channels != g.in_channels) {
+        return "runs one output channel per input channel on channels-last activations, not a channel multiplier "
+               "of " +
+               std::to_string(g.out_channels / g.in_channels);
+    }
+    if (g.padding_mode != PaddingMode::Zeros) return "runs zeros padding only on channels-last activations";
+    constexpr std::int64_t kIntMax = 0x7fffffff;
+    for (std::size_t d = 0; d < 3; ++d) {
+        if (g.input[d] + g.pad_begin[d] + g.pad_end[d] + g.dilation[d] * g.kernel[d] > kIntMax / 2 ||
+            g.stride[d] * g.output[d] > kIntMax / 2) {
+            return "spatial extents past 32-bit coordinates";
+        }
+    }
+    if (g.kernel_spatial() > kIntMax || g.kernel_spatial() * g.in_channels > (std::int64_t{1} << 40)) {
+        return "more taps than 32-bit indices hold";
+    }
+    const std::int64_t packs_per_tile = kMaxFilterPacks;
+    if ((g.in_channels + packs_per_tile - 1) / packs_per_tile > kMaxGridY) return "more than 2 million channels";
+    return {};
+}
+
+std::size_t depthwise_channels_last_filter_by_tap_bytes(const ConvGeometry& g, DType dtype) {
+    return filter_bytes(g, dtype);
+}
+
+std::size_t depthwise_channels_last_filter_workspace(const ConvGeometry& g, DType dtype) {
+    // The launch takes the pack its buffers allow: room for the plan of either width.
+    const NhwcGeometry n = nhwc_geometry(g);
+    const int splits = std::max(filter_plan(n, widest_pack_width(g, dtype)).splits, filter_plan(n, 1).splits);
+    const std::size_t compute_bytes = dtype == DType::Float64 ? sizeof(double) : sizeof(float);
+    return static_cast<std::size_t>(splits) * static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) *
+           compute_bytes;
+}
+
+void conv_forward_depthwise_channels_last(const ConvGeometry& g, DType dtype, const void* x, const void* w,
+                                          const void* bias, void* y, void* workspace, Stream stream) {
+    const NhwcGeometry n = nhwc_geometry(g);
+    const cudaStream_t s = detail::to_cuda(stream);
+    dispatch_float_storage_types("conv_forward_depthwise_channels_last", dtype, [&](auto tag) {
+        using T = decltype(tag);
+        const T* by_tap = filter_by_tap<T>(n, w, workspace, s);
+        with_pack_width<T>(
+            n.channels,
+            [&](auto width) {
+                constexpr int W = decltype(width)::value;
+                launch<depthwise_nhwc_forward_kernel<T, W>>(
+                    {grid_stride_blocks((run_units(n, n.out, W) + kThreadsPerBlock - 1) / kThreadsPerBlock),
+                     kThreadsPerBlock},
+                    s, n, static_cast<const T*>(x), by_tap, static_cast<const T*>(bias), static_cast<T*>(y));
+            },
+            static_cast<const T*>(x), by_tap, static_cast<const T*>(bias), static_cast<const T*>(y));
+    });
+}
+
+void conv_backward_data_depthwise_channels_last(const ConvGeometry& g, DType dtype, const void* dy, const void* w,
+                                                const void* bias, void* dx, void* workspace, Stream stream) {
+    const NhwcGeometry n = nhwc_geometry(g);
+    const cudaStream_t s = detail::to_cuda(stream);
+    dispatch_float_storage_types("conv_backward_data_depthwise_channels_last", dtype, [&](auto tag) {
+        using T = decltype(tag);
+        const T* by_tap = filter_by_tap<T>(n, w, workspace, s);
+        with_pack_width<T>(
+            n.channels,
+            [&](auto width) {
+                constexpr int W = decltype(width)::value;
+                launch<depthwise_nhwc_backward_data_kernel<T, W>>(
+                    {grid_stride_blocks((run_units(n, n.in, W) + kThreadsPerBlock - 1) / kThreadsPerBlock),
+                     kThreadsPerBlock},
+                    s, n, static_cast<const T*>(dy), by_tap, static_cast<const T*>(bias), static_cast<T*>(dx));
+            },
+            static_cast<const T*>(dy), by_tap, static_cast<const T*>(bias), static_cast<const T*>(dx));
+    });
+}
+
+void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType dtype, const void* dy, const void* x,
+                                                  void* dw, void* workspace, Stream stream) {
+    const NhwcGeometry n = nhwc_geometry(g);
+    const cudaStream_t s = detail::to_cuda(stream);
+    dispatch_float_storage_types("conv_backward_filter_depthwise_channels_last", dtype, [&](auto tag) {
+        using T = decltype(tag);
+        using C = ComputeType<T>;
+        C* partial = static_cast<C*>(workspace);
+        int splits = 1;
+        with_pack_width<T>(
+            n.channels,
+            [&](auto width) {
+                constexpr int W = decltype(width)::value;
+                const FilterPlan plan = filter_plan(n, W);
+                splits = plan.splits;
+                const LaunchShape shape{
+                    dim3(static_cast<unsigned>(plan.tap_groups), static_cast<unsigned>(plan.pack_tiles),
+                         static_cast<unsigned>(plan.splits)),
+                    dim3(static_cast<unsigned>(plan.block_packs), static_cast<unsigned>(plan.lanes)),
+                    static_cast<std::size_t>(kFilterThreads) * W * sizeof(C)};
+                dispatch_kernel_width(n.kernel[2], [&](auto kernel_width) {
+                    launch<depthwise_nhwc_filter_partials_kernel<T, W, decltype(kernel_width)::value>>(
+                        shape, s, n, plan, static_cast<const T*>(dy), static_cast<const T*>(x), partial);
+                });
+            },
+            static_cast<const T*>(dy), static_cast<const T*>(x));
+        launch<depthwise_nhwc_filter_sum_kernel<T>>({grid_for(n.channels * n.taps), kThreadsPerBlock}, s, n, splits,
+                                                    static_cast<const C*>(partial), static_cast<T*>(dw));
+    });
+}
+
+CONVKIT_KERNELS_END
