@@ -171,13 +171,13 @@ struct RunAccumulators {
 };
 
 // A unit of forward or backward-data work: pack `pack` at positions w0 .. w0 + kRun - 1 of row
-// (n, d, h) of a tensor of extents `extent`.
+// (n, d, h) of the written tensor, of extents `extent`.
 struct RunUnit {
     std::int64_t n, pack;
     int d, h, w0;
 };
 
-__device__ inline RunUnit run_unit(std::int64_t u, std::int64_t packs, const int (&extent)[3]) {
+__device__ inline RunUnit run_unit(std::int64_t u, std::int64_t packs, const int* extent) {
     const int runs = (extent[2] + kRun - 1) / kRun;
     RunUnit unit;
     unit.pack = u % packs;
@@ -191,76 +191,57 @@ __device__ inline RunUnit run_unit(std::int64_t u, std::int64_t packs, const int
     return unit;
 }
 
-__host__ __device__ inline std::int64_t run_units(const NhwcGeometry& g, const int (&extent)[3], int width) {
+__host__ __device__ inline std::int64_t run_units(const NhwcGeometry& g, const int* extent, int width) {
     return g.batch * extent[0] * extent[1] * ((extent[2] + kRun - 1) / kRun) * (g.channels / width);
 }
 
-// y[n, o, c] = bias[c] + sum over taps t of x[n, o * stride - pad + t * dilation, c] w[t, c].
-template <typename T, int Width>
-__global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm<T>)
-    depthwise_nhwc_forward_kernel(NhwcGeometry g, const T* x, const T* w, const T* bias, T* y) {
-    const std::int64_t packs = g.channels / Width;
-    const std::int64_t units = run_units(g, g.out, Width);
-    for (std::int64_t u = global_thread_index(); u < units; u += global_thread_count()) {
-        const RunUnit at = run_unit(u, packs, g.out);
-        RunAccumulators<T, Width> acc(bias, at.pack);
-        for (int kd = 0; kd < g.kernel[0]; ++kd) {
-            const int id = at.d * g.stride[0] - g.pad[0] + kd * g.dilation[0];
-            if (static_cast<unsigned>(id) >= static_cast<unsigned>(g.in[0])) continue;
-            for (int kh = 0; kh < g.kernel[1]; ++kh) {
-                const int ih = at.h * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-                if (static_cast<unsigned>(ih) >= static_cast<unsigned>(g.in[1])) continue;
-                const std::int64_t row = ((at.n * g.in[0] + id) * g.in[1] + ih) * g.in[2];
-                for (int kw = 0; kw < g.kernel[2]; ++kw) {
-                    const int tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
-                    const ElementPack<T, Width> wp = load_pack<Width>(w, tap * packs + at.pack);
-                    const int iw0 = at.w0 * g.stride[2] - g.pad[2] + kw * g.dilation[2];
-                    CONVKIT_UNROLL
-                    for (int r = 0; r < kRun; ++r) {
-                        const int iw = iw0 + r * g.stride[2];
-                        if (static_cast<unsigned>(iw) >= static_cast<unsigned>(g.in[2])) continue;
-                        acc.add(r, load_pack<Width>(x, (row + iw) * packs + at.pack), wp);
-                    }
-                }
-            }
-        }
-        const std::int64_t first = ((at.n * g.out[0] + at.d) * g.out[1] + at.h) * g.out[2] + at.w0;
-        acc.store(y, first, g.out[2] - at.w0, packs, at.pack);
+// Where coordinate `at` of dim d of the written tensor reads through tap k: forward, x at at *
+// stride - pad + k * dilation; backward-data, dy at the o with o * stride = at + pad - k *
+// dilation, if whole. False where that is padding, outside, or not whole.
+template <bool Forward>
+__device__ inline bool source_position(const NhwcGeometry& g, int d, int at, int k, int& source) {
+    if constexpr (Forward) {
+        source = at * g.stride[d] - g.pad[d] + k * g.dilation[d];
+        return static_cast<unsigned>(source) < static_cast<unsigned>(g.in[d]);
+    } else {
+        return gathered_position(at + g.pad[d] - k * g.dilation[d], g.stride[d], g.out[d], source);
     }
 }
 
-// dx[n, i, c] = bias[c] + sum over the taps t with o * stride = i + pad - t * dilation whole and
-// inside of dy[n, o, c] w[t, c].
-template <typename T, int Width>
+// Forward: y[n, o, c] = bias[c] + sum over taps t of x[n, o * stride - pad + t * dilation, c] w[t, c].
+// Backward-data: dx[n, i, c] = bias[c] + sum over the taps t with o * stride = i + pad - t *
+// dilation whole and inside of dy[n, o, c] w[t, c]. `source` is x or dy, `out` y or dx.
+template <typename T, int Width, bool Forward>
 __global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm<T>)
-    depthwise_nhwc_backward_data_kernel(NhwcGeometry g, const T* dy, const T* w, const T* bias, T* dx) {
+    depthwise_nhwc_run_kernel(NhwcGeometry g, const T* source, const T* w, const T* bias, T* out) {
+    const int* written = Forward ? g.out : g.in;
+    const int* read = Forward ? g.in : g.out;
     const std::int64_t packs = g.channels / Width;
-    const std::int64_t units = run_units(g, g.in, Width);
+    const std::int64_t units = run_units(g, written, Width);
     for (std::int64_t u = global_thread_index(); u < units; u += global_thread_count()) {
-        const RunUnit at = run_unit(u, packs, g.in);
+        const RunUnit at = run_unit(u, packs, written);
         RunAccumulators<T, Width> acc(bias, at.pack);
         for (int kd = 0; kd < g.kernel[0]; ++kd) {
-            int od;
-            if (!gathered_position(at.d + g.pad[0] - kd * g.dilation[0], g.stride[0], g.out[0], od)) continue;
+            int sd;
+            if (!source_position<Forward>(g, 0, at.d, kd, sd)) continue;
             for (int kh = 0; kh < g.kernel[1]; ++kh) {
-                int oh;
-                if (!gathered_position(at.h + g.pad[1] - kh * g.dilation[1], g.stride[1], g.out[1], oh)) continue;
-                const std::int64_t row = ((at.n * g.out[0] + od) * g.out[1] + oh) * g.out[2];
+                int sh;
+                if (!source_position<Forward>(g, 1, at.h, kh, sh)) continue;
+                const std::int64_t row = ((at.n * read[0] + sd) * read[1] + sh) * read[2];
                 for (int kw = 0; kw < g.kernel[2]; ++kw) {
                     const int tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
                     const ElementPack<T, Width> wp = load_pack<Width>(w, tap * packs + at.pack);
-                    const int numerator0 = at.w0 + g.pad[2] - kw * g.dilation[2];
                     CONVKIT_UNROLL
                     for (int r = 0; r < kRun; ++r) {
-                        int ow;
-                        if (!gathered_position(numerator0 + r, g.stride[2], g.out[2], ow)) continue;
-                        acc.add(r, load_pack<Width>(dy, (row + ow) * packs + at.pack), wp);
+                        int sw;
+                        if (!source_position<Forward>(g, 2, at.w0 + r, kw, sw)) continue;
+                        acc.add(r, load_pack<Width>(source, (row + sw) * packs + at.pack), wp);
                     }
                 }
             }
         }
-        const std::int64_t first = ((at.n * g.in[0] + at.d) * g.in[1] + at.h) * g.in[2] + at.w0;
-        acc.store(dx, first, g.in[2] - at.w0, packs, at.pack);
+        const std::int64_t first = ((at.n * written[0] + at.d) * written[1] + at.h) * written[2] + at.w0;
+        acc.store(out, first, written[2] - at.w0, packs, at.pack);
     }
 }
 
@@ -375,6 +356,32 @@ int widest_pack_width(const ConvGeometry& g, DType dtype) {
     return g.in_channels % wide == 0 ? wide : 1;
 }
 
+// The forward (Forward) or backward-data pass: the filter by tap into the workspace, then the run
+// kernel over the written tensor's positions (y's, or dx's), reading `source` (x, or dy).
+template <bool Forward>
+void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void* source, const void* w,
+                 const void* bias, void* out, void* workspace, Stream stream) {
+    const NhwcGeometry n = nhwc_geometry(g);
+    const cudaStream_t s = detail::to_cuda(stream);
+    dispatch_float_storage_types(op, dtype, [&](auto tag) {
+        using T = decltype(tag);
+        const T* by_tap = filter_by_tap<T>(n, w, workspace, s);
+        const auto* read = static_cast<const T*>(source);
+        const auto* b = static_cast<const T*>(bias);
+        auto* written = static_cast<T*>(out);
+        with_pack_width<T>(
+            n.channels,
+            [&](auto width) {
+                constexpr int W = decltype(width)::value;
+                const std::int64_t units = run_units(n, Forward ? n.out : n.in, W);
+                const LaunchShape shape{grid_stride_blocks((units + kThreadsPerBlock - 1) / kThreadsPerBlock),
+                                        kThreadsPerBlock};
+                launch<depthwise_nhwc_run_kernel<T, W, Forward>>(shape, s, n, read, by_tap, b, written);
+            },
+            read, by_tap, b, static_cast<const T*>(written));
+    });
+}
+
 }  // namespace
 
 std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DType dtype) {
@@ -416,42 +423,12 @@ std::size_t depthwise_channels_last_filter_workspace(const ConvGeometry& g, DTyp
 
 void conv_forward_depthwise_channels_last(const ConvGeometry& g, DType dtype, const void* x, const void* w,
                                           const void* bias, void* y, void* workspace, Stream stream) {
-    const NhwcGeometry n = nhwc_geometry(g);
-    const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_float_storage_types("conv_forward_depthwise_channels_last", dtype, [&](auto tag) {
-        using T = decltype(tag);
-        const T* by_tap = filter_by_tap<T>(n, w, workspace, s);
-        with_pack_width<T>(
-            n.channels,
-            [&](auto width) {
-                constexpr int W = decltype(width)::value;
-                launch<depthwise_nhwc_forward_kernel<T, W>>(
-                    {grid_stride_blocks((run_units(n, n.out, W) + kThreadsPerBlock - 1) / kThreadsPerBlock),
-                     kThreadsPerBlock},
-                    s, n, static_cast<const T*>(x), by_tap, static_cast<const T*>(bias), static_cast<T*>(y));
-            },
-            static_cast<const T*>(x), by_tap, static_cast<const T*>(bias), static_cast<const T*>(y));
-    });
+    launch_runs<true>("conv_forward_depthwise_channels_last", g, dtype, x, w, bias, y, workspace, stream);
 }
 
 void conv_backward_data_depthwise_channels_last(const ConvGeometry& g, DType dtype, const void* dy, const void* w,
                                                 const void* bias, void* dx, void* workspace, Stream stream) {
-    const NhwcGeometry n = nhwc_geometry(g);
-    const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_float_storage_types("conv_backward_data_depthwise_channels_last", dtype, [&](auto tag) {
-        using T = decltype(tag);
-        const T* by_tap = filter_by_tap<T>(n, w, workspace, s);
-        with_pack_width<T>(
-            n.channels,
-            [&](auto width) {
-                constexpr int W = decltype(width)::value;
-                launch<depthwise_nhwc_backward_data_kernel<T, W>>(
-                    {grid_stride_blocks((run_units(n, n.in, W) + kThreadsPerBlock - 1) / kThreadsPerBlock),
-                     kThreadsPerBlock},
-                    s, n, static_cast<const T*>(dy), by_tap, static_cast<const T*>(bias), static_cast<T*>(dx));
-            },
-            static_cast<const T*>(dy), by_tap, static_cast<const T*>(bias), static_cast<const T*>(dx));
-    });
+    launch_runs<false>("conv_backward_data_depthwise_channels_last", g, dtype, dy, w, bias, dx, workspace, stream);
 }
 
 void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType dtype, const void* dy, const void* x,

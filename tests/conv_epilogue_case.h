@@ -4,6 +4,7 @@
 // by the fused op or by the composition relu(conv(x, w) + b + r) of separate ops.
 #include <random>
 #include <string>
+#include <vector>
 
 #include "backend_api/geometry.h"
 #include "convkit/convkit.h"
@@ -23,6 +24,16 @@ struct EpilogueCase {
                           : detail::conv_geometry("conv", x, w, params).output_shape();
     }
 };
+
+// Shapes the CUDA epilogue tests share: a 3x3 convolution of 16 channels and a strided
+// transposed one (8 -> 16 channels: its forward is the adjoint's backward-data).
+inline std::vector<EpilogueCase> cuda_epilogue_cases() {
+    return {
+        {"conv2d 3x3", false, ConvParams(2).set_padding(1), Shape{2, 16, 6, 5}, Shape{16, 16, 3, 3}},
+        {"conv_transpose2d strided", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 8, 3, 4},
+         Shape{8, 16, 4, 4}},
+    };
+}
 
 // float64 host tensors; b and r undefined when the case has none.
 struct EpilogueInputs {

@@ -233,11 +233,7 @@ TEST_F(Cudnn, EpilogueByCudnnsOwnCallsMatchesTheFloat64Composition) {
     CONVKIT_SEEDED_RNG(rng);
     BackendGuard guard(Backend::Cudnn);
     EXPECT_TRUE(testing::conv_variant_named("cudnn").fuses_epilogue());
-    const std::vector<testing::EpilogueCase> cases = {
-        {"conv2d 3x3", false, ConvParams(2).set_padding(1), Shape{2, 16, 6, 5}, Shape{16, 16, 3, 3}},
-        {"conv_transpose2d strided", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 8, 3, 4},
-         Shape{8, 16, 4, 4}},
-    };
+    const std::vector<testing::EpilogueCase> cases = testing::cuda_epilogue_cases();
     struct Mode {
         DType dtype;
         MemoryFormat format;

@@ -210,11 +210,7 @@ TEST_F(CudaTensorCoreOps, Float32RunsOnTf32TensorCoresOnlyUnderAllowTf32) {
 // within the dtype's tolerance of the float64 composition relu(conv + b + r) on the host.
 TEST_F(CudaTensorCoreOps, ConvolutionEpilogueMatchesTheFloat64Composition) {
     CONVKIT_SEEDED_RNG(rng);
-    const std::vector<testing::EpilogueCase> cases = {
-        {"conv2d 3x3", false, ConvParams(2).set_padding(1), Shape{2, 16, 6, 5}, Shape{16, 16, 3, 3}},
-        {"conv_transpose2d strided", true, ConvParams(2).set_stride(2).set_padding(1), Shape{1, 8, 3, 4},
-         Shape{8, 16, 4, 4}},
-    };
+    const std::vector<testing::EpilogueCase> cases = testing::cuda_epilogue_cases();
     struct Mode {
         DType dtype;
         MathMode math;

@@ -28,8 +28,6 @@
 
 namespace convkit::igemm_test {
 
-using kernels::IgemmEpilogue;
-using kernels::IgemmOutput;
 
 #ifdef CONVKIT_IGEMM_ON_DEVICE
 // Device copies of host buffers for one launch, one per host buffer (so an in-place residual

@@ -32,11 +32,6 @@
 namespace convkit {
 namespace {
 
-using kernels::IgemmConvShape;
-using kernels::IgemmEpilogue;
-using kernels::IgemmOperand;
-using kernels::IgemmOutput;
-using kernels::IgemmTile;
 using namespace igemm_test;
 
 // Tile edges: the small tile is 64 x 64, the large 128 x 128, the narrow 128 x 64, the slim

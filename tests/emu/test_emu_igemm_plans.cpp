@@ -27,11 +27,6 @@
 namespace convkit {
 namespace {
 
-using kernels::IgemmConvShape;
-using kernels::IgemmEpilogue;
-using kernels::IgemmOperand;
-using kernels::IgemmOutput;
-using kernels::IgemmTile;
 using namespace igemm_test;
 
 // Split-K adds the slices in a fixed order, in every pass: the same splits give the same bits on
