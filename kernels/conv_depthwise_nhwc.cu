@@ -15,12 +15,15 @@
 // (its accumulators in registers), reading the filter's pack once per tap for all of them; the
 // neighbouring positions' inputs, which several taps and threads share, come from L1 and L2. The
 // filter is read as [taps][C] (permuted into the workspace first), so that a tap's pack is one
-// access. Backward-data gathers dy through the taps whose output position is whole (stride
-// division), the adjoint of the forward.
-// Backward-filter: a block per (row of the kernel's taps along W, tile of packs, split of the rows
-// n, d, h); each thread sums dy x for its pack over its rows' columns, each dy pack loaded once for
-// the whole row of taps (single taps for widths not unrolled); the block adds its lanes in lane
-// order, and a second kernel adds the splits in split order: dw is the same bit for bit on every run.
+// access. Backward-data gathers dy through the taps whose output position is whole (a stride
+// division by multiply and shift), the adjoint of the forward. Grid and block y walk the written
+// tensor's rows (n, d, h), x a row's (run, pack) items: 32-bit indices, divisions by FastDivisor.
+// Backward-filter: a block per (row of the kernel's taps along W, tile of packs, split of the
+// items), an item being kFilterColumns output columns of one row (n, d, h); each thread sums dy x
+// for its pack over its items, each dy pack loaded once for the whole row of taps (single taps
+// for widths not unrolled); the block adds its lanes in lane order, and a second kernel adds the
+// splits in split order. The plan (lanes, splits) comes from the channel count alone, so dw is
+// the same bit for bit on every run, packed or not (a misaligned view runs single channels).
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -30,6 +33,7 @@
 #include "kernels/conv_depthwise.h"
 #include "kernels/conv_depthwise_widths.h"
 #include "kernels/element_pack.cuh"
+#include "kernels/fast_division.h"
 #include "kernels/kernel_support.cuh"
 
 CONVKIT_KERNELS_BEGIN
@@ -45,17 +49,20 @@ constexpr int kRun = 4;
 // gave the float pack forward a stack frame under 3 (and under a bare 256-thread bound: 8 bytes).
 template <typename T>
 inline constexpr int kRunBlocksPerSm = sizeof(T) == 2 ? 3 : 2;
-// Backward-filter: threads a block, packs a block at most (a power of two: the rest of the
-// block's threads are lanes over rows), and the blocks aimed at (about four waves of an H100).
+// Backward-filter: threads a block, packs a block at most (the rest of the block's threads are
+// lanes over items), output columns an item, and the blocks aimed at (about four waves of an H100).
 constexpr int kFilterThreads = 256;
 constexpr int kMaxFilterPacks = 32;
+constexpr int kFilterColumns = 16;
 constexpr std::int64_t kFilterBlocksTarget = 2048;
+constexpr std::int64_t kIntMax = 0x7fffffff;
 
 // The geometry by value, always 3-D (rank 1 and 2 have leading extents of 1).
 struct NhwcGeometry {
     std::int64_t batch = 1, channels = 1;
     int in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, kernel[3] = {1, 1, 1};
     int stride[3] = {1, 1, 1}, dilation[3] = {1, 1, 1}, pad[3] = {0, 0, 0};
+    FastDivisor stride_divisor[3];  // backward-data's gathers
     int taps = 1;
 };
 
@@ -70,20 +77,54 @@ NhwcGeometry nhwc_geometry(const ConvGeometry& g) {
         n.stride[d] = static_cast<int>(g.stride[d]);
         n.dilation[d] = static_cast<int>(g.dilation[d]);
         n.pad[d] = static_cast<int>(g.pad_begin[d]);
+        n.stride_divisor[d] = FastDivisor(n.stride[d]);
     }
     n.taps = n.kernel[0] * n.kernel[1] * n.kernel[2];
     return n;
 }
 
+// A tensor's rows (n, d, h) as the 32-bit divisions that split a row index: row = (n * D + d) * H + h.
+struct Rows {
+    int count = 1;
+    FastDivisor height, depth;
+};
+
+Rows rows_of(std::int64_t batch, const int* extent) {
+    return {static_cast<int>(batch * extent[0] * extent[1]), FastDivisor(extent[1]), FastDivisor(extent[0])};
+}
+
+struct RowCoordinates {
+    int n, d, h;
+};
+
+__device__ inline RowCoordinates split_row(const Rows& rows, int row) {
+    const int rest = rows.height.divide(row), n = rows.depth.divide(rest);
+    return {n, rest - n * rows.depth.divisor(), row - rest * rows.height.divisor()};
+}
+
+// Forward and backward-data's launch over the written tensor: its rows, and per row `items` (run,
+// pack) pairs, item = run * packs + pack.
+struct RunShape {
+    Rows rows;
+    FastDivisor packs;
+    int items = 1;
+};
+
+RunShape run_shape(const NhwcGeometry& g, const int* written, int width) {
+    const int packs = static_cast<int>(g.channels / width);
+    return {rows_of(g.batch, written), FastDivisor(packs), ((written[2] + kRun - 1) / kRun) * packs};
+}
+
 // Backward-filter's launch: blocks along x over tap groups (a row of a kernel's W taps where
 // dispatch_kernel_width unrolls that width, each thread summing all of them from one load of dy;
-// else single taps), packs of a block (block x), lanes over rows (block y), and the split of the
-// rows (n, d, h of the output) over grid z.
+// else single taps), channels of a block (block x: packs, or single channels where the launch
+// runs them), lanes over items (block y), and the split of the items over grid z.
 struct FilterPlan {
     int block_packs = 1, lanes = kFilterThreads;
-    int group_taps = 1;  // taps along W a thread sums: the kernel's width, or 1
     std::int64_t tap_groups = 1, pack_tiles = 1;
-    std::int64_t rows = 1, rows_per_split = 1;
+    Rows rows;           // the output's
+    FastDivisor chunks;  // items a row: ceil(W_out / kFilterColumns)
+    int items = 1, items_per_split = 1;
     int splits = 1;
 };
 
@@ -94,23 +135,33 @@ int filter_group_taps(const NhwcGeometry& g) {
     return taps;
 }
 
-FilterPlan filter_plan(const NhwcGeometry& g, int width) {
+// The plan for the widest pack the channel count allows (`wide`), run `width` channels a thread:
+// the same lanes, items and splits either way, so the same sums in the same order.
+FilterPlan filter_plan(const NhwcGeometry& g, int wide, int width) {
     FilterPlan plan;
-    const std::int64_t packs = g.channels / width;
-    while (plan.block_packs * 2 <= std::min<std::int64_t>(packs, kMaxFilterPacks)) plan.block_packs *= 2;
+    const std::int64_t wide_packs = g.channels / wide;
+    const std::int64_t tiles = (wide_packs + kMaxFilterPacks - 1) / kMaxFilterPacks;
+    plan.block_packs = static_cast<int>((wide_packs + tiles - 1) / tiles);  // as even as the tiles allow
     plan.lanes = kFilterThreads / plan.block_packs;
-    plan.group_taps = filter_group_taps(g);
-    plan.tap_groups = g.taps / plan.group_taps;
-    plan.pack_tiles = (packs + plan.block_packs - 1) / plan.block_packs;
-    plan.rows = g.batch * g.out[0] * g.out[1];
-    const std::int64_t blocks = plan.tap_groups * plan.pack_tiles;
+    plan.tap_groups = g.taps / filter_group_taps(g);
+    plan.pack_tiles = (g.channels / width + plan.block_packs - 1) / plan.block_packs;
+    plan.rows = rows_of(g.batch, g.out);
+    const int chunks = (g.out[2] + kFilterColumns - 1) / kFilterColumns;
+    plan.chunks = FastDivisor(chunks);
+    plan.items = plan.rows.count * chunks;
+    const std::int64_t blocks = plan.tap_groups * ((wide_packs + plan.block_packs - 1) / plan.block_packs);
     const std::int64_t wanted = (kFilterBlocksTarget + blocks - 1) / blocks;
-    // Each split gives every lane a row at least; grid z holds at most 65535.
-    const std::int64_t most = std::max<std::int64_t>(1, plan.rows / plan.lanes);
-    plan.splits = static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxGridZ));
-    plan.rows_per_split = (plan.rows + plan.splits - 1) / plan.splits;
-    plan.splits = static_cast<int>((plan.rows + plan.rows_per_split - 1) / plan.rows_per_split);
+    // Each split gives every lane an item at least; grid z holds at most 65535.
+    const std::int64_t most = std::max<std::int64_t>(1, plan.items / plan.lanes);
+    const std::int64_t splits = std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxGridZ);
+    plan.items_per_split = static_cast<int>((plan.items + splits - 1) / splits);
+    plan.splits = (plan.items + plan.items_per_split - 1) / plan.items_per_split;
     return plan;
+}
+
+int widest_pack_width(const ConvGeometry& g, DType dtype) {
+    const int wide = 16 / static_cast<int>(dtype_size(dtype));
+    return g.in_channels % wide == 0 ? wide : 1;
 }
 
 // The widest pack (16 bytes of T, else one element) that the channel count and every buffer allow.
@@ -124,16 +175,30 @@ void with_pack_width(std::int64_t channels, F&& f, const Pointers*... pointers) 
     }
 }
 
-// Where a backward-data gather along one dim reads dy: the output position o with o * stride =
+// Where a backward-data gather along dim d reads dy: the output position o with o * stride =
 // numerator (i + pad - tap * dilation), if whole and inside.
-__device__ inline bool gathered_position(int numerator, int stride, int size, int& o) {
-    if (stride == 1) {
+__device__ inline bool gathered_position(const NhwcGeometry& g, int d, int numerator, int& o) {
+    if (g.stride[d] == 1) {
         o = numerator;
     } else {
-        if (numerator < 0 || numerator % stride != 0) return false;
-        o = numerator / stride;
+        if (numerator < 0) return false;
+        o = g.stride_divisor[d].divide(numerator);
+        if (o * g.stride[d] != numerator) return false;
     }
-    return static_cast<unsigned>(o) < static_cast<unsigned>(size);
+    return static_cast<unsigned>(o) < static_cast<unsigned>(g.out[d]);
+}
+
+// Where coordinate `at` of dim d of the written tensor reads through tap k: forward, x at at *
+// stride - pad + k * dilation; backward-data, dy at the o with o * stride = at + pad - k *
+// dilation, if whole. False where that is padding, outside, or not whole.
+template <bool Forward>
+__device__ inline bool source_position(const NhwcGeometry& g, int d, int at, int k, int& source) {
+    if constexpr (Forward) {
+        source = at * g.stride[d] - g.pad[d] + k * g.dilation[d];
+        return static_cast<unsigned>(source) < static_cast<unsigned>(g.in[d]);
+    } else {
+        return gathered_position(g, d, at + g.pad[d] - k * g.dilation[d], source);
+    }
 }
 
 // One thread's kRun packs, accumulated in the compute type and started from the bias.
@@ -142,7 +207,7 @@ struct RunAccumulators {
     using C = ComputeType<T>;
     C value[kRun][Width];
 
-    __device__ explicit RunAccumulators(const T* bias, std::int64_t pack) {
+    __device__ explicit RunAccumulators(const T* bias, int pack) {
         ElementPack<T, Width> b{};
         if (bias != nullptr) b = load_pack<Width>(bias, pack);
         CONVKIT_UNROLL
@@ -157,8 +222,7 @@ struct RunAccumulators {
     }
     // Positions first, first + 1, ... of `out` (the pack `pack` of each), the first
     // `positions_left` of them (the row's end).
-    __device__ void store(T* out, std::int64_t first_position, int positions_left, std::int64_t packs,
-                          std::int64_t pack) const {
+    __device__ void store(T* out, std::int64_t first_position, int positions_left, int packs, int pack) const {
         CONVKIT_UNROLL
         for (int r = 0; r < kRun; ++r) {
             if (r >= positions_left) break;
@@ -170,114 +234,84 @@ struct RunAccumulators {
     }
 };
 
-// A unit of forward or backward-data work: pack `pack` at positions w0 .. w0 + kRun - 1 of row
-// (n, d, h) of the written tensor, of extents `extent`.
-struct RunUnit {
-    std::int64_t n, pack;
-    int d, h, w0;
-};
-
-__device__ inline RunUnit run_unit(std::int64_t u, std::int64_t packs, const int* extent) {
-    const int runs = (extent[2] + kRun - 1) / kRun;
-    RunUnit unit;
-    unit.pack = u % packs;
-    std::int64_t rest = u / packs;
-    unit.w0 = static_cast<int>(rest % runs) * kRun;
-    rest /= runs;
-    unit.h = static_cast<int>(rest % extent[1]);
-    rest /= extent[1];
-    unit.d = static_cast<int>(rest % extent[0]);
-    unit.n = rest / extent[0];
-    return unit;
-}
-
-__host__ __device__ inline std::int64_t run_units(const NhwcGeometry& g, const int* extent, int width) {
-    return g.batch * extent[0] * extent[1] * ((extent[2] + kRun - 1) / kRun) * (g.channels / width);
-}
-
-// Where coordinate `at` of dim d of the written tensor reads through tap k: forward, x at at *
-// stride - pad + k * dilation; backward-data, dy at the o with o * stride = at + pad - k *
-// dilation, if whole. False where that is padding, outside, or not whole.
-template <bool Forward>
-__device__ inline bool source_position(const NhwcGeometry& g, int d, int at, int k, int& source) {
-    if constexpr (Forward) {
-        source = at * g.stride[d] - g.pad[d] + k * g.dilation[d];
-        return static_cast<unsigned>(source) < static_cast<unsigned>(g.in[d]);
-    } else {
-        return gathered_position(at + g.pad[d] - k * g.dilation[d], g.stride[d], g.out[d], source);
-    }
-}
-
 // Forward: y[n, o, c] = bias[c] + sum over taps t of x[n, o * stride - pad + t * dilation, c] w[t, c].
 // Backward-data: dx[n, i, c] = bias[c] + sum over the taps t with o * stride = i + pad - t *
-// dilation whole and inside of dy[n, o, c] w[t, c]. `source` is x or dy, `out` y or dx.
+// dilation whole and inside of dy[n, o, c] w[t, c]. `source` is x or dy, `out` y or dx; `shape`
+// the written tensor's rows and items.
 template <typename T, int Width, bool Forward>
 __global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm<T>)
-    depthwise_nhwc_run_kernel(NhwcGeometry g, const T* source, const T* w, const T* bias, T* out) {
+    depthwise_nhwc_run_kernel(NhwcGeometry g, RunShape shape, const T* source, const T* w, const T* bias, T* out) {
     const int* written = Forward ? g.out : g.in;
     const int* read = Forward ? g.in : g.out;
-    const std::int64_t packs = g.channels / Width;
-    const std::int64_t units = run_units(g, written, Width);
-    for (std::int64_t u = global_thread_index(); u < units; u += global_thread_count()) {
-        const RunUnit at = run_unit(u, packs, written);
-        RunAccumulators<T, Width> acc(bias, at.pack);
-        for (int kd = 0; kd < g.kernel[0]; ++kd) {
-            int sd;
-            if (!source_position<Forward>(g, 0, at.d, kd, sd)) continue;
-            for (int kh = 0; kh < g.kernel[1]; ++kh) {
-                int sh;
-                if (!source_position<Forward>(g, 1, at.h, kh, sh)) continue;
-                const std::int64_t row = ((at.n * read[0] + sd) * read[1] + sh) * read[2];
-                for (int kw = 0; kw < g.kernel[2]; ++kw) {
-                    const int tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
-                    const ElementPack<T, Width> wp = load_pack<Width>(w, tap * packs + at.pack);
-                    CONVKIT_UNROLL
-                    for (int r = 0; r < kRun; ++r) {
-                        int sw;
-                        if (!source_position<Forward>(g, 2, at.w0 + r, kw, sw)) continue;
-                        acc.add(r, load_pack<Width>(source, (row + sw) * packs + at.pack), wp);
+    const int packs = shape.packs.divisor();
+    for (int row = static_cast<int>(blockIdx.y * blockDim.y + threadIdx.y); row < shape.rows.count;
+         row += static_cast<int>(gridDim.y * blockDim.y)) {
+        const RowCoordinates at = split_row(shape.rows, row);
+        for (int item = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); item < shape.items;
+             item += static_cast<int>(gridDim.x * blockDim.x)) {
+            const int run = shape.packs.divide(item), pack = item - run * packs, w0 = run * kRun;
+            const int positions_left = written[2] - w0;
+            RunAccumulators<T, Width> acc(bias, pack);
+            for (int kd = 0; kd < g.kernel[0]; ++kd) {
+                int sd;
+                if (!source_position<Forward>(g, 0, at.d, kd, sd)) continue;
+                for (int kh = 0; kh < g.kernel[1]; ++kh) {
+                    int sh;
+                    if (!source_position<Forward>(g, 1, at.h, kh, sh)) continue;
+                    const std::int64_t source_row = (std::int64_t{at.n * read[0] + sd} * read[1] + sh) * read[2];
+                    for (int kw = 0; kw < g.kernel[2]; ++kw) {
+                        const int tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                        const ElementPack<T, Width> wp = load_pack<Width>(w, std::int64_t{tap} * packs + pack);
+                        CONVKIT_UNROLL
+                        for (int r = 0; r < kRun; ++r) {
+                            int sw;
+                            if (r >= positions_left) break;  // past the row's end: not stored
+                            if (!source_position<Forward>(g, 2, w0 + r, kw, sw)) continue;
+                            acc.add(r, load_pack<Width>(source, (source_row + sw) * packs + pack), wp);
+                        }
                     }
                 }
             }
+            acc.store(out, std::int64_t{row} * written[2] + w0, positions_left, packs, pack);
         }
-        const std::int64_t first = ((at.n * written[0] + at.d) * written[1] + at.h) * written[2] + at.w0;
-        acc.store(out, first, written[2] - at.w0, packs, at.pack);
     }
 }
 
 // Partial sums of dw[t, c] = sum over rows and columns of dy[n, o, c] x[n, o * stride - pad + t *
-// dilation, c]: block (tap group, pack tile, split); thread (pack in the tile, lane). KW > 0: the
-// group is a row (kd, kh) of the kernel's KW taps along W, each dy pack loaded once for all of
-// them (their x packs, neighbours along the row, from L1); KW == 0: one tap. Lanes take the
-// split's rows in turn; the block adds its lanes in lane order, tap by tap, into
-// partial[split][tap][c].
+// dilation, c]: block (tap group, channel tile, split); thread (pack or channel in the tile, lane).
+// KW > 0: the group is a row (kd, kh) of the kernel's KW taps along W, each dy pack loaded once
+// for all of them (their x packs, neighbours along the row, from L1); KW == 0: one tap. Lanes take
+// the split's items (kFilterColumns columns of a row) in turn; the block adds its lanes in lane
+// order, tap by tap, into partial[split][tap][c].
 template <typename T, int Width, int KW>
 __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan plan, const T* dy, const T* x,
                                                       ComputeType<T>* partial) {
     using C = ComputeType<T>;
     constexpr int kGroupTaps = KW > 0 ? KW : 1;
-    const std::int64_t packs = g.channels / Width;
+    const int packs = static_cast<int>(g.channels / Width);
     const int first_tap = static_cast<int>(blockIdx.x) * kGroupTaps;  // and the next kGroupTaps - 1, along W
     const int kw0 = first_tap % g.kernel[2], kh = first_tap / g.kernel[2] % g.kernel[1];
     const int kd = first_tap / (g.kernel[2] * g.kernel[1]);
-    const std::int64_t pack = static_cast<std::int64_t>(blockIdx.y) * plan.block_packs + threadIdx.x;
+    const int pack = static_cast<int>(blockIdx.y) * plan.block_packs + static_cast<int>(threadIdx.x);
     const int lane = static_cast<int>(threadIdx.y);
     C acc[kGroupTaps][Width] = {};
     if (pack < packs) {
-        const std::int64_t first_row = static_cast<std::int64_t>(blockIdx.z) * plan.rows_per_split;
-        const std::int64_t split_end = first_row + plan.rows_per_split;
-        const std::int64_t end_row = split_end < plan.rows ? split_end : plan.rows;
-        for (std::int64_t row = first_row + lane; row < end_row; row += plan.lanes) {
-            const int oh = static_cast<int>(row % g.out[1]), od = static_cast<int>(row / g.out[1] % g.out[0]);
-            const std::int64_t n = row / (std::int64_t{g.out[1]} * g.out[0]);
-            const int id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
-            const int ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+        const int first_item = static_cast<int>(blockIdx.z) * plan.items_per_split;
+        const int end_item =
+            first_item + plan.items_per_split < plan.items ? first_item + plan.items_per_split : plan.items;
+        for (int item = first_item + lane; item < end_item; item += plan.lanes) {
+            const int row = plan.chunks.divide(item), chunk = item - row * plan.chunks.divisor();
+            const RowCoordinates at = split_row(plan.rows, row);
+            const int id = at.d * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+            const int ih = at.h * g.stride[1] - g.pad[1] + kh * g.dilation[1];
             if (static_cast<unsigned>(id) >= static_cast<unsigned>(g.in[0]) ||
                 static_cast<unsigned>(ih) >= static_cast<unsigned>(g.in[1]))
                 continue;
-            const std::int64_t dy_row = row * g.out[2];
-            const std::int64_t x_row = ((n * g.in[0] + id) * g.in[1] + ih) * g.in[2];
-            for (int o = 0; o < g.out[2]; ++o) {
+            const std::int64_t dy_row = std::int64_t{row} * g.out[2];
+            const std::int64_t x_row = (std::int64_t{at.n * g.in[0] + id} * g.in[1] + ih) * g.in[2];
+            const int first_column = chunk * kFilterColumns;
+            const int end_column = first_column + kFilterColumns < g.out[2] ? first_column + kFilterColumns : g.out[2];
+            for (int o = first_column; o < end_column; ++o) {
                 const ElementPack<T, Width> d = load_pack<Width>(dy, (dy_row + o) * packs + pack);
                 const int iw0 = o * g.stride[2] - g.pad[2] + kw0 * g.dilation[2];
                 CONVKIT_UNROLL
@@ -306,24 +340,25 @@ __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan
                 for (int l = 0; l < plan.lanes; ++l) {
                     total += lanes[(l * plan.block_packs + static_cast<int>(threadIdx.x)) * Width + v];
                 }
-                partial[(static_cast<std::int64_t>(blockIdx.z) * g.taps + first_tap + j) * g.channels + pack * Width +
-                        v] = total;
+                partial[(static_cast<std::int64_t>(blockIdx.z) * g.taps + first_tap + j) * g.channels +
+                        std::int64_t{pack} * Width + v] = total;
             }
         }
         __syncthreads();  // the slots are free for the next tap
     }
 }
 
-// dw[c, t] (the filter's [C, 1, taps] order) = the sum of partial[s][t][c] over splits s, in order.
+// dw[c, t] (the filter's [C, 1, taps] order) = the sum of partial[s][t][c] over splits s, in order;
+// a warp reads adjacent channels of one tap.
 template <typename T>
 __global__ void depthwise_nhwc_filter_sum_kernel(NhwcGeometry g, int splits, const ComputeType<T>* partial, T* dw) {
     using C = ComputeType<T>;
     const std::int64_t weights = g.channels * g.taps;
     for (std::int64_t i = global_thread_index(); i < weights; i += global_thread_count()) {
-        const std::int64_t c = i / g.taps, tap = i % g.taps;
+        const std::int64_t tap = i / g.channels, c = i % g.channels;
         C total = C(0);
-        for (int s = 0; s < splits; ++s) total += partial[(s * std::int64_t{g.taps} + tap) * g.channels + c];
-        dw[i] = T(total);
+        for (int s = 0; s < splits; ++s) total += partial[s * weights + i];
+        dw[c * g.taps + tap] = T(total);
     }
 }
 
@@ -351,9 +386,20 @@ std::size_t filter_bytes(const ConvGeometry& g, DType dtype) {
     return static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) * dtype_size(dtype);
 }
 
-int widest_pack_width(const ConvGeometry& g, DType dtype) {
-    const int wide = 16 / static_cast<int>(dtype_size(dtype));
-    return g.in_channels % wide == 0 ? wide : 1;
+// A 2-D grid-stride launch of 256-thread blocks: x over a row's items, whole warps of them, and y
+// over rows, as many rows a block as its warps of items leave room for (a row of 28 runs of 4
+// packs, MobileNetV2's first layer in bfloat16, is 112 items: 2 rows of 128 threads); at most
+// kGridStrideBlocks blocks.
+LaunchShape run_launch(const RunShape& shape) {
+    const int warps = static_cast<int>(
+        std::min<std::int64_t>((shape.items + kWarpSize - 1) / kWarpSize, kThreadsPerBlock / kWarpSize));
+    const int block_x = warps * kWarpSize, block_y = kThreadsPerBlock / block_x;
+    const std::int64_t x = std::min<std::int64_t>((shape.items + block_x - 1) / block_x, kGridStrideBlocks);
+    const std::int64_t row_blocks = (shape.rows.count + block_y - 1) / block_y;
+    const std::int64_t y =
+        std::clamp<std::int64_t>(kGridStrideBlocks / x, 1, std::min<std::int64_t>(row_blocks, kMaxGridY));
+    return {dim3(static_cast<unsigned>(x), static_cast<unsigned>(y)),
+            dim3(static_cast<unsigned>(block_x), static_cast<unsigned>(block_y))};
 }
 
 // The forward (Forward) or backward-data pass: the filter by tap into the workspace, then the run
@@ -373,10 +419,9 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
             n.channels,
             [&](auto width) {
                 constexpr int W = decltype(width)::value;
-                const std::int64_t units = run_units(n, Forward ? n.out : n.in, W);
-                const LaunchShape shape{grid_stride_blocks((units + kThreadsPerBlock - 1) / kThreadsPerBlock),
-                                        kThreadsPerBlock};
-                launch<depthwise_nhwc_run_kernel<T, W, Forward>>(shape, s, n, read, by_tap, b, written);
+                const RunShape shape = run_shape(n, Forward ? n.out : n.in, W);
+                launch<depthwise_nhwc_run_kernel<T, W, Forward>>(run_launch(shape), s, n, shape, read, by_tap, b,
+                                                                 written);
             },
             read, by_tap, b, static_cast<const T*>(written));
     });
@@ -393,18 +438,21 @@ std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DT
                std::to_string(g.out_channels / g.in_channels);
     }
     if (g.padding_mode != PaddingMode::Zeros) return "runs zeros padding only on channels-last activations";
-    constexpr std::int64_t kIntMax = 0x7fffffff;
+    // Coordinates (and a run's overshoot past a row's end), rows, a row's items and the weights in
+    // 32 bits; elements in 64.
     for (std::size_t d = 0; d < 3; ++d) {
         if (g.input[d] + g.pad_begin[d] + g.pad_end[d] + g.dilation[d] * g.kernel[d] > kIntMax / 2 ||
-            g.stride[d] * g.output[d] > kIntMax / 2) {
+            g.stride[d] * (g.output[d] + kRun) > kIntMax / 2) {
             return "spatial extents past 32-bit coordinates";
         }
     }
-    if (g.kernel_spatial() > kIntMax || g.kernel_spatial() * g.in_channels > (std::int64_t{1} << 40)) {
-        return "more taps than 32-bit indices hold";
+    if (g.batch * g.input_spatial() > kIntMax || g.batch * g.output_spatial() > kIntMax ||
+        (std::max(g.input[2], g.output[2]) + kRun) * g.in_channels > kIntMax ||
+        g.kernel_spatial() * g.in_channels > kIntMax) {
+        return "more positions, channels or taps than 32-bit indices hold";
     }
-    const std::int64_t packs_per_tile = kMaxFilterPacks;
-    if ((g.in_channels + packs_per_tile - 1) / packs_per_tile > kMaxGridY) return "more than 2 million channels";
+    // Backward-filter's channel tiles (at least 16 channels each from 32 packs up) on grid y.
+    if (g.in_channels > std::int64_t{kMaxGridY} * 16) return "more than a million channels";
     return {};
 }
 
@@ -413,11 +461,10 @@ std::size_t depthwise_channels_last_filter_by_tap_bytes(const ConvGeometry& g, D
 }
 
 std::size_t depthwise_channels_last_filter_workspace(const ConvGeometry& g, DType dtype) {
-    // The launch takes the pack its buffers allow: room for the plan of either width.
-    const NhwcGeometry n = nhwc_geometry(g);
-    const int splits = std::max(filter_plan(n, widest_pack_width(g, dtype)).splits, filter_plan(n, 1).splits);
+    const int wide = widest_pack_width(g, dtype);
+    const FilterPlan plan = filter_plan(nhwc_geometry(g), wide, wide);  // either width's splits
     const std::size_t compute_bytes = dtype == DType::Float64 ? sizeof(double) : sizeof(float);
-    return static_cast<std::size_t>(splits) * static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) *
+    return static_cast<std::size_t>(plan.splits) * static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) *
            compute_bytes;
 }
 
@@ -435,6 +482,7 @@ void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType d
                                                   void* dw, void* workspace, Stream stream) {
     const NhwcGeometry n = nhwc_geometry(g);
     const cudaStream_t s = detail::to_cuda(stream);
+    const int wide = widest_pack_width(g, dtype);
     dispatch_float_storage_types("conv_backward_filter_depthwise_channels_last", dtype, [&](auto tag) {
         using T = decltype(tag);
         using C = ComputeType<T>;
@@ -444,13 +492,13 @@ void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType d
             n.channels,
             [&](auto width) {
                 constexpr int W = decltype(width)::value;
-                const FilterPlan plan = filter_plan(n, W);
+                const FilterPlan plan = filter_plan(n, wide, W);
                 splits = plan.splits;
                 const LaunchShape shape{
                     dim3(static_cast<unsigned>(plan.tap_groups), static_cast<unsigned>(plan.pack_tiles),
                          static_cast<unsigned>(plan.splits)),
                     dim3(static_cast<unsigned>(plan.block_packs), static_cast<unsigned>(plan.lanes)),
-                    static_cast<std::size_t>(kFilterThreads) * W * sizeof(C)};
+                    static_cast<std::size_t>(plan.block_packs) * plan.lanes * W * sizeof(C)};
                 dispatch_kernel_width(n.kernel[2], [&](auto kernel_width) {
                     launch<depthwise_nhwc_filter_partials_kernel<T, W, decltype(kernel_width)::value>>(
                         shape, s, n, plan, static_cast<const T*>(dy), static_cast<const T*>(x), partial);

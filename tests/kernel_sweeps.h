@@ -135,8 +135,8 @@ inline std::vector<ConvCase> tf32_conv_sweep() {
 // packs of floats for 12 and 20); kernels of 1 to 7 taps a dim, strides 1 to 3, dilation,
 // asymmetric 'same' padding, widths one past the 4-position runs, batch 1; 1-D, 2-D and 3-D; a
 // transposed layer with output padding (its forward the backward-data kernel); rows enough for
-// backward-filter to split them (64 channels, 2 x 40 rows); and one the channels-last kernels
-// refuse (reflect padding, run contiguous by the other kernels).
+// backward-filter to split them (64 channels, 2 x 40 rows) and for the grid-stride loops to loop;
+// and one the channels-last kernels refuse (reflect padding, run contiguous by the other kernels).
 inline std::vector<ConvCase> depthwise_conv_sweep() {
     using P = ConvParams;
     return {
@@ -149,6 +149,10 @@ inline std::vector<ConvCase> depthwise_conv_sweep() {
         conv(P(3).set_padding(1).set_groups(16), Shape{1, 16, 4, 5, 6}, Shape{16, 1, 3, 3, 3}),
         conv(P(2).set_groups(16), Shape{1, 16, 5, 5}, Shape{16, 1, 1, 1}),
         conv(P(2).set_padding(1).set_groups(64), Shape{2, 64, 40, 6}, Shape{64, 1, 3, 3}),
+        // More rows (80) and, 1-D in float32 and float64, more of a row's items (1,125 runs of 16
+        // or 32 packs) than the emulated device's 64-block grid holds: the grid-stride loops loop.
+        conv(P(2).set_padding(1).set_groups(64), Shape{2, 64, 40, 40}, Shape{64, 1, 3, 3}),
+        conv(P(1).set_padding(2).set_groups(64), Shape{1, 64, 4500}, Shape{64, 1, 5}),
         transposed(P(2).set_stride(2).set_padding(1).set_output_padding(1).set_groups(16), Shape{2, 16, 4, 5},
                    Shape{16, 1, 3, 3}),
         conv(P(2).set_padding(1).set_padding_mode(PaddingMode::Reflect).set_groups(8), Shape{1, 8, 5, 6},

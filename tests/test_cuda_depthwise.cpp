@@ -11,6 +11,7 @@
 // test_variant_sweep.cpp (Depthwise/*) and the public ops below.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 #include <tuple>
@@ -95,30 +96,38 @@ detail::ConvGeometry geometry_of(const ConvCase& c) {
                         : detail::conv_geometry(op, c.input, c.weight, c.params);
 }
 
-detail::ConvProblem problem_of(const detail::ConvGeometry& g, DType dtype) {
+detail::ConvProblem problem_of(const detail::ConvGeometry& g, DType dtype,
+                               MemoryFormat layout = MemoryFormat::Contiguous) {
     detail::ConvProblem problem = detail::conv_problem(g, dtype, Device::cuda());
+    problem.x_layout = problem.y_layout = layout;
     problem.bias_grad = {g.batch, g.out_channels, g.output_spatial()};
     return problem;
 }
-
 
 using DepthwiseParam = std::tuple<ConvCase, DType>;
 
 class CudaDepthwise : public testing::WithCuda<::testing::TestWithParam<DepthwiseParam>> {};
 
-// Runs every pass of the variant on g in dtype and expects the float64 reference's results
-// (float32 tolerances for float32) on the same random, float32-exact inputs.
-void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DType dtype, std::mt19937_64& rng) {
+// Runs every pass of the variant on g in dtype with the activations in `layout` and expects the
+// float64 reference's results (the dtype's tolerance) on the same random inputs, exact in float32
+// (in the dtype for 16-bit ones).
+void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DType dtype, std::mt19937_64& rng,
+                                             MemoryFormat layout = MemoryFormat::Contiguous) {
     const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
     for (ConvPass pass : kConvPasses) {
         std::string reason;
-        ASSERT_TRUE(variant.supports(problem_of(g, dtype), pass, &reason)) << conv_pass_name(pass) << ": " << reason;
+        ASSERT_TRUE(variant.supports(problem_of(g, dtype, layout), pass, &reason))
+            << conv_pass_name(pass) << ": " << reason;
     }
-    const testing::ConvPassInputs in = testing::random_pass_inputs(g, DType::Float32, rng);  // float32-exact
+    const bool sixteen_bit = dtype == DType::BFloat16 || dtype == DType::Float16;
+    const testing::ConvPassInputs in = testing::random_pass_inputs(g, sixteen_bit ? dtype : DType::Float32, rng);
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
-    const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda());
-    const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance : testing::kCudaStrictFloat32Tolerance;
+    const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda(), layout);
+    const double tol = dtype == DType::Float64    ? testing::kFloat64Tolerance
+                       : dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
+                       : dtype == DType::Float16  ? testing::kFloat16VsFloat64Tolerance
+                                                  : testing::kCudaStrictFloat32Tolerance;
     // Every pass judged per element against the sum of its terms' magnitudes (the reference on
     // |x|, |w|, |dy|, |biases|): a random geometry may have one channel and a kernel of a few taps,
     // so that a pass has a few elements whose random terms cancel to near zero and keep no
@@ -147,17 +156,22 @@ class depthwise : public testing::WithCuda<> {};
 
 // A random depthwise geometry the host reference accepts: rank 1-3, kernels up to 31 (1-D),
 // 9 (2-D) or 5 (3-D), strides and dilations 1-3, any padding up to the dilated kernel, any
-// mode, 'same' now and then, channels 1-5 with multipliers 1-3, batch 1-3.
-ConvCase random_depthwise_case(std::mt19937_64& rng) {
+// mode, 'same' now and then, channels 1-5 with multipliers 1-3, batch 1-3. For the channels-last
+// kernels: zeros padding, multiplier 1, and as often 8 to 40 channels (16-byte packs of 16-bit
+// values) as 1 to 7.
+ConvCase random_depthwise_case(std::mt19937_64& rng, bool channels_last = false) {
     using testing::pick;
     for (;;) {
         const int rank = static_cast<int>(pick(rng, 1, 3));
         const std::int64_t max_kernel = rank == 1 ? 31 : rank == 2 ? 9 : 5;
         const std::int64_t max_size = rank == 1 ? 300 : rank == 2 ? 30 : 9;
-        const std::int64_t channels = pick(rng, 1, 5), multiplier = pick(rng, 1, 3);
+        const std::int64_t channels = !channels_last    ? pick(rng, 1, 5)
+                                      : pick(rng, 0, 1) ? 8 * pick(rng, 1, 5)
+                                                        : pick(rng, 1, 7);
+        const std::int64_t multiplier = channels_last ? 1 : pick(rng, 1, 3);
         P params(rank);
         params.groups = channels;
-        params.padding_mode = static_cast<PaddingMode>(pick(rng, 0, 3));
+        params.padding_mode = channels_last ? PaddingMode::Zeros : static_cast<PaddingMode>(pick(rng, 0, 3));
         params.same_padding = pick(rng, 0, 5) == 0;
         std::vector<std::int64_t> input{pick(rng, 1, 3), channels}, weight{channels * multiplier, 1};
         for (int d = 0; d < rank; ++d) {
@@ -185,6 +199,85 @@ TEST_F(depthwise, RandomGeometriesMatchTheFloat64Reference) {
         const ConvCase c = random_depthwise_case(rng);
         SCOPED_TRACE(c.name());
         expect_every_pass_matches_the_reference(geometry_of(c), i % 2 == 0 ? DType::Float64 : DType::Float32, rng);
+    }
+}
+
+// The channels-last kernels (kernels/conv_depthwise_nhwc.cu) on fresh random geometries, the
+// dtypes in turn: 16-bit ones natively, in packs or single channels.
+TEST_F(depthwise, ChannelsLastRandomGeometriesMatchTheFloat64Reference) {
+    CONVKIT_SEEDED_RNG(rng);
+    const DType dtypes[] = {DType::BFloat16, DType::Float16, DType::Float32, DType::Float64};
+    for (int i = 0; i < 24; ++i) {
+        const ConvCase c = random_depthwise_case(rng, true);
+        SCOPED_TRACE(c.name() + " " + dtype_name(dtypes[i % 4]));
+        expect_every_pass_matches_the_reference(geometry_of(c), dtypes[i % 4], rng, MemoryFormat::ChannelsLast);
+    }
+}
+
+// Every channels-last case of the shared depthwise sweep (tests/kernel_sweeps.h, which
+// test_variant_sweep runs) is run, not refused, in every pass and dtype, but the reflect-padded
+// one: a refusal there would pass that sweep unnoticed.
+TEST_F(depthwise, ChannelsLastSweepCasesAreRunNotRefused) {
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    for (const ConvCase& c : testing::depthwise_conv_sweep()) {
+        const detail::ConvGeometry g = geometry_of(c);
+        for (DType dtype : {DType::BFloat16, DType::Float16, DType::Float32, DType::Float64}) {
+            for (ConvPass pass : kConvPasses) {
+                std::string why;
+                const bool runs = variant.supports(problem_of(g, dtype, MemoryFormat::ChannelsLast), pass, &why);
+                EXPECT_EQ(runs, c.params.padding_mode == PaddingMode::Zeros)
+                    << c.name() << " " << dtype_name(dtype) << " " << conv_pass_name(pass) << ": " << why;
+            }
+        }
+    }
+}
+
+// A buffer off a 16-byte boundary (a view one element into a larger one) runs single channels
+// where its channel count would allow packs: the same sums in the same order, so the same bits
+// as the aligned run, in every pass (backward-filter's plan comes from the channel count alone).
+TEST_F(depthwise, MisalignedChannelsLastBuffersGiveThePackedRunsBits) {
+    CONVKIT_SEEDED_RNG(rng);
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    const ConvCase c = conv(P(2).set_stride(2).set_padding(1).set_groups(32), Shape{2, 32, 17, 18}, Shape{32, 1, 3, 3});
+    const detail::ConvGeometry g = geometry_of(c);
+    for (DType dtype : {DType::BFloat16, DType::Float32}) {
+        SCOPED_TRACE(dtype_name(dtype));
+        const detail::ConvProblem problem = problem_of(g, dtype, MemoryFormat::ChannelsLast);
+        const std::size_t element = dtype_size(dtype);
+        // Each operand's values at the start of a buffer, and one element into a buffer of one more.
+        struct Operand {
+            Tensor aligned, shifted;
+            void* at(bool shift, std::size_t element) const {
+                return shift ? static_cast<char*>(shifted.raw_data()) + element : aligned.raw_data();
+            }
+        };
+        const auto operand = [&](const Shape& shape) {
+            const Tensor values = testing::random_exact_in(dtype, Shape{shape.numel() + 1}, rng).to(dtype);
+            Tensor aligned = Tensor::empty(Shape{shape.numel()}, dtype, Device::host());
+            std::memcpy(aligned.raw_data(), static_cast<const char*>(values.raw_data()) + element,
+                        static_cast<std::size_t>(shape.numel()) * element);
+            return Operand{aligned.to(Device::cuda()), values.to(Device::cuda())};
+        };
+        const Operand x = operand(g.input_shape()), w = operand(g.weight_shape()), dy = operand(g.output_shape());
+        const auto run = [&](ConvPass pass, const Shape& out_shape, bool shifted) {
+            const Operand out{testing::nan_tensor(out_shape, dtype, Device::cuda()),
+                              testing::nan_tensor(Shape{out_shape.numel() + 1}, dtype, Device::cuda())};
+            const std::size_t bytes = variant.workspace(problem, pass);
+            Tensor scratch =
+                Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8 + 1)}, DType::Int64, Device::cuda());
+            detail::ConvOperands o{.w = w.at(shifted, element), .out = out.at(shifted, element)};
+            if (pass != ConvPass::BackwardData) o.x = x.at(shifted, element);
+            if (pass != ConvPass::Forward) o.dy = dy.at(shifted, element);
+            variant.run(problem, pass, o, {scratch.raw_data(), bytes}, testing::stream_for(Device::cuda()));
+            const Tensor host = (shifted ? out.shifted : out.aligned).to(Device::host());
+            const auto* first = static_cast<const std::uint8_t*>(host.raw_data()) + (shifted ? element : 0);
+            return std::vector<std::uint8_t>(first, first + out_shape.numel() * static_cast<std::int64_t>(element));
+        };
+        for (const auto& [pass, shape] :
+             {std::pair{ConvPass::Forward, g.output_shape()}, std::pair{ConvPass::BackwardData, g.input_shape()},
+              std::pair{ConvPass::BackwardFilter, g.weight_shape()}}) {
+            EXPECT_EQ(run(pass, shape, true), run(pass, shape, false)) << conv_pass_name(pass);
+        }
     }
 }
 
@@ -262,7 +355,7 @@ TEST_F(depthwise, RunsThePublicOpsWhenNamed) {
 // kernels in every floating dtype, 16-bit included, converting no layout (bfloat16 had gone to
 // cuda.im2col: a column matrix of 9 times the input and one cuBLAS GEMM of one column per
 // channel). The forward and every gradient through autograd, against float64 on the host, from
-// inputs exact in bfloat16.
+// inputs exact in bfloat16; the forward, backward-data and backward-filter passes' variants.
 TEST_F(depthwise, ChannelsLastSixteenBitLayersRunNativelyByDefault) {
     CONVKIT_SEEDED_RNG(rng);
     const ConvParams params = P(2).set_stride(2).set_padding(1).set_groups(16);
@@ -278,11 +371,17 @@ TEST_F(depthwise, ChannelsLastSixteenBitLayersRunNativelyByDefault) {
         const Tensor xl = leaf(x, dtype, device, format), wl = leaf(w, dtype, device, MemoryFormat::Contiguous),
                      bl = leaf(b, dtype, device, MemoryFormat::Contiguous);
         const Tensor y = conv_forward(xl, wl, bl, params);
-        const std::string variant = last_conv_variant();
-        Tensor dy = testing::random_exact_in(DType::BFloat16, y.shape(), rng);
-        y.backward(dy.to(dtype).to(device).to(format));
+        std::string variants = last_conv_variant();
+        const Tensor dy = testing::random_exact_in(DType::BFloat16, y.shape(), rng).to(dtype).to(device).to(format);
+        y.backward(dy);
+        // The gradients' passes through their own entry points, to name the variant of each (the
+        // bias gradient, the same channel sums wherever it runs, may go to cuda.igemm's list entry).
+        (void)conv_backward_data(dy, wl.detach(), xl.shape(), params);
+        variants += " / " + last_conv_variant();
+        (void)conv_backward_filter(dy, xl.detach(), wl.shape(), params);
+        variants += " / " + last_conv_variant();
         const auto host = [](const Tensor& t) { return t.to(Device::host()).contiguous().to(DType::Float64); };
-        return std::tuple{variant, host(y), host(xl.grad()), host(wl.grad()), host(bl.grad())};
+        return std::tuple{variants, host(y), host(xl.grad()), host(wl.grad()), host(bl.grad())};
     };
     const std::uint64_t seed = rng();
     rng.seed(seed);
@@ -292,7 +391,7 @@ TEST_F(depthwise, ChannelsLastSixteenBitLayersRunNativelyByDefault) {
         rng.seed(seed);  // the same dy
         reset_layout_conversions();
         const auto [variant, y_got, dx_got, dw_got, db_got] = run(dtype, Device::cuda(), MemoryFormat::ChannelsLast);
-        EXPECT_EQ(variant, kVariant);
+        EXPECT_EQ(variant, "cuda.depthwise / cuda.depthwise / cuda.depthwise");
         EXPECT_EQ(layout_conversions(), 0u) << "channels-last in, channels-last kernels";
         const double tolerance = dtype == DType::BFloat16  ? testing::kBfloat16VsFloat64Tolerance
                                  : dtype == DType::Float16 ? testing::kFloat16VsFloat64Tolerance

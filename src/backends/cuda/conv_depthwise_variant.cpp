@@ -7,6 +7,7 @@
 // - Channels-last activations (kernels/conv_depthwise_nhwc.cu): one output channel per input
 //   channel, zeros padding, float32, float64, bfloat16 and float16 natively, 16-byte packs of
 //   adjacent channels; the bias gradient by the channels-last channel sums (kernels/conv_bias_grad.h).
+#include <cstdint>
 #include <string>
 
 #include "backend_api/variant.h"
@@ -62,6 +63,10 @@ public:
                                   " bytes, fewer than the " + std::to_string(this->workspace(p, pass)) + " it needs");
         }
         if (channels_last(p)) {
+            // The permuted filter is read in 16-byte packs and the partial sums may be doubles.
+            if (reinterpret_cast<std::uintptr_t>(workspace.data) % 16 != 0) {
+                throw InvalidArgument(std::string(name()) + ": a workspace off a 16-byte boundary");
+            }
             run_channels_last(p, pass, o, workspace.data, stream);
         } else {
             run_contiguous(p, pass, o, workspace.data, stream);
