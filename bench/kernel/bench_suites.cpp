@@ -97,13 +97,19 @@ const std::vector<SuiteLine> kUnet = {
     {"conv2d in=4x64x256x256 w=2x64x1x1", false},
 };
 
-// MobileNetV2-style depthwise 3x3 (groups = channels) and the pointwise 1x1 beside them, batch 32.
+// MobileNetV2-style depthwise 3x3 (groups = channels) and the pointwise 1x1 beside them, batch 32;
+// then the kernels issue #15 names: ConvNeXt-T's 7x7 (stages 1 and 3), RepLKNet-31B's 31x31 (stage
+// 1, batch 8), 1-D (a Mamba block's causal 4-tap convolution over 1,536 channels, and 31 taps over
+// long sequences) and 3-D (an X3D-style 3x3x3 over 16 frames).
 const std::vector<SuiteLine> kDepthwise = {
-    {"conv2d in=32x32x112x112 w=32x1x3x3 p1_g32", true},  {"conv2d in=32x96x112x112 w=96x1x3x3 s2_p1_g96", false},
-    {"conv2d in=32x144x56x56 w=144x1x3x3 p1_g144", true}, {"conv2d in=32x192x28x28 w=192x1x3x3 p1_g192", false},
-    {"conv2d in=32x384x14x14 w=384x1x3x3 p1_g384", true}, {"conv2d in=32x576x14x14 w=576x1x3x3 s2_p1_g576", false},
-    {"conv2d in=32x960x7x7 w=960x1x3x3 p1_g960", true},   {"conv2d in=32x144x56x56 w=24x144x1x1", false},
-    {"conv2d in=32x384x14x14 w=64x384x1x1", true},
+    {"conv2d in=32x32x112x112 w=32x1x3x3 p1_g32", true},   {"conv2d in=32x96x112x112 w=96x1x3x3 s2_p1_g96", false},
+    {"conv2d in=32x144x56x56 w=144x1x3x3 p1_g144", true},  {"conv2d in=32x192x28x28 w=192x1x3x3 p1_g192", false},
+    {"conv2d in=32x384x14x14 w=384x1x3x3 p1_g384", true},  {"conv2d in=32x576x14x14 w=576x1x3x3 s2_p1_g576", false},
+    {"conv2d in=32x960x7x7 w=960x1x3x3 p1_g960", true},    {"conv2d in=32x144x56x56 w=24x144x1x1", false},
+    {"conv2d in=32x384x14x14 w=64x384x1x1", true},         {"conv2d in=32x96x56x56 w=96x1x7x7 p3_g96", true},
+    {"conv2d in=32x384x14x14 w=384x1x7x7 p3_g384", false}, {"conv2d in=8x128x56x56 w=128x1x31x31 p15_g128", false},
+    {"conv1d in=16x1536x2048 w=1536x1x4 p3_g1536", true},  {"conv1d in=16x512x4096 w=512x1x31 p15_g512", false},
+    {"conv3d in=8x96x16x28x28 w=96x1x3x3x3 p1_g96", true},
 };
 
 // WaveNet-style dilated kernel-2 convolutions (the gated pair as one 2x-wide output) and
