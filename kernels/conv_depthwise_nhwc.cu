@@ -1,8 +1,10 @@
 // Depthwise convolution on channels-last activations (N, D, H, W, C: channels adjacent), one
 // output channel per input channel, zeros padding: forward, backward-data and backward-filter,
-// 1-D/2-D/3-D, every stride and dilation, float32, float64, bfloat16 and float16 (16-bit values
-// computed in float32 and rounded once). The variant cuda.depthwise runs these for channels-last
-// problems and kernels/conv_depthwise.cu's for contiguous ones.
+// 1-D/2-D/3-D, every stride and dilation, bfloat16 and float16 (computed in float32, rounded
+// once). The variant cuda.depthwise runs these for 16-bit problems in either layout (a contiguous
+// one converted to channels-last by the op layer) and kernels/conv_depthwise.cu's for float32 and
+// float64 (a channels-last one converted to contiguous): one kernel per dtype whatever the
+// layout, so both layouts give the same bits, as every op's must (tests/test_memory_format.cpp).
 //
 // Why a layout of its own: channels-last puts one position's channels in a row, so a thread can
 // own a pack of adjacent channels (16 bytes: 8 bfloat16, 4 floats) and move each operand in
@@ -43,12 +45,10 @@ using detail::ConvGeometry;
 
 // Positions along W a forward or backward-data thread computes.
 constexpr int kRun = 4;
-// Their __launch_bounds__ (256 threads; blocks an SM at least): for 16-bit storage 3 (24 warps),
-// which caps them at 80 registers where float16 packs took 90-92 left alone (2 blocks), since a
-// bandwidth-bound kernel wants more warps' loads in flight; for float and double 2, since ptxas
-// gave the float pack forward a stack frame under 3 (and under a bare 256-thread bound: 8 bytes).
-template <typename T>
-inline constexpr int kRunBlocksPerSm = sizeof(T) == 2 ? 3 : 2;
+// Their __launch_bounds__' blocks an SM (of 256 threads): 3 (24 warps), which caps them at 80
+// registers where float16 packs took 90-92 left alone (2 blocks), since a bandwidth-bound kernel
+// wants more warps' loads in flight.
+constexpr int kRunBlocksPerSm = 3;
 // Backward-filter: threads a block, packs a block at most (the rest of the block's threads are
 // lanes over items), output columns an item, and the blocks aimed at (about four waves of an H100).
 constexpr int kFilterThreads = 256;
@@ -239,7 +239,7 @@ struct RunAccumulators {
 // dilation whole and inside of dy[n, o, c] w[t, c]. `source` is x or dy, `out` y or dx; `shape`
 // the written tensor's rows and items.
 template <typename T, int Width, bool Forward>
-__global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm<T>)
+__global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm)
     depthwise_nhwc_run_kernel(NhwcGeometry g, RunShape shape, const T* source, const T* w, const T* bias, T* out) {
     const int* written = Forward ? g.out : g.in;
     const int* read = Forward ? g.in : g.out;
@@ -382,6 +382,14 @@ const T* filter_by_tap(const NhwcGeometry& g, const void* w, void* workspace, cu
     return by_tap;
 }
 
+// Calls f(bfloat16{}) or f(float16{}) by dtype: the storage types these kernels run.
+template <typename F>
+void dispatch_sixteen_bit(const char* op, DType dtype, F&& f) {
+    if (dtype == DType::BFloat16) return f(bfloat16{});
+    if (dtype == DType::Float16) return f(float16{});
+    throw NotSupported(std::string(op) + ": runs bfloat16 and float16 only, not " + dtype_name(dtype));
+}
+
 std::size_t filter_bytes(const ConvGeometry& g, DType dtype) {
     return static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) * dtype_size(dtype);
 }
@@ -409,7 +417,7 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
                  const void* bias, void* out, void* workspace, Stream stream) {
     const NhwcGeometry n = nhwc_geometry(g);
     const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_float_storage_types(op, dtype, [&](auto tag) {
+    dispatch_sixteen_bit(op, dtype, [&](auto tag) {
         using T = decltype(tag);
         const T* by_tap = filter_by_tap<T>(n, w, workspace, s);
         const auto* read = static_cast<const T*>(source);
@@ -430,7 +438,12 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
 }  // namespace
 
 std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DType dtype) {
-    if (dtype == DType::Int64) return "runs floating-point dtypes only, not int64";
+    if (dtype != DType::BFloat16 && dtype != DType::Float16) {
+        // Float32 and float64 run the contiguous kernels in either layout, so that both give the
+        // same bits (two kernels would sum in different orders).
+        return std::string("runs bfloat16 and float16 on channels-last activations, not ") + dtype_name(dtype) +
+               " (the contiguous kernels run it)";
+    }
     if (std::string reason = depthwise_groups_unsupported_reason(g); !reason.empty()) return reason;
     if (g.out_channels != g.in_channels) {
         return "runs one output channel per input channel on channels-last activations, not a channel multiplier "
@@ -463,9 +476,8 @@ std::size_t depthwise_channels_last_filter_by_tap_bytes(const ConvGeometry& g, D
 std::size_t depthwise_channels_last_filter_workspace(const ConvGeometry& g, DType dtype) {
     const int wide = widest_pack_width(g, dtype);
     const FilterPlan plan = filter_plan(nhwc_geometry(g), wide, wide);  // either width's splits
-    const std::size_t compute_bytes = dtype == DType::Float64 ? sizeof(double) : sizeof(float);
     return static_cast<std::size_t>(plan.splits) * static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) *
-           compute_bytes;
+           sizeof(float);
 }
 
 void conv_forward_depthwise_channels_last(const ConvGeometry& g, DType dtype, const void* x, const void* w,
@@ -483,7 +495,7 @@ void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType d
     const NhwcGeometry n = nhwc_geometry(g);
     const cudaStream_t s = detail::to_cuda(stream);
     const int wide = widest_pack_width(g, dtype);
-    dispatch_float_storage_types("conv_backward_filter_depthwise_channels_last", dtype, [&](auto tag) {
+    dispatch_sixteen_bit("conv_backward_filter_depthwise_channels_last", dtype, [&](auto tag) {
         using T = decltype(tag);
         using C = ComputeType<T>;
         C* partial = static_cast<C*>(workspace);

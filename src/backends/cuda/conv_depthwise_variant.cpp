@@ -5,8 +5,10 @@
 // - Contiguous activations (kernels/conv_depthwise.cu): any channel multiplier, every padding
 //   mode, float32 and float64 (16-bit problems reach them widened by the op layer).
 // - Channels-last activations (kernels/conv_depthwise_nhwc.cu): one output channel per input
-//   channel, zeros padding, float32, float64, bfloat16 and float16 natively, 16-byte packs of
-//   adjacent channels; the bias gradient by the channels-last channel sums (kernels/conv_bias_grad.h).
+//   channel, zeros padding, bfloat16 and float16, 16-byte packs of adjacent channels; the bias
+//   gradient by the channels-last channel sums (kernels/conv_bias_grad.h). A contiguous 16-bit
+//   problem is converted to channels-last for them by the op layer, a channels-last float32 one to
+//   contiguous: one kernel per dtype, so both layouts give the same bits.
 #include <cstdint>
 #include <string>
 
@@ -29,7 +31,8 @@ class CudaDepthwiseConv final : public ConvVariant {
 public:
     const char* name() const override { return "cuda.depthwise"; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
-    // Every floating dtype: the contiguous kernels refuse 16-bit ones by reason (unsupported_reason).
+    // Every floating dtype: 16-bit on channels-last activations, float32 and float64 contiguous (the
+    // other combinations refused by reason in unsupported_reason).
     bool computes(DType dtype) const override { return dtype != DType::Int64; }
     std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
         if (channels_last(p)) return kernels::depthwise_channels_last_unsupported_reason(p.geometry, p.dtype());
