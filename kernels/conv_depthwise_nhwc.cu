@@ -37,6 +37,7 @@
 #include "kernels/element_pack.cuh"
 #include "kernels/fast_division.h"
 #include "kernels/kernel_support.cuh"
+#include "kernels/tensor_fill.h"
 
 CONVKIT_KERNELS_BEGIN
 
@@ -302,22 +303,18 @@ __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan
         for (int item = first_item + lane; item < end_item; item += plan.lanes) {
             const int row = plan.chunks.divide(item), chunk = item - row * plan.chunks.divisor();
             const RowCoordinates at = split_row(plan.rows, row);
-            const int id = at.d * g.stride[0] - g.pad[0] + kd * g.dilation[0];
-            const int ih = at.h * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-            if (static_cast<unsigned>(id) >= static_cast<unsigned>(g.in[0]) ||
-                static_cast<unsigned>(ih) >= static_cast<unsigned>(g.in[1]))
-                continue;
+            int id, ih;
+            if (!source_position<true>(g, 0, at.d, kd, id) || !source_position<true>(g, 1, at.h, kh, ih)) continue;
             const std::int64_t dy_row = std::int64_t{row} * g.out[2];
             const std::int64_t x_row = (std::int64_t{at.n * g.in[0] + id} * g.in[1] + ih) * g.in[2];
             const int first_column = chunk * kFilterColumns;
             const int end_column = first_column + kFilterColumns < g.out[2] ? first_column + kFilterColumns : g.out[2];
             for (int o = first_column; o < end_column; ++o) {
                 const ElementPack<T, Width> d = load_pack<Width>(dy, (dy_row + o) * packs + pack);
-                const int iw0 = o * g.stride[2] - g.pad[2] + kw0 * g.dilation[2];
                 CONVKIT_UNROLL
                 for (int j = 0; j < kGroupTaps; ++j) {
-                    const int iw = iw0 + j * g.dilation[2];
-                    if (static_cast<unsigned>(iw) >= static_cast<unsigned>(g.in[2])) continue;
+                    int iw;
+                    if (!source_position<true>(g, 2, o, kw0 + j, iw)) continue;
                     const ElementPack<T, Width> s = load_pack<Width>(x, (x_row + iw) * packs + pack);
                     CONVKIT_UNROLL
                     for (int v = 0; v < Width; ++v)
@@ -362,36 +359,12 @@ __global__ void depthwise_nhwc_filter_sum_kernel(NhwcGeometry g, int splits, con
     }
 }
 
-// The filter [C, 1, taps] as [taps, C], so that a tap's channels are adjacent.
-template <typename T>
-__global__ void depthwise_nhwc_filter_by_tap_kernel(NhwcGeometry g, const T* w, T* by_tap) {
-    const std::int64_t weights = g.channels * g.taps;
-    for (std::int64_t i = global_thread_index(); i < weights; i += global_thread_count()) {
-        const std::int64_t c = i % g.channels, tap = i / g.channels;
-        by_tap[i] = w[c * g.taps + tap];
-    }
-}
-
-// The workspace's filter [taps, C], written on `stream`; it takes the first filter_bytes of
-// `workspace`.
-template <typename T>
-const T* filter_by_tap(const NhwcGeometry& g, const void* w, void* workspace, cudaStream_t stream) {
-    T* by_tap = static_cast<T*>(workspace);
-    launch<depthwise_nhwc_filter_by_tap_kernel<T>>({grid_for(g.channels * g.taps), kThreadsPerBlock}, stream, g,
-                                                   static_cast<const T*>(w), by_tap);
-    return by_tap;
-}
-
 // Calls f(bfloat16{}) or f(float16{}) by dtype: the storage types these kernels run.
 template <typename F>
 void dispatch_sixteen_bit(const char* op, DType dtype, F&& f) {
     if (dtype == DType::BFloat16) return f(bfloat16{});
     if (dtype == DType::Float16) return f(float16{});
     throw NotSupported(std::string(op) + ": runs bfloat16 and float16 only, not " + dtype_name(dtype));
-}
-
-std::size_t filter_bytes(const ConvGeometry& g, DType dtype) {
-    return static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) * dtype_size(dtype);
 }
 
 // A 2-D grid-stride launch of 256-thread blocks: x over a row's items, whole warps of them, and y
@@ -419,7 +392,10 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
     const cudaStream_t s = detail::to_cuda(stream);
     dispatch_sixteen_bit(op, dtype, [&](auto tag) {
         using T = decltype(tag);
-        const T* by_tap = filter_by_tap<T>(n, w, workspace, s);
+        // The filter [C, 1, taps] as [taps, C] in the workspace, a tap's channels adjacent: the
+        // channels-last order of a [1, C, taps] tensor.
+        permute_channels(w, workspace, dtype, 1, n.channels, n.taps, true, stream);
+        const T* by_tap = static_cast<const T*>(workspace);
         const auto* read = static_cast<const T*>(source);
         const auto* b = static_cast<const T*>(bias);
         auto* written = static_cast<T*>(out);
@@ -470,7 +446,7 @@ std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DT
 }
 
 std::size_t depthwise_channels_last_filter_by_tap_bytes(const ConvGeometry& g, DType dtype) {
-    return filter_bytes(g, dtype);
+    return static_cast<std::size_t>(g.in_channels * g.kernel_spatial()) * dtype_size(dtype);
 }
 
 std::size_t depthwise_channels_last_filter_workspace(const ConvGeometry& g, DType dtype) {

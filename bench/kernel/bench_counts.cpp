@@ -38,7 +38,7 @@ WorkCounts work_counts(const BenchConfig& config, Direction direction, std::size
     switch (direction) {
         case Direction::Forward:
             work.bytes = (x + w + y + (config.epilogue.residual ? y : 0) +
-                          (config.epilogue.bias ? static_cast<double>(config.output_shape()[1]) : 0)) *
+                          (config.epilogue.bias ? static_cast<double>(out[1]) : 0)) *
                          size;
             break;
         case Direction::BackwardData:

@@ -3,7 +3,7 @@
 // backward filter, and the bias gradient, so the variant can be named for every pass.
 // Deterministic: backward filter adds fixed partial sums in a fixed order.
 // - Contiguous activations (kernels/conv_depthwise.cu): any channel multiplier, every padding
-//   mode, float32 and float64 (16-bit problems reach them widened by the op layer).
+//   mode, float32 and float64.
 // - Channels-last activations (kernels/conv_depthwise_nhwc.cu): one output channel per input
 //   channel, zeros padding, bfloat16 and float16, 16-byte packs of adjacent channels; the bias
 //   gradient by the channels-last channel sums (kernels/conv_bias_grad.h). A contiguous 16-bit
@@ -66,7 +66,7 @@ public:
                                   " bytes, fewer than the " + std::to_string(this->workspace(p, pass)) + " it needs");
         }
         if (channels_last(p)) {
-            // The permuted filter is read in 16-byte packs and the partial sums may be doubles.
+            // The permuted filter is read in 16-byte packs.
             if (reinterpret_cast<std::uintptr_t>(workspace.data) % 16 != 0) {
                 throw InvalidArgument(std::string(name()) + ": a workspace off a 16-byte boundary");
             }

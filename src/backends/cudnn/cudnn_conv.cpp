@@ -148,10 +148,15 @@ Choice choose(const AlgorithmKey& key, AlgorithmSearch search, Find find, Heuris
     return choice;
 }
 
+// A bias [1, channels, 1, ...] of g's rank.
+TensorDescriptor bias_descriptor(const ConvGeometry& g, DType dtype, std::int64_t channels) {
+    return TensorDescriptor(dtype, cudnn_dims(1, channels, SpatialDims{1, 1, 1}, g.spatial_rank));
+}
+
 // data[n, c, ...] += bias[c] over a tensor described by `data_descriptor` (either layout).
 void add_channel_bias(cudnnHandle_t handle, const ConvGeometry& g, DType dtype, std::int64_t channels, const void* bias,
                       const TensorDescriptor& data_descriptor, void* data) {
-    const TensorDescriptor b(dtype, cudnn_dims(1, channels, SpatialDims{1, 1, 1}, g.spatial_rank));
+    const TensorDescriptor b = bias_descriptor(g, dtype, channels);
     const Scale one(dtype, 1.0);
     CONVKIT_CHECK_CUDNN(
         cudnn().cudnnAddTensor(handle, one.get(), b.get(), bias, one.get(), data_descriptor.get(), data));
@@ -259,17 +264,20 @@ bool is_bad_parameter(cudnnStatus_t status) {
 bool fused_forward(const ConvProblem& p, const FusedKey& key, const ConvDescriptors& d,
                    cudnnConvolutionFwdAlgo_t algorithm, const Workspace& workspace, const void* x, const void* w,
                    const Epilogue& e, void* y, Stream stream, std::string& route) {
+    const auto refused_route = [](const std::string& reason) {
+        return concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", reason, ")");
+    };
     {
         std::lock_guard lock(refusals_mutex);
         const auto refused = fused_refusals().find(key);
         if (refused != fused_refusals().end()) {
-            route = concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", refused->second, ")");
+            route = refused_route(refused->second);
             return false;
         }
     }
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
-    const TensorDescriptor bias(dtype, cudnn_dims(1, g.out_channels, SpatialDims{1, 1, 1}, g.spatial_rank));
+    const TensorDescriptor bias = bias_descriptor(g, dtype, g.out_channels);
     const Workspace zeros(e.bias == nullptr ? static_cast<std::size_t>(g.out_channels) * dtype_size(dtype) : 0, stream);
     if (e.bias == nullptr) CONVKIT_CHECK_CUDA(cudaMemsetAsync(zeros.get(), 0, zeros.size(), to_cuda(stream)));
     const ReluDescriptor relu;
@@ -292,7 +300,7 @@ bool fused_forward(const ConvProblem& p, const FusedKey& key, const ConvDescript
         std::lock_guard lock(refusals_mutex);
         fused_refusals().emplace(key, reason);
     }
-    route = concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", reason, ")");
+    route = refused_route(reason);
     return false;
 }
 
