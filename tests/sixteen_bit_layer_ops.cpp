@@ -17,10 +17,6 @@ Tensor rounded_uniform(const Shape& shape, std::uint64_t seed, DType dtype, doub
     return Tensor::uniform(shape, low, high, seed, DType::Float32).to(dtype);
 }
 
-double sixteen_bit_tolerance(DType dtype) {
-    return dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance;
-}
-
 void expect_close_to_float64(const Tensor& got, const Tensor& want, double tol) {
     const std::vector<double> values = got.to_vector();
     const std::vector<double> expected = want.to_vector();

@@ -4,16 +4,13 @@
 // inputs, input gradients included: one list of cases for the host (test_dtype_support) and the
 // device (test_cuda), so both run the same checks.
 #include "convkit/tensor.h"
+#include "tolerances.h"  // sixteen_bit_tolerance
 
 namespace convkit::testing {
 
 // Uniform values in [low, high) drawn in float32 and rounded to `dtype`: inputs that float64
 // represents exactly, so a 16-bit op and its float64 reference see the same numbers.
 Tensor rounded_uniform(const Shape& shape, std::uint64_t seed, DType dtype, double low = -1.0, double high = 1.0);
-
-// The tolerance of a 16-bit result against float64 (tests/tolerances.h), relative to
-// max(1, |value|).
-double sixteen_bit_tolerance(DType dtype);
 
 // |got - want| <= tol * max(1, |want|), element by element.
 void expect_close_to_float64(const Tensor& got, const Tensor& want, double tol);

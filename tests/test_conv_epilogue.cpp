@@ -88,9 +88,7 @@ TEST(ConvEpilogue, SixteenBitMatchesFloat64) {
                 testing::run_epilogue(c, in, true, false, DType::Float64, Device::host(), MemoryFormat::Contiguous);
             const testing::EpilogueResults got =
                 testing::run_epilogue(c, in, true, true, dtype, Device::host(), MemoryFormat::Contiguous);
-            testing::expect_epilogue_results_close(
-                got, expected,
-                dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance);
+            testing::expect_epilogue_results_close(got, expected, testing::sixteen_bit_tolerance(dtype));
         }
     }
 }

@@ -133,8 +133,7 @@ TEST_F(Cudnn, SixteenBitChannelsLastPassesMatchTheHostReference) {
             const testing::ConvPassResults expected = testing::run_conv_passes(reference, g, in, DType::Float64);
             const testing::ConvPassResults got =
                 testing::run_conv_passes(cudnn, g, in, dtype, Device::cuda(), MemoryFormat::ChannelsLast);
-            const double tol = dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
-                                                        : testing::kFloat16VsFloat64Tolerance;
+            const double tol = testing::sixteen_bit_tolerance(dtype);
             testing::expect_conv_passes_close(got, expected, tol);
         }
     }
@@ -277,10 +276,9 @@ TEST_F(Cudnn, FusedForwardWritesEveryElementAndSaysHowItRan) {
     const Tensor b = testing::random_tensor(Shape{g.out_channels}, rng);
     const Tensor r = testing::random_tensor(g.output_shape(), rng);
     const auto tolerance_of = [](DType dtype) {
-        return dtype == DType::Float64    ? testing::kCudnnFloat64Tolerance
-               : dtype == DType::Float32  ? testing::kCudaStrictFloat32Tolerance
-               : dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
-                                          : testing::kFloat16VsFloat64Tolerance;
+        return dtype == DType::Float64   ? testing::kCudnnFloat64Tolerance
+               : dtype == DType::Float32 ? testing::kCudaStrictFloat32Tolerance
+                                         : testing::sixteen_bit_tolerance(dtype);
     };
     for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
         for (int combination = 0; combination < 4; ++combination) {

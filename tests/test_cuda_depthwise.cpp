@@ -124,10 +124,9 @@ void expect_every_pass_matches_the_reference(const detail::ConvGeometry& g, DTyp
     const testing::ConvPassResults expected =
         testing::run_conv_passes(testing::conv_variant_named("host.reference"), g, in, DType::Float64);
     const testing::ConvPassResults got = testing::run_conv_passes(variant, g, in, dtype, Device::cuda(), layout);
-    const double tol = dtype == DType::Float64    ? testing::kFloat64Tolerance
-                       : dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance
-                       : dtype == DType::Float16  ? testing::kFloat16VsFloat64Tolerance
-                                                  : testing::kCudaStrictFloat32Tolerance;
+    const double tol = dtype == DType::Float64 ? testing::kFloat64Tolerance
+                       : sixteen_bit           ? testing::sixteen_bit_tolerance(dtype)
+                                               : testing::kCudaStrictFloat32Tolerance;
     // Every pass judged per element against the sum of its terms' magnitudes (the reference on
     // |x|, |w|, |dy|, |biases|): a random geometry may have one channel and a kernel of a few taps,
     // so that a pass has a few elements whose random terms cancel to near zero and keep no
@@ -395,8 +394,7 @@ TEST_F(depthwise, ChannelsLastSixteenBitLayersRunNativelyByDefault) {
         const auto [variant, y_got, dx_got, dw_got, db_got] = run(dtype, Device::cuda(), MemoryFormat::ChannelsLast);
         EXPECT_EQ(variant, "cuda.depthwise / cuda.depthwise / cuda.depthwise");
         EXPECT_EQ(layout_conversions(), 0u) << "channels-last in, channels-last kernels";
-        const double tolerance =
-            dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance;
+        const double tolerance = testing::sixteen_bit_tolerance(dtype);
         EXPECT_LT(testing::relative_error(y_got, y), tolerance);
         EXPECT_LT(testing::relative_error(dx_got, dx), tolerance);
         EXPECT_LT(testing::relative_error(dw_got, dw), tolerance);

@@ -24,10 +24,6 @@ namespace {
 
 class CudaTensorCoreOps : public testing::WithCuda<> {};
 
-double tolerance(DType dtype) {
-    return dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance;
-}
-
 // The forward of a convolution (or a transposed one) and the three gradients of a weighted sum
 // of its output (dx, dw and db of the results), on `device` in `dtype` and `format`; results as
 // float64 host tensors.
@@ -82,7 +78,7 @@ TEST_F(CudaTensorCoreOps, SixteenBitChannelsLastConvolutionsRunNativelyAndMatchF
             // tensor-core path runs channels-last as it is. (The test's own to() calls are not
             // counted: only an op's conversions are.)
             EXPECT_EQ(layout_conversions(), 0U) << "the op or its backward converted a layout";
-            testing::expect_conv_passes_close(got, expected, tolerance(dtype));
+            testing::expect_conv_passes_close(got, expected, testing::sixteen_bit_tolerance(dtype));
         }
     }
 }
@@ -104,7 +100,7 @@ TEST_F(CudaTensorCoreOps, OtherSixteenBitProblemsConvertAndStayCorrect) {
         const ConvRun expected =
             run_conv(false, params, x, w, b, dy, DType::Float64, Device::host(), MemoryFormat::Contiguous);
         const ConvRun got = run_conv(false, params, x, w, b, dy, dtype, Device::cuda(), MemoryFormat::Contiguous);
-        testing::expect_conv_passes_close(got, expected, tolerance(dtype));
+        testing::expect_conv_passes_close(got, expected, testing::sixteen_bit_tolerance(dtype));
     }
 }
 
@@ -127,9 +123,11 @@ TEST_F(CudaTensorCoreOps, BackwardEntryPointsRunNativelyAndTheNamedVariantRefuse
     EXPECT_EQ(layout_conversions(), 0U);
     EXPECT_EQ(dx.memory_format(), MemoryFormat::ChannelsLast);
     const auto host64 = [](const Tensor& t) { return t.to(Device::host()).contiguous().to(DType::Float64); };
-    EXPECT_LT(testing::relative_error(host64(dx), conv_backward_data(dy, w, x.shape(), params)), tolerance(dtype));
-    EXPECT_LT(testing::relative_error(host64(dw), conv_backward_filter(dy, x, w.shape(), params)), tolerance(dtype));
-    EXPECT_LT(testing::relative_error(host64(db), conv_backward_bias(dy)), tolerance(dtype));
+    EXPECT_LT(testing::relative_error(host64(dx), conv_backward_data(dy, w, x.shape(), params)),
+              testing::sixteen_bit_tolerance(dtype));
+    EXPECT_LT(testing::relative_error(host64(dw), conv_backward_filter(dy, x, w.shape(), params)),
+              testing::sixteen_bit_tolerance(dtype));
+    EXPECT_LT(testing::relative_error(host64(db), conv_backward_bias(dy)), testing::sixteen_bit_tolerance(dtype));
 
     const VariantGuard named("cuda.igemm");
     const Tensor x32 = x.to(DType::Float32).to(Device::cuda()).to(MemoryFormat::ChannelsLast);

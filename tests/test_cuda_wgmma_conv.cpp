@@ -387,9 +387,8 @@ TEST_F(CudaWgmmaConv, NamedBackwardFilterMatchesTheReference) {
             const VariantGuard guard("cuda.wgmma");
             got = conv_backward_filter(on_cuda(dy), on_cuda(x), c.w, c.params);
         }
-        EXPECT_LT(
-            testing::relative_error(got.to(Device::host()).to(DType::Float64).contiguous(), expected),
-            c.dtype == DType::BFloat16 ? testing::kBfloat16VsFloat64Tolerance : testing::kFloat16VsFloat64Tolerance);
+        EXPECT_LT(testing::relative_error(got.to(Device::host()).to(DType::Float64).contiguous(), expected),
+                  testing::sixteen_bit_tolerance(c.dtype));
     }
     const detail::ConvProblem split =
         problem_of(cases.back().x, cases.back().w, cases.back().params, DType::BFloat16, MemoryFormat::ChannelsLast);

@@ -2,6 +2,7 @@
 // The tolerance policy of the test suites, in one place (docs/testing.md explains it). Errors
 // are relative, ||a - b|| / ||b|| over all elements (testing::relative_error); NaN always fails.
 // The GPU suites' rows are here too, whichever device runs them (a GPU or the emulated one).
+#include "convkit/dtype.h"
 
 namespace convkit::testing {
 
@@ -35,6 +36,10 @@ inline constexpr double kFiniteDifferenceStep = 1e-3;
 // 2^-12 relative) with room for float32's arithmetic.
 inline constexpr double kBfloat16VsFloat64Tolerance = 1e-2;
 inline constexpr double kFloat16VsFloat64Tolerance = 1e-3;
+// The one of those two for a 16-bit dtype.
+inline double sixteen_bit_tolerance(DType dtype) {
+    return dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance : kFloat16VsFloat64Tolerance;
+}
 
 // ---- GPU kernels (tests/test_cuda_*.cpp) --------------------------------------------------
 // A strict-float32 GPU kernel (FMA contraction allowed, no TF32) against the float64 reference:
