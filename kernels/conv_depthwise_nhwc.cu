@@ -17,9 +17,12 @@
 // (its accumulators in registers), reading the filter's pack once per tap for all of them; the
 // neighbouring positions' inputs, which several taps and threads share, come from L1 and L2. The
 // filter is read as [taps][C] (permuted into the workspace first), so that a tap's pack is one
-// access. Backward-data gathers dy through the taps whose output position is whole (a stride
-// division by multiply and shift), the adjoint of the forward. Grid and block y walk the written
-// tensor's rows (n, d, h), x a row's (run, pack) items: 32-bit indices, divisions by FastDivisor.
+// access. Where W's stride and dilation are 1 (every 'same' layer), the source packs a thread
+// reads stay widened in a register window that slides one position a tap, so each is loaded and
+// widened once a row of taps, not once a tap and position (add_unit_step_row). Backward-data
+// gathers dy through the taps whose output position is whole (a stride division by multiply and
+// shift), the adjoint of the forward. Grid and block y walk the written tensor's rows (n, d, h),
+// x a row's (run, pack) items: 32-bit indices, divisions by FastDivisor.
 // Backward-filter: a block per (row of the kernel's taps along W, tile of packs, split of the
 // items), an item being kFilterColumns output columns of one row (n, d, h); each thread sums dy x
 // for its pack over its items, each dy pack loaded once for the whole row of taps (single taps
@@ -29,6 +32,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "convkit/error.h"
 #include "cuda/cuda_runtime.h"
@@ -48,8 +52,10 @@ using detail::ConvGeometry;
 constexpr int kRun = 4;
 // Their __launch_bounds__' blocks an SM (of 256 threads): 3 (24 warps), which caps them at 80
 // registers where float16 packs took 90-92 left alone (2 blocks), since a bandwidth-bound kernel
-// wants more warps' loads in flight.
+// wants more warps' loads in flight. The unit-step window holds kRun more widened packs (32
+// registers for bfloat16): at 80 it spilled, so it runs 2 blocks (121-128 registers, no stack).
 constexpr int kRunBlocksPerSm = 3;
+constexpr int kWindowBlocksPerSm = 2;
 // Backward-filter: threads a block, packs a block at most (the rest of the block's threads are
 // lanes over items), output columns an item, and the blocks aimed at (about four waves of an H100).
 constexpr int kFilterThreads = 256;
@@ -221,6 +227,10 @@ struct RunAccumulators {
         CONVKIT_UNROLL
         for (int v = 0; v < Width; ++v) value[r][v] += static_cast<C>(a.value[v]) * static_cast<C>(b.value[v]);
     }
+    __device__ void add(int r, const C (&a)[Width], const C (&b)[Width]) {
+        CONVKIT_UNROLL
+        for (int v = 0; v < Width; ++v) value[r][v] += a[v] * b[v];
+    }
     // Positions first, first + 1, ... of `out` (the pack `pack` of each), the first
     // `positions_left` of them (the row's end).
     __device__ void store(T* out, std::int64_t first_position, int positions_left, int packs, int pack) const {
@@ -235,12 +245,79 @@ struct RunAccumulators {
     }
 };
 
+// One row (kd, kh) of the taps along W, any stride and dilation: per tap, the filter's pack once
+// and each of the kRun positions' source packs that the tap reaches (a backward-data gather only
+// where the output position is whole), widened where used.
+template <typename T, int Width, bool Forward>
+__device__ inline void add_any_step_row(const NhwcGeometry& g, RunAccumulators<T, Width>& acc, const T* source,
+                                        std::int64_t source_row, int w0, int positions_left, int first_tap, int packs,
+                                        int pack, const T* w) {
+    for (int kw = 0; kw < g.kernel[2]; ++kw) {
+        const ElementPack<T, Width> wp = load_pack<Width>(w, std::int64_t{first_tap + kw} * packs + pack);
+        CONVKIT_UNROLL
+        for (int r = 0; r < kRun; ++r) {
+            int sw;
+            if (r >= positions_left) break;  // past the row's end: not stored
+            if (!source_position<Forward>(g, 2, w0 + r, kw, sw)) continue;
+            acc.add(r, load_pack<Width>(source, (source_row + sw) * packs + pack), wp);
+        }
+    }
+}
+
+// One row (kd, kh) of the taps along W where W's stride and dilation are 1, the common case (every
+// 'same' depthwise layer: ConvNeXt's 7x7, RepLKNet's 31x31, the 1-D ones): position w0 + r reads
+// the source at base + r + s for step s = 0 .. KW - 1 (forward: base = w0 - pad, tap s; backward-
+// data: base = w0 + pad - (KW - 1), tap KW - 1 - s), so a step's kRun source packs are the last
+// step's shifted by one. They stay widened in a window of kRun registers, each loaded and widened
+// once instead of once a tap: one load and Width widenings a step, not kRun of each (the generic
+// loop issued 222 instructions for a tap's 32 multiply-adds of bfloat16 packs, this one about 70).
+// The window rotates by index, slot (s + r) % kRun, so the steps go kRun at a time, unrolled, and
+// every index is a constant; the last KW % kRun steps come after the loop, so that no step inside
+// it can leave early (an exit there made nvcc keep a second copy of the window and repeat a step's
+// multiply-adds on it). Padding and positions past the source's end read as zeros (adding +0 x w
+// where the generic loop skips the tap).
+template <typename T, int Width, bool Forward>
+__device__ inline void add_unit_step_row(const NhwcGeometry& g, RunAccumulators<T, Width>& acc, const T* source,
+                                         std::int64_t source_row, int w0, int first_tap, int packs, int pack,
+                                         const T* w) {
+    using C = ComputeType<T>;
+    const int taps_w = g.kernel[2];
+    const int extent = Forward ? g.in[2] : g.out[2];
+    const int base = Forward ? w0 - g.pad[2] : w0 + g.pad[2] - (taps_w - 1);
+    const T* row = source + source_row * packs * Width;  // 32-bit pack indices from here
+    C window[kRun][Width];
+    const auto fill = [&](C(&slot)[Width], int position) {
+        load_widened<Width>(row, position * packs + pack,
+                            static_cast<unsigned>(position) < static_cast<unsigned>(extent), slot);
+    };
+    // Step s (u = s % kRun): the source at base + s + kRun - 1 into the slot that held base + s - 1,
+    // then every position's multiply-add with tap s's weights.
+    const auto step = [&](int u, int s) {
+        fill(window[(u + kRun - 1) % kRun], base + s + kRun - 1);
+        C weight[Width];
+        load_widened<Width>(w, (first_tap + (Forward ? s : taps_w - 1 - s)) * packs + pack, true, weight);
+        CONVKIT_UNROLL
+        for (int r = 0; r < kRun; ++r) acc.add(r, window[(u + r) % kRun], weight);
+    };
+    CONVKIT_UNROLL
+    for (int r = 0; r + 1 < kRun; ++r) fill(window[r], base + r);
+    const int whole = taps_w - taps_w % kRun;
+    for (int s0 = 0; s0 < whole; s0 += kRun) {
+        CONVKIT_UNROLL
+        for (int u = 0; u < kRun; ++u) step(u, s0 + u);
+    }
+    CONVKIT_UNROLL
+    for (int u = 0; u + 1 < kRun; ++u) {
+        if (whole + u < taps_w) step(u, whole + u);
+    }
+}
+
 // Forward: y[n, o, c] = bias[c] + sum over taps t of x[n, o * stride - pad + t * dilation, c] w[t, c].
 // Backward-data: dx[n, i, c] = bias[c] + sum over the taps t with o * stride = i + pad - t *
 // dilation whole and inside of dy[n, o, c] w[t, c]. `source` is x or dy, `out` y or dx; `shape`
 // the written tensor's rows and items.
-template <typename T, int Width, bool Forward>
-__global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm)
+template <typename T, int Width, bool Forward, bool UnitStepW>
+__global__ void __launch_bounds__(kThreadsPerBlock, UnitStepW ? kWindowBlocksPerSm : kRunBlocksPerSm)
     depthwise_nhwc_run_kernel(NhwcGeometry g, RunShape shape, const T* source, const T* w, const T* bias, T* out) {
     const int* written = Forward ? g.out : g.in;
     const int* read = Forward ? g.in : g.out;
@@ -260,16 +337,12 @@ __global__ void __launch_bounds__(kThreadsPerBlock, kRunBlocksPerSm)
                     int sh;
                     if (!source_position<Forward>(g, 1, at.h, kh, sh)) continue;
                     const std::int64_t source_row = (std::int64_t{at.n * read[0] + sd} * read[1] + sh) * read[2];
-                    for (int kw = 0; kw < g.kernel[2]; ++kw) {
-                        const int tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
-                        const ElementPack<T, Width> wp = load_pack<Width>(w, std::int64_t{tap} * packs + pack);
-                        CONVKIT_UNROLL
-                        for (int r = 0; r < kRun; ++r) {
-                            int sw;
-                            if (r >= positions_left) break;  // past the row's end: not stored
-                            if (!source_position<Forward>(g, 2, w0 + r, kw, sw)) continue;
-                            acc.add(r, load_pack<Width>(source, (source_row + sw) * packs + pack), wp);
-                        }
+                    const int first_tap = (kd * g.kernel[1] + kh) * g.kernel[2];
+                    if constexpr (UnitStepW) {
+                        add_unit_step_row<T, Width, Forward>(g, acc, source, source_row, w0, first_tap, packs, pack, w);
+                    } else {
+                        add_any_step_row<T, Width, Forward>(g, acc, source, source_row, w0, positions_left, first_tap,
+                                                            packs, pack, w);
                     }
                 }
             }
@@ -404,8 +477,15 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
             [&](auto width) {
                 constexpr int W = decltype(width)::value;
                 const RunShape shape = run_shape(n, Forward ? n.out : n.in, W);
-                launch<depthwise_nhwc_run_kernel<T, W, Forward>>(run_launch(shape), s, n, shape, read, by_tap, b,
-                                                                 written);
+                const auto run = [&](auto unit_step) {
+                    launch<depthwise_nhwc_run_kernel<T, W, Forward, decltype(unit_step)::value>>(
+                        run_launch(shape), s, n, shape, read, by_tap, b, written);
+                };
+                if (n.stride[2] == 1 && n.dilation[2] == 1) {
+                    run(std::true_type{});
+                } else {
+                    run(std::false_type{});
+                }
             },
             read, by_tap, b, static_cast<const T*>(written));
     });

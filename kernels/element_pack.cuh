@@ -54,6 +54,27 @@ __device__ inline void store_pack(T* data, std::int64_t pack, const ElementPack<
     reinterpret_cast<ElementPack<T, Width>*>(data)[pack] = values;
 }
 
+// Pack `pack` of `data` widened to ComputeType<T>, or zeros where `inside` is false (nothing read).
+// bfloat16 pairs widen from their 32-bit words, the even element shifted up and the odd one
+// masked: one instruction an element, where each 16-bit value on its own took an extract and a
+// shift.
+template <int Width, typename T>
+__device__ inline void load_widened(const T* data, std::int64_t pack, bool inside, ComputeType<T> (&out)[Width]) {
+    if constexpr (std::is_same_v<T, bfloat16> && Width % 2 == 0) {
+        check_pack_alignment<T, Width>(data);
+        ElementPack<std::uint32_t, Width / 2> words{};
+        if (inside) words = load_pack<Width / 2>(reinterpret_cast<const std::uint32_t*>(data), pack);
+        for (int i = 0; i < Width / 2; ++i) {
+            out[2 * i] = half_detail::float_from_bits(words.value[i] << 16);
+            out[2 * i + 1] = half_detail::float_from_bits(words.value[i] & 0xFFFF0000U);
+        }
+    } else {
+        ElementPack<T, Width> values{};
+        if (inside) values = load_pack<Width>(data, pack);
+        for (int i = 0; i < Width; ++i) out[i] = static_cast<ComputeType<T>>(values.value[i]);
+    }
+}
+
 // ---- Flat elementwise work over packs -----------------------------------------------------------
 
 template <int Width>

@@ -132,7 +132,7 @@ inline std::vector<ConvCase> tf32_conv_sweep() {
 // runs on channels-last activations in 16-byte packs of adjacent channels where the channel count
 // allows (8 16-bit values, 4 floats, 2 doubles) and one channel at a time where it does not: 16,
 // 24, 32 and 64 channels (packs) and 6, 12 and 20 (single channels in 16 bits; pairs of doubles,
-// packs of floats for 12 and 20); kernels of 1 to 7 taps a dim, strides 1 to 3, dilation,
+// packs of floats for 12 and 20); kernels of 1 to 7 taps a dim and 13 along a 1-D one, strides 1 to 3, dilation,
 // asymmetric 'same' padding, widths one past the 4-position runs, batch 1; 1-D, 2-D and 3-D; a
 // transposed layer with output padding (its forward the backward-data kernel); rows enough for
 // backward-filter to split them (64 channels, 2 x 40 rows) and for the grid-stride loops to loop;
@@ -148,6 +148,11 @@ inline std::vector<ConvCase> depthwise_conv_sweep() {
         conv(P(1).set_stride(3).set_padding(2).set_groups(20), Shape{2, 20, 29}, Shape{20, 1, 5}),
         conv(P(3).set_padding(1).set_groups(16), Shape{1, 16, 4, 5, 6}, Shape{16, 1, 3, 3, 3}),
         conv(P(2).set_groups(16), Shape{1, 16, 5, 5}, Shape{16, 1, 1, 1}),
+        // Many taps along W at stride 1 (the register window's steps in chunks of 4, and a last
+        // chunk of 1): 13 taps over 10 positions, reaching past both ends; and a causal-style 4-tap
+        // one whose output is 3 longer than its input.
+        conv(P(1).set_padding(6).set_groups(16), Shape{2, 16, 10}, Shape{16, 1, 13}),
+        conv(P(1).set_padding(3).set_groups(24), Shape{1, 24, 11}, Shape{24, 1, 4}),
         conv(P(2).set_padding(1).set_groups(64), Shape{2, 64, 40, 6}, Shape{64, 1, 3, 3}),
         // More rows (80) and, 1-D in float32 and float64, more of a row's items (1,125 runs of 16
         // or 32 packs) than the emulated device's 64-block grid holds: the grid-stride loops loop.
