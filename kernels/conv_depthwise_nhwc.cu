@@ -23,12 +23,13 @@
 // gathers dy through the taps whose output position is whole (a stride division by multiply and
 // shift), the adjoint of the forward. Grid and block y walk the written tensor's rows (n, d, h),
 // x a row's (run, pack) items: 32-bit indices, divisions by FastDivisor.
-// Backward-filter: a block per (row of the kernel's taps along W, tile of packs, split of the
-// items), an item being kFilterColumns output columns of one row (n, d, h); each thread sums dy x
-// for its pack over its items, each dy pack loaded once for the whole row of taps (single taps
-// for widths not unrolled); the block adds its lanes in lane order, and a second kernel adds the
-// splits in split order. The plan (lanes, splits) comes from the channel count alone, so dw is
-// the same bit for bit on every run, packed or not (a misaligned view runs single channels).
+// Backward-filter: a block per (group of taps along W, tile of packs, split of the items), an item
+// being kFilterColumns output columns of one row (n, d, h); each thread sums dy x for its pack
+// over its items, each dy pack loaded once for the group's taps: at unit step, kRun taps from a
+// window of x that slides a column at a time, as the run kernel's does; else a whole row of an
+// unrolled width, or single taps. The block adds its lanes in lane order, and a second kernel adds
+// the splits in split order. The plan (lanes, splits) comes from the channel count alone, so dw
+// is the same bit for bit on every run, packed or not (a misaligned view runs single channels).
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -122,12 +123,13 @@ RunShape run_shape(const NhwcGeometry& g, const int* written, int width) {
     return {rows_of(g.batch, written), FastDivisor(packs), ((written[2] + kRun - 1) / kRun) * packs};
 }
 
-// Backward-filter's launch: blocks along x over tap groups (a row of a kernel's W taps where
-// dispatch_kernel_width unrolls that width, each thread summing all of them from one load of dy;
-// else single taps), channels of a block (block x: packs, or single channels where the launch
-// runs them), lanes over items (block y), and the split of the items over grid z.
+// Backward-filter's launch: blocks along x over tap groups, `group_taps` consecutive taps along W
+// of one row (kd, kh) of the kernel, `row_groups` of them a row (the last one's taps past KW
+// summed but not written); channels of a block (block x: packs, or single channels where the
+// launch runs them), lanes over items (block y), and the split of the items over grid z.
 struct FilterPlan {
     int block_packs = 1, lanes = kFilterThreads;
+    int group_taps = 1, row_groups = 1;
     std::int64_t tap_groups = 1, pack_tiles = 1;
     Rows rows;           // the output's
     FastDivisor chunks;  // items a row: ceil(W_out / kFilterColumns)
@@ -135,8 +137,16 @@ struct FilterPlan {
     int splits = 1;
 };
 
-// The taps along W one backward-filter thread sums: the kernel width where it is unrolled, else 1.
+// Whether W's stride and dilation are 1, so that consecutive positions along W read consecutive
+// source positions through consecutive taps: the register windows of both passes.
+bool unit_step_w(const NhwcGeometry& g) {
+    return g.stride[2] == 1 && g.dilation[2] == 1;
+}
+
+// The taps along W one backward-filter thread sums: kRun (a sliding window of x) at unit step,
+// else the kernel width where it is unrolled, else 1.
 int filter_group_taps(const NhwcGeometry& g) {
+    if (unit_step_w(g)) return kRun;
     int taps = 1;
     dispatch_kernel_width(g.kernel[2], [&](auto width) { taps = decltype(width)::value > 0 ? g.kernel[2] : 1; });
     return taps;
@@ -150,7 +160,9 @@ FilterPlan filter_plan(const NhwcGeometry& g, int wide, int width) {
     const std::int64_t tiles = (wide_packs + kMaxFilterPacks - 1) / kMaxFilterPacks;
     plan.block_packs = static_cast<int>((wide_packs + tiles - 1) / tiles);  // as even as the tiles allow
     plan.lanes = kFilterThreads / plan.block_packs;
-    plan.tap_groups = g.taps / filter_group_taps(g);
+    plan.group_taps = filter_group_taps(g);
+    plan.row_groups = (g.kernel[2] + plan.group_taps - 1) / plan.group_taps;
+    plan.tap_groups = std::int64_t{g.kernel[0]} * g.kernel[1] * plan.row_groups;
     plan.pack_tiles = (g.channels / width + plan.block_packs - 1) / plan.block_packs;
     plan.rows = rows_of(g.batch, g.out);
     const int chunks = (g.out[2] + kFilterColumns - 1) / kFilterColumns;
@@ -285,7 +297,7 @@ __device__ inline void add_unit_step_row(const NhwcGeometry& g, RunAccumulators<
     const int extent = Forward ? g.in[2] : g.out[2];
     const int base = Forward ? w0 - g.pad[2] : w0 + g.pad[2] - (taps_w - 1);
     const T* row = source + source_row * packs * Width;  // 32-bit pack indices from here
-    C window[kRun][Width];
+    C window[kRun][Width] = {};                          // (each slot filled before its first use; gcc cannot tell)
     const auto fill = [&](C(&slot)[Width], int position) {
         load_widened<Width>(row, position * packs + pack,
                             static_cast<unsigned>(position) < static_cast<unsigned>(extent), slot);
@@ -351,21 +363,66 @@ __global__ void __launch_bounds__(kThreadsPerBlock, UnitStepW ? kWindowBlocksPer
     }
 }
 
+// One item's columns [first, end) of dy's row (32-bit pack indices from `dy_row`) against x's row
+// `x_row` at unit step along W: tap kw0 + j reads x at o - pad + kw0 + j, so column o + 1's kRun x
+// packs are column o's shifted by one. They stay widened in a window of kRun registers (slot
+// (c + j) % kRun for the c-th column), each loaded and widened once, not once a tap: a column is
+// one load and Width widenings of dy and of x, and kRun x Width multiply-adds. As in the run
+// kernel's window, columns go kRun at a time, unrolled, and the last (end - first) % kRun after
+// the loop; positions outside x read as zeros.
+template <typename T, int Width>
+__device__ inline void add_filter_window_columns(const NhwcGeometry& g, ComputeType<T> (&acc)[kRun][Width],
+                                                 const T* dy_row, const T* x_row, int first, int end, int kw0,
+                                                 int packs, int pack) {
+    using C = ComputeType<T>;
+    const int base = first - g.pad[2] + kw0;  // x's position for column `first` and tap kw0
+    C window[kRun][Width] = {};               // (each slot filled before its first use; gcc cannot tell)
+    const auto fill = [&](C(&slot)[Width], int position) {
+        load_widened<Width>(x_row, position * packs + pack,
+                            static_cast<unsigned>(position) < static_cast<unsigned>(g.in[2]), slot);
+    };
+    // Column first + c (u = c % kRun): x at base + c + kRun - 1 into the slot that held base + c - 1,
+    // then dy's pack times every tap's x.
+    const auto column = [&](int u, int c) {
+        fill(window[(u + kRun - 1) % kRun], base + c + kRun - 1);
+        C d[Width];
+        load_widened<Width>(dy_row, (first + c) * packs + pack, true, d);
+        CONVKIT_UNROLL
+        for (int j = 0; j < kRun; ++j) {
+            CONVKIT_UNROLL
+            for (int v = 0; v < Width; ++v) acc[j][v] += d[v] * window[(u + j) % kRun][v];
+        }
+    };
+    CONVKIT_UNROLL
+    for (int r = 0; r + 1 < kRun; ++r) fill(window[r], base + r);
+    const int columns = end - first, whole = columns - columns % kRun;
+    for (int c0 = 0; c0 < whole; c0 += kRun) {
+        CONVKIT_UNROLL
+        for (int u = 0; u < kRun; ++u) column(u, c0 + u);
+    }
+    CONVKIT_UNROLL
+    for (int u = 0; u + 1 < kRun; ++u) {
+        if (whole + u < columns) column(u, whole + u);
+    }
+}
+
 // Partial sums of dw[t, c] = sum over rows and columns of dy[n, o, c] x[n, o * stride - pad + t *
 // dilation, c]: block (tap group, channel tile, split); thread (pack or channel in the tile, lane).
-// KW > 0: the group is a row (kd, kh) of the kernel's KW taps along W, each dy pack loaded once
-// for all of them (their x packs, neighbours along the row, from L1); KW == 0: one tap. Lanes take
-// the split's items (kFilterColumns columns of a row) in turn; the block adds its lanes in lane
-// order, tap by tap, into partial[split][tap][c].
-template <typename T, int Width, int KW>
+// The group is plan.group_taps taps along W of one row (kd, kh) of the kernel, each dy pack loaded
+// once for all of them: UnitStepW, kRun taps from a sliding window of x (add_filter_window_columns);
+// else KW > 0, the row's KW taps (their x packs, neighbours along the row, from L1); else one tap.
+// Lanes take the split's items (kFilterColumns columns of a row) in turn; the block adds its lanes
+// in lane order, tap by tap, into partial[split][tap][c].
+template <typename T, int Width, int KW, bool UnitStepW>
 __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan plan, const T* dy, const T* x,
                                                       ComputeType<T>* partial) {
     using C = ComputeType<T>;
-    constexpr int kGroupTaps = KW > 0 ? KW : 1;
+    constexpr int kGroupTaps = UnitStepW ? kRun : KW > 0 ? KW : 1;
     const int packs = static_cast<int>(g.channels / Width);
-    const int first_tap = static_cast<int>(blockIdx.x) * kGroupTaps;  // and the next kGroupTaps - 1, along W
-    const int kw0 = first_tap % g.kernel[2], kh = first_tap / g.kernel[2] % g.kernel[1];
-    const int kd = first_tap / (g.kernel[2] * g.kernel[1]);
+    const int kernel_row = static_cast<int>(blockIdx.x) / plan.row_groups;  // kd * KH + kh
+    const int kw0 = (static_cast<int>(blockIdx.x) - kernel_row * plan.row_groups) * kGroupTaps;
+    const int kh = kernel_row % g.kernel[1], kd = kernel_row / g.kernel[1];
+    const int first_tap = kernel_row * g.kernel[2] + kw0;  // and the next kGroupTaps - 1, along W
     const int pack = static_cast<int>(blockIdx.y) * plan.block_packs + static_cast<int>(threadIdx.x);
     const int lane = static_cast<int>(threadIdx.y);
     C acc[kGroupTaps][Width] = {};
@@ -382,21 +439,27 @@ __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan
             const std::int64_t x_row = (std::int64_t{at.n * g.in[0] + id} * g.in[1] + ih) * g.in[2];
             const int first_column = chunk * kFilterColumns;
             const int end_column = first_column + kFilterColumns < g.out[2] ? first_column + kFilterColumns : g.out[2];
-            for (int o = first_column; o < end_column; ++o) {
-                const ElementPack<T, Width> d = load_pack<Width>(dy, (dy_row + o) * packs + pack);
-                CONVKIT_UNROLL
-                for (int j = 0; j < kGroupTaps; ++j) {
-                    int iw;
-                    if (!source_position<true>(g, 2, o, kw0 + j, iw)) continue;
-                    const ElementPack<T, Width> s = load_pack<Width>(x, (x_row + iw) * packs + pack);
+            if constexpr (UnitStepW) {
+                add_filter_window_columns<T, Width>(g, acc, dy + dy_row * packs * Width, x + x_row * packs * Width,
+                                                    first_column, end_column, kw0, packs, pack);
+            } else {
+                for (int o = first_column; o < end_column; ++o) {
+                    const ElementPack<T, Width> d = load_pack<Width>(dy, (dy_row + o) * packs + pack);
                     CONVKIT_UNROLL
-                    for (int v = 0; v < Width; ++v)
-                        acc[j][v] += static_cast<C>(d.value[v]) * static_cast<C>(s.value[v]);
+                    for (int j = 0; j < kGroupTaps; ++j) {
+                        int iw;
+                        if (!source_position<true>(g, 2, o, kw0 + j, iw)) continue;
+                        const ElementPack<T, Width> s = load_pack<Width>(x, (x_row + iw) * packs + pack);
+                        CONVKIT_UNROLL
+                        for (int v = 0; v < Width; ++v)
+                            acc[j][v] += static_cast<C>(d.value[v]) * static_cast<C>(s.value[v]);
+                    }
                 }
             }
         }
     }
-    // Each tap's lanes through shared memory, added by lane 0 in lane order.
+    // Each tap's lanes through shared memory, added by lane 0 in lane order (a window's taps past
+    // KW are not written: the condition is the block's, so every thread reaches each barrier).
     C* lanes = dynamic_shared_memory<C>();
     const int slot = (lane * plan.block_packs + static_cast<int>(threadIdx.x)) * Width;
     CONVKIT_UNROLL
@@ -404,7 +467,7 @@ __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan
         CONVKIT_UNROLL
         for (int v = 0; v < Width; ++v) lanes[slot + v] = acc[j][v];
         __syncthreads();
-        if (lane == 0 && pack < packs) {
+        if (lane == 0 && pack < packs && kw0 + j < g.kernel[2]) {
             for (int v = 0; v < Width; ++v) {
                 C total = C(0);
                 for (int l = 0; l < plan.lanes; ++l) {
@@ -481,7 +544,7 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
                     launch<depthwise_nhwc_run_kernel<T, W, Forward, decltype(unit_step)::value>>(
                         run_launch(shape), s, n, shape, read, by_tap, b, written);
                 };
-                if (n.stride[2] == 1 && n.dilation[2] == 1) {
+                if (unit_step_w(n)) {
                     run(std::true_type{});
                 } else {
                     run(std::false_type{});
@@ -567,10 +630,17 @@ void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType d
                          static_cast<unsigned>(plan.splits)),
                     dim3(static_cast<unsigned>(plan.block_packs), static_cast<unsigned>(plan.lanes)),
                     static_cast<std::size_t>(plan.block_packs) * plan.lanes * W * sizeof(C)};
-                dispatch_kernel_width(n.kernel[2], [&](auto kernel_width) {
-                    launch<depthwise_nhwc_filter_partials_kernel<T, W, decltype(kernel_width)::value>>(
+                const auto partials = [&](auto kernel_width, auto unit_step) {
+                    launch<depthwise_nhwc_filter_partials_kernel<T, W, decltype(kernel_width)::value,
+                                                                 decltype(unit_step)::value>>(
                         shape, s, n, plan, static_cast<const T*>(dy), static_cast<const T*>(x), partial);
-                });
+                };
+                if (unit_step_w(n)) {
+                    partials(std::integral_constant<int, 0>{}, std::true_type{});
+                } else {
+                    dispatch_kernel_width(n.kernel[2],
+                                          [&](auto kernel_width) { partials(kernel_width, std::false_type{}); });
+                }
             },
             static_cast<const T*>(dy), static_cast<const T*>(x));
         launch<depthwise_nhwc_filter_sum_kernel<T>>({grid_for(n.channels * n.taps), kThreadsPerBlock}, s, n, splits,
