@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <vector>
@@ -418,6 +419,39 @@ void set_schedule_override(std::optional<Schedule> schedule) {
     schedule_override = schedule;
 }
 
+namespace {
+// The order of a grid's blocks: at(i) is the linear index (x fastest) of the i-th block run,
+// ascending under the forward and run-to-block schedules, descending under reverse, and under
+// random a seeded permutation that needs no table (grids reach billions of blocks): i * stride +
+// offset modulo the count, for a stride coprime with the count, and never either of the others
+// (stride 1 with offset 0 is ascending, stride and offset count - 1 descending).
+struct BlockOrder {
+    std::uint64_t count = 1, stride = 1, offset = 0;
+    Schedule schedule = Schedule::Forward;
+
+    BlockOrder(std::uint64_t blocks, Schedule s, std::mt19937_64& random) : count(blocks), schedule(s) {
+        // (At most 2^32 blocks, so that i * stride fits 64 bits; past that, ascending.)
+        if (schedule != Schedule::Random || count < 3 || count > (std::uint64_t{1} << 32)) return;
+        stride = random() % count;
+        while (std::gcd(stride, count) != 1) stride = (stride + 1) % count;
+        offset = random() % (count - 1);  // never count - 1
+        if (stride == 1 && offset == 0) offset = 1;
+    }
+    std::uint64_t at(std::uint64_t i) const {
+        switch (schedule) {
+            case Schedule::Reverse:
+                return count - 1 - i;
+            case Schedule::Random:
+                return (i * stride + offset) % count;
+            case Schedule::Forward:
+            case Schedule::RunToBlock:
+                break;
+        }
+        return i;
+    }
+};
+}  // namespace
+
 void run_grid(const GridLaunch& launch, const std::function<void()>& thread_body) {
     const std::lock_guard<std::mutex> lock(launch_mutex);
     const Schedule schedule = current_schedule();
@@ -437,13 +471,18 @@ void run_grid(const GridLaunch& launch, const std::function<void()>& thread_body
     struct ClearCurrent {
         ~ClearCurrent() { current_block = nullptr; }
     } clear;
-    for (unsigned z = 0; z < launch.grid.z; ++z)
-        for (unsigned y = 0; y < launch.grid.y; ++y)
-            for (unsigned x = 0; x < launch.grid.x; ++x) {
-                b.index = {x, y, z};
-                run_block(b, stacks, thread_body, schedule, random);
-                if (!b.fault.empty()) throw KernelFault(b.fault);
-            }
+    // A GPU runs a grid's blocks in no promised order, so the schedule orders them too: a block
+    // that wrote where another block writes (a stray store a later block happened to cover) or
+    // read what another block writes gives a different result under some order.
+    const BlockOrder order(launch.grid.count(), schedule, random);
+    for (std::uint64_t i = 0; i < order.count; ++i) {
+        const std::uint64_t linear = order.at(i);
+        b.index = {static_cast<unsigned>(linear % launch.grid.x),
+                   static_cast<unsigned>(linear / launch.grid.x % launch.grid.y),
+                   static_cast<unsigned>(linear / (std::uint64_t{launch.grid.x} * launch.grid.y))};
+        run_block(b, stacks, thread_body, schedule, random);
+        if (!b.fault.empty()) throw KernelFault(b.fault);
+    }
 }
 
 const ThreadPosition& position() {

@@ -1,12 +1,12 @@
 #pragma once
 // The CUDA execution model on the CPU, for the CPU build of the kernel sources (issue #12).
-// A launch runs its blocks one after another on the calling OS thread; each block's threads are
-// fibers (Boost.Context) switched only at synchronisation points: barriers, warp operations,
-// atomics and the PTX operations of kernels/ptx.cuh. A barrier completes when every thread of
-// the block has arrived, a warp operation when every lane of its mask has; anything else
-// (a deadlock, lanes at different warp operations, a lane outside its mask, __trap) stops the
-// launch with a KernelFault naming the kernel, the block and the thread. Plain C++: the CPU
-// build of kernels/ reaches it through emu/device_api.h and kernels/launch.cuh.
+// A launch runs its blocks one after another on the calling OS thread, in the schedule's order;
+// each block's threads are fibers (Boost.Context) switched only at synchronisation points:
+// barriers, warp operations, atomics and the PTX operations of kernels/ptx.cuh. A barrier
+// completes when every thread of the block has arrived, a warp operation when every lane of its
+// mask has; anything else (a deadlock, lanes at different warp operations, a lane outside its
+// mask, __trap) stops the launch with a KernelFault naming the kernel, the block and the thread.
+// Plain C++: the CPU build of kernels/ reaches it through emu/device_api.h and kernels/launch.cuh.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -31,14 +31,15 @@ struct Extent {
     std::uint64_t count() const { return std::uint64_t{x} * y * z; }
 };
 
-// The order in which a block's runnable threads are resumed. Threads run between
-// synchronisation points without interruption, so the schedule decides which side of a
-// missing barrier runs first.
+// The order in which a block's runnable threads are resumed, and a grid's blocks run. Threads run
+// between synchronisation points without interruption, so the schedule decides which side of a
+// missing barrier runs first; blocks run one after another, so it decides which of two blocks
+// writing one address writes last.
 enum class Schedule {
-    Forward,     // sweeps in ascending thread index, each thread to its next switch point
-    Reverse,     // sweeps in descending thread index
-    RunToBlock,  // each thread as far as it can go (through atomics) before the next one
-    Random,      // a seeded random runnable thread at every switch (CONVKIT_EMU_SEED)
+    Forward,     // sweeps in ascending thread index, each thread to its next switch point; blocks ascending
+    Reverse,     // sweeps in descending thread index; blocks descending
+    RunToBlock,  // each thread as far as it can go (through atomics) before the next one; blocks ascending
+    Random,      // a seeded random runnable thread at every switch, blocks in a seeded order (CONVKIT_EMU_SEED)
 };
 const char* schedule_name(Schedule schedule);
 // CONVKIT_EMU_SCHEDULE=forward|reverse|run-to-block|random (default forward); a bad value is an

@@ -55,6 +55,14 @@ __global__ void unwritten_shared_kernel(float* out) {
     value = 42.0f;
 }
 
+// The order blocks ran in: each block's thread 0 takes the next slot and writes its linear index
+// there (x fastest).
+__global__ void block_order_kernel(unsigned* next_slot, unsigned* order) {
+    if (threadIdx.x != 0) return;
+    const unsigned slot = atomicAdd(next_slot, 1u);
+    order[slot] = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+}
+
 struct alignas(16) MatrixRow {
     std::uint16_t element[8];
 };
@@ -282,6 +290,11 @@ void dynamic_shared_probe(int threads, int* out, std::size_t dynamic_bytes) {
 
 void unwritten_shared_probe(int blocks, float* out) {
     launch<unwritten_shared_kernel>({static_cast<unsigned>(blocks), 1}, nullptr, out);
+}
+
+void block_order_probe(unsigned x, unsigned y, unsigned z, unsigned* order) {
+    unsigned next_slot = 0;
+    launch<block_order_kernel>({dim3(x, y, z), 32}, nullptr, &next_slot, order);
 }
 
 void ldmatrix_probe(const std::uint16_t* tile, int row_stride, int matrices, bool transpose, std::uint32_t* out) {

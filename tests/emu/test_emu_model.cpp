@@ -89,6 +89,39 @@ TEST(EmuModel, SharedMemoryIsPoisonedAtTheStartOfEveryBlock) {
     for (float v : out) EXPECT_TRUE(std::isnan(v)) << v;  // block 0's 42 never reaches block 1
 }
 
+// A GPU promises no order among a grid's blocks, and the schedules vary it: ascending under
+// forward and run-to-block, descending under reverse, a seeded permutation under random (every
+// block once, not in either order), so that a block's stray write that a later block happens to
+// cover shows under one of them.
+TEST(EmuModel, TheScheduleOrdersTheGridsBlocks) {
+    const ClearScheduleOverride clear;
+    const unsigned x = 5, y = 3, z = 2, count = x * y * z;
+    std::vector<unsigned> ascending(count);
+    for (unsigned i = 0; i < count; ++i) ascending[i] = i;
+    const std::vector<unsigned> descending(ascending.rbegin(), ascending.rend());
+    under_every_schedule([&] {
+        std::vector<unsigned> order(count, 0xFFFFFFFFu);
+        probes::block_order_probe(x, y, z, order.data());
+        switch (emu::current_schedule()) {
+            case emu::Schedule::Forward:
+            case emu::Schedule::RunToBlock:
+                EXPECT_EQ(order, ascending);
+                break;
+            case emu::Schedule::Reverse:
+                EXPECT_EQ(order, descending);
+                break;
+            case emu::Schedule::Random: {
+                EXPECT_NE(order, ascending);
+                EXPECT_NE(order, descending);
+                std::vector<unsigned> sorted = order;
+                std::sort(sorted.begin(), sorted.end());
+                EXPECT_EQ(sorted, ascending);  // each block once
+                break;
+            }
+        }
+    });
+}
+
 // ldmatrix against the PTX ISA's statement of who gets what: register i of lane l holds row
 // l / 4, columns 2 (l % 4) and +1 of matrix i (transposed: rows 2 (l % 4), +1 of column l / 4).
 TEST(EmuModel, LdmatrixFollowsThePtxLayout) {
@@ -292,8 +325,14 @@ TEST(EmuModel, PairCompareFollowsTheMaxPoolingRule) {
     }
 }
 
-// The fault's message must name what went wrong, the kernel, a block and a thread.
-void expect_fault(probes::Misuse misuse, const std::string& what, const std::string& block_and_thread) {
+// The fault's message must name what went wrong, the kernel, a block and a thread. The probe's two
+// blocks run in the schedule's order, so a misuse both commit faults in the first to run: block 0,
+// or block 1 under reverse; `block_and_thread` names block 0 for those.
+void expect_fault(probes::Misuse misuse, const std::string& what, std::string block_and_thread) {
+    const std::string first_block = "block (0,0,0)";
+    if (emu::current_schedule() == emu::Schedule::Reverse && block_and_thread.starts_with(first_block)) {
+        block_and_thread.replace(0, first_block.size(), "block (1,0,0)");
+    }
     try {
         probes::misuse_probe(misuse);
         ADD_FAILURE() << "no KernelFault; expected: " << what;

@@ -27,6 +27,8 @@ void dynamic_shared_probe(int threads, int* out, std::size_t dynamic_bytes);
 // out[b] = what block b reads from a static __shared__ float before anyone wrote it; block 0
 // then writes 42 to it (so a later block would see 42 if shared memory were not per block).
 void unwritten_shared_probe(int blocks, float* out);
+// order[i] = the linear index (x fastest) of the i-th block of an x by y by z grid to run.
+void block_order_probe(unsigned x, unsigned y, unsigned z, unsigned* order);
 
 // ldmatrix of 1, 2 or 4 8x8 b16 matrices from `tile` (rows of 16 bytes at `row_stride_elements`
 // elements), transposed or not; out[lane * 4 + i] = register i of each lane.
