@@ -46,12 +46,15 @@ void conv_backward_filter_depthwise(const detail::ConvGeometry& g, DType dtype, 
 // ---- Channels-last activations (kernels/conv_depthwise_nhwc.cu) --------------------------------
 // x, y, dy and dx as [N, spatial..., C]; the filter [C, 1, kernel...] and its gradient as above.
 // One output channel per input channel, zeros padding; bfloat16 and float16 (computed in float32,
-// rounded once; float32 and float64 run the contiguous kernels in either layout, so that both
-// layouts give the same bits). 16-byte packs of adjacent channels where the channel count and the
-// buffers allow, else single channels.
+// rounded once) in every pass; float32 and float64 forward and backward-data, summing term for
+// term as the contiguous kernels do, so that both layouts give the same bits (their weight and bias
+// gradients are the contiguous kernels'). 16-byte packs of adjacent channels where the channel
+// count and the buffers allow, else single channels.
 
-// Empty when these kernels run geometry g in dtype, else why not.
-std::string depthwise_channels_last_unsupported_reason(const detail::ConvGeometry& g, DType dtype);
+// Empty when these kernels run geometry g in dtype, else why not; `parameter_gradient` for the
+// weight and bias gradients' passes.
+std::string depthwise_channels_last_unsupported_reason(const detail::ConvGeometry& g, DType dtype,
+                                                       bool parameter_gradient);
 
 // Scratch bytes: forward and backward-data the filter as [taps, C]; backward-filter the per-split
 // partial sums (float32).

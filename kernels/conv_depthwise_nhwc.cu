@@ -194,31 +194,39 @@ void with_pack_width(std::int64_t channels, F&& f, const Pointers*... pointers) 
     }
 }
 
-// Where a backward-data gather along dim d reads dy: the output position o with o * stride =
-// numerator (i + pad - tap * dilation), if whole and inside.
-__device__ inline bool gathered_position(const NhwcGeometry& g, int d, int numerator, int& o) {
-    if (g.stride[d] == 1) {
-        o = numerator;
-    } else {
-        if (numerator < 0) return false;
-        o = g.stride_divisor[d].divide(numerator);
-        if (o * g.stride[d] != numerator) return false;
-    }
-    return static_cast<unsigned>(o) < static_cast<unsigned>(g.out[d]);
-}
+// What tap k of coordinate `at` along dim d of the written tensor reads: forward, x at at * stride
+// - pad + k * dilation; backward-data, dy at the o with o * stride = at + pad - k * dilation. A
+// source position inside the read tensor, padding (a position outside it), or none (backward-data
+// where that o is not whole: no output reads `at` through k).
+enum class TapSource { Inside, Padding, None };
 
-// Where coordinate `at` of dim d of the written tensor reads through tap k: forward, x at at *
-// stride - pad + k * dilation; backward-data, dy at the o with o * stride = at + pad - k *
-// dilation, if whole. False where that is padding, outside, or not whole.
 template <bool Forward>
-__device__ inline bool source_position(const NhwcGeometry& g, int d, int at, int k, int& source) {
+__device__ inline TapSource tap_source(const NhwcGeometry& g, int d, int at, int k, int& source) {
     if constexpr (Forward) {
         source = at * g.stride[d] - g.pad[d] + k * g.dilation[d];
-        return static_cast<unsigned>(source) < static_cast<unsigned>(g.in[d]);
     } else {
-        return gathered_position(g, d, at + g.pad[d] - k * g.dilation[d], source);
+        const int numerator = at + g.pad[d] - k * g.dilation[d];
+        if (g.stride[d] == 1) {
+            source = numerator;
+        } else {
+            const int magnitude = numerator < 0 ? -numerator : numerator;
+            const int quotient = g.stride_divisor[d].divide(magnitude);
+            if (quotient * g.stride[d] != magnitude) return TapSource::None;
+            source = numerator < 0 ? -quotient : quotient;
+        }
     }
+    const int extent = Forward ? g.in[d] : g.out[d];
+    return static_cast<unsigned>(source) < static_cast<unsigned>(extent) ? TapSource::Inside : TapSource::Padding;
 }
+
+// Whether a padding tap adds its zero product. Float32 and float64 follow the contiguous kernels
+// (kernels/conv_depthwise.cu) term for term: every tap in the order (kd, kh, kw), a padding tap's
+// product with the zero staged there included, each added to an accumulator started from the
+// bias; so the two layouts give the same bits (a skipped zero product differs from an added one
+// in the sign of a zero and in 0 x inf). 16-bit types, which only these kernels run, skip padded
+// rows of the kernel.
+template <typename T>
+inline constexpr bool kSumsPadding = !is_half_type<T>;
 
 // One thread's kRun packs, accumulated in the compute type and started from the bias.
 template <typename T, int Width>
@@ -234,10 +242,6 @@ struct RunAccumulators {
             CONVKIT_UNROLL
             for (int v = 0; v < Width; ++v) value[r][v] = bias != nullptr ? static_cast<C>(b.value[v]) : C(0);
         }
-    }
-    __device__ void add(int r, const ElementPack<T, Width>& a, const ElementPack<T, Width>& b) {
-        CONVKIT_UNROLL
-        for (int v = 0; v < Width; ++v) value[r][v] += static_cast<C>(a.value[v]) * static_cast<C>(b.value[v]);
     }
     __device__ void add(int r, const C (&a)[Width], const C (&b)[Width]) {
         CONVKIT_UNROLL
@@ -259,60 +263,72 @@ struct RunAccumulators {
 
 // One row (kd, kh) of the taps along W, any stride and dilation: per tap, the filter's pack once
 // and each of the kRun positions' source packs that the tap reaches (a backward-data gather only
-// where the output position is whole), widened where used.
+// where the output position is whole), widened where used; `row_inside` false for a row of
+// padding (its products zero).
 template <typename T, int Width, bool Forward>
 __device__ inline void add_any_step_row(const NhwcGeometry& g, RunAccumulators<T, Width>& acc, const T* source,
-                                        std::int64_t source_row, int w0, int positions_left, int first_tap, int packs,
-                                        int pack, const T* w) {
+                                        std::int64_t source_row, bool row_inside, int w0, int positions_left,
+                                        int first_tap, int packs, int pack, const T* w) {
+    using C = ComputeType<T>;
     for (int kw = 0; kw < g.kernel[2]; ++kw) {
-        const ElementPack<T, Width> wp = load_pack<Width>(w, std::int64_t{first_tap + kw} * packs + pack);
+        C weight[Width];
+        load_widened<Width>(w, std::int64_t{first_tap + kw} * packs + pack, true, weight);
         CONVKIT_UNROLL
         for (int r = 0; r < kRun; ++r) {
             int sw;
             if (r >= positions_left) break;  // past the row's end: not stored
-            if (!source_position<Forward>(g, 2, w0 + r, kw, sw)) continue;
-            acc.add(r, load_pack<Width>(source, (source_row + sw) * packs + pack), wp);
+            const TapSource tap = tap_source<Forward>(g, 2, w0 + r, kw, sw);
+            const bool reads = tap == TapSource::Inside && row_inside;
+            if (!reads && (tap == TapSource::None || !kSumsPadding<T>)) continue;
+            C value[Width];
+            load_widened<Width>(source, (source_row + sw) * packs + pack, reads, value);
+            acc.add(r, value, weight);
         }
     }
 }
 
 // One row (kd, kh) of the taps along W where W's stride and dilation are 1, the common case (every
-// 'same' depthwise layer: ConvNeXt's 7x7, RepLKNet's 31x31, the 1-D ones): position w0 + r reads
-// the source at base + r + s for step s = 0 .. KW - 1 (forward: base = w0 - pad, tap s; backward-
-// data: base = w0 + pad - (KW - 1), tap KW - 1 - s), so a step's kRun source packs are the last
-// step's shifted by one. They stay widened in a window of kRun registers, each loaded and widened
-// once instead of once a tap: one load and Width widenings a step, not kRun of each (the generic
-// loop issued 222 instructions for a tap's 32 multiply-adds of bfloat16 packs, this one about 70).
-// The window rotates by index, slot (s + r) % kRun, so the steps go kRun at a time, unrolled, and
-// every index is a constant; the last KW % kRun steps come after the loop, so that no step inside
-// it can leave early (an exit there made nvcc keep a second copy of the window and repeat a step's
-// multiply-adds on it). Padding and positions past the source's end read as zeros (adding +0 x w
-// where the generic loop skips the tap).
+// 'same' depthwise layer: ConvNeXt's 7x7, RepLKNet's 31x31, the 1-D ones): at tap s, position w0 +
+// r reads the source at base + r + s (forward: base = w0 - pad) or base + r - s (backward-data:
+// base = w0 + pad), so a tap's kRun source packs are the last tap's shifted by one. They stay
+// widened in a window of kRun registers, slot (p - base) % kRun for position p, each loaded and
+// widened once instead of once a tap: one load and Width widenings a tap, not kRun of each (the
+// generic loop issued 222 instructions for a tap's 32 multiply-adds of bfloat16 packs, this one
+// about 60). The taps go in ascending order, kRun at a time, unrolled, so every slot index is a
+// constant; the last KW % kRun after the loop, so that no step inside it can leave early (an exit
+// there made nvcc keep a second copy of the window and repeat a step's multiply-adds on it).
+// Padding and positions past the source's end (and a whole row of padding, `row_inside` false)
+// read as zeros, their products added.
 template <typename T, int Width, bool Forward>
 __device__ inline void add_unit_step_row(const NhwcGeometry& g, RunAccumulators<T, Width>& acc, const T* source,
-                                         std::int64_t source_row, int w0, int first_tap, int packs, int pack,
-                                         const T* w) {
+                                         std::int64_t source_row, bool row_inside, int w0, int first_tap, int packs,
+                                         int pack, const T* w) {
     using C = ComputeType<T>;
     const int taps_w = g.kernel[2];
     const int extent = Forward ? g.in[2] : g.out[2];
-    const int base = Forward ? w0 - g.pad[2] : w0 + g.pad[2] - (taps_w - 1);
+    const int base = Forward ? w0 - g.pad[2] : w0 + g.pad[2];
     const T* row = source + source_row * packs * Width;  // 32-bit pack indices from here
     C window[kRun][Width] = {};                          // (each slot filled before its first use; gcc cannot tell)
     const auto fill = [&](C(&slot)[Width], int position) {
         load_widened<Width>(row, position * packs + pack,
-                            static_cast<unsigned>(position) < static_cast<unsigned>(extent), slot);
+                            row_inside && static_cast<unsigned>(position) < static_cast<unsigned>(extent), slot);
     };
-    // Step s (u = s % kRun): the source at base + s + kRun - 1 into the slot that held base + s - 1,
-    // then every position's multiply-add with tap s's weights.
+    // The slot of position w0 + r's source at the tap s with s % kRun == u; the position that tap
+    // brings in is r = kRun - 1's (forward) or r = 0's (backward-data), into the slot of the one
+    // it no longer needs.
+    const auto slot_of = [](int r, int u) { return Forward ? (r + u) % kRun : (r - u + kRun) % kRun; };
+    constexpr int kEntering = Forward ? kRun - 1 : 0;
     const auto step = [&](int u, int s) {
-        fill(window[(u + kRun - 1) % kRun], base + s + kRun - 1);
+        fill(window[slot_of(kEntering, u)], base + kEntering + (Forward ? s : -s));
         C weight[Width];
-        load_widened<Width>(w, (first_tap + (Forward ? s : taps_w - 1 - s)) * packs + pack, true, weight);
+        load_widened<Width>(w, (first_tap + s) * packs + pack, true, weight);
         CONVKIT_UNROLL
-        for (int r = 0; r < kRun; ++r) acc.add(r, window[(u + r) % kRun], weight);
+        for (int r = 0; r < kRun; ++r) acc.add(r, window[slot_of(r, u)], weight);
     };
     CONVKIT_UNROLL
-    for (int r = 0; r + 1 < kRun; ++r) fill(window[r], base + r);
+    for (int r = 0; r < kRun; ++r) {
+        if (r != kEntering) fill(window[r], base + r);  // tap 0's other positions
+    }
     const int whole = taps_w - taps_w % kRun;
     for (int s0 = 0; s0 < whole; s0 += kRun) {
         CONVKIT_UNROLL
@@ -342,19 +358,29 @@ __global__ void __launch_bounds__(kThreadsPerBlock, UnitStepW ? kWindowBlocksPer
             const int run = shape.packs.divide(item), pack = item - run * packs, w0 = run * kRun;
             const int positions_left = written[2] - w0;
             RunAccumulators<T, Width> acc(bias, pack);
+            // A row of taps: none (not whole), padding (skipped in 16 bits, zeros in float32 and
+            // float64: kSumsPadding), or inside.
+            const auto taken = [](TapSource tap) {
+                return tap == TapSource::Inside || (tap == TapSource::Padding && kSumsPadding<T>);
+            };
             for (int kd = 0; kd < g.kernel[0]; ++kd) {
                 int sd;
-                if (!source_position<Forward>(g, 0, at.d, kd, sd)) continue;
+                const TapSource depth = tap_source<Forward>(g, 0, at.d, kd, sd);
+                if (!taken(depth)) continue;
                 for (int kh = 0; kh < g.kernel[1]; ++kh) {
                     int sh;
-                    if (!source_position<Forward>(g, 1, at.h, kh, sh)) continue;
-                    const std::int64_t source_row = (std::int64_t{at.n * read[0] + sd} * read[1] + sh) * read[2];
+                    const TapSource height = tap_source<Forward>(g, 1, at.h, kh, sh);
+                    if (!taken(height)) continue;
+                    const bool inside = depth == TapSource::Inside && height == TapSource::Inside;
+                    const std::int64_t source_row =
+                        inside ? (std::int64_t{at.n * read[0] + sd} * read[1] + sh) * read[2] : 0;
                     const int first_tap = (kd * g.kernel[1] + kh) * g.kernel[2];
                     if constexpr (UnitStepW) {
-                        add_unit_step_row<T, Width, Forward>(g, acc, source, source_row, w0, first_tap, packs, pack, w);
+                        add_unit_step_row<T, Width, Forward>(g, acc, source, source_row, inside, w0, first_tap, packs,
+                                                             pack, w);
                     } else {
-                        add_any_step_row<T, Width, Forward>(g, acc, source, source_row, w0, positions_left, first_tap,
-                                                            packs, pack, w);
+                        add_any_step_row<T, Width, Forward>(g, acc, source, source_row, inside, w0, positions_left,
+                                                            first_tap, packs, pack, w);
                     }
                 }
             }
@@ -434,7 +460,10 @@ __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan
             const int row = plan.chunks.divide(item), chunk = item - row * plan.chunks.divisor();
             const RowCoordinates at = split_row(plan.rows, row);
             int id, ih;
-            if (!source_position<true>(g, 0, at.d, kd, id) || !source_position<true>(g, 1, at.h, kh, ih)) continue;
+            if (tap_source<true>(g, 0, at.d, kd, id) != TapSource::Inside ||
+                tap_source<true>(g, 1, at.h, kh, ih) != TapSource::Inside) {
+                continue;
+            }
             const std::int64_t dy_row = std::int64_t{row} * g.out[2];
             const std::int64_t x_row = (std::int64_t{at.n * g.in[0] + id} * g.in[1] + ih) * g.in[2];
             const int first_column = chunk * kFilterColumns;
@@ -448,7 +477,7 @@ __global__ void depthwise_nhwc_filter_partials_kernel(NhwcGeometry g, FilterPlan
                     CONVKIT_UNROLL
                     for (int j = 0; j < kGroupTaps; ++j) {
                         int iw;
-                        if (!source_position<true>(g, 2, o, kw0 + j, iw)) continue;
+                        if (tap_source<true>(g, 2, o, kw0 + j, iw) != TapSource::Inside) continue;
                         const ElementPack<T, Width> s = load_pack<Width>(x, (x_row + iw) * packs + pack);
                         CONVKIT_UNROLL
                         for (int v = 0; v < Width; ++v)
@@ -495,12 +524,17 @@ __global__ void depthwise_nhwc_filter_sum_kernel(NhwcGeometry g, int splits, con
     }
 }
 
-// Calls f(bfloat16{}) or f(float16{}) by dtype: the storage types these kernels run.
+// Calls f(bfloat16{}) or f(float16{}) by dtype, and with `with_floats` f(float{}) or f(double{}):
+// the storage types these kernels run (backward-filter 16-bit ones only).
 template <typename F>
-void dispatch_sixteen_bit(const char* op, DType dtype, F&& f) {
+void dispatch_dtype(const char* op, DType dtype, bool with_floats, F&& f) {
     if (dtype == DType::BFloat16) return f(bfloat16{});
     if (dtype == DType::Float16) return f(float16{});
-    throw NotSupported(std::string(op) + ": runs bfloat16 and float16 only, not " + dtype_name(dtype));
+    if (with_floats && dtype == DType::Float32) return f(float{});
+    if (with_floats && dtype == DType::Float64) return f(double{});
+    throw NotSupported(std::string(op) + ": runs " +
+                       (with_floats ? "bfloat16, float16, float32 and float64" : "bfloat16 and float16") + ", not " +
+                       dtype_name(dtype));
 }
 
 // A 2-D grid-stride launch of 256-thread blocks: x over a row's items, whole warps of them, and y
@@ -526,7 +560,7 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
                  const void* bias, void* out, void* workspace, Stream stream) {
     const NhwcGeometry n = nhwc_geometry(g);
     const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_sixteen_bit(op, dtype, [&](auto tag) {
+    dispatch_dtype(op, dtype, true, [&](auto tag) {
         using T = decltype(tag);
         // The filter [C, 1, taps] as [taps, C] in the workspace, a tap's channels adjacent: the
         // channels-last order of a [1, C, taps] tensor.
@@ -556,12 +590,20 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
 
 }  // namespace
 
-std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DType dtype) {
+std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DType dtype, bool parameter_gradient) {
     if (dtype != DType::BFloat16 && dtype != DType::Float16) {
-        // Float32 and float64 run the contiguous kernels in either layout, so that both give the
-        // same bits (two kernels would sum in different orders).
-        return std::string("runs bfloat16 and float16 on channels-last activations, not ") + dtype_name(dtype) +
-               " (the contiguous kernels run it)";
+        // Float32 and float64 run here only what the contiguous kernels run too, term for term
+        // (kSumsPadding), so that both layouts give the same bits; their weight and bias gradients
+        // sum in other orders, so they are the contiguous kernels' in either layout.
+        if (dtype != DType::Float32 && dtype != DType::Float64) {
+            return std::string("runs floating dtypes on channels-last activations, not ") + dtype_name(dtype);
+        }
+        if (parameter_gradient) {
+            return std::string("computes ") + dtype_name(dtype) +
+                   " weight and bias gradients on contiguous activations only (the contiguous kernels' order of "
+                   "sums, so that both layouts give the same bits)";
+        }
+        if (std::string reason = depthwise_unsupported_reason(g, dtype); !reason.empty()) return reason;
     }
     if (std::string reason = depthwise_groups_unsupported_reason(g); !reason.empty()) return reason;
     if (g.out_channels != g.in_channels) {
@@ -614,7 +656,7 @@ void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType d
     const NhwcGeometry n = nhwc_geometry(g);
     const cudaStream_t s = detail::to_cuda(stream);
     const int wide = widest_pack_width(g, dtype);
-    dispatch_sixteen_bit("conv_backward_filter_depthwise_channels_last", dtype, [&](auto tag) {
+    dispatch_dtype("conv_backward_filter_depthwise_channels_last", dtype, false, [&](auto tag) {
         using T = decltype(tag);
         using C = ComputeType<T>;
         C* partial = static_cast<C*>(workspace);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -214,9 +215,9 @@ TEST_F(depthwise, ChannelsLastRandomGeometriesMatchTheFloat64Reference) {
 }
 
 // Every channels-last case of the shared depthwise sweep (tests/kernel_sweeps.h, which
-// test_variant_sweep runs) is run, not refused, in every pass in 16 bits, but the reflect-padded
-// one: a refusal there would pass that sweep unnoticed. Float32 and float64 are refused (the
-// contiguous kernels run them in either layout).
+// test_variant_sweep runs) is run, not refused, but the reflect-padded one: in every pass in 16
+// bits, forward and backward-data in float32 and float64 (their weight and bias gradients are the
+// contiguous kernels'). A refusal there would pass that sweep unnoticed.
 TEST_F(depthwise, ChannelsLastSweepCasesAreRunNotRefused) {
     const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
     for (const ConvCase& c : testing::depthwise_conv_sweep()) {
@@ -226,7 +227,8 @@ TEST_F(depthwise, ChannelsLastSweepCasesAreRunNotRefused) {
                 std::string why;
                 const bool runs = variant.supports(problem_of(g, dtype, MemoryFormat::ChannelsLast), pass, &why);
                 const bool sixteen_bit = dtype == DType::BFloat16 || dtype == DType::Float16;
-                EXPECT_EQ(runs, sixteen_bit && c.params.padding_mode == PaddingMode::Zeros)
+                const bool parameter_gradient = pass == ConvPass::BackwardFilter || pass == ConvPass::BackwardBias;
+                EXPECT_EQ(runs, (sixteen_bit || !parameter_gradient) && c.params.padding_mode == PaddingMode::Zeros)
                     << c.name() << " " << dtype_name(dtype) << " " << conv_pass_name(pass) << ": " << why;
             }
         }
@@ -278,6 +280,72 @@ TEST_F(depthwise, MisalignedChannelsLastBuffersGiveThePackedRunsBits) {
              {std::pair{ConvPass::Forward, g.output_shape()}, std::pair{ConvPass::BackwardData, g.input_shape()},
               std::pair{ConvPass::BackwardFilter, g.weight_shape()}}) {
             EXPECT_EQ(run(pass, shape, true), run(pass, shape, false)) << conv_pass_name(pass);
+        }
+    }
+}
+
+// Float32 and float64 forward and backward-data on channels-last activations (the channels-last
+// kernels) give the contiguous kernels' bits, element for element: the sweep's zeros-padded
+// geometries (strides, dilation, padding past the input, 1-D to 3-D, a transposed layer, packs
+// and single channels) and fresh random ones, with a bias; then again with the first tap of every
+// channel's filter infinite, so that a padding tap's product is 0 x inf = NaN where it is added
+// (random values alone cannot tell an added zero product from a skipped one). Compared byte for
+// byte: a kernel summing in another order, or skipping a tap the other adds, differs there.
+TEST_F(depthwise, FloatChannelsLastPassesGiveTheContiguousBits) {
+    CONVKIT_SEEDED_RNG(rng);
+    const detail::ConvVariant& variant = testing::conv_variant_named(kVariant);
+    std::vector<ConvCase> cases;
+    for (const ConvCase& c : testing::depthwise_conv_sweep()) {
+        if (c.params.padding_mode == PaddingMode::Zeros) cases.push_back(c);
+    }
+    for (int i = 0; i < 12; ++i) cases.push_back(random_depthwise_case(rng, true));
+    for (const ConvCase& c : cases) {
+        const detail::ConvGeometry g = geometry_of(c);
+        for (DType dtype : {DType::Float32, DType::Float64}) {
+            SCOPED_TRACE(c.name() + " " + dtype_name(dtype));
+            const Tensor x = testing::random_tensor(g.input_shape(), rng).to(dtype).to(Device::cuda());
+            const Tensor dy = testing::random_tensor(g.output_shape(), rng).to(dtype).to(Device::cuda());
+            Tensor w = testing::random_tensor(g.weight_shape(), rng).to(dtype);
+            const Tensor b = testing::random_tensor(Shape{g.out_channels}, rng).to(dtype).to(Device::cuda());
+            const auto run = [&](ConvPass pass, MemoryFormat layout) {
+                const detail::ConvProblem problem = problem_of(g, dtype, layout);
+                std::string why;
+                EXPECT_TRUE(variant.supports(problem, pass, &why)) << why;
+                const bool forward = pass == ConvPass::Forward;
+                const Tensor out =
+                    testing::nan_tensor(forward ? g.output_shape() : g.input_shape(), dtype, Device::cuda()).to(layout);
+                const std::size_t bytes = variant.workspace(problem, pass);
+                const Tensor scratch =
+                    Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8 + 1)}, DType::Int64, Device::cuda());
+                const Tensor w_on_device = w.to(Device::cuda());
+                detail::ConvOperands o{
+                    .w = w_on_device.raw_data(), .bias = b.raw_data(), .out = out.raw_physical_data()};
+                const Tensor source = (forward ? x : dy).to(layout);
+                (forward ? o.x : o.dy) = source.raw_physical_data();
+                variant.run(problem, pass, o, {scratch.raw_data(), bytes}, testing::stream_for(Device::cuda()));
+                return out.contiguous().to(Device::host());
+            };
+            const auto same_bytes = [](const Tensor& a, const Tensor& b) {
+                const auto bytes = static_cast<std::size_t>(a.numel()) * dtype_size(a.dtype());
+                return a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), bytes) == 0;
+            };
+            const auto expect_same_bits = [&](const char* what) {
+                for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData}) {
+                    EXPECT_TRUE(same_bytes(run(pass, MemoryFormat::ChannelsLast), run(pass, MemoryFormat::Contiguous)))
+                        << conv_pass_name(pass) << " " << what;
+                }
+            };
+            expect_same_bits("random filter");
+            const std::int64_t taps = g.kernel_spatial();
+            for (std::int64_t c = 0; c < g.out_channels; ++c) {
+                const double infinity = std::numeric_limits<double>::infinity();
+                if (dtype == DType::Float32) {
+                    static_cast<float*>(w.raw_data())[c * taps] = static_cast<float>(infinity);
+                } else {
+                    static_cast<double*>(w.raw_data())[c * taps] = infinity;
+                }
+            }
+            expect_same_bits("first taps infinite");
         }
     }
 }
@@ -402,6 +470,36 @@ TEST_F(depthwise, ChannelsLastSixteenBitLayersRunNativelyByDefault) {
     }
 }
 
+// Float32 on channels-last activations: the default runs the forward and backward-data on the
+// channels-last kernels with no layout converted (they had converted x and y both ways, two more
+// passes over each), and the weight gradient converts (the contiguous kernel's order of sums);
+// every result is the contiguous run's, bit for bit.
+TEST_F(depthwise, FloatChannelsLastForwardAndBackwardDataRunNativelyByDefault) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = P(2).set_padding(3).set_groups(16);
+    const Tensor x = testing::random_tensor(Shape{2, 16, 9, 10}, rng).to(Device::cuda());
+    const Tensor w = testing::random_tensor(Shape{16, 1, 7, 7}, rng).to(Device::cuda());
+    const Tensor b = testing::random_tensor(Shape{16}, rng).to(Device::cuda());
+    const Tensor dy = testing::random_tensor(Shape{2, 16, 9, 10}, rng).to(Device::cuda());
+    const Tensor x_last = x.to(MemoryFormat::ChannelsLast), dy_last = dy.to(MemoryFormat::ChannelsLast);
+    const auto same = [](const Tensor& a, const Tensor& b) {
+        return testing::exactly_equal(a.contiguous().to(Device::host()), b.contiguous().to(Device::host()));
+    };
+    reset_layout_conversions();
+    const Tensor y = conv_forward(x_last, w, b, params);
+    EXPECT_EQ(last_conv_variant(), "cuda.depthwise");
+    const Tensor dx = conv_backward_data(dy_last, w, x.shape(), params);
+    EXPECT_EQ(last_conv_variant(), "cuda.depthwise");
+    EXPECT_EQ(layout_conversions(), 0u) << "forward and backward-data on channels-last activations";
+    EXPECT_EQ(y.memory_format(), MemoryFormat::ChannelsLast);
+    EXPECT_EQ(dx.memory_format(), MemoryFormat::ChannelsLast);
+    const Tensor dw = conv_backward_filter(dy_last, x_last, w.shape(), params);
+    EXPECT_GT(layout_conversions(), 0u) << "the weight gradient runs contiguous";
+    EXPECT_TRUE(same(y, conv_forward(x, w, b, params)));
+    EXPECT_TRUE(same(dx, conv_backward_data(dy, w, x.shape(), params)));
+    EXPECT_TRUE(same(dw, conv_backward_filter(dy, x, w.shape(), params)));
+}
+
 std::string refusal(const detail::ConvProblem& problem, ConvPass pass = ConvPass::Forward) {
     std::string reason;
     EXPECT_FALSE(testing::conv_variant_named(kVariant).supports(problem, pass, &reason));
@@ -446,13 +544,31 @@ TEST_F(depthwise, RefusesWhatIsNotDepthwiseWithItsReason) {
             testing::conv_variant_named(kVariant).supports(channels_last(depthwise, dtype), ConvPass::Forward, &why))
             << dtype_name(dtype) << ": " << why;
     }
-    EXPECT_EQ(refusal(channels_last(depthwise, DType::Float32)),
-              "runs bfloat16 and float16 on channels-last activations, not float32 (the contiguous kernels run it)");
-    // 31x31x31 taps of float64 are 238 KiB on their own: no tile fits 48 KiB.
+    // Float32 and float64 channels-last: forward and backward-data, the gradients of the weight
+    // and bias refused (the contiguous kernels' order of sums), and nothing the contiguous kernels
+    // refuse (the same bits in both layouts needs both kernels).
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+        SCOPED_TRACE(dtype_name(dtype));
+        for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData}) {
+            std::string why;
+            EXPECT_TRUE(testing::conv_variant_named(kVariant).supports(channels_last(depthwise, dtype), pass, &why))
+                << conv_pass_name(pass) << ": " << why;
+        }
+        for (ConvPass pass : {ConvPass::BackwardFilter, ConvPass::BackwardBias}) {
+            EXPECT_EQ(refusal(channels_last(depthwise, dtype), pass),
+                      std::string("computes ") + dtype_name(dtype) +
+                          " weight and bias gradients on contiguous activations only (the contiguous kernels' order "
+                          "of sums, so that both layouts give the same bits)");
+        }
+    }
+    // 31x31x31 taps of float64 are 238 KiB on their own: no tile fits 48 KiB, in either layout.
     const ConvCase huge = conv(P(3).set_groups(1), Shape{1, 1, 31, 31, 31}, Shape{1, 1, 31, 31, 31});
-    const std::string too_large = refusal(problem(huge, DType::Float64));
-    EXPECT_NE(too_large.find("has no tile of a 31x31x31 kernel in float64 within the 48 KiB"), std::string::npos)
-        << too_large;
+    for (const detail::ConvProblem& huge_problem :
+         {problem(huge, DType::Float64), channels_last(huge, DType::Float64)}) {
+        const std::string too_large = refusal(huge_problem);
+        EXPECT_NE(too_large.find("has no tile of a 31x31x31 kernel in float64 within the 48 KiB"), std::string::npos)
+            << too_large;
+    }
     // Supported: the reason is empty and the checks above are not vacuous.
     std::string reason;
     EXPECT_TRUE(testing::conv_variant_named(kVariant).supports(problem(depthwise), ConvPass::Forward, &reason))

@@ -5,10 +5,11 @@
 // - Contiguous activations (kernels/conv_depthwise.cu): any channel multiplier, every padding
 //   mode, float32 and float64.
 // - Channels-last activations (kernels/conv_depthwise_nhwc.cu): one output channel per input
-//   channel, zeros padding, bfloat16 and float16, 16-byte packs of adjacent channels; the bias
-//   gradient by the channels-last channel sums (kernels/conv_bias_grad.h). A contiguous 16-bit
-//   problem is converted to channels-last for them by the op layer, a channels-last float32 one to
-//   contiguous: one kernel per dtype, so both layouts give the same bits.
+//   channel, zeros padding, 16-byte packs of adjacent channels; bfloat16 and float16 in every pass
+//   (the bias gradient by the channels-last channel sums, kernels/conv_bias_grad.h), float32 and
+//   float64 forward and backward-data. A contiguous 16-bit problem is converted to channels-last
+//   for them by the op layer, a channels-last float32 weight or bias gradient to contiguous: every
+//   pass sums in one order whatever the layout, so both layouts give the same bits.
 #include <cstdint>
 #include <string>
 
@@ -31,11 +32,15 @@ class CudaDepthwiseConv final : public ConvVariant {
 public:
     const char* name() const override { return "cuda.depthwise"; }
     DeviceType device_type() const override { return DeviceType::CUDA; }
-    // Every floating dtype: 16-bit on channels-last activations, float32 and float64 contiguous (the
-    // other combinations refused by reason in unsupported_reason).
+    // Every floating dtype: 16-bit on channels-last activations, float32 and float64 contiguous and
+    // their forward and backward-data channels-last (the other combinations refused by reason in
+    // unsupported_reason).
     bool computes(DType dtype) const override { return dtype != DType::Int64; }
-    std::string unsupported_reason(const ConvProblem& p, ConvPass) const override {
-        if (channels_last(p)) return kernels::depthwise_channels_last_unsupported_reason(p.geometry, p.dtype());
+    std::string unsupported_reason(const ConvProblem& p, ConvPass pass) const override {
+        if (channels_last(p)) {
+            const bool parameter_gradient = pass == ConvPass::BackwardFilter || pass == ConvPass::BackwardBias;
+            return kernels::depthwise_channels_last_unsupported_reason(p.geometry, p.dtype(), parameter_gradient);
+        }
         if (!p.all_contiguous()) return "runs activations and weight contiguous, or the activations channels-last";
         return kernels::depthwise_unsupported_reason(p.geometry, p.dtype());
     }
