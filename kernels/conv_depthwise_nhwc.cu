@@ -69,8 +69,8 @@ constexpr std::int64_t kIntMax = 0x7fffffff;
 struct NhwcGeometry {
     std::int64_t batch = 1, channels = 1;
     int in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, kernel[3] = {1, 1, 1};
-    int stride[3] = {1, 1, 1}, dilation[3] = {1, 1, 1}, pad[3] = {0, 0, 0};
-    FastDivisor stride_divisor[3];  // backward-data's gathers
+    int dilation[3] = {1, 1, 1}, pad[3] = {0, 0, 0};
+    FastDivisor stride[3];  // a multiply and shift for backward-data's gathers; .divisor() the stride
     int taps = 1;
 };
 
@@ -82,10 +82,9 @@ NhwcGeometry nhwc_geometry(const ConvGeometry& g) {
         n.in[d] = static_cast<int>(g.input[d]);
         n.out[d] = static_cast<int>(g.output[d]);
         n.kernel[d] = static_cast<int>(g.kernel[d]);
-        n.stride[d] = static_cast<int>(g.stride[d]);
         n.dilation[d] = static_cast<int>(g.dilation[d]);
         n.pad[d] = static_cast<int>(g.pad_begin[d]);
-        n.stride_divisor[d] = FastDivisor(n.stride[d]);
+        n.stride[d] = FastDivisor(static_cast<int>(g.stride[d]));
     }
     n.taps = n.kernel[0] * n.kernel[1] * n.kernel[2];
     return n;
@@ -140,7 +139,7 @@ struct FilterPlan {
 // Whether W's stride and dilation are 1, so that consecutive positions along W read consecutive
 // source positions through consecutive taps: the register windows of both passes.
 bool unit_step_w(const NhwcGeometry& g) {
-    return g.stride[2] == 1 && g.dilation[2] == 1;
+    return g.stride[2].divisor() == 1 && g.dilation[2] == 1;
 }
 
 // The taps along W one backward-filter thread sums: kRun (a sliding window of x) at unit step,
@@ -203,15 +202,15 @@ enum class TapSource { Inside, Padding, None };
 template <bool Forward>
 __device__ inline TapSource tap_source(const NhwcGeometry& g, int d, int at, int k, int& source) {
     if constexpr (Forward) {
-        source = at * g.stride[d] - g.pad[d] + k * g.dilation[d];
+        source = at * g.stride[d].divisor() - g.pad[d] + k * g.dilation[d];
     } else {
         const int numerator = at + g.pad[d] - k * g.dilation[d];
-        if (g.stride[d] == 1) {
+        if (g.stride[d].divisor() == 1) {
             source = numerator;
         } else {
             const int magnitude = numerator < 0 ? -numerator : numerator;
-            const int quotient = g.stride_divisor[d].divide(magnitude);
-            if (quotient * g.stride[d] != magnitude) return TapSource::None;
+            const int quotient = g.stride[d].divide(magnitude);
+            if (quotient * g.stride[d].divisor() != magnitude) return TapSource::None;
             source = numerator < 0 ? -quotient : quotient;
         }
     }

@@ -102,10 +102,14 @@ AlgorithmKey key_of(Pass pass, const ConvProblem& p, int device) {
             p.x_layout};
 }
 
-// The algorithm and workspace size chosen for a key, found once.
+// The algorithm and workspace size chosen for a key, found once; and for a forward key, the
+// status with which cuDNN refused its fused call (cudnnConvolutionBiasActivationForward) without
+// and with a residual, success where it has not: a refused configuration is not asked again (each
+// refusal would cost cuDNN's checks on every call).
 struct Choice {
     int algorithm = 0;
     std::size_t workspace = 0;
+    cudnnStatus_t fused_refusal[2] = {CUDNN_STATUS_SUCCESS, CUDNN_STATUS_SUCCESS};
 };
 
 std::mutex cache_mutex;
@@ -238,13 +242,9 @@ std::string cudnn_unsupported_reason(const ConvProblem& p, ConvPass pass) {
     return symmetric_zero_padding_reason(g);
 }
 
-// Configurations whose fused call cuDNN refused, each with the refusal's status: not asked again
-// (each refusal would cost cuDNN's checks on every call).
-using FusedKey = std::pair<AlgorithmKey, bool>;  // the forward's key, and whether a residual is added
-std::mutex refusals_mutex;
-std::map<FusedKey, std::string>& fused_refusals() {
-    static auto* refusals = new std::map<FusedKey, std::string>();
-    return *refusals;
+void remember_fused_refusal(const AlgorithmKey& key, bool residual, cudnnStatus_t status) {
+    std::lock_guard lock(cache_mutex);
+    algorithm_cache()[key].fused_refusal[residual ? 1 : 0] = status;
 }
 
 // Whether `status` is cuDNN declining the fused call for this configuration (a data type, layout
@@ -257,23 +257,24 @@ bool is_bad_parameter(cudnnStatus_t status) {
     return CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_BAD_PARAM;
 }
 
-// y = relu(conv(x, w) + residual + bias) in cuDNN's one fused call, with `algorithm` (the
-// forward's choice) and its workspace. Without a residual the call's z is y itself, scaled by 0;
-// without a bias a zero one. False, with the status remembered for `key`, where cuDNN refuses;
-// `route` says which.
-bool fused_forward(const ConvProblem& p, const FusedKey& key, const ConvDescriptors& d,
-                   cudnnConvolutionFwdAlgo_t algorithm, const Workspace& workspace, const void* x, const void* w,
-                   const Epilogue& e, void* y, Stream stream, std::string& route) {
-    const auto refused_route = [](const std::string& reason) {
-        return concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", reason, ")");
+std::string status_text(cudnnStatus_t status) {
+    return concat(cudnn().cudnnGetErrorString(status), " (", static_cast<int>(status), ")");
+}
+
+// y = relu(conv(x, w) + residual + bias) in cuDNN's one fused call, with the forward's `choice`
+// (for `key`) of algorithm and its workspace. Without a residual the call's z is y itself, scaled
+// by 0; without a bias a zero one. False where cuDNN refuses, the status remembered in the choice
+// for `key`; `route` says which.
+bool fused_forward(const ConvProblem& p, const AlgorithmKey& key, const Choice& choice, const ConvDescriptors& d,
+                   const Workspace& workspace, const void* x, const void* w, const Epilogue& e, void* y, Stream stream,
+                   std::string& route) {
+    const bool residual = e.residual != nullptr;
+    const auto refused_route = [](cudnnStatus_t status) {
+        return concat("separate calls (cudnnConvolutionBiasActivationForward refused: ", status_text(status), ")");
     };
-    {
-        std::lock_guard lock(refusals_mutex);
-        const auto refused = fused_refusals().find(key);
-        if (refused != fused_refusals().end()) {
-            route = refused_route(refused->second);
-            return false;
-        }
+    if (const cudnnStatus_t refused = choice.fused_refusal[residual ? 1 : 0]; refused != CUDNN_STATUS_SUCCESS) {
+        route = refused_route(refused);
+        return false;
     }
     const ConvGeometry& g = p.geometry;
     const DType dtype = p.dtype();
@@ -281,26 +282,24 @@ bool fused_forward(const ConvProblem& p, const FusedKey& key, const ConvDescript
     const Workspace zeros(e.bias == nullptr ? static_cast<std::size_t>(g.out_channels) * dtype_size(dtype) : 0, stream);
     if (e.bias == nullptr) CONVKIT_CHECK_CUDA(cudaMemsetAsync(zeros.get(), 0, zeros.size(), to_cuda(stream)));
     const ReluDescriptor relu;
-    const Scale one(dtype, 1.0), residual_scale(dtype, e.residual != nullptr ? 1.0 : 0.0);
+    const Scale one(dtype, 1.0), residual_scale(dtype, residual ? 1.0 : 0.0);
     const cudnnStatus_t status = cudnn().cudnnConvolutionBiasActivationForward(
-        cudnn_handle(stream), one.get(), d.x.get(), x, d.w.get(), w, d.conv, algorithm, workspace.get(),
-        workspace.size(), residual_scale.get(), d.y.get(), e.residual != nullptr ? e.residual : y, bias.get(),
+        cudnn_handle(stream), one.get(), d.x.get(), x, d.w.get(), w, d.conv,
+        static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm), workspace.get(), workspace.size(),
+        residual_scale.get(), d.y.get(), residual ? e.residual : y, bias.get(),
         e.bias != nullptr ? e.bias : zeros.get(), relu.get(), d.y.get(), y);
     if (status == CUDNN_STATUS_SUCCESS) {
         route = "fused: cudnnConvolutionBiasActivationForward";
         return true;
     }
-    const std::string reason = concat(cudnn().cudnnGetErrorString(status), " (", static_cast<int>(status), ")");
     if (is_bad_parameter(status)) {
-        route = concat("separate calls (cudnnConvolutionBiasActivationForward returned ", reason, " for this call)");
+        route = concat("separate calls (cudnnConvolutionBiasActivationForward returned ", status_text(status),
+                       " for this call)");
         return false;
     }
     if (!is_refusal(status)) throw_cudnn_error(status, "cudnnConvolutionBiasActivationForward", __FILE__, __LINE__);
-    {
-        std::lock_guard lock(refusals_mutex);
-        fused_refusals().emplace(key, reason);
-    }
-    route = refused_route(reason);
+    remember_fused_refusal(key, residual, status);
+    route = refused_route(status);
     return false;
 }
 
@@ -338,7 +337,7 @@ void forward(const ConvProblem& p, const void* x, const void* w, const Epilogue&
     const Workspace workspace(choice.workspace, stream);
     const auto algorithm = static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm);
     std::string route = separate_route(e, "no ReLU to fuse");
-    if (e.relu && fused_forward(p, {key, e.residual != nullptr}, d, algorithm, workspace, x, w, e, y, stream, route)) {
+    if (e.relu && fused_forward(p, key, choice, d, workspace, x, w, e, y, stream, route)) {
         thread_epilogue_route = route;
         return;
     }
