@@ -260,6 +260,23 @@ struct RunAccumulators {
     }
 };
 
+// Calls step(u, s) for s = 0 .. count - 1 in order, u = s % kRun a constant in each call: kRun
+// steps at a time, unrolled, then the last count % kRun after the loop, so that no step inside it
+// can leave early (an exit there made nvcc keep a second copy of a register window and repeat a
+// step's multiply-adds on it). The register windows below index their slots by u.
+template <typename Step>
+__device__ inline void for_each_window_step(int count, Step&& step) {
+    const int whole = count - count % kRun;
+    for (int s0 = 0; s0 < whole; s0 += kRun) {
+        CONVKIT_UNROLL
+        for (int u = 0; u < kRun; ++u) step(u, s0 + u);
+    }
+    CONVKIT_UNROLL
+    for (int u = 0; u + 1 < kRun; ++u) {
+        if (whole + u < count) step(u, whole + u);
+    }
+}
+
 // One row (kd, kh) of the taps along W, any stride and dilation: per tap, the filter's pack once
 // and each of the kRun positions' source packs that the tap reaches (a backward-data gather only
 // where the output position is whole), widened where used; `row_inside` false for a row of
@@ -293,9 +310,8 @@ __device__ inline void add_any_step_row(const NhwcGeometry& g, RunAccumulators<T
 // widened in a window of kRun registers, slot (p - base) % kRun for position p, each loaded and
 // widened once instead of once a tap: one load and Width widenings a tap, not kRun of each (the
 // generic loop issued 222 instructions for a tap's 32 multiply-adds of bfloat16 packs, this one
-// about 60). The taps go in ascending order, kRun at a time, unrolled, so every slot index is a
-// constant; the last KW % kRun after the loop, so that no step inside it can leave early (an exit
-// there made nvcc keep a second copy of the window and repeat a step's multiply-adds on it).
+// about 60). The taps go in ascending order through for_each_window_step, so every slot index is
+// a constant.
 // Padding and positions past the source's end (and a whole row of padding, `row_inside` false)
 // read as zeros, their products added.
 template <typename T, int Width, bool Forward>
@@ -328,15 +344,7 @@ __device__ inline void add_unit_step_row(const NhwcGeometry& g, RunAccumulators<
     for (int r = 0; r < kRun; ++r) {
         if (r != kEntering) fill(window[r], base + r);  // tap 0's other positions
     }
-    const int whole = taps_w - taps_w % kRun;
-    for (int s0 = 0; s0 < whole; s0 += kRun) {
-        CONVKIT_UNROLL
-        for (int u = 0; u < kRun; ++u) step(u, s0 + u);
-    }
-    CONVKIT_UNROLL
-    for (int u = 0; u + 1 < kRun; ++u) {
-        if (whole + u < taps_w) step(u, whole + u);
-    }
+    for_each_window_step(taps_w, step);
 }
 
 // Forward: y[n, o, c] = bias[c] + sum over taps t of x[n, o * stride - pad + t * dilation, c] w[t, c].
@@ -392,9 +400,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock, UnitStepW ? kWindowBlocksPer
 // `x_row` at unit step along W: tap kw0 + j reads x at o - pad + kw0 + j, so column o + 1's kRun x
 // packs are column o's shifted by one. They stay widened in a window of kRun registers (slot
 // (c + j) % kRun for the c-th column), each loaded and widened once, not once a tap: a column is
-// one load and Width widenings of dy and of x, and kRun x Width multiply-adds. As in the run
-// kernel's window, columns go kRun at a time, unrolled, and the last (end - first) % kRun after
-// the loop; positions outside x read as zeros.
+// one load and Width widenings of dy and of x, and kRun x Width multiply-adds. Columns go through
+// for_each_window_step, as the run kernel's taps do; positions outside x read as zeros.
 template <typename T, int Width>
 __device__ inline void add_filter_window_columns(const NhwcGeometry& g, ComputeType<T> (&acc)[kRun][Width],
                                                  const T* dy_row, const T* x_row, int first, int end, int kw0,
@@ -420,15 +427,7 @@ __device__ inline void add_filter_window_columns(const NhwcGeometry& g, ComputeT
     };
     CONVKIT_UNROLL
     for (int r = 0; r + 1 < kRun; ++r) fill(window[r], base + r);
-    const int columns = end - first, whole = columns - columns % kRun;
-    for (int c0 = 0; c0 < whole; c0 += kRun) {
-        CONVKIT_UNROLL
-        for (int u = 0; u < kRun; ++u) column(u, c0 + u);
-    }
-    CONVKIT_UNROLL
-    for (int u = 0; u + 1 < kRun; ++u) {
-        if (whole + u < columns) column(u, whole + u);
-    }
+    for_each_window_step(end - first, column);
 }
 
 // Partial sums of dw[t, c] = sum over rows and columns of dy[n, o, c] x[n, o * stride - pad + t *
