@@ -1,10 +1,13 @@
 // Depthwise convolution on channels-last activations (N, D, H, W, C: channels adjacent), one
 // output channel per input channel, zeros padding: forward, backward-data and backward-filter,
-// 1-D/2-D/3-D, every stride and dilation, bfloat16 and float16 (computed in float32, rounded
-// once). The variant cuda.depthwise runs these for 16-bit problems in either layout (a contiguous
-// one converted to channels-last by the op layer) and kernels/conv_depthwise.cu's for float32 and
-// float64 (a channels-last one converted to contiguous): one kernel per dtype whatever the
-// layout, so both layouts give the same bits, as every op's must (tests/test_memory_format.cpp).
+// 1-D/2-D/3-D, every stride and dilation: bfloat16 and float16 (computed in float32, rounded
+// once) in every pass, float32 and float64 forward and backward-data. The variant cuda.depthwise
+// runs these for 16-bit problems in either layout (a contiguous one converted to channels-last by
+// the op layer); for float32 and float64 kernels/conv_depthwise.cu's contiguous kernels run the
+// contiguous layout and the weight and bias gradients (a channels-last one converted), and these
+// the channels-last forward and backward-data, summing term for term as those do (kSumsPadding).
+// One order of sums per dtype and pass whatever the layout, so both layouts give the same bits,
+// as every op's must (tests/test_memory_format.cpp).
 //
 // Why a layout of its own: channels-last puts one position's channels in a row, so a thread can
 // own a pack of adjacent channels (16 bytes: 8 bfloat16, 4 floats) and move each operand in
@@ -142,10 +145,16 @@ bool unit_step_w(const NhwcGeometry& g) {
     return g.stride[2].divisor() == 1 && g.dilation[2] == 1;
 }
 
-// The taps along W one backward-filter thread sums: kRun (a sliding window of x) at unit step,
-// else the kernel width where it is unrolled, else 1.
+// Whether backward-filter sums kRun taps from a sliding window of x: at unit step, for 3 taps along
+// W or more (1 or 2 would leave most of the window's multiply-adds and sums unused).
+bool filter_window(const NhwcGeometry& g) {
+    return unit_step_w(g) && g.kernel[2] >= 3;
+}
+
+// The taps along W one backward-filter thread sums: kRun (filter_window), else the kernel width
+// where it is unrolled, else 1.
 int filter_group_taps(const NhwcGeometry& g) {
-    if (unit_step_w(g)) return kRun;
+    if (filter_window(g)) return kRun;
     int taps = 1;
     dispatch_kernel_width(g.kernel[2], [&](auto width) { taps = decltype(width)::value > 0 ? g.kernel[2] : 1; });
     return taps;
@@ -222,8 +231,9 @@ __device__ inline TapSource tap_source(const NhwcGeometry& g, int d, int at, int
 // (kernels/conv_depthwise.cu) term for term: every tap in the order (kd, kh, kw), a padding tap's
 // product with the zero staged there included, each added to an accumulator started from the
 // bias; so the two layouts give the same bits (a skipped zero product differs from an added one
-// in the sign of a zero and in 0 x inf). 16-bit types, which only these kernels run, skip padded
-// rows of the kernel.
+// in the sign of a zero and in 0 x inf). 16-bit types, which only these kernels run, skip padding
+// where a loop can (padded rows of the kernel, the strided W loop's taps) and add its zero
+// products in the unit-step window, whose padding reads are zeros in registers.
 template <typename T>
 inline constexpr bool kSumsPadding = !is_half_type<T>;
 
@@ -618,9 +628,12 @@ std::string depthwise_channels_last_unsupported_reason(const ConvGeometry& g, DT
             return "spatial extents past 32-bit coordinates";
         }
     }
+    // (A W position's pack index, position x packs + pack, for every position a window reaches:
+    // from padding before the row to its taps past the end.)
+    const std::int64_t reach =
+        std::max(g.input[2], g.output[2]) + g.pad_begin[2] + g.pad_end[2] + g.dilation[2] * g.kernel[2] + 2 * kRun;
     if (g.batch * g.input_spatial() > kIntMax || g.batch * g.output_spatial() > kIntMax ||
-        (std::max(g.input[2], g.output[2]) + kRun) * g.in_channels > kIntMax ||
-        g.kernel_spatial() * g.in_channels > kIntMax) {
+        reach * g.in_channels > kIntMax || g.kernel_spatial() * g.in_channels > kIntMax) {
         return "more positions, channels or taps than 32-bit indices hold";
     }
     // Backward-filter's channel tiles (at least 16 channels each from 32 packs up) on grid y.
@@ -675,7 +688,7 @@ void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType d
                                                                  decltype(unit_step)::value>>(
                         shape, s, n, plan, static_cast<const T*>(dy), static_cast<const T*>(x), partial);
                 };
-                if (unit_step_w(n)) {
+                if (filter_window(n)) {
                     partials(std::integral_constant<int, 0>{}, std::true_type{});
                 } else {
                     dispatch_kernel_width(n.kernel[2],

@@ -59,7 +59,9 @@ __device__ inline void store_pack(T* data, std::int64_t pack, const ElementPack<
 // 16-bit pairs widen from their 32-bit words: bfloat16's even element shifted up and its odd one
 // masked, one instruction an element where each 16-bit value on its own took an extract and a
 // shift; float16's by the hardware conversion (ptx::float16_to_float), one instruction where
-// convkit/half.h's exact software widening, which the CPU build runs, takes about twelve.
+// convkit/half.h's branch-free software widening takes about twelve. Both are exact, so the values
+// are the same (a NaN's payload aside: the CPU build's emulation of the conversion, as the
+// hardware's, gives a canonical NaN).
 template <int Width, typename T>
 __device__ inline void load_widened(const T* data, std::int64_t pack, bool inside, ComputeType<T> (&out)[Width]) {
     if constexpr (is_half_type<T> && Width % 2 == 0) {

@@ -184,7 +184,8 @@ INSTANTIATE_TEST_SUITE_P(SixteenBit, ConvVariantSweep,
                          conv_sweep_name);
 
 // The depthwise variant (cuda.depthwise; none on the host) over the depthwise shapes in every
-// floating dtype and both layouts: channels-last runs every dtype natively (16-bit included);
+// floating dtype and both layouts: channels-last runs 16-bit dtypes in every pass and float32 and
+// float64 forward and backward-data, recording its refusal of their weight and bias gradients;
 // contiguous runs float32 and float64 and records its refusal of 16-bit ones.
 std::vector<std::string> depthwise_variant_names() {
     std::vector<std::string> names;

@@ -424,7 +424,9 @@ namespace {
 // ascending under the forward and run-to-block schedules, descending under reverse, and under
 // random a seeded permutation that needs no table (grids reach billions of blocks): i * stride +
 // offset modulo the count, for a stride coprime with the count, and never either of the others
-// (stride 1 with offset 0 is ascending, stride and offset count - 1 descending).
+// (stride 1 with offset 0 is ascending, stride and offset count - 1 descending). Grids of fewer
+// than 3 blocks run ascending under random. Each launch draws from a generator seeded afresh
+// (CONVKIT_EMU_SEED), so grids of one size get one permutation in a run.
 struct BlockOrder {
     std::uint64_t count = 1, stride = 1, offset = 0;
     Schedule schedule = Schedule::Forward;

@@ -327,7 +327,8 @@ TEST(EmuModel, PairCompareFollowsTheMaxPoolingRule) {
 
 // The fault's message must name what went wrong, the kernel, a block and a thread. The probe's two
 // blocks run in the schedule's order, so a misuse both commit faults in the first to run: block 0,
-// or block 1 under reverse; `block_and_thread` names block 0 for those.
+// or block 1 under reverse (random runs a grid of fewer than 3 blocks ascending);
+// `block_and_thread` names block 0 for those.
 void expect_fault(probes::Misuse misuse, const std::string& what, std::string block_and_thread) {
     const std::string first_block = "block (0,0,0)";
     if (emu::current_schedule() == emu::Schedule::Reverse && block_and_thread.starts_with(first_block)) {

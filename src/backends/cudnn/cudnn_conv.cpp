@@ -148,8 +148,8 @@ Choice choose(const AlgorithmKey& key, AlgorithmSearch search, Find find, Heuris
     // The key holds the problem's search, so this is the search it names.
     const Choice choice = search == AlgorithmSearch::Timed ? find() : heuristic();
     std::lock_guard lock(cache_mutex);
-    algorithm_cache()[key] = choice;
-    return choice;
+    // A thread that found it first keeps its entry (and any refusal recorded in it since).
+    return algorithm_cache().try_emplace(key, choice).first->second;
 }
 
 // A bias [1, channels, 1, ...] of g's rank.
