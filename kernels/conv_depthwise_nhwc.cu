@@ -125,13 +125,13 @@ RunShape run_shape(const NhwcGeometry& g, const int* written, int width) {
     return {rows_of(g.batch, written), FastDivisor(packs), ((written[2] + kRun - 1) / kRun) * packs};
 }
 
-// Backward-filter's launch: blocks along x over tap groups, `group_taps` consecutive taps along W
-// of one row (kd, kh) of the kernel, `row_groups` of them a row (the last one's taps past KW
+// Backward-filter's launch: blocks along x over tap groups, filter_group_taps(g) consecutive taps
+// along W of one row (kd, kh) of the kernel, `row_groups` of them a row (the last one's taps past KW
 // summed but not written); channels of a block (block x: packs, or single channels where the
 // launch runs them), lanes over items (block y), and the split of the items over grid z.
 struct FilterPlan {
     int block_packs = 1, lanes = kFilterThreads;
-    int group_taps = 1, row_groups = 1;
+    int row_groups = 1;
     std::int64_t tap_groups = 1, pack_tiles = 1;
     Rows rows;           // the output's
     FastDivisor chunks;  // items a row: ceil(W_out / kFilterColumns)
@@ -168,8 +168,8 @@ FilterPlan filter_plan(const NhwcGeometry& g, int wide, int width) {
     const std::int64_t tiles = (wide_packs + kMaxFilterPacks - 1) / kMaxFilterPacks;
     plan.block_packs = static_cast<int>((wide_packs + tiles - 1) / tiles);  // as even as the tiles allow
     plan.lanes = kFilterThreads / plan.block_packs;
-    plan.group_taps = filter_group_taps(g);
-    plan.row_groups = (g.kernel[2] + plan.group_taps - 1) / plan.group_taps;
+    const int group_taps = filter_group_taps(g);
+    plan.row_groups = (g.kernel[2] + group_taps - 1) / group_taps;
     plan.tap_groups = std::int64_t{g.kernel[0]} * g.kernel[1] * plan.row_groups;
     plan.pack_tiles = (g.channels / width + plan.block_packs - 1) / plan.block_packs;
     plan.rows = rows_of(g.batch, g.out);
@@ -442,9 +442,10 @@ __device__ inline void add_filter_window_columns(const NhwcGeometry& g, ComputeT
 
 // Partial sums of dw[t, c] = sum over rows and columns of dy[n, o, c] x[n, o * stride - pad + t *
 // dilation, c]: block (tap group, channel tile, split); thread (pack or channel in the tile, lane).
-// The group is plan.group_taps taps along W of one row (kd, kh) of the kernel, each dy pack loaded
-// once for all of them: UnitStepW, kRun taps from a sliding window of x (add_filter_window_columns);
-// else KW > 0, the row's KW taps (their x packs, neighbours along the row, from L1); else one tap.
+// The group is filter_group_taps(g) taps along W of one row (kd, kh) of the kernel, each dy pack
+// loaded once for all of them: UnitStepW, kRun taps from a sliding window of x
+// (add_filter_window_columns); else KW > 0, the row's KW taps (their x packs, neighbours along the
+// row, from L1); else one tap.
 // Lanes take the split's items (kFilterColumns columns of a row) in turn; the block adds its lanes
 // in lane order, tap by tap, into partial[split][tap][c].
 template <typename T, int Width, int KW, bool UnitStepW>
@@ -532,17 +533,13 @@ __global__ void depthwise_nhwc_filter_sum_kernel(NhwcGeometry g, int splits, con
     }
 }
 
-// Calls f(bfloat16{}) or f(float16{}) by dtype, and with `with_floats` f(float{}) or f(double{}):
-// the storage types these kernels run (backward-filter 16-bit ones only).
+// Calls f(bfloat16{}) or f(float16{}) by dtype: the storage types backward-filter runs (the
+// forward and backward-data run every floating one: dispatch_float_storage_types).
 template <typename F>
-void dispatch_dtype(const char* op, DType dtype, bool with_floats, F&& f) {
+void dispatch_sixteen_bit(const char* op, DType dtype, F&& f) {
     if (dtype == DType::BFloat16) return f(bfloat16{});
     if (dtype == DType::Float16) return f(float16{});
-    if (with_floats && dtype == DType::Float32) return f(float{});
-    if (with_floats && dtype == DType::Float64) return f(double{});
-    throw NotSupported(std::string(op) + ": runs " +
-                       (with_floats ? "bfloat16, float16, float32 and float64" : "bfloat16 and float16") + ", not " +
-                       dtype_name(dtype));
+    throw NotSupported(std::string(op) + ": runs bfloat16 and float16 only, not " + dtype_name(dtype));
 }
 
 // A 2-D grid-stride launch of 256-thread blocks: x over a row's items, whole warps of them, and y
@@ -568,7 +565,7 @@ void launch_runs(const char* op, const ConvGeometry& g, DType dtype, const void*
                  const void* bias, void* out, void* workspace, Stream stream) {
     const NhwcGeometry n = nhwc_geometry(g);
     const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_dtype(op, dtype, true, [&](auto tag) {
+    dispatch_float_storage_types(op, dtype, [&](auto tag) {
         using T = decltype(tag);
         // The filter [C, 1, taps] as [taps, C] in the workspace, a tap's channels adjacent: the
         // channels-last order of a [1, C, taps] tensor.
@@ -667,7 +664,7 @@ void conv_backward_filter_depthwise_channels_last(const ConvGeometry& g, DType d
     const NhwcGeometry n = nhwc_geometry(g);
     const cudaStream_t s = detail::to_cuda(stream);
     const int wide = widest_pack_width(g, dtype);
-    dispatch_dtype("conv_backward_filter_depthwise_channels_last", dtype, false, [&](auto tag) {
+    dispatch_sixteen_bit("conv_backward_filter_depthwise_channels_last", dtype, [&](auto tag) {
         using T = decltype(tag);
         using C = ComputeType<T>;
         C* partial = static_cast<C*>(workspace);

@@ -75,12 +75,15 @@ std::vector<ConvCase> depthwise_sweep() {
         conv(P(1).set_padding(1).set_groups(2), Shape{1, 2, 1025}, Shape{4, 1, 3}),
         conv(P(1).set_stride(2).set_dilation(2).set_padding(6).set_padding_mode(PaddingMode::Circular).set_groups(2),
              Shape{2, 2, 301}, Shape{2, 1, 7}),
-        conv(P(1).set_stride(3).set_padding(3).set_padding_mode(PaddingMode::Reflect).set_groups(4),
-             Shape{1, 4, 50}, Shape{8, 1, 7}),
+        conv(P(1).set_stride(3).set_padding(3).set_padding_mode(PaddingMode::Reflect).set_groups(4), Shape{1, 4, 50},
+             Shape{8, 1, 7}),
         conv(P(1).set_stride(2).set_dilation(3).set_padding(40).set_groups(3), Shape{1, 3, 500}, Shape{3, 1, 31}),
         // 3-D 3x3x3, and strided, dilated, replicate-padded with multiplier 2.
         conv(P(3).set_padding(1).set_groups(3), Shape{2, 3, 5, 6, 7}, Shape{3, 1, 3, 3, 3}),
-        conv(P(3).set_stride(2).set_dilation({2, 1, 2}).set_padding(2).set_padding_mode(PaddingMode::Replicate)
+        conv(P(3).set_stride(2)
+                 .set_dilation({2, 1, 2})
+                 .set_padding(2)
+                 .set_padding_mode(PaddingMode::Replicate)
                  .set_groups(2),
              Shape{1, 2, 7, 8, 9}, Shape{4, 1, 3, 3, 3}),
         conv(P(3).set_padding(2).set_padding_mode(PaddingMode::Reflect).set_groups(2), Shape{1, 2, 6, 7, 8},
@@ -303,47 +306,24 @@ TEST_F(depthwise, FloatChannelsLastPassesGiveTheContiguousBits) {
         const detail::ConvGeometry g = geometry_of(c);
         for (DType dtype : {DType::Float32, DType::Float64}) {
             SCOPED_TRACE(c.name() + " " + dtype_name(dtype));
-            const Tensor x = testing::random_tensor(g.input_shape(), rng).to(dtype).to(Device::cuda());
-            const Tensor dy = testing::random_tensor(g.output_shape(), rng).to(dtype).to(Device::cuda());
-            Tensor w = testing::random_tensor(g.weight_shape(), rng).to(dtype);
-            const Tensor b = testing::random_tensor(Shape{g.out_channels}, rng).to(dtype).to(Device::cuda());
-            const auto run = [&](ConvPass pass, MemoryFormat layout) {
-                const detail::ConvProblem problem = problem_of(g, dtype, layout);
-                std::string why;
-                EXPECT_TRUE(variant.supports(problem, pass, &why)) << why;
-                const bool forward = pass == ConvPass::Forward;
-                const Tensor out =
-                    testing::nan_tensor(forward ? g.output_shape() : g.input_shape(), dtype, Device::cuda()).to(layout);
-                const std::size_t bytes = variant.workspace(problem, pass);
-                const Tensor scratch =
-                    Tensor::empty(Shape{static_cast<std::int64_t>((bytes + 7) / 8 + 1)}, DType::Int64, Device::cuda());
-                const Tensor w_on_device = w.to(Device::cuda());
-                detail::ConvOperands o{
-                    .w = w_on_device.raw_data(), .bias = b.raw_data(), .out = out.raw_physical_data()};
-                const Tensor source = (forward ? x : dy).to(layout);
-                (forward ? o.x : o.dy) = source.raw_physical_data();
-                variant.run(problem, pass, o, {scratch.raw_data(), bytes}, testing::stream_for(Device::cuda()));
-                return out.contiguous().to(Device::host());
-            };
+            testing::ConvPassInputs in = testing::random_pass_inputs(g, dtype, rng);
             const auto same_bytes = [](const Tensor& a, const Tensor& b) {
                 const auto bytes = static_cast<std::size_t>(a.numel()) * dtype_size(a.dtype());
-                return a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), bytes) == 0;
+                return a.defined() && a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), bytes) == 0;
             };
             const auto expect_same_bits = [&](const char* what) {
-                for (ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData}) {
-                    EXPECT_TRUE(same_bytes(run(pass, MemoryFormat::ChannelsLast), run(pass, MemoryFormat::Contiguous)))
-                        << conv_pass_name(pass) << " " << what;
-                }
+                // Channels-last runs the forward and backward-data only (the gradients' refusals left out).
+                const testing::ConvPassResults last =
+                    testing::run_conv_passes(variant, g, in, dtype, Device::cuda(), MemoryFormat::ChannelsLast, true);
+                const testing::ConvPassResults contiguous =
+                    testing::run_conv_passes(variant, g, in, dtype, Device::cuda(), MemoryFormat::Contiguous);
+                EXPECT_TRUE(same_bytes(last.y, contiguous.y)) << "forward " << what;
+                EXPECT_TRUE(same_bytes(last.dx, contiguous.dx)) << "backward-data " << what;
             };
             expect_same_bits("random filter");
             const std::int64_t taps = g.kernel_spatial();
             for (std::int64_t c = 0; c < g.out_channels; ++c) {
-                const double infinity = std::numeric_limits<double>::infinity();
-                if (dtype == DType::Float32) {
-                    static_cast<float*>(w.raw_data())[c * taps] = static_cast<float>(infinity);
-                } else {
-                    static_cast<double*>(w.raw_data())[c * taps] = infinity;
-                }
+                static_cast<double*>(in.w.raw_data())[c * taps] = std::numeric_limits<double>::infinity();
             }
             expect_same_bits("first taps infinite");
         }
