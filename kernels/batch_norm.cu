@@ -75,19 +75,27 @@ __device__ C inverse_std(double var, double eps) {
     return C(1) / sqrt(static_cast<C>(var) + static_cast<C>(eps));
 }
 
-// x_hat of `value` in channel c, as every pass computes it.
-template <typename C>
-__device__ C normalized(C value, std::int64_t c, const double* mean, const double* var, double eps) {
-    return detail::batch_norm_normalized<C>(value, mean[c], inverse_std<C>(var[c], eps));
-}
-
-// y = x_hat * weight + bias in channel c, exactly as the forward pass computes it: a fused
-// ReLU's backward recomputes the forward's y (and so its sign) from x this way.
+// What the per-element arithmetic needs of one channel: x_hat = (x - mean) * invstd and
+// y = x_hat * weight + bias, exactly as every pass computes them (a fused ReLU's backward
+// recomputes the forward's y, and so its sign, from x this way). A thread computes it once for
+// each channel it holds rather than once a value: the square root, the division and four loads
+// a value had made the forward about 140 SASS instructions a bfloat16 value, several times
+// what its bytes allow (docs/benchmarks.md, "Batch norm's per-channel constants").
 template <typename T>
-__device__ Compute<T> affine(Compute<T> x_hat, std::int64_t c, const T* weight, const T* bias) {
+struct ChannelAffine {
     using C = Compute<T>;
-    return detail::batch_norm_output<C>(x_hat, parameter(weight, c, C(1)), parameter(bias, c, C(0)));
-}
+    double mean;
+    C invstd;
+    C weight;
+    C bias;
+
+    __device__ static ChannelAffine of(std::int64_t c, const double* mean, const double* var, double eps,
+                                       const T* weight, const T* bias) {
+        return {mean[c], inverse_std<C>(var[c], eps), parameter(weight, c, C(1)), parameter(bias, c, C(0))};
+    }
+    __device__ C normalized(C x) const { return detail::batch_norm_normalized<C>(x, mean, invstd); }
+    __device__ C output(C x_hat) const { return detail::batch_norm_output<C>(x_hat, weight, bias); }
+};
 
 // dy through a ReLU whose input was y (relu's own gradient rule).
 template <typename C>
@@ -106,10 +114,11 @@ struct ReluRecompute {
 };
 
 // What the statistics sum per value: x - shift and its square, shift the channel's first value.
-// add() takes one value at an offset; for Width values of adjacent channels (channels-last),
-// load_pack() reads them with one 16-byte access at an offset that is a multiple of Width and
-// add_pack() sums what it read (apart, so that a thread can have several rows' loads in flight
-// before it adds the first: kRowsInFlight).
+// A reduction's thread takes channel(g, c) once for each channel it sums (Channel: what the sums
+// need of the channel, here the shift); add() takes one value at an offset; for Width values of
+// adjacent channels (channels-last), load_pack() reads them with one 16-byte access at an offset
+// that is a multiple of Width and add_pack() sums what it read (apart, so that a thread can have
+// several rows' loads in flight before it adds the first: kRowsInFlight).
 template <typename T>
 struct StatisticsTerms {
     using Element = T;
@@ -119,8 +128,9 @@ struct StatisticsTerms {
     // from 71 registers to 93, 2 blocks of 256 an SM instead of 3, but 32 KiB of loads in flight
     // an SM instead of 12 (the copy rate needs about 18).
     static constexpr int kRowsInFlight = 4;
+    using Channel = double;  // the shift
     const T* x;
-    __device__ double shift(const BatchNormGeometry& g, std::int64_t c) const {
+    __device__ Channel channel(const BatchNormGeometry& g, std::int64_t c) const {
         return static_cast<double>(x[detail::batch_norm_offset(g, c, 0)]);
     }
     __device__ static void accumulate(T value, double shift, double& first, double& second) {
@@ -128,7 +138,7 @@ struct StatisticsTerms {
         first += deviation;
         second += deviation * deviation;
     }
-    __device__ void add(std::int64_t offset, std::int64_t, double shift, double& first, double& second) const {
+    __device__ void add(std::int64_t offset, const Channel& shift, double& first, double& second) const {
         accumulate(x[offset], shift, first, second);
     }
     template <int Width>
@@ -136,8 +146,8 @@ struct StatisticsTerms {
         return kernels::load_pack<Width>(x, offset / Width);
     }
     template <int Width>
-    __device__ void add_pack(const Pack<Width>& values, std::int64_t, const double (&shift)[Width],
-                             double (&first)[Width], double (&second)[Width]) const {
+    __device__ void add_pack(const Pack<Width>& values, const Channel (&shift)[Width], double (&first)[Width],
+                             double (&second)[Width]) const {
         for (int lane = 0; lane < Width; ++lane) accumulate(values.value[lane], shift[lane], first[lane], second[lane]);
     }
     bool pack_aligned_buffers() const { return pack_aligned<T, kPackWidth<T>>(x); }
@@ -155,26 +165,28 @@ struct GradientTerms {
     // Two loads a row already: the bf16 kernel holds 124 registers, 2 blocks of 256 an SM, and
     // a second row's packs would take it past 128.
     static constexpr int kRowsInFlight = 1;
+    // The mean (the sums' shift) and, for a fused ReLU, what recomputes its input y.
+    using Channel = ChannelAffine<T>;
     const T* dy;
     const T* x;
     const double* mean;
     const double* var;  // with eps, read only to recompute a fused ReLU's input
     double eps;
     ReluRecompute<T> relu;
-    __device__ double shift(const BatchNormGeometry&, std::int64_t c) const { return mean[c]; }
-    __device__ void accumulate(T x_value, T dy_value, std::int64_t c, double mu, double& first, double& second) const {
+    __device__ Channel channel(const BatchNormGeometry&, std::int64_t c) const {
+        return Channel::of(c, mean, var, eps, relu.weight, relu.bias);
+    }
+    __device__ void accumulate(T x_value, T dy_value, const Channel& k, double& first, double& second) const {
         using C = Compute<T>;
         const C value = static_cast<C>(x_value);
         double d = static_cast<double>(dy_value);
-        if (relu.enabled) {
-            const C y = affine(normalized(value, c, mean, var, eps), c, relu.weight, relu.bias);
-            d = static_cast<double>(relu_gradient(static_cast<C>(dy_value), y));
-        }
+        if (relu.enabled)
+            d = static_cast<double>(relu_gradient(static_cast<C>(dy_value), k.output(k.normalized(value))));
         first += d;
-        second += d * (static_cast<double>(value) - mu);
+        second += d * (static_cast<double>(value) - k.mean);
     }
-    __device__ void add(std::int64_t offset, std::int64_t c, double mu, double& first, double& second) const {
-        accumulate(x[offset], dy[offset], c, mu, first, second);
+    __device__ void add(std::int64_t offset, const Channel& k, double& first, double& second) const {
+        accumulate(x[offset], dy[offset], k, first, second);
     }
     // Channels c .. c + Width - 1 of one row (channels-last).
     template <int Width>
@@ -182,10 +194,10 @@ struct GradientTerms {
         return {kernels::load_pack<Width>(x, offset / Width), kernels::load_pack<Width>(dy, offset / Width)};
     }
     template <int Width>
-    __device__ void add_pack(const Pack<Width>& values, std::int64_t c, const double (&mu)[Width],
-                             double (&first)[Width], double (&second)[Width]) const {
+    __device__ void add_pack(const Pack<Width>& values, const Channel (&k)[Width], double (&first)[Width],
+                             double (&second)[Width]) const {
         for (int lane = 0; lane < Width; ++lane) {
-            accumulate(values.x.value[lane], values.dy.value[lane], c + lane, mu[lane], first[lane], second[lane]);
+            accumulate(values.x.value[lane], values.dy.value[lane], k[lane], first[lane], second[lane]);
         }
     }
     bool pack_aligned_buffers() const { return pack_aligned<T, kPackWidth<T>>(x, dy); }
@@ -209,14 +221,14 @@ __global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int
     const std::int64_t image_step = kThreadsPerBlock / g.spatial;
     const std::int64_t position_step = kThreadsPerBlock % g.spatial;
     for (std::int64_t c = blockIdx.x; c < g.channels; c += gridDim.x) {
-        const double shift = terms.shift(g, c);
+        const typename Terms::Channel channel = terms.channel(g, c);
         double sum_first = 0;
         double sum_second = 0;
         std::int64_t t = first + threadIdx.x;
         std::int64_t image = t / g.spatial;
         std::int64_t position = t % g.spatial;
         for (; t < last; t += kThreadsPerBlock) {
-            terms.add((image * g.channels + c) * g.spatial + position, c, shift, sum_first, sum_second);
+            terms.add((image * g.channels + c) * g.spatial + position, channel, sum_first, sum_second);
             image += image_step;
             position += position_step;
             if (position >= g.spatial) {
@@ -249,8 +261,8 @@ __global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::
         double sum_first[Width] = {};
         double sum_second[Width] = {};
         if (c < g.channels) {
-            double shift[Width];
-            for (int lane = 0; lane < Width; ++lane) shift[lane] = terms.shift(g, c + lane);
+            typename Terms::Channel channel[Width];
+            for (int lane = 0; lane < Width; ++lane) channel[lane] = terms.channel(g, c + lane);
             // Terms::kRowsInFlight rows loaded, then added in row order (the order of one row
             // at a time, so the sums are the same bits).
             constexpr int rows_in_flight = Terms::kRowsInFlight;
@@ -266,7 +278,7 @@ __global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::
                 }
                 CONVKIT_UNROLL
                 for (int k = 0; k < rows_in_flight; ++k) {
-                    if (present[k]) terms.template add_pack<Width>(loaded[k], c, shift, sum_first, sum_second);
+                    if (present[k]) terms.template add_pack<Width>(loaded[k], channel, sum_first, sum_second);
                 }
             }
         }
@@ -346,7 +358,7 @@ __global__ void statistics_finish_kernel(BatchNormGeometry g, std::int64_t chunk
     const std::int64_t m = g.per_channel();
     for (std::int64_t c = global_thread_index(); c < g.channels; c += global_thread_count()) {
         const ChannelSums sums = chunk_totals(partial, chunks, g.channels, c);
-        const double shift = StatisticsTerms<T>{x}.shift(g, c);
+        const double shift = StatisticsTerms<T>{x}.channel(g, c);
         const double mean_shifted = sums.first / static_cast<double>(m);
         const double biased = std::max(sums.second / static_cast<double>(m) - mean_shifted * mean_shifted, 0.0);
         const double mu = shift + mean_shifted;
@@ -397,20 +409,58 @@ struct ChannelCursor {
     }
 };
 
-// The channel of the element at `lane` of a pack whose first element's channel is `first`: a
-// pack lies within one channel's run (contiguous) or spans adjacent channels (channels-last).
-__device__ inline std::int64_t lane_channel(const BatchNormGeometry& g, std::int64_t first, int lane) {
-    return g.channels_last ? first + lane : first;
-}
+// Calls finish(p, load(p), channel) for each pack p of Width elements this thread owns,
+// channel(lane) being constants_of(c) of the channel c of the pack's lane `lane` (a pack lies
+// within one channel's run when contiguous, and spans Width adjacent channels when channels-last).
+//
+// Channels-last packs keep their channels: the threads form row lanes of `columns` =
+// channels / Width threads, each thread taking one pack column (the same Width channels) of every
+// row_lanes-th row, so it computes its lanes' constants once, and a warp still reads adjacent
+// packs of a row. A thread loads two rows' packs before it finishes the first: at the 72-96
+// registers these kernels hold, 2-3 blocks of 256 threads an SM keep 8-12 KiB of one pack each
+// in flight, where the copy rate needs about 18. Otherwise (contiguous; single elements; a grid
+// with fewer threads than a row has packs) a grid-stride loop computes the constants once a pack.
+template <typename Constants, int Lanes>
+struct LaneConstants {
+    Constants lanes[Lanes];
+    // Lane `lane`'s; one entry serves every lane of a pack within one channel.
+    __device__ const Constants& operator()(int lane) const { return lanes[Lanes == 1 ? 0 : lane]; }
+};
 
-// Calls body(p, channel) for each pack p of Width elements this thread owns in a grid-stride
-// loop, channel being the channel of the pack's first element.
-template <int Width, typename Body>
-__device__ void for_each_pack(const BatchNormGeometry& g, Body&& body) {
+template <int Width, typename ConstantsOf, typename Load, typename Finish>
+__device__ void for_each_pack_with_constants(const BatchNormGeometry& g, ConstantsOf&& constants_of, Load&& load,
+                                             Finish&& finish) {
+    using Constants = decltype(constants_of(std::int64_t{0}));
     const std::int64_t packs = g.count() / Width;
-    const std::int64_t stride = global_thread_count();
-    ChannelCursor at(g, global_thread_index() * Width, stride * Width);
-    for (std::int64_t p = global_thread_index(); p < packs; p += stride, at.advance(g)) body(p, at.channel);
+    const std::int64_t threads = global_thread_count();
+    const std::int64_t columns = g.channels / Width;
+    if (Width > 1 && g.channels_last && threads >= columns) {
+        const std::int64_t step = threads / columns * columns;  // whole rows of packs
+        const std::int64_t first = global_thread_index();
+        if (first >= step) return;
+        const std::int64_t first_channel = first % columns * Width;
+        LaneConstants<Constants, Width> channel;
+        for (int lane = 0; lane < Width; ++lane) channel.lanes[lane] = constants_of(first_channel + lane);
+        std::int64_t p = first;
+        for (; p + step < packs; p += 2 * step) {
+            const auto loaded = load(p);
+            const auto next = load(p + step);  // (a different pack: safe when y is x)
+            finish(p, loaded, channel);
+            finish(p + step, next, channel);
+        }
+        if (p < packs) finish(p, load(p), channel);
+        return;
+    }
+    ChannelCursor at(g, global_thread_index() * Width, threads * Width);
+    for (std::int64_t p = global_thread_index(); p < packs; p += threads, at.advance(g)) {
+        if (Width > 1 && g.channels_last) {
+            LaneConstants<Constants, Width> channel;
+            for (int lane = 0; lane < Width; ++lane) channel.lanes[lane] = constants_of(at.channel + lane);
+            finish(p, load(p), channel);
+        } else {
+            finish(p, load(p), LaneConstants<Constants, 1>{{constants_of(at.channel)}});
+        }
+    }
 }
 
 // Width elements per step (one 16-byte access where pack_width_fits, else 1).
@@ -418,17 +468,30 @@ template <typename T, int Width>
 __global__ void forward_kernel(BatchNormGeometry g, const T* x, const double* mean, const double* var, const T* weight,
                                const T* bias, double eps, bool relu, T* y) {
     using C = Compute<T>;
-    for_each_pack<Width>(g, [&](std::int64_t p, std::int64_t first_channel) {
-        const ElementPack<T, Width> in = load_pack<Width>(x, p);
+    const auto constants_of = [&](std::int64_t c) { return ChannelAffine<T>::of(c, mean, var, eps, weight, bias); };
+    const auto load = [&](std::int64_t p) { return load_pack<Width>(x, p); };
+    const auto finish = [&](std::int64_t p, const ElementPack<T, Width>& in, const auto& channel) {
         ElementPack<T, Width> out;
         for (int lane = 0; lane < Width; ++lane) {
-            const std::int64_t c = lane_channel(g, first_channel, lane);
-            const C value = affine(normalized(static_cast<C>(in.value[lane]), c, mean, var, eps), c, weight, bias);
+            const ChannelAffine<T>& k = channel(lane);
+            const C value = k.output(k.normalized(static_cast<C>(in.value[lane])));
             out.value[lane] = T(relu ? detail::unary_value<detail::UnaryOp::Relu>(value, {}) : value);
         }
         store_pack<Width>(y, p, out);
-    });
+    };
+    for_each_pack_with_constants<Width>(g, constants_of, load, finish);
 }
+
+// What backward_input_kernel needs of a channel: the forward's affine map (for a fused ReLU's
+// input) and the gradient's own terms.
+template <typename T>
+struct InputGradientChannel {
+    using C = Compute<T>;
+    ChannelAffine<T> relu_affine;  // mean, invstd, and the fused ReLU's weight and bias
+    C weight_invstd;
+    C mean_dy;
+    C mean_dy_x_hat;
+};
 
 template <typename T, int Width>
 __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T* x, const double* mean,
@@ -436,23 +499,29 @@ __global__ void backward_input_kernel(BatchNormGeometry g, const T* dy, const T*
                                       const double* sum_dy_x_hat, double eps, double inverse_count,
                                       bool batch_statistics, ReluRecompute<T> relu, T* dx) {
     using C = Compute<T>;
-    for_each_pack<Width>(g, [&](std::int64_t p, std::int64_t first_channel) {
-        const ElementPack<T, Width> x_pack = load_pack<Width>(x, p);
-        const ElementPack<T, Width> dy_pack = load_pack<Width>(dy, p);
+    const auto constants_of = [&](std::int64_t c) {
+        const ChannelAffine<T> affine = ChannelAffine<T>::of(c, mean, var, eps, relu.weight, relu.bias);
+        return InputGradientChannel<T>{affine, parameter(weight, c, C(1)) * affine.invstd,
+                                       batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0),
+                                       batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0)};
+    };
+    struct Loaded {
+        ElementPack<T, Width> x, dy;
+    };
+    const auto load = [&](std::int64_t p) { return Loaded{load_pack<Width>(x, p), load_pack<Width>(dy, p)}; };
+    const auto finish = [&](std::int64_t p, const Loaded& in, const auto& channel) {
         ElementPack<T, Width> out;
         for (int lane = 0; lane < Width; ++lane) {
-            const std::int64_t c = lane_channel(g, first_channel, lane);
-            const C invstd = inverse_std<C>(var[c], eps);
-            const C x_hat = detail::batch_norm_normalized<C>(static_cast<C>(x_pack.value[lane]), mean[c], invstd);
-            const C mean_dy = batch_statistics ? static_cast<C>(sum_dy[c] * inverse_count) : C(0);
-            const C mean_dy_x_hat = batch_statistics ? static_cast<C>(sum_dy_x_hat[c] * inverse_count) : C(0);
-            const C dy_in = static_cast<C>(dy_pack.value[lane]);
-            const C dy_value = relu.enabled ? relu_gradient(dy_in, affine(x_hat, c, relu.weight, relu.bias)) : dy_in;
-            out.value[lane] = T(detail::batch_norm_input_gradient<C>(
-                dy_value, x_hat, parameter(weight, c, C(1)) * invstd, mean_dy, mean_dy_x_hat, batch_statistics));
+            const InputGradientChannel<T>& k = channel(lane);
+            const C x_hat = k.relu_affine.normalized(static_cast<C>(in.x.value[lane]));
+            const C dy_in = static_cast<C>(in.dy.value[lane]);
+            const C dy_value = relu.enabled ? relu_gradient(dy_in, k.relu_affine.output(x_hat)) : dy_in;
+            out.value[lane] = T(detail::batch_norm_input_gradient<C>(dy_value, x_hat, k.weight_invstd, k.mean_dy,
+                                                                     k.mean_dy_x_hat, batch_statistics));
         }
         store_pack<Width>(dx, p, out);
-    });
+    };
+    for_each_pack_with_constants<Width>(g, constants_of, load, finish);
 }
 
 // Whether the per-element passes can move 16-byte packs of T: a pack must stay within one
@@ -465,13 +534,22 @@ bool pack_width_fits(const BatchNormGeometry& g, const Pointers*... pointers) {
     return along % width == 0 && pack_aligned<T, width>(pointers...);
 }
 
+// Packs (or single elements) a per-element thread takes, at least: a thread computes its
+// channels' constants once for all of them (channels-last packs), so one pack a thread would
+// leave those computations as many as the values.
+constexpr std::int64_t kPacksPerThread = 8;
+
+unsigned per_element_blocks(std::int64_t packs) {
+    return grid_stride_blocks((packs + kThreadsPerBlock * kPacksPerThread - 1) / (kThreadsPerBlock * kPacksPerThread));
+}
+
 // Launches Packed over the packs of Width elements when `packed`, else Single over the elements.
 template <auto Packed, auto Single, int Width, typename... Args>
 void launch_per_element(const BatchNormGeometry& g, bool packed, cudaStream_t stream, Args... args) {
     if (packed) {
-        launch<Packed>({grid_for(g.count() / Width), kThreadsPerBlock}, stream, g, args...);
+        launch<Packed>({per_element_blocks(g.count() / Width), kThreadsPerBlock}, stream, g, args...);
     } else {
-        launch<Single>({grid_for(g.count()), kThreadsPerBlock}, stream, g, args...);
+        launch<Single>({per_element_blocks(g.count()), kThreadsPerBlock}, stream, g, args...);
     }
 }
 
