@@ -5,7 +5,8 @@ convkit time for every configuration and direction (above 1: convkit is faster).
     python3 bench/plot_bench.py results.json OUTPUT_DIR
 
 Needs matplotlib; without it, says so and exits 0 (the charts are optional, the JSON is not).
-Rows whose status is not "ok" are drawn as gaps, labelled with their status.
+Rows whose status is not "ok" are drawn as gaps, labelled with their status. The layer rows
+have no cuDNN side: their suite gets no chart (summarize_bench.py reports them).
 """
 import json
 import os
@@ -45,6 +46,8 @@ def main(argv):
     colors = {"fwd": "#4c72b0", "bwd_data": "#dd8452", "bwd_filter": "#55a868"}
     written = []
     for suite, rows in group_by_suite(report["results"]).items():
+        if all(r.get("op") == "layer" for r in rows):
+            continue  # no cuDNN side, so no ratio: summarize_bench.py gives their share of the copy bandwidth
         labels = []
         for row in rows:
             label = f"{short_name(row['name'])} [{row['dtype']}]"

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """A short summary of a convkit-bench --json file, for the end of scripts/gpu-all's bench phase:
 the machine, the status counts, per suite the geometric mean of cuDNN time / convkit time,
-the variants that ran convkit's side (rows' convkit_variant, where the JSON has it), and the
-rows where convkit is furthest behind.
+the layer rows' share of the copy bandwidth (they have no cuDNN side; issue #15's target is
+0.85) and those below it, the variants that ran convkit's side (rows' convkit_variant, where the
+JSON has it), and the rows where convkit is furthest behind.
 
     python3 bench/summarize_bench.py results.json [--worst N]
 """
 import json
 import math
 import sys
+
+
+# Issue #15: the bandwidth-bound layers at 85% of the measured copy bandwidth or more.
+LAYER_TARGET = 0.85
 
 
 def summarize(report, worst=5):
@@ -33,6 +38,16 @@ def summarize(report, worst=5):
         geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         lines.append(f"  {suite:<11} cudnn/convkit geomean {geomean:6.3f}  (min {min(ratios):.3f}, "
                      f"max {max(ratios):.3f}, {len(ratios)} rows)")
+    copy = peak.get("copy_gbps")
+    layers = [r for r in results if r.get("op") == "layer" and r["status"] == "ok" and r.get("gbps")]
+    if layers and copy:
+        shares = sorted(r["gbps"] / copy for r in layers)
+        median = shares[len(shares) // 2] if len(shares) % 2 else (shares[len(shares) // 2 - 1] + shares[len(shares) // 2]) / 2
+        lines.append(f"  layers      share of the copy bandwidth median {median:.2f}  (min {shares[0]:.2f}, "
+                     f"max {shares[-1]:.2f}, {len(shares)} rows; target {LAYER_TARGET})")
+        for row in sorted(layers, key=lambda r: r["gbps"]):
+            if row["gbps"] / copy < LAYER_TARGET:
+                lines.append(f"    {row['gbps'] / copy:.2f} {row['direction']:<10} {row['dtype']:<5} {row['name']}")
     ran = {}
     for row in results:
         if row.get("convkit_variant"):

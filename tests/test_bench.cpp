@@ -13,9 +13,11 @@
 #include "bench_config.h"
 #include "bench_counts.h"
 #include "bench_options.h"
+#include "bench_passes.h"
 #include "bench_report.h"
 #include "bench_stats.h"
 #include "bench_suites.h"
+#include "convkit/convkit.h"
 #include "convkit/error.h"
 #include "temp_dir.h"
 
@@ -59,6 +61,12 @@ TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
         "max_pool2d in=2x16x9x9 k3x3_s2x2_p1x1 layout=nhwc",
         "conv2d in=2x8x9x9 w=16x8x3x3 s1x1_p1x1_d1x1_g1 epilogue=bias+residual+relu",
         "conv_transpose2d in=2x8x4x4 w=8x4x4x4 s2x2_p1x1_d1x1_g1 epilogue=relu",
+        "batch_norm2d in=32x256x56x56 layout=nhwc",
+        "batch_norm1d in=8x64x100",
+        "batch_norm3d in=2x16x4x8x8",
+        "relu in=2x8x4x4 layout=nhwc",
+        "relu in=2x8x40",
+        "add in=2x8x4x4x4 layout=nhwc",
     };
     for (const std::string& line : lines) {
         SCOPED_TRACE(line);
@@ -78,6 +86,10 @@ TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
     EXPECT_TRUE(pool.pool.ceil_mode);
     EXPECT_EQ(pool.pool.dilation[2], 2);
     EXPECT_FALSE(parse_config_line(lines[7], "t").pool.count_include_pad);
+    // The layers' rank is their input's: batch_norm's name says it too, relu's and add's do not.
+    EXPECT_EQ(parse_config_line("batch_norm3d in=2x16x4x8x8", "t").spatial_rank(), 3);
+    EXPECT_EQ(parse_config_line("relu in=2x8x40", "t").spatial_rank(), 1);
+    EXPECT_EQ(parse_config_line("add in=2x8x4x4x4", "t").op, BenchOp::Add);
 }
 
 TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
@@ -101,7 +113,15 @@ TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
         {"conv2d in=1x3x8x8 in=1x3x8x8 w=4x3x3x3", "field 'in': given twice"},
         {"conv2d in=1x3x2x2 w=4x3x3x3", "field 'geometry'"},
         {"conv2d in=1x3x8x8 w=4x2x3x3", "field 'geometry'"},
-        {"max_pool2d in=1x3x8x8 w=1x1x1x1 k2", "field 'w': pooling has no weight"},
+        {"max_pool2d in=1x3x8x8 w=1x1x1x1 k2", "field 'w': only convolutions have a weight"},
+        {"batch_norm2d in=1x3x8x8 w=1x1x1x1", "field 'w': only convolutions have a weight"},
+        {"batch_norm2d in=1x3x8", "field 'in'"},
+        {"relu in=1x3", "field 'in': expected N x C and 1 to 3 spatial sizes"},
+        {"add in=1x3x2x2x2x2", "field 'in': expected N x C and 1 to 3 spatial sizes"},
+        {"relu in=1x3x8x8 k2", "field 'params': relu takes none"},
+        {"add in=1x3x8x8 epilogue=relu", "field 'epilogue': only convolutions"},
+        {"relu in=1x3x8x8 layout=nhwc layout=nhwc", "field 'layout': given twice"},
+        {"relu", "field 'in': missing"},
         {"max_pool2d in=1x3x8x8 s2", "field 'kernel': missing"},
         {"avg_pool2d in=1x3x8x8 k2_d2", "field 'geometry'"},            // dilation is max pooling only
         {"conv2d in=1x3x8x8 w=4x3x3x3 layout=nhwc", "field 'layout'"},  // the dtype decides
@@ -138,7 +158,7 @@ TEST(BenchConfig, AdaptivePoolingRowsCarryTheirEqualWindowAveragePooling) {
     EXPECT_EQ(parse_config_line(global.to_line(), "t"), global);
     EXPECT_EQ(global.pool.to_string(), PoolParams(2, 7).to_string());
     EXPECT_EQ(global.output_shape(), (Shape{32, 2048, 1, 1}));
-    EXPECT_EQ(global.pool_layout, MemoryFormat::ChannelsLast);
+    EXPECT_EQ(global.layout, MemoryFormat::ChannelsLast);
     EXPECT_EQ(global.directions().size(), 2u);
 
     const BenchConfig volume = parse_config_line("adaptive_avg_pool3d in=2x8x8x6x9 out=2x3x3", "t");
@@ -148,7 +168,7 @@ TEST(BenchConfig, AdaptivePoolingRowsCarryTheirEqualWindowAveragePooling) {
     EXPECT_EQ(volume.pool.kernel[2], 3);
     EXPECT_EQ(volume.pool.stride[2], 3);
     EXPECT_EQ(volume.output_shape(), (Shape{2, 8, 2, 3, 3}));
-    EXPECT_EQ(volume.pool_layout, MemoryFormat::Contiguous);
+    EXPECT_EQ(volume.layout, MemoryFormat::Contiguous);
     EXPECT_EQ(volume.to_line(), "adaptive_avg_pool3d in=2x8x8x6x9 out=2x3x3");
 }
 
@@ -163,19 +183,25 @@ TEST(BenchConfig, BlankLinesAndCommentsAreSkipped) {
 
 // What each row gives both sides: tf32, bf16 and fp16 convolutions channels-last (the tensor
 // cores' layout), strict f32 contiguous (cuda.tiled's), pooling its line's layout in every dtype
-// (contiguous unless layout=nhwc), each in its element type.
+// (contiguous unless layout=nhwc), each in its element type; so do the layer rows.
 TEST(BenchConfig, RowsGiveTheTensorCoresChannelsLastActivations) {
-    const std::vector<std::string> lines = {"conv2d in=1x8x8x8 w=8x8x3x3", "conv_transpose2d in=1x8x8x8 w=8x8x2x2 s2",
-                                            "max_pool2d in=1x8x8x8 k2", "avg_pool2d in=1x8x8x8 k2",
+    const std::vector<std::string> lines = {"conv2d in=1x8x8x8 w=8x8x3x3",
+                                            "conv_transpose2d in=1x8x8x8 w=8x8x2x2 s2",
+                                            "max_pool2d in=1x8x8x8 k2",
+                                            "avg_pool2d in=1x8x8x8 k2",
                                             "max_pool2d in=1x8x8x8 k2 layout=nhwc",
-                                            "avg_pool3d in=1x8x4x4x4 k2 layout=nhwc"};
+                                            "avg_pool3d in=1x8x4x4x4 k2 layout=nhwc",
+                                            "batch_norm2d in=2x8x4x4 layout=nhwc",
+                                            "batch_norm1d in=2x8x4",
+                                            "relu in=2x8x4x4x4 layout=nhwc",
+                                            "add in=2x8x4"};
     for (const std::string& line : lines) {
         SCOPED_TRACE(line);
         const BenchConfig config = parse_config_line(line, "t");
-        const MemoryFormat f32_format = is_pool(config.op) ? config.pool_layout : MemoryFormat::Contiguous;
-        const MemoryFormat tensor_core_format = is_pool(config.op) ? config.pool_layout : MemoryFormat::ChannelsLast;
-        EXPECT_EQ(config.pool_layout, line.find("nhwc") != std::string::npos ? MemoryFormat::ChannelsLast
-                                                                             : MemoryFormat::Contiguous);
+        const MemoryFormat f32_format = !is_conv(config.op) ? config.layout : MemoryFormat::Contiguous;
+        const MemoryFormat tensor_core_format = !is_conv(config.op) ? config.layout : MemoryFormat::ChannelsLast;
+        EXPECT_EQ(config.layout,
+                  line.find("nhwc") != std::string::npos ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
         EXPECT_EQ(row_operands("f32", config).element, DType::Float32);
         EXPECT_EQ(row_operands("f32", config).activations, f32_format);
         EXPECT_EQ(row_operands("tf32", config).element, DType::Float32);
@@ -220,6 +246,20 @@ TEST(BenchSuites, SuitesHoldWhatTheyPromise) {
         EXPECT_TRUE(c.conv.groups == c.input[1] || c.weight[2] == 1) << c.to_line();  // depthwise or pointwise
     }
     EXPECT_TRUE(has(suite_configs("conv1d", false), [](const BenchConfig& c) { return c.conv.dilation[0] > 1; }));
+    // The layers: every one of them in --quick, batch norm in both layouts, all of it on large
+    // tensors (the target is about the copy rate, which small ones do not reach).
+    const auto layers = suite_configs("layers", true);
+    for (const BenchConfig& c : suite_configs("layers", false)) {
+        EXPECT_TRUE(is_layer(c.op)) << c.to_line();
+        EXPECT_GE(c.input.numel(), 3'000'000) << c.to_line();
+    }
+    for (BenchOp op : {BenchOp::BatchNorm, BenchOp::Relu, BenchOp::Add}) {
+        EXPECT_TRUE(has(layers, [op](const BenchConfig& c) { return c.op == op; }));
+    }
+    for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+        EXPECT_TRUE(
+            has(layers, [format](const BenchConfig& c) { return c.op == BenchOp::BatchNorm && c.layout == format; }));
+    }
 }
 
 // The ResNet suites come from models::resnet18/50 (traced at 224x224): every distinct convolution
@@ -296,6 +336,74 @@ TEST(BenchCounts, PoolingBytesCountWhatEachPassReadsAndWrites) {
     const BenchConfig avg_pool = parse_config_line("avg_pool2d in=32x64x112x112 k2x2", "t");
     EXPECT_DOUBLE_EQ(work_counts(avg_pool, Direction::BackwardData).bytes, 4 * (out + in));  // dy -> dx
     EXPECT_EQ(max_pool.directions().size(), 2u);
+}
+
+TEST(BenchCounts, LayerRowsCountEachTensorTheyMoveAndReportBandwidth) {
+    const double n = 32.0 * 256 * 56 * 56;
+    const BenchConfig norm = parse_config_line("batch_norm2d in=32x256x56x56 layout=nhwc", "t");
+    EXPECT_EQ(work_counts(norm, Direction::Forward).flops, 0);
+    EXPECT_DOUBLE_EQ(work_counts(norm, Direction::Forward, 2).bytes, 2 * 3 * n);       // x twice -> y
+    EXPECT_DOUBLE_EQ(work_counts(norm, Direction::BackwardData, 2).bytes, 2 * 5 * n);  // dy, x twice -> dx
+    const BenchConfig relu = parse_config_line("relu in=32x256x56x56", "t");
+    EXPECT_DOUBLE_EQ(work_counts(relu, Direction::Forward).bytes, 4 * 2 * n);       // x -> y
+    EXPECT_DOUBLE_EQ(work_counts(relu, Direction::BackwardData).bytes, 4 * 3 * n);  // y, dy -> dx
+    const BenchConfig add = parse_config_line("add in=32x256x56x56", "t");
+    EXPECT_DOUBLE_EQ(work_counts(add, Direction::Forward).bytes, 4 * 3 * n);  // a, b -> y
+    EXPECT_EQ(norm.directions(), (std::vector<Direction>{Direction::Forward, Direction::BackwardData}));
+    EXPECT_EQ(relu.directions(), (std::vector<Direction>{Direction::Forward, Direction::BackwardData}));
+    EXPECT_EQ(add.directions(), std::vector<Direction>{Direction::Forward});
+    for (const BenchConfig& c : {norm, relu, add}) {
+        EXPECT_FALSE(reports_flops(c.op));
+        EXPECT_STREQ(op_family_name(c.op), "layer");
+        EXPECT_EQ(c.output_shape(), c.input);
+    }
+}
+
+// The layer rows' passes as the bench runs them, here on host tensors (the bench's are on the
+// GPU, and its reference is this host run in float64): the backward runs the recorded forward
+// again and again, each time writing the same gradient rather than adding to the last, in the
+// input's layout; the float64 reference agrees with the float32 pass.
+TEST(BenchPasses, LayerRowsRunTheirRecordedBackwardAgainAndMatchTheReference) {
+    for (const char* line : {"batch_norm2d in=2x16x6x5 layout=nhwc", "batch_norm1d in=3x8x7", "relu in=2x8x3x3",
+                             "relu in=2x8x3x3x2 layout=nhwc", "add in=2x8x5 layout=nhwc"}) {
+        SCOPED_TRACE(line);
+        const BenchConfig config = parse_config_line(line, "t");
+        const Shape channels{config.input[1]};
+        InputSet s;
+        s.x = Tensor::uniform(config.input, -1, 1, 1).to(config.layout);
+        s.dy = Tensor::uniform(config.input, -1, 1, 2).to(config.layout);
+        s.residual = Tensor::uniform(config.input, -1, 1, 3).to(config.layout);
+        s.w = Tensor::uniform(channels, 0.5, 2, 4);
+        s.bias = Tensor::uniform(channels, -1, 1, 5);
+        s.running_mean = Tensor::zeros(channels);
+        s.running_var = Tensor::full(channels, 1.0);
+        const auto difference = [](const Tensor& a, const Tensor& b) {
+            const std::vector<double> u = a.to(DType::Float64).to_vector(), v = b.to_vector();
+            double squared = 0, norm = 0;
+            for (std::size_t i = 0; i < u.size(); ++i) {
+                squared += (u[i] - v[i]) * (u[i] - v[i]);
+                norm += v[i] * v[i];
+            }
+            return std::sqrt(squared / norm);
+        };
+        for (Direction direction : config.directions()) {
+            SCOPED_TRACE(direction_name(direction));
+            const Tensor reference = host_layer_reference(config, direction, s);
+            EXPECT_EQ(reference.dtype(), DType::Float64);
+            if (direction == Direction::Forward) {
+                EXPECT_LT(difference(layer_forward(config, s), reference), 1e-6);
+                continue;
+            }
+            const InputSet recorded = with_recorded_forward(config, s);
+            const Tensor first = layer_backward(recorded).clone();
+            const Tensor second = layer_backward(recorded);
+            EXPECT_EQ(second.memory_format(), config.layout);
+            EXPECT_EQ(difference(second, first.to(DType::Float64)), 0.0) << "the second pass added to the first";
+            EXPECT_LT(difference(first, reference), 1e-6);
+            const std::vector<double> values = first.to_vector();
+            EXPECT_TRUE(std::any_of(values.begin(), values.end(), [](double v) { return v != 0; }));
+        }
+    }
 }
 
 TEST(BenchCounts, FloorIsTheSlowerOfComputeAndMemory) {

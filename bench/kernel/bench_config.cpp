@@ -61,7 +61,7 @@ void assign(SpatialDims& dims, const std::vector<std::int64_t>& values) {
 
 struct OpName {
     BenchOp op;
-    int rank;
+    int rank;  // spatial dims; 0 for relu and add, whose rank is their input's
 };
 
 OpName parse_op_name(const std::string& name, const std::string& where) {
@@ -69,7 +69,10 @@ OpName parse_op_name(const std::string& name, const std::string& where) {
                                                                {"conv", BenchOp::Conv},
                                                                {"max_pool", BenchOp::MaxPool},
                                                                {"avg_pool", BenchOp::AvgPool},
-                                                               {"adaptive_avg_pool", BenchOp::AdaptiveAvgPool}};
+                                                               {"adaptive_avg_pool", BenchOp::AdaptiveAvgPool},
+                                                               {"batch_norm", BenchOp::BatchNorm}};
+    if (name == "relu") return {BenchOp::Relu, 0};
+    if (name == "add") return {BenchOp::Add, 0};
     for (const auto& [prefix, op] : prefixes) {
         const std::string p = prefix;
         if (name.size() == p.size() + 2 && name.compare(0, p.size(), p) == 0 && name.back() == 'd' &&
@@ -79,7 +82,7 @@ OpName parse_op_name(const std::string& name, const std::string& where) {
     }
     fail(where, "field 'op': '", name,
          "' is not one of conv{1,2,3}d, conv_transpose{1,2,3}d, max_pool{1,2,3}d, avg_pool{1,2,3}d, "
-         "adaptive_avg_pool{1,2,3}d");
+         "adaptive_avg_pool{1,2,3}d, batch_norm{1,2,3}d, relu, add");
 }
 
 void parse_conv_params(const std::string& text, ConvParams& params, const std::string& where) {
@@ -159,6 +162,13 @@ Shape parse_shape(const std::string& text, int rank, const std::string& where, c
     return Shape(parse_dims(text, rank, false, false, where, field));
 }
 
+// The rank of relu's and add's input: N x C and 1 to 3 spatial dims.
+int input_rank(const std::string& text, const std::string& where) {
+    const auto rank = static_cast<int>(split(text, 'x').size());
+    if (rank < 3 || rank > 5) fail(where, "field 'in': expected N x C and 1 to 3 spatial sizes, got '", text, "'");
+    return rank;
+}
+
 // The average pooling with adaptive pooling's windows (each input extent a multiple of the
 // output's: windows of in / out, side by side), which cuDNN's side of the row runs.
 PoolParams equal_windows_pooling(const Shape& input, const std::vector<std::int64_t>& output,
@@ -200,13 +210,17 @@ const char* op_family_name(BenchOp op) {
         case BenchOp::AvgPool:
         case BenchOp::AdaptiveAvgPool:
             return "pool";
+        case BenchOp::BatchNorm:
+        case BenchOp::Relu:
+        case BenchOp::Add:
+            return "layer";
     }
     return "unknown";
 }
 
 RowOperands row_operands(const std::string& dtype, const BenchConfig& config) {
     const DType element = dtype == "bf16" ? DType::BFloat16 : dtype == "fp16" ? DType::Float16 : DType::Float32;
-    if (is_pool(config.op)) return {element, config.pool_layout};
+    if (!is_conv(config.op)) return {element, config.layout};
     return {element, dtype != "f32" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous};
 }
 
@@ -241,6 +255,12 @@ std::string BenchConfig::op_name() const {
             return pool_op_name(spatial_rank(), PoolKind::Average);
         case BenchOp::AdaptiveAvgPool:
             return "adaptive_" + pool_op_name(spatial_rank(), PoolKind::Average);
+        case BenchOp::BatchNorm:
+            return "batch_norm" + std::to_string(spatial_rank()) + "d";
+        case BenchOp::Relu:
+            return "relu";
+        case BenchOp::Add:
+            return "add";
     }
     return "unknown";
 }
@@ -251,7 +271,9 @@ std::string BenchConfig::to_line() const {
     if (is_pool(op)) {
         line << " "
              << (op == BenchOp::AdaptiveAvgPool ? "out=" + shape_text(Shape(adaptive_output)) : pool.to_string());
-        if (pool_layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
+    }
+    if (!is_conv(op)) {
+        if (layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
     } else {
         line << " w=" << shape_text(weight) << " " << conv.to_string();
         if (epilogue.any()) line << " epilogue=" << epilogue.text();
@@ -260,7 +282,8 @@ std::string BenchConfig::to_line() const {
 }
 
 std::vector<Direction> BenchConfig::directions() const {
-    if (is_pool(op)) return {Direction::Forward, Direction::BackwardData};
+    if (op == BenchOp::Add) return {Direction::Forward};
+    if (!is_conv(op)) return {Direction::Forward, Direction::BackwardData};
     if (epilogue.any()) return {Direction::Forward};
     return {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter};
 }
@@ -276,6 +299,10 @@ Shape BenchConfig::output_shape() const {
         case BenchOp::AvgPool:
         case BenchOp::AdaptiveAvgPool:  // `pool` has its windows
             return pool_output_shape(input, pool, PoolKind::Average);
+        case BenchOp::BatchNorm:
+        case BenchOp::Relu:
+        case BenchOp::Add:
+            return input;
     }
     return Shape();
 }
@@ -300,34 +327,36 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
     const OpName name = parse_op_name(tokens[0], where);
     BenchConfig config;
     config.op = name.op;
-    config.conv = ConvParams(name.rank);
-    config.pool = PoolParams(name.rank, 1);
+    // (relu and add use neither; their rank is their input's)
+    config.conv = ConvParams(std::max(name.rank, 1));
+    config.pool = PoolParams(std::max(name.rank, 1), 1);
     bool has_input = false, has_weight = false, has_params = false, has_kernel = false, has_layout = false;
     const bool adaptive = name.op == BenchOp::AdaptiveAvgPool;
     for (std::size_t i = 1; i < tokens.size(); ++i) {
         const std::string& token = tokens[i];
         if (token.rfind("in=", 0) == 0) {
             if (has_input) fail(where, "field 'in': given twice");
-            config.input = parse_shape(token.substr(3), name.rank + 2, where, "in");
+            config.input = parse_shape(token.substr(3),
+                                       name.rank > 0 ? name.rank + 2 : input_rank(token.substr(3), where), where, "in");
             has_input = true;
         } else if (token.rfind("w=", 0) == 0) {
-            if (is_pool(name.op)) fail(where, "field 'w': pooling has no weight");
+            if (!is_conv(name.op)) fail(where, "field 'w': only convolutions have a weight");
             if (has_weight) fail(where, "field 'w': given twice");
             config.weight = parse_shape(token.substr(2), name.rank + 2, where, "w");
             has_weight = true;
         } else if (token.rfind("layout=", 0) == 0) {
-            if (!is_pool(name.op)) fail(where, "field 'layout': convolutions take theirs from the dtype");
+            if (is_conv(name.op)) fail(where, "field 'layout': convolutions take theirs from the dtype");
             if (has_layout) fail(where, "field 'layout': given twice");
             const std::string layout = token.substr(7);
             if (layout != "nchw" && layout != "nhwc") fail(where, "field 'layout': '", layout, "' is not nchw or nhwc");
-            config.pool_layout = layout == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+            config.layout = layout == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
             has_layout = true;
         } else if (token.rfind("out=", 0) == 0) {
             if (!adaptive) fail(where, "field 'out': only adaptive pooling takes its output's extents");
             if (!config.adaptive_output.empty()) fail(where, "field 'out': given twice");
             config.adaptive_output = parse_dims(token.substr(4), name.rank, true, false, where, "out");
         } else if (token.rfind("epilogue=", 0) == 0) {
-            if (is_pool(name.op)) fail(where, "field 'epilogue': only convolutions have one");
+            if (!is_conv(name.op)) fail(where, "field 'epilogue': only convolutions have one");
             if (config.epilogue.any()) fail(where, "field 'epilogue': given twice");
             config.epilogue = parse_epilogue(token.substr(9), where);
         } else if (token.find('=') != std::string::npos) {
@@ -335,6 +364,7 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
                  "': unknown (expected in=, w=, out=, layout=, epilogue= or parameters)");
         } else {
             if (adaptive) fail(where, "field 'params': adaptive pooling takes out= instead ('", token, "')");
+            if (is_layer(name.op)) fail(where, "field 'params': ", tokens[0], " takes none ('", token, "')");
             if (has_params) fail(where, "field 'params': given twice ('", token, "')");
             if (is_pool(name.op)) {
                 parse_pool_params(token, config.pool, has_kernel, where);
@@ -345,7 +375,7 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
         }
     }
     if (!has_input) fail(where, "field 'in': missing (e.g. in=32x64x56x56)");
-    if (!is_pool(name.op) && !has_weight) fail(where, "field 'w': missing (e.g. w=64x64x3x3)");
+    if (is_conv(name.op) && !has_weight) fail(where, "field 'w': missing (e.g. w=64x64x3x3)");
     if (adaptive) {
         if (config.adaptive_output.empty()) fail(where, "field 'out': missing (e.g. out=1x1)");
         config.pool = equal_windows_pooling(config.input, config.adaptive_output, where);

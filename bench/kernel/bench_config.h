@@ -20,6 +20,19 @@
 // each dividing the input's: cuDNN has no adaptive pooling, so its side of the row is the
 // average pooling with the same windows (kernel and stride in / out, in `pool`).
 //
+// The bandwidth-bound layers (issue #15's "at the copy rate" rows) take only their input and
+// layout: batch norm in training (forward: the batch statistics, the normalization and the
+// running averages; backward: the sums and the three gradients), ReLU, and the sum of two
+// tensors of one shape (a residual connection):
+//
+//   batch_norm2d in=32x256x56x56 layout=nhwc
+//   relu in=32x256x56x56 layout=nhwc
+//   add in=32x256x56x56
+//
+// (relu and add take any rank from 3 to 5 dims.) cuDNN has no side in these rows: convkit's
+// result is checked against the host backend in float64, and its time is read against the copy
+// bandwidth measured in the same run.
+//
 // A convolution may add the epilogue its forward applies before writing the output:
 //
 //   conv2d in=32x64x56x56 w=256x64x1x1 epilogue=bias+residual+relu
@@ -37,17 +50,25 @@
 
 namespace convkit::bench {
 
-enum class BenchOp { Conv, ConvTranspose, MaxPool, AvgPool, AdaptiveAvgPool };
-// What the result format calls the op family: "conv", "conv_transpose", "pool".
+enum class BenchOp { Conv, ConvTranspose, MaxPool, AvgPool, AdaptiveAvgPool, BatchNorm, Relu, Add };
+// What the result format calls the op family: "conv", "conv_transpose", "pool", "layer".
 const char* op_family_name(BenchOp op);
 constexpr bool is_pool(BenchOp op) {
     return op == BenchOp::MaxPool || op == BenchOp::AvgPool || op == BenchOp::AdaptiveAvgPool;
+}
+// The bandwidth-bound layers: no cuDNN side, timed against the copy bandwidth.
+constexpr bool is_layer(BenchOp op) {
+    return op == BenchOp::BatchNorm || op == BenchOp::Relu || op == BenchOp::Add;
+}
+constexpr bool is_conv(BenchOp op) {
+    return op == BenchOp::Conv || op == BenchOp::ConvTranspose;
 }
 
 // The tensors a row of `dtype` ("f32", "tf32", "bf16", "fp16") gives both sides: their element
 // type and the activations' format. Convolutions in bf16, fp16 and tf32 take channels-last
 // activations (the tensor cores' layout: cuda.igemm's, cuDNN's NHWC); strict f32 contiguous
-// ones (cuda.tiled's). Pooling takes its line's layout (`pool_layout`) in every dtype.
+// ones (cuda.tiled's). Pooling and the layer rows take their line's layout (`layout`) in every
+// dtype.
 struct RowOperands {
     DType element;
     MemoryFormat activations;
@@ -78,14 +99,18 @@ struct BenchConfig {
     // Pooling's parameters; for adaptive pooling, the average pooling with its windows (cuDNN's side).
     PoolParams pool{2, 1};
     std::vector<std::int64_t> adaptive_output;            // adaptive pooling's output extents (out=)
-    MemoryFormat pool_layout = MemoryFormat::Contiguous;  // pooling's activations (layout=nchw|nhwc)
+    MemoryFormat layout = MemoryFormat::Contiguous;       // pooling's and the layers' activations (layout=nchw|nhwc)
     BenchEpilogue epilogue;                               // convolutions only (epilogue=)
 
-    int spatial_rank() const { return is_pool(op) ? pool.spatial_rank : conv.spatial_rank; }
-    std::string op_name() const;  // "conv2d", "conv_transpose3d", "max_pool1d", "adaptive_avg_pool2d", ...
+    int spatial_rank() const {
+        return is_pool(op) ? pool.spatial_rank : is_layer(op) ? input.rank() - 2 : conv.spatial_rank;
+    }
+    // "conv2d", "conv_transpose3d", "max_pool1d", "adaptive_avg_pool2d", "batch_norm2d", "relu", "add"
+    std::string op_name() const;
     std::string to_line() const;
     // The directions this row has: all three for convolutions (fwd alone with an epilogue), fwd
-    // and bwd_data for pooling.
+    // and bwd_data for pooling, batch norm and ReLU (bwd_data: the gradient of the input, with
+    // batch norm's weight and bias gradients), fwd alone for add (its gradients are dy).
     std::vector<Direction> directions() const;
     // The output's shape (the gradient of the output has it too); checks the whole geometry.
     Shape output_shape() const;

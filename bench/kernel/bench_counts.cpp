@@ -10,12 +10,29 @@ namespace {
 double elements(const Shape& shape) {
     return static_cast<double>(shape.numel());
 }
+
+// How many tensors of the input's size a layer row's pass reads and writes (bench_counts.h).
+double layer_tensor_passes(BenchOp op, Direction direction) {
+    const bool forward = direction == Direction::Forward;
+    switch (op) {
+        case BenchOp::BatchNorm:
+            return forward ? 3 : 5;
+        case BenchOp::Relu:
+            return forward ? 2 : 3;
+        default:
+            return 3;  // add: a, b -> y
+    }
+}
 }  // namespace
 
 WorkCounts work_counts(const BenchConfig& config, Direction direction, std::size_t element_size) {
     const double size = static_cast<double>(element_size);
     const Shape out = config.output_shape();
     WorkCounts work;
+    if (is_layer(config.op)) {
+        work.bytes = layer_tensor_passes(config.op, direction) * elements(config.input) * size;
+        return work;
+    }
     if (is_pool(config.op)) {
         if (direction == Direction::Forward) {
             work.bytes = (elements(config.input) + elements(out)) * size;

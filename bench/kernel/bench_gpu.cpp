@@ -12,6 +12,7 @@
 #include <regex>
 #include <sstream>
 
+#include "bench_passes.h"
 #include "convkit/convkit.h"
 #ifdef CONVKIT_WITH_CUDNN
 #include "backends/cudnn/cudnn_epilogue_route.h"
@@ -93,15 +94,6 @@ double median_of(std::vector<double> times) {
     return summarize(std::move(times)).median_ms;
 }
 
-// The inputs of one timed pass; several sets are rotated so the L2 cache holds none of them.
-struct InputSet {
-    Tensor x;         // the op's input
-    Tensor w;         // its weight (convolutions)
-    Tensor dy;        // the gradient of its output
-    Tensor bias;      // an epilogue's (BenchEpilogue), else undefined
-    Tensor residual;  // likewise
-};
-
 // The two sides of a comparison (SideGuard below sets one up).
 enum class Side { Convkit, Cudnn };
 
@@ -128,8 +120,13 @@ Tensor run_pass(const BenchConfig& c, Direction direction, const InputSet& s, Si
         case BenchOp::AdaptiveAvgPool:
             if (direction == Direction::Forward) return adaptive_avg_pool_forward(s.x, c.adaptive_output);
             return adaptive_avg_pool_backward(s.dy, c.input);
+        case BenchOp::BatchNorm:
+        case BenchOp::Relu:
+        case BenchOp::Add:
+            break;
     }
-    throw InvalidArgument("convkit-bench: unknown op");
+    if (side == Side::Cudnn) throw NotSupported("convkit-bench: the layer rows have no cuDNN side");
+    return direction == Direction::Forward ? layer_forward(c, s) : layer_backward(s);
 }
 
 // How cuDNN's side ran an epilogue row's epilogue (its fused call, or separate calls and why),
@@ -196,9 +193,10 @@ TimingStats time_backend(Side side, const std::function<Tensor(const InputSet&)>
 std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes, int device) {
     const Device gpu = Device::cuda(device);
     const Shape out = config.output_shape();
-    const bool has_weight = !is_pool(config.op);
+    const bool has_weight = is_conv(config.op);
+    const bool second_operand = config.epilogue.residual || config.op == BenchOp::Add;
     const std::size_t set_bytes =
-        4 * static_cast<std::size_t>(config.input.numel() + out.numel() * (config.epilogue.residual ? 2 : 1) +
+        4 * static_cast<std::size_t>(config.input.numel() + out.numel() * (second_operand ? 2 : 1) +
                                      (has_weight ? config.weight.numel() : 0));
     // The previous configuration's blocks go back to the driver so its free memory is real.
     cuda_empty_cache();
@@ -218,7 +216,14 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
         s.dy = Tensor::uniform(out, -1, 1, seed + 1, DType::Float32, gpu);
         if (has_weight) s.w = Tensor::uniform(config.weight, -1, 1, seed + 2, DType::Float32, gpu);
         if (config.epilogue.bias) s.bias = Tensor::uniform(Shape{out[1]}, -1, 1, seed + 3, DType::Float32, gpu);
-        if (config.epilogue.residual) s.residual = Tensor::uniform(out, -1, 1, seed + 4, DType::Float32, gpu);
+        if (second_operand) s.residual = Tensor::uniform(out, -1, 1, seed + 4, DType::Float32, gpu);
+        if (config.op == BenchOp::BatchNorm) {
+            const Shape channels{config.input[1]};
+            s.w = Tensor::uniform(channels, 0.5, 2, seed + 2, DType::Float32, gpu);
+            s.bias = Tensor::uniform(channels, -1, 1, seed + 3, DType::Float32, gpu);
+            s.running_mean = Tensor::zeros(channels, DType::Float32, gpu);
+            s.running_var = Tensor::full(channels, 1.0, DType::Float32, gpu);
+        }
         sets.push_back(std::move(s));
     }
     return sets;
@@ -237,6 +242,8 @@ std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::str
         if (s.w.defined()) c.w = s.w.to(row.element);
         if (s.bias.defined()) c.bias = s.bias.to(row.element);
         if (s.residual.defined()) c.residual = s.residual.to(row.element).to(row.activations);
+        if (s.running_mean.defined()) c.running_mean = s.running_mean.to(row.element);
+        if (s.running_var.defined()) c.running_var = s.running_var.to(row.element);
         converted.push_back(std::move(c));
     }
     return converted;
@@ -280,6 +287,43 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
     }
     result.convkit = time_backend(Side::Convkit, our_pass, sets, options);
     result.cudnn = time_backend(Side::Cudnn, their_pass, sets, options);
+    result.status = Status::Ok;
+}
+
+// A layer row: convkit's CUDA pass checked against the host's in float64 on the first set, then
+// timed alone (its rate is read against the copy bandwidth). tf32 is a convolution math mode:
+// the f32 rows cover these float32 layers.
+void measure_layer(BenchResult& result, const std::vector<InputSet>& sets, const Options& options, double tolerance) {
+    if (result.dtype == "tf32") {
+        result.status = Status::Unsupported;
+        result.note = "tf32 is a convolution math mode: the f32 row times this layer";
+        return;
+    }
+    std::vector<InputSet> passes = sets;
+    if (result.direction != Direction::Forward) {
+        SideGuard guard(Side::Convkit, options);
+        for (InputSet& s : passes) s = with_recorded_forward(result.config, s);
+    }
+    const std::function<Tensor(const InputSet&)> pass = [&result](const InputSet& s) {
+        return run_pass(result.config, result.direction, s, Side::Convkit);
+    };
+    Tensor ours;
+    {
+        SideGuard guard(Side::Convkit, options);
+        ours = pass(passes[0]);
+    }
+    const Tensor reference = host_layer_reference(result.config, result.direction, sets[0]);
+    const double difference = backends_difference(ours, reference.to(DType::Float32).to(Device::cuda(options.device)));
+    ours = Tensor();
+    std::ostringstream note;
+    note << "no cuDNN side: against the host in float64, relative L2 difference " << difference;
+    result.note = note.str();
+    if (!(difference <= tolerance)) {
+        result.status = Status::Mismatch;
+        result.note += " exceeds " + std::to_string(tolerance) + " (not timed)";
+        return;
+    }
+    result.convkit = time_backend(Side::Convkit, pass, passes, options);
     result.status = Status::Ok;
 }
 
@@ -399,7 +443,11 @@ std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& opt
                                          : dtype == "tf32" ? options.tolerance_tf32
                                                            : options.tolerance_f32;
                 try {
-                    measure(result, sets_for(sets, dtype, entry.config), options, tolerance);
+                    if (is_layer(entry.config.op)) {
+                        measure_layer(result, sets_for(sets, dtype, entry.config), options, tolerance);
+                    } else {
+                        measure(result, sets_for(sets, dtype, entry.config), options, tolerance);
+                    }
                 } catch (const OutOfMemory& error) {
                     result.status = Status::Unsupported;
                     result.note = std::string("out of memory: ") + error.what();
