@@ -11,8 +11,5 @@ CONVKIT_KERNELS_BEGIN
 // out[i] = op(a[offset_a(i)], b[offset_b(i)]) over the broadcast geometry.
 void binary_elementwise(detail::BinaryOp op, const detail::BroadcastGeometry& g, DType dtype, const void* a,
                         const void* b, void* out, Stream stream);
-// reduced[j] = sum of the full elements that broadcast from j (accumulated in double).
-void reduce_to_shape(const detail::ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced,
-                     Stream stream);
 
 CONVKIT_KERNELS_END

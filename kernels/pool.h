@@ -35,9 +35,6 @@ constexpr bool max_pool_taps_fit(const detail::PoolGeometry& g) {
     return g.kernel[0] * g.kernel[1] * g.kernel[2] <= kMaxPoolRecordedTaps;
 }
 
-// Tests only: with `force`, every launch takes the kernels that divide in 64 bits, which
-// otherwise run only past 2^31 elements (the emulated device cannot hold that many).
-void set_pool_64_bit_indices_for_testing(bool force);
 // Tests only: without `allow`, every launch takes the per-element kernels, which otherwise run
 // only where the channels-last packs of adjacent channels do not fit (kernels/pool_support.cuh).
 void set_pool_packs_for_testing(bool allow);

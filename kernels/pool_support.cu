@@ -2,14 +2,12 @@
 // launch and the tests' overrides, shared by kernels/pool_max.cu and kernels/pool_mean.cu.
 #include <atomic>
 
+#include "kernels/index_width.h"
 #include "kernels/pool_support.cuh"
 
 CONVKIT_KERNELS_BEGIN
 namespace pool {
 namespace {
-// Set by set_pool_64_bit_indices_for_testing: the 64-bit kernels otherwise run only past 2^31
-// elements, too many for the emulated device.
-std::atomic<bool> force_64_bit_pool_indices{false};
 // Cleared by set_pool_packs_for_testing(false): every launch then takes the per-element kernels.
 std::atomic<bool> allow_pool_packs{true};
 }  // namespace
@@ -20,17 +18,13 @@ bool divisions_fit_32_bits(const PoolGeometry& g) {
     bool windows_fit = true;
     for (int s = 0; s < 3; ++s)
         windows_fit = windows_fit && g.input[s] + 2 * g.padding[s] + kWarpSize < limit && g.stride[s] < limit;
-    return !force_64_bit_pool_indices && tensors_fit && windows_fit;
+    return !indices_forced_to_64_bits() && tensors_fit && windows_fit;
 }
 
 bool packs_allowed() {
     return allow_pool_packs;
 }
 }  // namespace pool
-
-void set_pool_64_bit_indices_for_testing(bool force) {
-    pool::force_64_bit_pool_indices = force;
-}
 
 void set_pool_packs_for_testing(bool allow) {
     pool::allow_pool_packs = allow;

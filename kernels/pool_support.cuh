@@ -70,7 +70,7 @@ struct Divisor {
 // divide with FastDivisor: each tensor under 2^31 elements, each spatial extent plus its padding
 // on both sides (the numerators of the window search, the reach of a window; plus a warp: a
 // window team's walk steps up to 32 positions past a window's end) and each stride. False for
-// every launch after set_pool_64_bit_indices_for_testing(true).
+// every launch after set_64_bit_indices_for_testing(true) (kernels/index_width.h).
 bool divisions_fit_32_bits(const PoolGeometry& g);
 // Whether a launch may take the kernels over packs of adjacent channels where they fit: false
 // after set_pool_packs_for_testing(false).

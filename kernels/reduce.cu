@@ -38,7 +38,8 @@ unsigned blocks_for_grid_reduce(std::int64_t count) {
 template <typename T>
 __global__ void sum_partials_kernel(const T* x, std::int64_t count, double* partials) {
     double sum = 0;
-    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count()) sum += x[i];
+    for (std::int64_t i = global_thread_index(); i < count; i += global_thread_count())
+        sum += static_cast<double>(x[i]);
     sum = block_sum(sum);
     if (threadIdx.x == 0) partials[blockIdx.x] = sum;
 }
@@ -56,7 +57,8 @@ template <typename T>
 __global__ void sum_thread_per_row_kernel(ReduceToShapeGeometry g, const T* x, double scale, T* out) {
     for (std::int64_t j = global_thread_index(); j < g.count; j += global_thread_count()) {
         double sum = 0;
-        for (std::int64_t t = 0; t < g.terms; ++t) sum += x[detail::reduce_to_shape_source(g, j, t)];
+        for (std::int64_t t = 0; t < g.terms; ++t)
+            sum += static_cast<double>(x[detail::reduce_to_shape_source(g, j, t)]);
         out[j] = static_cast<T>(sum * scale);
     }
 }
@@ -66,7 +68,7 @@ __global__ void sum_block_per_row_kernel(ReduceToShapeGeometry g, const T* x, do
     for (std::int64_t j = blockIdx.x; j < g.count; j += gridDim.x) {
         double partial = 0;
         for (std::int64_t t = threadIdx.x; t < g.terms; t += blockDim.x) {
-            partial += x[detail::reduce_to_shape_source(g, j, t)];
+            partial += static_cast<double>(x[detail::reduce_to_shape_source(g, j, t)]);
         }
         const double sum = block_sum(partial);
         if (threadIdx.x == 0) out[j] = static_cast<T>(sum * scale);
@@ -166,7 +168,7 @@ void sum_dims(const ReduceToShapeGeometry& g, DType dtype, const void* x, double
     if (g.count == 0) return;
     detail::CudaDeviceGuard guard(stream.device);
     const cudaStream_t s = detail::to_cuda(stream);
-    dispatch_float_types(dtype, [&](auto zero) {
+    dispatch_float_storage_types("sum", dtype, [&](auto zero) {
         using T = decltype(zero);
         const T* in = static_cast<const T*>(x);
         T* result = static_cast<T*>(out);

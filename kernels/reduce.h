@@ -14,7 +14,9 @@
 
 CONVKIT_KERNELS_BEGIN
 
-// out[j] = scale * (sum of the input elements that reduce to j).
+// out[j] = scale * (sum of the input elements that reduce to j), rounded once to the dtype
+// (bfloat16 and float16 too). With scale 1 it is also the gradient of a broadcast
+// (sum_to_shape).
 void sum_dims(const detail::ReduceToShapeGeometry& g, DType dtype, const void* x, double scale, void* out,
               Stream stream);
 // values[j] (when not null) and indices[j]: the first maximum of row j (NaN counts as maximal).

@@ -2,6 +2,7 @@
 // broadcasting, reshape/to/clone, convolution, transposed convolution, pooling).
 #include <gtest/gtest.h>
 
+#include "backend_api/broadcast.h"
 #include "convkit/convkit.h"
 #include "test_util.h"
 
@@ -57,6 +58,64 @@ TEST(Autograd, BroadcastShapesFollowNumPyRules) {
         EXPECT_NE(std::string(e.what()).find("add: shapes [2, 3] and [4] cannot be broadcast"), std::string::npos)
             << e.what();
     }
+}
+
+// The broadcast and sum-to-shape geometries merge dims that index alike; every element must keep
+// its offsets. Checked against offsets computed from the unmerged shapes, element by element.
+TEST(Autograd, BroadcastGeometriesMergeDimsAndKeepEveryOffset) {
+    // The row-major offset in `operand` (right-aligned against `out`, 1 where it is broadcast) of
+    // the element of `out` at flat index i.
+    const auto naive_offset = [](const Shape& out, const Shape& operand, std::int64_t i) {
+        std::int64_t offset = 0, stride = 1;
+        for (int d = out.rank() - 1; d >= 0; --d) {
+            const std::int64_t coordinate = i % out[d];
+            i /= out[d];
+            const int od = d - (out.rank() - operand.rank());
+            if (od < 0) continue;
+            if (operand[od] != 1) offset += coordinate * stride;
+            stride *= operand[od];
+        }
+        return offset;
+    };
+    const std::vector<std::pair<Shape, Shape>> pairs = {{Shape{4, 6, 3, 5}, Shape{1, 6, 1, 1}},
+                                                        {Shape{4, 6, 3, 5}, Shape{6, 1, 1}},
+                                                        {Shape{2, 3, 4}, Shape{4}},
+                                                        {Shape{5, 1}, Shape{1, 6}},
+                                                        {Shape{2, 1, 3, 1, 4}, Shape{2, 5, 3, 1, 1}},
+                                                        {Shape{3, 4}, Shape{3, 4}},
+                                                        {Shape{}, Shape{2, 2}}};
+    for (const auto& [a, b] : pairs) {
+        SCOPED_TRACE(a.to_string() + " and " + b.to_string());
+        const detail::BroadcastGeometry g = detail::broadcast_geometry("test", a, b);
+        const Shape out = detail::broadcast_shape("test", a, b);
+        ASSERT_EQ(g.count, out.numel());
+        for (std::int64_t i = 0; i < g.count; ++i) {
+            const detail::OperandOffsets o = detail::broadcast_offsets(g, i);
+            ASSERT_EQ(o.a, naive_offset(out, a, i)) << i;
+            ASSERT_EQ(o.b, naive_offset(out, b, i)) << i;
+        }
+        // Each full element is a term of exactly one reduced element, the one it broadcasts from.
+        const detail::ReduceToShapeGeometry r = detail::reduce_to_shape_geometry("test", out, b);
+        std::vector<int> seen(static_cast<std::size_t>(out.numel()), 0);
+        for (std::int64_t j = 0; j < r.count; ++j) {
+            for (std::int64_t t = 0; t < r.terms; ++t) {
+                const std::int64_t source = detail::reduce_to_shape_source(r, j, t);
+                ASSERT_LT(source, out.numel());
+                ++seen[static_cast<std::size_t>(source)];
+                ASSERT_EQ(naive_offset(out, b, source), j) << "term " << t << " of " << j;
+            }
+        }
+        EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
+    }
+    // The bias-like case divides by 3 extents, not 4: N, C and H * W.
+    const detail::BroadcastGeometry bias = detail::broadcast_geometry("test", Shape{4, 6, 3, 5}, Shape{1, 6, 1, 1});
+    EXPECT_EQ(std::count_if(bias.out.begin(), bias.out.end(), [](std::int64_t n) { return n != 1; }), 3);
+    EXPECT_EQ(bias.out.back(), 15);
+    const detail::ReduceToShapeGeometry summed =
+        detail::reduce_to_shape_geometry("test", Shape{4, 6, 3, 5}, Shape{6, 1, 1});
+    EXPECT_EQ(std::count_if(summed.full.begin(), summed.full.end(), [](std::int64_t n) { return n != 1; }), 3);
+    // Same shapes are one dim.
+    EXPECT_EQ(detail::broadcast_geometry("test", Shape{3, 4}, Shape{3, 4}).out.back(), 12);
 }
 
 TEST(Autograd, BinaryValuesAreExactOnSmallIntegers) {

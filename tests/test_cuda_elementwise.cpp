@@ -18,6 +18,7 @@
 #include "backends/host/unary_host.h"
 #include "kernels/binary.h"
 #include "kernels/dropout.h"
+#include "kernels/index_width.h"
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
 #include "test_util.h"
@@ -77,34 +78,53 @@ void expect_close_with_nan(const Tensor& got, const Tensor& expected, double tol
 // ---- binary ----------------------------------------------------------------------------------
 
 TEST_F(CudaElementwise, BinaryOpsWithBroadcastingEqualTheHost) {
-    CONVKIT_SEEDED_RNG(rng);
-    const std::vector<std::pair<Shape, Shape>> pairs = {
-        {Shape{257, 259}, Shape{257, 259}}, {Shape{257, 259}, Shape{259}}, {Shape{2, 3, 4, 5, 6}, Shape{3, 1, 1, 6}},
-        {Shape{300, 1}, Shape{1, 301}},     {Shape{5}, Shape{}},           {Shape{0, 4}, Shape{4}},
-        {Shape{1, 3, 1}, Shape{2, 1, 4}}};
-    using detail::BinaryOp;
-    for (const auto& [sa, sb] : pairs) {
-        SCOPED_TRACE(sa.to_string() + " op " + sb.to_string());
-        const Tensor a = random_tensor(sa, rng);
-        const Tensor b = Tensor::uniform(sb, 0.5, 2, rng(), DType::Float64);  // away from 0 for division
-        const detail::BroadcastGeometry g = detail::broadcast_geometry("test", sa, sb);
-        const Shape out_shape = detail::broadcast_shape("test", sa, sb);
-        for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::NegDivSquare}) {
-            SCOPED_TRACE(detail::binary_op_name(op));
-            for (DType dtype : kDtypes) {
-                const Tensor ah = a.to(dtype), bh = b.to(dtype);
-                Tensor expected = Tensor::empty(out_shape, dtype);
-                detail::binary_elementwise_host(op, g, dtype, ah.raw_data(), bh.raw_data(), expected.raw_data());
-                const Tensor ad = ah.to(Device::cuda()), bd = bh.to(Device::cuda());
-                const Tensor got = run_poisoned(out_shape, dtype, [&](Tensor& out) {
-                    kernels::binary_elementwise(op, g, dtype, ad.raw_data(), bd.raw_data(), out.raw_data(), stream0());
-                });
-                // One correctly rounded operation (two for neg_div_square) on both sides: exact.
-                EXPECT_TRUE(exactly_equal(got, expected))
-                    << dtype_name(dtype) << ", max difference " << max_abs_difference(got, expected);
+    for (bool wide : {false, true}) {
+        // The broadcasting kernel divides by FastDivisor below 2^31 elements, and in 64 bits past
+        // them (forced here: the emulated device cannot hold that many).
+        SCOPED_TRACE(wide ? "64-bit index kernel" : "32-bit index kernel");
+        kernels::set_64_bit_indices_for_testing(wide);
+        CONVKIT_SEEDED_RNG(rng);
+        const std::vector<std::pair<Shape, Shape>> pairs = {
+            {Shape{257, 259}, Shape{257, 259}},
+            {Shape{257, 259}, Shape{259}},
+            {Shape{2, 3, 4, 5, 6}, Shape{3, 1, 1, 6}},
+            {Shape{300, 1}, Shape{1, 301}},
+            {Shape{5}, Shape{}},
+            {Shape{0, 4}, Shape{4}},
+            {Shape{1, 3, 1}, Shape{2, 1, 4}},
+            {Shape{4, 6, 3, 5}, Shape{1, 6, 1, 1}},
+            // Inner extents of whole 16-byte packs, each operand running or staying along them: the
+            // packed kernel (a per-channel addend, a row added to every row, both running).
+            {Shape{2, 5, 16}, Shape{1, 5, 1}},
+            {Shape{3, 16}, Shape{16}},
+            {Shape{4, 1, 8}, Shape{1, 3, 8}},
+            {Shape{6, 8}, Shape{6, 1}}};
+        using detail::BinaryOp;
+        for (const auto& [sa, sb] : pairs) {
+            SCOPED_TRACE(sa.to_string() + " op " + sb.to_string());
+            const Tensor a = random_tensor(sa, rng);
+            const Tensor b = Tensor::uniform(sb, 0.5, 2, rng(), DType::Float64);  // away from 0 for division
+            const detail::BroadcastGeometry g = detail::broadcast_geometry("test", sa, sb);
+            const Shape out_shape = detail::broadcast_shape("test", sa, sb);
+            for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::NegDivSquare}) {
+                SCOPED_TRACE(detail::binary_op_name(op));
+                for (DType dtype : kDtypes) {
+                    const Tensor ah = a.to(dtype), bh = b.to(dtype);
+                    Tensor expected = Tensor::empty(out_shape, dtype);
+                    detail::binary_elementwise_host(op, g, dtype, ah.raw_data(), bh.raw_data(), expected.raw_data());
+                    const Tensor ad = ah.to(Device::cuda()), bd = bh.to(Device::cuda());
+                    const Tensor got = run_poisoned(out_shape, dtype, [&](Tensor& out) {
+                        kernels::binary_elementwise(op, g, dtype, ad.raw_data(), bd.raw_data(), out.raw_data(),
+                                                    stream0());
+                    });
+                    // One correctly rounded operation (two for neg_div_square) on both sides: exact.
+                    EXPECT_TRUE(exactly_equal(got, expected))
+                        << dtype_name(dtype) << ", max difference " << max_abs_difference(got, expected);
+                }
             }
         }
     }
+    kernels::set_64_bit_indices_for_testing(false);
 }
 
 TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
@@ -119,10 +139,10 @@ TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
         for (DType dtype : kDtypes) {
             const Tensor x = random_tensor(full, rng).to(dtype);
             Tensor expected = Tensor::empty(reduced, dtype);
-            detail::reduce_to_shape_host(g, dtype, x.raw_data(), expected.raw_data());
+            detail::sum_dims_host(g, dtype, x.raw_data(), 1.0, expected.raw_data());
             const Tensor xd = x.to(Device::cuda());
             const Tensor got = run_poisoned(reduced, dtype, [&](Tensor& out) {
-                kernels::reduce_to_shape(g, dtype, xd.raw_data(), out.raw_data(), stream0());
+                kernels::sum_dims(g, dtype, xd.raw_data(), 1.0, out.raw_data(), stream0());
             });
             EXPECT_LT(relative_error(got, expected),
                       dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance)

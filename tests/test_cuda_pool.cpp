@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend_api/geometry.h"
+#include "kernels/index_width.h"
 #include "kernels/pool.h"
 #include "sixteen_bit_layer_ops.h"
 #include "test_util.h"
@@ -38,10 +39,10 @@ template <typename Check>
 void with_each_index_width(Check&& check) {
     for (bool wide : {false, true}) {
         SCOPED_TRACE(wide ? "64-bit index kernels" : "32-bit index kernels");
-        kernels::set_pool_64_bit_indices_for_testing(wide);
+        kernels::set_64_bit_indices_for_testing(wide);
         check();
     }
-    kernels::set_pool_64_bit_indices_for_testing(false);
+    kernels::set_64_bit_indices_for_testing(false);
 }
 
 TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {

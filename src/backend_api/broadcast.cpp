@@ -1,5 +1,7 @@
 #include "backend_api/broadcast.h"
 
+#include <vector>
+
 #include "core/check.h"
 
 namespace convkit::detail {
@@ -25,6 +27,65 @@ std::array<std::int64_t, Shape::kMaxRank> broadcast_strides(const std::array<std
     }
     return strides;
 }
+
+// The geometries merge adjacent dims that index alike and drop dims of 1, keeping every
+// element's offsets: the kernels then divide an index by fewer extents (a bias-like [N, C, H, W]
+// with [1, C, 1, 1] becomes [N, C, H * W], 3 divisions an element instead of 5). The merged
+// dims are right-aligned, leading slots 1.
+void merge_dims(BroadcastGeometry& g) {
+    struct Dim {
+        std::int64_t size, a_stride, b_stride;
+    };
+    std::vector<Dim> merged;  // innermost first
+    for (int d = BroadcastGeometry::kRank - 1; d >= 0; --d) {
+        const auto i = static_cast<std::size_t>(d);
+        const Dim dim{g.out[i], g.a_stride[i], g.b_stride[i]};
+        if (dim.size == 1) continue;
+        Dim* inner = merged.empty() ? nullptr : &merged.back();
+        if (inner != nullptr && dim.a_stride == inner->a_stride * inner->size &&
+            dim.b_stride == inner->b_stride * inner->size) {
+            inner->size *= dim.size;  // one dim of both extents, with the inner one's strides
+        } else {
+            merged.push_back(dim);
+        }
+    }
+    g.out.fill(1);
+    g.a_stride.fill(0);
+    g.b_stride.fill(0);
+    for (std::size_t k = 0; k < merged.size(); ++k) {
+        const std::size_t i = BroadcastGeometry::kRank - 1 - k;
+        g.out[i] = merged[k].size;
+        g.a_stride[i] = merged[k].a_stride;
+        g.b_stride[i] = merged[k].b_stride;
+    }
+}
+
+// The same for a sum to a shape: adjacent dims both kept or both summed become one.
+void merge_dims(ReduceToShapeGeometry& g) {
+    struct Dim {
+        std::int64_t full, reduced;
+    };
+    std::vector<Dim> merged;  // innermost first
+    for (int d = ReduceToShapeGeometry::kRank - 1; d >= 0; --d) {
+        const auto i = static_cast<std::size_t>(d);
+        const Dim dim{g.full[i], g.reduced[i]};
+        if (dim.full == 1) continue;
+        Dim* inner = merged.empty() ? nullptr : &merged.back();
+        if (inner != nullptr && (dim.reduced == dim.full) == (inner->reduced == inner->full)) {
+            inner->full *= dim.full;
+            inner->reduced *= dim.reduced;  // kept: the product; summed: 1
+        } else {
+            merged.push_back(dim);
+        }
+    }
+    g.full.fill(1);
+    g.reduced.fill(1);
+    for (std::size_t k = 0; k < merged.size(); ++k) {
+        const std::size_t i = ReduceToShapeGeometry::kRank - 1 - k;
+        g.full[i] = merged[k].full;
+        g.reduced[i] = merged[k].reduced;
+    }
+}
 }  // namespace
 
 Shape broadcast_shape(const std::string& op, const Shape& a, const Shape& b) {
@@ -49,6 +110,7 @@ BroadcastGeometry broadcast_geometry(const std::string& op, const Shape& a, cons
     g.a_stride = broadcast_strides(right_aligned(a), g.out);
     g.b_stride = broadcast_strides(right_aligned(b), g.out);
     g.count = out.numel();
+    merge_dims(g);
     return g;
 }
 
@@ -60,6 +122,7 @@ ReduceToShapeGeometry reduce_to_shape_geometry(const std::string& op, const Shap
     g.reduced = right_aligned(reduced);
     g.count = reduced.numel();
     g.terms = g.count == 0 ? 0 : full.numel() / g.count;
+    merge_dims(g);
     return g;
 }
 

@@ -12,7 +12,9 @@
 namespace convkit::detail {
 
 // The result shape and, per operand, the stride of each result dim in that operand (0 where the
-// operand is broadcast). Dims are right-aligned in arrays of kMaxRank (leading dims of size 1).
+// operand is broadcast). Dims are right-aligned in arrays of kMaxRank (leading dims of size 1),
+// adjacent dims that index alike merged into one (so `out` is the result's shape only up to
+// those merges; `count` is its element count).
 struct BroadcastGeometry {
     static constexpr int kRank = Shape::kMaxRank;
     std::array<std::int64_t, kRank> out{1, 1, 1, 1, 1};
@@ -33,6 +35,7 @@ struct OperandOffsets {
 constexpr OperandOffsets broadcast_offsets(const BroadcastGeometry& g, std::int64_t index) {
     OperandOffsets offsets;
     for (int d = BroadcastGeometry::kRank - 1; d >= 0; --d) {
+        if (g.out[d] == 1) continue;  // (coordinate 0: a division fewer)
         const std::int64_t coordinate = index % g.out[d];
         index /= g.out[d];
         offsets.a += coordinate * g.a_stride[d];
@@ -45,8 +48,10 @@ constexpr OperandOffsets broadcast_offsets(const BroadcastGeometry& g, std::int6
 // shape is the sum of `terms` elements of the full one.
 struct ReduceToShapeGeometry {
     static constexpr int kRank = Shape::kMaxRank;
-    std::array<std::int64_t, kRank> full{1, 1, 1, 1, 1};     // the broadcast shape
-    std::array<std::int64_t, kRank> reduced{1, 1, 1, 1, 1};  // the operand's shape (1 where summed)
+    // The broadcast shape and the operand's (1 where summed), adjacent dims both kept or both
+    // summed merged into one (as BroadcastGeometry's).
+    std::array<std::int64_t, kRank> full{1, 1, 1, 1, 1};
+    std::array<std::int64_t, kRank> reduced{1, 1, 1, 1, 1};
     std::int64_t count = 1;                                  // elements of the reduced shape
     std::int64_t terms = 1;                                  // full elements per reduced element
 };
@@ -58,6 +63,7 @@ constexpr std::int64_t reduce_to_shape_source(const ReduceToShapeGeometry& g, st
     std::int64_t offset = 0;
     std::int64_t stride = 1;
     for (int d = ReduceToShapeGeometry::kRank - 1; d >= 0; --d) {
+        if (g.full[d] == 1) continue;  // (coordinate 0, stride unchanged: a division fewer)
         std::int64_t coordinate;
         if (g.reduced[d] == g.full[d]) {
             coordinate = index % g.reduced[d];

@@ -1,8 +1,10 @@
 // Binary elementwise ops: checks, broadcast geometry, device dispatch, autograd.
+#include "kernels/binary.h"
 #include "autograd/graph.h"
 #include "backends/host/binary_host.h"
+#include "backends/host/reduce_host.h"
 #include "convkit/ops/elementwise.h"
-#include "kernels/binary.h"
+#include "kernels/reduce.h"
 #include "ops/op_support.h"
 
 namespace convkit {
@@ -116,10 +118,10 @@ Tensor sum_to_shape(const Tensor& gradient_in, const Shape& shape) {
     const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry(op, gradient.shape(), shape);
     Tensor reduced = Tensor::empty(shape, gradient.dtype(), gradient.device());
     if (gradient.device().is_host()) {
-        detail::reduce_to_shape_host(g, gradient.dtype(), gradient.raw_data(), reduced.raw_data());
+        detail::sum_dims_host(g, gradient.dtype(), gradient.raw_data(), 1.0, reduced.raw_data());
     } else {
-        kernels::reduce_to_shape(g, gradient.dtype(), gradient.raw_data(), reduced.raw_data(),
-                                 detail::stream_of(gradient));
+        kernels::sum_dims(g, gradient.dtype(), gradient.raw_data(), 1.0, reduced.raw_data(),
+                          detail::stream_of(gradient));
     }
     // Differentiable too: its gradient is a broadcast back, i.e. adding to zeros of the full shape.
     autograd::record(op, reduced, {gradient}, [full = gradient.shape()](const Tensor& dy, const autograd::NeedsGrad&) {

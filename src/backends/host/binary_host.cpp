@@ -21,16 +21,4 @@ void binary_elementwise_host(BinaryOp op, const BroadcastGeometry& g, DType dtyp
     });
 }
 
-void reduce_to_shape_host(const ReduceToShapeGeometry& g, DType dtype, const void* full, void* reduced) {
-    dispatch_dtype(dtype, [&](auto zero) {
-        using T = decltype(zero);
-        const T* source = static_cast<const T*>(full);
-        for (std::int64_t j = 0; j < g.count; ++j) {
-            double sum = 0;
-            for (std::int64_t t = 0; t < g.terms; ++t) sum += source[reduce_to_shape_source(g, j, t)];
-            static_cast<T*>(reduced)[j] = static_cast<T>(sum);
-        }
-    });
-}
-
 }  // namespace convkit::detail
