@@ -7,8 +7,8 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "bench_config.h"
 #include "bench_counts.h"
@@ -67,6 +67,7 @@ TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
         "relu in=2x8x4x4 layout=nhwc",
         "relu in=2x8x40",
         "add in=2x8x4x4x4 layout=nhwc",
+        "add in=2x8x4x4 with=1x8x1x1 layout=nhwc",
     };
     for (const std::string& line : lines) {
         SCOPED_TRACE(line);
@@ -93,8 +94,9 @@ TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
 }
 
 TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
-    const std::string text = "# a comment\nconv2d in=1x3x8x8 w=4x3x3x3   # trailing comment\n\n"
-                             "conv2d in=1x3x8 w=4x3x3x3\n";
+    const std::string text =
+        "# a comment\nconv2d in=1x3x8x8 w=4x3x3x3   # trailing comment\n\n"
+        "conv2d in=1x3x8 w=4x3x3x3\n";
     const std::string message = error_of([&] { (void)parse_config_text(text, "layers.txt"); });
     EXPECT_NE(message.find("layers.txt:4"), std::string::npos) << message;
     EXPECT_NE(message.find("field 'in'"), std::string::npos) << message;
@@ -122,6 +124,10 @@ TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
         {"add in=1x3x8x8 epilogue=relu", "field 'epilogue': only convolutions"},
         {"relu in=1x3x8x8 layout=nhwc layout=nhwc", "field 'layout': given twice"},
         {"relu", "field 'in': missing"},
+        {"relu in=1x3x8x8 with=1x3x1x1", "field 'with': only add"},
+        {"add in=1x3x8x8 with=1x4x1x1", "field 'with': 1x4x1x1 does not broadcast to the input 1x3x8x8"},
+        {"add in=1x3x8x8 with=3x1x1", "field 'with': 3x1x1 does not broadcast"},
+        {"add in=1x3x8x8 with=1x3x1x1 with=1x3x1x1", "field 'with': given twice"},
         {"max_pool2d in=1x3x8x8 s2", "field 'kernel': missing"},
         {"avg_pool2d in=1x3x8x8 k2_d2", "field 'geometry'"},            // dilation is max pooling only
         {"conv2d in=1x3x8x8 w=4x3x3x3 layout=nhwc", "field 'layout'"},  // the dtype decides
@@ -173,7 +179,8 @@ TEST(BenchConfig, AdaptivePoolingRowsCarryTheirEqualWindowAveragePooling) {
 }
 
 TEST(BenchConfig, BlankLinesAndCommentsAreSkipped) {
-    const auto configs = parse_config_text("\n# header\nmax_pool1d in=1x1x8 k2\n  \nconv1d in=1x1x8 w=1x1x3 # c\n", "f");
+    const auto configs =
+        parse_config_text("\n# header\nmax_pool1d in=1x1x8 k2\n  \nconv1d in=1x1x8 w=1x1x3 # c\n", "f");
     ASSERT_EQ(configs.size(), 2u);
     EXPECT_EQ(configs[0].op, BenchOp::MaxPool);
     EXPECT_EQ(configs[1].op, BenchOp::Conv);
@@ -349,6 +356,10 @@ TEST(BenchCounts, LayerRowsCountEachTensorTheyMoveAndReportBandwidth) {
     EXPECT_DOUBLE_EQ(work_counts(relu, Direction::BackwardData).bytes, 4 * 3 * n);  // y, dy -> dx
     const BenchConfig add = parse_config_line("add in=32x256x56x56", "t");
     EXPECT_DOUBLE_EQ(work_counts(add, Direction::Forward).bytes, 4 * 3 * n);  // a, b -> y
+    const BenchConfig scale = parse_config_line("add in=32x256x56x56 with=1x256x1x1", "t");
+    EXPECT_DOUBLE_EQ(work_counts(scale, Direction::Forward).bytes, 4 * (2 * n + 256));   // x, addend -> y
+    EXPECT_DOUBLE_EQ(work_counts(scale, Direction::BackwardData).bytes, 4 * (n + 256));  // dy -> its sum
+    EXPECT_EQ(scale.directions(), (std::vector<Direction>{Direction::Forward, Direction::BackwardData}));
     EXPECT_EQ(norm.directions(), (std::vector<Direction>{Direction::Forward, Direction::BackwardData}));
     EXPECT_EQ(relu.directions(), (std::vector<Direction>{Direction::Forward, Direction::BackwardData}));
     EXPECT_EQ(add.directions(), std::vector<Direction>{Direction::Forward});
@@ -365,14 +376,15 @@ TEST(BenchCounts, LayerRowsCountEachTensorTheyMoveAndReportBandwidth) {
 // input's layout; the float64 reference agrees with the float32 pass.
 TEST(BenchPasses, LayerRowsRunTheirRecordedBackwardAgainAndMatchTheReference) {
     for (const char* line : {"batch_norm2d in=2x16x6x5 layout=nhwc", "batch_norm1d in=3x8x7", "relu in=2x8x3x3",
-                             "relu in=2x8x3x3x2 layout=nhwc", "add in=2x8x5 layout=nhwc"}) {
+                             "relu in=2x8x3x3x2 layout=nhwc", "add in=2x8x5 layout=nhwc",
+                             "add in=2x8x3x5 with=1x8x1x1 layout=nhwc", "add in=3x8x5 with=3x1x5"}) {
         SCOPED_TRACE(line);
         const BenchConfig config = parse_config_line(line, "t");
         const Shape channels{config.input[1]};
         InputSet s;
         s.x = Tensor::uniform(config.input, -1, 1, 1).to(config.layout);
         s.dy = Tensor::uniform(config.input, -1, 1, 2).to(config.layout);
-        s.residual = Tensor::uniform(config.input, -1, 1, 3).to(config.layout);
+        s.residual = Tensor::uniform(config.addend_shape(), -1, 1, 3).to(config.layout);
         s.w = Tensor::uniform(channels, 0.5, 2, 4);
         s.bias = Tensor::uniform(channels, -1, 1, 5);
         s.running_mean = Tensor::zeros(channels);
@@ -432,7 +444,7 @@ TEST(BenchStats, RotationCoversTwiceTheL2Cache) {
     EXPECT_EQ(rotation_count(30 * mib, 50 * mib), 4);   // rounds up: 4 x 30 >= 100
     EXPECT_EQ(rotation_count(100 * mib, 50 * mib), 1);
     EXPECT_EQ(rotation_count(400 * mib, 50 * mib), 1);
-    EXPECT_EQ(rotation_count(1024, 50 * mib), 64);      // capped
+    EXPECT_EQ(rotation_count(1024, 50 * mib), 64);  // capped
     EXPECT_EQ(rotation_count(1024, 50 * mib, 8), 8);
 }
 
@@ -473,8 +485,9 @@ TEST(BenchOptions, QuickSuitesConfigsAndOverrides) {
         std::ofstream file(dir.file("layers.txt"));
         file << "# mine\nconv2d in=1x3x8x8 w=4x3x3x3 p1\nmax_pool2d in=1x3x8x8 k2\n";
     }
-    const Options custom = parse_options({"--config", "conv1d in=1x2x9 w=3x2x3", "--config-file", dir.file("layers.txt"),
-                                          "--dtype", "f32,tf32", "--direction", "fwd,bwd_filter", "--json", "-"});
+    const Options custom =
+        parse_options({"--config", "conv1d in=1x2x9 w=3x2x3", "--config-file", dir.file("layers.txt"), "--dtype",
+                       "f32,tf32", "--direction", "fwd,bwd_filter", "--json", "-"});
     ASSERT_EQ(custom.configs.size(), 3u);  // only the custom ones: no --suite given
     EXPECT_EQ(custom.configs[0].suite, "custom");
     EXPECT_EQ(custom.configs[0].config.to_line(), "conv1d in=1x2x9 w=3x2x3 s1_p0_d1_g1");
@@ -589,8 +602,8 @@ TEST(BenchReport, JsonHasTheIssuesFieldsAndParsesBack) {
     EXPECT_TRUE(pool["convkit_variant"].is_null());
     EXPECT_EQ(pool["op"], "pool");
     EXPECT_EQ(pool["direction"], "bwd_data");
-    EXPECT_NEAR(pool["gbps"].get<double>(), work_counts(sample_results()[1].config, Direction::BackwardData).bytes /
-                                                5e-4 / 1e9, 1e-9);
+    EXPECT_NEAR(pool["gbps"].get<double>(),
+                work_counts(sample_results()[1].config, Direction::BackwardData).bytes / 5e-4 / 1e9, 1e-9);
     EXPECT_FALSE(pool.contains("tflops"));
     const auto& bad = root["results"][2];
     EXPECT_EQ(bad["status"], "mismatch");
@@ -637,9 +650,10 @@ TEST(BenchReport, ModelEntriesNameTheirModeAndDtype) {
     EXPECT_EQ(root["model_steps"][1]["status"], "ok");
     ModelStepResult mismatch = folded;
     mismatch.status = "mismatch: the folded model's logits differ";
-    EXPECT_EQ(model_steps_table({mismatch}), "whole models, 3x224x224 (train: forward, backward, SGD in float32; "
-                                             "inference: a forward in bfloat16):\n  resnet50 inference folded batch "
-                                             "32: mismatch: the folded model's logits differ\n");
+    EXPECT_EQ(model_steps_table({mismatch}),
+              "whole models, 3x224x224 (train: forward, backward, SGD in float32; "
+              "inference: a forward in bfloat16):\n  resnet50 inference folded batch "
+              "32: mismatch: the folded model's logits differ\n");
 }
 
 TEST(BenchReport, CsvGolden) {
@@ -659,9 +673,11 @@ TEST(BenchReport, CsvGolden) {
     EXPECT_EQ(conv,
               "resnet50,conv2d in=32x3x224x224 w=64x3x7x7 s2x2_p3x3_d1x1_g1,conv,fwd,f32,ok,2,1.5,3,1,0.9,1.2,0.5,"
               "3.77645,,7.55289,,7.55289,15.1058,7552892928,122065664,0.151058,\"\"");
-    EXPECT_EQ(pool.substr(0, pool.find(",0.5,")), "pooling,max_pool2d in=32x64x112x112 k3x3_s2x2_p1x1,pool,bwd_data,f32,ok");
-    EXPECT_EQ(bad, "resnet50,conv2d in=32x3x224x224 w=64x3x7x7 s2x2_p3x3_d1x1_g1,conv,bwd_filter,f32,mismatch,,,,,,,,,,,"
-                   ",,,7552892928,122065664,0.151058,\"relative L2 difference 0.1 exceeds 0.0001 (not timed)\"");
+    EXPECT_EQ(pool.substr(0, pool.find(",0.5,")),
+              "pooling,max_pool2d in=32x64x112x112 k3x3_s2x2_p1x1,pool,bwd_data,f32,ok");
+    EXPECT_EQ(bad,
+              "resnet50,conv2d in=32x3x224x224 w=64x3x7x7 s2x2_p3x3_d1x1_g1,conv,bwd_filter,f32,mismatch,,,,,,,,,,,"
+              ",,,7552892928,122065664,0.151058,\"relative L2 difference 0.1 exceeds 0.0001 (not timed)\"");
 }
 
 TEST(BenchReport, TableShowsTimesRatesRatioAndNotes) {
@@ -669,9 +685,9 @@ TEST(BenchReport, TableShowsTimesRatesRatioAndNotes) {
     EXPECT_NE(table.find("GPU NVIDIA H100 80GB HBM3 | driver 550.54.15 | CUDA 12.4 | cuDNN 9.1.0"), std::string::npos);
     EXPECT_NE(table.find("[resnet50]"), std::string::npos);
     EXPECT_NE(table.find("[pooling]"), std::string::npos);
-    EXPECT_NE(table.find("2 [1.5-3]"), std::string::npos) << table;        // convkit median [min-max]
-    EXPECT_NE(table.find("3.78 (8%)"), std::string::npos) << table;        // TFLOP/s and % of fp32 peak
-    EXPECT_NE(table.find("0.50"), std::string::npos) << table;             // the ratio
+    EXPECT_NE(table.find("2 [1.5-3]"), std::string::npos) << table;  // convkit median [min-max]
+    EXPECT_NE(table.find("3.78 (8%)"), std::string::npos) << table;  // TFLOP/s and % of fp32 peak
+    EXPECT_NE(table.find("0.50"), std::string::npos) << table;       // the ratio
     EXPECT_NE(table.find("mismatch"), std::string::npos);
     EXPECT_NE(table.find("note: relative L2 difference"), std::string::npos);
     EXPECT_NE(table.find("convkit ran cuda.igemm"), std::string::npos) << table;

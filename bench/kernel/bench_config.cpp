@@ -162,6 +162,15 @@ Shape parse_shape(const std::string& text, int rank, const std::string& where, c
     return Shape(parse_dims(text, rank, false, false, where, field));
 }
 
+// Whether `addend` (of the same rank) broadcasts to `input` without enlarging it.
+bool addend_broadcasts_to(const Shape& addend, const Shape& input) {
+    if (addend.rank() != input.rank()) return false;
+    for (int d = 0; d < input.rank(); ++d) {
+        if (addend[d] != 1 && addend[d] != input[d]) return false;
+    }
+    return true;
+}
+
 // The rank of relu's and add's input: N x C and 1 to 3 spatial dims.
 int input_rank(const std::string& text, const std::string& where) {
     const auto rank = static_cast<int>(split(text, 'x').size());
@@ -272,6 +281,7 @@ std::string BenchConfig::to_line() const {
         line << " "
              << (op == BenchOp::AdaptiveAvgPool ? "out=" + shape_text(Shape(adaptive_output)) : pool.to_string());
     }
+    if (addend.rank() > 0) line << " with=" << shape_text(addend);
     if (!is_conv(op)) {
         if (layout == MemoryFormat::ChannelsLast) line << " layout=nhwc";
     } else {
@@ -282,7 +292,7 @@ std::string BenchConfig::to_line() const {
 }
 
 std::vector<Direction> BenchConfig::directions() const {
-    if (op == BenchOp::Add) return {Direction::Forward};
+    if (op == BenchOp::Add && !broadcasts_addend()) return {Direction::Forward};
     if (!is_conv(op)) return {Direction::Forward, Direction::BackwardData};
     if (epilogue.any()) return {Direction::Forward};
     return {Direction::Forward, Direction::BackwardData, Direction::BackwardFilter};
@@ -351,6 +361,10 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
             if (layout != "nchw" && layout != "nhwc") fail(where, "field 'layout': '", layout, "' is not nchw or nhwc");
             config.layout = layout == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
             has_layout = true;
+        } else if (token.rfind("with=", 0) == 0) {
+            if (name.op != BenchOp::Add) fail(where, "field 'with': only add takes a second addend's shape");
+            if (config.addend.rank() > 0) fail(where, "field 'with': given twice");
+            config.addend = parse_shape(token.substr(5), input_rank(token.substr(5), where), where, "with");
         } else if (token.rfind("out=", 0) == 0) {
             if (!adaptive) fail(where, "field 'out': only adaptive pooling takes its output's extents");
             if (!config.adaptive_output.empty()) fail(where, "field 'out': given twice");
@@ -361,7 +375,7 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
             config.epilogue = parse_epilogue(token.substr(9), where);
         } else if (token.find('=') != std::string::npos) {
             fail(where, "field '", token.substr(0, token.find('=')),
-                 "': unknown (expected in=, w=, out=, layout=, epilogue= or parameters)");
+                 "': unknown (expected in=, w=, out=, with=, layout=, epilogue= or parameters)");
         } else {
             if (adaptive) fail(where, "field 'params': adaptive pooling takes out= instead ('", token, "')");
             if (is_layer(name.op)) fail(where, "field 'params': ", tokens[0], " takes none ('", token, "')");
@@ -386,6 +400,10 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
         (void)config.output_shape();
     } catch (const InvalidArgument& error) {
         fail(where, "field 'geometry': ", error.what());
+    }
+    if (config.addend.rank() > 0 && !addend_broadcasts_to(config.addend, config.input)) {
+        fail(where, "field 'with': ", shape_text(config.addend), " does not broadcast to the input ",
+             shape_text(config.input), " (each of its dims 1 or the input's)");
     }
     return config;
 }

@@ -28,10 +28,13 @@
 //   batch_norm2d in=32x256x56x56 layout=nhwc
 //   relu in=32x256x56x56 layout=nhwc
 //   add in=32x256x56x56
+//   add in=32x256x56x56 with=1x256x1x1 layout=nhwc
 //
-// (relu and add take any rank from 3 to 5 dims.) cuDNN has no side in these rows: convkit's
-// result is checked against the host backend in float64, and its time is read against the copy
-// bandwidth measured in the same run.
+// (relu and add take any rank from 3 to 5 dims.) `with=` gives add's second addend a shape that
+// broadcasts to the input's (a per-channel scale or shift, ConvNeXt's layer scale): such a row
+// has a backward, the sum of dy over the broadcast dims (the addend's gradient). cuDNN has no
+// side in these rows: convkit's result is checked against the host backend in float64, and its
+// time is read against the copy bandwidth measured in the same run.
 //
 // A convolution may add the epilogue its forward applies before writing the output:
 //
@@ -98,9 +101,14 @@ struct BenchConfig {
     ConvParams conv{2};
     // Pooling's parameters; for adaptive pooling, the average pooling with its windows (cuDNN's side).
     PoolParams pool{2, 1};
-    std::vector<std::int64_t> adaptive_output;            // adaptive pooling's output extents (out=)
-    MemoryFormat layout = MemoryFormat::Contiguous;       // pooling's and the layers' activations (layout=nchw|nhwc)
-    BenchEpilogue epilogue;                               // convolutions only (epilogue=)
+    std::vector<std::int64_t> adaptive_output;       // adaptive pooling's output extents (out=)
+    MemoryFormat layout = MemoryFormat::Contiguous;  // pooling's and the layers' activations (layout=nchw|nhwc)
+    BenchEpilogue epilogue;                          // convolutions only (epilogue=)
+    Shape addend;  // add's second addend (with=), broadcast to `input`; rank 0: the input's shape
+
+    // add's second addend's shape: `addend`, or the input's.
+    Shape addend_shape() const { return addend.rank() == 0 ? input : addend; }
+    bool broadcasts_addend() const { return op == BenchOp::Add && !(addend_shape() == input); }
 
     int spatial_rank() const {
         return is_pool(op) ? pool.spatial_rank : is_layer(op) ? input.rank() - 2 : conv.spatial_rank;
@@ -110,7 +118,8 @@ struct BenchConfig {
     std::string to_line() const;
     // The directions this row has: all three for convolutions (fwd alone with an epilogue), fwd
     // and bwd_data for pooling, batch norm and ReLU (bwd_data: the gradient of the input, with
-    // batch norm's weight and bias gradients), fwd alone for add (its gradients are dy).
+    // batch norm's weight and bias gradients), fwd alone for add unless its addend broadcasts
+    // (bwd_data: then the addend's gradient, dy summed over the broadcast dims).
     std::vector<Direction> directions() const;
     // The output's shape (the gradient of the output has it too); checks the whole geometry.
     Shape output_shape() const;

@@ -17,10 +17,8 @@ double layer_tensor_passes(BenchOp op, Direction direction) {
     switch (op) {
         case BenchOp::BatchNorm:
             return forward ? 3 : 5;
-        case BenchOp::Relu:
+        default:  // ReLU
             return forward ? 2 : 3;
-        default:
-            return 3;  // add: a, b -> y
     }
 }
 }  // namespace
@@ -29,6 +27,14 @@ WorkCounts work_counts(const BenchConfig& config, Direction direction, std::size
     const double size = static_cast<double>(element_size);
     const Shape out = config.output_shape();
     WorkCounts work;
+    if (config.op == BenchOp::Add) {
+        // fwd x, addend -> y; bwd (a broadcast addend's gradient) dy -> the addend's sum.
+        const double addend = elements(config.addend_shape());
+        work.bytes =
+            (direction == Direction::Forward ? 2 * elements(config.input) + addend : elements(config.input) + addend) *
+            size;
+        return work;
+    }
     if (is_layer(config.op)) {
         work.bytes = layer_tensor_passes(config.op, direction) * elements(config.input) * size;
         return work;

@@ -8,7 +8,8 @@
 //          (its ReLU is free). Workspaces and re-reads are the backend's cost. Batch norm in
 //          training reads its input twice, as no pass can normalize before the statistics are
 //          complete (fwd x, x -> y; bwd dy, x, then dy, x -> dx; its [C] parameters not
-//          counted), ReLU fwd x -> y, bwd y, dy -> dx (the gradient from the output), add a, b -> y.
+//          counted), ReLU fwd x -> y, bwd y, dy -> dx (the gradient from the output), add fwd
+//          x, addend -> y, bwd (an addend that broadcasts) dy -> the addend's gradient.
 // Floors: time >= flops / peak FLOP/s and time >= bytes / peak bandwidth (docs/benchmarks.md).
 #include <cstddef>
 

@@ -216,7 +216,10 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
         s.dy = Tensor::uniform(out, -1, 1, seed + 1, DType::Float32, gpu);
         if (has_weight) s.w = Tensor::uniform(config.weight, -1, 1, seed + 2, DType::Float32, gpu);
         if (config.epilogue.bias) s.bias = Tensor::uniform(Shape{out[1]}, -1, 1, seed + 3, DType::Float32, gpu);
-        if (second_operand) s.residual = Tensor::uniform(out, -1, 1, seed + 4, DType::Float32, gpu);
+        if (config.epilogue.residual) s.residual = Tensor::uniform(out, -1, 1, seed + 4, DType::Float32, gpu);
+        if (config.op == BenchOp::Add) {
+            s.residual = Tensor::uniform(config.addend_shape(), -1, 1, seed + 4, DType::Float32, gpu);
+        }
         if (config.op == BenchOp::BatchNorm) {
             const Shape channels{config.input[1]};
             s.w = Tensor::uniform(channels, 0.5, 2, seed + 2, DType::Float32, gpu);

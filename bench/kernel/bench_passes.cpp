@@ -29,6 +29,11 @@ InputSet with_recorded_forward(const BenchConfig& config, const InputSet& s) {
         recorded.leaves.push_back(recorded.w);
         recorded.leaves.push_back(recorded.bias);
     }
+    if (config.op == BenchOp::Add) {
+        recorded.residual = s.residual.detach().set_requires_grad();
+        recorded.leaves.push_back(recorded.residual);
+        recorded.result_leaf = 1;
+    }
     recorded.recorded = layer_forward(config, recorded);
     return recorded;
 }
@@ -36,7 +41,7 @@ InputSet with_recorded_forward(const BenchConfig& config, const InputSet& s) {
 Tensor layer_backward(const InputSet& recorded) {
     for (Tensor leaf : recorded.leaves) leaf.clear_grad();
     recorded.recorded.backward(recorded.dy, /*retain_graph=*/true);
-    return recorded.leaves.front().grad();
+    return recorded.leaves[recorded.result_leaf].grad();
 }
 
 Tensor host_layer_reference(const BenchConfig& config, Direction direction, const InputSet& s) {

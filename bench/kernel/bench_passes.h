@@ -15,25 +15,27 @@ struct InputSet {
     Tensor w;                          // its weight (convolutions; batch norm's [C])
     Tensor dy;                         // the gradient of its output
     Tensor bias;                       // an epilogue's (BenchEpilogue), batch norm's [C], else undefined
-    Tensor residual;                   // an epilogue's; add's second addend
+    Tensor residual;                   // an epilogue's; add's second addend (BenchConfig::addend_shape)
     Tensor running_mean, running_var;  // batch norm's, updated in place by every training forward
     // A layer row's backward (with_recorded_forward): its forward recorded once and kept, run
-    // again by every pass, and the leaves whose gradients each pass clears first (the input's
-    // first).
+    // again by every pass, and the leaves whose gradients each pass clears first; the pass's
+    // result is leaves[result_leaf]'s gradient (the input's, or a broadcast addend's).
     Tensor recorded;
     std::vector<Tensor> leaves;
+    std::size_t result_leaf = 0;
 };
 
 // A layer row's forward on `s`'s tensors (their device decides where it runs): batch norm in
 // training, with its running averages; ReLU; x + residual.
 Tensor layer_forward(const BenchConfig& config, const InputSet& s);
 
-// `s` with its layer forward recorded for layer_backward: the input, and batch norm's weight and
-// bias, as leaves that require grad.
+// `s` with its layer forward recorded for layer_backward: the input, batch norm's weight and bias,
+// and add's second addend as leaves that require grad.
 InputSet with_recorded_forward(const BenchConfig& config, const InputSet& s);
 
-// The backward of a set's recorded forward with its dy: the input's gradient, written (the
-// leaves' gradients of the previous pass are cleared first, so no pass adds to another's).
+// The backward of a set's recorded forward with its dy: the input's gradient (add: its second
+// addend's, the sum of dy over the dims it broadcasts along), written (the leaves' gradients of
+// the previous pass are cleared first, so no pass adds to another's).
 Tensor layer_backward(const InputSet& recorded);
 
 // The layer row's pass on the host in float64 from `s`'s values, wherever they are: the

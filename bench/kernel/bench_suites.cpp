@@ -186,7 +186,8 @@ const std::vector<SuiteLine> kPooling = {
 // The bandwidth-bound layers of issue #15 ("at least 85% of the copy bandwidth on large
 // tensors, float32 and BF16, both layouts"): batch norm in training (ResNet-50's widest
 // activation and its stem's, a late wide layer, 1-D and 3-D), ReLU and the residual add on the
-// widest activation. No cuDNN side: the rate against the copy bandwidth is the row's measure.
+// widest activation, and an add of a per-channel addend. No cuDNN side: the rate against the
+// copy bandwidth is the row's measure.
 const std::vector<SuiteLine> kLayers = {
     {"batch_norm2d in=32x256x56x56 layout=nhwc", true},
     {"batch_norm2d in=32x256x56x56", true},
@@ -197,6 +198,10 @@ const std::vector<SuiteLine> kLayers = {
     {"relu in=32x256x56x56 layout=nhwc", true},
     {"relu in=32x256x56x56", false},
     {"add in=32x256x56x56 layout=nhwc", true},
+    // A per-channel addend (a bias or ConvNeXt's layer scale, as add): the broadcasting kernel,
+    // and in its backward the addend's gradient, dy summed over all but the channels. Contiguous:
+    // a broadcasting op runs in the logical order, so channels-last operands are converted first.
+    {"add in=32x256x56x56 with=1x256x1x1", true},
 };
 
 struct SuiteSpec {
