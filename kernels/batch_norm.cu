@@ -212,29 +212,46 @@ __device__ inline void store_partial(double* partial, std::int64_t channels, std
 
 // Contiguous: a block of kThreadsPerBlock threads sums one chunk of one channel (blocks stride
 // over channels), its threads walking the chunk's values in order, so they read the runs of
-// `spatial` values coalesced; the value's image and position advance without a division.
-template <typename Terms>
+// `spatial` values coalesced; the value's image and position advance without a division. Where
+// the runs are a multiple of Width values and the buffers aligned, a thread reads a 16-byte pack
+// of Width positions (`per_chunk` and the positions then count packs) and sums each lane apart,
+// the lanes added in order at the end: 8 bf16 values an access instead of one.
+template <typename Terms, int Width>
 __global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int64_t per_chunk, Terms terms,
                                                    double* partial) {
+    const std::int64_t run = g.spatial / Width;  // packs of a channel's run
     const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
-    const std::int64_t last = std::min(g.per_channel(), first + per_chunk);
-    const std::int64_t image_step = kThreadsPerBlock / g.spatial;
-    const std::int64_t position_step = kThreadsPerBlock % g.spatial;
+    const std::int64_t last = std::min(g.per_channel() / Width, first + per_chunk);
+    const std::int64_t image_step = kThreadsPerBlock / run;
+    const std::int64_t position_step = kThreadsPerBlock % run;
     for (std::int64_t c = blockIdx.x; c < g.channels; c += gridDim.x) {
-        const typename Terms::Channel channel = terms.channel(g, c);
-        double sum_first = 0;
-        double sum_second = 0;
+        typename Terms::Channel channel[Width];
+        for (int lane = 0; lane < Width; ++lane) channel[lane] = terms.channel(g, c);  // one channel in every lane
+        double lane_first[Width] = {};
+        double lane_second[Width] = {};
         std::int64_t t = first + threadIdx.x;
-        std::int64_t image = t / g.spatial;
-        std::int64_t position = t % g.spatial;
+        std::int64_t image = t / run;
+        std::int64_t position = t % run;
         for (; t < last; t += kThreadsPerBlock) {
-            terms.add((image * g.channels + c) * g.spatial + position, channel, sum_first, sum_second);
+            const std::int64_t offset = (image * g.channels + c) * g.spatial + position * Width;
+            if constexpr (Width == 1) {
+                terms.add(offset, channel[0], lane_first[0], lane_second[0]);
+            } else {
+                terms.template add_pack<Width>(terms.template load_pack<Width>(offset), channel, lane_first,
+                                               lane_second);
+            }
             image += image_step;
             position += position_step;
-            if (position >= g.spatial) {
-                position -= g.spatial;
+            if (position >= run) {
+                position -= run;
                 ++image;
             }
+        }
+        double sum_first = 0;
+        double sum_second = 0;
+        for (int lane = 0; lane < Width; ++lane) {
+            sum_first += lane_first[lane];
+            sum_second += lane_second[lane];
         }
         sum_first = block_sum(sum_first);
         sum_second = block_sum(sum_second);
@@ -331,9 +348,16 @@ void launch_channel_partials(const BatchNormGeometry& g, const ChunkPlan& plan, 
     } else if (g.channels_last) {
         launch_channel_partials_channels_last<Terms, 1>(g, plan, terms, partial, stream);
     } else {
-        launch<channel_partials_contiguous_kernel<Terms>>(
-            {dim3(grid_stride_blocks(channel_blocks(g)), static_cast<unsigned>(plan.chunks)), dim3(kThreadsPerBlock)},
-            stream, g, plan.per_chunk, terms, partial);
+        const dim3 grid(grid_stride_blocks(channel_blocks(g)), static_cast<unsigned>(plan.chunks));
+        if (g.spatial % width == 0 && terms.pack_aligned_buffers()) {
+            // The plan's chunks in whole packs (a last chunk may be left empty: it stores zeros).
+            const std::int64_t packs_per_chunk = (plan.per_chunk + width - 1) / width;
+            launch<channel_partials_contiguous_kernel<Terms, width>>({grid, dim3(kThreadsPerBlock)}, stream, g,
+                                                                     packs_per_chunk, terms, partial);
+        } else {
+            launch<channel_partials_contiguous_kernel<Terms, 1>>({grid, dim3(kThreadsPerBlock)}, stream, g,
+                                                                 plan.per_chunk, terms, partial);
+        }
     }
 }
 
