@@ -63,16 +63,155 @@ __global__ void sum_thread_per_row_kernel(ReduceToShapeGeometry g, const T* x, d
     }
 }
 
-template <typename T>
-__global__ void sum_block_per_row_kernel(ReduceToShapeGeometry g, const T* x, double scale, T* out) {
-    for (std::int64_t j = blockIdx.x; j < g.count; j += gridDim.x) {
-        double partial = 0;
-        for (std::int64_t t = threadIdx.x; t < g.terms; t += blockDim.x) {
-            partial += static_cast<double>(x[detail::reduce_to_shape_source(g, j, t)]);
+// Long rows: the summed dims walked by a cursor. Dividing every term's index into its
+// coordinates took 2-5 64-bit divisions a term; a thread's terms are a fixed step apart (the
+// block's threads), so it splits the step into digits once and adds them with carries, a few
+// additions a summed dim a term.
+struct SumWalk {
+    static constexpr int kRank = ReduceToShapeGeometry::kRank;
+    // The summed dims, innermost first: extents, strides in the full tensor, and the step's digits.
+    std::int64_t extent[kRank] = {};
+    std::int64_t stride[kRank] = {};
+    std::int64_t step[kRank] = {};
+    int summed = 0;
+    // The kept dims, innermost first, which place a reduced element's first term.
+    std::int64_t kept_extent[kRank] = {};
+    std::int64_t kept_stride[kRank] = {};
+    int kept = 0;
+};
+
+SumWalk sum_walk(const ReduceToShapeGeometry& g, std::int64_t step) {
+    SumWalk w;
+    std::int64_t stride = 1;
+    for (int d = SumWalk::kRank - 1; d >= 0; --d) {
+        const auto i = static_cast<std::size_t>(d);
+        if (g.full[i] == 1) continue;
+        if (g.reduced[i] == g.full[i]) {
+            w.kept_extent[w.kept] = g.full[i];
+            w.kept_stride[w.kept++] = stride;
+        } else {
+            w.extent[w.summed] = g.full[i];
+            w.stride[w.summed] = stride;
+            w.step[w.summed++] = step % g.full[i];
+            step /= g.full[i];
         }
-        const double sum = block_sum(partial);
-        if (threadIdx.x == 0) out[j] = static_cast<T>(sum * scale);
+        stride *= g.full[i];
     }
+    return w;
+}
+
+// Term t of a row: its coordinates in the summed dims and its offset from the row's first term,
+// moved on by the walk's step.
+struct TermCursor {
+    std::int64_t coordinate[SumWalk::kRank] = {};
+    std::int64_t offset = 0;
+
+    // (Both loops unrolled over the whole rank, so the coordinates stay in registers.)
+    __device__ TermCursor(const SumWalk& w, std::int64_t t) {
+        CONVKIT_UNROLL
+        for (int k = 0; k < SumWalk::kRank; ++k) {
+            if (k == w.summed) break;
+            coordinate[k] = t % w.extent[k];
+            t /= w.extent[k];
+            offset += coordinate[k] * w.stride[k];
+        }
+    }
+    __device__ void advance(const SumWalk& w) {
+        std::int64_t carry = 0;
+        CONVKIT_UNROLL
+        for (int k = 0; k < SumWalk::kRank; ++k) {
+            if (k == w.summed) break;
+            std::int64_t c = coordinate[k] + w.step[k] + carry;
+            carry = c >= w.extent[k] ? 1 : 0;
+            if (carry != 0) c -= w.extent[k];
+            offset += (c - coordinate[k]) * w.stride[k];
+            coordinate[k] = c;
+        }
+    }
+};
+
+__device__ inline std::int64_t kept_offset(const SumWalk& w, std::int64_t j) {
+    std::int64_t offset = 0;
+    for (int k = 0; k < w.kept; ++k) {
+        offset += (j % w.kept_extent[k]) * w.kept_stride[k];
+        j /= w.kept_extent[k];
+    }
+    return offset;
+}
+
+// Terms a thread loads before adding them (in its order), so several loads are in flight.
+constexpr int kTermsInFlight = 4;
+
+// Block (row j, chunk k) sums the row's terms [k * per_chunk, (k + 1) * per_chunk) into
+// partials[k * count + j]: each thread every blockDim.x-th term, then the block's tree.
+template <typename T>
+__global__ void sum_chunks_kernel(ReduceToShapeGeometry g, SumWalk w, std::int64_t per_chunk, const T* x,
+                                  double* partials) {
+    const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
+    const std::int64_t last = std::min(g.terms, first + per_chunk);
+    for (std::int64_t j = blockIdx.x; j < g.count; j += gridDim.x) {
+        const T* row = x + kept_offset(w, j);
+        double sum = 0;
+        std::int64_t t = first + threadIdx.x;
+        if (t < last) {
+            TermCursor term(w, t);
+            while (t < last) {
+                T values[kTermsInFlight];
+                int loaded = 0;
+                CONVKIT_UNROLL
+                for (int u = 0; u < kTermsInFlight; ++u) {
+                    if (t >= last) break;
+                    values[u] = row[term.offset];
+                    ++loaded;
+                    t += blockDim.x;
+                    if (t < last) term.advance(w);
+                }
+                CONVKIT_UNROLL
+                for (int u = 0; u < kTermsInFlight; ++u) {
+                    if (u < loaded) sum += static_cast<double>(values[u]);
+                }
+            }
+        }
+        sum = block_sum(sum);
+        if (threadIdx.x == 0) partials[std::int64_t{blockIdx.y} * g.count + j] = sum;
+    }
+}
+
+// Row j's chunks added in chunk order, scaled, rounded once to T.
+template <typename T>
+__global__ void finish_chunks_kernel(std::int64_t count, std::int64_t chunks, const double* partials, double scale,
+                                     T* out) {
+    for (std::int64_t j = global_thread_index(); j < count; j += global_thread_count()) {
+        double sum = 0;
+        for (std::int64_t k = 0; k < chunks; ++k) sum += partials[k * count + j];
+        out[j] = static_cast<T>(sum * scale);
+    }
+}
+
+// Chunks a row of `terms` splits into: enough for about kChunkBlocks blocks over the rows, each
+// chunk at least kMinChunkTerms (so a block's start is amortised), at most kMaxChunks (so the
+// finish stays short). A function of the shape, so the order of the sums is too.
+constexpr std::int64_t kChunkBlocks = 2048;
+constexpr std::int64_t kMinChunkTerms = 4096;
+constexpr std::int64_t kMaxChunks = 256;
+
+std::int64_t chunks_for(const ReduceToShapeGeometry& g) {
+    const std::int64_t wanted = (kChunkBlocks + g.count - 1) / g.count;
+    const std::int64_t most = (g.terms + kMinChunkTerms - 1) / kMinChunkTerms;
+    return std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
+}
+
+template <typename T>
+void sum_long_rows(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
+    const cudaStream_t s = detail::to_cuda(stream);
+    const std::int64_t chunks = chunks_for(g);
+    const std::int64_t per_chunk = (g.terms + chunks - 1) / chunks;
+    const std::shared_ptr<void> scratch =
+        detail::allocate_cuda(static_cast<std::size_t>(chunks * g.count) * sizeof(double), stream);
+    auto* partials = static_cast<double*>(scratch.get());
+    launch<sum_chunks_kernel<T>>({dim3(blocks_for_rows(g.count), static_cast<unsigned>(chunks)), kThreadsPerBlock}, s,
+                                 g, sum_walk(g, kThreadsPerBlock), per_chunk, x, partials);
+    launch<finish_chunks_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g.count, chunks, partials, scale, out);
 }
 
 template <typename T>
@@ -175,7 +314,7 @@ void sum_dims(const ReduceToShapeGeometry& g, DType dtype, const void* x, double
         if (g.count == 1) {
             sum_all(in, g.terms, scale, result, stream);  // one output sums every element
         } else if (g.terms >= kBlockPerRowMinTerms) {
-            launch<sum_block_per_row_kernel<T>>({blocks_for_rows(g.count), kThreadsPerBlock}, s, g, in, scale, result);
+            sum_long_rows(g, in, scale, result, stream);
         } else {
             launch<sum_thread_per_row_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g, in, scale, result);
         }

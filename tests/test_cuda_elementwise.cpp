@@ -130,9 +130,17 @@ TEST_F(CudaElementwise, BinaryOpsWithBroadcastingEqualTheHost) {
 TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
     CONVKIT_SEEDED_RNG(rng);
     const std::vector<std::pair<Shape, Shape>> pairs = {
-        {Shape{257, 259}, Shape{259}}, {Shape{257, 259}, Shape{257, 1}},
-        {Shape{300, 301}, Shape{}},    {Shape{2, 3, 4, 5, 6}, Shape{3, 1, 1, 6}},
-        {Shape{0, 4}, Shape{4}},       {Shape{4, 0}, Shape{0}}};
+        {Shape{257, 259}, Shape{259}},
+        {Shape{257, 259}, Shape{257, 1}},
+        {Shape{300, 301}, Shape{}},
+        {Shape{2, 3, 4, 5, 6}, Shape{3, 1, 1, 6}},
+        {Shape{0, 4}, Shape{4}},
+        {Shape{4, 0}, Shape{0}},
+        // Long rows walked by the cursor (a step of 256 terms crossing runs of 1,600 and 30), split
+        // into chunks added in a second pass (4 and 2 of them): a bias-like gradient, and summed
+        // dims between kept ones.
+        {Shape{8, 16, 40, 40}, Shape{16, 1, 1}},
+        {Shape{160, 3, 30, 7}, Shape{1, 3, 1, 7}}};
     for (const auto& [full, reduced] : pairs) {
         SCOPED_TRACE(full.to_string() + " -> " + reduced.to_string());
         const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry("test", full, reduced);
