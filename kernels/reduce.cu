@@ -1,7 +1,8 @@
 // Sum and max reductions. One output: a grid reduction in two launches (blocks reduce strided
 // slices to partials, one block reduces the partials), the project's own so that every kernel
-// also runs in the emulator (CUB's device code cannot). Several outputs: a block per output
-// when its row is long enough to keep a block busy, else a thread per output. Sums accumulate
+// also runs in the emulator (CUB's device code cannot). Several outputs: for long rows, blocks
+// over (row, chunk) and a second pass adding each row's chunks in order (sums), or a block per
+// row (max); a thread per output for short rows. Sums accumulate
 // in double, so float32 sums are as accurate as the host's. Every path reduces in an order
 // fixed by the shape (block_reduce's tree), so results are the same run to run.
 #include "cuda/cuda_check.h"

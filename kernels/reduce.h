@@ -1,16 +1,16 @@
 #pragma once
 // Launchers for the reduction kernels (kernels/reduce.cu); plain C++ for host callers. Each
-// launcher picks its kernel by shape: a two-pass grid reduction when there is one output, a
-// block per output for long rows, a thread per output for short ones. Every choice depends on
-// the shape only and reduces in a fixed order, so results are the same run to run (and on any
-// GPU). Sums accumulate in double whatever the dtype.
+// launcher picks its kernel by shape: a two-pass grid reduction when there is one output, blocks
+// over chunks of long rows (sums; max: a block a row), a thread per output for short ones. Every
+// choice depends on the shape only and reduces in a fixed order, so results are the same run to
+// run (and on any GPU). Sums accumulate in double whatever the dtype.
 #include <cstdint>
 
+#include "backend_api/broadcast.h"
+#include "backend_api/reduce_math.h"
 #include "convkit/device.h"
 #include "convkit/dtype.h"
 #include "kernels/kernels_namespace.h"
-#include "backend_api/broadcast.h"
-#include "backend_api/reduce_math.h"
 
 CONVKIT_KERNELS_BEGIN
 
