@@ -8,6 +8,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
+#include "kernels/element_pack.cuh"
 #include "kernels/kernel_support.cuh"
 #include "kernels/reduce.h"
 
@@ -144,32 +145,37 @@ __device__ inline std::int64_t kept_offset(const SumWalk& w, std::int64_t j) {
 constexpr int kTermsInFlight = 4;
 
 // Block (row j, chunk k) sums the row's terms [k * per_chunk, (k + 1) * per_chunk) into
-// partials[k * count + j]: each thread every blockDim.x-th term, then the block's tree.
-template <typename T>
+// partials[k * count + j]: each thread every blockDim.x-th pack of Width terms, then the block's
+// tree. Width > 1 where the innermost summed dim is the tensor's innermost and a multiple of
+// Width (packs_fit): a pack is Width adjacent terms, one 16-byte load, and every row and pack
+// starts on a multiple of Width (the other dims' strides are multiples of that extent).
+template <typename T, int Width>
 __global__ void sum_chunks_kernel(ReduceToShapeGeometry g, SumWalk w, std::int64_t per_chunk, const T* x,
                                   double* partials) {
     const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
     const std::int64_t last = std::min(g.terms, first + per_chunk);
+    const std::int64_t step = std::int64_t{blockDim.x} * Width;  // the walk's step (sum_walk)
     for (std::int64_t j = blockIdx.x; j < g.count; j += gridDim.x) {
         const T* row = x + kept_offset(w, j);
         double sum = 0;
-        std::int64_t t = first + threadIdx.x;
+        std::int64_t t = first + std::int64_t{threadIdx.x} * Width;
         if (t < last) {
             TermCursor term(w, t);
             while (t < last) {
-                T values[kTermsInFlight];
+                ElementPack<T, Width> values[kTermsInFlight];
                 int loaded = 0;
                 CONVKIT_UNROLL
                 for (int u = 0; u < kTermsInFlight; ++u) {
                     if (t >= last) break;
-                    values[u] = row[term.offset];
+                    values[u] = load_pack<Width>(row, term.offset / Width);
                     ++loaded;
-                    t += blockDim.x;
+                    t += step;
                     if (t < last) term.advance(w);
                 }
                 CONVKIT_UNROLL
                 for (int u = 0; u < kTermsInFlight; ++u) {
-                    if (u < loaded) sum += static_cast<double>(values[u]);
+                    if (u >= loaded) break;
+                    for (int lane = 0; lane < Width; ++lane) sum += static_cast<double>(values[u].value[lane]);
                 }
             }
         }
@@ -202,16 +208,30 @@ std::int64_t chunks_for(const ReduceToShapeGeometry& g) {
     return std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
 }
 
+// Whether sum_chunks_kernel may read packs of Width terms (see there).
+template <typename T, int Width>
+bool packs_fit(const SumWalk& w, const T* x) {
+    return w.summed > 0 && w.stride[0] == 1 && w.extent[0] % Width == 0 && pack_aligned<T, Width>(x);
+}
+
 template <typename T>
 void sum_long_rows(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
     const cudaStream_t s = detail::to_cuda(stream);
+    constexpr int width = kPackWidth<T>;
+    const bool packed = packs_fit<T, width>(sum_walk(g, 0), x);
+    const std::int64_t unit = packed ? width : 1;  // chunks hold whole packs
     const std::int64_t chunks = chunks_for(g);
-    const std::int64_t per_chunk = (g.terms + chunks - 1) / chunks;
+    const std::int64_t per_chunk = ((g.terms + chunks - 1) / chunks + unit - 1) / unit * unit;
     const std::shared_ptr<void> scratch =
         detail::allocate_cuda(static_cast<std::size_t>(chunks * g.count) * sizeof(double), stream);
     auto* partials = static_cast<double*>(scratch.get());
-    launch<sum_chunks_kernel<T>>({dim3(blocks_for_rows(g.count), static_cast<unsigned>(chunks)), kThreadsPerBlock}, s,
-                                 g, sum_walk(g, kThreadsPerBlock), per_chunk, x, partials);
+    const dim3 grid(blocks_for_rows(g.count), static_cast<unsigned>(chunks));
+    const SumWalk walk = sum_walk(g, kThreadsPerBlock * unit);
+    if (packed) {
+        launch<sum_chunks_kernel<T, width>>({grid, kThreadsPerBlock}, s, g, walk, per_chunk, x, partials);
+    } else {
+        launch<sum_chunks_kernel<T, 1>>({grid, kThreadsPerBlock}, s, g, walk, per_chunk, x, partials);
+    }
     launch<finish_chunks_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g.count, chunks, partials, scale, out);
 }
 
