@@ -1,5 +1,7 @@
 #include "backend_api/broadcast.h"
 
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/check.h"
@@ -32,58 +34,62 @@ std::array<std::int64_t, Shape::kMaxRank> broadcast_strides(const std::array<std
 // element's offsets: the kernels then divide an index by fewer extents (a bias-like [N, C, H, W]
 // with [1, C, 1, 1] becomes [N, C, H * W], 3 divisions an element instead of 5). The merged
 // dims are right-aligned, leading slots 1.
+//
+// `dims` innermost first without those whose extent is 1, each joined into the one inside it
+// where `join(inner, dim)` does so (and says it did).
+template <typename Dim, typename Extent, typename Join>
+std::vector<Dim> merged_dims(const std::array<Dim, Shape::kMaxRank>& dims, Extent extent, Join join) {
+    std::vector<Dim> merged;
+    for (int d = Shape::kMaxRank - 1; d >= 0; --d) {
+        const Dim& dim = dims[static_cast<std::size_t>(d)];
+        if (extent(dim) == 1) continue;
+        if (merged.empty() || !join(merged.back(), dim)) merged.push_back(dim);
+    }
+    return merged;
+}
+
 void merge_dims(BroadcastGeometry& g) {
     struct Dim {
         std::int64_t size, a_stride, b_stride;
     };
-    std::vector<Dim> merged;  // innermost first
-    for (int d = BroadcastGeometry::kRank - 1; d >= 0; --d) {
-        const auto i = static_cast<std::size_t>(d);
-        const Dim dim{g.out[i], g.a_stride[i], g.b_stride[i]};
-        if (dim.size == 1) continue;
-        Dim* inner = merged.empty() ? nullptr : &merged.back();
-        if (inner != nullptr && dim.a_stride == inner->a_stride * inner->size &&
-            dim.b_stride == inner->b_stride * inner->size) {
-            inner->size *= dim.size;  // one dim of both extents, with the inner one's strides
-        } else {
-            merged.push_back(dim);
-        }
-    }
+    std::array<Dim, Shape::kMaxRank> dims{};
+    for (std::size_t i = 0; i < dims.size(); ++i) dims[i] = {g.out[i], g.a_stride[i], g.b_stride[i]};
+    const std::vector<Dim> merged = merged_dims(
+        dims, [](const Dim& dim) { return dim.size; },
+        [](Dim& inner, const Dim& dim) {
+            // One dim of both extents, with the inner one's strides, where both operands step on.
+            if (dim.a_stride != inner.a_stride * inner.size || dim.b_stride != inner.b_stride * inner.size)
+                return false;
+            inner.size *= dim.size;
+            return true;
+        });
     g.out.fill(1);
     g.a_stride.fill(0);
     g.b_stride.fill(0);
     for (std::size_t k = 0; k < merged.size(); ++k) {
-        const std::size_t i = BroadcastGeometry::kRank - 1 - k;
-        g.out[i] = merged[k].size;
-        g.a_stride[i] = merged[k].a_stride;
-        g.b_stride[i] = merged[k].b_stride;
+        const std::size_t i = Shape::kMaxRank - 1 - k;
+        std::tie(g.out[i], g.a_stride[i], g.b_stride[i]) =
+            std::tie(merged[k].size, merged[k].a_stride, merged[k].b_stride);
     }
 }
 
 // The same for a sum to a shape: adjacent dims both kept or both summed become one.
 void merge_dims(ReduceToShapeGeometry& g) {
-    struct Dim {
-        std::int64_t full, reduced;
-    };
-    std::vector<Dim> merged;  // innermost first
-    for (int d = ReduceToShapeGeometry::kRank - 1; d >= 0; --d) {
-        const auto i = static_cast<std::size_t>(d);
-        const Dim dim{g.full[i], g.reduced[i]};
-        if (dim.full == 1) continue;
-        Dim* inner = merged.empty() ? nullptr : &merged.back();
-        if (inner != nullptr && (dim.reduced == dim.full) == (inner->reduced == inner->full)) {
-            inner->full *= dim.full;
-            inner->reduced *= dim.reduced;  // kept: the product; summed: 1
-        } else {
-            merged.push_back(dim);
-        }
-    }
+    using Dim = std::pair<std::int64_t, std::int64_t>;  // full, reduced
+    std::array<Dim, Shape::kMaxRank> dims{};
+    for (std::size_t i = 0; i < dims.size(); ++i) dims[i] = {g.full[i], g.reduced[i]};
+    const std::vector<Dim> merged = merged_dims(
+        dims, [](const Dim& dim) { return dim.first; },
+        [](Dim& inner, const Dim& dim) {
+            const auto kept = [](const Dim& d) { return d.first == d.second; };
+            if (kept(dim) != kept(inner)) return false;
+            inner = {inner.first * dim.first, inner.second * dim.second};  // kept: the product; summed: 1
+            return true;
+        });
     g.full.fill(1);
     g.reduced.fill(1);
     for (std::size_t k = 0; k < merged.size(); ++k) {
-        const std::size_t i = ReduceToShapeGeometry::kRank - 1 - k;
-        g.full[i] = merged[k].full;
-        g.reduced[i] = merged[k].reduced;
+        std::tie(g.full[Shape::kMaxRank - 1 - k], g.reduced[Shape::kMaxRank - 1 - k]) = merged[k];
     }
 }
 }  // namespace
@@ -96,8 +102,8 @@ Shape broadcast_shape(const std::string& op, const Shape& a, const Shape& b) {
     for (int d = Shape::kMaxRank - rank; d < Shape::kMaxRank; ++d) {
         const auto i = static_cast<std::size_t>(d);
         CONVKIT_REQUIRE(da[i] == db[i] || da[i] == 1 || db[i] == 1, op, "shapes ", a.to_string(), " and ",
-                        b.to_string(), " cannot be broadcast together (dim ", d - (Shape::kMaxRank - rank), ": ",
-                        da[i], " vs ", db[i], ")");
+                        b.to_string(), " cannot be broadcast together (dim ", d - (Shape::kMaxRank - rank), ": ", da[i],
+                        " vs ", db[i], ")");
         dims.push_back(da[i] == 1 ? db[i] : da[i]);
     }
     return Shape(dims);
