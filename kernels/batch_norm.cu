@@ -174,7 +174,10 @@ struct GradientTerms {
     double eps;
     ReluRecompute<T> relu;
     __device__ Channel channel(const BatchNormGeometry&, std::int64_t c) const {
-        return Channel::of(c, mean, var, eps, relu.weight, relu.bias);
+        using C = Compute<T>;
+        // Without a fused ReLU the sums need the mean alone: no square root, division or loads.
+        return relu.enabled ? Channel::of(c, mean, var, eps, relu.weight, relu.bias)
+                            : Channel{mean[c], C(1), C(1), C(0)};
     }
     __device__ void accumulate(T x_value, T dy_value, const Channel& k, double& first, double& second) const {
         using C = Compute<T>;
@@ -222,16 +225,18 @@ __global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int
     const std::int64_t run = g.spatial / Width;  // packs of a channel's run
     const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
     const std::int64_t last = std::min(g.per_channel() / Width, first + per_chunk);
-    const std::int64_t image_step = kThreadsPerBlock / run;
-    const std::int64_t position_step = kThreadsPerBlock % run;
+    // (An empty run, spatial 0, sums nothing: its chunks store zeros.)
+    const std::int64_t image_step = run > 0 ? kThreadsPerBlock / run : 0;
+    const std::int64_t position_step = run > 0 ? kThreadsPerBlock % run : 0;
     for (std::int64_t c = blockIdx.x; c < g.channels; c += gridDim.x) {
         typename Terms::Channel channel[Width];
-        for (int lane = 0; lane < Width; ++lane) channel[lane] = terms.channel(g, c);  // one channel in every lane
+        channel[0] = terms.channel(g, c);
+        for (int lane = 1; lane < Width; ++lane) channel[lane] = channel[0];  // one channel in every lane
         double lane_first[Width] = {};
         double lane_second[Width] = {};
         std::int64_t t = first + threadIdx.x;
-        std::int64_t image = t / run;
-        std::int64_t position = t % run;
+        std::int64_t image = run > 0 ? t / run : 0;
+        std::int64_t position = run > 0 ? t % run : 0;
         for (; t < last; t += kThreadsPerBlock) {
             const std::int64_t offset = (image * g.channels + c) * g.spatial + position * Width;
             if constexpr (Width == 1) {
@@ -451,28 +456,37 @@ struct LaneConstants {
     __device__ const Constants& operator()(int lane) const { return lanes[Lanes == 1 ? 0 : lane]; }
 };
 
+// Channels-last packs by pack columns (threads >= columns; see above).
+template <int Width, typename ConstantsOf, typename Load, typename Finish>
+__device__ void for_each_pack_in_columns(const BatchNormGeometry& g, ConstantsOf&& constants_of, Load&& load,
+                                         Finish&& finish) {
+    using Constants = decltype(constants_of(std::int64_t{0}));
+    const std::int64_t packs = g.count() / Width;
+    const std::int64_t columns = g.channels / Width;
+    const std::int64_t step = global_thread_count() / columns * columns;  // whole rows of packs
+    const std::int64_t first = global_thread_index();
+    if (first >= step) return;
+    const std::int64_t first_channel = first % columns * Width;
+    LaneConstants<Constants, Width> channel;
+    for (int lane = 0; lane < Width; ++lane) channel.lanes[lane] = constants_of(first_channel + lane);
+    std::int64_t p = first;
+    for (; p + step < packs; p += 2 * step) {
+        const auto loaded = load(p);
+        const auto next = load(p + step);  // (a different pack: safe when y is x)
+        finish(p, loaded, channel);
+        finish(p + step, next, channel);
+    }
+    if (p < packs) finish(p, load(p), channel);
+}
+
 template <int Width, typename ConstantsOf, typename Load, typename Finish>
 __device__ void for_each_pack_with_constants(const BatchNormGeometry& g, ConstantsOf&& constants_of, Load&& load,
                                              Finish&& finish) {
     using Constants = decltype(constants_of(std::int64_t{0}));
     const std::int64_t packs = g.count() / Width;
     const std::int64_t threads = global_thread_count();
-    const std::int64_t columns = g.channels / Width;
-    if (Width > 1 && g.channels_last && threads >= columns) {
-        const std::int64_t step = threads / columns * columns;  // whole rows of packs
-        const std::int64_t first = global_thread_index();
-        if (first >= step) return;
-        const std::int64_t first_channel = first % columns * Width;
-        LaneConstants<Constants, Width> channel;
-        for (int lane = 0; lane < Width; ++lane) channel.lanes[lane] = constants_of(first_channel + lane);
-        std::int64_t p = first;
-        for (; p + step < packs; p += 2 * step) {
-            const auto loaded = load(p);
-            const auto next = load(p + step);  // (a different pack: safe when y is x)
-            finish(p, loaded, channel);
-            finish(p + step, next, channel);
-        }
-        if (p < packs) finish(p, load(p), channel);
+    if (Width > 1 && g.channels_last && threads >= g.channels / Width) {
+        for_each_pack_in_columns<Width>(g, constants_of, load, finish);
         return;
     }
     ChannelCursor at(g, global_thread_index() * Width, threads * Width);

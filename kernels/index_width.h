@@ -12,4 +12,14 @@ CONVKIT_KERNELS_BEGIN
 void set_64_bit_indices_for_testing(bool force);
 bool indices_forced_to_64_bits();
 
+// Tests only: the 64-bit kernels forced or not for a scope, and not forced after it (also when
+// the scope ends by an exception).
+class ForcedIndexWidth {
+public:
+    explicit ForcedIndexWidth(bool force_64_bits) { set_64_bit_indices_for_testing(force_64_bits); }
+    ~ForcedIndexWidth() { set_64_bit_indices_for_testing(false); }
+    ForcedIndexWidth(const ForcedIndexWidth&) = delete;
+    ForcedIndexWidth& operator=(const ForcedIndexWidth&) = delete;
+};
+
 CONVKIT_KERNELS_END

@@ -82,6 +82,7 @@ struct SumWalk {
     int kept = 0;
 };
 
+// (For a geometry with terms: an extent of 0 would divide by 0.)
 SumWalk sum_walk(const ReduceToShapeGeometry& g, std::int64_t step) {
     SumWalk w;
     std::int64_t stride = 1;
@@ -154,11 +155,11 @@ __global__ void sum_chunks_kernel(ReduceToShapeGeometry g, SumWalk w, std::int64
                                   double* partials) {
     const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
     const std::int64_t last = std::min(g.terms, first + per_chunk);
-    const std::int64_t step = std::int64_t{blockDim.x} * Width;  // the walk's step (sum_walk)
+    const std::int64_t step = std::int64_t{kThreadsPerBlock} * Width;  // the walk's step (sum_walk)
     for (std::int64_t j = blockIdx.x; j < g.count; j += gridDim.x) {
         const T* row = x + kept_offset(w, j);
         double sum = 0;
-        std::int64_t t = first + std::int64_t{threadIdx.x} * Width;
+        std::int64_t t = first + std::int64_t{threadIdx.x} * Width;  // (blocks of kThreadsPerBlock)
         if (t < last) {
             TermCursor term(w, t);
             while (t < last) {
@@ -206,6 +207,55 @@ std::int64_t chunks_for(const ReduceToShapeGeometry& g) {
     const std::int64_t wanted = (kChunkBlocks + g.count - 1) / g.count;
     const std::int64_t most = (g.terms + kMinChunkTerms - 1) / kMinChunkTerms;
     return std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
+}
+
+// Rows along the innermost dim (it is kept: x[N, C] summed to [C], a Linear bias's gradient):
+// a thread a (row, chunk), adjacent threads on adjacent rows, so a warp's loads of one term each
+// are adjacent in memory; a block a row would read each term from its own 32-byte sector. Chunk k
+// of row j into partials[k * count + j], its terms one after another (the walk's step is 1).
+template <typename T>
+__global__ void sum_columns_kernel(ReduceToShapeGeometry g, SumWalk w, std::int64_t chunks, std::int64_t per_chunk,
+                                   const T* x, double* partials) {
+    for (std::int64_t u = global_thread_index(); u < g.count * chunks; u += global_thread_count()) {
+        const std::int64_t j = u % g.count, k = u / g.count;
+        const std::int64_t first = k * per_chunk, last = std::min(g.terms, first + per_chunk);
+        const T* row = x + kept_offset(w, j);
+        double sum = 0;
+        if (first < last) {
+            TermCursor term(w, first);
+            for (std::int64_t t = first;;) {
+                sum += static_cast<double>(row[term.offset]);
+                if (++t >= last) break;
+                term.advance(w);
+            }
+        }
+        partials[k * g.count + j] = sum;
+    }
+}
+
+// Threads the column kernel aims for (a few waves of an H100), and the fewest terms a chunk of
+// one of them sums.
+constexpr std::int64_t kColumnThreads = 1 << 18;
+constexpr std::int64_t kMinColumnChunkTerms = 64;
+
+// Whether the tensor's innermost dim is one of the kept ones (sum_columns_kernel's case).
+bool innermost_kept(const SumWalk& w) {
+    return w.kept > 0 && w.kept_stride[0] == 1;
+}
+
+template <typename T>
+void sum_columns(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
+    const cudaStream_t s = detail::to_cuda(stream);
+    const std::int64_t wanted = (kColumnThreads + g.count - 1) / g.count;
+    const std::int64_t most = (g.terms + kMinColumnChunkTerms - 1) / kMinColumnChunkTerms;
+    const std::int64_t chunks = std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
+    const std::int64_t per_chunk = (g.terms + chunks - 1) / chunks;
+    const std::shared_ptr<void> scratch =
+        detail::allocate_cuda(static_cast<std::size_t>(chunks * g.count) * sizeof(double), stream);
+    auto* partials = static_cast<double*>(scratch.get());
+    launch<sum_columns_kernel<T>>({grid_for(g.count * chunks), kThreadsPerBlock}, s, g, sum_walk(g, 1), chunks,
+                                  per_chunk, x, partials);
+    launch<finish_chunks_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g.count, chunks, partials, scale, out);
 }
 
 // Whether sum_chunks_kernel may read packs of Width terms (see there).
@@ -334,6 +384,8 @@ void sum_dims(const ReduceToShapeGeometry& g, DType dtype, const void* x, double
         T* result = static_cast<T*>(out);
         if (g.count == 1) {
             sum_all(in, g.terms, scale, result, stream);  // one output sums every element
+        } else if (g.terms > 1 && innermost_kept(sum_walk(g, 0))) {  // (no extent of 0 to walk)
+            sum_columns(g, in, scale, result, stream);
         } else if (g.terms >= kBlockPerRowMinTerms) {
             sum_long_rows(g, in, scale, result, stream);
         } else {

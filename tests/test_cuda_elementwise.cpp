@@ -82,7 +82,7 @@ TEST_F(CudaElementwise, BinaryOpsWithBroadcastingEqualTheHost) {
         // The broadcasting kernel divides by FastDivisor below 2^31 elements, and in 64 bits past
         // them (forced here: the emulated device cannot hold that many).
         SCOPED_TRACE(wide ? "64-bit index kernel" : "32-bit index kernel");
-        kernels::set_64_bit_indices_for_testing(wide);
+        const kernels::ForcedIndexWidth width(wide);
         CONVKIT_SEEDED_RNG(rng);
         const std::vector<std::pair<Shape, Shape>> pairs = {
             {Shape{257, 259}, Shape{257, 259}},
@@ -108,10 +108,15 @@ TEST_F(CudaElementwise, BinaryOpsWithBroadcastingEqualTheHost) {
             const Shape out_shape = detail::broadcast_shape("test", sa, sb);
             for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::NegDivSquare}) {
                 SCOPED_TRACE(detail::binary_op_name(op));
-                for (DType dtype : kDtypes) {
+                for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
                     const Tensor ah = a.to(dtype), bh = b.to(dtype);
-                    Tensor expected = Tensor::empty(out_shape, dtype);
-                    detail::binary_elementwise_host(op, g, dtype, ah.raw_data(), bh.raw_data(), expected.raw_data());
+                    // 16 bits: the kernels compute in float and round once, as the host's float32
+                    // loop on the widened values does before its one rounding.
+                    const DType computed = is_reduced_precision(dtype) ? DType::Float32 : dtype;
+                    Tensor expected = Tensor::empty(out_shape, computed);
+                    detail::binary_elementwise_host(op, g, computed, ah.to(computed).raw_data(),
+                                                    bh.to(computed).raw_data(), expected.raw_data());
+                    expected = expected.to(dtype);
                     const Tensor ad = ah.to(Device::cuda()), bd = bh.to(Device::cuda());
                     const Tensor got = run_poisoned(out_shape, dtype, [&](Tensor& out) {
                         kernels::binary_elementwise(op, g, dtype, ad.raw_data(), bd.raw_data(), out.raw_data(),
@@ -124,7 +129,6 @@ TEST_F(CudaElementwise, BinaryOpsWithBroadcastingEqualTheHost) {
             }
         }
     }
-    kernels::set_64_bit_indices_for_testing(false);
 }
 
 TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
@@ -140,24 +144,33 @@ TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
         // into chunks added in a second pass (4 and 2 of them): a bias-like gradient, and summed
         // dims between kept ones.
         {Shape{8, 16, 40, 40}, Shape{16, 1, 1}},
-        {Shape{160, 3, 30, 7}, Shape{1, 3, 1, 7}}};
+        {Shape{160, 3, 30, 7}, Shape{1, 3, 1, 7}},
+        // The innermost dim kept: a thread a (row, chunk), adjacent threads on adjacent rows (a
+        // Linear bias's gradient), in several chunks and in one.
+        {Shape{3000, 10}, Shape{10}},
+        {Shape{300, 2, 50}, Shape{2, 50}}};
     for (const auto& [full, reduced] : pairs) {
         SCOPED_TRACE(full.to_string() + " -> " + reduced.to_string());
         const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry("test", full, reduced);
-        for (DType dtype : kDtypes) {
+        for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+            // 16 bits: summed in double from the stored values and rounded once, as the host's
+            // float64 sum of the same values is (the orders differ, so the last bit may).
             const Tensor x = random_tensor(full, rng).to(dtype);
-            Tensor expected = Tensor::empty(reduced, dtype);
-            detail::sum_dims_host(g, dtype, x.raw_data(), 1.0, expected.raw_data());
+            const DType computed = is_reduced_precision(dtype) ? DType::Float64 : dtype;
+            Tensor expected = Tensor::empty(reduced, computed);
+            detail::sum_dims_host(g, computed, x.to(computed).raw_data(), 1.0, expected.raw_data());
+            expected = expected.to(dtype);
+            const double tolerance = dtype == DType::Float64    ? kFloat64Tolerance
+                                     : dtype == DType::Float32  ? kFloat32VsFloat64Tolerance
+                                     : dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance
+                                                                : kFloat16VsFloat64Tolerance;
             const Tensor xd = x.to(Device::cuda());
             const Tensor got = run_poisoned(reduced, dtype, [&](Tensor& out) {
                 kernels::sum_dims(g, dtype, xd.raw_data(), 1.0, out.raw_data(), stream0());
             });
-            EXPECT_LT(relative_error(got, expected),
-                      dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance)
-                << dtype_name(dtype);
+            EXPECT_LT(relative_error(got, expected), tolerance) << dtype_name(dtype);
             // And through the public op.
-            EXPECT_LT(relative_error(sum_to_shape(xd, reduced), expected),
-                      dtype == DType::Float64 ? kFloat64Tolerance : kFloat32VsFloat64Tolerance);
+            EXPECT_LT(relative_error(sum_to_shape(xd, reduced), expected), tolerance);
         }
     }
 }

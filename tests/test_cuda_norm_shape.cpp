@@ -398,6 +398,27 @@ TEST_F(CudaBatchNorm, EveryDtypeRunsNativelyInBothLayoutsAgainstTheFloat64Host) 
     }
 }
 
+// An empty spatial dim in evaluation (training needs values): nothing to normalize, and the
+// weight and bias gradients are sums over nothing, zeros; the reductions must not divide by the
+// empty run (they did, a floating-point exception on the emulated device).
+TEST_F(CudaBatchNorm, AnEmptySpatialDimGivesZeroParameterGradients) {
+    for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+        for (DType dtype : {DType::Float32, DType::BFloat16}) {
+            SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + memory_format_name(format));
+            Tensor x = Tensor::zeros(Shape{2, 8, 0, 4}, dtype, Device::cuda()).to(format).set_requires_grad();
+            Tensor w = Tensor::full(Shape{8}, 2.0, dtype, Device::cuda()).set_requires_grad();
+            Tensor b = Tensor::full(Shape{8}, 1.0, dtype, Device::cuda()).set_requires_grad();
+            Tensor rm = Tensor::zeros(Shape{8}, dtype, Device::cuda());
+            Tensor rv = Tensor::full(Shape{8}, 1.0, dtype, Device::cuda());
+            const Tensor y = batch_norm(x, w, b, rm, rv, /*training=*/false);
+            EXPECT_EQ(y.shape(), x.shape());
+            y.backward(Tensor::zeros(y.shape(), dtype, Device::cuda()).to(format));
+            EXPECT_EQ(w.grad().to(Device::host()).to_vector(), std::vector<double>(8, 0.0));
+            EXPECT_EQ(b.grad().to(Device::host()).to_vector(), std::vector<double>(8, 0.0));
+        }
+    }
+}
+
 // The per-element passes fall back to single elements where a buffer is not aligned to a
 // 16-byte pack, whatever the geometry allows: here x, dy and the outputs start one element into
 // their allocations, with channels and positions multiples of 8.

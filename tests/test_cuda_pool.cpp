@@ -39,10 +39,9 @@ template <typename Check>
 void with_each_index_width(Check&& check) {
     for (bool wide : {false, true}) {
         SCOPED_TRACE(wide ? "64-bit index kernels" : "32-bit index kernels");
-        kernels::set_64_bit_indices_for_testing(wide);
+        const kernels::ForcedIndexWidth width(wide);
         check();
     }
-    kernels::set_64_bit_indices_for_testing(false);
 }
 
 TEST_F(CudaPoolOps, AdaptiveAndGlobalAverageMatchTheHostReference) {
@@ -352,8 +351,8 @@ void expect_packed_pooling_equals_per_element() {
     CONVKIT_SEEDED_RNG(rng);
     struct Case {
         PoolKind kind;
-        PoolParams params;  // adaptive: its rank only
-        SpatialDims input;  // the spatial extents (the last spatial_rank entries used)
+        PoolParams params;                               // adaptive: its rank only
+        SpatialDims input;                               // the spatial extents (the last spatial_rank entries used)
         std::vector<std::int64_t> adaptive_output = {};  // adaptive average pooling to these extents
     };
     const Case cases[] = {
