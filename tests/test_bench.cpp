@@ -67,7 +67,8 @@ TEST(BenchConfig, TextFormRoundTripsForEveryKindOfParameter) {
         "relu in=2x8x4x4 layout=nhwc",
         "relu in=2x8x40",
         "add in=2x8x4x4x4 layout=nhwc",
-        "add in=2x8x4x4 with=1x8x1x1 layout=nhwc",
+        "add in=2x8x4x4 with=1x8x1x1",
+        "add in=2x8x4x4 with=2x8x4x4 layout=nhwc",
     };
     for (const std::string& line : lines) {
         SCOPED_TRACE(line);
@@ -128,6 +129,7 @@ TEST(BenchConfig, ErrorsNameTheLineAndTheField) {
         {"add in=1x3x8x8 with=1x4x1x1", "field 'with': 1x4x1x1 does not broadcast to the input 1x3x8x8"},
         {"add in=1x3x8x8 with=3x1x1", "field 'with': 3x1x1 does not broadcast"},
         {"add in=1x3x8x8 with=1x3x1x1 with=1x3x1x1", "field 'with': given twice"},
+        {"add in=1x3x8x8 with=1x3x1x1 layout=nhwc", "field 'layout': a broadcasting add runs in the logical order"},
         {"max_pool2d in=1x3x8x8 s2", "field 'kernel': missing"},
         {"avg_pool2d in=1x3x8x8 k2_d2", "field 'geometry'"},            // dilation is max pooling only
         {"conv2d in=1x3x8x8 w=4x3x3x3 layout=nhwc", "field 'layout'"},  // the dtype decides
@@ -376,8 +378,8 @@ TEST(BenchCounts, LayerRowsCountEachTensorTheyMoveAndReportBandwidth) {
 // input's layout; the float64 reference agrees with the float32 pass.
 TEST(BenchPasses, LayerRowsRunTheirRecordedBackwardAgainAndMatchTheReference) {
     for (const char* line : {"batch_norm2d in=2x16x6x5 layout=nhwc", "batch_norm1d in=3x8x7", "relu in=2x8x3x3",
-                             "relu in=2x8x3x3x2 layout=nhwc", "add in=2x8x5 layout=nhwc",
-                             "add in=2x8x3x5 with=1x8x1x1 layout=nhwc", "add in=3x8x5 with=3x1x5"}) {
+                             "relu in=2x8x3x3x2 layout=nhwc", "add in=2x8x5 layout=nhwc", "add in=2x8x3x5 with=1x8x1x1",
+                             "add in=3x8x5 with=3x1x5"}) {
         SCOPED_TRACE(line);
         const BenchConfig config = parse_config_line(line, "t");
         const Shape channels{config.input[1]};

@@ -252,6 +252,17 @@ std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::str
     return converted;
 }
 
+// Whether a row's two results differ by at most `tolerance`; if not, the row is a mismatch and
+// its note (after any it has) says by how much.
+bool agrees(BenchResult& result, double difference, double tolerance) {
+    if (difference <= tolerance) return true;
+    result.status = Status::Mismatch;
+    std::ostringstream note;
+    note << "relative L2 difference " << difference << " exceeds " << tolerance << " (not timed)";
+    result.note = result.note.empty() ? note.str() : result.note + "; " + note.str();
+    return false;
+}
+
 // Runs one pass with both backends, compares, and times the two if they agree.
 void measure(BenchResult& result, const std::vector<InputSet>& sets, const Options& options, double tolerance) {
     const auto pass_on = [&](Side side) {
@@ -281,27 +292,16 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
     const double difference = backends_difference(ours, theirs);
     ours = Tensor();
     theirs = Tensor();
-    if (!(difference <= tolerance)) {
-        result.status = Status::Mismatch;
-        std::ostringstream note;
-        note << "relative L2 difference " << difference << " exceeds " << tolerance << " (not timed)";
-        result.note = result.note.empty() ? note.str() : result.note + "; " + note.str();
-        return;
-    }
+    if (!agrees(result, difference, tolerance)) return;
     result.convkit = time_backend(Side::Convkit, our_pass, sets, options);
     result.cudnn = time_backend(Side::Cudnn, their_pass, sets, options);
     result.status = Status::Ok;
 }
 
 // A layer row: convkit's CUDA pass checked against the host's in float64 on the first set, then
-// timed alone (its rate is read against the copy bandwidth). tf32 is a convolution math mode:
-// the f32 rows cover these float32 layers.
+// timed alone (its rate is read against the copy bandwidth). (tf32 rows are refused before the
+// sets are converted: a convolution math mode; the f32 rows time these float32 layers.)
 void measure_layer(BenchResult& result, const std::vector<InputSet>& sets, const Options& options, double tolerance) {
-    if (result.dtype == "tf32") {
-        result.status = Status::Unsupported;
-        result.note = "tf32 is a convolution math mode: the f32 row times this layer";
-        return;
-    }
     std::vector<InputSet> passes = sets;
     if (result.direction != Direction::Forward) {
         SideGuard guard(Side::Convkit, options);
@@ -321,11 +321,7 @@ void measure_layer(BenchResult& result, const std::vector<InputSet>& sets, const
     std::ostringstream note;
     note << "no cuDNN side: against the host in float64, relative L2 difference " << difference;
     result.note = note.str();
-    if (!(difference <= tolerance)) {
-        result.status = Status::Mismatch;
-        result.note += " exceeds " + std::to_string(tolerance) + " (not timed)";
-        return;
-    }
+    if (!agrees(result, difference, tolerance)) return;
     result.convkit = time_backend(Side::Convkit, pass, passes, options);
     result.status = Status::Ok;
 }
@@ -446,7 +442,10 @@ std::vector<BenchResult> run_config(const NamedConfig& entry, const Options& opt
                                          : dtype == "tf32" ? options.tolerance_tf32
                                                            : options.tolerance_f32;
                 try {
-                    if (is_layer(entry.config.op)) {
+                    if (is_layer(entry.config.op) && dtype == "tf32") {
+                        result.status = Status::Unsupported;
+                        result.note = "tf32 is a convolution math mode: the f32 row times this layer";
+                    } else if (is_layer(entry.config.op)) {
                         measure_layer(result, sets_for(sets, dtype, entry.config), options, tolerance);
                     } else {
                         measure(result, sets_for(sets, dtype, entry.config), options, tolerance);
