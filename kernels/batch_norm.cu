@@ -445,7 +445,7 @@ struct ChannelCursor {
 // Channels-last packs keep their channels: the threads form row lanes of `columns` =
 // channels / Width threads, each thread taking one pack column (the same Width channels) of every
 // row_lanes-th row, so it computes its lanes' constants once, and a warp still reads adjacent
-// packs of a row. A thread loads two rows' packs before it finishes the first: at the 72-96
+// packs of a row. A thread loads two rows' packs before it finishes the first: at the 72-110
 // registers these kernels hold, 2-3 blocks of 256 threads an SM keep 8-12 KiB of one pack each
 // in flight, where the copy rate needs about 18. Otherwise (contiguous; single elements; a grid
 // with fewer threads than a row has packs) a grid-stride loop computes the constants once a pack.
