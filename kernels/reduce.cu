@@ -196,17 +196,29 @@ __global__ void finish_chunks_kernel(std::int64_t count, std::int64_t chunks, co
     }
 }
 
-// Chunks a row of `terms` splits into: enough for about kChunkBlocks blocks over the rows, each
-// chunk at least kMinChunkTerms (so a block's start is amortised), at most kMaxChunks (so the
-// finish stays short). A function of the shape, so the order of the sums is too.
-constexpr std::int64_t kChunkBlocks = 2048;
-constexpr std::int64_t kMinChunkTerms = 4096;
+// Chunks a row of `terms` splits into: enough for about `units` (blocks or threads) over the
+// rows, each chunk at least `min_terms` (so a unit's start is amortised), at most kMaxChunks (so
+// the finish stays short). A function of the shape, so the order of the sums is too.
 constexpr std::int64_t kMaxChunks = 256;
 
-std::int64_t chunks_for(const ReduceToShapeGeometry& g) {
-    const std::int64_t wanted = (kChunkBlocks + g.count - 1) / g.count;
-    const std::int64_t most = (g.terms + kMinChunkTerms - 1) / kMinChunkTerms;
+std::int64_t chunks_for(const ReduceToShapeGeometry& g, std::int64_t units, std::int64_t min_terms) {
+    const std::int64_t wanted = (units + g.count - 1) / g.count;
+    const std::int64_t most = (g.terms + min_terms - 1) / min_terms;
     return std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
+}
+
+// The rows' sums in `chunks` partial sums each, written by `launch_partials(partials)` as
+// partials[k * count + j], then added in chunk order, scaled and rounded into `out`.
+template <typename T, typename LaunchPartials>
+void sum_by_chunks(const ReduceToShapeGeometry& g, std::int64_t chunks, double scale, T* out, Stream stream,
+                   LaunchPartials&& launch_partials) {
+    // Released on return: the caching allocator reuses it only behind this stream's work.
+    const std::shared_ptr<void> scratch =
+        detail::allocate_cuda(static_cast<std::size_t>(chunks * g.count) * sizeof(double), stream);
+    auto* partials = static_cast<double*>(scratch.get());
+    launch_partials(partials);
+    launch<finish_chunks_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, detail::to_cuda(stream), g.count, chunks,
+                                    partials, scale, out);
 }
 
 // Rows along the innermost dim (it is kept: x[N, C] summed to [C], a Linear bias's gradient):
@@ -234,9 +246,11 @@ __global__ void sum_columns_kernel(ReduceToShapeGeometry g, SumWalk w, std::int6
 }
 
 // Threads the column kernel aims for (a few waves of an H100), and the fewest terms a chunk of
-// one of them sums.
+// one of them sums; blocks the long rows' kernel aims for, and the fewest terms of one's chunk.
 constexpr std::int64_t kColumnThreads = 1 << 18;
 constexpr std::int64_t kMinColumnChunkTerms = 64;
+constexpr std::int64_t kChunkBlocks = 2048;
+constexpr std::int64_t kMinChunkTerms = 4096;
 
 // Whether the tensor's innermost dim is one of the kept ones (sum_columns_kernel's case).
 bool innermost_kept(const SumWalk& w) {
@@ -245,17 +259,12 @@ bool innermost_kept(const SumWalk& w) {
 
 template <typename T>
 void sum_columns(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
-    const cudaStream_t s = detail::to_cuda(stream);
-    const std::int64_t wanted = (kColumnThreads + g.count - 1) / g.count;
-    const std::int64_t most = (g.terms + kMinColumnChunkTerms - 1) / kMinColumnChunkTerms;
-    const std::int64_t chunks = std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
+    const std::int64_t chunks = chunks_for(g, kColumnThreads, kMinColumnChunkTerms);
     const std::int64_t per_chunk = (g.terms + chunks - 1) / chunks;
-    const std::shared_ptr<void> scratch =
-        detail::allocate_cuda(static_cast<std::size_t>(chunks * g.count) * sizeof(double), stream);
-    auto* partials = static_cast<double*>(scratch.get());
-    launch<sum_columns_kernel<T>>({grid_for(g.count * chunks), kThreadsPerBlock}, s, g, sum_walk(g, 1), chunks,
-                                  per_chunk, x, partials);
-    launch<finish_chunks_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g.count, chunks, partials, scale, out);
+    sum_by_chunks(g, chunks, scale, out, stream, [&](double* partials) {
+        launch<sum_columns_kernel<T>>({grid_for(g.count * chunks), kThreadsPerBlock}, detail::to_cuda(stream), g,
+                                      sum_walk(g, 1), chunks, per_chunk, x, partials);
+    });
 }
 
 // Whether sum_chunks_kernel may read packs of Width terms (see there).
@@ -270,19 +279,17 @@ void sum_long_rows(const ReduceToShapeGeometry& g, const T* x, double scale, T* 
     constexpr int width = kPackWidth<T>;
     const bool packed = packs_fit<T, width>(sum_walk(g, 0), x);
     const std::int64_t unit = packed ? width : 1;  // chunks hold whole packs
-    const std::int64_t chunks = chunks_for(g);
+    const std::int64_t chunks = chunks_for(g, kChunkBlocks, kMinChunkTerms);
     const std::int64_t per_chunk = ((g.terms + chunks - 1) / chunks + unit - 1) / unit * unit;
-    const std::shared_ptr<void> scratch =
-        detail::allocate_cuda(static_cast<std::size_t>(chunks * g.count) * sizeof(double), stream);
-    auto* partials = static_cast<double*>(scratch.get());
     const dim3 grid(blocks_for_rows(g.count), static_cast<unsigned>(chunks));
     const SumWalk walk = sum_walk(g, kThreadsPerBlock * unit);
-    if (packed) {
-        launch<sum_chunks_kernel<T, width>>({grid, kThreadsPerBlock}, s, g, walk, per_chunk, x, partials);
-    } else {
-        launch<sum_chunks_kernel<T, 1>>({grid, kThreadsPerBlock}, s, g, walk, per_chunk, x, partials);
-    }
-    launch<finish_chunks_kernel<T>>({grid_for(g.count), kThreadsPerBlock}, s, g.count, chunks, partials, scale, out);
+    sum_by_chunks(g, chunks, scale, out, stream, [&](double* partials) {
+        if (packed) {
+            launch<sum_chunks_kernel<T, width>>({grid, kThreadsPerBlock}, s, g, walk, per_chunk, x, partials);
+        } else {
+            launch<sum_chunks_kernel<T, 1>>({grid, kThreadsPerBlock}, s, g, walk, per_chunk, x, partials);
+        }
+    });
 }
 
 template <typename T>
