@@ -222,12 +222,13 @@ __device__ inline void store_partial(double* partial, std::int64_t channels, std
 template <typename Terms, int Width>
 __global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int64_t per_chunk, Terms terms,
                                                    double* partial) {
-    const std::int64_t run = g.spatial / Width;  // packs of a channel's run
+    // Packs of a channel's run; at least 1, as the steps divide by it: an empty run (spatial 0)
+    // has no values (`last` is 0), and its chunks store zeros.
+    const std::int64_t run = std::max<std::int64_t>(g.spatial / Width, 1);
     const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
     const std::int64_t last = std::min(g.per_channel() / Width, first + per_chunk);
-    // (An empty run, spatial 0, sums nothing: its chunks store zeros.)
-    const std::int64_t image_step = run > 0 ? kThreadsPerBlock / run : 0;
-    const std::int64_t position_step = run > 0 ? kThreadsPerBlock % run : 0;
+    const std::int64_t image_step = kThreadsPerBlock / run;
+    const std::int64_t position_step = kThreadsPerBlock % run;
     for (std::int64_t c = blockIdx.x; c < g.channels; c += gridDim.x) {
         typename Terms::Channel channel[Width];
         channel[0] = terms.channel(g, c);
@@ -235,8 +236,8 @@ __global__ void channel_partials_contiguous_kernel(BatchNormGeometry g, std::int
         double lane_first[Width] = {};
         double lane_second[Width] = {};
         std::int64_t t = first + threadIdx.x;
-        std::int64_t image = run > 0 ? t / run : 0;
-        std::int64_t position = run > 0 ? t % run : 0;
+        std::int64_t image = t / run;
+        std::int64_t position = t % run;
         for (; t < last; t += kThreadsPerBlock) {
             const std::int64_t offset = (image * g.channels + c) * g.spatial + position * Width;
             if constexpr (Width == 1) {
@@ -456,19 +457,24 @@ struct LaneConstants {
     __device__ const Constants& operator()(int lane) const { return lanes[Lanes == 1 ? 0 : lane]; }
 };
 
+// The constants of channels first_channel .. first_channel + Width - 1, a pack's lanes.
+template <int Width, typename ConstantsOf>
+__device__ auto lane_constants(ConstantsOf& constants_of, std::int64_t first_channel) {
+    LaneConstants<decltype(constants_of(std::int64_t{0})), Width> channel;
+    for (int lane = 0; lane < Width; ++lane) channel.lanes[lane] = constants_of(first_channel + lane);
+    return channel;
+}
+
 // Channels-last packs by pack columns (threads >= columns; see above).
 template <int Width, typename ConstantsOf, typename Load, typename Finish>
 __device__ void for_each_pack_in_columns(const BatchNormGeometry& g, ConstantsOf&& constants_of, Load&& load,
                                          Finish&& finish) {
-    using Constants = decltype(constants_of(std::int64_t{0}));
     const std::int64_t packs = g.count() / Width;
     const std::int64_t columns = g.channels / Width;
     const std::int64_t step = global_thread_count() / columns * columns;  // whole rows of packs
     const std::int64_t first = global_thread_index();
     if (first >= step) return;
-    const std::int64_t first_channel = first % columns * Width;
-    LaneConstants<Constants, Width> channel;
-    for (int lane = 0; lane < Width; ++lane) channel.lanes[lane] = constants_of(first_channel + lane);
+    const auto channel = lane_constants<Width>(constants_of, first % columns * Width);
     std::int64_t p = first;
     for (; p + step < packs; p += 2 * step) {
         const auto loaded = load(p);
@@ -492,9 +498,7 @@ __device__ void for_each_pack_with_constants(const BatchNormGeometry& g, Constan
     ChannelCursor at(g, global_thread_index() * Width, threads * Width);
     for (std::int64_t p = global_thread_index(); p < packs; p += threads, at.advance(g)) {
         if (Width > 1 && g.channels_last) {
-            LaneConstants<Constants, Width> channel;
-            for (int lane = 0; lane < Width; ++lane) channel.lanes[lane] = constants_of(at.channel + lane);
-            finish(p, load(p), channel);
+            finish(p, load(p), lane_constants<Width>(constants_of, at.channel));
         } else {
             finish(p, load(p), LaneConstants<Constants, 1>{{constants_of(at.channel)}});
         }
