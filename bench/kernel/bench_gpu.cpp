@@ -237,19 +237,13 @@ std::vector<InputSet> make_sets(const BenchConfig& config, std::size_t l2_bytes,
 std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::string& dtype, const BenchConfig& config) {
     const RowOperands row = row_operands(dtype, config);
     if (row.element == DType::Float32 && row.activations == MemoryFormat::Contiguous) return sets;
-    std::vector<InputSet> converted;
+    std::vector<InputSet> rows;
     for (const InputSet& s : sets) {
-        InputSet c;
-        c.x = s.x.to(row.element).to(row.activations);
-        c.dy = s.dy.to(row.element).to(row.activations);
-        if (s.w.defined()) c.w = s.w.to(row.element);
-        if (s.bias.defined()) c.bias = s.bias.to(row.element);
-        if (s.residual.defined()) c.residual = s.residual.to(row.element).to(row.activations);
-        if (s.running_mean.defined()) c.running_mean = s.running_mean.to(row.element);
-        if (s.running_var.defined()) c.running_var = s.running_var.to(row.element);
-        converted.push_back(std::move(c));
+        rows.push_back(converted(
+            s, [&](const Tensor& t) { return t.to(row.element).to(row.activations); },
+            [&](const Tensor& t) { return t.to(row.element); }));
     }
-    return converted;
+    return rows;
 }
 
 // Whether a row's two results differ by at most `tolerance`; if not, the row is a mismatch and
@@ -302,17 +296,16 @@ void measure(BenchResult& result, const std::vector<InputSet>& sets, const Optio
 // timed alone (its rate is read against the copy bandwidth). (tf32 rows are refused before the
 // sets are converted: a convolution math mode; the f32 rows time these float32 layers.)
 void measure_layer(BenchResult& result, const std::vector<InputSet>& sets, const Options& options, double tolerance) {
-    std::vector<InputSet> passes = sets;
-    if (result.direction != Direction::Forward) {
-        SideGuard guard(Side::Convkit, options);
-        for (InputSet& s : passes) s = with_recorded_forward(result.config, s);
-    }
     const std::function<Tensor(const InputSet&)> pass = [&result](const InputSet& s) {
         return run_pass(result.config, result.direction, s, Side::Convkit);
     };
+    std::vector<InputSet> passes = sets;
     Tensor ours;
     {
         SideGuard guard(Side::Convkit, options);
+        if (result.direction != Direction::Forward) {
+            for (InputSet& s : passes) s = with_recorded_forward(result.config, s);
+        }
         ours = pass(passes[0]);
     }
     const Tensor reference = host_layer_reference(result.config, result.direction, sets[0]);

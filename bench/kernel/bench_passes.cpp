@@ -45,15 +45,8 @@ Tensor layer_backward(const InputSet& recorded) {
 }
 
 Tensor host_layer_reference(const BenchConfig& config, Direction direction, const InputSet& s) {
-    const auto on_host = [](const Tensor& t) { return t.defined() ? t.to(Device::host()).to(DType::Float64) : t; };
-    InputSet host;
-    host.x = on_host(s.x);
-    host.w = on_host(s.w);
-    host.bias = on_host(s.bias);
-    host.residual = on_host(s.residual);
-    host.running_mean = on_host(s.running_mean);
-    host.running_var = on_host(s.running_var);
-    host.dy = on_host(s.dy);
+    const auto on_host = [](const Tensor& t) { return t.to(Device::host()).to(DType::Float64); };
+    const InputSet host = converted(s, on_host, on_host);
     if (direction == Direction::Forward) return layer_forward(config, host);
     return layer_backward(with_recorded_forward(config, host));
 }

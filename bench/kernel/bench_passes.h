@@ -25,6 +25,23 @@ struct InputSet {
     std::size_t result_leaf = 0;
 };
 
+// `s`'s tensors (not a recorded forward) each passed through `activation` (x, dy, residual: the
+// activations and the output's gradient) or `parameter` (w, bias, the running statistics);
+// undefined ones stay undefined.
+template <typename Activation, typename Parameter>
+InputSet converted(const InputSet& s, Activation&& activation, Parameter&& parameter) {
+    const auto each = [](const Tensor& t, auto& f) { return t.defined() ? f(t) : t; };
+    InputSet c;
+    c.x = each(s.x, activation);
+    c.dy = each(s.dy, activation);
+    c.residual = each(s.residual, activation);
+    c.w = each(s.w, parameter);
+    c.bias = each(s.bias, parameter);
+    c.running_mean = each(s.running_mean, parameter);
+    c.running_var = each(s.running_var, parameter);
+    return c;
+}
+
 // A layer row's forward on `s`'s tensors (their device decides where it runs): batch norm in
 // training, with its running averages; ReLU; x + residual.
 Tensor layer_forward(const BenchConfig& config, const InputSet& s);
