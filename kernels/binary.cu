@@ -25,19 +25,12 @@ __global__ void binary_same_shape_kernel(const T* a, const T* b, T* out, std::in
     });
 }
 
-template <BinaryOp op, typename T>
-__device__ void store_binary(const T* a, const T* b, T* out, std::int64_t i, std::int64_t offset_a,
-                             std::int64_t offset_b) {
-    out[i] =
-        T(detail::binary_value<op>(static_cast<ComputeType<T>>(a[offset_a]), static_cast<ComputeType<T>>(b[offset_b])));
-}
-
 // Past 2^31 elements: the shared index math (backend_api/broadcast.h), 64-bit divisions.
 template <BinaryOp op, typename T>
 __global__ void binary_broadcast_kernel(detail::BroadcastGeometry g, const T* a, const T* b, T* out) {
     for (std::int64_t i = global_thread_index(); i < g.count; i += global_thread_count()) {
         const detail::OperandOffsets o = detail::broadcast_offsets(g, i);
-        store_binary<op>(a, b, out, i, o.a, o.b);
+        out[i] = T(detail::binary_value<op>(static_cast<ComputeType<T>>(a[o.a]), static_cast<ComputeType<T>>(b[o.b])));
     }
 }
 

@@ -102,8 +102,8 @@ Shape broadcast_shape(const std::string& op, const Shape& a, const Shape& b) {
     for (int d = Shape::kMaxRank - rank; d < Shape::kMaxRank; ++d) {
         const auto i = static_cast<std::size_t>(d);
         CONVKIT_REQUIRE(da[i] == db[i] || da[i] == 1 || db[i] == 1, op, "shapes ", a.to_string(), " and ",
-                        b.to_string(), " cannot be broadcast together (dim ", d - (Shape::kMaxRank - rank), ": ", da[i],
-                        " vs ", db[i], ")");
+                        b.to_string(), " cannot be broadcast together (dim ", d - (Shape::kMaxRank - rank), ": ",
+                        da[i], " vs ", db[i], ")");
         dims.push_back(da[i] == 1 ? db[i] : da[i]);
     }
     return Shape(dims);
