@@ -480,6 +480,45 @@ TEST_F(depthwise, FloatChannelsLastForwardAndBackwardDataRunNativelyByDefault) {
     EXPECT_TRUE(same(dw, conv_backward_filter(dy, x, w.shape(), params)));
 }
 
+// A float32 channels-last depthwise layer trained through autograd: the forward and the input
+// gradient run on the channels-last kernels, and only the weight and bias gradients (the
+// contiguous kernels' orders of sums) convert their operands, x and dy once each: 2 conversions a
+// step where the whole layer had run contiguous (x, y, dy and dx converted: 4). Every result and
+// gradient is the contiguous step's, bit for bit.
+TEST_F(depthwise, FloatChannelsLastTrainingConvertsOnlyForTheWeightGradient) {
+    CONVKIT_SEEDED_RNG(rng);
+    const ConvParams params = P(2).set_stride(2).set_padding(1).set_groups(16);
+    const Tensor x0 = testing::random_tensor(Shape{2, 16, 9, 10}, rng).to(Device::cuda());
+    const Tensor w0 = testing::random_tensor(Shape{16, 1, 3, 3}, rng).to(Device::cuda());
+    const Tensor b0 = testing::random_tensor(Shape{16}, rng).to(Device::cuda());
+    const Tensor dy0 = testing::random_tensor(Shape{2, 16, 5, 5}, rng).to(Device::cuda());
+    const auto step = [&](MemoryFormat format) {
+        const auto leaf = [](const Tensor& t, MemoryFormat f) {
+            Tensor l = t.to(f).detach();
+            l.set_requires_grad();
+            return l;
+        };
+        const Tensor x = leaf(x0, format), w = leaf(w0, MemoryFormat::Contiguous),
+                     b = leaf(b0, MemoryFormat::Contiguous);
+        reset_layout_conversions();
+        const Tensor y = conv_forward(x, w, b, params);
+        EXPECT_EQ(last_conv_variant(), "cuda.depthwise");
+        y.backward(dy0.to(format));
+        EXPECT_EQ(y.memory_format(), format);
+        EXPECT_EQ(x.grad().memory_format(), format);
+        const auto host = [](const Tensor& t) { return t.contiguous().to(Device::host()); };
+        return std::tuple{layout_conversions(), host(y), host(x.grad()), host(w.grad()), host(b.grad())};
+    };
+    const auto [contiguous_conversions, y, dx, dw, db] = step(MemoryFormat::Contiguous);
+    const auto [conversions, y_last, dx_last, dw_last, db_last] = step(MemoryFormat::ChannelsLast);
+    EXPECT_EQ(contiguous_conversions, 0u);
+    EXPECT_EQ(conversions, 2u) << "x and dy to contiguous for the weight and bias gradients, once each";
+    EXPECT_TRUE(testing::exactly_equal(y_last, y));
+    EXPECT_TRUE(testing::exactly_equal(dx_last, dx));
+    EXPECT_TRUE(testing::exactly_equal(dw_last, dw));
+    EXPECT_TRUE(testing::exactly_equal(db_last, db));
+}
+
 std::string refusal(const detail::ConvProblem& problem, ConvPass pass = ConvPass::Forward) {
     std::string reason;
     EXPECT_FALSE(testing::conv_variant_named(kVariant).supports(problem, pass, &reason));

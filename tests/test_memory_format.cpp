@@ -576,6 +576,71 @@ TEST_F(MemoryFormatTest, ContiguousOnlyVariantNamedConvertsAndCounts) {
     EXPECT_EQ(actual.memory_format(), kCL);
     expect_same_values(actual, expected, "host.blas");
 }
+
+// Each pass of a recorded convolution runs in its own format: with only the weight gradient (and
+// then the bias gradient too) on a contiguous-only variant, a channels-last training step runs
+// the forward and the input gradient on channels-last buffers and converts just x and dy, once
+// each, for the passes that need them (the whole layer ran contiguous before: x, y, the residual,
+// dy, dx and the residual's gradient converted, 6 conversions). Every result is the contiguous
+// step's, bit for bit, through a fused residual and ReLU (the mask applied to dy before it is
+// converted).
+TEST_F(MemoryFormatTest, EachPassOfATrainingStepRunsInItsOwnFormat) {
+#ifndef CONVKIT_WITH_OPENBLAS
+    GTEST_SKIP() << "this build has no host-blas";
+#endif
+    const ConvParams params = ConvParams(2).set_stride(2).set_padding(1);
+    const auto leaf = [](const Tensor& t, MemoryFormat format) {
+        Tensor l = t.to(format).detach();
+        l.set_requires_grad();
+        return l;
+    };
+    struct Step {
+        Tensor y, dx, dw, db, dr;
+        std::uint64_t conversions;
+    };
+    // A convolution 3 -> 4 channels, and a transposed one 4 -> 3 (whose weight gradient swaps the
+    // roles of x and dy), each with a residual and ReLU.
+    for (const bool transposed : {false, true}) {
+        const Tensor x0 = transposed ? input(Shape{2, 4, 4, 3}, 1) : input(Shape{2, 3, 7, 6}, 1);
+        const Tensor w0 = input(Shape{4, 3, 3, 3}, 2);
+        const Tensor b0 = input(Shape{transposed ? 3 : 4}, 3);
+        const auto conv = [&](const Tensor& x, const Tensor& w, const Tensor& b, const ConvEpilogue& epilogue) {
+            return transposed ? conv_transpose_forward(x, w, b, params, epilogue)
+                              : conv_forward(x, w, b, params, epilogue);
+        };
+        const Shape y_shape = conv(x0, w0, b0, {}).shape();
+        const Tensor r0 = input(y_shape, 4);
+        const Tensor dy0 = input(y_shape, 5);
+        const auto step = [&](MemoryFormat format) {
+            const Tensor x = leaf(x0, format), w = leaf(w0, MemoryFormat::Contiguous),
+                         b = leaf(b0, MemoryFormat::Contiguous), r = leaf(r0, format);
+            reset_layout_conversions();
+            const Tensor y = conv(x, w, b, ConvEpilogue{r, true});
+            EXPECT_EQ(y.memory_format(), format);
+            y.backward(dy0.to(format));
+            EXPECT_EQ(x.grad().memory_format(), format);
+            EXPECT_EQ(r.grad().memory_format(), format);
+            return Step{y, x.grad(), w.grad(), b.grad(), r.grad(), layout_conversions()};
+        };
+        for (const bool bias_contiguous_only : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << (transposed ? "transposed, " : "")
+                                              << (bias_contiguous_only ? "weight and bias gradients on host.blas"
+                                                                       : "weight gradient on host.blas"));
+            const VariantGuard restore;
+            set_conv_variant(ConvPass::BackwardFilter, "host.blas");
+            if (bias_contiguous_only) set_conv_variant(ConvPass::BackwardBias, "host.blas");
+            const Step expected = step(MemoryFormat::Contiguous);
+            const Step actual = step(kCL);
+            EXPECT_EQ(expected.conversions, 0u);
+            EXPECT_EQ(actual.conversions, 2u) << "x and dy to contiguous, once each";
+            expect_same_values(actual.y, expected.y, "y");
+            expect_same_values(actual.dx, expected.dx, "dx");
+            expect_same_values(actual.dw, expected.dw, "dw");
+            expect_same_values(actual.db, expected.db, "db");
+            expect_same_values(actual.dr, expected.dr, "d residual");
+        }
+    }
+}
 #endif
 
 // ---- autograd ---------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ constexpr bool channels_last_rank(int rank) {
 
 // How many times an op converted a tensor between memory formats because the code that ran it
 // reads one format only (every op's entry converts through one helper, and convolution and
-// pooling convert when no chosen variant supports the given layout). Explicit Tensor::to(format)
-// and contiguous() calls are not counted. Process-wide, for benchmarks and tests.
+// pooling convert when no chosen variant supports the given layout), and how many times a
+// backward pass converted such a conversion's gradient back. Explicit Tensor::to(format) and
+// contiguous() calls (and their gradients) are not counted. Process-wide, for benchmarks and
+// tests.
 std::uint64_t layout_conversions();
 void reset_layout_conversions();
 

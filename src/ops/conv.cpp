@@ -6,19 +6,22 @@
 // autograd it also chooses the variants of the backward passes it will need, so the backward
 // runs them on the stored problem without checking or choosing again.
 //
-// Memory formats: the activations (input, output and their gradients) run in their own format
-// when the variants the thread's policy picks support it (the host reference runs both);
-// otherwise they are converted to the other format (counted) and the result converted back, so
-// every result has the format of the activation it derives from. The weight always runs
-// contiguous.
+// Memory formats: each pass runs its activations (input, output and their gradients) in their
+// own format when the variant the thread's policy picks for that pass supports it (the host
+// reference runs both); otherwise that pass converts its operands to the other format (counted)
+// and its result back, so every result has the format of the activation it derives from. The
+// backward passes of a recorded call prefer the format its forward ran in. The weight always
+// runs contiguous.
 //
 // Dtypes: a bfloat16/float16 call runs natively where a variant of the policy computes it in
 // some format (cuda.igemm on a GPU: channels-last, channels per group a multiple of 8); else it
 // is computed in float32 on widened operands and rounded once (computed_in_float32).
 #include "convkit/ops/conv.h"
 
+#include <algorithm>
 #include <initializer_list>
 #include <optional>
+#include <utility>
 
 #include "autograd/graph.h"
 #include "backend_api/selection.h"
@@ -73,41 +76,74 @@ Tensor run_pass_on_activations(std::string_view op, const ConvProblem& contiguou
     return detail::run_pass_on_activations(op, contiguous, pass, shape, a, b, produces_activation(pass), operands_of);
 }
 
+// dy in each memory format a backward pass asks for, converted (and counted) at most once: the
+// weight and bias gradients of a channels-last float32 depthwise layer both run contiguous and
+// share one conversion.
+class GradientInFormats {
+public:
+    explicit GradientInFormats(Tensor dy) : given_(std::move(dy)) {}
+
+    const Tensor& in(MemoryFormat format) {
+        if (given_.memory_format() == format) return given_;
+        if (!converted_.defined()) converted_ = detail::operand_in_format(given_, format);
+        return converted_;  // two formats: the other one
+    }
+
+private:
+    Tensor given_;
+    Tensor converted_;
+};
+
+// One backward pass: the problem with its activations in the format this pass runs them in (the
+// forward's where the pass's variant runs that, else the other one), and the variant chosen for
+// it (empty until needed when the forward did not expect the gradient).
+struct BackwardPass {
+    ConvProblem problem;
+    ConvChoice choice;
+
+    MemoryFormat format() const { return problem.x_layout; }
+};
+
 // The passes that compute each input's gradient. A convolution y = conv(x, w) + b takes dx from
 // backward-data and dw from backward-filter; a transposed one is the adjoint: dx from forward,
-// and dw from backward-filter with the roles of x and dy swapped. dy is first brought to the
-// problem's layout (autograd may deliver it in another: a root gradient given by the caller).
+// and dw from backward-filter with the roles of x and dy swapped. Each pass runs in its own
+// activation format, so that one pass no variant runs in the forward's format (float32
+// depthwise backward-filter on channels-last) converts only its own operands, not the whole
+// layer's; dx comes back in its pass's format and autograd delivers it in x's.
 struct ConvBackward {
-    ConvProblem problem;
+    MemoryFormat format;  // the forward's: of x, y and (as autograd delivers it) dy
     bool transposed = false;
     Shape x_shape;
     Shape w_shape;
-    ConvChoice data;    // for dx
-    ConvChoice filter;  // for dw
-    ConvChoice bias;    // for db
+    BackwardPass data;    // for dx
+    BackwardPass filter;  // for dw
+    BackwardPass bias;    // for db
 
-    Tensor in_layout(const Tensor& dy) const { return detail::operand_in_format(dy, problem.x_layout); }
-
-    Tensor grad_input(std::string_view op, const Tensor& dy_given, const Tensor& w) {
-        const Tensor dy = in_layout(dy_given);
+    Tensor grad_input(std::string_view op, GradientInFormats& dy_in, const Tensor& w) {
+        const Tensor& dy = dy_in.in(data.format());
         if (transposed) {
-            return run_pass(op, problem, ConvPass::Forward, data, x_shape, {.x = activation(dy), .w = w.raw_data()},
-                            dy);
+            return run(op, data, ConvPass::Forward, x_shape, {.x = activation(dy), .w = w.raw_data()}, dy);
         }
-        return run_pass(op, problem, ConvPass::BackwardData, data, x_shape, {.w = w.raw_data(), .dy = activation(dy)},
-                        dy);
+        return run(op, data, ConvPass::BackwardData, x_shape, {.w = w.raw_data(), .dy = activation(dy)}, dy);
     }
-    Tensor grad_weight(std::string_view op, const Tensor& dy_given, const Tensor& x) {
-        const Tensor dy = in_layout(dy_given);
+    Tensor grad_weight(std::string_view op, GradientInFormats& dy_in, const Tensor& x_saved) {
+        const Tensor& dy = dy_in.in(filter.format());
+        const Tensor x = detail::operand_in_format(x_saved, filter.format());
         // In the adjoint convolution the transposed input plays the gradient and dy the input.
         const ConvOperands operands = transposed ? ConvOperands{.x = activation(dy), .dy = activation(x)}
                                                  : ConvOperands{.x = activation(x), .dy = activation(dy)};
-        return run_pass(op, problem, ConvPass::BackwardFilter, filter, w_shape, operands, dy);
+        return run(op, filter, ConvPass::BackwardFilter, w_shape, operands, dy);
     }
-    Tensor grad_bias(std::string_view op, const Tensor& dy_given) {
-        const Tensor dy = in_layout(dy_given);
-        return run_pass(op, problem, ConvPass::BackwardBias, bias, Shape{problem.bias_grad.channels},
-                        {.dy = activation(dy)}, dy);
+    Tensor grad_bias(std::string_view op, GradientInFormats& dy_in) {
+        const Tensor& dy = dy_in.in(bias.format());
+        return run(op, bias, ConvPass::BackwardBias, Shape{bias.problem.bias_grad.channels}, {.dy = activation(dy)},
+                   dy);
+    }
+
+private:
+    static Tensor run(std::string_view op, BackwardPass& pass_run, ConvPass pass, const Shape& shape,
+                      const ConvOperands& operands, const Tensor& like) {
+        return run_pass(op, pass_run.problem, pass, pass_run.choice, shape, operands, like);
     }
 };
 
@@ -122,6 +158,19 @@ struct Epilogue {
     bool any() const { return residual.defined() || relu; }
 };
 
+// A backward pass of the recorded `forward` problem in the format the pass runs: the forward's
+// where the thread's policy runs the pass so (no operand to convert), else the other one, else
+// the forward's (choosing a variant then raises NotSupported with the policy's reason). Its
+// variant is chosen now when `needed`.
+BackwardPass backward_pass(std::string_view op, const ConvProblem& forward, ConvPass pass, bool needed) {
+    BackwardPass run{
+        detail::with_activations_in(
+            forward, detail::supported_format(forward, forward.x_layout, {pass}).value_or(forward.x_layout)),
+        {}};
+    if (needed) run.choice = detail::choose_variant(op, run.problem, pass);
+    return run;
+}
+
 // Records the backward of y = relu(op(x, w) + b + r) with the problem of the forward call and the
 // variants chosen now for the passes whose gradients will be wanted. Each operand is saved only
 // if the other's gradient needs it; y only for the ReLU's mask, applied to dy once for every
@@ -134,24 +183,30 @@ void record_conv(std::string_view op, Tensor& y, const Tensor& x, const Tensor& 
     const bool need_dw = w.requires_grad();
     const bool need_db = bias.defined() && bias.requires_grad();
     problem.bias_grad = bias_grad_of(y.shape());
-    ConvBackward backward{problem, transposed, x.shape(), w.shape(), {}, {}, {}};
-    if (need_dx) backward.data = detail::choose_variant(op, problem, data_pass(transposed));
-    if (need_dw) backward.filter = detail::choose_variant(op, problem, ConvPass::BackwardFilter);
-    if (need_db) backward.bias = detail::choose_variant(op, problem, ConvPass::BackwardBias);
+    ConvBackward backward{problem.x_layout,
+                          transposed,
+                          x.shape(),
+                          w.shape(),
+                          backward_pass(op, problem, data_pass(transposed), need_dx),
+                          backward_pass(op, problem, ConvPass::BackwardFilter, need_dw),
+                          backward_pass(op, problem, ConvPass::BackwardBias, need_db)};
     autograd::record(
         std::string(op), y, {x, w, bias, epilogue.residual},
         [saved_x = need_dw ? SavedTensor(x) : SavedTensor(), saved_w = need_dx ? SavedTensor(w) : SavedTensor(),
          saved_y = epilogue.relu ? SavedTensor(y) : SavedTensor(), backward = std::move(backward),
          op](const Tensor& dy_given, const autograd::NeedsGrad& needs) mutable {
-            const Tensor dy =
-                saved_y.defined()
-                    ? detail::unary_backward_raw(detail::UnaryOp::Relu, backward.in_layout(dy_given), saved_y.get())
-                    : dy_given;
+            // dy as autograd delivers it (a root gradient given by the caller may come in either
+            // format), masked by the ReLU in the format of the saved y.
+            GradientInFormats dy(saved_y.defined()
+                                     ? detail::unary_backward_raw(detail::UnaryOp::Relu,
+                                                                  detail::operand_in_format(dy_given, backward.format),
+                                                                  saved_y.get())
+                                     : dy_given);
             std::vector<Tensor> grads(4);
             if (needs[0]) grads[0] = backward.grad_input(op, dy, saved_w.get());
             if (needs[1]) grads[1] = backward.grad_weight(op, dy, saved_x.get());
             if (needs[2]) grads[2] = backward.grad_bias(op, dy);
-            if (needs[3]) grads[3] = dy;
+            if (needs[3]) grads[3] = dy.in(backward.format);
             return grads;
         });
 }
@@ -165,28 +220,35 @@ Tensor unfused_epilogue(Tensor y, const Epilogue& epilogue) {
     return y;
 }
 
-// The passes a forward call runs now and, when it records for autograd, those its backward may.
-constexpr std::initializer_list<ConvPass> kForwardOnly = {ConvPass::Forward};
-constexpr std::initializer_list<ConvPass> kTransposedForwardOnly = {ConvPass::BackwardData};
+// The passes a recorded call may run: its forward's and its backward's.
 constexpr std::initializer_list<ConvPass> kEveryPass = {ConvPass::Forward, ConvPass::BackwardData,
                                                         ConvPass::BackwardFilter, ConvPass::BackwardBias};
 
+// Whether the thread's policy runs each of `passes` of `problem` natively, each in a memory
+// format of its own.
+bool policy_runs_each(const ConvProblem& problem, std::initializer_list<ConvPass> passes) {
+    return std::all_of(passes.begin(), passes.end(),
+                       [&](ConvPass pass) { return detail::policy_runs(problem, {pass}); });
+}
+
 // The forward of a convolution (or transposed convolution, as its adjoint's backward-data), in
-// the input's format where the variants of this pass (and, when recording, of every backward
-// pass) support it; the result has the input's format. A 16-bit call that no variant of the
-// thread's policy runs natively is `widened()`: computed in float32 and rounded once.
+// the input's format where the variant of this pass supports it, else the other one; the result
+// has the input's format. Each backward pass recorded chooses its own format (backward_pass). A
+// 16-bit call that no variant of the thread's policy runs natively, this pass or (when
+// recording) any other, is `widened()`: computed in float32 and rounded once.
 template <typename Widened>
 Tensor forward(std::string_view op, const Tensor& input_given, const Tensor& weight, const Tensor& bias,
                const ConvEpilogue& epilogue_given, const ConvGeometry& g, bool transposed, Widened widened) {
     const ConvProblem contiguous = detail::conv_problem(g, input_given.dtype(), input_given.device());
     const ConvPass pass = transposed ? ConvPass::BackwardData : ConvPass::Forward;
-    const std::optional<MemoryFormat> native = detail::supported_format(
-        contiguous, input_given.memory_format(),
-        autograd::should_record({input_given, weight, bias, epilogue_given.residual}) ? kEveryPass
-        : transposed                                                                  ? kTransposedForwardOnly
-                                                                                      : kForwardOnly);
-    if (!native && is_reduced_precision_tensor(input_given)) return widened();
-    const ConvProblem problem = detail::with_activations_in(contiguous, native.value_or(MemoryFormat::Contiguous));
+    if (is_reduced_precision_tensor(input_given)) {
+        const bool records = autograd::should_record({input_given, weight, bias, epilogue_given.residual});
+        if (!policy_runs_each(contiguous, records ? kEveryPass : std::initializer_list<ConvPass>{pass})) {
+            return widened();
+        }
+    }
+    const ConvProblem problem = detail::with_activations_in(
+        contiguous, detail::activation_format(contiguous, input_given.memory_format(), {pass}));
     const Tensor input = detail::operand_in_format(input_given, problem.x_layout);
     const Epilogue epilogue{detail::operand_in_format(epilogue_given.residual, problem.y_layout), epilogue_given.relu};
     ConvOperands operands{.w = weight.raw_data(), .bias = data_or_null(bias)};

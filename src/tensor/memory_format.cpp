@@ -3,7 +3,10 @@
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
+#include "autograd/graph.h"
+#include "convkit/autograd.h"
 #include "convkit/memory_format.h"
 #include "core/check.h"
 #include "cuda/cuda_runtime.h"
@@ -86,7 +89,18 @@ Tensor operand_in_format(const Tensor& t, MemoryFormat format) {
     if (!t.defined() || t.memory_format() == format) return t;
     if (format == MemoryFormat::ChannelsLast && !channels_last_rank(t.rank())) return t;
     count_layout_conversion();
-    return t.to(format);
+    Tensor converted;
+    {
+        const NoGradGuard recorded_below;
+        converted = t.to(format);
+    }
+    // The gradient converts back through this helper too, so that a conversion an op makes is
+    // counted in both directions of a training step.
+    autograd::record("to_memory_format", converted, {t},
+                     [source = t.memory_format()](const Tensor& dy, const autograd::NeedsGrad&) {
+                         return std::vector<Tensor>{operand_in_format(dy, source)};
+                     });
+    return converted;
 }
 
 }  // namespace detail
