@@ -325,18 +325,10 @@ __global__ void channel_partials_channels_last_kernel(BatchNormGeometry g, std::
     }
 }
 
-// Packs across a channels-last block: the most, up to kLaneChannels, that divides
-// kThreadsPerBlock and does not exceed the channels' packs (fewer leaves threads idle).
-unsigned packs_across(std::int64_t channel_packs) {
-    unsigned across = kLaneChannels;
-    while (across > 1 && across > channel_packs) across /= 2;
-    return across;
-}
-
 template <typename Terms, int Width>
 void launch_channel_partials_channels_last(const BatchNormGeometry& g, const ChunkPlan& plan, const Terms& terms,
                                            double* partial, cudaStream_t stream) {
-    const unsigned across = packs_across(g.channels / Width);
+    const unsigned across = packs_across(g.channels / Width, kLaneChannels);
     const std::int64_t tiles = (g.channels + across * Width - 1) / (across * Width);
     launch<channel_partials_channels_last_kernel<Terms, Width>>(
         {dim3(grid_stride_blocks(tiles), static_cast<unsigned>(plan.chunks)), dim3(across, kThreadsPerBlock / across)},

@@ -83,6 +83,17 @@ __device__ inline void load_widened(const T* data, std::int64_t pack, bool insid
     }
 }
 
+// ---- Blocks across a channels-innermost buffer --------------------------------------------------
+
+// Threads of a block side by side along a row of `packs` adjacent packs (channels-last channels,
+// the columns of a sum over rows), the rest of kThreadsPerBlock stacked as row lanes: `most` (a
+// power of two dividing kThreadsPerBlock), halved while it exceeds the packs (more would idle).
+inline unsigned packs_across(std::int64_t packs, unsigned most) {
+    unsigned across = most;
+    while (across > 1 && across > packs) across /= 2;
+    return across;
+}
+
 // ---- Flat elementwise work over packs -----------------------------------------------------------
 
 template <int Width>

@@ -4,7 +4,8 @@
 // over (row, chunk) and a second pass adding each row's chunks in order (sums), or a block per
 // row (max); a thread per output for short rows. Sums accumulate
 // in double, so float32 sums are as accurate as the host's. Every path reduces in an order
-// fixed by the shape (block_reduce's tree), so results are the same run to run.
+// fixed by the shape (block_reduce's tree; and, where 16-byte packs apply, by the buffer's
+// alignment to one), so results are the same run to run.
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_memory.h"
 #include "cuda/cuda_runtime.h"
@@ -145,6 +146,55 @@ __device__ inline std::int64_t kept_offset(const SumWalk& w, std::int64_t j) {
 // Terms a thread loads before adding them (in its order), so several loads are in flight.
 constexpr int kTermsInFlight = 4;
 
+// The cursor of a walk over one summed dim (the usual case once dims are merged: a bias's
+// gradient sums N x H x W as one): no coordinates and no carries, since t stays below the dim's
+// extent; TermCursor's general loop over up to 5 dims took about 200 instructions a term.
+struct LinearTermCursor {
+    std::int64_t offset;
+    std::int64_t move;
+
+    __device__ LinearTermCursor(const SumWalk& w, std::int64_t t, std::int64_t step)
+        : offset(t * w.stride[0]), move(step * w.stride[0]) {}
+    __device__ void advance(const SumWalk&) { offset += move; }
+};
+
+// The loop of for_each_term_pack over one cursor type.
+template <int Width, typename T, typename Cursor, typename Add>
+__device__ void for_each_term_pack_by(const T* row, const SumWalk& w, std::int64_t t, std::int64_t last,
+                                      std::int64_t step, Cursor term, Add&& add) {
+    while (t < last) {
+        ElementPack<T, Width> values[kTermsInFlight];
+        int loaded = 0;
+        CONVKIT_UNROLL
+        for (int u = 0; u < kTermsInFlight; ++u) {
+            if (t >= last) break;
+            values[u] = load_pack<Width>(row, term.offset / Width);
+            ++loaded;
+            t += step;
+            if (t < last) term.advance(w);
+        }
+        CONVKIT_UNROLL
+        for (int u = 0; u < kTermsInFlight; ++u) {
+            if (u >= loaded) break;
+            add(values[u]);
+        }
+    }
+}
+
+// add(pack) for the packs of Width terms t, t + step, ... below `last` of a row (offsets from
+// `row` by the walk, whose step is `step`), in that order, kTermsInFlight loaded ahead of their
+// adds.
+template <int Width, typename T, typename Add>
+__device__ void for_each_term_pack(const T* row, const SumWalk& w, std::int64_t t, std::int64_t last, std::int64_t step,
+                                   Add&& add) {
+    if (t >= last) return;
+    if (w.summed == 1) {
+        for_each_term_pack_by<Width>(row, w, t, last, step, LinearTermCursor(w, t, step), add);
+    } else {
+        for_each_term_pack_by<Width>(row, w, t, last, step, TermCursor(w, t), add);
+    }
+}
+
 // Block (row j, chunk k) sums the row's terms [k * per_chunk, (k + 1) * per_chunk) into
 // partials[k * count + j]: each thread every blockDim.x-th pack of Width terms, then the block's
 // tree. Width > 1 where the innermost summed dim is the tensor's innermost and a multiple of
@@ -159,27 +209,10 @@ __global__ void sum_chunks_kernel(ReduceToShapeGeometry g, SumWalk w, std::int64
     for (std::int64_t j = blockIdx.x; j < g.count; j += gridDim.x) {
         const T* row = x + kept_offset(w, j);
         double sum = 0;
-        std::int64_t t = first + std::int64_t{threadIdx.x} * Width;  // (blocks of kThreadsPerBlock)
-        if (t < last) {
-            TermCursor term(w, t);
-            while (t < last) {
-                ElementPack<T, Width> values[kTermsInFlight];
-                int loaded = 0;
-                CONVKIT_UNROLL
-                for (int u = 0; u < kTermsInFlight; ++u) {
-                    if (t >= last) break;
-                    values[u] = load_pack<Width>(row, term.offset / Width);
-                    ++loaded;
-                    t += step;
-                    if (t < last) term.advance(w);
-                }
-                CONVKIT_UNROLL
-                for (int u = 0; u < kTermsInFlight; ++u) {
-                    if (u >= loaded) break;
-                    for (int lane = 0; lane < Width; ++lane) sum += static_cast<double>(values[u].value[lane]);
-                }
-            }
-        }
+        const std::int64_t t = first + std::int64_t{threadIdx.x} * Width;  // (blocks of kThreadsPerBlock)
+        for_each_term_pack<Width>(row, w, t, last, step, [&](const ElementPack<T, Width>& values) {
+            for (int lane = 0; lane < Width; ++lane) sum += static_cast<double>(values.value[lane]);
+        });
         sum = block_sum(sum);
         if (threadIdx.x == 0) partials[std::int64_t{blockIdx.y} * g.count + j] = sum;
     }
@@ -221,50 +254,90 @@ void sum_by_chunks(const ReduceToShapeGeometry& g, std::int64_t chunks, double s
                                     partials, scale, out);
 }
 
-// Rows along the innermost dim (it is kept: x[N, C] summed to [C], a Linear bias's gradient):
-// a thread a (row, chunk), adjacent threads on adjacent rows, so a warp's loads of one term each
-// are adjacent in memory; a block a row would read each term from its own 32-byte sector. Chunk k
-// of row j into partials[k * count + j], its terms one after another (the walk's step is 1).
-template <typename T>
-__global__ void sum_columns_kernel(ReduceToShapeGeometry g, SumWalk w, std::int64_t chunks, std::int64_t per_chunk,
-                                   const T* x, double* partials) {
-    for (std::int64_t u = global_thread_index(); u < g.count * chunks; u += global_thread_count()) {
-        const std::int64_t j = u % g.count, k = u / g.count;
-        const std::int64_t first = k * per_chunk, last = std::min(g.terms, first + per_chunk);
-        const T* row = x + kept_offset(w, j);
-        double sum = 0;
-        if (first < last) {
-            TermCursor term(w, first);
-            for (std::int64_t t = first;;) {
-                sum += static_cast<double>(row[term.offset]);
-                if (++t >= last) break;
-                term.advance(w);
-            }
+// Rows along the innermost dim (it is kept: x[N, C] summed to [C], a Linear bias's gradient, or a
+// channels-last gradient [N, H, W, C] summed to a [C, 1, 1] bias): a block is blockDim.x threads
+// side by side over a tile of adjacent columns, a pack of Width each (16 bytes where the columns
+// are whole packs and the buffer aligned), by blockDim.y row lanes, so a warp reads adjacent
+// columns of one term. Lane y sums terms first + y, first + y + blockDim.y, ... of the block's
+// chunk (kTermsInFlight loads ahead of their adds), and the lanes' sums are added in lane order
+// in shared memory into partials[k * count + j]. Blocks stride over (tile, outer kept element)
+// units; blockIdx.y is the chunk. (A thread a column read 2 bytes at a time with one load in
+// flight: about a twentieth of the copy rate on a bias's gradient.)
+template <typename T, int Width>
+__global__ void sum_columns_kernel(ReduceToShapeGeometry g, SumWalk w, std::int64_t per_chunk, const T* x,
+                                   double* partials) {
+    __shared__ double lanes[kThreadsPerBlock * Width];  // [row lane][column of the tile]
+    const std::int64_t columns = w.kept_extent[0];
+    const std::int64_t tile_columns = std::int64_t{blockDim.x} * Width;
+    const std::int64_t tiles = (columns + tile_columns - 1) / tile_columns;
+    const std::int64_t first = std::int64_t{blockIdx.y} * per_chunk;
+    const std::int64_t last = std::min(g.terms, first + per_chunk);
+    const std::int64_t step = blockDim.y;  // the walk's step (sum_walk)
+    const int thread = static_cast<int>(threadIdx.y * blockDim.x + threadIdx.x);
+    for (std::int64_t unit = blockIdx.x; unit < tiles * (g.count / columns); unit += gridDim.x) {
+        const std::int64_t tile = unit % tiles, outer = unit / tiles;
+        const std::int64_t column = tile * tile_columns + std::int64_t{threadIdx.x} * Width;
+        double sum[Width] = {};
+        if (column < columns) {
+            // Every offset a multiple of Width: the other dims' strides are multiples of `columns`.
+            const T* row = x + kept_offset(w, outer * columns) + column;
+            for_each_term_pack<Width>(row, w, first + threadIdx.y, last, step,
+                                      [&](const ElementPack<T, Width>& values) {
+                                          for (int lane = 0; lane < Width; ++lane)
+                                              sum[lane] += static_cast<double>(values.value[lane]);
+                                      });
         }
-        partials[k * g.count + j] = sum;
+        for (int lane = 0; lane < Width; ++lane) lanes[thread * Width + lane] = sum[lane];
+        __syncthreads();
+        for (std::int64_t j = thread; j < tile_columns; j += kThreadsPerBlock) {
+            const std::int64_t c = tile * tile_columns + j;
+            if (c >= columns) break;
+            double total = 0;
+            for (unsigned row_lane = 0; row_lane < blockDim.y; ++row_lane) total += lanes[row_lane * tile_columns + j];
+            partials[std::int64_t{blockIdx.y} * g.count + outer * columns + c] = total;
+        }
+        __syncthreads();  // the lanes are rewritten for the next unit
     }
 }
 
-// Threads the column kernel aims for (a few waves of an H100), and the fewest terms a chunk of
-// one of them sums; blocks the long rows' kernel aims for, and the fewest terms of one's chunk.
-constexpr std::int64_t kColumnThreads = 1 << 18;
-constexpr std::int64_t kMinColumnChunkTerms = 64;
+// Blocks the column and the long rows' kernels aim for; the fewest terms a row lane of the
+// column kernel sums in a chunk, and a block of the long rows' kernel. Columns a block reads
+// across at most (in packs).
 constexpr std::int64_t kChunkBlocks = 2048;
+constexpr std::int64_t kMinColumnLaneTerms = 16;
 constexpr std::int64_t kMinChunkTerms = 4096;
+constexpr unsigned kMostPacksAcross = 32;
 
 // Whether the tensor's innermost dim is one of the kept ones (sum_columns_kernel's case).
 bool innermost_kept(const SumWalk& w) {
     return w.kept > 0 && w.kept_stride[0] == 1;
 }
 
-template <typename T>
-void sum_columns(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
-    const std::int64_t chunks = chunks_for(g, kColumnThreads, kMinColumnChunkTerms);
+template <typename T, int Width>
+void sum_columns_in_packs_of(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
+    const std::int64_t columns = sum_walk(g, 1).kept_extent[0];
+    const unsigned across = packs_across(columns / Width, kMostPacksAcross);
+    const unsigned row_lanes = kThreadsPerBlock / across;
+    const std::int64_t units = (columns + across * Width - 1) / (across * Width) * (g.count / columns);
+    const std::int64_t wanted = (kChunkBlocks + units - 1) / units;
+    const std::int64_t most = (g.terms + row_lanes * kMinColumnLaneTerms - 1) / (row_lanes * kMinColumnLaneTerms);
+    const std::int64_t chunks = std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
     const std::int64_t per_chunk = (g.terms + chunks - 1) / chunks;
     sum_by_chunks(g, chunks, scale, out, stream, [&](double* partials) {
-        launch<sum_columns_kernel<T>>({grid_for(g.count * chunks), kThreadsPerBlock}, detail::to_cuda(stream), g,
-                                      sum_walk(g, 1), chunks, per_chunk, x, partials);
+        launch<sum_columns_kernel<T, Width>>(
+            {dim3(blocks_for_rows(units), static_cast<unsigned>(chunks)), dim3(across, row_lanes)},
+            detail::to_cuda(stream), g, sum_walk(g, row_lanes), per_chunk, x, partials);
     });
+}
+
+template <typename T>
+void sum_columns(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
+    constexpr int width = kPackWidth<T>;
+    if (sum_walk(g, 1).kept_extent[0] % width == 0 && pack_aligned<T, width>(x)) {
+        sum_columns_in_packs_of<T, width>(g, x, scale, out, stream);
+    } else {
+        sum_columns_in_packs_of<T, 1>(g, x, scale, out, stream);
+    }
 }
 
 // Whether sum_chunks_kernel may read packs of Width terms (see there).

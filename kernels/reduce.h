@@ -2,8 +2,9 @@
 // Launchers for the reduction kernels (kernels/reduce.cu); plain C++ for host callers. Each
 // launcher picks its kernel by shape: a two-pass grid reduction when there is one output, blocks
 // over chunks of long rows (sums; max: a block a row), a thread per output for short ones. Every
-// choice depends on the shape only and reduces in a fixed order, so results are the same run to
-// run (and on any GPU). Sums accumulate in double whatever the dtype.
+// choice depends on the shape (and, where 16-byte packs apply, on whether the buffer is aligned
+// to one) and reduces in a fixed order, so results are the same run to run (and on any GPU). Sums
+// accumulate in double whatever the dtype.
 #include <cstdint>
 
 #include "backend_api/broadcast.h"

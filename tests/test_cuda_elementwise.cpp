@@ -164,15 +164,188 @@ TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
                                      : dtype == DType::Float32  ? kFloat32VsFloat64Tolerance
                                      : dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance
                                                                 : kFloat16VsFloat64Tolerance;
+            // Judged against the terms' magnitudes: random terms that cancel leave a sum no relative
+            // accuracy in any order (float64 failed 1e-12 relative about one run in 50).
+            const Tensor magnitudes = sum_to_shape(abs(x.to(DType::Float64)), reduced);
+            const auto error = [&](const Tensor& got) {
+                return summation_error(got.to(Device::host()).to(DType::Float64), expected.to(DType::Float64),
+                                       magnitudes);
+            };
             const Tensor xd = x.to(Device::cuda());
             const Tensor got = run_poisoned(reduced, dtype, [&](Tensor& out) {
                 kernels::sum_dims(g, dtype, xd.raw_data(), 1.0, out.raw_data(), stream0());
             });
-            EXPECT_LT(relative_error(got, expected), tolerance) << dtype_name(dtype);
+            EXPECT_LT(error(got), tolerance) << dtype_name(dtype);
             // And through the public op.
-            EXPECT_LT(relative_error(sum_to_shape(xd, reduced), expected), tolerance);
+            EXPECT_LT(error(sum_to_shape(xd, reduced)), tolerance);
         }
     }
+}
+
+// Broadcasting beside a channels-last activation reads every operand in its own format and
+// writes the result in the activation's (the geometry walks the result's buffer): each value is
+// the contiguous op's, bit for bit (one rounding each), every dtype, both index widths, packed
+// (16 channels) and not (5), with no layout converted (operands of one shape in two formats: b
+// converted to a's, once).
+TEST_F(CudaElementwise, ChannelsLastBroadcastingEqualsTheContiguousOpsBitForBit) {
+    using detail::BinaryOp;
+    CONVKIT_SEEDED_RNG(rng);
+    struct Pair {
+        Shape a, b;
+        MemoryFormat a_format, b_format;
+        MemoryFormat result;
+        std::uint64_t conversions = 0;
+    };
+    constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast, kC = MemoryFormat::Contiguous;
+    const std::vector<Pair> pairs = {
+        {Shape{3, 16, 9, 7}, Shape{16, 1, 1}, kCL, kC, kCL},        // a bias
+        {Shape{3, 5, 9, 7}, Shape{1, 5, 1, 1}, kCL, kCL, kCL},      // a bias, not whole packs
+        {Shape{3, 16, 9, 7}, Shape{3, 16, 1, 1}, kCL, kCL, kCL},    // a per-sample scale
+        {Shape{2, 16, 5, 6, 7}, Shape{16, 1, 1, 1}, kCL, kC, kCL},  // 3-D
+        {Shape{4, 16, 33}, Shape{16, 1}, kCL, kC, kCL},             // 1-D
+        {Shape{1, 16, 9, 7}, Shape{2, 16, 9, 7}, kC, kCL, kCL},     // the full operand second
+        {Shape{2, 16, 9, 7}, Shape{1, 16, 9, 7}, kCL, kCL, kCL},    // a plane per sample
+        {Shape{2, 16, 9, 7}, Shape{16, 9, 7}, kCL, kCL, kCL},       // a lower-rank channels-last operand
+        {Shape{2, 16, 9, 7}, Shape{2, 16, 9, 7}, kCL, kC, kCL, 1},  // one shape in two formats
+        {Shape{2, 16, 1, 7}, Shape{2, 1, 9, 1}, kCL, kCL, kC}};     // neither of the result's shape
+    const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div};
+    const auto run = [](BinaryOp op, const Tensor& a, const Tensor& b) {
+        switch (op) {
+            case BinaryOp::Add:
+                return add(a, b);
+            case BinaryOp::Sub:
+                return sub(a, b);
+            case BinaryOp::Mul:
+                return mul(a, b);
+            default:
+                return div(a, b);
+        }
+    };
+    for (const bool wide : {false, true}) {
+        SCOPED_TRACE(wide ? "64-bit index kernel" : "32-bit index kernel");
+        const kernels::ForcedIndexWidth width(wide);
+        for (const Pair& p : pairs) {
+            SCOPED_TRACE(p.a.to_string() + " op " + p.b.to_string());
+            const Tensor a = random_tensor(p.a, rng);
+            const Tensor b = Tensor::uniform(p.b, 0.5, 2, rng(), DType::Float64);
+            for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+                SCOPED_TRACE(dtype_name(dtype));
+                const Tensor ad = a.to(dtype).to(Device::cuda()), bd = b.to(dtype).to(Device::cuda());
+                const Tensor a_given = ad.to(p.a_format), b_given = bd.to(p.b_format);
+                for (BinaryOp op : ops) {
+                    SCOPED_TRACE(detail::binary_op_name(op));
+                    const Tensor expected = run(op, ad, bd).to(Device::host());
+                    reset_layout_conversions();
+                    const Tensor got = run(op, a_given, b_given);
+                    EXPECT_EQ(layout_conversions(), p.conversions);
+                    EXPECT_EQ(got.memory_format(), p.result);
+                    EXPECT_TRUE(exactly_equal(got.to(Device::host()), expected))
+                        << "max difference " << max_abs_difference(got.to(Device::host()), expected);
+                }
+            }
+        }
+    }
+}
+
+// A channels-last gradient summed to a bias, a per-sample or a per-position shape is read in its
+// buffer (the result contiguous, or channels-last where the kept dims are ordered as the
+// buffer's), the lower-rank per-position shape from a contiguous copy; every sum against the
+// float64 host within the dtype's tolerance of the terms' magnitudes (the orders of the terms
+// differ from the contiguous gradient's), through chunked and single passes.
+TEST_F(CudaElementwise, SumToShapeReadsAChannelsLastGradientInPlace) {
+    CONVKIT_SEEDED_RNG(rng);
+    struct Case {
+        Shape full, reduced;
+        MemoryFormat result;
+        bool converts;
+    };
+    constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast, kC = MemoryFormat::Contiguous;
+    const std::vector<Case> cases = {{Shape{8, 16, 40, 40}, Shape{16, 1, 1}, kC, false},
+                                     {Shape{8, 16, 40, 40}, Shape{1, 16, 1, 1}, kC, false},
+                                     {Shape{8, 16, 40, 40}, Shape{8, 16, 1, 1}, kC, false},
+                                     {Shape{8, 5, 40, 40}, Shape{5, 1, 1}, kC, false},
+                                     {Shape{8, 16, 40, 40}, Shape{1, 16, 40, 40}, kCL, false},
+                                     {Shape{8, 16, 40, 40}, Shape{1, 1, 40, 40}, kC, false},
+                                     {Shape{2, 16, 6, 7, 8}, Shape{16, 1, 1, 1}, kC, false},
+                                     {Shape{30, 16, 300}, Shape{16, 1}, kC, false},
+                                     {Shape{8, 16, 40, 40}, Shape{16, 40, 40}, kC, true}};
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.full.to_string() + " -> " + c.reduced.to_string());
+        for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+            SCOPED_TRACE(dtype_name(dtype));
+            const Tensor x = random_tensor(c.full, rng).to(dtype);
+            const Tensor expected = sum_to_shape(x.to(DType::Float64), c.reduced).to(dtype);
+            const double tolerance = dtype == DType::Float64    ? kFloat64Tolerance
+                                     : dtype == DType::Float32  ? kFloat32VsFloat64Tolerance
+                                     : dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance
+                                                                : kFloat16VsFloat64Tolerance;
+            const Tensor xd = x.to(Device::cuda()).to(kCL);
+            reset_layout_conversions();
+            const Tensor got = sum_to_shape(xd, c.reduced);
+            EXPECT_EQ(layout_conversions(), c.converts ? 1u : 0u);
+            EXPECT_EQ(got.memory_format(), c.result);
+            EXPECT_LT(summation_error(got.to(Device::host()).to(DType::Float64), expected.to(DType::Float64),
+                                      sum_to_shape(abs(x.to(DType::Float64)), c.reduced)),
+                      tolerance);
+        }
+    }
+}
+
+// The column sums (the innermost dim kept) on a buffer one element off 16 bytes: single values
+// where the aligned buffer takes packs (another block shape, so another order of the terms), both
+// against float64 by the terms' magnitudes.
+TEST_F(CudaElementwise, ColumnSumsOfAnUnalignedBufferTakeSingleValues) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Shape full{2000, 64}, reduced{64};
+    const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry("test", full, reduced);
+    for (DType dtype : {DType::Float64, DType::Float32, DType::BFloat16, DType::Float16}) {
+        SCOPED_TRACE(dtype_name(dtype));
+        const Tensor x = random_tensor(full, rng).to(dtype);
+        const Tensor expected = sum_to_shape(x.to(DType::Float64), reduced);
+        const Tensor magnitudes = sum_to_shape(abs(x.to(DType::Float64)), reduced);
+        const double tolerance = dtype == DType::Float64    ? kFloat64Tolerance
+                                 : dtype == DType::Float32  ? kFloat32VsFloat64Tolerance
+                                 : dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance
+                                                            : kFloat16VsFloat64Tolerance;
+        for (std::int64_t offset : {0, 1}) {
+            SCOPED_TRACE(offset == 0 ? "aligned" : "one element off");
+            const OffsetBuffer xd(x, offset), out(nan_tensor(reduced, dtype), offset);
+            kernels::sum_dims(g, dtype, xd.data(), 1.0, out.data(), stream0());
+            EXPECT_LT(summation_error(out.values(reduced).to(DType::Float64), expected, magnitudes), tolerance);
+        }
+    }
+}
+
+// A channels-last activation scaled per sample and channel and shifted by a bias, trained
+// through autograd: no layout converted, the activation's gradient channels-last, every gradient
+// within float32's tolerance of float64.
+TEST_F(CudaElementwise, ChannelsLastScaleAndBiasTrainWithoutConverting) {
+    CONVKIT_SEEDED_RNG(rng);
+    const Tensor x0 = random_tensor(Shape{4, 16, 10, 9}, rng), s0 = random_tensor(Shape{4, 16, 1, 1}, rng),
+                 b0 = random_tensor(Shape{16, 1, 1}, rng), dy0 = random_tensor(Shape{4, 16, 10, 9}, rng);
+    const auto grads = [&](DType dtype, Device device, MemoryFormat format) {
+        const auto leaf = [&](const Tensor& t, MemoryFormat f) {
+            Tensor l = t.to(dtype).to(device).to(f).detach();
+            l.set_requires_grad();
+            return l;
+        };
+        const Tensor x = leaf(x0, format), s = leaf(s0, MemoryFormat::Contiguous),
+                     b = leaf(b0, MemoryFormat::Contiguous);
+        reset_layout_conversions();
+        const Tensor y = add(mul(x, s), b);
+        EXPECT_EQ(y.memory_format(), format);
+        y.backward(dy0.to(dtype).to(device).to(format));
+        EXPECT_EQ(layout_conversions(), 0u);
+        EXPECT_EQ(x.grad().memory_format(), format);
+        const auto host = [](const Tensor& t) { return t.to(Device::host()).to(DType::Float64); };
+        return std::tuple{host(y), host(x.grad()), host(s.grad()), host(b.grad())};
+    };
+    const auto [y, dx, ds, db] = grads(DType::Float64, Device::host(), MemoryFormat::Contiguous);
+    const auto [y_got, dx_got, ds_got, db_got] = grads(DType::Float32, Device::cuda(), MemoryFormat::ChannelsLast);
+    EXPECT_LT(relative_error(y_got, y), kFloat32VsFloat64Tolerance);
+    EXPECT_LT(relative_error(dx_got, dx), kFloat32VsFloat64Tolerance);
+    EXPECT_LT(relative_error(ds_got, ds), kFloat32VsFloat64Tolerance);
+    EXPECT_LT(relative_error(db_got, db), kFloat32VsFloat64Tolerance);
 }
 
 // ---- unary -----------------------------------------------------------------------------------

@@ -224,8 +224,79 @@ std::vector<OpCase> op_cases() {
         {"sub", [=](MemoryFormat f) { return sub(in(s, 1, f), in(s, 2, f)); }, kNative},
         {"mul", [=](MemoryFormat f) { return mul(in(s, 1, f), in(s, 2, f)); }, kNative},
         {"div", [=](MemoryFormat f) { return div(in(s, 1, f), in(s, 2, f, 1.0, 2.0)); }, kNative},
-        {"mul broadcast", [=](MemoryFormat f) { return mul(in(s, 1, f), in(Shape{4}, 2, f)); }},
+        // Broadcasting reads each operand in its own format; the result takes the format of the
+        // operand of its shape (a's where both are), else contiguous.
+        {"mul broadcast", [=](MemoryFormat f) { return mul(in(s, 1, f), in(Shape{4}, 2, f)); }, kNative},
+        {"add bias",
+         [=](MemoryFormat f) {
+             return add(in(s, 1, f), in(Shape{3, 1, 1}, 2, f));
+         },
+         kNative},
+        {"mul per sample scale",
+         [=](MemoryFormat f) {
+             return mul(in(s, 1, f), in(Shape{2, 3, 1, 1}, 2, f));
+         },
+         kNative},
+        {"sub from a broadcast",
+         [=](MemoryFormat f) {
+             return sub(in(Shape{1, 3, 1, 4}, 1, f), in(s, 2, f));
+         },
+         kNative},
+        {"div 1d by channel",
+         [=](MemoryFormat f) {
+             return div(in(s1, 1, f), in(Shape{3, 1}, 2, f, 1.0, 2.0));
+         },
+         kNative},
+        {"add 3d bias",
+         [=](MemoryFormat f) {
+             return add(in(s3, 1, f), in(Shape{1, 3, 1, 1, 1}, 2, f));
+         },
+         kNative},
+        {"add a plane",
+         [=](MemoryFormat f) {
+             return add(in(s, 1, f), in(Shape{1, 3, 4, 4}, 2, f));
+         },
+         kNative},
+        {"mul both broadcast",
+         [=](MemoryFormat f) {
+             return mul(in(Shape{2, 3, 1, 4}, 1, f), in(Shape{2, 1, 4, 1}, 2, f));
+         },
+         kNative, false},
+        {"add lower rank channels last",
+         [=](MemoryFormat f) {
+             return add(in(s, 1, f), in(Shape{3, 4, 4}, 2, f));
+         },
+         kNative},
+        // One shape in two formats: b converted to a's format.
         {"add mixed formats", [=](MemoryFormat f) { return add(in(s, 1, f), in(s, 2, MemoryFormat::Contiguous)); }},
+        {"add mixed formats contiguous first",
+         [=](MemoryFormat f) { return add(in(s, 1, MemoryFormat::Contiguous), in(s, 2, f)); }},
+        // Summing to a shape reads the buffer as it is where a format of the result orders the
+        // kept dims as that buffer does.
+        {"sum_to_shape bias",
+         [=](MemoryFormat f) {
+             return sum_to_shape(in(s, 1, f), Shape{3, 1, 1});
+         },
+         kNative, false},
+        {"sum_to_shape per sample",
+         [=](MemoryFormat f) {
+             return sum_to_shape(in(s, 1, f), Shape{2, 3, 1, 1});
+         },
+         kNative, false},
+        {"sum_to_shape plane",
+         [=](MemoryFormat f) {
+             return sum_to_shape(in(s, 1, f), Shape{1, 3, 4, 4});
+         },
+         kNative},
+        {"sum_to_shape 3d bias",
+         [=](MemoryFormat f) {
+             return sum_to_shape(in(s3, 1, f), Shape{3, 1, 1, 1});
+         },
+         kNative, false},
+        {"sum_to_shape lower rank",
+         [=](MemoryFormat f) {
+             return sum_to_shape(in(s, 1, f), Shape{3, 4, 4});
+         }},
         {"neg", [=](MemoryFormat f) { return neg(in(s, 1, f)); }, kNative},
         {"exp", [=](MemoryFormat f) { return exp(in(s, 1, f)); }, kNative},
         {"log", [=](MemoryFormat f) { return log(in(s, 1, f, 0.5, 2.0)); }, kNative},
@@ -255,7 +326,8 @@ std::vector<OpCase> op_cases() {
         {"sum_to_shape",
          [=](MemoryFormat f) {
              return sum_to_shape(in(s, 1, f), Shape{1, 3, 1, 1});
-         }},
+         },
+         kNative, false},
         {"sum_to_shape same shape", [=](MemoryFormat f) { return sum_to_shape(in(s, 1, f), s); }, kNative},
         {"softmax", [=](MemoryFormat f) { return softmax(in(s, 1, f), 1); }},
         {"log_softmax", [=](MemoryFormat f) { return log_softmax(in(s, 1, f), 1); }},
@@ -282,7 +354,9 @@ std::vector<OpCase> op_cases() {
          },
          kNativeOnHost},
         {"conv2d channels_last weight",
-         [=](MemoryFormat f) { return conv_forward(in(s, 1, f), in(Shape{4, 3, 3, 3}, 2, f), Tensor(), ConvParams(2)); }},
+         [=](MemoryFormat f) {
+             return conv_forward(in(s, 1, f), in(Shape{4, 3, 3, 3}, 2, f), Tensor(), ConvParams(2));
+         }},
         {"conv2d_backward_data",
          [=](MemoryFormat f) {
              return conv_backward_data(in(Shape{2, 4, 2, 2}, 1, f), weight(Shape{4, 3, 3, 3}), s, ConvParams(2));
@@ -321,25 +395,30 @@ std::vector<OpCase> op_cases() {
         {"max_pool2d_backward",
          [=](MemoryFormat f) {
              return max_pool_backward(in(Shape{2, 3, 2, 2}, 1, f), in(s, 2, f), PoolParams(2, 2));
-         }, kNative},
+         },
+         kNative},
         {"avg_pool3d", [=](MemoryFormat f) { return avg_pool_forward(in(s3, 1, f), PoolParams(3, 2)); }, kNative},
         {"avg_pool2d_backward",
          [=](MemoryFormat f) {
              return avg_pool_backward(in(Shape{2, 3, 2, 2}, 1, f), s, PoolParams(2, 2));
-         }, kNative},
+         },
+         kNative},
         {"adaptive_avg_pool2d",
          [=](MemoryFormat f) {
              return adaptive_avg_pool_forward(in(s, 1, f), {3, 3});
-         }, kNative},
+         },
+         kNative},
         {"adaptive_avg_pool2d_backward",
          [=](MemoryFormat f) {
              return adaptive_avg_pool_backward(in(Shape{2, 3, 3, 3}, 1, f), s);
-         }, kNative},
+         },
+         kNative},
         {"global_avg_pool", [=](MemoryFormat f) { return global_avg_pool_forward(in(s, 1, f)); }, kNative},
         {"global_avg_pool_backward",
          [=](MemoryFormat f) {
              return global_avg_pool_backward(in(Shape{2, 3, 1, 1}, 1, f), s);
-         }, kNative},
+         },
+         kNative},
         {"upsample_nearest",
          [=](MemoryFormat f) {
              return upsample_nearest(in(s, 1, f), {2, 2});

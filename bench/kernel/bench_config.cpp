@@ -405,11 +405,6 @@ BenchConfig parse_config_line(const std::string& line, const std::string& where)
         fail(where, "field 'with': ", shape_text(config.addend), " does not broadcast to the input ",
              shape_text(config.input), " (each of its dims 1 or the input's)");
     }
-    if (config.broadcasts_addend() && config.layout == MemoryFormat::ChannelsLast) {
-        fail(where,
-             "field 'layout': a broadcasting add runs in the logical order, converting channels-last operands "
-             "first, which the row's bytes do not count: time it contiguous");
-    }
     return config;
 }
 

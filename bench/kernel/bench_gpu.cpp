@@ -242,6 +242,8 @@ std::vector<InputSet> sets_for(const std::vector<InputSet>& sets, const std::str
         rows.push_back(converted(
             s, [&](const Tensor& t) { return t.to(row.element).to(row.activations); },
             [&](const Tensor& t) { return t.to(row.element); }));
+        // A broadcast addend is a parameter (a bias, a layer scale): contiguous, as a model holds it.
+        if (config.broadcasts_addend()) rows.back().residual = s.residual.to(row.element);
     }
     return rows;
 }

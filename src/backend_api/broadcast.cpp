@@ -1,5 +1,8 @@
 #include "backend_api/broadcast.h"
 
+#include <algorithm>
+#include <numeric>
+#include <optional>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -17,17 +20,52 @@ std::array<std::int64_t, Shape::kMaxRank> right_aligned(const Shape& shape) {
     return dims;
 }
 
-// Row-major strides of right-aligned dims, 0 where the dim is 1 and the result's is larger.
-std::array<std::int64_t, Shape::kMaxRank> broadcast_strides(const std::array<std::int64_t, Shape::kMaxRank>& dims,
-                                                            const std::array<std::int64_t, Shape::kMaxRank>& out) {
-    std::array<std::int64_t, Shape::kMaxRank> strides{};
+using Dims = std::array<std::int64_t, Shape::kMaxRank>;
+using Order = std::array<int, Shape::kMaxRank>;
+
+// The slots of a rank-`rank` shape's right-aligned dims from the outermost to the innermost of a
+// buffer in `format`: the logical order, or for channels-last N, spatial..., C (the leading
+// slots, of extent 1, first either way).
+Order buffer_order(int rank, MemoryFormat format) {
+    Order order{};
+    std::iota(order.begin(), order.end(), 0);
+    if (format == MemoryFormat::ChannelsLast && channels_last_rank(rank)) {
+        const auto channels = order.begin() + (Shape::kMaxRank - rank + 1);
+        std::rotate(channels, channels + 1, order.end());  // C after the spatial dims
+    }
+    return order;
+}
+
+// The element strides of a buffer of `shape` in `format`, right-aligned like its dims.
+Dims buffer_strides(const Shape& shape, MemoryFormat format) {
+    const Dims dims = right_aligned(shape);
+    const Order order = buffer_order(shape.rank(), format);
+    Dims strides{};
     std::int64_t stride = 1;
-    for (int d = Shape::kMaxRank - 1; d >= 0; --d) {
-        const auto i = static_cast<std::size_t>(d);
-        strides[i] = dims[i] == out[i] ? stride : 0;
-        stride *= dims[i];
+    for (int k = Shape::kMaxRank - 1; k >= 0; --k) {
+        const auto slot = static_cast<std::size_t>(order[static_cast<std::size_t>(k)]);
+        strides[slot] = stride;
+        stride *= dims[slot];
     }
     return strides;
+}
+
+// An operand's strides for each dim of the result `out`: its buffer's, 0 where it is broadcast
+// (its extent 1, the result's larger).
+Dims broadcast_strides(const Shape& operand, MemoryFormat format, const Dims& out) {
+    const Dims dims = right_aligned(operand);
+    Dims strides = buffer_strides(operand, format);
+    for (std::size_t i = 0; i < strides.size(); ++i) {
+        if (dims[i] != out[i]) strides[i] = 0;
+    }
+    return strides;
+}
+
+// `dims` in `order` (the slot each position holds).
+Dims in_order(const Dims& dims, const Order& order) {
+    Dims ordered{};
+    for (std::size_t k = 0; k < ordered.size(); ++k) ordered[k] = dims[static_cast<std::size_t>(order[k])];
+    return ordered;
 }
 
 // The geometries merge adjacent dims that index alike and drop dims of 1, keeping every
@@ -110,26 +148,55 @@ Shape broadcast_shape(const std::string& op, const Shape& a, const Shape& b) {
 }
 
 BroadcastGeometry broadcast_geometry(const std::string& op, const Shape& a, const Shape& b) {
+    return broadcast_geometry(op, a, MemoryFormat::Contiguous, b, MemoryFormat::Contiguous, MemoryFormat::Contiguous);
+}
+
+BroadcastGeometry broadcast_geometry(const std::string& op, const Shape& a, MemoryFormat a_format, const Shape& b,
+                                     MemoryFormat b_format, MemoryFormat out_format) {
     const Shape out = broadcast_shape(op, a, b);
+    const Dims out_dims = right_aligned(out);
+    const Order order = buffer_order(out.rank(), out_format);
     BroadcastGeometry g;
-    g.out = right_aligned(out);
-    g.a_stride = broadcast_strides(right_aligned(a), g.out);
-    g.b_stride = broadcast_strides(right_aligned(b), g.out);
+    g.out = in_order(out_dims, order);
+    g.a_stride = in_order(broadcast_strides(a, a_format, out_dims), order);
+    g.b_stride = in_order(broadcast_strides(b, b_format, out_dims), order);
     g.count = out.numel();
     merge_dims(g);
     return g;
 }
 
 ReduceToShapeGeometry reduce_to_shape_geometry(const std::string& op, const Shape& full, const Shape& reduced) {
+    return reduce_to_shape_geometry(op, full, MemoryFormat::Contiguous, reduced);
+}
+
+ReduceToShapeGeometry reduce_to_shape_geometry(const std::string& op, const Shape& full, MemoryFormat full_format,
+                                               const Shape& reduced) {
     CONVKIT_REQUIRE(broadcast_shape(op, full, reduced) == full, op, "shape ", reduced.to_string(),
                     " does not broadcast to ", full.to_string());
+    const Order order = buffer_order(full.rank(), full_format);
     ReduceToShapeGeometry g;
-    g.full = right_aligned(full);
-    g.reduced = right_aligned(reduced);
+    g.full = in_order(right_aligned(full), order);
+    g.reduced = in_order(right_aligned(reduced), order);
     g.count = reduced.numel();
     g.terms = g.count == 0 ? 0 : full.numel() / g.count;
     merge_dims(g);
     return g;
+}
+
+std::optional<MemoryFormat> reduced_buffer_format(const Shape& full, MemoryFormat full_format, const Shape& reduced) {
+    const Dims full_dims = right_aligned(full);
+    const Dims reduced_dims = right_aligned(reduced);
+    int previous_kept = -1;
+    bool logical_order = true;
+    for (int slot : buffer_order(full.rank(), full_format)) {
+        const auto i = static_cast<std::size_t>(slot);
+        if (full_dims[i] == 1 || reduced_dims[i] != full_dims[i]) continue;  // summed, or no extent to order
+        logical_order = logical_order && slot > previous_kept;
+        previous_kept = slot;
+    }
+    if (logical_order) return MemoryFormat::Contiguous;
+    if (full_format == MemoryFormat::ChannelsLast && reduced.rank() == full.rank()) return MemoryFormat::ChannelsLast;
+    return std::nullopt;
 }
 
 }  // namespace convkit::detail

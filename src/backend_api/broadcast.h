@@ -5,8 +5,10 @@
 // spread the elements over threads.
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "convkit/memory_format.h"
 #include "convkit/shape.h"
 
 namespace convkit::detail {
@@ -25,6 +27,12 @@ struct BroadcastGeometry {
 
 // The broadcast of `a` and `b`; throws InvalidArgument naming `op` and both shapes otherwise.
 BroadcastGeometry broadcast_geometry(const std::string& op, const Shape& a, const Shape& b);
+// The same over buffers in any memory format: `a` and `b` read in theirs, the result written in
+// `out_format`. The index walks the result's buffer, so the dims are in its order (N, spatial...,
+// C for channels-last) and each operand's strides are its own buffer's (a channels-last
+// activation plus a [C, 1, 1] bias: the bias steps along the innermost dim).
+BroadcastGeometry broadcast_geometry(const std::string& op, const Shape& a, MemoryFormat a_format, const Shape& b,
+                                     MemoryFormat b_format, MemoryFormat out_format);
 Shape broadcast_shape(const std::string& op, const Shape& a, const Shape& b);
 
 // The offsets in a and b of result element `index`.
@@ -57,6 +65,16 @@ struct ReduceToShapeGeometry {
 };
 
 ReduceToShapeGeometry reduce_to_shape_geometry(const std::string& op, const Shape& full, const Shape& reduced);
+// The same for a full tensor whose buffer is in `full_format`: the terms are read in that buffer
+// and the reduced elements written in the order its kept dims have there, which is the buffer of
+// `reduced` in `reduced_buffer_format(full, full_format, reduced)`.
+ReduceToShapeGeometry reduce_to_shape_geometry(const std::string& op, const Shape& full, MemoryFormat full_format,
+                                               const Shape& reduced);
+// The memory format whose buffer of `reduced` orders its elements as a sum of a `full_format`
+// buffer of `full` writes them: contiguous where the kept dims keep their logical order there
+// (always, for a contiguous `full`), channels-last where `reduced` has full's rank, else none (the
+// caller converts `full` to contiguous first).
+std::optional<MemoryFormat> reduced_buffer_format(const Shape& full, MemoryFormat full_format, const Shape& reduced);
 
 // The offset in the full tensor of term `term` (in [0, terms)) of reduced element `index`.
 constexpr std::int64_t reduce_to_shape_source(const ReduceToShapeGeometry& g, std::int64_t index, std::int64_t term) {

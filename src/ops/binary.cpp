@@ -1,5 +1,8 @@
 // Binary elementwise ops: checks, broadcast geometry, device dispatch, autograd.
 #include "kernels/binary.h"
+
+#include <optional>
+
 #include "autograd/graph.h"
 #include "backends/host/binary_host.h"
 #include "backends/host/reduce_host.h"
@@ -12,22 +15,25 @@ namespace convkit {
 namespace {
 using detail::BinaryOp;
 
-// The format both operands run in: theirs when they share shape and format (elementwise on the
-// buffers, so any order is the same arithmetic), else contiguous (broadcasting indexes in the
-// logical order).
-MemoryFormat binary_format(const Tensor& a, const Tensor& b) {
-    const bool shared = a.shape() == b.shape() && a.memory_format() == b.memory_format();
-    return shared ? a.memory_format() : MemoryFormat::Contiguous;
+// The format of op(a, b)'s result: that of an operand of the result's shape (a's where both
+// are), else contiguous. A broadcast operand is read in its own format (the geometry walks the
+// result's buffer with each operand's strides), so a channels-last activation plus a [C, 1, 1]
+// bias stays channels-last, as in PyTorch, converting nothing.
+MemoryFormat binary_result_format(const Tensor& a, const Tensor& b, const Shape& result) {
+    if (a.shape() == result) return a.memory_format();
+    if (b.shape() == result) return b.memory_format();
+    return MemoryFormat::Contiguous;
 }
 
 // op(a, b) over the broadcast of the two shapes, without recording; the result is in
-// binary_format(a, b).
-Tensor binary_raw(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
+// binary_result_format. Operands of one shape in two formats convert b to a's (counted): read
+// across its buffer, b would be gathered a value a thread, where the converted one runs in
+// 16-byte packs beside a.
+Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b_given) {
     const std::string name = detail::binary_op_name(op);
-    NoGradGuard no_grad;  // raw: the caller records the op, conversions included
-    const MemoryFormat format = binary_format(a_in, b_in);
-    const Tensor a = detail::operand_in_format(a_in, format);
-    const Tensor b = detail::operand_in_format(b_in, format);
+    NoGradGuard no_grad;  // raw: the caller records the op
+    const bool one_shape = a.defined() && b_given.defined() && a.shape() == b_given.shape();
+    const Tensor b = one_shape ? detail::operand_in_format(b_given, a.memory_format()) : b_given;
     detail::check_same_device_and_dtype(name, {{"a", a}, {"b", b}}, detail::ReducedPrecision::ComputedInFloat32,
                                         detail::Layouts::Either);
     if (is_reduced_precision(a.dtype()) && a.device().is_host()) {
@@ -35,8 +41,11 @@ Tensor binary_raw(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
         // kernels compute 16-bit storage in float themselves, without the copies).
         return binary_raw(op, detail::widened_to_float32(a), detail::widened_to_float32(b)).to(a.dtype());
     }
-    const detail::BroadcastGeometry g = detail::broadcast_geometry(name, a.shape(), b.shape());
-    Tensor out = Tensor::empty(detail::broadcast_shape(name, a.shape(), b.shape()), a.dtype(), a.device(), format);
+    const Shape shape = detail::broadcast_shape(name, a.shape(), b.shape());
+    const MemoryFormat format = binary_result_format(a, b, shape);
+    const detail::BroadcastGeometry g =
+        detail::broadcast_geometry(name, a.shape(), a.memory_format(), b.shape(), b.memory_format(), format);
+    Tensor out = Tensor::empty(shape, a.dtype(), a.device(), format);
     if (a.device().is_host()) {
         detail::binary_elementwise_host(op, g, a.dtype(), a.raw_physical_data(), b.raw_physical_data(),
                                         out.raw_physical_data());
@@ -111,16 +120,23 @@ Tensor sum_to_shape(const Tensor& gradient_in, const Shape& shape) {
     detail::check_same_device_and_dtype(op, {{"gradient", gradient_in}}, detail::ReducedPrecision::ComputedInFloat32,
                                         detail::Layouts::Either);
     if (gradient_in.shape() == shape) return gradient_in;  // nothing to sum: as it is, in its format
-    const Tensor gradient = detail::contiguous_operand(gradient_in);  // the sum reads the logical order
+    // The sum reads the gradient's buffer as it is where some format of `shape` holds the kept
+    // dims in that buffer's order (a channels-last gradient summed to a [C, 1, 1] bias or to
+    // [N, C, 1, 1]), else the logical order of a contiguous copy.
+    const std::optional<MemoryFormat> in_buffer_order =
+        detail::reduced_buffer_format(gradient_in.shape(), gradient_in.memory_format(), shape);
+    const Tensor gradient = in_buffer_order ? gradient_in : detail::contiguous_operand(gradient_in);
     if (is_reduced_precision(gradient.dtype()) && gradient.device().is_host()) {
         return sum_to_shape(detail::widened_to_float32(gradient), shape).to(gradient.dtype());
     }
-    const detail::ReduceToShapeGeometry g = detail::reduce_to_shape_geometry(op, gradient.shape(), shape);
-    Tensor reduced = Tensor::empty(shape, gradient.dtype(), gradient.device());
+    const detail::ReduceToShapeGeometry g =
+        detail::reduce_to_shape_geometry(op, gradient.shape(), gradient.memory_format(), shape);
+    Tensor reduced =
+        Tensor::empty(shape, gradient.dtype(), gradient.device(), in_buffer_order.value_or(MemoryFormat::Contiguous));
     if (gradient.device().is_host()) {
-        detail::sum_dims_host(g, gradient.dtype(), gradient.raw_data(), 1.0, reduced.raw_data());
+        detail::sum_dims_host(g, gradient.dtype(), gradient.raw_physical_data(), 1.0, reduced.raw_physical_data());
     } else {
-        kernels::sum_dims(g, gradient.dtype(), gradient.raw_data(), 1.0, reduced.raw_data(),
+        kernels::sum_dims(g, gradient.dtype(), gradient.raw_physical_data(), 1.0, reduced.raw_physical_data(),
                           detail::stream_of(gradient));
     }
     // Differentiable too: its gradient is a broadcast back, i.e. adding to zeros of the full shape.

@@ -4,9 +4,11 @@
 // leading dim) stretches to the other operand's size, e.g. [N, C, H, W] + [C, 1, 1].
 // All are differentiable; the gradient of a broadcast operand is summed back to its shape.
 // Memory format (convkit/memory_format.h): unary and scalar ops, and binary ops on operands of
-// one shape and one format, run on the buffers and return that format; binary ops with
-// broadcasting or mixed formats convert channels-last operands to contiguous (counted in
-// layout_conversions()) and return contiguous.
+// one shape and one format, run on the buffers and return that format. A broadcasting binary op
+// reads each operand in its own format and returns the format of the operand of the result's
+// shape (a's where both are, contiguous where neither is): a channels-last activation plus a
+// [C, 1, 1] bias is channels-last. Operands of one shape in two formats convert b to a's format
+// (counted in layout_conversions()) and return a's.
 #include "convkit/tensor.h"
 
 namespace convkit {
