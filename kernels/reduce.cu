@@ -229,14 +229,15 @@ __global__ void finish_chunks_kernel(std::int64_t count, std::int64_t chunks, co
     }
 }
 
-// Chunks a row of `terms` splits into: enough for about `units` (blocks or threads) over the
-// rows, each chunk at least `min_terms` (so a unit's start is amortised), at most kMaxChunks (so
-// the finish stays short). A function of the shape, so the order of the sums is too.
+// Chunks a row of `terms` splits into when its reduction spreads over `units` blocks without
+// chunks: enough for about `target` blocks in all, each chunk at least `min_terms` (so a block's
+// start is amortised), at most kMaxChunks (so the finish stays short). A function of the shape,
+// so the order of the sums is too.
 constexpr std::int64_t kMaxChunks = 256;
 
-std::int64_t chunks_for(const ReduceToShapeGeometry& g, std::int64_t units, std::int64_t min_terms) {
-    const std::int64_t wanted = (units + g.count - 1) / g.count;
-    const std::int64_t most = (g.terms + min_terms - 1) / min_terms;
+std::int64_t chunks_for(std::int64_t units, std::int64_t terms, std::int64_t target, std::int64_t min_terms) {
+    const std::int64_t wanted = (target + units - 1) / units;
+    const std::int64_t most = (terms + min_terms - 1) / min_terms;
     return std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
 }
 
@@ -314,14 +315,12 @@ bool innermost_kept(const SumWalk& w) {
 }
 
 template <typename T, int Width>
-void sum_columns_in_packs_of(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
-    const std::int64_t columns = sum_walk(g, 1).kept_extent[0];
+void sum_columns_in_packs_of(const ReduceToShapeGeometry& g, std::int64_t columns, const T* x, double scale, T* out,
+                             Stream stream) {
     const unsigned across = packs_across(columns / Width, kMostPacksAcross);
     const unsigned row_lanes = kThreadsPerBlock / across;
     const std::int64_t units = (columns + across * Width - 1) / (across * Width) * (g.count / columns);
-    const std::int64_t wanted = (kChunkBlocks + units - 1) / units;
-    const std::int64_t most = (g.terms + row_lanes * kMinColumnLaneTerms - 1) / (row_lanes * kMinColumnLaneTerms);
-    const std::int64_t chunks = std::clamp<std::int64_t>(std::min(wanted, most), 1, kMaxChunks);
+    const std::int64_t chunks = chunks_for(units, g.terms, kChunkBlocks, row_lanes * kMinColumnLaneTerms);
     const std::int64_t per_chunk = (g.terms + chunks - 1) / chunks;
     sum_by_chunks(g, chunks, scale, out, stream, [&](double* partials) {
         launch<sum_columns_kernel<T, Width>>(
@@ -333,10 +332,11 @@ void sum_columns_in_packs_of(const ReduceToShapeGeometry& g, const T* x, double 
 template <typename T>
 void sum_columns(const ReduceToShapeGeometry& g, const T* x, double scale, T* out, Stream stream) {
     constexpr int width = kPackWidth<T>;
-    if (sum_walk(g, 1).kept_extent[0] % width == 0 && pack_aligned<T, width>(x)) {
-        sum_columns_in_packs_of<T, width>(g, x, scale, out, stream);
+    const std::int64_t columns = sum_walk(g, 1).kept_extent[0];
+    if (columns % width == 0 && pack_aligned<T, width>(x)) {
+        sum_columns_in_packs_of<T, width>(g, columns, x, scale, out, stream);
     } else {
-        sum_columns_in_packs_of<T, 1>(g, x, scale, out, stream);
+        sum_columns_in_packs_of<T, 1>(g, columns, x, scale, out, stream);
     }
 }
 
@@ -352,7 +352,7 @@ void sum_long_rows(const ReduceToShapeGeometry& g, const T* x, double scale, T* 
     constexpr int width = kPackWidth<T>;
     const bool packed = packs_fit<T, width>(sum_walk(g, 0), x);
     const std::int64_t unit = packed ? width : 1;  // chunks hold whole packs
-    const std::int64_t chunks = chunks_for(g, kChunkBlocks, kMinChunkTerms);
+    const std::int64_t chunks = chunks_for(g.count, g.terms, kChunkBlocks, kMinChunkTerms);
     const std::int64_t per_chunk = ((g.terms + chunks - 1) / chunks + unit - 1) / unit * unit;
     const dim3 grid(blocks_for_rows(g.count), static_cast<unsigned>(chunks));
     const SumWalk walk = sum_walk(g, kThreadsPerBlock * unit);

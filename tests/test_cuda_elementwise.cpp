@@ -51,6 +51,13 @@ Stream stream0() {
     return current_stream(0);
 }
 
+// A sum of `dtype` values, accumulated in double and rounded once, against float64 on the same
+// values: float64 within its own rounding, the others within the rounding of their result.
+double sum_tolerance(DType dtype) {
+    if (dtype == DType::Float64) return kFloat64Tolerance;
+    return dtype == DType::Float32 ? kFloat32VsFloat64Tolerance : sixteen_bit_tolerance(dtype);
+}
+
 // NaN exactly where `expected` has NaN (a mean of nothing, a maximum of a row holding NaN), and
 // the other elements within `tolerance`: relative error, or, given the magnitudes of the terms
 // behind each element (a sum or a mean), summation_error. Tolerance 0: exactly equal.
@@ -160,10 +167,7 @@ TEST_F(CudaElementwise, SumToShapeEqualsTheHost) {
             Tensor expected = Tensor::empty(reduced, computed);
             detail::sum_dims_host(g, computed, x.to(computed).raw_data(), 1.0, expected.raw_data());
             expected = expected.to(dtype);
-            const double tolerance = dtype == DType::Float64    ? kFloat64Tolerance
-                                     : dtype == DType::Float32  ? kFloat32VsFloat64Tolerance
-                                     : dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance
-                                                                : kFloat16VsFloat64Tolerance;
+            const double tolerance = sum_tolerance(dtype);
             // Judged against the terms' magnitudes: random terms that cancel leave a sum no relative
             // accuracy in any order (float64 failed 1e-12 relative about one run in 50).
             const Tensor magnitudes = sum_to_shape(abs(x.to(DType::Float64)), reduced);
@@ -275,10 +279,7 @@ TEST_F(CudaElementwise, SumToShapeReadsAChannelsLastGradientInPlace) {
             SCOPED_TRACE(dtype_name(dtype));
             const Tensor x = random_tensor(c.full, rng).to(dtype);
             const Tensor expected = sum_to_shape(x.to(DType::Float64), c.reduced).to(dtype);
-            const double tolerance = dtype == DType::Float64    ? kFloat64Tolerance
-                                     : dtype == DType::Float32  ? kFloat32VsFloat64Tolerance
-                                     : dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance
-                                                                : kFloat16VsFloat64Tolerance;
+            const double tolerance = sum_tolerance(dtype);
             const Tensor xd = x.to(Device::cuda()).to(kCL);
             reset_layout_conversions();
             const Tensor got = sum_to_shape(xd, c.reduced);
@@ -303,10 +304,7 @@ TEST_F(CudaElementwise, ColumnSumsOfAnUnalignedBufferTakeSingleValues) {
         const Tensor x = random_tensor(full, rng).to(dtype);
         const Tensor expected = sum_to_shape(x.to(DType::Float64), reduced);
         const Tensor magnitudes = sum_to_shape(abs(x.to(DType::Float64)), reduced);
-        const double tolerance = dtype == DType::Float64    ? kFloat64Tolerance
-                                 : dtype == DType::Float32  ? kFloat32VsFloat64Tolerance
-                                 : dtype == DType::BFloat16 ? kBfloat16VsFloat64Tolerance
-                                                            : kFloat16VsFloat64Tolerance;
+        const double tolerance = sum_tolerance(dtype);
         for (std::int64_t offset : {0, 1}) {
             SCOPED_TRACE(offset == 0 ? "aligned" : "one element off");
             const OffsetBuffer xd(x, offset), out(nan_tensor(reduced, dtype), offset);
